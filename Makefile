@@ -1,0 +1,128 @@
+# pixserve — one Makefile for the service, its tests, sanitizer builds,
+# fuzzers and the demo. Every build first runs scripts/setup --quiet, which
+# installs missing Debian packages (and prints nothing when all are present).
+#
+#   make                      release build into build/release/
+#   make SANITIZER=address    (or undefined, thread, address,undefined) into build/<name>/
+#   make CUDA=1               reserved for the CUDA backend (not built yet)
+#   make test                 unit + integration tests, then again under ASan+UBSan,
+#                             then a short run of every fuzzer
+#   make fuzz                 libFuzzer targets (clang) into build/fuzz/
+#   make demo                 start pixserve and inpaint a photo through its API
+
+comma := ,
+SANITIZER ?=
+CUDA ?= 0
+SAN_TAG := $(subst $(comma),+,$(SANITIZER))
+BUILD ?= build/$(if $(SANITIZER),$(SAN_TAG),release)
+
+CC ?= cc
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wpointer-arith -Wundef
+# Asserts stay on in every build: NDEBUG is never defined.
+CPPFLAGS := -Isrc -D_GNU_SOURCE -MMD -MP
+OPT ?= -O2
+CFLAGS := -std=c17 $(OPT) -g -pthread $(WARN) $(EXTRA_CFLAGS)
+LDFLAGS := -pthread $(EXTRA_LDFLAGS)
+LDLIBS := -lmicrohttpd -lcjson -lpng16 -ljpeg -lwebp -lm
+
+ifneq ($(SANITIZER),)
+CFLAGS += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZER)
+endif
+
+ifeq ($(CUDA),1)
+$(error CUDA=1: the CUDA backend is not part of this tree yet (see issue "LaMa engine on CUDA"))
+endif
+
+MAINS := src/serve/main.c
+LIB_SRC := $(filter-out $(MAINS),$(wildcard src/core/*.c src/image/*.c src/engine/*.c \
+             src/engine/classic/*.c src/serve/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB := $(BUILD)/libpixserve.a
+PIXSERVE := $(BUILD)/pixserve
+
+UNIT_SRC := $(wildcard tests/unit/*_test.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+HARNESS_OBJ := $(BUILD)/tests/harness.o
+
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
+
+.SECONDARY:
+
+.PHONY: all setup unit test test-unit test-integration test-sanitize test-fuzz fuzz fuzz-bins \
+        demo clean format
+
+all: $(PIXSERVE)
+
+setup:
+	@scripts/setup --quiet
+
+$(BUILD)/%.o: %.c | setup
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(PIXSERVE): $(BUILD)/src/serve/main.o $(LIB)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(HARNESS_OBJ): tests/unit/harness.c | setup
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/%.o: tests/unit/%.c | setup
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/%_test: $(BUILD)/tests/%_test.o $(HARNESS_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+unit: $(UNIT_BIN)
+
+# --- tests -------------------------------------------------------------------
+# scripts/test runs one build's unit and integration tests; `make test` runs
+# the release build, then the ASan+UBSan build, then every fuzzer briefly.
+test-unit: all unit
+	@scripts/test unit $(BUILD)
+
+test-integration: all
+	@scripts/test integration $(BUILD)
+
+test-sanitize:
+	@$(MAKE) --no-print-directory SANITIZER=address,undefined OPT=-O1 all unit
+	@scripts/test all build/address+undefined
+
+test-fuzz: fuzz
+	@scripts/test fuzz build/fuzz
+
+test: all unit
+	@scripts/test all $(BUILD)
+	@$(MAKE) --no-print-directory test-sanitize
+	@$(MAKE) --no-print-directory test-fuzz
+
+# --- fuzzing (libFuzzer needs clang) -------------------------------------------
+fuzz: | setup
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang OPT=-O1 \
+	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" \
+	  EXTRA_LDFLAGS="-fsanitize=fuzzer,address,undefined" fuzz-bins
+
+fuzz-bins: $(FUZZ_BIN)
+
+build/fuzz/fuzz_%: fuzz/fuzz_%.c $(LIB)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+# --- demo --------------------------------------------------------------------
+demo: all
+	@scripts/demo $(PIXSERVE)
+
+format:
+	clang-format -i $(shell git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
+
+-include $(wildcard $(BUILD)/src/*/*.d $(BUILD)/src/*/*/*.d $(BUILD)/tests/*.d)

@@ -1,0 +1,6 @@
+/* placeholder until the service lands */
+int main(void);
+int main(void)
+{
+    return 0;
+}

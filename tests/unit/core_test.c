@@ -1,0 +1,146 @@
+/*
+ * core_test.c — buffer caps, the parallel-for pool, the RNG and error names.
+ */
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/pool.h"
+#include "core/rng.h"
+#include "harness.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+
+TEST(t_buf_cap)
+{
+    px_buf b;
+    px_buf_init(&b, 10);
+    T_EQ_INT(px_buf_append(&b, "0123456789", 10), 0);
+    T_EQ_INT(b.len, 10);
+    T_EQ_INT(px_buf_append(&b, "x", 1), PX_ETOOBIG);
+    T_EQ_INT(b.len, 10);
+    T_EQ_STR((char *)b.data, "0123456789");
+    px_buf_free(&b);
+    T_EQ_INT(px_buf_printf(&b, "%d-%s", 42, "abc"), 0);
+    T_EQ_STR((char *)b.data, "42-abc");
+    T_EQ_INT(px_buf_printf(&b, "%s", "too long for it"), PX_ETOOBIG);
+    T_EQ_STR((char *)b.data, "42-abc");
+    size_t n;
+    uint8_t *p = px_buf_steal(&b, &n);
+    T_EQ_INT(n, 6);
+    T_TRUE(b.data == NULL && b.len == 0);
+    free(p);
+}
+
+TEST(t_buf_huge_request_refused)
+{
+    px_buf b;
+    px_buf_init(&b, 1 << 20);
+    T_EQ_INT(px_buf_reserve(&b, SIZE_MAX), PX_ETOOBIG);
+    T_EQ_INT(px_buf_append(&b, "a", 1), 0);
+    T_EQ_INT(px_buf_reserve(&b, SIZE_MAX - 1), PX_ETOOBIG);
+    px_buf_free(&b);
+}
+
+struct sum_ctx {
+    atomic_long sum;
+    atomic_int calls;
+    int *seen;
+};
+
+static void sum_body(void *ctx, int b, int e)
+{
+    struct sum_ctx *c = ctx;
+    long s = 0;
+    for (int i = b; i < e; i++) {
+        s += i;
+        c->seen[i]++;
+    }
+    atomic_fetch_add(&c->sum, s);
+    atomic_fetch_add(&c->calls, 1);
+}
+
+TEST(t_pool_covers_every_item_once)
+{
+    px_pool *p = px_pool_create(4);
+    T_TRUE(p != NULL);
+    T_EQ_INT(px_pool_threads(p), 4);
+    for (int n = 0; n < 2000; n += 97) {
+        struct sum_ctx c = {.seen = calloc((size_t)n + 1, sizeof(int))};
+        px_pool_parallel_for(p, n, 0, sum_body, &c);
+        T_EQ_INT(atomic_load(&c.sum), (long)n * (n - 1) / 2);
+        for (int i = 0; i < n; i++) T_EQ_INT(c.seen[i], 1);
+        free(c.seen);
+    }
+    px_pool_destroy(p);
+}
+
+struct nest_ctx {
+    px_pool *p;
+    atomic_long total;
+};
+
+static void inner_body(void *ctx, int b, int e)
+{
+    struct nest_ctx *c = ctx;
+    atomic_fetch_add(&c->total, e - b);
+}
+
+static void outer_body(void *ctx, int b, int e)
+{
+    struct nest_ctx *c = ctx;
+    for (int i = b; i < e; i++) px_pool_parallel_for(c->p, 100, 7, inner_body, c);
+}
+
+TEST(t_pool_nested_and_null)
+{
+    px_pool *p = px_pool_create(3);
+    struct nest_ctx c = {.p = p};
+    px_pool_parallel_for(p, 20, 1, outer_body, &c);
+    T_EQ_INT(atomic_load(&c.total), 2000);
+    px_pool_destroy(p);
+    struct nest_ctx c2 = {.p = NULL};
+    px_pool_parallel_for(NULL, 5, 1, outer_body, &c2);
+    T_EQ_INT(atomic_load(&c2.total), 500);
+}
+
+TEST(t_rng_deterministic_and_uniform)
+{
+    px_rng a, b, c;
+    px_rng_seed(&a, 42, 7);
+    px_rng_seed(&b, 42, 7);
+    px_rng_seed(&c, 42, 8);
+    int same_c = 0;
+    for (int i = 0; i < 1000; i++) {
+        uint32_t x = px_rng_u32(&a);
+        T_EQ_INT(x, px_rng_u32(&b));
+        same_c += x == px_rng_u32(&c);
+    }
+    T_CMP_INT(same_c, <, 3);
+    int hist[10] = {0};
+    for (int i = 0; i < 100000; i++) {
+        uint32_t v = px_rng_below(&a, 10);
+        T_CMP_INT(v, <, 10);
+        hist[v]++;
+        float f = px_rng_float(&a);
+        T_TRUE(f >= 0.0f && f < 1.0f);
+    }
+    for (int i = 0; i < 10; i++) T_NEAR(hist[i], 10000, 500);
+}
+
+TEST(t_err_names_and_status)
+{
+    T_EQ_STR(px_err_name(PX_ETOOBIG), "too_large");
+    T_EQ_INT(px_err_http_status(PX_ETOOBIG), 413);
+    T_EQ_INT(px_err_http_status(PX_EUNSUP), 415);
+    T_EQ_INT(px_err_http_status(PX_EBUSY), 429);
+    T_EQ_INT(px_err_http_status(PX_ETIMEDOUT), 504);
+    T_EQ_INT(px_err_http_status(PX_EINVAL), 400);
+    T_EQ_INT(px_err_http_status(-999), 500);
+    T_EQ_STR(px_err_name(-999), "internal");
+    char e[8];
+    T_EQ_INT(px_errf(e, sizeof e, PX_EINVAL, "%s", "a long message"), PX_EINVAL);
+    T_EQ_STR(e, "a long ");
+}
+
+TEST_MAIN(t_buf_cap, t_buf_huge_request_refused, t_pool_covers_every_item_once,
+          t_pool_nested_and_null, t_rng_deterministic_and_uniform, t_err_names_and_status)
