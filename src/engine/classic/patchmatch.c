@@ -41,6 +41,9 @@
 /* Random-search radius at every level but the coarsest. */
 #define FINE_SEARCH_RADIUS 64
 
+/* Pixel states of a level. */
+enum { LV_KNOWN = 0, LV_HOLE = 1, LV_PARTIAL = 2 };
+
 typedef struct {
     int16_t x, y;
 } pt;
@@ -48,11 +51,12 @@ typedef struct {
 typedef struct {
     int w, h;
     uint8_t *img;  /* w*h*4 + IMG_PAD bytes: R, G, B, 0 */
-    uint8_t *hole; /* 1 = hole */
+    uint8_t *hole; /* LV_KNOWN, LV_HOLE or LV_PARTIAL (see level_down) */
     uint8_t *tgt;  /* 1 = the patch centred here is inside and overlaps the hole */
     uint8_t *src;  /* 1 = the patch centred here is inside and fully known */
     int32_t *srcs; /* indices of the source centres */
     int nsrc, ntgt;
+    int blind;      /* targets lying entirely in the hole: nothing known to match on */
     pt *nnf, *prev; /* match per target centre; prev = copy from before the sweep */
     uint32_t *dist; /* SSD of each target to its match */
     float *wt;      /* voting weight of each target */
@@ -61,13 +65,14 @@ typedef struct {
 void px_pm_defaults(px_pm_params *p)
 {
     /* Many cheap iterations where the image is small settle the structure;
-     * fine levels start from an upsampled field that is already good, so one
-     * iteration at full resolution mostly adds detail (a second changed PSNR
-     * by < 0.05 dB on the test photographs and cost a third of the time).
-     * Two sweeps per EM step let propagation cross each band both ways. */
+     * fine levels start from an upsampled field that is already good, so
+     * they need few. Two, not one: the first matches against the blurry
+     * upsampled fill, and only the second sees the sharp result of its vote
+     * (with one, a tiled texture is no longer completed exactly). Two sweeps
+     * per EM step let propagation cross each band both ways. */
     p->seed = 0;
     p->em_coarsest = 10;
-    p->em_finest = 1;
+    p->em_finest = 2;
     p->sweeps = 2;
     p->min_side = 24;
 }
@@ -118,73 +123,206 @@ static int level_alloc(level *l, int w, int h)
     return 0;
 }
 
-/* Marks targets and sources from the hole map with a summed-area table of
- * hole counts. Returns 0 or PX_ENOMEM. */
-static int level_maps(level *l)
+static bool is_cancelled(const atomic_int *cancel)
 {
-    int w = l->w, h = l->h;
-    size_t sw = (size_t)w + 1;
-    int32_t *sat = px_alloc_array(sw * ((size_t)h + 1), sizeof *sat);
-    if (!sat) return PX_ENOMEM;
-    memset(sat, 0, sw * sizeof *sat);
-    for (int y = 0; y < h; y++) {
-        int32_t run = 0;
-        sat[(size_t)(y + 1) * sw] = 0;
-        for (int x = 0; x < w; x++) {
-            run += l->hole[(size_t)y * w + x];
-            sat[(size_t)(y + 1) * sw + x + 1] = sat[(size_t)y * sw + x + 1] + run;
-        }
-    }
-    l->nsrc = l->ntgt = 0;
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            size_t i = (size_t)y * w + x;
-            l->tgt[i] = l->src[i] = 0;
-            if (x < HALF || y < HALF || x >= w - HALF || y >= h - HALF) continue;
-            size_t x0 = (size_t)(x - HALF), x1 = (size_t)(x + HALF + 1);
-            size_t y0 = (size_t)(y - HALF), y1 = (size_t)(y + HALF + 1);
-            int32_t holes = sat[y1 * sw + x1] - sat[y0 * sw + x1] - sat[y1 * sw + x0] + sat[y0 * sw + x0];
-            if (holes) {
-                l->tgt[i] = 1;
-                l->ntgt++;
-            } else {
-                l->src[i] = 1;
-                l->srcs[l->nsrc++] = (int32_t)i;
-            }
-        }
-    free(sat);
-    return 0;
+    return cancel && atomic_load_explicit(cancel, memory_order_relaxed);
 }
 
-/* Next coarser level. A pixel is a hole only if every pixel it covers is
- * one; otherwise it is the mean of the known pixels it covers. The "any hole"
- * rule looks safer but swells the holes by a pixel per level, so that at the
- * coarsest level whole objects next to a hole (a saucer among blobs) are gone
- * and get filled from whatever surrounds them; on the test photographs that
- * cost 1-3 dB inside the hole and showed as wrong-coloured fills. */
-static int level_down(const level *f, level *c)
+/* Bands of rows of a level; every pass splits a level the same way. */
+static int nbands_of(const level *l)
 {
-    int w = (f->w + 1) / 2, h = (f->h + 1) / 2;
-    int rc = level_alloc(c, w, h);
-    if (rc) return rc;
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            int sum[3] = {0, 0, 0}, n = 0;
-            for (int dy = 0; dy < 2; dy++)
-                for (int dx = 0; dx < 2; dx++) {
-                    int u = 2 * x + dx, v = 2 * y + dy;
-                    if (u >= f->w || v >= f->h) continue;
-                    size_t i = (size_t)v * f->w + u;
-                    if (f->hole[i]) continue;
-                    for (int k = 0; k < 3; k++) sum[k] += f->img[i * 4 + k];
-                    n++;
-                }
-            size_t o = (size_t)y * w + x;
-            c->hole[o] = n == 0;
-            for (int k = 0; k < 3; k++) c->img[o * 4 + k] = n ? (uint8_t)((sum[k] + n / 2) / n) : 0;
-            c->img[o * 4 + 3] = 0;
+    return (l->h + BAND_ROWS - 1) / BAND_ROWS;
+}
+
+static int band_end(const level *l, int b)
+{
+    return (b + 1) * BAND_ROWS < l->h ? (b + 1) * BAND_ROWS : l->h;
+}
+
+/* Context of the parallel passes that build a level. */
+typedef struct {
+    level *l;
+    const level *f;             /* the finer level (level_down) */
+    const px_image *img, *mask; /* the input (level 0) */
+    uint8_t *rh, *rp;           /* per pixel: holes / not-known pixels in the row window */
+    int *nsrc, *ntgt, *nblind;  /* per band; nsrc becomes each band's offset in srcs */
+    const atomic_int *cancel;   /* bands are skipped once set; the caller checks after */
+} build;
+
+/* Level 0 from the input: holes are zero until seeded. */
+static void fill0_band(void *ctx, int begin, int end)
+{
+    const build *bd = ctx;
+    level *l = bd->l;
+    for (int b = begin; b < end && !is_cancelled(bd->cancel); b++)
+        for (size_t i = (size_t)b * BAND_ROWS * l->w; i < (size_t)band_end(l, b) * l->w; i++) {
+            bool hole = bd->mask->px[i] != 0;
+            l->hole[i] = hole ? LV_HOLE : LV_KNOWN;
+            for (int k = 0; k < 3; k++) l->img[i * 4 + k] = hole ? 0 : bd->img->px[i * 3 + k];
+            l->img[i * 4 + 3] = 0;
         }
-    return level_maps(c);
+}
+
+/* Hole and not-known counts in the 7-pixel row window around each centre. */
+static void rowsum_band(void *ctx, int begin, int end)
+{
+    const build *bd = ctx;
+    const level *l = bd->l;
+    int w = l->w;
+    for (int b = begin; b < end && !is_cancelled(bd->cancel); b++)
+        for (int y = b * BAND_ROWS; y < band_end(l, b); y++) {
+            const uint8_t *hr = l->hole + (size_t)y * w;
+            uint8_t *rh = bd->rh + (size_t)y * w, *rp = bd->rp + (size_t)y * w;
+            int sh = 0, sp = 0;
+            for (int x = 0; x < w; x++) {
+                sh += hr[x] == LV_HOLE;
+                sp += hr[x] != LV_KNOWN;
+                if (x >= PX_PM_PATCH) {
+                    sh -= hr[x - PX_PM_PATCH] == LV_HOLE;
+                    sp -= hr[x - PX_PM_PATCH] != LV_KNOWN;
+                }
+                if (x >= PX_PM_PATCH - 1) {
+                    rh[x - HALF] = (uint8_t)sh;
+                    rp[x - HALF] = (uint8_t)sp;
+                }
+            }
+        }
+}
+
+/* Targets (windows with a hole pixel) and sources (windows of known pixels
+ * only) from the column sums of the row windows, counted per band. */
+static void mark_band(void *ctx, int begin, int end)
+{
+    const build *bd = ctx;
+    level *l = bd->l;
+    int w = l->w, h = l->h;
+    for (int b = begin; b < end && !is_cancelled(bd->cancel); b++) {
+        int nsrc = 0, ntgt = 0, nblind = 0;
+        for (int y = b * BAND_ROWS; y < band_end(l, b); y++)
+            for (int x = 0; x < w; x++) {
+                size_t i = (size_t)y * w + x;
+                l->tgt[i] = l->src[i] = 0;
+                if (x < HALF || y < HALF || x >= w - HALF || y >= h - HALF) continue;
+                int holes = 0, unknown = 0;
+                for (int dy = -HALF; dy <= HALF; dy++) {
+                    holes += bd->rh[i + (size_t)((ptrdiff_t)dy * w)];
+                    unknown += bd->rp[i + (size_t)((ptrdiff_t)dy * w)];
+                }
+                if (holes) {
+                    l->tgt[i] = 1;
+                    ntgt++;
+                    nblind += holes == PX_PM_PATCH * PX_PM_PATCH;
+                } else if (!unknown) {
+                    l->src[i] = 1;
+                    nsrc++;
+                }
+            }
+        bd->nsrc[b] = nsrc;
+        bd->ntgt[b] = ntgt;
+        bd->nblind[b] = nblind;
+    }
+}
+
+/* The list of source centres in raster order, each band at its offset. */
+static void list_band(void *ctx, int begin, int end)
+{
+    const build *bd = ctx;
+    level *l = bd->l;
+    for (int b = begin; b < end && !is_cancelled(bd->cancel); b++) {
+        int32_t *o = l->srcs + bd->nsrc[b];
+        for (size_t i = (size_t)b * BAND_ROWS * l->w; i < (size_t)band_end(l, b) * l->w; i++)
+            if (l->src[i]) *o++ = (int32_t)i;
+    }
+}
+
+/* Marks targets and sources of a level whose hole map is set, in parallel.
+ * Returns 0, PX_ENOMEM or PX_ECANCELED. */
+static int level_maps(level *l, px_pool *pool, const atomic_int *cancel)
+{
+    size_t n = (size_t)l->w * l->h;
+    int nb = nbands_of(l), rc = PX_ENOMEM;
+    build bd = {.l = l, .cancel = cancel};
+    bd.rh = px_alloc_array(n, 1);
+    bd.rp = px_alloc_array(n, 1);
+    bd.nsrc = px_alloc_array((size_t)nb, sizeof *bd.nsrc);
+    bd.ntgt = px_alloc_array((size_t)nb, sizeof *bd.ntgt);
+    bd.nblind = px_alloc_array((size_t)nb, sizeof *bd.nblind);
+    if (!bd.rh || !bd.rp || !bd.nsrc || !bd.ntgt || !bd.nblind) goto done;
+    px_pool_parallel_for(pool, nb, 1, rowsum_band, &bd);
+    rc = PX_ECANCELED;
+    if (is_cancelled(cancel)) goto done;
+    px_pool_parallel_for(pool, nb, 1, mark_band, &bd);
+    if (is_cancelled(cancel)) goto done;
+    l->nsrc = l->ntgt = l->blind = 0;
+    for (int b = 0; b < nb; b++) {
+        int k = bd.nsrc[b];
+        bd.nsrc[b] = l->nsrc;
+        l->nsrc += k;
+        l->ntgt += bd.ntgt[b];
+        l->blind += bd.nblind[b];
+    }
+    if (is_cancelled(cancel)) goto done;
+    px_pool_parallel_for(pool, nb, 1, list_band, &bd);
+    rc = 0;
+done:
+    free(bd.rh);
+    free(bd.rp);
+    free(bd.nsrc);
+    free(bd.ntgt);
+    free(bd.nblind);
+    return rc;
+}
+
+/*
+ * Next coarser level. A pixel is a hole (to be filled) only if every pixel it
+ * covers is one, fully known if every pixel it covers is, and "partial"
+ * otherwise: it then keeps the mean of its known pixels, counts as known in
+ * the patches it is part of, but no patch containing it is a source (its
+ * colour is biased). The plain "any hole" rule swells the holes by a pixel
+ * per level, so that at the coarsest level whole objects next to a hole (a
+ * saucer among blobs) are gone and get filled from whatever surrounds them:
+ * 1-3 dB lost inside the hole on photographs, with wrong-coloured fills.
+ * Treating partial pixels as fully known sources instead breaks exact
+ * completion of periodic textures.
+ */
+static void down_band(void *ctx, int begin, int end)
+{
+    const build *bd = ctx;
+    const level *f = bd->f;
+    level *c = bd->l;
+    int w = c->w;
+    for (int b = begin; b < end && !is_cancelled(bd->cancel); b++)
+        for (int y = b * BAND_ROWS; y < band_end(c, b); y++)
+            for (int x = 0; x < w; x++) {
+                int sum[3] = {0, 0, 0}, n = 0, nk = 0, tot = 0;
+                for (int dy = 0; dy < 2; dy++)
+                    for (int dx = 0; dx < 2; dx++) {
+                        int u = 2 * x + dx, v = 2 * y + dy;
+                        if (u >= f->w || v >= f->h) continue;
+                        size_t i = (size_t)v * f->w + u;
+                        tot++;
+                        if (f->hole[i] == LV_HOLE) continue;
+                        nk += f->hole[i] == LV_KNOWN;
+                        for (int k = 0; k < 3; k++) sum[k] += f->img[i * 4 + k];
+                        n++;
+                    }
+                size_t o = (size_t)y * w + x;
+                c->hole[o] = n == 0 ? LV_HOLE : nk == tot ? LV_KNOWN : LV_PARTIAL;
+                for (int k = 0; k < 3; k++)
+                    c->img[o * 4 + k] = n ? (uint8_t)((sum[k] + n / 2) / n) : 0;
+                c->img[o * 4 + 3] = 0;
+            }
+}
+
+/* Builds the level under f. Returns 0, PX_ENOMEM or PX_ECANCELED. */
+static int level_down(const level *f, level *c, px_pool *pool, const atomic_int *cancel)
+{
+    int rc = level_alloc(c, (f->w + 1) / 2, (f->h + 1) / 2);
+    if (rc) return rc;
+    build bd = {.l = c, .f = f, .cancel = cancel};
+    px_pool_parallel_for(pool, nbands_of(c), 1, down_band, &bd);
+    if (is_cancelled(cancel)) return PX_ECANCELED;
+    return level_maps(c, pool, cancel);
 }
 
 /* Sum of squared differences of the 7×7 patches whose top-left bytes are a
@@ -263,11 +401,6 @@ typedef struct {
     const atomic_int *cancel;
 } pass;
 
-static bool is_cancelled(const atomic_int *cancel)
-{
-    return cancel && atomic_load_explicit(cancel, memory_order_relaxed);
-}
-
 static void band_rng(const pass *p, int band, uint32_t kind, px_rng *r)
 {
     uint64_t stream = px_hash64(((uint64_t)p->lvl << 56) ^ ((uint64_t)kind << 52) ^
@@ -287,11 +420,10 @@ static void init_band(void *ctx, int begin, int end)
 {
     const pass *p = ctx;
     level *l = p->l;
-    for (int b = begin; b < end; b++) {
+    for (int b = begin; b < end && !is_cancelled(p->cancel); b++) {
         px_rng r;
         band_rng(p, b, 1, &r);
-        int y1 = (b + 1) * BAND_ROWS < l->h ? (b + 1) * BAND_ROWS : l->h;
-        for (int y = b * BAND_ROWS; y < y1; y++)
+        for (int y = b * BAND_ROWS; y < band_end(l, b); y++)
             for (int x = 0; x < l->w; x++)
                 if (l->tgt[(size_t)y * l->w + x]) l->nnf[(size_t)y * l->w + x] = random_source(l, &r);
     }
@@ -305,14 +437,13 @@ static void upsample_band(void *ctx, int begin, int end)
     level *l = p->l;
     const level *c = p->coarse;
     int w = l->w, h = l->h;
-    for (int b = begin; b < end; b++) {
+    for (int b = begin; b < end && !is_cancelled(p->cancel); b++) {
         px_rng r;
         band_rng(p, b, 2, &r);
-        int y1 = (b + 1) * BAND_ROWS < h ? (b + 1) * BAND_ROWS : h;
-        for (int y = b * BAND_ROWS; y < y1; y++)
+        for (int y = b * BAND_ROWS; y < band_end(l, b); y++)
             for (int x = 0; x < w; x++) {
                 size_t i = (size_t)y * w + x;
-                if (l->hole[i]) {
+                if (l->hole[i] == LV_HOLE) {
                     float fx = (x + 0.5f) * 0.5f - 0.5f, fy = (y + 0.5f) * 0.5f - 0.5f;
                     fx = fx < 0 ? 0 : fx;
                     fy = fy < 0 ? 0 : fy;
@@ -362,7 +493,7 @@ static void search_band(void *ctx, int begin, int end)
         if (is_cancelled(p->cancel)) return;
         px_rng r;
         band_rng(p, b, 3, &r);
-        int ylo = b * BAND_ROWS, yhi = (b + 1) * BAND_ROWS < h ? (b + 1) * BAND_ROWS : h;
+        int ylo = b * BAND_ROWS, yhi = band_end(l, b);
         for (int k = 0; k < yhi - ylo; k++) {
             int y = p->backward ? yhi - 1 - k : ylo + k;
             for (int j = 0; j < w; j++) {
@@ -427,9 +558,8 @@ static void weight_band(void *ctx, int begin, int end)
     const pass *p = ctx;
     level *l = p->l;
     size_t w = (size_t)l->w;
-    for (int b = begin; b < end; b++) {
-        int y1 = (b + 1) * BAND_ROWS < l->h ? (b + 1) * BAND_ROWS : l->h;
-        for (size_t i = (size_t)b * BAND_ROWS * w; i < (size_t)y1 * w; i++)
+    for (int b = begin; b < end && !is_cancelled(p->cancel); b++) {
+        for (size_t i = (size_t)b * BAND_ROWS * w; i < (size_t)band_end(l, b) * w; i++)
             if (l->tgt[i]) l->wt[i] = expf(-(float)l->dist[i] * p->inv_2sigma2);
     }
 }
@@ -443,11 +573,10 @@ static void vote_band(void *ctx, int begin, int end)
     int w = l->w, h = l->h;
     for (int b = begin; b < end; b++) {
         if (is_cancelled(p->cancel)) return;
-        int y1 = (b + 1) * BAND_ROWS < h ? (b + 1) * BAND_ROWS : h;
-        for (int y = b * BAND_ROWS; y < y1; y++)
+        for (int y = b * BAND_ROWS; y < band_end(l, b); y++)
             for (int x = 0; x < w; x++) {
                 size_t i = (size_t)y * w + x;
-                if (!l->hole[i]) continue;
+                if (l->hole[i] != LV_HOLE) continue;
                 float acc[3] = {0, 0, 0}, ws = 0;
                 for (int dy = -HALF; dy <= HALF; dy++) {
                     int ty = y - dy;
@@ -516,15 +645,22 @@ static int seed_coarsest(level *l, px_pool *pool, const atomic_int *cancel, char
 {
     size_t n = (size_t)l->w * l->h;
     px_image rgb = {l->w, l->h, 3, px_alloc_array(n, 3)};
-    px_image m = {l->w, l->h, 1, l->hole};
-    if (!rgb.px) return px_errf(err, errlen, PX_ENOMEM, "patchmatch: out of memory");
-    for (size_t i = 0; i < n; i++)
+    px_image m = {l->w, l->h, 1, px_alloc_array(n, 1)};
+    int rc = PX_ENOMEM;
+    if (!rgb.px || !m.px) goto done;
+    for (size_t i = 0; i < n; i++) {
+        m.px[i] = l->hole[i] == LV_HOLE;
         for (int k = 0; k < 3; k++) rgb.px[i * 3 + k] = l->img[i * 4 + k];
-    int rc = px_telea_inpaint(&rgb, &m, PX_TELEA_RADIUS, pool, cancel, &rgb, err, errlen);
+    }
+    rc = px_telea_inpaint(&rgb, &m, PX_TELEA_RADIUS, pool, cancel, &rgb, err, errlen);
     if (!rc)
         for (size_t i = 0; i < n; i++)
-            for (int k = 0; k < 3; k++) l->img[i * 4 + k] = rgb.px[i * 3 + k];
+            if (m.px[i])
+                for (int k = 0; k < 3; k++) l->img[i * 4 + k] = rgb.px[i * 3 + k];
+done:
     free(rgb.px);
+    free(m.px);
+    if (rc == PX_ENOMEM) px_errf(err, errlen, rc, "patchmatch: out of memory");
     return rc;
 }
 
@@ -562,29 +698,38 @@ int px_patchmatch_inpaint(const px_image *img, const px_image *mask, const px_pm
     int nlev = 0, rc;
     if (level_alloc(&lv[0], W, H)) goto nomem;
     nlev = 1;
-    for (size_t i = 0; i < N; i++) {
-        lv[0].hole[i] = mask->px[i] != 0;
-        for (int k = 0; k < 3; k++) lv[0].img[i * 4 + k] = lv[0].hole[i] ? 0 : img->px[i * 3 + k];
-        lv[0].img[i * 4 + 3] = 0;
+    build b0 = {.l = &lv[0], .img = img, .mask = mask, .cancel = cancel};
+    px_pool_parallel_for(pool, nbands_of(&lv[0]), 1, fill0_band, &b0);
+    rc = is_cancelled(cancel) ? PX_ECANCELED : level_maps(&lv[0], pool, cancel);
+    if (rc == PX_ENOMEM) goto nomem;
+    if (rc) {
+        rc = cancelled_err(err, errlen);
+        goto done;
     }
-    if (level_maps(&lv[0])) goto nomem;
     if (lv[0].nsrc == 0) {
         /* No fully known patch anywhere: nothing to copy from. */
         for (int i = 0; i < nlev; i++) level_free(&lv[i]);
         return px_telea_inpaint(out, mask, PX_TELEA_RADIUS, pool, cancel, out, err, errlen);
     }
 
-    /* Coarser levels until the hole is thin enough for a patch to see across
-     * it (its distance transform at most a patch half-width), while the
-     * level stays at least min_side and keeps some source patches. */
-    while (nlev < MAX_LEVELS) {
+    /* Coarser levels while some target patch lies entirely in the hole (it
+     * has nothing known to match on, so its match would be a guess), as long
+     * as a level keeps at least min_side pixels a side and some sources. The
+     * window counts of level_maps answer this for free, where a distance transform
+     * would cost a pass over the full image that cannot be cancelled. */
+    while (nlev < MAX_LEVELS && lv[nlev - 1].blind > 0) {
         level *f = &lv[nlev - 1];
         if ((f->w + 1) / 2 < prm->min_side || (f->h + 1) / 2 < prm->min_side) break;
-        px_image hm = {f->w, f->h, 1, f->hole};
-        float thick = px_mask_thickness(&hm);
-        if (thick < 0) goto nomem;
-        if (thick <= HALF) break;
-        if (level_down(f, &lv[nlev])) goto nomem;
+        if (is_cancelled(cancel)) {
+            rc = cancelled_err(err, errlen);
+            goto done;
+        }
+        rc = level_down(f, &lv[nlev], pool, cancel);
+        if (rc == PX_ENOMEM) goto nomem;
+        if (rc) {
+            rc = cancelled_err(err, errlen);
+            goto done;
+        }
         if (lv[nlev].nsrc < MIN_SOURCES) {
             level_free(&lv[nlev]);
             break;
@@ -601,7 +746,7 @@ int px_patchmatch_inpaint(const px_image *img, const px_image *mask, const px_pm
 
     for (int li = nlev - 1; li >= 0; li--) {
         level *l = &lv[li];
-        int nbands = (l->h + BAND_ROWS - 1) / BAND_ROWS;
+        int nbands = nbands_of(l);
         pass ps = {.l = l, .seed = prm->seed, .lvl = li, .cancel = cancel};
         ps.max_radius = l->w > l->h ? l->w : l->h;
         if (li == nlev - 1) {
