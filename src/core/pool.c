@@ -60,7 +60,7 @@ static void *helper_main(void *arg)
     px_pool *p = arg;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        struct loop *l;
+        struct loop *l = NULL; /* set whenever the wait ends without stop */
         while (!p->stop && !(l = find_open_loop(p))) pthread_cond_wait(&p->work, &p->mu);
         if (p->stop) break;
         l->users++;
