@@ -48,8 +48,8 @@ int px_image_check(int w, int h, int c, const px_img_limits *lim, char *err, siz
                        pixel_count(max_pixels, cap, sizeof cap));
     }
     if (w > max_side || h > max_side)
-        return px_errf(err, errlen, PX_ETOOBIG,
-                       "image is %dx%d, above the limit of %d px a side", w, h, max_side);
+        return px_errf(err, errlen, PX_ETOOBIG, "image is %dx%d, above the limit of %d px a side",
+                       w, h, max_side);
     size_t bytes;
     if (!px_mul3_size((size_t)w, (size_t)h, (size_t)c, &bytes))
         return px_errf(err, errlen, PX_ETOOBIG,
@@ -120,7 +120,9 @@ int px_image_split_alpha(const px_image *src, px_image *rgb, px_image *alpha)
     case 1:
         for (size_t i = 0; i < n; i++) d[3 * i] = d[3 * i + 1] = d[3 * i + 2] = s[i];
         break;
-    case 3: memcpy(d, s, n * 3); break;
+    case 3:
+        memcpy(d, s, n * 3);
+        break;
     case 4:
         for (size_t i = 0; i < n; i++) {
             memcpy(d + 3 * i, s + 4 * i, 3);
@@ -160,8 +162,8 @@ int px_image_orient(px_image *img, int orientation)
      */
     static const signed char map[9][6] = {
         /*   ax  bx  cx  ay  by  cy */
-        [2] = {-1, 0, 1, 0, 1, 0},  [3] = {-1, 0, 1, 0, -1, 1}, [4] = {1, 0, 0, 0, -1, 1},
-        [5] = {0, 1, 0, 1, 0, 0},   [6] = {0, -1, 1, 1, 0, 0},  [7] = {0, -1, 1, -1, 0, 1},
+        [2] = {-1, 0, 1, 0, 1, 0}, [3] = {-1, 0, 1, 0, -1, 1}, [4] = {1, 0, 0, 0, -1, 1},
+        [5] = {0, 1, 0, 1, 0, 0},  [6] = {0, -1, 1, 1, 0, 0},  [7] = {0, -1, 1, -1, 0, 1},
         [8] = {0, 1, 0, -1, 0, 1},
     };
     const signed char *m = map[orientation];
@@ -191,8 +193,8 @@ void px_image_compose(const px_image *orig, const px_image *fill, const px_image
                       px_image *out)
 {
     assert(orig->c == 3 && fill->c == 3 && out->c == 3 && mask->c == 1);
-    assert(orig->w == fill->w && orig->h == fill->h && orig->w == mask->w &&
-           orig->h == mask->h && orig->w == out->w && orig->h == out->h);
+    assert(orig->w == fill->w && orig->h == fill->h && orig->w == mask->w && orig->h == mask->h &&
+           orig->w == out->w && orig->h == out->h);
     size_t n = (size_t)orig->w * (size_t)orig->h;
     for (size_t i = 0; i < n; i++) {
         const uint8_t *s = mask->px[i] ? fill->px + 3 * i : orig->px + 3 * i;

@@ -25,7 +25,7 @@ typedef struct px_img_limits {
 } px_img_limits;
 
 #define PX_IMG_DEFAULT_MAX_PIXELS (4096ull * 4096ull) /* 16.8 megapixels */
-#define PX_IMG_DEFAULT_MAX_SIDE 8192
+#define PX_IMG_DEFAULT_MAX_SIDE   8192
 
 /* The default limits (16.8 MP, 8192 px a side). */
 px_img_limits px_img_limits_default(void);

@@ -99,8 +99,8 @@ static int axis_build(int src, int dst, bool bilinear, struct axis *a)
 
 static bool valid_sizes(const px_image *src, int w, int h)
 {
-    return src && src->px && src->w > 0 && src->h > 0 && src->w <= MAX_SIDE &&
-           src->h <= MAX_SIDE && w > 0 && h > 0 && w <= MAX_SIDE && h <= MAX_SIDE;
+    return src && src->px && src->w > 0 && src->h > 0 && src->w <= MAX_SIDE && src->h <= MAX_SIDE &&
+           w > 0 && h > 0 && w <= MAX_SIDE && h <= MAX_SIDE;
 }
 
 static int alloc_dst(px_image *dst, int w, int h, int c)
@@ -178,7 +178,8 @@ int px_resize_mask(const px_image *mask, int w, int h, px_image *dst)
      * destination pixel touches), so no hole pixel can fall between taps. */
     struct axis ax = {0}, ay = {0};
     uint8_t *any = malloc((size_t)mask->w);
-    if (!any || axis_build(mask->w, w, false, &ax) != 0 || axis_build(mask->h, h, false, &ay) != 0) {
+    if (!any || axis_build(mask->w, w, false, &ax) != 0 ||
+        axis_build(mask->h, h, false, &ay) != 0) {
         rc = PX_ENOMEM;
         goto done;
     }

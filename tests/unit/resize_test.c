@@ -70,8 +70,9 @@ static void check_against_reference(const px_image *src, int w, int h)
                         for (int i = 0; i < src->w; i++) v += wy[j] * wx[i] * at(src, i, j, ch);
                 double got = at(&dst, x, y, ch);
                 if (fabs(got - v) > 0.5 + 1e-9)
-                    px_tfail(__FILE__, __LINE__, "%dx%d -> %dx%d at (%d,%d,%d): got %.0f, want %.3f",
-                             src->w, src->h, w, h, x, y, ch, got, v);
+                    px_tfail(__FILE__, __LINE__,
+                             "%dx%d -> %dx%d at (%d,%d,%d): got %.0f, want %.3f", src->w, src->h, w,
+                             h, x, y, ch, got, v);
             }
         }
     }
@@ -90,8 +91,7 @@ TEST(t_constant_stays_constant)
         for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
             px_image dst;
             T_EQ_INT(px_resize(&src, sizes[s][0], sizes[s][1], &dst), 0);
-            for (size_t i = 0; i < (size_t)dst.w * dst.h * c; i++)
-                T_EQ_INT(dst.px[i], 200 + i % c);
+            for (size_t i = 0; i < (size_t)dst.w * dst.h * c; i++) T_EQ_INT(dst.px[i], 200 + i % c);
             px_image_free(&dst);
         }
         px_image_free(&src);
@@ -229,9 +229,8 @@ static void check_mask_keeps_holes(const px_image *m, int w, int h)
             for (int j = y0; j <= y1; j++)
                 for (int i = x0; i <= x1; i++)
                     if (at(&d, i, j, 0) != 255)
-                        px_tfail(__FILE__, __LINE__,
-                                 "%dx%d -> %dx%d: hole (%d,%d) lost at (%d,%d)", m->w, m->h, w, h,
-                                 x, y, i, j);
+                        px_tfail(__FILE__, __LINE__, "%dx%d -> %dx%d: hole (%d,%d) lost at (%d,%d)",
+                                 m->w, m->h, w, h, x, y, i, j);
         }
     px_image_free(&d);
 }
