@@ -13,7 +13,11 @@
 
 /*
  * Decodes a PNG of any colour type and bit depth (interlaced too) to 8 bits:
- * gray -> c=1, RGB and palette -> c=3, anything with alpha or tRNS -> c=4.
+ * gray -> c=1, RGB and palette -> c=3, anything with alpha or tRNS -> c=4;
+ * 16-bit samples are scaled with rounding. Ancillary chunks other than tRNS
+ * are skipped unread (no text or ICC decompression). Strict: what libpng
+ * calls a "benign" error (a zlib checksum mismatch, a palette index out of
+ * range, ...) is an error here, and a file must reach IEND.
  * On success the caller owns out (px_image_free). On failure out is zeroed
  * and the result is PX_ETOOBIG (dimensions above lim, checked before any
  * pixel allocation), PX_ETRUNC, PX_ECORRUPT or PX_ENOMEM, with a message
