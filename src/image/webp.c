@@ -113,9 +113,10 @@ int px_webp_encode(const px_image *img, int quality, px_buf *out, char *err, siz
     WebPConfig cfg;
     if (!WebPConfigInit(&cfg)) return px_errf(err, errlen, PX_EINVAL, "libwebp version mismatch");
     if (quality == 100) {
-        /* Level 3 of 0..9 (method 3): most of the size gain of the slower
-         * levels at a fraction of their time. */
-        WebPConfigLosslessPreset(&cfg, 3);
+        /* The fastest preset: on a 512x512 photo it takes ~20 ms against
+         * ~250 ms for preset 3, for 11% more bytes (still below PNG level 1),
+         * the same trade as our PNG default. */
+        WebPConfigLosslessPreset(&cfg, 0);
         cfg.exact = 1;
     } else {
         cfg.quality = (float)quality;
