@@ -28,6 +28,10 @@ struct px_engine {
     const px_engine_ops *ops;
 };
 
+/* Appends s as a JSON string literal (quoted, with escapes) to out, for
+ * describe_config. Returns 0 or the buffer's error. */
+int px_engine_json_str(px_buf *out, const char *s);
+
 /* The registered engines (defined by each engine's .c file). */
 extern const px_engine_ops px_engine_classic_ops;
 
