@@ -33,32 +33,44 @@ enum px_format px_format_parse(const char *name);
 /*
  * Decodes an image. On success *out holds c = 1 (gray), 3 (RGB) or 4 (RGBA,
  * also for gray+alpha and palettes with transparency), 8 bits per channel
- * (16-bit PNG is reduced), JPEG already rotated by its EXIF orientation. The
- * caller frees out with px_image_free. lim NULL means the defaults.
- * Errors: PX_EUNSUP (not PNG/JPEG/WebP, or an unsupported variant such as
- * animated WebP or CMYK JPEG), PX_ETOOBIG (dimensions above lim), PX_ETRUNC,
- * PX_ECORRUPT, PX_ENOMEM — each with a message naming the format.
+ * (16-bit PNG is reduced), JPEG already rotated by its EXIF orientation and
+ * CMYK JPEG converted to RGB. The caller frees out with px_image_free; on
+ * failure out is zeroed. lim NULL means the defaults.
+ * Errors, each with a message naming the format ("PNG data is truncated",
+ * "JPEG data is corrupt: <libjpeg's text>", "not a PNG, JPEG or WebP image
+ * (first bytes 47 49 46 38)"): PX_EINVAL (no bytes at all), PX_EUNSUP (not
+ * PNG/JPEG/WebP, or an unsupported variant such as animated WebP or 12-bit
+ * JPEG), PX_ETOOBIG (dimensions above lim, read from the header before any
+ * pixel allocation; or a JPEG with more than PX_JPEG_MAX_SCANS (jpeg.h) scans),
+ * PX_ETRUNC (the data ends early, including a cut signature or a missing
+ * end marker), PX_ECORRUPT, PX_ENOMEM.
  */
 int px_decode(const uint8_t *data, size_t n, const px_img_limits *lim, px_image *out, char *err,
               size_t errlen);
 
 typedef struct px_encode_opts {
     enum px_format fmt;
-    int quality;   /* JPEG/WebP 1..100; <= 0 means the default (90) */
+    int quality;   /* JPEG/WebP 1..100; <= 0 means the default (90). For WebP,
+                      100 means lossless (see webp.h) */
     int png_level; /* zlib level 0..9 for PNG; < 0 means the default (1: fast) */
 } px_encode_opts;
 
-/* Encodes img (c = 1, 3 or 4; JPEG drops alpha) appending to out, whose cap
- * bounds the output size. Returns 0, PX_EINVAL, PX_ETOOBIG or PX_ENOMEM. */
+/* Encodes img (c = 1, 3 or 4; JPEG drops alpha, WebP turns gray into RGB)
+ * appending to out, whose cap bounds the output size; opts NULL means PNG
+ * with the defaults. Returns 0, PX_EINVAL, PX_ETOOBIG (out's cap, or a size
+ * the format cannot hold) or PX_ENOMEM; on failure out is left as it was. */
 int px_encode(const px_image *img, const px_encode_opts *opts, px_buf *out, char *err,
               size_t errlen);
 
-/* Reads and decodes a file (at most 256 MiB). PX_EIO if it cannot be read. */
+/* Reads and decodes a file (at most 256 MiB, else PX_ETOOBIG). PX_EIO if it
+ * cannot be read; otherwise as px_decode. */
 int px_decode_file(const char *path, const px_img_limits *lim, px_image *out, char *err,
                    size_t errlen);
 
 /* Encodes to a file; the format comes from opts (or from the file name's
- * extension when opts is NULL or opts->fmt is PX_FMT_UNKNOWN). */
+ * extension, .png/.jpg/.jpeg/.webp, when opts is NULL or opts->fmt is
+ * PX_FMT_UNKNOWN: PX_EINVAL if there is none). PX_EIO if it cannot be
+ * written (a partly written file is removed). */
 int px_encode_file(const char *path, const px_image *img, const px_encode_opts *opts, char *err,
                    size_t errlen);
 

@@ -1,6 +1,253 @@
-/* placeholder until the service lands */
-int main(void);
-int main(void)
+/*
+ * main.c — the pixserve command line: `serve` runs the HTTP service,
+ * `inpaint` runs one job from files, `engines` lists what is built in.
+ */
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/pool.h"
+#include "engine/engine.h"
+#include "image/codec.h"
+#include "serve/config.h"
+#include "serve/inpaint.h"
+#include "serve/server.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
 {
+    fprintf(f,
+            "pixserve %s — image inpainting service\n"
+            "\n"
+            "usage:\n"
+            "  pixserve serve [flags]        run the HTTP service (pixserve serve --help)\n"
+            "  pixserve inpaint IMAGE MASK -o OUT [--engine NAME] [--method M] [--seed N]\n"
+            "                   [--quality Q] [--weights FILE] [--threads N]\n"
+            "                                inpaint one image; OUT's extension picks the\n"
+            "                                format (.png, .jpg, .webp)\n"
+            "  pixserve engines              list the built-in engines and their methods\n"
+            "  pixserve --version\n"
+            "\n"
+            "Masks: any non-zero pixel is a hole (see docs/api.md for alpha masks).\n",
+            PX_VERSION);
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    px_serve_config cfg;
+    px_config_defaults(&cfg);
+    char err[512];
+    int rc = px_config_parse_args(&cfg, argc, argv, err, sizeof err);
+    if (rc == 1) return 0;
+    if (rc) {
+        fprintf(stderr, "pixserve serve: %s\n", err);
+        return 2;
+    }
+    int lvl = px_log_parse_level(cfg.log_level);
+    if (lvl < 0) {
+        fprintf(stderr, "pixserve serve: unknown --log-level '%s'\n", cfg.log_level);
+        return 2;
+    }
+    px_log_set_level((enum px_log_level)lvl);
+
+    /* Block the stop signals in every thread (threads inherit the mask) and
+     * take them synchronously below, so no handler runs in a random thread. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    px_server *srv;
+    if ((rc = px_server_start(&cfg, &srv, err, sizeof err))) {
+        fprintf(stderr, "pixserve serve: %s\n", err);
+        return 1;
+    }
+    /* This exact line is what scripts and tests wait for. */
+    printf("pixserve %s listening on http://%s:%d (engines:", PX_VERSION, cfg.host,
+           px_server_port(srv));
+    for (int i = 0; i < cfg.nengines; i++) printf(" %s", cfg.engines[i]);
+    printf(")\n");
+    fflush(stdout);
+    PX_INFO("listening on %s:%d, %d workers, queue %d, timeout %lld ms", cfg.host,
+            px_server_port(srv), cfg.workers, cfg.queue, (long long)cfg.timeout_ms);
+
+    int sig = 0;
+    while (sigwait(&stop, &sig) != 0) {
+    }
+    PX_INFO("received %s: finishing requests in flight", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    px_server_stop(srv, 30000);
+    PX_INFO("stopped");
     return 0;
+}
+
+static int read_file(const char *path, uint8_t **data, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return px_errf(err, errlen, PX_EIO, "cannot open %s: %s", path, strerror(errno));
+    px_buf b;
+    px_buf_init(&b, (size_t)1 << 30);
+    uint8_t chunk[1 << 16];
+    size_t n;
+    int rc = 0;
+    while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0) rc = px_buf_append(&b, chunk, n);
+    int bad = ferror(f);
+    fclose(f);
+    if (rc || bad) {
+        px_buf_free(&b);
+        return px_errf(err, errlen, rc ? rc : PX_EIO, "cannot read %s", path);
+    }
+    *data = px_buf_steal(&b, len);
+    return 0;
+}
+
+static int write_file(const char *path, const px_buf *b, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return px_errf(err, errlen, PX_EIO, "cannot create %s: %s", path, strerror(errno));
+    size_t w = fwrite(b->data, 1, b->len, f);
+    if (fclose(f) != 0 || w != b->len)
+        return px_errf(err, errlen, PX_EIO, "cannot write %s", path);
+    return 0;
+}
+
+static int cmd_inpaint(int argc, char **argv)
+{
+    const char *pos[2] = {0};
+    int npos = 0;
+    const char *out = NULL, *engine = "classic", *method = NULL, *weights = NULL;
+    unsigned long long seed = 0;
+    int quality = 0, threads = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (a[0] != '-') {
+            if (npos == 2) {
+                fprintf(stderr, "pixserve inpaint: unexpected argument '%s'\n", a);
+                return 2;
+            }
+            pos[npos++] = a;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "pixserve inpaint: %s needs a value\n", a);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
+        else if (!strcmp(a, "--engine")) engine = v;
+        else if (!strcmp(a, "--method")) method = v;
+        else if (!strcmp(a, "--weights")) weights = v;
+        else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--quality")) quality = atoi(v);
+        else if (!strcmp(a, "--threads")) threads = atoi(v);
+        else {
+            fprintf(stderr, "pixserve inpaint: unknown flag %s (see pixserve --help)\n", a);
+            return 2;
+        }
+    }
+    if (npos != 2 || !out) {
+        fprintf(stderr, "usage: pixserve inpaint IMAGE MASK -o OUT [--engine NAME] [--seed N]\n");
+        return 2;
+    }
+    const char *ext = strrchr(out, '.');
+    enum px_format fmt = px_format_parse(ext ? ext + 1 : "");
+    if (fmt == PX_FMT_UNKNOWN) {
+        fprintf(stderr, "pixserve inpaint: output name must end in .png, .jpg, .jpeg or .webp\n");
+        return 2;
+    }
+
+    char err[512];
+    uint8_t *img = NULL, *mask = NULL;
+    size_t img_len = 0, mask_len = 0;
+    px_engine *e = NULL;
+    px_pool *pool = px_pool_create(threads);
+    int rc;
+    if ((rc = read_file(pos[0], &img, &img_len, err, sizeof err)) ||
+        (rc = read_file(pos[1], &mask, &mask_len, err, sizeof err)))
+        goto fail;
+    px_engine_config ec = {.weights = weights, .pool = pool};
+    if ((rc = px_engine_open(engine, &ec, &e, err, sizeof err))) goto fail;
+    if (method && (rc = px_engine_check_method(e, method, err, sizeof err))) goto fail;
+    px_inpaint_params p = {.engine = e, .method = method, .seed = seed, .out_fmt = fmt,
+                           .quality = quality, .png_level = -1, .max_output = (size_t)1 << 30};
+    px_inpaint_result res;
+    if ((rc = px_inpaint_bytes(&p, img, img_len, mask, mask_len, &res, err, sizeof err))) goto fail;
+    rc = write_file(out, &res.encoded, err, sizeof err);
+    if (!rc)
+        printf("%s: %dx%d, %zu hole pixels, engine %s: decode %.1f ms, inpaint %.1f ms, "
+               "encode %.1f ms\n",
+               out, res.width, res.height, res.hole_pixels, engine, (double)res.decode_ns / 1e6,
+               (double)res.infer_ns / 1e6, (double)res.encode_ns / 1e6);
+    px_buf_free(&res.encoded);
+    if (rc) goto fail;
+    free(img);
+    free(mask);
+    px_engine_close(e);
+    px_pool_destroy(pool);
+    return 0;
+fail:
+    fprintf(stderr, "pixserve inpaint: %s\n", err);
+    free(img);
+    free(mask);
+    px_engine_close(e);
+    px_pool_destroy(pool);
+    return 1;
+}
+
+static int cmd_engines(void)
+{
+    px_buf b;
+    px_buf_init(&b, 1 << 20);
+    px_buf_puts(&b, "[");
+    const char *const *names = px_engine_names();
+    px_engine_config ec = {0};
+    for (int i = 0; names[i]; i++) {
+        px_engine *e;
+        char err[256];
+        if (i) px_buf_puts(&b, ",");
+        if (px_engine_open(names[i], &ec, &e, err, sizeof err) == 0) {
+            px_engine_describe(e, &b);
+            px_engine_close(e);
+        } else {
+            px_buf_printf(&b, "{\"name\":\"%s\",\"available\":false}", names[i]);
+        }
+    }
+    px_buf_puts(&b, "]\n");
+    fwrite(b.data, 1, b.len, stdout);
+    px_buf_free(&b);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "serve")) return cmd_serve(argc - 2, argv + 2);
+    if (!strcmp(cmd, "inpaint")) return cmd_inpaint(argc - 2, argv + 2);
+    if (!strcmp(cmd, "engines")) return cmd_engines();
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        printf("pixserve %s\n", PX_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "pixserve: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
 }

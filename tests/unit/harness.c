@@ -4,6 +4,7 @@
  */
 #include "harness.h"
 
+#include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,6 +49,21 @@ char *px_test_photo(const char *name)
     return NULL;
 }
 
+static char g_tmpdir[64];
+
+const char *px_test_tmpdir(void)
+{
+    return g_tmpdir;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
 static int selected(const char *name, int argc, char **argv)
 {
     if (argc <= 1) return 1;
@@ -70,6 +86,11 @@ int px_test_main(int argc, char **argv, const px_test *tests, size_t n)
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         fflush(stdout);
+        snprintf(g_tmpdir, sizeof g_tmpdir, "/tmp/pxtest-XXXXXX");
+        if (!mkdtemp(g_tmpdir)) {
+            perror("mkdtemp");
+            return 2;
+        }
         pid_t pid = fork();
         if (pid < 0) {
             perror("fork");
@@ -83,6 +104,7 @@ int px_test_main(int argc, char **argv, const px_test *tests, size_t n)
         }
         int st = 0;
         waitpid(pid, &st, 0);
+        nftw(g_tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
         if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {

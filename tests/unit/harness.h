@@ -30,6 +30,10 @@ _Noreturn void px_tfail(const char *file, int line, const char *fmt, ...)
  * not needed: returns a malloc'd string the test may leak). */
 char *px_test_path(const char *rel);
 
+/* A fresh empty directory for the running test; the runner deletes it and
+ * everything in it when the test ends. */
+const char *px_test_tmpdir(void);
+
 /* Path of a real photograph shipped by Debian's python3-skimage (e.g.
  * "astronaut.png"), or NULL if the package is missing. */
 char *px_test_photo(const char *name);

@@ -1,0 +1,60 @@
+/*
+ * config.h — pixserve's settings: defaults, command-line flags, and the
+ * parsers for sizes ("64M") and durations ("500ms", "60s", "2m") they use.
+ */
+#ifndef PX_SERVE_CONFIG_H
+#define PX_SERVE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PX_MAX_ENGINES 8
+#define PX_VERSION "0.1.0"
+
+typedef struct px_serve_config {
+    const char *host;          /* bind address, default 127.0.0.1 */
+    int port;                  /* default 7860; 0 = ephemeral */
+    int workers;               /* jobs computed at once, default 2 */
+    int queue;                 /* jobs that may wait, default 16 */
+    int http_threads;          /* HTTP I/O threads, default 2 */
+    int threads;               /* compute threads, default = CPUs */
+    size_t max_body;           /* request body cap, default 64 MiB */
+    uint64_t max_pixels;       /* default 16.8 megapixels */
+    int max_side;              /* default 8192 */
+    const char *outputs;       /* results directory, default ./outputs */
+    int64_t timeout_ms;        /* per-request deadline, default 60 s */
+    int64_t idle_timeout_s;    /* idle/slow connection cut-off, default 30 s */
+    int max_connections;       /* default 1024 */
+    int png_level;             /* PNG zlib level for results, default 1 */
+    const char *engines[PX_MAX_ENGINES]; /* the first is the default; default "classic" */
+    int nengines;
+    const char *weights;       /* weights file for engines that need one */
+    const char *log_level;     /* debug|info|warn|error */
+} px_serve_config;
+
+/* Fills cfg with the defaults. */
+void px_config_defaults(px_serve_config *cfg);
+
+/*
+ * Parses `pixserve serve` flags from argv[0..argc) (argv[0] is the first
+ * flag, not the program). Pointers into argv are stored, not copied.
+ * Returns 0; 1 if --help was given (usage already printed to stdout);
+ * PX_EINVAL with a message for unknown flags, missing or bad values.
+ */
+int px_config_parse_args(px_serve_config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/* Prints the flag reference of `pixserve serve`. */
+void px_config_usage(void);
+
+/* "64M" -> 67108864 (suffixes K, M, G: powers of 1024; a plain number is
+ * bytes). Returns 0 or PX_EINVAL. */
+int px_parse_size(const char *s, uint64_t *out);
+
+/* "500ms", "60s", "2m", "1h" or a plain number of seconds (fractions allowed)
+ * -> milliseconds. Returns 0 or PX_EINVAL. */
+int px_parse_duration_ms(const char *s, int64_t *out);
+
+/* "16.8M", "4096x4096" or a plain count of pixels. Returns 0 or PX_EINVAL. */
+int px_parse_pixels(const char *s, uint64_t *out);
+
+#endif

@@ -1,0 +1,182 @@
+/*
+ * metrics.c — atomic counters and fixed-bucket histograms, Prometheus text.
+ */
+#include "serve/metrics.h"
+
+#include "core/alloc.h"
+#include "core/err.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+
+/* Bucket bounds in seconds: from a cached health check to a slow 4K job. */
+static const double k_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                  0.5,   1,      2.5,   5,    10,    30,   60,  120};
+#define NBOUNDS ((int)(sizeof k_bounds / sizeof k_bounds[0]))
+#define MIN_STATUS 100
+#define NSTATUS 500 /* 100..599 */
+#define NCODES 16   /* -PX_E* codes 0..15 */
+
+typedef struct hist {
+    atomic_ullong bucket[NBOUNDS + 1]; /* last: +Inf */
+    atomic_ullong count;
+    atomic_ullong sum_us;
+} hist;
+
+struct px_metrics {
+    atomic_ullong requests[PX_ROUTE_COUNT][NSTATUS];
+    hist duration[PX_ROUTE_COUNT];
+    hist stage[PX_STAGE_COUNT];
+    atomic_ullong errors[NCODES];
+};
+
+const char *px_route_label(enum px_route r)
+{
+    static const char *names[PX_ROUTE_COUNT] = {"/api/v1/inpaint", "/inpaint", "/api/v1/engines",
+                                                "/outputs",        "/healthz", "/readyz",
+                                                "/metrics",        "other"};
+    return (unsigned)r < PX_ROUTE_COUNT ? names[r] : "other";
+}
+
+const char *px_stage_name(enum px_stage s)
+{
+    static const char *names[PX_STAGE_COUNT] = {"queue", "decode", "infer", "encode"};
+    return (unsigned)s < PX_STAGE_COUNT ? names[s] : "unknown";
+}
+
+px_metrics *px_metrics_new(void)
+{
+    /* calloc'd zeroes are valid initial values for these atomics. */
+    return px_xcalloc(1, sizeof(px_metrics));
+}
+
+void px_metrics_free(px_metrics *m)
+{
+    free(m);
+}
+
+static void hist_record(hist *h, double s)
+{
+    if (!(s >= 0)) s = 0;
+    int i = 0;
+    while (i < NBOUNDS && s > k_bounds[i]) i++;
+    atomic_fetch_add_explicit(&h->bucket[i], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum_us, (unsigned long long)(s * 1e6 + 0.5),
+                              memory_order_relaxed);
+}
+
+void px_metrics_request(px_metrics *m, enum px_route r, int status, double seconds)
+{
+    if ((unsigned)r >= PX_ROUTE_COUNT) r = PX_ROUTE_OTHER;
+    if (status < MIN_STATUS || status >= MIN_STATUS + NSTATUS) status = 500;
+    atomic_fetch_add_explicit(&m->requests[r][status - MIN_STATUS], 1, memory_order_relaxed);
+    hist_record(&m->duration[r], seconds);
+}
+
+void px_metrics_stage(px_metrics *m, enum px_stage s, double seconds)
+{
+    if ((unsigned)s < PX_STAGE_COUNT) hist_record(&m->stage[s], seconds);
+}
+
+void px_metrics_error(px_metrics *m, int code)
+{
+    int i = -code;
+    if (i <= 0 || i >= NCODES) i = 0; /* slot 0: unknown codes ("internal") */
+    atomic_fetch_add_explicit(&m->errors[i], 1, memory_order_relaxed);
+}
+
+uint64_t px_metrics_request_count(px_metrics *m, enum px_route r, int status)
+{
+    if ((unsigned)r >= PX_ROUTE_COUNT || status < MIN_STATUS || status >= MIN_STATUS + NSTATUS)
+        return 0;
+    return atomic_load(&m->requests[r][status - MIN_STATUS]);
+}
+
+static int render_hist(px_buf *b, const char *name, const char *label, const char *value,
+                       hist *h)
+{
+    int rc = 0;
+    unsigned long long cum = 0;
+    for (int i = 0; i <= NBOUNDS && !rc; i++) {
+        cum += atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
+        if (i < NBOUNDS)
+            rc = px_buf_printf(b, "%s_bucket{%s=\"%s\",le=\"%g\"} %llu\n", name, label, value,
+                               k_bounds[i], cum);
+        else
+            rc = px_buf_printf(b, "%s_bucket{%s=\"%s\",le=\"+Inf\"} %llu\n", name, label, value,
+                               cum);
+    }
+    if (!rc)
+        rc = px_buf_printf(b, "%s_sum{%s=\"%s\"} %.6f\n%s_count{%s=\"%s\"} %llu\n", name, label,
+                           value, (double)atomic_load(&h->sum_us) / 1e6, name, label, value,
+                           (unsigned long long)atomic_load(&h->count));
+    return rc;
+}
+
+int px_metrics_render(px_metrics *m, const px_metrics_gauges *g, px_buf *b)
+{
+    int rc = px_buf_puts(b, "# HELP pixserve_requests_total HTTP requests by route and status.\n"
+                            "# TYPE pixserve_requests_total counter\n");
+    for (int r = 0; r < PX_ROUTE_COUNT && !rc; r++)
+        for (int s = 0; s < NSTATUS && !rc; s++) {
+            unsigned long long v = atomic_load_explicit(&m->requests[r][s], memory_order_relaxed);
+            if (v)
+                rc = px_buf_printf(b, "pixserve_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+                                   px_route_label((enum px_route)r), s + MIN_STATUS, v);
+        }
+    if (!rc)
+        rc = px_buf_puts(b, "# HELP pixserve_request_duration_seconds Time from the request's "
+                            "arrival to its reply, by route.\n"
+                            "# TYPE pixserve_request_duration_seconds histogram\n");
+    for (int r = 0; r < PX_ROUTE_COUNT && !rc; r++)
+        if (atomic_load(&m->duration[r].count))
+            rc = render_hist(b, "pixserve_request_duration_seconds", "route",
+                             px_route_label((enum px_route)r), &m->duration[r]);
+    if (!rc)
+        rc = px_buf_puts(b, "# HELP pixserve_stage_duration_seconds Time per job stage "
+                            "(queue wait, decode, inference, encode).\n"
+                            "# TYPE pixserve_stage_duration_seconds histogram\n");
+    for (int s = 0; s < PX_STAGE_COUNT && !rc; s++)
+        rc = render_hist(b, "pixserve_stage_duration_seconds", "stage",
+                         px_stage_name((enum px_stage)s), &m->stage[s]);
+    if (!rc)
+        rc = px_buf_puts(b, "# HELP pixserve_errors_total Failed requests by error code.\n"
+                            "# TYPE pixserve_errors_total counter\n");
+    for (int i = 0; i < NCODES && !rc; i++) {
+        unsigned long long v = atomic_load(&m->errors[i]);
+        if (v)
+            rc = px_buf_printf(b, "pixserve_errors_total{code=\"%s\"} %llu\n", i ? px_err_name(-i) : "internal",
+                               v);
+    }
+    if (!rc)
+        rc = px_buf_printf(
+            b,
+            "# HELP pixserve_queue_depth Jobs waiting for a worker.\n"
+            "# TYPE pixserve_queue_depth gauge\npixserve_queue_depth %d\n"
+            "# HELP pixserve_queue_capacity Jobs that may wait before requests get 429.\n"
+            "# TYPE pixserve_queue_capacity gauge\npixserve_queue_capacity %d\n"
+            "# HELP pixserve_inflight Jobs being computed now.\n"
+            "# TYPE pixserve_inflight gauge\npixserve_inflight %d\n"
+            "# HELP pixserve_workers Worker threads.\n"
+            "# TYPE pixserve_workers gauge\npixserve_workers %d\n"
+            "# HELP pixserve_jobs_total Jobs by outcome.\n"
+            "# TYPE pixserve_jobs_total counter\n"
+            "pixserve_jobs_total{outcome=\"completed\"} %llu\n"
+            "pixserve_jobs_total{outcome=\"timeout\"} %llu\n"
+            "pixserve_jobs_total{outcome=\"cancelled\"} %llu\n"
+            "pixserve_jobs_total{outcome=\"rejected\"} %llu\n"
+            "# HELP pixserve_ready Whether the engines are loaded (1) or not (0).\n"
+            "# TYPE pixserve_ready gauge\npixserve_ready %d\n"
+            "# HELP pixserve_uptime_seconds Seconds since the service started.\n"
+            "# TYPE pixserve_uptime_seconds gauge\npixserve_uptime_seconds %.3f\n"
+            "# HELP process_resident_memory_bytes Resident memory.\n"
+            "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n"
+            "# HELP process_open_fds Open file descriptors.\n"
+            "# TYPE process_open_fds gauge\nprocess_open_fds %d\n",
+            g->queue_depth, g->queue_capacity, g->inflight, g->workers,
+            (unsigned long long)g->jobs_completed, (unsigned long long)g->jobs_timed_out,
+            (unsigned long long)g->jobs_cancelled, (unsigned long long)g->jobs_rejected, g->ready,
+            g->uptime_s, (unsigned long long)g->rss_bytes, g->open_fds);
+    return rc;
+}

@@ -1,0 +1,67 @@
+/*
+ * metrics.h — the service's counters and histograms, rendered in the
+ * Prometheus text format for GET /metrics.
+ *
+ * Recording is lock-free (atomic adds), so every request can record without
+ * contending; rendering reads the atomics one by one, which is consistent
+ * enough for monitoring.
+ */
+#ifndef PX_SERVE_METRICS_H
+#define PX_SERVE_METRICS_H
+
+#include "core/buf.h"
+
+#include <stdint.h>
+
+enum px_route {
+    PX_ROUTE_INPAINT_V1,   /* POST /api/v1/inpaint */
+    PX_ROUTE_INPAINT_SEED, /* POST /inpaint */
+    PX_ROUTE_ENGINES,      /* GET /api/v1/engines */
+    PX_ROUTE_OUTPUTS,      /* GET /outputs/<name> */
+    PX_ROUTE_HEALTHZ,
+    PX_ROUTE_READYZ,
+    PX_ROUTE_METRICS,
+    PX_ROUTE_OTHER,        /* anything else (404/405) */
+    PX_ROUTE_COUNT
+};
+
+enum px_stage { PX_STAGE_QUEUE, PX_STAGE_DECODE, PX_STAGE_INFER, PX_STAGE_ENCODE, PX_STAGE_COUNT };
+
+/* The route's path as shown in labels ("/api/v1/inpaint", ..., "other"). */
+const char *px_route_label(enum px_route r);
+
+/* Stage name ("queue", "decode", "infer", "encode"). */
+const char *px_stage_name(enum px_stage s);
+
+typedef struct px_metrics px_metrics;
+
+/* Gauges the server samples at render time. */
+typedef struct px_metrics_gauges {
+    int queue_depth, queue_capacity, inflight, workers;
+    uint64_t jobs_submitted, jobs_rejected, jobs_completed, jobs_timed_out, jobs_cancelled;
+    double uptime_s;
+    uint64_t rss_bytes;
+    int open_fds;
+    int ready;
+} px_metrics_gauges;
+
+/* Never NULL (aborts on OOM). */
+px_metrics *px_metrics_new(void);
+void px_metrics_free(px_metrics *m);
+
+/* One finished request: its route, HTTP status and total duration. */
+void px_metrics_request(px_metrics *m, enum px_route r, int status, double seconds);
+
+/* One stage duration of a job. */
+void px_metrics_stage(px_metrics *m, enum px_stage s, double seconds);
+
+/* One failed request by PX_E* code (counted under its px_err_name). */
+void px_metrics_error(px_metrics *m, int code);
+
+/* Appends the Prometheus exposition text. Returns 0 or the buffer's error. */
+int px_metrics_render(px_metrics *m, const px_metrics_gauges *g, px_buf *out);
+
+/* Requests recorded for a route and status (for tests and /healthz). */
+uint64_t px_metrics_request_count(px_metrics *m, enum px_route r, int status);
+
+#endif
