@@ -7,6 +7,7 @@
 
 #include "core/alloc.h"
 #include "core/err.h"
+#include "core/jsonw.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -176,25 +177,6 @@ int px_engine_run(px_engine *e, px_engine_item *items, int n)
     return 0;
 }
 
-int px_engine_json_str(px_buf *out, const char *s)
-{
-    int rc = px_buf_puts(out, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; !rc && *p; p++) {
-        switch (*p) {
-        case '"': rc = px_buf_puts(out, "\\\""); break;
-        case '\\': rc = px_buf_puts(out, "\\\\"); break;
-        case '\n': rc = px_buf_puts(out, "\\n"); break;
-        case '\r': rc = px_buf_puts(out, "\\r"); break;
-        case '\t': rc = px_buf_puts(out, "\\t"); break;
-        default:
-            /* Other control bytes must be \u-escaped; UTF-8 passes through. */
-            if (*p < 0x20) rc = px_buf_printf(out, "\\u%04x", *p);
-            else rc = px_buf_append(out, p, 1);
-        }
-    }
-    return rc ? rc : px_buf_puts(out, "\"");
-}
-
 static const struct {
     unsigned bit;
     const char *name;
@@ -210,24 +192,24 @@ int px_engine_describe(const px_engine *e, px_buf *out)
 {
     const px_engine_ops *o = e->ops;
     int rc = px_buf_puts(out, "{\"name\":");
-    if (!rc) rc = px_engine_json_str(out, o->name);
+    if (!rc) rc = px_json_str(out, o->name);
     if (!rc) rc = px_buf_puts(out, ",\"description\":");
-    if (!rc) rc = px_engine_json_str(out, o->description ? o->description : "");
+    if (!rc) rc = px_json_str(out, o->description ? o->description : "");
     if (!rc) rc = px_buf_puts(out, ",\"capabilities\":[");
     int k = 0;
     for (size_t i = 0; !rc && i < sizeof g_caps / sizeof g_caps[0]; i++) {
         if (!(o->caps & g_caps[i].bit)) continue;
         if (k++) rc = px_buf_puts(out, ",");
-        if (!rc) rc = px_engine_json_str(out, g_caps[i].name);
+        if (!rc) rc = px_json_str(out, g_caps[i].name);
     }
     if (!rc) rc = px_buf_puts(out, "],\"methods\":[");
     for (int i = 0; !rc && o->methods && o->methods[i]; i++) {
         if (i) rc = px_buf_puts(out, ",");
-        if (!rc) rc = px_engine_json_str(out, o->methods[i]);
+        if (!rc) rc = px_json_str(out, o->methods[i]);
     }
     if (!rc) rc = px_buf_puts(out, "],\"default_method\":");
     if (!rc) {
-        if (o->methods && o->methods[0]) rc = px_engine_json_str(out, o->methods[0]);
+        if (o->methods && o->methods[0]) rc = px_json_str(out, o->methods[0]);
         else rc = px_buf_puts(out, "null");
     }
     /* Examples rather than a formula: the formula is the engine's business,

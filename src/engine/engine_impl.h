@@ -20,17 +20,14 @@ typedef struct px_engine_ops {
     size_t (*mem_estimate)(const px_engine *e, int n, int w, int h);
     /* Items already validated by px_engine_run. Sets each item's status. */
     int (*run)(px_engine *e, px_engine_item *items, int n);
-    /* Appends engine-specific "key": value pairs (without braces) to out. */
+    /* Appends engine-specific "key": value pairs (without braces) to out;
+     * core/jsonw.h has the string escaping. */
     int (*describe_config)(const px_engine *e, px_buf *out);
 } px_engine_ops;
 
 struct px_engine {
     const px_engine_ops *ops;
 };
-
-/* Appends s as a JSON string literal (quoted, with escapes) to out, for
- * describe_config. Returns 0 or the buffer's error. */
-int px_engine_json_str(px_buf *out, const char *s);
 
 /* The registered engines (defined by each engine's .c file). */
 extern const px_engine_ops px_engine_classic_ops;

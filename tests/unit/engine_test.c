@@ -5,7 +5,6 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "engine/engine.h"
-#include "engine/engine_impl.h"
 #include "harness.h"
 
 #include <cjson/cJSON.h>
@@ -185,21 +184,5 @@ TEST(t_describe_is_valid_json)
     px_engine_close(e);
 }
 
-TEST(t_json_string_escaping)
-{
-    const char *s = "quote\" back\\slash\nnl\ttab\x01\x1f ctl, caf\xc3\xa9";
-    px_buf b;
-    px_buf_init(&b, 1024);
-    T_EQ_INT(px_buf_puts(&b, "{\"k\":"), 0);
-    T_EQ_INT(px_engine_json_str(&b, s), 0);
-    T_EQ_INT(px_buf_puts(&b, "}"), 0);
-    T_CONTAINS((const char *)b.data, "\\u0001");
-    cJSON *j = cJSON_Parse((const char *)b.data);
-    T_TRUE(j != NULL);
-    T_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(j, "k")), s);
-    cJSON_Delete(j);
-    px_buf_free(&b);
-}
-
 TEST_MAIN(t_names_and_open, t_unknown_engine_lists_known, t_check_method, t_validation_per_item,
-          t_describe_is_valid_json, t_json_string_escaping)
+          t_describe_is_valid_json)
