@@ -122,13 +122,20 @@ static int run_one(const classic *c, px_engine_item *it)
     size_t errlen = sizeof it->err;
     if (it->cancel && atomic_load(it->cancel))
         return px_errf(err, errlen, PX_ECANCELED, "classic: cancelled before start");
+    int rc;
     if (strcmp(m, "telea") == 0)
-        return px_telea_inpaint(it->image, it->mask, c->telea_radius, c->pool, it->cancel, it->out,
-                                err, errlen);
-    if (strcmp(m, "patchmatch") == 0)
-        return px_patchmatch_inpaint(it->image, it->mask, &pm, c->pool, it->cancel, it->out, err,
-                                     errlen);
-    return run_auto(c, it, &pm);
+        rc = px_telea_inpaint(it->image, it->mask, c->telea_radius, c->pool, it->cancel, it->out,
+                              err, errlen);
+    else if (strcmp(m, "patchmatch") == 0)
+        rc = px_patchmatch_inpaint(it->image, it->mask, &pm, c->pool, it->cancel, it->out, err,
+                                   errlen);
+    else
+        rc = run_auto(c, it, &pm);
+    /* Every method already leaves known pixels alone; composing once more at
+     * the engine's edge makes that the interface's guarantee, not each
+     * algorithm's. */
+    if (!rc) px_image_compose(it->image, it->out, it->mask, it->out);
+    return rc;
 }
 
 static int classic_run(px_engine *e, px_engine_item *items, int n)
