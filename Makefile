@@ -9,6 +9,7 @@
 #                             then a short run of every fuzzer
 #   make fuzz                 libFuzzer targets (clang) into build/fuzz/
 #   make demo                 start pixserve and inpaint a photo through its API
+#   make bench                benchmark programs (bench/*.c) into build/<name>/bench/
 
 comma := ,
 SANITIZER ?=
@@ -46,12 +47,15 @@ UNIT_SRC := $(wildcard tests/unit/*_test.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 HARNESS_OBJ := $(BUILD)/tests/harness.o
 
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 
 .SECONDARY:
 
-.PHONY: all setup unit test test-unit test-integration test-sanitize test-fuzz fuzz fuzz-bins \
+.PHONY: all setup unit bench test test-unit test-integration test-sanitize test-fuzz fuzz fuzz-bins \
         demo clean format
 
 all: $(PIXSERVE)
@@ -82,6 +86,13 @@ $(BUILD)/tests/%_test: $(BUILD)/tests/%_test.o $(HARNESS_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 unit: $(UNIT_BIN)
+
+# Benchmarks are programs, not tests: they print numbers and assert nothing.
+bench: $(BENCH_BIN)
+
+$(BUILD)/bench/%: bench/%.c $(LIB) | setup
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
 # --- tests -------------------------------------------------------------------
 # scripts/test runs one build's unit and integration tests; `make test` runs
@@ -125,4 +136,4 @@ format:
 clean:
 	rm -rf build
 
--include $(wildcard $(BUILD)/src/*/*.d $(BUILD)/src/*/*/*.d $(BUILD)/tests/*.d)
+-include $(wildcard $(BUILD)/src/*/*.d $(BUILD)/src/*/*/*.d $(BUILD)/tests/*.d $(BUILD)/bench/*.d)
