@@ -79,11 +79,12 @@ void px_pm_defaults(px_pm_params *p)
 
 size_t px_pm_mem_estimate(int w, int h)
 {
-    /* Per pixel at full resolution: image 4, maps 3, NNF 2x4, dist 4,
-     * weight 4, source list 4 = 27 bytes; the pyramid adds a third; Telea at
-     * the coarsest level and the output copy are small change. */
+    /* Per pixel at full resolution: image 4, maps 3, source list 4, NNF and
+     * its copy 2x4, distance 4, weight 4 = 27 bytes, and 2 more for the
+     * window counts while a level is built; the pyramid adds a third.
+     * Telea at the coarsest level and the per-band state are small change. */
     size_t n = (size_t)w * (size_t)h;
-    return n * 27 * 4 / 3 + n + (1u << 20);
+    return n * 29 * 4 / 3 + (1u << 20);
 }
 
 static void level_free(level *l)
