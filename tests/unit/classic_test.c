@@ -143,6 +143,52 @@ TEST(t_deterministic_and_thread_independent)
     px_pool_destroy(p4);
 }
 
+struct job {
+    px_engine *e;
+    const px_image *img, *mask;
+    px_image *out;
+    const char *method;
+    int rc;
+};
+
+static void *run_job(void *arg)
+{
+    struct job *j = arg;
+    j->rc = run1(j->e, j->img, j->mask, j->out, j->method, 11, NULL);
+    return NULL;
+}
+
+TEST(t_concurrent_runs_share_engine_and_pool)
+{
+    /* The server runs several batches on one engine (and one pool) at once;
+     * each result must be what it would be alone. */
+    px_pool *pool = px_pool_create(3);
+    px_engine *e = open_with(pool);
+    int w = 150, h = 110;
+    px_image img[2] = {synth(w, h, 21), synth(w, h, 22)}, mask = mk(w, h, 1);
+    disc(&mask, 50, 50, 18);
+    stroke(&mask, 0, 100, 149, 60, 3);
+    for (int m = 0; m < NMETHODS; m++) {
+        px_image alone[2] = {mk(w, h, 3), mk(w, h, 3)}, both[2] = {mk(w, h, 3), mk(w, h, 3)};
+        for (int k = 0; k < 2; k++) T_EQ_INT(run1(e, &img[k], &mask, &alone[k], METHODS[m], 11, NULL), 0);
+        struct job jobs[2];
+        pthread_t th[2];
+        for (int k = 0; k < 2; k++) {
+            jobs[k] = (struct job){e, &img[k], &mask, &both[k], METHODS[m], -1};
+            T_EQ_INT(pthread_create(&th[k], NULL, run_job, &jobs[k]), 0);
+        }
+        for (int k = 0; k < 2; k++) {
+            pthread_join(th[k], NULL);
+            T_EQ_INT(jobs[k].rc, 0);
+            T_EQ_MEM(both[k].px, alone[k].px, (size_t)w * h * 3);
+            free(alone[k].px);
+            free(both[k].px);
+        }
+    }
+    px_engine_close(e);
+    px_pool_destroy(pool);
+}
+
 TEST(t_cancel_before_start)
 {
     px_engine *e = open_with(NULL);
@@ -470,6 +516,7 @@ TEST(t_photos_fill_beats_mean_colour)
 }
 
 TEST_MAIN(t_outside_identical_masks_on_borders, t_deterministic_and_thread_independent,
+          t_concurrent_runs_share_engine_and_pool,
           t_cancel_before_start, t_cancel_midway_is_prompt, t_empty_mask_copies_input,
           t_all_hole_gives_gray, t_tiny_images, t_uniform_image_filled_exactly,
           t_patchmatch_completes_periodic_texture, t_telea_continues_smooth_ramps,
