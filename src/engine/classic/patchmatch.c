@@ -1,10 +1,13 @@
 /*
  * patchmatch.c — multi-scale PatchMatch completion (see patchmatch.h).
  *
- * Layout: every level keeps its image as 4 bytes per pixel (R, G, B, 0) so a
- * 7-pixel patch row is 28 contiguous bytes that SSE2 compares in two loads;
- * the zero pad byte adds nothing to a distance. The nearest-neighbour field
- * (NNF) stores, for every target centre, the centre of its source patch.
+ * Layout: every level keeps its image as 4 bytes per pixel (R, G, B, S) so a
+ * 7-pixel patch row is 28 contiguous bytes that SSE2 compares in two loads.
+ * S is 1 where a source patch is centred (masked out of distances): the
+ * random search tests a candidate on the cache line it is about to compare
+ * anyway, where a separate map cost a cache miss and a mispredicted branch
+ * per candidate. The nearest-neighbour field (NNF) stores, for every target
+ * centre, the centre of its source patch.
  *
  * Targets are patches inside the image that overlap the hole; sources are
  * patches inside the image with no hole pixel at all, so the vote only ever
@@ -50,10 +53,9 @@ typedef struct {
 
 typedef struct {
     int w, h;
-    uint8_t *img;  /* w*h*4 + IMG_PAD bytes: R, G, B, 0 */
+    uint8_t *img;  /* w*h*4 + IMG_PAD bytes: R, G, B, S (1 = a source patch is centred here) */
     uint8_t *hole; /* LV_KNOWN, LV_HOLE or LV_PARTIAL (see level_down) */
     uint8_t *tgt;  /* 1 = the patch centred here is inside and overlaps the hole */
-    uint8_t *src;  /* 1 = the patch centred here is inside and fully known */
     int32_t *srcs; /* indices of the source centres */
     int nsrc, ntgt;
     int blind;      /* targets lying entirely in the hole: nothing known to match on */
@@ -79,12 +81,13 @@ void px_pm_defaults(px_pm_params *p)
 
 size_t px_pm_mem_estimate(int w, int h)
 {
-    /* Per pixel at full resolution: image 4, maps 3, source list 4, NNF and
-     * its copy 2x4, distance 4, weight 4 = 27 bytes, and 2 more for the
-     * window counts while a level is built; the pyramid adds a third.
+    /* Per pixel at full resolution: image 4, hole and target maps 2, source
+     * list 4, NNF and its copy 2x4, distance 4, weight 4 = 26 bytes, and 2
+     * more for the window counts while a level is built; the pyramid adds a
+     * third.
      * Telea at the coarsest level and the per-band state are small change. */
     size_t n = (size_t)w * (size_t)h;
-    return n * 29 * 4 / 3 + (1u << 20);
+    return n * 28 * 4 / 3 + (1u << 20);
 }
 
 static void level_free(level *l)
@@ -92,7 +95,6 @@ static void level_free(level *l)
     free(l->img);
     free(l->hole);
     free(l->tgt);
-    free(l->src);
     free(l->srcs);
     free(l->nnf);
     free(l->prev);
@@ -109,13 +111,12 @@ static int level_alloc(level *l, int w, int h)
     l->img = px_alloc_array(n * 4 + IMG_PAD, 1);
     l->hole = px_alloc_array(n, 1);
     l->tgt = px_alloc_array(n, 1);
-    l->src = px_alloc_array(n, 1);
     l->srcs = px_alloc_array(n, sizeof *l->srcs);
     l->nnf = px_alloc_array(n, sizeof *l->nnf);
     l->prev = px_alloc_array(n, sizeof *l->prev);
     l->dist = px_alloc_array(n, sizeof *l->dist);
     l->wt = px_alloc_array(n, sizeof *l->wt);
-    if (!l->img || !l->hole || !l->tgt || !l->src || !l->srcs || !l->nnf || !l->prev ||
+    if (!l->img || !l->hole || !l->tgt || !l->srcs || !l->nnf || !l->prev ||
         !l->dist || !l->wt) {
         level_free(l);
         return PX_ENOMEM;
@@ -202,7 +203,8 @@ static void mark_band(void *ctx, int begin, int end)
         for (int y = b * BAND_ROWS; y < band_end(l, b); y++)
             for (int x = 0; x < w; x++) {
                 size_t i = (size_t)y * w + x;
-                l->tgt[i] = l->src[i] = 0;
+                l->tgt[i] = 0;
+                l->img[i * 4 + 3] = 0;
                 if (x < HALF || y < HALF || x >= w - HALF || y >= h - HALF) continue;
                 int holes = 0, unknown = 0;
                 for (int dy = -HALF; dy <= HALF; dy++) {
@@ -214,7 +216,7 @@ static void mark_band(void *ctx, int begin, int end)
                     ntgt++;
                     nblind += holes == PX_PM_PATCH * PX_PM_PATCH;
                 } else if (!unknown) {
-                    l->src[i] = 1;
+                    l->img[i * 4 + 3] = 1;
                     nsrc++;
                 }
             }
@@ -232,7 +234,7 @@ static void list_band(void *ctx, int begin, int end)
     for (int b = begin; b < end && !is_cancelled(bd->cancel); b++) {
         int32_t *o = l->srcs + bd->nsrc[b];
         for (size_t i = (size_t)b * BAND_ROWS * l->w; i < (size_t)band_end(l, b) * l->w; i++)
-            if (l->src[i]) *o++ = (int32_t)i;
+            if (l->img[i * 4 + 3]) *o++ = (int32_t)i;
     }
 }
 
@@ -340,7 +342,9 @@ static inline uint32_t hsum4(__m128i v)
 static inline uint32_t patch_ssd(const uint8_t *a, const uint8_t *b, size_t stride, uint32_t bound)
 {
     const __m128i z = _mm_setzero_si128();
-    const __m128i keep = _mm_setr_epi32(-1, -1, -1, 0); /* pixels 4..6 of the second load */
+    /* R, G, B of pixels 0..3, and of 4..6 in the second load. */
+    const __m128i keep0 = _mm_set1_epi32(0x00ffffff);
+    const __m128i keep1 = _mm_setr_epi32(0x00ffffff, 0x00ffffff, 0x00ffffff, 0);
     __m128i acc = z;
     for (int r = 0; r < PX_PM_PATCH; r++) {
         __m128i a0 = _mm_loadu_si128((const __m128i *)(const void *)a);
@@ -348,8 +352,8 @@ static inline uint32_t patch_ssd(const uint8_t *a, const uint8_t *b, size_t stri
         __m128i a1 = _mm_loadu_si128((const __m128i *)(const void *)(a + 16));
         __m128i b1 = _mm_loadu_si128((const __m128i *)(const void *)(b + 16));
         /* |a - b| in bytes, widened to 16 bits; madd squares and adds pairs. */
-        __m128i d0 = _mm_or_si128(_mm_subs_epu8(a0, b0), _mm_subs_epu8(b0, a0));
-        __m128i d1 = _mm_and_si128(_mm_or_si128(_mm_subs_epu8(a1, b1), _mm_subs_epu8(b1, a1)), keep);
+        __m128i d0 = _mm_and_si128(_mm_or_si128(_mm_subs_epu8(a0, b0), _mm_subs_epu8(b0, a0)), keep0);
+        __m128i d1 = _mm_and_si128(_mm_or_si128(_mm_subs_epu8(a1, b1), _mm_subs_epu8(b1, a1)), keep1);
         __m128i l0 = _mm_unpacklo_epi8(d0, z), h0 = _mm_unpackhi_epi8(d0, z);
         __m128i l1 = _mm_unpacklo_epi8(d1, z), h1 = _mm_unpackhi_epi8(d1, z);
         acc = _mm_add_epi32(acc, _mm_add_epi32(_mm_madd_epi16(l0, l0), _mm_madd_epi16(h0, h0)));
@@ -369,6 +373,7 @@ static inline uint32_t patch_ssd(const uint8_t *a, const uint8_t *b, size_t stri
     uint32_t s = 0;
     for (int r = 0; r < PX_PM_PATCH; r++) {
         for (int k = 0; k < PX_PM_PATCH * 4; k++) {
+            if (k % 4 == 3) continue; /* the source flag */
             int d = (int)a[k] - (int)b[k];
             s += (uint32_t)(d * d);
         }
@@ -379,6 +384,12 @@ static inline uint32_t patch_ssd(const uint8_t *a, const uint8_t *b, size_t stri
     return s;
 }
 #endif
+
+/* Whether a source patch is centred at (x, y), which must be inside. */
+static inline bool is_source(const level *l, int x, int y)
+{
+    return l->img[((size_t)y * l->w + (size_t)x) * 4 + 3] != 0;
+}
 
 /* Distance between the patches centred at t and s of level l. */
 static inline uint32_t dist_at(const level *l, int tx, int ty, int sx, int sy, uint32_t bound)
@@ -472,7 +483,7 @@ static void upsample_band(void *ctx, int begin, int end)
                 if (c->tgt[ci]) {
                     int sx = x + 2 * (c->nnf[ci].x - cx), sy = y + 2 * (c->nnf[ci].y - cy);
                     if (sx >= HALF && sy >= HALF && sx < w - HALF && sy < h - HALF &&
-                        l->src[(size_t)sy * w + sx])
+                        is_source(l, sx, sy))
                         m = (pt){(int16_t)sx, (int16_t)sy};
                 }
                 l->nnf[i] = m;
@@ -509,7 +520,7 @@ static void search_band(void *ctx, int begin, int end)
                 if (nx >= 0 && nx < w && l->tgt[t - step]) {
                     pt m = l->nnf[t - step];
                     int sx = m.x + step, sy = m.y;
-                    if (sx >= HALF && sx < w - HALF && l->src[(size_t)sy * w + sx] &&
+                    if (sx >= HALF && sx < w - HALF && is_source(l, sx, sy) &&
                         (sx != best.x || sy != best.y)) {
                         uint32_t d = dist_at(l, x, y, sx, sy, bd);
                         if (d < bd) {
@@ -523,7 +534,7 @@ static void search_band(void *ctx, int begin, int end)
                     size_t n = (size_t)ny * w + x;
                     pt m = ny >= ylo && ny < yhi ? l->nnf[n] : l->prev[n];
                     int sx = m.x, sy = m.y + step;
-                    if (sy >= HALF && sy < h - HALF && l->src[(size_t)sy * w + sx] &&
+                    if (sy >= HALF && sy < h - HALF && is_source(l, sx, sy) &&
                         (sx != best.x || sy != best.y)) {
                         uint32_t d = dist_at(l, x, y, sx, sy, bd);
                         if (d < bd) {
@@ -539,7 +550,7 @@ static void search_band(void *ctx, int begin, int end)
                     int sy = best.y + (int)px_rng_below(&r, (uint32_t)(2 * rad + 1)) - rad;
                     sx = sx < HALF ? HALF : sx > w - 1 - HALF ? w - 1 - HALF : sx;
                     sy = sy < HALF ? HALF : sy > h - 1 - HALF ? h - 1 - HALF : sy;
-                    if (!l->src[(size_t)sy * w + sx] || (sx == best.x && sy == best.y)) continue;
+                    if (!is_source(l, sx, sy) || (sx == best.x && sy == best.y)) continue;
                     uint32_t d = dist_at(l, x, y, sx, sy, bd);
                     if (d < bd) {
                         bd = d;
