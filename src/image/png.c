@@ -110,7 +110,7 @@ static int decode_rows(struct png_dec *d, const px_img_limits *lim, char *err, s
         png_get_rowbytes(d->png, d->info) != (size_t)w * (size_t)c)
         return px_errf(err, errlen, PX_ECORRUPT, "PNG has an unexpected pixel layout");
 
-    rc = px_image_alloc(&d->img, w, h, c, lim, err, errlen);
+    rc = px_codec_alloc("PNG", &d->img, w, h, c, lim, err, errlen);
     if (rc) return rc;
     d->rows = malloc((size_t)h * sizeof *d->rows);
     if (!d->rows) return px_errf(err, errlen, PX_ENOMEM, "out of memory decoding PNG");
