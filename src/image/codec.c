@@ -187,7 +187,8 @@ int px_decode_file(const char *path, const px_img_limits *lim, px_image *out, ch
     else if (rc)
         rc = px_errf(err, errlen, rc, "out of memory reading %s", path);
     else if (ferror(fp))
-        rc = px_errf(err, errlen, PX_EIO, "cannot read %s", path);
+        rc = px_errf(err, errlen, PX_EIO, "cannot read %s: %s", path,
+                     errno_text(errno, why, sizeof why));
     fclose(fp);
     if (!rc) rc = px_decode(b.data, b.len, lim, out, err, errlen);
     px_buf_free(&b);

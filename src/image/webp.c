@@ -26,6 +26,8 @@ static int status_error(VP8StatusCode st, char *err, size_t errlen)
         return px_errf(err, errlen, PX_ENOMEM, "out of memory decoding WebP");
     case VP8_STATUS_UNSUPPORTED_FEATURE:
         return px_errf(err, errlen, PX_EUNSUP, "WebP uses a feature that is not supported");
+    case VP8_STATUS_BITSTREAM_ERROR:
+        return px_errf(err, errlen, PX_ECORRUPT, "WebP data is corrupt: bitstream error");
     default:
         return px_errf(err, errlen, PX_ECORRUPT, "WebP data is corrupt (libwebp status %d)",
                        (int)st);

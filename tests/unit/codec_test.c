@@ -1108,7 +1108,7 @@ TEST(t_webp_corrupt)
     px_image img = pattern(64, 48, 3);
     px_buf b = encode(&img, PX_FMT_WEBP, 100);
     for (size_t i = 40; i < 60; i++) b.data[i] ^= 0xa5;
-    T_DECODE_FAILS(b.data, b.len, NULL, PX_ECORRUPT, "WebP data is corrupt");
+    T_DECODE_FAILS(b.data, b.len, NULL, PX_ECORRUPT, "WebP data is corrupt: bitstream error");
     px_buf_free(&b);
     /* A RIFF chunk size that points past the file. */
     b = encode(&img, PX_FMT_WEBP, 80);
@@ -1225,6 +1225,7 @@ TEST(t_file_helpers)
     snprintf(path, sizeof path, "%s/no/such/dir.png", dir);
     T_EQ_INT(px_encode_file(path, &img, NULL, err, sizeof err), PX_EIO);
     T_EQ_INT(px_decode_file(dir, NULL, &back, err, sizeof err), PX_EIO); /* a directory */
+    T_CONTAINS(err, "Is a directory");
     rmdir(dir);
     px_image_free(&img);
 }
