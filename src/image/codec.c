@@ -94,6 +94,14 @@ int px_codec_check(const char *fmt, int w, int h, int c, const px_img_limits *li
     return rc ? px_errf(err, errlen, rc, "%s %s", fmt, msg) : 0;
 }
 
+int px_codec_alloc(const char *fmt, px_image *img, int w, int h, int c, const px_img_limits *lim,
+                   char *err, size_t errlen)
+{
+    char msg[160];
+    int rc = px_image_alloc(img, w, h, c, lim, msg, sizeof msg);
+    return rc ? px_errf(err, errlen, rc, "%s %s", fmt, msg) : 0;
+}
+
 int px_decode(const uint8_t *data, size_t n, const px_img_limits *lim, px_image *out, char *err,
               size_t errlen)
 {
@@ -179,7 +187,8 @@ int px_decode_file(const char *path, const px_img_limits *lim, px_image *out, ch
     else if (rc)
         rc = px_errf(err, errlen, rc, "out of memory reading %s", path);
     else if (ferror(fp))
-        rc = px_errf(err, errlen, PX_EIO, "cannot read %s", path);
+        rc = px_errf(err, errlen, PX_EIO, "cannot read %s: %s", path,
+                     errno_text(errno, why, sizeof why));
     fclose(fp);
     if (!rc) rc = px_decode(b.data, b.len, lim, out, err, errlen);
     px_buf_free(&b);

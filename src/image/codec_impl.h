@@ -15,4 +15,9 @@
 int px_codec_check(const char *fmt, int w, int h, int c, const px_img_limits *lim, char *err,
                    size_t errlen);
 
+/* px_image_alloc with the same prefix ("PNG image of 4096x4096 does not fit
+ * in memory"). The caller frees img; on failure it is zeroed. */
+int px_codec_alloc(const char *fmt, px_image *img, int w, int h, int c, const px_img_limits *lim,
+                   char *err, size_t errlen);
+
 #endif

@@ -71,7 +71,7 @@ int px_image_alloc(px_image *img, int w, int h, int c, const px_img_limits *lim,
     if (rc) return rc;
     img->px = calloc((size_t)w * (size_t)h, (size_t)c);
     if (!img->px)
-        return px_errf(err, errlen, PX_ENOMEM, "out of memory allocating a %dx%d image", w, h);
+        return px_errf(err, errlen, PX_ENOMEM, "image of %dx%d does not fit in memory", w, h);
     img->w = w;
     img->h = h;
     img->c = c;

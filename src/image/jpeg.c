@@ -204,7 +204,7 @@ static int decode_rows(struct jpeg_dec *d, const uint8_t *data, size_t n, const 
     if ((int)ci->output_width != w || (int)ci->output_height != h ||
         ci->output_components != (cmyk ? 4 : c))
         return px_errf(err, errlen, PX_ECORRUPT, "JPEG decoder gave an unexpected layout");
-    rc = px_image_alloc(&d->img, w, h, c, lim, err, errlen);
+    rc = px_codec_alloc("JPEG", &d->img, w, h, c, lim, err, errlen);
     if (rc) return rc;
     if (cmyk && !(d->cmyk_row = malloc((size_t)w * 4)))
         return px_errf(err, errlen, PX_ENOMEM, "out of memory decoding JPEG");

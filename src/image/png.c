@@ -79,9 +79,9 @@ static int decode_rows(struct png_dec *d, const px_img_limits *lim, char *err, s
 {
     if (setjmp(png_jmpbuf(d->png))) {
         if (d->truncated) return px_errf(err, errlen, PX_ETRUNC, "PNG data is truncated");
-        int rc = code_of(d->msg, PX_ECORRUPT);
-        return px_errf(err, errlen, rc, "PNG data is %s: %s",
-                       rc == PX_ENOMEM ? "too big for memory" : "corrupt", d->msg);
+        if (code_of(d->msg, PX_ECORRUPT) == PX_ENOMEM)
+            return px_errf(err, errlen, PX_ENOMEM, "out of memory decoding PNG: %s", d->msg);
+        return px_errf(err, errlen, PX_ECORRUPT, "PNG data is corrupt: %s", d->msg);
     }
     png_set_read_fn(d->png, d, read_fn);
     /* Size policy is ours (with our message), so lift libpng's own caps. */
@@ -110,7 +110,7 @@ static int decode_rows(struct png_dec *d, const px_img_limits *lim, char *err, s
         png_get_rowbytes(d->png, d->info) != (size_t)w * (size_t)c)
         return px_errf(err, errlen, PX_ECORRUPT, "PNG has an unexpected pixel layout");
 
-    rc = px_image_alloc(&d->img, w, h, c, lim, err, errlen);
+    rc = px_codec_alloc("PNG", &d->img, w, h, c, lim, err, errlen);
     if (rc) return rc;
     d->rows = malloc((size_t)h * sizeof *d->rows);
     if (!d->rows) return px_errf(err, errlen, PX_ENOMEM, "out of memory decoding PNG");

@@ -26,6 +26,8 @@ static int status_error(VP8StatusCode st, char *err, size_t errlen)
         return px_errf(err, errlen, PX_ENOMEM, "out of memory decoding WebP");
     case VP8_STATUS_UNSUPPORTED_FEATURE:
         return px_errf(err, errlen, PX_EUNSUP, "WebP uses a feature that is not supported");
+    case VP8_STATUS_BITSTREAM_ERROR:
+        return px_errf(err, errlen, PX_ECORRUPT, "WebP data is corrupt: bitstream error");
     default:
         return px_errf(err, errlen, PX_ECORRUPT, "WebP data is corrupt (libwebp status %d)",
                        (int)st);
@@ -50,14 +52,13 @@ int px_webp_decode(const uint8_t *data, size_t n, const px_img_limits *lim, px_i
     VP8StatusCode st = WebPGetFeatures(data, n, &f);
     if (st != VP8_STATUS_OK) return status_error(st, err, errlen);
     if (f.has_animation) return px_errf(err, errlen, PX_EUNSUP, "animated WebP is not supported");
-    int c = f.has_alpha ? 4 : 3;
-    int rc = px_codec_check("WebP", f.width, f.height, c, lim, err, errlen);
-    if (rc) return rc;
     WebPDecoderConfig cfg;
     if (!WebPInitDecoderConfig(&cfg))
         return px_errf(err, errlen, PX_EINVAL, "libwebp version mismatch");
+    /* The header's size is checked against lim before anything is allocated. */
+    int c = f.has_alpha ? 4 : 3;
     px_image img;
-    rc = px_image_alloc(&img, f.width, f.height, c, lim, err, errlen);
+    int rc = px_codec_alloc("WebP", &img, f.width, f.height, c, lim, err, errlen);
     if (rc) return rc;
     cfg.output.colorspace = c == 4 ? MODE_RGBA : MODE_RGB; /* not premultiplied */
     cfg.output.is_external_memory = 1;

@@ -43,6 +43,7 @@ struct px_workers {
     px_job *head, *tail;    /* FIFO */
     px_job *running;        /* jobs whose work is executing */
     int queued, nrunning, cap, nworkers;
+    int notifying; /* notify callbacks decided but not yet returned */
     int draining, stop;
     uint64_t submitted, rejected, completed, timed_out, cancelled;
     double ewma_ms;
@@ -140,7 +141,20 @@ static void unlink_queued_locked(px_workers *w, px_job *j)
 
 static void signal_idle_locked(px_workers *w)
 {
-    if (w->queued == 0 && w->nrunning == 0) pthread_cond_broadcast(&w->idle);
+    if (w->queued == 0 && w->nrunning == 0 && w->notifying == 0) pthread_cond_broadcast(&w->idle);
+}
+
+/* Runs a job's notify outside the lock and drops the reference the caller
+ * held for it; drain waits for these too, so that after px_workers_drain()
+ * every callback has returned and the pool holds no job. */
+static void notify_unlocked(px_workers *w, px_job *j, int unref)
+{
+    if (j->notify) j->notify(j, j->notify_arg);
+    if (unref) px_job_unref(j);
+    pthread_mutex_lock(&w->mu);
+    w->notifying--;
+    signal_idle_locked(w);
+    pthread_mutex_unlock(&w->mu);
 }
 
 static void *worker_main(void *arg)
@@ -170,17 +184,19 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&w->mu);
         if (j->run_prev) j->run_prev->run_next = j->run_next; else w->running = j->run_next;
         if (j->run_next) j->run_next->run_prev = j->run_prev;
-        w->nrunning--;
         int64_t ran = px_now_ns() - j->t_start;
         /* Moving average over roughly the last ten jobs. */
         double ms = px_ns_to_ms(ran);
         w->ewma_ms = w->ewma_ms == 0 ? ms : 0.9 * w->ewma_ms + 0.1 * ms;
         int notify = finish_locked(w, j, PX_JOB_DONE, rc);
-        signal_idle_locked(w);
         pthread_mutex_unlock(&w->mu);
+        /* Still counted as running until the notify returned and the pool's
+         * reference is gone (drain relies on it). */
         if (notify && j->notify) j->notify(j, j->notify_arg);
         px_job_unref(j);
         pthread_mutex_lock(&w->mu);
+        w->nrunning--;
+        signal_idle_locked(w);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -220,12 +236,9 @@ static void *reaper_main(void *arg)
             }
         }
         if (nexp) {
-            signal_idle_locked(w);
+            w->notifying += nexp;
             pthread_mutex_unlock(&w->mu);
-            for (int i = 0; i < nexp; i++) {
-                if (expired[i]->notify) expired[i]->notify(expired[i], expired[i]->notify_arg);
-                px_job_unref(expired[i]);
-            }
+            for (int i = 0; i < nexp; i++) notify_unlocked(w, expired[i], 1);
             pthread_mutex_lock(&w->mu);
             continue; /* rescan: more may have expired meanwhile */
         }
@@ -317,10 +330,9 @@ int px_workers_cancel(px_workers *w, px_job *j)
         atomic_store(&j->cancel, 1);
     }
     finish_locked(w, j, PX_JOB_CANCELLED, PX_ECANCELED);
-    signal_idle_locked(w);
+    w->notifying++;
     pthread_mutex_unlock(&w->mu);
-    if (j->notify) j->notify(j, j->notify_arg);
-    if (drop_queue_ref) px_job_unref(j);
+    notify_unlocked(w, j, drop_queue_ref);
     return 0;
 }
 
@@ -354,7 +366,8 @@ void px_workers_drain(px_workers *w)
 {
     pthread_mutex_lock(&w->mu);
     w->draining = 1;
-    while (w->queued > 0 || w->nrunning > 0) pthread_cond_wait(&w->idle, &w->mu);
+    while (w->queued > 0 || w->nrunning > 0 || w->notifying > 0)
+        pthread_cond_wait(&w->idle, &w->mu);
     pthread_mutex_unlock(&w->mu);
 }
 

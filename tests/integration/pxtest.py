@@ -122,6 +122,7 @@ class Server:
             self.proc.wait()
             rc = "hung"
         self.log.close()
+        self.proc.stdout.close()
         return rc
 
 

@@ -877,14 +877,16 @@ TEST(t_webp_animated_refused)
  * that allocated pixels before checking the limits would get ENOMEM (and
  * fail the test) instead of quietly succeeding. Sanitizer runtimes reserve
  * terabytes of shadow memory, so there the cap is left off. */
-static void cap_address_space(void)
+static void cap_address_space(unsigned headroom_mb)
 {
-#ifndef SANITIZED
+#ifdef SANITIZED
+    (void)headroom_mb;
+#else
     FILE *f = fopen("/proc/self/statm", "r");
     unsigned long pages = 0;
     T_TRUE(f && fscanf(f, "%lu", &pages) == 1);
     fclose(f);
-    rlim_t cap = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (64u << 20);
+    rlim_t cap = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)headroom_mb << 20);
     struct rlimit rl = {cap, cap};
     T_EQ_INT(setrlimit(RLIMIT_AS, &rl), 0);
 #endif
@@ -892,7 +894,7 @@ static void cap_address_space(void)
 
 TEST(t_png_too_big)
 {
-    cap_address_space();
+    cap_address_space(64);
     px_buf b = png_header_only(100000, 100000);
     T_DECODE_FAILS(b.data, b.len, NULL, PX_ETOOBIG,
                    "PNG image is 100000x100000 (10000.0 megapixels), above the limit of 16.8 "
@@ -911,6 +913,19 @@ TEST(t_png_too_big)
     px_buf_free(&b);
 }
 
+TEST(t_out_of_memory_names_format)
+{
+#ifdef SANITIZED
+    /* Sanitizer allocators abort on failure instead of returning NULL. */
+#else
+    /* 4096x4096 RGB is within the limits but needs 48 MiB; allow 8. */
+    cap_address_space(8);
+    px_buf b = png_header_only(4096, 4096);
+    T_DECODE_FAILS(b.data, b.len, NULL, PX_ENOMEM, "PNG image of 4096x4096 does not fit in memory");
+    px_buf_free(&b);
+#endif
+}
+
 /* The SOF0 of a real JPEG patched to w×h. */
 static px_buf jpeg_with_size(unsigned w, unsigned h)
 {
@@ -926,7 +941,7 @@ static px_buf jpeg_with_size(unsigned w, unsigned h)
 
 TEST(t_jpeg_too_big)
 {
-    cap_address_space();
+    cap_address_space(64);
     px_buf b = jpeg_with_size(60000, 60000);
     T_DECODE_FAILS(b.data, b.len, NULL, PX_ETOOBIG,
                    "JPEG image is 60000x60000 (3600.0 megapixels), above the limit of 16.8 "
@@ -942,7 +957,7 @@ TEST(t_jpeg_too_big)
 
 TEST(t_webp_too_big)
 {
-    cap_address_space();
+    cap_address_space(64);
     /* Lossless: the VP8L header holds 14-bit width-1 and height-1. */
     px_image img = pattern(16, 16, 3);
     px_buf b = encode(&img, PX_FMT_WEBP, 100);
@@ -1093,7 +1108,7 @@ TEST(t_webp_corrupt)
     px_image img = pattern(64, 48, 3);
     px_buf b = encode(&img, PX_FMT_WEBP, 100);
     for (size_t i = 40; i < 60; i++) b.data[i] ^= 0xa5;
-    T_DECODE_FAILS(b.data, b.len, NULL, PX_ECORRUPT, "WebP data is corrupt");
+    T_DECODE_FAILS(b.data, b.len, NULL, PX_ECORRUPT, "WebP data is corrupt: bitstream error");
     px_buf_free(&b);
     /* A RIFF chunk size that points past the file. */
     b = encode(&img, PX_FMT_WEBP, 80);
@@ -1210,6 +1225,7 @@ TEST(t_file_helpers)
     snprintf(path, sizeof path, "%s/no/such/dir.png", dir);
     T_EQ_INT(px_encode_file(path, &img, NULL, err, sizeof err), PX_EIO);
     T_EQ_INT(px_decode_file(dir, NULL, &back, err, sizeof err), PX_EIO); /* a directory */
+    T_CONTAINS(err, "Is a directory");
     rmdir(dir);
     px_image_free(&img);
 }
@@ -1338,8 +1354,8 @@ TEST_MAIN(t_sniff_and_names, t_png_roundtrip_encoder, t_png_gray_alpha_and_16bit
           t_png_low_depth_and_key_colours, t_png_interlaced, t_jpeg_quality, t_jpeg_gray_and_alpha,
           t_jpeg_progressive_and_scan_limit, t_jpeg_cmyk, t_jpeg_exif_orientation,
           t_exif_parser_bounds, t_jpeg_bad_exif_is_ignored, t_webp_lossy_and_lossless,
-          t_webp_alpha_and_gray, t_webp_animated_refused, t_png_too_big, t_jpeg_too_big,
-          t_webp_too_big, t_custom_limits_each_format, t_png_truncated, t_jpeg_truncated,
-          t_webp_truncated, t_png_corrupt, t_jpeg_corrupt, t_webp_corrupt, t_unknown_and_empty,
-          t_encode_output_cap, t_encode_invalid, t_file_helpers, t_real_photos,
-          t_threads_decode_the_same, t_libraries_stay_off_stderr)
+          t_webp_alpha_and_gray, t_webp_animated_refused, t_png_too_big,
+          t_out_of_memory_names_format, t_jpeg_too_big, t_webp_too_big, t_custom_limits_each_format,
+          t_png_truncated, t_jpeg_truncated, t_webp_truncated, t_png_corrupt, t_jpeg_corrupt,
+          t_webp_corrupt, t_unknown_and_empty, t_encode_output_cap, t_encode_invalid,
+          t_file_helpers, t_real_photos, t_threads_decode_the_same, t_libraries_stay_off_stderr)

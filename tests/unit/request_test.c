@@ -51,10 +51,21 @@ TEST(t_v1_all_options)
     T_EQ_INT(r.seed, 12345678901ull);
     T_EQ_INT(r.timeout_ms, 1500);
     px_req_free(&r);
+    /* Numbers sent as strings (form-minded clients) are accepted... */
     T_EQ_INT(parse("{\"image\":\"Zm9v\",\"mask\":\"YmFy\",\"return\":\"url\",\"quality\":\"90\"}",
                    PX_DIALECT_V1, &r, err),
-             PX_EINVAL); /* JSON numbers must be numbers */
+             0);
+    T_EQ_INT(r.quality, 90);
+    T_EQ_INT(r.ret, PX_RETURN_URL);
+    px_req_free(&r);
+    /* ...but must still be integers in range. */
+    T_EQ_INT(parse("{\"image\":\"Zm9v\",\"mask\":\"YmFy\",\"quality\":\"ninety\"}", PX_DIALECT_V1,
+                   &r, err),
+             PX_EINVAL);
     T_CONTAINS(err, "quality");
+    T_EQ_INT(parse("{\"image\":\"Zm9v\",\"mask\":\"YmFy\",\"quality\":true}", PX_DIALECT_V1, &r,
+                   err),
+             PX_EINVAL);
 }
 
 TEST(t_seed_dialect)
@@ -146,9 +157,8 @@ TEST(t_image_size_cap)
 {
     px_inpaint_req r;
     char err[256];
-    T_EQ_INT(px_req_parse_json("{\"image\":\"Zm9vYmFy\",\"mask\":\"YmFy\"}", 33, PX_DIALECT_V1, 5, &r,
-                               err, sizeof err),
-             PX_ETOOBIG);
+    const char *j = "{\"image\":\"Zm9vYmFy\",\"mask\":\"YmFy\"}";
+    T_EQ_INT(px_req_parse_json(j, strlen(j), PX_DIALECT_V1, 5, &r, err, sizeof err), PX_ETOOBIG);
     T_CONTAINS(err, "image");
 }
 
