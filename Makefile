@@ -25,7 +25,7 @@ CPPFLAGS := -Isrc -D_GNU_SOURCE -MMD -MP
 OPT ?= -O2
 CFLAGS := -std=c17 $(OPT) -g -pthread $(WARN) $(EXTRA_CFLAGS)
 LDFLAGS := -pthread $(EXTRA_LDFLAGS)
-LDLIBS := -lmicrohttpd -lcjson -lpng16 -ljpeg -lwebp -lm
+LDLIBS := -lmicrohttpd -lcjson -lpng16 -ljpeg -lwebp -lz -lm
 
 ifneq ($(SANITIZER),)
 CFLAGS += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all

@@ -116,20 +116,6 @@ static px_image random_mask(int w, int h, uint64_t seed, double *coverage)
     return m;
 }
 
-static double hole_psnr(const px_image *ref, const px_image *out, const px_image *mask)
-{
-    double se = 0;
-    size_t n = 0;
-    for (size_t i = 0; i < (size_t)ref->w * ref->h; i++)
-        if (mask->px[i])
-            for (int k = 0; k < 3; k++) {
-                double d = (double)ref->px[i * 3 + k] - (double)out->px[i * 3 + k];
-                se += d * d;
-                n++;
-            }
-    return se == 0 ? 99.0 : 10.0 * log10(255.0 * 255.0 * (double)n / se);
-}
-
 static int cmp_dbl(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -233,7 +219,7 @@ int main(int argc, char **argv)
                 per[p] = t[reps / 2];
                 free(t);
                 mean += per[p] / NPHOTO;
-                psnr += hole_psnr(&img[p], &out, &mask[p]) / NPHOTO;
+                psnr += px_image_psnr(&img[p], &out, &mask[p]) / NPHOTO;
             }
             printf("%4dx%-5d %-11s %10.0f %10.2f   %.0f / %.0f / %.0f   (holes %.0f/%.0f/%.0f %%)\n",
                    w, h, methods[m], mean, psnr, per[0], per[1], per[2], 100 * cover[0],

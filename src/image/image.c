@@ -11,6 +11,7 @@
 #include <assert.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -201,4 +202,21 @@ void px_image_compose(const px_image *orig, const px_image *fill, const px_image
         /* memmove: out may be the very image we read from. */
         memmove(out->px + 3 * i, s, 3);
     }
+}
+
+double px_image_psnr(const px_image *ref, const px_image *test, const px_image *mask)
+{
+    size_t np = (size_t)ref->w * (size_t)ref->h, c = (size_t)ref->c, n = 0;
+    double se = 0;
+    for (size_t i = 0; i < np; i++) {
+        if (mask && !mask->px[i]) continue;
+        for (size_t k = 0; k < c; k++) {
+            double d = (double)ref->px[i * c + k] - (double)test->px[i * c + k];
+            se += d * d;
+        }
+        n += c;
+    }
+    if (n == 0) return NAN;
+    if (se == 0) return INFINITY;
+    return 10.0 * log10(255.0 * 255.0 * (double)n / se);
 }

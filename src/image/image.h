@@ -79,4 +79,13 @@ int px_image_orient(px_image *img, int orientation);
 void px_image_compose(const px_image *orig, const px_image *fill, const px_image *mask,
                       px_image *out);
 
+/*
+ * Peak signal-to-noise ratio of `test` against `ref` in dB over the pixels
+ * where mask (c = 1, same size; NULL = everywhere) is non-zero, over every
+ * channel (ref and test have the same size and channel count). Identical
+ * pixels give +INFINITY; an empty mask gives NAN. Used by tests and
+ * benchmarks to score fills against the original photograph.
+ */
+double px_image_psnr(const px_image *ref, const px_image *test, const px_image *mask);
+
 #endif

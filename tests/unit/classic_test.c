@@ -425,21 +425,6 @@ TEST(t_auto_plan_thin_to_telea_thick_to_patchmatch)
     px_engine_close(e);
 }
 
-/* PSNR over the hole pixels only. */
-static double hole_psnr(const px_image *ref, const px_image *out, const px_image *mask)
-{
-    double se = 0;
-    size_t n = 0;
-    for (size_t i = 0; i < (size_t)ref->w * ref->h; i++)
-        if (mask->px[i])
-            for (int k = 0; k < 3; k++) {
-                double d = (double)ref->px[i * 3 + k] - (double)out->px[i * 3 + k];
-                se += d * d;
-                n++;
-            }
-    return se == 0 ? 99.0 : 10.0 * log10(255.0 * 255.0 * (double)n / se);
-}
-
 /* The baseline to beat: every hole pixel set to the mean known colour. */
 static double mean_fill_psnr(const px_image *ref, const px_image *mask)
 {
@@ -453,7 +438,7 @@ static double mean_fill_psnr(const px_image *ref, const px_image *mask)
     px_image flat = mk(ref->w, ref->h, 3);
     for (size_t i = 0; i < np; i++)
         for (int k = 0; k < 3; k++) flat.px[i * 3 + k] = (uint8_t)lrint(sum[k] / (double)n);
-    double p = hole_psnr(ref, &flat, mask);
+    double p = px_image_psnr(ref, &flat, mask);
     free(flat.px);
     return p;
 }
@@ -500,7 +485,7 @@ TEST(t_photos_fill_beats_mean_colour)
         for (int m = 0; m < NMETHODS; m++) {
             T_EQ_INT(run1(e, &rgb, &mask, &out, METHODS[m], 1, NULL), 0);
             assert_outside_identical(&rgb, &mask, &out);
-            got[m] = hole_psnr(&rgb, &out, &mask);
+            got[m] = px_image_psnr(&rgb, &out, &mask);
             printf(", %s %.2f", METHODS[m], got[m]);
         }
         printf("\n");

@@ -25,6 +25,7 @@
 #include <jpeglib.h>
 #include <png.h>
 #include <webp/decode.h>
+#include <zlib.h>
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SANITIZED 1
@@ -93,14 +94,10 @@ static px_image decode(const uint8_t *data, size_t n)
         T_TRUE(bad_.px == NULL && bad_.w == 0);                                                    \
     } while (0)
 
+/* The CRC of PNG chunks is zlib's CRC-32. */
 static uint32_t crc32_of(const uint8_t *p, size_t n)
 {
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0xedb88320u : c >> 1;
-    }
-    return ~c;
+    return (uint32_t)crc32(0L, p, (uInt)n);
 }
 
 static void put32be(uint8_t *p, uint32_t v)

@@ -7,6 +7,7 @@
 #include "image/image.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 
 static px_image make(int w, int h, int c, unsigned seed)
@@ -252,6 +253,29 @@ TEST(t_compose)
     px_image_free(&out);
 }
 
+TEST(t_psnr)
+{
+    px_image a = make(8, 4, 3, 1), b;
+    T_EQ_INT(px_image_copy(&a, &b), 0);
+    T_TRUE(isinf(px_image_psnr(&a, &b, NULL)));
+    /* One value off by 5 in 8*4*3 = 96: MSE 25/96 -> 10 log10(255^2 * 96 / 25). */
+    b.px[7] = (uint8_t)(a.px[7] < 128 ? a.px[7] + 5 : a.px[7] - 5);
+    T_NEAR(px_image_psnr(&a, &b, NULL), 10.0 * log10(65025.0 * 96.0 / 25.0), 1e-9);
+    /* Masked: only pixel 2 (holding value 7) counts -> MSE 25/3. */
+    px_image m;
+    T_EQ_INT(px_image_alloc(&m, 8, 4, 1, NULL, NULL, 0), 0);
+    m.px[2] = 255;
+    T_NEAR(px_image_psnr(&a, &b, &m), 10.0 * log10(65025.0 * 3.0 / 25.0), 1e-9);
+    m.px[2] = 0;
+    m.px[0] = 255;
+    T_TRUE(isinf(px_image_psnr(&a, &b, &m)));
+    m.px[0] = 0;
+    T_TRUE(isnan(px_image_psnr(&a, &b, &m)));
+    px_image_free(&a);
+    px_image_free(&b);
+    px_image_free(&m);
+}
+
 TEST_MAIN(t_limits_default, t_check_messages, t_check_invalid, t_check_overflow,
           t_alloc_refuses_first, t_alloc_copy_free, t_split_merge, t_split_gray_and_rgb,
-          t_orient_all, t_orient_inverse_pairs, t_orient_noop, t_compose)
+          t_orient_all, t_orient_inverse_pairs, t_orient_noop, t_compose, t_psnr)
