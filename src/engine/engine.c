@@ -1,7 +1,7 @@
 /*
  * engine.c — the engine registry and the checks every engine gets for free:
  * lookup by name, item validation before dispatch through the const vtable,
- * method names, and the JSON self-description used by /v1/engines.
+ * method names, and the JSON self-description used by /api/v1/engines.
  */
 #include "engine/engine_impl.h"
 
