@@ -461,6 +461,11 @@ def parse_sizes(s):
 
 def cmd_cases(a):
     torch.set_num_threads(a.threads)
+    os.makedirs(a.out, exist_ok=True)
+    if a.config and not os.path.exists(a.weights):
+        # One process for weights and cases: tests pay for one torch import.
+        cmd_weights(argparse.Namespace(config=a.config, seed=a.weights_seed, out=a.weights,
+                                       ckpt=None, torchscript=None))
     model, _ = load_generator(a.weights)
     os.makedirs(a.out, exist_ok=True)
     for i, (w, h) in enumerate(parse_sizes(a.sizes)):
@@ -524,6 +529,9 @@ def main():
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--out", required=True, help="directory")
     s.add_argument("--dump", action="store_true", help="also store every layer's output")
+    s.add_argument("--config", help="if --weights does not exist, create it with random "
+                                    "weights of this configuration")
+    s.add_argument("--weights-seed", type=int, default=1)
     s.add_argument("--threads", type=int, default=1)
     s.set_defaults(fn=cmd_cases)
     s = sub.add_parser("infer", help="inpaint IMAGE with MASK into OUT (PNG)")
