@@ -362,6 +362,8 @@ int px_lama_plan_create(px_lama_net *n, int H, int W, int nthreads, px_lama_plan
     }
     for (int i = 0; i < B_N; i++) p->buf[i] = lo->b[i].floats ? p->arena + lo->b[i].off : NULL;
     int L = a->n_down, h = lo->th, w = lo->tw;
+    /* Primitives are made for the thread count they will run with. */
+    px_conv_set_threads(nthreads);
     if ((rc = px_fft_create(h, w, a->cs, nthreads, &p->fft, err, errlen))) goto fail;
     if ((rc = bind(p, n->stem, &p->stem, H + 6, W + 6, B_PSTEM, B_A, false, true, err, errlen))) goto fail;
     for (int i = 0; i < L; i++) {
