@@ -99,13 +99,13 @@ int main(int argc, char **argv)
                         w_oihw[((size_t)o * s->cin + c) * s->k * s->k + kk];
         float *d1 = calloc(P * s->cout, sizeof(float)), *d2 = calloc(P * s->cout, sizeof(float));
         float *col = malloc(P * K * sizeof(float));
-        px_lama_conv lc = {s->cout, s->cin, s->k, s->stride, false, w_oihw, NULL};
+        px_conv_spec lc = {s->cout, s->cin, s->k, s->k, s->stride, w_oihw, NULL};
         px_conv_weights *cw;
         px_conv *cv;
         char err[200];
         px_conv_stream *st = px_conv_stream_create();
         if (px_conv_weights_create(&lc, &cw, err, sizeof err) ||
-            px_conv_create(cw, &(px_conv_args){s->h, s->w, src, d1, false, false}, &cv, err,
+            px_conv_create(cw, &(px_conv_args){s->h, s->w, src, d1, false, false, 0, 0}, &cv, err,
                            sizeof err)) {
             fprintf(stderr, "%s\n", err);
             return 1;

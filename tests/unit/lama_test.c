@@ -89,7 +89,8 @@ static void st_write(const char *path, const char *meta, const wtensor *t, int n
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)at >> (8 * i));
     fwrite(len8, 1, 8, f);
     fwrite(h, 1, at, f);
-    for (int i = 0; i < n; i++) fwrite(t[i].data, 1, t[i].nbytes, f);
+    for (int i = 0; i < n; i++)
+        if (t[i].nbytes) fwrite(t[i].data, 1, t[i].nbytes, f);
     fclose(f);
     free(h);
 }

@@ -1,14 +1,15 @@
 /*
  * conv.h — the convolution backend of the LaMa graph: the one interface the
- * graph uses for every convolution and transposed convolution, so that a
- * device backend (CUDA) can later sit beside the CPU one. The CPU backend is
+ * graph uses for every convolution (it expresses each transposed one as four
+ * small convolutions), so that a device backend (CUDA) can later sit beside
+ * the CPU one. The CPU backend is
  * conv_dnnl.c (oneDNN's C API; docs/benchmarks/lama-cpu.md says why oneDNN
  * and not OpenBLAS), chosen by the Makefile.
  *
- * Tensors are NHWC float32, batch 1. Convolutions never pad (the graph pads
- * with reflection itself, which oneDNN cannot); a transposed convolution is
- * always PyTorch's ConvTranspose2d(k, stride 2, padding 1, output_padding 1),
- * doubling the size.
+ * Tensors are NHWC float32, batch 1. Convolutions pad only with zeros at the
+ * bottom and right (what the graph's sub-pixel form of the transposed
+ * convolutions needs); the reflection padding of LaMa is done by the graph,
+ * since oneDNN has none.
  *
  * Objects and threads: a px_conv_weights holds one layer's weights for the
  * whole engine (any format conversion the backend wants is made once and
@@ -19,8 +20,6 @@
 #ifndef PX_ENGINE_LAMA_CONV_H
 #define PX_ENGINE_LAMA_CONV_H
 
-#include "engine/lama/weights.h"
-
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -28,20 +27,28 @@ typedef struct px_conv_weights px_conv_weights;
 typedef struct px_conv px_conv;
 typedef struct px_conv_stream px_conv_stream;
 
-/* Takes ownership of c->w and c->b (set to NULL in c). Returns 0, PX_ENOMEM
+/* One layer: weights (cout, cin, kh, kw) as PyTorch's Conv2d, bias NULL or cout. */
+typedef struct px_conv_spec {
+    int cout, cin, kh, kw, stride;
+    float *w;
+    float *b;
+} px_conv_spec;
+
+/* Takes ownership of s->w and s->b (set to NULL in s). Returns 0, PX_ENOMEM
  * or PX_EUNSUP (backend unavailable). Caller destroys *out. */
-int px_conv_weights_create(px_lama_conv *c, px_conv_weights **out, char *err, size_t errlen);
+int px_conv_weights_create(px_conv_spec *s, px_conv_weights **out, char *err, size_t errlen);
 void px_conv_weights_destroy(px_conv_weights *w);
 
 /* Bytes the backend holds for these weights now (plain and converted). */
 size_t px_conv_weights_bytes(const px_conv_weights *w);
 
 typedef struct px_conv_args {
-    int h, w;         /* input spatial size (already padded) */
+    int h, w;         /* input spatial size */
     const float *src; /* h x w x cin */
-    float *dst;       /* oh x ow x cout: (h-k)/s+1 each, or 2h x 2w when transposed */
+    float *dst;       /* oh x ow x cout (px_conv_out_size) */
     bool accumulate;  /* dst = conv(src) + dst, then the activation */
     bool relu;
+    int pad_b, pad_r; /* zero rows below, columns to the right */
 } px_conv_args;
 
 /* Binds weights to buffers. Returns 0 or PX_EUNSUP/PX_ENOMEM with the
@@ -66,8 +73,8 @@ void px_conv_set_threads(int n);
  * failure (with no message: these do not fail once created). */
 int px_conv_run(px_conv *c, px_conv_stream *s);
 
-/* Output size of a layer for an input size. */
-void px_conv_out_size(const px_lama_conv *c, int h, int w, int *oh, int *ow);
+/* Output size of a layer for its arguments' input size and padding. */
+void px_conv_out_size(const px_conv_weights *c, const px_conv_args *a, int *oh, int *ow);
 
 /* Name of the implementation the backend picked (for describe/benchmarks). */
 const char *px_conv_impl(const px_conv *c);

@@ -6,7 +6,9 @@
  * "any" so it picks its fast blocked layout, and converted once per layer
  * and layout, shared by every plan. BatchNorm is already folded (bias), and
  * the FFC sums and ReLUs are post-ops (sum, then eltwise relu), so a layer is
- * one pass over its output. Scratchpads are in "user" mode: each plan gives
+ * one pass over its output. (oneDNN's own deconvolution was tried for the
+ * transposed layers and measured 10-20x slower than its brgemm convolutions
+ * on NHWC, hence the graph's sub-pixel decomposition.) Scratchpads are in "user" mode: each plan gives
  * one area shared by its layers, so nothing is allocated while running and
  * two plans never share a scratchpad when run from two threads.
  *
@@ -30,7 +32,7 @@ void omp_set_num_threads(int n);
 #define MAX_VERSIONS 4
 
 struct px_conv_weights {
-    px_lama_conv spec; /* owns spec.w (plain, may be freed) and spec.b */
+    px_conv_spec spec; /* owns spec.w (plain, may be freed) and spec.b */
     pthread_mutex_t mu;
     dnnl_memory_desc_t plain_md;
     bool plain_used; /* some px_conv reads the plain weights directly */
@@ -79,18 +81,13 @@ static int dnnl_fail(char *err, size_t errlen, dnnl_status_t st, const char *wha
                    "oneDNN: %s failed (status %d)", what, (int)st);
 }
 
-void px_conv_out_size(const px_lama_conv *c, int h, int w, int *oh, int *ow)
+void px_conv_out_size(const px_conv_weights *c, const px_conv_args *a, int *oh, int *ow)
 {
-    if (c->transposed) {
-        *oh = 2 * h;
-        *ow = 2 * w;
-    } else {
-        *oh = (h - c->k) / c->stride + 1;
-        *ow = (w - c->k) / c->stride + 1;
-    }
+    *oh = (a->h + a->pad_b - c->spec.kh) / c->spec.stride + 1;
+    *ow = (a->w + a->pad_r - c->spec.kw) / c->spec.stride + 1;
 }
 
-int px_conv_weights_create(px_lama_conv *c, px_conv_weights **out, char *err, size_t errlen)
+int px_conv_weights_create(px_conv_spec *c, px_conv_weights **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (!engine()) return px_errf(err, errlen, PX_EUNSUP, "oneDNN: no CPU engine");
@@ -99,11 +96,9 @@ int px_conv_weights_create(px_lama_conv *c, px_conv_weights **out, char *err, si
     w->spec = *c;
     c->w = c->b = NULL;
     pthread_mutex_init(&w->mu, NULL);
-    dnnl_dims_t d = {w->spec.cout, w->spec.cin, w->spec.k, w->spec.k};
-    /* PyTorch's layouts: Conv2d (out, in, kh, kw) = oihw; ConvTranspose2d
-     * (in, out, kh, kw) = iohw with o the deconvolution's output. */
-    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&w->plain_md, 4, d, dnnl_f32,
-                                                    w->spec.transposed ? dnnl_iohw : dnnl_oihw);
+    dnnl_dims_t d = {w->spec.cout, w->spec.cin, w->spec.kh, w->spec.kw};
+    /* PyTorch's Conv2d layout (out, in, kh, kw) is oneDNN's oihw. */
+    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&w->plain_md, 4, d, dnnl_f32, dnnl_oihw);
     if (st != dnnl_success) {
         px_conv_weights_destroy(w);
         return dnnl_fail(err, errlen, st, "weights descriptor");
@@ -193,9 +188,9 @@ int px_conv_create(px_conv_weights *w, const px_conv_args *a, px_conv **out, cha
                    size_t errlen)
 {
     *out = NULL;
-    const px_lama_conv *c = &w->spec;
+    const px_conv_spec *c = &w->spec;
     int oh, ow;
-    px_conv_out_size(c, a->h, a->w, &oh, &ow);
+    px_conv_out_size(w, a, &oh, &ow);
     if (oh < 1 || ow < 1)
         return px_errf(err, errlen, PX_EINVAL, "convolution input %dx%d smaller than its kernel",
                        a->w, a->h);
@@ -203,7 +198,7 @@ int px_conv_create(px_conv_weights *w, const px_conv_args *a, px_conv **out, cha
     if (!cv) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
     dnnl_memory_desc_t src_md, dst_md, wei_any, bias_md;
     dnnl_dims_t sd = {1, c->cin, a->h, a->w}, dd = {1, c->cout, oh, ow};
-    dnnl_dims_t wd = {c->cout, c->cin, c->k, c->k}, bd = {c->cout};
+    dnnl_dims_t wd = {c->cout, c->cin, c->kh, c->kw}, bd = {c->cout};
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_status_t st;
@@ -222,21 +217,12 @@ int px_conv_create(px_conv_weights *w, const px_conv_args *a, px_conv **out, cha
     if (a->relu && (st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.f, 0.f))) goto fail;
     if ((st = dnnl_primitive_attr_set_post_ops(attr, po))) goto fail;
     what = "convolution descriptor";
-    if (c->transposed) {
-        dnnl_deconvolution_desc_t dsc;
-        dnnl_dims_t strides = {2, 2}, pl = {1, 1}, pr = {0, 0};
-        st = dnnl_deconvolution_forward_desc_init(&dsc, dnnl_forward_inference,
-                                                  dnnl_deconvolution_direct, &src_md, &wei_any,
-                                                  c->b ? &bias_md : NULL, &dst_md, strides, pl, pr);
-        if (!st) st = dnnl_primitive_desc_create(&cv->pd, &dsc, attr, engine(), NULL);
-    } else {
-        dnnl_convolution_desc_t dsc;
-        dnnl_dims_t strides = {c->stride, c->stride}, pad = {0, 0};
-        st = dnnl_convolution_forward_desc_init(&dsc, dnnl_forward_inference,
-                                                dnnl_convolution_direct, &src_md, &wei_any,
-                                                c->b ? &bias_md : NULL, &dst_md, strides, pad, pad);
-        if (!st) st = dnnl_primitive_desc_create(&cv->pd, &dsc, attr, engine(), NULL);
-    }
+    dnnl_convolution_desc_t dsc;
+    dnnl_dims_t strides = {c->stride, c->stride}, pl = {0, 0}, pr = {a->pad_b, a->pad_r};
+    st = dnnl_convolution_forward_desc_init(&dsc, dnnl_forward_inference, dnnl_convolution_direct,
+                                            &src_md, &wei_any, c->b ? &bias_md : NULL, &dst_md,
+                                            strides, pl, pr);
+    if (!st) st = dnnl_primitive_desc_create(&cv->pd, &dsc, attr, engine(), NULL);
     if (st) goto fail;
     what = "primitive";
     if ((st = dnnl_primitive_create(&cv->prim, cv->pd))) goto fail;

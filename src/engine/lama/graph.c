@@ -7,7 +7,7 @@
  *        splits into local cl and global cg channels)
  *   n_blocks x FFC residual block                   (model.5..)
  *   concat(local, global)
- *   3 x [transposed 3x3 s2 conv+BN+ReLU]
+ *   3 x [transposed 3x3 s2 conv+BN+ReLU]            (as four sub-pixel convs, below)
  *   pad 3 (reflect) -> 7x7 conv -> sigmoid
  *
  * One FFC (BN folded, weights.h):
@@ -15,6 +15,16 @@
  *   x     = relu(st1(g));  f = relu(fu(rfft2(x) * a)) ; y = x + irfft2(f) * a
  *   out_g = relu(st2(y) + l2g(pad(l)))                 (a = 1/sqrt(h*w), "ortho")
  * and a residual block is (l, g) += FFC2(FFC1(l, g)).
+ *
+ * Transposed convolutions (k3, stride 2, padding 1, output_padding 1) run as
+ * four ordinary convolutions, one per output phase (row parity a, column
+ * parity b): output (2m+a, 2n+b) only sees kernel row 1 at input row m when
+ * a = 0, and kernel rows 2 and 0 at input rows m and m+1 when a = 1 (the
+ * same for columns). So phase (a, b) is a (1+a) x (1+b) convolution over the
+ * input zero-padded by a row below and b columns right, with the kernel taps
+ * picked from the 3x3 one, and a scatter interleaves the four results. Same
+ * arithmetic, but on the backend's fast convolutions (oneDNN's NHWC
+ * deconvolution measured 10-20x slower).
  */
 #include "engine/lama/graph.h"
 
@@ -36,7 +46,7 @@ enum { F_L2L, F_G2L, F_L2G, F_ST1, F_FU, F_ST2, F_N };
 
 struct px_lama_net {
     px_lama_weights w; /* dims of every layer; the arrays moved into cw */
-    px_conv_weights *stem, *down[MAXD], *down_g, *up[MAXD], *out;
+    px_conv_weights *stem, *down[MAXD], *down_g, *up[MAXD][4], *out;
     px_conv_weights *(*blk)[2][F_N];
 };
 
@@ -48,7 +58,8 @@ enum {
     B_PD = B_A + MAXD,  /* PD[0..L-1]: their reflect-padded copies */
     B_TL = B_PD + MAXD, B_TG, B_LP, B_GP, B_L1, B_G1, B_X, B_SPEC, B_SPEC2, B_Y, B_CAT,
     B_U,                /* U[0..L-1]: upsampling outputs */
-    B_PF = B_U + MAXD, B_OUT, B_N
+    B_UPH = B_U + MAXD, /* UPH[0..L-1]: the four phases of U[i] before the scatter */
+    B_PF = B_UPH + MAXD, B_OUT, B_N
 };
 
 typedef struct {
@@ -111,7 +122,8 @@ static bool plan_layout(const px_lama_arch *a, int H, int W, layout *lo)
          set_buf(lo, B_CAT, hw, 1, (size_t)a->dim, T + 1, T + 2);
     for (int i = 0; ok && i < L; i++) {
         int lv = L - 1 - i;
-        ok = set_buf(lo, B_U + i, (size_t)lo->h[lv], (size_t)lo->w[lv], (size_t)a->ch[lv], T + 2 + i, T + 3 + i);
+        ok = set_buf(lo, B_U + i, (size_t)lo->h[lv], (size_t)lo->w[lv], (size_t)a->ch[lv], T + 2 + i, T + 3 + i) &&
+             set_buf(lo, B_UPH + i, (size_t)lo->h[lv], (size_t)lo->w[lv], (size_t)a->ch[lv], T + 2 + i, T + 2 + i);
     }
     ok = ok && set_buf(lo, B_PF, (size_t)H + 6, (size_t)W + 6, (size_t)a->ngf, T + 2 + L, T + 3 + L) &&
          set_buf(lo, B_OUT, (size_t)H, (size_t)W, PX_LAMA_OUT_CH, T + 3 + L, T + 4 + L);
@@ -183,7 +195,8 @@ static px_conv_weights **net_all(px_lama_net *n, int *count, px_conv_weights **b
     buf[k++] = n->stem;
     for (int i = 0; i < L; i++) buf[k++] = n->down[i];
     buf[k++] = n->down_g;
-    for (int i = 0; i < L; i++) buf[k++] = n->up[i];
+    for (int i = 0; i < L; i++)
+        for (int ph = 0; ph < 4; ph++) buf[k++] = n->up[i][ph];
     buf[k++] = n->out;
     for (int b = 0; n->blk && b < n->w.arch.n_blocks && k + 2 * F_N <= cap; b++)
         for (int j = 0; j < 2; j++)
@@ -192,7 +205,7 @@ static px_conv_weights **net_all(px_lama_net *n, int *count, px_conv_weights **b
     return buf;
 }
 
-#define ALL_CAP (4 * MAXD + 4 + PX_LAMA_MAX_BLOCKS * 2 * F_N)
+#define ALL_CAP (6 * MAXD + 4 + PX_LAMA_MAX_BLOCKS * 2 * F_N)
 
 size_t px_lama_net_weight_bytes(const px_lama_net *n)
 {
@@ -215,6 +228,51 @@ void px_lama_net_free(px_lama_net *n)
     free(n->blk);
     px_lama_weights_free(&n->w);
     free(n);
+}
+
+/* A direct convolution's weights to the backend (ownership moves). */
+static int make_conv(px_lama_conv *c, px_conv_weights **out, char *err, size_t errlen)
+{
+    px_conv_spec s = {c->cout, c->cin, c->k, c->k, c->stride, c->w, c->b};
+    c->w = c->b = NULL;
+    int rc = px_conv_weights_create(&s, out, err, errlen);
+    free(s.w); /* NULL unless create failed */
+    free(s.b);
+    return rc;
+}
+
+/* The four phase convolutions of a transposed 3x3 stride-2 layer (see the
+ * top of this file); weights (cin, cout, 3, 3) as PyTorch's ConvTranspose2d. */
+static int make_phases(px_lama_conv *c, px_conv_weights *out[4], char *err, size_t errlen)
+{
+    static const int tap[2][2] = {{1, -1}, {2, 0}}; /* [parity][t] -> kernel index */
+    for (int ph = 0; ph < 4; ph++) {
+        int a = ph >> 1, b = ph & 1, kh = 1 + a, kw = 1 + b;
+        px_conv_spec s = {c->cout, c->cin, kh, kw, 1, NULL, NULL};
+        s.w = px_alloc_array((size_t)c->cout * c->cin * kh * kw, sizeof *s.w);
+        s.b = malloc((size_t)c->cout * sizeof *s.b);
+        if (!s.w || !s.b) {
+            free(s.w);
+            free(s.b);
+            return px_errf(err, errlen, PX_ENOMEM, "lama: out of memory");
+        }
+        for (int o = 0; o < c->cout; o++) {
+            s.b[o] = c->b[o];
+            for (int i = 0; i < c->cin; i++)
+                for (int ty = 0; ty < kh; ty++)
+                    for (int tx = 0; tx < kw; tx++)
+                        s.w[(((size_t)o * c->cin + i) * kh + ty) * kw + tx] =
+                            c->w[(((size_t)i * c->cout + o) * 3 + tap[a][ty]) * 3 + tap[b][tx]];
+        }
+        int rc = px_conv_weights_create(&s, &out[ph], err, errlen);
+        free(s.w);
+        free(s.b);
+        if (rc) return rc;
+    }
+    free(c->w);
+    free(c->b);
+    c->w = c->b = NULL;
+    return 0;
 }
 
 int px_lama_net_load(const char *path, px_lama_net **out, char *err, size_t errlen)
@@ -241,20 +299,20 @@ int px_lama_net_load(const char *path, px_lama_net **out, char *err, size_t errl
         rc = px_errf(err, errlen, PX_ENOMEM, "lama: out of memory");
         goto fail;
     }
-    if ((rc = px_conv_weights_create(&n->w.stem, &n->stem, err, errlen)) ||
-        (rc = px_conv_weights_create(&n->w.down_g, &n->down_g, err, errlen)) ||
-        (rc = px_conv_weights_create(&n->w.out, &n->out, err, errlen)))
+    if ((rc = make_conv(&n->w.stem, &n->stem, err, errlen)) ||
+        (rc = make_conv(&n->w.down_g, &n->down_g, err, errlen)) ||
+        (rc = make_conv(&n->w.out, &n->out, err, errlen)))
         goto fail;
     for (int i = 0; i < a->n_down; i++)
-        if ((rc = px_conv_weights_create(&n->w.down[i], &n->down[i], err, errlen)) ||
-            (rc = px_conv_weights_create(&n->w.up[i], &n->up[i], err, errlen)))
+        if ((rc = make_conv(&n->w.down[i], &n->down[i], err, errlen)) ||
+            (rc = make_phases(&n->w.up[i], n->up[i], err, errlen)))
             goto fail;
     for (int b = 0; b < a->n_blocks; b++)
         for (int j = 0; j < 2; j++) {
             px_lama_ffc *f = &n->w.blocks[b][j];
             px_lama_conv *cs[F_N] = {&f->l2l, &f->g2l, &f->l2g, &f->st1, &f->fu, &f->st2};
             for (int k = 0; k < F_N; k++)
-                if ((rc = px_conv_weights_create(cs[k], &n->blk[b][j][k], err, errlen))) goto fail;
+                if ((rc = make_conv(cs[k], &n->blk[b][j][k], err, errlen))) goto fail;
         }
     *out = n;
     return 0;
@@ -274,7 +332,7 @@ struct px_lama_plan {
     float *buf[B_N];
     px_conv_stream *stream;
     px_fft *fft;
-    px_conv *stem, *down[MAXD], *down_g, *up[MAXD], *out;
+    px_conv *stem, *down[MAXD], *down_g, *up[MAXD][4], *out;
     px_conv *(*blk)[2][F_N];
     int nthreads;
 };
@@ -308,7 +366,7 @@ void px_lama_plan_destroy(px_lama_plan *p)
     px_conv_destroy(p->out);
     for (int i = 0; i < L; i++) {
         px_conv_destroy(p->down[i]);
-        px_conv_destroy(p->up[i]);
+        for (int ph = 0; ph < 4; ph++) px_conv_destroy(p->up[i][ph]);
     }
     if (p->blk)
         for (int b = 0; b < p->net->w.arch.n_blocks; b++)
@@ -322,15 +380,23 @@ void px_lama_plan_destroy(px_lama_plan *p)
     free(p);
 }
 
-/* Binds one layer; collects the largest scratch need. */
-static int bind(px_lama_plan *p, px_conv_weights *w, px_conv **out, int h, int wd, int src, int dst,
-                bool acc, bool relu, char *err, size_t errlen)
+/* Binds one layer; collects the largest scratch need. dst_off: floats into
+ * the dst buffer; pad: zero rows below / columns right. */
+static int bind_at(px_lama_plan *p, px_conv_weights *w, px_conv **out, int h, int wd, int src,
+                   int dst, size_t dst_off, bool acc, bool relu, int pad_b, int pad_r, char *err,
+                   size_t errlen)
 {
-    px_conv_args a = {h, wd, p->buf[src], p->buf[dst], acc, relu};
+    px_conv_args a = {h, wd, p->buf[src], p->buf[dst] + dst_off, acc, relu, pad_b, pad_r};
     int rc = px_conv_create(w, &a, out, err, errlen);
     if (!rc && px_conv_scratch_bytes(*out) > p->scratch_bytes)
         p->scratch_bytes = px_conv_scratch_bytes(*out);
     return rc;
+}
+
+static int bind(px_lama_plan *p, px_conv_weights *w, px_conv **out, int h, int wd, int src, int dst,
+                bool acc, bool relu, char *err, size_t errlen)
+{
+    return bind_at(p, w, out, h, wd, src, dst, 0, acc, relu, 0, 0, err, errlen);
 }
 
 int px_lama_plan_create(px_lama_net *n, int H, int W, int nthreads, px_lama_plan **out, char *err,
@@ -389,9 +455,12 @@ int px_lama_plan_create(px_lama_net *n, int H, int W, int nthreads, px_lama_plan
         }
     for (int i = 0; i < L; i++) {
         int lv = L - i; /* input level */
-        if ((rc = bind(p, n->up[i], &p->up[i], lo->h[lv], lo->w[lv], i ? B_U + i - 1 : B_CAT, B_U + i,
-                       false, true, err, errlen)))
-            goto fail;
+        size_t phase = (size_t)lo->h[lv] * lo->w[lv] * a->ch[lv - 1];
+        for (int ph = 0; ph < 4; ph++)
+            if ((rc = bind_at(p, n->up[i][ph], &p->up[i][ph], lo->h[lv], lo->w[lv],
+                              i ? B_U + i - 1 : B_CAT, B_UPH + i, (size_t)ph * phase, false, true,
+                              ph >> 1, ph & 1, err, errlen)))
+                goto fail;
     }
     if ((rc = bind(p, n->out, &p->out, H + 6, W + 6, B_PF, B_OUT, false, false, err, errlen))) goto fail;
     /* One scratch area for every layer: they run one after another. */
@@ -404,10 +473,11 @@ int px_lama_plan_create(px_lama_net *n, int H, int W, int nthreads, px_lama_plan
         px_conv *all[] = {p->stem, p->down_g, p->out};
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
             if ((rc = px_conv_bind_scratch(all[i], p->scratch, err, errlen))) goto fail;
-        for (int i = 0; i < L; i++)
-            if ((rc = px_conv_bind_scratch(p->down[i], p->scratch, err, errlen)) ||
-                (rc = px_conv_bind_scratch(p->up[i], p->scratch, err, errlen)))
-                goto fail;
+        for (int i = 0; i < L; i++) {
+            if ((rc = px_conv_bind_scratch(p->down[i], p->scratch, err, errlen))) goto fail;
+            for (int ph = 0; ph < 4; ph++)
+                if ((rc = px_conv_bind_scratch(p->up[i][ph], p->scratch, err, errlen))) goto fail;
+        }
         for (int b = 0; b < a->n_blocks; b++)
             for (int j = 0; j < 2; j++)
                 for (int f = 0; f < F_N; f++)
@@ -561,6 +631,28 @@ static void result_rows(void *ctx, int y0, int y1)
     }
 }
 
+typedef struct {
+    const float *phases; /* 4 x (h x w x c), phase = 2 * row parity + column parity */
+    float *dst;          /* 2h x 2w x c */
+    int h, w, c;
+} scatter_job;
+
+static void scatter_rows(void *ctx, int y0, int y1)
+{
+    const scatter_job *j = ctx;
+    size_t c = (size_t)j->c, plane = (size_t)j->h * j->w * c;
+    for (int y = y0; y < y1; y++) {
+        int a = y & 1, m = y >> 1;
+        float *d = j->dst + (size_t)y * 2 * j->w * c;
+        const float *p0 = j->phases + (size_t)(2 * a) * plane + (size_t)m * j->w * c;
+        const float *p1 = p0 + plane;
+        for (int n = 0; n < j->w; n++) {
+            memcpy(d + (size_t)(2 * n) * c, p0 + (size_t)n * c, c * sizeof *d);
+            memcpy(d + (size_t)(2 * n + 1) * c, p1 + (size_t)n * c, c * sizeof *d);
+        }
+    }
+}
+
 static void sigmoid_chunks(void *ctx, int c0, int c1)
 {
     const vec_job *j = ctx;
@@ -649,8 +741,10 @@ int px_lama_plan_run(px_lama_plan *p, px_pool *pool, const px_image *img, const 
     int u0 = 3 + L + nb;
     for (int i = 0; i < L; i++) {
         if (CANCELLED()) return px_errf(err, errlen, PX_ECANCELED, "lama: cancelled");
-        RUN(p->up[i]);
+        for (int ph = 0; ph < 4; ph++) RUN(p->up[i][ph]);
         int lv = L - 1 - i;
+        scatter_job sj = {B[B_UPH + i], B[B_U + i], lo->h[lv + 1], lo->w[lv + 1], a->ch[lv]};
+        px_pool_parallel_for(pool, lo->h[lv], 0, scatter_rows, &sj);
         dumpf(dump, dctx, B[B_U + i], lo->h[lv], lo->w[lv], a->ch[lv], "act.model.%d", u0 + 3 * i + 2);
     }
     pad_reflect(pool, B[B_U + L - 1], H, W, a->ngf, 3, B[B_PF]);
