@@ -24,6 +24,7 @@ import argparse
 import collections
 import json
 import math
+import mmap
 import os
 import struct
 import sys
@@ -276,31 +277,51 @@ def save_safetensors(path, tensors, metadata=None):
     os.replace(tmp, path)
 
 
-def load_safetensors(path):
-    """Returns (OrderedDict name -> tensor, metadata dict)."""
+def load_safetensors(path, copy=True):
+    """Returns (OrderedDict name -> tensor, metadata dict). copy=False gives
+    tensors that view a private mapping of the file (no read of the whole
+    file into memory; the mapping lives as long as they do)."""
     with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+    (n,) = struct.unpack("<Q", mm[:8])
+    header = json.loads(mm[8:8 + n])
     meta = header.pop("__metadata__", {})
     base = 8 + n
     out = collections.OrderedDict()
     for name, e in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
         b, end = e["data_offsets"]
         dt = ST_TORCH[e["dtype"]]
-        buf = bytearray(data[base + b:base + end])
-        t = torch.frombuffer(buf, dtype=torch.uint8) if buf else torch.empty(0, dtype=torch.uint8)
-        out[name] = t.view(dt).reshape(e["shape"]).clone()
+        numel = math.prod(e["shape"])
+        if numel:
+            t = torch.frombuffer(mm, dtype=dt, count=numel, offset=base + b)
+        else:
+            t = torch.empty(0, dtype=dt)
+        t = t.reshape(e["shape"])
+        out[name] = t.clone() if copy else t
     return out, meta
 
 
 def load_generator(path):
-    tensors, meta = load_safetensors(path)
+    tensors, meta = load_safetensors(path, copy=False)
     cfg = config_from_metadata(meta)
     model = build(cfg)
     sd = {k[len("generator."):] if k.startswith("generator.") else k: v for k, v in tensors.items()}
-    model.load_state_dict(sd, strict=True)
+    model.load_state_dict(sd, strict=True)  # copies into the model's own tensors
+    del sd, tensors
+    _trim_heap()
     return model.eval(), cfg
+
+
+def _trim_heap():
+    """Gives freed heap memory back to the system, so RSS after loading counts
+    the model, not the allocator's leftovers (glibc only)."""
+    import gc
+    gc.collect()
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
 
 
 # --- release-shaped files (for the converter's tests) -----------------------------

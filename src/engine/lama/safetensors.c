@@ -384,6 +384,15 @@ int px_st_open(const char *path, px_st **out, char *err, size_t errlen)
     return 0;
 }
 
+void px_st_release(const px_st *st, const px_st_tensor *t)
+{
+    if (!st->map || t->nbytes == 0) return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t b = ((uintptr_t)t->data + page - 1) & ~(page - 1);
+    uintptr_t e = ((uintptr_t)t->data + t->nbytes) & ~(page - 1);
+    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
+}
+
 int px_st_count(const px_st *st)
 {
     return st->n;

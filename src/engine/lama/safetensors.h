@@ -60,6 +60,12 @@ const px_st_tensor *px_st_find(const px_st *st, const char *name);
 /* Value of a "__metadata__" entry, or NULL. Owned by the px_st. */
 const char *px_st_meta(const px_st *st, const char *key);
 
+/* Tells the reader that t's bytes will not be read again: for a mapped file
+ * its whole pages are dropped from memory (they would be read back from the
+ * file if touched), so loading big weights does not hold the file and its
+ * converted copy at once. A no-op for px_st_parse buffers. */
+void px_st_release(const px_st *st, const px_st_tensor *t);
+
 /* Bytes per element, and the format's name ("F32", ...). */
 size_t px_st_dtype_size(px_st_dtype t);
 const char *px_st_dtype_name(px_st_dtype t);

@@ -111,6 +111,7 @@ static float *read_f32(loader *L, const px_st_tensor *t)
         return NULL;
     }
     px_st_to_f32(t, p); /* dtype checked by want() */
+    px_st_release(L->st, t);
     for (size_t i = 0; i < t->nelem; i++)
         if (!isfinite(p[i])) {
             px_errf(L->err, L->errlen, PX_ECORRUPT, "lama weights: %s has a non-finite value",
