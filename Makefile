@@ -41,8 +41,9 @@ endif
 
 MAINS := src/serve/main.c
 # The LaMa engine's convolution backend: one file per device kind, picked
-# here (conv_dnnl.c on the CPU; a CUDA build would pick its own).
-LAMA_CONV := src/engine/lama/conv_dnnl.c
+# here (oneDNN plus a direct kernel for RGB-output layers on the CPU; a CUDA
+# build would pick its own).
+LAMA_CONV := src/engine/lama/conv_dnnl.c src/engine/lama/conv_narrow.c
 LAMA_SRC := $(filter-out src/engine/lama/conv_%.c,$(wildcard src/engine/lama/*.c)) $(LAMA_CONV)
 LIB_SRC := $(filter-out $(MAINS),$(wildcard src/core/*.c src/image/*.c src/engine/*.c \
              src/engine/classic/*.c src/serve/*.c)) $(LAMA_SRC)

@@ -43,7 +43,7 @@ CONFIGS = {
     "lama-fourier": dict(ngf=64, n_downsampling=3, n_blocks=9, ratio_g=0.75),
     # Test configurations: same graph, few channels.
     "tiny": dict(ngf=8, n_downsampling=3, n_blocks=2, ratio_g=0.75),
-    "tiny1": dict(ngf=4, n_downsampling=3, n_blocks=1, ratio_g=0.75),
+    "tiny1": dict(ngf=16, n_downsampling=3, n_blocks=1, ratio_g=0.75),
 }
 INPUT_NC, OUTPUT_NC, MAX_FEATURES = 4, 3, 1024
 

@@ -355,7 +355,9 @@ TEST(t_reference_tiny)
     compare_sizes("tiny", "64x64,61x45,100x53,37x120,13x10,200x24", true, true);
 }
 
-/* A second shape of network: ngf 4 (trunk 32: 8 local, 24 global) and one block. */
+/* A second shape of network: ngf 16 (trunk 128: 32 local, 96 global), one
+ * block; its 16-channel output layer takes the backend's direct RGB kernel
+ * (conv_narrow.c) where the CPU has AVX-512. */
 TEST(t_reference_tiny1)
 {
     compare_sizes("tiny1", "40x40,57x31", true, false);
@@ -438,7 +440,7 @@ TEST(t_weights_rejects)
     T_EQ_INT(try_load(&wf, NULL, wf.n, err, sizeof err), PX_EUNSUP);
     T_CONTAINS(err, "lama_convert.py");
     T_EQ_INT(try_load(&wf, "\"format\":\"other\",\"arch\":\"ffc_resnet\"", wf.n, err, sizeof err), PX_EUNSUP);
-    T_EQ_INT(try_load(&wf, "\"format\":\"pixserve-lama\",\"arch\":\"ffc_resnet\",\"ngf\":\"4\"", wf.n,
+    T_EQ_INT(try_load(&wf, "\"format\":\"pixserve-lama\",\"arch\":\"ffc_resnet\",\"ngf\":\"16\"", wf.n,
                       err, sizeof err), PX_EUNSUP);
     T_CONTAINS(err, "n_downsampling");
     char meta[2200];
@@ -446,12 +448,12 @@ TEST(t_weights_rejects)
     T_EQ_INT(try_load(&wf, meta, wf.n, err, sizeof err), PX_EUNSUP);
     T_CONTAINS(err, "sigmoid");
     snprintf(meta, sizeof meta,
-             "\"format\":\"pixserve-lama\",\"arch\":\"ffc_resnet\",\"ngf\":\"4\","
+             "\"format\":\"pixserve-lama\",\"arch\":\"ffc_resnet\",\"ngf\":\"16\","
              "\"n_downsampling\":\"3\",\"n_blocks\":\"2\",\"ratio_g\":\"0.75\"");
     T_EQ_INT(try_load(&wf, meta, wf.n, err, sizeof err), PX_ECORRUPT);
     T_CONTAINS(err, "model.6.conv1.ffc.convl2l.weight is missing");
     snprintf(meta, sizeof meta,
-             "\"format\":\"pixserve-lama\",\"arch\":\"ffc_resnet\",\"ngf\":\"4\","
+             "\"format\":\"pixserve-lama\",\"arch\":\"ffc_resnet\",\"ngf\":\"16\","
              "\"n_downsampling\":\"3\",\"n_blocks\":\"1\",\"ratio_g\":\"1.5\"");
     T_EQ_INT(try_load(&wf, meta, wf.n, err, sizeof err), PX_EUNSUP);
     T_CONTAINS(err, "ratio");
@@ -467,7 +469,7 @@ TEST(t_weights_rejects)
     wf.t[i].shape[0] = keep.shape[1] * 2; /* same bytes, another shape */
     wf.t[i].shape[1] = keep.shape[0] / 2;
     T_EQ_INT(try_load(&wf, wf.meta, wf.n, err, sizeof err), PX_ECORRUPT);
-    T_CONTAINS(err, "has shape [48x12x1x1], expected [24x24x1x1]");
+    T_CONTAINS(err, "has shape [192x48x1x1], expected [96x96x1x1]");
     wf.t[i] = keep;
     wf.t[i].dtype = "I32";
     T_EQ_INT(try_load(&wf, wf.meta, wf.n, err, sizeof err), PX_ECORRUPT);

@@ -20,6 +20,8 @@
 #ifndef PX_ENGINE_LAMA_CONV_H
 #define PX_ENGINE_LAMA_CONV_H
 
+#include "core/pool.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -65,6 +67,10 @@ int px_conv_bind_scratch(px_conv *c, void *scratch, char *err, size_t errlen);
 /* An execution context (a oneDNN stream), one per plan. NULL on failure. */
 px_conv_stream *px_conv_stream_create(void);
 void px_conv_stream_destroy(px_conv_stream *s);
+
+/* Threads for the backend's own kernels run through the stream (NULL: the
+ * calling thread alone). */
+void px_conv_stream_set_pool(px_conv_stream *s, px_pool *pool);
 
 /* Threads the backend uses for calls from this thread (<= 0: all CPUs). */
 void px_conv_set_threads(int n);

@@ -13,11 +13,13 @@
  * two plans never share a scratchpad when run from two threads.
  *
  * oneDNN here (Debian 12, 2.6) runs on OpenMP; px_conv_set_threads() sets
- * the team size of the calling thread.
+ * the team size of the calling thread. Layers with at most 4 output channels
+ * (the RGB output) go to conv_narrow.c instead, on the stream's px_pool.
  */
 #include "engine/lama/conv.h"
 
 #include "core/err.h"
+#include "engine/lama/conv_narrow.h"
 
 #include <dnnl.h>
 #include <pthread.h>
@@ -42,9 +44,13 @@ struct px_conv_weights {
         void *buf;
         size_t bytes;
     } v[MAX_VERSIONS];
+    float *narrow_w; /* (cout, kh, kw, cin) when conv_narrow.c can run the layer */
 };
 
 struct px_conv {
+    px_conv_weights *wts;
+    bool narrow; /* runs on conv_narrow.c, not oneDNN */
+    px_conv_args args;
     dnnl_primitive_t prim;
     dnnl_primitive_desc_t pd;
     dnnl_memory_t src, wei, bias, dst, scratch;
@@ -54,6 +60,7 @@ struct px_conv {
 
 struct px_conv_stream {
     dnnl_stream_t s;
+    px_pool *pool;
 };
 
 static dnnl_engine_t g_engine;
@@ -103,6 +110,20 @@ int px_conv_weights_create(px_conv_spec *c, px_conv_weights **out, char *err, si
         px_conv_weights_destroy(w);
         return dnnl_fail(err, errlen, st, "weights descriptor");
     }
+    const px_conv_spec *sp = &w->spec;
+    if (px_narrow_supported(sp->cout, sp->cin, sp->stride, 0, 0)) {
+        size_t taps = (size_t)sp->kh * sp->kw;
+        w->narrow_w = malloc((size_t)sp->cout * taps * sp->cin * sizeof *w->narrow_w);
+        if (!w->narrow_w) {
+            px_conv_weights_destroy(w);
+            return px_errf(err, errlen, PX_ENOMEM, "out of memory");
+        }
+        for (int o = 0; o < sp->cout; o++)
+            for (int i = 0; i < sp->cin; i++)
+                for (size_t t = 0; t < taps; t++)
+                    w->narrow_w[((size_t)o * taps + t) * sp->cin + i] =
+                        sp->w[((size_t)o * sp->cin + i) * taps + t];
+    }
     *out = w;
     return 0;
 }
@@ -111,6 +132,7 @@ void px_conv_weights_destroy(px_conv_weights *w)
 {
     if (!w) return;
     for (int i = 0; i < w->nv; i++) free(w->v[i].buf);
+    free(w->narrow_w);
     free(w->spec.w);
     free(w->spec.b);
     pthread_mutex_destroy(&w->mu);
@@ -196,6 +218,14 @@ int px_conv_create(px_conv_weights *w, const px_conv_args *a, px_conv **out, cha
                        a->w, a->h);
     px_conv *cv = calloc(1, sizeof *cv);
     if (!cv) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
+    cv->wts = w;
+    cv->args = *a;
+    if (w->narrow_w && px_narrow_supported(c->cout, c->cin, c->stride, a->pad_b, a->pad_r)) {
+        cv->narrow = true;
+        cv->impl = "narrow:avx512f";
+        *out = cv;
+        return 0;
+    }
     dnnl_memory_desc_t src_md, dst_md, wei_any, bias_md;
     dnnl_dims_t sd = {1, c->cin, a->h, a->w}, dd = {1, c->cout, oh, ow};
     dnnl_dims_t wd = {c->cout, c->cin, c->kh, c->kw}, bd = {c->cout};
@@ -287,6 +317,11 @@ void px_conv_destroy(px_conv *c)
     free(c);
 }
 
+void px_conv_stream_set_pool(px_conv_stream *s, px_pool *pool)
+{
+    s->pool = pool;
+}
+
 px_conv_stream *px_conv_stream_create(void)
 {
     if (!engine()) return NULL;
@@ -307,6 +342,13 @@ void px_conv_stream_destroy(px_conv_stream *s)
 
 int px_conv_run(px_conv *c, px_conv_stream *s)
 {
+    if (c->narrow) {
+        const px_conv_spec *sp = &c->wts->spec;
+        const px_conv_args *a = &c->args;
+        px_narrow_conv(s->pool, a->src, a->h, a->w, sp->cin, c->wts->narrow_w, sp->b, sp->cout,
+                       sp->kh, sp->kw, a->dst, a->accumulate, a->relu);
+        return 0;
+    }
     dnnl_exec_arg_t args[5];
     int n = 0;
     args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, c->src};

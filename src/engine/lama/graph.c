@@ -690,6 +690,7 @@ int px_lama_plan_run(px_lama_plan *p, px_pool *pool, const px_image *img, const 
         px_lama_padded_side(a, img->h) != H || px_lama_padded_side(a, img->w) != W)
         return px_errf(err, errlen, PX_EINVAL, "lama: image does not fit this %dx%d plan", W, H);
     px_conv_set_threads(px_pool_threads(pool));
+    px_conv_stream_set_pool(p->stream, pool);
 
     io_job io = {img, mask, B[B_IN], result, B[B_OUT], H, W};
     px_pool_parallel_for(pool, H, 0, input_rows, &io);
