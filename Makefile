@@ -39,7 +39,7 @@ endif
 MAINS := src/serve/main.c
 LIB_SRC := $(filter-out $(MAINS),$(wildcard src/core/*.c src/image/*.c src/engine/*.c \
              src/engine/classic/*.c src/serve/*.c))
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/web_assets.o
 LIB := $(BUILD)/libpixserve.a
 PIXSERVE := $(BUILD)/pixserve
 
@@ -75,6 +75,26 @@ endif
 
 $(BUILD)/%.o: %.c | setup
 	@mkdir -p $(@D)
+	$(call say,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+# The web UI (web/) is compiled into the binary: tools/embed_web writes the
+# files as a C table (src/serve/static.h) into the build directory. The
+# directory itself is a prerequisite so adding or removing a file regenerates.
+WEB_FILES := $(sort $(shell find web -type f ! -name '.*' 2>/dev/null))
+EMBED_WEB := $(BUILD)/tools/embed_web
+
+$(EMBED_WEB): tools/embed_web.c | setup
+	@mkdir -p $(@D)
+	$(call say,CC,$@)
+	$(Q)$(CC) -std=c17 -O1 $(WARN) $< -o $@
+
+$(BUILD)/gen/web_assets.c: $(EMBED_WEB) $(WEB_FILES) web
+	@mkdir -p $(@D)
+	$(call say,GEN,$@)
+	$(Q)$(EMBED_WEB) $@ web $(WEB_FILES)
+
+$(BUILD)/gen/web_assets.o: $(BUILD)/gen/web_assets.c
 	$(call say,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -153,4 +173,4 @@ format:
 clean:
 	rm -rf build
 
--include $(wildcard $(BUILD)/src/*/*.d $(BUILD)/src/*/*/*.d $(BUILD)/tests/*.d $(BUILD)/bench/*.d)
+-include $(wildcard $(BUILD)/gen/*.d $(BUILD)/src/*/*.d $(BUILD)/src/*/*/*.d $(BUILD)/tests/*.d $(BUILD)/bench/*.d)

@@ -34,7 +34,8 @@ const char *px_route_label(enum px_route r)
 {
     static const char *names[PX_ROUTE_COUNT] = {"/api/v1/inpaint", "/inpaint", "/api/v1/engines",
                                                 "/outputs",        "/healthz", "/readyz",
-                                                "/metrics",        "other"};
+                                                "/metrics",        "ui",
+                                                "other"};
     return (unsigned)r < PX_ROUTE_COUNT ? names[r] : "other";
 }
 

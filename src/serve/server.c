@@ -29,6 +29,7 @@
 #include "serve/metrics.h"
 #include "serve/outputs.h"
 #include "serve/request.h"
+#include "serve/static.h"
 #include "serve/workers.h"
 
 #include <arpa/inet.h>
@@ -523,10 +524,20 @@ static enum MHD_Result serve_index(px_server *s, struct MHD_Connection *c, struc
     px_buf_init(&b, 4096);
     px_buf_printf(&b,
                   "{\"service\":\"pixserve\",\"version\":\"%s\",\"routes\":["
+                  "\"GET /\",\"GET /dashboard\",\"GET /ui/{file}\",\"GET /api/v1\","
                   "\"POST /api/v1/inpaint\",\"POST /inpaint\",\"GET /api/v1/engines\","
                   "\"GET /outputs/{name}\",\"GET /healthz\",\"GET /readyz\",\"GET /metrics\"]}\n",
                   PX_VERSION);
     return send_buf(c, r, 200, "application/json", &b, NULL, NULL);
+}
+
+/* The web UI: an embedded file, or a JSON 404. */
+static enum MHD_Result serve_ui(px_server *s, struct MHD_Connection *c, struct request *r,
+                                const char *url)
+{
+    const px_static_file *f = px_static_find(url);
+    if (!f) return send_error(s, c, r, 404, PX_ENOTFOUND, "no such file", NULL, NULL);
+    return px_static_reply(c, f, &r->status);
 }
 
 /* Which route a path is. */
@@ -539,6 +550,7 @@ static enum px_route route_of(const char *url)
     if (!strcmp(url, "/healthz")) return PX_ROUTE_HEALTHZ;
     if (!strcmp(url, "/readyz")) return PX_ROUTE_READYZ;
     if (!strcmp(url, "/metrics")) return PX_ROUTE_METRICS;
+    if (px_static_is_ui_path(url)) return PX_ROUTE_UI;
     return PX_ROUTE_OTHER;
 }
 
@@ -562,7 +574,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         int post_route = r->route == PX_ROUTE_INPAINT_V1 || r->route == PX_ROUTE_INPAINT_SEED;
         const char *want = post_route ? MHD_HTTP_METHOD_POST : MHD_HTTP_METHOD_GET;
         int is_get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
-        if (r->route == PX_ROUTE_OTHER && !strcmp(url, "/") && is_get) return serve_index(s, c, r);
+        if (r->route == PX_ROUTE_OTHER && is_get &&
+            (!strcmp(url, "/api/v1") || !strcmp(url, "/api/v1/")))
+            return serve_index(s, c, r);
         if (r->route == PX_ROUTE_OTHER) {
             char msg[160];
             snprintf(msg, sizeof msg, "no route for %.100s", url);
@@ -618,6 +632,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     case PX_ROUTE_READYZ: return serve_readyz(s, c, r);
     case PX_ROUTE_METRICS: return serve_metrics(s, c, r);
     case PX_ROUTE_ENGINES: return serve_engines(s, c, r);
+    case PX_ROUTE_UI: return serve_ui(s, c, r, url);
     default: return send_error(s, c, r, 404, PX_ENOTFOUND, "no such route", NULL, NULL);
     }
 }
