@@ -5,8 +5,9 @@
 #   make                      release build into build/release/
 #   make SANITIZER=address    (or undefined, thread, address,undefined) into build/<name>/
 #   make CUDA=1               reserved for the CUDA backend (not built yet)
-#   make test                 unit + integration tests, then again under ASan+UBSan,
-#                             then a short run of every fuzzer
+#   make test                 unit + integration + browser tests, then again under
+#                             ASan+UBSan, then a short run of every fuzzer
+#   make test-web             the web UI's browser tests only (headless Chromium)
 #   make fuzz                 libFuzzer targets (clang) into build/fuzz/
 #   make demo                 start pixserve and inpaint a photo through its API
 #   make bench                benchmark programs (bench/*.c) into build/<name>/bench/
@@ -55,7 +56,7 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 
 .SECONDARY:
 
-.PHONY: all setup unit bench test test-unit test-integration test-sanitize test-fuzz fuzz fuzz-bins \
+.PHONY: all setup unit bench test test-unit test-integration test-web test-sanitize test-fuzz fuzz fuzz-bins \
         demo clean format
 
 all: $(PIXSERVE)
@@ -138,6 +139,9 @@ test-unit: all unit
 
 test-integration: all
 	@scripts/test integration $(BUILD)
+
+test-web: all
+	@scripts/test web $(BUILD)
 
 test-sanitize:
 	@$(MAKE) --no-print-directory SANITIZER=address,undefined OPT=-O1 all unit
