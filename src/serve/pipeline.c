@@ -587,6 +587,7 @@ static int prep_job(void *ctx, const atomic_int *cancel)
         it->method = t->req.method[0] ? t->req.method : NULL;
         it->prio = t->prio;
         it->deadline_ns = t->deadline_ns;
+        it->arrival_ns = t->arrival_ns;
         it->done = on_item_done;
         it->done_arg = t;
         list[i] = it;
@@ -770,12 +771,23 @@ int px_task_status_json(px_task *t, const char *id, px_buf *b)
     pthread_mutex_lock(&t->mu);
     enum outcome out = t->outcome;
     enum stage st = t->stage;
-    int64_t started_ms = 0, finished_ms = 0;
-    int64_t now_ns = px_now_ns(), now_ms = px_wall_ms();
-    if (t->t_started) started_ms = now_ms - (now_ns - t->t_started) / 1000000;
-    if (t->t_finished) finished_ms = now_ms - (now_ns - t->t_finished) / 1000000;
-    int first_queued = st == ST_QUEUED && t->nitems > 0;
+    int64_t t_started = t->t_started, t_finished = t->t_finished;
+    int on_device = st == ST_QUEUED && t->nitems > 0;
     pthread_mutex_unlock(&t->mu);
+    int pos = -1;
+    if (out == OUT_NONE && on_device) {
+        /* Items of one request sit together; the first says how far off it
+         * is (1 = next), or when the device started on it. */
+        int64_t started = 0;
+        pos = px_sched_position(t->p->sched, &t->items[0], &started);
+        if (pos < 0 && started) {
+            st = ST_INFER;
+            t_started = started;
+        }
+    }
+    int64_t now_ns = px_now_ns(), now_ms = px_wall_ms();
+    int64_t started_ms = t_started ? now_ms - (now_ns - t_started) / 1000000 : 0;
+    int64_t finished_ms = t_finished ? now_ms - (now_ns - t_finished) / 1000000 : 0;
 
     const char *status = out != OUT_NONE ? outcomes[out]
                          : (st == ST_PREP || st == ST_QUEUED) ? "queued" : "running";
@@ -785,9 +797,6 @@ int px_task_status_json(px_task *t, const char *id, px_buf *b)
     if (out == OUT_NONE && st != ST_PREP && st != ST_QUEUED) px_buf_printf(b, "\"%s\"", stages[st]);
     else px_buf_puts(b, "null");
     px_buf_puts(b, ",\"position\":");
-    /* Items of one request sit together; the first says how far off it is
-     * (1 = next). Before it reaches the device queue there is no position. */
-    int pos = out == OUT_NONE && first_queued ? px_sched_position(t->p->sched, &t->items[0]) : -1;
     if (pos >= 0) px_buf_printf(b, "%d", pos + 1);
     else px_buf_puts(b, "null");
     px_buf_printf(b, ",\"created_ms\":%lld,\"started_ms\":", (long long)t->created_ms);
@@ -822,7 +831,7 @@ int px_task_status_json(px_task *t, const char *id, px_buf *b)
         if (body && len > 2 && body[0] == '{') {
             px_buf_puts(b, ",");
             while (len && (body[len - 1] == '\n' || body[len - 1] == '}')) len--;
-            px_buf_append(b, body + 1, len);
+            px_buf_append(b, body + 1, len - 1);
             px_buf_puts(b, "}");
         }
         pthread_mutex_unlock(&t->mu);

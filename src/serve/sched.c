@@ -90,13 +90,17 @@ static void unlink_item(struct lane *l, px_sched_item *it)
     l->queued[p]--;
 }
 
-static void append_item(struct lane *l, px_sched_item *it)
+/* Inserts in arrival order; items nearly always arrive in order, so the
+ * scan from the tail stops at once. */
+static void insert_item(struct lane *l, px_sched_item *it)
 {
     int p = it->prio;
-    it->next = NULL;
-    it->prev = l->tail[p];
-    if (l->tail[p]) l->tail[p]->next = it; else l->head[p] = it;
-    l->tail[p] = it;
+    px_sched_item *after = l->tail[p];
+    while (after && after->arrival_ns > it->arrival_ns) after = after->prev;
+    it->prev = after;
+    it->next = after ? after->next : l->head[p];
+    if (it->next) it->next->prev = it; else l->tail[p] = it;
+    if (after) after->next = it; else l->head[p] = it;
     l->queued[p]++;
 }
 
@@ -484,8 +488,9 @@ int px_sched_submit(px_sched *s, px_sched_item *const *items, int n)
         it->t_started = it->t_finished = 0;
         it->bw = l->batching ? round_up(it->image->w, s->cfg.bucket_step) : it->image->w;
         it->bh = l->batching ? round_up(it->image->h, s->cfg.bucket_step) : it->image->h;
+        if (!it->arrival_ns) it->arrival_ns = now;
         it->state = S_QUEUED;
-        append_item(l, it);
+        insert_item(l, it);
     }
     pthread_cond_broadcast(&s->work);
     pthread_mutex_unlock(&s->mu);
@@ -510,10 +515,11 @@ void px_sched_cancel(px_sched *s, px_sched_item *it)
     pthread_mutex_unlock(&s->mu);
 }
 
-int px_sched_position(px_sched *s, const px_sched_item *it)
+int px_sched_position(px_sched *s, const px_sched_item *it, int64_t *started)
 {
     pthread_mutex_lock(&s->mu);
     int pos = -1;
+    if (started) *started = it->state == S_RUNNING || it->state == S_DONE ? it->t_started : 0;
     if (it->state == S_QUEUED) {
         struct lane *l = lane_of(s, it->engine);
         pos = 0;

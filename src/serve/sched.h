@@ -50,6 +50,9 @@ struct px_sched_item {
     const char *method;
     enum px_priority prio;
     int64_t deadline_ns;   /* 0 = none */
+    int64_t arrival_ns;    /* queue order within a priority (FIFO by the request's
+                              arrival, whatever order preparation finished in);
+                              0 = the time of submission */
     px_sched_done_fn done;
     void *done_arg;
 
@@ -99,8 +102,9 @@ int px_sched_submit(px_sched *s, px_sched_item *const *items, int n);
 void px_sched_cancel(px_sched *s, px_sched_item *item);
 
 /* Items queued ahead of this one in its engine's lanes (higher priorities
- * first, then FIFO); -1 if it is not queued. */
-int px_sched_position(px_sched *s, const px_sched_item *item);
+ * first, then FIFO); -1 if it is not queued. When started is not NULL it
+ * receives the time the item started running (0 if it has not). */
+int px_sched_position(px_sched *s, const px_sched_item *item, int64_t *started);
 
 typedef struct px_sched_stats {
     int queued[PX_PRIO_COUNT];

@@ -334,16 +334,48 @@ TEST(t_priorities_order)
         it = &j[i].it;
         px_sched_submit(s, &it, 1);
     }
-    T_EQ_INT(px_sched_position(s, &j[3].it), 0); /* first high */
-    T_EQ_INT(px_sched_position(s, &j[5].it), 1); /* second high */
-    T_EQ_INT(px_sched_position(s, &j[4].it), 5); /* last low */
+    T_EQ_INT(px_sched_position(s, &j[3].it, NULL), 0); /* first high */
+    T_EQ_INT(px_sched_position(s, &j[5].it, NULL), 1); /* second high */
+    T_EQ_INT(px_sched_position(s, &j[4].it, NULL), 5); /* last low */
     wait_all(j, 7);
-    T_EQ_INT(px_sched_position(s, &j[3].it), -1);
+    T_EQ_INT(px_sched_position(s, &j[3].it, NULL), -1);
     const int want[7] = {0, 3, 5, 2, 6, 1, 4};
     T_EQ_INT(f->norder, 7);
     for (int i = 0; i < 7; i++) T_EQ_INT(f->order[i], want[i]);
     px_sched_destroy(s);
     for (int i = 0; i < 7; i++) job_free(&j[i]);
+    fake_destroy(&f->base);
+}
+
+TEST(t_fifo_by_arrival_not_submission)
+{
+    struct fake *f = fake_new(20);
+    px_sched *s = mk_sched(f, 1, 0, 0);
+    struct job j[4];
+    px_sched_item *it;
+    job_init(&j[0], f, 8, 8, 0, PX_PRIO_NORMAL); /* occupies the worker */
+    it = &j[0].it;
+    px_sched_submit(s, &it, 1);
+    usleep(5000);
+    /* Prepared out of order: arrival times 30, 10, 20. */
+    const int64_t arrival[3] = {30, 10, 20};
+    for (int i = 1; i <= 3; i++) {
+        job_init(&j[i], f, 8, 8, i, PX_PRIO_NORMAL);
+        j[i].it.arrival_ns = arrival[i - 1];
+        it = &j[i].it;
+        px_sched_submit(s, &it, 1);
+    }
+    T_EQ_INT(px_sched_position(s, &j[2].it, NULL), 0);
+    T_EQ_INT(px_sched_position(s, &j[3].it, NULL), 1);
+    T_EQ_INT(px_sched_position(s, &j[1].it, NULL), 2);
+    wait_all(j, 4);
+    const int want[4] = {0, 2, 3, 1};
+    for (int i = 0; i < 4; i++) T_EQ_INT(f->order[i], want[i]);
+    int64_t started;
+    T_EQ_INT(px_sched_position(s, &j[1].it, &started), -1);
+    T_CMP_INT(started, >, 0);
+    px_sched_destroy(s);
+    for (int i = 0; i < 4; i++) job_free(&j[i]);
     fake_destroy(&f->base);
 }
 
@@ -490,6 +522,7 @@ TEST(t_drain_finishes_everything_and_refuses_more)
 }
 
 TEST_MAIN(t_batches_form_up_to_max, t_delay_bound_holds, t_shapes_and_buckets,
-          t_expired_work_is_dropped, t_priorities_order, t_cancel_in_every_state,
+          t_expired_work_is_dropped, t_priorities_order, t_fifo_by_arrival_not_submission,
+          t_cancel_in_every_state,
           t_oom_split_and_retry, t_memory_guard, t_non_batching_engine_runs_one_at_a_time,
           t_drain_finishes_everything_and_refuses_more)
