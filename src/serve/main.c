@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void usage(FILE *f)
 {
@@ -78,8 +79,19 @@ static int cmd_serve(int argc, char **argv)
     PX_INFO("listening on %s:%d, %d workers, queue %d, timeout %lld ms", cfg.host,
             px_server_port(srv), cfg.workers, cfg.queue, (long long)cfg.timeout_ms);
 
+    /* Wait for a stop signal, checking now and then that the engines did
+     * not fail to load (then nothing could ever be served: exit 1). */
     int sig = 0;
-    while (sigwait(&stop, &sig) != 0) {
+    const char *failed = NULL;
+    struct timespec tick = {0, 200 * 1000000};
+    while (!(failed = px_server_failed(srv))) {
+        sig = sigtimedwait(&stop, NULL, &tick);
+        if (sig > 0) break;
+    }
+    if (failed) {
+        fprintf(stderr, "pixserve serve: %s\n", failed);
+        px_server_stop(srv, 0);
+        return 1;
     }
     PX_INFO("received %s: finishing requests in flight", sig == SIGINT ? "SIGINT" : "SIGTERM");
     px_server_stop(srv, 30000);
