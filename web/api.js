@@ -107,24 +107,29 @@ export async function getEngines() {
   return (await call('/api/v1/engines', { headers: { Accept: 'application/json' } })).json();
 }
 
-let jobsSupported = null; // null: not probed yet
+let jobsSupported = null; // null: not known yet
 
 /**
- * Whether the server has the async jobs API. Probes once with an empty JSON
- * job: a server with the API refuses it as invalid (400), one without answers
- * 404/405 for the route. A network failure is not an answer: it stays unknown.
+ * Whether the server has the async jobs API. Asks the route index
+ * (GET /api/v1 lists "POST /api/v1/jobs" when it is there); a server without
+ * the index is asked GET /api/v1/jobs directly, which is 404 only when the
+ * route does not exist (405 or anything else means it does). Neither creates
+ * a job. A network failure is not an answer: it stays unknown (and inpaint()
+ * uses the synchronous route meanwhile).
  */
 export async function detectJobs() {
   if (jobsSupported !== null) return jobsSupported;
   try {
-    const r = await fetch('/api/v1/jobs', {
-      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}',
-    });
-    if (r.status === 404 || r.status === 405) jobsSupported = false;
-    else jobsSupported = true;
-    if (r.status === 202) { // accepted an empty job?! cancel it rather than leave it queued
-      try { const j = await r.json(); if (j.id) fetch(`/api/v1/jobs/${encodeURIComponent(j.id)}`, { method: 'DELETE' }); } catch { /* ignore */ }
+    const r = await fetch('/api/v1', { headers: { Accept: 'application/json' } });
+    if (r.ok) {
+      const idx = await r.json().catch(() => null);
+      if (idx && Array.isArray(idx.routes)) {
+        jobsSupported = idx.routes.includes('POST /api/v1/jobs');
+        return jobsSupported;
+      }
     }
+    const probe = await fetch('/api/v1/jobs', { headers: { Accept: 'application/json' } });
+    jobsSupported = probe.status !== 404;
   } catch {
     return false;
   }
@@ -162,7 +167,7 @@ async function inpaintJob(form, { signal, onProgress }) {
   const cancel = () => { fetch(statusUrl, { method: 'DELETE' }).catch(() => {}); };
   signal?.addEventListener('abort', cancel, { once: true });
   try {
-    let delay = 100, failures = 0;
+    let delay = 60, failures = 0;
     for (;;) {
       onProgress({ via: 'jobs', id: job.id, status: job.status, position: job.position ?? null, stage: job.stage ?? null });
       if (job.status === 'done') break;
@@ -189,8 +194,9 @@ async function inpaintJob(form, { signal, onProgress }) {
     const r = await call(url, { signal });
     const blob = await r.blob();
     const timings = timingsFromJson(job.timings);
-    if (job.started_ms != null && job.finished_ms != null && timings.total == null)
-      timings.run = job.finished_ms - job.started_ms;
+    // Submission to finish, by the server's clock (the jobs API has no Server-Timing).
+    if (job.created_ms != null && job.finished_ms != null && timings.total == null)
+      timings.total = job.finished_ms - job.created_ms;
     return { blob, timings, via: 'jobs', id: job.id };
   } finally {
     signal?.removeEventListener('abort', cancel);

@@ -77,6 +77,9 @@ function sample(m, t) {
   }
 
   p.queue = M.sum(m, 'pixserve_queue_depth');
+  p.pending = M.sum(m, 'pixserve_pending_requests');      // serving core: admitted, not yet answered
+  p.cpuQueue = M.sum(m, 'pixserve_cpu_queue_depth');      // serving core: waiting for the CPU pool
+  p.asyncJobs = M.sum(m, 'pixserve_async_jobs');
   p.capacity = M.sum(m, 'pixserve_queue_capacity');
   p.inflight = M.sum(m, 'pixserve_inflight');
   p.workers = M.sum(m, 'pixserve_workers');
@@ -184,13 +187,18 @@ function draw() {
   const inf = L.stages?.infer;
   setNow('stage-now', nowText(inf != null ? fmtSecs(inf) : '–', 'infer'));
 
-  // Queue
-  chart('chart-queue', 'legend-queue', [
-    { name: 'queued', color: COLORS[2], values: col('queue'), area: true },
-    { name: 'in flight', color: COLORS[0], values: col('inflight') },
-    { name: 'capacity', color: '#5a6170', values: col('capacity'), dash: true },
-  ], { format: (v) => fmtNum(v, 0), max: Math.max(4, ...col('capacity').filter((v) => v != null), ...col('queue').filter((v) => v != null)) });
-  setNow('queue-now', nowText(L.queue != null ? String(L.queue) : '–', `queued · ${L.inflight ?? '–'} running / ${L.workers ?? '–'} workers`));
+  // Queue: what waits where (the serving core adds pending requests and the CPU queue).
+  const qs = [];
+  if (L.pending != null) qs.push({ name: 'pending requests', color: COLORS[4], values: col('pending'), area: true });
+  qs.push({ name: L.pending != null ? 'device queue' : 'queued', color: COLORS[2], values: col('queue'), area: L.pending == null });
+  if (L.cpuQueue != null) qs.push({ name: 'CPU queue', color: COLORS[5], values: col('cpuQueue') });
+  qs.push({ name: 'in flight', color: COLORS[0], values: col('inflight') });
+  qs.push({ name: L.pending != null ? 'capacity per priority' : 'capacity', color: '#5a6170', values: col('capacity'), dash: true });
+  const qmax = Math.max(4, ...qs.flatMap((x) => x.values).filter((v) => v != null));
+  chart('chart-queue', 'legend-queue', qs, { format: (v) => fmtNum(v, 0), max: niceInt(qmax) });
+  const waiting = L.pending ?? L.queue;
+  setNow('queue-now', nowText(waiting != null ? String(waiting) : '–',
+    `${L.pending != null ? 'pending' : 'queued'} · ${L.inflight ?? '–'} running / ${L.workers ?? '–'} workers`));
 
   // Batch size
   if (!L.hasBatch) {
@@ -229,6 +237,7 @@ function draw() {
 
   // Totals
   const t = [['uptime', fmtDuration(L.uptime)], ['ready', L.ready ? 'yes' : 'no'], ['requests', String(L.requests ?? '–')]];
+  if (L.asyncJobs != null) t.push(['async jobs held', String(L.asyncJobs)]);
   for (const [k, v] of Object.entries(L.jobs || {})) t.push([`jobs ${k}`, String(v)]);
   for (const [k, v] of Object.entries(L.errors || {})) t.push([`errors ${k}`, String(v)]);
   fillKv('totals', t);
@@ -237,6 +246,14 @@ function draw() {
   const sel = $('lat-route');
   const have = new Set([...sel.options].map((o) => o.value));
   for (const r of L.routes || []) if (!have.has(r)) sel.append(new Option(r, r));
+}
+
+/** A y-axis top for small counts: 4, 8, 12, 16, 20, 40, 80, ... */
+function niceInt(v) {
+  if (v <= 20) return Math.ceil(v / 4) * 4;
+  let t = 20;
+  while (t < v) t *= 2;
+  return t;
 }
 
 function fillKv(id, rows) {

@@ -241,7 +241,7 @@ async function runInpaint() {
 function renderTimings() {
   const rows = [];
   const t = lastResult?.timings || {};
-  for (const k of ['queue', 'decode', 'infer', 'encode', 'save', 'run', 'total']) {
+  for (const k of ['queue', 'decode', 'infer', 'encode', 'save', 'total']) {
     if (typeof t[k] === 'number' && (k !== 'save' || t[k] > 0)) rows.push([k, `${t[k].toFixed(1)} ms`]);
   }
   if (lastResult) rows.push(['round trip', `${lastResult.ms.toFixed(0)} ms (browser)`]);

@@ -169,6 +169,7 @@ class WebUI(unittest.TestCase):
         self.assertIn("infer", timings)
         self.assertIn("round trip", timings)
         print("  inpaint round trip %.2fs via %s" % (time.monotonic() - t0, s["apiMode"]))
+        self.assertEqual(s["apiMode"], "jobs" if self.server_has_jobs() else "sync")
         self.shot("inpaint-2-result.png")
 
         # Pixels: what was sent, what came back, what is shown.
@@ -181,13 +182,9 @@ class WebUI(unittest.TestCase):
         for x, y in stroke:
             self.assertTrue(mask[y, x], "stroke point (%d,%d) is in the mask" % (x, y))
         self.assertFalse(mask[10, 10] or mask[H - 10, W - 10])
-        result = pixels(data_url_bytes(req["result"]))
+        _, _, result = self.assert_inpainted(req)
         orig = self.photo.astype(np.int16)
-        self.assertTrue(np.array_equal(result[~mask], orig[~mask]),
-                        "outside the stroke the result equals the original")
-        diff = np.abs(result[mask] - orig[mask]).sum(axis=1)
-        self.assertGreater((diff > 0).mean(), 0.5, "most pixels inside the stroke changed")
-        self.assertGreater(diff.mean(), 10)
+        self.assertGreater(np.abs(result[mask] - orig[mask]).sum(axis=1).mean(), 10)
         shown = pixels(data_url_bytes(p.eval("window.pixserveUI.imagePNG()")))
         self.assertTrue(np.array_equal(shown, result), "the canvas shows the result")
 
@@ -290,49 +287,111 @@ class WebUI(unittest.TestCase):
                 self.shot("inpaint-6-busy.png")
         p.eval("window.fetch = window.__realFetch")
 
-    def test_async_jobs_path_shows_position_and_stage(self):
-        """The jobs API, faked in the page when this server lacks it, drives the progress UI."""
-        st, _, _ = self.srv.post_json("/api/v1/jobs", {})
-        real = st not in (404, 405)
-        if not real:
-            # A fake server side for /api/v1/jobs, installed before the page's scripts.
-            fake = r"""
-            (() => {
-              const realFetch = window.fetch.bind(window);
-              let polls = 0, submitted = null;
-              window.__jobsSeen = [];
-              window.fetch = async (u, o = {}) => {
-                const url = String(u), m = (o.method || 'GET').toUpperCase();
-                const json = (obj, status = 200) => new Response(JSON.stringify(obj), {status, headers: {'Content-Type': 'application/json'}});
-                if (url.endsWith('/api/v1/jobs') && m === 'POST') {
-                  if (!(o.body instanceof FormData)) return json({error: {code: 'invalid_input', message: 'missing image'}}, 400);
-                  submitted = o.body;
-                  return json({id: 'j-test', status: 'queued', position: 2, status_url: '/api/v1/jobs/j-test'}, 202);
-                }
-                if (url.endsWith('/api/v1/jobs/j-test') && m === 'GET') {
-                  polls++;
-                  const seq = [{status: 'queued', position: 2}, {status: 'queued', position: 1},
-                               {status: 'running', stage: 'decode'}, {status: 'running', stage: 'infer'},
-                               {status: 'running', stage: 'encode'}];
-                  const s = seq[polls - 1];
-                  if (s) return json({id: 'j-test', position: null, stage: null, ...s});
-                  return json({id: 'j-test', status: 'done', result: {url: '/api/v1/jobs/j-test/result', format: 'png'},
-                               timings: {queue_ms: 12.5, decode_ms: 1.5, infer_ms: 40.25, encode_ms: 3, save_ms: 0}});
-                }
-                if (url.endsWith('/api/v1/jobs/j-test/result')) {
-                  // The real server computes the result, synchronously.
-                  return realFetch('/api/v1/inpaint', {method: 'POST', body: submitted});
-                }
-                return realFetch(u, o);
-              };
-            })();"""
-            ident = self.page.send("Page.addScriptToEvaluateOnNewDocument", {"source": fake})["identifier"]
+    # A fake server side for the jobs API, installed in the page before its
+    # scripts run: the index lists the route, a job goes through two queue
+    # positions and the three stages, and its result is computed by the real
+    # server (synchronously). Deterministic, unlike a real queue's timing.
+    FAKE_JOBS = r"""
+    (() => {
+      const realFetch = window.fetch.bind(window);
+      let polls = 0, submitted = null;
+      const json = (obj, status = 200) => new Response(JSON.stringify(obj), {status, headers: {'Content-Type': 'application/json'}});
+      window.fetch = async (u, o = {}) => {
+        const url = String(u), m = (o.method || 'GET').toUpperCase();
+        if (/\/api\/v1\/?$/.test(url)) return json({service: 'pixserve', routes: ['POST /api/v1/jobs', 'POST /api/v1/inpaint']});
+        if (url.endsWith('/api/v1/jobs') && m === 'POST') {
+          submitted = o.body;
+          return json({id: 'j-test', status: 'queued', position: 2, status_url: '/api/v1/jobs/j-test'}, 202);
+        }
+        if (url.endsWith('/api/v1/jobs/j-test') && m === 'GET') {
+          const seq = [{status: 'queued', position: 2}, {status: 'queued', position: 1},
+                       {status: 'running', stage: 'decode'}, {status: 'running', stage: 'infer'},
+                       {status: 'running', stage: 'encode'}];
+          const st = seq[polls++];
+          if (st) return json({id: 'j-test', position: null, stage: null, ...st});
+          return json({id: 'j-test', status: 'done', result: {url: '/api/v1/jobs/j-test/result', format: 'png'},
+                       timings: {queue_ms: 12.5, decode_ms: 1.5, infer_ms: 40.25, encode_ms: 3}});
+        }
+        if (url.endsWith('/api/v1/jobs/j-test/result'))
+          return realFetch('/api/v1/inpaint', {method: 'POST', body: submitted});
+        return realFetch(u, o);
+      };
+    })();"""
+
+    # No jobs API at all: the index and the jobs routes answer 404, as a
+    # server without them would. The UI must use POST /api/v1/inpaint.
+    NO_JOBS = r"""
+    (() => {
+      const realFetch = window.fetch.bind(window);
+      window.__jobsCalls = 0;
+      const nf = (u) => new Response(JSON.stringify({error: {code: 'not_found', message: 'no route for ' + u}}),
+                                     {status: 404, headers: {'Content-Type': 'application/json'}});
+      window.fetch = (u, o = {}) => {
+        const url = String(u);
+        if (/\/api\/v1\/?$/.test(url)) return Promise.resolve(nf(url));
+        if (/\/api\/v1\/jobs/.test(url)) { window.__jobsCalls++; return Promise.resolve(nf(url)); }
+        return realFetch(u, o);
+      };
+    })();"""
+
+    def with_script(self, source):
+        """Installs a script that runs before the page's own on every load."""
+        return self.page.send("Page.addScriptToEvaluateOnNewDocument", {"source": source})["identifier"]
+
+    def record_progress(self):
+        self.page.eval("(() => { window.__progress = []; const el = document.getElementById('progress-text');"
+                       " new MutationObserver(() => window.__progress.push(el.textContent))"
+                       ".observe(el, {childList: true, characterData: true, subtree: true}); })()")
+
+    def assert_inpainted(self, req):
+        """The result the page got differs from the image it sent inside the
+        mask it sent, and equals it outside. Returns (image, mask, result)."""
+        img = pixels(data_url_bytes(req["image"]))
+        mask = pixels(data_url_bytes(req["mask"]))[..., 0] > 127
+        result = pixels(data_url_bytes(req["result"]))
+        self.assertEqual(result.shape, img.shape)
+        self.assertGreater(mask.sum(), 0)
+        self.assertTrue(np.array_equal(result[~mask], img[~mask]), "outside the mask: the original")
+        diff = np.abs(result[mask] - img[mask]).sum(axis=1)
+        self.assertGreater((diff > 0).mean(), 0.5, "most pixels inside the mask changed")
+        return img, mask, result
+
+    def server_has_jobs(self):
+        st, idx = self.srv.get_json("/api/v1")
+        return st == 200 and "POST /api/v1/jobs" in idx.get("routes", [])
+
+    def test_async_jobs_real_queue_position(self):
+        """Through the server's own jobs API, behind other work: the page shows its place in the queue."""
+        if not self.server_has_jobs():
+            self.skipTest("this pixserve has no /api/v1/jobs")
         p = self.open_inpaint_page()
-        # Record every progress text the page shows.
-        p.eval("(() => { window.__progress = []; const el = document.getElementById('progress-text');"
-               " new MutationObserver(() => window.__progress.push(el.textContent))"
-               ".observe(el, {childList: true, characterData: true, subtree: true}); })()")
         self.assertEqual(self.state()["apiMode"], "jobs")
+        self.record_progress()
+        self.load_photo(self.photo_path)
+        self.paint([(150, 120), (230, 150)])
+        # Occupy the device: four heavier jobs submitted just before ours.
+        img = photo("astronaut.png", (512, 384))
+        body = {"image": b64(encode(img)), "mask": b64(encode(box_mask(384, 512, [(100, 100, 300, 300)]))),
+                "method": "patchmatch"}
+        for _ in range(4):
+            st, _, _ = self.srv.post_json("/api/v1/jobs", body)
+            self.assertEqual(st, 202)
+        p.click("#inpaint")
+        self.wait_idle()
+        s = self.state()
+        self.assertIsNone(s["error"], s)
+        self.assertTrue(s["hasResult"])
+        seen = p.eval("window.__progress")
+        self.assertTrue(any(t.startswith("Queued — position ") for t in seen), seen)
+        self.assertIn("async jobs API", p.eval("document.getElementById('timings').innerText"))
+        self.assert_inpainted(p.eval("window.pixserveUI.lastRequest()"))
+
+    def test_async_jobs_faked_stages(self):
+        """Every state of the jobs contract shows up as the page polls."""
+        ident = self.with_script(self.FAKE_JOBS)
+        p = self.open_inpaint_page()
+        self.assertEqual(self.state()["apiMode"], "jobs")
+        self.record_progress()
         self.load_photo(self.photo_path)
         self.paint([(150, 120), (230, 150)])
         p.click("#inpaint")
@@ -341,16 +400,36 @@ class WebUI(unittest.TestCase):
         self.assertIsNone(s["error"], s)
         self.assertTrue(s["hasResult"])
         seen = p.eval("window.__progress")
-        if not real:
-            for want in ("Queued — position 2", "Queued — position 1", "Running — decode",
-                         "Running — infer", "Running — encode"):
-                self.assertIn(want, seen)
-            timings = p.eval("document.getElementById('timings').innerText")
-            self.assertIn("40.3 ms", timings)
-            self.assertIn("async jobs API", timings)
-            self.page.send("Page.removeScriptToEvaluateOnNewDocument", {"identifier": ident})
-        else:
-            self.assertTrue(any(t.startswith(("Queued", "Running")) for t in seen), seen)
+        for want in ("Queued — position 2", "Queued — position 1", "Running — decode",
+                     "Running — infer", "Running — encode"):
+            self.assertIn(want, seen)
+        self.assertLess(seen.index("Queued — position 1"), seen.index("Running — infer"))
+        timings = p.eval("document.getElementById('timings').innerText")
+        self.assertIn("40.3 ms", timings)
+        self.assertIn("async jobs API", timings)
+        self.assert_inpainted(p.eval("window.pixserveUI.lastRequest()"))
+        self.page.send("Page.removeScriptToEvaluateOnNewDocument", {"identifier": ident})
+
+    def test_sync_fallback_without_jobs_api(self):
+        """A server without the jobs API: the page notices and uses POST /api/v1/inpaint."""
+        self.with_script(self.NO_JOBS)
+        p = self.open_inpaint_page()
+        self.assertEqual(self.state()["apiMode"], "sync")
+        self.assertEqual(p.eval("document.getElementById('api-mode').textContent"), "synchronous API")
+        self.load_photo(self.photo_path)
+        self.paint([(150, 120), (230, 150), (260, 210)])
+        calls = p.eval("window.__jobsCalls")
+        p.click("#inpaint")
+        self.wait_idle()
+        s = self.state()
+        self.assertIsNone(s["error"], s)
+        self.assertTrue(s["hasResult"])
+        self.assertEqual(p.eval("window.__jobsCalls"), calls, "no job submitted")
+        timings = p.eval("document.getElementById('timings').innerText")
+        self.assertIn("POST /api/v1/inpaint", timings)
+        self.assertIn("infer", timings)  # from the Server-Timing header
+        self.assert_inpainted(p.eval("window.pixserveUI.lastRequest()"))
+        self.shot("inpaint-7-sync-fallback.png")
 
     def test_dashboard_shows_live_metrics(self):
         p = self.page
@@ -381,7 +460,7 @@ class WebUI(unittest.TestCase):
         last = p.eval("window.pixserveDashboard.last")
         self.assertGreater(last["p99"], 0)
         self.assertGreaterEqual(last["p99"], last["p50"])
-        self.assertEqual(last["capacity"], 16)
+        self.assertEqual(last["capacity"], self.srv.metric("pixserve_queue_capacity"))
         texts = p.eval("({qps: document.getElementById('qps-now').innerText,"
                        " lat: document.getElementById('lat-now').innerText,"
                        " queue: document.getElementById('queue-now').innerText,"
@@ -391,7 +470,7 @@ class WebUI(unittest.TestCase):
                        " mem: document.getElementById('mem-now').innerText})")
         self.assertRegex(texts["qps"], r"^\d+(\.\d+)? req/s")
         self.assertRegex(texts["lat"], r"\d+(\.\d+)? (µs|ms|s) p99")
-        self.assertIn("queued", texts["queue"])
+        self.assertRegex(texts["queue"], r"^\d+ (queued|pending) · \d+ running")
         self.assertRegex(texts["mem"], r"MiB")
         # No batching or GPU metrics from this server yet: said so, not blank.
         has_gpu = self.srv.metric("pixserve_gpu_memory_total_bytes") > 0
