@@ -6,7 +6,8 @@
 #   make SANITIZER=address    (or undefined, thread, address,undefined) into build/<name>/
 #   make CUDA=1               reserved for the CUDA backend (not built yet)
 #   make test                 unit + integration + browser tests, then again under
-#                             ASan+UBSan, then a short run of every fuzzer
+#                             ASan+UBSan, the concurrency core under TSan, then every
+#                             fuzzer briefly
 #   make test-web             the web UI's browser tests only (headless Chromium)
 #   make fuzz                 libFuzzer targets (clang) into build/fuzz/
 #   make demo                 start pixserve and inpaint a photo through its API
@@ -150,9 +151,17 @@ test-sanitize:
 test-fuzz: fuzz
 	@scripts/test fuzz build/fuzz
 
+# The concurrent core (scheduler, worker pool, timers, thread pool) under
+# ThreadSanitizer.
+TSAN_TESTS := sched workers timer core
+test-tsan:
+	@$(MAKE) --no-print-directory SANITIZER=thread $(TSAN_TESTS:%=build/thread/tests/%_test)
+	@scripts/test threads build/thread $(TSAN_TESTS)
+
 test: all unit
 	@scripts/test all $(BUILD)
 	@$(MAKE) --no-print-directory test-sanitize
+	@$(MAKE) --no-print-directory test-tsan
 	@$(MAKE) --no-print-directory test-fuzz
 
 # --- fuzzing (libFuzzer needs clang) -------------------------------------------

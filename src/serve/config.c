@@ -260,15 +260,26 @@ int px_config_load_file(px_serve_config *c, const char *path, int depth, char *e
             rc = px_errf(err, errlen, PX_EINVAL, "%s:%d: '%s' has no value", path, lineno, k);
             break;
         }
-        /* Values live as long as the process (the configuration points at them). */
+        /* The configuration keeps pointers to its values: it owns them. */
+        if (c->nowned == (int)(sizeof c->owned / sizeof c->owned[0])) {
+            rc = px_errf(err, errlen, PX_EINVAL, "%s: too many settings", path);
+            break;
+        }
         char *val = strdup(p);
         char inner[256];
+        if (val) c->owned[c->nowned++] = val;
         if (!val) rc = px_errf(err, errlen, PX_ENOMEM, "out of memory reading %s", path);
         else if ((rc = apply_flag(c, k, val, depth, inner, sizeof inner)))
             px_errf(err, errlen, rc, "%s:%d: %s", path, lineno, inner);
     }
     fclose(f);
     return rc;
+}
+
+void px_config_free(px_serve_config *c)
+{
+    for (int i = 0; i < c->nowned; i++) free(c->owned[i]);
+    c->nowned = 0;
 }
 
 int px_config_parse_args(px_serve_config *c, int argc, char **argv, char *err, size_t errlen)

@@ -44,6 +44,9 @@ typedef struct px_serve_config {
     int max_jobs;              /* async jobs kept at once, default 10000 */
     size_t memory_limit;       /* bytes for running batches, 0 = the device's free memory */
     size_t memory_reserve;     /* bytes always left free, default 256 MiB */
+    /* Strings read from config files, owned here (px_config_free). */
+    char *owned[256];
+    int nowned;
 } px_serve_config;
 
 /* Fills cfg with the defaults. */
@@ -66,6 +69,9 @@ int px_config_parse_args(px_serve_config *cfg, int argc, char **argv, char *err,
  */
 int px_config_load_file(px_serve_config *cfg, const char *path, int depth, char *err,
                         size_t errlen);
+
+/* Frees what the configuration owns (strings from config files). */
+void px_config_free(px_serve_config *cfg);
 
 /* Prints the flag reference of `pixserve serve`. */
 void px_config_usage(void);

@@ -88,6 +88,7 @@ int px_inpaint_bytes(const px_inpaint_params *p, const uint8_t *image, size_t im
         (rc = px_image_alloc(&out, in.rgb.w, in.rgb.h, 3, NULL, NULL, 0)))
         goto fail;
     res->windows = plan.nwin;
+    res->hd_used = plan.used;
     int64_t t1 = px_now_ns();
     res->decode_ns = t1 - t0;
 

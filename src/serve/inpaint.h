@@ -61,7 +61,8 @@ typedef struct px_inpaint_result {
     enum px_format fmt;
     int width, height;
     size_t hole_pixels;
-    int windows;           /* engine inputs the large-image strategy made */
+    enum px_hd_strategy hd_used; /* the large-image strategy that applied */
+    int windows;           /* engine inputs it made */
     int64_t decode_ns, infer_ns, encode_ns;
 } px_inpaint_result;
 

@@ -322,6 +322,17 @@ void px_task_detach(px_task *t)
     pthread_mutex_unlock(&t->mu);
 }
 
+/* The running CPU job no longer needs to be cancellable: drop the task's
+ * handle on it (the pool keeps its own reference while it runs). */
+static void release_cpu_job(px_task *t)
+{
+    pthread_mutex_lock(&t->mu);
+    px_job *job = t->cpu_job;
+    t->cpu_job = NULL;
+    pthread_mutex_unlock(&t->mu);
+    if (job) px_job_unref(job);
+}
+
 /* ------------------------------------------------------------ finish */
 
 /* Builds the success reply of the task's dialect and return mode. */
@@ -394,6 +405,7 @@ static int finish_job(void *ctx, const atomic_int *cancel)
     px_buf_init(&reply, 0);
     const char *ctype = NULL;
     int rc;
+    release_cpu_job(t);
     pthread_mutex_lock(&t->mu);
     int ended = t->outcome != OUT_NONE;
     if (!ended) t->stage = ST_ENCODE;
@@ -567,6 +579,7 @@ static int prep_job(void *ctx, const atomic_int *cancel)
     if ((rc = px_hd_plan_make(&t->in.rgb, &t->in.mask, &hd, &t->plan, err, sizeof err))) goto fail;
     t->decode_ns = px_now_ns() - t0;
     px_metrics_stage(p->metrics, PX_STAGE_DECODE, (double)t->decode_ns / 1e9);
+    release_cpu_job(t); /* from here on the work is handed on, not cancelled */
 
     if (t->plan.nwin == 0) { /* empty mask: the image is the answer */
         start_finish(t);

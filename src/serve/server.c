@@ -736,8 +736,10 @@ fail:
 static void free_server(px_server *s)
 {
     if (s->loader_started) pthread_join(s->loader, NULL);
-    px_pipeline_destroy(s->pipe);
+    /* The jobs table lets go of its tasks before the pipeline they belong
+     * to is freed. */
     px_jobs_destroy(s->jobs);
+    px_pipeline_destroy(s->pipe);
     px_watch_destroy(s->watch);
     for (int i = 0; i < s->nengines; i++) px_engine_close(s->engines[i]);
     px_outputs_close(s->outputs);

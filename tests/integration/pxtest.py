@@ -93,7 +93,8 @@ class Server:
         raise RuntimeError("pixserve did not become ready:\n" + self.read_log())
 
     def read_log(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 

@@ -79,7 +79,8 @@ TEST(t_many_timers_and_destroy_drops_pending)
     int64_t now = px_now_ns();
     uint64_t ids[500];
     for (int i = 0; i < 500; i++)
-        ids[i] = px_timer_arm(t, now + (int64_t)((i * 7919) % 500) * 100000, record, (void *)5);
+        ids[i] = px_timer_arm(t, now + 300 * 1000000LL + (int64_t)((i * 7919) % 500) * 100000,
+                              record, (void *)5);
     for (int i = 0; i < 500; i += 2) px_timer_disarm(t, ids[i]);
     wait_n(250);
     usleep(10000);
