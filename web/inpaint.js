@@ -213,7 +213,7 @@ async function runInpaint() {
     form.append('mask', maskBlob, 'mask.png');
     if (ui.engine.value) form.append('engine', ui.engine.value);
     if (ui.method.value) form.append('method', ui.method.value);
-    form.append('hd_strategy', ui.hd.value);
+    if (ui.hd.value) form.append('hd_strategy', ui.hd.value);
     form.append('output_format', 'png'); // lossless, so painting can go on from the result
     lastRequest = { image: op.blob, mask: maskBlob, engine: ui.engine.value, method: ui.method.value, hd_strategy: ui.hd.value };
     setProgress('Sending…', 0);
