@@ -165,9 +165,12 @@ static int retry_after(px_pipeline *p)
     return s < 1 ? 1 : s;
 }
 
-/* Takes an admission slot for the task, or explains why not. */
+/* Takes an admission slot for the task, or explains why not. Called with
+ * the task's lock held, so that end_task sees either no slot or a slot it
+ * must release (never a slot being taken). */
 static int admit(px_pipeline *p, px_task *t, char *err, size_t errlen)
 {
+    if (t->outcome != OUT_NONE) return px_errf(err, errlen, PX_ECANCELED, "ended");
     pthread_mutex_lock(&p->mu);
     if (p->pending[t->prio] >= p->cfg->queue) {
         pthread_mutex_unlock(&p->mu);
@@ -261,13 +264,14 @@ static int end_task(px_task *t, enum outcome out, int code, const char *msg, int
     uint64_t timer = t->timer_id;
     px_task_done_fn done = t->done;
     void *done_arg = t->done_arg;
+    int admitted = t->admitted, engine_index = t->engine_index;
     pthread_mutex_unlock(&t->mu);
 
-    if (t->admitted) release_admission(p, t);
+    if (admitted) release_admission(p, t);
     pthread_mutex_lock(&p->mu);
     if (--p->active == 0) pthread_cond_broadcast(&p->idle);
     pthread_mutex_unlock(&p->mu);
-    if (t->engine_index >= 0) px_metrics_inference(p->metrics, t->engine_index, code);
+    if (engine_index >= 0) px_metrics_inference(p->metrics, engine_index, code);
     px_metrics_outcome(p->metrics, out == OUT_DONE        ? PX_OUTCOME_COMPLETED
                                    : out == OUT_EXPIRED   ? PX_OUTCOME_TIMEOUT
                                    : out == OUT_CANCELLED ? PX_OUTCOME_CANCELLED
@@ -351,7 +355,9 @@ static int build_reply(px_task *t, px_buf *enc, enum px_format fmt, px_buf *repl
         int64_t t0 = px_now_ns();
         int rc = px_outputs_save(p->outputs, enc->data, enc->len, px_format_name(fmt), name, err,
                                  errlen);
+        pthread_mutex_lock(&t->mu);
         t->save_ns = px_now_ns() - t0;
+        pthread_mutex_unlock(&t->mu);
         if (rc) return rc;
     }
     size_t cap = px_b64_encoded_len(enc->len) + 4096;
@@ -370,23 +376,28 @@ static int build_reply(px_task *t, px_buf *enc, enum px_format fmt, px_buf *repl
         reply->len += px_b64_encode(enc->data, enc->len, (char *)reply->data + reply->len);
         px_buf_puts(reply, "\"");
     }
+    /* A snapshot of the timings: a deadline may end the task meanwhile. */
     double q, inf;
+    pthread_mutex_lock(&t->mu);
     stage_ms(t, &q, &inf);
+    int64_t dec = t->decode_ns, enc_ns = t->encode_ns, save = t->save_ns;
+    int batch = t->batch_size, ei = t->engine_index;
+    pthread_mutex_unlock(&t->mu);
     px_buf_printf(reply, ",\"format\":\"%s\",\"width\":%d,\"height\":%d,\"seed\":%llu,\"engine\":",
                   px_format_name(fmt), t->in.rgb.w, t->in.rgb.h, (unsigned long long)t->req.seed);
-    px_json_str(reply, px_engine_name(p->engines[t->engine_index]));
+    px_json_str(reply, px_engine_name(p->engines[ei]));
     px_buf_printf(reply, ",\"hd_strategy\":\"%s\",\"windows\":%d,\"batch_size\":%d,",
-                  px_hd_name(t->plan.used), t->plan.nwin, t->batch_size);
+                  px_hd_name(t->plan.used), t->plan.nwin, batch);
     px_buf_puts(reply, "\"timings\":{\"queue_ms\":");
     px_json_num(reply, q);
     px_buf_puts(reply, ",\"decode_ms\":");
-    px_json_num(reply, px_ns_to_ms(t->decode_ns));
+    px_json_num(reply, px_ns_to_ms(dec));
     px_buf_puts(reply, ",\"infer_ms\":");
     px_json_num(reply, inf);
     px_buf_puts(reply, ",\"encode_ms\":");
-    px_json_num(reply, px_ns_to_ms(t->encode_ns));
+    px_json_num(reply, px_ns_to_ms(enc_ns));
     px_buf_puts(reply, ",\"save_ms\":");
-    px_json_num(reply, px_ns_to_ms(t->save_ns));
+    px_json_num(reply, px_ns_to_ms(save));
     rc = px_buf_puts(reply, "}}\n");
     if (rc) return px_errf(err, errlen, rc, "reply larger than expected");
     *ctype = "application/json";
@@ -422,9 +433,12 @@ static int finish_job(void *ctx, const atomic_int *cancel)
     px_encode_opts eo = {.fmt = t->req.out_fmt ? t->req.out_fmt : PX_FMT_PNG,
                          .quality = t->req.quality, .png_level = p->cfg->png_level};
     if ((rc = px_inpaint_encode(&out, &t->in.alpha, &eo, &enc, err, sizeof err))) goto fail;
-    t->encode_ns = px_now_ns() - t0;
+    int64_t encode_ns = px_now_ns() - t0;
+    pthread_mutex_lock(&t->mu);
+    t->encode_ns = encode_ns;
+    pthread_mutex_unlock(&t->mu);
     px_image_free(&out);
-    px_metrics_stage(p->metrics, PX_STAGE_ENCODE, (double)t->encode_ns / 1e9);
+    px_metrics_stage(p->metrics, PX_STAGE_ENCODE, (double)encode_ns / 1e9);
     if ((rc = build_reply(t, &enc, eo.fmt, &reply, &ctype, err, sizeof err))) goto fail;
     px_buf_free(&enc);
     end_task(t, OUT_DONE, 0, NULL, 200, ctype, &reply, 0);
@@ -519,12 +533,12 @@ static int prep_job(void *ctx, const atomic_int *cancel)
     t->body = NULL;
     if (rc) goto fail;
 
-    /* Engine, method, options. */
-    t->engine_index = -1;
+    /* Engine, method, options. Fields end_task reads are set under the lock. */
+    int ei = -1;
     for (int i = 0; i < p->nengines; i++)
         if (!t->req.engine[0] ? i == 0 : strcmp(px_engine_name(p->engines[i]), t->req.engine) == 0)
-            t->engine_index = i;
-    if (t->engine_index < 0) {
+            ei = i;
+    if (ei < 0) {
         char names[200] = "";
         for (int i = 0; i < p->nengines; i++)
             snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
@@ -533,10 +547,13 @@ static int prep_job(void *ctx, const atomic_int *cancel)
                      t->req.engine, names);
         goto fail;
     }
-    px_engine *e = p->engines[t->engine_index];
+    px_engine *e = p->engines[ei];
+    pthread_mutex_lock(&t->mu);
+    t->engine_index = ei;
+    t->prio = t->req.priority >= 0 ? (enum px_priority)t->req.priority : PX_PRIO_NORMAL;
+    pthread_mutex_unlock(&t->mu);
     if (t->req.method[0] && (rc = px_engine_check_method(e, t->req.method, err, sizeof err)))
         goto fail;
-    t->prio = t->req.priority >= 0 ? (enum px_priority)t->req.priority : PX_PRIO_NORMAL;
     t->plan.used = PX_HD_ORIGINAL;
     px_hd_params hd = p->cfg->hd;
     if (t->req.hd_strategy >= 0) hd.strategy = (enum px_hd_strategy)t->req.hd_strategy;
@@ -561,7 +578,10 @@ static int prep_job(void *ctx, const atomic_int *cancel)
     }
 
     /* Admission: the request holds a slot of its priority until it ends. */
-    if ((rc = admit(p, t, err, sizeof err))) {
+    pthread_mutex_lock(&t->mu);
+    rc = admit(p, t, err, sizeof err);
+    pthread_mutex_unlock(&t->mu);
+    if (rc) {
         snprintf(t->hdr_value, sizeof t->hdr_value, "%d", retry_after(p));
         t->hdr_name = "Retry-After";
         goto fail;
@@ -577,8 +597,11 @@ static int prep_job(void *ctx, const atomic_int *cancel)
         goto fail;
     px_req_free_images(&t->req);
     if ((rc = px_hd_plan_make(&t->in.rgb, &t->in.mask, &hd, &t->plan, err, sizeof err))) goto fail;
-    t->decode_ns = px_now_ns() - t0;
-    px_metrics_stage(p->metrics, PX_STAGE_DECODE, (double)t->decode_ns / 1e9);
+    int64_t decode_ns = px_now_ns() - t0;
+    pthread_mutex_lock(&t->mu);
+    t->decode_ns = decode_ns;
+    pthread_mutex_unlock(&t->mu);
+    px_metrics_stage(p->metrics, PX_STAGE_DECODE, (double)decode_ns / 1e9);
     release_cpu_job(t); /* from here on the work is handed on, not cancelled */
 
     if (t->plan.nwin == 0) { /* empty mask: the image is the answer */
