@@ -219,13 +219,18 @@ static void error_body(px_buf *b, int code, const char *msg)
     px_buf_puts(b, "}}\n");
 }
 
-/* Timings of the stages the task went through, in milliseconds. */
+/* Timings of the stages the task went through, in milliseconds. Called
+ * with the task's lock held; while the device runs the task its start is
+ * only known to the scheduler, which is asked (lock order: task, then
+ * scheduler, as when items are submitted). */
 static void stage_ms(const px_task *t, double *queue, double *infer)
 {
     int64_t end = t->t_finished ? t->t_finished : px_now_ns();
-    *queue = t->t_queued ? px_ns_to_ms((t->t_started ? t->t_started : end) - t->t_queued) : 0;
-    *infer = t->t_started ? px_ns_to_ms((t->t_infer_end ? t->t_infer_end : end) - t->t_started)
-                          : 0;
+    int64_t started = t->t_started;
+    if (!started && t->items_submitted && t->nitems > 0)
+        px_sched_position(t->p->sched, &t->items[0], &started);
+    *queue = t->t_queued ? px_ns_to_ms((started ? started : end) - t->t_queued) : 0;
+    *infer = started ? px_ns_to_ms((t->t_infer_end ? t->t_infer_end : end) - started) : 0;
 }
 
 /*
