@@ -235,6 +235,27 @@ int px_metrics_render(px_metrics *m, const px_metrics_gauges *g, px_buf *b)
                            (unsigned long long)g->batch_items, (unsigned long long)g->batches,
                            (unsigned long long)g->oom_splits, g->pending[0], g->pending[1],
                            g->pending[2], g->cpu_queued, g->async_jobs);
+    /* GPUs, as NVML reads them at scrape time (absent without a driver). */
+    if (!rc && g->ngpus > 0)
+        rc = px_buf_puts(b, "# HELP pixserve_gpu_utilization_ratio Fraction of the last sample "
+                            "period a kernel ran, per device.\n"
+                            "# TYPE pixserve_gpu_utilization_ratio gauge\n"
+                            "# HELP pixserve_gpu_memory_used_bytes Device memory in use.\n"
+                            "# TYPE pixserve_gpu_memory_used_bytes gauge\n"
+                            "# HELP pixserve_gpu_memory_total_bytes Device memory installed.\n"
+                            "# TYPE pixserve_gpu_memory_total_bytes gauge\n");
+    for (int i = 0; i < g->ngpus && !rc; i++) {
+        const px_gpu_info *d = &g->gpus[i];
+        if (d->util_gpu >= 0)
+            rc = px_buf_printf(b, "pixserve_gpu_utilization_ratio{device=\"%d\"} %.2f\n", d->index,
+                               d->util_gpu / 100.0);
+        if (!rc)
+            rc = px_buf_printf(b,
+                               "pixserve_gpu_memory_used_bytes{device=\"%d\"} %llu\n"
+                               "pixserve_gpu_memory_total_bytes{device=\"%d\"} %llu\n",
+                               d->index, (unsigned long long)d->mem_used, d->index,
+                               (unsigned long long)d->mem_total);
+    }
     if (!rc)
         rc = px_buf_printf(
             b,

@@ -10,6 +10,7 @@
 #define PX_SERVE_METRICS_H
 
 #include "core/buf.h"
+#include "core/nvml.h"
 
 #include <stdint.h>
 
@@ -48,6 +49,8 @@ typedef struct px_metrics_gauges {
     int async_jobs;      /* jobs kept by the jobs API */
     uint64_t batch_hist[PX_METRICS_BATCH_SLOTS];
     uint64_t batches, batch_items, oom_splits;
+    const px_gpu_info *gpus; /* NULL or ngpus readings */
+    int ngpus;
     double uptime_s;
     uint64_t rss_bytes;
     int open_fds;

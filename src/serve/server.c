@@ -20,6 +20,7 @@
 #include "core/err.h"
 #include "core/jsonw.h"
 #include "core/log.h"
+#include "core/nvml.h"
 #include "core/pool.h"
 #include "core/proc.h"
 #include "engine/engine.h"
@@ -53,6 +54,7 @@ struct px_server {
     px_pipeline *pipe;
     px_jobs *jobs;
     px_watch *watch;
+    px_nvml *nvml; /* NULL without a GPU driver */
     int64_t t_start;
     int port;
     pthread_t loader;
@@ -420,9 +422,28 @@ static enum MHD_Result serve_healthz(px_server *s, struct MHD_Connection *c, str
         px_buf_puts(&b, ",\"error\":");
         px_json_str(&b, s->load_error);
     }
-    px_buf_printf(&b, ",\"uptime_s\":%.3f,\"rss_bytes\":%llu,\"gpu\":null}\n",
+    px_buf_printf(&b, ",\"uptime_s\":%.3f,\"rss_bytes\":%llu,\"gpu\":",
                   (double)(px_now_ns() - s->t_start) / 1e9,
                   (unsigned long long)px_proc_rss_bytes());
+    /* GPU memory per device (the seed reports' wish); null without a driver. */
+    if (!s->nvml) {
+        px_buf_puts(&b, "null");
+    } else {
+        px_buf_puts(&b, "[");
+        for (int i = 0; i < px_nvml_count(s->nvml); i++) {
+            px_gpu_info g;
+            if (px_nvml_query(s->nvml, i, &g)) continue;
+            px_buf_printf(&b, "%s{\"index\":%d,\"name\":", i ? "," : "", i);
+            px_json_str(&b, g.name);
+            px_buf_printf(&b,
+                          ",\"memory_used_bytes\":%llu,\"memory_total_bytes\":%llu,"
+                          "\"utilization_percent\":%d}",
+                          (unsigned long long)g.mem_used, (unsigned long long)g.mem_total,
+                          g.util_gpu);
+        }
+        px_buf_puts(&b, "]");
+    }
+    px_buf_puts(&b, "}\n");
     int status = strcmp(state, "ok") == 0 || strcmp(state, "starting") == 0 ? 200 : 503;
     return send_json(c, r, status, &b);
 }
@@ -463,6 +484,10 @@ static enum MHD_Result serve_metrics(px_server *s, struct MHD_Connection *c, str
         g.batch_items = ps.sched.items_run;
         g.oom_splits = ps.sched.oom_splits;
     }
+    px_gpu_info gpus[8];
+    for (int i = 0; i < px_nvml_count(s->nvml) && g.ngpus < 8; i++)
+        if (px_nvml_query(s->nvml, i, &gpus[g.ngpus]) == 0) g.ngpus++;
+    g.gpus = gpus;
     px_buf b;
     px_buf_init(&b, 4 << 20);
     px_metrics_render(s->metrics, &g, &b);
@@ -741,6 +766,7 @@ static void free_server(px_server *s)
     px_jobs_destroy(s->jobs);
     px_pipeline_destroy(s->pipe);
     px_watch_destroy(s->watch);
+    px_nvml_close(s->nvml);
     for (int i = 0; i < s->nengines; i++) px_engine_close(s->engines[i]);
     px_outputs_close(s->outputs);
     px_metrics_free(s->metrics);
@@ -769,6 +795,10 @@ int px_server_start(const px_serve_config *cfg, px_server **out, char *err, size
 
     s->pool = px_pool_create(cfg->threads);
     s->watch = px_watch_create();
+    char gpu_err[160];
+    s->nvml = px_nvml_open(gpu_err, sizeof gpu_err);
+    if (s->nvml) PX_INFO("%d GPU(s) visible to NVML", px_nvml_count(s->nvml));
+    else PX_INFO("GPU readings off: %s", gpu_err);
     if (!s->pool || !s->watch) {
         rc = px_errf(err, errlen, PX_ENOMEM, "cannot start threads");
         goto fail;
