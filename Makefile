@@ -5,8 +5,10 @@
 #   make                      release build into build/release/
 #   make SANITIZER=address    (or undefined, thread, address,undefined) into build/<name>/
 #   make CUDA=1               reserved for the CUDA backend (not built yet)
-#   make test                 unit + integration tests, then again under ASan+UBSan,
-#                             then a short run of every fuzzer
+#   make test                 unit + integration + browser tests, then again under
+#                             ASan+UBSan, the concurrency core under TSan, then every
+#                             fuzzer briefly
+#   make test-web             the web UI's browser tests only (headless Chromium)
 #   make fuzz                 libFuzzer targets (clang) into build/fuzz/
 #   make demo                 start pixserve and inpaint a photo through its API
 #   make bench                benchmark programs (bench/*.c) into build/<name>/bench/
@@ -47,7 +49,7 @@ LAMA_CONV := src/engine/lama/conv_dnnl.c src/engine/lama/conv_narrow.c
 LAMA_SRC := $(filter-out src/engine/lama/conv_%.c,$(wildcard src/engine/lama/*.c)) $(LAMA_CONV)
 LIB_SRC := $(filter-out $(MAINS),$(wildcard src/core/*.c src/image/*.c src/engine/*.c \
              src/engine/classic/*.c src/serve/*.c)) $(LAMA_SRC)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/web_assets.o
 LIB := $(BUILD)/libpixserve.a
 PIXSERVE := $(BUILD)/pixserve
 
@@ -63,7 +65,7 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 
 .SECONDARY:
 
-.PHONY: all setup unit bench test test-unit test-integration test-sanitize test-fuzz fuzz fuzz-bins \
+.PHONY: all setup unit bench test test-unit test-integration test-web test-sanitize test-fuzz fuzz fuzz-bins \
         demo clean format
 
 all: $(PIXSERVE)
@@ -83,6 +85,26 @@ endif
 
 $(BUILD)/%.o: %.c | setup
 	@mkdir -p $(@D)
+	$(call say,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+# The web UI (web/) is compiled into the binary: tools/embed_web writes the
+# files as a C table (src/serve/static.h) into the build directory. The
+# directory itself is a prerequisite so adding or removing a file regenerates.
+WEB_FILES := $(sort $(shell find web -type f ! -name '.*' 2>/dev/null))
+EMBED_WEB := $(BUILD)/tools/embed_web
+
+$(EMBED_WEB): tools/embed_web.c | setup
+	@mkdir -p $(@D)
+	$(call say,CC,$@)
+	$(Q)$(CC) -std=c17 -O1 $(WARN) $< -o $@
+
+$(BUILD)/gen/web_assets.c: $(EMBED_WEB) $(WEB_FILES) web
+	@mkdir -p $(@D)
+	$(call say,GEN,$@)
+	$(Q)$(EMBED_WEB) $@ web $(WEB_FILES)
+
+$(BUILD)/gen/web_assets.o: $(BUILD)/gen/web_assets.c
 	$(call say,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -130,6 +152,9 @@ test-unit: all unit
 test-integration: all
 	@scripts/test integration $(BUILD)
 
+test-web: all
+	@scripts/test web $(BUILD)
+
 test-sanitize:
 	@$(MAKE) --no-print-directory SANITIZER=address,undefined OPT=-O1 all unit
 	@scripts/test all build/address+undefined
@@ -137,9 +162,17 @@ test-sanitize:
 test-fuzz: fuzz
 	@scripts/test fuzz build/fuzz
 
+# The concurrent core (scheduler, worker pool, timers, thread pool) under
+# ThreadSanitizer.
+TSAN_TESTS := sched workers timer core
+test-tsan:
+	@$(MAKE) --no-print-directory SANITIZER=thread $(TSAN_TESTS:%=build/thread/tests/%_test)
+	@scripts/test threads build/thread $(TSAN_TESTS)
+
 test: all unit
 	@scripts/test all $(BUILD)
 	@$(MAKE) --no-print-directory test-sanitize
+	@$(MAKE) --no-print-directory test-tsan
 	@$(MAKE) --no-print-directory test-fuzz
 
 # --- fuzzing (libFuzzer needs clang) -------------------------------------------
@@ -164,4 +197,4 @@ format:
 clean:
 	rm -rf build
 
--include $(wildcard $(BUILD)/src/*/*.d $(BUILD)/src/*/*/*.d $(BUILD)/src/*/*/*/*.d $(BUILD)/tests/*.d $(BUILD)/bench/*.d)
+-include $(wildcard $(BUILD)/gen/*.d $(BUILD)/src/*/*.d $(BUILD)/src/*/*/*.d $(BUILD)/src/*/*/*/*.d $(BUILD)/tests/*.d $(BUILD)/bench/*.d)

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void usage(FILE *f)
 {
@@ -28,6 +29,7 @@ static void usage(FILE *f)
             "  pixserve serve [flags]        run the HTTP service (pixserve serve --help)\n"
             "  pixserve inpaint IMAGE MASK -o OUT [--engine NAME] [--method M] [--seed N]\n"
             "                   [--quality Q] [--weights FILE] [--threads N]\n"
+            "                   [--hd-strategy Original|Resize|Crop]\n"
             "                                inpaint one image; OUT's extension picks the\n"
             "                                format (.png, .jpg, .webp)\n"
             "  pixserve engines              list the built-in engines and their methods\n"
@@ -37,20 +39,32 @@ static void usage(FILE *f)
             PX_VERSION);
 }
 
+static int serve(const px_serve_config *cfg);
+
 static int cmd_serve(int argc, char **argv)
 {
     px_serve_config cfg;
     px_config_defaults(&cfg);
     char err[512];
     int rc = px_config_parse_args(&cfg, argc, argv, err, sizeof err);
-    if (rc == 1) return 0;
     if (rc) {
+        px_config_free(&cfg);
+        if (rc == 1) return 0;
         fprintf(stderr, "pixserve serve: %s\n", err);
         return 2;
     }
-    int lvl = px_log_parse_level(cfg.log_level);
+    rc = serve(&cfg);
+    px_config_free(&cfg);
+    return rc;
+}
+
+static int serve(const px_serve_config *cfg)
+{
+    char err[512];
+    int rc;
+    int lvl = px_log_parse_level(cfg->log_level);
     if (lvl < 0) {
-        fprintf(stderr, "pixserve serve: unknown --log-level '%s'\n", cfg.log_level);
+        fprintf(stderr, "pixserve serve: unknown --log-level '%s'\n", cfg->log_level);
         return 2;
     }
     px_log_set_level((enum px_log_level)lvl);
@@ -65,21 +79,32 @@ static int cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     px_server *srv;
-    if ((rc = px_server_start(&cfg, &srv, err, sizeof err))) {
+    if ((rc = px_server_start(cfg, &srv, err, sizeof err))) {
         fprintf(stderr, "pixserve serve: %s\n", err);
         return 1;
     }
     /* This exact line is what scripts and tests wait for. */
-    printf("pixserve %s listening on http://%s:%d (engines:", PX_VERSION, cfg.host,
+    printf("pixserve %s listening on http://%s:%d (engines:", PX_VERSION, cfg->host,
            px_server_port(srv));
-    for (int i = 0; i < cfg.nengines; i++) printf(" %s", cfg.engines[i]);
+    for (int i = 0; i < cfg->nengines; i++) printf(" %s", cfg->engines[i]);
     printf(")\n");
     fflush(stdout);
-    PX_INFO("listening on %s:%d, %d workers, queue %d, timeout %lld ms", cfg.host,
-            px_server_port(srv), cfg.workers, cfg.queue, (long long)cfg.timeout_ms);
+    PX_INFO("listening on %s:%d, %d workers, queue %d, timeout %lld ms", cfg->host,
+            px_server_port(srv), cfg->workers, cfg->queue, (long long)cfg->timeout_ms);
 
+    /* Wait for a stop signal, checking now and then that the engines did
+     * not fail to load (then nothing could ever be served: exit 1). */
     int sig = 0;
-    while (sigwait(&stop, &sig) != 0) {
+    const char *failed = NULL;
+    struct timespec tick = {0, 200 * 1000000};
+    while (!(failed = px_server_failed(srv))) {
+        sig = sigtimedwait(&stop, NULL, &tick);
+        if (sig > 0) break;
+    }
+    if (failed) {
+        fprintf(stderr, "pixserve serve: %s\n", failed);
+        px_server_stop(srv, 0);
+        return 1;
     }
     PX_INFO("received %s: finishing requests in flight", sig == SIGINT ? "SIGINT" : "SIGTERM");
     px_server_stop(srv, 30000);
@@ -124,6 +149,8 @@ static int cmd_inpaint(int argc, char **argv)
     const char *out = NULL, *engine = "classic", *method = NULL, *weights = NULL;
     unsigned long long seed = 0;
     int quality = 0, threads = 0;
+    px_hd_params hd;
+    px_hd_defaults(&hd);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -151,7 +178,14 @@ static int cmd_inpaint(int argc, char **argv)
         else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--quality")) quality = atoi(v);
         else if (!strcmp(a, "--threads")) threads = atoi(v);
-        else {
+        else if (!strcmp(a, "--hd-strategy")) {
+            int h = px_hd_parse(v);
+            if (h < 0) {
+                fprintf(stderr, "pixserve inpaint: --hd-strategy must be Original, Resize or Crop\n");
+                return 2;
+            }
+            hd.strategy = (enum px_hd_strategy)h;
+        } else {
             fprintf(stderr, "pixserve inpaint: unknown flag %s (see pixserve --help)\n", a);
             return 2;
         }
@@ -179,15 +213,17 @@ static int cmd_inpaint(int argc, char **argv)
     px_engine_config ec = {.weights = weights, .pool = pool};
     if ((rc = px_engine_open(engine, &ec, &e, err, sizeof err))) goto fail;
     if (method && (rc = px_engine_check_method(e, method, err, sizeof err))) goto fail;
-    px_inpaint_params p = {.engine = e, .method = method, .seed = seed, .out_fmt = fmt,
+    px_inpaint_params p = {.engine = e, .method = method, .seed = seed, .hd = &hd, .out_fmt = fmt,
                            .quality = quality, .png_level = -1, .max_output = (size_t)1 << 30};
     px_inpaint_result res;
     if ((rc = px_inpaint_bytes(&p, img, img_len, mask, mask_len, &res, err, sizeof err))) goto fail;
     rc = write_file(out, &res.encoded, err, sizeof err);
     if (!rc)
-        printf("%s: %dx%d, %zu hole pixels, engine %s: decode %.1f ms, inpaint %.1f ms, "
-               "encode %.1f ms\n",
-               out, res.width, res.height, res.hole_pixels, engine, (double)res.decode_ns / 1e6,
+        printf("%s: %dx%d, %zu hole pixels, engine %s, %s (%d window%s): decode %.1f ms, "
+               "inpaint %.1f ms, encode %.1f ms\n",
+               out, res.width, res.height, res.hole_pixels, engine,
+               px_hd_name(res.hd_used),
+               res.windows, res.windows == 1 ? "" : "s", (double)res.decode_ns / 1e6,
                (double)res.infer_ns / 1e6, (double)res.encode_ns / 1e6);
     px_buf_free(&res.encoded);
     if (rc) goto fail;

@@ -167,8 +167,12 @@ class InpaintApi(ServerTest):
         for name in ("pixserve_requests_total", "pixserve_request_duration_seconds_bucket",
                      "pixserve_queue_depth", "pixserve_inflight", "pixserve_stage_duration_seconds"):
             self.assertIn(name, text)
-        st, idx = self.srv.get_json("/")
+        # The JSON index moved from / (now the web UI) to /api/v1.
+        st, idx = self.srv.get_json("/api/v1")
+        self.assertEqual(st, 200)
         self.assertEqual(idx["service"], "pixserve")
+        self.assertIn("POST /api/v1/inpaint", idx["routes"])
+        self.assertIn("GET /", idx["routes"])
         st, h, body = self.srv.request("HEAD", "/healthz")
         self.assertEqual((st, body), (200, b""))
 
