@@ -139,11 +139,16 @@ void px_conv_weights_destroy(px_conv_weights *w)
     free(w);
 }
 
-size_t px_conv_weights_bytes(const px_conv_weights *w)
+size_t px_conv_weights_bytes(const px_conv_weights *cw)
 {
+    /* Plans may be converting weights in other threads. */
+    px_conv_weights *w = (px_conv_weights *)cw;
+    pthread_mutex_lock(&w->mu);
     size_t n = w->spec.b ? (size_t)w->spec.cout * 4 : 0;
     if (w->spec.w) n += dnnl_memory_desc_get_size(&w->plain_md);
     for (int i = 0; i < w->nv; i++) n += w->v[i].bytes;
+    if (w->narrow_w) n += (size_t)w->spec.cout * w->spec.kh * w->spec.kw * w->spec.cin * 4;
+    pthread_mutex_unlock(&w->mu);
     return n;
 }
 
@@ -151,8 +156,10 @@ size_t px_conv_weights_bytes(const px_conv_weights *w)
  * one (converted from whichever copy exists). Once a converted copy exists
  * and no convolution reads the plain one, the plain one is freed: big-lama
  * would otherwise hold its 200 MB of weights twice. Called under w->mu. */
-static void *weights_as(px_conv_weights *w, const dnnl_memory_desc_t *md, char *err, size_t errlen)
+static void *weights_as(px_conv_weights *w, const dnnl_memory_desc_t *md, int *rc, char *err,
+                        size_t errlen)
 {
+    *rc = 0;
     if (w->spec.w && dnnl_memory_desc_equal(md, &w->plain_md)) {
         w->plain_used = true;
         return w->spec.w;
@@ -160,7 +167,7 @@ static void *weights_as(px_conv_weights *w, const dnnl_memory_desc_t *md, char *
     for (int i = 0; i < w->nv; i++)
         if (dnnl_memory_desc_equal(md, &w->v[i].md)) return w->v[i].buf;
     if (w->nv == MAX_VERSIONS) {
-        px_errf(err, errlen, PX_EUNSUP, "oneDNN: too many weight layouts for one layer");
+        *rc = px_errf(err, errlen, PX_EUNSUP, "oneDNN: too many weight layouts for one layer");
         return NULL;
     }
     const dnnl_memory_desc_t *from_md = w->spec.w ? &w->plain_md : &w->v[0].md;
@@ -168,7 +175,7 @@ static void *weights_as(px_conv_weights *w, const dnnl_memory_desc_t *md, char *
     size_t bytes = dnnl_memory_desc_get_size(md);
     void *buf = aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!buf) {
-        px_errf(err, errlen, PX_ENOMEM, "out of memory converting weights");
+        *rc = px_errf(err, errlen, PX_ENOMEM, "out of memory converting weights");
         return NULL;
     }
     dnnl_primitive_desc_t rpd = NULL;
@@ -192,7 +199,7 @@ static void *weights_as(px_conv_weights *w, const dnnl_memory_desc_t *md, char *
     if (rpd) dnnl_primitive_desc_destroy(rpd);
     if (st != dnnl_success) {
         free(buf);
-        dnnl_fail(err, errlen, st, "weights reorder");
+        *rc = dnnl_fail(err, errlen, st, "weights reorder");
         return NULL;
     }
     w->v[w->nv].md = *md;
@@ -260,14 +267,15 @@ int px_conv_create(px_conv_weights *w, const px_conv_args *a, px_conv **out, cha
     if (dnnl_primitive_desc_query(cv->pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success)
         cv->impl = impl;
     const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(cv->pd, dnnl_query_weights_md, 0);
+    int wrc;
     pthread_mutex_lock(&w->mu);
-    void *wbuf = weights_as(w, wmd, err, errlen);
+    void *wbuf = weights_as(w, wmd, &wrc, err, errlen);
     pthread_mutex_unlock(&w->mu);
     if (!wbuf) {
         dnnl_primitive_attr_destroy(attr);
         dnnl_post_ops_destroy(po);
         px_conv_destroy(cv);
-        return PX_ENOMEM;
+        return wrc;
     }
     what = "memory objects";
     if ((st = dnnl_memory_create(&cv->src, &src_md, engine(), (void *)a->src)) ||
