@@ -566,6 +566,7 @@ TEST(t_engine_contract)
     px_engine *e = open_engine(weights_path(dir), pool);
     T_EQ_STR(px_engine_name(e), "lama");
     T_TRUE(px_engine_caps(e) & PX_ENGINE_CAP_WEIGHTS);
+    T_TRUE(px_engine_caps(e) & PX_ENGINE_CAP_DETERMINISTIC);
 
     /* Outside the mask: the input's bytes; inside: something computed. */
     px_image img = synth(53, 29, 3, 1), mask = synth(53, 29, 1, 2);
@@ -598,6 +599,18 @@ TEST(t_engine_contract)
         T_EQ_MEM(jobs[i].out.px, i % 2 ? lone2.px : out.px, (size_t)jobs[i].out.w * jobs[i].out.h * 3);
         free(jobs[i].out.px);
     }
+
+    /* Deterministic: one thread gives the bytes of two (oneDNN computes each
+     * output element on one thread; FFTW splits independent transforms). */
+    px_pool *pool1 = px_pool_create(1);
+    px_engine *e1 = open_engine(weights_path(dir), pool1);
+    px_image one = {40, 64, 3, calloc(40 * 64, 3)};
+    px_engine_item it1 = {.image = &img2, .mask = &mask2, .out = &one};
+    T_EQ_INT(px_engine_run(e1, &it1, 1), 0);
+    T_EQ_MEM(one.px, lone2.px, 40 * 64 * 3);
+    px_engine_close(e1);
+    px_pool_destroy(pool1);
+    free(one.px);
 
     /* A batch with one bad item: the good one still runs. */
     px_image small_out = {10, 10, 3, calloc(100, 3)};

@@ -228,7 +228,10 @@ const px_engine_ops px_engine_lama_ops = {
     .name = "lama",
     .description = "LaMa (big-lama, Fast Fourier Convolutions) inpainting on the CPU in fp32, "
                    "from weights converted with tools/lama_convert.py.",
-    .caps = PX_ENGINE_CAP_ANY_SIZE | PX_ENGINE_CAP_WEIGHTS,
+    /* Deterministic on a given CPU whatever the thread count (tested):
+     * oneDNN computes each output element on one thread, FFTW splits only
+     * independent transforms, and the rest is element-wise. */
+    .caps = PX_ENGINE_CAP_ANY_SIZE | PX_ENGINE_CAP_DETERMINISTIC | PX_ENGINE_CAP_WEIGHTS,
     .methods = g_methods,
     .create = lama_create,
     .destroy = lama_destroy,
