@@ -36,9 +36,9 @@ ifeq ($(CUDA),1)
 $(error CUDA=1: the CUDA backend is not part of this tree yet (see issue "LaMa engine on CUDA"))
 endif
 
-MAINS := src/serve/main.c
+MAINS := src/serve/main.c src/bench/main.c
 LIB_SRC := $(filter-out $(MAINS),$(wildcard src/core/*.c src/image/*.c src/engine/*.c \
-             src/engine/classic/*.c src/serve/*.c))
+             src/engine/classic/*.c src/serve/*.c src/bench/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB := $(BUILD)/libpixserve.a
 PIXSERVE := $(BUILD)/pixserve
