@@ -42,6 +42,7 @@ LIB_SRC := $(filter-out $(MAINS),$(wildcard src/core/*.c src/image/*.c src/engin
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB := $(BUILD)/libpixserve.a
 PIXSERVE := $(BUILD)/pixserve
+PIXBENCH := $(BUILD)/pixbench
 
 UNIT_SRC := $(wildcard tests/unit/*_test.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -58,7 +59,7 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 .PHONY: all setup unit bench test test-unit test-integration test-sanitize test-fuzz fuzz fuzz-bins \
         demo clean format
 
-all: $(PIXSERVE)
+all: $(PIXSERVE) $(PIXBENCH)
 
 setup:
 	@scripts/setup --quiet
@@ -84,6 +85,11 @@ $(LIB): $(LIB_OBJ)
 	$(Q)ar rcs $@ $^
 
 $(PIXSERVE): $(BUILD)/src/serve/main.o $(LIB)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# pixbench: the load tester (src/bench/); talks to pixserve only over HTTP.
+$(PIXBENCH): $(BUILD)/src/bench/main.o $(LIB)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 

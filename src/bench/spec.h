@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define PB_VERSION "0.1.0"
+
 /* "1.5s", "250ms", "20us", "100ns", "5m", "2h", "1h30m"; a bare number is
  * seconds. Result in nanoseconds (>= 0). */
 int pb_parse_duration(const char *s, int64_t *ns, char *err, size_t errlen);
