@@ -8,7 +8,8 @@
 #   make test                 unit + integration tests, then again under ASan+UBSan,
 #                             then a short run of every fuzzer
 #   make fuzz                 libFuzzer targets (clang) into build/fuzz/
-#   make demo                 start pixserve and inpaint a photo through its API
+#   make demo                 inpaint a photo through pixserve's API, then a short
+#                             pixbench sweep against it (about 1.5 minutes) with a report
 #   make bench                benchmark programs (bench/*.c) into build/<name>/bench/
 
 comma := ,
@@ -151,7 +152,7 @@ build/fuzz/fuzz_%: fuzz/fuzz_%.c $(LIB)
 
 # --- demo --------------------------------------------------------------------
 demo: all
-	@scripts/demo $(PIXSERVE)
+	@scripts/demo $(PIXSERVE) $(PIXBENCH)
 
 format:
 	clang-format -i $(shell git ls-files '*.c' '*.h')
