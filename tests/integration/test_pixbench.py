@@ -64,6 +64,12 @@ def validate(doc, schema, path="$"):
         assert ok, "%s: %r is not %s" % (path, doc, types)
 
 
+def dur(seconds):
+    """A stage length for runs against the embedded pixserve, which computes
+    several times slower in sanitizer builds."""
+    return "%gs" % (seconds * SLOW)
+
+
 def run(*args, timeout=120):
     p = subprocess.run([PIXBENCH, *args], capture_output=True, text=True, timeout=timeout * SLOW)
     return p.returncode, p.stdout, p.stderr
@@ -115,7 +121,7 @@ class PixbenchTest(unittest.TestCase):
         self.assertEqual(rc, 2)
 
     def test_embedded_sweep_and_report(self):
-        rc, out, err = run("--sweep", "1,2", "--duration", "2s", "--warmup", "1s",
+        rc, out, err = run("--sweep", "1,2", "--duration", dur(2), "--warmup", dur(1),
                            "--sizes", "96x64,128x96", "--stability", "--slo", "errors<50%",
                            "--out", self.out)
         self.assertEqual(rc, 0, err + out)
@@ -153,14 +159,14 @@ class PixbenchTest(unittest.TestCase):
 
     def test_seed_inpaint_profile_base64(self):
         rc, out, err = run("--profile", "seed-inpaint", "--return-type", "base64", "--users", "1",
-                           "--duration", "2s", "--sizes", "80x60", "--out", self.out)
+                           "--duration", dur(2), "--sizes", "80x60", "--out", self.out)
         self.assertEqual(rc, 0, err)
         st = self.report()["stages"][0]
         self.assertGreater(st["successes"], 0)
         self.assertEqual(st["errors"], 0, st["errors_by_class"])
 
     def test_slo_broken_exits_3(self):
-        rc, out, err = run("--users", "1", "--duration", "1s", "--sizes", "64x48",
+        rc, out, err = run("--users", "1", "--duration", dur(1), "--sizes", "64x48",
                            "--slo", "p50<1us,errors<1%")
         self.assertEqual(rc, 3, err)
         self.assertIn("SLO broken", out)
