@@ -21,6 +21,7 @@ const char *px_err_name(int code)
     case PX_ECANCELED: return "cancelled";
     case PX_EBUSY: return "busy";
     case PX_ENOTFOUND: return "not_found";
+    case PX_EUNAVAIL: return "unavailable";
     default: return "internal";
     }
 }
@@ -39,6 +40,7 @@ int px_err_http_status(int code)
     case PX_ECANCELED: return 499; /* nginx's "client closed request" */
     case PX_ETIMEDOUT: return 504;
     case PX_ENOMEM: return 503;    /* transient: the client may retry */
+    case PX_EUNAVAIL: return 503;
     default: return 500;
     }
 }

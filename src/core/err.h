@@ -22,7 +22,8 @@ enum px_err {
     PX_ETIMEDOUT = -8, /* deadline passed (HTTP 504) */
     PX_ECANCELED = -9, /* the caller cancelled the work */
     PX_EBUSY = -10,    /* a bounded queue is full (HTTP 429) */
-    PX_ENOTFOUND = -11 /* named thing does not exist (HTTP 404) */
+    PX_ENOTFOUND = -11, /* named thing does not exist (HTTP 404) */
+    PX_EUNAVAIL = -12   /* not ready or shutting down; retry later (HTTP 503) */
 };
 
 /* Short stable name of a code ("invalid_input", "too_large", ...), used as the

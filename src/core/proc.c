@@ -7,10 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Value of a "Key:   123 kB" line of /proc/self/status, in kB, or 0. */
-static uint64_t status_field(const char *key)
+/* Value of a "Key:   123 kB" line of a /proc file, in kB, or 0. */
+static uint64_t kb_field(const char *path, const char *key)
 {
-    FILE *f = fopen("/proc/self/status", "r");
+    FILE *f = fopen(path, "r");
     if (!f) return 0;
     char line[256];
     size_t klen = strlen(key);
@@ -28,17 +28,22 @@ static uint64_t status_field(const char *key)
 
 uint64_t px_proc_rss_bytes(void)
 {
-    return status_field("VmRSS") * 1024;
+    return kb_field("/proc/self/status", "VmRSS") * 1024;
 }
 
 uint64_t px_proc_peak_rss_bytes(void)
 {
-    return status_field("VmHWM") * 1024;
+    return kb_field("/proc/self/status", "VmHWM") * 1024;
+}
+
+uint64_t px_proc_mem_available(void)
+{
+    return kb_field("/proc/meminfo", "MemAvailable") * 1024;
 }
 
 int px_proc_threads(void)
 {
-    return (int)status_field("Threads");
+    return (int)kb_field("/proc/self/status", "Threads");
 }
 
 int px_proc_open_fds(void)

@@ -12,6 +12,9 @@ uint64_t px_proc_rss_bytes(void);
 /* Peak resident set size (VmHWM) in bytes, or 0. */
 uint64_t px_proc_peak_rss_bytes(void);
 
+/* The system's MemAvailable (/proc/meminfo) in bytes, or 0. */
+uint64_t px_proc_mem_available(void);
+
 /* Number of threads, or 0. */
 int px_proc_threads(void);
 

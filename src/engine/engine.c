@@ -8,6 +8,7 @@
 #include "core/alloc.h"
 #include "core/err.h"
 #include "core/jsonw.h"
+#include "core/proc.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -102,6 +103,12 @@ size_t px_engine_mem_estimate(const px_engine *e, int n, int w, int h)
 {
     if (n <= 0 || w <= 0 || h <= 0) return 0;
     return e->ops->mem_estimate(e, n, w, h);
+}
+
+size_t px_engine_free_memory(const px_engine *e)
+{
+    if (e->ops->free_memory) return e->ops->free_memory(e);
+    return (size_t)px_proc_mem_available();
 }
 
 /* Engines index pixels with int arithmetic in places; refuse anything whose

@@ -69,6 +69,11 @@ int px_engine_check_method(const px_engine *e, const char *method, char *err, si
  * and outputs themselves (for admission control). */
 size_t px_engine_mem_estimate(const px_engine *e, int n, int w, int h);
 
+/* Bytes the engine's device has free now: for CPU engines the system's
+ * MemAvailable, for GPU engines the device memory the driver reports free.
+ * The scheduler admits batches against it (the memory guard). */
+size_t px_engine_free_memory(const px_engine *e);
+
 /*
  * Runs a batch. Items are validated first (PX_EINVAL for wrong channel counts
  * or sizes). Returns 0 when every item succeeded, else the first failing

@@ -17,8 +17,8 @@ void px_config_defaults(px_serve_config *c)
     memset(c, 0, sizeof *c);
     c->host = "127.0.0.1";
     c->port = 7860;
-    c->workers = 2;
-    c->queue = 16;
+    c->workers = 1;
+    c->queue = 32;
     c->http_threads = 2;
     c->threads = 0;
     c->max_body = 64u << 20;
@@ -30,6 +30,17 @@ void px_config_defaults(px_serve_config *c)
     c->max_connections = 1024;
     c->png_level = 1;
     c->log_level = "info";
+    c->cpu_workers = 0;
+    c->cpu_queue = 64;
+    c->max_batch = 8;
+    c->max_queue_delay_ms = 5;
+    c->bucket_step = 64;
+    px_hd_defaults(&c->hd);
+    c->max_per_client = 0;
+    c->job_ttl_ms = 600000;
+    c->max_jobs = 10000;
+    c->memory_limit = 0;
+    c->memory_reserve = (size_t)256 << 20;
 }
 
 void px_config_usage(void)
@@ -37,28 +48,52 @@ void px_config_usage(void)
     printf(
         "usage: pixserve serve [flags]\n"
         "\n"
-        "Runs the inpainting HTTP service (POST /api/v1/inpaint, POST /inpaint,\n"
-        "GET /outputs/<name>, /healthz, /readyz, /metrics, /api/v1/engines).\n"
+        "Runs the inpainting HTTP service (POST /api/v1/inpaint, POST /inpaint, the async\n"
+        "jobs API /api/v1/jobs, GET /outputs/<name>, /healthz, /readyz, /metrics,\n"
+        "/api/v1/engines). Flags may also come from a file: --config FILE.\n"
         "\n"
+        "Network and limits\n"
         "  --host ADDR            bind address (default 127.0.0.1)\n"
         "  --port N               TCP port, 0 for any free one (default 7860)\n"
-        "  --engine NAME          load this engine; repeat for several, the first is\n"
-        "                         the default for requests (default: classic)\n"
-        "  --weights FILE         weights file for engines that need one\n"
-        "  --workers N            jobs computed at the same time (default 2)\n"
-        "  --queue N              jobs that may wait for a worker; beyond that\n"
-        "                         requests get 429 with Retry-After (default 16)\n"
-        "  --threads N            compute threads shared by the workers (default: CPUs)\n"
-        "  --http-threads N       threads doing HTTP I/O and request parsing (default 2)\n"
-        "  --timeout DUR          per-request deadline, answered with 504 (default 60s);\n"
-        "                         a request may ask for another with timeout_ms\n"
         "  --max-body SIZE        largest request body, else 413 (default 64M)\n"
         "  --max-pixels N         largest image, e.g. 16.8M or 4096x4096 (default 16.8M)\n"
         "  --max-side N           largest image side in pixels (default 8192)\n"
+        "  --http-threads N       threads doing HTTP I/O (default 2)\n"
+        "  --max-connections N    simultaneous connections (default 1024)\n"
+        "  --idle-timeout DUR     close connections idle or sending this slowly (default 30s)\n"
+        "Engines\n"
+        "  --engine NAME          load this engine; repeat for several, the first is\n"
+        "                         the default for requests (default: classic)\n"
+        "  --weights FILE         weights file for engines that need one\n"
+        "  --threads N            compute threads shared by CPU engines (default: CPUs)\n"
+        "Scheduling\n"
+        "  --workers N            device workers per engine (default 1)\n"
+        "  --max-batch N          engine inputs per batch, for engines that batch (default 8)\n"
+        "  --max-queue-delay DUR  how long a batch may wait to fill up (default 5ms)\n"
+        "  --bucket-step N        pad sizes up to multiples of N to batch them; 0 = only\n"
+        "                         equal sizes batch (default 64)\n"
+        "  --queue N              requests admitted per priority (high, normal, low) before\n"
+        "                         429 with Retry-After (default 32)\n"
+        "  --max-per-client N     requests in flight per API key or address, 0 = no cap\n"
+        "  --timeout DUR          per-request deadline, answered with 504 (default 60s);\n"
+        "                         a request may ask for another (timeout_ms, X-Timeout-Ms)\n"
+        "  --cpu-workers N        threads parsing, decoding and encoding (default: CPUs)\n"
+        "  --cpu-queue N          requests waiting for those threads before 429 (default 64)\n"
+        "  --memory-limit SIZE    memory batches may use (default: what the device has free)\n"
+        "  --memory-reserve SIZE  memory always left free (default 256M)\n"
+        "Large images (IOPaint's strategies; requests may choose with hd_strategy)\n"
+        "  --hd-strategy S        Original, Resize or Crop (default Crop)\n"
+        "  --hd-crop-trigger N    Crop when the longest side exceeds N (default 800)\n"
+        "  --hd-crop-margin N     context around each mask blob (default 128)\n"
+        "  --hd-resize-limit N    Resize when the longest side exceeds N (default 1280)\n"
+        "Results\n"
         "  --outputs DIR          where results asked for as URLs are stored (default outputs)\n"
         "  --png-level N          zlib level 0-9 for PNG results (default 1: fast)\n"
-        "  --idle-timeout DUR     close connections idle or sending this slowly (default 30s)\n"
-        "  --max-connections N    simultaneous connections (default 1024)\n"
+        "  --job-ttl DUR          async results are kept this long (default 10m)\n"
+        "  --max-jobs N           async jobs kept at once (default 10000)\n"
+        "Other\n"
+        "  --config FILE          read settings from FILE (\"key = value\" lines, keys are\n"
+        "                         these flag names); later flags override it\n"
         "  --log-level LEVEL      debug, info, warn or error (default info)\n"
         "  -h, --help             this text\n"
         "\n"
@@ -129,6 +164,124 @@ static int parse_int(const char *s, int lo, int hi, int *out)
     return 0;
 }
 
+/* Sets one setting from its flag name (without "--") and text value; val
+ * must outlive the configuration. Returns 0 or PX_EINVAL with a message. */
+static int apply_flag(px_serve_config *c, const char *n, const char *val, int depth, char *err,
+                      size_t errlen)
+{
+    uint64_t u;
+    int64_t ms;
+    int v, bad = 0;
+    if (!strcmp(n, "host")) c->host = val;
+    else if (!strcmp(n, "port")) bad = parse_int(val, 0, 65535, &c->port);
+    else if (!strcmp(n, "workers")) bad = parse_int(val, 1, 256, &c->workers);
+    else if (!strcmp(n, "queue")) bad = parse_int(val, 1, 100000, &c->queue);
+    else if (!strcmp(n, "http-threads")) bad = parse_int(val, 1, 64, &c->http_threads);
+    else if (!strcmp(n, "threads")) bad = parse_int(val, 1, 1024, &c->threads);
+    else if (!strcmp(n, "cpu-workers")) bad = parse_int(val, 1, 1024, &c->cpu_workers);
+    else if (!strcmp(n, "cpu-queue")) bad = parse_int(val, 0, 100000, &c->cpu_queue);
+    else if (!strcmp(n, "max-batch")) bad = parse_int(val, 1, 64, &c->max_batch);
+    else if (!strcmp(n, "bucket-step")) bad = parse_int(val, 0, 4096, &c->bucket_step);
+    else if (!strcmp(n, "max-per-client")) bad = parse_int(val, 0, 100000, &c->max_per_client);
+    else if (!strcmp(n, "max-jobs")) bad = parse_int(val, 1, 1000000, &c->max_jobs);
+    else if (!strcmp(n, "max-connections")) bad = parse_int(val, 1, 100000, &c->max_connections);
+    else if (!strcmp(n, "png-level")) bad = parse_int(val, 0, 9, &c->png_level);
+    else if (!strcmp(n, "max-side")) bad = parse_int(val, 1, 1 << 20, &c->max_side);
+    else if (!strcmp(n, "hd-crop-trigger")) bad = parse_int(val, 1, 1 << 20, &c->hd.crop_trigger);
+    else if (!strcmp(n, "hd-crop-margin")) bad = parse_int(val, 0, 1 << 16, &c->hd.crop_margin);
+    else if (!strcmp(n, "hd-resize-limit")) bad = parse_int(val, 8, 1 << 20, &c->hd.resize_limit);
+    else if (!strcmp(n, "outputs")) c->outputs = val;
+    else if (!strcmp(n, "weights")) c->weights = val;
+    else if (!strcmp(n, "log-level")) c->log_level = val;
+    else if (!strcmp(n, "hd-strategy")) {
+        bad = (v = px_hd_parse(val)) < 0;
+        if (!bad) c->hd.strategy = (enum px_hd_strategy)v;
+    } else if (!strcmp(n, "max-body")) {
+        bad = px_parse_size(val, &u) || u < 1024 || u > (4ull << 30);
+        if (!bad) c->max_body = (size_t)u;
+    } else if (!strcmp(n, "memory-limit") || !strcmp(n, "memory-reserve")) {
+        bad = px_parse_size(val, &u) || u > (1ull << 50);
+        if (!bad) *(n[7] == 'l' ? &c->memory_limit : &c->memory_reserve) = (size_t)u;
+    } else if (!strcmp(n, "max-pixels")) {
+        bad = px_parse_pixels(val, &c->max_pixels);
+    } else if (!strcmp(n, "timeout")) {
+        bad = px_parse_duration_ms(val, &ms) || ms < 1;
+        if (!bad) c->timeout_ms = ms;
+    } else if (!strcmp(n, "job-ttl")) {
+        bad = px_parse_duration_ms(val, &ms) || ms < 1;
+        if (!bad) c->job_ttl_ms = ms;
+    } else if (!strcmp(n, "max-queue-delay")) {
+        bad = px_parse_duration_ms(val, &ms) || ms > 10000;
+        if (!bad) c->max_queue_delay_ms = (int)ms;
+    } else if (!strcmp(n, "idle-timeout")) {
+        bad = px_parse_duration_ms(val, &ms) || ms < 1000;
+        if (!bad) c->idle_timeout_s = (ms + 999) / 1000;
+    } else if (!strcmp(n, "engine")) {
+        if (c->nengines >= PX_MAX_ENGINES)
+            return px_errf(err, errlen, PX_EINVAL, "at most %d engines", PX_MAX_ENGINES);
+        c->engines[c->nengines++] = val;
+    } else if (!strcmp(n, "config")) {
+        if (depth > 4)
+            return px_errf(err, errlen, PX_EINVAL, "config files include each other too deeply");
+        return px_config_load_file(c, val, depth + 1, err, errlen);
+    } else {
+        return px_errf(err, errlen, PX_EINVAL, "unknown setting '%s' (see pixserve serve --help)",
+                       n);
+    }
+    if (bad) return px_errf(err, errlen, PX_EINVAL, "bad value '%s' for %s", val, n);
+    return 0;
+}
+
+int px_config_load_file(px_serve_config *c, const char *path, int depth, char *err,
+                        size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return px_errf(err, errlen, PX_EINVAL, "cannot read config file %s: %s", path,
+                           strerror(errno));
+    char line[1024];
+    int lineno = 0, rc = 0;
+    while (!rc && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *p = line, *hash = strchr(line, '#');
+        if (hash) *hash = 0;
+        while (*p == ' ' || *p == '\t') p++;
+        char *end = p + strlen(p);
+        while (end > p && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
+            *--end = 0;
+        if (!*p) continue;
+        /* "key = value" or "key value"; keys are the flag names. */
+        char *k = p;
+        while (*p && *p != '=' && *p != ' ' && *p != '\t') p++;
+        char *kend = p;
+        while (*p == ' ' || *p == '\t' || *p == '=') p++;
+        *kend = 0;
+        if (!strncmp(k, "--", 2)) k += 2;
+        if (!*p) {
+            rc = px_errf(err, errlen, PX_EINVAL, "%s:%d: '%s' has no value", path, lineno, k);
+            break;
+        }
+        /* The configuration keeps pointers to its values: it owns them. */
+        if (c->nowned == (int)(sizeof c->owned / sizeof c->owned[0])) {
+            rc = px_errf(err, errlen, PX_EINVAL, "%s: too many settings", path);
+            break;
+        }
+        char *val = strdup(p);
+        char inner[256];
+        if (val) c->owned[c->nowned++] = val;
+        if (!val) rc = px_errf(err, errlen, PX_ENOMEM, "out of memory reading %s", path);
+        else if ((rc = apply_flag(c, k, val, depth, inner, sizeof inner)))
+            px_errf(err, errlen, rc, "%s:%d: %s", path, lineno, inner);
+    }
+    fclose(f);
+    return rc;
+}
+
+void px_config_free(px_serve_config *c)
+{
+    for (int i = 0; i < c->nowned; i++) free(c->owned[i]);
+    c->nowned = 0;
+}
+
 int px_config_parse_args(px_serve_config *c, int argc, char **argv, char *err, size_t errlen)
 {
     for (int i = 0; i < argc; i++) {
@@ -152,41 +305,16 @@ int px_config_parse_args(px_serve_config *c, int argc, char **argv, char *err, s
         if (strncmp(name, "--", 2) != 0)
             return px_errf(err, errlen, PX_EINVAL, "unexpected argument '%s'", f);
         if (!val) return px_errf(err, errlen, PX_EINVAL, "flag %s needs a value", name);
-        const char *n = name + 2;
-        uint64_t u;
-        int64_t ms;
-        int bad = 0;
-        if (!strcmp(n, "host")) c->host = val;
-        else if (!strcmp(n, "port")) bad = parse_int(val, 0, 65535, &c->port);
-        else if (!strcmp(n, "workers")) bad = parse_int(val, 1, 256, &c->workers);
-        else if (!strcmp(n, "queue")) bad = parse_int(val, 0, 100000, &c->queue);
-        else if (!strcmp(n, "http-threads")) bad = parse_int(val, 1, 64, &c->http_threads);
-        else if (!strcmp(n, "threads")) bad = parse_int(val, 1, 1024, &c->threads);
-        else if (!strcmp(n, "max-connections")) bad = parse_int(val, 1, 100000, &c->max_connections);
-        else if (!strcmp(n, "png-level")) bad = parse_int(val, 0, 9, &c->png_level);
-        else if (!strcmp(n, "max-side")) bad = parse_int(val, 1, 1 << 20, &c->max_side);
-        else if (!strcmp(n, "outputs")) c->outputs = val;
-        else if (!strcmp(n, "weights")) c->weights = val;
-        else if (!strcmp(n, "log-level")) c->log_level = val;
-        else if (!strcmp(n, "max-body")) {
-            bad = px_parse_size(val, &u) || u < 1024 || u > (4ull << 30);
-            if (!bad) c->max_body = (size_t)u;
-        } else if (!strcmp(n, "max-pixels")) {
-            bad = px_parse_pixels(val, &c->max_pixels);
-        } else if (!strcmp(n, "timeout")) {
-            bad = px_parse_duration_ms(val, &ms) || ms < 1;
-            if (!bad) c->timeout_ms = ms;
-        } else if (!strcmp(n, "idle-timeout")) {
-            bad = px_parse_duration_ms(val, &ms) || ms < 1000;
-            if (!bad) c->idle_timeout_s = (ms + 999) / 1000;
-        } else if (!strcmp(n, "engine")) {
-            if (c->nengines >= PX_MAX_ENGINES)
-                return px_errf(err, errlen, PX_EINVAL, "at most %d --engine flags", PX_MAX_ENGINES);
-            c->engines[c->nengines++] = val;
-        } else {
-            return px_errf(err, errlen, PX_EINVAL, "unknown flag --%s (see pixserve serve --help)", n);
+        char inner[480];
+        int rc = apply_flag(c, name + 2, val, 0, inner, sizeof inner);
+        if (rc) {
+            /* Name flags the way they were typed. */
+            if (strstr(inner, "unknown setting"))
+                return px_errf(err, errlen, rc, "unknown flag %s (see pixserve serve --help)", name);
+            if (!strncmp(inner, "bad value", 9))
+                return px_errf(err, errlen, rc, "bad value '%s' for %s", val, name);
+            return px_errf(err, errlen, rc, "%s", inner);
         }
-        if (bad) return px_errf(err, errlen, PX_EINVAL, "bad value '%s' for --%s", val, n);
     }
     if (c->nengines == 0) c->engines[c->nengines++] = "classic";
     return 0;

@@ -5,6 +5,8 @@
 #ifndef PX_SERVE_CONFIG_H
 #define PX_SERVE_CONFIG_H
 
+#include "serve/hd.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,8 +16,8 @@
 typedef struct px_serve_config {
     const char *host;          /* bind address, default 127.0.0.1 */
     int port;                  /* default 7860; 0 = ephemeral */
-    int workers;               /* jobs computed at once, default 2 */
-    int queue;                 /* jobs that may wait, default 16 */
+    int workers;               /* device workers per engine, default 1 */
+    int queue;                 /* requests admitted per priority, default 32 */
     int http_threads;          /* HTTP I/O threads, default 2 */
     int threads;               /* compute threads, default = CPUs */
     size_t max_body;           /* request body cap, default 64 MiB */
@@ -30,6 +32,21 @@ typedef struct px_serve_config {
     int nengines;
     const char *weights;       /* weights file for engines that need one */
     const char *log_level;     /* debug|info|warn|error */
+    /* Serving core. */
+    int cpu_workers;           /* decode/encode threads, default = CPUs */
+    int cpu_queue;             /* requests waiting for the CPU pool, default 64 */
+    int max_batch;             /* items per engine call, default 8 */
+    int max_queue_delay_ms;    /* wait for a fuller batch, default 5 */
+    int bucket_step;           /* shape bucket for batching, default 64 */
+    px_hd_params hd;           /* default large-image strategy */
+    int max_per_client;        /* requests in flight per client, 0 = no cap */
+    int64_t job_ttl_ms;        /* async results kept this long, default 10 min */
+    int max_jobs;              /* async jobs kept at once, default 10000 */
+    size_t memory_limit;       /* bytes for running batches, 0 = the device's free memory */
+    size_t memory_reserve;     /* bytes always left free, default 256 MiB */
+    /* Strings read from config files, owned here (px_config_free). */
+    char *owned[256];
+    int nowned;
 } px_serve_config;
 
 /* Fills cfg with the defaults. */
@@ -42,6 +59,19 @@ void px_config_defaults(px_serve_config *cfg);
  * PX_EINVAL with a message for unknown flags, missing or bad values.
  */
 int px_config_parse_args(px_serve_config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/*
+ * Applies a config file: one setting per line, "key = value" (or "key
+ * value"), keys being the flag names without "--", '#' starting a comment.
+ * Used for --config FILE, applied where it appears among the flags (later
+ * flags override it). depth counts nested "config" keys. Returns 0 or
+ * PX_EINVAL naming the file and line.
+ */
+int px_config_load_file(px_serve_config *cfg, const char *path, int depth, char *err,
+                        size_t errlen);
+
+/* Frees what the configuration owns (strings from config files). */
+void px_config_free(px_serve_config *cfg);
 
 /* Prints the flag reference of `pixserve serve`. */
 void px_config_usage(void);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void usage(FILE *f)
 {
@@ -37,20 +38,32 @@ static void usage(FILE *f)
             PX_VERSION);
 }
 
+static int serve(const px_serve_config *cfg);
+
 static int cmd_serve(int argc, char **argv)
 {
     px_serve_config cfg;
     px_config_defaults(&cfg);
     char err[512];
     int rc = px_config_parse_args(&cfg, argc, argv, err, sizeof err);
-    if (rc == 1) return 0;
     if (rc) {
+        px_config_free(&cfg);
+        if (rc == 1) return 0;
         fprintf(stderr, "pixserve serve: %s\n", err);
         return 2;
     }
-    int lvl = px_log_parse_level(cfg.log_level);
+    rc = serve(&cfg);
+    px_config_free(&cfg);
+    return rc;
+}
+
+static int serve(const px_serve_config *cfg)
+{
+    char err[512];
+    int rc;
+    int lvl = px_log_parse_level(cfg->log_level);
     if (lvl < 0) {
-        fprintf(stderr, "pixserve serve: unknown --log-level '%s'\n", cfg.log_level);
+        fprintf(stderr, "pixserve serve: unknown --log-level '%s'\n", cfg->log_level);
         return 2;
     }
     px_log_set_level((enum px_log_level)lvl);
@@ -65,21 +78,32 @@ static int cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     px_server *srv;
-    if ((rc = px_server_start(&cfg, &srv, err, sizeof err))) {
+    if ((rc = px_server_start(cfg, &srv, err, sizeof err))) {
         fprintf(stderr, "pixserve serve: %s\n", err);
         return 1;
     }
     /* This exact line is what scripts and tests wait for. */
-    printf("pixserve %s listening on http://%s:%d (engines:", PX_VERSION, cfg.host,
+    printf("pixserve %s listening on http://%s:%d (engines:", PX_VERSION, cfg->host,
            px_server_port(srv));
-    for (int i = 0; i < cfg.nengines; i++) printf(" %s", cfg.engines[i]);
+    for (int i = 0; i < cfg->nengines; i++) printf(" %s", cfg->engines[i]);
     printf(")\n");
     fflush(stdout);
-    PX_INFO("listening on %s:%d, %d workers, queue %d, timeout %lld ms", cfg.host,
-            px_server_port(srv), cfg.workers, cfg.queue, (long long)cfg.timeout_ms);
+    PX_INFO("listening on %s:%d, %d workers, queue %d, timeout %lld ms", cfg->host,
+            px_server_port(srv), cfg->workers, cfg->queue, (long long)cfg->timeout_ms);
 
+    /* Wait for a stop signal, checking now and then that the engines did
+     * not fail to load (then nothing could ever be served: exit 1). */
     int sig = 0;
-    while (sigwait(&stop, &sig) != 0) {
+    const char *failed = NULL;
+    struct timespec tick = {0, 200 * 1000000};
+    while (!(failed = px_server_failed(srv))) {
+        sig = sigtimedwait(&stop, NULL, &tick);
+        if (sig > 0) break;
+    }
+    if (failed) {
+        fprintf(stderr, "pixserve serve: %s\n", failed);
+        px_server_stop(srv, 0);
+        return 1;
     }
     PX_INFO("received %s: finishing requests in flight", sig == SIGINT ? "SIGINT" : "SIGTERM");
     px_server_stop(srv, 30000);

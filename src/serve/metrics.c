@@ -28,13 +28,18 @@ struct px_metrics {
     hist duration[PX_ROUTE_COUNT];
     hist stage[PX_STAGE_COUNT];
     atomic_ullong errors[NCODES];
+    const char *engines[PX_METRICS_MAX_ENGINES];
+    int nengines;
+    atomic_ullong infer_ok[PX_METRICS_MAX_ENGINES];
+    atomic_ullong infer_fail[PX_METRICS_MAX_ENGINES][NCODES];
+    atomic_ullong outcomes[PX_OUTCOME_COUNT];
 };
 
 const char *px_route_label(enum px_route r)
 {
-    static const char *names[PX_ROUTE_COUNT] = {"/api/v1/inpaint", "/inpaint", "/api/v1/engines",
-                                                "/outputs",        "/healthz", "/readyz",
-                                                "/metrics",        "other"};
+    static const char *names[PX_ROUTE_COUNT] = {
+        "/api/v1/inpaint", "/inpaint", "/api/v1/jobs", "/api/v1/engines", "/outputs",
+        "/healthz",        "/readyz",  "/metrics",     "other"};
     return (unsigned)r < PX_ROUTE_COUNT ? names[r] : "other";
 }
 
@@ -84,6 +89,31 @@ void px_metrics_error(px_metrics *m, int code)
     int i = -code;
     if (i <= 0 || i >= NCODES) i = 0; /* slot 0: unknown codes ("internal") */
     atomic_fetch_add_explicit(&m->errors[i], 1, memory_order_relaxed);
+}
+
+void px_metrics_outcome(px_metrics *m, enum px_outcome o)
+{
+    if ((unsigned)o < PX_OUTCOME_COUNT)
+        atomic_fetch_add_explicit(&m->outcomes[o], 1, memory_order_relaxed);
+}
+
+void px_metrics_set_engines(px_metrics *m, const char *const *names, int n)
+{
+    if (n > PX_METRICS_MAX_ENGINES) n = PX_METRICS_MAX_ENGINES;
+    for (int i = 0; i < n; i++) m->engines[i] = names[i];
+    m->nengines = n;
+}
+
+void px_metrics_inference(px_metrics *m, int engine, int code)
+{
+    if (engine < 0 || engine >= m->nengines) return;
+    if (code == 0) {
+        atomic_fetch_add_explicit(&m->infer_ok[engine], 1, memory_order_relaxed);
+        return;
+    }
+    int i = -code;
+    if (i <= 0 || i >= NCODES) i = 0;
+    atomic_fetch_add_explicit(&m->infer_fail[engine][i], 1, memory_order_relaxed);
 }
 
 uint64_t px_metrics_request_count(px_metrics *m, enum px_route r, int status)
@@ -149,20 +179,77 @@ int px_metrics_render(px_metrics *m, const px_metrics_gauges *g, px_buf *b)
             rc = px_buf_printf(b, "pixserve_errors_total{code=\"%s\"} %llu\n", i ? px_err_name(-i) : "internal",
                                v);
     }
+    /* Triton-style inference outcomes per engine. */
+    if (!rc)
+        rc = px_buf_puts(b, "# HELP pixserve_inference_request_success_total Inference requests "
+                            "answered successfully, by engine.\n"
+                            "# TYPE pixserve_inference_request_success_total counter\n");
+    for (int e = 0; e < m->nengines && !rc; e++)
+        rc = px_buf_printf(b, "pixserve_inference_request_success_total{engine=\"%s\"} %llu\n",
+                           m->engines[e], (unsigned long long)atomic_load(&m->infer_ok[e]));
+    if (!rc)
+        rc = px_buf_puts(b, "# HELP pixserve_inference_request_failure_total Inference requests "
+                            "that failed, by engine and reason.\n"
+                            "# TYPE pixserve_inference_request_failure_total counter\n");
+    for (int e = 0; e < m->nengines && !rc; e++)
+        for (int i = 0; i < NCODES && !rc; i++) {
+            unsigned long long v = atomic_load(&m->infer_fail[e][i]);
+            if (v)
+                rc = px_buf_printf(b,
+                                   "pixserve_inference_request_failure_total{engine=\"%s\","
+                                   "reason=\"%s\"} %llu\n",
+                                   m->engines[e], i ? px_err_name(-i) : "internal", v);
+        }
+    /* Batch sizes: the scheduler keeps counts per size class; exposed as a
+     * histogram with the class upper bounds as buckets. */
+    static const int batch_le[PX_METRICS_BATCH_SLOTS - 1] = {1, 2, 4, 8, 16, 32};
+    if (!rc)
+        rc = px_buf_puts(b, "# HELP pixserve_batch_size Items per engine call.\n"
+                            "# TYPE pixserve_batch_size histogram\n");
+    unsigned long long cum = 0;
+    for (int i = 0; i < PX_METRICS_BATCH_SLOTS && !rc; i++) {
+        cum += g->batch_hist[i];
+        if (i < PX_METRICS_BATCH_SLOTS - 1)
+            rc = px_buf_printf(b, "pixserve_batch_size_bucket{le=\"%d\"} %llu\n", batch_le[i], cum);
+        else
+            rc = px_buf_printf(b, "pixserve_batch_size_bucket{le=\"+Inf\"} %llu\n", cum);
+    }
+    if (!rc)
+        rc = px_buf_printf(b,
+                           "pixserve_batch_size_sum %llu\npixserve_batch_size_count %llu\n"
+                           "# HELP pixserve_batch_oom_splits_total Batches split after the "
+                           "engine ran out of memory.\n"
+                           "# TYPE pixserve_batch_oom_splits_total counter\n"
+                           "pixserve_batch_oom_splits_total %llu\n"
+                           "# HELP pixserve_pending_requests Admitted requests not yet "
+                           "answered, by priority.\n"
+                           "# TYPE pixserve_pending_requests gauge\n"
+                           "pixserve_pending_requests{priority=\"high\"} %d\n"
+                           "pixserve_pending_requests{priority=\"normal\"} %d\n"
+                           "pixserve_pending_requests{priority=\"low\"} %d\n"
+                           "# HELP pixserve_cpu_queue_depth Requests waiting for the CPU pool "
+                           "(parsing, decoding, encoding).\n"
+                           "# TYPE pixserve_cpu_queue_depth gauge\npixserve_cpu_queue_depth %d\n"
+                           "# HELP pixserve_async_jobs Jobs held by the jobs API.\n"
+                           "# TYPE pixserve_async_jobs gauge\npixserve_async_jobs %d\n",
+                           (unsigned long long)g->batch_items, (unsigned long long)g->batches,
+                           (unsigned long long)g->oom_splits, g->pending[0], g->pending[1],
+                           g->pending[2], g->cpu_queued, g->async_jobs);
     if (!rc)
         rc = px_buf_printf(
             b,
-            "# HELP pixserve_queue_depth Jobs waiting for a worker.\n"
+            "# HELP pixserve_queue_depth Engine inputs waiting for a device worker.\n"
             "# TYPE pixserve_queue_depth gauge\npixserve_queue_depth %d\n"
-            "# HELP pixserve_queue_capacity Jobs that may wait before requests get 429.\n"
+            "# HELP pixserve_queue_capacity Requests admitted per priority before 429.\n"
             "# TYPE pixserve_queue_capacity gauge\npixserve_queue_capacity %d\n"
-            "# HELP pixserve_inflight Jobs being computed now.\n"
+            "# HELP pixserve_inflight Engine inputs being computed now.\n"
             "# TYPE pixserve_inflight gauge\npixserve_inflight %d\n"
-            "# HELP pixserve_workers Worker threads.\n"
+            "# HELP pixserve_workers Device worker threads.\n"
             "# TYPE pixserve_workers gauge\npixserve_workers %d\n"
-            "# HELP pixserve_jobs_total Jobs by outcome.\n"
+            "# HELP pixserve_jobs_total Inpainting requests by how they ended.\n"
             "# TYPE pixserve_jobs_total counter\n"
             "pixserve_jobs_total{outcome=\"completed\"} %llu\n"
+            "pixserve_jobs_total{outcome=\"failed\"} %llu\n"
             "pixserve_jobs_total{outcome=\"timeout\"} %llu\n"
             "pixserve_jobs_total{outcome=\"cancelled\"} %llu\n"
             "pixserve_jobs_total{outcome=\"rejected\"} %llu\n"
@@ -175,8 +262,11 @@ int px_metrics_render(px_metrics *m, const px_metrics_gauges *g, px_buf *b)
             "# HELP process_open_fds Open file descriptors.\n"
             "# TYPE process_open_fds gauge\nprocess_open_fds %d\n",
             g->queue_depth, g->queue_capacity, g->inflight, g->workers,
-            (unsigned long long)g->jobs_completed, (unsigned long long)g->jobs_timed_out,
-            (unsigned long long)g->jobs_cancelled, (unsigned long long)g->jobs_rejected, g->ready,
+            (unsigned long long)atomic_load(&m->outcomes[PX_OUTCOME_COMPLETED]),
+            (unsigned long long)atomic_load(&m->outcomes[PX_OUTCOME_FAILED]),
+            (unsigned long long)atomic_load(&m->outcomes[PX_OUTCOME_TIMEOUT]),
+            (unsigned long long)atomic_load(&m->outcomes[PX_OUTCOME_CANCELLED]),
+            (unsigned long long)atomic_load(&m->outcomes[PX_OUTCOME_REJECTED]), g->ready,
             g->uptime_s, (unsigned long long)g->rss_bytes, g->open_fds);
     return rc;
 }

@@ -16,6 +16,7 @@
 enum px_route {
     PX_ROUTE_INPAINT_V1,   /* POST /api/v1/inpaint */
     PX_ROUTE_INPAINT_SEED, /* POST /inpaint */
+    PX_ROUTE_JOBS,         /* /api/v1/jobs[/...] */
     PX_ROUTE_ENGINES,      /* GET /api/v1/engines */
     PX_ROUTE_OUTPUTS,      /* GET /outputs/<name> */
     PX_ROUTE_HEALTHZ,
@@ -35,10 +36,17 @@ const char *px_stage_name(enum px_stage s);
 
 typedef struct px_metrics px_metrics;
 
+#define PX_METRICS_MAX_ENGINES 8
+#define PX_METRICS_BATCH_SLOTS 7 /* batch sizes 1, 2, 3-4, 5-8, 9-16, 17-32, 33+ */
+
 /* Gauges the server samples at render time. */
 typedef struct px_metrics_gauges {
     int queue_depth, queue_capacity, inflight, workers;
-    uint64_t jobs_submitted, jobs_rejected, jobs_completed, jobs_timed_out, jobs_cancelled;
+    int pending[3];      /* admitted requests not yet answered: high, normal, low */
+    int cpu_queued;      /* requests waiting for the CPU pool */
+    int async_jobs;      /* jobs kept by the jobs API */
+    uint64_t batch_hist[PX_METRICS_BATCH_SLOTS];
+    uint64_t batches, batch_items, oom_splits;
     double uptime_s;
     uint64_t rss_bytes;
     int open_fds;
@@ -57,6 +65,25 @@ void px_metrics_stage(px_metrics *m, enum px_stage s, double seconds);
 
 /* One failed request by PX_E* code (counted under its px_err_name). */
 void px_metrics_error(px_metrics *m, int code);
+
+/* How a request that reached the pipeline ended. */
+enum px_outcome {
+    PX_OUTCOME_COMPLETED, /* answered with its result */
+    PX_OUTCOME_FAILED,    /* bad input or an engine error */
+    PX_OUTCOME_TIMEOUT,   /* its deadline passed */
+    PX_OUTCOME_CANCELLED, /* DELETE, or the client went away */
+    PX_OUTCOME_REJECTED,  /* refused for capacity (429) */
+    PX_OUTCOME_COUNT
+};
+
+void px_metrics_outcome(px_metrics *m, enum px_outcome o);
+
+/* Names the engines (index = position) for the per-engine counters. */
+void px_metrics_set_engines(px_metrics *m, const char *const *names, int n);
+
+/* One inference request ended on engine `engine` (index): code 0 is a
+ * success, anything else a failure counted under its px_err_name. */
+void px_metrics_inference(px_metrics *m, int engine, int code);
 
 /* Appends the Prometheus exposition text. Returns 0 or the buffer's error. */
 int px_metrics_render(px_metrics *m, const px_metrics_gauges *g, px_buf *out);

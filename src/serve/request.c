@@ -7,7 +7,9 @@
 
 #include "core/base64.h"
 #include "core/err.h"
+#include "serve/hd.h"
 #include "serve/multipart.h"
+#include "serve/sched.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -35,6 +37,8 @@ static void req_defaults(px_inpaint_req *req, enum px_dialect d)
 {
     memset(req, 0, sizeof *req);
     req->out_fmt = PX_FMT_PNG;
+    req->priority = req->hd_strategy = -1;
+    req->hd_crop_trigger = req->hd_crop_margin = req->hd_resize_limit = -1;
     req->ret = d == PX_DIALECT_SEED ? PX_RETURN_BASE64 : PX_RETURN_IMAGE;
 }
 
@@ -137,6 +141,24 @@ static int apply_option(px_inpaint_req *req, enum px_dialect d, const char *key,
     } else if (strcmp(key, "timeout_ms") == 0) {
         GET_INT(1, 3600000);
         req->timeout_ms = iv;
+    } else if (strcmp(key, "priority") == 0) {
+        NEED_STRING();
+        if ((req->priority = px_priority_parse(sval)) < 0)
+            return px_errf(err, errlen, PX_EINVAL, "field 'priority' must be one of high, normal, low");
+    } else if (strcmp(key, "hd_strategy") == 0) {
+        NEED_STRING();
+        if ((req->hd_strategy = px_hd_parse(sval)) < 0)
+            return px_errf(err, errlen, PX_EINVAL,
+                           "field 'hd_strategy' must be one of Original, Resize, Crop");
+    } else if (strcmp(key, "hd_strategy_crop_trigger_size") == 0) {
+        GET_INT(1, 1 << 20);
+        req->hd_crop_trigger = (int)iv;
+    } else if (strcmp(key, "hd_strategy_crop_margin") == 0) {
+        GET_INT(0, 1 << 16);
+        req->hd_crop_margin = (int)iv;
+    } else if (strcmp(key, "hd_strategy_resize_limit") == 0) {
+        GET_INT(8, 1 << 20);
+        req->hd_resize_limit = (int)iv;
     } else if (d == PX_DIALECT_V1 && strcmp(key, "return") == 0) {
         NEED_STRING();
         if (strcmp(sval, "image") == 0) req->ret = PX_RETURN_IMAGE;

@@ -2,9 +2,11 @@
  * request.h — an inpainting request as the service understands it, parsed
  * from either dialect:
  *
- *  - PX_DIALECT_V1, POST /api/v1/inpaint (IOPaint-compatible): JSON
- *    {image, mask, engine?, method?, output_format?, quality?, return?, seed?,
- *    timeout_ms?} with base64 images, or multipart/form-data with `image` and
+ *  - PX_DIALECT_V1, POST /api/v1/inpaint (IOPaint-compatible) and POST
+ *    /api/v1/jobs: JSON {image, mask, engine?, method?, output_format?,
+ *    quality?, return?, seed?, timeout_ms?, priority?, hd_strategy?,
+ *    hd_strategy_crop_trigger_size?, hd_strategy_crop_margin?,
+ *    hd_strategy_resize_limit?} with base64 images, or multipart/form-data with `image` and
  *    `mask` file parts and the same options as text parts. Unknown JSON fields
  *    are ignored (IOPaint clients send many).
  *  - PX_DIALECT_SEED, POST /inpaint (the seed documents' API): JSON
@@ -37,6 +39,9 @@ typedef struct px_inpaint_req {
     enum px_return ret;
     uint64_t seed;
     int64_t timeout_ms; /* 0 = the server's default */
+    int priority;       /* enum px_priority, -1 = normal */
+    int hd_strategy;    /* enum px_hd_strategy, -1 = the server's default */
+    int hd_crop_trigger, hd_crop_margin, hd_resize_limit; /* -1 = default */
 } px_inpaint_req;
 
 /* Limits on what a JSON body may contain, besides its byte size. */

@@ -1,22 +1,20 @@
 /*
- * server.c — libmicrohttpd glue: routing, body accumulation with a cap, the
- * suspend/resume hand-off to the worker pool, replies, metrics and shutdown.
+ * server.c — libmicrohttpd glue: routing, request bodies with a cap, the
+ * hand-off to the pipeline with suspend/resume, the jobs API, the info
+ * routes, metrics and the graceful stop.
  *
- * Life of an inpaint request:
- *   1. first callback: route it, refuse a declared body above the cap (413)
- *      before reading it, allocate a `struct request`;
- *   2. upload callbacks: append to a capped buffer (413 if it overflows);
- *   3. final callback: parse and validate (4xx on error), wrap a `struct task`
- *      in a job, submit it (429 when the queue is full), suspend;
- *   4. the job's notify (worker, deadline reaper or cancel) resumes the
- *      connection; the next callback sends what the task prepared, or a 504
- *      if the deadline passed first;
- *   5. the completed callback records metrics and drops the references.
+ * HTTP threads only move bytes: a complete body is handed to the pipeline
+ * (whose CPU pool parses, decodes and encodes) and the connection is
+ * suspended until the task ends; the task's done callback resumes it, and
+ * the next callback sends the reply the task prepared. While suspended, the
+ * socket is watched for the client hanging up, which cancels the task.
+ *
+ * Engines load on a background thread after the socket is bound, so
+ * /healthz and /readyz answer while big weights load and warm up.
  */
 #include "serve/server.h"
 
 #include "core/alloc.h"
-#include "core/base64.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -25,11 +23,11 @@
 #include "core/pool.h"
 #include "core/proc.h"
 #include "engine/engine.h"
-#include "serve/inpaint.h"
+#include "serve/jobs.h"
 #include "serve/metrics.h"
 #include "serve/outputs.h"
-#include "serve/request.h"
-#include "serve/workers.h"
+#include "serve/pipeline.h"
+#include "serve/watch.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -46,46 +44,38 @@
 struct px_server {
     const px_serve_config *cfg;
     struct MHD_Daemon *mhd;
-    px_workers *workers;
     px_metrics *metrics;
     px_outputs *outputs;
     px_pool *pool;
     px_engine *engines[PX_MAX_ENGINES];
     int nengines;
-    px_img_limits limits;
+    px_pipeline *pipe;
+    px_jobs *jobs;
+    px_watch *watch;
     int64_t t_start;
     int port;
-    atomic_int ready;
+    pthread_t loader;
+    int loader_started;
+    char load_error[256];
+    atomic_int ready;      /* engines loaded and warmed, pipeline running */
+    atomic_int failed;     /* loading failed: load_error says why */
     atomic_int draining;
     atomic_int open_requests; /* requests received and not yet completed */
 };
 
-/* The job context: everything a worker needs and what it produces. */
-struct task {
-    px_server *srv;
-    px_job *job; /* weak: the job owns the task */
-    px_inpaint_req req;
-    enum px_dialect dialect;
-    px_engine *engine;
-    /* Produced by the worker. */
-    int status;
-    const char *content_type;
-    px_buf reply;
-    int64_t decode_ns, infer_ns, encode_ns, save_ns;
-    /* Suspend/resume hand-off, see notify_job(). */
-    pthread_mutex_t mu;
-    int suspended, finished;
-    struct MHD_Connection *conn;
-};
-
 /* Per HTTP request state (MHD's con_cls). */
 struct request {
+    px_server *srv;
+    struct MHD_Connection *conn;
     enum px_route route;
     int64_t t_arrival;
     px_buf body;
-    int status; /* of the reply queued, for metrics */
-    px_job *job;
-    struct task *task;
+    int status; /* of the reply queued; 0 until then */
+    px_task *task;
+    /* Suspend/resume hand-off with the task's done callback. */
+    pthread_mutex_t mu;
+    int suspended, finished;
+    uint64_t watch_id;
 };
 
 /* ---------------------------------------------------------------- replies */
@@ -93,6 +83,15 @@ struct request {
 static void free_buffer(void *p)
 {
     free(p);
+}
+
+static enum MHD_Result queue(struct MHD_Connection *c, struct request *r, int status,
+                             struct MHD_Response *resp)
+{
+    r->status = status;
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
 }
 
 /* Queues a response owning `data` (malloc'd; freed by MHD). */
@@ -109,10 +108,7 @@ static enum MHD_Result send_owned(struct MHD_Connection *c, struct request *r, i
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     if (hdr_name) MHD_add_response_header(resp, hdr_name, hdr_value);
-    r->status = status;
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    return queue(c, r, status, resp);
 }
 
 static enum MHD_Result send_buf(struct MHD_Connection *c, struct request *r, int status,
@@ -125,17 +121,6 @@ static enum MHD_Result send_buf(struct MHD_Connection *c, struct request *r, int
     return send_owned(c, r, status, ctype, data, len, hdr_name, hdr_value);
 }
 
-/* Builds {"error":{"code":..,"message":..}} into b. */
-static void error_json(px_buf *b, int code, const char *msg)
-{
-    px_buf_init(b, 1 << 16);
-    px_buf_puts(b, "{\"error\":{\"code\":");
-    px_json_str(b, px_err_name(code));
-    px_buf_puts(b, ",\"message\":");
-    px_json_str(b, msg);
-    px_buf_puts(b, "}}\n");
-}
-
 /* Replies with a JSON error for a PX_E* code (status from the code unless
  * status > 0). */
 static enum MHD_Result send_error(px_server *s, struct MHD_Connection *c, struct request *r,
@@ -143,7 +128,12 @@ static enum MHD_Result send_error(px_server *s, struct MHD_Connection *c, struct
                                   const char *hdr_value)
 {
     px_buf b;
-    error_json(&b, code, msg);
+    px_buf_init(&b, 1 << 16);
+    px_buf_puts(&b, "{\"error\":{\"code\":");
+    px_json_str(&b, px_err_name(code));
+    px_buf_puts(&b, ",\"message\":");
+    px_json_str(&b, msg);
+    px_buf_puts(&b, "}}\n");
     if (status <= 0) status = px_err_http_status(code);
     px_metrics_error(s->metrics, code);
     if (status >= 500) PX_WARN("%s -> %d %s", px_route_label(r->route), status, msg);
@@ -151,271 +141,227 @@ static enum MHD_Result send_error(px_server *s, struct MHD_Connection *c, struct
     return send_buf(c, r, status, "application/json", &b, hdr_name, hdr_value);
 }
 
-/* ------------------------------------------------------------ the worker */
-
-static void task_free(void *p)
+static enum MHD_Result send_json(struct MHD_Connection *c, struct request *r, int status,
+                                 px_buf *b)
 {
-    struct task *t = p;
-    px_req_free(&t->req);
-    px_buf_free(&t->reply);
-    pthread_mutex_destroy(&t->mu);
-    free(t);
+    return send_buf(c, r, status, "application/json", b, NULL, NULL);
 }
 
-/* Appends the "timings" object (milliseconds per stage). */
-static void timings_json(px_buf *b, const struct task *t, int64_t queue_ns)
+/* Sends what an ended task prepared (copying its body: the task may be kept
+ * by the jobs table and serve it again). */
+static enum MHD_Result send_task_reply(struct MHD_Connection *c, struct request *r, px_task *t)
 {
-    px_buf_puts(b, "\"timings\":{\"queue_ms\":");
-    px_json_num(b, px_ns_to_ms(queue_ns));
-    px_buf_puts(b, ",\"decode_ms\":");
-    px_json_num(b, px_ns_to_ms(t->decode_ns));
-    px_buf_puts(b, ",\"infer_ms\":");
-    px_json_num(b, px_ns_to_ms(t->infer_ns));
-    px_buf_puts(b, ",\"encode_ms\":");
-    px_json_num(b, px_ns_to_ms(t->encode_ns));
-    px_buf_puts(b, ",\"save_ms\":");
-    px_json_num(b, px_ns_to_ms(t->save_ns));
-    px_buf_puts(b, "}");
+    px_task_reply rep;
+    px_task_reply_get(t, &rep);
+    uint8_t *data = px_xmalloc(rep.body->len ? rep.body->len : 1);
+    if (rep.body->len) memcpy(data, rep.body->data, rep.body->len);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback(rep.body->len, data, free_buffer);
+    if (!resp) {
+        free(data);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            rep.content_type ? rep.content_type : "application/json");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "Server-Timing", rep.server_timing);
+    if (rep.header_name) MHD_add_response_header(resp, rep.header_name, rep.header_value);
+    if (rep.http_status >= 500)
+        PX_WARN("%s -> %d", px_route_label(r->route), rep.http_status);
+    return queue(c, r, rep.http_status, resp);
 }
+
+/* ------------------------------------------------------- task hand-off */
 
 /*
- * Builds the success reply for the request's dialect and return mode:
- * raw image bytes, or JSON carrying base64 or the stored file's URL.
+ * The task's done callback (any thread). The connection may not be
+ * suspended yet (the task can end before the HTTP thread suspends it):
+ * `finished` tells that thread not to suspend, `suspended` tells us to
+ * resume. The watch is removed before resuming, so the request cannot be
+ * completed and freed while the watcher might still use it.
  */
-static int build_reply(struct task *t, px_inpaint_result *res, char *err, size_t errlen)
+static void on_task_done(px_task *t, void *arg)
 {
-    px_server *s = t->srv;
-    char name[PX_OUTPUT_NAME_MAX] = "";
-    if (t->req.ret == PX_RETURN_IMAGE) {
-        t->content_type = px_format_mime(res->fmt);
-        t->reply = res->encoded; /* hand over the encoded bytes as they are */
-        px_buf_init(&res->encoded, 0);
-        return 0;
-    }
-    if (t->req.ret == PX_RETURN_URL) {
-        int64_t t0 = px_now_ns();
-        int rc = px_outputs_save(s->outputs, res->encoded.data, res->encoded.len,
-                                 px_format_name(res->fmt), name, err, errlen);
-        t->save_ns = px_now_ns() - t0;
-        if (rc) return rc;
-    }
-    /* JSON: base64 is 4/3 of the image plus a little. */
-    size_t cap = px_b64_encoded_len(res->encoded.len) + 4096;
-    px_buf *b = &t->reply;
-    px_buf_init(b, cap);
-    int rc = px_buf_reserve(b, cap);
-    if (rc) return px_errf(err, errlen, rc, "out of memory building the reply");
-    px_buf_puts(b, "{");
-    if (t->dialect == PX_DIALECT_SEED) px_buf_puts(b, "\"status\":\"ok\",");
-    if (t->req.ret == PX_RETURN_URL) {
-        px_buf_puts(b, t->dialect == PX_DIALECT_SEED ? "\"image_url\":" : "\"url\":");
-        char url[PX_OUTPUT_NAME_MAX + 16];
-        snprintf(url, sizeof url, "/outputs/%s", name);
-        px_json_str(b, url);
-    } else {
-        px_buf_puts(b, "\"image\":\"");
-        size_t n = px_b64_encode(res->encoded.data, res->encoded.len, (char *)b->data + b->len);
-        b->len += n;
-        px_buf_puts(b, "\"");
-    }
-    px_buf_printf(b, ",\"format\":\"%s\",\"width\":%d,\"height\":%d,\"seed\":%llu,",
-                  px_format_name(res->fmt), res->width, res->height,
-                  (unsigned long long)t->req.seed);
-    px_buf_puts(b, "\"engine\":");
-    px_json_str(b, px_engine_name(t->engine));
-    px_buf_puts(b, ",");
-    timings_json(b, t, px_job_queue_ns(t->job));
-    rc = px_buf_puts(b, "}\n");
-    if (rc) return px_errf(err, errlen, rc, "reply larger than expected");
-    t->content_type = "application/json";
-    return 0;
+    (void)t;
+    struct request *r = arg;
+    pthread_mutex_lock(&r->mu);
+    r->finished = 1;
+    int resume = r->suspended;
+    r->suspended = 0;
+    uint64_t wid = r->watch_id;
+    r->watch_id = 0;
+    pthread_mutex_unlock(&r->mu);
+    if (wid) px_watch_remove(r->srv->watch, wid);
+    if (resume) MHD_resume_connection(r->conn);
 }
 
-/* Job function: runs on a worker thread. */
-static int run_task(void *ctx, const atomic_int *cancel)
+/* The client hung up while its request waited: drop the work. */
+static void on_hangup(void *arg)
 {
-    struct task *t = ctx;
-    px_server *s = t->srv;
-    px_metrics_stage(s->metrics, PX_STAGE_QUEUE, (double)px_job_queue_ns(t->job) / 1e9);
-    px_inpaint_params p = {
-        .engine = t->engine,
-        .method = t->req.method[0] ? t->req.method : NULL,
-        .seed = t->req.seed,
-        .out_fmt = t->req.out_fmt,
-        .quality = t->req.quality,
-        .png_level = s->cfg->png_level,
-        .limits = &s->limits,
-        .max_output = (size_t)1 << 30,
-        .cancel = cancel,
+    struct request *r = arg;
+    PX_DEBUG("%s: client went away; cancelling its job", px_route_label(r->route));
+    px_task_cancel(r->task);
+}
+
+/* A key for the per-client cap: the API key, else the Authorization header,
+ * else the peer address. */
+static void client_key(struct MHD_Connection *c, char *out, size_t n)
+{
+    const char *k = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-API-Key");
+    if (!k) k = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (k) {
+        snprintf(out, n, "k:%s", k);
+        return;
+    }
+    out[0] = 0;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr) return;
+    char host[64];
+    if (getnameinfo(ci->client_addr,
+                    ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                           : sizeof(struct sockaddr_in),
+                    host, sizeof host, NULL, 0, NI_NUMERICHOST) == 0)
+        snprintf(out, n, "a:%s", host);
+}
+
+static enum MHD_Result not_ready(px_server *s, struct MHD_Connection *c, struct request *r)
+{
+    if (atomic_load(&s->draining))
+        return send_error(s, c, r, 0, PX_EUNAVAIL, "the service is shutting down", "Retry-After",
+                          "5");
+    return send_error(s, c, r, 0, PX_EUNAVAIL, "the engines are still loading", "Retry-After",
+                      "1");
+}
+
+/* Hands a complete inpaint body to the pipeline. */
+static enum MHD_Result start_task(px_server *s, struct MHD_Connection *c, struct request *r,
+                                  int async)
+{
+    if (!atomic_load(&s->ready) || atomic_load(&s->draining)) return not_ready(s, c, r);
+    char client[80];
+    client_key(c, client, sizeof client);
+    const char *tmo = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Timeout-Ms");
+    px_task_spec spec = {
+        .dialect = r->route == PX_ROUTE_INPAINT_SEED ? PX_DIALECT_SEED : PX_DIALECT_V1,
+        .async = async,
+        .content_type =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+        .client = client,
+        .arrival_ns = r->t_arrival,
+        .timeout_ms = tmo ? strtoll(tmo, NULL, 10) : 0,
     };
-    px_inpaint_result res;
-    char err[256];
-    int rc = px_inpaint_bytes(&p, t->req.image, t->req.image_len, t->req.mask, t->req.mask_len,
-                              &res, err, sizeof err);
-    /* The inputs are no longer needed; free them now rather than with the job. */
-    px_req_free_images(&t->req);
-    if (rc == 0) {
-        t->decode_ns = res.decode_ns;
-        t->infer_ns = res.infer_ns;
-        t->encode_ns = res.encode_ns;
-        px_metrics_stage(s->metrics, PX_STAGE_DECODE, (double)res.decode_ns / 1e9);
-        px_metrics_stage(s->metrics, PX_STAGE_INFER, (double)res.infer_ns / 1e9);
-        px_metrics_stage(s->metrics, PX_STAGE_ENCODE, (double)res.encode_ns / 1e9);
-        rc = build_reply(t, &res, err, sizeof err);
-        px_buf_free(&res.encoded);
-    }
-    if (rc) {
-        px_buf_free(&t->reply);
-        error_json(&t->reply, rc, err);
-        t->content_type = "application/json";
-        t->status = px_err_http_status(rc);
-        return rc;
-    }
-    t->status = 200;
-    return 0;
-}
+    if (spec.timeout_ms < 0 || spec.timeout_ms > 3600000) spec.timeout_ms = 0;
+    spec.body = px_buf_steal(&r->body, &spec.body_len);
+    if (!spec.body) spec.body = px_xcalloc(1, 1);
 
-/*
- * Final-state callback of a job. The connection may not be suspended yet
- * (the job can finish before the HTTP thread gets to suspend it); `finished`
- * tells that thread not to suspend, and `suspended` tells us to resume.
- */
-static void notify_job(px_job *job, void *arg)
-{
-    (void)job;
-    struct task *t = arg;
-    pthread_mutex_lock(&t->mu);
-    t->finished = 1;
-    if (t->suspended) {
-        t->suspended = 0;
-        MHD_resume_connection(t->conn);
-    }
-    pthread_mutex_unlock(&t->mu);
-}
-
-/* ------------------------------------------------------------- handlers */
-
-static px_engine *find_engine(px_server *s, const char *name)
-{
-    if (!name[0]) return s->engines[0];
-    for (int i = 0; i < s->nengines; i++)
-        if (strcmp(px_engine_name(s->engines[i]), name) == 0) return s->engines[i];
-    return NULL;
-}
-
-static enum MHD_Result reply_job(px_server *s, struct MHD_Connection *c, struct request *r)
-{
-    struct task *t = r->task;
-    enum px_job_state st = px_job_state(r->job);
-    int64_t queue_ns = px_job_queue_ns(r->job);
-    int64_t total_ns = px_now_ns() - r->t_arrival;
-    char timing[320];
-    if (st == PX_JOB_TIMEDOUT) {
-        /* The worker may still be running and writing the task: read only
-         * the job's own clock. */
-        char msg[200];
-        snprintf(msg, sizeof msg,
-                 "the request did not finish within its deadline (%.0f ms queued, %.0f ms "
-                 "computing); the work was abandoned",
-                 px_ns_to_ms(queue_ns), px_ns_to_ms(px_job_run_ns(r->job)));
-        snprintf(timing, sizeof timing, "queue;dur=%.2f, total;dur=%.2f", px_ns_to_ms(queue_ns),
-                 px_ns_to_ms(total_ns));
-        return send_error(s, c, r, 0, PX_ETIMEDOUT, msg, "Server-Timing", timing);
-    }
-    if (st == PX_JOB_CANCELLED) return send_error(s, c, r, 0, PX_ECANCELED, "cancelled", NULL, NULL);
-    /* DONE: taking the task's lock orders the worker's writes before our reads. */
-    pthread_mutex_lock(&t->mu);
-    pthread_mutex_unlock(&t->mu);
-    snprintf(timing, sizeof timing,
-             "queue;dur=%.2f, decode;dur=%.2f, infer;dur=%.2f, encode;dur=%.2f, save;dur=%.2f, "
-             "total;dur=%.2f",
-             px_ns_to_ms(queue_ns), px_ns_to_ms(t->decode_ns), px_ns_to_ms(t->infer_ns),
-             px_ns_to_ms(t->encode_ns), px_ns_to_ms(t->save_ns), px_ns_to_ms(total_ns));
-    if (t->status != 200) px_metrics_error(s->metrics, px_job_result(r->job));
-    return send_buf(c, r, t->status, t->content_type, &t->reply, "Server-Timing", timing);
-}
-
-static int content_type_is(const char *ct, const char *want)
-{
-    size_t n = strlen(want);
-    return ct && strncasecmp(ct, want, n) == 0 && (ct[n] == 0 || ct[n] == ';' || ct[n] == ' ');
-}
-
-static enum MHD_Result start_inpaint(px_server *s, struct MHD_Connection *c, struct request *r)
-{
-    enum px_dialect d = r->route == PX_ROUTE_INPAINT_SEED ? PX_DIALECT_SEED : PX_DIALECT_V1;
-    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    char err[256];
-    px_inpaint_req req;
-    int rc;
-    if (content_type_is(ct, "application/json")) {
-        rc = px_req_parse_json((const char *)r->body.data, r->body.len, d, s->cfg->max_body, &req,
-                               err, sizeof err);
-    } else if (d == PX_DIALECT_V1 && content_type_is(ct, "multipart/form-data")) {
-        rc = px_req_parse_multipart(ct, r->body.data, r->body.len, d, s->cfg->max_body, &req, err,
-                                    sizeof err);
-    } else {
-        snprintf(err, sizeof err, "Content-Type %s%s%s is not supported here; send %s",
-                 ct ? "'" : "", ct ? ct : "(none)", ct ? "'" : "",
-                 d == PX_DIALECT_V1 ? "application/json or multipart/form-data"
-                                    : "application/json");
-        rc = PX_EUNSUP;
-    }
-    px_buf_free(&r->body);
-    if (rc) return send_error(s, c, r, 0, rc, err, NULL, NULL);
-
-    px_engine *e = find_engine(s, req.engine);
-    if (!e) {
-        px_buf names;
-        px_buf_init(&names, 1024);
-        for (int i = 0; i < s->nengines; i++)
-            px_buf_printf(&names, "%s%s", i ? ", " : "", px_engine_name(s->engines[i]));
-        snprintf(err, sizeof err, "engine '%s' is not loaded (loaded: %s)", req.engine,
-                 names.data ? (char *)names.data : "");
-        px_buf_free(&names);
-        px_req_free(&req);
-        return send_error(s, c, r, 0, PX_EINVAL, err, NULL, NULL);
-    }
-    if (req.method[0] && (rc = px_engine_check_method(e, req.method, err, sizeof err))) {
-        px_req_free(&req);
-        return send_error(s, c, r, 0, rc, err, NULL, NULL);
-    }
-
-    struct task *t = px_xcalloc(1, sizeof *t);
-    t->srv = s;
-    t->req = req;
-    t->dialect = d;
-    t->engine = e;
-    t->conn = c;
-    pthread_mutex_init(&t->mu, NULL);
-    px_buf_init(&t->reply, 0);
-    int64_t timeout = req.timeout_ms > 0 ? req.timeout_ms : s->cfg->timeout_ms;
-    px_job *job = px_job_new(run_task, t, task_free, r->t_arrival + timeout * 1000000, notify_job, t);
-    t->job = job;
-    rc = px_workers_submit(s->workers, job);
-    if (rc) {
-        px_job_unref(job);
-        if (rc == PX_EBUSY) {
-            char ra[16];
-            snprintf(ra, sizeof ra, "%d", px_workers_retry_after_s(s->workers));
-            return send_error(s, c, r, 0, PX_EBUSY,
-                              "the queue is full; retry after the time in Retry-After", "Retry-After",
-                              ra);
+    char id[PX_JOB_ID_MAX];
+    px_jobs_entry *entry = NULL;
+    if (async) {
+        entry = px_jobs_reserve(s->jobs, id);
+        if (!entry) {
+            free(spec.body);
+            char msg[120];
+            snprintf(msg, sizeof msg, "%d jobs are kept already (the limit); retry later",
+                     s->cfg->max_jobs);
+            return send_error(s, c, r, 0, PX_EBUSY, msg, "Retry-After", "5");
         }
-        return send_error(s, c, r, 503, PX_ECANCELED, "the service is shutting down",
-                          "Retry-After", "5");
+        spec.done = px_jobs_on_done;
+        spec.done_arg = entry;
+    } else {
+        spec.done = on_task_done;
+        spec.done_arg = r;
     }
-    r->job = job;
+    px_task *t;
+    int retry = 1;
+    int rc = px_pipeline_submit(s->pipe, &spec, &t, &retry);
+    if (rc) {
+        if (entry) px_jobs_abandon(s->jobs, entry);
+        if (rc == PX_EBUSY) {
+            px_metrics_outcome(s->metrics, PX_OUTCOME_REJECTED);
+            char ra[16];
+            snprintf(ra, sizeof ra, "%d", retry);
+            return send_error(s, c, r, 0, PX_EBUSY,
+                              "the service is at capacity; retry after the time in Retry-After",
+                              "Retry-After", ra);
+        }
+        return not_ready(s, c, r);
+    }
+    if (async) {
+        px_jobs_attach(s->jobs, entry, t); /* the table keeps our reference */
+        px_buf b;
+        px_buf_init(&b, 1 << 16);
+        px_task_status_json(t, id, &b);
+        /* Add the status URL the client polls (inside the object). */
+        if (b.len > 2) {
+            b.len -= 2; /* "}\n" */
+            px_buf_printf(&b, ",\"status_url\":\"/api/v1/jobs/%s\"}\n", id);
+        }
+        char loc[PX_JOB_ID_MAX + 16];
+        snprintf(loc, sizeof loc, "/api/v1/jobs/%s", id);
+        return send_buf(c, r, 202, "application/json", &b, "Location", loc);
+    }
     r->task = t;
-    pthread_mutex_lock(&t->mu);
-    int done = t->finished;
+    pthread_mutex_lock(&r->mu);
+    int done = r->finished;
     if (!done) {
         MHD_suspend_connection(c);
-        t->suspended = 1;
+        r->suspended = 1;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci) r->watch_id = px_watch_add(s->watch, ci->connect_fd, on_hangup, r);
     }
-    pthread_mutex_unlock(&t->mu);
-    return done ? reply_job(s, c, r) : MHD_YES;
+    pthread_mutex_unlock(&r->mu);
+    return done ? send_task_reply(c, r, t) : MHD_YES;
 }
+
+/* ------------------------------------------------------------ jobs API */
+
+static enum MHD_Result serve_job(px_server *s, struct MHD_Connection *c, struct request *r,
+                                 const char *method, const char *rest)
+{
+    char id[PX_JOB_ID_MAX + 1];
+    const char *slash = strchr(rest, '/');
+    size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
+    int want_result = slash && strcmp(slash, "/result") == 0;
+    if (idlen == 0 || idlen > PX_JOB_ID_MAX || (slash && !want_result))
+        return send_error(s, c, r, 404, PX_ENOTFOUND, "no such job", NULL, NULL);
+    memcpy(id, rest, idlen);
+    id[idlen] = 0;
+    px_task *t = atomic_load(&s->ready) ? px_jobs_get(s->jobs, id) : NULL;
+    if (!t) return send_error(s, c, r, 404, PX_ENOTFOUND, "no such job (or it expired)", NULL, NULL);
+    enum MHD_Result ret;
+    int ok = 0;
+    if (want_result) {
+        if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+            ret = send_error(s, c, r, 405, PX_EINVAL, "use GET", "Allow", "GET");
+        else if (!px_task_ended(t, &ok) || !ok)
+            ret = send_error(s, c, r, 409, PX_EINVAL, "the job has no result (not done)", NULL,
+                             NULL);
+        else
+            ret = send_task_reply(c, r, t);
+    } else if (!strcmp(method, MHD_HTTP_METHOD_DELETE)) {
+        if (px_task_cancel(t) != 0) {
+            ret = send_error(s, c, r, 409, PX_EINVAL, "the job has already ended", NULL, NULL);
+        } else {
+            px_buf b;
+            px_buf_init(&b, 1 << 16);
+            px_task_status_json(t, id, &b);
+            ret = send_json(c, r, 200, &b);
+        }
+    } else if (!strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD)) {
+        px_buf b;
+        px_buf_init(&b, 1 << 16);
+        px_task_status_json(t, id, &b);
+        ret = send_json(c, r, 200, &b);
+    } else {
+        ret = send_error(s, c, r, 405, PX_EINVAL, "use GET or DELETE", "Allow", "GET, DELETE");
+    }
+    px_task_unref(t);
+    return ret;
+}
+
+/* ------------------------------------------------------------ info routes */
 
 static enum MHD_Result serve_output(px_server *s, struct MHD_Connection *c, struct request *r,
                                     const char *name)
@@ -432,37 +378,52 @@ static enum MHD_Result serve_output(px_server *s, struct MHD_Connection *c, stru
     const char *ext = strrchr(name, '.');
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             px_format_mime(px_format_parse(ext ? ext + 1 : "")));
-    r->status = 200;
-    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    return queue(c, r, 200, resp);
+}
+
+static const char *state_name(px_server *s)
+{
+    if (atomic_load(&s->draining)) return "draining";
+    if (atomic_load(&s->failed)) return "failed";
+    return atomic_load(&s->ready) ? "ok" : "starting";
 }
 
 static enum MHD_Result serve_healthz(px_server *s, struct MHD_Connection *c, struct request *r)
 {
-    px_workers_stats ws;
-    px_workers_stats_get(s->workers, &ws);
     px_buf b;
     px_buf_init(&b, 1 << 16);
-    int draining = atomic_load(&s->draining);
-    px_buf_printf(&b, "{\"status\":\"%s\",\"ready\":%s,\"version\":\"%s\",\"engines\":[",
-                  draining ? "draining" : "ok", atomic_load(&s->ready) ? "true" : "false",
-                  PX_VERSION);
-    for (int i = 0; i < s->nengines; i++) {
+    int ready = atomic_load(&s->ready);
+    const char *state = state_name(s);
+    px_buf_printf(&b, "{\"status\":\"%s\",\"ready\":%s,\"version\":\"%s\",\"engines\":[", state,
+                  ready ? "true" : "false", PX_VERSION);
+    for (int i = 0; ready && i < s->nengines; i++) {
         if (i) px_buf_puts(&b, ",");
         px_json_str(&b, px_engine_name(s->engines[i]));
     }
-    px_buf_printf(&b,
-                  "],\"default_engine\":\"%s\",\"workers\":{\"count\":%d,\"busy\":%d},"
-                  "\"queue\":{\"depth\":%d,\"capacity\":%d},\"compute_threads\":%d,"
-                  "\"uptime_s\":%.3f,\"rss_bytes\":%llu,\"jobs\":{\"completed\":%llu,"
-                  "\"rejected\":%llu,\"timed_out\":%llu},\"gpu\":null}\n",
-                  px_engine_name(s->engines[0]), ws.workers, ws.running, ws.queued,
-                  ws.queue_capacity, px_pool_threads(s->pool),
+    px_buf_puts(&b, "],\"default_engine\":");
+    px_json_str(&b, ready ? px_engine_name(s->engines[0]) : NULL);
+    if (ready) {
+        px_pipeline_stats ps;
+        px_pipeline_stats_get(s->pipe, &ps);
+        int queued = 0, pending = 0;
+        for (int p = 0; p < PX_PRIO_COUNT; p++) queued += ps.sched.queued[p], pending += ps.pending[p];
+        px_buf_printf(&b,
+                      ",\"workers\":{\"count\":%d,\"busy\":%d},\"queue\":{\"depth\":%d,"
+                      "\"pending\":%d,\"capacity\":%d,\"cpu_queued\":%d},\"compute_threads\":%d,"
+                      "\"async_jobs\":%d",
+                      s->nengines * s->cfg->workers, ps.sched.running, queued, pending,
+                      s->cfg->queue, ps.cpu_queued, px_pool_threads(s->pool),
+                      px_jobs_count(s->jobs));
+    }
+    if (atomic_load(&s->failed)) {
+        px_buf_puts(&b, ",\"error\":");
+        px_json_str(&b, s->load_error);
+    }
+    px_buf_printf(&b, ",\"uptime_s\":%.3f,\"rss_bytes\":%llu,\"gpu\":null}\n",
                   (double)(px_now_ns() - s->t_start) / 1e9,
-                  (unsigned long long)px_proc_rss_bytes(), (unsigned long long)ws.completed,
-                  (unsigned long long)ws.rejected, (unsigned long long)ws.timed_out);
-    return send_buf(c, r, draining ? 503 : 200, "application/json", &b, NULL, NULL);
+                  (unsigned long long)px_proc_rss_bytes());
+    int status = strcmp(state, "ok") == 0 || strcmp(state, "starting") == 0 ? 200 : 503;
+    return send_json(c, r, status, &b);
 }
 
 static enum MHD_Result serve_readyz(px_server *s, struct MHD_Connection *c, struct request *r)
@@ -470,31 +431,37 @@ static enum MHD_Result serve_readyz(px_server *s, struct MHD_Connection *c, stru
     px_buf b;
     px_buf_init(&b, 256);
     int ready = atomic_load(&s->ready) && !atomic_load(&s->draining);
-    px_buf_printf(&b, "{\"ready\":%s%s}\n", ready ? "true" : "false",
-                  ready ? "" : atomic_load(&s->draining) ? ",\"reason\":\"draining\""
-                                                         : ",\"reason\":\"starting\"");
-    return send_buf(c, r, ready ? 200 : 503, "application/json", &b, NULL, NULL);
+    px_buf_printf(&b, "{\"ready\":%s", ready ? "true" : "false");
+    if (!ready) px_buf_printf(&b, ",\"reason\":\"%s\"", state_name(s));
+    px_buf_puts(&b, "}\n");
+    return send_json(c, r, ready ? 200 : 503, &b);
 }
 
 static enum MHD_Result serve_metrics(px_server *s, struct MHD_Connection *c, struct request *r)
 {
-    px_workers_stats ws;
-    px_workers_stats_get(s->workers, &ws);
     px_metrics_gauges g = {
-        .queue_depth = ws.queued,
-        .queue_capacity = ws.queue_capacity,
-        .inflight = ws.running,
-        .workers = ws.workers,
-        .jobs_submitted = ws.submitted,
-        .jobs_rejected = ws.rejected,
-        .jobs_completed = ws.completed,
-        .jobs_timed_out = ws.timed_out,
-        .jobs_cancelled = ws.cancelled,
+        .workers = s->nengines * s->cfg->workers,
+        .queue_capacity = s->cfg->queue,
         .uptime_s = (double)(px_now_ns() - s->t_start) / 1e9,
         .rss_bytes = px_proc_rss_bytes(),
         .open_fds = px_proc_open_fds(),
         .ready = atomic_load(&s->ready),
     };
+    if (g.ready) {
+        px_pipeline_stats ps;
+        px_pipeline_stats_get(s->pipe, &ps);
+        for (int p = 0; p < PX_PRIO_COUNT; p++) {
+            g.queue_depth += ps.sched.queued[p];
+            g.pending[p] = ps.pending[p];
+        }
+        g.inflight = ps.sched.running;
+        g.cpu_queued = ps.cpu_queued;
+        g.async_jobs = px_jobs_count(s->jobs);
+        memcpy(g.batch_hist, ps.sched.batch_hist, sizeof g.batch_hist);
+        g.batches = ps.sched.batches;
+        g.batch_items = ps.sched.items_run;
+        g.oom_splits = ps.sched.oom_splits;
+    }
     px_buf b;
     px_buf_init(&b, 4 << 20);
     px_metrics_render(s->metrics, &g, &b);
@@ -505,15 +472,18 @@ static enum MHD_Result serve_engines(px_server *s, struct MHD_Connection *c, str
 {
     px_buf b;
     px_buf_init(&b, 1 << 20);
-    px_buf_puts(&b, "{\"default\":");
-    px_json_str(&b, px_engine_name(s->engines[0]));
+    int ready = atomic_load(&s->ready);
+    px_buf_puts(&b, "{\"ready\":");
+    px_buf_puts(&b, ready ? "true" : "false");
+    px_buf_puts(&b, ",\"default\":");
+    px_json_str(&b, ready ? px_engine_name(s->engines[0]) : NULL);
     px_buf_puts(&b, ",\"engines\":[");
-    for (int i = 0; i < s->nengines; i++) {
+    for (int i = 0; ready && i < s->nengines; i++) {
         if (i) px_buf_puts(&b, ",");
         px_engine_describe(s->engines[i], &b);
     }
     px_buf_puts(&b, "]}\n");
-    return send_buf(c, r, 200, "application/json", &b, NULL, NULL);
+    return send_json(c, r, 200, &b);
 }
 
 static enum MHD_Result serve_index(px_server *s, struct MHD_Connection *c, struct request *r)
@@ -523,23 +493,76 @@ static enum MHD_Result serve_index(px_server *s, struct MHD_Connection *c, struc
     px_buf_init(&b, 4096);
     px_buf_printf(&b,
                   "{\"service\":\"pixserve\",\"version\":\"%s\",\"routes\":["
-                  "\"POST /api/v1/inpaint\",\"POST /inpaint\",\"GET /api/v1/engines\","
+                  "\"POST /api/v1/inpaint\",\"POST /inpaint\",\"POST /api/v1/jobs\","
+                  "\"GET /api/v1/jobs/{id}\",\"GET /api/v1/jobs/{id}/result\","
+                  "\"DELETE /api/v1/jobs/{id}\",\"GET /api/v1/engines\","
                   "\"GET /outputs/{name}\",\"GET /healthz\",\"GET /readyz\",\"GET /metrics\"]}\n",
                   PX_VERSION);
-    return send_buf(c, r, 200, "application/json", &b, NULL, NULL);
+    return send_json(c, r, 200, &b);
 }
 
-/* Which route a path is. */
+/* ------------------------------------------------------------ dispatch */
+
 static enum px_route route_of(const char *url)
 {
     if (!strcmp(url, "/api/v1/inpaint")) return PX_ROUTE_INPAINT_V1;
     if (!strcmp(url, "/inpaint")) return PX_ROUTE_INPAINT_SEED;
+    if (!strcmp(url, "/api/v1/jobs") || !strncmp(url, "/api/v1/jobs/", 13)) return PX_ROUTE_JOBS;
     if (!strcmp(url, "/api/v1/engines")) return PX_ROUTE_ENGINES;
     if (!strncmp(url, "/outputs/", 9)) return PX_ROUTE_OUTPUTS;
     if (!strcmp(url, "/healthz")) return PX_ROUTE_HEALTHZ;
     if (!strcmp(url, "/readyz")) return PX_ROUTE_READYZ;
     if (!strcmp(url, "/metrics")) return PX_ROUTE_METRICS;
     return PX_ROUTE_OTHER;
+}
+
+/* Whether a request carries a body that goes to the pipeline. */
+static int is_submit(enum px_route route, const char *url, const char *method)
+{
+    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0) return 0;
+    if (route == PX_ROUTE_INPAINT_V1 || route == PX_ROUTE_INPAINT_SEED) return 1;
+    return route == PX_ROUTE_JOBS && !strcmp(url, "/api/v1/jobs");
+}
+
+/* First callback of a request: headers only. Refuses early what it can. */
+static enum MHD_Result on_headers(px_server *s, struct MHD_Connection *c, struct request *r,
+                                  const char *url, const char *method)
+{
+    int is_get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
+    if (r->route == PX_ROUTE_OTHER) {
+        if (!strcmp(url, "/") && is_get) return MHD_YES;
+        char msg[160];
+        snprintf(msg, sizeof msg, "no route for %.100s", url);
+        return send_error(s, c, r, 404, PX_ENOTFOUND, msg, NULL, NULL);
+    }
+    const char *allow = NULL;
+    if (r->route == PX_ROUTE_INPAINT_V1 || r->route == PX_ROUTE_INPAINT_SEED) {
+        if (strcmp(method, MHD_HTTP_METHOD_POST)) allow = "POST";
+    } else if (r->route == PX_ROUTE_JOBS) {
+        if (!strcmp(url, "/api/v1/jobs") && strcmp(method, MHD_HTTP_METHOD_POST)) allow = "POST";
+        else if (strcmp(url, "/api/v1/jobs") && !is_get &&
+                 strcmp(method, MHD_HTTP_METHOD_DELETE))
+            allow = "GET, DELETE";
+    } else if (!is_get) {
+        allow = "GET";
+    }
+    if (allow) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%.20s is not allowed here; use %s", method, allow);
+        return send_error(s, c, r, 405, PX_EINVAL, msg, "Allow", allow);
+    }
+    if (is_submit(r->route, url, method)) {
+        if (atomic_load(&s->draining)) return not_ready(s, c, r);
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > s->cfg->max_body) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "request body of %.20s bytes exceeds the limit of %zu bytes",
+                     cl, s->cfg->max_body);
+            return send_error(s, c, r, 0, PX_ETOOBIG, msg, NULL, NULL);
+        }
+    }
+    return MHD_YES;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -551,43 +574,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     struct request *r = *con_cls;
 
     if (!r) {
-        /* First call: headers only. Allocate state; refuse early what we can. */
         r = px_xcalloc(1, sizeof *r);
+        r->srv = s;
+        r->conn = c;
         r->t_arrival = px_now_ns();
-        r->status = 0;
+        pthread_mutex_init(&r->mu, NULL);
         px_buf_init(&r->body, s->cfg->max_body);
+        r->route = route_of(url);
         *con_cls = r;
         atomic_fetch_add(&s->open_requests, 1);
-        r->route = route_of(url);
-        int post_route = r->route == PX_ROUTE_INPAINT_V1 || r->route == PX_ROUTE_INPAINT_SEED;
-        const char *want = post_route ? MHD_HTTP_METHOD_POST : MHD_HTTP_METHOD_GET;
-        int is_get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
-        if (r->route == PX_ROUTE_OTHER && !strcmp(url, "/") && is_get) return serve_index(s, c, r);
-        if (r->route == PX_ROUTE_OTHER) {
-            char msg[160];
-            snprintf(msg, sizeof msg, "no route for %.100s", url);
-            return send_error(s, c, r, 404, PX_ENOTFOUND, msg, NULL, NULL);
-        }
-        int ok = post_route ? !strcmp(method, MHD_HTTP_METHOD_POST) : is_get;
-        if (!ok) {
-            char msg[160];
-            snprintf(msg, sizeof msg, "%s is not allowed here; use %s", method, want);
-            return send_error(s, c, r, 405, PX_EINVAL, msg, "Allow", want);
-        }
-        if (post_route) {
-            if (atomic_load(&s->draining))
-                return send_error(s, c, r, 503, PX_ECANCELED, "the service is shutting down",
-                                  "Retry-After", "5");
-            const char *cl =
-                MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-            if (cl && strtoull(cl, NULL, 10) > s->cfg->max_body) {
-                char msg[160];
-                snprintf(msg, sizeof msg, "request body of %s bytes exceeds the limit of %zu bytes",
-                         cl, s->cfg->max_body);
-                return send_error(s, c, r, 0, PX_ETOOBIG, msg, NULL, NULL);
-            }
-        }
-        return MHD_YES;
+        return on_headers(s, c, r, url, method);
     }
 
     if (*upload_size) {
@@ -608,17 +604,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (r->status) return MHD_YES; /* a reply is already queued */
-    if (r->job) return reply_job(s, c, r);
+    if (r->task) return send_task_reply(c, r, r->task); /* resumed: the task ended */
 
+    if (is_submit(r->route, url, method)) return start_task(s, c, r, r->route == PX_ROUTE_JOBS);
     switch (r->route) {
-    case PX_ROUTE_INPAINT_V1:
-    case PX_ROUTE_INPAINT_SEED: return start_inpaint(s, c, r);
+    case PX_ROUTE_JOBS: return serve_job(s, c, r, method, url + 13);
     case PX_ROUTE_OUTPUTS: return serve_output(s, c, r, url + 9);
     case PX_ROUTE_HEALTHZ: return serve_healthz(s, c, r);
     case PX_ROUTE_READYZ: return serve_readyz(s, c, r);
     case PX_ROUTE_METRICS: return serve_metrics(s, c, r);
     case PX_ROUTE_ENGINES: return serve_engines(s, c, r);
-    default: return send_error(s, c, r, 404, PX_ENOTFOUND, "no such route", NULL, NULL);
+    default: return serve_index(s, c, r);
     }
 }
 
@@ -636,12 +632,21 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         PX_DEBUG("%s: reply %d not fully sent (termination %d)", px_route_label(r->route), status,
                  (int)toe);
     px_metrics_request(s->metrics, r->route, status, secs);
-    if (r->job) {
-        /* If the connection died while the job still runs, stop the work. */
-        px_workers_cancel(s->workers, r->job);
-        px_job_unref(r->job);
+    if (r->task) {
+        /* Normally the task has ended (that is what resumed us). If the
+         * connection is torn down while it runs, stop the work and make
+         * sure its callback never reaches this request. */
+        px_task_detach(r->task);
+        px_task_cancel(r->task);
+        pthread_mutex_lock(&r->mu);
+        uint64_t wid = r->watch_id;
+        r->watch_id = 0;
+        pthread_mutex_unlock(&r->mu);
+        px_watch_remove(s->watch, wid);
+        px_task_unref(r->task);
     }
     px_buf_free(&r->body);
+    pthread_mutex_destroy(&r->mu);
     free(r);
     *con_cls = NULL;
     atomic_fetch_sub(&s->open_requests, 1);
@@ -659,9 +664,70 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ------------------------------------------------------------- lifecycle */
 
+/* One tiny job per engine so that the first real request does not pay for
+ * lazy initialisation (plans, caches, page faults). */
+static int warm_up(px_engine *e, char *err, size_t errlen)
+{
+    px_image img = {0}, mask = {0}, out = {0};
+    int rc = px_image_alloc(&img, 64, 64, 3, NULL, NULL, 0);
+    if (!rc) rc = px_image_alloc(&mask, 64, 64, 1, NULL, NULL, 0);
+    if (!rc) rc = px_image_alloc(&out, 64, 64, 3, NULL, NULL, 0);
+    if (!rc) {
+        for (size_t i = 0; i < 64 * 64 * 3; i++) img.px[i] = (uint8_t)(i * 31);
+        for (int y = 24; y < 40; y++) memset(mask.px + y * 64 + 24, 255, 16);
+        px_engine_item it = {.image = &img, .mask = &mask, .out = &out};
+        rc = px_engine_run(e, &it, 1);
+        if (rc) px_errf(err, errlen, rc, "warm-up of engine %s failed: %s", px_engine_name(e), it.err);
+    } else {
+        px_errf(err, errlen, rc, "out of memory warming up");
+    }
+    px_image_free(&img);
+    px_image_free(&mask);
+    px_image_free(&out);
+    return rc;
+}
+
+static void *loader_main(void *arg)
+{
+    px_server *s = arg;
+    const px_serve_config *cfg = s->cfg;
+    char inner[256];
+    int64_t t0 = px_now_ns();
+    px_engine_config ec = {.weights = cfg->weights, .pool = s->pool};
+    for (int i = 0; i < cfg->nengines; i++) {
+        if (px_engine_open(cfg->engines[i], &ec, &s->engines[s->nengines], inner, sizeof inner)) {
+            snprintf(s->load_error, sizeof s->load_error, "engine '%.40s': %.200s", cfg->engines[i], inner);
+            goto fail;
+        }
+        s->nengines++;
+        if (warm_up(s->engines[s->nengines - 1], inner, sizeof inner)) {
+            snprintf(s->load_error, sizeof s->load_error, "%s", inner);
+            goto fail;
+        }
+    }
+    s->pipe = px_pipeline_create(cfg, s->engines, s->nengines, s->outputs, s->metrics, inner,
+                                 sizeof inner);
+    if (!s->pipe) {
+        snprintf(s->load_error, sizeof s->load_error, "%s", inner);
+        goto fail;
+    }
+    PX_INFO("engines loaded and warmed in %.0f ms; ready", px_ns_to_ms(px_now_ns() - t0));
+    atomic_store(&s->ready, 1);
+    return NULL;
+fail:
+    PX_ERROR("%s", s->load_error);
+    atomic_store(&s->failed, 1);
+    return NULL;
+}
+
 static void free_server(px_server *s)
 {
-    if (s->workers) px_workers_destroy(s->workers);
+    if (s->loader_started) pthread_join(s->loader, NULL);
+    /* The jobs table lets go of its tasks before the pipeline they belong
+     * to is freed. */
+    px_jobs_destroy(s->jobs);
+    px_pipeline_destroy(s->pipe);
+    px_watch_destroy(s->watch);
     for (int i = 0; i < s->nengines; i++) px_engine_close(s->engines[i]);
     px_outputs_close(s->outputs);
     px_metrics_free(s->metrics);
@@ -672,35 +738,29 @@ static void free_server(px_server *s)
 int px_server_start(const px_serve_config *cfg, px_server **out, char *err, size_t errlen)
 {
     *out = NULL;
+    /* Engine names are checked now, so a typo fails before anything starts;
+     * loading them (weights, warm-up) happens after the socket is bound. */
+    for (int i = 0; i < cfg->nengines; i++) {
+        int known = 0;
+        for (const char *const *n = px_engine_names(); *n; n++) known |= !strcmp(*n, cfg->engines[i]);
+        if (!known)
+            return px_errf(err, errlen, PX_ENOTFOUND, "unknown engine '%s' (see pixserve engines)",
+                           cfg->engines[i]);
+    }
     px_server *s = px_xcalloc(1, sizeof *s);
     s->cfg = cfg;
     s->t_start = px_now_ns();
-    s->limits.max_pixels = cfg->max_pixels;
-    s->limits.max_side = cfg->max_side;
     s->metrics = px_metrics_new();
+    s->jobs = px_jobs_create(cfg->job_ttl_ms, cfg->max_jobs);
     int rc;
-    char inner[256];
 
     s->pool = px_pool_create(cfg->threads);
-    if (!s->pool) {
-        rc = px_errf(err, errlen, PX_ENOMEM, "cannot start compute threads");
+    s->watch = px_watch_create();
+    if (!s->pool || !s->watch) {
+        rc = px_errf(err, errlen, PX_ENOMEM, "cannot start threads");
         goto fail;
-    }
-    px_engine_config ec = {.weights = cfg->weights, .pool = s->pool};
-    for (int i = 0; i < cfg->nengines; i++) {
-        if ((rc = px_engine_open(cfg->engines[i], &ec, &s->engines[s->nengines], inner,
-                                 sizeof inner))) {
-            px_errf(err, errlen, rc, "engine '%s': %s", cfg->engines[i], inner);
-            goto fail;
-        }
-        s->nengines++;
     }
     if ((rc = px_outputs_open(cfg->outputs, &s->outputs, err, errlen))) goto fail;
-    s->workers = px_workers_create(cfg->workers, cfg->queue);
-    if (!s->workers) {
-        rc = px_errf(err, errlen, PX_ENOMEM, "cannot start %d worker threads", cfg->workers);
-        goto fail;
-    }
 
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICHOST | AI_PASSIVE};
@@ -731,7 +791,12 @@ int px_server_start(const px_serve_config *cfg, px_server **out, char *err, size
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : cfg->port;
-    atomic_store(&s->ready, 1);
+    if (pthread_create(&s->loader, NULL, loader_main, s) != 0) {
+        rc = px_errf(err, errlen, PX_ENOMEM, "cannot start the engine loader");
+        MHD_stop_daemon(s->mhd);
+        goto fail;
+    }
+    s->loader_started = 1;
     *out = s;
     return 0;
 fail:
@@ -744,6 +809,11 @@ int px_server_port(const px_server *s)
     return s->port;
 }
 
+const char *px_server_failed(px_server *s)
+{
+    return atomic_load(&s->failed) ? s->load_error : NULL;
+}
+
 void px_server_stop(px_server *s, int grace_ms)
 {
     if (!s) return;
@@ -751,8 +821,13 @@ void px_server_stop(px_server *s, int grace_ms)
     /* Stop accepting: close the listening socket, keep the connections. */
     MHD_socket lfd = MHD_quiesce_daemon(s->mhd);
     if (lfd != MHD_INVALID_SOCKET) close(lfd);
-    /* Finish every job already accepted; their connections get resumed. */
-    px_workers_drain(s->workers);
+    if (s->loader_started) {
+        pthread_join(s->loader, NULL);
+        s->loader_started = 0;
+    }
+    /* Finish every task already accepted (their connections get resumed),
+     * async ones included. */
+    if (s->pipe) px_pipeline_drain(s->pipe);
     /* Let the replies go out before the remaining (idle) connections close. */
     int64_t until = px_now_ns() + (int64_t)grace_ms * 1000000;
     while (atomic_load(&s->open_requests) > 0 && px_now_ns() < until) usleep(10000);

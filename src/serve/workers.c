@@ -286,6 +286,28 @@ fail:
     return NULL;
 }
 
+/* Under the lock: links the job in (at the head when urgent) and wakes a
+ * worker. */
+static void enqueue_locked(px_workers *w, px_job *j, int urgent)
+{
+    px_job_ref(j);
+    j->t_submit = px_now_ns();
+    __atomic_store_n(&j->state, PX_JOB_QUEUED, __ATOMIC_RELEASE);
+    if (urgent) {
+        j->next = w->head;
+        w->head = j;
+        if (!w->tail) w->tail = j;
+    } else {
+        j->next = NULL;
+        if (w->tail) w->tail->next = j; else w->head = j;
+        w->tail = j;
+    }
+    w->queued++;
+    w->submitted++;
+    pthread_cond_signal(&w->work);
+    if (j->deadline_ns) pthread_cond_signal(&w->reaper);
+}
+
 int px_workers_submit(px_workers *w, px_job *j)
 {
     pthread_mutex_lock(&w->mu);
@@ -300,16 +322,19 @@ int px_workers_submit(px_workers *w, px_job *j)
         pthread_mutex_unlock(&w->mu);
         return PX_EBUSY;
     }
-    px_job_ref(j);
-    j->t_submit = px_now_ns();
-    __atomic_store_n(&j->state, PX_JOB_QUEUED, __ATOMIC_RELEASE);
-    j->next = NULL;
-    if (w->tail) w->tail->next = j; else w->head = j;
-    w->tail = j;
-    w->queued++;
-    w->submitted++;
-    pthread_cond_signal(&w->work);
-    if (j->deadline_ns) pthread_cond_signal(&w->reaper);
+    enqueue_locked(w, j, 0);
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+int px_workers_submit_urgent(px_workers *w, px_job *j)
+{
+    pthread_mutex_lock(&w->mu);
+    if (w->stop) {
+        pthread_mutex_unlock(&w->mu);
+        return PX_ECANCELED;
+    }
+    enqueue_locked(w, j, 1);
     pthread_mutex_unlock(&w->mu);
     return 0;
 }

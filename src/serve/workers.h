@@ -81,6 +81,12 @@ px_workers *px_workers_create(int nworkers, int queue_cap);
  */
 int px_workers_submit(px_workers *w, px_job *job);
 
+/* Queues the job ahead of all others and past the capacity: for work that
+ * completes requests already admitted (and frees what they hold), which must
+ * never be refused. Accepted while draining. Returns 0, or PX_ECANCELED once
+ * the pool is being destroyed. */
+int px_workers_submit_urgent(px_workers *w, px_job *job);
+
 /* Cancels a queued or running job (the notify runs with CANCELLED). Returns 0,
  * or PX_EINVAL if the job had already reached a final state. */
 int px_workers_cancel(px_workers *w, px_job *job);

@@ -61,7 +61,7 @@ def box_mask(h, w, boxes):
 class Server:
     """A running `pixserve serve` child process."""
 
-    def __init__(self, *flags, outputs=None):
+    def __init__(self, *flags, outputs=None, wait_ready=True):
         self.tmp = tempfile.TemporaryDirectory(prefix="pxit-")
         self.outputs = outputs or os.path.join(self.tmp.name, "outputs")
         self.log_path = os.path.join(self.tmp.name, "server.log")
@@ -74,9 +74,27 @@ class Server:
             self.proc.kill()
             raise RuntimeError("pixserve did not start: %r\n%s" % (line, self.read_log()))
         self.host, self.port = m.group(1), int(m.group(2))
+        if wait_ready:
+            self.wait_ready()
+
+    def wait_ready(self, timeout=60):
+        """Polls /readyz until the engines are loaded and warmed."""
+        deadline = time.time() + timeout * SLOW
+        while time.time() < deadline:
+            try:
+                st, _, _ = self.request("GET", "/readyz", timeout=5)
+                if st == 200:
+                    return
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError("pixserve exited while loading:\n" + self.read_log())
+            time.sleep(0.02)
+        raise RuntimeError("pixserve did not become ready:\n" + self.read_log())
 
     def read_log(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 

@@ -153,11 +153,14 @@ TEST(t_metrics_render)
     px_metrics_request(m, (enum px_route)99, 999, 1); /* clamped, not out of bounds */
     px_metrics_stage(m, PX_STAGE_INFER, 0.7);
     px_metrics_error(m, PX_EBUSY);
+    for (int i = 0; i < 7; i++) px_metrics_outcome(m, PX_OUTCOME_COMPLETED);
+    px_metrics_outcome(m, PX_OUTCOME_REJECTED);
+    px_metrics_outcome(m, (enum px_outcome)99); /* ignored */
     px_metrics_error(m, -12345);
     T_EQ_INT(px_metrics_request_count(m, PX_ROUTE_INPAINT_V1, 200), 2);
     T_EQ_INT(px_metrics_request_count(m, PX_ROUTE_OTHER, 500), 1);
     px_metrics_gauges g = {.queue_depth = 3, .queue_capacity = 16, .inflight = 2, .workers = 2,
-                           .jobs_completed = 7, .ready = 1, .uptime_s = 1.5, .rss_bytes = 1000};
+                           .ready = 1, .uptime_s = 1.5, .rss_bytes = 1000};
     px_buf b;
     px_buf_init(&b, 1 << 20);
     T_EQ_INT(px_metrics_render(m, &g, &b), 0);
@@ -179,6 +182,8 @@ TEST(t_metrics_render)
     T_CONTAINS(t, "pixserve_queue_depth 3\n");
     T_CONTAINS(t, "pixserve_inflight 2\n");
     T_CONTAINS(t, "pixserve_jobs_total{outcome=\"completed\"} 7\n");
+    T_CONTAINS(t, "pixserve_jobs_total{outcome=\"rejected\"} 1\n");
+    T_CONTAINS(t, "pixserve_jobs_total{outcome=\"timeout\"} 0\n");
     T_CONTAINS(t, "# TYPE pixserve_request_duration_seconds histogram\n");
     px_buf_free(&b);
     px_metrics_free(m);

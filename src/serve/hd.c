@@ -1,0 +1,169 @@
+/*
+ * hd.c — ORIGINAL, RESIZE and CROP plans and their assembly (see hd.h).
+ */
+#include "serve/hd.h"
+
+#include "core/alloc.h"
+#include "core/err.h"
+#include "image/mask.h"
+#include "image/resize.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+const char *px_hd_name(enum px_hd_strategy s)
+{
+    static const char *names[] = {"Original", "Resize", "Crop"};
+    return (unsigned)s < 3 ? names[s] : "Original";
+}
+
+int px_hd_parse(const char *s)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcasecmp(s, px_hd_name((enum px_hd_strategy)i)) == 0) return i;
+    return -1;
+}
+
+void px_hd_defaults(px_hd_params *p)
+{
+    p->strategy = PX_HD_CROP;
+    p->crop_trigger = 800;
+    p->crop_margin = 128;
+    p->resize_limit = 1280;
+}
+
+void px_hd_free(px_hd_plan *plan)
+{
+    for (int i = 0; i < plan->nwin; i++) {
+        px_image_free(&plan->win[i].image);
+        px_image_free(&plan->win[i].mask);
+        px_image_free(&plan->win[i].out);
+    }
+    free(plan->win);
+    free(plan->labels);
+    memset(plan, 0, sizeof *plan);
+}
+
+/* Copies the w×h region at (x, y) of src into a new image. */
+static int crop(const px_image *src, int x, int y, int w, int h, px_image *dst)
+{
+    int rc = px_image_alloc(dst, w, h, src->c, NULL, NULL, 0);
+    if (rc) return rc;
+    size_t c = (size_t)src->c;
+    for (int r = 0; r < h; r++)
+        memcpy(dst->px + (size_t)r * w * c, src->px + ((size_t)(y + r) * src->w + x) * c,
+               (size_t)w * c);
+    return 0;
+}
+
+/*
+ * One axis of a CROP window: [lo, hi) around the blob [b0, b1) with margin,
+ * kept inside [0, n): where it would stick out on one side it is moved in
+ * and extended on the other, so windows at borders get as much context.
+ */
+static void window_axis(int b0, int b1, int margin, int n, int *lo, int *len)
+{
+    int want = (b1 - b0) + 2 * margin;
+    if (want >= n) {
+        *lo = 0;
+        *len = n;
+        return;
+    }
+    int start = b0 - margin;
+    if (start < 0) start = 0;
+    if (start + want > n) start = n - want;
+    *lo = start;
+    *len = want;
+}
+
+int px_hd_plan_make(const px_image *rgb, const px_image *mask, const px_hd_params *p,
+                    px_hd_plan *plan, char *err, size_t errlen)
+{
+    memset(plan, 0, sizeof *plan);
+    if (p->crop_trigger < 1 || p->crop_margin < 0 || p->resize_limit < 8)
+        return px_errf(err, errlen, PX_EINVAL, "bad large-image parameters");
+    if (px_mask_count(mask) == 0) return 0; /* nothing to inpaint */
+    int longest = rgb->w > rgb->h ? rgb->w : rgb->h;
+    enum px_hd_strategy used = p->strategy;
+    if (used == PX_HD_CROP && longest <= p->crop_trigger) used = PX_HD_ORIGINAL;
+    if (used == PX_HD_RESIZE && longest <= p->resize_limit) used = PX_HD_ORIGINAL;
+    plan->used = used;
+
+    if (used == PX_HD_CROP) {
+        px_blob *blobs = NULL;
+        int nb = 0;
+        if (px_mask_blobs(mask, &blobs, &nb, &plan->labels)) goto nomem;
+        plan->win = px_alloc_array((size_t)nb, sizeof *plan->win);
+        if (!plan->win) {
+            free(blobs);
+            goto nomem;
+        }
+        memset(plan->win, 0, (size_t)nb * sizeof *plan->win);
+        for (int b = 0; b < nb; b++) {
+            px_hd_window *w = &plan->win[plan->nwin];
+            window_axis(blobs[b].x0, blobs[b].x1, p->crop_margin, rgb->w, &w->x, &w->w);
+            window_axis(blobs[b].y0, blobs[b].y1, p->crop_margin, rgb->h, &w->y, &w->h);
+            w->label = blobs[b].label;
+            plan->nwin++;
+            if (crop(rgb, w->x, w->y, w->w, w->h, &w->image) ||
+                crop(mask, w->x, w->y, w->w, w->h, &w->mask) ||
+                px_image_alloc(&w->out, w->w, w->h, 3, NULL, NULL, 0)) {
+                free(blobs);
+                goto nomem;
+            }
+        }
+        free(blobs);
+        return 0;
+    }
+
+    plan->win = px_xcalloc(1, sizeof *plan->win);
+    plan->nwin = 1;
+    px_hd_window *w = &plan->win[0];
+    w->w = rgb->w;
+    w->h = rgb->h;
+    if (used == PX_HD_RESIZE) {
+        double s = (double)p->resize_limit / longest;
+        int sw = (int)(rgb->w * s + 0.5), sh = (int)(rgb->h * s + 0.5);
+        if (sw < 1) sw = 1;
+        if (sh < 1) sh = 1;
+        if (px_resize(rgb, sw, sh, &w->image) || px_resize_mask(mask, sw, sh, &w->mask)) goto nomem;
+    } else if (px_image_copy(rgb, &w->image) || px_image_copy(mask, &w->mask)) {
+        goto nomem;
+    }
+    if (px_image_alloc(&w->out, w->image.w, w->image.h, 3, NULL, NULL, 0)) goto nomem;
+    return 0;
+nomem:
+    px_hd_free(plan);
+    return px_errf(err, errlen, PX_ENOMEM, "out of memory planning a %dx%d image", rgb->w, rgb->h);
+}
+
+int px_hd_assemble(const px_hd_plan *plan, const px_image *rgb, const px_image *mask,
+                   px_image *out)
+{
+    size_t npx = (size_t)rgb->w * rgb->h;
+    if (out->px != rgb->px) memcpy(out->px, rgb->px, npx * 3);
+    if (plan->nwin == 0) return 0;
+    if (plan->used == PX_HD_CROP) {
+        for (int i = 0; i < plan->nwin; i++) {
+            const px_hd_window *w = &plan->win[i];
+            for (int r = 0; r < w->h; r++)
+                for (int c = 0; c < w->w; c++) {
+                    size_t o = (size_t)(w->y + r) * rgb->w + (size_t)(w->x + c);
+                    if (plan->labels[o] != w->label) continue;
+                    memcpy(out->px + o * 3, w->out.px + ((size_t)r * w->w + c) * 3, 3);
+                }
+        }
+        return 0;
+    }
+    const px_hd_window *w = &plan->win[0];
+    px_image big = {0};
+    const px_image *fill = &w->out;
+    if (plan->used == PX_HD_RESIZE) {
+        if (px_resize(&w->out, rgb->w, rgb->h, &big)) return PX_ENOMEM;
+        fill = &big;
+    }
+    px_image_compose(rgb, fill, mask, out);
+    px_image_free(&big);
+    return 0;
+}

@@ -1,0 +1,578 @@
+/*
+ * sched.c — per-engine lanes of priority queues, the batcher, the memory
+ * guard and the device workers (see sched.h for the contract).
+ *
+ * One mutex guards every queue and counter. A worker forms a batch under the
+ * lock (unlinking its items, reserving their memory estimate), runs it
+ * without the lock, then finishes the items and calls their callbacks with
+ * the lock released. Items that end without running (cancelled while
+ * queued, expired, too big for the device) are collected while locked and
+ * completed after unlocking, so callbacks never run under the lock.
+ */
+#include "serve/sched.h"
+
+#include "core/alloc.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/proc.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+enum { S_NEW, S_QUEUED, S_RUNNING, S_DONE };
+
+/* Largest batch any engine is offered, whatever the configuration says. */
+#define MAX_BATCH 64
+
+const char *px_priority_name(enum px_priority p)
+{
+    static const char *names[] = {"high", "normal", "low"};
+    return (unsigned)p < PX_PRIO_COUNT ? names[p] : "normal";
+}
+
+int px_priority_parse(const char *s)
+{
+    for (int p = 0; p < PX_PRIO_COUNT; p++)
+        if (strcasecmp(s, px_priority_name((enum px_priority)p)) == 0) return p;
+    return -1;
+}
+
+struct lane {
+    px_engine *engine;
+    px_sched_item *head[PX_PRIO_COUNT], *tail[PX_PRIO_COUNT];
+    int queued[PX_PRIO_COUNT];
+    int batching; /* may run more than one item per call */
+};
+
+struct worker {
+    px_sched *s;
+    struct lane *lane;
+    pthread_t thread;
+};
+
+struct px_sched {
+    px_sched_config cfg;
+    pthread_mutex_t mu;
+    pthread_cond_t work; /* workers: items queued, memory freed, or stop */
+    pthread_cond_t idle; /* drain: nothing queued or running */
+    struct lane *lanes;
+    int nlanes;
+    struct worker *workers;
+    int nworkers;
+    int running, draining, stop;
+    size_t mem_in_use;
+    uint64_t batches, items_run, oom_splits, batch_hist[7];
+    double ewma_item_ms;
+};
+
+void px_sched_defaults(px_sched_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->max_batch = 8;
+    c->max_delay_ns = 5 * 1000000LL;
+    c->bucket_step = 64;
+    c->workers_per_engine = 1;
+    c->mem_reserve = (size_t)256 << 20;
+}
+
+/* ------------------------------------------------------------ queues */
+
+static void unlink_item(struct lane *l, px_sched_item *it)
+{
+    int p = it->prio;
+    if (it->prev) it->prev->next = it->next; else l->head[p] = it->next;
+    if (it->next) it->next->prev = it->prev; else l->tail[p] = it->prev;
+    it->prev = it->next = NULL;
+    l->queued[p]--;
+}
+
+/* Inserts in arrival order; items nearly always arrive in order, so the
+ * scan from the tail stops at once. */
+static void insert_item(struct lane *l, px_sched_item *it)
+{
+    int p = it->prio;
+    px_sched_item *after = l->tail[p];
+    while (after && after->arrival_ns > it->arrival_ns) after = after->prev;
+    it->prev = after;
+    it->next = after ? after->next : l->head[p];
+    if (it->next) it->next->prev = it; else l->tail[p] = it;
+    if (after) after->next = it; else l->head[p] = it;
+    l->queued[p]++;
+}
+
+static int lane_empty(const struct lane *l)
+{
+    for (int p = 0; p < PX_PRIO_COUNT; p++)
+        if (l->head[p]) return 0;
+    return 1;
+}
+
+static struct lane *lane_of(px_sched *s, const px_engine *e)
+{
+    for (int i = 0; i < s->nlanes; i++)
+        if (s->lanes[i].engine == e) return &s->lanes[i];
+    return NULL;
+}
+
+static int round_up(int v, int step)
+{
+    return step > 1 ? (v + step - 1) / step * step : v;
+}
+
+/* Items that ended without running, completed after the lock is dropped. */
+typedef struct {
+    px_sched_item *items[64];
+    int n;
+} done_list;
+
+static void end_locked(done_list *dl, px_sched_item *it, int status, const char *msg)
+{
+    it->status = status;
+    snprintf(it->err, sizeof it->err, "%s", msg);
+    it->state = S_DONE;
+    it->t_finished = px_now_ns();
+    dl->items[dl->n++] = it;
+}
+
+static void flush_done(px_sched *s, done_list *dl)
+{
+    if (!dl->n) return;
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < dl->n; i++) dl->items[i]->done(dl->items[i], dl->items[i]->done_arg);
+    dl->n = 0;
+    pthread_mutex_lock(&s->mu);
+}
+
+static void signal_idle_locked(px_sched *s)
+{
+    if (s->running) return;
+    for (int i = 0; i < s->nlanes; i++)
+        if (!lane_empty(&s->lanes[i])) return;
+    pthread_cond_broadcast(&s->idle);
+}
+
+/* ------------------------------------------------------------ memory */
+
+static size_t budget_locked(px_sched *s, px_engine *e)
+{
+    size_t avail;
+    if (s->cfg.mem_limit) avail = s->cfg.mem_limit;
+    else if (s->cfg.free_memory) avail = s->cfg.free_memory(s->cfg.free_memory_ctx, e);
+    else avail = px_engine_free_memory(e);
+    size_t taken = s->mem_in_use + s->cfg.mem_reserve;
+    return avail > taken ? avail - taken : 0;
+}
+
+/* ------------------------------------------------------------ running */
+
+/* Mirror index for symmetric padding (edge pixel repeated, like numpy's
+ * 'symmetric'), valid for any overshoot. */
+static int mirror(int i, int n)
+{
+    int period = 2 * n;
+    i %= period;
+    if (i < 0) i += period;
+    return i < n ? i : period - 1 - i;
+}
+
+/* Copies src into a bw×bh image, filling the extra columns and rows by
+ * mirroring (a mask gets zeros: padding is known context, never a hole). */
+static int pad_to(const px_image *src, int bw, int bh, int is_mask, px_image *dst)
+{
+    int rc = px_image_alloc(dst, bw, bh, src->c, NULL, NULL, 0);
+    if (rc) return rc;
+    size_t c = (size_t)src->c;
+    for (int y = 0; y < bh; y++) {
+        int sy = mirror(y, src->h);
+        for (int x = 0; x < bw; x++) {
+            uint8_t *d = dst->px + ((size_t)y * bw + x) * c;
+            if (is_mask && (x >= src->w || y >= src->h)) {
+                d[0] = 0;
+                continue;
+            }
+            const uint8_t *p = src->px + ((size_t)sy * src->w + mirror(x, src->w)) * c;
+            memcpy(d, p, c);
+        }
+    }
+    return 0;
+}
+
+/* Runs items[0..n) through the engine (same bucket), padding to the bucket
+ * when sizes differ, and splitting in halves when the engine runs out of
+ * memory. Sets each item's status. */
+static void run_items(px_sched *s, px_engine *e, px_sched_item **items, int n, int bw, int bh)
+{
+    px_engine_item eit[MAX_BATCH];
+    px_image pimg[MAX_BATCH], pmask[MAX_BATCH], pout[MAX_BATCH];
+    int padded = 0;
+    for (int i = 0; i < n; i++)
+        if (items[i]->image->w != bw || items[i]->image->h != bh) padded = 1;
+    if (n == 1) padded = 0; /* a lone item runs at its own size */
+    memset(pimg, 0, sizeof(px_image) * (size_t)n);
+    memset(pmask, 0, sizeof(px_image) * (size_t)n);
+    memset(pout, 0, sizeof(px_image) * (size_t)n);
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        px_sched_item *it = items[i];
+        eit[i] = (px_engine_item){.image = it->image, .mask = it->mask, .out = it->out,
+                                  .seed = it->seed, .method = it->method, .cancel = &it->cancel};
+        if (padded && !rc) {
+            rc = pad_to(it->image, bw, bh, 0, &pimg[i]);
+            if (!rc) rc = pad_to(it->mask, bw, bh, 1, &pmask[i]);
+            if (!rc) rc = px_image_alloc(&pout[i], bw, bh, 3, NULL, NULL, 0);
+            eit[i].image = &pimg[i];
+            eit[i].mask = &pmask[i];
+            eit[i].out = &pout[i];
+        }
+    }
+    if (rc) {
+        for (int i = 0; i < n; i++) {
+            items[i]->status = PX_ENOMEM;
+            snprintf(items[i]->err, sizeof items[i]->err, "out of memory padding a batch");
+        }
+        goto done;
+    }
+    px_engine_run(e, eit, n);
+    int oom = 0;
+    for (int i = 0; i < n; i++) {
+        items[i]->status = eit[i].status;
+        memcpy(items[i]->err, eit[i].err, sizeof items[i]->err);
+        oom += eit[i].status == PX_ENOMEM;
+        if (padded && eit[i].status == 0) {
+            /* Crop the bucket-sized output back to the item. */
+            px_image *o = items[i]->out;
+            for (int y = 0; y < o->h; y++)
+                memcpy(o->px + (size_t)y * o->w * 3, pout[i].px + (size_t)y * bw * 3,
+                       (size_t)o->w * 3);
+        }
+    }
+    if (oom && n > 1) {
+        /* The estimate was wrong or memory went elsewhere: halve and retry
+         * the items that failed, never give up on a batch while halves can
+         * still fit. */
+        px_sched_item *again[MAX_BATCH];
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if (items[i]->status == PX_ENOMEM) again[k++] = items[i];
+        pthread_mutex_lock(&s->mu);
+        s->oom_splits++;
+        pthread_mutex_unlock(&s->mu);
+        int half = k / 2 ? k / 2 : 1;
+        run_items(s, e, again, half, bw, bh);
+        if (k > half) run_items(s, e, again + half, k - half, bw, bh);
+    }
+done:
+    for (int i = 0; i < n; i++) {
+        px_image_free(&pimg[i]);
+        px_image_free(&pmask[i]);
+        px_image_free(&pout[i]);
+    }
+}
+
+static int hist_slot(int n)
+{
+    int slot = 0;
+    for (int lim = 1; slot < 6 && n > lim; lim *= 2) slot++;
+    return slot;
+}
+
+/*
+ * Under the lock: picks the next batch of lane l into batch[], or returns 0
+ * with *wait_until set (0 = wait for a signal) when nothing should run yet.
+ * Items that must end without running go to dl.
+ */
+static int form_batch(px_sched *s, struct lane *l, px_sched_item **batch, size_t *mem,
+                      int64_t *wait_until, done_list *dl)
+{
+    int64_t now = px_now_ns();
+    *wait_until = 0;
+    px_sched_item *head = NULL;
+    for (int p = 0; p < PX_PRIO_COUNT && !head; p++) {
+        for (px_sched_item *it = l->head[p], *nx; it && dl->n < 64; it = nx) {
+            nx = it->next;
+            if (it->deadline_ns && it->deadline_ns <= now) {
+                unlink_item(l, it);
+                end_locked(dl, it, PX_ETIMEDOUT, "deadline passed while queued");
+                continue;
+            }
+            head = it;
+            break;
+        }
+    }
+    if (!head) return 0;
+    int limit = l->batching ? s->cfg.max_batch : 1;
+    if (limit > MAX_BATCH) limit = MAX_BATCH;
+    size_t budget = budget_locked(s, l->engine);
+    size_t need = px_engine_mem_estimate(l->engine, 1, head->bw, head->bh);
+    if (need > budget) {
+        if (s->mem_in_use > 0) {
+            /* Running batches will give memory back: wait for them. */
+            *wait_until = head->deadline_ns;
+            return 0;
+        }
+        unlink_item(l, head);
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "a %dx%d input needs about %zu MiB of working memory; %zu MiB are available",
+                 head->image->w, head->image->h, need >> 20, budget >> 20);
+        end_locked(dl, head, PX_ENOMEM, msg);
+        return 0;
+    }
+    int n = 0;
+    batch[n++] = head;
+    *mem = need;
+    for (int p = 0; p < PX_PRIO_COUNT && n < limit; p++)
+        for (px_sched_item *it = l->head[p]; it && n < limit; it = it->next) {
+            if (it == head || it->bw != head->bw || it->bh != head->bh) continue;
+            if (it->deadline_ns && it->deadline_ns <= now) continue; /* dropped next round */
+            size_t m = px_engine_mem_estimate(l->engine, n + 1, head->bw, head->bh);
+            if (m > budget) goto formed;
+            batch[n++] = it;
+            *mem = m;
+        }
+formed:
+    if (n < limit && l->batching && s->cfg.max_delay_ns > 0 &&
+        now < head->t_queued + s->cfg.max_delay_ns && !s->draining) {
+        /* Not full yet: give stragglers until the oldest item's delay runs out. */
+        *wait_until = head->t_queued + s->cfg.max_delay_ns;
+        return 0;
+    }
+    for (int i = 0; i < n; i++) {
+        unlink_item(l, batch[i]);
+        batch[i]->state = S_RUNNING;
+        batch[i]->t_started = now;
+        batch[i]->batch_size = n;
+    }
+    return n;
+}
+
+static void timed_wait(pthread_cond_t *c, pthread_mutex_t *mu, int64_t until)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t wait = until - px_now_ns();
+    if (wait <= 0) return;
+    ts.tv_sec += wait / 1000000000;
+    ts.tv_nsec += wait % 1000000000;
+    if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+    pthread_cond_timedwait(c, mu, &ts);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    px_sched *s = w->s;
+    struct lane *l = w->lane;
+    px_sched_item *batch[MAX_BATCH];
+    done_list dl = {.n = 0};
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->stop && lane_empty(l)) pthread_cond_wait(&s->work, &s->mu);
+        if (lane_empty(l)) break; /* stop, with nothing left */
+        size_t mem = 0;
+        int64_t until;
+        int n = form_batch(s, l, batch, &mem, &until, &dl);
+        if (dl.n) {
+            flush_done(s, &dl);
+            signal_idle_locked(s);
+            continue;
+        }
+        if (n == 0) {
+            /* Memory wait or batch delay: sleep on the condition (memory
+             * freed or items queued wake us), bounded by until when set,
+             * else re-check every 50 ms. */
+            timed_wait(&s->work, &s->mu, until ? until : px_now_ns() + 50 * 1000000LL);
+            continue;
+        }
+        s->running += n;
+        s->mem_in_use += mem;
+        pthread_mutex_unlock(&s->mu);
+
+        int64_t t0 = px_now_ns();
+        run_items(s, l->engine, batch, n, batch[0]->bw, batch[0]->bh);
+        int64_t t1 = px_now_ns();
+        for (int i = 0; i < n; i++) {
+            px_sched_item *it = batch[i];
+            it->t_finished = t1;
+            if (atomic_load(&it->cancel)) {
+                it->status = PX_ECANCELED;
+                snprintf(it->err, sizeof it->err, "cancelled");
+            } else if (it->status == 0 && it->deadline_ns && it->deadline_ns < t1) {
+                it->status = PX_ETIMEDOUT;
+                snprintf(it->err, sizeof it->err, "deadline passed while computing");
+            }
+        }
+
+        pthread_mutex_lock(&s->mu);
+        s->running -= n;
+        s->mem_in_use -= mem;
+        s->batches++;
+        s->items_run += (uint64_t)n;
+        s->batch_hist[hist_slot(n)]++;
+        double per = (double)(t1 - t0) / 1e6 / n;
+        s->ewma_item_ms = s->ewma_item_ms == 0 ? per : 0.9 * s->ewma_item_ms + 0.1 * per;
+        for (int i = 0; i < n; i++) batch[i]->state = S_DONE;
+        pthread_cond_broadcast(&s->work); /* memory is free again */
+        pthread_mutex_unlock(&s->mu);
+        for (int i = 0; i < n; i++) batch[i]->done(batch[i], batch[i]->done_arg);
+        pthread_mutex_lock(&s->mu);
+        signal_idle_locked(s);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ public */
+
+px_sched *px_sched_create(const px_sched_config *cfg, px_engine *const *engines, int nengines)
+{
+    if (nengines < 1) return NULL;
+    px_sched *s = px_xcalloc(1, sizeof *s);
+    s->cfg = *cfg;
+    if (s->cfg.max_batch < 1) s->cfg.max_batch = 1;
+    if (s->cfg.workers_per_engine < 1) s->cfg.workers_per_engine = 1;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->work, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&s->idle, NULL);
+    s->lanes = px_xcalloc((size_t)nengines, sizeof *s->lanes);
+    s->nlanes = nengines;
+    for (int i = 0; i < nengines; i++) {
+        s->lanes[i].engine = engines[i];
+        s->lanes[i].batching =
+            (px_engine_caps(engines[i]) & PX_ENGINE_CAP_BATCH) && s->cfg.max_batch > 1;
+    }
+    int total = nengines * s->cfg.workers_per_engine;
+    s->workers = px_xcalloc((size_t)total, sizeof *s->workers);
+    for (int i = 0; i < total; i++) {
+        struct worker *w = &s->workers[i];
+        w->s = s;
+        w->lane = &s->lanes[i / s->cfg.workers_per_engine];
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            px_sched_destroy(s);
+            return NULL;
+        }
+        s->nworkers++;
+    }
+    return s;
+}
+
+int px_sched_submit(px_sched *s, px_sched_item *const *items, int n)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->draining || s->stop) {
+        pthread_mutex_unlock(&s->mu);
+        return PX_ECANCELED;
+    }
+    for (int i = 0; i < n; i++)
+        if (!lane_of(s, items[i]->engine) || (unsigned)items[i]->prio >= PX_PRIO_COUNT) {
+            pthread_mutex_unlock(&s->mu);
+            return PX_EINVAL;
+        }
+    int64_t now = px_now_ns();
+    for (int i = 0; i < n; i++) {
+        px_sched_item *it = items[i];
+        struct lane *l = lane_of(s, it->engine);
+        atomic_init(&it->cancel, 0);
+        it->status = 0;
+        it->err[0] = 0;
+        it->batch_size = 0;
+        it->t_queued = now;
+        it->t_started = it->t_finished = 0;
+        it->bw = l->batching ? round_up(it->image->w, s->cfg.bucket_step) : it->image->w;
+        it->bh = l->batching ? round_up(it->image->h, s->cfg.bucket_step) : it->image->h;
+        if (!it->arrival_ns) it->arrival_ns = now;
+        it->state = S_QUEUED;
+        insert_item(l, it);
+    }
+    pthread_cond_broadcast(&s->work);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+void px_sched_cancel(px_sched *s, px_sched_item *it)
+{
+    pthread_mutex_lock(&s->mu);
+    if (it->state == S_QUEUED) {
+        unlink_item(lane_of(s, it->engine), it);
+        it->status = PX_ECANCELED;
+        snprintf(it->err, sizeof it->err, "cancelled");
+        it->state = S_DONE;
+        it->t_finished = px_now_ns();
+        signal_idle_locked(s);
+        pthread_mutex_unlock(&s->mu);
+        it->done(it, it->done_arg);
+        return;
+    }
+    if (it->state == S_RUNNING) atomic_store(&it->cancel, 1);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int px_sched_position(px_sched *s, const px_sched_item *it, int64_t *started)
+{
+    pthread_mutex_lock(&s->mu);
+    int pos = -1;
+    if (started) *started = it->state == S_RUNNING || it->state == S_DONE ? it->t_started : 0;
+    if (it->state == S_QUEUED) {
+        struct lane *l = lane_of(s, it->engine);
+        pos = 0;
+        for (int p = 0; p < (int)it->prio; p++) pos += l->queued[p];
+        for (px_sched_item *x = l->head[it->prio]; x && x != it; x = x->next) pos++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return pos;
+}
+
+void px_sched_stats_get(px_sched *s, px_sched_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < s->nlanes; i++)
+        for (int p = 0; p < PX_PRIO_COUNT; p++) st->queued[p] += s->lanes[i].queued[p];
+    st->running = s->running;
+    st->batches = s->batches;
+    st->items_run = s->items_run;
+    st->oom_splits = s->oom_splits;
+    memcpy(st->batch_hist, s->batch_hist, sizeof st->batch_hist);
+    st->mean_item_ms = s->ewma_item_ms;
+    st->mem_in_use = s->mem_in_use;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void px_sched_drain(px_sched *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->draining = 1;
+    pthread_cond_broadcast(&s->work); /* batches stop waiting for stragglers */
+    for (;;) {
+        int busy = s->running > 0;
+        for (int i = 0; i < s->nlanes && !busy; i++) busy = !lane_empty(&s->lanes[i]);
+        if (!busy) break;
+        pthread_cond_wait(&s->idle, &s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+void px_sched_destroy(px_sched *s)
+{
+    if (!s) return;
+    if (s->nworkers == s->nlanes * s->cfg.workers_per_engine) px_sched_drain(s);
+    pthread_mutex_lock(&s->mu);
+    s->stop = 1;
+    pthread_cond_broadcast(&s->work);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < s->nworkers; i++) pthread_join(s->workers[i].thread, NULL);
+    pthread_cond_destroy(&s->work);
+    pthread_cond_destroy(&s->idle);
+    pthread_mutex_destroy(&s->mu);
+    free(s->workers);
+    free(s->lanes);
+    free(s);
+}

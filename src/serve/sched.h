@@ -1,0 +1,126 @@
+/*
+ * sched.h — the device scheduler: per-engine queues by priority, a dynamic
+ * batcher, the memory guard, and device workers that run the batches.
+ *
+ * An item is one engine input (a whole image, a CROP window or a RESIZEd
+ * copy). Items of one engine and the same shape bucket are batched together
+ * (engines with PX_ENGINE_CAP_BATCH), up to max_batch items and as many as
+ * the engine's memory estimate lets fit in the device's free memory. A batch
+ * leaves the queue when it is full, or when its oldest item has waited
+ * max_delay, or at once when nothing else is queued that could join it.
+ * If the engine still reports out-of-memory, the batch is split in halves
+ * and retried; a single item that cannot fit fails with PX_ENOMEM. Items are
+ * cancellable in every state; expired items are dropped before they run and
+ * checked again when their batch returns.
+ *
+ * Items are owned by the caller; the scheduler links them into its queues and
+ * calls item->done exactly once per submitted item, from a device worker (or
+ * from the thread that cancels a queued item).
+ */
+#ifndef PX_SERVE_SCHED_H
+#define PX_SERVE_SCHED_H
+
+#include "engine/engine.h"
+#include "image/image.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum px_priority { PX_PRIO_HIGH = 0, PX_PRIO_NORMAL = 1, PX_PRIO_LOW = 2, PX_PRIO_COUNT = 3 };
+
+/* "high", "normal", "low". */
+const char *px_priority_name(enum px_priority p);
+
+/* Parses those names (case-insensitive); -1 if unknown. */
+int px_priority_parse(const char *s);
+
+typedef struct px_sched px_sched;
+typedef struct px_sched_item px_sched_item;
+
+typedef void (*px_sched_done_fn)(px_sched_item *item, void *arg);
+
+struct px_sched_item {
+    /* Set by the caller before px_sched_submit. */
+    px_engine *engine;
+    const px_image *image; /* RGB */
+    const px_image *mask;  /* binary, same size */
+    px_image *out;         /* RGB, same size, allocated by the caller */
+    uint64_t seed;
+    const char *method;
+    enum px_priority prio;
+    int64_t deadline_ns;   /* 0 = none */
+    int64_t arrival_ns;    /* queue order within a priority (FIFO by the request's
+                              arrival, whatever order preparation finished in);
+                              0 = the time of submission */
+    px_sched_done_fn done;
+    void *done_arg;
+
+    /* Results, valid in the done callback. */
+    int status;      /* 0, the engine's error, PX_ECANCELED, PX_ETIMEDOUT, PX_ENOMEM */
+    char err[160];
+    int batch_size;  /* items in the batch that ran it (0 if it never ran) */
+    int64_t t_queued, t_started, t_finished;
+
+    /* Scheduler-private. */
+    atomic_int cancel;
+    int state;
+    int bw, bh;      /* shape bucket */
+    px_sched_item *prev, *next;
+};
+
+typedef struct px_sched_config {
+    int max_batch;          /* >= 1; engines without CAP_BATCH always get 1 */
+    int64_t max_delay_ns;   /* how long the oldest item may wait for a fuller batch */
+    int bucket_step;        /* pad shapes up to multiples of this to batch them;
+                               0 = only identical shapes batch */
+    int workers_per_engine; /* device workers per engine instance, >= 1 */
+    size_t mem_limit;       /* bytes usable by running batches; 0 = ask free_memory */
+    size_t mem_reserve;     /* bytes always left free */
+    /* Free device memory in bytes; NULL = the engine's device (for CPU
+     * engines, MemAvailable of the system). Tests use it to fake a device. */
+    size_t (*free_memory)(void *ctx, px_engine *engine);
+    void *free_memory_ctx;
+} px_sched_config;
+
+/* Fills the defaults: batch 8, delay 5 ms, bucket 64, 1 worker, reserve 256 MiB. */
+void px_sched_defaults(px_sched_config *c);
+
+/* Starts workers for each engine. The engines must outlive the scheduler.
+ * NULL if threads cannot be created. */
+px_sched *px_sched_create(const px_sched_config *cfg, px_engine *const *engines, int nengines);
+
+/* Queues items (all of one request; same engine, priority and deadline not
+ * required). Returns 0, or PX_EINVAL if an item's engine is not scheduled
+ * here, or PX_ECANCELED when draining; then no item was queued. */
+int px_sched_submit(px_sched *s, px_sched_item *const *items, int n);
+
+/* Cancels an item: a queued one is removed and its done runs now (status
+ * PX_ECANCELED); a running one has its cancel flag raised (the engine stops
+ * at its next check and the item completes with PX_ECANCELED). No-op for an
+ * item already done. */
+void px_sched_cancel(px_sched *s, px_sched_item *item);
+
+/* Items queued ahead of this one in its engine's lanes (higher priorities
+ * first, then FIFO); -1 if it is not queued. When started is not NULL it
+ * receives the time the item started running (0 if it has not). */
+int px_sched_position(px_sched *s, const px_sched_item *item, int64_t *started);
+
+typedef struct px_sched_stats {
+    int queued[PX_PRIO_COUNT];
+    int running;          /* items in batches on the devices now */
+    uint64_t batches, items_run, oom_splits;
+    uint64_t batch_hist[7]; /* batches of size 1, 2, 3-4, 5-8, 9-16, 17-32, 33+ */
+    double mean_item_ms;  /* moving average of engine time per item */
+    size_t mem_in_use;    /* estimates of the running batches */
+} px_sched_stats;
+
+void px_sched_stats_get(px_sched *s, px_sched_stats *st);
+
+/* Stops accepting, waits until every queued and running item is done. */
+void px_sched_drain(px_sched *s);
+
+/* Drains, then joins the workers and frees. */
+void px_sched_destroy(px_sched *s);
+
+#endif

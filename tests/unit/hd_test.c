@@ -1,0 +1,171 @@
+/*
+ * hd_test.c — the large-image strategies: when each applies, CROP window
+ * geometry (margin, shifting inward at borders), and assembly that pastes
+ * only hole pixels (each window only its own blob's).
+ */
+#include "core/err.h"
+#include "harness.h"
+#include "serve/hd.h"
+
+#include <stdlib.h>
+
+static px_image img_make(int w, int h, int c)
+{
+    px_image im;
+    px_image_alloc(&im, w, h, c, NULL, NULL, 0);
+    for (size_t i = 0; i < (size_t)w * h * c; i++) im.px[i] = (uint8_t)(i * 13 + 7);
+    return im;
+}
+
+static void box(px_image *m, int x0, int y0, int x1, int y1)
+{
+    for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++) m->px[(size_t)y * m->w + x] = 255;
+}
+
+static px_hd_params params(enum px_hd_strategy s)
+{
+    px_hd_params p;
+    px_hd_defaults(&p);
+    p.strategy = s;
+    return p;
+}
+
+TEST(t_names_and_defaults)
+{
+    T_EQ_INT(px_hd_parse("crop"), PX_HD_CROP);
+    T_EQ_INT(px_hd_parse("Resize"), PX_HD_RESIZE);
+    T_EQ_INT(px_hd_parse("ORIGINAL"), PX_HD_ORIGINAL);
+    T_EQ_INT(px_hd_parse("zoom"), -1);
+    px_hd_params p;
+    px_hd_defaults(&p);
+    T_EQ_INT(p.strategy, PX_HD_CROP);
+    T_EQ_INT(p.crop_trigger, 800);
+    T_EQ_INT(p.crop_margin, 128);
+    T_EQ_INT(p.resize_limit, 1280);
+}
+
+TEST(t_below_trigger_is_original)
+{
+    px_image im = img_make(640, 480, 3), m = img_make(640, 480, 1);
+    memset(m.px, 0, 640 * 480);
+    box(&m, 100, 100, 150, 150);
+    px_hd_params p = params(PX_HD_CROP);
+    px_hd_plan plan;
+    char err[200];
+    T_EQ_INT(px_hd_plan_make(&im, &m, &p, &plan, err, sizeof err), 0);
+    T_EQ_INT(plan.used, PX_HD_ORIGINAL);
+    T_EQ_INT(plan.nwin, 1);
+    T_EQ_INT(plan.win[0].image.w, 640);
+    px_hd_free(&plan);
+    /* empty mask: nothing to run */
+    memset(m.px, 0, 640 * 480);
+    T_EQ_INT(px_hd_plan_make(&im, &m, &p, &plan, err, sizeof err), 0);
+    T_EQ_INT(plan.nwin, 0);
+    px_hd_free(&plan);
+    px_image_free(&im);
+    px_image_free(&m);
+}
+
+TEST(t_crop_windows)
+{
+    px_image im = img_make(2000, 1000, 3), m = img_make(2000, 1000, 1);
+    memset(m.px, 0, 2000 * 1000);
+    box(&m, 900, 400, 1000, 450);  /* middle: full margin */
+    box(&m, 10, 20, 40, 60);       /* top-left corner: shifted inward */
+    box(&m, 1950, 900, 2000, 1000);/* bottom-right corner */
+    px_hd_params p = params(PX_HD_CROP);
+    px_hd_plan plan;
+    char err[200];
+    T_EQ_INT(px_hd_plan_make(&im, &m, &p, &plan, err, sizeof err), 0);
+    T_EQ_INT(plan.used, PX_HD_CROP);
+    T_EQ_INT(plan.nwin, 3);
+    /* Blobs are labelled in raster order of their first pixel. */
+    const px_hd_window *a = &plan.win[0], *b = &plan.win[1], *c = &plan.win[2];
+    T_EQ_INT(a->x, 0);   /* corner blob 30x40 + 2*128 = 286x296, from 0 */
+    T_EQ_INT(a->y, 0);
+    T_EQ_INT(a->w, 286);
+    T_EQ_INT(a->h, 296);
+    T_EQ_INT(b->x, 772); /* 900 - 128 */
+    T_EQ_INT(b->y, 272);
+    T_EQ_INT(b->w, 356);
+    T_EQ_INT(b->h, 306);
+    T_EQ_INT(c->x + c->w, 2000); /* pushed back inside, keeping its size */
+    T_EQ_INT(c->y + c->h, 1000);
+    T_EQ_INT(c->w, 306);
+    T_EQ_INT(c->h, 356);
+    for (int i = 0; i < 3; i++) {
+        const px_hd_window *w = &plan.win[i];
+        T_EQ_INT(w->image.w, w->w);
+        T_EQ_INT(w->mask.h, w->h);
+        /* the window's pixels are the original's */
+        T_EQ_MEM(w->image.px, im.px + ((size_t)w->y * 2000 + w->x) * 3, (size_t)w->w * 3);
+    }
+    px_hd_free(&plan);
+    px_image_free(&im);
+    px_image_free(&m);
+}
+
+TEST(t_crop_assembly_pastes_own_blob_only)
+{
+    px_image im = img_make(1000, 300, 3), m = img_make(1000, 300, 1), out = img_make(1000, 300, 3);
+    memset(m.px, 0, 1000 * 300);
+    box(&m, 400, 100, 420, 120);
+    box(&m, 430, 100, 450, 120); /* close: the windows overlap */
+    px_hd_params p = params(PX_HD_CROP);
+    p.crop_margin = 50;
+    px_hd_plan plan;
+    char err[200];
+    T_EQ_INT(px_hd_plan_make(&im, &m, &p, &plan, err, sizeof err), 0);
+    T_EQ_INT(plan.nwin, 2);
+    /* Fake engine outputs: window i paints everything with value 10*(i+1). */
+    for (int i = 0; i < plan.nwin; i++)
+        memset(plan.win[i].out.px, 10 * (i + 1), (size_t)plan.win[i].w * plan.win[i].h * 3);
+    T_EQ_INT(px_hd_assemble(&plan, &im, &m, &out), 0);
+    for (int y = 0; y < 300; y++)
+        for (int x = 0; x < 1000; x++) {
+            size_t o = (size_t)y * 1000 + x;
+            int want = !m.px[o] ? -1 : x < 425 ? 10 : 20;
+            for (int k = 0; k < 3; k++) {
+                if (want < 0) T_EQ_INT(out.px[o * 3 + k], im.px[o * 3 + k]);
+                else T_EQ_INT(out.px[o * 3 + k], want);
+            }
+        }
+    px_hd_free(&plan);
+    px_image_free(&im);
+    px_image_free(&m);
+    px_image_free(&out);
+}
+
+TEST(t_resize_plan_and_assembly)
+{
+    px_image im = img_make(2560, 1280, 3), m = img_make(2560, 1280, 1), out = img_make(2560, 1280, 3);
+    memset(m.px, 0, 2560 * 1280);
+    box(&m, 1000, 500, 1100, 600);
+    px_hd_params p = params(PX_HD_RESIZE);
+    px_hd_plan plan;
+    char err[200];
+    T_EQ_INT(px_hd_plan_make(&im, &m, &p, &plan, err, sizeof err), 0);
+    T_EQ_INT(plan.used, PX_HD_RESIZE);
+    T_EQ_INT(plan.nwin, 1);
+    T_EQ_INT(plan.win[0].image.w, 1280);
+    T_EQ_INT(plan.win[0].image.h, 640);
+    memset(plan.win[0].out.px, 77, 1280 * 640 * 3);
+    T_EQ_INT(px_hd_assemble(&plan, &im, &m, &out), 0);
+    for (size_t o = 0; o < 2560 * 1280; o++)
+        T_EQ_INT(out.px[o * 3], m.px[o] ? 77 : im.px[o * 3]);
+    px_hd_free(&plan);
+    /* Smaller than the limit: Original. */
+    p.resize_limit = 4000;
+    T_EQ_INT(px_hd_plan_make(&im, &m, &p, &plan, err, sizeof err), 0);
+    T_EQ_INT(plan.used, PX_HD_ORIGINAL);
+    px_hd_free(&plan);
+    p.resize_limit = 2;
+    T_EQ_INT(px_hd_plan_make(&im, &m, &p, &plan, err, sizeof err), PX_EINVAL);
+    px_image_free(&im);
+    px_image_free(&m);
+    px_image_free(&out);
+}
+
+TEST_MAIN(t_names_and_defaults, t_below_trigger_is_original, t_crop_windows,
+          t_crop_assembly_pastes_own_blob_only, t_resize_plan_and_assembly)
