@@ -729,6 +729,18 @@ void pb_engine_close_window(pb_engine *e, pb_acc *out)
     }
 }
 
+uint64_t pb_engine_window_requests(pb_engine *e)
+{
+    uint64_t n = 0;
+    for (int k = 0; k < e->nthreads; k++) {
+        thread *t = &e->t[k];
+        pthread_mutex_lock(&t->mu);
+        n += pb_acc_requests(&t->win);
+        pthread_mutex_unlock(&t->mu);
+    }
+    return n;
+}
+
 void pb_engine_take_interval(pb_engine *e, pb_acc *out)
 {
     for (int k = 0; k < e->nthreads; k++) {

@@ -95,6 +95,9 @@ void pb_engine_open_window(pb_engine *e, int64_t start_ns);
 /* Ends the window now and adds every thread's window into out. */
 void pb_engine_close_window(pb_engine *e, pb_acc *out);
 
+/* Requests finished inside the open window so far (all threads). */
+uint64_t pb_engine_window_requests(pb_engine *e);
+
 /* Adds every thread's interval accumulator into out and empties them. */
 void pb_engine_take_interval(pb_engine *e, pb_acc *out);
 

@@ -277,10 +277,13 @@ static int write_md(const char *path, const pb_analysis *a, const pb_report_meta
     if (m->open_loop)
         fprintf(f, "| load model | open loop, %s arrivals, %d connections, max wait %.1f s; latency from the intended send time |\n",
                 m->poisson ? "Poisson" : "constant-rate", m->connections, m->max_wait_s);
+    else if (m->think_hi_s > 0)
+        fprintf(f, "| load model | closed loop: each user sends, waits for the reply, thinks %.2f-%.2f s (uniform) |\n",
+                m->think_lo_s, m->think_hi_s);
     else
-        fprintf(f, "| load model | closed loop: each user sends, waits, thinks %.2f-%.2f s; spawn rate %s |\n",
-                m->think_lo_s, m->think_hi_s, m->spawn_rate > 0 ? "limited" : "all at once");
+        fprintf(f, "| load model | closed loop: each user sends, waits for the reply, sends again (no think time) |\n");
     if (!m->open_loop && m->spawn_rate > 0) fprintf(f, "| spawn rate | %g users/s |\n", m->spawn_rate);
+    else if (!m->open_loop) fprintf(f, "| spawn rate | all users at once |\n");
     fprintf(f, "| stages | %d x (%.0f s warm-up + %.0f s measured) |\n", a->n, m->warmup_s, m->stage_s);
     fprintf(f, "| threads | %d |\n| timeout | %.0f s |\n| response check | %s |\n", m->threads,
             m->timeout_s, m->check);

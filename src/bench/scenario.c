@@ -126,7 +126,6 @@ int pb_run(pb_engine *e, const pb_run_config *rc, pb_run_result *out)
         pb_engine_open_window(e, mstart);
         pb_engine_set_load(e, st->load, rc->open_loop ? rc->ramp_ns : 0);
         double total = (double)(mend == INT64_MAX ? wait : mend - ts) / 1e9;
-        uint64_t measured_req = 0;
         pb_point last = {0};
         int stopped = 0;
         for (;;) {
@@ -136,7 +135,7 @@ int pb_run(pb_engine *e, const pb_run_config *rc, pb_run_result *out)
                 stopped = 1;
                 break;
             }
-            if (rc->stage_requests && measured_req >= rc->stage_requests) break;
+            if (rc->stage_requests && pb_engine_window_requests(e) >= rc->stage_requests) break;
             int64_t wake = now + TICK_NS;
             if (next_point < wake) wake = next_point;
             if (mend < wake) wake = mend;
@@ -146,7 +145,6 @@ int pb_run(pb_engine *e, const pb_run_config *rc, pb_run_result *out)
                 int meas = now > mstart;
                 if ((rc_err = take_point(e, out, &s, t0, now, k, meas, st->load, &ivl))) break;
                 last = out->series[out->npoints - 1];
-                if (meas) measured_req += last.ok + last.errors;
                 next_point += 1000000000LL;
                 if (next_point < now) next_point = now + 1000000000LL;
                 if (rc->progress) progress(rc, k, &last, (double)(now - ts) / 1e9, total, meas);
