@@ -3,10 +3,14 @@
  */
 #include "bench/child.h"
 
+#include "bench/http.h"
 #include "core/clock.h"
 #include "core/err.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -105,6 +109,51 @@ int pb_child_start(const char *bin, const char *const *args, int nargs, const ch
         out->pid = 0;
     }
     return rc;
+}
+
+/* One blocking GET with a 1 s timeout; the status, or -1. */
+static int get_status(int port, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct timeval tv = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int status = -1;
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n",
+                     path, port);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && send(fd, req, (size_t)n, MSG_NOSIGNAL) == n) {
+        pb_http_parser p;
+        pb_http_init(&p, 0, NULL);
+        uint8_t buf[4096];
+        char err[128];
+        for (;;) {
+            ssize_t k = recv(fd, buf, sizeof buf, 0);
+            size_t used;
+            int rc = k > 0 ? pb_http_feed(&p, buf, (size_t)k, &used, err, sizeof err)
+                           : (k == 0 ? pb_http_eof(&p, err, sizeof err) : -1);
+            if (rc == PB_HTTP_DONE) status = p.status;
+            if (rc != PB_HTTP_MORE || k <= 0) break;
+        }
+    }
+    close(fd);
+    return status;
+}
+
+int pb_child_wait_ready(int port, const char *path, int timeout_ms, char *err, size_t errlen)
+{
+    int64_t deadline = px_now_ns() + (int64_t)timeout_ms * 1000000;
+    int last = -1;
+    while (px_now_ns() < deadline) {
+        if ((last = get_status(port, path)) == 200) return 0;
+        struct timespec ts = {0, 50000000};
+        nanosleep(&ts, NULL);
+    }
+    return px_errf(err, errlen, PX_ETIMEDOUT, "GET %s did not answer 200 within %d ms (last: %d)", path,
+                   timeout_ms, last);
 }
 
 int pb_child_stop(pb_child *c, int timeout_ms)

@@ -23,6 +23,11 @@ typedef struct pb_child {
 int pb_child_start(const char *bin, const char *const *args, int nargs, const char *log_path,
                    int timeout_ms, pb_child *out, char *err, size_t errlen);
 
+/* Polls GET path (e.g. "/readyz") on 127.0.0.1:port until it answers 200:
+ * pixserve listens before its engines are loaded and warmed, and answers
+ * 503 until then. Returns 0, or PX_ETIMEDOUT with a message. */
+int pb_child_wait_ready(int port, const char *path, int timeout_ms, char *err, size_t errlen);
+
 /* SIGTERM, wait up to timeout_ms, then SIGKILL. Returns the exit status
  * (0 for a clean stop) or -1 if it had to be killed. */
 int pb_child_stop(pb_child *c, int timeout_ms);

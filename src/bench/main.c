@@ -365,6 +365,12 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
             fprintf(stderr, "pixbench: %s\n", err);
             return 1;
         }
+        /* it listens before its engines are loaded and warmed: wait for /readyz */
+        if (pb_child_wait_ready(child.port, "/readyz", 300000, err, sizeof err)) {
+            fprintf(stderr, "pixbench: pixserve not ready: %s\n", err);
+            rc = 1;
+            goto out_child;
+        }
         snprintf(url, sizeof url, "http://127.0.0.1:%d", child.port);
         if (!o.quiet) fprintf(stderr, "pixbench: started %s (pid %d)\n", child.banner, (int)child.pid);
     } else {
