@@ -10,7 +10,8 @@
 #                             fuzzer briefly
 #   make test-web             the web UI's browser tests only (headless Chromium)
 #   make fuzz                 libFuzzer targets (clang) into build/fuzz/
-#   make demo                 start pixserve and inpaint a photo through its API
+#   make demo                 inpaint a photo through pixserve's API, then a short
+#                             pixbench sweep against it (about 1.5 minutes) with a report
 #   make bench                benchmark programs (bench/*.c) into build/<name>/bench/
 
 comma := ,
@@ -41,17 +42,18 @@ ifeq ($(CUDA),1)
 $(error CUDA=1: the CUDA backend is not part of this tree yet (see issue "LaMa engine on CUDA"))
 endif
 
-MAINS := src/serve/main.c
+MAINS := src/serve/main.c src/bench/main.c
 # The LaMa engine's convolution backend: one file per device kind, picked
 # here (oneDNN plus a direct kernel for RGB-output layers on the CPU; a CUDA
 # build would pick its own).
 LAMA_CONV := src/engine/lama/conv_dnnl.c src/engine/lama/conv_narrow.c
 LAMA_SRC := $(filter-out src/engine/lama/conv_%.c,$(wildcard src/engine/lama/*.c)) $(LAMA_CONV)
 LIB_SRC := $(filter-out $(MAINS),$(wildcard src/core/*.c src/image/*.c src/engine/*.c \
-             src/engine/classic/*.c src/serve/*.c)) $(LAMA_SRC)
+             src/engine/classic/*.c src/serve/*.c src/bench/*.c)) $(LAMA_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/web_assets.o
 LIB := $(BUILD)/libpixserve.a
 PIXSERVE := $(BUILD)/pixserve
+PIXBENCH := $(BUILD)/pixbench
 
 UNIT_SRC := $(wildcard tests/unit/*_test.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -68,7 +70,7 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 .PHONY: all setup unit bench test test-unit test-integration test-web test-sanitize test-fuzz fuzz fuzz-bins \
         demo clean format
 
-all: $(PIXSERVE)
+all: $(PIXSERVE) $(PIXBENCH)
 
 setup:
 	@scripts/setup --quiet
@@ -114,6 +116,11 @@ $(LIB): $(LIB_OBJ)
 	$(Q)ar rcs $@ $^
 
 $(PIXSERVE): $(BUILD)/src/serve/main.o $(LIB)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# pixbench: the load tester (src/bench/); talks to pixserve only over HTTP.
+$(PIXBENCH): $(BUILD)/src/bench/main.o $(LIB)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
@@ -189,7 +196,7 @@ build/fuzz/fuzz_%: fuzz/fuzz_%.c $(LIB)
 
 # --- demo --------------------------------------------------------------------
 demo: all
-	@scripts/demo $(PIXSERVE)
+	@scripts/demo $(PIXSERVE) $(PIXBENCH)
 
 format:
 	clang-format -i $(shell git ls-files '*.c' '*.h')

@@ -49,6 +49,14 @@ def main():
         print("demo: started `%s serve --port 0` -> %s" % (binary, line))
 
         conn = http.client.HTTPConnection(host, port, timeout=300)
+        # pixserve listens before its engines are loaded and warmed: wait for /readyz
+        for _ in range(600):
+            conn.request("GET", "/readyz")
+            r = conn.getresponse()
+            r.read()
+            if r.status == 200:
+                break
+            time.sleep(0.1)
         conn.request("GET", "/healthz")
         health = json.loads(conn.getresponse().read())
         print("demo: GET /healthz -> status=%s engines=%s workers=%d rss=%.1f MiB"

@@ -1,0 +1,271 @@
+/*
+ * analyze.c — per-stage numbers and verdicts (see analyze.h).
+ *
+ * Saturation: the first stage whose QPS is within 10 % of the peak, when a
+ * later stage with more load exists (else the tested range did not reach
+ * saturation). Sweet spot: among stages whose error rate is below the
+ * threshold and that meet the SLO, the one with the least load whose QPS is
+ * within 5 % of the best of them (the highest QPS, without the extra
+ * latency of load that no longer adds throughput). Hints are
+ * emitted only when their condition is measured, and say what they rest on.
+ */
+#include "bench/analyze.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define HINT(a, ...)                                                                        \
+    do {                                                                                    \
+        if ((a)->nhints < 10) snprintf((a)->hints[(a)->nhints++], sizeof (a)->hints[0], __VA_ARGS__); \
+    } while (0)
+
+static void resources(const pb_run_result *r, int k, pb_stage_summary *s)
+{
+    double cli = 0, srv = 0, rss = 0;
+    int nc = 0, ns = 0;
+    for (int i = 0; i < r->npoints; i++) {
+        const pb_point *p = &r->series[i];
+        if (p->stage != k || !p->measuring) continue;
+        if (p->cli_cpu >= 0) cli += p->cli_cpu, nc++;
+        if (p->srv_cpu >= 0) srv += p->srv_cpu, rss += p->srv_rss_mb, ns++;
+    }
+    s->cli_cpu = nc ? cli / nc : -1;
+    s->srv_cpu = ns ? srv / ns : -1;
+    s->srv_rss_mb = ns ? rss / ns : -1;
+}
+
+/* perf_analyzer-style: split the measured seconds into windows, and call the
+ * stage stable when the last 3 windows' QPS and mean latency are each within
+ * 10 % of their average. */
+static void stability(const pb_run_result *r, int k, pb_stage_summary *s)
+{
+    const pb_point *pts[4096];
+    int n = 0;
+    for (int i = 0; i < r->npoints && n < 4096; i++)
+        if (r->series[i].stage == k && r->series[i].measuring && r->series[i].dt > 0.5)
+            pts[n++] = &r->series[i];
+    s->stable = -1;
+    if (n < 3) return;
+    int w = n / 3 < 1 ? 1 : (n / 3 > 10 ? 10 : n / 3); /* seconds per window */
+    double q[3], l[3];
+    for (int j = 0; j < 3; j++) {
+        double ok = 0, t = 0, lat = 0;
+        for (int i = n - (3 - j) * w; i < n - (2 - j) * w; i++) {
+            ok += (double)pts[i]->ok;
+            t += pts[i]->dt;
+            lat += pts[i]->mean_ms * (double)pts[i]->ok;
+        }
+        q[j] = t > 0 ? ok / t : 0;
+        l[j] = ok > 0 ? lat / ok : 0;
+    }
+    double qm = (q[0] + q[1] + q[2]) / 3, lm = (l[0] + l[1] + l[2]) / 3;
+    s->stab_qps_dev = s->stab_lat_dev = 0;
+    for (int j = 0; j < 3; j++) {
+        if (qm > 0 && fabs(q[j] - qm) / qm > s->stab_qps_dev) s->stab_qps_dev = fabs(q[j] - qm) / qm;
+        if (lm > 0 && fabs(l[j] - lm) / lm > s->stab_lat_dev) s->stab_lat_dev = fabs(l[j] - lm) / lm;
+    }
+    s->stable = qm > 0 && s->stab_qps_dev <= 0.10 && s->stab_lat_dev <= 0.10;
+}
+
+static void summarize(const pb_run_result *r, int k, const pb_analysis_opts *o, pb_stage_summary *s)
+{
+    const pb_stage_result *st = &r->stages[k];
+    const pb_acc *a = &st->acc;
+    memset(s, 0, sizeof *s);
+    s->load = st->load;
+    s->start_s = st->start_s;
+    s->warmup_s = st->warmup_s;
+    s->measured_s = st->measured_s;
+    s->complete = st->complete;
+    s->ok = a->ok;
+    s->errors = pb_acc_errors(a);
+    s->requests = s->ok + s->errors;
+    memcpy(s->err, a->err, sizeof s->err);
+    s->late = a->late;
+    s->qps = st->measured_s > 0 ? (double)a->ok / st->measured_s : 0;
+    s->error_rate = s->requests ? (double)s->errors / (double)s->requests : 0;
+    s->mean_ms = px_hist_mean(&a->lat) / 1e6;
+    s->min_ms = a->lat.count ? (double)a->lat.min / 1e6 : 0;
+    s->p50_ms = (double)px_hist_quantile(&a->lat, 0.50) / 1e6;
+    s->p90_ms = (double)px_hist_quantile(&a->lat, 0.90) / 1e6;
+    s->p95_ms = (double)px_hist_quantile(&a->lat, 0.95) / 1e6;
+    s->p99_ms = (double)px_hist_quantile(&a->lat, 0.99) / 1e6;
+    s->p999_ms = (double)px_hist_quantile(&a->lat, 0.999) / 1e6;
+    s->max_ms = (double)a->lat.max / 1e6;
+    if (st->measured_s > 0) {
+        s->mbps_in = (double)a->bytes_in / st->measured_s / 1e6;
+        s->mbps_out = (double)a->bytes_out / st->measured_s / 1e6;
+    }
+    s->nst = a->nst;
+    for (int i = 0; i < a->nst; i++) {
+        pb_st_summary *t = &s->st[i];
+        snprintf(t->name, sizeof t->name, "%s", a->st_name[i]);
+        t->count = a->st[i]->count;
+        t->mean_ms = px_hist_mean(a->st[i]) / 1e6;
+        t->p50_ms = (double)px_hist_quantile(a->st[i], 0.5) / 1e6;
+        t->p95_ms = (double)px_hist_quantile(a->st[i], 0.95) / 1e6;
+        t->max_ms = (double)a->st[i]->max / 1e6;
+    }
+    s->st_missing = a->st_missing;
+    resources(r, k, s);
+    s->stable = -1;
+    if (o->stability) stability(r, k, s);
+    if (o->slo && s->requests) {
+        pb_slo_values v = {s->mean_ms, s->p50_ms, s->p90_ms, s->p95_ms, s->p99_ms,
+                           s->p999_ms, s->max_ms, s->error_rate, s->qps};
+        s->slo_broken = pb_slo_check(o->slo, &v, s->slo_why, sizeof s->slo_why);
+    } else if (o->slo) {
+        s->slo_broken = 1;
+        snprintf(s->slo_why, sizeof s->slo_why, "no request finished in the measured window");
+    }
+}
+
+static void hints(const pb_analysis_opts *o, pb_analysis *a)
+{
+    if (a->n == 0) return;
+    const char *unit = o->open_loop ? "req/s offered" : "users";
+    /* the load generator itself */
+    for (int k = 0; k < a->n; k++) {
+        const pb_stage_summary *s = &a->s[k];
+        if (s->cli_cpu >= 80.0 * o->threads) {
+            HINT(a, "pixbench used %.0f%% CPU (%d thread%s) at %g %s: the client may be limiting "
+                    "throughput there; give it more --threads or another machine.",
+                 s->cli_cpu, o->threads, o->threads > 1 ? "s" : "", s->load, unit);
+            break;
+        }
+    }
+    if (o->loopback && o->cpus > 0) {
+        double cli = 0;
+        for (int k = 0; k < a->n; k++)
+            if (a->s[k].cli_cpu > cli) cli = a->s[k].cli_cpu;
+        HINT(a, "Client and server share this machine's %d CPU%s; pixbench itself used at most "
+                "%.0f%% of one CPU, which the server did not have.",
+             o->cpus, o->cpus > 1 ? "s" : "", cli < 0 ? 0 : cli);
+    }
+    /* saturation: what the server did when throughput stopped growing */
+    if (a->saturation >= 0) {
+        const pb_stage_summary *s = &a->s[a->saturation], *last = &a->s[a->n - 1];
+        if (!o->open_loop && last->load > s->load && s->mean_ms > 0) {
+            double lr = last->load / s->load, tr = last->mean_ms / s->mean_ms;
+            if (tr >= 0.5 * lr)
+                HINT(a, "Past %g users, QPS stays near %.1f/s while mean latency grows %.1fx for "
+                        "%.1fx the users: requests queue in front of a fixed capacity (Little's "
+                        "law), so more users only add waiting.",
+                     s->load, a->peak_qps, tr, lr);
+        }
+        if (s->srv_cpu >= 0 && o->cpus > 0) {
+            double share = s->srv_cpu / (100.0 * o->cpus);
+            if (share >= 0.85)
+                HINT(a, "At saturation (%g %s) the server used %.0f%% CPU, %.0f%% of all %d CPUs: "
+                        "it is CPU-bound here.",
+                     s->load, unit, s->srv_cpu, 100 * share, o->cpus);
+            else if (share < 0.5)
+                HINT(a, "At saturation (%g %s) the server used only %.0f%% CPU (%.0f%% of %d "
+                        "CPUs): the limit is not CPU; look at worker/queue limits, locks or I/O.",
+                     s->load, unit, s->srv_cpu, 100 * share, o->cpus);
+        }
+    }
+    /* server stage timings at the highest load that has them */
+    for (int k = a->n - 1; k >= 0; k--) {
+        const pb_stage_summary *s = &a->s[k];
+        if (!s->nst) continue;
+        double total = 0, best = 0, queue = -1;
+        const char *bn = NULL;
+        for (int i = 0; i < s->nst; i++) {
+            if (!strcmp(s->st[i].name, "total")) continue;
+            total += s->st[i].mean_ms;
+            if (s->st[i].mean_ms > best) best = s->st[i].mean_ms, bn = s->st[i].name;
+            if (!strcmp(s->st[i].name, "queue")) queue = s->st[i].mean_ms;
+        }
+        if (total > 0 && bn) {
+            HINT(a, "Server-Timing at %g %s: '%s' is %.0f%% of the server's time (%.1f of %.1f ms "
+                    "mean)%s.",
+                 s->load, unit, bn, 100 * best / total, best, total,
+                 queue >= 0 && queue / total > 0.5 ? "; most of it is queue wait, so the server "
+                                                     "is capacity-bound (more workers or "
+                                                     "batching would help)"
+                 : !strcmp(bn, "infer")            ? "; compute dominates"
+                                                   : "");
+            if (s->mean_ms > 0 && total < 0.5 * s->mean_ms)
+                HINT(a, "At %g %s the server accounts for %.1f of the %.1f ms clients waited: the "
+                        "rest is outside its stages (network, HTTP layer, client, accept queue).",
+                     s->load, unit, total, s->mean_ms);
+        }
+        break;
+    }
+    /* errors */
+    for (int k = 0; k < a->n; k++) {
+        const pb_stage_summary *s = &a->s[k];
+        if (s->error_rate < a->err_threshold || !s->errors) continue;
+        int worst = 0;
+        for (int c = 1; c < PB_ERR_N; c++)
+            if (s->err[c] > s->err[worst]) worst = c;
+        HINT(a, "Errors pass %.1f%% from %g %s on (%.1f%%, mostly %s: %llu of %llu).",
+             100 * a->err_threshold, s->load, unit, 100 * s->error_rate, pb_err_class_name(worst),
+             (unsigned long long)s->err[worst], (unsigned long long)s->errors);
+        break;
+    }
+    if (o->open_loop) {
+        for (int k = 0; k < a->n; k++) {
+            const pb_stage_summary *s = &a->s[k];
+            if (s->requests && (double)s->late / (double)s->requests > 0.01) {
+                HINT(a, "At %g req/s %.1f%% of requests were sent late (all connections busy or "
+                        "the client behind): their latency includes the wait, as it should.",
+                     s->load, 100.0 * (double)s->late / (double)s->requests);
+                break;
+            }
+        }
+    }
+    for (int k = 0; k < a->n; k++)
+        if (a->s[k].stable == 0) {
+            HINT(a, "Stage %g %s was not stable (last 3 windows: QPS within %.0f%%, latency within "
+                    "%.0f%% of their mean; 10%% wanted): measure it longer.",
+                 a->s[k].load, unit, 100 * a->s[k].stab_qps_dev, 100 * a->s[k].stab_lat_dev);
+            break;
+        }
+}
+
+void pb_analyze(const pb_run_result *r, const pb_analysis_opts *o, pb_analysis *a)
+{
+    memset(a, 0, sizeof *a);
+    a->open_loop = o->open_loop;
+    a->err_threshold = o->err_threshold > 0 ? o->err_threshold : 0.01;
+    a->has_slo = o->slo != NULL;
+    for (int k = 0; k < r->nstages; k++) {
+        summarize(r, k, o, &a->s[a->n]);
+        if (a->s[a->n].slo_broken) a->slo_broken_stages++;
+        a->n++;
+    }
+    a->saturation = a->sweet = -1;
+    int peak = -1;
+    for (int k = 0; k < a->n; k++)
+        if (peak < 0 || a->s[k].qps > a->s[peak].qps) peak = k;
+    if (peak >= 0) a->peak_qps = a->s[peak].qps;
+    if (peak >= 0 && a->n >= 2 && a->peak_qps > 0) {
+        for (int k = 0; k < a->n; k++) {
+            if (a->s[k].qps < 0.9 * a->peak_qps) continue;
+            /* saturated only if there is more load after it that did not
+             * buy more than 10 % throughput */
+            int more = 0;
+            for (int j = k + 1; j < a->n; j++)
+                if (a->s[j].load > a->s[k].load) more = 1;
+            if (more) a->saturation = k;
+            break;
+        }
+    }
+    /* the least load that gets within 5 % of the best eligible QPS: past
+     * it more load buys latency, not throughput */
+    double best = -1;
+    for (int k = 0; k < a->n; k++) {
+        const pb_stage_summary *s = &a->s[k];
+        if (s->requests && s->error_rate < a->err_threshold && !s->slo_broken && s->qps > best)
+            best = s->qps;
+    }
+    for (int k = 0; k < a->n && best > 0; k++) {
+        const pb_stage_summary *s = &a->s[k];
+        if (!s->requests || s->error_rate >= a->err_threshold || s->slo_broken) continue;
+        if (s->qps >= 0.95 * best && (a->sweet < 0 || s->load < a->s[a->sweet].load)) a->sweet = k;
+    }
+    hints(o, a);
+}

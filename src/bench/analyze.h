@@ -1,0 +1,61 @@
+/*
+ * analyze.h — from a run's raw results to what the report says: per-stage
+ * numbers, stability, the saturation point, the sweet spot, SLO verdicts and
+ * only those bottleneck hints the measurements support.
+ */
+#ifndef PB_ANALYZE_H
+#define PB_ANALYZE_H
+
+#include "bench/scenario.h"
+#include "bench/slo.h"
+
+typedef struct pb_st_summary {
+    char name[24];
+    uint64_t count;
+    double mean_ms, p50_ms, p95_ms, max_ms;
+} pb_st_summary;
+
+typedef struct pb_stage_summary {
+    double load, start_s, warmup_s, measured_s;
+    int complete;
+    uint64_t requests, ok, errors, err[PB_ERR_N], late;
+    double qps, error_rate, mean_ms, min_ms, p50_ms, p90_ms, p95_ms, p99_ms, p999_ms, max_ms;
+    double mbps_in, mbps_out;
+    double cli_cpu, srv_cpu, srv_rss_mb; /* means over the measured seconds; -1 unknown */
+    int stable;             /* -1 not checked (or too few windows), 0, 1 */
+    double stab_qps_dev, stab_lat_dev; /* largest deviation from the 3 windows' mean */
+    int nst;
+    pb_st_summary st[PB_ST_MAX];
+    uint64_t st_missing;
+    int slo_broken;         /* terms broken (0 also when there is no SLO) */
+    char slo_why[256];
+} pb_stage_summary;
+
+typedef struct pb_analysis {
+    pb_stage_summary s[PB_MAX_STAGES];
+    int n;
+    int open_loop;
+    double err_threshold;   /* sweet spot: error rate below this */
+    int saturation;         /* stage index, -1: not reached in the tested range */
+    int sweet;              /* stage index, -1: none under the threshold */
+    double peak_qps;
+    int has_slo, slo_broken_stages;
+    char hints[10][512];
+    int nhints;
+} pb_analysis;
+
+typedef struct pb_analysis_opts {
+    int open_loop;
+    double err_threshold;   /* default 0.01 */
+    double think_mean_s;    /* closed loop, for Little's law */
+    int stability;          /* check the last 3 windows of each stage */
+    int loopback;           /* target on this machine */
+    int cpus;               /* online CPUs here */
+    int threads;            /* pixbench threads */
+    const pb_slo *slo;      /* may be NULL */
+} pb_analysis_opts;
+
+/* Fills a (which is large: allocate it). Never fails. */
+void pb_analyze(const pb_run_result *r, const pb_analysis_opts *o, pb_analysis *a);
+
+#endif

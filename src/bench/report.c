@@ -1,0 +1,665 @@
+/*
+ * report.c — terminal, Markdown, JSON, HTML+SVG and CSV writers (see
+ * report.h). Every writer reads the same pb_analysis, so the formats never
+ * disagree; report.json carries everything, the others are views of it.
+ */
+#include "bench/report.h"
+
+#include "bench/spec.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/jsonw.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static const char *load_name(const pb_analysis *a)
+{
+    return a->open_loop ? "rate" : "users";
+}
+
+static void fmt_ms(double ms, char *out, size_t cap)
+{
+    if (ms < 10) snprintf(out, cap, "%.2f", ms);
+    else if (ms < 1000) snprintf(out, cap, "%.1f", ms);
+    else snprintf(out, cap, "%.0f", ms);
+}
+
+static void verdicts(FILE *f, const pb_analysis *a, int md)
+{
+    const char *ln = a->open_loop ? " req/s" : " users";
+    const char *b = md ? "**" : "";
+    if (a->saturation >= 0)
+        fprintf(f, "%sSaturation point:%s %g%s (%.1f QPS, within 10%% of the peak %.1f; more load "
+                   "did not add throughput)\n",
+                b, b, a->s[a->saturation].load, ln, a->s[a->saturation].qps, a->peak_qps);
+    else if (a->n > 1)
+        fprintf(f, "%sSaturation point:%s not reached in the tested range (QPS still grows at the "
+                   "highest load)\n", b, b);
+    if (a->sweet >= 0)
+        fprintf(f, "%s%sSweet spot:%s %g%s: %.1f QPS, p95 %.1f ms, errors %.2f%% (least load within 5%% "
+                   "of the best QPS with errors under %.1f%%%s)\n",
+                md ? "\n" : "", b, b, a->s[a->sweet].load, ln, a->s[a->sweet].qps, a->s[a->sweet].p95_ms,
+                100 * a->s[a->sweet].error_rate, 100 * a->err_threshold, a->has_slo ? " and the SLO met" : "");
+    else
+        fprintf(f, "%s%sSweet spot:%s none: every stage has errors at or above %.1f%%%s\n", md ? "\n" : "", b, b,
+                100 * a->err_threshold, a->has_slo ? " or breaks the SLO" : "");
+    if (a->has_slo) {
+        if (a->slo_broken_stages == 0) fprintf(f, "%s%sSLO:%s met in every stage\n", md ? "\n" : "", b, b);
+        for (int k = 0; k < a->n; k++)
+            if (a->s[k].slo_broken)
+                fprintf(f, "%s%sSLO broken%s at %g%s: %s\n", md ? "\n" : "", b, b, a->s[k].load, ln,
+                        a->s[k].slo_why);
+    }
+}
+
+void pb_report_table(FILE *f, const pb_analysis *a, const pb_report_meta *m)
+{
+    (void)m;
+    fprintf(f, "\n %7s | %9s | %9s | %9s | %9s | %9s | %7s | %s\n", load_name(a), "QPS", "mean ms",
+            "P50 ms", "P95 ms", "P99 ms", "errors", "requests");
+    fprintf(f, " --------+-----------+-----------+-----------+-----------+-----------+---------+---------\n");
+    for (int k = 0; k < a->n; k++) {
+        const pb_stage_summary *s = &a->s[k];
+        char mean[16], p50[16], p95[16], p99[16];
+        fmt_ms(s->mean_ms, mean, sizeof mean);
+        fmt_ms(s->p50_ms, p50, sizeof p50);
+        fmt_ms(s->p95_ms, p95, sizeof p95);
+        fmt_ms(s->p99_ms, p99, sizeof p99);
+        fprintf(f, " %7g | %9.2f | %9s | %9s | %9s | %9s | %6.2f%% | %llu%s\n", s->load, s->qps, mean, p50,
+                p95, p99, 100 * s->error_rate, (unsigned long long)s->requests,
+                s->complete ? "" : " (cut short)");
+    }
+    fprintf(f, "\n");
+    verdicts(f, a, 0);
+}
+
+/* --- JSON ----------------------------------------------------------------- */
+
+static void jkey(px_buf *b, const char *k)
+{
+    px_json_str(b, k);
+    px_buf_puts(b, ":");
+}
+
+static void jnum(px_buf *b, const char *k, double v, int comma)
+{
+    jkey(b, k);
+    px_json_num(b, v);
+    if (comma) px_buf_puts(b, ",");
+}
+
+static void jstr(px_buf *b, const char *k, const char *v, int comma)
+{
+    jkey(b, k);
+    px_json_str(b, v);
+    if (comma) px_buf_puts(b, ",");
+}
+
+static void json_hist(px_buf *b, const px_hist *h)
+{
+    /* non-empty buckets as [lo_ns, hi_ns, count]: exact, compact, mergeable */
+    px_buf_puts(b, "[");
+    int it = -1, first = 1;
+    uint64_t lo, hi, c;
+    while (px_hist_next(h, &it, &lo, &hi, &c) == 0) {
+        px_buf_printf(b, "%s[%llu,%llu,%llu]", first ? "" : ",", (unsigned long long)lo,
+                      (unsigned long long)hi, (unsigned long long)c);
+        first = 0;
+    }
+    px_buf_puts(b, "]");
+}
+
+static int write_json(const char *path, const pb_run_result *r, const pb_analysis *a,
+                      const pb_report_meta *m)
+{
+    px_buf b;
+    px_buf_init(&b, (size_t)1 << 30);
+    px_buf_puts(&b, "{");
+    jstr(&b, "schema", PB_SCHEMA, 1);
+    jstr(&b, "generator", "pixbench " PB_VERSION, 1);
+    jstr(&b, "title", m->title, 1);
+    jnum(&b, "started_unix_ms", (double)r->start_wall_ms, 1);
+    jnum(&b, "duration_s", r->duration_s, 1);
+    px_buf_printf(&b, "\"interrupted\":%s,", r->interrupted ? "true" : "false");
+    px_buf_puts(&b, "\"config\":{");
+    jstr(&b, "cmdline", m->cmdline, 1);
+    jstr(&b, "target", m->target, 1);
+    jstr(&b, "profile", m->profile, 1);
+    jstr(&b, "payloads", m->payloads, 1);
+    jstr(&b, "mode", m->open_loop ? "open" : "closed", 1);
+    jstr(&b, "arrivals", m->open_loop ? (m->poisson ? "poisson" : "constant") : NULL, 1);
+    jnum(&b, "think_min_s", m->think_lo_s, 1);
+    jnum(&b, "think_max_s", m->think_hi_s, 1);
+    jnum(&b, "spawn_rate", m->spawn_rate, 1);
+    jnum(&b, "threads", m->threads, 1);
+    jnum(&b, "connections", m->connections, 1);
+    jnum(&b, "warmup_s", m->warmup_s, 1);
+    jnum(&b, "stage_s", m->stage_s, 1);
+    jnum(&b, "timeout_s", m->timeout_s, 1);
+    jnum(&b, "max_wait_s", m->max_wait_s, 1);
+    jstr(&b, "check", m->check, 1);
+    jstr(&b, "slo", m->slo, 1);
+    jnum(&b, "error_threshold", a->err_threshold, 1);
+    jnum(&b, "seed", (double)m->seed, 0);
+    px_buf_puts(&b, "},\"environment\":{");
+    jstr(&b, "host", m->host, 1);
+    jstr(&b, "kernel", m->kernel, 1);
+    jnum(&b, "cpus", m->cpus, 1);
+    jstr(&b, "server", m->server, 0);
+    px_buf_puts(&b, "},\"stages\":[");
+    for (int k = 0; k < a->n; k++) {
+        const pb_stage_summary *s = &a->s[k];
+        px_buf_puts(&b, k ? ",{" : "{");
+        jnum(&b, "index", k, 1);
+        jnum(&b, "load", s->load, 1);
+        jstr(&b, "load_unit", a->open_loop ? "requests_per_s" : "users", 1);
+        jnum(&b, "start_s", s->start_s, 1);
+        jnum(&b, "warmup_s", s->warmup_s, 1);
+        jnum(&b, "measured_s", s->measured_s, 1);
+        px_buf_printf(&b, "\"complete\":%s,", s->complete ? "true" : "false");
+        jnum(&b, "requests", (double)s->requests, 1);
+        jnum(&b, "successes", (double)s->ok, 1);
+        jnum(&b, "errors", (double)s->errors, 1);
+        jnum(&b, "error_rate", s->error_rate, 1);
+        px_buf_puts(&b, "\"errors_by_class\":{");
+        for (int c = 0; c < PB_ERR_N; c++) jnum(&b, pb_err_class_name(c), (double)s->err[c], c + 1 < PB_ERR_N);
+        px_buf_puts(&b, "},");
+        jnum(&b, "late", (double)s->late, 1);
+        jnum(&b, "qps", s->qps, 1);
+        px_buf_puts(&b, "\"latency_ms\":{");
+        jnum(&b, "mean", s->mean_ms, 1);
+        jnum(&b, "min", s->min_ms, 1);
+        jnum(&b, "p50", s->p50_ms, 1);
+        jnum(&b, "p90", s->p90_ms, 1);
+        jnum(&b, "p95", s->p95_ms, 1);
+        jnum(&b, "p99", s->p99_ms, 1);
+        jnum(&b, "p999", s->p999_ms, 1);
+        jnum(&b, "max", s->max_ms, 0);
+        px_buf_puts(&b, "},");
+        jnum(&b, "mb_per_s_in", s->mbps_in, 1);
+        jnum(&b, "mb_per_s_out", s->mbps_out, 1);
+        jnum(&b, "client_cpu_percent", s->cli_cpu, 1);
+        jnum(&b, "server_cpu_percent", s->srv_cpu, 1);
+        jnum(&b, "server_rss_mb", s->srv_rss_mb, 1);
+        px_buf_puts(&b, "\"stability\":");
+        if (s->stable < 0) px_buf_puts(&b, "null,");
+        else
+            px_buf_printf(&b, "{\"stable\":%s,\"qps_deviation\":%.4f,\"latency_deviation\":%.4f},",
+                          s->stable ? "true" : "false", s->stab_qps_dev, s->stab_lat_dev);
+        px_buf_puts(&b, "\"server_timing_ms\":{");
+        for (int i = 0; i < s->nst; i++) {
+            jkey(&b, s->st[i].name);
+            px_buf_puts(&b, "{");
+            jnum(&b, "count", (double)s->st[i].count, 1);
+            jnum(&b, "mean", s->st[i].mean_ms, 1);
+            jnum(&b, "p50", s->st[i].p50_ms, 1);
+            jnum(&b, "p95", s->st[i].p95_ms, 1);
+            jnum(&b, "max", s->st[i].max_ms, 0);
+            px_buf_puts(&b, i + 1 < s->nst ? "}," : "}");
+        }
+        px_buf_puts(&b, "},");
+        px_buf_puts(&b, "\"slo\":");
+        if (!a->has_slo) px_buf_puts(&b, "null,");
+        else {
+            px_buf_printf(&b, "{\"met\":%s,\"broken\":", s->slo_broken ? "false" : "true");
+            px_json_str(&b, s->slo_broken ? s->slo_why : NULL);
+            px_buf_puts(&b, "},");
+        }
+        px_buf_puts(&b, "\"histogram_ns\":");
+        json_hist(&b, &r->stages[k].acc.lat);
+        px_buf_puts(&b, "}");
+    }
+    px_buf_puts(&b, "],\"series\":[");
+    for (int i = 0; i < r->npoints; i++) {
+        const pb_point *p = &r->series[i];
+        px_buf_printf(&b, "%s{\"t\":%.3f,\"dt\":%.3f,\"stage\":%d,\"measuring\":%s,\"load\":%g,"
+                          "\"active\":%d,\"successes\":%llu,\"errors\":%llu,\"late\":%llu,",
+                      i ? "," : "", p->t, p->dt, p->stage, p->measuring ? "true" : "false", p->load,
+                      p->active, (unsigned long long)p->ok, (unsigned long long)p->errors,
+                      (unsigned long long)p->late);
+        jnum(&b, "qps", p->qps, 1);
+        jnum(&b, "mean_ms", p->mean_ms, 1);
+        jnum(&b, "p50_ms", p->p50_ms, 1);
+        jnum(&b, "p95_ms", p->p95_ms, 1);
+        jnum(&b, "p99_ms", p->p99_ms, 1);
+        jnum(&b, "max_ms", p->max_ms, 1);
+        jnum(&b, "client_cpu_percent", p->cli_cpu, 1);
+        jnum(&b, "server_cpu_percent", p->srv_cpu, 1);
+        jnum(&b, "server_rss_mb", p->srv_rss_mb, 0);
+        px_buf_puts(&b, "}");
+    }
+    px_buf_puts(&b, "],\"analysis\":{");
+    px_buf_puts(&b, "\"saturation_stage\":");
+    if (a->saturation >= 0) px_buf_printf(&b, "%d,", a->saturation);
+    else px_buf_puts(&b, "null,");
+    px_buf_puts(&b, "\"sweet_spot_stage\":");
+    if (a->sweet >= 0) px_buf_printf(&b, "%d,", a->sweet);
+    else px_buf_puts(&b, "null,");
+    jnum(&b, "peak_qps", a->peak_qps, 1);
+    px_buf_printf(&b, "\"slo_met\":%s,", !a->has_slo ? "null" : a->slo_broken_stages ? "false" : "true");
+    px_buf_puts(&b, "\"hints\":[");
+    for (int i = 0; i < a->nhints; i++) {
+        if (i) px_buf_puts(&b, ",");
+        px_json_str(&b, a->hints[i]);
+    }
+    px_buf_puts(&b, "]}}\n");
+    FILE *f = fopen(path, "w");
+    int ok = f && fwrite(b.data, 1, b.len, f) == b.len;
+    if (f && fclose(f) != 0) ok = 0;
+    px_buf_free(&b);
+    return ok ? 0 : PX_EIO;
+}
+
+/* --- Markdown ------------------------------------------------------------- */
+
+static int write_md(const char *path, const pb_analysis *a, const pb_report_meta *m, const pb_run_result *r)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return PX_EIO;
+    char when[64];
+    time_t t0 = (time_t)(r->start_wall_ms / 1000);
+    struct tm tm;
+    gmtime_r(&t0, &tm);
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    fprintf(f, "# %s\n\n", m->title);
+    fprintf(f, "Generated by pixbench %s on %s (%s, %d CPUs, Linux %s), %.0f s.\n\n", PB_VERSION, when,
+            m->host, m->cpus, m->kernel, r->duration_s);
+    fprintf(f, "## Setup\n\n| | |\n|---|---|\n");
+    fprintf(f, "| target | %s%s |\n", m->target, m->server ? " (embedded pixserve)" : "");
+    if (m->server) fprintf(f, "| server | `%s` |\n", m->server);
+    fprintf(f, "| profile | %s |\n| payloads | %s |\n", m->profile, m->payloads);
+    if (m->open_loop)
+        fprintf(f, "| load model | open loop, %s arrivals, %d connections, max wait %.1f s; latency from the intended send time |\n",
+                m->poisson ? "Poisson" : "constant-rate", m->connections, m->max_wait_s);
+    else if (m->think_hi_s > 0)
+        fprintf(f, "| load model | closed loop: each user sends, waits for the reply, thinks %.2f-%.2f s (uniform) |\n",
+                m->think_lo_s, m->think_hi_s);
+    else
+        fprintf(f, "| load model | closed loop: each user sends, waits for the reply, sends again (no think time) |\n");
+    if (!m->open_loop && m->spawn_rate > 0) fprintf(f, "| spawn rate | %g users/s |\n", m->spawn_rate);
+    else if (!m->open_loop) fprintf(f, "| spawn rate | all users at once |\n");
+    fprintf(f, "| stages | %d x (%.0f s warm-up + %.0f s measured) |\n", a->n, m->warmup_s, m->stage_s);
+    fprintf(f, "| threads | %d |\n| timeout | %.0f s |\n| response check | %s |\n", m->threads,
+            m->timeout_s, m->check);
+    if (m->slo) fprintf(f, "| SLO | `%s` |\n", m->slo);
+    fprintf(f, "| command | `%s` |\n\n", m->cmdline);
+    fprintf(f, "## Results\n\nQPS counts successful requests per second of the measured window; "
+               "latencies are of successful requests%s.\n\n",
+            m->open_loop ? ", from the intended send time" : "");
+    fprintf(f, "| %s | QPS | mean (ms) | P50 (ms) | P95 (ms) | P99 (ms) | P99.9 (ms) | max (ms) | error rate | requests |\n",
+            load_name(a));
+    fprintf(f, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (int k = 0; k < a->n; k++) {
+        const pb_stage_summary *s = &a->s[k];
+        fprintf(f, "| %g | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f%% | %llu%s |\n", s->load,
+                s->qps, s->mean_ms, s->p50_ms, s->p95_ms, s->p99_ms, s->p999_ms, s->max_ms,
+                100 * s->error_rate, (unsigned long long)s->requests, s->complete ? "" : " (cut short)");
+    }
+    fprintf(f, "\n");
+    verdicts(f, a, 1);
+    if (a->nhints) {
+        fprintf(f, "\n## What the data says\n\n");
+        for (int i = 0; i < a->nhints; i++) fprintf(f, "- %s\n", a->hints[i]);
+    }
+    fprintf(f, "\n## Errors by class\n\n| %s | connect | read | write | timeout | status | check | dropped | late sends |\n",
+            load_name(a));
+    fprintf(f, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (int k = 0; k < a->n; k++) {
+        const pb_stage_summary *s = &a->s[k];
+        fprintf(f, "| %g |", s->load);
+        for (int c = 0; c < PB_ERR_N; c++) fprintf(f, " %llu |", (unsigned long long)s->err[c]);
+        fprintf(f, " %llu |\n", (unsigned long long)s->late);
+    }
+    int any_st = 0;
+    for (int k = 0; k < a->n; k++) any_st |= a->s[k].nst > 0;
+    if (any_st) {
+        fprintf(f, "\n## Server stage timings (Server-Timing, mean / p95 ms)\n\n| %s |", load_name(a));
+        const pb_stage_summary *ref = NULL;
+        for (int k = 0; k < a->n; k++)
+            if (a->s[k].nst > (ref ? ref->nst : 0)) ref = &a->s[k];
+        for (int i = 0; i < ref->nst; i++) fprintf(f, " %s |", ref->st[i].name);
+        fprintf(f, "\n|---:|");
+        for (int i = 0; i < ref->nst; i++) fprintf(f, "---:|");
+        fprintf(f, "\n");
+        for (int k = 0; k < a->n; k++) {
+            fprintf(f, "| %g |", a->s[k].load);
+            for (int i = 0; i < ref->nst; i++) {
+                const pb_st_summary *t = NULL;
+                for (int j = 0; j < a->s[k].nst; j++)
+                    if (!strcmp(a->s[k].st[j].name, ref->st[i].name)) t = &a->s[k].st[j];
+                if (t) fprintf(f, " %.1f / %.1f |", t->mean_ms, t->p95_ms);
+                else fprintf(f, " - |");
+            }
+            fprintf(f, "\n");
+        }
+    }
+    fprintf(f, "\n## Resources (means over the measured seconds)\n\n| %s | pixbench CPU %% | server CPU %% | server RSS (MB) | stable |\n|---:|---:|---:|---:|---|\n",
+            load_name(a));
+    for (int k = 0; k < a->n; k++) {
+        const pb_stage_summary *s = &a->s[k];
+        char sc[16] = "-", rs[16] = "-";
+        if (s->srv_cpu >= 0) snprintf(sc, sizeof sc, "%.0f", s->srv_cpu);
+        if (s->srv_rss_mb >= 0) snprintf(rs, sizeof rs, "%.0f", s->srv_rss_mb);
+        fprintf(f, "| %g | %.0f | %s | %s | %s |\n", s->load, s->cli_cpu < 0 ? 0 : s->cli_cpu, sc, rs,
+                s->stable < 0 ? "not checked" : s->stable ? "yes" : "no");
+    }
+    fprintf(f, "\nFiles: report.json (every number, schema `%s`), report.html (charts), "
+               "stages.csv, timeseries.csv, histograms.csv, server_timing.csv.\n", PB_SCHEMA);
+    return fclose(f) == 0 ? 0 : PX_EIO;
+}
+
+/* --- CSV ------------------------------------------------------------------ */
+
+static int write_csvs(const char *dir, const pb_run_result *r, const pb_analysis *a)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/stages.csv", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) return PX_EIO;
+    fprintf(f, "%s,measured_s,requests,successes,errors,error_rate,qps,mean_ms,p50_ms,p90_ms,p95_ms,"
+               "p99_ms,p999_ms,max_ms", load_name(a));
+    for (int c = 0; c < PB_ERR_N; c++) fprintf(f, ",err_%s", pb_err_class_name(c));
+    fprintf(f, ",late,client_cpu_percent,server_cpu_percent,server_rss_mb\n");
+    for (int k = 0; k < a->n; k++) {
+        const pb_stage_summary *s = &a->s[k];
+        fprintf(f, "%g,%.3f,%llu,%llu,%llu,%.6f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f", s->load,
+                s->measured_s, (unsigned long long)s->requests, (unsigned long long)s->ok,
+                (unsigned long long)s->errors, s->error_rate, s->qps, s->mean_ms, s->p50_ms, s->p90_ms,
+                s->p95_ms, s->p99_ms, s->p999_ms, s->max_ms);
+        for (int c = 0; c < PB_ERR_N; c++) fprintf(f, ",%llu", (unsigned long long)s->err[c]);
+        fprintf(f, ",%llu,%.1f,%.1f,%.1f\n", (unsigned long long)s->late, s->cli_cpu, s->srv_cpu, s->srv_rss_mb);
+    }
+    if (fclose(f)) return PX_EIO;
+    snprintf(path, sizeof path, "%s/timeseries.csv", dir);
+    if (!(f = fopen(path, "w"))) return PX_EIO;
+    fprintf(f, "t_s,dt_s,stage,measuring,load,active,successes,errors,late,qps,mean_ms,p50_ms,p95_ms,"
+               "p99_ms,max_ms,client_cpu_percent,server_cpu_percent,server_rss_mb\n");
+    for (int i = 0; i < r->npoints; i++) {
+        const pb_point *p = &r->series[i];
+        fprintf(f, "%.3f,%.3f,%d,%d,%g,%d,%llu,%llu,%llu,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.1f,%.1f,%.1f\n",
+                p->t, p->dt, p->stage, p->measuring, p->load, p->active, (unsigned long long)p->ok,
+                (unsigned long long)p->errors, (unsigned long long)p->late, p->qps, p->mean_ms,
+                p->p50_ms, p->p95_ms, p->p99_ms, p->max_ms, p->cli_cpu, p->srv_cpu, p->srv_rss_mb);
+    }
+    if (fclose(f)) return PX_EIO;
+    snprintf(path, sizeof path, "%s/histograms.csv", dir);
+    if (!(f = fopen(path, "w"))) return PX_EIO;
+    fprintf(f, "stage,%s,bucket_lo_ms,bucket_hi_ms,count\n", load_name(a));
+    for (int k = 0; k < r->nstages; k++) {
+        int it = -1;
+        uint64_t lo, hi, c;
+        while (px_hist_next(&r->stages[k].acc.lat, &it, &lo, &hi, &c) == 0)
+            fprintf(f, "%d,%g,%.6f,%.6f,%llu\n", k, r->stages[k].load, (double)lo / 1e6,
+                    (double)(hi + 1) / 1e6, (unsigned long long)c);
+    }
+    if (fclose(f)) return PX_EIO;
+    snprintf(path, sizeof path, "%s/server_timing.csv", dir);
+    if (!(f = fopen(path, "w"))) return PX_EIO;
+    fprintf(f, "stage,%s,name,count,mean_ms,p50_ms,p95_ms,max_ms\n", load_name(a));
+    for (int k = 0; k < a->n; k++)
+        for (int i = 0; i < a->s[k].nst; i++) {
+            const pb_st_summary *t = &a->s[k].st[i];
+            fprintf(f, "%d,%g,%s,%llu,%.4f,%.4f,%.4f,%.4f\n", k, a->s[k].load, t->name,
+                    (unsigned long long)t->count, t->mean_ms, t->p50_ms, t->p95_ms, t->max_ms);
+        }
+    return fclose(f) == 0 ? 0 : PX_EIO;
+}
+
+/* --- HTML + SVG ------------------------------------------------------------ */
+
+static const char *colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+                               "#e377c2", "#17becf"};
+
+typedef struct series {
+    const char *name;
+    const double *x, *y;
+    int n;
+    int bars; /* draw as bars (histograms) */
+} series;
+
+static double nice_step(double range, int ticks)
+{
+    double raw = range / ticks, mag = pow(10, floor(log10(raw))), r = raw / mag;
+    return (r < 1.5 ? 1 : r < 3 ? 2 : r < 7 ? 5 : 10) * mag;
+}
+
+static void svg_chart(px_buf *b, const char *title, const char *xl, const char *yl, const series *s,
+                      int ns, int xlog, const double *vlines, int nv)
+{
+    const double W = 640, H = 300, L = 64, R = 16, T = 28, B = 44;
+    double x0 = INFINITY, x1 = -INFINITY, y1 = 0;
+    for (int i = 0; i < ns; i++)
+        for (int j = 0; j < s[i].n; j++) {
+            double x = xlog ? log10(s[i].x[j] > 0 ? s[i].x[j] : 1e-3) : s[i].x[j];
+            if (x < x0) x0 = x;
+            if (x > x1) x1 = x;
+            if (s[i].y[j] > y1) y1 = s[i].y[j];
+        }
+    if (!isfinite(x0)) x0 = 0, x1 = 1;
+    if (x1 <= x0) x1 = x0 + 1;
+    if (y1 <= 0) y1 = 1;
+    double ystep = nice_step(y1, 5);
+    y1 = ceil(y1 / ystep) * ystep;
+    px_buf_printf(b, "<figure><svg viewBox='0 0 %.0f %.0f' width='%.0f' height='%.0f' role='img'>"
+                     "<text x='%.0f' y='18' class='t'>%s</text>", W, H, W, H, W / 2, title);
+#define PX(x) (L + ((xlog ? log10((x) > 0 ? (x) : 1e-3) : (x)) - x0) / (x1 - x0) * (W - L - R))
+#define PY(y) (H - B - (y) / y1 * (H - T - B))
+    for (double y = 0; y <= y1 + 1e-9; y += ystep)
+        px_buf_printf(b, "<line x1='%.0f' x2='%.0f' y1='%.1f' y2='%.1f' class='g'/><text x='%.0f' y='%.1f' class='yl'>%g</text>",
+                      L, W - R, PY(y), PY(y), L - 6, PY(y) + 4, y);
+    if (xlog) {
+        for (double e = floor(x0); e <= ceil(x1); e++)
+            for (int m = 1; m < 10; m += (m == 1 ? 1 : 3)) {
+                double v = pow(10, e) * m, lx = log10(v);
+                if (lx < x0 - 1e-9 || lx > x1 + 1e-9) continue;
+                px_buf_printf(b, "<text x='%.1f' y='%.0f' class='xl'>%g</text>", PX(v), H - B + 16, v);
+            }
+    } else {
+        double xs = nice_step(x1 - x0, 6);
+        for (double x = ceil(x0 / xs) * xs; x <= x1 + 1e-9; x += xs)
+            px_buf_printf(b, "<text x='%.1f' y='%.0f' class='xl'>%g</text>", PX(x), H - B + 16, x);
+    }
+    for (int i = 0; i < nv; i++)
+        px_buf_printf(b, "<line x1='%.1f' x2='%.1f' y1='%.0f' y2='%.0f' class='v'/>", PX(vlines[i]),
+                      PX(vlines[i]), (double)T, H - B);
+    px_buf_printf(b, "<line x1='%.0f' x2='%.0f' y1='%.0f' y2='%.0f' class='a'/>", L, W - R, H - B, H - B);
+    px_buf_printf(b, "<text x='%.0f' y='%.0f' class='xt'>%s</text><text x='14' y='%.0f' class='yt' transform='rotate(-90 14 %.0f)'>%s</text>",
+                  (L + W - R) / 2, H - 6, xl, (T + H - B) / 2, (T + H - B) / 2, yl);
+    for (int i = 0; i < ns; i++) {
+        const char *c = colors[i % 8];
+        if (s[i].bars) {
+            double bw = s[i].n > 1 ? (PX(s[i].x[1]) - PX(s[i].x[0])) * 0.9 : 10;
+            for (int j = 0; j < s[i].n; j++)
+                if (s[i].y[j] > 0)
+                    px_buf_printf(b, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='%s' opacity='0.6'/>",
+                                  PX(s[i].x[j]), PY(s[i].y[j]), bw > 1 ? bw : 1, H - B - PY(s[i].y[j]), c);
+        } else {
+            px_buf_printf(b, "<polyline fill='none' stroke='%s' stroke-width='2' points='", c);
+            for (int j = 0; j < s[i].n; j++) px_buf_printf(b, "%.1f,%.1f ", PX(s[i].x[j]), PY(s[i].y[j]));
+            px_buf_puts(b, "'/>");
+            if (s[i].n <= 40)
+                for (int j = 0; j < s[i].n; j++)
+                    px_buf_printf(b, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'><title>%s: %g, %.4g</title></circle>",
+                                  PX(s[i].x[j]), PY(s[i].y[j]), c, s[i].name, s[i].x[j], s[i].y[j]);
+        }
+        px_buf_printf(b, "<rect x='%.0f' y='%.0f' width='10' height='10' fill='%s'/><text x='%.0f' y='%.0f' class='lg'>%s</text>",
+                      W - R - 110, T + 4 + 14 * i, c, W - R - 96, T + 13 + 14 * i, s[i].name);
+    }
+#undef PX
+#undef PY
+    px_buf_puts(b, "</svg></figure>\n");
+}
+
+static void html_escape(px_buf *b, const char *s)
+{
+    for (; s && *s; s++) {
+        if (*s == '<') px_buf_puts(b, "&lt;");
+        else if (*s == '>') px_buf_puts(b, "&gt;");
+        else if (*s == '&') px_buf_puts(b, "&amp;");
+        else if (*s == '\'') px_buf_puts(b, "&#39;");
+        else px_buf_append(b, s, 1);
+    }
+}
+
+static int write_html(const char *path, const pb_run_result *r, const pb_analysis *a,
+                      const pb_report_meta *m)
+{
+    px_buf b;
+    px_buf_init(&b, (size_t)1 << 30);
+    px_buf_puts(&b, "<!doctype html><html><head><meta charset='utf-8'><title>");
+    html_escape(&b, m->title);
+    px_buf_puts(&b, "</title><style>body{font:14px sans-serif;max-width:980px;margin:2em auto;color:#222}"
+                    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+                    "th{background:#f3f3f3}figure{margin:1em 0}svg text{font:11px sans-serif}"
+                    ".t{text-anchor:middle;font-weight:bold!important;font-size:13px!important}"
+                    ".yl{text-anchor:end}.xl{text-anchor:middle}.xt{text-anchor:middle}.yt{text-anchor:middle}"
+                    ".g{stroke:#eee}.a{stroke:#888}.v{stroke:#bbb;stroke-dasharray:4 3}.lg{fill:#333}"
+                    "code{background:#f6f6f6;padding:1px 3px}</style></head><body><h1>");
+    html_escape(&b, m->title);
+    px_buf_printf(&b, "</h1><p>pixbench %s, %s, %d CPUs. Target <code>", PB_VERSION, m->host, m->cpus);
+    html_escape(&b, m->target);
+    px_buf_puts(&b, "</code>, profile ");
+    html_escape(&b, m->profile);
+    px_buf_puts(&b, ", payloads: ");
+    html_escape(&b, m->payloads);
+    px_buf_printf(&b, ". %s.</p><p><code>", m->open_loop ? "Open loop (latency from intended send time)"
+                                                          : "Closed loop (users send, wait, think)");
+    html_escape(&b, m->cmdline);
+    px_buf_printf(&b, "</code></p><table><tr><th>%s</th><th>QPS</th><th>mean ms</th><th>P50</th><th>P95</th>"
+                      "<th>P99</th><th>P99.9</th><th>max</th><th>errors</th><th>requests</th></tr>",
+                  load_name(a));
+    for (int k = 0; k < a->n; k++) {
+        const pb_stage_summary *s = &a->s[k];
+        px_buf_printf(&b, "<tr%s><td>%g</td><td>%.2f</td><td>%.1f</td><td>%.1f</td><td>%.1f</td><td>%.1f</td>"
+                          "<td>%.1f</td><td>%.1f</td><td>%.2f%%</td><td>%llu</td></tr>",
+                      k == a->sweet ? " style='background:#e8f6e8'" : "", s->load, s->qps, s->mean_ms,
+                      s->p50_ms, s->p95_ms, s->p99_ms, s->p999_ms, s->max_ms, 100 * s->error_rate,
+                      (unsigned long long)s->requests);
+    }
+    px_buf_puts(&b, "</table><p>");
+    {
+        char *txt = NULL;
+        size_t len = 0;
+        FILE *mf = open_memstream(&txt, &len);
+        if (mf) {
+            verdicts(mf, a, 0);
+            fclose(mf);
+            for (char *line = strtok(txt, "\n"); line; line = strtok(NULL, "\n")) {
+                html_escape(&b, line);
+                px_buf_puts(&b, "<br>");
+            }
+            free(txt);
+        }
+    }
+    px_buf_puts(&b, "</p>");
+    if (a->nhints) {
+        px_buf_puts(&b, "<h2>What the data says</h2><ul>");
+        for (int i = 0; i < a->nhints; i++) {
+            px_buf_puts(&b, "<li>");
+            html_escape(&b, a->hints[i]);
+            px_buf_puts(&b, "</li>");
+        }
+        px_buf_puts(&b, "</ul>");
+    }
+    double xs[PB_MAX_STAGES], q[PB_MAX_STAGES], p50[PB_MAX_STAGES], p95[PB_MAX_STAGES], p99[PB_MAX_STAGES];
+    for (int k = 0; k < a->n; k++) {
+        xs[k] = a->s[k].load;
+        q[k] = a->s[k].qps;
+        p50[k] = a->s[k].p50_ms;
+        p95[k] = a->s[k].p95_ms;
+        p99[k] = a->s[k].p99_ms;
+    }
+    const char *xl = a->open_loop ? "offered load (requests/s)" : "users";
+    int xlog = a->n > 2 && xs[a->n - 1] / (xs[0] > 0 ? xs[0] : 1) >= 20;
+    px_buf_puts(&b, "<h2>Throughput and latency against load</h2>");
+    series sq[] = {{"QPS", xs, q, a->n, 0}};
+    svg_chart(&b, "QPS vs load", xl, "successful requests/s", sq, 1, xlog, NULL, 0);
+    series sl[] = {{"p50", xs, p50, a->n, 0}, {"p95", xs, p95, a->n, 0}, {"p99", xs, p99, a->n, 0}};
+    svg_chart(&b, "Latency percentiles vs load", xl, "ms", sl, 3, xlog, NULL, 0);
+    /* histograms re-binned onto one log axis shared by all stages */
+    px_buf_puts(&b, "<h2>Latency distribution per stage</h2>");
+    double lo = INFINITY, hi = 0;
+    for (int k = 0; k < r->nstages; k++) {
+        const px_hist *h = &r->stages[k].acc.lat;
+        if (!h->count) continue;
+        if ((double)h->min < lo) lo = (double)h->min;
+        if ((double)h->max > hi) hi = (double)h->max;
+    }
+    enum { NB = 48 };
+    if (hi > 0) {
+        if (lo < 1000) lo = 1000;
+        if (hi <= lo) hi = lo * 2;
+        double l0 = log10(lo / 1e6), l1 = log10(hi / 1e6) + 1e-9;
+        for (int k = 0; k < r->nstages; k++) {
+            const px_hist *h = &r->stages[k].acc.lat;
+            if (!h->count) continue;
+            double bx[NB], by[NB];
+            for (int i = 0; i < NB; i++) {
+                bx[i] = pow(10, l0 + (l1 - l0) * i / NB);
+                by[i] = 0;
+            }
+            int it = -1;
+            uint64_t blo, bhi, c;
+            while (px_hist_next(h, &it, &blo, &bhi, &c) == 0) {
+                double v = ((double)blo + (double)bhi) / 2 / 1e6;
+                int i = (int)((log10(v > 0 ? v : 1e-6) - l0) / (l1 - l0) * NB);
+                if (i < 0) i = 0;
+                if (i >= NB) i = NB - 1;
+                by[i] += 100.0 * (double)c / (double)h->count;
+            }
+            char title[96];
+            snprintf(title, sizeof title, "%s %g: %llu requests", load_name(a), r->stages[k].load,
+                     (unsigned long long)h->count);
+            series sh[] = {{"% of requests", bx, by, NB, 1}};
+            svg_chart(&b, title, "latency (ms, log scale)", "% of requests", sh, 1, 1, NULL, 0);
+        }
+    }
+    if (r->npoints) {
+        px_buf_puts(&b, "<h2>Time series (per second; dashed lines: stage starts)</h2>");
+        double *t = malloc(sizeof(double) * (size_t)r->npoints * 4);
+        if (t) {
+            double *tq = t + r->npoints, *tp = tq + r->npoints, *te = tp + r->npoints;
+            for (int i = 0; i < r->npoints; i++) {
+                t[i] = r->series[i].t;
+                tq[i] = r->series[i].qps;
+                tp[i] = r->series[i].p95_ms;
+                te[i] = r->series[i].dt > 0 ? (double)r->series[i].errors / r->series[i].dt : 0;
+            }
+            double vl[PB_MAX_STAGES];
+            for (int k = 0; k < r->nstages; k++) vl[k] = r->stages[k].start_s;
+            series s1[] = {{"QPS", t, tq, r->npoints, 0}, {"errors/s", t, te, r->npoints, 0}};
+            svg_chart(&b, "Throughput over time", "seconds", "per second", s1, 2, 0, vl, r->nstages);
+            series s2[] = {{"p95 ms", t, tp, r->npoints, 0}};
+            svg_chart(&b, "p95 latency over time", "seconds", "ms", s2, 1, 0, vl, r->nstages);
+            free(t);
+        }
+    }
+    px_buf_puts(&b, "<p>Numbers: report.json (schema " PB_SCHEMA "), CSV files beside this page.</p></body></html>\n");
+    FILE *f = fopen(path, "w");
+    int ok = f && fwrite(b.data, 1, b.len, f) == b.len;
+    if (f && fclose(f) != 0) ok = 0;
+    px_buf_free(&b);
+    return ok ? 0 : PX_EIO;
+}
+
+int pb_report_write(const char *dir, const pb_run_result *r, const pb_analysis *a,
+                    const pb_report_meta *m, char *err, size_t errlen)
+{
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return px_errf(err, errlen, PX_EIO, "cannot create %s: %s", dir, strerror(errno));
+    char path[1024];
+    snprintf(path, sizeof path, "%s/report.json", dir);
+    if (write_json(path, r, a, m)) return px_errf(err, errlen, PX_EIO, "cannot write %s", path);
+    snprintf(path, sizeof path, "%s/report.md", dir);
+    if (write_md(path, a, m, r)) return px_errf(err, errlen, PX_EIO, "cannot write %s", path);
+    snprintf(path, sizeof path, "%s/report.html", dir);
+    if (write_html(path, r, a, m)) return px_errf(err, errlen, PX_EIO, "cannot write %s", path);
+    if (write_csvs(dir, r, a)) return px_errf(err, errlen, PX_EIO, "cannot write the CSV files in %s", dir);
+    return 0;
+}

@@ -1,0 +1,176 @@
+/*
+ * scenario.c — stage runner and time series (see scenario.h).
+ */
+#include "bench/scenario.h"
+
+#include "bench/child.h"
+#include "core/clock.h"
+#include "core/err.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TICK_NS 50000000LL /* control checks */
+
+typedef struct sampler {
+    pid_t pid;
+    int64_t last_t, last_cpu_self, last_cpu_srv;
+} sampler;
+
+static void sleep_until(int64_t t)
+{
+    int64_t d = t - px_now_ns();
+    if (d <= 0) return;
+    struct timespec ts = {d / 1000000000, d % 1000000000};
+    nanosleep(&ts, NULL);
+}
+
+static int add_point(pb_run_result *r, const pb_point *p)
+{
+    if (r->npoints == r->cap) {
+        int cap = r->cap ? r->cap * 2 : 256;
+        pb_point *s = realloc(r->series, (size_t)cap * sizeof *s);
+        if (!s) return PX_ENOMEM;
+        r->series = s;
+        r->cap = cap;
+    }
+    r->series[r->npoints++] = *p;
+    return 0;
+}
+
+static int take_point(pb_engine *e, pb_run_result *out, sampler *s, int64_t t0, int64_t now,
+                      int stage, int measuring, double load, pb_acc *ivl)
+{
+    pb_acc_reset(ivl);
+    pb_engine_take_interval(e, ivl);
+    pb_point p = {0};
+    p.t = (double)(now - t0) / 1e9;
+    p.dt = (double)(now - s->last_t) / 1e9;
+    p.stage = stage;
+    p.measuring = measuring;
+    p.load = load;
+    p.active = pb_engine_active(e);
+    p.ok = ivl->ok;
+    p.errors = pb_acc_errors(ivl);
+    p.late = ivl->late;
+    p.qps = p.dt > 0 ? (double)p.ok / p.dt : 0;
+    p.mean_ms = px_hist_mean(&ivl->lat) / 1e6;
+    p.p50_ms = (double)px_hist_quantile(&ivl->lat, 0.5) / 1e6;
+    p.p95_ms = (double)px_hist_quantile(&ivl->lat, 0.95) / 1e6;
+    p.p99_ms = (double)px_hist_quantile(&ivl->lat, 0.99) / 1e6;
+    p.max_ms = (double)ivl->lat.max / 1e6;
+    int64_t cpu;
+    uint64_t rss;
+    p.cli_cpu = p.srv_cpu = p.srv_rss_mb = -1;
+    if (pb_proc_sample(0, &cpu, &rss) == 0) {
+        if (p.dt > 0) p.cli_cpu = 100.0 * (double)(cpu - s->last_cpu_self) / (p.dt * 1e9);
+        s->last_cpu_self = cpu;
+    }
+    if (s->pid > 0 && pb_proc_sample(s->pid, &cpu, &rss) == 0) {
+        if (p.dt > 0) p.srv_cpu = 100.0 * (double)(cpu - s->last_cpu_srv) / (p.dt * 1e9);
+        s->last_cpu_srv = cpu;
+        p.srv_rss_mb = (double)rss / 1048576.0;
+    }
+    s->last_t = now;
+    return add_point(out, &p);
+}
+
+static void progress(const pb_run_config *rc, int k, const pb_point *p, double elapsed, double total,
+                     int measuring)
+{
+    char lat[32];
+    if (p->ok) snprintf(lat, sizeof lat, "%.1f ms", p->p95_ms);
+    else snprintf(lat, sizeof lat, "-");
+    double er = p->ok + p->errors ? 100.0 * (double)p->errors / (double)(p->ok + p->errors) : 0;
+    fprintf(stderr, "\r\033[K  stage %d/%d  %s %g  %5.0fs/%.0fs  qps %.1f  p95 %s  errors %.1f%%%s",
+            k + 1, rc->nstages, rc->open_loop ? "rate" : "users", rc->loads[k], elapsed, total,
+            p->qps, lat, er, measuring ? "" : "  (warm-up)");
+    fflush(stderr);
+}
+
+int pb_run(pb_engine *e, const pb_run_config *rc, pb_run_result *out)
+{
+    memset(out, 0, sizeof *out);
+    pb_acc ivl;
+    pb_acc_init(&ivl);
+    sampler s = {.pid = rc->server_pid};
+    int64_t t0 = px_now_ns();
+    int64_t cpu;
+    uint64_t rss;
+    s.last_t = t0;
+    if (pb_proc_sample(0, &cpu, &rss) == 0) s.last_cpu_self = cpu;
+    if (s.pid > 0 && pb_proc_sample(s.pid, &cpu, &rss) == 0) s.last_cpu_srv = cpu;
+    out->start_wall_ms = px_wall_ms();
+    int rc_err = 0;
+    double prev_load = 0;
+    int64_t next_point = t0 + 1000000000LL;
+    for (int k = 0; k < rc->nstages && !rc_err; k++) {
+        if (rc->interrupted && *rc->interrupted) break;
+        pb_stage_result *st = &out->stages[out->nstages++];
+        pb_acc_init(&st->acc);
+        st->load = rc->loads[k];
+        int64_t ts = px_now_ns();
+        st->start_s = (double)(ts - t0) / 1e9;
+        int64_t ramp = rc->open_loop ? rc->ramp_ns : 0;
+        if (!rc->open_loop && rc->spawn_rate > 0 && st->load > prev_load)
+            ramp = (int64_t)((st->load - prev_load) / rc->spawn_rate * 1e9);
+        prev_load = st->load;
+        int64_t wait = rc->warmup_ns > ramp ? rc->warmup_ns : ramp;
+        int64_t mstart = ts + wait;
+        int64_t mend = rc->stage_ns > 0 ? mstart + rc->stage_ns : INT64_MAX;
+        st->warmup_s = (double)wait / 1e9;
+        pb_engine_open_window(e, mstart);
+        pb_engine_set_load(e, st->load, rc->open_loop ? rc->ramp_ns : 0);
+        double total = (double)(mend == INT64_MAX ? wait : mend - ts) / 1e9;
+        pb_point last = {0};
+        int stopped = 0;
+        for (;;) {
+            int64_t now = px_now_ns();
+            if (now >= mend) break;
+            if (rc->interrupted && *rc->interrupted) {
+                stopped = 1;
+                break;
+            }
+            if (rc->stage_requests && pb_engine_window_requests(e) >= rc->stage_requests) break;
+            int64_t wake = now + TICK_NS;
+            if (next_point < wake) wake = next_point;
+            if (mend < wake) wake = mend;
+            sleep_until(wake);
+            now = px_now_ns();
+            if (now >= next_point) {
+                int meas = now > mstart;
+                if ((rc_err = take_point(e, out, &s, t0, now, k, meas, st->load, &ivl))) break;
+                last = out->series[out->npoints - 1];
+                next_point += 1000000000LL;
+                if (next_point < now) next_point = now + 1000000000LL;
+                if (rc->progress) progress(rc, k, &last, (double)(now - ts) / 1e9, total, meas);
+            }
+        }
+        int64_t now = px_now_ns();
+        pb_engine_close_window(e, &st->acc);
+        st->measured_s = now > mstart ? (double)(now - mstart) / 1e9 : 0;
+        st->complete = !stopped;
+        /* a partial point closes the stage so the series covers it all */
+        if (!rc_err && now - s.last_t > 100000000LL) {
+            rc_err = take_point(e, out, &s, t0, now, k, now > mstart, st->load, &ivl);
+            next_point = now + 1000000000LL;
+        }
+        if (stopped) break;
+    }
+    if (rc->progress) fprintf(stderr, "\r\033[K");
+    out->interrupted = rc->interrupted && *rc->interrupted;
+    out->duration_s = (double)(px_now_ns() - t0) / 1e9;
+    pb_acc_free(&ivl);
+    return rc_err;
+}
+
+void pb_run_result_free(pb_run_result *r)
+{
+    for (int i = 0; i < r->nstages; i++) pb_acc_free(&r->stages[i].acc);
+    free(r->series);
+    memset(r, 0, sizeof *r);
+}

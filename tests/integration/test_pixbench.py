@@ -1,0 +1,231 @@
+"""pixbench end to end: the embedded pixserve sweep and its report (with a
+schema check of report.json), profiles against pixserve and against
+`pixbench echo`, the open loop, SLO exit codes, the remote-target guard and
+the payload generator. Runs are a few seconds each."""
+import csv
+import json
+import os
+import re
+import subprocess
+import tempfile
+import unittest
+
+from pxtest import BIN, SLOW
+
+PIXBENCH = os.environ.get("PIXBENCH_BIN", os.path.join(os.path.dirname(BIN), "pixbench"))
+
+NUM = (int, float)
+OPT_NUM = (int, float, type(None))
+OPT_STR = (str, type(None))
+LAT = {k: NUM for k in ("mean", "min", "p50", "p90", "p95", "p99", "p999", "max")}
+ERRS = {k: int for k in ("connect", "read", "write", "timeout", "status", "check", "dropped")}
+# A small JSON-schema-like description of report.json (schema "pixbench/1"):
+# dicts list required keys with their types, [x] is a list of x.
+SCHEMA = {
+    "schema": str, "generator": str, "title": str, "started_unix_ms": NUM, "duration_s": NUM,
+    "interrupted": bool,
+    "config": {"cmdline": str, "target": str, "profile": str, "payloads": str, "mode": str,
+               "arrivals": OPT_STR, "think_min_s": NUM, "think_max_s": NUM, "spawn_rate": NUM,
+               "threads": int, "connections": int, "warmup_s": NUM, "stage_s": NUM,
+               "timeout_s": NUM, "max_wait_s": NUM, "check": str, "slo": OPT_STR,
+               "error_threshold": NUM, "seed": int},
+    "environment": {"host": str, "kernel": str, "cpus": int, "server": OPT_STR},
+    "stages": [{
+        "index": int, "load": NUM, "load_unit": str, "start_s": NUM, "warmup_s": NUM,
+        "measured_s": NUM, "complete": bool, "requests": int, "successes": int, "errors": int,
+        "error_rate": NUM, "errors_by_class": ERRS, "late": int, "qps": NUM, "latency_ms": LAT,
+        "mb_per_s_in": NUM, "mb_per_s_out": NUM, "client_cpu_percent": NUM,
+        "server_cpu_percent": NUM, "server_rss_mb": NUM, "stability": (dict, type(None)),
+        "server_timing_ms": dict, "slo": (dict, type(None)), "histogram_ns": [[int]],
+    }],
+    "series": [{"t": NUM, "dt": NUM, "stage": int, "measuring": bool, "load": NUM, "active": int,
+                "successes": int, "errors": int, "late": int, "qps": NUM, "mean_ms": NUM,
+                "p50_ms": NUM, "p95_ms": NUM, "p99_ms": NUM, "max_ms": NUM,
+                "client_cpu_percent": NUM, "server_cpu_percent": NUM, "server_rss_mb": NUM}],
+    "analysis": {"saturation_stage": (int, type(None)), "sweet_spot_stage": (int, type(None)),
+                 "peak_qps": NUM, "slo_met": (bool, type(None)), "hints": [str]},
+}
+
+
+def validate(doc, schema, path="$"):
+    """Raises AssertionError naming the first place where doc does not fit."""
+    if isinstance(schema, dict):
+        assert isinstance(doc, dict), "%s: expected an object" % path
+        for k, sub in schema.items():
+            assert k in doc, "%s: missing %r" % (path, k)
+            validate(doc[k], sub, "%s.%s" % (path, k))
+    elif isinstance(schema, list):
+        assert isinstance(doc, list), "%s: expected an array" % path
+        for i, item in enumerate(doc):
+            validate(item, schema[0], "%s[%d]" % (path, i))
+    else:
+        types = schema if isinstance(schema, tuple) else (schema,)
+        ok = isinstance(doc, types) and not (isinstance(doc, bool) and bool not in types)
+        assert ok, "%s: %r is not %s" % (path, doc, types)
+
+
+def dur(seconds):
+    """A stage length for runs against the embedded pixserve, which computes
+    several times slower in sanitizer builds."""
+    return "%gs" % (seconds * SLOW)
+
+
+def run(*args, timeout=120):
+    p = subprocess.run([PIXBENCH, *args], capture_output=True, text=True, timeout=timeout * SLOW)
+    return p.returncode, p.stdout, p.stderr
+
+
+class Echo:
+    """A `pixbench echo` child."""
+
+    def __init__(self, *flags):
+        self.proc = subprocess.Popen([PIXBENCH, "echo", "--port", "0", *flags],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        if not m:
+            self.proc.kill()
+            raise RuntimeError("echo did not start: %r" % line)
+        self.url = "http://127.0.0.1:%s" % m.group(1)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.communicate(timeout=30)
+        return self.proc.returncode
+
+
+class PixbenchTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="pbit-")
+        self.out = os.path.join(self.tmp.name, "report")
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def report(self):
+        with open(os.path.join(self.out, "report.json")) as f:
+            doc = json.load(f)
+        validate(doc, SCHEMA)
+        self.assertEqual(doc["schema"], "pixbench/1")
+        return doc
+
+    def test_help(self):
+        for sub in ([], ["echo"], ["payload"]):
+            rc, out, _ = run(*sub, "--help")
+            self.assertEqual(rc, 0)
+            self.assertIn("usage", out)
+        rc, out, _ = run("--help")
+        for word in ("--sweep", "--rate", "seed-inpaint", "--slo", "--mask-coverage"):
+            self.assertIn(word, out)
+        rc, _, err = run("--no-such-flag")
+        self.assertEqual(rc, 2)
+
+    def test_embedded_sweep_and_report(self):
+        rc, out, err = run("--sweep", "1,2", "--duration", dur(2), "--warmup", dur(1),
+                           "--sizes", "96x64,128x96", "--stability", "--slo", "errors<50%",
+                           "--out", self.out)
+        self.assertEqual(rc, 0, err + out)
+        self.assertRegex(out, r"users \|\s+QPS \|\s+mean ms")
+        self.assertIn("Report: %s/report.md" % self.out, out)
+        doc = self.report()
+        self.assertEqual(len(doc["stages"]), 2)
+        self.assertIn("pixserve", doc["environment"]["server"])
+        for st in doc["stages"]:
+            self.assertGreater(st["successes"], 0)
+            self.assertEqual(st["errors"], 0, st["errors_by_class"])
+            self.assertGreater(st["qps"], 0)
+            lat = st["latency_ms"]
+            self.assertLessEqual(lat["p50"], lat["p95"])
+            self.assertLessEqual(lat["p95"], lat["p99"])
+            self.assertLessEqual(lat["p99"], lat["max"])
+            self.assertEqual(sum(b[2] for b in st["histogram_ns"]), st["successes"])
+            self.assertIn("infer", st["server_timing_ms"])  # pixserve's Server-Timing
+            self.assertTrue(st["slo"]["met"])
+            self.assertGreater(st["server_cpu_percent"], 0)
+        self.assertTrue(doc["analysis"]["slo_met"])
+        self.assertGreaterEqual(len(doc["series"]), 4)
+        with open(os.path.join(self.out, "report.html")) as f:
+            html = f.read()
+        self.assertIn("<svg", html)
+        self.assertNotIn("<script src", html)  # self-contained
+        with open(os.path.join(self.out, "report.md")) as f:
+            md = f.read()
+        self.assertIn("| users | QPS |", md)
+        with open(os.path.join(self.out, "stages.csv")) as f:
+            rows = list(csv.DictReader(f))
+        self.assertEqual([r["users"] for r in rows], ["1", "2"])
+        for name in ("timeseries.csv", "histograms.csv", "server_timing.csv"):
+            self.assertTrue(os.path.getsize(os.path.join(self.out, name)) > 0)
+
+    def test_seed_inpaint_profile_base64(self):
+        rc, out, err = run("--profile", "seed-inpaint", "--return-type", "base64", "--users", "1",
+                           "--duration", dur(2), "--sizes", "80x60", "--out", self.out)
+        self.assertEqual(rc, 0, err)
+        st = self.report()["stages"][0]
+        self.assertGreater(st["successes"], 0)
+        self.assertEqual(st["errors"], 0, st["errors_by_class"])
+
+    def test_slo_broken_exits_3(self):
+        rc, out, err = run("--users", "1", "--duration", dur(1), "--sizes", "64x48",
+                           "--slo", "p50<1us,errors<1%")
+        self.assertEqual(rc, 3, err)
+        self.assertIn("SLO broken", out)
+        rc, _, err = run("--slo", "p95<<3", "--duration", "1s")
+        self.assertEqual(rc, 2)
+
+    def test_remote_target_refused(self):
+        rc, _, err = run("--target", "http://192.0.2.1:80", "--profile", "raw", "--duration", "1s")
+        self.assertEqual(rc, 2)
+        self.assertIn("--allow-remote", err)
+
+    def test_raw_profile_against_echo_closed_and_open(self):
+        echo = Echo("--delay", "uniform:2ms:6ms")
+        try:
+            rc, out, err = run("--target", echo.url, "--profile", "raw", "--users", "4",
+                               "--duration", "2s", "--out", self.out)
+            self.assertEqual(rc, 0, err)
+            st = self.report()["stages"][0]
+            self.assertEqual(st["errors"], 0)
+            self.assertGreater(st["successes"], 100)
+            self.assertGreaterEqual(st["latency_ms"]["p50"], 2.0)
+            self.assertIn("wait", st["server_timing_ms"])
+            rc, out, err = run("--target", echo.url, "--profile", "raw", "--rate", "100",
+                               "--duration", "2s", "--out", self.out)
+            self.assertEqual(rc, 0, err)
+            doc = self.report()
+            st = doc["stages"][0]
+            self.assertEqual(doc["config"]["mode"], "open")
+            self.assertGreater(st["successes"], 120)
+            self.assertLess(st["successes"], 260)
+        finally:
+            self.assertEqual(echo.stop(), 0)
+
+    def test_fast_wrong_answer_is_an_error(self):
+        # echo answers 200 text/plain in microseconds: for the pixserve
+        # profile that is not an image, so every request is a check error
+        echo = Echo()
+        try:
+            rc, out, err = run("--target", echo.url, "--users", "1", "--duration", "1s",
+                               "--sizes", "64x48", "--out", self.out)
+            self.assertEqual(rc, 0, err)
+            st = self.report()["stages"][0]
+            self.assertEqual(st["successes"], 0)
+            self.assertGreater(st["errors_by_class"]["check"], 10)
+            self.assertEqual(st["error_rate"], 1)
+        finally:
+            echo.stop()
+
+    def test_payload_subcommand(self):
+        rc, out, err = run("payload", "--sizes", "200x100", "--payloads", "3",
+                           "--mask-coverage", "20-25%", "--out", self.tmp.name)
+        self.assertEqual(rc, 0, err)
+        covs = [float(x) for x in re.findall(r"coverage ([\d.]+)%", out)]
+        self.assertEqual(len(covs), 3)
+        for c in covs:
+            self.assertGreaterEqual(c, 20.0)
+            self.assertLessEqual(c, 25.0)
+        self.assertTrue(os.path.exists(os.path.join(self.tmp.name, "mask-200x100-2.png")))
+
+
+if __name__ == "__main__":
+    unittest.main()
