@@ -12,9 +12,11 @@
 #define PX_LAMA_IDLE_PLAN_BYTES ((size_t)1 << 30)
 #define PX_LAMA_MAX_PLANS 8
 
-/* The backend's scratch area is only known once a plan exists; memory
- * estimates for shapes without a plan add this (it measured a few MiB for
- * big-lama at 512x512 and 1024x1024). */
+/* The backend's scratch area is only known once a plan exists, and depends
+ * on the kernels oneDNN picks for the CPU; memory estimates add this margin
+ * for it (measured: 12 KiB for big-lama at 64..1024 px on AVX-512, where the
+ * brgemm kernels need almost none; im2col-style kernels on other CPUs need
+ * more). */
 #define PX_LAMA_SCRATCH_ESTIMATE ((size_t)16 << 20)
 
 #endif
