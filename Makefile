@@ -4,7 +4,7 @@
 #
 #   make                      release build into build/release/
 #   make SANITIZER=address    (or undefined, thread, address,undefined) into build/<name>/
-#   make CUDA=1               reserved for the CUDA backend (not built yet)
+#   make CUDA=1               with the CUDA backend of the lama engine, into build/<name>-cuda/
 #   make test                 unit + integration + browser tests, then again under
 #                             ASan+UBSan, the concurrency core under TSan, then every
 #                             fuzzer briefly
@@ -38,8 +38,18 @@ CFLAGS += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=
 LDFLAGS += -fsanitize=$(SANITIZER)
 endif
 
+# CUDA=1 adds the lama engine's CUDA backend (src/engine/lama/cuda/: cuDNN,
+# cuFFT, kernels.cu through nvcc) into build/<name>-cuda/; without it
+# lama_cuda_none.c says so at run time. The CUDA runtime is linked
+# statically; cuDNN and cuFFT are the machine's shared libraries.
+CUDA_HOME ?= /usr/local/cuda
+NVCC ?= $(CUDA_HOME)/bin/nvcc
+CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80 \
+             -gencode arch=compute_90,code=compute_90
 ifeq ($(CUDA),1)
-$(error CUDA=1: the CUDA backend is not part of this tree yet (see issue "LaMa engine on CUDA"))
+BUILD := $(BUILD)-cuda
+CPPFLAGS += -I$(CUDA_HOME)/include
+LDLIBS += -L$(CUDA_HOME)/lib64 -lcudnn -lcufft -lcudart_static -ldl -lrt -lstdc++
 endif
 
 MAINS := src/serve/main.c src/bench/main.c
@@ -47,10 +57,18 @@ MAINS := src/serve/main.c src/bench/main.c
 # here (oneDNN plus a direct kernel for RGB-output layers on the CPU; a CUDA
 # build would pick its own).
 LAMA_CONV := src/engine/lama/conv_dnnl.c src/engine/lama/conv_narrow.c
-LAMA_SRC := $(filter-out src/engine/lama/conv_%.c,$(wildcard src/engine/lama/*.c)) $(LAMA_CONV)
+ifeq ($(CUDA),1)
+LAMA_CUDA := src/engine/lama/cuda/lama_cuda.c
+LAMA_CU := src/engine/lama/cuda/kernels.cu
+else
+LAMA_CUDA := src/engine/lama/lama_cuda_none.c
+LAMA_CU :=
+endif
+LAMA_SRC := $(filter-out src/engine/lama/conv_%.c src/engine/lama/lama_cuda_none.c,\
+              $(wildcard src/engine/lama/*.c)) $(LAMA_CONV) $(LAMA_CUDA)
 LIB_SRC := $(filter-out $(MAINS),$(wildcard src/core/*.c src/image/*.c src/engine/*.c \
              src/engine/classic/*.c src/serve/*.c src/bench/*.c)) $(LAMA_SRC)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/web_assets.o
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(LAMA_CU:%.cu=$(BUILD)/%.o) $(BUILD)/gen/web_assets.o
 LIB := $(BUILD)/libpixserve.a
 PIXSERVE := $(BUILD)/pixserve
 PIXBENCH := $(BUILD)/pixbench
@@ -109,6 +127,11 @@ $(BUILD)/gen/web_assets.c: $(EMBED_WEB) $(WEB_FILES) web
 $(BUILD)/gen/web_assets.o: $(BUILD)/gen/web_assets.c
 	$(call say,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cu | setup
+	@mkdir -p $(@D)
+	$(call say,NVCC,$@)
+	$(Q)$(NVCC) -std=c++17 -O3 $(CUDA_ARCH) -Isrc -Xcompiler -Wall,-Werror -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@

@@ -68,7 +68,9 @@ int px_engine_open(const char *name, const px_engine_config *cfg, px_engine **ou
             *out = NULL;
             return rc;
         }
-        (*out)->ops = g_engines[i];
+        /* An engine may hand back an instance of another backend's vtable
+         * under the same name (lama on CUDA); otherwise it is this one. */
+        if (!(*out)->ops) (*out)->ops = g_engines[i];
         return 0;
     }
     return px_errf(err, errlen, PX_ENOTFOUND, "unknown engine \"%s\" (known: %s)", name, known);

@@ -31,7 +31,8 @@ enum {
 
 typedef struct px_engine_config {
     const char *weights; /* weights file, for engines that need one */
-    const char *device;  /* "cpu", "cuda:0", ...; NULL = engine default */
+    const char *device;  /* "cpu", "cuda", "cuda:0", ...; NULL = engine default */
+    const char *precision; /* "fp32", "tf32", "bf16"; NULL = engine default */
     px_pool *pool;       /* compute threads; NULL = px_pool_default() */
 } px_engine_config;
 

@@ -19,6 +19,7 @@
 #include "core/jsonw.h"
 #include "engine/engine_impl.h"
 #include "engine/lama/graph.h"
+#include "engine/lama/lama_cuda.h"
 
 #include <dnnl.h>
 #include <fftw3.h>
@@ -169,9 +170,14 @@ static void lama_destroy(px_engine *pe)
 
 static int lama_create(const px_engine_config *cfg, px_engine **out, char *err, size_t errlen)
 {
+    if (cfg->device && strncmp(cfg->device, "cuda", 4) == 0)
+        return px_lama_cuda_create(cfg, out, err, errlen);
     if (cfg->device && strcmp(cfg->device, "cpu") != 0)
         return px_errf(err, errlen, PX_EUNSUP,
-                       "lama engine runs on the CPU in this build, not \"%s\"", cfg->device);
+                       "lama engine runs on \"cpu\" or \"cuda[:N]\", not \"%s\"", cfg->device);
+    if (cfg->precision && strcmp(cfg->precision, "fp32") != 0)
+        return px_errf(err, errlen, PX_EUNSUP, "lama on the CPU computes in fp32 only, not %s",
+                       cfg->precision);
     if (!cfg->weights || !cfg->weights[0])
         return px_errf(err, errlen, PX_EINVAL,
                        "lama engine needs --weights FILE.safetensors (convert big-lama with "

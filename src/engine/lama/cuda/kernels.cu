@@ -1,0 +1,726 @@
+/*
+ * kernels.cu — the LaMa CUDA backend's element-wise and layout kernels (see
+ * kernels.h). They are memory-bound: one thread per output element, with
+ * NHWC's channel index fastest so that a warp reads and writes contiguous
+ * bytes. Templates cover the two activation types (float, bfloat16); all
+ * arithmetic is in float.
+ */
+#include "engine/lama/cuda/kernels.h"
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+namespace {
+
+typedef __nv_bfloat16 bf16_t;
+
+__device__ __forceinline__ float ld(const float *p, size_t i) { return p[i]; }
+__device__ __forceinline__ float ld(const bf16_t *p, size_t i) { return __bfloat162float(p[i]); }
+__device__ __forceinline__ void st(float *p, size_t i, float v) { p[i] = v; }
+__device__ __forceinline__ void st(bf16_t *p, size_t i, float v) { p[i] = __float2bfloat16(v); }
+
+/* Eight consecutive elements, moved as 16 (bf16) or 32 (float) bytes: the
+ * memory-bound kernels below work in these units when channel counts are
+ * multiples of 8 (they are in every LaMa configuration). */
+struct v8 {
+    float v[8];
+};
+
+__device__ __forceinline__ v8 ld8(const float *p, size_t i)
+{
+    float4 a = *reinterpret_cast<const float4 *>(p + i), b = *reinterpret_cast<const float4 *>(p + i + 4);
+    return v8{{a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w}};
+}
+
+__device__ __forceinline__ v8 ld8(const bf16_t *p, size_t i)
+{
+    uint4 u = *reinterpret_cast<const uint4 *>(p + i);
+    const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&u);
+    v8 r;
+    for (int k = 0; k < 4; k++) {
+        float2 f = __bfloat1622float2(h[k]);
+        r.v[2 * k] = f.x;
+        r.v[2 * k + 1] = f.y;
+    }
+    return r;
+}
+
+__device__ __forceinline__ void st8(float *p, size_t i, const v8 &r)
+{
+    *reinterpret_cast<float4 *>(p + i) = make_float4(r.v[0], r.v[1], r.v[2], r.v[3]);
+    *reinterpret_cast<float4 *>(p + i + 4) = make_float4(r.v[4], r.v[5], r.v[6], r.v[7]);
+}
+
+__device__ __forceinline__ void st8(bf16_t *p, size_t i, const v8 &r)
+{
+    uint4 u;
+    __nv_bfloat162 *h = reinterpret_cast<__nv_bfloat162 *>(&u);
+    for (int k = 0; k < 4; k++) h[k] = __floats2bfloat162_rn(r.v[2 * k], r.v[2 * k + 1]);
+    *reinterpret_cast<uint4 *>(p + i) = u;
+}
+
+/* torch "reflect": ... 2 1 | 0 1 ... n-1 | n-2 ...; valid for |overshoot| < n. */
+__device__ __forceinline__ int reflect(int i, int n)
+{
+    if (i < 0) return -i;
+    if (i >= n) return 2 * n - 2 - i;
+    return i;
+}
+
+/* numpy "symmetric" (edge repeated), periodic for any distance. */
+__device__ __forceinline__ int symmetric(int i, int n)
+{
+    int m = i % (2 * n);
+    if (m < 0) m += 2 * n;
+    return m < n ? m : 2 * n - 1 - m;
+}
+
+const int THREADS = 256;
+
+inline unsigned blocks_for(size_t n)
+{
+    size_t b = (n + THREADS - 1) / THREADS;
+    return (unsigned)(b < 2147483647u ? b : 2147483647u);
+}
+
+#define GRID_STRIDE(i, n) \
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
+         i += (size_t)gridDim.x * blockDim.x)
+
+template <typename T>
+__global__ void input_k(const uint8_t *img, const uint8_t *mask, size_t img_stride,
+                        size_t mask_stride, const px_cu_item *items, int B, int H, int W, int rp,
+                        int C, T *out)
+{
+    int PH = H + 2 * rp, PW = W + 2 * rp;
+    size_t n = (size_t)B * PH * PW;
+    GRID_STRIDE(i, n) {
+        int x = (int)(i % PW);
+        int y = (int)((i / PW) % PH);
+        int b = (int)(i / ((size_t)PW * PH));
+        int h = items[b].h, w = items[b].w;
+        int sy = symmetric(reflect(y - rp, H), h), sx = symmetric(reflect(x - rp, W), w);
+        const uint8_t *px = img + (size_t)b * img_stride + ((size_t)sy * w + sx) * 3;
+        float m = mask[(size_t)b * mask_stride + (size_t)sy * w + sx] ? 1.0f : 0.0f;
+        size_t o = i * C;
+        for (int k = 0; k < 3; k++) st(out, o + k, (float)px[k] / 255.0f * (1.0f - m));
+        st(out, o + 3, m);
+        for (int k = 4; k < C; k++) st(out, o + k, 0.0f);
+    }
+}
+
+/* Vectorised kernels: one thread per 8 channels of one pixel; 32-bit
+ * index arithmetic (every tensor here has fewer than 2^32 elements: the
+ * launchers check). cv = channels / 8. */
+template <typename T>
+__global__ void reflect_pad_k(const T *src, int B, int h, int w, int cv, int p, T *dst)
+{
+    int ph = h + 2 * p, pw = w + 2 * p;
+    unsigned n = (unsigned)B * ph * pw * cv;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        unsigned k = i % cv, q = i / cv;
+        int x = (int)(q % pw), y = (int)(q / pw % ph), b = (int)(q / ((unsigned)pw * ph));
+        unsigned sp = ((unsigned)b * h + reflect(y - p, h)) * w + reflect(x - p, w);
+        st8(dst, (size_t)i * 8, ld8(src, ((size_t)sp * cv + k) * 8));
+    }
+}
+
+template <typename T>
+__global__ void trunk_pad_k(const T *xl, const T *xg, const T *rl, const T *rg, T *nxl, T *nxg,
+                            int B, int h, int w, int cl, int cg, int p, T *pcat, T *pl)
+{
+    int ph = h + 2 * p, pw = w + 2 * p, cv = (cl + cg) / 8, lv = cl / 8, gv = cg / 8;
+    unsigned n = (unsigned)B * ph * pw * cv;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        unsigned k = i % cv, q = i / cv;
+        int x = (int)(q % pw), y = (int)(q / pw % ph), b = (int)(q / ((unsigned)pw * ph));
+        unsigned pix = ((unsigned)b * h + reflect(y - p, h)) * w + reflect(x - p, w);
+        bool local = (int)k < lv;
+        size_t src = local ? ((size_t)pix * lv + k) * 8 : ((size_t)pix * gv + (k - lv)) * 8;
+        v8 v = local ? ld8(xl, src) : ld8(xg, src);
+        const T *r = local ? rl : rg;
+        if (r) {
+            v8 a = ld8(r, src);
+            for (int j = 0; j < 8; j++) v.v[j] += a.v[j];
+            /* The interior writes each sum once, unpadded, for the next add. */
+            if (y >= p && y < h + p && x >= p && x < w + p) st8(local ? nxl : nxg, src, v);
+        }
+        st8(pcat, (size_t)i * 8, v);
+        if (pl && local) st8(pl, ((size_t)q * lv + k) * 8, v);
+    }
+}
+
+template <typename T>
+__global__ void trunk_concat_k(const T *xl, const T *xg, const T *rl, const T *rg, int B, int h,
+                               int w, int cl, int cg, T *out)
+{
+    int cv = (cl + cg) / 8, lv = cl / 8, gv = cg / 8;
+    unsigned n = (unsigned)B * h * w * cv;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        unsigned k = i % cv, pix = i / cv;
+        bool local = (int)k < lv;
+        size_t src = local ? ((size_t)pix * lv + k) * 8 : ((size_t)pix * gv + (k - lv)) * 8;
+        v8 v = local ? ld8(xl, src) : ld8(xg, src), a = local ? ld8(rl, src) : ld8(rg, src);
+        for (int j = 0; j < 8; j++) v.v[j] += a.v[j];
+        st8(out, (size_t)i * 8, v);
+    }
+}
+
+template <typename T>
+__global__ void bias_act_k(T *y, const float *bias, unsigned nv, int cv, int relu)
+{
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < nv; i += gridDim.x * blockDim.x) {
+        int k = (int)(i % cv) * 8;
+        v8 v = ld8(y, (size_t)i * 8);
+        for (int j = 0; j < 8; j++) {
+            float t = v.v[j] + (bias ? bias[k + j] : 0.0f);
+            v.v[j] = relu && t < 0 ? 0.0f : t;
+        }
+        st8(y, (size_t)i * 8, v);
+    }
+}
+
+template <typename T>
+__global__ void to_planar_k(const T *src, int B, int h, int w, int c, float *dst)
+{
+    size_t n = (size_t)B * h * w * c;
+    /* i walks the destination ([b][k][y][x]) so writes are contiguous; the
+     * NHWC reads stride by c, which the cache absorbs at these sizes. */
+    GRID_STRIDE(i, n) {
+        int x = (int)(i % w);
+        int y = (int)((i / w) % h);
+        int k = (int)((i / ((size_t)w * h)) % c);
+        int b = (int)(i / ((size_t)w * h * c));
+        dst[i] = ld(src, (((size_t)b * h + y) * w + x) * c + k);
+    }
+}
+
+template <typename T>
+__global__ void interleave_k(const float2 *spec, int B, int c, int h, int wf, float scale, T *dst)
+{
+    size_t n = (size_t)B * h * wf * 2 * c;
+    GRID_STRIDE(i, n) {
+        int ch = (int)(i % (2 * c));
+        size_t pix = i / (2 * c); /* b, y, x */
+        int x = (int)(pix % wf);
+        int y = (int)((pix / wf) % h);
+        int b = (int)(pix / ((size_t)wf * h));
+        int k = ch >> 1;
+        float2 z = spec[(((size_t)b * c + k) * h + y) * wf + x];
+        st(dst, i, (ch & 1 ? z.y : z.x) * scale);
+    }
+}
+
+template <typename T>
+__global__ void deinterleave_t_k(const T *src, int B, int c, int h, int wf, float scale,
+                                 float2 *dst)
+{
+    size_t n = (size_t)B * c * wf * h;
+    GRID_STRIDE(i, n) { /* dst index: [b][k][x][y] */
+        int y = (int)(i % h);
+        int x = (int)((i / h) % wf);
+        int k = (int)((i / ((size_t)h * wf)) % c);
+        int b = (int)(i / ((size_t)h * wf * c));
+        size_t s = ((((size_t)b * h + y) * wf + x) * c + k) * 2;
+        dst[i] = make_float2(ld(src, s) * scale, ld(src, s + 1) * scale);
+    }
+}
+
+__global__ void untranspose_zero_k(const float2 *src, int B, int c, int h, int wf, int w,
+                                   float2 *dst)
+{
+    size_t n = (size_t)B * c * h * wf;
+    GRID_STRIDE(i, n) { /* dst index: [b][k][y][x] */
+        int x = (int)(i % wf);
+        int y = (int)((i / wf) % h);
+        size_t bk = i / ((size_t)wf * h);
+        float2 z = src[(bk * wf + x) * h + y];
+        if (x == 0 || (w % 2 == 0 && x == w / 2)) z.y = 0.0f;
+        dst[i] = z;
+    }
+}
+
+template <typename T>
+__global__ void from_planar_add_k(const float *planar, float scale, const T *add, int B, int h,
+                                  int w, int c, T *out)
+{
+    size_t n = (size_t)B * h * w * c;
+    GRID_STRIDE(i, n) { /* i walks NHWC */
+        int k = (int)(i % c);
+        size_t pix = i / c;
+        int x = (int)(pix % w);
+        int y = (int)((pix / w) % h);
+        int b = (int)(pix / ((size_t)w * h));
+        float v = planar[(((size_t)b * c + k) * h + y) * w + x] * scale;
+        st(out, i, v + ld(add, i));
+    }
+}
+
+template <typename T>
+__global__ void output_k(const T *net, int B, int H, int W, int C, const uint8_t *img,
+                         const uint8_t *mask, size_t img_stride, size_t mask_stride,
+                         const px_cu_item *items, uint8_t *out, float *pred)
+{
+    size_t n = (size_t)B * H * W * 3;
+    GRID_STRIDE(i, n) {
+        int k = (int)(i % 3);
+        size_t pix = i / 3;
+        int x = (int)(pix % W);
+        int y = (int)((pix / W) % H);
+        int b = (int)(pix / ((size_t)W * H));
+        float v = 1.0f / (1.0f + __expf(-ld(net, pix * C + k)));
+        if (pred) pred[i] = v;
+        int h = items[b].h, w = items[b].w;
+        if (y >= h || x >= w) continue;
+        size_t o = (size_t)b * img_stride + ((size_t)y * w + x) * 3 + k;
+        if (mask[(size_t)b * mask_stride + (size_t)y * w + x]) {
+            float q = v * 255.0f;
+            q = q < 0.0f ? 0.0f : q > 255.0f ? 255.0f : q;
+            out[o] = (uint8_t)q; /* truncation, as astype(uint8) */
+        } else {
+            out[o] = img[o];
+        }
+    }
+}
+
+/* ---- fused stem and head convolutions ----
+ * Direct convolutions for the two 7x7 layers at full resolution, whose
+ * channel counts (4 in, 3 out) leave cuDNN's tensor-core kernels idle: a
+ * block computes a 16-row tile, the input tile sits in shared memory with
+ * its reflection (and, for the stem, symmetric) padding applied as it is
+ * loaded, and the weights are read as broadcasts. */
+
+const int TILE = 16, KS = 7, HALO = 3, TW = TILE + 2 * HALO; /* 22 */
+const int STEM_GROUP = 32; /* output channels per block of the stem */
+
+/* The stem: one thread per output pixel, 32 output channels per block
+ * (blockIdx.z = batch item * groups + group). */
+template <typename T>
+__global__ void stem_k(const uint8_t *img, const uint8_t *mask, size_t img_stride,
+                       size_t mask_stride, const px_cu_item *items, int H, int W,
+                       const float *w32, const float *bias, int cout, T *out)
+{
+    __shared__ float tile[4][TW][TW + 1];
+    __shared__ float wsh[KS * KS][4][STEM_GROUP];
+    int groups = cout / STEM_GROUP;
+    int b = blockIdx.z / groups, g = blockIdx.z % groups;
+    int x0 = blockIdx.x * TILE, y0 = blockIdx.y * TILE;
+    int tid = threadIdx.y * TILE + threadIdx.x;
+    int h = items[b].h, w = items[b].w;
+    const uint8_t *im = img + (size_t)b * img_stride, *mk = mask + (size_t)b * mask_stride;
+    for (int q = tid; q < TW * TW; q += TILE * TILE) {
+        int ty = q / TW, tx = q % TW;
+        int sy = symmetric(reflect(y0 + ty - HALO, H), h), sx = symmetric(reflect(x0 + tx - HALO, W), w);
+        const uint8_t *px = im + ((size_t)sy * w + sx) * 3;
+        float m = mk[(size_t)sy * w + sx] ? 1.0f : 0.0f;
+        for (int k = 0; k < 3; k++) tile[k][ty][tx] = (float)px[k] / 255.0f * (1.0f - m);
+        tile[3][ty][tx] = m;
+    }
+    for (int q = tid; q < KS * KS * 4 * STEM_GROUP; q += TILE * TILE) {
+        int o = q % STEM_GROUP, r = q / STEM_GROUP, i = r % 4, t = r / 4;
+        wsh[t][i][o] = w32[(((size_t)(g * STEM_GROUP + o) * KS * KS) + t) * 4 + i];
+    }
+    __syncthreads();
+    int x = x0 + threadIdx.x, y = y0 + threadIdx.y;
+    if (x >= W || y >= H) return;
+    float acc[STEM_GROUP];
+    for (int o = 0; o < STEM_GROUP; o++) acc[o] = bias[g * STEM_GROUP + o];
+    for (int dy = 0; dy < KS; dy++)
+        for (int dx = 0; dx < KS; dx++)
+            for (int i = 0; i < 4; i++) {
+                float v = tile[i][threadIdx.y + dy][threadIdx.x + dx];
+                const float *wr = wsh[dy * KS + dx][i];
+#pragma unroll
+                for (int o = 0; o < STEM_GROUP; o++) acc[o] += v * wr[o];
+            }
+    size_t base = (((size_t)b * H + y) * W + x) * cout + g * STEM_GROUP;
+    for (int o = 0; o < STEM_GROUP; o += 8) {
+        v8 r;
+        for (int j = 0; j < 8; j++) r.v[j] = acc[o + j] > 0.0f ? acc[o + j] : 0.0f;
+        st8(out, base + o, r);
+    }
+}
+
+/* The head: 8 x 16 threads, each computing 4 pixels along x (at x, x+8,
+ * x+16, x+24, so neighbouring threads read neighbouring shared words),
+ * input channels in chunks of 8. */
+const int HEAD_CC = 8, HEAD_TX = 8, HEAD_PX = 4, HEAD_W = HEAD_TX * HEAD_PX; /* 32 */
+
+template <typename T>
+__global__ void head_k(const T *u, int H, int W, int cin, const float *w32, const float *bias,
+                       const uint8_t *img, const uint8_t *mask, size_t img_stride,
+                       size_t mask_stride, const px_cu_item *items, uint8_t *out, float *pred)
+{
+    __shared__ float tile[HEAD_CC][TW][HEAD_W + 2 * HALO + 1];
+    __shared__ float wsh[KS * KS][HEAD_CC][3];
+    int b = blockIdx.z;
+    int x0 = blockIdx.x * HEAD_W, y0 = blockIdx.y * TILE;
+    int tid = threadIdx.y * HEAD_TX + threadIdx.x, nthr = HEAD_TX * TILE;
+    const int TWX = HEAD_W + 2 * HALO; /* 38 */
+    float acc[HEAD_PX][3];
+    for (int p = 0; p < HEAD_PX; p++)
+        for (int o = 0; o < 3; o++) acc[p][o] = bias[o];
+    for (int c0 = 0; c0 < cin; c0 += HEAD_CC) {
+        for (int q = tid; q < TW * TWX; q += nthr) {
+            int ty = q / TWX, tx = q % TWX;
+            int sy = reflect(y0 + ty - HALO, H), sx = reflect(x0 + tx - HALO, W);
+            sy = sy < 0 ? 0 : sy >= H ? H - 1 : sy; /* tiles past the edge: any valid pixel */
+            sx = sx < 0 ? 0 : sx >= W ? W - 1 : sx;
+            v8 v = ld8(u, (((size_t)b * H + sy) * W + sx) * cin + c0);
+            for (int j = 0; j < HEAD_CC; j++) tile[j][ty][tx] = v.v[j];
+        }
+        for (int q = tid; q < KS * KS * HEAD_CC * 3; q += nthr) {
+            int o = q % 3, r = q / 3, j = r % HEAD_CC, t = r / HEAD_CC;
+            wsh[t][j][o] = w32[((size_t)o * KS * KS + t) * cin + c0 + j];
+        }
+        __syncthreads();
+        for (int dy = 0; dy < KS; dy++)
+            for (int dx = 0; dx < KS; dx++)
+                for (int j = 0; j < HEAD_CC; j++) {
+                    float w0 = wsh[dy * KS + dx][j][0], w1 = wsh[dy * KS + dx][j][1],
+                          w2 = wsh[dy * KS + dx][j][2];
+#pragma unroll
+                    for (int p = 0; p < HEAD_PX; p++) {
+                        float v = tile[j][threadIdx.y + dy][threadIdx.x + p * HEAD_TX + dx];
+                        acc[p][0] += v * w0;
+                        acc[p][1] += v * w1;
+                        acc[p][2] += v * w2;
+                    }
+                }
+        __syncthreads();
+    }
+    int y = y0 + threadIdx.y, h = items[b].h, w = items[b].w;
+    if (y >= H) return;
+    for (int p = 0; p < HEAD_PX; p++) {
+        int x = x0 + threadIdx.x + p * HEAD_TX;
+        if (x >= W) continue;
+        for (int k = 0; k < 3; k++) {
+            float v = 1.0f / (1.0f + __expf(-acc[p][k]));
+            if (pred) pred[(((size_t)b * H + y) * W + x) * 3 + k] = v;
+            if (y >= h || x >= w) continue;
+            size_t o = (size_t)b * img_stride + ((size_t)y * w + x) * 3 + k;
+            if (mask[(size_t)b * mask_stride + (size_t)y * w + x]) {
+                float q = v * 255.0f;
+                q = q < 0.0f ? 0.0f : q > 255.0f ? 255.0f : q;
+                out[o] = (uint8_t)q; /* truncation, as astype(uint8) */
+            } else {
+                out[o] = img[o];
+            }
+        }
+    }
+}
+
+/* ---- Fourier unit layout ---- */
+
+template <typename T>
+__global__ void to_float_k(const T *src, unsigned nv, float *dst)
+{
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < nv; i += gridDim.x * blockDim.x)
+        st8(dst, (size_t)i * 8, ld8(src, (size_t)i * 8));
+}
+
+/* 32 x 32 tiles through shared memory so that both the read and the write
+ * of a transpose are coalesced. */
+const int TT = 32, TR = 8; /* tile side, rows per thread pass */
+
+/* [b*h + y][x][k] -> [b][k][y][x] (complex), zeroing Im of bins 0 and w/2. */
+__global__ void zero_transpose_k(const float2 *g, int c, int h, int wf, int w, float2 *dst)
+{
+    __shared__ float2 t[TT][TT + 1];
+    int by = blockIdx.z; /* b * h + y */
+    int b = by / h, y = by % h;
+    int k0 = blockIdx.x * TT, x0 = blockIdx.y * TT;
+    const float2 *src = g + (size_t)by * wf * c;
+    for (int r = threadIdx.y; r < TT; r += TR) {
+        int x = x0 + r, k = k0 + threadIdx.x;
+        if (x < wf && k < c) t[r][threadIdx.x] = src[(size_t)x * c + k];
+    }
+    __syncthreads();
+    for (int r = threadIdx.y; r < TT; r += TR) {
+        int k = k0 + r, x = x0 + threadIdx.x;
+        if (x < wf && k < c) {
+            float2 z = t[threadIdx.x][r];
+            if (x == 0 || (w % 2 == 0 && x == w / 2)) z.y = 0.0f;
+            dst[(((size_t)b * c + k) * h + y) * wf + x] = z;
+        }
+    }
+}
+
+/* [b][k][p] (p = y * w + x, times scale) -> [b][p][k] + add. */
+template <typename T>
+__global__ void planar_add_k(const float *planar, float scale, const T *add, int c, int np, T *out)
+{
+    __shared__ float t[TT][TT + 1];
+    int b = blockIdx.z;
+    int p0 = blockIdx.x * TT, k0 = blockIdx.y * TT;
+    for (int r = threadIdx.y; r < TT; r += TR) {
+        int k = k0 + r, p = p0 + threadIdx.x;
+        if (k < c && p < np) t[r][threadIdx.x] = planar[((size_t)b * c + k) * np + p];
+    }
+    __syncthreads();
+    for (int r = threadIdx.y; r < TT; r += TR) {
+        int p = p0 + r, k = k0 + threadIdx.x;
+        if (k < c && p < np) {
+            size_t o = ((size_t)b * np + p) * c + k;
+            st(out, o, t[threadIdx.x][r] * scale + ld(add, o));
+        }
+    }
+}
+
+template <typename T>
+__global__ void convert_k(const float *src, size_t n, T *dst)
+{
+    GRID_STRIDE(i, n) st(dst, i, src[i]);
+}
+
+int launched(void)
+{
+    return (int)cudaGetLastError();
+}
+
+} /* namespace */
+
+
+extern "C" int px_cu_input(px_cu_stream s, int bf16, const uint8_t *img, const uint8_t *mask,
+                           size_t img_stride, size_t mask_stride, const px_cu_item *items, int B,
+                           int H, int W, int rp, int C, void *out)
+{
+    size_t n = (size_t)B * (H + 2 * rp) * (W + 2 * rp);
+    if (bf16)
+        input_k<bf16_t><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(
+            img, mask, img_stride, mask_stride, items, B, H, W, rp, C, (bf16_t *)out);
+    else
+        input_k<float><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(
+            img, mask, img_stride, mask_stride, items, B, H, W, rp, C, (float *)out);
+    return launched();
+}
+
+/* Launch size for a vectorised kernel over n8 units; 0 if too big for the
+ * 32-bit indices. */
+static unsigned vec_blocks(size_t n8)
+{
+    return n8 >= 0xffffffffu ? 0 : blocks_for(n8);
+}
+
+#define VEC_CHECK(n8, ...)                                                   \
+    do {                                                                     \
+        if (!vec_blocks(n8) || (__VA_ARGS__)) return (int)cudaErrorInvalidValue; \
+    } while (0)
+
+extern "C" int px_cu_reflect_pad(px_cu_stream s, int bf16, const void *src, int B, int h, int w,
+                                 int c, int p, void *dst)
+{
+    size_t n8 = (size_t)B * (h + 2 * p) * (w + 2 * p) * (c / 8);
+    VEC_CHECK(n8, c % 8);
+    if (bf16)
+        reflect_pad_k<bf16_t><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
+            (const bf16_t *)src, B, h, w, c / 8, p, (bf16_t *)dst);
+    else
+        reflect_pad_k<float><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
+            (const float *)src, B, h, w, c / 8, p, (float *)dst);
+    return launched();
+}
+
+extern "C" int px_cu_trunk_pad(px_cu_stream s, int bf16, const void *xl, const void *xg,
+                               const void *rl, const void *rg, void *nxl, void *nxg, int B, int h,
+                               int w, int cl, int cg, int p, void *pcat, void *pl)
+{
+    size_t n8 = (size_t)B * (h + 2 * p) * (w + 2 * p) * ((cl + cg) / 8);
+    VEC_CHECK(n8, cl % 8 || cg % 8);
+    if (bf16)
+        trunk_pad_k<bf16_t><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
+            (const bf16_t *)xl, (const bf16_t *)xg, (const bf16_t *)rl, (const bf16_t *)rg,
+            (bf16_t *)nxl, (bf16_t *)nxg, B, h, w, cl, cg, p, (bf16_t *)pcat, (bf16_t *)pl);
+    else
+        trunk_pad_k<float><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
+            (const float *)xl, (const float *)xg, (const float *)rl, (const float *)rg,
+            (float *)nxl, (float *)nxg, B, h, w, cl, cg, p, (float *)pcat, (float *)pl);
+    return launched();
+}
+
+extern "C" int px_cu_trunk_concat(px_cu_stream s, int bf16, const void *xl, const void *xg,
+                                  const void *rl, const void *rg, int B, int h, int w, int cl,
+                                  int cg, void *out)
+{
+    size_t n8 = (size_t)B * h * w * ((cl + cg) / 8);
+    VEC_CHECK(n8, cl % 8 || cg % 8);
+    if (bf16)
+        trunk_concat_k<bf16_t><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
+            (const bf16_t *)xl, (const bf16_t *)xg, (const bf16_t *)rl, (const bf16_t *)rg, B, h,
+            w, cl, cg, (bf16_t *)out);
+    else
+        trunk_concat_k<float><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
+            (const float *)xl, (const float *)xg, (const float *)rl, (const float *)rg, B, h, w,
+            cl, cg, (float *)out);
+    return launched();
+}
+
+extern "C" int px_cu_bias_act(px_cu_stream s, int bf16, void *y, const float *bias, size_t rows,
+                              int c, int relu)
+{
+    size_t n8 = rows * (size_t)(c / 8);
+    VEC_CHECK(n8, c % 8);
+    if (bf16)
+        bias_act_k<bf16_t><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
+            (bf16_t *)y, bias, (unsigned)n8, c / 8, relu);
+    else
+        bias_act_k<float><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>((float *)y, bias,
+                                                                              (unsigned)n8, c / 8,
+                                                                              relu);
+    return launched();
+}
+
+extern "C" int px_cu_stem(px_cu_stream s, int bf16, const uint8_t *img, const uint8_t *mask,
+                          size_t img_stride, size_t mask_stride, const px_cu_item *items, int B,
+                          int H, int W, const float *w32, const float *bias, int cout, void *out)
+{
+    if (cout % STEM_GROUP) return (int)cudaErrorInvalidValue;
+    dim3 grid((W + TILE - 1) / TILE, (H + TILE - 1) / TILE, B * (cout / STEM_GROUP)),
+        block(TILE, TILE);
+    if (bf16)
+        stem_k<bf16_t><<<grid, block, 0, (cudaStream_t)s>>>(img, mask, img_stride, mask_stride,
+                                                             items, H, W, w32, bias, cout,
+                                                             (bf16_t *)out);
+    else
+        stem_k<float><<<grid, block, 0, (cudaStream_t)s>>>(img, mask, img_stride, mask_stride,
+                                                            items, H, W, w32, bias, cout,
+                                                            (float *)out);
+    return launched();
+}
+
+extern "C" int px_cu_head(px_cu_stream s, int bf16, const void *u, int B, int H, int W, int cin,
+                          const float *w32, const float *bias, const uint8_t *img,
+                          const uint8_t *mask, size_t img_stride, size_t mask_stride,
+                          const px_cu_item *items, uint8_t *out, float *pred)
+{
+    if (cin % HEAD_CC) return (int)cudaErrorInvalidValue;
+    dim3 grid((W + HEAD_W - 1) / HEAD_W, (H + TILE - 1) / TILE, B), block(HEAD_TX, TILE);
+    if (bf16)
+        head_k<bf16_t><<<grid, block, 0, (cudaStream_t)s>>>((const bf16_t *)u, H, W, cin, w32,
+                                                             bias, img, mask, img_stride,
+                                                             mask_stride, items, out, pred);
+    else
+        head_k<float><<<grid, block, 0, (cudaStream_t)s>>>((const float *)u, H, W, cin, w32, bias,
+                                                            img, mask, img_stride, mask_stride,
+                                                            items, out, pred);
+    return launched();
+}
+
+extern "C" int px_cu_to_float(px_cu_stream s, int bf16, const void *src, size_t n, float *dst)
+{
+    if (!bf16)
+        return (int)cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice,
+                                    (cudaStream_t)s);
+    VEC_CHECK(n / 8, n % 8);
+    to_float_k<bf16_t><<<vec_blocks(n / 8), THREADS, 0, (cudaStream_t)s>>>((const bf16_t *)src,
+                                                                             (unsigned)(n / 8), dst);
+    return launched();
+}
+
+extern "C" int px_cu_zero_transpose(px_cu_stream s, const float *g, int B, int c, int h, int wf,
+                                    int w, float *dst)
+{
+    dim3 grid((c + TT - 1) / TT, (wf + TT - 1) / TT, B * h), block(TT, TR);
+    zero_transpose_k<<<grid, block, 0, (cudaStream_t)s>>>((const float2 *)g, c, h, wf, w,
+                                                          (float2 *)dst);
+    return launched();
+}
+
+extern "C" int px_cu_planar_add(px_cu_stream s, int bf16, const float *planar, float scale,
+                                const void *add, int B, int h, int w, int c, void *out)
+{
+    int np = h * w;
+    dim3 grid((np + TT - 1) / TT, (c + TT - 1) / TT, B), block(TT, TR);
+    if (bf16)
+        planar_add_k<bf16_t><<<grid, block, 0, (cudaStream_t)s>>>(
+            planar, scale, (const bf16_t *)add, c, np, (bf16_t *)out);
+    else
+        planar_add_k<float><<<grid, block, 0, (cudaStream_t)s>>>(planar, scale, (const float *)add,
+                                                                  c, np, (float *)out);
+    return launched();
+}
+
+extern "C" int px_cu_to_planar(px_cu_stream s, int bf16, const void *src, int B, int h, int w,
+                               int c, float *dst)
+{
+    size_t n = (size_t)B * h * w * c;
+    if (bf16)
+        to_planar_k<bf16_t><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>((const bf16_t *)src,
+                                                                               B, h, w, c, dst);
+    else
+        to_planar_k<float><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>((const float *)src, B,
+                                                                              h, w, c, dst);
+    return launched();
+}
+
+extern "C" int px_cu_interleave(px_cu_stream s, int bf16, const float *spec, int B, int c, int h,
+                                int wf, float scale, void *dst)
+{
+    size_t n = (size_t)B * h * wf * 2 * c;
+    if (bf16)
+        interleave_k<bf16_t><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(
+            (const float2 *)spec, B, c, h, wf, scale, (bf16_t *)dst);
+    else
+        interleave_k<float><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(
+            (const float2 *)spec, B, c, h, wf, scale, (float *)dst);
+    return launched();
+}
+
+extern "C" int px_cu_deinterleave_t(px_cu_stream s, int bf16, const void *src, int B, int c, int h,
+                                    int wf, float scale, float *dst)
+{
+    size_t n = (size_t)B * c * wf * h;
+    if (bf16)
+        deinterleave_t_k<bf16_t><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(
+            (const bf16_t *)src, B, c, h, wf, scale, (float2 *)dst);
+    else
+        deinterleave_t_k<float><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(
+            (const float *)src, B, c, h, wf, scale, (float2 *)dst);
+    return launched();
+}
+
+extern "C" int px_cu_untranspose_zero(px_cu_stream s, const float *src, int B, int c, int h, int wf,
+                                      int w, float *dst)
+{
+    size_t n = (size_t)B * c * h * wf;
+    untranspose_zero_k<<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(
+        (const float2 *)src, B, c, h, wf, w, (float2 *)dst);
+    return launched();
+}
+
+extern "C" int px_cu_from_planar_add(px_cu_stream s, int bf16, const float *planar, float scale,
+                                     const void *add, int B, int h, int w, int c, void *out)
+{
+    size_t n = (size_t)B * h * w * c;
+    if (bf16)
+        from_planar_add_k<bf16_t><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(
+            planar, scale, (const bf16_t *)add, B, h, w, c, (bf16_t *)out);
+    else
+        from_planar_add_k<float><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(
+            planar, scale, (const float *)add, B, h, w, c, (float *)out);
+    return launched();
+}
+
+extern "C" int px_cu_output(px_cu_stream s, int bf16, const void *net, int B, int H, int W, int C,
+                            const uint8_t *img, const uint8_t *mask, size_t img_stride,
+                            size_t mask_stride, const px_cu_item *items, uint8_t *out,
+                            float *pred)
+{
+    size_t n = (size_t)B * H * W * 3;
+    if (bf16)
+        output_k<bf16_t><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(
+            (const bf16_t *)net, B, H, W, C, img, mask, img_stride, mask_stride, items, out, pred);
+    else
+        output_k<float><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(
+            (const float *)net, B, H, W, C, img, mask, img_stride, mask_stride, items, out, pred);
+    return launched();
+}
+
+extern "C" int px_cu_convert(px_cu_stream s, int bf16, const float *src, size_t n, void *dst)
+{
+    if (bf16)
+        convert_k<bf16_t><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(src, n, (bf16_t *)dst);
+    else
+        convert_k<float><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(src, n, (float *)dst);
+    return launched();
+}
