@@ -16,3 +16,18 @@ echo "== throughput"
 python3 tools/lama_reference.py weights --config big-lama --seed 1 --out /tmp/big.safetensors
 "$B/lama_cuda_bench" --weights /tmp/big.safetensors --sizes 512x512,1024x1024 --batches 1,8 \
   --precisions tf32,bf16,fp32 --iters 5 2>&1 | tee "$OUT/quick_bench.txt"
+echo "== serve smoke: pixserve serve --engine lama --device cuda, 16 users of 1024² for 10 s"
+"$B/pixserve" serve --engine lama --weights /tmp/big.safetensors --device cuda --port 18080 \
+  --outputs /tmp/px-outputs --log-level warn > "$OUT/serve.log" 2>&1 &
+SP=$!
+for _ in $(seq 120); do
+  python3 -c 'import urllib.request,sys; urllib.request.urlopen("http://127.0.0.1:18080/readyz", timeout=1)' \
+    2>/dev/null && break
+  sleep 0.5
+done
+python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:18080/healthz").read().decode())' \
+  | tee "$OUT/healthz.json"
+"$B/pixbench" --target http://127.0.0.1:18080 --sizes 1024x1024 --users 16 --duration 10s \
+  --warmup 3s --no-progress --out "$OUT/smoke" 2>&1 | tail -8
+kill $SP; wait $SP 2>/dev/null
+tail -5 "$OUT/serve.log"

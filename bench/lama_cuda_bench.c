@@ -8,8 +8,9 @@
  *
  * The first form prints images per second per (precision, size, batch):
  * the median over --iters timed calls of px_engine_run on a full batch
- * (host copies and transfers included, as the server sees it), after two
- * untimed calls (plan building, then CUDA graph capture). The second writes
+ * (host copies and transfers included, as the server sees it) alternating
+ * two input sets, after four untimed calls (plan building, CUDA graph
+ * capture, warm-up); and the device memory the engine holds. The second writes
  * the float prediction (padded H x W x 3, little-endian float32, with a
  * 16-byte header "H W" as two int32 then 8 zero bytes) for one image.
  */
@@ -20,6 +21,7 @@
 #include "engine/lama/lama_cuda.h"
 #include "image/codec.h"
 
+#include <cuda_runtime_api.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +111,48 @@ static int dump(const char *weights, const char *device, const char *prec, const
     return 0;
 }
 
+/* The device's free memory (bytes), for the memory a configuration adds. */
+static size_t free_now(void)
+{
+    size_t fr = 0, total = 0;
+    cudaDeviceSynchronize();
+    cudaMemGetInfo(&fr, &total);
+    return fr;
+}
+
+typedef struct set {
+    px_image *img, *mask, *out;
+    px_engine_item *items;
+} set;
+
+static void set_make(set *s, int B, int w, int h, uint64_t seed)
+{
+    s->img = calloc((size_t)B, sizeof *s->img);
+    s->mask = calloc((size_t)B, sizeof *s->mask);
+    s->out = calloc((size_t)B, sizeof *s->out);
+    s->items = calloc((size_t)B, sizeof *s->items);
+    for (int k = 0; k < B; k++) {
+        px_image_alloc(&s->img[k], w, h, 3, NULL, NULL, 0);
+        px_image_alloc(&s->mask[k], w, h, 1, NULL, NULL, 0);
+        px_image_alloc(&s->out[k], w, h, 3, NULL, NULL, 0);
+        synth(&s->img[k], &s->mask[k], seed * 1000 + (uint64_t)k + 1);
+        s->items[k] = (px_engine_item){.image = &s->img[k], .mask = &s->mask[k], .out = &s->out[k]};
+    }
+}
+
+static void set_free(set *s, int B)
+{
+    for (int k = 0; k < B; k++) {
+        px_image_free(&s->img[k]);
+        px_image_free(&s->mask[k]);
+        px_image_free(&s->out[k]);
+    }
+    free(s->img);
+    free(s->mask);
+    free(s->out);
+    free(s->items);
+}
+
 int main(int argc, char **argv)
 {
     const char *weights = NULL, *device = "cuda", *sizes = "512x512,1024x1024";
@@ -132,73 +176,71 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!weights) {
-        fprintf(stderr, "lama_cuda_bench: --weights is required\n");
+    if (!weights || iters < 1) {
+        fprintf(stderr, "lama_cuda_bench: --weights is required, --iters at least 1\n");
         return 2;
     }
     int bs[16], nb = parse_list(batches, bs, 16);
-    printf("%-6s %-11s %5s %10s %10s %10s\n", "prec", "size", "batch", "ms/batch", "img/s",
-           "GiB est");
+    /* GiB: the device memory this configuration needs: what opening the
+     * engine took (weights, cuDNN's handle) plus what its plan added (the
+     * arena, cuFFT work areas, the CUDA graph); each size opens a fresh
+     * engine, whose cache holds all its batches' plans; build s:
+     * the first call (cuDNN's algorithm search, cuFFT plans). */
+    printf("%-6s %-11s %5s %10s %10s %8s %8s %8s\n", "prec", "size", "batch", "ms/batch", "img/s",
+           "GiB", "GiB/img", "build s");
     char plist[64];
     snprintf(plist, sizeof plist, "%s", precs);
     for (char *pr = strtok(plist, ","); pr; pr = strtok(NULL, ",")) {
-        px_engine_config cfg = {.weights = weights, .device = device, .precision = pr};
-        px_engine *e;
-        char err[300];
-        if (px_engine_open("lama", &cfg, &e, err, sizeof err)) {
-            fprintf(stderr, "lama_cuda_bench: %s\n", err);
-            return 1;
-        }
         const char *sp = sizes;
         while (*sp) {
             int w = 0, h = 0;
             if (sscanf(sp, "%dx%d", &w, &h) != 2) break;
+            size_t base = free_now();
+            px_engine_config cfg = {.weights = weights, .device = device, .precision = pr};
+            px_engine *e;
+            char err[300];
+            if (px_engine_open("lama", &cfg, &e, err, sizeof err)) {
+                fprintf(stderr, "lama_cuda_bench: %s\n", err);
+                return 1;
+            }
+            size_t opened = free_now();
             for (int bi = 0; bi < nb; bi++) {
                 int B = bs[bi];
-                px_image *img = calloc((size_t)B, sizeof *img), *mask = calloc((size_t)B, sizeof *mask),
-                         *out = calloc((size_t)B, sizeof *out);
-                px_engine_item *items = calloc((size_t)B, sizeof *items);
-                for (int k = 0; k < B; k++) {
-                    px_image_alloc(&img[k], w, h, 3, NULL, NULL, 0);
-                    px_image_alloc(&mask[k], w, h, 1, NULL, NULL, 0);
-                    px_image_alloc(&out[k], w, h, 3, NULL, NULL, 0);
-                    synth(&img[k], &mask[k], (uint64_t)k + 1);
-                    items[k] = (px_engine_item){.image = &img[k], .mask = &mask[k], .out = &out[k]};
-                }
-                int rc = 0;
-                for (int warm = 0; warm < 2 && !rc; warm++) rc = px_engine_run(e, items, B);
+                size_t before = free_now();
+                /* Two input sets, alternated: no run sees the inputs of the
+                 * one before (METHOD.md: rotate inputs). */
+                set s[2];
+                set_make(&s[0], B, w, h, 1);
+                set_make(&s[1], B, w, h, 2);
+                int64_t t0 = px_now_ns();
+                int rc = px_engine_run(e, s[0].items, B);
+                double build = px_ns_to_ms(px_now_ns() - t0) / 1000;
+                for (int warm = 0; warm < 3 && !rc; warm++) rc = px_engine_run(e, s[warm & 1].items, B);
                 double *t = calloc((size_t)iters, sizeof *t);
                 for (int it = 0; it < iters && !rc; it++) {
-                    int64_t t0 = px_now_ns();
-                    rc = px_engine_run(e, items, B);
-                    t[it] = px_ns_to_ms(px_now_ns() - t0);
+                    int64_t t1 = px_now_ns();
+                    rc = px_engine_run(e, s[it & 1].items, B);
+                    t[it] = px_ns_to_ms(px_now_ns() - t1);
                 }
                 if (rc) {
-                    printf("%-6s %5dx%-5d %5d   failed: %s\n", pr, w, h, B, items[0].err);
+                    printf("%-6s %5dx%-5d %5d   failed: %s\n", pr, w, h, B, s[0].items[0].err);
                 } else {
                     qsort(t, (size_t)iters, sizeof *t, cmp_dbl);
                     double med = t[iters / 2];
-                    printf("%-6s %5dx%-5d %5d %10.2f %10.1f %10.2f\n", pr, w, h, B, med,
-                           B * 1000.0 / med,
-                           (double)px_engine_mem_estimate(e, B, w, h) / (1 << 30));
+                    double gib = ((double)base - (double)opened + (double)before - (double)free_now()) / (1 << 30);
+                    printf("%-6s %5dx%-5d %5d %10.2f %10.1f %8.2f %8.3f %8.1f\n", pr, w, h, B, med,
+                           B * 1000.0 / med, gib, gib / B, build);
                 }
                 fflush(stdout);
                 free(t);
-                for (int k = 0; k < B; k++) {
-                    px_image_free(&img[k]);
-                    px_image_free(&mask[k]);
-                    px_image_free(&out[k]);
-                }
-                free(img);
-                free(mask);
-                free(out);
-                free(items);
+                set_free(&s[0], B);
+                set_free(&s[1], B);
             }
+            px_engine_close(e);
             sp = strchr(sp, ',');
             if (!sp) break;
             sp++;
         }
-        px_engine_close(e);
     }
     return 0;
 }

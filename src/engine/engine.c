@@ -53,6 +53,13 @@ static void join_names(const char *const *names, char *buf, size_t len)
     }
 }
 
+unsigned px_engine_caps_of(const char *name)
+{
+    for (size_t i = 0; name && i < N_ENGINES; i++)
+        if (!strcmp(g_engines[i]->name, name)) return g_engines[i]->caps;
+    return 0;
+}
+
 int px_engine_open(const char *name, const px_engine_config *cfg, px_engine **out, char *err,
                    size_t errlen)
 {
@@ -112,6 +119,12 @@ size_t px_engine_free_memory(const px_engine *e)
 {
     if (e->ops->free_memory) return e->ops->free_memory(e);
     return (size_t)px_proc_mem_available();
+}
+
+int px_engine_parallelism(const px_engine *e)
+{
+    int n = e->ops->parallelism ? e->ops->parallelism(e) : 1;
+    return n > 0 ? n : 1;
 }
 
 /* Engines index pixels with int arithmetic in places; refuse anything whose
@@ -196,6 +209,7 @@ static const struct {
     {PX_ENGINE_CAP_DETERMINISTIC, "deterministic"},
     {PX_ENGINE_CAP_GPU, "gpu"},
     {PX_ENGINE_CAP_WEIGHTS, "weights"},
+    {PX_ENGINE_CAP_DEVICES, "devices"},
 };
 
 int px_engine_describe(const px_engine *e, px_buf *out)

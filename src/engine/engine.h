@@ -26,7 +26,8 @@ enum {
     PX_ENGINE_CAP_ANY_SIZE = 1u << 1,      /* accepts any w×h (no padding needed) */
     PX_ENGINE_CAP_DETERMINISTIC = 1u << 2, /* same input + seed => same output */
     PX_ENGINE_CAP_GPU = 1u << 3,           /* runs on a GPU */
-    PX_ENGINE_CAP_WEIGHTS = 1u << 4        /* needs a weights file */
+    PX_ENGINE_CAP_WEIGHTS = 1u << 4,       /* needs a weights file */
+    PX_ENGINE_CAP_DEVICES = 1u << 5        /* px_engine_config.device picks CPU or GPU */
 };
 
 typedef struct px_engine_config {
@@ -56,6 +57,11 @@ const char *const *px_engine_names(void);
 int px_engine_open(const char *name, const px_engine_config *cfg, px_engine **out, char *err,
                    size_t errlen);
 
+/* Capability bits of a registered engine before opening it (0 for an
+ * unknown name): the server passes --device only to PX_ENGINE_CAP_DEVICES
+ * engines. An open engine's px_engine_caps may add bits (gpu). */
+unsigned px_engine_caps_of(const char *name);
+
 /* Destroys the engine. NULL is allowed. */
 void px_engine_close(px_engine *e);
 
@@ -74,6 +80,11 @@ size_t px_engine_mem_estimate(const px_engine *e, int n, int w, int h);
  * MemAvailable, for GPU engines the device memory the driver reports free.
  * The scheduler admits batches against it (the memory guard). */
 size_t px_engine_free_memory(const px_engine *e);
+
+/* How many batches the engine runs well at the same time: the number of
+ * GPUs a GPU engine drives, 1 for CPU engines (their threads are shared).
+ * The scheduler's default worker count per engine. */
+int px_engine_parallelism(const px_engine *e);
 
 /*
  * Runs a batch. Items are validated first (PX_EINVAL for wrong channel counts

@@ -20,6 +20,8 @@ typedef struct px_engine_ops {
     size_t (*mem_estimate)(const px_engine *e, int n, int w, int h);
     /* Free memory of the engine's device; NULL means system RAM (CPU engines). */
     size_t (*free_memory)(const px_engine *e);
+    /* Batches worth running at once (one per GPU); NULL means 1. */
+    int (*parallelism)(const px_engine *e);
     /* Items already validated by px_engine_run. Sets each item's status. */
     int (*run)(px_engine *e, px_engine_item *items, int n);
     /* Appends engine-specific "key": value pairs (without braces) to out;

@@ -17,7 +17,7 @@ void px_config_defaults(px_serve_config *c)
     memset(c, 0, sizeof *c);
     c->host = "127.0.0.1";
     c->port = 7860;
-    c->workers = 1;
+    c->workers = 0;
     c->queue = 32;
     c->http_threads = 2;
     c->threads = 0;
@@ -66,9 +66,18 @@ void px_config_usage(void)
         "                         the first is the default for requests (default: classic)\n"
         "  --weights FILE         weights file for engines that need one (lama: a\n"
         "                         .safetensors made by tools/lama_convert.py)\n"
+        "  --device D             where engines that can choose run: cpu, cuda (every\n"
+        "                         GPU), cuda:N or cuda:N,M (default: cpu)\n"
+        "  --precision P          GPU arithmetic: tf32 or fp32 (lama on cuda;\n"
+        "                         default tf32, see docs/benchmarks/lama-cuda.md)\n"
+        "  --warm-sizes WxH,...   before /readyz, GPU engines build their plans for\n"
+        "                         these sizes at every batch size up to --max-batch\n"
+        "                         (at most 8 sizes; default none: the first requests\n"
+        "                         of a size wait for it)\n"
         "  --threads N            compute threads shared by CPU engines (default: CPUs)\n"
         "Scheduling\n"
-        "  --workers N            device workers per engine (default 1)\n"
+        "  --workers N            batches run at once per engine (default: one per GPU\n"
+        "                         the engine drives, 1 on the CPU)\n"
         "  --max-batch N          engine inputs per batch, for engines that batch (default 8)\n"
         "  --max-queue-delay DUR  how long a batch may wait to fill up (default 5ms)\n"
         "  --bucket-step N        pad sizes up to multiples of N to batch them; 0 = only\n"
@@ -155,6 +164,22 @@ int px_parse_pixels(const char *s, uint64_t *out)
     return 0;
 }
 
+int px_config_warm_sizes(const char *s, int *w, int *h, int max)
+{
+    int n = 0;
+    while (*s) {
+        int a, b, used = 0;
+        if (n >= max || sscanf(s, "%dx%d%n", &a, &b, &used) != 2 || a < 8 || b < 8 ||
+            a > 16384 || b > 16384)
+            return -1;
+        w[n] = a, h[n++] = b;
+        s += used;
+        if (*s == ',') s++;
+        else if (*s) return -1;
+    }
+    return n;
+}
+
 static int parse_int(const char *s, int lo, int hi, int *out)
 {
     char *end;
@@ -193,6 +218,13 @@ static int apply_flag(px_serve_config *c, const char *n, const char *val, int de
     else if (!strcmp(n, "hd-resize-limit")) bad = parse_int(val, 8, 1 << 20, &c->hd.resize_limit);
     else if (!strcmp(n, "outputs")) c->outputs = val;
     else if (!strcmp(n, "weights")) c->weights = val;
+    else if (!strcmp(n, "device")) c->device = val;
+    else if (!strcmp(n, "precision")) c->precision = val;
+    else if (!strcmp(n, "warm-sizes")) {
+        int w[8], h[8];
+        bad = px_config_warm_sizes(val, w, h, 8) < 1;
+        if (!bad) c->warm_sizes = val;
+    }
     else if (!strcmp(n, "log-level")) c->log_level = val;
     else if (!strcmp(n, "hd-strategy")) {
         bad = (v = px_hd_parse(val)) < 0;

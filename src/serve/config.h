@@ -16,7 +16,7 @@
 typedef struct px_serve_config {
     const char *host;          /* bind address, default 127.0.0.1 */
     int port;                  /* default 7860; 0 = ephemeral */
-    int workers;               /* device workers per engine, default 1 */
+    int workers;               /* device workers per engine; 0 = one per device (GPUs) */
     int queue;                 /* requests admitted per priority, default 32 */
     int http_threads;          /* HTTP I/O threads, default 2 */
     int threads;               /* compute threads, default = CPUs */
@@ -31,6 +31,9 @@ typedef struct px_serve_config {
     const char *engines[PX_MAX_ENGINES]; /* the first is the default; default "classic" */
     int nengines;
     const char *weights;       /* weights file for engines that need one */
+    const char *device;        /* "cpu", "cuda", "cuda:N[,M]"; NULL = cpu */
+    const char *precision;     /* GPU precision; NULL = the engine's default */
+    const char *warm_sizes;    /* "WxH,..." GPU engines plan at start; NULL = none */
     const char *log_level;     /* debug|info|warn|error */
     /* Serving core. */
     int cpu_workers;           /* decode/encode threads, default = CPUs */
@@ -48,6 +51,10 @@ typedef struct px_serve_config {
     char *owned[256];
     int nowned;
 } px_serve_config;
+
+/* Parses a --warm-sizes list ("1024x1024,512x512") into w[], h[] (at most
+ * max pairs). Returns the count, or -1 when malformed. */
+int px_config_warm_sizes(const char *s, int *w, int *h, int max);
 
 /* Fills cfg with the defaults. */
 void px_config_defaults(px_serve_config *cfg);

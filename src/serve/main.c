@@ -29,6 +29,7 @@ static void usage(FILE *f)
             "  pixserve serve [flags]        run the HTTP service (pixserve serve --help)\n"
             "  pixserve inpaint IMAGE MASK -o OUT [--engine NAME] [--method M] [--seed N]\n"
             "                   [--quality Q] [--weights FILE] [--threads N]\n"
+            "                   [--device cpu|cuda[:N]] [--precision tf32|fp32]\n"
             "                   [--hd-strategy Original|Resize|Crop]\n"
             "                                inpaint one image; OUT's extension picks the\n"
             "                                format (.png, .jpg, .webp)\n"
@@ -89,8 +90,8 @@ static int serve(const px_serve_config *cfg)
     for (int i = 0; i < cfg->nengines; i++) printf(" %s", cfg->engines[i]);
     printf(")\n");
     fflush(stdout);
-    PX_INFO("listening on %s:%d, %d workers, queue %d, timeout %lld ms", cfg->host,
-            px_server_port(srv), cfg->workers, cfg->queue, (long long)cfg->timeout_ms);
+    PX_INFO("listening on %s:%d, queue %d, timeout %lld ms", cfg->host, px_server_port(srv),
+            cfg->queue, (long long)cfg->timeout_ms);
 
     /* Wait for a stop signal, checking now and then that the engines did
      * not fail to load (then nothing could ever be served: exit 1). */
@@ -147,6 +148,7 @@ static int cmd_inpaint(int argc, char **argv)
     const char *pos[2] = {0};
     int npos = 0;
     const char *out = NULL, *engine = "classic", *method = NULL, *weights = NULL;
+    const char *device = NULL, *precision = NULL;
     unsigned long long seed = 0;
     int quality = 0, threads = 0;
     px_hd_params hd;
@@ -175,6 +177,8 @@ static int cmd_inpaint(int argc, char **argv)
         else if (!strcmp(a, "--engine")) engine = v;
         else if (!strcmp(a, "--method")) method = v;
         else if (!strcmp(a, "--weights")) weights = v;
+        else if (!strcmp(a, "--device")) device = v;
+        else if (!strcmp(a, "--precision")) precision = v;
         else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--quality")) quality = atoi(v);
         else if (!strcmp(a, "--threads")) threads = atoi(v);
@@ -210,7 +214,8 @@ static int cmd_inpaint(int argc, char **argv)
     if ((rc = read_file(pos[0], &img, &img_len, err, sizeof err)) ||
         (rc = read_file(pos[1], &mask, &mask_len, err, sizeof err)))
         goto fail;
-    px_engine_config ec = {.weights = weights, .pool = pool};
+    px_engine_config ec = {.weights = weights, .device = device, .precision = precision,
+                           .pool = pool};
     if ((rc = px_engine_open(engine, &ec, &e, err, sizeof err))) goto fail;
     if (method && (rc = px_engine_check_method(e, method, err, sizeof err))) goto fail;
     px_inpaint_params p = {.engine = e, .method = method, .seed = seed, .hd = &hd, .out_fmt = fmt,

@@ -50,6 +50,7 @@ struct px_pipeline {
     px_metrics *metrics;
     px_img_limits limits;
     px_workers *cpu;
+    int workers_per_engine; /* scheduler workers per engine */
     px_sched *sched;
     px_timers *timers;
 
@@ -160,7 +161,7 @@ static int retry_after(px_pipeline *p)
     double per = st.mean_item_ms > 0 ? st.mean_item_ms : 1000.0;
     int ahead = st.running;
     for (int i = 0; i < PX_PRIO_COUNT; i++) ahead += st.queued[i];
-    int workers = p->nengines * (p->cfg->workers > 0 ? p->cfg->workers : 1);
+    int workers = p->nengines * p->workers_per_engine;
     int s = (int)(per * (ahead + 1) / workers / 1000.0 + 0.999);
     return s < 1 ? 1 : s;
 }
@@ -685,7 +686,13 @@ px_pipeline *px_pipeline_create(const px_serve_config *cfg, px_engine *const *en
     sc.max_batch = cfg->max_batch;
     sc.max_delay_ns = (int64_t)cfg->max_queue_delay_ms * 1000000;
     sc.bucket_step = cfg->bucket_step;
-    sc.workers_per_engine = cfg->workers;
+    /* --workers, else one per device of the engine that has the most. */
+    p->workers_per_engine = cfg->workers;
+    for (int i = 0; cfg->workers <= 0 && i < nengines; i++) {
+        int n = px_engine_parallelism(engines[i]);
+        if (n > p->workers_per_engine) p->workers_per_engine = n;
+    }
+    sc.workers_per_engine = p->workers_per_engine;
     sc.mem_limit = cfg->memory_limit;
     sc.mem_reserve = cfg->memory_reserve;
     p->cpu = px_workers_create(cpu, cfg->cpu_queue);
@@ -888,6 +895,7 @@ void px_pipeline_stats_get(px_pipeline *p, px_pipeline_stats *s)
     px_workers_stats_get(p->cpu, &ws);
     s->cpu_queued = ws.queued;
     s->cpu_running = ws.running;
+    s->workers = p->nengines * p->workers_per_engine;
     pthread_mutex_lock(&p->mu);
     memcpy(s->pending, p->pending, sizeof s->pending);
     s->tasks = p->tasks;

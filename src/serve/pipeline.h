@@ -108,6 +108,7 @@ typedef struct px_pipeline_stats {
     int pending[PX_PRIO_COUNT]; /* admitted tasks not yet ended, per priority */
     int tasks;                  /* tasks alive (any stage) */
     int cpu_queued, cpu_running;
+    int workers;                /* device workers, all engines */
 } px_pipeline_stats;
 
 void px_pipeline_stats_get(px_pipeline *p, px_pipeline_stats *s);

@@ -36,6 +36,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -414,7 +415,7 @@ static enum MHD_Result serve_healthz(px_server *s, struct MHD_Connection *c, str
                       ",\"workers\":{\"count\":%d,\"busy\":%d},\"queue\":{\"depth\":%d,"
                       "\"pending\":%d,\"capacity\":%d,\"cpu_queued\":%d},\"compute_threads\":%d,"
                       "\"async_jobs\":%d",
-                      s->nengines * s->cfg->workers, ps.sched.running, queued, pending,
+                      ps.workers, ps.sched.running, queued, pending,
                       s->cfg->queue, ps.cpu_queued, px_pool_threads(s->pool),
                       px_jobs_count(s->jobs));
     }
@@ -462,7 +463,6 @@ static enum MHD_Result serve_readyz(px_server *s, struct MHD_Connection *c, stru
 static enum MHD_Result serve_metrics(px_server *s, struct MHD_Connection *c, struct request *r)
 {
     px_metrics_gauges g = {
-        .workers = s->nengines * s->cfg->workers,
         .queue_capacity = s->cfg->queue,
         .uptime_s = (double)(px_now_ns() - s->t_start) / 1e9,
         .rss_bytes = px_proc_rss_bytes(),
@@ -477,6 +477,7 @@ static enum MHD_Result serve_metrics(px_server *s, struct MHD_Connection *c, str
             g.pending[p] = ps.pending[p];
         }
         g.inflight = ps.sched.running;
+        g.workers = ps.workers;
         g.cpu_queued = ps.cpu_queued;
         g.async_jobs = px_jobs_count(s->jobs);
         memcpy(g.batch_hist, ps.sched.batch_hist, sizeof g.batch_hist);
@@ -704,24 +705,50 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* One tiny job per engine so that the first real request does not pay for
  * lazy initialisation (plans, caches, page faults). */
-static int warm_up(px_engine *e, char *err, size_t errlen)
+static int warm_run(px_engine *e, int w, int h, int n, char *err, size_t errlen)
 {
-    px_image img = {0}, mask = {0}, out = {0};
-    int rc = px_image_alloc(&img, 64, 64, 3, NULL, NULL, 0);
-    if (!rc) rc = px_image_alloc(&mask, 64, 64, 1, NULL, NULL, 0);
-    if (!rc) rc = px_image_alloc(&out, 64, 64, 3, NULL, NULL, 0);
+    px_image img = {0}, mask = {0}, out[64] = {{0}};
+    px_engine_item it[64];
+    int rc = px_image_alloc(&img, w, h, 3, NULL, NULL, 0);
+    if (!rc) rc = px_image_alloc(&mask, w, h, 1, NULL, NULL, 0);
+    for (int i = 0; i < n && !rc; i++) rc = px_image_alloc(&out[i], w, h, 3, NULL, NULL, 0);
     if (!rc) {
-        for (size_t i = 0; i < 64 * 64 * 3; i++) img.px[i] = (uint8_t)(i * 31);
-        for (int y = 24; y < 40; y++) memset(mask.px + y * 64 + 24, 255, 16);
-        px_engine_item it = {.image = &img, .mask = &mask, .out = &out};
-        rc = px_engine_run(e, &it, 1);
-        if (rc) px_errf(err, errlen, rc, "warm-up of engine %s failed: %s", px_engine_name(e), it.err);
+        for (size_t i = 0; i < (size_t)w * h * 3; i++) img.px[i] = (uint8_t)(i * 31);
+        for (int y = h * 3 / 8; y < h * 5 / 8; y++) memset(mask.px + (size_t)y * w + w * 3 / 8, 255, (size_t)w / 4);
+        for (int i = 0; i < n; i++) it[i] = (px_engine_item){.image = &img, .mask = &mask, .out = &out[i]};
+        rc = px_engine_run(e, it, n);
+        if (rc)
+            px_errf(err, errlen, rc, "warm-up of engine %s (%d x %dx%d) failed: %s",
+                    px_engine_name(e), n, w, h, it[0].err);
     } else {
         px_errf(err, errlen, rc, "out of memory warming up");
     }
     px_image_free(&img);
     px_image_free(&mask);
-    px_image_free(&out);
+    for (int i = 0; i < n; i++) px_image_free(&out[i]);
+    return rc;
+}
+
+/* A tiny job per engine, so that the first real request does not pay for
+ * lazy initialisation (caches, page faults); and for GPU engines every
+ * batch size up to --max-batch at each --warm-sizes size, run twice (the
+ * plan with its algorithm search, then the CUDA graph capture), which at
+ * 1024² takes seconds per batch size that requests would otherwise wait. */
+static int warm_up(px_engine *e, const px_serve_config *cfg, char *err, size_t errlen)
+{
+    int rc = warm_run(e, 64, 64, 1, err, errlen);
+    int ws[8], hs[8], nw = cfg->warm_sizes ? px_config_warm_sizes(cfg->warm_sizes, ws, hs, 8) : 0;
+    if (!(px_engine_caps(e) & PX_ENGINE_CAP_GPU)) nw = 0;
+    for (int k = 0; k < nw && !rc; k++) {
+        int64_t t0 = px_now_ns();
+        for (int n = 1; !rc; n = n * 2 > cfg->max_batch && n < cfg->max_batch ? cfg->max_batch : n * 2) {
+            for (int twice = 0; twice < 2 && !rc; twice++) rc = warm_run(e, ws[k], hs[k], n, err, errlen);
+            if (n >= cfg->max_batch) break;
+        }
+        if (!rc)
+            PX_INFO("%s: warmed %dx%d at batches up to %d in %.1f s", px_engine_name(e), ws[k],
+                    hs[k], cfg->max_batch, px_ns_to_ms(px_now_ns() - t0) / 1000);
+    }
     return rc;
 }
 
@@ -731,14 +758,25 @@ static void *loader_main(void *arg)
     const px_serve_config *cfg = s->cfg;
     char inner[256];
     int64_t t0 = px_now_ns();
-    px_engine_config ec = {.weights = cfg->weights, .pool = s->pool};
+    /* --device and --precision go to the engines that can choose. */
+    bool placed = !cfg->device || !strcmp(cfg->device, "cpu");
+    for (int i = 0; i < cfg->nengines; i++)
+        placed |= (px_engine_caps_of(cfg->engines[i]) & PX_ENGINE_CAP_DEVICES) != 0;
+    if (!placed) {
+        snprintf(s->load_error, sizeof s->load_error,
+                 "--device %.40s: none of the engines can run there (lama can)", cfg->device);
+        goto fail;
+    }
     for (int i = 0; i < cfg->nengines; i++) {
+        bool dev = px_engine_caps_of(cfg->engines[i]) & PX_ENGINE_CAP_DEVICES;
+        px_engine_config ec = {.weights = cfg->weights, .device = dev ? cfg->device : NULL,
+                               .precision = dev ? cfg->precision : NULL, .pool = s->pool};
         if (px_engine_open(cfg->engines[i], &ec, &s->engines[s->nengines], inner, sizeof inner)) {
             snprintf(s->load_error, sizeof s->load_error, "engine '%.40s': %.200s", cfg->engines[i], inner);
             goto fail;
         }
         s->nengines++;
-        if (warm_up(s->engines[s->nengines - 1], inner, sizeof inner)) {
+        if (warm_up(s->engines[s->nengines - 1], cfg, inner, sizeof inner)) {
             snprintf(s->load_error, sizeof s->load_error, "%s", inner);
             goto fail;
         }

@@ -142,7 +142,10 @@ static void compare(const char *weights, int w, int h, uint64_t seed, double tol
     static const char *precs[] = {"fp32", "tf32", "bf16"};
     printf("    %dx%d (padded %dx%d):", w, h, W, H);
     for (int k = 0; k < 3; k++) {
+        /* bf16 is refused unless asked for as a diagnosis */
+        if (k == 2) setenv("PX_LAMA_CUDA_UNVERIFIED_BF16", "1", 1);
         px_engine *e = open_cuda(weights, precs[k]);
+        unsetenv("PX_LAMA_CUDA_UNVERIFIED_BF16");
         if (!e) break;
         px_engine_item it = {.image = &img, .mask = &mask, .out = &out};
         float *pred;
@@ -156,6 +159,13 @@ static void compare(const char *weights, int w, int h, uint64_t seed, double tol
         errors(pred, ref, (size_t)H * W * 3, &mx, &mean);
         printf(" %s max %.2e mean %.2e;", precs[k], mx, mean);
         if (k == 0) T_CMP_DBL(mx, <=, tol);
+        /* TF32: a bound well above what it measures (about 5e-3 with random
+         * big-lama weights) and far below a broken layer. The comparison
+         * with PyTorch's own TF32 and the photo PSNR are
+         * bench/lama_cuda_vs_torch.py's. */
+        if (k == 1) T_CMP_DBL(mx, <=, 0.03);
+        /* bf16 (not offered: it misses the photo PSNR bar) is printed, not
+         * judged: it sometimes reaches 0.3 and more. */
         /* the contract: pixels outside the hole are the input's */
         for (size_t i = 0; i < (size_t)w * h; i++)
             if (!mask.px[i]) T_EQ_MEM(out.px + i * 3, img.px + i * 3, 3);
@@ -240,8 +250,11 @@ TEST(t_bad_precision_and_device)
     T_EQ_INT(px_engine_open("lama", &cfg, &e, err, sizeof err), PX_EUNSUP);
     cfg.device = "gpu";
     T_NE_INT(px_engine_open("lama", &cfg, &e, err, sizeof err), 0);
-    cfg.device = "cpu";
+    cfg.device = "cuda";
     cfg.precision = "bf16";
+    T_EQ_INT(px_engine_open("lama", &cfg, &e, err, sizeof err), PX_EUNSUP);
+    if (!strstr(err, "without CUDA")) T_CONTAINS(err, "not offered");
+    cfg.device = "cpu";
     T_EQ_INT(px_engine_open("lama", &cfg, &e, err, sizeof err), PX_EUNSUP);
     T_CONTAINS(err, "fp32");
 }

@@ -237,7 +237,8 @@ const px_engine_ops px_engine_lama_ops = {
     /* Deterministic on a given CPU whatever the thread count (tested):
      * oneDNN computes each output element on one thread, FFTW splits only
      * independent transforms, and the rest is element-wise. */
-    .caps = PX_ENGINE_CAP_ANY_SIZE | PX_ENGINE_CAP_DETERMINISTIC | PX_ENGINE_CAP_WEIGHTS,
+    .caps = PX_ENGINE_CAP_ANY_SIZE | PX_ENGINE_CAP_DETERMINISTIC | PX_ENGINE_CAP_WEIGHTS |
+            PX_ENGINE_CAP_DEVICES,
     .methods = g_methods,
     .create = lama_create,
     .destroy = lama_destroy,

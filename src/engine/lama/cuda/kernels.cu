@@ -87,28 +87,6 @@ inline unsigned blocks_for(size_t n)
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
          i += (size_t)gridDim.x * blockDim.x)
 
-template <typename T>
-__global__ void input_k(const uint8_t *img, const uint8_t *mask, size_t img_stride,
-                        size_t mask_stride, const px_cu_item *items, int B, int H, int W, int rp,
-                        int C, T *out)
-{
-    int PH = H + 2 * rp, PW = W + 2 * rp;
-    size_t n = (size_t)B * PH * PW;
-    GRID_STRIDE(i, n) {
-        int x = (int)(i % PW);
-        int y = (int)((i / PW) % PH);
-        int b = (int)(i / ((size_t)PW * PH));
-        int h = items[b].h, w = items[b].w;
-        int sy = symmetric(reflect(y - rp, H), h), sx = symmetric(reflect(x - rp, W), w);
-        const uint8_t *px = img + (size_t)b * img_stride + ((size_t)sy * w + sx) * 3;
-        float m = mask[(size_t)b * mask_stride + (size_t)sy * w + sx] ? 1.0f : 0.0f;
-        size_t o = i * C;
-        for (int k = 0; k < 3; k++) st(out, o + k, (float)px[k] / 255.0f * (1.0f - m));
-        st(out, o + 3, m);
-        for (int k = 4; k < C; k++) st(out, o + k, 0.0f);
-    }
-}
-
 /* Vectorised kernels: one thread per 8 channels of one pixel; 32-bit
  * index arithmetic (every tensor here has fewer than 2^32 elements: the
  * launchers check). cv = channels / 8. */
@@ -180,109 +158,6 @@ __global__ void bias_act_k(T *y, const float *bias, unsigned nv, int cv, int rel
     }
 }
 
-template <typename T>
-__global__ void to_planar_k(const T *src, int B, int h, int w, int c, float *dst)
-{
-    size_t n = (size_t)B * h * w * c;
-    /* i walks the destination ([b][k][y][x]) so writes are contiguous; the
-     * NHWC reads stride by c, which the cache absorbs at these sizes. */
-    GRID_STRIDE(i, n) {
-        int x = (int)(i % w);
-        int y = (int)((i / w) % h);
-        int k = (int)((i / ((size_t)w * h)) % c);
-        int b = (int)(i / ((size_t)w * h * c));
-        dst[i] = ld(src, (((size_t)b * h + y) * w + x) * c + k);
-    }
-}
-
-template <typename T>
-__global__ void interleave_k(const float2 *spec, int B, int c, int h, int wf, float scale, T *dst)
-{
-    size_t n = (size_t)B * h * wf * 2 * c;
-    GRID_STRIDE(i, n) {
-        int ch = (int)(i % (2 * c));
-        size_t pix = i / (2 * c); /* b, y, x */
-        int x = (int)(pix % wf);
-        int y = (int)((pix / wf) % h);
-        int b = (int)(pix / ((size_t)wf * h));
-        int k = ch >> 1;
-        float2 z = spec[(((size_t)b * c + k) * h + y) * wf + x];
-        st(dst, i, (ch & 1 ? z.y : z.x) * scale);
-    }
-}
-
-template <typename T>
-__global__ void deinterleave_t_k(const T *src, int B, int c, int h, int wf, float scale,
-                                 float2 *dst)
-{
-    size_t n = (size_t)B * c * wf * h;
-    GRID_STRIDE(i, n) { /* dst index: [b][k][x][y] */
-        int y = (int)(i % h);
-        int x = (int)((i / h) % wf);
-        int k = (int)((i / ((size_t)h * wf)) % c);
-        int b = (int)(i / ((size_t)h * wf * c));
-        size_t s = ((((size_t)b * h + y) * wf + x) * c + k) * 2;
-        dst[i] = make_float2(ld(src, s) * scale, ld(src, s + 1) * scale);
-    }
-}
-
-__global__ void untranspose_zero_k(const float2 *src, int B, int c, int h, int wf, int w,
-                                   float2 *dst)
-{
-    size_t n = (size_t)B * c * h * wf;
-    GRID_STRIDE(i, n) { /* dst index: [b][k][y][x] */
-        int x = (int)(i % wf);
-        int y = (int)((i / wf) % h);
-        size_t bk = i / ((size_t)wf * h);
-        float2 z = src[(bk * wf + x) * h + y];
-        if (x == 0 || (w % 2 == 0 && x == w / 2)) z.y = 0.0f;
-        dst[i] = z;
-    }
-}
-
-template <typename T>
-__global__ void from_planar_add_k(const float *planar, float scale, const T *add, int B, int h,
-                                  int w, int c, T *out)
-{
-    size_t n = (size_t)B * h * w * c;
-    GRID_STRIDE(i, n) { /* i walks NHWC */
-        int k = (int)(i % c);
-        size_t pix = i / c;
-        int x = (int)(pix % w);
-        int y = (int)((pix / w) % h);
-        int b = (int)(pix / ((size_t)w * h));
-        float v = planar[(((size_t)b * c + k) * h + y) * w + x] * scale;
-        st(out, i, v + ld(add, i));
-    }
-}
-
-template <typename T>
-__global__ void output_k(const T *net, int B, int H, int W, int C, const uint8_t *img,
-                         const uint8_t *mask, size_t img_stride, size_t mask_stride,
-                         const px_cu_item *items, uint8_t *out, float *pred)
-{
-    size_t n = (size_t)B * H * W * 3;
-    GRID_STRIDE(i, n) {
-        int k = (int)(i % 3);
-        size_t pix = i / 3;
-        int x = (int)(pix % W);
-        int y = (int)((pix / W) % H);
-        int b = (int)(pix / ((size_t)W * H));
-        float v = 1.0f / (1.0f + __expf(-ld(net, pix * C + k)));
-        if (pred) pred[i] = v;
-        int h = items[b].h, w = items[b].w;
-        if (y >= h || x >= w) continue;
-        size_t o = (size_t)b * img_stride + ((size_t)y * w + x) * 3 + k;
-        if (mask[(size_t)b * mask_stride + (size_t)y * w + x]) {
-            float q = v * 255.0f;
-            q = q < 0.0f ? 0.0f : q > 255.0f ? 255.0f : q;
-            out[o] = (uint8_t)q; /* truncation, as astype(uint8) */
-        } else {
-            out[o] = img[o];
-        }
-    }
-}
-
 /* ---- fused stem and head convolutions ----
  * Direct convolutions for the two 7x7 layers at full resolution, whose
  * channel counts (4 in, 3 out) leave cuDNN's tensor-core kernels idle: a
@@ -291,11 +166,10 @@ __global__ void output_k(const T *net, int B, int H, int W, int C, const uint8_t
  * loaded, and the weights are read as broadcasts. */
 
 const int TILE = 16, KS = 7, HALO = 3, TW = TILE + 2 * HALO; /* 22 */
-const int STEM_GROUP = 32; /* output channels per block of the stem */
-
-/* The stem: one thread per output pixel, 32 output channels per block
- * (blockIdx.z = batch item * groups + group). */
-template <typename T>
+/* The stem: one thread per output pixel, G output channels per block
+ * (blockIdx.z = batch item * groups + group); G = 32 for real models, 8
+ * for the small test configurations. */
+template <typename T, int STEM_GROUP>
 __global__ void stem_k(const uint8_t *img, const uint8_t *mask, size_t img_stride,
                        size_t mask_stride, const px_cu_item *items, int H, int W,
                        const float *w32, const float *bias, int cout, T *out)
@@ -467,6 +341,12 @@ __global__ void planar_add_k(const float *planar, float scale, const T *add, int
     }
 }
 
+__global__ void to_act_k(const float *src, unsigned nv, bf16_t *dst)
+{
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < nv; i += gridDim.x * blockDim.x)
+        st8(dst, (size_t)i * 8, ld8(src, (size_t)i * 8));
+}
+
 template <typename T>
 __global__ void convert_k(const float *src, size_t n, T *dst)
 {
@@ -480,20 +360,6 @@ int launched(void)
 
 } /* namespace */
 
-
-extern "C" int px_cu_input(px_cu_stream s, int bf16, const uint8_t *img, const uint8_t *mask,
-                           size_t img_stride, size_t mask_stride, const px_cu_item *items, int B,
-                           int H, int W, int rp, int C, void *out)
-{
-    size_t n = (size_t)B * (H + 2 * rp) * (W + 2 * rp);
-    if (bf16)
-        input_k<bf16_t><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(
-            img, mask, img_stride, mask_stride, items, B, H, W, rp, C, (bf16_t *)out);
-    else
-        input_k<float><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(
-            img, mask, img_stride, mask_stride, items, B, H, W, rp, C, (float *)out);
-    return launched();
-}
 
 /* Launch size for a vectorised kernel over n8 units; 0 if too big for the
  * 32-bit indices. */
@@ -574,17 +440,18 @@ extern "C" int px_cu_stem(px_cu_stream s, int bf16, const uint8_t *img, const ui
                           size_t img_stride, size_t mask_stride, const px_cu_item *items, int B,
                           int H, int W, const float *w32, const float *bias, int cout, void *out)
 {
-    if (cout % STEM_GROUP) return (int)cudaErrorInvalidValue;
-    dim3 grid((W + TILE - 1) / TILE, (H + TILE - 1) / TILE, B * (cout / STEM_GROUP)),
-        block(TILE, TILE);
-    if (bf16)
-        stem_k<bf16_t><<<grid, block, 0, (cudaStream_t)s>>>(img, mask, img_stride, mask_stride,
-                                                             items, H, W, w32, bias, cout,
-                                                             (bf16_t *)out);
-    else
-        stem_k<float><<<grid, block, 0, (cudaStream_t)s>>>(img, mask, img_stride, mask_stride,
-                                                            items, H, W, w32, bias, cout,
-                                                            (float *)out);
+    if (cout % 8) return (int)cudaErrorInvalidValue;
+    int g = cout % 32 ? 8 : 32;
+    dim3 grid((W + TILE - 1) / TILE, (H + TILE - 1) / TILE, B * (cout / g)), block(TILE, TILE);
+    cudaStream_t cs = (cudaStream_t)s;
+#define STEM(T, G)                                                                          \
+    stem_k<T, G><<<grid, block, 0, cs>>>(img, mask, img_stride, mask_stride, items, H, W, w32, \
+                                         bias, cout, (T *)out)
+    if (bf16 && g == 32) STEM(bf16_t, 32);
+    else if (bf16) STEM(bf16_t, 8);
+    else if (g == 32) STEM(float, 32);
+    else STEM(float, 8);
+#undef STEM
     return launched();
 }
 
@@ -640,84 +507,13 @@ extern "C" int px_cu_planar_add(px_cu_stream s, int bf16, const float *planar, f
     return launched();
 }
 
-extern "C" int px_cu_to_planar(px_cu_stream s, int bf16, const void *src, int B, int h, int w,
-                               int c, float *dst)
-{
-    size_t n = (size_t)B * h * w * c;
-    if (bf16)
-        to_planar_k<bf16_t><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>((const bf16_t *)src,
-                                                                               B, h, w, c, dst);
-    else
-        to_planar_k<float><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>((const float *)src, B,
-                                                                              h, w, c, dst);
-    return launched();
-}
-
-extern "C" int px_cu_interleave(px_cu_stream s, int bf16, const float *spec, int B, int c, int h,
-                                int wf, float scale, void *dst)
-{
-    size_t n = (size_t)B * h * wf * 2 * c;
-    if (bf16)
-        interleave_k<bf16_t><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(
-            (const float2 *)spec, B, c, h, wf, scale, (bf16_t *)dst);
-    else
-        interleave_k<float><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(
-            (const float2 *)spec, B, c, h, wf, scale, (float *)dst);
-    return launched();
-}
-
-extern "C" int px_cu_deinterleave_t(px_cu_stream s, int bf16, const void *src, int B, int c, int h,
-                                    int wf, float scale, float *dst)
-{
-    size_t n = (size_t)B * c * wf * h;
-    if (bf16)
-        deinterleave_t_k<bf16_t><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(
-            (const bf16_t *)src, B, c, h, wf, scale, (float2 *)dst);
-    else
-        deinterleave_t_k<float><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(
-            (const float *)src, B, c, h, wf, scale, (float2 *)dst);
-    return launched();
-}
-
-extern "C" int px_cu_untranspose_zero(px_cu_stream s, const float *src, int B, int c, int h, int wf,
-                                      int w, float *dst)
-{
-    size_t n = (size_t)B * c * h * wf;
-    untranspose_zero_k<<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(
-        (const float2 *)src, B, c, h, wf, w, (float2 *)dst);
-    return launched();
-}
-
-extern "C" int px_cu_from_planar_add(px_cu_stream s, int bf16, const float *planar, float scale,
-                                     const void *add, int B, int h, int w, int c, void *out)
-{
-    size_t n = (size_t)B * h * w * c;
-    if (bf16)
-        from_planar_add_k<bf16_t><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(
-            planar, scale, (const bf16_t *)add, B, h, w, c, (bf16_t *)out);
-    else
-        from_planar_add_k<float><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(
-            planar, scale, (const float *)add, B, h, w, c, (float *)out);
-    return launched();
-}
-
-extern "C" int px_cu_output(px_cu_stream s, int bf16, const void *net, int B, int H, int W, int C,
-                            const uint8_t *img, const uint8_t *mask, size_t img_stride,
-                            size_t mask_stride, const px_cu_item *items, uint8_t *out,
-                            float *pred)
-{
-    size_t n = (size_t)B * H * W * 3;
-    if (bf16)
-        output_k<bf16_t><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(
-            (const bf16_t *)net, B, H, W, C, img, mask, img_stride, mask_stride, items, out, pred);
-    else
-        output_k<float><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(
-            (const float *)net, B, H, W, C, img, mask, img_stride, mask_stride, items, out, pred);
-    return launched();
-}
-
 extern "C" int px_cu_convert(px_cu_stream s, int bf16, const float *src, size_t n, void *dst)
 {
+    if (bf16 && n % 8 == 0 && vec_blocks(n / 8)) { /* most weights: 8 at a time */
+        to_act_k<<<vec_blocks(n / 8), THREADS, 0, (cudaStream_t)s>>>(src, (unsigned)(n / 8),
+                                                                     (bf16_t *)dst);
+        return launched();
+    }
     if (bf16)
         convert_k<bf16_t><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(src, n, (bf16_t *)dst);
     else

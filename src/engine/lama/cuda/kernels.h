@@ -1,13 +1,14 @@
 /*
  * kernels.h — the LaMa CUDA backend's own kernels, callable from C.
  *
- * cuDNN does the convolutions and cuFFT the transforms; these kernels do
- * what those libraries do not, each in one pass over memory: building the
- * network input from uint8 image and mask, reflection padding (fused with
- * the residual add and with gathering the trunk's two channel groups),
- * bias + ReLU epilogues, the Fourier unit's layout changes (real/imaginary
- * interleaving, scaling, the explicit inverse-FFT semantics), and the final
- * sigmoid + composition + quantisation back to uint8.
+ * cuDNN does most convolutions and cuFFT the transforms; these kernels do
+ * what those libraries do badly or not at all, each in one pass over
+ * memory: the stem and the head (7x7 convolutions with 4 inputs or 3
+ * outputs, fused with building the input from uint8 image and mask, and
+ * with sigmoid, quantisation and composition back to uint8), reflection
+ * padding (fused with the residual add and with gathering the trunk's two
+ * channel groups), bias + ReLU epilogues, and the Fourier unit's transposes
+ * (with the explicit inverse-FFT semantics).
  *
  * Tensors are NHWC. `bf16` selects the element type of activation tensors:
  * 0 = float, 1 = bfloat16 (FFT buffers are always float). Every launcher
@@ -29,17 +30,6 @@ typedef struct CUstream_st *px_cu_stream;
 typedef struct px_cu_item {
     int h, w;
 } px_cu_item;
-
-/*
- * The network input: from uint8 RGB (item i at img + i * img_stride, h x w x 3)
- * and uint8 mask (non-zero = hole), the masked image in [0,1] and the mask,
- * symmetric-padded (edge repeated) to H x W, then reflection-padded by `rp`
- * on every side, as C channels (4 used, the rest zero) into
- * out[B][H+2rp][W+2rp][C].
- */
-int px_cu_input(px_cu_stream s, int bf16, const uint8_t *img, const uint8_t *mask,
-                size_t img_stride, size_t mask_stride, const px_cu_item *items, int B, int H,
-                int W, int rp, int C, void *out);
 
 /*
  * Reflection padding by p of src[B][h][w][c] into dst[B][h+2p][w+2p][c]
@@ -68,63 +58,11 @@ int px_cu_bias_act(px_cu_stream s, int bf16, void *y, const float *bias, size_t 
                    int relu);
 
 /*
- * Fourier unit, forward side: NHWC real src (B x h x w x c, act type) to a
- * planar float [B][c][h][w] buffer for cuFFT.
- */
-int px_cu_to_planar(px_cu_stream s, int bf16, const void *src, int B, int h, int w, int c,
-                    float *dst);
-
-/*
- * The spectrum [B][c][h][wf] (complex, from the 2-D R2C) to NHWC channels
- * interleaved (channel 2k = Re of k, 2k+1 = Im), times `scale` (the
- * orthonormal factor), into dst[B][h][wf][2c] of the activation type.
- */
-int px_cu_interleave(px_cu_stream s, int bf16, const float *spec, int B, int c, int h, int wf,
-                     float scale, void *dst);
-
-/*
- * The inverse side, first step: interleaved NHWC (B x h x wf x 2c) back to
- * complex, transposed to [B][c][wf][h] so the inverse along H is over
- * contiguous rows, times `scale`.
- */
-int px_cu_deinterleave_t(px_cu_stream s, int bf16, const void *src, int B, int c, int h, int wf,
-                         float scale, float *dst);
-
-/*
- * After the complex inverse along H: [B][c][wf][h] back to [B][c][h][wf] for
- * the real inverse along W, with the imaginary parts of bins 0 and (for even
- * w) w/2 set to zero — the explicit semantics of the inverse real FFT of a
- * spectrum that is not Hermitian (PyTorch CPU's / pocketfft's).
- */
-int px_cu_untranspose_zero(px_cu_stream s, const float *src, int B, int c, int h, int wf, int w,
-                           float *dst);
-
-/*
- * Planar real [B][c][h][w] (the inverse FFT's output, times scale) plus the
- * NHWC tensor add (B x h x w x c, act type) into NHWC out: the Fourier
- * unit's output added to its input.
- */
-int px_cu_from_planar_add(px_cu_stream s, int bf16, const float *planar, float scale,
-                          const void *add, int B, int h, int w, int c, void *out);
-
-/*
- * The end: sigmoid of the network output (B x H x W x C, first 3 channels),
- * quantised as the original predictors do (clip(x * 255, 0, 255) then
- * truncation), composed with the input (uint8 RGB kept where the mask is 0)
- * and cropped to each item's h x w into out (uint8, item i at
- * out + i * img_stride). When pred is not NULL the float prediction (before
- * quantisation, H x W x 3 per item) is written there too.
- */
-int px_cu_output(px_cu_stream s, int bf16, const void *net, int B, int H, int W, int C,
-                 const uint8_t *img, const uint8_t *mask, size_t img_stride, size_t mask_stride,
-                 const px_cu_item *items, uint8_t *out, float *pred);
-
-/*
  * The stem, fused with building its input: for every output pixel of the
  * padded H x W image, the 7x7 convolution (weights w32: cout x 7 x 7 x 4,
  * fp32, BatchNorm folded; bias) over the masked image and mask, both
  * symmetric-padded to H x W and reflection-padded by 3, plus bias, ReLU,
- * into out (B x H x W x cout, act type). cout must be a multiple of 32.
+ * into out (B x H x W x cout, act type). cout a multiple of 8.
  */
 int px_cu_stem(px_cu_stream s, int bf16, const uint8_t *img, const uint8_t *mask,
                size_t img_stride, size_t mask_stride, const px_cu_item *items, int B, int H, int W,

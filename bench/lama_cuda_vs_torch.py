@@ -1,0 +1,317 @@
+#!/usr/bin/env python3
+"""lama_cuda_vs_torch.py — pixserve's LaMa CUDA backend against PyTorch on
+the same GPU, in one run (the machines are noisy: compare ratios taken
+together, not numbers from different days).
+
+  python3 bench/lama_cuda_vs_torch.py --weights big.safetensors \
+      --bench .devcarry/lama_cuda_bench --out $OUT [--sizes 512,1024]
+      [--batches 1,4,8,16,32] [--iters 10] [--compile] [--compile-batches 8]
+      [--photos build/photos]
+
+Accuracy: for two synthetic images (tools/lama_reference.py's synth_case)
+and, with --photos, real photographs (bench/fetch_photos.sh), the float
+prediction of each of our precisions (fp32, tf32,
+bf16; lama_cuda_bench --dump) and of PyTorch on the GPU (fp32, TF32) is
+compared with
+PyTorch fp32 on the CPU, the reference the engines are verified against:
+max and mean absolute error of the sigmoid output, and the PSNR of the
+uint8 result inside the hole (outside it every engine returns the input).
+
+Speed: images per second of PyTorch's forward pass on the GPU (input
+already on the device, so PyTorch is not charged for the uploads, the
+uint8 conversions and the composition that lama_cuda_bench's figures
+include) in fp32 (TF32 off), TF32, bf16 autocast and, with --compile,
+torch.compile'd TF32; then lama_cuda_bench on the same sizes and batches.
+Everything goes to stdout and to OUT/lama_cuda_vs_torch.json.
+"""
+import argparse
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+import zlib
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import lama_reference as ref  # noqa: E402
+
+
+def write_png(path, arr):
+    """Minimal PNG writer (8-bit gray or RGB, no filtering): the device
+    machine has no PIL, and lama_cuda_bench reads PNG."""
+    h, w = arr.shape[:2]
+    ctype = 2 if arr.ndim == 3 else 0
+    raw = b"".join(b"\x00" + arr[y].tobytes() for y in range(h))
+
+    def chunk(tag, data):
+        c = struct.pack(">I", len(data)) + tag + data
+        return c + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n")
+        f.write(chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, ctype, 0, 0, 0)))
+        f.write(chunk(b"IDAT", zlib.compress(raw, 6)))
+        f.write(chunk(b"IEND", b""))
+
+
+def net_input(img, mask):
+    """The padded network input (1, 4, H, W) exactly as tools/lama_reference.py
+    builds it, and the padded image and mask for composition."""
+    h, w = mask.shape
+    H, W = ref.pad_size(h), ref.pad_size(w)
+    im = np.pad(img.astype(np.float32) / 255, ((0, H - h), (0, W - w), (0, 0)), mode="symmetric")
+    m = np.pad((mask > 0).astype(np.float32)[:, :, None], ((0, H - h), (0, W - w), (0, 0)),
+               mode="symmetric")
+    t_im = torch.from_numpy(im).permute(2, 0, 1)[None]
+    t_m = torch.from_numpy(m).permute(2, 0, 1)[None]
+    return torch.cat([t_im * (1 - t_m), t_m], dim=1), im, m
+
+
+def hole_psnr(pred, pred_ref, img_p, m_p, h, w):
+    """PSNR (dB) of the uint8 results inside the hole; inf when identical."""
+    a = ref.to_u8(m_p * pred + (1 - m_p) * img_p)[:h, :w].astype(np.float64)
+    b = ref.to_u8(m_p * pred_ref + (1 - m_p) * img_p)[:h, :w].astype(np.float64)
+    sel = m_p[:h, :w, 0] > 0
+    mse = ((a - b) ** 2)[sel].mean()
+    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def cases(a):
+    """(name, image, mask): two synthetic images and, with --photos, the
+    photographs bench/fetch_photos.sh wrote, each with two box holes (about
+    17 % of the image, tools/lama_reference.py's synth_case masks)."""
+    out = []
+    for (w, h, seed) in [(512, 512, 1), (1024, 768, 3)]:
+        img, mask = ref.synth_case(h, w, seed)
+        out.append(("synth-%dx%d" % (w, h), img, mask))
+    if a.photos:
+        for i, f in enumerate(sorted(x for x in os.listdir(a.photos) if x.endswith(".npy"))):
+            img = np.load(os.path.join(a.photos, f))
+            _, mask = ref.synth_case(img.shape[0], img.shape[1], 100 + i)
+            out.append(("photo-" + f[:-4], img, mask))
+    return out
+
+
+def accuracy(a, model_cpu, model_gpu, tmp):
+    rows = []
+    for (name, img, mask) in cases(a):
+        h, w = mask.shape
+        x, img_p, m_p = net_input(img, mask)
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            pref = model_cpu(x)[0].permute(1, 2, 0).numpy()
+            cpu_s = time.perf_counter() - t0
+            cands = []
+            for label, tf32 in (("torch-cuda-fp32", False), ("torch-cuda-tf32", True)):
+                torch.backends.cuda.matmul.allow_tf32 = tf32
+                torch.backends.cudnn.allow_tf32 = tf32
+                cands.append((label, model_gpu(x.cuda())[0].permute(1, 2, 0).float().cpu().numpy()))
+        ip, mp = os.path.join(tmp, "img.png"), os.path.join(tmp, "mask.png")
+        write_png(ip, img)
+        write_png(mp, mask)
+        for prec in ("fp32", "tf32", "bf16"):
+            of = os.path.join(tmp, "pred-%s.f32" % prec)
+            subprocess.run([a.bench, "--weights", a.weights, "--precision", prec, "--dump", ip, mp,
+                            of], check=True, stderr=subprocess.DEVNULL)
+            raw = np.fromfile(of, dtype=np.float32)
+            H, W = int(raw[:4].view(np.int32)[0]), int(raw[:4].view(np.int32)[1])
+            cands.append(("pixserve-" + prec, raw[4:].reshape(H, W, 3)))
+        for impl, p in cands:
+            d = np.abs(p - pref)
+            r = dict(case=name, size="%dx%d" % (w, h), impl=impl, max_abs=float(d.max()),
+                     mean_abs=float(d.mean()),
+                     hole_psnr_db=hole_psnr(p, pref, img_p, m_p, h, w), cpu_ref_s=round(cpu_s, 2))
+            rows.append(r)
+            print("accuracy %-22s %-16s max %.3g mean %.3g hole PSNR %.1f dB" %
+                  (name, impl, r["max_abs"], r["mean_abs"], r["hole_psnr_db"]), flush=True)
+    # The verdicts the issue asks for, over every case.
+    by = {}
+    for r in rows:
+        by.setdefault(r["impl"], []).append(r)
+    summ = {}
+    for impl, rs in by.items():
+        summ[impl] = dict(max_abs=max(r["max_abs"] for r in rs),
+                          mean_abs=float(np.mean([r["mean_abs"] for r in rs])),
+                          min_hole_psnr_db=min(r["hole_psnr_db"] for r in rs),
+                          min_photo_psnr_db=min([r["hole_psnr_db"] for r in rs
+                                                 if r["case"].startswith("photo-")] or [float("nan")]))
+        print("accuracy summary %-16s max %.3g mean %.3g min hole PSNR %.1f dB (photos %.1f dB)" %
+              (impl, summ[impl]["max_abs"], summ[impl]["mean_abs"], summ[impl]["min_hole_psnr_db"],
+               summ[impl]["min_photo_psnr_db"]), flush=True)
+    # TF32 against PyTorch's TF32 on the cases where PyTorch's own fp32 GPU
+    # run agrees with the CPU reference (max error under 1e-3): elsewhere
+    # PyTorch's GPU result is wrong in either mode and no yardstick.
+    sane = {r["case"] for r in by["torch-cuda-fp32"] if r["max_abs"] < 1e-3}
+    tmax = lambda impl: max(r["max_abs"] for r in by[impl] if r["case"] in sane)
+    v = dict(fp32_max_abs_le_2e4=bool(summ["pixserve-fp32"]["max_abs"] <= 2e-4),
+             tf32_max_abs=tmax("pixserve-tf32"), torch_tf32_max_abs=tmax("torch-cuda-tf32"),
+             tf32_no_worse_than_torch_tf32=bool(tmax("pixserve-tf32") <= tmax("torch-cuda-tf32")),
+             torch_gpu_wrong_cases=sorted({r["case"] for r in by["torch-cuda-fp32"]} - sane),
+             bf16_min_photo_psnr_db=summ["pixserve-bf16"]["min_photo_psnr_db"],
+             bf16_photos_ge_40db=bool(summ["pixserve-bf16"]["min_photo_psnr_db"] >= 40))
+    print("verdicts", json.dumps(v), flush=True)
+    return dict(rows=rows, summary=summ, verdicts=v)
+
+
+def time_torch(model, x, iters, label, autocast=False):
+    """Median of iters timed forward passes over two rotated inputs, after
+    two untimed ones; peak memory PyTorch's allocator handed out."""
+    xs = [x, torch.rand_like(x)]
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+
+    def once(i=0):
+        x = xs[i & 1]
+        with torch.no_grad():
+            if autocast:
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    return model(x)
+            return model(x)
+    once(0)
+    once(1)
+    torch.cuda.synchronize()
+    ts = []
+    for i in range(iters):
+        t0 = time.perf_counter()
+        once(i)
+        torch.cuda.synchronize()
+        ts.append(time.perf_counter() - t0)
+    ts.sort()
+    med = ts[len(ts) // 2]
+    gib = torch.cuda.max_memory_allocated() / 2**30
+    return dict(impl=label, ms=round(med * 1e3, 2), img_s=round(x.shape[0] / med, 1),
+                gib=round(gib, 2), gib_per_img=round(gib / x.shape[0], 3))
+
+
+def speed_torch(a, model_gpu):
+    rows = []
+    for s in a.sizes:
+        for b in a.batches:
+            x = torch.rand(b, 4, s, s, device="cuda")
+            try:
+                for label, tf32, ac in (("torch-fp32", False, False), ("torch-tf32", True, False),
+                                        ("torch-bf16-autocast", True, True)):
+                    torch.backends.cuda.matmul.allow_tf32 = tf32
+                    torch.backends.cudnn.allow_tf32 = tf32
+                    r = time_torch(model_gpu, x, a.iters, label, ac)
+                    r.update(size="%dx%d" % (s, s), batch=b)
+                    rows.append(r)
+                    print("speed %-20s %5dx%-5d B=%-3d %9.2f ms %8.1f img/s %7.2f GiB" %
+                          (label, s, s, b, r["ms"], r["img_s"], r["gib"]), flush=True)
+            except Exception as e:  # out of memory, or bf16 refused by the FFT
+                print("speed torch %dx%d B=%d %s: failed (%s)" % (s, s, b, label, str(e)[:120]))
+            del x
+            torch.cuda.empty_cache()
+    if a.compile:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        cm = torch.compile(model_gpu)
+        for s in a.sizes:
+            for b in a.compile_batches:
+                x = torch.rand(b, 4, s, s, device="cuda")
+                t0 = time.perf_counter()
+                with torch.no_grad():
+                    cm(x)
+                torch.cuda.synchronize()
+                comp_s = time.perf_counter() - t0
+                r = time_torch(cm, x, a.iters, "torch-compile-tf32")
+                r.update(size="%dx%d" % (s, s), batch=b, compile_s=round(comp_s, 1))
+                rows.append(r)
+                print("speed %-20s %5dx%-5d B=%-3d %9.2f ms %8.1f img/s %7.2f GiB (compile %.0f s)" %
+                      ("torch-compile-tf32", s, s, b, r["ms"], r["img_s"], r["gib"], comp_s),
+                      flush=True)
+                del x
+                torch.cuda.empty_cache()
+    return rows
+
+
+def speed_ours(a):
+    sizes = ",".join("%dx%d" % (s, s) for s in a.sizes)
+    rows = []
+    # fp32 (cuDNN's NHWC fp32 kernels are slow) at fewer batches and runs.
+    for precs, batches, iters in (("tf32,bf16", a.batches, a.iters),
+                                  ("fp32", [b for b in a.batches if b in (1, 8)], 3)):
+        out = subprocess.run([a.bench, "--weights", a.weights, "--sizes", sizes, "--batches",
+                              ",".join(str(b) for b in batches), "--precisions", precs,
+                              "--iters", str(iters)],
+                             check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True).stdout
+        for line in out.splitlines():
+            f = line.split()
+            if len(f) == 8 and f[0] in ("fp32", "tf32", "bf16"):
+                rows.append(dict(impl="pixserve-" + f[0], size=f[1], batch=int(f[2]),
+                                 ms=float(f[3]), img_s=float(f[4]), gib=float(f[5]),
+                                 gib_per_img=float(f[6]), build_s=float(f[7])))
+                print("speed %-20s %s B=%-3s %9s ms %8s img/s %7s GiB (build %s s)" %
+                      ("pixserve-" + f[0], f[1], f[2], f[3], f[4], f[5], f[7]), flush=True)
+            elif "failed" in line:
+                print("speed pixserve", line, flush=True)
+    return rows
+
+
+def roofline(rows):
+    """Fraction of 790 TFLOP/s (the bf16 tensor rate measured on these
+    machines, the issue's reference) reached: 1.76 TFLOP per 1024² image,
+    scaling with the pixel count."""
+    for r in rows:
+        w, h = (int(v) for v in r["size"].split("x"))
+        r["tflops"] = round(r["img_s"] * 1.76 * w * h / 1024 ** 2, 1)
+        r["roofline"] = round(r["tflops"] / 790, 3)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--weights", required=True)
+    ap.add_argument("--bench", required=True, help="the lama_cuda_bench binary (CUDA build)")
+    ap.add_argument("--out", default=".")
+    ap.add_argument("--sizes", default="512,1024")
+    ap.add_argument("--batches", default="1,4,8,16,32")
+    ap.add_argument("--compile-batches", default="8", help="torch.compile at these batches")
+    ap.add_argument("--photos", help="directory of .npy photos (bench/fetch_photos.sh)")
+    ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile (slow start)")
+    ap.add_argument("--skip-accuracy", action="store_true")
+    ap.add_argument("--skip-speed", action="store_true")
+    a = ap.parse_args()
+    # bf16 is not offered to users (it misses the photo PSNR bar); the bench
+    # still measures it, which is how that was found.
+    os.environ.setdefault("PX_LAMA_CUDA_UNVERIFIED_BF16", "1")
+    a.sizes = [int(s) for s in a.sizes.split(",")]
+    a.batches = [int(b) for b in a.batches.split(",")]
+    a.compile_batches = [int(b) for b in a.compile_batches.split(",")]
+    torch.set_num_threads(os.cpu_count() or 1)
+    model_cpu, cfg = ref.load_generator(a.weights)
+    model_gpu, _ = ref.load_generator(a.weights)
+    model_gpu = model_gpu.cuda()
+    res = dict(device=torch.cuda.get_device_name(0), torch=torch.__version__,
+               cudnn=torch.backends.cudnn.version(), config=cfg,
+               date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    os.makedirs(a.out, exist_ok=True)
+    tmp = os.path.join(a.out, "tmp")
+    os.makedirs(tmp, exist_ok=True)
+    if not a.skip_accuracy:
+        res["accuracy"] = accuracy(a, model_cpu, model_gpu, tmp)
+    del model_cpu
+    if a.skip_speed:
+        res["ours"], res["torch"] = [], []
+    else:
+        res["ours"] = speed_ours(a)
+        res["torch"] = speed_torch(a, model_gpu)
+    roofline(res["ours"] + res["torch"])
+    print("\n%-20s %-10s %5s %9s %8s %8s %9s" % ("impl", "size", "batch", "img/s", "GiB", "GiB/img",
+                                                "roofline"))
+    for r in sorted(res["ours"] + res["torch"], key=lambda r: (r["size"], r["batch"], r["impl"])):
+        print("%-20s %-10s %5d %9.1f %8.2f %8.3f %8.1f%%" % (r["impl"], r["size"], r["batch"],
+                                                           r["img_s"], r["gib"], r["gib_per_img"],
+                                                           100 * r["roofline"]))
+    name = "lama_cuda_vs_torch%s.json" % ("-accuracy" if a.skip_speed else "")
+    with open(os.path.join(a.out, name), "w") as f:
+        json.dump(res, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
