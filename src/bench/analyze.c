@@ -17,22 +17,29 @@
 
 #define HINT(a, ...)                                                                        \
     do {                                                                                    \
-        if ((a)->nhints < 10) snprintf((a)->hints[(a)->nhints++], sizeof (a)->hints[0], __VA_ARGS__); \
+        if ((a)->nhints < 12) snprintf((a)->hints[(a)->nhints++], sizeof (a)->hints[0], __VA_ARGS__); \
     } while (0)
 
-static void resources(const pb_run_result *r, int k, pb_stage_summary *s)
+static void resources(const pb_run_result *r, int k, const pb_analysis_opts *o, pb_stage_summary *s)
 {
-    double cli = 0, srv = 0, rss = 0;
-    int nc = 0, ns = 0;
+    double cli = 0;
+    int nc = 0;
+    pb_res_init(&s->res);
     for (int i = 0; i < r->npoints; i++) {
         const pb_point *p = &r->series[i];
         if (p->stage != k || !p->measuring) continue;
         if (p->cli_cpu >= 0) cli += p->cli_cpu, nc++;
-        if (p->srv_cpu >= 0) srv += p->srv_cpu, rss += p->srv_rss_mb, ns++;
+        pb_res_merge(&s->res, &p->res);
     }
     s->cli_cpu = nc ? cli / nc : -1;
-    s->srv_cpu = ns ? srv / ns : -1;
-    s->srv_rss_mb = ns ? rss / ns : -1;
+    s->srv_cpu = pb_agg_mean(&s->res.cpu);
+    s->srv_rss_mb = pb_agg_mean(&s->res.rss_mb);
+    s->peak_rss_mb = pb_agg_max(&s->res.rss_mb);
+    /* the kernel's own peak catches what falls between samples, but only
+     * when it was reset at the stage's start (else it is the process's) */
+    if (o->peak_reset && s->res.hwm_mb > s->peak_rss_mb) s->peak_rss_mb = s->res.hwm_mb;
+    double gu = pb_agg_mean(&s->res.gpu_util);
+    s->qps_per_gpu = gu > 0 ? s->qps / gu : -1;
 }
 
 /* perf_analyzer-style: split the measured seconds into windows, and call the
@@ -78,6 +85,8 @@ static void summarize(const pb_run_result *r, int k, const pb_analysis_opts *o, 
     s->warmup_s = st->warmup_s;
     s->measured_s = st->measured_s;
     s->complete = st->complete;
+    snprintf(s->label, sizeof s->label, "%s", st->label);
+    s->pixels = st->pixels;
     s->ok = a->ok;
     s->errors = pb_acc_errors(a);
     s->requests = s->ok + s->errors;
@@ -108,7 +117,7 @@ static void summarize(const pb_run_result *r, int k, const pb_analysis_opts *o, 
         t->max_ms = (double)a->st[i]->max / 1e6;
     }
     s->st_missing = a->st_missing;
-    resources(r, k, s);
+    resources(r, k, o, s);
     s->stable = -1;
     if (o->stability) stability(r, k, s);
     if (o->slo && s->requests) {
@@ -206,6 +215,42 @@ static void hints(const pb_analysis_opts *o, pb_analysis *a)
              (unsigned long long)s->err[worst], (unsigned long long)s->errors);
         break;
     }
+    /* resources: what the monitor saw at the highest load */
+    if (a->monitored) {
+        const pb_stage_summary *s = &a->s[a->saturation >= 0 ? a->saturation : a->n - 1];
+        double thr_mean = pb_agg_mean(&s->res.thread_cpu), thr_max = pb_agg_max(&s->res.thread_cpu);
+        double cpu = pb_agg_mean(&s->res.cpu);
+        if (thr_mean >= 90 && (o->cpus <= 0 || cpu < 100.0 * o->cpus * 0.75))
+            HINT(a, "At %g %s the server's busiest thread ran at %.0f%% of a core on average (peak "
+                    "%.0f%%) while the process used %.0f%% in all: one thread is the bottleneck "
+                    "(the seeds' single-core peak).",
+                 s->load, unit, thr_mean, thr_max, cpu);
+        double gu = pb_agg_mean(&s->res.gpu_util), gp = pb_agg_max(&s->res.gpu_util_peak);
+        if (gu >= 90)
+            HINT(a, "At %g %s the GPU was busy %.0f%% of the time (peak %.0f%%): GPU-bound; batching "
+                    "or a faster model would raise throughput, more clients would not.",
+                 s->load, unit, gu, gp);
+        else if (gu >= 0 && a->saturation >= 0 && gu < 50)
+            HINT(a, "At saturation (%g %s) the GPU was busy only %.0f%% of the time: the limit is "
+                    "elsewhere (CPU work around the model, queueing, I/O).",
+                 s->load, unit, gu);
+        unsigned long long thr = 0;
+        for (int k = 0; k < a->n; k++) thr |= a->s[k].res.throttle;
+        if (thr & (PX_GPU_THROTTLE_SW_POWER_CAP | PX_GPU_THROTTLE_HW_SLOWDOWN | PX_GPU_THROTTLE_SW_THERMAL |
+                   PX_GPU_THROTTLE_HW_THERMAL | PX_GPU_THROTTLE_HW_POWER_BRAKE)) {
+            char names[128];
+            HINT(a, "The GPU clocks were throttled during the run (%s): figures at high load are "
+                    "below what the card does when cool and not power-capped.",
+                 px_nvml_throttle_names(thr & ~PX_GPU_THROTTLE_IDLE, names, sizeof names));
+        }
+        for (int k = 0; k < a->n; k++)
+            if (!a->s[k].res.alive) {
+                HINT(a, "The server process disappeared during stage %g %s (crash or kill): every "
+                        "figure after it is of a dead target.",
+                     a->s[k].load, unit);
+                break;
+            }
+    }
     if (o->open_loop) {
         for (int k = 0; k < a->n; k++) {
             const pb_stage_summary *s = &a->s[k];
@@ -232,9 +277,12 @@ void pb_analyze(const pb_run_result *r, const pb_analysis_opts *o, pb_analysis *
     a->open_loop = o->open_loop;
     a->err_threshold = o->err_threshold > 0 ? o->err_threshold : 0.01;
     a->has_slo = o->slo != NULL;
+    a->matrix = o->matrix;
     for (int k = 0; k < r->nstages; k++) {
         summarize(r, k, o, &a->s[a->n]);
         if (a->s[a->n].slo_broken) a->slo_broken_stages++;
+        if (a->s[a->n].res.n) a->monitored = 1;
+        if (a->s[a->n].res.ngpu > a->ngpu) a->ngpu = a->s[a->n].res.ngpu;
         a->n++;
     }
     a->saturation = a->sweet = -1;
@@ -242,7 +290,7 @@ void pb_analyze(const pb_run_result *r, const pb_analysis_opts *o, pb_analysis *
     for (int k = 0; k < a->n; k++)
         if (peak < 0 || a->s[k].qps > a->s[peak].qps) peak = k;
     if (peak >= 0) a->peak_qps = a->s[peak].qps;
-    if (peak >= 0 && a->n >= 2 && a->peak_qps > 0) {
+    if (peak >= 0 && a->n >= 2 && a->peak_qps > 0 && !o->matrix) {
         for (int k = 0; k < a->n; k++) {
             if (a->s[k].qps < 0.9 * a->peak_qps) continue;
             /* saturated only if there is more load after it that did not
@@ -262,7 +310,7 @@ void pb_analyze(const pb_run_result *r, const pb_analysis_opts *o, pb_analysis *
         if (s->requests && s->error_rate < a->err_threshold && !s->slo_broken && s->qps > best)
             best = s->qps;
     }
-    for (int k = 0; k < a->n && best > 0; k++) {
+    for (int k = 0; k < a->n && best > 0 && !o->matrix; k++) {
         const pb_stage_summary *s = &a->s[k];
         if (!s->requests || s->error_rate >= a->err_threshold || s->slo_broken) continue;
         if (s->qps >= 0.95 * best && (a->sweet < 0 || s->load < a->s[a->sweet].load)) a->sweet = k;

@@ -22,6 +22,11 @@ typedef struct pb_stage_summary {
     double qps, error_rate, mean_ms, min_ms, p50_ms, p90_ms, p95_ms, p99_ms, p999_ms, max_ms;
     double mbps_in, mbps_out;
     double cli_cpu, srv_cpu, srv_rss_mb; /* means over the measured seconds; -1 unknown */
+    char label[48];         /* size matrix: the stage's image size ("" otherwise) */
+    double pixels;          /* size matrix: pixels per image */
+    pb_res res;             /* the monitor's samples over the measured seconds (res.n 0: none) */
+    double peak_rss_mb;     /* largest RSS: sampled, or the kernel's peak when reset at the stage start; -1 */
+    double qps_per_gpu;     /* QPS per percent of mean GPU utilisation (the seed's efficiency); -1 */
     int stable;             /* -1 not checked (or too few windows), 0, 1 */
     double stab_qps_dev, stab_lat_dev; /* largest deviation from the 3 windows' mean */
     int nst;
@@ -40,7 +45,10 @@ typedef struct pb_analysis {
     int sweet;              /* stage index, -1: none under the threshold */
     double peak_qps;
     int has_slo, slo_broken_stages;
-    char hints[10][512];
+    int monitored;          /* some stage has resource samples */
+    int ngpu;               /* GPUs seen by the monitor */
+    int matrix;             /* stages are image sizes at one load, not loads */
+    char hints[12][512];
     int nhints;
 } pb_analysis;
 
@@ -53,6 +61,8 @@ typedef struct pb_analysis_opts {
     int cpus;               /* online CPUs here */
     int threads;            /* pixbench threads */
     const pb_slo *slo;      /* may be NULL */
+    int peak_reset;         /* the target's peak RSS was reset at each stage start */
+    int matrix;             /* a size matrix: no saturation or sweet spot */
 } pb_analysis_opts;
 
 /* Fills a (which is large: allocate it). Never fails. */

@@ -7,6 +7,7 @@
 #include "bench/child.h"
 #include "bench/echo.h"
 #include "bench/loop.h"
+#include "bench/monitor.h"
 #include "bench/payload.h"
 #include "bench/profile.h"
 #include "bench/report.h"
@@ -89,6 +90,15 @@ static void usage(FILE *f)
 "  --threads N             event-loop threads (default: CPUs, at most the users/connections)\n"
 "  --timeout DUR           per request (default 30s)\n"
 "\n"
+"resources (sampled beside the load; a target on this machine):\n"
+"  --pid N                 the target's process (the embedded pixserve's is known)\n"
+"  --monitor-interval DUR  sampling interval, 100ms or more (default 1s)\n"
+"  --disk DEV              block device to watch (default: the one holding the outputs:\n"
+"                          the embedded pixserve's, else --disk-path, else the target's cwd)\n"
+"  --disk-path PATH        watch the device holding PATH\n"
+"  --no-gpu                do not read GPUs (NVML)\n"
+"  --no-monitor            no resource sampling at all\n"
+"\n"
 "checks, verdicts, output:\n"
 "  --check LEVEL           none | basic (status, type, PNG size) | full (decode, size); default full\n"
 "  --expect-status A[-B]   statuses that count as success (default 200-299)\n"
@@ -120,6 +130,9 @@ typedef struct opts {
     int connections, threads, status_lo, status_hi;
     uint64_t requests;
     pb_profile_opts prof;
+    int pid, no_monitor, no_gpu;
+    int64_t mon_interval;
+    const char *disk, *disk_path;
 } opts;
 
 #define NEED_VALUE()                                                              \
@@ -150,6 +163,8 @@ static int parse_args(opts *o, int argc, char **argv)
         if (!strcmp(a, "--poisson")) { o->poisson = 1; continue; }
         if (!strcmp(a, "--stability")) { o->stability = 1; continue; }
         if (!strcmp(a, "--no-progress")) { o->progress = 0; continue; }
+        if (!strcmp(a, "--no-monitor")) { o->no_monitor = 1; continue; }
+        if (!strcmp(a, "--no-gpu")) { o->no_gpu = 1; continue; }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { o->quiet = 1; o->progress = 0; continue; }
         if (a[0] != '-') {
             fprintf(stderr, "pixbench: unexpected argument '%s' (try --help)\n", a);
@@ -225,6 +240,14 @@ static int parse_args(opts *o, int argc, char **argv)
         } else if (!strcmp(a, "--slo")) o->slo_text = v;
         else if (!strcmp(a, "--error-threshold")) rc = pb_parse_fraction(v, &o->err_threshold, err, sizeof err);
         else if (!strcmp(a, "--out")) o->out = v;
+        else if (!strcmp(a, "--pid")) {
+            o->pid = atoi(v);
+            if (o->pid <= 0) return bad("--pid must be a process id");
+        } else if (!strcmp(a, "--monitor-interval")) {
+            rc = pb_parse_duration(v, &o->mon_interval, err, sizeof err);
+            if (!rc && o->mon_interval < PB_MON_MIN_INTERVAL_NS) return bad("--monitor-interval is 100ms or more");
+        } else if (!strcmp(a, "--disk")) o->disk = v;
+        else if (!strcmp(a, "--disk-path")) o->disk_path = v;
         else if (!strcmp(a, "--title")) o->title = v;
         else {
             fprintf(stderr, "pixbench: unknown flag '%s' (try --help)\n", a);
@@ -240,7 +263,8 @@ static int parse_args(opts *o, int argc, char **argv)
 
 /* http://host:port[/prefix] → address; loopback unless allowed. */
 static int resolve_target(const char *url, int allow_remote, struct sockaddr_storage *ss,
-                          socklen_t *sl, char *hostport, size_t hpcap, char *prefix, size_t pcap)
+                          socklen_t *sl, char *hostport, size_t hpcap, char *prefix, size_t pcap,
+                          int *loopback)
 {
     if (strncmp(url, "http://", 7) != 0) {
         fprintf(stderr, "pixbench: --target must start with http:// (https is not supported)\n");
@@ -284,6 +308,7 @@ static int resolve_target(const char *url, int allow_remote, struct sockaddr_sto
         loop = IN6_IS_ADDR_LOOPBACK(a6) ||
                (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
     }
+    *loopback = loop;
     if (!loop && !allow_remote) {
         fprintf(stderr, "pixbench: %s is not this machine; load-testing other hosts needs "
                         "--allow-remote (make sure you may)\n", host);
@@ -337,6 +362,7 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
 
     /* target: the user's, or an embedded pixserve */
     pb_child child = {0};
+    pb_monitor *mon = NULL;
     char outputs_dir[] = "/tmp/pixbench-outputs-XXXXXX";
     int have_outputs = 0;
     char url[512], hostport[300], prefix[256];
@@ -376,8 +402,36 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     } else {
         snprintf(url, sizeof url, "%s", o.target);
     }
-    rc = resolve_target(url, o.allow_remote, &ss, &sl, hostport, sizeof hostport, prefix, sizeof prefix);
+    int loopback = 0;
+    rc = resolve_target(url, o.allow_remote, &ss, &sl, hostport, sizeof hostport, prefix, sizeof prefix,
+                        &loopback);
     if (rc) goto out_child;
+
+    /* the resource monitor: this machine's view, so only for a local target
+     * (or a process named with --pid, which is local by definition) */
+    int target_pid = child.pid ? (int)child.pid : o.pid;
+    if (!o.no_monitor && (loopback || o.pid)) {
+        char cwd_path[64];
+        const char *dpath = o.disk_path;
+        if (!dpath && child.pid) dpath = outputs_dir;
+        if (!dpath && target_pid) {
+            snprintf(cwd_path, sizeof cwd_path, "/proc/%d/cwd", target_pid);
+            dpath = cwd_path;
+        }
+        if (!dpath) dpath = ".";
+        pb_monitor_config mc = {.pid = target_pid, .interval_ns = o.mon_interval, .disk_path = dpath,
+                                .disk_dev = o.disk, .no_gpu = o.no_gpu};
+        if (pb_monitor_open(&mc, &mon, err, sizeof err)) {
+            fprintf(stderr, "pixbench: monitor: %s\n", err);
+            rc = 1;
+            goto out_child;
+        }
+        if (!o.quiet)
+            fprintf(stderr, "pixbench: monitoring %s%.0d every %g s; GPU: %s; disk: %s\n",
+                    target_pid ? "pid " : "the system (no --pid)", target_pid,
+                    (double)pb_monitor_interval_ns(mon) / 1e9, pb_monitor_gpu_status(mon),
+                    pb_monitor_disk_status(mon));
+    }
 
     /* payloads, built once */
     int images_needed = o.prof.kind == PB_PROF_PIXSERVE || o.prof.kind == PB_PROF_SEED ||
@@ -477,7 +531,8 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     rcfg.spawn_rate = o.spawn_rate;
     rcfg.ramp_ns = o.ramp;
     rcfg.progress = o.progress;
-    rcfg.server_pid = child.pid;
+    rcfg.monitor = mon;
+    rcfg.reset_peak = child.pid != 0; /* ours: resetting its peak RSS disturbs nobody */
     rcfg.interrupted = &stop_flag;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -503,6 +558,7 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     ao.cpus = cpus;
     ao.threads = ec.threads;
     ao.slo = o.slo_text ? &slo : NULL;
+    ao.peak_reset = rcfg.reset_peak && mon;
     pb_analyze(res, &ao, an);
     struct utsname un;
     uname(&un);
@@ -532,6 +588,12 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     m.host = un.nodename;
     m.kernel = un.release;
     m.seed = o.seed;
+    m.monitored = mon != NULL;
+    m.mon_interval_s = mon ? (double)pb_monitor_interval_ns(mon) / 1e9 : 0;
+    m.mon_pid = mon ? target_pid : 0;
+    m.gpu_status = mon ? pb_monitor_gpu_status(mon) : NULL;
+    m.disk_status = mon ? pb_monitor_disk_status(mon) : NULL;
+    m.peak_reset = ao.peak_reset;
     if (res->interrupted) fprintf(stderr, "pixbench: interrupted; reporting what was measured\n");
     pb_report_table(stdout, an, &m);
     if (!o.quiet)
@@ -560,6 +622,7 @@ out_payloads:
     for (int i = 0; i < npl; i++) pb_payload_free(&pl[i]);
     free(pl);
 out_child:
+    pb_monitor_close(mon);
     if (child.pid) {
         int st = pb_child_stop(&child, 30000);
         if (st != 0 && !o.quiet) fprintf(stderr, "pixbench: pixserve exited with status %d\n", st);

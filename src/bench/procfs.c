@@ -475,3 +475,19 @@ const pb_os *pb_os_real(void)
 {
     return &k_real;
 }
+
+int pb_procfs_usage(const pb_os *os, int pid, int64_t *cpu_ns, uint64_t *rss_bytes)
+{
+    if (!os) os = pb_os_real();
+    char path[64], buf[1024];
+    if (pid > 0) snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    else snprintf(path, sizeof path, "/proc/self/stat");
+    long n = os->read_file(os->ctx, path, buf, sizeof buf);
+    pb_pstat s;
+    if (n <= 0 || pb_procfs_stat(buf, (size_t)n, &s) != 0 || s.rss_pages < 0) return -1;
+    long hz = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    if (hz <= 0) hz = 100;
+    *cpu_ns = (int64_t)((s.utime + s.stime) * (1000000000ULL / (unsigned long long)hz));
+    *rss_bytes = (uint64_t)s.rss_pages * (uint64_t)page;
+    return 0;
+}

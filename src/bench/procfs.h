@@ -132,4 +132,9 @@ typedef struct pb_os {
 /* The real /proc (a static table; never NULL). */
 const pb_os *pb_os_real(void);
 
+/* CPU time (user + system, ns, all threads) and resident memory (bytes) of
+ * process pid (0: this process), read through os (NULL: the real one).
+ * Returns 0, or -1 when /proc cannot tell (the process is gone). */
+int pb_procfs_usage(const pb_os *os, int pid, int64_t *cpu_ns, uint64_t *rss_bytes);
+
 #endif

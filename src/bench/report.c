@@ -20,7 +20,122 @@
 
 static const char *load_name(const pb_analysis *a)
 {
-    return a->open_loop ? "rate" : "users";
+    return a->matrix ? "size" : a->open_loop ? "rate" : "users";
+}
+
+/* The stage's name in tables: its load, or its image size in a matrix. */
+static const char *stage_name(const pb_analysis *a, int k, char *buf, size_t cap)
+{
+    if (a->s[k].label[0]) snprintf(buf, cap, "%s", a->s[k].label);
+    else snprintf(buf, cap, "%g", a->s[k].load);
+    return buf;
+}
+
+/* --- resource columns, shared by the Markdown, HTML and CSV tables -------- */
+
+typedef struct rcol {
+    const char *head, *csv;
+    double (*get)(const pb_stage_summary *s);
+    int decimals;
+} rcol;
+
+static double c_cpu(const pb_stage_summary *s) { return pb_agg_mean(&s->res.cpu); }
+static double c_cpu_max(const pb_stage_summary *s) { return pb_agg_max(&s->res.cpu); }
+static double c_thr(const pb_stage_summary *s) { return pb_agg_max(&s->res.thread_cpu); }
+static double c_rss(const pb_stage_summary *s) { return pb_agg_mean(&s->res.rss_mb); }
+static double c_rss_peak(const pb_stage_summary *s) { return s->peak_rss_mb; }
+static double c_threads(const pb_stage_summary *s) { return pb_agg_max(&s->res.threads); }
+static double c_fds(const pb_stage_summary *s) { return pb_agg_max(&s->res.fds); }
+static double c_ctx(const pb_stage_summary *s) { return pb_agg_mean(&s->res.ctxsw); }
+static double c_wr(const pb_stage_summary *s) { return pb_agg_mean(&s->res.write_mbps); }
+static double c_cli(const pb_stage_summary *s) { return s->cli_cpu; }
+static double c_gu(const pb_stage_summary *s) { return pb_agg_mean(&s->res.gpu_util); }
+static double c_gp(const pb_stage_summary *s) { return pb_agg_max(&s->res.gpu_util_peak); }
+static double c_gmu(const pb_stage_summary *s) { return pb_agg_mean(&s->res.gpu_mem_util); }
+static double c_gm(const pb_stage_summary *s) { return pb_agg_max(&s->res.gpu_mem_mb); }
+static double c_gpm(const pb_stage_summary *s) { return pb_agg_max(&s->res.gpu_proc_mem_mb); }
+static double c_gw(const pb_stage_summary *s) { return pb_agg_mean(&s->res.gpu_power_w); }
+static double c_gt(const pb_stage_summary *s) { return pb_agg_max(&s->res.gpu_temp_c); }
+static double c_gclk(const pb_stage_summary *s) { return pb_agg_mean(&s->res.gpu_sm_mhz); }
+static double c_eff(const pb_stage_summary *s) { return s->qps_per_gpu; }
+static double c_sys(const pb_stage_summary *s) { return pb_agg_mean(&s->res.sys_cpu); }
+static double c_core(const pb_stage_summary *s) { return pb_agg_max(&s->res.core_max); }
+static double c_avail(const pb_stage_summary *s) { return pb_agg_min(&s->res.mem_avail_mb); }
+static double c_iops(const pb_stage_summary *s) { return pb_agg_mean(&s->res.disk_w_iops); }
+static double c_iops_max(const pb_stage_summary *s) { return pb_agg_max(&s->res.disk_w_iops); }
+static double c_await(const pb_stage_summary *s) { return pb_agg_mean(&s->res.disk_w_await_ms); }
+static double c_await_max(const pb_stage_summary *s) { return pb_agg_max(&s->res.disk_w_await_ms); }
+static double c_dmb(const pb_stage_summary *s) { return pb_agg_mean(&s->res.disk_w_mbps); }
+
+static const rcol proc_cols[] = {
+    {"CPU avg %", "cpu_percent_mean", c_cpu, 0},
+    {"CPU peak %", "cpu_percent_max", c_cpu_max, 0},
+    {"single-core peak %", "busiest_thread_percent_max", c_thr, 0},
+    {"RSS avg (MB)", "rss_mb_mean", c_rss, 1},
+    {"RSS peak (MB)", "rss_mb_peak", c_rss_peak, 1},
+    {"threads", "threads_max", c_threads, 0},
+    {"fds", "fds_max", c_fds, 0},
+    {"ctx switches/s", "context_switches_per_s", c_ctx, 0},
+    {"storage writes (MB/s)", "storage_write_mb_per_s", c_wr, 2},
+    {"pixbench CPU %", "client_cpu_percent", c_cli, 0},
+};
+static const rcol gpu_cols[] = {
+    {"GPU util avg %", "gpu_util_percent_mean", c_gu, 0},
+    {"GPU util peak %", "gpu_util_percent_peak", c_gp, 0},
+    {"mem util avg %", "gpu_mem_util_percent_mean", c_gmu, 0},
+    {"GPU mem peak (MB)", "gpu_mem_mb_max", c_gm, 0},
+    {"target's GPU mem peak (MB)", "gpu_process_mem_mb_max", c_gpm, 0},
+    {"power avg (W)", "gpu_power_w_mean", c_gw, 0},
+    {"temp max (C)", "gpu_temp_c_max", c_gt, 0},
+    {"SM clock avg (MHz)", "gpu_sm_mhz_mean", c_gclk, 0},
+    {"QPS per GPU-util %", "qps_per_gpu_util_percent", c_eff, 3},
+};
+static const rcol sys_cols[] = {
+    {"CPU avg % (all cores)", "system_cpu_percent_mean", c_sys, 0},
+    {"busiest core peak %", "busiest_core_percent_max", c_core, 0},
+    {"available memory min (MB)", "mem_available_mb_min", c_avail, 0},
+    {"disk write IOPS avg", "disk_write_iops_mean", c_iops, 0},
+    {"disk write IOPS peak", "disk_write_iops_max", c_iops_max, 0},
+    {"write latency avg (ms)", "disk_write_await_ms_mean", c_await, 2},
+    {"write latency peak (ms)", "disk_write_await_ms_max", c_await_max, 2},
+    {"disk writes (MB/s)", "disk_write_mb_per_s_mean", c_dmb, 2},
+};
+#define NCOLS(c) ((int)(sizeof(c) / sizeof((c)[0])))
+
+static void fmt_val(double v, int decimals, char *out, size_t cap)
+{
+    if (v < 0 || !isfinite(v)) snprintf(out, cap, "-");
+    else snprintf(out, cap, "%.*f", decimals, v);
+}
+
+static void md_res_table(FILE *f, const pb_analysis *a, const char *title, const rcol *c, int nc)
+{
+    fprintf(f, "\n### %s\n\n| %s |", title, load_name(a));
+    for (int i = 0; i < nc; i++) fprintf(f, " %s |", c[i].head);
+    fprintf(f, "\n|---:|");
+    for (int i = 0; i < nc; i++) fprintf(f, "---:|");
+    fprintf(f, "\n");
+    for (int k = 0; k < a->n; k++) {
+        char nm[64], v[32];
+        fprintf(f, "| %s |", stage_name(a, k, nm, sizeof nm));
+        for (int i = 0; i < nc; i++) {
+            fmt_val(c[i].get(&a->s[k]), c[i].decimals, v, sizeof v);
+            fprintf(f, " %s |", v);
+        }
+        fprintf(f, "\n");
+    }
+}
+
+static void monitor_line(FILE *f, const pb_report_meta *m)
+{
+    fprintf(f, "Sampled by pixbench's monitor every %g s, beside the load (each per-second point "
+               "holds the samples that fell in it); figures are over each stage's measured seconds. ",
+            m->mon_interval_s);
+    if (m->mon_pid) fprintf(f, "Target process: pid %d. ", m->mon_pid);
+    else fprintf(f, "No target process known (give --pid): system and GPU only. ");
+    fprintf(f, "GPU: %s. Disk: %s. Peak RSS: %s.\n", m->gpu_status ? m->gpu_status : "-",
+            m->disk_status ? m->disk_status : "-",
+            m->peak_reset ? "the kernel's peak (VmHWM), reset at each stage start" : "the largest sample");
 }
 
 static void fmt_ms(double ms, char *out, size_t cap)
@@ -101,6 +216,84 @@ static void jstr(px_buf *b, const char *k, const char *v, int comma)
     if (comma) px_buf_puts(b, ",");
 }
 
+/* A number, or null when unknown (negative). */
+static void jopt(px_buf *b, const char *k, double v, int comma)
+{
+    jkey(b, k);
+    if (v < 0 || !isfinite(v)) px_buf_puts(b, "null");
+    else px_json_num(b, v);
+    if (comma) px_buf_puts(b, ",");
+}
+
+static void json_throttle(px_buf *b, unsigned long long r)
+{
+    px_buf_puts(b, "\"throttle_reasons\":[");
+    char names[256];
+    px_nvml_throttle_names(r, names, sizeof names);
+    int first = 1;
+    for (char *save = NULL, *t = r ? strtok_r(names, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
+        if (!first) px_buf_puts(b, ",");
+        px_json_str(b, t);
+        first = 0;
+    }
+    px_buf_puts(b, "]");
+}
+
+/* A stage's resources: every column of the tables, grouped. */
+static void json_stage_res(px_buf *b, const pb_stage_summary *s, int ngpu)
+{
+    const pb_res *r = &s->res;
+    if (!r->n) {
+        px_buf_puts(b, "null");
+        return;
+    }
+    px_buf_printf(b, "{\"samples\":%d,\"target_alive\":%s,", r->n, r->alive ? "true" : "false");
+    px_buf_puts(b, "\"process\":{");
+    for (int i = 0; i < NCOLS(proc_cols); i++) jopt(b, proc_cols[i].csv, proc_cols[i].get(s), 1);
+    jopt(b, "busiest_thread_percent_mean", pb_agg_mean(&r->thread_cpu), 1);
+    jopt(b, "storage_read_mb_per_s", pb_agg_mean(&r->read_mbps), 0);
+    px_buf_puts(b, "},\"system\":{");
+    for (int i = 0; i < NCOLS(sys_cols); i++) jopt(b, sys_cols[i].csv, sys_cols[i].get(s), i + 1 < NCOLS(sys_cols));
+    px_buf_puts(b, "},\"gpu\":");
+    if (ngpu <= 0) {
+        px_buf_puts(b, "null}");
+        return;
+    }
+    px_buf_puts(b, "{");
+    for (int i = 0; i < NCOLS(gpu_cols); i++) jopt(b, gpu_cols[i].csv, gpu_cols[i].get(s), 1);
+    jopt(b, "gpu_power_w_max", pb_agg_max(&r->gpu_power_w), 1);
+    json_throttle(b, r->throttle);
+    px_buf_puts(b, "}}");
+}
+
+/* A per-second point's resources (compact: the charts' lines). */
+static void json_point_res(px_buf *b, const pb_res *r)
+{
+    if (!r->n) {
+        px_buf_puts(b, "null");
+        return;
+    }
+    px_buf_printf(b, "{\"samples\":%d,", r->n);
+    jopt(b, "cpu_percent", pb_agg_mean(&r->cpu), 1);
+    jopt(b, "busiest_thread_percent", pb_agg_max(&r->thread_cpu), 1);
+    jopt(b, "rss_mb", pb_agg_mean(&r->rss_mb), 1);
+    jopt(b, "rss_mb_min", pb_agg_min(&r->rss_mb), 1);
+    jopt(b, "rss_mb_max", pb_agg_max(&r->rss_mb), 1);
+    jopt(b, "fds", pb_agg_min(&r->fds), 1);
+    jopt(b, "threads", pb_agg_max(&r->threads), 1);
+    jopt(b, "system_cpu_percent", pb_agg_mean(&r->sys_cpu), 1);
+    jopt(b, "busiest_core_percent", pb_agg_max(&r->core_max), 1);
+    jopt(b, "mem_available_mb", pb_agg_min(&r->mem_avail_mb), 1);
+    jopt(b, "disk_write_iops", pb_agg_mean(&r->disk_w_iops), 1);
+    jopt(b, "disk_write_await_ms", pb_agg_mean(&r->disk_w_await_ms), 1);
+    jopt(b, "gpu_util_percent", pb_agg_mean(&r->gpu_util), 1);
+    jopt(b, "gpu_util_peak_percent", pb_agg_max(&r->gpu_util_peak), 1);
+    jopt(b, "gpu_mem_mb", pb_agg_max(&r->gpu_mem_mb), 1);
+    jopt(b, "gpu_mem_mb_min", pb_agg_min(&r->gpu_mem_mb), 1);
+    jopt(b, "gpu_process_mem_mb", pb_agg_max(&r->gpu_proc_mem_mb), 0);
+    px_buf_puts(b, "}");
+}
+
 static void json_hist(px_buf *b, const px_hist *h)
 {
     /* non-empty buckets as [lo_ns, hi_ns, count]: exact, compact, mergeable */
@@ -152,6 +345,13 @@ static int write_json(const char *path, const pb_run_result *r, const pb_analysi
     jstr(&b, "kernel", m->kernel, 1);
     jnum(&b, "cpus", m->cpus, 1);
     jstr(&b, "server", m->server, 0);
+    px_buf_printf(&b, "},\"monitor\":{\"enabled\":%s,", m->monitored ? "true" : "false");
+    jopt(&b, "interval_s", m->monitored ? m->mon_interval_s : -1, 1);
+    jopt(&b, "pid", m->mon_pid > 0 ? m->mon_pid : -1, 1);
+    jstr(&b, "gpu", m->gpu_status, 1);
+    jnum(&b, "gpus", a->ngpu, 1);
+    jstr(&b, "disk", m->disk_status, 1);
+    jstr(&b, "peak_rss", m->peak_reset ? "kernel_peak_reset_per_stage" : "largest_sample", 0);
     px_buf_puts(&b, "},\"stages\":[");
     for (int k = 0; k < a->n; k++) {
         const pb_stage_summary *s = &a->s[k];
@@ -211,7 +411,11 @@ static int write_json(const char *path, const pb_run_result *r, const pb_analysi
             px_json_str(&b, s->slo_broken ? s->slo_why : NULL);
             px_buf_puts(&b, "},");
         }
-        px_buf_puts(&b, "\"histogram_ns\":");
+        jstr(&b, "label", s->label[0] ? s->label : NULL, 1);
+        jopt(&b, "pixels", s->pixels > 0 ? s->pixels : -1, 1);
+        px_buf_puts(&b, "\"resources\":");
+        json_stage_res(&b, s, a->ngpu);
+        px_buf_puts(&b, ",\"histogram_ns\":");
         json_hist(&b, &r->stages[k].acc.lat);
         px_buf_puts(&b, "}");
     }
@@ -231,7 +435,9 @@ static int write_json(const char *path, const pb_run_result *r, const pb_analysi
         jnum(&b, "max_ms", p->max_ms, 1);
         jnum(&b, "client_cpu_percent", p->cli_cpu, 1);
         jnum(&b, "server_cpu_percent", p->srv_cpu, 1);
-        jnum(&b, "server_rss_mb", p->srv_rss_mb, 0);
+        jnum(&b, "server_rss_mb", p->srv_rss_mb, 1);
+        px_buf_puts(&b, "\"resources\":");
+        json_point_res(&b, &p->res);
         px_buf_puts(&b, "}");
     }
     px_buf_puts(&b, "],\"analysis\":{");
@@ -339,18 +545,31 @@ static int write_md(const char *path, const pb_analysis *a, const pb_report_meta
             fprintf(f, "\n");
         }
     }
-    fprintf(f, "\n## Resources (means over the measured seconds)\n\n| %s | pixbench CPU %% | server CPU %% | server RSS (MB) | stable |\n|---:|---:|---:|---:|---|\n",
-            load_name(a));
-    for (int k = 0; k < a->n; k++) {
-        const pb_stage_summary *s = &a->s[k];
-        char sc[16] = "-", rs[16] = "-";
-        if (s->srv_cpu >= 0) snprintf(sc, sizeof sc, "%.0f", s->srv_cpu);
-        if (s->srv_rss_mb >= 0) snprintf(rs, sizeof rs, "%.0f", s->srv_rss_mb);
-        fprintf(f, "| %g | %.0f | %s | %s | %s |\n", s->load, s->cli_cpu < 0 ? 0 : s->cli_cpu, sc, rs,
-                s->stable < 0 ? "not checked" : s->stable ? "yes" : "no");
+    fprintf(f, "\n## Resources\n\n");
+    if (m->monitored) {
+        monitor_line(f, m);
+        md_res_table(f, a, "Target process", proc_cols, NCOLS(proc_cols));
+        if (a->ngpu > 0) md_res_table(f, a, "GPU", gpu_cols, NCOLS(gpu_cols));
+        else fprintf(f, "\n### GPU\n\n%s.\n", m->gpu_status ? m->gpu_status : "no GPU");
+        md_res_table(f, a, "System", sys_cols, NCOLS(sys_cols));
+    } else {
+        fprintf(f, "Not monitored (a remote target, or --no-monitor). pixbench's own CPU: ");
+        for (int k = 0; k < a->n; k++) fprintf(f, "%s%.0f%%", k ? ", " : "", a->s[k].cli_cpu < 0 ? 0 : a->s[k].cli_cpu);
+        fprintf(f, ".\n");
+    }
+    int stab = 0;
+    for (int k = 0; k < a->n; k++) stab |= a->s[k].stable >= 0;
+    if (stab) {
+        fprintf(f, "\nStable stages (last 3 windows within 10%%): ");
+        for (int k = 0; k < a->n; k++) {
+            char nm[64];
+            fprintf(f, "%s%s %s", k ? ", " : "", stage_name(a, k, nm, sizeof nm),
+                    a->s[k].stable < 0 ? "not checked" : a->s[k].stable ? "yes" : "no");
+        }
+        fprintf(f, ".\n");
     }
     fprintf(f, "\nFiles: report.json (every number, schema `%s`), report.html (charts), "
-               "stages.csv, timeseries.csv, histograms.csv, server_timing.csv.\n", PB_SCHEMA);
+               "stages.csv, timeseries.csv, resources.csv, histograms.csv, server_timing.csv.\n", PB_SCHEMA);
     return fclose(f) == 0 ? 0 : PX_EIO;
 }
 
@@ -379,13 +598,48 @@ static int write_csvs(const char *dir, const pb_run_result *r, const pb_analysis
     snprintf(path, sizeof path, "%s/timeseries.csv", dir);
     if (!(f = fopen(path, "w"))) return PX_EIO;
     fprintf(f, "t_s,dt_s,stage,measuring,load,active,successes,errors,late,qps,mean_ms,p50_ms,p95_ms,"
-               "p99_ms,max_ms,client_cpu_percent,server_cpu_percent,server_rss_mb\n");
+               "p99_ms,max_ms,client_cpu_percent,server_cpu_percent,server_rss_mb,samples,"
+               "busiest_thread_percent,rss_mb_min,rss_mb_max,fds,system_cpu_percent,busiest_core_percent,"
+               "mem_available_mb,disk_write_iops,disk_write_await_ms,gpu_util_percent,gpu_util_peak_percent,"
+               "gpu_mem_mb,gpu_process_mem_mb\n");
     for (int i = 0; i < r->npoints; i++) {
         const pb_point *p = &r->series[i];
-        fprintf(f, "%.3f,%.3f,%d,%d,%g,%d,%llu,%llu,%llu,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.1f,%.1f,%.1f\n",
+        const pb_res *q = &p->res;
+        fprintf(f, "%.3f,%.3f,%d,%d,%g,%d,%llu,%llu,%llu,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.1f,%.1f,%.1f,%d",
                 p->t, p->dt, p->stage, p->measuring, p->load, p->active, (unsigned long long)p->ok,
                 (unsigned long long)p->errors, (unsigned long long)p->late, p->qps, p->mean_ms,
-                p->p50_ms, p->p95_ms, p->p99_ms, p->max_ms, p->cli_cpu, p->srv_cpu, p->srv_rss_mb);
+                p->p50_ms, p->p95_ms, p->p99_ms, p->max_ms, p->cli_cpu, p->srv_cpu, p->srv_rss_mb, q->n);
+        double v[] = {pb_agg_max(&q->thread_cpu),    pb_agg_min(&q->rss_mb),        pb_agg_max(&q->rss_mb),
+                      pb_agg_min(&q->fds),           pb_agg_mean(&q->sys_cpu),      pb_agg_max(&q->core_max),
+                      pb_agg_min(&q->mem_avail_mb),  pb_agg_mean(&q->disk_w_iops),  pb_agg_mean(&q->disk_w_await_ms),
+                      pb_agg_mean(&q->gpu_util),     pb_agg_max(&q->gpu_util_peak), pb_agg_max(&q->gpu_mem_mb),
+                      pb_agg_max(&q->gpu_proc_mem_mb)};
+        for (size_t j = 0; j < sizeof v / sizeof v[0]; j++) {
+            if (v[j] < 0) fprintf(f, ",");
+            else fprintf(f, ",%.3f", v[j]);
+        }
+        fprintf(f, "\n");
+    }
+    if (fclose(f)) return PX_EIO;
+    /* per stage, every column of the resource tables */
+    snprintf(path, sizeof path, "%s/resources.csv", dir);
+    if (!(f = fopen(path, "w"))) return PX_EIO;
+    fprintf(f, "stage,%s,samples", load_name(a));
+    const rcol *groups[] = {proc_cols, gpu_cols, sys_cols};
+    int ng[] = {NCOLS(proc_cols), NCOLS(gpu_cols), NCOLS(sys_cols)};
+    for (int g = 0; g < 3; g++)
+        for (int i = 0; i < ng[g]; i++) fprintf(f, ",%s", groups[g][i].csv);
+    fprintf(f, "\n");
+    for (int k = 0; k < a->n; k++) {
+        char nm[64];
+        fprintf(f, "%d,%s,%d", k, stage_name(a, k, nm, sizeof nm), a->s[k].res.n);
+        for (int g = 0; g < 3; g++)
+            for (int i = 0; i < ng[g]; i++) {
+                double v = groups[g][i].get(&a->s[k]);
+                if (v < 0) fprintf(f, ",");
+                else fprintf(f, ",%.*f", groups[g][i].decimals + 1, v);
+            }
+        fprintf(f, "\n");
     }
     if (fclose(f)) return PX_EIO;
     snprintf(path, sizeof path, "%s/histograms.csv", dir);
@@ -504,6 +758,109 @@ static void html_escape(px_buf *b, const char *s)
         else if (*s == '&') px_buf_puts(b, "&amp;");
         else if (*s == '\'') px_buf_puts(b, "&#39;");
         else px_buf_append(b, s, 1);
+    }
+}
+
+static void html_res_table(px_buf *b, const pb_analysis *a, const char *title, const rcol *c, int nc)
+{
+    px_buf_printf(b, "<h3>%s</h3><table><tr><th>%s</th>", title, load_name(a));
+    for (int i = 0; i < nc; i++) px_buf_printf(b, "<th>%s</th>", c[i].head);
+    px_buf_puts(b, "</tr>");
+    for (int k = 0; k < a->n; k++) {
+        char nm[64], v[32];
+        px_buf_puts(b, "<tr><td>");
+        html_escape(b, stage_name(a, k, nm, sizeof nm));
+        px_buf_puts(b, "</td>");
+        for (int i = 0; i < nc; i++) {
+            fmt_val(c[i].get(&a->s[k]), c[i].decimals, v, sizeof v);
+            px_buf_printf(b, "<td>%s</td>", v);
+        }
+        px_buf_puts(b, "</tr>");
+    }
+    px_buf_puts(b, "</table>");
+}
+
+/* One line of a resource chart: a per-second figure, unknown seconds left out. */
+typedef double (*res_get)(const pb_res *r);
+static double g_cpu(const pb_res *r) { return pb_agg_mean(&r->cpu); }
+static double g_thr(const pb_res *r) { return pb_agg_max(&r->thread_cpu); }
+static double g_core(const pb_res *r) { return pb_agg_max(&r->core_max); }
+static double g_rss(const pb_res *r) { return pb_agg_mean(&r->rss_mb); }
+static double g_rss_max(const pb_res *r) { return pb_agg_max(&r->rss_mb); }
+static double g_gmem(const pb_res *r) { return pb_agg_max(&r->gpu_mem_mb); }
+static double g_gpmem(const pb_res *r) { return pb_agg_max(&r->gpu_proc_mem_mb); }
+static double g_gu(const pb_res *r) { return pb_agg_mean(&r->gpu_util); }
+static double g_gp(const pb_res *r) { return pb_agg_max(&r->gpu_util_peak); }
+static double g_iops(const pb_res *r) { return pb_agg_mean(&r->disk_w_iops); }
+static double g_await(const pb_res *r) { return pb_agg_mean(&r->disk_w_await_ms); }
+
+static void res_chart(px_buf *b, const pb_run_result *r, const char *title, const char *yl, const char *const *names,
+                      const res_get *gets, int nl)
+{
+    double *buf = malloc(sizeof(double) * (size_t)(r->npoints > 0 ? r->npoints : 1) * 2 * (size_t)nl);
+    if (!buf) return;
+    series s[4];
+    int any = 0;
+    for (int l = 0; l < nl && l < 4; l++) {
+        double *x = buf + (size_t)r->npoints * 2 * (size_t)l, *y = x + r->npoints;
+        int n = 0;
+        for (int i = 0; i < r->npoints; i++) {
+            double v = gets[l](&r->series[i].res);
+            if (v < 0) continue;
+            x[n] = r->series[i].t;
+            y[n++] = v;
+        }
+        s[l] = (series){names[l], x, y, n, 0};
+        any |= n > 0;
+    }
+    if (any) {
+        double vl[PB_MAX_STAGES];
+        for (int k = 0; k < r->nstages; k++) vl[k] = r->stages[k].start_s;
+        svg_chart(b, title, "seconds", yl, s, nl, 0, vl, r->nstages);
+    }
+    free(buf);
+}
+
+static void html_resources(px_buf *b, const pb_run_result *r, const pb_analysis *a, const pb_report_meta *m)
+{
+    px_buf_puts(b, "<h2>Resources</h2><p>");
+    char *txt = NULL;
+    size_t len = 0;
+    FILE *mf = open_memstream(&txt, &len);
+    if (mf) {
+        monitor_line(mf, m);
+        fclose(mf);
+        html_escape(b, txt);
+        free(txt);
+    }
+    px_buf_puts(b, "</p>");
+    html_res_table(b, a, "Target process", proc_cols, NCOLS(proc_cols));
+    if (a->ngpu > 0) html_res_table(b, a, "GPU", gpu_cols, NCOLS(gpu_cols));
+    html_res_table(b, a, "System", sys_cols, NCOLS(sys_cols));
+    if (!r->npoints) return;
+    px_buf_puts(b, "<h3>Resources over time (same axis as the load; dashed lines: stage starts)</h3>");
+    {
+        const char *n[] = {"process (mean)", "busiest thread (max)", "busiest core (max)"};
+        res_get g[] = {g_cpu, g_thr, g_core};
+        res_chart(b, r, "CPU", "% of one core", n, g, 3);
+    }
+    {
+        const char *n[] = {"RSS (mean)", "RSS (max)"};
+        res_get g[] = {g_rss, g_rss_max};
+        res_chart(b, r, "Target memory", "MB", n, g, 2);
+    }
+    if (a->ngpu > 0) {
+        const char *n[] = {"GPU util (mean)", "GPU util (peak)"};
+        res_get g[] = {g_gu, g_gp};
+        res_chart(b, r, "GPU utilisation", "%", n, g, 2);
+        const char *n2[] = {"GPU memory used", "target's GPU memory"};
+        res_get g2[] = {g_gmem, g_gpmem};
+        res_chart(b, r, "GPU memory", "MB", n2, g2, 2);
+    }
+    {
+        const char *n[] = {"write IOPS", "write latency (ms)"};
+        res_get g[] = {g_iops, g_await};
+        res_chart(b, r, "Disk holding the outputs", "per second / ms", n, g, 2);
     }
 }
 
@@ -640,6 +997,8 @@ static int write_html(const char *path, const pb_run_result *r, const pb_analysi
             free(t);
         }
     }
+    if (m->monitored) html_resources(&b, r, a, m);
+    else px_buf_puts(&b, "<h2>Resources</h2><p>Not monitored (a remote target, or --no-monitor).</p>");
     px_buf_puts(&b, "<p>Numbers: report.json (schema " PB_SCHEMA "), CSV files beside this page.</p></body></html>\n");
     FILE *f = fopen(path, "w");
     int ok = f && fwrite(b.data, 1, b.len, f) == b.len;

@@ -1,8 +1,11 @@
 /*
  * report.h — pixbench's outputs: the terminal table (as in the seed
  * reports: users | QPS | mean | P95 | P99 | errors), and under --out DIR:
- * report.md, report.json (every number; schema "pixbench/1"), report.html
- * (one self-contained file with SVG charts) and CSV files.
+ * report.md, report.json (every number; schema "pixbench/2"), report.html
+ * (one self-contained file with SVG charts) and CSV files. Besides the
+ * load, they carry what the resource monitor saw per stage (target
+ * process, system, GPU; the seeds' resource and efficiency tables) and
+ * over time.
  */
 #ifndef PB_REPORT_H
 #define PB_REPORT_H
@@ -11,7 +14,7 @@
 
 #include <stdio.h>
 
-#define PB_SCHEMA "pixbench/1"
+#define PB_SCHEMA "pixbench/2"
 
 typedef struct pb_report_meta {
     const char *title;
@@ -29,6 +32,13 @@ typedef struct pb_report_meta {
     int cpus;
     const char *host, *kernel;
     uint64_t seed;
+    /* the resource monitor (monitored 0: it did not run) */
+    int monitored;
+    double mon_interval_s;
+    int mon_pid;             /* the target process, 0: none known */
+    const char *gpu_status;  /* "no GPU: ..." or "1 GPU: ..." */
+    const char *disk_status;
+    int peak_reset;          /* peak RSS per stage from the kernel's reset peak */
 } pb_report_meta;
 
 /* The summary table (and verdict lines) for people. */
