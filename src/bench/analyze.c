@@ -13,6 +13,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define HINT(a, ...)                                                                        \
@@ -271,6 +272,45 @@ static void hints(const pb_analysis_opts *o, pb_analysis *a)
         }
 }
 
+/* The leak fits and the latency drift over the soak's measured seconds,
+ * on each second's minimum (RSS, GPU memory, descriptors). */
+static void soak(const pb_run_result *r, const pb_analysis_opts *o, pb_analysis *a)
+{
+    pb_soak *s = &a->soak;
+    s->on = 1;
+    if (!r->nstages || !r->npoints) return;
+    const pb_stage_result *st = &r->stages[r->nstages - 1];
+    s->from_s = st->start_s + st->warmup_s;
+    int n = r->npoints;
+    double *buf = malloc(sizeof(double) * (size_t)n * 6);
+    if (!buf) return;
+    double *t = buf, *rss = t + n, *gpu = rss + n, *fds = gpu + n, *ms = fds + n, *ok = ms + n;
+    int procmem = 0;
+    for (int i = 0; i < n; i++) procmem |= r->series[i].res.gpu_proc_mem_mb.n > 0;
+    for (int i = 0; i < n; i++) {
+        const pb_point *p = &r->series[i];
+        t[i] = p->t;
+        rss[i] = pb_agg_min(&p->res.rss_mb);
+        gpu[i] = pb_agg_min(procmem ? &p->res.gpu_proc_mem_mb : &p->res.gpu_mem_mb);
+        fds[i] = pb_agg_min(&p->res.fds);
+        ms[i] = p->ok ? p->mean_ms : -1;
+        ok[i] = (double)p->ok;
+        if (gpu[i] >= 0) s->have_gpu = 1;
+    }
+    s->gpu_is_process = procmem;
+    /* below these a rise is the allocator's or the driver's granularity */
+    pb_leak_opts lo = {.warmup_s = s->from_s, .window_s = o->leak_window_s, .min_rise = 1.0};
+    pb_leak_fit(t, rss, n, &lo, "MB", &s->rss);
+    lo.min_rise = 4.0;
+    pb_leak_fit(t, gpu, n, &lo, "MB", &s->gpu);
+    lo.min_rise = 1.5;
+    pb_leak_fit(t, fds, n, &lo, "fds", &s->fds);
+    pb_leak_drift(t, ms, ok, n, s->from_s, 0.1, 0.2, &s->drift);
+    s->leak = s->rss.verdict == PB_LEAK_SUSPECTED || (s->have_gpu && s->gpu.verdict == PB_LEAK_SUSPECTED) ||
+              s->fds.verdict == PB_LEAK_SUSPECTED;
+    free(buf);
+}
+
 void pb_analyze(const pb_run_result *r, const pb_analysis_opts *o, pb_analysis *a)
 {
     memset(a, 0, sizeof *a);
@@ -315,5 +355,6 @@ void pb_analyze(const pb_run_result *r, const pb_analysis_opts *o, pb_analysis *
         if (!s->requests || s->error_rate >= a->err_threshold || s->slo_broken) continue;
         if (s->qps >= 0.95 * best && (a->sweet < 0 || s->load < a->s[a->sweet].load)) a->sweet = k;
     }
+    if (o->soak) soak(r, o, a);
     hints(o, a);
 }

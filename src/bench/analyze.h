@@ -6,6 +6,7 @@
 #ifndef PB_ANALYZE_H
 #define PB_ANALYZE_H
 
+#include "bench/leak.h"
 #include "bench/scenario.h"
 #include "bench/slo.h"
 
@@ -36,6 +37,18 @@ typedef struct pb_stage_summary {
     char slo_why[256];
 } pb_stage_summary;
 
+/* A soak: does memory (RSS, GPU), or the descriptor count, keep growing
+ * after the warm-up, and does latency drift from the start to the end? */
+typedef struct pb_soak {
+    int on;
+    double from_s;           /* the measured part starts here (s from the run's start) */
+    pb_leak_result rss, gpu, fds;
+    int have_gpu;            /* some GPU memory was read */
+    int gpu_is_process;      /* the target's own GPU memory (else the devices' used memory) */
+    pb_drift drift;
+    int leak;                /* some resource: leak suspected */
+} pb_soak;
+
 typedef struct pb_analysis {
     pb_stage_summary s[PB_MAX_STAGES];
     int n;
@@ -48,6 +61,7 @@ typedef struct pb_analysis {
     int monitored;          /* some stage has resource samples */
     int ngpu;               /* GPUs seen by the monitor */
     int matrix;             /* stages are image sizes at one load, not loads */
+    pb_soak soak;
     char hints[12][512];
     int nhints;
 } pb_analysis;
@@ -63,6 +77,8 @@ typedef struct pb_analysis_opts {
     const pb_slo *slo;      /* may be NULL */
     int peak_reset;         /* the target's peak RSS was reset at each stage start */
     int matrix;             /* a size matrix: no saturation or sweet spot */
+    int soak;               /* fit the leak detector over the (one) stage */
+    double leak_window_s;   /* its window (0: a 20th of the measured time) */
 } pb_analysis_opts;
 
 /* Fills a (which is large: allocate it). Never fails. */

@@ -96,6 +96,10 @@ static void usage(FILE *f)
 "  --requests N            end a stage after N measured requests\n"
 "  --threads N             event-loop threads (default: CPUs, at most the users/connections)\n"
 "  --timeout DUR           per request (default 30s)\n"
+"  --soak DUR              one long stage (--users N or --rate R) and a leak verdict: RSS, GPU\n"
+"                          memory and descriptors fitted on window minima, latency drift; exit 3\n"
+"                          on a suspected leak. Warm-up default: a tenth, at most 5 minutes\n"
+"  --leak-window DUR       soak: window whose minimum is fitted (default: a 20th of the run)\n"
 "\n"
 "resources (sampled beside the load; a target on this machine):\n"
 "  --pid N                 the target's process (the embedded pixserve's is known)\n"
@@ -117,7 +121,7 @@ static void usage(FILE *f)
 "  --no-progress           no live line on a terminal\n"
 "  -q, --quiet             print only the table\n"
 "\n"
-"Exit status: 0 done, 1 could not run, 2 bad usage, 3 SLO broken.\n",
+"Exit status: 0 done, 1 could not run, 2 bad usage, 3 SLO broken or (--soak) a leak suspected.\n",
             PB_VERSION);
 }
 
@@ -137,8 +141,8 @@ typedef struct opts {
     int connections, threads, status_lo, status_hi;
     uint64_t requests;
     pb_profile_opts prof;
-    int pid, no_monitor, no_gpu;
-    int64_t mon_interval;
+    int pid, no_monitor, no_gpu, have_warmup;
+    int64_t mon_interval, soak, leak_window;
     const char *disk, *disk_path;
 } opts;
 
@@ -229,7 +233,13 @@ static int parse_args(opts *o, int argc, char **argv)
         else if (!strcmp(a, "--max-wait")) rc = pb_parse_duration(v, &o->max_wait, err, sizeof err);
         else if (!strcmp(a, "--late")) rc = pb_parse_duration(v, &o->late, err, sizeof err);
         else if (!strcmp(a, "--duration") || !strcmp(a, "--stage-duration")) rc = pb_parse_duration(v, &o->duration, err, sizeof err);
-        else if (!strcmp(a, "--warmup")) rc = pb_parse_duration(v, &o->warmup, err, sizeof err);
+        else if (!strcmp(a, "--warmup")) {
+            rc = pb_parse_duration(v, &o->warmup, err, sizeof err);
+            o->have_warmup = 1;
+        } else if (!strcmp(a, "--soak")) {
+            rc = pb_parse_duration(v, &o->soak, err, sizeof err);
+            if (!rc && o->soak <= 0) return bad("--soak needs a duration");
+        } else if (!strcmp(a, "--leak-window")) rc = pb_parse_duration(v, &o->leak_window, err, sizeof err);
         else if (!strcmp(a, "--requests")) o->requests = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--threads")) o->threads = atoi(v);
         else if (!strcmp(a, "--timeout")) rc = pb_parse_duration(v, &o->timeout, err, sizeof err);
@@ -366,6 +376,11 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         o.nloads = 1;
     }
     if (o.open_loop && o.have_users) return bad("--users is closed loop; --rate is open loop: pick one");
+    if (o.soak) {
+        if (o.nloads > 1) return bad("--soak is one long stage: give --users N or --rate R, not --sweep");
+        o.duration = o.soak;
+        if (!o.have_warmup) o.warmup = o.soak / 10 < 300000000000LL ? o.soak / 10 : 300000000000LL;
+    }
     pb_slo slo;
     char err[512];
     if (o.slo_text && pb_slo_parse(o.slo_text, &slo, err, sizeof err)) {
@@ -575,6 +590,8 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     ao.threads = ec.threads;
     ao.slo = o.slo_text ? &slo : NULL;
     ao.peak_reset = rcfg.reset_peak && mon;
+    ao.soak = o.soak > 0;
+    ao.leak_window_s = (double)o.leak_window / 1e9;
     pb_analyze(res, &ao, an);
     struct utsname un;
     uname(&un);
@@ -614,6 +631,12 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     pb_report_table(stdout, an, &m);
     if (!o.quiet)
         for (int i = 0; i < an->nhints; i++) printf("- %s\n", an->hints[i]);
+    if (an->soak.on) {
+        printf("\nSoak: %s\n  RSS: %s\n", an->soak.leak ? "LEAK SUSPECTED" : "no leak detected",
+               mon ? an->soak.rss.text : "not monitored");
+        if (an->soak.have_gpu) printf("  GPU memory: %s\n", an->soak.gpu.text);
+        printf("  descriptors: %s\n  %s\n", mon ? an->soak.fds.text : "not monitored", an->soak.drift.text);
+    }
     if (o.out) {
         if (pb_report_write(o.out, res, an, &m, err, sizeof err)) {
             fprintf(stderr, "pixbench: %s\n", err);
@@ -626,6 +649,10 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     if (!rc && o.slo_text && an->slo_broken_stages) {
         fprintf(stderr, "pixbench: SLO broken in %d stage%s\n", an->slo_broken_stages,
                 an->slo_broken_stages > 1 ? "s" : "");
+        rc = 3;
+    }
+    if (!rc && an->soak.leak) {
+        fprintf(stderr, "pixbench: a leak is suspected (see the soak verdict)\n");
         rc = 3;
     }
 out_res:

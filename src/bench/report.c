@@ -294,6 +294,64 @@ static void json_point_res(px_buf *b, const pb_res *r)
     px_buf_puts(b, "}");
 }
 
+static const char *leak_verdict_name(enum pb_leak_verdict v)
+{
+    switch (v) {
+    case PB_LEAK_SUSPECTED: return "leak_suspected";
+    case PB_LEAK_STEP: return "no_leak_step";
+    case PB_LEAK_NONE: return "no_leak";
+    default: return "too_short";
+    }
+}
+
+static void json_leak(px_buf *b, const char *k, const pb_leak_result *l, const char *unit)
+{
+    jkey(b, k);
+    px_buf_puts(b, "{");
+    jstr(b, "verdict", leak_verdict_name(l->verdict), 1);
+    jstr(b, "text", l->text, 1);
+    jstr(b, "unit", unit, 1);
+    jnum(b, "windows", l->nwin, 1);
+    jnum(b, "window_s", l->window_s, 1);
+    jnum(b, "slope_per_h", l->slope_per_h, 1);
+    jnum(b, "r2", l->r2, 1);
+    jnum(b, "rise", l->rise, 1);
+    jnum(b, "span_s", l->span_s, 1);
+    px_buf_puts(b, "\"window_minima\":[");
+    for (int i = 0; i < l->nwin; i++) px_buf_printf(b, "%s[%.3f,%.4f]", i ? "," : "", l->win_t[i], l->win_min[i]);
+    px_buf_puts(b, "]}");
+}
+
+static void json_soak(px_buf *b, const pb_soak *s)
+{
+    if (!s->on) {
+        px_buf_puts(b, "null");
+        return;
+    }
+    px_buf_printf(b, "{\"leak_suspected\":%s,", s->leak ? "true" : "false");
+    jnum(b, "measured_from_s", s->from_s, 1);
+    json_leak(b, "rss", &s->rss, "MB");
+    px_buf_puts(b, ",\"gpu_memory\":");
+    if (s->have_gpu) {
+        px_buf_puts(b, "{");
+        jstr(b, "of", s->gpu_is_process ? "target_process" : "devices", 1);
+        json_leak(b, "fit", &s->gpu, "MB");
+        px_buf_puts(b, "}");
+    } else {
+        px_buf_puts(b, "null");
+    }
+    px_buf_puts(b, ",");
+    json_leak(b, "fds", &s->fds, "fds");
+    px_buf_puts(b, ",\"latency\":{");
+    jopt(b, "first_ms", s->drift.first_ms, 1);
+    jopt(b, "last_ms", s->drift.last_ms, 1);
+    jnum(b, "part_s", s->drift.first_s, 1);
+    jnum(b, "change", s->drift.change, 1);
+    px_buf_printf(b, "\"flagged\":%s,", s->drift.flagged ? "true" : "false");
+    jstr(b, "text", s->drift.text, 0);
+    px_buf_puts(b, "}}");
+}
+
 static void json_hist(px_buf *b, const px_hist *h)
 {
     /* non-empty buckets as [lo_ns, hi_ns, count]: exact, compact, mergeable */
@@ -454,7 +512,9 @@ static int write_json(const char *path, const pb_run_result *r, const pb_analysi
         if (i) px_buf_puts(&b, ",");
         px_json_str(&b, a->hints[i]);
     }
-    px_buf_puts(&b, "]}}\n");
+    px_buf_puts(&b, "]},\"soak\":");
+    json_soak(&b, &a->soak);
+    px_buf_puts(&b, "}\n");
     FILE *f = fopen(path, "w");
     int ok = f && fwrite(b.data, 1, b.len, f) == b.len;
     if (f && fclose(f) != 0) ok = 0;
@@ -463,6 +523,32 @@ static int write_json(const char *path, const pb_run_result *r, const pb_analysi
 }
 
 /* --- Markdown ------------------------------------------------------------- */
+
+static void md_leak_row(FILE *f, const char *what, const pb_leak_result *l, const char *unit)
+{
+    fprintf(f, "| %s | %s | %.2f %s/h | %.2f | %+.1f %s | %d x %.0f s |\n", what, l->text, l->slope_per_h, unit, l->r2,
+            l->rise, unit, l->nwin, l->window_s);
+}
+
+static void md_soak(FILE *f, const pb_analysis *a, const pb_report_meta *m)
+{
+    const pb_soak *s = &a->soak;
+    fprintf(f, "\n## Soak: %s\n\n", s->leak ? "leak suspected" : "no leak detected");
+    if (!m->monitored) {
+        fprintf(f, "Resources were not monitored, so only latency drift is judged: %s.\n", s->drift.text);
+        return;
+    }
+    fprintf(f, "After the warm-up (from %.0f s), each resource's minimum in every window is fitted with a "
+               "least-squares line: memory that is allocated and freed in cycles leaves its floor flat, a leak "
+               "raises it. A leak is suspected when the line explains the minima (r\xc2\xb2 >= 0.8), they rise "
+               "by more than the noise (1 MB of RSS, 4 MB of GPU memory, 2 descriptors) and no single step "
+               "explains them better.\n\n", s->from_s);
+    fprintf(f, "| resource | verdict | slope | r\xc2\xb2 | rise | windows |\n|---|---|---:|---:|---:|---:|\n");
+    md_leak_row(f, "RSS", &s->rss, "MB");
+    if (s->have_gpu) md_leak_row(f, s->gpu_is_process ? "GPU memory (target)" : "GPU memory (devices)", &s->gpu, "MB");
+    md_leak_row(f, "open descriptors", &s->fds, "fds");
+    fprintf(f, "\nLatency: %s.\n", s->drift.text);
+}
 
 static int write_md(const char *path, const pb_analysis *a, const pb_report_meta *m, const pb_run_result *r)
 {
@@ -513,6 +599,7 @@ static int write_md(const char *path, const pb_analysis *a, const pb_report_meta
         fprintf(f, "\n## What the data says\n\n");
         for (int i = 0; i < a->nhints; i++) fprintf(f, "- %s\n", a->hints[i]);
     }
+    if (a->soak.on) md_soak(f, a, m);
     fprintf(f, "\n## Errors by class\n\n| %s | connect | read | write | timeout | status | check | dropped | late sends |\n",
             load_name(a));
     fprintf(f, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -821,6 +908,75 @@ static void res_chart(px_buf *b, const pb_run_result *r, const char *title, cons
     free(buf);
 }
 
+static void soak_chart(px_buf *b, const pb_run_result *r, const char *title, const char *yl,
+                       const pb_leak_result *l, double (*get)(const pb_res *))
+{
+    int n = r->npoints;
+    double *buf = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1) * 2);
+    if (!buf) return;
+    double *x = buf, *y = buf + n, fx[2], fy[2];
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        double v = get(&r->series[i].res);
+        if (v < 0) continue;
+        x[k] = r->series[i].t;
+        y[k++] = v;
+    }
+    series s[3] = {{"per-second minimum", x, y, k, 0}, {"window minima", l->win_t, l->win_min, l->nwin, 0}};
+    int ns = 2;
+    if (l->nwin >= 2) {
+        fx[0] = l->win_t[0];
+        fx[1] = l->win_t[l->nwin - 1];
+        fy[0] = l->intercept + l->slope_per_h / 3600 * fx[0];
+        fy[1] = l->intercept + l->slope_per_h / 3600 * fx[1];
+        s[2] = (series){"least-squares fit", fx, fy, 2, 0};
+        ns = 3;
+    }
+    if (k) svg_chart(b, title, "seconds", yl, s, ns, 0, NULL, 0);
+    free(buf);
+}
+
+static double g_rss_min(const pb_res *r) { return pb_agg_min(&r->rss_mb); }
+static double g_fds_min(const pb_res *r) { return pb_agg_min(&r->fds); }
+static double g_gpu_min(const pb_res *r) { return pb_agg_min(&r->gpu_mem_mb); }
+static double g_gpup_min(const pb_res *r) { return pb_agg_min(&r->gpu_proc_mem_mb); }
+
+static void html_soak(px_buf *b, const pb_run_result *r, const pb_analysis *a, const pb_report_meta *m)
+{
+    const pb_soak *s = &a->soak;
+    px_buf_printf(b, "<h2>Soak: %s</h2>", s->leak ? "leak suspected" : "no leak detected");
+    if (!m->monitored) {
+        px_buf_puts(b, "<p>Resources were not monitored; latency: ");
+        html_escape(b, s->drift.text);
+        px_buf_puts(b, ".</p>");
+        return;
+    }
+    px_buf_printf(b, "<p>From %.0f s (after the warm-up), each resource's minimum in every window is fitted "
+                     "with a least-squares line; a leak is suspected when the line explains the minima "
+                     "(r&sup2; &ge; 0.8), they rise by more than the noise and no single step explains them "
+                     "better.</p><table><tr><th>resource</th><th>verdict</th><th>slope /h</th><th>r&sup2;</th>"
+                     "<th>rise</th><th>windows</th></tr>",
+                  s->from_s);
+    const pb_leak_result *ls[3] = {&s->rss, s->have_gpu ? &s->gpu : NULL, &s->fds};
+    const char *names[3] = {"RSS (MB)", s->gpu_is_process ? "GPU memory, target (MB)" : "GPU memory, devices (MB)",
+                            "open descriptors"};
+    for (int i = 0; i < 3; i++) {
+        if (!ls[i]) continue;
+        px_buf_printf(b, "<tr><td style='text-align:left'>%s</td><td style='text-align:left'>", names[i]);
+        html_escape(b, ls[i]->text);
+        px_buf_printf(b, "</td><td>%.2f</td><td>%.2f</td><td>%+.1f</td><td>%d x %.0f s</td></tr>", ls[i]->slope_per_h,
+                      ls[i]->r2, ls[i]->rise, ls[i]->nwin, ls[i]->window_s);
+    }
+    px_buf_puts(b, "</table><p>Latency: ");
+    html_escape(b, s->drift.text);
+    px_buf_puts(b, ".</p>");
+    soak_chart(b, r, "RSS: window minima and the fitted line", "MB", &s->rss, g_rss_min);
+    if (s->have_gpu)
+        soak_chart(b, r, "GPU memory: window minima and the fitted line", "MB", &s->gpu,
+                   s->gpu_is_process ? g_gpup_min : g_gpu_min);
+    soak_chart(b, r, "Open descriptors: window minima and the fitted line", "descriptors", &s->fds, g_fds_min);
+}
+
 static void html_resources(px_buf *b, const pb_run_result *r, const pb_analysis *a, const pb_report_meta *m)
 {
     px_buf_puts(b, "<h2>Resources</h2><p>");
@@ -997,6 +1153,7 @@ static int write_html(const char *path, const pb_run_result *r, const pb_analysi
             free(t);
         }
     }
+    if (a->soak.on) html_soak(&b, r, a, m);
     if (m->monitored) html_resources(&b, r, a, m);
     else px_buf_puts(&b, "<h2>Resources</h2><p>Not monitored (a remote target, or --no-monitor).</p>");
     px_buf_puts(&b, "<p>Numbers: report.json (schema " PB_SCHEMA "), CSV files beside this page.</p></body></html>\n");

@@ -41,6 +41,13 @@ POINT_RES = dict({k: OPT_NUM for k in (
     "disk_write_await_ms", "gpu_util_percent", "gpu_util_peak_percent", "gpu_mem_mb", "gpu_mem_mb_min",
     "gpu_process_mem_mb")}, samples=int)
 
+LEAK = {"verdict": str, "text": str, "unit": str, "windows": int, "window_s": NUM, "slope_per_h": NUM,
+        "r2": NUM, "rise": NUM, "span_s": NUM, "window_minima": [[NUM]]}
+SOAK = {"leak_suspected": bool, "measured_from_s": NUM, "rss": LEAK,
+        "gpu_memory": ({"of": str, "fit": LEAK}, NONE), "fds": LEAK,
+        "latency": {"first_ms": OPT_NUM, "last_ms": OPT_NUM, "part_s": NUM, "change": NUM,
+                    "flagged": bool, "text": str}}
+
 # A small JSON-schema-like description of report.json (schema "pixbench/2"):
 # dicts list required keys with their types, [x] is a list of x, a tuple
 # holding a dict is "this object or null".
@@ -71,6 +78,7 @@ SCHEMA = {
                 "resources": (POINT_RES, NONE)}],
     "analysis": {"saturation_stage": (int, type(None)), "sweet_spot_stage": (int, type(None)),
                  "peak_qps": NUM, "slo_met": (bool, type(None)), "hints": [str]},
+    "soak": (SOAK, NONE),
 }
 
 
@@ -213,6 +221,34 @@ class PixbenchTest(unittest.TestCase):
         self.assertEqual([r["users"] for r in rows], ["1", "2"])
         for name in ("timeseries.csv", "histograms.csv", "server_timing.csv"):
             self.assertTrue(os.path.getsize(os.path.join(self.out, name)) > 0)
+
+    def test_soak_short(self):
+        # 12 s of load after a 3 s warm-up: the verdict and its section
+        # exist; in a release build pixserve must not look like it leaks.
+        # (Under ASan its quarantine holds freed memory, so RSS does grow.)
+        rc, out, err = run("--soak", "12s", "--warmup", "3s", "--users", "2", "--sizes", "96x64",
+                           "--monitor-interval", "200ms", "--leak-window", "2s", "--out", self.out)
+        self.assertIn(rc, (0, 3), err)
+        self.assertIn("Soak: ", out)
+        doc = self.report()
+        soak = doc["soak"]
+        self.assertGreaterEqual(soak["rss"]["windows"], 5)
+        self.assertIn(soak["rss"]["verdict"], ("no_leak", "no_leak_step", "leak_suspected"))
+        self.assertGreater(soak["latency"]["first_ms"], 0)
+        if doc["monitor"]["gpus"] == 0:
+            self.assertIsNone(soak["gpu_memory"])
+        with open(os.path.join(self.out, "report.md")) as f:
+            md = f.read()
+        self.assertRegex(md, r"## Soak: (no leak detected|leak suspected)")
+        self.assertRegex(md, r"\| RSS \| (no leak detected \(slope [-\d.]+ MB/h, r\xb2 [\d.]+|leak suspected)")
+        with open(os.path.join(self.out, "report.html")) as f:
+            self.assertIn("window minima and the fitted line", f.read())
+        if SLOW == 1:
+            self.assertEqual(rc, 0, out)
+            self.assertFalse(soak["leak_suspected"], soak["rss"]["text"])
+        # a sweep is not a soak
+        rc, _, err = run("--soak", "10s", "--sweep", "1,2")
+        self.assertEqual(rc, 2)
 
     def test_seed_inpaint_profile_base64(self):
         rc, out, err = run("--profile", "seed-inpaint", "--return-type", "base64", "--users", "1",
