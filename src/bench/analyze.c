@@ -272,6 +272,32 @@ static void hints(const pb_analysis_opts *o, pb_analysis *a)
         }
 }
 
+static void size_fit(pb_analysis *a)
+{
+    pb_sizefit *f = &a->sizes;
+    double mp[PB_MAX_STAGES], y[PB_MAX_STAGES];
+    int procmem = 0;
+    for (int k = 0; k < a->n; k++) procmem |= a->s[k].res.gpu_proc_mem_mb.n > 0;
+    for (int which = 0; which < 3; which++) {
+        int n = 0;
+        for (int k = 0; k < a->n; k++) {
+            const pb_stage_summary *s = &a->s[k];
+            double v = which == 0   ? s->peak_rss_mb
+                       : which == 1 ? pb_agg_max(procmem ? &s->res.gpu_proc_mem_mb : &s->res.gpu_mem_mb)
+                                    : (s->ok ? s->mean_ms : -1);
+            if (s->pixels <= 0 || v < 0) continue;
+            mp[n] = s->pixels / 1e6;
+            y[n++] = v;
+        }
+        if (n > f->n) f->n = n;
+        if (n < 2) continue;
+        if (which == 0) f->have_rss = pb_leak_linfit(mp, y, n, &f->rss_b, &f->rss_a, &f->rss_r2) > 0;
+        else if (which == 1) f->have_gpu = pb_leak_linfit(mp, y, n, &f->gpu_b, &f->gpu_a, &f->gpu_r2) > 0;
+        else pb_leak_linfit(mp, y, n, &f->lat_b, &f->lat_a, &f->lat_r2);
+    }
+    f->gpu_is_process = procmem;
+}
+
 /* The leak fits and the latency drift over the soak's measured seconds,
  * on each second's minimum (RSS, GPU memory, descriptors). */
 static void soak(const pb_run_result *r, const pb_analysis_opts *o, pb_analysis *a)
@@ -356,5 +382,6 @@ void pb_analyze(const pb_run_result *r, const pb_analysis_opts *o, pb_analysis *
         if (s->qps >= 0.95 * best && (a->sweet < 0 || s->load < a->s[a->sweet].load)) a->sweet = k;
     }
     if (o->soak) soak(r, o, a);
+    if (o->matrix) size_fit(a);
     hints(o, a);
 }

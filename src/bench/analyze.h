@@ -49,6 +49,17 @@ typedef struct pb_soak {
     int leak;                /* some resource: leak suspected */
 } pb_soak;
 
+/* A size matrix: memory and latency against pixels, fitted as a + b x MP
+ * (convolution activations grow with the pixel count, so a line in pixels
+ * is the model the seed report found: 0.4 MP 4.2 GB .. 6.5 MP 11.6 GB). */
+typedef struct pb_sizefit {
+    int n;                   /* sizes with a measurement (a fit needs 2, r² means something from 3) */
+    int have_rss, have_gpu, gpu_is_process;
+    double rss_a, rss_b, rss_r2;   /* peak RSS, MB = a + b x megapixels */
+    double gpu_a, gpu_b, gpu_r2;   /* peak GPU memory, MB */
+    double lat_a, lat_b, lat_r2;   /* mean latency, ms */
+} pb_sizefit;
+
 typedef struct pb_analysis {
     pb_stage_summary s[PB_MAX_STAGES];
     int n;
@@ -62,6 +73,7 @@ typedef struct pb_analysis {
     int ngpu;               /* GPUs seen by the monitor */
     int matrix;             /* stages are image sizes at one load, not loads */
     pb_soak soak;
+    pb_sizefit sizes;
     char hints[12][512];
     int nhints;
 } pb_analysis;

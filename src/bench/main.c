@@ -68,7 +68,10 @@ static void usage(FILE *f)
 "  --method M, --body FILE raw profile: method (default GET, POST with a body) and body file\n"
 "  -H, --header 'K: V'     extra request header (repeatable)\n"
 "  --images F1,F2,...      your images (sent as they are) instead of generated ones\n"
-"  --sizes WxH,...         generated photo-like images (default 640x480)\n"
+"  --sizes WxH,...         generated photo-like images (default 640x480), mixed in every stage;\n"
+"                          small, medium, large (the seed's 640x480, 1280x960, 2560x1920) make a\n"
+"                          size matrix: one stage per size at one load (--users, default 1)\n"
+"  --size-matrix           one stage per --sizes entry (or --images file) rather than mixing them\n"
 "  --payloads N            distinct image+mask pairs per size or file (default 2)\n"
 "  --mask-coverage A-B     hole fraction of each mask, e.g. 0.15-0.30 or 15-30%% (default 0.15-0.30)\n"
 "  --image-format png|jpeg encoding of generated images (default png)\n"
@@ -141,7 +144,7 @@ typedef struct opts {
     int connections, threads, status_lo, status_hi;
     uint64_t requests;
     pb_profile_opts prof;
-    int pid, no_monitor, no_gpu, have_warmup;
+    int pid, no_monitor, no_gpu, have_warmup, size_matrix;
     int64_t mon_interval, soak, leak_window;
     const char *disk, *disk_path;
 } opts;
@@ -176,6 +179,7 @@ static int parse_args(opts *o, int argc, char **argv)
         if (!strcmp(a, "--no-progress")) { o->progress = 0; continue; }
         if (!strcmp(a, "--no-monitor")) { o->no_monitor = 1; continue; }
         if (!strcmp(a, "--no-gpu")) { o->no_gpu = 1; continue; }
+        if (!strcmp(a, "--size-matrix")) { o->size_matrix = 1; continue; }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { o->quiet = 1; o->progress = 0; continue; }
         if (a[0] != '-') {
             fprintf(stderr, "pixbench: unexpected argument '%s' (try --help)\n", a);
@@ -398,6 +402,9 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     /* target: the user's, or an embedded pixserve */
     pb_child child = {0};
     pb_monitor *mon = NULL;
+    /* a size matrix has a workload per size; otherwise wls[0] holds every payload */
+    pb_workload wls[PB_MAX_STAGES];
+    int nwl = 0;
     char outputs_dir[] = "/tmp/pixbench-outputs-XXXXXX";
     int have_outputs = 0;
     char url[512], hostport[300], prefix[256];
@@ -470,6 +477,8 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     pb_payload *pl = NULL;
     int npl = 0;
     char desc[512] = "none";
+    int grp_start[PB_MAX_STAGES + 1] = {0}, ngroups = 0, matrix = o.size_matrix;
+    char grp_label[PB_MAX_STAGES][48];
     if (images_needed) {
         char list[2048];
         snprintf(list, sizeof list, "%s", o.images ? o.images : (o.sizes ? o.sizes : "640x480"));
@@ -482,11 +491,20 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         desc[0] = 0;
         for (char *it = strtok_r(list, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
             int w = 0, h = 0;
-            if (!o.images && pb_parse_size(it, &w, &h, err, sizeof err)) {
-                fprintf(stderr, "pixbench: --sizes: %s\n", err);
+            if (ngroups == PB_MAX_STAGES) {
+                rc = bad("at most 64 sizes or images");
+                goto out_payloads;
+            }
+            int named = !o.images && pb_size_preset(it, &w, &h) == 0;
+            matrix |= named;
+            if (!o.images && !named && pb_parse_size(it, &w, &h, err, sizeof err)) {
+                fprintf(stderr, "pixbench: --sizes: %s (or small, medium, large)\n", err);
                 rc = 2;
                 goto out_payloads;
             }
+            if (named) snprintf(grp_label[ngroups], sizeof grp_label[0], "%s %dx%d", it, w, h);
+            else snprintf(grp_label[ngroups], sizeof grp_label[0], "%s", it);
+            grp_start[ngroups] = npl;
             for (int k = 0; k < (o.payloads > 0 ? o.payloads : 1); k++) {
                 int prc = o.images ? pb_payload_from_file(it, o.cov_lo, o.cov_hi, o.seed, (uint64_t)npl, &pl[npl], err, sizeof err)
                                    : pb_payload_generate(w, h, o.cov_lo, o.cov_hi, o.seed, (uint64_t)npl, o.img_fmt, &pl[npl], err, sizeof err);
@@ -498,7 +516,9 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
                 covs += pl[npl].coverage;
                 npl++;
             }
-            dl += (size_t)snprintf(desc + dl, sizeof desc - dl, "%s%s", dl ? ", " : "", it);
+            dl += (size_t)snprintf(desc + dl, sizeof desc - dl, "%s%s", dl ? ", " : "", grp_label[ngroups]);
+            ngroups++;
+            grp_start[ngroups] = npl;
         }
         size_t bytes = 0;
         for (int i = 0; i < npl; i++) bytes += pl[i].image.len + pl[i].mask.len;
@@ -511,11 +531,31 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     snprintf(path, sizeof path, "%s%s", prefix, o.prof.path ? o.prof.path : pb_profile_path(o.prof.kind));
     o.prof.path = path;
     o.prof.host_header = hostport;
-    pb_workload wl;
-    if (pb_workload_build(&o.prof, pl, npl, &wl, err, sizeof err)) {
-        fprintf(stderr, "pixbench: %s\n", err);
-        rc = 1;
-        goto out_payloads;
+    if (matrix) {
+        if (!images_needed) {
+            rc = bad("a size matrix needs an image profile (pixserve, seed-inpaint, iopaint)");
+            goto out_payloads;
+        }
+        if (o.nloads > 1 || o.soak) {
+            rc = bad("a size matrix runs every size at one load: give --users N or --rate R, not --sweep or --soak");
+            goto out_payloads;
+        }
+    }
+    double grp_pixels[PB_MAX_STAGES];
+    for (int g = 0; g < (matrix ? ngroups : 1); g++) {
+        int first = matrix ? grp_start[g] : 0, count = matrix ? grp_start[g + 1] - grp_start[g] : npl;
+        if (pb_workload_build(&o.prof, pl ? pl + first : NULL, count, &wls[g], err, sizeof err)) {
+            fprintf(stderr, "pixbench: %s\n", err);
+            rc = 1;
+            goto out_wl;
+        }
+        nwl++;
+        grp_pixels[g] = pl ? (double)pl[first].w * pl[first].h : 0;
+    }
+    pb_workload wl = wls[0];
+    if (matrix) {
+        for (int g = 0; g < ngroups; g++) o.loads[g] = o.loads[0];
+        o.nloads = ngroups;
     }
     for (int i = 0; i < npl; i++) pb_payload_free(&pl[i]);
     free(pl);
@@ -563,6 +603,10 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     rcfg.ramp_ns = o.ramp;
     rcfg.progress = o.progress;
     rcfg.monitor = mon;
+    for (int g = 0; matrix && g < ngroups; g++) {
+        rcfg.stage_reqs[g] = wls[g].reqs;
+        rcfg.stage_nreqs[g] = wls[g].nreqs;
+    }
     rcfg.reset_peak = child.pid != 0; /* ours: resetting its peak RSS disturbs nobody */
     rcfg.interrupted = &stop_flag;
     signal(SIGINT, on_signal);
@@ -580,7 +624,12 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         rc = 1;
         goto out_res;
     }
+    for (int k = 0; matrix && k < res->nstages; k++) {
+        snprintf(res->stages[k].label, sizeof res->stages[k].label, "%s", grp_label[k]);
+        res->stages[k].pixels = grp_pixels[k];
+    }
     pb_analysis_opts ao = {0};
+    ao.matrix = matrix;
     ao.open_loop = o.open_loop;
     ao.err_threshold = o.err_threshold;
     ao.think_mean_s = (double)(o.think_lo + o.think_hi) / 2e9;
@@ -660,7 +709,7 @@ out_res:
     free(res);
     free(an);
 out_wl:
-    pb_workload_free(&wl);
+    for (int i = 0; i < nwl; i++) pb_workload_free(&wls[i]);
 out_payloads:
     for (int i = 0; i < npl; i++) pb_payload_free(&pl[i]);
     free(pl);

@@ -100,6 +100,29 @@ static const rcol sys_cols[] = {
     {"write latency peak (ms)", "disk_write_await_ms_max", c_await_max, 2},
     {"disk writes (MB/s)", "disk_write_mb_per_s_mean", c_dmb, 2},
 };
+static double c_mp(const pb_stage_summary *s) { return s->pixels / 1e6; }
+static double c_qps(const pb_stage_summary *s) { return s->qps; }
+static double c_mean(const pb_stage_summary *s) { return s->ok ? s->mean_ms : -1; }
+static double c_p95(const pb_stage_summary *s) { return s->ok ? s->p95_ms : -1; }
+static double c_gmem_any(const pb_stage_summary *s)
+{
+    double p = pb_agg_max(&s->res.gpu_proc_mem_mb);
+    return p >= 0 ? p : pb_agg_max(&s->res.gpu_mem_mb);
+}
+/* the seed's small/medium/large table: latency, GPU memory and util, CPU, RSS */
+static const rcol size_cols[] = {
+    {"megapixels", "megapixels", c_mp, 2},
+    {"QPS", "qps", c_qps, 2},
+    {"mean latency (ms)", "mean_ms", c_mean, 1},
+    {"P95 (ms)", "p95_ms", c_p95, 1},
+    {"peak GPU mem (MB)", "peak_gpu_mem_mb", c_gmem_any, 0},
+    {"GPU util peak %", "gpu_util_percent_peak", c_gp, 0},
+    {"single-core peak %", "busiest_thread_percent_max", c_thr, 0},
+    {"CPU avg %", "cpu_percent_mean", c_cpu, 0},
+    {"peak RSS (MB)", "rss_mb_peak", c_rss_peak, 1},
+    {"RSS avg (MB)", "rss_mb_mean", c_rss, 1},
+};
+
 #define NCOLS(c) ((int)(sizeof(c) / sizeof((c)[0])))
 
 static void fmt_val(double v, int decimals, char *out, size_t cap)
@@ -147,38 +170,55 @@ static void fmt_ms(double ms, char *out, size_t cap)
 
 static void verdicts(FILE *f, const pb_analysis *a, int md)
 {
+    char nm[64]; /* a stage's name (stage_name) */
     const char *ln = a->open_loop ? " req/s" : " users";
     const char *b = md ? "**" : "";
-    if (a->saturation >= 0)
+    if (a->matrix) {
+        const pb_sizefit *z = &a->sizes;
+        if (z->n >= 2)
+            fprintf(f, "%sMean latency against pixels:%s %.1f ms + %.1f ms per megapixel (r\xc2\xb2 %.2f)\n", b, b,
+                    z->lat_a, z->lat_b, z->lat_r2);
+        if (z->have_rss)
+            fprintf(f, "%s%sPeak RSS against pixels:%s %.1f MB + %.1f MB per megapixel (r\xc2\xb2 %.2f)\n",
+                    md ? "\n" : "", b, b, z->rss_a, z->rss_b, z->rss_r2);
+        if (z->have_gpu)
+            fprintf(f, "%s%sPeak GPU memory%s against pixels:%s %.0f MB + %.0f MB per megapixel (r\xc2\xb2 %.2f)\n",
+                    md ? "\n" : "", b, z->gpu_is_process ? " (target)" : "", b, z->gpu_a, z->gpu_b, z->gpu_r2);
+        if (z->n < 2) fprintf(f, "%sSize fit:%s needs two sizes or more\n", b, b);
+    } else if (a->saturation >= 0)
         fprintf(f, "%sSaturation point:%s %g%s (%.1f QPS, within 10%% of the peak %.1f; more load "
                    "did not add throughput)\n",
                 b, b, a->s[a->saturation].load, ln, a->s[a->saturation].qps, a->peak_qps);
     else if (a->n > 1)
         fprintf(f, "%sSaturation point:%s not reached in the tested range (QPS still grows at the "
                    "highest load)\n", b, b);
-    if (a->sweet >= 0)
+    /* a size matrix has one load: no best load to point at */
+    if (!a->matrix && a->sweet >= 0)
         fprintf(f, "%s%sSweet spot:%s %g%s: %.1f QPS, p95 %.1f ms, errors %.2f%% (least load within 5%% "
                    "of the best QPS with errors under %.1f%%%s)\n",
                 md ? "\n" : "", b, b, a->s[a->sweet].load, ln, a->s[a->sweet].qps, a->s[a->sweet].p95_ms,
                 100 * a->s[a->sweet].error_rate, 100 * a->err_threshold, a->has_slo ? " and the SLO met" : "");
-    else
+    else if (!a->matrix)
         fprintf(f, "%s%sSweet spot:%s none: every stage has errors at or above %.1f%%%s\n", md ? "\n" : "", b, b,
                 100 * a->err_threshold, a->has_slo ? " or breaks the SLO" : "");
     if (a->has_slo) {
         if (a->slo_broken_stages == 0) fprintf(f, "%s%sSLO:%s met in every stage\n", md ? "\n" : "", b, b);
         for (int k = 0; k < a->n; k++)
             if (a->s[k].slo_broken)
-                fprintf(f, "%s%sSLO broken%s at %g%s: %s\n", md ? "\n" : "", b, b, a->s[k].load, ln,
+                fprintf(f, "%s%sSLO broken%s at %s%s: %s\n", md ? "\n" : "", b, b, stage_name(a, k, nm, sizeof nm), a->matrix ? "" : ln,
                         a->s[k].slo_why);
     }
 }
 
 void pb_report_table(FILE *f, const pb_analysis *a, const pb_report_meta *m)
 {
+    char nm[64]; /* a stage's name (stage_name) */
     (void)m;
-    fprintf(f, "\n %7s | %9s | %9s | %9s | %9s | %9s | %7s | %s\n", load_name(a), "QPS", "mean ms",
+    int w = a->matrix ? 20 : 7;
+    fprintf(f, "\n %*s | %9s | %9s | %9s | %9s | %9s | %7s | %s\n", w, load_name(a), "QPS", "mean ms",
             "P50 ms", "P95 ms", "P99 ms", "errors", "requests");
-    fprintf(f, " --------+-----------+-----------+-----------+-----------+-----------+---------+---------\n");
+    fprintf(f, " %.*s-+-----------+-----------+-----------+-----------+-----------+---------+---------\n", w,
+            "--------------------");
     for (int k = 0; k < a->n; k++) {
         const pb_stage_summary *s = &a->s[k];
         char mean[16], p50[16], p95[16], p99[16];
@@ -186,7 +226,7 @@ void pb_report_table(FILE *f, const pb_analysis *a, const pb_report_meta *m)
         fmt_ms(s->p50_ms, p50, sizeof p50);
         fmt_ms(s->p95_ms, p95, sizeof p95);
         fmt_ms(s->p99_ms, p99, sizeof p99);
-        fprintf(f, " %7g | %9.2f | %9s | %9s | %9s | %9s | %6.2f%% | %llu%s\n", s->load, s->qps, mean, p50,
+        fprintf(f, " %*s | %9.2f | %9s | %9s | %9s | %9s | %6.2f%% | %llu%s\n", w, stage_name(a, k, nm, sizeof nm), s->qps, mean, p50,
                 p95, p99, 100 * s->error_rate, (unsigned long long)s->requests,
                 s->complete ? "" : " (cut short)");
     }
@@ -352,6 +392,38 @@ static void json_soak(px_buf *b, const pb_soak *s)
     px_buf_puts(b, "}}");
 }
 
+static void json_fit(px_buf *b, const char *k, int have, double a0, double b1, double r2, int comma)
+{
+    jkey(b, k);
+    if (!have) px_buf_puts(b, "null");
+    else px_buf_printf(b, "{\"intercept\":%.6g,\"per_megapixel\":%.6g,\"r2\":%.6g}", a0, b1, r2);
+    if (comma) px_buf_puts(b, ",");
+}
+
+static void json_sizes(px_buf *b, const pb_analysis *a)
+{
+    if (!a->matrix) {
+        px_buf_puts(b, "null");
+        return;
+    }
+    const pb_sizefit *z = &a->sizes;
+    px_buf_printf(b, "{\"load\":%g,\"load_unit\":\"%s\",\"rows\":[", a->n ? a->s[0].load : 0,
+                  a->open_loop ? "requests_per_s" : "users");
+    for (int k = 0; k < a->n; k++) {
+        px_buf_puts(b, k ? ",{" : "{");
+        jstr(b, "label", a->s[k].label, 1);
+        jnum(b, "pixels", a->s[k].pixels, 1);
+        for (int i = 0; i < NCOLS(size_cols); i++)
+            jopt(b, size_cols[i].csv, size_cols[i].get(&a->s[k]), i + 1 < NCOLS(size_cols));
+        px_buf_puts(b, "}");
+    }
+    px_buf_puts(b, "],\"fit\":{");
+    json_fit(b, "mean_latency_ms", z->n >= 2, z->lat_a, z->lat_b, z->lat_r2, 1);
+    json_fit(b, "peak_rss_mb", z->have_rss, z->rss_a, z->rss_b, z->rss_r2, 1);
+    json_fit(b, "peak_gpu_mem_mb", z->have_gpu, z->gpu_a, z->gpu_b, z->gpu_r2, 0);
+    px_buf_puts(b, "}}");
+}
+
 static void json_hist(px_buf *b, const px_hist *h)
 {
     /* non-empty buckets as [lo_ns, hi_ns, count]: exact, compact, mergeable */
@@ -514,6 +586,8 @@ static int write_json(const char *path, const pb_run_result *r, const pb_analysi
     }
     px_buf_puts(&b, "]},\"soak\":");
     json_soak(&b, &a->soak);
+    px_buf_puts(&b, ",\"sizes\":");
+    json_sizes(&b, a);
     px_buf_puts(&b, "}\n");
     FILE *f = fopen(path, "w");
     int ok = f && fwrite(b.data, 1, b.len, f) == b.len;
@@ -552,6 +626,7 @@ static void md_soak(FILE *f, const pb_analysis *a, const pb_report_meta *m)
 
 static int write_md(const char *path, const pb_analysis *a, const pb_report_meta *m, const pb_run_result *r)
 {
+    char nm[64]; /* a stage's name (stage_name) */
     FILE *f = fopen(path, "w");
     if (!f) return PX_EIO;
     char when[64];
@@ -589,7 +664,7 @@ static int write_md(const char *path, const pb_analysis *a, const pb_report_meta
     fprintf(f, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int k = 0; k < a->n; k++) {
         const pb_stage_summary *s = &a->s[k];
-        fprintf(f, "| %g | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f%% | %llu%s |\n", s->load,
+        fprintf(f, "| %s | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f%% | %llu%s |\n", stage_name(a, k, nm, sizeof nm),
                 s->qps, s->mean_ms, s->p50_ms, s->p95_ms, s->p99_ms, s->p999_ms, s->max_ms,
                 100 * s->error_rate, (unsigned long long)s->requests, s->complete ? "" : " (cut short)");
     }
@@ -599,13 +674,21 @@ static int write_md(const char *path, const pb_analysis *a, const pb_report_meta
         fprintf(f, "\n## What the data says\n\n");
         for (int i = 0; i < a->nhints; i++) fprintf(f, "- %s\n", a->hints[i]);
     }
+    if (a->matrix) {
+        fprintf(f, "\n## Size matrix\n\nEach size at %g %s, one after another (the previous size's requests "
+                   "finish before the next starts); peaks are over each stage's measured seconds.\n",
+                a->n ? a->s[0].load : 0, a->open_loop ? "requests/s" : "users");
+        md_res_table(f, a, "Per size", size_cols, NCOLS(size_cols));
+        fprintf(f, "\n");
+        verdicts(f, a, 1);
+    }
     if (a->soak.on) md_soak(f, a, m);
     fprintf(f, "\n## Errors by class\n\n| %s | connect | read | write | timeout | status | check | dropped | late sends |\n",
             load_name(a));
     fprintf(f, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int k = 0; k < a->n; k++) {
         const pb_stage_summary *s = &a->s[k];
-        fprintf(f, "| %g |", s->load);
+        fprintf(f, "| %s |", stage_name(a, k, nm, sizeof nm));
         for (int c = 0; c < PB_ERR_N; c++) fprintf(f, " %llu |", (unsigned long long)s->err[c]);
         fprintf(f, " %llu |\n", (unsigned long long)s->late);
     }
@@ -621,7 +704,7 @@ static int write_md(const char *path, const pb_analysis *a, const pb_report_meta
         for (int i = 0; i < ref->nst; i++) fprintf(f, "---:|");
         fprintf(f, "\n");
         for (int k = 0; k < a->n; k++) {
-            fprintf(f, "| %g |", a->s[k].load);
+            fprintf(f, "| %s |", stage_name(a, k, nm, sizeof nm));
             for (int i = 0; i < ref->nst; i++) {
                 const pb_st_summary *t = NULL;
                 for (int j = 0; j < a->s[k].nst; j++)
@@ -649,7 +732,6 @@ static int write_md(const char *path, const pb_analysis *a, const pb_report_meta
     if (stab) {
         fprintf(f, "\nStable stages (last 3 windows within 10%%): ");
         for (int k = 0; k < a->n; k++) {
-            char nm[64];
             fprintf(f, "%s%s %s", k ? ", " : "", stage_name(a, k, nm, sizeof nm),
                     a->s[k].stable < 0 ? "not checked" : a->s[k].stable ? "yes" : "no");
         }
@@ -664,6 +746,7 @@ static int write_md(const char *path, const pb_analysis *a, const pb_report_meta
 
 static int write_csvs(const char *dir, const pb_run_result *r, const pb_analysis *a)
 {
+    char nm[64]; /* a stage's name (stage_name) */
     char path[1024];
     snprintf(path, sizeof path, "%s/stages.csv", dir);
     FILE *f = fopen(path, "w");
@@ -674,7 +757,7 @@ static int write_csvs(const char *dir, const pb_run_result *r, const pb_analysis
     fprintf(f, ",late,client_cpu_percent,server_cpu_percent,server_rss_mb\n");
     for (int k = 0; k < a->n; k++) {
         const pb_stage_summary *s = &a->s[k];
-        fprintf(f, "%g,%.3f,%llu,%llu,%llu,%.6f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f", s->load,
+        fprintf(f, "%s,%.3f,%llu,%llu,%llu,%.6f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f", stage_name(a, k, nm, sizeof nm),
                 s->measured_s, (unsigned long long)s->requests, (unsigned long long)s->ok,
                 (unsigned long long)s->errors, s->error_rate, s->qps, s->mean_ms, s->p50_ms, s->p90_ms,
                 s->p95_ms, s->p99_ms, s->p999_ms, s->max_ms);
@@ -718,7 +801,6 @@ static int write_csvs(const char *dir, const pb_run_result *r, const pb_analysis
         for (int i = 0; i < ng[g]; i++) fprintf(f, ",%s", groups[g][i].csv);
     fprintf(f, "\n");
     for (int k = 0; k < a->n; k++) {
-        char nm[64];
         fprintf(f, "%d,%s,%d", k, stage_name(a, k, nm, sizeof nm), a->s[k].res.n);
         for (int g = 0; g < 3; g++)
             for (int i = 0; i < ng[g]; i++) {
@@ -736,7 +818,7 @@ static int write_csvs(const char *dir, const pb_run_result *r, const pb_analysis
         int it = -1;
         uint64_t lo, hi, c;
         while (px_hist_next(&r->stages[k].acc.lat, &it, &lo, &hi, &c) == 0)
-            fprintf(f, "%d,%g,%.6f,%.6f,%llu\n", k, r->stages[k].load, (double)lo / 1e6,
+            fprintf(f, "%d,%s,%.6f,%.6f,%llu\n", k, stage_name(a, k, nm, sizeof nm), (double)lo / 1e6,
                     (double)(hi + 1) / 1e6, (unsigned long long)c);
     }
     if (fclose(f)) return PX_EIO;
@@ -746,7 +828,7 @@ static int write_csvs(const char *dir, const pb_run_result *r, const pb_analysis
     for (int k = 0; k < a->n; k++)
         for (int i = 0; i < a->s[k].nst; i++) {
             const pb_st_summary *t = &a->s[k].st[i];
-            fprintf(f, "%d,%g,%s,%llu,%.4f,%.4f,%.4f,%.4f\n", k, a->s[k].load, t->name,
+            fprintf(f, "%d,%s,%s,%llu,%.4f,%.4f,%.4f,%.4f\n", k, stage_name(a, k, nm, sizeof nm), t->name,
                     (unsigned long long)t->count, t->mean_ms, t->p50_ms, t->p95_ms, t->max_ms);
         }
     return fclose(f) == 0 ? 0 : PX_EIO;
@@ -1023,6 +1105,7 @@ static void html_resources(px_buf *b, const pb_run_result *r, const pb_analysis 
 static int write_html(const char *path, const pb_run_result *r, const pb_analysis *a,
                       const pb_report_meta *m)
 {
+    char nm[64]; /* a stage's name (stage_name) */
     px_buf b;
     px_buf_init(&b, (size_t)1 << 30);
     px_buf_puts(&b, "<!doctype html><html><head><meta charset='utf-8'><title>");
@@ -1127,7 +1210,7 @@ static int write_html(const char *path, const pb_run_result *r, const pb_analysi
                 by[i] += 100.0 * (double)c / (double)h->count;
             }
             char title[96];
-            snprintf(title, sizeof title, "%s %g: %llu requests", load_name(a), r->stages[k].load,
+            snprintf(title, sizeof title, "%s %s: %llu requests", load_name(a), stage_name(a, k, nm, sizeof nm),
                      (unsigned long long)h->count);
             series sh[] = {{"% of requests", bx, by, NB, 1}};
             svg_chart(&b, title, "latency (ms, log scale)", "% of requests", sh, 1, 1, NULL, 0);
@@ -1151,6 +1234,27 @@ static int write_html(const char *path, const pb_run_result *r, const pb_analysi
             series s2[] = {{"p95 ms", t, tp, r->npoints, 0}};
             svg_chart(&b, "p95 latency over time", "seconds", "ms", s2, 1, 0, vl, r->nstages);
             free(t);
+        }
+    }
+    if (a->matrix) {
+        px_buf_puts(&b, "<h2>Size matrix</h2>");
+        html_res_table(&b, a, "Per size", size_cols, NCOLS(size_cols));
+        double mp[PB_MAX_STAGES], rssv[PB_MAX_STAGES], lat[PB_MAX_STAGES], gm[PB_MAX_STAGES];
+        int n = 0, ng = 0;
+        for (int k = 0; k < a->n; k++) {
+            if (a->s[k].pixels <= 0) continue;
+            mp[n] = a->s[k].pixels / 1e6;
+            rssv[n] = a->s[k].peak_rss_mb;
+            lat[n] = c_mean(&a->s[k]);
+            gm[n] = c_gmem_any(&a->s[k]);
+            ng += gm[n] >= 0;
+            n++;
+        }
+        if (n >= 2) {
+            series s1[] = {{"mean latency (ms)", mp, lat, n, 0}};
+            svg_chart(&b, "Latency against image size", "megapixels", "ms", s1, 1, 0, NULL, 0);
+            series s2[] = {{"peak RSS (MB)", mp, rssv, n, 0}, {"peak GPU memory (MB)", mp, gm, ng == n ? n : 0, 0}};
+            svg_chart(&b, "Memory against image size", "megapixels", "MB", s2, ng == n ? 2 : 1, 0, NULL, 0);
         }
     }
     if (a->soak.on) html_soak(&b, r, a, m);

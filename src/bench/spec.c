@@ -138,6 +138,21 @@ int pb_parse_size(const char *s, int *w, int *h, char *err, size_t errlen)
     return 0;
 }
 
+int pb_size_preset(const char *name, int *w, int *h)
+{
+    static const struct {
+        const char *name;
+        int w, h;
+    } k[] = {{"small", 640, 480}, {"medium", 1280, 960}, {"large", 2560, 1920}};
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+        if (!strcmp(name, k[i].name)) {
+            *w = k[i].w;
+            *h = k[i].h;
+            return 0;
+        }
+    return -1;
+}
+
 void pb_fmt_duration(int64_t ns, char *out, size_t cap)
 {
     double v = (double)ns;

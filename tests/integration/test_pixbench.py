@@ -48,6 +48,14 @@ SOAK = {"leak_suspected": bool, "measured_from_s": NUM, "rss": LEAK,
         "latency": {"first_ms": OPT_NUM, "last_ms": OPT_NUM, "part_s": NUM, "change": NUM,
                     "flagged": bool, "text": str}}
 
+FIT = ({"intercept": NUM, "per_megapixel": NUM, "r2": NUM}, NONE)
+SIZES = {"load": NUM, "load_unit": str,
+         "rows": [dict({k: OPT_NUM for k in (
+             "megapixels", "qps", "mean_ms", "p95_ms", "peak_gpu_mem_mb", "gpu_util_percent_peak",
+             "busiest_thread_percent_max", "cpu_percent_mean", "rss_mb_peak", "rss_mb_mean")},
+             label=str, pixels=NUM)],
+         "fit": {"mean_latency_ms": FIT, "peak_rss_mb": FIT, "peak_gpu_mem_mb": FIT}}
+
 # A small JSON-schema-like description of report.json (schema "pixbench/2"):
 # dicts list required keys with their types, [x] is a list of x, a tuple
 # holding a dict is "this object or null".
@@ -79,6 +87,7 @@ SCHEMA = {
     "analysis": {"saturation_stage": (int, type(None)), "sweet_spot_stage": (int, type(None)),
                  "peak_qps": NUM, "slo_met": (bool, type(None)), "hints": [str]},
     "soak": (SOAK, NONE),
+    "sizes": (SIZES, NONE),
 }
 
 
@@ -249,6 +258,37 @@ class PixbenchTest(unittest.TestCase):
         # a sweep is not a soak
         rc, _, err = run("--soak", "10s", "--sweep", "1,2")
         self.assertEqual(rc, 2)
+
+    def test_size_matrix(self):
+        # one stage per size at one load, the seed's small/medium/large
+        # table (here with small sizes), memory and latency fitted on pixels
+        rc, out, err = run("--sizes", "64x48,128x96,192x144", "--size-matrix", "--users", "1",
+                           "--duration", dur(1.5), "--monitor-interval", "200ms", "--out", self.out)
+        self.assertEqual(rc, 0, err + out)
+        self.assertIn("Mean latency against pixels:", out)
+        doc = self.report()
+        self.assertEqual([s["label"] for s in doc["stages"]], ["64x48", "128x96", "192x144"])
+        self.assertEqual([s["pixels"] for s in doc["stages"]], [3072, 12288, 27648])
+        self.assertEqual({s["load"] for s in doc["stages"]}, {1})
+        sizes = doc["sizes"]
+        self.assertEqual(len(sizes["rows"]), 3)
+        for row, st in zip(sizes["rows"], doc["stages"]):
+            self.assertGreater(st["successes"], 0)
+            self.assertEqual(st["errors"], 0, st["errors_by_class"])  # every reply had its own size
+            self.assertGreater(row["rss_mb_peak"], 0)
+            self.assertGreater(row["busiest_thread_percent_max"], 0)
+        self.assertIsNotNone(sizes["fit"]["peak_rss_mb"])
+        self.assertIsNotNone(sizes["fit"]["mean_latency_ms"])
+        self.assertIsNone(doc["analysis"]["saturation_stage"])
+        with open(os.path.join(self.out, "report.md")) as f:
+            md = f.read()
+        self.assertIn("## Size matrix", md)
+        self.assertIn("| size | megapixels | QPS |", md)
+        self.assertIn("Peak RSS against pixels", md)
+        # named sizes make a matrix too; it cannot be mixed with a sweep
+        rc, _, err = run("--sizes", "small,large", "--sweep", "1,2", "--duration", "1s")
+        self.assertEqual(rc, 2)
+        self.assertIn("one load", err)
 
     def test_seed_inpaint_profile_base64(self):
         rc, out, err = run("--profile", "seed-inpaint", "--return-type", "base64", "--users", "1",
