@@ -8,6 +8,7 @@
 #include "bench/analyze.h"
 #include "bench/child.h"
 #include "bench/echo.h"
+#include "bench/faults.h"
 #include "bench/loop.h"
 #include "bench/monitor.h"
 #include "bench/payload.h"
@@ -50,6 +51,7 @@ static void usage(FILE *f)
 "usage:\n"
 "  pixbench [run] [flags]     load-test a target (default: an embedded pixserve)\n"
 "  pixbench monitor [flags]   sample a process, the system and the GPUs (pixbench monitor --help)\n"
+"  pixbench faults [flags]    send bad and hostile requests, judge each (pixbench faults --help)\n"
 "  pixbench echo [flags]      a keep-alive test server with injected delays (pixbench echo --help)\n"
 "  pixbench payload [flags]   write the generated images and masks (pixbench payload --help)\n"
 "  pixbench --version\n"
@@ -782,6 +784,227 @@ static int cmd_echo(int argc, char **argv)
     return 0;
 }
 
+/* --- pixbench faults ------------------------------------------------------- */
+
+static void faults_usage(void)
+{
+    printf("usage: pixbench faults [--target URL [--pid N]] [--max-body SIZE] [--max-pixels WxH]\n"
+           "                       [--idle-timeout DUR] [--burst N] [--only CASE,...] [--out DIR] [flags]\n\n"
+           "Sends a catalogue of bad and hostile requests to the service one at a time and judges\n"
+           "each: status, JSON error code and message, latency, health before and after, memory back\n"
+           "to its baseline. Without --target it starts pixserve itself with the limits given here.\n\n"
+           "  --target URL          http://host:port (loopback unless --allow-remote)\n"
+           "  --pid N               the target's process: memory from /proc, a crash seen at once\n"
+           "                        (else memory from the health reply's rss_bytes, if any)\n"
+           "  --path P, --health P  the inpaint route (/api/v1/inpaint) and health route (/healthz)\n"
+           "  --max-body SIZE       the target's body cap (embedded default 16M; pixserve's own: 64M)\n"
+           "  --max-pixels WxH      the largest image it takes, the burst's size (embedded 1280x960)\n"
+           "  --idle-timeout DUR    its idle timeout, for the slow senders (embedded 5s; pixserve's: 30s)\n"
+           "  --burst N             concurrent largest-size requests (default 5, as in the seed report)\n"
+           "  --timeout DUR         no answer by then is a hang (default 60s)\n"
+           "  --settle DUR          time memory may take to come back (default 3s)\n"
+           "  --only CASE,...       run these cases only; --list prints them\n"
+           "  --strict              warnings fail too (exit 3)\n"
+           "  --pixserve PATH, --server-arg ARG, --allow-remote, --seed N, --title T, --out DIR, -q\n\n"
+           "Exit status: 0 no case failed, 1 could not run, 2 bad usage, 3 a case failed (a crash, a\n"
+           "hang, unhealthy afterwards, a 500, or a refusal accepted).\n");
+}
+
+static int cmd_faults(int argc, char **argv, const char *cmdline)
+{
+    pb_faults_config fc = {0};
+    const char *target = NULL, *bin_arg = NULL, *out = NULL, *title = NULL;
+    const char *max_body_s = "16M", *max_pixels_s = "1280x960", *idle_s = "5s";
+    const char *server_args[32];
+    int nserver = 0, allow_remote = 0, quiet = 0, strict = 0, have_body = 0, have_pixels = 0, have_idle = 0;
+    char err[512];
+    fc.path = "/api/v1/inpaint";
+    fc.health_path = "/healthz";
+    fc.burst = 5;
+    fc.timeout_ns = 60000000000LL;
+    fc.settle_ns = 3000000000LL;
+    fc.seed = 1;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            faults_usage();
+            return 0;
+        }
+        if (!strcmp(a, "--list")) {
+            pb_faults_list(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--allow-remote")) { allow_remote = 1; continue; }
+        if (!strcmp(a, "--strict")) { strict = 1; continue; }
+        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = 1; continue; }
+        NEED_VALUE();
+        int rc = 0;
+        if (!strcmp(a, "--target")) target = v;
+        else if (!strcmp(a, "--pid")) {
+            fc.pid = atoi(v);
+            if (fc.pid <= 0) return bad("--pid must be a process id");
+        } else if (!strcmp(a, "--path")) fc.path = v;
+        else if (!strcmp(a, "--health")) fc.health_path = v;
+        else if (!strcmp(a, "--max-body")) max_body_s = v, have_body = 1;
+        else if (!strcmp(a, "--max-pixels")) max_pixels_s = v, have_pixels = 1;
+        else if (!strcmp(a, "--idle-timeout")) idle_s = v, have_idle = 1;
+        else if (!strcmp(a, "--burst")) {
+            fc.burst = atoi(v);
+            if (fc.burst < 1 || fc.burst > 64) return bad("--burst is 1 to 64");
+        } else if (!strcmp(a, "--timeout")) rc = pb_parse_duration(v, &fc.timeout_ns, err, sizeof err);
+        else if (!strcmp(a, "--settle")) rc = pb_parse_duration(v, &fc.settle_ns, err, sizeof err);
+        else if (!strcmp(a, "--only")) fc.only = v;
+        else if (!strcmp(a, "--seed")) fc.seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--pixserve")) bin_arg = v;
+        else if (!strcmp(a, "--server-arg")) {
+            if (nserver == 32) return bad("too many --server-arg");
+            server_args[nserver++] = v;
+        } else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--title")) title = v;
+        else {
+            fprintf(stderr, "pixbench faults: unknown flag '%s' (try --help)\n", a);
+            return 2;
+        }
+        if (rc) {
+            fprintf(stderr, "pixbench faults: %s: %s\n", a, err);
+            return 2;
+        }
+    }
+    if (target && (!have_body || !have_pixels || !have_idle)) {
+        /* a target of unknown limits: assume pixserve's defaults */
+        if (!have_body) max_body_s = "64M";
+        if (!have_pixels) max_pixels_s = "4096x4096";
+        if (!have_idle) idle_s = "30s";
+    }
+    if (pb_parse_bytes(max_body_s, &fc.max_body, err, sizeof err) ||
+        pb_parse_size(max_pixels_s, &fc.max_w, &fc.max_h, err, sizeof err) ||
+        pb_parse_duration(idle_s, &fc.idle_timeout_ns, err, sizeof err)) {
+        fprintf(stderr, "pixbench faults: %s\n", err);
+        return 2;
+    }
+    if (fc.idle_timeout_ns < 100000000) return bad("--idle-timeout below 100ms");
+    if (fc.only) {
+        /* every name must exist: a typo must not silently run nothing */
+        char list[1024];
+        snprintf(list, sizeof list, "%s", fc.only);
+        char *save = NULL;
+        for (char *it = strtok_r(list, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
+            char *buf = NULL;
+            size_t len = 0;
+            FILE *mf = open_memstream(&buf, &len);
+            pb_faults_list(mf);
+            fclose(mf);
+            char needle[96];
+            snprintf(needle, sizeof needle, "%s ", it);
+            int found = 0;
+            for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+                if (!strncmp(line, needle, strlen(needle))) found = 1;
+            free(buf);
+            if (!found) {
+                fprintf(stderr, "pixbench faults: no case '%s' (pixbench faults --list)\n", it);
+                return 2;
+            }
+        }
+    }
+    pb_child child = {0};
+    char outputs_dir[] = "/tmp/pixbench-outputs-XXXXXX";
+    int have_outputs = 0, rc = 0;
+    char url[512], hostport[300], prefix[256];
+    if (!target) {
+        char bin[4096];
+        if (bin_arg) snprintf(bin, sizeof bin, "%s", bin_arg);
+        else if (pb_child_find_pixserve(bin, sizeof bin)) {
+            fprintf(stderr, "pixbench faults: no --target and no pixserve next to pixbench; give --pixserve PATH\n");
+            return 1;
+        }
+        if (!mkdtemp(outputs_dir)) return bad("cannot make a temporary directory");
+        have_outputs = 1;
+        const char *args[48];
+        int na = 0;
+        args[na++] = "--outputs";
+        args[na++] = outputs_dir;
+        args[na++] = "--log-level";
+        args[na++] = "error";
+        args[na++] = "--max-body";
+        args[na++] = max_body_s;
+        args[na++] = "--max-pixels";
+        args[na++] = max_pixels_s;
+        args[na++] = "--idle-timeout";
+        args[na++] = idle_s;
+        for (int i = 0; i < nserver; i++) args[na++] = server_args[i];
+        char logp[1200];
+        snprintf(logp, sizeof logp, "%s/pixserve.log", outputs_dir);
+        if (pb_child_start(bin, args, na, logp, 60000, &child, err, sizeof err)) {
+            fprintf(stderr, "pixbench faults: %s\n", err);
+            rc = 1;
+            goto out;
+        }
+        if (pb_child_wait_ready(child.port, "/readyz", 300000, err, sizeof err)) {
+            fprintf(stderr, "pixbench faults: pixserve not ready: %s\n", err);
+            rc = 1;
+            goto out;
+        }
+        fc.pid = child.pid;
+        snprintf(url, sizeof url, "http://127.0.0.1:%d", child.port);
+        if (!quiet) fprintf(stderr, "pixbench faults: started %s (pid %d)\n", child.banner, (int)child.pid);
+    } else {
+        snprintf(url, sizeof url, "%s", target);
+    }
+    int loopback;
+    if ((rc = resolve_target(url, allow_remote, &fc.addr, &fc.addrlen, hostport, sizeof hostport, prefix,
+                             sizeof prefix, &loopback)))
+        goto out;
+    char path[512], hpath[512];
+    snprintf(path, sizeof path, "%s%s", prefix, fc.path);
+    snprintf(hpath, sizeof hpath, "%s%s", prefix, fc.health_path);
+    fc.path = path;
+    fc.health_path = hpath;
+    fc.host_header = hostport;
+    fc.progress = !quiet;
+    if (!quiet)
+        fprintf(stderr, "pixbench faults: %s%s; body cap %s, images up to %s, idle timeout %s, burst %d\n", url, path,
+                max_body_s, max_pixels_s, idle_s, fc.burst);
+    pb_faults_run *fr = px_xcalloc(1, sizeof *fr);
+    if (pb_faults_run_all(&fc, fr, err, sizeof err)) {
+        fprintf(stderr, "pixbench faults: %s\n", err);
+        free(fr);
+        rc = 1;
+        goto out;
+    }
+    pb_report_faults_table(stdout, fr);
+    if (out) {
+        struct utsname un;
+        uname(&un);
+        pb_report_meta m = {0};
+        m.title = title ? title : "pixbench fault injection";
+        m.cmdline = cmdline;
+        char full[1024];
+        snprintf(full, sizeof full, "%s%s", url, path + strlen(prefix));
+        m.target = full;
+        m.server = child.pid ? child.banner : NULL;
+        m.cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
+        m.host = un.nodename;
+        m.kernel = un.release;
+        if (pb_report_write_faults(out, fr, &fc, &m, err, sizeof err)) {
+            fprintf(stderr, "pixbench faults: %s\n", err);
+            rc = 1;
+        } else {
+            printf("Report: %s/report.md, %s/report.html, %s/report.json, %s/faults.csv\n", out, out, out, out);
+        }
+    }
+    fflush(stdout);
+    if (!rc && (fr->fails || (strict && fr->warns))) rc = 3;
+    free(fr);
+out:
+    if (child.pid) {
+        int st = pb_child_stop(&child, 30000);
+        if (st != 0 && !quiet) fprintf(stderr, "pixbench faults: pixserve exited with status %d\n", st);
+        if (st != 0 && !rc) rc = 3; /* a service that cannot stop cleanly after the faults failed them */
+    }
+    if (have_outputs) nftw(outputs_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return rc;
+}
+
 /* --- pixbench monitor ------------------------------------------------------ */
 
 static void csv_num(FILE *f, double v, int decimals)
@@ -1094,6 +1317,7 @@ int main(int argc, char **argv)
     if (argc > 1 && !strcmp(argv[1], "echo")) return cmd_echo(argc - 2, argv + 2);
     if (argc > 1 && !strcmp(argv[1], "payload")) return cmd_payload(argc - 2, argv + 2);
     if (argc > 1 && !strcmp(argv[1], "monitor")) return cmd_monitor(argc - 2, argv + 2);
+    if (argc > 1 && !strcmp(argv[1], "faults")) return cmd_faults(argc - 2, argv + 2, cmdline);
     if (argc > 1 && !strcmp(argv[1], "run")) return cmd_run(argc - 2, argv + 2, cmdline);
     return cmd_run(argc - 1, argv + 1, cmdline);
 }

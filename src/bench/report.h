@@ -11,6 +11,7 @@
 #define PB_REPORT_H
 
 #include "bench/analyze.h"
+#include "bench/faults.h"
 
 #include <stdio.h>
 
@@ -49,5 +50,14 @@ void pb_report_table(FILE *f, const pb_analysis *a, const pb_report_meta *m);
  * Returns 0 or PX_EIO with a message. */
 int pb_report_write(const char *dir, const pb_run_result *r, const pb_analysis *a,
                     const pb_report_meta *m, char *err, size_t errlen);
+
+/* The fault-injection report: report.md, report.json (schema as above,
+ * "kind": "faults"), report.html and faults.csv into dir. Returns 0 or
+ * PX_EIO with a message. */
+int pb_report_write_faults(const char *dir, const pb_faults_run *f, const pb_faults_config *c,
+                           const pb_report_meta *m, char *err, size_t errlen);
+
+/* The verdict table for people (terminal). */
+void pb_report_faults_table(FILE *out, const pb_faults_run *f);
 
 #endif
