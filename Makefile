@@ -29,6 +29,9 @@ OPT ?= -O2
 CFLAGS := -std=c17 $(OPT) -g -pthread $(WARN) $(EXTRA_CFLAGS)
 LDFLAGS := -pthread $(EXTRA_LDFLAGS)
 LDLIBS := -lmicrohttpd -lcjson -lpng16 -ljpeg -lwebp -lz -lm
+# The LaMa engine: oneDNN for convolutions (it runs on OpenMP, hence -lgomp),
+# FFTW single precision with its threads for the Fourier units.
+LDLIBS += -ldnnl -lfftw3f_threads -lfftw3f -lgomp
 
 ifneq ($(SANITIZER),)
 CFLAGS += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -40,8 +43,13 @@ $(error CUDA=1: the CUDA backend is not part of this tree yet (see issue "LaMa e
 endif
 
 MAINS := src/serve/main.c src/bench/main.c
+# The LaMa engine's convolution backend: one file per device kind, picked
+# here (oneDNN plus a direct kernel for RGB-output layers on the CPU; a CUDA
+# build would pick its own).
+LAMA_CONV := src/engine/lama/conv_dnnl.c src/engine/lama/conv_narrow.c
+LAMA_SRC := $(filter-out src/engine/lama/conv_%.c,$(wildcard src/engine/lama/*.c)) $(LAMA_CONV)
 LIB_SRC := $(filter-out $(MAINS),$(wildcard src/core/*.c src/image/*.c src/engine/*.c \
-             src/engine/classic/*.c src/serve/*.c src/bench/*.c))
+             src/engine/classic/*.c src/serve/*.c src/bench/*.c)) $(LAMA_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/web_assets.o
 LIB := $(BUILD)/libpixserve.a
 PIXSERVE := $(BUILD)/pixserve
@@ -135,6 +143,9 @@ unit: $(UNIT_BIN)
 # Benchmarks are programs, not tests: they print numbers and assert nothing.
 bench: $(BENCH_BIN)
 
+# conv_backends compares oneDNN with im2col + OpenBLAS (the rejected backend).
+$(BUILD)/bench/conv_backends: LDLIBS += -lopenblas
+
 $(BUILD)/bench/%: bench/%.c $(LIB) | setup
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
@@ -193,4 +204,4 @@ format:
 clean:
 	rm -rf build
 
--include $(wildcard $(BUILD)/gen/*.d $(BUILD)/src/*/*.d $(BUILD)/src/*/*/*.d $(BUILD)/tests/*.d $(BUILD)/bench/*.d)
+-include $(wildcard $(BUILD)/gen/*.d $(BUILD)/src/*/*.d $(BUILD)/src/*/*/*.d $(BUILD)/src/*/*/*/*.d $(BUILD)/tests/*.d $(BUILD)/bench/*.d)

@@ -20,6 +20,7 @@
 /* The registry: one const vtable per engine. Add new engines here. */
 static const px_engine_ops *const g_engines[] = {
     &px_engine_classic_ops,
+    &px_engine_lama_ops,
 };
 #define N_ENGINES (sizeof g_engines / sizeof g_engines[0])
 
