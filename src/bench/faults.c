@@ -33,6 +33,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -744,6 +745,7 @@ static void c_disconnect_infer(fctx *x, pb_fault_result *r)
 typedef struct burst_arg {
     fctx *x;
     pthread_barrier_t *go;
+    atomic_int *finished;     /* counted up by each request's thread when it is done */
     int status;
     int timed_out, closed;
     char code[32];
@@ -774,6 +776,7 @@ static void *burst_one(void *p)
         }
     }
     px_buf_free(&rp.body);
+    atomic_fetch_add(b->finished, 1);
     return NULL;
 }
 
@@ -786,9 +789,10 @@ static void c_burst(fctx *x, pb_fault_result *r)
     burst_arg a[64];
     pthread_t th[64];
     pthread_barrier_t go;
+    atomic_int finished = 0;
     pthread_barrier_init(&go, NULL, (unsigned)n + 1);
     for (int i = 0; i < n; i++) {
-        a[i] = (burst_arg){.x = x, .go = &go};
+        a[i] = (burst_arg){.x = x, .go = &go, .finished = &finished};
         pthread_create(&th[i], NULL, burst_one, &a[i]);
     }
     int64_t t0 = px_now_ns();
@@ -796,8 +800,7 @@ static void c_burst(fctx *x, pb_fault_result *r)
     /* watch the memory while they run */
     double peak = -1;
     for (;;) {
-        int running = 0;
-        for (int i = 0; i < n; i++) running += a[i].ms == 0;
+        int running = n - atomic_load(&finished);
         double v = rss_now(x);
         if (v > peak) peak = v;
         if (!running || px_now_ns() - t0 > x->c->timeout_ns + 5000000000LL) break;
