@@ -192,9 +192,9 @@ test-sanitize:
 test-fuzz: fuzz
 	@scripts/test fuzz build/fuzz
 
-# The concurrent core (scheduler, worker pool, timers, thread pool) under
-# ThreadSanitizer.
-TSAN_TESTS := sched workers timer core
+# The concurrent core (scheduler, worker pool, timers, thread pool) and
+# pixbench's sampling thread with its ring under ThreadSanitizer.
+TSAN_TESTS := sched workers timer core monitor
 test-tsan:
 	@$(MAKE) --no-print-directory SANITIZER=thread $(TSAN_TESTS:%=build/thread/tests/%_test)
 	@scripts/test threads build/thread $(TSAN_TESTS)

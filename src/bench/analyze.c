@@ -13,26 +13,34 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define HINT(a, ...)                                                                        \
     do {                                                                                    \
-        if ((a)->nhints < 10) snprintf((a)->hints[(a)->nhints++], sizeof (a)->hints[0], __VA_ARGS__); \
+        if ((a)->nhints < 12) snprintf((a)->hints[(a)->nhints++], sizeof (a)->hints[0], __VA_ARGS__); \
     } while (0)
 
-static void resources(const pb_run_result *r, int k, pb_stage_summary *s)
+static void resources(const pb_run_result *r, int k, const pb_analysis_opts *o, pb_stage_summary *s)
 {
-    double cli = 0, srv = 0, rss = 0;
-    int nc = 0, ns = 0;
+    double cli = 0;
+    int nc = 0;
+    pb_res_init(&s->res);
     for (int i = 0; i < r->npoints; i++) {
         const pb_point *p = &r->series[i];
         if (p->stage != k || !p->measuring) continue;
         if (p->cli_cpu >= 0) cli += p->cli_cpu, nc++;
-        if (p->srv_cpu >= 0) srv += p->srv_cpu, rss += p->srv_rss_mb, ns++;
+        pb_res_merge(&s->res, &p->res);
     }
     s->cli_cpu = nc ? cli / nc : -1;
-    s->srv_cpu = ns ? srv / ns : -1;
-    s->srv_rss_mb = ns ? rss / ns : -1;
+    s->srv_cpu = pb_agg_mean(&s->res.cpu);
+    s->srv_rss_mb = pb_agg_mean(&s->res.rss_mb);
+    s->peak_rss_mb = pb_agg_max(&s->res.rss_mb);
+    /* the kernel's own peak catches what falls between samples, but only
+     * when it was reset at the stage's start (else it is the process's) */
+    if (o->peak_reset && s->res.hwm_mb > s->peak_rss_mb) s->peak_rss_mb = s->res.hwm_mb;
+    double gu = pb_agg_mean(&s->res.gpu_util);
+    s->qps_per_gpu = gu > 0 ? s->qps / gu : -1;
 }
 
 /* perf_analyzer-style: split the measured seconds into windows, and call the
@@ -78,6 +86,8 @@ static void summarize(const pb_run_result *r, int k, const pb_analysis_opts *o, 
     s->warmup_s = st->warmup_s;
     s->measured_s = st->measured_s;
     s->complete = st->complete;
+    snprintf(s->label, sizeof s->label, "%s", st->label);
+    s->pixels = st->pixels;
     s->ok = a->ok;
     s->errors = pb_acc_errors(a);
     s->requests = s->ok + s->errors;
@@ -108,7 +118,7 @@ static void summarize(const pb_run_result *r, int k, const pb_analysis_opts *o, 
         t->max_ms = (double)a->st[i]->max / 1e6;
     }
     s->st_missing = a->st_missing;
-    resources(r, k, s);
+    resources(r, k, o, s);
     s->stable = -1;
     if (o->stability) stability(r, k, s);
     if (o->slo && s->requests) {
@@ -206,6 +216,42 @@ static void hints(const pb_analysis_opts *o, pb_analysis *a)
              (unsigned long long)s->err[worst], (unsigned long long)s->errors);
         break;
     }
+    /* resources: what the monitor saw at the highest load */
+    if (a->monitored) {
+        const pb_stage_summary *s = &a->s[a->saturation >= 0 ? a->saturation : a->n - 1];
+        double thr_mean = pb_agg_mean(&s->res.thread_cpu), thr_max = pb_agg_max(&s->res.thread_cpu);
+        double cpu = pb_agg_mean(&s->res.cpu);
+        if (thr_mean >= 90 && (o->cpus <= 0 || cpu < 100.0 * o->cpus * 0.75))
+            HINT(a, "At %g %s the server's busiest thread ran at %.0f%% of a core on average (peak "
+                    "%.0f%%) while the process used %.0f%% in all: one thread is the bottleneck "
+                    "(the seeds' single-core peak).",
+                 s->load, unit, thr_mean, thr_max, cpu);
+        double gu = pb_agg_mean(&s->res.gpu_util), gp = pb_agg_max(&s->res.gpu_util_peak);
+        if (gu >= 90)
+            HINT(a, "At %g %s the GPU was busy %.0f%% of the time (peak %.0f%%): GPU-bound; batching "
+                    "or a faster model would raise throughput, more clients would not.",
+                 s->load, unit, gu, gp);
+        else if (gu >= 0 && a->saturation >= 0 && gu < 50)
+            HINT(a, "At saturation (%g %s) the GPU was busy only %.0f%% of the time: the limit is "
+                    "elsewhere (CPU work around the model, queueing, I/O).",
+                 s->load, unit, gu);
+        unsigned long long thr = 0;
+        for (int k = 0; k < a->n; k++) thr |= a->s[k].res.throttle;
+        if (thr & (PX_GPU_THROTTLE_SW_POWER_CAP | PX_GPU_THROTTLE_HW_SLOWDOWN | PX_GPU_THROTTLE_SW_THERMAL |
+                   PX_GPU_THROTTLE_HW_THERMAL | PX_GPU_THROTTLE_HW_POWER_BRAKE)) {
+            char names[128];
+            HINT(a, "The GPU clocks were throttled during the run (%s): figures at high load are "
+                    "below what the card does when cool and not power-capped.",
+                 px_nvml_throttle_names(thr & ~PX_GPU_THROTTLE_IDLE, names, sizeof names));
+        }
+        for (int k = 0; k < a->n; k++)
+            if (!a->s[k].res.alive) {
+                HINT(a, "The server process disappeared during stage %g %s (crash or kill): every "
+                        "figure after it is of a dead target.",
+                     a->s[k].load, unit);
+                break;
+            }
+    }
     if (o->open_loop) {
         for (int k = 0; k < a->n; k++) {
             const pb_stage_summary *s = &a->s[k];
@@ -226,15 +272,83 @@ static void hints(const pb_analysis_opts *o, pb_analysis *a)
         }
 }
 
+static void size_fit(pb_analysis *a)
+{
+    pb_sizefit *f = &a->sizes;
+    double mp[PB_MAX_STAGES], y[PB_MAX_STAGES];
+    int procmem = 0;
+    for (int k = 0; k < a->n; k++) procmem |= a->s[k].res.gpu_proc_mem_mb.n > 0;
+    for (int which = 0; which < 3; which++) {
+        int n = 0;
+        for (int k = 0; k < a->n; k++) {
+            const pb_stage_summary *s = &a->s[k];
+            double v = which == 0   ? s->peak_rss_mb
+                       : which == 1 ? pb_agg_max(procmem ? &s->res.gpu_proc_mem_mb : &s->res.gpu_mem_mb)
+                                    : (s->ok ? s->mean_ms : -1);
+            if (s->pixels <= 0 || v < 0) continue;
+            mp[n] = s->pixels / 1e6;
+            y[n++] = v;
+        }
+        if (n > f->n) f->n = n;
+        if (n < 2) continue;
+        if (which == 0) f->have_rss = pb_leak_linfit(mp, y, n, &f->rss_b, &f->rss_a, &f->rss_r2) > 0;
+        else if (which == 1) f->have_gpu = pb_leak_linfit(mp, y, n, &f->gpu_b, &f->gpu_a, &f->gpu_r2) > 0;
+        else pb_leak_linfit(mp, y, n, &f->lat_b, &f->lat_a, &f->lat_r2);
+    }
+    f->gpu_is_process = procmem;
+}
+
+/* The leak fits and the latency drift over the soak's measured seconds,
+ * on each second's minimum (RSS, GPU memory, descriptors). */
+static void soak(const pb_run_result *r, const pb_analysis_opts *o, pb_analysis *a)
+{
+    pb_soak *s = &a->soak;
+    s->on = 1;
+    if (!r->nstages || !r->npoints) return;
+    const pb_stage_result *st = &r->stages[r->nstages - 1];
+    s->from_s = st->start_s + st->warmup_s;
+    int n = r->npoints;
+    double *buf = malloc(sizeof(double) * (size_t)n * 6);
+    if (!buf) return;
+    double *t = buf, *rss = t + n, *gpu = rss + n, *fds = gpu + n, *ms = fds + n, *ok = ms + n;
+    int procmem = 0;
+    for (int i = 0; i < n; i++) procmem |= r->series[i].res.gpu_proc_mem_mb.n > 0;
+    for (int i = 0; i < n; i++) {
+        const pb_point *p = &r->series[i];
+        t[i] = p->t;
+        rss[i] = pb_agg_min(&p->res.rss_mb);
+        gpu[i] = pb_agg_min(procmem ? &p->res.gpu_proc_mem_mb : &p->res.gpu_mem_mb);
+        fds[i] = pb_agg_min(&p->res.fds);
+        ms[i] = p->ok ? p->mean_ms : -1;
+        ok[i] = (double)p->ok;
+        if (gpu[i] >= 0) s->have_gpu = 1;
+    }
+    s->gpu_is_process = procmem;
+    /* below these a rise is the allocator's or the driver's granularity */
+    pb_leak_opts lo = {.warmup_s = s->from_s, .window_s = o->leak_window_s, .min_rise = 1.0};
+    pb_leak_fit(t, rss, n, &lo, "MB", &s->rss);
+    lo.min_rise = 4.0;
+    pb_leak_fit(t, gpu, n, &lo, "MB", &s->gpu);
+    lo.min_rise = 1.5;
+    pb_leak_fit(t, fds, n, &lo, "fds", &s->fds);
+    pb_leak_drift(t, ms, ok, n, s->from_s, 0.1, 0.2, &s->drift);
+    s->leak = s->rss.verdict == PB_LEAK_SUSPECTED || (s->have_gpu && s->gpu.verdict == PB_LEAK_SUSPECTED) ||
+              s->fds.verdict == PB_LEAK_SUSPECTED;
+    free(buf);
+}
+
 void pb_analyze(const pb_run_result *r, const pb_analysis_opts *o, pb_analysis *a)
 {
     memset(a, 0, sizeof *a);
     a->open_loop = o->open_loop;
     a->err_threshold = o->err_threshold > 0 ? o->err_threshold : 0.01;
     a->has_slo = o->slo != NULL;
+    a->matrix = o->matrix;
     for (int k = 0; k < r->nstages; k++) {
         summarize(r, k, o, &a->s[a->n]);
         if (a->s[a->n].slo_broken) a->slo_broken_stages++;
+        if (a->s[a->n].res.n) a->monitored = 1;
+        if (a->s[a->n].res.ngpu > a->ngpu) a->ngpu = a->s[a->n].res.ngpu;
         a->n++;
     }
     a->saturation = a->sweet = -1;
@@ -242,7 +356,7 @@ void pb_analyze(const pb_run_result *r, const pb_analysis_opts *o, pb_analysis *
     for (int k = 0; k < a->n; k++)
         if (peak < 0 || a->s[k].qps > a->s[peak].qps) peak = k;
     if (peak >= 0) a->peak_qps = a->s[peak].qps;
-    if (peak >= 0 && a->n >= 2 && a->peak_qps > 0) {
+    if (peak >= 0 && a->n >= 2 && a->peak_qps > 0 && !o->matrix) {
         for (int k = 0; k < a->n; k++) {
             if (a->s[k].qps < 0.9 * a->peak_qps) continue;
             /* saturated only if there is more load after it that did not
@@ -262,10 +376,12 @@ void pb_analyze(const pb_run_result *r, const pb_analysis_opts *o, pb_analysis *
         if (s->requests && s->error_rate < a->err_threshold && !s->slo_broken && s->qps > best)
             best = s->qps;
     }
-    for (int k = 0; k < a->n && best > 0; k++) {
+    for (int k = 0; k < a->n && best > 0 && !o->matrix; k++) {
         const pb_stage_summary *s = &a->s[k];
         if (!s->requests || s->error_rate >= a->err_threshold || s->slo_broken) continue;
         if (s->qps >= 0.95 * best && (a->sweet < 0 || s->load < a->s[a->sweet].load)) a->sweet = k;
     }
+    if (o->soak) soak(r, o, a);
+    if (o->matrix) size_fit(a);
     hints(o, a);
 }

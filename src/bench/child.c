@@ -1,5 +1,5 @@
 /*
- * child.c — spawning the embedded pixserve and reading /proc (see child.h).
+ * child.c — spawning the embedded pixserve and waiting for it (see child.h).
  */
 #include "bench/child.h"
 
@@ -176,30 +176,4 @@ int pb_child_stop(pb_child *c, int timeout_ms)
     }
     c->pid = 0;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-int pb_proc_sample(pid_t pid, int64_t *cpu_ns, uint64_t *rss_bytes)
-{
-    char path[64], buf[1024];
-    if (pid) snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    else snprintf(path, sizeof path, "/proc/self/stat");
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    /* fields after the command name, which may contain spaces: ") S ppid ..." */
-    char *p = strrchr(buf, ')');
-    if (!p) return -1;
-    unsigned long long ut = 0, st = 0;
-    long long rss = 0;
-    /* state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime(14) stime(15)
-       cutime cstime priority nice threads itrealvalue starttime vsize rss(24) */
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d "
-                      "%*u %*u %lld", &ut, &st, &rss) != 3)
-        return -1;
-    long hz = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
-    *cpu_ns = (int64_t)((ut + st) * (1000000000ULL / (unsigned long long)hz));
-    *rss_bytes = (uint64_t)rss * (uint64_t)page;
-    return 0;
 }

@@ -1,7 +1,7 @@
 /*
  * child.h — the embedded target: a pixserve child on an ephemeral loopback
- * port (bench talks to serve only over HTTP; it spawns the binary), and
- * /proc sampling of a process's CPU time and memory for the report.
+ * port (bench talks to serve only over HTTP; it spawns the binary). Its
+ * resources are sampled by the monitor (monitor.h).
  */
 #ifndef PB_CHILD_H
 #define PB_CHILD_H
@@ -35,9 +35,5 @@ int pb_child_stop(pb_child *c, int timeout_ms);
 /* The pixserve next to this executable ("<dir of /proc/self/exe>/pixserve")
  * into out; 0 if it exists and is executable, else PX_ENOTFOUND. */
 int pb_child_find_pixserve(char *out, size_t cap);
-
-/* CPU time (user+system, ns) and resident memory (bytes) of pid (0: self).
- * Returns 0 or -1 if /proc cannot tell. */
-int pb_proc_sample(pid_t pid, int64_t *cpu_ns, uint64_t *rss_bytes);
 
 #endif

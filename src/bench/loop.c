@@ -74,6 +74,10 @@ typedef struct thread {
     /* shared with the controlling thread */
     pthread_mutex_t mu;
     uint64_t ctl_gen, seen_gen;
+    const pb_request *c_reqs; /* requests to choose from (the config's, or a stage's) */
+    int c_nreqs;
+    const pb_request *reqs;   /* this thread's copy, taken with the load */
+    int nreqs;
     double c_target;
     int64_t c_ramp_ns;
     int c_stop;
@@ -301,9 +305,8 @@ static void send_prepare(thread *t, user *u)
 static void start_request(thread *t, int id, int64_t t_ref)
 {
     user *u = &t->u[id];
-    const pb_engine_config *c = &t->eng->cfg;
     int64_t now = px_now_ns();
-    u->req = &c->reqs[c->nreqs > 1 ? px_rng_below(&u->rng, (uint32_t)c->nreqs) : 0];
+    u->req = &t->reqs[t->nreqs > 1 ? px_rng_below(&u->rng, (uint32_t)t->nreqs) : 0];
     u->t_ref = t_ref;
     u->t_sent = now;
     u->retried = 0;
@@ -445,6 +448,8 @@ static void apply_control(thread *t, int64_t now)
     double target = t->c_target;
     int64_t ramp = t->c_ramp_ns;
     uint64_t gen = t->ctl_gen;
+    t->reqs = t->c_reqs;
+    t->nreqs = t->c_nreqs;
     pthread_mutex_unlock(&t->mu);
     if (gen == t->seen_gen) return;
     t->seen_gen = gen;
@@ -663,6 +668,8 @@ int pb_engine_start(const pb_engine_config *cfg, pb_engine **out, char *err, siz
         t->scan_every = se < 1000000 ? 1000000 : se > 100000000 ? 100000000 : se;
         t->next_scan = px_now_ns() + t->scan_every;
         pthread_mutex_init(&t->mu, NULL);
+        t->reqs = t->c_reqs = cfg->reqs;
+        t->nreqs = t->c_nreqs = cfg->nreqs;
         t->win_start = t->win_end = INT64_MAX;
         pb_acc_init(&t->win);
         pb_acc_init(&t->ivl);
@@ -700,6 +707,18 @@ void pb_engine_set_load(pb_engine *e, double target, int64_t ramp_ns)
         t->ctl_gen++;
         pthread_mutex_unlock(&t->mu);
         wake(t);
+    }
+}
+
+void pb_engine_set_requests(pb_engine *e, const pb_request *reqs, int nreqs)
+{
+    if (!reqs || nreqs < 1) return;
+    for (int k = 0; k < e->nthreads; k++) {
+        thread *t = &e->t[k];
+        pthread_mutex_lock(&t->mu);
+        t->c_reqs = reqs;
+        t->c_nreqs = nreqs;
+        pthread_mutex_unlock(&t->mu);
     }
 }
 

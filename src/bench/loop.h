@@ -88,6 +88,10 @@ int pb_engine_start(const pb_engine_config *cfg, pb_engine **out, char *err, siz
  * (open loop; ramped linearly from the current rate over ramp_ns). */
 void pb_engine_set_load(pb_engine *e, double target, int64_t ramp_ns);
 
+/* New requests to choose from (not owned; they must outlive the engine):
+ * each thread takes them up with the next pb_engine_set_load. */
+void pb_engine_set_requests(pb_engine *e, const pb_request *reqs, int nreqs);
+
 /* Begins a measured window: completions at or after start_ns count (earlier
  * ones are warm-up). The window's accumulator is emptied. */
 void pb_engine_open_window(pb_engine *e, int64_t start_ns);

@@ -1,12 +1,16 @@
 /*
  * main.c — the pixbench command line: `run` (the default) load-tests an HTTP
- * image service and writes the report; `echo` runs the delay-injecting test
- * server; `payload` writes the generated images and masks for inspection.
+ * image service and writes the report; `monitor` samples a process, the
+ * system and the GPUs on their own (what nvidia-smi dmon and pidstat gave
+ * the seed reports' authors); `echo` runs the delay-injecting test server;
+ * `payload` writes the generated images and masks for inspection.
  */
 #include "bench/analyze.h"
 #include "bench/child.h"
 #include "bench/echo.h"
+#include "bench/faults.h"
 #include "bench/loop.h"
+#include "bench/monitor.h"
 #include "bench/payload.h"
 #include "bench/profile.h"
 #include "bench/report.h"
@@ -14,17 +18,21 @@
 #include "bench/slo.h"
 #include "bench/spec.h"
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/err.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ftw.h>
+#include <limits.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t stop_flag;
@@ -42,6 +50,8 @@ static void usage(FILE *f)
 "\n"
 "usage:\n"
 "  pixbench [run] [flags]     load-test a target (default: an embedded pixserve)\n"
+"  pixbench monitor [flags]   sample a process, the system and the GPUs (pixbench monitor --help)\n"
+"  pixbench faults [flags]    send bad and hostile requests, judge each (pixbench faults --help)\n"
 "  pixbench echo [flags]      a keep-alive test server with injected delays (pixbench echo --help)\n"
 "  pixbench payload [flags]   write the generated images and masks (pixbench payload --help)\n"
 "  pixbench --version\n"
@@ -60,7 +70,10 @@ static void usage(FILE *f)
 "  --method M, --body FILE raw profile: method (default GET, POST with a body) and body file\n"
 "  -H, --header 'K: V'     extra request header (repeatable)\n"
 "  --images F1,F2,...      your images (sent as they are) instead of generated ones\n"
-"  --sizes WxH,...         generated photo-like images (default 640x480)\n"
+"  --sizes WxH,...         generated photo-like images (default 640x480), mixed in every stage;\n"
+"                          small, medium, large (the seed's 640x480, 1280x960, 2560x1920) make a\n"
+"                          size matrix: one stage per size at one load (--users, default 1)\n"
+"  --size-matrix           one stage per --sizes entry (or --images file) rather than mixing them\n"
 "  --payloads N            distinct image+mask pairs per size or file (default 2)\n"
 "  --mask-coverage A-B     hole fraction of each mask, e.g. 0.15-0.30 or 15-30%% (default 0.15-0.30)\n"
 "  --image-format png|jpeg encoding of generated images (default png)\n"
@@ -88,6 +101,19 @@ static void usage(FILE *f)
 "  --requests N            end a stage after N measured requests\n"
 "  --threads N             event-loop threads (default: CPUs, at most the users/connections)\n"
 "  --timeout DUR           per request (default 30s)\n"
+"  --soak DUR              one long stage (--users N or --rate R) and a leak verdict: RSS, GPU\n"
+"                          memory and descriptors fitted on window minima, latency drift; exit 3\n"
+"                          on a suspected leak. Warm-up default: a tenth, at most 5 minutes\n"
+"  --leak-window DUR       soak: window whose minimum is fitted (default: a 20th of the run)\n"
+"\n"
+"resources (sampled beside the load; a target on this machine):\n"
+"  --pid N                 the target's process (the embedded pixserve's is known)\n"
+"  --monitor-interval DUR  sampling interval, 100ms or more (default 1s)\n"
+"  --disk DEV              block device to watch (default: the one holding the outputs:\n"
+"                          the embedded pixserve's, else --disk-path, else the target's cwd)\n"
+"  --disk-path PATH        watch the device holding PATH\n"
+"  --no-gpu                do not read GPUs (NVML)\n"
+"  --no-monitor            no resource sampling at all\n"
 "\n"
 "checks, verdicts, output:\n"
 "  --check LEVEL           none | basic (status, type, PNG size) | full (decode, size); default full\n"
@@ -100,7 +126,7 @@ static void usage(FILE *f)
 "  --no-progress           no live line on a terminal\n"
 "  -q, --quiet             print only the table\n"
 "\n"
-"Exit status: 0 done, 1 could not run, 2 bad usage, 3 SLO broken.\n",
+"Exit status: 0 done, 1 could not run, 2 bad usage, 3 SLO broken or (--soak) a leak suspected.\n",
             PB_VERSION);
 }
 
@@ -120,6 +146,9 @@ typedef struct opts {
     int connections, threads, status_lo, status_hi;
     uint64_t requests;
     pb_profile_opts prof;
+    int pid, no_monitor, no_gpu, have_warmup, size_matrix;
+    int64_t mon_interval, soak, leak_window;
+    const char *disk, *disk_path;
 } opts;
 
 #define NEED_VALUE()                                                              \
@@ -150,6 +179,9 @@ static int parse_args(opts *o, int argc, char **argv)
         if (!strcmp(a, "--poisson")) { o->poisson = 1; continue; }
         if (!strcmp(a, "--stability")) { o->stability = 1; continue; }
         if (!strcmp(a, "--no-progress")) { o->progress = 0; continue; }
+        if (!strcmp(a, "--no-monitor")) { o->no_monitor = 1; continue; }
+        if (!strcmp(a, "--no-gpu")) { o->no_gpu = 1; continue; }
+        if (!strcmp(a, "--size-matrix")) { o->size_matrix = 1; continue; }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { o->quiet = 1; o->progress = 0; continue; }
         if (a[0] != '-') {
             fprintf(stderr, "pixbench: unexpected argument '%s' (try --help)\n", a);
@@ -207,7 +239,13 @@ static int parse_args(opts *o, int argc, char **argv)
         else if (!strcmp(a, "--max-wait")) rc = pb_parse_duration(v, &o->max_wait, err, sizeof err);
         else if (!strcmp(a, "--late")) rc = pb_parse_duration(v, &o->late, err, sizeof err);
         else if (!strcmp(a, "--duration") || !strcmp(a, "--stage-duration")) rc = pb_parse_duration(v, &o->duration, err, sizeof err);
-        else if (!strcmp(a, "--warmup")) rc = pb_parse_duration(v, &o->warmup, err, sizeof err);
+        else if (!strcmp(a, "--warmup")) {
+            rc = pb_parse_duration(v, &o->warmup, err, sizeof err);
+            o->have_warmup = 1;
+        } else if (!strcmp(a, "--soak")) {
+            rc = pb_parse_duration(v, &o->soak, err, sizeof err);
+            if (!rc && o->soak <= 0) return bad("--soak needs a duration");
+        } else if (!strcmp(a, "--leak-window")) rc = pb_parse_duration(v, &o->leak_window, err, sizeof err);
         else if (!strcmp(a, "--requests")) o->requests = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--threads")) o->threads = atoi(v);
         else if (!strcmp(a, "--timeout")) rc = pb_parse_duration(v, &o->timeout, err, sizeof err);
@@ -225,6 +263,14 @@ static int parse_args(opts *o, int argc, char **argv)
         } else if (!strcmp(a, "--slo")) o->slo_text = v;
         else if (!strcmp(a, "--error-threshold")) rc = pb_parse_fraction(v, &o->err_threshold, err, sizeof err);
         else if (!strcmp(a, "--out")) o->out = v;
+        else if (!strcmp(a, "--pid")) {
+            o->pid = atoi(v);
+            if (o->pid <= 0) return bad("--pid must be a process id");
+        } else if (!strcmp(a, "--monitor-interval")) {
+            rc = pb_parse_duration(v, &o->mon_interval, err, sizeof err);
+            if (!rc && o->mon_interval < PB_MON_MIN_INTERVAL_NS) return bad("--monitor-interval is 100ms or more");
+        } else if (!strcmp(a, "--disk")) o->disk = v;
+        else if (!strcmp(a, "--disk-path")) o->disk_path = v;
         else if (!strcmp(a, "--title")) o->title = v;
         else {
             fprintf(stderr, "pixbench: unknown flag '%s' (try --help)\n", a);
@@ -240,7 +286,8 @@ static int parse_args(opts *o, int argc, char **argv)
 
 /* http://host:port[/prefix] → address; loopback unless allowed. */
 static int resolve_target(const char *url, int allow_remote, struct sockaddr_storage *ss,
-                          socklen_t *sl, char *hostport, size_t hpcap, char *prefix, size_t pcap)
+                          socklen_t *sl, char *hostport, size_t hpcap, char *prefix, size_t pcap,
+                          int *loopback)
 {
     if (strncmp(url, "http://", 7) != 0) {
         fprintf(stderr, "pixbench: --target must start with http:// (https is not supported)\n");
@@ -284,12 +331,26 @@ static int resolve_target(const char *url, int allow_remote, struct sockaddr_sto
         loop = IN6_IS_ADDR_LOOPBACK(a6) ||
                (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
     }
+    *loopback = loop;
     if (!loop && !allow_remote) {
         fprintf(stderr, "pixbench: %s is not this machine; load-testing other hosts needs "
                         "--allow-remote (make sure you may)\n", host);
         return 2;
     }
     return 0;
+}
+
+/* The working directory of pid (0: ours), where a service's relative
+ * outputs directory lives: the default place to watch the disk. */
+static const char *target_cwd(int pid, char *buf, size_t cap)
+{
+    char link[64];
+    if (pid > 0) snprintf(link, sizeof link, "/proc/%d/cwd", pid);
+    else snprintf(link, sizeof link, "/proc/self/cwd");
+    char tmp[PATH_MAX];
+    if (realpath(link, tmp)) snprintf(buf, cap, "%s", tmp);
+    else snprintf(buf, cap, "%s", link);
+    return buf;
 }
 
 static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f)
@@ -321,6 +382,11 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         o.nloads = 1;
     }
     if (o.open_loop && o.have_users) return bad("--users is closed loop; --rate is open loop: pick one");
+    if (o.soak) {
+        if (o.nloads > 1) return bad("--soak is one long stage: give --users N or --rate R, not --sweep");
+        o.duration = o.soak;
+        if (!o.have_warmup) o.warmup = o.soak / 10 < 300000000000LL ? o.soak / 10 : 300000000000LL;
+    }
     pb_slo slo;
     char err[512];
     if (o.slo_text && pb_slo_parse(o.slo_text, &slo, err, sizeof err)) {
@@ -337,6 +403,10 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
 
     /* target: the user's, or an embedded pixserve */
     pb_child child = {0};
+    pb_monitor *mon = NULL;
+    /* a size matrix has a workload per size; otherwise wls[0] holds every payload */
+    pb_workload wls[PB_MAX_STAGES];
+    int nwl = 0;
     char outputs_dir[] = "/tmp/pixbench-outputs-XXXXXX";
     int have_outputs = 0;
     char url[512], hostport[300], prefix[256];
@@ -376,8 +446,32 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     } else {
         snprintf(url, sizeof url, "%s", o.target);
     }
-    rc = resolve_target(url, o.allow_remote, &ss, &sl, hostport, sizeof hostport, prefix, sizeof prefix);
+    int loopback = 0;
+    rc = resolve_target(url, o.allow_remote, &ss, &sl, hostport, sizeof hostport, prefix, sizeof prefix,
+                        &loopback);
     if (rc) goto out_child;
+
+    /* the resource monitor: this machine's view, so only for a local target
+     * (or a process named with --pid, which is local by definition) */
+    int target_pid = child.pid ? (int)child.pid : o.pid;
+    if (!o.no_monitor && (loopback || o.pid)) {
+        char cwd_path[PATH_MAX];
+        const char *dpath = o.disk_path;
+        if (!dpath && child.pid) dpath = outputs_dir;
+        if (!dpath) dpath = target_cwd(target_pid, cwd_path, sizeof cwd_path);
+        pb_monitor_config mc = {.pid = target_pid, .interval_ns = o.mon_interval, .disk_path = dpath,
+                                .disk_dev = o.disk, .no_gpu = o.no_gpu};
+        if (pb_monitor_open(&mc, &mon, err, sizeof err)) {
+            fprintf(stderr, "pixbench: monitor: %s\n", err);
+            rc = 1;
+            goto out_child;
+        }
+        if (!o.quiet)
+            fprintf(stderr, "pixbench: monitoring %s%.0d every %g s; GPU: %s; disk: %s\n",
+                    target_pid ? "pid " : "the system (no --pid)", target_pid,
+                    (double)pb_monitor_interval_ns(mon) / 1e9, pb_monitor_gpu_status(mon),
+                    pb_monitor_disk_status(mon));
+    }
 
     /* payloads, built once */
     int images_needed = o.prof.kind == PB_PROF_PIXSERVE || o.prof.kind == PB_PROF_SEED ||
@@ -385,6 +479,8 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     pb_payload *pl = NULL;
     int npl = 0;
     char desc[512] = "none";
+    int grp_start[PB_MAX_STAGES + 1] = {0}, ngroups = 0, matrix = o.size_matrix;
+    char grp_label[PB_MAX_STAGES][48];
     if (images_needed) {
         char list[2048];
         snprintf(list, sizeof list, "%s", o.images ? o.images : (o.sizes ? o.sizes : "640x480"));
@@ -397,11 +493,20 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         desc[0] = 0;
         for (char *it = strtok_r(list, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
             int w = 0, h = 0;
-            if (!o.images && pb_parse_size(it, &w, &h, err, sizeof err)) {
-                fprintf(stderr, "pixbench: --sizes: %s\n", err);
+            if (ngroups == PB_MAX_STAGES) {
+                rc = bad("at most 64 sizes or images");
+                goto out_payloads;
+            }
+            int named = !o.images && pb_size_preset(it, &w, &h) == 0;
+            matrix |= named;
+            if (!o.images && !named && pb_parse_size(it, &w, &h, err, sizeof err)) {
+                fprintf(stderr, "pixbench: --sizes: %s (or small, medium, large)\n", err);
                 rc = 2;
                 goto out_payloads;
             }
+            if (named) snprintf(grp_label[ngroups], sizeof grp_label[0], "%s %dx%d", it, w, h);
+            else snprintf(grp_label[ngroups], sizeof grp_label[0], "%s", it);
+            grp_start[ngroups] = npl;
             for (int k = 0; k < (o.payloads > 0 ? o.payloads : 1); k++) {
                 int prc = o.images ? pb_payload_from_file(it, o.cov_lo, o.cov_hi, o.seed, (uint64_t)npl, &pl[npl], err, sizeof err)
                                    : pb_payload_generate(w, h, o.cov_lo, o.cov_hi, o.seed, (uint64_t)npl, o.img_fmt, &pl[npl], err, sizeof err);
@@ -413,7 +518,9 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
                 covs += pl[npl].coverage;
                 npl++;
             }
-            dl += (size_t)snprintf(desc + dl, sizeof desc - dl, "%s%s", dl ? ", " : "", it);
+            dl += (size_t)snprintf(desc + dl, sizeof desc - dl, "%s%s", dl ? ", " : "", grp_label[ngroups]);
+            ngroups++;
+            grp_start[ngroups] = npl;
         }
         size_t bytes = 0;
         for (int i = 0; i < npl; i++) bytes += pl[i].image.len + pl[i].mask.len;
@@ -426,11 +533,31 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     snprintf(path, sizeof path, "%s%s", prefix, o.prof.path ? o.prof.path : pb_profile_path(o.prof.kind));
     o.prof.path = path;
     o.prof.host_header = hostport;
-    pb_workload wl;
-    if (pb_workload_build(&o.prof, pl, npl, &wl, err, sizeof err)) {
-        fprintf(stderr, "pixbench: %s\n", err);
-        rc = 1;
-        goto out_payloads;
+    if (matrix) {
+        if (!images_needed) {
+            rc = bad("a size matrix needs an image profile (pixserve, seed-inpaint, iopaint)");
+            goto out_payloads;
+        }
+        if (o.nloads > 1 || o.soak) {
+            rc = bad("a size matrix runs every size at one load: give --users N or --rate R, not --sweep or --soak");
+            goto out_payloads;
+        }
+    }
+    double grp_pixels[PB_MAX_STAGES];
+    for (int g = 0; g < (matrix ? ngroups : 1); g++) {
+        int first = matrix ? grp_start[g] : 0, count = matrix ? grp_start[g + 1] - grp_start[g] : npl;
+        if (pb_workload_build(&o.prof, pl ? pl + first : NULL, count, &wls[g], err, sizeof err)) {
+            fprintf(stderr, "pixbench: %s\n", err);
+            rc = 1;
+            goto out_wl;
+        }
+        nwl++;
+        grp_pixels[g] = pl ? (double)pl[first].w * pl[first].h : 0;
+    }
+    pb_workload wl = wls[0];
+    if (matrix) {
+        for (int g = 0; g < ngroups; g++) o.loads[g] = o.loads[0];
+        o.nloads = ngroups;
     }
     for (int i = 0; i < npl; i++) pb_payload_free(&pl[i]);
     free(pl);
@@ -477,7 +604,12 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     rcfg.spawn_rate = o.spawn_rate;
     rcfg.ramp_ns = o.ramp;
     rcfg.progress = o.progress;
-    rcfg.server_pid = child.pid;
+    rcfg.monitor = mon;
+    for (int g = 0; matrix && g < ngroups; g++) {
+        rcfg.stage_reqs[g] = wls[g].reqs;
+        rcfg.stage_nreqs[g] = wls[g].nreqs;
+    }
+    rcfg.reset_peak = child.pid != 0; /* ours: resetting its peak RSS disturbs nobody */
     rcfg.interrupted = &stop_flag;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -494,7 +626,12 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         rc = 1;
         goto out_res;
     }
+    for (int k = 0; matrix && k < res->nstages; k++) {
+        snprintf(res->stages[k].label, sizeof res->stages[k].label, "%s", grp_label[k]);
+        res->stages[k].pixels = grp_pixels[k];
+    }
     pb_analysis_opts ao = {0};
+    ao.matrix = matrix;
     ao.open_loop = o.open_loop;
     ao.err_threshold = o.err_threshold;
     ao.think_mean_s = (double)(o.think_lo + o.think_hi) / 2e9;
@@ -503,6 +640,9 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     ao.cpus = cpus;
     ao.threads = ec.threads;
     ao.slo = o.slo_text ? &slo : NULL;
+    ao.peak_reset = rcfg.reset_peak && mon;
+    ao.soak = o.soak > 0;
+    ao.leak_window_s = (double)o.leak_window / 1e9;
     pb_analyze(res, &ao, an);
     struct utsname un;
     uname(&un);
@@ -532,10 +672,22 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     m.host = un.nodename;
     m.kernel = un.release;
     m.seed = o.seed;
+    m.monitored = mon != NULL;
+    m.mon_interval_s = mon ? (double)pb_monitor_interval_ns(mon) / 1e9 : 0;
+    m.mon_pid = mon ? target_pid : 0;
+    m.gpu_status = mon ? pb_monitor_gpu_status(mon) : NULL;
+    m.disk_status = mon ? pb_monitor_disk_status(mon) : NULL;
+    m.peak_reset = ao.peak_reset;
     if (res->interrupted) fprintf(stderr, "pixbench: interrupted; reporting what was measured\n");
     pb_report_table(stdout, an, &m);
     if (!o.quiet)
         for (int i = 0; i < an->nhints; i++) printf("- %s\n", an->hints[i]);
+    if (an->soak.on) {
+        printf("\nSoak: %s\n  RSS: %s\n", an->soak.leak ? "LEAK SUSPECTED" : "no leak detected",
+               mon ? an->soak.rss.text : "not monitored");
+        if (an->soak.have_gpu) printf("  GPU memory: %s\n", an->soak.gpu.text);
+        printf("  descriptors: %s\n  %s\n", mon ? an->soak.fds.text : "not monitored", an->soak.drift.text);
+    }
     if (o.out) {
         if (pb_report_write(o.out, res, an, &m, err, sizeof err)) {
             fprintf(stderr, "pixbench: %s\n", err);
@@ -550,16 +702,21 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
                 an->slo_broken_stages > 1 ? "s" : "");
         rc = 3;
     }
+    if (!rc && an->soak.leak) {
+        fprintf(stderr, "pixbench: a leak is suspected (see the soak verdict)\n");
+        rc = 3;
+    }
 out_res:
     pb_run_result_free(res);
     free(res);
     free(an);
 out_wl:
-    pb_workload_free(&wl);
+    for (int i = 0; i < nwl; i++) pb_workload_free(&wls[i]);
 out_payloads:
     for (int i = 0; i < npl; i++) pb_payload_free(&pl[i]);
     free(pl);
 out_child:
+    pb_monitor_close(mon);
     if (child.pid) {
         int st = pb_child_stop(&child, 30000);
         if (st != 0 && !o.quiet) fprintf(stderr, "pixbench: pixserve exited with status %d\n", st);
@@ -625,6 +782,456 @@ static int cmd_echo(int argc, char **argv)
     fprintf(stderr, "pixbench echo: %llu requests\n", (unsigned long long)pb_echo_requests(e));
     pb_echo_stop(e);
     return 0;
+}
+
+/* --- pixbench faults ------------------------------------------------------- */
+
+static void faults_usage(void)
+{
+    printf("usage: pixbench faults [--target URL [--pid N]] [--max-body SIZE] [--max-pixels WxH]\n"
+           "                       [--idle-timeout DUR] [--burst N] [--only CASE,...] [--out DIR] [flags]\n\n"
+           "Sends a catalogue of bad and hostile requests to the service one at a time and judges\n"
+           "each: status, JSON error code and message, latency, health before and after, memory back\n"
+           "to its baseline. Without --target it starts pixserve itself with the limits given here.\n\n"
+           "  --target URL          http://host:port (loopback unless --allow-remote)\n"
+           "  --pid N               the target's process: memory from /proc, a crash seen at once\n"
+           "                        (else memory from the health reply's rss_bytes, if any)\n"
+           "  --path P, --health P  the inpaint route (/api/v1/inpaint) and health route (/healthz)\n"
+           "  --max-body SIZE       the target's body cap (embedded default 16M; pixserve's own: 64M)\n"
+           "  --max-pixels WxH      the largest image it takes, the burst's size (embedded 1280x960)\n"
+           "  --idle-timeout DUR    its idle timeout, for the slow senders (embedded 5s; pixserve's: 30s)\n"
+           "  --burst N             concurrent largest-size requests (default 5, as in the seed report)\n"
+           "  --timeout DUR         no answer by then is a hang (default 60s)\n"
+           "  --settle DUR          time memory may take to come back (default 3s)\n"
+           "  --only CASE,...       run these cases only; --list prints them\n"
+           "  --strict              warnings fail too (exit 3)\n"
+           "  --pixserve PATH, --server-arg ARG, --allow-remote, --seed N, --title T, --out DIR, -q\n\n"
+           "Exit status: 0 no case failed, 1 could not run, 2 bad usage, 3 a case failed (a crash, a\n"
+           "hang, unhealthy afterwards, a 500, or a refusal accepted).\n");
+}
+
+static int cmd_faults(int argc, char **argv, const char *cmdline)
+{
+    pb_faults_config fc = {0};
+    const char *target = NULL, *bin_arg = NULL, *out = NULL, *title = NULL;
+    const char *max_body_s = "16M", *max_pixels_s = "1280x960", *idle_s = "5s";
+    const char *server_args[32];
+    int nserver = 0, allow_remote = 0, quiet = 0, strict = 0, have_body = 0, have_pixels = 0, have_idle = 0;
+    char err[512];
+    fc.path = "/api/v1/inpaint";
+    fc.health_path = "/healthz";
+    fc.burst = 5;
+    fc.timeout_ns = 60000000000LL;
+    fc.settle_ns = 3000000000LL;
+    fc.seed = 1;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            faults_usage();
+            return 0;
+        }
+        if (!strcmp(a, "--list")) {
+            pb_faults_list(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--allow-remote")) { allow_remote = 1; continue; }
+        if (!strcmp(a, "--strict")) { strict = 1; continue; }
+        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = 1; continue; }
+        NEED_VALUE();
+        int rc = 0;
+        if (!strcmp(a, "--target")) target = v;
+        else if (!strcmp(a, "--pid")) {
+            fc.pid = atoi(v);
+            if (fc.pid <= 0) return bad("--pid must be a process id");
+        } else if (!strcmp(a, "--path")) fc.path = v;
+        else if (!strcmp(a, "--health")) fc.health_path = v;
+        else if (!strcmp(a, "--max-body")) max_body_s = v, have_body = 1;
+        else if (!strcmp(a, "--max-pixels")) max_pixels_s = v, have_pixels = 1;
+        else if (!strcmp(a, "--idle-timeout")) idle_s = v, have_idle = 1;
+        else if (!strcmp(a, "--burst")) {
+            fc.burst = atoi(v);
+            if (fc.burst < 1 || fc.burst > 64) return bad("--burst is 1 to 64");
+        } else if (!strcmp(a, "--timeout")) rc = pb_parse_duration(v, &fc.timeout_ns, err, sizeof err);
+        else if (!strcmp(a, "--settle")) rc = pb_parse_duration(v, &fc.settle_ns, err, sizeof err);
+        else if (!strcmp(a, "--only")) fc.only = v;
+        else if (!strcmp(a, "--seed")) fc.seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--pixserve")) bin_arg = v;
+        else if (!strcmp(a, "--server-arg")) {
+            if (nserver == 32) return bad("too many --server-arg");
+            server_args[nserver++] = v;
+        } else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--title")) title = v;
+        else {
+            fprintf(stderr, "pixbench faults: unknown flag '%s' (try --help)\n", a);
+            return 2;
+        }
+        if (rc) {
+            fprintf(stderr, "pixbench faults: %s: %s\n", a, err);
+            return 2;
+        }
+    }
+    if (target && (!have_body || !have_pixels || !have_idle)) {
+        /* a target of unknown limits: assume pixserve's defaults */
+        if (!have_body) max_body_s = "64M";
+        if (!have_pixels) max_pixels_s = "4096x4096";
+        if (!have_idle) idle_s = "30s";
+    }
+    if (pb_parse_bytes(max_body_s, &fc.max_body, err, sizeof err) ||
+        pb_parse_size(max_pixels_s, &fc.max_w, &fc.max_h, err, sizeof err) ||
+        pb_parse_duration(idle_s, &fc.idle_timeout_ns, err, sizeof err)) {
+        fprintf(stderr, "pixbench faults: %s\n", err);
+        return 2;
+    }
+    if (fc.idle_timeout_ns < 100000000) return bad("--idle-timeout below 100ms");
+    if (fc.only) {
+        /* every name must exist: a typo must not silently run nothing */
+        char list[1024];
+        snprintf(list, sizeof list, "%s", fc.only);
+        char *save = NULL;
+        for (char *it = strtok_r(list, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
+            char *buf = NULL;
+            size_t len = 0;
+            FILE *mf = open_memstream(&buf, &len);
+            pb_faults_list(mf);
+            fclose(mf);
+            char needle[96];
+            snprintf(needle, sizeof needle, "%s ", it);
+            int found = 0;
+            for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+                if (!strncmp(line, needle, strlen(needle))) found = 1;
+            free(buf);
+            if (!found) {
+                fprintf(stderr, "pixbench faults: no case '%s' (pixbench faults --list)\n", it);
+                return 2;
+            }
+        }
+    }
+    pb_child child = {0};
+    char outputs_dir[] = "/tmp/pixbench-outputs-XXXXXX";
+    int have_outputs = 0, rc = 0;
+    char url[512], hostport[300], prefix[256];
+    if (!target) {
+        char bin[4096];
+        if (bin_arg) snprintf(bin, sizeof bin, "%s", bin_arg);
+        else if (pb_child_find_pixserve(bin, sizeof bin)) {
+            fprintf(stderr, "pixbench faults: no --target and no pixserve next to pixbench; give --pixserve PATH\n");
+            return 1;
+        }
+        if (!mkdtemp(outputs_dir)) return bad("cannot make a temporary directory");
+        have_outputs = 1;
+        const char *args[48];
+        int na = 0;
+        args[na++] = "--outputs";
+        args[na++] = outputs_dir;
+        args[na++] = "--log-level";
+        args[na++] = "error";
+        args[na++] = "--max-body";
+        args[na++] = max_body_s;
+        args[na++] = "--max-pixels";
+        args[na++] = max_pixels_s;
+        args[na++] = "--idle-timeout";
+        args[na++] = idle_s;
+        for (int i = 0; i < nserver; i++) args[na++] = server_args[i];
+        char logp[1200];
+        snprintf(logp, sizeof logp, "%s/pixserve.log", outputs_dir);
+        if (pb_child_start(bin, args, na, logp, 60000, &child, err, sizeof err)) {
+            fprintf(stderr, "pixbench faults: %s\n", err);
+            rc = 1;
+            goto out;
+        }
+        if (pb_child_wait_ready(child.port, "/readyz", 300000, err, sizeof err)) {
+            fprintf(stderr, "pixbench faults: pixserve not ready: %s\n", err);
+            rc = 1;
+            goto out;
+        }
+        fc.pid = child.pid;
+        snprintf(url, sizeof url, "http://127.0.0.1:%d", child.port);
+        if (!quiet) fprintf(stderr, "pixbench faults: started %s (pid %d)\n", child.banner, (int)child.pid);
+    } else {
+        snprintf(url, sizeof url, "%s", target);
+    }
+    int loopback;
+    if ((rc = resolve_target(url, allow_remote, &fc.addr, &fc.addrlen, hostport, sizeof hostport, prefix,
+                             sizeof prefix, &loopback)))
+        goto out;
+    char path[512], hpath[512];
+    snprintf(path, sizeof path, "%s%s", prefix, fc.path);
+    snprintf(hpath, sizeof hpath, "%s%s", prefix, fc.health_path);
+    fc.path = path;
+    fc.health_path = hpath;
+    fc.host_header = hostport;
+    fc.progress = !quiet;
+    if (!quiet)
+        fprintf(stderr, "pixbench faults: %s%s; body cap %s, images up to %s, idle timeout %s, burst %d\n", url, path,
+                max_body_s, max_pixels_s, idle_s, fc.burst);
+    pb_faults_run *fr = px_xcalloc(1, sizeof *fr);
+    if (pb_faults_run_all(&fc, fr, err, sizeof err)) {
+        fprintf(stderr, "pixbench faults: %s\n", err);
+        free(fr);
+        rc = 1;
+        goto out;
+    }
+    pb_report_faults_table(stdout, fr);
+    if (out) {
+        struct utsname un;
+        uname(&un);
+        pb_report_meta m = {0};
+        m.title = title ? title : "pixbench fault injection";
+        m.cmdline = cmdline;
+        char full[1024];
+        snprintf(full, sizeof full, "%s%s", url, path + strlen(prefix));
+        m.target = full;
+        m.server = child.pid ? child.banner : NULL;
+        m.cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
+        m.host = un.nodename;
+        m.kernel = un.release;
+        if (pb_report_write_faults(out, fr, &fc, &m, err, sizeof err)) {
+            fprintf(stderr, "pixbench faults: %s\n", err);
+            rc = 1;
+        } else {
+            printf("Report: %s/report.md, %s/report.html, %s/report.json, %s/faults.csv\n", out, out, out, out);
+        }
+    }
+    fflush(stdout);
+    if (!rc && (fr->fails || (strict && fr->warns))) rc = 3;
+    free(fr);
+out:
+    if (child.pid) {
+        int st = pb_child_stop(&child, 30000);
+        if (st != 0 && !quiet) fprintf(stderr, "pixbench faults: pixserve exited with status %d\n", st);
+        if (st != 0 && !rc) rc = 3; /* a service that cannot stop cleanly after the faults failed them */
+    }
+    if (have_outputs) nftw(outputs_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return rc;
+}
+
+/* --- pixbench monitor ------------------------------------------------------ */
+
+static void csv_num(FILE *f, double v, int decimals)
+{
+    if (v < 0 || v != v) fputs(",", f);
+    else fprintf(f, ",%.*f", decimals, v);
+}
+
+static void monitor_csv_header(FILE *f, int ngpu, int ncpu)
+{
+    fprintf(f, "unix_time,t_s,dt_s,alive,cpu_percent,busiest_thread_percent,busiest_thread_tid,"
+               "busiest_thread_name,rss_mb,hwm_mb,threads,fds,storage_read_mb_per_s,storage_write_mb_per_s,"
+               "context_switches_per_s,system_cpu_percent,busiest_core_percent,mem_available_mb,"
+               "disk_read_iops,disk_write_iops,disk_write_await_ms,disk_write_mb_per_s,disk_util_percent");
+    for (int i = 0; i < ngpu; i++)
+        fprintf(f, ",gpu%d_util_percent,gpu%d_util_max_percent,gpu%d_samples,gpu%d_mem_util_percent,"
+                   "gpu%d_mem_used_mb,gpu%d_mem_total_mb,gpu%d_process_mem_mb,gpu%d_processes,gpu%d_power_w,"
+                   "gpu%d_temp_c,gpu%d_sm_mhz,gpu%d_mem_mhz,gpu%d_throttle",
+                i, i, i, i, i, i, i, i, i, i, i, i, i);
+    for (int c = 0; c < ncpu; c++) fprintf(f, ",cpu%d_percent", c);
+    fprintf(f, "\n");
+}
+
+static void monitor_csv_row(FILE *f, double wall0, const pb_mon_sample *s, const float *cores)
+{
+    fprintf(f, "%.3f,%.3f,%.3f,%d", wall0 + s->t, s->t, s->dt, s->alive);
+    csv_num(f, s->cpu, 1);
+    csv_num(f, s->thread_cpu, 1);
+    if (s->thread_tid) fprintf(f, ",%d,%s", s->thread_tid, s->thread_name);
+    else fputs(",,", f);
+    csv_num(f, s->rss_mb, 2);
+    csv_num(f, s->hwm_mb, 2);
+    csv_num(f, s->threads, 0);
+    csv_num(f, s->fds, 0);
+    csv_num(f, s->read_mbps, 3);
+    csv_num(f, s->write_mbps, 3);
+    csv_num(f, s->ctxsw, 0);
+    csv_num(f, s->sys_cpu, 1);
+    csv_num(f, s->core_max, 1);
+    csv_num(f, s->mem_avail_mb, 0);
+    csv_num(f, s->disk_r_iops, 1);
+    csv_num(f, s->disk_w_iops, 1);
+    csv_num(f, s->disk_w_await_ms, 2);
+    csv_num(f, s->disk_w_mbps, 3);
+    csv_num(f, s->disk_util, 1);
+    for (int i = 0; i < s->ngpu; i++) {
+        const pb_gpu_sample *g = &s->gpu[i];
+        csv_num(f, g->util, 1);
+        csv_num(f, g->util_max, 1);
+        fprintf(f, ",%d", g->nsamples);
+        csv_num(f, g->mem_util, 1);
+        csv_num(f, g->mem_used_mb, 0);
+        csv_num(f, g->mem_total_mb, 0);
+        csv_num(f, g->proc_mem_mb, 0);
+        csv_num(f, g->nprocs, 0);
+        csv_num(f, g->power_w, 1);
+        csv_num(f, g->temp_c, 0);
+        csv_num(f, g->sm_mhz, 0);
+        csv_num(f, g->mem_mhz, 0);
+        if (g->have_throttle) fprintf(f, ",0x%llx", g->throttle);
+        else fputs(",", f);
+    }
+    for (int c = 0; c < s->ncpu; c++) csv_num(f, cores[c], 1);
+    fprintf(f, "\n");
+}
+
+static void fmt_col(char *out, size_t cap, double v, int decimals)
+{
+    if (v < 0 || v != v) snprintf(out, cap, "-");
+    else snprintf(out, cap, "%.*f", decimals, v);
+}
+
+static void monitor_line_out(FILE *f, const pb_mon_sample *s, int have_pid)
+{
+    char c[12][24];
+    fmt_col(c[0], sizeof c[0], s->cpu, 0);
+    fmt_col(c[1], sizeof c[1], s->thread_cpu, 0);
+    fmt_col(c[2], sizeof c[2], s->rss_mb, 1);
+    fmt_col(c[3], sizeof c[3], s->hwm_mb, 1);
+    fmt_col(c[4], sizeof c[4], s->fds, 0);
+    fmt_col(c[5], sizeof c[5], s->write_mbps, 2);
+    fmt_col(c[6], sizeof c[6], s->sys_cpu, 0);
+    fmt_col(c[7], sizeof c[7], s->core_max, 0);
+    fmt_col(c[8], sizeof c[8], s->mem_avail_mb, 0);
+    fmt_col(c[9], sizeof c[9], s->disk_w_iops, 0);
+    fmt_col(c[10], sizeof c[10], s->disk_w_await_ms, 1);
+    fmt_col(c[11], sizeof c[11], s->threads, 0);
+    if (have_pid)
+        fprintf(f, "%8.1f %5s %5s %-15s %8s %8s %4s %5s %7s", s->t, c[0], c[1],
+                s->thread_tid ? s->thread_name : "-", c[2], c[3], c[11], c[4], c[5]);
+    else
+        fprintf(f, "%8.1f", s->t);
+    fprintf(f, " %5s %5s %8s %6s %6s", c[6], c[7], c[8], c[9], c[10]);
+    for (int i = 0; i < s->ngpu; i++) {
+        const pb_gpu_sample *g = &s->gpu[i];
+        char u[16], mx[16], mu[16], mem[16], pm[16], w[16], t[16], clk[16], names[96] = "-";
+        fmt_col(u, sizeof u, g->util, 0);
+        fmt_col(mx, sizeof mx, g->util_max, 0);
+        fmt_col(mu, sizeof mu, g->mem_util, 0);
+        fmt_col(mem, sizeof mem, g->mem_used_mb, 0);
+        fmt_col(pm, sizeof pm, g->proc_mem_mb, 0);
+        fmt_col(w, sizeof w, g->power_w, 0);
+        fmt_col(t, sizeof t, g->temp_c, 0);
+        fmt_col(clk, sizeof clk, g->sm_mhz, 0);
+        if (g->have_throttle) px_nvml_throttle_names(g->throttle, names, sizeof names);
+        fprintf(f, "%s | %3d %4s %4s %4s %7s %7s %4s %3s %5s %s", i ? "\n" : "", i, u, mx, mu, mem, pm, w, t,
+                clk, names);
+        if (i + 1 < s->ngpu) fprintf(f, "%*s", have_pid ? 111 : 44, "");
+    }
+    fprintf(f, "\n");
+}
+
+static void monitor_header(FILE *f, int have_pid, int ngpu)
+{
+    if (have_pid)
+        fprintf(f, "%8s %5s %5s %-15s %8s %8s %4s %5s %7s", "# t s", "cpu%", "thr%", "busiest thread", "rss MB",
+                "peak MB", "thr", "fds", "wr MB/s");
+    else
+        fprintf(f, "%8s", "# t s");
+    fprintf(f, " %5s %5s %8s %6s %6s", "sys%", "core%", "avail MB", "dIOPS", "dlat");
+    if (ngpu) fprintf(f, " | gpu  sm%% max mem%% used MB proc MB    W   C   MHz throttle");
+    fprintf(f, "\n");
+}
+
+static int cmd_monitor(int argc, char **argv)
+{
+    pb_monitor_config c = {0};
+    const char *csv = NULL;
+    int64_t duration = 0;
+    int quiet = 0;
+    char err[256];
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("usage: pixbench monitor [--pid N] [--interval DUR] [--csv FILE] [--duration DUR]\n"
+                   "                        [--disk DEV | --disk-path PATH] [--no-gpu] [-q]\n\n"
+                   "Samples, every --interval (default 1s, at least 100ms), the process N (CPU %% in all\n"
+                   "and of its busiest thread, RSS and peak RSS, threads, fds, storage I/O, context\n"
+                   "switches), the system (CPU per core, available memory, IOPS and write latency of\n"
+                   "the disk holding PATH, default the process's working directory) and every GPU\n"
+                   "through NVML (utilisation drained from the driver's sample buffer, memory, the\n"
+                   "process's own GPU memory, power, temperature, clocks, throttle reasons; \"no GPU\"\n"
+                   "without a driver). Prints a line per sample and, with --csv, writes every field\n"
+                   "(per-core CPU included). Ends on Ctrl-C, after --duration, or when the process exits.\n");
+            return 0;
+        }
+        if (!strcmp(a, "--no-gpu")) { c.no_gpu = 1; continue; }
+        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = 1; continue; }
+        NEED_VALUE();
+        int rc = 0;
+        if (!strcmp(a, "--pid")) {
+            c.pid = atoi(v);
+            if (c.pid <= 0) return bad("--pid must be a process id");
+        } else if (!strcmp(a, "--interval")) rc = pb_parse_duration(v, &c.interval_ns, err, sizeof err);
+        else if (!strcmp(a, "--csv")) csv = v;
+        else if (!strcmp(a, "--duration")) rc = pb_parse_duration(v, &duration, err, sizeof err);
+        else if (!strcmp(a, "--disk")) c.disk_dev = v;
+        else if (!strcmp(a, "--disk-path")) c.disk_path = v;
+        else {
+            fprintf(stderr, "pixbench monitor: unknown flag '%s' (try --help)\n", a);
+            return 2;
+        }
+        if (rc) {
+            fprintf(stderr, "pixbench monitor: %s: %s\n", a, err);
+            return 2;
+        }
+    }
+    char cwd[PATH_MAX];
+    if (!c.disk_path && !c.disk_dev) c.disk_path = target_cwd(c.pid, cwd, sizeof cwd);
+    if (c.interval_ns && c.interval_ns < PB_MON_MIN_INTERVAL_NS) return bad("--interval is 100ms or more");
+    /* signals are taken synchronously below, so the sampler thread never sees them */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    pb_monitor *m;
+    if (pb_monitor_open(&c, &m, err, sizeof err)) {
+        fprintf(stderr, "pixbench monitor: %s\n", err);
+        return 1;
+    }
+    FILE *cf = NULL;
+    if (csv && !(cf = fopen(csv, "w"))) {
+        fprintf(stderr, "pixbench monitor: cannot write %s\n", csv);
+        pb_monitor_close(m);
+        return 1;
+    }
+    int ngpu = pb_monitor_ngpu(m), ncpu = pb_monitor_ncpu(m);
+    fprintf(stderr, "pixbench monitor: %s every %g s; GPU: %s; disk: %s\n",
+            c.pid ? "process, system and GPUs" : "system and GPUs (no --pid)",
+            (double)pb_monitor_interval_ns(m) / 1e9, pb_monitor_gpu_status(m), pb_monitor_disk_status(m));
+    for (int i = 0; i < ngpu; i++) fprintf(stderr, "  gpu %d: %s\n", i, pb_monitor_gpu_name(m, i));
+    if (cf) monitor_csv_header(cf, ngpu, ncpu);
+    double wall0 = (double)px_wall_ms() / 1e3;
+    pb_monitor_start(m, 0);
+    int64_t t_end = duration > 0 ? px_now_ns() + duration : INT64_MAX;
+    uint64_t next = 1;
+    pb_mon_sample s[16];
+    float *cores = malloc(sizeof(float) * 16 * (size_t)(ncpu > 0 ? ncpu : 1));
+    int lines = 0, rc = 0, done = 0;
+    while (!done) {
+        struct timespec wait = {0, 50000000};
+        int sig = sigtimedwait(&set, NULL, &wait);
+        if (sig == SIGINT || sig == SIGTERM) done = 1;
+        if (px_now_ns() >= t_end) done = 1;
+        int n = pb_monitor_read(m, &next, s, cores, 16);
+        for (int i = 0; i < n; i++) {
+            if (!quiet) {
+                if (lines++ % 20 == 0) monitor_header(stdout, c.pid != 0, ngpu);
+                monitor_line_out(stdout, &s[i], c.pid != 0);
+            }
+            if (cf) monitor_csv_row(cf, wall0, &s[i], cores + (size_t)i * (size_t)ncpu);
+            if (c.pid && !s[i].alive) {
+                fprintf(stderr, "pixbench monitor: process %d has exited\n", c.pid);
+                done = 1;
+                break;
+            }
+        }
+        fflush(stdout);
+    }
+    free(cores);
+    pb_monitor_close(m);
+    if (cf && fclose(cf) != 0) {
+        fprintf(stderr, "pixbench monitor: cannot write %s\n", csv);
+        rc = 1;
+    }
+    return rc;
 }
 
 static int cmd_payload(int argc, char **argv)
@@ -709,6 +1316,8 @@ int main(int argc, char **argv)
     }
     if (argc > 1 && !strcmp(argv[1], "echo")) return cmd_echo(argc - 2, argv + 2);
     if (argc > 1 && !strcmp(argv[1], "payload")) return cmd_payload(argc - 2, argv + 2);
+    if (argc > 1 && !strcmp(argv[1], "monitor")) return cmd_monitor(argc - 2, argv + 2);
+    if (argc > 1 && !strcmp(argv[1], "faults")) return cmd_faults(argc - 2, argv + 2, cmdline);
     if (argc > 1 && !strcmp(argv[1], "run")) return cmd_run(argc - 2, argv + 2, cmdline);
     return cmd_run(argc - 1, argv + 1, cmdline);
 }

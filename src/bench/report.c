@@ -20,7 +20,145 @@
 
 static const char *load_name(const pb_analysis *a)
 {
-    return a->open_loop ? "rate" : "users";
+    return a->matrix ? "size" : a->open_loop ? "rate" : "users";
+}
+
+/* The stage's name in tables: its load, or its image size in a matrix. */
+static const char *stage_name(const pb_analysis *a, int k, char *buf, size_t cap)
+{
+    if (a->s[k].label[0]) snprintf(buf, cap, "%s", a->s[k].label);
+    else snprintf(buf, cap, "%g", a->s[k].load);
+    return buf;
+}
+
+/* --- resource columns, shared by the Markdown, HTML and CSV tables -------- */
+
+typedef struct rcol {
+    const char *head, *csv;
+    double (*get)(const pb_stage_summary *s);
+    int decimals;
+} rcol;
+
+static double c_cpu(const pb_stage_summary *s) { return pb_agg_mean(&s->res.cpu); }
+static double c_cpu_max(const pb_stage_summary *s) { return pb_agg_max(&s->res.cpu); }
+static double c_thr(const pb_stage_summary *s) { return pb_agg_max(&s->res.thread_cpu); }
+static double c_rss(const pb_stage_summary *s) { return pb_agg_mean(&s->res.rss_mb); }
+static double c_rss_peak(const pb_stage_summary *s) { return s->peak_rss_mb; }
+static double c_threads(const pb_stage_summary *s) { return pb_agg_max(&s->res.threads); }
+static double c_fds(const pb_stage_summary *s) { return pb_agg_max(&s->res.fds); }
+static double c_ctx(const pb_stage_summary *s) { return pb_agg_mean(&s->res.ctxsw); }
+static double c_wr(const pb_stage_summary *s) { return pb_agg_mean(&s->res.write_mbps); }
+static double c_cli(const pb_stage_summary *s) { return s->cli_cpu; }
+static double c_gu(const pb_stage_summary *s) { return pb_agg_mean(&s->res.gpu_util); }
+static double c_gp(const pb_stage_summary *s) { return pb_agg_max(&s->res.gpu_util_peak); }
+static double c_gmu(const pb_stage_summary *s) { return pb_agg_mean(&s->res.gpu_mem_util); }
+static double c_gm(const pb_stage_summary *s) { return pb_agg_max(&s->res.gpu_mem_mb); }
+static double c_gpm(const pb_stage_summary *s) { return pb_agg_max(&s->res.gpu_proc_mem_mb); }
+static double c_gw(const pb_stage_summary *s) { return pb_agg_mean(&s->res.gpu_power_w); }
+static double c_gt(const pb_stage_summary *s) { return pb_agg_max(&s->res.gpu_temp_c); }
+static double c_gclk(const pb_stage_summary *s) { return pb_agg_mean(&s->res.gpu_sm_mhz); }
+static double c_eff(const pb_stage_summary *s) { return s->qps_per_gpu; }
+static double c_sys(const pb_stage_summary *s) { return pb_agg_mean(&s->res.sys_cpu); }
+static double c_core(const pb_stage_summary *s) { return pb_agg_max(&s->res.core_max); }
+static double c_avail(const pb_stage_summary *s) { return pb_agg_min(&s->res.mem_avail_mb); }
+static double c_iops(const pb_stage_summary *s) { return pb_agg_mean(&s->res.disk_w_iops); }
+static double c_iops_max(const pb_stage_summary *s) { return pb_agg_max(&s->res.disk_w_iops); }
+static double c_await(const pb_stage_summary *s) { return pb_agg_mean(&s->res.disk_w_await_ms); }
+static double c_await_max(const pb_stage_summary *s) { return pb_agg_max(&s->res.disk_w_await_ms); }
+static double c_dmb(const pb_stage_summary *s) { return pb_agg_mean(&s->res.disk_w_mbps); }
+
+static const rcol proc_cols[] = {
+    {"CPU avg %", "cpu_percent_mean", c_cpu, 0},
+    {"CPU peak %", "cpu_percent_max", c_cpu_max, 0},
+    {"single-core peak %", "busiest_thread_percent_max", c_thr, 0},
+    {"RSS avg (MB)", "rss_mb_mean", c_rss, 1},
+    {"RSS peak (MB)", "rss_mb_peak", c_rss_peak, 1},
+    {"threads", "threads_max", c_threads, 0},
+    {"fds", "fds_max", c_fds, 0},
+    {"ctx switches/s", "context_switches_per_s", c_ctx, 0},
+    {"storage writes (MB/s)", "storage_write_mb_per_s", c_wr, 2},
+    {"pixbench CPU %", "client_cpu_percent", c_cli, 0},
+};
+static const rcol gpu_cols[] = {
+    {"GPU util avg %", "gpu_util_percent_mean", c_gu, 0},
+    {"GPU util peak %", "gpu_util_percent_peak", c_gp, 0},
+    {"mem util avg %", "gpu_mem_util_percent_mean", c_gmu, 0},
+    {"GPU mem peak (MB)", "gpu_mem_mb_max", c_gm, 0},
+    {"target's GPU mem peak (MB)", "gpu_process_mem_mb_max", c_gpm, 0},
+    {"power avg (W)", "gpu_power_w_mean", c_gw, 0},
+    {"temp max (C)", "gpu_temp_c_max", c_gt, 0},
+    {"SM clock avg (MHz)", "gpu_sm_mhz_mean", c_gclk, 0},
+    {"QPS per GPU-util %", "qps_per_gpu_util_percent", c_eff, 3},
+};
+static const rcol sys_cols[] = {
+    {"CPU avg % (all cores)", "system_cpu_percent_mean", c_sys, 0},
+    {"busiest core peak %", "busiest_core_percent_max", c_core, 0},
+    {"available memory min (MB)", "mem_available_mb_min", c_avail, 0},
+    {"disk write IOPS avg", "disk_write_iops_mean", c_iops, 0},
+    {"disk write IOPS peak", "disk_write_iops_max", c_iops_max, 0},
+    {"write latency avg (ms)", "disk_write_await_ms_mean", c_await, 2},
+    {"write latency peak (ms)", "disk_write_await_ms_max", c_await_max, 2},
+    {"disk writes (MB/s)", "disk_write_mb_per_s_mean", c_dmb, 2},
+};
+static double c_mp(const pb_stage_summary *s) { return s->pixels / 1e6; }
+static double c_qps(const pb_stage_summary *s) { return s->qps; }
+static double c_mean(const pb_stage_summary *s) { return s->ok ? s->mean_ms : -1; }
+static double c_p95(const pb_stage_summary *s) { return s->ok ? s->p95_ms : -1; }
+static double c_gmem_any(const pb_stage_summary *s)
+{
+    double p = pb_agg_max(&s->res.gpu_proc_mem_mb);
+    return p >= 0 ? p : pb_agg_max(&s->res.gpu_mem_mb);
+}
+/* the seed's small/medium/large table: latency, GPU memory and util, CPU, RSS */
+static const rcol size_cols[] = {
+    {"megapixels", "megapixels", c_mp, 2},
+    {"QPS", "qps", c_qps, 2},
+    {"mean latency (ms)", "mean_ms", c_mean, 1},
+    {"P95 (ms)", "p95_ms", c_p95, 1},
+    {"peak GPU mem (MB)", "peak_gpu_mem_mb", c_gmem_any, 0},
+    {"GPU util peak %", "gpu_util_percent_peak", c_gp, 0},
+    {"single-core peak %", "busiest_thread_percent_max", c_thr, 0},
+    {"CPU avg %", "cpu_percent_mean", c_cpu, 0},
+    {"peak RSS (MB)", "rss_mb_peak", c_rss_peak, 1},
+    {"RSS avg (MB)", "rss_mb_mean", c_rss, 1},
+};
+
+#define NCOLS(c) ((int)(sizeof(c) / sizeof((c)[0])))
+
+static void fmt_val(double v, int decimals, char *out, size_t cap)
+{
+    if (v < 0 || !isfinite(v)) snprintf(out, cap, "-");
+    else snprintf(out, cap, "%.*f", decimals, v);
+}
+
+static void md_res_table(FILE *f, const pb_analysis *a, const char *title, const rcol *c, int nc)
+{
+    fprintf(f, "\n### %s\n\n| %s |", title, load_name(a));
+    for (int i = 0; i < nc; i++) fprintf(f, " %s |", c[i].head);
+    fprintf(f, "\n|---:|");
+    for (int i = 0; i < nc; i++) fprintf(f, "---:|");
+    fprintf(f, "\n");
+    for (int k = 0; k < a->n; k++) {
+        char nm[64], v[32];
+        fprintf(f, "| %s |", stage_name(a, k, nm, sizeof nm));
+        for (int i = 0; i < nc; i++) {
+            fmt_val(c[i].get(&a->s[k]), c[i].decimals, v, sizeof v);
+            fprintf(f, " %s |", v);
+        }
+        fprintf(f, "\n");
+    }
+}
+
+static void monitor_line(FILE *f, const pb_report_meta *m)
+{
+    fprintf(f, "Sampled by pixbench's monitor every %g s, beside the load (each per-second point "
+               "holds the samples that fell in it); figures are over each stage's measured seconds. ",
+            m->mon_interval_s);
+    if (m->mon_pid) fprintf(f, "Target process: pid %d. ", m->mon_pid);
+    else fprintf(f, "No target process known (give --pid): system and GPU only. ");
+    fprintf(f, "GPU: %s. Disk: %s. Peak RSS: %s.\n", m->gpu_status ? m->gpu_status : "-",
+            m->disk_status ? m->disk_status : "-",
+            m->peak_reset ? "the kernel's peak (VmHWM), reset at each stage start" : "the largest sample");
 }
 
 static void fmt_ms(double ms, char *out, size_t cap)
@@ -32,38 +170,55 @@ static void fmt_ms(double ms, char *out, size_t cap)
 
 static void verdicts(FILE *f, const pb_analysis *a, int md)
 {
+    char nm[64]; /* a stage's name (stage_name) */
     const char *ln = a->open_loop ? " req/s" : " users";
     const char *b = md ? "**" : "";
-    if (a->saturation >= 0)
+    if (a->matrix) {
+        const pb_sizefit *z = &a->sizes;
+        if (z->n >= 2)
+            fprintf(f, "%sMean latency against pixels:%s %.1f ms + %.1f ms per megapixel (r\xc2\xb2 %.2f)\n", b, b,
+                    z->lat_a, z->lat_b, z->lat_r2);
+        if (z->have_rss)
+            fprintf(f, "%s%sPeak RSS against pixels:%s %.1f MB + %.1f MB per megapixel (r\xc2\xb2 %.2f)\n",
+                    md ? "\n" : "", b, b, z->rss_a, z->rss_b, z->rss_r2);
+        if (z->have_gpu)
+            fprintf(f, "%s%sPeak GPU memory%s against pixels:%s %.0f MB + %.0f MB per megapixel (r\xc2\xb2 %.2f)\n",
+                    md ? "\n" : "", b, z->gpu_is_process ? " (target)" : "", b, z->gpu_a, z->gpu_b, z->gpu_r2);
+        if (z->n < 2) fprintf(f, "%sSize fit:%s needs two sizes or more\n", b, b);
+    } else if (a->saturation >= 0)
         fprintf(f, "%sSaturation point:%s %g%s (%.1f QPS, within 10%% of the peak %.1f; more load "
                    "did not add throughput)\n",
                 b, b, a->s[a->saturation].load, ln, a->s[a->saturation].qps, a->peak_qps);
     else if (a->n > 1)
         fprintf(f, "%sSaturation point:%s not reached in the tested range (QPS still grows at the "
                    "highest load)\n", b, b);
-    if (a->sweet >= 0)
+    /* a size matrix has one load: no best load to point at */
+    if (!a->matrix && a->sweet >= 0)
         fprintf(f, "%s%sSweet spot:%s %g%s: %.1f QPS, p95 %.1f ms, errors %.2f%% (least load within 5%% "
                    "of the best QPS with errors under %.1f%%%s)\n",
                 md ? "\n" : "", b, b, a->s[a->sweet].load, ln, a->s[a->sweet].qps, a->s[a->sweet].p95_ms,
                 100 * a->s[a->sweet].error_rate, 100 * a->err_threshold, a->has_slo ? " and the SLO met" : "");
-    else
+    else if (!a->matrix)
         fprintf(f, "%s%sSweet spot:%s none: every stage has errors at or above %.1f%%%s\n", md ? "\n" : "", b, b,
                 100 * a->err_threshold, a->has_slo ? " or breaks the SLO" : "");
     if (a->has_slo) {
         if (a->slo_broken_stages == 0) fprintf(f, "%s%sSLO:%s met in every stage\n", md ? "\n" : "", b, b);
         for (int k = 0; k < a->n; k++)
             if (a->s[k].slo_broken)
-                fprintf(f, "%s%sSLO broken%s at %g%s: %s\n", md ? "\n" : "", b, b, a->s[k].load, ln,
+                fprintf(f, "%s%sSLO broken%s at %s%s: %s\n", md ? "\n" : "", b, b, stage_name(a, k, nm, sizeof nm), a->matrix ? "" : ln,
                         a->s[k].slo_why);
     }
 }
 
 void pb_report_table(FILE *f, const pb_analysis *a, const pb_report_meta *m)
 {
+    char nm[64]; /* a stage's name (stage_name) */
     (void)m;
-    fprintf(f, "\n %7s | %9s | %9s | %9s | %9s | %9s | %7s | %s\n", load_name(a), "QPS", "mean ms",
+    int w = a->matrix ? 20 : 7;
+    fprintf(f, "\n %*s | %9s | %9s | %9s | %9s | %9s | %7s | %s\n", w, load_name(a), "QPS", "mean ms",
             "P50 ms", "P95 ms", "P99 ms", "errors", "requests");
-    fprintf(f, " --------+-----------+-----------+-----------+-----------+-----------+---------+---------\n");
+    fprintf(f, " %.*s-+-----------+-----------+-----------+-----------+-----------+---------+---------\n", w,
+            "--------------------");
     for (int k = 0; k < a->n; k++) {
         const pb_stage_summary *s = &a->s[k];
         char mean[16], p50[16], p95[16], p99[16];
@@ -71,7 +226,7 @@ void pb_report_table(FILE *f, const pb_analysis *a, const pb_report_meta *m)
         fmt_ms(s->p50_ms, p50, sizeof p50);
         fmt_ms(s->p95_ms, p95, sizeof p95);
         fmt_ms(s->p99_ms, p99, sizeof p99);
-        fprintf(f, " %7g | %9.2f | %9s | %9s | %9s | %9s | %6.2f%% | %llu%s\n", s->load, s->qps, mean, p50,
+        fprintf(f, " %*s | %9.2f | %9s | %9s | %9s | %9s | %6.2f%% | %llu%s\n", w, stage_name(a, k, nm, sizeof nm), s->qps, mean, p50,
                 p95, p99, 100 * s->error_rate, (unsigned long long)s->requests,
                 s->complete ? "" : " (cut short)");
     }
@@ -101,6 +256,174 @@ static void jstr(px_buf *b, const char *k, const char *v, int comma)
     if (comma) px_buf_puts(b, ",");
 }
 
+/* A number, or null when unknown (negative). */
+static void jopt(px_buf *b, const char *k, double v, int comma)
+{
+    jkey(b, k);
+    if (v < 0 || !isfinite(v)) px_buf_puts(b, "null");
+    else px_json_num(b, v);
+    if (comma) px_buf_puts(b, ",");
+}
+
+static void json_throttle(px_buf *b, unsigned long long r)
+{
+    px_buf_puts(b, "\"throttle_reasons\":[");
+    char names[256];
+    px_nvml_throttle_names(r, names, sizeof names);
+    int first = 1;
+    for (char *save = NULL, *t = r ? strtok_r(names, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
+        if (!first) px_buf_puts(b, ",");
+        px_json_str(b, t);
+        first = 0;
+    }
+    px_buf_puts(b, "]");
+}
+
+/* A stage's resources: every column of the tables, grouped. */
+static void json_stage_res(px_buf *b, const pb_stage_summary *s, int ngpu)
+{
+    const pb_res *r = &s->res;
+    if (!r->n) {
+        px_buf_puts(b, "null");
+        return;
+    }
+    px_buf_printf(b, "{\"samples\":%d,\"target_alive\":%s,", r->n, r->alive ? "true" : "false");
+    px_buf_puts(b, "\"process\":{");
+    for (int i = 0; i < NCOLS(proc_cols); i++) jopt(b, proc_cols[i].csv, proc_cols[i].get(s), 1);
+    jopt(b, "busiest_thread_percent_mean", pb_agg_mean(&r->thread_cpu), 1);
+    jopt(b, "storage_read_mb_per_s", pb_agg_mean(&r->read_mbps), 0);
+    px_buf_puts(b, "},\"system\":{");
+    for (int i = 0; i < NCOLS(sys_cols); i++) jopt(b, sys_cols[i].csv, sys_cols[i].get(s), i + 1 < NCOLS(sys_cols));
+    px_buf_puts(b, "},\"gpu\":");
+    if (ngpu <= 0) {
+        px_buf_puts(b, "null}");
+        return;
+    }
+    px_buf_puts(b, "{");
+    for (int i = 0; i < NCOLS(gpu_cols); i++) jopt(b, gpu_cols[i].csv, gpu_cols[i].get(s), 1);
+    jopt(b, "gpu_power_w_max", pb_agg_max(&r->gpu_power_w), 1);
+    json_throttle(b, r->throttle);
+    px_buf_puts(b, "}}");
+}
+
+/* A per-second point's resources (compact: the charts' lines). */
+static void json_point_res(px_buf *b, const pb_res *r)
+{
+    if (!r->n) {
+        px_buf_puts(b, "null");
+        return;
+    }
+    px_buf_printf(b, "{\"samples\":%d,", r->n);
+    jopt(b, "cpu_percent", pb_agg_mean(&r->cpu), 1);
+    jopt(b, "busiest_thread_percent", pb_agg_max(&r->thread_cpu), 1);
+    jopt(b, "rss_mb", pb_agg_mean(&r->rss_mb), 1);
+    jopt(b, "rss_mb_min", pb_agg_min(&r->rss_mb), 1);
+    jopt(b, "rss_mb_max", pb_agg_max(&r->rss_mb), 1);
+    jopt(b, "fds", pb_agg_min(&r->fds), 1);
+    jopt(b, "threads", pb_agg_max(&r->threads), 1);
+    jopt(b, "system_cpu_percent", pb_agg_mean(&r->sys_cpu), 1);
+    jopt(b, "busiest_core_percent", pb_agg_max(&r->core_max), 1);
+    jopt(b, "mem_available_mb", pb_agg_min(&r->mem_avail_mb), 1);
+    jopt(b, "disk_write_iops", pb_agg_mean(&r->disk_w_iops), 1);
+    jopt(b, "disk_write_await_ms", pb_agg_mean(&r->disk_w_await_ms), 1);
+    jopt(b, "gpu_util_percent", pb_agg_mean(&r->gpu_util), 1);
+    jopt(b, "gpu_util_peak_percent", pb_agg_max(&r->gpu_util_peak), 1);
+    jopt(b, "gpu_mem_mb", pb_agg_max(&r->gpu_mem_mb), 1);
+    jopt(b, "gpu_mem_mb_min", pb_agg_min(&r->gpu_mem_mb), 1);
+    jopt(b, "gpu_process_mem_mb", pb_agg_max(&r->gpu_proc_mem_mb), 0);
+    px_buf_puts(b, "}");
+}
+
+static const char *leak_verdict_name(enum pb_leak_verdict v)
+{
+    switch (v) {
+    case PB_LEAK_SUSPECTED: return "leak_suspected";
+    case PB_LEAK_STEP: return "no_leak_step";
+    case PB_LEAK_NONE: return "no_leak";
+    default: return "too_short";
+    }
+}
+
+static void json_leak(px_buf *b, const char *k, const pb_leak_result *l, const char *unit)
+{
+    jkey(b, k);
+    px_buf_puts(b, "{");
+    jstr(b, "verdict", leak_verdict_name(l->verdict), 1);
+    jstr(b, "text", l->text, 1);
+    jstr(b, "unit", unit, 1);
+    jnum(b, "windows", l->nwin, 1);
+    jnum(b, "window_s", l->window_s, 1);
+    jnum(b, "slope_per_h", l->slope_per_h, 1);
+    jnum(b, "r2", l->r2, 1);
+    jnum(b, "rise", l->rise, 1);
+    jnum(b, "span_s", l->span_s, 1);
+    px_buf_puts(b, "\"window_minima\":[");
+    for (int i = 0; i < l->nwin; i++) px_buf_printf(b, "%s[%.3f,%.4f]", i ? "," : "", l->win_t[i], l->win_min[i]);
+    px_buf_puts(b, "]}");
+}
+
+static void json_soak(px_buf *b, const pb_soak *s)
+{
+    if (!s->on) {
+        px_buf_puts(b, "null");
+        return;
+    }
+    px_buf_printf(b, "{\"leak_suspected\":%s,", s->leak ? "true" : "false");
+    jnum(b, "measured_from_s", s->from_s, 1);
+    json_leak(b, "rss", &s->rss, "MB");
+    px_buf_puts(b, ",\"gpu_memory\":");
+    if (s->have_gpu) {
+        px_buf_puts(b, "{");
+        jstr(b, "of", s->gpu_is_process ? "target_process" : "devices", 1);
+        json_leak(b, "fit", &s->gpu, "MB");
+        px_buf_puts(b, "}");
+    } else {
+        px_buf_puts(b, "null");
+    }
+    px_buf_puts(b, ",");
+    json_leak(b, "fds", &s->fds, "fds");
+    px_buf_puts(b, ",\"latency\":{");
+    jopt(b, "first_ms", s->drift.first_ms, 1);
+    jopt(b, "last_ms", s->drift.last_ms, 1);
+    jnum(b, "part_s", s->drift.first_s, 1);
+    jnum(b, "change", s->drift.change, 1);
+    px_buf_printf(b, "\"flagged\":%s,", s->drift.flagged ? "true" : "false");
+    jstr(b, "text", s->drift.text, 0);
+    px_buf_puts(b, "}}");
+}
+
+static void json_fit(px_buf *b, const char *k, int have, double a0, double b1, double r2, int comma)
+{
+    jkey(b, k);
+    if (!have) px_buf_puts(b, "null");
+    else px_buf_printf(b, "{\"intercept\":%.6g,\"per_megapixel\":%.6g,\"r2\":%.6g}", a0, b1, r2);
+    if (comma) px_buf_puts(b, ",");
+}
+
+static void json_sizes(px_buf *b, const pb_analysis *a)
+{
+    if (!a->matrix) {
+        px_buf_puts(b, "null");
+        return;
+    }
+    const pb_sizefit *z = &a->sizes;
+    px_buf_printf(b, "{\"load\":%g,\"load_unit\":\"%s\",\"rows\":[", a->n ? a->s[0].load : 0,
+                  a->open_loop ? "requests_per_s" : "users");
+    for (int k = 0; k < a->n; k++) {
+        px_buf_puts(b, k ? ",{" : "{");
+        jstr(b, "label", a->s[k].label, 1);
+        jnum(b, "pixels", a->s[k].pixels, 1);
+        for (int i = 0; i < NCOLS(size_cols); i++)
+            jopt(b, size_cols[i].csv, size_cols[i].get(&a->s[k]), i + 1 < NCOLS(size_cols));
+        px_buf_puts(b, "}");
+    }
+    px_buf_puts(b, "],\"fit\":{");
+    json_fit(b, "mean_latency_ms", z->n >= 2, z->lat_a, z->lat_b, z->lat_r2, 1);
+    json_fit(b, "peak_rss_mb", z->have_rss, z->rss_a, z->rss_b, z->rss_r2, 1);
+    json_fit(b, "peak_gpu_mem_mb", z->have_gpu, z->gpu_a, z->gpu_b, z->gpu_r2, 0);
+    px_buf_puts(b, "}}");
+}
+
 static void json_hist(px_buf *b, const px_hist *h)
 {
     /* non-empty buckets as [lo_ns, hi_ns, count]: exact, compact, mergeable */
@@ -122,6 +445,7 @@ static int write_json(const char *path, const pb_run_result *r, const pb_analysi
     px_buf_init(&b, (size_t)1 << 30);
     px_buf_puts(&b, "{");
     jstr(&b, "schema", PB_SCHEMA, 1);
+    jstr(&b, "kind", "load", 1);
     jstr(&b, "generator", "pixbench " PB_VERSION, 1);
     jstr(&b, "title", m->title, 1);
     jnum(&b, "started_unix_ms", (double)r->start_wall_ms, 1);
@@ -152,6 +476,13 @@ static int write_json(const char *path, const pb_run_result *r, const pb_analysi
     jstr(&b, "kernel", m->kernel, 1);
     jnum(&b, "cpus", m->cpus, 1);
     jstr(&b, "server", m->server, 0);
+    px_buf_printf(&b, "},\"monitor\":{\"enabled\":%s,", m->monitored ? "true" : "false");
+    jopt(&b, "interval_s", m->monitored ? m->mon_interval_s : -1, 1);
+    jopt(&b, "pid", m->mon_pid > 0 ? m->mon_pid : -1, 1);
+    jstr(&b, "gpu", m->gpu_status, 1);
+    jnum(&b, "gpus", a->ngpu, 1);
+    jstr(&b, "disk", m->disk_status, 1);
+    jstr(&b, "peak_rss", m->peak_reset ? "kernel_peak_reset_per_stage" : "largest_sample", 0);
     px_buf_puts(&b, "},\"stages\":[");
     for (int k = 0; k < a->n; k++) {
         const pb_stage_summary *s = &a->s[k];
@@ -211,7 +542,11 @@ static int write_json(const char *path, const pb_run_result *r, const pb_analysi
             px_json_str(&b, s->slo_broken ? s->slo_why : NULL);
             px_buf_puts(&b, "},");
         }
-        px_buf_puts(&b, "\"histogram_ns\":");
+        jstr(&b, "label", s->label[0] ? s->label : NULL, 1);
+        jopt(&b, "pixels", s->pixels > 0 ? s->pixels : -1, 1);
+        px_buf_puts(&b, "\"resources\":");
+        json_stage_res(&b, s, a->ngpu);
+        px_buf_puts(&b, ",\"histogram_ns\":");
         json_hist(&b, &r->stages[k].acc.lat);
         px_buf_puts(&b, "}");
     }
@@ -231,7 +566,9 @@ static int write_json(const char *path, const pb_run_result *r, const pb_analysi
         jnum(&b, "max_ms", p->max_ms, 1);
         jnum(&b, "client_cpu_percent", p->cli_cpu, 1);
         jnum(&b, "server_cpu_percent", p->srv_cpu, 1);
-        jnum(&b, "server_rss_mb", p->srv_rss_mb, 0);
+        jnum(&b, "server_rss_mb", p->srv_rss_mb, 1);
+        px_buf_puts(&b, "\"resources\":");
+        json_point_res(&b, &p->res);
         px_buf_puts(&b, "}");
     }
     px_buf_puts(&b, "],\"analysis\":{");
@@ -248,7 +585,11 @@ static int write_json(const char *path, const pb_run_result *r, const pb_analysi
         if (i) px_buf_puts(&b, ",");
         px_json_str(&b, a->hints[i]);
     }
-    px_buf_puts(&b, "]}}\n");
+    px_buf_puts(&b, "]},\"soak\":");
+    json_soak(&b, &a->soak);
+    px_buf_puts(&b, ",\"sizes\":");
+    json_sizes(&b, a);
+    px_buf_puts(&b, ",\"faults\":null}\n");
     FILE *f = fopen(path, "w");
     int ok = f && fwrite(b.data, 1, b.len, f) == b.len;
     if (f && fclose(f) != 0) ok = 0;
@@ -258,8 +599,35 @@ static int write_json(const char *path, const pb_run_result *r, const pb_analysi
 
 /* --- Markdown ------------------------------------------------------------- */
 
+static void md_leak_row(FILE *f, const char *what, const pb_leak_result *l, const char *unit)
+{
+    fprintf(f, "| %s | %s | %.2f %s/h | %.2f | %+.1f %s | %d x %.0f s |\n", what, l->text, l->slope_per_h, unit, l->r2,
+            l->rise, unit, l->nwin, l->window_s);
+}
+
+static void md_soak(FILE *f, const pb_analysis *a, const pb_report_meta *m)
+{
+    const pb_soak *s = &a->soak;
+    fprintf(f, "\n## Soak: %s\n\n", s->leak ? "leak suspected" : "no leak detected");
+    if (!m->monitored) {
+        fprintf(f, "Resources were not monitored, so only latency drift is judged: %s.\n", s->drift.text);
+        return;
+    }
+    fprintf(f, "After the warm-up (from %.0f s), each resource's minimum in every window is fitted with a "
+               "least-squares line: memory that is allocated and freed in cycles leaves its floor flat, a leak "
+               "raises it. A leak is suspected when the line explains the minima (r\xc2\xb2 >= 0.8), they rise "
+               "by more than the noise (1 MB of RSS, 4 MB of GPU memory, 2 descriptors) and no single step "
+               "explains them better.\n\n", s->from_s);
+    fprintf(f, "| resource | verdict | slope | r\xc2\xb2 | rise | windows |\n|---|---|---:|---:|---:|---:|\n");
+    md_leak_row(f, "RSS", &s->rss, "MB");
+    if (s->have_gpu) md_leak_row(f, s->gpu_is_process ? "GPU memory (target)" : "GPU memory (devices)", &s->gpu, "MB");
+    md_leak_row(f, "open descriptors", &s->fds, "fds");
+    fprintf(f, "\nLatency: %s.\n", s->drift.text);
+}
+
 static int write_md(const char *path, const pb_analysis *a, const pb_report_meta *m, const pb_run_result *r)
 {
+    char nm[64]; /* a stage's name (stage_name) */
     FILE *f = fopen(path, "w");
     if (!f) return PX_EIO;
     char when[64];
@@ -297,7 +665,7 @@ static int write_md(const char *path, const pb_analysis *a, const pb_report_meta
     fprintf(f, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int k = 0; k < a->n; k++) {
         const pb_stage_summary *s = &a->s[k];
-        fprintf(f, "| %g | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f%% | %llu%s |\n", s->load,
+        fprintf(f, "| %s | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f%% | %llu%s |\n", stage_name(a, k, nm, sizeof nm),
                 s->qps, s->mean_ms, s->p50_ms, s->p95_ms, s->p99_ms, s->p999_ms, s->max_ms,
                 100 * s->error_rate, (unsigned long long)s->requests, s->complete ? "" : " (cut short)");
     }
@@ -307,12 +675,21 @@ static int write_md(const char *path, const pb_analysis *a, const pb_report_meta
         fprintf(f, "\n## What the data says\n\n");
         for (int i = 0; i < a->nhints; i++) fprintf(f, "- %s\n", a->hints[i]);
     }
+    if (a->matrix) {
+        fprintf(f, "\n## Size matrix\n\nEach size at %g %s, one after another (the previous size's requests "
+                   "finish before the next starts); peaks are over each stage's measured seconds.\n",
+                a->n ? a->s[0].load : 0, a->open_loop ? "requests/s" : "users");
+        md_res_table(f, a, "Per size", size_cols, NCOLS(size_cols));
+        fprintf(f, "\n");
+        verdicts(f, a, 1);
+    }
+    if (a->soak.on) md_soak(f, a, m);
     fprintf(f, "\n## Errors by class\n\n| %s | connect | read | write | timeout | status | check | dropped | late sends |\n",
             load_name(a));
     fprintf(f, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int k = 0; k < a->n; k++) {
         const pb_stage_summary *s = &a->s[k];
-        fprintf(f, "| %g |", s->load);
+        fprintf(f, "| %s |", stage_name(a, k, nm, sizeof nm));
         for (int c = 0; c < PB_ERR_N; c++) fprintf(f, " %llu |", (unsigned long long)s->err[c]);
         fprintf(f, " %llu |\n", (unsigned long long)s->late);
     }
@@ -328,7 +705,7 @@ static int write_md(const char *path, const pb_analysis *a, const pb_report_meta
         for (int i = 0; i < ref->nst; i++) fprintf(f, "---:|");
         fprintf(f, "\n");
         for (int k = 0; k < a->n; k++) {
-            fprintf(f, "| %g |", a->s[k].load);
+            fprintf(f, "| %s |", stage_name(a, k, nm, sizeof nm));
             for (int i = 0; i < ref->nst; i++) {
                 const pb_st_summary *t = NULL;
                 for (int j = 0; j < a->s[k].nst; j++)
@@ -339,18 +716,30 @@ static int write_md(const char *path, const pb_analysis *a, const pb_report_meta
             fprintf(f, "\n");
         }
     }
-    fprintf(f, "\n## Resources (means over the measured seconds)\n\n| %s | pixbench CPU %% | server CPU %% | server RSS (MB) | stable |\n|---:|---:|---:|---:|---|\n",
-            load_name(a));
-    for (int k = 0; k < a->n; k++) {
-        const pb_stage_summary *s = &a->s[k];
-        char sc[16] = "-", rs[16] = "-";
-        if (s->srv_cpu >= 0) snprintf(sc, sizeof sc, "%.0f", s->srv_cpu);
-        if (s->srv_rss_mb >= 0) snprintf(rs, sizeof rs, "%.0f", s->srv_rss_mb);
-        fprintf(f, "| %g | %.0f | %s | %s | %s |\n", s->load, s->cli_cpu < 0 ? 0 : s->cli_cpu, sc, rs,
-                s->stable < 0 ? "not checked" : s->stable ? "yes" : "no");
+    fprintf(f, "\n## Resources\n\n");
+    if (m->monitored) {
+        monitor_line(f, m);
+        md_res_table(f, a, "Target process", proc_cols, NCOLS(proc_cols));
+        if (a->ngpu > 0) md_res_table(f, a, "GPU", gpu_cols, NCOLS(gpu_cols));
+        else fprintf(f, "\n### GPU\n\n%s.\n", m->gpu_status ? m->gpu_status : "no GPU");
+        md_res_table(f, a, "System", sys_cols, NCOLS(sys_cols));
+    } else {
+        fprintf(f, "Not monitored (a remote target, or --no-monitor). pixbench's own CPU: ");
+        for (int k = 0; k < a->n; k++) fprintf(f, "%s%.0f%%", k ? ", " : "", a->s[k].cli_cpu < 0 ? 0 : a->s[k].cli_cpu);
+        fprintf(f, ".\n");
+    }
+    int stab = 0;
+    for (int k = 0; k < a->n; k++) stab |= a->s[k].stable >= 0;
+    if (stab) {
+        fprintf(f, "\nStable stages (last 3 windows within 10%%): ");
+        for (int k = 0; k < a->n; k++) {
+            fprintf(f, "%s%s %s", k ? ", " : "", stage_name(a, k, nm, sizeof nm),
+                    a->s[k].stable < 0 ? "not checked" : a->s[k].stable ? "yes" : "no");
+        }
+        fprintf(f, ".\n");
     }
     fprintf(f, "\nFiles: report.json (every number, schema `%s`), report.html (charts), "
-               "stages.csv, timeseries.csv, histograms.csv, server_timing.csv.\n", PB_SCHEMA);
+               "stages.csv, timeseries.csv, resources.csv, histograms.csv, server_timing.csv.\n", PB_SCHEMA);
     return fclose(f) == 0 ? 0 : PX_EIO;
 }
 
@@ -358,6 +747,7 @@ static int write_md(const char *path, const pb_analysis *a, const pb_report_meta
 
 static int write_csvs(const char *dir, const pb_run_result *r, const pb_analysis *a)
 {
+    char nm[64]; /* a stage's name (stage_name) */
     char path[1024];
     snprintf(path, sizeof path, "%s/stages.csv", dir);
     FILE *f = fopen(path, "w");
@@ -368,7 +758,7 @@ static int write_csvs(const char *dir, const pb_run_result *r, const pb_analysis
     fprintf(f, ",late,client_cpu_percent,server_cpu_percent,server_rss_mb\n");
     for (int k = 0; k < a->n; k++) {
         const pb_stage_summary *s = &a->s[k];
-        fprintf(f, "%g,%.3f,%llu,%llu,%llu,%.6f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f", s->load,
+        fprintf(f, "%s,%.3f,%llu,%llu,%llu,%.6f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f", stage_name(a, k, nm, sizeof nm),
                 s->measured_s, (unsigned long long)s->requests, (unsigned long long)s->ok,
                 (unsigned long long)s->errors, s->error_rate, s->qps, s->mean_ms, s->p50_ms, s->p90_ms,
                 s->p95_ms, s->p99_ms, s->p999_ms, s->max_ms);
@@ -379,13 +769,47 @@ static int write_csvs(const char *dir, const pb_run_result *r, const pb_analysis
     snprintf(path, sizeof path, "%s/timeseries.csv", dir);
     if (!(f = fopen(path, "w"))) return PX_EIO;
     fprintf(f, "t_s,dt_s,stage,measuring,load,active,successes,errors,late,qps,mean_ms,p50_ms,p95_ms,"
-               "p99_ms,max_ms,client_cpu_percent,server_cpu_percent,server_rss_mb\n");
+               "p99_ms,max_ms,client_cpu_percent,server_cpu_percent,server_rss_mb,samples,"
+               "busiest_thread_percent,rss_mb_min,rss_mb_max,fds,system_cpu_percent,busiest_core_percent,"
+               "mem_available_mb,disk_write_iops,disk_write_await_ms,gpu_util_percent,gpu_util_peak_percent,"
+               "gpu_mem_mb,gpu_process_mem_mb\n");
     for (int i = 0; i < r->npoints; i++) {
         const pb_point *p = &r->series[i];
-        fprintf(f, "%.3f,%.3f,%d,%d,%g,%d,%llu,%llu,%llu,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.1f,%.1f,%.1f\n",
+        const pb_res *q = &p->res;
+        fprintf(f, "%.3f,%.3f,%d,%d,%g,%d,%llu,%llu,%llu,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.1f,%.1f,%.1f,%d",
                 p->t, p->dt, p->stage, p->measuring, p->load, p->active, (unsigned long long)p->ok,
                 (unsigned long long)p->errors, (unsigned long long)p->late, p->qps, p->mean_ms,
-                p->p50_ms, p->p95_ms, p->p99_ms, p->max_ms, p->cli_cpu, p->srv_cpu, p->srv_rss_mb);
+                p->p50_ms, p->p95_ms, p->p99_ms, p->max_ms, p->cli_cpu, p->srv_cpu, p->srv_rss_mb, q->n);
+        double v[] = {pb_agg_max(&q->thread_cpu),    pb_agg_min(&q->rss_mb),        pb_agg_max(&q->rss_mb),
+                      pb_agg_min(&q->fds),           pb_agg_mean(&q->sys_cpu),      pb_agg_max(&q->core_max),
+                      pb_agg_min(&q->mem_avail_mb),  pb_agg_mean(&q->disk_w_iops),  pb_agg_mean(&q->disk_w_await_ms),
+                      pb_agg_mean(&q->gpu_util),     pb_agg_max(&q->gpu_util_peak), pb_agg_max(&q->gpu_mem_mb),
+                      pb_agg_max(&q->gpu_proc_mem_mb)};
+        for (size_t j = 0; j < sizeof v / sizeof v[0]; j++) {
+            if (v[j] < 0) fprintf(f, ",");
+            else fprintf(f, ",%.3f", v[j]);
+        }
+        fprintf(f, "\n");
+    }
+    if (fclose(f)) return PX_EIO;
+    /* per stage, every column of the resource tables */
+    snprintf(path, sizeof path, "%s/resources.csv", dir);
+    if (!(f = fopen(path, "w"))) return PX_EIO;
+    fprintf(f, "stage,%s,samples", load_name(a));
+    const rcol *groups[] = {proc_cols, gpu_cols, sys_cols};
+    int ng[] = {NCOLS(proc_cols), NCOLS(gpu_cols), NCOLS(sys_cols)};
+    for (int g = 0; g < 3; g++)
+        for (int i = 0; i < ng[g]; i++) fprintf(f, ",%s", groups[g][i].csv);
+    fprintf(f, "\n");
+    for (int k = 0; k < a->n; k++) {
+        fprintf(f, "%d,%s,%d", k, stage_name(a, k, nm, sizeof nm), a->s[k].res.n);
+        for (int g = 0; g < 3; g++)
+            for (int i = 0; i < ng[g]; i++) {
+                double v = groups[g][i].get(&a->s[k]);
+                if (v < 0) fprintf(f, ",");
+                else fprintf(f, ",%.*f", groups[g][i].decimals + 1, v);
+            }
+        fprintf(f, "\n");
     }
     if (fclose(f)) return PX_EIO;
     snprintf(path, sizeof path, "%s/histograms.csv", dir);
@@ -395,7 +819,7 @@ static int write_csvs(const char *dir, const pb_run_result *r, const pb_analysis
         int it = -1;
         uint64_t lo, hi, c;
         while (px_hist_next(&r->stages[k].acc.lat, &it, &lo, &hi, &c) == 0)
-            fprintf(f, "%d,%g,%.6f,%.6f,%llu\n", k, r->stages[k].load, (double)lo / 1e6,
+            fprintf(f, "%d,%s,%.6f,%.6f,%llu\n", k, stage_name(a, k, nm, sizeof nm), (double)lo / 1e6,
                     (double)(hi + 1) / 1e6, (unsigned long long)c);
     }
     if (fclose(f)) return PX_EIO;
@@ -405,7 +829,7 @@ static int write_csvs(const char *dir, const pb_run_result *r, const pb_analysis
     for (int k = 0; k < a->n; k++)
         for (int i = 0; i < a->s[k].nst; i++) {
             const pb_st_summary *t = &a->s[k].st[i];
-            fprintf(f, "%d,%g,%s,%llu,%.4f,%.4f,%.4f,%.4f\n", k, a->s[k].load, t->name,
+            fprintf(f, "%d,%s,%s,%llu,%.4f,%.4f,%.4f,%.4f\n", k, stage_name(a, k, nm, sizeof nm), t->name,
                     (unsigned long long)t->count, t->mean_ms, t->p50_ms, t->p95_ms, t->max_ms);
         }
     return fclose(f) == 0 ? 0 : PX_EIO;
@@ -507,9 +931,182 @@ static void html_escape(px_buf *b, const char *s)
     }
 }
 
+static void html_res_table(px_buf *b, const pb_analysis *a, const char *title, const rcol *c, int nc)
+{
+    px_buf_printf(b, "<h3>%s</h3><table><tr><th>%s</th>", title, load_name(a));
+    for (int i = 0; i < nc; i++) px_buf_printf(b, "<th>%s</th>", c[i].head);
+    px_buf_puts(b, "</tr>");
+    for (int k = 0; k < a->n; k++) {
+        char nm[64], v[32];
+        px_buf_puts(b, "<tr><td>");
+        html_escape(b, stage_name(a, k, nm, sizeof nm));
+        px_buf_puts(b, "</td>");
+        for (int i = 0; i < nc; i++) {
+            fmt_val(c[i].get(&a->s[k]), c[i].decimals, v, sizeof v);
+            px_buf_printf(b, "<td>%s</td>", v);
+        }
+        px_buf_puts(b, "</tr>");
+    }
+    px_buf_puts(b, "</table>");
+}
+
+/* One line of a resource chart: a per-second figure, unknown seconds left out. */
+typedef double (*res_get)(const pb_res *r);
+static double g_cpu(const pb_res *r) { return pb_agg_mean(&r->cpu); }
+static double g_thr(const pb_res *r) { return pb_agg_max(&r->thread_cpu); }
+static double g_core(const pb_res *r) { return pb_agg_max(&r->core_max); }
+static double g_rss(const pb_res *r) { return pb_agg_mean(&r->rss_mb); }
+static double g_rss_max(const pb_res *r) { return pb_agg_max(&r->rss_mb); }
+static double g_gmem(const pb_res *r) { return pb_agg_max(&r->gpu_mem_mb); }
+static double g_gpmem(const pb_res *r) { return pb_agg_max(&r->gpu_proc_mem_mb); }
+static double g_gu(const pb_res *r) { return pb_agg_mean(&r->gpu_util); }
+static double g_gp(const pb_res *r) { return pb_agg_max(&r->gpu_util_peak); }
+static double g_iops(const pb_res *r) { return pb_agg_mean(&r->disk_w_iops); }
+static double g_await(const pb_res *r) { return pb_agg_mean(&r->disk_w_await_ms); }
+
+static void res_chart(px_buf *b, const pb_run_result *r, const char *title, const char *yl, const char *const *names,
+                      const res_get *gets, int nl)
+{
+    double *buf = malloc(sizeof(double) * (size_t)(r->npoints > 0 ? r->npoints : 1) * 2 * (size_t)nl);
+    if (!buf) return;
+    series s[4];
+    int any = 0;
+    for (int l = 0; l < nl && l < 4; l++) {
+        double *x = buf + (size_t)r->npoints * 2 * (size_t)l, *y = x + r->npoints;
+        int n = 0;
+        for (int i = 0; i < r->npoints; i++) {
+            double v = gets[l](&r->series[i].res);
+            if (v < 0) continue;
+            x[n] = r->series[i].t;
+            y[n++] = v;
+        }
+        s[l] = (series){names[l], x, y, n, 0};
+        any |= n > 0;
+    }
+    if (any) {
+        double vl[PB_MAX_STAGES];
+        for (int k = 0; k < r->nstages; k++) vl[k] = r->stages[k].start_s;
+        svg_chart(b, title, "seconds", yl, s, nl, 0, vl, r->nstages);
+    }
+    free(buf);
+}
+
+static void soak_chart(px_buf *b, const pb_run_result *r, const char *title, const char *yl,
+                       const pb_leak_result *l, double (*get)(const pb_res *))
+{
+    int n = r->npoints;
+    double *buf = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1) * 2);
+    if (!buf) return;
+    double *x = buf, *y = buf + n, fx[2], fy[2];
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        double v = get(&r->series[i].res);
+        if (v < 0) continue;
+        x[k] = r->series[i].t;
+        y[k++] = v;
+    }
+    series s[3] = {{"per-second minimum", x, y, k, 0}, {"window minima", l->win_t, l->win_min, l->nwin, 0}};
+    int ns = 2;
+    if (l->nwin >= 2) {
+        fx[0] = l->win_t[0];
+        fx[1] = l->win_t[l->nwin - 1];
+        fy[0] = l->intercept + l->slope_per_h / 3600 * fx[0];
+        fy[1] = l->intercept + l->slope_per_h / 3600 * fx[1];
+        s[2] = (series){"least-squares fit", fx, fy, 2, 0};
+        ns = 3;
+    }
+    if (k) svg_chart(b, title, "seconds", yl, s, ns, 0, NULL, 0);
+    free(buf);
+}
+
+static double g_rss_min(const pb_res *r) { return pb_agg_min(&r->rss_mb); }
+static double g_fds_min(const pb_res *r) { return pb_agg_min(&r->fds); }
+static double g_gpu_min(const pb_res *r) { return pb_agg_min(&r->gpu_mem_mb); }
+static double g_gpup_min(const pb_res *r) { return pb_agg_min(&r->gpu_proc_mem_mb); }
+
+static void html_soak(px_buf *b, const pb_run_result *r, const pb_analysis *a, const pb_report_meta *m)
+{
+    const pb_soak *s = &a->soak;
+    px_buf_printf(b, "<h2>Soak: %s</h2>", s->leak ? "leak suspected" : "no leak detected");
+    if (!m->monitored) {
+        px_buf_puts(b, "<p>Resources were not monitored; latency: ");
+        html_escape(b, s->drift.text);
+        px_buf_puts(b, ".</p>");
+        return;
+    }
+    px_buf_printf(b, "<p>From %.0f s (after the warm-up), each resource's minimum in every window is fitted "
+                     "with a least-squares line; a leak is suspected when the line explains the minima "
+                     "(r&sup2; &ge; 0.8), they rise by more than the noise and no single step explains them "
+                     "better.</p><table><tr><th>resource</th><th>verdict</th><th>slope /h</th><th>r&sup2;</th>"
+                     "<th>rise</th><th>windows</th></tr>",
+                  s->from_s);
+    const pb_leak_result *ls[3] = {&s->rss, s->have_gpu ? &s->gpu : NULL, &s->fds};
+    const char *names[3] = {"RSS (MB)", s->gpu_is_process ? "GPU memory, target (MB)" : "GPU memory, devices (MB)",
+                            "open descriptors"};
+    for (int i = 0; i < 3; i++) {
+        if (!ls[i]) continue;
+        px_buf_printf(b, "<tr><td style='text-align:left'>%s</td><td style='text-align:left'>", names[i]);
+        html_escape(b, ls[i]->text);
+        px_buf_printf(b, "</td><td>%.2f</td><td>%.2f</td><td>%+.1f</td><td>%d x %.0f s</td></tr>", ls[i]->slope_per_h,
+                      ls[i]->r2, ls[i]->rise, ls[i]->nwin, ls[i]->window_s);
+    }
+    px_buf_puts(b, "</table><p>Latency: ");
+    html_escape(b, s->drift.text);
+    px_buf_puts(b, ".</p>");
+    soak_chart(b, r, "RSS: window minima and the fitted line", "MB", &s->rss, g_rss_min);
+    if (s->have_gpu)
+        soak_chart(b, r, "GPU memory: window minima and the fitted line", "MB", &s->gpu,
+                   s->gpu_is_process ? g_gpup_min : g_gpu_min);
+    soak_chart(b, r, "Open descriptors: window minima and the fitted line", "descriptors", &s->fds, g_fds_min);
+}
+
+static void html_resources(px_buf *b, const pb_run_result *r, const pb_analysis *a, const pb_report_meta *m)
+{
+    px_buf_puts(b, "<h2>Resources</h2><p>");
+    char *txt = NULL;
+    size_t len = 0;
+    FILE *mf = open_memstream(&txt, &len);
+    if (mf) {
+        monitor_line(mf, m);
+        fclose(mf);
+        html_escape(b, txt);
+        free(txt);
+    }
+    px_buf_puts(b, "</p>");
+    html_res_table(b, a, "Target process", proc_cols, NCOLS(proc_cols));
+    if (a->ngpu > 0) html_res_table(b, a, "GPU", gpu_cols, NCOLS(gpu_cols));
+    html_res_table(b, a, "System", sys_cols, NCOLS(sys_cols));
+    if (!r->npoints) return;
+    px_buf_puts(b, "<h3>Resources over time (same axis as the load; dashed lines: stage starts)</h3>");
+    {
+        const char *n[] = {"process (mean)", "busiest thread (max)", "busiest core (max)"};
+        res_get g[] = {g_cpu, g_thr, g_core};
+        res_chart(b, r, "CPU", "% of one core", n, g, 3);
+    }
+    {
+        const char *n[] = {"RSS (mean)", "RSS (max)"};
+        res_get g[] = {g_rss, g_rss_max};
+        res_chart(b, r, "Target memory", "MB", n, g, 2);
+    }
+    if (a->ngpu > 0) {
+        const char *n[] = {"GPU util (mean)", "GPU util (peak)"};
+        res_get g[] = {g_gu, g_gp};
+        res_chart(b, r, "GPU utilisation", "%", n, g, 2);
+        const char *n2[] = {"GPU memory used", "target's GPU memory"};
+        res_get g2[] = {g_gmem, g_gpmem};
+        res_chart(b, r, "GPU memory", "MB", n2, g2, 2);
+    }
+    {
+        const char *n[] = {"write IOPS", "write latency (ms)"};
+        res_get g[] = {g_iops, g_await};
+        res_chart(b, r, "Disk holding the outputs", "per second / ms", n, g, 2);
+    }
+}
+
 static int write_html(const char *path, const pb_run_result *r, const pb_analysis *a,
                       const pb_report_meta *m)
 {
+    char nm[64]; /* a stage's name (stage_name) */
     px_buf b;
     px_buf_init(&b, (size_t)1 << 30);
     px_buf_puts(&b, "<!doctype html><html><head><meta charset='utf-8'><title>");
@@ -614,7 +1211,7 @@ static int write_html(const char *path, const pb_run_result *r, const pb_analysi
                 by[i] += 100.0 * (double)c / (double)h->count;
             }
             char title[96];
-            snprintf(title, sizeof title, "%s %g: %llu requests", load_name(a), r->stages[k].load,
+            snprintf(title, sizeof title, "%s %s: %llu requests", load_name(a), stage_name(a, k, nm, sizeof nm),
                      (unsigned long long)h->count);
             series sh[] = {{"% of requests", bx, by, NB, 1}};
             svg_chart(&b, title, "latency (ms, log scale)", "% of requests", sh, 1, 1, NULL, 0);
@@ -640,6 +1237,30 @@ static int write_html(const char *path, const pb_run_result *r, const pb_analysi
             free(t);
         }
     }
+    if (a->matrix) {
+        px_buf_puts(&b, "<h2>Size matrix</h2>");
+        html_res_table(&b, a, "Per size", size_cols, NCOLS(size_cols));
+        double mp[PB_MAX_STAGES], rssv[PB_MAX_STAGES], lat[PB_MAX_STAGES], gm[PB_MAX_STAGES];
+        int n = 0, ng = 0;
+        for (int k = 0; k < a->n; k++) {
+            if (a->s[k].pixels <= 0) continue;
+            mp[n] = a->s[k].pixels / 1e6;
+            rssv[n] = a->s[k].peak_rss_mb;
+            lat[n] = c_mean(&a->s[k]);
+            gm[n] = c_gmem_any(&a->s[k]);
+            ng += gm[n] >= 0;
+            n++;
+        }
+        if (n >= 2) {
+            series s1[] = {{"mean latency (ms)", mp, lat, n, 0}};
+            svg_chart(&b, "Latency against image size", "megapixels", "ms", s1, 1, 0, NULL, 0);
+            series s2[] = {{"peak RSS (MB)", mp, rssv, n, 0}, {"peak GPU memory (MB)", mp, gm, ng == n ? n : 0, 0}};
+            svg_chart(&b, "Memory against image size", "megapixels", "MB", s2, ng == n ? 2 : 1, 0, NULL, 0);
+        }
+    }
+    if (a->soak.on) html_soak(&b, r, a, m);
+    if (m->monitored) html_resources(&b, r, a, m);
+    else px_buf_puts(&b, "<h2>Resources</h2><p>Not monitored (a remote target, or --no-monitor).</p>");
     px_buf_puts(&b, "<p>Numbers: report.json (schema " PB_SCHEMA "), CSV files beside this page.</p></body></html>\n");
     FILE *f = fopen(path, "w");
     int ok = f && fwrite(b.data, 1, b.len, f) == b.len;
@@ -662,4 +1283,282 @@ int pb_report_write(const char *dir, const pb_run_result *r, const pb_analysis *
     if (write_html(path, r, a, m)) return px_errf(err, errlen, PX_EIO, "cannot write %s", path);
     if (write_csvs(dir, r, a)) return px_errf(err, errlen, PX_EIO, "cannot write the CSV files in %s", dir);
     return 0;
+}
+
+/* --- fault injection ------------------------------------------------------------ */
+
+static void fmt_mb(double v, char *out, size_t cap)
+{
+    if (v < 0) snprintf(out, cap, "-");
+    else snprintf(out, cap, "%.1f", v);
+}
+
+static const char *got_text(const pb_fault_result *r, char *buf, size_t cap)
+{
+    if (r->status) snprintf(buf, cap, "%d%s%s", r->status, r->code[0] ? " " : "", r->code);
+    else snprintf(buf, cap, "no reply");
+    return buf;
+}
+
+void pb_report_faults_table(FILE *f, const pb_faults_run *fr)
+{
+    fprintf(f, "\n %-26s | %-7s | %-22s | %9s | %-7s | %s\n", "case", "verdict", "got", "ms", "healthy", "why");
+    fprintf(f, " ---------------------------+---------+------------------------+-----------+---------+------\n");
+    for (int i = 0; i < fr->n; i++) {
+        const pb_fault_result *r = &fr->r[i];
+        char got[64];
+        fprintf(f, " %-26s | %-7s | %-22s | %9.1f | %-7s | %s\n", r->name, pb_fault_verdict_name(r->verdict),
+                got_text(r, got, sizeof got), r->latency_ms, r->healthy_after ? "yes" : "NO", r->why);
+    }
+    fprintf(f, "\n%d ok, %d warn, %d fail (%d cases, %.0f s)\n", fr->ok, fr->warns, fr->fails, fr->n, fr->duration_s);
+}
+
+static void faults_limits(FILE *f, const pb_faults_config *c)
+{
+    fprintf(f, "Limits pixbench was told (the target's own): body %.1f MiB, images up to %dx%d, idle timeout %.1f s; "
+               "burst of %d; %.0f s before a case counts as a hang; memory given %.1f s to settle.",
+            (double)c->max_body / 1048576.0, c->max_w, c->max_h, (double)c->idle_timeout_ns / 1e9, c->burst,
+            (double)c->timeout_ns / 1e9, (double)c->settle_ns / 1e9);
+}
+
+static void faults_memory_note(FILE *f, const pb_faults_run *fr)
+{
+    if (fr->baseline_rss_mb < 0) {
+        fprintf(f, "Memory was not measured (no --pid and no rss_bytes in the health reply).");
+        return;
+    }
+    fprintf(f, "Memory baseline %.1f MB (from %s, after a warm-up with one small and one largest request). A "
+               "case's memory is back when, within the settle time, RSS is within %.0f MB of what it was just "
+               "before the case (or, for the burst, has given back three quarters of its rise): glibc keeps freed "
+               "memory in per-thread arenas and returns only whole blocks, so RSS after a large or concurrent "
+               "request can stay up without a leak (the soak test is the leak check).",
+            fr->baseline_rss_mb, fr->rss_source, fr->tolerance_mb);
+}
+
+static int write_faults_md(const char *path, const pb_faults_run *fr, const pb_faults_config *c,
+                           const pb_report_meta *m)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return PX_EIO;
+    char when[64];
+    time_t t0 = (time_t)(fr->started_unix_ms / 1000);
+    struct tm tm;
+    gmtime_r(&t0, &tm);
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    fprintf(f, "# %s\n\nGenerated by pixbench %s on %s (%s, %d CPUs, Linux %s), %.0f s.\n\n", m->title, PB_VERSION,
+            when, m->host, m->cpus, m->kernel, fr->duration_s);
+    fprintf(f, "Target %s%s. Command: `%s`\n\n", m->target, m->server ? " (embedded pixserve)" : "", m->cmdline);
+    if (m->server) fprintf(f, "Server: `%s`\n\n", m->server);
+    faults_limits(f, c);
+    fprintf(f, "\n\n**Verdict: %d ok, %d warn, %d fail** (fail: a crash, a hang, the service unhealthy after, a 500, "
+               "or a refusal accepted; warn: a clear but undocumented refusal, memory not back, slow senders kept "
+               "open).\n\n",
+            fr->ok, fr->warns, fr->fails);
+    faults_memory_note(f, fr);
+    fprintf(f, "\n\n| case | sent | expected | got | latency (ms) | healthy after | RSS after (MB) | memory back | verdict | why |\n"
+               "|---|---|---|---|---:|---|---:|---|---|---|\n");
+    for (int i = 0; i < fr->n; i++) {
+        const pb_fault_result *r = &fr->r[i];
+        char got[64], rss[32];
+        fmt_mb(r->rss_after_mb, rss, sizeof rss);
+        fprintf(f, "| %s | %s | %s | %s | %.1f | %s | %s | %s | **%s** | %s |\n", r->name, r->what, r->expect,
+                got_text(r, got, sizeof got), r->latency_ms, r->healthy_after ? "yes" : "**no**", rss,
+                r->mem_returned < 0 ? "-" : r->mem_returned ? "yes" : "no", pb_fault_verdict_name(r->verdict), r->why);
+    }
+    fprintf(f, "\n### Details\n\n");
+    for (int i = 0; i < fr->n; i++) {
+        const pb_fault_result *r = &fr->r[i];
+        if (!r->detail[0] && !r->message[0]) continue;
+        fprintf(f, "- **%s**: %s%s%s%s%s\n", r->name, r->detail, r->detail[0] && r->message[0] ? "; " : "",
+                r->message[0] ? "message: \"" : "", r->message, r->message[0] ? "\"" : "");
+    }
+    fprintf(f, "\nFiles: report.json (schema `%s`, kind faults), report.html, faults.csv.\n", PB_SCHEMA);
+    return fclose(f) == 0 ? 0 : PX_EIO;
+}
+
+static void json_fault(px_buf *b, const pb_fault_result *r)
+{
+    px_buf_puts(b, "{");
+    jstr(b, "name", r->name, 1);
+    jstr(b, "sent", r->what, 1);
+    jstr(b, "expected", r->expect, 1);
+    jstr(b, "verdict", pb_fault_verdict_name(r->verdict), 1);
+    jstr(b, "why", r->why, 1);
+    jnum(b, "status", r->status, 1);
+    jstr(b, "code", r->code[0] ? r->code : NULL, 1);
+    jstr(b, "message", r->message[0] ? r->message : NULL, 1);
+    jnum(b, "latency_ms", r->latency_ms, 1);
+    px_buf_printf(b, "\"healthy_before\":%s,\"healthy_after\":%s,", r->healthy_before ? "true" : "false",
+                  r->healthy_after ? "true" : "false");
+    jnum(b, "health_ms", r->health_ms, 1);
+    jopt(b, "rss_before_mb", r->rss_before_mb, 1);
+    jopt(b, "rss_peak_mb", r->rss_peak_mb, 1);
+    jopt(b, "rss_after_mb", r->rss_after_mb, 1);
+    px_buf_printf(b, "\"memory_returned\":%s,", r->mem_returned < 0 ? "null" : r->mem_returned ? "true" : "false");
+    jstr(b, "detail", r->detail[0] ? r->detail : NULL, 0);
+    px_buf_puts(b, "}");
+}
+
+static int write_faults_json(const char *path, const pb_faults_run *fr, const pb_faults_config *c,
+                             const pb_report_meta *m)
+{
+    px_buf b;
+    px_buf_init(&b, (size_t)1 << 26);
+    px_buf_puts(&b, "{");
+    jstr(&b, "schema", PB_SCHEMA, 1);
+    jstr(&b, "kind", "faults", 1);
+    jstr(&b, "generator", "pixbench " PB_VERSION, 1);
+    jstr(&b, "title", m->title, 1);
+    jnum(&b, "started_unix_ms", (double)fr->started_unix_ms, 1);
+    jnum(&b, "duration_s", fr->duration_s, 1);
+    px_buf_puts(&b, "\"config\":{");
+    jstr(&b, "cmdline", m->cmdline, 1);
+    jstr(&b, "target", m->target, 1);
+    jstr(&b, "path", c->path, 1);
+    jstr(&b, "health_path", c->health_path, 1);
+    jnum(&b, "max_body", (double)c->max_body, 1);
+    jnum(&b, "max_width", c->max_w, 1);
+    jnum(&b, "max_height", c->max_h, 1);
+    jnum(&b, "idle_timeout_s", (double)c->idle_timeout_ns / 1e9, 1);
+    jnum(&b, "burst", c->burst, 1);
+    jnum(&b, "timeout_s", (double)c->timeout_ns / 1e9, 1);
+    jnum(&b, "settle_s", (double)c->settle_ns / 1e9, 1);
+    jopt(&b, "pid", c->pid > 0 ? c->pid : -1, 0);
+    px_buf_puts(&b, "},\"environment\":{");
+    jstr(&b, "host", m->host, 1);
+    jstr(&b, "kernel", m->kernel, 1);
+    jnum(&b, "cpus", m->cpus, 1);
+    jstr(&b, "server", m->server, 0);
+    px_buf_puts(&b, "},\"faults\":{");
+    jnum(&b, "ok", fr->ok, 1);
+    jnum(&b, "warn", fr->warns, 1);
+    jnum(&b, "fail", fr->fails, 1);
+    jopt(&b, "baseline_rss_mb", fr->baseline_rss_mb, 1);
+    jnum(&b, "tolerance_mb", fr->tolerance_mb, 1);
+    jstr(&b, "rss_source", fr->rss_source, 1);
+    jnum(&b, "reference_latency_ms", fr->ref_latency_ms, 1);
+    px_buf_puts(&b, "\"cases\":[");
+    for (int i = 0; i < fr->n; i++) {
+        if (i) px_buf_puts(&b, ",");
+        json_fault(&b, &fr->r[i]);
+    }
+    px_buf_puts(&b, "]}}\n");
+    FILE *f = fopen(path, "w");
+    int ok = f && fwrite(b.data, 1, b.len, f) == b.len;
+    if (f && fclose(f) != 0) ok = 0;
+    px_buf_free(&b);
+    return ok ? 0 : PX_EIO;
+}
+
+static int write_faults_html(const char *path, const pb_faults_run *fr, const pb_faults_config *c,
+                             const pb_report_meta *m)
+{
+    px_buf b;
+    px_buf_init(&b, (size_t)1 << 26);
+    px_buf_puts(&b, "<!doctype html><html><head><meta charset='utf-8'><title>");
+    html_escape(&b, m->title);
+    px_buf_puts(&b, "</title><style>body{font:14px sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+                    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}"
+                    "th{background:#f3f3f3}.ok{background:#e8f6e8}.warn{background:#fff4d6}.fail{background:#fbe0e0}"
+                    "svg text{font:11px sans-serif}.t{text-anchor:middle;font-weight:bold!important;font-size:13px!important}"
+                    ".yl{text-anchor:end}.xl{text-anchor:middle}.xt{text-anchor:middle}.yt{text-anchor:middle}"
+                    ".g{stroke:#eee}.a{stroke:#888}.v{stroke:#bbb;stroke-dasharray:4 3}.lg{fill:#333}"
+                    "code{background:#f6f6f6;padding:1px 3px}</style></head><body><h1>");
+    html_escape(&b, m->title);
+    px_buf_printf(&b, "</h1><p>pixbench %s, %s, %d CPUs. Target <code>", PB_VERSION, m->host, m->cpus);
+    html_escape(&b, m->target);
+    px_buf_puts(&b, "</code>. <code>");
+    html_escape(&b, m->cmdline);
+    px_buf_puts(&b, "</code></p><p>");
+    char *txt = NULL;
+    size_t len = 0;
+    FILE *mf = open_memstream(&txt, &len);
+    if (mf) {
+        faults_limits(mf, c);
+        fputs(" ", mf);
+        faults_memory_note(mf, fr);
+        fclose(mf);
+        html_escape(&b, txt);
+        free(txt);
+    }
+    px_buf_printf(&b, "</p><h2>Verdict: %d ok, %d warn, %d fail</h2><table><tr><th>case</th><th>sent</th>"
+                      "<th>expected</th><th>got</th><th>ms</th><th>healthy after</th><th>RSS after MB</th>"
+                      "<th>verdict</th><th>why</th></tr>",
+                  fr->ok, fr->warns, fr->fails);
+    for (int i = 0; i < fr->n; i++) {
+        const pb_fault_result *r = &fr->r[i];
+        char got[64], rss[32];
+        fmt_mb(r->rss_after_mb, rss, sizeof rss);
+        const char *cls = pb_fault_verdict_name(r->verdict);
+        px_buf_printf(&b, "<tr class='%s'><td><b>%s</b></td><td>", cls, r->name);
+        html_escape(&b, r->what);
+        px_buf_puts(&b, "</td><td>");
+        html_escape(&b, r->expect);
+        px_buf_puts(&b, "</td><td>");
+        html_escape(&b, got_text(r, got, sizeof got));
+        if (r->message[0]) {
+            px_buf_puts(&b, "<br><small>");
+            html_escape(&b, r->message);
+            px_buf_puts(&b, "</small>");
+        }
+        px_buf_printf(&b, "</td><td>%.1f</td><td>%s</td><td>%s</td><td>%s</td><td>", r->latency_ms,
+                      r->healthy_after ? "yes" : "<b>no</b>", rss, cls);
+        html_escape(&b, r->why);
+        if (r->detail[0]) {
+            px_buf_puts(&b, "<br><small>");
+            html_escape(&b, r->detail);
+            px_buf_puts(&b, "</small>");
+        }
+        px_buf_puts(&b, "</td></tr>");
+    }
+    px_buf_puts(&b, "</table>");
+    if (fr->baseline_rss_mb >= 0 && fr->n) {
+        double x[PB_FAULTS_MAX], before[PB_FAULTS_MAX], after[PB_FAULTS_MAX], base[2], bx[2], lim[2];
+        int n = 0;
+        for (int i = 0; i < fr->n; i++) {
+            if (fr->r[i].rss_after_mb < 0 || fr->r[i].rss_before_mb < 0) continue;
+            x[n] = i + 1;
+            before[n] = fr->r[i].rss_before_mb;
+            after[n++] = fr->r[i].rss_after_mb;
+        }
+        bx[0] = 1;
+        bx[1] = fr->n;
+        base[0] = base[1] = fr->baseline_rss_mb;
+        lim[0] = lim[1] = fr->baseline_rss_mb + fr->tolerance_mb;
+        series s[] = {{"RSS before", x, before, n, 0}, {"RSS after", x, after, n, 0}, {"baseline", bx, base, 2, 0},
+                      {"baseline + tolerance", bx, lim, 2, 0}};
+        if (n) svg_chart(&b, "Target memory around each case (case number as in the table)", "case", "MB", s, 4, 0, NULL, 0);
+    }
+    px_buf_puts(&b, "<p>Numbers: report.json (schema " PB_SCHEMA ", kind faults), faults.csv.</p></body></html>\n");
+    FILE *f = fopen(path, "w");
+    int ok = f && fwrite(b.data, 1, b.len, f) == b.len;
+    if (f && fclose(f) != 0) ok = 0;
+    px_buf_free(&b);
+    return ok ? 0 : PX_EIO;
+}
+
+int pb_report_write_faults(const char *dir, const pb_faults_run *fr, const pb_faults_config *c,
+                           const pb_report_meta *m, char *err, size_t errlen)
+{
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return px_errf(err, errlen, PX_EIO, "cannot create %s: %s", dir, strerror(errno));
+    char path[1024];
+    snprintf(path, sizeof path, "%s/report.json", dir);
+    if (write_faults_json(path, fr, c, m)) return px_errf(err, errlen, PX_EIO, "cannot write %s", path);
+    snprintf(path, sizeof path, "%s/report.md", dir);
+    if (write_faults_md(path, fr, c, m)) return px_errf(err, errlen, PX_EIO, "cannot write %s", path);
+    snprintf(path, sizeof path, "%s/report.html", dir);
+    if (write_faults_html(path, fr, c, m)) return px_errf(err, errlen, PX_EIO, "cannot write %s", path);
+    snprintf(path, sizeof path, "%s/faults.csv", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) return px_errf(err, errlen, PX_EIO, "cannot write %s", path);
+    fprintf(f, "case,verdict,status,code,latency_ms,healthy_before,healthy_after,health_ms,rss_before_mb,rss_peak_mb,"
+               "rss_after_mb,memory_returned\n");
+    for (int i = 0; i < fr->n; i++) {
+        const pb_fault_result *r = &fr->r[i];
+        fprintf(f, "%s,%s,%d,%s,%.3f,%d,%d,%.3f,%.2f,%.2f,%.2f,%d\n", r->name, pb_fault_verdict_name(r->verdict),
+                r->status, r->code, r->latency_ms, r->healthy_before, r->healthy_after, r->health_ms, r->rss_before_mb,
+                r->rss_peak_mb, r->rss_after_mb, r->mem_returned);
+    }
+    return fclose(f) == 0 ? 0 : px_errf(err, errlen, PX_EIO, "cannot write %s", path);
 }

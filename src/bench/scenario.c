@@ -3,7 +3,7 @@
  */
 #include "bench/scenario.h"
 
-#include "bench/child.h"
+#include "bench/procfs.h"
 #include "core/clock.h"
 #include "core/err.h"
 
@@ -16,9 +16,13 @@
 
 #define TICK_NS 50000000LL /* control checks */
 
+#define MON_BATCH 64
+
 typedef struct sampler {
-    pid_t pid;
-    int64_t last_t, last_cpu_self, last_cpu_srv;
+    pb_monitor *mon;
+    uint64_t next_seq;
+    pb_mon_sample batch[MON_BATCH];
+    int64_t last_t, last_cpu_self;
 } sampler;
 
 static void sleep_until(int64_t t)
@@ -66,14 +70,18 @@ static int take_point(pb_engine *e, pb_run_result *out, sampler *s, int64_t t0, 
     int64_t cpu;
     uint64_t rss;
     p.cli_cpu = p.srv_cpu = p.srv_rss_mb = -1;
-    if (pb_proc_sample(0, &cpu, &rss) == 0) {
+    if (pb_procfs_usage(NULL, 0, &cpu, &rss) == 0) {
         if (p.dt > 0) p.cli_cpu = 100.0 * (double)(cpu - s->last_cpu_self) / (p.dt * 1e9);
         s->last_cpu_self = cpu;
     }
-    if (s->pid > 0 && pb_proc_sample(s->pid, &cpu, &rss) == 0) {
-        if (p.dt > 0) p.srv_cpu = 100.0 * (double)(cpu - s->last_cpu_srv) / (p.dt * 1e9);
-        s->last_cpu_srv = cpu;
-        p.srv_rss_mb = (double)rss / 1048576.0;
+    /* the monitor's samples taken since the previous point */
+    pb_res_init(&p.res);
+    if (s->mon) {
+        int n;
+        while ((n = pb_monitor_read(s->mon, &s->next_seq, s->batch, NULL, MON_BATCH)) > 0)
+            for (int i = 0; i < n; i++) pb_res_add(&p.res, &s->batch[i]);
+        p.srv_cpu = pb_agg_mean(&p.res.cpu);
+        p.srv_rss_mb = pb_agg_mean(&p.res.rss_mb);
     }
     s->last_t = now;
     return add_point(out, &p);
@@ -92,24 +100,57 @@ static void progress(const pb_run_config *rc, int k, const pb_point *p, double e
     fflush(stderr);
 }
 
+/* Ends the load in flight and waits (bounded) until no request is active,
+ * still taking the per-second points. Returns 0, or an error of take_point. */
+static int drain(pb_engine *e, const pb_run_config *rc, pb_run_result *out, sampler *s, int64_t t0,
+                 int stage, double load, pb_acc *ivl, int64_t *next_point)
+{
+    pb_engine_set_load(e, 0, 0);
+    int64_t deadline = px_now_ns() + 120000000000LL;
+    while (pb_engine_active(e) > 0 && px_now_ns() < deadline) {
+        if (rc->interrupted && *rc->interrupted) break;
+        sleep_until(px_now_ns() + 20000000);
+        int64_t now = px_now_ns();
+        if (now >= *next_point) {
+            int rc_err = take_point(e, out, s, t0, now, stage, 0, load, ivl);
+            if (rc_err) return rc_err;
+            *next_point = now + 1000000000LL;
+        }
+    }
+    return 0;
+}
+
 int pb_run(pb_engine *e, const pb_run_config *rc, pb_run_result *out)
 {
     memset(out, 0, sizeof *out);
     pb_acc ivl;
     pb_acc_init(&ivl);
-    sampler s = {.pid = rc->server_pid};
+    sampler *s = calloc(1, sizeof *s);
+    if (!s) return PX_ENOMEM;
+    s->mon = rc->monitor;
+    s->next_seq = 1;
     int64_t t0 = px_now_ns();
     int64_t cpu;
     uint64_t rss;
-    s.last_t = t0;
-    if (pb_proc_sample(0, &cpu, &rss) == 0) s.last_cpu_self = cpu;
-    if (s.pid > 0 && pb_proc_sample(s.pid, &cpu, &rss) == 0) s.last_cpu_srv = cpu;
+    s->last_t = t0;
+    if (pb_procfs_usage(NULL, 0, &cpu, &rss) == 0) s->last_cpu_self = cpu;
+    /* half an interval out of phase with the points, so each second gets
+     * its samples rather than a coin toss at the boundary */
+    if (s->mon && pb_monitor_start(s->mon, pb_monitor_interval_ns(s->mon) / 2) != 0) s->mon = NULL;
     out->start_wall_ms = px_wall_ms();
     int rc_err = 0;
     double prev_load = 0;
     int64_t next_point = t0 + 1000000000LL;
     for (int k = 0; k < rc->nstages && !rc_err; k++) {
         if (rc->interrupted && *rc->interrupted) break;
+        if (rc->stage_reqs[k]) {
+            /* a stage of other requests (size matrix): let the previous
+             * stage's requests finish first */
+            if (k > 0 && (rc_err = drain(e, rc, out, s, t0, k - 1, prev_load, &ivl, &next_point))) break;
+            pb_engine_set_requests(e, rc->stage_reqs[k], rc->stage_nreqs[k]);
+            prev_load = 0;
+        }
+        if (rc->reset_peak && s->mon) pb_monitor_reset_peak(s->mon);
         pb_stage_result *st = &out->stages[out->nstages++];
         pb_acc_init(&st->acc);
         st->load = rc->loads[k];
@@ -143,7 +184,7 @@ int pb_run(pb_engine *e, const pb_run_config *rc, pb_run_result *out)
             now = px_now_ns();
             if (now >= next_point) {
                 int meas = now > mstart;
-                if ((rc_err = take_point(e, out, &s, t0, now, k, meas, st->load, &ivl))) break;
+                if ((rc_err = take_point(e, out, s, t0, now, k, meas, st->load, &ivl))) break;
                 last = out->series[out->npoints - 1];
                 next_point += 1000000000LL;
                 if (next_point < now) next_point = now + 1000000000LL;
@@ -155,8 +196,8 @@ int pb_run(pb_engine *e, const pb_run_config *rc, pb_run_result *out)
         st->measured_s = now > mstart ? (double)(now - mstart) / 1e9 : 0;
         st->complete = !stopped;
         /* a partial point closes the stage so the series covers it all */
-        if (!rc_err && now - s.last_t > 100000000LL) {
-            rc_err = take_point(e, out, &s, t0, now, k, now > mstart, st->load, &ivl);
+        if (!rc_err && now - s->last_t > 100000000LL) {
+            rc_err = take_point(e, out, s, t0, now, k, now > mstart, st->load, &ivl);
             next_point = now + 1000000000LL;
         }
         if (stopped) break;
@@ -165,6 +206,7 @@ int pb_run(pb_engine *e, const pb_run_config *rc, pb_run_result *out)
     out->interrupted = rc->interrupted && *rc->interrupted;
     out->duration_s = (double)(px_now_ns() - t0) / 1e9;
     pb_acc_free(&ivl);
+    free(s);
     return rc_err;
 }
 

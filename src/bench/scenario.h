@@ -1,14 +1,17 @@
 /*
  * scenario.h — runs the stages of a test on a started engine: for each
- * stage sets the load (users or rate), waits out the warm-up (and the
- * spawn ramp), measures for the stage duration or request count, and
- * records a per-second time series with the client's and, when known, the
- * server's CPU and memory. Prints a live progress line on a TTY.
+ * stage sets the load (users or rate) and, for a size matrix, the stage's
+ * own requests; waits out the warm-up (and the spawn ramp), measures for
+ * the stage duration or request count, and records a per-second time
+ * series with the client's CPU and the resource monitor's samples (target
+ * process, system, GPUs) folded into each second. Prints a live progress
+ * line on a TTY.
  */
 #ifndef PB_SCENARIO_H
 #define PB_SCENARIO_H
 
 #include "bench/loop.h"
+#include "bench/monitor.h"
 #include "bench/stats.h"
 
 #include <signal.h>
@@ -27,7 +30,13 @@ typedef struct pb_run_config {
     double spawn_rate;         /* closed loop, users/s (0: at once): the ramp the warm-up waits for */
     int64_t ramp_ns;           /* open loop: rate ramp at each stage start */
     int progress;              /* print the live line to stderr */
-    pid_t server_pid;          /* sample its CPU and RSS (0: none) */
+    pb_monitor *monitor;       /* opened, not started: pb_run starts it (NULL: no resources) */
+    int reset_peak;            /* reset the target's peak RSS at each stage start */
+    /* a stage's own requests (a size matrix); NULL: keep the previous ones.
+     * Before a stage whose requests change, the previous load is drained
+     * so no reply of the old kind lands in the new stage. */
+    const pb_request *stage_reqs[PB_MAX_STAGES];
+    int stage_nreqs[PB_MAX_STAGES];
     volatile sig_atomic_t *interrupted; /* set by a signal handler: end the run early */
 } pb_run_config;
 
@@ -41,6 +50,7 @@ typedef struct pb_point {
     double qps, mean_ms, p50_ms, p95_ms, p99_ms, max_ms;
     double cli_cpu, srv_cpu; /* % of one core; srv -1 when unknown */
     double srv_rss_mb;       /* -1 when unknown */
+    pb_res res;              /* the monitor's samples that fell in this interval */
 } pb_point;
 
 typedef struct pb_stage_result {
@@ -50,6 +60,8 @@ typedef struct pb_stage_result {
     double measured_s;
     int complete;        /* ran its whole duration (not interrupted) */
     pb_acc acc;
+    char label[48];      /* size matrix: "medium 1280x960" ("" otherwise) */
+    double pixels;       /* size matrix: pixels per image (0 otherwise) */
 } pb_stage_result;
 
 typedef struct pb_run_result {

@@ -138,6 +138,37 @@ int pb_parse_size(const char *s, int *w, int *h, char *err, size_t errlen)
     return 0;
 }
 
+int pb_parse_bytes(const char *s, int64_t *bytes, char *err, size_t errlen)
+{
+    char *end;
+    errno = 0;
+    double v = s ? strtod(s, &end) : -1;
+    if (!s || end == s || errno || !(v > 0)) return px_errf(err, errlen, PX_EINVAL, "bad size '%s' (e.g. 64M)", s ? s : "");
+    double mul = 1;
+    if (*end == 'K' || *end == 'k') mul = 1024, end++;
+    else if (*end == 'M' || *end == 'm') mul = 1048576, end++;
+    else if (*end == 'G' || *end == 'g') mul = 1073741824, end++;
+    if (*end == 'B' || *end == 'b') end++;
+    if (*end || v * mul > 9e15) return px_errf(err, errlen, PX_EINVAL, "bad size '%s' (e.g. 64M)", s);
+    *bytes = (int64_t)(v * mul);
+    return 0;
+}
+
+int pb_size_preset(const char *name, int *w, int *h)
+{
+    static const struct {
+        const char *name;
+        int w, h;
+    } k[] = {{"small", 640, 480}, {"medium", 1280, 960}, {"large", 2560, 1920}};
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+        if (!strcmp(name, k[i].name)) {
+            *w = k[i].w;
+            *h = k[i].h;
+            return 0;
+        }
+    return -1;
+}
+
 void pb_fmt_duration(int64_t ns, char *out, size_t cap)
 {
     double v = (double)ns;

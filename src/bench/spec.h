@@ -34,6 +34,13 @@ int pb_parse_list(const char *s, double *out, int max, int *n, char *err, size_t
 /* "WxH" with both sides in [1, 16384]. */
 int pb_parse_size(const char *s, int *w, int *h, char *err, size_t errlen);
 
+/* The seed reports' image classes: "small" 640x480, "medium" 1280x960,
+ * "large" 2560x1920. Returns 0 and the size, or -1 for any other name. */
+int pb_size_preset(const char *name, int *w, int *h);
+
+/* "64M", "512K", "2G" (powers of 1024) or a plain number of bytes. */
+int pb_parse_bytes(const char *s, int64_t *bytes, char *err, size_t errlen);
+
 /* Formats ns for people: "850us", "12.3ms", "1.52s", "2m05s". */
 void pb_fmt_duration(int64_t ns, char *out, size_t cap);
 

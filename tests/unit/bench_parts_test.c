@@ -54,6 +54,13 @@ TEST(t_durations_and_ranges)
     T_EQ_INT(pb_parse_size("2560x1920", &w, &h, err, sizeof err), 0);
     T_EQ_INT(w * 10000 + h, 25601920);
     T_EQ_INT(pb_parse_size("0x5", &w, &h, err, sizeof err), PX_EINVAL);
+    T_EQ_INT(pb_size_preset("medium", &w, &h), 0); /* the seed report's classes */
+    T_EQ_INT(w * 10000 + h, 12800960);
+    T_EQ_INT(pb_size_preset("large", &w, &h), 0);
+    T_EQ_INT(w * 10000 + h, 25601920);
+    T_EQ_INT(pb_size_preset("small", &w, &h), 0);
+    T_EQ_INT(w * 10000 + h, 6400480);
+    T_EQ_INT(pb_size_preset("huge", &w, &h), -1);
     pb_delay d;
     T_EQ_INT(pb_parse_delay("bimodal:10ms:200ms:0.05", &d, err, sizeof err), 0);
     T_EQ_INT(d.kind, PB_DELAY_BIMODAL);
