@@ -18,6 +18,16 @@
 #include <sys/stat.h>
 #include <time.h>
 
+/* Writes b to path and frees it; 0 or PX_EIO. */
+static int save_buf(const char *path, px_buf *b)
+{
+    FILE *f = fopen(path, "w");
+    int ok = f && fwrite(b->data, 1, b->len, f) == b->len;
+    if (f && fclose(f) != 0) ok = 0;
+    px_buf_free(b);
+    return ok ? 0 : PX_EIO;
+}
+
 static const char *load_name(const pb_analysis *a)
 {
     return a->matrix ? "size" : a->open_loop ? "rate" : "users";
@@ -590,11 +600,7 @@ static int write_json(const char *path, const pb_run_result *r, const pb_analysi
     px_buf_puts(&b, ",\"sizes\":");
     json_sizes(&b, a);
     px_buf_puts(&b, ",\"faults\":null}\n");
-    FILE *f = fopen(path, "w");
-    int ok = f && fwrite(b.data, 1, b.len, f) == b.len;
-    if (f && fclose(f) != 0) ok = 0;
-    px_buf_free(&b);
-    return ok ? 0 : PX_EIO;
+    return save_buf(path, &b);
 }
 
 /* --- Markdown ------------------------------------------------------------- */
@@ -1262,11 +1268,7 @@ static int write_html(const char *path, const pb_run_result *r, const pb_analysi
     if (m->monitored) html_resources(&b, r, a, m);
     else px_buf_puts(&b, "<h2>Resources</h2><p>Not monitored (a remote target, or --no-monitor).</p>");
     px_buf_puts(&b, "<p>Numbers: report.json (schema " PB_SCHEMA "), CSV files beside this page.</p></body></html>\n");
-    FILE *f = fopen(path, "w");
-    int ok = f && fwrite(b.data, 1, b.len, f) == b.len;
-    if (f && fclose(f) != 0) ok = 0;
-    px_buf_free(&b);
-    return ok ? 0 : PX_EIO;
+    return save_buf(path, &b);
 }
 
 int pb_report_write(const char *dir, const pb_run_result *r, const pb_analysis *a,
@@ -1443,11 +1445,7 @@ static int write_faults_json(const char *path, const pb_faults_run *fr, const pb
         json_fault(&b, &fr->r[i]);
     }
     px_buf_puts(&b, "]}}\n");
-    FILE *f = fopen(path, "w");
-    int ok = f && fwrite(b.data, 1, b.len, f) == b.len;
-    if (f && fclose(f) != 0) ok = 0;
-    px_buf_free(&b);
-    return ok ? 0 : PX_EIO;
+    return save_buf(path, &b);
 }
 
 static int write_faults_html(const char *path, const pb_faults_run *fr, const pb_faults_config *c,
@@ -1530,11 +1528,7 @@ static int write_faults_html(const char *path, const pb_faults_run *fr, const pb
         if (n) svg_chart(&b, "Target memory around each case (case number as in the table)", "case", "MB", s, 4, 0, NULL, 0);
     }
     px_buf_puts(&b, "<p>Numbers: report.json (schema " PB_SCHEMA ", kind faults), faults.csv.</p></body></html>\n");
-    FILE *f = fopen(path, "w");
-    int ok = f && fwrite(b.data, 1, b.len, f) == b.len;
-    if (f && fclose(f) != 0) ok = 0;
-    px_buf_free(&b);
-    return ok ? 0 : PX_EIO;
+    return save_buf(path, &b);
 }
 
 int pb_report_write_faults(const char *dir, const pb_faults_run *fr, const pb_faults_config *c,
