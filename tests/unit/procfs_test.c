@@ -214,7 +214,7 @@ TEST(t_diskstats_and_mounts)
     n = slurp("mountinfo");
     unsigned ma = 9, mi = 9;
     char src[128];
-    T_EQ_INT(pb_procfs_mount_for(fix, n, "/work/wt-monitor/outputs", &ma, &mi, src, sizeof src), 0);
+    T_EQ_INT(pb_procfs_mount_for(fix, n, "/srv/pixserve/outputs", &ma, &mi, src, sizeof src), 0);
     T_EQ_INT(ma, 254);
     T_EQ_INT(mi, 0);
     T_EQ_STR(src, "/dev/vda");
