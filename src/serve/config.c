@@ -174,7 +174,7 @@ int px_config_warm_sizes(const char *s, int *w, int *h, int max)
             return -1;
         w[n] = a, h[n++] = b;
         s += used;
-        if (*s == ',') s++;
+        if (*s == ',' && s[1]) s++;
         else if (*s) return -1;
     }
     return n;

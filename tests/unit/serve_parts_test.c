@@ -85,6 +85,25 @@ TEST(t_config_flags)
     T_EQ_INT(px_config_parse_args(&c, 1, bad4, err, sizeof err), PX_EINVAL);
     char *bad5[] = {"--workers", "0"};
     T_EQ_INT(px_config_parse_args(&c, 2, bad5, err, sizeof err), PX_EINVAL);
+
+    /* GPU placement and warm-up sizes */
+    px_config_defaults(&c);
+    T_EQ_INT(c.workers, 0); /* 0: one per GPU the engine drives, 1 on the CPU */
+    char *gpu[] = {"--device", "cuda:0,1", "--precision", "fp32", "--warm-sizes", "1024x1024,512x768"};
+    T_EQ_INT(px_config_parse_args(&c, 6, gpu, err, sizeof err), 0);
+    T_EQ_STR(c.device, "cuda:0,1");
+    T_EQ_STR(c.precision, "fp32");
+    int w[8], h[8];
+    T_EQ_INT(px_config_warm_sizes(c.warm_sizes, w, h, 8), 2);
+    T_EQ_INT(w[1], 512);
+    T_EQ_INT(h[1], 768);
+    const char *bad_sizes[] = {"", "1024", "1024x", "1024x1024,", "4x4", "1024x1024;512x512",
+                               "99999x10", "8x8,8x8,8x8,8x8,8x8,8x8,8x8,8x8,8x8"};
+    for (size_t i = 0; i < sizeof bad_sizes / sizeof bad_sizes[0]; i++) {
+        char *one[] = {"--warm-sizes", (char *)bad_sizes[i]};
+        T_EQ_INT(px_config_parse_args(&c, 2, one, err, sizeof err), PX_EINVAL);
+        T_CONTAINS(err, "warm-sizes");
+    }
 }
 
 TEST(t_outputs_save_and_open)

@@ -1273,13 +1273,13 @@ int px_lama_cuda_create(const px_engine_config *cfg, px_engine **out, char *err,
             return px_errf(err, errlen, PX_EUNSUP, "lama-cuda: precision \"%s\" is not one of %s",
                            cfg->precision, PX_LAMA_CUDA_PRECISIONS);
         prec = (enum prec)k;
-        /* The issue's bar for BF16 is 40 dB PSNR inside the hole on real
-         * photographs against fp32; it measured 27.7 to 40.7 dB (see
+        /* The bar for BF16 is 40 dB PSNR inside the hole on real
+         * photographs against fp32; it measured 21 to 41 dB (see
          * docs/benchmarks/lama-cuda.md), so it is kept for diagnosis only. */
         if (prec == P_BF16 && !getenv("PX_LAMA_CUDA_UNVERIFIED_BF16"))
             return px_errf(err, errlen, PX_EUNSUP,
                            "lama-cuda: precision bf16 is not offered: it misses the accuracy bar "
-                           "(40 dB inside the hole on photographs; measured down to 27.7 dB, "
+                           "(40 dB inside the hole on photographs; measured down to 21 dB, "
                            "docs/benchmarks/lama-cuda.md); use tf32 or fp32");
     }
     int devs[MAX_DEVICES], ndev = 0;
