@@ -211,17 +211,15 @@ static int lama_describe_config(const px_engine *pe, px_buf *out)
     const lama *e = (const lama *)pe;
     const px_lama_arch *a = px_lama_net_arch(e->net);
     const dnnl_version_t *v = dnnl_version();
-    int rc = px_buf_puts(out, "\"weights\":");
-    if (!rc) rc = px_json_str(out, e->weights);
+    int rc = px_lama_arch_describe(out, e->weights, a);
     if (!rc)
         rc = px_buf_printf(out,
-                           ",\"arch\":\"ffc_resnet\",\"ngf\":%d,\"n_downsampling\":%d,"
-                           "\"n_blocks\":%d,\"ratio_g\":%.4g,\"trunk_channels\":%d,"
+                           ",\"trunk_channels\":%d,"
                            "\"local_channels\":%d,\"global_channels\":%d,\"parameters\":%zu,"
                            "\"weight_bytes\":%zu,\"pad_multiple\":%d,\"min_padded_side\":%d,"
                            "\"device\":\"cpu\",\"precision\":\"fp32\","
                            "\"conv_backend\":\"oneDNN %d.%d.%d\",\"fft\":",
-                           a->ngf, a->n_down, a->n_blocks, a->ratio, a->dim, a->cl, a->cg,
+                           a->dim, a->cl, a->cg,
                            px_lama_net_params(e->net), px_lama_net_weight_bytes(e->net),
                            1 << a->n_down, 2 << a->n_down, v->major, v->minor, v->patch);
     if (!rc) rc = px_json_str(out, fftwf_version);

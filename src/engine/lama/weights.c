@@ -9,6 +9,7 @@
 
 #include "core/alloc.h"
 #include "core/err.h"
+#include "core/jsonw.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -360,5 +361,17 @@ fail:
     free(s);
     free(t);
     px_lama_weights_free(w);
+    return rc;
+}
+
+int px_lama_arch_describe(px_buf *out, const char *weights, const px_lama_arch *a)
+{
+    int rc = px_buf_puts(out, "\"weights\":");
+    if (!rc) rc = px_json_str(out, weights);
+    if (!rc)
+        rc = px_buf_printf(out,
+                           ",\"arch\":\"ffc_resnet\",\"ngf\":%d,\"n_downsampling\":%d,"
+                           "\"n_blocks\":%d,\"ratio_g\":%.4g",
+                           a->ngf, a->n_down, a->n_blocks, a->ratio);
     return rc;
 }

@@ -14,6 +14,7 @@
 #ifndef PX_ENGINE_LAMA_WEIGHTS_H
 #define PX_ENGINE_LAMA_WEIGHTS_H
 
+#include "core/buf.h"
 #include "engine/lama/safetensors.h"
 
 #include <stdbool.h>
@@ -76,5 +77,10 @@ void px_lama_weights_free(px_lama_weights *w);
  * numbers. Returns 0 or PX_EUNSUP with the reason. */
 int px_lama_arch_init(px_lama_arch *a, int ngf, int n_down, int n_blocks, double ratio, char *err,
                       size_t errlen);
+
+/* Appends the description fields every lama engine shares (CPU and CUDA):
+ * "weights":PATH,"arch":"ffc_resnet","ngf":..,"n_downsampling":..,
+ * "n_blocks":..,"ratio_g":.. (no leading comma). 0 or PX_ENOMEM. */
+int px_lama_arch_describe(px_buf *out, const char *weights, const px_lama_arch *a);
 
 #endif

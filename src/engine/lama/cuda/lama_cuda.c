@@ -1169,16 +1169,12 @@ static int cuda_describe(const px_engine *pe, px_buf *out)
 {
     const lama_cuda *e = (const lama_cuda *)pe;
     const px_lama_arch *a = &e->arch;
-    int rc = px_buf_puts(out, "\"weights\":");
-    if (!rc) rc = px_json_str(out, e->weights);
+    int rc = px_lama_arch_describe(out, e->weights, a);
     if (!rc)
         rc = px_buf_printf(out,
-                           ",\"arch\":\"ffc_resnet\",\"ngf\":%d,\"n_downsampling\":%d,"
-                           "\"n_blocks\":%d,\"ratio_g\":%.4g,\"parameters\":%zu,"
-                           "\"device\":\"cuda\",\"precision\":\"%s\",\"cudnn\":%d,"
-                           "\"cuda_graphs\":true,\"devices\":[",
-                           a->ngf, a->n_down, a->n_blocks, a->ratio, e->nparams,
-                           k_prec_names[e->prec], e->cudnn_version);
+                           ",\"parameters\":%zu,\"device\":\"cuda\",\"precision\":\"%s\","
+                           "\"cudnn\":%d,\"cuda_graphs\":true,\"devices\":[",
+                           e->nparams, k_prec_names[e->prec], e->cudnn_version);
     for (int i = 0; !rc && i < e->ndev; i++) {
         struct cudaDeviceProp pr;
         if (cudaGetDeviceProperties(&pr, e->dev[i].dev) != cudaSuccess) pr.name[0] = 0;
