@@ -32,6 +32,9 @@ LDLIBS := -lmicrohttpd -lcjson -lpng16 -ljpeg -lwebp -lz -lm
 # The LaMa engine: oneDNN for convolutions (it runs on OpenMP, hence -lgomp),
 # FFTW single precision with its threads for the Fourier units.
 LDLIBS += -ldnnl -lfftw3f_threads -lfftw3f -lgomp
+# The Z-Image engine's tokenizer: PCRE2 runs the BPE pre-tokenizer's Unicode
+# regex, utf8proc does the NFC normalisation.
+LDLIBS += -lpcre2-8 -lutf8proc
 
 ifneq ($(SANITIZER),)
 CFLAGS += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -67,7 +70,7 @@ endif
 LAMA_SRC := $(filter-out src/engine/lama/conv_%.c src/engine/lama/lama_cuda_none.c,\
               $(wildcard src/engine/lama/*.c)) $(LAMA_CONV) $(LAMA_CUDA)
 LIB_SRC := $(filter-out $(MAINS),$(wildcard src/core/*.c src/image/*.c src/engine/*.c \
-             src/engine/classic/*.c src/serve/*.c src/bench/*.c)) $(LAMA_SRC)
+             src/engine/classic/*.c src/engine/zimage/*.c src/serve/*.c src/bench/*.c)) $(LAMA_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(LAMA_CU:%.cu=$(BUILD)/%.o) $(BUILD)/gen/web_assets.o
 LIB := $(BUILD)/libpixserve.a
 PIXSERVE := $(BUILD)/pixserve
