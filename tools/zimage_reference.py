@@ -18,6 +18,21 @@ Subcommands (run with --help for each):
   run DIR    the whole pipeline on token ids from an OUT/hf directory, writing
              every stage's tensor into one safetensors file
   noise OUT  the initial latents of a seed ([1, 16, H/8, W/8], tensor `latents`)
+  decode DIR the VAE alone on a latents file (tensor `latents` or `final.latent`)
+
+Exact command lines:
+  /usr/bin/python3 tools/zimage_reference.py make OUT [--config tiny|full]
+      [--seed 0] [--dtype fp32|bf16] [--layouts hf,single]
+      [--tokenizer tokenizer.json] [--dit-layers N] [--refiner-layers N]
+      [--text-layers N] [--only-index]
+  /usr/bin/python3 tools/zimage_reference.py run OUT/hf --ids 1,2,3
+      [--neg-ids 4,5] --width W --height H --steps N [--seed S] [--cfg X]
+      [--latents FILE] --out STAGES.safetensors [--dump-encoder] [--dump-dit]
+      [--dump-vae] [--threads T]
+  /usr/bin/python3 tools/zimage_reference.py noise OUT.safetensors --width W
+      --height H [--seed S]
+  /usr/bin/python3 tools/zimage_reference.py decode OUT/hf --latents FILE
+      --out FILE [--dump-vae]
 
 Stage tensors written by `run` (all float32):
   text.features      [L, cap_dim]  hidden_states[-2] of Qwen3 on --ids
@@ -28,13 +43,25 @@ Stage tensors written by `run` (all float32):
                                    run; text.features == text.layer.{n-2})
   init.latent        [1, 16, H/8, W/8]
   sigmas             [N+1]         the sampler's sigma schedule
-  dit.t0             [1]           t_in of the first forward (= 0 at sigma 1)
-  dit.out0           [1, 16, H/8, W/8] raw DiT output of the first forward for
-                                   the positive prompt (before negation)
-  dit.neg_out0       [1, 16, H/8, W/8] the same for the negative (cfg > 0)
+  dit.tK             [1]           t_in of step K's forward, K = 0..N-1
+                                   (dit.t0 = 0 at sigma 1)
+  dit.outK           [1, 16, H/8, W/8] raw DiT output of step K's forward for
+                                   the positive prompt (before negation); its
+                                   inputs are step.K.latent (init.latent for
+                                   K = 0), dit.tK and text.features
+  dit.neg_outK       [1, 16, H/8, W/8] the same for the negative (cfg > 0)
   step.K.latent      [1, 16, H/8, W/8] latent after step K, K = 1..N
   final.latent       [1, 16, H/8, W/8] (= step.N.latent)
   image              [H, W, 3]     VAE decode of final.latent, in [0, 1]
+ with --dump-dit, the first forward's intermediates of the positive item
+ (Ni = image tokens padded to 32, Lp = text tokens padded to 32):
+  dit0.t_emb [t_dim]; dit0.pos [Ni+Lp, 3] (position ids as floats, image
+  tokens first); dit0.x_embed [Ni, D] (x_embedder + pad tokens);
+  dit0.cap_embed [Lp, D] (cap_embedder + pad tokens); dit0.noise_refined
+  [Ni, D]; dit0.context_refined [Lp, D]; dit0.layer.K [Ni+Lp, D] after joint
+  block K; dit0.final [Ni+Lp, 64] the final layer's output tokens
+ with --dump-vae: vae.mid [1, C, h, w] after the mid block, vae.up.I after up
+  block I (diffusers order, upsampled), before conv_norm_out
 
 Choices where the spec leaves room (taken from diffusers'
 ZImageTransformer2DModel / ZImagePipeline, whose behaviour they reproduce):
@@ -58,6 +85,13 @@ ZImageTransformer2DModel / ZImagePipeline, whose behaviour they reproduce):
     and stored as float32; t_in = (1 − sigma_i)·1000 in float32; the Euler step
     x + (sigma_{i+1} − sigma_i)·v in float32 with v = −DiT (with CFG w > 0:
     v = −(pos + w·(pos − neg)) with pos and neg run as one batch of 2).
+    CFG is on for any w > 0 as the spec says (diffusers' pipeline turns it on
+    only for w > 1, same formula).
+  - The ids given to `run` are the whole templated sequence; the reference
+    does not tokenize or truncate (diffusers' template is the Qwen3 chat
+    template with enable_thinking=True, i.e. no <think> block).
+  - Everything is float32; diffusers runs the DiT and text encoder in bf16 and
+    casts the final latent to bf16 before the VAE, which this does not model.
   - VAE mid attention: one head of width C, scale 1/sqrt(C), residual added;
     ResNet output = shortcut(x) + h (no rescale).
   - Random weights: every tensor has its own generator seeded from the seed and
@@ -795,7 +829,7 @@ def dit_forward(m, latents, t_in, caps, trace=None):
     temb = linear(F.silu(linear(timestep_sinusoid(t_in.float()), w["t_embedder.mlp.0.weight"],
                                 w["t_embedder.mlp.0.bias"])),
                   w["t_embedder.mlp.2.weight"], w["t_embedder.mlp.2.bias"])
-    img, img_cs, cap, cap_cs, n_img = [], [], [], [], []
+    img, img_cs, cap, cap_cs, n_img, img_pos, cap_pos = [], [], [], [], [], [], []
     for lat, cf in zip(latents, caps):
         L = cf.shape[0]
         Lp = pad_to(L)
@@ -812,6 +846,7 @@ def dit_forward(m, latents, t_in, caps, trace=None):
         pos[:n, 1] = hh.reshape(-1)
         pos[:n, 2] = ww.reshape(-1)
         img.append(xi)
+        img_pos.append(pos)
         img_cs.append(rope_cos_sin(pos, c["axes_dims"], c["rope_theta"]))
         n_img.append((n, C, H, W))
         ci = linear(rms_norm(cf.float(), w["cap_embedder.0.weight"], eps), w["cap_embedder.1.weight"],
@@ -820,6 +855,7 @@ def dit_forward(m, latents, t_in, caps, trace=None):
         cpos = torch.zeros(Lp, 3, dtype=torch.int64)
         cpos[:, 0] = torch.arange(Lp) + 1
         cap.append(ci)
+        cap_pos.append(cpos)
         cap_cs.append(rope_cos_sin(cpos, c["axes_dims"], c["rope_theta"]))
     x, xc, xs, xm = _batch(img, img_cs)
     for i in range(c["n_refiner_layers"]):
@@ -829,6 +865,9 @@ def dit_forward(m, latents, t_in, caps, trace=None):
         y = dit_block(w, "context_refiner.%d" % i, y, ym, yc, ys, nh, eps, None)
     if trace is not None:
         trace["t_emb"] = temb[0].clone()
+        trace["pos"] = torch.cat([img_pos[0], cap_pos[0]], 0).float()
+        trace["x_embed"] = img[0].clone()
+        trace["cap_embed"] = cap[0].clone()
         trace["noise_refined"] = x[0, :img[0].shape[0]].clone()
         trace["context_refined"] = y[0, :cap[0].shape[0]].clone()
     uni, ucs = [], []
@@ -845,6 +884,8 @@ def dit_forward(m, latents, t_in, caps, trace=None):
     scale = 1.0 + linear(F.silu(temb), w[fp + "adaLN_modulation.1.weight"], w[fp + "adaLN_modulation.1.bias"])
     u = F.layer_norm(u, (D,), eps=1e-6) * scale[:, None, :]
     u = linear(u, w[fp + "linear.weight"], w[fp + "linear.bias"])
+    if trace is not None:
+        trace["final"] = u[0, :uni[0].shape[0]].clone()
     return [unpatchify(u[i, :n], C, H, W, p) for i, (n, C, H, W) in enumerate(n_img)]
 
 
@@ -915,7 +956,7 @@ def noise(width, height, seed, channels=16):
 
 
 def run_pipeline(m, ids, width, height, steps, seed=0, neg_ids=None, cfg_scale=0.0, latents=None,
-                 dump_encoder=False):
+                 dump_encoder=False, dump_dit=False, dump_vae=False):
     """The whole pipeline; returns an OrderedDict of stage tensors (names in
     the module docstring)."""
     st = collections.OrderedDict()
@@ -940,18 +981,25 @@ def run_pipeline(m, ids, width, height, steps, seed=0, neg_ids=None, cfg_scale=0
     caps = [st["text.features"]] + ([st["text.neg_features"]] if use_cfg else [])
     for i in range(steps):
         t_in = ((1.0 - sg[i]) * float(m.dit_cfg.get("t_scale", 1000.0))).reshape(1)
-        outs = dit_forward(m, [x[0]] * len(caps), t_in.repeat(len(caps)), caps)
+        trace = collections.OrderedDict() if (dump_dit and i == 0) else None
+        outs = dit_forward(m, [x[0]] * len(caps), t_in.repeat(len(caps)), caps, trace)
         pos = outs[0][None]
-        if i == 0:
-            st["dit.t0"] = t_in.clone()
-            st["dit.out0"] = pos.clone()
-            if use_cfg:
-                st["dit.neg_out0"] = outs[1][None].clone()
+        st["dit.t%d" % i] = t_in.clone()
+        st["dit.out%d" % i] = pos.clone()
+        if use_cfg:
+            st["dit.neg_out%d" % i] = outs[1][None].clone()
+        if trace is not None:
+            for k, v in trace.items():
+                st["dit0." + k] = v.contiguous()
         pred = pos + cfg_scale * (pos - outs[1][None]) if use_cfg else pos
         x = x + (sg[i + 1] - sg[i]) * (-pred)
         st["step.%d.latent" % (i + 1)] = x.clone()
     st["final.latent"] = x.clone()
-    st["image"] = vae_decode(m, x)
+    trace = collections.OrderedDict() if dump_vae else None
+    st["image"] = vae_decode(m, x, trace)
+    if trace is not None:
+        for k, v in trace.items():
+            st[k] = v.contiguous()
     return st
 
 
@@ -979,7 +1027,18 @@ def cmd_run(a):
         t, _ = load_safetensors(a.latents)
         lat = t["latents"]
     st = run_pipeline(m, parse_ids(a.ids), a.width, a.height, a.steps, a.seed, parse_ids(a.neg_ids),
-                      a.cfg, lat, a.dump_encoder)
+                      a.cfg, lat, a.dump_encoder, a.dump_dit, a.dump_vae)
+    save_safetensors(a.out, st, {"format": "pixserve-zimage-stages"})
+
+
+def cmd_decode(a):
+    torch.set_num_threads(a.threads)
+    m = load_hf(a.model_dir)
+    t, _ = load_safetensors(a.latents)
+    lat = t["latents"] if "latents" in t else t["final.latent"]
+    trace = collections.OrderedDict() if a.dump_vae else None
+    st = collections.OrderedDict([("latents", lat.float()), ("image", vae_decode(m, lat, trace))])
+    st.update(trace or {})
     save_safetensors(a.out, st, {"format": "pixserve-zimage-stages"})
 
 
@@ -1015,8 +1074,18 @@ def main():
     s.add_argument("--latents", help="safetensors with a float32 tensor `latents` [1,16,H/8,W/8]")
     s.add_argument("--out", required=True)
     s.add_argument("--dump-encoder", action="store_true", help="also every Qwen3 layer's output")
+    s.add_argument("--dump-dit", action="store_true",
+                   help="also the first DiT forward's intermediates (dit0.*)")
+    s.add_argument("--dump-vae", action="store_true", help="also the VAE's intermediates (vae.*)")
     s.add_argument("--threads", type=int, default=1)
     s.set_defaults(fn=cmd_run)
+    s = sub.add_parser("decode", help="VAE-decode latents (tensor `latents` or `final.latent`)")
+    s.add_argument("model_dir", help="the hf/ directory of `make`")
+    s.add_argument("--latents", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--dump-vae", action="store_true", help="also the VAE's intermediates (vae.*)")
+    s.add_argument("--threads", type=int, default=1)
+    s.set_defaults(fn=cmd_decode)
     for name in ("noise", "latents"):
         s = sub.add_parser(name, help="the initial latents of a seed")
         s.add_argument("out")
