@@ -28,7 +28,7 @@ Exact command lines:
   /usr/bin/python3 tools/zimage_reference.py run OUT/hf --ids 1,2,3
       [--neg-ids 4,5] --width W --height H --steps N [--seed S] [--cfg X]
       [--latents FILE] --out STAGES.safetensors [--dump-encoder] [--dump-dit]
-      [--dump-vae] [--threads T]
+      [--dump-vae] [--threads T] [--device cpu|cuda]
   /usr/bin/python3 tools/zimage_reference.py noise OUT.safetensors --width W
       --height H [--seed S]
   /usr/bin/python3 tools/zimage_reference.py decode OUT/hf --latents FILE
@@ -135,7 +135,7 @@ def attention(q, k, v, key_mask=None, causal=False):
     if key_mask is not None:
         s = s.masked_fill(~key_mask[:, None, None, :], float("-inf"))
     if causal:
-        cm = torch.ones(S, S, dtype=torch.bool).triu(1)
+        cm = torch.ones(S, S, dtype=torch.bool, device=q.device).triu(1)
         s = s.masked_fill(cm, float("-inf"))
     p = torch.softmax(s, dim=-1)
     return torch.einsum("bhqk,bkhd->bqhd", p, v).reshape(B, S, h * d)
@@ -160,14 +160,16 @@ def qwen3_forward(m, ids, all_layers=False):
         raise ValueError("token ids must be a non-empty list in [0, %d)" % c["vocab_size"])
     ids = torch.tensor(ids, dtype=torch.int64)
     L = ids.numel()
-    x = w["model.embed_tokens.weight"][ids][None]  # [1, L, H]
+    emb = w["model.embed_tokens.weight"]
+    x = emb[ids.to(emb.device)][None]  # [1, L, H]
     cos, sin = qwen3_rope(L, hd, c["rope_theta"])
-    cos, sin = cos[None, :, None, :], sin[None, :, None, :]
+    cos, sin = cos[None, :, None, :].to(x.device), sin[None, :, None, :].to(x.device)
 
     def rot(t):
         a, b = t[..., :hd // 2], t[..., hd // 2:]
         return t * cos + torch.cat([-b, a], dim=-1) * sin
 
+    x0 = x[0]
     run = n if all_layers else max(n - 1, 0)
     outs = []
     for i in range(run):
@@ -187,7 +189,7 @@ def qwen3_forward(m, ids, all_layers=False):
         u = linear(h, w[p + "mlp.up_proj.weight"])
         x = x + linear(F.silu(g) * u, w[p + "mlp.down_proj.weight"])
         outs.append(x[0])
-    feats = outs[n - 2] if n >= 2 else w["model.embed_tokens.weight"][ids]
+    feats = outs[n - 2] if n >= 2 else x0
     return feats, outs
 
 
@@ -196,6 +198,7 @@ def qwen3_forward(m, ids, all_layers=False):
 def timestep_sinusoid(t, dim=T_FREQ, max_period=10000):
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(0, half, dtype=torch.float32) / half)
+    freqs = freqs.to(t.device)
     args = t[:, None].float() * freqs[None]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
@@ -264,9 +267,10 @@ def _batch(seqs, cs):
     with a key mask."""
     B, S = len(seqs), max(s.shape[0] for s in seqs)
     D, hh = seqs[0].shape[1], cs[0][0].shape[1]
-    x = torch.zeros(B, S, D)
-    cos, sin = torch.zeros(B, S, hh), torch.zeros(B, S, hh)
-    mask = torch.zeros(B, S, dtype=torch.bool)
+    dev = seqs[0].device
+    x = torch.zeros(B, S, D, device=dev)
+    cos, sin = torch.zeros(B, S, hh, device=dev), torch.zeros(B, S, hh, device=dev)
+    mask = torch.zeros(B, S, dtype=torch.bool, device=dev)
     for i, (s, (c, sn)) in enumerate(zip(seqs, cs)):
         n = s.shape[0]
         x[i, :n], cos[i, :n], sin[i, :n], mask[i, :n] = s, c, sn, True
@@ -304,7 +308,7 @@ def dit_forward(m, latents, t_in, caps, trace=None):
         pos[:n, 2] = ww.reshape(-1)
         img.append(xi)
         img_pos.append(pos)
-        img_cs.append(rope_cos_sin(pos, c["axes_dims"], c["rope_theta"]))
+        img_cs.append(tuple(v.to(xi.device) for v in rope_cos_sin(pos, c["axes_dims"], c["rope_theta"])))
         n_img.append((n, C, H, W))
         ci = linear(rms_norm(cf.float(), w["cap_embedder.0.weight"], eps), w["cap_embedder.1.weight"],
                     w["cap_embedder.1.bias"])
@@ -313,7 +317,7 @@ def dit_forward(m, latents, t_in, caps, trace=None):
         cpos[:, 0] = torch.arange(Lp) + 1
         cap.append(ci)
         cap_pos.append(cpos)
-        cap_cs.append(rope_cos_sin(cpos, c["axes_dims"], c["rope_theta"]))
+        cap_cs.append(tuple(v.to(ci.device) for v in rope_cos_sin(cpos, c["axes_dims"], c["rope_theta"])))
     x, xc, xs, xm = _batch(img, img_cs)
     for i in range(c["n_refiner_layers"]):
         x = dit_block(w, "noise_refiner.%d" % i, x, xm, xc, xs, nh, eps, temb)
@@ -429,15 +433,15 @@ def run_pipeline(m, ids, width, height, steps, seed=0, neg_ids=None, cfg_scale=0
             st["text.layer.%d" % k] = t.contiguous()
     C = m.dit_cfg["in_channels"]
     if latents is None:
-        x = noise(width, height, seed, C)
+        x = noise(width, height, seed, C).to(m.device)
     else:
-        x = latents.float().reshape(1, C, height // 8, width // 8).clone()
+        x = latents.float().reshape(1, C, height // 8, width // 8).clone().to(m.device)
     st["init.latent"] = x.clone()
     sg = sigmas(steps, float(m.sched_cfg.get("shift", 3.0)))
     st["sigmas"] = sg.clone()
     caps = [st["text.features"]] + ([st["text.neg_features"]] if use_cfg else [])
     for i in range(steps):
-        t_in = ((1.0 - sg[i]) * float(m.dit_cfg.get("t_scale", 1000.0))).reshape(1)
+        t_in = ((1.0 - sg[i]) * float(m.dit_cfg.get("t_scale", 1000.0))).reshape(1).to(m.device)
         trace = collections.OrderedDict() if (dump_dit and i == 0) else None
         outs = dit_forward(m, [x[0]] * len(caps), t_in.repeat(len(caps)), caps, trace)
         pos = outs[0][None]
@@ -457,7 +461,7 @@ def run_pipeline(m, ids, width, height, steps, seed=0, neg_ids=None, cfg_scale=0
     if trace is not None:
         for k, v in trace.items():
             st[k] = v.contiguous()
-    return st
+    return collections.OrderedDict((k, v.cpu()) for k, v in st.items())
 
 
 # --- commands -------------------------------------------------------------------------
@@ -476,9 +480,16 @@ def cmd_make(a):
                log=(lambda s: print(s, file=sys.stderr, flush=True)) if a.config == "full" else None)
 
 
-def cmd_run(a):
+def _setup(a):
     torch.set_num_threads(a.threads)
-    m = load_hf(a.model_dir)
+    if a.device.startswith("cuda"):  # a float32 reference: no TF32 anywhere
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return load_hf(a.model_dir, a.device)
+
+
+def cmd_run(a):
+    m = _setup(a)
     lat = None
     if a.latents:
         t, _ = load_safetensors(a.latents)
@@ -489,13 +500,13 @@ def cmd_run(a):
 
 
 def cmd_decode(a):
-    torch.set_num_threads(a.threads)
-    m = load_hf(a.model_dir)
+    m = _setup(a)
     t, _ = load_safetensors(a.latents)
     lat = t["latents"] if "latents" in t else t["final.latent"]
     trace = collections.OrderedDict() if a.dump_vae else None
-    st = collections.OrderedDict([("latents", lat.float()), ("image", vae_decode(m, lat, trace))])
-    st.update(trace or {})
+    st = collections.OrderedDict([("latents", lat.float()),
+                                  ("image", vae_decode(m, lat.to(m.device), trace).cpu())])
+    st.update((k, v.cpu()) for k, v in (trace or {}).items())
     save_safetensors(a.out, st, {"format": "pixserve-zimage-stages"})
 
 
@@ -535,6 +546,7 @@ def main():
                    help="also the first DiT forward's intermediates (dit0.*)")
     s.add_argument("--dump-vae", action="store_true", help="also the VAE's intermediates (vae.*)")
     s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine (fp32, no TF32)")
     s.set_defaults(fn=cmd_run)
     s = sub.add_parser("decode", help="VAE-decode latents (tensor `latents` or `final.latent`)")
     s.add_argument("model_dir", help="the hf/ directory of `make`")
@@ -542,6 +554,7 @@ def main():
     s.add_argument("--out", required=True)
     s.add_argument("--dump-vae", action="store_true", help="also the VAE's intermediates (vae.*)")
     s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--device", default="cpu")
     s.set_defaults(fn=cmd_decode)
     for name in ("noise", "latents"):
         s = sub.add_parser(name, help="the initial latents of a seed")

@@ -516,8 +516,9 @@ def make_model(out, cfg, seed=0, dtype_name="fp32", layouts=("hf", "single"), to
 
 # --- loading an HF directory -------------------------------------------------------
 
-def load_component(d):
-    """name -> float32 tensor of one HF component directory (sharded or not)."""
+def load_component(d, device="cpu"):
+    """name -> float32 tensor (on device) of one HF component directory
+    (sharded or not)."""
     idx = [f for f in os.listdir(d) if f.endswith(".safetensors.index.json")]
     if idx:
         with open(os.path.join(d, idx[0])) as f:
@@ -528,19 +529,23 @@ def load_component(d):
     for fn in files:
         t, _ = load_safetensors(os.path.join(d, fn), copy=False)
         for k, v in t.items():
-            out[k] = v.float().clone()
+            out[k] = (v.clone() if v.dtype == torch.float32 else v.float()).to(device)
+        del t
     return out
 
 
 class Model:
     """The three components and their configs, float32."""
 
-    def __init__(self, dit_cfg, text_cfg, vae_cfg, sched_cfg, dit_w, text_w, vae_w):
+    def __init__(self, dit_cfg, text_cfg, vae_cfg, sched_cfg, dit_w, text_w, vae_w, device="cpu"):
         self.dit_cfg, self.text_cfg, self.vae_cfg, self.sched_cfg = dit_cfg, text_cfg, vae_cfg, sched_cfg
         self.dit, self.text, self.vae = dit_w, text_w, vae_w
+        self.device = torch.device(device)
 
 
-def load_hf(model_dir):
+def load_hf(model_dir, device="cpu"):
+    """The Model of an HF directory written by make (or the real one), float32
+    on device."""
     def js(*p):
         with open(os.path.join(model_dir, *p)) as f:
             return json.load(f)
@@ -551,9 +556,9 @@ def load_hf(model_dir):
                       if k in sched})
     return Model(js("transformer", "config.json"), js("text_encoder", "config.json"),
                  js("vae", "config.json"), sched,
-                 load_component(os.path.join(model_dir, "transformer")),
-                 load_component(os.path.join(model_dir, "text_encoder")),
-                 load_component(os.path.join(model_dir, "vae")))
+                 load_component(os.path.join(model_dir, "transformer"), device),
+                 load_component(os.path.join(model_dir, "text_encoder"), device),
+                 load_component(os.path.join(model_dir, "vae"), device), device)
 
 
 def model_from_config(cfg, seed=0, dtype=torch.float32):
