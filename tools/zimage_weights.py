@@ -9,6 +9,7 @@ HF directory back. Imported by zimage_reference.py, which re-exports it all;
 see that file's docstring for the CLI and the choices made.
 """
 import collections
+import concurrent.futures
 import json
 import math
 import mmap
@@ -340,11 +341,29 @@ def write_safetensors_stream(path, entries, dtype, metadata=None):
     hj = json.dumps(header, separators=(",", ":")).encode()
     hj += b" " * (-len(hj) % 8)
     tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
+
+    def make(e):
+        return e[0], e[1], e[2]().to(dtype).contiguous()
+
+    # Producers run a few at a time on threads (torch releases the GIL; each
+    # tensor has its own generator, so the bytes do not depend on the order),
+    # and are written in order; at most `ahead` tensors are held at once.
+    workers = max(1, min(8, os.cpu_count() or 1))
+    ahead = 2 * workers
+    with open(tmp, "wb") as f, concurrent.futures.ThreadPoolExecutor(workers) as ex:
         f.write(struct.pack("<Q", len(hj)))
         f.write(hj)
-        for name, shape, prod in entries:
-            t = prod().to(dtype).contiguous()
+        pending = collections.deque()
+        it = iter(entries)
+        for e in it:
+            pending.append(ex.submit(make, e))
+            if len(pending) >= ahead:
+                break
+        while pending:
+            name, shape, t = pending.popleft().result()
+            for e in it:
+                pending.append(ex.submit(make, e))
+                break
             if list(t.shape) != list(shape):
                 raise AssertionError("%s: produced %s, declared %s" % (name, list(t.shape), shape))
             f.write(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
