@@ -124,7 +124,7 @@ class ZImageReference(unittest.TestCase):
 
     def test_full_config_index(self):
         d = os.path.join(self.tmp.name, "full")
-        tool("make", d, "--config", "full", "--dtype", "bf16", "--only-index")
+        ref.make_model(d, ref.config("full"), 0, "bf16", ("hf", "single"), only_index=True)
         with open(os.path.join(d, "hf", "transformer", "config.json")) as f:
             c = json.load(f)
         self.assertEqual((c["dim"], c["n_layers"], c["n_heads"], c["cap_feat_dim"]),
@@ -200,7 +200,7 @@ class ZImageReference(unittest.TestCase):
     def test_run_deterministic(self):
         st = os.path.join(self.tmp.name, "st.safetensors")
         lat = os.path.join(self.tmp.name, "lat.safetensors")
-        tool("noise", lat, "--width", "48", "--height", "32", "--seed", "11")
+        ref.save_safetensors(lat, {"latents": ref.noise(48, 32, 11)})
         tool("run", os.path.join(self.out, "hf"), "--ids", ",".join(map(str, IDS)),
              "--neg-ids", ",".join(map(str, NEG)), "--cfg", "2.5", "--width", "48", "--height",
              "32", "--steps", "3", "--latents", lat, "--out", st, "--dump-encoder",
