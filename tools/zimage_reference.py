@@ -420,6 +420,8 @@ def run_pipeline(m, ids, width, height, steps, seed=0, neg_ids=None, cfg_scale=0
                  dump_encoder=False, dump_dit=False, dump_vae=False):
     """The whole pipeline; returns an OrderedDict of stage tensors (names in
     the module docstring)."""
+    if width % 16 or height % 16 or width <= 0 or height <= 0:
+        raise ValueError("width and height must be positive multiples of 16")
     st = collections.OrderedDict()
     feats, layers = qwen3_forward(m, ids, all_layers=dump_encoder)
     st["text.features"] = feats.contiguous()

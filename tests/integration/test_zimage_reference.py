@@ -147,6 +147,14 @@ class ZImageReference(unittest.TestCase):
         self.assertEqual(list(t[ref.SINGLE_PREFIX + "x_embedder.weight"].shape), [3840, 64])
         self.assertEqual(t[ref.SINGLE_PREFIX + "norm_final.weight"].dtype, torch.bfloat16)
 
+    def test_text_encoder_causal(self):
+        full, layers = ref.qwen3_forward(self.m, IDS, all_layers=True)
+        part, _ = ref.qwen3_forward(self.m, IDS[:4])
+        self.assertLess((full[:4] - part).abs().max().item(), 1e-5)
+        self.assertEqual(len(layers), 3)
+        self.assertTrue(torch.equal(full, layers[1]))  # hidden_states[-2]
+        self.assertGreater((layers[2] - layers[1]).abs().max().item(), 0.1)
+
     def test_sigmas(self):
         want = [1.0, 0.9545, 0.9, 0.8333, 0.75, 0.6429, 0.5, 0.3, 0.0]
         got = ref.sigmas(8, 3.0).tolist()
