@@ -415,9 +415,11 @@ def load_safetensors(path, copy=True):
     return out, meta
 
 
-def write_sharded(dirpath, stem, entries, dtype, min_shards=2, max_shard_bytes=5 * 10 ** 9):
-    """Writes `stem-0000N-of-0000M.safetensors` shards and `stem.safetensors.
-    index.json` (HF layout), one shard at a time."""
+def plan_shards(dirpath, stem, entries, dtype, min_shards=2, max_shard_bytes=5 * 10 ** 9):
+    """Splits entries into at least min_shards shards of about equal size
+    (at most max_shard_bytes each, unless one tensor is larger), writes the HF
+    index `stem.safetensors.index.json` and returns (groups of entries, shard
+    file names `stem-0000N-of-0000M.safetensors`) for the caller to write."""
     es = ST_SIZE[dtype]
     sizes = [int(np.prod(s)) * es for _, s, _ in entries]
     total = sum(sizes)
@@ -507,7 +509,7 @@ def make_model(out, cfg, seed=0, dtype_name="fp32", layouts=("hf", "single"), to
                         "split_special_tokens": False})
         for comp, stem in (("transformer", "diffusion_pytorch_model"), ("text_encoder", "model")):
             d = os.path.join(hf, comp)
-            groups, names = write_sharded(d, stem, hf_component_entries(cfg, comp, seed), dtype,
+            groups, names = plan_shards(d, stem, hf_component_entries(cfg, comp, seed), dtype,
                                           2, maxb)
             if only_index:
                 continue
