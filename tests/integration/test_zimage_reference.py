@@ -231,10 +231,11 @@ class ZImageReference(unittest.TestCase):
         pos, neg = cli["dit.out0"], cli["dit.neg_out0"]
         x1 = cli["init.latent"] - (sg[1] - sg[0]) * (pos + 2.5 * (pos - neg))
         self.assertLess((x1 - cli["step.1.latent"]).abs().max().item(), 1e-6)
-        # every step's DiT output is the DiT on that step's inputs
+        # every step's DiT output is the DiT on that step's inputs (alone here,
+        # in a batch with the negative there: equal up to GEMM rounding)
         x2 = cli["step.2.latent"][0]
         o = ref.dit_forward(self.m, [x2], cli["dit.t2"], [cli["text.features"]])[0]
-        self.assertTrue(torch.equal(o[None], cli["dit.out2"]))
+        self.assertLess((o[None] - cli["dit.out2"]).abs().max().item(), 1e-5)
         self.assertEqual(list(cli["dit0.layer.1"].shape), [32 + 32, 64])  # 6+26 image, 10+22 text
         self.assertEqual(cli["dit0.pos"][:6, 0].tolist(), [33.0] * 6)
         self.assertEqual(cli["dit0.pos"][:6, 1:].tolist(),
