@@ -243,6 +243,11 @@ class ZImageReference(unittest.TestCase):
         self.assertEqual(cli["dit0.pos"][6:32].abs().sum().item(), 0.0)
         self.assertEqual(cli["dit0.pos"][32:, 0].tolist(), [float(i) for i in range(1, 33)])
         self.assertEqual(list(cli["vae.up.0"].shape), [1, 32, 8, 12])
+        pert = dict(cli, image=cli["image"] + 0.01, **{"dit.out0": cli["dit.out0"][0]})
+        rows = {k: (ok, rel) for k, ok, _, rel in ref.compare(cli, pert)}
+        self.assertEqual(rows["text.features"], (True, 0.0))
+        self.assertEqual(rows["dit.out0"], (True, 0.0))  # [16, h, w] against [1, 16, h, w]
+        self.assertGreater(rows["image"][1], 0.005)
         again = ref.run_pipeline(self.m, IDS, 48, 32, 3, seed=11, neg_ids=NEG, cfg_scale=2.5,
                                  dump_encoder=True, dump_dit=True, dump_vae=True)
         for k in mem:
