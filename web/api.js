@@ -279,6 +279,7 @@ export async function watchJob(job, { signal, onUpdate = () => {}, events = true
       state.stage = p.step >= p.steps ? 'vae_decode' : 'denoise';
     onUpdate({ ...state });
   };
+  onUpdate({ ...state }); // the submission's own state (queued, and where)
   if (events) {
     const url = job.events_url || `${statusUrl}/events`;
     try {

@@ -36,6 +36,8 @@ let viewing = -1;              // index into results shown in the viewer, or -1
 function showError(msg) {
   ui.errorText.textContent = msg;
   ui.error.hidden = false;
+  // The panel scrolls on short screens: the message must not land below it.
+  ui.error.scrollIntoView({ block: 'nearest' });
 }
 function hideError() { ui.error.hidden = true; ui.errorText.textContent = ''; }
 function setProgress(text, step = null, steps = null) {
@@ -182,7 +184,9 @@ function onProgress(s) {
     if (s.progress) setProgress(`Step ${step} of ${steps}${stage ? ` — ${stage}` : ''}`, step, steps);
     else setProgress(stage ? `Running — ${stage}` : 'Running…', 0, steps);
   } else if (s.status === 'done') {
-    setProgress('Fetching the images…', steps, steps);
+    // A short job can end before the event stream connects: the done
+    // status still says how far it got.
+    setProgress(`Step ${s.progress?.step ?? steps} of ${steps} — fetching the images…`, steps, steps);
   }
   ui.status.textContent = s.via === 'poll' ? 'progress by polling' : 'live progress (events)';
   ui.status.dataset.via = s.via || '';
@@ -209,7 +213,8 @@ async function run() {
     const res = await api.generate(body, { signal: controller.signal, onProgress });
     const ms = performance.now() - running.t0;
     addResults(body, res, ms);
-    setProgress(`Done: ${res.blobs.length} image${res.blobs.length > 1 ? 's' : ''} in ${(ms / 1000).toFixed(2)} s.`);
+    const steps = body.num_inference_steps;
+    setProgress(`Done: ${res.blobs.length} image${res.blobs.length > 1 ? 's' : ''} in ${(ms / 1000).toFixed(2)} s.`, steps, steps);
   } catch (e) {
     setProgress('');
     if (e.name === 'AbortError') setProgress('Cancelled.');
