@@ -208,8 +208,6 @@ class GenerateWithModel(PageTest):
         self.record_progress()
         t0 = time.monotonic()
         self.generate(64, 64, steps=2, count=2)
-        p.wait_for("window.pixserveGen.state().jobId || !window.pixserveGen.state().busy")
-        job_id = self.state()["jobId"]
         self.wait_idle()
         s = self.state()
         self.assertIsNone(s["error"], s)
@@ -235,6 +233,8 @@ class GenerateWithModel(PageTest):
         # Two images, with the seeds the server used (image k: seed + k).
         g = s["gallery"]
         self.assertEqual(len(g), 2, g)
+        job_id = g[0]["jobId"]
+        self.assertTrue(job_id, g)
         st, job = self.srv.get_json("/api/v1/jobs/" + job_id)
         self.assertEqual(st, 200, job)
         self.assertEqual(job["status"], "done", job)
