@@ -1,7 +1,9 @@
 // api.js — the pixserve HTTP API as the web UI uses it: engines, inpainting
 // through the async jobs API when the server has it (falling back to the
-// synchronous POST /api/v1/inpaint), server timings, and every failure turned
-// into an ApiError whose message a person can read.
+// synchronous POST /api/v1/inpaint), text-to-image through
+// POST /api/v1/generate_async followed live over the job's event stream
+// (falling back to polling), server timings, and every failure turned into an
+// ApiError whose message a person can read.
 
 /** An API or network failure with a readable message. */
 export class ApiError extends Error {
@@ -20,6 +22,7 @@ export class ApiError extends Error {
 const CODE_STATUS = {
   invalid_input: 400, corrupt_data: 400, truncated_data: 400, not_found: 404,
   too_large: 413, unsupported: 415, busy: 429, cancelled: 503, timeout: 504, internal: 500,
+  unavailable: 503, out_of_memory: 503,
 };
 
 /** A readable sentence for an API error (status, code, server message, Retry-After). */
@@ -102,9 +105,21 @@ export function timingsFromJson(t) {
   return out;
 }
 
-/** GET /api/v1/engines → {default, engines: [{name, methods, default_method, ...}]}. */
+/** GET /api/v1/engines → {default, engines: [{name, kind, methods, default_method, ...}]}. */
 export async function getEngines() {
   return (await call('/api/v1/engines', { headers: { Accept: 'application/json' } })).json();
+}
+
+/**
+ * The engines of one kind ("inpaint" or "generate") in a getEngines() reply,
+ * and which of them to preselect: the server's default when it is of that
+ * kind, else the first. Engines without a kind are inpainting engines (the
+ * servers from before text-to-image did not say).
+ */
+export function enginesOfKind(reply, kind) {
+  const engines = (reply?.engines || []).filter((e) => e && e.available !== false && (e.kind || 'inpaint') === kind);
+  const preferred = engines.find((e) => e.name === reply?.default) || engines[0];
+  return { engines, default: preferred ? preferred.name : '' };
 }
 
 let jobsSupported = null; // null: not known yet
@@ -144,6 +159,147 @@ const sleep = (ms, signal) => new Promise((resolve, reject) => {
   if (signal) signal.addEventListener('abort', () => { clearTimeout(t); reject(new DOMException('aborted', 'AbortError')); }, { once: true });
 });
 
+// ------------------------------------------------------------- async jobs
+
+/** Where a job's status lives (the submission's status_url, or built from its id). */
+export function jobStatusUrl(job) {
+  return job.status_url || `/api/v1/jobs/${encodeURIComponent(job.id)}`;
+}
+
+/** Asks the server to cancel a job (DELETE); fire and forget: a job that just finished answers 409. */
+export function cancelJob(job) {
+  return fetch(jobStatusUrl(job), { method: 'DELETE' }).then(() => {}, () => {});
+}
+
+/** The ApiError a finished-but-not-done job stands for (failed, expired, cancelled), or null. */
+export function jobError(job) {
+  if (job.status === 'failed') {
+    const e = job.error || {};
+    const status = CODE_STATUS[e.code] || 500;
+    return new ApiError(describeError({ status, code: e.code, message: e.message }), { status, code: e.code || '', detail: e.message || '' });
+  }
+  if (job.status === 'expired')
+    return new ApiError(describeError({ status: 504, code: 'timeout', message: 'the deadline passed before the job finished' }), { status: 504, code: 'timeout' });
+  if (job.status === 'cancelled')
+    return new ApiError('The job was cancelled.', { status: 409, code: 'cancelled' });
+  return null;
+}
+
+/** A done job's timings as {stage: ms}, with the server's submission-to-finish total when it gave none. */
+export function jobTimings(job) {
+  const timings = timingsFromJson(job.timings);
+  if (job.created_ms != null && job.finished_ms != null && timings.total == null)
+    timings.total = job.finished_ms - job.created_ms;
+  return timings;
+}
+
+/**
+ * Polls a job until it is done (60 ms at first, then every half second at
+ * most). `onUpdate(job)` sees every state, the first one included. Resolves
+ * to the done job; rejects with its jobError, or an ApiError when the server
+ * cannot be asked (a few dropped polls are retried), or AbortError.
+ */
+async function pollJob(statusUrl, job, { signal, onUpdate }) {
+  let delay = 60, failures = 0;
+  for (;;) {
+    onUpdate(job);
+    if (job.status === 'done') return job;
+    const err = jobError(job);
+    if (err) throw err;
+    await sleep(delay, signal);
+    delay = Math.min(500, delay * 1.5);
+    try {
+      job = await (await call(statusUrl, { signal, headers: { Accept: 'application/json' } })).json();
+      failures = 0;
+    } catch (e) {
+      // A dropped poll is not a failed job: retry a few times.
+      if (e.name === 'AbortError' || !(e instanceof ApiError) || e.status !== 0 || ++failures > 3) throw e;
+    }
+  }
+}
+
+// Thrown by followEvents when the event stream cannot be used (no
+// EventSource, the route is missing, the connection dropped): poll instead.
+const NO_EVENTS = Symbol('no event stream');
+const TERMINAL_EVENTS = ['done', 'failed', 'cancelled'];
+
+/**
+ * Follows GET /api/v1/jobs/{id}/events: `status` events ({status, position}),
+ * `progress` events ({step, steps}) and one of `done` / `failed` /
+ * `cancelled`, whose data is the job's status object. Resolves to
+ * {status, ...that object}; rejects with NO_EVENTS if the stream fails first
+ * (EventSource would reconnect on its own; polling is the better fallback).
+ */
+function followEvents(url, { signal, onEvent }) {
+  return new Promise((resolve, reject) => {
+    let es;
+    try {
+      if (typeof EventSource !== 'function') throw new Error('no EventSource');
+      es = new EventSource(url);
+    } catch {
+      reject(NO_EVENTS);
+      return;
+    }
+    const finish = (settle) => {
+      es.close();
+      signal?.removeEventListener('abort', onAbort);
+      settle();
+    };
+    const onAbort = () => finish(() => reject(new DOMException('aborted', 'AbortError')));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const data = (e) => { try { const d = JSON.parse(e.data); return d && typeof d === 'object' ? d : {}; } catch { return {}; } };
+    es.addEventListener('status', (e) => onEvent(data(e)));
+    es.addEventListener('progress', (e) => {
+      const d = data(e);
+      onEvent({ status: 'running', progress: { step: d.step, steps: d.steps }, ...(d.stage ? { stage: d.stage } : {}) });
+    });
+    for (const t of TERMINAL_EVENTS) es.addEventListener(t, (e) => { const d = data(e); finish(() => resolve({ ...d, status: d.status || t })); });
+    es.onerror = () => finish(() => reject(NO_EVENTS));
+  });
+}
+
+/**
+ * Follows a submitted job to its end: live over its event stream when
+ * `events` is true and the server has one, else (or when the stream fails)
+ * by polling its status. `onUpdate(state)` gets the merged job state after
+ * every change: {id, status, position, stage, progress: {step, steps}, via}
+ * where via is 'events' or 'poll'. Resolves to the done job's status object;
+ * rejects like pollJob.
+ */
+export async function watchJob(job, { signal, onUpdate = () => {}, events = true } = {}) {
+  const statusUrl = jobStatusUrl(job);
+  const state = { ...job, via: events ? 'events' : 'poll' };
+  const merge = (d) => {
+    Object.assign(state, d);
+    if (state.status !== 'queued') state.position = null;
+    // The event stream says when denoising steps end, not when decoding
+    // starts: after the last step the job is decoding the latents.
+    const p = state.progress;
+    if (state.status === 'running' && p && p.steps && !d.stage && state.via === 'events')
+      state.stage = p.step >= p.steps ? 'vae_decode' : 'denoise';
+    onUpdate({ ...state });
+  };
+  onUpdate({ ...state }); // the submission's own state (queued, and where)
+  if (events) {
+    const url = job.events_url || `${statusUrl}/events`;
+    try {
+      const end = await followEvents(url, { signal, onEvent: merge });
+      merge(end);
+      // The terminal event normally carries the whole status object; ask once if it did not.
+      const complete = end.status === 'done' ? !!end.result : end.status !== 'failed' || !!end.error;
+      if (!complete) merge(await (await call(statusUrl, { signal, headers: { Accept: 'application/json' } })).json());
+      if (state.status === 'done') return { ...state };
+      const err = jobError(state);
+      if (err) throw err;
+    } catch (e) {
+      if (e !== NO_EVENTS) throw e;
+    }
+  }
+  state.via = 'poll';
+  await pollJob(statusUrl, { ...state }, { signal, onUpdate: (j) => merge({ ...j, via: 'poll' }) });
+  return { ...state };
+}
+
 async function inpaintSync(form, { signal, onProgress }) {
   onProgress({ via: 'sync', status: 'running', stage: null });
   const resp = await call('/api/v1/inpaint', { method: 'POST', body: form, signal });
@@ -162,42 +318,19 @@ async function inpaintJob(form, { signal, onProgress }) {
     if (e instanceof ApiError && (e.status === 404 || e.status === 405)) throw NO_JOBS;
     throw e;
   }
-  let job = await resp.json();
-  const statusUrl = job.status_url || `/api/v1/jobs/${encodeURIComponent(job.id)}`;
-  const cancel = () => { fetch(statusUrl, { method: 'DELETE' }).catch(() => {}); };
+  const submitted = await resp.json();
+  const statusUrl = jobStatusUrl(submitted);
+  const cancel = () => cancelJob(submitted);
   signal?.addEventListener('abort', cancel, { once: true });
   try {
-    let delay = 60, failures = 0;
-    for (;;) {
-      onProgress({ via: 'jobs', id: job.id, status: job.status, position: job.position ?? null, stage: job.stage ?? null });
-      if (job.status === 'done') break;
-      if (job.status === 'failed') {
-        const e = job.error || {};
-        const status = CODE_STATUS[e.code] || 500;
-        throw new ApiError(describeError({ status, code: e.code, message: e.message }), { status, code: e.code || '', detail: e.message || '' });
-      }
-      if (job.status === 'expired')
-        throw new ApiError(describeError({ status: 504, code: 'timeout', message: 'the deadline passed before the job finished' }), { status: 504, code: 'timeout' });
-      if (job.status === 'cancelled')
-        throw new ApiError('The job was cancelled.', { status: 409, code: 'cancelled' });
-      await sleep(delay, signal);
-      delay = Math.min(500, delay * 1.5);
-      try {
-        job = await (await call(statusUrl, { signal, headers: { Accept: 'application/json' } })).json();
-        failures = 0;
-      } catch (e) {
-        // A dropped poll is not a failed job: retry a few times.
-        if (e.name === 'AbortError' || !(e instanceof ApiError) || e.status !== 0 || ++failures > 3) throw e;
-      }
-    }
+    const job = await pollJob(statusUrl, submitted, {
+      signal,
+      onUpdate: (j) => onProgress({ via: 'jobs', id: j.id, status: j.status, position: j.position ?? null, stage: j.stage ?? null }),
+    });
     const url = job.result?.url || `${statusUrl}/result`;
     const r = await call(url, { signal });
     const blob = await r.blob();
-    const timings = timingsFromJson(job.timings);
-    // Submission to finish, by the server's clock (the jobs API has no Server-Timing).
-    if (job.created_ms != null && job.finished_ms != null && timings.total == null)
-      timings.total = job.finished_ms - job.created_ms;
-    return { blob, timings, via: 'jobs', id: job.id };
+    return { blob, timings: jobTimings(job), via: 'jobs', id: job.id };
   } finally {
     signal?.removeEventListener('abort', cancel);
   }
@@ -224,3 +357,37 @@ export async function inpaint(form, { signal, onProgress = () => {} } = {}) {
 
 /** Which path inpaint() takes now: 'jobs', 'sync' or null (not probed yet). */
 export function apiMode() { return jobsSupported === null ? null : jobsSupported ? 'jobs' : 'sync'; }
+
+// ------------------------------------------------------------ text to image
+
+/**
+ * Text to image: submits `body` (the fields of POST /api/v1/generate: prompt,
+ * width, height, num_inference_steps, seed, num_images, cfg_scale, model, ...)
+ * to POST /api/v1/generate_async, follows the job (watchJob: live events, or
+ * polling) and fetches its images. `onProgress(state)` gets watchJob's
+ * states; aborting `signal` cancels the job on the server (DELETE) and
+ * rejects with AbortError. Resolves to {job, blobs, timings, stepMs} with one
+ * PNG blob per image, in order; rejects with ApiError, whose message is the
+ * server's error (a refused submission or a failed job) made readable.
+ */
+export async function generate(body, { signal, onProgress = () => {}, events = true } = {}) {
+  const resp = await call('/api/v1/generate_async', {
+    method: 'POST', signal, body: JSON.stringify(body),
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+  });
+  const submitted = await resp.json();
+  const statusUrl = jobStatusUrl(submitted);
+  const cancel = () => cancelJob(submitted);
+  signal?.addEventListener('abort', cancel, { once: true });
+  try {
+    const job = await watchJob(submitted, { signal, events, onUpdate: onProgress });
+    const r = job.result || {};
+    const urls = Array.isArray(r.urls) && r.urls.length ? r.urls : [r.url || `${statusUrl}/result`];
+    const blobs = [];
+    for (const u of urls) blobs.push(await (await call(u, { signal })).blob());
+    const steps = Array.isArray(job.timings?.step_ms) ? job.timings.step_ms.filter((x) => typeof x === 'number') : [];
+    return { job, blobs, timings: jobTimings(job), stepMs: steps };
+  } finally {
+    signal?.removeEventListener('abort', cancel);
+  }
+}

@@ -156,13 +156,14 @@ function fillMethods() {
 
 async function loadEngines() {
   try {
-    const r = await api.getEngines();
-    engines = r.engines || [];
+    // Text-to-image engines have their own page.
+    const r = api.enginesOfKind(await api.getEngines(), 'inpaint');
+    engines = r.engines;
     ui.engine.replaceChildren(...engines.map((e) => new Option(e.name, e.name)));
-    ui.engine.value = r.default || engines[0]?.name || '';
+    ui.engine.value = r.default;
     ui.engine.disabled = engines.length === 0;
     fillMethods();
-    if (!engines.length) showError('The server has no engine loaded.');
+    if (!engines.length) showError('The server has no inpainting engine loaded.');
   } catch (e) {
     ui.engine.replaceChildren(new Option('unavailable', ''));
     showError(`Could not load the list of engines. ${e.message}`);
