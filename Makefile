@@ -4,7 +4,7 @@
 #
 #   make                      release build into build/release/
 #   make SANITIZER=address    (or undefined, thread, address,undefined) into build/<name>/
-#   make CUDA=1               with the CUDA backend of the lama engine, into build/<name>-cuda/
+#   make CUDA=1               with the CUDA engines (shared runtime + lama's backend), into build/<name>-cuda/
 #   make test                 unit + integration + browser tests, then again under
 #                             ASan+UBSan, the concurrency core under TSan, then every
 #                             fuzzer briefly
@@ -41,18 +41,24 @@ CFLAGS += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=
 LDFLAGS += -fsanitize=$(SANITIZER)
 endif
 
-# CUDA=1 adds the lama engine's CUDA backend (src/engine/lama/cuda/: cuDNN,
-# cuFFT, kernels.cu through nvcc) into build/<name>-cuda/; without it
-# lama_cuda_none.c says so at run time. The CUDA runtime is linked
-# statically; cuDNN and cuFFT are the machine's shared libraries.
+# CUDA=1 adds the CUDA engines into build/<name>-cuda/: the shared CUDA
+# runtime (src/engine/cuda/) and the lama engine's backend
+# (src/engine/lama/cuda/: cuDNN, cuFFT, kernels.cu through nvcc); without it
+# lama_cuda_none.c says so at run time. The runtime's plain-C parts (device
+# names, plan caches) build everywhere, so that their tests run without
+# CUDA. The CUDA runtime is linked statically; cuDNN, cuFFT and
+# cuBLAS/cuBLASLt are the machine's shared libraries.
 CUDA_HOME ?= /usr/local/cuda
 NVCC ?= $(CUDA_HOME)/bin/nvcc
 CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80 \
              -gencode arch=compute_90,code=compute_90
 ifeq ($(CUDA),1)
 BUILD := $(BUILD)-cuda
-CPPFLAGS += -I$(CUDA_HOME)/include
-LDLIBS += -L$(CUDA_HOME)/lib64 -lcudnn -lcufft -lcudart_static -ldl -lrt -lstdc++
+# -isystem: cuBLAS's headers do not build under -Wundef -Wstrict-prototypes.
+CPPFLAGS += -isystem $(CUDA_HOME)/include
+# cuBLAS/cuBLASLt --as-needed: only binaries whose engines make GEMMs load it.
+LDLIBS += -L$(CUDA_HOME)/lib64 -lcudnn -lcufft -Wl,--push-state,--as-needed -lcublas \
+          -lcublasLt -Wl,--pop-state -lcudart_static -ldl -lrt -lstdc++
 endif
 
 MAINS := src/serve/main.c src/bench/main.c
@@ -60,17 +66,21 @@ MAINS := src/serve/main.c src/bench/main.c
 # here (oneDNN plus a direct kernel for RGB-output layers on the CPU; a CUDA
 # build would pick its own).
 LAMA_CONV := src/engine/lama/conv_dnnl.c src/engine/lama/conv_narrow.c
+CUDA_RT_PLAIN := src/engine/cuda/cuda_devspec.c src/engine/cuda/cuda_plan.c
 ifeq ($(CUDA),1)
-LAMA_CUDA := src/engine/lama/cuda/lama_cuda.c
+CUDA_RT := $(wildcard src/engine/cuda/*.c)
+LAMA_CUDA := $(wildcard src/engine/lama/cuda/*.c)
 LAMA_CU := src/engine/lama/cuda/kernels.cu
 else
+CUDA_RT := $(CUDA_RT_PLAIN)
 LAMA_CUDA := src/engine/lama/lama_cuda_none.c
 LAMA_CU :=
 endif
 LAMA_SRC := $(filter-out src/engine/lama/conv_%.c src/engine/lama/lama_cuda_none.c,\
               $(wildcard src/engine/lama/*.c)) $(LAMA_CONV) $(LAMA_CUDA)
 LIB_SRC := $(filter-out $(MAINS),$(wildcard src/core/*.c src/image/*.c src/engine/*.c \
-             src/engine/classic/*.c src/engine/zimage/*.c src/serve/*.c src/bench/*.c)) $(LAMA_SRC)
+             src/engine/classic/*.c src/engine/zimage/*.c src/serve/*.c src/bench/*.c)) \
+           $(LAMA_SRC) $(CUDA_RT)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(LAMA_CU:%.cu=$(BUILD)/%.o) $(BUILD)/gen/web_assets.o
 LIB := $(BUILD)/libpixserve.a
 PIXSERVE := $(BUILD)/pixserve

@@ -1,5 +1,5 @@
 /*
- * loop.c — the load engine: per-thread epoll loops, connection state
+ * loop.c — the load loop (pb_loop): per-thread epoll loops, connection state
  * machines, closed- and open-loop pacing (see loop.h for the semantics).
  */
 #include "bench/loop.h"
@@ -48,7 +48,7 @@ typedef struct user {
 } user;
 
 typedef struct thread {
-    struct pb_engine *eng;
+    struct pb_loop *loop;
     int id;
     pthread_t tid;
     int ep, efd;
@@ -86,8 +86,8 @@ typedef struct thread {
     _Atomic int active;
 } thread;
 
-struct pb_engine {
-    pb_engine_config cfg;
+struct pb_loop {
+    pb_loop_config cfg;
     int nthreads;
     thread *t;
 };
@@ -204,7 +204,7 @@ static void close_conn(thread *t, user *u)
 static int open_conn(thread *t, int id)
 {
     user *u = &t->u[id];
-    const pb_engine_config *c = &t->eng->cfg;
+    const pb_loop_config *c = &t->loop->cfg;
     int fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     int one = 1;
@@ -232,7 +232,7 @@ static void on_writable(thread *t, int id);
 static void after_request(thread *t, int id, int64_t now, int cls)
 {
     user *u = &t->u[id];
-    const pb_engine_config *c = &t->eng->cfg;
+    const pb_loop_config *c = &t->loop->cfg;
     t->inflight--;
     if (c->open_loop) {
         u->state = U_IDLE;
@@ -268,7 +268,7 @@ static void fail(thread *t, int id, int cls, int64_t now)
 
 static int check_reply(thread *t, user *u, char *why, size_t wl)
 {
-    const pb_engine_config *c = &t->eng->cfg;
+    const pb_loop_config *c = &t->loop->cfg;
     if (u->hp.status < c->status_lo || u->hp.status > c->status_hi) {
         snprintf(why, wl, "status %d", u->hp.status);
         return PB_ERR_STATUS;
@@ -299,7 +299,7 @@ static void send_prepare(thread *t, user *u)
 {
     u->off = 0;
     if (u->body.data) u->body.len = 0;
-    pb_http_init(&u->hp, u->req->is_head, t->eng->cfg.body_max ? &u->body : NULL);
+    pb_http_init(&u->hp, u->req->is_head, t->loop->cfg.body_max ? &u->body : NULL);
 }
 
 static void start_request(thread *t, int id, int64_t t_ref)
@@ -438,7 +438,7 @@ static double rate_at(const thread *t, int64_t now)
 static int64_t next_gap(thread *t, double rate)
 {
     double g = 1e9 / rate;
-    if (t->eng->cfg.poisson) g *= -log(((double)px_rng_u32(&t->rng) + 0.5) / 4294967296.0);
+    if (t->loop->cfg.poisson) g *= -log(((double)px_rng_u32(&t->rng) + 0.5) / 4294967296.0);
     return (int64_t)g;
 }
 
@@ -453,7 +453,7 @@ static void apply_control(thread *t, int64_t now)
     pthread_mutex_unlock(&t->mu);
     if (gen == t->seen_gen) return;
     t->seen_gen = gen;
-    const pb_engine_config *c = &t->eng->cfg;
+    const pb_loop_config *c = &t->loop->cfg;
     if (c->open_loop) {
         double cur = rate_at(t, now);
         t->rate_from = cur;
@@ -464,14 +464,14 @@ static void apply_control(thread *t, int64_t now)
             /* spread threads' constant-rate streams evenly */
             double r = target > 0 ? target : cur;
             t->next_arrival = now + (c->poisson ? next_gap(t, r)
-                                                : (int64_t)(1e9 / r * t->id / t->eng->nthreads));
+                                                : (int64_t)(1e9 / r * t->id / t->loop->nthreads));
         }
         return;
     }
     int n = (int)target;
     if (n > t->nu) n = t->nu;
     t->target_users = n;
-    double per = c->spawn_rate > 0 ? 1e9 * t->eng->nthreads / c->spawn_rate : 0;
+    double per = c->spawn_rate > 0 ? 1e9 * t->loop->nthreads / c->spawn_rate : 0;
     double offset = c->spawn_rate > 0 ? 1e9 * t->id / c->spawn_rate : 0;
     int k = 0;
     for (int i = 0; i < t->nu; i++) {
@@ -497,7 +497,7 @@ static void apply_control(thread *t, int64_t now)
 /* Open loop: send queued arrivals on idle connections; drop stale ones. */
 static void dispatch(thread *t, int64_t now)
 {
-    const pb_engine_config *c = &t->eng->cfg;
+    const pb_loop_config *c = &t->loop->cfg;
     while (t->qlen) {
         int64_t intended = t->q[t->qhead];
         if (now - intended > c->max_wait_ns) {
@@ -539,7 +539,7 @@ static void arrivals(thread *t, int64_t now)
 
 static void scan_timeouts(thread *t, int64_t now)
 {
-    const pb_engine_config *c = &t->eng->cfg;
+    const pb_loop_config *c = &t->loop->cfg;
     for (int i = 0; i < t->nu; i++) {
         user *u = &t->u[i];
         if ((u->state == U_CONNECTING || u->state == U_SENDING || u->state == U_RECEIVING) &&
@@ -554,7 +554,7 @@ static void scan_timeouts(thread *t, int64_t now)
 static void *thread_main(void *arg)
 {
     thread *t = arg;
-    const pb_engine_config *c = &t->eng->cfg;
+    const pb_loop_config *c = &t->loop->cfg;
     struct epoll_event evs[512];
     for (;;) {
         int64_t now = px_now_ns();
@@ -628,11 +628,11 @@ static void wake(thread *t)
     }
 }
 
-int pb_engine_start(const pb_engine_config *cfg, pb_engine **out, char *err, size_t errlen)
+int pb_loop_start(const pb_loop_config *cfg, pb_loop **out, char *err, size_t errlen)
 {
     if (cfg->nreqs < 1 || cfg->threads < 1)
-        return px_errf(err, errlen, PX_EINVAL, "engine: no requests or no threads");
-    pb_engine *e = px_xcalloc(1, sizeof *e);
+        return px_errf(err, errlen, PX_EINVAL, "loop: no requests or no threads");
+    pb_loop *e = px_xcalloc(1, sizeof *e);
     e->cfg = *cfg;
     if (e->cfg.timeout_ns <= 0) e->cfg.timeout_ns = 30000000000LL;
     if (e->cfg.max_wait_ns <= 0) e->cfg.max_wait_ns = e->cfg.timeout_ns;
@@ -643,7 +643,7 @@ int pb_engine_start(const pb_engine_config *cfg, pb_engine **out, char *err, siz
     e->t = px_xcalloc((size_t)e->nthreads, sizeof *e->t);
     for (int k = 0; k < e->nthreads; k++) {
         thread *t = &e->t[k];
-        t->eng = e;
+        t->loop = e;
         t->id = k;
         t->nu = total / e->nthreads + (k < total % e->nthreads);
         t->u = px_xcalloc((size_t)t->nu, sizeof *t->u);
@@ -678,8 +678,8 @@ int pb_engine_start(const pb_engine_config *cfg, pb_engine **out, char *err, siz
         struct epoll_event ev = {.events = EPOLLIN, .data.u64 = CTL_TAG};
         if (t->ep < 0 || t->efd < 0 || epoll_ctl(t->ep, EPOLL_CTL_ADD, t->efd, &ev) != 0) {
             e->nthreads = k + 1;
-            pb_engine_stop(e);
-            return px_errf(err, errlen, PX_EIO, "engine: epoll: %s", strerror(errno));
+            pb_loop_stop(e);
+            return px_errf(err, errlen, PX_EIO, "loop: epoll: %s", strerror(errno));
         }
     }
     for (int k = 0; k < e->nthreads; k++)
@@ -688,7 +688,7 @@ int pb_engine_start(const pb_engine_config *cfg, pb_engine **out, char *err, siz
     return 0;
 }
 
-void pb_engine_set_load(pb_engine *e, double target, int64_t ramp_ns)
+void pb_loop_set_load(pb_loop *e, double target, int64_t ramp_ns)
 {
     int T = e->nthreads;
     for (int k = 0; k < T; k++) {
@@ -710,7 +710,7 @@ void pb_engine_set_load(pb_engine *e, double target, int64_t ramp_ns)
     }
 }
 
-void pb_engine_set_requests(pb_engine *e, const pb_request *reqs, int nreqs)
+void pb_loop_set_requests(pb_loop *e, const pb_request *reqs, int nreqs)
 {
     if (!reqs || nreqs < 1) return;
     for (int k = 0; k < e->nthreads; k++) {
@@ -722,7 +722,7 @@ void pb_engine_set_requests(pb_engine *e, const pb_request *reqs, int nreqs)
     }
 }
 
-void pb_engine_open_window(pb_engine *e, int64_t start_ns)
+void pb_loop_open_window(pb_loop *e, int64_t start_ns)
 {
     for (int k = 0; k < e->nthreads; k++) {
         thread *t = &e->t[k];
@@ -734,7 +734,7 @@ void pb_engine_open_window(pb_engine *e, int64_t start_ns)
     }
 }
 
-void pb_engine_close_window(pb_engine *e, pb_acc *out)
+void pb_loop_close_window(pb_loop *e, pb_acc *out)
 {
     int64_t now = px_now_ns();
     for (int k = 0; k < e->nthreads; k++) {
@@ -748,7 +748,7 @@ void pb_engine_close_window(pb_engine *e, pb_acc *out)
     }
 }
 
-uint64_t pb_engine_window_requests(pb_engine *e)
+uint64_t pb_loop_window_requests(pb_loop *e)
 {
     uint64_t n = 0;
     for (int k = 0; k < e->nthreads; k++) {
@@ -760,7 +760,7 @@ uint64_t pb_engine_window_requests(pb_engine *e)
     return n;
 }
 
-void pb_engine_take_interval(pb_engine *e, pb_acc *out)
+void pb_loop_take_interval(pb_loop *e, pb_acc *out)
 {
     for (int k = 0; k < e->nthreads; k++) {
         thread *t = &e->t[k];
@@ -771,7 +771,7 @@ void pb_engine_take_interval(pb_engine *e, pb_acc *out)
     }
 }
 
-int pb_engine_active(pb_engine *e)
+int pb_loop_active(pb_loop *e)
 {
     int n = 0;
     for (int k = 0; k < e->nthreads; k++)
@@ -779,7 +779,7 @@ int pb_engine_active(pb_engine *e)
     return n;
 }
 
-void pb_engine_stop(pb_engine *e)
+void pb_loop_stop(pb_loop *e)
 {
     if (!e) return;
     for (int k = 0; k < e->nthreads; k++) {

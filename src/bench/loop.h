@@ -1,5 +1,5 @@
 /*
- * loop.h — pixbench's load engine: one epoll event loop per thread driving
+ * loop.h — pixbench's load loop (pb_loop): one epoll event loop per thread driving
  * keep-alive HTTP/1.1 connections, in one of two load models.
  *
  * Closed loop: each thread runs its share of N users; a user sends, waits
@@ -49,11 +49,11 @@ typedef struct pb_request {
 
 /* Checks a reply whose status was in the expected range. Returns 0 when it
  * is right, else non-zero with a reason in err (counted as `check`). body
- * holds the decoded body when the engine keeps bodies (else NULL). */
+ * holds the decoded body when the loop keeps bodies (else NULL). */
 typedef int (*pb_check_fn)(void *ctx, const pb_request *req, const pb_http_parser *resp,
                            const px_buf *body, char *err, size_t errlen);
 
-typedef struct pb_engine_config {
+typedef struct pb_loop_config {
     struct sockaddr_storage addr; /* the target */
     socklen_t addrlen;
     int threads;
@@ -76,39 +76,39 @@ typedef struct pb_engine_config {
     void *check_ctx;
     size_t body_max;           /* > 0: keep reply bodies up to this for check */
     uint64_t seed;
-} pb_engine_config;
+} pb_loop_config;
 
-typedef struct pb_engine pb_engine;
+typedef struct pb_loop pb_loop;
 
 /* Starts the threads with no load. Returns 0 and *out, or PX_ENOMEM/PX_EIO
- * with a message. Stop with pb_engine_stop (which frees it). */
-int pb_engine_start(const pb_engine_config *cfg, pb_engine **out, char *err, size_t errlen);
+ * with a message. Stop with pb_loop_stop (which frees it). */
+int pb_loop_start(const pb_loop_config *cfg, pb_loop **out, char *err, size_t errlen);
 
 /* New target: users (closed loop; capped at max_users) or requests per second
  * (open loop; ramped linearly from the current rate over ramp_ns). */
-void pb_engine_set_load(pb_engine *e, double target, int64_t ramp_ns);
+void pb_loop_set_load(pb_loop *e, double target, int64_t ramp_ns);
 
-/* New requests to choose from (not owned; they must outlive the engine):
- * each thread takes them up with the next pb_engine_set_load. */
-void pb_engine_set_requests(pb_engine *e, const pb_request *reqs, int nreqs);
+/* New requests to choose from (not owned; they must outlive the loop):
+ * each thread takes them up with the next pb_loop_set_load. */
+void pb_loop_set_requests(pb_loop *e, const pb_request *reqs, int nreqs);
 
 /* Begins a measured window: completions at or after start_ns count (earlier
  * ones are warm-up). The window's accumulator is emptied. */
-void pb_engine_open_window(pb_engine *e, int64_t start_ns);
+void pb_loop_open_window(pb_loop *e, int64_t start_ns);
 
 /* Ends the window now and adds every thread's window into out. */
-void pb_engine_close_window(pb_engine *e, pb_acc *out);
+void pb_loop_close_window(pb_loop *e, pb_acc *out);
 
 /* Requests finished inside the open window so far (all threads). */
-uint64_t pb_engine_window_requests(pb_engine *e);
+uint64_t pb_loop_window_requests(pb_loop *e);
 
 /* Adds every thread's interval accumulator into out and empties them. */
-void pb_engine_take_interval(pb_engine *e, pb_acc *out);
+void pb_loop_take_interval(pb_loop *e, pb_acc *out);
 
 /* Users alive (closed) or requests in flight plus queued (open). */
-int pb_engine_active(pb_engine *e);
+int pb_loop_active(pb_loop *e);
 
 /* Stops the threads, closes every connection, frees e. */
-void pb_engine_stop(pb_engine *e);
+void pb_loop_stop(pb_loop *e);
 
 #endif

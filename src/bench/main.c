@@ -564,32 +564,32 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     pl = NULL;
     npl = 0;
 
-    pb_engine_config ec = {0};
-    ec.addr = ss;
-    ec.addrlen = sl;
-    ec.open_loop = o.open_loop;
-    ec.max_users = o.open_loop ? 0 : (int)maxload;
-    ec.think_lo = o.think_lo;
-    ec.think_hi = o.think_hi;
-    ec.spawn_rate = o.spawn_rate;
-    ec.connections = o.connections;
-    ec.poisson = o.poisson;
-    ec.max_wait_ns = o.max_wait;
-    ec.late_ns = o.late;
-    ec.timeout_ns = o.timeout;
-    ec.reqs = wl.reqs;
-    ec.nreqs = wl.nreqs;
-    ec.status_lo = o.status_lo;
-    ec.status_hi = o.status_hi;
-    ec.check = wl.check;
-    ec.check_ctx = wl.check_ctx;
-    ec.body_max = wl.body_max;
-    ec.seed = o.seed;
+    pb_loop_config lc = {0};
+    lc.addr = ss;
+    lc.addrlen = sl;
+    lc.open_loop = o.open_loop;
+    lc.max_users = o.open_loop ? 0 : (int)maxload;
+    lc.think_lo = o.think_lo;
+    lc.think_hi = o.think_hi;
+    lc.spawn_rate = o.spawn_rate;
+    lc.connections = o.connections;
+    lc.poisson = o.poisson;
+    lc.max_wait_ns = o.max_wait;
+    lc.late_ns = o.late;
+    lc.timeout_ns = o.timeout;
+    lc.reqs = wl.reqs;
+    lc.nreqs = wl.nreqs;
+    lc.status_lo = o.status_lo;
+    lc.status_hi = o.status_hi;
+    lc.check = wl.check;
+    lc.check_ctx = wl.check_ctx;
+    lc.body_max = wl.body_max;
+    lc.seed = o.seed;
     int units = o.open_loop ? o.connections : (int)maxload;
-    ec.threads = o.threads > 0 ? o.threads : (cpus < units ? cpus : units);
-    if (ec.threads < 1) ec.threads = 1;
-    pb_engine *eng;
-    if (pb_engine_start(&ec, &eng, err, sizeof err)) {
+    lc.threads = o.threads > 0 ? o.threads : (cpus < units ? cpus : units);
+    if (lc.threads < 1) lc.threads = 1;
+    pb_loop *loop;
+    if (pb_loop_start(&lc, &loop, err, sizeof err)) {
         fprintf(stderr, "pixbench: %s\n", err);
         rc = 1;
         goto out_wl;
@@ -616,11 +616,11 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     if (!o.quiet)
         fprintf(stderr, "pixbench: %s %s%s, %s loop, %d stage%s (%s), %d thread%s\n", pb_profile_name(o.prof.kind),
                 url, path, o.open_loop ? "open" : "closed", o.nloads, o.nloads > 1 ? "s" : "",
-                o.open_loop ? "requests/s" : "users", ec.threads, ec.threads > 1 ? "s" : "");
+                o.open_loop ? "requests/s" : "users", lc.threads, lc.threads > 1 ? "s" : "");
     pb_run_result *res = px_xcalloc(1, sizeof *res);
     pb_analysis *an = px_xcalloc(1, sizeof *an);
-    int runrc = pb_run(eng, &rcfg, res);
-    pb_engine_stop(eng);
+    int runrc = pb_run(loop, &rcfg, res);
+    pb_loop_stop(loop);
     if (runrc) {
         fprintf(stderr, "pixbench: out of memory while running\n");
         rc = 1;
@@ -638,7 +638,7 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     ao.stability = o.stability;
     ao.loopback = !o.allow_remote || !o.target;
     ao.cpus = cpus;
-    ao.threads = ec.threads;
+    ao.threads = lc.threads;
     ao.slo = o.slo_text ? &slo : NULL;
     ao.peak_reset = rcfg.reset_peak && mon;
     ao.soak = o.soak > 0;
@@ -660,7 +660,7 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     m.think_lo_s = (double)o.think_lo / 1e9;
     m.think_hi_s = (double)o.think_hi / 1e9;
     m.spawn_rate = o.spawn_rate;
-    m.threads = ec.threads;
+    m.threads = lc.threads;
     m.connections = o.open_loop ? o.connections : (int)maxload;
     m.warmup_s = (double)o.warmup / 1e9;
     m.stage_s = (double)rcfg.stage_ns / 1e9;

@@ -46,18 +46,18 @@ static int add_point(pb_run_result *r, const pb_point *p)
     return 0;
 }
 
-static int take_point(pb_engine *e, pb_run_result *out, sampler *s, int64_t t0, int64_t now,
+static int take_point(pb_loop *e, pb_run_result *out, sampler *s, int64_t t0, int64_t now,
                       int stage, int measuring, double load, pb_acc *ivl)
 {
     pb_acc_reset(ivl);
-    pb_engine_take_interval(e, ivl);
+    pb_loop_take_interval(e, ivl);
     pb_point p = {0};
     p.t = (double)(now - t0) / 1e9;
     p.dt = (double)(now - s->last_t) / 1e9;
     p.stage = stage;
     p.measuring = measuring;
     p.load = load;
-    p.active = pb_engine_active(e);
+    p.active = pb_loop_active(e);
     p.ok = ivl->ok;
     p.errors = pb_acc_errors(ivl);
     p.late = ivl->late;
@@ -102,12 +102,12 @@ static void progress(const pb_run_config *rc, int k, const pb_point *p, double e
 
 /* Ends the load in flight and waits (bounded) until no request is active,
  * still taking the per-second points. Returns 0, or an error of take_point. */
-static int drain(pb_engine *e, const pb_run_config *rc, pb_run_result *out, sampler *s, int64_t t0,
+static int drain(pb_loop *e, const pb_run_config *rc, pb_run_result *out, sampler *s, int64_t t0,
                  int stage, double load, pb_acc *ivl, int64_t *next_point)
 {
-    pb_engine_set_load(e, 0, 0);
+    pb_loop_set_load(e, 0, 0);
     int64_t deadline = px_now_ns() + 120000000000LL;
-    while (pb_engine_active(e) > 0 && px_now_ns() < deadline) {
+    while (pb_loop_active(e) > 0 && px_now_ns() < deadline) {
         if (rc->interrupted && *rc->interrupted) break;
         sleep_until(px_now_ns() + 20000000);
         int64_t now = px_now_ns();
@@ -120,7 +120,7 @@ static int drain(pb_engine *e, const pb_run_config *rc, pb_run_result *out, samp
     return 0;
 }
 
-int pb_run(pb_engine *e, const pb_run_config *rc, pb_run_result *out)
+int pb_run(pb_loop *e, const pb_run_config *rc, pb_run_result *out)
 {
     memset(out, 0, sizeof *out);
     pb_acc ivl;
@@ -147,7 +147,7 @@ int pb_run(pb_engine *e, const pb_run_config *rc, pb_run_result *out)
             /* a stage of other requests (size matrix): let the previous
              * stage's requests finish first */
             if (k > 0 && (rc_err = drain(e, rc, out, s, t0, k - 1, prev_load, &ivl, &next_point))) break;
-            pb_engine_set_requests(e, rc->stage_reqs[k], rc->stage_nreqs[k]);
+            pb_loop_set_requests(e, rc->stage_reqs[k], rc->stage_nreqs[k]);
             prev_load = 0;
         }
         if (rc->reset_peak && s->mon) pb_monitor_reset_peak(s->mon);
@@ -164,8 +164,8 @@ int pb_run(pb_engine *e, const pb_run_config *rc, pb_run_result *out)
         int64_t mstart = ts + wait;
         int64_t mend = rc->stage_ns > 0 ? mstart + rc->stage_ns : INT64_MAX;
         st->warmup_s = (double)wait / 1e9;
-        pb_engine_open_window(e, mstart);
-        pb_engine_set_load(e, st->load, rc->open_loop ? rc->ramp_ns : 0);
+        pb_loop_open_window(e, mstart);
+        pb_loop_set_load(e, st->load, rc->open_loop ? rc->ramp_ns : 0);
         double total = (double)(mend == INT64_MAX ? wait : mend - ts) / 1e9;
         pb_point last = {0};
         int stopped = 0;
@@ -176,7 +176,7 @@ int pb_run(pb_engine *e, const pb_run_config *rc, pb_run_result *out)
                 stopped = 1;
                 break;
             }
-            if (rc->stage_requests && pb_engine_window_requests(e) >= rc->stage_requests) break;
+            if (rc->stage_requests && pb_loop_window_requests(e) >= rc->stage_requests) break;
             int64_t wake = now + TICK_NS;
             if (next_point < wake) wake = next_point;
             if (mend < wake) wake = mend;
@@ -192,7 +192,7 @@ int pb_run(pb_engine *e, const pb_run_config *rc, pb_run_result *out)
             }
         }
         int64_t now = px_now_ns();
-        pb_engine_close_window(e, &st->acc);
+        pb_loop_close_window(e, &st->acc);
         st->measured_s = now > mstart ? (double)(now - mstart) / 1e9 : 0;
         st->complete = !stopped;
         /* a partial point closes the stage so the series covers it all */

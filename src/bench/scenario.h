@@ -1,5 +1,5 @@
 /*
- * scenario.h — runs the stages of a test on a started engine: for each
+ * scenario.h — runs the stages of a test on a started load loop: for each
  * stage sets the load (users or rate) and, for a size matrix, the stage's
  * own requests; waits out the warm-up (and the spawn ramp), measures for
  * the stage duration or request count, and records a per-second time
@@ -76,7 +76,7 @@ typedef struct pb_run_result {
 
 /* Runs every stage. Returns 0 (also when interrupted: out->interrupted) or
  * PX_ENOMEM. out is owned by the caller: pb_run_result_free. */
-int pb_run(pb_engine *eng, const pb_run_config *rc, pb_run_result *out);
+int pb_run(pb_loop *loop, const pb_run_config *rc, pb_run_result *out);
 void pb_run_result_free(pb_run_result *r);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * loop_test.c — the load engine against the in-process test server
+ * loop_test.c — the load loop against the in-process test server
  * (bench/echo) with known injected delays: closed-loop and open-loop pacing,
  * error classes, the stall that only the open loop exposes, and user counts
  * across sweep stages. Durations are a few seconds; the bounds are wide
@@ -39,9 +39,9 @@ static pb_echo *echo(const char *delay, int64_t stall_at, int64_t stall_len)
     return e;
 }
 
-static pb_engine_config base_cfg(int port)
+static pb_loop_config base_cfg(int port)
 {
-    pb_engine_config c = {0};
+    pb_loop_config c = {0};
     struct sockaddr_in *a = (struct sockaddr_in *)&c.addr;
     a->sin_family = AF_INET;
     a->sin_port = htons((uint16_t)port);
@@ -60,24 +60,24 @@ static pb_engine_config base_cfg(int port)
 }
 
 /* Runs load `target` and measures [t0 + warm, t0 + warm + dur). */
-static void run(const pb_engine_config *c, double target, int64_t warm, int64_t dur, pb_acc *out)
+static void run(const pb_loop_config *c, double target, int64_t warm, int64_t dur, pb_acc *out)
 {
-    pb_engine *e;
+    pb_loop *e;
     char err[256];
-    T_EQ_INT(pb_engine_start(c, &e, err, sizeof err), 0);
+    T_EQ_INT(pb_loop_start(c, &e, err, sizeof err), 0);
     int64_t t0 = px_now_ns();
-    pb_engine_open_window(e, t0 + warm);
-    pb_engine_set_load(e, target, 0);
+    pb_loop_open_window(e, t0 + warm);
+    pb_loop_set_load(e, target, 0);
     sleep_ns(warm + dur);
     pb_acc_init(out);
-    pb_engine_close_window(e, out);
-    pb_engine_stop(e);
+    pb_loop_close_window(e, out);
+    pb_loop_stop(e);
 }
 
 TEST(t_closed_loop_no_think)
 {
     pb_echo *s = echo("2ms", 0, 0);
-    pb_engine_config c = base_cfg(pb_echo_port(s));
+    pb_loop_config c = base_cfg(pb_echo_port(s));
     pb_acc a;
     run(&c, 4, 200000000, 1500000000, &a);
     /* 4 users x 1.5 s / 2 ms = 3000 at most */
@@ -98,7 +98,7 @@ TEST(t_closed_loop_no_think)
 TEST(t_closed_loop_think_time)
 {
     pb_echo *s = echo("0", 0, 0);
-    pb_engine_config c = base_cfg(pb_echo_port(s));
+    pb_loop_config c = base_cfg(pb_echo_port(s));
     c.think_lo = 100000000; /* between(0.1 s, 0.3 s) */
     c.think_hi = 300000000;
     pb_acc a;
@@ -116,7 +116,7 @@ TEST(t_closed_loop_think_time)
 TEST(t_open_loop_rate)
 {
     pb_echo *s = echo("1ms", 0, 0);
-    pb_engine_config c = base_cfg(pb_echo_port(s));
+    pb_loop_config c = base_cfg(pb_echo_port(s));
     c.open_loop = 1;
     pb_acc a;
     run(&c, 500, 200000000, 2000000000, &a);
@@ -144,7 +144,7 @@ TEST(t_open_loop_exposes_stall)
      * open loop records every request that was due during it. */
     int64_t ms = 1000000;
     pb_echo *s1 = echo("2ms", 1000 * ms, 1000 * ms);
-    pb_engine_config c = base_cfg(pb_echo_port(s1));
+    pb_loop_config c = base_cfg(pb_echo_port(s1));
     c.threads = 1;
     pb_acc closed;
     run(&c, 1, 300 * ms, 2700 * ms, &closed);
@@ -185,7 +185,7 @@ TEST(t_error_classes)
     pb_echo *gone = echo("0", 0, 0);
     int port = pb_echo_port(gone);
     pb_echo_stop(gone);
-    pb_engine_config c = base_cfg(port);
+    pb_loop_config c = base_cfg(port);
     pb_acc a;
     run(&c, 2, 0, 300 * ms, &a);
     T_CMP_INT(a.err[PB_ERR_CONNECT], >=, 2);
@@ -230,52 +230,52 @@ TEST(t_error_classes)
 TEST(t_sweep_user_counts)
 {
     pb_echo *s = echo("1ms", 0, 0);
-    pb_engine_config c = base_cfg(pb_echo_port(s));
+    pb_loop_config c = base_cfg(pb_echo_port(s));
     c.max_users = 6;
     c.think_lo = c.think_hi = 10000000;
-    pb_engine *e;
+    pb_loop *e;
     char err[256];
-    T_EQ_INT(pb_engine_start(&c, &e, err, sizeof err), 0);
-    pb_engine_set_load(e, 6, 0);
+    T_EQ_INT(pb_loop_start(&c, &e, err, sizeof err), 0);
+    pb_loop_set_load(e, 6, 0);
     sleep_ns(200000000);
-    T_EQ_INT(pb_engine_active(e), 6);
-    pb_engine_set_load(e, 2, 0);
+    T_EQ_INT(pb_loop_active(e), 6);
+    pb_loop_set_load(e, 2, 0);
     sleep_ns(200000000);
-    T_EQ_INT(pb_engine_active(e), 2);
-    pb_engine_set_load(e, 5, 0);
+    T_EQ_INT(pb_loop_active(e), 2);
+    pb_loop_set_load(e, 5, 0);
     sleep_ns(200000000);
-    T_EQ_INT(pb_engine_active(e), 5);
+    T_EQ_INT(pb_loop_active(e), 5);
     pb_acc a;
     pb_acc_init(&a);
-    pb_engine_take_interval(e, &a);
+    pb_loop_take_interval(e, &a);
     T_CMP_INT(a.ok, >=, 20);
     pb_acc_free(&a);
-    pb_engine_stop(e);
+    pb_loop_stop(e);
     pb_echo_stop(s);
 }
 
 TEST(t_spawn_rate)
 {
     pb_echo *s = echo("0", 0, 0);
-    pb_engine_config c = base_cfg(pb_echo_port(s));
+    pb_loop_config c = base_cfg(pb_echo_port(s));
     c.max_users = 8;
     c.spawn_rate = 10; /* one user every 100 ms */
     c.think_lo = c.think_hi = 50000000;
-    pb_engine *e;
+    pb_loop *e;
     char err[256];
-    T_EQ_INT(pb_engine_start(&c, &e, err, sizeof err), 0);
-    pb_engine_set_load(e, 8, 0);
+    T_EQ_INT(pb_loop_start(&c, &e, err, sizeof err), 0);
+    pb_loop_set_load(e, 8, 0);
     sleep_ns(350000000);
     /* users are counted from the moment they are scheduled to spawn; their
      * first requests are what the rate spaces out */
     pb_acc a;
     pb_acc_init(&a);
-    pb_engine_take_interval(e, &a);
+    pb_loop_take_interval(e, &a);
     /* at 350 ms at most 4 users have started */
     T_CMP_INT(a.ok, <=, 4 * 8);
     T_CMP_INT(a.ok, >=, 3);
     pb_acc_free(&a);
-    pb_engine_stop(e);
+    pb_loop_stop(e);
     pb_echo_stop(s);
 }
 

@@ -2,7 +2,8 @@
  * lama_cuda.h — the CUDA backend of the "lama" engine, behind the same
  * vtable name: `--engine lama --device cuda` (or cuda:N, cuda:0,2) gives an
  * engine instance whose ops run big-lama on NVIDIA GPUs with cuDNN and
- * cuFFT. Built only with `make CUDA=1` (lama_cuda.c); other builds link
+ * cuFFT. Built only with `make CUDA=1` (src/engine/lama/cuda/, on the
+ * shared CUDA runtime of src/engine/cuda/); other builds link
  * lama_cuda_none.c, which refuses with a clear message.
  */
 #ifndef PX_ENGINE_LAMA_LAMA_CUDA_H

@@ -1,0 +1,741 @@
+/*
+ * lama_cuda_net.c — big-lama on one GPU (see lama_cuda_net.h).
+ *
+ * Layout: NHWC throughout, activations in fp32 or bf16 (precision "bf16";
+ * FFTs always in fp32). Convolutions are cuDNN's (cuda_conv.h), with
+ * BatchNorm folded (weights.c) and bias + ReLU fused into the convolution
+ * where cuDNN can (cudnnConvolutionBiasActivationForward), else in a
+ * kernel. Per FFC of a residual block:
+ *   pad(x) -> [x_l | x_g] (and x_l alone)          trunk_pad (adds the residual)
+ *   y_l = relu(conv3x3([l2l | g2l], [x_l | x_g]) + b_l)   one convolution
+ *   y_g = conv3x3(l2g, x_l)                                (no bias yet)
+ *   s   = relu(st1(x_g) + b_s)                              1x1
+ *   u   = s + irfft2(relu(fu(rfft2(s)) + b_f))              Fourier unit
+ *   y_g = relu(st2(u) + y_g + b_g)                          1x1, accumulating
+ * The inverse FFT is explicit (lama.md's pitfall): complex inverse along H,
+ * imaginary parts of bins 0 and W/2 zeroed, real inverse along W — what
+ * PyTorch's CPU build computes, not what a 2-D C2R plan would.
+ */
+#include "engine/lama/cuda/lama_cuda_net.h"
+
+#include "core/alloc.h"
+#include "core/err.h"
+#include "engine/cuda/cuda_check.h"
+#include "engine/cuda/cuda_conv.h"
+#include "engine/cuda/cuda_graph.h"
+#include "engine/cuda/cuda_plan.h"
+#include "engine/cuda/cuda_prof.h"
+
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+#include <cufft.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PLANS 8                   /* per device, least recently used dropped */
+#define MAX_ALGOS 512                 /* per device: convolution shapes whose algorithm is kept */
+#define WS_LIMIT  ((size_t)256 << 20) /* cuDNN workspace a convolution may use */
+#define ALIGN     256
+
+/* ---------------------------------------------------------------- weights */
+
+/* One convolution's weights on a device, cuDNN's NHWC filter layout (KRSC;
+ * for a transposed convolution K is its input channels). */
+typedef struct {
+    int cout, cin, kh, kw, stride, transposed;
+    px_cuda_prec prec; /* what it computes in: the network's, or TF32 (see upload) */
+    void *w;           /* act type */
+    float *b;          /* fp32 bias (epilogue kernel) or NULL */
+    void *b_act;       /* act-type bias (cuDNN's fused path) or NULL */
+    cudnnFilterDescriptor_t fd;
+} dconv;
+
+typedef struct {
+    dconv a;   /* 3x3, [l2l | g2l]: (cl + cg) -> cl */
+    dconv b;   /* 3x3, l2g: cl -> cg */
+    dconv st1; /* 1x1, cg -> cs */
+    dconv fu;  /* 1x1, 2cs -> 2cs */
+    dconv st2; /* 1x1, cs -> cg */
+} dffc;
+
+struct px_lcnet {
+    px_cuda_ctx *ctx;
+    px_lama_arch arch;
+    px_cuda_prec prec;
+    dconv stem, down[PX_LAMA_MAX_DOWN], down_g, up[PX_LAMA_MAX_DOWN], out;
+    dffc (*blk)[2];
+    /* Plans per (batch, H, W); cuDNN's algorithm choice per convolution
+     * shape: the 18 residual blocks repeat the same few shapes, and a
+     * server builds plans for many batch sizes and windows, so a plan
+     * costs a few searches instead of some eighty. */
+    px_cuda_plans *plans;
+    px_cuda_algos *algos;
+    size_t weight_bytes;
+};
+
+/*
+ * Uploads one convolution: w is PyTorch's layout (cout, cin, kh, kw), or
+ * (cin, cout, kh, kw) when transposed; cin_pad/cout_pad widen the input or
+ * output channels with zeros (tensor cores want multiples of 8). The host
+ * arrays may be NULL for the parts of a combined convolution (see upload_a).
+ * raw: for the fused stem and head kernels, fp32 whatever the precision and
+ * no cuDNN descriptor. f32: a convolution that stays in TF32 when the
+ * engine runs in BF16 (the Fourier unit's, whose input is a spectrum: its
+ * DC terms dwarf the rest, and bf16's 8-bit mantissa lost the rest).
+ */
+static int upload(px_lcnet *net, dconv *c, const float *w, const float *b, int cout, int cin, int k,
+                  int stride, int transposed, int cout_pad, int cin_pad, bool raw, bool f32,
+                  char *err, size_t errlen)
+{
+    int rc = 0;
+    px_cuda_prec cp = f32 && net->prec == PX_CUDA_BF16 ? PX_CUDA_TF32 : net->prec;
+    c->prec = cp;
+    float *host = NULL, *tmp = NULL, *hb = NULL;
+    c->cout = cout_pad;
+    c->cin = cin_pad;
+    c->kh = c->kw = k;
+    c->stride = stride;
+    c->transposed = transposed;
+    /* K x R x S x C with K the filter's "output" side in cuDNN terms. */
+    int K = transposed ? cin_pad : cout_pad, C = transposed ? cout_pad : cin_pad;
+    size_t n = (size_t)K * k * k * C;
+    host = px_xcalloc(n, sizeof *host);
+    for (int o = 0; o < cout; o++)
+        for (int i = 0; i < cin; i++)
+            for (int y = 0; y < k; y++)
+                for (int x = 0; x < k; x++) {
+                    float v = transposed ? w[(((size_t)i * cout + o) * k + y) * k + x]
+                                         : w[(((size_t)o * cin + i) * k + y) * k + x];
+                    int kk = transposed ? i : o, cc = transposed ? o : i;
+                    host[(((size_t)kk * k + y) * k + x) * C + cc] = v;
+                }
+    PX_CUDA_CHECK(cudaMalloc((void **)&tmp, n * sizeof(float)));
+    PX_CUDA_CHECK(cudaMemcpy(tmp, host, n * sizeof(float), cudaMemcpyHostToDevice));
+    if (cp == PX_CUDA_BF16 && !raw) {
+        PX_CUDA_CHECK(cudaMalloc(&c->w, n * 2));
+        PX_CUDA_LAUNCH_CHECK(px_cu_convert((px_cu_stream)net->ctx->stream, 1, tmp, n, c->w));
+        PX_CUDA_CHECK(cudaStreamSynchronize(net->ctx->stream));
+        PX_CUDA_CHECK(cudaFree(tmp));
+    } else {
+        c->w = tmp;
+    }
+    tmp = NULL;
+    net->weight_bytes += n * (raw ? sizeof(float) : px_cuda_prec_size(cp));
+    if (b) {
+        hb = px_xcalloc((size_t)cout_pad, sizeof *hb);
+        memcpy(hb, b, (size_t)cout * sizeof *hb);
+        PX_CUDA_CHECK(cudaMalloc((void **)&c->b, (size_t)cout_pad * sizeof(float)));
+        PX_CUDA_CHECK(
+            cudaMemcpy(c->b, hb, (size_t)cout_pad * sizeof(float), cudaMemcpyHostToDevice));
+        if (!raw) {
+            PX_CUDA_CHECK(cudaMalloc(&c->b_act, (size_t)cout_pad * px_cuda_prec_size(cp)));
+            PX_CUDA_LAUNCH_CHECK(px_cu_convert((px_cu_stream)net->ctx->stream, cp == PX_CUDA_BF16,
+                                               c->b, (size_t)cout_pad, c->b_act));
+            PX_CUDA_CHECK(cudaStreamSynchronize(net->ctx->stream));
+        }
+    }
+    if (!raw) {
+        PX_CUDNN_CHECK(cudnnCreateFilterDescriptor(&c->fd));
+        PX_CUDNN_CHECK(cudnnSetFilter4dDescriptor(c->fd, px_cuda_prec_dnn_type(cp),
+                                                  CUDNN_TENSOR_NHWC, K, C, k, k));
+    }
+fail:
+    free(host);
+    free(hb);
+    if (tmp) cudaFree(tmp);
+    return rc;
+}
+
+static void dconv_free(dconv *c)
+{
+    if (c->w) cudaFree(c->w);
+    if (c->b) cudaFree(c->b);
+    if (c->b_act) cudaFree(c->b_act);
+    if (c->fd) cudnnDestroyFilterDescriptor(c->fd);
+    memset(c, 0, sizeof *c);
+}
+
+static int upload_conv(px_lcnet *net, dconv *c, const px_lama_conv *src, bool raw, bool f32,
+                       char *err, size_t errlen)
+{
+    return upload(net, c, src->w, src->b, src->cout, src->cin, src->k, src->stride, src->transposed,
+                  src->cout, src->cin, raw, f32, err, errlen);
+}
+
+/* The local output of an FFC as one convolution over [x_l | x_g]: l2l's and
+ * g2l's weights side by side along the input channels (the bias is l2l's:
+ * weights.c folds the local BatchNorm's shift there). */
+static int upload_a(px_lcnet *net, dconv *c, const px_lama_ffc *f, char *err, size_t errlen)
+{
+    const px_lama_conv *l = &f->l2l, *g = &f->g2l;
+    int cout = l->cout, cin = l->cin + g->cin, k = l->k;
+    float *w = px_xmalloc((size_t)cout * cin * k * k * sizeof *w);
+    for (int o = 0; o < cout; o++)
+        for (int i = 0; i < cin; i++)
+            for (int t = 0; t < k * k; t++)
+                w[((size_t)o * cin + i) * k * k + t] =
+                    i < l->cin ? l->w[((size_t)o * l->cin + i) * k * k + t]
+                               : g->w[((size_t)o * g->cin + (i - l->cin)) * k * k + t];
+    int rc = upload(net, c, w, l->b, cout, cin, k, 1, 0, cout, cin, false, false, err, errlen);
+    free(w);
+    return rc;
+}
+
+static int upload_all(px_lcnet *net, const px_lama_weights *W, char *err, size_t errlen)
+{
+    const px_lama_arch *a = &net->arch;
+    int rc = upload_conv(net, &net->stem, &W->stem, true, false, err, errlen);
+    for (int i = 0; !rc && i < a->n_down; i++)
+        rc = upload_conv(net, &net->down[i], &W->down[i], false, false, err, errlen);
+    if (!rc) rc = upload_conv(net, &net->down_g, &W->down_g, false, false, err, errlen);
+    net->blk = px_xcalloc((size_t)a->n_blocks, sizeof *net->blk);
+    for (int b = 0; !rc && b < a->n_blocks; b++)
+        for (int j = 0; !rc && j < 2; j++) {
+            const px_lama_ffc *f = &W->blocks[b][j];
+            dffc *o = &net->blk[b][j];
+            rc = upload_a(net, &o->a, f, err, errlen);
+            if (!rc) rc = upload_conv(net, &o->b, &f->l2g, false, false, err, errlen);
+            if (!rc) rc = upload_conv(net, &o->st1, &f->st1, false, false, err, errlen);
+            if (!rc) rc = upload_conv(net, &o->fu, &f->fu, false, true, err, errlen);
+            if (!rc) rc = upload_conv(net, &o->st2, &f->st2, false, false, err, errlen);
+        }
+    for (int i = 0; !rc && i < a->n_down; i++)
+        rc = upload_conv(net, &net->up[i], &W->up[i], false, false, err, errlen);
+    if (!rc) rc = upload_conv(net, &net->out, &W->out, true, false, err, errlen);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- plans */
+
+/* The activation buffers of a plan. */
+/* clang-format off */
+enum {
+    BF_IMG, BF_MASK, BF_OUT, BF_ITEMS,
+    BF_BIG,   /* the stem's output, later the last upsampling's */
+    BF_DOWN,  /* down-sampling outputs 1..n_down-1 (BF_DOWN + i - 1) */
+    BF_PD = BF_DOWN + PX_LAMA_MAX_DOWN, /* padded copy for a down-sampling conv */
+    BF_XL0, BF_XL1, BF_XG0, BF_XG1, BF_YL, BF_YG, BF_ZL, BF_ZG,
+    BF_PCAT, BF_PL, BF_S, BF_U, BF_PLANAR, BF_SPEC, BF_SPECT, BF_G,
+    BF_CAT, BF_UP,  /* upsampling outputs but the last (BF_UP + j) */
+    BF_WS = BF_UP + PX_LAMA_MAX_DOWN,
+    BF_COUNT
+};
+/* clang-format on */
+
+/* Byte sizes of every buffer for a (batch, padded H, W); the same numbers
+ * size the arena and the memory estimate. */
+static void buffer_sizes(const px_lama_arch *a, px_cuda_prec p, int B, int H, int W,
+                         size_t sz[BF_COUNT])
+{
+    size_t E = px_cuda_prec_size(p), b = (size_t)B;
+    int nd = a->n_down, h8 = H >> nd, w8 = W >> nd, wf = w8 / 2 + 1;
+    memset(sz, 0, sizeof(size_t) * BF_COUNT);
+    sz[BF_IMG] = sz[BF_OUT] = b * H * W * 3;
+    sz[BF_MASK] = b * H * W;
+    sz[BF_ITEMS] = b * sizeof(px_cu_item);
+    sz[BF_BIG] = b * H * W * a->ngf * E;
+    for (int i = 1; i < nd; i++) sz[BF_DOWN + i - 1] = b * (H >> i) * (W >> i) * a->ch[i] * E;
+    for (int i = 0; i < nd; i++) {
+        size_t s = b * ((H >> i) + 2) * ((W >> i) + 2) * a->ch[i] * E;
+        if (s > sz[BF_PD]) sz[BF_PD] = s;
+    }
+    size_t px8 = b * h8 * w8;
+    sz[BF_XL0] = sz[BF_XL1] = sz[BF_YL] = sz[BF_ZL] = px8 * a->cl * E;
+    sz[BF_XG0] = sz[BF_XG1] = sz[BF_YG] = sz[BF_ZG] = px8 * a->cg * E;
+    size_t pad8 = b * (h8 + 2) * (w8 + 2);
+    sz[BF_PCAT] = pad8 * a->dim * E;
+    sz[BF_PL] = pad8 * a->cl * E;
+    /* The Fourier unit: see fourier_unit(). */
+    sz[BF_S] = sz[BF_U] = px8 * a->cs * E;
+    sz[BF_PLANAR] = px8 * a->cs * sizeof(float);
+    sz[BF_SPEC] = sz[BF_SPECT] = b * a->cs * h8 * wf * 2 * sizeof(float);
+    sz[BF_G] = b * h8 * wf * 2 * a->cs * sizeof(float);
+    sz[BF_CAT] = px8 * a->dim * E;
+    for (int j = 0; j + 1 < nd; j++)
+        sz[BF_UP + j] = b * (h8 << (j + 1)) * (w8 << (j + 1)) * a->ch[nd - 1 - j] * E;
+    sz[BF_WS] = WS_LIMIT;
+}
+
+static size_t arena_bytes(const size_t sz[BF_COUNT])
+{
+    size_t t = 0;
+    for (int i = 0; i < BF_COUNT; i++) t += (sz[i] + ALIGN - 1) / ALIGN * ALIGN;
+    return t;
+}
+
+/* Diagnosis knobs: PX_LAMA_CUDA_HEURISTIC=1 takes cuDNN's heuristic
+ * algorithm order instead of timing them (cudnnFind), PX_LAMA_CUDA_NOFUSE=1
+ * keeps bias and ReLU out of the convolutions. */
+static unsigned conv_flags(void)
+{
+    return (getenv("PX_LAMA_CUDA_HEURISTIC") ? PX_CUDA_CONV_HEURISTIC : 0) |
+           (getenv("PX_LAMA_CUDA_NOFUSE") ? PX_CUDA_CONV_NOFUSE : 0);
+}
+
+/* One convolution bound to a plan's buffers. */
+typedef struct {
+    px_cuda_conv c;
+    size_t rows; /* output pixels, for the epilogue */
+    bool relu, bias;
+} op;
+
+#define MAX_OPS (16 + 10 * PX_LAMA_MAX_BLOCKS * 2)
+
+struct px_lcnet_plan {
+    int B, H, W;
+    size_t bytes;
+    char *arena;
+    void *buf[BF_COUNT];
+    /* Pinned host mirrors of the inputs and outputs (graph-captured copies). */
+    uint8_t *h_img, *h_mask, *h_out;
+    px_cu_item *h_items;
+    cufftHandle fwd, invh, invw;
+    bool have_fft;
+    op ops[MAX_OPS];
+    int nops;
+    px_cuda_graph graph;
+};
+
+typedef struct px_lcnet_plan plan;
+
+static void plan_free(plan *p)
+{
+    if (!p) return;
+    px_cuda_graph_free(&p->graph);
+    for (int i = 0; i < p->nops; i++) px_cuda_conv_free(&p->ops[i].c);
+    if (p->have_fft) {
+        cufftDestroy(p->fwd);
+        cufftDestroy(p->invh);
+        cufftDestroy(p->invw);
+    }
+    if (p->arena) cudaFree(p->arena);
+    if (p->h_img) cudaFreeHost(p->h_img);
+    if (p->h_mask) cudaFreeHost(p->h_mask);
+    if (p->h_out) cudaFreeHost(p->h_out);
+    if (p->h_items) cudaFreeHost(p->h_items);
+    free(p);
+}
+
+/* State of one pass over the network: building a plan (creating each op,
+ * choosing its algorithm) or running it (launching). One function walks
+ * the network for both, so the two can never disagree on the order. */
+typedef struct {
+    px_lcnet *net;
+    plan *p;
+    bool build;
+    int next;         /* next op */
+    float *pred;      /* run: also write the float prediction here (device) */
+    px_cuda_prof *pf; /* run: time every step (PX_LAMA_CUDA_PROFILE=1; no graph) */
+    char *err;
+    size_t errlen;
+} pass;
+
+static void mark(pass *ps, const char *label)
+{
+    if (!ps->build) px_cuda_prof_mark(ps->pf, label);
+}
+
+/*
+ * A convolution from x (n x ih x iw x cin) to y (n x oh x ow x cout), zero
+ * padding `pad` (the graph pads by reflection itself, so 0 except for the
+ * transposed ones), times alpha, optionally accumulating into y, adding the
+ * bias and applying ReLU.
+ */
+static int conv(pass *ps, const dconv *w, const void *x, int ih, int iw, void *y, int oh, int ow,
+                int pad, bool acc, bool bias, bool relu, float alpha)
+{
+    char *err = ps->err;
+    size_t errlen = ps->errlen;
+    plan *p = ps->p;
+    int rc = 0;
+    if (ps->next >= MAX_OPS) return px_errf(err, errlen, PX_EINVAL, "lama-cuda: too many layers");
+    op *o = &p->ops[ps->next++];
+    cudnnHandle_t h = ps->net->ctx->dnn;
+    /* clang-format off */
+    px_cuda_conv_args args = {.fd = w->fd, .w = w->w, .bias = w->b_act, .x = x, .y = y,
+                              .ws = p->buf[BF_WS], .alpha = alpha, .acc = acc};
+    /* clang-format on */
+    if (ps->build) {
+        p->nops = ps->next;
+        o->relu = relu;
+        o->bias = bias && w->b;
+        o->rows = (size_t)p->B * oh * ow;
+        /* For a transposed convolution x is cuDNN's dy and y its dx; cin and
+         * cout are the transposed convolution's own, so the same either way. */
+        /* clang-format off */
+        px_cuda_conv_shape s = {w->transposed, p->B, w->cin, w->cout, ih, iw, oh, ow, w->kh,
+                                w->kw, w->stride, pad, o->relu && o->bias, (int)w->prec};
+        /* clang-format on */
+        return px_cuda_conv_build(&o->c, &s, h, &args, WS_LIMIT, ps->net->algos, conv_flags(), err,
+                                  errlen);
+    }
+    /* run */
+    if ((rc = px_cuda_conv_run(&o->c, h, &args, err, errlen))) goto fail;
+    if (!o->c.fused && (o->bias || o->relu))
+        PX_CUDA_LAUNCH_CHECK(px_cu_bias_act((px_cu_stream)ps->net->ctx->stream,
+                                            w->prec == PX_CUDA_BF16, y, o->bias ? w->b : NULL,
+                                            o->rows, w->cout, o->relu));
+fail:
+    return rc;
+}
+
+#define LAUNCH(call)                                                                               \
+    do {                                                                                           \
+        if (run) PX_CUDA_LAUNCH_CHECK(call);                                                       \
+    } while (0)
+#define CONV(...)                                                                                  \
+    do {                                                                                           \
+        if ((rc = conv(ps, __VA_ARGS__))) goto fail;                                               \
+    } while (0)
+
+/*
+ * The Fourier unit of one FFC: u = s + irfft2(relu(fu(rfft2(s)) + b)), both
+ * transforms orthonormal. The spectrum stays NHWC: the forward R2C reads s
+ * with a channel stride (one cuFFT call per image: cuFFT's layouts have one
+ * batch stride) and writes [B][h][wf][cs] complex, which is the 1x1
+ * convolution's input as it is (channel 2k = Re, 2k+1 = Im, LaMa's order);
+ * the forward 1/sqrt(h*w) is the convolution's alpha. The inverse along H
+ * runs in place on that layout, a transpose (zeroing the imaginary parts of
+ * bins 0 and w/2) makes rows contiguous for the real inverse along W, and
+ * the last kernel scales, goes back to NHWC and adds s.
+ * In bf16 the transforms and the convolution run in fp32 (TF32 for the
+ * convolution): s is widened into PLANAR first.
+ */
+static int fourier_unit(pass *ps, const dffc *f)
+{
+    px_lcnet *net = ps->net;
+    plan *p = ps->p;
+    const px_lama_arch *a = &net->arch;
+    char *err = ps->err;
+    size_t errlen = ps->errlen;
+    px_cu_stream s = (px_cu_stream)net->ctx->stream;
+    void **buf = p->buf;
+    int bf = net->prec == PX_CUDA_BF16, B = p->B, cs = a->cs, rc = 0;
+    int h8 = p->H >> a->n_down, w8 = p->W >> a->n_down, wf = w8 / 2 + 1;
+    bool run = !ps->build;
+    float scale = 1.0f / sqrtf((float)h8 * (float)w8);
+    size_t real_px = (size_t)h8 * w8 * cs, cplx_px = (size_t)h8 * wf * cs;
+    float *sf = bf ? (float *)buf[BF_PLANAR] : (float *)buf[BF_S];
+    cufftComplex *spec = buf[BF_SPEC];
+    if (bf) LAUNCH(px_cu_to_float(s, 1, buf[BF_S], (size_t)B * real_px, sf));
+    for (int i = 0; run && i < B; i++)
+        PX_CUFFT_CHECK(cufftExecR2C(p->fwd, sf + i * real_px, spec + i * cplx_px));
+    mark(ps, "fu fft");
+    /* g: the convolution's output (fp32 in every precision, see upload),
+     * and then the spectrum to invert. */
+    cufftComplex *g = buf[BF_G];
+    CONV(&f->fu, spec, h8, wf, g, h8, wf, 0, false, true, true, scale);
+    mark(ps, "fu conv");
+    for (int i = 0; run && i < B; i++)
+        PX_CUFFT_CHECK(cufftExecC2C(p->invh, g + i * cplx_px, g + i * cplx_px, CUFFT_INVERSE));
+    mark(ps, "fu fft");
+    LAUNCH(px_cu_zero_transpose(s, (const float *)g, B, cs, h8, wf, w8, buf[BF_SPECT]));
+    mark(ps, "fu layout kernels");
+    if (run) PX_CUFFT_CHECK(cufftExecC2R(p->invw, buf[BF_SPECT], buf[BF_PLANAR]));
+    mark(ps, "fu fft");
+    LAUNCH(px_cu_planar_add(s, bf, buf[BF_PLANAR], scale, buf[BF_S], B, h8, w8, cs, buf[BF_U]));
+    mark(ps, "fu layout kernels");
+fail:
+    return rc;
+}
+
+/* Enqueues (or, building, plans) the whole forward pass. */
+static int forward(pass *ps)
+{
+    px_lcnet *net = ps->net;
+    plan *p = ps->p;
+    const px_lama_arch *a = &net->arch;
+    char *err = ps->err;
+    size_t errlen = ps->errlen;
+    px_cu_stream s = (px_cu_stream)net->ctx->stream;
+    int bf = net->prec == PX_CUDA_BF16, B = p->B, H = p->H, W = p->W, nd = a->n_down;
+    int h8 = H >> nd, w8 = W >> nd;
+    void **buf = p->buf;
+    int rc = 0;
+    bool run = !ps->build;
+    size_t img_stride = (size_t)H * W * 3, mask_stride = (size_t)H * W;
+
+    if (run) {
+        PX_CUDA_CHECK(cudaMemcpyAsync(buf[BF_ITEMS], p->h_items, (size_t)B * sizeof(px_cu_item),
+                                      cudaMemcpyHostToDevice, net->ctx->stream));
+        PX_CUDA_CHECK(cudaMemcpyAsync(buf[BF_IMG], p->h_img, (size_t)B * img_stride,
+                                      cudaMemcpyHostToDevice, net->ctx->stream));
+        PX_CUDA_CHECK(cudaMemcpyAsync(buf[BF_MASK], p->h_mask, (size_t)B * mask_stride,
+                                      cudaMemcpyHostToDevice, net->ctx->stream));
+    }
+    mark(ps, "upload");
+    /* Stem: the input built from image and mask, padded, 7x7, bias, ReLU:
+     * one kernel (4 input channels suit cuDNN badly). */
+    LAUNCH(px_cu_stem(s, bf, buf[BF_IMG], buf[BF_MASK], img_stride, mask_stride, buf[BF_ITEMS], B,
+                      H, W, net->stem.w, net->stem.b, a->ngf, buf[BF_BIG]));
+    mark(ps, "stem");
+    /* Down-sampling: reflection pad 1 -> 3x3 stride 2; the last one splits
+     * into the trunk's local and global groups. */
+    void *cur = buf[BF_BIG];
+    for (int i = 0; i < nd; i++) {
+        int hi = H >> i, wi = W >> i;
+        LAUNCH(px_cu_reflect_pad(s, bf, cur, B, hi, wi, a->ch[i], 1, buf[BF_PD]));
+        mark(ps, "down pad");
+        if (i + 1 < nd) {
+            CONV(&net->down[i], buf[BF_PD], hi + 2, wi + 2, buf[BF_DOWN + i], hi / 2, wi / 2, 0,
+                 false, true, true, 1.0f);
+            cur = buf[BF_DOWN + i];
+        } else {
+            CONV(&net->down[i], buf[BF_PD], hi + 2, wi + 2, buf[BF_XL0], h8, w8, 0, false, true,
+                 true, 1.0f);
+            CONV(&net->down_g, buf[BF_PD], hi + 2, wi + 2, buf[BF_XG0], h8, w8, 0, false, true,
+                 true, 1.0f);
+        }
+        mark(ps, "down conv");
+    }
+    /* The trunk. x = (xl, xg) alternates between two buffer pairs because
+     * the residual add reads the old x while writing the new. */
+    void *xl = buf[BF_XL0], *xg = buf[BF_XG0], *nxl = buf[BF_XL1], *nxg = buf[BF_XG1];
+    for (int b = 0; b < a->n_blocks; b++) {
+        for (int j = 0; j < 2; j++) {
+            const dffc *f = &net->blk[b][j];
+            /* Inputs and outputs of this FFC. */
+            void *il = j ? buf[BF_YL] : xl, *ig = j ? buf[BF_YG] : xg;
+            void *ol = j ? buf[BF_ZL] : buf[BF_YL], *og = j ? buf[BF_ZG] : buf[BF_YG];
+            if (j == 0 && b > 0) {
+                /* x += z of the previous block, written to the other pair. */
+                LAUNCH(px_cu_trunk_pad(s, bf, xl, xg, buf[BF_ZL], buf[BF_ZG], nxl, nxg, B, h8, w8,
+                                       a->cl, a->cg, 1, buf[BF_PCAT], buf[BF_PL]));
+                void *t = xl;
+                xl = nxl, nxl = t;
+                t = xg, xg = nxg, nxg = t;
+                il = xl, ig = xg;
+            } else {
+                LAUNCH(px_cu_trunk_pad(s, bf, il, ig, NULL, NULL, NULL, NULL, B, h8, w8, a->cl,
+                                       a->cg, 1, buf[BF_PCAT], buf[BF_PL]));
+            }
+            mark(ps, "trunk pad");
+            CONV(&f->a, buf[BF_PCAT], h8 + 2, w8 + 2, ol, h8, w8, 0, false, true, true, 1.0f);
+            mark(ps, "ffc conv a (l2l|g2l)");
+            CONV(&f->b, buf[BF_PL], h8 + 2, w8 + 2, og, h8, w8, 0, false, false, false, 1.0f);
+            mark(ps, "ffc conv b (l2g)");
+            CONV(&f->st1, ig, h8, w8, buf[BF_S], h8, w8, 0, false, true, true, 1.0f);
+            mark(ps, "st1 conv");
+            if ((rc = fourier_unit(ps, f))) goto fail;
+            CONV(&f->st2, buf[BF_U], h8, w8, og, h8, w8, 0, true, true, true, 1.0f);
+            mark(ps, "st2 conv");
+        }
+    }
+    LAUNCH(px_cu_trunk_concat(s, bf, xl, xg, buf[BF_ZL], buf[BF_ZG], B, h8, w8, a->cl, a->cg,
+                              buf[BF_CAT]));
+    mark(ps, "trunk pad");
+    /* Up-sampling: transposed 3x3 stride 2 (padding 1, output padding 1). */
+    cur = buf[BF_CAT];
+    for (int j = 0; j < nd; j++) {
+        int hi = h8 << j, wi = w8 << j;
+        void *dst = j + 1 < nd ? buf[BF_UP + j] : buf[BF_BIG];
+        CONV(&net->up[j], cur, hi, wi, dst, hi * 2, wi * 2, 1, false, true, true, 1.0f);
+        mark(ps, j + 1 < nd ? "up conv (+bias relu)" : "last up conv (+bias relu)");
+        cur = dst;
+    }
+    /* Head: reflection pad 3 -> 7x7 -> sigmoid, quantised and composed, in
+     * one kernel (3 output channels suit cuDNN badly). */
+    LAUNCH(px_cu_head(s, bf, buf[BF_BIG], B, H, W, a->ngf, net->out.w, net->out.b, buf[BF_IMG],
+                      buf[BF_MASK], img_stride, mask_stride, buf[BF_ITEMS], buf[BF_OUT], ps->pred));
+    mark(ps, "head");
+    if (run)
+        PX_CUDA_CHECK(cudaMemcpyAsync(p->h_out, buf[BF_OUT], (size_t)B * img_stride,
+                                      cudaMemcpyDeviceToHost, net->ctx->stream));
+    mark(ps, "download");
+fail:
+    return rc;
+}
+#undef LAUNCH
+#undef CONV
+
+static int plan_create(px_lcnet *net, int B, int H, int W, plan **out, char *err, size_t errlen)
+{
+    const px_lama_arch *a = &net->arch;
+    cudaStream_t stream = net->ctx->stream;
+    int rc = 0;
+    plan *p = px_xcalloc(1, sizeof *p);
+    p->B = B;
+    p->H = H;
+    p->W = W;
+    size_t sz[BF_COUNT];
+    buffer_sizes(a, net->prec, B, H, W, sz);
+    p->bytes = arena_bytes(sz);
+    PX_CUDA_CHECK(cudaSetDevice(net->ctx->dev));
+    PX_CUDA_CHECK(cudaMalloc((void **)&p->arena, p->bytes));
+    /* Zeroed once: the fused convolutions read y (times 0) before writing
+     * it, and 0 * NaN from stale memory would be NaN. */
+    PX_CUDA_CHECK(cudaMemsetAsync(p->arena, 0, p->bytes, stream));
+    size_t off = 0;
+    for (int i = 0; i < BF_COUNT; i++) {
+        p->buf[i] = sz[i] ? p->arena + off : NULL;
+        off += (sz[i] + ALIGN - 1) / ALIGN * ALIGN;
+    }
+    PX_CUDA_CHECK(cudaMallocHost((void **)&p->h_img, sz[BF_IMG]));
+    PX_CUDA_CHECK(cudaMallocHost((void **)&p->h_mask, sz[BF_MASK]));
+    PX_CUDA_CHECK(cudaMallocHost((void **)&p->h_out, sz[BF_OUT]));
+    PX_CUDA_CHECK(cudaMallocHost((void **)&p->h_items, sz[BF_ITEMS]));
+    /* See fourier_unit(): per image, channels interleaved (stride cs) for
+     * the forward and the inverse along H; contiguous rows for the last. */
+    int h8 = H >> a->n_down, w8 = W >> a->n_down, wf = w8 / 2 + 1, cs = a->cs;
+    int n2[2] = {h8, w8}, in2[2] = {h8, w8}, on2[2] = {h8, wf}, nh[1] = {h8}, nw[1] = {w8};
+    PX_CUFFT_CHECK(cufftPlanMany(&p->fwd, 2, n2, in2, cs, 1, on2, cs, 1, CUFFT_R2C, cs));
+    PX_CUFFT_CHECK(
+        cufftPlanMany(&p->invh, 1, nh, nh, wf * cs, 1, nh, wf * cs, 1, CUFFT_C2C, wf * cs));
+    PX_CUFFT_CHECK(cufftPlanMany(&p->invw, 1, nw, NULL, 1, 0, NULL, 1, 0, CUFFT_C2R, B * cs * h8));
+    p->have_fft = true;
+    PX_CUFFT_CHECK(cufftSetStream(p->fwd, stream));
+    PX_CUFFT_CHECK(cufftSetStream(p->invh, stream));
+    PX_CUFFT_CHECK(cufftSetStream(p->invw, stream));
+    PX_CUDA_CHECK(cudaStreamSynchronize(stream));
+    pass ps = {.net = net, .p = p, .build = true, .err = err, .errlen = errlen};
+    if ((rc = forward(&ps))) goto fail;
+    PX_CUDA_CHECK(cudaStreamSynchronize(stream));
+    *out = p;
+    return 0;
+fail:
+    plan_free(p);
+    *out = NULL;
+    return rc;
+}
+
+/* The graph helper may enqueue twice in one run (a failed capture, then
+ * directly): each pass walks the ops from the first. */
+static int enqueue_forward(void *arg, char *err, size_t errlen)
+{
+    (void)err, (void)errlen; /* the pass carries the same buffer */
+    pass *ps = arg;
+    ps->next = 0;
+    return forward(ps);
+}
+
+int px_lcnet_plan_run(px_lcnet *net, plan *p, float *pred, char *err, size_t errlen)
+{
+    cudaStream_t stream = net->ctx->stream;
+    int rc = 0;
+    pass ps = {.net = net, .p = p, .build = false, .pred = pred, .err = err, .errlen = errlen};
+    static int profiling = -1;
+    if (profiling < 0) profiling = getenv("PX_LAMA_CUDA_PROFILE") != NULL;
+    /* Profiled runs (after the first, which initialises) run directly. */
+    bool timed = profiling && p->graph.runs >= 1;
+    if (timed) ps.pf = px_cuda_prof_start(stream);
+    if ((rc = px_cuda_graph_run(&p->graph, stream, pred || timed, enqueue_forward, &ps, "lama-cuda",
+                                err, errlen)))
+        goto fail;
+    PX_CUDA_CHECK(cudaStreamSynchronize(stream));
+    if (timed) {
+        char title[96];
+        snprintf(title, sizeof title, "lama-cuda profile: batch %d, %dx%d", p->B, p->W, p->H);
+        px_cuda_prof_report(ps.pf, stderr, title);
+    }
+fail:
+    px_cuda_prof_free(ps.pf);
+    return rc;
+}
+
+/* ------------------------------------------------------------- the cache */
+
+typedef struct {
+    int B, H, W;
+} plan_key;
+
+static int build_plan(void *arg, const void *key, void **out, char *err, size_t errlen)
+{
+    const plan_key *k = key;
+    plan *p = NULL;
+    int rc = plan_create(arg, k->B, k->H, k->W, &p, err, errlen);
+    *out = p;
+    return rc;
+}
+
+static void drop_plan(void *arg, void *p)
+{
+    (void)arg;
+    plan_free(p);
+}
+
+int px_lcnet_plan_get(px_lcnet *net, int B, int H, int W, plan **out, char *err, size_t errlen)
+{
+    plan_key k = {B, H, W};
+    void *p = NULL;
+    int rc = px_cuda_plans_get(net->plans, &k, &p, err, errlen);
+    *out = p;
+    return rc;
+}
+
+px_lcnet_io px_lcnet_plan_io(plan *p)
+{
+    return (px_lcnet_io){.img = p->h_img,
+                         .mask = p->h_mask,
+                         .out = p->h_out,
+                         .items = p->h_items,
+                         .B = p->B,
+                         .H = p->H,
+                         .W = p->W};
+}
+
+size_t px_lcnet_plan_bytes(const px_lama_arch *a, px_cuda_prec prec, int B, int H, int W)
+{
+    size_t sz[BF_COUNT];
+    buffer_sizes(a, prec, B, H, W, sz);
+    /* cuFFT's work areas are at most about one spectrum each. */
+    return arena_bytes(sz) + 3 * sz[BF_SPEC];
+}
+
+/* ----------------------------------------------------------- the network */
+
+int px_lcnet_create(const px_lama_weights *W, px_cuda_prec prec, px_cuda_ctx *ctx, px_lcnet **out,
+                    char *err, size_t errlen)
+{
+    int rc = 0;
+    px_lcnet *net = px_xcalloc(1, sizeof *net);
+    net->ctx = ctx;
+    net->arch = W->arch;
+    net->prec = prec;
+    px_cuda_plan_ops ops = {.build = build_plan, .destroy = drop_plan, .arg = net};
+    net->plans = px_cuda_plans_create(sizeof(plan_key), MAX_PLANS, &ops);
+    net->algos =
+        px_cuda_algos_create(sizeof(px_cuda_conv_shape), sizeof(px_cuda_conv_choice), MAX_ALGOS);
+    PX_CUDA_CHECK(cudaSetDevice(ctx->dev));
+    if ((rc = upload_all(net, W, err, errlen))) goto fail;
+    *out = net;
+    return 0;
+fail:
+    px_lcnet_free(net);
+    *out = NULL;
+    return rc;
+}
+
+size_t px_lcnet_weight_bytes(const px_lcnet *net)
+{
+    return net->weight_bytes;
+}
+
+void px_lcnet_free(px_lcnet *net)
+{
+    if (!net) return;
+    cudaSetDevice(net->ctx->dev);
+    px_cuda_plans_destroy(net->plans);
+    px_cuda_algos_destroy(net->algos);
+    dconv_free(&net->stem);
+    dconv_free(&net->down_g);
+    dconv_free(&net->out);
+    for (int k = 0; k < PX_LAMA_MAX_DOWN; k++) {
+        dconv_free(&net->down[k]);
+        dconv_free(&net->up[k]);
+    }
+    if (net->blk)
+        for (int b = 0; b < net->arch.n_blocks; b++)
+            for (int j = 0; j < 2; j++) {
+                dffc *f = &net->blk[b][j];
+                dconv_free(&f->a);
+                dconv_free(&f->b);
+                dconv_free(&f->st1);
+                dconv_free(&f->fu);
+                dconv_free(&f->st2);
+            }
+    free(net->blk);
+    free(net);
+}
