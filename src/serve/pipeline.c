@@ -93,7 +93,7 @@ struct px_task {
 
     /* Progress (under mu). */
     enum stage stage;
-    px_job *cpu_job;  /* the prep or finish job in the CPU pool, if any */
+    px_work *cpu_work;  /* the prep or finish job in the CPU pool, if any */
     uint64_t timer_id;
     int64_t t_queued, t_started, t_infer_end, t_finished;
     int64_t decode_ns, encode_ns, save_ns;
@@ -132,8 +132,8 @@ void px_task_unref(px_task *t)
     pthread_mutex_unlock(&p->mu);
 }
 
-/* px_job context hooks: a CPU job holds a task reference. */
-static void job_ctx_free(void *ctx)
+/* px_work context hooks: a CPU job holds a task reference. */
+static void work_ctx_free(void *ctx)
 {
     px_task_unref(ctx);
 }
@@ -264,8 +264,8 @@ static int end_task(px_task *t, enum outcome out, int code, const char *msg, int
         error_body(&t->reply, code, msg);
         t->content_type_out = "application/json";
     }
-    px_job *job = t->cpu_job;
-    t->cpu_job = NULL;
+    px_work *job = t->cpu_work;
+    t->cpu_work = NULL;
     int submitted = t->items_submitted;
     uint64_t timer = t->timer_id;
     px_task_done_fn done = t->done;
@@ -287,7 +287,7 @@ static int end_task(px_task *t, enum outcome out, int code, const char *msg, int
     /* Stop the work still in flight; its results are dropped. */
     if (job) {
         px_workers_cancel(p->cpu, job);
-        px_job_unref(job);
+        px_work_unref(job);
     }
     if (submitted)
         for (int i = 0; i < t->nitems; i++) px_sched_cancel(p->sched, &t->items[i]);
@@ -337,10 +337,10 @@ void px_task_detach(px_task *t)
 static void release_cpu_job(px_task *t)
 {
     pthread_mutex_lock(&t->mu);
-    px_job *job = t->cpu_job;
-    t->cpu_job = NULL;
+    px_work *job = t->cpu_work;
+    t->cpu_work = NULL;
     pthread_mutex_unlock(&t->mu);
-    if (job) px_job_unref(job);
+    if (job) px_work_unref(job);
 }
 
 /* ------------------------------------------------------------ finish */
@@ -462,18 +462,18 @@ static void start_finish(px_task *t)
 {
     px_pipeline *p = t->p;
     px_task_ref(t);
-    px_job *job = px_job_new(finish_job, t, job_ctx_free, 0, NULL, NULL);
+    px_work *job = px_work_new(finish_job, t, work_ctx_free, 0, NULL, NULL);
     pthread_mutex_lock(&t->mu);
     if (t->outcome != OUT_NONE) {
         pthread_mutex_unlock(&t->mu);
-        px_job_unref(job); /* drops the reference just taken */
+        px_work_unref(job); /* drops the reference just taken */
         return;
     }
-    t->cpu_job = job;
-    px_job_ref(job);
+    t->cpu_work = job;
+    px_work_ref(job);
     pthread_mutex_unlock(&t->mu);
     if (px_workers_submit_urgent(p->cpu, job) != 0) fail_task(t, PX_ECANCELED, "shutting down");
-    px_job_unref(job);
+    px_work_unref(job);
 }
 
 /* ------------------------------------------------------------ device */
@@ -754,10 +754,10 @@ int px_pipeline_submit(px_pipeline *p, px_task_spec *spec, px_task **out, int *r
     t->timer_id = px_timer_arm(p->timers, t->deadline_ns, on_deadline, t);
 
     px_task_ref(t); /* the prep job's */
-    px_job *job = px_job_new(prep_job, t, job_ctx_free, 0, NULL, NULL);
+    px_work *job = px_work_new(prep_job, t, work_ctx_free, 0, NULL, NULL);
     pthread_mutex_lock(&t->mu);
-    t->cpu_job = job;
-    px_job_ref(job);
+    t->cpu_work = job;
+    px_work_ref(job);
     pthread_mutex_unlock(&t->mu);
     int rc = px_workers_submit(p->cpu, job);
     if (rc) {
@@ -766,19 +766,19 @@ int px_pipeline_submit(px_pipeline *p, px_task_spec *spec, px_task **out, int *r
         *retry_after_s = px_workers_retry_after_s(p->cpu);
         pthread_mutex_lock(&t->mu);
         t->outcome = OUT_FAILED;
-        t->cpu_job = NULL;
+        t->cpu_work = NULL;
         uint64_t timer = t->timer_id;
         pthread_mutex_unlock(&t->mu);
         if (px_timer_disarm(p->timers, timer)) px_task_unref(t);
-        px_job_unref(job); /* t->cpu_job's */
-        px_job_unref(job); /* ours: frees the job, dropping the prep reference */
+        px_work_unref(job); /* t->cpu_work's */
+        px_work_unref(job); /* ours: frees the job, dropping the prep reference */
         pthread_mutex_lock(&p->mu);
         if (--p->active == 0) pthread_cond_broadcast(&p->idle);
         pthread_mutex_unlock(&p->mu);
         px_task_unref(t);
         return rc;
     }
-    px_job_unref(job);
+    px_work_unref(job);
     *out = t;
     return 0;
 }
