@@ -307,7 +307,7 @@ static int form_batch(px_sched *s, struct lane *l, px_sched_item **batch, size_t
     int limit = l->batching ? s->cfg.max_batch : 1;
     if (limit > MAX_BATCH) limit = MAX_BATCH;
     size_t budget = budget_locked(s, l->engine);
-    size_t need = px_engine_mem_estimate(l->engine, 1, head->bw, head->bh);
+    size_t need = px_engine_mem_estimate(l->engine, 1, (px_engine_shape){head->bw, head->bh, 0});
     if (need > budget) {
         if (s->mem_in_use > 0) {
             /* Running batches will give memory back: wait for them. */
@@ -329,7 +329,7 @@ static int form_batch(px_sched *s, struct lane *l, px_sched_item **batch, size_t
         for (px_sched_item *it = l->head[p]; it && n < limit; it = it->next) {
             if (it == head || it->bw != head->bw || it->bh != head->bh) continue;
             if (it->deadline_ns && it->deadline_ns <= now) continue; /* dropped next round */
-            size_t m = px_engine_mem_estimate(l->engine, n + 1, head->bw, head->bh);
+            size_t m = px_engine_mem_estimate(l->engine, n + 1, (px_engine_shape){head->bw, head->bh, 0});
             if (m > budget) goto formed;
             batch[n++] = it;
             *mem = m;

@@ -703,53 +703,13 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ------------------------------------------------------------- lifecycle */
 
-/* One tiny job per engine so that the first real request does not pay for
- * lazy initialisation (plans, caches, page faults). */
-static int warm_run(px_engine *e, int w, int h, int n, char *err, size_t errlen)
-{
-    px_image img = {0}, mask = {0}, out[64] = {{0}};
-    px_engine_item it[64];
-    int rc = px_image_alloc(&img, w, h, 3, NULL, NULL, 0);
-    if (!rc) rc = px_image_alloc(&mask, w, h, 1, NULL, NULL, 0);
-    for (int i = 0; i < n && !rc; i++) rc = px_image_alloc(&out[i], w, h, 3, NULL, NULL, 0);
-    if (!rc) {
-        for (size_t i = 0; i < (size_t)w * h * 3; i++) img.px[i] = (uint8_t)(i * 31);
-        for (int y = h * 3 / 8; y < h * 5 / 8; y++) memset(mask.px + (size_t)y * w + w * 3 / 8, 255, (size_t)w / 4);
-        for (int i = 0; i < n; i++) it[i] = (px_engine_item){.image = &img, .mask = &mask, .out = &out[i]};
-        rc = px_engine_run(e, it, n);
-        if (rc)
-            px_errf(err, errlen, rc, "warm-up of engine %s (%d x %dx%d) failed: %s",
-                    px_engine_name(e), n, w, h, it[0].err);
-    } else {
-        px_errf(err, errlen, rc, "out of memory warming up");
-    }
-    px_image_free(&img);
-    px_image_free(&mask);
-    for (int i = 0; i < n; i++) px_image_free(&out[i]);
-    return rc;
-}
-
-/* A tiny job per engine, so that the first real request does not pay for
- * lazy initialisation (caches, page faults); and for GPU engines every
- * batch size up to --max-batch at each --warm-sizes size, run twice (the
- * plan with its algorithm search, then the CUDA graph capture), which at
- * 1024² takes seconds per batch size that requests would otherwise wait. */
+/* The engine's warm-up, with the --warm-sizes GPU engines plan for. */
 static int warm_up(px_engine *e, const px_serve_config *cfg, char *err, size_t errlen)
 {
-    int rc = warm_run(e, 64, 64, 1, err, errlen);
     int ws[8], hs[8], nw = cfg->warm_sizes ? px_config_warm_sizes(cfg->warm_sizes, ws, hs, 8) : 0;
-    if (!(px_engine_caps(e) & PX_ENGINE_CAP_GPU)) nw = 0;
-    for (int k = 0; k < nw && !rc; k++) {
-        int64_t t0 = px_now_ns();
-        for (int n = 1; !rc; n = n * 2 > cfg->max_batch && n < cfg->max_batch ? cfg->max_batch : n * 2) {
-            for (int twice = 0; twice < 2 && !rc; twice++) rc = warm_run(e, ws[k], hs[k], n, err, errlen);
-            if (n >= cfg->max_batch) break;
-        }
-        if (!rc)
-            PX_INFO("%s: warmed %dx%d at batches up to %d in %.1f s", px_engine_name(e), ws[k],
-                    hs[k], cfg->max_batch, px_ns_to_ms(px_now_ns() - t0) / 1000);
-    }
-    return rc;
+    px_engine_warmup wu = {.w = ws, .h = hs, .nsizes = nw > 0 ? nw : 0,
+                           .max_batch = cfg->max_batch};
+    return px_engine_warm_up(e, &wu, err, errlen);
 }
 
 static void *loader_main(void *arg)

@@ -45,10 +45,10 @@ static void fake_destroy(px_engine *e)
     free(f);
 }
 
-static size_t fake_mem(const px_engine *e, int n, int w, int h)
+static size_t fake_mem(const px_engine *e, int n, const px_engine_shape *s)
 {
     const struct fake *f = (const struct fake *)e;
-    return (size_t)n * (size_t)w * (size_t)h * f->bytes_per_px;
+    return (size_t)n * (size_t)s->w * (size_t)s->h * f->bytes_per_px;
 }
 
 /* Output: the inverse of the input inside the hole, the input elsewhere.
