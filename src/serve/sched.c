@@ -304,10 +304,19 @@ static void *worker_main(void *arg)
         size_t mem = 0;
         int64_t until;
         int n = form_batch(s, l, batch, &mem, &until, &dl);
+        if (n > 0) {
+            /* Taken before the lock is dropped to flush: the batch's
+             * memory and items count from the moment it is formed. */
+            s->running += n;
+            l->running += n;
+            l->dev->mem_in_use += mem;
+        }
         if (dl.n) {
+            /* Items dropped while the batch was formed (expired ahead of
+             * it, or too big): completed now; the batch still runs. */
             flush_done(s, &dl);
             signal_idle_locked(s);
-            continue;
+            if (n == 0) continue;
         }
         if (n == 0) {
             /* Memory wait or batch delay: sleep on the condition (memory
@@ -316,13 +325,11 @@ static void *worker_main(void *arg)
             timed_wait(&s->work, &s->mu, until ? until : px_now_ns() + 50 * 1000000LL);
             continue;
         }
-        s->running += n;
-        l->running += n;
-        l->dev->mem_in_use += mem;
         pthread_mutex_unlock(&s->mu);
 
         for (int i = 0; i < n; i++)
-            if (batch[i]->event) batch[i]->event(batch[i], PX_SCHED_STARTED, 0, 0, batch[i]->done_arg);
+            if (batch[i]->event)
+                batch[i]->event(batch[i], PX_SCHED_STARTED, 0, 0, batch[i]->done_arg);
         int64_t t0 = px_now_ns();
         run_items(s, l->engine, batch, n);
         int64_t t1 = px_now_ns();

@@ -352,18 +352,18 @@ static void release_cpu_work(px_task *t)
 
 /* Queues fn on the CPU pool as the task's current work (with its own task
  * reference); urgent work (finish) goes ahead of new requests and is never
- * refused for capacity. Returns 0, PX_ECANCELED if the task has ended, or
- * the pool's error. */
+ * refused for capacity. Returns 0 (also when the task has ended: nothing
+ * is queued then), or the pool's error. */
 static int queue_cpu_work(px_task *t, px_work_fn fn, int urgent)
 {
     px_tasks *p = t->p;
     px_task_ref(t);
     px_work *wk = px_work_new(fn, t, work_ctx_free, 0, NULL, NULL);
     pthread_mutex_lock(&t->mu);
-    if (t->outcome != OUT_NONE) {
+    if (t->outcome != OUT_NONE) { /* ended meanwhile: nothing left to do */
         pthread_mutex_unlock(&t->mu);
         px_work_unref(wk); /* drops the reference just taken */
-        return PX_ECANCELED;
+        return 0;
     }
     t->cpu_work = wk;
     px_work_ref(wk);
@@ -452,8 +452,7 @@ static int finish_work(void *ctx, const atomic_int *cancel)
 /* Queues the task's finish work; on a failure to queue, ends the task. */
 static void start_finish(px_task *t)
 {
-    int rc = queue_cpu_work(t, finish_work, 1);
-    if (rc && rc != PX_ECANCELED) fail_task(t, PX_ECANCELED, "shutting down");
+    if (queue_cpu_work(t, finish_work, 1)) fail_task(t, PX_ECANCELED, "shutting down");
 }
 
 /* ------------------------------------------------------------ device */
@@ -733,7 +732,9 @@ int px_tasks_submit(px_tasks *p, px_task_spec *spec, px_task **out, int *retry_a
     /* The deadline holds whatever stage the task is in; armed before the
      * prep work can run (prep may move it to the body's timeout_ms). */
     px_task_ref(t);
+    pthread_mutex_lock(&t->mu); /* the timer may fire (and end it) at once */
     t->timer_id = px_timer_arm(p->timers, t->deadline_ns, on_deadline, t);
+    pthread_mutex_unlock(&t->mu);
     int rc = queue_cpu_work(t, prep_work, 0);
     if (rc) {
         /* Nobody else has seen the task: take it apart quietly; the caller

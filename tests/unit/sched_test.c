@@ -330,6 +330,25 @@ TEST(t_expired_work_is_dropped)
     T_EQ_INT(late.it.batch_size, 0);
     T_EQ_INT(f->calls, 1); /* the engine never saw it */
     T_EQ_INT(blocker.it.status, 0);
+    /* An item queued behind an expired one runs in the same round that
+     * drops the expired one (it used to be stranded, never done). */
+    struct job b2, late2, after;
+    job_init(&b2, f, 8, 8, 4, PX_PRIO_NORMAL);
+    job_init(&late2, f, 8, 8, 5, PX_PRIO_NORMAL);
+    job_init(&after, f, 8, 8, 6, PX_PRIO_NORMAL);
+    late2.it.deadline_ns = px_now_ns() + 10 * 1000000LL;
+    px_sched_item *q[3] = {&b2.it, &late2.it, &after.it};
+    px_sched_submit(s, &q[0], 1);
+    usleep(5000);
+    px_sched_submit(s, &q[1], 2);
+    wait_all(&b2, 1);
+    wait_all(&late2, 1);
+    wait_all(&after, 1);
+    T_EQ_INT(late2.it.status, PX_ETIMEDOUT);
+    T_EQ_INT(after.it.status, 0);
+    job_free(&b2);
+    job_free(&late2);
+    job_free(&after);
     /* A deadline that passes while the batch computes is reported when it
      * returns. */
     struct job slow;
