@@ -207,7 +207,7 @@ test-fuzz: fuzz
 
 # The concurrent core (scheduler, worker pool, timers, thread pool) and
 # pixbench's sampling thread with its ring under ThreadSanitizer.
-TSAN_TESTS := sched workers timer core monitor
+TSAN_TESTS := sched workers task timer core monitor
 test-tsan:
 	@$(MAKE) --no-print-directory SANITIZER=thread $(TSAN_TESTS:%=build/thread/tests/%_test)
 	@scripts/test threads build/thread $(TSAN_TESTS)

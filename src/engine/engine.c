@@ -1,13 +1,16 @@
 /*
  * engine.c — the engine registry and the checks every engine gets for free:
- * lookup by name, item validation before dispatch through the const vtable,
- * method names, and the JSON self-description used by /api/v1/engines.
+ * lookup by name, item validation (per kind) before dispatch through the
+ * const vtable, method names, the default warm-up, and the JSON
+ * self-description used by /api/v1/engines.
  */
 #include "engine/engine_impl.h"
 
 #include "core/alloc.h"
 #include "core/err.h"
+#include "core/clock.h"
 #include "core/jsonw.h"
+#include "core/log.h"
 #include "core/proc.h"
 
 #include <pthread.h>
@@ -53,6 +56,12 @@ static void join_names(const char *const *names, char *buf, size_t len)
     }
 }
 
+const char *px_engine_kind_name(enum px_engine_kind k)
+{
+    static const char *names[PX_ENGINE_KIND_COUNT] = {"inpaint", "generate"};
+    return (unsigned)k < PX_ENGINE_KIND_COUNT ? names[k] : "unknown";
+}
+
 unsigned px_engine_caps_of(const char *name)
 {
     for (size_t i = 0; name && i < N_ENGINES; i++)
@@ -78,6 +87,10 @@ int px_engine_open(const char *name, const px_engine_config *cfg, px_engine **ou
         /* An engine may hand back an instance of another backend's vtable
          * under the same name (lama on CUDA); otherwise it is this one. */
         if (!(*out)->ops) (*out)->ops = g_engines[i];
+        const char *dev = cfg && cfg->device && ((*out)->ops->caps & PX_ENGINE_CAP_DEVICES)
+                              ? cfg->device
+                              : "cpu";
+        snprintf((*out)->device, sizeof (*out)->device, "%s", dev);
         return 0;
     }
     return px_errf(err, errlen, PX_ENOTFOUND, "unknown engine \"%s\" (known: %s)", name, known);
@@ -98,6 +111,21 @@ unsigned px_engine_caps(const px_engine *e)
     return e->ops->caps;
 }
 
+enum px_engine_kind px_engine_kind_of(const px_engine *e)
+{
+    return e->ops->kind;
+}
+
+const char *px_engine_device(const px_engine *e)
+{
+    return e->device[0] ? e->device : "cpu";
+}
+
+void px_engine_progress(const px_engine_item *it, int step, int steps)
+{
+    if (it->progress) it->progress(it->progress_arg, step, steps);
+}
+
 int px_engine_check_method(const px_engine *e, const char *method, char *err, size_t errlen)
 {
     if (!method) return 0;
@@ -109,10 +137,10 @@ int px_engine_check_method(const px_engine *e, const char *method, char *err, si
                    method, e->ops->name, known);
 }
 
-size_t px_engine_mem_estimate(const px_engine *e, int n, int w, int h)
+size_t px_engine_mem_estimate(const px_engine *e, int n, px_engine_shape shape)
 {
-    if (n <= 0 || w <= 0 || h <= 0) return 0;
-    return e->ops->mem_estimate(e, n, w, h);
+    if (n <= 0 || shape.w <= 0 || shape.h <= 0) return 0;
+    return e->ops->mem_estimate(e, n, &shape);
 }
 
 size_t px_engine_free_memory(const px_engine *e)
@@ -136,12 +164,36 @@ static bool image_ok(const px_image *im, int c)
     return im && im->px && im->c == c && im->w > 0 && im->h > 0;
 }
 
-/* Checks one item; writes its status/err and returns the status. */
-static int validate(const px_engine *e, px_engine_item *it)
+/* Checks the output image of an item: allocated, RGB, w×h. */
+static int check_out(px_engine_item *it, int w, int h)
+{
+    const px_image *o = it->out;
+    if (image_ok(o, 3) && o->w == w && o->h == h) return 0;
+    if (!o || !o->px)
+        return it->status = px_errf(it->err, sizeof it->err, PX_EINVAL, "output image is not allocated");
+    return it->status = px_errf(it->err, sizeof it->err, PX_EINVAL,
+                                "output must be %dx%d with 3 channels, got %dx%d with %d", w, h,
+                                o->w, o->h, o->c);
+}
+
+static int validate_generate(px_engine_item *it)
 {
     char *err = it->err;
     size_t len = sizeof it->err;
-    it->err[0] = 0;
+    const px_engine_gen *g = &it->gen;
+    if (!g->prompt) return it->status = px_errf(err, len, PX_EINVAL, "prompt is missing");
+    if (g->width <= 0 || g->height <= 0 || (int64_t)g->width * g->height > MAX_ITEM_PIXELS)
+        return it->status =
+                   px_errf(err, len, PX_EINVAL, "size %dx%d is out of range", g->width, g->height);
+    if (g->steps < 1)
+        return it->status = px_errf(err, len, PX_EINVAL, "steps must be at least 1, got %d", g->steps);
+    return check_out(it, g->width, g->height);
+}
+
+static int validate_inpaint(px_engine_item *it)
+{
+    char *err = it->err;
+    size_t len = sizeof it->err;
     const px_image *im = it->image, *m = it->mask;
     if (!im || !im->px || im->w <= 0 || im->h <= 0)
         return it->status = px_errf(err, len, PX_EINVAL, "image is missing or empty");
@@ -159,15 +211,17 @@ static int validate(const px_engine *e, px_engine_item *it)
     if (m->w != im->w || m->h != im->h)
         return it->status = px_errf(err, len, PX_EINVAL, "mask is %dx%d but image is %dx%d",
                                     m->w, m->h, im->w, im->h);
-    if (!image_ok(it->out, 3) || it->out->w != im->w || it->out->h != im->h) {
-        const px_image *o = it->out;
-        if (!o || !o->px)
-            return it->status = px_errf(err, len, PX_EINVAL, "output image is not allocated");
-        return it->status = px_errf(err, len, PX_EINVAL,
-                                    "output must be %dx%d with 3 channels, got %dx%d with %d",
-                                    im->w, im->h, o->w, o->h, o->c);
-    }
-    return it->status = px_engine_check_method(e, it->method, err, len);
+    return check_out(it, im->w, im->h);
+}
+
+/* Checks one item; writes its status/err and returns the status. */
+static int validate(const px_engine *e, px_engine_item *it)
+{
+    it->err[0] = 0;
+    it->status = 0;
+    int rc = e->ops->kind == PX_ENGINE_GENERATE ? validate_generate(it) : validate_inpaint(it);
+    if (rc) return rc;
+    return it->status = px_engine_check_method(e, it->method, it->err, sizeof it->err);
 }
 
 int px_engine_run(px_engine *e, px_engine_item *items, int n)
@@ -200,6 +254,62 @@ int px_engine_run(px_engine *e, px_engine_item *items, int n)
     return 0;
 }
 
+/* A batch of n w×h inpaint items on a synthetic image (a square hole in
+ * the middle), for the default warm-up. */
+static int warm_inpaint(px_engine *e, int w, int h, int n, char *err, size_t errlen)
+{
+    px_image img = {0}, mask = {0}, out[64] = {{0}};
+    px_engine_item it[64];
+    if (n > 64) n = 64;
+    int rc = px_image_alloc(&img, w, h, 3, NULL, NULL, 0);
+    if (!rc) rc = px_image_alloc(&mask, w, h, 1, NULL, NULL, 0);
+    for (int i = 0; i < n && !rc; i++) rc = px_image_alloc(&out[i], w, h, 3, NULL, NULL, 0);
+    if (!rc) {
+        for (size_t i = 0; i < (size_t)w * h * 3; i++) img.px[i] = (uint8_t)(i * 31);
+        for (int y = h * 3 / 8; y < h * 5 / 8; y++)
+            memset(mask.px + (size_t)y * w + w * 3 / 8, 255, (size_t)w / 4);
+        for (int i = 0; i < n; i++)
+            it[i] = (px_engine_item){.image = &img, .mask = &mask, .out = &out[i]};
+        rc = px_engine_run(e, it, n);
+        if (rc)
+            px_errf(err, errlen, rc, "warm-up of engine %s (%d x %dx%d) failed: %s",
+                    px_engine_name(e), n, w, h, it[0].err);
+    } else {
+        px_errf(err, errlen, rc, "out of memory warming up");
+    }
+    px_image_free(&img);
+    px_image_free(&mask);
+    for (int i = 0; i < n; i++) px_image_free(&out[i]);
+    return rc;
+}
+
+/* The default warm-up of inpaint engines (see px_engine_warm_up). */
+static int warm_up_inpaint(px_engine *e, const px_engine_warmup *wu, char *err, size_t errlen)
+{
+    int rc = warm_inpaint(e, 64, 64, 1, err, errlen);
+    int nw = wu && (px_engine_caps(e) & PX_ENGINE_CAP_GPU) ? wu->nsizes : 0;
+    int maxb = wu && wu->max_batch > 0 ? wu->max_batch : 1;
+    for (int k = 0; k < nw && !rc; k++) {
+        int64_t t0 = px_now_ns();
+        for (int n = 1; !rc; n = n * 2 > maxb && n < maxb ? maxb : n * 2) {
+            for (int twice = 0; twice < 2 && !rc; twice++)
+                rc = warm_inpaint(e, wu->w[k], wu->h[k], n, err, errlen);
+            if (n >= maxb) break;
+        }
+        if (!rc)
+            PX_INFO("%s: warmed %dx%d at batches up to %d in %.1f s", px_engine_name(e), wu->w[k],
+                    wu->h[k], maxb, px_ns_to_ms(px_now_ns() - t0) / 1000);
+    }
+    return rc;
+}
+
+int px_engine_warm_up(px_engine *e, const px_engine_warmup *wu, char *err, size_t errlen)
+{
+    if (e->ops->warmup) return e->ops->warmup(e, wu, err, errlen);
+    if (e->ops->kind == PX_ENGINE_INPAINT) return warm_up_inpaint(e, wu, err, errlen);
+    return 0; /* other kinds warm up in their own op, or not at all */
+}
+
 static const struct {
     unsigned bit;
     const char *name;
@@ -219,6 +329,8 @@ int px_engine_describe(const px_engine *e, px_buf *out)
     if (!rc) rc = px_json_str(out, o->name);
     if (!rc) rc = px_buf_puts(out, ",\"description\":");
     if (!rc) rc = px_json_str(out, o->description ? o->description : "");
+    if (!rc) rc = px_buf_printf(out, ",\"kind\":\"%s\",\"device\":", px_engine_kind_name(o->kind));
+    if (!rc) rc = px_json_str(out, px_engine_device(e));
     if (!rc) rc = px_buf_puts(out, ",\"capabilities\":[");
     int k = 0;
     for (size_t i = 0; !rc && i < sizeof g_caps / sizeof g_caps[0]; i++) {
@@ -242,7 +354,7 @@ int px_engine_describe(const px_engine *e, px_buf *out)
     if (!rc) rc = px_buf_puts(out, ",\"memory_estimate_bytes\":{");
     for (size_t i = 0; !rc && i < sizeof sides / sizeof sides[0]; i++)
         rc = px_buf_printf(out, "%s\"%dx%d\":%zu", i ? "," : "", sides[i], sides[i],
-                           px_engine_mem_estimate(e, 1, sides[i], sides[i]));
+                           px_engine_mem_estimate(e, 1, (px_engine_shape){sides[i], sides[i], 0}));
     if (!rc) rc = px_buf_puts(out, "},\"config\":{");
     if (!rc && o->describe_config) rc = o->describe_config(e, out);
     if (!rc) rc = px_buf_puts(out, "}}");

@@ -1,11 +1,20 @@
 /*
- * engine.h — the inpainting engine interface, as callers see it.
+ * engine.h — the engine interface, as callers see it.
  *
  * An engine is created by name from the registry, then runs batches of
- * items. Each item is an RGB image with a binary mask of the same size; the
- * engine writes an RGB output of the same size in which pixels outside the
- * mask are byte-identical to the input. Engines know nothing of HTTP or of
- * the scheduler; implementations live behind one const vtable (engine_impl.h).
+ * items. Every engine declares its kind (px_engine_kind), which says what
+ * its items hold:
+ *
+ *  - PX_ENGINE_INPAINT: an RGB image with a binary mask of the same size;
+ *    the engine writes an RGB output of the same size in which pixels
+ *    outside the mask are byte-identical to the input.
+ *  - PX_ENGINE_GENERATE: a prompt and the sampling parameters (size, steps,
+ *    guidance, seed); the engine writes a width×height RGB output, calling
+ *    the item's progress callback after each step and checking its cancel
+ *    flag between steps.
+ *
+ * Engines know nothing of HTTP or of the scheduler; implementations live
+ * behind one const vtable (engine_impl.h).
  */
 #ifndef PX_ENGINE_ENGINE_H
 #define PX_ENGINE_ENGINE_H
@@ -20,6 +29,13 @@
 
 typedef struct px_engine px_engine; /* opaque */
 
+/* What an engine's items are (see above). Zero is inpaint, so an engine
+ * vtable that does not say is an inpainting one. */
+enum px_engine_kind { PX_ENGINE_INPAINT = 0, PX_ENGINE_GENERATE = 1, PX_ENGINE_KIND_COUNT };
+
+/* "inpaint", "generate". */
+const char *px_engine_kind_name(enum px_engine_kind k);
+
 /* Capability bits (px_engine_caps). */
 enum {
     PX_ENGINE_CAP_BATCH = 1u << 0,         /* gains from batches > 1 */
@@ -31,23 +47,61 @@ enum {
 };
 
 typedef struct px_engine_config {
-    const char *weights; /* weights file, for engines that need one */
+    const char *weights; /* weights file or model directory, for engines that need one */
     const char *device;  /* "cpu", "cuda", "cuda:0", ...; NULL = engine default */
     const char *precision; /* "fp32", "tf32", "bf16"; NULL = engine default */
     px_pool *pool;       /* compute threads; NULL = px_pool_default() */
 } px_engine_config;
 
-/* One image of a batch. The caller owns every pointer. */
+/* Called by an engine after each step of an item (generate engines: each
+ * denoising step), from the thread running the batch. Must be quick. */
+typedef void (*px_engine_progress_fn)(void *arg, int step, int steps);
+
+/* The fields of a generate item. */
+typedef struct px_engine_gen {
+    const char *prompt;          /* UTF-8, not NULL */
+    const char *negative_prompt; /* NULL or "" = none */
+    int width, height;           /* of the output */
+    int steps;                   /* denoising steps, >= 1 */
+    float cfg_scale;             /* classifier-free guidance; <= 1 = off */
+    const float *latents;        /* initial noise in the engine's latent layout,
+                                    NULL = drawn from the seed */
+    /* Set by run: time spent per stage. */
+    int64_t encode_ns, denoise_ns, decode_ns;
+} px_engine_gen;
+
+/*
+ * One input of a batch: a head common to every kind, then the fields of
+ * the engine's kind. The caller owns every pointer. The inpaint fields are
+ * anonymous (it->image), the generate ones under it->gen.
+ */
 typedef struct px_engine_item {
-    const px_image *image;   /* RGB, c = 3 */
-    const px_image *mask;    /* binary, c = 1, same w×h */
-    px_image *out;           /* RGB, c = 3, same w×h, allocated by the caller */
+    px_image *out;           /* RGB, c = 3, allocated by the caller (inpaint: the
+                                image's size; generate: width×height) */
     uint64_t seed;           /* for engines with randomness */
     const char *method;      /* engine-specific variant, NULL = the default */
     const atomic_int *cancel;/* non-zero: stop early (may be NULL) */
+    px_engine_progress_fn progress; /* may be NULL */
+    void *progress_arg;
     int status;              /* set by run: 0 or a PX_E* code */
     char err[160];           /* set by run when status != 0 */
+    union {
+        struct {             /* PX_ENGINE_INPAINT */
+            const px_image *image; /* RGB, c = 3 */
+            const px_image *mask;  /* binary, c = 1, same w×h */
+        };
+        px_engine_gen gen;   /* PX_ENGINE_GENERATE */
+    };
 } px_engine_item;
+
+/* For engines: reports step of steps to the item's progress callback, if any. */
+void px_engine_progress(const px_engine_item *it, int step, int steps);
+
+/* The shape of a batch's items, for the memory estimate: w×h pixels, and
+ * for generate engines the denoising steps (0 otherwise). */
+typedef struct px_engine_shape {
+    int w, h, steps;
+} px_engine_shape;
 
 /* Names of the registered engines, NULL-terminated. */
 const char *const *px_engine_names(void);
@@ -67,14 +121,21 @@ void px_engine_close(px_engine *e);
 
 const char *px_engine_name(const px_engine *e);
 unsigned px_engine_caps(const px_engine *e);
+enum px_engine_kind px_engine_kind_of(const px_engine *e);
+
+/* Where the engine computes, as configured: "cpu", or the --device value of
+ * a GPU engine ("cuda", "cuda:1", "cuda:0,1"). Engines with the same string
+ * share a device's memory (the scheduler accounts memory per device). */
+const char *px_engine_device(const px_engine *e);
 
 /* Checks an item's method name; returns 0 or PX_EINVAL with the accepted
  * names in err. NULL is always accepted. */
 int px_engine_check_method(const px_engine *e, const char *method, char *err, size_t errlen);
 
-/* Bytes of working memory a batch of n w×h items needs, beyond the inputs
- * and outputs themselves (for admission control). */
-size_t px_engine_mem_estimate(const px_engine *e, int n, int w, int h);
+/* Bytes of working memory a batch of n items of the given shape needs,
+ * beyond the inputs and outputs themselves (for admission control); 0 for
+ * an empty shape. */
+size_t px_engine_mem_estimate(const px_engine *e, int n, px_engine_shape shape);
 
 /* Bytes the engine's device has free now: for CPU engines the system's
  * MemAvailable, for GPU engines the device memory the driver reports free.
@@ -93,6 +154,24 @@ int px_engine_parallelism(const px_engine *e);
  * threads may run batches on one engine at once.
  */
 int px_engine_run(px_engine *e, px_engine_item *items, int n);
+
+/* What to warm up before serving: the sizes (w[i], h[i]) that GPU engines
+ * build their plans for at every batch size up to max_batch. */
+typedef struct px_engine_warmup {
+    const int *w, *h;
+    int nsizes;
+    int max_batch;
+} px_engine_warmup;
+
+/*
+ * Runs the engine once on a tiny input so that the first real request does
+ * not pay for lazy initialisation (caches, page faults), plus what the
+ * engine needs for the sizes in wu (NULL = none): GPU inpaint engines run
+ * every batch size up to max_batch at each size twice (the plan with its
+ * algorithm search, then the CUDA graph capture). Returns 0 or the engine's
+ * error with a message.
+ */
+int px_engine_warm_up(px_engine *e, const px_engine_warmup *wu, char *err, size_t errlen);
 
 /* Appends a JSON object describing the engine (name, capabilities, methods,
  * configuration) to out. Returns 0 or the buffer's error. */

@@ -12,25 +12,33 @@ typedef struct px_engine_ops {
     const char *name;
     const char *description;
     unsigned caps;
+    enum px_engine_kind kind;   /* what the items hold (0 = inpaint) */
     const char *const *methods; /* NULL-terminated; first is the default */
 
     /* Builds an instance (which embeds struct px_engine first). */
     int (*create)(const px_engine_config *cfg, px_engine **out, char *err, size_t errlen);
     void (*destroy)(px_engine *e);
-    size_t (*mem_estimate)(const px_engine *e, int n, int w, int h);
+    /* Working memory of a batch of n items of shape s (s->w, s->h > 0). */
+    size_t (*mem_estimate)(const px_engine *e, int n, const px_engine_shape *s);
     /* Free memory of the engine's device; NULL means system RAM (CPU engines). */
     size_t (*free_memory)(const px_engine *e);
     /* Batches worth running at once (one per GPU); NULL means 1. */
     int (*parallelism)(const px_engine *e);
     /* Items already validated by px_engine_run. Sets each item's status. */
     int (*run)(px_engine *e, px_engine_item *items, int n);
+    /* Warm-up (px_engine_warm_up); NULL runs the default of the engine's
+     * kind (engine.c: a tiny inpaint batch, the --warm-sizes plans on GPUs). */
+    int (*warmup)(px_engine *e, const px_engine_warmup *wu, char *err, size_t errlen);
     /* Appends engine-specific "key": value pairs (without braces) to out;
      * core/jsonw.h has the string escaping. */
     int (*describe_config)(const px_engine *e, px_buf *out);
 } px_engine_ops;
 
+/* Instances are zero-initialised by create (calloc): px_engine_open fills
+ * ops when create leaves it NULL, and device always. */
 struct px_engine {
     const px_engine_ops *ops;
+    char device[32]; /* px_engine_device */
 };
 
 /* The registered engines (defined by each engine's .c file). */

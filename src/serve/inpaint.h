@@ -1,7 +1,7 @@
 /*
  * inpaint.h — the steps of one inpainting job around the engine: decode and
  * validate the inputs, plan the engine inputs (large-image strategy), and
- * put the result back together and encode it. The server's pipeline runs
+ * put the result back together and encode it. The server's inpaint request kind (kind_inpaint.c) runs
  * these steps on its CPU pool with the scheduler in between; the CLI runs
  * them in a row through px_inpaint_bytes, so both behave identically.
  */

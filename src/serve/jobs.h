@@ -9,7 +9,7 @@
 #ifndef PX_SERVE_JOBS_H
 #define PX_SERVE_JOBS_H
 
-#include "serve/pipeline.h"
+#include "serve/task.h"
 
 #include <stdint.h>
 
@@ -22,7 +22,7 @@ typedef struct px_jobs_entry px_jobs_entry;
  * Never NULL (aborts on OOM). */
 px_jobs *px_jobs_create(int64_t ttl_ms, int max_jobs);
 
-/* Drops every job (their tasks should have ended: drain the pipeline first). */
+/* Drops every job (their tasks should have ended: drain the tasks first). */
 void px_jobs_destroy(px_jobs *j);
 
 /* Reserves an entry and writes its id into id[PX_JOB_ID_MAX]. NULL when

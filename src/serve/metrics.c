@@ -35,14 +35,6 @@ struct px_metrics {
     atomic_ullong outcomes[PX_OUTCOME_COUNT];
 };
 
-const char *px_route_label(enum px_route r)
-{
-    static const char *names[PX_ROUTE_COUNT] = {
-        "/api/v1/inpaint", "/inpaint", "/api/v1/jobs", "/api/v1/engines", "/outputs",
-        "/healthz",        "/readyz",  "/metrics",     "ui",              "other"};
-    return (unsigned)r < PX_ROUTE_COUNT ? names[r] : "other";
-}
-
 const char *px_stage_name(enum px_stage s)
 {
     static const char *names[PX_STAGE_COUNT] = {"queue", "decode", "infer", "encode"};

@@ -11,27 +11,11 @@
 
 #include "core/buf.h"
 #include "core/nvml.h"
+#include "serve/routes.h"
 
 #include <stdint.h>
 
-enum px_route {
-    PX_ROUTE_INPAINT_V1,   /* POST /api/v1/inpaint */
-    PX_ROUTE_INPAINT_SEED, /* POST /inpaint */
-    PX_ROUTE_JOBS,         /* /api/v1/jobs[/...] */
-    PX_ROUTE_ENGINES,      /* GET /api/v1/engines */
-    PX_ROUTE_OUTPUTS,      /* GET /outputs/<name> */
-    PX_ROUTE_HEALTHZ,
-    PX_ROUTE_READYZ,
-    PX_ROUTE_METRICS,
-    PX_ROUTE_UI,           /* GET /, /dashboard, /ui/<file> (the web UI) */
-    PX_ROUTE_OTHER,        /* anything else (404/405) */
-    PX_ROUTE_COUNT
-};
-
 enum px_stage { PX_STAGE_QUEUE, PX_STAGE_DECODE, PX_STAGE_INFER, PX_STAGE_ENCODE, PX_STAGE_COUNT };
-
-/* The route's path as shown in labels ("/api/v1/inpaint", ..., "other"). */
-const char *px_route_label(enum px_route r);
 
 /* Stage name ("queue", "decode", "infer", "encode"). */
 const char *px_stage_name(enum px_stage s);
@@ -70,7 +54,7 @@ void px_metrics_stage(px_metrics *m, enum px_stage s, double seconds);
 /* One failed request by PX_E* code (counted under its px_err_name). */
 void px_metrics_error(px_metrics *m, int code);
 
-/* How a request that reached the pipeline ended. */
+/* How a request that became a task ended. */
 enum px_outcome {
     PX_OUTCOME_COMPLETED, /* answered with its result */
     PX_OUTCOME_FAILED,    /* bad input or an engine error */

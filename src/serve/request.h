@@ -19,11 +19,10 @@
 #define PX_SERVE_REQUEST_H
 
 #include "image/codec.h"
+#include "serve/routes.h"
 
 #include <stddef.h>
 #include <stdint.h>
-
-enum px_dialect { PX_DIALECT_V1, PX_DIALECT_SEED };
 
 enum px_return { PX_RETURN_IMAGE, PX_RETURN_BASE64, PX_RETURN_URL };
 

@@ -1,6 +1,6 @@
 /*
  * sched.c — per-engine lanes of priority queues, the batcher, the memory
- * guard and the device workers (see sched.h for the contract).
+ * guard per device and the device workers (see sched.h for the contract).
  *
  * One mutex guards every queue and counter. A worker forms a batch under the
  * lock (unlinking its items, reserving their memory estimate), runs it
@@ -25,8 +25,7 @@
 
 enum { S_NEW, S_QUEUED, S_RUNNING, S_DONE };
 
-/* Largest batch any engine is offered, whatever the configuration says. */
-#define MAX_BATCH 64
+#define MAX_BATCH PX_SCHED_MAX_BATCH
 
 const char *px_priority_name(enum px_priority p)
 {
@@ -41,11 +40,20 @@ int px_priority_parse(const char *s)
     return -1;
 }
 
+/* One device's memory: the engines that name the same device share it. */
+struct device {
+    const char *name;  /* px_engine_device of its first engine */
+    size_t mem_in_use; /* estimates of the batches running on it */
+};
+
 struct lane {
     px_engine *engine;
+    struct device *dev;
     px_sched_item *head[PX_PRIO_COUNT], *tail[PX_PRIO_COUNT];
     int queued[PX_PRIO_COUNT];
     int batching; /* may run more than one item per call */
+    int running;  /* items in batches now */
+    double ewma_item_ms; /* engine time per item */
 };
 
 struct worker {
@@ -61,12 +69,12 @@ struct px_sched {
     pthread_cond_t idle; /* drain: nothing queued or running */
     struct lane *lanes;
     int nlanes;
+    struct device *devs;
+    int ndevs;
     struct worker *workers;
     int nworkers;
     int running, draining, stop;
-    size_t mem_in_use;
     uint64_t batches, items_run, oom_splits, batch_hist[7];
-    double ewma_item_ms;
 };
 
 void px_sched_defaults(px_sched_config *c)
@@ -74,7 +82,6 @@ void px_sched_defaults(px_sched_config *c)
     memset(c, 0, sizeof *c);
     c->max_batch = 8;
     c->max_delay_ns = 5 * 1000000LL;
-    c->bucket_step = 64;
     c->workers_per_engine = 1;
     c->mem_reserve = (size_t)256 << 20;
 }
@@ -118,11 +125,6 @@ static struct lane *lane_of(px_sched *s, const px_engine *e)
     return NULL;
 }
 
-static int round_up(int v, int step)
-{
-    return step > 1 ? (v + step - 1) / step * step : v;
-}
-
 /* Items that ended without running, completed after the lock is dropped. */
 typedef struct {
     px_sched_item *items[64];
@@ -157,120 +159,46 @@ static void signal_idle_locked(px_sched *s)
 
 /* ------------------------------------------------------------ memory */
 
-static size_t budget_locked(px_sched *s, px_engine *e)
+/* What a new batch of lane l may still use on its device. */
+static size_t budget_locked(px_sched *s, struct lane *l)
 {
     size_t avail;
     if (s->cfg.mem_limit) avail = s->cfg.mem_limit;
-    else if (s->cfg.free_memory) avail = s->cfg.free_memory(s->cfg.free_memory_ctx, e);
-    else avail = px_engine_free_memory(e);
-    size_t taken = s->mem_in_use + s->cfg.mem_reserve;
+    else if (s->cfg.free_memory) avail = s->cfg.free_memory(s->cfg.free_memory_ctx, l->engine);
+    else avail = px_engine_free_memory(l->engine);
+    size_t taken = l->dev->mem_in_use + s->cfg.mem_reserve;
     return avail > taken ? avail - taken : 0;
 }
 
 /* ------------------------------------------------------------ running */
 
-/* Mirror index for symmetric padding (edge pixel repeated, like numpy's
- * 'symmetric'), valid for any overshoot. */
-static int mirror(int i, int n)
+void px_sched_progress(void *arg, int step, int steps)
 {
-    int period = 2 * n;
-    i %= period;
-    if (i < 0) i += period;
-    return i < n ? i : period - 1 - i;
+    px_sched_item *it = arg;
+    if (it->event) it->event(it, PX_SCHED_PROGRESS, step, steps, it->done_arg);
 }
 
-/* Copies src into a bw×bh image, filling the extra columns and rows by
- * mirroring (a mask gets zeros: padding is known context, never a hole). */
-static int pad_to(const px_image *src, int bw, int bh, int is_mask, px_image *dst)
+/* Runs items[0..n) (one key) through their run adapter, splitting in
+ * halves when the engine runs out of memory. Sets each item's status. */
+static void run_items(px_sched *s, px_engine *e, px_sched_item **items, int n)
 {
-    int rc = px_image_alloc(dst, bw, bh, src->c, NULL, NULL, 0);
-    if (rc) return rc;
-    size_t c = (size_t)src->c;
-    for (int y = 0; y < bh; y++) {
-        int sy = mirror(y, src->h);
-        for (int x = 0; x < bw; x++) {
-            uint8_t *d = dst->px + ((size_t)y * bw + x) * c;
-            if (is_mask && (x >= src->w || y >= src->h)) {
-                d[0] = 0;
-                continue;
-            }
-            const uint8_t *p = src->px + ((size_t)sy * src->w + mirror(x, src->w)) * c;
-            memcpy(d, p, c);
-        }
-    }
-    return 0;
-}
-
-/* Runs items[0..n) through the engine (same bucket), padding to the bucket
- * when sizes differ, and splitting in halves when the engine runs out of
- * memory. Sets each item's status. */
-static void run_items(px_sched *s, px_engine *e, px_sched_item **items, int n, int bw, int bh)
-{
-    px_engine_item eit[MAX_BATCH];
-    px_image pimg[MAX_BATCH], pmask[MAX_BATCH], pout[MAX_BATCH];
-    int padded = 0;
-    for (int i = 0; i < n; i++)
-        if (items[i]->image->w != bw || items[i]->image->h != bh) padded = 1;
-    if (n == 1) padded = 0; /* a lone item runs at its own size */
-    memset(pimg, 0, sizeof(px_image) * (size_t)n);
-    memset(pmask, 0, sizeof(px_image) * (size_t)n);
-    memset(pout, 0, sizeof(px_image) * (size_t)n);
-    int rc = 0;
-    for (int i = 0; i < n; i++) {
-        px_sched_item *it = items[i];
-        eit[i] = (px_engine_item){.image = it->image, .mask = it->mask, .out = it->out,
-                                  .seed = it->seed, .method = it->method, .cancel = &it->cancel};
-        if (padded && !rc) {
-            rc = pad_to(it->image, bw, bh, 0, &pimg[i]);
-            if (!rc) rc = pad_to(it->mask, bw, bh, 1, &pmask[i]);
-            if (!rc) rc = px_image_alloc(&pout[i], bw, bh, 3, NULL, NULL, 0);
-            eit[i].image = &pimg[i];
-            eit[i].mask = &pmask[i];
-            eit[i].out = &pout[i];
-        }
-    }
-    if (rc) {
-        for (int i = 0; i < n; i++) {
-            items[i]->status = PX_ENOMEM;
-            snprintf(items[i]->err, sizeof items[i]->err, "out of memory padding a batch");
-        }
-        goto done;
-    }
-    px_engine_run(e, eit, n);
+    items[0]->run(e, items, n);
     int oom = 0;
-    for (int i = 0; i < n; i++) {
-        items[i]->status = eit[i].status;
-        memcpy(items[i]->err, eit[i].err, sizeof items[i]->err);
-        oom += eit[i].status == PX_ENOMEM;
-        if (padded && eit[i].status == 0) {
-            /* Crop the bucket-sized output back to the item. */
-            px_image *o = items[i]->out;
-            for (int y = 0; y < o->h; y++)
-                memcpy(o->px + (size_t)y * o->w * 3, pout[i].px + (size_t)y * bw * 3,
-                       (size_t)o->w * 3);
-        }
-    }
-    if (oom && n > 1) {
-        /* The estimate was wrong or memory went elsewhere: halve and retry
-         * the items that failed, never give up on a batch while halves can
-         * still fit. */
-        px_sched_item *again[MAX_BATCH];
-        int k = 0;
-        for (int i = 0; i < n; i++)
-            if (items[i]->status == PX_ENOMEM) again[k++] = items[i];
-        pthread_mutex_lock(&s->mu);
-        s->oom_splits++;
-        pthread_mutex_unlock(&s->mu);
-        int half = k / 2 ? k / 2 : 1;
-        run_items(s, e, again, half, bw, bh);
-        if (k > half) run_items(s, e, again + half, k - half, bw, bh);
-    }
-done:
-    for (int i = 0; i < n; i++) {
-        px_image_free(&pimg[i]);
-        px_image_free(&pmask[i]);
-        px_image_free(&pout[i]);
-    }
+    for (int i = 0; i < n; i++) oom += items[i]->status == PX_ENOMEM;
+    if (!oom || n == 1) return;
+    /* The estimate was wrong or memory went elsewhere: halve and retry the
+     * items that failed, never give up on a batch while halves can still
+     * fit. */
+    px_sched_item *again[MAX_BATCH];
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (items[i]->status == PX_ENOMEM) again[k++] = items[i];
+    pthread_mutex_lock(&s->mu);
+    s->oom_splits++;
+    pthread_mutex_unlock(&s->mu);
+    int half = k / 2 ? k / 2 : 1;
+    run_items(s, e, again, half);
+    if (k > half) run_items(s, e, again + half, k - half);
 }
 
 static int hist_slot(int n)
@@ -306,10 +234,10 @@ static int form_batch(px_sched *s, struct lane *l, px_sched_item **batch, size_t
     if (!head) return 0;
     int limit = l->batching ? s->cfg.max_batch : 1;
     if (limit > MAX_BATCH) limit = MAX_BATCH;
-    size_t budget = budget_locked(s, l->engine);
-    size_t need = px_engine_mem_estimate(l->engine, 1, head->bw, head->bh);
+    size_t budget = budget_locked(s, l);
+    size_t need = px_engine_mem_estimate(l->engine, 1, head->shape);
     if (need > budget) {
-        if (s->mem_in_use > 0) {
+        if (l->dev->mem_in_use > 0) {
             /* Running batches will give memory back: wait for them. */
             *wait_until = head->deadline_ns;
             return 0;
@@ -318,7 +246,7 @@ static int form_batch(px_sched *s, struct lane *l, px_sched_item **batch, size_t
         char msg[160];
         snprintf(msg, sizeof msg,
                  "a %dx%d input needs about %zu MiB of working memory; %zu MiB are available",
-                 head->image->w, head->image->h, need >> 20, budget >> 20);
+                 head->shape.w, head->shape.h, need >> 20, budget >> 20);
         end_locked(dl, head, PX_ENOMEM, msg);
         return 0;
     }
@@ -327,9 +255,9 @@ static int form_batch(px_sched *s, struct lane *l, px_sched_item **batch, size_t
     *mem = need;
     for (int p = 0; p < PX_PRIO_COUNT && n < limit; p++)
         for (px_sched_item *it = l->head[p]; it && n < limit; it = it->next) {
-            if (it == head || it->bw != head->bw || it->bh != head->bh) continue;
+            if (it == head || it->key != head->key || it->run != head->run) continue;
             if (it->deadline_ns && it->deadline_ns <= now) continue; /* dropped next round */
-            size_t m = px_engine_mem_estimate(l->engine, n + 1, head->bw, head->bh);
+            size_t m = px_engine_mem_estimate(l->engine, n + 1, head->shape);
             if (m > budget) goto formed;
             batch[n++] = it;
             *mem = m;
@@ -376,10 +304,19 @@ static void *worker_main(void *arg)
         size_t mem = 0;
         int64_t until;
         int n = form_batch(s, l, batch, &mem, &until, &dl);
+        if (n > 0) {
+            /* Taken before the lock is dropped to flush: the batch's
+             * memory and items count from the moment it is formed. */
+            s->running += n;
+            l->running += n;
+            l->dev->mem_in_use += mem;
+        }
         if (dl.n) {
+            /* Items dropped while the batch was formed (expired ahead of
+             * it, or too big): completed now; the batch still runs. */
             flush_done(s, &dl);
             signal_idle_locked(s);
-            continue;
+            if (n == 0) continue;
         }
         if (n == 0) {
             /* Memory wait or batch delay: sleep on the condition (memory
@@ -388,12 +325,13 @@ static void *worker_main(void *arg)
             timed_wait(&s->work, &s->mu, until ? until : px_now_ns() + 50 * 1000000LL);
             continue;
         }
-        s->running += n;
-        s->mem_in_use += mem;
         pthread_mutex_unlock(&s->mu);
 
+        for (int i = 0; i < n; i++)
+            if (batch[i]->event)
+                batch[i]->event(batch[i], PX_SCHED_STARTED, 0, 0, batch[i]->done_arg);
         int64_t t0 = px_now_ns();
-        run_items(s, l->engine, batch, n, batch[0]->bw, batch[0]->bh);
+        run_items(s, l->engine, batch, n);
         int64_t t1 = px_now_ns();
         for (int i = 0; i < n; i++) {
             px_sched_item *it = batch[i];
@@ -409,12 +347,13 @@ static void *worker_main(void *arg)
 
         pthread_mutex_lock(&s->mu);
         s->running -= n;
-        s->mem_in_use -= mem;
+        l->running -= n;
+        l->dev->mem_in_use -= mem;
         s->batches++;
         s->items_run += (uint64_t)n;
         s->batch_hist[hist_slot(n)]++;
         double per = (double)(t1 - t0) / 1e6 / n;
-        s->ewma_item_ms = s->ewma_item_ms == 0 ? per : 0.9 * s->ewma_item_ms + 0.1 * per;
+        l->ewma_item_ms = l->ewma_item_ms == 0 ? per : 0.9 * l->ewma_item_ms + 0.1 * per;
         for (int i = 0; i < n; i++) batch[i]->state = S_DONE;
         pthread_cond_broadcast(&s->work); /* memory is free again */
         pthread_mutex_unlock(&s->mu);
@@ -443,11 +382,19 @@ px_sched *px_sched_create(const px_sched_config *cfg, px_engine *const *engines,
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&s->idle, NULL);
     s->lanes = px_xcalloc((size_t)nengines, sizeof *s->lanes);
+    s->devs = px_xcalloc((size_t)nengines, sizeof *s->devs);
     s->nlanes = nengines;
     for (int i = 0; i < nengines; i++) {
-        s->lanes[i].engine = engines[i];
-        s->lanes[i].batching =
-            (px_engine_caps(engines[i]) & PX_ENGINE_CAP_BATCH) && s->cfg.max_batch > 1;
+        struct lane *l = &s->lanes[i];
+        l->engine = engines[i];
+        l->batching = (px_engine_caps(engines[i]) & PX_ENGINE_CAP_BATCH) && s->cfg.max_batch > 1;
+        const char *dev = px_engine_device(engines[i]);
+        for (int d = 0; d < s->ndevs && !l->dev; d++)
+            if (!strcmp(s->devs[d].name, dev)) l->dev = &s->devs[d];
+        if (!l->dev) {
+            l->dev = &s->devs[s->ndevs++];
+            l->dev->name = dev;
+        }
     }
     int total = nengines * s->cfg.workers_per_engine;
     s->workers = px_xcalloc((size_t)total, sizeof *s->workers);
@@ -472,7 +419,8 @@ int px_sched_submit(px_sched *s, px_sched_item *const *items, int n)
         return PX_ECANCELED;
     }
     for (int i = 0; i < n; i++)
-        if (!lane_of(s, items[i]->engine) || (unsigned)items[i]->prio >= PX_PRIO_COUNT) {
+        if (!lane_of(s, items[i]->engine) || (unsigned)items[i]->prio >= PX_PRIO_COUNT ||
+            !items[i]->run) {
             pthread_mutex_unlock(&s->mu);
             return PX_EINVAL;
         }
@@ -486,8 +434,6 @@ int px_sched_submit(px_sched *s, px_sched_item *const *items, int n)
         it->batch_size = 0;
         it->t_queued = now;
         it->t_started = it->t_finished = 0;
-        it->bw = l->batching ? round_up(it->image->w, s->cfg.bucket_step) : it->image->w;
-        it->bh = l->batching ? round_up(it->image->h, s->cfg.bucket_step) : it->image->h;
         if (!it->arrival_ns) it->arrival_ns = now;
         it->state = S_QUEUED;
         insert_item(l, it);
@@ -515,11 +461,18 @@ void px_sched_cancel(px_sched *s, px_sched_item *it)
     pthread_mutex_unlock(&s->mu);
 }
 
-int px_sched_position(px_sched *s, const px_sched_item *it, int64_t *started)
+int px_sched_batches(const px_sched *s, const px_engine *e)
+{
+    /* Fixed at creation: no lock needed. */
+    for (int i = 0; i < s->nlanes; i++)
+        if (s->lanes[i].engine == e) return s->lanes[i].batching;
+    return 0;
+}
+
+int px_sched_position(px_sched *s, const px_sched_item *it)
 {
     pthread_mutex_lock(&s->mu);
     int pos = -1;
-    if (started) *started = it->state == S_RUNNING || it->state == S_DONE ? it->t_started : 0;
     if (it->state == S_QUEUED) {
         struct lane *l = lane_of(s, it->engine);
         pos = 0;
@@ -541,9 +494,24 @@ void px_sched_stats_get(px_sched *s, px_sched_stats *st)
     st->items_run = s->items_run;
     st->oom_splits = s->oom_splits;
     memcpy(st->batch_hist, s->batch_hist, sizeof st->batch_hist);
-    st->mean_item_ms = s->ewma_item_ms;
-    st->mem_in_use = s->mem_in_use;
+    for (int d = 0; d < s->ndevs; d++) st->mem_in_use += s->devs[d].mem_in_use;
     pthread_mutex_unlock(&s->mu);
+}
+
+int px_sched_lane_stats_get(px_sched *s, const px_engine *e, px_sched_lane_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    pthread_mutex_lock(&s->mu);
+    struct lane *l = lane_of(s, e);
+    if (l) {
+        memcpy(st->queued, l->queued, sizeof st->queued);
+        st->running = l->running;
+        st->workers = s->cfg.workers_per_engine;
+        st->mean_item_ms = l->ewma_item_ms;
+        st->mem_in_use = l->dev->mem_in_use;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return l ? 0 : PX_EINVAL;
 }
 
 void px_sched_drain(px_sched *s)
@@ -573,6 +541,7 @@ void px_sched_destroy(px_sched *s)
     pthread_cond_destroy(&s->idle);
     pthread_mutex_destroy(&s->mu);
     free(s->workers);
+    free(s->devs);
     free(s->lanes);
     free(s);
 }

@@ -1,10 +1,11 @@
 /*
  * server.c — libmicrohttpd glue: routing, request bodies with a cap, the
- * hand-off to the pipeline with suspend/resume, the jobs API, the info
+ * hand-off to tasks with suspend/resume, the jobs API, the info
  * routes, metrics and the graceful stop.
  *
- * HTTP threads only move bytes: a complete body is handed to the pipeline
- * (whose CPU pool parses, decodes and encodes) and the connection is
+ * HTTP threads only move bytes: a complete body is handed to a task of
+ * the route's request kind (routes.h; the CPU pool parses, decodes and
+ * encodes) and the connection is
  * suspended until the task ends; the task's done callback resumes it, and
  * the next callback sends the reply the task prepared. While suspended, the
  * socket is watched for the client hanging up, which cancels the task.
@@ -24,10 +25,12 @@
 #include "core/pool.h"
 #include "core/proc.h"
 #include "engine/engine.h"
+#include "image/codec.h"
 #include "serve/jobs.h"
 #include "serve/metrics.h"
 #include "serve/outputs.h"
-#include "serve/pipeline.h"
+#include "serve/routes.h"
+#include "serve/task.h"
 #include "serve/static.h"
 #include "serve/watch.h"
 
@@ -52,7 +55,7 @@ struct px_server {
     px_pool *pool;
     px_engine *engines[PX_MAX_ENGINES];
     int nengines;
-    px_pipeline *pipe;
+    px_tasks *tasks;
     px_jobs *jobs;
     px_watch *watch;
     px_nvml *nvml; /* NULL without a GPU driver */
@@ -61,7 +64,7 @@ struct px_server {
     pthread_t loader;
     int loader_started;
     char load_error[256];
-    atomic_int ready;      /* engines loaded and warmed, pipeline running */
+    atomic_int ready;      /* engines loaded and warmed, tasks running */
     atomic_int failed;     /* loading failed: load_error says why */
     atomic_int draining;
     atomic_int open_requests; /* requests received and not yet completed */
@@ -71,7 +74,7 @@ struct px_server {
 struct request {
     px_server *srv;
     struct MHD_Connection *conn;
-    enum px_route route;
+    const px_route_def *route;
     int64_t t_arrival;
     px_buf body;
     int status; /* of the reply queued; 0 until then */
@@ -140,8 +143,8 @@ static enum MHD_Result send_error(px_server *s, struct MHD_Connection *c, struct
     px_buf_puts(&b, "}}\n");
     if (status <= 0) status = px_err_http_status(code);
     px_metrics_error(s->metrics, code);
-    if (status >= 500) PX_WARN("%s -> %d %s", px_route_label(r->route), status, msg);
-    else PX_DEBUG("%s -> %d %s", px_route_label(r->route), status, msg);
+    if (status >= 500) PX_WARN("%s -> %d %s", px_route_label(r->route->id), status, msg);
+    else PX_DEBUG("%s -> %d %s", px_route_label(r->route->id), status, msg);
     return send_buf(c, r, status, "application/json", &b, hdr_name, hdr_value);
 }
 
@@ -171,7 +174,7 @@ static enum MHD_Result send_task_reply(struct MHD_Connection *c, struct request 
     MHD_add_response_header(resp, "Server-Timing", rep.server_timing);
     if (rep.header_name) MHD_add_response_header(resp, rep.header_name, rep.header_value);
     if (rep.http_status >= 500)
-        PX_WARN("%s -> %d", px_route_label(r->route), rep.http_status);
+        PX_WARN("%s -> %d", px_route_label(r->route->id), rep.http_status);
     return queue(c, r, rep.http_status, resp);
 }
 
@@ -203,7 +206,7 @@ static void on_task_done(px_task *t, void *arg)
 static void on_hangup(void *arg)
 {
     struct request *r = arg;
-    PX_DEBUG("%s: client went away; cancelling its job", px_route_label(r->route));
+    PX_DEBUG("%s: client went away; cancelling its job", px_route_label(r->route->id));
     px_task_cancel(r->task);
 }
 
@@ -238,16 +241,17 @@ static enum MHD_Result not_ready(px_server *s, struct MHD_Connection *c, struct 
                       "1");
 }
 
-/* Hands a complete inpaint body to the pipeline. */
-static enum MHD_Result start_task(px_server *s, struct MHD_Connection *c, struct request *r,
-                                  int async)
+/* Hands a complete body to a task of the route's kind. */
+static enum MHD_Result start_task(px_server *s, struct MHD_Connection *c, struct request *r)
 {
+    int async = r->route->async;
     if (!atomic_load(&s->ready) || atomic_load(&s->draining)) return not_ready(s, c, r);
     char client[80];
     client_key(c, client, sizeof client);
     const char *tmo = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Timeout-Ms");
     px_task_spec spec = {
-        .dialect = r->route == PX_ROUTE_INPAINT_SEED ? PX_DIALECT_SEED : PX_DIALECT_V1,
+        .kind = r->route->kind,
+        .dialect = r->route->dialect,
         .async = async,
         .content_type =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
@@ -278,7 +282,7 @@ static enum MHD_Result start_task(px_server *s, struct MHD_Connection *c, struct
     }
     px_task *t;
     int retry = 1;
-    int rc = px_pipeline_submit(s->pipe, &spec, &t, &retry);
+    int rc = px_tasks_submit(s->tasks, &spec, &t, &retry);
     if (rc) {
         if (entry) px_jobs_abandon(s->jobs, entry);
         if (rc == PX_EBUSY) {
@@ -407,8 +411,8 @@ static enum MHD_Result serve_healthz(px_server *s, struct MHD_Connection *c, str
     px_buf_puts(&b, "],\"default_engine\":");
     px_json_str(&b, ready ? px_engine_name(s->engines[0]) : NULL);
     if (ready) {
-        px_pipeline_stats ps;
-        px_pipeline_stats_get(s->pipe, &ps);
+        px_tasks_stats ps;
+        px_tasks_stats_get(s->tasks, &ps);
         int queued = 0, pending = 0;
         for (int p = 0; p < PX_PRIO_COUNT; p++) queued += ps.sched.queued[p], pending += ps.pending[p];
         px_buf_printf(&b,
@@ -470,8 +474,8 @@ static enum MHD_Result serve_metrics(px_server *s, struct MHD_Connection *c, str
         .ready = atomic_load(&s->ready),
     };
     if (g.ready) {
-        px_pipeline_stats ps;
-        px_pipeline_stats_get(s->pipe, &ps);
+        px_tasks_stats ps;
+        px_tasks_stats_get(s->tasks, &ps);
         for (int p = 0; p < PX_PRIO_COUNT; p++) {
             g.queue_depth += ps.sched.queued[p];
             g.pending[p] = ps.pending[p];
@@ -518,14 +522,9 @@ static enum MHD_Result serve_index(px_server *s, struct MHD_Connection *c, struc
     (void)s;
     px_buf b;
     px_buf_init(&b, 4096);
-    px_buf_printf(&b,
-                  "{\"service\":\"pixserve\",\"version\":\"%s\",\"routes\":["
-                  "\"GET /\",\"GET /dashboard\",\"GET /ui/{file}\",\"GET /api/v1\","
-                  "\"POST /api/v1/inpaint\",\"POST /inpaint\",\"POST /api/v1/jobs\","
-                  "\"GET /api/v1/jobs/{id}\",\"GET /api/v1/jobs/{id}/result\","
-                  "\"DELETE /api/v1/jobs/{id}\",\"GET /api/v1/engines\","
-                  "\"GET /outputs/{name}\",\"GET /healthz\",\"GET /readyz\",\"GET /metrics\"]}\n",
-                  PX_VERSION);
+    px_buf_printf(&b, "{\"service\":\"pixserve\",\"version\":\"%s\",\"routes\":[", PX_VERSION);
+    px_routes_list_json(&b);
+    px_buf_puts(&b, "]}\n");
     return send_json(c, r, 200, &b);
 }
 
@@ -540,56 +539,31 @@ static enum MHD_Result serve_ui(px_server *s, struct MHD_Connection *c, struct r
 
 /* ------------------------------------------------------------ dispatch */
 
-static enum px_route route_of(const char *url)
+/* Whether a request carries a body that starts a task. */
+static int is_submit(const px_route_def *route, const char *method)
 {
-    if (!strcmp(url, "/api/v1/inpaint")) return PX_ROUTE_INPAINT_V1;
-    if (!strcmp(url, "/inpaint")) return PX_ROUTE_INPAINT_SEED;
-    if (!strcmp(url, "/api/v1/jobs") || !strncmp(url, "/api/v1/jobs/", 13)) return PX_ROUTE_JOBS;
-    if (!strcmp(url, "/api/v1/engines")) return PX_ROUTE_ENGINES;
-    if (!strncmp(url, "/outputs/", 9)) return PX_ROUTE_OUTPUTS;
-    if (!strcmp(url, "/healthz")) return PX_ROUTE_HEALTHZ;
-    if (!strcmp(url, "/readyz")) return PX_ROUTE_READYZ;
-    if (!strcmp(url, "/metrics")) return PX_ROUTE_METRICS;
-    if (px_static_is_ui_path(url)) return PX_ROUTE_UI;
-    return PX_ROUTE_OTHER;
-}
-
-/* Whether a request carries a body that goes to the pipeline. */
-static int is_submit(enum px_route route, const char *url, const char *method)
-{
-    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0) return 0;
-    if (route == PX_ROUTE_INPAINT_V1 || route == PX_ROUTE_INPAINT_SEED) return 1;
-    return route == PX_ROUTE_JOBS && !strcmp(url, "/api/v1/jobs");
+    return route->kind && strcmp(method, MHD_HTTP_METHOD_POST) == 0;
 }
 
 /* First callback of a request: headers only. Refuses early what it can. */
 static enum MHD_Result on_headers(px_server *s, struct MHD_Connection *c, struct request *r,
                                   const char *url, const char *method)
 {
-    int is_get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
-    if (r->route == PX_ROUTE_OTHER) {
-        if ((!strcmp(url, "/api/v1") || !strcmp(url, "/api/v1/")) && is_get) return MHD_YES;
+    const px_route_def *route = r->route;
+    if (route->id == PX_ROUTE_OTHER) {
+        /* The API index answers GET; anything else here is unknown. */
+        if (route->path[0] && px_route_allows(route, method)) return MHD_YES;
         char msg[160];
         snprintf(msg, sizeof msg, "no route for %.100s", url);
         return send_error(s, c, r, 404, PX_ENOTFOUND, msg, NULL, NULL);
     }
-    const char *allow = NULL;
-    if (r->route == PX_ROUTE_INPAINT_V1 || r->route == PX_ROUTE_INPAINT_SEED) {
-        if (strcmp(method, MHD_HTTP_METHOD_POST)) allow = "POST";
-    } else if (r->route == PX_ROUTE_JOBS) {
-        if (!strcmp(url, "/api/v1/jobs") && strcmp(method, MHD_HTTP_METHOD_POST)) allow = "POST";
-        else if (strcmp(url, "/api/v1/jobs") && !is_get &&
-                 strcmp(method, MHD_HTTP_METHOD_DELETE))
-            allow = "GET, DELETE";
-    } else if (!is_get) {
-        allow = "GET";
-    }
+    const char *allow = px_route_allows(route, method) ? NULL : route->methods;
     if (allow) {
         char msg[160];
         snprintf(msg, sizeof msg, "%.20s is not allowed here; use %s", method, allow);
         return send_error(s, c, r, 405, PX_EINVAL, msg, "Allow", allow);
     }
-    if (is_submit(r->route, url, method)) {
+    if (is_submit(route, method)) {
         if (atomic_load(&s->draining)) return not_ready(s, c, r);
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -618,7 +592,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->t_arrival = px_now_ns();
         pthread_mutex_init(&r->mu, NULL);
         px_buf_init(&r->body, s->cfg->max_body);
-        r->route = route_of(url);
+        r->route = px_route_find(url);
         *con_cls = r;
         atomic_fetch_add(&s->open_requests, 1);
         return on_headers(s, c, r, url, method);
@@ -644,10 +618,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r->status) return MHD_YES; /* a reply is already queued */
     if (r->task) return send_task_reply(c, r, r->task); /* resumed: the task ended */
 
-    if (is_submit(r->route, url, method)) return start_task(s, c, r, r->route == PX_ROUTE_JOBS);
-    switch (r->route) {
-    case PX_ROUTE_JOBS: return serve_job(s, c, r, method, url + 13);
-    case PX_ROUTE_OUTPUTS: return serve_output(s, c, r, url + 9);
+    if (is_submit(r->route, method)) return start_task(s, c, r);
+    size_t at = strlen(r->route->path ? r->route->path : "");
+    switch (r->route->id) {
+    case PX_ROUTE_JOBS: return serve_job(s, c, r, method, url + at);
+    case PX_ROUTE_OUTPUTS: return serve_output(s, c, r, url + at);
     case PX_ROUTE_HEALTHZ: return serve_healthz(s, c, r);
     case PX_ROUTE_READYZ: return serve_readyz(s, c, r);
     case PX_ROUTE_METRICS: return serve_metrics(s, c, r);
@@ -668,9 +643,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     /* A request dropped before any reply counts as 499 (client closed). */
     int status = r->status ? r->status : 499;
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && status < 400)
-        PX_DEBUG("%s: reply %d not fully sent (termination %d)", px_route_label(r->route), status,
+        PX_DEBUG("%s: reply %d not fully sent (termination %d)", px_route_label(r->route->id), status,
                  (int)toe);
-    px_metrics_request(s->metrics, r->route, status, secs);
+    px_metrics_request(s->metrics, r->route->id, status, secs);
     if (r->task) {
         /* Normally the task has ended (that is what resumed us). If the
          * connection is torn down while it runs, stop the work and make
@@ -703,53 +678,13 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ------------------------------------------------------------- lifecycle */
 
-/* One tiny job per engine so that the first real request does not pay for
- * lazy initialisation (plans, caches, page faults). */
-static int warm_run(px_engine *e, int w, int h, int n, char *err, size_t errlen)
-{
-    px_image img = {0}, mask = {0}, out[64] = {{0}};
-    px_engine_item it[64];
-    int rc = px_image_alloc(&img, w, h, 3, NULL, NULL, 0);
-    if (!rc) rc = px_image_alloc(&mask, w, h, 1, NULL, NULL, 0);
-    for (int i = 0; i < n && !rc; i++) rc = px_image_alloc(&out[i], w, h, 3, NULL, NULL, 0);
-    if (!rc) {
-        for (size_t i = 0; i < (size_t)w * h * 3; i++) img.px[i] = (uint8_t)(i * 31);
-        for (int y = h * 3 / 8; y < h * 5 / 8; y++) memset(mask.px + (size_t)y * w + w * 3 / 8, 255, (size_t)w / 4);
-        for (int i = 0; i < n; i++) it[i] = (px_engine_item){.image = &img, .mask = &mask, .out = &out[i]};
-        rc = px_engine_run(e, it, n);
-        if (rc)
-            px_errf(err, errlen, rc, "warm-up of engine %s (%d x %dx%d) failed: %s",
-                    px_engine_name(e), n, w, h, it[0].err);
-    } else {
-        px_errf(err, errlen, rc, "out of memory warming up");
-    }
-    px_image_free(&img);
-    px_image_free(&mask);
-    for (int i = 0; i < n; i++) px_image_free(&out[i]);
-    return rc;
-}
-
-/* A tiny job per engine, so that the first real request does not pay for
- * lazy initialisation (caches, page faults); and for GPU engines every
- * batch size up to --max-batch at each --warm-sizes size, run twice (the
- * plan with its algorithm search, then the CUDA graph capture), which at
- * 1024² takes seconds per batch size that requests would otherwise wait. */
+/* The engine's warm-up, with the --warm-sizes GPU engines plan for. */
 static int warm_up(px_engine *e, const px_serve_config *cfg, char *err, size_t errlen)
 {
-    int rc = warm_run(e, 64, 64, 1, err, errlen);
     int ws[8], hs[8], nw = cfg->warm_sizes ? px_config_warm_sizes(cfg->warm_sizes, ws, hs, 8) : 0;
-    if (!(px_engine_caps(e) & PX_ENGINE_CAP_GPU)) nw = 0;
-    for (int k = 0; k < nw && !rc; k++) {
-        int64_t t0 = px_now_ns();
-        for (int n = 1; !rc; n = n * 2 > cfg->max_batch && n < cfg->max_batch ? cfg->max_batch : n * 2) {
-            for (int twice = 0; twice < 2 && !rc; twice++) rc = warm_run(e, ws[k], hs[k], n, err, errlen);
-            if (n >= cfg->max_batch) break;
-        }
-        if (!rc)
-            PX_INFO("%s: warmed %dx%d at batches up to %d in %.1f s", px_engine_name(e), ws[k],
-                    hs[k], cfg->max_batch, px_ns_to_ms(px_now_ns() - t0) / 1000);
-    }
-    return rc;
+    px_engine_warmup wu = {.w = ws, .h = hs, .nsizes = nw > 0 ? nw : 0,
+                           .max_batch = cfg->max_batch};
+    return px_engine_warm_up(e, &wu, err, errlen);
 }
 
 static void *loader_main(void *arg)
@@ -781,9 +716,9 @@ static void *loader_main(void *arg)
             goto fail;
         }
     }
-    s->pipe = px_pipeline_create(cfg, s->engines, s->nengines, s->outputs, s->metrics, inner,
-                                 sizeof inner);
-    if (!s->pipe) {
+    s->tasks = px_tasks_create(cfg, s->engines, s->nengines, s->outputs, s->metrics, inner,
+                               sizeof inner);
+    if (!s->tasks) {
         snprintf(s->load_error, sizeof s->load_error, "%s", inner);
         goto fail;
     }
@@ -799,10 +734,10 @@ fail:
 static void free_server(px_server *s)
 {
     if (s->loader_started) pthread_join(s->loader, NULL);
-    /* The jobs table lets go of its tasks before the pipeline they belong
-     * to is freed. */
+    /* The jobs table lets go of its tasks before the task manager they
+     * belong to is freed. */
     px_jobs_destroy(s->jobs);
-    px_pipeline_destroy(s->pipe);
+    px_tasks_destroy(s->tasks);
     px_watch_destroy(s->watch);
     px_nvml_close(s->nvml);
     for (int i = 0; i < s->nengines; i++) px_engine_close(s->engines[i]);
@@ -908,7 +843,7 @@ void px_server_stop(px_server *s, int grace_ms)
     }
     /* Finish every task already accepted (their connections get resumed),
      * async ones included. */
-    if (s->pipe) px_pipeline_drain(s->pipe);
+    if (s->tasks) px_tasks_drain(s->tasks);
     /* Let the replies go out before the remaining (idle) connections close. */
     int64_t until = px_now_ns() + (int64_t)grace_ms * 1000000;
     while (atomic_load(&s->open_requests) > 0 && px_now_ns() < until) usleep(10000);

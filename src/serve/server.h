@@ -3,7 +3,7 @@
  * pool behind them, replies and graceful shutdown.
  *
  * HTTP I/O runs on libmicrohttpd's threads; a finished request body goes to
- * the pipeline (pipeline.h: CPU pool for parsing, decoding and encoding, the
+ * a task (task.h: CPU pool for parsing, decoding and encoding, the
  * device scheduler for the engines) and the connection is suspended until
  * the task ends; the HTTP thread only sends the reply the task prepared.
  */

@@ -1,10 +1,10 @@
 /*
- * workers.c — the bounded job queue, its worker threads and the deadline
+ * workers.c — the bounded work item queue, its worker threads and the deadline
  * reaper (see workers.h for the contract).
  *
- * All job state transitions happen under the pool's one mutex, which makes
+ * All work item state transitions happen under the pool's one mutex, which makes
  * "ends exactly once" easy to see: a transition out of QUEUED or RUNNING is
- * made only by whoever holds the lock and finds the job still there. Notify
+ * made only by whoever holds the lock and finds the work item still there. Notify
  * callbacks run after the lock is released.
  */
 #include "serve/workers.h"
@@ -18,30 +18,30 @@
 #include <stdlib.h>
 #include <time.h>
 
-struct px_job {
+struct px_work {
     atomic_int refs;
     atomic_int cancel;
-    px_job_fn fn;
+    px_work_fn fn;
     void *ctx;
     void (*ctx_free)(void *);
-    px_job_notify_fn notify;
+    px_work_notify_fn notify;
     void *notify_arg;
     int64_t deadline_ns;
     int64_t t_submit, t_start, t_end;
     /* Below: guarded by the pool mutex once submitted. */
-    enum px_job_state state;
+    enum px_work_state state;
     int result;
-    px_job *next; /* queue link */
-    px_job *run_prev, *run_next; /* running-list links */
+    px_work *next; /* queue link */
+    px_work *run_prev, *run_next; /* running-list links */
 };
 
 struct px_workers {
     pthread_mutex_t mu;
-    pthread_cond_t work;    /* workers: a job was queued, or stop */
+    pthread_cond_t work;    /* workers: a work item was queued, or stop */
     pthread_cond_t reaper;  /* reaper: the earliest deadline may have changed, or stop */
     pthread_cond_t idle;    /* drain: queued + running reached zero */
-    px_job *head, *tail;    /* FIFO */
-    px_job *running;        /* jobs whose work is executing */
+    px_work *head, *tail;    /* FIFO */
+    px_work *running;        /* work items whose work is executing */
     int queued, nrunning, cap, nworkers;
     int notifying; /* notify callbacks decided but not yet returned */
     int draining, stop;
@@ -52,10 +52,10 @@ struct px_workers {
     int nthreads_started, reaper_started;
 };
 
-px_job *px_job_new(px_job_fn fn, void *ctx, void (*ctx_free)(void *), int64_t deadline_ns,
-                   px_job_notify_fn notify, void *notify_arg)
+px_work *px_work_new(px_work_fn fn, void *ctx, void (*ctx_free)(void *), int64_t deadline_ns,
+                   px_work_notify_fn notify, void *notify_arg)
 {
-    px_job *j = px_xcalloc(1, sizeof *j);
+    px_work *j = px_xcalloc(1, sizeof *j);
     atomic_init(&j->refs, 1);
     atomic_init(&j->cancel, 0);
     j->fn = fn;
@@ -64,73 +64,73 @@ px_job *px_job_new(px_job_fn fn, void *ctx, void (*ctx_free)(void *), int64_t de
     j->deadline_ns = deadline_ns;
     j->notify = notify;
     j->notify_arg = notify_arg;
-    j->state = PX_JOB_NEW;
+    j->state = PX_WORK_NEW;
     return j;
 }
 
-void px_job_ref(px_job *job)
+void px_work_ref(px_work *wk)
 {
-    atomic_fetch_add(&job->refs, 1);
+    atomic_fetch_add(&wk->refs, 1);
 }
 
-void px_job_unref(px_job *job)
+void px_work_unref(px_work *wk)
 {
-    if (!job || atomic_fetch_sub(&job->refs, 1) != 1) return;
-    if (job->ctx_free) job->ctx_free(job->ctx);
-    free(job);
+    if (!wk || atomic_fetch_sub(&wk->refs, 1) != 1) return;
+    if (wk->ctx_free) wk->ctx_free(wk->ctx);
+    free(wk);
 }
 
-void *px_job_ctx(const px_job *job)
+void *px_work_ctx(const px_work *wk)
 {
-    return job->ctx;
+    return wk->ctx;
 }
 
-/* State and times are read without the pool lock by the job's owner after
+/* State and times are read without the pool lock by the work item's owner after
  * its notify fired (the final state is then stable); atomics are not needed
  * because the notify path orders the writes before the reader wakes. */
-enum px_job_state px_job_state(const px_job *job)
+enum px_work_state px_work_state(const px_work *wk)
 {
-    return __atomic_load_n(&job->state, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&wk->state, __ATOMIC_ACQUIRE);
 }
 
-int px_job_result(const px_job *job)
+int px_work_result(const px_work *wk)
 {
-    return __atomic_load_n(&job->result, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&wk->result, __ATOMIC_ACQUIRE);
 }
 
-int64_t px_job_queue_ns(const px_job *job)
+int64_t px_work_queue_ns(const px_work *wk)
 {
-    int64_t s = __atomic_load_n(&job->t_start, __ATOMIC_ACQUIRE);
-    int64_t e = __atomic_load_n(&job->t_end, __ATOMIC_ACQUIRE);
-    if (!job->t_submit) return 0;
-    return (s ? s : e ? e : px_now_ns()) - job->t_submit;
+    int64_t s = __atomic_load_n(&wk->t_start, __ATOMIC_ACQUIRE);
+    int64_t e = __atomic_load_n(&wk->t_end, __ATOMIC_ACQUIRE);
+    if (!wk->t_submit) return 0;
+    return (s ? s : e ? e : px_now_ns()) - wk->t_submit;
 }
 
-int64_t px_job_run_ns(const px_job *job)
+int64_t px_work_run_ns(const px_work *wk)
 {
-    int64_t s = __atomic_load_n(&job->t_start, __ATOMIC_ACQUIRE);
-    int64_t e = __atomic_load_n(&job->t_end, __ATOMIC_ACQUIRE);
+    int64_t s = __atomic_load_n(&wk->t_start, __ATOMIC_ACQUIRE);
+    int64_t e = __atomic_load_n(&wk->t_end, __ATOMIC_ACQUIRE);
     if (!s) return 0;
     return (e ? e : px_now_ns()) - s;
 }
 
-/* Under the lock: moves a job to a final state. Returns 1 if it did (the
+/* Under the lock: moves a work item to a final state. Returns 1 if it did (the
  * caller must then call the notify after unlocking). */
-static int finish_locked(px_workers *w, px_job *j, enum px_job_state st, int result)
+static int finish_locked(px_workers *w, px_work *j, enum px_work_state st, int result)
 {
-    if (j->state != PX_JOB_QUEUED && j->state != PX_JOB_RUNNING) return 0;
+    if (j->state != PX_WORK_QUEUED && j->state != PX_WORK_RUNNING) return 0;
     __atomic_store_n(&j->result, result, __ATOMIC_RELEASE);
     __atomic_store_n(&j->t_end, px_now_ns(), __ATOMIC_RELEASE);
     __atomic_store_n(&j->state, st, __ATOMIC_RELEASE);
-    if (st == PX_JOB_TIMEDOUT) w->timed_out++;
-    else if (st == PX_JOB_CANCELLED) w->cancelled++;
+    if (st == PX_WORK_TIMEDOUT) w->timed_out++;
+    else if (st == PX_WORK_CANCELLED) w->cancelled++;
     else w->completed++;
     return 1;
 }
 
-static void unlink_queued_locked(px_workers *w, px_job *j)
+static void unlink_queued_locked(px_workers *w, px_work *j)
 {
-    px_job **pp = &w->head, *prev = NULL;
+    px_work **pp = &w->head, *prev = NULL;
     while (*pp && *pp != j) prev = *pp, pp = &(*pp)->next;
     if (!*pp) return;
     *pp = j->next;
@@ -144,13 +144,13 @@ static void signal_idle_locked(px_workers *w)
     if (w->queued == 0 && w->nrunning == 0 && w->notifying == 0) pthread_cond_broadcast(&w->idle);
 }
 
-/* Runs a job's notify outside the lock and drops the reference the caller
+/* Runs a work item's notify outside the lock and drops the reference the caller
  * held for it; drain waits for these too, so that after px_workers_drain()
- * every callback has returned and the pool holds no job. */
-static void notify_unlocked(px_workers *w, px_job *j, int unref)
+ * every callback has returned and the pool holds no work item. */
+static void notify_unlocked(px_workers *w, px_work *j, int unref)
 {
     if (j->notify) j->notify(j, j->notify_arg);
-    if (unref) px_job_unref(j);
+    if (unref) px_work_unref(j);
     pthread_mutex_lock(&w->mu);
     w->notifying--;
     signal_idle_locked(w);
@@ -164,13 +164,13 @@ static void *worker_main(void *arg)
     for (;;) {
         while (!w->stop && !w->head) pthread_cond_wait(&w->work, &w->mu);
         if (!w->head) break; /* stop, and nothing left */
-        px_job *j = w->head;
+        px_work *j = w->head;
         w->head = j->next;
         if (!w->head) w->tail = NULL;
         j->next = NULL;
         w->queued--;
         __atomic_store_n(&j->t_start, px_now_ns(), __ATOMIC_RELEASE);
-        __atomic_store_n(&j->state, PX_JOB_RUNNING, __ATOMIC_RELEASE);
+        __atomic_store_n(&j->state, PX_WORK_RUNNING, __ATOMIC_RELEASE);
         j->run_prev = NULL;
         j->run_next = w->running;
         if (w->running) w->running->run_prev = j;
@@ -185,15 +185,15 @@ static void *worker_main(void *arg)
         if (j->run_prev) j->run_prev->run_next = j->run_next; else w->running = j->run_next;
         if (j->run_next) j->run_next->run_prev = j->run_prev;
         int64_t ran = px_now_ns() - j->t_start;
-        /* Moving average over roughly the last ten jobs. */
+        /* Moving average over roughly the last ten work items. */
         double ms = px_ns_to_ms(ran);
         w->ewma_ms = w->ewma_ms == 0 ? ms : 0.9 * w->ewma_ms + 0.1 * ms;
-        int notify = finish_locked(w, j, PX_JOB_DONE, rc);
+        int notify = finish_locked(w, j, PX_WORK_DONE, rc);
         pthread_mutex_unlock(&w->mu);
         /* Still counted as running until the notify returned and the pool's
          * reference is gone (drain relies on it). */
         if (notify && j->notify) j->notify(j, j->notify_arg);
-        px_job_unref(j);
+        px_work_unref(j);
         pthread_mutex_lock(&w->mu);
         w->nrunning--;
         signal_idle_locked(w);
@@ -208,28 +208,28 @@ static void *reaper_main(void *arg)
     pthread_mutex_lock(&w->mu);
     while (!w->stop) {
         int64_t now = px_now_ns(), next = 0;
-        /* Collect the expired jobs (at most a batch at a time) to notify
+        /* Collect the expired work items (at most a batch at a time) to notify
          * outside the lock; the pool's reference keeps each alive. */
         enum { BATCH = 64 };
-        px_job *expired[BATCH];
+        px_work *expired[BATCH];
         int nexp = 0;
-        for (px_job *j = w->head, *nx; j && nexp < BATCH; j = nx) {
+        for (px_work *j = w->head, *nx; j && nexp < BATCH; j = nx) {
             nx = j->next;
             if (!j->deadline_ns) continue;
             if (j->deadline_ns <= now) {
                 unlink_queued_locked(w, j);
-                finish_locked(w, j, PX_JOB_TIMEDOUT, PX_ETIMEDOUT);
+                finish_locked(w, j, PX_WORK_TIMEDOUT, PX_ETIMEDOUT);
                 expired[nexp++] = j; /* the queue's reference moves to this list */
             } else if (!next || j->deadline_ns < next) {
                 next = j->deadline_ns;
             }
         }
-        for (px_job *j = w->running; j && nexp < BATCH; j = j->run_next) {
-            if (!j->deadline_ns || j->state != PX_JOB_RUNNING) continue;
+        for (px_work *j = w->running; j && nexp < BATCH; j = j->run_next) {
+            if (!j->deadline_ns || j->state != PX_WORK_RUNNING) continue;
             if (j->deadline_ns <= now) {
                 atomic_store(&j->cancel, 1);
-                finish_locked(w, j, PX_JOB_TIMEDOUT, PX_ETIMEDOUT);
-                px_job_ref(j); /* the worker keeps its own reference */
+                finish_locked(w, j, PX_WORK_TIMEDOUT, PX_ETIMEDOUT);
+                px_work_ref(j); /* the worker keeps its own reference */
                 expired[nexp++] = j;
             } else if (!next || j->deadline_ns < next) {
                 next = j->deadline_ns;
@@ -286,13 +286,13 @@ fail:
     return NULL;
 }
 
-/* Under the lock: links the job in (at the head when urgent) and wakes a
+/* Under the lock: links the work item in (at the head when urgent) and wakes a
  * worker. */
-static void enqueue_locked(px_workers *w, px_job *j, int urgent)
+static void enqueue_locked(px_workers *w, px_work *j, int urgent)
 {
-    px_job_ref(j);
+    px_work_ref(j);
     j->t_submit = px_now_ns();
-    __atomic_store_n(&j->state, PX_JOB_QUEUED, __ATOMIC_RELEASE);
+    __atomic_store_n(&j->state, PX_WORK_QUEUED, __ATOMIC_RELEASE);
     if (urgent) {
         j->next = w->head;
         w->head = j;
@@ -308,14 +308,14 @@ static void enqueue_locked(px_workers *w, px_job *j, int urgent)
     if (j->deadline_ns) pthread_cond_signal(&w->reaper);
 }
 
-int px_workers_submit(px_workers *w, px_job *j)
+int px_workers_submit(px_workers *w, px_work *j)
 {
     pthread_mutex_lock(&w->mu);
     if (w->draining || w->stop) {
         pthread_mutex_unlock(&w->mu);
         return PX_ECANCELED;
     }
-    /* A free worker takes the job at once, so idle workers count as slots. */
+    /* A free worker takes the work item at once, so idle workers count as slots. */
     int idle = w->nworkers - w->nrunning - w->queued;
     if (w->queued >= w->cap + (idle > 0 ? idle : 0)) {
         w->rejected++;
@@ -327,7 +327,7 @@ int px_workers_submit(px_workers *w, px_job *j)
     return 0;
 }
 
-int px_workers_submit_urgent(px_workers *w, px_job *j)
+int px_workers_submit_urgent(px_workers *w, px_work *j)
 {
     pthread_mutex_lock(&w->mu);
     if (w->stop) {
@@ -339,22 +339,22 @@ int px_workers_submit_urgent(px_workers *w, px_job *j)
     return 0;
 }
 
-int px_workers_cancel(px_workers *w, px_job *j)
+int px_workers_cancel(px_workers *w, px_work *j)
 {
     pthread_mutex_lock(&w->mu);
-    enum px_job_state st = j->state;
-    if (st != PX_JOB_QUEUED && st != PX_JOB_RUNNING) {
+    enum px_work_state st = j->state;
+    if (st != PX_WORK_QUEUED && st != PX_WORK_RUNNING) {
         pthread_mutex_unlock(&w->mu);
         return PX_EINVAL;
     }
     int drop_queue_ref = 0;
-    if (st == PX_JOB_QUEUED) {
+    if (st == PX_WORK_QUEUED) {
         unlink_queued_locked(w, j);
         drop_queue_ref = 1;
     } else {
         atomic_store(&j->cancel, 1);
     }
-    finish_locked(w, j, PX_JOB_CANCELLED, PX_ECANCELED);
+    finish_locked(w, j, PX_WORK_CANCELLED, PX_ECANCELED);
     w->notifying++;
     pthread_mutex_unlock(&w->mu);
     notify_unlocked(w, j, drop_queue_ref);
@@ -380,8 +380,8 @@ void px_workers_stats_get(px_workers *w, px_workers_stats *s)
 int px_workers_retry_after_s(px_workers *w)
 {
     pthread_mutex_lock(&w->mu);
-    double per_job = w->ewma_ms > 0 ? w->ewma_ms : 1000.0;
-    double ms = per_job * (w->queued + w->nrunning) / w->nworkers;
+    double per_item = w->ewma_ms > 0 ? w->ewma_ms : 1000.0;
+    double ms = per_item * (w->queued + w->nrunning) / w->nworkers;
     pthread_mutex_unlock(&w->mu);
     int s = (int)(ms / 1000.0 + 0.999);
     return s < 1 ? 1 : s;

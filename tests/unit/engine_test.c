@@ -40,7 +40,7 @@ TEST(t_names_and_open)
     T_TRUE(px_engine_caps(e) & PX_ENGINE_CAP_DETERMINISTIC);
     T_TRUE(px_engine_caps(e) & PX_ENGINE_CAP_ANY_SIZE);
     T_TRUE(!(px_engine_caps(e) & PX_ENGINE_CAP_GPU));
-    T_CMP_INT(px_engine_mem_estimate(e, 1, 1000, 1000), >, 1000 * 1000 * 3);
+    T_CMP_INT(px_engine_mem_estimate(e, 1, (px_engine_shape){1000, 1000, 0}), >, 1000 * 1000 * 3);
     px_engine_close(e);
     px_engine_close(NULL);
 }
@@ -168,7 +168,8 @@ TEST(t_describe_is_valid_json)
     T_EQ_STR(cJSON_GetStringValue(get(j, "default_method")), "auto");
     cJSON *mem = get(j, "memory_estimate_bytes");
     T_CMP_DBL(get(mem, "1024x1024")->valuedouble, >, get(mem, "512x512")->valuedouble);
-    T_CMP_DBL(get(mem, "1024x1024")->valuedouble, ==, (double)px_engine_mem_estimate(e, 1, 1024, 1024));
+    T_CMP_DBL(get(mem, "1024x1024")->valuedouble, ==,
+              (double)px_engine_mem_estimate(e, 1, (px_engine_shape){1024, 1024, 0}));
     cJSON *cfg = get(j, "config");
     T_TRUE(cJSON_IsObject(cfg));
     T_CMP_DBL(get(cfg, "telea_radius")->valuedouble, >=, 1);

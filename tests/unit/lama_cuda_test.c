@@ -223,7 +223,8 @@ TEST(t_batch_equals_single_runs)
         }
     }
     char err[160];
-    T_TRUE(px_engine_mem_estimate(e, 4, 512, 512) > px_engine_mem_estimate(e, 1, 512, 512));
+    px_engine_shape s512 = {512, 512, 0};
+    T_TRUE(px_engine_mem_estimate(e, 4, s512) > px_engine_mem_estimate(e, 1, s512));
     T_TRUE(px_engine_free_memory(e) > 0);
     (void)err;
     px_engine_close(e);

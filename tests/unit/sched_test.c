@@ -3,12 +3,15 @@
  * memory needs and failures the tests control: batches form and respect
  * max_batch, buckets and the delay bound; priorities order; expired and
  * cancelled work is dropped in every state; out-of-memory batches are split
- * and retried; the memory guard holds.
+ * and retried; the memory guard holds, per device; start and progress
+ * events reach the owner; the service rate is kept per engine. Items carry
+ * the inpaint kind's payloads and run adapter (bucket padding).
  */
 #include "core/clock.h"
 #include "core/err.h"
 #include "engine/engine_impl.h"
 #include "harness.h"
+#include "serve/kind_inpaint.h"
 #include "serve/sched.h"
 
 #include <pthread.h>
@@ -21,6 +24,7 @@
 struct fake {
     px_engine base;
     int latency_ms;      /* per batch */
+    int steps;           /* progress reports per batch (0 = none) */
     int oom_above;       /* batches larger than this fail with PX_ENOMEM (0 = never) */
     size_t bytes_per_px; /* memory estimate per pixel per item */
     pthread_mutex_t mu;
@@ -45,10 +49,10 @@ static void fake_destroy(px_engine *e)
     free(f);
 }
 
-static size_t fake_mem(const px_engine *e, int n, int w, int h)
+static size_t fake_mem(const px_engine *e, int n, const px_engine_shape *s)
 {
     const struct fake *f = (const struct fake *)e;
-    return (size_t)n * (size_t)w * (size_t)h * f->bytes_per_px;
+    return (size_t)n * (size_t)s->w * (size_t)s->h * f->bytes_per_px;
 }
 
 /* Output: the inverse of the input inside the hole, the input elsewhere.
@@ -75,6 +79,10 @@ static int fake_run(px_engine *e, px_engine_item *items, int n)
         for (int i = 0; i < n; i++) all &= items[i].cancel && atomic_load(items[i].cancel);
         if (all) break;
         usleep(1000);
+        /* A step ends every latency/steps ms. */
+        if (f->steps && f->latency_ms >= f->steps && (t + 1) % (f->latency_ms / f->steps) == 0)
+            for (int i = 0; i < n; i++)
+                px_engine_progress(&items[i], (t + 1) / (f->latency_ms / f->steps), f->steps);
     }
     for (int i = 0; i < n; i++) {
         px_engine_item *it = &items[i];
@@ -118,14 +126,33 @@ static struct fake *fake_new(int latency_ms)
 
 struct job {
     px_sched_item it;
+    px_engine_item eit; /* the payload */
     px_image img, mask, out;
     atomic_int done;
+    atomic_int started, progress; /* events received */
 };
+
+/* The bucket step and whether the lane batches, for job_init (set by
+ * mk_sched). */
+static int g_bucket, g_batching;
 
 static void on_done(px_sched_item *it, void *arg)
 {
     (void)it;
     atomic_fetch_add(&((struct job *)arg)->done, 1);
+}
+
+static void on_event(px_sched_item *it, enum px_sched_event ev, int step, int steps, void *arg)
+{
+    struct job *j = arg;
+    if (ev == PX_SCHED_STARTED) {
+        T_TRUE(it->t_started > 0);
+        T_TRUE(it->batch_size > 0);
+        atomic_fetch_add(&j->started, 1);
+    } else {
+        T_TRUE(step >= 1 && step <= steps);
+        atomic_fetch_add(&j->progress, 1);
+    }
 }
 
 static void job_init(struct job *j, struct fake *f, int w, int h, int seed, enum px_priority p)
@@ -136,13 +163,15 @@ static void job_init(struct job *j, struct fake *f, int w, int h, int seed, enum
     px_image_alloc(&j->out, w, h, 3, NULL, NULL, 0);
     for (size_t i = 0; i < (size_t)w * h * 3; i++) j->img.px[i] = (uint8_t)(i * 7 + (size_t)seed);
     for (size_t i = 0; i < (size_t)w * h; i++) j->mask.px[i] = (i % 3 == 0) ? 255 : 0;
+    j->eit = (px_engine_item){.image = &j->img, .mask = &j->mask, .out = &j->out,
+                              .seed = (uint64_t)seed};
+    int batching = g_batching && (f->base.ops->caps & PX_ENGINE_CAP_BATCH);
+    px_kind_inpaint_item(&j->it, &j->eit, batching, g_bucket);
     j->it.engine = &f->base;
-    j->it.image = &j->img;
-    j->it.mask = &j->mask;
-    j->it.out = &j->out;
-    j->it.seed = (uint64_t)seed;
+    j->it.run = px_kind_inpaint_run;
     j->it.prio = p;
     j->it.done = on_done;
+    j->it.event = on_event;
     j->it.done_arg = j;
 }
 
@@ -179,7 +208,8 @@ static px_sched *mk_sched(struct fake *f, int max_batch, int delay_ms, int bucke
     px_sched_defaults(&c);
     c.max_batch = max_batch;
     c.max_delay_ns = (int64_t)delay_ms * 1000000;
-    c.bucket_step = bucket;
+    g_bucket = bucket;
+    g_batching = max_batch > 1;
     c.mem_limit = (size_t)1 << 40;
     c.mem_reserve = 0;
     px_engine *e = &f->base;
@@ -300,6 +330,25 @@ TEST(t_expired_work_is_dropped)
     T_EQ_INT(late.it.batch_size, 0);
     T_EQ_INT(f->calls, 1); /* the engine never saw it */
     T_EQ_INT(blocker.it.status, 0);
+    /* An item queued behind an expired one runs in the same round that
+     * drops the expired one (it used to be stranded, never done). */
+    struct job b2, late2, after;
+    job_init(&b2, f, 8, 8, 4, PX_PRIO_NORMAL);
+    job_init(&late2, f, 8, 8, 5, PX_PRIO_NORMAL);
+    job_init(&after, f, 8, 8, 6, PX_PRIO_NORMAL);
+    late2.it.deadline_ns = px_now_ns() + 10 * 1000000LL;
+    px_sched_item *q[3] = {&b2.it, &late2.it, &after.it};
+    px_sched_submit(s, &q[0], 1);
+    usleep(5000);
+    px_sched_submit(s, &q[1], 2);
+    wait_all(&b2, 1);
+    wait_all(&late2, 1);
+    wait_all(&after, 1);
+    T_EQ_INT(late2.it.status, PX_ETIMEDOUT);
+    T_EQ_INT(after.it.status, 0);
+    job_free(&b2);
+    job_free(&late2);
+    job_free(&after);
     /* A deadline that passes while the batch computes is reported when it
      * returns. */
     struct job slow;
@@ -334,11 +383,11 @@ TEST(t_priorities_order)
         it = &j[i].it;
         px_sched_submit(s, &it, 1);
     }
-    T_EQ_INT(px_sched_position(s, &j[3].it, NULL), 0); /* first high */
-    T_EQ_INT(px_sched_position(s, &j[5].it, NULL), 1); /* second high */
-    T_EQ_INT(px_sched_position(s, &j[4].it, NULL), 5); /* last low */
+    T_EQ_INT(px_sched_position(s, &j[3].it), 0); /* first high */
+    T_EQ_INT(px_sched_position(s, &j[5].it), 1); /* second high */
+    T_EQ_INT(px_sched_position(s, &j[4].it), 5); /* last low */
     wait_all(j, 7);
-    T_EQ_INT(px_sched_position(s, &j[3].it, NULL), -1);
+    T_EQ_INT(px_sched_position(s, &j[3].it), -1);
     const int want[7] = {0, 3, 5, 2, 6, 1, 4};
     T_EQ_INT(f->norder, 7);
     for (int i = 0; i < 7; i++) T_EQ_INT(f->order[i], want[i]);
@@ -365,15 +414,15 @@ TEST(t_fifo_by_arrival_not_submission)
         it = &j[i].it;
         px_sched_submit(s, &it, 1);
     }
-    T_EQ_INT(px_sched_position(s, &j[2].it, NULL), 0);
-    T_EQ_INT(px_sched_position(s, &j[3].it, NULL), 1);
-    T_EQ_INT(px_sched_position(s, &j[1].it, NULL), 2);
+    T_EQ_INT(px_sched_position(s, &j[2].it), 0);
+    T_EQ_INT(px_sched_position(s, &j[3].it), 1);
+    T_EQ_INT(px_sched_position(s, &j[1].it), 2);
     wait_all(j, 4);
     const int want[4] = {0, 2, 3, 1};
     for (int i = 0; i < 4; i++) T_EQ_INT(f->order[i], want[i]);
-    int64_t started;
-    T_EQ_INT(px_sched_position(s, &j[1].it, &started), -1);
-    T_CMP_INT(started, >, 0);
+    T_EQ_INT(px_sched_position(s, &j[1].it), -1);
+    T_CMP_INT(j[1].it.t_started, >, 0);
+    for (int i = 0; i < 4; i++) T_EQ_INT(atomic_load(&j[i].started), 1);
     px_sched_destroy(s);
     for (int i = 0; i < 4; i++) job_free(&j[i]);
     fake_destroy(&f->base);
@@ -446,7 +495,8 @@ TEST(t_memory_guard)
     px_sched_defaults(&c);
     c.max_batch = 8;
     c.max_delay_ns = 20 * 1000000LL;
-    c.bucket_step = 0;
+    g_bucket = 0;
+    g_batching = 1;
     c.mem_reserve = 0;
     c.free_memory = fake_free_memory;
     c.free_memory_ctx = &free_bytes;
@@ -521,8 +571,111 @@ TEST(t_drain_finishes_everything_and_refuses_more)
     fake_destroy(&f->base);
 }
 
+TEST(t_events_reach_the_owner)
+{
+    struct fake *f = fake_new(20);
+    f->steps = 4;
+    px_sched *s = mk_sched(f, 2, 0, 0);
+    struct job j[3];
+    px_sched_item *items[3];
+    for (int i = 0; i < 3; i++) job_init(&j[i], f, 8, 8, i, PX_PRIO_NORMAL), items[i] = &j[i].it;
+    T_EQ_INT(px_sched_submit(s, items, 3), 0);
+    wait_all(j, 3);
+    for (int i = 0; i < 3; i++) {
+        T_EQ_INT(atomic_load(&j[i].started), 1);
+        T_EQ_INT(atomic_load(&j[i].progress), 4);
+    }
+    /* A cancelled queued item never starts. */
+    struct job run, queued;
+    job_init(&run, f, 8, 8, 1, PX_PRIO_NORMAL);
+    job_init(&queued, f, 8, 8, 2, PX_PRIO_NORMAL);
+    f->latency_ms = 200;
+    px_sched_item *a = &run.it, *b = &queued.it;
+    px_sched_submit(s, &a, 1);
+    usleep(20000);
+    px_sched_submit(s, &b, 1);
+    px_sched_cancel(s, &queued.it);
+    wait_all(&run, 1);
+    T_EQ_INT(atomic_load(&queued.started), 0);
+    T_EQ_INT(atomic_load(&run.started), 1);
+    px_sched_destroy(s);
+    for (int i = 0; i < 3; i++) job_free(&j[i]);
+    job_free(&run);
+    job_free(&queued);
+    fake_destroy(&f->base);
+}
+
+/* Two engines in one scheduler, on the given devices, with room for one
+ * 16x16 item per device. */
+static px_sched *two_engines(struct fake *a, struct fake *b, const char *da, const char *db)
+{
+    snprintf(a->base.device, sizeof a->base.device, "%s", da);
+    snprintf(b->base.device, sizeof b->base.device, "%s", db);
+    px_sched_config c;
+    px_sched_defaults(&c);
+    c.max_batch = 1;
+    c.max_delay_ns = 0;
+    c.mem_limit = 300;
+    c.mem_reserve = 0;
+    g_bucket = 0;
+    g_batching = 0;
+    px_engine *e[2] = {&a->base, &b->base};
+    return px_sched_create(&c, e, 2);
+}
+
+TEST(t_memory_is_accounted_per_device)
+{
+    for (int same = 0; same < 2; same++) {
+        struct fake *a = fake_new(100), *b = fake_new(100);
+        px_sched *s = two_engines(a, b, "cuda:0", same ? "cuda:0" : "cuda:1");
+        struct job ja, jb;
+        job_init(&ja, a, 16, 16, 1, PX_PRIO_NORMAL);
+        job_init(&jb, b, 16, 16, 2, PX_PRIO_NORMAL);
+        px_sched_item *ia = &ja.it, *ib = &jb.it;
+        px_sched_submit(s, &ia, 1);
+        px_sched_submit(s, &ib, 1);
+        wait_all(&ja, 1);
+        wait_all(&jb, 1);
+        T_EQ_INT(ja.it.status, 0);
+        T_EQ_INT(jb.it.status, 0);
+        int64_t gap = llabs(ja.it.t_started - jb.it.t_started);
+        /* Different devices run side by side; one device runs one at a time. */
+        if (same) T_CMP_INT(gap, >=, 80 * 1000000LL);
+        else T_CMP_INT(gap, <, 60 * 1000000LL);
+        px_sched_destroy(s);
+        job_free(&ja);
+        job_free(&jb);
+        fake_destroy(&a->base);
+        fake_destroy(&b->base);
+    }
+}
+
+TEST(t_service_rate_is_per_engine)
+{
+    struct fake *fast = fake_new(1), *slow = fake_new(40);
+    px_sched *s = two_engines(fast, slow, "cpu", "cuda:0");
+    struct job j[6];
+    px_sched_item *items[6];
+    for (int i = 0; i < 6; i++)
+        job_init(&j[i], i < 3 ? fast : slow, 8, 8, i, PX_PRIO_NORMAL), items[i] = &j[i].it;
+    T_EQ_INT(px_sched_submit(s, items, 6), 0);
+    wait_all(j, 6);
+    px_sched_lane_stats lf, ls;
+    T_EQ_INT(px_sched_lane_stats_get(s, &fast->base, &lf), 0);
+    T_EQ_INT(px_sched_lane_stats_get(s, &slow->base, &ls), 0);
+    T_CMP_DBL(ls.mean_item_ms, >, 30.0);
+    T_CMP_DBL(lf.mean_item_ms, <, ls.mean_item_ms / 4);
+    T_EQ_INT(lf.workers, 1);
+    T_EQ_INT(ls.running, 0);
+    px_sched_destroy(s);
+    for (int i = 0; i < 6; i++) job_free(&j[i]);
+    fake_destroy(&fast->base);
+    fake_destroy(&slow->base);
+}
+
 TEST_MAIN(t_batches_form_up_to_max, t_delay_bound_holds, t_shapes_and_buckets,
           t_expired_work_is_dropped, t_priorities_order, t_fifo_by_arrival_not_submission,
           t_cancel_in_every_state,
           t_oom_split_and_retry, t_memory_guard, t_non_batching_engine_runs_one_at_a_time,
-          t_drain_finishes_everything_and_refuses_more)
+          t_drain_finishes_everything_and_refuses_more, t_events_reach_the_owner,
+          t_memory_is_accounted_per_device, t_service_rate_is_per_engine)

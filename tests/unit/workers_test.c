@@ -1,7 +1,7 @@
 /*
  * workers_test.c — the bounded queue: FIFO execution, 429-style refusal when
  * full, deadlines while queued and while running (answered at once, work
- * cancelled), explicit cancel, drain, and that every job ends exactly once.
+ * cancelled), explicit cancel, drain, and that every work item ends exactly once.
  */
 #include "core/clock.h"
 #include "core/err.h"
@@ -36,7 +36,7 @@ static int work(void *p, const atomic_int *cancel)
     return c->id == 99 ? PX_EINVAL : 0;
 }
 
-static void notify(px_job *j, void *arg)
+static void notify(px_work *j, void *arg)
 {
     (void)j;
     struct ctx *c = arg;
@@ -54,23 +54,23 @@ TEST(t_runs_in_order_and_reports)
     px_workers *w = px_workers_create(1, 8);
     atomic_int order = 0;
     struct ctx c[5] = {{0}};
-    px_job *j[5];
+    px_work *j[5];
     for (int i = 0; i < 5; i++) {
         c[i].sleep_ms = 5;
         c[i].id = i == 4 ? 99 : i;
         c[i].order = &order;
-        j[i] = px_job_new(work, &c[i], NULL, 0, notify, &c[i]);
-        T_EQ_INT(px_job_state(j[i]), PX_JOB_NEW);
+        j[i] = px_work_new(work, &c[i], NULL, 0, notify, &c[i]);
+        T_EQ_INT(px_work_state(j[i]), PX_WORK_NEW);
         T_EQ_INT(px_workers_submit(w, j[i]), 0);
     }
     px_workers_drain(w);
     for (int i = 0; i < 5; i++) {
         T_EQ_INT(atomic_load(&c[i].notified), 1);
         T_EQ_INT(c[i].started_as, i);
-        T_EQ_INT(px_job_state(j[i]), PX_JOB_DONE);
-        T_EQ_INT(px_job_result(j[i]), i == 4 ? PX_EINVAL : 0);
-        T_CMP_INT(px_job_run_ns(j[i]), >=, 4000000);
-        px_job_unref(j[i]);
+        T_EQ_INT(px_work_state(j[i]), PX_WORK_DONE);
+        T_EQ_INT(px_work_result(j[i]), i == 4 ? PX_EINVAL : 0);
+        T_CMP_INT(px_work_run_ns(j[i]), >=, 4000000);
+        px_work_unref(j[i]);
     }
     px_workers_stats s;
     px_workers_stats_get(w, &s);
@@ -84,15 +84,15 @@ TEST(t_full_queue_refuses_then_recovers)
 {
     px_workers *w = px_workers_create(1, 2);
     struct ctx c[6] = {{0}};
-    px_job *j[6];
+    px_work *j[6];
     int busy = 0, ok = 0;
     for (int i = 0; i < 6; i++) {
         c[i].sleep_ms = 40;
-        j[i] = px_job_new(work, &c[i], NULL, 0, notify, &c[i]);
+        j[i] = px_work_new(work, &c[i], NULL, 0, notify, &c[i]);
         int rc = px_workers_submit(w, j[i]);
         if (rc == PX_EBUSY) busy++;
         else if (rc == 0) ok++;
-        /* let the first job start so it leaves the queue */
+        /* let the first work item start so it leaves the queue */
         if (i == 0) usleep(10000);
     }
     /* one running + two queued; the other three refused */
@@ -105,18 +105,18 @@ TEST(t_full_queue_refuses_then_recovers)
     T_EQ_INT(s.rejected, 3);
     T_EQ_INT(s.completed, 3);
     for (int i = 0; i < 6; i++) {
-        T_EQ_INT(atomic_load(&c[i].notified), px_job_state(j[i]) == PX_JOB_NEW ? 0 : 1);
-        px_job_unref(j[i]);
+        T_EQ_INT(atomic_load(&c[i].notified), px_work_state(j[i]) == PX_WORK_NEW ? 0 : 1);
+        px_work_unref(j[i]);
     }
     px_workers_destroy(w);
     /* after a drain, a fresh pool accepts again (recovery is per pool) */
     w = px_workers_create(1, 2);
     struct ctx c2 = {.sleep_ms = 1};
-    px_job *j2 = px_job_new(work, &c2, NULL, 0, notify, &c2);
+    px_work *j2 = px_work_new(work, &c2, NULL, 0, notify, &c2);
     T_EQ_INT(px_workers_submit(w, j2), 0);
     px_workers_destroy(w);
-    T_EQ_INT(px_job_state(j2), PX_JOB_DONE);
-    px_job_unref(j2);
+    T_EQ_INT(px_work_state(j2), PX_WORK_DONE);
+    px_work_unref(j2);
 }
 
 TEST(t_deadline_while_running_answers_at_once)
@@ -124,12 +124,12 @@ TEST(t_deadline_while_running_answers_at_once)
     px_workers *w = px_workers_create(1, 4);
     struct ctx c = {.sleep_ms = 5000};
     int64_t t0 = px_now_ns();
-    px_job *j = px_job_new(work, &c, NULL, t0 + 50 * 1000000LL, notify, &c);
+    px_work *j = px_work_new(work, &c, NULL, t0 + 50 * 1000000LL, notify, &c);
     T_EQ_INT(px_workers_submit(w, j), 0);
     wait_notified(&c, 2000);
     T_EQ_INT(atomic_load(&c.notified), 1);
-    T_EQ_INT(px_job_state(j), PX_JOB_TIMEDOUT);
-    T_EQ_INT(px_job_result(j), PX_ETIMEDOUT);
+    T_EQ_INT(px_work_state(j), PX_WORK_TIMEDOUT);
+    T_EQ_INT(px_work_result(j), PX_ETIMEDOUT);
     /* answered near the deadline, not when the work stops */
     T_CMP_INT(c.notified_at - t0, <, 1000 * 1000000LL);
     px_workers_drain(w);
@@ -139,7 +139,7 @@ TEST(t_deadline_while_running_answers_at_once)
     px_workers_stats_get(w, &s);
     T_EQ_INT(s.timed_out, 1);
     T_EQ_INT(s.completed, 0);
-    px_job_unref(j);
+    px_work_unref(j);
     px_workers_destroy(w);
 }
 
@@ -147,20 +147,20 @@ TEST(t_deadline_while_queued)
 {
     px_workers *w = px_workers_create(1, 4);
     struct ctx blocker = {.sleep_ms = 300};
-    px_job *jb = px_job_new(work, &blocker, NULL, 0, notify, &blocker);
+    px_work *jb = px_work_new(work, &blocker, NULL, 0, notify, &blocker);
     T_EQ_INT(px_workers_submit(w, jb), 0);
     struct ctx c = {.sleep_ms = 1, .order = NULL};
-    px_job *j = px_job_new(work, &c, NULL, px_now_ns() + 30 * 1000000LL, notify, &c);
+    px_work *j = px_work_new(work, &c, NULL, px_now_ns() + 30 * 1000000LL, notify, &c);
     T_EQ_INT(px_workers_submit(w, j), 0);
     wait_notified(&c, 2000);
-    T_EQ_INT(px_job_state(j), PX_JOB_TIMEDOUT);
-    T_EQ_INT(px_job_run_ns(j), 0); /* never started */
-    T_CMP_INT(px_job_queue_ns(j), >=, 25 * 1000000LL);
+    T_EQ_INT(px_work_state(j), PX_WORK_TIMEDOUT);
+    T_EQ_INT(px_work_run_ns(j), 0); /* never started */
+    T_CMP_INT(px_work_queue_ns(j), >=, 25 * 1000000LL);
     px_workers_drain(w);
-    T_EQ_INT(px_job_state(jb), PX_JOB_DONE);
+    T_EQ_INT(px_work_state(jb), PX_WORK_DONE);
     T_EQ_INT(atomic_load(&c.notified), 1);
-    px_job_unref(j);
-    px_job_unref(jb);
+    px_work_unref(j);
+    px_work_unref(jb);
     px_workers_destroy(w);
 }
 
@@ -168,15 +168,15 @@ TEST(t_cancel_queued_and_running)
 {
     px_workers *w = px_workers_create(1, 4);
     struct ctx a = {.sleep_ms = 5000}, b = {.sleep_ms = 1};
-    px_job *ja = px_job_new(work, &a, NULL, 0, notify, &a);
-    px_job *jb = px_job_new(work, &b, NULL, 0, notify, &b);
+    px_work *ja = px_work_new(work, &a, NULL, 0, notify, &a);
+    px_work *jb = px_work_new(work, &b, NULL, 0, notify, &b);
     T_EQ_INT(px_workers_submit(w, ja), 0);
     T_EQ_INT(px_workers_submit(w, jb), 0);
     usleep(20000);
     T_EQ_INT(px_workers_cancel(w, jb), 0); /* queued */
-    T_EQ_INT(px_job_state(jb), PX_JOB_CANCELLED);
+    T_EQ_INT(px_work_state(jb), PX_WORK_CANCELLED);
     T_EQ_INT(px_workers_cancel(w, ja), 0); /* running */
-    T_EQ_INT(px_job_state(ja), PX_JOB_CANCELLED);
+    T_EQ_INT(px_work_state(ja), PX_WORK_CANCELLED);
     T_EQ_INT(px_workers_cancel(w, ja), PX_EINVAL); /* already final */
     int64_t t0 = px_now_ns();
     px_workers_drain(w);
@@ -184,8 +184,8 @@ TEST(t_cancel_queued_and_running)
     T_EQ_INT(atomic_load(&a.saw_cancel), 1);
     T_EQ_INT(atomic_load(&a.notified), 1);
     T_EQ_INT(atomic_load(&b.notified), 1);
-    px_job_unref(ja);
-    px_job_unref(jb);
+    px_work_unref(ja);
+    px_work_unref(jb);
     px_workers_destroy(w);
 }
 
@@ -205,16 +205,16 @@ TEST(t_ctx_freed_with_last_reference)
 {
     atomic_int freed = 0;
     px_workers *w = px_workers_create(2, 4);
-    px_job *j = px_job_new(quick, &freed, count_free, 0, NULL, NULL);
+    px_work *j = px_work_new(quick, &freed, count_free, 0, NULL, NULL);
     T_EQ_INT(px_workers_submit(w, j), 0);
     px_workers_drain(w);
     T_EQ_INT(atomic_load(&freed), 0); /* the caller still holds it */
-    px_job_unref(j);
+    px_work_unref(j);
     T_EQ_INT(atomic_load(&freed), 1);
     /* draining pools refuse new work */
-    px_job *k = px_job_new(quick, &freed, count_free, 0, NULL, NULL);
+    px_work *k = px_work_new(quick, &freed, count_free, 0, NULL, NULL);
     T_EQ_INT(px_workers_submit(w, k), PX_ECANCELED);
-    px_job_unref(k);
+    px_work_unref(k);
     T_EQ_INT(atomic_load(&freed), 2);
     px_workers_destroy(w);
 }
@@ -224,7 +224,7 @@ struct storm {
     atomic_int finals;
 };
 
-static void storm_notify(px_job *j, void *arg)
+static void storm_notify(px_work *j, void *arg)
 {
     (void)j;
     atomic_fetch_add(&((struct storm *)arg)->finals, 1);
@@ -243,18 +243,18 @@ static void *storm_thread(void *arg)
     for (int i = 0; i < 200; i++) {
         /* a mix: no deadline, an instant deadline, a short one; some cancelled */
         int64_t dl = i % 3 == 0 ? 0 : px_now_ns() + (i % 3 == 1 ? 1 : 2000000);
-        px_job *j = px_job_new(storm_work, NULL, NULL, dl, storm_notify, s);
+        px_work *j = px_work_new(storm_work, NULL, NULL, dl, storm_notify, s);
         if (px_workers_submit(s->w, j) == 0) {
             if (i % 5 == 0) px_workers_cancel(s->w, j);
         } else {
             atomic_fetch_add(&s->finals, 1); /* refused: counts as ended */
         }
-        px_job_unref(j);
+        px_work_unref(j);
     }
     return NULL;
 }
 
-TEST(t_every_job_ends_exactly_once_under_contention)
+TEST(t_every_work_item_ends_exactly_once_under_contention)
 {
     struct storm s = {.w = px_workers_create(3, 16)};
     pthread_t th[4];
@@ -273,4 +273,4 @@ TEST(t_every_job_ends_exactly_once_under_contention)
 TEST_MAIN(t_runs_in_order_and_reports, t_full_queue_refuses_then_recovers,
           t_deadline_while_running_answers_at_once, t_deadline_while_queued,
           t_cancel_queued_and_running, t_ctx_freed_with_last_reference,
-          t_every_job_ends_exactly_once_under_contention)
+          t_every_work_item_ends_exactly_once_under_contention)

@@ -170,9 +170,10 @@ static void classic_destroy(px_engine *e)
     free(e);
 }
 
-static size_t classic_mem_estimate(const px_engine *e, int n, int w, int h)
+static size_t classic_mem_estimate(const px_engine *e, int n, const px_engine_shape *s)
 {
     (void)e;
+    int w = s->w, h = s->h;
     (void)n; /* items run one after another, so the peak is one item's */
     size_t px = (size_t)w * (size_t)h;
     /* The plan (labels 4 + distances 4 + thick mask 1 bytes per pixel), then

@@ -196,8 +196,9 @@ static int lama_create(const px_engine_config *cfg, px_engine **out, char *err, 
     return 0;
 }
 
-static size_t lama_mem_estimate(const px_engine *pe, int n, int w, int h)
+static size_t lama_mem_estimate(const px_engine *pe, int n, const px_engine_shape *s)
 {
+    int w = s->w, h = s->h;
     const lama *e = (const lama *)pe;
     (void)n; /* items run one after another on one plan, so the peak is one item's */
     const px_lama_arch *a = px_lama_net_arch(e->net);

@@ -1,43 +1,45 @@
 /*
- * pipeline.h — the life of an inpainting request inside pixserve, from a
- * received body to a reply, independent of HTTP:
+ * task.h — the life of a request inside pixserve, from a received body to a
+ * reply, independent of HTTP and of the request's kind (kind.h):
  *
- *   prep (CPU pool)   parse the body, admit (per-priority queue and
- *                     per-client caps), decode and validate, plan the engine
- *                     inputs (large-image strategy), queue them on the
- *                     device scheduler
- *   device (sched)    batches of items from any requests run on the engine
- *   finish (CPU pool) assemble the windows, put alpha back, encode, build
- *                     the reply (raw image, base64 JSON, or a stored file)
+ *   prep (CPU pool)   the kind parses the body; the engine is chosen; the
+ *                     request is admitted (per-priority queue and
+ *                     per-client caps, else 429 with Retry-After from the
+ *                     engine's own service rate); the kind prepares it and
+ *                     makes its engine items, which go to the scheduler
+ *   device (sched)    batches of items from any requests of one kind run on
+ *                     the engine; start and progress events are pushed to
+ *                     the task
+ *   finish (CPU pool) the kind builds the reply
  *
  * Every task ends exactly once — done, failed, timed out (its deadline
  * fires whatever stage it is in), or cancelled (DELETE, or the client went
  * away) — and its owner's callback runs then. Work still in flight for a
  * task that has ended is cancelled and its results dropped.
  */
-#ifndef PX_SERVE_PIPELINE_H
-#define PX_SERVE_PIPELINE_H
+#ifndef PX_SERVE_TASK_H
+#define PX_SERVE_TASK_H
 
 #include "core/buf.h"
 #include "engine/engine.h"
 #include "serve/config.h"
+#include "serve/kind.h"
 #include "serve/metrics.h"
 #include "serve/outputs.h"
-#include "serve/request.h"
 #include "serve/sched.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct px_pipeline px_pipeline;
-typedef struct px_task px_task;
+typedef struct px_tasks px_tasks;
 
 /* Runs once when the task ends, on whichever thread ended it. */
 typedef void (*px_task_done_fn)(px_task *t, void *arg);
 
 typedef struct px_task_spec {
+    const px_kind *kind;      /* the route's request kind */
     enum px_dialect dialect;
-    int async;                /* keep the result as image bytes for the jobs API */
+    int async;                /* keep the result as bare bytes for the jobs API */
     const char *content_type; /* the request's Content-Type (copied) */
     uint8_t *body;            /* the request body; ownership moves to the task */
     size_t body_len;
@@ -50,26 +52,25 @@ typedef struct px_task_spec {
 
 /*
  * Starts the CPU pool and the scheduler over the loaded engines (the first
- * is the default). cfg, the engines, outputs and metrics must outlive the
- * pipeline. NULL with a message if threads cannot be started.
+ * of each engine kind is that kind's default). cfg, the engines, outputs and
+ * metrics must outlive the tasks. NULL with a message if threads cannot be started.
  */
-px_pipeline *px_pipeline_create(const px_serve_config *cfg, px_engine *const *engines,
-                                int nengines, px_outputs *outputs, px_metrics *metrics,
-                                char *err, size_t errlen);
+px_tasks *px_tasks_create(const px_serve_config *cfg, px_engine *const *engines, int nengines,
+                          px_outputs *outputs, px_metrics *metrics, char *err, size_t errlen);
 
 /* Stops accepting tasks and waits until every task has ended and all their
  * work has drained. */
-void px_pipeline_drain(px_pipeline *p);
+void px_tasks_drain(px_tasks *p);
 
 /* Drains, then frees. */
-void px_pipeline_destroy(px_pipeline *p);
+void px_tasks_destroy(px_tasks *p);
 
 /*
  * Starts a task. Returns 0 with *out (the caller holds one reference), or
  * PX_EBUSY (the CPU queue is full: *retry_after_s says when to come back) or
  * PX_ECANCELED (draining); then the body has been freed and done never runs.
  */
-int px_pipeline_submit(px_pipeline *p, px_task_spec *spec, px_task **out, int *retry_after_s);
+int px_tasks_submit(px_tasks *p, px_task_spec *spec, px_task **out, int *retry_after_s);
 
 void px_task_ref(px_task *t);
 void px_task_unref(px_task *t);
@@ -97,20 +98,41 @@ typedef struct px_task_reply {
 void px_task_reply_get(px_task *t, px_task_reply *r);
 
 /* Appends the jobs-API status object of the task (docs/api.md) with the
- * given id to out. Safe at any time. */
+ * given id to out; "progress": {"step", "steps"} while an engine reports
+ * steps. Safe at any time. */
 int px_task_status_json(px_task *t, const char *id, px_buf *out);
 
 /* Whether the task has ended, and if so whether it succeeded. */
 int px_task_ended(px_task *t, int *ok);
 
-typedef struct px_pipeline_stats {
+/* ---- for kinds (kind.h hooks get the task in px_kind_ctx) */
+
+/* The stage times so far, in milliseconds, and the largest batch the
+ * task's items ran in. */
+typedef struct px_task_timings {
+    double queue_ms, decode_ms, infer_ms, encode_ms, save_ms, total_ms;
+    int batch_size;
+} px_task_timings;
+
+void px_task_timings_get(px_task *t, px_task_timings *tm);
+
+/* Records a stage's duration measured by the kind (PX_STAGE_DECODE: the
+ * part of prepare, PX_STAGE_ENCODE: the part of finish that the stage
+ * names); without it the whole hook's time is used. Also observed in the
+ * stage histogram. */
+void px_task_note_stage(px_task *t, enum px_stage stage, int64_t ns);
+
+/* Records the time spent storing the result (outputs/). */
+void px_task_note_save(px_task *t, int64_t ns);
+
+typedef struct px_tasks_stats {
     px_sched_stats sched;
     int pending[PX_PRIO_COUNT]; /* admitted tasks not yet ended, per priority */
     int tasks;                  /* tasks alive (any stage) */
     int cpu_queued, cpu_running;
     int workers;                /* device workers, all engines */
-} px_pipeline_stats;
+} px_tasks_stats;
 
-void px_pipeline_stats_get(px_pipeline *p, px_pipeline_stats *s);
+void px_tasks_stats_get(px_tasks *p, px_tasks_stats *s);
 
 #endif

@@ -1,0 +1,122 @@
+/*
+ * kind.h — request kinds: what a route's requests are (inpaint, generate,
+ * ...), as one const vtable per kind. The task lifecycle (task.h) is
+ * kind-neutral — references, admission, deadline, ending exactly once, the
+ * reply, the jobs-API status — and calls a kind's hooks at fixed points:
+ *
+ *   CPU pool   parse    body -> request object, plus the options the
+ *                       lifecycle needs (engine, priority, timeout)
+ *              check    the request against the chosen engine (optional;
+ *                       before admission, so a bad option is a 400, not a
+ *                       queue slot)
+ *              prepare  after admission: decode, tokenise, plan; says how
+ *                       many engine items the request needs
+ *              make_items  fills each scheduler item's payload, batch key
+ *                       and shape
+ *   device     run      the run adapter: a batch of this kind's items (one
+ *                       key) through the engine (sched.h px_sched_run_fn)
+ *   CPU pool   finish   after every item succeeded: assemble, encode, build
+ *                       the reply of the route's dialect
+ *   any time   status_json  fields of a done job's "result" object
+ *
+ * Request-kind knowledge lives only in the kind's own file
+ * (kind_inpaint.c, ...); routes.c maps paths to kinds.
+ */
+#ifndef PX_SERVE_KIND_H
+#define PX_SERVE_KIND_H
+
+#include "core/buf.h"
+#include "engine/engine.h"
+#include "image/image.h"
+#include "serve/config.h"
+#include "serve/metrics.h"
+#include "serve/outputs.h"
+#include "serve/routes.h"
+#include "serve/sched.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct px_task px_task;
+
+/* The server's settings and shared parts, the same for every request. */
+typedef struct px_kind_env {
+    const px_serve_config *cfg;
+    px_outputs *outputs;
+    px_metrics *metrics;
+    px_img_limits limits;
+    px_sched *sched; /* px_sched_batches, for batch keys */
+} px_kind_env;
+
+/* Options every kind's request carries, read by the lifecycle after parse. */
+typedef struct px_kind_opts {
+    char engine[32];    /* "" = the first loaded engine of the kind's engine kind */
+    int priority;       /* enum px_priority; -1 = normal */
+    int64_t timeout_ms; /* > 0: the request's own deadline from its arrival */
+} px_kind_opts;
+
+/* What one request's hooks see. */
+typedef struct px_kind_ctx {
+    const px_kind_env *env;
+    px_task *task;            /* for px_task_timings_get and px_task_note_* */
+    px_engine *engine;        /* the request's engine; NULL during parse */
+    enum px_dialect dialect;
+    int async;                /* jobs API: the reply is the bare result bytes */
+    const char *content_type; /* the request's Content-Type ("" if none) */
+} px_kind_ctx;
+
+/* A finished request's reply: body and its media type (a static string). */
+typedef struct px_kind_reply {
+    px_buf body;
+    const char *content_type;
+} px_kind_reply;
+
+struct px_kind {
+    const char *name;                /* "inpaint": routes and labels */
+    enum px_engine_kind engine_kind; /* the engines its requests run on */
+    const char *prepare_stage;       /* jobs-API stage names while prepare */
+    const char *finish_stage;        /* and finish run: "decode", "encode" */
+
+    /* Parses the body into a new request object (*req, released with
+     * free) and fills opts. Returns 0, or a PX_E* code with a message; on
+     * failure *req may be set (it is freed). */
+    int (*parse)(const px_kind_ctx *c, const uint8_t *body, size_t len, void **req,
+                 px_kind_opts *opts, char *err, size_t errlen);
+    /* Optional: checks the request against c->engine. 0 or PX_E*. */
+    int (*check)(const px_kind_ctx *c, void *req, char *err, size_t errlen);
+    /* Decodes/tokenises/plans; *nitems = engine items needed (0: nothing
+     * to run, finish at once). 0 or PX_E* with a message. */
+    int (*prepare)(const px_kind_ctx *c, void *req, int *nitems, char *err, size_t errlen);
+    /* Fills items[0..n) (zeroed): payload, key (the batch key: items with
+     * equal keys may share an engine call) and shape (for the memory
+     * estimate). The lifecycle sets the rest. */
+    void (*make_items)(const px_kind_ctx *c, void *req, px_sched_item *items, int n);
+    /* The device worker's run adapter for this kind's items. */
+    px_sched_run_fn run;
+    /* Builds the reply after every item succeeded. 0 or PX_E*. */
+    int (*finish)(const px_kind_ctx *c, void *req, px_kind_reply *r, char *err, size_t errlen);
+    /* Optional: appends ,"name":value pairs to a done job's "result". */
+    int (*status_json)(const void *req, px_buf *b);
+    void (*free)(void *req);
+};
+
+/*
+ * A run adapter for kinds whose payload is a px_engine_item (filled by
+ * make_items): runs the batch as one px_engine_run with each item's cancel
+ * flag and progress wired to its scheduler item, then copies the results
+ * back into the payloads (generate timings included) and the status and
+ * err into the scheduler items.
+ */
+void px_kind_run_engine_items(px_engine *e, px_sched_item *const *items, int n);
+
+/* A batch key from three small non-negative numbers (21 bits each kept):
+ * e.g. (w, h, steps). */
+uint64_t px_kind_key3(int a, int b, int c);
+
+/* Finds a kind by name among the built-in ones; NULL if unknown. */
+const px_kind *px_kind_find(const char *name);
+
+/* The built-in kinds, NULL-terminated. */
+extern const px_kind *const px_kinds[];
+
+#endif

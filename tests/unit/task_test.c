@@ -1,0 +1,427 @@
+/*
+ * task_test.c — the kind-neutral task lifecycle (serve/task.c) with a test
+ * request kind and a fake generate engine: a task ends exactly once, with
+ * the owner's callback run once, whether completion, cancel (DELETE), the
+ * deadline or a disconnect (detach + cancel, as the HTTP layer does) wins;
+ * admission slots, references and tasks all come back; progress events
+ * from the run adapter reach the status JSON; admission refuses with a
+ * Retry-After from the engine's own service rate.
+ *
+ * The test kind's body is text: "n=ITEMS work=MS steps=S fail=CODE".
+ */
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/rng.h"
+#include "engine/engine_impl.h"
+#include "harness.h"
+#include "serve/task.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ fake engine */
+
+static size_t fake_mem(const px_engine *e, int n, const px_engine_shape *s)
+{
+    (void)e;
+    return (size_t)n * (size_t)s->w * (size_t)s->h;
+}
+
+static int fake_run(px_engine *e, px_engine_item *items, int n)
+{
+    (void)e, (void)items, (void)n;
+    return PX_EINVAL; /* the test kind's adapter never calls the engine */
+}
+
+static const px_engine_ops fake_ops = {
+    .name = "fakegen",
+    .caps = PX_ENGINE_CAP_BATCH,
+    .kind = PX_ENGINE_GENERATE,
+    .mem_estimate = fake_mem,
+    .run = fake_run,
+};
+
+static px_engine g_engine = {.ops = &fake_ops, .device = "cpu"};
+
+/* ------------------------------------------------------------ test kind */
+
+struct treq {
+    int n, work_ms, steps, fail;
+    int *units; /* one payload per item: its index */
+};
+
+static int tk_parse(const px_kind_ctx *c, const uint8_t *body, size_t len, void **out,
+                    px_kind_opts *o, char *err, size_t errlen)
+{
+    (void)c, (void)o;
+    char text[128];
+    snprintf(text, sizeof text, "%.*s", (int)(len < 127 ? len : 127), (const char *)body);
+    struct treq *r = calloc(1, sizeof *r);
+    *out = r;
+    if (sscanf(text, "n=%d work=%d steps=%d fail=%d", &r->n, &r->work_ms, &r->steps, &r->fail) != 4)
+        return px_errf(err, errlen, PX_EINVAL, "bad test body '%s'", text);
+    return 0;
+}
+
+static int tk_prepare(const px_kind_ctx *c, void *p, int *n, char *err, size_t errlen)
+{
+    (void)c, (void)err, (void)errlen;
+    struct treq *r = p;
+    *n = r->n;
+    return 0;
+}
+
+static void tk_make_items(const px_kind_ctx *c, void *p, px_sched_item *items, int n)
+{
+    (void)c;
+    struct treq *r = p;
+    r->units = calloc((size_t)n, sizeof *r->units);
+    for (int i = 0; i < n; i++) {
+        items[i].payload = r;
+        items[i].shape = (px_engine_shape){8, 8, r->steps};
+        items[i].key = px_kind_key3(8, 8, r->steps);
+    }
+}
+
+/* Works work_ms per batch in 1 ms slices, reporting steps and stopping at
+ * the next slice once every item of the batch is cancelled. */
+static void tk_run(px_engine *e, px_sched_item *const *items, int n)
+{
+    (void)e;
+    const struct treq *r = items[0]->payload;
+    for (int t = 0; t < r->work_ms; t++) {
+        int all = 1;
+        for (int i = 0; i < n; i++) all &= atomic_load(&items[i]->cancel) != 0;
+        if (all) break;
+        usleep(1000);
+        if (r->steps && r->work_ms >= r->steps && (t + 1) % (r->work_ms / r->steps) == 0)
+            for (int i = 0; i < n; i++)
+                px_sched_progress(items[i], (t + 1) / (r->work_ms / r->steps), r->steps);
+    }
+    for (int i = 0; i < n; i++) {
+        const struct treq *ri = items[i]->payload;
+        items[i]->status = atomic_load(&items[i]->cancel) ? PX_ECANCELED : ri->fail;
+        if (items[i]->status) snprintf(items[i]->err, sizeof items[i]->err, "test failure");
+    }
+}
+
+static int tk_finish(const px_kind_ctx *c, void *p, px_kind_reply *out, char *err, size_t errlen)
+{
+    (void)c, (void)err, (void)errlen;
+    struct treq *r = p;
+    px_buf_init(&out->body, 1024);
+    out->content_type = "text/plain";
+    return px_buf_printf(&out->body, "ok %d", r->n);
+}
+
+static int tk_status(const void *p, px_buf *b)
+{
+    return px_buf_printf(b, ",\"items\":%d", ((const struct treq *)p)->n);
+}
+
+static void tk_free(void *p)
+{
+    struct treq *r = p;
+    free(r->units);
+    free(r);
+}
+
+static const px_kind test_kind = {
+    .name = "test",
+    .engine_kind = PX_ENGINE_GENERATE,
+    .prepare_stage = "tokenize",
+    .finish_stage = "vae",
+    .parse = tk_parse,
+    .prepare = tk_prepare,
+    .make_items = tk_make_items,
+    .run = tk_run,
+    .finish = tk_finish,
+    .status_json = tk_status,
+    .free = tk_free,
+};
+
+/* ------------------------------------------------------------ harness */
+
+static px_serve_config g_cfg;
+static px_metrics *g_metrics;
+
+static px_tasks *mk_tasks(int queue, int64_t timeout_ms)
+{
+    px_config_defaults(&g_cfg);
+    g_cfg.cpu_workers = 2;
+    g_cfg.cpu_queue = 10000;
+    g_cfg.queue = queue;
+    g_cfg.timeout_ms = timeout_ms;
+    g_cfg.workers = 2;
+    g_cfg.max_batch = 4;
+    g_cfg.max_queue_delay_ms = 1;
+    g_cfg.memory_limit = (size_t)1 << 30;
+    g_metrics = px_metrics_new();
+    px_engine *engines[1] = {&g_engine};
+    static px_engine *keep[1];
+    keep[0] = engines[0];
+    char err[160];
+    px_tasks *p = px_tasks_create(&g_cfg, keep, 1, NULL, g_metrics, err, sizeof err);
+    T_TRUE(p != NULL);
+    return p;
+}
+
+static void rm_tasks(px_tasks *p)
+{
+    px_tasks_destroy(p);
+    px_metrics_free(g_metrics);
+}
+
+struct owner {
+    atomic_int calls;
+};
+
+static void on_done(px_task *t, void *arg)
+{
+    (void)t;
+    atomic_fetch_add(&((struct owner *)arg)->calls, 1);
+}
+
+static px_task *start(px_tasks *p, const char *body, int64_t timeout_ms, struct owner *o)
+{
+    px_task_spec spec = {.kind = &test_kind, .content_type = "text/plain",
+                         .body = (uint8_t *)strdup(body), .body_len = strlen(body),
+                         .timeout_ms = timeout_ms, .done = on_done, .done_arg = o};
+    px_task *t = NULL;
+    int retry = 0;
+    T_EQ_INT(px_tasks_submit(p, &spec, &t, &retry), 0);
+    return t;
+}
+
+static int wait_ended(px_task *t, int ms)
+{
+    for (int i = 0; i < ms; i++) {
+        if (px_task_ended(t, NULL)) return 1;
+        usleep(1000);
+    }
+    return px_task_ended(t, NULL);
+}
+
+static void status_of(px_task *t, char *out, size_t n)
+{
+    px_buf b;
+    px_buf_init(&b, 1 << 16);
+    px_task_status_json(t, "j-test", &b);
+    snprintf(out, n, "%.*s", (int)b.len, (const char *)b.data);
+    px_buf_free(&b);
+}
+
+/* Every task ended and was released: nothing alive, no slot taken. A
+ * deadline timer that fired just as its task ended elsewhere drops its
+ * reference from the timer thread, which drain does not wait for: allow it
+ * a moment. */
+static void check_quiet(px_tasks *p)
+{
+    px_tasks_drain(p);
+    px_tasks_stats st;
+    px_tasks_stats_get(p, &st);
+    for (int i = 0; i < 2000 && st.tasks > 0; i++) {
+        usleep(1000);
+        px_tasks_stats_get(p, &st);
+    }
+    T_EQ_INT(st.tasks, 0);
+    for (int i = 0; i < PX_PRIO_COUNT; i++) T_EQ_INT(st.pending[i], 0);
+    T_EQ_INT(st.sched.running, 0);
+}
+
+/* ------------------------------------------------------------ tests */
+
+TEST(t_completes_with_progress_and_status)
+{
+    px_tasks *p = mk_tasks(8, 10000);
+    struct owner o = {0};
+    px_task *t = start(p, "n=2 work=200 steps=4 fail=0", 0, &o);
+    /* While it computes: stage infer, progress pushed by the adapter. */
+    char js[2048] = "";
+    for (int i = 0; i < 2000 && !strstr(js, "\"step\":2"); i++) {
+        status_of(t, js, sizeof js);
+        usleep(1000);
+    }
+    T_CONTAINS(js, "\"status\":\"running\"");
+    T_CONTAINS(js, "\"stage\":\"infer\"");
+    T_CONTAINS(js, "\"progress\":{\"step\":2,\"steps\":4}");
+    T_TRUE(wait_ended(t, 5000));
+    int ok = 0;
+    T_TRUE(px_task_ended(t, &ok));
+    T_TRUE(ok);
+    T_EQ_INT(atomic_load(&o.calls), 1);
+    px_task_reply r;
+    px_task_reply_get(t, &r);
+    T_EQ_INT(r.http_status, 200);
+    T_EQ_STR(r.content_type, "text/plain");
+    T_EQ_INT((int)r.body->len, 4);
+    T_EQ_MEM(r.body->data, "ok 2", 4);
+    T_CONTAINS(r.server_timing, "infer;dur=");
+    status_of(t, js, sizeof js);
+    T_CONTAINS(js, "\"status\":\"done\"");
+    T_CONTAINS(js, "\"items\":2");
+    T_CONTAINS(js, "\"bytes\":4");
+    T_EQ_INT(px_task_cancel(t), PX_EINVAL); /* already ended: no second end */
+    T_EQ_INT(atomic_load(&o.calls), 1);
+    px_task_unref(t);
+    check_quiet(p);
+    rm_tasks(p);
+}
+
+TEST(t_failures_and_bad_bodies_end_once)
+{
+    px_tasks *p = mk_tasks(8, 10000);
+    struct owner o1 = {0}, o2 = {0}, o3 = {0};
+    px_task *bad = start(p, "garbage", 0, &o1);
+    px_task *fail = start(p, "n=3 work=5 steps=0 fail=-5", 0, &o2);
+    px_task *none = start(p, "n=0 work=0 steps=0 fail=0", 0, &o3); /* nothing to run */
+    T_TRUE(wait_ended(bad, 5000) && wait_ended(fail, 5000) && wait_ended(none, 5000));
+    px_task_reply r;
+    px_task_reply_get(bad, &r);
+    T_EQ_INT(r.http_status, 400);
+    px_task_reply_get(fail, &r);
+    T_EQ_INT(r.code, -5);
+    T_CONTAINS((const char *)r.body->data, "test failure");
+    px_task_reply_get(none, &r);
+    T_EQ_INT(r.http_status, 200);
+    T_EQ_INT(atomic_load(&o1.calls) + atomic_load(&o2.calls) + atomic_load(&o3.calls), 3);
+    px_task_unref(bad);
+    px_task_unref(fail);
+    px_task_unref(none);
+    check_quiet(p);
+    rm_tasks(p);
+}
+
+/* One racer per task: after a random delay it cancels (DELETE), or
+ * disconnects (detach, cancel, release: the HTTP layer's on_completed),
+ * or does nothing; the task's own deadline and its completion race it. */
+struct racer {
+    px_task *t;
+    struct owner o;
+    int action, delay_us, detached;
+    pthread_t th;
+};
+
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    usleep((useconds_t)r->delay_us);
+    if (r->action == 1) {
+        px_task_cancel(r->t);
+    } else if (r->action == 2) {
+        px_task_detach(r->t);
+        r->detached = 1;
+        px_task_cancel(r->t);
+    }
+    return NULL;
+}
+
+/* Outcomes over all rounds: each must have happened for the races to
+ * have been run at all. */
+static int g_done, g_cancelled, g_expired;
+
+static void race_round(px_tasks *p, int ntasks, uint64_t seed)
+{
+    struct racer *rs = calloc((size_t)ntasks, sizeof *rs);
+    px_rng rng;
+    px_rng_seed(&rng, seed, 1);
+    for (int i = 0; i < ntasks; i++) {
+        struct racer *r = &rs[i];
+        int work = (int)px_rng_below(&rng, 12);
+        int timeout = px_rng_below(&rng, 3) == 0 ? 1 + (int)px_rng_below(&rng, 15) : 0;
+        char body[96];
+        snprintf(body, sizeof body, "n=%d work=%d steps=%d fail=0", 1 + (int)px_rng_below(&rng, 3),
+                 work, work >= 2 ? 2 : 0);
+        r->action = (int)px_rng_below(&rng, 3);
+        r->delay_us = (int)px_rng_below(&rng, 15000);
+        r->t = start(p, body, timeout, &r->o);
+        T_EQ_INT(pthread_create(&r->th, NULL, race, r), 0);
+    }
+    int done = 0, cancelled = 0, expired = 0;
+    for (int i = 0; i < ntasks; i++) {
+        struct racer *r = &rs[i];
+        pthread_join(r->th, NULL);
+        T_TRUE(wait_ended(r->t, 10000));
+        int calls = atomic_load(&r->o.calls);
+        /* Exactly once; after a detach at most once (it may have ended
+         * before the owner left). */
+        if (r->detached) T_CMP_INT(calls, <=, 1);
+        else T_EQ_INT(calls, 1);
+        px_task_reply rep;
+        px_task_reply_get(r->t, &rep);
+        T_TRUE(rep.http_status == 200 || rep.http_status == 499 || rep.http_status == 504);
+        done += rep.http_status == 200;
+        cancelled += rep.http_status == 499;
+        expired += rep.http_status == 504;
+        px_task_unref(r->t);
+    }
+    T_EQ_INT(done + cancelled + expired, ntasks);
+    g_done += done, g_cancelled += cancelled, g_expired += expired;
+    free(rs);
+}
+
+TEST(t_ends_once_under_cancel_timeout_disconnect_and_completion)
+{
+    px_tasks *p = mk_tasks(100000, 10000);
+    for (int round = 0; round < 4; round++) race_round(p, 150, 1234 + (uint64_t)round);
+    T_CMP_INT(g_done, >, 0);
+    T_CMP_INT(g_cancelled, >, 0);
+    T_CMP_INT(g_expired, >, 0);
+    /* Let the work of ended tasks drain, then nothing is left. */
+    check_quiet(p);
+    /* Calls counted by the owners above; late work never called anyone. */
+    rm_tasks(p);
+}
+
+TEST(t_admission_refuses_with_retry_after)
+{
+    px_tasks *p = mk_tasks(2, 10000);
+    struct owner o[4] = {{0}};
+    px_task *t[4];
+    for (int i = 0; i < 2; i++) t[i] = start(p, "n=1 work=300 steps=0 fail=0", 0, &o[i]);
+    usleep(50000); /* both admitted (the queue cap is 2) */
+    t[2] = start(p, "n=1 work=1 steps=0 fail=0", 0, &o[2]);
+    T_TRUE(wait_ended(t[2], 5000));
+    px_task_reply r;
+    px_task_reply_get(t[2], &r);
+    T_EQ_INT(r.http_status, 429);
+    T_EQ_STR(r.header_name, "Retry-After");
+    T_CMP_INT(atomic_load(&o[2].calls), ==, 1);
+    for (int i = 0; i < 2; i++) T_TRUE(wait_ended(t[i], 5000));
+    /* The slots came back: a new task is admitted and completes. */
+    t[3] = start(p, "n=1 work=1 steps=0 fail=0", 0, &o[3]);
+    T_TRUE(wait_ended(t[3], 5000));
+    px_task_reply_get(t[3], &r);
+    T_EQ_INT(r.http_status, 200);
+    for (int i = 0; i < 4; i++) px_task_unref(t[i]);
+    check_quiet(p);
+    rm_tasks(p);
+}
+
+TEST(t_deadline_in_every_stage)
+{
+    px_tasks *p = mk_tasks(8, 10000);
+    struct owner o = {0};
+    int64_t t0 = px_now_ns();
+    px_task *t = start(p, "n=1 work=5000 steps=0 fail=0", 30, &o);
+    T_TRUE(wait_ended(t, 3000));
+    T_CMP_INT(px_now_ns() - t0, <, 2000 * 1000000LL); /* at the deadline, not after the work */
+    px_task_reply r;
+    px_task_reply_get(t, &r);
+    T_EQ_INT(r.http_status, 504);
+    T_CONTAINS((const char *)r.body->data, "deadline");
+    T_EQ_INT(atomic_load(&o.calls), 1);
+    char js[2048];
+    status_of(t, js, sizeof js);
+    T_CONTAINS(js, "\"status\":\"expired\"");
+    px_task_unref(t);
+    check_quiet(p);
+    rm_tasks(p);
+}
+
+TEST_MAIN(t_completes_with_progress_and_status, t_failures_and_bad_bodies_end_once,
+          t_ends_once_under_cancel_timeout_disconnect_and_completion,
+          t_admission_refuses_with_retry_after, t_deadline_in_every_stage)
