@@ -51,6 +51,7 @@ struct zi_ctx {
     zi_buf scratch; /* oneDNN's scratchpad, shared by every primitive */
     zi_buf wblock;  /* widened BF16 weight rows */
     zi_buf scores;  /* attention scores of one query chunk */
+    zi_buf slot[ZI_CTX_SLOTS];
 };
 
 static dnnl_engine_t g_engine;
@@ -133,7 +134,14 @@ void zi_ctx_destroy(zi_ctx *c)
     zi_buf_free(&c->scratch);
     zi_buf_free(&c->wblock);
     zi_buf_free(&c->scores);
+    for (int i = 0; i < ZI_CTX_SLOTS; i++) zi_buf_free(&c->slot[i]);
     free(c);
+}
+
+float *zi_ctx_buf(zi_ctx *c, int slot, size_t n)
+{
+    if (slot < 0 || slot >= ZI_CTX_SLOTS) return NULL;
+    return zi_buf_reserve(&c->slot[slot], n ? n : 1) ? NULL : c->slot[slot].p;
 }
 
 px_pool *zi_ctx_pool(const zi_ctx *c)
@@ -143,7 +151,9 @@ px_pool *zi_ctx_pool(const zi_ctx *c)
 
 size_t zi_ctx_bytes(const zi_ctx *c)
 {
-    return (c->scratch.cap + c->wblock.cap + c->scores.cap) * sizeof(float);
+    size_t n = c->scratch.cap + c->wblock.cap + c->scores.cap;
+    for (int i = 0; i < ZI_CTX_SLOTS; i++) n += c->slot[i].cap;
+    return n * sizeof(float);
 }
 
 /* --- conversions ---------------------------------------------------------------- */
@@ -507,13 +517,26 @@ void zi_rope_table(const int *pos, int n_tok, int n_axes, const int *axes_dims, 
         for (int a = 0; a < n_axes; a++) {
             int d = axes_dims[a];
             for (int i = 0; i < d / 2; i++, j++) {
-                double f = pow((double)theta, -2.0 * i / d);
-                double ang = (double)pos[(size_t)t * n_axes + a] * f;
-                row[2 * j] = (float)cos(ang);
-                row[2 * j + 1] = (float)sin(ang);
+                double f = 1.0 / pow((double)theta, 2.0 * i / d);
+                float ang = (float)((double)pos[(size_t)t * n_axes + a] * f);
+                row[2 * j] = (float)cos((double)ang);
+                row[2 * j + 1] = (float)sin((double)ang);
             }
         }
     }
+}
+
+void zi_rope_table_f32(const int *pos, int n_tok, int head_dim, float theta, float *cs)
+{
+    int half = head_dim / 2;
+    for (int t = 0; t < n_tok; t++)
+        for (int i = 0; i < half; i++) {
+            float e = (float)(2 * i) / (float)head_dim;
+            float inv = 1.0f / powf(theta, e);
+            float ang = (float)pos[t] * inv;
+            cs[(size_t)t * head_dim + 2 * i] = (float)cos((double)ang);
+            cs[(size_t)t * head_dim + 2 * i + 1] = (float)sin((double)ang);
+        }
 }
 
 typedef struct {

@@ -54,6 +54,16 @@ typedef struct zi_buf {
 int zi_buf_reserve(zi_buf *b, size_t n);
 void zi_buf_free(zi_buf *b);
 
+/* The context's activation buffers for the modules that run on it (the
+ * text encoder, the DiT, the VAE): slot 0..ZI_CTX_SLOTS-1 with room for at
+ * least n floats, kept between calls so a steady stream of requests stops
+ * allocating. Contents survive only while no call asks the same slot for
+ * more room. A module owns every slot during one of its calls (modules do
+ * not nest). Returns NULL on allocation failure (the slot keeps its old
+ * buffer) or a slot out of range. */
+#define ZI_CTX_SLOTS 16
+float *zi_ctx_buf(zi_ctx *c, int slot, size_t n);
+
 /* --- conversions ------------------------------------------------------------ */
 
 static inline float zi_bf16_to_f32(uint16_t h)
@@ -128,11 +138,16 @@ typedef enum zi_rope_mode {
  * The angle table of n_tok tokens: cs[t, j] = (cos a, sin a) with a =
  * pos[t, axis(j)] · θ^(−2i/d_axis), the pairs j of each axis in order
  * (axis 0's d_0/2 pairs first). pos is [n_tok, n_axes] ints; the axes' dims
- * sum to head_dim. Angles are computed in double. cs holds n_tok·head_dim
- * floats.
+ * sum to head_dim. cs holds n_tok·head_dim floats. Rounded as diffusers'
+ * table: the angle in double, rounded to float, its cos and sin rounded
+ * from double (the DiT).
  */
 void zi_rope_table(const int *pos, int n_tok, int n_axes, const int *axes_dims, float theta,
                    float *cs);
+
+/* The same for one axis rounded as Hugging Face's Qwen3 in float32: the
+ * inverse frequency 1/θ^(2i/d) and the angle pos·freq both in float. */
+void zi_rope_table_f32(const int *pos, int n_tok, int head_dim, float theta, float *cs);
 
 /* Rotates the first n_heads·head_dim columns of each of n_tok rows in place
  * with the table of zi_rope_table. */

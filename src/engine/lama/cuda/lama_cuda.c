@@ -32,7 +32,7 @@
 #include "engine/engine_impl.h"
 #include "engine/lama/cuda/kernels.h"
 #include "engine/lama/graph.h"
-#include "engine/lama/safetensors.h"
+#include "engine/safetensors.h"
 #include "engine/lama/weights.h"
 
 #include <cuda_runtime_api.h>
