@@ -130,8 +130,8 @@ const zi_tensor *zi_weights_find(const zi_weights *w, const char *name)
 
 const char *zi_weights_source(const zi_weights *w, const zi_tensor *t)
 {
+    if (!t || t < w->t || t >= w->t + w->n) return w->path;
     ptrdiff_t i = t - w->t;
-    if (i < 0 || i >= w->n) return w->path;
     return w->files[w->file[i]].path;
 }
 
