@@ -5,7 +5,7 @@
  * buffer; a parsed file's tensors must lie inside it; the loader must accept
  * or reject whatever the reader accepted.
  */
-#include "engine/lama/safetensors.h"
+#include "engine/safetensors.h"
 #include "engine/lama/weights.h"
 
 #include <stdint.h>

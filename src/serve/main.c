@@ -8,7 +8,9 @@
 #include "core/pool.h"
 #include "engine/engine.h"
 #include "image/codec.h"
+#include "serve/cli_generate.h"
 #include "serve/config.h"
+#include "serve/cli_tokenize.h"
 #include "serve/inpaint.h"
 #include "serve/server.h"
 
@@ -34,6 +36,10 @@ static void usage(FILE *f)
             "                                inpaint one image; OUT's extension picks the\n"
             "                                format (.png, .jpg, .webp)\n"
             "  pixserve engines              list the built-in engines and their methods\n"
+            "  pixserve generate \"PROMPT\" -o OUT --model DIR [flags]\n"
+            "                                text-to-image with Z-Image-Turbo (pixserve generate --help)\n"
+            "  pixserve tokenize --model DIR|--tokenizer FILE \"text\" [--raw]\n"
+            "                                print the Z-Image prompt's token ids as JSON\n"
             "  pixserve --version\n"
             "\n"
             "Masks: any non-zero pixel is a hole (see docs/api.md for alpha masks).\n",
@@ -280,6 +286,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "serve")) return cmd_serve(argc - 2, argv + 2);
     if (!strcmp(cmd, "inpaint")) return cmd_inpaint(argc - 2, argv + 2);
     if (!strcmp(cmd, "engines")) return cmd_engines();
+    if (!strcmp(cmd, "generate")) return px_cli_generate(argc - 2, argv + 2);
+    if (!strcmp(cmd, "tokenize")) return px_cli_tokenize(argc - 2, argv + 2);
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
         printf("pixserve %s\n", PX_VERSION);
         return 0;

@@ -15,7 +15,7 @@
 #include "core/pool.h"
 #include "engine/engine.h"
 #include "engine/lama/graph.h"
-#include "engine/lama/safetensors.h"
+#include "engine/safetensors.h"
 #include "engine/lama/weights.h"
 #include "harness.h"
 

@@ -15,7 +15,7 @@
 #define PX_ENGINE_LAMA_WEIGHTS_H
 
 #include "core/buf.h"
-#include "engine/lama/safetensors.h"
+#include "engine/safetensors.h"
 
 #include <stdbool.h>
 #include <stddef.h>

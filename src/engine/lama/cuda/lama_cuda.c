@@ -19,7 +19,7 @@
 #include "engine/engine_impl.h"
 #include "engine/lama/cuda/lama_cuda_net.h"
 #include "engine/lama/graph.h"
-#include "engine/lama/safetensors.h"
+#include "engine/safetensors.h"
 #include "engine/lama/weights.h"
 
 #include <limits.h>

@@ -1,14 +1,14 @@
 /*
  * safetensors.c — validating reader for safetensors files (see the header
- * for the format and what is checked). The JSON header goes through cJSON
- * only after a linear pre-scan has bounded its nesting and value count,
- * because cJSON allocates a node per value and recurses per level: a 100 MB
+ * for the format and what is checked). The JSON header goes through
+ * px_json_parse, which bounds its nesting and value count first: a 100 MB
  * header of "[[[[..." or "1,1,1,..." must be refused, not parsed.
  */
-#include "engine/lama/safetensors.h"
+#include "engine/safetensors.h"
 
 #include "core/alloc.h"
 #include "core/err.h"
+#include "core/jsonr.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -61,43 +61,6 @@ size_t px_st_dtype_size(px_st_dtype t)
 const char *px_st_dtype_name(px_st_dtype t)
 {
     return (int)t >= 0 && (int)t < N_DTYPES ? g_dtypes[t].name : "?";
-}
-
-/* Bounds nesting depth and the number of values of a JSON text without
- * parsing it: counts the structural characters outside strings. */
-static int prescan(const char *s, size_t n, char *err, size_t errlen)
-{
-    size_t values = 1;
-    int depth = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (c == '\\') i++;
-            else if (c == '"') in_str = false;
-            continue;
-        }
-        switch (c) {
-        case '"': in_str = true; break;
-        case '{':
-        case '[':
-            if (++depth > MAX_DEPTH)
-                return px_errf(err, errlen, PX_ECORRUPT,
-                               "safetensors header nests deeper than %d levels", MAX_DEPTH);
-            values++;
-            break;
-        case '}':
-        case ']': depth--; break;
-        case ',':
-        case ':':
-            if (++values > MAX_VALUES)
-                return px_errf(err, errlen, PX_ECORRUPT,
-                               "safetensors header has more than %u values", MAX_VALUES);
-            break;
-        default: break;
-        }
-    }
-    return 0;
 }
 
 /* A JSON number that is a non-negative integer below 2^53 (exact in a double). */
@@ -239,14 +202,11 @@ int px_st_parse(const uint8_t *buf, size_t len, px_st **out, char *err, size_t e
     uint64_t dlen = len - 8 - hlen;
     if (hlen < 2 || hdr[0] != '{')
         return px_errf(err, errlen, PX_ECORRUPT, "safetensors: header is not a JSON object");
-    int rc = prescan(hdr, (size_t)hlen, err, errlen);
-    if (rc) return rc;
-
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
-    /* (cJSON's error position is a global, not safe to read here: the
-     * prescan bounded memory, so a NULL is malformed text.) */
-    if (!root) return px_errf(err, errlen, PX_ECORRUPT, "safetensors: header is not valid JSON");
+    cJSON *root = px_json_parse(hdr, (size_t)hlen, MAX_DEPTH, MAX_VALUES, "safetensors header",
+                                &end, err, errlen);
+    if (!root) return PX_ECORRUPT;
+    int rc;
     px_st *st = NULL;
     range *ranges = NULL;
     rc = PX_ECORRUPT;
@@ -420,7 +380,7 @@ const char *px_st_meta(const px_st *st, const char *key)
     return NULL;
 }
 
-static float half_to_float(uint16_t h)
+float px_st_f16_to_f32(uint16_t h)
 {
     uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31, m = h & 1023, bits;
     if (e == 31) bits = s | 0x7f800000u | m << 13; /* inf / nan */
@@ -455,7 +415,7 @@ int px_st_to_f32(const px_st_tensor *t, float *dst)
     case PX_ST_BF16:
         for (size_t i = 0; i < t->nelem; i++) {
             uint16_t h = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
-            if (t->dtype == PX_ST_F16) dst[i] = half_to_float(h);
+            if (t->dtype == PX_ST_F16) dst[i] = px_st_f16_to_f32(h);
             else {
                 uint32_t bits = (uint32_t)h << 16;
                 memcpy(&dst[i], &bits, 4);

@@ -1,8 +1,9 @@
 /*
  * safetensors.h — a reader for the safetensors format (8-byte little-endian
  * header length, a JSON header naming each tensor's dtype, shape and byte
- * range, then the raw little-endian data), used for LaMa weights and for the
- * test cases written by tools/lama_reference.py.
+ * range, then the raw little-endian data), shared by the engines: LaMa
+ * weights, the Z-Image components (through engine/zimage/zweights.c) and the
+ * test cases the reference tools write.
  *
  * The file is untrusted input: the header is validated completely before any
  * tensor is handed out — known dtypes, shapes whose byte size matches the
@@ -11,8 +12,8 @@
  * metadata — so a caller may read any tensor's bytes without further checks.
  * Tensor data is not aligned in general: read it with memcpy (px_st_to_f32).
  */
-#ifndef PX_ENGINE_LAMA_SAFETENSORS_H
-#define PX_ENGINE_LAMA_SAFETENSORS_H
+#ifndef PX_ENGINE_SAFETENSORS_H
+#define PX_ENGINE_SAFETENSORS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -69,6 +70,9 @@ void px_st_release(const px_st *st, const px_st_tensor *t);
 /* Bytes per element, and the format's name ("F32", ...). */
 size_t px_st_dtype_size(px_st_dtype t);
 const char *px_st_dtype_name(px_st_dtype t);
+
+/* An IEEE half's value (subnormals, infinities and NaNs included). */
+float px_st_f16_to_f32(uint16_t h);
 
 /* Copies a tensor's elements into dst as float (F32, F16, BF16 and F64;
  * nelem floats). Returns 0 or PX_EUNSUP for other dtypes. */

@@ -1,0 +1,753 @@
+/*
+ * zweights.c — the Z-Image weight store (see zweights.h): opens a Hugging
+ * Face component directory (one safetensors file, or shards with their
+ * validated index), a single safetensors file or a GGUF file, maps every
+ * source name to the canonical layout (znames.c), and converts data at load
+ * time. F32 (and BF16 when kept) that is 64-byte aligned in the mapped file
+ * is used in place; everything else is converted into aligned memory, one
+ * tensor at a time in small chunks, and the source pages of each converted
+ * tensor are dropped right after, so loading a 24 GB checkpoint never holds
+ * the file and its converted copy at once.
+ */
+#include "engine/zimage/zweights.h"
+
+#include "core/alloc.h"
+#include "core/err.h"
+#include "core/jsonr.h"
+#include "engine/safetensors.h"
+#include "engine/zimage/gguf.h"
+#include "engine/zimage/znames.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ALIGN 64
+#define CHUNK 4096 /* elements per conversion step; a multiple of every GGUF block */
+#define MAX_FILES 256
+#define MAX_INDEX_BYTES ((size_t)64 << 20)
+
+typedef struct src_file {
+    char *path;
+    px_st *st;
+    zi_gguf *gg;
+    bool in_place; /* some tensor points into its mapping: keep it open */
+} src_file;
+
+/* One source tensor, whatever the container. */
+typedef enum enc { ENC_F32, ENC_BF16, ENC_F16, ENC_F64, ENC_QUANT, ENC_BAD } enc;
+
+typedef struct src_tensor {
+    const char *name; /* owned by the container */
+    enc enc;
+    int gtype;        /* GGUF type for ENC_QUANT */
+    const char *type; /* the source's type name, for messages */
+    int ndim;
+    int64_t shape[ZI_MAX_DIMS];
+    size_t nelem;
+    const uint8_t *data;
+    int file;
+} src_tensor;
+
+struct zi_weights {
+    char *path;
+    int n;
+    zi_tensor *t; /* sorted by name */
+    int *file;    /* per tensor: index into files */
+    bool *owned;  /* per tensor: data is ours to free (else in a mapping) */
+    src_file files[MAX_FILES];
+    int nfiles;
+    size_t bytes;
+};
+
+/* Tensors while loading: the sort by name carries file and ownership along. */
+typedef struct entry {
+    zi_tensor t;
+    int file;
+    bool owned;
+} entry;
+
+typedef struct loader {
+    zi_weights *w;
+    zi_part part;
+    entry *e;
+    int ne;
+    src_tensor *s;
+    int ns, caps;
+    zi_dtype to_other;
+    bool keep_bf16;
+} loader;
+
+static size_t dtype_size(zi_dtype d)
+{
+    return d == ZI_BF16 ? 2 : 4;
+}
+
+void zi_weights_close(zi_weights *w)
+{
+    if (!w) return;
+    for (int i = 0; i < w->n; i++) free((char *)w->t[i].name);
+    for (int i = 0; i < w->n; i++)
+        if (w->owned[i]) free((void *)w->t[i].data);
+    free(w->t);
+    free(w->file);
+    free(w->owned);
+    for (int i = 0; i < w->nfiles; i++) {
+        px_st_close(w->files[i].st);
+        zi_gguf_close(w->files[i].gg);
+        free(w->files[i].path);
+    }
+    free(w->path);
+    free(w);
+}
+
+int zi_weights_count(const zi_weights *w)
+{
+    return w->n;
+}
+
+const zi_tensor *zi_weights_at(const zi_weights *w, int i)
+{
+    return i >= 0 && i < w->n ? &w->t[i] : NULL;
+}
+
+static int cmp_tensor(const void *a, const void *b)
+{
+    return strcmp(((const zi_tensor *)a)->name, ((const zi_tensor *)b)->name);
+}
+
+const zi_tensor *zi_weights_find(const zi_weights *w, const char *name)
+{
+    zi_tensor key = {.name = name};
+    return bsearch(&key, w->t, (size_t)w->n, sizeof *w->t, cmp_tensor);
+}
+
+const char *zi_weights_source(const zi_weights *w, const zi_tensor *t)
+{
+    if (!t || t < w->t || t >= w->t + w->n) return w->path;
+    ptrdiff_t i = t - w->t;
+    return w->files[w->file[i]].path;
+}
+
+size_t zi_weights_bytes(const zi_weights *w)
+{
+    return w->bytes;
+}
+
+static void fmt_shape(char *buf, size_t len, int ndim, const int64_t *shape)
+{
+    size_t at = (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < ndim && at < len; i++) {
+        if (shape[i] < 0) at += (size_t)snprintf(buf + at, len - at, "%s*", i ? ", " : "");
+        else at += (size_t)snprintf(buf + at, len - at, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    }
+    if (at < len) snprintf(buf + at, len - at, "]");
+}
+
+int zi_weights_get(const zi_weights *w, const char *name, int ndim, const int64_t *shape,
+                   const zi_tensor **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    const zi_tensor *t = zi_weights_find(w, name);
+    if (!t) return px_errf(err, errlen, PX_ENOTFOUND, "%s: tensor %s is missing", w->path, name);
+    bool ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++)
+        if (shape[i] >= 0 && shape[i] != t->shape[i]) ok = false;
+    if (!ok) {
+        char a[96], b[96];
+        fmt_shape(a, sizeof a, ndim, shape);
+        fmt_shape(b, sizeof b, t->ndim, t->shape);
+        return px_errf(err, errlen, PX_ECORRUPT, "%s: tensor %s: expected %s, found %s",
+                       zi_weights_source(w, t), name, a, b);
+    }
+    *out = t;
+    return 0;
+}
+
+/* ---- conversion ------------------------------------------------------------ */
+
+static uint16_t f32_to_bf16(float f)
+{
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    if ((b & 0x7fffffffu) > 0x7f800000u) return (uint16_t)(b >> 16 | 0x40); /* quiet NaN */
+    return (uint16_t)((b + 0x7fffu + (b >> 16 & 1)) >> 16);
+}
+
+/* Bytes of n elements of s starting at element i (i a multiple of the
+ * block size). */
+static size_t enc_offset(const src_tensor *s, size_t i)
+{
+    switch (s->enc) {
+    case ENC_F32: return i * 4;
+    case ENC_BF16:
+    case ENC_F16: return i * 2;
+    case ENC_F64: return i * 8;
+    case ENC_QUANT: return i / zi_gguf_type_block(s->gtype) * zi_gguf_type_size(s->gtype);
+    case ENC_BAD: break;
+    }
+    return 0;
+}
+
+/* Decodes n elements of s from element i into f. */
+static void decode(const src_tensor *s, size_t i, size_t n, float *f)
+{
+    const uint8_t *p = s->data + enc_offset(s, i);
+    if (s->enc == ENC_QUANT) {
+        zi_gguf_dequant(s->gtype, p, n, f);
+        return;
+    }
+    px_st_tensor v = {.dtype = s->enc == ENC_F32    ? PX_ST_F32
+                               : s->enc == ENC_BF16 ? PX_ST_BF16
+                               : s->enc == ENC_F16  ? PX_ST_F16
+                                                    : PX_ST_F64,
+                      .nelem = n,
+                      .data = p};
+    px_st_to_f32(&v, f);
+}
+
+/* Writes s's elements as dtype `to` into dst (element offset 0). */
+static void convert(const src_tensor *s, zi_dtype to, void *dst)
+{
+    if ((s->enc == ENC_F32 && to == ZI_F32) || (s->enc == ENC_BF16 && to == ZI_BF16)) {
+        memcpy(dst, s->data, s->nelem * dtype_size(to));
+        return;
+    }
+    float f[CHUNK];
+    for (size_t i = 0; i < s->nelem; i += CHUNK) {
+        size_t n = s->nelem - i < CHUNK ? s->nelem - i : CHUNK;
+        decode(s, i, n, f);
+        if (to == ZI_F32) memcpy((float *)dst + i, f, n * 4);
+        else
+            for (size_t k = 0; k < n; k++) ((uint16_t *)dst)[i + k] = f32_to_bf16(f[k]);
+    }
+}
+
+static void release(const zi_weights *w, const src_tensor *s)
+{
+    const src_file *f = &w->files[s->file];
+    size_t nbytes = enc_offset(s, s->nelem);
+    if (f->st) {
+        px_st_tensor v = {.data = s->data, .nbytes = nbytes};
+        px_st_release(f->st, &v);
+    } else if (f->gg) {
+        zi_gguf_release(f->gg, s->data, nbytes);
+    }
+}
+
+static zi_dtype target(const loader *L, const src_tensor *s)
+{
+    if (s->enc == ENC_F32) return ZI_F32;
+    if (s->enc == ENC_BF16) return L->keep_bf16 ? ZI_BF16 : ZI_F32;
+    return L->to_other;
+}
+
+static void *alloc_aligned(size_t bytes)
+{
+    size_t r = (bytes + ALIGN - 1) / ALIGN * ALIGN;
+    return aligned_alloc(ALIGN, r ? r : ALIGN);
+}
+
+/* ---- sources ----------------------------------------------------------------- */
+
+static int add_file(zi_weights *w, const char *path, char *err, size_t errlen)
+{
+    if (w->nfiles == MAX_FILES)
+        return px_errf(err, errlen, PX_EUNSUP, "%s: more than %d files", w->path, MAX_FILES);
+    src_file *f = &w->files[w->nfiles];
+    memset(f, 0, sizeof *f);
+    if (!(f->path = strdup(path))) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
+    w->nfiles++;
+    return 0;
+}
+
+static src_tensor *push_src(loader *L)
+{
+    if (L->ns == L->caps) {
+        int nc = L->caps ? 2 * L->caps : 256;
+        src_tensor *p = realloc(L->s, (size_t)nc * sizeof *p);
+        if (!p) return NULL;
+        L->s = p;
+        L->caps = nc;
+    }
+    src_tensor *s = &L->s[L->ns++];
+    memset(s, 0, sizeof *s);
+    return s;
+}
+
+/* Adds the tensors of the last opened safetensors file. */
+static int add_st(loader *L, char *err, size_t errlen)
+{
+    int fi = L->w->nfiles - 1;
+    const px_st *st = L->w->files[fi].st;
+    for (int i = 0; i < px_st_count(st); i++) {
+        const px_st_tensor *t = px_st_at(st, i);
+        src_tensor *s = push_src(L);
+        if (!s) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
+        s->name = t->name;
+        s->file = fi;
+        s->type = px_st_dtype_name(t->dtype);
+        s->enc = t->dtype == PX_ST_F32    ? ENC_F32
+                 : t->dtype == PX_ST_BF16 ? ENC_BF16
+                 : t->dtype == PX_ST_F16  ? ENC_F16
+                 : t->dtype == PX_ST_F64  ? ENC_F64
+                                          : ENC_BAD;
+        s->ndim = t->ndim;
+        if (t->ndim > ZI_MAX_DIMS) s->enc = ENC_BAD;
+        for (int d = 0; d < t->ndim && d < ZI_MAX_DIMS; d++) s->shape[d] = t->shape[d];
+        s->nelem = t->nelem;
+        s->data = t->data;
+    }
+    return 0;
+}
+
+/* Adds the tensors of the last opened GGUF file (dims reversed: GGUF lists
+ * the innermost first, PyTorch the outermost). */
+static int add_gguf(loader *L, char *err, size_t errlen)
+{
+    int fi = L->w->nfiles - 1;
+    const zi_gguf *g = L->w->files[fi].gg;
+    for (int i = 0; i < zi_gguf_count(g); i++) {
+        const zi_gguf_tensor *t = zi_gguf_at(g, i);
+        src_tensor *s = push_src(L);
+        if (!s) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
+        s->name = t->name;
+        s->file = fi;
+        s->type = zi_gguf_type_name(t->type);
+        s->gtype = t->type;
+        s->enc = t->type == ZI_GGUF_F32    ? ENC_F32
+                 : t->type == ZI_GGUF_BF16 ? ENC_BF16
+                 : t->type == ZI_GGUF_F16  ? ENC_F16
+                 : zi_gguf_type_supported(t->type) ? ENC_QUANT
+                                                    : ENC_BAD;
+        s->ndim = t->ndim;
+        for (int d = 0; d < t->ndim; d++) s->shape[d] = (int64_t)t->ne[t->ndim - 1 - d];
+        s->nelem = t->nelem;
+        s->data = t->data;
+    }
+    return 0;
+}
+
+/* ---- mapping and loading ----------------------------------------------------- */
+
+typedef struct mapped {
+    char name[ZI_NAME_MAX];
+    int slot; /* -1, or 0..2 of a fused qkv */
+    int squeeze;
+    int src;
+} mapped;
+
+static int cmp_mapped(const void *a, const void *b)
+{
+    const mapped *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : x->slot - y->slot;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    return strcmp(((const entry *)a)->t.name, ((const entry *)b)->t.name);
+}
+
+/* Maps all source names; refuses unknown ones, listing them. */
+static int map_all(loader *L, mapped **out, int *nout, char *err, size_t errlen)
+{
+    int levels = 0;
+    for (int i = 0; i < L->ns; i++) {
+        int k = L->part == ZI_PART_VAE ? zi_names_bfl_up_level(L->s[i].name) : -1;
+        if (k + 1 > levels) levels = k + 1;
+    }
+    mapped *m = calloc(L->ns ? (size_t)L->ns : 1, sizeof *m);
+    if (!m) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
+    int n = 0, nunk = 0;
+    char list[400];
+    size_t at = 0;
+    list[0] = 0;
+    for (int i = 0; i < L->ns; i++) {
+        zi_name_map nm;
+        zi_name_kind k = zi_names_map(L->part, L->s[i].name, levels, &nm);
+        if (k == ZI_NAME_SKIP) continue;
+        if (k == ZI_NAME_UNKNOWN) {
+            if (nunk++ < 8 && at < sizeof list)
+                at += (size_t)snprintf(list + at, sizeof list - at, "%s%.100s", nunk > 1 ? ", " : "",
+                                       L->s[i].name);
+            continue;
+        }
+        memcpy(m[n].name, nm.name, sizeof nm.name);
+        m[n].slot = nm.qkv_slot;
+        m[n].squeeze = nm.squeeze;
+        m[n].src = i;
+        n++;
+    }
+    if (nunk) {
+        free(m);
+        return px_errf(err, errlen, PX_EUNSUP, "%s: %d tensor%s unknown to the Z-Image %s: %s%s",
+                       L->w->path, nunk, nunk > 1 ? "s" : "", zi_names_part(L->part), list,
+                       nunk > 8 ? ", ..." : "");
+    }
+    qsort(m, (size_t)n, sizeof *m, cmp_mapped);
+    *out = m;
+    *nout = n;
+    return 0;
+}
+
+static const char *src_path(const loader *L, const src_tensor *s)
+{
+    return L->w->files[s->file].path;
+}
+
+/* Loads one canonical tensor from parts[0..np) (np 3 for a fused qkv). */
+static int load_one(loader *L, const mapped *m, int np, char *err, size_t errlen)
+{
+    const src_tensor *s0 = &L->s[m[0].src];
+    for (int i = 0; i < np; i++) {
+        const src_tensor *s = &L->s[m[i].src];
+        if (s->enc == ENC_BAD)
+            return px_errf(err, errlen, PX_EUNSUP, "%s: tensor %s has %s type %s, which is not loaded",
+                           src_path(L, s), s->name, s->ndim > ZI_MAX_DIMS ? "a >4-D" : "the",
+                           s->type);
+        if (np > 1 && (s->ndim != 2 || s->shape[0] != s0->shape[0] || s->shape[1] != s0->shape[1]))
+            return px_errf(err, errlen, PX_ECORRUPT,
+                           "%s: tensor %s: expected a 2-D [%lld, %lld] like %s, found %d-D", src_path(L, s),
+                           s->name, (long long)s0->shape[0], (long long)(s0->ndim > 1 ? s0->shape[1] : 0),
+                           s0->name, s->ndim);
+    }
+    entry *e = &L->e[L->ne];
+    memset(e, 0, sizeof *e);
+    e->file = s0->file;
+    e->t.dtype = target(L, s0);
+    e->t.ndim = s0->ndim;
+    memcpy(e->t.shape, s0->shape, sizeof e->t.shape);
+    e->t.nelem = s0->nelem * (size_t)np;
+    e->t.shape[0] *= np;
+    if (m[0].squeeze && e->t.ndim == 4 && e->t.shape[2] == 1 && e->t.shape[3] == 1) e->t.ndim = 2;
+    if (!(e->t.name = strdup(m[0].name))) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
+    L->ne++;
+    if (np == 1 && ((s0->enc == ENC_F32 && e->t.dtype == ZI_F32) ||
+                    (s0->enc == ENC_BF16 && e->t.dtype == ZI_BF16)) &&
+        (uintptr_t)s0->data % ALIGN == 0) {
+        e->t.data = s0->data;
+        L->w->files[s0->file].in_place = true;
+    } else {
+        size_t bytes;
+        if (!px_mul_size(e->t.nelem, dtype_size(e->t.dtype), &bytes))
+            return px_errf(err, errlen, PX_ENOMEM, "%s: tensor %s is too large", src_path(L, s0), m[0].name);
+        uint8_t *d = alloc_aligned(bytes);
+        if (!d)
+            return px_errf(err, errlen, PX_ENOMEM, "%s: out of memory for tensor %s (%zu bytes)",
+                           src_path(L, s0), m[0].name, bytes);
+        e->t.data = d;
+        e->owned = true;
+        for (int i = 0; i < np; i++) {
+            const src_tensor *s = &L->s[m[i].src];
+            convert(s, e->t.dtype, d + (size_t)i * s->nelem * dtype_size(e->t.dtype));
+            release(L->w, s);
+        }
+    }
+    L->w->bytes += e->t.nelem * dtype_size(e->t.dtype);
+    return 0;
+}
+
+/* Maps, checks and loads every source tensor into the store. */
+static int load_all(loader *L, char *err, size_t errlen)
+{
+    mapped *m = NULL;
+    int n = 0;
+    int rc = map_all(L, &m, &n, err, errlen);
+    if (rc) return rc;
+    L->e = calloc(n ? (size_t)n : 1, sizeof *L->e);
+    if (!L->e) {
+        free(m);
+        return px_errf(err, errlen, PX_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < n && !rc;) {
+        int j = i + 1;
+        while (j < n && !strcmp(m[j].name, m[i].name)) j++;
+        const src_tensor *a = &L->s[m[i].src];
+        if (m[i].slot < 0 && j > i + 1) {
+            const src_tensor *b = &L->s[m[i + 1].src];
+            rc = px_errf(err, errlen, PX_ECORRUPT, "%s: tensor %s appears twice (as %s in %s and %s in %s)",
+                         L->w->path, m[i].name, a->name, src_path(L, a), b->name, src_path(L, b));
+        } else if (m[i].slot >= 0 && (j - i != 3 || m[i].slot != 0 || m[i + 1].slot != 1 || m[i + 2].slot != 2)) {
+            static const char *const qkv[] = {"to_q", "to_k", "to_v"};
+            int have[3] = {0, 0, 0};
+            for (int k = i; k < j; k++) have[m[k].slot]++;
+            int bad = !have[0] ? 0 : !have[1] ? 1 : !have[2] ? 2 : have[0] > 1 ? 0 : have[1] > 1 ? 1 : 2;
+            rc = px_errf(err, errlen, PX_ECORRUPT, "%s: tensor %s: the attention's %s weight is %s",
+                         src_path(L, a), m[i].name, qkv[bad], have[bad] ? "there twice" : "missing");
+        } else {
+            rc = load_one(L, &m[i], j - i, err, errlen);
+        }
+        i = j;
+    }
+    free(m);
+    return rc;
+}
+
+/* Moves the loaded entries into the store, sorted, and unmaps the files no
+ * tensor points into. */
+static int finish(loader *L, char *err, size_t errlen)
+{
+    zi_weights *w = L->w;
+    qsort(L->e, (size_t)L->ne, sizeof *L->e, cmp_entry);
+    size_t n = L->ne ? (size_t)L->ne : 1;
+    w->t = calloc(n, sizeof *w->t);
+    w->file = calloc(n, sizeof *w->file);
+    w->owned = calloc(n, sizeof *w->owned);
+    if (!w->t || !w->file || !w->owned) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
+    for (int i = 0; i < L->ne; i++) {
+        w->t[i] = L->e[i].t;
+        w->file[i] = L->e[i].file;
+        w->owned[i] = L->e[i].owned;
+    }
+    w->n = L->ne;
+    L->ne = 0;
+    for (int i = 0; i < w->nfiles; i++)
+        if (!w->files[i].in_place) {
+            px_st_close(w->files[i].st);
+            zi_gguf_close(w->files[i].gg);
+            w->files[i].st = NULL;
+            w->files[i].gg = NULL;
+        }
+    return 0;
+}
+
+/* ---- containers ---------------------------------------------------------------- */
+
+static int open_st(loader *L, const char *path, char *err, size_t errlen)
+{
+    int rc = add_file(L->w, path, err, errlen);
+    if (!rc) rc = px_st_open(path, &L->w->files[L->w->nfiles - 1].st, err, errlen);
+    return rc ? rc : add_st(L, err, errlen);
+}
+
+static int open_gguf(loader *L, const char *path, char *err, size_t errlen)
+{
+    int rc = add_file(L->w, path, err, errlen);
+    if (!rc) rc = zi_gguf_open(path, &L->w->files[L->w->nfiles - 1].gg, err, errlen);
+    return rc ? rc : add_gguf(L, err, errlen);
+}
+
+/* A file by its first bytes: GGUF's magic, else safetensors. */
+static int open_file(loader *L, const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return px_errf(err, errlen, PX_EIO, "cannot open %s: %s", path, strerror(errno));
+    char magic[4] = {0};
+    ssize_t r = read(fd, magic, 4);
+    close(fd);
+    if (r == 4 && !memcmp(magic, "GGUF", 4)) return open_gguf(L, path, err, errlen);
+    return open_st(L, path, err, errlen);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+static char *join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+/* Reads a whole small file (at most max bytes). Caller frees *out. */
+static int read_small(const char *path, size_t max, char **out, size_t *len, char *err, size_t errlen)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return px_errf(err, errlen, PX_EIO, "cannot open %s: %s", path, strerror(errno));
+    char *buf = malloc(max + 1);
+    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
+    if (bad) {
+        free(buf);
+        return px_errf(err, errlen, PX_EIO, "cannot read %s", path);
+    }
+    if (n > max) {
+        free(buf);
+        return px_errf(err, errlen, PX_ETOOBIG, "%s is larger than %zu bytes", path, max);
+    }
+    buf[n] = 0;
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+typedef struct wm_entry {
+    const char *name, *shard;
+} wm_entry;
+
+static int cmp_wm(const void *a, const void *b)
+{
+    return strcmp(((const wm_entry *)a)->name, ((const wm_entry *)b)->name);
+}
+
+/* Opens the shards an index lists and checks that the index and the shards
+ * agree exactly: each listed tensor is in its shard, each shard tensor is
+ * listed with that shard, no tensor twice. */
+static int open_index(loader *L, const char *dir, const char *index, char *err, size_t errlen)
+{
+    char *text = NULL, *ipath = join(dir, index);
+    size_t len = 0;
+    cJSON *root = NULL;
+    wm_entry *wm = NULL;
+    int rc = ipath ? read_small(ipath, MAX_INDEX_BYTES, &text, &len, err, errlen)
+                   : px_errf(err, errlen, PX_ENOMEM, "out of memory");
+    if (rc) goto fail;
+    char what[300];
+    snprintf(what, sizeof what, "%.280s", ipath);
+    if (!(root = px_json_parse(text, len, 4, (size_t)1 << 22, what, NULL, err, errlen))) {
+        rc = PX_ECORRUPT;
+        goto fail;
+    }
+    const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
+    rc = PX_ECORRUPT;
+    if (!cJSON_IsObject(map)) {
+        px_errf(err, errlen, rc, "%s: no \"weight_map\" object", ipath);
+        goto fail;
+    }
+    int n = cJSON_GetArraySize(map), k = 0;
+    if (!(wm = calloc(n ? (size_t)n : 1, sizeof *wm))) goto nomem;
+    for (const cJSON *e = map->child; e; e = e->next, k++) {
+        const char *sh = cJSON_IsString(e) ? e->valuestring : NULL;
+        if (!sh || !*sh || strchr(sh, '/') || !strcmp(sh, ".") || !strcmp(sh, "..")) {
+            px_errf(err, errlen, rc, "%s: tensor %.100s: shard is not a file name in the directory",
+                    ipath, e->string);
+            goto fail;
+        }
+        wm[k] = (wm_entry){e->string, sh};
+        int f = 0; /* open each shard once, in the order first listed */
+        while (f < L->w->nfiles && strcmp(strrchr(L->w->files[f].path, '/') + 1, sh)) f++;
+        if (f == L->w->nfiles) {
+            char *sp = join(dir, sh);
+            if (!sp) goto nomem;
+            rc = open_st(L, sp, err, errlen);
+            free(sp);
+            if (rc) goto fail;
+            rc = PX_ECORRUPT;
+        }
+    }
+    qsort(wm, (size_t)n, sizeof *wm, cmp_wm);
+    for (int i = 1; i < n; i++)
+        if (!strcmp(wm[i - 1].name, wm[i].name)) {
+            px_errf(err, errlen, rc, "%s: tensor %.100s is listed twice", ipath, wm[i].name);
+            goto fail;
+        }
+    for (int i = 0; i < n; i++) {
+        int f = 0;
+        while (strcmp(strrchr(L->w->files[f].path, '/') + 1, wm[i].shard)) f++;
+        if (!px_st_find(L->w->files[f].st, wm[i].name)) {
+            px_errf(err, errlen, rc, "%s: tensor %.100s is listed in %s, which does not hold it",
+                    ipath, wm[i].name, L->w->files[f].path);
+            goto fail;
+        }
+    }
+    for (int i = 0; i < L->ns; i++) {
+        wm_entry key = {L->s[i].name, NULL};
+        const wm_entry *e = bsearch(&key, wm, (size_t)n, sizeof *wm, cmp_wm);
+        const char *fp = src_path(L, &L->s[i]);
+        if (!e) {
+            px_errf(err, errlen, rc, "%s: tensor %.100s is not in the index %s", fp, L->s[i].name, ipath);
+            goto fail;
+        }
+        if (strcmp(strrchr(fp, '/') + 1, e->shard)) {
+            px_errf(err, errlen, rc, "%s: tensor %.100s is in this shard too, but the index puts it in %s",
+                    fp, L->s[i].name, e->shard);
+            goto fail;
+        }
+    }
+    rc = 0;
+    goto fail;
+nomem:
+    rc = px_errf(err, errlen, PX_ENOMEM, "out of memory");
+fail:
+    free(wm);
+    cJSON_Delete(root);
+    free(text);
+    free(ipath);
+    return rc;
+}
+
+/* A Hugging Face component directory: config.json and either one
+ * *.safetensors.index.json with its shards or exactly one *.safetensors. */
+static int open_dir(loader *L, const char *dir, char *err, size_t errlen)
+{
+    char *cfg = join(dir, "config.json");
+    if (!cfg) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
+    int ok = access(cfg, R_OK) == 0;
+    free(cfg);
+    if (!ok) return px_errf(err, errlen, PX_EUNSUP, "%s: no config.json: not a Hugging Face component directory", dir);
+    DIR *d = opendir(dir);
+    if (!d) return px_errf(err, errlen, PX_EIO, "cannot open %s: %s", dir, strerror(errno));
+    char index[256] = "", single[256] = "";
+    int nindex = 0, nsingle = 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        if (ends_with(de->d_name, ".safetensors.index.json") && strlen(de->d_name) < sizeof index) {
+            nindex++;
+            snprintf(index, sizeof index, "%s", de->d_name);
+        } else if (ends_with(de->d_name, ".safetensors") && strlen(de->d_name) < sizeof single) {
+            nsingle++;
+            snprintf(single, sizeof single, "%s", de->d_name);
+        }
+    }
+    closedir(d);
+    if (nindex > 1)
+        return px_errf(err, errlen, PX_EUNSUP, "%s: %d *.safetensors.index.json files: which one?", dir, nindex);
+    if (nindex) return open_index(L, dir, index, err, errlen);
+    if (nsingle != 1)
+        return px_errf(err, errlen, PX_EUNSUP, "%s: %s *.safetensors files and no index", dir,
+                       nsingle ? "several" : "no");
+    char *p = join(dir, single);
+    if (!p) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
+    int rc = open_st(L, p, err, errlen);
+    free(p);
+    return rc;
+}
+
+int zi_weights_open(const char *path, zi_part part, const zi_load_opts *opts, zi_weights **out,
+                    char *err, size_t errlen)
+{
+    *out = NULL;
+    loader L = {.part = part, .to_other = opts ? opts->convert_to : ZI_F32,
+                .keep_bf16 = opts && opts->keep_bf16};
+    if ((int)part < ZI_PART_DIT || (int)part > ZI_PART_VAE ||
+        (L.to_other != ZI_F32 && L.to_other != ZI_BF16))
+        return px_errf(err, errlen, PX_EINVAL, "zi_weights_open: bad part or dtype");
+    zi_weights *w = calloc(1, sizeof *w);
+    if (!w || !(w->path = strdup(path))) {
+        free(w);
+        return px_errf(err, errlen, PX_ENOMEM, "out of memory");
+    }
+    L.w = w;
+    struct stat sb;
+    int rc;
+    if (stat(path, &sb) != 0) rc = px_errf(err, errlen, PX_EIO, "cannot open %s: %s", path, strerror(errno));
+    else if (S_ISDIR(sb.st_mode)) rc = open_dir(&L, path, err, errlen);
+    else rc = open_file(&L, path, err, errlen);
+    if (!rc) rc = load_all(&L, err, errlen);
+    if (!rc) rc = finish(&L, err, errlen);
+    for (int i = 0; i < L.ne; i++) {
+        free((char *)L.e[i].t.name);
+        if (L.e[i].owned) free((void *)L.e[i].t.data);
+    }
+    free(L.e);
+    free(L.s);
+    if (rc) {
+        zi_weights_close(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}

@@ -1,0 +1,258 @@
+/*
+ * cli_generate.c — `pixserve generate "PROMPT" -o OUT ...` (see usage()):
+ * parses the flags, opens the model (engine/zimage/zimage.h), optionally
+ * reads initial latents from a safetensors file, generates, writes the
+ * image (format from OUT's extension) and prints the seed and timings.
+ */
+#include "serve/cli_generate.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/pool.h"
+#include "engine/safetensors.h"
+#include "engine/zimage/sampler.h"
+#include "engine/zimage/zimage.h"
+#include "image/codec.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: pixserve generate \"PROMPT\" -o OUT [--model DIR | --dit F --text-encoder F\n"
+            "                         --vae F --tokenizer F] [--negative-prompt S]\n"
+            "                         [--width W] [--height H] [--steps N] [--seed N]\n"
+            "                         [--cfg-scale X] [--latents FILE] [--threads N]\n"
+            "\n"
+            "Generates one image with Z-Image-Turbo on the CPU. OUT's extension picks the\n"
+            "format (.png, .jpg, .jpeg, .webp).\n"
+            "\n"
+            "  --model DIR          a Hugging Face Z-Image directory (model_index.json,\n"
+            "                       transformer/, text_encoder/, tokenizer/, vae/, scheduler/)\n"
+            "  --dit F              instead of --model: the DiT (.safetensors or .gguf, ComfyUI\n"
+            "  --text-encoder F     names accepted), the Qwen3 text encoder, the VAE (diffusers\n"
+            "  --vae F              or FLUX ae.safetensors) and the tokenizer (tokenizer.json or\n"
+            "  --tokenizer F        its directory); a component directory with config.json\n"
+            "                       also works. With --model, --tokenizer overrides its own.\n"
+            "  --negative-prompt S  the prompt guidance steers away from (with --cfg-scale > 0)\n"
+            "  --width W, --height H  image size, multiples of 16 up to %d (default 1024)\n"
+            "  --steps N            denoising steps (default 8, Turbo's)\n"
+            "  --seed N             seed of the initial noise; -1 (default) picks one at random.\n"
+            "                       The seed used is printed. Noise comes from PCG32 +\n"
+            "                       Box-Muller: the same seed does NOT give PyTorch's noise\n"
+            "                       (use --latents to reproduce another implementation)\n"
+            "  --cfg-scale X        classifier-free guidance weight w: each step uses\n"
+            "                       pred = pos + w*(pos - neg), pos and neg the model's outputs\n"
+            "                       for the prompt and the negative prompt (twice the DiT work).\n"
+            "                       0 (default) is off: Turbo is distilled to run without it\n"
+            "  --latents FILE       initial latents instead of noise: a safetensors file with\n"
+            "                       one float32 tensor [1, 16, H/8, W/8] (e.g. `latents` as\n"
+            "                       tools/zimage_reference.py noise writes)\n"
+            "  --threads N          compute threads (default: all CPUs)\n",
+            ZI_MAX_SIDE);
+}
+
+typedef struct gen_args {
+    const char *prompt, *out, *negative, *latents;
+    zi_model_paths paths;
+    int width, height, steps, threads;
+    long long seed;
+    float cfg;
+} gen_args;
+
+static int parse_int(const char *flag, const char *v, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi) {
+        fprintf(stderr, "pixserve generate: %s wants an integer in %lld..%lld, got '%s'\n", flag,
+                lo, hi, v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+/* One flag with its value; -1 on a bad value, 1 for an unknown flag. */
+static int parse_flag(gen_args *a, const char *f, const char *v)
+{
+    long long x = 0;
+    int rc = 0;
+    if (!strcmp(f, "-o") || !strcmp(f, "--output")) a->out = v;
+    else if (!strcmp(f, "--model")) a->paths.dir = v;
+    else if (!strcmp(f, "--dit")) a->paths.dit = v;
+    else if (!strcmp(f, "--text-encoder")) a->paths.text_encoder = v;
+    else if (!strcmp(f, "--vae")) a->paths.vae = v;
+    else if (!strcmp(f, "--tokenizer")) a->paths.tokenizer = v;
+    else if (!strcmp(f, "--negative-prompt")) a->negative = v;
+    else if (!strcmp(f, "--latents")) a->latents = v;
+    else if (!strcmp(f, "--width")) rc = parse_int(f, v, 1, ZI_MAX_SIDE, &x), a->width = (int)x;
+    else if (!strcmp(f, "--height")) rc = parse_int(f, v, 1, ZI_MAX_SIDE, &x), a->height = (int)x;
+    else if (!strcmp(f, "--steps")) rc = parse_int(f, v, 1, ZI_MAX_STEPS, &x), a->steps = (int)x;
+    else if (!strcmp(f, "--threads")) rc = parse_int(f, v, 0, 4096, &x), a->threads = (int)x;
+    else if (!strcmp(f, "--seed")) rc = parse_int(f, v, -1, (1ll << 53) - 1, &x), a->seed = x;
+    else if (!strcmp(f, "--cfg-scale")) {
+        char *end;
+        a->cfg = strtof(v, &end);
+        if (end == v || *end || !(a->cfg >= 0 && a->cfg <= 100)) {
+            fprintf(stderr, "pixserve generate: --cfg-scale wants a number in 0..100, got '%s'\n", v);
+            rc = -1;
+        }
+    } else return 1;
+    return rc;
+}
+
+/* 0 to run, else the exit status (0 after --help). */
+static int parse_args(gen_args *a, int argc, char **argv, int *status)
+{
+    *a = (gen_args){.width = 1024, .height = 1024, .steps = 8, .seed = -1};
+    for (int i = 0; i < argc; i++) {
+        const char *f = argv[i];
+        if (!strcmp(f, "-h") || !strcmp(f, "--help")) {
+            usage(stdout);
+            return *status = 0, 1;
+        }
+        if (f[0] != '-' || !strcmp(f, "-")) {
+            if (a->prompt) {
+                fprintf(stderr, "pixserve generate: one prompt only (quote it): '%s'\n", f);
+                return *status = 2, 1;
+            }
+            a->prompt = f;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "pixserve generate: %s needs a value\n", f);
+            return *status = 2, 1;
+        }
+        int rc = parse_flag(a, f, argv[++i]);
+        if (rc) {
+            if (rc > 0) fprintf(stderr, "pixserve generate: unknown flag %s (see --help)\n", f);
+            return *status = 2, 1;
+        }
+    }
+    const zi_model_paths *p = &a->paths;
+    const char *missing = !a->prompt ? "a prompt" : !a->out ? "-o OUT" : NULL;
+    if (!missing && !p->dir && (!p->dit || !p->text_encoder || !p->vae || !p->tokenizer))
+        missing = "--model DIR, or all of --dit, --text-encoder, --vae and --tokenizer";
+    if (!missing && p->dir && (p->dit || p->text_encoder || p->vae))
+        missing = "either --model or the component files, not both";
+    if (missing) {
+        fprintf(stderr, "pixserve generate: needs %s (see --help)\n", missing);
+        return *status = 2, 1;
+    }
+    const char *ext = strrchr(a->out, '.');
+    if (px_format_parse(ext ? ext + 1 : "") == PX_FMT_UNKNOWN) {
+        fprintf(stderr, "pixserve generate: OUT must end in .png, .jpg, .jpeg or .webp\n");
+        return *status = 2, 1;
+    }
+    return 0;
+}
+
+/* The initial latents of FILE: its one F32 tensor (or the one named
+ * `latents`), [1, C, h, w] or [C, h, w], checked against the request. */
+static int read_latents(const char *path, int c, int h, int w, float **out, char *err,
+                        size_t errlen)
+{
+    px_st *st;
+    int rc = px_st_open(path, &st, err, errlen);
+    if (rc) return rc;
+    const px_st_tensor *t = px_st_count(st) == 1 ? px_st_at(st, 0) : px_st_find(st, "latents");
+    int64_t want[4] = {1, c, h, w};
+    if (!t) {
+        rc = px_errf(err, errlen, PX_EINVAL,
+                     "%s: holds %d tensors and none is named 'latents'", path, px_st_count(st));
+    } else if (t->dtype != PX_ST_F32) {
+        rc = px_errf(err, errlen, PX_EINVAL, "%s: tensor %s is %s, expected F32", path, t->name,
+                     px_st_dtype_name(t->dtype));
+    } else {
+        int off = t->ndim == 3 ? 1 : 0;
+        bool ok = t->ndim == 3 || t->ndim == 4;
+        for (int i = 0; ok && i < t->ndim; i++) ok = t->shape[i] == want[i + off];
+        if (!ok) {
+            char found[128];
+            size_t at = 0;
+            for (int i = 0; i < t->ndim && at < sizeof found; i++)
+                at += (size_t)snprintf(found + at, sizeof found - at, "%s%lld", i ? ", " : "",
+                                       (long long)t->shape[i]);
+            rc = px_errf(err, errlen, PX_EINVAL,
+                         "%s: tensor %s: expected [1, %d, %d, %d] for a %dx%d image, found [%s]",
+                         path, t->name, c, h, w, w * 8, h * 8, found);
+        } else if (!(*out = malloc(t->nelem * sizeof **out))) {
+            rc = px_errf(err, errlen, PX_ENOMEM, "out of memory");
+        } else {
+            px_st_to_f32(t, *out);
+        }
+    }
+    px_st_close(st);
+    return rc;
+}
+
+static void progress(void *user, int step, int steps, double ms)
+{
+    (void)user;
+    fprintf(stderr, "step %d/%d: %.1f ms\n", step, steps, ms);
+}
+
+static void print_stats(const gen_args *a, const zi_gen_result *r, double open_ms)
+{
+    const zi_gen_stats *s = &r->stats;
+    const double mb = 1024.0 * 1024.0;
+    printf("%s: %dx%d, seed %lld%s, %d steps, cfg-scale %g\n", a->out, r->image.w, r->image.h,
+           (long long)s->seed, a->latents ? " (unused: --latents)" : "", s->steps, (double)a->cfg);
+    printf("model open      %9.1f ms\n", open_ms);
+    printf("text encode     %9.1f ms  %d tokens%s", s->text_ms, s->prompt_tokens,
+           s->prompt_truncated ? " (prompt truncated to 512 tokens)" : "");
+    if (a->cfg > 0)
+        printf(", negative %d tokens%s", s->negative_tokens,
+               s->negative_truncated ? " (truncated to 512)" : "");
+    printf("  peak RSS %.0f MB\n", (double)s->peak_rss_text / mb);
+    printf("denoise         %9.1f ms  per step:", s->denoise_ms);
+    for (int i = 0; i < s->steps; i++) printf(" %.1f", s->step_ms[i]);
+    printf("  peak RSS %.0f MB\n", (double)s->peak_rss_denoise / mb);
+    printf("vae decode      %9.1f ms  peak RSS %.0f MB\n", s->vae_ms, (double)s->peak_rss_vae / mb);
+    printf("total           %9.1f ms%s\n", s->total_ms,
+           s->peak_per_stage ? "" : "  (peaks are the process's so far: no per-stage reset)");
+}
+
+int px_cli_generate(int argc, char **argv)
+{
+    gen_args a;
+    int status;
+    if (parse_args(&a, argc, argv, &status)) return status;
+    if (a.threads > 0) {
+        zi_set_threads(a.threads);
+        px_pool_set_default_threads(a.threads);
+    }
+    char err[1024];
+    zi_model *m = NULL;
+    float *lat = NULL;
+    zi_gen_result r = {0};
+    int64_t t0 = px_now_ns();
+    int rc = zi_model_open(&a.paths, NULL, &m, err, sizeof err);
+    double open_ms = px_ns_to_ms(px_now_ns() - t0);
+    /* A size that is not a multiple is zi_generate's error to report. */
+    int mult = m ? zi_model_size_multiple(m) : 0;
+    if (!rc && a.latents && a.width % mult == 0 && a.height % mult == 0) {
+        int f = mult / zi_model_dit_config(m)->patch;
+        rc = read_latents(a.latents, zi_model_dit_config(m)->in_channels, a.height / f,
+                          a.width / f, &lat, err, sizeof err);
+    }
+    if (!rc) {
+        zi_gen_params p = {.prompt = a.prompt, .negative_prompt = a.negative, .width = a.width,
+                           .height = a.height, .steps = a.steps, .seed = a.seed,
+                           .cfg_scale = a.cfg, .latents = lat, .progress = progress};
+        rc = zi_generate(m, NULL, &p, &r, err, sizeof err);
+    }
+    if (!rc) rc = px_encode_file(a.out, &r.image, NULL, err, sizeof err);
+    if (!rc) print_stats(&a, &r, open_ms);
+    else fprintf(stderr, "pixserve generate: %s\n", err);
+    zi_gen_result_free(&r);
+    free(lat);
+    zi_model_close(m);
+    return rc ? 1 : 0;
+}

