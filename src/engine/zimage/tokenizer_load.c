@@ -226,10 +226,10 @@ static int add_merge(zi_tok *t, const char *a, const char *b, int32_t rank, cons
                      char *err, size_t errlen)
 {
     uint8_t buf[2048];
-    size_t la, lb;
+    size_t la = 0, lb = 0;
     int32_t ia = -1, ib = -1, im = -1;
     if (!bytelevel_decode(a, buf, 1024, &la)) ia = zt_vocab_find(t, buf, la);
-    if (!bytelevel_decode(b, buf + la, 1024, &lb)) ib = zt_vocab_find(t, buf + la, lb);
+    if (ia >= 0 && !bytelevel_decode(b, buf + la, 1024, &lb)) ib = zt_vocab_find(t, buf + la, lb);
     if (ia >= 0 && ib >= 0) im = zt_vocab_find(t, buf, la + lb);
     if (ia < 0 || ib < 0 || im < 0)
         return FAIL(PX_ECORRUPT, "%s: merge %d (\"%.40s\" \"%.40s\"): %s is not in the vocabulary",
