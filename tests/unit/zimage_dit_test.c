@@ -100,7 +100,7 @@ TEST(t_reference)
     zi_qwen3_config qc;
     tiny(&dc, &qc);
     zi_ctx *c = NULL;
-    T_EQ_INT(zi_ctx_create(px_pool_default(), &c, err, sizeof err), 0);
+    T_EQ_INT(zi_ctx_create(NULL, &c, err, sizeof err), 0);
 
     /* the encoder, layer by layer: a model of k+1 layers ends with layer k-1's output */
     snprintf(path, sizeof path, "%s/hf/text_encoder", dir);
@@ -358,7 +358,7 @@ TEST(t_batch_cancel_errors)
     zi_dit *db = NULL;
     if (zi_dit_bind(wb, &dc, &db, err, sizeof err)) px_tfail(__FILE__, __LINE__, "bind: %s", err);
     zi_ctx *c = NULL;
-    T_EQ_INT(zi_ctx_create(px_pool_default(), &c, err, sizeof err), 0);
+    T_EQ_INT(zi_ctx_create(NULL, &c, err, sizeof err), 0);
 
     /* three items: 5, 40 and 33 tokens (pads of 27, 24 and 31), different t */
     enum { H = 8, W = 12, N = 16 * H * W };

@@ -32,11 +32,14 @@ static float *randv(size_t n, float amp)
     return p;
 }
 
+/* Contexts on OpenMP (the default) or, every other one, on a px_pool: both
+ * thread back ends run every op. */
 static zi_ctx *ctx(void)
 {
+    static int k;
     char err[256];
     zi_ctx *c = NULL;
-    int rc = zi_ctx_create(px_pool_default(), &c, err, sizeof err);
+    int rc = zi_ctx_create(k++ % 2 ? px_pool_default() : NULL, &c, err, sizeof err);
     if (rc) px_tfail(__FILE__, __LINE__, "zi_ctx_create: %s", err);
     return c;
 }
@@ -95,10 +98,18 @@ TEST(t_linear_f32)
 
 TEST(t_linear_bf16_blocks)
 {
-    /* 2100 rows of 1024: the widened blocks hold 2048 rows, so two blocks
-     * with different widths land at the right columns. */
-    linear_case(9, 1024, 2100, 1030, 2100, 1, 0);
-    linear_case(5, 64, 33, 64, 40, 1, 1);
+    /* 600 rows of 1024 times 40: widened blocks of 256 rows, the last of
+     * 88; 2100 rows times 130: blocks of 2048 rows and one of 52. */
+    linear_case(40, 1024, 600, 1030, 610, 1, 0);
+    linear_case(130, 1024, 2100, 1024, 2100, 1, 1);
+}
+
+TEST(t_linear_bf16_few_rows)
+{
+    /* up to 16 rows: the direct kernel (4 rows at a time, a K tail) */
+    linear_case(7, 1027, 300, 1030, 300, 1, 0);
+    linear_case(16, 64, 33, 64, 40, 1, 1);
+    linear_case(1, 8, 5, 8, 5, 1, 0);
 }
 
 TEST(t_linear_errors)
@@ -302,5 +313,5 @@ TEST(t_attention_chunks)
     attn_case(1000, 4500, 2, 2, 8, 0, 0, 1);
 }
 
-TEST_MAIN(t_linear_f32, t_linear_bf16_blocks, t_linear_errors, t_norms_and_activations, t_rope,
+TEST_MAIN(t_linear_f32, t_linear_bf16_blocks, t_linear_bf16_few_rows, t_linear_errors, t_norms_and_activations, t_rope,
           t_attention_gqa_causal, t_attention_full_masked, t_attention_chunks)

@@ -1,0 +1,245 @@
+/*
+ * zimage_cpu_bench.c — CPU speed of the Z-Image transformer ops and models
+ * (src/engine/zimage/zops.c, dit.c, qwen3.c). A benchmark, not a test.
+ *
+ *   build/release/bench/zimage_cpu_bench ops [M K N] [attention tokens]
+ *       GFLOP/s of the linear (F32 weights = oneDNN's sgemm as it is, and
+ *       BF16 weights widened block by block) and of attention (30 heads of
+ *       128, full, one sequence)
+ *   build/release/bench/zimage_cpu_bench dit DIR WxH TEXT_TOKENS [reps]
+ *       one DiT forward (DIR = a transformer/ directory or a single file,
+ *       kept as stored: F32 or BF16); WxH is the image size in pixels
+ *   build/release/bench/zimage_cpu_bench text DIR TOKENS [reps]
+ *       one text encode
+ *
+ * Models: tools/zimage_reference.py make OUT --config full --dit-layers 1
+ * --refiner-layers 1 --text-layers 2 --dtype bf16 --layouts hf gives
+ * full-width slices (one joint block, one refiner of each kind, one encoder
+ * layer run); per-block times scale to the real model's 34 blocks and 35
+ * encoder layers. The configuration is read from the tensors' shapes (the
+ * head dim from q_norm; axes as the full model's for head dim 128).
+ */
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/pool.h"
+#include "engine/zimage/dit.h"
+#include "engine/zimage/qwen3.h"
+#include "engine/zimage/zops.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static double now_s(void)
+{
+    return (double)px_now_ns() * 1e-9;
+}
+
+static void fill(float *p, size_t n, unsigned s)
+{
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        p[i] = (float)((s >> 8) * (1.0 / (1u << 24)) - 0.5);
+    }
+}
+
+static void die(const char *what, const char *err)
+{
+    fprintf(stderr, "%s: %s\n", what, err);
+    exit(1);
+}
+
+static double time_matmul(zi_ctx *c, const float *x, int M, int K, const void *w, zi_dtype t,
+                          int N, float *y)
+{
+    char err[256];
+    double best = 1e30;
+    for (int r = 0; r < 4; r++) { /* the first builds the primitive */
+        double t0 = now_s();
+        if (zi_op_matmul(c, x, M, K, K, w, t, N, NULL, y, N, 0, err, sizeof err)) die("matmul", err);
+        double dt = now_s() - t0;
+        if (r && dt < best) best = dt;
+    }
+    return best;
+}
+
+static void ops(int M, int K, int N, int ntok)
+{
+    char err[256];
+    zi_ctx *c;
+    if (zi_ctx_create(NULL, &c, err, sizeof err)) die("ctx", err);
+    float *x = malloc((size_t)M * K * 4), *w = malloc((size_t)N * K * 4), *y = malloc((size_t)M * N * 4);
+    uint16_t *wb = malloc((size_t)N * K * 2);
+    fill(x, (size_t)M * K, 1), fill(w, (size_t)N * K, 2);
+    for (size_t i = 0; i < (size_t)N * K; i++) wb[i] = zi_f32_to_bf16(w[i]);
+    double f = 2.0 * M * K * N;
+    double tf = time_matmul(c, x, M, K, w, ZI_F32, N, y);
+    double tb = time_matmul(c, x, M, K, wb, ZI_BF16, N, y);
+    printf("linear %dx%d * %dx%d: F32 weights %.1f ms = %.1f GFLOP/s; BF16 weights %.1f ms = %.1f "
+           "GFLOP/s (%.0f%% of F32)\n",
+           M, K, N, K, tf * 1e3, f / tf * 1e-9, tb * 1e3, f / tb * 1e-9, 100 * tf / tb);
+    int m1 = 7;
+    tf = time_matmul(c, x, m1, K, w, ZI_F32, N, y);
+    tb = time_matmul(c, x, m1, K, wb, ZI_BF16, N, y);
+    printf("linear %dx%d * %dx%d (few tokens: bandwidth-bound): F32 %.2f ms, BF16 %.2f ms\n", m1, K,
+           N, K, tf * 1e3, tb * 1e3);
+    free(x), free(w), free(y), free(wb);
+    int H = 30, hd = 128, D = H * hd;
+    float *qkv = malloc((size_t)ntok * 3 * D * 4), *o = malloc((size_t)ntok * D * 4);
+    fill(qkv, (size_t)ntok * 3 * D, 3);
+    zi_attn_args a = {.q = qkv, .k = qkv + D, .v = qkv + 2 * D, .ldq = 3 * D, .ldk = 3 * D,
+                      .ldv = 3 * D, .o = o, .ldo = D, .n_q = ntok, .n_kv = ntok, .n_heads = H,
+                      .n_kv_heads = H, .head_dim = hd, .scale = 1.0f / sqrtf((float)hd)};
+    double best = 1e30;
+    for (int r = 0; r < 3; r++) {
+        double t0 = now_s();
+        if (zi_op_attention(c, &a, err, sizeof err)) die("attention", err);
+        double dt = now_s() - t0;
+        if (r && dt < best) best = dt;
+    }
+    double af = 4.0 * ntok * (double)ntok * D;
+    printf("attention %d tokens x %d heads of %d: %.1f ms = %.1f GFLOP/s (of QK^T and PV)\n", ntok,
+           H, hd, best * 1e3, af / best * 1e-9);
+    free(qkv), free(o);
+    zi_ctx_destroy(c);
+}
+
+/* The DiT's configuration from its tensors' shapes. */
+static void dit_config(const zi_weights *w, zi_dit_config *c)
+{
+    /* (zconfig's parsers and defaults live on another branch for now) */
+    *c = (zi_dit_config){.patch = 2, .norm_eps = 1e-5f, .rope_theta = 256.0f, .t_scale = 1000.0f,
+                         .axes_dims = {32, 48, 48}, .axes_lens = {1024, 512, 512}};
+    const zi_tensor *t = zi_weights_find(w, "x_embedder.weight");
+    if (!t) die("config", "no x_embedder.weight");
+    c->dim = (int)t->shape[0];
+    c->in_channels = (int)t->shape[1] / 4;
+    c->n_heads = c->dim / (int)zi_weights_find(w, "layers.0.attention.q_norm.weight")->shape[0];
+    c->ffn_hidden = (int)zi_weights_find(w, "layers.0.feed_forward.w1.weight")->shape[0];
+    c->cap_feat_dim = (int)zi_weights_find(w, "cap_embedder.0.weight")->shape[0];
+    c->t_dim = (int)zi_weights_find(w, "t_embedder.mlp.2.weight")->shape[0];
+    c->t_hidden = (int)zi_weights_find(w, "t_embedder.mlp.0.weight")->shape[0];
+    c->t_freq = (int)zi_weights_find(w, "t_embedder.mlp.0.weight")->shape[1];
+    char name[96];
+    for (c->n_layers = 0;; c->n_layers++) {
+        snprintf(name, sizeof name, "layers.%d.attention.qkv.weight", c->n_layers);
+        if (!zi_weights_find(w, name)) break;
+    }
+    for (c->n_refiner_layers = 0;; c->n_refiner_layers++) {
+        snprintf(name, sizeof name, "noise_refiner.%d.attention.qkv.weight", c->n_refiner_layers);
+        if (!zi_weights_find(w, name)) break;
+    }
+    int hd = c->dim / c->n_heads;
+    if (hd != 128) c->axes_dims[0] = hd / 4, c->axes_dims[1] = c->axes_dims[2] = 3 * hd / 8;
+}
+
+static zi_weights *open_kept(const char *path, zi_part part)
+{
+    char err[512];
+    zi_weights *w;
+    zi_load_opts o = {.convert_to = ZI_BF16, .keep_bf16 = 1};
+    double t0 = now_s();
+    if (zi_weights_open(path, part, &o, &w, err, sizeof err)) die(path, err);
+    fprintf(stderr, "loaded %s: %.2f GB in %.1f s\n", path, zi_weights_bytes(w) * 1e-9, now_s() - t0);
+    return w;
+}
+
+static void dit(const char *path, int W, int H, int L, int reps)
+{
+    char err[512];
+    zi_weights *w = open_kept(path, ZI_PART_DIT);
+    zi_dit_config cf;
+    dit_config(w, &cf);
+    zi_dit *d;
+    if (zi_dit_bind(w, &cf, &d, err, sizeof err)) die("bind", err);
+    zi_ctx *c;
+    if (zi_ctx_create(NULL, &c, err, sizeof err)) die("ctx", err);
+    int lh = H / 8, lw = W / 8;
+    size_t nl = (size_t)cf.in_channels * lh * lw;
+    float *lat = malloc(nl * 4), *out = malloc(nl * 4), *text = malloc((size_t)L * cf.cap_feat_dim * 4);
+    fill(lat, nl, 5), fill(text, (size_t)L * cf.cap_feat_dim, 6);
+    zi_dit_input in = {.latent = lat, .t_in = 500.0f, .text = text, .text_len = L};
+    double fl = zi_dit_flops(&cf, lh, lw, L);
+    for (int r = 0; r <= reps; r++) {
+        double t0 = now_s();
+        if (zi_dit_forward(d, c, &in, 1, lh, lw, out, NULL, err, sizeof err)) die("forward", err);
+        double dt = now_s() - t0;
+        int nb = cf.n_layers + 2 * cf.n_refiner_layers;
+        printf("dit dim %d, %d+%d+%d blocks, %dx%d px (%d image tokens), %d text tokens: %s %.3f s = "
+               "%.1f GFLOP/s, %.3f s per block\n",
+               cf.dim, cf.n_refiner_layers, cf.n_refiner_layers, cf.n_layers, W, H,
+               (lh / 2) * (lw / 2), L, r ? "forward" : "first (primitives built)", dt,
+               fl / dt * 1e-9, dt / (nb ? nb : 1));
+    }
+    printf("context holds %.1f MB\n", zi_ctx_bytes(c) / 1e6);
+    free(lat), free(out), free(text);
+    zi_ctx_destroy(c);
+    zi_dit_free(d);
+    zi_weights_close(w);
+}
+
+static void text(const char *path, int L, int reps)
+{
+    char err[512];
+    zi_weights *w = open_kept(path, ZI_PART_TEXT);
+    zi_qwen3_config cf;
+    cf = (zi_qwen3_config){.rms_eps = 1e-6f, .rope_theta = 1e6f, .max_positions = 40960};
+    const zi_tensor *e = zi_weights_find(w, "embed_tokens.weight");
+    const zi_tensor *q = zi_weights_find(w, "layers.0.self_attn.q_proj.weight");
+    const zi_tensor *k = zi_weights_find(w, "layers.0.self_attn.k_proj.weight");
+    const zi_tensor *g = zi_weights_find(w, "layers.0.mlp.gate_proj.weight");
+    const zi_tensor *qn = zi_weights_find(w, "layers.0.self_attn.q_norm.weight");
+    if (!e || !q || !k || !g || !qn) die(path, "not a Qwen3 model");
+    cf.vocab_size = (int)e->shape[0], cf.hidden = (int)e->shape[1];
+    cf.head_dim = (int)qn->shape[0];
+    cf.n_heads = (int)q->shape[0] / cf.head_dim, cf.n_kv_heads = (int)k->shape[0] / cf.head_dim;
+    cf.intermediate = (int)g->shape[0];
+    char name[96];
+    for (cf.n_layers = 0;; cf.n_layers++) {
+        snprintf(name, sizeof name, "layers.%d.self_attn.q_proj.weight", cf.n_layers);
+        if (!zi_weights_find(w, name)) break;
+    }
+    zi_qwen3 *m;
+    if (zi_qwen3_bind(w, &cf, &m, err, sizeof err)) die("bind", err);
+    zi_ctx *c;
+    if (zi_ctx_create(NULL, &c, err, sizeof err)) die("ctx", err);
+    int32_t *ids = malloc((size_t)L * sizeof *ids);
+    for (int i = 0; i < L; i++) ids[i] = (i * 7919) % cf.vocab_size;
+    float *out = malloc((size_t)L * cf.hidden * 4);
+    double fl = zi_qwen3_flops(&cf, L);
+    for (int r = 0; r <= reps; r++) {
+        double t0 = now_s();
+        if (zi_qwen3_encode(m, c, ids, L, out, NULL, err, sizeof err)) die("encode", err);
+        double dt = now_s() - t0;
+        printf("qwen3 hidden %d, %d layers run, %d tokens: %s %.3f s = %.1f GFLOP/s, %.3f s per layer\n",
+               cf.hidden, cf.n_layers - 1, L, r ? "encode" : "first", dt, fl / dt * 1e-9,
+               dt / (cf.n_layers > 1 ? cf.n_layers - 1 : 1));
+    }
+    free(ids), free(out);
+    zi_ctx_destroy(c);
+    zi_qwen3_free(m);
+    zi_weights_close(w);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[1], "ops")) {
+        int M = argc > 4 ? atoi(argv[2]) : 2048, K = argc > 4 ? atoi(argv[3]) : 2048;
+        int N = argc > 4 ? atoi(argv[4]) : 2048, T = argc > 5 ? atoi(argv[5]) : 1024;
+        ops(M, K, N, T);
+        return 0;
+    }
+    int W, H;
+    if (argc >= 5 && !strcmp(argv[1], "dit") && sscanf(argv[3], "%dx%d", &W, &H) == 2) {
+        dit(argv[2], W, H, atoi(argv[4]), argc > 5 ? atoi(argv[5]) : 2);
+        return 0;
+    }
+    if (argc >= 4 && !strcmp(argv[1], "text")) {
+        text(argv[2], atoi(argv[3]), argc > 4 ? atoi(argv[4]) : 2);
+        return 0;
+    }
+    fprintf(stderr, "usage: zimage_cpu_bench ops [M K N [attention tokens]] | dit DIR WxH TEXT_TOKENS "
+                    "[reps] | text DIR TOKENS [reps]\n");
+    return 2;
+}
