@@ -24,6 +24,7 @@
 static const px_engine_ops *const g_engines[] = {
     &px_engine_classic_ops,
     &px_engine_lama_ops,
+    &px_engine_zimage_ops,
 };
 #define N_ENGINES (sizeof g_engines / sizeof g_engines[0])
 

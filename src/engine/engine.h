@@ -57,6 +57,9 @@ typedef struct px_engine_config {
  * denoising step), from the thread running the batch. Must be quick. */
 typedef void (*px_engine_progress_fn)(void *arg, int step, int steps);
 
+/* Step times a generate item keeps (the API allows 50 steps). */
+#define PX_ENGINE_GEN_MAX_STEPS 64
+
 /* The fields of a generate item. */
 typedef struct px_engine_gen {
     const char *prompt;          /* UTF-8, not NULL */
@@ -68,6 +71,15 @@ typedef struct px_engine_gen {
                                     NULL = drawn from the seed */
     /* Set by run: time spent per stage. */
     int64_t encode_ns, denoise_ns, decode_ns;
+    /* Set by run (engines that know them; 0 otherwise): each denoising
+     * step's time (the first PX_ENGINE_GEN_MAX_STEPS), peak memory of the
+     * text encoder, denoising and decoding stages in bytes, the prompt's
+     * token count and whether it was cut to the encoder's limit. */
+    float step_ms[PX_ENGINE_GEN_MAX_STEPS];
+    int nstep_ms;
+    uint64_t encode_peak_bytes, denoise_peak_bytes, decode_peak_bytes;
+    int prompt_tokens;
+    int prompt_truncated;
 } px_engine_gen;
 
 /*

@@ -44,5 +44,6 @@ struct px_engine {
 /* The registered engines (defined by each engine's .c file). */
 extern const px_engine_ops px_engine_classic_ops;
 extern const px_engine_ops px_engine_lama_ops;
+extern const px_engine_ops px_engine_zimage_ops;
 
 #endif

@@ -63,12 +63,16 @@ typedef struct px_kind_ctx {
     enum px_dialect dialect;
     int async;                /* jobs API: the reply is the bare result bytes */
     const char *content_type; /* the request's Content-Type ("" if none) */
+    const char *host;         /* the request's Host header ("" if none), for absolute URLs */
 } px_kind_ctx;
 
 /* A finished request's reply: body and its media type (a static string). */
 typedef struct px_kind_reply {
     px_buf body;
     const char *content_type;
+    /* The Server-Timing header of the reply; "" = the lifecycle's stages
+     * (queue, decode, infer, encode, save, total). */
+    char server_timing[320];
 } px_kind_reply;
 
 struct px_kind {
@@ -76,6 +80,10 @@ struct px_kind {
     enum px_engine_kind engine_kind; /* the engines its requests run on */
     const char *prepare_stage;       /* jobs-API stage names while prepare */
     const char *finish_stage;        /* and finish run: "decode", "encode" */
+    int step_stages;                 /* on the device the jobs-API stage follows the
+                                        engine's steps: "text_encode" before the first,
+                                        "denoise", "vae_decode" after the last
+                                        (else "infer") */
 
     /* Parses the body into a new request object (*req, released with
      * free) and fills opts. Returns 0, or a PX_E* code with a message; on
@@ -95,8 +103,17 @@ struct px_kind {
     px_sched_run_fn run;
     /* Builds the reply after every item succeeded. 0 or PX_E*. */
     int (*finish)(const px_kind_ctx *c, void *req, px_kind_reply *r, char *err, size_t errlen);
-    /* Optional: appends ,"name":value pairs to a done job's "result". */
-    int (*status_json)(const void *req, px_buf *b);
+    /* Optional: appends ,"name":value pairs to a done job's "result"
+     * (id: the job's id, for URLs). */
+    int (*status_json)(const void *req, const char *id, px_buf *b);
+    /* Optional: appends a done job's top-level ,"name":value pairs after
+     * "result", replacing the lifecycle's default "timings". */
+    int (*status_tail)(px_task *t, const void *req, px_buf *b);
+    /* Optional, for kinds whose result has several parts (images): part
+     * `index` of a done request's result, owned by the request, and its
+     * media type. 0 or PX_ENOTFOUND. Without it part 0 is the reply. */
+    int (*result_part)(const void *req, int index, const uint8_t **data, size_t *len,
+                       const char **content_type);
     void (*free)(void *req);
 };
 
@@ -112,6 +129,12 @@ void px_kind_run_engine_items(px_engine *e, px_sched_item *const *items, int n);
 /* A batch key from three small non-negative numbers (21 bits each kept):
  * e.g. (w, h, steps). */
 uint64_t px_kind_key3(int a, int b, int c);
+
+/* Appends the JSON error body of a route's dialect: {"error": {"code",
+ * "message"}}, or for PX_DIALECT_OPENAI OpenAI's {"error": {"message",
+ * "type", "param", "code"}} (param: the field a "field 'x'" message names).
+ * Returns 0 or the buffer's error. */
+int px_kind_error_json(enum px_dialect d, int code, const char *msg, px_buf *b);
 
 /* Finds a kind by name among the built-in ones; NULL if unknown. */
 const px_kind *px_kind_find(const char *name);

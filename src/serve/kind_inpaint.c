@@ -306,8 +306,9 @@ done:
     return rc;
 }
 
-static int ir_status_json(const void *p, px_buf *b)
+static int ir_status_json(const void *p, const char *id, px_buf *b)
 {
+    (void)id;
     const inpaint_req *r = p;
     return px_buf_printf(b, ",\"width\":%d,\"height\":%d", r->in.rgb.w, r->in.rgb.h);
 }

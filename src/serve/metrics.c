@@ -33,6 +33,8 @@ struct px_metrics {
     atomic_ullong infer_ok[PX_METRICS_MAX_ENGINES];
     atomic_ullong infer_fail[PX_METRICS_MAX_ENGINES][NCODES];
     atomic_ullong outcomes[PX_OUTCOME_COUNT];
+    hist gen_stage[PX_GEN_STAGE_COUNT];
+    hist gen_step;
 };
 
 const char *px_stage_name(enum px_stage s)
@@ -74,6 +76,15 @@ void px_metrics_request(px_metrics *m, enum px_route r, int status, double secon
 void px_metrics_stage(px_metrics *m, enum px_stage s, double seconds)
 {
     if ((unsigned)s < PX_STAGE_COUNT) hist_record(&m->stage[s], seconds);
+}
+
+static const char *const k_gen_stages[PX_GEN_STAGE_COUNT] = {"text_encode", "denoise",
+                                                               "vae_decode"};
+
+void px_metrics_generate(px_metrics *m, const double *stage_s, const float *step_ms, int nsteps)
+{
+    for (int i = 0; i < PX_GEN_STAGE_COUNT; i++) hist_record(&m->gen_stage[i], stage_s[i]);
+    for (int i = 0; i < nsteps; i++) hist_record(&m->gen_step, step_ms[i] / 1e3);
 }
 
 void px_metrics_error(px_metrics *m, int code)
@@ -162,6 +173,17 @@ int px_metrics_render(px_metrics *m, const px_metrics_gauges *g, px_buf *b)
     for (int s = 0; s < PX_STAGE_COUNT && !rc; s++)
         rc = render_hist(b, "pixserve_stage_duration_seconds", "stage",
                          px_stage_name((enum px_stage)s), &m->stage[s]);
+    if (!rc)
+        rc = px_buf_puts(b, "# HELP pixserve_generate_stage_seconds Time per text-to-image "
+                            "stage of each generated image.\n"
+                            "# TYPE pixserve_generate_stage_seconds histogram\n");
+    for (int s = 0; s < PX_GEN_STAGE_COUNT && !rc; s++)
+        rc = render_hist(b, "pixserve_generate_stage_seconds", "stage", k_gen_stages[s],
+                         &m->gen_stage[s]);
+    if (!rc)
+        rc = px_buf_puts(b, "# HELP pixserve_generate_step_seconds Time per denoising step.\n"
+                            "# TYPE pixserve_generate_step_seconds histogram\n");
+    if (!rc) rc = render_hist(b, "pixserve_generate_step_seconds", "kind", "generate", &m->gen_step);
     if (!rc)
         rc = px_buf_puts(b, "# HELP pixserve_errors_total Failed requests by error code.\n"
                             "# TYPE pixserve_errors_total counter\n");

@@ -51,6 +51,13 @@ void px_metrics_request(px_metrics *m, enum px_route r, int status, double secon
 /* One stage duration of a job. */
 void px_metrics_stage(px_metrics *m, enum px_stage s, double seconds);
 
+/* Text-to-image stages (pixserve_generate_stage_seconds{stage}). */
+enum { PX_GEN_STAGE_TEXT, PX_GEN_STAGE_DENOISE, PX_GEN_STAGE_VAE, PX_GEN_STAGE_COUNT };
+
+/* One generated image: its stage durations (seconds, by PX_GEN_STAGE_*)
+ * and the time of each denoising step (pixserve_generate_step_seconds). */
+void px_metrics_generate(px_metrics *m, const double *stage_s, const float *step_ms, int nsteps);
+
 /* One failed request by PX_E* code (counted under its px_err_name). */
 void px_metrics_error(px_metrics *m, int code);
 

@@ -9,15 +9,18 @@
 
 #include "core/buf.h"
 
-/* The API a route speaks: pixserve's own (/api/v1/...) or the seed
- * documents' (POST /inpaint). Each kind decides what a dialect means for
+/* The API a route speaks: pixserve's own (/api/v1/...), the seed
+ * documents' (POST /inpaint, POST /api/v1/generate) or OpenAI's images API
+ * (POST /v1/images/generations). Each kind decides what a dialect means for
  * its bodies and replies. */
-enum px_dialect { PX_DIALECT_V1, PX_DIALECT_SEED };
+enum px_dialect { PX_DIALECT_V1, PX_DIALECT_SEED, PX_DIALECT_OPENAI };
 
 /* Metric slots: one per labelled route. */
 enum px_route {
     PX_ROUTE_INPAINT_V1,   /* POST /api/v1/inpaint */
     PX_ROUTE_INPAINT_SEED, /* POST /inpaint */
+    PX_ROUTE_GENERATE,     /* POST /api/v1/generate, /api/v1/generate_async */
+    PX_ROUTE_GENERATE_OPENAI, /* POST /v1/images/generations */
     PX_ROUTE_JOBS,         /* /api/v1/jobs[/...] */
     PX_ROUTE_ENGINES,      /* GET /api/v1/engines */
     PX_ROUTE_OUTPUTS,      /* GET /outputs/<name> */

@@ -75,6 +75,7 @@ struct px_task {
     uint8_t *body;
     size_t body_len;
     char client[64];
+    char host[128];
     int64_t arrival_ns, deadline_ns, created_ms;
     px_task_done_fn done;
     void *done_arg;
@@ -106,7 +107,62 @@ struct px_task {
     px_buf reply;
     const char *hdr_name;
     char hdr_value[32];
+    char server_timing[320]; /* the kind's, or "" */
+
+    /* Watchers of changes (px_task_watch), under wmu. */
+    pthread_mutex_t wmu;
+    struct {
+        px_task_watch_fn fn;
+        void (*release)(void *arg);
+        void *arg;
+    } watch[PX_TASK_MAX_WATCHERS];
 };
+
+/* ------------------------------------------------------------ watchers */
+
+/* Tells every watcher that something changed; drops those that say they
+ * are done. Never called with the task's lock held (watchers read the
+ * task's status). */
+static void notify(px_task *t)
+{
+    pthread_mutex_lock(&t->wmu);
+    for (int i = 0; i < PX_TASK_MAX_WATCHERS; i++) {
+        if (!t->watch[i].fn || !t->watch[i].fn(t->watch[i].arg)) continue;
+        if (t->watch[i].release) t->watch[i].release(t->watch[i].arg);
+        t->watch[i].fn = NULL;
+    }
+    pthread_mutex_unlock(&t->wmu);
+}
+
+static void release_watchers(px_task *t)
+{
+    pthread_mutex_lock(&t->wmu);
+    for (int i = 0; i < PX_TASK_MAX_WATCHERS; i++) {
+        if (t->watch[i].fn && t->watch[i].release) t->watch[i].release(t->watch[i].arg);
+        t->watch[i].fn = NULL;
+    }
+    pthread_mutex_unlock(&t->wmu);
+}
+
+int px_task_watch(px_task *t, px_task_watch_fn fn, void (*release)(void *arg), void *arg)
+{
+    int rc = PX_EBUSY;
+    pthread_mutex_lock(&t->wmu);
+    pthread_mutex_lock(&t->mu);
+    int ended = t->outcome != OUT_NONE;
+    pthread_mutex_unlock(&t->mu);
+    if (ended) rc = PX_EINVAL;
+    for (int i = 0; !ended && i < PX_TASK_MAX_WATCHERS; i++)
+        if (!t->watch[i].fn) {
+            t->watch[i].fn = fn;
+            t->watch[i].release = release;
+            t->watch[i].arg = arg;
+            rc = 0;
+            break;
+        }
+    pthread_mutex_unlock(&t->wmu);
+    return rc;
+}
 
 /* ------------------------------------------------------------ references */
 
@@ -119,6 +175,8 @@ void px_task_unref(px_task *t)
 {
     if (!t || atomic_fetch_sub(&t->refs, 1) != 1) return;
     px_tasks *p = t->p;
+    release_watchers(t);
+    pthread_mutex_destroy(&t->wmu);
     if (t->req) t->kind->free(t->req);
     free(t->items);
     free(t->body);
@@ -140,7 +198,7 @@ static px_kind_ctx kind_ctx(px_task *t)
 {
     px_engine *e = t->engine_index >= 0 ? t->p->engines[t->engine_index] : NULL;
     return (px_kind_ctx){.env = &t->p->env, .task = t, .engine = e, .dialect = t->dialect,
-                         .async = t->async, .content_type = t->content_type};
+                         .async = t->async, .content_type = t->content_type, .host = t->host};
 }
 
 /* ------------------------------------------------------------ admission */
@@ -215,15 +273,11 @@ static void release_admission(px_tasks *p, px_task *t)
 
 /* ------------------------------------------------------------ ending */
 
-static void error_body(px_buf *b, int code, const char *msg)
+static void error_body(px_buf *b, enum px_dialect d, int code, const char *msg)
 {
     px_buf_free(b);
     px_buf_init(b, 1 << 16);
-    px_buf_puts(b, "{\"error\":{\"code\":");
-    px_json_str(b, px_err_name(code));
-    px_buf_puts(b, ",\"message\":");
-    px_json_str(b, msg);
-    px_buf_puts(b, "}}\n");
+    px_kind_error_json(d, code, msg, b);
 }
 
 /* Timings of the stages the task went through, in milliseconds. Called
@@ -271,8 +325,9 @@ static int end_task(px_task *t, enum outcome out, int code, const char *msg,
         t->reply = reply->body;
         px_buf_init(&reply->body, 0);
         t->content_type_out = reply->content_type;
+        snprintf(t->server_timing, sizeof t->server_timing, "%s", reply->server_timing);
     } else {
-        error_body(&t->reply, code, msg);
+        error_body(&t->reply, t->dialect, code, msg);
         t->content_type_out = "application/json";
     }
     px_work *wk = t->cpu_work;
@@ -299,6 +354,8 @@ static int end_task(px_task *t, enum outcome out, int code, const char *msg,
     if (submitted)
         for (int i = 0; i < t->nitems; i++) px_sched_cancel(p->sched, &t->items[i]);
     if (!from_timer && timer && px_timer_disarm(p->timers, timer)) px_task_unref(t);
+    notify(t);
+    release_watchers(t); /* nothing changes any more */
     if (done) done(t, done_arg);
     return 1;
 }
@@ -430,6 +487,7 @@ static int finish_work(void *ctx, const atomic_int *cancel)
     if (!ended) t->stage = ST_FINISH;
     pthread_mutex_unlock(&t->mu);
     if (ended) return 0;
+    notify(t);
 
     px_kind_ctx kc = kind_ctx(t);
     px_kind_reply r = {.content_type = NULL};
@@ -467,11 +525,13 @@ static void on_item_event(px_sched_item *it, enum px_sched_event ev, int step, i
         if (!t->t_started || it->t_started < t->t_started) t->t_started = it->t_started;
         if (it->batch_size > t->batch_size) t->batch_size = it->batch_size;
         if (t->stage == ST_QUEUED) t->stage = ST_INFER;
+        t->step = 0; /* the next item's steps (a request's items run one by one) */
     } else if (ev == PX_SCHED_PROGRESS) {
         t->step = step;
         t->steps = steps;
     }
     pthread_mutex_unlock(&t->mu);
+    notify(t);
 }
 
 static void on_item_done(px_sched_item *it, void *arg)
@@ -562,8 +622,9 @@ static int choose_engine(px_task *t, const px_kind_opts *o, char *err, size_t er
                          names[0] ? ", " : "", px_engine_name(p->engines[i]));
         if (!o->engine[0])
             return px_errf(err, errlen, PX_EUNAVAIL, "no %s engine is loaded", t->kind->name);
-        return px_errf(err, errlen, PX_EINVAL, "engine '%s' is not loaded (loaded: %s)", o->engine,
-                       names);
+        return px_errf(err, errlen, PX_ENOTFOUND, "%s '%s' is not loaded (loaded: %s)",
+                       t->kind->engine_kind == PX_ENGINE_GENERATE ? "model" : "engine", o->engine,
+                       names[0] ? names : "none");
     }
     pthread_mutex_lock(&t->mu);
     t->engine_index = ei;
@@ -620,6 +681,7 @@ static int prep_work(void *ctx, const atomic_int *cancel)
     pthread_mutex_lock(&t->mu);
     if (t->outcome == OUT_NONE) t->stage = ST_PREPARE;
     pthread_mutex_unlock(&t->mu);
+    notify(t);
     int n = 0;
     int64_t t0 = px_now_ns();
     if ((rc = t->kind->prepare(&kc, t->req, &n, err, sizeof err))) goto fail;
@@ -693,6 +755,7 @@ static px_task *task_new(px_tasks *p, px_task_spec *spec)
     atomic_init(&t->refs, 1); /* the caller's */
     t->p = p;
     pthread_mutex_init(&t->mu, NULL);
+    pthread_mutex_init(&t->wmu, NULL);
     t->kind = spec->kind;
     t->dialect = spec->dialect;
     t->async = spec->async;
@@ -702,6 +765,7 @@ static px_task *task_new(px_tasks *p, px_task_spec *spec)
     t->body_len = spec->body_len;
     spec->body = NULL;
     snprintf(t->client, sizeof t->client, "%s", spec->client ? spec->client : "");
+    snprintf(t->host, sizeof t->host, "%s", spec->host ? spec->host : "");
     t->arrival_ns = spec->arrival_ns ? spec->arrival_ns : px_now_ns();
     t->created_ms = px_wall_ms();
     int64_t timeout = spec->timeout_ms > 0 ? spec->timeout_ms : p->cfg->timeout_ms;
@@ -766,6 +830,9 @@ void px_task_reply_get(px_task *t, px_task_reply *r)
     snprintf(r->header_value, sizeof r->header_value, "%s", t->hdr_value);
     double q, inf;
     stage_ms(t, &q, &inf);
+    if (t->server_timing[0])
+        snprintf(r->server_timing, sizeof r->server_timing, "%s", t->server_timing);
+    else
     snprintf(r->server_timing, sizeof r->server_timing,
              "queue;dur=%.2f, decode;dur=%.2f, infer;dur=%.2f, encode;dur=%.2f, save;dur=%.2f, "
              "total;dur=%.2f",
@@ -773,6 +840,19 @@ void px_task_reply_get(px_task *t, px_task_reply *r)
              px_ns_to_ms(t->save_ns),
              px_ns_to_ms((t->t_finished ? t->t_finished : px_now_ns()) - t->arrival_ns));
     pthread_mutex_unlock(&t->mu);
+}
+
+int px_task_result_part(px_task *t, int index, const uint8_t **data, size_t *len,
+                        const char **content_type)
+{
+    int ok = 0;
+    if (!px_task_ended(t, &ok) || !ok) return PX_EINVAL;
+    if (t->kind->result_part) return t->kind->result_part(t->req, index, data, len, content_type);
+    if (index != 0) return PX_ENOTFOUND;
+    *data = t->reply.data;
+    *len = t->reply.len;
+    *content_type = t->content_type_out;
+    return 0;
 }
 
 int px_task_ended(px_task *t, int *ok)
@@ -795,8 +875,12 @@ static void status_end(px_task *t, const char *id, enum outcome out, px_buf *b)
         else if (r.content_type && strstr(r.content_type, "webp")) fmt = "webp";
         px_buf_printf(b, ",\"result\":{\"url\":\"/api/v1/jobs/%s/result\",\"format\":\"%s\"", id,
                       fmt);
-        if (t->kind->status_json) t->kind->status_json(t->req, b);
+        if (t->kind->status_json) t->kind->status_json(t->req, id, b);
         px_buf_printf(b, ",\"bytes\":%zu}", r.body->len);
+        if (t->kind->status_tail) {
+            t->kind->status_tail(t, t->req, b);
+            return;
+        }
         px_task_timings tm;
         px_task_timings_get(t, &tm);
         px_buf_printf(b,
@@ -842,8 +926,12 @@ int px_task_status_json(px_task *t, const char *id, px_buf *b)
     int64_t started_ms = t_started ? now_ms - (now_ns - t_started) / 1000000 : 0;
     int64_t finished_ms = t_finished ? now_ms - (now_ns - t_finished) / 1000000 : 0;
 
+    const char *infer = !t->kind->step_stages ? "infer"
+                        : step == 0                 ? "text_encode"
+                        : step < steps              ? "denoise"
+                                                    : "vae_decode";
     const char *stage = st == ST_PREPARE ? t->kind->prepare_stage
-                        : st == ST_INFER ? "infer"
+                        : st == ST_INFER ? infer
                         : st == ST_FINISH ? t->kind->finish_stage
                                           : NULL;
     const char *status = out != OUT_NONE ? outcomes[out] : stage ? "running" : "queued";

@@ -44,6 +44,7 @@ typedef struct px_task_spec {
     uint8_t *body;            /* the request body; ownership moves to the task */
     size_t body_len;
     const char *client;       /* key for the per-client cap (copied); NULL = none */
+    const char *host;         /* the Host header (copied); NULL = none */
     int64_t arrival_ns;       /* px_now_ns() when the request arrived */
     int64_t timeout_ms;       /* from a header; 0 = the body's timeout_ms or the default */
     px_task_done_fn done;
@@ -101,6 +102,25 @@ void px_task_reply_get(px_task *t, px_task_reply *r);
  * given id to out; "progress": {"step", "steps"} while an engine reports
  * steps. Safe at any time. */
 int px_task_status_json(px_task *t, const char *id, px_buf *out);
+
+/* Part `index` of a done task's result (generate: image k; otherwise part
+ * 0 is the reply): bytes owned by the task (hold a reference) and their
+ * media type. 0, PX_EINVAL (not done) or PX_ENOTFOUND (no such part). */
+int px_task_result_part(px_task *t, int index, const uint8_t **data, size_t *len,
+                        const char **content_type);
+
+/*
+ * Watches the task: fn(arg) runs after every change a client may follow
+ * (stage, start on the device, each engine step, the end), on the thread
+ * that made it and never under the task's lock; returning non-zero stops
+ * the watch. After the task ends (and fn has run for that), or when fn
+ * stops it, release(arg) runs once. Returns 0, PX_EINVAL if the task has
+ * already ended (nothing registered), PX_EBUSY if it has
+ * PX_TASK_MAX_WATCHERS watchers.
+ */
+#define PX_TASK_MAX_WATCHERS 8
+typedef int (*px_task_watch_fn)(void *arg);
+int px_task_watch(px_task *t, px_task_watch_fn fn, void (*release)(void *arg), void *arg);
 
 /* Whether the task has ended, and if so whether it succeeded. */
 int px_task_ended(px_task *t, int *ok);
