@@ -687,6 +687,20 @@ static int warm_up(px_engine *e, const px_serve_config *cfg, char *err, size_t e
     return px_engine_warm_up(e, &wu, err, errlen);
 }
 
+/* An engine's settings: its own from --engine NAME:..., else the global
+ * flags (--device and --precision only for engines that can choose). */
+static px_engine_config engine_config(const px_serve_config *cfg, const px_engine_spec *sp,
+                                      px_pool *pool)
+{
+    bool dev = px_engine_caps_of(sp->name) & PX_ENGINE_CAP_DEVICES;
+    return (px_engine_config){
+        .weights = sp->weights ? sp->weights : cfg->weights,
+        .device = sp->device ? sp->device : dev ? cfg->device : NULL,
+        .precision = sp->precision ? sp->precision : dev ? cfg->precision : NULL,
+        .pool = pool,
+    };
+}
+
 static void *loader_main(void *arg)
 {
     px_server *s = arg;
@@ -696,18 +710,18 @@ static void *loader_main(void *arg)
     /* --device and --precision go to the engines that can choose. */
     bool placed = !cfg->device || !strcmp(cfg->device, "cpu");
     for (int i = 0; i < cfg->nengines; i++)
-        placed |= (px_engine_caps_of(cfg->engines[i]) & PX_ENGINE_CAP_DEVICES) != 0;
+        placed |= (px_engine_caps_of(cfg->engines[i].name) & PX_ENGINE_CAP_DEVICES) != 0;
     if (!placed) {
         snprintf(s->load_error, sizeof s->load_error,
                  "--device %.40s: none of the engines can run there (lama can)", cfg->device);
         goto fail;
     }
     for (int i = 0; i < cfg->nengines; i++) {
-        bool dev = px_engine_caps_of(cfg->engines[i]) & PX_ENGINE_CAP_DEVICES;
-        px_engine_config ec = {.weights = cfg->weights, .device = dev ? cfg->device : NULL,
-                               .precision = dev ? cfg->precision : NULL, .pool = s->pool};
-        if (px_engine_open(cfg->engines[i], &ec, &s->engines[s->nengines], inner, sizeof inner)) {
-            snprintf(s->load_error, sizeof s->load_error, "engine '%.40s': %.200s", cfg->engines[i], inner);
+        const px_engine_spec *sp = &cfg->engines[i];
+        px_engine_config ec = engine_config(cfg, sp, s->pool);
+        if (px_engine_open(sp->name, &ec, &s->engines[s->nengines], inner, sizeof inner)) {
+            snprintf(s->load_error, sizeof s->load_error, "engine '%.40s': %.200s", sp->name,
+                     inner);
             goto fail;
         }
         s->nengines++;
@@ -753,11 +767,15 @@ int px_server_start(const px_serve_config *cfg, px_server **out, char *err, size
     /* Engine names are checked now, so a typo fails before anything starts;
      * loading them (weights, warm-up) happens after the socket is bound. */
     for (int i = 0; i < cfg->nengines; i++) {
+        const px_engine_spec *sp = &cfg->engines[i];
         int known = 0;
-        for (const char *const *n = px_engine_names(); *n; n++) known |= !strcmp(*n, cfg->engines[i]);
+        for (const char *const *n = px_engine_names(); *n; n++) known |= !strcmp(*n, sp->name);
         if (!known)
             return px_errf(err, errlen, PX_ENOTFOUND, "unknown engine '%s' (see pixserve engines)",
-                           cfg->engines[i]);
+                           sp->name);
+        if (sp->device && !(px_engine_caps_of(sp->name) & PX_ENGINE_CAP_DEVICES))
+            return px_errf(err, errlen, PX_EINVAL, "engine '%s' cannot choose a device (device=%s)",
+                           sp->name, sp->device);
     }
     px_server *s = px_xcalloc(1, sizeof *s);
     s->cfg = cfg;
