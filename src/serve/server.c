@@ -26,6 +26,7 @@
 #include "core/proc.h"
 #include "engine/engine.h"
 #include "image/codec.h"
+#include "serve/engines.h"
 #include "serve/jobs.h"
 #include "serve/metrics.h"
 #include "serve/outputs.h"
@@ -246,11 +247,20 @@ static enum MHD_Result start_task(px_server *s, struct MHD_Connection *c, struct
 {
     int async = r->route->async;
     if (!atomic_load(&s->ready) || atomic_load(&s->draining)) return not_ready(s, c, r);
+    /* The jobs API takes any kind: POST /api/v1/jobs?kind=NAME (default:
+     * the route's). */
+    const px_kind *kind = r->route->kind;
+    const char *kname = async ? MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "kind") : NULL;
+    if (kname && !(kind = px_kind_find(kname))) {
+        char msg[120];
+        snprintf(msg, sizeof msg, "unknown request kind '%.40s'", kname);
+        return send_error(s, c, r, 400, PX_EINVAL, msg, NULL, NULL);
+    }
     char client[80];
     client_key(c, client, sizeof client);
     const char *tmo = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Timeout-Ms");
     px_task_spec spec = {
-        .kind = r->route->kind,
+        .kind = kind,
         .dialect = r->route->dialect,
         .async = async,
         .content_type =
@@ -678,58 +688,15 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ------------------------------------------------------------- lifecycle */
 
-/* The engine's warm-up, with the --warm-sizes GPU engines plan for. */
-static int warm_up(px_engine *e, const px_serve_config *cfg, char *err, size_t errlen)
-{
-    int ws[8], hs[8], nw = cfg->warm_sizes ? px_config_warm_sizes(cfg->warm_sizes, ws, hs, 8) : 0;
-    px_engine_warmup wu = {.w = ws, .h = hs, .nsizes = nw > 0 ? nw : 0,
-                           .max_batch = cfg->max_batch};
-    return px_engine_warm_up(e, &wu, err, errlen);
-}
-
-/* An engine's settings: its own from --engine NAME:..., else the global
- * flags (--device and --precision only for engines that can choose). */
-static px_engine_config engine_config(const px_serve_config *cfg, const px_engine_spec *sp,
-                                      px_pool *pool)
-{
-    bool dev = px_engine_caps_of(sp->name) & PX_ENGINE_CAP_DEVICES;
-    return (px_engine_config){
-        .weights = sp->weights ? sp->weights : cfg->weights,
-        .device = sp->device ? sp->device : dev ? cfg->device : NULL,
-        .precision = sp->precision ? sp->precision : dev ? cfg->precision : NULL,
-        .pool = pool,
-    };
-}
-
 static void *loader_main(void *arg)
 {
     px_server *s = arg;
     const px_serve_config *cfg = s->cfg;
     char inner[256];
     int64_t t0 = px_now_ns();
-    /* --device and --precision go to the engines that can choose. */
-    bool placed = !cfg->device || !strcmp(cfg->device, "cpu");
-    for (int i = 0; i < cfg->nengines; i++)
-        placed |= (px_engine_caps_of(cfg->engines[i].name) & PX_ENGINE_CAP_DEVICES) != 0;
-    if (!placed) {
-        snprintf(s->load_error, sizeof s->load_error,
-                 "--device %.40s: none of the engines can run there (lama can)", cfg->device);
+    if (px_engines_load(cfg, s->pool, s->engines, &s->nengines, s->load_error,
+                        sizeof s->load_error))
         goto fail;
-    }
-    for (int i = 0; i < cfg->nengines; i++) {
-        const px_engine_spec *sp = &cfg->engines[i];
-        px_engine_config ec = engine_config(cfg, sp, s->pool);
-        if (px_engine_open(sp->name, &ec, &s->engines[s->nengines], inner, sizeof inner)) {
-            snprintf(s->load_error, sizeof s->load_error, "engine '%.40s': %.200s", sp->name,
-                     inner);
-            goto fail;
-        }
-        s->nengines++;
-        if (warm_up(s->engines[s->nengines - 1], cfg, inner, sizeof inner)) {
-            snprintf(s->load_error, sizeof s->load_error, "%s", inner);
-            goto fail;
-        }
-    }
     s->tasks = px_tasks_create(cfg, s->engines, s->nengines, s->outputs, s->metrics, inner,
                                sizeof inner);
     if (!s->tasks) {
@@ -766,23 +733,13 @@ int px_server_start(const px_serve_config *cfg, px_server **out, char *err, size
     *out = NULL;
     /* Engine names are checked now, so a typo fails before anything starts;
      * loading them (weights, warm-up) happens after the socket is bound. */
-    for (int i = 0; i < cfg->nengines; i++) {
-        const px_engine_spec *sp = &cfg->engines[i];
-        int known = 0;
-        for (const char *const *n = px_engine_names(); *n; n++) known |= !strcmp(*n, sp->name);
-        if (!known)
-            return px_errf(err, errlen, PX_ENOTFOUND, "unknown engine '%s' (see pixserve engines)",
-                           sp->name);
-        if (sp->device && !(px_engine_caps_of(sp->name) & PX_ENGINE_CAP_DEVICES))
-            return px_errf(err, errlen, PX_EINVAL, "engine '%s' cannot choose a device (device=%s)",
-                           sp->name, sp->device);
-    }
+    int rc = px_engines_check(cfg, err, errlen);
+    if (rc) return rc;
     px_server *s = px_xcalloc(1, sizeof *s);
     s->cfg = cfg;
     s->t_start = px_now_ns();
     s->metrics = px_metrics_new();
     s->jobs = px_jobs_create(cfg->job_ttl_ms, cfg->max_jobs);
-    int rc;
 
     s->pool = px_pool_create(cfg->threads);
     s->watch = px_watch_create();
