@@ -41,6 +41,7 @@ void px_config_defaults(px_serve_config *c)
     c->max_jobs = 10000;
     c->memory_limit = 0;
     c->memory_reserve = (size_t)256 << 20;
+    c->max_gen_pixels = 2048 * 2048;
 }
 
 void px_config_usage(void)
@@ -48,9 +49,12 @@ void px_config_usage(void)
     printf(
         "usage: pixserve serve [flags]\n"
         "\n"
-        "Runs the inpainting HTTP service (POST /api/v1/inpaint, POST /inpaint, the async\n"
-        "jobs API /api/v1/jobs, GET /outputs/<name>, /healthz, /readyz, /metrics,\n"
-        "/api/v1/engines). Flags may also come from a file: --config FILE.\n"
+        "Runs the inpainting and text-to-image HTTP service (POST /api/v1/inpaint,\n"
+        "POST /inpaint, POST /api/v1/generate, POST /api/v1/generate_async, POST\n"
+        "/v1/images/generations, the async jobs API /api/v1/jobs with its event stream\n"
+        "/api/v1/jobs/{id}/events, GET /outputs/<name>, /healthz, /readyz, /metrics,\n"
+        "/api/v1/engines, the web UI at / and /generate). Flags may also come from a\n"
+        "file: --config FILE.\n"
         "\n"
         "Network and limits\n"
         "  --host ADDR            bind address (default 127.0.0.1)\n"
@@ -58,16 +62,24 @@ void px_config_usage(void)
         "  --max-body SIZE        largest request body, else 413 (default 64M)\n"
         "  --max-pixels N         largest image, e.g. 16.8M or 4096x4096 (default 16.8M)\n"
         "  --max-side N           largest image side in pixels (default 8192)\n"
+        "  --max-gen-pixels N     largest text-to-image output, e.g. 4M or 2048x2048\n"
+        "                         (default 2048x2048)\n"
         "  --http-threads N       threads doing HTTP I/O (default 2)\n"
         "  --max-connections N    simultaneous connections (default 1024)\n"
         "  --idle-timeout DUR     close connections idle or sending this slowly (default 30s)\n"
         "Engines\n"
-        "  --engine NAME          load this engine (classic, lama); repeat for several,\n"
-        "                         the first is the default for requests (default: classic)\n"
-        "  --weights FILE         weights file for engines that need one (lama: a\n"
-        "                         .safetensors made by tools/lama_convert.py)\n"
-        "  --device D             where engines that can choose run: cpu, cuda (every\n"
-        "                         GPU), cuda:N or cuda:N,M (default: cpu)\n"
+        "  --engine NAME[:K=V,...] load this engine (classic, lama, zimage); repeat for several,\n"
+        "                         the first of each kind (inpaint, generate) is that kind's\n"
+        "                         default (default: classic). Its own settings: weights=FILE\n"
+        "                         (or model=DIR), device=D, precision=P, e.g.\n"
+        "                         --engine lama:weights=big-lama.safetensors,device=cuda:1\n"
+        "                         Text to image: --engine zimage:model=DIR (a Hugging Face\n"
+        "                         Z-Image-Turbo directory; device=cpu, the only one yet)\n"
+        "  --weights FILE         weights file for engines that need one and name none\n"
+        "                         (lama: a .safetensors made by tools/lama_convert.py)\n"
+        "  --device D             where engines that can choose run (unless they name\n"
+        "                         their own): cpu, cuda (every GPU), cuda:N or cuda:N,M\n"
+        "                         (default: cpu)\n"
         "  --precision P          GPU arithmetic: tf32 or fp32 (lama on cuda;\n"
         "                         default tf32, see docs/benchmarks/lama-cuda.md)\n"
         "  --warm-sizes WxH,...   before /readyz, GPU engines build their plans for\n"
@@ -180,6 +192,58 @@ int px_config_warm_sizes(const char *s, int *w, int *h, int max)
     return n;
 }
 
+/* Whether the text from s up to the next ',' (or the end) holds a '='. */
+static int segment_has_eq(const char *s)
+{
+    for (; *s && *s != ','; s++)
+        if (*s == '=') return 1;
+    return 0;
+}
+
+int px_engine_spec_parse(char *text, px_engine_spec *spec, char *err, size_t errlen)
+{
+    memset(spec, 0, sizeof *spec);
+    spec->name = text;
+    char *p = strchr(text, ':');
+    if (p) *p++ = 0;
+    if (!text[0]) return px_errf(err, errlen, PX_EINVAL, "--engine needs a name before ':'");
+    while (p && *p) {
+        /* One key=value; its value runs to the next ',' that starts
+         * another key=value (a device list keeps its commas). */
+        char *key = p, *eq = strchr(p, '=');
+        if (!eq || (strchr(p, ',') && strchr(p, ',') < eq))
+            return px_errf(err, errlen, PX_EINVAL, "--engine %s: '%s' is not key=value", text, p);
+        *eq = 0;
+        char *val = eq + 1, *end = val;
+        for (;;) {
+            end += strcspn(end, ",");
+            if (!*end || segment_has_eq(end + 1)) break;
+            end++;
+        }
+        p = *end ? end + 1 : NULL;
+        *end = 0;
+        if (!val[0])
+            return px_errf(err, errlen, PX_EINVAL, "--engine %s: %s has no value", text, key);
+        if (!strcmp(key, "weights") || !strcmp(key, "model")) spec->weights = val;
+        else if (!strcmp(key, "device")) spec->device = val;
+        else if (!strcmp(key, "precision")) spec->precision = val;
+        else
+            return px_errf(err, errlen, PX_EINVAL,
+                           "--engine %s: unknown key '%s' (weights, model, device, precision)",
+                           text, key);
+    }
+    return 0;
+}
+
+/* Keeps a copy of s in the configuration (freed by px_config_free). */
+static char *own(px_serve_config *c, const char *s)
+{
+    if (c->nowned == (int)(sizeof c->owned / sizeof c->owned[0])) return NULL;
+    char *copy = strdup(s);
+    if (copy) c->owned[c->nowned++] = copy;
+    return copy;
+}
+
 static int parse_int(const char *s, int lo, int hi, int *out)
 {
     char *end;
@@ -237,6 +301,8 @@ static int apply_flag(px_serve_config *c, const char *n, const char *val, int de
         if (!bad) *(n[7] == 'l' ? &c->memory_limit : &c->memory_reserve) = (size_t)u;
     } else if (!strcmp(n, "max-pixels")) {
         bad = px_parse_pixels(val, &c->max_pixels);
+    } else if (!strcmp(n, "max-gen-pixels")) {
+        bad = px_parse_pixels(val, &c->max_gen_pixels) || c->max_gen_pixels < 256;
     } else if (!strcmp(n, "timeout")) {
         bad = px_parse_duration_ms(val, &ms) || ms < 1;
         if (!bad) c->timeout_ms = ms;
@@ -252,7 +318,11 @@ static int apply_flag(px_serve_config *c, const char *n, const char *val, int de
     } else if (!strcmp(n, "engine")) {
         if (c->nengines >= PX_MAX_ENGINES)
             return px_errf(err, errlen, PX_EINVAL, "at most %d engines", PX_MAX_ENGINES);
-        c->engines[c->nengines++] = val;
+        char *copy = own(c, val);
+        if (!copy) return px_errf(err, errlen, PX_ENOMEM, "too many settings");
+        int rc = px_engine_spec_parse(copy, &c->engines[c->nengines], err, errlen);
+        if (rc) return rc;
+        c->nengines++;
     } else if (!strcmp(n, "config")) {
         if (depth > 4)
             return px_errf(err, errlen, PX_EINVAL, "config files include each other too deeply");
@@ -349,6 +419,6 @@ int px_config_parse_args(px_serve_config *c, int argc, char **argv, char *err, s
             return px_errf(err, errlen, rc, "%s", inner);
         }
     }
-    if (c->nengines == 0) c->engines[c->nengines++] = "classic";
+    if (c->nengines == 0) c->engines[c->nengines++] = (px_engine_spec){.name = "classic"};
     return 0;
 }

@@ -13,6 +13,15 @@
 #define PX_MAX_ENGINES 8
 #define PX_VERSION "0.1.0"
 
+/* One --engine: the registry name and the engine's own settings; NULL
+ * settings fall back to --weights, --device and --precision. */
+typedef struct px_engine_spec {
+    const char *name;
+    const char *weights;   /* weights=FILE or model=DIR */
+    const char *device;    /* device=cpu|cuda|cuda:N[,M] */
+    const char *precision; /* precision=fp32|tf32|bf16 */
+} px_engine_spec;
+
 typedef struct px_serve_config {
     const char *host;          /* bind address, default 127.0.0.1 */
     int port;                  /* default 7860; 0 = ephemeral */
@@ -28,9 +37,10 @@ typedef struct px_serve_config {
     int64_t idle_timeout_s;    /* idle/slow connection cut-off, default 30 s */
     int max_connections;       /* default 1024 */
     int png_level;             /* PNG zlib level for results, default 1 */
-    const char *engines[PX_MAX_ENGINES]; /* the first is the default; default "classic" */
+    px_engine_spec engines[PX_MAX_ENGINES]; /* the first of each kind is its default;
+                                               default "classic" */
     int nengines;
-    const char *weights;       /* weights file for engines that need one */
+    const char *weights;       /* weights file for engines that need one (and name none) */
     const char *device;        /* "cpu", "cuda", "cuda:N[,M]"; NULL = cpu */
     const char *precision;     /* GPU precision; NULL = the engine's default */
     const char *warm_sizes;    /* "WxH,..." GPU engines plan at start; NULL = none */
@@ -47,7 +57,9 @@ typedef struct px_serve_config {
     int max_jobs;              /* async jobs kept at once, default 10000 */
     size_t memory_limit;       /* bytes for running batches, 0 = the device's free memory */
     size_t memory_reserve;     /* bytes always left free, default 256 MiB */
-    /* Strings read from config files, owned here (px_config_free). */
+    uint64_t max_gen_pixels;   /* largest text-to-image output, default 2048x2048 */
+    /* Strings read from config files and --engine copies, owned here
+     * (px_config_free). */
     char *owned[256];
     int nowned;
 } px_serve_config;
@@ -55,6 +67,15 @@ typedef struct px_serve_config {
 /* Parses a --warm-sizes list ("1024x1024,512x512") into w[], h[] (at most
  * max pairs). Returns the count, or -1 when malformed. */
 int px_config_warm_sizes(const char *s, int *w, int *h, int max);
+
+/*
+ * Parses an --engine value: NAME, or NAME:key=value,... with the keys
+ * weights (or model), device and precision; a device list keeps its commas
+ * ("lama:device=cuda:0,1,weights=F"). text is split in place (it must be a
+ * writable copy the configuration keeps). Returns 0 or PX_EINVAL with a
+ * message.
+ */
+int px_engine_spec_parse(char *text, px_engine_spec *spec, char *err, size_t errlen);
 
 /* Fills cfg with the defaults. */
 void px_config_defaults(px_serve_config *cfg);

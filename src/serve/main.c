@@ -93,7 +93,7 @@ static int serve(const px_serve_config *cfg)
     /* This exact line is what scripts and tests wait for. */
     printf("pixserve %s listening on http://%s:%d (engines:", PX_VERSION, cfg->host,
            px_server_port(srv));
-    for (int i = 0; i < cfg->nengines; i++) printf(" %s", cfg->engines[i]);
+    for (int i = 0; i < cfg->nengines; i++) printf(" %s", cfg->engines[i].name);
     printf(")\n");
     fflush(stdout);
     PX_INFO("listening on %s:%d, queue %d, timeout %lld ms", cfg->host, px_server_port(srv),

@@ -5,6 +5,7 @@
 #include "serve/routes.h"
 
 #include "core/jsonw.h"
+#include "serve/kind_generate.h"
 #include "serve/kind_inpaint.h"
 #include "serve/static.h"
 
@@ -12,16 +13,24 @@
 
 static const px_route_def g_routes[] = {
     {PX_ROUTE_UI, NULL, 0, "GET", NULL, 0, 0, {"GET /", "GET /dashboard", "GET /ui/{file}"}},
+    {PX_ROUTE_UI, "/generate", 0, "GET", NULL, 0, 0, {"GET /generate"}},
     {PX_ROUTE_OTHER, "/api/v1", 0, "GET", NULL, 0, 0, {"GET /api/v1"}},
     {PX_ROUTE_OTHER, "/api/v1/", 0, "GET", NULL, 0, 0, {NULL}},
     {PX_ROUTE_INPAINT_V1, "/api/v1/inpaint", 0, "POST", &px_kind_inpaint, PX_DIALECT_V1, 0,
      {"POST /api/v1/inpaint"}},
     {PX_ROUTE_INPAINT_SEED, "/inpaint", 0, "POST", &px_kind_inpaint, PX_DIALECT_SEED, 0,
      {"POST /inpaint"}},
+    {PX_ROUTE_GENERATE, "/api/v1/generate", 0, "POST", &px_kind_generate, PX_DIALECT_SEED, 0,
+     {"POST /api/v1/generate"}},
+    {PX_ROUTE_GENERATE, "/api/v1/generate_async", 0, "POST", &px_kind_generate, PX_DIALECT_SEED,
+     1, {"POST /api/v1/generate_async"}},
+    {PX_ROUTE_GENERATE_OPENAI, "/v1/images/generations", 0, "POST", &px_kind_generate,
+     PX_DIALECT_OPENAI, 0, {"POST /v1/images/generations"}},
     {PX_ROUTE_JOBS, "/api/v1/jobs", 0, "POST", &px_kind_inpaint, PX_DIALECT_V1, 1,
      {"POST /api/v1/jobs"}},
     {PX_ROUTE_JOBS, "/api/v1/jobs/", 1, "GET, DELETE", NULL, 0, 0,
-     {"GET /api/v1/jobs/{id}", "GET /api/v1/jobs/{id}/result", "DELETE /api/v1/jobs/{id}"}},
+     {"GET /api/v1/jobs/{id}", "GET /api/v1/jobs/{id}/result", "GET /api/v1/jobs/{id}/events",
+      "DELETE /api/v1/jobs/{id}"}},
     {PX_ROUTE_ENGINES, "/api/v1/engines", 0, "GET", NULL, 0, 0, {"GET /api/v1/engines"}},
     {PX_ROUTE_OUTPUTS, "/outputs/", 1, "GET", NULL, 0, 0, {"GET /outputs/{name}"}},
     {PX_ROUTE_HEALTHZ, "/healthz", 0, "GET", NULL, 0, 0, {"GET /healthz"}},
@@ -35,6 +44,7 @@ static const px_route_def g_other = {PX_ROUTE_OTHER, "", 0, "", NULL, 0, 0, {NUL
 /* Metric labels by slot. */
 static const char *const g_labels[PX_ROUTE_COUNT] = {
     [PX_ROUTE_INPAINT_V1] = "/api/v1/inpaint", [PX_ROUTE_INPAINT_SEED] = "/inpaint",
+    [PX_ROUTE_GENERATE] = "/api/v1/generate",  [PX_ROUTE_GENERATE_OPENAI] = "/v1/images/generations",
     [PX_ROUTE_JOBS] = "/api/v1/jobs",          [PX_ROUTE_ENGINES] = "/api/v1/engines",
     [PX_ROUTE_OUTPUTS] = "/outputs",           [PX_ROUTE_HEALTHZ] = "/healthz",
     [PX_ROUTE_READYZ] = "/readyz",             [PX_ROUTE_METRICS] = "/metrics",
@@ -70,7 +80,7 @@ int px_routes_list_json(px_buf *out)
 {
     int rc = 0, k = 0;
     for (size_t i = 0; i < NROUTES && !rc; i++)
-        for (int j = 0; j < 3 && g_routes[i].listed[j] && !rc; j++) {
+        for (int j = 0; j < PX_ROUTE_LISTED && g_routes[i].listed[j] && !rc; j++) {
             if (k++) rc = px_buf_puts(out, ",");
             if (!rc) rc = px_json_str(out, g_routes[i].listed[j]);
         }

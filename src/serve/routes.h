@@ -34,6 +34,8 @@ enum px_route {
 
 typedef struct px_kind px_kind;
 
+#define PX_ROUTE_LISTED 4
+
 typedef struct px_route_def {
     enum px_route id;
     const char *path;      /* NULL: the web UI's paths (static.h) */
@@ -43,7 +45,7 @@ typedef struct px_route_def {
     const px_kind *kind;   /* a POST body starts a task of this kind; NULL = none */
     enum px_dialect dialect;
     int async;             /* the task is an async job (the jobs API) */
-    const char *listed[3]; /* "METHOD /path" entries of the API index */
+    const char *listed[PX_ROUTE_LISTED]; /* "METHOD /path" entries of the API index */
 } px_route_def;
 
 /* The row for a request path; the web UI's paths give the UI row, anything

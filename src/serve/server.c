@@ -26,7 +26,10 @@
 #include "core/proc.h"
 #include "engine/engine.h"
 #include "image/codec.h"
+#include "serve/engines.h"
+#include "serve/events.h"
 #include "serve/jobs.h"
+#include "serve/kind.h"
 #include "serve/metrics.h"
 #include "serve/outputs.h"
 #include "serve/routes.h"
@@ -136,11 +139,7 @@ static enum MHD_Result send_error(px_server *s, struct MHD_Connection *c, struct
 {
     px_buf b;
     px_buf_init(&b, 1 << 16);
-    px_buf_puts(&b, "{\"error\":{\"code\":");
-    px_json_str(&b, px_err_name(code));
-    px_buf_puts(&b, ",\"message\":");
-    px_json_str(&b, msg);
-    px_buf_puts(&b, "}}\n");
+    px_kind_error_json(r->route->dialect, code, msg, &b);
     if (status <= 0) status = px_err_http_status(code);
     px_metrics_error(s->metrics, code);
     if (status >= 500) PX_WARN("%s -> %d %s", px_route_label(r->route->id), status, msg);
@@ -246,16 +245,26 @@ static enum MHD_Result start_task(px_server *s, struct MHD_Connection *c, struct
 {
     int async = r->route->async;
     if (!atomic_load(&s->ready) || atomic_load(&s->draining)) return not_ready(s, c, r);
+    /* The jobs API takes any kind: POST /api/v1/jobs?kind=NAME (default:
+     * the route's). */
+    const px_kind *kind = r->route->kind;
+    const char *kname = async ? MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "kind") : NULL;
+    if (kname && !(kind = px_kind_find(kname))) {
+        char msg[120];
+        snprintf(msg, sizeof msg, "unknown request kind '%.40s'", kname);
+        return send_error(s, c, r, 400, PX_EINVAL, msg, NULL, NULL);
+    }
     char client[80];
     client_key(c, client, sizeof client);
     const char *tmo = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Timeout-Ms");
     px_task_spec spec = {
-        .kind = r->route->kind,
+        .kind = kind,
         .dialect = r->route->dialect,
         .async = async,
         .content_type =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
         .client = client,
+        .host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
         .arrival_ns = r->t_arrival,
         .timeout_ms = tmo ? strtoll(tmo, NULL, 10) : 0,
     };
@@ -303,7 +312,8 @@ static enum MHD_Result start_task(px_server *s, struct MHD_Connection *c, struct
         /* Add the status URL the client polls (inside the object). */
         if (b.len > 2) {
             b.len -= 2; /* "}\n" */
-            px_buf_printf(&b, ",\"status_url\":\"/api/v1/jobs/%s\"}\n", id);
+            px_buf_printf(&b, ",\"status_url\":\"/api/v1/jobs/%s\",\"events_url\":"
+                              "\"/api/v1/jobs/%s/events\"}\n", id, id);
         }
         char loc[PX_JOB_ID_MAX + 16];
         snprintf(loc, sizeof loc, "/api/v1/jobs/%s", id);
@@ -325,6 +335,42 @@ static enum MHD_Result start_task(px_server *s, struct MHD_Connection *c, struct
 
 /* ------------------------------------------------------------ jobs API */
 
+/* GET /api/v1/jobs/{id}/result[?index=k]: part k of a done job's result. */
+static enum MHD_Result serve_result(px_server *s, struct MHD_Connection *c, struct request *r,
+                                   px_task *t)
+{
+    const char *ix = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "index");
+    char *end = NULL;
+    long index = ix ? strtol(ix, &end, 10) : 0;
+    if (ix && (end == ix || *end || index < 0 || index > 1000))
+        return send_error(s, c, r, 400, PX_EINVAL, "index must be a non-negative integer", NULL,
+                          NULL);
+    const uint8_t *data;
+    size_t len;
+    const char *ctype;
+    int rc = px_task_result_part(t, (int)index, &data, &len, &ctype);
+    if (rc == PX_EINVAL)
+        return send_error(s, c, r, 409, PX_EINVAL, "the job has no result (not done)", NULL, NULL);
+    if (rc) return send_error(s, c, r, 404, PX_ENOTFOUND, "the job's result has no such index",
+                              NULL, NULL);
+    uint8_t *copy = px_xmalloc(len ? len : 1);
+    if (len) memcpy(copy, data, len);
+    return send_owned(c, r, 200, ctype ? ctype : "application/octet-stream", copy, len, NULL, NULL);
+}
+
+/* GET /api/v1/jobs/{id}/events; takes over the reference to t. */
+static enum MHD_Result serve_events(px_server *s, struct MHD_Connection *c, struct request *r,
+                                    px_task *t, const char *id)
+{
+    int busy = 0;
+    struct MHD_Response *resp = px_events_response(c, t, id, s->watch, &busy);
+    if (!resp)
+        return send_error(s, c, r, 0, busy ? PX_EBUSY : PX_ENOMEM,
+                          busy ? "too many event streams follow this job" : "out of memory",
+                          busy ? "Retry-After" : NULL, busy ? "5" : NULL);
+    return queue(c, r, 200, resp);
+}
+
 static enum MHD_Result serve_job(px_server *s, struct MHD_Connection *c, struct request *r,
                                  const char *method, const char *rest)
 {
@@ -332,22 +378,21 @@ static enum MHD_Result serve_job(px_server *s, struct MHD_Connection *c, struct 
     const char *slash = strchr(rest, '/');
     size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
     int want_result = slash && strcmp(slash, "/result") == 0;
-    if (idlen == 0 || idlen > PX_JOB_ID_MAX || (slash && !want_result))
+    int want_events = slash && strcmp(slash, "/events") == 0;
+    if (idlen == 0 || idlen > PX_JOB_ID_MAX || (slash && !want_result && !want_events))
         return send_error(s, c, r, 404, PX_ENOTFOUND, "no such job", NULL, NULL);
     memcpy(id, rest, idlen);
     id[idlen] = 0;
     px_task *t = atomic_load(&s->ready) ? px_jobs_get(s->jobs, id) : NULL;
     if (!t) return send_error(s, c, r, 404, PX_ENOTFOUND, "no such job (or it expired)", NULL, NULL);
     enum MHD_Result ret;
-    int ok = 0;
-    if (want_result) {
-        if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
-            ret = send_error(s, c, r, 405, PX_EINVAL, "use GET", "Allow", "GET");
-        else if (!px_task_ended(t, &ok) || !ok)
-            ret = send_error(s, c, r, 409, PX_EINVAL, "the job has no result (not done)", NULL,
-                             NULL);
-        else
-            ret = send_task_reply(c, r, t);
+    int is_get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
+    if ((want_result || want_events) && !is_get) {
+        ret = send_error(s, c, r, 405, PX_EINVAL, "use GET", "Allow", "GET");
+    } else if (want_events) {
+        return serve_events(s, c, r, t, id); /* the stream takes our reference */
+    } else if (want_result) {
+        ret = serve_result(s, c, r, t);
     } else if (!strcmp(method, MHD_HTTP_METHOD_DELETE)) {
         if (px_task_cancel(t) != 0) {
             ret = send_error(s, c, r, 409, PX_EINVAL, "the job has already ended", NULL, NULL);
@@ -678,44 +723,15 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ------------------------------------------------------------- lifecycle */
 
-/* The engine's warm-up, with the --warm-sizes GPU engines plan for. */
-static int warm_up(px_engine *e, const px_serve_config *cfg, char *err, size_t errlen)
-{
-    int ws[8], hs[8], nw = cfg->warm_sizes ? px_config_warm_sizes(cfg->warm_sizes, ws, hs, 8) : 0;
-    px_engine_warmup wu = {.w = ws, .h = hs, .nsizes = nw > 0 ? nw : 0,
-                           .max_batch = cfg->max_batch};
-    return px_engine_warm_up(e, &wu, err, errlen);
-}
-
 static void *loader_main(void *arg)
 {
     px_server *s = arg;
     const px_serve_config *cfg = s->cfg;
     char inner[256];
     int64_t t0 = px_now_ns();
-    /* --device and --precision go to the engines that can choose. */
-    bool placed = !cfg->device || !strcmp(cfg->device, "cpu");
-    for (int i = 0; i < cfg->nengines; i++)
-        placed |= (px_engine_caps_of(cfg->engines[i]) & PX_ENGINE_CAP_DEVICES) != 0;
-    if (!placed) {
-        snprintf(s->load_error, sizeof s->load_error,
-                 "--device %.40s: none of the engines can run there (lama can)", cfg->device);
+    if (px_engines_load(cfg, s->pool, s->engines, &s->nengines, s->load_error,
+                        sizeof s->load_error))
         goto fail;
-    }
-    for (int i = 0; i < cfg->nengines; i++) {
-        bool dev = px_engine_caps_of(cfg->engines[i]) & PX_ENGINE_CAP_DEVICES;
-        px_engine_config ec = {.weights = cfg->weights, .device = dev ? cfg->device : NULL,
-                               .precision = dev ? cfg->precision : NULL, .pool = s->pool};
-        if (px_engine_open(cfg->engines[i], &ec, &s->engines[s->nengines], inner, sizeof inner)) {
-            snprintf(s->load_error, sizeof s->load_error, "engine '%.40s': %.200s", cfg->engines[i], inner);
-            goto fail;
-        }
-        s->nengines++;
-        if (warm_up(s->engines[s->nengines - 1], cfg, inner, sizeof inner)) {
-            snprintf(s->load_error, sizeof s->load_error, "%s", inner);
-            goto fail;
-        }
-    }
     s->tasks = px_tasks_create(cfg, s->engines, s->nengines, s->outputs, s->metrics, inner,
                                sizeof inner);
     if (!s->tasks) {
@@ -752,19 +768,13 @@ int px_server_start(const px_serve_config *cfg, px_server **out, char *err, size
     *out = NULL;
     /* Engine names are checked now, so a typo fails before anything starts;
      * loading them (weights, warm-up) happens after the socket is bound. */
-    for (int i = 0; i < cfg->nengines; i++) {
-        int known = 0;
-        for (const char *const *n = px_engine_names(); *n; n++) known |= !strcmp(*n, cfg->engines[i]);
-        if (!known)
-            return px_errf(err, errlen, PX_ENOTFOUND, "unknown engine '%s' (see pixserve engines)",
-                           cfg->engines[i]);
-    }
+    int rc = px_engines_check(cfg, err, errlen);
+    if (rc) return rc;
     px_server *s = px_xcalloc(1, sizeof *s);
     s->cfg = cfg;
     s->t_start = px_now_ns();
     s->metrics = px_metrics_new();
     s->jobs = px_jobs_create(cfg->job_ttl_ms, cfg->max_jobs);
-    int rc;
 
     s->pool = px_pool_create(cfg->threads);
     s->watch = px_watch_create();

@@ -9,7 +9,7 @@
 
 int px_static_is_ui_path(const char *url)
 {
-    return !strcmp(url, "/") || !strcmp(url, "/dashboard") ||
+    return !strcmp(url, "/") || !strcmp(url, "/dashboard") || !strcmp(url, "/generate") ||
            !strncmp(url, PX_STATIC_PREFIX, sizeof PX_STATIC_PREFIX - 1);
 }
 
@@ -33,6 +33,7 @@ const px_static_file *px_static_find(const char *url)
     const char *name;
     if (!strcmp(url, "/")) name = "index.html";
     else if (!strcmp(url, "/dashboard")) name = "dashboard.html";
+    else if (!strcmp(url, "/generate")) name = "generate.html";
     else if (!strncmp(url, PX_STATIC_PREFIX, sizeof PX_STATIC_PREFIX - 1))
         name = url + sizeof PX_STATIC_PREFIX - 1;
     else return NULL;

@@ -12,6 +12,7 @@
  *
  * Lock order: task, then scheduler (items are submitted and positions read
  * under the task's lock); the scheduler calls back without its lock.
+ * What a task shows (reply, timings, jobs-API status) is task_status.c.
  */
 #include "serve/task.h"
 
@@ -20,8 +21,7 @@
 #include "core/err.h"
 #include "core/jsonw.h"
 #include "core/log.h"
-#include "core/timer.h"
-#include "serve/workers.h"
+#include "serve/task_impl.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -30,93 +30,12 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Where a task is; reported by the jobs API. */
-enum stage { ST_PREP, ST_PREPARE, ST_QUEUED, ST_INFER, ST_FINISH, ST_ENDED };
+/* ------------------------------------------------------------ references */
 
-/* How it ended. */
-enum outcome { OUT_NONE, OUT_DONE, OUT_FAILED, OUT_CANCELLED, OUT_EXPIRED };
-
-#define MAX_CLIENTS 1024
-
-struct client_count {
-    char key[64];
-    int n;
-};
-
-struct px_tasks {
-    const px_serve_config *cfg;
-    px_engine *const *engines;
-    int nengines;
-    px_kind_env env;
-    px_workers *cpu;
-    int workers_per_engine; /* scheduler workers per engine */
-    px_sched *sched;
-    px_timers *timers;
-
-    pthread_mutex_t mu; /* admission counters and the task count */
-    pthread_cond_t idle;
-    int pending[PX_PRIO_COUNT];
-    struct client_count clients[MAX_CLIENTS];
-    int tasks;  /* alive (referenced) */
-    int active; /* not yet ended */
-    int draining;
-};
-
-struct px_task {
-    atomic_int refs;
-    px_tasks *p;
-    pthread_mutex_t mu;
-
-    /* What was asked. */
-    const px_kind *kind;
-    enum px_dialect dialect;
-    int async;
-    char content_type[256];
-    uint8_t *body;
-    size_t body_len;
-    char client[64];
-    char host[128];
-    int64_t arrival_ns, deadline_ns, created_ms;
-    px_task_done_fn done;
-    void *done_arg;
-
-    /* Parsed and prepared (by prep; read by others only after it ended or
-     * through the lock). */
-    void *req;
-    int engine_index;
-    enum px_priority prio;
-    int admitted;
-    px_sched_item *items;
-    int nitems, items_left, items_submitted;
-    int item_rc; /* first item failure */
-    char item_err[160];
-
-    /* Progress (under mu). */
-    enum stage stage;
-    px_work *cpu_work; /* the prep or finish work in the CPU pool, if any */
-    uint64_t timer_id;
-    int64_t t_queued, t_started, t_infer_end, t_finished;
-    int64_t decode_ns, encode_ns, save_ns;
-    int batch_size;
-    int step, steps; /* the engine's last progress report */
-
-    /* The end. */
-    enum outcome outcome;
-    int http_status, code;
-    const char *content_type_out;
-    px_buf reply;
-    const char *hdr_name;
-    char hdr_value[32];
-    char server_timing[320]; /* the kind's, or "" */
-
-    /* Watchers of changes (px_task_watch), under wmu. */
-    pthread_mutex_t wmu;
-    struct {
-        px_task_watch_fn fn;
-        void (*release)(void *arg);
-        void *arg;
-    } watch[PX_TASK_MAX_WATCHERS];
-};
+void px_task_ref(px_task *t)
+{
+    atomic_fetch_add(&t->refs, 1);
+}
 
 /* ------------------------------------------------------------ watchers */
 
@@ -166,11 +85,6 @@ int px_task_watch(px_task *t, px_task_watch_fn fn, void (*release)(void *arg), v
 
 /* ------------------------------------------------------------ references */
 
-void px_task_ref(px_task *t)
-{
-    atomic_fetch_add(&t->refs, 1);
-}
-
 void px_task_unref(px_task *t)
 {
     if (!t || atomic_fetch_sub(&t->refs, 1) != 1) return;
@@ -203,18 +117,6 @@ static px_kind_ctx kind_ctx(px_task *t)
 
 /* ------------------------------------------------------------ admission */
 
-static struct client_count *client_slot(px_tasks *p, const char *key, int create)
-{
-    struct client_count *free_slot = NULL;
-    for (int i = 0; i < MAX_CLIENTS; i++) {
-        if (p->clients[i].n > 0 && strcmp(p->clients[i].key, key) == 0) return &p->clients[i];
-        if (!free_slot && p->clients[i].n == 0) free_slot = &p->clients[i];
-    }
-    if (!create || !free_slot) return NULL;
-    snprintf(free_slot->key, sizeof free_slot->key, "%s", key);
-    return free_slot;
-}
-
 /* Seconds a refused client should wait: the work ahead on the task's engine
  * at that engine's measured time per item, spread over its device workers;
  * at least 1. */
@@ -236,39 +138,9 @@ static int retry_after(px_tasks *p, px_task *t)
 static int admit(px_tasks *p, px_task *t, char *err, size_t errlen)
 {
     if (t->outcome != OUT_NONE) return px_errf(err, errlen, PX_ECANCELED, "ended");
-    pthread_mutex_lock(&p->mu);
-    if (p->pending[t->prio] >= p->cfg->queue) {
-        pthread_mutex_unlock(&p->mu);
-        return px_errf(err, errlen, PX_EBUSY,
-                       "the %s-priority queue is full (%d requests); retry after the time in "
-                       "Retry-After",
-                       px_priority_name(t->prio), p->cfg->queue);
-    }
-    if (p->cfg->max_per_client > 0 && t->client[0]) {
-        struct client_count *c = client_slot(p, t->client, 1);
-        if (!c || c->n >= p->cfg->max_per_client) {
-            pthread_mutex_unlock(&p->mu);
-            return px_errf(err, errlen, PX_EBUSY,
-                           "this client already has %d requests in flight (the limit)",
-                           p->cfg->max_per_client);
-        }
-        c->n++;
-    }
-    p->pending[t->prio]++;
-    t->admitted = 1;
-    pthread_mutex_unlock(&p->mu);
-    return 0;
-}
-
-static void release_admission(px_tasks *p, px_task *t)
-{
-    pthread_mutex_lock(&p->mu);
-    p->pending[t->prio]--;
-    if (p->cfg->max_per_client > 0 && t->client[0]) {
-        struct client_count *c = client_slot(p, t->client, 0);
-        if (c) c->n--;
-    }
-    pthread_mutex_unlock(&p->mu);
+    int rc = px_admit_take(p->admit, t->prio, t->client, err, errlen);
+    t->admitted = rc == 0;
+    return rc;
 }
 
 /* ------------------------------------------------------------ ending */
@@ -278,17 +150,6 @@ static void error_body(px_buf *b, enum px_dialect d, int code, const char *msg)
     px_buf_free(b);
     px_buf_init(b, 1 << 16);
     px_kind_error_json(d, code, msg, b);
-}
-
-/* Timings of the stages the task went through, in milliseconds. Called
- * with the task's lock held; the device's start time is pushed to the task
- * (PX_SCHED_STARTED), so nothing else is asked. */
-static void stage_ms(const px_task *t, double *queue, double *infer)
-{
-    int64_t end = t->t_finished ? t->t_finished : px_now_ns();
-    int64_t started = t->t_started;
-    *queue = t->t_queued ? px_ns_to_ms((started ? started : end) - t->t_queued) : 0;
-    *infer = started ? px_ns_to_ms((t->t_infer_end ? t->t_infer_end : end) - started) : 0;
 }
 
 static enum px_outcome metric_outcome(enum outcome out, int code)
@@ -339,7 +200,7 @@ static int end_task(px_task *t, enum outcome out, int code, const char *msg,
     int admitted = t->admitted, engine_index = t->engine_index;
     pthread_mutex_unlock(&t->mu);
 
-    if (admitted) release_admission(p, t);
+    if (admitted) px_admit_release(p->admit, t->prio, t->client);
     pthread_mutex_lock(&p->mu);
     if (--p->active == 0) pthread_cond_broadcast(&p->idle);
     pthread_mutex_unlock(&p->mu);
@@ -370,7 +231,7 @@ static void on_deadline(void *arg)
     px_task *t = arg;
     pthread_mutex_lock(&t->mu);
     double q, inf;
-    stage_ms(t, &q, &inf);
+    px_task_stage_ms(t, &q, &inf);
     int64_t waited = px_now_ns() - t->arrival_ns;
     pthread_mutex_unlock(&t->mu);
     char msg[200];
@@ -460,18 +321,6 @@ static void note_default(px_task *t, enum px_stage stage, int64_t ns)
     int noted = stage == PX_STAGE_DECODE ? t->decode_ns != 0 : t->encode_ns != 0;
     pthread_mutex_unlock(&t->mu);
     if (!noted) px_task_note_stage(t, stage, ns);
-}
-
-void px_task_timings_get(px_task *t, px_task_timings *tm)
-{
-    pthread_mutex_lock(&t->mu);
-    stage_ms(t, &tm->queue_ms, &tm->infer_ms);
-    tm->decode_ms = px_ns_to_ms(t->decode_ns);
-    tm->encode_ms = px_ns_to_ms(t->encode_ns);
-    tm->save_ms = px_ns_to_ms(t->save_ns);
-    tm->total_ms = px_ns_to_ms((t->t_finished ? t->t_finished : px_now_ns()) - t->arrival_ns);
-    tm->batch_size = t->batch_size;
-    pthread_mutex_unlock(&t->mu);
 }
 
 /* ------------------------------------------------------------ finish */
@@ -730,6 +579,7 @@ px_tasks *px_tasks_create(const px_serve_config *cfg, px_engine *const *engines,
     sc.workers_per_engine = p->workers_per_engine;
     sc.mem_limit = cfg->memory_limit;
     sc.mem_reserve = cfg->memory_reserve;
+    p->admit = px_admit_create(cfg->queue, cfg->max_per_client);
     p->cpu = px_workers_create(cpu, cfg->cpu_queue);
     p->sched = px_sched_create(&sc, engines, nengines);
     p->timers = px_timers_create();
@@ -738,6 +588,7 @@ px_tasks *px_tasks_create(const px_serve_config *cfg, px_engine *const *engines,
         px_workers_destroy(p->cpu);
         px_sched_destroy(p->sched);
         px_timers_destroy(p->timers);
+        px_admit_destroy(p->admit);
         free(p);
         return NULL;
     }
@@ -819,138 +670,6 @@ int px_tasks_submit(px_tasks *p, px_task_spec *spec, px_task **out, int *retry_a
     return 0;
 }
 
-void px_task_reply_get(px_task *t, px_task_reply *r)
-{
-    pthread_mutex_lock(&t->mu);
-    r->http_status = t->http_status;
-    r->code = t->code;
-    r->content_type = t->content_type_out;
-    r->body = &t->reply;
-    r->header_name = t->hdr_name;
-    snprintf(r->header_value, sizeof r->header_value, "%s", t->hdr_value);
-    double q, inf;
-    stage_ms(t, &q, &inf);
-    if (t->server_timing[0])
-        snprintf(r->server_timing, sizeof r->server_timing, "%s", t->server_timing);
-    else
-    snprintf(r->server_timing, sizeof r->server_timing,
-             "queue;dur=%.2f, decode;dur=%.2f, infer;dur=%.2f, encode;dur=%.2f, save;dur=%.2f, "
-             "total;dur=%.2f",
-             q, px_ns_to_ms(t->decode_ns), inf, px_ns_to_ms(t->encode_ns),
-             px_ns_to_ms(t->save_ns),
-             px_ns_to_ms((t->t_finished ? t->t_finished : px_now_ns()) - t->arrival_ns));
-    pthread_mutex_unlock(&t->mu);
-}
-
-int px_task_result_part(px_task *t, int index, const uint8_t **data, size_t *len,
-                        const char **content_type)
-{
-    int ok = 0;
-    if (!px_task_ended(t, &ok) || !ok) return PX_EINVAL;
-    if (t->kind->result_part) return t->kind->result_part(t->req, index, data, len, content_type);
-    if (index != 0) return PX_ENOTFOUND;
-    *data = t->reply.data;
-    *len = t->reply.len;
-    *content_type = t->content_type_out;
-    return 0;
-}
-
-int px_task_ended(px_task *t, int *ok)
-{
-    pthread_mutex_lock(&t->mu);
-    int ended = t->outcome != OUT_NONE;
-    if (ok) *ok = t->outcome == OUT_DONE;
-    pthread_mutex_unlock(&t->mu);
-    return ended;
-}
-
-/* The "result" and "timings" of a done task, or the error of a failed one. */
-static void status_end(px_task *t, const char *id, enum outcome out, px_buf *b)
-{
-    if (out == OUT_DONE) {
-        px_task_reply r;
-        px_task_reply_get(t, &r);
-        const char *fmt = "png";
-        if (r.content_type && strstr(r.content_type, "jpeg")) fmt = "jpeg";
-        else if (r.content_type && strstr(r.content_type, "webp")) fmt = "webp";
-        px_buf_printf(b, ",\"result\":{\"url\":\"/api/v1/jobs/%s/result\",\"format\":\"%s\"", id,
-                      fmt);
-        if (t->kind->status_json) t->kind->status_json(t->req, id, b);
-        px_buf_printf(b, ",\"bytes\":%zu}", r.body->len);
-        if (t->kind->status_tail) {
-            t->kind->status_tail(t, t->req, b);
-            return;
-        }
-        px_task_timings tm;
-        px_task_timings_get(t, &tm);
-        px_buf_printf(b,
-                      ",\"timings\":{\"queue_ms\":%.3f,\"decode_ms\":%.3f,\"infer_ms\":%.3f,"
-                      "\"encode_ms\":%.3f}",
-                      tm.queue_ms, tm.decode_ms, tm.infer_ms, tm.encode_ms);
-        return;
-    }
-    /* The error reply already holds {"error":{...}}: embed its inside. */
-    pthread_mutex_lock(&t->mu);
-    const char *body = (const char *)t->reply.data;
-    size_t len = t->reply.len;
-    if (body && len > 2 && body[0] == '{') {
-        px_buf_puts(b, ",");
-        while (len && (body[len - 1] == '\n' || body[len - 1] == '}')) len--;
-        px_buf_append(b, body + 1, len - 1);
-        px_buf_puts(b, "}");
-    }
-    pthread_mutex_unlock(&t->mu);
-}
-
-static void put_ms_or_null(px_buf *b, const char *name, int64_t ms)
-{
-    if (ms) px_buf_printf(b, ",\"%s\":%lld", name, (long long)ms);
-    else px_buf_printf(b, ",\"%s\":null", name);
-}
-
-int px_task_status_json(px_task *t, const char *id, px_buf *b)
-{
-    static const char *outcomes[] = {NULL, "done", "failed", "cancelled", "expired"};
-    pthread_mutex_lock(&t->mu);
-    enum outcome out = t->outcome;
-    enum stage st = t->stage;
-    int64_t t_started = t->t_started, t_finished = t->t_finished;
-    int step = t->step, steps = t->steps;
-    /* Items of one request sit together; the first says how far off it is
-     * (1 = next). Asked under the task lock (lock order: task, scheduler). */
-    int pos = out == OUT_NONE && st == ST_QUEUED && t->items_submitted
-                  ? px_sched_position(t->p->sched, &t->items[0])
-                  : -1;
-    pthread_mutex_unlock(&t->mu);
-    int64_t now_ns = px_now_ns(), now_ms = px_wall_ms();
-    int64_t started_ms = t_started ? now_ms - (now_ns - t_started) / 1000000 : 0;
-    int64_t finished_ms = t_finished ? now_ms - (now_ns - t_finished) / 1000000 : 0;
-
-    const char *infer = !t->kind->step_stages ? "infer"
-                        : step == 0                 ? "text_encode"
-                        : step < steps              ? "denoise"
-                                                    : "vae_decode";
-    const char *stage = st == ST_PREPARE ? t->kind->prepare_stage
-                        : st == ST_INFER ? infer
-                        : st == ST_FINISH ? t->kind->finish_stage
-                                          : NULL;
-    const char *status = out != OUT_NONE ? outcomes[out] : stage ? "running" : "queued";
-    int rc = px_buf_puts(b, "{\"id\":");
-    px_json_str(b, id);
-    px_buf_printf(b, ",\"status\":\"%s\",\"stage\":", status);
-    if (out == OUT_NONE && stage) px_json_str(b, stage);
-    else px_buf_puts(b, "null");
-    px_buf_puts(b, ",\"position\":");
-    if (pos >= 0) px_buf_printf(b, "%d", pos + 1);
-    else px_buf_puts(b, "null");
-    if (steps > 0) px_buf_printf(b, ",\"progress\":{\"step\":%d,\"steps\":%d}", step, steps);
-    px_buf_printf(b, ",\"created_ms\":%lld", (long long)t->created_ms);
-    put_ms_or_null(b, "started_ms", started_ms);
-    put_ms_or_null(b, "finished_ms", finished_ms);
-    if (out != OUT_NONE) status_end(t, id, out, b);
-    return rc ? rc : px_buf_puts(b, "}\n");
-}
-
 void px_tasks_stats_get(px_tasks *p, px_tasks_stats *s)
 {
     memset(s, 0, sizeof *s);
@@ -960,8 +679,8 @@ void px_tasks_stats_get(px_tasks *p, px_tasks_stats *s)
     s->cpu_queued = ws.queued;
     s->cpu_running = ws.running;
     s->workers = p->nengines * p->workers_per_engine;
+    px_admit_pending(p->admit, s->pending);
     pthread_mutex_lock(&p->mu);
-    memcpy(s->pending, p->pending, sizeof s->pending);
     s->tasks = p->tasks;
     pthread_mutex_unlock(&p->mu);
 }
@@ -985,6 +704,7 @@ void px_tasks_destroy(px_tasks *p)
     px_timers_destroy(p->timers);
     px_sched_destroy(p->sched);
     px_workers_destroy(p->cpu);
+    px_admit_destroy(p->admit);
     pthread_cond_destroy(&p->idle);
     pthread_mutex_destroy(&p->mu);
     free(p);

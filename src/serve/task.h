@@ -122,6 +122,18 @@ int px_task_result_part(px_task *t, int index, const uint8_t **data, size_t *len
 typedef int (*px_task_watch_fn)(void *arg);
 int px_task_watch(px_task *t, px_task_watch_fn fn, void (*release)(void *arg), void *arg);
 
+/* What a follower of the task needs (the event stream): the jobs-API
+ * status name, the queue position (1 = next; 0 = not queued), the engine's
+ * last step report and whether the task has ended. */
+typedef struct px_task_progress {
+    const char *status; /* static */
+    int position;
+    int step, steps;
+    int ended;
+} px_task_progress;
+
+void px_task_progress_get(px_task *t, px_task_progress *p);
+
 /* Whether the task has ended, and if so whether it succeeded. */
 int px_task_ended(px_task *t, int *ok);
 

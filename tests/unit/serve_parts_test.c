@@ -67,7 +67,9 @@ TEST(t_config_flags)
     T_EQ_INT(c.max_body, 1 << 20);
     T_EQ_INT(c.max_pixels, 1000000);
     T_EQ_INT(c.nengines, 1);
-    T_EQ_STR(c.engines[0], "classic");
+    T_EQ_STR(c.engines[0].name, "classic");
+    T_TRUE(c.engines[0].weights == NULL);
+    px_config_free(&c);
 
     px_config_defaults(&c);
     T_EQ_INT(px_config_parse_args(&c, 0, NULL, err, sizeof err), 0);
@@ -103,6 +105,49 @@ TEST(t_config_flags)
         char *one[] = {"--warm-sizes", (char *)bad_sizes[i]};
         T_EQ_INT(px_config_parse_args(&c, 2, one, err, sizeof err), PX_EINVAL);
         T_CONTAINS(err, "warm-sizes");
+    }
+    px_config_free(&c);
+}
+
+TEST(t_engine_settings)
+{
+    /* Each engine its own weights/model, device and precision, next to
+     * the old global spellings. */
+    px_serve_config c;
+    px_config_defaults(&c);
+    char *argv[] = {"--engine", "lama:weights=/w/big-lama.safetensors,device=cuda:0,1,precision=fp32",
+                    "--engine=zimage:model=/m/z-image,device=cuda:1", "--engine", "classic",
+                    "--weights", "F", "--device", "cuda"};
+    char err[300];
+    T_EQ_INT(px_config_parse_args(&c, 9, argv, err, sizeof err), 0);
+    T_EQ_INT(c.nengines, 3);
+    T_EQ_STR(c.engines[0].name, "lama");
+    T_EQ_STR(c.engines[0].weights, "/w/big-lama.safetensors");
+    T_EQ_STR(c.engines[0].device, "cuda:0,1");
+    T_EQ_STR(c.engines[0].precision, "fp32");
+    T_EQ_STR(c.engines[1].name, "zimage");
+    T_EQ_STR(c.engines[1].weights, "/m/z-image");
+    T_EQ_STR(c.engines[1].device, "cuda:1");
+    T_TRUE(c.engines[1].precision == NULL);
+    T_EQ_STR(c.engines[2].name, "classic");
+    T_TRUE(c.engines[2].device == NULL);
+    T_EQ_STR(c.weights, "F");
+    T_EQ_STR(c.device, "cuda");
+    px_config_free(&c);
+    const char *bad[] = {"lama:", "lama:weights", "lama:weights=", ":device=cpu",
+                         "lama:colour=blue", "lama:a,b=c"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        px_config_defaults(&c);
+        char *one[] = {"--engine", (char *)bad[i]};
+        int rc = px_config_parse_args(&c, 2, one, err, sizeof err);
+        px_config_free(&c);
+        if (!strcmp(bad[i], "lama:")) { /* a bare colon is just the name */
+            T_EQ_INT(rc, 0);
+            continue;
+        }
+        T_EQ_INT(rc, PX_EINVAL);
+        T_CONTAINS(err, "--engine");
+        if (!strcmp(bad[i], "lama:colour=blue")) T_CONTAINS(err, "unknown key 'colour'");
     }
 }
 
@@ -214,5 +259,5 @@ TEST(t_metrics_render)
     px_metrics_free(m);
 }
 
-TEST_MAIN(t_parse_sizes_durations_pixels, t_config_flags, t_outputs_save_and_open,
+TEST_MAIN(t_engine_settings, t_parse_sizes_durations_pixels, t_config_flags, t_outputs_save_and_open,
           t_outputs_refuse_escapes, t_metrics_render)

@@ -1,0 +1,195 @@
+/*
+ * task_status.c — what an ended or running task shows: its reply with the
+ * Server-Timing header, the stage timings kinds put in their replies, and
+ * the jobs-API status object (see task.h).
+ */
+#include "serve/task_impl.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/jsonw.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* The device's start time is pushed to the task (PX_SCHED_STARTED), so
+ * nothing else is asked. */
+void px_task_stage_ms(const px_task *t, double *queue, double *infer)
+{
+    int64_t end = t->t_finished ? t->t_finished : px_now_ns();
+    int64_t started = t->t_started;
+    *queue = t->t_queued ? px_ns_to_ms((started ? started : end) - t->t_queued) : 0;
+    *infer = started ? px_ns_to_ms((t->t_infer_end ? t->t_infer_end : end) - started) : 0;
+}
+
+void px_task_timings_get(px_task *t, px_task_timings *tm)
+{
+    pthread_mutex_lock(&t->mu);
+    px_task_stage_ms(t, &tm->queue_ms, &tm->infer_ms);
+    tm->decode_ms = px_ns_to_ms(t->decode_ns);
+    tm->encode_ms = px_ns_to_ms(t->encode_ns);
+    tm->save_ms = px_ns_to_ms(t->save_ns);
+    tm->total_ms = px_ns_to_ms((t->t_finished ? t->t_finished : px_now_ns()) - t->arrival_ns);
+    tm->batch_size = t->batch_size;
+    pthread_mutex_unlock(&t->mu);
+}
+
+void px_task_reply_get(px_task *t, px_task_reply *r)
+{
+    pthread_mutex_lock(&t->mu);
+    r->http_status = t->http_status;
+    r->code = t->code;
+    r->content_type = t->content_type_out;
+    r->body = &t->reply;
+    r->header_name = t->hdr_name;
+    snprintf(r->header_value, sizeof r->header_value, "%s", t->hdr_value);
+    double q, inf;
+    px_task_stage_ms(t, &q, &inf);
+    if (t->server_timing[0])
+        snprintf(r->server_timing, sizeof r->server_timing, "%s", t->server_timing);
+    else
+        snprintf(r->server_timing, sizeof r->server_timing,
+             "queue;dur=%.2f, decode;dur=%.2f, infer;dur=%.2f, encode;dur=%.2f, save;dur=%.2f, "
+             "total;dur=%.2f",
+             q, px_ns_to_ms(t->decode_ns), inf, px_ns_to_ms(t->encode_ns),
+             px_ns_to_ms(t->save_ns),
+             px_ns_to_ms((t->t_finished ? t->t_finished : px_now_ns()) - t->arrival_ns));
+    pthread_mutex_unlock(&t->mu);
+}
+
+int px_task_result_part(px_task *t, int index, const uint8_t **data, size_t *len,
+                        const char **content_type)
+{
+    int ok = 0;
+    if (!px_task_ended(t, &ok) || !ok) return PX_EINVAL;
+    if (t->kind->result_part) return t->kind->result_part(t->req, index, data, len, content_type);
+    if (index != 0) return PX_ENOTFOUND;
+    *data = t->reply.data;
+    *len = t->reply.len;
+    *content_type = t->content_type_out;
+    return 0;
+}
+
+int px_task_ended(px_task *t, int *ok)
+{
+    pthread_mutex_lock(&t->mu);
+    int ended = t->outcome != OUT_NONE;
+    if (ok) *ok = t->outcome == OUT_DONE;
+    pthread_mutex_unlock(&t->mu);
+    return ended;
+}
+
+/* The "result" and "timings" of a done task, or the error of a failed one. */
+static void status_end(px_task *t, const char *id, enum outcome out, px_buf *b)
+{
+    if (out == OUT_DONE) {
+        px_task_reply r;
+        px_task_reply_get(t, &r);
+        const char *fmt = "png";
+        if (r.content_type && strstr(r.content_type, "jpeg")) fmt = "jpeg";
+        else if (r.content_type && strstr(r.content_type, "webp")) fmt = "webp";
+        px_buf_printf(b, ",\"result\":{\"url\":\"/api/v1/jobs/%s/result\",\"format\":\"%s\"", id,
+                      fmt);
+        if (t->kind->status_json) t->kind->status_json(t->req, id, b);
+        px_buf_printf(b, ",\"bytes\":%zu}", r.body->len);
+        if (t->kind->status_tail) {
+            t->kind->status_tail(t, t->req, b);
+            return;
+        }
+        px_task_timings tm;
+        px_task_timings_get(t, &tm);
+        px_buf_printf(b,
+                      ",\"timings\":{\"queue_ms\":%.3f,\"decode_ms\":%.3f,\"infer_ms\":%.3f,"
+                      "\"encode_ms\":%.3f}",
+                      tm.queue_ms, tm.decode_ms, tm.infer_ms, tm.encode_ms);
+        return;
+    }
+    /* The error reply already holds {"error":{...}}: embed its inside. */
+    pthread_mutex_lock(&t->mu);
+    const char *body = (const char *)t->reply.data;
+    size_t len = t->reply.len;
+    if (body && len > 2 && body[0] == '{') {
+        px_buf_puts(b, ",");
+        while (len && (body[len - 1] == '\n' || body[len - 1] == '}')) len--;
+        px_buf_append(b, body + 1, len - 1);
+        px_buf_puts(b, "}");
+    }
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void put_ms_or_null(px_buf *b, const char *name, int64_t ms)
+{
+    if (ms) px_buf_printf(b, ",\"%s\":%lld", name, (long long)ms);
+    else px_buf_printf(b, ",\"%s\":null", name);
+}
+
+/* Where the task is, read once under its lock. */
+typedef struct snapshot {
+    enum outcome out;
+    int64_t t_started, t_finished;
+    int step, steps, pos; /* pos: 0-based queue position, -1 = none */
+    const char *stage, *status;
+} snapshot;
+
+static void take_snapshot(px_task *t, snapshot *sn)
+{
+    static const char *outcomes[] = {NULL, "done", "failed", "cancelled", "expired"};
+    pthread_mutex_lock(&t->mu);
+    enum stage st = t->stage;
+    sn->out = t->outcome;
+    sn->t_started = t->t_started;
+    sn->t_finished = t->t_finished;
+    sn->step = t->step;
+    sn->steps = t->steps;
+    /* Items of one request sit together; the first says how far off it is
+     * (1 = next). Asked under the task lock (lock order: task, scheduler). */
+    sn->pos = sn->out == OUT_NONE && st == ST_QUEUED && t->items_submitted
+                  ? px_sched_position(t->p->sched, &t->items[0])
+                  : -1;
+    pthread_mutex_unlock(&t->mu);
+    const char *infer = !t->kind->step_stages ? "infer"
+                        : sn->step == 0             ? "text_encode"
+                        : sn->step < sn->steps      ? "denoise"
+                                                    : "vae_decode";
+    sn->stage = st == ST_PREPARE ? t->kind->prepare_stage
+                : st == ST_INFER ? infer
+                : st == ST_FINISH ? t->kind->finish_stage
+                                  : NULL;
+    sn->status = sn->out != OUT_NONE ? outcomes[sn->out] : sn->stage ? "running" : "queued";
+    if (sn->out != OUT_NONE) sn->stage = NULL;
+}
+
+void px_task_progress_get(px_task *t, px_task_progress *p)
+{
+    snapshot sn;
+    take_snapshot(t, &sn);
+    *p = (px_task_progress){.status = sn.status, .position = sn.pos + 1, .step = sn.step,
+                            .steps = sn.steps, .ended = sn.out != OUT_NONE};
+}
+
+int px_task_status_json(px_task *t, const char *id, px_buf *b)
+{
+    snapshot sn;
+    take_snapshot(t, &sn);
+    enum outcome out = sn.out;
+    const char *stage = sn.stage, *status = sn.status;
+    int pos = sn.pos, step = sn.step, steps = sn.steps;
+    int64_t now_ns = px_now_ns(), now_ms = px_wall_ms();
+    int64_t started_ms = sn.t_started ? now_ms - (now_ns - sn.t_started) / 1000000 : 0;
+    int64_t finished_ms = sn.t_finished ? now_ms - (now_ns - sn.t_finished) / 1000000 : 0;
+    int rc = px_buf_puts(b, "{\"id\":");
+    px_json_str(b, id);
+    px_buf_printf(b, ",\"kind\":\"%s\",\"status\":\"%s\",\"stage\":", t->kind->name, status);
+    if (out == OUT_NONE && stage) px_json_str(b, stage);
+    else px_buf_puts(b, "null");
+    px_buf_puts(b, ",\"position\":");
+    if (pos >= 0) px_buf_printf(b, "%d", pos + 1);
+    else px_buf_puts(b, "null");
+    if (steps > 0) px_buf_printf(b, ",\"progress\":{\"step\":%d,\"steps\":%d}", step, steps);
+    px_buf_printf(b, ",\"created_ms\":%lld", (long long)t->created_ms);
+    put_ms_or_null(b, "started_ms", started_ms);
+    put_ms_or_null(b, "finished_ms", finished_ms);
+    if (out != OUT_NONE) status_end(t, id, out, b);
+    return rc ? rc : px_buf_puts(b, "}\n");
+}
+
