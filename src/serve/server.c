@@ -308,7 +308,7 @@ static enum MHD_Result start_task(px_server *s, struct MHD_Connection *c, struct
         px_jobs_attach(s->jobs, entry, t); /* the table keeps our reference */
         px_buf b;
         px_buf_init(&b, 1 << 16);
-        px_task_status_json(t, id, &b);
+        px_task_accepted_json(t, id, &b);
         /* Add the status URL the client polls (inside the object). */
         if (b.len > 2) {
             b.len -= 2; /* "}\n" */

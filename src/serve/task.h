@@ -134,6 +134,11 @@ typedef struct px_task_progress {
 
 void px_task_progress_get(px_task *t, px_task_progress *p);
 
+/* The status object for the reply that accepts a job (202): "queued"
+ * (the job was just accepted, whatever its work has started on) unless it
+ * has already ended. */
+int px_task_accepted_json(px_task *t, const char *id, px_buf *out);
+
 /* Whether the task has ended, and if so whether it succeeded. */
 int px_task_ended(px_task *t, int *ok);
 

@@ -167,10 +167,11 @@ void px_task_progress_get(px_task *t, px_task_progress *p)
                             .steps = sn.steps, .ended = sn.out != OUT_NONE};
 }
 
-int px_task_status_json(px_task *t, const char *id, px_buf *b)
+static int status_json(px_task *t, const char *id, int accepted, px_buf *b)
 {
     snapshot sn;
     take_snapshot(t, &sn);
+    if (accepted && sn.out == OUT_NONE) sn.status = "queued", sn.stage = NULL;
     enum outcome out = sn.out;
     const char *stage = sn.stage, *status = sn.status;
     int pos = sn.pos, step = sn.step, steps = sn.steps;
@@ -191,5 +192,15 @@ int px_task_status_json(px_task *t, const char *id, px_buf *b)
     put_ms_or_null(b, "finished_ms", finished_ms);
     if (out != OUT_NONE) status_end(t, id, out, b);
     return rc ? rc : px_buf_puts(b, "}\n");
+}
+
+int px_task_status_json(px_task *t, const char *id, px_buf *b)
+{
+    return status_json(t, id, 0, b);
+}
+
+int px_task_accepted_json(px_task *t, const char *id, px_buf *b)
+{
+    return status_json(t, id, 1, b);
 }
 
