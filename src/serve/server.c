@@ -240,6 +240,42 @@ static enum MHD_Result not_ready(px_server *s, struct MHD_Connection *c, struct 
                       "1");
 }
 
+/* 202 for a new async job: its status with the URL the client polls. */
+static enum MHD_Result send_accepted(struct MHD_Connection *c, struct request *r, px_task *t,
+                                     const char *id)
+{
+    px_buf b;
+    px_buf_init(&b, 1 << 16);
+    px_task_accepted_json(t, id, &b);
+    if (b.len > 2) { /* inside the object */
+        b.len -= 2;  /* "}\n" */
+        px_buf_printf(&b, ",\"status_url\":\"/api/v1/jobs/%s\",\"events_url\":"
+                          "\"/api/v1/jobs/%s/events\"}\n", id, id);
+    }
+    char loc[PX_JOB_ID_MAX + 16];
+    snprintf(loc, sizeof loc, "/api/v1/jobs/%s", id);
+    return send_buf(c, r, 202, "application/json", &b, "Location", loc);
+}
+
+/* Suspends the connection until task t ends (unless it already has), and
+ * watches it for the client hanging up. */
+static enum MHD_Result suspend_for(px_server *s, struct MHD_Connection *c, struct request *r,
+                                   px_task *t)
+{
+    r->task = t;
+    pthread_mutex_lock(&r->mu);
+    int done = r->finished;
+    if (!done) {
+        MHD_suspend_connection(c);
+        r->suspended = 1;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci) r->watch_id = px_watch_add(s->watch, ci->connect_fd, on_hangup, r);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return done ? send_task_reply(c, r, t) : MHD_YES;
+}
+
 /* Hands a complete body to a task of the route's kind. */
 static enum MHD_Result start_task(px_server *s, struct MHD_Connection *c, struct request *r)
 {
@@ -306,31 +342,9 @@ static enum MHD_Result start_task(px_server *s, struct MHD_Connection *c, struct
     }
     if (async) {
         px_jobs_attach(s->jobs, entry, t); /* the table keeps our reference */
-        px_buf b;
-        px_buf_init(&b, 1 << 16);
-        px_task_accepted_json(t, id, &b);
-        /* Add the status URL the client polls (inside the object). */
-        if (b.len > 2) {
-            b.len -= 2; /* "}\n" */
-            px_buf_printf(&b, ",\"status_url\":\"/api/v1/jobs/%s\",\"events_url\":"
-                              "\"/api/v1/jobs/%s/events\"}\n", id, id);
-        }
-        char loc[PX_JOB_ID_MAX + 16];
-        snprintf(loc, sizeof loc, "/api/v1/jobs/%s", id);
-        return send_buf(c, r, 202, "application/json", &b, "Location", loc);
+        return send_accepted(c, r, t, id);
     }
-    r->task = t;
-    pthread_mutex_lock(&r->mu);
-    int done = r->finished;
-    if (!done) {
-        MHD_suspend_connection(c);
-        r->suspended = 1;
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        if (ci) r->watch_id = px_watch_add(s->watch, ci->connect_fd, on_hangup, r);
-    }
-    pthread_mutex_unlock(&r->mu);
-    return done ? send_task_reply(c, r, t) : MHD_YES;
+    return suspend_for(s, c, r, t);
 }
 
 /* ------------------------------------------------------------ jobs API */

@@ -1,10 +1,13 @@
 /*
  * engine_test.c — the engine registry, per-item validation before dispatch,
- * method names, and the JSON self-description (parsed back with cJSON).
+ * method names, and the JSON self-description (parsed back with cJSON);
+ * the generate kind's items through a fake generate engine: validation,
+ * progress reports, the shape of the memory estimate, kind and device.
  */
 #include "core/buf.h"
 #include "core/err.h"
 #include "engine/engine.h"
+#include "engine/engine_impl.h"
 #include "harness.h"
 
 #include <cjson/cJSON.h>
@@ -185,5 +188,91 @@ TEST(t_describe_is_valid_json)
     px_engine_close(e);
 }
 
+/* A generate engine that fills the output with the step count and reports
+ * each step. */
+static int gen_run(px_engine *e, px_engine_item *items, int n)
+{
+    (void)e;
+    for (int i = 0; i < n; i++) {
+        px_engine_item *it = &items[i];
+        for (int k = 1; k <= it->gen.steps; k++) {
+            if (it->cancel && atomic_load(it->cancel)) break;
+            px_engine_progress(it, k, it->gen.steps);
+        }
+        memset(it->out->px, it->gen.steps, (size_t)it->out->w * it->out->h * 3);
+        it->gen.denoise_ns = 1;
+        it->status = 0;
+    }
+    return 0;
+}
+
+static size_t gen_mem(const px_engine *e, int n, const px_engine_shape *s)
+{
+    (void)e;
+    return (size_t)n * (size_t)s->w * (size_t)s->h * (size_t)(s->steps + 1);
+}
+
+static const char *const gen_methods[] = {"euler", NULL};
+static const px_engine_ops gen_ops = {
+    .name = "fakegen", .kind = PX_ENGINE_GENERATE, .methods = gen_methods,
+    .mem_estimate = gen_mem, .run = gen_run};
+
+static void count_steps(void *arg, int step, int steps)
+{
+    int *last = arg;
+    T_EQ_INT(step, last[0] + 1);
+    last[0] = step;
+    last[1] = steps;
+}
+
+TEST(t_generate_items)
+{
+    px_engine e = {.ops = &gen_ops};
+    T_EQ_INT(px_engine_kind_of(&e), PX_ENGINE_GENERATE);
+    T_EQ_STR(px_engine_kind_name(PX_ENGINE_GENERATE), "generate");
+    T_EQ_STR(px_engine_device(&e), "cpu");
+    T_EQ_INT(px_engine_mem_estimate(&e, 2, (px_engine_shape){8, 4, 3}), 2 * 8 * 4 * 4);
+    T_EQ_INT(px_engine_mem_estimate(&e, 1, (px_engine_shape){0, 4, 3}), 0);
+    px_image out = mk(8, 4, 3, 0), small = mk(4, 4, 3, 0);
+    int seen[2] = {0, 0};
+    px_engine_item ok = {.out = &out, .progress = count_steps, .progress_arg = seen,
+                         .gen = {.prompt = "a cat", .width = 8, .height = 4, .steps = 5}};
+    T_EQ_INT(px_engine_run(&e, &ok, 1), 0);
+    T_EQ_INT(seen[0], 5);
+    T_EQ_INT(seen[1], 5);
+    T_EQ_INT(out.px[0], 5);
+    T_EQ_INT(ok.gen.denoise_ns, 1);
+    /* Validation per item: the valid ones still run. */
+    px_engine_item items[5] = {
+        {.out = &out, .gen = {.prompt = NULL, .width = 8, .height = 4, .steps = 1}},
+        {.out = &out, .gen = {.prompt = "x", .width = 8, .height = 4, .steps = 0}},
+        {.out = &small, .gen = {.prompt = "x", .width = 8, .height = 4, .steps = 1}},
+        {.out = &out, .method = "ddim", .gen = {.prompt = "x", .width = 8, .height = 4, .steps = 1}},
+        {.out = &out, .method = "euler", .gen = {.prompt = "x", .width = 8, .height = 4, .steps = 2}},
+    };
+    T_EQ_INT(px_engine_run(&e, items, 5), PX_EINVAL);
+    T_CONTAINS(items[0].err, "prompt");
+    T_CONTAINS(items[1].err, "steps");
+    T_CONTAINS(items[2].err, "8x4");
+    T_CONTAINS(items[3].err, "ddim");
+    T_EQ_INT(items[4].status, 0);
+    T_EQ_INT(out.px[0], 2);
+    /* No warm-up operation: nothing to do for a generate engine. */
+    char err[160];
+    T_EQ_INT(px_engine_warm_up(&e, NULL, err, sizeof err), 0);
+    free(out.px);
+    free(small.px);
+}
+
+TEST(t_kind_and_device_of_registered)
+{
+    px_engine *e = open_classic();
+    T_EQ_INT(px_engine_kind_of(e), PX_ENGINE_INPAINT);
+    T_EQ_STR(px_engine_device(e), "cpu");
+    char err[200];
+    T_EQ_INT(px_engine_warm_up(e, NULL, err, sizeof err), 0); /* one tiny inpaint batch */
+    px_engine_close(e);
+}
+
 TEST_MAIN(t_names_and_open, t_unknown_engine_lists_known, t_check_method, t_validation_per_item,
-          t_describe_is_valid_json)
+          t_describe_is_valid_json, t_generate_items, t_kind_and_device_of_registered)
