@@ -66,7 +66,7 @@ typedef struct px_engine_gen {
     const char *negative_prompt; /* NULL or "" = none */
     int width, height;           /* of the output */
     int steps;                   /* denoising steps, >= 1 */
-    float cfg_scale;             /* classifier-free guidance; <= 1 = off */
+    float cfg_scale;             /* guidance weight w: pred = pos + w(pos - neg); 0 = off */
     const float *latents;        /* initial noise in the engine's latent layout,
                                     NULL = drawn from the seed */
     /* Set by run: time spent per stage. */
