@@ -117,8 +117,9 @@ static int tk_finish(const px_kind_ctx *c, void *p, px_kind_reply *out, char *er
     return px_buf_printf(&out->body, "ok %d", r->n);
 }
 
-static int tk_status(const void *p, px_buf *b)
+static int tk_status(const void *p, const char *id, px_buf *b)
 {
+    (void)id;
     return px_buf_printf(b, ",\"items\":%d", ((const struct treq *)p)->n);
 }
 
