@@ -471,8 +471,11 @@ static int choose_engine(px_task *t, const px_kind_opts *o, char *err, size_t er
                          names[0] ? ", " : "", px_engine_name(p->engines[i]));
         if (!o->engine[0])
             return px_errf(err, errlen, PX_EUNAVAIL, "no %s engine is loaded", t->kind->name);
-        return px_errf(err, errlen, PX_ENOTFOUND, "%s '%s' is not loaded (loaded: %s)",
-                       t->kind->engine_kind == PX_ENGINE_GENERATE ? "model" : "engine", o->engine,
+        /* A generate request names a "model": an unknown one is a 404 (as
+         * OpenAI's API answers); an inpaint engine stays a bad option. */
+        int gen = t->kind->engine_kind == PX_ENGINE_GENERATE;
+        return px_errf(err, errlen, gen ? PX_ENOTFOUND : PX_EINVAL,
+                       "%s '%s' is not loaded (loaded: %s)", gen ? "model" : "engine", o->engine,
                        names[0] ? names : "none");
     }
     pthread_mutex_lock(&t->mu);
