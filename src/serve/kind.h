@@ -58,8 +58,8 @@ typedef struct px_kind_opts {
 /* What one request's hooks see. */
 typedef struct px_kind_ctx {
     const px_kind_env *env;
-    px_task *task;            /* for px_task_timings_get and px_task_note_* */
-    px_engine *engine;        /* the request's engine; NULL during parse */
+    px_task *task;     /* for px_task_timings_get and px_task_note_* */
+    px_engine *engine; /* the request's engine; NULL during parse */
     enum px_dialect dialect;
     int async;                /* jobs API: the reply is the bare result bytes */
     const char *content_type; /* the request's Content-Type ("" if none) */

@@ -61,8 +61,12 @@ static void work_ctx_free(void *ctx)
 static px_kind_ctx kind_ctx(px_task *t)
 {
     px_engine *e = t->engine_index >= 0 ? t->p->engines[t->engine_index] : NULL;
-    return (px_kind_ctx){.env = &t->p->env, .task = t, .engine = e, .dialect = t->dialect,
-                         .async = t->async, .content_type = t->content_type};
+    return (px_kind_ctx){.env = &t->p->env,
+                         .task = t,
+                         .engine = e,
+                         .dialect = t->dialect,
+                         .async = t->async,
+                         .content_type = t->content_type};
 }
 
 /* ------------------------------------------------------------ admission */
@@ -120,8 +124,8 @@ static enum px_outcome metric_outcome(enum outcome out, int code)
  * caller is the task's own deadline callback (which must not disarm
  * itself). Returns 1 if this call ended it.
  */
-static int end_task(px_task *t, enum outcome out, int code, const char *msg,
-                    px_kind_reply *reply, int from_timer)
+static int end_task(px_task *t, enum outcome out, int code, const char *msg, px_kind_reply *reply,
+                    int from_timer)
 {
     px_tasks *p = t->p;
     pthread_mutex_lock(&t->mu);
@@ -196,8 +200,9 @@ static void on_deadline(void *arg)
 
 int px_task_cancel(px_task *t)
 {
-    return end_task(t, OUT_CANCELLED, PX_ECANCELED, "the request was cancelled", NULL, 0) ? 0
-                                                                                           : PX_EINVAL;
+    return end_task(t, OUT_CANCELLED, PX_ECANCELED, "the request was cancelled", NULL, 0)
+               ? 0
+               : PX_EINVAL;
 }
 
 void px_task_detach(px_task *t)
@@ -252,8 +257,10 @@ static int queue_cpu_work(px_task *t, px_work_fn fn, int urgent)
 void px_task_note_stage(px_task *t, enum px_stage stage, int64_t ns)
 {
     pthread_mutex_lock(&t->mu);
-    if (stage == PX_STAGE_DECODE) t->decode_ns = ns;
-    else if (stage == PX_STAGE_ENCODE) t->encode_ns = ns;
+    if (stage == PX_STAGE_DECODE)
+        t->decode_ns = ns;
+    else if (stage == PX_STAGE_ENCODE)
+        t->encode_ns = ns;
     pthread_mutex_unlock(&t->mu);
     px_metrics_stage(t->p->env.metrics, stage, (double)ns / 1e9);
 }
@@ -315,8 +322,7 @@ static void start_finish(px_task *t)
 /* ------------------------------------------------------------ device */
 
 /* Scheduler events: the device started on an item, or reports a step. */
-static void on_item_event(px_sched_item *it, enum px_sched_event ev, int step, int steps,
-                          void *arg)
+static void on_item_event(px_sched_item *it, enum px_sched_event ev, int step, int steps, void *arg)
 {
     px_task *t = arg;
     pthread_mutex_lock(&t->mu);
@@ -352,8 +358,10 @@ static void on_item_done(px_sched_item *it, void *arg)
         px_metrics_stage(p->env.metrics, PX_STAGE_QUEUE, (double)(started - queued) / 1e9);
         px_metrics_stage(p->env.metrics, PX_STAGE_INFER, (double)(end - started) / 1e9);
     }
-    if (rc) fail_task(t, rc, msg);
-    else start_finish(t);
+    if (rc)
+        fail_task(t, rc, msg);
+    else
+        start_finish(t);
     px_task_unref(t); /* the items' reference */
 }
 
@@ -506,7 +514,9 @@ px_tasks *px_tasks_create(const px_serve_config *cfg, px_engine *const *engines,
     p->cfg = cfg;
     p->engines = engines;
     p->nengines = nengines;
-    p->env = (px_kind_env){.cfg = cfg, .outputs = outputs, .metrics = metrics,
+    p->env = (px_kind_env){.cfg = cfg,
+                           .outputs = outputs,
+                           .metrics = metrics,
                            .limits = {.max_pixels = cfg->max_pixels, .max_side = cfg->max_side}};
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->idle, NULL);

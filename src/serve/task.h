@@ -37,15 +37,15 @@ typedef struct px_tasks px_tasks;
 typedef void (*px_task_done_fn)(px_task *t, void *arg);
 
 typedef struct px_task_spec {
-    const px_kind *kind;      /* the route's request kind */
+    const px_kind *kind; /* the route's request kind */
     enum px_dialect dialect;
     int async;                /* keep the result as bare bytes for the jobs API */
     const char *content_type; /* the request's Content-Type (copied) */
     uint8_t *body;            /* the request body; ownership moves to the task */
     size_t body_len;
-    const char *client;       /* key for the per-client cap (copied); NULL = none */
-    int64_t arrival_ns;       /* px_now_ns() when the request arrived */
-    int64_t timeout_ms;       /* from a header; 0 = the body's timeout_ms or the default */
+    const char *client; /* key for the per-client cap (copied); NULL = none */
+    int64_t arrival_ns; /* px_now_ns() when the request arrived */
+    int64_t timeout_ms; /* from a header; 0 = the body's timeout_ms or the default */
     px_task_done_fn done;
     void *done_arg;
 } px_task_spec;
@@ -86,10 +86,10 @@ void px_task_detach(px_task *t);
 /* The reply of an ended task; body stays owned by the task. */
 typedef struct px_task_reply {
     int http_status;
-    int code;                 /* 0 or the PX_E* code of a failure */
+    int code; /* 0 or the PX_E* code of a failure */
     const char *content_type;
     const px_buf *body;
-    const char *header_name;  /* an extra header (Retry-After), or NULL */
+    const char *header_name; /* an extra header (Retry-After), or NULL */
     char header_value[32];
     char server_timing[320];
 } px_task_reply;
@@ -130,7 +130,7 @@ typedef struct px_tasks_stats {
     int pending[PX_PRIO_COUNT]; /* admitted tasks not yet ended, per priority */
     int tasks;                  /* tasks alive (any stage) */
     int cpu_queued, cpu_running;
-    int workers;                /* device workers, all engines */
+    int workers; /* device workers, all engines */
 } px_tasks_stats;
 
 void px_tasks_stats_get(px_tasks *p, px_tasks_stats *s);

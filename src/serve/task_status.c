@@ -47,8 +47,7 @@ void px_task_reply_get(px_task *t, px_task_reply *r)
     snprintf(r->server_timing, sizeof r->server_timing,
              "queue;dur=%.2f, decode;dur=%.2f, infer;dur=%.2f, encode;dur=%.2f, save;dur=%.2f, "
              "total;dur=%.2f",
-             q, px_ns_to_ms(t->decode_ns), inf, px_ns_to_ms(t->encode_ns),
-             px_ns_to_ms(t->save_ns),
+             q, px_ns_to_ms(t->decode_ns), inf, px_ns_to_ms(t->encode_ns), px_ns_to_ms(t->save_ns),
              px_ns_to_ms((t->t_finished ? t->t_finished : px_now_ns()) - t->arrival_ns));
     pthread_mutex_unlock(&t->mu);
 }
@@ -69,8 +68,10 @@ static void status_end(px_task *t, const char *id, enum outcome out, px_buf *b)
         px_task_reply r;
         px_task_reply_get(t, &r);
         const char *fmt = "png";
-        if (r.content_type && strstr(r.content_type, "jpeg")) fmt = "jpeg";
-        else if (r.content_type && strstr(r.content_type, "webp")) fmt = "webp";
+        if (r.content_type && strstr(r.content_type, "jpeg"))
+            fmt = "jpeg";
+        else if (r.content_type && strstr(r.content_type, "webp"))
+            fmt = "webp";
         px_buf_printf(b, ",\"result\":{\"url\":\"/api/v1/jobs/%s/result\",\"format\":\"%s\"", id,
                       fmt);
         if (t->kind->status_json) t->kind->status_json(t->req, b);
@@ -98,8 +99,10 @@ static void status_end(px_task *t, const char *id, enum outcome out, px_buf *b)
 
 static void put_ms_or_null(px_buf *b, const char *name, int64_t ms)
 {
-    if (ms) px_buf_printf(b, ",\"%s\":%lld", name, (long long)ms);
-    else px_buf_printf(b, ",\"%s\":null", name);
+    if (ms)
+        px_buf_printf(b, ",\"%s\":%lld", name, (long long)ms);
+    else
+        px_buf_printf(b, ",\"%s\":null", name);
 }
 
 int px_task_status_json(px_task *t, const char *id, px_buf *b)
@@ -120,19 +123,23 @@ int px_task_status_json(px_task *t, const char *id, px_buf *b)
     int64_t started_ms = t_started ? now_ms - (now_ns - t_started) / 1000000 : 0;
     int64_t finished_ms = t_finished ? now_ms - (now_ns - t_finished) / 1000000 : 0;
 
-    const char *stage = st == ST_PREPARE ? t->kind->prepare_stage
-                        : st == ST_INFER ? "infer"
+    const char *stage = st == ST_PREPARE  ? t->kind->prepare_stage
+                        : st == ST_INFER  ? "infer"
                         : st == ST_FINISH ? t->kind->finish_stage
                                           : NULL;
     const char *status = out != OUT_NONE ? outcomes[out] : stage ? "running" : "queued";
     int rc = px_buf_puts(b, "{\"id\":");
     px_json_str(b, id);
     px_buf_printf(b, ",\"status\":\"%s\",\"stage\":", status);
-    if (out == OUT_NONE && stage) px_json_str(b, stage);
-    else px_buf_puts(b, "null");
+    if (out == OUT_NONE && stage)
+        px_json_str(b, stage);
+    else
+        px_buf_puts(b, "null");
     px_buf_puts(b, ",\"position\":");
-    if (pos >= 0) px_buf_printf(b, "%d", pos + 1);
-    else px_buf_puts(b, "null");
+    if (pos >= 0)
+        px_buf_printf(b, "%d", pos + 1);
+    else
+        px_buf_puts(b, "null");
     if (steps > 0) px_buf_printf(b, ",\"progress\":{\"step\":%d,\"steps\":%d}", step, steps);
     px_buf_printf(b, ",\"created_ms\":%lld", (long long)t->created_ms);
     put_ms_or_null(b, "started_ms", started_ms);
@@ -140,4 +147,3 @@ int px_task_status_json(px_task *t, const char *id, px_buf *b)
     if (out != OUT_NONE) status_end(t, id, out, b);
     return rc ? rc : px_buf_puts(b, "}\n");
 }
-

@@ -187,9 +187,13 @@ static void on_done(px_task *t, void *arg)
 
 static px_task *start(px_tasks *p, const char *body, int64_t timeout_ms, struct owner *o)
 {
-    px_task_spec spec = {.kind = &test_kind, .content_type = "text/plain",
-                         .body = (uint8_t *)strdup(body), .body_len = strlen(body),
-                         .timeout_ms = timeout_ms, .done = on_done, .done_arg = o};
+    px_task_spec spec = {.kind = &test_kind,
+                         .content_type = "text/plain",
+                         .body = (uint8_t *)strdup(body),
+                         .body_len = strlen(body),
+                         .timeout_ms = timeout_ms,
+                         .done = on_done,
+                         .done_arg = o};
     px_task *t = NULL;
     int retry = 0;
     T_EQ_INT(px_tasks_submit(p, &spec, &t, &retry), 0);
@@ -348,8 +352,10 @@ static void race_round(px_tasks *p, int ntasks, uint64_t seed)
         int calls = atomic_load(&r->o.calls);
         /* Exactly once; after a detach at most once (it may have ended
          * before the owner left). */
-        if (r->detached) T_CMP_INT(calls, <=, 1);
-        else T_EQ_INT(calls, 1);
+        if (r->detached)
+            T_CMP_INT(calls, <=, 1);
+        else
+            T_EQ_INT(calls, 1);
         px_task_reply rep;
         px_task_reply_get(r->t, &rep);
         T_TRUE(rep.http_status == 200 || rep.http_status == 499 || rep.http_status == 504);
