@@ -65,6 +65,13 @@ typedef struct px_kind_ctx {
     const char *content_type; /* the request's Content-Type ("" if none) */
 } px_kind_ctx;
 
+/* A task's stage times so far, in milliseconds, and the largest batch its
+ * items ran in (px_task_timings_get). */
+typedef struct px_task_timings {
+    double queue_ms, decode_ms, infer_ms, encode_ms, save_ms, total_ms;
+    int batch_size;
+} px_task_timings;
+
 /* A finished request's reply: body and its media type (a static string). */
 typedef struct px_kind_reply {
     px_buf body;
@@ -74,8 +81,11 @@ typedef struct px_kind_reply {
 struct px_kind {
     const char *name;                /* "inpaint": routes and labels */
     enum px_engine_kind engine_kind; /* the engines its requests run on */
-    const char *prepare_stage;       /* jobs-API stage names while prepare */
-    const char *finish_stage;        /* and finish run: "decode", "encode" */
+    const char *prepare_stage;       /* jobs-API stage names while prepare, */
+    const char *infer_stage;         /* the device (NULL = "infer") and */
+    const char *finish_stage;        /* finish run: "decode", "encode" */
+    int unknown_engine_code;         /* a named engine not loaded: 0 = PX_EINVAL
+                                        (400), or PX_ENOTFOUND (404) */
 
     /* Parses the body into a new request object (*req, released with
      * free) and fills opts. Returns 0, or a PX_E* code with a message; on
@@ -95,9 +105,24 @@ struct px_kind {
     px_sched_run_fn run;
     /* Builds the reply after every item succeeded. 0 or PX_E*. */
     int (*finish)(const px_kind_ctx *c, void *req, px_kind_reply *r, char *err, size_t errlen);
-    /* Optional: appends ,"name":value pairs to a done job's "result". */
-    int (*status_json)(const void *req, px_buf *b);
     void (*free)(void *req);
+
+    /* Optional presentation hooks, for done tasks (req is valid): */
+    /* appends ,"name":value pairs inside a job's "result" object; */
+    int (*status_result)(const void *req, px_buf *b);
+    /* appends top-level ,"name":value pairs after "result" (seeds, the
+     * kind's own timings); when set, the generic "timings" are left out; */
+    int (*status_extra)(const void *req, const px_task_timings *tm, px_buf *b);
+    /* result k of a job (GET /api/v1/jobs/{id}/result?index=k): 0, or
+     * PX_ENOTFOUND past the last; without it, the reply body is result 0; */
+    int (*result)(const void *req, int index, const uint8_t **data, size_t *len,
+                  const char **content_type);
+    /* the Server-Timing header value (without it: queue, decode, infer,
+     * encode, save, total). Must not call back into the task. */
+    void (*server_timing)(const void *req, const px_task_timings *tm, char *out, size_t n);
+    /* Optional, any time: the error body of a dialect (e.g. OpenAI's
+     * shape); without it {"error": {"code", "message"}}. */
+    void (*error_body)(enum px_dialect d, int code, const char *msg, px_buf *out);
 };
 
 /*

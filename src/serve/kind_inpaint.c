@@ -312,7 +312,7 @@ done:
     return rc;
 }
 
-static int ir_status_json(const void *p, px_buf *b)
+static int ir_status_result(const void *p, px_buf *b)
 {
     const inpaint_req *r = p;
     return px_buf_printf(b, ",\"width\":%d,\"height\":%d", r->in.rgb.w, r->in.rgb.h);
@@ -329,6 +329,6 @@ const px_kind px_kind_inpaint = {
     .make_items = ir_make_items,
     .run = px_kind_inpaint_run,
     .finish = ir_finish,
-    .status_json = ir_status_json,
     .free = ir_free,
+    .status_result = ir_status_result,
 };

@@ -115,6 +115,28 @@ enum MHD_Result px_server_send_task_reply(struct MHD_Connection *c, struct reque
 
 /* ------------------------------------------------------------ jobs API */
 
+/* A done job's result: the reply it prepared, or result k of a kind with
+ * several (GET /api/v1/jobs/{id}/result?index=k). */
+static enum MHD_Result send_result(px_server *s, struct MHD_Connection *c, struct request *r,
+                                   px_task *t)
+{
+    const char *idx = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "index");
+    char *end = NULL;
+    long k = idx ? strtol(idx, &end, 10) : 0;
+    if (idx && (end == idx || *end || k < 0 || k > 1000))
+        return px_server_send_error(s, c, r, 400, PX_EINVAL, "index must be a result number",
+                                    NULL, NULL);
+    if (k == 0 && !px_task_has_results(t)) return px_server_send_task_reply(c, r, t);
+    const uint8_t *data;
+    size_t len;
+    const char *ct;
+    if (px_task_result(t, (int)k, &data, &len, &ct))
+        return px_server_send_error(s, c, r, 404, PX_ENOTFOUND, "no such result", NULL, NULL);
+    uint8_t *copy = px_xmalloc(len ? len : 1);
+    if (len) memcpy(copy, data, len);
+    return send_owned(c, r, 200, ct ? ct : "application/octet-stream", copy, len, NULL, NULL);
+}
+
 enum MHD_Result px_server_serve_job(px_server *s, struct MHD_Connection *c, struct request *r,
                                     const char *method, const char *rest)
 {
@@ -139,7 +161,7 @@ enum MHD_Result px_server_serve_job(px_server *s, struct MHD_Connection *c, stru
             ret = px_server_send_error(s, c, r, 409, PX_EINVAL, "the job has no result (not done)",
                                        NULL, NULL);
         else
-            ret = px_server_send_task_reply(c, r, t);
+            ret = send_result(s, c, r, t);
     } else if (!strcmp(method, MHD_HTTP_METHOD_DELETE)) {
         if (px_task_cancel(t) != 0) {
             ret = px_server_send_error(s, c, r, 409, PX_EINVAL, "the job has already ended", NULL,

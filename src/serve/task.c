@@ -99,10 +99,15 @@ static int admit(px_tasks *p, px_task *t, char *err, size_t errlen)
 
 /* ------------------------------------------------------------ ending */
 
-static void error_body(px_buf *b, int code, const char *msg)
+/* The task's error reply: the kind's shape for its dialect, else ours. */
+static void error_body(const px_task *t, px_buf *b, int code, const char *msg)
 {
     px_buf_free(b);
     px_buf_init(b, 1 << 16);
+    if (t->kind->error_body) {
+        t->kind->error_body(t->dialect, code, msg, b);
+        return;
+    }
     px_buf_puts(b, "{\"error\":{\"code\":");
     px_json_str(b, px_err_name(code));
     px_buf_puts(b, ",\"message\":");
@@ -145,7 +150,7 @@ static int end_task(px_task *t, enum outcome out, int code, const char *msg, px_
         px_buf_init(&reply->body, 0);
         t->content_type_out = reply->content_type;
     } else {
-        error_body(&t->reply, code, msg);
+        error_body(t, &t->reply, code, msg);
         t->content_type_out = "application/json";
     }
     px_work *wk = t->cpu_work;
@@ -427,7 +432,8 @@ static int choose_engine(px_task *t, const px_kind_opts *o, char *err, size_t er
                          names[0] ? ", " : "", px_engine_name(p->engines[i]));
         if (!o->engine[0])
             return px_errf(err, errlen, PX_EUNAVAIL, "no %s engine is loaded", t->kind->name);
-        return px_errf(err, errlen, PX_EINVAL, "engine '%s' is not loaded (loaded: %s)", o->engine,
+        int code = t->kind->unknown_engine_code ? t->kind->unknown_engine_code : PX_EINVAL;
+        return px_errf(err, errlen, code, "engine '%s' is not loaded (loaded: %s)", o->engine,
                        names);
     }
     pthread_mutex_lock(&t->mu);

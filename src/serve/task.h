@@ -105,15 +105,21 @@ int px_task_status_json(px_task *t, const char *id, px_buf *out);
 /* Whether the task has ended, and if so whether it succeeded. */
 int px_task_ended(px_task *t, int *ok);
 
+/*
+ * Result k of a task that ended done (the jobs API's /result?index=k):
+ * its bytes (owned by the task) and media type. Returns 0, PX_EINVAL if
+ * the task has not ended done, or PX_ENOTFOUND past the last result.
+ */
+int px_task_result(px_task *t, int index, const uint8_t **data, size_t *len,
+                   const char **content_type);
+
+/* Whether the task's kind keeps its results apart from the reply (a
+ * px_kind.result hook): then results are served through px_task_result. */
+int px_task_has_results(const px_task *t);
+
 /* ---- for kinds (kind.h hooks get the task in px_kind_ctx) */
 
-/* The stage times so far, in milliseconds, and the largest batch the
- * task's items ran in. */
-typedef struct px_task_timings {
-    double queue_ms, decode_ms, infer_ms, encode_ms, save_ms, total_ms;
-    int batch_size;
-} px_task_timings;
-
+/* The stage times so far (px_task_timings is in kind.h). */
 void px_task_timings_get(px_task *t, px_task_timings *tm);
 
 /* Records a stage's duration measured by the kind (PX_STAGE_DECODE: the

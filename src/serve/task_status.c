@@ -6,6 +6,7 @@
 #include "serve/task_impl.h"
 
 #include "core/clock.h"
+#include "core/err.h"
 #include "core/jsonw.h"
 
 #include <stdio.h>
@@ -21,15 +22,21 @@ void px_task_stage_ms(const px_task *t, double *queue, double *infer)
     *infer = started ? px_ns_to_ms((t->t_infer_end ? t->t_infer_end : end) - started) : 0;
 }
 
-void px_task_timings_get(px_task *t, px_task_timings *tm)
+/* With t->mu held. */
+static void timings_locked(const px_task *t, px_task_timings *tm)
 {
-    pthread_mutex_lock(&t->mu);
     px_task_stage_ms(t, &tm->queue_ms, &tm->infer_ms);
     tm->decode_ms = px_ns_to_ms(t->decode_ns);
     tm->encode_ms = px_ns_to_ms(t->encode_ns);
     tm->save_ms = px_ns_to_ms(t->save_ns);
     tm->total_ms = px_ns_to_ms((t->t_finished ? t->t_finished : px_now_ns()) - t->arrival_ns);
     tm->batch_size = t->batch_size;
+}
+
+void px_task_timings_get(px_task *t, px_task_timings *tm)
+{
+    pthread_mutex_lock(&t->mu);
+    timings_locked(t, tm);
     pthread_mutex_unlock(&t->mu);
 }
 
@@ -42,14 +49,37 @@ void px_task_reply_get(px_task *t, px_task_reply *r)
     r->body = &t->reply;
     r->header_name = t->hdr_name;
     snprintf(r->header_value, sizeof r->header_value, "%s", t->hdr_value);
-    double q, inf;
-    px_task_stage_ms(t, &q, &inf);
-    snprintf(r->server_timing, sizeof r->server_timing,
-             "queue;dur=%.2f, decode;dur=%.2f, infer;dur=%.2f, encode;dur=%.2f, save;dur=%.2f, "
-             "total;dur=%.2f",
-             q, px_ns_to_ms(t->decode_ns), inf, px_ns_to_ms(t->encode_ns), px_ns_to_ms(t->save_ns),
-             px_ns_to_ms((t->t_finished ? t->t_finished : px_now_ns()) - t->arrival_ns));
+    px_task_timings tm;
+    timings_locked(t, &tm);
+    if (t->outcome == OUT_DONE && t->req && t->kind->server_timing)
+        t->kind->server_timing(t->req, &tm, r->server_timing, sizeof r->server_timing);
+    else
+        snprintf(r->server_timing, sizeof r->server_timing,
+                 "queue;dur=%.2f, decode;dur=%.2f, infer;dur=%.2f, encode;dur=%.2f, "
+                 "save;dur=%.2f, total;dur=%.2f",
+                 tm.queue_ms, tm.decode_ms, tm.infer_ms, tm.encode_ms, tm.save_ms, tm.total_ms);
     pthread_mutex_unlock(&t->mu);
+}
+
+int px_task_has_results(const px_task *t)
+{
+    return t->kind->result != NULL;
+}
+
+int px_task_result(px_task *t, int index, const uint8_t **data, size_t *len,
+                   const char **content_type)
+{
+    pthread_mutex_lock(&t->mu);
+    int done = t->outcome == OUT_DONE;
+    pthread_mutex_unlock(&t->mu);
+    if (!done) return PX_EINVAL;
+    /* A done task's request and reply no longer change. */
+    if (t->kind->result) return t->kind->result(t->req, index, data, len, content_type);
+    if (index != 0) return PX_ENOTFOUND;
+    *data = t->reply.data;
+    *len = t->reply.len;
+    *content_type = t->content_type_out;
+    return 0;
 }
 
 int px_task_ended(px_task *t, int *ok)
@@ -65,23 +95,28 @@ int px_task_ended(px_task *t, int *ok)
 static void status_end(px_task *t, const char *id, enum outcome out, px_buf *b)
 {
     if (out == OUT_DONE) {
-        px_task_reply r;
-        px_task_reply_get(t, &r);
+        const uint8_t *data = NULL;
+        size_t len = 0;
+        const char *ct = NULL;
+        px_task_result(t, 0, &data, &len, &ct);
         const char *fmt = "png";
-        if (r.content_type && strstr(r.content_type, "jpeg"))
+        if (ct && strstr(ct, "jpeg"))
             fmt = "jpeg";
-        else if (r.content_type && strstr(r.content_type, "webp"))
+        else if (ct && strstr(ct, "webp"))
             fmt = "webp";
         px_buf_printf(b, ",\"result\":{\"url\":\"/api/v1/jobs/%s/result\",\"format\":\"%s\"", id,
                       fmt);
-        if (t->kind->status_json) t->kind->status_json(t->req, b);
-        px_buf_printf(b, ",\"bytes\":%zu}", r.body->len);
+        if (t->kind->status_result) t->kind->status_result(t->req, b);
+        px_buf_printf(b, ",\"bytes\":%zu}", len);
         px_task_timings tm;
         px_task_timings_get(t, &tm);
-        px_buf_printf(b,
-                      ",\"timings\":{\"queue_ms\":%.3f,\"decode_ms\":%.3f,\"infer_ms\":%.3f,"
-                      "\"encode_ms\":%.3f}",
-                      tm.queue_ms, tm.decode_ms, tm.infer_ms, tm.encode_ms);
+        if (t->kind->status_extra)
+            t->kind->status_extra(t->req, &tm, b);
+        else
+            px_buf_printf(b,
+                          ",\"timings\":{\"queue_ms\":%.3f,\"decode_ms\":%.3f,\"infer_ms\":%.3f,"
+                          "\"encode_ms\":%.3f}",
+                          tm.queue_ms, tm.decode_ms, tm.infer_ms, tm.encode_ms);
         return;
     }
     /* The error reply already holds {"error":{...}}: embed its inside. */
@@ -124,12 +159,14 @@ int px_task_status_json(px_task *t, const char *id, px_buf *b)
     int64_t finished_ms = t_finished ? now_ms - (now_ns - t_finished) / 1000000 : 0;
 
     const char *stage = st == ST_PREPARE  ? t->kind->prepare_stage
-                        : st == ST_INFER  ? "infer"
+                        : st == ST_INFER  ? (t->kind->infer_stage ? t->kind->infer_stage : "infer")
                         : st == ST_FINISH ? t->kind->finish_stage
                                           : NULL;
     const char *status = out != OUT_NONE ? outcomes[out] : stage ? "running" : "queued";
     int rc = px_buf_puts(b, "{\"id\":");
     px_json_str(b, id);
+    px_buf_puts(b, ",\"kind\":");
+    px_json_str(b, t->kind->name);
     px_buf_printf(b, ",\"status\":\"%s\",\"stage\":", status);
     if (out == OUT_NONE && stage)
         px_json_str(b, stage);
