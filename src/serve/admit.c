@@ -54,8 +54,7 @@ static struct client_count *client_slot(px_admit *a, const char *key, int create
     return free_slot;
 }
 
-int px_admit_take(px_admit *a, enum px_priority prio, const char *client, char *err,
-                  size_t errlen)
+int px_admit_take(px_admit *a, enum px_priority prio, const char *client, char *err, size_t errlen)
 {
     pthread_mutex_lock(&a->mu);
     if (a->pending[prio] >= a->per_priority) {

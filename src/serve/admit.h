@@ -19,8 +19,7 @@ void px_admit_destroy(px_admit *a);
 
 /* Takes a slot of priority prio for client (NULL or "" = none). Returns 0,
  * or PX_EBUSY with the reason in err. */
-int px_admit_take(px_admit *a, enum px_priority prio, const char *client, char *err,
-                  size_t errlen);
+int px_admit_take(px_admit *a, enum px_priority prio, const char *client, char *err, size_t errlen);
 
 /* Gives back a slot px_admit_take gave. */
 void px_admit_release(px_admit *a, enum px_priority prio, const char *client);

@@ -35,8 +35,12 @@ static px_engine_config engine_config(const px_serve_config *cfg, const px_engin
     bool dev = px_engine_caps_of(sp->name) & PX_ENGINE_CAP_DEVICES;
     return (px_engine_config){
         .weights = sp->weights ? sp->weights : cfg->weights,
-        .device = sp->device ? sp->device : dev ? cfg->device : NULL,
-        .precision = sp->precision ? sp->precision : dev ? cfg->precision : NULL,
+        .device = sp->device ? sp->device
+                  : dev      ? cfg->device
+                             : NULL,
+        .precision = sp->precision ? sp->precision
+                     : dev         ? cfg->precision
+                                   : NULL,
         .pool = pool,
     };
 }
@@ -51,12 +55,11 @@ int px_engines_load(const px_serve_config *cfg, px_pool *pool, px_engine **engin
         placed |= (px_engine_caps_of(cfg->engines[i].name) & PX_ENGINE_CAP_DEVICES) != 0;
     if (!placed)
         return px_errf(err, errlen, PX_EINVAL,
-                       "--device %.40s: none of the engines can run there (lama can)",
-                       cfg->device);
+                       "--device %.40s: none of the engines can run there (lama can)", cfg->device);
     /* What GPU engines plan for before serving. */
     int ws[8], hs[8], nw = cfg->warm_sizes ? px_config_warm_sizes(cfg->warm_sizes, ws, hs, 8) : 0;
-    px_engine_warmup wu = {.w = ws, .h = hs, .nsizes = nw > 0 ? nw : 0,
-                           .max_batch = cfg->max_batch};
+    px_engine_warmup wu = {
+        .w = ws, .h = hs, .nsizes = nw > 0 ? nw : 0, .max_batch = cfg->max_batch};
     for (int i = 0; i < cfg->nengines && i < PX_MAX_ENGINES; i++) {
         const px_engine_spec *sp = &cfg->engines[i];
         px_engine_config ec = engine_config(cfg, sp, pool);

@@ -7,7 +7,6 @@
 
 #include "core/alloc.h"
 #include "core/err.h"
-#include "core/jsonw.h"
 #include "serve/kind_generate.h"
 #include "serve/kind_inpaint.h"
 
@@ -59,34 +58,3 @@ void px_kind_run_engine_items(px_engine *e, px_sched_item *const *items, int n)
     if (batch != &one) free(batch);
 }
 
-/* OpenAI's error type for a code. */
-static const char *openai_type(int code)
-{
-    int st = px_err_http_status(code);
-    return st == 429 ? "rate_limit_error" : st >= 500 ? "server_error" : "invalid_request_error";
-}
-
-int px_kind_error_json(enum px_dialect d, int code, const char *msg, px_buf *b)
-{
-    int rc;
-    if (d != PX_DIALECT_OPENAI) {
-        rc = px_buf_puts(b, "{\"error\":{\"code\":");
-        if (!rc) rc = px_json_str(b, px_err_name(code));
-        if (!rc) rc = px_buf_puts(b, ",\"message\":");
-        if (!rc) rc = px_json_str(b, msg);
-        return rc ? rc : px_buf_puts(b, "}}\n");
-    }
-    /* The field a message is about: kinds say "field 'size' ...". */
-    char param[48] = "";
-    const char *f = msg ? strstr(msg, "field '") : NULL;
-    if (f) {
-        f += 7;
-        size_t n = strcspn(f, "'");
-        if (f[n] == '\'' && n < sizeof param) memcpy(param, f, n), param[n] = 0;
-    }
-    rc = px_buf_puts(b, "{\"error\":{\"message\":");
-    if (!rc) rc = px_json_str(b, msg);
-    if (!rc) rc = px_buf_printf(b, ",\"type\":\"%s\",\"param\":", openai_type(code));
-    if (!rc) rc = param[0] ? px_json_str(b, param) : px_buf_puts(b, "null");
-    return rc ? rc : px_buf_puts(b, ",\"code\":null}}\n");
-}

@@ -58,32 +58,38 @@ typedef struct px_kind_opts {
 /* What one request's hooks see. */
 typedef struct px_kind_ctx {
     const px_kind_env *env;
-    px_task *task;            /* for px_task_timings_get and px_task_note_* */
-    px_engine *engine;        /* the request's engine; NULL during parse */
+    px_task *task;     /* for px_task_timings_get and px_task_note_* */
+    px_engine *engine; /* the request's engine; NULL during parse */
     enum px_dialect dialect;
     int async;                /* jobs API: the reply is the bare result bytes */
     const char *content_type; /* the request's Content-Type ("" if none) */
     const char *host;         /* the request's Host header ("" if none), for absolute URLs */
 } px_kind_ctx;
 
+/* A task's stage times so far, in milliseconds, and the largest batch its
+ * items ran in (px_task_timings_get). */
+typedef struct px_task_timings {
+    double queue_ms, decode_ms, infer_ms, encode_ms, save_ms, total_ms;
+    int batch_size;
+} px_task_timings;
+
 /* A finished request's reply: body and its media type (a static string). */
 typedef struct px_kind_reply {
     px_buf body;
     const char *content_type;
-    /* The Server-Timing header of the reply; "" = the lifecycle's stages
-     * (queue, decode, infer, encode, save, total). */
-    char server_timing[320];
 } px_kind_reply;
 
 struct px_kind {
     const char *name;                /* "inpaint": routes and labels */
     enum px_engine_kind engine_kind; /* the engines its requests run on */
-    const char *prepare_stage;       /* jobs-API stage names while prepare */
-    const char *finish_stage;        /* and finish run: "decode", "encode" */
-    int step_stages;                 /* on the device the jobs-API stage follows the
-                                        engine's steps: "text_encode" before the first,
-                                        "denoise", "vae_decode" after the last
-                                        (else "infer") */
+    const char *prepare_stage;       /* jobs-API stage names while prepare, */
+    const char *infer_stage;         /* the device (NULL = "infer") and */
+    int step_stages;                 /* on the device the stage follows the engine's
+                                        steps instead: "text_encode" before the first,
+                                        "denoise", "vae_decode" after the last */
+    const char *finish_stage;        /* finish run: "decode", "encode" */
+    int unknown_engine_code;         /* a named engine not loaded: 0 = PX_EINVAL
+                                        (400), or PX_ENOTFOUND (404) */
 
     /* Parses the body into a new request object (*req, released with
      * free) and fills opts. Returns 0, or a PX_E* code with a message; on
@@ -103,18 +109,24 @@ struct px_kind {
     px_sched_run_fn run;
     /* Builds the reply after every item succeeded. 0 or PX_E*. */
     int (*finish)(const px_kind_ctx *c, void *req, px_kind_reply *r, char *err, size_t errlen);
-    /* Optional: appends ,"name":value pairs to a done job's "result"
-     * (id: the job's id, for URLs). */
-    int (*status_json)(const void *req, const char *id, px_buf *b);
-    /* Optional: appends a done job's top-level ,"name":value pairs after
-     * "result", replacing the lifecycle's default "timings". */
-    int (*status_tail)(px_task *t, const void *req, px_buf *b);
-    /* Optional, for kinds whose result has several parts (images): part
-     * `index` of a done request's result, owned by the request, and its
-     * media type. 0 or PX_ENOTFOUND. Without it part 0 is the reply. */
-    int (*result_part)(const void *req, int index, const uint8_t **data, size_t *len,
-                       const char **content_type);
     void (*free)(void *req);
+
+    /* Optional presentation hooks, for done tasks (req is valid): */
+    /* appends ,"name":value pairs inside a job's "result" object; */
+    int (*status_result)(const void *req, px_buf *b);
+    /* appends top-level ,"name":value pairs after "result" (seeds, the
+     * kind's own timings); when set, the generic "timings" are left out; */
+    int (*status_extra)(const void *req, const px_task_timings *tm, px_buf *b);
+    /* result k of a job (GET /api/v1/jobs/{id}/result?index=k): 0, or
+     * PX_ENOTFOUND past the last; without it, the reply body is result 0; */
+    int (*result)(const void *req, int index, const uint8_t **data, size_t *len,
+                  const char **content_type);
+    /* the Server-Timing header value (without it: queue, decode, infer,
+     * encode, save, total). Must not call back into the task. */
+    void (*server_timing)(const void *req, const px_task_timings *tm, char *out, size_t n);
+    /* Optional, any time: the error body of a dialect (e.g. OpenAI's
+     * shape); without it {"error": {"code", "message"}}. */
+    void (*error_body)(enum px_dialect d, int code, const char *msg, px_buf *out);
 };
 
 /*
@@ -129,12 +141,6 @@ void px_kind_run_engine_items(px_engine *e, px_sched_item *const *items, int n);
 /* A batch key from three small non-negative numbers (21 bits each kept):
  * e.g. (w, h, steps). */
 uint64_t px_kind_key3(int a, int b, int c);
-
-/* Appends the JSON error body of a route's dialect: {"error": {"code",
- * "message"}}, or for PX_DIALECT_OPENAI OpenAI's {"error": {"message",
- * "type", "param", "code"}} (param: the field a "field 'x'" message names).
- * Returns 0 or the buffer's error. */
-int px_kind_error_json(enum px_dialect d, int code, const char *msg, px_buf *b);
 
 /* Finds a kind by name among the built-in ones; NULL if unknown. */
 const px_kind *px_kind_find(const char *name);

@@ -429,10 +429,6 @@ static int gen_finish(const px_kind_ctx *c, void *p, px_kind_reply *out, char *e
     r->queue_ms = tm.queue_ms;
     r->encode_ms = px_ns_to_ms(enc_ns);
     r->total_ms = tm.total_ms;
-    snprintf(out->server_timing, sizeof out->server_timing,
-             "queue;dur=%.2f, text_encode;dur=%.2f, denoise;dur=%.2f, vae_decode;dur=%.2f, "
-             "encode;dur=%.2f, total;dur=%.2f",
-             r->queue_ms, r->text_ms, r->denoise_ms, r->vae_ms, r->encode_ms, r->total_ms);
     if (c->async) {
         /* The jobs API serves the images as result parts; the reply is the first. */
         out->content_type = px_format_mime(r->fmt);
@@ -449,24 +445,66 @@ static int gen_finish(const px_kind_ctx *c, void *p, px_kind_reply *out, char *e
 
 /* ------------------------------------------------------------ jobs API */
 
-static int gen_status_json(const void *p, const char *id, px_buf *b)
+static int gen_status_result(const void *p, px_buf *b)
 {
     const gen_req *r = p;
-    px_buf_printf(b, ",\"width\":%d,\"height\":%d,\"steps\":%d,\"count\":%d,\"urls\":[", r->width,
-                  r->height, r->steps, r->n);
-    for (int i = 0; i < r->n; i++)
-        px_buf_printf(b, "%s\"/api/v1/jobs/%s/result?index=%d\"", i ? "," : "", id, i);
-    return px_buf_puts(b, "]");
+    return px_buf_printf(b, ",\"width\":%d,\"height\":%d,\"steps\":%d", r->width, r->height,
+                         r->steps);
 }
 
-static int gen_status_tail(px_task *t, const void *p, px_buf *b)
+static int gen_status_extra(const void *p, const px_task_timings *tm, px_buf *b)
 {
-    (void)t;
+    (void)tm; /* the request keeps its own, taken when it finished */
     return put_details(p, b);
 }
 
-static int gen_result_part(const void *p, int index, const uint8_t **data, size_t *len,
-                           const char **content_type)
+static void gen_server_timing(const void *p, const px_task_timings *tm, char *out, size_t n)
+{
+    const gen_req *r = p;
+    snprintf(out, n,
+             "queue;dur=%.2f, text_encode;dur=%.2f, denoise;dur=%.2f, vae_decode;dur=%.2f, "
+             "encode;dur=%.2f, save;dur=%.2f, total;dur=%.2f",
+             tm->queue_ms, r->text_ms, r->denoise_ms, r->vae_ms, r->encode_ms, tm->save_ms,
+             tm->total_ms);
+}
+
+/* OpenAI's error type for a code. */
+static const char *openai_type(int code)
+{
+    int st = px_err_http_status(code);
+    return st == 429 ? "rate_limit_error" : st >= 500 ? "server_error" : "invalid_request_error";
+}
+
+/* Errors in the dialect's shape: OpenAI's {"error": {"message", "type",
+ * "param", "code"}} (param: the field a "field 'x'" message names), else
+ * pixserve's {"error": {"code", "message"}}. */
+static void gen_error_body(enum px_dialect d, int code, const char *msg, px_buf *b)
+{
+    if (d != PX_DIALECT_OPENAI) {
+        px_buf_puts(b, "{\"error\":{\"code\":");
+        px_json_str(b, px_err_name(code));
+        px_buf_puts(b, ",\"message\":");
+        px_json_str(b, msg);
+        px_buf_puts(b, "}}\n");
+        return;
+    }
+    char param[48] = "";
+    const char *f = msg ? strstr(msg, "field '") : NULL;
+    if (f) {
+        f += 7;
+        size_t n = strcspn(f, "'");
+        if (f[n] == '\'' && n < sizeof param) memcpy(param, f, n), param[n] = 0;
+    }
+    px_buf_puts(b, "{\"error\":{\"message\":");
+    px_json_str(b, msg);
+    px_buf_printf(b, ",\"type\":\"%s\",\"param\":", openai_type(code));
+    if (param[0]) px_json_str(b, param);
+    else px_buf_puts(b, "null");
+    px_buf_puts(b, ",\"code\":null}}\n");
+}
+
+static int gen_result(const void *p, int index, const uint8_t **data, size_t *len,
+                      const char **content_type)
 {
     const gen_req *r = p;
     if (index < 0 || index >= r->n || !r->enc[index].data) return PX_ENOTFOUND;
@@ -482,13 +520,16 @@ const px_kind px_kind_generate = {
     .prepare_stage = "prepare",
     .finish_stage = "encode",
     .step_stages = 1,
+    .unknown_engine_code = PX_ENOTFOUND,
     .parse = gen_parse,
     .prepare = gen_prepare,
     .make_items = gen_make_items,
     .run = px_kind_run_engine_items,
     .finish = gen_finish,
-    .status_json = gen_status_json,
-    .status_tail = gen_status_tail,
-    .result_part = gen_result_part,
     .free = gen_free,
+    .status_result = gen_status_result,
+    .status_extra = gen_status_extra,
+    .result = gen_result,
+    .server_timing = gen_server_timing,
+    .error_body = gen_error_body,
 };

@@ -59,8 +59,7 @@ static int ir_parse(const px_kind_ctx *c, const uint8_t *body, size_t len, void 
         rc = px_req_parse_json((const char *)body, len, c->dialect, cfg->max_body, &r->req, err,
                                errlen);
     } else if (c->dialect == PX_DIALECT_V1 && strncasecmp(ct, "multipart/form-data", 19) == 0) {
-        rc = px_req_parse_multipart(ct, body, len, c->dialect, cfg->max_body, &r->req, err,
-                                    errlen);
+        rc = px_req_parse_multipart(ct, body, len, c->dialect, cfg->max_body, &r->req, err, errlen);
     } else {
         return px_errf(err, errlen, PX_EUNSUP,
                        "Content-Type %s%.120s%s is not supported here; send %s", ct[0] ? "'" : "",
@@ -123,7 +122,9 @@ static void ir_make_items(const px_kind_ctx *c, void *p, px_sched_item *items, i
     r->eitems = px_xcalloc((size_t)n, sizeof *r->eitems);
     for (int i = 0; i < n; i++) {
         px_hd_window *w = &r->plan.win[i];
-        r->eitems[i] = (px_engine_item){.image = &w->image, .mask = &w->mask, .out = &w->out,
+        r->eitems[i] = (px_engine_item){.image = &w->image,
+                                        .mask = &w->mask,
+                                        .out = &w->out,
                                         .seed = r->req.seed,
                                         .method = r->req.method[0] ? r->req.method : NULL};
         px_kind_inpaint_item(&items[i], &r->eitems[i], batching, c->env->cfg->bucket_step);
@@ -188,8 +189,10 @@ static void run_padded(px_engine *e, px_sched_item *const *items, int n, int bw,
     for (int i = 0; i < n; i++) {
         px_sched_item *it = items[i];
         it->status = rc ? PX_ENOMEM : eit[i].status;
-        if (rc) snprintf(it->err, sizeof it->err, "out of memory padding a batch");
-        else memcpy(it->err, eit[i].err, sizeof it->err);
+        if (rc)
+            snprintf(it->err, sizeof it->err, "out of memory padding a batch");
+        else
+            memcpy(it->err, eit[i].err, sizeof it->err);
         if (!rc && eit[i].status == 0) {
             /* Crop the bucket-sized output back to the item. */
             px_image *o = ((px_engine_item *)it->payload)->out;
@@ -210,8 +213,10 @@ void px_kind_inpaint_run(px_engine *e, px_sched_item *const *items, int n)
         const px_image *im = ((const px_engine_item *)items[i]->payload)->image;
         mixed |= im->w != bw || im->h != bh;
     }
-    if (n > 1 && mixed) run_padded(e, items, n, bw, bh);
-    else px_kind_run_engine_items(e, items, n); /* a lone item runs at its own size */
+    if (n > 1 && mixed)
+        run_padded(e, items, n, bw, bh);
+    else
+        px_kind_run_engine_items(e, items, n); /* a lone item runs at its own size */
 }
 
 /* ------------------------------------------------------------ finish */
@@ -241,8 +246,8 @@ static int reply_fields(const px_kind_ctx *c, const inpaint_req *r, enum px_form
 }
 
 /* Builds the success reply of the dialect and return mode. */
-static int build_reply(const px_kind_ctx *c, const inpaint_req *r, px_buf *enc,
-                       enum px_format fmt, px_kind_reply *out, char *err, size_t errlen)
+static int build_reply(const px_kind_ctx *c, const inpaint_req *r, px_buf *enc, enum px_format fmt,
+                       px_kind_reply *out, char *err, size_t errlen)
 {
     char name[PX_OUTPUT_NAME_MAX] = "";
     if (c->async || r->req.ret == PX_RETURN_IMAGE) {
@@ -296,7 +301,8 @@ static int ir_finish(const px_kind_ctx *c, void *p, px_kind_reply *out, char *er
         goto done;
     }
     px_encode_opts eo = {.fmt = r->req.out_fmt ? r->req.out_fmt : PX_FMT_PNG,
-                         .quality = r->req.quality, .png_level = c->env->cfg->png_level};
+                         .quality = r->req.quality,
+                         .png_level = c->env->cfg->png_level};
     if ((rc = px_inpaint_encode(&img, &r->in.alpha, &eo, &enc, err, errlen))) goto done;
     px_task_note_stage(c->task, PX_STAGE_ENCODE, px_now_ns() - t0);
     rc = build_reply(c, r, &enc, eo.fmt, out, err, errlen);
@@ -306,9 +312,8 @@ done:
     return rc;
 }
 
-static int ir_status_json(const void *p, const char *id, px_buf *b)
+static int ir_status_result(const void *p, px_buf *b)
 {
-    (void)id;
     const inpaint_req *r = p;
     return px_buf_printf(b, ",\"width\":%d,\"height\":%d", r->in.rgb.w, r->in.rgb.h);
 }
@@ -324,6 +329,6 @@ const px_kind px_kind_inpaint = {
     .make_items = ir_make_items,
     .run = px_kind_inpaint_run,
     .finish = ir_finish,
-    .status_json = ir_status_json,
     .free = ir_free,
+    .status_result = ir_status_result,
 };

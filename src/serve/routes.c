@@ -11,6 +11,8 @@
 
 #include <string.h>
 
+/* One route per row (clang-format would put one field per line). */
+/* clang-format off */
 static const px_route_def g_routes[] = {
     {PX_ROUTE_UI, NULL, 0, "GET", NULL, 0, 0, {"GET /", "GET /dashboard", "GET /ui/{file}"}},
     {PX_ROUTE_UI, "/generate", 0, "GET", NULL, 0, 0, {"GET /generate"}},
@@ -37,18 +39,25 @@ static const px_route_def g_routes[] = {
     {PX_ROUTE_READYZ, "/readyz", 0, "GET", NULL, 0, 0, {"GET /readyz"}},
     {PX_ROUTE_METRICS, "/metrics", 0, "GET", NULL, 0, 0, {"GET /metrics"}},
 };
+/* clang-format on */
 #define NROUTES (sizeof g_routes / sizeof g_routes[0])
 
 static const px_route_def g_other = {PX_ROUTE_OTHER, "", 0, "", NULL, 0, 0, {NULL}};
 
 /* Metric labels by slot. */
 static const char *const g_labels[PX_ROUTE_COUNT] = {
-    [PX_ROUTE_INPAINT_V1] = "/api/v1/inpaint", [PX_ROUTE_INPAINT_SEED] = "/inpaint",
-    [PX_ROUTE_GENERATE] = "/api/v1/generate",  [PX_ROUTE_GENERATE_OPENAI] = "/v1/images/generations",
-    [PX_ROUTE_JOBS] = "/api/v1/jobs",          [PX_ROUTE_ENGINES] = "/api/v1/engines",
-    [PX_ROUTE_OUTPUTS] = "/outputs",           [PX_ROUTE_HEALTHZ] = "/healthz",
-    [PX_ROUTE_READYZ] = "/readyz",             [PX_ROUTE_METRICS] = "/metrics",
-    [PX_ROUTE_UI] = "ui",                      [PX_ROUTE_OTHER] = "other",
+    [PX_ROUTE_INPAINT_V1] = "/api/v1/inpaint",
+    [PX_ROUTE_INPAINT_SEED] = "/inpaint",
+    [PX_ROUTE_GENERATE] = "/api/v1/generate",
+    [PX_ROUTE_GENERATE_OPENAI] = "/v1/images/generations",
+    [PX_ROUTE_JOBS] = "/api/v1/jobs",
+    [PX_ROUTE_ENGINES] = "/api/v1/engines",
+    [PX_ROUTE_OUTPUTS] = "/outputs",
+    [PX_ROUTE_HEALTHZ] = "/healthz",
+    [PX_ROUTE_READYZ] = "/readyz",
+    [PX_ROUTE_METRICS] = "/metrics",
+    [PX_ROUTE_UI] = "ui",
+    [PX_ROUTE_OTHER] = "other",
 };
 
 const px_route_def *px_route_find(const char *url)

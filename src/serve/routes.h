@@ -27,8 +27,8 @@ enum px_route {
     PX_ROUTE_HEALTHZ,
     PX_ROUTE_READYZ,
     PX_ROUTE_METRICS,
-    PX_ROUTE_UI,           /* GET /, /dashboard, /ui/<file> (the web UI) */
-    PX_ROUTE_OTHER,        /* anything else (404/405) */
+    PX_ROUTE_UI,    /* GET /, /dashboard, /ui/<file> (the web UI) */
+    PX_ROUTE_OTHER, /* anything else (404/405) */
     PX_ROUTE_COUNT
 };
 
@@ -38,11 +38,11 @@ typedef struct px_kind px_kind;
 
 typedef struct px_route_def {
     enum px_route id;
-    const char *path;      /* NULL: the web UI's paths (static.h) */
-    int prefix;            /* path is a prefix (/outputs/<name>) */
-    const char *methods;   /* accepted methods, as the Allow header lists them
-                              (GET also accepts HEAD) */
-    const px_kind *kind;   /* a POST body starts a task of this kind; NULL = none */
+    const char *path;    /* NULL: the web UI's paths (static.h) */
+    int prefix;          /* path is a prefix (/outputs/<name>) */
+    const char *methods; /* accepted methods, as the Allow header lists them
+                            (GET also accepts HEAD) */
+    const px_kind *kind; /* a POST body starts a task of this kind; NULL = none */
     enum px_dialect dialect;
     int async;             /* the task is an async job (the jobs API) */
     const char *listed[PX_ROUTE_LISTED]; /* "METHOD /path" entries of the API index */

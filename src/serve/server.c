@@ -11,31 +11,16 @@
  * socket is watched for the client hanging up, which cancels the task.
  *
  * Engines load on a background thread after the socket is bound, so
- * /healthz and /readyz answer while big weights load and warm up.
+ * /healthz and /readyz answer while big weights load and warm up. Replies
+ * and the routes that answer from the server's state are server_routes.c.
  */
-#include "serve/server.h"
+#include "serve/server_impl.h"
 
 #include "core/alloc.h"
-#include "core/buf.h"
 #include "core/clock.h"
 #include "core/err.h"
-#include "core/jsonw.h"
 #include "core/log.h"
-#include "core/nvml.h"
-#include "core/pool.h"
-#include "core/proc.h"
-#include "engine/engine.h"
-#include "image/codec.h"
 #include "serve/engines.h"
-#include "serve/events.h"
-#include "serve/jobs.h"
-#include "serve/kind.h"
-#include "serve/metrics.h"
-#include "serve/outputs.h"
-#include "serve/routes.h"
-#include "serve/task.h"
-#include "serve/static.h"
-#include "serve/watch.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -49,133 +34,6 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-struct px_server {
-    const px_serve_config *cfg;
-    struct MHD_Daemon *mhd;
-    px_metrics *metrics;
-    px_outputs *outputs;
-    px_pool *pool;
-    px_engine *engines[PX_MAX_ENGINES];
-    int nengines;
-    px_tasks *tasks;
-    px_jobs *jobs;
-    px_watch *watch;
-    px_nvml *nvml; /* NULL without a GPU driver */
-    int64_t t_start;
-    int port;
-    pthread_t loader;
-    int loader_started;
-    char load_error[256];
-    atomic_int ready;      /* engines loaded and warmed, tasks running */
-    atomic_int failed;     /* loading failed: load_error says why */
-    atomic_int draining;
-    atomic_int open_requests; /* requests received and not yet completed */
-};
-
-/* Per HTTP request state (MHD's con_cls). */
-struct request {
-    px_server *srv;
-    struct MHD_Connection *conn;
-    const px_route_def *route;
-    int64_t t_arrival;
-    px_buf body;
-    int status; /* of the reply queued; 0 until then */
-    px_task *task;
-    /* Suspend/resume hand-off with the task's done callback. */
-    pthread_mutex_t mu;
-    int suspended, finished;
-    uint64_t watch_id;
-};
-
-/* ---------------------------------------------------------------- replies */
-
-static void free_buffer(void *p)
-{
-    free(p);
-}
-
-static enum MHD_Result queue(struct MHD_Connection *c, struct request *r, int status,
-                             struct MHD_Response *resp)
-{
-    r->status = status;
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
-    MHD_destroy_response(resp);
-    return ret;
-}
-
-/* Queues a response owning `data` (malloc'd; freed by MHD). */
-static enum MHD_Result send_owned(struct MHD_Connection *c, struct request *r, int status,
-                                  const char *ctype, uint8_t *data, size_t len,
-                                  const char *hdr_name, const char *hdr_value)
-{
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer_with_free_callback(len, data, free_buffer);
-    if (!resp) {
-        free(data);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
-    if (hdr_name) MHD_add_response_header(resp, hdr_name, hdr_value);
-    return queue(c, r, status, resp);
-}
-
-static enum MHD_Result send_buf(struct MHD_Connection *c, struct request *r, int status,
-                                const char *ctype, px_buf *b, const char *hdr_name,
-                                const char *hdr_value)
-{
-    size_t len;
-    uint8_t *data = px_buf_steal(b, &len);
-    if (!data) data = px_xcalloc(1, 1);
-    return send_owned(c, r, status, ctype, data, len, hdr_name, hdr_value);
-}
-
-/* Replies with a JSON error for a PX_E* code (status from the code unless
- * status > 0). */
-static enum MHD_Result send_error(px_server *s, struct MHD_Connection *c, struct request *r,
-                                  int status, int code, const char *msg, const char *hdr_name,
-                                  const char *hdr_value)
-{
-    px_buf b;
-    px_buf_init(&b, 1 << 16);
-    px_kind_error_json(r->route->dialect, code, msg, &b);
-    if (status <= 0) status = px_err_http_status(code);
-    px_metrics_error(s->metrics, code);
-    if (status >= 500) PX_WARN("%s -> %d %s", px_route_label(r->route->id), status, msg);
-    else PX_DEBUG("%s -> %d %s", px_route_label(r->route->id), status, msg);
-    return send_buf(c, r, status, "application/json", &b, hdr_name, hdr_value);
-}
-
-static enum MHD_Result send_json(struct MHD_Connection *c, struct request *r, int status,
-                                 px_buf *b)
-{
-    return send_buf(c, r, status, "application/json", b, NULL, NULL);
-}
-
-/* Sends what an ended task prepared (copying its body: the task may be kept
- * by the jobs table and serve it again). */
-static enum MHD_Result send_task_reply(struct MHD_Connection *c, struct request *r, px_task *t)
-{
-    px_task_reply rep;
-    px_task_reply_get(t, &rep);
-    uint8_t *data = px_xmalloc(rep.body->len ? rep.body->len : 1);
-    if (rep.body->len) memcpy(data, rep.body->data, rep.body->len);
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer_with_free_callback(rep.body->len, data, free_buffer);
-    if (!resp) {
-        free(data);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            rep.content_type ? rep.content_type : "application/json");
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
-    MHD_add_response_header(resp, "Server-Timing", rep.server_timing);
-    if (rep.header_name) MHD_add_response_header(resp, rep.header_name, rep.header_value);
-    if (rep.http_status >= 500)
-        PX_WARN("%s -> %d", px_route_label(r->route->id), rep.http_status);
-    return queue(c, r, rep.http_status, resp);
-}
 
 /* ------------------------------------------------------- task hand-off */
 
@@ -234,9 +92,9 @@ static void client_key(struct MHD_Connection *c, char *out, size_t n)
 static enum MHD_Result not_ready(px_server *s, struct MHD_Connection *c, struct request *r)
 {
     if (atomic_load(&s->draining))
-        return send_error(s, c, r, 0, PX_EUNAVAIL, "the service is shutting down", "Retry-After",
+        return px_server_send_error(s, c, r, 0, PX_EUNAVAIL, "the service is shutting down", "Retry-After",
                           "5");
-    return send_error(s, c, r, 0, PX_EUNAVAIL, "the engines are still loading", "Retry-After",
+    return px_server_send_error(s, c, r, 0, PX_EUNAVAIL, "the engines are still loading", "Retry-After",
                       "1");
 }
 
@@ -254,7 +112,7 @@ static enum MHD_Result send_accepted(struct MHD_Connection *c, struct request *r
     }
     char loc[PX_JOB_ID_MAX + 16];
     snprintf(loc, sizeof loc, "/api/v1/jobs/%s", id);
-    return send_buf(c, r, 202, "application/json", &b, "Location", loc);
+    return px_server_send_buf(c, r, 202, "application/json", &b, "Location", loc);
 }
 
 /* Suspends the connection until task t ends (unless it already has), and
@@ -273,7 +131,7 @@ static enum MHD_Result suspend_for(px_server *s, struct MHD_Connection *c, struc
         if (ci) r->watch_id = px_watch_add(s->watch, ci->connect_fd, on_hangup, r);
     }
     pthread_mutex_unlock(&r->mu);
-    return done ? send_task_reply(c, r, t) : MHD_YES;
+    return done ? px_server_send_task_reply(c, r, t) : MHD_YES;
 }
 
 /* Hands a complete body to a task of the route's kind. */
@@ -288,7 +146,7 @@ static enum MHD_Result start_task(px_server *s, struct MHD_Connection *c, struct
     if (kname && !(kind = px_kind_find(kname))) {
         char msg[120];
         snprintf(msg, sizeof msg, "unknown request kind '%.40s'", kname);
-        return send_error(s, c, r, 400, PX_EINVAL, msg, NULL, NULL);
+        return px_server_send_error(s, c, r, 400, PX_EINVAL, msg, NULL, NULL);
     }
     char client[80];
     client_key(c, client, sizeof client);
@@ -317,7 +175,7 @@ static enum MHD_Result start_task(px_server *s, struct MHD_Connection *c, struct
             char msg[120];
             snprintf(msg, sizeof msg, "%d jobs are kept already (the limit); retry later",
                      s->cfg->max_jobs);
-            return send_error(s, c, r, 0, PX_EBUSY, msg, "Retry-After", "5");
+            return px_server_send_error(s, c, r, 0, PX_EBUSY, msg, "Retry-After", "5");
         }
         spec.done = px_jobs_on_done;
         spec.done_arg = entry;
@@ -334,7 +192,7 @@ static enum MHD_Result start_task(px_server *s, struct MHD_Connection *c, struct
             px_metrics_outcome(s->metrics, PX_OUTCOME_REJECTED);
             char ra[16];
             snprintf(ra, sizeof ra, "%d", retry);
-            return send_error(s, c, r, 0, PX_EBUSY,
+            return px_server_send_error(s, c, r, 0, PX_EBUSY,
                               "the service is at capacity; retry after the time in Retry-After",
                               "Retry-After", ra);
         }
@@ -345,255 +203,6 @@ static enum MHD_Result start_task(px_server *s, struct MHD_Connection *c, struct
         return send_accepted(c, r, t, id);
     }
     return suspend_for(s, c, r, t);
-}
-
-/* ------------------------------------------------------------ jobs API */
-
-/* GET /api/v1/jobs/{id}/result[?index=k]: part k of a done job's result. */
-static enum MHD_Result serve_result(px_server *s, struct MHD_Connection *c, struct request *r,
-                                   px_task *t)
-{
-    const char *ix = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "index");
-    char *end = NULL;
-    long index = ix ? strtol(ix, &end, 10) : 0;
-    if (ix && (end == ix || *end || index < 0 || index > 1000))
-        return send_error(s, c, r, 400, PX_EINVAL, "index must be a non-negative integer", NULL,
-                          NULL);
-    const uint8_t *data;
-    size_t len;
-    const char *ctype;
-    int rc = px_task_result_part(t, (int)index, &data, &len, &ctype);
-    if (rc == PX_EINVAL)
-        return send_error(s, c, r, 409, PX_EINVAL, "the job has no result (not done)", NULL, NULL);
-    if (rc) return send_error(s, c, r, 404, PX_ENOTFOUND, "the job's result has no such index",
-                              NULL, NULL);
-    uint8_t *copy = px_xmalloc(len ? len : 1);
-    if (len) memcpy(copy, data, len);
-    return send_owned(c, r, 200, ctype ? ctype : "application/octet-stream", copy, len, NULL, NULL);
-}
-
-/* GET /api/v1/jobs/{id}/events; takes over the reference to t. */
-static enum MHD_Result serve_events(px_server *s, struct MHD_Connection *c, struct request *r,
-                                    px_task *t, const char *id)
-{
-    int busy = 0;
-    struct MHD_Response *resp = px_events_response(c, t, id, s->watch, &busy);
-    if (!resp)
-        return send_error(s, c, r, 0, busy ? PX_EBUSY : PX_ENOMEM,
-                          busy ? "too many event streams follow this job" : "out of memory",
-                          busy ? "Retry-After" : NULL, busy ? "5" : NULL);
-    return queue(c, r, 200, resp);
-}
-
-static enum MHD_Result serve_job(px_server *s, struct MHD_Connection *c, struct request *r,
-                                 const char *method, const char *rest)
-{
-    char id[PX_JOB_ID_MAX + 1];
-    const char *slash = strchr(rest, '/');
-    size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
-    int want_result = slash && strcmp(slash, "/result") == 0;
-    int want_events = slash && strcmp(slash, "/events") == 0;
-    if (idlen == 0 || idlen > PX_JOB_ID_MAX || (slash && !want_result && !want_events))
-        return send_error(s, c, r, 404, PX_ENOTFOUND, "no such job", NULL, NULL);
-    memcpy(id, rest, idlen);
-    id[idlen] = 0;
-    px_task *t = atomic_load(&s->ready) ? px_jobs_get(s->jobs, id) : NULL;
-    if (!t) return send_error(s, c, r, 404, PX_ENOTFOUND, "no such job (or it expired)", NULL, NULL);
-    enum MHD_Result ret;
-    int is_get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
-    if ((want_result || want_events) && !is_get) {
-        ret = send_error(s, c, r, 405, PX_EINVAL, "use GET", "Allow", "GET");
-    } else if (want_events) {
-        return serve_events(s, c, r, t, id); /* the stream takes our reference */
-    } else if (want_result) {
-        ret = serve_result(s, c, r, t);
-    } else if (!strcmp(method, MHD_HTTP_METHOD_DELETE)) {
-        if (px_task_cancel(t) != 0) {
-            ret = send_error(s, c, r, 409, PX_EINVAL, "the job has already ended", NULL, NULL);
-        } else {
-            px_buf b;
-            px_buf_init(&b, 1 << 16);
-            px_task_status_json(t, id, &b);
-            ret = send_json(c, r, 200, &b);
-        }
-    } else if (!strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD)) {
-        px_buf b;
-        px_buf_init(&b, 1 << 16);
-        px_task_status_json(t, id, &b);
-        ret = send_json(c, r, 200, &b);
-    } else {
-        ret = send_error(s, c, r, 405, PX_EINVAL, "use GET or DELETE", "Allow", "GET, DELETE");
-    }
-    px_task_unref(t);
-    return ret;
-}
-
-/* ------------------------------------------------------------ info routes */
-
-static enum MHD_Result serve_output(px_server *s, struct MHD_Connection *c, struct request *r,
-                                    const char *name)
-{
-    uint64_t size = 0;
-    int fd = px_outputs_open_file(s->outputs, name, &size);
-    if (fd == PX_EINVAL) return send_error(s, c, r, 400, PX_EINVAL, "invalid output name", NULL, NULL);
-    if (fd < 0) return send_error(s, c, r, 0, PX_ENOTFOUND, "no such output", NULL, NULL);
-    struct MHD_Response *resp = MHD_create_response_from_fd64(size, fd);
-    if (!resp) {
-        close(fd);
-        return MHD_NO;
-    }
-    const char *ext = strrchr(name, '.');
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            px_format_mime(px_format_parse(ext ? ext + 1 : "")));
-    return queue(c, r, 200, resp);
-}
-
-static const char *state_name(px_server *s)
-{
-    if (atomic_load(&s->draining)) return "draining";
-    if (atomic_load(&s->failed)) return "failed";
-    return atomic_load(&s->ready) ? "ok" : "starting";
-}
-
-static enum MHD_Result serve_healthz(px_server *s, struct MHD_Connection *c, struct request *r)
-{
-    px_buf b;
-    px_buf_init(&b, 1 << 16);
-    int ready = atomic_load(&s->ready);
-    const char *state = state_name(s);
-    px_buf_printf(&b, "{\"status\":\"%s\",\"ready\":%s,\"version\":\"%s\",\"engines\":[", state,
-                  ready ? "true" : "false", PX_VERSION);
-    for (int i = 0; ready && i < s->nengines; i++) {
-        if (i) px_buf_puts(&b, ",");
-        px_json_str(&b, px_engine_name(s->engines[i]));
-    }
-    px_buf_puts(&b, "],\"default_engine\":");
-    px_json_str(&b, ready ? px_engine_name(s->engines[0]) : NULL);
-    if (ready) {
-        px_tasks_stats ps;
-        px_tasks_stats_get(s->tasks, &ps);
-        int queued = 0, pending = 0;
-        for (int p = 0; p < PX_PRIO_COUNT; p++) queued += ps.sched.queued[p], pending += ps.pending[p];
-        px_buf_printf(&b,
-                      ",\"workers\":{\"count\":%d,\"busy\":%d},\"queue\":{\"depth\":%d,"
-                      "\"pending\":%d,\"capacity\":%d,\"cpu_queued\":%d},\"compute_threads\":%d,"
-                      "\"async_jobs\":%d",
-                      ps.workers, ps.sched.running, queued, pending,
-                      s->cfg->queue, ps.cpu_queued, px_pool_threads(s->pool),
-                      px_jobs_count(s->jobs));
-    }
-    if (atomic_load(&s->failed)) {
-        px_buf_puts(&b, ",\"error\":");
-        px_json_str(&b, s->load_error);
-    }
-    px_buf_printf(&b, ",\"uptime_s\":%.3f,\"rss_bytes\":%llu,\"gpu\":",
-                  (double)(px_now_ns() - s->t_start) / 1e9,
-                  (unsigned long long)px_proc_rss_bytes());
-    /* GPU memory per device (the seed reports' wish); null without a driver. */
-    if (!s->nvml) {
-        px_buf_puts(&b, "null");
-    } else {
-        px_buf_puts(&b, "[");
-        for (int i = 0; i < px_nvml_count(s->nvml); i++) {
-            px_gpu_info g;
-            if (px_nvml_query(s->nvml, i, &g)) continue;
-            px_buf_printf(&b, "%s{\"index\":%d,\"name\":", i ? "," : "", i);
-            px_json_str(&b, g.name);
-            px_buf_printf(&b,
-                          ",\"memory_used_bytes\":%llu,\"memory_total_bytes\":%llu,"
-                          "\"utilization_percent\":%d}",
-                          (unsigned long long)g.mem_used, (unsigned long long)g.mem_total,
-                          g.util_gpu);
-        }
-        px_buf_puts(&b, "]");
-    }
-    px_buf_puts(&b, "}\n");
-    int status = strcmp(state, "ok") == 0 || strcmp(state, "starting") == 0 ? 200 : 503;
-    return send_json(c, r, status, &b);
-}
-
-static enum MHD_Result serve_readyz(px_server *s, struct MHD_Connection *c, struct request *r)
-{
-    px_buf b;
-    px_buf_init(&b, 256);
-    int ready = atomic_load(&s->ready) && !atomic_load(&s->draining);
-    px_buf_printf(&b, "{\"ready\":%s", ready ? "true" : "false");
-    if (!ready) px_buf_printf(&b, ",\"reason\":\"%s\"", state_name(s));
-    px_buf_puts(&b, "}\n");
-    return send_json(c, r, ready ? 200 : 503, &b);
-}
-
-static enum MHD_Result serve_metrics(px_server *s, struct MHD_Connection *c, struct request *r)
-{
-    px_metrics_gauges g = {
-        .queue_capacity = s->cfg->queue,
-        .uptime_s = (double)(px_now_ns() - s->t_start) / 1e9,
-        .rss_bytes = px_proc_rss_bytes(),
-        .open_fds = px_proc_open_fds(),
-        .ready = atomic_load(&s->ready),
-    };
-    if (g.ready) {
-        px_tasks_stats ps;
-        px_tasks_stats_get(s->tasks, &ps);
-        for (int p = 0; p < PX_PRIO_COUNT; p++) {
-            g.queue_depth += ps.sched.queued[p];
-            g.pending[p] = ps.pending[p];
-        }
-        g.inflight = ps.sched.running;
-        g.workers = ps.workers;
-        g.cpu_queued = ps.cpu_queued;
-        g.async_jobs = px_jobs_count(s->jobs);
-        memcpy(g.batch_hist, ps.sched.batch_hist, sizeof g.batch_hist);
-        g.batches = ps.sched.batches;
-        g.batch_items = ps.sched.items_run;
-        g.oom_splits = ps.sched.oom_splits;
-    }
-    px_gpu_info gpus[8];
-    for (int i = 0; i < px_nvml_count(s->nvml) && g.ngpus < 8; i++)
-        if (px_nvml_query(s->nvml, i, &gpus[g.ngpus]) == 0) g.ngpus++;
-    g.gpus = gpus;
-    px_buf b;
-    px_buf_init(&b, 4 << 20);
-    px_metrics_render(s->metrics, &g, &b);
-    return send_buf(c, r, 200, "text/plain; version=0.0.4; charset=utf-8", &b, NULL, NULL);
-}
-
-static enum MHD_Result serve_engines(px_server *s, struct MHD_Connection *c, struct request *r)
-{
-    px_buf b;
-    px_buf_init(&b, 1 << 20);
-    int ready = atomic_load(&s->ready);
-    px_buf_puts(&b, "{\"ready\":");
-    px_buf_puts(&b, ready ? "true" : "false");
-    px_buf_puts(&b, ",\"default\":");
-    px_json_str(&b, ready ? px_engine_name(s->engines[0]) : NULL);
-    px_buf_puts(&b, ",\"engines\":[");
-    for (int i = 0; ready && i < s->nengines; i++) {
-        if (i) px_buf_puts(&b, ",");
-        px_engine_describe(s->engines[i], &b);
-    }
-    px_buf_puts(&b, "]}\n");
-    return send_json(c, r, 200, &b);
-}
-
-static enum MHD_Result serve_index(px_server *s, struct MHD_Connection *c, struct request *r)
-{
-    (void)s;
-    px_buf b;
-    px_buf_init(&b, 4096);
-    px_buf_printf(&b, "{\"service\":\"pixserve\",\"version\":\"%s\",\"routes\":[", PX_VERSION);
-    px_routes_list_json(&b);
-    px_buf_puts(&b, "]}\n");
-    return send_json(c, r, 200, &b);
-}
-
-/* The web UI: an embedded file, or a JSON 404. */
-static enum MHD_Result serve_ui(px_server *s, struct MHD_Connection *c, struct request *r,
-                                const char *url)
-{
-    const px_static_file *f = px_static_find(url);
-    if (!f) return send_error(s, c, r, 404, PX_ENOTFOUND, "no such file", NULL, NULL);
-    return px_static_reply(c, f, &r->status);
 }
 
 /* ------------------------------------------------------------ dispatch */
@@ -614,13 +223,13 @@ static enum MHD_Result on_headers(px_server *s, struct MHD_Connection *c, struct
         if (route->path[0] && px_route_allows(route, method)) return MHD_YES;
         char msg[160];
         snprintf(msg, sizeof msg, "no route for %.100s", url);
-        return send_error(s, c, r, 404, PX_ENOTFOUND, msg, NULL, NULL);
+        return px_server_send_error(s, c, r, 404, PX_ENOTFOUND, msg, NULL, NULL);
     }
     const char *allow = px_route_allows(route, method) ? NULL : route->methods;
     if (allow) {
         char msg[160];
         snprintf(msg, sizeof msg, "%.20s is not allowed here; use %s", method, allow);
-        return send_error(s, c, r, 405, PX_EINVAL, msg, "Allow", allow);
+        return px_server_send_error(s, c, r, 405, PX_EINVAL, msg, "Allow", allow);
     }
     if (is_submit(route, method)) {
         if (atomic_load(&s->draining)) return not_ready(s, c, r);
@@ -630,7 +239,7 @@ static enum MHD_Result on_headers(px_server *s, struct MHD_Connection *c, struct
             char msg[160];
             snprintf(msg, sizeof msg, "request body of %.20s bytes exceeds the limit of %zu bytes",
                      cl, s->cfg->max_body);
-            return send_error(s, c, r, 0, PX_ETOOBIG, msg, NULL, NULL);
+            return px_server_send_error(s, c, r, 0, PX_ETOOBIG, msg, NULL, NULL);
         }
     }
     return MHD_YES;
@@ -669,25 +278,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             char msg[160];
             snprintf(msg, sizeof msg, "request body exceeds the limit of %zu bytes",
                      s->cfg->max_body);
-            return send_error(s, c, r, 0, rc == PX_ETOOBIG ? PX_ETOOBIG : PX_ENOMEM, msg, NULL,
+            return px_server_send_error(s, c, r, 0, rc == PX_ETOOBIG ? PX_ETOOBIG : PX_ENOMEM, msg, NULL,
                               NULL);
         }
         return MHD_YES;
     }
     if (r->status) return MHD_YES; /* a reply is already queued */
-    if (r->task) return send_task_reply(c, r, r->task); /* resumed: the task ended */
+    if (r->task) return px_server_send_task_reply(c, r, r->task); /* resumed: the task ended */
 
     if (is_submit(r->route, method)) return start_task(s, c, r);
     size_t at = strlen(r->route->path ? r->route->path : "");
     switch (r->route->id) {
-    case PX_ROUTE_JOBS: return serve_job(s, c, r, method, url + at);
-    case PX_ROUTE_OUTPUTS: return serve_output(s, c, r, url + at);
-    case PX_ROUTE_HEALTHZ: return serve_healthz(s, c, r);
-    case PX_ROUTE_READYZ: return serve_readyz(s, c, r);
-    case PX_ROUTE_METRICS: return serve_metrics(s, c, r);
-    case PX_ROUTE_ENGINES: return serve_engines(s, c, r);
-    case PX_ROUTE_UI: return serve_ui(s, c, r, url);
-    default: return serve_index(s, c, r);
+    case PX_ROUTE_JOBS: return px_server_serve_job(s, c, r, method, url + at);
+    case PX_ROUTE_OUTPUTS: return px_server_serve_output(s, c, r, url + at);
+    case PX_ROUTE_HEALTHZ: return px_server_serve_healthz(s, c, r);
+    case PX_ROUTE_READYZ: return px_server_serve_readyz(s, c, r);
+    case PX_ROUTE_METRICS: return px_server_serve_metrics(s, c, r);
+    case PX_ROUTE_ENGINES: return px_server_serve_engines(s, c, r);
+    case PX_ROUTE_UI: return px_server_serve_ui(s, c, r, url);
+    default: return px_server_serve_index(s, c, r);
     }
 }
 

@@ -111,8 +111,12 @@ static void work_ctx_free(void *ctx)
 static px_kind_ctx kind_ctx(px_task *t)
 {
     px_engine *e = t->engine_index >= 0 ? t->p->engines[t->engine_index] : NULL;
-    return (px_kind_ctx){.env = &t->p->env, .task = t, .engine = e, .dialect = t->dialect,
-                         .async = t->async, .content_type = t->content_type, .host = t->host};
+    return (px_kind_ctx){.env = &t->p->env,
+                         .task = t,
+                         .engine = e,
+                         .dialect = t->dialect,
+                         .async = t->async,
+                         .content_type = t->content_type, .host = t->host};
 }
 
 /* ------------------------------------------------------------ admission */
@@ -145,11 +149,20 @@ static int admit(px_tasks *p, px_task *t, char *err, size_t errlen)
 
 /* ------------------------------------------------------------ ending */
 
-static void error_body(px_buf *b, enum px_dialect d, int code, const char *msg)
+/* The task's error reply: the kind's shape for its dialect, else ours. */
+static void error_body(const px_task *t, px_buf *b, int code, const char *msg)
 {
     px_buf_free(b);
     px_buf_init(b, 1 << 16);
-    px_kind_error_json(d, code, msg, b);
+    if (t->kind->error_body) {
+        t->kind->error_body(t->dialect, code, msg, b);
+        return;
+    }
+    px_buf_puts(b, "{\"error\":{\"code\":");
+    px_json_str(b, px_err_name(code));
+    px_buf_puts(b, ",\"message\":");
+    px_json_str(b, msg);
+    px_buf_puts(b, "}}\n");
 }
 
 static enum px_outcome metric_outcome(enum outcome out, int code)
@@ -166,8 +179,8 @@ static enum px_outcome metric_outcome(enum outcome out, int code)
  * caller is the task's own deadline callback (which must not disarm
  * itself). Returns 1 if this call ended it.
  */
-static int end_task(px_task *t, enum outcome out, int code, const char *msg,
-                    px_kind_reply *reply, int from_timer)
+static int end_task(px_task *t, enum outcome out, int code, const char *msg, px_kind_reply *reply,
+                    int from_timer)
 {
     px_tasks *p = t->p;
     pthread_mutex_lock(&t->mu);
@@ -186,9 +199,8 @@ static int end_task(px_task *t, enum outcome out, int code, const char *msg,
         t->reply = reply->body;
         px_buf_init(&reply->body, 0);
         t->content_type_out = reply->content_type;
-        snprintf(t->server_timing, sizeof t->server_timing, "%s", reply->server_timing);
     } else {
-        error_body(&t->reply, t->dialect, code, msg);
+        error_body(t, &t->reply, code, msg);
         t->content_type_out = "application/json";
     }
     px_work *wk = t->cpu_work;
@@ -245,8 +257,9 @@ static void on_deadline(void *arg)
 
 int px_task_cancel(px_task *t)
 {
-    return end_task(t, OUT_CANCELLED, PX_ECANCELED, "the request was cancelled", NULL, 0) ? 0
-                                                                                           : PX_EINVAL;
+    return end_task(t, OUT_CANCELLED, PX_ECANCELED, "the request was cancelled", NULL, 0)
+               ? 0
+               : PX_EINVAL;
 }
 
 void px_task_detach(px_task *t)
@@ -301,8 +314,10 @@ static int queue_cpu_work(px_task *t, px_work_fn fn, int urgent)
 void px_task_note_stage(px_task *t, enum px_stage stage, int64_t ns)
 {
     pthread_mutex_lock(&t->mu);
-    if (stage == PX_STAGE_DECODE) t->decode_ns = ns;
-    else if (stage == PX_STAGE_ENCODE) t->encode_ns = ns;
+    if (stage == PX_STAGE_DECODE)
+        t->decode_ns = ns;
+    else if (stage == PX_STAGE_ENCODE)
+        t->encode_ns = ns;
     pthread_mutex_unlock(&t->mu);
     px_metrics_stage(t->p->env.metrics, stage, (double)ns / 1e9);
 }
@@ -365,8 +380,7 @@ static void start_finish(px_task *t)
 /* ------------------------------------------------------------ device */
 
 /* Scheduler events: the device started on an item, or reports a step. */
-static void on_item_event(px_sched_item *it, enum px_sched_event ev, int step, int steps,
-                          void *arg)
+static void on_item_event(px_sched_item *it, enum px_sched_event ev, int step, int steps, void *arg)
 {
     px_task *t = arg;
     pthread_mutex_lock(&t->mu);
@@ -404,8 +418,10 @@ static void on_item_done(px_sched_item *it, void *arg)
         px_metrics_stage(p->env.metrics, PX_STAGE_QUEUE, (double)(started - queued) / 1e9);
         px_metrics_stage(p->env.metrics, PX_STAGE_INFER, (double)(end - started) / 1e9);
     }
-    if (rc) fail_task(t, rc, msg);
-    else start_finish(t);
+    if (rc)
+        fail_task(t, rc, msg);
+    else
+        start_finish(t);
     px_task_unref(t); /* the items' reference */
 }
 
@@ -471,12 +487,9 @@ static int choose_engine(px_task *t, const px_kind_opts *o, char *err, size_t er
                          names[0] ? ", " : "", px_engine_name(p->engines[i]));
         if (!o->engine[0])
             return px_errf(err, errlen, PX_EUNAVAIL, "no %s engine is loaded", t->kind->name);
-        /* A generate request names a "model": an unknown one is a 404 (as
-         * OpenAI's API answers); an inpaint engine stays a bad option. */
-        int gen = t->kind->engine_kind == PX_ENGINE_GENERATE;
-        return px_errf(err, errlen, gen ? PX_ENOTFOUND : PX_EINVAL,
-                       "%s '%s' is not loaded (loaded: %s)", gen ? "model" : "engine", o->engine,
-                       names[0] ? names : "none");
+        int code = t->kind->unknown_engine_code ? t->kind->unknown_engine_code : PX_EINVAL;
+        return px_errf(err, errlen, code, "engine '%s' is not loaded (loaded: %s)", o->engine,
+                       names);
     }
     pthread_mutex_lock(&t->mu);
     t->engine_index = ei;
@@ -563,7 +576,9 @@ px_tasks *px_tasks_create(const px_serve_config *cfg, px_engine *const *engines,
     p->cfg = cfg;
     p->engines = engines;
     p->nengines = nengines;
-    p->env = (px_kind_env){.cfg = cfg, .outputs = outputs, .metrics = metrics,
+    p->env = (px_kind_env){.cfg = cfg,
+                           .outputs = outputs,
+                           .metrics = metrics,
                            .limits = {.max_pixels = cfg->max_pixels, .max_side = cfg->max_side}};
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->idle, NULL);

@@ -37,16 +37,16 @@ typedef struct px_tasks px_tasks;
 typedef void (*px_task_done_fn)(px_task *t, void *arg);
 
 typedef struct px_task_spec {
-    const px_kind *kind;      /* the route's request kind */
+    const px_kind *kind; /* the route's request kind */
     enum px_dialect dialect;
     int async;                /* keep the result as bare bytes for the jobs API */
     const char *content_type; /* the request's Content-Type (copied) */
     uint8_t *body;            /* the request body; ownership moves to the task */
     size_t body_len;
-    const char *client;       /* key for the per-client cap (copied); NULL = none */
-    const char *host;         /* the Host header (copied); NULL = none */
-    int64_t arrival_ns;       /* px_now_ns() when the request arrived */
-    int64_t timeout_ms;       /* from a header; 0 = the body's timeout_ms or the default */
+    const char *client; /* key for the per-client cap (copied); NULL = none */
+    const char *host;   /* the Host header (copied); NULL = none */
+    int64_t arrival_ns; /* px_now_ns() when the request arrived */
+    int64_t timeout_ms; /* from a header; 0 = the body's timeout_ms or the default */
     px_task_done_fn done;
     void *done_arg;
 } px_task_spec;
@@ -87,10 +87,10 @@ void px_task_detach(px_task *t);
 /* The reply of an ended task; body stays owned by the task. */
 typedef struct px_task_reply {
     int http_status;
-    int code;                 /* 0 or the PX_E* code of a failure */
+    int code; /* 0 or the PX_E* code of a failure */
     const char *content_type;
     const px_buf *body;
-    const char *header_name;  /* an extra header (Retry-After), or NULL */
+    const char *header_name; /* an extra header (Retry-After), or NULL */
     char header_value[32];
     char server_timing[320];
 } px_task_reply;
@@ -103,11 +103,22 @@ void px_task_reply_get(px_task *t, px_task_reply *r);
  * steps. Safe at any time. */
 int px_task_status_json(px_task *t, const char *id, px_buf *out);
 
-/* Part `index` of a done task's result (generate: image k; otherwise part
- * 0 is the reply): bytes owned by the task (hold a reference) and their
- * media type. 0, PX_EINVAL (not done) or PX_ENOTFOUND (no such part). */
-int px_task_result_part(px_task *t, int index, const uint8_t **data, size_t *len,
-                        const char **content_type);
+/* The status object for the reply that accepts a job (202): "queued"
+ * (the job was just accepted, whatever its work has started on) unless it
+ * has already ended. */
+int px_task_accepted_json(px_task *t, const char *id, px_buf *out);
+
+/* What a follower of the task needs (the event stream): the jobs-API
+ * status name, the queue position (1 = next; 0 = not queued), the engine's
+ * last step report and whether the task has ended. */
+typedef struct px_task_progress {
+    const char *status; /* static */
+    int position;
+    int step, steps;
+    int ended;
+} px_task_progress;
+
+void px_task_progress_get(px_task *t, px_task_progress *p);
 
 /*
  * Watches the task: fn(arg) runs after every change a client may follow
@@ -122,35 +133,24 @@ int px_task_result_part(px_task *t, int index, const uint8_t **data, size_t *len
 typedef int (*px_task_watch_fn)(void *arg);
 int px_task_watch(px_task *t, px_task_watch_fn fn, void (*release)(void *arg), void *arg);
 
-/* What a follower of the task needs (the event stream): the jobs-API
- * status name, the queue position (1 = next; 0 = not queued), the engine's
- * last step report and whether the task has ended. */
-typedef struct px_task_progress {
-    const char *status; /* static */
-    int position;
-    int step, steps;
-    int ended;
-} px_task_progress;
-
-void px_task_progress_get(px_task *t, px_task_progress *p);
-
-/* The status object for the reply that accepts a job (202): "queued"
- * (the job was just accepted, whatever its work has started on) unless it
- * has already ended. */
-int px_task_accepted_json(px_task *t, const char *id, px_buf *out);
-
 /* Whether the task has ended, and if so whether it succeeded. */
 int px_task_ended(px_task *t, int *ok);
 
+/*
+ * Result k of a task that ended done (the jobs API's /result?index=k):
+ * its bytes (owned by the task) and media type. Returns 0, PX_EINVAL if
+ * the task has not ended done, or PX_ENOTFOUND past the last result.
+ */
+int px_task_result(px_task *t, int index, const uint8_t **data, size_t *len,
+                   const char **content_type);
+
+/* Whether the task's kind keeps its results apart from the reply (a
+ * px_kind.result hook): then results are served through px_task_result. */
+int px_task_has_results(const px_task *t);
+
 /* ---- for kinds (kind.h hooks get the task in px_kind_ctx) */
 
-/* The stage times so far, in milliseconds, and the largest batch the
- * task's items ran in. */
-typedef struct px_task_timings {
-    double queue_ms, decode_ms, infer_ms, encode_ms, save_ms, total_ms;
-    int batch_size;
-} px_task_timings;
-
+/* The stage times so far (px_task_timings is in kind.h). */
 void px_task_timings_get(px_task *t, px_task_timings *tm);
 
 /* Records a stage's duration measured by the kind (PX_STAGE_DECODE: the
@@ -167,7 +167,7 @@ typedef struct px_tasks_stats {
     int pending[PX_PRIO_COUNT]; /* admitted tasks not yet ended, per priority */
     int tasks;                  /* tasks alive (any stage) */
     int cpu_queued, cpu_running;
-    int workers;                /* device workers, all engines */
+    int workers; /* device workers, all engines */
 } px_tasks_stats;
 
 void px_tasks_stats_get(px_tasks *p, px_tasks_stats *s);

@@ -83,7 +83,6 @@ struct px_task {
     px_buf reply;
     const char *hdr_name;
     char hdr_value[32];
-    char server_timing[320]; /* the kind's, or "" */
 
     /* Watchers of changes (px_task_watch), under wmu. */
     pthread_mutex_t wmu;

@@ -40,6 +40,13 @@ class Cli(unittest.TestCase):
         r = run("serve", "--engine", "nosuch", "--port", "0")
         self.assertEqual(r.returncode, 1)
         self.assertIn("nosuch", r.stderr)
+        # Per-engine settings: checked before anything starts.
+        r = run("serve", "--engine", "classic:device=cuda", "--port", "0")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cannot choose a device", r.stderr)
+        r = run("serve", "--engine", "lama:colour=blue", "--port", "0")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("unknown key 'colour'", r.stderr)
 
     def test_inpaint_files(self):
         with tempfile.TemporaryDirectory() as d:

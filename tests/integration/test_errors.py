@@ -152,6 +152,13 @@ class Errors(ServerTest):
         self.assertEqual(h["allow"], "POST")
         st, h, b = self.srv.request("DELETE", "/healthz")
         self.assertJsonError(st, h, b, 405, "invalid_input")
+        # The jobs API names other request kinds with ?kind=; unknown ones are refused.
+        st, h, b = self.srv.request("POST", "/api/v1/jobs?kind=nope", b"{}",
+                                    {"Content-Type": "application/json"})
+        self.assertJsonError(st, h, b, 400, "invalid_input", "unknown request kind")
+        st, h, b = self.srv.request("GET", "/api/v1/jobs")
+        self.assertJsonError(st, h, b, 405, "invalid_input")
+        self.assertEqual(h["allow"], "POST")
 
     def test_outputs_traversal_and_missing(self):
         for path in ("/outputs/../../etc/passwd", "/outputs/..%2f..%2fetc%2fpasswd",

@@ -63,6 +63,8 @@ static int tk_parse(const px_kind_ctx *c, const uint8_t *body, size_t len, void 
     *out = r;
     if (sscanf(text, "n=%d work=%d steps=%d fail=%d", &r->n, &r->work_ms, &r->steps, &r->fail) != 4)
         return px_errf(err, errlen, PX_EINVAL, "bad test body '%s'", text);
+    const char *e = strstr(text, "engine=");
+    if (e) sscanf(e + 7, "%31s", o->engine);
     return 0;
 }
 
@@ -117,9 +119,8 @@ static int tk_finish(const px_kind_ctx *c, void *p, px_kind_reply *out, char *er
     return px_buf_printf(&out->body, "ok %d", r->n);
 }
 
-static int tk_status(const void *p, const char *id, px_buf *b)
+static int tk_status(const void *p, px_buf *b)
 {
-    (void)id;
     return px_buf_printf(b, ",\"items\":%d", ((const struct treq *)p)->n);
 }
 
@@ -140,8 +141,62 @@ static const px_kind test_kind = {
     .make_items = tk_make_items,
     .run = tk_run,
     .finish = tk_finish,
-    .status_json = tk_status,
+    .status_result = tk_status,
     .free = tk_free,
+};
+
+/* The same kind with every optional presentation hook, as a generate kind
+ * would have them: its own stage names, two results, seeds and timings of
+ * its own, a Server-Timing of its own, errors in another shape, and 404
+ * for an engine that is not loaded. */
+static const char *const k_results[2] = {"first", "second"};
+
+static int tk_result(const void *p, int index, const uint8_t **data, size_t *len, const char **ct)
+{
+    (void)p;
+    if (index < 0 || index > 1) return PX_ENOTFOUND;
+    *data = (const uint8_t *)k_results[index];
+    *len = strlen(k_results[index]);
+    *ct = "image/png";
+    return 0;
+}
+
+static int tk_extra(const void *p, const px_task_timings *tm, px_buf *b)
+{
+    (void)p;
+    return px_buf_printf(b, ",\"seeds\":[7],\"timings\":{\"total_ms\":%.1f}", tm->total_ms);
+}
+
+static void tk_timing(const void *p, const px_task_timings *tm, char *out, size_t n)
+{
+    (void)p;
+    snprintf(out, n, "queue;dur=%.2f, denoise;dur=%.2f", tm->queue_ms, tm->infer_ms);
+}
+
+static void tk_error(enum px_dialect d, int code, const char *msg, px_buf *b)
+{
+    (void)d;
+    px_buf_printf(b, "{\"error\":{\"message\":\"%s\",\"type\":\"x%d\"}}\n", msg, -code);
+}
+
+static const px_kind test_kind2 = {
+    .name = "test2",
+    .engine_kind = PX_ENGINE_GENERATE,
+    .prepare_stage = "text_encode",
+    .infer_stage = "denoise",
+    .finish_stage = "encode",
+    .unknown_engine_code = PX_ENOTFOUND,
+    .parse = tk_parse,
+    .prepare = tk_prepare,
+    .make_items = tk_make_items,
+    .run = tk_run,
+    .finish = tk_finish,
+    .free = tk_free,
+    .status_result = tk_status,
+    .status_extra = tk_extra,
+    .result = tk_result,
+    .server_timing = tk_timing,
+    .error_body = tk_error,
 };
 
 /* ------------------------------------------------------------ harness */
@@ -186,15 +241,25 @@ static void on_done(px_task *t, void *arg)
     atomic_fetch_add(&((struct owner *)arg)->calls, 1);
 }
 
-static px_task *start(px_tasks *p, const char *body, int64_t timeout_ms, struct owner *o)
+static px_task *start_kind(px_tasks *p, const px_kind *kind, const char *body, int64_t timeout_ms,
+                           struct owner *o)
 {
-    px_task_spec spec = {.kind = &test_kind, .content_type = "text/plain",
-                         .body = (uint8_t *)strdup(body), .body_len = strlen(body),
-                         .timeout_ms = timeout_ms, .done = on_done, .done_arg = o};
+    px_task_spec spec = {.kind = kind,
+                         .content_type = "text/plain",
+                         .body = (uint8_t *)strdup(body),
+                         .body_len = strlen(body),
+                         .timeout_ms = timeout_ms,
+                         .done = on_done,
+                         .done_arg = o};
     px_task *t = NULL;
     int retry = 0;
     T_EQ_INT(px_tasks_submit(p, &spec, &t, &retry), 0);
     return t;
+}
+
+static px_task *start(px_tasks *p, const char *body, int64_t timeout_ms, struct owner *o)
+{
+    return start_kind(p, &test_kind, body, timeout_ms, o);
 }
 
 static int wait_ended(px_task *t, int ms)
@@ -349,8 +414,10 @@ static void race_round(px_tasks *p, int ntasks, uint64_t seed)
         int calls = atomic_load(&r->o.calls);
         /* Exactly once; after a detach at most once (it may have ended
          * before the owner left). */
-        if (r->detached) T_CMP_INT(calls, <=, 1);
-        else T_EQ_INT(calls, 1);
+        if (r->detached)
+            T_CMP_INT(calls, <=, 1);
+        else
+            T_EQ_INT(calls, 1);
         px_task_reply rep;
         px_task_reply_get(r->t, &rep);
         T_TRUE(rep.http_status == 200 || rep.http_status == 499 || rep.http_status == 504);
@@ -423,6 +490,56 @@ TEST(t_deadline_in_every_stage)
     rm_tasks(p);
 }
 
+TEST(t_kind_hooks_shape_what_a_task_shows)
+{
+    px_tasks *p = mk_tasks(8, 10000);
+    struct owner o = {0};
+    px_task *t = start_kind(p, &test_kind2, "n=1 work=200 steps=4 fail=0", 0, &o);
+    char js[2048] = "";
+    for (int i = 0; i < 2000 && !strstr(js, "\"step\":1"); i++) {
+        status_of(t, js, sizeof js);
+        usleep(1000);
+    }
+    T_CONTAINS(js, "\"kind\":\"test2\"");
+    T_CONTAINS(js, "\"stage\":\"denoise\"");
+    T_TRUE(wait_ended(t, 5000));
+    const uint8_t *data;
+    size_t len;
+    const char *ct;
+    T_EQ_INT(px_task_result(t, 1, &data, &len, &ct), 0);
+    T_EQ_INT((int)len, 6);
+    T_EQ_MEM(data, "second", 6);
+    T_EQ_INT(px_task_result(t, 2, &data, &len, &ct), PX_ENOTFOUND);
+    T_TRUE(px_task_has_results(t));
+    status_of(t, js, sizeof js);
+    T_CONTAINS(js, "\"bytes\":5"); /* result 0, "first" */
+    T_CONTAINS(js, "\"seeds\":[7]");
+    T_CONTAINS(js, "\"progress\":{\"step\":4,\"steps\":4}"); /* kept after the end */
+    T_TRUE(strstr(js, "decode_ms") == NULL);
+    px_task_reply r;
+    px_task_reply_get(t, &r);
+    T_TRUE(!strncmp(r.server_timing, "queue;dur=", 10));
+    T_CONTAINS(r.server_timing, "denoise;dur=");
+    px_task_unref(t);
+    /* Errors in the kind's shape; an unknown engine is its 404. */
+    struct owner o2 = {0}, o3 = {0};
+    px_task *bad = start_kind(p, &test_kind2, "garbage", 0, &o2);
+    px_task *none = start_kind(p, &test_kind2, "n=1 work=1 steps=0 fail=0 engine=nosuch", 0, &o3);
+    T_TRUE(wait_ended(bad, 5000) && wait_ended(none, 5000));
+    px_task_reply_get(bad, &r);
+    T_EQ_INT(r.http_status, 400);
+    T_CONTAINS((const char *)r.body->data, "\"type\":\"x");
+    px_task_reply_get(none, &r);
+    T_EQ_INT(r.http_status, 404);
+    T_CONTAINS((const char *)r.body->data, "nosuch");
+    T_EQ_INT(px_task_result(none, 0, &data, &len, &ct), PX_EINVAL);
+    px_task_unref(bad);
+    px_task_unref(none);
+    check_quiet(p);
+    rm_tasks(p);
+}
+
 TEST_MAIN(t_completes_with_progress_and_status, t_failures_and_bad_bodies_end_once,
           t_ends_once_under_cancel_timeout_disconnect_and_completion,
-          t_admission_refuses_with_retry_after, t_deadline_in_every_stage)
+          t_admission_refuses_with_retry_after, t_deadline_in_every_stage,
+          t_kind_hooks_shape_what_a_task_shows)
