@@ -287,6 +287,67 @@ TEST(t_threads)
     zi_tok_free(t);
 }
 
+/* The real files rewritten as vocab.json + merges.txt next to the package's
+ * tokenizer_config.json (the other layout a Qwen directory may have) give
+ * the same ids as tokenizer.json on every prompt. */
+TEST(t_real_vocab_merges)
+{
+    char path[700], dir[700], err[512];
+    snprintf(path, sizeof path, "%s/models/tokenizer.json", pkg_dir());
+    if (access(path, R_OK)) px_tfail(PX_TLOC_, "%s is missing: run scripts/testdata", path);
+    char *text = slurp(path, NULL);
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    cJSON *model = cJSON_GetObjectItem(root, "model");
+    snprintf(dir, sizeof dir, "%s/vm", px_test_tmpdir());
+    mkdir(dir, 0755);
+    char p[800];
+    snprintf(p, sizeof p, "%s/vocab.json", dir);
+    char *vocab = cJSON_PrintUnformatted(cJSON_GetObjectItem(model, "vocab"));
+    spit(p, vocab);
+    free(vocab);
+    snprintf(p, sizeof p, "%s/merges.txt", dir);
+    FILE *f = fopen(p, "wb");
+    fputs("#version: 0.2\n", f);
+    for (const cJSON *m = cJSON_GetObjectItem(model, "merges")->child; m; m = m->next)
+        fprintf(f, "%s %s\n", m->child->valuestring, m->child->next->valuestring);
+    fclose(f);
+    cJSON_Delete(root);
+    char cfg[800];
+    snprintf(cfg, sizeof cfg, "%s/models/tokenizer_config.json", pkg_dir());
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
+    text = slurp(cfg, NULL);
+    spit(p, text);
+    free(text);
+
+    zi_tok *a = real_tokenizer(NULL, NULL), *b;
+    T_EQ_INT(zi_tok_load(dir, &b, err, sizeof err), 0);
+    T_EQ_INT(zi_tok_vocab_size(b), zi_tok_vocab_size(a));
+    text = slurp(PROMPTS, NULL);
+    cJSON *prompts = cJSON_Parse(text);
+    free(text);
+    int n = 0;
+    for (const cJSON *q = prompts->child; q; q = q->next, n++) {
+        const char *pt = cJSON_GetObjectItem(q, "text")->valuestring;
+        int32_t *ia, *ib, fa[ZI_TOK_MAX_PROMPT], fb[ZI_TOK_MAX_PROMPT];
+        size_t na, nb;
+        bool ta, tb;
+        T_EQ_INT(zi_tok_encode(a, pt, strlen(pt), &ia, &na, err, sizeof err), 0);
+        T_EQ_INT(zi_tok_encode(b, pt, strlen(pt), &ib, &nb, err, sizeof err), 0);
+        T_TRUE(same_ids("raw", cJSON_GetObjectItem(q, "name")->valuestring, ib, nb, ia, na));
+        free(ia);
+        free(ib);
+        T_EQ_INT(zi_tok_encode_prompt(a, pt, fa, ZI_TOK_MAX_PROMPT, &na, &ta, err, sizeof err), 0);
+        T_EQ_INT(zi_tok_encode_prompt(b, pt, fb, ZI_TOK_MAX_PROMPT, &nb, &tb, err, sizeof err), 0);
+        T_EQ_INT(ta, tb);
+        T_TRUE(same_ids("chat", cJSON_GetObjectItem(q, "name")->valuestring, fb, nb, fa, na));
+    }
+    T_CMP_INT(n, >=, 40);
+    zi_tok_free(a);
+    zi_tok_free(b);
+    cJSON_Delete(prompts);
+}
+
 /* --- tiny hand-written tokenizers --------------------------------------------------- */
 
 /* Qwen's pre-tokenizer regex as a JSON string. */
@@ -688,6 +749,6 @@ TEST(t_load_errors)
     }
 }
 
-TEST_MAIN(t_reference, t_threads, t_merge_rank_order, t_merge_ties_leftmost, t_merge_array_form,
+TEST_MAIN(t_reference, t_threads, t_real_vocab_merges, t_merge_rank_order, t_merge_ties_leftmost, t_merge_array_form,
           t_regex_split, t_unknown_token, t_added_tokens, t_added_strip, t_prompt_cap,
           t_invalid_utf8, t_vocab_merges_files, t_load_errors)
