@@ -824,6 +824,22 @@ TEST(t_load_errors)
             px_tfail(PX_TLOC_, "case %zu %s: rc %d (want %d), \"%s\" (want \"%s\")", i,
                      BAD[i].json, rc, BAD[i].rc, err, BAD[i].msg);
     }
+    /* vocab.json + merges.txt + tokenizer_config.json from memory. */
+    static const char *cfgs[][2] = {
+        {"{\"added_tokens_decoder\":{\" 40\":{\"content\":\"<x>\"}}}", "key \" 40\" is not an id"},
+        {"{\"added_tokens_decoder\":{\"-1\":{\"content\":\"<x>\"}}}", "key \"-1\" is not an id"},
+        {"{\"added_tokens_decoder\":[]}", "added_tokens_decoder is not an object"},
+        {"[]", "tokenizer_config.json: not a JSON object"},
+    };
+    for (size_t i = 0; i < sizeof cfgs / sizeof *cfgs; i++) {
+        int rc = zi_tok_load_vocab_merges("{\"a\":0}", 7, "", 0, cfgs[i][0], strlen(cfgs[i][0]),
+                                          "dir", &t, err, sizeof err);
+        if (rc != PX_ECORRUPT || !strstr(err, cfgs[i][1]) || strncmp(err, "dir/", 4) || t)
+            px_tfail(PX_TLOC_, "config %zu: rc %d, \"%s\"", i, rc, err);
+    }
+    T_EQ_INT(zi_tok_load_vocab_merges("{\"a\":0}", 7, "a a\n", 4, NULL, 0, "dir", &t, err,
+                                      sizeof err), PX_ECORRUPT);
+    T_CONTAINS(err, "dir/merges.txt: merge 0 (\"a\" \"a\"): the merged token is not in the");
 }
 
 TEST_MAIN(t_reference, t_threads, t_real_vocab_merges, t_merge_rank_order, t_merge_ties_leftmost, t_merge_array_form,

@@ -18,6 +18,8 @@
 
 #define FAIL(code, ...) px_errf(err, errlen, (code), __VA_ARGS__)
 
+#define MAX_TEXT ((size_t)1 << 30)
+
 size_t zt_utf8_check(const uint8_t *s, size_t len)
 {
     size_t i = 0;
@@ -268,6 +270,8 @@ static int zt_encode(const zi_tok *t, const char *text, size_t len, bool checked
                      char *err, size_t errlen)
 {
     const uint8_t *s = (const uint8_t *)text;
+    if (len > MAX_TEXT) /* positions are int32 in the BPE scratch */
+        return FAIL(PX_ETOOBIG, "text of %zu bytes is above the %zu-byte limit", len, MAX_TEXT);
     size_t bad = checked ? len : zt_utf8_check(s, len);
     if (bad != len) return FAIL(PX_EINVAL, "text is not valid UTF-8 (byte offset %zu)", bad);
     pcre2_match_data *md = NULL;
