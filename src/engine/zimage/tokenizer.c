@@ -18,6 +18,8 @@
 
 #define FAIL(code, ...) px_errf(err, errlen, (code), __VA_ARGS__)
 
+#define MAX_TEXT ((size_t)1 << 30)
+
 size_t zt_utf8_check(const uint8_t *s, size_t len)
 {
     size_t i = 0;
@@ -104,7 +106,7 @@ static int scratch_reserve(bpe_scratch *s, size_t n)
     s->id = px_alloc_array(cap, sizeof *s->id);
     s->next = px_alloc_array(cap, sizeof *s->next);
     s->prev = px_alloc_array(cap, sizeof *s->prev);
-    s->heap = px_alloc_array(cap, sizeof *s->heap);
+    s->heap = px_alloc_array(cap, 2 * sizeof *s->heap);
     s->cap = s->id && s->next && s->prev && s->heap ? cap : 0;
     return s->cap ? 0 : PX_ENOMEM;
 }
@@ -114,8 +116,9 @@ static bool ent_less(const heap_ent *a, const heap_ent *b)
     return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
 }
 
-/* Pushes the pair starting at pos if it has a merge. The heap never holds
- * more entries than there are live pairs plus merges done, i.e. < n. */
+/* Pushes the pair starting at pos if it has a merge. A word of n symbols
+ * starts with at most n-1 entries and each merge pops one and pushes at
+ * most two, so the heap never holds more than 2n-2 (room for 2n). */
 static void heap_push(const zi_tok *t, bpe_scratch *s, int32_t pos)
 {
     int32_t nx = s->next[pos];
@@ -267,6 +270,8 @@ static int zt_encode(const zi_tok *t, const char *text, size_t len, bool checked
                      char *err, size_t errlen)
 {
     const uint8_t *s = (const uint8_t *)text;
+    if (len > MAX_TEXT) /* positions are int32 in the BPE scratch */
+        return FAIL(PX_ETOOBIG, "text of %zu bytes is above the %zu-byte limit", len, MAX_TEXT);
     size_t bad = checked ? len : zt_utf8_check(s, len);
     if (bad != len) return FAIL(PX_EINVAL, "text is not valid UTF-8 (byte offset %zu)", bad);
     pcre2_match_data *md = NULL;

@@ -383,8 +383,7 @@ static int collect_added(const cJSON *src, bool keyed, added_in **list, size_t *
             char *end;
             errno = 0;
             long v = strtol(e->string, &end, 10);
-            if (errno || *end || end == e->string || e->string[0] == '-' || e->string[0] == '+' ||
-                v > ZI_TOK_MAX_ID)
+            if (errno || *end || e->string[0] < '0' || e->string[0] > '9' || v > ZI_TOK_MAX_ID)
                 return FAIL(PX_ECORRUPT, "%s: %s: key \"%.40s\" is not an id in [0, %d]", name,
                             where, e->string, ZI_TOK_MAX_ID);
             id = (int32_t)v;
