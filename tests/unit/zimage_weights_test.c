@@ -229,6 +229,43 @@ TEST(t_bf16_sources)
     zi_weights_close(b);
 }
 
+/* The other spellings: the DiT without the prefix and with diffusers'
+ * names in one file, Qwen3 without `model.` and with llama.cpp's GGUF
+ * names, the diffusers VAE file opened directly. */
+TEST(t_name_variants)
+{
+    const char *m = make_model("hf,single");
+    sh("/usr/bin/python3 tests/unit/zimage_weights_fixtures.py %s", m);
+    char g[520];
+    snprintf(g, sizeof g, "%s/good", m);
+    static const struct {
+        zi_part part;
+        const char *ref, *file;
+    } c[] = {
+        {ZI_PART_DIT, "hf/transformer", "dit_noprefix.safetensors"},
+        {ZI_PART_DIT, "hf/transformer", "dit_diffusers.safetensors"},
+        {ZI_PART_TEXT, "hf/text_encoder", "qwen_noprefix.safetensors"},
+        {ZI_PART_TEXT, "hf/text_encoder", "qwen_llama.safetensors"},
+        {ZI_PART_VAE, "single/ae.safetensors", "../hf/vae/diffusion_pytorch_model.safetensors"},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        zi_weights *a = open_ok(path2(m, c[i].ref), c[i].part, NULL);
+        zi_weights *b = open_ok(path2(g, c[i].file), c[i].part, NULL);
+        same_tensors(a, b, 0);
+        zi_weights_close(a);
+        zi_weights_close(b);
+    }
+    /* llama.cpp names through GGUF too. */
+    sh(GGUFW " write %s/qwen_llama.safetensors %s/qwen.gguf --type F16 --dequant %s/qwen_numpy.safetensors",
+       g, g, g);
+    zi_weights *a = open_ok(path2(g, "qwen.gguf"), ZI_PART_TEXT, NULL);
+    zi_weights *b = open_ok(path2(g, "qwen_numpy.safetensors"), ZI_PART_TEXT, NULL);
+    same_tensors(a, b, 0);
+    T_TRUE(zi_weights_find(a, "layers.2.mlp.down_proj.weight") != NULL);
+    zi_weights_close(a);
+    zi_weights_close(b);
+}
+
 /* Files that do not fit: each refusal names the file, the tensor and what
  * was expected. */
 TEST(t_refusals)
@@ -691,5 +728,5 @@ TEST(t_config_parse)
     T_EQ_INT(v.block_out[1], 128);
 }
 
-TEST_MAIN(t_layouts_agree, t_gguf_types, t_bf16_sources, t_refusals, t_gguf_parse, t_gguf_rejects,
+TEST_MAIN(t_layouts_agree, t_name_variants, t_gguf_types, t_bf16_sources, t_refusals, t_gguf_parse, t_gguf_rejects,
           t_config_with_weights, t_config_parse)
