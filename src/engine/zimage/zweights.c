@@ -30,6 +30,7 @@
 
 #define ALIGN 64
 #define CHUNK 4096 /* elements per conversion step; a multiple of every GGUF block */
+#define SLAB ((size_t)CHUNK << 10) /* elements between drops of source pages */
 #define MAX_FILES 256
 #define MAX_INDEX_BYTES ((size_t)64 << 20)
 
@@ -212,33 +213,41 @@ static void decode(const src_tensor *s, size_t i, size_t n, float *f)
     px_st_to_f32(&v, f);
 }
 
-/* Writes s's elements as dtype `to` into dst (element offset 0). */
-static void convert(const src_tensor *s, zi_dtype to, void *dst)
+/* Drops the mapped pages wholly inside elements [e0, e1) of s. */
+static void release(const zi_weights *w, const src_tensor *s, size_t e0, size_t e1)
 {
-    if ((s->enc == ENC_F32 && to == ZI_F32) || (s->enc == ENC_BF16 && to == ZI_BF16)) {
-        memcpy(dst, s->data, s->nelem * dtype_size(to));
-        return;
-    }
-    float f[CHUNK];
-    for (size_t i = 0; i < s->nelem; i += CHUNK) {
-        size_t n = s->nelem - i < CHUNK ? s->nelem - i : CHUNK;
-        decode(s, i, n, f);
-        if (to == ZI_F32) memcpy((float *)dst + i, f, n * 4);
-        else
-            for (size_t k = 0; k < n; k++) ((uint16_t *)dst)[i + k] = f32_to_bf16(f[k]);
+    const src_file *f = &w->files[s->file];
+    const uint8_t *p = s->data + enc_offset(s, e0);
+    size_t nbytes = enc_offset(s, e1) - enc_offset(s, e0);
+    if (f->st) {
+        px_st_tensor v = {.data = p, .nbytes = nbytes};
+        px_st_release(f->st, &v);
+    } else if (f->gg) {
+        zi_gguf_release(f->gg, p, nbytes);
     }
 }
 
-static void release(const zi_weights *w, const src_tensor *s)
+/* Writes s's elements as dtype `to` into dst, dropping the source pages
+ * slab by slab behind it: the peak is the store plus one slab, not plus
+ * the largest source tensor (a 778 MB embedding table). */
+static void convert(const zi_weights *w, const src_tensor *s, zi_dtype to, void *dst)
 {
-    const src_file *f = &w->files[s->file];
-    size_t nbytes = enc_offset(s, s->nelem);
-    if (f->st) {
-        px_st_tensor v = {.data = s->data, .nbytes = nbytes};
-        px_st_release(f->st, &v);
-    } else if (f->gg) {
-        zi_gguf_release(f->gg, s->data, nbytes);
+    bool copy = (s->enc == ENC_F32 && to == ZI_F32) || (s->enc == ENC_BF16 && to == ZI_BF16);
+    size_t es = dtype_size(to);
+    float f[CHUNK];
+    for (size_t i0 = 0; i0 < s->nelem; i0 += SLAB) {
+        size_t i1 = s->nelem - i0 < SLAB ? s->nelem : i0 + SLAB;
+        if (copy) memcpy((uint8_t *)dst + i0 * es, s->data + i0 * es, (i1 - i0) * es);
+        for (size_t i = i0; !copy && i < i1; i += CHUNK) {
+            size_t n = i1 - i < CHUNK ? i1 - i : CHUNK;
+            decode(s, i, n, f);
+            if (to == ZI_F32) memcpy((float *)dst + i, f, n * 4);
+            else
+                for (size_t k = 0; k < n; k++) ((uint16_t *)dst)[i + k] = f32_to_bf16(f[k]);
+        }
+        release(w, s, i0, i1);
     }
+    release(w, s, 0, s->nelem); /* the pages straddling slab borders */
 }
 
 static zi_dtype target(const loader *L, const src_tensor *s)
@@ -446,8 +455,7 @@ static int load_one(loader *L, const mapped *m, int np, char *err, size_t errlen
         e->owned = true;
         for (int i = 0; i < np; i++) {
             const src_tensor *s = &L->s[m[i].src];
-            convert(s, e->t.dtype, d + (size_t)i * s->nelem * dtype_size(e->t.dtype));
-            release(L->w, s);
+            convert(L->w, s, e->t.dtype, d + (size_t)i * s->nelem * dtype_size(e->t.dtype));
         }
     }
     L->w->bytes += e->t.nelem * dtype_size(e->t.dtype);
