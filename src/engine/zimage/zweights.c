@@ -417,10 +417,14 @@ static int load_one(loader *L, const mapped *m, int np, char *err, size_t errlen
     const src_tensor *s0 = &L->s[m[0].src];
     for (int i = 0; i < np; i++) {
         const src_tensor *s = &L->s[m[i].src];
+        if (s->enc == ENC_BAD && s->ndim > ZI_MAX_DIMS)
+            return px_errf(err, errlen, PX_EUNSUP, "%s: tensor %s has %d dimensions (at most %d)",
+                           src_path(L, s), s->name, s->ndim, ZI_MAX_DIMS);
         if (s->enc == ENC_BAD)
-            return px_errf(err, errlen, PX_EUNSUP, "%s: tensor %s has %s type %s, which is not loaded",
-                           src_path(L, s), s->name, s->ndim > ZI_MAX_DIMS ? "a >4-D" : "the",
-                           s->type);
+            return px_errf(err, errlen, PX_EUNSUP,
+                           "%s: tensor %s has type %s, which is not loaded (F32, F16, BF16, F64, "
+                           "Q8_0, Q4_0, Q4_K, Q5_K and Q6_K are)",
+                           src_path(L, s), s->name, s->type);
         if (np > 1 && (s->ndim != 2 || s->shape[0] != s0->shape[0] || s->shape[1] != s0->shape[1]))
             return px_errf(err, errlen, PX_ECORRUPT,
                            "%s: tensor %s: expected a 2-D [%lld, %lld] like %s, found %d-D", src_path(L, s),
