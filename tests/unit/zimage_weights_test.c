@@ -164,7 +164,9 @@ TEST(t_gguf_types)
         double tol;    /* of the largest magnitude per tensor */
         int quantized; /* tensors expected in this type (row a multiple of the block) */
     } c[] = {{"F32", 0, 1},     {"F16", 1e-3, 1},  {"BF16", 4e-3, 1}, {"Q8_0", 1e-2, 1},
-             {"Q4_0", 0.15, 1}, {"Q4_K", 0.15, 1}, {"Q5_K", 0.07, 1}, {"Q6_K", 0.04, 1}};
+             {"Q4_0", 0.15, 1}, {"Q4_1", 0.15, 1}, {"Q5_0", 0.08, 1}, {"Q5_1", 0.08, 1},
+             {"Q2_K", 0.6, 1},  {"Q3_K", 0.3, 1},  {"Q4_K", 0.15, 1}, {"Q5_K", 0.07, 1},
+             {"Q6_K", 0.04, 1}};
     zi_weights *orig = open_ok(path2(m, "single/z_image_turbo.safetensors"), ZI_PART_DIT, NULL);
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
         char g[600], r[600];
@@ -470,7 +472,7 @@ TEST(t_gguf_parse)
             T_EQ_INT(f[63] == 53, 1);
             T_EQ_INT(zi_gguf_dequant(b->type, b->data, 32, f), 0);
             for (int i = 0; i < 32; i++) T_EQ_INT(f[i] == 0.5f * (float)(i - 16), 1);
-            T_EQ_INT(zi_gguf_dequant(ZI_GGUF_Q2_K, b->data, 256, f), PX_EUNSUP);
+            T_EQ_INT(zi_gguf_dequant(ZI_GGUF_Q8_1, b->data, 32, f), PX_EUNSUP);
             zi_gguf_close(gg);
         }
     /* Every truncation of a valid file is refused with a message. */
@@ -576,17 +578,18 @@ TEST(t_gguf_rejects)
      * by zi_weights_open naming the tensor and the type. */
     g.n = 0;
     put(&g, "GGUF", 4), u32(&g, 3), u64(&g, 1), u64(&g, 0);
-    tinfo(&g, "x_pad_token", 2, (uint64_t[]){256, 1}, ZI_GGUF_Q2_K, 0);
+    tinfo(&g, "x_pad_token", 2, (uint64_t[]){32, 1}, ZI_GGUF_Q8_1, 0);
     pad(&g, 32);
-    for (int q = 0; q < 84; q++) g.b[g.n++] = 0;
+    for (int q = 0; q < 36; q++) g.b[g.n++] = 0;
     char path[600];
-    snprintf(path, sizeof path, "%s/q2k.gguf", px_test_tmpdir());
+    snprintf(path, sizeof path, "%s/q81.gguf", px_test_tmpdir());
     FILE *f = fopen(path, "wb");
     T_TRUE(f && fwrite(g.b, 1, g.n, f) == g.n);
     fclose(f);
     const char *e = open_fails(path, ZI_PART_DIT, NULL, PX_EUNSUP);
-    T_CONTAINS(e, "q2k.gguf: tensor x_pad_token has type Q2_K, which is not loaded (F32, F16, "
-                  "BF16, F64, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K are)");
+    T_CONTAINS(e,
+               "q81.gguf: tensor x_pad_token has type Q8_1, which is not loaded (F32, F16, BF16, "
+               "F64, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K are)");
 }
 
 /* ---- configs ---------------------------------------------------------------------- */

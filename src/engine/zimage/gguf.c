@@ -11,6 +11,7 @@
  *         the fifth bit of element l / l+32 of the k-th 64-element group).
  *   Q6_K  256 elements: 128 bytes of low 4 bits, 64 bytes of high 2 bits,
  *         16 int8 sub-block scales (16 elements each), d; x = d·sc·(q − 32).
+ *   Q4_1, Q5_0, Q5_1, Q2_K, Q3_K: at their decoders below.
  */
 #include "engine/zimage/gguf.h"
 
@@ -87,7 +88,12 @@ int zi_gguf_type_supported(int type)
     case ZI_GGUF_F16:
     case ZI_GGUF_BF16:
     case ZI_GGUF_Q4_0:
+    case ZI_GGUF_Q4_1:
+    case ZI_GGUF_Q5_0:
+    case ZI_GGUF_Q5_1:
     case ZI_GGUF_Q8_0:
+    case ZI_GGUF_Q2_K:
+    case ZI_GGUF_Q3_K:
     case ZI_GGUF_Q4_K:
     case ZI_GGUF_Q5_K:
     case ZI_GGUF_Q6_K:
@@ -496,6 +502,66 @@ static void dq_q4_0(const uint8_t *b, float *y)
     }
 }
 
+/* Q4_1 (d, m, 16 bytes of nibbles), Q5_0 (d, 32 high bits, nibbles) and
+ * Q5_1 (d, m, high bits, nibbles): x = d·q + m, or d·(q − 16) for Q5_0;
+ * element j < 16 is the low nibble of byte j, element j + 16 the high one,
+ * their fifth bits are bits j and j + 16 of the high-bit word. */
+static void dq_q4_1_q5(const uint8_t *b, int type, float *y)
+{
+    float d = h16(b), m = type == ZI_GGUF_Q5_0 ? 0 : h16(b + 2);
+    const uint8_t *qh = type == ZI_GGUF_Q5_0 ? b + 2 : b + 4;
+    const uint8_t *qs = type == ZI_GGUF_Q4_1 ? b + 4 : qh + 4;
+    uint32_t h = type == ZI_GGUF_Q4_1 ? 0
+                                      : (uint32_t)qh[0] | (uint32_t)qh[1] << 8 |
+                                            (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
+    for (int j = 0; j < 16; j++) {
+        int lo = (qs[j] & 15) | (int)(h >> j & 1) << 4;
+        int hi = (qs[j] >> 4) | (int)(h >> (j + 16) & 1) << 4;
+        if (type == ZI_GGUF_Q5_0) {
+            y[j] = d * (float)(lo - 16);
+            y[j + 16] = d * (float)(hi - 16);
+        } else {
+            y[j] = d * (float)lo + m;
+            y[j + 16] = d * (float)hi + m;
+        }
+    }
+}
+
+/* Q2_K: 16 scale bytes (low nibble scale, high nibble min, per 16
+ * elements), 64 bytes of 2-bit q, d, dmin. Element 128n + 32j + l has its
+ * q in bits 2j of byte 32n + l and scale byte 8n + 2j + l/16. */
+static void dq_q2_k(const uint8_t *b, float *y)
+{
+    const uint8_t *sc = b, *qs = b + 16;
+    float d = h16(b + 80), dmin = h16(b + 82);
+    for (int e = 0; e < 256; e++) {
+        int n = e / 128, j = e % 128 / 32, l = e % 32, s = sc[8 * n + 2 * j + l / 16];
+        y[e] = d * (float)(s & 15) * (float)(qs[32 * n + l] >> 2 * j & 3) - dmin * (float)(s >> 4);
+    }
+}
+
+/* The 6-bit scale is of a Q3_K block: low 4 bits in nibbles of bytes 0..7,
+ * top 2 bits in bytes 8..11. */
+static int q3_scale(const uint8_t *s, int is)
+{
+    int lo = is < 8 ? s[is] & 15 : s[is - 8] >> 4;
+    return (lo | (s[8 + is % 4] >> 2 * (is / 4) & 3) << 4) - 32;
+}
+
+/* Q3_K: 32 bytes of high bits, 64 bytes of 2-bit q, 12 bytes of scales, d.
+ * Element 128n + 32j + l: low bits 2j of byte 32n + l, high bit 4n + j of
+ * hmask byte l (clear = subtract 4), scale 8n + 2j + l/16. */
+static void dq_q3_k(const uint8_t *b, float *y)
+{
+    const uint8_t *hm = b, *qs = b + 32, *sc = b + 96;
+    float d = h16(b + 108);
+    for (int e = 0; e < 256; e++) {
+        int n = e / 128, j = e % 128 / 32, l = e % 32;
+        int q = (qs[32 * n + l] >> 2 * j & 3) - (hm[l] >> (4 * n + j) & 1 ? 0 : 4);
+        y[e] = d * (float)q3_scale(sc, 8 * n + 2 * j + l / 16) * (float)q;
+    }
+}
+
 static void dq_q8_0(const uint8_t *b, float *y)
 {
     float d = h16(b);
@@ -576,6 +642,17 @@ int zi_gguf_dequant(int type, const uint8_t *src, size_t n, float *dst)
             break;
         case ZI_GGUF_Q8_0:
             dq_q8_0(src, dst);
+            break;
+        case ZI_GGUF_Q4_1:
+        case ZI_GGUF_Q5_0:
+        case ZI_GGUF_Q5_1:
+            dq_q4_1_q5(src, type, dst);
+            break;
+        case ZI_GGUF_Q2_K:
+            dq_q2_k(src, dst);
+            break;
+        case ZI_GGUF_Q3_K:
+            dq_q3_k(src, dst);
             break;
         case ZI_GGUF_Q4_K:
             dq_q45_k(src, NULL, src + 16, dst);

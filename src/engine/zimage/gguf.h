@@ -4,7 +4,9 @@
  * count, u64 key-value count, the key-value pairs (scalars, strings,
  * arrays), the tensor infos (name, n_dims, dims innermost first, ggml type,
  * offset), then the tensor data aligned to `general.alignment` (default 32),
- * all little-endian. Dequantizes the block formats users ship Z-Image in.
+ * all little-endian. Dequantizes the block formats users ship Z-Image in:
+ * F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K,
+ * Q6_K.
  *
  * The file is untrusted input: everything is validated before a tensor is
  * handed out — counts and lengths bounded, sizes overflow-checked, every

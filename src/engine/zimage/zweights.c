@@ -432,7 +432,7 @@ static int load_one(loader *L, const mapped *m, int np, char *err, size_t errlen
         if (s->enc == ENC_BAD)
             return px_errf(err, errlen, PX_EUNSUP,
                            "%s: tensor %s has type %s, which is not loaded (F32, F16, BF16, F64, "
-                           "Q8_0, Q4_0, Q4_K, Q5_K and Q6_K are)",
+                           "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K are)",
                            src_path(L, s), s->name, s->type);
         if (np > 1 && (s->ndim != 2 || s->shape[0] != s0->shape[0] || s->shape[1] != s0->shape[1]))
             return px_errf(err, errlen, PX_ECORRUPT,
