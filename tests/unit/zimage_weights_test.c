@@ -320,6 +320,9 @@ TEST(t_refusals)
     T_CONTAINS(e, "tensor x_pad_token: shard is not a file name in the directory");
     e = open_fails(path2(b, "no_config"), ZI_PART_DIT, NULL, PX_EUNSUP);
     T_CONTAINS(e, "no_config: no config.json");
+    e = open_fails(path2(m, "hf"), ZI_PART_DIT, NULL, PX_EUNSUP);
+    T_CONTAINS(e, "hf: no config.json: not a Hugging Face component directory (a pipeline "
+                  "directory: give its transformer/, text_encoder/ or vae/)");
     e = open_fails(path2(b, "no_index"), ZI_PART_DIT, NULL, PX_EUNSUP);
     T_CONTAINS(e, "no_index: several *.safetensors files and no index");
     e = open_fails(path2(b, "nonexistent"), ZI_PART_DIT, NULL, PX_EIO);

@@ -728,9 +728,14 @@ static int open_dir(loader *L, const char *dir, char *err, size_t errlen)
     if (!cfg) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
     int ok = access(cfg, R_OK) == 0;
     free(cfg);
+    char *idx = join(dir, "model_index.json");
+    int top = idx && access(idx, R_OK) == 0;
+    free(idx);
     if (!ok)
         return px_errf(err, errlen, PX_EUNSUP,
-                       "%s: no config.json: not a Hugging Face component directory", dir);
+                       "%s: no config.json: not a Hugging Face component directory%s", dir,
+                       top ? " (a pipeline directory: give its transformer/, text_encoder/ or vae/)"
+                           : "");
     DIR *d = opendir(dir);
     if (!d) return px_errf(err, errlen, PX_EIO, "cannot open %s: %s", dir, strerror(errno));
     char index[256] = "", single[256] = "";
