@@ -631,7 +631,6 @@ TEST(t_config_with_weights)
     free(j);
     zi_weights *w = open_ok(path2(m, "single/z_image_turbo.safetensors"), ZI_PART_DIT, NULL);
     T_EQ_INT(zi_dit_config_from_weights(w, &d, err, sizeof err), 0);
-    z.axes_dims[0] = 8, z.axes_dims[1] = 12, z.axes_dims[2] = 12; /* not in the shapes */
     T_EQ_INT(zi_dit_config_from_weights(w, &z, err, sizeof err), 0);
     T_EQ_MEM(&z, &d, sizeof d);
     zi_dit_config bad = d;

@@ -376,8 +376,14 @@ int zi_dit_config_from_weights(const zi_weights *w, zi_dit_config *c, char *err,
     if (!c->norm_eps) c->norm_eps = d.norm_eps;
     if (!c->rope_theta) c->rope_theta = d.rope_theta;
     if (!c->t_scale) c->t_scale = d.t_scale;
-    if (!c->axes_dims[0] && !c->axes_dims[1] && !c->axes_dims[2])
-        memcpy(c->axes_dims, d.axes_dims, sizeof d.axes_dims);
+    int hd = c->dim / c->n_heads;
+    if (!c->axes_dims[0] && !c->axes_dims[1] && !c->axes_dims[2] && hd % 8 == 0) {
+        /* Not in the shapes: the full model's split [32, 48, 48] of 128,
+         * i.e. [1/4, 3/8, 3/8] of the head (the reference's small models
+         * keep it). */
+        c->axes_dims[0] = hd / 4;
+        c->axes_dims[1] = c->axes_dims[2] = hd * 3 / 8;
+    }
     if (!c->axes_lens[0]) memcpy(c->axes_lens, d.axes_lens, sizeof d.axes_lens);
     if (c->axes_dims[0] + c->axes_dims[1] + c->axes_dims[2] != c->dim / c->n_heads)
         return px_errf(
