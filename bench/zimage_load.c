@@ -36,7 +36,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: zimage_load PATH dit|text|vae [f32|bf16] [keep-bf16]\n");
         return 2;
     }
-    zi_part part = !strcmp(argv[2], "dit") ? ZI_PART_DIT : !strcmp(argv[2], "text") ? ZI_PART_TEXT : ZI_PART_VAE;
+    zi_part part = !strcmp(argv[2], "dit")    ? ZI_PART_DIT
+                   : !strcmp(argv[2], "text") ? ZI_PART_TEXT
+                                              : ZI_PART_VAE;
     zi_load_opts o = {.convert_to = argc > 3 && !strcmp(argv[3], "bf16") ? ZI_BF16 : ZI_F32,
                       .keep_bf16 = argc > 4 && !strcmp(argv[4], "keep-bf16")};
     struct timespec a, b;

@@ -43,7 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             zi_name_map m;
             int lv = zi_names_bfl_up_level(t->name);
             if (zi_names_map((zi_part)p, t->name, lv < 0 ? 4 : lv + 1, &m) == ZI_NAME_KEEP &&
-                (strnlen(m.name, ZI_NAME_MAX) == ZI_NAME_MAX || (m.qkv_slot < -1 || m.qkv_slot > 2)))
+                (strnlen(m.name, ZI_NAME_MAX) == ZI_NAME_MAX ||
+                 (m.qkv_slot < -1 || m.qkv_slot > 2)))
                 __builtin_trap();
         }
     }

@@ -31,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     err[0] = 0;
     int rc = zi_dit_config_parse(buf, size, &d, err, sizeof err);
     check(rc, err);
-    if (!rc && (d.dim % d.n_heads || d.axes_dims[0] + d.axes_dims[1] + d.axes_dims[2] != d.dim / d.n_heads))
+    if (!rc && (d.dim % d.n_heads ||
+                d.axes_dims[0] + d.axes_dims[1] + d.axes_dims[2] != d.dim / d.n_heads))
         __builtin_trap();
     zi_qwen3_config q;
     zi_qwen3_config_default(&q);

@@ -24,7 +24,8 @@ def main():
     os.makedirs(G, exist_ok=True)
     os.makedirs(Z, exist_ok=True)
     rng = np.random.default_rng(7)
-    types = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"]
+    types = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K",
+             "Q5_K", "Q6_K"]
     gguf_write.write_gguf(os.path.join(G, "types"),
                           [("t_%s" % t, rng.standard_normal((1, 256)).astype(np.float32), t)
                            for t in types], 3, None, True)

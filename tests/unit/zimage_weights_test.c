@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REF "/usr/bin/python3 tools/zimage_reference.py"
+#define REF   "/usr/bin/python3 tools/zimage_reference.py"
 #define GGUFW "/usr/bin/python3 tools/gguf_write.py"
 
 static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -62,7 +62,8 @@ static const char *open_fails(const char *path, zi_part part, const zi_load_opts
     zi_weights *w = NULL;
     err[0] = 0;
     int rc = zi_weights_open(path, part, o, &w, err, sizeof err);
-    if (rc != want) px_tfail(__FILE__, __LINE__, "open %s: got %d (%s), want %d", path, rc, err, want);
+    if (rc != want)
+        px_tfail(__FILE__, __LINE__, "open %s: got %d (%s), want %d", path, rc, err, want);
     if (w) px_tfail(__FILE__, __LINE__, "failed open left a store");
     return err;
 }
@@ -153,23 +154,27 @@ static double rel_err(const zi_weights *a, const zi_weights *b)
 
 /* GGUF files of every supported type (written by tools/gguf_write.py from
  * the single DiT file) load to exactly what the numpy dequantizer decodes,
- * and stay within each format's error of the original. */
+ * and stay within each format's error of the original. (Alignment 64: the
+ * F32 tensors are used in place in the mapping.) */
 TEST(t_gguf_types)
 {
     const char *m = make_model("single");
     static const struct {
         const char *type;
-        double tol; /* of the largest magnitude per tensor */
+        double tol;    /* of the largest magnitude per tensor */
         int quantized; /* tensors expected in this type (row a multiple of the block) */
-    } c[] = {{"F32", 0, 1}, {"F16", 1e-3, 1}, {"BF16", 4e-3, 1}, {"Q8_0", 1e-2, 1},
-             {"Q4_0", 0.15, 1}, {"Q4_K", 0.15, 1}, {"Q5_K", 0.07, 1}, {"Q6_K", 0.04, 1}};
+    } c[] = {{"F32", 0, 1},     {"F16", 1e-3, 1},  {"BF16", 4e-3, 1}, {"Q8_0", 1e-2, 1},
+             {"Q4_0", 0.15, 1}, {"Q4_1", 0.15, 1}, {"Q5_0", 0.08, 1}, {"Q5_1", 0.08, 1},
+             {"Q2_K", 0.6, 1},  {"Q3_K", 0.3, 1},  {"Q4_K", 0.15, 1}, {"Q5_K", 0.07, 1},
+             {"Q6_K", 0.04, 1}};
     zi_weights *orig = open_ok(path2(m, "single/z_image_turbo.safetensors"), ZI_PART_DIT, NULL);
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
         char g[600], r[600];
         snprintf(g, sizeof g, "%s/dit_%s.gguf", m, c[i].type);
         snprintf(r, sizeof r, "%s/dit_%s_numpy.safetensors", m, c[i].type);
-        sh(GGUFW " write %s/single/z_image_turbo.safetensors %s --type %s --kv-extra --dequant %s", m,
-           g, c[i].type, r);
+        sh(GGUFW " write %s/single/z_image_turbo.safetensors %s --type %s --kv-extra --alignment "
+                 "64 --dequant %s",
+           m, g, c[i].type, r);
         /* The file really holds tensors of the type. */
         zi_gguf *gg = NULL;
         char err[512];
@@ -198,8 +203,10 @@ TEST(t_gguf_types)
             nbf += x->dtype == ZI_BF16;
             for (size_t q = 0; q < x->nelem; q++) {
                 float want = elem(y, q);
-                if (x->dtype == ZI_BF16) T_NEAR(elem(x, q), want, fabs(want) / 256 + 1e-30);
-                else T_EQ_INT(elem(x, q) == want, 1);
+                if (x->dtype == ZI_BF16)
+                    T_NEAR(elem(x, q), want, fabs(want) / 256 + 1e-30);
+                else
+                    T_EQ_INT(elem(x, q) == want, 1);
             }
         }
         T_EQ_INT(nbf > 0, strcmp(c[i].type, "F32") != 0);
@@ -229,6 +236,44 @@ TEST(t_bf16_sources)
     zi_weights_close(b);
 }
 
+/* The other spellings: the DiT without the prefix and with diffusers'
+ * names in one file, Qwen3 without `model.` and with llama.cpp's GGUF
+ * names, the diffusers VAE file opened directly. */
+TEST(t_name_variants)
+{
+    const char *m = make_model("hf,single");
+    sh("/usr/bin/python3 tests/unit/zimage_weights_fixtures.py %s", m);
+    char g[520];
+    snprintf(g, sizeof g, "%s/good", m);
+    static const struct {
+        zi_part part;
+        const char *ref, *file;
+    } c[] = {
+        {ZI_PART_DIT, "hf/transformer", "dit_noprefix.safetensors"},
+        {ZI_PART_DIT, "hf/transformer", "dit_diffusers.safetensors"},
+        {ZI_PART_TEXT, "hf/text_encoder", "qwen_noprefix.safetensors"},
+        {ZI_PART_TEXT, "hf/text_encoder", "qwen_llama.safetensors"},
+        {ZI_PART_VAE, "single/ae.safetensors", "../hf/vae/diffusion_pytorch_model.safetensors"},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        zi_weights *a = open_ok(path2(m, c[i].ref), c[i].part, NULL);
+        zi_weights *b = open_ok(path2(g, c[i].file), c[i].part, NULL);
+        same_tensors(a, b, 0);
+        zi_weights_close(a);
+        zi_weights_close(b);
+    }
+    /* llama.cpp names through GGUF too. */
+    sh(GGUFW " write %s/qwen_llama.safetensors %s/qwen.gguf --type F16 --dequant "
+             "%s/qwen_numpy.safetensors",
+       g, g, g);
+    zi_weights *a = open_ok(path2(g, "qwen.gguf"), ZI_PART_TEXT, NULL);
+    zi_weights *b = open_ok(path2(g, "qwen_numpy.safetensors"), ZI_PART_TEXT, NULL);
+    same_tensors(a, b, 0);
+    T_TRUE(zi_weights_find(a, "layers.2.mlp.down_proj.weight") != NULL);
+    zi_weights_close(a);
+    zi_weights_close(b);
+}
+
 /* Files that do not fit: each refusal names the file, the tensor and what
  * was expected. */
 TEST(t_refusals)
@@ -252,9 +297,11 @@ TEST(t_refusals)
     T_CONTAINS(e, "unknown to the Z-Image VAE: model.");
 
     e = open_fails(path2(b, "dup.safetensors"), ZI_PART_DIT, NULL, PX_ECORRUPT);
-    T_CONTAINS(e, "tensor x_embedder.weight appears twice (as model.diffusion_model.x_embedder.weight in");
+    T_CONTAINS(
+        e, "tensor x_embedder.weight appears twice (as model.diffusion_model.x_embedder.weight in");
     e = open_fails(path2(b, "int.safetensors"), ZI_PART_DIT, NULL, PX_EUNSUP);
-    T_CONTAINS(e, "int.safetensors: tensor model.diffusion_model.x_pad_token has the type I32");
+    T_CONTAINS(e, "int.safetensors: tensor model.diffusion_model.x_pad_token has type I32, which "
+                  "is not loaded");
 
     e = open_fails(path2(b, "wrong_shard"), ZI_PART_DIT, NULL, PX_ECORRUPT);
     T_CONTAINS(e, "index.json: tensor x_pad_token is listed in ");
@@ -262,7 +309,8 @@ TEST(t_refusals)
     e = open_fails(path2(b, "unlisted"), ZI_PART_DIT, NULL, PX_ECORRUPT);
     T_CONTAINS(e, "of-00002.safetensors: tensor cap_pad_token is not in the index");
     e = open_fails(path2(b, "both"), ZI_PART_DIT, NULL, PX_ECORRUPT);
-    T_CONTAINS(e, ": tensor x_pad_token is in this shard too, but the index puts it in diffusion_pytorch_model-0000");
+    T_CONTAINS(e, ": tensor x_pad_token is in this shard too, but the index puts it in "
+                  "diffusion_pytorch_model-0000");
     e = open_fails(path2(b, "no_shard"), ZI_PART_DIT, NULL, PX_EIO);
     T_CONTAINS(e, "cannot open ");
     T_CONTAINS(e, "no_shard/diffusion_pytorch_model-00002-of-00002.safetensors");
@@ -272,6 +320,9 @@ TEST(t_refusals)
     T_CONTAINS(e, "tensor x_pad_token: shard is not a file name in the directory");
     e = open_fails(path2(b, "no_config"), ZI_PART_DIT, NULL, PX_EUNSUP);
     T_CONTAINS(e, "no_config: no config.json");
+    e = open_fails(path2(m, "hf"), ZI_PART_DIT, NULL, PX_EUNSUP);
+    T_CONTAINS(e, "hf: no config.json: not a Hugging Face component directory (a pipeline "
+                  "directory: give its transformer/, text_encoder/ or vae/)");
     e = open_fails(path2(b, "no_index"), ZI_PART_DIT, NULL, PX_EUNSUP);
     T_CONTAINS(e, "no_index: several *.safetensors files and no index");
     e = open_fails(path2(b, "nonexistent"), ZI_PART_DIT, NULL, PX_EIO);
@@ -296,13 +347,17 @@ TEST(t_refusals)
     const zi_tensor *x;
     char err[512];
     T_EQ_INT(zi_weights_get(w, "layers.9.attention.qkv.weight", 2, (int64_t[]){-1, -1}, &x, err,
-                            sizeof err), PX_ENOTFOUND);
+                            sizeof err),
+             PX_ENOTFOUND);
     T_CONTAINS(err, "z_image_turbo.safetensors: tensor layers.9.attention.qkv.weight is missing");
     T_EQ_INT(zi_weights_get(w, "layers.0.attention.qkv.weight", 2, (int64_t[]){3 * 64, 65}, &x, err,
-                            sizeof err), PX_ECORRUPT);
-    T_CONTAINS(err, "z_image_turbo.safetensors: tensor layers.0.attention.qkv.weight: expected [192, 65], found [192, 64]");
+                            sizeof err),
+             PX_ECORRUPT);
+    T_CONTAINS(err, "z_image_turbo.safetensors: tensor layers.0.attention.qkv.weight: expected "
+                    "[192, 65], found [192, 64]");
     T_EQ_INT(zi_weights_get(w, "layers.0.attention.qkv.weight", 2, (int64_t[]){-1, 64}, &x, err,
-                            sizeof err), 0);
+                            sizeof err),
+             0);
     T_EQ_INT(x->shape[0], 192);
     zi_weights_close(w);
 }
@@ -320,8 +375,14 @@ static void put(gb *g, const void *p, size_t n)
     memcpy(g->b + g->n, p, n);
     g->n += n;
 }
-static void u32(gb *g, uint32_t v) { put(g, &v, 4); }
-static void u64(gb *g, uint64_t v) { put(g, &v, 8); }
+static void u32(gb *g, uint32_t v)
+{
+    put(g, &v, 4);
+}
+static void u64(gb *g, uint64_t v)
+{
+    put(g, &v, 8);
+}
 static void str(gb *g, const char *s)
 {
     u64(g, strlen(s));
@@ -414,7 +475,7 @@ TEST(t_gguf_parse)
             T_EQ_INT(f[63] == 53, 1);
             T_EQ_INT(zi_gguf_dequant(b->type, b->data, 32, f), 0);
             for (int i = 0; i < 32; i++) T_EQ_INT(f[i] == 0.5f * (float)(i - 16), 1);
-            T_EQ_INT(zi_gguf_dequant(ZI_GGUF_Q2_K, b->data, 256, f), PX_EUNSUP);
+            T_EQ_INT(zi_gguf_dequant(ZI_GGUF_Q8_1, b->data, 32, f), PX_EUNSUP);
             zi_gguf_close(gg);
         }
     /* Every truncation of a valid file is refused with a message. */
@@ -459,9 +520,11 @@ TEST(t_gguf_rejects)
         const char *msg;
     } c[] = {
         {99, 32, 0, 1, PX_EUNSUP, "gguf: tensor t has unknown type 99"},
-        {ZI_GGUF_Q8_0, 33, 0, 1, PX_ECORRUPT, "row of 33 elements is not a multiple of Q8_0's block of 32"},
+        {ZI_GGUF_Q8_0, 33, 0, 1, PX_ECORRUPT,
+         "row of 33 elements is not a multiple of Q8_0's block of 32"},
         {ZI_GGUF_F32, 4, 8, 1, PX_ECORRUPT, "offset 8 is not a multiple of the alignment 32"},
-        {ZI_GGUF_F32, 64, 0, 1, PX_ETRUNC, "gguf: tensor t: 256 bytes at offset 0, but the data section has 128"},
+        {ZI_GGUF_F32, 64, 0, 1, PX_ETRUNC,
+         "gguf: tensor t: 256 bytes at offset 0, but the data section has 128"},
         {ZI_GGUF_F32, 4, 0, 5, PX_ECORRUPT, "tensor t has 5 dimensions (1 to 4)"},
         {ZI_GGUF_F32, 4, 0, 0, PX_ECORRUPT, "tensor t has 0 dimensions"},
         {ZI_GGUF_F32, (uint64_t)1 << 62, 0, 4, PX_ECORRUPT, "tensor t: size overflows"},
@@ -518,16 +581,18 @@ TEST(t_gguf_rejects)
      * by zi_weights_open naming the tensor and the type. */
     g.n = 0;
     put(&g, "GGUF", 4), u32(&g, 3), u64(&g, 1), u64(&g, 0);
-    tinfo(&g, "x_pad_token", 2, (uint64_t[]){256, 1}, ZI_GGUF_Q2_K, 0);
+    tinfo(&g, "x_pad_token", 2, (uint64_t[]){32, 1}, ZI_GGUF_Q8_1, 0);
     pad(&g, 32);
-    for (int q = 0; q < 84; q++) g.b[g.n++] = 0;
+    for (int q = 0; q < 36; q++) g.b[g.n++] = 0;
     char path[600];
-    snprintf(path, sizeof path, "%s/q2k.gguf", px_test_tmpdir());
+    snprintf(path, sizeof path, "%s/q81.gguf", px_test_tmpdir());
     FILE *f = fopen(path, "wb");
     T_TRUE(f && fwrite(g.b, 1, g.n, f) == g.n);
     fclose(f);
     const char *e = open_fails(path, ZI_PART_DIT, NULL, PX_EUNSUP);
-    T_CONTAINS(e, "q2k.gguf: tensor x_pad_token has the type Q2_K, which is not loaded");
+    T_CONTAINS(e,
+               "q81.gguf: tensor x_pad_token has type Q8_1, which is not loaded (F32, F16, BF16, "
+               "F64, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K are)");
 }
 
 /* ---- configs ---------------------------------------------------------------------- */
@@ -566,17 +631,18 @@ TEST(t_config_with_weights)
     free(j);
     zi_weights *w = open_ok(path2(m, "single/z_image_turbo.safetensors"), ZI_PART_DIT, NULL);
     T_EQ_INT(zi_dit_config_from_weights(w, &d, err, sizeof err), 0);
-    z.axes_dims[0] = 8, z.axes_dims[1] = 12, z.axes_dims[2] = 12; /* not in the shapes */
     T_EQ_INT(zi_dit_config_from_weights(w, &z, err, sizeof err), 0);
     T_EQ_MEM(&z, &d, sizeof d);
     zi_dit_config bad = d;
     bad.dim = 128;
     T_EQ_INT(zi_dit_config_from_weights(w, &bad, err, sizeof err), PX_ECORRUPT);
-    T_CONTAINS(err, "z_image_turbo.safetensors: tensor x_embedder.weight: expected dim = 128 (the config), found 64 (shape [64, 64])");
+    T_CONTAINS(err, "z_image_turbo.safetensors: tensor x_embedder.weight: expected dim = 128 (the "
+                    "config), found 64 (shape [64, 64])");
     bad = d;
     bad.n_layers = 3;
     T_EQ_INT(zi_dit_config_from_weights(w, &bad, err, sizeof err), PX_ECORRUPT);
-    T_CONTAINS(err, "tensor layers.0.attention.qkv.weight: expected n_layers = 3 (the config), found 2");
+    T_CONTAINS(err,
+               "tensor layers.0.attention.qkv.weight: expected n_layers = 3 (the config), found 2");
     zi_weights_close(w);
 
     j = slurp(path2(m, "hf/text_encoder/config.json"), &n);
@@ -597,7 +663,8 @@ TEST(t_config_with_weights)
     T_EQ_MEM(&qz, &q, sizeof q);
     q.head_dim = 8;
     T_EQ_INT(zi_qwen3_config_from_weights(w, &q, err, sizeof err), PX_ECORRUPT);
-    T_CONTAINS(err, "-of-00002.safetensors: tensor layers.0.self_attn.q_norm.weight: expected head_dim = 8 (the config), found 16 (shape [16])");
+    T_CONTAINS(err, "-of-00002.safetensors: tensor layers.0.self_attn.q_norm.weight: expected "
+                    "head_dim = 8 (the config), found 16 (shape [16])");
     zi_weights_close(w);
 
     j = slurp(path2(m, "hf/vae/config.json"), &n);
@@ -616,7 +683,8 @@ TEST(t_config_with_weights)
     T_EQ_MEM(&vz, &v, sizeof v);
     v.block_out[0] = 24;
     T_EQ_INT(zi_vae_config_from_weights(w, &v, err, sizeof err), PX_ECORRUPT);
-    T_CONTAINS(err, "ae.safetensors: tensor decoder.up_blocks.3.resnets.0.conv2.weight: expected block_out_channels[0] = 24 (the config), found 16");
+    T_CONTAINS(err, "ae.safetensors: tensor decoder.up_blocks.3.resnets.0.conv2.weight: expected "
+                    "block_out_channels[0] = 24 (the config), found 16");
     zi_weights_close(w);
 
     j = slurp(path2(m, "hf/scheduler/scheduler_config.json"), &n);
@@ -649,7 +717,8 @@ TEST(t_config_parse)
         {0, "{\"dim\": 1e12}", "config key \"dim\" is 1000000000000, outside [1, 1048576]"},
         {0, "{\"dim\": 64, \"n_heads\": 3}", "config key \"n_heads\" does not divide dim"},
         {0, "{\"axes_dims\": [1, 2]}", "config key \"axes_dims\" has 2 elements, not 3"},
-        {0, "{\"axes_dims\": [31, 49, 48]}", "config key \"axes_dims\" are not even sizes that sum"},
+        {0, "{\"axes_dims\": [31, 49, 48]}",
+         "config key \"axes_dims\" are not even sizes that sum"},
         {0, "{\"all_patch_size\": []}", "config key \"all_patch_size\" has 0 elements"},
         {0, "{\"norm_eps\": \"1e-5\"}", "config key \"norm_eps\" is not a number"},
         {0, "[1]", "transformer config is not a JSON object"},
@@ -691,5 +760,5 @@ TEST(t_config_parse)
     T_EQ_INT(v.block_out[1], 128);
 }
 
-TEST_MAIN(t_layouts_agree, t_gguf_types, t_bf16_sources, t_refusals, t_gguf_parse, t_gguf_rejects,
-          t_config_with_weights, t_config_parse)
+TEST_MAIN(t_layouts_agree, t_name_variants, t_gguf_types, t_bf16_sources, t_refusals, t_gguf_parse,
+          t_gguf_rejects, t_config_with_weights, t_config_parse)
