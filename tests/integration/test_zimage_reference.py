@@ -122,6 +122,39 @@ class ZImageReference(unittest.TestCase):
         self.assertTrue(torch.equal(w[k], self.m.dit[k].bfloat16().float()))
         self.assertFalse(torch.equal(w[k], self.m.dit[k]))
 
+    def test_full_config_index(self):
+        d = os.path.join(self.tmp.name, "full")
+        ref.make_model(d, ref.config("full"), 0, "bf16", ("hf", "single"), only_index=True)
+        with open(os.path.join(d, "hf", "transformer", "config.json")) as f:
+            c = json.load(f)
+        self.assertEqual((c["dim"], c["n_layers"], c["n_heads"], c["cap_feat_dim"]),
+                         (3840, 30, 30, 2560))
+        with open(os.path.join(d, "hf", "transformer",
+                               "diffusion_pytorch_model.safetensors.index.json")) as f:
+            idx = json.load(f)
+        self.assertEqual(idx["metadata"]["total_size"], 2 * 6154908736)  # spec's parameter count
+        self.assertEqual(len(set(idx["weight_map"].values())), 3)
+        cfg = ref.config("full")
+        vae = sum(int(torch.tensor(s).prod()) for _, s, _ in ref.vae_entries(cfg["vae"]))
+        self.assertAlmostEqual(vae / 1e6, 49.5, delta=0.1)
+        # a few tensors through the streaming writer
+        ents = [e for e in ref.single_dit_entries(cfg, 0)
+                if e[0].endswith(("x_embedder.weight", "layers.29.attention.k_norm.weight",
+                                  "norm_final.weight"))]
+        p = os.path.join(d, "few.safetensors")
+        ref.write_safetensors_stream(p, ents, torch.bfloat16)
+        t = ref.load_safetensors(p)[0]
+        self.assertEqual(list(t[ref.SINGLE_PREFIX + "x_embedder.weight"].shape), [3840, 64])
+        self.assertEqual(t[ref.SINGLE_PREFIX + "norm_final.weight"].dtype, torch.bfloat16)
+
+    def test_text_encoder_causal(self):
+        full, layers = ref.qwen3_forward(self.m, IDS, all_layers=True)
+        part, _ = ref.qwen3_forward(self.m, IDS[:4])
+        self.assertLess((full[:4] - part).abs().max().item(), 1e-5)
+        self.assertEqual(len(layers), 3)
+        self.assertTrue(torch.equal(full, layers[1]))  # hidden_states[-2]
+        self.assertGreater((layers[2] - layers[1]).abs().max().item(), 0.1)
+
     def test_sigmas(self):
         want = [1.0, 0.9545, 0.9, 0.8333, 0.75, 0.6429, 0.5, 0.3, 0.0]
         got = ref.sigmas(8, 3.0).tolist()
@@ -175,13 +208,14 @@ class ZImageReference(unittest.TestCase):
     def test_run_deterministic(self):
         st = os.path.join(self.tmp.name, "st.safetensors")
         lat = os.path.join(self.tmp.name, "lat.safetensors")
-        tool("noise", lat, "--width", "48", "--height", "32", "--seed", "11")
+        ref.save_safetensors(lat, {"latents": ref.noise(48, 32, 11)})
         tool("run", os.path.join(self.out, "hf"), "--ids", ",".join(map(str, IDS)),
              "--neg-ids", ",".join(map(str, NEG)), "--cfg", "2.5", "--width", "48", "--height",
-             "32", "--steps", "3", "--latents", lat, "--out", st, "--dump-encoder")
+             "32", "--steps", "3", "--latents", lat, "--out", st, "--dump-encoder",
+             "--dump-dit", "--dump-vae")
         cli = ref.load_safetensors(st)[0]
         mem = ref.run_pipeline(self.m, IDS, 48, 32, 3, seed=11, neg_ids=NEG, cfg_scale=2.5,
-                               dump_encoder=True)
+                               dump_encoder=True, dump_dit=True, dump_vae=True)
         self.assertEqual(list(cli), list(mem))
         for k in mem:
             self.assertTrue(torch.equal(cli[k], mem[k]), k)
@@ -197,8 +231,25 @@ class ZImageReference(unittest.TestCase):
         pos, neg = cli["dit.out0"], cli["dit.neg_out0"]
         x1 = cli["init.latent"] - (sg[1] - sg[0]) * (pos + 2.5 * (pos - neg))
         self.assertLess((x1 - cli["step.1.latent"]).abs().max().item(), 1e-6)
+        # every step's DiT output is the DiT on that step's inputs (alone here,
+        # in a batch with the negative there: equal up to GEMM rounding)
+        x2 = cli["step.2.latent"][0]
+        o = ref.dit_forward(self.m, [x2], cli["dit.t2"], [cli["text.features"]])[0]
+        self.assertLess((o[None] - cli["dit.out2"]).abs().max().item(), 1e-5)
+        self.assertEqual(list(cli["dit0.layer.1"].shape), [32 + 32, 64])  # 6+26 image, 10+22 text
+        self.assertEqual(cli["dit0.pos"][:6, 0].tolist(), [33.0] * 6)
+        self.assertEqual(cli["dit0.pos"][:6, 1:].tolist(),
+                         [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]])
+        self.assertEqual(cli["dit0.pos"][6:32].abs().sum().item(), 0.0)
+        self.assertEqual(cli["dit0.pos"][32:, 0].tolist(), [float(i) for i in range(1, 33)])
+        self.assertEqual(list(cli["vae.up.0"].shape), [1, 32, 8, 12])
+        pert = dict(cli, image=cli["image"] + 0.01, **{"dit.out0": cli["dit.out0"][0]})
+        rows = {k: (ok, rel) for k, ok, _, rel in ref.compare(cli, pert)}
+        self.assertEqual(rows["text.features"], (True, 0.0))
+        self.assertEqual(rows["dit.out0"], (True, 0.0))  # [16, h, w] against [1, 16, h, w]
+        self.assertGreater(rows["image"][1], 0.005)
         again = ref.run_pipeline(self.m, IDS, 48, 32, 3, seed=11, neg_ids=NEG, cfg_scale=2.5,
-                                 dump_encoder=True)
+                                 dump_encoder=True, dump_dit=True, dump_vae=True)
         for k in mem:
             self.assertTrue(torch.equal(again[k], mem[k]), k)
 
