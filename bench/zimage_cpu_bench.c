@@ -16,8 +16,8 @@
  * --refiner-layers 1 --text-layers 2 --dtype bf16 --layouts hf gives
  * full-width slices (one joint block, one refiner of each kind, one encoder
  * layer run); per-block times scale to the real model's 34 blocks and 35
- * encoder layers. The configuration is read from the tensors' shapes (the
- * head dim from q_norm; axes as the full model's for head dim 128).
+ * encoder layers. The configuration is read from the tensors' shapes
+ * (zi_*_config_from_weights; constants are the full model's).
  */
 #include "core/clock.h"
 #include "core/err.h"
@@ -119,33 +119,17 @@ static void ops(int M, int K, int N, int ntok)
     zi_ctx_destroy(c);
 }
 
-/* The DiT's configuration from its tensors' shapes. */
-static void dit_config(const zi_weights *w, zi_dit_config *c)
+/* DIR/config.json's text, or NULL (a single file: shapes and defaults). */
+static char *config_json(const char *dir, size_t *n)
 {
-    /* (zconfig's parsers and defaults live on another branch for now) */
-    *c = (zi_dit_config){.patch = 2, .norm_eps = 1e-5f, .rope_theta = 256.0f, .t_scale = 1000.0f,
-                         .axes_dims = {32, 48, 48}, .axes_lens = {1024, 512, 512}};
-    const zi_tensor *t = zi_weights_find(w, "x_embedder.weight");
-    if (!t) die("config", "no x_embedder.weight");
-    c->dim = (int)t->shape[0];
-    c->in_channels = (int)t->shape[1] / 4;
-    c->n_heads = c->dim / (int)zi_weights_find(w, "layers.0.attention.q_norm.weight")->shape[0];
-    c->ffn_hidden = (int)zi_weights_find(w, "layers.0.feed_forward.w1.weight")->shape[0];
-    c->cap_feat_dim = (int)zi_weights_find(w, "cap_embedder.0.weight")->shape[0];
-    c->t_dim = (int)zi_weights_find(w, "t_embedder.mlp.2.weight")->shape[0];
-    c->t_hidden = (int)zi_weights_find(w, "t_embedder.mlp.0.weight")->shape[0];
-    c->t_freq = (int)zi_weights_find(w, "t_embedder.mlp.0.weight")->shape[1];
-    char name[96];
-    for (c->n_layers = 0;; c->n_layers++) {
-        snprintf(name, sizeof name, "layers.%d.attention.qkv.weight", c->n_layers);
-        if (!zi_weights_find(w, name)) break;
-    }
-    for (c->n_refiner_layers = 0;; c->n_refiner_layers++) {
-        snprintf(name, sizeof name, "noise_refiner.%d.attention.qkv.weight", c->n_refiner_layers);
-        if (!zi_weights_find(w, name)) break;
-    }
-    int hd = c->dim / c->n_heads;
-    if (hd != 128) c->axes_dims[0] = hd / 4, c->axes_dims[1] = c->axes_dims[2] = 3 * hd / 8;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *j = malloc(1 << 20);
+    *n = fread(j, 1, (1 << 20) - 1, f);
+    fclose(f);
+    return j;
 }
 
 static zi_weights *open_kept(const char *path, zi_part part)
@@ -163,8 +147,12 @@ static void dit(const char *path, int W, int H, int L, int reps)
 {
     char err[512];
     zi_weights *w = open_kept(path, ZI_PART_DIT);
-    zi_dit_config cf;
-    dit_config(w, &cf);
+    zi_dit_config cf = {0}; /* shapes from the tensors, constants the full model's */
+    size_t jn;
+    char *js = config_json(path, &jn);
+    if (js && zi_dit_config_parse(js, jn, &cf, err, sizeof err)) die("config.json", err);
+    free(js);
+    if (zi_dit_config_from_weights(w, &cf, err, sizeof err)) die("config", err);
     zi_dit *d;
     if (zi_dit_bind(w, &cf, &d, err, sizeof err)) die("bind", err);
     zi_ctx *c;
@@ -197,23 +185,12 @@ static void text(const char *path, int L, int reps)
 {
     char err[512];
     zi_weights *w = open_kept(path, ZI_PART_TEXT);
-    zi_qwen3_config cf;
-    cf = (zi_qwen3_config){.rms_eps = 1e-6f, .rope_theta = 1e6f, .max_positions = 40960};
-    const zi_tensor *e = zi_weights_find(w, "embed_tokens.weight");
-    const zi_tensor *q = zi_weights_find(w, "layers.0.self_attn.q_proj.weight");
-    const zi_tensor *k = zi_weights_find(w, "layers.0.self_attn.k_proj.weight");
-    const zi_tensor *g = zi_weights_find(w, "layers.0.mlp.gate_proj.weight");
-    const zi_tensor *qn = zi_weights_find(w, "layers.0.self_attn.q_norm.weight");
-    if (!e || !q || !k || !g || !qn) die(path, "not a Qwen3 model");
-    cf.vocab_size = (int)e->shape[0], cf.hidden = (int)e->shape[1];
-    cf.head_dim = (int)qn->shape[0];
-    cf.n_heads = (int)q->shape[0] / cf.head_dim, cf.n_kv_heads = (int)k->shape[0] / cf.head_dim;
-    cf.intermediate = (int)g->shape[0];
-    char name[96];
-    for (cf.n_layers = 0;; cf.n_layers++) {
-        snprintf(name, sizeof name, "layers.%d.self_attn.q_proj.weight", cf.n_layers);
-        if (!zi_weights_find(w, name)) break;
-    }
+    zi_qwen3_config cf = {0};
+    size_t jn;
+    char *js = config_json(path, &jn);
+    if (js && zi_qwen3_config_parse(js, jn, &cf, err, sizeof err)) die("config.json", err);
+    free(js);
+    if (zi_qwen3_config_from_weights(w, &cf, err, sizeof err)) die("config", err);
     zi_qwen3 *m;
     if (zi_qwen3_bind(w, &cf, &m, err, sizeof err)) die("bind", err);
     zi_ctx *c;
