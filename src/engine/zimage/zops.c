@@ -54,7 +54,10 @@ static int have_avx2(void)
     return r;
 }
 
-#define CACHE_N 48
+/* Primitives kept per context: a batched DiT forward uses a few dozen
+ * shapes (three row counts, per-item attention, BF16 blocks); oneDNN's own
+ * global cache makes a rebuilt one cheap anyway. */
+#define CACHE_N 128
 /* Attention scores of one query chunk: 128 MB. Fewer, larger chunks mean
  * fewer parallel regions (whose barriers cost most on a loaded machine) and
  * taller products: measured at 4224 tokens x 30 heads, 18 / 40 / 51 GFLOP
