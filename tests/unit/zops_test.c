@@ -98,9 +98,9 @@ TEST(t_linear_f32)
 
 TEST(t_linear_bf16_blocks)
 {
-    /* 600 rows of 1024 times 40: widened blocks of 256 rows, the last of
-     * 88; 2100 rows times 130: blocks of 2048 rows and one of 52. */
-    linear_case(40, 1024, 600, 1030, 610, 1, 0);
+    /* 1100 rows of 1024 times 40: widened blocks of 1024 rows, the last of
+     * 76; 2100 rows times 130: blocks of 2048 rows and one of 52. */
+    linear_case(40, 1024, 1100, 1030, 1110, 1, 0);
     linear_case(130, 1024, 2100, 1024, 2100, 1, 1);
 }
 

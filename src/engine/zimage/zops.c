@@ -63,13 +63,13 @@ static int have_avx2(void)
  * taller products: measured at 4224 tokens x 30 heads, 18 / 40 / 51 GFLOP
  * per CPU-second with 8 / 32 / 128 MB. */
 #define SCORES_FLOATS ((size_t)32 << 20)
-/* Widened bf16 blocks: wide ones keep the GEMM efficient when many rows
- * share each weight; for few rows the product is bound by reading the
- * block, so it should still be in cache (1 MB) when the GEMM reads it
- * (measured: 7 x 3840 x 3840 takes 13 ms with 1 MB blocks, 168 ms with
- * 8 MB ones, 30 ms with F32 weights). */
+/* Widened bf16 blocks: wide ones keep the GEMM efficient and the number
+ * of parallel regions low (each costs a barrier, dear on a loaded machine);
+ * with fewer rows the block should still be in cache when the GEMM reads
+ * it. Measured for 32 x 3840 x 11520: 1.5-3.5 s with 1 MB blocks, 0.24-0.53
+ * s with 4 MB, 0.42-0.82 s with 8 MB; for 256 rows 8 MB blocks beat 4 MB. */
 #define WBLOCK_FLOATS ((size_t)2 << 20)
-#define WBLOCK_FLOATS_FEW ((size_t)1 << 18)
+#define WBLOCK_FLOATS_FEW ((size_t)1 << 20)
 #define FEW_ROWS 16 /* up to this many rows, BF16 products skip oneDNN */
 
 typedef struct prim {
