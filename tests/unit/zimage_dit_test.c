@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PY "/usr/bin/python3 tools/zimage_reference.py"
 #define TOL 1e-4 /* max abs error on outputs of magnitude ~1..5 (fp32 throughout) */
 
 /* A small configuration like the reference's tiny one (TINY in
@@ -105,10 +104,15 @@ TEST(t_reference)
 {
     char dir[512], cmd[2048], path[600], err[512] = "";
     snprintf(dir, sizeof dir, "%s/m", px_test_tmpdir());
+    /* make and run in one interpreter: torch's import is most of the time */
     snprintf(cmd, sizeof cmd,
-             PY " make %s --config tiny --layouts hf,single --dtype bf16 --seed 3 && " PY
-                " run %s/hf --ids 151644,872,198,9707,1879,151645,198 --width 64 --height 48 "
-                "--steps 2 --seed 1 --dump-encoder --out %s/st.safetensors",
+             "/usr/bin/python3 -c \"import sys; sys.path.insert(0, 'tools'); "
+             "import zimage_reference as z; "
+             "sys.argv = ['z', 'make', '%s', '--config', 'tiny', '--layouts', 'hf,single', "
+             "'--dtype', 'bf16', '--seed', '3']; z.main(); "
+             "sys.argv = ['z', 'run', '%s/hf', '--ids', '151644,872,198,9707,1879,151645,198', "
+             "'--width', '64', '--height', '48', '--steps', '2', '--seed', '1', '--dump-encoder', "
+             "'--out', '%s/st.safetensors']; z.main()\"",
              dir, dir, dir);
     sh(cmd);
     snprintf(path, sizeof path, "%s/st.safetensors", dir);
