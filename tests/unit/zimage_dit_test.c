@@ -48,6 +48,10 @@ static void config_of(const char *dir, zi_weights *w, zi_dit_config *d, zi_qwen3
     static char json[1 << 16];
     size_t n = fread(json, 1, sizeof json, f);
     fclose(f);
+    /* the parsers leave keys the file lacks as they were: start from the
+     * full-size model's values */
+    if (d) zi_dit_config_default(d);
+    if (q) zi_qwen3_config_default(q);
     int rc = d ? zi_dit_config_parse(json, n, d, err, sizeof err)
                : zi_qwen3_config_parse(json, n, q, err, sizeof err);
     if (!rc)
@@ -102,7 +106,7 @@ static const int32_t IDS[] = {151644, 872, 198, 9707, 1879, 151645, 198};
 
 TEST(t_reference)
 {
-    char dir[512], cmd[2048], path[600], err[512] = "";
+    char dir[400], cmd[4096], path[600], err[512] = "";
     snprintf(dir, sizeof dir, "%s/m", px_test_tmpdir());
     /* make and run in one interpreter: torch's import is most of the time */
     snprintf(cmd, sizeof cmd,
@@ -112,8 +116,11 @@ TEST(t_reference)
              "'--dtype', 'bf16', '--seed', '3']; z.main(); "
              "sys.argv = ['z', 'run', '%s/hf', '--ids', '151644,872,198,9707,1879,151645,198', "
              "'--width', '64', '--height', '48', '--steps', '2', '--seed', '1', '--dump-encoder', "
-             "'--out', '%s/st.safetensors']; z.main()\"",
-             dir, dir, dir);
+             "'--out', '%s/st.safetensors']; z.main(); "
+             "sys.argv = ['z', 'run', '%s/hf', '--ids', ','.join(str(i * 3779 %% 151936) for i in range(40)), "
+             "'--neg-ids', '151644,872,198,151645,198', '--cfg', '2.5', '--width', '96', '--height', '64', "
+             "'--steps', '1', '--seed', '2', '--out', '%s/cfg.safetensors']; z.main()\"",
+             dir, dir, dir, dir, dir);
     sh(cmd);
     snprintf(path, sizeof path, "%s/st.safetensors", dir);
     px_st *st = NULL;
@@ -199,7 +206,35 @@ TEST(t_reference)
     T_EQ_INT(zi_dit_forward(d2, c, &in, 1, 6, 8, ref, NULL, err, sizeof err), 0);
     T_CMP_DBL(compare("bf16 as stored vs widened at load", out1, ref, nl), <=, 1e-5);
 
-    free(lat), free(text), free(t0), free(sg), free(out), free(out1), free(ref), free(x1), free(t1);
+    /* the CFG batch: 40 prompt tokens (padded to 64) and a 5-token negative
+     * prompt as one batch of 2 with different lengths, 12 x 8 latents */
+    free(ref);
+    ref = NULL;
+    px_st *cs = NULL;
+    snprintf(path, sizeof path, "%s/cfg.safetensors", dir);
+    T_EQ_INT(px_st_open(path, &cs, err, sizeof err), 0);
+    int32_t ids[40], neg[5] = {151644, 872, 198, 151645, 198};
+    for (int i = 0; i < 40; i++) ids[i] = (int32_t)((i * 3779) % 151936);
+    zi_qwen3 *q = NULL;
+    T_EQ_INT(zi_qwen3_bind(tw, &qc, &q, err, sizeof err), 0);
+    static float pf[40 * 32], nf[5 * 32], cout[2][16 * 8 * 12];
+    T_EQ_INT(zi_qwen3_encode(q, c, ids, 40, pf, NULL, err, sizeof err), 0);
+    T_EQ_INT(zi_qwen3_encode(q, c, neg, 5, nf, NULL, err, sizeof err), 0);
+    zi_qwen3_free(q);
+    float *rp = stage(cs, "text.features", NULL), *rn = stage(cs, "text.neg_features", NULL);
+    T_CMP_DBL(compare("text.features (40 tokens)", pf, rp, 40 * 32), <=, TOL);
+    T_CMP_DBL(compare("text.neg_features (5 tokens)", nf, rn, 5 * 32), <=, TOL);
+    float *lat2 = stage(cs, "init.latent", NULL);
+    zi_dit_input two[2] = {{.latent = lat2, .t_in = 0, .text = rp, .text_len = 40},
+                           {.latent = lat2, .t_in = 0, .text = rn, .text_len = 5}};
+    T_EQ_INT(zi_dit_forward(d, c, two, 2, 8, 12, cout[0], NULL, err, sizeof err), 0);
+    float *ro = stage(cs, "dit.out0", NULL), *rno = stage(cs, "dit.neg_out0", NULL);
+    T_CMP_DBL(compare("dit.out0, batch of 2", cout[0], ro, 16 * 8 * 12), <=, TOL);
+    T_CMP_DBL(compare("dit.neg_out0, batch of 2", cout[1], rno, 16 * 8 * 12), <=, TOL);
+    free(rp), free(rn), free(lat2), free(ro), free(rno);
+    px_st_close(cs);
+
+    free(lat), free(text), free(t0), free(sg), free(out), free(out1), free(x1), free(t1);
     zi_dit_free(d), zi_dit_free(d2);
     zi_weights_close(dw), zi_weights_close(sw), zi_weights_close(tw);
     zi_ctx_destroy(c);
