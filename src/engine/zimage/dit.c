@@ -360,7 +360,7 @@ static int block(run *r, const dblock *b, float *x, int rows, const seg *sg, int
 
 /* --- the forward ------------------------------------------------------------------------ */
 
-#define MAX_ITEMS 64
+#define MAX_ITEMS ZI_DIT_MAX_ITEMS
 
 typedef struct layout {
     int n, ht, wt, nimg, ni; /* items, patch grid, image tokens, padded */

@@ -47,6 +47,11 @@ px_pool *zi_ctx_pool(const zi_ctx *c);
  * Chunks must write disjoint outputs. */
 void zi_parallel_for(zi_ctx *c, int n, int grain, px_range_fn fn, void *ctx);
 
+/* The memory attention may use for the scores of one query chunk (at
+ * least 16 queries' worth whatever the cap); 0 = the default, 128 MB, which
+ * measured fastest. Smaller caps mean more, smaller chunks. */
+void zi_ctx_set_score_bytes(zi_ctx *c, size_t bytes);
+
 /* Bytes the context holds now (scratch and cached primitives' scratch). */
 size_t zi_ctx_bytes(const zi_ctx *c);
 
