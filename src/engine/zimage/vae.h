@@ -13,7 +13,9 @@
  *
  * Weights are the diffusers names of zweights.h, shapes checked against the
  * zi_vae_config; they are copied (as fp32) so the store may be closed once
- * zi_vae_create returns. A zi_vae is used by one thread at a time.
+ * zi_vae_create returns. A zi_vae is immutable but for the weight layouts
+ * the conv backend converts (under its lock, once): threads may decode at
+ * once, each with its own zi_ctx.
  */
 #ifndef PX_ENGINE_ZIMAGE_VAE_H
 #define PX_ENGINE_ZIMAGE_VAE_H
