@@ -98,11 +98,16 @@ int main(int argc, char **argv)
     int reps = 1, threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(argv[i], "--sizes") && v) sizes = argv[++i];
-        else if (!strcmp(argv[i], "--reps") && v) reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--threads") && v) threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--check") && v) stages = argv[++i];
-        else if (argv[i][0] != '-' && !path) path = argv[i];
+        if (!strcmp(argv[i], "--sizes") && v)
+            sizes = argv[++i];
+        else if (!strcmp(argv[i], "--reps") && v)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && v)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--check") && v)
+            stages = argv[++i];
+        else if (argv[i][0] != '-' && !path)
+            path = argv[i];
         else {
             fprintf(stderr, "usage: zimage_vae_bench VAE [--sizes 512,1024] [--reps N] "
                             "[--threads N] [--check STAGES]\n");

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PY "/usr/bin/python3 tools/zimage_reference.py"
+#define PY  "/usr/bin/python3 tools/zimage_reference.py"
 #define TOL 1e-4
 
 static void sh(const char *cmd)
@@ -245,11 +245,11 @@ TEST(t_seed_and_noise)
         T_TRUE(isfinite(a[i]));
     }
     double mean = s / n, var = ss / n - mean * mean;
-    printf("  noise: mean %.5f, variance %.5f, 4th moment %.4f, |x| > 3: %.5f\n", mean, var,
-           s4 / n, (double)beyond3 / n);
-    T_NEAR(mean, 0, 0.005);       /* standard error 0.001 */
-    T_NEAR(var, 1, 0.01);         /* standard error 0.0014 */
-    T_NEAR(s4 / n, 3, 0.05);      /* normal kurtosis */
+    printf("  noise: mean %.5f, variance %.5f, 4th moment %.4f, |x| > 3: %.5f\n", mean, var, s4 / n,
+           (double)beyond3 / n);
+    T_NEAR(mean, 0, 0.005);  /* standard error 0.001 */
+    T_NEAR(var, 1, 0.01);    /* standard error 0.0014 */
+    T_NEAR(s4 / n, 3, 0.05); /* normal kurtosis */
     T_NEAR((double)beyond3 / n, 0.0027, 0.0005);
     /* An odd count still fills every value (the last pair's second half dropped). */
     float odd[3] = {NAN, NAN, NAN};

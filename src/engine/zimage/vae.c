@@ -58,7 +58,7 @@ struct zi_vae {
     resnet mid[2];
     gnorm attn_norm, norm_out;
     float *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo; /* [c, c] and [c] */
-    resnet *up; /* nlevels x (layers_per_block + 1) */
+    resnet *up;                                   /* nlevels x (layers_per_block + 1) */
     size_t bytes;
 };
 
@@ -77,7 +77,8 @@ static int take(binder *bd, const char *name, int ndim, const int64_t *shape, fl
     const zi_tensor *t;
     int rc = zi_weights_get(bd->w, name, ndim, shape, &t, bd->err, bd->errlen);
     if (rc) return rc;
-    if (!(*out = zi_tensor_dup_f32(t))) return px_errf(bd->err, bd->errlen, PX_ENOMEM, "out of memory");
+    if (!(*out = zi_tensor_dup_f32(t)))
+        return px_errf(bd->err, bd->errlen, PX_ENOMEM, "out of memory");
     bd->v->bytes += t->nelem * sizeof(float);
     return 0;
 }
@@ -94,7 +95,8 @@ static int bind_norm(binder *bd, const char *prefix, int c, gnorm *n)
 }
 
 /* A k x k convolution with its bias. */
-static int bind_conv(binder *bd, const char *prefix, int cout, int cin, int k, px_conv_weights **out)
+static int bind_conv(binder *bd, const char *prefix, int cout, int cin, int k,
+                     px_conv_weights **out)
 {
     char name[192];
     int64_t wshape[4] = {cout, cin, k, k}, bshape[1] = {cout};
@@ -162,7 +164,8 @@ static int bind_mid(binder *bd, int c)
     snprintf(p, sizeof p, "%s.group_norm", at);
     if ((rc = bind_norm(bd, p, c, &v->attn_norm))) return rc;
     static const char *const proj[4] = {"to_q", "to_k", "to_v", "to_out.0"};
-    float **wdst[4] = {&v->wq, &v->wk, &v->wv, &v->wo}, **bdst[4] = {&v->bq, &v->bk, &v->bv, &v->bo};
+    float **wdst[4] = {&v->wq, &v->wk, &v->wv, &v->wo},
+          **bdst[4] = {&v->bq, &v->bk, &v->bv, &v->bo};
     for (int i = 0; i < 4; i++) {
         snprintf(p, sizeof p, "%s.%s.weight", at, proj[i]);
         if ((rc = take(bd, p, 2, ws, wdst[i]))) return rc;
@@ -284,7 +287,7 @@ typedef struct gn_job {
     const float *x;
     size_t npix;
     int c, groups;
-    double *part; /* GN_CHUNKS x groups x 2 (sum, sum of squares) */
+    double *part;       /* GN_CHUNKS x groups x 2 (sum, sum of squares) */
     const float *a, *b; /* apply: y = a[ch]*x + b[ch] */
     float *dst;
     int padded, silu, w;
@@ -347,8 +350,17 @@ static int group_norm(px_pool *pool, const float *x, int h, int w, const gnorm *
         free(ab);
         return PX_ENOMEM;
     }
-    gn_job j = {.x = x, .npix = (size_t)h * w, .c = c, .groups = groups, .part = part,
-                .a = ab, .b = ab + c, .dst = dst, .padded = padded, .silu = silu, .w = w};
+    gn_job j = {.x = x,
+                .npix = (size_t)h * w,
+                .c = c,
+                .groups = groups,
+                .part = part,
+                .a = ab,
+                .b = ab + c,
+                .dst = dst,
+                .padded = padded,
+                .silu = silu,
+                .w = w};
     px_pool_parallel_for(pool, GN_CHUNKS, 1, gn_stats_fn, &j);
     int cg = c / groups;
     double cnt = (double)j.npix * cg;
@@ -420,7 +432,8 @@ static int other(const walk *s)
 static int use(walk *s, int buf, size_t a, size_t b, size_t c)
 {
     size_t n;
-    if (!px_mul3_size(a, b, c, &n)) return px_errf(s->err, s->errlen, PX_EINVAL, "VAE: size overflows");
+    if (!px_mul3_size(a, b, c, &n))
+        return px_errf(s->err, s->errlen, PX_EINVAL, "VAE: size overflows");
     if (buf < B_N && n > s->need[buf]) s->need[buf] = n;
     return 0;
 }
@@ -488,12 +501,26 @@ static int w_attention(walk *s)
     if ((rc = w_norm(s, s->x, &v->attn_norm, y, 0, 0))) return rc;
     if (!s->run) return use(s, B_P, 3, (size_t)n, (size_t)c);
     float *q = s->b[B_P], *k = q + (size_t)n * c, *vv = k + (size_t)n * c, *h = s->b[y];
-    if ((rc = zi_op_matmul(s->ctx, h, n, c, c, v->wq, ZI_F32, c, v->bq, q, c, 0, s->err, s->errlen)) ||
-        (rc = zi_op_matmul(s->ctx, h, n, c, c, v->wk, ZI_F32, c, v->bk, k, c, 0, s->err, s->errlen)) ||
-        (rc = zi_op_matmul(s->ctx, h, n, c, c, v->wv, ZI_F32, c, v->bv, vv, c, 0, s->err, s->errlen)))
+    if ((rc = zi_op_matmul(s->ctx, h, n, c, c, v->wq, ZI_F32, c, v->bq, q, c, 0, s->err,
+                           s->errlen)) ||
+        (rc = zi_op_matmul(s->ctx, h, n, c, c, v->wk, ZI_F32, c, v->bk, k, c, 0, s->err,
+                           s->errlen)) ||
+        (rc = zi_op_matmul(s->ctx, h, n, c, c, v->wv, ZI_F32, c, v->bv, vv, c, 0, s->err,
+                           s->errlen)))
         return rc;
-    zi_attn_args a = {.q = q, .k = k, .v = vv, .ldq = c, .ldk = c, .ldv = c, .o = h, .ldo = c,
-                      .n_q = n, .n_kv = n, .n_heads = 1, .n_kv_heads = 1, .head_dim = c,
+    zi_attn_args a = {.q = q,
+                      .k = k,
+                      .v = vv,
+                      .ldq = c,
+                      .ldk = c,
+                      .ldv = c,
+                      .o = h,
+                      .ldo = c,
+                      .n_q = n,
+                      .n_kv = n,
+                      .n_heads = 1,
+                      .n_kv_heads = 1,
+                      .head_dim = c,
                       .scale = 1.0f / sqrtf((float)c)};
     if ((rc = zi_op_attention(s->ctx, &a, s->err, s->errlen))) return rc;
     return zi_op_matmul(s->ctx, h, n, c, c, v->wo, ZI_F32, c, v->bo, s->b[s->x], c, ZI_LIN_ACCUM,
@@ -582,8 +609,8 @@ int zi_vae_decode_float(zi_vae *v, zi_ctx *ctx, const float *latent, int h, int 
 {
     int rc = check_size(v, h, w, err, errlen);
     if (rc) return rc;
-    walk s = {.v = v, .ctx = ctx, .pool = zi_ctx_pool(ctx), .h = h, .w = w, .err = err,
-              .errlen = errlen};
+    walk s = {
+        .v = v, .ctx = ctx, .pool = zi_ctx_pool(ctx), .h = h, .w = w, .err = err, .errlen = errlen};
     if ((rc = w_decoder(&s, NULL))) return rc;
     for (int i = 0; i < B_N; i++)
         if (!(s.b[i] = px_alloc_array(s.need[i], sizeof(float)))) {
