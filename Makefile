@@ -88,7 +88,7 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 
 .SECONDARY:
 
-.PHONY: test-gpu all setup unit bench test test-unit test-integration test-web test-sanitize test-fuzz fuzz fuzz-bins \
+.PHONY: test-gpu all setup unit testdata bench test test-unit test-integration test-web test-sanitize test-fuzz fuzz fuzz-bins \
         demo clean format
 
 all: $(PIXSERVE) $(PIXBENCH)
@@ -164,7 +164,12 @@ $(BUILD)/tests/%_test: $(BUILD)/tests/%_test.o $(HARNESS_OBJ) $(LIB)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-unit: $(UNIT_BIN)
+# The unit tests' reference data: npm packages into build/testdata/
+# (scripts/testdata; quiet when present).
+unit: testdata $(UNIT_BIN)
+
+testdata:
+	@scripts/testdata
 
 # Benchmarks are programs, not tests: they print numbers and assert nothing.
 bench: $(BENCH_BIN)

@@ -6,7 +6,8 @@ numpy; written from the public format description (ggml's block layouts).
   write IN.safetensors OUT.gguf --type T [--set NAME=T ...] [--version 3]
         [--alignment N] [--kv-extra]
       Converts every tensor of a safetensors file to GGUF with type T (F32,
-      F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K). A tensor whose rows (last
+      F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K,
+      Q6_K). A tensor whose rows (last
       PyTorch dimension) are not a multiple of T's block stays F32, as real
       converters do; --set gives one tensor another type. The quantizers are
       simple (no search for the best scales) but produce valid blocks.
@@ -30,9 +31,10 @@ import sys
 
 import numpy as np
 
-TYPES = {"F32": (0, 1, 4), "F16": (1, 1, 2), "Q4_0": (2, 32, 18), "Q8_0": (8, 32, 34),
-         "Q4_K": (12, 256, 144), "Q5_K": (13, 256, 176), "Q6_K": (14, 256, 210),
-         "BF16": (30, 1, 2)}
+TYPES = {"F32": (0, 1, 4), "F16": (1, 1, 2), "Q4_0": (2, 32, 18), "Q4_1": (3, 32, 20),
+         "Q5_0": (6, 32, 22), "Q5_1": (7, 32, 24), "Q8_0": (8, 32, 34), "Q2_K": (10, 256, 84),
+         "Q3_K": (11, 256, 110), "Q4_K": (12, 256, 144), "Q5_K": (13, 256, 176),
+         "Q6_K": (14, 256, 210), "BF16": (30, 1, 2)}
 BY_ID = {v[0]: k for k, v in TYPES.items()}
 
 KV_U8, KV_I8, KV_U16, KV_I16, KV_U32, KV_I32, KV_F32, KV_BOOL, KV_STR, KV_ARR, KV_U64, KV_I64, \
@@ -113,6 +115,72 @@ def q4_0(x):
     return np.concatenate([d.view(np.uint8).reshape(-1, 2), qs], 1).tobytes()
 
 
+def q4_1_q5(x, tname):
+    """Q4_1 / Q5_1 (x = d·q + m over the block's range) and Q5_0 (x = d·(q − 16))."""
+    b = x.reshape(-1, 32)
+    if tname == "Q5_0":
+        d = f16(signed_absmax(b) / -16)
+        q = np.clip(np.rint(b * inv(d)[:, None]) + 16, 0, 31).astype(np.uint32)
+    else:
+        nmax = 15 if tname == "Q4_1" else 31
+        m = f16(b.min(1))
+        d = f16((b.max(1) - m.astype(np.float32)) / nmax)
+        q = np.clip(np.rint((b - m.astype(np.float32)[:, None]) * inv(d)[:, None]), 0, nmax).astype(np.uint32)
+    qs = ((q[:, :16] & 15) | ((q[:, 16:] & 15) << 4)).astype(np.uint8)
+    parts = [d.view(np.uint8).reshape(-1, 2)]
+    if tname != "Q5_0":
+        parts.append(m.view(np.uint8).reshape(-1, 2))
+    if tname != "Q4_1":
+        hb = (q >> 4) & 1
+        h = (hb << np.arange(32, dtype=np.uint32)).sum(1).astype("<u4")
+        parts.append(h.view(np.uint8).reshape(-1, 4))
+    parts.append(qs)
+    return np.concatenate(parts, 1).tobytes()
+
+
+def pack_2bit(q):
+    """(blocks, 256) 2-bit values -> (blocks, 64): element 128n + 32j + l in
+    bits 2j of byte 32n + l."""
+    q = q.reshape(-1, 2, 4, 32).astype(np.uint8)
+    return (q[:, :, 0] | (q[:, :, 1] << 2) | (q[:, :, 2] << 4) | (q[:, :, 3] << 6)).reshape(-1, 64)
+
+
+def q2_k(x):
+    b = x.reshape(-1, 16, 16)
+    mn = np.minimum(b.min(2), 0)
+    scale = (b.max(2) - mn) / 3
+    mins = -mn
+    d, dmin = f16(scale.max(1) / 15), f16(mins.max(1) / 15)
+    sc = np.clip(np.rint(scale * inv(d)[:, None]), 0, 15).astype(np.uint8)
+    mq = np.clip(np.rint(mins * inv(dmin)[:, None]), 0, 15).astype(np.uint8)
+    ed = d.astype(np.float32)[:, None] * sc
+    em = dmin.astype(np.float32)[:, None] * mq
+    q = np.clip(np.rint((b + em[:, :, None]) * inv(ed)[:, :, None]), 0, 3)
+    return np.concatenate([sc | (mq << 4), pack_2bit(q.reshape(-1, 256)),
+                           d.view(np.uint8).reshape(-1, 2), dmin.view(np.uint8).reshape(-1, 2)], 1).tobytes()
+
+
+def q3_k(x):
+    b = x.reshape(-1, 16, 16)
+    scale = signed_absmax(b.reshape(-1, 16)).reshape(-1, 16) / -4
+    d = f16(np.abs(scale).max(1) / 31)
+    sc = np.clip(np.rint(scale * inv(d)[:, None]), -32, 31).astype(np.int32)
+    eff = d.astype(np.float32)[:, None] * sc
+    q = np.clip(np.rint(b * inv(eff)[:, :, None]) + 4, 0, 7).astype(np.uint8).reshape(-1, 2, 4, 32)
+    hmask = np.zeros((q.shape[0], 32), np.uint8)
+    for n in range(2):
+        for j in range(4):
+            hmask |= (q[:, n, j] >> 2) << (4 * n + j)
+    us = (sc + 32).astype(np.uint8)
+    s = np.zeros((us.shape[0], 12), np.uint8)
+    s[:, 0:4] = (us[:, 0:4] & 15) | ((us[:, 8:12] & 15) << 4)
+    s[:, 4:8] = (us[:, 4:8] & 15) | ((us[:, 12:16] & 15) << 4)
+    s[:, 8:12] = (us[:, 0:4] >> 4) | ((us[:, 4:8] >> 4) << 2) | ((us[:, 8:12] >> 4) << 4) | \
+        ((us[:, 12:16] >> 4) << 6)
+    return np.concatenate([hmask, pack_2bit((q & 3).reshape(-1, 256)), s,
+                           d.view(np.uint8).reshape(-1, 2)], 1).tobytes()
+
+
 def pack_k_scales(sc, m):
     """8 six-bit scales and mins per block -> 12 bytes (ggml's K-quant packing)."""
     s = np.zeros((sc.shape[0], 12), np.uint8)
@@ -175,7 +243,9 @@ def encode(a, tname):
         u = x.view(np.uint32).astype(np.uint64)
         r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
         return r.astype("<u2").tobytes()
-    return {"Q8_0": q8_0, "Q4_0": q4_0, "Q4_K": lambda v: qk_45(v, 4),
+    if tname in ("Q4_1", "Q5_0", "Q5_1"):
+        return q4_1_q5(x, tname)
+    return {"Q8_0": q8_0, "Q4_0": q4_0, "Q2_K": q2_k, "Q3_K": q3_k, "Q4_K": lambda v: qk_45(v, 4),
             "Q5_K": lambda v: qk_45(v, 5), "Q6_K": q6_k}[tname](x)
 
 
@@ -211,6 +281,43 @@ def decode(buf, tname, n):
         qs = blk[:, 2:].astype(np.int32)
         q = np.concatenate([qs & 15, qs >> 4], 1) - 8
         return (h(blk[:, :2])[:, None] * q).reshape(-1)
+    if tname in ("Q4_1", "Q5_0", "Q5_1"):
+        d = h(blk[:, :2])
+        at = 2 if tname == "Q5_0" else 4
+        m = np.zeros_like(d) if tname == "Q5_0" else h(blk[:, 2:4])
+        hb = np.zeros((blk.shape[0], 32), np.int32)
+        if tname != "Q4_1":
+            word = blk[:, at:at + 4].copy().view("<u4").reshape(-1).astype(np.int64)
+            hb = ((word[:, None] >> np.arange(32)) & 1).astype(np.int32)
+            at += 4
+        qs = blk[:, at:at + 16].astype(np.int32)
+        q = np.concatenate([qs & 15, qs >> 4], 1) + 16 * hb
+        if tname == "Q5_0":
+            return (d[:, None] * (q - 16).astype(np.float32)).reshape(-1)
+        return (d[:, None] * q.astype(np.float32) + m[:, None]).reshape(-1)
+    if tname in ("Q2_K", "Q3_K"):
+        # 2-bit fields: element 128n + 32j + l in bits 2j of byte 32n + l
+        qoff = 16 if tname == "Q2_K" else 32
+        qs = blk[:, qoff:qoff + 64].astype(np.int32).reshape(-1, 2, 1, 32)
+        low = ((qs >> (2 * np.arange(4))[None, None, :, None]) & 3).reshape(-1, 256)
+        e = np.arange(256)
+        sub = 8 * (e // 128) + 2 * (e % 128 // 32) + (e % 32) // 16  # scale index per element
+        if tname == "Q2_K":
+            sc = blk[:, :16].astype(np.int32)
+            d, dmin = h(blk[:, 80:82]), h(blk[:, 82:84])
+            dl = d[:, None] * (sc & 15)[:, sub].astype(np.float32)
+            ml = dmin[:, None] * (sc >> 4)[:, sub].astype(np.float32)
+            return (dl * low.astype(np.float32) - ml).reshape(-1)
+        hm = blk[:, :32].astype(np.int32)
+        bit = 4 * (e // 128) + e % 128 // 32
+        high = (hm[:, e % 32] >> bit) & 1
+        s = blk[:, 96:108].astype(np.int32)
+        us = np.zeros((blk.shape[0], 16), np.int32)
+        for i in range(16):
+            lo = s[:, i] & 15 if i < 8 else s[:, i - 8] >> 4
+            us[:, i] = lo | (((s[:, 8 + i % 4] >> (2 * (i // 4))) & 3) << 4)
+        dl = h(blk[:, 108:110])[:, None] * (us - 32)[:, sub].astype(np.float32)
+        return (dl * (low - 4 * (1 - high)).astype(np.float32)).reshape(-1)
     if tname in ("Q4_K", "Q5_K"):
         d, dmin = h(blk[:, 0:2]), h(blk[:, 2:4])
         sc, m = unpack_k_scales(blk[:, 4:16])

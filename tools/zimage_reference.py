@@ -19,6 +19,7 @@ Subcommands (run with --help for each):
              every stage's tensor into one safetensors file
   noise OUT  the initial latents of a seed ([1, 16, H/8, W/8], tensor `latents`)
   decode DIR the VAE alone on a latents file (tensor `latents` or `final.latent`)
+  compare    the errors of one stage file against another
 
 Exact command lines:
   /usr/bin/python3 tools/zimage_reference.py make OUT [--config tiny|full]
@@ -33,6 +34,9 @@ Exact command lines:
       --height H [--seed S]
   /usr/bin/python3 tools/zimage_reference.py decode OUT/hf --latents FILE
       --out FILE [--dump-vae]
+  /usr/bin/python3 tools/zimage_reference.py compare REF.safetensors
+      OUT.safetensors [--tol 1e-3]   (per shared tensor: max|diff| and
+      max|diff|/max|ref|; exit 1 when one is over --tol)
 
 Stage tensors written by `run` (all float32):
   text.features      [L, cap_dim]  hidden_states[-2] of Qwen3 on --ids
@@ -512,6 +516,42 @@ def cmd_decode(a):
     save_safetensors(a.out, st, {"format": "pixserve-zimage-stages"})
 
 
+def compare(ref_t, out_t):
+    """[(name, shape ok, max |diff|, max |diff| / max |ref|)] over the tensors
+    of ref_t that out_t also has."""
+    rows = []
+    for k, r in ref_t.items():
+        if k not in out_t:
+            continue
+        o = out_t[k]
+        if list(o.shape) != list(r.shape) and o.numel() == r.numel():
+            o = o.reshape(r.shape)  # e.g. [16, h, w] against [1, 16, h, w]
+        if list(o.shape) != list(r.shape):
+            rows.append((k, False, float("inf"), float("inf")))
+            continue
+        d = (o.float() - r.float()).abs().max().item() if r.numel() else 0.0
+        scale = r.float().abs().max().item() if r.numel() else 0.0
+        rows.append((k, True, d, d / scale if scale > 0 else d))
+    return rows
+
+
+def cmd_compare(a):
+    rt, _ = load_safetensors(a.reference)
+    ot, _ = load_safetensors(a.output)
+    rows = compare(rt, ot)
+    bad = 0
+    for k, ok, d, rel in rows:
+        fail = not ok or rel > a.tol
+        bad += fail
+        print("%-28s %s max|diff| %.3e  rel %.3e%s" % (k, "" if ok else "SHAPE", d, rel,
+                                                      "  FAIL" if fail else ""))
+    missing = [k for k in ot if k not in rt]
+    if missing:
+        print("not in the reference: " + ", ".join(missing))
+    print("%d compared, %d over rel %.1e" % (len(rows), bad, a.tol))
+    sys.exit(1 if bad or not rows else 0)
+
+
 def cmd_noise(a):
     save_safetensors(a.out, {"latents": noise(a.width, a.height, a.seed)})
 
@@ -558,6 +598,12 @@ def main():
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--device", default="cpu")
     s.set_defaults(fn=cmd_decode)
+    s = sub.add_parser("compare", help="max errors of the tensors two stage files share")
+    s.add_argument("reference")
+    s.add_argument("output")
+    s.add_argument("--tol", type=float, default=1e-3,
+                   help="fail when max|diff| / max|ref| exceeds this (default 1e-3)")
+    s.set_defaults(fn=cmd_compare)
     for name in ("noise", "latents"):
         s = sub.add_parser(name, help="the initial latents of a seed")
         s.add_argument("out")

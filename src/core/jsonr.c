@@ -17,12 +17,16 @@ static int prescan(const char *s, size_t n, int max_depth, size_t max_values, co
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (in_str) {
-            if (c == '\\') i++;
-            else if (c == '"') in_str = false;
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
             continue;
         }
         switch (c) {
-        case '"': in_str = true; break;
+        case '"':
+            in_str = true;
+            break;
         case '{':
         case '[':
             if (++depth > max_depth)
@@ -31,14 +35,17 @@ static int prescan(const char *s, size_t n, int max_depth, size_t max_values, co
             values++;
             break;
         case '}':
-        case ']': depth--; break;
+        case ']':
+            depth--;
+            break;
         case ',':
         case ':':
             if (++values > max_values)
                 return px_errf(err, errlen, PX_ECORRUPT, "%s has more than %zu values", what,
                                max_values);
             break;
-        default: break;
+        default:
+            break;
         }
     }
     return 0;

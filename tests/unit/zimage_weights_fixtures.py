@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """zimage_weights_fixtures.py — broken and mismatched weight files for
 zimage_weights_test.c, made from the tiny model of tools/zimage_reference.py
-(`make M --layouts hf,single`). Writes M/bad/...; numpy only.
+(`make M --layouts hf,single`), and the other spellings of good files users
+bring. Writes M/bad/... and M/good/...; numpy only.
 
   usage: zimage_weights_fixtures.py M
 """
@@ -47,8 +48,44 @@ def save_json(path, obj):
         json.dump(obj, f, indent=1)
 
 
+LLAMA = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+         "self_attn.o_proj": "attn_output", "self_attn.q_norm": "attn_q_norm",
+         "self_attn.k_norm": "attn_k_norm", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+         "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm",
+         "post_attention_layernorm": "ffn_norm"}
+
+
+def llama_name(n):
+    """HF Qwen3 name -> llama.cpp's GGUF name."""
+    n = n[len("model."):]
+    if n == "embed_tokens.weight":
+        return "token_embd.weight"
+    if n == "norm.weight":
+        return "output_norm.weight"
+    _, i, rest = n.split(".", 2)
+    return "blk.%s.%s.weight" % (i, LLAMA[rest[:-len(".weight")]])
+
+
+def good_variants(m):
+    good = os.path.join(m, "good")
+    os.makedirs(good, exist_ok=True)
+    p = "model.diffusion_model."
+    dit = gguf_write.read_safetensors(os.path.join(m, "single", "z_image_turbo.safetensors"))
+    write_st(os.path.join(good, "dit_noprefix.safetensors"),
+             [(n[len(p):], a) for n, a in dit if n != p + "norm_final.weight"])
+    hf = []
+    for fn in sorted(os.listdir(os.path.join(m, "hf", "transformer"))):
+        if fn.endswith(".safetensors"):
+            hf += gguf_write.read_safetensors(os.path.join(m, "hf", "transformer", fn))
+    write_st(os.path.join(good, "dit_diffusers.safetensors"), hf)
+    text = gguf_write.read_safetensors(os.path.join(m, "single", "qwen_3_4b.safetensors"))
+    write_st(os.path.join(good, "qwen_noprefix.safetensors"), [(n[len("model."):], a) for n, a in text])
+    write_st(os.path.join(good, "qwen_llama.safetensors"), [(llama_name(n), a) for n, a in text])
+
+
 def main():
     m = sys.argv[1]
+    good_variants(m)
     bad = os.path.join(m, "bad")
     os.makedirs(bad, exist_ok=True)
     dit = gguf_write.read_safetensors(os.path.join(m, "single", "z_image_turbo.safetensors"))

@@ -32,11 +32,14 @@ static float *randv(size_t n, float amp)
     return p;
 }
 
+/* Contexts on OpenMP (the default) or, every other one, on a px_pool: both
+ * thread back ends run every op. */
 static zi_ctx *ctx(void)
 {
+    static int k;
     char err[256];
     zi_ctx *c = NULL;
-    int rc = zi_ctx_create(px_pool_default(), &c, err, sizeof err);
+    int rc = zi_ctx_create(k++ % 2 ? px_pool_default() : NULL, &c, err, sizeof err);
     if (rc) px_tfail(__FILE__, __LINE__, "zi_ctx_create: %s", err);
     return c;
 }
@@ -95,10 +98,18 @@ TEST(t_linear_f32)
 
 TEST(t_linear_bf16_blocks)
 {
-    /* 2100 rows of 1024: the widened blocks hold 2048 rows, so two blocks
-     * with different widths land at the right columns. */
-    linear_case(9, 1024, 2100, 1030, 2100, 1, 0);
-    linear_case(5, 64, 33, 64, 40, 1, 1);
+    /* 1100 rows of 1024 times 40: widened blocks of 1024 rows, the last of
+     * 76; 2100 rows times 130: blocks of 2048 rows and one of 52. */
+    linear_case(40, 1024, 1100, 1030, 1110, 1, 0);
+    linear_case(130, 1024, 2100, 1024, 2100, 1, 1);
+}
+
+TEST(t_linear_bf16_few_rows)
+{
+    /* up to 16 rows: the direct kernel (4 rows at a time, a K tail) */
+    linear_case(7, 1027, 300, 1030, 300, 1, 0);
+    linear_case(16, 64, 33, 64, 40, 1, 1);
+    linear_case(1, 8, 5, 8, 5, 1, 0);
 }
 
 TEST(t_linear_errors)
@@ -252,9 +263,10 @@ static void attn_ref(const zi_attn_args *a, double *o)
 }
 
 static void attn_case(int n_q, int n_kv, int heads, int kv_heads, int dh, int causal, int q_pos0,
-                      int masked)
+                      int masked, size_t score_bytes)
 {
     zi_ctx *c = ctx();
+    zi_ctx_set_score_bytes(c, score_bytes);
     int ldq = heads * dh + 5, ldk = kv_heads * dh * 3, ldo = heads * dh + 3;
     float *q = randv((size_t)n_q * ldq, 2), *kv = randv((size_t)n_kv * ldk, 2);
     float *o = malloc((size_t)n_q * ldo * sizeof *o);
@@ -284,23 +296,24 @@ static void attn_case(int n_q, int n_kv, int heads, int kv_heads, int dh, int ca
 
 TEST(t_attention_gqa_causal)
 {
-    attn_case(37, 37, 8, 2, 16, 1, 0, 0);
-    attn_case(5, 41, 4, 4, 8, 1, 36, 1); /* queries at the end of a longer key run */
-    attn_case(3, 9, 2, 1, 8, 1, -2, 0);  /* query 0 and 1 see no key: zeros */
+    attn_case(37, 37, 8, 2, 16, 1, 0, 0, 0);
+    attn_case(5, 41, 4, 4, 8, 1, 36, 1, 0); /* queries at the end of a longer key run */
+    attn_case(3, 9, 2, 1, 8, 1, -2, 0, 0);  /* query 0 and 1 see no key: zeros */
 }
 
 TEST(t_attention_full_masked)
 {
-    attn_case(33, 70, 6, 6, 32, 0, 0, 1);
-    attn_case(64, 31, 3, 1, 24, 0, 0, 0);
+    attn_case(33, 70, 6, 6, 32, 0, 0, 1, 0);
+    attn_case(64, 31, 3, 1, 24, 0, 0, 0, 0);
 }
 
 TEST(t_attention_chunks)
 {
-    /* 2 heads x 4500 keys: the 32 MB score budget holds 928 queries, so 1000
-     * queries run as two chunks. */
-    attn_case(1000, 4500, 2, 2, 8, 0, 0, 1);
+    /* 2 heads x 4500 keys with 1 MB for scores: chunks of 16 queries, the
+     * last one of 8; causal chunks see only the keys up to their last query. */
+    attn_case(200, 4500, 2, 2, 8, 0, 0, 1, 1 << 20);
+    attn_case(100, 100, 4, 2, 8, 1, 0, 0, 4096);
 }
 
-TEST_MAIN(t_linear_f32, t_linear_bf16_blocks, t_linear_errors, t_norms_and_activations, t_rope,
+TEST_MAIN(t_linear_f32, t_linear_bf16_blocks, t_linear_bf16_few_rows, t_linear_errors, t_norms_and_activations, t_rope,
           t_attention_gqa_causal, t_attention_full_masked, t_attention_chunks)

@@ -248,7 +248,7 @@ static void rows_op(zi_ctx *c, float *x, const float *h, const float *v, int row
 {
     rows_job j = {x, h, v, n, add};
     int g = rows > 0 ? (int)(((size_t)1 << 16) / (size_t)n) : 1;
-    px_pool_parallel_for(zi_ctx_pool(c), rows, g < 1 ? 1 : g, rows_fn, &j);
+    zi_parallel_for(c, rows, g < 1 ? 1 : g, rows_fn, &j);
 }
 
 /* mod [4D] from the linear -> (1 + scale_msa, tanh gate_msa, 1 + scale_mlp,
@@ -360,7 +360,7 @@ static int block(run *r, const dblock *b, float *x, int rows, const seg *sg, int
 
 /* --- the forward ------------------------------------------------------------------------ */
 
-#define MAX_ITEMS 64
+#define MAX_ITEMS ZI_DIT_MAX_ITEMS
 
 typedef struct layout {
     int n, ht, wt, nimg, ni; /* items, patch grid, image tokens, padded */

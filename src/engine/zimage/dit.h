@@ -57,8 +57,11 @@ typedef struct zi_dit_input {
     int text_len;        /* >= 1 */
 } zi_dit_input;
 
+#define ZI_DIT_MAX_ITEMS 64
+
 /*
- * One forward of n items (latents lat_h x lat_w, multiples of the patch)
+ * One forward of n items (1..ZI_DIT_MAX_ITEMS; latents lat_h x lat_w,
+ * multiples of the patch; text_len 1..65536)
  * into out: n consecutive [in_channels, lat_h, lat_w] arrays (caller-
  * allocated), the raw model output. cancel (may be NULL) is polled between
  * blocks. Returns 0, PX_EINVAL (sizes), PX_ECANCELED, PX_ENOMEM or an op's

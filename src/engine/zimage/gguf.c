@@ -11,6 +11,7 @@
  *         the fifth bit of element l / l+32 of the k-th 64-element group).
  *   Q6_K  256 elements: 128 bytes of low 4 bits, 64 bytes of high 2 bits,
  *         16 int8 sub-block scales (16 elements each), d; x = d·sc·(q − 32).
+ *   Q4_1, Q5_0, Q5_1, Q2_K, Q3_K: at their decoders below.
  */
 #include "engine/zimage/gguf.h"
 
@@ -30,8 +31,8 @@
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "GGUF data is read little-endian");
 
-#define MAX_NAME 1024 /* tensor names and keys */
-#define MAX_STRING ((uint64_t)16 << 20)
+#define MAX_NAME      1024 /* tensor names and keys */
+#define MAX_STRING    ((uint64_t)16 << 20)
 #define DEFAULT_ALIGN 32
 
 struct zi_gguf {
@@ -49,16 +50,16 @@ static const struct {
     const char *name;
     size_t block, size;
 } g_types[] = {
-    [ZI_GGUF_F32] = {"F32", 1, 4},      [ZI_GGUF_F16] = {"F16", 1, 2},
-    [ZI_GGUF_Q4_0] = {"Q4_0", 32, 18},  [ZI_GGUF_Q4_1] = {"Q4_1", 32, 20},
-    [ZI_GGUF_Q5_0] = {"Q5_0", 32, 22},  [ZI_GGUF_Q5_1] = {"Q5_1", 32, 24},
-    [ZI_GGUF_Q8_0] = {"Q8_0", 32, 34},  [ZI_GGUF_Q8_1] = {"Q8_1", 32, 36},
-    [ZI_GGUF_Q2_K] = {"Q2_K", 256, 84}, [ZI_GGUF_Q3_K] = {"Q3_K", 256, 110},
+    [ZI_GGUF_F32] = {"F32", 1, 4},       [ZI_GGUF_F16] = {"F16", 1, 2},
+    [ZI_GGUF_Q4_0] = {"Q4_0", 32, 18},   [ZI_GGUF_Q4_1] = {"Q4_1", 32, 20},
+    [ZI_GGUF_Q5_0] = {"Q5_0", 32, 22},   [ZI_GGUF_Q5_1] = {"Q5_1", 32, 24},
+    [ZI_GGUF_Q8_0] = {"Q8_0", 32, 34},   [ZI_GGUF_Q8_1] = {"Q8_1", 32, 36},
+    [ZI_GGUF_Q2_K] = {"Q2_K", 256, 84},  [ZI_GGUF_Q3_K] = {"Q3_K", 256, 110},
     [ZI_GGUF_Q4_K] = {"Q4_K", 256, 144}, [ZI_GGUF_Q5_K] = {"Q5_K", 256, 176},
     [ZI_GGUF_Q6_K] = {"Q6_K", 256, 210}, [ZI_GGUF_Q8_K] = {"Q8_K", 256, 292},
-    [ZI_GGUF_I8] = {"I8", 1, 1},        [ZI_GGUF_I16] = {"I16", 1, 2},
-    [ZI_GGUF_I32] = {"I32", 1, 4},      [ZI_GGUF_I64] = {"I64", 1, 8},
-    [ZI_GGUF_F64] = {"F64", 1, 8},      [ZI_GGUF_BF16] = {"BF16", 1, 2},
+    [ZI_GGUF_I8] = {"I8", 1, 1},         [ZI_GGUF_I16] = {"I16", 1, 2},
+    [ZI_GGUF_I32] = {"I32", 1, 4},       [ZI_GGUF_I64] = {"I64", 1, 8},
+    [ZI_GGUF_F64] = {"F64", 1, 8},       [ZI_GGUF_BF16] = {"BF16", 1, 2},
 };
 #define N_TYPES ((int)(sizeof g_types / sizeof g_types[0]))
 
@@ -87,11 +88,18 @@ int zi_gguf_type_supported(int type)
     case ZI_GGUF_F16:
     case ZI_GGUF_BF16:
     case ZI_GGUF_Q4_0:
+    case ZI_GGUF_Q4_1:
+    case ZI_GGUF_Q5_0:
+    case ZI_GGUF_Q5_1:
     case ZI_GGUF_Q8_0:
+    case ZI_GGUF_Q2_K:
+    case ZI_GGUF_Q3_K:
     case ZI_GGUF_Q4_K:
     case ZI_GGUF_Q5_K:
-    case ZI_GGUF_Q6_K: return 1;
-    default: return 0;
+    case ZI_GGUF_Q6_K:
+        return 1;
+    default:
+        return 0;
     }
 }
 
@@ -166,23 +174,35 @@ static int get_scalar(rd *r, int type, zi_gguf_kv *kv)
     uint64_t u;
     memcpy(&u, b, 8);
     switch (type) {
-    case ZI_GGUF_KV_I8: kv->i = (int8_t)b[0]; break;
-    case ZI_GGUF_KV_I16: kv->i = (int16_t)u; break;
-    case ZI_GGUF_KV_I32: kv->i = (int32_t)u; break;
-    case ZI_GGUF_KV_I64: kv->i = (int64_t)u; break;
+    case ZI_GGUF_KV_I8:
+        kv->i = (int8_t)b[0];
+        break;
+    case ZI_GGUF_KV_I16:
+        kv->i = (int16_t)u;
+        break;
+    case ZI_GGUF_KV_I32:
+        kv->i = (int32_t)u;
+        break;
+    case ZI_GGUF_KV_I64:
+        kv->i = (int64_t)u;
+        break;
     case ZI_GGUF_KV_F32: {
         float f;
         memcpy(&f, b, 4);
         kv->f = f;
         break;
     }
-    case ZI_GGUF_KV_F64: memcpy(&kv->f, b, 8); break;
+    case ZI_GGUF_KV_F64:
+        memcpy(&kv->f, b, 8);
+        break;
     case ZI_GGUF_KV_BOOL:
         if (b[0] > 1)
             return px_errf(r->err, r->errlen, PX_ECORRUPT, "gguf: key %.100s: bool value %u",
                            kv->key, b[0]);
         /* fall through */
-    default: kv->u = u; break;
+    default:
+        kv->u = u;
+        break;
     }
     return 0;
 }
@@ -196,7 +216,8 @@ static int get_kv(rd *r, zi_gguf_kv *kv)
     kv->key = key;
     if ((rc = get_u32(r, &type, "a key's type"))) return rc;
     kv->type = (int)type;
-    if (type == ZI_GGUF_KV_STRING) return get_str(r, (char **)&kv->str, MAX_STRING, "a string value");
+    if (type == ZI_GGUF_KV_STRING)
+        return get_str(r, (char **)&kv->str, MAX_STRING, "a string value");
     if (type == ZI_GGUF_KV_ARRAY) {
         uint32_t et;
         uint64_t n;
@@ -232,26 +253,29 @@ static int get_tensor_info(rd *r, zi_gguf_tensor *t)
     t->name = name;
     if ((rc = get_u32(r, &nd, "a tensor's dimension count"))) return rc;
     if (nd < 1 || nd > ZI_GGUF_MAX_DIMS)
-        return px_errf(r->err, r->errlen, PX_ECORRUPT, "gguf: tensor %.100s has %u dimensions (1 to %d)",
-                       name, nd, ZI_GGUF_MAX_DIMS);
+        return px_errf(r->err, r->errlen, PX_ECORRUPT,
+                       "gguf: tensor %.100s has %u dimensions (1 to %d)", name, nd,
+                       ZI_GGUF_MAX_DIMS);
     t->ndim = (int)nd;
     size_t nelem = 1;
     for (uint32_t i = 0; i < nd; i++) {
         if ((rc = get_u64(r, &t->ne[i], "a tensor's dimensions"))) return rc;
         if (t->ne[i] > (uint64_t)INT64_MAX || !px_mul_size(nelem, (size_t)t->ne[i], &nelem))
-            return px_errf(r->err, r->errlen, PX_ECORRUPT, "gguf: tensor %.100s: size overflows", name);
+            return px_errf(r->err, r->errlen, PX_ECORRUPT, "gguf: tensor %.100s: size overflows",
+                           name);
     }
     t->nelem = nelem;
     if ((rc = get_u32(r, &type, "a tensor's type"))) return rc;
     t->type = (int)type;
     size_t bs = zi_gguf_type_block(t->type);
     if (!bs)
-        return px_errf(r->err, r->errlen, PX_EUNSUP, "gguf: tensor %.100s has unknown type %u", name,
-                       type);
+        return px_errf(r->err, r->errlen, PX_EUNSUP, "gguf: tensor %.100s has unknown type %u",
+                       name, type);
     if (t->ne[0] % bs)
-        return px_errf(r->err, r->errlen, PX_ECORRUPT,
-                       "gguf: tensor %.100s: row of %llu elements is not a multiple of %s's block of %zu",
-                       name, (unsigned long long)t->ne[0], zi_gguf_type_name(t->type), bs);
+        return px_errf(
+            r->err, r->errlen, PX_ECORRUPT,
+            "gguf: tensor %.100s: row of %llu elements is not a multiple of %s's block of %zu",
+            name, (unsigned long long)t->ne[0], zi_gguf_type_name(t->type), bs);
     t->nbytes = nelem / bs * zi_gguf_type_size(t->type); /* <= nelem * 4: no overflow */
     uint64_t off;
     if ((rc = get_u64(r, &off, "a tensor's offset"))) return rc;
@@ -299,21 +323,23 @@ static int place(zi_gguf *g, rd *r, uint64_t align)
         zi_gguf_tensor *t = &g->t[i];
         uint64_t off = (uintptr_t)t->data;
         if (off % align)
-            return px_errf(r->err, r->errlen, PX_ECORRUPT,
-                           "gguf: tensor %.100s: offset %llu is not a multiple of the alignment %llu",
-                           t->name, (unsigned long long)off, (unsigned long long)align);
+            return px_errf(
+                r->err, r->errlen, PX_ECORRUPT,
+                "gguf: tensor %.100s: offset %llu is not a multiple of the alignment %llu", t->name,
+                (unsigned long long)off, (unsigned long long)align);
         if (off > dlen || t->nbytes > dlen - off)
-            return px_errf(r->err, r->errlen, PX_ETRUNC,
-                           "gguf: tensor %.100s: %zu bytes at offset %llu, but the data section has %zu",
-                           t->name, t->nbytes, (unsigned long long)off, dlen);
+            return px_errf(
+                r->err, r->errlen, PX_ETRUNC,
+                "gguf: tensor %.100s: %zu bytes at offset %llu, but the data section has %zu",
+                t->name, t->nbytes, (unsigned long long)off, dlen);
         g->by_name[i] = i;
     }
     qsort_r(g->by_name, (size_t)g->n, sizeof *g->by_name, cmp_by_offset, g->t);
     for (int i = 1; i < g->n; i++) {
         const zi_gguf_tensor *a = &g->t[g->by_name[i - 1]], *b = &g->t[g->by_name[i]];
         if ((uintptr_t)a->data + a->nbytes > (uintptr_t)b->data)
-            return px_errf(r->err, r->errlen, PX_ECORRUPT, "gguf: tensors %.100s and %.100s overlap",
-                           a->name, b->name);
+            return px_errf(r->err, r->errlen, PX_ECORRUPT,
+                           "gguf: tensors %.100s and %.100s overlap", a->name, b->name);
     }
     qsort_r(g->by_name, (size_t)g->n, sizeof *g->by_name, cmp_by_name, g->t);
     for (int i = 1; i < g->n; i++)
@@ -343,7 +369,8 @@ int zi_gguf_parse(const uint8_t *buf, size_t len, zi_gguf **out, char *err, size
     /* Every kv takes at least 13 bytes and every tensor info 28: larger
      * counts cannot fit, so they cannot make us allocate much. */
     if (nkv > (len - r.at) / 13 || nt > (len - r.at) / 28)
-        return px_errf(err, errlen, PX_ETRUNC, "gguf: %llu tensors and %llu keys cannot fit in %zu bytes",
+        return px_errf(err, errlen, PX_ETRUNC,
+                       "gguf: %llu tensors and %llu keys cannot fit in %zu bytes",
                        (unsigned long long)nt, (unsigned long long)nkv, len);
     zi_gguf *g = calloc(1, sizeof *g);
     if (!g) return px_errf(err, errlen, PX_ENOMEM, "gguf: out of memory");
@@ -363,7 +390,8 @@ int zi_gguf_parse(const uint8_t *buf, size_t len, zi_gguf **out, char *err, size
         if (strcmp(kv->key, "general.alignment")) continue;
         rc = PX_ECORRUPT;
         if (kv->type != ZI_GGUF_KV_U32 || !kv->u || (kv->u & (kv->u - 1)) || kv->u > (1u << 16)) {
-            px_errf(err, errlen, rc, "gguf: general.alignment is not a power of two up to 65536 (u32)");
+            px_errf(err, errlen, rc,
+                    "gguf: general.alignment is not a power of two up to 65536 (u32)");
             goto fail;
         }
         align = kv->u;
@@ -391,7 +419,8 @@ int zi_gguf_open(const char *path, zi_gguf **out, char *err, size_t errlen)
     size_t len = (size_t)sb.st_size;
     void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (map == MAP_FAILED) return px_errf(err, errlen, PX_EIO, "cannot map %s: %s", path, strerror(errno));
+    if (map == MAP_FAILED)
+        return px_errf(err, errlen, PX_EIO, "cannot map %s: %s", path, strerror(errno));
     char inner[256];
     int rc = zi_gguf_parse(map, len, out, inner, sizeof inner);
     if (rc) {
@@ -423,8 +452,10 @@ const zi_gguf_tensor *zi_gguf_find(const zi_gguf *g, const char *name)
     for (int lo = 0, hi = g->n - 1; lo <= hi;) {
         int mid = (lo + hi) / 2, c = strcmp(name, g->t[g->by_name[mid]].name);
         if (!c) return &g->t[g->by_name[mid]];
-        if (c < 0) hi = mid - 1;
-        else lo = mid + 1;
+        if (c < 0)
+            hi = mid - 1;
+        else
+            lo = mid + 1;
     }
     return NULL;
 }
@@ -468,6 +499,66 @@ static void dq_q4_0(const uint8_t *b, float *y)
     for (int j = 0; j < 16; j++) {
         y[j] = d * (float)((b[2 + j] & 15) - 8);
         y[j + 16] = d * (float)((b[2 + j] >> 4) - 8);
+    }
+}
+
+/* Q4_1 (d, m, 16 bytes of nibbles), Q5_0 (d, 32 high bits, nibbles) and
+ * Q5_1 (d, m, high bits, nibbles): x = d·q + m, or d·(q − 16) for Q5_0;
+ * element j < 16 is the low nibble of byte j, element j + 16 the high one,
+ * their fifth bits are bits j and j + 16 of the high-bit word. */
+static void dq_q4_1_q5(const uint8_t *b, int type, float *y)
+{
+    float d = h16(b), m = type == ZI_GGUF_Q5_0 ? 0 : h16(b + 2);
+    const uint8_t *qh = type == ZI_GGUF_Q5_0 ? b + 2 : b + 4;
+    const uint8_t *qs = type == ZI_GGUF_Q4_1 ? b + 4 : qh + 4;
+    uint32_t h = type == ZI_GGUF_Q4_1 ? 0
+                                      : (uint32_t)qh[0] | (uint32_t)qh[1] << 8 |
+                                            (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
+    for (int j = 0; j < 16; j++) {
+        int lo = (qs[j] & 15) | (int)(h >> j & 1) << 4;
+        int hi = (qs[j] >> 4) | (int)(h >> (j + 16) & 1) << 4;
+        if (type == ZI_GGUF_Q5_0) {
+            y[j] = d * (float)(lo - 16);
+            y[j + 16] = d * (float)(hi - 16);
+        } else {
+            y[j] = d * (float)lo + m;
+            y[j + 16] = d * (float)hi + m;
+        }
+    }
+}
+
+/* Q2_K: 16 scale bytes (low nibble scale, high nibble min, per 16
+ * elements), 64 bytes of 2-bit q, d, dmin. Element 128n + 32j + l has its
+ * q in bits 2j of byte 32n + l and scale byte 8n + 2j + l/16. */
+static void dq_q2_k(const uint8_t *b, float *y)
+{
+    const uint8_t *sc = b, *qs = b + 16;
+    float d = h16(b + 80), dmin = h16(b + 82);
+    for (int e = 0; e < 256; e++) {
+        int n = e / 128, j = e % 128 / 32, l = e % 32, s = sc[8 * n + 2 * j + l / 16];
+        y[e] = d * (float)(s & 15) * (float)(qs[32 * n + l] >> 2 * j & 3) - dmin * (float)(s >> 4);
+    }
+}
+
+/* The 6-bit scale is of a Q3_K block: low 4 bits in nibbles of bytes 0..7,
+ * top 2 bits in bytes 8..11. */
+static int q3_scale(const uint8_t *s, int is)
+{
+    int lo = is < 8 ? s[is] & 15 : s[is - 8] >> 4;
+    return (lo | (s[8 + is % 4] >> 2 * (is / 4) & 3) << 4) - 32;
+}
+
+/* Q3_K: 32 bytes of high bits, 64 bytes of 2-bit q, 12 bytes of scales, d.
+ * Element 128n + 32j + l: low bits 2j of byte 32n + l, high bit 4n + j of
+ * hmask byte l (clear = subtract 4), scale 8n + 2j + l/16. */
+static void dq_q3_k(const uint8_t *b, float *y)
+{
+    const uint8_t *hm = b, *qs = b + 32, *sc = b + 96;
+    float d = h16(b + 108);
+    for (int e = 0; e < 256; e++) {
+        int n = e / 128, j = e % 128 / 32, l = e % 32;
+        int q = (qs[32 * n + l] >> 2 * j & 3) - (hm[l] >> (4 * n + j) & 1 ? 0 : 4);
+        y[e] = d * (float)q3_scale(sc, 8 * n + 2 * j + l / 16) * (float)q;
     }
 }
 
@@ -546,12 +637,34 @@ int zi_gguf_dequant(int type, const uint8_t *src, size_t n, float *dst)
     }
     for (size_t i = 0; i < n / bs; i++, src += sz, dst += bs) {
         switch (type) {
-        case ZI_GGUF_Q4_0: dq_q4_0(src, dst); break;
-        case ZI_GGUF_Q8_0: dq_q8_0(src, dst); break;
-        case ZI_GGUF_Q4_K: dq_q45_k(src, NULL, src + 16, dst); break;
-        case ZI_GGUF_Q5_K: dq_q45_k(src, src + 16, src + 48, dst); break;
-        case ZI_GGUF_Q6_K: dq_q6_k(src, dst); break;
-        default: return PX_EUNSUP;
+        case ZI_GGUF_Q4_0:
+            dq_q4_0(src, dst);
+            break;
+        case ZI_GGUF_Q8_0:
+            dq_q8_0(src, dst);
+            break;
+        case ZI_GGUF_Q4_1:
+        case ZI_GGUF_Q5_0:
+        case ZI_GGUF_Q5_1:
+            dq_q4_1_q5(src, type, dst);
+            break;
+        case ZI_GGUF_Q2_K:
+            dq_q2_k(src, dst);
+            break;
+        case ZI_GGUF_Q3_K:
+            dq_q3_k(src, dst);
+            break;
+        case ZI_GGUF_Q4_K:
+            dq_q45_k(src, NULL, src + 16, dst);
+            break;
+        case ZI_GGUF_Q5_K:
+            dq_q45_k(src, src + 16, src + 48, dst);
+            break;
+        case ZI_GGUF_Q6_K:
+            dq_q6_k(src, dst);
+            break;
+        default:
+            return PX_EUNSUP;
         }
     }
     return 0;

@@ -4,7 +4,9 @@
  * count, u64 key-value count, the key-value pairs (scalars, strings,
  * arrays), the tensor infos (name, n_dims, dims innermost first, ggml type,
  * offset), then the tensor data aligned to `general.alignment` (default 32),
- * all little-endian. Dequantizes the block formats users ship Z-Image in.
+ * all little-endian. Dequantizes the block formats users ship Z-Image in:
+ * F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K,
+ * Q6_K.
  *
  * The file is untrusted input: everything is validated before a tensor is
  * handed out — counts and lengths bounded, sizes overflow-checked, every
@@ -22,23 +24,49 @@
 
 /* ggml type numbers (as stored in the file). */
 enum {
-    ZI_GGUF_F32 = 0, ZI_GGUF_F16 = 1, ZI_GGUF_Q4_0 = 2, ZI_GGUF_Q4_1 = 3, ZI_GGUF_Q5_0 = 6,
-    ZI_GGUF_Q5_1 = 7, ZI_GGUF_Q8_0 = 8, ZI_GGUF_Q8_1 = 9, ZI_GGUF_Q2_K = 10, ZI_GGUF_Q3_K = 11,
-    ZI_GGUF_Q4_K = 12, ZI_GGUF_Q5_K = 13, ZI_GGUF_Q6_K = 14, ZI_GGUF_Q8_K = 15, ZI_GGUF_I8 = 24,
-    ZI_GGUF_I16 = 25, ZI_GGUF_I32 = 26, ZI_GGUF_I64 = 27, ZI_GGUF_F64 = 28, ZI_GGUF_BF16 = 30
+    ZI_GGUF_F32 = 0,
+    ZI_GGUF_F16 = 1,
+    ZI_GGUF_Q4_0 = 2,
+    ZI_GGUF_Q4_1 = 3,
+    ZI_GGUF_Q5_0 = 6,
+    ZI_GGUF_Q5_1 = 7,
+    ZI_GGUF_Q8_0 = 8,
+    ZI_GGUF_Q8_1 = 9,
+    ZI_GGUF_Q2_K = 10,
+    ZI_GGUF_Q3_K = 11,
+    ZI_GGUF_Q4_K = 12,
+    ZI_GGUF_Q5_K = 13,
+    ZI_GGUF_Q6_K = 14,
+    ZI_GGUF_Q8_K = 15,
+    ZI_GGUF_I8 = 24,
+    ZI_GGUF_I16 = 25,
+    ZI_GGUF_I32 = 26,
+    ZI_GGUF_I64 = 27,
+    ZI_GGUF_F64 = 28,
+    ZI_GGUF_BF16 = 30
 };
 
 /* Key-value types. */
 enum {
-    ZI_GGUF_KV_U8 = 0, ZI_GGUF_KV_I8, ZI_GGUF_KV_U16, ZI_GGUF_KV_I16, ZI_GGUF_KV_U32,
-    ZI_GGUF_KV_I32, ZI_GGUF_KV_F32, ZI_GGUF_KV_BOOL, ZI_GGUF_KV_STRING, ZI_GGUF_KV_ARRAY,
-    ZI_GGUF_KV_U64, ZI_GGUF_KV_I64, ZI_GGUF_KV_F64
+    ZI_GGUF_KV_U8 = 0,
+    ZI_GGUF_KV_I8,
+    ZI_GGUF_KV_U16,
+    ZI_GGUF_KV_I16,
+    ZI_GGUF_KV_U32,
+    ZI_GGUF_KV_I32,
+    ZI_GGUF_KV_F32,
+    ZI_GGUF_KV_BOOL,
+    ZI_GGUF_KV_STRING,
+    ZI_GGUF_KV_ARRAY,
+    ZI_GGUF_KV_U64,
+    ZI_GGUF_KV_I64,
+    ZI_GGUF_KV_F64
 };
 
 typedef struct zi_gguf_tensor {
-    const char *name; /* NUL-terminated, owned by the zi_gguf */
-    int type;         /* ggml type */
-    int ndim;         /* 1 .. ZI_GGUF_MAX_DIMS */
+    const char *name;              /* NUL-terminated, owned by the zi_gguf */
+    int type;                      /* ggml type */
+    int ndim;                      /* 1 .. ZI_GGUF_MAX_DIMS */
     uint64_t ne[ZI_GGUF_MAX_DIMS]; /* innermost first, as stored */
     size_t nelem;
     size_t nbytes;
@@ -46,14 +74,14 @@ typedef struct zi_gguf_tensor {
 } zi_gguf_tensor;
 
 typedef struct zi_gguf_kv {
-    const char *key;  /* owned by the zi_gguf */
-    int type;         /* ZI_GGUF_KV_* */
-    int elem_type;    /* for arrays */
-    uint64_t count;   /* for arrays */
-    uint64_t u;       /* unsigned and bool values */
-    int64_t i;        /* signed values */
-    double f;         /* float values */
-    const char *str;  /* string value (NUL-terminated copy), else NULL */
+    const char *key; /* owned by the zi_gguf */
+    int type;        /* ZI_GGUF_KV_* */
+    int elem_type;   /* for arrays */
+    uint64_t count;  /* for arrays */
+    uint64_t u;      /* unsigned and bool values */
+    int64_t i;       /* signed values */
+    double f;        /* float values */
+    const char *str; /* string value (NUL-terminated copy), else NULL */
 } zi_gguf_kv;
 
 typedef struct zi_gguf zi_gguf; /* opaque */

@@ -18,6 +18,8 @@
 
 #define FAIL(code, ...) px_errf(err, errlen, (code), __VA_ARGS__)
 
+#define MAX_TEXT ((size_t)1 << 30)
+
 size_t zt_utf8_check(const uint8_t *s, size_t len)
 {
     size_t i = 0;
@@ -46,6 +48,14 @@ size_t zt_utf8_check(const uint8_t *s, size_t len)
 
 /* --- output ------------------------------------------------------------------------- */
 
+/* Ids appended up to `limit`; `more` says tokens beyond it were left out. */
+typedef struct zt_ids {
+    int32_t *v;
+    size_t n, cap;
+    size_t limit;
+    bool more;
+} zt_ids;
+
 /* Appends one id; 1 when the limit is reached (the id is left out). */
 static int ids_push(zt_ids *o, int32_t id)
 {
@@ -69,7 +79,7 @@ static int ids_push(zt_ids *o, int32_t id)
 /* --- BPE ---------------------------------------------------------------------------- */
 
 typedef struct heap_ent {
-    int32_t rank, pos, left, right; /* pair (left, right) ids starting at pos */
+    int32_t rank, pos, left, right, merged; /* pair (left, right) ids starting at pos */
 } heap_ent;
 
 /* Per-call scratch, grown to the longest word seen. */
@@ -96,7 +106,7 @@ static int scratch_reserve(bpe_scratch *s, size_t n)
     s->id = px_alloc_array(cap, sizeof *s->id);
     s->next = px_alloc_array(cap, sizeof *s->next);
     s->prev = px_alloc_array(cap, sizeof *s->prev);
-    s->heap = px_alloc_array(cap, sizeof *s->heap);
+    s->heap = px_alloc_array(cap, 2 * sizeof *s->heap);
     s->cap = s->id && s->next && s->prev && s->heap ? cap : 0;
     return s->cap ? 0 : PX_ENOMEM;
 }
@@ -106,8 +116,9 @@ static bool ent_less(const heap_ent *a, const heap_ent *b)
     return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
 }
 
-/* Pushes the pair starting at pos if it has a merge. The heap never holds
- * more entries than there are live pairs plus merges done, i.e. < n. */
+/* Pushes the pair starting at pos if it has a merge. A word of n symbols
+ * starts with at most n-1 entries and each merge pops one and pushes at
+ * most two, so the heap never holds more than 2n-2 (room for 2n). */
 static void heap_push(const zi_tok *t, bpe_scratch *s, int32_t pos)
 {
     int32_t nx = s->next[pos];
@@ -115,7 +126,7 @@ static void heap_push(const zi_tok *t, bpe_scratch *s, int32_t pos)
     const zt_merge *m = zt_merge_find(t, s->id[pos], s->id[nx]);
     if (!m) return;
     size_t i = s->nheap++;
-    heap_ent e = {m->rank, pos, s->id[pos], s->id[nx]};
+    heap_ent e = {m->rank, pos, s->id[pos], s->id[nx], m->id};
     while (i > 0 && ent_less(&e, &s->heap[(i - 1) / 2])) {
         s->heap[i] = s->heap[(i - 1) / 2];
         i = (i - 1) / 2;
@@ -173,7 +184,7 @@ static int bpe_word(const zi_tok *t, bpe_scratch *s, const uint8_t *w, size_t le
         int32_t nx = s->next[e.pos];
         /* Stale entries: either side merged since (ids only grow longer). */
         if (s->id[e.pos] != e.left || nx < 0 || s->id[nx] != e.right) continue;
-        s->id[e.pos] = zt_merge_find(t, e.left, e.right)->id;
+        s->id[e.pos] = e.merged;
         s->id[nx] = -1;
         s->next[e.pos] = s->next[nx];
         if (s->next[nx] >= 0) s->prev[s->next[nx]] = e.pos;
@@ -253,11 +264,15 @@ static bool is_space(uint8_t c)
     return c == ' ' || (c >= '\t' && c <= '\r');
 }
 
-int zt_encode(const zi_tok *t, const char *text, size_t len, zt_ids *out, char *err,
-              size_t errlen)
+/* Encodes text appending at most out->limit ids (returns 0 when it stops
+ * there, with out->more set). `checked`: text is known to be valid UTF-8. */
+static int zt_encode(const zi_tok *t, const char *text, size_t len, bool checked, zt_ids *out,
+                     char *err, size_t errlen)
 {
     const uint8_t *s = (const uint8_t *)text;
-    size_t bad = zt_utf8_check(s, len);
+    if (len > MAX_TEXT) /* positions are int32 in the BPE scratch */
+        return FAIL(PX_ETOOBIG, "text of %zu bytes is above the %zu-byte limit", len, MAX_TEXT);
+    size_t bad = checked ? len : zt_utf8_check(s, len);
     if (bad != len) return FAIL(PX_EINVAL, "text is not valid UTF-8 (byte offset %zu)", bad);
     pcre2_match_data *md = NULL;
     if (t->re && !(md = pcre2_match_data_create_from_pattern(t->re, NULL)))
@@ -266,6 +281,10 @@ int zt_encode(const zi_tok *t, const char *text, size_t len, zt_ids *out, char *
     size_t sec = 0, i = 0;
     int rc = 0;
     while (!rc && i < len) {
+        if (t->abyte[s[i]] == t->abyte[s[i] + 1]) { /* no added token starts with it */
+            i++;
+            continue;
+        }
         const zt_added *a = added_at(t, s, len, i);
         if (!a) {
             i++;
@@ -295,7 +314,7 @@ int zi_tok_encode(const zi_tok *t, const char *text, size_t len, int32_t **ids, 
     zt_ids o = {.limit = SIZE_MAX};
     *ids = NULL;
     *n = 0;
-    int rc = zt_encode(t, text, len, &o, err, errlen);
+    int rc = zt_encode(t, text, len, false, &o, err, errlen);
     if (!rc && !o.v && !(o.v = malloc(sizeof *o.v))) rc = FAIL(PX_ENOMEM, "out of memory");
     if (rc) {
         free(o.v);
@@ -323,7 +342,7 @@ int zi_tok_encode_prompt(const zi_tok *t, const char *prompt, int32_t *ids, size
                     "a Qwen chat tokenizer");
     int32_t tail[16];
     zt_ids tl = {.v = tail, .cap = 16, .limit = 16};
-    int rc = zt_encode(t, TPL_TAIL, strlen(TPL_TAIL), &tl, err, errlen);
+    int rc = zt_encode(t, TPL_TAIL, strlen(TPL_TAIL), true, &tl, err, errlen);
     if (rc) return rc;
     if (tl.more || cap < tl.n + 4)
         return FAIL(PX_EINVAL, "a cap of %zu tokens cannot hold the chat template and a prompt",
@@ -337,7 +356,7 @@ int zi_tok_encode_prompt(const zi_tok *t, const char *prompt, int32_t *ids, size
     memcpy(head + hlen, prompt, plen + 1);
     /* Into the caller's array directly: limit == cap, so it never grows. */
     zt_ids hd = {.v = ids, .cap = cap - tl.n, .limit = cap - tl.n};
-    rc = zt_encode(t, head, hlen + plen, &hd, err, errlen);
+    rc = zt_encode(t, head, hlen + plen, true, &hd, err, errlen);
     free(head);
     if (rc) return rc;
     memcpy(ids + hd.n, tail, tl.n * sizeof *tail);

@@ -54,7 +54,8 @@ void zi_tok_free(zi_tok *tok);
 
 /* Encodes text[0..len) without any template: added tokens (special or not)
  * found in the text become their ids. *ids is malloc'd (caller frees; it is
- * non-NULL even when *n is 0). PX_EINVAL for invalid UTF-8, PX_ENOMEM. */
+ * non-NULL even when *n is 0). PX_EINVAL for invalid UTF-8, PX_ETOOBIG above
+ * 1 GiB, PX_ENOMEM. */
 int zi_tok_encode(const zi_tok *tok, const char *text, size_t len, int32_t **ids, size_t *n,
                   char *err, size_t errlen);
 

@@ -77,18 +77,6 @@ int32_t zt_vocab_find(const zi_tok *t, const uint8_t *s, size_t len);
 /* The merge of ids (a, b), or NULL. */
 const zt_merge *zt_merge_find(const zi_tok *t, int32_t a, int32_t b);
 
-/* Encodes text (valid UTF-8) appending at most `limit` ids into a growable
- * array; sets *more when tokens beyond the limit were left out. Used by the
- * loader too (the template's closing tokens). */
-typedef struct zt_ids {
-    int32_t *v;
-    size_t n, cap;
-    size_t limit;
-    bool more;
-} zt_ids;
-int zt_encode(const zi_tok *t, const char *text, size_t len, zt_ids *out, char *err,
-              size_t errlen);
-
 /* Byte offset of the first invalid UTF-8 sequence in s[0..len), or len. */
 size_t zt_utf8_check(const uint8_t *s, size_t len);
 

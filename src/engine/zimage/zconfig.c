@@ -22,25 +22,48 @@
 
 void zi_dit_config_default(zi_dit_config *c)
 {
-    *c = (zi_dit_config){.in_channels = 16, .patch = 2, .dim = 3840, .n_heads = 30,
-                         .n_layers = 30, .n_refiner_layers = 2, .ffn_hidden = 10240,
-                         .cap_feat_dim = 2560, .t_dim = 256, .t_hidden = 1024, .t_freq = 256,
-                         .norm_eps = 1e-5f, .rope_theta = 256.0f, .t_scale = 1000.0f,
-                         .axes_dims = {32, 48, 48}, .axes_lens = {1024, 512, 512}};
+    *c = (zi_dit_config){.in_channels = 16,
+                         .patch = 2,
+                         .dim = 3840,
+                         .n_heads = 30,
+                         .n_layers = 30,
+                         .n_refiner_layers = 2,
+                         .ffn_hidden = 10240,
+                         .cap_feat_dim = 2560,
+                         .t_dim = 256,
+                         .t_hidden = 1024,
+                         .t_freq = 256,
+                         .norm_eps = 1e-5f,
+                         .rope_theta = 256.0f,
+                         .t_scale = 1000.0f,
+                         .axes_dims = {32, 48, 48},
+                         .axes_lens = {1024, 512, 512}};
 }
 
 void zi_qwen3_config_default(zi_qwen3_config *c)
 {
-    *c = (zi_qwen3_config){.vocab_size = 151936, .hidden = 2560, .n_layers = 36, .n_heads = 32,
-                           .n_kv_heads = 8, .head_dim = 128, .intermediate = 9728,
-                           .rms_eps = 1e-6f, .rope_theta = 1e6f, .max_positions = 40960};
+    *c = (zi_qwen3_config){.vocab_size = 151936,
+                           .hidden = 2560,
+                           .n_layers = 36,
+                           .n_heads = 32,
+                           .n_kv_heads = 8,
+                           .head_dim = 128,
+                           .intermediate = 9728,
+                           .rms_eps = 1e-6f,
+                           .rope_theta = 1e6f,
+                           .max_positions = 40960};
 }
 
 void zi_vae_config_default(zi_vae_config *c)
 {
-    *c = (zi_vae_config){.latent_channels = 16, .nlevels = 4, .block_out = {128, 256, 512, 512},
-                         .layers_per_block = 2, .groups = 32, .eps = 1e-6f,
-                         .scaling_factor = 0.3611f, .shift_factor = 0.1159f};
+    *c = (zi_vae_config){.latent_channels = 16,
+                         .nlevels = 4,
+                         .block_out = {128, 256, 512, 512},
+                         .layers_per_block = 2,
+                         .groups = 32,
+                         .eps = 1e-6f,
+                         .scaling_factor = 0.3611f,
+                         .shift_factor = 0.1159f};
 }
 
 void zi_sampler_config_default(zi_sampler_config *c)
@@ -87,7 +110,8 @@ static int set_key(const cJSON *v, const key *k, void *c, char *err, size_t errl
 {
     char *base = c;
     switch (k->kind) {
-    case K_INT: return get_int(v, k, (int *)(base + k->off), err, errlen);
+    case K_INT:
+        return get_int(v, k, (int *)(base + k->off), err, errlen);
     case K_NFLOAT:
         if (cJSON_IsNull(v)) {
             *(float *)(base + k->off) = 0;
@@ -112,8 +136,10 @@ static int set_key(const cJSON *v, const key *k, void *c, char *err, size_t errl
         int want = k->kind == K_FIRST ? -1 : k->n;
         if ((want > 0 && n != want) || n < 1 || (want == 0 && n > 8)) {
             char why[64];
-            if (want > 0) snprintf(why, sizeof why, "has %d elements, not %d", n, want);
-            else snprintf(why, sizeof why, "has %d elements (1 to %d)", n, want == 0 ? 8 : 64);
+            if (want > 0)
+                snprintf(why, sizeof why, "has %d elements, not %d", n, want);
+            else
+                snprintf(why, sizeof why, "has %d elements (1 to %d)", n, want == 0 ? 8 : 64);
             return bad(k->name, why, err, errlen);
         }
         int i = 0;
@@ -132,12 +158,14 @@ static int parse(const char *json, size_t len, const key *keys, size_t nkeys, vo
                  const char *what, char *err, size_t errlen)
 {
     if (len > MAX_CONFIG_BYTES)
-        return px_errf(err, errlen, PX_EINVAL, "%s is larger than %zu bytes", what, MAX_CONFIG_BYTES);
+        return px_errf(err, errlen, PX_EINVAL, "%s is larger than %zu bytes", what,
+                       MAX_CONFIG_BYTES);
     char msg[200];
     cJSON *root = px_json_parse(json, len, 16, (size_t)1 << 16, what, NULL, msg, sizeof msg);
     if (!root) return px_errf(err, errlen, PX_EINVAL, "%s", msg);
     int rc = 0;
-    if (!cJSON_IsObject(root)) rc = px_errf(err, errlen, PX_EINVAL, "%s is not a JSON object", what);
+    if (!cJSON_IsObject(root))
+        rc = px_errf(err, errlen, PX_EINVAL, "%s is not a JSON object", what);
     for (const cJSON *e = rc ? NULL : root->child; e && !rc; e = e->next)
         for (size_t i = 0; i < nkeys && !rc; i++)
             if (!strcmp(e->string, keys[i].name)) rc = set_key(e, &keys[i], c, err, errlen);
@@ -146,9 +174,18 @@ static int parse(const char *json, size_t len, const key *keys, size_t nkeys, vo
 }
 
 #define BIG 1e9
-#define KI(s, f, lo, hi) {#f, K_INT, offsetof(s, f), lo, hi, 0, 0}
-#define KN(s, name, f, lo, hi) {name, K_INT, offsetof(s, f), lo, hi, 0, 0}
-#define KF(s, name, f, lo, hi) {name, K_FLOAT, offsetof(s, f), lo, hi, 0, 0}
+#define KI(s, f, lo, hi)                                                                           \
+    {                                                                                              \
+#f, K_INT, offsetof(s, f), lo, hi, 0, 0                                                    \
+    }
+#define KN(s, name, f, lo, hi)                                                                     \
+    {                                                                                              \
+        name, K_INT, offsetof(s, f), lo, hi, 0, 0                                                  \
+    }
+#define KF(s, name, f, lo, hi)                                                                     \
+    {                                                                                              \
+        name, K_FLOAT, offsetof(s, f), lo, hi, 0, 0                                                \
+    }
 
 int zi_dit_config_parse(const char *json, size_t len, zi_dit_config *c, char *err, size_t errlen)
 {
@@ -166,7 +203,8 @@ int zi_dit_config_parse(const char *json, size_t len, zi_dit_config *c, char *er
         {"axes_lens", K_INTS, offsetof(zi_dit_config, axes_lens), 1, 1 << 24, 3, 0},
         {"all_patch_size", K_FIRST, offsetof(zi_dit_config, patch), 1, 64, 0, 0},
     };
-    int rc = parse(json, len, keys, sizeof keys / sizeof keys[0], c, "transformer config", err, errlen);
+    int rc =
+        parse(json, len, keys, sizeof keys / sizeof keys[0], c, "transformer config", err, errlen);
     if (rc) return rc;
     if (c->dim % c->n_heads) return bad("n_heads", "does not divide dim", err, errlen);
     int hd = c->dim / c->n_heads;
@@ -180,7 +218,8 @@ int zi_dit_config_parse(const char *json, size_t len, zi_dit_config *c, char *er
     return 0;
 }
 
-int zi_qwen3_config_parse(const char *json, size_t len, zi_qwen3_config *c, char *err, size_t errlen)
+int zi_qwen3_config_parse(const char *json, size_t len, zi_qwen3_config *c, char *err,
+                          size_t errlen)
 {
     static const key keys[] = {
         KI(zi_qwen3_config, vocab_size, 1, 1 << 24),
@@ -194,7 +233,8 @@ int zi_qwen3_config_parse(const char *json, size_t len, zi_qwen3_config *c, char
         KF(zi_qwen3_config, "rope_theta", rope_theta, 1e-6, 1e30),
         KN(zi_qwen3_config, "max_position_embeddings", max_positions, 1, 1 << 30),
     };
-    int rc = parse(json, len, keys, sizeof keys / sizeof keys[0], c, "text encoder config", err, errlen);
+    int rc =
+        parse(json, len, keys, sizeof keys / sizeof keys[0], c, "text encoder config", err, errlen);
     if (rc) return rc;
     if (c->n_heads % c->n_kv_heads)
         return bad("num_key_value_heads", "does not divide num_attention_heads", err, errlen);
@@ -217,7 +257,8 @@ int zi_vae_config_parse(const char *json, size_t len, zi_vae_config *c, char *er
     if (rc) return rc;
     for (int i = 0; i < c->nlevels; i++)
         if (c->block_out[i] % c->groups)
-            return bad("norm_num_groups", "does not divide every block_out_channels entry", err, errlen);
+            return bad("norm_num_groups", "does not divide every block_out_channels entry", err,
+                       errlen);
     return 0;
 }
 
@@ -245,8 +286,8 @@ static const zi_tensor *need(wctx *x, const char *name, int ndim, int *rc)
     if (*rc) return NULL;
     if (!t || t->ndim != ndim) {
         const char *src = t ? zi_weights_source(x->w, t) : zi_weights_source(x->w, NULL);
-        *rc = t ? px_errf(x->err, x->errlen, PX_ECORRUPT, "%s: tensor %s: expected %d-D, found %d-D",
-                          src, name, ndim, t->ndim)
+        *rc = t ? px_errf(x->err, x->errlen, PX_ECORRUPT,
+                          "%s: tensor %s: expected %d-D, found %d-D", src, name, ndim, t->ndim)
                 : px_errf(x->err, x->errlen, PX_ECORRUPT, "%s: tensor %s is missing", src, name);
         return NULL;
     }
@@ -327,23 +368,30 @@ int zi_dit_config_from_weights(const zi_weights *w, zi_dit_config *c, char *err,
                          "%s: %d noise_refiner blocks but %d context_refiner blocks",
                          zi_weights_source(w, r0), nr, nc);
     } else if (!rc && c->n_refiner_layers) {
-        rc = px_errf(err, errlen, PX_ECORRUPT, "%s: tensor noise_refiner.0.attention.qkv.weight is missing",
+        rc = px_errf(err, errlen, PX_ECORRUPT,
+                     "%s: tensor noise_refiner.0.attention.qkv.weight is missing",
                      zi_weights_source(w, NULL));
     }
     if (rc) return rc;
     if (!c->norm_eps) c->norm_eps = d.norm_eps;
     if (!c->rope_theta) c->rope_theta = d.rope_theta;
     if (!c->t_scale) c->t_scale = d.t_scale;
-    if (!c->axes_dims[0] && !c->axes_dims[1] && !c->axes_dims[2])
-        memcpy(c->axes_dims, d.axes_dims, sizeof d.axes_dims);
+    int hd = c->dim / c->n_heads;
+    if (!c->axes_dims[0] && !c->axes_dims[1] && !c->axes_dims[2] && hd % 8 == 0) {
+        /* Not in the shapes: the full model's split [32, 48, 48] of 128,
+         * i.e. [1/4, 3/8, 3/8] of the head (the reference's small models
+         * keep it). */
+        c->axes_dims[0] = hd / 4;
+        c->axes_dims[1] = c->axes_dims[2] = hd * 3 / 8;
+    }
     if (!c->axes_lens[0]) memcpy(c->axes_lens, d.axes_lens, sizeof d.axes_lens);
     if (c->axes_dims[0] + c->axes_dims[1] + c->axes_dims[2] != c->dim / c->n_heads)
-        return px_errf(err, errlen, PX_ECORRUPT,
-                       "%s: tensor layers.0.attention.q_norm.weight: head size %d, but the RoPE axes "
-                       "[%d, %d, %d] sum to %d",
-                       zi_weights_source(w, qn), c->dim / c->n_heads, c->axes_dims[0],
-                       c->axes_dims[1], c->axes_dims[2],
-                       c->axes_dims[0] + c->axes_dims[1] + c->axes_dims[2]);
+        return px_errf(
+            err, errlen, PX_ECORRUPT,
+            "%s: tensor layers.0.attention.q_norm.weight: head size %d, but the RoPE axes "
+            "[%d, %d, %d] sum to %d",
+            zi_weights_source(w, qn), c->dim / c->n_heads, c->axes_dims[0], c->axes_dims[1],
+            c->axes_dims[2], c->axes_dims[0] + c->axes_dims[1] + c->axes_dims[2]);
     return 0;
 }
 
@@ -361,15 +409,17 @@ int zi_qwen3_config_from_weights(const zi_weights *w, zi_qwen3_config *c, char *
     const zi_tensor *q = need(&x, "layers.0.self_attn.q_proj.weight", 2, &rc);
     field(&x, q, "num_attention_heads", &c->n_heads, q ? quot(q->shape[0], c->head_dim) : 0, &rc);
     const zi_tensor *k = need(&x, "layers.0.self_attn.k_proj.weight", 2, &rc);
-    field(&x, k, "num_key_value_heads", &c->n_kv_heads, k ? quot(k->shape[0], c->head_dim) : 0, &rc);
+    field(&x, k, "num_key_value_heads", &c->n_kv_heads, k ? quot(k->shape[0], c->head_dim) : 0,
+          &rc);
     const zi_tensor *g = need(&x, "layers.0.mlp.gate_proj.weight", 2, &rc);
     field(&x, g, "intermediate_size", &c->intermediate, g ? g->shape[0] : 0, &rc);
     const zi_tensor *l0 = need(&x, "layers.0.input_layernorm.weight", 1, &rc);
-    field(&x, l0, "num_hidden_layers", &c->n_layers, count_blocks(w, "layers", "input_layernorm.weight"),
-          &rc);
+    field(&x, l0, "num_hidden_layers", &c->n_layers,
+          count_blocks(w, "layers", "input_layernorm.weight"), &rc);
     if (rc) return rc;
     if (c->n_heads % c->n_kv_heads)
-        return px_errf(err, errlen, PX_ECORRUPT, "%s: tensor %s: %d key-value heads do not divide %d heads",
+        return px_errf(err, errlen, PX_ECORRUPT,
+                       "%s: tensor %s: %d key-value heads do not divide %d heads",
                        zi_weights_source(w, k), k->name, c->n_kv_heads, c->n_heads);
     if (!c->rms_eps) c->rms_eps = d.rms_eps;
     if (!c->rope_theta) c->rope_theta = d.rope_theta;
@@ -388,7 +438,8 @@ int zi_vae_config_from_weights(const zi_weights *w, zi_vae_config *c, char *err,
     int nl = count_blocks(w, "decoder.up_blocks", "resnets.0.conv1.weight");
     const zi_tensor *u0 = need(&x, "decoder.up_blocks.0.resnets.0.conv1.weight", 4, &rc);
     if (nl > 8 && !rc)
-        rc = px_errf(err, errlen, PX_ECORRUPT, "%s: %d up blocks (at most 8)", zi_weights_source(w, u0), nl);
+        rc = px_errf(err, errlen, PX_ECORRUPT, "%s: %d up blocks (at most 8)",
+                     zi_weights_source(w, u0), nl);
     field(&x, u0, "number of levels", &c->nlevels, nl, &rc);
     int nr = count_blocks(w, "decoder.up_blocks.0.resnets", "conv1.weight");
     field(&x, u0, "layers_per_block", &c->layers_per_block, nr - 1, &rc);

@@ -82,8 +82,9 @@ void zi_sampler_config_default(zi_sampler_config *c);
  * match its weights). A shape field that is 0 is filled from the tensors; a
  * nonzero one (parsed or default) is checked against them. So: for a single
  * file start from a zeroed config (the constants that shapes do not show —
- * eps, RoPE θ and axes, t_scale, VAE groups and scale/shift — then get the
- * full-size model's values); for a directory parse config.json and check.
+ * eps, RoPE θ, axes lengths, t_scale, VAE groups and scale/shift — then get
+ * the full-size model's values, the RoPE axes its proportions [1/4, 3/8,
+ * 3/8] of the head size); for a directory parse config.json and check.
  * Returns 0 or PX_ECORRUPT naming the file and tensor ("<file>: tensor
  * <name>: expected dim = 3840 (the config), found 64 (shape [64, 64])"). */
 int zi_dit_config_from_weights(const zi_weights *w, zi_dit_config *c, char *err, size_t errlen);

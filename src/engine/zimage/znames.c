@@ -45,42 +45,67 @@ static bool match_any(const char *s, const char *const *prefixes, const char *co
 
 static const char *const k_wb[] = {"weight", "bias", NULL};
 
-static const char *const k_dit_top[] = {
-    "x_embedder.weight", "x_embedder.bias", "final_layer.linear.weight", "final_layer.linear.bias",
-    "final_layer.adaLN_modulation.1.weight", "final_layer.adaLN_modulation.1.bias",
-    "t_embedder.mlp.0.weight", "t_embedder.mlp.0.bias", "t_embedder.mlp.2.weight",
-    "t_embedder.mlp.2.bias", "cap_embedder.0.weight", "cap_embedder.1.weight",
-    "cap_embedder.1.bias", "x_pad_token", "cap_pad_token", NULL};
+static const char *const k_dit_top[] = {"x_embedder.weight",
+                                        "x_embedder.bias",
+                                        "final_layer.linear.weight",
+                                        "final_layer.linear.bias",
+                                        "final_layer.adaLN_modulation.1.weight",
+                                        "final_layer.adaLN_modulation.1.bias",
+                                        "t_embedder.mlp.0.weight",
+                                        "t_embedder.mlp.0.bias",
+                                        "t_embedder.mlp.2.weight",
+                                        "t_embedder.mlp.2.bias",
+                                        "cap_embedder.0.weight",
+                                        "cap_embedder.1.weight",
+                                        "cap_embedder.1.bias",
+                                        "x_pad_token",
+                                        "cap_pad_token",
+                                        NULL};
 static const char *const k_dit_block_pre[] = {"noise_refiner.#.", "context_refiner.#.", "layers.#.",
                                               NULL};
 static const char *const k_dit_block[] = {
-    "attention.qkv.weight", "attention.out.weight", "attention.q_norm.weight",
+    "attention.qkv.weight",    "attention.out.weight",   "attention.q_norm.weight",
     "attention.k_norm.weight", "feed_forward.w1.weight", "feed_forward.w2.weight",
-    "feed_forward.w3.weight", "attention_norm1.weight", "attention_norm2.weight",
-    "ffn_norm1.weight", "ffn_norm2.weight", NULL};
+    "feed_forward.w3.weight",  "attention_norm1.weight", "attention_norm2.weight",
+    "ffn_norm1.weight",        "ffn_norm2.weight",       NULL};
 static const char *const k_dit_mod_pre[] = {"noise_refiner.#.", "layers.#.", NULL};
 static const char *const k_dit_mod[] = {"adaLN_modulation.0.weight", "adaLN_modulation.0.bias",
                                         NULL};
 
 static const char *const k_text_top[] = {"embed_tokens.weight", "norm.weight", NULL};
 static const char *const k_text_pre[] = {"layers.#.", NULL};
-static const char *const k_text_layer[] = {
-    "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
-    "self_attn.o_proj.weight", "self_attn.q_norm.weight", "self_attn.k_norm.weight",
-    "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight",
-    "input_layernorm.weight", "post_attention_layernorm.weight", NULL};
+static const char *const k_text_layer[] = {"self_attn.q_proj.weight",
+                                           "self_attn.k_proj.weight",
+                                           "self_attn.v_proj.weight",
+                                           "self_attn.o_proj.weight",
+                                           "self_attn.q_norm.weight",
+                                           "self_attn.k_norm.weight",
+                                           "mlp.gate_proj.weight",
+                                           "mlp.up_proj.weight",
+                                           "mlp.down_proj.weight",
+                                           "input_layernorm.weight",
+                                           "post_attention_layernorm.weight",
+                                           NULL};
 
 static const char *const k_vae_top[] = {"decoder.conv_in.", "decoder.conv_out.",
                                         "decoder.conv_norm_out.", NULL};
-static const char *const k_vae_res_pre[] = {
-    "decoder.mid_block.resnets.#.norm1.", "decoder.mid_block.resnets.#.conv1.",
-    "decoder.mid_block.resnets.#.norm2.", "decoder.mid_block.resnets.#.conv2.",
-    "decoder.mid_block.resnets.#.conv_shortcut.", "decoder.up_blocks.#.resnets.#.norm1.",
-    "decoder.up_blocks.#.resnets.#.conv1.", "decoder.up_blocks.#.resnets.#.norm2.",
-    "decoder.up_blocks.#.resnets.#.conv2.", "decoder.up_blocks.#.resnets.#.conv_shortcut.",
-    "decoder.up_blocks.#.upsamplers.0.conv.", "decoder.mid_block.attentions.0.group_norm.",
-    "decoder.mid_block.attentions.0.to_q.", "decoder.mid_block.attentions.0.to_k.",
-    "decoder.mid_block.attentions.0.to_v.", "decoder.mid_block.attentions.0.to_out.0.", NULL};
+static const char *const k_vae_res_pre[] = {"decoder.mid_block.resnets.#.norm1.",
+                                            "decoder.mid_block.resnets.#.conv1.",
+                                            "decoder.mid_block.resnets.#.norm2.",
+                                            "decoder.mid_block.resnets.#.conv2.",
+                                            "decoder.mid_block.resnets.#.conv_shortcut.",
+                                            "decoder.up_blocks.#.resnets.#.norm1.",
+                                            "decoder.up_blocks.#.resnets.#.conv1.",
+                                            "decoder.up_blocks.#.resnets.#.norm2.",
+                                            "decoder.up_blocks.#.resnets.#.conv2.",
+                                            "decoder.up_blocks.#.resnets.#.conv_shortcut.",
+                                            "decoder.up_blocks.#.upsamplers.0.conv.",
+                                            "decoder.mid_block.attentions.0.group_norm.",
+                                            "decoder.mid_block.attentions.0.to_q.",
+                                            "decoder.mid_block.attentions.0.to_k.",
+                                            "decoder.mid_block.attentions.0.to_v.",
+                                            "decoder.mid_block.attentions.0.to_out.0.",
+                                            NULL};
 
 int zi_names_is_canonical(zi_part part, const char *name)
 {
@@ -225,8 +250,9 @@ static void map_bfl(const char *s, int levels, zi_name_map *out)
         int nj = (int)(q - r) - 7;
         const char *leaf = q;
         if ((q = match_prefix("nin_shortcut.", leaf)))
-            snprintf(out->name, sizeof out->name, "decoder.up_blocks.%d.resnets.%.*s.conv_shortcut.%s",
-                     levels - 1 - k, nj, r + 6, q);
+            snprintf(out->name, sizeof out->name,
+                     "decoder.up_blocks.%d.resnets.%.*s.conv_shortcut.%s", levels - 1 - k, nj,
+                     r + 6, q);
         else
             snprintf(out->name, sizeof out->name, "decoder.up_blocks.%d.resnets.%.*s.%s",
                      levels - 1 - k, nj, r + 6, leaf);
@@ -241,10 +267,10 @@ static zi_name_kind map_vae(const char *s, int levels, zi_name_map *out)
     if (match_prefix("encoder.", s) || match_prefix("quant_conv.", s)) return ZI_NAME_SKIP;
     snprintf(out->name, sizeof out->name, "%s", s);
     map_bfl(s, levels, out);
-    static const char *const attn_w[] = {
-        "decoder.mid_block.attentions.0.to_q.weight", "decoder.mid_block.attentions.0.to_k.weight",
-        "decoder.mid_block.attentions.0.to_v.weight",
-        "decoder.mid_block.attentions.0.to_out.0.weight", NULL};
+    static const char *const attn_w[] = {"decoder.mid_block.attentions.0.to_q.weight",
+                                         "decoder.mid_block.attentions.0.to_k.weight",
+                                         "decoder.mid_block.attentions.0.to_v.weight",
+                                         "decoder.mid_block.attentions.0.to_out.0.weight", NULL};
     out->squeeze = in_list(out->name, attn_w);
     return ZI_NAME_KEEP;
 }

@@ -2,12 +2,15 @@
  * zops.c — the Z-Image CPU operations (zops.h).
  *
  * Matrix products go to oneDNN's matmul (its jit sgemm on AVX2 machines,
- * threaded with OpenMP); everything element-wise is a px_pool loop. Linear
+ * threaded with OpenMP); everything element-wise runs on the same OpenMP
+ * team (zi_parallel_for), or on a px_pool if the context was given one. Linear
  * weights are handed to oneDNN as they lie in the store ([N, K] row-major is
  * a [K, N] matrix with strides (1, K)), so nothing is reordered or copied;
  * BF16 weights are widened a block of rows at a time (bf16 -> f32 is exact),
  * because this oneDNN (2.6) has no bf16 kernels for CPUs without AVX-512 and
- * its reference fallback is orders of magnitude slower. Primitives are cached
+ * its reference fallback is orders of magnitude slower; up to 16 rows a
+ * direct AVX2 kernel reads the bf16 weights once instead (such products are
+ * bound by reading the weights, half the bytes of F32). Primitives are cached
  * per shape in the context (a small LRU), with one user scratchpad shared.
  *
  * Attention per query chunk: S = Q·Kᵀ as one batched matmul over heads (GQA
@@ -23,14 +26,52 @@
 #include <dnnl.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-void omp_set_num_threads(int n);
+#include <immintrin.h>
 
-#define CACHE_N 48
-#define SCORES_FLOATS ((size_t)8 << 20) /* attention score chunk target: 32 MB */
-#define WBLOCK_FLOATS ((size_t)2 << 20) /* widened bf16 block target: 8 MB */
+/* libgomp's entry points, declared here (not through <omp.h>, which clang
+ * has only with libomp's headers): GOMP_parallel is what GCC emits for
+ * `#pragma omp parallel`, so element-wise loops can run on the very team
+ * oneDNN uses without compiling this file with -fopenmp. */
+void omp_set_num_threads(int n);
+int omp_get_max_threads(void);
+void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
+
+/* AVX2 and FMA kernels run only where the CPU has them (the build's
+ * baseline is x86-64). */
+static int have_avx2(void)
+{
+    static atomic_int v = -1;
+    int r = atomic_load_explicit(&v, memory_order_relaxed);
+    if (r < 0) {
+        __builtin_cpu_init();
+        r = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        atomic_store_explicit(&v, r, memory_order_relaxed);
+    }
+    return r;
+}
+
+/* Primitives kept per context: a batched DiT forward uses a few dozen
+ * shapes (three row counts, per-item attention, BF16 blocks); oneDNN's own
+ * global cache makes a rebuilt one cheap anyway. */
+#define CACHE_N 128
+/* Attention scores of one query chunk: 128 MB. Fewer, larger chunks mean
+ * fewer parallel regions (whose barriers cost most on a loaded machine) and
+ * taller products: measured at 4224 tokens x 30 heads, 18 / 40 / 51 GFLOP
+ * per CPU-second with 8 / 32 / 128 MB. */
+#define SCORES_FLOATS ((size_t)32 << 20)
+/* Widened bf16 blocks: wide ones keep the GEMM efficient and the number
+ * of parallel regions low (each costs a barrier, dear on a loaded machine);
+ * with fewer rows the block should still be in cache when the GEMM reads
+ * it. Measured for 32 x 3840 x 11520: 1.5-3.5 s with 1 MB blocks, 0.24-0.53
+ * s with 4 MB, 0.42-0.82 s with 8 MB; for 256 rows 8 MB blocks beat 4 MB
+ * and 32 MB ones (the DiT's w1 in 5 blocks, not 19) were as fast. */
+#define WBLOCK_FLOATS ((size_t)8 << 20)
+#define WBLOCK_FLOATS_FEW ((size_t)1 << 20)
+#define FEW_ROWS 16 /* up to this many rows, BF16 products skip oneDNN */
 
 typedef struct prim {
     dnnl_memory_desc_t src, wei, dst, bias;
@@ -51,6 +92,7 @@ struct zi_ctx {
     zi_buf scratch; /* oneDNN's scratchpad, shared by every primitive */
     zi_buf wblock;  /* widened BF16 weight rows */
     zi_buf scores;  /* attention scores of one query chunk */
+    size_t score_floats;
     zi_buf slot[ZI_CTX_SLOTS];
 };
 
@@ -66,6 +108,42 @@ static dnnl_engine_t engine(void)
 {
     pthread_once(&g_once, engine_init);
     return g_engine;
+}
+
+typedef struct omp_loop {
+    px_range_fn fn;
+    void *ctx;
+    int n, grain, nchunks;
+    atomic_int next;
+} omp_loop;
+
+static void omp_body(void *p)
+{
+    omp_loop *l = p;
+    for (;;) {
+        int k = atomic_fetch_add_explicit(&l->next, 1, memory_order_relaxed);
+        if (k >= l->nchunks) return;
+        int b = k * l->grain, e = l->n - b < l->grain ? l->n : b + l->grain;
+        l->fn(l->ctx, b, e);
+    }
+}
+
+void zi_parallel_for(zi_ctx *c, int n, int grain, px_range_fn fn, void *ctx)
+{
+    if (n <= 0) return;
+    if (c->pool) {
+        px_pool_parallel_for(c->pool, n, grain, fn, ctx);
+        return;
+    }
+    int nt = omp_get_max_threads();
+    if (grain <= 0) grain = n / (4 * (nt > 0 ? nt : 1));
+    if (grain < 1) grain = 1;
+    omp_loop l = {fn, ctx, n, grain, (int)(((int64_t)n + grain - 1) / grain), 0};
+    if (nt <= 1 || l.nchunks == 1) {
+        fn(ctx, 0, n);
+        return;
+    }
+    GOMP_parallel(omp_body, &l, (unsigned)(l.nchunks < nt ? l.nchunks : nt), 0);
 }
 
 static int dnnl_fail(char *err, size_t errlen, dnnl_status_t st, const char *what)
@@ -107,6 +185,7 @@ int zi_ctx_create(px_pool *pool, zi_ctx **out, char *err, size_t errlen)
     zi_ctx *c = calloc(1, sizeof *c);
     if (!c) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
     c->pool = pool;
+    c->score_floats = SCORES_FLOATS;
     dnnl_status_t st = dnnl_stream_create(&c->stream, engine(), dnnl_stream_default_flags);
     if (st != dnnl_success) {
         free(c);
@@ -142,6 +221,11 @@ float *zi_ctx_buf(zi_ctx *c, int slot, size_t n)
 {
     if (slot < 0 || slot >= ZI_CTX_SLOTS) return NULL;
     return zi_buf_reserve(&c->slot[slot], n ? n : 1) ? NULL : c->slot[slot].p;
+}
+
+void zi_ctx_set_score_bytes(zi_ctx *c, size_t bytes)
+{
+    c->score_floats = bytes ? bytes / sizeof(float) : SCORES_FLOATS;
 }
 
 px_pool *zi_ctx_pool(const zi_ctx *c)
@@ -334,10 +418,108 @@ typedef struct {
     size_t n; /* per row */
 } widen_job;
 
+__attribute__((target("avx2"))) static void widen_avx2(const uint16_t *s, float *d, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i h = _mm_loadu_si128((const __m128i *)(s + i));
+        __m256i w = _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16);
+        _mm256_storeu_ps(d + i, _mm256_castsi256_ps(w));
+    }
+    for (; i < n; i++) d[i] = zi_bf16_to_f32(s[i]);
+}
+
 static void widen_rows(void *ctx, int b, int e)
 {
     const widen_job *j = ctx;
-    for (size_t i = (size_t)b * j->n; i < (size_t)e * j->n; i++) j->dst[i] = zi_bf16_to_f32(j->src[i]);
+    size_t lo = (size_t)b * j->n, hi = (size_t)e * j->n;
+    if (have_avx2()) {
+        widen_avx2(j->src + lo, j->dst + lo, hi - lo);
+        return;
+    }
+    for (size_t i = lo; i < hi; i++) j->dst[i] = zi_bf16_to_f32(j->src[i]);
+}
+
+/* Few rows times BF16 weights: bound by reading the weights, so read them
+ * once, as bf16, in one parallel loop over output columns, widening 8 at a
+ * time in registers; 4 rows share each widened vector. */
+typedef struct {
+    const float *x, *bias;
+    const uint16_t *w;
+    float *y;
+    int M, K, ldx, ldy, accum;
+} few_job;
+
+__attribute__((target("avx2,fma"))) static float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* mm (1..4) rows of x against one bf16 weight row: sums into s[0..mm). The
+ * row count is a template parameter in effect: each case keeps its
+ * accumulators in registers. */
+__attribute__((target("avx2,fma"))) static inline void few_dot(const float *x, int ldx,
+                                                               const uint16_t *wr, int K8, int mm,
+                                                               float *s)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    const float *x1 = x + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
+#define WIDEN8(k) _mm256_castsi256_ps(_mm256_slli_epi32(                                       \
+        _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(wr + (k)))), 16))
+    switch (mm) {
+    case 4:
+        for (int k = 0; k < K8; k += 8) {
+            __m256 w = WIDEN8(k);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + k), w, a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + k), w, a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x2 + k), w, a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x3 + k), w, a3);
+        }
+        break;
+    case 3:
+        for (int k = 0; k < K8; k += 8) {
+            __m256 w = WIDEN8(k);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + k), w, a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + k), w, a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x2 + k), w, a2);
+        }
+        break;
+    case 2:
+        for (int k = 0; k < K8; k += 8) {
+            __m256 w = WIDEN8(k);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + k), w, a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + k), w, a1);
+        }
+        break;
+    default:
+        for (int k = 0; k < K8; k += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + k), WIDEN8(k), a0);
+    }
+#undef WIDEN8
+    s[0] = hsum8(a0), s[1] = hsum8(a1), s[2] = hsum8(a2), s[3] = hsum8(a3);
+}
+
+__attribute__((target("avx2,fma"))) static void few_cols(void *ctx, int b, int e)
+{
+    const few_job *j = ctx;
+    int K = j->K, K8 = K / 8 * 8;
+    for (int n = b; n < e; n++) {
+        const uint16_t *wr = j->w + (size_t)n * K;
+        for (int m0 = 0; m0 < j->M; m0 += 4) {
+            int mm = j->M - m0 < 4 ? j->M - m0 : 4;
+            const float *x0 = j->x + (size_t)m0 * j->ldx;
+            float s[4];
+            few_dot(x0, j->ldx, wr, K8, mm, s);
+            for (int i = 0; i < mm; i++) {
+                for (int k = K8; k < K; k++) s[i] += x0[(size_t)i * j->ldx + k] * zi_bf16_to_f32(wr[k]);
+                if (j->bias) s[i] += j->bias[n];
+                float *y = j->y + (size_t)(m0 + i) * j->ldy + n;
+                *y = j->accum ? *y + s[i] : s[i];
+            }
+        }
+    }
 }
 
 int zi_op_matmul(zi_ctx *c, const float *x, int M, int K, int ldx, const void *w, zi_dtype wt,
@@ -350,9 +532,14 @@ int zi_op_matmul(zi_ctx *c, const float *x, int M, int K, int ldx, const void *w
     int accum = (flags & ZI_LIN_ACCUM) != 0;
     if (wt == ZI_F32)
         return matmul_f32(c, x, M, K, ldx, w, K, N, bias, y, ldy, accum, err, errlen);
+    if (M <= FEW_ROWS && have_avx2()) {
+        few_job j = {x, bias, w, y, M, K, ldx, ldy, accum};
+        zi_parallel_for(c, N, 16, few_cols, &j);
+        return 0;
+    }
     /* BF16: blocks of rows widened into scratch. Equal blocks (bar the last)
-     * keep the number of distinct primitives at two. */
-    size_t per = WBLOCK_FLOATS / (size_t)K;
+     * keep the number of distinct primitives at two per shape. */
+    size_t per = (M >= 128 ? WBLOCK_FLOATS : WBLOCK_FLOATS_FEW) / (size_t)K;
     int nb = per >= (size_t)N ? N : (int)(per < 64 ? 64 : per / 16 * 16);
     if (zi_buf_reserve(&c->wblock, (size_t)nb * K))
         return px_errf(err, errlen, PX_ENOMEM, "out of memory (weight block %dx%d)", nb, K);
@@ -360,7 +547,7 @@ int zi_op_matmul(zi_ctx *c, const float *x, int M, int K, int ldx, const void *w
     for (int n0 = 0; n0 < N; n0 += nb) {
         int n = N - n0 < nb ? N - n0 : nb;
         widen_job j = {wb + (size_t)n0 * K, c->wblock.p, (size_t)K};
-        px_pool_parallel_for(c->pool, n, 0, widen_rows, &j);
+        zi_parallel_for(c, n, 0, widen_rows, &j);
         int rc = matmul_f32(c, x, M, K, ldx, c->wblock.p, K, n, bias ? bias + n0 : NULL, y + n0,
                             ldy, accum, err, errlen);
         if (rc) return rc;
@@ -415,7 +602,7 @@ void zi_op_rmsnorm(zi_ctx *c, const float *x, int rows, int n, int ldx, const fl
                    float *y, int ldy)
 {
     norm_job j = {x, y, w, n, ldx, ldy, eps};
-    px_pool_parallel_for(c->pool, rows, grain_for(rows, (size_t)n), rmsnorm_rows, &j);
+    zi_parallel_for(c, rows, grain_for(rows, (size_t)n), rmsnorm_rows, &j);
 }
 
 void zi_op_rmsnorm_heads(zi_ctx *c, float *x, int rows, int n_heads, int head_dim, int ld,
@@ -426,12 +613,12 @@ void zi_op_rmsnorm_heads(zi_ctx *c, float *x, int rows, int n_heads, int head_di
     if (ld == n_heads * head_dim) {
         norm_job j = {x, x, w, head_dim, head_dim, head_dim, eps};
         int nr = rows * n_heads;
-        px_pool_parallel_for(c->pool, nr, grain_for(nr, (size_t)head_dim), rmsnorm_rows, &j);
+        zi_parallel_for(c, nr, grain_for(nr, (size_t)head_dim), rmsnorm_rows, &j);
         return;
     }
     for (int h = 0; h < n_heads; h++) {
         norm_job j = {x + (size_t)h * head_dim, x + (size_t)h * head_dim, w, head_dim, ld, ld, eps};
-        px_pool_parallel_for(c->pool, rows, grain_for(rows, (size_t)head_dim), rmsnorm_rows, &j);
+        zi_parallel_for(c, rows, grain_for(rows, (size_t)head_dim), rmsnorm_rows, &j);
     }
 }
 
@@ -454,7 +641,7 @@ void zi_op_layernorm(zi_ctx *c, const float *x, int rows, int n, int ldx, float 
                      int ldy)
 {
     norm_job j = {x, y, NULL, n, ldx, ldy, eps};
-    px_pool_parallel_for(c->pool, rows, grain_for(rows, (size_t)n), layernorm_rows, &j);
+    zi_parallel_for(c, rows, grain_for(rows, (size_t)n), layernorm_rows, &j);
 }
 
 typedef struct {
@@ -483,7 +670,7 @@ void zi_op_silu(zi_ctx *c, float *x, size_t n)
         size_t m = n - at < ((size_t)1 << 30) ? n - at : (size_t)1 << 30;
         act_job j = {.o = x + at, .n = (int)m};
         int chunks = (int)((m + 4095) / 4096);
-        px_pool_parallel_for(c->pool, chunks, 0, silu_range, &j);
+        zi_parallel_for(c, chunks, 0, silu_range, &j);
     }
 }
 
@@ -501,7 +688,7 @@ void zi_op_swiglu(zi_ctx *c, const float *gate, int ldg, const float *up, int ld
                   int ldo, int rows, int n)
 {
     act_job j = {gate, up, out, ldg, ldu, ldo, n};
-    px_pool_parallel_for(c->pool, rows, grain_for(rows, (size_t)n), swiglu_rows, &j);
+    zi_parallel_for(c, rows, grain_for(rows, (size_t)n), swiglu_rows, &j);
 }
 
 /* --- rotary embeddings -------------------------------------------------------------- */
@@ -569,13 +756,11 @@ void zi_op_rope(zi_ctx *c, float *x, int n_tok, int n_heads, int head_dim, int l
                 const float *cs, zi_rope_mode mode)
 {
     rope_job j = {x, cs, n_heads, head_dim, ld, mode};
-    px_pool_parallel_for(c->pool, n_tok, grain_for(n_tok, (size_t)n_heads * head_dim), rope_rows,
+    zi_parallel_for(c, n_tok, grain_for(n_tok, (size_t)n_heads * head_dim), rope_rows,
                          &j);
 }
 
 /* --- attention -------------------------------------------------------------------- */
-
-#include <immintrin.h>
 
 /* e^x for x <= 0 (x < -87 gives 0): Cephes' polynomial after reduction by
  * ln 2, about 2 ulp, 8 lanes at a time. */
@@ -657,15 +842,6 @@ static void softmax_plain(float *s, int n, float scale)
     for (int i = 0; i < n; i++) s[i] *= inv;
 }
 
-static int have_avx2(void)
-{
-    static int v = -1;
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return v;
-}
 
 typedef struct {
     float *s;
@@ -719,7 +895,7 @@ static int attn_chunk(zi_ctx *c, const zi_attn_args *a, int q0, int qc, int nk, 
         return rc;
     sm_job j = {c->scores.p, nk, qc, q0, a, have_avx2()};
     int rows = a->n_heads * qc;
-    px_pool_parallel_for(c->pool, rows, grain_for(rows, (size_t)nk), softmax_rows, &j);
+    zi_parallel_for(c, rows, grain_for(rows, (size_t)nk), softmax_rows, &j);
     if (!(e = matmul_get(c, &sm, &vm, NULL, &om, 0, &rc, err, errlen))) return rc;
     return matmul_run(c, e, c->scores.p, a->v, NULL, a->o + (size_t)q0 * a->ldo, err, errlen);
 }
@@ -733,7 +909,7 @@ int zi_op_attention(zi_ctx *c, const zi_attn_args *a, char *err, size_t errlen)
                        a->n_heads, a->n_kv_heads);
     if (a->n_q == 0) return 0;
     size_t per_q = (size_t)a->n_heads * a->n_kv;
-    size_t qc = SCORES_FLOATS / per_q;
+    size_t qc = c->score_floats / per_q;
     qc = qc < 16 ? 16 : qc / 16 * 16;
     if (qc > (size_t)a->n_q) qc = (size_t)a->n_q;
     size_t need;

@@ -12,8 +12,9 @@
  * from one row to the next (ld >= the row's width, so views into wider
  * buffers such as the fused q|k|v output work without copies).
  *
- * Threads: oneDNN runs on OpenMP (all cores by default); the element-wise
- * ops and the softmax run on the context's px_pool. Everything that needs
+ * Threads: oneDNN runs on OpenMP (all cores by default, zi_set_threads);
+ * the element-wise ops and the softmax run on the same OpenMP team (or on
+ * a px_pool given to the context). Everything that needs
  * memory while running (oneDNN primitives cached per shape, the widened
  * weight blocks, attention scores) lives in a zi_ctx, which ONE thread uses
  * at a time: give each serving worker its own. The ops never allocate once a
@@ -31,12 +32,25 @@
 
 typedef struct zi_ctx zi_ctx; /* opaque: one thread's workspace */
 
-/* Creates a workspace whose element-wise ops run on pool (NULL: on the
- * calling thread only; px_pool_default() is a good choice). Returns 0,
+/* Creates a workspace. pool NULL (recommended): the element-wise ops run
+ * on the calling thread's OpenMP team, the same threads as oneDNN's
+ * products; a px_pool: they run on it (two sets of threads then take turns
+ * on the cores: measured several times slower on a loaded 2-core machine,
+ * as OpenMP's idle threads spin while the pool works). Returns 0,
  * PX_EUNSUP (no oneDNN CPU engine) or PX_ENOMEM. Caller destroys *out. */
 int zi_ctx_create(px_pool *pool, zi_ctx **out, char *err, size_t errlen);
 void zi_ctx_destroy(zi_ctx *c);
 px_pool *zi_ctx_pool(const zi_ctx *c);
+
+/* Runs fn over [0, n) in chunks of grain (<= 0: a few chunks per thread)
+ * on the context's threads (see zi_ctx_create); returns when all are done.
+ * Chunks must write disjoint outputs. */
+void zi_parallel_for(zi_ctx *c, int n, int grain, px_range_fn fn, void *ctx);
+
+/* The memory attention may use for the scores of one query chunk (at
+ * least 16 queries' worth whatever the cap); 0 = the default, 128 MB, which
+ * measured fastest. Smaller caps mean more, smaller chunks. */
+void zi_ctx_set_score_bytes(zi_ctx *c, size_t bytes);
 
 /* Bytes the context holds now (scratch and cached primitives' scratch). */
 size_t zi_ctx_bytes(const zi_ctx *c);

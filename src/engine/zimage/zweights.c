@@ -28,9 +28,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define ALIGN 64
-#define CHUNK 4096 /* elements per conversion step; a multiple of every GGUF block */
-#define MAX_FILES 256
+#define ALIGN           64
+#define CHUNK           4096 /* elements per conversion step; a multiple of every GGUF block */
+#define SLAB            ((size_t)CHUNK << 10) /* elements between drops of source pages */
+#define MAX_FILES       256
 #define MAX_INDEX_BYTES ((size_t)64 << 20)
 
 typedef struct src_file {
@@ -144,8 +145,11 @@ static void fmt_shape(char *buf, size_t len, int ndim, const int64_t *shape)
 {
     size_t at = (size_t)snprintf(buf, len, "[");
     for (int i = 0; i < ndim && at < len; i++) {
-        if (shape[i] < 0) at += (size_t)snprintf(buf + at, len - at, "%s*", i ? ", " : "");
-        else at += (size_t)snprintf(buf + at, len - at, "%s%lld", i ? ", " : "", (long long)shape[i]);
+        if (shape[i] < 0)
+            at += (size_t)snprintf(buf + at, len - at, "%s*", i ? ", " : "");
+        else
+            at +=
+                (size_t)snprintf(buf + at, len - at, "%s%lld", i ? ", " : "", (long long)shape[i]);
     }
     if (at < len) snprintf(buf + at, len - at, "]");
 }
@@ -185,12 +189,17 @@ static uint16_t f32_to_bf16(float f)
 static size_t enc_offset(const src_tensor *s, size_t i)
 {
     switch (s->enc) {
-    case ENC_F32: return i * 4;
+    case ENC_F32:
+        return i * 4;
     case ENC_BF16:
-    case ENC_F16: return i * 2;
-    case ENC_F64: return i * 8;
-    case ENC_QUANT: return i / zi_gguf_type_block(s->gtype) * zi_gguf_type_size(s->gtype);
-    case ENC_BAD: break;
+    case ENC_F16:
+        return i * 2;
+    case ENC_F64:
+        return i * 8;
+    case ENC_QUANT:
+        return i / zi_gguf_type_block(s->gtype) * zi_gguf_type_size(s->gtype);
+    case ENC_BAD:
+        break;
     }
     return 0;
 }
@@ -212,33 +221,42 @@ static void decode(const src_tensor *s, size_t i, size_t n, float *f)
     px_st_to_f32(&v, f);
 }
 
-/* Writes s's elements as dtype `to` into dst (element offset 0). */
-static void convert(const src_tensor *s, zi_dtype to, void *dst)
+/* Drops the mapped pages wholly inside elements [e0, e1) of s. */
+static void release(const zi_weights *w, const src_tensor *s, size_t e0, size_t e1)
 {
-    if ((s->enc == ENC_F32 && to == ZI_F32) || (s->enc == ENC_BF16 && to == ZI_BF16)) {
-        memcpy(dst, s->data, s->nelem * dtype_size(to));
-        return;
-    }
-    float f[CHUNK];
-    for (size_t i = 0; i < s->nelem; i += CHUNK) {
-        size_t n = s->nelem - i < CHUNK ? s->nelem - i : CHUNK;
-        decode(s, i, n, f);
-        if (to == ZI_F32) memcpy((float *)dst + i, f, n * 4);
-        else
-            for (size_t k = 0; k < n; k++) ((uint16_t *)dst)[i + k] = f32_to_bf16(f[k]);
+    const src_file *f = &w->files[s->file];
+    const uint8_t *p = s->data + enc_offset(s, e0);
+    size_t nbytes = enc_offset(s, e1) - enc_offset(s, e0);
+    if (f->st) {
+        px_st_tensor v = {.data = p, .nbytes = nbytes};
+        px_st_release(f->st, &v);
+    } else if (f->gg) {
+        zi_gguf_release(f->gg, p, nbytes);
     }
 }
 
-static void release(const zi_weights *w, const src_tensor *s)
+/* Writes s's elements as dtype `to` into dst, dropping the source pages
+ * slab by slab behind it: the peak is the store plus one slab, not plus
+ * the largest source tensor (a 778 MB embedding table). */
+static void convert(const zi_weights *w, const src_tensor *s, zi_dtype to, void *dst)
 {
-    const src_file *f = &w->files[s->file];
-    size_t nbytes = enc_offset(s, s->nelem);
-    if (f->st) {
-        px_st_tensor v = {.data = s->data, .nbytes = nbytes};
-        px_st_release(f->st, &v);
-    } else if (f->gg) {
-        zi_gguf_release(f->gg, s->data, nbytes);
+    bool copy = (s->enc == ENC_F32 && to == ZI_F32) || (s->enc == ENC_BF16 && to == ZI_BF16);
+    size_t es = dtype_size(to);
+    float f[CHUNK];
+    for (size_t i0 = 0; i0 < s->nelem; i0 += SLAB) {
+        size_t i1 = s->nelem - i0 < SLAB ? s->nelem : i0 + SLAB;
+        if (copy) memcpy((uint8_t *)dst + i0 * es, s->data + i0 * es, (i1 - i0) * es);
+        for (size_t i = i0; !copy && i < i1; i += CHUNK) {
+            size_t n = i1 - i < CHUNK ? i1 - i : CHUNK;
+            decode(s, i, n, f);
+            if (to == ZI_F32)
+                memcpy((float *)dst + i, f, n * 4);
+            else
+                for (size_t k = 0; k < n; k++) ((uint16_t *)dst)[i + k] = f32_to_bf16(f[k]);
+        }
+        release(w, s, i0, i1);
     }
+    release(w, s, 0, s->nelem); /* the pages straddling slab borders */
 }
 
 static zi_dtype target(const loader *L, const src_tensor *s)
@@ -321,11 +339,11 @@ static int add_gguf(loader *L, char *err, size_t errlen)
         s->file = fi;
         s->type = zi_gguf_type_name(t->type);
         s->gtype = t->type;
-        s->enc = t->type == ZI_GGUF_F32    ? ENC_F32
-                 : t->type == ZI_GGUF_BF16 ? ENC_BF16
-                 : t->type == ZI_GGUF_F16  ? ENC_F16
+        s->enc = t->type == ZI_GGUF_F32            ? ENC_F32
+                 : t->type == ZI_GGUF_BF16         ? ENC_BF16
+                 : t->type == ZI_GGUF_F16          ? ENC_F16
                  : zi_gguf_type_supported(t->type) ? ENC_QUANT
-                                                    : ENC_BAD;
+                                                   : ENC_BAD;
         s->ndim = t->ndim;
         for (int d = 0; d < t->ndim; d++) s->shape[d] = (int64_t)t->ne[t->ndim - 1 - d];
         s->nelem = t->nelem;
@@ -375,8 +393,8 @@ static int map_all(loader *L, mapped **out, int *nout, char *err, size_t errlen)
         if (k == ZI_NAME_SKIP) continue;
         if (k == ZI_NAME_UNKNOWN) {
             if (nunk++ < 8 && at < sizeof list)
-                at += (size_t)snprintf(list + at, sizeof list - at, "%s%.100s", nunk > 1 ? ", " : "",
-                                       L->s[i].name);
+                at += (size_t)snprintf(list + at, sizeof list - at, "%s%.100s",
+                                       nunk > 1 ? ", " : "", L->s[i].name);
             continue;
         }
         memcpy(m[n].name, nm.name, sizeof nm.name);
@@ -408,15 +426,19 @@ static int load_one(loader *L, const mapped *m, int np, char *err, size_t errlen
     const src_tensor *s0 = &L->s[m[0].src];
     for (int i = 0; i < np; i++) {
         const src_tensor *s = &L->s[m[i].src];
+        if (s->enc == ENC_BAD && s->ndim > ZI_MAX_DIMS)
+            return px_errf(err, errlen, PX_EUNSUP, "%s: tensor %s has %d dimensions (at most %d)",
+                           src_path(L, s), s->name, s->ndim, ZI_MAX_DIMS);
         if (s->enc == ENC_BAD)
-            return px_errf(err, errlen, PX_EUNSUP, "%s: tensor %s has %s type %s, which is not loaded",
-                           src_path(L, s), s->name, s->ndim > ZI_MAX_DIMS ? "a >4-D" : "the",
-                           s->type);
+            return px_errf(err, errlen, PX_EUNSUP,
+                           "%s: tensor %s has type %s, which is not loaded (F32, F16, BF16, F64, "
+                           "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K are)",
+                           src_path(L, s), s->name, s->type);
         if (np > 1 && (s->ndim != 2 || s->shape[0] != s0->shape[0] || s->shape[1] != s0->shape[1]))
             return px_errf(err, errlen, PX_ECORRUPT,
-                           "%s: tensor %s: expected a 2-D [%lld, %lld] like %s, found %d-D", src_path(L, s),
-                           s->name, (long long)s0->shape[0], (long long)(s0->ndim > 1 ? s0->shape[1] : 0),
-                           s0->name, s->ndim);
+                           "%s: tensor %s: expected a 2-D [%lld, %lld] like %s, found %d-D",
+                           src_path(L, s), s->name, (long long)s0->shape[0],
+                           (long long)(s0->ndim > 1 ? s0->shape[1] : 0), s0->name, s->ndim);
     }
     entry *e = &L->e[L->ne];
     memset(e, 0, sizeof *e);
@@ -429,15 +451,17 @@ static int load_one(loader *L, const mapped *m, int np, char *err, size_t errlen
     if (m[0].squeeze && e->t.ndim == 4 && e->t.shape[2] == 1 && e->t.shape[3] == 1) e->t.ndim = 2;
     if (!(e->t.name = strdup(m[0].name))) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
     L->ne++;
-    if (np == 1 && ((s0->enc == ENC_F32 && e->t.dtype == ZI_F32) ||
-                    (s0->enc == ENC_BF16 && e->t.dtype == ZI_BF16)) &&
+    if (np == 1 &&
+        ((s0->enc == ENC_F32 && e->t.dtype == ZI_F32) ||
+         (s0->enc == ENC_BF16 && e->t.dtype == ZI_BF16)) &&
         (uintptr_t)s0->data % ALIGN == 0) {
         e->t.data = s0->data;
         L->w->files[s0->file].in_place = true;
     } else {
         size_t bytes;
         if (!px_mul_size(e->t.nelem, dtype_size(e->t.dtype), &bytes))
-            return px_errf(err, errlen, PX_ENOMEM, "%s: tensor %s is too large", src_path(L, s0), m[0].name);
+            return px_errf(err, errlen, PX_ENOMEM, "%s: tensor %s is too large", src_path(L, s0),
+                           m[0].name);
         uint8_t *d = alloc_aligned(bytes);
         if (!d)
             return px_errf(err, errlen, PX_ENOMEM, "%s: out of memory for tensor %s (%zu bytes)",
@@ -446,8 +470,7 @@ static int load_one(loader *L, const mapped *m, int np, char *err, size_t errlen
         e->owned = true;
         for (int i = 0; i < np; i++) {
             const src_tensor *s = &L->s[m[i].src];
-            convert(s, e->t.dtype, d + (size_t)i * s->nelem * dtype_size(e->t.dtype));
-            release(L->w, s);
+            convert(L->w, s, e->t.dtype, d + (size_t)i * s->nelem * dtype_size(e->t.dtype));
         }
     }
     L->w->bytes += e->t.nelem * dtype_size(e->t.dtype);
@@ -472,15 +495,23 @@ static int load_all(loader *L, char *err, size_t errlen)
         const src_tensor *a = &L->s[m[i].src];
         if (m[i].slot < 0 && j > i + 1) {
             const src_tensor *b = &L->s[m[i + 1].src];
-            rc = px_errf(err, errlen, PX_ECORRUPT, "%s: tensor %s appears twice (as %s in %s and %s in %s)",
-                         L->w->path, m[i].name, a->name, src_path(L, a), b->name, src_path(L, b));
-        } else if (m[i].slot >= 0 && (j - i != 3 || m[i].slot != 0 || m[i + 1].slot != 1 || m[i + 2].slot != 2)) {
+            rc = px_errf(err, errlen, PX_ECORRUPT,
+                         "%s: tensor %s appears twice (as %s in %s and %s in %s)", L->w->path,
+                         m[i].name, a->name, src_path(L, a), b->name, src_path(L, b));
+        } else if (m[i].slot >= 0 &&
+                   (j - i != 3 || m[i].slot != 0 || m[i + 1].slot != 1 || m[i + 2].slot != 2)) {
             static const char *const qkv[] = {"to_q", "to_k", "to_v"};
             int have[3] = {0, 0, 0};
             for (int k = i; k < j; k++) have[m[k].slot]++;
-            int bad = !have[0] ? 0 : !have[1] ? 1 : !have[2] ? 2 : have[0] > 1 ? 0 : have[1] > 1 ? 1 : 2;
-            rc = px_errf(err, errlen, PX_ECORRUPT, "%s: tensor %s: the attention's %s weight is %s",
-                         src_path(L, a), m[i].name, qkv[bad], have[bad] ? "there twice" : "missing");
+            int bad = !have[0]      ? 0
+                      : !have[1]    ? 1
+                      : !have[2]    ? 2
+                      : have[0] > 1 ? 0
+                      : have[1] > 1 ? 1
+                                    : 2;
+            rc =
+                px_errf(err, errlen, PX_ECORRUPT, "%s: tensor %s: the attention's %s weight is %s",
+                        src_path(L, a), m[i].name, qkv[bad], have[bad] ? "there twice" : "missing");
         } else {
             rc = load_one(L, &m[i], j - i, err, errlen);
         }
@@ -561,7 +592,8 @@ static char *join(const char *dir, const char *name)
 }
 
 /* Reads a whole small file (at most max bytes). Caller frees *out. */
-static int read_small(const char *path, size_t max, char **out, size_t *len, char *err, size_t errlen)
+static int read_small(const char *path, size_t max, char **out, size_t *len, char *err,
+                      size_t errlen)
 {
     *out = NULL;
     FILE *f = fopen(path, "rb");
@@ -594,9 +626,48 @@ static int cmp_wm(const void *a, const void *b)
     return strcmp(((const wm_entry *)a)->name, ((const wm_entry *)b)->name);
 }
 
-/* Opens the shards an index lists and checks that the index and the shards
- * agree exactly: each listed tensor is in its shard, each shard tensor is
- * listed with that shard, no tensor twice. */
+/* The opened file of a shard name, or nfiles. */
+static int shard_file(const loader *L, const char *shard)
+{
+    int f = 0;
+    while (f < L->w->nfiles && strcmp(strrchr(L->w->files[f].path, '/') + 1, shard)) f++;
+    return f;
+}
+
+/* Checks that the index (wm, n entries) and the opened shards agree
+ * exactly: each listed tensor is in its shard, each shard tensor is listed
+ * with that shard, no tensor twice. */
+static int check_index(const loader *L, const char *ipath, wm_entry *wm, int n, char *err,
+                       size_t errlen)
+{
+    qsort(wm, (size_t)n, sizeof *wm, cmp_wm);
+    for (int i = 1; i < n; i++)
+        if (!strcmp(wm[i - 1].name, wm[i].name))
+            return px_errf(err, errlen, PX_ECORRUPT, "%s: tensor %.100s is listed twice", ipath,
+                           wm[i].name);
+    for (int i = 0; i < n; i++) {
+        int f = shard_file(L, wm[i].shard);
+        if (!px_st_find(L->w->files[f].st, wm[i].name))
+            return px_errf(err, errlen, PX_ECORRUPT,
+                           "%s: tensor %.100s is listed in %s, which does not hold it", ipath,
+                           wm[i].name, L->w->files[f].path);
+    }
+    for (int i = 0; i < L->ns; i++) {
+        wm_entry key = {L->s[i].name, NULL};
+        const wm_entry *e = bsearch(&key, wm, (size_t)n, sizeof *wm, cmp_wm);
+        const char *fp = src_path(L, &L->s[i]);
+        if (!e)
+            return px_errf(err, errlen, PX_ECORRUPT, "%s: tensor %.100s is not in the index %s", fp,
+                           L->s[i].name, ipath);
+        if (strcmp(strrchr(fp, '/') + 1, e->shard))
+            return px_errf(err, errlen, PX_ECORRUPT,
+                           "%s: tensor %.100s is in this shard too, but the index puts it in %s",
+                           fp, L->s[i].name, e->shard);
+    }
+    return 0;
+}
+
+/* Opens the shards an index lists and checks them against it. */
 static int open_index(loader *L, const char *dir, const char *index, char *err, size_t errlen)
 {
     char *text = NULL, *ipath = join(dir, index);
@@ -628,9 +699,7 @@ static int open_index(loader *L, const char *dir, const char *index, char *err, 
             goto fail;
         }
         wm[k] = (wm_entry){e->string, sh};
-        int f = 0; /* open each shard once, in the order first listed */
-        while (f < L->w->nfiles && strcmp(strrchr(L->w->files[f].path, '/') + 1, sh)) f++;
-        if (f == L->w->nfiles) {
+        if (shard_file(L, sh) == L->w->nfiles) { /* each shard opened once */
             char *sp = join(dir, sh);
             if (!sp) goto nomem;
             rc = open_st(L, sp, err, errlen);
@@ -639,36 +708,7 @@ static int open_index(loader *L, const char *dir, const char *index, char *err, 
             rc = PX_ECORRUPT;
         }
     }
-    qsort(wm, (size_t)n, sizeof *wm, cmp_wm);
-    for (int i = 1; i < n; i++)
-        if (!strcmp(wm[i - 1].name, wm[i].name)) {
-            px_errf(err, errlen, rc, "%s: tensor %.100s is listed twice", ipath, wm[i].name);
-            goto fail;
-        }
-    for (int i = 0; i < n; i++) {
-        int f = 0;
-        while (strcmp(strrchr(L->w->files[f].path, '/') + 1, wm[i].shard)) f++;
-        if (!px_st_find(L->w->files[f].st, wm[i].name)) {
-            px_errf(err, errlen, rc, "%s: tensor %.100s is listed in %s, which does not hold it",
-                    ipath, wm[i].name, L->w->files[f].path);
-            goto fail;
-        }
-    }
-    for (int i = 0; i < L->ns; i++) {
-        wm_entry key = {L->s[i].name, NULL};
-        const wm_entry *e = bsearch(&key, wm, (size_t)n, sizeof *wm, cmp_wm);
-        const char *fp = src_path(L, &L->s[i]);
-        if (!e) {
-            px_errf(err, errlen, rc, "%s: tensor %.100s is not in the index %s", fp, L->s[i].name, ipath);
-            goto fail;
-        }
-        if (strcmp(strrchr(fp, '/') + 1, e->shard)) {
-            px_errf(err, errlen, rc, "%s: tensor %.100s is in this shard too, but the index puts it in %s",
-                    fp, L->s[i].name, e->shard);
-            goto fail;
-        }
-    }
-    rc = 0;
+    rc = check_index(L, ipath, wm, n, err, errlen);
     goto fail;
 nomem:
     rc = px_errf(err, errlen, PX_ENOMEM, "out of memory");
@@ -688,7 +728,14 @@ static int open_dir(loader *L, const char *dir, char *err, size_t errlen)
     if (!cfg) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
     int ok = access(cfg, R_OK) == 0;
     free(cfg);
-    if (!ok) return px_errf(err, errlen, PX_EUNSUP, "%s: no config.json: not a Hugging Face component directory", dir);
+    char *idx = join(dir, "model_index.json");
+    int top = idx && access(idx, R_OK) == 0;
+    free(idx);
+    if (!ok)
+        return px_errf(err, errlen, PX_EUNSUP,
+                       "%s: no config.json: not a Hugging Face component directory%s", dir,
+                       top ? " (a pipeline directory: give its transformer/, text_encoder/ or vae/)"
+                           : "");
     DIR *d = opendir(dir);
     if (!d) return px_errf(err, errlen, PX_EIO, "cannot open %s: %s", dir, strerror(errno));
     char index[256] = "", single[256] = "";
@@ -704,7 +751,8 @@ static int open_dir(loader *L, const char *dir, char *err, size_t errlen)
     }
     closedir(d);
     if (nindex > 1)
-        return px_errf(err, errlen, PX_EUNSUP, "%s: %d *.safetensors.index.json files: which one?", dir, nindex);
+        return px_errf(err, errlen, PX_EUNSUP, "%s: %d *.safetensors.index.json files: which one?",
+                       dir, nindex);
     if (nindex) return open_index(L, dir, index, err, errlen);
     if (nsingle != 1)
         return px_errf(err, errlen, PX_EUNSUP, "%s: %s *.safetensors files and no index", dir,
@@ -720,7 +768,8 @@ int zi_weights_open(const char *path, zi_part part, const zi_load_opts *opts, zi
                     char *err, size_t errlen)
 {
     *out = NULL;
-    loader L = {.part = part, .to_other = opts ? opts->convert_to : ZI_F32,
+    loader L = {.part = part,
+                .to_other = opts ? opts->convert_to : ZI_F32,
                 .keep_bf16 = opts && opts->keep_bf16};
     if ((int)part < ZI_PART_DIT || (int)part > ZI_PART_VAE ||
         (L.to_other != ZI_F32 && L.to_other != ZI_BF16))
@@ -733,9 +782,12 @@ int zi_weights_open(const char *path, zi_part part, const zi_load_opts *opts, zi
     L.w = w;
     struct stat sb;
     int rc;
-    if (stat(path, &sb) != 0) rc = px_errf(err, errlen, PX_EIO, "cannot open %s: %s", path, strerror(errno));
-    else if (S_ISDIR(sb.st_mode)) rc = open_dir(&L, path, err, errlen);
-    else rc = open_file(&L, path, err, errlen);
+    if (stat(path, &sb) != 0)
+        rc = px_errf(err, errlen, PX_EIO, "cannot open %s: %s", path, strerror(errno));
+    else if (S_ISDIR(sb.st_mode))
+        rc = open_dir(&L, path, err, errlen);
+    else
+        rc = open_file(&L, path, err, errlen);
     if (!rc) rc = load_all(&L, err, errlen);
     if (!rc) rc = finish(&L, err, errlen);
     for (int i = 0; i < L.ne; i++) {
