@@ -18,7 +18,6 @@
  */
 #include "core/clock.h"
 #include "core/err.h"
-#include "core/pool.h"
 #include "core/proc.h"
 #include "engine/safetensors.h"
 #include "engine/zimage/sampler.h"
@@ -115,10 +114,7 @@ int main(int argc, char **argv)
         }
     }
     if (!path) return fprintf(stderr, "zimage_vae_bench: give the VAE weights\n"), 2;
-    if (threads > 0) {
-        zi_set_threads(threads);
-        px_pool_set_default_threads(threads);
-    }
+    if (threads > 0) zi_set_threads(threads);
     char err[512];
     zi_weights *w = NULL;
     zi_vae *v = NULL;
@@ -127,8 +123,7 @@ int main(int argc, char **argv)
     int64_t t0 = px_now_ns();
     if (zi_weights_open(path, ZI_PART_VAE, NULL, &w, err, sizeof err) ||
         zi_vae_config_from_weights(w, &cfg, err, sizeof err) ||
-        zi_vae_create(w, &cfg, &v, err, sizeof err) ||
-        zi_ctx_create(px_pool_default(), &ctx, err, sizeof err)) {
+        zi_vae_create(w, &cfg, &v, err, sizeof err) || zi_ctx_create(NULL, &ctx, err, sizeof err)) {
         fprintf(stderr, "zimage_vae_bench: %s\n", err);
         return 1;
     }

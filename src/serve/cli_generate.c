@@ -8,7 +8,6 @@
 
 #include "core/clock.h"
 #include "core/err.h"
-#include "core/pool.h"
 #include "engine/safetensors.h"
 #include "engine/zimage/sampler.h"
 #include "engine/zimage/zimage.h"
@@ -252,10 +251,7 @@ int px_cli_generate(int argc, char **argv)
     gen_args a;
     int status;
     if (parse_args(&a, argc, argv, &status)) return status;
-    if (a.threads > 0) {
-        zi_set_threads(a.threads);
-        px_pool_set_default_threads(a.threads);
-    }
+    if (a.threads > 0) zi_set_threads(a.threads);
     char err[1024];
     zi_model *m = NULL;
     float *lat = NULL;

@@ -11,7 +11,6 @@
  * from round(255 * reference).
  */
 #include "core/err.h"
-#include "core/pool.h"
 #include "engine/safetensors.h"
 #include "engine/zimage/sampler.h"
 #include "engine/zimage/vae.h"
@@ -80,7 +79,7 @@ static double check_decode(const char *wpath, const zi_vae_config *cfg, const ch
         px_tfail(__FILE__, __LINE__, "open %s: %s", wpath, err);
     if (zi_vae_create(w, cfg, &v, err, sizeof err)) px_tfail(__FILE__, __LINE__, "%s", err);
     zi_weights_close(w); /* the decoder keeps its own copies */
-    T_EQ_INT(zi_ctx_create(px_pool_default(), &ctx, err, sizeof err), 0);
+    T_EQ_INT(zi_ctx_create(NULL, &ctx, err, sizeof err), 0);
     T_EQ_INT(px_st_open(stages, &st, err, sizeof err), 0);
     const px_st_tensor *lt = px_st_find(st, latname);
     T_TRUE(lt != NULL && lt->ndim == 4);
@@ -169,7 +168,7 @@ TEST(t_shape_errors)
     /* And the good config binds, decodes deterministically, refuses a 0 size. */
     T_EQ_INT(zi_vae_create(w, &cfg, &v, err, sizeof err), 0);
     zi_ctx *ctx;
-    T_EQ_INT(zi_ctx_create(px_pool_default(), &ctx, err, sizeof err), 0);
+    T_EQ_INT(zi_ctx_create(NULL, &ctx, err, sizeof err), 0);
     float lat[16 * 3 * 5], a[24 * 40 * 3], b[24 * 40 * 3];
     zi_sampler_noise(4, lat, 16 * 3 * 5);
     T_EQ_INT(zi_vae_decode_float(v, ctx, lat, 3, 5, a, err, sizeof err), 0);

@@ -260,7 +260,7 @@ size_t zi_vae_weight_bytes(const zi_vae *v)
     return v->bytes;
 }
 
-/* --- element-wise work on the pool ------------------------------------------------- */
+/* --- element-wise work on the context's threads (zi_parallel_for) ---------------- */
 
 /* Pixel rows of an h x w x c activation, written into a plain buffer or the
  * interior of a padded one ((h+2) x (w+2) x c). */
@@ -339,7 +339,7 @@ static void gn_apply_fn(void *ctx, int begin, int end)
 /* dst = [silu](groupnorm(x)) for an h x w x c activation; statistics in
  * double over chunks whose partial sums are added in a fixed order (the
  * result does not depend on the threads). */
-static int group_norm(px_pool *pool, const float *x, int h, int w, const gnorm *n, int groups,
+static int group_norm(zi_ctx *ctx, const float *x, int h, int w, const gnorm *n, int groups,
                       float eps, float *dst, int padded, int silu)
 {
     int c = n->c;
@@ -361,7 +361,7 @@ static int group_norm(px_pool *pool, const float *x, int h, int w, const gnorm *
                 .padded = padded,
                 .silu = silu,
                 .w = w};
-    px_pool_parallel_for(pool, GN_CHUNKS, 1, gn_stats_fn, &j);
+    zi_parallel_for(ctx, GN_CHUNKS, 1, gn_stats_fn, &j);
     int cg = c / groups;
     double cnt = (double)j.npix * cg;
     for (int g = 0; g < groups; g++) {
@@ -377,7 +377,7 @@ static int group_norm(px_pool *pool, const float *x, int h, int w, const gnorm *
             ab[c + i] = (float)(n->b[i] - mean * rstd * n->g[i]);
         }
     }
-    px_pool_parallel_for(pool, h, 0, gn_apply_fn, &j);
+    zi_parallel_for(ctx, h, 0, gn_apply_fn, &j);
     if (padded) zero_border(dst, h, w, c);
     free(part);
     free(ab);
@@ -411,7 +411,6 @@ enum { B_X0, B_X1, B_P, B_N, B_OUT = B_N };
 typedef struct walk {
     zi_vae *v;
     zi_ctx *ctx;
-    px_pool *pool;
     int run; /* 0: only size the buffers (need) */
     size_t need[B_N];
     float *b[B_N + 1]; /* + B_OUT: the caller's output */
@@ -470,7 +469,7 @@ static int w_norm(walk *s, int src, const gnorm *n, int dst, int padded, int sil
 {
     int p = padded ? 2 : 0;
     if (!s->run) return use(s, dst, (size_t)s->h + p, (size_t)s->w + p, (size_t)n->c);
-    if (group_norm(s->pool, s->b[src], s->h, s->w, n, s->v->cfg.groups, s->v->cfg.eps, s->b[dst],
+    if (group_norm(s->ctx, s->b[src], s->h, s->w, n, s->v->cfg.groups, s->v->cfg.eps, s->b[dst],
                    padded, silu))
         return px_errf(s->err, s->errlen, PX_ENOMEM, "out of memory");
     return 0;
@@ -535,7 +534,7 @@ static int w_upsample(walk *s, px_conv_weights *cw)
         rc = use(s, B_P, (size_t)2 * s->h + 2, (size_t)2 * s->w + 2, (size_t)s->c);
     } else {
         up_job j = {.x = s->b[s->x], .dst = s->b[B_P], .w = s->w, .c = s->c};
-        px_pool_parallel_for(s->pool, 2 * s->h, 0, upsample_fn, &j);
+        zi_parallel_for(s->ctx, 2 * s->h, 0, upsample_fn, &j);
         zero_border(s->b[B_P], 2 * s->h, 2 * s->w, s->c);
         rc = 0;
     }
@@ -609,8 +608,7 @@ int zi_vae_decode_float(zi_vae *v, zi_ctx *ctx, const float *latent, int h, int 
 {
     int rc = check_size(v, h, w, err, errlen);
     if (rc) return rc;
-    walk s = {
-        .v = v, .ctx = ctx, .pool = zi_ctx_pool(ctx), .h = h, .w = w, .err = err, .errlen = errlen};
+    walk s = {.v = v, .ctx = ctx, .h = h, .w = w, .err = err, .errlen = errlen};
     if ((rc = w_decoder(&s, NULL))) return rc;
     for (int i = 0; i < B_N; i++)
         if (!(s.b[i] = px_alloc_array(s.need[i], sizeof(float)))) {
@@ -623,7 +621,7 @@ int zi_vae_decode_float(zi_vae *v, zi_ctx *ctx, const float *latent, int h, int 
         rc = px_errf(err, errlen, PX_EUNSUP, "oneDNN: cannot create a stream");
         goto done;
     }
-    px_conv_stream_set_pool(s.stream, s.pool);
+    px_conv_stream_set_pool(s.stream, zi_ctx_pool(ctx)); /* NULL: the calling thread */
     s.run = 1;
     s.h = h;
     s.w = w;

@@ -1,6 +1,6 @@
 /*
  * vae.h — the FLUX autoencoder's decoder on the CPU (oneDNN convolutions
- * through the LaMa engine's conv backend, the rest on a px_pool): latents
+ * through the LaMa engine's conv backend, the rest on the zi_ctx's threads): latents
  * (1, C, h, w) fp32 in, an RGB image of (f*h) x (f*w) out, f = 2^(levels-1)
  * (8 for FLUX).
  *
@@ -49,7 +49,7 @@ size_t zi_vae_activation_bytes(const zi_vae *v, int h, int w);
 
 /* Decodes latent (C x h x w, NCHW as the sampler holds it) into rgb, a
  * caller array of (f*h) * (f*w) * 3 floats (HWC) in [0, 1]. ctx is the
- * calling thread's workspace (zops.h: the attention, and its pool runs the
+ * calling thread's workspace (zops.h: the attention, and its threads run the
  * element-wise work). Activation buffers are allocated for the call and
  * freed before it returns. Returns 0, PX_EINVAL (size), PX_ENOMEM or
  * PX_EUNSUP (a backend failure). */

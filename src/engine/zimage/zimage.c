@@ -232,7 +232,7 @@ int zi_model_open(const zi_model_paths *p, const zi_model_opts *o, zi_model **ou
                        "tokenizer files");
     zi_model *m = calloc(1, sizeof *m);
     if (!m) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
-    m->pool = o && o->pool ? o->pool : px_pool_default();
+    m->pool = o ? o->pool : NULL;
     comp_paths cp;
     int rc;
     if ((rc = load_configs(m, p, &cp, err, errlen)) ||

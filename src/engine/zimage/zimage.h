@@ -53,7 +53,7 @@ typedef struct zi_model_paths {
 
 typedef struct zi_model_opts {
     int keep_bf16; /* 1: BF16 weights stay BF16 (half the memory; exact) */
-    px_pool *pool; /* element-wise work of temporary contexts (NULL: default pool) */
+    px_pool *pool; /* element-wise work of temporary contexts (NULL, best: OpenMP) */
 } zi_model_opts;
 
 /* Opens every component and checks configs against tensors. opts may be
