@@ -72,7 +72,7 @@ static void on_step(void *user, int step, int steps, double ms)
 /* The reference's run from its own initial latents and our token ids. */
 TEST(t_matches_reference)
 {
-    char dir[600], cmd[2048], path[700], err[512] = "";
+    char dir[600], cmd[16384], path[700], err[512] = "";
     make_model(dir, sizeof dir);
     zi_tok *tok;
     T_EQ_INT(zi_tok_load(dir, &tok, err, sizeof err), 0);
