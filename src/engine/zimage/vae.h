@@ -43,6 +43,13 @@ int zi_vae_factor(const zi_vae *v);
 /* Bytes of weights the decoder holds. */
 size_t zi_vae_weight_bytes(const zi_vae *v);
 
+/* The most memory a band of convolution input rows may take (0: the
+ * default, 64 MiB): 3x3 convolutions run on bands of rows of their padded
+ * input, so that no whole normalised or upsampled copy of an activation is
+ * held. Smaller bands save memory and cost some speed; for tests. Not
+ * while a decode runs. */
+void zi_vae_set_band_bytes(zi_vae *v, size_t bytes);
+
 /* Bytes of activation buffers a decode of an h x w latent allocates (the
  * ping-pong plan; oneDNN's scratchpads come on top). 0 on overflow. */
 size_t zi_vae_activation_bytes(const zi_vae *v, int h, int w);
