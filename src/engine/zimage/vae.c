@@ -410,7 +410,7 @@ static int gn_coeffs(zi_ctx *ctx, const float *x, int h, int w, const gnorm *n, 
 
 /* --- the walk over the network ------------------------------------------------------ */
 
-enum { B_X0, B_X1, B_P, B_N, B_OUT = B_N };
+enum { B_X0, B_X1, B_P, B_O, B_N, B_OUT = B_N }; /* B_O: two band outputs */
 
 typedef struct walk {
     zi_vae *v;
@@ -479,14 +479,13 @@ static int band_rows(const walk *s, int h, int w, int c)
 /*
  * dst (h x w x cout) [+]= conv3x3(src's rows, zero-padded by one): a band of
  * rows at a time, made into P with the row above and below, then convolved
- * into its rows of dst. whole: one band (dst may then be what the rows are
- * made from; with bands it must not be, as a band's output would overwrite
- * the next band's rows).
+ * into its rows of dst (which must not be what the rows are made from: a
+ * band's output would overwrite the next band's rows).
  */
 static int w_rows_conv(walk *s, const rows_src *src, px_conv_weights *cw, int cout, int dst,
-                       bool acc, bool whole)
+                       bool acc)
 {
-    int h = src->h, w = src->w, rows = whole ? h : band_rows(s, h, w, src->c), rc;
+    int h = src->h, w = src->w, rows = band_rows(s, h, w, src->c), rc;
     if (!s->run) {
         if ((rc = use(s, B_P, (size_t)rows + 2, (size_t)w + 2, (size_t)src->c))) return rc;
         return use(s, dst, (size_t)h, (size_t)w, (size_t)cout);
@@ -503,7 +502,7 @@ static int w_rows_conv(walk *s, const rows_src *src, px_conv_weights *cw, int co
 
 /* dst [+]= conv3x3(silu(gn(src))). */
 static int w_norm_conv(walk *s, int src, const gnorm *n, px_conv_weights *cw, int cout, int dst,
-                       bool acc, bool whole)
+                       bool acc)
 {
     rows_src rs = {.fn = row_norm, .h = s->h, .w = s->w, .c = n->c, .x = s->b[src], .silu = 1};
     float *ab = NULL;
@@ -516,21 +515,57 @@ static int w_norm_conv(walk *s, int src, const gnorm *n, px_conv_weights *cw, in
         rs.a = ab;
         rs.b = ab + n->c;
     }
-    int rc = w_rows_conv(s, &rs, cw, cout, dst, acc, whole);
+    int rc = w_rows_conv(s, &rs, cw, cout, dst, acc);
     free(ab);
     return rc;
 }
 
-/* Y = conv1(X); then X += conv2(Y) in bands, or, when the channels change,
- * Y = conv2(Y) + shortcut(X) with Y's normalised copy made whole first. */
+/* Y = conv2(silu(gn2(Y))) + shortcut(X) in bands. A band's output cannot
+ * go straight into Y: the next band's rows read its last row. So it goes to
+ * one of two band buffers in O and is copied into Y once the next band's
+ * rows are made. */
+static int w_shortcut_out(walk *s, const resnet *r, int y)
+{
+    /* A third of the usual band: its input and two outputs fit in one. */
+    int h = s->h, w = s->w, cout = r->cout, rows = band_rows(s, h, w, cout), rc = 0;
+    if (rows < h) rows = rows / 3 > BAND_MIN_ROWS ? rows / 3 : BAND_MIN_ROWS;
+    size_t band = (size_t)rows * w * cout, rowf = (size_t)w * cout;
+    if (!s->run) {
+        if ((rc = use(s, B_P, (size_t)rows + 2, (size_t)w + 2, (size_t)cout))) return rc;
+        return use(s, B_O, rows < h ? 2 : 1, band, 1);
+    }
+    float *ab = malloc((size_t)2 * cout * sizeof *ab), *o[2] = {s->b[B_O], s->b[B_O] + band};
+    if (!ab || gn_coeffs(s->ctx, s->b[y], h, w, &r->n2, s->v->cfg.groups, s->v->cfg.eps, ab)) {
+        free(ab);
+        return px_errf(s->err, s->errlen, PX_ENOMEM, "out of memory");
+    }
+    rows_src rs = {.fn = row_norm, .h = h, .w = w, .c = cout, .x = s->b[y], .a = ab,
+                   .b = ab + cout, .silu = 1};
+    int prev_r0 = 0, prev_n = 0, k = 0;
+    for (int r0 = 0; r0 < h && !rc; r0 += rows, k ^= 1) {
+        int n = h - r0 < rows ? h - r0 : rows;
+        fill_job j = {.src = &rs, .dst = s->b[B_P], .r0 = r0 - 1, .padded = 1};
+        zi_parallel_for(s->ctx, n + 2, 0, fill_fn, &j);
+        if (prev_n)
+            memcpy(s->b[y] + prev_r0 * rowf, o[k ^ 1], prev_n * rowf * sizeof(float));
+        if (!(rc = conv_run(s, r->c2, s->b[B_P], n + 2, w + 2, o[k], false)))
+            rc = conv_run(s, r->sc, s->b[s->x] + (size_t)r0 * w * r->cin, n, w, o[k], true);
+        prev_r0 = r0;
+        prev_n = n;
+    }
+    if (!rc) memcpy(s->b[y] + prev_r0 * rowf, o[k ^ 1], prev_n * rowf * sizeof(float));
+    free(ab);
+    return rc;
+}
+
+/* Y = conv1(X); then X += conv2(Y), or, when the channels change, Y =
+ * conv2(Y) + shortcut(X) and swap. */
 static int w_resnet(walk *s, const resnet *r)
 {
     int rc, y = other(s);
-    if ((rc = w_norm_conv(s, s->x, &r->n1, r->c1, r->cout, y, false, false))) return rc;
-    if (!r->sc) return w_norm_conv(s, y, &r->n2, r->c2, r->cout, s->x, true, false);
-    if ((rc = w_norm_conv(s, y, &r->n2, r->c2, r->cout, y, false, true))) return rc;
-    if (!s->run) rc = use(s, y, (size_t)s->h, (size_t)s->w, (size_t)r->cout);
-    else rc = conv_run(s, r->sc, s->b[s->x], s->h, s->w, s->b[y], true);
+    if ((rc = w_norm_conv(s, s->x, &r->n1, r->c1, r->cout, y, false))) return rc;
+    if (!r->sc) return w_norm_conv(s, y, &r->n2, r->c2, r->cout, s->x, true);
+    rc = w_shortcut_out(s, r, y);
     s->x = y;
     s->c = r->cout;
     return rc;
@@ -581,7 +616,7 @@ static int w_upsample(walk *s, px_conv_weights *cw)
     s->h *= 2;
     s->w *= 2;
     s->x = y;
-    return w_rows_conv(s, &rs, cw, s->c, y, false, false);
+    return w_rows_conv(s, &rs, cw, s->c, y, false);
 }
 
 /* The whole decoder; the RGB result (before the final mapping) into B_OUT. */
@@ -593,7 +628,7 @@ static int w_decoder(walk *s, const float *latent)
     rows_src z = {.fn = row_latent, .h = s->h, .w = s->w, .c = c->latent_channels, .x = latent,
                   .scale = c->scaling_factor, .shift = c->shift_factor};
     s->x = B_X0;
-    if ((rc = w_rows_conv(s, &z, v->conv_in, top, s->x, false, false))) return rc;
+    if ((rc = w_rows_conv(s, &z, v->conv_in, top, s->x, false))) return rc;
     s->c = top;
     if ((rc = w_resnet(s, &v->mid[0])) || (rc = w_attention(s)) || (rc = w_resnet(s, &v->mid[1])))
         return rc;
@@ -602,7 +637,7 @@ static int w_decoder(walk *s, const float *latent)
             if ((rc = w_resnet(s, &v->up[i * per + j]))) return rc;
         if (i < L - 1 && (rc = w_upsample(s, v->upconv[i]))) return rc;
     }
-    return w_norm_conv(s, s->x, &v->norm_out, v->conv_out, 3, B_OUT, false, false);
+    return w_norm_conv(s, s->x, &v->norm_out, v->conv_out, 3, B_OUT, false);
 }
 
 static int check_size(const zi_vae *v, int h, int w, char *err, size_t errlen)
@@ -619,7 +654,8 @@ size_t zi_vae_activation_bytes(const zi_vae *v, int h, int w)
     if (check_size(v, h, w, NULL, 0)) return 0;
     walk s = {.v = (zi_vae *)v, .h = h, .w = w};
     if (w_decoder(&s, NULL)) return 0;
-    size_t n = s.need[B_X0] + s.need[B_X1] + s.need[B_P];
+    size_t n = 0;
+    for (int i = 0; i < B_N; i++) n += s.need[i];
     return n * sizeof(float);
 }
 
@@ -631,9 +667,9 @@ int zi_vae_decode_float(zi_vae *v, zi_ctx *ctx, const float *latent, int h, int 
     walk s = {.v = v, .ctx = ctx, .h = h, .w = w, .err = err, .errlen = errlen};
     if ((rc = w_decoder(&s, NULL))) return rc;
     for (int i = 0; i < B_N; i++)
-        if (!(s.b[i] = px_alloc_array(s.need[i], sizeof(float)))) {
+        if (!(s.b[i] = px_alloc_array(s.need[i] ? s.need[i] : 1, sizeof(float)))) {
             rc = px_errf(err, errlen, PX_ENOMEM, "VAE: out of memory for %zu MB of activations",
-                         (s.need[B_X0] + s.need[B_X1] + s.need[B_P]) * sizeof(float) >> 20);
+                         zi_vae_activation_bytes(v, h, w) >> 20);
             goto done;
         }
     s.b[B_OUT] = rgb;
