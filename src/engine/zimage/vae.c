@@ -3,24 +3,28 @@
  *
  * Layout: activations are NHWC float32 (what the conv backend, conv.h,
  * wants), batch 1. That backend pads only bottom/right, so every 3x3 'same'
- * convolution reads a copy of its input with a one-pixel zero border; the
- * copy is never a separate pass: the GroupNorm+SiLU before each convolution,
- * the nearest x2 upsampling and the latent scaling write straight into the
- * interior of that padded buffer.
+ * convolution reads its input with a one-pixel zero border added. That
+ * input is never a whole tensor: it is made a band of rows at a time (the
+ * band's rows plus the one above and below) into the padded band buffer P
+ * by the op before the convolution — GroupNorm+SiLU (statistics over the
+ * whole activation first), nearest x2 upsampling, or the latent scaling —
+ * and the band is convolved into its rows of the output.
  *
- * Memory: three buffers for a whole decode, sized by a dry run of the same
+ * Memory: four buffers for a whole decode, sized by a dry run of the same
  * walk over the network (walk.run = 0): the activation X, the other one Y
- * (they swap when a layer's output cannot overwrite its input), and the
- * padded buffer P. A resnet is
- *     P = pad(silu(gn1(X))); Y = conv1(P); P = pad(silu(gn2(Y)));
- *     X = conv2(P) + X                        (same channels: in place)
- *     Y = conv2(P) + shortcut(X); swap        (channels change)
- * so at 1024x1024 the peak is the 256-channel level-2 upsampling: its
- * 1024^2 x 256 output (1 GiB) beside the padded input (1.03 GiB) and the
- * 512^2 x 512 activation it came from (0.5 GiB); activation_bytes() tells.
- * The attention's q, k, v live in P, its output in Y, and its score tiles
- * in the zi_ctx (zops.h computes them a chunk of queries at a time), so
- * 16384 positions never need a 16384^2 matrix.
+ * (they swap when a layer's output cannot overwrite its input), the band
+ * buffer P (64 MiB, zi_vae_set_band_bytes) and O. A resnet is
+ *     Y = conv1(silu(gn1(X)))                 (bands of X's rows)
+ *     X = conv2(silu(gn2(Y))) + X             (same channels: in place)
+ *     Y = conv2(silu(gn2(Y))) + shortcut(X)   (channels change; swap)
+ * where the last one's bands go through O (two band outputs), because a
+ * band written straight into Y would overwrite the row the next band needs.
+ * At 1024x1024 the peak is the 256-channel level-2 upsampling's 1024^2 output
+ * (1 GiB) beside the 512^2 x 512 activation it came from (0.5 GiB): 1673 MiB
+ * in all (2564 MiB when the whole padded input was made at once);
+ * zi_vae_activation_bytes() tells. The attention's q, k, v live in P, its
+ * output in Y, its score tiles in the zi_ctx (zops.h computes them a chunk
+ * of queries at a time), so 16384 positions never need a 16384^2 matrix.
  *
  * oneDNN primitives are created per decode (their creation is milliseconds
  * against the seconds of a decode); weights are converted to oneDNN's layout
@@ -64,7 +68,7 @@ struct zi_vae {
 };
 
 #define BAND_DEFAULT_BYTES ((size_t)64 << 20)
-#define BAND_MIN_ROWS 4
+#define BAND_MIN_ROWS      4
 
 /* --- binding the weights ------------------------------------------------------------ */
 
@@ -341,8 +345,10 @@ static void fill_fn(void *ctx, int begin, int end)
             memset(d + (size_t)(s->w + 1) * c, 0, c * sizeof *d);
             d += c;
         }
-        if (r < 0 || r >= s->h) memset(d, 0, (size_t)s->w * c * sizeof *d);
-        else s->fn(s, r, d);
+        if (r < 0 || r >= s->h)
+            memset(d, 0, (size_t)s->w * c * sizeof *d);
+        else
+            s->fn(s, r, d);
     }
 }
 
@@ -539,15 +545,20 @@ static int w_shortcut_out(walk *s, const resnet *r, int y)
         free(ab);
         return px_errf(s->err, s->errlen, PX_ENOMEM, "out of memory");
     }
-    rows_src rs = {.fn = row_norm, .h = h, .w = w, .c = cout, .x = s->b[y], .a = ab,
-                   .b = ab + cout, .silu = 1};
+    rows_src rs = {.fn = row_norm,
+                   .h = h,
+                   .w = w,
+                   .c = cout,
+                   .x = s->b[y],
+                   .a = ab,
+                   .b = ab + cout,
+                   .silu = 1};
     int prev_r0 = 0, prev_n = 0, k = 0;
     for (int r0 = 0; r0 < h && !rc; r0 += rows, k ^= 1) {
         int n = h - r0 < rows ? h - r0 : rows;
         fill_job j = {.src = &rs, .dst = s->b[B_P], .r0 = r0 - 1, .padded = 1};
         zi_parallel_for(s->ctx, n + 2, 0, fill_fn, &j);
-        if (prev_n)
-            memcpy(s->b[y] + prev_r0 * rowf, o[k ^ 1], prev_n * rowf * sizeof(float));
+        if (prev_n) memcpy(s->b[y] + prev_r0 * rowf, o[k ^ 1], prev_n * rowf * sizeof(float));
         if (!(rc = conv_run(s, r->c2, s->b[B_P], n + 2, w + 2, o[k], false)))
             rc = conv_run(s, r->sc, s->b[s->x] + (size_t)r0 * w * r->cin, n, w, o[k], true);
         prev_r0 = r0;
@@ -582,13 +593,13 @@ static int w_attention(walk *s)
         return use(s, B_P, 3, (size_t)n, (size_t)c);
     }
     float *ab = malloc((size_t)2 * c * sizeof *ab);
-    if (!ab || gn_coeffs(s->ctx, s->b[s->x], s->h, s->w, &v->attn_norm, v->cfg.groups,
-                         v->cfg.eps, ab)) {
+    if (!ab ||
+        gn_coeffs(s->ctx, s->b[s->x], s->h, s->w, &v->attn_norm, v->cfg.groups, v->cfg.eps, ab)) {
         free(ab);
         return px_errf(s->err, s->errlen, PX_ENOMEM, "out of memory");
     }
-    rows_src rs = {.fn = row_norm, .h = s->h, .w = s->w, .c = c, .x = s->b[s->x], .a = ab,
-                   .b = ab + c};
+    rows_src rs = {
+        .fn = row_norm, .h = s->h, .w = s->w, .c = c, .x = s->b[s->x], .a = ab, .b = ab + c};
     fill_job j = {.src = &rs, .dst = s->b[y], .r0 = 0, .padded = 0};
     zi_parallel_for(s->ctx, s->h, 0, fill_fn, &j);
     free(ab);
@@ -600,8 +611,19 @@ static int w_attention(walk *s)
         (rc = zi_op_matmul(s->ctx, h, n, c, c, v->wv, ZI_F32, c, v->bv, vv, c, 0, s->err,
                            s->errlen)))
         return rc;
-    zi_attn_args a = {.q = q, .k = k, .v = vv, .ldq = c, .ldk = c, .ldv = c, .o = h, .ldo = c,
-                      .n_q = n, .n_kv = n, .n_heads = 1, .n_kv_heads = 1, .head_dim = c,
+    zi_attn_args a = {.q = q,
+                      .k = k,
+                      .v = vv,
+                      .ldq = c,
+                      .ldk = c,
+                      .ldv = c,
+                      .o = h,
+                      .ldo = c,
+                      .n_q = n,
+                      .n_kv = n,
+                      .n_heads = 1,
+                      .n_kv_heads = 1,
+                      .head_dim = c,
                       .scale = 1.0f / sqrtf((float)c)};
     if ((rc = zi_op_attention(s->ctx, &a, s->err, s->errlen))) return rc;
     return zi_op_matmul(s->ctx, h, n, c, c, v->wo, ZI_F32, c, v->bo, s->b[s->x], c, ZI_LIN_ACCUM,
@@ -625,8 +647,13 @@ static int w_decoder(walk *s, const float *latent)
     zi_vae *v = s->v;
     const zi_vae_config *c = &v->cfg;
     int L = c->nlevels, per = c->layers_per_block + 1, top = c->block_out[L - 1], rc;
-    rows_src z = {.fn = row_latent, .h = s->h, .w = s->w, .c = c->latent_channels, .x = latent,
-                  .scale = c->scaling_factor, .shift = c->shift_factor};
+    rows_src z = {.fn = row_latent,
+                  .h = s->h,
+                  .w = s->w,
+                  .c = c->latent_channels,
+                  .x = latent,
+                  .scale = c->scaling_factor,
+                  .shift = c->shift_factor};
     s->x = B_X0;
     if ((rc = w_rows_conv(s, &z, v->conv_in, top, s->x, false))) return rc;
     s->c = top;
