@@ -150,6 +150,7 @@ static void dit(const char *path, int W, int H, int L, int reps)
     zi_dit_config cf = {0}; /* shapes from the tensors, constants the full model's */
     size_t jn;
     char *js = config_json(path, &jn);
+    if (js) zi_dit_config_default(&cf);
     if (js && zi_dit_config_parse(js, jn, &cf, err, sizeof err)) die("config.json", err);
     free(js);
     if (zi_dit_config_from_weights(w, &cf, err, sizeof err)) die("config", err);
@@ -188,6 +189,7 @@ static void text(const char *path, int L, int reps)
     zi_qwen3_config cf = {0};
     size_t jn;
     char *js = config_json(path, &jn);
+    if (js) zi_qwen3_config_default(&cf);
     if (js && zi_qwen3_config_parse(js, jn, &cf, err, sizeof err)) die("config.json", err);
     free(js);
     if (zi_qwen3_config_from_weights(w, &cf, err, sizeof err)) die("config", err);

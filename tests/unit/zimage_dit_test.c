@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PY "/usr/bin/python3 tools/zimage_reference.py"
 #define TOL 1e-4 /* max abs error on outputs of magnitude ~1..5 (fp32 throughout) */
 
 /* A small configuration like the reference's tiny one (TINY in
@@ -49,6 +48,10 @@ static void config_of(const char *dir, zi_weights *w, zi_dit_config *d, zi_qwen3
     static char json[1 << 16];
     size_t n = fread(json, 1, sizeof json, f);
     fclose(f);
+    /* the parsers leave keys the file lacks as they were: start from the
+     * full-size model's values */
+    if (d) zi_dit_config_default(d);
+    if (q) zi_qwen3_config_default(q);
     int rc = d ? zi_dit_config_parse(json, n, d, err, sizeof err)
                : zi_qwen3_config_parse(json, n, q, err, sizeof err);
     if (!rc)
@@ -101,30 +104,34 @@ static double compare(const char *what, const float *a, const float *b, size_t n
 static const int32_t IDS[] = {151644, 872, 198, 9707, 1879, 151645, 198};
 #define NIDS 7
 
-TEST(t_reference)
+/* Writes the tiny bf16 reference model into dir and its stages: st (7
+ * tokens, 64x48, two steps, every encoder layer) and cfg (40 prompt tokens
+ * and a 5-token negative with cfg 2.5, 96x64, one step). make and run in one
+ * interpreter: torch's import is most of the time. */
+static void make_reference(const char *dir)
 {
-    char dir[512], cmd[2048], path[600], err[512] = "";
-    snprintf(dir, sizeof dir, "%s/m", px_test_tmpdir());
+    char cmd[4096];
     snprintf(cmd, sizeof cmd,
-             PY " make %s --config tiny --layouts hf,single --dtype bf16 --seed 3 && " PY
-                " run %s/hf --ids 151644,872,198,9707,1879,151645,198 --width 64 --height 48 "
-                "--steps 2 --seed 1 --dump-encoder --out %s/st.safetensors",
-             dir, dir, dir);
+             "/usr/bin/python3 -c \"import sys; sys.path.insert(0, 'tools'); "
+             "import zimage_reference as z; "
+             "sys.argv = ['z', 'make', '%s', '--config', 'tiny', '--layouts', 'hf,single', "
+             "'--dtype', 'bf16', '--seed', '3']; z.main(); "
+             "sys.argv = ['z', 'run', '%s/hf', '--ids', '151644,872,198,9707,1879,151645,198', "
+             "'--width', '64', '--height', '48', '--steps', '2', '--seed', '1', '--dump-encoder', "
+             "'--out', '%s/st.safetensors']; z.main(); "
+             "sys.argv = ['z', 'run', '%s/hf', '--ids', ','.join(str(i * 3779 %% 151936) for i in range(40)), "
+             "'--neg-ids', '151644,872,198,151645,198', '--cfg', '2.5', '--width', '96', '--height', '64', "
+             "'--steps', '1', '--seed', '2', '--out', '%s/cfg.safetensors']; z.main()\"",
+             dir, dir, dir, dir, dir);
     sh(cmd);
-    snprintf(path, sizeof path, "%s/st.safetensors", dir);
-    px_st *st = NULL;
-    T_EQ_INT(px_st_open(path, &st, err, sizeof err), 0);
-    zi_dit_config dc;
-    zi_qwen3_config qc;
-    zi_ctx *c = NULL;
-    T_EQ_INT(zi_ctx_create(NULL, &c, err, sizeof err), 0);
+}
 
-    /* the encoder, layer by layer: a model of k+1 layers ends with layer k-1's output */
-    snprintf(path, sizeof path, "%s/hf/text_encoder", dir);
-    zi_weights *tw = open_part(path, ZI_PART_TEXT, 1);
-    config_of(path, tw, NULL, &qc);
-    T_EQ_INT(qc.n_layers, 3);
-    T_EQ_INT(zi_weights_find(tw, "layers.0.mlp.up_proj.weight")->dtype, ZI_BF16);
+/* Every encoder layer (a model of k+1 layers ends with layer k-1's output)
+ * and the features. */
+static void check_encoder(zi_weights *tw, const zi_qwen3_config *qcp, const px_st *st, zi_ctx *c)
+{
+    char err[512] = "";
+    zi_qwen3_config qc = *qcp;
     float feats[NIDS * 32];
     for (int k = 1; k <= qc.n_layers; k++) {
         zi_qwen3_config q = qc;
@@ -146,15 +153,16 @@ TEST(t_reference)
     T_CMP_DBL(compare("text.features", feats, fref, NIDS * 32), <=, TOL);
     free(fref);
     zi_qwen3_free(m);
+}
 
-    /* the DiT's first forward (σ = 1) on the reference's own features */
-    snprintf(path, sizeof path, "%s/hf/transformer", dir);
-    zi_weights *dw = open_part(path, ZI_PART_DIT, 1);
-    config_of(path, dw, &dc, NULL);
-    T_EQ_INT(dc.dim, 64);
-    T_EQ_INT(zi_weights_find(dw, "layers.0.attention.qkv.weight")->dtype, ZI_BF16);
-    zi_dit *d = NULL;
-    if (zi_dit_bind(dw, &dc, &d, err, sizeof err)) px_tfail(__FILE__, __LINE__, "bind: %s", err);
+/* The first forward (σ = 1) and the second (t = 250), on the reference's
+ * own features; the same from the single-file layout and from the weights
+ * widened to F32 at load. */
+static void check_dit(const char *dir, const zi_dit *d, const zi_dit_config *dcp, const px_st *st,
+                      zi_ctx *c)
+{
+    char path[600], err[512] = "";
+    zi_dit_config dc = *dcp;
     size_t nl;
     float *lat = stage(st, "init.latent", &nl), *text = stage(st, "text.features", NULL);
     float *t0 = stage(st, "dit.t0", NULL), *sg = stage(st, "sigmas", NULL);
@@ -194,10 +202,71 @@ TEST(t_reference)
     T_EQ_INT(zi_dit_bind(sw, &dc, &d2, err, sizeof err), 0);
     T_EQ_INT(zi_dit_forward(d2, c, &in, 1, 6, 8, ref, NULL, err, sizeof err), 0);
     T_CMP_DBL(compare("bf16 as stored vs widened at load", out1, ref, nl), <=, 1e-5);
+    free(lat), free(text), free(t0), free(sg), free(out), free(out1), free(x1), free(t1), free(ref);
+    zi_dit_free(d2);
+    zi_weights_close(sw);
+}
 
-    free(lat), free(text), free(t0), free(sg), free(out), free(out1), free(ref), free(x1), free(t1);
-    zi_dit_free(d), zi_dit_free(d2);
-    zi_weights_close(dw), zi_weights_close(sw), zi_weights_close(tw);
+/* The CFG batch: 40 prompt tokens (padded to 64) and a 5-token negative
+ * prompt as one batch of 2 with different lengths, 12 x 8 latents. */
+static void check_cfg(const char *dir, zi_weights *tw, const zi_qwen3_config *qc, const zi_dit *d,
+                      zi_ctx *c)
+{
+    char path[600], err[512] = "";
+    px_st *cs = NULL;
+    snprintf(path, sizeof path, "%s/cfg.safetensors", dir);
+    T_EQ_INT(px_st_open(path, &cs, err, sizeof err), 0);
+    int32_t ids[40], neg[5] = {151644, 872, 198, 151645, 198};
+    for (int i = 0; i < 40; i++) ids[i] = (int32_t)((i * 3779) % 151936);
+    zi_qwen3 *q = NULL;
+    T_EQ_INT(zi_qwen3_bind(tw, qc, &q, err, sizeof err), 0);
+    static float pf[40 * 32], nf[5 * 32], cout[2][16 * 8 * 12];
+    T_EQ_INT(zi_qwen3_encode(q, c, ids, 40, pf, NULL, err, sizeof err), 0);
+    T_EQ_INT(zi_qwen3_encode(q, c, neg, 5, nf, NULL, err, sizeof err), 0);
+    zi_qwen3_free(q);
+    float *rp = stage(cs, "text.features", NULL), *rn = stage(cs, "text.neg_features", NULL);
+    T_CMP_DBL(compare("text.features (40 tokens)", pf, rp, 40 * 32), <=, TOL);
+    T_CMP_DBL(compare("text.neg_features (5 tokens)", nf, rn, 5 * 32), <=, TOL);
+    float *lat2 = stage(cs, "init.latent", NULL);
+    zi_dit_input two[2] = {{.latent = lat2, .t_in = 0, .text = rp, .text_len = 40},
+                           {.latent = lat2, .t_in = 0, .text = rn, .text_len = 5}};
+    T_EQ_INT(zi_dit_forward(d, c, two, 2, 8, 12, cout[0], NULL, err, sizeof err), 0);
+    float *ro = stage(cs, "dit.out0", NULL), *rno = stage(cs, "dit.neg_out0", NULL);
+    T_CMP_DBL(compare("dit.out0, batch of 2", cout[0], ro, 16 * 8 * 12), <=, TOL);
+    T_CMP_DBL(compare("dit.neg_out0, batch of 2", cout[1], rno, 16 * 8 * 12), <=, TOL);
+    free(rp), free(rn), free(lat2), free(ro), free(rno);
+    px_st_close(cs);
+}
+
+TEST(t_reference)
+{
+    char dir[400], path[600], err[512] = "";
+    snprintf(dir, sizeof dir, "%s/m", px_test_tmpdir());
+    make_reference(dir);
+    snprintf(path, sizeof path, "%s/st.safetensors", dir);
+    px_st *st = NULL;
+    T_EQ_INT(px_st_open(path, &st, err, sizeof err), 0);
+    zi_ctx *c = NULL;
+    T_EQ_INT(zi_ctx_create(NULL, &c, err, sizeof err), 0);
+    zi_qwen3_config qc;
+    snprintf(path, sizeof path, "%s/hf/text_encoder", dir);
+    zi_weights *tw = open_part(path, ZI_PART_TEXT, 1);
+    config_of(path, tw, NULL, &qc);
+    T_EQ_INT(qc.n_layers, 3);
+    T_EQ_INT(zi_weights_find(tw, "layers.0.mlp.up_proj.weight")->dtype, ZI_BF16);
+    check_encoder(tw, &qc, st, c);
+    zi_dit_config dc;
+    snprintf(path, sizeof path, "%s/hf/transformer", dir);
+    zi_weights *dw = open_part(path, ZI_PART_DIT, 1);
+    config_of(path, dw, &dc, NULL);
+    T_EQ_INT(dc.dim, 64);
+    T_EQ_INT(zi_weights_find(dw, "layers.0.attention.qkv.weight")->dtype, ZI_BF16);
+    zi_dit *d = NULL;
+    if (zi_dit_bind(dw, &dc, &d, err, sizeof err)) px_tfail(__FILE__, __LINE__, "bind: %s", err);
+    check_dit(dir, d, &dc, st, c);
+    check_cfg(dir, tw, &qc, d, c);
+    zi_dit_free(d);
+    zi_weights_close(dw), zi_weights_close(tw);
     zi_ctx_destroy(c);
     px_st_close(st);
 }

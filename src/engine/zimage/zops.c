@@ -1,5 +1,7 @@
 /*
- * zops.c — the Z-Image CPU operations (zops.h).
+ * zops.c — the Z-Image CPU operations (zops.h): the context, the thread
+ * loop, conversions and the matrix products. Norms, activations, RoPE and
+ * attention are in zops_elem.c.
  *
  * Matrix products go to oneDNN's matmul (its jit sgemm on AVX2 machines,
  * threaded with OpenMP); everything element-wise runs on the same OpenMP
@@ -12,13 +14,9 @@
  * direct AVX2 kernel reads the bf16 weights once instead (such products are
  * bound by reading the weights, half the bytes of F32). Primitives are cached
  * per shape in the context (a small LRU), with one user scratchpad shared.
- *
- * Attention per query chunk: S = Q·Kᵀ as one batched matmul over heads (GQA
- * through a broadcast batch dimension of K and V), then a masked, scaled
- * softmax over each row (vectorised exp on AVX2), then O = P·V written
- * straight into the output rows.
  */
 #include "engine/zimage/zops.h"
+#include "engine/zimage/zops_impl.h"
 
 #include "core/alloc.h"
 #include "core/err.h"
@@ -40,9 +38,7 @@ void omp_set_num_threads(int n);
 int omp_get_max_threads(void);
 void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
 
-/* AVX2 and FMA kernels run only where the CPU has them (the build's
- * baseline is x86-64). */
-static int have_avx2(void)
+int zo_have_avx2(void)
 {
     static atomic_int v = -1;
     int r = atomic_load_explicit(&v, memory_order_relaxed);
@@ -54,10 +50,6 @@ static int have_avx2(void)
     return r;
 }
 
-/* Primitives kept per context: a batched DiT forward uses a few dozen
- * shapes (three row counts, per-item attention, BF16 blocks); oneDNN's own
- * global cache makes a rebuilt one cheap anyway. */
-#define CACHE_N 128
 /* Attention scores of one query chunk: 128 MB. Fewer, larger chunks mean
  * fewer parallel regions (whose barriers cost most on a loaded machine) and
  * taller products: measured at 4224 tokens x 30 heads, 18 / 40 / 51 GFLOP
@@ -72,29 +64,6 @@ static int have_avx2(void)
 #define WBLOCK_FLOATS ((size_t)8 << 20)
 #define WBLOCK_FLOATS_FEW ((size_t)1 << 20)
 #define FEW_ROWS 16 /* up to this many rows, BF16 products skip oneDNN */
-
-typedef struct prim {
-    dnnl_memory_desc_t src, wei, dst, bias;
-    int has_bias, accum;
-    dnnl_primitive_desc_t pd;
-    dnnl_primitive_t p;
-    dnnl_memory_t m_src, m_wei, m_dst, m_bias, m_scratch;
-    size_t scratch_bytes;
-    unsigned long used;
-} prim;
-
-struct zi_ctx {
-    px_pool *pool;
-    dnnl_stream_t stream;
-    prim cache[CACHE_N];
-    int ncache;
-    unsigned long tick;
-    zi_buf scratch; /* oneDNN's scratchpad, shared by every primitive */
-    zi_buf wblock;  /* widened BF16 weight rows */
-    zi_buf scores;  /* attention scores of one query chunk */
-    size_t score_floats;
-    zi_buf slot[ZI_CTX_SLOTS];
-};
 
 static dnnl_engine_t g_engine;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -195,7 +164,7 @@ int zi_ctx_create(px_pool *pool, zi_ctx **out, char *err, size_t errlen)
     return 0;
 }
 
-static void prim_clear(prim *e)
+static void prim_clear(zo_prim *e)
 {
     dnnl_memory_t ms[5] = {e->m_src, e->m_wei, e->m_dst, e->m_bias, e->m_scratch};
     for (int i = 0; i < 5; i++)
@@ -269,7 +238,7 @@ float *zi_tensor_dup_f32(const zi_tensor *t)
 
 /* --- oneDNN matmul, cached per shape -------------------------------------------- */
 
-static int md_strided(dnnl_memory_desc_t *md, int nd, const int64_t *dims, const int64_t *strides)
+int zo_md_strided(dnnl_memory_desc_t *md, int nd, const int64_t *dims, const int64_t *strides)
 {
     dnnl_dims_t d, s;
     for (int i = 0; i < nd; i++) {
@@ -279,11 +248,11 @@ static int md_strided(dnnl_memory_desc_t *md, int nd, const int64_t *dims, const
     return dnnl_memory_desc_init_by_strides(md, nd, d, dnnl_f32, s) == dnnl_success ? 0 : -1;
 }
 
-static prim *cache_find(zi_ctx *c, const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *wei,
+static zo_prim *cache_find(zi_ctx *c, const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *wei,
                         const dnnl_memory_desc_t *bias, const dnnl_memory_desc_t *dst, int accum)
 {
     for (int i = 0; i < c->ncache; i++) {
-        prim *e = &c->cache[i];
+        zo_prim *e = &c->cache[i];
         if (e->accum != accum || e->has_bias != (bias != NULL)) continue;
         if (!dnnl_memory_desc_equal(&e->src, src) || !dnnl_memory_desc_equal(&e->wei, wei) ||
             !dnnl_memory_desc_equal(&e->dst, dst))
@@ -294,17 +263,17 @@ static prim *cache_find(zi_ctx *c, const dnnl_memory_desc_t *src, const dnnl_mem
     return NULL;
 }
 
-static prim *cache_slot(zi_ctx *c)
+static zo_prim *cache_slot(zi_ctx *c)
 {
     if (c->ncache < CACHE_N) return &c->cache[c->ncache++];
-    prim *old = &c->cache[0];
+    zo_prim *old = &c->cache[0];
     for (int i = 1; i < CACHE_N; i++)
         if (c->cache[i].used < old->used) old = &c->cache[i];
     prim_clear(old);
     return old;
 }
 
-static dnnl_status_t prim_build(prim *e)
+static dnnl_status_t prim_build(zo_prim *e)
 {
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
@@ -337,11 +306,11 @@ out:
 }
 
 /* The primitive for these descriptors: cached, or built now. */
-static prim *matmul_get(zi_ctx *c, const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *wei,
+zo_prim *zo_matmul_get(zi_ctx *c, const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *wei,
                         const dnnl_memory_desc_t *bias, const dnnl_memory_desc_t *dst, int accum,
                         int *rc, char *err, size_t errlen)
 {
-    prim *e = cache_find(c, src, wei, bias, dst, accum);
+    zo_prim *e = cache_find(c, src, wei, bias, dst, accum);
     if (!e) {
         e = cache_slot(c);
         e->src = *src;
@@ -367,7 +336,7 @@ static prim *matmul_get(zi_ctx *c, const dnnl_memory_desc_t *src, const dnnl_mem
     return e;
 }
 
-static int matmul_run(zi_ctx *c, prim *e, const void *src, const void *wei, const void *bias,
+int zo_matmul_run(zi_ctx *c, zo_prim *e, const void *src, const void *wei, const void *bias,
                       void *dst, char *err, size_t errlen)
 {
     if (e->scratch_bytes &&
@@ -403,13 +372,13 @@ static int matmul_f32(zi_ctx *c, const float *x, int M, int K, int ldx, const fl
     dnnl_memory_desc_t sm, wm, bm, dm;
     int64_t sd[2] = {M, K}, ss[2] = {ldx, 1}, wd[2] = {K, N}, ws[2] = {1, ldw};
     int64_t bd[2] = {1, N}, bs[2] = {N, 1}, dd[2] = {M, N}, ds[2] = {ldy, 1};
-    if (md_strided(&sm, 2, sd, ss) || md_strided(&wm, 2, wd, ws) || md_strided(&bm, 2, bd, bs) ||
-        md_strided(&dm, 2, dd, ds))
+    if (zo_md_strided(&sm, 2, sd, ss) || zo_md_strided(&wm, 2, wd, ws) || zo_md_strided(&bm, 2, bd, bs) ||
+        zo_md_strided(&dm, 2, dd, ds))
         return px_errf(err, errlen, PX_EINVAL, "matmul: bad shape %dx%d·%dx%d", M, K, N, K);
     int rc;
-    prim *e = matmul_get(c, &sm, &wm, bias ? &bm : NULL, &dm, accum, &rc, err, errlen);
+    zo_prim *e = zo_matmul_get(c, &sm, &wm, bias ? &bm : NULL, &dm, accum, &rc, err, errlen);
     if (!e) return rc;
-    return matmul_run(c, e, x, w, bias, y, err, errlen);
+    return zo_matmul_run(c, e, x, w, bias, y, err, errlen);
 }
 
 typedef struct {
@@ -433,7 +402,7 @@ static void widen_rows(void *ctx, int b, int e)
 {
     const widen_job *j = ctx;
     size_t lo = (size_t)b * j->n, hi = (size_t)e * j->n;
-    if (have_avx2()) {
+    if (zo_have_avx2()) {
         widen_avx2(j->src + lo, j->dst + lo, hi - lo);
         return;
     }
@@ -532,7 +501,7 @@ int zi_op_matmul(zi_ctx *c, const float *x, int M, int K, int ldx, const void *w
     int accum = (flags & ZI_LIN_ACCUM) != 0;
     if (wt == ZI_F32)
         return matmul_f32(c, x, M, K, ldx, w, K, N, bias, y, ldy, accum, err, errlen);
-    if (M <= FEW_ROWS && have_avx2()) {
+    if (M <= FEW_ROWS && zo_have_avx2()) {
         few_job j = {x, bias, w, y, M, K, ldx, ldy, accum};
         zi_parallel_for(c, N, 16, few_cols, &j);
         return 0;
@@ -565,365 +534,3 @@ int zi_op_linear(zi_ctx *c, const float *x, int M, int ldx, const zi_tensor *w, 
                         y, ldy, flags, err, errlen);
 }
 
-/* --- norms and activations ------------------------------------------------------ */
-
-typedef struct {
-    const float *x;
-    float *y;
-    const float *w;
-    int n, ldx, ldy;
-    float eps;
-} norm_job;
-
-static void rmsnorm_rows(void *ctx, int b, int e)
-{
-    const norm_job *j = ctx;
-    for (int r = b; r < e; r++) {
-        const float *x = j->x + (size_t)r * j->ldx;
-        float *y = j->y + (size_t)r * j->ldy;
-        double ss = 0;
-        for (int i = 0; i < j->n; i++) ss += (double)x[i] * x[i];
-        float inv = (float)(1.0 / sqrt(ss / j->n + j->eps));
-        if (j->w)
-            for (int i = 0; i < j->n; i++) y[i] = x[i] * inv * j->w[i];
-        else
-            for (int i = 0; i < j->n; i++) y[i] = x[i] * inv;
-    }
-}
-
-static int grain_for(int rows, size_t per_row)
-{
-    /* ~64k floats per chunk: big enough to amortise the hand-out. */
-    size_t g = per_row ? ((size_t)1 << 16) / per_row : (size_t)rows;
-    return g < 1 ? 1 : g > (size_t)rows ? (rows > 0 ? rows : 1) : (int)g;
-}
-
-void zi_op_rmsnorm(zi_ctx *c, const float *x, int rows, int n, int ldx, const float *w, float eps,
-                   float *y, int ldy)
-{
-    norm_job j = {x, y, w, n, ldx, ldy, eps};
-    zi_parallel_for(c, rows, grain_for(rows, (size_t)n), rmsnorm_rows, &j);
-}
-
-void zi_op_rmsnorm_heads(zi_ctx *c, float *x, int rows, int n_heads, int head_dim, int ld,
-                         const float *w, float eps)
-{
-    /* A head is a row of head_dim floats, head_dim apart: rows·n_heads of them
-     * when the heads of one token are contiguous. */
-    if (ld == n_heads * head_dim) {
-        norm_job j = {x, x, w, head_dim, head_dim, head_dim, eps};
-        int nr = rows * n_heads;
-        zi_parallel_for(c, nr, grain_for(nr, (size_t)head_dim), rmsnorm_rows, &j);
-        return;
-    }
-    for (int h = 0; h < n_heads; h++) {
-        norm_job j = {x + (size_t)h * head_dim, x + (size_t)h * head_dim, w, head_dim, ld, ld, eps};
-        zi_parallel_for(c, rows, grain_for(rows, (size_t)head_dim), rmsnorm_rows, &j);
-    }
-}
-
-static void layernorm_rows(void *ctx, int b, int e)
-{
-    const norm_job *j = ctx;
-    for (int r = b; r < e; r++) {
-        const float *x = j->x + (size_t)r * j->ldx;
-        float *y = j->y + (size_t)r * j->ldy;
-        double s = 0, ss = 0;
-        for (int i = 0; i < j->n; i++) s += x[i];
-        double mean = s / j->n;
-        for (int i = 0; i < j->n; i++) ss += (x[i] - mean) * (x[i] - mean);
-        float inv = (float)(1.0 / sqrt(ss / j->n + j->eps)), m = (float)mean;
-        for (int i = 0; i < j->n; i++) y[i] = (x[i] - m) * inv;
-    }
-}
-
-void zi_op_layernorm(zi_ctx *c, const float *x, int rows, int n, int ldx, float eps, float *y,
-                     int ldy)
-{
-    norm_job j = {x, y, NULL, n, ldx, ldy, eps};
-    zi_parallel_for(c, rows, grain_for(rows, (size_t)n), layernorm_rows, &j);
-}
-
-typedef struct {
-    const float *g, *u;
-    float *o;
-    int ldg, ldu, ldo, n;
-} act_job;
-
-static inline float silu1(float v)
-{
-    return v / (1.0f + expf(-v));
-}
-
-static void silu_range(void *ctx, int b, int e)
-{
-    const act_job *j = ctx;
-    /* Flat chunks of 4096 floats. */
-    size_t n = (size_t)j->n, lo = (size_t)b * 4096, hi = (size_t)e * 4096;
-    if (hi > n) hi = n;
-    for (size_t i = lo; i < hi; i++) j->o[i] = silu1(j->o[i]);
-}
-
-void zi_op_silu(zi_ctx *c, float *x, size_t n)
-{
-    for (size_t at = 0; at < n; at += (size_t)1 << 30) {
-        size_t m = n - at < ((size_t)1 << 30) ? n - at : (size_t)1 << 30;
-        act_job j = {.o = x + at, .n = (int)m};
-        int chunks = (int)((m + 4095) / 4096);
-        zi_parallel_for(c, chunks, 0, silu_range, &j);
-    }
-}
-
-static void swiglu_rows(void *ctx, int b, int e)
-{
-    const act_job *j = ctx;
-    for (int r = b; r < e; r++) {
-        const float *g = j->g + (size_t)r * j->ldg, *u = j->u + (size_t)r * j->ldu;
-        float *o = j->o + (size_t)r * j->ldo;
-        for (int i = 0; i < j->n; i++) o[i] = silu1(g[i]) * u[i];
-    }
-}
-
-void zi_op_swiglu(zi_ctx *c, const float *gate, int ldg, const float *up, int ldu, float *out,
-                  int ldo, int rows, int n)
-{
-    act_job j = {gate, up, out, ldg, ldu, ldo, n};
-    zi_parallel_for(c, rows, grain_for(rows, (size_t)n), swiglu_rows, &j);
-}
-
-/* --- rotary embeddings -------------------------------------------------------------- */
-
-void zi_rope_table(const int *pos, int n_tok, int n_axes, const int *axes_dims, float theta,
-                   float *cs)
-{
-    int half = 0;
-    for (int a = 0; a < n_axes; a++) half += axes_dims[a] / 2;
-    for (int t = 0; t < n_tok; t++) {
-        float *row = cs + (size_t)t * 2 * half;
-        int j = 0;
-        for (int a = 0; a < n_axes; a++) {
-            int d = axes_dims[a];
-            for (int i = 0; i < d / 2; i++, j++) {
-                double f = 1.0 / pow((double)theta, 2.0 * i / d);
-                float ang = (float)((double)pos[(size_t)t * n_axes + a] * f);
-                row[2 * j] = (float)cos((double)ang);
-                row[2 * j + 1] = (float)sin((double)ang);
-            }
-        }
-    }
-}
-
-void zi_rope_table_f32(const int *pos, int n_tok, int head_dim, float theta, float *cs)
-{
-    int half = head_dim / 2;
-    for (int t = 0; t < n_tok; t++)
-        for (int i = 0; i < half; i++) {
-            float e = (float)(2 * i) / (float)head_dim;
-            float inv = 1.0f / powf(theta, e);
-            float ang = (float)pos[t] * inv;
-            cs[(size_t)t * head_dim + 2 * i] = (float)cos((double)ang);
-            cs[(size_t)t * head_dim + 2 * i + 1] = (float)sin((double)ang);
-        }
-}
-
-typedef struct {
-    float *x;
-    const float *cs;
-    int n_heads, head_dim, ld;
-    zi_rope_mode mode;
-} rope_job;
-
-static void rope_rows(void *ctx, int b, int e)
-{
-    const rope_job *j = ctx;
-    int half = j->head_dim / 2;
-    for (int t = b; t < e; t++) {
-        const float *cs = j->cs + (size_t)t * j->head_dim;
-        for (int h = 0; h < j->n_heads; h++) {
-            float *x = j->x + (size_t)t * j->ld + (size_t)h * j->head_dim;
-            for (int i = 0; i < half; i++) {
-                int i0 = j->mode == ZI_ROPE_HALF ? i : 2 * i;
-                int i1 = j->mode == ZI_ROPE_HALF ? i + half : 2 * i + 1;
-                float c = cs[2 * i], s = cs[2 * i + 1], a = x[i0], bb = x[i1];
-                x[i0] = a * c - bb * s;
-                x[i1] = bb * c + a * s;
-            }
-        }
-    }
-}
-
-void zi_op_rope(zi_ctx *c, float *x, int n_tok, int n_heads, int head_dim, int ld,
-                const float *cs, zi_rope_mode mode)
-{
-    rope_job j = {x, cs, n_heads, head_dim, ld, mode};
-    zi_parallel_for(c, n_tok, grain_for(n_tok, (size_t)n_heads * head_dim), rope_rows,
-                         &j);
-}
-
-/* --- attention -------------------------------------------------------------------- */
-
-/* e^x for x <= 0 (x < -87 gives 0): Cephes' polynomial after reduction by
- * ln 2, about 2 ulp, 8 lanes at a time. */
-__attribute__((target("avx2,fma"))) static inline __m256 exp8(__m256 x)
-{
-    const __m256 lo = _mm256_set1_ps(-87.0f);
-    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-    x = _mm256_max_ps(x, lo);
-    __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
-    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
-    y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
-    y = _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-    return _mm256_andnot_ps(under, y);
-}
-
-/* s[0..n) <- exp(s·scale − max) / sum, AVX2. Masked entries are −inf. */
-__attribute__((target("avx2,fma"))) static void softmax_avx2(float *s, int n, float scale)
-{
-    __m256 vs = _mm256_set1_ps(scale), vm = _mm256_set1_ps(-INFINITY);
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(s + i), vs);
-        _mm256_storeu_ps(s + i, v);
-        vm = _mm256_max_ps(vm, v);
-    }
-    float m[8];
-    _mm256_storeu_ps(m, vm);
-    float mx = m[0];
-    for (int k = 1; k < 8; k++) mx = m[k] > mx ? m[k] : mx;
-    for (; i < n; i++) {
-        s[i] *= scale;
-        mx = s[i] > mx ? s[i] : mx;
-    }
-    if (mx == -INFINITY) {
-        memset(s, 0, (size_t)n * sizeof *s);
-        return;
-    }
-    __m256 vmx = _mm256_set1_ps(mx), acc = _mm256_setzero_ps();
-    for (i = 0; i + 8 <= n; i += 8) {
-        __m256 v = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + i), vmx));
-        _mm256_storeu_ps(s + i, v);
-        acc = _mm256_add_ps(acc, v);
-    }
-    _mm256_storeu_ps(m, acc);
-    double sum = 0;
-    for (int k = 0; k < 8; k++) sum += m[k];
-    for (; i < n; i++) {
-        s[i] = expf(s[i] - mx);
-        sum += s[i];
-    }
-    __m256 vinv = _mm256_set1_ps((float)(1.0 / sum));
-    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(s + i, _mm256_mul_ps(_mm256_loadu_ps(s + i), vinv));
-    for (; i < n; i++) s[i] *= (float)(1.0 / sum);
-}
-
-static void softmax_plain(float *s, int n, float scale)
-{
-    float mx = -INFINITY;
-    for (int i = 0; i < n; i++) {
-        s[i] *= scale;
-        mx = s[i] > mx ? s[i] : mx;
-    }
-    if (mx == -INFINITY) {
-        memset(s, 0, (size_t)n * sizeof *s);
-        return;
-    }
-    double sum = 0;
-    for (int i = 0; i < n; i++) sum += (s[i] = expf(s[i] - mx));
-    float inv = (float)(1.0 / sum);
-    for (int i = 0; i < n; i++) s[i] *= inv;
-}
-
-
-typedef struct {
-    float *s;
-    int nk, qc, q0;
-    const zi_attn_args *a;
-    int avx2;
-} sm_job;
-
-static void softmax_rows(void *ctx, int b, int e)
-{
-    const sm_job *j = ctx;
-    const zi_attn_args *a = j->a;
-    for (int r = b; r < e; r++) {
-        float *s = j->s + (size_t)r * j->nk;
-        int n = j->nk;
-        if (a->causal) {
-            int lim = a->q_pos0 + j->q0 + r % j->qc + 1;
-            n = lim < 0 ? 0 : lim < n ? lim : n;
-            memset(s + n, 0, (size_t)(j->nk - n) * sizeof *s);
-        }
-        if (a->key_mask)
-            for (int k = 0; k < n; k++)
-                if (!a->key_mask[k]) s[k] = -INFINITY;
-        if (j->avx2)
-            softmax_avx2(s, n, a->scale);
-        else
-            softmax_plain(s, n, a->scale);
-    }
-}
-
-/* The two batched products of one chunk of qc queries over nk keys:
- * S[hk, g, qc, nk] = Q·Kᵀ and O = P·V (heads of a kv group on dim 1, where
- * K and V broadcast). */
-static int attn_chunk(zi_ctx *c, const zi_attn_args *a, int q0, int qc, int nk, char *err,
-                      size_t errlen)
-{
-    int64_t hk = a->n_kv_heads, g = a->n_heads / a->n_kv_heads, dh = a->head_dim;
-    dnnl_memory_desc_t qm, km, sm, vm, om;
-    int64_t qd[4] = {hk, g, qc, dh}, qs[4] = {g * dh, dh, a->ldq, 1};
-    int64_t kd[4] = {hk, 1, dh, nk}, ks[4] = {dh, dh, 1, a->ldk};
-    int64_t sd[4] = {hk, g, qc, nk}, ss[4] = {g * qc * nk, qc * nk, nk, 1};
-    int64_t vd[4] = {hk, 1, nk, dh}, vs[4] = {dh, dh, a->ldv, 1};
-    int64_t od[4] = {hk, g, qc, dh}, os[4] = {g * dh, dh, a->ldo, 1};
-    if (md_strided(&qm, 4, qd, qs) || md_strided(&km, 4, kd, ks) || md_strided(&sm, 4, sd, ss) ||
-        md_strided(&vm, 4, vd, vs) || md_strided(&om, 4, od, os))
-        return px_errf(err, errlen, PX_EINVAL, "attention: bad shapes");
-    int rc;
-    prim *e = matmul_get(c, &qm, &km, NULL, &sm, 0, &rc, err, errlen);
-    if (!e) return rc;
-    if ((rc = matmul_run(c, e, a->q + (size_t)q0 * a->ldq, a->k, NULL, c->scores.p, err, errlen)))
-        return rc;
-    sm_job j = {c->scores.p, nk, qc, q0, a, have_avx2()};
-    int rows = a->n_heads * qc;
-    zi_parallel_for(c, rows, grain_for(rows, (size_t)nk), softmax_rows, &j);
-    if (!(e = matmul_get(c, &sm, &vm, NULL, &om, 0, &rc, err, errlen))) return rc;
-    return matmul_run(c, e, c->scores.p, a->v, NULL, a->o + (size_t)q0 * a->ldo, err, errlen);
-}
-
-int zi_op_attention(zi_ctx *c, const zi_attn_args *a, char *err, size_t errlen)
-{
-    int hd = a->n_heads * a->head_dim, kvd = a->n_kv_heads * a->head_dim;
-    if (a->n_q < 0 || a->n_kv < 1 || a->head_dim < 1 || a->n_kv_heads < 1 ||
-        a->n_heads % a->n_kv_heads || a->ldq < hd || a->ldo < hd || a->ldk < kvd || a->ldv < kvd)
-        return px_errf(err, errlen, PX_EINVAL, "attention: bad sizes (%d heads, %d kv heads)",
-                       a->n_heads, a->n_kv_heads);
-    if (a->n_q == 0) return 0;
-    size_t per_q = (size_t)a->n_heads * a->n_kv;
-    size_t qc = c->score_floats / per_q;
-    qc = qc < 16 ? 16 : qc / 16 * 16;
-    if (qc > (size_t)a->n_q) qc = (size_t)a->n_q;
-    size_t need;
-    if (!px_mul_size(qc, per_q, &need) || zi_buf_reserve(&c->scores, need))
-        return px_errf(err, errlen, PX_ENOMEM, "out of memory (attention scores)");
-    for (int q0 = 0; q0 < a->n_q; q0 += (int)qc) {
-        int n = a->n_q - q0 < (int)qc ? a->n_q - q0 : (int)qc;
-        int nk = a->n_kv;
-        if (a->causal) { /* keys after the chunk's last query are all masked */
-            int lim = a->q_pos0 + q0 + n;
-            nk = lim < 1 ? 1 : lim < nk ? lim : nk;
-        }
-        int rc = attn_chunk(c, a, q0, n, nk, err, errlen);
-        if (rc) return rc;
-    }
-    return 0;
-}
