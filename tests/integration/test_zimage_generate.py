@@ -4,9 +4,10 @@ A tiny random model (tools/zimage_reference.py make --config tiny, with the
 real Qwen3 tokenizer.json from the npm test data) runs in the Hugging Face
 layout and in the single-file layout (ComfyUI DiT with fused qkv and the
 `model.diffusion_model.` prefix, qwen_3_4b.safetensors, FLUX's BFL-named
-ae.safetensors). The tiny single files cannot show every constant of their
-configuration (RoPE axes, VAE groups), so each file sits in a component
-directory beside its config.json; the real model's single files need none.
+ae.safetensors). The DiT and the text encoder are given as plain files; the
+tiny VAE's 8 GroupNorm groups are not visible in its tensors' shapes (the
+real model's 32 are the default), so its ae.safetensors sits in a component
+directory beside its config.json.
 
 The token ids given to the reference come from `pixserve tokenize`, the
 initial latents from the reference's `noise` (PyTorch's generator), passed to
@@ -56,15 +57,15 @@ class Generate(unittest.TestCase):
         d = cls.d = cls.tmp.name
         cls.hf = make_tiny_zimage(os.path.join(d, "m"), layouts="hf,single", seed=4)
         single = os.path.join(d, "m", "single")
-        cls.single_args = []
-        for flag, name, sub in (("--dit", "z_image_turbo.safetensors", "transformer"),
-                                ("--text-encoder", "qwen_3_4b.safetensors", "text_encoder"),
-                                ("--vae", "ae.safetensors", "vae")):
-            comp = os.path.join(d, "single_" + sub)
-            os.mkdir(comp)
-            os.symlink(os.path.join(single, name), os.path.join(comp, name))
-            shutil.copy(os.path.join(cls.hf, sub, "config.json"), comp)
-            cls.single_args += [flag, comp]
+        # The VAE's file beside its config.json (the 8 groups of the tiny
+        # one are not visible in its shapes).
+        vae_dir = os.path.join(d, "single_vae")
+        os.mkdir(vae_dir)
+        os.symlink(os.path.join(single, "ae.safetensors"), os.path.join(vae_dir, "ae.safetensors"))
+        shutil.copy(os.path.join(cls.hf, "vae", "config.json"), vae_dir)
+        cls.single_args = ["--dit", os.path.join(single, "z_image_turbo.safetensors"),
+                           "--text-encoder", os.path.join(single, "qwen_3_4b.safetensors"),
+                           "--vae", vae_dir]
         cls.single_args += ["--tokenizer", os.path.join(cls.hf, "tokenizer", "tokenizer.json")]
         cls.latents = os.path.join(d, "init.safetensors")
         ref("noise", cls.latents, "--width", str(W), "--height", str(H), "--seed", "11")

@@ -11,7 +11,6 @@
  * from round(255 * reference).
  */
 #include "core/err.h"
-#include "core/pool.h"
 #include "engine/safetensors.h"
 #include "engine/zimage/sampler.h"
 #include "engine/zimage/vae.h"
@@ -25,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PY "/usr/bin/python3 tools/zimage_reference.py"
+#define PY  "/usr/bin/python3 tools/zimage_reference.py"
 #define TOL 1e-4
 
 static void sh(const char *cmd)
@@ -80,7 +79,7 @@ static double check_decode(const char *wpath, const zi_vae_config *cfg, const ch
         px_tfail(__FILE__, __LINE__, "open %s: %s", wpath, err);
     if (zi_vae_create(w, cfg, &v, err, sizeof err)) px_tfail(__FILE__, __LINE__, "%s", err);
     zi_weights_close(w); /* the decoder keeps its own copies */
-    T_EQ_INT(zi_ctx_create(px_pool_default(), &ctx, err, sizeof err), 0);
+    T_EQ_INT(zi_ctx_create(NULL, &ctx, err, sizeof err), 0);
     T_EQ_INT(px_st_open(stages, &st, err, sizeof err), 0);
     const px_st_tensor *lt = px_st_find(st, latname);
     T_TRUE(lt != NULL && lt->ndim == 4);
@@ -92,6 +91,19 @@ static double check_decode(const char *wpath, const zi_vae_config *cfg, const ch
     T_EQ_INT(zi_vae_decode_float(v, ctx, lat, h, wd, out, err, sizeof err), 0);
     double m = 0;
     for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)out[i] - ref[i]));
+    /* Bands of 4 rows (the smallest) give the same image as one band. */
+    float *banded = malloc(n * sizeof *banded);
+    zi_vae_set_band_bytes(v, 1);
+    T_EQ_INT(zi_vae_decode_float(v, ctx, lat, h, wd, banded, err, sizeof err), 0);
+    size_t small = zi_vae_activation_bytes(v, h, wd);
+    zi_vae_set_band_bytes(v, 0);
+    double mb = 0;
+    for (size_t i = 0; i < n; i++) mb = fmax(mb, fabs((double)banded[i] - out[i]));
+    printf("  bands of 4 rows: max abs diff %.3g from one band; activations %.2f MB\n", mb,
+           (double)small / 1048576.0);
+    T_CMP_DBL(mb, <=, 1e-6);
+    T_CMP_INT((long long)small, <, (long long)zi_vae_activation_bytes(v, h, wd));
+    free(banded);
     px_image img;
     T_EQ_INT(zi_vae_decode(v, ctx, lat, h, wd, &img, err, sizeof err), 0);
     T_EQ_INT(img.w, wd * f);
@@ -169,7 +181,7 @@ TEST(t_shape_errors)
     /* And the good config binds, decodes deterministically, refuses a 0 size. */
     T_EQ_INT(zi_vae_create(w, &cfg, &v, err, sizeof err), 0);
     zi_ctx *ctx;
-    T_EQ_INT(zi_ctx_create(px_pool_default(), &ctx, err, sizeof err), 0);
+    T_EQ_INT(zi_ctx_create(NULL, &ctx, err, sizeof err), 0);
     float lat[16 * 3 * 5], a[24 * 40 * 3], b[24 * 40 * 3];
     zi_sampler_noise(4, lat, 16 * 3 * 5);
     T_EQ_INT(zi_vae_decode_float(v, ctx, lat, 3, 5, a, err, sizeof err), 0);
@@ -245,11 +257,11 @@ TEST(t_seed_and_noise)
         T_TRUE(isfinite(a[i]));
     }
     double mean = s / n, var = ss / n - mean * mean;
-    printf("  noise: mean %.5f, variance %.5f, 4th moment %.4f, |x| > 3: %.5f\n", mean, var,
-           s4 / n, (double)beyond3 / n);
-    T_NEAR(mean, 0, 0.005);       /* standard error 0.001 */
-    T_NEAR(var, 1, 0.01);         /* standard error 0.0014 */
-    T_NEAR(s4 / n, 3, 0.05);      /* normal kurtosis */
+    printf("  noise: mean %.5f, variance %.5f, 4th moment %.4f, |x| > 3: %.5f\n", mean, var, s4 / n,
+           (double)beyond3 / n);
+    T_NEAR(mean, 0, 0.005);  /* standard error 0.001 */
+    T_NEAR(var, 1, 0.01);    /* standard error 0.0014 */
+    T_NEAR(s4 / n, 3, 0.05); /* normal kurtosis */
     T_NEAR((double)beyond3 / n, 0.0027, 0.0005);
     /* An odd count still fills every value (the last pair's second half dropped). */
     float odd[3] = {NAN, NAN, NAN};

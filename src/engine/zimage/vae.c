@@ -3,24 +3,28 @@
  *
  * Layout: activations are NHWC float32 (what the conv backend, conv.h,
  * wants), batch 1. That backend pads only bottom/right, so every 3x3 'same'
- * convolution reads a copy of its input with a one-pixel zero border; the
- * copy is never a separate pass: the GroupNorm+SiLU before each convolution,
- * the nearest x2 upsampling and the latent scaling write straight into the
- * interior of that padded buffer.
+ * convolution reads its input with a one-pixel zero border added. That
+ * input is never a whole tensor: it is made a band of rows at a time (the
+ * band's rows plus the one above and below) into the padded band buffer P
+ * by the op before the convolution — GroupNorm+SiLU (statistics over the
+ * whole activation first), nearest x2 upsampling, or the latent scaling —
+ * and the band is convolved into its rows of the output.
  *
- * Memory: three buffers for a whole decode, sized by a dry run of the same
+ * Memory: four buffers for a whole decode, sized by a dry run of the same
  * walk over the network (walk.run = 0): the activation X, the other one Y
- * (they swap when a layer's output cannot overwrite its input), and the
- * padded buffer P. A resnet is
- *     P = pad(silu(gn1(X))); Y = conv1(P); P = pad(silu(gn2(Y)));
- *     X = conv2(P) + X                        (same channels: in place)
- *     Y = conv2(P) + shortcut(X); swap        (channels change)
- * so at 1024x1024 the peak is the 256-channel level-2 upsampling: its
- * 1024^2 x 256 output (1 GiB) beside the padded input (1.03 GiB) and the
- * 512^2 x 512 activation it came from (0.5 GiB); activation_bytes() tells.
- * The attention's q, k, v live in P, its output in Y, and its score tiles
- * in the zi_ctx (zops.h computes them a chunk of queries at a time), so
- * 16384 positions never need a 16384^2 matrix.
+ * (they swap when a layer's output cannot overwrite its input), the band
+ * buffer P (64 MiB, zi_vae_set_band_bytes) and O. A resnet is
+ *     Y = conv1(silu(gn1(X)))                 (bands of X's rows)
+ *     X = conv2(silu(gn2(Y))) + X             (same channels: in place)
+ *     Y = conv2(silu(gn2(Y))) + shortcut(X)   (channels change; swap)
+ * where the last one's bands go through O (two band outputs), because a
+ * band written straight into Y would overwrite the row the next band needs.
+ * At 1024x1024 the peak is the 256-channel level-2 upsampling's 1024^2 output
+ * (1 GiB) beside the 512^2 x 512 activation it came from (0.5 GiB): 1673 MiB
+ * in all (2564 MiB when the whole padded input was made at once);
+ * zi_vae_activation_bytes() tells. The attention's q, k, v live in P, its
+ * output in Y, its score tiles in the zi_ctx (zops.h computes them a chunk
+ * of queries at a time), so 16384 positions never need a 16384^2 matrix.
  *
  * oneDNN primitives are created per decode (their creation is milliseconds
  * against the seconds of a decode); weights are converted to oneDNN's layout
@@ -58,9 +62,13 @@ struct zi_vae {
     resnet mid[2];
     gnorm attn_norm, norm_out;
     float *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo; /* [c, c] and [c] */
-    resnet *up; /* nlevels x (layers_per_block + 1) */
+    resnet *up;                                   /* nlevels x (layers_per_block + 1) */
     size_t bytes;
+    size_t band_bytes; /* of a band of P (zi_vae_set_band_bytes) */
 };
+
+#define BAND_DEFAULT_BYTES ((size_t)64 << 20)
+#define BAND_MIN_ROWS      4
 
 /* --- binding the weights ------------------------------------------------------------ */
 
@@ -77,7 +85,8 @@ static int take(binder *bd, const char *name, int ndim, const int64_t *shape, fl
     const zi_tensor *t;
     int rc = zi_weights_get(bd->w, name, ndim, shape, &t, bd->err, bd->errlen);
     if (rc) return rc;
-    if (!(*out = zi_tensor_dup_f32(t))) return px_errf(bd->err, bd->errlen, PX_ENOMEM, "out of memory");
+    if (!(*out = zi_tensor_dup_f32(t)))
+        return px_errf(bd->err, bd->errlen, PX_ENOMEM, "out of memory");
     bd->v->bytes += t->nelem * sizeof(float);
     return 0;
 }
@@ -94,7 +103,8 @@ static int bind_norm(binder *bd, const char *prefix, int c, gnorm *n)
 }
 
 /* A k x k convolution with its bias. */
-static int bind_conv(binder *bd, const char *prefix, int cout, int cin, int k, px_conv_weights **out)
+static int bind_conv(binder *bd, const char *prefix, int cout, int cin, int k,
+                     px_conv_weights **out)
 {
     char name[192];
     int64_t wshape[4] = {cout, cin, k, k}, bshape[1] = {cout};
@@ -162,7 +172,8 @@ static int bind_mid(binder *bd, int c)
     snprintf(p, sizeof p, "%s.group_norm", at);
     if ((rc = bind_norm(bd, p, c, &v->attn_norm))) return rc;
     static const char *const proj[4] = {"to_q", "to_k", "to_v", "to_out.0"};
-    float **wdst[4] = {&v->wq, &v->wk, &v->wv, &v->wo}, **bdst[4] = {&v->bq, &v->bk, &v->bv, &v->bo};
+    float **wdst[4] = {&v->wq, &v->wk, &v->wv, &v->wo},
+          **bdst[4] = {&v->bq, &v->bk, &v->bv, &v->bo};
     for (int i = 0; i < 4; i++) {
         snprintf(p, sizeof p, "%s.%s.weight", at, proj[i]);
         if ((rc = take(bd, p, 2, ws, wdst[i]))) return rc;
@@ -185,6 +196,7 @@ int zi_vae_create(const zi_weights *w, const zi_vae_config *cfg, zi_vae **out, c
         return px_errf(err, errlen, PX_ENOMEM, "out of memory");
     }
     v->cfg = *cfg;
+    v->band_bytes = BAND_DEFAULT_BYTES;
     binder bd = {w, v, err, errlen};
     int top = cfg->block_out[L - 1];
     if ((rc = bind_conv(&bd, "decoder.conv_in", top, cfg->latent_channels, 3, &v->conv_in)) ||
@@ -257,24 +269,86 @@ size_t zi_vae_weight_bytes(const zi_vae *v)
     return v->bytes;
 }
 
-/* --- element-wise work on the pool ------------------------------------------------- */
-
-/* Pixel rows of an h x w x c activation, written into a plain buffer or the
- * interior of a padded one ((h+2) x (w+2) x c). */
-static float *out_row(float *dst, int padded, int r, int w, int c)
+void zi_vae_set_band_bytes(zi_vae *v, size_t bytes)
 {
-    return padded ? dst + ((size_t)(r + 1) * (w + 2) + 1) * c : dst + (size_t)r * w * c;
+    v->band_bytes = bytes ? bytes : BAND_DEFAULT_BYTES;
 }
 
-/* Zeroes the one-pixel border of a padded (h+2) x (w+2) x c buffer. */
-static void zero_border(float *p, int h, int w, int c)
+/* --- rows of a convolution's input, made on the context's threads ---------------- */
+
+/* The source of a 3x3 convolution's input: row r (0..h-1, unpadded) is
+ * written as w x c floats by fn. The rows are made a band at a time into
+ * the padded buffer P, never as a whole tensor (see w_rows_conv). */
+typedef struct rows_src rows_src;
+struct rows_src {
+    void (*fn)(const rows_src *s, int r, float *dst);
+    int h, w, c;        /* of the rows made */
+    const float *x;     /* what they are made from */
+    const float *a, *b; /* groupnorm as y = a[ch]*x + b[ch] */
+    int silu;
+    float scale, shift; /* latent: x / scale + shift */
+};
+
+static void row_norm(const rows_src *s, int r, float *dst)
 {
-    size_t row = (size_t)(w + 2) * c;
-    memset(p, 0, row * sizeof *p);
-    memset(p + (size_t)(h + 1) * row, 0, row * sizeof *p);
-    for (int r = 1; r <= h; r++) {
-        memset(p + r * row, 0, (size_t)c * sizeof *p);
-        memset(p + r * row + (size_t)(w + 1) * c, 0, (size_t)c * sizeof *p);
+    const float *src = s->x + (size_t)r * s->w * s->c;
+    for (int p = 0; p < s->w; p++, src += s->c, dst += s->c) {
+        if (s->silu) {
+            for (int i = 0; i < s->c; i++) {
+                float y = s->a[i] * src[i] + s->b[i];
+                dst[i] = y / (1.0f + expf(-y));
+            }
+        } else {
+            for (int i = 0; i < s->c; i++) dst[i] = s->a[i] * src[i] + s->b[i];
+        }
+    }
+}
+
+/* Nearest x2: row r of the output is row r/2 of x (w/2 wide), each pixel twice. */
+static void row_upsample(const rows_src *s, int r, float *dst)
+{
+    int iw = s->w / 2;
+    size_t cb = (size_t)s->c * sizeof(float);
+    const float *src = s->x + (size_t)(r / 2) * iw * s->c;
+    for (int p = 0; p < iw; p++) {
+        memcpy(dst + (size_t)(2 * p) * s->c, src + (size_t)p * s->c, cb);
+        memcpy(dst + (size_t)(2 * p + 1) * s->c, src + (size_t)p * s->c, cb);
+    }
+}
+
+/* z = latent / scaling_factor + shift_factor, NCHW -> NHWC. */
+static void row_latent(const rows_src *s, int r, float *dst)
+{
+    size_t hw = (size_t)s->h * s->w;
+    for (int p = 0; p < s->w; p++)
+        for (int ch = 0; ch < s->c; ch++)
+            dst[(size_t)p * s->c + ch] = s->x[ch * hw + (size_t)r * s->w + p] / s->scale + s->shift;
+}
+
+typedef struct fill_job {
+    const rows_src *src;
+    float *dst;
+    int r0;     /* first source row of the band (-1: the zero row above) */
+    int padded; /* dst rows are (w+2) x c with zero ends */
+} fill_job;
+
+static void fill_fn(void *ctx, int begin, int end)
+{
+    const fill_job *j = ctx;
+    const rows_src *s = j->src;
+    size_t c = (size_t)s->c, row = (size_t)(s->w + 2 * j->padded) * c;
+    for (int k = begin; k < end; k++) {
+        int r = j->r0 + k;
+        float *d = j->dst + (size_t)k * row;
+        if (j->padded) {
+            memset(d, 0, c * sizeof *d);
+            memset(d + (size_t)(s->w + 1) * c, 0, c * sizeof *d);
+            d += c;
+        }
+        if (r < 0 || r >= s->h)
+            memset(d, 0, (size_t)s->w * c * sizeof *d);
+        else
+            s->fn(s, r, d);
     }
 }
 
@@ -285,9 +359,6 @@ typedef struct gn_job {
     size_t npix;
     int c, groups;
     double *part; /* GN_CHUNKS x groups x 2 (sum, sum of squares) */
-    const float *a, *b; /* apply: y = a[ch]*x + b[ch] */
-    float *dst;
-    int padded, silu, w;
 } gn_job;
 
 static void gn_stats_fn(void *ctx, int begin, int end)
@@ -314,43 +385,17 @@ static void gn_stats_fn(void *ctx, int begin, int end)
     }
 }
 
-static void gn_apply_fn(void *ctx, int begin, int end)
+/* GroupNorm of an h x w x c activation as ab[ch] = a, ab[c + ch] = b of
+ * y = a*x + b. Statistics in double over chunks whose partial sums are added
+ * in a fixed order (the result does not depend on the threads). */
+static int gn_coeffs(zi_ctx *ctx, const float *x, int h, int w, const gnorm *n, int groups,
+                     float eps, float *ab)
 {
-    const gn_job *j = ctx;
-    for (int r = begin; r < end; r++) {
-        const float *src = j->x + (size_t)r * j->w * j->c;
-        float *dst = out_row(j->dst, j->padded, r, j->w, j->c);
-        for (int p = 0; p < j->w; p++, src += j->c, dst += j->c) {
-            if (j->silu) {
-                for (int i = 0; i < j->c; i++) {
-                    float y = j->a[i] * src[i] + j->b[i];
-                    dst[i] = y / (1.0f + expf(-y));
-                }
-            } else {
-                for (int i = 0; i < j->c; i++) dst[i] = j->a[i] * src[i] + j->b[i];
-            }
-        }
-    }
-}
-
-/* dst = [silu](groupnorm(x)) for an h x w x c activation; statistics in
- * double over chunks whose partial sums are added in a fixed order (the
- * result does not depend on the threads). */
-static int group_norm(px_pool *pool, const float *x, int h, int w, const gnorm *n, int groups,
-                      float eps, float *dst, int padded, int silu)
-{
-    int c = n->c;
+    int c = n->c, cg = c / groups;
     double *part = malloc((size_t)GN_CHUNKS * groups * 2 * sizeof *part);
-    float *ab = malloc((size_t)2 * c * sizeof *ab);
-    if (!part || !ab) {
-        free(part);
-        free(ab);
-        return PX_ENOMEM;
-    }
-    gn_job j = {.x = x, .npix = (size_t)h * w, .c = c, .groups = groups, .part = part,
-                .a = ab, .b = ab + c, .dst = dst, .padded = padded, .silu = silu, .w = w};
-    px_pool_parallel_for(pool, GN_CHUNKS, 1, gn_stats_fn, &j);
-    int cg = c / groups;
+    if (!part) return PX_ENOMEM;
+    gn_job j = {.x = x, .npix = (size_t)h * w, .c = c, .groups = groups, .part = part};
+    zi_parallel_for(ctx, GN_CHUNKS, 1, gn_stats_fn, &j);
     double cnt = (double)j.npix * cg;
     for (int g = 0; g < groups; g++) {
         double s = 0, ss = 0;
@@ -365,41 +410,17 @@ static int group_norm(px_pool *pool, const float *x, int h, int w, const gnorm *
             ab[c + i] = (float)(n->b[i] - mean * rstd * n->g[i]);
         }
     }
-    px_pool_parallel_for(pool, h, 0, gn_apply_fn, &j);
-    if (padded) zero_border(dst, h, w, c);
     free(part);
-    free(ab);
     return 0;
-}
-
-typedef struct up_job {
-    const float *x;
-    float *dst;
-    int w, c; /* of the input */
-} up_job;
-
-static void upsample_fn(void *ctx, int begin, int end)
-{
-    const up_job *j = ctx;
-    size_t cb = (size_t)j->c * sizeof(float);
-    for (int r = begin; r < end; r++) {
-        const float *src = j->x + (size_t)(r / 2) * j->w * j->c;
-        float *dst = out_row(j->dst, 1, r, 2 * j->w, j->c);
-        for (int p = 0; p < j->w; p++) {
-            memcpy(dst + (size_t)(2 * p) * j->c, src + (size_t)p * j->c, cb);
-            memcpy(dst + (size_t)(2 * p + 1) * j->c, src + (size_t)p * j->c, cb);
-        }
-    }
 }
 
 /* --- the walk over the network ------------------------------------------------------ */
 
-enum { B_X0, B_X1, B_P, B_N, B_OUT = B_N };
+enum { B_X0, B_X1, B_P, B_O, B_N, B_OUT = B_N }; /* B_O: two band outputs */
 
 typedef struct walk {
     zi_vae *v;
     zi_ctx *ctx;
-    px_pool *pool;
     int run; /* 0: only size the buffers (need) */
     size_t need[B_N];
     float *b[B_N + 1]; /* + B_OUT: the caller's output */
@@ -420,21 +441,21 @@ static int other(const walk *s)
 static int use(walk *s, int buf, size_t a, size_t b, size_t c)
 {
     size_t n;
-    if (!px_mul3_size(a, b, c, &n)) return px_errf(s->err, s->errlen, PX_EINVAL, "VAE: size overflows");
+    if (!px_mul3_size(a, b, c, &n))
+        return px_errf(s->err, s->errlen, PX_EINVAL, "VAE: size overflows");
     if (buf < B_N && n > s->need[buf]) s->need[buf] = n;
     return 0;
 }
 
-/* dst (oh x ow x cout) [+]= conv(src), src sh x sw (its padding included). */
-static int w_conv(walk *s, px_conv_weights *cw, int cout, int src, int sh, int sw, int dst,
-                  bool acc)
+/* dst [+]= conv(src), src sh x sw (its padding included): one convolution
+ * bound to these pointers (oneDNN's primitive cache makes repeats cheap). */
+static int conv_run(walk *s, px_conv_weights *cw, const float *src, int sh, int sw, float *dst,
+                    bool acc)
 {
-    px_conv_args a = {.h = sh, .w = sw, .src = s->b[src], .dst = s->b[dst], .accumulate = acc};
-    int oh, ow, rc;
-    px_conv_out_size(cw, &a, &oh, &ow);
-    if (!s->run) return use(s, dst, (size_t)oh, (size_t)ow, (size_t)cout);
+    px_conv_args a = {.h = sh, .w = sw, .src = src, .dst = dst, .accumulate = acc};
     px_conv *cv;
-    if ((rc = px_conv_create(cw, &a, &cv, s->err, s->errlen))) return rc;
+    int rc = px_conv_create(cw, &a, &cv, s->err, s->errlen);
+    if (rc) return rc;
     size_t sb = px_conv_scratch_bytes(cv);
     if (sb > s->scratch_cap) {
         free(s->scratch);
@@ -452,31 +473,113 @@ static int w_conv(walk *s, px_conv_weights *cw, int cout, int src, int sh, int s
     return rc;
 }
 
-/* dst = [silu](gn(X)), into the interior of P (padded) or plain. */
-static int w_norm(walk *s, int src, const gnorm *n, int dst, int padded, int silu)
+/* Rows per band of a padded input w+2 wide with c channels. */
+static int band_rows(const walk *s, int h, int w, int c)
 {
-    int p = padded ? 2 : 0;
-    if (!s->run) return use(s, dst, (size_t)s->h + p, (size_t)s->w + p, (size_t)n->c);
-    if (group_norm(s->pool, s->b[src], s->h, s->w, n, s->v->cfg.groups, s->v->cfg.eps, s->b[dst],
-                   padded, silu))
-        return px_errf(s->err, s->errlen, PX_ENOMEM, "out of memory");
+    size_t row = (size_t)(w + 2) * c * sizeof(float);
+    size_t rows = s->v->band_bytes / row;
+    rows = rows > BAND_MIN_ROWS + 2 ? rows - 2 : BAND_MIN_ROWS;
+    return rows < (size_t)h ? (int)rows : h;
+}
+
+/*
+ * dst (h x w x cout) [+]= conv3x3(src's rows, zero-padded by one): a band of
+ * rows at a time, made into P with the row above and below, then convolved
+ * into its rows of dst (which must not be what the rows are made from: a
+ * band's output would overwrite the next band's rows).
+ */
+static int w_rows_conv(walk *s, const rows_src *src, px_conv_weights *cw, int cout, int dst,
+                       bool acc)
+{
+    int h = src->h, w = src->w, rows = band_rows(s, h, w, src->c), rc;
+    if (!s->run) {
+        if ((rc = use(s, B_P, (size_t)rows + 2, (size_t)w + 2, (size_t)src->c))) return rc;
+        return use(s, dst, (size_t)h, (size_t)w, (size_t)cout);
+    }
+    for (int r0 = 0; r0 < h; r0 += rows) {
+        int n = h - r0 < rows ? h - r0 : rows;
+        fill_job j = {.src = src, .dst = s->b[B_P], .r0 = r0 - 1, .padded = 1};
+        zi_parallel_for(s->ctx, n + 2, 0, fill_fn, &j);
+        float *out = s->b[dst] + (size_t)r0 * w * cout;
+        if ((rc = conv_run(s, cw, s->b[B_P], n + 2, w + 2, out, acc))) return rc;
+    }
     return 0;
 }
 
+/* dst [+]= conv3x3(silu(gn(src))). */
+static int w_norm_conv(walk *s, int src, const gnorm *n, px_conv_weights *cw, int cout, int dst,
+                       bool acc)
+{
+    rows_src rs = {.fn = row_norm, .h = s->h, .w = s->w, .c = n->c, .x = s->b[src], .silu = 1};
+    float *ab = NULL;
+    if (s->run) {
+        if (!(ab = malloc((size_t)2 * n->c * sizeof *ab)) ||
+            gn_coeffs(s->ctx, rs.x, s->h, s->w, n, s->v->cfg.groups, s->v->cfg.eps, ab)) {
+            free(ab);
+            return px_errf(s->err, s->errlen, PX_ENOMEM, "out of memory");
+        }
+        rs.a = ab;
+        rs.b = ab + n->c;
+    }
+    int rc = w_rows_conv(s, &rs, cw, cout, dst, acc);
+    free(ab);
+    return rc;
+}
+
+/* Y = conv2(silu(gn2(Y))) + shortcut(X) in bands. A band's output cannot
+ * go straight into Y: the next band's rows read its last row. So it goes to
+ * one of two band buffers in O and is copied into Y once the next band's
+ * rows are made. */
+static int w_shortcut_out(walk *s, const resnet *r, int y)
+{
+    /* A third of the usual band: its input and two outputs fit in one. */
+    int h = s->h, w = s->w, cout = r->cout, rows = band_rows(s, h, w, cout), rc = 0;
+    if (rows < h) rows = rows / 3 > BAND_MIN_ROWS ? rows / 3 : BAND_MIN_ROWS;
+    size_t band = (size_t)rows * w * cout, rowf = (size_t)w * cout;
+    if (!s->run) {
+        if ((rc = use(s, B_P, (size_t)rows + 2, (size_t)w + 2, (size_t)cout))) return rc;
+        return use(s, B_O, rows < h ? 2 : 1, band, 1);
+    }
+    float *ab = malloc((size_t)2 * cout * sizeof *ab), *o[2] = {s->b[B_O], s->b[B_O] + band};
+    if (!ab || gn_coeffs(s->ctx, s->b[y], h, w, &r->n2, s->v->cfg.groups, s->v->cfg.eps, ab)) {
+        free(ab);
+        return px_errf(s->err, s->errlen, PX_ENOMEM, "out of memory");
+    }
+    rows_src rs = {.fn = row_norm,
+                   .h = h,
+                   .w = w,
+                   .c = cout,
+                   .x = s->b[y],
+                   .a = ab,
+                   .b = ab + cout,
+                   .silu = 1};
+    int prev_r0 = 0, prev_n = 0, k = 0;
+    for (int r0 = 0; r0 < h && !rc; r0 += rows, k ^= 1) {
+        int n = h - r0 < rows ? h - r0 : rows;
+        fill_job j = {.src = &rs, .dst = s->b[B_P], .r0 = r0 - 1, .padded = 1};
+        zi_parallel_for(s->ctx, n + 2, 0, fill_fn, &j);
+        if (prev_n) memcpy(s->b[y] + prev_r0 * rowf, o[k ^ 1], prev_n * rowf * sizeof(float));
+        if (!(rc = conv_run(s, r->c2, s->b[B_P], n + 2, w + 2, o[k], false)))
+            rc = conv_run(s, r->sc, s->b[s->x] + (size_t)r0 * w * r->cin, n, w, o[k], true);
+        prev_r0 = r0;
+        prev_n = n;
+    }
+    if (!rc) memcpy(s->b[y] + prev_r0 * rowf, o[k ^ 1], prev_n * rowf * sizeof(float));
+    free(ab);
+    return rc;
+}
+
+/* Y = conv1(X); then X += conv2(Y), or, when the channels change, Y =
+ * conv2(Y) + shortcut(X) and swap. */
 static int w_resnet(walk *s, const resnet *r)
 {
-    int rc, y = other(s), ph = s->h + 2, pw = s->w + 2;
-    if ((rc = w_norm(s, s->x, &r->n1, B_P, 1, 1)) ||
-        (rc = w_conv(s, r->c1, r->cout, B_P, ph, pw, y, false)) ||
-        (rc = w_norm(s, y, &r->n2, B_P, 1, 1)))
-        return rc;
-    if (!r->sc) return w_conv(s, r->c2, r->cout, B_P, ph, pw, s->x, true);
-    if ((rc = w_conv(s, r->c2, r->cout, B_P, ph, pw, y, false)) ||
-        (rc = w_conv(s, r->sc, r->cout, s->x, s->h, s->w, y, true)))
-        return rc;
+    int rc, y = other(s);
+    if ((rc = w_norm_conv(s, s->x, &r->n1, r->c1, r->cout, y, false))) return rc;
+    if (!r->sc) return w_norm_conv(s, y, &r->n2, r->c2, r->cout, s->x, true);
+    rc = w_shortcut_out(s, r, y);
     s->x = y;
     s->c = r->cout;
-    return 0;
+    return rc;
 }
 
 /* X += out(attention(q(gn X), k(gn X), v(gn X))): q, k, v in P, the
@@ -485,56 +588,57 @@ static int w_attention(walk *s)
 {
     const zi_vae *v = s->v;
     int c = s->c, n = s->h * s->w, y = other(s), rc;
-    if ((rc = w_norm(s, s->x, &v->attn_norm, y, 0, 0))) return rc;
-    if (!s->run) return use(s, B_P, 3, (size_t)n, (size_t)c);
+    if (!s->run) {
+        if ((rc = use(s, y, (size_t)n, (size_t)c, 1))) return rc;
+        return use(s, B_P, 3, (size_t)n, (size_t)c);
+    }
+    float *ab = malloc((size_t)2 * c * sizeof *ab);
+    if (!ab ||
+        gn_coeffs(s->ctx, s->b[s->x], s->h, s->w, &v->attn_norm, v->cfg.groups, v->cfg.eps, ab)) {
+        free(ab);
+        return px_errf(s->err, s->errlen, PX_ENOMEM, "out of memory");
+    }
+    rows_src rs = {
+        .fn = row_norm, .h = s->h, .w = s->w, .c = c, .x = s->b[s->x], .a = ab, .b = ab + c};
+    fill_job j = {.src = &rs, .dst = s->b[y], .r0 = 0, .padded = 0};
+    zi_parallel_for(s->ctx, s->h, 0, fill_fn, &j);
+    free(ab);
     float *q = s->b[B_P], *k = q + (size_t)n * c, *vv = k + (size_t)n * c, *h = s->b[y];
-    if ((rc = zi_op_matmul(s->ctx, h, n, c, c, v->wq, ZI_F32, c, v->bq, q, c, 0, s->err, s->errlen)) ||
-        (rc = zi_op_matmul(s->ctx, h, n, c, c, v->wk, ZI_F32, c, v->bk, k, c, 0, s->err, s->errlen)) ||
-        (rc = zi_op_matmul(s->ctx, h, n, c, c, v->wv, ZI_F32, c, v->bv, vv, c, 0, s->err, s->errlen)))
+    if ((rc = zi_op_matmul(s->ctx, h, n, c, c, v->wq, ZI_F32, c, v->bq, q, c, 0, s->err,
+                           s->errlen)) ||
+        (rc = zi_op_matmul(s->ctx, h, n, c, c, v->wk, ZI_F32, c, v->bk, k, c, 0, s->err,
+                           s->errlen)) ||
+        (rc = zi_op_matmul(s->ctx, h, n, c, c, v->wv, ZI_F32, c, v->bv, vv, c, 0, s->err,
+                           s->errlen)))
         return rc;
-    zi_attn_args a = {.q = q, .k = k, .v = vv, .ldq = c, .ldk = c, .ldv = c, .o = h, .ldo = c,
-                      .n_q = n, .n_kv = n, .n_heads = 1, .n_kv_heads = 1, .head_dim = c,
+    zi_attn_args a = {.q = q,
+                      .k = k,
+                      .v = vv,
+                      .ldq = c,
+                      .ldk = c,
+                      .ldv = c,
+                      .o = h,
+                      .ldo = c,
+                      .n_q = n,
+                      .n_kv = n,
+                      .n_heads = 1,
+                      .n_kv_heads = 1,
+                      .head_dim = c,
                       .scale = 1.0f / sqrtf((float)c)};
     if ((rc = zi_op_attention(s->ctx, &a, s->err, s->errlen))) return rc;
     return zi_op_matmul(s->ctx, h, n, c, c, v->wo, ZI_F32, c, v->bo, s->b[s->x], c, ZI_LIN_ACCUM,
                         s->err, s->errlen);
 }
 
-/* Y = conv(pad(nearest x2 (X))); swap. */
+/* Y = conv(nearest x2 (X)) in bands; swap. */
 static int w_upsample(walk *s, px_conv_weights *cw)
 {
-    int y = other(s), rc;
-    if (!s->run) {
-        rc = use(s, B_P, (size_t)2 * s->h + 2, (size_t)2 * s->w + 2, (size_t)s->c);
-    } else {
-        up_job j = {.x = s->b[s->x], .dst = s->b[B_P], .w = s->w, .c = s->c};
-        px_pool_parallel_for(s->pool, 2 * s->h, 0, upsample_fn, &j);
-        zero_border(s->b[B_P], 2 * s->h, 2 * s->w, s->c);
-        rc = 0;
-    }
+    int y = other(s);
+    rows_src rs = {.fn = row_upsample, .h = 2 * s->h, .w = 2 * s->w, .c = s->c, .x = s->b[s->x]};
     s->h *= 2;
     s->w *= 2;
-    if (!rc) rc = w_conv(s, cw, s->c, B_P, s->h + 2, s->w + 2, y, false);
     s->x = y;
-    return rc;
-}
-
-/* P's interior = latent / scaling_factor + shift_factor, NCHW -> NHWC. */
-static int w_latent(walk *s, const float *latent)
-{
-    const zi_vae_config *c = &s->v->cfg;
-    s->c = c->latent_channels;
-    if (!s->run) return use(s, B_P, (size_t)s->h + 2, (size_t)s->w + 2, (size_t)s->c);
-    size_t hw = (size_t)s->h * s->w;
-    for (int r = 0; r < s->h; r++) {
-        float *dst = out_row(s->b[B_P], 1, r, s->w, s->c);
-        for (int p = 0; p < s->w; p++)
-            for (int ch = 0; ch < s->c; ch++)
-                dst[(size_t)p * s->c + ch] =
-                    latent[ch * hw + (size_t)r * s->w + p] / c->scaling_factor + c->shift_factor;
-    }
-    zero_border(s->b[B_P], s->h, s->w, s->c);
-    return 0;
+    return w_rows_conv(s, &rs, cw, s->c, y, false);
 }
 
 /* The whole decoder; the RGB result (before the final mapping) into B_OUT. */
@@ -543,10 +647,15 @@ static int w_decoder(walk *s, const float *latent)
     zi_vae *v = s->v;
     const zi_vae_config *c = &v->cfg;
     int L = c->nlevels, per = c->layers_per_block + 1, top = c->block_out[L - 1], rc;
+    rows_src z = {.fn = row_latent,
+                  .h = s->h,
+                  .w = s->w,
+                  .c = c->latent_channels,
+                  .x = latent,
+                  .scale = c->scaling_factor,
+                  .shift = c->shift_factor};
     s->x = B_X0;
-    if ((rc = w_latent(s, latent)) ||
-        (rc = w_conv(s, v->conv_in, top, B_P, s->h + 2, s->w + 2, s->x, false)))
-        return rc;
+    if ((rc = w_rows_conv(s, &z, v->conv_in, top, s->x, false))) return rc;
     s->c = top;
     if ((rc = w_resnet(s, &v->mid[0])) || (rc = w_attention(s)) || (rc = w_resnet(s, &v->mid[1])))
         return rc;
@@ -555,8 +664,7 @@ static int w_decoder(walk *s, const float *latent)
             if ((rc = w_resnet(s, &v->up[i * per + j]))) return rc;
         if (i < L - 1 && (rc = w_upsample(s, v->upconv[i]))) return rc;
     }
-    if ((rc = w_norm(s, s->x, &v->norm_out, B_P, 1, 1))) return rc;
-    return w_conv(s, v->conv_out, 3, B_P, s->h + 2, s->w + 2, B_OUT, false);
+    return w_norm_conv(s, s->x, &v->norm_out, v->conv_out, 3, B_OUT, false);
 }
 
 static int check_size(const zi_vae *v, int h, int w, char *err, size_t errlen)
@@ -573,7 +681,8 @@ size_t zi_vae_activation_bytes(const zi_vae *v, int h, int w)
     if (check_size(v, h, w, NULL, 0)) return 0;
     walk s = {.v = (zi_vae *)v, .h = h, .w = w};
     if (w_decoder(&s, NULL)) return 0;
-    size_t n = s.need[B_X0] + s.need[B_X1] + s.need[B_P];
+    size_t n = 0;
+    for (int i = 0; i < B_N; i++) n += s.need[i];
     return n * sizeof(float);
 }
 
@@ -582,13 +691,12 @@ int zi_vae_decode_float(zi_vae *v, zi_ctx *ctx, const float *latent, int h, int 
 {
     int rc = check_size(v, h, w, err, errlen);
     if (rc) return rc;
-    walk s = {.v = v, .ctx = ctx, .pool = zi_ctx_pool(ctx), .h = h, .w = w, .err = err,
-              .errlen = errlen};
+    walk s = {.v = v, .ctx = ctx, .h = h, .w = w, .err = err, .errlen = errlen};
     if ((rc = w_decoder(&s, NULL))) return rc;
     for (int i = 0; i < B_N; i++)
-        if (!(s.b[i] = px_alloc_array(s.need[i], sizeof(float)))) {
+        if (!(s.b[i] = px_alloc_array(s.need[i] ? s.need[i] : 1, sizeof(float)))) {
             rc = px_errf(err, errlen, PX_ENOMEM, "VAE: out of memory for %zu MB of activations",
-                         (s.need[B_X0] + s.need[B_X1] + s.need[B_P]) * sizeof(float) >> 20);
+                         zi_vae_activation_bytes(v, h, w) >> 20);
             goto done;
         }
     s.b[B_OUT] = rgb;
@@ -596,7 +704,7 @@ int zi_vae_decode_float(zi_vae *v, zi_ctx *ctx, const float *latent, int h, int 
         rc = px_errf(err, errlen, PX_EUNSUP, "oneDNN: cannot create a stream");
         goto done;
     }
-    px_conv_stream_set_pool(s.stream, s.pool);
+    px_conv_stream_set_pool(s.stream, zi_ctx_pool(ctx)); /* NULL: the calling thread */
     s.run = 1;
     s.h = h;
     s.w = w;

@@ -1,6 +1,6 @@
 /*
  * vae.h — the FLUX autoencoder's decoder on the CPU (oneDNN convolutions
- * through the LaMa engine's conv backend, the rest on a px_pool): latents
+ * through the LaMa engine's conv backend, the rest on the zi_ctx's threads): latents
  * (1, C, h, w) fp32 in, an RGB image of (f*h) x (f*w) out, f = 2^(levels-1)
  * (8 for FLUX).
  *
@@ -13,7 +13,9 @@
  *
  * Weights are the diffusers names of zweights.h, shapes checked against the
  * zi_vae_config; they are copied (as fp32) so the store may be closed once
- * zi_vae_create returns. A zi_vae is used by one thread at a time.
+ * zi_vae_create returns. A zi_vae is immutable but for the weight layouts
+ * the conv backend converts (under its lock, once): threads may decode at
+ * once, each with its own zi_ctx.
  */
 #ifndef PX_ENGINE_ZIMAGE_VAE_H
 #define PX_ENGINE_ZIMAGE_VAE_H
@@ -41,13 +43,20 @@ int zi_vae_factor(const zi_vae *v);
 /* Bytes of weights the decoder holds. */
 size_t zi_vae_weight_bytes(const zi_vae *v);
 
+/* The most memory a band of convolution input rows may take (0: the
+ * default, 64 MiB): 3x3 convolutions run on bands of rows of their padded
+ * input, so that no whole normalised or upsampled copy of an activation is
+ * held. Smaller bands save memory and cost some speed; for tests. Not
+ * while a decode runs. */
+void zi_vae_set_band_bytes(zi_vae *v, size_t bytes);
+
 /* Bytes of activation buffers a decode of an h x w latent allocates (the
  * ping-pong plan; oneDNN's scratchpads come on top). 0 on overflow. */
 size_t zi_vae_activation_bytes(const zi_vae *v, int h, int w);
 
 /* Decodes latent (C x h x w, NCHW as the sampler holds it) into rgb, a
  * caller array of (f*h) * (f*w) * 3 floats (HWC) in [0, 1]. ctx is the
- * calling thread's workspace (zops.h: the attention, and its pool runs the
+ * calling thread's workspace (zops.h: the attention, and its threads run the
  * element-wise work). Activation buffers are allocated for the call and
  * freed before it returns. Returns 0, PX_EINVAL (size), PX_ENOMEM or
  * PX_EUNSUP (a backend failure). */

@@ -192,8 +192,8 @@ static int open_weights(const char *path, zi_part part, const zi_model_opts *o, 
     return zi_weights_open(path, part, &lo, w, err, errlen);
 }
 
-static int open_components(zi_model *m, const comp_paths *cp, const zi_model_opts *o,
-                           char *err, size_t errlen)
+static int open_components(zi_model *m, const comp_paths *cp, const zi_model_opts *o, char *err,
+                           size_t errlen)
 {
     const char *dp = cp->dit, *tp = cp->text, *vp = cp->vae, *tok = cp->tok;
     zi_weights *vw = NULL;
@@ -232,10 +232,11 @@ int zi_model_open(const zi_model_paths *p, const zi_model_opts *o, zi_model **ou
                        "tokenizer files");
     zi_model *m = calloc(1, sizeof *m);
     if (!m) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
-    m->pool = o && o->pool ? o->pool : px_pool_default();
+    m->pool = o ? o->pool : NULL;
     comp_paths cp;
     int rc;
-    if ((rc = load_configs(m, p, &cp, err, errlen)) || (rc = open_components(m, &cp, o, err, errlen))) {
+    if ((rc = load_configs(m, p, &cp, err, errlen)) ||
+        (rc = open_components(m, &cp, o, err, errlen))) {
         zi_model_close(m);
         return rc;
     }
@@ -298,8 +299,8 @@ static int check_params(const zi_model *m, const zi_gen_params *p, char *err, si
 {
     int mult = zi_model_size_multiple(m);
     if (!p->prompt) return px_errf(err, errlen, PX_EINVAL, "a prompt is required");
-    if (p->width < mult || p->height < mult || p->width > ZI_MAX_SIDE ||
-        p->height > ZI_MAX_SIDE || p->width % mult || p->height % mult)
+    if (p->width < mult || p->height < mult || p->width > ZI_MAX_SIDE || p->height > ZI_MAX_SIDE ||
+        p->width % mult || p->height % mult)
         return px_errf(err, errlen, PX_EINVAL,
                        "width and height must be multiples of %d between %d and %d, got %dx%d",
                        mult, mult, ZI_MAX_SIDE, p->width, p->height);
@@ -315,13 +316,13 @@ static int check_params(const zi_model *m, const zi_gen_params *p, char *err, si
 /* Tokenizes (chat template, 512 cap) and encodes one prompt: *feat is
  * malloc'd [*n, hidden]. */
 static int encode_prompt(const zi_model *m, zi_ctx *ctx, const char *prompt,
-                         const atomic_int *cancel, float **feat, int *n, bool *truncated,
-                         char *err, size_t errlen)
+                         const atomic_int *cancel, float **feat, int *n, bool *truncated, char *err,
+                         size_t errlen)
 {
     int32_t ids[ZI_TOK_MAX_PROMPT];
     size_t nid;
-    int rc = zi_tok_encode_prompt(m->tok, prompt, ids, ZI_TOK_MAX_PROMPT, &nid, truncated, err,
-                                  errlen);
+    int rc =
+        zi_tok_encode_prompt(m->tok, prompt, ids, ZI_TOK_MAX_PROMPT, &nid, truncated, err, errlen);
     if (rc) return rc;
     if (!(*feat = px_alloc_array(nid * (size_t)m->text_cfg.hidden, sizeof **feat)))
         return px_errf(err, errlen, PX_ENOMEM, "out of memory");
@@ -347,8 +348,10 @@ static int denoise(const zi_model *m, zi_ctx *ctx, const zi_gen_params *p, gen_s
         !(st->step_ms = calloc((size_t)p->steps, sizeof *st->step_ms)))
         return px_errf(err, errlen, PX_ENOMEM, "out of memory");
     if ((rc = zi_sampler_sigmas(&m->sampler_cfg, p->steps, g->sigmas, err, errlen))) return rc;
-    if (p->latents) memcpy(g->lat, p->latents, n * sizeof *g->lat);
-    else zi_sampler_noise((uint64_t)st->seed, g->lat, n);
+    if (p->latents)
+        memcpy(g->lat, p->latents, n * sizeof *g->lat);
+    else
+        zi_sampler_noise((uint64_t)st->seed, g->lat, n);
     for (int i = 0; i < p->steps; i++) {
         if (p->cancel && atomic_load(p->cancel))
             return px_errf(err, errlen, PX_ECANCELED, "cancelled before step %d of %d", i + 1,
@@ -375,8 +378,8 @@ static int run_stages(const zi_model *m, zi_ctx *ctx, const zi_gen_params *p, ge
     int rc, f = zi_vae_factor(m->vae);
     st->peak_per_stage = reset_peak_rss();
     int64_t t0 = px_now_ns();
-    if ((rc = encode_prompt(m, ctx, p->prompt, p->cancel, &g->pos, &g->npos,
-                            &st->prompt_truncated, err, errlen)))
+    if ((rc = encode_prompt(m, ctx, p->prompt, p->cancel, &g->pos, &g->npos, &st->prompt_truncated,
+                            err, errlen)))
         return rc;
     if (p->cfg_scale > 0 &&
         (rc = encode_prompt(m, ctx, p->negative_prompt ? p->negative_prompt : "", p->cancel,

@@ -53,7 +53,7 @@ typedef struct zi_model_paths {
 
 typedef struct zi_model_opts {
     int keep_bf16; /* 1: BF16 weights stay BF16 (half the memory; exact) */
-    px_pool *pool; /* element-wise work of temporary contexts (NULL: default pool) */
+    px_pool *pool; /* element-wise work of temporary contexts (NULL, best: OpenMP) */
 } zi_model_opts;
 
 /* Opens every component and checks configs against tensors. opts may be
@@ -61,8 +61,8 @@ typedef struct zi_model_opts {
  * file or directory missing: err names it), PX_ECORRUPT / PX_ETRUNC /
  * PX_EUNSUP (a bad file: err names the file and tensor, expected and found),
  * PX_ENOMEM. Caller closes *out. */
-int zi_model_open(const zi_model_paths *paths, const zi_model_opts *opts, zi_model **out,
-                  char *err, size_t errlen);
+int zi_model_open(const zi_model_paths *paths, const zi_model_opts *opts, zi_model **out, char *err,
+                  size_t errlen);
 void zi_model_close(zi_model *m);
 
 /* The configurations in use. */
@@ -90,16 +90,16 @@ typedef struct zi_gen_params {
     const float *latents;        /* NULL, or [C, height/8, width/8] initial latents */
     zi_progress_fn progress;     /* NULL or called after each step */
     void *progress_user;
-    const atomic_int *cancel;    /* NULL, or non-zero to stop (checked between steps) */
+    const atomic_int *cancel; /* NULL, or non-zero to stop (checked between steps) */
 } zi_gen_params;
 
 typedef struct zi_gen_stats {
-    int64_t seed;                   /* the seed used (meaningless with latents) */
+    int64_t seed; /* the seed used (meaningless with latents) */
     int prompt_tokens, negative_tokens;
     bool prompt_truncated, negative_truncated; /* cut to 512 tokens */
     int steps;
     double text_ms, denoise_ms, vae_ms, total_ms;
-    double *step_ms;                /* steps durations, owned by the result */
+    double *step_ms; /* steps durations, owned by the result */
     /* Peak resident memory (VmHWM) during each stage, bytes; 0 unknown.
      * When peak_per_stage is false the kernel refused to reset the peak and
      * these are the process's peak up to the end of each stage. */
