@@ -179,11 +179,11 @@ static void cuda_destroy(px_engine *pe)
     free(e);
 }
 
-static size_t cuda_mem_estimate(const px_engine *pe, int n, int w, int h)
+static size_t cuda_mem_estimate(const px_engine *pe, int n, const px_engine_shape *s)
 {
     const lama_cuda *e = (const lama_cuda *)pe;
     const px_lama_arch *a = &e->arch;
-    int H = px_lama_padded_side(a, h), W = px_lama_padded_side(a, w);
+    int H = px_lama_padded_side(a, s->h), W = px_lama_padded_side(a, s->w);
     int cap = batch_cap(a, H, W), B = plan_batch(n < cap ? n : cap);
     return px_lcnet_plan_bytes(a, e->prec, B, H, W) + ((size_t)64 << 20);
 }
