@@ -59,8 +59,9 @@ int zo_have_avx2(void)
  * of parallel regions low (each costs a barrier, dear on a loaded machine);
  * with fewer rows the block should still be in cache when the GEMM reads
  * it. Measured for 32 x 3840 x 11520: 1.5-3.5 s with 1 MB blocks, 0.24-0.53
- * s with 4 MB, 0.42-0.82 s with 8 MB; for 256 rows 8 MB blocks beat 4 MB
- * and 32 MB ones (the DiT's w1 in 5 blocks, not 19) were as fast. */
+ * s with 4 MB, 0.42-0.82 s with 8 MB. A full-width DiT forward at 256²
+ * (M = 256..288) took 6.9-7.3 s with 32 MB blocks and 8.3-12.4 s with 8 MB
+ * ones, runs interleaved. */
 #define WBLOCK_FLOATS ((size_t)8 << 20)
 #define WBLOCK_FLOATS_FEW ((size_t)1 << 20)
 #define FEW_ROWS 16 /* up to this many rows, BF16 products skip oneDNN */
