@@ -8,6 +8,8 @@
  *   final.latent   (3 steps from the reference's initial latents) <= 5e-2
  *   image          8-bit, within 8 levels of the reference and of the CPU
  *                  engine (both fp32)
+ *   VAE alone      (fp32 cuDNN, FMA math) on the reference's final latent:
+ *                  within 1 level of the reference's image
  * (PX_ZIMAGE_MODEL=DIR PX_ZIMAGE_SIZE=512x512: the same on a full-size
  * model, with bars twice as loose, for the issue's full-size check; the CPU
  * engine's run then takes minutes.)
@@ -189,6 +191,12 @@ TEST(t_stages_against_reference)
     double el = rel_err(lf, fin, nl);
     int lv = worst_levels(im.px, img, nimg);
 
+    /* The VAE alone (fp32 both sides) on the reference's final latent. */
+    uint8_t *vpx = malloc(nimg);
+    T_EQ_INT(zi_cuda_vae_decode(e, fin, H / 8, W / 8, vpx, err, sizeof err), 0);
+    int lvae = worst_levels(vpx, img, nimg);
+    free(vpx);
+
     /* The CPU engine (fp32) from the same latents. */
     zi_model *m = NULL;
     zi_model_paths mp = {.dir = g_dir};
@@ -203,8 +211,8 @@ TEST(t_stages_against_reference)
     }
     printf("  bf16 vs the fp32 reference: text.features %.2e, dit.out0 %.2e, final.latent %.2e "
            "(max|diff|/max|ref|); image within %d levels of the reference, %d of the CPU "
-           "engine\n",
-           et, ed, el, lv, cpu);
+           "engine; the fp32 GPU VAE alone within %d\n",
+           et, ed, el, lv, cpu, lvae);
     /* Full size (30 joint layers, 36 encoder layers): bars twice as loose
      * until a measured run sets them (docs/benchmarks/zimage-cuda.md). */
     double k = g_full ? 2.0 : 1.0;
@@ -213,6 +221,7 @@ TEST(t_stages_against_reference)
     T_CMP_DBL(el, <=, 5e-2 * k);
     T_CMP_INT(lv, <=, (int)(8 * k));
     T_CMP_INT(cpu, <=, (int)(8 * k));
+    T_CMP_INT(lvae, <=, 1);
     zi_gen_result_free(&r);
     zi_model_close(m);
     px_image_free(&im);

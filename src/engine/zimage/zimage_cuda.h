@@ -36,6 +36,11 @@ int zi_cuda_dit_forward(px_engine *e, const float *const *lat, const float *cons
                         const int *text_len, int n, int lat_h, int lat_w, float sigma,
                         float *const *out, char *err, size_t errlen);
 
+/* The GPU VAE (fp32) on latent ([C, lat_h, lat_w], host) into rgb (host,
+ * 8·lat_h x 8·lat_w x 3 bytes). */
+int zi_cuda_vae_decode(px_engine *e, const float *latent, int lat_h, int lat_w, uint8_t *rgb,
+                       char *err, size_t errlen);
+
 /* px_engine_run, also writing each item's final latents (before the VAE)
  * into lat_out (n x C x height/8 x width/8, host) when not NULL. Items
  * must share one size. */

@@ -45,3 +45,10 @@ int zi_cuda_run_latents(px_engine *e, px_engine_item *items, int n, float *lat_o
     (void)e, (void)items, (void)n, (void)lat_out;
     return px_errf(err, errlen, PX_EUNSUP, "%s", k_why);
 }
+
+int zi_cuda_vae_decode(px_engine *e, const float *latent, int lat_h, int lat_w, uint8_t *rgb,
+                       char *err, size_t errlen)
+{
+    (void)e, (void)latent, (void)lat_h, (void)lat_w, (void)rgb;
+    return px_errf(err, errlen, PX_EUNSUP, "%s", k_why);
+}

@@ -29,7 +29,7 @@ struct zc_gemm {
 /* The algorithm cache's key: everything the heuristic looks at (ints
  * only: no padding). */
 typedef struct {
-    int M, N, K, ldx, ldy, yt, bias, acc;
+    int M, N, K, ldx, ldy, yt, bias, acc, f32_in, w_kn;
 } gemm_key;
 
 int zc_gemm_create(px_cuda_ctx *c, size_t ws_bytes, zc_gemm **out, char *err, size_t errlen)
@@ -84,8 +84,9 @@ static int descs_make(const zc_gemm *g, const zc_gemm_args *a, gemm_descs *d, ch
                       size_t errlen)
 {
     int rc = 0;
-    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    cublasOperation_t ta = a->w_kn ? CUBLAS_OP_N : CUBLAS_OP_T, tb = CUBLAS_OP_N;
     cudaDataType_t yt = a->yt == ZC_F32 ? CUDA_R_32F : CUDA_R_16BF;
+    cudaDataType_t it = a->f32_in ? CUDA_R_32F : CUDA_R_16BF;
     PX_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     PX_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta,
                                                    sizeof ta));
@@ -101,9 +102,15 @@ static int descs_make(const zc_gemm *g, const zc_gemm_args *a, gemm_descs *d, ch
         PX_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
             d->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &a->bias, sizeof a->bias));
     }
-    PX_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d->la, CUDA_R_16BF, (uint64_t)a->K,
-                                               (uint64_t)a->N, (int64_t)a->K));
-    PX_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d->lb, CUDA_R_16BF, (uint64_t)a->K,
+    /* W [N, K] row-major is K x N column-major (op T); W [K, N] is N x K
+     * column-major (op N). */
+    if (a->w_kn)
+        PX_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d->la, it, (uint64_t)a->N, (uint64_t)a->K,
+                                                   (int64_t)a->N));
+    else
+        PX_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d->la, it, (uint64_t)a->K, (uint64_t)a->N,
+                                                   (int64_t)a->K));
+    PX_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d->lb, it, (uint64_t)a->K,
                                                (uint64_t)a->M, (int64_t)a->ldx));
     PX_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d->lc, yt, (uint64_t)a->N, (uint64_t)a->M,
                                                (int64_t)a->ldy));
@@ -120,14 +127,14 @@ int zc_gemm_run(zc_gemm *g, const zc_gemm_args *a, char *err, size_t errlen)
     gemm_descs d;
     memset(&d, 0, sizeof d);
     if (a->M <= 0) return 0;
-    if (a->N <= 0 || a->K <= 0 || a->ldx < a->K || a->ldy < a->N)
+    if (a->N <= 0 || a->K <= 0 || a->ldx < a->K || a->ldy < a->N || (a->f32_in && a->yt != ZC_F32))
         return px_errf(err, errlen, PX_EINVAL, "zimage-cuda: GEMM %dx%dx%d (ldx %d, ldy %d)",
                        a->M, a->N, a->K, a->ldx, a->ldy);
     if ((rc = descs_make(g, a, &d, err, errlen))) goto fail;
     gemm_key key;
     memset(&key, 0, sizeof key);
     key = (gemm_key){a->M, a->N, a->K, a->ldx, a->ldy, (int)a->yt, a->bias != NULL,
-                     a->accumulate};
+                     a->accumulate, a->f32_in, a->w_kn};
     cublasLtMatmulAlgo_t algo;
     if (!px_cuda_algos_get(g->algos, &key, &algo)) {
         cublasLtMatmulHeuristicResult_t res;

@@ -30,10 +30,12 @@ void zc_gemm_free(zc_gemm *g);
 
 /* One GEMM's operands. */
 typedef struct zc_gemm_args {
-    const void *x; /* bf16 [M, K], row stride ldx */
+    const void *x; /* bf16 [M, K], row stride ldx (fp32 with f32_in) */
     int ldx, M, K;
-    const void *w; /* bf16 [N, K] (a Linear weight), contiguous */
+    const void *w; /* bf16 [N, K] (a Linear weight), contiguous; [K, N] with w_kn */
     int N;
+    int f32_in; /* x and w fp32, fp32 math (the VAE's attention); yt must be ZC_F32 */
+    int w_kn;   /* w is [K, N] row-major (y = x·w, e.g. probabilities · V) */
     const float *bias; /* NULL or N floats */
     void *y;           /* [M, N], row stride ldy, of type yt */
     int ldy;

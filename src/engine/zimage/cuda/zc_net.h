@@ -137,4 +137,26 @@ int zc_plan_step(zc_dev *d, zc_plan *p, float sigma, float sigma_next, int direc
 /* The latents now (device, n_images x C x H x W fp32). */
 const float *zc_plan_latents(const zc_plan *p);
 
+/* ------------------------------------------------------------- the VAE */
+
+typedef struct zc_vae zc_vae;
+
+/* The VAE decoder's weights (an F32 store: zi_weights_open without
+ * keep_bf16) uploaded to c's device (fp32), GEMMs through g (c's). c needs
+ * its cuDNN handle. Returns 0 or an error; *out is set either way (free
+ * it with zc_vae_free). */
+int zc_vae_create(px_cuda_ctx *c, zc_gemm *g, const zi_weights *w, const zi_vae_config *cfg,
+                  zc_vae **out, char *err, size_t errlen);
+void zc_vae_free(zc_vae *v);
+size_t zc_vae_weight_bytes(const zc_vae *v);
+
+/* Device bytes the decoder's plan takes for latents of lh x lw. */
+size_t zc_vae_bytes(const zi_vae_config *c, int lh, int lw);
+
+/* Decodes one latent (device fp32 [C, lh, lw]) into rgb (host, 8lh x 8lw
+ * x 3 bytes, round(255·x) as the CPU VAE). Synchronous. Returns 0 or an
+ * error. */
+int zc_vae_decode(zc_vae *v, const float *lat, int lh, int lw, uint8_t *rgb, char *err,
+                  size_t errlen);
+
 #endif

@@ -13,10 +13,10 @@
  * steps. The text rows are bucketed to a power of two (>= 32) so a few
  * plans serve every prompt length.
  *
- * The VAE decoder runs on the CPU in this first version (the model's own
- * zi_vae, latents copied back): the GPU VAE (cuDNN fp32 convolutions,
- * GroupNorm+SiLU kernels) is the next piece of work, see
- * docs/benchmarks/zimage-cuda.md.
+ * The VAE decoder runs on the GPU in fp32 (zc_vae.c), image by image, from
+ * the plan's latents; PX_ZIMAGE_CUDA_CPU_VAE=1 decodes on the CPU instead
+ * (the model's own zi_vae, latents copied back), to tell a GPU VAE bug from
+ * a DiT one.
  *
  * NOT YET RUN ON A GPU: written and compiled without one.
  */
@@ -47,7 +47,9 @@ typedef struct zcuda_engine {
     px_cuda_pool *pool;
     int ndev;
     zc_dev *dev[PX_CUDA_MAX_DEVICES];
+    zc_vae *vae[PX_CUDA_MAX_DEVICES];
     zi_ctx *vae_ctx[PX_CUDA_MAX_DEVICES]; /* the CPU VAE's workspace per context */
+    bool cpu_vae;                         /* PX_ZIMAGE_CUDA_CPU_VAE=1 */
     char path[1024];
 } zcuda_engine;
 
@@ -80,6 +82,7 @@ typedef struct job {
     zc_batch b;
     float *lat;    /* host, n x C x lat_h x lat_w */
     float *sigmas; /* steps + 1 */
+    zc_plan *p;    /* the DiT plan (its latents: the decoder's input) */
     int steps;
 } job;
 
@@ -155,10 +158,9 @@ static int job_denoise(job *j, char *err, size_t errlen)
     if ((rc = zc_text_encode(j->d, ids, j->len, j->b.n_items, &j->b.lmax, err, errlen))) goto fail;
     int64_t t1 = px_now_ns();
     zc_plan_key key = {j->b.n_items, j->lat_h / j->d->dc.patch, j->lat_w / j->d->dc.patch, T};
-    zc_plan *p;
-    if ((rc = zc_plan_get(j->d, &key, &p, err, errlen)) ||
-        (rc = zc_plan_begin(j->d, p, &j->b, j->lat, err, errlen)))
-        goto fail;
+    if ((rc = zc_plan_get(j->d, &key, &j->p, err, errlen))) goto fail;
+    zc_plan *p = j->p;
+    if ((rc = zc_plan_begin(j->d, p, &j->b, j->lat, err, errlen))) goto fail;
     for (int s = 0; s < j->steps; s++) {
         if (all_cancelled(j)) {
             rc = px_errf(err, errlen, PX_ECANCELED, "cancelled before step %d of %d", s + 1,
@@ -188,20 +190,27 @@ fail:
     return rc;
 }
 
-/* The CPU VAE per image into the items' outputs. */
-static int job_decode(job *j, char *err, size_t errlen)
+/* The VAE per image into the items' outputs: on the GPU (holding the
+ * context) from the plan's latents, or on the CPU from j->lat. */
+static int job_decode(job *j, bool gpu, char *err, size_t errlen)
 {
     size_t per = (size_t)j->C * j->lat_h * j->lat_w;
     for (int i = 0; i < j->n; i++) {
         px_engine_item *it = &j->items[i];
         if (it->cancel && atomic_load(it->cancel)) continue;
         int64_t t0 = px_now_ns();
-        px_image img = {0};
-        int rc = zi_model_vae_decode(j->e->model, j->e->vae_ctx[j->ctx->index], j->lat + i * per,
+        int rc;
+        if (gpu) {
+            rc = zc_vae_decode(j->e->vae[j->ctx->index], zc_plan_latents(j->p) + i * per,
+                               j->lat_h, j->lat_w, it->out->px, err, errlen);
+        } else {
+            px_image img = {0};
+            rc = zi_model_vae_decode(j->e->model, j->e->vae_ctx[j->ctx->index], j->lat + i * per,
                                      j->lat_h, j->lat_w, &img, err, errlen);
+            if (!rc) memcpy(it->out->px, img.px, (size_t)it->gen.width * it->gen.height * 3);
+            px_image_free(&img);
+        }
         if (rc) return rc;
-        memcpy(it->out->px, img.px, (size_t)it->gen.width * it->gen.height * 3);
-        px_image_free(&img);
         it->gen.decode_ns = px_now_ns() - t0;
     }
     return 0;
@@ -226,11 +235,12 @@ static int run_group(zcuda_engine *e, px_engine_item *items, int n, float *lat_o
     j.d = j.ctx->user;
     PX_CUDA_CHECK(cudaSetDevice(j.ctx->dev));
     rc = job_denoise(&j, err, errlen);
+    if (!rc && !e->cpu_vae) rc = job_decode(&j, true, err, errlen);
 fail:
     px_cuda_pool_give(e->pool, j.ctx);
     if (!rc && lat_out)
         memcpy(lat_out, j.lat, (size_t)n * j.C * j.lat_h * j.lat_w * sizeof(float));
-    if (!rc) rc = job_decode(&j, err, errlen);
+    if (!rc && e->cpu_vae) rc = job_decode(&j, false, err, errlen);
     job_free(&j);
     return rc;
 }
@@ -309,6 +319,25 @@ fail:
     return rc;
 }
 
+int zi_cuda_vae_decode(px_engine *pe, const float *latent, int lat_h, int lat_w, uint8_t *rgb,
+                       char *err, size_t errlen)
+{
+    if (!pe || pe->ops != &k_ops) return px_errf(err, errlen, PX_EINVAL, "not a zimage CUDA engine");
+    zcuda_engine *e = (zcuda_engine *)pe;
+    size_t n = (size_t)zi_model_vae_config(e->model)->latent_channels * lat_h * lat_w;
+    px_cuda_ctx *ctx = px_cuda_pool_take(e->pool);
+    float *d = NULL;
+    int rc = 0;
+    PX_CUDA_CHECK(cudaSetDevice(ctx->dev));
+    PX_CUDA_CHECK(cudaMalloc((void **)&d, n * sizeof *d));
+    PX_CUDA_CHECK(cudaMemcpy(d, latent, n * sizeof *d, cudaMemcpyHostToDevice));
+    rc = zc_vae_decode(e->vae[ctx->index], d, lat_h, lat_w, rgb, err, errlen);
+fail:
+    if (d) cudaFree(d);
+    px_cuda_pool_give(e->pool, ctx);
+    return rc;
+}
+
 /* The given text features into the text buffers (as the encoder leaves
  * them: items of lmax rows). */
 static int put_text(zc_dev *d, const float *const *text, const int *len, int n, int *lmax,
@@ -376,6 +405,7 @@ static void zcuda_destroy(px_engine *pe)
 {
     zcuda_engine *e = (zcuda_engine *)pe;
     for (int i = 0; i < e->ndev; i++) {
+        zc_vae_free(e->vae[i]);
         zc_dev_free(e->dev[i]);
         zi_ctx_destroy(e->vae_ctx[i]);
         px_cuda_blaslt_release(px_cuda_pool_ctx(e->pool, i));
@@ -389,8 +419,8 @@ static void zcuda_destroy(px_engine *pe)
  * Device memory of a batch of n images of w x h: the DiT plan (n items:
  * guidance, which doubles them, is not in the shape and is not counted),
  * with the largest text bucket (512 rows), and the text encoder's buffers
- * for n prompts of 512 tokens. The VAE runs on the CPU for now. Weights
- * are already resident: not counted.
+ * for n prompts of 512 tokens, and the VAE's plan (one image at a time).
+ * Weights are already resident: not counted.
  */
 static size_t zcuda_mem(const px_engine *pe, int n, const px_engine_shape *s)
 {
@@ -403,7 +433,10 @@ static size_t zcuda_mem(const px_engine *pe, int n, const px_engine_shape *s)
     size_t rows = (size_t)n * 512, hd = (size_t)q->head_dim;
     size_t text = rows * ((size_t)q->hidden * 6 + (q->n_heads + 2 * (size_t)q->n_kv_heads) * hd * 2 +
                           (size_t)q->n_heads * hd * 2 + (size_t)q->intermediate * 4);
-    return zc_plan_bytes(c, &k) + text + ((size_t)256 << 20);
+    const zi_vae_config *v = zi_model_vae_config(e->model);
+    int f = mult / c->patch;
+    return zc_plan_bytes(c, &k) + text + zc_vae_bytes(v, s->h / f, s->w / f) +
+           ((size_t)256 << 20);
 }
 
 static size_t zcuda_free_memory(const px_engine *pe)
@@ -423,16 +456,18 @@ static int zcuda_describe(const px_engine *pe, px_buf *out)
     if (!rc) rc = px_json_str(out, e->path);
     if (!rc)
         rc = px_buf_printf(out,
-                           ",\"device\":\"cuda\",\"precision\":\"bf16\",\"vae\":\"cpu\","
+                           ",\"device\":\"cuda\",\"precision\":\"bf16\",\"vae\":\"%s\","
                            "\"cuda_graphs\":true,\"cublaslt\":%d,\"devices\":[",
-                           px_cuda_blaslt_version());
+                           e->cpu_vae ? "cpu" : "cuda-fp32", px_cuda_blaslt_version());
     for (int i = 0; !rc && i < e->ndev; i++) {
         char name[256];
         int dev = px_cuda_pool_ctx(e->pool, i)->dev;
         px_cuda_device_name(dev, name, sizeof name);
         rc = px_buf_printf(out, "%s{\"index\":%d,\"name\":", i ? "," : "", dev);
         if (!rc) rc = px_json_str(out, name);
-        if (!rc) rc = px_buf_printf(out, ",\"weight_bytes\":%zu}", e->dev[i]->weight_bytes);
+        if (!rc)
+            rc = px_buf_printf(out, ",\"weight_bytes\":%zu}",
+                               e->dev[i]->weight_bytes + zc_vae_weight_bytes(e->vae[i]));
     }
     if (!rc) rc = px_buf_puts(out, "]");
     return rc;
@@ -447,7 +482,7 @@ static int zcuda_create_unused(const px_engine_config *cfg, px_engine **out, cha
 static const px_engine_ops k_ops = {
     .name = "zimage",
     .description = "Z-Image-Turbo text to image on NVIDIA GPUs (bf16 cuBLASLt GEMMs, own flash "
-                   "attention, CUDA graphs; VAE on the CPU for now)",
+                   "attention, CUDA graphs, fp32 cuDNN VAE)",
     .caps = PX_ENGINE_CAP_BATCH | PX_ENGINE_CAP_ANY_SIZE | PX_ENGINE_CAP_DETERMINISTIC |
             PX_ENGINE_CAP_GPU | PX_ENGINE_CAP_WEIGHTS | PX_ENGINE_CAP_DEVICES,
     .kind = PX_ENGINE_GENERATE,
@@ -460,23 +495,33 @@ static const px_engine_ops k_ops = {
     .describe_config = zcuda_describe,
 };
 
+/* The model's weights onto every device: the DiT's and the text
+ * encoder's from the model's stores, the VAE's from its directory again
+ * (in fp32: the CPU VAE keeps no store). */
 static int setup_devices(zcuda_engine *e, const int *devs, int ndev, char *err, size_t errlen)
 {
-    int rc = px_cuda_pool_create(devs, ndev, 0, &e->pool, err, errlen);
+    zi_weights *vw = NULL;
+    char vpath[1100];
+    snprintf(vpath, sizeof vpath, "%s/vae", e->path);
+    int rc = px_cuda_pool_create(devs, ndev, PX_CUDA_CTX_CUDNN, &e->pool, err, errlen);
     if (rc) return rc;
     e->ndev = ndev;
     const zi_weights *dw = zi_model_weights(e->model, ZI_PART_DIT);
     const zi_weights *tw = zi_model_weights(e->model, ZI_PART_TEXT);
+    if ((rc = zi_weights_open(vpath, ZI_PART_VAE, NULL, &vw, err, errlen))) return rc;
     for (int i = 0; i < ndev; i++) {
         px_cuda_ctx *ctx = px_cuda_pool_ctx(e->pool, i);
         if ((rc = px_cuda_blaslt_acquire(ctx, err, errlen)) ||
             (rc = zc_dev_create(ctx, dw, zi_model_dit_config(e->model), tw,
                                 zi_model_text_config(e->model), &e->dev[i], err, errlen)) ||
+            (rc = zc_vae_create(ctx, e->dev[i]->gemm, vw, zi_model_vae_config(e->model),
+                                &e->vae[i], err, errlen)) ||
             (rc = zi_ctx_create(NULL, &e->vae_ctx[i], err, errlen)))
-            return rc;
+            break;
         ctx->user = e->dev[i];
     }
-    return 0;
+    zi_weights_close(vw);
+    return rc;
 }
 
 int zi_cuda_engine_create(const px_engine_config *cfg, px_engine **out, char *err, size_t errlen)
@@ -496,6 +541,8 @@ int zi_cuda_engine_create(const px_engine_config *cfg, px_engine **out, char *er
     zcuda_engine *e = px_xcalloc(1, sizeof *e);
     e->base.ops = &k_ops;
     snprintf(e->path, sizeof e->path, "%s", cfg->weights);
+    const char *cv = getenv("PX_ZIMAGE_CUDA_CPU_VAE");
+    e->cpu_vae = cv && !strcmp(cv, "1");
     zi_model_paths paths = {.dir = cfg->weights};
     zi_model_opts opts = {.keep_bf16 = 1, .pool = cfg->pool};
     if ((rc = zi_model_open(&paths, &opts, &e->model, err, errlen)) ||

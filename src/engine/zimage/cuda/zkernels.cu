@@ -392,9 +392,156 @@ template <int HD> void flash_launch(zc_stream s, const zc_attn *a)
         a->causal);
 }
 
+/* ------------------------------------------------------------------ VAE */
+
+__global__ void k_gn_part(const float *x, int hw, int C, int nslice, double *part)
+{
+    int c = threadIdx.x, sl = blockIdx.x;
+    if (c >= C) return;
+    int per = (hw + nslice - 1) / nslice, p0 = sl * per, p1 = min(hw, p0 + per);
+    double s = 0, ss = 0;
+    for (int p = p0; p < p1; p++) {
+        double v = x[(size_t)p * C + c];
+        s += v, ss += v * v;
+    }
+    part[((size_t)sl * C + c) * 2] = s;
+    part[((size_t)sl * C + c) * 2 + 1] = ss;
+}
+
+__global__ void k_gn_final(const double *part, int hw, int C, int G, int nslice, float eps,
+                           float *stats)
+{
+    int g = blockIdx.x * blockDim.x + threadIdx.x;
+    if (g >= G) return;
+    int cpg = C / G;
+    double s = 0, ss = 0;
+    for (int sl = 0; sl < nslice; sl++)
+        for (int c = g * cpg; c < (g + 1) * cpg; c++)
+            s += part[((size_t)sl * C + c) * 2], ss += part[((size_t)sl * C + c) * 2 + 1];
+    double n = (double)hw * cpg, mean = s / n, var = ss / n - mean * mean;
+    stats[2 * g] = (float)mean;
+    stats[2 * g + 1] = (float)(1.0 / sqrt((var > 0 ? var : 0) + eps));
+}
+
+__global__ void k_gn_apply(const float *x, size_t n, int C, int cpg, const float *stats,
+                           const float *gamma, const float *beta, int silu, float *y)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    int c = (int)(i % C), g = c / cpg;
+    float v = (x[i] - stats[2 * g]) * stats[2 * g + 1] * gamma[c] + beta[c];
+    y[i] = silu ? v / (1.0f + expf(-v)) : v;
+}
+
+__global__ void k_bias_add(float *y, const float *b, size_t n, int C)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < n) y[i] += b[i % C];
+}
+
+__global__ void k_upsample2(const float *x, int h, int w, int C, float *y)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    size_t n = (size_t)4 * h * w * C;
+    if (i >= n) return;
+    int c = (int)(i % C);
+    size_t p = i / C;
+    int ox = (int)(p % (2 * w)), oy = (int)(p / (2 * w));
+    y[i] = x[((size_t)(oy / 2) * w + ox / 2) * C + c];
+}
+
+__global__ void k_vae_in(const float *lat, int C, int hw, float scale, float shift, float *z)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)C * hw) return;
+    int c = (int)(i % C);
+    size_t p = i / C;
+    z[i] = lat[(size_t)c * hw + p] / scale + shift;
+}
+
+__global__ void k_vae_out(const float *x, size_t n, uint8_t *rgb8)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float v = fminf(fmaxf((x[i] + 1.0f) / 2.0f, 0.0f), 1.0f);
+    rgb8[i] = (uint8_t)lrintf(v * 255.0f);
+}
+
+__global__ void k_softmax_rows(float *x, int n, float scale)
+{
+    __shared__ float sh[32];
+    float *r = x + (size_t)blockIdx.x * n;
+    float m = -INFINITY;
+    for (int i = threadIdx.x; i < n; i += ROW_THREADS) m = fmaxf(m, r[i] * scale);
+    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+    __syncthreads();
+    if (threadIdx.x % 32 == 0) sh[threadIdx.x / 32] = m;
+    __syncthreads();
+    m = -INFINITY;
+    for (int i = 0; i < ROW_THREADS / 32; i++) m = fmaxf(m, sh[i]);
+    float sum = 0;
+    for (int i = threadIdx.x; i < n; i += ROW_THREADS) {
+        float e = expf(r[i] * scale - m);
+        r[i] = e;
+        sum += e;
+    }
+    float inv = 1.0f / block_sum(sum, sh);
+    for (int i = threadIdx.x; i < n; i += ROW_THREADS) r[i] *= inv;
+}
+
 } // namespace
 
 extern "C" {
+
+int zc_gn_stats(zc_stream s, const float *x, int hw, int C, int G, float eps, int nslice,
+                double *part, float *stats)
+{
+    if (C > 1024 || nslice < 1 || nslice > 256 || C % G) return (int)cudaErrorInvalidValue;
+    k_gn_part<<<nslice, C, 0, s>>>(x, hw, C, nslice, part);
+    k_gn_final<<<(G + 63) / 64, 64, 0, s>>>(part, hw, C, G, nslice, eps, stats);
+    return launch_err();
+}
+
+int zc_gn_apply(zc_stream s, const float *x, int hw, int C, int G, const float *stats,
+                const float *gamma, const float *beta, int silu, float *y)
+{
+    size_t n = (size_t)hw * C;
+    k_gn_apply<<<blocks_for(n, 256), 256, 0, s>>>(x, n, C, C / G, stats, gamma, beta, silu, y);
+    return launch_err();
+}
+
+int zc_bias_add(zc_stream s, float *y, const float *b, size_t rows, int C)
+{
+    size_t n = rows * C;
+    k_bias_add<<<blocks_for(n, 256), 256, 0, s>>>(y, b, n, C);
+    return launch_err();
+}
+
+int zc_upsample2(zc_stream s, const float *x, int h, int w, int C, float *y)
+{
+    k_upsample2<<<blocks_for((size_t)4 * h * w * C, 256), 256, 0, s>>>(x, h, w, C, y);
+    return launch_err();
+}
+
+int zc_vae_in(zc_stream s, const float *lat, int C, int hw, float scale, float shift, float *z)
+{
+    k_vae_in<<<blocks_for((size_t)C * hw, 256), 256, 0, s>>>(lat, C, hw, scale, shift, z);
+    return launch_err();
+}
+
+int zc_vae_out(zc_stream s, const float *x, int hw, uint8_t *rgb8)
+{
+    k_vae_out<<<blocks_for((size_t)hw * 3, 256), 256, 0, s>>>(x, (size_t)hw * 3, rgb8);
+    return launch_err();
+}
+
+int zc_softmax_rows(zc_stream s, float *x, int rows, int n, float scale)
+{
+    if (rows <= 0) return 0;
+    k_softmax_rows<<<rows, ROW_THREADS, 0, s>>>(x, n, scale);
+    return launch_err();
+}
+
 
 int zc_kernels_init(void)
 {

@@ -147,6 +147,34 @@ typedef struct zc_attn {
  * cudaErrorInvalidValue for a head size it was not built for. */
 int zc_attention(zc_stream s, const zc_attn *a);
 
+/* --- the VAE decoder (fp32, NHWC, one image) ------------------------------ */
+
+/* GroupNorm statistics of x [hw, C] in G groups (C % G == 0, C <= 1024):
+ * partial sums per (slice, channel) in double into part (nslice x C x 2
+ * doubles, nslice <= 256), then mean and 1/sqrt(var + eps) per group into
+ * stats (G x 2 floats). Deterministic (fixed summation order). */
+int zc_gn_stats(zc_stream s, const float *x, int hw, int C, int G, float eps, int nslice,
+                double *part, float *stats);
+
+/* y = GN(x)·gamma + beta, then SiLU when silu; y may be x. */
+int zc_gn_apply(zc_stream s, const float *x, int hw, int C, int G, const float *stats,
+                const float *gamma, const float *beta, int silu, float *y);
+
+/* y[p, c] += b[c] over rows x C. */
+int zc_bias_add(zc_stream s, float *y, const float *b, size_t rows, int C);
+
+/* Nearest x2: x [h, w, C] -> y [2h, 2w, C]. */
+int zc_upsample2(zc_stream s, const float *x, int h, int w, int C, float *y);
+
+/* z[p, c] = lat[c, p] / scale + shift (NCHW latent to NHWC). */
+int zc_vae_in(zc_stream s, const float *lat, int C, int hw, float scale, float shift, float *z);
+
+/* rgb8[p, c] = lrint(255·clamp((x[p, c] + 1)/2, 0, 1)), x [hw, 3]. */
+int zc_vae_out(zc_stream s, const float *x, int hw, uint8_t *rgb8);
+
+/* Row softmax of x [rows, n] scaled by `scale`, in place (fp32). */
+int zc_softmax_rows(zc_stream s, float *x, int rows, int n, float scale);
+
 #ifdef __cplusplus
 }
 #endif
