@@ -60,7 +60,7 @@ struct zc_plan {
     float cfg_w[ZC_MAX_ITEMS]; /* per image (0: no guidance) */
     zc_dev *d;
     void *mem; /* one allocation, carved below */
-    float *U, *XI, *XT, *HF, *csi, *cst, *csu, *temb, *stemb, *mod, *fscale, *pred, *lat;
+    float *U, *XI, *XT, *HF, *csi, *cst, *csu, *temb, *stemb, *mod, *fscale, *pred, *lat, *thid_f;
     void *HB, *QKV, *ATT, *FF, *tfreq, *thid, *temb_b, *stemb_b, *patch;
     step_params *sp_dev, *sp_host; /* host: pinned */
     batch_ints *bi_dev;
@@ -76,7 +76,7 @@ static int pad_to(int n)
 /* Sizes of a plan's buffers in bytes, in carving order. */
 enum { B_U, B_XI, B_XT, B_HF, B_CSI, B_CST, B_CSU, B_TEMB, B_STEMB, B_MOD, B_FSCALE, B_PRED,
        B_LAT, B_HB, B_QKV, B_ATT, B_FF, B_TFREQ, B_THID, B_TEMBB, B_STEMBB, B_PATCH, B_SP, B_BI,
-       B_N };
+       B_THIDF, B_N };
 
 static void plan_sizes(const zi_dit_config *c, const zc_plan_key *k, size_t *sz)
 {
@@ -94,7 +94,8 @@ static void plan_sizes(const zi_dit_config *c, const zc_plan_key *k, size_t *sz)
         [B_ATT] = ru * D * 2, [B_FF] = ru * 2 * (size_t)c->ffn_hidden * 2,
         [B_TFREQ] = B * (size_t)c->t_freq * 2, [B_THID] = B * (size_t)c->t_hidden * 2,
         [B_TEMBB] = B * (size_t)c->t_dim * 2, [B_STEMBB] = B * (size_t)c->t_dim * 2,
-        [B_PATCH] = B * ni * pf * 2, [B_SP] = sizeof(step_params), [B_BI] = sizeof(batch_ints)};
+        [B_PATCH] = B * ni * pf * 2, [B_SP] = sizeof(step_params), [B_BI] = sizeof(batch_ints),
+        [B_THIDF] = B * (size_t)c->t_hidden * 4};
     for (int i = 0; i < B_N; i++) sz[i] = (s[i] + 255) / 256 * 256;
 }
 
@@ -143,6 +144,7 @@ static int plan_build(void *arg, const void *key, void **out, char *err, size_t 
     p->lat = b[B_LAT], p->HB = b[B_HB], p->QKV = b[B_QKV], p->ATT = b[B_ATT], p->FF = b[B_FF];
     p->tfreq = b[B_TFREQ], p->thid = b[B_THID], p->temb_b = b[B_TEMBB];
     p->stemb_b = b[B_STEMBB], p->patch = b[B_PATCH], p->sp_dev = b[B_SP], p->bi_dev = b[B_BI];
+    p->thid_f = b[B_THIDF];
     /* Dead rows and never-written pads must hold numbers, not garbage. */
     PX_CUDA_CHECK(cudaMemsetAsync(p->mem, 0, total, d->ctx->stream));
     *out = p;
@@ -164,8 +166,8 @@ int zc_plan_get(zc_dev *d, const zc_plan_key *k, zc_plan **out, char *err, size_
     zc_plan_key key;
     memset(&key, 0, sizeof key);
     key = *k;
-    if (k->B < 1 || k->B > ZC_MAX_ITEMS || k->ht < 1 || k->wt < 1 || k->T < SEQ_MULTI ||
-        k->T % SEQ_MULTI)
+    if (k->B < 1 || k->B > ZC_MAX_ITEMS || k->n_images < 1 || k->n_images > k->B || k->ht < 1 ||
+        k->wt < 1 || k->T < SEQ_MULTI || k->T % SEQ_MULTI)
         return px_errf(err, errlen, PX_EINVAL, "zimage-cuda: plan %d items, %dx%d patches, T %d",
                        k->B, k->ht, k->wt, k->T);
     void *p;
@@ -306,7 +308,7 @@ int zc_plan_begin(zc_dev *d, zc_plan *p, const zc_batch *bt, const float *latent
     const zi_dit_config *c = &d->dc;
     cudaStream_t s = d->ctx->stream;
     int B = p->k.B, T = p->k.T, D = c->dim, H = c->cap_feat_dim, rc = 0;
-    if (bt->n_items != B || bt->n_images < 1 || bt->n_images > B)
+    if (bt->n_items != B || bt->n_images != p->k.n_images)
         return px_errf(err, errlen, PX_EINVAL, "zimage-cuda: batch of %d items for a plan of %d",
                        bt->n_items, B);
     for (int b = 0; b < B; b++)
@@ -376,12 +378,14 @@ static int step_enqueue(void *arg, char *err, size_t errlen)
     cudaStream_t s = d->ctx->stream;
     int B = p->k.B, D = c->dim, nr = c->n_refiner_layers, rc = 0;
     const batch_ints *bi = p->bi_dev;
-    /* Timestep embedding: sinusoid -> Linear -> SiLU -> Linear. */
+    /* Timestep embedding: sinusoid -> Linear -> SiLU -> Linear. Every GEMM
+     * with a bias writes fp32 (the bias epilogue's safest form). */
     PX_CUDA_LAUNCH_CHECK(zc_timestep_freq(s, p->sp_dev->t_in, B, c->t_freq / 2, p->tfreq));
-    if ((rc = gemm(d, p->tfreq, c->t_freq, B, c->t_freq, d->t0_w, c->t_hidden, d->t0_b, p->thid,
-                   c->t_hidden, ZC_BF16, err, errlen)))
+    if ((rc = gemm(d, p->tfreq, c->t_freq, B, c->t_freq, d->t0_w, c->t_hidden, d->t0_b,
+                   p->thid_f, c->t_hidden, ZC_F32, err, errlen)))
         goto fail;
-    PX_CUDA_LAUNCH_CHECK(zc_silu(s, p->thid, 1, (size_t)B * c->t_hidden));
+    PX_CUDA_LAUNCH_CHECK(zc_silu(s, p->thid_f, 0, (size_t)B * c->t_hidden));
+    PX_CUDA_LAUNCH_CHECK(zc_f32_to_bf16(s, p->thid_f, p->thid, (size_t)B * c->t_hidden));
     if ((rc = gemm(d, p->thid, c->t_hidden, B, c->t_hidden, d->t2_w, c->t_dim, d->t2_b, p->temb,
                    c->t_dim, ZC_F32, err, errlen)))
         goto fail;

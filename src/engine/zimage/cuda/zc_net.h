@@ -95,9 +95,11 @@ int zc_text_encode(zc_dev *d, const int32_t *const *ids, const int *len, int n, 
 
 /* ------------------------------------------------------------- the DiT */
 
-/* A plan's shape: items, patch grid, padded text rows per item. */
+/* A plan's shape: DiT items, images (items without or with their CFG
+ * half: the graph's sampler step is built for this count), patch grid,
+ * padded text rows per item. */
 typedef struct zc_plan_key {
-    int B, ht, wt, T;
+    int B, n_images, ht, wt, T;
 } zc_plan_key;
 
 typedef struct zc_plan zc_plan;

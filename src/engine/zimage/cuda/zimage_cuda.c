@@ -157,7 +157,8 @@ static int job_denoise(job *j, char *err, size_t errlen)
     }
     if ((rc = zc_text_encode(j->d, ids, j->len, j->b.n_items, &j->b.lmax, err, errlen))) goto fail;
     int64_t t1 = px_now_ns();
-    zc_plan_key key = {j->b.n_items, j->lat_h / j->d->dc.patch, j->lat_w / j->d->dc.patch, T};
+    zc_plan_key key = {j->b.n_items, j->n, j->lat_h / j->d->dc.patch, j->lat_w / j->d->dc.patch,
+                       T};
     if ((rc = zc_plan_get(j->d, &key, &j->p, err, errlen))) goto fail;
     zc_plan *p = j->p;
     if ((rc = zc_plan_begin(j->d, p, &j->b, j->lat, err, errlen))) goto fail;
@@ -380,7 +381,7 @@ int zi_cuda_dit_forward(px_engine *pe, const float *const *lat, const float *con
     zc_dev *d = ctx->user;
     zc_plan *p;
     int rc = 0;
-    zc_plan_key key = {n, lat_h / c->patch, lat_w / c->patch, T};
+    zc_plan_key key = {n, n, lat_h / c->patch, lat_w / c->patch, T};
     PX_CUDA_CHECK(cudaSetDevice(ctx->dev));
     PX_CUDA_CHECK(cudaMalloc((void **)&dpred, (size_t)n * per * sizeof(float)));
     if ((rc = put_text(d, text, text_len, n, &b.lmax, err, errlen)) ||
@@ -429,7 +430,7 @@ static size_t zcuda_mem(const px_engine *pe, int n, const px_engine_shape *s)
     const zi_qwen3_config *q = zi_model_text_config(e->model);
     int mult = zi_model_size_multiple(e->model);
     if (n > ZC_MAX_ITEMS) n = ZC_MAX_ITEMS;
-    zc_plan_key k = {n, s->h / mult, s->w / mult, 512};
+    zc_plan_key k = {n, n, s->h / mult, s->w / mult, 512};
     size_t rows = (size_t)n * 512, hd = (size_t)q->head_dim;
     size_t text = rows * ((size_t)q->hidden * 6 + (q->n_heads + 2 * (size_t)q->n_kv_heads) * hd * 2 +
                           (size_t)q->n_heads * hd * 2 + (size_t)q->intermediate * 4);
