@@ -274,8 +274,8 @@ static int run_items(zcuda_engine *e, px_engine_item *items, int n, float *lat_o
             if (!rc && items[k].cancel && atomic_load(items[k].cancel))
                 items[k].status = px_errf(items[k].err, sizeof items[k].err, PX_ECANCELED,
                                           "cancelled");
+            if (items[k].status && !first) first = items[k].status;
         }
-        if (rc && !first) first = rc;
         if (lat_out) {
             const zi_dit_config *c = zi_model_dit_config(e->model);
             int f = zi_model_size_multiple(e->model) / c->patch;
