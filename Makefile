@@ -42,10 +42,11 @@ LDFLAGS += -fsanitize=$(SANITIZER)
 endif
 
 # CUDA=1 adds the CUDA engines into build/<name>-cuda/: the shared CUDA
-# runtime (src/engine/cuda/) and the lama engine's backend
-# (src/engine/lama/cuda/: cuDNN, cuFFT, kernels.cu through nvcc); without it
-# lama_cuda_none.c says so at run time. The runtime's plain-C parts (device
-# names, plan caches) build everywhere, so that their tests run without
+# runtime (src/engine/cuda/), the lama engine's backend
+# (src/engine/lama/cuda/: cuDNN, cuFFT, kernels.cu through nvcc) and the
+# zimage engine's (src/engine/zimage/cuda/: cuBLASLt, zkernels.cu); without
+# it lama_cuda_none.c and zimage_cuda_none.c say so at run time. The
+# runtime's plain-C parts (device names, plan caches) build everywhere, so that their tests run without
 # CUDA. The CUDA runtime is linked statically; cuDNN, cuFFT and
 # cuBLAS/cuBLASLt are the machine's shared libraries.
 CUDA_HOME ?= /usr/local/cuda
@@ -71,17 +72,23 @@ ifeq ($(CUDA),1)
 CUDA_RT := $(wildcard src/engine/cuda/*.c)
 LAMA_CUDA := $(wildcard src/engine/lama/cuda/*.c)
 LAMA_CU := src/engine/lama/cuda/kernels.cu
+ZIMAGE_CUDA := $(wildcard src/engine/zimage/cuda/*.c)
+ZIMAGE_CU := src/engine/zimage/cuda/zkernels.cu
 else
 CUDA_RT := $(CUDA_RT_PLAIN)
 LAMA_CUDA := src/engine/lama/lama_cuda_none.c
 LAMA_CU :=
+ZIMAGE_CUDA := src/engine/zimage/zimage_cuda_none.c
+ZIMAGE_CU :=
 endif
 LAMA_SRC := $(filter-out src/engine/lama/conv_%.c src/engine/lama/lama_cuda_none.c,\
               $(wildcard src/engine/lama/*.c)) $(LAMA_CONV) $(LAMA_CUDA)
 LIB_SRC := $(filter-out $(MAINS),$(wildcard src/core/*.c src/image/*.c src/engine/*.c \
-             src/engine/classic/*.c src/engine/zimage/*.c src/serve/*.c src/bench/*.c)) \
-           $(LAMA_SRC) $(CUDA_RT)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(LAMA_CU:%.cu=$(BUILD)/%.o) $(BUILD)/gen/web_assets.o
+             src/engine/classic/*.c $(filter-out src/engine/zimage/zimage_cuda_none.c,\
+             $(wildcard src/engine/zimage/*.c)) src/serve/*.c src/bench/*.c)) \
+           $(LAMA_SRC) $(CUDA_RT) $(ZIMAGE_CUDA)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(LAMA_CU:%.cu=$(BUILD)/%.o) \
+           $(ZIMAGE_CU:%.cu=$(BUILD)/%.o) $(BUILD)/gen/web_assets.o
 LIB := $(BUILD)/libpixserve.a
 PIXSERVE := $(BUILD)/pixserve
 PIXBENCH := $(BUILD)/pixbench
@@ -217,7 +224,8 @@ test-tsan:
 	@$(MAKE) --no-print-directory SANITIZER=thread $(TSAN_TESTS:%=build/thread/tests/%_test)
 	@scripts/test threads build/thread $(TSAN_TESTS)
 
-# The LaMa CUDA comparisons, on a machine with a GPU (skips without one).
+# The CUDA engines' comparisons (Z-Image, LaMa), on a machine with a GPU
+# (skips without one).
 test-gpu:
 	@scripts/test_gpu
 

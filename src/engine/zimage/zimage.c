@@ -278,6 +278,33 @@ size_t zi_model_weight_bytes(const zi_model *m)
     return m->weight_bytes;
 }
 
+const zi_weights *zi_model_weights(const zi_model *m, zi_part part)
+{
+    return part == ZI_PART_DIT ? m->dit_w : part == ZI_PART_TEXT ? m->text_w : NULL;
+}
+
+const zi_qwen3_config *zi_model_text_config(const zi_model *m)
+{
+    return &m->text_cfg;
+}
+
+const zi_sampler_config *zi_model_sampler_config(const zi_model *m)
+{
+    return &m->sampler_cfg;
+}
+
+int zi_model_tokenize(const zi_model *m, const char *prompt, int32_t *ids, size_t cap, size_t *n,
+                      bool *truncated, char *err, size_t errlen)
+{
+    return zi_tok_encode_prompt(m->tok, prompt, ids, cap, n, truncated, err, errlen);
+}
+
+int zi_model_vae_decode(const zi_model *m, zi_ctx *ctx, const float *latent, int lat_h, int lat_w,
+                        px_image *out, char *err, size_t errlen)
+{
+    return zi_vae_decode(m->vae, ctx, latent, lat_h, lat_w, out, err, errlen);
+}
+
 /* --- generating ----------------------------------------------------------------------- */
 
 /* Starts a stage's peak: writing 5 to clear_refs resets VmHWM to the

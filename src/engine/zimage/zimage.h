@@ -75,6 +75,25 @@ int zi_model_size_multiple(const zi_model *m);
 /* Bytes of weights the model holds in memory. */
 size_t zi_model_weight_bytes(const zi_model *m);
 
+/* --- for other backends (the CUDA one) that run the stages themselves --- */
+
+/* The DiT's or the text encoder's weight store (owned by the model), or
+ * NULL for ZI_PART_VAE: the CPU VAE copies its weights and closes its
+ * store. */
+const zi_weights *zi_model_weights(const zi_model *m, zi_part part);
+const zi_qwen3_config *zi_model_text_config(const zi_model *m);
+const zi_sampler_config *zi_model_sampler_config(const zi_model *m);
+
+/* The prompt templated and tokenized as zi_generate does (at most
+ * ZI_TOK_MAX_PROMPT ids into ids[cap]); see zi_tok_encode_prompt. */
+int zi_model_tokenize(const zi_model *m, const char *prompt, int32_t *ids, size_t cap, size_t *n,
+                      bool *truncated, char *err, size_t errlen);
+
+/* The CPU VAE decode of [C, lat_h, lat_w] latents into an RGB8 image
+ * (allocated here; px_image_free). Returns as zi_vae_decode. */
+int zi_model_vae_decode(const zi_model *m, zi_ctx *ctx, const float *latent, int lat_h, int lat_w,
+                        px_image *out, char *err, size_t errlen);
+
 /* Called after each denoising step (1-based) with its duration. */
 typedef void (*zi_progress_fn)(void *user, int step, int steps, double step_ms);
 

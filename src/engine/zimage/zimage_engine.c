@@ -4,9 +4,10 @@
  * PX_ENGINE_GENERATE.
  *
  * Configuration: weights = the model (a Hugging Face directory; see
- * zi_model_paths), device = cpu. BF16 files stay BF16 in memory (exact, half
- * the size). The CUDA backend is a later piece of work: device cuda is
- * refused with a message saying so.
+ * zi_model_paths), device = cpu (here) or cuda / cuda:N,... (the CUDA
+ * backend, zimage_cuda.h: one engine over the named GPUs, one context per
+ * GPU; builds without CUDA refuse it with a message saying how to build
+ * it). BF16 files stay BF16 in memory (exact, half the size).
  *
  * A batch runs its items one after another. On the CPU every GEMM already
  * uses all cores at batch 1 (a 1024² image is ~4600 tokens), so stacking
@@ -19,6 +20,7 @@
 #include "core/jsonw.h"
 #include "core/log.h"
 #include "engine/zimage/zimage.h"
+#include "engine/zimage/zimage_cuda.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -39,11 +41,7 @@ static int zimage_create(const px_engine_config *cfg, px_engine **out, char *err
 {
     const char *dev = cfg->device;
     if (dev && strcmp(dev, "cpu") != 0) {
-        if (!strncmp(dev, "cuda", 4))
-            return px_errf(err, errlen, PX_EUNSUP,
-                           "device %s: pixserve is not built with the CUDA Z-Image backend yet "
-                           "(zimage runs on device=cpu)",
-                           dev);
+        if (!strncmp(dev, "cuda", 4)) return zi_cuda_engine_create(cfg, out, err, errlen);
         return px_errf(err, errlen, PX_EINVAL, "unknown device '%s' (zimage runs on cpu)", dev);
     }
     if (!cfg->weights || !cfg->weights[0])

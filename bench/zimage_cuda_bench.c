@@ -1,0 +1,168 @@
+/*
+ * zimage_cuda_bench.c — speed of the zimage engine's CUDA backend (bf16),
+ * for bench/zimage_cuda_vs_torch.py and docs/benchmarks/zimage-cuda.md.
+ *
+ *   zimage_cuda_bench --model DIR [--sizes 1024x1024,512x512] [--batches 1,2,4,8]
+ *                     [--steps 8] [--iters 3] [--words 118] [--device cuda]
+ *                     [--json OUT.jsonl]
+ *
+ * Per (size, batch): one untimed generation (plan building, cuBLASLt
+ * heuristics, CUDA graph capture), then --iters timed ones of a full batch
+ * through px_engine_run (tokenizing, host copies and the VAE included, as
+ * the server sees it). Prints the median seconds per image, the stages of
+ * item 0 (text, denoise, VAE ms), the median denoising step, the prompt's
+ * token count (--words repeated words make about 128 tokens with the
+ * template) and the peak device memory in use (sampled after every step:
+ * weights + plans + the CUDA context). With --json, one JSON object per
+ * line: impl, size, batch, s_per_image, peak_gib, text_ms, denoise_ms,
+ * vae_ms, step_ms, tokens.
+ *
+ * NOT YET RUN ON A GPU.
+ */
+#include "core/clock.h"
+#include "core/err.h"
+#include "engine/engine.h"
+
+#include <cuda_runtime_api.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXB 64
+
+static size_t g_peak; /* device bytes in use, the largest sample */
+
+static void sample_mem(void)
+{
+    size_t fr = 0, tot = 0;
+    if (cudaMemGetInfo(&fr, &tot) == cudaSuccess && tot - fr > g_peak) g_peak = tot - fr;
+}
+
+static void on_step(void *arg, int step, int steps)
+{
+    (void)arg, (void)step, (void)steps;
+    sample_mem();
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int parse_list(const char *s, int *v, int max)
+{
+    int n = 0;
+    while (s && *s && n < max) {
+        v[n++] = atoi(s);
+        s = strchr(s, ',');
+        if (s) s++;
+    }
+    return n;
+}
+
+typedef struct opts {
+    const char *model, *sizes, *device, *json;
+    int batches[16], nb, steps, iters, words;
+} opts;
+
+static int bench_one(px_engine *e, const opts *o, int w, int h, int B, const char *prompt,
+                     FILE *js)
+{
+    px_image out[MAXB];
+    px_engine_item it[MAXB];
+    memset(out, 0, sizeof out);
+    int rc = 0;
+    for (int i = 0; i < B && !rc; i++) rc = px_image_alloc(&out[i], w, h, 3, NULL, NULL, 0);
+    double t[64];
+    int iters = o->iters < 64 ? o->iters : 64;
+    g_peak = 0;
+    for (int k = -1; k < iters && !rc; k++) {
+        for (int i = 0; i < B; i++)
+            it[i] = (px_engine_item){.out = &out[i], .seed = (uint64_t)(1000 * k + i + 7),
+                                     .progress = on_step,
+                                     .gen = {.prompt = prompt, .width = w, .height = h,
+                                             .steps = o->steps}};
+        int64_t t0 = px_now_ns();
+        rc = px_engine_run(e, it, B);
+        if (k >= 0) t[k] = px_ns_to_ms(px_now_ns() - t0) / 1000.0;
+    }
+    if (rc) {
+        fprintf(stderr, "%dx%d batch %d: %s\n", w, h, B, it[0].err);
+        goto done;
+    }
+    qsort(t, (size_t)iters, sizeof *t, cmp_dbl);
+    const px_engine_gen *g = &it[0].gen;
+    double steps[PX_ENGINE_GEN_MAX_STEPS];
+    int ns = g->nstep_ms;
+    for (int i = 0; i < ns; i++) steps[i] = g->step_ms[i];
+    qsort(steps, (size_t)ns, sizeof *steps, cmp_dbl);
+    double spi = t[iters / 2] / B, step = ns ? steps[ns / 2] : 0, gib = (double)g_peak / (1 << 30);
+    printf("%5dx%-5d batch %2d: %.3f s/image  text %.1f ms  denoise %.1f ms  VAE %.1f ms  "
+           "step %.1f ms  %d tokens  peak %.1f GiB\n",
+           w, h, B, spi, g->encode_ns / 1e6, g->denoise_ns / 1e6, g->decode_ns / 1e6, step,
+           g->prompt_tokens, gib);
+    if (js)
+        fprintf(js,
+                "{\"impl\":\"pixserve-bf16\",\"size\":\"%dx%d\",\"batch\":%d,\"s_per_image\":%.4f,"
+                "\"peak_gib\":%.2f,\"text_ms\":%.2f,\"denoise_ms\":%.2f,\"vae_ms\":%.2f,"
+                "\"step_ms\":%.2f,\"tokens\":%d}\n",
+                w, h, B, spi, gib, g->encode_ns / 1e6, g->denoise_ns / 1e6, g->decode_ns / 1e6,
+                step, g->prompt_tokens);
+done:
+    for (int i = 0; i < B; i++) px_image_free(&out[i]);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    opts o = {.sizes = "1024x1024,512x512", .device = "cuda", .steps = 8, .iters = 3,
+              .words = 118};
+    o.nb = parse_list("1,2,4,8", o.batches, 16);
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *k = argv[i], *v = argv[i + 1];
+        if (!strcmp(k, "--model")) o.model = v;
+        else if (!strcmp(k, "--sizes")) o.sizes = v;
+        else if (!strcmp(k, "--batches")) o.nb = parse_list(v, o.batches, 16);
+        else if (!strcmp(k, "--steps")) o.steps = atoi(v);
+        else if (!strcmp(k, "--iters")) o.iters = atoi(v);
+        else if (!strcmp(k, "--words")) o.words = atoi(v);
+        else if (!strcmp(k, "--device")) o.device = v;
+        else if (!strcmp(k, "--json")) o.json = v;
+        else {
+            fprintf(stderr, "unknown option %s\n", k);
+            return 2;
+        }
+    }
+    if (!o.model || o.iters < 1) {
+        fprintf(stderr, "usage: zimage_cuda_bench --model DIR [--sizes WxH,..] [--batches 1,2,..] "
+                        "[--steps 8] [--iters 3] [--words 118] [--json OUT]\n");
+        return 2;
+    }
+    static char prompt[8192];
+    size_t at = 0;
+    for (int i = 0; i < o.words && at + 8 < sizeof prompt; i++)
+        at += (size_t)snprintf(prompt + at, sizeof prompt - at, "%scat", i ? " " : "");
+    char err[512];
+    px_engine *e = NULL;
+    px_engine_config cfg = {.weights = o.model, .device = o.device};
+    int64_t t0 = px_now_ns();
+    if (px_engine_open("zimage", &cfg, &e, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    printf("engine open (weights to the GPU): %.1f s\n", px_ns_to_ms(px_now_ns() - t0) / 1000);
+    FILE *js = o.json ? fopen(o.json, "w") : NULL;
+    int rc = 0;
+    for (const char *s = o.sizes; s && *s && !rc; s = strchr(s, ',') ? strchr(s, ',') + 1 : NULL) {
+        int w = 0, h = 0;
+        if (sscanf(s, "%dx%d", &w, &h) != 2) break;
+        for (int b = 0; b < o.nb && !rc; b++)
+            if (o.batches[b] >= 1 && o.batches[b] <= MAXB)
+                rc = bench_one(e, &o, w, h, o.batches[b], prompt, js);
+    }
+    if (js) fclose(js);
+    px_engine_close(e);
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""zimage_cuda_vs_torch.py — the zimage CUDA engine (bf16) against the PyTorch
+reference (tools/zimage_reference.py) on the same GPU in the same run: seconds
+per image and per-stage milliseconds at each size and batch, 8 steps, a
+128-token prompt, for
+
+  pixserve-bf16        bench/zimage_cuda_bench (our engine, px_engine_run)
+  torch-eager-bf16     the reference's functions, GEMM weights in bf16 under
+                       autocast, attention through F.scaled_dot_product_attention
+                       (the reference's own einsum attention would be unfair)
+  torch-compile-bf16   the same DiT forward under torch.compile(dynamic=False),
+                       compiled afresh for every shape (torch._dynamo.reset())
+
+with peak memory and the DiT's fraction of the measured bf16 GEMM rate
+(torch.matmul at the DiT's shapes). The text encoder runs per prompt and the
+VAE per image in fp32 on the torch side, as the reference does.
+
+  python3 bench/zimage_cuda_vs_torch.py --model DIR --bench BIN --out OUTDIR
+      [--sizes 1024x1024,512x512] [--batches 1,2,4,8] [--steps 8]
+      [--iters 2] [--skip-compile] [--skip-ours] [--skip-torch]
+
+DIR: `tools/zimage_reference.py make DIR0 --config full --layouts hf --dtype
+bf16` then DIR = DIR0/hf. Writes OUTDIR/rows.json (a list of rows: impl, size,
+batch, s_per_image, peak_gib, text_ms, denoise_ms, vae_ms, step_ms,
+gemm_fraction) for docs/benchmarks/data/, and prints a table.
+
+NOT YET RUN: written without a GPU (see docs/benchmarks/zimage-cuda.md).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import zimage_reference as ref  # noqa: E402
+
+SEQ = 32
+
+
+def sdpa_attention(q, k, v, key_mask=None, causal=False):
+    """The reference's attention contract on torch's fused SDPA (bf16)."""
+    B, S, h, d = q.shape
+    q, k, v = (t.transpose(1, 2).to(torch.bfloat16) for t in (q, k, v))
+    mask = key_mask[:, None, None, :] if key_mask is not None else None
+    if k.shape[1] != h:  # GQA: repeat kv heads
+        r = h // k.shape[1]
+        k, v = k.repeat_interleave(r, 1), v.repeat_interleave(r, 1)
+    o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and mask is None)
+    return o.transpose(1, 2).reshape(B, S, h * d)
+
+
+def to_bf16(weights):
+    """GEMM weights (2-D and up) to bf16; norms, biases, pads stay fp32."""
+    for k, v in weights.items():
+        if v.dim() >= 2 and not k.endswith("pad_token"):
+            weights[k] = v.to(torch.bfloat16)
+
+
+def pad(n):
+    return (n + SEQ - 1) // SEQ * SEQ
+
+
+def dit_flops(c, lat_h, lat_w, text_len):
+    """zi_dit_flops (src/engine/zimage/dit.c) for one item."""
+    D, F_, p = c["dim"], int(c["dim"] / 3 * 8), c["all_patch_size"][0]
+    ni, nt = pad((lat_h // p) * (lat_w // p)), pad(text_len)
+    s = ni + nt
+    blk, att = 2 * (3 * D * D + D * D + 3 * D * F_), 4 * D
+    f = c["n_refiner_layers"] * (ni * blk + ni * ni * att + nt * blk + nt * nt * att)
+    f += c["n_layers"] * (s * blk + s * s * att)
+    return f + 2 * ni * D * (p * p * c["in_channels"]) * 2 + 2 * nt * D * c["cap_feat_dim"]
+
+
+def gemm_rate():
+    """bf16 torch.matmul TFLOP/s at the DiT's shapes (the best of them)."""
+    best = 0.0
+    for n, k in ((3840, 3840), (11520, 3840), (20480, 3840), (3840, 10240)):
+        a = torch.randn(4224, k, device="cuda", dtype=torch.bfloat16)
+        b = torch.randn(k, n, device="cuda", dtype=torch.bfloat16)
+        for _ in range(3):
+            a @ b
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(20):
+            a @ b
+        torch.cuda.synchronize()
+        best = max(best, 2 * 4224 * n * k * 20 / (time.perf_counter() - t0) / 1e12)
+    return best
+
+
+def timed(fn):
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    r = fn()
+    torch.cuda.synchronize()
+    return r, (time.perf_counter() - t0) * 1000
+
+
+def torch_run(m, dit, w, h, B, steps, ids):
+    """One batch: (text ms, denoise ms, vae ms, median step ms)."""
+    C = m.dit_cfg["in_channels"]
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        feats, text_ms = timed(lambda: [ref.qwen3_forward(m, ids)[0] for _ in range(B)])
+    x = torch.randn(B, C, h // 8, w // 8, device="cuda")
+    sg = ref.sigmas(steps)
+    step_ms = []
+    for i in range(steps):
+        t = ((1.0 - sg[i]) * 1000.0).reshape(1).repeat(B).cuda()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            outs, ms = timed(lambda: dit(m, [x[b] for b in range(B)], t, feats))
+        x = x + (sg[i + 1] - sg[i]) * (-torch.stack([o.float() for o in outs]))
+        step_ms.append(ms)
+    _, vae_ms = timed(lambda: [ref.vae_decode(m, x[b:b + 1]) for b in range(B)])
+    return text_ms, sum(step_ms), vae_ms, statistics.median(step_ms)
+
+
+def bench_torch(args, m, rate, rows):
+    ids = list(range(1000, 1128))
+    impls = [("torch-eager-bf16", False)] + ([] if args.skip_compile else [("torch-compile-bf16", True)])
+    for size in args.sizes.split(","):
+        w, h = (int(v) for v in size.split("x"))
+        for B in (int(b) for b in args.batches.split(",")):
+            for name, comp in impls:
+                dit = ref.dit_forward
+                if comp:
+                    torch._dynamo.reset()
+                    dit = torch.compile(ref.dit_forward, dynamic=False)
+                try:
+                    torch_run(m, dit, w, h, B, 1, ids)  # warm-up / compile
+                    torch.cuda.reset_peak_memory_stats()
+                    runs = [torch_run(m, dit, w, h, B, args.steps, ids) for _ in range(args.iters)]
+                except torch.cuda.OutOfMemoryError:
+                    print("%-20s %s batch %d: out of memory" % (name, size, B))
+                    torch.cuda.empty_cache()
+                    continue
+                text, den, vae, step = (statistics.median(r[i] for r in runs) for i in range(4))
+                s_img = (text + den + vae) / 1000 / B
+                frac = dit_flops(m.dit_cfg, h // 8, w // 8, len(ids) + 0) * B / (step / 1000) / 1e12 / rate
+                rows.append(dict(impl=name, size=size, batch=B, s_per_image=round(s_img, 4),
+                                 peak_gib=round(torch.cuda.max_memory_allocated() / 2 ** 30, 2),
+                                 text_ms=round(text, 2), denoise_ms=round(den, 2),
+                                 vae_ms=round(vae, 2), step_ms=round(step, 2),
+                                 gemm_fraction=round(frac, 3)))
+                print(json.dumps(rows[-1]), flush=True)
+
+
+def bench_ours(args, c, rate, rows):
+    path = os.path.join(args.out, "ours.jsonl")
+    cmd = [args.bench, "--model", args.model, "--sizes", args.sizes, "--batches", args.batches,
+           "--steps", str(args.steps), "--iters", str(args.iters + 1), "--json", path]
+    print("$ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    with open(path) as f:
+        for line in f:
+            r = json.loads(line)
+            w, h = (int(v) for v in r["size"].split("x"))
+            fl = dit_flops(c, h // 8, w // 8, r["tokens"]) * r["batch"]
+            r["gemm_fraction"] = round(fl / (r["step_ms"] / 1000) / 1e12 / rate, 3)
+            rows.append(r)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--bench", default=".devcarry/zimage_cuda_bench")
+    ap.add_argument("--out", default=os.environ.get("OUT", "/tmp/zimage-bench"))
+    ap.add_argument("--sizes", default="1024x1024,512x512")
+    ap.add_argument("--batches", default="1,2,4,8")
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--iters", type=int, default=2)
+    ap.add_argument("--skip-compile", action="store_true")
+    ap.add_argument("--skip-ours", action="store_true")
+    ap.add_argument("--skip-torch", action="store_true")
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    rate = gemm_rate()
+    print("bf16 GEMM rate (torch.matmul, best of the DiT's shapes): %.0f TFLOP/s" % rate)
+    rows = []
+    cfg = json.load(open(os.path.join(args.model, "transformer", "config.json")))
+    if not args.skip_ours:
+        bench_ours(args, cfg, rate, rows)
+    if not args.skip_torch:
+        ref.attention = sdpa_attention
+        m = ref.load_hf(args.model, "cuda")
+        to_bf16(m.dit)
+        to_bf16(m.text)
+        bench_torch(args, m, rate, rows)
+    with open(os.path.join(args.out, "rows.json"), "w") as f:
+        json.dump(dict(gemm_tflops=round(rate, 1), gpu=torch.cuda.get_device_name(), rows=rows), f,
+                  indent=1)
+    print("\n%-20s %-10s %5s %10s %8s %9s %8s %6s" % ("impl", "size", "batch", "s/image",
+                                                      "step ms", "GEMM frac", "peak GiB", ""))
+    for r in rows:
+        print("%-20s %-10s %5d %10.3f %8.1f %9.2f %8.1f" % (r["impl"], r["size"], r["batch"],
+                                                           r["s_per_image"], r["step_ms"],
+                                                           r["gemm_fraction"], r["peak_gib"]))
+
+
+if __name__ == "__main__":
+    main()

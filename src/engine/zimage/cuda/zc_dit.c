@@ -1,0 +1,434 @@
+/*
+ * zc_dit.c — the Z-Image DiT on the GPU for a batch of items (zc_net.h).
+ *
+ * Layout: "padded items". The image stream XI has ni rows per item (the
+ * patch tokens padded to a multiple of 32 with x_pad_token), the text
+ * stream XT has T rows per item (T = the batch's largest padded text
+ * length; item b's rows [L_b, Lp_b) are cap_pad_token and are attended,
+ * rows [Lp_b, T) are dead: zeros, never keys), and the joint stream U has
+ * S = ni + T rows per item: [image rows | text rows]. The valid keys are
+ * then a prefix of each item's rows (ni + Lp_b of U, Lp_b of XT, ni of XI),
+ * which is what the attention kernel's per-item key length expresses. So
+ * an item's result does not depend on its batchmates (up to the GEMMs'
+ * summation order, which cuBLASLt may pick per M).
+ *
+ * Every linear layer is one GEMM over all rows of the batch (dead rows
+ * included: a little waste for one uniform shape per (batch, tokens)).
+ * The text stream does not depend on the timestep (the context refiner is
+ * unmodulated), so it is embedded and refined once per generation
+ * (zc_plan_begin); a step (zc_plan_step) is the timestep embedding, the
+ * image embedding, the noise refiner, the joint layers, the final layer
+ * and the Euler update with CFG, captured as one CUDA graph per plan.
+ *
+ * Rounding differs from the CPU engine where bf16 enters: GEMM operands
+ * (activations rounded to bf16 before each GEMM, q/k/v and attention
+ * probabilities in bf16); the residual stream, norms, modulation and the
+ * latents stay fp32.
+ *
+ * NOT YET RUN ON A GPU: compiled only.
+ */
+#include "engine/zimage/cuda/zc_net.h"
+
+#include "core/alloc.h"
+#include "core/err.h"
+#include "engine/cuda/cuda_check.h"
+#include "engine/zimage/cuda/zkernels.h"
+#include "engine/zimage/zops.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SEQ_MULTI 32
+
+/* Per-step values the host writes before each step (one pinned copy). */
+typedef struct step_params {
+    float t_in[ZC_MAX_ITEMS], dt[ZC_MAX_ITEMS], w[ZC_MAX_ITEMS];
+} step_params;
+
+/* Per-batch integers, uploaded once per generation. */
+typedef struct batch_ints {
+    int kv_i[ZC_MAX_ITEMS], kv_t[ZC_MAX_ITEMS], kv_u[ZC_MAX_ITEMS];
+    int len_i[ZC_MAX_ITEMS], pad_i[ZC_MAX_ITEMS], len_t[ZC_MAX_ITEMS], pad_t[ZC_MAX_ITEMS];
+    int lat_of[ZC_MAX_ITEMS], pos_of[ZC_MAX_ITEMS], neg_of[ZC_MAX_ITEMS];
+} batch_ints;
+
+struct zc_plan {
+    zc_plan_key k;
+    int nimg, ni, S, ri, rt, ru; /* image tokens, padded; rows per U item; rows of XI/XT/U */
+    int n_images;
+    float cfg_w[ZC_MAX_ITEMS]; /* per image (0: no guidance) */
+    zc_dev *d;
+    void *mem; /* one allocation, carved below */
+    float *U, *XI, *XT, *HF, *csi, *cst, *csu, *temb, *stemb, *mod, *fscale, *pred, *lat, *thid_f;
+    void *HB, *QKV, *ATT, *FF, *tfreq, *thid, *temb_b, *stemb_b, *patch;
+    step_params *sp_dev, *sp_host; /* host: pinned */
+    batch_ints *bi_dev;
+    float *pred_out; /* the step's extra output (tests), NULL in graphs */
+    px_cuda_graph graph;
+};
+
+static int pad_to(int n)
+{
+    return (n + SEQ_MULTI - 1) / SEQ_MULTI * SEQ_MULTI;
+}
+
+/* Sizes of a plan's buffers in bytes, in carving order. */
+enum { B_U, B_XI, B_XT, B_HF, B_CSI, B_CST, B_CSU, B_TEMB, B_STEMB, B_MOD, B_FSCALE, B_PRED,
+       B_LAT, B_HB, B_QKV, B_ATT, B_FF, B_TFREQ, B_THID, B_TEMBB, B_STEMBB, B_PATCH, B_SP, B_BI,
+       B_THIDF, B_N };
+
+static void plan_sizes(const zi_dit_config *c, const zc_plan_key *k, size_t *sz)
+{
+    size_t D = (size_t)c->dim, hd = D / (size_t)c->n_heads, B = (size_t)k->B;
+    size_t ni = (size_t)pad_to(k->ht * k->wt), T = (size_t)k->T, ru = B * (ni + T);
+    size_t pf = (size_t)c->patch * c->patch * c->in_channels;
+    size_t H = (size_t)(c->cap_feat_dim > c->dim ? c->cap_feat_dim : c->dim);
+    size_t lat = B * (size_t)c->in_channels * k->ht * c->patch * k->wt * c->patch;
+    size_t s[B_N] = {
+        [B_U] = ru * D * 4, [B_XI] = B * ni * D * 4, [B_XT] = B * T * D * 4,
+        [B_HF] = ru * H * 4, [B_CSI] = B * ni * hd * 4, [B_CST] = B * T * hd * 4,
+        [B_CSU] = ru * hd * 4, [B_TEMB] = B * (size_t)c->t_dim * 4,
+        [B_STEMB] = B * (size_t)c->t_dim * 4, [B_MOD] = B * 4 * D * 4, [B_FSCALE] = B * D * 4,
+        [B_PRED] = ru * pf * 4, [B_LAT] = lat * 4, [B_HB] = ru * H * 2, [B_QKV] = ru * 3 * D * 2,
+        [B_ATT] = ru * D * 2, [B_FF] = ru * 2 * (size_t)c->ffn_hidden * 2,
+        [B_TFREQ] = B * (size_t)c->t_freq * 2, [B_THID] = B * (size_t)c->t_hidden * 2,
+        [B_TEMBB] = B * (size_t)c->t_dim * 2, [B_STEMBB] = B * (size_t)c->t_dim * 2,
+        [B_PATCH] = B * ni * pf * 2, [B_SP] = sizeof(step_params), [B_BI] = sizeof(batch_ints),
+        [B_THIDF] = B * (size_t)c->t_hidden * 4};
+    for (int i = 0; i < B_N; i++) sz[i] = (s[i] + 255) / 256 * 256;
+}
+
+size_t zc_plan_bytes(const zi_dit_config *c, const zc_plan_key *k)
+{
+    size_t sz[B_N], t = 0;
+    plan_sizes(c, k, sz);
+    for (int i = 0; i < B_N; i++) t += sz[i];
+    return t;
+}
+
+static void plan_destroy(void *arg, void *plan)
+{
+    (void)arg;
+    zc_plan *p = plan;
+    if (!p) return;
+    px_cuda_graph_free(&p->graph);
+    if (p->mem) cudaFree(p->mem);
+    if (p->sp_host) cudaFreeHost(p->sp_host);
+    free(p);
+}
+
+static int plan_build(void *arg, const void *key, void **out, char *err, size_t errlen)
+{
+    zc_dev *d = arg;
+    const zc_plan_key *k = key;
+    int rc = 0;
+    zc_plan *p = px_xcalloc(1, sizeof *p);
+    p->k = *k;
+    p->d = d;
+    p->nimg = k->ht * k->wt;
+    p->ni = pad_to(p->nimg);
+    p->S = p->ni + k->T;
+    p->ri = k->B * p->ni, p->rt = k->B * k->T, p->ru = k->B * p->S;
+    size_t sz[B_N], total = 0;
+    plan_sizes(&d->dc, k, sz);
+    for (int i = 0; i < B_N; i++) total += sz[i];
+    PX_CUDA_CHECK(cudaMalloc(&p->mem, total));
+    PX_CUDA_CHECK(cudaMallocHost((void **)&p->sp_host, sizeof *p->sp_host));
+    char *m = p->mem;
+    void *b[B_N];
+    for (int i = 0; i < B_N; i++) b[i] = m, m += sz[i];
+    p->U = b[B_U], p->XI = b[B_XI], p->XT = b[B_XT], p->HF = b[B_HF];
+    p->csi = b[B_CSI], p->cst = b[B_CST], p->csu = b[B_CSU], p->temb = b[B_TEMB];
+    p->stemb = b[B_STEMB], p->mod = b[B_MOD], p->fscale = b[B_FSCALE], p->pred = b[B_PRED];
+    p->lat = b[B_LAT], p->HB = b[B_HB], p->QKV = b[B_QKV], p->ATT = b[B_ATT], p->FF = b[B_FF];
+    p->tfreq = b[B_TFREQ], p->thid = b[B_THID], p->temb_b = b[B_TEMBB];
+    p->stemb_b = b[B_STEMBB], p->patch = b[B_PATCH], p->sp_dev = b[B_SP], p->bi_dev = b[B_BI];
+    p->thid_f = b[B_THIDF];
+    /* Dead rows and never-written pads must hold numbers, not garbage. */
+    PX_CUDA_CHECK(cudaMemsetAsync(p->mem, 0, total, d->ctx->stream));
+    *out = p;
+    return 0;
+fail:
+    plan_destroy(NULL, p);
+    return rc;
+}
+
+px_cuda_plans *zc_plans_create(zc_dev *d)
+{
+    px_cuda_plan_ops ops = {.build = plan_build, .destroy = plan_destroy, .arg = d};
+    /* A few shapes per device: each 1024² batch-8 plan is gigabytes. */
+    return px_cuda_plans_create(sizeof(zc_plan_key), 4, &ops);
+}
+
+int zc_plan_get(zc_dev *d, const zc_plan_key *k, zc_plan **out, char *err, size_t errlen)
+{
+    zc_plan_key key;
+    memset(&key, 0, sizeof key);
+    key = *k;
+    if (k->B < 1 || k->B > ZC_MAX_ITEMS || k->n_images < 1 || k->n_images > k->B || k->ht < 1 ||
+        k->wt < 1 || k->T < SEQ_MULTI || k->T % SEQ_MULTI)
+        return px_errf(err, errlen, PX_EINVAL, "zimage-cuda: plan %d items, %dx%d patches, T %d",
+                       k->B, k->ht, k->wt, k->T);
+    void *p;
+    int rc = px_cuda_plans_get(d->plans, &key, &p, err, errlen);
+    *out = rc ? NULL : p;
+    return rc;
+}
+
+const float *zc_plan_latents(const zc_plan *p)
+{
+    return p->lat;
+}
+
+/* ------------------------------------------------------------ one block */
+
+static int gemm(zc_dev *d, const void *x, int ldx, int M, int K, const void *w, int N,
+                const float *bias, void *y, int ldy, zc_type yt, char *err, size_t errlen)
+{
+    zc_gemm_args a = {.x = x, .ldx = ldx, .M = M, .K = K, .w = w, .N = N, .bias = bias, .y = y,
+                      .ldy = ldy, .yt = yt};
+    return zc_gemm_run(d->gemm, &a, err, errlen);
+}
+
+/* A stream of the batch: x (fp32), n items of S rows, key lengths, RoPE. */
+typedef struct stream {
+    float *x;
+    int S;
+    const int *kv_len;
+    const float *cs;
+} stream;
+
+static int block(zc_plan *p, const zc_dblock *bl, const stream *st, char *err, size_t errlen)
+{
+    zc_dev *d = p->d;
+    const zi_dit_config *c = &d->dc;
+    cudaStream_t s = d->ctx->stream;
+    int D = c->dim, F = c->ffn_hidden, B = p->k.B, rows = B * st->S, rc = 0;
+    float eps = c->norm_eps, *mod = bl->ada_w ? p->mod : NULL;
+    if (mod) {
+        if ((rc = gemm(d, p->temb_b, c->t_dim, B, c->t_dim, bl->ada_w, 4 * D, bl->ada_b, mod,
+                       4 * D, ZC_F32, err, errlen)))
+            goto fail;
+        PX_CUDA_LAUNCH_CHECK(zc_modulation(s, mod, B, D));
+    }
+    PX_CUDA_LAUNCH_CHECK(zc_rmsnorm_mod(s, st->x, D, rows, D, bl->n1, eps, mod, 4 * D, st->S,
+                                        p->HB, D));
+    if ((rc = gemm(d, p->HB, D, rows, D, bl->qkv, 3 * D, NULL, p->QKV, 3 * D, ZC_BF16, err,
+                   errlen)))
+        goto fail;
+    PX_CUDA_LAUNCH_CHECK(zc_qknorm_rope(s, p->QKV, 3 * D, 0, rows, c->n_heads, d->hd, bl->q_norm,
+                                        eps, st->cs, 0, 1));
+    PX_CUDA_LAUNCH_CHECK(zc_qknorm_rope(s, p->QKV, 3 * D, D, rows, c->n_heads, d->hd, bl->k_norm,
+                                        eps, st->cs, 0, 1));
+    zc_attn a = {.q = p->QKV, .k = (uint16_t *)p->QKV + D, .v = (uint16_t *)p->QKV + 2 * D,
+                 .o = p->ATT, .ldq = 3 * D, .ldk = 3 * D, .ldv = 3 * D, .ldo = D, .n_items = B,
+                 .S_q = st->S, .S_kv = st->S, .n_q = st->S, .kv_len = st->kv_len,
+                 .n_heads = c->n_heads, .n_kv_heads = c->n_heads, .head_dim = d->hd,
+                 .scale = 1.0f / sqrtf((float)d->hd)};
+    PX_CUDA_LAUNCH_CHECK(zc_attention(s, &a));
+    if ((rc = gemm(d, p->ATT, D, rows, D, bl->out, D, NULL, p->HF, D, ZC_F32, err, errlen)))
+        goto fail;
+    PX_CUDA_LAUNCH_CHECK(zc_gated_residual(s, st->x, D, p->HF, D, rows, D, bl->n2, eps,
+                                           mod ? mod + D : NULL, 4 * D, st->S));
+    PX_CUDA_LAUNCH_CHECK(zc_rmsnorm_mod(s, st->x, D, rows, D, bl->f1, eps,
+                                        mod ? mod + 2 * D : NULL, 4 * D, st->S, p->HB, D));
+    if ((rc = gemm(d, p->HB, D, rows, D, bl->w13, 2 * F, NULL, p->FF, 2 * F, ZC_BF16, err,
+                   errlen)))
+        goto fail;
+    PX_CUDA_LAUNCH_CHECK(zc_swiglu(s, p->FF, 2 * F, rows, F));
+    if ((rc = gemm(d, p->FF, 2 * F, rows, F, bl->w2, D, NULL, p->HF, D, ZC_F32, err, errlen)))
+        goto fail;
+    PX_CUDA_LAUNCH_CHECK(zc_gated_residual(s, st->x, D, p->HF, D, rows, D, bl->f2, eps,
+                                           mod ? mod + 3 * D : NULL, 4 * D, st->S));
+fail:
+    return rc;
+}
+
+/* ------------------------------------------------------ per generation */
+
+/* RoPE tables of XI, XT and U (zi_rope_table: the CPU engine's rounding). */
+static int tables(zc_plan *p, const zc_batch *bt, char *err, size_t errlen)
+{
+    const zi_dit_config *c = &p->d->dc;
+    int B = p->k.B, T = p->k.T, hd = p->d->hd, rc = 0;
+    int *pos = px_alloc_array((size_t)p->ru * 3, sizeof *pos);
+    float *cs = px_alloc_array((size_t)p->ru * hd, sizeof *cs);
+    if (!pos || !cs) {
+        rc = px_errf(err, errlen, PX_ENOMEM, "out of memory");
+        goto fail;
+    }
+    /* U rows in order; XI and XT tables are the matching slices. */
+    memset(pos, 0, (size_t)p->ru * 3 * sizeof *pos);
+    for (int b = 0; b < B; b++) {
+        int lp = pad_to(bt->text_len[b]);
+        int *u = pos + (size_t)b * p->S * 3;
+        for (int t = 0; t < p->nimg; t++)
+            u[t * 3] = lp + 1, u[t * 3 + 1] = t / p->k.wt, u[t * 3 + 2] = t % p->k.wt;
+        for (int t = 0; t < T; t++) u[(p->ni + t) * 3] = 1 + t;
+    }
+    zi_rope_table(pos, p->ru, 3, c->axes_dims, c->rope_theta, cs);
+    cudaStream_t s = p->d->ctx->stream;
+    PX_CUDA_CHECK(cudaMemcpy(p->csu, cs, (size_t)p->ru * hd * sizeof *cs, cudaMemcpyHostToDevice));
+    for (int b = 0; b < B; b++) {
+        const float *u = cs + (size_t)b * p->S * hd;
+        PX_CUDA_CHECK(cudaMemcpyAsync(p->csi + (size_t)b * p->ni * hd, u,
+                                      (size_t)p->ni * hd * sizeof *cs, cudaMemcpyHostToDevice, s));
+        PX_CUDA_CHECK(cudaMemcpyAsync(p->cst + (size_t)b * T * hd, u + (size_t)p->ni * hd,
+                                      (size_t)T * hd * sizeof *cs, cudaMemcpyHostToDevice, s));
+    }
+    PX_CUDA_CHECK(cudaStreamSynchronize(s)); /* cs is freed below */
+fail:
+    free(pos);
+    free(cs);
+    return rc;
+}
+
+static int upload_ints(zc_plan *p, const zc_batch *bt, char *err, size_t errlen)
+{
+    int rc = 0;
+    batch_ints bi;
+    memset(&bi, 0, sizeof bi);
+    for (int b = 0; b < p->k.B; b++) {
+        int lp = pad_to(bt->text_len[b]);
+        bi.kv_i[b] = p->ni, bi.kv_t[b] = lp, bi.kv_u[b] = p->ni + lp;
+        bi.len_i[b] = p->nimg, bi.pad_i[b] = p->ni;
+        bi.len_t[b] = bt->text_len[b], bi.pad_t[b] = lp;
+        bi.lat_of[b] = b < bt->n_items ? bt->lat_of[b] : 0;
+    }
+    for (int i = 0; i < bt->n_images; i++) bi.pos_of[i] = bt->pos_of[i], bi.neg_of[i] = bt->neg_of[i];
+    PX_CUDA_CHECK(cudaMemcpy(p->bi_dev, &bi, sizeof bi, cudaMemcpyHostToDevice));
+fail:
+    return rc;
+}
+
+int zc_plan_begin(zc_dev *d, zc_plan *p, const zc_batch *bt, const float *latents, char *err,
+                  size_t errlen)
+{
+    const zi_dit_config *c = &d->dc;
+    cudaStream_t s = d->ctx->stream;
+    int B = p->k.B, T = p->k.T, D = c->dim, H = c->cap_feat_dim, rc = 0;
+    if (bt->n_items != B || bt->n_images != p->k.n_images)
+        return px_errf(err, errlen, PX_EINVAL, "zimage-cuda: batch of %d items for a plan of %d",
+                       bt->n_items, B);
+    for (int b = 0; b < B; b++)
+        if (bt->text_len[b] < 1 || pad_to(bt->text_len[b]) > T || bt->text_len[b] > bt->lmax)
+            return px_errf(err, errlen, PX_EINVAL, "zimage-cuda: item %d: %d text tokens", b,
+                           bt->text_len[b]);
+    p->n_images = bt->n_images;
+    for (int i = 0; i < bt->n_images; i++) p->cfg_w[i] = bt->neg_of[i] >= 0 ? bt->cfg_w[i] : 0;
+    PX_CUDA_CHECK(cudaStreamSynchronize(s)); /* the plan's memset, a previous batch */
+    if ((rc = tables(p, bt, err, errlen)) || (rc = upload_ints(p, bt, err, errlen))) goto fail;
+    size_t lat = (size_t)c->in_channels * p->k.ht * c->patch * p->k.wt * c->patch;
+    PX_CUDA_CHECK(cudaMemcpy(p->lat, latents, (size_t)bt->n_images * lat * sizeof(float),
+                             cudaMemcpyHostToDevice));
+    /* Text: the encoder's rows (Lmax per item) into T rows per item of HF
+     * (as scratch), normed into HB, embedded into XT, pads, refined. */
+    PX_CUDA_CHECK(cudaMemsetAsync(p->HF, 0, (size_t)B * T * H * sizeof(float), s));
+    PX_CUDA_LAUNCH_CHECK(zc_copy_rows(s, p->HF, T, 0, d->tb.x, bt->lmax, bt->lmax, B, H));
+    PX_CUDA_LAUNCH_CHECK(zc_rmsnorm_mod(s, p->HF, H, p->rt, H, d->cap_norm, c->norm_eps, NULL, 0,
+                                        0, p->HB, H));
+    if ((rc = gemm(d, p->HB, H, p->rt, H, d->cap_w, D, d->cap_b, p->XT, D, ZC_F32, err, errlen)))
+        goto fail;
+    PX_CUDA_LAUNCH_CHECK(zc_pad_rows(s, p->XT, B, T, D, p->bi_dev->len_t, p->bi_dev->pad_t,
+                                     d->cap_pad));
+    stream st = {p->XT, T, p->bi_dev->kv_t, p->cst};
+    for (int i = c->n_refiner_layers; i < 2 * c->n_refiner_layers; i++)
+        if ((rc = block(p, &d->blocks[i], &st, err, errlen))) goto fail;
+fail:
+    return rc;
+}
+
+/* ---------------------------------------------------------------- step */
+
+static int final_layer(zc_plan *p, char *err, size_t errlen)
+{
+    zc_dev *d = p->d;
+    const zi_dit_config *c = &d->dc;
+    cudaStream_t s = d->ctx->stream;
+    int B = p->k.B, D = c->dim, rc = 0;
+    PX_CUDA_CHECK(cudaMemcpyAsync(p->stemb, p->temb, (size_t)B * c->t_dim * sizeof(float),
+                                  cudaMemcpyDeviceToDevice, s));
+    PX_CUDA_LAUNCH_CHECK(zc_silu(s, p->stemb, 0, (size_t)B * c->t_dim));
+    PX_CUDA_LAUNCH_CHECK(zc_f32_to_bf16(s, p->stemb, p->stemb_b, (size_t)B * c->t_dim));
+    if ((rc = gemm(d, p->stemb_b, c->t_dim, B, c->t_dim, d->fin_ada_w, D, d->fin_ada_b,
+                   p->fscale, D, ZC_F32, err, errlen)))
+        goto fail;
+    PX_CUDA_LAUNCH_CHECK(zc_one_plus(s, p->fscale, (size_t)B * D));
+    /* Over every U row (the text rows' results are not read): one shape. */
+    PX_CUDA_LAUNCH_CHECK(
+        zc_layernorm_mod(s, p->U, D, p->ru, D, 1e-6f, p->fscale, D, p->S, p->HB, D));
+    if ((rc = gemm(d, p->HB, D, p->ru, D, d->fin_w, d->pf, d->fin_b, p->pred, d->pf, ZC_F32, err,
+                   errlen)))
+        goto fail;
+    const batch_ints *bi = p->bi_dev;
+    PX_CUDA_LAUNCH_CHECK(zc_unpatchify_step(s, p->pred, p->S, c->in_channels, p->k.ht, p->k.wt,
+                                            c->patch, p->n_images, bi->pos_of, bi->neg_of,
+                                            p->sp_dev->dt, p->sp_dev->w, p->lat, p->pred_out));
+fail:
+    return rc;
+}
+
+/* The step's device work (what the graph captures). */
+static int step_enqueue(void *arg, char *err, size_t errlen)
+{
+    zc_plan *p = arg;
+    zc_dev *d = p->d;
+    const zi_dit_config *c = &d->dc;
+    cudaStream_t s = d->ctx->stream;
+    int B = p->k.B, D = c->dim, nr = c->n_refiner_layers, rc = 0;
+    const batch_ints *bi = p->bi_dev;
+    /* Timestep embedding: sinusoid -> Linear -> SiLU -> Linear. Every GEMM
+     * with a bias writes fp32 (the bias epilogue's safest form). */
+    PX_CUDA_LAUNCH_CHECK(zc_timestep_freq(s, p->sp_dev->t_in, B, c->t_freq / 2, p->tfreq));
+    if ((rc = gemm(d, p->tfreq, c->t_freq, B, c->t_freq, d->t0_w, c->t_hidden, d->t0_b,
+                   p->thid_f, c->t_hidden, ZC_F32, err, errlen)))
+        goto fail;
+    PX_CUDA_LAUNCH_CHECK(zc_silu(s, p->thid_f, 0, (size_t)B * c->t_hidden));
+    PX_CUDA_LAUNCH_CHECK(zc_f32_to_bf16(s, p->thid_f, p->thid, (size_t)B * c->t_hidden));
+    if ((rc = gemm(d, p->thid, c->t_hidden, B, c->t_hidden, d->t2_w, c->t_dim, d->t2_b, p->temb,
+                   c->t_dim, ZC_F32, err, errlen)))
+        goto fail;
+    PX_CUDA_LAUNCH_CHECK(zc_f32_to_bf16(s, p->temb, p->temb_b, (size_t)B * c->t_dim));
+    /* Image tokens. */
+    PX_CUDA_LAUNCH_CHECK(zc_patchify(s, p->lat, bi->lat_of, B, c->in_channels, p->k.ht, p->k.wt,
+                                     c->patch, p->ni, p->patch));
+    if ((rc = gemm(d, p->patch, d->pf, p->ri, d->pf, d->x_w, D, d->x_b, p->XI, D, ZC_F32, err,
+                   errlen)))
+        goto fail;
+    PX_CUDA_LAUNCH_CHECK(zc_pad_rows(s, p->XI, B, p->ni, D, bi->len_i, bi->pad_i, d->x_pad));
+    stream si = {p->XI, p->ni, bi->kv_i, p->csi};
+    for (int i = 0; i < nr; i++)
+        if ((rc = block(p, &d->blocks[i], &si, err, errlen))) goto fail;
+    /* Joint stream: [image | text] per item. */
+    PX_CUDA_LAUNCH_CHECK(zc_copy_rows(s, p->U, p->S, 0, p->XI, p->ni, p->ni, B, D));
+    PX_CUDA_LAUNCH_CHECK(zc_copy_rows(s, p->U, p->S, p->ni, p->XT, p->k.T, p->k.T, B, D));
+    stream su = {p->U, p->S, bi->kv_u, p->csu};
+    for (int i = 2 * nr; i < d->nblocks; i++)
+        if ((rc = block(p, &d->blocks[i], &su, err, errlen))) goto fail;
+    rc = final_layer(p, err, errlen);
+fail:
+    return rc;
+}
+
+int zc_plan_step(zc_dev *d, zc_plan *p, float sigma, float sigma_next, int direct,
+                 float *pred_out, char *err, size_t errlen)
+{
+    int rc = 0;
+    cudaStream_t s = d->ctx->stream;
+    step_params *h = p->sp_host;
+    /* The previous step's copy of the pinned values must have landed. */
+    PX_CUDA_CHECK(cudaStreamSynchronize(s));
+    float t_in = (1.0f - sigma) * d->dc.t_scale; /* zi_dit_t_in */
+    for (int b = 0; b < ZC_MAX_ITEMS; b++) {
+        h->t_in[b] = t_in;
+        h->dt[b] = sigma_next - sigma;
+        h->w[b] = p->cfg_w[b];
+    }
+    PX_CUDA_CHECK(cudaMemcpyAsync(p->sp_dev, h, sizeof *h, cudaMemcpyHostToDevice, s));
+    p->pred_out = pred_out;
+    rc = px_cuda_graph_run(&p->graph, s, direct || pred_out, step_enqueue, p, "zimage-cuda", err,
+                           errlen);
+fail:
+    return rc;
+}

@@ -1,0 +1,487 @@
+/*
+ * zc_vae.c — the Z-Image (FLUX.1) VAE decoder on the GPU in fp32, one image
+ * at a time (zc_net.h): cuDNN convolutions (cuda_conv.h, NHWC, fp32 FMA
+ * math: the reference runs the VAE in fp32 and fp16 is known to fail),
+ * our GroupNorm(+SiLU), bias, nearest-upsample and output kernels, and the
+ * mid block's single-head attention over all latent positions as fp32
+ * cuBLASLt GEMMs in chunks of queries (scores of a chunk, row softmax,
+ * times V) so its memory stays bounded at 1024² (16k positions).
+ *
+ * One plan (buffers + the convolutions' algorithms) for the last latent
+ * size; a new size rebuilds it. Convolutions are built in a first pass
+ * over the network that launches nothing (cuDNN's search writes the plan's
+ * buffers), then every decode is a run pass of the same walker.
+ *
+ * NOT YET RUN ON A GPU: compiled only.
+ */
+#include "engine/zimage/cuda/zc_net.h"
+
+#include "core/alloc.h"
+#include "core/err.h"
+#include "engine/cuda/cuda_check.h"
+#include "engine/cuda/cuda_conv.h"
+#include "engine/zimage/cuda/zkernels.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_OPS 128
+#define WS_LIMIT ((size_t)256 << 20)
+#define GN_SLICES 256
+#define SCORE_BYTES ((size_t)256 << 20)
+
+typedef struct vconv {
+    float *w, *b;
+    cudnnFilterDescriptor_t fd;
+    int cin, cout, k;
+} vconv;
+
+typedef struct vnorm {
+    float *g, *b;
+} vnorm;
+
+typedef struct vres {
+    vnorm n1, n2;
+    vconv c1, c2, sc;
+    bool has_sc;
+} vres;
+
+struct zc_vae {
+    px_cuda_ctx *ctx;
+    zc_gemm *gemm;
+    zi_vae_config cfg;
+    vconv conv_in, conv_out, upc[8];
+    vres mid[2], *up;
+    vnorm attn_norm, norm_out;
+    float *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo;
+    px_cuda_algos *algos;
+    size_t weight_bytes;
+    /* the plan */
+    int lh, lw, chunk;
+    size_t act;
+    float *buf[3], *q, *k, *v, *sc, *stats;
+    double *part;
+    void *ws;
+    uint8_t *rgb;
+    px_cuda_conv ops[MAX_OPS];
+    int nops;
+};
+
+/* --------------------------------------------------------------- weights */
+
+static int up_f32(zc_vae *v, const zi_weights *w, const char *name, size_t n, float **dst,
+                  char *err, size_t errlen)
+{
+    int rc = 0;
+    const zi_tensor *t = zi_weights_find(w, name);
+    if (!t) return px_errf(err, errlen, PX_ENOTFOUND, "vae: tensor %s is missing", name);
+    if (t->nelem != n || t->dtype != ZI_F32)
+        return px_errf(err, errlen, PX_ECORRUPT, "vae: tensor %s: %zu elements, expected %zu F32",
+                       name, t->nelem, n);
+    PX_CUDA_CHECK(cudaMalloc((void **)dst, n * sizeof(float)));
+    PX_CUDA_CHECK(cudaMemcpy(*dst, t->data, n * sizeof(float), cudaMemcpyHostToDevice));
+    v->weight_bytes += n * sizeof(float);
+fail:
+    return rc;
+}
+
+/* prefix.weight [cout, cin, k, k] as cuDNN's KRSC, prefix.bias [cout]. */
+static int up_conv(zc_vae *v, const zi_weights *w, const char *prefix, int cin, int cout, int k,
+                   vconv *c, char *err, size_t errlen)
+{
+    int rc = 0;
+    char name[200];
+    float *host = NULL;
+    c->cin = cin, c->cout = cout, c->k = k;
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    const zi_tensor *t = zi_weights_find(w, name);
+    size_t n = (size_t)cout * cin * k * k;
+    if (!t || t->nelem != n || t->dtype != ZI_F32)
+        return px_errf(err, errlen, PX_ECORRUPT, "vae: tensor %s missing or not [%d, %d, %d, %d]",
+                       name, cout, cin, k, k);
+    host = px_xmalloc(n * sizeof *host);
+    const float *src = t->data;
+    for (int o = 0; o < cout; o++)
+        for (int i = 0; i < cin; i++)
+            for (int y = 0; y < k * k; y++)
+                host[((size_t)o * k * k + y) * cin + i] = src[((size_t)o * cin + i) * k * k + y];
+    PX_CUDA_CHECK(cudaMalloc((void **)&c->w, n * sizeof(float)));
+    PX_CUDA_CHECK(cudaMemcpy(c->w, host, n * sizeof(float), cudaMemcpyHostToDevice));
+    v->weight_bytes += n * sizeof(float);
+    PX_CUDNN_CHECK(cudnnCreateFilterDescriptor(&c->fd));
+    PX_CUDNN_CHECK(
+        cudnnSetFilter4dDescriptor(c->fd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, cout, cin, k, k));
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    rc = up_f32(v, w, name, (size_t)cout, &c->b, err, errlen);
+fail:
+    free(host);
+    return rc;
+}
+
+static int up_norm(zc_vae *v, const zi_weights *w, const char *prefix, int C, vnorm *nm,
+                   char *err, size_t errlen)
+{
+    char a[200], b[200];
+    snprintf(a, sizeof a, "%s.weight", prefix);
+    snprintf(b, sizeof b, "%s.bias", prefix);
+    int rc = up_f32(v, w, a, (size_t)C, &nm->g, err, errlen);
+    return rc ? rc : up_f32(v, w, b, (size_t)C, &nm->b, err, errlen);
+}
+
+static int up_res(zc_vae *v, const zi_weights *w, const char *p, int cin, int cout, vres *r,
+                  char *err, size_t errlen)
+{
+    char n[5][200];
+    const char *what[5] = {"norm1", "conv1", "norm2", "conv2", "conv_shortcut"};
+    for (int i = 0; i < 5; i++) snprintf(n[i], sizeof n[i], "%s.%s", p, what[i]);
+    int rc;
+    if ((rc = up_norm(v, w, n[0], cin, &r->n1, err, errlen)) ||
+        (rc = up_conv(v, w, n[1], cin, cout, 3, &r->c1, err, errlen)) ||
+        (rc = up_norm(v, w, n[2], cout, &r->n2, err, errlen)) ||
+        (rc = up_conv(v, w, n[3], cout, cout, 3, &r->c2, err, errlen)))
+        return rc;
+    r->has_sc = cin != cout;
+    return r->has_sc ? up_conv(v, w, n[4], cin, cout, 1, &r->sc, err, errlen) : 0;
+}
+
+static int up_attn(zc_vae *v, const zi_weights *w, int C, char *err, size_t errlen)
+{
+    const char *at = "decoder.mid_block.attentions.0";
+    const char *proj[4] = {"to_q", "to_k", "to_v", "to_out.0"};
+    float **ws[4] = {&v->wq, &v->wk, &v->wv, &v->wo}, **bs[4] = {&v->bq, &v->bk, &v->bv, &v->bo};
+    char p[200];
+    snprintf(p, sizeof p, "%s.group_norm", at);
+    int rc = up_norm(v, w, p, C, &v->attn_norm, err, errlen);
+    for (int i = 0; i < 4 && !rc; i++) {
+        char a[200], b[200];
+        snprintf(a, sizeof a, "%s.%s.weight", at, proj[i]);
+        snprintf(b, sizeof b, "%s.%s.bias", at, proj[i]);
+        if (!(rc = up_f32(v, w, a, (size_t)C * C, ws[i], err, errlen)))
+            rc = up_f32(v, w, b, (size_t)C, bs[i], err, errlen);
+    }
+    return rc;
+}
+
+static int up_all(zc_vae *v, const zi_weights *w, char *err, size_t errlen)
+{
+    const zi_vae_config *c = &v->cfg;
+    int L = c->nlevels, per = c->layers_per_block + 1, top = c->block_out[L - 1], rc;
+    if ((rc = up_conv(v, w, "decoder.conv_in", c->latent_channels, top, 3, &v->conv_in, err,
+                      errlen)) ||
+        (rc = up_res(v, w, "decoder.mid_block.resnets.0", top, top, &v->mid[0], err, errlen)) ||
+        (rc = up_attn(v, w, top, err, errlen)) ||
+        (rc = up_res(v, w, "decoder.mid_block.resnets.1", top, top, &v->mid[1], err, errlen)))
+        return rc;
+    v->up = px_xcalloc((size_t)L * per, sizeof *v->up);
+    int cin = top;
+    for (int i = 0; i < L; i++) {
+        int cout = c->block_out[L - 1 - i];
+        for (int j = 0; j < per; j++) {
+            char p[200];
+            snprintf(p, sizeof p, "decoder.up_blocks.%d.resnets.%d", i, j);
+            if ((rc = up_res(v, w, p, cin, cout, &v->up[i * per + j], err, errlen))) return rc;
+            cin = cout;
+        }
+        if (i < L - 1) {
+            char p[200];
+            snprintf(p, sizeof p, "decoder.up_blocks.%d.upsamplers.0.conv", i);
+            if ((rc = up_conv(v, w, p, cout, cout, 3, &v->upc[i], err, errlen))) return rc;
+        }
+    }
+    if ((rc = up_norm(v, w, "decoder.conv_norm_out", cin, &v->norm_out, err, errlen)) ||
+        (rc = up_conv(v, w, "decoder.conv_out", cin, 3, 3, &v->conv_out, err, errlen)))
+        return rc;
+    return 0;
+}
+
+int zc_vae_create(px_cuda_ctx *c, zc_gemm *g, const zi_weights *w, const zi_vae_config *cfg,
+                  zc_vae **out, char *err, size_t errlen)
+{
+    zc_vae *v = px_xcalloc(1, sizeof *v);
+    *out = v;
+    v->ctx = c, v->gemm = g, v->cfg = *cfg;
+    if (cfg->nlevels < 1 || cfg->nlevels > 8)
+        return px_errf(err, errlen, PX_EUNSUP, "vae: %d levels", cfg->nlevels);
+    v->algos = px_cuda_algos_create(sizeof(px_cuda_conv_shape), sizeof(px_cuda_conv_choice), 256);
+    return up_all(v, w, err, errlen);
+}
+
+static void vconv_free(vconv *c)
+{
+    if (c->w) cudaFree(c->w);
+    if (c->b) cudaFree(c->b);
+    if (c->fd) cudnnDestroyFilterDescriptor(c->fd);
+}
+
+static void vnorm_free(vnorm *n)
+{
+    if (n->g) cudaFree(n->g);
+    if (n->b) cudaFree(n->b);
+}
+
+static void vres_free(vres *r)
+{
+    vnorm_free(&r->n1), vnorm_free(&r->n2);
+    vconv_free(&r->c1), vconv_free(&r->c2), vconv_free(&r->sc);
+}
+
+static void plan_free(zc_vae *v)
+{
+    for (int i = 0; i < v->nops; i++) px_cuda_conv_free(&v->ops[i]);
+    v->nops = 0;
+    void *p[10] = {v->buf[0], v->buf[1], v->buf[2], v->q, v->k, v->v, v->sc, v->stats, v->part,
+                   v->ws};
+    for (int i = 0; i < 10; i++)
+        if (p[i]) cudaFree(p[i]);
+    if (v->rgb) cudaFree(v->rgb);
+    v->buf[0] = v->buf[1] = v->buf[2] = v->q = v->k = v->v = v->sc = v->stats = NULL;
+    v->part = NULL, v->ws = NULL, v->rgb = NULL;
+    v->lh = v->lw = 0;
+}
+
+void zc_vae_free(zc_vae *v)
+{
+    if (!v) return;
+    plan_free(v);
+    int per = v->cfg.layers_per_block + 1;
+    vconv_free(&v->conv_in), vconv_free(&v->conv_out);
+    for (int i = 0; i < 8; i++) vconv_free(&v->upc[i]);
+    vres_free(&v->mid[0]), vres_free(&v->mid[1]);
+    for (int i = 0; v->up && i < v->cfg.nlevels * per; i++) vres_free(&v->up[i]);
+    free(v->up);
+    vnorm_free(&v->attn_norm), vnorm_free(&v->norm_out);
+    float *a[8] = {v->wq, v->wk, v->wv, v->wo, v->bq, v->bk, v->bv, v->bo};
+    for (int i = 0; i < 8; i++)
+        if (a[i]) cudaFree(a[i]);
+    px_cuda_algos_destroy(v->algos);
+    free(v);
+}
+
+size_t zc_vae_weight_bytes(const zc_vae *v)
+{
+    return v->weight_bytes;
+}
+
+/* Floats of the largest activation at latent lh x lw. */
+static size_t act_floats(const zi_vae_config *c, int lh, int lw)
+{
+    int L = c->nlevels, cin = c->block_out[L - 1];
+    size_t hw = (size_t)lh * lw, m = hw * (size_t)cin;
+    for (int i = 0; i < L; i++) {
+        int cout = c->block_out[L - 1 - i];
+        size_t a = hw * (size_t)(cin > cout ? cin : cout);
+        if (a > m) m = a;
+        if (i < L - 1) hw *= 4;
+        if (hw * (size_t)cout > m) m = hw * (size_t)cout;
+        cin = cout;
+    }
+    return m;
+}
+
+size_t zc_vae_bytes(const zi_vae_config *c, int lh, int lw)
+{
+    size_t hw = (size_t)lh * lw, C = (size_t)c->block_out[c->nlevels - 1];
+    return 3 * act_floats(c, lh, lw) * 4 + 3 * hw * C * 4 + SCORE_BYTES + WS_LIMIT;
+}
+
+static int plan_make(zc_vae *v, int lh, int lw, char *err, size_t errlen)
+{
+    int rc = 0;
+    plan_free(v);
+    const zi_vae_config *c = &v->cfg;
+    size_t hw = (size_t)lh * lw, C = (size_t)c->block_out[c->nlevels - 1];
+    v->act = act_floats(c, lh, lw);
+    size_t chunk = SCORE_BYTES / 4 / hw;
+    v->chunk = (int)(chunk < 1 ? 1 : chunk > hw ? hw : chunk);
+    for (int i = 0; i < 3; i++) {
+        PX_CUDA_CHECK(cudaMalloc((void **)&v->buf[i], v->act * 4));
+        PX_CUDA_CHECK(cudaMemset(v->buf[i], 0, v->act * 4));
+    }
+    PX_CUDA_CHECK(cudaMalloc((void **)&v->q, hw * C * 4));
+    PX_CUDA_CHECK(cudaMalloc((void **)&v->k, hw * C * 4));
+    PX_CUDA_CHECK(cudaMalloc((void **)&v->v, hw * C * 4));
+    PX_CUDA_CHECK(cudaMalloc((void **)&v->sc, (size_t)v->chunk * hw * 4));
+    PX_CUDA_CHECK(cudaMalloc((void **)&v->stats, 2 * (size_t)c->groups * 4));
+    PX_CUDA_CHECK(cudaMalloc((void **)&v->part, GN_SLICES * 1024 * 2 * sizeof(double)));
+    PX_CUDA_CHECK(cudaMalloc(&v->ws, WS_LIMIT));
+    size_t f = (size_t)1 << (c->nlevels - 1);
+    PX_CUDA_CHECK(cudaMalloc((void **)&v->rgb, hw * f * f * 3));
+    v->lh = lh, v->lw = lw;
+    return 0;
+fail:
+    plan_free(v);
+    return rc;
+}
+
+/* ----------------------------------------------------------- the walker */
+
+typedef struct vpass {
+    zc_vae *v;
+    bool build; /* build the convolutions, launch nothing */
+    int next;
+    int h, w; /* current resolution */
+    char *err;
+    size_t errlen;
+} vpass;
+
+/* y = conv(x) (+ y when acc) + bias, at the pass's resolution. */
+static int conv(vpass *ps, const vconv *cv, const float *x, float *y, bool acc)
+{
+    zc_vae *v = ps->v;
+    char *err = ps->err;
+    size_t errlen = ps->errlen;
+    int rc = 0;
+    if (ps->next >= MAX_OPS) return px_errf(err, errlen, PX_EINVAL, "vae: too many convolutions");
+    px_cuda_conv *op = &v->ops[ps->next++];
+    px_cuda_conv_args a = {.fd = cv->fd, .w = cv->w, .x = x, .y = y, .ws = v->ws, .alpha = 1.0f,
+                           .acc = acc};
+    if (ps->build) {
+        px_cuda_conv_shape s = {0,     1,     cv->cin, cv->cout, ps->h,     ps->w,        ps->h,
+                                ps->w, cv->k, cv->k,   1,        cv->k / 2, 0, PX_CUDA_FP32};
+        v->nops = ps->next;
+        return px_cuda_conv_build(op, &s, v->ctx->dnn, &a, WS_LIMIT, v->algos, 0, err, errlen);
+    }
+    if ((rc = px_cuda_conv_run(op, v->ctx->dnn, &a, err, errlen))) return rc;
+    PX_CUDA_LAUNCH_CHECK(
+        zc_bias_add(v->ctx->stream, y, cv->b, (size_t)ps->h * ps->w, cv->cout));
+fail:
+    return rc;
+}
+
+static int gn(vpass *ps, const vnorm *nm, const float *x, int C, int silu, float *y)
+{
+    char *err = ps->err;
+    size_t errlen = ps->errlen;
+    int rc = 0, hw = ps->h * ps->w, G = ps->v->cfg.groups;
+    if (ps->build) return 0;
+    cudaStream_t s = ps->v->ctx->stream;
+    PX_CUDA_LAUNCH_CHECK(
+        zc_gn_stats(s, x, hw, C, G, ps->v->cfg.eps, GN_SLICES, ps->v->part, ps->v->stats));
+    PX_CUDA_LAUNCH_CHECK(zc_gn_apply(s, x, hw, C, G, ps->v->stats, nm->g, nm->b, silu, y));
+fail:
+    return rc;
+}
+
+/* The ResNet block on buf[*x]; the result in another buffer, *x updated. */
+static int resnet(vpass *ps, const vres *r, int *xi)
+{
+    zc_vae *v = ps->v;
+    char *err = ps->err;
+    size_t errlen = ps->errlen;
+    int a = (*xi + 1) % 3, b = (*xi + 2) % 3, rc;
+    float *X = v->buf[*xi], *A = v->buf[a], *B = v->buf[b];
+    if ((rc = gn(ps, &r->n1, X, r->c1.cin, 1, A)) || (rc = conv(ps, &r->c1, A, B, false)) ||
+        (rc = gn(ps, &r->n2, B, r->c1.cout, 1, A)))
+        return rc;
+    if (r->has_sc) {
+        if ((rc = conv(ps, &r->sc, X, B, false))) return rc;
+    } else if (!ps->build) {
+        PX_CUDA_CHECK(cudaMemcpyAsync(B, X, (size_t)ps->h * ps->w * r->c1.cin * 4,
+                                      cudaMemcpyDeviceToDevice, v->ctx->stream));
+    }
+    if ((rc = conv(ps, &r->c2, A, B, true))) return rc;
+    *xi = b;
+fail:
+    return rc;
+}
+
+static int lin(zc_vae *v, const float *x, int M, int K, const float *w, int N, const float *bias,
+               float *y, int acc, int w_kn, char *err, size_t errlen)
+{
+    zc_gemm_args g = {.x = x, .ldx = K, .M = M, .K = K, .w = w, .N = N, .bias = bias, .y = y,
+                      .ldy = N, .yt = ZC_F32, .accumulate = acc, .f32_in = 1, .w_kn = w_kn};
+    return zc_gemm_run(v->gemm, &g, err, errlen);
+}
+
+/* x + out(softmax(q·kᵀ/√C)·v) over every position, one head of C. */
+static int attention(vpass *ps, int *xi)
+{
+    zc_vae *v = ps->v;
+    char *err = ps->err;
+    size_t errlen = ps->errlen;
+    int a = (*xi + 1) % 3, b = (*xi + 2) % 3, rc = 0;
+    int hw = ps->h * ps->w, C = v->cfg.block_out[v->cfg.nlevels - 1];
+    float *X = v->buf[*xi], *A = v->buf[a], *B = v->buf[b];
+    if (ps->build) return 0;
+    cudaStream_t s = v->ctx->stream;
+    if ((rc = gn(ps, &v->attn_norm, X, C, 0, A)) ||
+        (rc = lin(v, A, hw, C, v->wq, C, v->bq, v->q, 0, 0, err, errlen)) ||
+        (rc = lin(v, A, hw, C, v->wk, C, v->bk, v->k, 0, 0, err, errlen)) ||
+        (rc = lin(v, A, hw, C, v->wv, C, v->bv, v->v, 0, 0, err, errlen)))
+        return rc;
+    for (int q0 = 0; q0 < hw; q0 += v->chunk) {
+        int m = hw - q0 < v->chunk ? hw - q0 : v->chunk;
+        if ((rc = lin(v, v->q + (size_t)q0 * C, m, C, v->k, hw, NULL, v->sc, 0, 0, err, errlen)))
+            return rc;
+        PX_CUDA_LAUNCH_CHECK(zc_softmax_rows(s, v->sc, m, hw, 1.0f / sqrtf((float)C)));
+        if ((rc = lin(v, v->sc, m, hw, v->v, C, NULL, A + (size_t)q0 * C, 0, 1, err, errlen)))
+            return rc;
+    }
+    PX_CUDA_CHECK(cudaMemcpyAsync(B, X, (size_t)hw * C * 4, cudaMemcpyDeviceToDevice, s));
+    if ((rc = lin(v, A, hw, C, v->wo, C, v->bo, B, 1, 0, err, errlen))) return rc;
+    *xi = b;
+fail:
+    return rc;
+}
+
+static int walk(vpass *ps, const float *lat)
+{
+    zc_vae *v = ps->v;
+    const zi_vae_config *c = &v->cfg;
+    char *err = ps->err;
+    size_t errlen = ps->errlen;
+    cudaStream_t s = v->ctx->stream;
+    int L = c->nlevels, per = c->layers_per_block + 1, xi = 0, rc = 0;
+    ps->h = v->lh, ps->w = v->lw;
+    if (!ps->build)
+        PX_CUDA_LAUNCH_CHECK(zc_vae_in(s, lat, c->latent_channels, v->lh * v->lw,
+                                       c->scaling_factor, c->shift_factor, v->buf[1]));
+    if ((rc = conv(ps, &v->conv_in, v->buf[1], v->buf[0], false)) ||
+        (rc = resnet(ps, &v->mid[0], &xi)) || (rc = attention(ps, &xi)) ||
+        (rc = resnet(ps, &v->mid[1], &xi)))
+        return rc;
+    for (int i = 0; i < L; i++) {
+        for (int j = 0; j < per; j++)
+            if ((rc = resnet(ps, &v->up[i * per + j], &xi))) return rc;
+        if (i < L - 1) {
+            int a = (xi + 1) % 3, b = (xi + 2) % 3, C = v->upc[i].cin;
+            if (!ps->build)
+                PX_CUDA_LAUNCH_CHECK(zc_upsample2(s, v->buf[xi], ps->h, ps->w, C, v->buf[a]));
+            ps->h *= 2, ps->w *= 2;
+            if ((rc = conv(ps, &v->upc[i], v->buf[a], v->buf[b], false))) return rc;
+            xi = b;
+        }
+    }
+    int a = (xi + 1) % 3, b = (xi + 2) % 3;
+    if ((rc = gn(ps, &v->norm_out, v->buf[xi], v->conv_out.cin, 1, v->buf[a])) ||
+        (rc = conv(ps, &v->conv_out, v->buf[a], v->buf[b], false)))
+        return rc;
+    if (!ps->build) PX_CUDA_LAUNCH_CHECK(zc_vae_out(s, v->buf[b], ps->h * ps->w, v->rgb));
+fail:
+    return rc;
+}
+
+int zc_vae_decode(zc_vae *v, const float *lat, int lh, int lw, uint8_t *rgb, char *err,
+                  size_t errlen)
+{
+    int rc = 0;
+    if (lh != v->lh || lw != v->lw) {
+        if ((rc = plan_make(v, lh, lw, err, errlen))) return rc;
+        vpass b = {.v = v, .build = true, .err = err, .errlen = errlen};
+        if ((rc = walk(&b, lat))) {
+            plan_free(v);
+            return rc;
+        }
+    }
+    vpass r = {.v = v, .err = err, .errlen = errlen};
+    if ((rc = walk(&r, lat))) return rc;
+    size_t f = (size_t)1 << (v->cfg.nlevels - 1);
+    PX_CUDA_CHECK(cudaMemcpyAsync(rgb, v->rgb, (size_t)lh * lw * f * f * 3,
+                                  cudaMemcpyDeviceToHost, v->ctx->stream));
+    PX_CUDA_CHECK(cudaStreamSynchronize(v->ctx->stream));
+fail:
+    return rc;
+}

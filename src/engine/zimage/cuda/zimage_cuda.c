@@ -1,0 +1,558 @@
+/*
+ * zimage_cuda.c — the zimage engine on NVIDIA GPUs (zimage_cuda.h): the
+ * model opened once (the CPU engine's loaders and checks), its DiT and
+ * text-encoder weights uploaded once per GPU (zc_net.h), one pool context
+ * per GPU; a batch takes a free context, so --workers = the GPU count keeps
+ * every GPU busy.
+ *
+ * A batch of requests of one size runs as one DiT batch: every prompt
+ * (and, with guidance, every negative prompt: CFG's halves are batch
+ * items) through the text encoder at once, then `steps` Euler steps of
+ * the DiT over all items (one CUDA graph per (items, patch grid, text
+ * rows) plan), with progress reported and cancellation checked between
+ * steps. The text rows are bucketed to a power of two (>= 32) so a few
+ * plans serve every prompt length.
+ *
+ * The VAE decoder runs on the GPU in fp32 (zc_vae.c), image by image, from
+ * the plan's latents; PX_ZIMAGE_CUDA_CPU_VAE=1 decodes on the CPU instead
+ * (the model's own zi_vae, latents copied back), to tell a GPU VAE bug from
+ * a DiT one.
+ *
+ * NOT YET RUN ON A GPU: written and compiled without one.
+ */
+#include "engine/zimage/zimage_cuda.h"
+
+#include "core/alloc.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/jsonw.h"
+#include "core/log.h"
+#include "engine/cuda/cuda_blas.h"
+#include "engine/cuda/cuda_check.h"
+#include "engine/cuda/cuda_device.h"
+#include "engine/zimage/cuda/zc_net.h"
+#include "engine/zimage/sampler.h"
+#include "engine/zimage/tokenizer.h"
+#include "engine/zimage/zimage.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct zcuda_engine {
+    px_engine base;
+    zi_model *model;
+    px_cuda_pool *pool;
+    int ndev;
+    zc_dev *dev[PX_CUDA_MAX_DEVICES];
+    zc_vae *vae[PX_CUDA_MAX_DEVICES];
+    zi_ctx *vae_ctx[PX_CUDA_MAX_DEVICES]; /* the CPU VAE's workspace per context */
+    bool cpu_vae;                         /* PX_ZIMAGE_CUDA_CPU_VAE=1 */
+    char path[1024];
+} zcuda_engine;
+
+static const px_engine_ops k_ops;
+
+int zi_cuda_probe(char *err, size_t errlen)
+{
+    return px_cuda_probe(err, errlen);
+}
+
+/* Plan text rows: the padded length rounded up to a power of two. */
+static int text_bucket(int len)
+{
+    int lp = (len + 31) / 32 * 32, b = 32;
+    while (b < lp) b *= 2;
+    return b;
+}
+
+/* ------------------------------------------------------------- a batch */
+
+typedef struct job {
+    zcuda_engine *e;
+    px_cuda_ctx *ctx;
+    zc_dev *d;
+    px_engine_item *items;
+    int n;               /* images */
+    int lat_h, lat_w, C; /* latent size */
+    int32_t *ids[ZC_MAX_ITEMS];
+    int len[ZC_MAX_ITEMS];
+    zc_batch b;
+    float *lat;    /* host, n x C x lat_h x lat_w */
+    float *sigmas; /* steps + 1 */
+    zc_plan *p;    /* the DiT plan (its latents: the decoder's input) */
+    int steps;
+} job;
+
+static void job_free(job *j)
+{
+    for (int i = 0; i < ZC_MAX_ITEMS; i++) free(j->ids[i]);
+    free(j->lat);
+    free(j->sigmas);
+}
+
+/* Tokenizes item prompts into DiT items (positive, then negative when
+ * guided) and draws or copies the initial latents. */
+static int job_prepare(job *j, char *err, size_t errlen)
+{
+    const zi_model *m = j->e->model;
+    int k = 0, rc;
+    size_t per = (size_t)j->C * j->lat_h * j->lat_w;
+    if (!(j->lat = px_alloc_array((size_t)j->n * per, sizeof *j->lat)))
+        return px_errf(err, errlen, PX_ENOMEM, "out of memory");
+    for (int i = 0; i < j->n; i++) {
+        px_engine_gen *g = &j->items[i].gen;
+        bool cfg = g->cfg_scale > 0;
+        for (int h = 0; h < (cfg ? 2 : 1); h++) {
+            const char *pr = h ? (g->negative_prompt ? g->negative_prompt : "") : g->prompt;
+            size_t nid = 0;
+            bool trunc = false;
+            if (!(j->ids[k] = px_alloc_array(ZI_TOK_MAX_PROMPT, sizeof *j->ids[k])))
+                return px_errf(err, errlen, PX_ENOMEM, "out of memory");
+            if ((rc = zi_model_tokenize(m, pr, j->ids[k], ZI_TOK_MAX_PROMPT, &nid, &trunc, err,
+                                        errlen)))
+                return rc;
+            if (!h) g->prompt_tokens = (int)nid, g->prompt_truncated = trunc;
+            j->len[k] = (int)nid;
+            j->b.text_len[k] = (int)nid;
+            j->b.lat_of[k] = i;
+            if (!h) j->b.pos_of[i] = k;
+            j->b.neg_of[i] = h ? k : -1;
+            j->b.cfg_w[i] = cfg ? g->cfg_scale : 0;
+            k++;
+        }
+        if (g->latents)
+            memcpy(j->lat + i * per, g->latents, per * sizeof *j->lat);
+        else
+            zi_sampler_noise((uint64_t)zi_sampler_resolve_seed(
+                                 (int64_t)(j->items[i].seed & ((UINT64_C(1) << 62) - 1))),
+                             j->lat + i * per, per);
+    }
+    j->b.n_items = k;
+    j->b.n_images = j->n;
+    if (!(j->sigmas = px_alloc_array((size_t)j->steps + 1, sizeof *j->sigmas)))
+        return px_errf(err, errlen, PX_ENOMEM, "out of memory");
+    return zi_sampler_sigmas(zi_model_sampler_config(m), j->steps, j->sigmas, err, errlen);
+}
+
+static bool all_cancelled(const job *j)
+{
+    for (int i = 0; i < j->n; i++)
+        if (!j->items[i].cancel || !atomic_load(j->items[i].cancel)) return false;
+    return true;
+}
+
+/* Text, denoising; the final latents back into j->lat. */
+static int job_denoise(job *j, char *err, size_t errlen)
+{
+    int rc = 0, T = 0;
+    int64_t t0 = px_now_ns();
+    const int32_t *ids[ZC_MAX_ITEMS];
+    for (int k = 0; k < j->b.n_items; k++) {
+        ids[k] = j->ids[k];
+        int tb = text_bucket(j->len[k]);
+        if (tb > T) T = tb;
+    }
+    if ((rc = zc_text_encode(j->d, ids, j->len, j->b.n_items, &j->b.lmax, err, errlen))) goto fail;
+    int64_t t1 = px_now_ns();
+    zc_plan_key key = {j->b.n_items, j->n, j->lat_h / j->d->dc.patch, j->lat_w / j->d->dc.patch,
+                       T};
+    if ((rc = zc_plan_get(j->d, &key, &j->p, err, errlen))) goto fail;
+    zc_plan *p = j->p;
+    if ((rc = zc_plan_begin(j->d, p, &j->b, j->lat, err, errlen))) goto fail;
+    for (int s = 0; s < j->steps; s++) {
+        if (all_cancelled(j)) {
+            rc = px_errf(err, errlen, PX_ECANCELED, "cancelled before step %d of %d", s + 1,
+                         j->steps);
+            goto fail;
+        }
+        int64_t ts = px_now_ns();
+        if ((rc = zc_plan_step(j->d, p, j->sigmas[s], j->sigmas[s + 1], 0, NULL, err, errlen)))
+            goto fail;
+        PX_CUDA_CHECK(cudaStreamSynchronize(j->ctx->stream));
+        double ms = px_ns_to_ms(px_now_ns() - ts);
+        for (int i = 0; i < j->n; i++) {
+            px_engine_gen *g = &j->items[i].gen;
+            if (s < PX_ENGINE_GEN_MAX_STEPS) g->step_ms[s] = (float)ms, g->nstep_ms = s + 1;
+            px_engine_progress(&j->items[i], s + 1, j->steps);
+        }
+    }
+    size_t per = (size_t)j->C * j->lat_h * j->lat_w;
+    PX_CUDA_CHECK(cudaMemcpy(j->lat, zc_plan_latents(p), (size_t)j->n * per * sizeof(float),
+                             cudaMemcpyDeviceToHost));
+    int64_t t2 = px_now_ns();
+    for (int i = 0; i < j->n; i++) {
+        j->items[i].gen.encode_ns = t1 - t0;
+        j->items[i].gen.denoise_ns = t2 - t1;
+    }
+fail:
+    return rc;
+}
+
+/* The VAE per image into the items' outputs: on the GPU (holding the
+ * context) from the plan's latents, or on the CPU from j->lat. */
+static int job_decode(job *j, bool gpu, char *err, size_t errlen)
+{
+    size_t per = (size_t)j->C * j->lat_h * j->lat_w;
+    for (int i = 0; i < j->n; i++) {
+        px_engine_item *it = &j->items[i];
+        if (it->cancel && atomic_load(it->cancel)) continue;
+        int64_t t0 = px_now_ns();
+        int rc;
+        if (gpu) {
+            rc = zc_vae_decode(j->e->vae[j->ctx->index], zc_plan_latents(j->p) + i * per,
+                               j->lat_h, j->lat_w, it->out->px, err, errlen);
+        } else {
+            px_image img = {0};
+            rc = zi_model_vae_decode(j->e->model, j->e->vae_ctx[j->ctx->index], j->lat + i * per,
+                                     j->lat_h, j->lat_w, &img, err, errlen);
+            if (!rc) memcpy(it->out->px, img.px, (size_t)it->gen.width * it->gen.height * 3);
+            px_image_free(&img);
+        }
+        if (rc) return rc;
+        it->gen.decode_ns = px_now_ns() - t0;
+    }
+    return 0;
+}
+
+/* Items [0, n) of one size; lat_out as zi_cuda_run_latents. */
+static int run_group(zcuda_engine *e, px_engine_item *items, int n, float *lat_out, char *err,
+                     size_t errlen)
+{
+    int f = zi_model_size_multiple(e->model) / zi_model_dit_config(e->model)->patch;
+    job j;
+    memset(&j, 0, sizeof j);
+    j.e = e, j.items = items, j.n = n, j.steps = items[0].gen.steps;
+    j.lat_h = items[0].gen.height / f, j.lat_w = items[0].gen.width / f;
+    j.C = zi_model_dit_config(e->model)->in_channels;
+    int rc = job_prepare(&j, err, errlen);
+    if (rc) {
+        job_free(&j);
+        return rc;
+    }
+    j.ctx = px_cuda_pool_take(e->pool);
+    j.d = j.ctx->user;
+    PX_CUDA_CHECK(cudaSetDevice(j.ctx->dev));
+    rc = job_denoise(&j, err, errlen);
+    if (!rc && !e->cpu_vae) rc = job_decode(&j, true, err, errlen);
+fail:
+    px_cuda_pool_give(e->pool, j.ctx);
+    if (!rc && lat_out)
+        memcpy(lat_out, j.lat, (size_t)n * j.C * j.lat_h * j.lat_w * sizeof(float));
+    if (!rc && e->cpu_vae) rc = job_decode(&j, false, err, errlen);
+    job_free(&j);
+    return rc;
+}
+
+/* Images per DiT batch: CFG items count twice. */
+static int group_end(const px_engine_item *items, int i, int n)
+{
+    int k = 0, j = i;
+    const px_engine_gen *g0 = &items[i].gen;
+    while (j < n) {
+        const px_engine_gen *g = &items[j].gen;
+        int cost = g->cfg_scale > 0 ? 2 : 1;
+        if (g->width != g0->width || g->height != g0->height || g->steps != g0->steps ||
+            k + cost > ZC_MAX_ITEMS)
+            break;
+        k += cost, j++;
+    }
+    return j > i ? j : i + 1;
+}
+
+static int run_items(zcuda_engine *e, px_engine_item *items, int n, float *lat_out)
+{
+    int first = 0, i = 0;
+    while (i < n) {
+        int j = group_end(items, i, n);
+        int rc = run_group(e, items + i, j - i, lat_out, items[i].err, sizeof items[i].err);
+        for (int k = i; k < j; k++) {
+            items[k].status = rc;
+            if (rc && k != i) memcpy(items[k].err, items[i].err, sizeof items[k].err);
+            if (!rc && items[k].cancel && atomic_load(items[k].cancel))
+                items[k].status = px_errf(items[k].err, sizeof items[k].err, PX_ECANCELED,
+                                          "cancelled");
+            if (items[k].status && !first) first = items[k].status;
+        }
+        if (lat_out) {
+            const zi_dit_config *c = zi_model_dit_config(e->model);
+            int f = zi_model_size_multiple(e->model) / c->patch;
+            lat_out += (size_t)(j - i) * c->in_channels * (items[i].gen.height / f) *
+                       (items[i].gen.width / f);
+        }
+        i = j;
+    }
+    return first;
+}
+
+static int zcuda_run(px_engine *pe, px_engine_item *items, int n)
+{
+    return run_items((zcuda_engine *)pe, items, n, NULL);
+}
+
+int zi_cuda_run_latents(px_engine *pe, px_engine_item *items, int n, float *lat_out, char *err,
+                        size_t errlen)
+{
+    if (!pe || pe->ops != &k_ops) return px_errf(err, errlen, PX_EINVAL, "not a zimage CUDA engine");
+    int rc = run_items((zcuda_engine *)pe, items, n, lat_out);
+    if (rc) px_errf(err, errlen, rc, "%s", items[0].err);
+    return rc;
+}
+
+/* ------------------------------------------------------------- stages */
+
+int zi_cuda_encode(px_engine *pe, const int32_t *ids, int n, float *feat, char *err,
+                   size_t errlen)
+{
+    if (!pe || pe->ops != &k_ops) return px_errf(err, errlen, PX_EINVAL, "not a zimage CUDA engine");
+    zcuda_engine *e = (zcuda_engine *)pe;
+    px_cuda_ctx *ctx = px_cuda_pool_take(e->pool);
+    zc_dev *d = ctx->user;
+    int rc = 0, lmax = 0;
+    PX_CUDA_CHECK(cudaSetDevice(ctx->dev));
+    if ((rc = zc_text_encode(d, &ids, &n, 1, &lmax, err, errlen))) goto fail;
+    PX_CUDA_CHECK(cudaMemcpy(feat, d->tb.x, (size_t)n * d->qc.hidden * sizeof(float),
+                             cudaMemcpyDeviceToHost));
+fail:
+    px_cuda_pool_give(e->pool, ctx);
+    return rc;
+}
+
+int zi_cuda_vae_decode(px_engine *pe, const float *latent, int lat_h, int lat_w, uint8_t *rgb,
+                       char *err, size_t errlen)
+{
+    if (!pe || pe->ops != &k_ops) return px_errf(err, errlen, PX_EINVAL, "not a zimage CUDA engine");
+    zcuda_engine *e = (zcuda_engine *)pe;
+    size_t n = (size_t)zi_model_vae_config(e->model)->latent_channels * lat_h * lat_w;
+    px_cuda_ctx *ctx = px_cuda_pool_take(e->pool);
+    float *d = NULL;
+    int rc = 0;
+    PX_CUDA_CHECK(cudaSetDevice(ctx->dev));
+    PX_CUDA_CHECK(cudaMalloc((void **)&d, n * sizeof *d));
+    PX_CUDA_CHECK(cudaMemcpy(d, latent, n * sizeof *d, cudaMemcpyHostToDevice));
+    rc = zc_vae_decode(e->vae[ctx->index], d, lat_h, lat_w, rgb, err, errlen);
+fail:
+    if (d) cudaFree(d);
+    px_cuda_pool_give(e->pool, ctx);
+    return rc;
+}
+
+/* The given text features into the text buffers (as the encoder leaves
+ * them: items of lmax rows). */
+static int put_text(zc_dev *d, const float *const *text, const int *len, int n, int *lmax,
+                    char *err, size_t errlen)
+{
+    int rc = 0, H = d->qc.hidden;
+    *lmax = 0;
+    for (int i = 0; i < n; i++)
+        if (len[i] > *lmax) *lmax = len[i];
+    if ((rc = zc_text_bufs_reserve(d, (size_t)n * *lmax, *lmax, err, errlen))) return rc;
+    PX_CUDA_CHECK(cudaMemset(d->tb.x, 0, (size_t)n * *lmax * H * sizeof(float)));
+    for (int i = 0; i < n; i++)
+        PX_CUDA_CHECK(cudaMemcpy(d->tb.x + (size_t)i * *lmax * H, text[i],
+                                 (size_t)len[i] * H * sizeof(float), cudaMemcpyHostToDevice));
+fail:
+    return rc;
+}
+
+int zi_cuda_dit_forward(px_engine *pe, const float *const *lat, const float *const *text,
+                        const int *text_len, int n, int lat_h, int lat_w, float sigma,
+                        float *const *out, char *err, size_t errlen)
+{
+    if (!pe || pe->ops != &k_ops) return px_errf(err, errlen, PX_EINVAL, "not a zimage CUDA engine");
+    if (n < 1 || n > ZC_MAX_ITEMS) return px_errf(err, errlen, PX_EINVAL, "%d items", n);
+    zcuda_engine *e = (zcuda_engine *)pe;
+    const zi_dit_config *c = zi_model_dit_config(e->model);
+    size_t per = (size_t)c->in_channels * lat_h * lat_w;
+    float *hl = px_alloc_array((size_t)n * per, sizeof *hl), *dpred = NULL;
+    if (!hl) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
+    zc_batch b;
+    memset(&b, 0, sizeof b);
+    b.n_items = b.n_images = n;
+    int T = 0;
+    for (int i = 0; i < n; i++) {
+        memcpy(hl + i * per, lat[i], per * sizeof *hl);
+        b.text_len[i] = text_len[i], b.lat_of[i] = i, b.pos_of[i] = i, b.neg_of[i] = -1;
+        if (text_bucket(text_len[i]) > T) T = text_bucket(text_len[i]);
+    }
+    px_cuda_ctx *ctx = px_cuda_pool_take(e->pool);
+    zc_dev *d = ctx->user;
+    zc_plan *p;
+    int rc = 0;
+    zc_plan_key key = {n, n, lat_h / c->patch, lat_w / c->patch, T};
+    PX_CUDA_CHECK(cudaSetDevice(ctx->dev));
+    PX_CUDA_CHECK(cudaMalloc((void **)&dpred, (size_t)n * per * sizeof(float)));
+    if ((rc = put_text(d, text, text_len, n, &b.lmax, err, errlen)) ||
+        (rc = zc_plan_get(d, &key, &p, err, errlen)) ||
+        (rc = zc_plan_begin(d, p, &b, hl, err, errlen)) ||
+        (rc = zc_plan_step(d, p, sigma, 0.0f, 1, dpred, err, errlen)))
+        goto fail;
+    PX_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    for (int i = 0; i < n; i++)
+        PX_CUDA_CHECK(cudaMemcpy(out[i], dpred + i * per, per * sizeof(float),
+                                 cudaMemcpyDeviceToHost));
+fail:
+    if (dpred) cudaFree(dpred);
+    px_cuda_pool_give(e->pool, ctx);
+    free(hl);
+    return rc;
+}
+
+/* ------------------------------------------------------------- engine */
+
+static void zcuda_destroy(px_engine *pe)
+{
+    zcuda_engine *e = (zcuda_engine *)pe;
+    for (int i = 0; i < e->ndev; i++) {
+        zc_vae_free(e->vae[i]);
+        zc_dev_free(e->dev[i]);
+        zi_ctx_destroy(e->vae_ctx[i]);
+        px_cuda_blaslt_release(px_cuda_pool_ctx(e->pool, i));
+    }
+    px_cuda_pool_destroy(e->pool);
+    zi_model_close(e->model);
+    free(e);
+}
+
+/*
+ * Device memory of a batch of n images of w x h: the DiT plan (n items:
+ * guidance, which doubles them, is not in the shape and is not counted),
+ * with the largest text bucket (512 rows), and the text encoder's buffers
+ * for n prompts of 512 tokens, and the VAE's plan (one image at a time).
+ * Weights are already resident: not counted.
+ */
+static size_t zcuda_mem(const px_engine *pe, int n, const px_engine_shape *s)
+{
+    const zcuda_engine *e = (const zcuda_engine *)pe;
+    const zi_dit_config *c = zi_model_dit_config(e->model);
+    const zi_qwen3_config *q = zi_model_text_config(e->model);
+    int mult = zi_model_size_multiple(e->model);
+    if (n > ZC_MAX_ITEMS) n = ZC_MAX_ITEMS;
+    zc_plan_key k = {n, n, s->h / mult, s->w / mult, 512};
+    size_t rows = (size_t)n * 512, hd = (size_t)q->head_dim;
+    size_t text = rows * ((size_t)q->hidden * 6 + (q->n_heads + 2 * (size_t)q->n_kv_heads) * hd * 2 +
+                          (size_t)q->n_heads * hd * 2 + (size_t)q->intermediate * 4);
+    const zi_vae_config *v = zi_model_vae_config(e->model);
+    int f = mult / c->patch;
+    return zc_plan_bytes(c, &k) + text + zc_vae_bytes(v, s->h / f, s->w / f) +
+           ((size_t)256 << 20);
+}
+
+static size_t zcuda_free_memory(const px_engine *pe)
+{
+    return px_cuda_pool_min_free(((const zcuda_engine *)pe)->pool);
+}
+
+static int zcuda_parallelism(const px_engine *pe)
+{
+    return ((const zcuda_engine *)pe)->ndev;
+}
+
+static int zcuda_describe(const px_engine *pe, px_buf *out)
+{
+    const zcuda_engine *e = (const zcuda_engine *)pe;
+    int rc = px_buf_puts(out, "\"model\":");
+    if (!rc) rc = px_json_str(out, e->path);
+    if (!rc)
+        rc = px_buf_printf(out,
+                           ",\"device\":\"cuda\",\"precision\":\"bf16\",\"vae\":\"%s\","
+                           "\"cuda_graphs\":true,\"cublaslt\":%d,\"devices\":[",
+                           e->cpu_vae ? "cpu" : "cuda-fp32", px_cuda_blaslt_version());
+    for (int i = 0; !rc && i < e->ndev; i++) {
+        char name[256];
+        int dev = px_cuda_pool_ctx(e->pool, i)->dev;
+        px_cuda_device_name(dev, name, sizeof name);
+        rc = px_buf_printf(out, "%s{\"index\":%d,\"name\":", i ? "," : "", dev);
+        if (!rc) rc = px_json_str(out, name);
+        if (!rc)
+            rc = px_buf_printf(out, ",\"weight_bytes\":%zu}",
+                               e->dev[i]->weight_bytes + zc_vae_weight_bytes(e->vae[i]));
+    }
+    if (!rc) rc = px_buf_puts(out, "]");
+    return rc;
+}
+
+static int zcuda_create_unused(const px_engine_config *cfg, px_engine **out, char *err,
+                               size_t errlen)
+{
+    return zi_cuda_engine_create(cfg, out, err, errlen);
+}
+
+static const px_engine_ops k_ops = {
+    .name = "zimage",
+    .description = "Z-Image-Turbo text to image on NVIDIA GPUs (bf16 cuBLASLt GEMMs, own flash "
+                   "attention, CUDA graphs, fp32 cuDNN VAE)",
+    .caps = PX_ENGINE_CAP_BATCH | PX_ENGINE_CAP_ANY_SIZE | PX_ENGINE_CAP_DETERMINISTIC |
+            PX_ENGINE_CAP_GPU | PX_ENGINE_CAP_WEIGHTS | PX_ENGINE_CAP_DEVICES,
+    .kind = PX_ENGINE_GENERATE,
+    .create = zcuda_create_unused,
+    .destroy = zcuda_destroy,
+    .mem_estimate = zcuda_mem,
+    .free_memory = zcuda_free_memory,
+    .parallelism = zcuda_parallelism,
+    .run = zcuda_run,
+    .describe_config = zcuda_describe,
+};
+
+/* The model's weights onto every device: the DiT's and the text
+ * encoder's from the model's stores, the VAE's from its directory again
+ * (in fp32: the CPU VAE keeps no store). */
+static int setup_devices(zcuda_engine *e, const int *devs, int ndev, char *err, size_t errlen)
+{
+    zi_weights *vw = NULL;
+    char vpath[1100];
+    snprintf(vpath, sizeof vpath, "%s/vae", e->path);
+    int rc = px_cuda_pool_create(devs, ndev, PX_CUDA_CTX_CUDNN, &e->pool, err, errlen);
+    if (rc) return rc;
+    e->ndev = ndev;
+    const zi_weights *dw = zi_model_weights(e->model, ZI_PART_DIT);
+    const zi_weights *tw = zi_model_weights(e->model, ZI_PART_TEXT);
+    if ((rc = zi_weights_open(vpath, ZI_PART_VAE, NULL, &vw, err, errlen))) return rc;
+    for (int i = 0; i < ndev; i++) {
+        px_cuda_ctx *ctx = px_cuda_pool_ctx(e->pool, i);
+        if ((rc = px_cuda_blaslt_acquire(ctx, err, errlen)) ||
+            (rc = zc_dev_create(ctx, dw, zi_model_dit_config(e->model), tw,
+                                zi_model_text_config(e->model), &e->dev[i], err, errlen)) ||
+            (rc = zc_vae_create(ctx, e->dev[i]->gemm, vw, zi_model_vae_config(e->model),
+                                &e->vae[i], err, errlen)) ||
+            (rc = zi_ctx_create(NULL, &e->vae_ctx[i], err, errlen)))
+            break;
+        ctx->user = e->dev[i];
+    }
+    zi_weights_close(vw);
+    return rc;
+}
+
+int zi_cuda_engine_create(const px_engine_config *cfg, px_engine **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    int devs[PX_CUDA_MAX_DEVICES], ndev = 0;
+    int rc = px_cuda_devices(cfg->device ? cfg->device : "cuda", devs, &ndev, "zimage-cuda", err,
+                             errlen);
+    if (rc) return rc;
+    if (cfg->precision && strcmp(cfg->precision, "bf16") != 0)
+        return px_errf(err, errlen, PX_EUNSUP,
+                       "zimage-cuda: precision \"%s\": only bf16 is offered (fp8 is planned)",
+                       cfg->precision);
+    if (!cfg->weights || !cfg->weights[0])
+        return px_errf(err, errlen, PX_EINVAL,
+                       "zimage needs its model: --engine zimage:model=DIR,device=cuda");
+    zcuda_engine *e = px_xcalloc(1, sizeof *e);
+    e->base.ops = &k_ops;
+    snprintf(e->path, sizeof e->path, "%s", cfg->weights);
+    const char *cv = getenv("PX_ZIMAGE_CUDA_CPU_VAE");
+    e->cpu_vae = cv && !strcmp(cv, "1");
+    zi_model_paths paths = {.dir = cfg->weights};
+    zi_model_opts opts = {.keep_bf16 = 1, .pool = cfg->pool};
+    if ((rc = zi_model_open(&paths, &opts, &e->model, err, errlen)) ||
+        (rc = setup_devices(e, devs, ndev, err, errlen))) {
+        zcuda_destroy(&e->base);
+        return rc;
+    }
+    PX_INFO("zimage-cuda: %d device(s), bf16, weights %.1f GB per device", e->ndev,
+            (double)e->dev[0]->weight_bytes / 1e9);
+    *out = &e->base;
+    return 0;
+}

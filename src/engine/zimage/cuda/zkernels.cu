@@ -1,0 +1,693 @@
+/*
+ * zkernels.cu — the Z-Image CUDA backend's kernels (see zkernels.h). The
+ * row kernels (norms, residual, q/k norm + RoPE) give a block to a row and
+ * reduce in fp32; the element-wise ones a thread to an element. The flash
+ * attention is at the end.
+ *
+ * NOT YET RUN ON A GPU (compiled only): the tests in
+ * tests/unit/zimage_cuda_test.c check every kernel through the stages.
+ */
+#include "engine/zimage/cuda/zkernels.h"
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <mma.h>
+
+namespace {
+
+typedef __nv_bfloat16 bf16;
+
+const int ROW_THREADS = 256;
+
+__device__ __forceinline__ float b2f(bf16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ bf16 f2b(float v) { return __float2bfloat16(v); }
+
+/* Sum over the block (ROW_THREADS threads); every thread gets the total. */
+__device__ float block_sum(float v, float *sh)
+{
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    int w = threadIdx.x / 32, l = threadIdx.x % 32;
+    __syncthreads(); /* sh may still be read by a previous call */
+    if (l == 0) sh[w] = v;
+    __syncthreads();
+    float t = 0;
+    for (int i = 0; i < ROW_THREADS / 32; i++) t += sh[i];
+    return t;
+}
+
+int launch_err()
+{
+    return (int)cudaGetLastError();
+}
+
+size_t blocks_for(size_t n, int t)
+{
+    return (n + (size_t)t - 1) / (size_t)t;
+}
+
+__global__ void k_f32_to_bf16(const float *x, bf16 *y, size_t n)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < n) y[i] = f2b(x[i]);
+}
+
+/* mode 0: RMSNorm with weight; 1: LayerNorm without affine. */
+__global__ void k_norm_mod(const float *x, int ldx, int n, const float *w, float eps,
+                           const float *mul, int ldmul, int rpi, bf16 *y, int ldy, int layer)
+{
+    __shared__ float sh[32];
+    int r = blockIdx.x;
+    const float *xr = x + (size_t)r * ldx;
+    float mean = 0;
+    if (layer) {
+        float s = 0;
+        for (int i = threadIdx.x; i < n; i += ROW_THREADS) s += xr[i];
+        mean = block_sum(s, sh) / n;
+    }
+    float ss = 0;
+    for (int i = threadIdx.x; i < n; i += ROW_THREADS) {
+        float d = xr[i] - mean;
+        ss += d * d;
+    }
+    float inv = rsqrtf(block_sum(ss, sh) / n + eps);
+    const float *m = mul ? mul + (size_t)(r / rpi) * ldmul : nullptr;
+    bf16 *yr = y + (size_t)r * ldy;
+    for (int i = threadIdx.x; i < n; i += ROW_THREADS) {
+        float v = (xr[i] - mean) * inv;
+        if (w) v *= w[i];
+        if (m) v *= m[i];
+        yr[i] = f2b(v);
+    }
+}
+
+__global__ void k_gated_residual(float *x, int ldx, const float *h, int ldh, int n, const float *w,
+                                 float eps, const float *gate, int ldgate, int rpi)
+{
+    __shared__ float sh[32];
+    int r = blockIdx.x;
+    const float *hr = h + (size_t)r * ldh;
+    float ss = 0;
+    for (int i = threadIdx.x; i < n; i += ROW_THREADS) ss += hr[i] * hr[i];
+    float inv = rsqrtf(block_sum(ss, sh) / n + eps);
+    const float *g = gate ? gate + (size_t)(r / rpi) * ldgate : nullptr;
+    float *xr = x + (size_t)r * ldx;
+    for (int i = threadIdx.x; i < n; i += ROW_THREADS) {
+        float v = hr[i] * inv * w[i];
+        xr[i] += g ? g[i] * v : v;
+    }
+}
+
+/* One warp per (row, head); head_dim <= 256 (4 pairs per lane at 128...
+ * the loop covers any even size). */
+__global__ void k_qknorm_rope(bf16 *x, int ld, int col0, int rows, int nh, int hd, const float *w,
+                              float eps, const float *cs, int period, int inter)
+{
+    int gw = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
+    if (gw >= rows * nh) return;
+    int r = gw / nh, h = gw % nh;
+    bf16 *p = x + (size_t)r * ld + col0 + (size_t)h * hd;
+    float ss = 0;
+    for (int i = lane; i < hd; i += 32) {
+        float v = b2f(p[i]);
+        ss += v * v;
+    }
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    float inv = rsqrtf(ss / hd + eps);
+    const float *c = cs + (size_t)(period ? r % period : r) * hd;
+    int half = hd / 2;
+    /* Each lane owns whole pairs, so the in-place update is race-free. */
+    for (int i = lane; i < half; i += 32) {
+        int i0 = inter ? 2 * i : i, i1 = inter ? 2 * i + 1 : i + half;
+        float a = b2f(p[i0]) * inv * w[i0], b = b2f(p[i1]) * inv * w[i1];
+        float co = c[2 * i], si = c[2 * i + 1];
+        p[i0] = f2b(a * co - b * si);
+        p[i1] = f2b(b * co + a * si);
+    }
+}
+
+__global__ void k_swiglu(bf16 *x, int ld, int rows, int n)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)rows * n) return;
+    size_t r = i / n, c = i % n;
+    bf16 *row = x + r * ld;
+    float g = b2f(row[c]), u = b2f(row[n + c]);
+    row[c] = f2b(g / (1.0f + __expf(-g)) * u);
+}
+
+template <typename T> __device__ float ldf(const T *p, size_t i);
+template <> __device__ float ldf<float>(const float *p, size_t i) { return p[i]; }
+template <> __device__ float ldf<bf16>(const bf16 *p, size_t i) { return b2f(p[i]); }
+__device__ void stf(float *p, size_t i, float v) { p[i] = v; }
+__device__ void stf(bf16 *p, size_t i, float v) { p[i] = f2b(v); }
+
+template <typename T> __global__ void k_silu(T *x, size_t n)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float v = ldf(x, i);
+    stf(x, i, v / (1.0f + expf(-v)));
+}
+
+__global__ void k_timestep(const float *t_in, int n, int half, bf16 *out)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n * half) return;
+    int b = i / half, k = i % half;
+    /* As the CPU engine (dit.c): exponent in float, exp/cos/sin in double. */
+    float e = (float)-log(10000.0) * (float)k / (float)half;
+    float arg = t_in[b] * (float)exp((double)e);
+    out[(size_t)b * 2 * half + k] = f2b((float)cos((double)arg));
+    out[(size_t)b * 2 * half + half + k] = f2b((float)sin((double)arg));
+}
+
+__global__ void k_modulation(float *mod, int n, int D)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n * 4 * D) return;
+    int part = (i % (4 * D)) / D;
+    mod[i] = (part & 1) ? tanhf(mod[i]) : 1.0f + mod[i];
+}
+
+__global__ void k_one_plus(float *x, size_t n)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < n) x[i] = 1.0f + x[i];
+}
+
+__global__ void k_patchify(const float *lat, const int *lat_of, int n, int C, int ht, int wt,
+                           int p, int ni, bf16 *out)
+{
+    int pf = p * p * C;
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)n * ni * pf) return;
+    int f = (int)(i % pf);
+    size_t row = i / pf;
+    int b = (int)(row / ni), t = (int)(row % ni);
+    float v = 0;
+    if (t < ht * wt) {
+        int gh = t / wt, gw = t % wt, ph = f / (p * C), pw = (f / C) % p, c = f % C;
+        int H = ht * p, W = wt * p;
+        const float *L = lat + (size_t)lat_of[b] * C * H * W;
+        v = L[((size_t)c * H + gh * p + ph) * W + gw * p + pw];
+    }
+    out[i] = f2b(v);
+}
+
+__global__ void k_pad_rows(float *x, int n, int S, int D, const int *len, const int *pad_end,
+                           const float *pad)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)n * S * D) return;
+    int d = (int)(i % D);
+    size_t row = i / D;
+    int b = (int)(row / S), t = (int)(row % S);
+    if (t < len[b]) return;
+    x[i] = t < pad_end[b] ? pad[d] : 0.0f;
+}
+
+__global__ void k_copy_rows(float *dst, int dst_S, int dst_off, const float *src, int src_S,
+                            int rows, int n, int w4)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)n * rows * w4) return;
+    int c = (int)(i % w4);
+    size_t row = i / w4;
+    int b = (int)(row / rows), t = (int)(row % rows);
+    const float4 *s4 = reinterpret_cast<const float4 *>(src) + ((size_t)b * src_S + t) * w4;
+    float4 *d4 = reinterpret_cast<float4 *>(dst) + ((size_t)b * dst_S + dst_off + t) * w4;
+    d4[c] = s4[c];
+}
+
+__global__ void k_embed_rows(const bf16 *table, const int *ids, int rows, int n, float *x)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)rows * n) return;
+    size_t r = i / n, c = i % n;
+    x[i] = b2f(table[(size_t)ids[r] * n + c]);
+}
+
+__global__ void k_unpatchify_step(const float *pred, int ni, int C, int ht, int wt, int p,
+                                  int nimg, const int *pos_of, const int *neg_of, const float *dt,
+                                  const float *w, float *lat, float *out_pred)
+{
+    int H = ht * p, W = wt * p;
+    size_t per = (size_t)C * H * W;
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)nimg * per) return;
+    int im = (int)(i / per);
+    size_t j = i % per;
+    int c = (int)(j / ((size_t)H * W)), y = (int)((j / W) % H), x = (int)(j % W);
+    int t = (y / p) * wt + x / p, f = ((y % p) * p + x % p) * C + c, pf = p * p * C;
+    float pos = pred[((size_t)pos_of[im] * ni + t) * pf + f], v = pos;
+    if (neg_of[im] >= 0) {
+        float neg = pred[((size_t)neg_of[im] * ni + t) * pf + f];
+        v = pos + w[im] * (pos - neg);
+    }
+    if (out_pred) out_pred[i] = pos;
+    lat[i] += dt[im] * -v;
+}
+
+/* ------------------------------------------------------------ attention */
+
+/* A block: 64 queries of one (item, head), 4 warps of 16 queries; key
+ * tiles of 64. Q, K, V tiles in shared memory (bf16); each warp's scores,
+ * probabilities and running output too (WMMA fragments' element order is
+ * opaque, so the online-softmax rescaling happens on shared copies). HD,
+ * the head size, is 128 for Z-Image; the tiny test models use 16 and 32. */
+const int FA_BQ = 64, FA_BK = 64, FA_WARPS = 4;
+
+template <int HD> constexpr size_t fa_smem()
+{
+    return (size_t)FA_BQ * HD * 2 * 3 /* Q K V */ +
+           (size_t)FA_WARPS * 16 * (HD > FA_BK ? HD : FA_BK) * 4 /* S / PV */ +
+           (size_t)FA_WARPS * 16 * FA_BK * 2 /* P */ + (size_t)FA_WARPS * 16 * HD * 4 /* O */;
+}
+
+/* rows [0, 64) x HD bf16 from global (row stride ld) into sh; rows at or
+ * past `valid` become zeros. 128 threads, 16 bytes each at a time. */
+template <int HD> __device__ void load_tile(bf16 *sh, const bf16 *g, int ld, int valid)
+{
+    for (int i = threadIdx.x; i < FA_BQ * HD / 8; i += FA_WARPS * 32) {
+        int r = i / (HD / 8), c = (i % (HD / 8)) * 8;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (r < valid) v = *reinterpret_cast<const uint4 *>(g + (size_t)r * ld + c);
+        *reinterpret_cast<uint4 *>(sh + r * HD + c) = v;
+    }
+}
+
+template <int HD>
+__global__ void __launch_bounds__(FA_WARPS * 32)
+    k_flash(const bf16 *Q, const bf16 *K, const bf16 *V, bf16 *O, int ldq, int ldk, int ldv,
+            int ldo, int S_q, int S_kv, int n_q, const int *kv_len, int nh, int nkv, float scale,
+            int causal)
+{
+    using namespace nvcuda;
+    const int SW = HD > FA_BK ? HD : FA_BK; /* width of a warp's S / PV area */
+    extern __shared__ __align__(16) unsigned char smem[];
+    bf16 *sQ = reinterpret_cast<bf16 *>(smem), *sK = sQ + FA_BQ * HD, *sV = sK + FA_BK * HD;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    float *sSall = reinterpret_cast<float *>(sV + FA_BK * HD);
+    bf16 *sPall = reinterpret_cast<bf16 *>(sSall + FA_WARPS * 16 * SW);
+    float *sOall = reinterpret_cast<float *>(sPall + FA_WARPS * 16 * FA_BK);
+    float *sS = sSall + warp * 16 * SW, *sO = sOall + warp * 16 * HD;
+    bf16 *sP = sPall + warp * 16 * FA_BK;
+
+    int q0 = blockIdx.x * FA_BQ, h = blockIdx.y, b = blockIdx.z, hk = h / (nh / nkv);
+    int nkeys = kv_len[b];
+    if (nkeys > S_kv) nkeys = S_kv;
+    const bf16 *gq = Q + ((size_t)b * S_q + q0) * ldq + (size_t)h * HD;
+    const bf16 *gk = K + (size_t)b * S_kv * ldk + (size_t)hk * HD;
+    const bf16 *gv = V + (size_t)b * S_kv * ldv + (size_t)hk * HD;
+    load_tile<HD>(sQ, gq, ldq, n_q - q0);
+    for (int i = lane; i < 16 * HD; i += 32) sO[i] = 0;
+    /* Each row's statistics live in its two lanes (lane = 2·row + half). */
+    int row = lane / 2, half = lane % 2, qi = q0 + warp * 16 + row;
+    float m = -INFINITY, l = 0;
+    const float sl2 = scale * 1.4426950408889634f;
+    int kend = nkeys;
+    if (causal && q0 + FA_BQ < kend) kend = q0 + FA_BQ; /* keys past the tile's queries */
+    for (int k0 = 0; k0 < kend; k0 += FA_BK) {
+        __syncthreads(); /* the previous tile is no longer read */
+        load_tile<HD>(sK, gk + (size_t)k0 * ldk, ldk, nkeys - k0);
+        load_tile<HD>(sV, gv + (size_t)k0 * ldv, ldv, nkeys - k0);
+        __syncthreads();
+        /* S = Q·Kᵀ for this warp's 16 rows: 4 tiles of 16 keys. */
+        for (int nt = 0; nt < FA_BK / 16; nt++) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+            wmma::fill_fragment(acc, 0.0f);
+            for (int kk = 0; kk < HD; kk += 16) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa;
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> fb;
+                wmma::load_matrix_sync(fa, sQ + warp * 16 * HD + kk, HD);
+                wmma::load_matrix_sync(fb, sK + nt * 16 * HD + kk, HD);
+                wmma::mma_sync(acc, fa, fb, acc);
+            }
+            wmma::store_matrix_sync(sS + nt * 16, acc, FA_BK, wmma::mem_row_major);
+        }
+        __syncwarp();
+        /* Online softmax over this lane's 32 columns of its row. */
+        float *srow = sS + row * FA_BK + half * 32;
+        float tmax = -INFINITY;
+        for (int j = 0; j < 32; j++) {
+            int key = k0 + half * 32 + j;
+            bool ok = key < nkeys && (!causal || key <= qi);
+            float v = ok ? srow[j] * sl2 : -INFINITY;
+            srow[j] = v;
+            tmax = fmaxf(tmax, v);
+        }
+        tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 1));
+        float mnew = fmaxf(m, tmax);
+        float alpha = mnew == -INFINITY ? 1.0f : exp2f(m - mnew);
+        float psum = 0;
+        bf16 *prow = sP + row * FA_BK + half * 32;
+        for (int j = 0; j < 32; j++) {
+            float pj = mnew == -INFINITY ? 0.0f : exp2f(srow[j] - mnew);
+            bf16 pb = f2b(pj);
+            prow[j] = pb;
+            psum += b2f(pb); /* the sum of what is multiplied with V */
+        }
+        psum += __shfl_xor_sync(0xffffffffu, psum, 1);
+        l = l * alpha + psum;
+        m = mnew;
+        __syncwarp();
+        /* PV = P·V (16 x HD) into the S area, then O = O·alpha + PV. */
+        for (int nt = 0; nt < HD / 16; nt++) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+            wmma::fill_fragment(acc, 0.0f);
+            for (int kk = 0; kk < FA_BK; kk += 16) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa;
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> fb;
+                wmma::load_matrix_sync(fa, sP + kk, FA_BK);
+                wmma::load_matrix_sync(fb, sV + kk * HD + nt * 16, HD);
+                wmma::mma_sync(acc, fa, fb, acc);
+            }
+            wmma::store_matrix_sync(sS + nt * 16, acc, HD, wmma::mem_row_major);
+        }
+        __syncwarp();
+        float *orow = sO + row * HD + half * (HD / 2), *pv = sS + row * HD + half * (HD / 2);
+        for (int j = 0; j < HD / 2; j++) orow[j] = orow[j] * alpha + pv[j];
+        __syncwarp();
+    }
+    if (qi >= n_q) return;
+    float inv = l > 0 ? 1.0f / l : 0.0f;
+    bf16 *go = O + ((size_t)b * S_q + qi) * ldo + (size_t)h * HD + half * (HD / 2);
+    const float *orow = sO + row * HD + half * (HD / 2);
+    for (int j = 0; j < HD / 2; j++) go[j] = f2b(orow[j] * inv);
+}
+
+template <int HD> int flash_init()
+{
+    return (int)cudaFuncSetAttribute(k_flash<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     (int)fa_smem<HD>());
+}
+
+template <int HD> void flash_launch(zc_stream s, const zc_attn *a)
+{
+    dim3 grid((unsigned)((a->n_q + FA_BQ - 1) / FA_BQ), (unsigned)a->n_heads,
+              (unsigned)a->n_items);
+    k_flash<HD><<<grid, FA_WARPS * 32, fa_smem<HD>(), s>>>(
+        (const bf16 *)a->q, (const bf16 *)a->k, (const bf16 *)a->v, (bf16 *)a->o, a->ldq, a->ldk,
+        a->ldv, a->ldo, a->S_q, a->S_kv, a->n_q, a->kv_len, a->n_heads, a->n_kv_heads, a->scale,
+        a->causal);
+}
+
+/* ------------------------------------------------------------------ VAE */
+
+__global__ void k_gn_part(const float *x, int hw, int C, int nslice, double *part)
+{
+    int c = threadIdx.x, sl = blockIdx.x;
+    if (c >= C) return;
+    int per = (hw + nslice - 1) / nslice, p0 = sl * per, p1 = min(hw, p0 + per);
+    double s = 0, ss = 0;
+    for (int p = p0; p < p1; p++) {
+        double v = x[(size_t)p * C + c];
+        s += v, ss += v * v;
+    }
+    part[((size_t)sl * C + c) * 2] = s;
+    part[((size_t)sl * C + c) * 2 + 1] = ss;
+}
+
+__global__ void k_gn_final(const double *part, int hw, int C, int G, int nslice, float eps,
+                           float *stats)
+{
+    int g = blockIdx.x * blockDim.x + threadIdx.x;
+    if (g >= G) return;
+    int cpg = C / G;
+    double s = 0, ss = 0;
+    for (int sl = 0; sl < nslice; sl++)
+        for (int c = g * cpg; c < (g + 1) * cpg; c++)
+            s += part[((size_t)sl * C + c) * 2], ss += part[((size_t)sl * C + c) * 2 + 1];
+    double n = (double)hw * cpg, mean = s / n, var = ss / n - mean * mean;
+    stats[2 * g] = (float)mean;
+    stats[2 * g + 1] = (float)(1.0 / sqrt((var > 0 ? var : 0) + eps));
+}
+
+__global__ void k_gn_apply(const float *x, size_t n, int C, int cpg, const float *stats,
+                           const float *gamma, const float *beta, int silu, float *y)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    int c = (int)(i % C), g = c / cpg;
+    float v = (x[i] - stats[2 * g]) * stats[2 * g + 1] * gamma[c] + beta[c];
+    y[i] = silu ? v / (1.0f + expf(-v)) : v;
+}
+
+__global__ void k_bias_add(float *y, const float *b, size_t n, int C)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < n) y[i] += b[i % C];
+}
+
+__global__ void k_upsample2(const float *x, int h, int w, int C, float *y)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    size_t n = (size_t)4 * h * w * C;
+    if (i >= n) return;
+    int c = (int)(i % C);
+    size_t p = i / C;
+    int ox = (int)(p % (2 * w)), oy = (int)(p / (2 * w));
+    y[i] = x[((size_t)(oy / 2) * w + ox / 2) * C + c];
+}
+
+__global__ void k_vae_in(const float *lat, int C, int hw, float scale, float shift, float *z)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)C * hw) return;
+    int c = (int)(i % C);
+    size_t p = i / C;
+    z[i] = lat[(size_t)c * hw + p] / scale + shift;
+}
+
+__global__ void k_vae_out(const float *x, size_t n, uint8_t *rgb8)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float v = fminf(fmaxf((x[i] + 1.0f) / 2.0f, 0.0f), 1.0f);
+    rgb8[i] = (uint8_t)lrintf(v * 255.0f);
+}
+
+__global__ void k_softmax_rows(float *x, int n, float scale)
+{
+    __shared__ float sh[32];
+    float *r = x + (size_t)blockIdx.x * n;
+    float m = -INFINITY;
+    for (int i = threadIdx.x; i < n; i += ROW_THREADS) m = fmaxf(m, r[i] * scale);
+    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+    __syncthreads();
+    if (threadIdx.x % 32 == 0) sh[threadIdx.x / 32] = m;
+    __syncthreads();
+    m = -INFINITY;
+    for (int i = 0; i < ROW_THREADS / 32; i++) m = fmaxf(m, sh[i]);
+    float sum = 0;
+    for (int i = threadIdx.x; i < n; i += ROW_THREADS) {
+        float e = expf(r[i] * scale - m);
+        r[i] = e;
+        sum += e;
+    }
+    float inv = 1.0f / block_sum(sum, sh);
+    for (int i = threadIdx.x; i < n; i += ROW_THREADS) r[i] *= inv;
+}
+
+} // namespace
+
+extern "C" {
+
+int zc_gn_stats(zc_stream s, const float *x, int hw, int C, int G, float eps, int nslice,
+                double *part, float *stats)
+{
+    if (C > 1024 || nslice < 1 || nslice > 256 || C % G) return (int)cudaErrorInvalidValue;
+    k_gn_part<<<nslice, C, 0, s>>>(x, hw, C, nslice, part);
+    k_gn_final<<<(G + 63) / 64, 64, 0, s>>>(part, hw, C, G, nslice, eps, stats);
+    return launch_err();
+}
+
+int zc_gn_apply(zc_stream s, const float *x, int hw, int C, int G, const float *stats,
+                const float *gamma, const float *beta, int silu, float *y)
+{
+    size_t n = (size_t)hw * C;
+    k_gn_apply<<<blocks_for(n, 256), 256, 0, s>>>(x, n, C, C / G, stats, gamma, beta, silu, y);
+    return launch_err();
+}
+
+int zc_bias_add(zc_stream s, float *y, const float *b, size_t rows, int C)
+{
+    size_t n = rows * C;
+    k_bias_add<<<blocks_for(n, 256), 256, 0, s>>>(y, b, n, C);
+    return launch_err();
+}
+
+int zc_upsample2(zc_stream s, const float *x, int h, int w, int C, float *y)
+{
+    k_upsample2<<<blocks_for((size_t)4 * h * w * C, 256), 256, 0, s>>>(x, h, w, C, y);
+    return launch_err();
+}
+
+int zc_vae_in(zc_stream s, const float *lat, int C, int hw, float scale, float shift, float *z)
+{
+    k_vae_in<<<blocks_for((size_t)C * hw, 256), 256, 0, s>>>(lat, C, hw, scale, shift, z);
+    return launch_err();
+}
+
+int zc_vae_out(zc_stream s, const float *x, int hw, uint8_t *rgb8)
+{
+    k_vae_out<<<blocks_for((size_t)hw * 3, 256), 256, 0, s>>>(x, (size_t)hw * 3, rgb8);
+    return launch_err();
+}
+
+int zc_softmax_rows(zc_stream s, float *x, int rows, int n, float scale)
+{
+    if (rows <= 0) return 0;
+    k_softmax_rows<<<rows, ROW_THREADS, 0, s>>>(x, n, scale);
+    return launch_err();
+}
+
+
+int zc_kernels_init(void)
+{
+    int e;
+    if ((e = flash_init<16>()) || (e = flash_init<32>()) || (e = flash_init<64>()) ||
+        (e = flash_init<128>()))
+        return e;
+    return 0;
+}
+
+int zc_f32_to_bf16(zc_stream s, const float *x, void *y, size_t n)
+{
+    if (!n) return 0;
+    k_f32_to_bf16<<<blocks_for(n, 256), 256, 0, s>>>(x, (bf16 *)y, n);
+    return launch_err();
+}
+
+int zc_rmsnorm_mod(zc_stream s, const float *x, int ldx, int rows, int n, const float *w,
+                   float eps, const float *mul, int ldmul, int rows_per_item, void *y, int ldy)
+{
+    if (rows <= 0) return 0;
+    k_norm_mod<<<rows, ROW_THREADS, 0, s>>>(x, ldx, n, w, eps, mul, ldmul,
+                                            rows_per_item > 0 ? rows_per_item : rows, (bf16 *)y,
+                                            ldy, 0);
+    return launch_err();
+}
+
+int zc_layernorm_mod(zc_stream s, const float *x, int ldx, int rows, int n, float eps,
+                     const float *mul, int ldmul, int rows_per_item, void *y, int ldy)
+{
+    if (rows <= 0) return 0;
+    k_norm_mod<<<rows, ROW_THREADS, 0, s>>>(x, ldx, n, nullptr, eps, mul, ldmul,
+                                            rows_per_item > 0 ? rows_per_item : rows, (bf16 *)y,
+                                            ldy, 1);
+    return launch_err();
+}
+
+int zc_gated_residual(zc_stream s, float *x, int ldx, const float *h, int ldh, int rows, int n,
+                      const float *w, float eps, const float *gate, int ldgate, int rows_per_item)
+{
+    if (rows <= 0) return 0;
+    k_gated_residual<<<rows, ROW_THREADS, 0, s>>>(x, ldx, h, ldh, n, w, eps, gate, ldgate,
+                                                  rows_per_item > 0 ? rows_per_item : rows);
+    return launch_err();
+}
+
+int zc_qknorm_rope(zc_stream s, void *x, int ld, int col0, int rows, int n_heads, int head_dim,
+                   const float *w, float eps, const float *cs, int period, int interleaved)
+{
+    size_t warps = (size_t)rows * n_heads;
+    if (!warps) return 0;
+    k_qknorm_rope<<<blocks_for(warps * 32, 256), 256, 0, s>>>(
+        (bf16 *)x, ld, col0, rows, n_heads, head_dim, w, eps, cs, period, interleaved);
+    return launch_err();
+}
+
+int zc_swiglu(zc_stream s, void *x, int ld, int rows, int n)
+{
+    size_t t = (size_t)rows * n;
+    if (!t) return 0;
+    k_swiglu<<<blocks_for(t, 256), 256, 0, s>>>((bf16 *)x, ld, rows, n);
+    return launch_err();
+}
+
+int zc_silu(zc_stream s, void *x, int is_bf16, size_t n)
+{
+    if (!n) return 0;
+    if (is_bf16)
+        k_silu<bf16><<<blocks_for(n, 256), 256, 0, s>>>((bf16 *)x, n);
+    else
+        k_silu<float><<<blocks_for(n, 256), 256, 0, s>>>((float *)x, n);
+    return launch_err();
+}
+
+int zc_timestep_freq(zc_stream s, const float *t_in, int n, int half, void *out)
+{
+    k_timestep<<<blocks_for((size_t)n * half, 128), 128, 0, s>>>(t_in, n, half, (bf16 *)out);
+    return launch_err();
+}
+
+int zc_modulation(zc_stream s, float *mod, int n, int D)
+{
+    k_modulation<<<blocks_for((size_t)n * 4 * D, 256), 256, 0, s>>>(mod, n, D);
+    return launch_err();
+}
+
+int zc_one_plus(zc_stream s, float *x, size_t n)
+{
+    k_one_plus<<<blocks_for(n, 256), 256, 0, s>>>(x, n);
+    return launch_err();
+}
+
+int zc_patchify(zc_stream s, const float *lat, const int *lat_of, int n, int C, int ht, int wt,
+                int p, int ni, void *out)
+{
+    size_t t = (size_t)n * ni * p * p * C;
+    k_patchify<<<blocks_for(t, 256), 256, 0, s>>>(lat, lat_of, n, C, ht, wt, p, ni, (bf16 *)out);
+    return launch_err();
+}
+
+int zc_pad_rows(zc_stream s, float *x, int n, int S, int D, const int *len, const int *pad_end,
+                const float *pad)
+{
+    size_t t = (size_t)n * S * D;
+    k_pad_rows<<<blocks_for(t, 256), 256, 0, s>>>(x, n, S, D, len, pad_end, pad);
+    return launch_err();
+}
+
+int zc_copy_rows(zc_stream s, float *dst, int dst_S, int dst_off, const float *src, int src_S,
+                 int rows, int n, int w)
+{
+    size_t t = (size_t)n * rows * (w / 4);
+    if (!t) return 0;
+    k_copy_rows<<<blocks_for(t, 256), 256, 0, s>>>(dst, dst_S, dst_off, src, src_S, rows, n, w / 4);
+    return launch_err();
+}
+
+int zc_embed_rows(zc_stream s, const void *table, const int *ids, int rows, int n, float *x)
+{
+    size_t t = (size_t)rows * n;
+    k_embed_rows<<<blocks_for(t, 256), 256, 0, s>>>((const bf16 *)table, ids, rows, n, x);
+    return launch_err();
+}
+
+int zc_unpatchify_step(zc_stream s, const float *pred, int ni, int C, int ht, int wt, int p,
+                       int nimg, const int *pos_of, const int *neg_of, const float *dt,
+                       const float *w, float *lat, float *out_pred)
+{
+    size_t t = (size_t)nimg * C * ht * p * wt * p;
+    k_unpatchify_step<<<blocks_for(t, 256), 256, 0, s>>>(pred, ni, C, ht, wt, p, nimg, pos_of,
+                                                         neg_of, dt, w, lat, out_pred);
+    return launch_err();
+}
+
+int zc_attention(zc_stream s, const zc_attn *a)
+{
+    if (a->n_q <= 0 || a->n_items <= 0) return 0;
+    if (a->n_kv_heads <= 0 || a->n_heads % a->n_kv_heads) return (int)cudaErrorInvalidValue;
+    switch (a->head_dim) {
+    case 16: flash_launch<16>(s, a); break;
+    case 32: flash_launch<32>(s, a); break;
+    case 64: flash_launch<64>(s, a); break;
+    case 128: flash_launch<128>(s, a); break;
+    default: return (int)cudaErrorInvalidValue;
+    }
+    return launch_err();
+}
+
+} // extern "C"

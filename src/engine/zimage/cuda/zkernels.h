@@ -1,0 +1,182 @@
+/*
+ * zkernels.h — the Z-Image CUDA backend's own kernels, callable from C:
+ * the fused element-wise steps between cuBLASLt GEMMs (norms with their
+ * modulation, the gated residual with its post-norm, q/k norm + RoPE,
+ * SwiGLU, the timestep sinusoid, patchify / unpatchify + the Euler step
+ * with CFG, pad tokens) and a flash-attention kernel for bf16 heads of 128 (and the
+ * test models' 16, 32, 64; GQA, causal or full, a key-length per batch item).
+ *
+ * Layouts: activations are row-major, a token per row. The batch is "padded
+ * items": item b owns rows [b*S, (b+1)*S) of a buffer (S = rows per item);
+ * an item's valid rows are a prefix of them, the rest are dead rows whose
+ * content is never read as a key. bf16 tensors are passed as void * (the C
+ * side has no bf16 type), float ones as float *. The residual stream and
+ * every norm's arithmetic are fp32; only GEMM and attention operands are
+ * bf16.
+ *
+ * Every launcher enqueues on `s` and returns 0 or the launch's cudaError_t
+ * as an int (see PX_CUDA_LAUNCH_CHECK).
+ *
+ * NOT YET RUN ON A GPU: written and compiled without one (see
+ * docs/benchmarks/zimage-cuda.md for the checks that must pass first).
+ */
+#ifndef PX_ENGINE_ZIMAGE_CUDA_ZKERNELS_H
+#define PX_ENGINE_ZIMAGE_CUDA_ZKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct CUstream_st *zc_stream;
+
+/* Once per device before the first zc_attention (raises the kernel's
+ * dynamic shared memory limit). Returns 0 or a cudaError_t. */
+int zc_kernels_init(void);
+
+/* float -> bf16 (round to nearest even), n elements. */
+int zc_f32_to_bf16(zc_stream s, const float *x, void *y, size_t n);
+
+/*
+ * y[r] = RMSNorm(x[r]) · w · mul[item(r)] over n columns, fp32 statistics;
+ * x fp32 (ldx), y bf16 (ldy). w NULL = no weight; mul NULL = no
+ * modulation, else mul + item*ldmul is a row of n factors (already 1 +
+ * scale) and item(r) = r / rows_per_item.
+ */
+int zc_rmsnorm_mod(zc_stream s, const float *x, int ldx, int rows, int n, const float *w,
+                   float eps, const float *mul, int ldmul, int rows_per_item, void *y, int ldy);
+
+/* The same with LayerNorm without affine (the DiT's final layer). */
+int zc_layernorm_mod(zc_stream s, const float *x, int ldx, int rows, int n, float eps,
+                     const float *mul, int ldmul, int rows_per_item, void *y, int ldy);
+
+/*
+ * x[r] += gate[item(r)] · RMSNorm(h[r]) · w (the DiT's sandwich post-norm
+ * and tanh gate; gate NULL = 1), fp32 x (ldx) and h (ldh), n columns.
+ */
+int zc_gated_residual(zc_stream s, float *x, int ldx, const float *h, int ldh, int rows, int n,
+                      const float *w, float eps, const float *gate, int ldgate,
+                      int rows_per_item);
+
+/*
+ * Per-head RMSNorm (weight w[head_dim]) then RoPE, in place on bf16 heads:
+ * heads [0, n_heads) of each row of x (ld elements) starting at column
+ * col0. cs: fp32 table [., head_dim] of (cos, sin) pairs (zi_rope_table's
+ * layout); the row r uses cs row (period ? r % period : r). interleaved:
+ * pairs (2i, 2i+1) (the DiT), else (i, i + head_dim/2) (Qwen3).
+ */
+int zc_qknorm_rope(zc_stream s, void *x, int ld, int col0, int rows, int n_heads, int head_dim,
+                   const float *w, float eps, const float *cs, int period, int interleaved);
+
+/* In place on bf16 rows of ld elements: x[r, i] = silu(x[r, i]) · x[r, n + i],
+ * i < n (gate | up side by side, the output over the gate). */
+int zc_swiglu(zc_stream s, void *x, int ld, int rows, int n);
+
+/* x = silu(x) in place; bf16 (bf16 = 1) or fp32 (0), n elements. */
+int zc_silu(zc_stream s, void *x, int bf16, size_t n);
+
+/*
+ * The timestep sinusoid of each item's t_in (device, n values): out[b] =
+ * [cos(t·f_i), sin(t·f_i)], f_i = exp(−ln(10⁴)·i/half), i < half, as the
+ * CPU engine rounds it; bf16 [n, 2·half].
+ */
+int zc_timestep_freq(zc_stream s, const float *t_in, int n, int half, void *out);
+
+/* DiT modulation, in place on [n, 4D] fp32: (1 + scale, tanh gate, 1 +
+ * scale, tanh gate). */
+int zc_modulation(zc_stream s, float *mod, int n, int D);
+
+/* x[i] = 1 + x[i] over n floats (the final layer's scale). */
+int zc_one_plus(zc_stream s, float *x, size_t n);
+
+/*
+ * Patchify: item b's latent lat + lat_of[b]·C·H·W (fp32 [C, H, W], H = ht·p)
+ * into rows [b·ni, b·ni + ht·wt) of out (bf16 [., p·p·C], features ordered
+ * (ph, pw, c)); rows [ht·wt, ni) of each item become zeros.
+ */
+int zc_patchify(zc_stream s, const float *lat, const int *lat_of, int n, int C, int ht, int wt,
+                int p, int ni, void *out);
+
+/*
+ * Rows of x (fp32 [n·S, D]): for item b, rows [len[b], pad_end[b]) become
+ * the pad token `pad` (D floats) and rows [pad_end[b], S) zeros (dead).
+ * len, pad_end: device arrays of n ints.
+ */
+int zc_pad_rows(zc_stream s, float *x, int n, int S, int D, const int *len, const int *pad_end,
+                const float *pad);
+
+/* Copies rows: dst item b rows [dst_off, dst_off + rows) (items of
+ * dst_S rows) = src item b rows [0, rows) (items of src_S rows); fp32,
+ * width w (rows of w elements, w % 4 == 0). */
+int zc_copy_rows(zc_stream s, float *dst, int dst_S, int dst_off, const float *src, int src_S,
+                 int rows, int n, int w);
+
+/* x rows (fp32 [rows, n]) = the bf16 embedding rows table[ids[r]]. */
+int zc_embed_rows(zc_stream s, const void *table, const int *ids, int rows, int n, float *x);
+
+/*
+ * The sampler step of every image, after the final linear: pred (fp32,
+ * DiT item rows [b·ni, b·ni + ht·wt) of pf = p·p·C features) unpatchified,
+ * v = pos + w·(pos − neg) when neg_of[i] >= 0 (else v = pos), and
+ * lat_i += dt[i] · (−v). pos_of/neg_of: DiT items of image i; dt, w:
+ * per image (device). out_pred (NULL or fp32 [nimg, C, H, W]) gets the
+ * unpatchified positive prediction of each image (tests).
+ */
+int zc_unpatchify_step(zc_stream s, const float *pred, int ni, int C, int ht, int wt, int p,
+                       int nimg, const int *pos_of, const int *neg_of, const float *dt,
+                       const float *w, float *lat, float *out_pred);
+
+/* Attention operands: row r of item b of q is q + (b·S_q + r)·ldq + h·head_dim. */
+typedef struct zc_attn {
+    const void *q, *k, *v; /* bf16 */
+    void *o;               /* bf16, may not alias q/k/v */
+    int ldq, ldk, ldv, ldo;
+    int n_items, S_q, S_kv; /* rows per item of q/o and of k/v */
+    int n_q;                /* queries computed per item (<= S_q) */
+    const int *kv_len;      /* device, n_items: keys [0, kv_len[b]) are seen */
+    int n_heads, n_kv_heads;
+    int head_dim; /* 16, 32, 64 or 128 (Z-Image: 128; the tiny test models: 16, 32) */
+    float scale;
+    int causal; /* query i sees keys <= i */
+} zc_attn;
+
+/* Flash attention (online softmax, fp32 statistics and accumulation, WMMA
+ * bf16 tensor cores). A query with no key gets zeros. Returns
+ * cudaErrorInvalidValue for a head size it was not built for. */
+int zc_attention(zc_stream s, const zc_attn *a);
+
+/* --- the VAE decoder (fp32, NHWC, one image) ------------------------------ */
+
+/* GroupNorm statistics of x [hw, C] in G groups (C % G == 0, C <= 1024):
+ * partial sums per (slice, channel) in double into part (nslice x C x 2
+ * doubles, nslice <= 256), then mean and 1/sqrt(var + eps) per group into
+ * stats (G x 2 floats). Deterministic (fixed summation order). */
+int zc_gn_stats(zc_stream s, const float *x, int hw, int C, int G, float eps, int nslice,
+                double *part, float *stats);
+
+/* y = GN(x)·gamma + beta, then SiLU when silu; y may be x. */
+int zc_gn_apply(zc_stream s, const float *x, int hw, int C, int G, const float *stats,
+                const float *gamma, const float *beta, int silu, float *y);
+
+/* y[p, c] += b[c] over rows x C. */
+int zc_bias_add(zc_stream s, float *y, const float *b, size_t rows, int C);
+
+/* Nearest x2: x [h, w, C] -> y [2h, 2w, C]. */
+int zc_upsample2(zc_stream s, const float *x, int h, int w, int C, float *y);
+
+/* z[p, c] = lat[c, p] / scale + shift (NCHW latent to NHWC). */
+int zc_vae_in(zc_stream s, const float *lat, int C, int hw, float scale, float shift, float *z);
+
+/* rgb8[p, c] = lrint(255·clamp((x[p, c] + 1)/2, 0, 1)), x [hw, 3]. */
+int zc_vae_out(zc_stream s, const float *x, int hw, uint8_t *rgb8);
+
+/* Row softmax of x [rows, n] scaled by `scale`, in place (fp32). */
+int zc_softmax_rows(zc_stream s, float *x, int rows, int n, float scale);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

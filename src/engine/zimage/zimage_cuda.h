@@ -1,0 +1,50 @@
+/*
+ * zimage_cuda.h — the zimage engine's CUDA backend, as zimage_engine.c
+ * and the tests see it. Built with `make CUDA=1` (src/engine/zimage/cuda/);
+ * otherwise zimage_cuda_none.c answers every call with PX_EUNSUP and a
+ * message saying how to build it.
+ */
+#ifndef PX_ENGINE_ZIMAGE_ZIMAGE_CUDA_H
+#define PX_ENGINE_ZIMAGE_ZIMAGE_CUDA_H
+
+#include "engine/engine_impl.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* 0 if the backend is built and a GPU is visible; else PX_EUNSUP with
+ * the reason (tests skip on it). */
+int zi_cuda_probe(char *err, size_t errlen);
+
+/* The engine on the GPUs cfg->device names ("cuda" = every visible one):
+ * the model (cfg->weights, a Hugging Face directory) opened once, its
+ * weights uploaded once per GPU. Returns 0, PX_EUNSUP (no CUDA build or
+ * no GPU), or the model's / device's errors. Caller closes *out. */
+int zi_cuda_engine_create(const px_engine_config *cfg, px_engine **out, char *err, size_t errlen);
+
+/* ----------------------------------------- stages, for tests and benches */
+
+/* Text features (hidden_states[-2]) of ids[n] on the engine's first GPU,
+ * into feat [n, hidden] (host). */
+int zi_cuda_encode(px_engine *e, const int32_t *ids, int n, float *feat, char *err, size_t errlen);
+
+/* One DiT forward at sigma of n items sharing lat_h x lat_w: item i reads
+ * latent lat[i] ([C, lat_h, lat_w], host) and text features text[i]
+ * ([text_len[i], hidden], host); out[i] gets the model output (host,
+ * [C, lat_h, lat_w]), as zi_dit_forward's. */
+int zi_cuda_dit_forward(px_engine *e, const float *const *lat, const float *const *text,
+                        const int *text_len, int n, int lat_h, int lat_w, float sigma,
+                        float *const *out, char *err, size_t errlen);
+
+/* The GPU VAE (fp32) on latent ([C, lat_h, lat_w], host) into rgb (host,
+ * 8·lat_h x 8·lat_w x 3 bytes). */
+int zi_cuda_vae_decode(px_engine *e, const float *latent, int lat_h, int lat_w, uint8_t *rgb,
+                       char *err, size_t errlen);
+
+/* px_engine_run, also writing each item's final latents (before the VAE)
+ * into lat_out (n x C x height/8 x width/8, host) when not NULL. Items
+ * must share one size. */
+int zi_cuda_run_latents(px_engine *e, px_engine_item *items, int n, float *lat_out, char *err,
+                        size_t errlen);
+
+#endif
