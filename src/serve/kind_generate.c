@@ -213,9 +213,9 @@ static int check_request(const px_kind_ctx *c, gen_req *r, char *err, size_t err
     const char *sz = r->size_field;
     int sf = !strcmp(sz, "size");
     if (r->width % 16 || r->height % 16)
-        return px_errf(err, errlen, PX_EINVAL, "field '%s' %s must be a multiple of 16, got %d",
+        return px_errf(err, errlen, PX_EINVAL, "field '%s'%s must be a multiple of 16, got %d",
                        sf ? sz : r->width % 16 ? "width" : "height",
-                       sf ? "(each side)" : "",
+                       sf ? " (each side)" : "",
                        r->width % 16 ? r->width : r->height);
     uint64_t px = (uint64_t)r->width * (uint64_t)r->height, cap = c->env->cfg->max_gen_pixels;
     if (cap && px > cap)
