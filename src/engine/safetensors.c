@@ -9,18 +9,14 @@
 #include "core/alloc.h"
 #include "core/err.h"
 #include "core/jsonr.h"
+#include "core/mapfile.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors data is little-endian");
 
@@ -106,7 +102,7 @@ void px_st_close(px_st *st)
         free(st->meta[i].value);
     }
     free(st->meta);
-    if (st->map) munmap(st->map, st->map_len);
+    px_unmap_file(st->map, st->map_len);
     free(st);
 }
 
@@ -318,25 +314,14 @@ fail:
 int px_st_open(const char *path, px_st **out, char *err, size_t errlen)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return px_errf(err, errlen, PX_EIO, "cannot open %s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return px_errf(err, errlen, PX_EIO, "%s is not a regular file", path);
-    }
-    size_t len = (size_t)sb.st_size;
-    if (len < 8) {
-        close(fd);
-        return px_errf(err, errlen, PX_ETRUNC, "%s: %zu bytes, too short for safetensors", path, len);
-    }
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) return px_errf(err, errlen, PX_EIO, "cannot map %s: %s", path, strerror(errno));
+    void *map;
+    size_t len;
+    int rc = px_map_file(path, 8, "safetensors", &map, &len, err, errlen);
+    if (rc) return rc;
     char inner[200];
-    int rc = px_st_parse(map, len, out, inner, sizeof inner);
+    rc = px_st_parse(map, len, out, inner, sizeof inner);
     if (rc) {
-        munmap(map, len);
+        px_unmap_file(map, len);
         return px_errf(err, errlen, rc, "%s: %s", path, inner);
     }
     (*out)->map = map;
@@ -346,11 +331,7 @@ int px_st_open(const char *path, px_st **out, char *err, size_t errlen)
 
 void px_st_release(const px_st *st, const px_st_tensor *t)
 {
-    if (!st->map || t->nbytes == 0) return;
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t b = ((uintptr_t)t->data + page - 1) & ~(page - 1);
-    uintptr_t e = ((uintptr_t)t->data + t->nbytes) & ~(page - 1);
-    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
+    if (st->map) px_map_release(t->data, t->nbytes);
 }
 
 int px_st_count(const px_st *st)

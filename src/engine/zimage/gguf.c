@@ -17,17 +17,13 @@
 
 #include "core/alloc.h"
 #include "core/err.h"
+#include "core/mapfile.h"
 #include "engine/safetensors.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "GGUF data is read little-endian");
 
@@ -307,7 +303,7 @@ void zi_gguf_close(zi_gguf *g)
     free(g->t);
     free(g->by_name);
     free(g->kv);
-    if (g->map) munmap(g->map, g->map_len);
+    px_unmap_file(g->map, g->map_len);
     free(g);
 }
 
@@ -409,22 +405,14 @@ fail:
 int zi_gguf_open(const char *path, zi_gguf **out, char *err, size_t errlen)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return px_errf(err, errlen, PX_EIO, "cannot open %s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size == 0) {
-        close(fd);
-        return px_errf(err, errlen, PX_EIO, "%s is not a regular non-empty file", path);
-    }
-    size_t len = (size_t)sb.st_size;
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED)
-        return px_errf(err, errlen, PX_EIO, "cannot map %s: %s", path, strerror(errno));
+    void *map;
+    size_t len;
+    int rc = px_map_file(path, 1, "GGUF", &map, &len, err, errlen);
+    if (rc) return rc;
     char inner[256];
-    int rc = zi_gguf_parse(map, len, out, inner, sizeof inner);
+    rc = zi_gguf_parse(map, len, out, inner, sizeof inner);
     if (rc) {
-        munmap(map, len);
+        px_unmap_file(map, len);
         return px_errf(err, errlen, rc, "%s: %s", path, inner);
     }
     (*out)->map = map;
@@ -479,11 +467,7 @@ const zi_gguf_kv *zi_gguf_kv_find(const zi_gguf *g, const char *key)
 
 void zi_gguf_release(const zi_gguf *g, const void *data, size_t nbytes)
 {
-    if (!g->map || nbytes == 0) return;
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t b = ((uintptr_t)data + page - 1) & ~(page - 1);
-    uintptr_t e = ((uintptr_t)data + nbytes) & ~(page - 1);
-    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
+    if (g->map) px_map_release(data, nbytes);
 }
 
 /* ---- dequantization --------------------------------------------------------------- */
