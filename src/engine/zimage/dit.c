@@ -15,6 +15,7 @@
  * then (1 + scale), gates as tanh in float.
  */
 #include "engine/zimage/dit.h"
+#include "engine/zimage/znames.h"
 
 #include "core/alloc.h"
 #include "core/err.h"
@@ -189,15 +190,9 @@ int zi_dit_bind(const zi_weights *w, const zi_dit_config *cfg, zi_dit **out, cha
     }
     if ((rc = bind_top(w, d, err, errlen))) goto fail;
     for (int i = 0; i < d->nblocks; i++) {
-        int nr = cfg->n_refiner_layers;
         char p[64];
-        if (i < nr)
-            snprintf(p, sizeof p, "noise_refiner.%d", i);
-        else if (i < 2 * nr)
-            snprintf(p, sizeof p, "context_refiner.%d", i - nr);
-        else
-            snprintf(p, sizeof p, "layers.%d", i - 2 * nr);
-        if ((rc = bind_block(w, d, p, i < nr || i >= 2 * nr, &d->blocks[i], err, errlen)))
+        int modulated = zi_names_dit_block(i, cfg->n_refiner_layers, p, sizeof p);
+        if ((rc = bind_block(w, d, p, modulated, &d->blocks[i], err, errlen)))
             goto fail;
     }
     *out = d;

@@ -287,3 +287,17 @@ zi_name_kind zi_names_map(zi_part part, const char *src, int vae_levels, zi_name
     if (k == ZI_NAME_KEEP && !zi_names_is_canonical(part, out->name)) return ZI_NAME_UNKNOWN;
     return k;
 }
+
+int zi_names_dit_block(int i, int n_refiner, char *buf, size_t n)
+{
+    if (i < n_refiner) {
+        snprintf(buf, n, "noise_refiner.%d", i);
+        return 1;
+    }
+    if (i < 2 * n_refiner) {
+        snprintf(buf, n, "context_refiner.%d", i - n_refiner);
+        return 0;
+    }
+    snprintf(buf, n, "layers.%d", i - 2 * n_refiner);
+    return 1;
+}

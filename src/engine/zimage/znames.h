@@ -43,4 +43,11 @@ int zi_names_is_canonical(zi_part part, const char *name);
 /* "DiT", "text encoder", "VAE". */
 const char *zi_names_part(zi_part part);
 
+/* The canonical prefix of the DiT's i-th block in forward order (the
+ * n_refiner noise refiners, then as many context refiners, then the joint
+ * layers: "noise_refiner.0", "context_refiner.0", "layers.0", ...) into
+ * buf. Returns 1 if that block is modulated by the timestep (all but the
+ * context refiners), else 0. */
+int zi_names_dit_block(int i, int n_refiner, char *buf, size_t n);
+
 #endif

@@ -17,6 +17,7 @@
 #include "engine/cuda/cuda_check.h"
 #include "engine/zimage/cuda/zkernels.h"
 #include "engine/zimage/zops.h"
+#include "engine/zimage/znames.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -181,16 +182,10 @@ static int up_dit(zc_dev *d, const zi_weights *w, char *err, size_t errlen)
                      errlen)))
         return rc;
     d->blocks = px_xcalloc(d->nblocks ? (size_t)d->nblocks : 1, sizeof *d->blocks);
-    int nr = c->n_refiner_layers;
     for (int i = 0; i < d->nblocks; i++) {
         char p[64];
-        if (i < nr)
-            snprintf(p, sizeof p, "noise_refiner.%d", i);
-        else if (i < 2 * nr)
-            snprintf(p, sizeof p, "context_refiner.%d", i - nr);
-        else
-            snprintf(p, sizeof p, "layers.%d", i - 2 * nr);
-        if ((rc = up_dit_block(d, w, p, i < nr || i >= 2 * nr, &d->blocks[i], err, errlen)))
+        int modulated = zi_names_dit_block(i, c->n_refiner_layers, p, sizeof p);
+        if ((rc = up_dit_block(d, w, p, modulated, &d->blocks[i], err, errlen)))
             return rc;
     }
     return 0;
