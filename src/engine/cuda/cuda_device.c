@@ -6,6 +6,7 @@
 
 #include "core/alloc.h"
 #include "core/err.h"
+#include "core/jsonw.h"
 #include "engine/cuda/cuda_check.h"
 
 #include <pthread.h>
@@ -168,4 +169,20 @@ void px_cuda_pool_destroy(px_cuda_pool *p)
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->freed);
     free(p);
+}
+
+int px_cuda_pool_describe(px_cuda_pool *p, int n, size_t (*weight_bytes)(const void *arg, int i),
+                          const void *arg, px_buf *out)
+{
+    int rc = px_buf_puts(out, "[");
+    for (int i = 0; !rc && i < n; i++) {
+        char name[320]; /* cudaDeviceProp.name is 256 bytes, maybe unterminated */
+        int dev = px_cuda_pool_ctx(p, i)->dev;
+        px_cuda_device_name(dev, name, sizeof name);
+        rc = px_buf_printf(out, "%s{\"index\":%d,\"name\":", i ? "," : "", dev);
+        if (!rc) rc = px_json_str(out, name);
+        if (!rc) rc = px_buf_printf(out, ",\"weight_bytes\":%zu}", weight_bytes(arg, i));
+    }
+    if (!rc) rc = px_buf_puts(out, "]");
+    return rc;
 }

@@ -12,6 +12,7 @@
 #ifndef PX_ENGINE_CUDA_CUDA_DEVICE_H
 #define PX_ENGINE_CUDA_CUDA_DEVICE_H
 
+#include "core/buf.h"
 #include "engine/cuda/cuda_devspec.h"
 
 #include <cublasLt.h>
@@ -83,6 +84,13 @@ void px_cuda_pool_give(px_cuda_pool *p, px_cuda_ctx *c);
 /* The least free memory over the pool's devices (what a batch on any of
  * them can count on); 0 if a query fails. */
 size_t px_cuda_pool_min_free(const px_cuda_pool *p);
+
+/* Appends the JSON array of the pool's first n devices for an engine's
+ * description: [{"index": ordinal, "name": ..., "weight_bytes": ...}],
+ * weight_bytes(arg, i) being what the engine holds on context i. Returns
+ * 0 or the buffer's error. */
+int px_cuda_pool_describe(px_cuda_pool *p, int n, size_t (*weight_bytes)(const void *arg, int i),
+                          const void *arg, px_buf *out);
 
 /* Destroys handles and streams (free the `user` state first); NULL is a
  * no-op. */

@@ -198,6 +198,11 @@ static int cuda_parallelism(const px_engine *pe)
     return ((const lama_cuda *)pe)->ndev;
 }
 
+static size_t cuda_weight_bytes(const void *arg, int i)
+{
+    return px_lcnet_weight_bytes(((const lama_cuda *)arg)->net[i]);
+}
+
 static int cuda_describe(const px_engine *pe, px_buf *out)
 {
     const lama_cuda *e = (const lama_cuda *)pe;
@@ -206,18 +211,9 @@ static int cuda_describe(const px_engine *pe, px_buf *out)
     if (!rc)
         rc = px_buf_printf(out,
                            ",\"parameters\":%zu,\"device\":\"cuda\",\"precision\":\"%s\","
-                           "\"cudnn\":%d,\"cuda_graphs\":true,\"devices\":[",
+                           "\"cudnn\":%d,\"cuda_graphs\":true,\"devices\":",
                            e->nparams, px_cuda_prec_name(e->prec), e->cudnn_version);
-    for (int i = 0; !rc && i < e->ndev; i++) {
-        char name[256];
-        int dev = px_cuda_pool_ctx(e->pool, i)->dev;
-        px_cuda_device_name(dev, name, sizeof name);
-        rc = px_buf_printf(out, "%s{\"index\":%d,\"name\":", i ? "," : "", dev);
-        if (!rc) rc = px_json_str(out, name);
-        if (!rc)
-            rc = px_buf_printf(out, ",\"weight_bytes\":%zu}", px_lcnet_weight_bytes(e->net[i]));
-    }
-    if (!rc) rc = px_buf_puts(out, "]");
+    if (!rc) rc = px_cuda_pool_describe(e->pool, e->ndev, cuda_weight_bytes, e, out);
     return rc;
 }
 

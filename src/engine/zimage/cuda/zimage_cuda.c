@@ -450,6 +450,12 @@ static int zcuda_parallelism(const px_engine *pe)
     return ((const zcuda_engine *)pe)->ndev;
 }
 
+static size_t zcuda_weight_bytes(const void *arg, int i)
+{
+    const zcuda_engine *e = arg;
+    return e->dev[i]->weight_bytes + zc_vae_weight_bytes(e->vae[i]);
+}
+
 static int zcuda_describe(const px_engine *pe, px_buf *out)
 {
     const zcuda_engine *e = (const zcuda_engine *)pe;
@@ -458,19 +464,9 @@ static int zcuda_describe(const px_engine *pe, px_buf *out)
     if (!rc)
         rc = px_buf_printf(out,
                            ",\"device\":\"cuda\",\"precision\":\"bf16\",\"vae\":\"%s\","
-                           "\"cuda_graphs\":true,\"cublaslt\":%d,\"devices\":[",
+                           "\"cuda_graphs\":true,\"cublaslt\":%d,\"devices\":",
                            e->cpu_vae ? "cpu" : "cuda-fp32", px_cuda_blaslt_version());
-    for (int i = 0; !rc && i < e->ndev; i++) {
-        char name[256];
-        int dev = px_cuda_pool_ctx(e->pool, i)->dev;
-        px_cuda_device_name(dev, name, sizeof name);
-        rc = px_buf_printf(out, "%s{\"index\":%d,\"name\":", i ? "," : "", dev);
-        if (!rc) rc = px_json_str(out, name);
-        if (!rc)
-            rc = px_buf_printf(out, ",\"weight_bytes\":%zu}",
-                               e->dev[i]->weight_bytes + zc_vae_weight_bytes(e->vae[i]));
-    }
-    if (!rc) rc = px_buf_puts(out, "]");
+    if (!rc) rc = px_cuda_pool_describe(e->pool, e->ndev, zcuda_weight_bytes, e, out);
     return rc;
 }
 
