@@ -168,6 +168,7 @@ static void record(thread *t, int64_t done, int cls, int64_t lat, const user *u)
             px_hist_record(&a->lat, (uint64_t)(lat > 0 ? lat : 0));
         } else {
             a->err[cls]++;
+            if (cls == PB_ERR_STATUS && u) pb_acc_note_status(a, u->hp.status);
         }
         if (u) {
             a->bytes_in += u->hp.wire_bytes;

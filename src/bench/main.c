@@ -57,7 +57,8 @@ static void usage(FILE *f)
 "  pixbench --version\n"
 "\n"
 "target:\n"
-"  --target URL            http://host:port[/prefix]; loopback only unless --allow-remote.\n"
+"  --target URL            http://host:port[/prefix]; loopback only unless --allow-remote. With\n"
+"                          --profile raw the URL's path is the request path (no --path needed)\n"
 "                          Without it pixbench starts `pixserve serve --port 0` (classic engine)\n"
 "  --allow-remote          allow a target that is not this machine\n"
 "  --pixserve PATH         the pixserve binary for the embedded target (default: next to pixbench)\n"
@@ -530,7 +531,10 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
                  (unsigned long long)o.seed);
     }
     char path[512];
-    snprintf(path, sizeof path, "%s%s", prefix, o.prof.path ? o.prof.path : pb_profile_path(o.prof.kind));
+    if (o.prof.kind == PB_PROF_RAW && !o.prof.path) /* raw: the URL's path is the request path */
+        snprintf(path, sizeof path, "%s", prefix[0] ? prefix : "/");
+    else
+        snprintf(path, sizeof path, "%s%s", prefix, o.prof.path ? o.prof.path : pb_profile_path(o.prof.kind));
     o.prof.path = path;
     o.prof.host_header = hostport;
     if (matrix) {
@@ -614,8 +618,8 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     if (!o.quiet)
-        fprintf(stderr, "pixbench: %s %s%s, %s loop, %d stage%s (%s), %d thread%s\n", pb_profile_name(o.prof.kind),
-                url, path, o.open_loop ? "open" : "closed", o.nloads, o.nloads > 1 ? "s" : "",
+        fprintf(stderr, "pixbench: %s http://%s%s, %s loop, %d stage%s (%s), %d thread%s\n", pb_profile_name(o.prof.kind),
+                hostport, path, o.open_loop ? "open" : "closed", o.nloads, o.nloads > 1 ? "s" : "",
                 o.open_loop ? "requests/s" : "users", lc.threads, lc.threads > 1 ? "s" : "");
     pb_run_result *res = px_xcalloc(1, sizeof *res);
     pb_analysis *an = px_xcalloc(1, sizeof *an);
@@ -643,6 +647,8 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     ao.peak_reset = rcfg.reset_peak && mon;
     ao.soak = o.soak > 0;
     ao.leak_window_s = (double)o.leak_window / 1e9;
+    ao.watched_pid = mon && target_pid;
+    ao.path = path;
     pb_analyze(res, &ao, an);
     struct utsname un;
     uname(&un);

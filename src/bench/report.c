@@ -290,14 +290,16 @@ static void json_throttle(px_buf *b, unsigned long long r)
 }
 
 /* A stage's resources: every column of the tables, grouped. */
-static void json_stage_res(px_buf *b, const pb_stage_summary *s, int ngpu)
+static void json_stage_res(px_buf *b, const pb_stage_summary *s, int ngpu, int have_pid)
 {
     const pb_res *r = &s->res;
     if (!r->n) {
         px_buf_puts(b, "null");
         return;
     }
-    px_buf_printf(b, "{\"samples\":%d,\"target_alive\":%s,", r->n, r->alive ? "true" : "false");
+    /* alive is known only of a watched process: null otherwise */
+    px_buf_printf(b, "{\"samples\":%d,\"target_alive\":%s,", r->n,
+                  !have_pid ? "null" : r->alive ? "true" : "false");
     px_buf_puts(b, "\"process\":{");
     for (int i = 0; i < NCOLS(proc_cols); i++) jopt(b, proc_cols[i].csv, proc_cols[i].get(s), 1);
     jopt(b, "busiest_thread_percent_mean", pb_agg_mean(&r->thread_cpu), 1);
@@ -555,7 +557,7 @@ static int write_json(const char *path, const pb_run_result *r, const pb_analysi
         jstr(&b, "label", s->label[0] ? s->label : NULL, 1);
         jopt(&b, "pixels", s->pixels > 0 ? s->pixels : -1, 1);
         px_buf_puts(&b, "\"resources\":");
-        json_stage_res(&b, s, a->ngpu);
+        json_stage_res(&b, s, a->ngpu, m->mon_pid != 0);
         px_buf_puts(&b, ",\"histogram_ns\":");
         json_hist(&b, &r->stages[k].acc.lat);
         px_buf_puts(&b, "}");
