@@ -272,6 +272,7 @@ static int check_reply(thread *t, user *u, char *why, size_t wl)
     const pb_loop_config *c = &t->loop->cfg;
     if (u->hp.status < c->status_lo || u->hp.status > c->status_hi) {
         snprintf(why, wl, "status %d", u->hp.status);
+        if (c->on_bad_status) c->on_bad_status(c->check_ctx, u->req, &u->hp, c->body_max ? &u->body : NULL);
         return PB_ERR_STATUS;
     }
     if (c->check) {

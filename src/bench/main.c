@@ -9,11 +9,13 @@
 #include "bench/child.h"
 #include "bench/echo.h"
 #include "bench/faults.h"
+#include "bench/genrun.h"
 #include "bench/loop.h"
 #include "bench/monitor.h"
 #include "bench/payload.h"
 #include "bench/profile.h"
 #include "bench/report.h"
+#include "bench/report_gen.h"
 #include "bench/scenario.h"
 #include "bench/slo.h"
 #include "bench/spec.h"
@@ -150,6 +152,7 @@ typedef struct opts {
     int pid, no_monitor, no_gpu, have_warmup, size_matrix;
     int64_t mon_interval, soak, leak_window;
     const char *disk, *disk_path;
+    pb_gen_opts gen;
 } opts;
 
 #define NEED_VALUE()                                                              \
@@ -183,6 +186,8 @@ static int parse_args(opts *o, int argc, char **argv)
         if (!strcmp(a, "--no-monitor")) { o->no_monitor = 1; continue; }
         if (!strcmp(a, "--no-gpu")) { o->no_gpu = 1; continue; }
         if (!strcmp(a, "--size-matrix")) { o->size_matrix = 1; continue; }
+        if (!strcmp(a, "--matrix-one-at-a-time")) { o->gen.one_at_a_time = 1; continue; }
+        if (!strcmp(a, "--async")) { o->gen.async = o->gen.async ? o->gen.async : 1; continue; }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { o->quiet = 1; o->progress = 0; continue; }
         if (a[0] != '-') {
             fprintf(stderr, "pixbench: unexpected argument '%s' (try --help)\n", a);
@@ -220,8 +225,21 @@ static int parse_args(opts *o, int argc, char **argv)
         else if (!strcmp(a, "--width")) o->prof.width = atoi(v);
         else if (!strcmp(a, "--height")) o->prof.height = atoi(v);
         else if (!strcmp(a, "--steps")) o->prof.steps = atoi(v);
-        else if (!strcmp(a, "--cfg-scale")) o->prof.cfg_scale = atof(v);
+        else if (!strcmp(a, "--cfg-scale")) o->prof.cfg_scale = atof(v), o->prof.cfg_set = 1;
         else if (!strcmp(a, "--gen-seed")) o->prof.gen_seed = atoll(v);
+        else if (!strcmp(a, "--prompts")) o->gen.prompts_file = v;
+        else if (!strcmp(a, "--matrix")) { /* "steps=10,25 cfg=1,7" as one argument or several */
+            size_t l = strlen(o->gen.matrix);
+            snprintf(o->gen.matrix + l, sizeof o->gen.matrix - l, "%s%s", l ? " " : "", v);
+            while (i + 1 < argc && (!strncmp(argv[i + 1], "steps=", 6) || !strncmp(argv[i + 1], "cfg=", 4) ||
+                                    !strncmp(argv[i + 1], "size=", 5))) {
+                l = strlen(o->gen.matrix);
+                snprintf(o->gen.matrix + l, sizeof o->gen.matrix - l, " %s", argv[++i]);
+            }
+        } else if (!strcmp(a, "--poll")) {
+            rc = pb_parse_duration(v, &o->gen.poll_ns, err, sizeof err);
+            o->gen.async = 2;
+        }
         else if (!strcmp(a, "--users")) {
             o->loads[0] = atoi(v);
             o->nloads = 1;
@@ -405,6 +423,10 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     /* target: the user's, or an embedded pixserve */
     pb_child child = {0};
     pb_monitor *mon = NULL;
+    pb_gen_plan gplan = {0}; /* text to image: prompts, matrix cells, what the replies said */
+    int gen = PB_PROF_IS_GEN(o.prof.kind);
+    if (!gen && (o.gen.matrix[0] || o.gen.prompts_file || o.gen.async))
+        return bad("--matrix, --prompts and --async are for the generate and openai-images profiles");
     /* a size matrix has a workload per size; otherwise wls[0] holds every payload */
     pb_workload wls[PB_MAX_STAGES];
     int nwl = 0;
@@ -537,18 +559,33 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         snprintf(path, sizeof path, "%s%s", prefix, o.prof.path ? o.prof.path : pb_profile_path(o.prof.kind));
     o.prof.path = path;
     o.prof.host_header = hostport;
+    if (gen) {
+        int grc = pb_gen_plan_build(&o.gen, &o.prof, &gplan, wls, &nwl, err, sizeof err);
+        if (grc) {
+            fprintf(stderr, "pixbench: %s\n", err);
+            rc = grc == PX_EIO ? 1 : 2;
+            goto out_wl;
+        }
+        matrix = gplan.matrix;
+        ngroups = nwl;
+        for (int g = 0; g < nwl; g++) snprintf(grp_label[g], sizeof grp_label[0], "%.47s", gplan.cells[g].label);
+        snprintf(desc, sizeof desc, "%d prompt%s in %d categor%s (%s)%s%s", gplan.prompts.n,
+                 gplan.prompts.n > 1 ? "s" : "", gplan.prompts.ncats, gplan.prompts.ncats > 1 ? "ies" : "y",
+                 o.gen.prompts_file ? o.gen.prompts_file : o.prof.prompt ? "--prompt" : "the seed's locustfile prompt",
+                 matrix ? "; matrix " : "", matrix ? o.gen.matrix : "");
+    }
     if (matrix) {
-        if (!images_needed) {
+        if (!images_needed && !gen) {
             rc = bad("a size matrix needs an image profile (pixserve, seed-inpaint, iopaint)");
             goto out_payloads;
         }
         if (o.nloads > 1 || o.soak) {
-            rc = bad("a size matrix runs every size at one load: give --users N or --rate R, not --sweep or --soak");
+            rc = bad("a matrix runs every cell at one load: give --users N or --rate R, not --sweep or --soak");
             goto out_payloads;
         }
     }
-    double grp_pixels[PB_MAX_STAGES];
-    for (int g = 0; g < (matrix ? ngroups : 1); g++) {
+    double grp_pixels[PB_MAX_STAGES] = {0};
+    for (int g = 0; !gen && g < (matrix ? ngroups : 1); g++) {
         int first = matrix ? grp_start[g] : 0, count = matrix ? grp_start[g + 1] - grp_start[g] : npl;
         if (pb_workload_build(&o.prof, pl ? pl + first : NULL, count, &wls[g], err, sizeof err)) {
             fprintf(stderr, "pixbench: %s\n", err);
@@ -588,6 +625,11 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     lc.check = wl.check;
     lc.check_ctx = wl.check_ctx;
     lc.body_max = wl.body_max;
+    if (gen) { /* every reply goes through the reader of the server's figures */
+        lc.check = pb_gen_check;
+        lc.check_ctx = gplan.stats;
+        lc.on_bad_status = pb_gen_bad_status;
+    }
     lc.seed = o.seed;
     int units = o.open_loop ? o.connections : (int)maxload;
     lc.threads = o.threads > 0 ? o.threads : (cpus < units ? cpus : units);
@@ -694,8 +736,10 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         if (an->soak.have_gpu) printf("  GPU memory: %s\n", an->soak.gpu.text);
         printf("  descriptors: %s\n  %s\n", mon ? an->soak.fds.text : "not monitored", an->soak.drift.text);
     }
+    if (gen) pb_gen_report_print(stdout, &gplan, an, &m);
     if (o.out) {
-        if (pb_report_write(o.out, res, an, &m, err, sizeof err)) {
+        if (pb_report_write(o.out, res, an, &m, err, sizeof err) ||
+            (gen && pb_gen_report_write(o.out, &gplan, an, &m, err, sizeof err))) {
             fprintf(stderr, "pixbench: %s\n", err);
             rc = 1;
         } else {
@@ -718,6 +762,7 @@ out_res:
     free(an);
 out_wl:
     for (int i = 0; i < nwl; i++) pb_workload_free(&wls[i]);
+    pb_gen_plan_free(&gplan);
 out_payloads:
     for (int i = 0; i < npl; i++) pb_payload_free(&pl[i]);
     free(pl);

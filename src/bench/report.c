@@ -194,7 +194,9 @@ static void verdicts(FILE *f, const pb_analysis *a, int md)
         if (z->have_gpu)
             fprintf(f, "%s%sPeak GPU memory%s against pixels:%s %.0f MB + %.0f MB per megapixel (r\xc2\xb2 %.2f)\n",
                     md ? "\n" : "", b, z->gpu_is_process ? " (target)" : "", b, z->gpu_a, z->gpu_b, z->gpu_r2);
-        if (z->n < 2) fprintf(f, "%sSize fit:%s needs two sizes or more\n", b, b);
+        int sized = 0; /* a text-to-image matrix's cells have no pixel count to fit */
+        for (int k = 0; k < a->n; k++) sized |= a->s[k].pixels > 0;
+        if (z->n < 2 && sized) fprintf(f, "%sSize fit:%s needs two sizes or more\n", b, b);
     } else if (a->saturation >= 0)
         fprintf(f, "%sSaturation point:%s %g%s (%.1f QPS, within 10%% of the peak %.1f; more load "
                    "did not add throughput)\n",

@@ -6,6 +6,7 @@
  */
 #include "bench/genreply.h"
 #include "bench/matrix.h"
+#include "bench/profile.h"
 #include "bench/prompts.h"
 #include "core/err.h"
 #include "harness.h"
@@ -250,5 +251,40 @@ TEST(t_matrix_product_and_axes)
                              err, sizeof err), PX_ETOOBIG);
 }
 
-TEST_MAIN(t_prompts_text, t_prompts_json_forms, t_prompts_refused, t_reply_generate, t_reply_errors_and_jobs,
+/* one request per prompt; OpenAI's body names size and n; cfg 0 is sent as 0 */
+TEST(t_gen_requests)
+{
+    static const char *const prompts[] = {"a \"quoted\" fox", "neon street"};
+    pb_profile_opts o = {.kind = PB_PROF_OPENAI, .check = PB_CHECK_FULL, .host_header = "h:1",
+                         .prompts = prompts, .nprompts = 2, .width = 64, .height = 48, .steps = 2,
+                         .cfg_scale = 0, .cfg_set = 1, .gen_seed = 3};
+    pb_workload w;
+    char err[256];
+    T_EQ_INT(pb_workload_build(&o, NULL, 0, &w, err, sizeof err), 0);
+    T_EQ_INT(w.nreqs, 2);
+    char *head = strndup((const char *)w.reqs[0].head, w.reqs[0].head_len);
+    char *b0 = strndup((const char *)w.reqs[0].body, w.reqs[0].body_len);
+    char *b1 = strndup((const char *)w.reqs[1].body, w.reqs[1].body_len);
+    T_CONTAINS(head, "POST /v1/images/generations HTTP/1.1");
+    T_CONTAINS(b0, "\"prompt\":\"a \\\"quoted\\\" fox\"");
+    T_CONTAINS(b0, "\"size\":\"64x48\"");
+    T_CONTAINS(b0, "\"n\":1");
+    T_CONTAINS(b0, "\"response_format\":\"b64_json\"");
+    T_CONTAINS(b0, "\"steps\":2");
+    T_CONTAINS(b0, "\"cfg_scale\":0");
+    T_CONTAINS(b1, "neon street");
+    free(head);
+    free(b0);
+    free(b1);
+    pb_workload_free(&w);
+    pb_profile_opts g = {.kind = PB_PROF_GENERATE, .host_header = "h:1"};
+    T_EQ_INT(pb_workload_build(&g, NULL, 0, &w, err, sizeof err), 0);
+    char *b = strndup((const char *)w.reqs[0].body, w.reqs[0].body_len);
+    T_CONTAINS(b, PB_SEED_PROMPT);
+    T_CONTAINS(b, "\"cfg_scale\":7.5");
+    free(b);
+    pb_workload_free(&w);
+}
+
+TEST_MAIN(t_gen_requests, t_prompts_text, t_prompts_json_forms, t_prompts_refused, t_reply_generate, t_reply_errors_and_jobs,
           t_sse_any_split, t_matrix_product_and_axes)
