@@ -5,6 +5,7 @@
 #include "bench/genrun.h"
 
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/err.h"
 
 #include <stdio.h>
@@ -44,7 +45,12 @@ static void note_reply(pb_genstats *s, const pb_request *req, const px_buf *body
     char err[128];
     int ok = body && body->len && pb_gen_reply_parse((const char *)body->data, body->len, &r, err, sizeof err) == 0;
     int cat = s->req_cat ? s->req_cat[pi] : 0;
+    int64_t now = px_now_ns();
     pthread_mutex_lock(&s->mu);
+    if (now < s->win_start || now >= s->win_end) { /* warm-up, or between stages */
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
     pb_gen_cellstats *cs = &s->cell[c];
     cs->replies++;
     if (ok) {
@@ -87,7 +93,12 @@ void pb_gen_bad_status(void *ctx, const pb_request *req, const pb_http_parser *r
     pb_gen_reply r;
     char err[128];
     int ok = body && body->len && pb_gen_reply_parse((const char *)body->data, body->len, &r, err, sizeof err) == 0;
+    int64_t now = px_now_ns();
     pthread_mutex_lock(&s->mu);
+    if (now < s->win_start || now >= s->win_end) {
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
     pb_gen_cellstats *cs = &s->cell[c];
     cs->failed++;
     cs->fail_status = resp->status;
@@ -96,6 +107,15 @@ void pb_gen_bad_status(void *ctx, const pb_request *req, const pb_http_parser *r
         snprintf(cs->fail_code, sizeof cs->fail_code, "%s", r.err_code);
         snprintf(cs->fail_msg, sizeof cs->fail_msg, "%s", r.err_msg);
     }
+    pthread_mutex_unlock(&s->mu);
+}
+
+void pb_gen_window(void *ctx, int64_t start_ns, int64_t end_ns)
+{
+    pb_genstats *s = ctx;
+    pthread_mutex_lock(&s->mu);
+    s->win_start = start_ns;
+    s->win_end = end_ns;
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -141,6 +161,7 @@ int pb_gen_plan_build(const pb_gen_opts *g, pb_profile_opts *prof, pb_gen_plan *
     }
     p->stats = px_xcalloc(1, sizeof *p->stats);
     pthread_mutex_init(&p->stats->mu, NULL);
+    p->stats->win_start = INT64_MAX; /* nothing counts before the first window */
     for (int c = 0; c < p->ncells; c++) {
         pb_profile_opts o = *prof;
         o.steps = p->cells[c].steps;

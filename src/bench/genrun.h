@@ -51,6 +51,7 @@ typedef struct pb_genstats {
     pb_check_fn inner;        /* the profile's own check */
     void *inner_ctx;
     int ncells;
+    int64_t win_start, win_end; /* the stage's measured window: replies outside it are not counted */
     const pb_request *reqs[PB_MATRIX_MAX]; /* each cell's requests: request i is prompt i */
     int nreqs[PB_MATRIX_MAX];
     const int *req_cat;       /* prompt i's category */
@@ -81,5 +82,7 @@ void pb_gen_plan_free(pb_gen_plan *plan);
 int pb_gen_check(void *ctx, const pb_request *req, const pb_http_parser *resp, const px_buf *body, char *err,
                  size_t errlen);
 void pb_gen_bad_status(void *ctx, const pb_request *req, const pb_http_parser *resp, const px_buf *body);
+/* pb_run_config's on_window; ctx is plan->stats. */
+void pb_gen_window(void *ctx, int64_t start_ns, int64_t end_ns);
 
 #endif

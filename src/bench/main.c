@@ -657,6 +657,10 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     }
     rcfg.reset_peak = child.pid != 0; /* ours: resetting its peak RSS disturbs nobody */
     rcfg.interrupted = &stop_flag;
+    if (gen) {
+        rcfg.on_window = pb_gen_window;
+        rcfg.on_window_ctx = gplan.stats;
+    }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     if (!o.quiet)

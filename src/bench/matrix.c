@@ -108,7 +108,8 @@ int pb_matrix_build(const char *spec, const pb_gen_cell *base, int one_at_a_time
     if (one_at_a_time) {
         cells[n] = *base;
         cells[n].axis = -1;
-        snprintf(cells[n++].label, sizeof cells[0].label, "baseline");
+        snprintf(cells[n++].label, sizeof cells[0].label, "steps=%d cfg=%g size=%dx%d", base->steps, base->cfg,
+                 base->w, base->h);
         for (int k = 0; k < PB_AXIS_N; k++)
             for (int i = 0; ax[k].present && i < ax[k].n; i++) {
                 pb_gen_cell c = *base;

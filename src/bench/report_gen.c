@@ -126,8 +126,8 @@ static void breakdown(FILE *f, const pb_gen_plan *p, const pb_analysis *a)
                 fmt(b[8], 48, pb_gen_mean_of(&cs->step_first), 2, " ms"), fmt(b[5], 48, vae, 1, " ms"), sh[3],
                 fmt(b[6], 48, enc, 1, " ms"), sh[4], fmt(b[7], 48, other, 1, " ms"), src);
     }
-    fprintf(f, "\nServer figures are means over every successful reply of the cell (its warm-up included); "
-               "the client mean is over the measured window. other = client mean − the server's total: HTTP, "
+    fprintf(f, "\nServer figures are means over the successful replies of the cell's measured window, as "
+               "the client mean is. other = client mean − the server's total: HTTP, "
                "transfer of the image, the client.\n");
 }
 

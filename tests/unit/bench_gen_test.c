@@ -234,6 +234,7 @@ TEST(t_matrix_product_and_axes)
     T_EQ_INT(n, 7);
     T_EQ_INT(base, 0);
     T_EQ_INT(c[0].axis, -1);
+    T_EQ_STR(c[0].label, "steps=25 cfg=7 size=1024x1024");
     T_EQ_INT(c[1].axis, PB_AXIS_STEPS);
     T_EQ_INT(c[1].steps, 10);
     T_EQ_INT(c[2].steps, 50);
