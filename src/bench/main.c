@@ -6,6 +6,7 @@
  * `payload` writes the generated images and masks for inspection.
  */
 #include "bench/analyze.h"
+#include "bench/asyncgen.h"
 #include "bench/child.h"
 #include "bench/echo.h"
 #include "bench/faults.h"
@@ -378,6 +379,40 @@ static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *
     return remove(p);
 }
 
+/* --async: the job API's own driver and table (asyncgen.h). */
+static int run_async(const opts *o, const struct sockaddr_storage *ss, socklen_t sl, const char *hostport,
+                     const char *prefix, const pb_workload *wl, const char *url, const char *path,
+                     const char *cmdline)
+{
+    pb_async_config ac = {.addr = *ss, .addrlen = sl, .host_header = hostport, .prefix = prefix,
+                          .reqs = wl->reqs, .nreqs = wl->nreqs, .nstages = o->nloads, .warmup_ns = o->warmup,
+                          .stage_ns = o->duration, .timeout_ns = o->timeout, .poll_ns = o->gen.async == 2 ? o->gen.poll_ns : 0,
+                          .interrupted = &stop_flag, .progress = !o->quiet};
+    if (o->gen.async == 2 && ac.poll_ns <= 0) ac.poll_ns = 200000000;
+    memcpy(ac.loads, o->loads, sizeof o->loads);
+    pb_async_stage *st = px_xcalloc(PB_MAX_STAGES, sizeof *st);
+    char err[256], target[1024];
+    snprintf(target, sizeof target, "http://%s%s", hostport, path);
+    (void)url;
+    if (!o->quiet) fprintf(stderr, "pixbench: async jobs at %s, %d stage%s (users)\n", target, o->nloads, o->nloads > 1 ? "s" : "");
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    int n = 0, rc = pb_async_run(&ac, st, &n, err, sizeof err);
+    if (rc) fprintf(stderr, "pixbench: %s\n", err);
+    pb_async_print(stdout, st, n, ac.poll_ns > 0);
+    if (!rc && o->out) {
+        if (pb_async_write(o->out, o->title ? o->title : "pixbench async text-to-image report", cmdline, target, st, n,
+                           ac.poll_ns > 0, err, sizeof err)) {
+            fprintf(stderr, "pixbench: %s\n", err);
+            rc = 1;
+        } else {
+            printf("\nReport: %s/report.md, %s/async.json\n", o->out, o->out);
+        }
+    }
+    free(st);
+    return rc ? 1 : 0;
+}
+
 static int cmd_run(int argc, char **argv, const char *cmdline)
 {
     opts o = {0};
@@ -427,6 +462,8 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     int gen = PB_PROF_IS_GEN(o.prof.kind);
     if (!gen && (o.gen.matrix[0] || o.gen.prompts_file || o.gen.async))
         return bad("--matrix, --prompts and --async are for the generate and openai-images profiles");
+    if (o.gen.async && (o.prof.kind != PB_PROF_GENERATE || o.gen.matrix[0] || o.open_loop || o.soak))
+        return bad("--async is for --profile generate with --users or --sweep (no --matrix, --rate or --soak)");
     /* a size matrix has a workload per size; otherwise wls[0] holds every payload */
     pb_workload wls[PB_MAX_STAGES];
     int nwl = 0;
@@ -556,7 +593,8 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     if (o.prof.kind == PB_PROF_RAW && !o.prof.path) /* raw: the URL's path is the request path */
         snprintf(path, sizeof path, "%s", prefix[0] ? prefix : "/");
     else
-        snprintf(path, sizeof path, "%s%s", prefix, o.prof.path ? o.prof.path : pb_profile_path(o.prof.kind));
+        snprintf(path, sizeof path, "%s%s", prefix,
+                 o.prof.path ? o.prof.path : o.gen.async ? "/api/v1/generate_async" : pb_profile_path(o.prof.kind));
     o.prof.path = path;
     o.prof.host_header = hostport;
     if (gen) {
@@ -605,6 +643,10 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     pl = NULL;
     npl = 0;
 
+    if (o.gen.async) {
+        rc = run_async(&o, &ss, sl, hostport, prefix, &wls[0], url, path, cmdline);
+        goto out_wl;
+    }
     pb_loop_config lc = {0};
     lc.addr = ss;
     lc.addrlen = sl;
