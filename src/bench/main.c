@@ -768,6 +768,7 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         printf("\nSoak: %s\n  RSS: %s\n", an->soak.leak ? "LEAK SUSPECTED" : "no leak detected",
                mon ? an->soak.rss.text : "not monitored");
         if (an->soak.have_gpu) printf("  GPU memory: %s\n", an->soak.gpu.text);
+        else printf("  GPU memory: not observed (%s)\n", mon ? pb_monitor_gpu_status(mon) : "not monitored");
         printf("  descriptors: %s\n  %s\n", mon ? an->soak.fds.text : "not monitored", an->soak.drift.text);
     }
     if (gen) pb_gen_report_print(stdout, &gplan, an, &m);
