@@ -68,7 +68,8 @@ static void note_reply(pb_genstats *s, const pb_request *req, const px_buf *body
         add(&cs->dn_peak, r.denoise_peak);
         add(&cs->vae_peak, r.vae_decode_peak);
         if (cat >= 0 && cat < PB_PROMPTS_MAX_CATS) {
-            add(&cs->cat_total[cat], r.total_ms);
+            /* the queue is the load's, not the prompt's: compare the work */
+            add(&cs->cat_total[cat], r.total_ms >= 0 && r.queue_ms >= 0 ? r.total_ms - r.queue_ms : r.total_ms);
             add(&cs->cat_denoise[cat], r.denoise_ms);
             add(&cs->cat_tokens[cat], r.prompt_tokens);
         }

@@ -217,7 +217,7 @@ static void prompts_table(FILE *f, const pb_gen_plan *p)
     int b = p->baseline;
     const pb_gen_cellstats *cs = &p->stats->cell[b];
     fprintf(f, "\n### Prompt complexity (%s)\n\n| category | prompts | replies | prompt tokens | denoise loop "
-               "| server total | change |\n|---|---:|---:|---:|---:|---:|---:|\n",
+               "| server time (queue excluded) | change |\n|---|---:|---:|---:|---:|---:|---:|\n",
             p->cells[b].label);
     double first = -1;
     for (int k = 0; k < p->prompts.ncats; k++) {
@@ -303,7 +303,7 @@ static void json_cell(px_buf *b, const pb_gen_plan *p, const pb_analysis *a, int
         px_buf_printf(b, ",\"replies\":%llu,", (unsigned long long)cs->cat_total[k].n);
         jmean(b, "prompt_tokens", &cs->cat_tokens[k], 1);
         jmean(b, "denoise_ms", &cs->cat_denoise[k], 1);
-        jmean(b, "total_ms", &cs->cat_total[k], 1);
+        jmean(b, "server_ms_without_queue", &cs->cat_total[k], 1);
         b->len--; /* the last comma */
         px_buf_puts(b, "}");
     }
