@@ -686,9 +686,11 @@ static int write_md(const char *path, const pb_analysis *a, const pb_report_meta
         for (int i = 0; i < a->nhints; i++) fprintf(f, "- %s\n", a->hints[i]);
     }
     if (a->matrix) {
-        fprintf(f, "\n## Size matrix\n\nEach size at %g %s, one after another (the previous size's requests "
+        int sized = a->n && a->s[0].pixels > 0; /* else a text-to-image parameter matrix */
+        fprintf(f, "\n## %s\n\nEach %s at %g %s, one after another (the previous %s's requests "
                    "finish before the next starts); peaks are over each stage's measured seconds.\n",
-                a->n ? a->s[0].load : 0, a->open_loop ? "requests/s" : "users");
+                sized ? "Size matrix" : "Parameter matrix", sized ? "size" : "cell", a->n ? a->s[0].load : 0,
+                a->open_loop ? "requests/s" : "users", sized ? "size" : "cell");
         md_res_table(f, a, "Per size", size_cols, NCOLS(size_cols));
         fprintf(f, "\n");
         verdicts(f, a, 1);

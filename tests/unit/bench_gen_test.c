@@ -8,6 +8,7 @@
 #include "bench/matrix.h"
 #include "bench/profile.h"
 #include "bench/prompts.h"
+#include "bench/stats.h"
 #include "core/err.h"
 #include "harness.h"
 
@@ -287,5 +288,34 @@ TEST(t_gen_requests)
     pb_workload_free(&w);
 }
 
-TEST_MAIN(t_gen_requests, t_prompts_text, t_prompts_json_forms, t_prompts_refused, t_reply_generate, t_reply_errors_and_jobs,
+/* a stage whose failures share one status keeps it through merges; two
+ * statuses anywhere make it mixed */
+TEST(t_fail_status)
+{
+    pb_acc a, b, c;
+    pb_acc_init(&a);
+    pb_acc_init(&b);
+    pb_acc_init(&c);
+    pb_acc_note_status(&a, 404);
+    pb_acc_note_status(&a, 404);
+    pb_acc_note_status(&b, 404);
+    pb_acc_merge(&c, &a);
+    pb_acc_merge(&c, &b);
+    T_EQ_INT(c.fail_status, 404);
+    T_EQ_INT(c.fail_status_mixed, 0);
+    pb_acc_note_status(&b, 503);
+    T_EQ_INT(b.fail_status_mixed, 1);
+    pb_acc_merge(&c, &b);
+    T_EQ_INT(c.fail_status, 0);
+    T_EQ_INT(c.fail_status_mixed, 1);
+    pb_acc_note_status(&c, 404); /* once mixed, always mixed */
+    T_EQ_INT(c.fail_status, 0);
+    pb_acc_reset(&c);
+    T_EQ_INT(c.fail_status_mixed, 0);
+    pb_acc_free(&a);
+    pb_acc_free(&b);
+    pb_acc_free(&c);
+}
+
+TEST_MAIN(t_gen_requests, t_fail_status, t_prompts_text, t_prompts_json_forms, t_prompts_refused, t_reply_generate, t_reply_errors_and_jobs,
           t_sse_any_split, t_matrix_product_and_axes)
