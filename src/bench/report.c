@@ -30,7 +30,8 @@ static int save_buf(const char *path, px_buf *b)
 
 static const char *load_name(const pb_analysis *a)
 {
-    return a->matrix ? "size" : a->open_loop ? "rate" : "users";
+    if (a->matrix) return a->n && a->s[0].pixels > 0 ? "size" : "cell"; /* else a parameter matrix */
+    return a->open_loop ? "rate" : "users";
 }
 
 /* The stage's name in tables: its load, or its image size in a matrix. */
@@ -226,11 +227,11 @@ void pb_report_table(FILE *f, const pb_analysis *a, const pb_report_meta *m)
 {
     char nm[64]; /* a stage's name (stage_name) */
     (void)m;
-    int w = a->matrix ? 20 : 7;
+    int w = a->matrix ? 24 : 7;
     fprintf(f, "\n %*s | %9s | %9s | %9s | %9s | %9s | %7s | %s\n", w, load_name(a), "QPS", "mean ms",
             "P50 ms", "P95 ms", "P99 ms", "errors", "requests");
     fprintf(f, " %.*s-+-----------+-----------+-----------+-----------+-----------+---------+---------\n", w,
-            "--------------------");
+            "------------------------");
     for (int k = 0; k < a->n; k++) {
         const pb_stage_summary *s = &a->s[k];
         char mean[16], p50[16], p95[16], p99[16];
