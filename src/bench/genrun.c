@@ -123,7 +123,11 @@ void pb_gen_window(void *ctx, int64_t start_ns, int64_t end_ns)
 static int load_prompts(const pb_gen_opts *g, const pb_profile_opts *prof, pb_gen_plan *p, char *err,
                         size_t errlen)
 {
-    if (g->prompts_file) return pb_prompts_load(g->prompts_file, &p->prompts, err, errlen);
+    if (g->prompts_file) {
+        char e2[256];
+        int rc = pb_prompts_load(g->prompts_file, &p->prompts, e2, sizeof e2);
+        return rc ? px_errf(err, errlen, rc, "--prompts %.200s: %s", g->prompts_file, e2) : 0;
+    }
     pb_prompts_default(&p->prompts);
     if (prof->prompt) { /* --prompt: that one prompt, as typed */
         free(p->prompts.p[0].text);
