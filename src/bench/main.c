@@ -608,7 +608,7 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         matrix = gplan.matrix;
         ngroups = nwl;
         for (int g = 0; g < nwl; g++) snprintf(grp_label[g], sizeof grp_label[0], "%.47s", gplan.cells[g].label);
-        snprintf(desc, sizeof desc, "%d prompt%s in %d categor%s (%s)%s%s", gplan.prompts.n,
+        snprintf(desc, sizeof desc, "%d prompt%s in %d categor%s (%.200s)%s%.250s", gplan.prompts.n,
                  gplan.prompts.n > 1 ? "s" : "", gplan.prompts.ncats, gplan.prompts.ncats > 1 ? "ies" : "y",
                  o.gen.prompts_file ? o.gen.prompts_file : o.prof.prompt ? "--prompt" : "the seed's locustfile prompt",
                  matrix ? "; matrix " : "", matrix ? o.gen.matrix : "");
