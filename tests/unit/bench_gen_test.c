@@ -8,6 +8,7 @@
 #include "bench/matrix.h"
 #include "bench/profile.h"
 #include "bench/prompts.h"
+#include "bench/report_gen.h"
 #include "bench/stats.h"
 #include "core/err.h"
 #include "harness.h"
@@ -317,5 +318,86 @@ TEST(t_fail_status)
     pb_acc_free(&c);
 }
 
-TEST_MAIN(t_gen_requests, t_fail_status, t_prompts_text, t_prompts_json_forms, t_prompts_refused, t_reply_generate, t_reply_errors_and_jobs,
+static char *print_tables(const pb_gen_plan *p, const pb_analysis *a, const pb_report_meta *m)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    pb_gen_report_print(f, p, a, m);
+    fclose(f);
+    return buf;
+}
+
+/* The seed 002 table from GPU samples (faked: there is no GPU here), and
+ * the matrix tables' changes, OOM marking and Server-Timing fallback. */
+TEST(t_report_tables)
+{
+    pb_gen_plan *p = calloc(1, sizeof *p);
+    pb_analysis *a = calloc(1, sizeof *a);
+    pb_report_meta m = {.monitored = 1, .mon_pid = 42, .profile = "generate", .gpu_status = "1 GPU"};
+    pb_prompts_default(&p->prompts);
+    p->stats = calloc(1, sizeof *p->stats);
+    p->ncells = 1;
+    snprintf(p->cells[0].label, sizeof p->cells[0].label, "steps=40 cfg=7.5 size=1024x1024");
+    a->n = 2;
+    for (int k = 0; k < 2; k++) {
+        pb_stage_summary *s = &a->s[k];
+        pb_res_init(&s->res);
+        s->load = k ? 10 : 1;
+        s->requests = 100;
+        s->ok = k ? 98 : 100;
+        s->errors = s->requests - s->ok;
+        s->qps = k ? 7.1 : 0.8;
+        s->p95_ms = k ? 23500 : 18200;
+        s->mean_ms = 1000;
+        pb_agg_add(&s->res.gpu_util_peak, k ? 91 : 65);
+        pb_agg_add(&s->res.gpu_util_peak, 50);
+        pb_agg_add(&s->res.gpu_proc_mem_mb, 14540.8);  /* the target's own: preferred */
+        pb_agg_add(&s->res.gpu_proc_mem_mb, 14540.8);
+        pb_agg_add(&s->res.gpu_mem_mb, 20000);
+        pb_agg_add(&s->res.rss_mb, 3000);
+    }
+    char *t = print_tables(p, a, &m);
+    T_CONTAINS(t, "| 1 | 0.80 | 18.20 | 100.0% | 65% | 14.2 GB | 3000 MB |");
+    T_CONTAINS(t, "| 10 | 7.10 | 23.50 | 98.0% | 91% | 14.2 GB | 3000 MB |");
+    T_CONTAINS(t, "the target's GPU memory (NVML)");
+    T_CONTAINS(t, "none: the server reported no stages");
+    free(t);
+
+    /* a matrix: baseline, then a cell that ran out of memory on every request */
+    p->matrix = 1;
+    p->ncells = 2;
+    p->baseline = 0;
+    p->cells[0].axis = -1;
+    p->cells[1].axis = PB_AXIS_SIZE;
+    snprintf(p->cells[1].label, sizeof p->cells[1].label, "size=1280x1280");
+    pb_gen_cellstats *c0 = &p->stats->cell[0], *c1 = &p->stats->cell[1];
+    c0->dn_peak = (pb_gen_mean){.sum = 0, .max = 1000.0 * 1048576, .n = 1};
+    c0->denoise = (pb_gen_mean){.sum = 2980, .max = 2980, .n = 1};
+    c0->total = (pb_gen_mean){.sum = 4030, .max = 4030, .n = 1};
+    c0->step = (pb_gen_mean){.sum = 119, .max = 119, .n = 1};
+    c1->failed = c1->oom = 5;
+    c1->fail_status = 503;
+    snprintf(c1->fail_code, sizeof c1->fail_code, "out_of_memory");
+    a->s[0].mean_ms = 4200;
+    a->s[1].ok = 0;
+    a->s[1].errors = 5;
+    /* the second cell's figures come from Server-Timing only */
+    t = print_tables(p, a, &m);
+    T_CONTAINS(t, "| baseline | steps=40 cfg=7.5 size=1024x1024 | 1000 MB | — |");
+    T_CONTAINS(t, "| resolution | size=1280x1280 | - | - |");
+    T_CONTAINS(t, "**OOM**: every request (5)");
+    T_CONTAINS(t, "the last with status 503, out_of_memory");
+    T_CONTAINS(t, "| 4200.0 ms |");          /* client mean of the baseline */
+    T_CONTAINS(t, "| 2980.0 ms (71%) |");    /* denoise share of it */
+    T_CONTAINS(t, "| 119.00 ms (-) |");      /* per step; no first step given */
+    T_CONTAINS(t, "| 170.0 ms | the replies' timings{} |"); /* other = 4200 - 4030 */
+    free(t);
+    pb_prompts_free(&p->prompts);
+    free(p->stats);
+    free(p);
+    free(a);
+}
+
+TEST_MAIN(t_gen_requests, t_report_tables, t_fail_status, t_prompts_text, t_prompts_json_forms, t_prompts_refused, t_reply_generate, t_reply_errors_and_jobs,
           t_sse_any_split, t_matrix_product_and_axes)
