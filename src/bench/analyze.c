@@ -76,6 +76,40 @@ static void stability(const pb_run_result *r, int k, pb_stage_summary *s)
     s->stable = qm > 0 && s->stab_qps_dev <= 0.10 && s->stab_lat_dev <= 0.10;
 }
 
+/* What a status that every request of a stage got most likely means: only
+ * the usual causes, named as likely, since the reply is all we saw. */
+static const char *status_cause(int st)
+{
+    switch (st) {
+    case 400: return "the target rejected the request body or its fields (wrong profile, or fields it does not take)";
+    case 401: case 403: return "the target wants credentials (add them with -H)";
+    case 404: return "the path does not exist on the target (check --target's path and --path; with --profile raw the URL's path is the request path)";
+    case 405: return "the route exists but not for this method (--method)";
+    case 413: return "the body is over the target's size cap";
+    case 415: return "the target does not take this Content-Type (-H 'Content-Type: ...')";
+    case 422: return "the target's validation refused the request's fields";
+    case 429: return "the target is rate-limiting or its queue is full";
+    case 500: return "the target failed on every request (its log says why)";
+    case 502: case 504: return "a proxy in front of the target could not get an answer in time";
+    case 503: return "the target is not ready (still loading), overloaded or out of memory";
+    }
+    return st >= 500 ? "a server-side failure" : "the target refused the request as sent";
+}
+
+/* A stage where every request failed with one status says which, with its
+ * likely cause (the first such stage only). */
+static void all_one_status(pb_analysis *a, const pb_analysis_opts *o, const char *unit)
+{
+    for (int k = 0; k < a->n; k++) {
+        const pb_stage_summary *s = &a->s[k];
+        if (!s->fail_status || s->ok) continue;
+        HINT(a, "Every request of stage %g %s failed with status %d%s%s%s: probably %s.", s->load, unit,
+             s->fail_status, o->path ? " (sent to " : "", o->path ? o->path : "", o->path ? ")" : "",
+             status_cause(s->fail_status));
+        return;
+    }
+}
+
 static void summarize(const pb_run_result *r, int k, const pb_analysis_opts *o, pb_stage_summary *s)
 {
     const pb_stage_result *st = &r->stages[k];
@@ -118,6 +152,8 @@ static void summarize(const pb_run_result *r, int k, const pb_analysis_opts *o, 
         t->max_ms = (double)a->st[i]->max / 1e6;
     }
     s->st_missing = a->st_missing;
+    if (s->errors && s->err[PB_ERR_STATUS] == s->errors && !a->fail_status_mixed)
+        s->fail_status = a->fail_status;
     resources(r, k, o, s);
     s->stable = -1;
     if (o->stability) stability(r, k, s);
@@ -205,6 +241,7 @@ static void hints(const pb_analysis_opts *o, pb_analysis *a)
         break;
     }
     /* errors */
+    all_one_status(a, o, unit);
     for (int k = 0; k < a->n; k++) {
         const pb_stage_summary *s = &a->s[k];
         if (s->error_rate < a->err_threshold || !s->errors) continue;
@@ -244,7 +281,7 @@ static void hints(const pb_analysis_opts *o, pb_analysis *a)
                     "below what the card does when cool and not power-capped.",
                  px_nvml_throttle_names(thr & ~PX_GPU_THROTTLE_IDLE, names, sizeof names));
         }
-        for (int k = 0; k < a->n; k++)
+        for (int k = 0; o->watched_pid && k < a->n; k++)
             if (!a->s[k].res.alive) {
                 HINT(a, "The server process disappeared during stage %g %s (crash or kill): every "
                         "figure after it is of a dead target.",

@@ -33,6 +33,7 @@ typedef struct pb_stage_summary {
     int nst;
     pb_st_summary st[PB_ST_MAX];
     uint64_t st_missing;
+    int fail_status;        /* every error was a `status` one with this status (0 otherwise) */
     int slo_broken;         /* terms broken (0 also when there is no SLO) */
     char slo_why[256];
 } pb_stage_summary;
@@ -91,6 +92,8 @@ typedef struct pb_analysis_opts {
     int matrix;             /* a size matrix: no saturation or sweet spot */
     int soak;               /* fit the leak detector over the (one) stage */
     double leak_window_s;   /* its window (0: a 20th of the measured time) */
+    int watched_pid;        /* a target process was monitored (else nothing is said of one) */
+    const char *path;       /* the request path, for the hint on a stage that only failed */
 } pb_analysis_opts;
 
 /* Fills a (which is large: allocate it). Never fails. */

@@ -168,6 +168,7 @@ static void record(thread *t, int64_t done, int cls, int64_t lat, const user *u)
             px_hist_record(&a->lat, (uint64_t)(lat > 0 ? lat : 0));
         } else {
             a->err[cls]++;
+            if (cls == PB_ERR_STATUS && u) pb_acc_note_status(a, u->hp.status);
         }
         if (u) {
             a->bytes_in += u->hp.wire_bytes;
@@ -271,6 +272,7 @@ static int check_reply(thread *t, user *u, char *why, size_t wl)
     const pb_loop_config *c = &t->loop->cfg;
     if (u->hp.status < c->status_lo || u->hp.status > c->status_hi) {
         snprintf(why, wl, "status %d", u->hp.status);
+        if (c->on_bad_status) c->on_bad_status(c->check_ctx, u->req, &u->hp, c->body_max ? &u->body : NULL);
         return PB_ERR_STATUS;
     }
     if (c->check) {

@@ -53,6 +53,11 @@ typedef struct pb_request {
 typedef int (*pb_check_fn)(void *ctx, const pb_request *req, const pb_http_parser *resp,
                            const px_buf *body, char *err, size_t errlen);
 
+/* Sees a reply whose status was outside the expected range (counted as
+ * `status` whatever it returns), e.g. to read its error object. */
+typedef void (*pb_bad_status_fn)(void *ctx, const pb_request *req, const pb_http_parser *resp,
+                                 const px_buf *body);
+
 typedef struct pb_loop_config {
     struct sockaddr_storage addr; /* the target */
     socklen_t addrlen;
@@ -73,6 +78,7 @@ typedef struct pb_loop_config {
     int nreqs;
     int status_lo, status_hi;  /* expected status range */
     pb_check_fn check;         /* may be NULL */
+    pb_bad_status_fn on_bad_status; /* may be NULL; called with check_ctx */
     void *check_ctx;
     size_t body_max;           /* > 0: keep reply bodies up to this for check */
     uint64_t seed;

@@ -6,14 +6,18 @@
  * `payload` writes the generated images and masks for inspection.
  */
 #include "bench/analyze.h"
+#include "bench/asyncgen.h"
 #include "bench/child.h"
 #include "bench/echo.h"
 #include "bench/faults.h"
+#include "bench/genrun.h"
 #include "bench/loop.h"
 #include "bench/monitor.h"
+#include "bench/monitor_cmd.h"
 #include "bench/payload.h"
 #include "bench/profile.h"
 #include "bench/report.h"
+#include "bench/report_gen.h"
 #include "bench/scenario.h"
 #include "bench/slo.h"
 #include "bench/spec.h"
@@ -57,7 +61,8 @@ static void usage(FILE *f)
 "  pixbench --version\n"
 "\n"
 "target:\n"
-"  --target URL            http://host:port[/prefix]; loopback only unless --allow-remote.\n"
+"  --target URL            http://host:port[/prefix]; loopback only unless --allow-remote. With\n"
+"                          --profile raw the URL's path is the request path (no --path needed)\n"
 "                          Without it pixbench starts `pixserve serve --port 0` (classic engine)\n"
 "  --allow-remote          allow a target that is not this machine\n"
 "  --pixserve PATH         the pixserve binary for the embedded target (default: next to pixbench)\n"
@@ -65,7 +70,8 @@ static void usage(FILE *f)
 "\n"
 "what to send:\n"
 "  --profile NAME          pixserve (POST /api/v1/inpaint, default), seed-inpaint (POST /inpaint,\n"
-"                          return_type), iopaint, generate (POST /api/v1/generate), raw\n"
+"                          return_type), iopaint, generate (POST /api/v1/generate), openai-images\n"
+"                          (POST /v1/images/generations), raw\n"
 "  --path PATH             override the profile's path\n"
 "  --method M, --body FILE raw profile: method (default GET, POST with a body) and body file\n"
 "  -H, --header 'K: V'     extra request header (repeatable)\n"
@@ -82,6 +88,18 @@ static void usage(FILE *f)
 "  --engine NAME           pixserve: the request's engine field\n"
 "  --prompt S, --negative-prompt S, --width N, --height N, --steps N, --cfg-scale X, --gen-seed N\n"
 "                          generate profile fields (defaults: the seed report's locustfile)\n"
+"\n"
+"text to image (generate, openai-images):\n"
+"  --prompts FILE          prompt set mixed in every stage: one per line ('# category: NAME' files\n"
+"                          the lines after it), or JSON: [\"p\", ...], {\"simple\": [...], ...} or\n"
+"                          [{\"prompt\": p, \"category\": c}, ...]; default the seed's locustfile prompt\n"
+"  --matrix SPEC           steps=10,25,50 cfg=1,7,12 size=768x768,1024x1024: one stage per cell at\n"
+"                          one load (--users N or --rate R); the product of the axes, or with\n"
+"  --matrix-one-at-a-time  one axis at a time around the baseline (--steps, --cfg-scale, --width,\n"
+"                          --height): the seed 003 tables, changes against the baseline\n"
+"  --async                 submit to /api/v1/generate_async and follow /api/v1/jobs/{id}/events:\n"
+"                          queue wait, run time and end to end apart (--users or --sweep)\n"
+"  --poll DUR              with --async: poll GET /api/v1/jobs/{id} every DUR instead\n"
 "\n"
 "load model (closed loop unless --rate):\n"
 "  --users N               concurrent users (default 1)\n"
@@ -149,6 +167,7 @@ typedef struct opts {
     int pid, no_monitor, no_gpu, have_warmup, size_matrix;
     int64_t mon_interval, soak, leak_window;
     const char *disk, *disk_path;
+    pb_gen_opts gen;
 } opts;
 
 #define NEED_VALUE()                                                              \
@@ -182,6 +201,8 @@ static int parse_args(opts *o, int argc, char **argv)
         if (!strcmp(a, "--no-monitor")) { o->no_monitor = 1; continue; }
         if (!strcmp(a, "--no-gpu")) { o->no_gpu = 1; continue; }
         if (!strcmp(a, "--size-matrix")) { o->size_matrix = 1; continue; }
+        if (!strcmp(a, "--matrix-one-at-a-time")) { o->gen.one_at_a_time = 1; continue; }
+        if (!strcmp(a, "--async")) { o->gen.async = o->gen.async ? o->gen.async : 1; continue; }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { o->quiet = 1; o->progress = 0; continue; }
         if (a[0] != '-') {
             fprintf(stderr, "pixbench: unexpected argument '%s' (try --help)\n", a);
@@ -219,8 +240,21 @@ static int parse_args(opts *o, int argc, char **argv)
         else if (!strcmp(a, "--width")) o->prof.width = atoi(v);
         else if (!strcmp(a, "--height")) o->prof.height = atoi(v);
         else if (!strcmp(a, "--steps")) o->prof.steps = atoi(v);
-        else if (!strcmp(a, "--cfg-scale")) o->prof.cfg_scale = atof(v);
+        else if (!strcmp(a, "--cfg-scale")) o->prof.cfg_scale = atof(v), o->prof.cfg_set = 1;
         else if (!strcmp(a, "--gen-seed")) o->prof.gen_seed = atoll(v);
+        else if (!strcmp(a, "--prompts")) o->gen.prompts_file = v;
+        else if (!strcmp(a, "--matrix")) { /* "steps=10,25 cfg=1,7" as one argument or several */
+            size_t l = strlen(o->gen.matrix);
+            snprintf(o->gen.matrix + l, sizeof o->gen.matrix - l, "%s%s", l ? " " : "", v);
+            while (i + 1 < argc && (!strncmp(argv[i + 1], "steps=", 6) || !strncmp(argv[i + 1], "cfg=", 4) ||
+                                    !strncmp(argv[i + 1], "size=", 5))) {
+                l = strlen(o->gen.matrix);
+                snprintf(o->gen.matrix + l, sizeof o->gen.matrix - l, " %s", argv[++i]);
+            }
+        } else if (!strcmp(a, "--poll")) {
+            rc = pb_parse_duration(v, &o->gen.poll_ns, err, sizeof err);
+            o->gen.async = 2;
+        }
         else if (!strcmp(a, "--users")) {
             o->loads[0] = atoi(v);
             o->nloads = 1;
@@ -340,23 +374,44 @@ static int resolve_target(const char *url, int allow_remote, struct sockaddr_sto
     return 0;
 }
 
-/* The working directory of pid (0: ours), where a service's relative
- * outputs directory lives: the default place to watch the disk. */
-static const char *target_cwd(int pid, char *buf, size_t cap)
-{
-    char link[64];
-    if (pid > 0) snprintf(link, sizeof link, "/proc/%d/cwd", pid);
-    else snprintf(link, sizeof link, "/proc/self/cwd");
-    char tmp[PATH_MAX];
-    if (realpath(link, tmp)) snprintf(buf, cap, "%s", tmp);
-    else snprintf(buf, cap, "%s", link);
-    return buf;
-}
-
 static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f)
 {
     (void)st, (void)flag, (void)f;
     return remove(p);
+}
+
+/* --async: the job API's own driver and table (asyncgen.h). */
+static int run_async(const opts *o, const struct sockaddr_storage *ss, socklen_t sl, const char *hostport,
+                     const char *prefix, const pb_workload *wl, const char *url, const char *path,
+                     const char *cmdline)
+{
+    pb_async_config ac = {.addr = *ss, .addrlen = sl, .host_header = hostport, .prefix = prefix,
+                          .reqs = wl->reqs, .nreqs = wl->nreqs, .nstages = o->nloads, .warmup_ns = o->warmup,
+                          .stage_ns = o->duration, .timeout_ns = o->timeout, .poll_ns = o->gen.async == 2 ? o->gen.poll_ns : 0,
+                          .interrupted = &stop_flag, .progress = !o->quiet};
+    if (o->gen.async == 2 && ac.poll_ns <= 0) ac.poll_ns = 200000000;
+    memcpy(ac.loads, o->loads, sizeof o->loads);
+    pb_async_stage *st = px_xcalloc(PB_MAX_STAGES, sizeof *st);
+    char err[256], target[1024];
+    snprintf(target, sizeof target, "http://%s%s", hostport, path);
+    (void)url;
+    if (!o->quiet) fprintf(stderr, "pixbench: async jobs at %s, %d stage%s (users)\n", target, o->nloads, o->nloads > 1 ? "s" : "");
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    int n = 0, rc = pb_async_run(&ac, st, &n, err, sizeof err);
+    if (rc) fprintf(stderr, "pixbench: %s\n", err);
+    pb_async_print(stdout, st, n, ac.poll_ns > 0);
+    if (!rc && o->out) {
+        if (pb_async_write(o->out, o->title ? o->title : "pixbench async text-to-image report", cmdline, target, st, n,
+                           ac.poll_ns > 0, err, sizeof err)) {
+            fprintf(stderr, "pixbench: %s\n", err);
+            rc = 1;
+        } else {
+            printf("\nReport: %s/report.md, %s/async.json\n", o->out, o->out);
+        }
+    }
+    free(st);
+    return rc ? 1 : 0;
 }
 
 static int cmd_run(int argc, char **argv, const char *cmdline)
@@ -404,6 +459,12 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     /* target: the user's, or an embedded pixserve */
     pb_child child = {0};
     pb_monitor *mon = NULL;
+    pb_gen_plan gplan = {0}; /* text to image: prompts, matrix cells, what the replies said */
+    int gen = PB_PROF_IS_GEN(o.prof.kind);
+    if (!gen && (o.gen.matrix[0] || o.gen.prompts_file || o.gen.async))
+        return bad("--matrix, --prompts and --async are for the generate and openai-images profiles");
+    if (o.gen.async && (o.prof.kind != PB_PROF_GENERATE || o.gen.matrix[0] || o.open_loop || o.soak))
+        return bad("--async is for --profile generate with --users or --sweep (no --matrix, --rate or --soak)");
     /* a size matrix has a workload per size; otherwise wls[0] holds every payload */
     pb_workload wls[PB_MAX_STAGES];
     int nwl = 0;
@@ -458,7 +519,7 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         char cwd_path[PATH_MAX];
         const char *dpath = o.disk_path;
         if (!dpath && child.pid) dpath = outputs_dir;
-        if (!dpath) dpath = target_cwd(target_pid, cwd_path, sizeof cwd_path);
+        if (!dpath) dpath = pb_target_cwd(target_pid, cwd_path, sizeof cwd_path);
         pb_monitor_config mc = {.pid = target_pid, .interval_ns = o.mon_interval, .disk_path = dpath,
                                 .disk_dev = o.disk, .no_gpu = o.no_gpu};
         if (pb_monitor_open(&mc, &mon, err, sizeof err)) {
@@ -530,21 +591,40 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
                  (unsigned long long)o.seed);
     }
     char path[512];
-    snprintf(path, sizeof path, "%s%s", prefix, o.prof.path ? o.prof.path : pb_profile_path(o.prof.kind));
+    if (o.prof.kind == PB_PROF_RAW && !o.prof.path) /* raw: the URL's path is the request path */
+        snprintf(path, sizeof path, "%s", prefix[0] ? prefix : "/");
+    else
+        snprintf(path, sizeof path, "%s%s", prefix,
+                 o.prof.path ? o.prof.path : o.gen.async ? "/api/v1/generate_async" : pb_profile_path(o.prof.kind));
     o.prof.path = path;
     o.prof.host_header = hostport;
+    if (gen) {
+        int grc = pb_gen_plan_build(&o.gen, &o.prof, &gplan, wls, &nwl, err, sizeof err);
+        if (grc) {
+            fprintf(stderr, "pixbench: %s\n", err);
+            rc = grc == PX_EIO ? 1 : 2;
+            goto out_wl;
+        }
+        matrix = gplan.matrix;
+        ngroups = nwl;
+        for (int g = 0; g < nwl; g++) snprintf(grp_label[g], sizeof grp_label[0], "%.47s", gplan.cells[g].label);
+        snprintf(desc, sizeof desc, "%d prompt%s in %d categor%s (%.200s)%s%.250s", gplan.prompts.n,
+                 gplan.prompts.n > 1 ? "s" : "", gplan.prompts.ncats, gplan.prompts.ncats > 1 ? "ies" : "y",
+                 o.gen.prompts_file ? o.gen.prompts_file : o.prof.prompt ? "--prompt" : "the seed's locustfile prompt",
+                 matrix ? "; matrix " : "", matrix ? o.gen.matrix : "");
+    }
     if (matrix) {
-        if (!images_needed) {
+        if (!images_needed && !gen) {
             rc = bad("a size matrix needs an image profile (pixserve, seed-inpaint, iopaint)");
             goto out_payloads;
         }
         if (o.nloads > 1 || o.soak) {
-            rc = bad("a size matrix runs every size at one load: give --users N or --rate R, not --sweep or --soak");
+            rc = bad("a matrix runs every cell at one load: give --users N or --rate R, not --sweep or --soak");
             goto out_payloads;
         }
     }
-    double grp_pixels[PB_MAX_STAGES];
-    for (int g = 0; g < (matrix ? ngroups : 1); g++) {
+    double grp_pixels[PB_MAX_STAGES] = {0};
+    for (int g = 0; !gen && g < (matrix ? ngroups : 1); g++) {
         int first = matrix ? grp_start[g] : 0, count = matrix ? grp_start[g + 1] - grp_start[g] : npl;
         if (pb_workload_build(&o.prof, pl ? pl + first : NULL, count, &wls[g], err, sizeof err)) {
             fprintf(stderr, "pixbench: %s\n", err);
@@ -564,6 +644,10 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     pl = NULL;
     npl = 0;
 
+    if (o.gen.async) {
+        rc = run_async(&o, &ss, sl, hostport, prefix, &wls[0], url, path, cmdline);
+        goto out_wl;
+    }
     pb_loop_config lc = {0};
     lc.addr = ss;
     lc.addrlen = sl;
@@ -584,6 +668,11 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     lc.check = wl.check;
     lc.check_ctx = wl.check_ctx;
     lc.body_max = wl.body_max;
+    if (gen) { /* every reply goes through the reader of the server's figures */
+        lc.check = pb_gen_check;
+        lc.check_ctx = gplan.stats;
+        lc.on_bad_status = pb_gen_bad_status;
+    }
     lc.seed = o.seed;
     int units = o.open_loop ? o.connections : (int)maxload;
     lc.threads = o.threads > 0 ? o.threads : (cpus < units ? cpus : units);
@@ -611,11 +700,15 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     }
     rcfg.reset_peak = child.pid != 0; /* ours: resetting its peak RSS disturbs nobody */
     rcfg.interrupted = &stop_flag;
+    if (gen) {
+        rcfg.on_window = pb_gen_window;
+        rcfg.on_window_ctx = gplan.stats;
+    }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     if (!o.quiet)
-        fprintf(stderr, "pixbench: %s %s%s, %s loop, %d stage%s (%s), %d thread%s\n", pb_profile_name(o.prof.kind),
-                url, path, o.open_loop ? "open" : "closed", o.nloads, o.nloads > 1 ? "s" : "",
+        fprintf(stderr, "pixbench: %s http://%s%s, %s loop, %d stage%s (%s), %d thread%s\n", pb_profile_name(o.prof.kind),
+                hostport, path, o.open_loop ? "open" : "closed", o.nloads, o.nloads > 1 ? "s" : "",
                 o.open_loop ? "requests/s" : "users", lc.threads, lc.threads > 1 ? "s" : "");
     pb_run_result *res = px_xcalloc(1, sizeof *res);
     pb_analysis *an = px_xcalloc(1, sizeof *an);
@@ -643,6 +736,8 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     ao.peak_reset = rcfg.reset_peak && mon;
     ao.soak = o.soak > 0;
     ao.leak_window_s = (double)o.leak_window / 1e9;
+    ao.watched_pid = mon && target_pid;
+    ao.path = path;
     pb_analyze(res, &ao, an);
     struct utsname un;
     uname(&un);
@@ -686,10 +781,13 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         printf("\nSoak: %s\n  RSS: %s\n", an->soak.leak ? "LEAK SUSPECTED" : "no leak detected",
                mon ? an->soak.rss.text : "not monitored");
         if (an->soak.have_gpu) printf("  GPU memory: %s\n", an->soak.gpu.text);
+        else printf("  GPU memory: not observed (%s)\n", mon ? pb_monitor_gpu_status(mon) : "not monitored");
         printf("  descriptors: %s\n  %s\n", mon ? an->soak.fds.text : "not monitored", an->soak.drift.text);
     }
+    if (gen) pb_gen_report_print(stdout, &gplan, an, &m);
     if (o.out) {
-        if (pb_report_write(o.out, res, an, &m, err, sizeof err)) {
+        if (pb_report_write(o.out, res, an, &m, err, sizeof err) ||
+            (gen && pb_gen_report_write(o.out, &gplan, an, &m, err, sizeof err))) {
             fprintf(stderr, "pixbench: %s\n", err);
             rc = 1;
         } else {
@@ -712,6 +810,7 @@ out_res:
     free(an);
 out_wl:
     for (int i = 0; i < nwl; i++) pb_workload_free(&wls[i]);
+    pb_gen_plan_free(&gplan);
 out_payloads:
     for (int i = 0; i < npl; i++) pb_payload_free(&pl[i]);
     free(pl);
@@ -1005,235 +1104,6 @@ out:
     return rc;
 }
 
-/* --- pixbench monitor ------------------------------------------------------ */
-
-static void csv_num(FILE *f, double v, int decimals)
-{
-    if (v < 0 || v != v) fputs(",", f);
-    else fprintf(f, ",%.*f", decimals, v);
-}
-
-static void monitor_csv_header(FILE *f, int ngpu, int ncpu)
-{
-    fprintf(f, "unix_time,t_s,dt_s,alive,cpu_percent,busiest_thread_percent,busiest_thread_tid,"
-               "busiest_thread_name,rss_mb,hwm_mb,threads,fds,storage_read_mb_per_s,storage_write_mb_per_s,"
-               "context_switches_per_s,system_cpu_percent,busiest_core_percent,mem_available_mb,"
-               "disk_read_iops,disk_write_iops,disk_write_await_ms,disk_write_mb_per_s,disk_util_percent");
-    for (int i = 0; i < ngpu; i++)
-        fprintf(f, ",gpu%d_util_percent,gpu%d_util_max_percent,gpu%d_samples,gpu%d_mem_util_percent,"
-                   "gpu%d_mem_used_mb,gpu%d_mem_total_mb,gpu%d_process_mem_mb,gpu%d_processes,gpu%d_power_w,"
-                   "gpu%d_temp_c,gpu%d_sm_mhz,gpu%d_mem_mhz,gpu%d_throttle",
-                i, i, i, i, i, i, i, i, i, i, i, i, i);
-    for (int c = 0; c < ncpu; c++) fprintf(f, ",cpu%d_percent", c);
-    fprintf(f, "\n");
-}
-
-static void monitor_csv_row(FILE *f, double wall0, const pb_mon_sample *s, const float *cores)
-{
-    fprintf(f, "%.3f,%.3f,%.3f,%d", wall0 + s->t, s->t, s->dt, s->alive);
-    csv_num(f, s->cpu, 1);
-    csv_num(f, s->thread_cpu, 1);
-    if (s->thread_tid) fprintf(f, ",%d,%s", s->thread_tid, s->thread_name);
-    else fputs(",,", f);
-    csv_num(f, s->rss_mb, 2);
-    csv_num(f, s->hwm_mb, 2);
-    csv_num(f, s->threads, 0);
-    csv_num(f, s->fds, 0);
-    csv_num(f, s->read_mbps, 3);
-    csv_num(f, s->write_mbps, 3);
-    csv_num(f, s->ctxsw, 0);
-    csv_num(f, s->sys_cpu, 1);
-    csv_num(f, s->core_max, 1);
-    csv_num(f, s->mem_avail_mb, 0);
-    csv_num(f, s->disk_r_iops, 1);
-    csv_num(f, s->disk_w_iops, 1);
-    csv_num(f, s->disk_w_await_ms, 2);
-    csv_num(f, s->disk_w_mbps, 3);
-    csv_num(f, s->disk_util, 1);
-    for (int i = 0; i < s->ngpu; i++) {
-        const pb_gpu_sample *g = &s->gpu[i];
-        csv_num(f, g->util, 1);
-        csv_num(f, g->util_max, 1);
-        fprintf(f, ",%d", g->nsamples);
-        csv_num(f, g->mem_util, 1);
-        csv_num(f, g->mem_used_mb, 0);
-        csv_num(f, g->mem_total_mb, 0);
-        csv_num(f, g->proc_mem_mb, 0);
-        csv_num(f, g->nprocs, 0);
-        csv_num(f, g->power_w, 1);
-        csv_num(f, g->temp_c, 0);
-        csv_num(f, g->sm_mhz, 0);
-        csv_num(f, g->mem_mhz, 0);
-        if (g->have_throttle) fprintf(f, ",0x%llx", g->throttle);
-        else fputs(",", f);
-    }
-    for (int c = 0; c < s->ncpu; c++) csv_num(f, cores[c], 1);
-    fprintf(f, "\n");
-}
-
-static void fmt_col(char *out, size_t cap, double v, int decimals)
-{
-    if (v < 0 || v != v) snprintf(out, cap, "-");
-    else snprintf(out, cap, "%.*f", decimals, v);
-}
-
-static void monitor_line_out(FILE *f, const pb_mon_sample *s, int have_pid)
-{
-    char c[12][24];
-    fmt_col(c[0], sizeof c[0], s->cpu, 0);
-    fmt_col(c[1], sizeof c[1], s->thread_cpu, 0);
-    fmt_col(c[2], sizeof c[2], s->rss_mb, 1);
-    fmt_col(c[3], sizeof c[3], s->hwm_mb, 1);
-    fmt_col(c[4], sizeof c[4], s->fds, 0);
-    fmt_col(c[5], sizeof c[5], s->write_mbps, 2);
-    fmt_col(c[6], sizeof c[6], s->sys_cpu, 0);
-    fmt_col(c[7], sizeof c[7], s->core_max, 0);
-    fmt_col(c[8], sizeof c[8], s->mem_avail_mb, 0);
-    fmt_col(c[9], sizeof c[9], s->disk_w_iops, 0);
-    fmt_col(c[10], sizeof c[10], s->disk_w_await_ms, 1);
-    fmt_col(c[11], sizeof c[11], s->threads, 0);
-    if (have_pid)
-        fprintf(f, "%8.1f %5s %5s %-15s %8s %8s %4s %5s %7s", s->t, c[0], c[1],
-                s->thread_tid ? s->thread_name : "-", c[2], c[3], c[11], c[4], c[5]);
-    else
-        fprintf(f, "%8.1f", s->t);
-    fprintf(f, " %5s %5s %8s %6s %6s", c[6], c[7], c[8], c[9], c[10]);
-    for (int i = 0; i < s->ngpu; i++) {
-        const pb_gpu_sample *g = &s->gpu[i];
-        char u[16], mx[16], mu[16], mem[16], pm[16], w[16], t[16], clk[16], names[96] = "-";
-        fmt_col(u, sizeof u, g->util, 0);
-        fmt_col(mx, sizeof mx, g->util_max, 0);
-        fmt_col(mu, sizeof mu, g->mem_util, 0);
-        fmt_col(mem, sizeof mem, g->mem_used_mb, 0);
-        fmt_col(pm, sizeof pm, g->proc_mem_mb, 0);
-        fmt_col(w, sizeof w, g->power_w, 0);
-        fmt_col(t, sizeof t, g->temp_c, 0);
-        fmt_col(clk, sizeof clk, g->sm_mhz, 0);
-        if (g->have_throttle) px_nvml_throttle_names(g->throttle, names, sizeof names);
-        fprintf(f, "%s | %3d %4s %4s %4s %7s %7s %4s %3s %5s %s", i ? "\n" : "", i, u, mx, mu, mem, pm, w, t,
-                clk, names);
-        if (i + 1 < s->ngpu) fprintf(f, "%*s", have_pid ? 111 : 44, "");
-    }
-    fprintf(f, "\n");
-}
-
-static void monitor_header(FILE *f, int have_pid, int ngpu)
-{
-    if (have_pid)
-        fprintf(f, "%8s %5s %5s %-15s %8s %8s %4s %5s %7s", "# t s", "cpu%", "thr%", "busiest thread", "rss MB",
-                "peak MB", "thr", "fds", "wr MB/s");
-    else
-        fprintf(f, "%8s", "# t s");
-    fprintf(f, " %5s %5s %8s %6s %6s", "sys%", "core%", "avail MB", "dIOPS", "dlat");
-    if (ngpu) fprintf(f, " | gpu  sm%% max mem%% used MB proc MB    W   C   MHz throttle");
-    fprintf(f, "\n");
-}
-
-static int cmd_monitor(int argc, char **argv)
-{
-    pb_monitor_config c = {0};
-    const char *csv = NULL;
-    int64_t duration = 0;
-    int quiet = 0;
-    char err[256];
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: pixbench monitor [--pid N] [--interval DUR] [--csv FILE] [--duration DUR]\n"
-                   "                        [--disk DEV | --disk-path PATH] [--no-gpu] [-q]\n\n"
-                   "Samples, every --interval (default 1s, at least 100ms), the process N (CPU %% in all\n"
-                   "and of its busiest thread, RSS and peak RSS, threads, fds, storage I/O, context\n"
-                   "switches), the system (CPU per core, available memory, IOPS and write latency of\n"
-                   "the disk holding PATH, default the process's working directory) and every GPU\n"
-                   "through NVML (utilisation drained from the driver's sample buffer, memory, the\n"
-                   "process's own GPU memory, power, temperature, clocks, throttle reasons; \"no GPU\"\n"
-                   "without a driver). Prints a line per sample and, with --csv, writes every field\n"
-                   "(per-core CPU included). Ends on Ctrl-C, after --duration, or when the process exits.\n");
-            return 0;
-        }
-        if (!strcmp(a, "--no-gpu")) { c.no_gpu = 1; continue; }
-        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = 1; continue; }
-        NEED_VALUE();
-        int rc = 0;
-        if (!strcmp(a, "--pid")) {
-            c.pid = atoi(v);
-            if (c.pid <= 0) return bad("--pid must be a process id");
-        } else if (!strcmp(a, "--interval")) rc = pb_parse_duration(v, &c.interval_ns, err, sizeof err);
-        else if (!strcmp(a, "--csv")) csv = v;
-        else if (!strcmp(a, "--duration")) rc = pb_parse_duration(v, &duration, err, sizeof err);
-        else if (!strcmp(a, "--disk")) c.disk_dev = v;
-        else if (!strcmp(a, "--disk-path")) c.disk_path = v;
-        else {
-            fprintf(stderr, "pixbench monitor: unknown flag '%s' (try --help)\n", a);
-            return 2;
-        }
-        if (rc) {
-            fprintf(stderr, "pixbench monitor: %s: %s\n", a, err);
-            return 2;
-        }
-    }
-    char cwd[PATH_MAX];
-    if (!c.disk_path && !c.disk_dev) c.disk_path = target_cwd(c.pid, cwd, sizeof cwd);
-    if (c.interval_ns && c.interval_ns < PB_MON_MIN_INTERVAL_NS) return bad("--interval is 100ms or more");
-    /* signals are taken synchronously below, so the sampler thread never sees them */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    pb_monitor *m;
-    if (pb_monitor_open(&c, &m, err, sizeof err)) {
-        fprintf(stderr, "pixbench monitor: %s\n", err);
-        return 1;
-    }
-    FILE *cf = NULL;
-    if (csv && !(cf = fopen(csv, "w"))) {
-        fprintf(stderr, "pixbench monitor: cannot write %s\n", csv);
-        pb_monitor_close(m);
-        return 1;
-    }
-    int ngpu = pb_monitor_ngpu(m), ncpu = pb_monitor_ncpu(m);
-    fprintf(stderr, "pixbench monitor: %s every %g s; GPU: %s; disk: %s\n",
-            c.pid ? "process, system and GPUs" : "system and GPUs (no --pid)",
-            (double)pb_monitor_interval_ns(m) / 1e9, pb_monitor_gpu_status(m), pb_monitor_disk_status(m));
-    for (int i = 0; i < ngpu; i++) fprintf(stderr, "  gpu %d: %s\n", i, pb_monitor_gpu_name(m, i));
-    if (cf) monitor_csv_header(cf, ngpu, ncpu);
-    double wall0 = (double)px_wall_ms() / 1e3;
-    pb_monitor_start(m, 0);
-    int64_t t_end = duration > 0 ? px_now_ns() + duration : INT64_MAX;
-    uint64_t next = 1;
-    pb_mon_sample s[16];
-    float *cores = malloc(sizeof(float) * 16 * (size_t)(ncpu > 0 ? ncpu : 1));
-    int lines = 0, rc = 0, done = 0;
-    while (!done) {
-        struct timespec wait = {0, 50000000};
-        int sig = sigtimedwait(&set, NULL, &wait);
-        if (sig == SIGINT || sig == SIGTERM) done = 1;
-        if (px_now_ns() >= t_end) done = 1;
-        int n = pb_monitor_read(m, &next, s, cores, 16);
-        for (int i = 0; i < n; i++) {
-            if (!quiet) {
-                if (lines++ % 20 == 0) monitor_header(stdout, c.pid != 0, ngpu);
-                monitor_line_out(stdout, &s[i], c.pid != 0);
-            }
-            if (cf) monitor_csv_row(cf, wall0, &s[i], cores + (size_t)i * (size_t)ncpu);
-            if (c.pid && !s[i].alive) {
-                fprintf(stderr, "pixbench monitor: process %d has exited\n", c.pid);
-                done = 1;
-                break;
-            }
-        }
-        fflush(stdout);
-    }
-    free(cores);
-    pb_monitor_close(m);
-    if (cf && fclose(cf) != 0) {
-        fprintf(stderr, "pixbench monitor: cannot write %s\n", csv);
-        rc = 1;
-    }
-    return rc;
-}
-
 static int cmd_payload(int argc, char **argv)
 {
     const char *sizes = "640x480", *out = ".";
@@ -1316,7 +1186,7 @@ int main(int argc, char **argv)
     }
     if (argc > 1 && !strcmp(argv[1], "echo")) return cmd_echo(argc - 2, argv + 2);
     if (argc > 1 && !strcmp(argv[1], "payload")) return cmd_payload(argc - 2, argv + 2);
-    if (argc > 1 && !strcmp(argv[1], "monitor")) return cmd_monitor(argc - 2, argv + 2);
+    if (argc > 1 && !strcmp(argv[1], "monitor")) return pb_cmd_monitor(argc - 2, argv + 2);
     if (argc > 1 && !strcmp(argv[1], "faults")) return cmd_faults(argc - 2, argv + 2, cmdline);
     if (argc > 1 && !strcmp(argv[1], "run")) return cmd_run(argc - 2, argv + 2, cmdline);
     return cmd_run(argc - 1, argv + 1, cmdline);

@@ -4,6 +4,7 @@
  */
 #include "bench/profile.h"
 
+#include "bench/prompts.h"
 #include "core/alloc.h"
 #include "core/base64.h"
 #include "core/err.h"
@@ -21,18 +22,18 @@ typedef struct check_ctx {
     int base64_reply; /* seed-inpaint with return_type base64 */
 } check_ctx;
 
-static const char *names[] = {"pixserve", "seed-inpaint", "iopaint", "generate", "raw"};
+static const char *names[] = {"pixserve", "seed-inpaint", "iopaint", "generate", "raw", "openai-images"};
 
 int pb_profile_parse(const char *name)
 {
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         if (!strcmp(name, names[i])) return i;
     return -1;
 }
 
 const char *pb_profile_name(enum pb_profile_kind k)
 {
-    return (unsigned)k < 5 ? names[k] : "?";
+    return (unsigned)k < 6 ? names[k] : "?";
 }
 
 const char *pb_profile_path(enum pb_profile_kind k)
@@ -43,6 +44,7 @@ const char *pb_profile_path(enum pb_profile_kind k)
     case PB_PROF_IOPAINT: return "/api/v1/inpaint";
     case PB_PROF_GENERATE: return "/api/v1/generate";
     case PB_PROF_RAW: return "/";
+    case PB_PROF_OPENAI: return "/v1/images/generations";
     }
     return "/";
 }
@@ -136,11 +138,15 @@ static int check(void *ctx, const pb_request *req, const pb_http_parser *resp, c
         if (cc->level == PB_CHECK_FULL && body) return check_json_reply(cc, req, body, err, errlen);
         return 0;
     case PB_PROF_GENERATE:
+    case PB_PROF_OPENAI:
         if (resp->body_bytes == 0) return px_errf(err, errlen, PX_EINVAL, "empty reply");
         if (cc->level == PB_CHECK_FULL && is_json && body) {
             cJSON *j = cJSON_ParseWithLength((const char *)body->data, body->len);
             if (!j) return px_errf(err, errlen, PX_EINVAL, "reply is not JSON");
+            /* OpenAI's reply must carry its images in data[] */
+            int ok = cc->kind != PB_PROF_OPENAI || cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "data")) > 0;
             cJSON_Delete(j);
+            if (!ok) return px_errf(err, errlen, PX_EINVAL, "reply has no data[] images");
         }
         return 0;
     case PB_PROF_RAW: return 0;
@@ -179,6 +185,12 @@ static int read_file(const char *path, px_buf *b, char *err, size_t errlen)
     while (!rc && (k = fread(chunk, 1, sizeof chunk, f)) > 0) rc = px_buf_append(b, chunk, k);
     fclose(f);
     return rc ? px_errf(err, errlen, rc, "body file %s is too large", path) : 0;
+}
+
+static const char *gen_prompt(const pb_profile_opts *o, int i)
+{
+    if (o->prompts && i < o->nprompts) return o->prompts[i];
+    return o->prompt ? o->prompt : PB_SEED_PROMPT;
 }
 
 static int body_for(const pb_profile_opts *o, const pb_payload *p, int i, px_buf *b, char *err,
@@ -226,17 +238,30 @@ static int body_for(const pb_profile_opts *o, const pb_payload *p, int i, px_buf
                    "\"sd_guidance_scale\":7.5,\"sd_sampler\":\"uni_pc\",\"enable_controlnet\":false}",
                 i);
         break;
+    case PB_PROF_OPENAI:
+        rc = px_buf_puts(b, "{\"prompt\":");
+        if (!rc) rc = px_json_str(b, gen_prompt(o, i));
+        if (!rc) rc = px_buf_puts(b, ",\"negative_prompt\":");
+        if (!rc) rc = px_json_str(b, o->negative_prompt ? o->negative_prompt : PB_SEED_NEGATIVE);
+        if (!rc)
+            rc = px_buf_printf(b, ",\"n\":1,\"size\":\"%dx%d\",\"response_format\":\"b64_json\",\"steps\":%d,"
+                                  "\"seed\":%lld,\"cfg_scale\":",
+                               o->width ? o->width : 1024, o->height ? o->height : 1024, o->steps ? o->steps : 40,
+                               o->gen_seed);
+        if (!rc) rc = px_json_num(b, o->cfg_set ? o->cfg_scale : 7.5);
+        if (!rc) rc = px_buf_puts(b, "}");
+        break;
     case PB_PROF_GENERATE:
         rc = px_buf_puts(b, "{\"prompt\":");
-        if (!rc) rc = px_json_str(b, o->prompt ? o->prompt : "a beautiful sunset over the ocean, cinematic lighting");
+        if (!rc) rc = px_json_str(b, gen_prompt(o, i));
         if (!rc) rc = px_buf_puts(b, ",\"negative_prompt\":");
-        if (!rc) rc = px_json_str(b, o->negative_prompt ? o->negative_prompt : "blurry, low quality, distorted");
+        if (!rc) rc = px_json_str(b, o->negative_prompt ? o->negative_prompt : PB_SEED_NEGATIVE);
         if (!rc)
             rc = px_buf_printf(b, ",\"width\":%d,\"height\":%d,\"num_inference_steps\":%d,"
                                   "\"seed\":%lld,\"num_images\":1,\"cfg_scale\":",
                                o->width ? o->width : 1024, o->height ? o->height : 1024,
                                o->steps ? o->steps : 40, o->gen_seed);
-        if (!rc) rc = px_json_num(b, o->cfg_scale > 0 ? o->cfg_scale : 7.5);
+        if (!rc) rc = px_json_num(b, o->cfg_set ? o->cfg_scale : 7.5);
         if (!rc) rc = px_buf_puts(b, "}");
         break;
     case PB_PROF_RAW:
@@ -255,7 +280,7 @@ int pb_workload_build(const pb_profile_opts *o, const pb_payload *payloads, int 
     int images = o->kind == PB_PROF_PIXSERVE || o->kind == PB_PROF_SEED || o->kind == PB_PROF_IOPAINT;
     if (images && npayloads < 1)
         return px_errf(err, errlen, PX_EINVAL, "profile %s needs images", pb_profile_name(o->kind));
-    int n = images ? npayloads : 1;
+    int n = images ? npayloads : PB_PROF_IS_GEN(o->kind) && o->prompts && o->nprompts > 0 ? o->nprompts : 1;
     out->reqs = px_xcalloc((size_t)n, sizeof *out->reqs);
     out->nreqs = n;
     check_ctx *cc = px_xcalloc(1, sizeof *cc);

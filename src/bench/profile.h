@@ -3,8 +3,9 @@
  * API: `pixserve` (POST /api/v1/inpaint, JSON, image reply), `seed-inpaint`
  * (the seed reports' POST /inpaint with return_type), `iopaint` (IOPaint's
  * /api/v1/inpaint JSON with data URLs and its option fields), `generate`
- * (the seed's /api/v1/generate text-to-image JSON) and `raw` (any method,
- * path, body file and headers).
+ * (the seed's /api/v1/generate text-to-image JSON), `openai-images` (OpenAI's
+ * POST /v1/images/generations) and `raw` (any method, path, body file and
+ * headers).
  *
  * A workload is the set of prepared requests (one per payload) whose heads
  * and bodies are built once and shared by every connection, plus the check
@@ -17,7 +18,10 @@
 #include "bench/payload.h"
 #include "bench/spec.h"
 
-enum pb_profile_kind { PB_PROF_PIXSERVE, PB_PROF_SEED, PB_PROF_IOPAINT, PB_PROF_GENERATE, PB_PROF_RAW };
+enum pb_profile_kind { PB_PROF_PIXSERVE, PB_PROF_SEED, PB_PROF_IOPAINT, PB_PROF_GENERATE, PB_PROF_RAW, PB_PROF_OPENAI };
+
+/* The text-to-image profiles (generate, openai-images). */
+#define PB_PROF_IS_GEN(k) ((k) == PB_PROF_GENERATE || (k) == PB_PROF_OPENAI)
 
 /* none: status only; basic: + content type and image format/size from the
  * header bytes; full: + decode the image (or JSON) and compare its size. */
@@ -36,11 +40,14 @@ typedef struct pb_profile_opts {
     int nheaders;
     const char *return_type;  /* seed-inpaint: "image_url" (default) or "base64" */
     const char *engine;       /* pixserve: optional engine field */
-    /* generate */
+    /* generate, openai-images: one request per prompt (prompts NULL: prompt) */
+    const char *const *prompts;
+    int nprompts;
     const char *prompt, *negative_prompt;
     int width, height, steps;
     long long gen_seed;
     double cfg_scale;
+    int cfg_set;              /* cfg_scale was given (else the seed's 7.5) */
 } pb_profile_opts;
 
 typedef struct pb_workload {
@@ -59,8 +66,9 @@ const char *pb_profile_name(enum pb_profile_kind k);
 /* The profile's default path. */
 const char *pb_profile_path(enum pb_profile_kind k);
 
-/* Builds the requests: one per payload for the image profiles (payloads may
- * be NULL/0 for generate and raw). Returns 0 or PX_E* with a message; the
+/* Builds the requests: one per payload for the image profiles, one per
+ * prompt for the text-to-image ones (payloads may be NULL/0 for those and
+ * raw). Returns 0 or PX_E* with a message; the
  * caller frees out with pb_workload_free (payloads may be freed at once:
  * their bytes are copied into the bodies once). */
 int pb_workload_build(const pb_profile_opts *o, const pb_payload *payloads, int npayloads,

@@ -4,6 +4,7 @@
  * disagree; report.json carries everything, the others are views of it.
  */
 #include "bench/report.h"
+#include "bench/report_util.h"
 
 #include "bench/spec.h"
 #include "core/buf.h"
@@ -19,7 +20,7 @@
 #include <time.h>
 
 /* Writes b to path and frees it; 0 or PX_EIO. */
-static int save_buf(const char *path, px_buf *b)
+int pb_rep_save_buf(const char *path, px_buf *b)
 {
     FILE *f = fopen(path, "w");
     int ok = f && fwrite(b->data, 1, b->len, f) == b->len;
@@ -30,7 +31,8 @@ static int save_buf(const char *path, px_buf *b)
 
 static const char *load_name(const pb_analysis *a)
 {
-    return a->matrix ? "size" : a->open_loop ? "rate" : "users";
+    if (a->matrix) return a->n && a->s[0].pixels > 0 ? "size" : "cell"; /* else a parameter matrix */
+    return a->open_loop ? "rate" : "users";
 }
 
 /* The stage's name in tables: its load, or its image size in a matrix. */
@@ -194,7 +196,9 @@ static void verdicts(FILE *f, const pb_analysis *a, int md)
         if (z->have_gpu)
             fprintf(f, "%s%sPeak GPU memory%s against pixels:%s %.0f MB + %.0f MB per megapixel (r\xc2\xb2 %.2f)\n",
                     md ? "\n" : "", b, z->gpu_is_process ? " (target)" : "", b, z->gpu_a, z->gpu_b, z->gpu_r2);
-        if (z->n < 2) fprintf(f, "%sSize fit:%s needs two sizes or more\n", b, b);
+        int sized = 0; /* a text-to-image matrix's cells have no pixel count to fit */
+        for (int k = 0; k < a->n; k++) sized |= a->s[k].pixels > 0;
+        if (z->n < 2 && sized) fprintf(f, "%sSize fit:%s needs two sizes or more\n", b, b);
     } else if (a->saturation >= 0)
         fprintf(f, "%sSaturation point:%s %g%s (%.1f QPS, within 10%% of the peak %.1f; more load "
                    "did not add throughput)\n",
@@ -224,11 +228,11 @@ void pb_report_table(FILE *f, const pb_analysis *a, const pb_report_meta *m)
 {
     char nm[64]; /* a stage's name (stage_name) */
     (void)m;
-    int w = a->matrix ? 20 : 7;
+    int w = a->matrix ? 24 : 7;
     fprintf(f, "\n %*s | %9s | %9s | %9s | %9s | %9s | %7s | %s\n", w, load_name(a), "QPS", "mean ms",
             "P50 ms", "P95 ms", "P99 ms", "errors", "requests");
     fprintf(f, " %.*s-+-----------+-----------+-----------+-----------+-----------+---------+---------\n", w,
-            "--------------------");
+            "------------------------");
     for (int k = 0; k < a->n; k++) {
         const pb_stage_summary *s = &a->s[k];
         char mean[16], p50[16], p95[16], p99[16];
@@ -252,14 +256,14 @@ static void jkey(px_buf *b, const char *k)
     px_buf_puts(b, ":");
 }
 
-static void jnum(px_buf *b, const char *k, double v, int comma)
+void pb_rep_jnum(px_buf *b, const char *k, double v, int comma)
 {
     jkey(b, k);
     px_json_num(b, v);
     if (comma) px_buf_puts(b, ",");
 }
 
-static void jstr(px_buf *b, const char *k, const char *v, int comma)
+void pb_rep_jstr(px_buf *b, const char *k, const char *v, int comma)
 {
     jkey(b, k);
     px_json_str(b, v);
@@ -267,7 +271,7 @@ static void jstr(px_buf *b, const char *k, const char *v, int comma)
 }
 
 /* A number, or null when unknown (negative). */
-static void jopt(px_buf *b, const char *k, double v, int comma)
+void pb_rep_jopt(px_buf *b, const char *k, double v, int comma)
 {
     jkey(b, k);
     if (v < 0 || !isfinite(v)) px_buf_puts(b, "null");
@@ -290,28 +294,30 @@ static void json_throttle(px_buf *b, unsigned long long r)
 }
 
 /* A stage's resources: every column of the tables, grouped. */
-static void json_stage_res(px_buf *b, const pb_stage_summary *s, int ngpu)
+static void json_stage_res(px_buf *b, const pb_stage_summary *s, int ngpu, int have_pid)
 {
     const pb_res *r = &s->res;
     if (!r->n) {
         px_buf_puts(b, "null");
         return;
     }
-    px_buf_printf(b, "{\"samples\":%d,\"target_alive\":%s,", r->n, r->alive ? "true" : "false");
+    /* alive is known only of a watched process: null otherwise */
+    px_buf_printf(b, "{\"samples\":%d,\"target_alive\":%s,", r->n,
+                  !have_pid ? "null" : r->alive ? "true" : "false");
     px_buf_puts(b, "\"process\":{");
-    for (int i = 0; i < NCOLS(proc_cols); i++) jopt(b, proc_cols[i].csv, proc_cols[i].get(s), 1);
-    jopt(b, "busiest_thread_percent_mean", pb_agg_mean(&r->thread_cpu), 1);
-    jopt(b, "storage_read_mb_per_s", pb_agg_mean(&r->read_mbps), 0);
+    for (int i = 0; i < NCOLS(proc_cols); i++) pb_rep_jopt(b, proc_cols[i].csv, proc_cols[i].get(s), 1);
+    pb_rep_jopt(b, "busiest_thread_percent_mean", pb_agg_mean(&r->thread_cpu), 1);
+    pb_rep_jopt(b, "storage_read_mb_per_s", pb_agg_mean(&r->read_mbps), 0);
     px_buf_puts(b, "},\"system\":{");
-    for (int i = 0; i < NCOLS(sys_cols); i++) jopt(b, sys_cols[i].csv, sys_cols[i].get(s), i + 1 < NCOLS(sys_cols));
+    for (int i = 0; i < NCOLS(sys_cols); i++) pb_rep_jopt(b, sys_cols[i].csv, sys_cols[i].get(s), i + 1 < NCOLS(sys_cols));
     px_buf_puts(b, "},\"gpu\":");
     if (ngpu <= 0) {
         px_buf_puts(b, "null}");
         return;
     }
     px_buf_puts(b, "{");
-    for (int i = 0; i < NCOLS(gpu_cols); i++) jopt(b, gpu_cols[i].csv, gpu_cols[i].get(s), 1);
-    jopt(b, "gpu_power_w_max", pb_agg_max(&r->gpu_power_w), 1);
+    for (int i = 0; i < NCOLS(gpu_cols); i++) pb_rep_jopt(b, gpu_cols[i].csv, gpu_cols[i].get(s), 1);
+    pb_rep_jopt(b, "gpu_power_w_max", pb_agg_max(&r->gpu_power_w), 1);
     json_throttle(b, r->throttle);
     px_buf_puts(b, "}}");
 }
@@ -324,23 +330,23 @@ static void json_point_res(px_buf *b, const pb_res *r)
         return;
     }
     px_buf_printf(b, "{\"samples\":%d,", r->n);
-    jopt(b, "cpu_percent", pb_agg_mean(&r->cpu), 1);
-    jopt(b, "busiest_thread_percent", pb_agg_max(&r->thread_cpu), 1);
-    jopt(b, "rss_mb", pb_agg_mean(&r->rss_mb), 1);
-    jopt(b, "rss_mb_min", pb_agg_min(&r->rss_mb), 1);
-    jopt(b, "rss_mb_max", pb_agg_max(&r->rss_mb), 1);
-    jopt(b, "fds", pb_agg_min(&r->fds), 1);
-    jopt(b, "threads", pb_agg_max(&r->threads), 1);
-    jopt(b, "system_cpu_percent", pb_agg_mean(&r->sys_cpu), 1);
-    jopt(b, "busiest_core_percent", pb_agg_max(&r->core_max), 1);
-    jopt(b, "mem_available_mb", pb_agg_min(&r->mem_avail_mb), 1);
-    jopt(b, "disk_write_iops", pb_agg_mean(&r->disk_w_iops), 1);
-    jopt(b, "disk_write_await_ms", pb_agg_mean(&r->disk_w_await_ms), 1);
-    jopt(b, "gpu_util_percent", pb_agg_mean(&r->gpu_util), 1);
-    jopt(b, "gpu_util_peak_percent", pb_agg_max(&r->gpu_util_peak), 1);
-    jopt(b, "gpu_mem_mb", pb_agg_max(&r->gpu_mem_mb), 1);
-    jopt(b, "gpu_mem_mb_min", pb_agg_min(&r->gpu_mem_mb), 1);
-    jopt(b, "gpu_process_mem_mb", pb_agg_max(&r->gpu_proc_mem_mb), 0);
+    pb_rep_jopt(b, "cpu_percent", pb_agg_mean(&r->cpu), 1);
+    pb_rep_jopt(b, "busiest_thread_percent", pb_agg_max(&r->thread_cpu), 1);
+    pb_rep_jopt(b, "rss_mb", pb_agg_mean(&r->rss_mb), 1);
+    pb_rep_jopt(b, "rss_mb_min", pb_agg_min(&r->rss_mb), 1);
+    pb_rep_jopt(b, "rss_mb_max", pb_agg_max(&r->rss_mb), 1);
+    pb_rep_jopt(b, "fds", pb_agg_min(&r->fds), 1);
+    pb_rep_jopt(b, "threads", pb_agg_max(&r->threads), 1);
+    pb_rep_jopt(b, "system_cpu_percent", pb_agg_mean(&r->sys_cpu), 1);
+    pb_rep_jopt(b, "busiest_core_percent", pb_agg_max(&r->core_max), 1);
+    pb_rep_jopt(b, "mem_available_mb", pb_agg_min(&r->mem_avail_mb), 1);
+    pb_rep_jopt(b, "disk_write_iops", pb_agg_mean(&r->disk_w_iops), 1);
+    pb_rep_jopt(b, "disk_write_await_ms", pb_agg_mean(&r->disk_w_await_ms), 1);
+    pb_rep_jopt(b, "gpu_util_percent", pb_agg_mean(&r->gpu_util), 1);
+    pb_rep_jopt(b, "gpu_util_peak_percent", pb_agg_max(&r->gpu_util_peak), 1);
+    pb_rep_jopt(b, "gpu_mem_mb", pb_agg_max(&r->gpu_mem_mb), 1);
+    pb_rep_jopt(b, "gpu_mem_mb_min", pb_agg_min(&r->gpu_mem_mb), 1);
+    pb_rep_jopt(b, "gpu_process_mem_mb", pb_agg_max(&r->gpu_proc_mem_mb), 0);
     px_buf_puts(b, "}");
 }
 
@@ -358,15 +364,15 @@ static void json_leak(px_buf *b, const char *k, const pb_leak_result *l, const c
 {
     jkey(b, k);
     px_buf_puts(b, "{");
-    jstr(b, "verdict", leak_verdict_name(l->verdict), 1);
-    jstr(b, "text", l->text, 1);
-    jstr(b, "unit", unit, 1);
-    jnum(b, "windows", l->nwin, 1);
-    jnum(b, "window_s", l->window_s, 1);
-    jnum(b, "slope_per_h", l->slope_per_h, 1);
-    jnum(b, "r2", l->r2, 1);
-    jnum(b, "rise", l->rise, 1);
-    jnum(b, "span_s", l->span_s, 1);
+    pb_rep_jstr(b, "verdict", leak_verdict_name(l->verdict), 1);
+    pb_rep_jstr(b, "text", l->text, 1);
+    pb_rep_jstr(b, "unit", unit, 1);
+    pb_rep_jnum(b, "windows", l->nwin, 1);
+    pb_rep_jnum(b, "window_s", l->window_s, 1);
+    pb_rep_jnum(b, "slope_per_h", l->slope_per_h, 1);
+    pb_rep_jnum(b, "r2", l->r2, 1);
+    pb_rep_jnum(b, "rise", l->rise, 1);
+    pb_rep_jnum(b, "span_s", l->span_s, 1);
     px_buf_puts(b, "\"window_minima\":[");
     for (int i = 0; i < l->nwin; i++) px_buf_printf(b, "%s[%.3f,%.4f]", i ? "," : "", l->win_t[i], l->win_min[i]);
     px_buf_puts(b, "]}");
@@ -379,12 +385,12 @@ static void json_soak(px_buf *b, const pb_soak *s)
         return;
     }
     px_buf_printf(b, "{\"leak_suspected\":%s,", s->leak ? "true" : "false");
-    jnum(b, "measured_from_s", s->from_s, 1);
+    pb_rep_jnum(b, "measured_from_s", s->from_s, 1);
     json_leak(b, "rss", &s->rss, "MB");
     px_buf_puts(b, ",\"gpu_memory\":");
     if (s->have_gpu) {
         px_buf_puts(b, "{");
-        jstr(b, "of", s->gpu_is_process ? "target_process" : "devices", 1);
+        pb_rep_jstr(b, "of", s->gpu_is_process ? "target_process" : "devices", 1);
         json_leak(b, "fit", &s->gpu, "MB");
         px_buf_puts(b, "}");
     } else {
@@ -393,12 +399,12 @@ static void json_soak(px_buf *b, const pb_soak *s)
     px_buf_puts(b, ",");
     json_leak(b, "fds", &s->fds, "fds");
     px_buf_puts(b, ",\"latency\":{");
-    jopt(b, "first_ms", s->drift.first_ms, 1);
-    jopt(b, "last_ms", s->drift.last_ms, 1);
-    jnum(b, "part_s", s->drift.first_s, 1);
-    jnum(b, "change", s->drift.change, 1);
+    pb_rep_jopt(b, "first_ms", s->drift.first_ms, 1);
+    pb_rep_jopt(b, "last_ms", s->drift.last_ms, 1);
+    pb_rep_jnum(b, "part_s", s->drift.first_s, 1);
+    pb_rep_jnum(b, "change", s->drift.change, 1);
     px_buf_printf(b, "\"flagged\":%s,", s->drift.flagged ? "true" : "false");
-    jstr(b, "text", s->drift.text, 0);
+    pb_rep_jstr(b, "text", s->drift.text, 0);
     px_buf_puts(b, "}}");
 }
 
@@ -421,10 +427,10 @@ static void json_sizes(px_buf *b, const pb_analysis *a)
                   a->open_loop ? "requests_per_s" : "users");
     for (int k = 0; k < a->n; k++) {
         px_buf_puts(b, k ? ",{" : "{");
-        jstr(b, "label", a->s[k].label, 1);
-        jnum(b, "pixels", a->s[k].pixels, 1);
+        pb_rep_jstr(b, "label", a->s[k].label, 1);
+        pb_rep_jnum(b, "pixels", a->s[k].pixels, 1);
         for (int i = 0; i < NCOLS(size_cols); i++)
-            jopt(b, size_cols[i].csv, size_cols[i].get(&a->s[k]), i + 1 < NCOLS(size_cols));
+            pb_rep_jopt(b, size_cols[i].csv, size_cols[i].get(&a->s[k]), i + 1 < NCOLS(size_cols));
         px_buf_puts(b, "}");
     }
     px_buf_puts(b, "],\"fit\":{");
@@ -454,80 +460,80 @@ static int write_json(const char *path, const pb_run_result *r, const pb_analysi
     px_buf b;
     px_buf_init(&b, (size_t)1 << 30);
     px_buf_puts(&b, "{");
-    jstr(&b, "schema", PB_SCHEMA, 1);
-    jstr(&b, "kind", "load", 1);
-    jstr(&b, "generator", "pixbench " PB_VERSION, 1);
-    jstr(&b, "title", m->title, 1);
-    jnum(&b, "started_unix_ms", (double)r->start_wall_ms, 1);
-    jnum(&b, "duration_s", r->duration_s, 1);
+    pb_rep_jstr(&b, "schema", PB_SCHEMA, 1);
+    pb_rep_jstr(&b, "kind", "load", 1);
+    pb_rep_jstr(&b, "generator", "pixbench " PB_VERSION, 1);
+    pb_rep_jstr(&b, "title", m->title, 1);
+    pb_rep_jnum(&b, "started_unix_ms", (double)r->start_wall_ms, 1);
+    pb_rep_jnum(&b, "duration_s", r->duration_s, 1);
     px_buf_printf(&b, "\"interrupted\":%s,", r->interrupted ? "true" : "false");
     px_buf_puts(&b, "\"config\":{");
-    jstr(&b, "cmdline", m->cmdline, 1);
-    jstr(&b, "target", m->target, 1);
-    jstr(&b, "profile", m->profile, 1);
-    jstr(&b, "payloads", m->payloads, 1);
-    jstr(&b, "mode", m->open_loop ? "open" : "closed", 1);
-    jstr(&b, "arrivals", m->open_loop ? (m->poisson ? "poisson" : "constant") : NULL, 1);
-    jnum(&b, "think_min_s", m->think_lo_s, 1);
-    jnum(&b, "think_max_s", m->think_hi_s, 1);
-    jnum(&b, "spawn_rate", m->spawn_rate, 1);
-    jnum(&b, "threads", m->threads, 1);
-    jnum(&b, "connections", m->connections, 1);
-    jnum(&b, "warmup_s", m->warmup_s, 1);
-    jnum(&b, "stage_s", m->stage_s, 1);
-    jnum(&b, "timeout_s", m->timeout_s, 1);
-    jnum(&b, "max_wait_s", m->max_wait_s, 1);
-    jstr(&b, "check", m->check, 1);
-    jstr(&b, "slo", m->slo, 1);
-    jnum(&b, "error_threshold", a->err_threshold, 1);
-    jnum(&b, "seed", (double)m->seed, 0);
+    pb_rep_jstr(&b, "cmdline", m->cmdline, 1);
+    pb_rep_jstr(&b, "target", m->target, 1);
+    pb_rep_jstr(&b, "profile", m->profile, 1);
+    pb_rep_jstr(&b, "payloads", m->payloads, 1);
+    pb_rep_jstr(&b, "mode", m->open_loop ? "open" : "closed", 1);
+    pb_rep_jstr(&b, "arrivals", m->open_loop ? (m->poisson ? "poisson" : "constant") : NULL, 1);
+    pb_rep_jnum(&b, "think_min_s", m->think_lo_s, 1);
+    pb_rep_jnum(&b, "think_max_s", m->think_hi_s, 1);
+    pb_rep_jnum(&b, "spawn_rate", m->spawn_rate, 1);
+    pb_rep_jnum(&b, "threads", m->threads, 1);
+    pb_rep_jnum(&b, "connections", m->connections, 1);
+    pb_rep_jnum(&b, "warmup_s", m->warmup_s, 1);
+    pb_rep_jnum(&b, "stage_s", m->stage_s, 1);
+    pb_rep_jnum(&b, "timeout_s", m->timeout_s, 1);
+    pb_rep_jnum(&b, "max_wait_s", m->max_wait_s, 1);
+    pb_rep_jstr(&b, "check", m->check, 1);
+    pb_rep_jstr(&b, "slo", m->slo, 1);
+    pb_rep_jnum(&b, "error_threshold", a->err_threshold, 1);
+    pb_rep_jnum(&b, "seed", (double)m->seed, 0);
     px_buf_puts(&b, "},\"environment\":{");
-    jstr(&b, "host", m->host, 1);
-    jstr(&b, "kernel", m->kernel, 1);
-    jnum(&b, "cpus", m->cpus, 1);
-    jstr(&b, "server", m->server, 0);
+    pb_rep_jstr(&b, "host", m->host, 1);
+    pb_rep_jstr(&b, "kernel", m->kernel, 1);
+    pb_rep_jnum(&b, "cpus", m->cpus, 1);
+    pb_rep_jstr(&b, "server", m->server, 0);
     px_buf_printf(&b, "},\"monitor\":{\"enabled\":%s,", m->monitored ? "true" : "false");
-    jopt(&b, "interval_s", m->monitored ? m->mon_interval_s : -1, 1);
-    jopt(&b, "pid", m->mon_pid > 0 ? m->mon_pid : -1, 1);
-    jstr(&b, "gpu", m->gpu_status, 1);
-    jnum(&b, "gpus", a->ngpu, 1);
-    jstr(&b, "disk", m->disk_status, 1);
-    jstr(&b, "peak_rss", m->peak_reset ? "kernel_peak_reset_per_stage" : "largest_sample", 0);
+    pb_rep_jopt(&b, "interval_s", m->monitored ? m->mon_interval_s : -1, 1);
+    pb_rep_jopt(&b, "pid", m->mon_pid > 0 ? m->mon_pid : -1, 1);
+    pb_rep_jstr(&b, "gpu", m->gpu_status, 1);
+    pb_rep_jnum(&b, "gpus", a->ngpu, 1);
+    pb_rep_jstr(&b, "disk", m->disk_status, 1);
+    pb_rep_jstr(&b, "peak_rss", m->peak_reset ? "kernel_peak_reset_per_stage" : "largest_sample", 0);
     px_buf_puts(&b, "},\"stages\":[");
     for (int k = 0; k < a->n; k++) {
         const pb_stage_summary *s = &a->s[k];
         px_buf_puts(&b, k ? ",{" : "{");
-        jnum(&b, "index", k, 1);
-        jnum(&b, "load", s->load, 1);
-        jstr(&b, "load_unit", a->open_loop ? "requests_per_s" : "users", 1);
-        jnum(&b, "start_s", s->start_s, 1);
-        jnum(&b, "warmup_s", s->warmup_s, 1);
-        jnum(&b, "measured_s", s->measured_s, 1);
+        pb_rep_jnum(&b, "index", k, 1);
+        pb_rep_jnum(&b, "load", s->load, 1);
+        pb_rep_jstr(&b, "load_unit", a->open_loop ? "requests_per_s" : "users", 1);
+        pb_rep_jnum(&b, "start_s", s->start_s, 1);
+        pb_rep_jnum(&b, "warmup_s", s->warmup_s, 1);
+        pb_rep_jnum(&b, "measured_s", s->measured_s, 1);
         px_buf_printf(&b, "\"complete\":%s,", s->complete ? "true" : "false");
-        jnum(&b, "requests", (double)s->requests, 1);
-        jnum(&b, "successes", (double)s->ok, 1);
-        jnum(&b, "errors", (double)s->errors, 1);
-        jnum(&b, "error_rate", s->error_rate, 1);
+        pb_rep_jnum(&b, "requests", (double)s->requests, 1);
+        pb_rep_jnum(&b, "successes", (double)s->ok, 1);
+        pb_rep_jnum(&b, "errors", (double)s->errors, 1);
+        pb_rep_jnum(&b, "error_rate", s->error_rate, 1);
         px_buf_puts(&b, "\"errors_by_class\":{");
-        for (int c = 0; c < PB_ERR_N; c++) jnum(&b, pb_err_class_name(c), (double)s->err[c], c + 1 < PB_ERR_N);
+        for (int c = 0; c < PB_ERR_N; c++) pb_rep_jnum(&b, pb_err_class_name(c), (double)s->err[c], c + 1 < PB_ERR_N);
         px_buf_puts(&b, "},");
-        jnum(&b, "late", (double)s->late, 1);
-        jnum(&b, "qps", s->qps, 1);
+        pb_rep_jnum(&b, "late", (double)s->late, 1);
+        pb_rep_jnum(&b, "qps", s->qps, 1);
         px_buf_puts(&b, "\"latency_ms\":{");
-        jnum(&b, "mean", s->mean_ms, 1);
-        jnum(&b, "min", s->min_ms, 1);
-        jnum(&b, "p50", s->p50_ms, 1);
-        jnum(&b, "p90", s->p90_ms, 1);
-        jnum(&b, "p95", s->p95_ms, 1);
-        jnum(&b, "p99", s->p99_ms, 1);
-        jnum(&b, "p999", s->p999_ms, 1);
-        jnum(&b, "max", s->max_ms, 0);
+        pb_rep_jnum(&b, "mean", s->mean_ms, 1);
+        pb_rep_jnum(&b, "min", s->min_ms, 1);
+        pb_rep_jnum(&b, "p50", s->p50_ms, 1);
+        pb_rep_jnum(&b, "p90", s->p90_ms, 1);
+        pb_rep_jnum(&b, "p95", s->p95_ms, 1);
+        pb_rep_jnum(&b, "p99", s->p99_ms, 1);
+        pb_rep_jnum(&b, "p999", s->p999_ms, 1);
+        pb_rep_jnum(&b, "max", s->max_ms, 0);
         px_buf_puts(&b, "},");
-        jnum(&b, "mb_per_s_in", s->mbps_in, 1);
-        jnum(&b, "mb_per_s_out", s->mbps_out, 1);
-        jnum(&b, "client_cpu_percent", s->cli_cpu, 1);
-        jnum(&b, "server_cpu_percent", s->srv_cpu, 1);
-        jnum(&b, "server_rss_mb", s->srv_rss_mb, 1);
+        pb_rep_jnum(&b, "mb_per_s_in", s->mbps_in, 1);
+        pb_rep_jnum(&b, "mb_per_s_out", s->mbps_out, 1);
+        pb_rep_jnum(&b, "client_cpu_percent", s->cli_cpu, 1);
+        pb_rep_jnum(&b, "server_cpu_percent", s->srv_cpu, 1);
+        pb_rep_jnum(&b, "server_rss_mb", s->srv_rss_mb, 1);
         px_buf_puts(&b, "\"stability\":");
         if (s->stable < 0) px_buf_puts(&b, "null,");
         else
@@ -537,11 +543,11 @@ static int write_json(const char *path, const pb_run_result *r, const pb_analysi
         for (int i = 0; i < s->nst; i++) {
             jkey(&b, s->st[i].name);
             px_buf_puts(&b, "{");
-            jnum(&b, "count", (double)s->st[i].count, 1);
-            jnum(&b, "mean", s->st[i].mean_ms, 1);
-            jnum(&b, "p50", s->st[i].p50_ms, 1);
-            jnum(&b, "p95", s->st[i].p95_ms, 1);
-            jnum(&b, "max", s->st[i].max_ms, 0);
+            pb_rep_jnum(&b, "count", (double)s->st[i].count, 1);
+            pb_rep_jnum(&b, "mean", s->st[i].mean_ms, 1);
+            pb_rep_jnum(&b, "p50", s->st[i].p50_ms, 1);
+            pb_rep_jnum(&b, "p95", s->st[i].p95_ms, 1);
+            pb_rep_jnum(&b, "max", s->st[i].max_ms, 0);
             px_buf_puts(&b, i + 1 < s->nst ? "}," : "}");
         }
         px_buf_puts(&b, "},");
@@ -552,10 +558,10 @@ static int write_json(const char *path, const pb_run_result *r, const pb_analysi
             px_json_str(&b, s->slo_broken ? s->slo_why : NULL);
             px_buf_puts(&b, "},");
         }
-        jstr(&b, "label", s->label[0] ? s->label : NULL, 1);
-        jopt(&b, "pixels", s->pixels > 0 ? s->pixels : -1, 1);
+        pb_rep_jstr(&b, "label", s->label[0] ? s->label : NULL, 1);
+        pb_rep_jopt(&b, "pixels", s->pixels > 0 ? s->pixels : -1, 1);
         px_buf_puts(&b, "\"resources\":");
-        json_stage_res(&b, s, a->ngpu);
+        json_stage_res(&b, s, a->ngpu, m->mon_pid != 0);
         px_buf_puts(&b, ",\"histogram_ns\":");
         json_hist(&b, &r->stages[k].acc.lat);
         px_buf_puts(&b, "}");
@@ -568,15 +574,15 @@ static int write_json(const char *path, const pb_run_result *r, const pb_analysi
                       i ? "," : "", p->t, p->dt, p->stage, p->measuring ? "true" : "false", p->load,
                       p->active, (unsigned long long)p->ok, (unsigned long long)p->errors,
                       (unsigned long long)p->late);
-        jnum(&b, "qps", p->qps, 1);
-        jnum(&b, "mean_ms", p->mean_ms, 1);
-        jnum(&b, "p50_ms", p->p50_ms, 1);
-        jnum(&b, "p95_ms", p->p95_ms, 1);
-        jnum(&b, "p99_ms", p->p99_ms, 1);
-        jnum(&b, "max_ms", p->max_ms, 1);
-        jnum(&b, "client_cpu_percent", p->cli_cpu, 1);
-        jnum(&b, "server_cpu_percent", p->srv_cpu, 1);
-        jnum(&b, "server_rss_mb", p->srv_rss_mb, 1);
+        pb_rep_jnum(&b, "qps", p->qps, 1);
+        pb_rep_jnum(&b, "mean_ms", p->mean_ms, 1);
+        pb_rep_jnum(&b, "p50_ms", p->p50_ms, 1);
+        pb_rep_jnum(&b, "p95_ms", p->p95_ms, 1);
+        pb_rep_jnum(&b, "p99_ms", p->p99_ms, 1);
+        pb_rep_jnum(&b, "max_ms", p->max_ms, 1);
+        pb_rep_jnum(&b, "client_cpu_percent", p->cli_cpu, 1);
+        pb_rep_jnum(&b, "server_cpu_percent", p->srv_cpu, 1);
+        pb_rep_jnum(&b, "server_rss_mb", p->srv_rss_mb, 1);
         px_buf_puts(&b, "\"resources\":");
         json_point_res(&b, &p->res);
         px_buf_puts(&b, "}");
@@ -588,7 +594,7 @@ static int write_json(const char *path, const pb_run_result *r, const pb_analysi
     px_buf_puts(&b, "\"sweet_spot_stage\":");
     if (a->sweet >= 0) px_buf_printf(&b, "%d,", a->sweet);
     else px_buf_puts(&b, "null,");
-    jnum(&b, "peak_qps", a->peak_qps, 1);
+    pb_rep_jnum(&b, "peak_qps", a->peak_qps, 1);
     px_buf_printf(&b, "\"slo_met\":%s,", !a->has_slo ? "null" : a->slo_broken_stages ? "false" : "true");
     px_buf_puts(&b, "\"hints\":[");
     for (int i = 0; i < a->nhints; i++) {
@@ -600,7 +606,7 @@ static int write_json(const char *path, const pb_run_result *r, const pb_analysi
     px_buf_puts(&b, ",\"sizes\":");
     json_sizes(&b, a);
     px_buf_puts(&b, ",\"faults\":null}\n");
-    return save_buf(path, &b);
+    return pb_rep_save_buf(path, &b);
 }
 
 /* --- Markdown ------------------------------------------------------------- */
@@ -682,9 +688,11 @@ static int write_md(const char *path, const pb_analysis *a, const pb_report_meta
         for (int i = 0; i < a->nhints; i++) fprintf(f, "- %s\n", a->hints[i]);
     }
     if (a->matrix) {
-        fprintf(f, "\n## Size matrix\n\nEach size at %g %s, one after another (the previous size's requests "
+        int sized = a->n && a->s[0].pixels > 0; /* else a text-to-image parameter matrix */
+        fprintf(f, "\n## %s\n\nEach %s at %g %s, one after another (the previous %s's requests "
                    "finish before the next starts); peaks are over each stage's measured seconds.\n",
-                a->n ? a->s[0].load : 0, a->open_loop ? "requests/s" : "users");
+                sized ? "Size matrix" : "Parameter matrix", sized ? "size" : "cell", a->n ? a->s[0].load : 0,
+                a->open_loop ? "requests/s" : "users", sized ? "size" : "cell");
         md_res_table(f, a, "Per size", size_cols, NCOLS(size_cols));
         fprintf(f, "\n");
         verdicts(f, a, 1);
@@ -846,12 +854,6 @@ static int write_csvs(const char *dir, const pb_run_result *r, const pb_analysis
 static const char *colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
                                "#e377c2", "#17becf"};
 
-typedef struct series {
-    const char *name;
-    const double *x, *y;
-    int n;
-    int bars; /* draw as bars (histograms) */
-} series;
 
 static double nice_step(double range, int ticks)
 {
@@ -859,7 +861,7 @@ static double nice_step(double range, int ticks)
     return (r < 1.5 ? 1 : r < 3 ? 2 : r < 7 ? 5 : 10) * mag;
 }
 
-static void svg_chart(px_buf *b, const char *title, const char *xl, const char *yl, const series *s,
+void pb_rep_svg_chart(px_buf *b, const char *title, const char *xl, const char *yl, const series *s,
                       int ns, int xlog, const double *vlines, int nv)
 {
     const double W = 640, H = 300, L = 64, R = 16, T = 28, B = 44;
@@ -926,7 +928,7 @@ static void svg_chart(px_buf *b, const char *title, const char *xl, const char *
     px_buf_puts(b, "</svg></figure>\n");
 }
 
-static void html_escape(px_buf *b, const char *s)
+void pb_rep_html_escape(px_buf *b, const char *s)
 {
     for (; s && *s; s++) {
         if (*s == '<') px_buf_puts(b, "&lt;");
@@ -945,7 +947,7 @@ static void html_res_table(px_buf *b, const pb_analysis *a, const char *title, c
     for (int k = 0; k < a->n; k++) {
         char nm[64], v[32];
         px_buf_puts(b, "<tr><td>");
-        html_escape(b, stage_name(a, k, nm, sizeof nm));
+        pb_rep_html_escape(b, stage_name(a, k, nm, sizeof nm));
         px_buf_puts(b, "</td>");
         for (int i = 0; i < nc; i++) {
             fmt_val(c[i].get(&a->s[k]), c[i].decimals, v, sizeof v);
@@ -992,7 +994,7 @@ static void res_chart(px_buf *b, const pb_run_result *r, const char *title, cons
     if (any) {
         double vl[PB_MAX_STAGES];
         for (int k = 0; k < r->nstages; k++) vl[k] = r->stages[k].start_s;
-        svg_chart(b, title, "seconds", yl, s, nl, 0, vl, r->nstages);
+        pb_rep_svg_chart(b, title, "seconds", yl, s, nl, 0, vl, r->nstages);
     }
     free(buf);
 }
@@ -1021,7 +1023,7 @@ static void soak_chart(px_buf *b, const pb_run_result *r, const char *title, con
         s[2] = (series){"least-squares fit", fx, fy, 2, 0};
         ns = 3;
     }
-    if (k) svg_chart(b, title, "seconds", yl, s, ns, 0, NULL, 0);
+    if (k) pb_rep_svg_chart(b, title, "seconds", yl, s, ns, 0, NULL, 0);
     free(buf);
 }
 
@@ -1036,7 +1038,7 @@ static void html_soak(px_buf *b, const pb_run_result *r, const pb_analysis *a, c
     px_buf_printf(b, "<h2>Soak: %s</h2>", s->leak ? "leak suspected" : "no leak detected");
     if (!m->monitored) {
         px_buf_puts(b, "<p>Resources were not monitored; latency: ");
-        html_escape(b, s->drift.text);
+        pb_rep_html_escape(b, s->drift.text);
         px_buf_puts(b, ".</p>");
         return;
     }
@@ -1052,12 +1054,12 @@ static void html_soak(px_buf *b, const pb_run_result *r, const pb_analysis *a, c
     for (int i = 0; i < 3; i++) {
         if (!ls[i]) continue;
         px_buf_printf(b, "<tr><td style='text-align:left'>%s</td><td style='text-align:left'>", names[i]);
-        html_escape(b, ls[i]->text);
+        pb_rep_html_escape(b, ls[i]->text);
         px_buf_printf(b, "</td><td>%.2f</td><td>%.2f</td><td>%+.1f</td><td>%d x %.0f s</td></tr>", ls[i]->slope_per_h,
                       ls[i]->r2, ls[i]->rise, ls[i]->nwin, ls[i]->window_s);
     }
     px_buf_puts(b, "</table><p>Latency: ");
-    html_escape(b, s->drift.text);
+    pb_rep_html_escape(b, s->drift.text);
     px_buf_puts(b, ".</p>");
     soak_chart(b, r, "RSS: window minima and the fitted line", "MB", &s->rss, g_rss_min);
     if (s->have_gpu)
@@ -1075,7 +1077,7 @@ static void html_resources(px_buf *b, const pb_run_result *r, const pb_analysis 
     if (mf) {
         monitor_line(mf, m);
         fclose(mf);
-        html_escape(b, txt);
+        pb_rep_html_escape(b, txt);
         free(txt);
     }
     px_buf_puts(b, "</p>");
@@ -1116,7 +1118,7 @@ static int write_html(const char *path, const pb_run_result *r, const pb_analysi
     px_buf b;
     px_buf_init(&b, (size_t)1 << 30);
     px_buf_puts(&b, "<!doctype html><html><head><meta charset='utf-8'><title>");
-    html_escape(&b, m->title);
+    pb_rep_html_escape(&b, m->title);
     px_buf_puts(&b, "</title><style>body{font:14px sans-serif;max-width:980px;margin:2em auto;color:#222}"
                     "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
                     "th{background:#f3f3f3}figure{margin:1em 0}svg text{font:11px sans-serif}"
@@ -1124,16 +1126,16 @@ static int write_html(const char *path, const pb_run_result *r, const pb_analysi
                     ".yl{text-anchor:end}.xl{text-anchor:middle}.xt{text-anchor:middle}.yt{text-anchor:middle}"
                     ".g{stroke:#eee}.a{stroke:#888}.v{stroke:#bbb;stroke-dasharray:4 3}.lg{fill:#333}"
                     "code{background:#f6f6f6;padding:1px 3px}</style></head><body><h1>");
-    html_escape(&b, m->title);
+    pb_rep_html_escape(&b, m->title);
     px_buf_printf(&b, "</h1><p>pixbench %s, %s, %d CPUs. Target <code>", PB_VERSION, m->host, m->cpus);
-    html_escape(&b, m->target);
+    pb_rep_html_escape(&b, m->target);
     px_buf_puts(&b, "</code>, profile ");
-    html_escape(&b, m->profile);
+    pb_rep_html_escape(&b, m->profile);
     px_buf_puts(&b, ", payloads: ");
-    html_escape(&b, m->payloads);
+    pb_rep_html_escape(&b, m->payloads);
     px_buf_printf(&b, ". %s.</p><p><code>", m->open_loop ? "Open loop (latency from intended send time)"
                                                           : "Closed loop (users send, wait, think)");
-    html_escape(&b, m->cmdline);
+    pb_rep_html_escape(&b, m->cmdline);
     px_buf_printf(&b, "</code></p><table><tr><th>%s</th><th>QPS</th><th>mean ms</th><th>P50</th><th>P95</th>"
                       "<th>P99</th><th>P99.9</th><th>max</th><th>errors</th><th>requests</th></tr>",
                   load_name(a));
@@ -1154,7 +1156,7 @@ static int write_html(const char *path, const pb_run_result *r, const pb_analysi
             verdicts(mf, a, 0);
             fclose(mf);
             for (char *line = strtok(txt, "\n"); line; line = strtok(NULL, "\n")) {
-                html_escape(&b, line);
+                pb_rep_html_escape(&b, line);
                 px_buf_puts(&b, "<br>");
             }
             free(txt);
@@ -1165,7 +1167,7 @@ static int write_html(const char *path, const pb_run_result *r, const pb_analysi
         px_buf_puts(&b, "<h2>What the data says</h2><ul>");
         for (int i = 0; i < a->nhints; i++) {
             px_buf_puts(&b, "<li>");
-            html_escape(&b, a->hints[i]);
+            pb_rep_html_escape(&b, a->hints[i]);
             px_buf_puts(&b, "</li>");
         }
         px_buf_puts(&b, "</ul>");
@@ -1182,9 +1184,9 @@ static int write_html(const char *path, const pb_run_result *r, const pb_analysi
     int xlog = a->n > 2 && xs[a->n - 1] / (xs[0] > 0 ? xs[0] : 1) >= 20;
     px_buf_puts(&b, "<h2>Throughput and latency against load</h2>");
     series sq[] = {{"QPS", xs, q, a->n, 0}};
-    svg_chart(&b, "QPS vs load", xl, "successful requests/s", sq, 1, xlog, NULL, 0);
+    pb_rep_svg_chart(&b, "QPS vs load", xl, "successful requests/s", sq, 1, xlog, NULL, 0);
     series sl[] = {{"p50", xs, p50, a->n, 0}, {"p95", xs, p95, a->n, 0}, {"p99", xs, p99, a->n, 0}};
-    svg_chart(&b, "Latency percentiles vs load", xl, "ms", sl, 3, xlog, NULL, 0);
+    pb_rep_svg_chart(&b, "Latency percentiles vs load", xl, "ms", sl, 3, xlog, NULL, 0);
     /* histograms re-binned onto one log axis shared by all stages */
     px_buf_puts(&b, "<h2>Latency distribution per stage</h2>");
     double lo = INFINITY, hi = 0;
@@ -1220,7 +1222,7 @@ static int write_html(const char *path, const pb_run_result *r, const pb_analysi
             snprintf(title, sizeof title, "%s %s: %llu requests", load_name(a), stage_name(a, k, nm, sizeof nm),
                      (unsigned long long)h->count);
             series sh[] = {{"% of requests", bx, by, NB, 1}};
-            svg_chart(&b, title, "latency (ms, log scale)", "% of requests", sh, 1, 1, NULL, 0);
+            pb_rep_svg_chart(&b, title, "latency (ms, log scale)", "% of requests", sh, 1, 1, NULL, 0);
         }
     }
     if (r->npoints) {
@@ -1237,9 +1239,9 @@ static int write_html(const char *path, const pb_run_result *r, const pb_analysi
             double vl[PB_MAX_STAGES];
             for (int k = 0; k < r->nstages; k++) vl[k] = r->stages[k].start_s;
             series s1[] = {{"QPS", t, tq, r->npoints, 0}, {"errors/s", t, te, r->npoints, 0}};
-            svg_chart(&b, "Throughput over time", "seconds", "per second", s1, 2, 0, vl, r->nstages);
+            pb_rep_svg_chart(&b, "Throughput over time", "seconds", "per second", s1, 2, 0, vl, r->nstages);
             series s2[] = {{"p95 ms", t, tp, r->npoints, 0}};
-            svg_chart(&b, "p95 latency over time", "seconds", "ms", s2, 1, 0, vl, r->nstages);
+            pb_rep_svg_chart(&b, "p95 latency over time", "seconds", "ms", s2, 1, 0, vl, r->nstages);
             free(t);
         }
     }
@@ -1259,16 +1261,16 @@ static int write_html(const char *path, const pb_run_result *r, const pb_analysi
         }
         if (n >= 2) {
             series s1[] = {{"mean latency (ms)", mp, lat, n, 0}};
-            svg_chart(&b, "Latency against image size", "megapixels", "ms", s1, 1, 0, NULL, 0);
+            pb_rep_svg_chart(&b, "Latency against image size", "megapixels", "ms", s1, 1, 0, NULL, 0);
             series s2[] = {{"peak RSS (MB)", mp, rssv, n, 0}, {"peak GPU memory (MB)", mp, gm, ng == n ? n : 0, 0}};
-            svg_chart(&b, "Memory against image size", "megapixels", "MB", s2, ng == n ? 2 : 1, 0, NULL, 0);
+            pb_rep_svg_chart(&b, "Memory against image size", "megapixels", "MB", s2, ng == n ? 2 : 1, 0, NULL, 0);
         }
     }
     if (a->soak.on) html_soak(&b, r, a, m);
     if (m->monitored) html_resources(&b, r, a, m);
     else px_buf_puts(&b, "<h2>Resources</h2><p>Not monitored (a remote target, or --no-monitor).</p>");
     px_buf_puts(&b, "<p>Numbers: report.json (schema " PB_SCHEMA "), CSV files beside this page.</p></body></html>\n");
-    return save_buf(path, &b);
+    return pb_rep_save_buf(path, &b);
 }
 
 int pb_report_write(const char *dir, const pb_run_result *r, const pb_analysis *a,
@@ -1285,274 +1287,4 @@ int pb_report_write(const char *dir, const pb_run_result *r, const pb_analysis *
     if (write_html(path, r, a, m)) return px_errf(err, errlen, PX_EIO, "cannot write %s", path);
     if (write_csvs(dir, r, a)) return px_errf(err, errlen, PX_EIO, "cannot write the CSV files in %s", dir);
     return 0;
-}
-
-/* --- fault injection ------------------------------------------------------------ */
-
-static void fmt_mb(double v, char *out, size_t cap)
-{
-    if (v < 0) snprintf(out, cap, "-");
-    else snprintf(out, cap, "%.1f", v);
-}
-
-static const char *got_text(const pb_fault_result *r, char *buf, size_t cap)
-{
-    if (r->status) snprintf(buf, cap, "%d%s%s", r->status, r->code[0] ? " " : "", r->code);
-    else snprintf(buf, cap, "no reply");
-    return buf;
-}
-
-void pb_report_faults_table(FILE *f, const pb_faults_run *fr)
-{
-    fprintf(f, "\n %-26s | %-7s | %-22s | %9s | %-7s | %s\n", "case", "verdict", "got", "ms", "healthy", "why");
-    fprintf(f, " ---------------------------+---------+------------------------+-----------+---------+------\n");
-    for (int i = 0; i < fr->n; i++) {
-        const pb_fault_result *r = &fr->r[i];
-        char got[64];
-        fprintf(f, " %-26s | %-7s | %-22s | %9.1f | %-7s | %s\n", r->name, pb_fault_verdict_name(r->verdict),
-                got_text(r, got, sizeof got), r->latency_ms, r->healthy_after ? "yes" : "NO", r->why);
-    }
-    fprintf(f, "\n%d ok, %d warn, %d fail (%d cases, %.0f s)\n", fr->ok, fr->warns, fr->fails, fr->n, fr->duration_s);
-}
-
-static void faults_limits(FILE *f, const pb_faults_config *c)
-{
-    fprintf(f, "Limits pixbench was told (the target's own): body %.1f MiB, images up to %dx%d, idle timeout %.1f s; "
-               "burst of %d; %.0f s before a case counts as a hang; memory given %.1f s to settle.",
-            (double)c->max_body / 1048576.0, c->max_w, c->max_h, (double)c->idle_timeout_ns / 1e9, c->burst,
-            (double)c->timeout_ns / 1e9, (double)c->settle_ns / 1e9);
-}
-
-static void faults_memory_note(FILE *f, const pb_faults_run *fr)
-{
-    if (fr->baseline_rss_mb < 0) {
-        fprintf(f, "Memory was not measured (no --pid and no rss_bytes in the health reply).");
-        return;
-    }
-    fprintf(f, "Memory baseline %.1f MB (from %s, after a warm-up with one small and one largest request). A "
-               "case's memory is back when, within the settle time, RSS is within %.0f MB of what it was just "
-               "before the case (or, for the burst, has given back three quarters of its rise): glibc keeps freed "
-               "memory in per-thread arenas and returns only whole blocks, so RSS after a large or concurrent "
-               "request can stay up without a leak (the soak test is the leak check).",
-            fr->baseline_rss_mb, fr->rss_source, fr->tolerance_mb);
-}
-
-static int write_faults_md(const char *path, const pb_faults_run *fr, const pb_faults_config *c,
-                           const pb_report_meta *m)
-{
-    FILE *f = fopen(path, "w");
-    if (!f) return PX_EIO;
-    char when[64];
-    time_t t0 = (time_t)(fr->started_unix_ms / 1000);
-    struct tm tm;
-    gmtime_r(&t0, &tm);
-    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
-    fprintf(f, "# %s\n\nGenerated by pixbench %s on %s (%s, %d CPUs, Linux %s), %.0f s.\n\n", m->title, PB_VERSION,
-            when, m->host, m->cpus, m->kernel, fr->duration_s);
-    fprintf(f, "Target %s%s. Command: `%s`\n\n", m->target, m->server ? " (embedded pixserve)" : "", m->cmdline);
-    if (m->server) fprintf(f, "Server: `%s`\n\n", m->server);
-    faults_limits(f, c);
-    fprintf(f, "\n\n**Verdict: %d ok, %d warn, %d fail** (fail: a crash, a hang, the service unhealthy after, a 500, "
-               "or a refusal accepted; warn: a clear but undocumented refusal, memory not back, slow senders kept "
-               "open).\n\n",
-            fr->ok, fr->warns, fr->fails);
-    faults_memory_note(f, fr);
-    fprintf(f, "\n\n| case | sent | expected | got | latency (ms) | healthy after | RSS after (MB) | memory back | verdict | why |\n"
-               "|---|---|---|---|---:|---|---:|---|---|---|\n");
-    for (int i = 0; i < fr->n; i++) {
-        const pb_fault_result *r = &fr->r[i];
-        char got[64], rss[32];
-        fmt_mb(r->rss_after_mb, rss, sizeof rss);
-        fprintf(f, "| %s | %s | %s | %s | %.1f | %s | %s | %s | **%s** | %s |\n", r->name, r->what, r->expect,
-                got_text(r, got, sizeof got), r->latency_ms, r->healthy_after ? "yes" : "**no**", rss,
-                r->mem_returned < 0 ? "-" : r->mem_returned ? "yes" : "no", pb_fault_verdict_name(r->verdict), r->why);
-    }
-    fprintf(f, "\n### Details\n\n");
-    for (int i = 0; i < fr->n; i++) {
-        const pb_fault_result *r = &fr->r[i];
-        if (!r->detail[0] && !r->message[0]) continue;
-        fprintf(f, "- **%s**: %s%s%s%s%s\n", r->name, r->detail, r->detail[0] && r->message[0] ? "; " : "",
-                r->message[0] ? "message: \"" : "", r->message, r->message[0] ? "\"" : "");
-    }
-    fprintf(f, "\nFiles: report.json (schema `%s`, kind faults), report.html, faults.csv.\n", PB_SCHEMA);
-    return fclose(f) == 0 ? 0 : PX_EIO;
-}
-
-static void json_fault(px_buf *b, const pb_fault_result *r)
-{
-    px_buf_puts(b, "{");
-    jstr(b, "name", r->name, 1);
-    jstr(b, "sent", r->what, 1);
-    jstr(b, "expected", r->expect, 1);
-    jstr(b, "verdict", pb_fault_verdict_name(r->verdict), 1);
-    jstr(b, "why", r->why, 1);
-    jnum(b, "status", r->status, 1);
-    jstr(b, "code", r->code[0] ? r->code : NULL, 1);
-    jstr(b, "message", r->message[0] ? r->message : NULL, 1);
-    jnum(b, "latency_ms", r->latency_ms, 1);
-    px_buf_printf(b, "\"healthy_before\":%s,\"healthy_after\":%s,", r->healthy_before ? "true" : "false",
-                  r->healthy_after ? "true" : "false");
-    jnum(b, "health_ms", r->health_ms, 1);
-    jopt(b, "rss_before_mb", r->rss_before_mb, 1);
-    jopt(b, "rss_peak_mb", r->rss_peak_mb, 1);
-    jopt(b, "rss_after_mb", r->rss_after_mb, 1);
-    px_buf_printf(b, "\"memory_returned\":%s,", r->mem_returned < 0 ? "null" : r->mem_returned ? "true" : "false");
-    jstr(b, "detail", r->detail[0] ? r->detail : NULL, 0);
-    px_buf_puts(b, "}");
-}
-
-static int write_faults_json(const char *path, const pb_faults_run *fr, const pb_faults_config *c,
-                             const pb_report_meta *m)
-{
-    px_buf b;
-    px_buf_init(&b, (size_t)1 << 26);
-    px_buf_puts(&b, "{");
-    jstr(&b, "schema", PB_SCHEMA, 1);
-    jstr(&b, "kind", "faults", 1);
-    jstr(&b, "generator", "pixbench " PB_VERSION, 1);
-    jstr(&b, "title", m->title, 1);
-    jnum(&b, "started_unix_ms", (double)fr->started_unix_ms, 1);
-    jnum(&b, "duration_s", fr->duration_s, 1);
-    px_buf_puts(&b, "\"config\":{");
-    jstr(&b, "cmdline", m->cmdline, 1);
-    jstr(&b, "target", m->target, 1);
-    jstr(&b, "path", c->path, 1);
-    jstr(&b, "health_path", c->health_path, 1);
-    jnum(&b, "max_body", (double)c->max_body, 1);
-    jnum(&b, "max_width", c->max_w, 1);
-    jnum(&b, "max_height", c->max_h, 1);
-    jnum(&b, "idle_timeout_s", (double)c->idle_timeout_ns / 1e9, 1);
-    jnum(&b, "burst", c->burst, 1);
-    jnum(&b, "timeout_s", (double)c->timeout_ns / 1e9, 1);
-    jnum(&b, "settle_s", (double)c->settle_ns / 1e9, 1);
-    jopt(&b, "pid", c->pid > 0 ? c->pid : -1, 0);
-    px_buf_puts(&b, "},\"environment\":{");
-    jstr(&b, "host", m->host, 1);
-    jstr(&b, "kernel", m->kernel, 1);
-    jnum(&b, "cpus", m->cpus, 1);
-    jstr(&b, "server", m->server, 0);
-    px_buf_puts(&b, "},\"faults\":{");
-    jnum(&b, "ok", fr->ok, 1);
-    jnum(&b, "warn", fr->warns, 1);
-    jnum(&b, "fail", fr->fails, 1);
-    jopt(&b, "baseline_rss_mb", fr->baseline_rss_mb, 1);
-    jnum(&b, "tolerance_mb", fr->tolerance_mb, 1);
-    jstr(&b, "rss_source", fr->rss_source, 1);
-    jnum(&b, "reference_latency_ms", fr->ref_latency_ms, 1);
-    px_buf_puts(&b, "\"cases\":[");
-    for (int i = 0; i < fr->n; i++) {
-        if (i) px_buf_puts(&b, ",");
-        json_fault(&b, &fr->r[i]);
-    }
-    px_buf_puts(&b, "]}}\n");
-    return save_buf(path, &b);
-}
-
-static int write_faults_html(const char *path, const pb_faults_run *fr, const pb_faults_config *c,
-                             const pb_report_meta *m)
-{
-    px_buf b;
-    px_buf_init(&b, (size_t)1 << 26);
-    px_buf_puts(&b, "<!doctype html><html><head><meta charset='utf-8'><title>");
-    html_escape(&b, m->title);
-    px_buf_puts(&b, "</title><style>body{font:14px sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-                    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}"
-                    "th{background:#f3f3f3}.ok{background:#e8f6e8}.warn{background:#fff4d6}.fail{background:#fbe0e0}"
-                    "svg text{font:11px sans-serif}.t{text-anchor:middle;font-weight:bold!important;font-size:13px!important}"
-                    ".yl{text-anchor:end}.xl{text-anchor:middle}.xt{text-anchor:middle}.yt{text-anchor:middle}"
-                    ".g{stroke:#eee}.a{stroke:#888}.v{stroke:#bbb;stroke-dasharray:4 3}.lg{fill:#333}"
-                    "code{background:#f6f6f6;padding:1px 3px}</style></head><body><h1>");
-    html_escape(&b, m->title);
-    px_buf_printf(&b, "</h1><p>pixbench %s, %s, %d CPUs. Target <code>", PB_VERSION, m->host, m->cpus);
-    html_escape(&b, m->target);
-    px_buf_puts(&b, "</code>. <code>");
-    html_escape(&b, m->cmdline);
-    px_buf_puts(&b, "</code></p><p>");
-    char *txt = NULL;
-    size_t len = 0;
-    FILE *mf = open_memstream(&txt, &len);
-    if (mf) {
-        faults_limits(mf, c);
-        fputs(" ", mf);
-        faults_memory_note(mf, fr);
-        fclose(mf);
-        html_escape(&b, txt);
-        free(txt);
-    }
-    px_buf_printf(&b, "</p><h2>Verdict: %d ok, %d warn, %d fail</h2><table><tr><th>case</th><th>sent</th>"
-                      "<th>expected</th><th>got</th><th>ms</th><th>healthy after</th><th>RSS after MB</th>"
-                      "<th>verdict</th><th>why</th></tr>",
-                  fr->ok, fr->warns, fr->fails);
-    for (int i = 0; i < fr->n; i++) {
-        const pb_fault_result *r = &fr->r[i];
-        char got[64], rss[32];
-        fmt_mb(r->rss_after_mb, rss, sizeof rss);
-        const char *cls = pb_fault_verdict_name(r->verdict);
-        px_buf_printf(&b, "<tr class='%s'><td><b>%s</b></td><td>", cls, r->name);
-        html_escape(&b, r->what);
-        px_buf_puts(&b, "</td><td>");
-        html_escape(&b, r->expect);
-        px_buf_puts(&b, "</td><td>");
-        html_escape(&b, got_text(r, got, sizeof got));
-        if (r->message[0]) {
-            px_buf_puts(&b, "<br><small>");
-            html_escape(&b, r->message);
-            px_buf_puts(&b, "</small>");
-        }
-        px_buf_printf(&b, "</td><td>%.1f</td><td>%s</td><td>%s</td><td>%s</td><td>", r->latency_ms,
-                      r->healthy_after ? "yes" : "<b>no</b>", rss, cls);
-        html_escape(&b, r->why);
-        if (r->detail[0]) {
-            px_buf_puts(&b, "<br><small>");
-            html_escape(&b, r->detail);
-            px_buf_puts(&b, "</small>");
-        }
-        px_buf_puts(&b, "</td></tr>");
-    }
-    px_buf_puts(&b, "</table>");
-    if (fr->baseline_rss_mb >= 0 && fr->n) {
-        double x[PB_FAULTS_MAX], before[PB_FAULTS_MAX], after[PB_FAULTS_MAX], base[2], bx[2], lim[2];
-        int n = 0;
-        for (int i = 0; i < fr->n; i++) {
-            if (fr->r[i].rss_after_mb < 0 || fr->r[i].rss_before_mb < 0) continue;
-            x[n] = i + 1;
-            before[n] = fr->r[i].rss_before_mb;
-            after[n++] = fr->r[i].rss_after_mb;
-        }
-        bx[0] = 1;
-        bx[1] = fr->n;
-        base[0] = base[1] = fr->baseline_rss_mb;
-        lim[0] = lim[1] = fr->baseline_rss_mb + fr->tolerance_mb;
-        series s[] = {{"RSS before", x, before, n, 0}, {"RSS after", x, after, n, 0}, {"baseline", bx, base, 2, 0},
-                      {"baseline + tolerance", bx, lim, 2, 0}};
-        if (n) svg_chart(&b, "Target memory around each case (case number as in the table)", "case", "MB", s, 4, 0, NULL, 0);
-    }
-    px_buf_puts(&b, "<p>Numbers: report.json (schema " PB_SCHEMA ", kind faults), faults.csv.</p></body></html>\n");
-    return save_buf(path, &b);
-}
-
-int pb_report_write_faults(const char *dir, const pb_faults_run *fr, const pb_faults_config *c,
-                           const pb_report_meta *m, char *err, size_t errlen)
-{
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return px_errf(err, errlen, PX_EIO, "cannot create %s: %s", dir, strerror(errno));
-    char path[1024];
-    snprintf(path, sizeof path, "%s/report.json", dir);
-    if (write_faults_json(path, fr, c, m)) return px_errf(err, errlen, PX_EIO, "cannot write %s", path);
-    snprintf(path, sizeof path, "%s/report.md", dir);
-    if (write_faults_md(path, fr, c, m)) return px_errf(err, errlen, PX_EIO, "cannot write %s", path);
-    snprintf(path, sizeof path, "%s/report.html", dir);
-    if (write_faults_html(path, fr, c, m)) return px_errf(err, errlen, PX_EIO, "cannot write %s", path);
-    snprintf(path, sizeof path, "%s/faults.csv", dir);
-    FILE *f = fopen(path, "w");
-    if (!f) return px_errf(err, errlen, PX_EIO, "cannot write %s", path);
-    fprintf(f, "case,verdict,status,code,latency_ms,healthy_before,healthy_after,health_ms,rss_before_mb,rss_peak_mb,"
-               "rss_after_mb,memory_returned\n");
-    for (int i = 0; i < fr->n; i++) {
-        const pb_fault_result *r = &fr->r[i];
-        fprintf(f, "%s,%s,%d,%s,%.3f,%d,%d,%.3f,%.2f,%.2f,%.2f,%d\n", r->name, pb_fault_verdict_name(r->verdict),
-                r->status, r->code, r->latency_ms, r->healthy_before, r->healthy_after, r->health_ms, r->rss_before_mb,
-                r->rss_peak_mb, r->rss_after_mb, r->mem_returned);
-    }
-    return fclose(f) == 0 ? 0 : px_errf(err, errlen, PX_EIO, "cannot write %s", path);
 }

@@ -165,6 +165,7 @@ int pb_run(pb_loop *e, const pb_run_config *rc, pb_run_result *out)
         int64_t mend = rc->stage_ns > 0 ? mstart + rc->stage_ns : INT64_MAX;
         st->warmup_s = (double)wait / 1e9;
         pb_loop_open_window(e, mstart);
+        if (rc->on_window) rc->on_window(rc->on_window_ctx, mstart, INT64_MAX);
         pb_loop_set_load(e, st->load, rc->open_loop ? rc->ramp_ns : 0);
         double total = (double)(mend == INT64_MAX ? wait : mend - ts) / 1e9;
         pb_point last = {0};
@@ -193,6 +194,7 @@ int pb_run(pb_loop *e, const pb_run_config *rc, pb_run_result *out)
         }
         int64_t now = px_now_ns();
         pb_loop_close_window(e, &st->acc);
+        if (rc->on_window) rc->on_window(rc->on_window_ctx, mstart, now);
         st->measured_s = now > mstart ? (double)(now - mstart) / 1e9 : 0;
         st->complete = !stopped;
         /* a partial point closes the stage so the series covers it all */

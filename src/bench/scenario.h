@@ -38,6 +38,11 @@ typedef struct pb_run_config {
     const pb_request *stage_reqs[PB_MAX_STAGES];
     int stage_nreqs[PB_MAX_STAGES];
     volatile sig_atomic_t *interrupted; /* set by a signal handler: end the run early */
+    /* told each stage's measured window, [start, INT64_MAX) when it opens and
+     * [start, end) when it closes, so that what is read from the replies
+     * counts the same requests as the stage (may be NULL) */
+    void (*on_window)(void *ctx, int64_t start_ns, int64_t end_ns);
+    void *on_window_ctx;
 } pb_run_config;
 
 typedef struct pb_point {

@@ -23,7 +23,18 @@ void pb_acc_reset(pb_acc *a)
     px_hist_reset(&a->lat);
     a->ok = a->late = a->bytes_in = a->bytes_out = a->st_missing = 0;
     memset(a->err, 0, sizeof a->err);
+    a->fail_status = a->fail_status_mixed = 0;
     for (int i = 0; i < a->nst; i++) px_hist_reset(a->st[i]);
+}
+
+void pb_acc_note_status(pb_acc *a, int status)
+{
+    if (a->fail_status_mixed) return;
+    if (!a->fail_status) a->fail_status = status;
+    else if (a->fail_status != status) {
+        a->fail_status = 0;
+        a->fail_status_mixed = 1;
+    }
 }
 
 static px_hist *st_slot(pb_acc *a, const char *name, size_t n)
@@ -49,6 +60,12 @@ void pb_acc_merge(pb_acc *dst, const pb_acc *src)
     dst->bytes_in += src->bytes_in;
     dst->bytes_out += src->bytes_out;
     dst->st_missing += src->st_missing;
+    if (src->fail_status_mixed) {
+        dst->fail_status = 0;
+        dst->fail_status_mixed = 1;
+    } else if (src->fail_status) {
+        pb_acc_note_status(dst, src->fail_status);
+    }
     for (int i = 0; i < src->nst; i++) {
         if (src->st[i]->count == 0) continue;
         px_hist *h = st_slot(dst, src->st_name[i], strlen(src->st_name[i]));

@@ -35,6 +35,8 @@ typedef struct pb_acc {
     char st_name[PB_ST_MAX][24];
     px_hist *st[PB_ST_MAX]; /* Server-Timing durations in ns (owned, lazily made) */
     uint64_t st_missing;    /* successes without a Server-Timing header */
+    int fail_status;        /* the status every `status` error had (0: none, or several) */
+    int fail_status_mixed;  /* `status` errors came with more than one status */
 } pb_acc;
 
 void pb_acc_init(pb_acc *a);
@@ -43,6 +45,10 @@ void pb_acc_reset(pb_acc *a);
 /* Adds src into dst (Server-Timing names matched by name; at most
  * PB_ST_MAX kept). */
 void pb_acc_merge(pb_acc *dst, const pb_acc *src);
+
+/* Notes the status of a `status` error, so a stage whose failures all
+ * share one status can say which (a wrong path is a run of 404s). */
+void pb_acc_note_status(pb_acc *a, int status);
 
 /* Requests finished (successes + every error class). */
 uint64_t pb_acc_requests(const pb_acc *a);

@@ -33,7 +33,7 @@ GPU = dict({k: OPT_NUM for k in (
     "gpu_util_percent_mean", "gpu_util_percent_peak", "gpu_mem_util_percent_mean", "gpu_mem_mb_max",
     "gpu_process_mem_mb_max", "gpu_power_w_mean", "gpu_power_w_max", "gpu_temp_c_max", "gpu_sm_mhz_mean",
     "qps_per_gpu_util_percent")}, throttle_reasons=[str])
-STAGE_RES = {"samples": int, "target_alive": bool, "process": PROCESS, "system": SYSTEM,
+STAGE_RES = {"samples": int, "target_alive": (bool, NONE), "process": PROCESS, "system": SYSTEM,
              "gpu": (GPU, NONE)}
 POINT_RES = dict({k: OPT_NUM for k in (
     "cpu_percent", "busiest_thread_percent", "rss_mb", "rss_mb_min", "rss_mb_max", "fds", "threads",
