@@ -23,6 +23,24 @@ const px_kind *px_kind_find(const char *name)
     return NULL;
 }
 
+int px_kind_index(const px_kind *k)
+{
+    for (int i = 0; k && px_kinds[i]; i++)
+        if (px_kinds[i] == k) return i;
+    return 0;
+}
+
+void px_kind_register_metrics(px_metrics *m)
+{
+    for (int i = 0; px_kinds[i] && i < PX_METRICS_MAX_KINDS; i++) {
+        const px_kind *k = px_kinds[i];
+        const char *const stages[PX_STAGE_COUNT] = {
+            [PX_STAGE_QUEUE] = "queue", [PX_STAGE_DECODE] = k->prepare_stage,
+            [PX_STAGE_INFER] = k->infer_stage, [PX_STAGE_ENCODE] = k->finish_stage};
+        px_metrics_set_kind(m, i, k->name, stages);
+    }
+}
+
 uint64_t px_kind_key3(int a, int b, int c)
 {
     const uint64_t m = (1u << 21) - 1;

@@ -148,4 +148,11 @@ const px_kind *px_kind_find(const char *name);
 /* The built-in kinds, NULL-terminated. */
 extern const px_kind *const px_kinds[];
 
+/* A kind's position in px_kinds (its metrics index); 0 for NULL or a kind
+ * not built in. */
+int px_kind_index(const px_kind *k);
+
+/* Names every built-in kind and its stage labels in the metrics. */
+void px_kind_register_metrics(px_metrics *m);
+
 #endif

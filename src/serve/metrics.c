@@ -7,6 +7,7 @@
 #include "core/err.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 /* Bucket bounds in seconds: from a cached health check to a slow 4K job. */
@@ -26,13 +27,17 @@ typedef struct hist {
 struct px_metrics {
     atomic_ullong requests[PX_ROUTE_COUNT][NSTATUS];
     hist duration[PX_ROUTE_COUNT];
-    hist stage[PX_STAGE_COUNT];
+    hist stage[PX_METRICS_MAX_KINDS][PX_STAGE_COUNT];
+    /* Request kinds (index = px_metrics_set_kind's) and their stage labels. */
+    const char *kinds[PX_METRICS_MAX_KINDS];
+    const char *stage_names[PX_METRICS_MAX_KINDS][PX_STAGE_COUNT];
+    int nkinds;
     atomic_ullong errors[NCODES];
     const char *engines[PX_METRICS_MAX_ENGINES];
     int nengines;
     atomic_ullong infer_ok[PX_METRICS_MAX_ENGINES];
     atomic_ullong infer_fail[PX_METRICS_MAX_ENGINES][NCODES];
-    atomic_ullong outcomes[PX_OUTCOME_COUNT];
+    atomic_ullong outcomes[PX_METRICS_MAX_KINDS][PX_OUTCOME_COUNT];
     hist gen_stage[PX_GEN_STAGE_COUNT];
     hist gen_step;
 };
@@ -73,9 +78,26 @@ void px_metrics_request(px_metrics *m, enum px_route r, int status, double secon
     hist_record(&m->duration[r], seconds);
 }
 
-void px_metrics_stage(px_metrics *m, enum px_stage s, double seconds)
+void px_metrics_set_kind(px_metrics *m, int kind, const char *name,
+                         const char *const stage_names[PX_STAGE_COUNT])
 {
-    if ((unsigned)s < PX_STAGE_COUNT) hist_record(&m->stage[s], seconds);
+    if (kind < 0 || kind >= PX_METRICS_MAX_KINDS) return;
+    m->kinds[kind] = name;
+    for (int s = 0; s < PX_STAGE_COUNT; s++)
+        m->stage_names[kind][s] = stage_names && stage_names[s] ? stage_names[s]
+                                                                : px_stage_name((enum px_stage)s);
+    if (kind >= m->nkinds) m->nkinds = kind + 1;
+}
+
+/* Kinds never named count under slot 0, so nothing is lost. */
+static int kind_slot(const px_metrics *m, int kind)
+{
+    return kind >= 0 && kind < m->nkinds ? kind : 0;
+}
+
+void px_metrics_stage(px_metrics *m, int kind, enum px_stage s, double seconds)
+{
+    if ((unsigned)s < PX_STAGE_COUNT) hist_record(&m->stage[kind_slot(m, kind)][s], seconds);
 }
 
 static const char *const k_gen_stages[PX_GEN_STAGE_COUNT] = {"text_encode", "denoise",
@@ -94,10 +116,10 @@ void px_metrics_error(px_metrics *m, int code)
     atomic_fetch_add_explicit(&m->errors[i], 1, memory_order_relaxed);
 }
 
-void px_metrics_outcome(px_metrics *m, enum px_outcome o)
+void px_metrics_outcome(px_metrics *m, int kind, enum px_outcome o)
 {
     if ((unsigned)o < PX_OUTCOME_COUNT)
-        atomic_fetch_add_explicit(&m->outcomes[o], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&m->outcomes[kind_slot(m, kind)][o], 1, memory_order_relaxed);
 }
 
 void px_metrics_set_engines(px_metrics *m, const char *const *names, int n)
@@ -126,23 +148,36 @@ uint64_t px_metrics_request_count(px_metrics *m, enum px_route r, int status)
     return atomic_load(&m->requests[r][status - MIN_STATUS]);
 }
 
-static int render_hist(px_buf *b, const char *name, const char *label, const char *value,
-                       hist *h)
+static int render_outcomes(px_metrics *m, px_buf *b)
+{
+    static const char *const names[PX_OUTCOME_COUNT] = {"completed", "failed", "timeout",
+                                                        "cancelled", "rejected"};
+    int rc = px_buf_puts(b, "# HELP pixserve_jobs_total Requests by kind and how they ended.\n"
+                            "# TYPE pixserve_jobs_total counter\n");
+    for (int k = 0; k < (m->nkinds ? m->nkinds : 1) && !rc; k++)
+        for (int o = 0; o < PX_OUTCOME_COUNT && !rc; o++)
+            rc = px_buf_printf(b, "pixserve_jobs_total{kind=\"%s\",outcome=\"%s\"} %llu\n",
+                               m->kinds[k] ? m->kinds[k] : "inpaint", names[o],
+                               (unsigned long long)atomic_load(&m->outcomes[k][o]));
+    return rc;
+}
+
+/* One histogram; labels is the series' label text without braces. */
+static int render_hist(px_buf *b, const char *name, const char *labels, hist *h)
 {
     int rc = 0;
     unsigned long long cum = 0;
     for (int i = 0; i <= NBOUNDS && !rc; i++) {
         cum += atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
         if (i < NBOUNDS)
-            rc = px_buf_printf(b, "%s_bucket{%s=\"%s\",le=\"%g\"} %llu\n", name, label, value,
-                               k_bounds[i], cum);
-        else
-            rc = px_buf_printf(b, "%s_bucket{%s=\"%s\",le=\"+Inf\"} %llu\n", name, label, value,
+            rc = px_buf_printf(b, "%s_bucket{%s,le=\"%g\"} %llu\n", name, labels, k_bounds[i],
                                cum);
+        else
+            rc = px_buf_printf(b, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels, cum);
     }
     if (!rc)
-        rc = px_buf_printf(b, "%s_sum{%s=\"%s\"} %.6f\n%s_count{%s=\"%s\"} %llu\n", name, label,
-                           value, (double)atomic_load(&h->sum_us) / 1e6, name, label, value,
+        rc = px_buf_printf(b, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels,
+                           (double)atomic_load(&h->sum_us) / 1e6, name, labels,
                            (unsigned long long)atomic_load(&h->count));
     return rc;
 }
@@ -162,28 +197,36 @@ int px_metrics_render(px_metrics *m, const px_metrics_gauges *g, px_buf *b)
         rc = px_buf_puts(b, "# HELP pixserve_request_duration_seconds Time from the request's "
                             "arrival to its reply, by route.\n"
                             "# TYPE pixserve_request_duration_seconds histogram\n");
+    char lab[160];
     for (int r = 0; r < PX_ROUTE_COUNT && !rc; r++)
-        if (atomic_load(&m->duration[r].count))
-            rc = render_hist(b, "pixserve_request_duration_seconds", "route",
-                             px_route_label((enum px_route)r), &m->duration[r]);
+        if (atomic_load(&m->duration[r].count)) {
+            snprintf(lab, sizeof lab, "route=\"%s\"", px_route_label((enum px_route)r));
+            rc = render_hist(b, "pixserve_request_duration_seconds", lab, &m->duration[r]);
+        }
     if (!rc)
-        rc = px_buf_puts(b, "# HELP pixserve_stage_duration_seconds Time per job stage "
-                            "(queue wait, decode, inference, encode).\n"
+        rc = px_buf_puts(b, "# HELP pixserve_stage_duration_seconds Time per job stage by "
+                            "request kind (queue wait, prepare, inference, finish; the stage "
+                            "label is the kind's name for it).\n"
                             "# TYPE pixserve_stage_duration_seconds histogram\n");
-    for (int s = 0; s < PX_STAGE_COUNT && !rc; s++)
-        rc = render_hist(b, "pixserve_stage_duration_seconds", "stage",
-                         px_stage_name((enum px_stage)s), &m->stage[s]);
+    for (int k = 0; k < (m->nkinds ? m->nkinds : 1) && !rc; k++)
+        for (int s = 0; s < PX_STAGE_COUNT && !rc; s++) {
+            snprintf(lab, sizeof lab, "kind=\"%s\",stage=\"%s\"",
+                     m->kinds[k] ? m->kinds[k] : "inpaint",
+                     m->stage_names[k][s] ? m->stage_names[k][s] : px_stage_name((enum px_stage)s));
+            rc = render_hist(b, "pixserve_stage_duration_seconds", lab, &m->stage[k][s]);
+        }
     if (!rc)
         rc = px_buf_puts(b, "# HELP pixserve_generate_stage_seconds Time per text-to-image "
                             "stage of each generated image.\n"
                             "# TYPE pixserve_generate_stage_seconds histogram\n");
-    for (int s = 0; s < PX_GEN_STAGE_COUNT && !rc; s++)
-        rc = render_hist(b, "pixserve_generate_stage_seconds", "stage", k_gen_stages[s],
-                         &m->gen_stage[s]);
+    for (int s = 0; s < PX_GEN_STAGE_COUNT && !rc; s++) {
+        snprintf(lab, sizeof lab, "stage=\"%s\"", k_gen_stages[s]);
+        rc = render_hist(b, "pixserve_generate_stage_seconds", lab, &m->gen_stage[s]);
+    }
     if (!rc)
         rc = px_buf_puts(b, "# HELP pixserve_generate_step_seconds Time per denoising step.\n"
                             "# TYPE pixserve_generate_step_seconds histogram\n");
-    if (!rc) rc = render_hist(b, "pixserve_generate_step_seconds", "kind", "generate", &m->gen_step);
+    if (!rc) rc = render_hist(b, "pixserve_generate_step_seconds", "kind=\"generate\"", &m->gen_step);
     if (!rc)
         rc = px_buf_puts(b, "# HELP pixserve_errors_total Failed requests by error code.\n"
                             "# TYPE pixserve_errors_total counter\n");
@@ -281,13 +324,6 @@ int px_metrics_render(px_metrics *m, const px_metrics_gauges *g, px_buf *b)
             "# TYPE pixserve_inflight gauge\npixserve_inflight %d\n"
             "# HELP pixserve_workers Device worker threads.\n"
             "# TYPE pixserve_workers gauge\npixserve_workers %d\n"
-            "# HELP pixserve_jobs_total Inpainting requests by how they ended.\n"
-            "# TYPE pixserve_jobs_total counter\n"
-            "pixserve_jobs_total{outcome=\"completed\"} %llu\n"
-            "pixserve_jobs_total{outcome=\"failed\"} %llu\n"
-            "pixserve_jobs_total{outcome=\"timeout\"} %llu\n"
-            "pixserve_jobs_total{outcome=\"cancelled\"} %llu\n"
-            "pixserve_jobs_total{outcome=\"rejected\"} %llu\n"
             "# HELP pixserve_ready Whether the engines are loaded (1) or not (0).\n"
             "# TYPE pixserve_ready gauge\npixserve_ready %d\n"
             "# HELP pixserve_uptime_seconds Seconds since the service started.\n"
@@ -296,12 +332,8 @@ int px_metrics_render(px_metrics *m, const px_metrics_gauges *g, px_buf *b)
             "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n"
             "# HELP process_open_fds Open file descriptors.\n"
             "# TYPE process_open_fds gauge\nprocess_open_fds %d\n",
-            g->queue_depth, g->queue_capacity, g->inflight, g->workers,
-            (unsigned long long)atomic_load(&m->outcomes[PX_OUTCOME_COMPLETED]),
-            (unsigned long long)atomic_load(&m->outcomes[PX_OUTCOME_FAILED]),
-            (unsigned long long)atomic_load(&m->outcomes[PX_OUTCOME_TIMEOUT]),
-            (unsigned long long)atomic_load(&m->outcomes[PX_OUTCOME_CANCELLED]),
-            (unsigned long long)atomic_load(&m->outcomes[PX_OUTCOME_REJECTED]), g->ready,
+            g->queue_depth, g->queue_capacity, g->inflight, g->workers, g->ready,
             g->uptime_s, (unsigned long long)g->rss_bytes, g->open_fds);
+    if (!rc) rc = render_outcomes(m, b);
     return rc;
 }

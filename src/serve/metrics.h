@@ -48,8 +48,19 @@ void px_metrics_free(px_metrics *m);
 /* One finished request: its route, HTTP status and total duration. */
 void px_metrics_request(px_metrics *m, enum px_route r, int status, double seconds);
 
-/* One stage duration of a job. */
-void px_metrics_stage(px_metrics *m, enum px_stage s, double seconds);
+/* Request kinds are counted apart (the kind label of the stage histogram
+ * and of pixserve_jobs_total). */
+#define PX_METRICS_MAX_KINDS 4
+
+/* Names request kind `kind` (0 <= kind < PX_METRICS_MAX_KINDS) and its
+ * stage labels (NULL entries, or stage_names NULL: queue, decode, infer,
+ * encode). Call before serving. */
+void px_metrics_set_kind(px_metrics *m, int kind, const char *name,
+                         const char *const stage_names[PX_STAGE_COUNT]);
+
+/* One stage duration of a job of the given kind (an unnamed kind counts
+ * as kind 0). */
+void px_metrics_stage(px_metrics *m, int kind, enum px_stage s, double seconds);
 
 /* Text-to-image stages (pixserve_generate_stage_seconds{stage}). */
 enum { PX_GEN_STAGE_TEXT, PX_GEN_STAGE_DENOISE, PX_GEN_STAGE_VAE, PX_GEN_STAGE_COUNT };
@@ -71,7 +82,7 @@ enum px_outcome {
     PX_OUTCOME_COUNT
 };
 
-void px_metrics_outcome(px_metrics *m, enum px_outcome o);
+void px_metrics_outcome(px_metrics *m, int kind, enum px_outcome o);
 
 /* Names the engines (index = position) for the per-engine counters. */
 void px_metrics_set_engines(px_metrics *m, const char *const *names, int n);

@@ -189,7 +189,7 @@ static enum MHD_Result start_task(px_server *s, struct MHD_Connection *c, struct
     if (rc) {
         if (entry) px_jobs_abandon(s->jobs, entry);
         if (rc == PX_EBUSY) {
-            px_metrics_outcome(s->metrics, PX_OUTCOME_REJECTED);
+            px_metrics_outcome(s->metrics, px_kind_index(kind), PX_OUTCOME_REJECTED);
             char ra[16];
             snprintf(ra, sizeof ra, "%d", retry);
             return px_server_send_error(s, c, r, 0, PX_EBUSY,

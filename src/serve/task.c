@@ -217,7 +217,7 @@ static int end_task(px_task *t, enum outcome out, int code, const char *msg, px_
     if (--p->active == 0) pthread_cond_broadcast(&p->idle);
     pthread_mutex_unlock(&p->mu);
     if (engine_index >= 0) px_metrics_inference(p->env.metrics, engine_index, code);
-    px_metrics_outcome(p->env.metrics, metric_outcome(out, code));
+    px_metrics_outcome(p->env.metrics, px_kind_index(t->kind), metric_outcome(out, code));
     if (code) px_metrics_error(p->env.metrics, code);
     /* Stop the work still in flight; its results are dropped. */
     if (wk) {
@@ -319,7 +319,7 @@ void px_task_note_stage(px_task *t, enum px_stage stage, int64_t ns)
     else if (stage == PX_STAGE_ENCODE)
         t->encode_ns = ns;
     pthread_mutex_unlock(&t->mu);
-    px_metrics_stage(t->p->env.metrics, stage, (double)ns / 1e9);
+    px_metrics_stage(t->p->env.metrics, px_kind_index(t->kind), stage, (double)ns / 1e9);
 }
 
 void px_task_note_save(px_task *t, int64_t ns)
@@ -415,8 +415,9 @@ static void on_item_done(px_sched_item *it, void *arg)
     pthread_mutex_unlock(&t->mu);
     if (!last) return;
     if (started) {
-        px_metrics_stage(p->env.metrics, PX_STAGE_QUEUE, (double)(started - queued) / 1e9);
-        px_metrics_stage(p->env.metrics, PX_STAGE_INFER, (double)(end - started) / 1e9);
+        int k = px_kind_index(t->kind);
+        px_metrics_stage(p->env.metrics, k, PX_STAGE_QUEUE, (double)(started - queued) / 1e9);
+        px_metrics_stage(p->env.metrics, k, PX_STAGE_INFER, (double)(end - started) / 1e9);
     }
     if (rc)
         fail_task(t, rc, msg);
@@ -615,6 +616,7 @@ px_tasks *px_tasks_create(const px_serve_config *cfg, px_engine *const *engines,
     for (int i = 0; i < nengines && i < PX_METRICS_MAX_ENGINES; i++)
         names[i] = px_engine_name(engines[i]);
     px_metrics_set_engines(metrics, names, nengines);
+    px_kind_register_metrics(metrics);
     return p;
 }
 

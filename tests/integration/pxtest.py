@@ -148,12 +148,25 @@ class Server:
         return st, json.loads(data)
 
     def metric(self, name):
-        """Sum of all samples of a Prometheus metric whose line starts with name."""
+        """Sum of the samples of a Prometheus metric: `name`, or `name{a="x"}`
+        for the samples whose labels include those (other labels, such as
+        kind, are summed over)."""
+        want = {}
+        if "{" in name:
+            name, labels = name[:-1].split("{", 1)
+            want = dict(kv.split("=", 1) for kv in labels.split(",") if kv)
         st, _, data = self.request("GET", "/metrics")
         total = 0.0
         for line in data.decode().splitlines():
-            if line.startswith(name) and (len(line) == len(name) or line[len(name)] in " {"):
-                total += float(line.rsplit(" ", 1)[1])
+            if line.startswith("#") or " " not in line:
+                continue
+            series, value = line.rsplit(" ", 1)
+            base, _, labels = series.partition("{")
+            if base != name:
+                continue
+            have = dict(kv.split("=", 1) for kv in labels.rstrip("}").split(",") if kv)
+            if all(have.get(k) == v for k, v in want.items()):
+                total += float(value)
         return total
 
     def stop(self, timeout=30):

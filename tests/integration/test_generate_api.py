@@ -333,14 +333,22 @@ class GenerateApi(ServerTest):
         self.assertEqual(st, 200, data[:300])
         self.assertHealthy()
         self.assertGreater(self.srv.metric("pixserve_generate_step_seconds_count"), 0)
+        # Counted under their own kind, not inpaint's.
+        self.assertGreater(self.srv.metric('pixserve_jobs_total{kind="generate",outcome="completed"}'), 0)
+        self.assertGreater(self.srv.metric('pixserve_stage_duration_seconds_count{kind="generate",stage="infer"}'), 0)
 
     # ------------------------------------------------------------ service
 
     def test_inpaint_next_to_zimage(self):
         img = photo(size=(96, 64))
         mask = box_mask(64, 96, [(30, 20, 60, 40)])
+        done = 'pixserve_jobs_total{kind="%s",outcome="completed"}'
+        before = {k: self.srv.metric(done % k) for k in ("inpaint", "generate")}
         st, h, data = self.post("/api/v1/inpaint", {"image": b64(encode(img)), "mask": b64(encode(mask))})
         self.assertEqual(st, 200, data[:300])
+        # The metrics count it under its own kind.
+        self.assertEqual(self.srv.metric(done % "inpaint"), before["inpaint"] + 1)
+        self.assertEqual(self.srv.metric(done % "generate"), before["generate"])
         out = decode(data)
         self.assertEqual(out.shape, (64, 96, 3))
         self.assertTrue(np.array_equal(out[mask == 0], img[mask == 0]))

@@ -215,11 +215,17 @@ TEST(t_metrics_render)
     px_metrics_request(m, PX_ROUTE_INPAINT_V1, 429, 0.001);
     px_metrics_request(m, PX_ROUTE_HEALTHZ, 200, 0.0001);
     px_metrics_request(m, (enum px_route)99, 999, 1); /* clamped, not out of bounds */
-    px_metrics_stage(m, PX_STAGE_INFER, 0.7);
+    const char *const gen_stages[PX_STAGE_COUNT] = {NULL, "prepare", NULL, "encode"};
+    px_metrics_set_kind(m, 0, "inpaint", NULL);
+    px_metrics_set_kind(m, 1, "generate", gen_stages);
+    px_metrics_stage(m, 0, PX_STAGE_INFER, 0.7);
+    px_metrics_stage(m, 1, PX_STAGE_DECODE, 0.01);
+    px_metrics_stage(m, 7, PX_STAGE_QUEUE, 0.01); /* an unnamed kind counts as kind 0 */
     px_metrics_error(m, PX_EBUSY);
-    for (int i = 0; i < 7; i++) px_metrics_outcome(m, PX_OUTCOME_COMPLETED);
-    px_metrics_outcome(m, PX_OUTCOME_REJECTED);
-    px_metrics_outcome(m, (enum px_outcome)99); /* ignored */
+    for (int i = 0; i < 7; i++) px_metrics_outcome(m, 0, PX_OUTCOME_COMPLETED);
+    px_metrics_outcome(m, 0, PX_OUTCOME_REJECTED);
+    px_metrics_outcome(m, 1, PX_OUTCOME_CANCELLED);
+    px_metrics_outcome(m, 0, (enum px_outcome)99); /* ignored */
     px_metrics_error(m, -12345);
     T_EQ_INT(px_metrics_request_count(m, PX_ROUTE_INPAINT_V1, 200), 2);
     T_EQ_INT(px_metrics_request_count(m, PX_ROUTE_OTHER, 500), 1);
@@ -245,15 +251,19 @@ TEST(t_metrics_render)
     T_CONTAINS(t, "pixserve_request_duration_seconds_bucket{route=\"/api/v1/inpaint\",le=\"+Inf\"} 3\n");
     T_CONTAINS(t, "pixserve_request_duration_seconds_count{route=\"/api/v1/inpaint\"} 3\n");
     T_CONTAINS(t, "pixserve_request_duration_seconds_sum{route=\"/api/v1/inpaint\"} 3.201000\n");
-    T_CONTAINS(t, "pixserve_stage_duration_seconds_count{stage=\"infer\"} 1\n");
-    T_CONTAINS(t, "pixserve_stage_duration_seconds_count{stage=\"queue\"} 0\n");
+    T_CONTAINS(t, "pixserve_stage_duration_seconds_count{kind=\"inpaint\",stage=\"infer\"} 1\n");
+    T_CONTAINS(t, "pixserve_stage_duration_seconds_count{kind=\"inpaint\",stage=\"queue\"} 1\n");
+    T_CONTAINS(t, "pixserve_stage_duration_seconds_count{kind=\"generate\",stage=\"prepare\"} 1\n");
+    T_CONTAINS(t, "pixserve_stage_duration_seconds_count{kind=\"generate\",stage=\"infer\"} 0\n");
     T_CONTAINS(t, "pixserve_errors_total{code=\"busy\"} 1\n");
     T_CONTAINS(t, "pixserve_errors_total{code=\"internal\"} 1\n");
     T_CONTAINS(t, "pixserve_queue_depth 3\n");
     T_CONTAINS(t, "pixserve_inflight 2\n");
-    T_CONTAINS(t, "pixserve_jobs_total{outcome=\"completed\"} 7\n");
-    T_CONTAINS(t, "pixserve_jobs_total{outcome=\"rejected\"} 1\n");
-    T_CONTAINS(t, "pixserve_jobs_total{outcome=\"timeout\"} 0\n");
+    T_CONTAINS(t, "pixserve_jobs_total{kind=\"inpaint\",outcome=\"completed\"} 7\n");
+    T_CONTAINS(t, "pixserve_jobs_total{kind=\"inpaint\",outcome=\"rejected\"} 1\n");
+    T_CONTAINS(t, "pixserve_jobs_total{kind=\"inpaint\",outcome=\"timeout\"} 0\n");
+    T_CONTAINS(t, "pixserve_jobs_total{kind=\"generate\",outcome=\"cancelled\"} 1\n");
+    T_CONTAINS(t, "pixserve_jobs_total{kind=\"generate\",outcome=\"completed\"} 0\n");
     T_CONTAINS(t, "# TYPE pixserve_request_duration_seconds histogram\n");
     px_buf_free(&b);
     px_metrics_free(m);
