@@ -7,6 +7,7 @@
 
 #include "core/alloc.h"
 #include "core/err.h"
+#include "core/jsonw.h"
 #include "serve/kind_generate.h"
 #include "serve/kind_inpaint.h"
 
@@ -21,6 +22,17 @@ const px_kind *px_kind_find(const char *name)
     for (int i = 0; name && px_kinds[i]; i++)
         if (!strcmp(px_kinds[i]->name, name)) return px_kinds[i];
     return NULL;
+}
+
+int px_kind_error_json(int code, const char *msg, px_buf *out)
+{
+    px_buf_puts(out, "{\"error\":{\"code\":");
+    px_json_str(out, px_err_name(code));
+    px_buf_puts(out, ",\"message\":");
+    px_json_str(out, msg);
+    px_buf_puts(out, "},\"errors\":");
+    px_json_str(out, msg);
+    return px_buf_puts(out, "}\n");
 }
 
 uint64_t px_kind_key3(int a, int b, int c)

@@ -20,7 +20,9 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "serve/cors.h"
 #include "serve/engines.h"
+#include "serve/iopaint.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -163,6 +165,9 @@ static enum MHD_Result start_task(px_server *s, struct MHD_Connection *c, struct
         .timeout_ms = tmo ? strtoll(tmo, NULL, 10) : 0,
     };
     if (spec.timeout_ms < 0 || spec.timeout_ms > 3600000) spec.timeout_ms = 0;
+    int cur = atomic_load(&s->current);
+    if (kind->engine_kind == PX_ENGINE_INPAINT && cur >= 0 && cur < s->nengines)
+        spec.default_engine = px_engine_name(s->engines[cur]);
     spec.body = px_buf_steal(&r->body, &spec.body_len);
     if (!spec.body) spec.body = px_xcalloc(1, 1);
 
@@ -213,6 +218,26 @@ static int is_submit(const px_route_def *route, const char *method)
     return route->kind && strcmp(method, MHD_HTTP_METHOD_POST) == 0;
 }
 
+/* Sends the answer kept while the body was dropped (linger.h). */
+static enum MHD_Result send_early(struct MHD_Connection *c, struct request *r)
+{
+    struct MHD_Response *resp = r->early;
+    r->early = NULL;
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* A body chunk of a request already answered: dropped while lingering. */
+static enum MHD_Result drop_chunk(struct MHD_Connection *c, struct request *r, size_t *upload_size)
+{
+    size_t n = *upload_size;
+    *upload_size = 0;
+    if (r->early && !px_linger_drop(&r->linger, n, px_now_ns()))
+        return send_early(c, r); /* past the bounds: answer now, close after */
+    return MHD_YES;
+}
+
 /* First callback of a request: headers only. Refuses early what it can. */
 static enum MHD_Result on_headers(px_server *s, struct MHD_Connection *c, struct request *r,
                                   const char *url, const char *method)
@@ -231,8 +256,8 @@ static enum MHD_Result on_headers(px_server *s, struct MHD_Connection *c, struct
         snprintf(msg, sizeof msg, "%.20s is not allowed here; use %s", method, allow);
         return px_server_send_error(s, c, r, 405, PX_EINVAL, msg, "Allow", allow);
     }
-    if (is_submit(route, method)) {
-        if (atomic_load(&s->draining)) return not_ready(s, c, r);
+    if (is_submit(route, method) && atomic_load(&s->draining)) return not_ready(s, c, r);
+    if (!strcmp(method, MHD_HTTP_METHOD_POST)) {
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > s->cfg->max_body) {
@@ -263,14 +288,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->route = px_route_find(url);
         *con_cls = r;
         atomic_fetch_add(&s->open_requests, 1);
-        return on_headers(s, c, r, url, method);
+        if (px_cors_is_preflight(s->cfg, c, method)) {
+            struct MHD_Response *resp = px_cors_preflight(c);
+            return resp ? px_server_queue(c, r, 204, resp) : MHD_NO;
+        }
+        /* An answer before the body waits for it (lingering close). */
+        r->defer = px_linger_wanted(s->cfg, c);
+        enum MHD_Result ret = on_headers(s, c, r, url, method);
+        r->defer = 0;
+        if (r->early) px_linger_start(&r->linger, s->cfg, px_now_ns());
+        return ret;
     }
 
     if (*upload_size) {
-        if (r->status) { /* already answered (413); drop the rest */
-            *upload_size = 0;
-            return MHD_YES;
-        }
+        if (r->status) return drop_chunk(c, r, upload_size); /* already answered */
         int rc = px_buf_append(&r->body, upload, *upload_size);
         *upload_size = 0;
         if (rc) {
@@ -278,12 +309,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             char msg[160];
             snprintf(msg, sizeof msg, "request body exceeds the limit of %zu bytes",
                      s->cfg->max_body);
-            return px_server_send_error(s, c, r, 0, rc == PX_ETOOBIG ? PX_ETOOBIG : PX_ENOMEM, msg, NULL,
-                              NULL);
+            r->defer = px_linger_wanted(s->cfg, c);
+            enum MHD_Result ret = px_server_send_error(
+                s, c, r, 0, rc == PX_ETOOBIG ? PX_ETOOBIG : PX_ENOMEM, msg, NULL, NULL);
+            r->defer = 0;
+            if (r->early) px_linger_start(&r->linger, s->cfg, px_now_ns());
+            return ret;
         }
         return MHD_YES;
     }
-    if (r->status) return MHD_YES; /* a reply is already queued */
+    if (r->early) return send_early(c, r); /* the refused body has been read */
+    if (r->status) return MHD_YES;         /* a reply is already queued */
     if (r->task) return px_server_send_task_reply(c, r, r->task); /* resumed: the task ended */
 
     if (is_submit(r->route, method)) return start_task(s, c, r);
@@ -296,6 +332,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     case PX_ROUTE_METRICS: return px_server_serve_metrics(s, c, r);
     case PX_ROUTE_ENGINES: return px_server_serve_engines(s, c, r);
     case PX_ROUTE_UI: return px_server_serve_ui(s, c, r, url);
+    case PX_ROUTE_IOPAINT: return px_iopaint_serve(s, c, r, method, url);
+    case PX_ROUTE_SOCKETIO: return px_iopaint_socketio(s, c, r, method);
     default: return px_server_serve_index(s, c, r);
     }
 }
@@ -327,6 +365,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         px_watch_remove(s->watch, wid);
         px_task_unref(r->task);
     }
+    if (r->early) MHD_destroy_response(r->early);
     px_buf_free(&r->body);
     pthread_mutex_destroy(&r->mu);
     free(r);
@@ -361,6 +400,8 @@ static void *loader_main(void *arg)
         snprintf(s->load_error, sizeof s->load_error, "%s", inner);
         goto fail;
     }
+    for (int i = s->nengines - 1; i >= 0; i--) /* the first inpaint engine is current */
+        if (px_engine_kind_of(s->engines[i]) == PX_ENGINE_INPAINT) atomic_store(&s->current, i);
     PX_INFO("engines loaded and warmed in %.0f ms; ready", px_ns_to_ms(px_now_ns() - t0));
     atomic_store(&s->ready, 1);
     return NULL;
@@ -396,6 +437,7 @@ int px_server_start(const px_serve_config *cfg, px_server **out, char *err, size
     px_server *s = px_xcalloc(1, sizeof *s);
     s->cfg = cfg;
     s->t_start = px_now_ns();
+    atomic_init(&s->current, -1);
     s->metrics = px_metrics_new();
     s->jobs = px_jobs_create(cfg->job_ttl_ms, cfg->max_jobs);
 

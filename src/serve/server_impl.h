@@ -12,6 +12,7 @@
 #include "engine/engine.h"
 #include "serve/config.h"
 #include "serve/jobs.h"
+#include "serve/linger.h"
 #include "serve/metrics.h"
 #include "serve/outputs.h"
 #include "serve/routes.h"
@@ -45,6 +46,9 @@ struct px_server {
     atomic_int failed; /* loading failed: load_error says why */
     atomic_int draining;
     atomic_int open_requests; /* requests received and not yet completed */
+    atomic_int current;       /* the current inpaint engine (index into engines): the
+                                 default of inpaint requests that name none, switched
+                                 with IOPaint's POST /api/v1/model; -1 until loaded */
 };
 
 /* Per HTTP request state (MHD's con_cls). */
@@ -60,9 +64,19 @@ struct request {
     pthread_mutex_t mu;
     int suspended, finished;
     uint64_t watch_id;
+    /* Lingering close (linger.h): an answer given before the body was read
+     * waits in `early` while the rest of the body is dropped. */
+    int defer; /* px_server_queue keeps the reply in `early` instead of queueing it */
+    struct MHD_Response *early;
+    px_linger linger;
 };
 
 /* ---- replies (server_routes.c) */
+
+/* Queues resp (destroyed here) as the reply with the CORS headers; while
+ * r->defer is set it is kept for after the body instead (lingering). */
+enum MHD_Result px_server_queue(struct MHD_Connection *c, struct request *r, int status,
+                                struct MHD_Response *resp);
 
 /* Queues b's bytes (taken over) as the reply, with an optional extra header. */
 enum MHD_Result px_server_send_buf(struct MHD_Connection *c, struct request *r, int status,
