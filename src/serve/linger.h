@@ -1,13 +1,19 @@
 /*
- * linger.h — lingering close. When pixserve answers a request before
- * reading its body (413 for a Content-Length above --max-body, 404, 405,
- * a body cut off at the cap), closing the socket with unread bytes in it
- * makes the kernel send a reset, and clients still writing the body (Python's
- * urllib, Node's fetch) see a broken pipe instead of the answer. So the
- * answer waits while the rest of the body is read and dropped, within
- * bounds like nginx's lingering_time: --linger-bytes and --linger-time
- * (an idle client is cut by --idle-timeout as always). Past a bound the
- * answer goes out at once and the connection closes.
+ * linger.h — lingering close, as nginx does it. When pixserve answers a
+ * request before reading its body (413 for a Content-Length above
+ * --max-body, 404, 405, a body cut off at the cap), libmicrohttpd sends the
+ * answer and closes the socket with the unread body still arriving; the
+ * kernel then resets the connection, and clients that write the whole body
+ * before reading (Python's urllib, Node's fetch) see a broken pipe instead
+ * of the answer.
+ *
+ * So the answer goes out at once (a client waiting for it before sending
+ * gets it), and when the request completes the HTTP layer hands a dup() of
+ * its socket here: the socket stays open after libmicrohttpd closes its
+ * descriptor, and one thread reads and drops what the client still sends
+ * until it closes, --linger-bytes have come, or --linger-time has passed
+ * (nginx's lingering_time), then closes it. Sockets beyond the table's
+ * size are closed at once.
  */
 #ifndef PX_SERVE_LINGER_H
 #define PX_SERVE_LINGER_H
@@ -15,25 +21,25 @@
 #include "serve/config.h"
 
 #include <microhttpd.h>
-#include <stddef.h>
 #include <stdint.h>
 
-typedef struct px_linger {
-    int64_t until_ns; /* give up at this time */
-    uint64_t left;    /* bytes still allowed */
-} px_linger;
+typedef struct px_linger px_linger;
 
-/* Whether an early answer to this request should wait for its body: it
- * has one (Content-Length above 0, or chunked) and the client
- * did not send "Expect: 100-continue" (it sends nothing until told, so the
- * answer can go at once), and lingering is on (--linger-time above 0). */
-int px_linger_wanted(const px_serve_config *cfg, struct MHD_Connection *c);
+/* Starts the lingering thread with the bounds of cfg (--linger-time,
+ * --linger-bytes). NULL when lingering is off (a bound of 0) or the thread
+ * cannot start (then sockets close at once, as before). */
+px_linger *px_linger_create(const px_serve_config *cfg);
 
-/* Starts lingering now (now_ns: px_now_ns()). */
-void px_linger_start(px_linger *l, const px_serve_config *cfg, int64_t now_ns);
+/* Stops the thread and closes every socket still lingering. NULL is fine. */
+void px_linger_destroy(px_linger *l);
 
-/* Counts n dropped bytes: 1 while lingering may go on, 0 once a bound is
- * passed (then answer and close). */
-int px_linger_drop(px_linger *l, size_t n, int64_t now_ns);
+/* Takes over fd, the duplicate of an answered connection's socket, and
+ * closes it within the bounds. With l NULL it closes fd. */
+void px_linger_add(px_linger *l, int fd);
+
+/* Whether a request answered before its body was read may still be sending
+ * one: it announced one (Content-Length above 0, or chunked) and did not
+ * ask "Expect: 100-continue" (such a client sends nothing once answered). */
+int px_linger_wanted(struct MHD_Connection *c);
 
 #endif

@@ -25,6 +25,7 @@
 #include "serve/iopaint.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -218,23 +219,31 @@ static int is_submit(const px_route_def *route, const char *method)
     return route->kind && strcmp(method, MHD_HTTP_METHOD_POST) == 0;
 }
 
-/* Sends the answer kept while the body was dropped (linger.h). */
-static enum MHD_Result send_early(struct MHD_Connection *c, struct request *r)
+/*
+ * A body found too long while it streams in (chunked: no Content-Length to
+ * refuse it by) can only be answered once it has ended — libmicrohttpd
+ * takes no reply in the middle of a body — so the rest is read and dropped
+ * within the lingering bounds; a client that goes quiet is cut after at
+ * most 2 s (the per-connection timeout), one that sends more than
+ * --linger-bytes or for longer than --linger-time is closed.
+ */
+static enum MHD_Result start_dropping(px_server *s, struct MHD_Connection *c, struct request *r,
+                                      int rc)
 {
-    struct MHD_Response *resp = r->early;
-    r->early = NULL;
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned)r->status, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    px_buf_free(&r->body);
+    r->drop_code = rc == PX_ETOOBIG ? PX_ETOOBIG : PX_ENOMEM;
+    r->drop_left = s->cfg->linger_bytes + 1;
+    r->drop_until = px_now_ns() + s->cfg->linger_ms * 1000000;
+    int64_t idle_s = s->cfg->linger_ms >= 2000 ? 2 : (s->cfg->linger_ms + 999) / 1000;
+    if (idle_s < 1) return MHD_NO; /* lingering is off: close now */
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)idle_s);
+    return MHD_YES;
 }
 
-/* A body chunk of a request already answered: dropped while lingering. */
-static enum MHD_Result drop_chunk(struct MHD_Connection *c, struct request *r, size_t *upload_size)
+static enum MHD_Result drop_body(struct request *r, size_t n)
 {
-    size_t n = *upload_size;
-    *upload_size = 0;
-    if (r->early && !px_linger_drop(&r->linger, n, px_now_ns()))
-        return send_early(c, r); /* past the bounds: answer now, close after */
+    if (n >= r->drop_left || px_now_ns() > r->drop_until) return MHD_NO; /* past the bounds */
+    r->drop_left -= n;
     return MHD_YES;
 }
 
@@ -292,34 +301,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             struct MHD_Response *resp = px_cors_preflight(c);
             return resp ? px_server_queue(c, r, 204, resp) : MHD_NO;
         }
-        /* An answer before the body waits for it (lingering close). */
-        r->defer = px_linger_wanted(s->cfg, c);
         enum MHD_Result ret = on_headers(s, c, r, url, method);
-        r->defer = 0;
-        if (r->early) px_linger_start(&r->linger, s->cfg, px_now_ns());
+        r->early = r->status && px_linger_wanted(c); /* answered before its body */
         return ret;
     }
 
     if (*upload_size) {
-        if (r->status) return drop_chunk(c, r, upload_size); /* already answered */
-        int rc = px_buf_append(&r->body, upload, *upload_size);
+        size_t n = *upload_size;
         *upload_size = 0;
-        if (rc) {
-            px_buf_free(&r->body);
-            char msg[160];
-            snprintf(msg, sizeof msg, "request body exceeds the limit of %zu bytes",
-                     s->cfg->max_body);
-            r->defer = px_linger_wanted(s->cfg, c);
-            enum MHD_Result ret = px_server_send_error(
-                s, c, r, 0, rc == PX_ETOOBIG ? PX_ETOOBIG : PX_ENOMEM, msg, NULL, NULL);
-            r->defer = 0;
-            if (r->early) px_linger_start(&r->linger, s->cfg, px_now_ns());
-            return ret;
-        }
+        if (r->status) return MHD_YES; /* answered from the headers: drop the rest */
+        if (r->drop_left) return drop_body(r, n);
+        int rc = px_buf_append(&r->body, upload, n);
+        if (rc) return start_dropping(s, c, r, rc);
         return MHD_YES;
     }
-    if (r->early) return send_early(c, r); /* the refused body has been read */
-    if (r->status) return MHD_YES;         /* a reply is already queued */
+    if (r->drop_left) { /* the over-long body has ended: now the answer can go */
+        char msg[160];
+        snprintf(msg, sizeof msg, "request body exceeds the limit of %zu bytes", s->cfg->max_body);
+        return px_server_send_error(s, c, r, 0, r->drop_code, msg, NULL, NULL);
+    }
+    if (r->status) return MHD_YES; /* a reply is already queued */
     if (r->task) return px_server_send_task_reply(c, r, r->task); /* resumed: the task ended */
 
     if (is_submit(r->route, method)) return start_task(s, c, r);
@@ -341,10 +342,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)c;
     px_server *s = cls;
     struct request *r = *con_cls;
     if (!r) return;
+    if (r->early && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && s->linger) {
+        /* The answer is out and libmicrohttpd closes the socket next with the
+         * body still coming: keep it open on a duplicate and drain it. */
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci) px_linger_add(s->linger, fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0));
+    }
     double secs = (double)(px_now_ns() - r->t_arrival) / 1e9;
     /* A request dropped before any reply counts as 499 (client closed). */
     int status = r->status ? r->status : 499;
@@ -365,7 +372,6 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         px_watch_remove(s->watch, wid);
         px_task_unref(r->task);
     }
-    if (r->early) MHD_destroy_response(r->early);
     px_buf_free(&r->body);
     pthread_mutex_destroy(&r->mu);
     free(r);
@@ -419,6 +425,7 @@ static void free_server(px_server *s)
     px_jobs_destroy(s->jobs);
     px_tasks_destroy(s->tasks);
     px_watch_destroy(s->watch);
+    px_linger_destroy(s->linger);
     px_nvml_close(s->nvml);
     for (int i = 0; i < s->nengines; i++) px_engine_close(s->engines[i]);
     px_outputs_close(s->outputs);
@@ -443,6 +450,7 @@ int px_server_start(const px_serve_config *cfg, px_server **out, char *err, size
 
     s->pool = px_pool_create(cfg->threads);
     s->watch = px_watch_create();
+    s->linger = px_linger_create(cfg);
     char gpu_err[160];
     s->nvml = px_nvml_open(gpu_err, sizeof gpu_err);
     if (s->nvml) PX_INFO("%d GPU(s) visible to NVML", px_nvml_count(s->nvml));

@@ -37,6 +37,7 @@ struct px_server {
     px_jobs *jobs;
     px_watch *watch;
     px_nvml *nvml; /* NULL without a GPU driver */
+    px_linger *linger; /* NULL when lingering is off */
     int64_t t_start;
     int port;
     pthread_t loader;
@@ -64,17 +65,17 @@ struct request {
     pthread_mutex_t mu;
     int suspended, finished;
     uint64_t watch_id;
-    /* Lingering close (linger.h): an answer given before the body was read
-     * waits in `early` while the rest of the body is dropped. */
-    int defer; /* px_server_queue keeps the reply in `early` instead of queueing it */
-    struct MHD_Response *early;
-    px_linger linger;
+    int early; /* answered before its body was read: linger at the close (linger.h) */
+    /* A body found too long while streaming: dropped until it ends, then
+     * answered (server.c, start_dropping). */
+    uint64_t drop_left; /* bytes it may still send + 1; 0 = not dropping */
+    int64_t drop_until;
+    int drop_code;
 };
 
 /* ---- replies (server_routes.c) */
 
-/* Queues resp (destroyed here) as the reply with the CORS headers; while
- * r->defer is set it is kept for after the body instead (lingering). */
+/* Queues resp (destroyed here) as the reply, with the CORS headers. */
 enum MHD_Result px_server_queue(struct MHD_Connection *c, struct request *r, int status,
                                 struct MHD_Response *resp);
 

@@ -35,11 +35,6 @@ enum MHD_Result px_server_queue(struct MHD_Connection *c, struct request *r, int
 {
     px_cors_headers(r->srv->cfg, c, resp);
     r->status = status;
-    if (r->defer) { /* answered before the body: sent once it is read (linger.h) */
-        if (r->early) MHD_destroy_response(r->early);
-        r->early = resp;
-        return MHD_YES;
-    }
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return ret;

@@ -2,7 +2,7 @@
  * iopaint_test.c — the IOPaint dialect's parts that need no HTTP: PNG text
  * chunks (tEXt, zTXt, iTXt, truncated and hostile files), the header probe
  * against the decoder's sizes, gen-info's prompt split, adjust_mask's
- * operations and refusals, the CORS origin list and the linger bounds.
+ * operations and refusals, and the lingering close's bounds on socket pairs.
  */
 #include "harness.h"
 
@@ -20,6 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <zlib.h>
 
 /* Appends one PNG chunk (CRC included) to b. */
@@ -219,19 +222,62 @@ TEST(t_adjust_mask)
     px_buf_free(&out);
 }
 
+/* Whether the lingering end of a socket pair closes within wait_ms: the
+ * peer's sends fail then (EPIPE). The answered end is only half-closed
+ * while it lingers, so until then they succeed (one byte per probe). */
+static int peer_sees_close(int peer, int wait_ms)
+{
+    int64_t until = px_now_ns() + (int64_t)wait_ms * 1000000;
+    do {
+        if (send(peer, "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN) return 1;
+        usleep(5000);
+    } while (px_now_ns() < until);
+    return 0;
+}
+
 TEST(t_linger_bounds)
 {
     px_serve_config cfg;
     px_config_defaults(&cfg);
-    cfg.linger_ms = 100;
-    cfg.linger_bytes = 1000;
-    px_linger l;
-    px_linger_start(&l, &cfg, 0);
-    T_EQ_INT(px_linger_drop(&l, 600, 1000000), 1);
-    T_EQ_INT(px_linger_drop(&l, 400, 2000000), 1);
-    T_EQ_INT(px_linger_drop(&l, 1, 3000000), 0); /* bytes spent */
-    px_linger_start(&l, &cfg, 0);
-    T_EQ_INT(px_linger_drop(&l, 1, 101000000), 0); /* time spent */
+    cfg.linger_ms = 300;
+    cfg.linger_bytes = 100000;
+    px_linger *l = px_linger_create(&cfg);
+    T_TRUE(l != NULL);
+    int sv[2];
+    char buf[4096] = {0};
+
+    /* The rest of a body is drained while the client sends it. */
+    T_EQ_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    px_linger_add(l, sv[0]);
+    for (int i = 0; i < 10; i++) T_EQ_INT(write(sv[1], buf, sizeof buf), (int)sizeof buf);
+    T_TRUE(!peer_sees_close(sv[1], 100));
+    close(sv[1]);
+
+    /* Past the byte budget it closes without waiting for the time bound. */
+    T_EQ_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    px_linger_add(l, sv[0]);
+    int64_t t0 = px_now_ns();
+    for (int i = 0; i < 30; i++)
+        if (write(sv[1], buf, sizeof buf) < 0) break;
+    T_TRUE(peer_sees_close(sv[1], 250));
+    T_CMP_DBL((double)(px_now_ns() - t0) / 1e6, <, 250);
+    close(sv[1]);
+
+    /* A client that goes quiet is closed at the time bound. */
+    T_EQ_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    px_linger_add(l, sv[0]);
+    T_TRUE(!peer_sees_close(sv[1], 150));
+    T_TRUE(peer_sees_close(sv[1], 1000));
+    close(sv[1]);
+
+    /* Off: a NULL lingerer closes at once. */
+    T_EQ_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    px_linger_add(NULL, sv[0]);
+    T_TRUE(peer_sees_close(sv[1], 100));
+    close(sv[1]);
+    px_linger_destroy(l);
+    cfg.linger_ms = 0;
+    T_TRUE(px_linger_create(&cfg) == NULL);
 }
 
 TEST_MAIN(t_png_text_chunks, t_gen_info_prompt_split, t_probe_matches_the_decoder, t_adjust_mask,
