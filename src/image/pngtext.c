@@ -47,18 +47,30 @@ static int inflate_text(const uint8_t *src, size_t n, char **out, size_t *outlen
     int rc = 0, zr = Z_OK;
     while (zr != Z_STREAM_END) {
         if (len == cap) {
-            if (cap >= PX_PNGTEXT_MAX) { rc = PX_ETOOBIG; break; }
+            if (cap >= PX_PNGTEXT_MAX) {
+                rc = PX_ETOOBIG;
+                break;
+            }
             size_t ncap = cap * 2 > PX_PNGTEXT_MAX ? PX_PNGTEXT_MAX : cap * 2;
             char *nb = realloc(buf, ncap + 1);
-            if (!nb) { rc = PX_ENOMEM; break; }
+            if (!nb) {
+                rc = PX_ENOMEM;
+                break;
+            }
             buf = nb, cap = ncap;
         }
         z.next_out = (Bytef *)buf + len;
         z.avail_out = (uInt)(cap - len);
         zr = inflate(&z, Z_NO_FLUSH);
         len = cap - z.avail_out;
-        if (zr != Z_OK && zr != Z_STREAM_END) { rc = PX_ECORRUPT; break; }
-        if (zr == Z_OK && z.avail_in == 0 && z.avail_out != 0) { rc = PX_ECORRUPT; break; }
+        if (zr != Z_OK && zr != Z_STREAM_END) {
+            rc = PX_ECORRUPT;
+            break;
+        }
+        if (zr == Z_OK && z.avail_in == 0 && z.avail_out != 0) {
+            rc = PX_ECORRUPT;
+            break;
+        }
     }
     inflateEnd(&z);
     if (rc) {
@@ -95,8 +107,7 @@ static int chunk_text(const uint8_t *t, const uint8_t *d, size_t n, size_t k, ch
                       : dup_text(p, (size_t)(end - p), out, outlen);
 }
 
-int px_pngtext_find(const uint8_t *data, size_t n, const char *keyword, char **out,
-                    size_t *outlen)
+int px_pngtext_find(const uint8_t *data, size_t n, const char *keyword, char **out, size_t *outlen)
 {
     static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     *out = NULL;
@@ -108,8 +119,7 @@ int px_pngtext_find(const uint8_t *data, size_t n, const char *keyword, char **o
         const uint8_t *type = data + off + 4, *body = data + off + 8;
         if (len > n - off - 12) return PX_ENOTFOUND; /* ends early */
         if (!memcmp(type, "IEND", 4)) break;
-        int text = !memcmp(type, "tEXt", 4) || !memcmp(type, "zTXt", 4) ||
-                   !memcmp(type, "iTXt", 4);
+        int text = !memcmp(type, "tEXt", 4) || !memcmp(type, "zTXt", 4) || !memcmp(type, "iTXt", 4);
         if (text && len > klen && !memcmp(body, keyword, klen) && body[klen] == 0)
             return chunk_text(type, body, len, klen, out, outlen);
         off += 12 + (size_t)len;

@@ -23,7 +23,6 @@
  * compressed text that does not inflate), PX_ETOOBIG (inflates past
  * PX_PNGTEXT_MAX) or PX_ENOMEM.
  */
-int px_pngtext_find(const uint8_t *data, size_t n, const char *keyword, char **out,
-                    size_t *outlen);
+int px_pngtext_find(const uint8_t *data, size_t n, const char *keyword, char **out, size_t *outlen);
 
 #endif

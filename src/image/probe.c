@@ -8,9 +8,18 @@
 
 #include <string.h>
 
-static unsigned be16(const uint8_t *p) { return (unsigned)p[0] << 8 | p[1]; }
-static unsigned le16(const uint8_t *p) { return (unsigned)p[1] << 8 | p[0]; }
-static unsigned le24(const uint8_t *p) { return (unsigned)p[2] << 16 | le16(p); }
+static unsigned be16(const uint8_t *p)
+{
+    return (unsigned)p[0] << 8 | p[1];
+}
+static unsigned le16(const uint8_t *p)
+{
+    return (unsigned)p[1] << 8 | p[0];
+}
+static unsigned le24(const uint8_t *p)
+{
+    return (unsigned)p[2] << 16 | le16(p);
+}
 
 static int probe_jpeg(const uint8_t *d, size_t n, int *w, int *h)
 {
@@ -18,8 +27,14 @@ static int probe_jpeg(const uint8_t *d, size_t n, int *w, int *h)
     while (i + 4 <= n) {
         if (d[i] != 0xff) return PX_ETRUNC; /* lost sync: not a header we read */
         uint8_t m = d[i + 1];
-        if (m == 0xff) { i++; continue; } /* fill byte */
-        if (m == 0xd8 || (m >= 0xd0 && m <= 0xd7) || m == 0x01) { i += 2; continue; }
+        if (m == 0xff) {
+            i++;
+            continue;
+        } /* fill byte */
+        if (m == 0xd8 || (m >= 0xd0 && m <= 0xd7) || m == 0x01) {
+            i += 2;
+            continue;
+        }
         if (m == 0xd9 || m == 0xda) return PX_ETRUNC; /* no frame before the scan */
         size_t len = be16(d + i + 2);
         if (len < 2) return PX_ETRUNC;
@@ -45,8 +60,8 @@ static int probe_webp(const uint8_t *d, size_t n, int *w, int *h)
         *h = (int)(le16(c + 16) & 0x3fff);
     } else if (!memcmp(c, "VP8L", 4)) {
         if (c[8] != 0x2f) return PX_ETRUNC;
-        uint32_t b = (uint32_t)c[9] | (uint32_t)c[10] << 8 | (uint32_t)c[11] << 16 |
-                     (uint32_t)c[12] << 24;
+        uint32_t b =
+            (uint32_t)c[9] | (uint32_t)c[10] << 8 | (uint32_t)c[11] << 16 | (uint32_t)c[12] << 24;
         *w = (int)(b & 0x3fff) + 1;
         *h = (int)((b >> 14) & 0x3fff) + 1;
     } else if (!memcmp(c, "VP8X", 4)) {
@@ -69,8 +84,11 @@ int px_image_probe(const uint8_t *data, size_t n, enum px_format *fmt, int *w, i
         *w = (int)((unsigned)be16(data + 16) << 16 | be16(data + 18));
         *h = (int)((unsigned)be16(data + 20) << 16 | be16(data + 22));
         return *w > 0 && *h > 0 ? 0 : PX_ETRUNC;
-    case PX_FMT_JPEG: return probe_jpeg(data, n, w, h);
-    case PX_FMT_WEBP: return probe_webp(data, n, w, h);
-    default: return PX_EUNSUP;
+    case PX_FMT_JPEG:
+        return probe_jpeg(data, n, w, h);
+    case PX_FMT_WEBP:
+        return probe_webp(data, n, w, h);
+    default:
+        return PX_EUNSUP;
     }
 }

@@ -45,7 +45,7 @@ typedef struct batch {
     char **names; /* the images, sorted */
     int n;
     atomic_int next, done, failed;
-    char **errors; /* errors[i]: why file i was skipped, or NULL */
+    char **errors;      /* errors[i]: why file i was skipped, or NULL */
     pthread_mutex_t mu; /* the progress bar's line */
     int tty;
     int64_t t0;
@@ -60,13 +60,14 @@ int px_cli_batch_wanted(int argc, char **argv)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: pixserve inpaint --image DIR --mask DIR|FILE --output DIR [--engine NAME]\n"
-               "                        [--method M] [--seed N] [--weights FILE] [--device D]\n"
-               "                        [--precision P] [--hd-strategy S] [--threads N] [--jobs N]\n"
-               "Inpaints every PNG, JPEG and WebP file of --image DIR with the mask of the same\n"
-               "name in --mask DIR (or NAME.png there), or with --mask FILE for all, into\n"
-               "--output DIR (same names and formats). --jobs files run at once (default: one\n"
-               "per CPU), --threads compute threads are shared (default: one per CPU).\n");
+    fprintf(f,
+            "usage: pixserve inpaint --image DIR --mask DIR|FILE --output DIR [--engine NAME]\n"
+            "                        [--method M] [--seed N] [--weights FILE] [--device D]\n"
+            "                        [--precision P] [--hd-strategy S] [--threads N] [--jobs N]\n"
+            "Inpaints every PNG, JPEG and WebP file of --image DIR with the mask of the same\n"
+            "name in --mask DIR (or NAME.png there), or with --mask FILE for all, into\n"
+            "--output DIR (same names and formats). --jobs files run at once (default: one\n"
+            "per CPU), --threads compute threads are shared (default: one per CPU).\n");
 }
 
 static int parse_args(int argc, char **argv, batch_args *a)
@@ -79,20 +80,32 @@ static int parse_args(int argc, char **argv, batch_args *a)
         if (!strcmp(k, "-h") || !strcmp(k, "--help")) return usage(stdout), 1;
         if (!v) return fprintf(stderr, "pixserve inpaint: %s needs a value\n", k), 2;
         i++;
-        if (!strcmp(k, "--image")) a->image_dir = v;
-        else if (!strcmp(k, "--mask")) a->mask = v;
-        else if (!strcmp(k, "--output") || !strcmp(k, "-o")) a->output = v;
-        else if (!strcmp(k, "--engine")) a->engine = v;
-        else if (!strcmp(k, "--method")) a->method = v;
-        else if (!strcmp(k, "--weights")) a->weights = v;
-        else if (!strcmp(k, "--device")) a->device = v;
-        else if (!strcmp(k, "--precision")) a->precision = v;
-        else if (!strcmp(k, "--seed")) a->seed = strtoull(v, NULL, 10);
-        else if (!strcmp(k, "--threads")) a->threads = atoi(v);
-        else if (!strcmp(k, "--jobs")) a->jobs = atoi(v);
+        if (!strcmp(k, "--image"))
+            a->image_dir = v;
+        else if (!strcmp(k, "--mask"))
+            a->mask = v;
+        else if (!strcmp(k, "--output") || !strcmp(k, "-o"))
+            a->output = v;
+        else if (!strcmp(k, "--engine"))
+            a->engine = v;
+        else if (!strcmp(k, "--method"))
+            a->method = v;
+        else if (!strcmp(k, "--weights"))
+            a->weights = v;
+        else if (!strcmp(k, "--device"))
+            a->device = v;
+        else if (!strcmp(k, "--precision"))
+            a->precision = v;
+        else if (!strcmp(k, "--seed"))
+            a->seed = strtoull(v, NULL, 10);
+        else if (!strcmp(k, "--threads"))
+            a->threads = atoi(v);
+        else if (!strcmp(k, "--jobs"))
+            a->jobs = atoi(v);
         else if (!strcmp(k, "--hd-strategy") && px_hd_parse(v) >= 0)
             a->hd.strategy = (enum px_hd_strategy)px_hd_parse(v);
-        else return fprintf(stderr, "pixserve inpaint: bad flag or value %s %s\n", k, v), 2;
+        else
+            return fprintf(stderr, "pixserve inpaint: bad flag or value %s %s\n", k, v), 2;
     }
     struct stat st;
     if (!a->image_dir || !a->mask || !a->output) return usage(stderr), 2;
@@ -102,7 +115,8 @@ static int parse_args(int argc, char **argv, batch_args *a)
     a->mask_is_dir = S_ISDIR(st.st_mode);
     if (mkdir(a->output, 0755) && errno != EEXIST)
         return fprintf(stderr, "pixserve inpaint: cannot create %s: %s\n", a->output,
-                       strerror(errno)), 2;
+                       strerror(errno)),
+               2;
     return 0;
 }
 
@@ -191,8 +205,12 @@ static int one_file(batch *b, const char *name, char *err, size_t errlen)
     if (!rc) rc = slurp(mpath, &mask, &mlen, err, errlen);
     if (rc) goto done;
     const char *ext = strrchr(name, '.');
-    px_inpaint_params p = {.engine = b->engine, .method = a->method, .seed = a->seed, .hd = &a->hd,
-                           .out_fmt = px_format_parse(ext + 1), .png_level = -1,
+    px_inpaint_params p = {.engine = b->engine,
+                           .method = a->method,
+                           .seed = a->seed,
+                           .hd = &a->hd,
+                           .out_fmt = px_format_parse(ext + 1),
+                           .png_level = -1,
                            .max_output = (size_t)1 << 30};
     px_inpaint_result res;
     if ((rc = px_inpaint_bytes(&p, img, ilen, mask, mlen, &res, err, errlen))) goto done;
@@ -254,8 +272,8 @@ static void summary(const batch *b)
 {
     double secs = (double)(px_now_ns() - b->t0) / 1e9;
     int failed = atomic_load(&b->failed);
-    printf("inpainted %d of %d images in %.2f s (%.2f images/s) into %s", b->n - failed, b->n,
-           secs, secs > 0 ? (b->n - failed) / secs : 0.0, b->a->output);
+    printf("inpainted %d of %d images in %.2f s (%.2f images/s) into %s", b->n - failed, b->n, secs,
+           secs > 0 ? (b->n - failed) / secs : 0.0, b->a->output);
     printf(failed ? "; %d skipped:\n" : "\n", failed);
     for (int i = 0; i < b->n; i++)
         if (b->errors[i]) printf("  %s: %s\n", b->names[i], b->errors[i]);
@@ -271,8 +289,8 @@ int px_cli_batch(int argc, char **argv)
     if (!b.names) return fprintf(stderr, "pixserve inpaint: cannot list %s\n", a.image_dir), 2;
     px_pool *pool = px_pool_create(a.threads);
     char err[512];
-    px_engine_config ec = {.weights = a.weights, .device = a.device, .precision = a.precision,
-                           .pool = pool};
+    px_engine_config ec = {
+        .weights = a.weights, .device = a.device, .precision = a.precision, .pool = pool};
     rc = px_engine_open(a.engine, &ec, &b.engine, err, sizeof err);
     if (!rc && a.method) rc = px_engine_check_method(b.engine, a.method, err, sizeof err);
     if (!rc) {

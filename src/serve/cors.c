@@ -34,8 +34,7 @@ void px_cors_headers(const px_serve_config *cfg, struct MHD_Connection *c,
     MHD_add_response_header(resp, "Access-Control-Expose-Headers", PX_CORS_EXPOSED);
 }
 
-int px_cors_is_preflight(const px_serve_config *cfg, struct MHD_Connection *c,
-                         const char *method)
+int px_cors_is_preflight(const px_serve_config *cfg, struct MHD_Connection *c, const char *method)
 {
     return cfg->cors_origin && cfg->cors_origin[0] && !strcmp(method, "OPTIONS") &&
            MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin") &&
@@ -47,8 +46,8 @@ struct MHD_Response *px_cors_preflight(struct MHD_Connection *c)
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     if (!resp) return NULL;
     MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
-    const char *req = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                  "Access-Control-Request-Headers");
+    const char *req =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Access-Control-Request-Headers");
     /* Echo what was asked when it is a plain list of header names (a browser
      * asks for exactly what the script sets); anything odd gets the list
      * pixserve reads. */

@@ -14,7 +14,7 @@
 #include <microhttpd.h>
 
 /* The response headers a script may read besides the safelisted ones. */
-#define PX_CORS_EXPOSED \
+#define PX_CORS_EXPOSED                                                                            \
     "X-Seed, Server-Timing, Retry-After, Location, Content-Disposition, X-Width, X-Height"
 
 /* Adds Access-Control-Allow-Origin (the allowed Origin, or *), Vary: Origin
@@ -25,8 +25,7 @@ void px_cors_headers(const px_serve_config *cfg, struct MHD_Connection *c,
 
 /* Whether the request is a CORS preflight that this server answers: CORS
  * on, method OPTIONS, an Origin and an Access-Control-Request-Method. */
-int px_cors_is_preflight(const px_serve_config *cfg, struct MHD_Connection *c,
-                         const char *method);
+int px_cors_is_preflight(const px_serve_config *cfg, struct MHD_Connection *c, const char *method);
 
 /* The empty 204 reply to a preflight, with the allowed methods and the
  * requested headers (those made of header-name characters) and a max age;

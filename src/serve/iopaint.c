@@ -77,8 +77,9 @@ static enum MHD_Result server_config(px_server *s, struct MHD_Connection *c, str
     px_buf_puts(&b, cfg->input && px_iopaint_is_dir(cfg->input) ? "true" : "false");
     px_buf_puts(&b, ",\"enableAutoSaving\":");
     px_buf_puts(&b, cfg->output_dir ? "true" : "false");
-    px_buf_printf(&b, ",\"enableControlnet\":false,\"controlnetMethod\":\"\","
-                      "\"disableModelSwitch\":%s,\"isDesktop\":false,\"samplers\":[]}\n",
+    px_buf_printf(&b,
+                  ",\"enableControlnet\":false,\"controlnetMethod\":\"\","
+                  "\"disableModelSwitch\":%s,\"isDesktop\":false,\"samplers\":[]}\n",
                   inpaint_engines(s) > 1 ? "false" : "true");
     return send_json(c, r, &b);
 }
@@ -101,9 +102,11 @@ static enum MHD_Result model(px_server *s, struct MHD_Connection *c, struct requ
                 !strcmp(px_engine_name(s->engines[i]), name->valuestring))
                 found = i;
         if (found < 0) {
-            if (root) snprintf(err, sizeof err, "model %.60s is not loaded (GET /api/v1/server-config "
-                               "lists the loaded ones)", cJSON_IsString(name) ? name->valuestring
-                                                                               : "(no name)");
+            if (root)
+                snprintf(err, sizeof err,
+                         "model %.60s is not loaded (GET /api/v1/server-config "
+                         "lists the loaded ones)",
+                         cJSON_IsString(name) ? name->valuestring : "(no name)");
             cJSON_Delete(root);
             return px_server_send_error(s, c, r, 0, root ? PX_ENOTFOUND : PX_EINVAL, err, NULL,
                                         NULL);
@@ -211,14 +214,18 @@ enum MHD_Result px_iopaint_socketio(px_server *s, struct MHD_Connection *c, stru
     const char *ctype = "text/plain; charset=UTF-8";
     if (!sid) { /* open: no upgrades, so the client stays on polling */
         unsigned long long k = atomic_fetch_add(&counter, 1) + 1;
-        px_buf_printf(&b, "0{\"sid\":\"px-%llx-%llx\",\"upgrades\":[],\"pingInterval\":25000,"
-                          "\"pingTimeout\":20000,\"maxPayload\":1000000}",
+        px_buf_printf(&b,
+                      "0{\"sid\":\"px-%llx-%llx\",\"upgrades\":[],\"pingInterval\":25000,"
+                      "\"pingTimeout\":20000,\"maxPayload\":1000000}",
                       (unsigned long long)r->t_arrival, k);
     } else if (!strcmp(method, MHD_HTTP_METHOD_POST)) {
         px_buf_puts(&b, "ok"); /* the client's CONNECT, pong or close: nothing to keep */
         ctype = "text/html";
     } else { /* CONNECT ack for "/", then DISCONNECT: the client stops here */
-        px_buf_printf(&b, "40{\"sid\":\"%s-0\"}\x1e" "41", sid);
+        px_buf_printf(&b,
+                      "40{\"sid\":\"%s-0\"}\x1e"
+                      "41",
+                      sid);
     }
     return px_server_send_buf(c, r, 200, ctype, &b, NULL, NULL);
 }

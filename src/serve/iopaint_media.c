@@ -28,7 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_LISTED 10000
+#define MAX_LISTED  10000
 #define PROBE_BYTES 65536
 
 int px_iopaint_is_dir(const char *path)
@@ -110,11 +110,12 @@ enum MHD_Result px_iopaint_inputimage(px_server *s, struct MHD_Connection *c, st
 /* ------------------------------------------------------------ save_image */
 
 /* Writes data as dir/name through a temporary file and a rename. */
-static int write_atomic(const char *dir, const char *name, const uint8_t *data, size_t n,
-                        char *err, size_t errlen)
+static int write_atomic(const char *dir, const char *name, const uint8_t *data, size_t n, char *err,
+                        size_t errlen)
 {
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return px_errf(err, errlen, PX_EIO, "cannot open --output-dir: %s", strerror(errno));
+    if (dfd < 0)
+        return px_errf(err, errlen, PX_EIO, "cannot open --output-dir: %s", strerror(errno));
     char tmp[256];
     snprintf(tmp, sizeof tmp, ".px-save-%ld-%p", (long)getpid(), (const void *)data);
     int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -196,7 +197,8 @@ enum MHD_Result px_iopaint_medias(px_server *s, struct MHD_Connection *c, struct
     if (!dir)
         return px_server_send_error(s, c, r, 404, PX_ENOTFOUND,
                                     "no folder for this tab (input: --input DIR, output: "
-                                    "--output-dir, mask: --mask-dir)", NULL, NULL);
+                                    "--output-dir, mask: --mask-dir)",
+                                    NULL, NULL);
     DIR *d = opendir(dir);
     if (!d) return px_server_send_error(s, c, r, 500, PX_EIO, "cannot read the folder", NULL, NULL);
     px_buf b;
@@ -247,7 +249,9 @@ enum MHD_Result px_iopaint_media_file(px_server *s, struct MHD_Connection *c, st
 {
     const char *dir = tab_dir(s->cfg, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tab"));
     const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "filename");
-    if (!dir) return px_server_send_error(s, c, r, 404, PX_ENOTFOUND, "no folder for this tab", NULL, NULL);
+    if (!dir)
+        return px_server_send_error(s, c, r, 404, PX_ENOTFOUND, "no folder for this tab", NULL,
+                                    NULL);
     if (!name || !name_ok(name))
         return px_server_send_error(s, c, r, 400, PX_EINVAL, "invalid filename", NULL, NULL);
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -85,8 +85,8 @@ static int parse_adjust(const uint8_t *body, size_t n, size_t max_bytes, uint8_t
                         size_t *mask_len, enum mask_op *op, int *kernel, char *err, size_t errlen)
 {
     char inner[200];
-    cJSON *root = px_json_parse((const char *)body, n, 4, 64, "the request body", NULL, inner,
-                                sizeof inner);
+    cJSON *root =
+        px_json_parse((const char *)body, n, 4, 64, "the request body", NULL, inner, sizeof inner);
     if (!root) return px_errf(err, errlen, PX_EINVAL, "%s", inner);
     int rc = 0;
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "mask");
@@ -105,7 +105,8 @@ static int parse_adjust(const uint8_t *body, size_t n, size_t max_bytes, uint8_t
     *op = o->valuestring[0] == 'e' ? OP_EXPAND : o->valuestring[0] == 's' ? OP_SHRINK : OP_REVERSE;
     double kv = cJSON_IsNumber(k) ? k->valuedouble : (k && !cJSON_IsNull(k)) ? -1 : 0;
     if (!(kv >= 0 && kv <= 256) || kv != floor(kv)) {
-        rc = px_errf(err, errlen, PX_EINVAL, "field 'kernel_size' must be an integer from 0 to 256");
+        rc =
+            px_errf(err, errlen, PX_EINVAL, "field 'kernel_size' must be an integer from 0 to 256");
         goto done;
     }
     *kernel = (int)kv;

@@ -70,8 +70,10 @@ static void *linger_main(void *arg)
         int stop = l->stop;
         for (int i = 0; i < MAX_LINGER; i++) {
             if (l->s[i].fd < 0) continue;
-            if (l->s[i].until_ns <= now) drop(l, i); /* lingering_time passed */
-            else if (l->s[i].until_ns < next) next = l->s[i].until_ns;
+            if (l->s[i].until_ns <= now)
+                drop(l, i); /* lingering_time passed */
+            else if (l->s[i].until_ns < next)
+                next = l->s[i].until_ns;
         }
         pthread_mutex_unlock(&l->mu);
         if (stop) return NULL;

@@ -214,11 +214,13 @@ TEST(t_adjust_mask)
     px_buf out;
     px_buf_init(&out, 1 << 20);
     char err[256];
-    static const char *bad[] = {"", "[]", "{\"mask\":1}", "{\"mask\":\"AAAA\",\"operate\":\"expand\"}",
+    static const char *bad[] = {"", "[]", "{\"mask\":1}",
+                                "{\"mask\":\"AAAA\",\"operate\":\"expand\"}",
                                 "{\"mask\":\"x\",\"operate\":\"expand\",\"kernel_size\":1.5}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         T_NE_INT(px_iopaint_adjust_mask((const uint8_t *)bad[i], strlen(bad[i]), NULL, &out, err,
-                                        sizeof err), 0);
+                                        sizeof err),
+                 0);
     px_buf_free(&out);
 }
 
