@@ -4,12 +4,15 @@
  * Every image file of --image DIR (PNG, JPEG, WebP by extension) is
  * inpainted with its mask — the file of the same name in --mask DIR (else the
  * same name with .png), or the one --mask FILE for all — and written to
- * --output DIR under its own name and format. Files run on --jobs threads at
- * once (default: one per CPU) over one engine; the engine's own loops share
- * one compute pool, which several callers may use at once, so decoding,
- * encoding and engine work of different files overlap on every core. A file
- * that cannot be read, decoded or inpainted is skipped and listed at the end.
- * On a terminal a progress bar is drawn on stderr.
+ * --output DIR under its own name and format. The files go through the
+ * server's own pipeline without HTTP (task.h): each becomes an inpaint task
+ * of the multipart form, so decoding and encoding run on the CPU pool (every
+ * core), and the device scheduler batches windows of different files that
+ * share a shape bucket into one engine call (GPU batching; --max-batch). On
+ * the CPU, where engines do not batch, --jobs engine calls run at once over
+ * the shared compute threads. A file that cannot be read, decoded or
+ * inpainted is skipped and listed at the end. On a terminal a progress bar
+ * is drawn on stderr.
  */
 #include "serve/cli_batch.h"
 
@@ -20,7 +23,11 @@
 #include "core/pool.h"
 #include "engine/engine.h"
 #include "image/codec.h"
-#include "serve/inpaint.h"
+#include "core/jsonr.h"
+#include "serve/config.h"
+#include "serve/kind_inpaint.h"
+#include "serve/metrics.h"
+#include "serve/task.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -34,7 +41,7 @@
 
 typedef struct batch_args {
     const char *image_dir, *mask, *output, *engine, *method, *weights, *device, *precision;
-    int threads, jobs, mask_is_dir;
+    int threads, jobs, max_batch, mask_is_dir;
     unsigned long long seed;
     px_hd_params hd;
 } batch_args;
@@ -44,12 +51,22 @@ typedef struct batch {
     px_engine *engine;
     char **names; /* the images, sorted */
     int n;
-    atomic_int next, done, failed;
-    char **errors;      /* errors[i]: why file i was skipped, or NULL */
-    pthread_mutex_t mu; /* the progress bar's line */
+    atomic_int done, failed;
+    char **errors;   /* errors[i]: why file i was skipped, or NULL */
+    px_task **tasks; /* tasks[i] while file i is in flight */
+    int *ended;      /* indices of ended tasks, in order (nended of them) */
+    int nended;
+    pthread_mutex_t mu; /* ended[] */
+    pthread_cond_t cv;
     int tty;
     int64_t t0;
 } batch;
+
+/* The argument of a task's done callback. */
+typedef struct batch_ref {
+    batch *b;
+    int index;
+} batch_ref;
 
 int px_cli_batch_wanted(int argc, char **argv)
 {
@@ -102,6 +119,8 @@ static int parse_args(int argc, char **argv, batch_args *a)
             a->threads = atoi(v);
         else if (!strcmp(k, "--jobs"))
             a->jobs = atoi(v);
+        else if (!strcmp(k, "--max-batch"))
+            a->max_batch = atoi(v);
         else if (!strcmp(k, "--hd-strategy") && px_hd_parse(v) >= 0)
             a->hd.strategy = (enum px_hd_strategy)px_hd_parse(v);
         else
@@ -191,38 +210,36 @@ static void mask_path(const batch_args *a, const char *name, char *out, size_t n
     snprintf(out, n, "%s/%.*s.png", a->mask, (int)(dot - name), name);
 }
 
-/* One file through the engine. 0 or an error with a message. */
-static int one_file(batch *b, const char *name, char *err, size_t errlen)
+/* The multipart form of one file: its image and mask parts and the
+ * options (what a client of POST /api/v1/inpaint would send). */
+static int file_body(const batch_args *a, const char *name, px_buf *body, char *err, size_t errlen)
 {
-    const batch_args *a = b->a;
-    char ipath[4096], mpath[4096], opath[4096];
+    static const char bd[] = "pixserve-batch-4f1c9a7e2b6d0c83a5";
+    char ipath[4096], mpath[4096];
     snprintf(ipath, sizeof ipath, "%s/%s", a->image_dir, name);
     mask_path(a, name, mpath, sizeof mpath);
-    snprintf(opath, sizeof opath, "%s/%s", a->output, name);
-    uint8_t *img = NULL, *mask = NULL;
-    size_t ilen = 0, mlen = 0;
-    int rc = slurp(ipath, &img, &ilen, err, errlen);
-    if (!rc) rc = slurp(mpath, &mask, &mlen, err, errlen);
-    if (rc) goto done;
-    const char *ext = strrchr(name, '.');
-    px_inpaint_params p = {.engine = b->engine,
-                           .method = a->method,
-                           .seed = a->seed,
-                           .hd = &a->hd,
-                           .out_fmt = px_format_parse(ext + 1),
-                           .png_level = -1,
-                           .max_output = (size_t)1 << 30};
-    px_inpaint_result res;
-    if ((rc = px_inpaint_bytes(&p, img, ilen, mask, mlen, &res, err, errlen))) goto done;
-    FILE *f = fopen(opath, "wb");
-    size_t w = f ? fwrite(res.encoded.data, 1, res.encoded.len, f) : 0;
-    if (!f || fclose(f) != 0 || w != res.encoded.len)
-        rc = px_errf(err, errlen, PX_EIO, "cannot write %s", opath);
-    px_buf_free(&res.encoded);
-done:
-    free(img);
-    free(mask);
-    return rc;
+    const char *paths[2] = {ipath, mpath}, *parts[2] = {"image", "mask"};
+    px_buf_init(body, (size_t)1 << 30);
+    for (int k = 0; k < 2; k++) {
+        uint8_t *data = NULL;
+        size_t len = 0;
+        int rc = slurp(paths[k], &data, &len, err, errlen);
+        if (rc) return rc;
+        px_buf_printf(body,
+                      "--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"f\"\r\n\r\n",
+                      bd, parts[k]);
+        rc = px_buf_append(body, data, len);
+        free(data);
+        if (rc) return px_errf(err, errlen, rc, "%s is too large", paths[k]);
+        px_buf_puts(body, "\r\n");
+    }
+    if (a->method)
+        px_buf_printf(body, "--%s\r\nContent-Disposition: form-data; name=\"method\"\r\n\r\n%s\r\n",
+                      bd, a->method);
+    px_buf_printf(body,
+                  "--%s\r\nContent-Disposition: form-data; name=\"seed\"\r\n\r\n%llu\r\n--%s--\r\n",
+                  bd, a->seed, bd);
+    return 0;
 }
 
 static void draw_progress(batch *b, int final)
@@ -234,38 +251,108 @@ static void draw_progress(batch *b, int final)
     int fill = b->n ? done * 30 / b->n : 30;
     for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
     bar[30] = 0;
-    pthread_mutex_lock(&b->mu);
     fprintf(stderr, "\r[%s] %d/%d  %.1f images/s  %d skipped%s", bar, done, b->n,
             secs > 0 ? done / secs : 0.0, failed, final ? "\n" : "");
     fflush(stderr);
+}
+
+static void on_task_done(px_task *t, void *arg)
+{
+    (void)t;
+    batch_ref *ref = arg;
+    batch *b = ref->b;
+    pthread_mutex_lock(&b->mu);
+    b->ended[b->nended++] = ref->index;
+    pthread_cond_signal(&b->cv);
     pthread_mutex_unlock(&b->mu);
 }
 
-static void *worker(void *arg)
+/* Writes an ended task's image, or records why it failed (the error body's
+ * message). */
+static void finish_file(batch *b, int i)
 {
-    batch *b = arg;
-    int i;
-    while ((i = atomic_fetch_add(&b->next, 1)) < b->n) {
-        char err[512];
-        if (one_file(b, b->names[i], err, sizeof err)) {
-            b->errors[i] = px_xstrdup(err);
-            atomic_fetch_add(&b->failed, 1);
-        }
-        atomic_fetch_add(&b->done, 1);
-        draw_progress(b, 0);
+    px_task_reply rep;
+    px_task_reply_get(b->tasks[i], &rep);
+    char err[512] = "";
+    if (rep.http_status == 200) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", b->a->output, b->names[i]);
+        FILE *f = fopen(path, "wb");
+        size_t w = f ? fwrite(rep.body->data, 1, rep.body->len, f) : 0;
+        if (!f || fclose(f) != 0 || w != rep.body->len)
+            snprintf(err, sizeof err, "cannot write %.400s", path);
+    } else {
+        char inner[64];
+        cJSON *j = px_json_parse((const char *)rep.body->data, rep.body->len, 8, 64, "reply", NULL,
+                                 inner, sizeof inner);
+        const cJSON *m = j ? cJSON_GetObjectItemCaseSensitive(j, "errors") : NULL;
+        snprintf(err, sizeof err, "%s", cJSON_IsString(m) ? m->valuestring : "failed");
+        cJSON_Delete(j);
     }
-    return NULL;
+    if (err[0]) {
+        b->errors[i] = px_xstrdup(err);
+        atomic_fetch_add(&b->failed, 1);
+    }
+    px_task_unref(b->tasks[i]);
+    b->tasks[i] = NULL;
+    atomic_fetch_add(&b->done, 1);
+    draw_progress(b, 0);
 }
 
-/* Runs the files on `jobs` threads (the caller is one of them). */
-static void run_all(batch *b, int jobs)
+/* Submits file i (retrying while the CPU queue is full); a file that cannot
+ * be read is recorded at once. */
+static void submit_file(batch *b, px_tasks *tasks, batch_ref *ref, int i)
 {
-    pthread_t th[256];
-    int started = 0;
-    for (int j = 1; j < jobs && j < 256; j++)
-        if (pthread_create(&th[started], NULL, worker, b) == 0) started++;
-    worker(b);
-    for (int j = 0; j < started; j++) pthread_join(th[j], NULL);
+    px_buf body;
+    char err[512];
+    if (file_body(b->a, b->names[i], &body, err, sizeof err)) {
+        px_buf_free(&body);
+        b->errors[i] = px_xstrdup(err);
+        atomic_fetch_add(&b->failed, 1);
+        atomic_fetch_add(&b->done, 1);
+        return;
+    }
+    px_task_spec spec = {.kind = &px_kind_inpaint,
+                         .dialect = PX_DIALECT_V1,
+                         .content_type =
+                             "multipart/form-data; boundary=pixserve-batch-4f1c9a7e2b6d0c83a5",
+                         .arrival_ns = px_now_ns(),
+                         .done = on_task_done,
+                         .done_arg = ref};
+    ref->b = b, ref->index = i;
+    int retry = 1, rc;
+    do { /* the task takes the bytes: a copy each try */
+        spec.body = px_xmalloc(body.len ? body.len : 1);
+        memcpy(spec.body, body.data, body.len);
+        spec.body_len = body.len;
+        rc = px_tasks_submit(tasks, &spec, &b->tasks[i], &retry);
+        if (rc == PX_EBUSY) usleep(20000); /* the CPU queue is full: let some finish */
+    } while (rc == PX_EBUSY);
+    px_buf_free(&body);
+    if (rc) { /* not started: its done callback never runs */
+        b->errors[i] = px_xstrdup("the pipeline is stopping");
+        atomic_fetch_add(&b->failed, 1);
+        atomic_fetch_add(&b->done, 1);
+    }
+}
+
+/* Runs every file through the task pipeline, at most `inflight` at once. */
+static void run_all(batch *b, px_tasks *tasks, int inflight)
+{
+    batch_ref *refs = px_xcalloc((size_t)(b->n ? b->n : 1), sizeof *refs);
+    int next = 0, seen = 0;
+    while (atomic_load(&b->done) < b->n) {
+        while (next < b->n && next - atomic_load(&b->done) < inflight)
+            submit_file(b, tasks, &refs[next], next), next++;
+        pthread_mutex_lock(&b->mu);
+        while (seen == b->nended && atomic_load(&b->done) < b->n &&
+               !(next < b->n && next - atomic_load(&b->done) < inflight))
+            pthread_cond_wait(&b->cv, &b->mu);
+        int upto = b->nended;
+        pthread_mutex_unlock(&b->mu);
+        for (; seen < upto; seen++) finish_file(b, b->ended[seen]);
+    }
+    free(refs);
 }
 
 static void summary(const batch *b)
@@ -277,6 +364,48 @@ static void summary(const batch *b)
     printf(failed ? "; %d skipped:\n" : "\n", failed);
     for (int i = 0; i < b->n; i++)
         if (b->errors[i]) printf("  %s: %s\n", b->names[i], b->errors[i]);
+}
+
+/* The files through a task manager over the one engine. 0, or 1 with a
+ * message when its threads cannot start. */
+static int run_pipeline(batch *b, int jobs)
+{
+    const batch_args *a = b->a;
+    px_serve_config cfg;
+    px_config_defaults(&cfg);
+    cfg.timeout_ms = 3600000; /* a deadline per file, not per batch */
+    cfg.max_body = (size_t)1 << 30;
+    cfg.hd = a->hd;
+    cfg.max_batch = a->max_batch > 0 ? a->max_batch : 8;
+    /* GPU engines: one worker per device, batches form; CPU engines do not
+     * batch, so --jobs calls share the compute threads. */
+    cfg.workers = strncmp(px_engine_device(b->engine), "cuda", 4) ? jobs : 0;
+    int inflight = 2 * (jobs > cfg.max_batch ? jobs : cfg.max_batch);
+    cfg.queue = inflight;
+    cfg.cpu_queue = inflight;
+    px_metrics *m = px_metrics_new();
+    char err[320];
+    px_tasks *tasks = px_tasks_create(&cfg, &b->engine, 1, NULL, m, err, sizeof err);
+    if (!tasks) {
+        fprintf(stderr, "pixserve inpaint: %s\n", err);
+        px_metrics_free(m);
+        return 1;
+    }
+    b->errors = px_xcalloc((size_t)(b->n ? b->n : 1), sizeof *b->errors);
+    b->tasks = px_xcalloc((size_t)(b->n ? b->n : 1), sizeof *b->tasks);
+    b->ended = px_xcalloc((size_t)(b->n ? b->n : 1), sizeof *b->ended);
+    b->t0 = px_now_ns();
+    run_all(b, tasks, inflight);
+    px_tasks_stats st;
+    px_tasks_stats_get(tasks, &st);
+    px_tasks_destroy(tasks);
+    px_metrics_free(m);
+    draw_progress(b, 1);
+    summary(b);
+    printf("engine calls: %llu for %llu windows (mean batch %.2f)\n",
+           (unsigned long long)st.sched.batches, (unsigned long long)st.sched.items_run,
+           st.sched.batches ? (double)st.sched.items_run / (double)st.sched.batches : 0.0);
+    return atomic_load(&b->failed) ? 1 : 0;
 }
 
 int px_cli_batch(int argc, char **argv)
@@ -296,14 +425,11 @@ int px_cli_batch(int argc, char **argv)
     if (!rc) {
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         int jobs = a.jobs > 0 ? a.jobs : ncpu > 0 ? (int)ncpu : 1;
-        b.errors = px_xcalloc((size_t)(b.n ? b.n : 1), sizeof *b.errors);
         pthread_mutex_init(&b.mu, NULL);
-        b.t0 = px_now_ns();
-        run_all(&b, jobs < b.n ? jobs : b.n);
-        draw_progress(&b, 1);
-        summary(&b);
+        pthread_cond_init(&b.cv, NULL);
+        rc = run_pipeline(&b, jobs);
+        pthread_cond_destroy(&b.cv);
         pthread_mutex_destroy(&b.mu);
-        rc = atomic_load(&b.failed) ? 1 : 0;
     } else {
         fprintf(stderr, "pixserve inpaint: %s\n", err);
         rc = 1;
@@ -314,6 +440,8 @@ int px_cli_batch(int argc, char **argv)
     }
     free(b.names);
     free(b.errors);
+    free(b.tasks);
+    free(b.ended);
     px_engine_close(b.engine);
     px_pool_destroy(pool);
     return rc;
