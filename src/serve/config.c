@@ -42,6 +42,8 @@ void px_config_defaults(px_serve_config *c)
     c->memory_limit = 0;
     c->memory_reserve = (size_t)256 << 20;
     c->max_gen_pixels = 2048 * 2048;
+    c->linger_ms = 5000;
+    c->linger_bytes = 64u << 20;
 }
 
 void px_config_usage(void)
@@ -108,6 +110,17 @@ void px_config_usage(void)
         "  --hd-crop-trigger N    Crop when the longest side exceeds N (default 800)\n"
         "  --hd-crop-margin N     context around each mask blob (default 128)\n"
         "  --hd-resize-limit N    Resize when the longest side exceeds N (default 1280)\n"
+        "HTTP manners and IOPaint's web frontend (docs/api.md, IOPaint compatibility)\n"
+        "  --cors-origin O        answer cross-origin requests from origin O (or *): preflight\n"
+        "                         OPTIONS and Access-Control-* headers (default: off)\n"
+        "  --linger-time DUR      after answering a request before its body (413, 404, ...),\n"
+        "                         read and drop the rest of the body for at most DUR so the\n"
+        "                         client sees the answer (default 5s; 0 = off)\n"
+        "  --linger-bytes SIZE    ... and at most SIZE bytes of it (default 64M)\n"
+        "  --input FILE|DIR       IOPaint's input image (GET /api/v1/inputimage), or the\n"
+        "                         folder its file manager browses (tab input)\n"
+        "  --output-dir DIR       where IOPaint's save_image writes (file manager tab output)\n"
+        "  --mask-dir DIR         the file manager's mask tab\n"
         "Results\n"
         "  --outputs DIR          where results asked for as URLs are stored (default outputs)\n"
         "  --png-level N          zlib level 0-9 for PNG results (default 1: fast)\n"
@@ -254,6 +267,27 @@ static int parse_int(const char *s, int lo, int hi, int *out)
     return 0;
 }
 
+/* The HTTP-manner and IOPaint flags: 1 if n is one of them (*bad set), else 0. */
+static int apply_http_flag(px_serve_config *c, const char *n, const char *val, int *bad)
+{
+    uint64_t u;
+    int64_t ms;
+    if (!strcmp(n, "cors-origin")) c->cors_origin = val;
+    else if (!strcmp(n, "input")) c->input = val;
+    else if (!strcmp(n, "output-dir")) c->output_dir = val;
+    else if (!strcmp(n, "mask-dir")) c->mask_dir = val;
+    else if (!strcmp(n, "linger-time")) {
+        *bad = px_parse_duration_ms(val, &ms) || ms > 600000;
+        if (!*bad) c->linger_ms = ms;
+    } else if (!strcmp(n, "linger-bytes")) {
+        *bad = px_parse_size(val, &u) || u > (64ull << 30);
+        if (!*bad) c->linger_bytes = u;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 /* Sets one setting from its flag name (without "--") and text value; val
  * must outlive the configuration. Returns 0 or PX_EINVAL with a message. */
 static int apply_flag(px_serve_config *c, const char *n, const char *val, int depth, char *err,
@@ -327,7 +361,7 @@ static int apply_flag(px_serve_config *c, const char *n, const char *val, int de
         if (depth > 4)
             return px_errf(err, errlen, PX_EINVAL, "config files include each other too deeply");
         return px_config_load_file(c, val, depth + 1, err, errlen);
-    } else {
+    } else if (!apply_http_flag(c, n, val, &bad)) {
         return px_errf(err, errlen, PX_EINVAL, "unknown setting '%s' (see pixserve serve --help)",
                        n);
     }

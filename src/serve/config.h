@@ -58,6 +58,13 @@ typedef struct px_serve_config {
     size_t memory_limit;       /* bytes for running batches, 0 = the device's free memory */
     size_t memory_reserve;     /* bytes always left free, default 256 MiB */
     uint64_t max_gen_pixels;   /* largest text-to-image output, default 2048x2048 */
+    /* HTTP manners and the IOPaint dialect. */
+    const char *cors_origin;   /* --cors-origin ORIGIN|*; NULL = no CORS headers */
+    int64_t linger_ms;         /* reading the rest of a refused body: at most this long */
+    uint64_t linger_bytes;     /* ... and this many bytes (then close), default 64 MiB */
+    const char *input;         /* --input FILE|DIR: IOPaint's input image or file manager */
+    const char *output_dir;    /* --output-dir DIR: IOPaint's save_image target */
+    const char *mask_dir;      /* --mask-dir DIR: the file manager's "mask" tab */
     /* Strings read from config files and --engine copies, owned here
      * (px_config_free). */
     char *owned[256];

@@ -7,6 +7,7 @@
 
 #include "core/alloc.h"
 #include "core/err.h"
+#include "core/jsonw.h"
 #include "serve/kind_generate.h"
 #include "serve/kind_inpaint.h"
 
@@ -39,6 +40,17 @@ void px_kind_register_metrics(px_metrics *m)
             [PX_STAGE_INFER] = k->infer_stage, [PX_STAGE_ENCODE] = k->finish_stage};
         px_metrics_set_kind(m, i, k->name, stages);
     }
+}
+
+int px_kind_error_json(int code, const char *msg, px_buf *out)
+{
+    px_buf_puts(out, "{\"error\":{\"code\":");
+    px_json_str(out, px_err_name(code));
+    px_buf_puts(out, ",\"message\":");
+    px_json_str(out, msg);
+    px_buf_puts(out, "},\"errors\":");
+    px_json_str(out, msg);
+    return px_buf_puts(out, "}\n");
 }
 
 uint64_t px_kind_key3(int a, int b, int c)

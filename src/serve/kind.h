@@ -77,6 +77,8 @@ typedef struct px_task_timings {
 typedef struct px_kind_reply {
     px_buf body;
     const char *content_type;
+    const char *header_name; /* an extra header (IOPaint's X-Seed), or NULL */
+    char header_value[32];
 } px_kind_reply;
 
 struct px_kind {
@@ -141,6 +143,11 @@ void px_kind_run_engine_items(px_engine *e, px_sched_item *const *items, int n);
 /* A batch key from three small non-negative numbers (21 bits each kept):
  * e.g. (w, h, steps). */
 uint64_t px_kind_key3(int a, int b, int c);
+
+/* Appends pixserve's error body: {"error": {"code", "message"}, "errors":
+ * message} — the top-level string is what IOPaint's and lama-cleaner's
+ * clients show. Returns 0 or the buffer's error. */
+int px_kind_error_json(int code, const char *msg, px_buf *out);
 
 /* Finds a kind by name among the built-in ones; NULL if unknown. */
 const px_kind *px_kind_find(const char *name);

@@ -27,6 +27,7 @@ typedef struct inpaint_req {
     px_inpaint_input in;
     px_hd_plan plan;
     px_engine_item *eitems; /* the payload of window i's scheduler item */
+    enum px_format in_fmt;  /* the input's format: the reply's unless asked */
 } inpaint_req;
 
 static void ir_free(void *p)
@@ -58,14 +59,15 @@ static int ir_parse(const px_kind_ctx *c, const uint8_t *body, size_t len, void 
     if (content_is(ct, "application/json")) {
         rc = px_req_parse_json((const char *)body, len, c->dialect, cfg->max_body, &r->req, err,
                                errlen);
-    } else if (c->dialect == PX_DIALECT_V1 && strncasecmp(ct, "multipart/form-data", 19) == 0) {
+    } else if (strncasecmp(ct, "multipart/form-data", 19) == 0) {
+        /* /api/v1/inpaint's form, or a lama-cleaner client's POST /inpaint
+         * (image bytes back): told apart from the JSON body by the type. */
         rc = px_req_parse_multipart(ct, body, len, c->dialect, cfg->max_body, &r->req, err, errlen);
     } else {
         return px_errf(err, errlen, PX_EUNSUP,
                        "Content-Type %s%.120s%s is not supported here; send %s", ct[0] ? "'" : "",
                        ct[0] ? ct : "(none)", ct[0] ? "'" : "",
-                       c->dialect == PX_DIALECT_V1 ? "application/json or multipart/form-data"
-                                                   : "application/json");
+                       "application/json or multipart/form-data");
     }
     if (rc) return rc;
     snprintf(o->engine, sizeof o->engine, "%s", r->req.engine);
@@ -92,6 +94,7 @@ static int ir_prepare(const px_kind_ctx *c, void *p, int *nitems, char *err, siz
 {
     inpaint_req *r = p;
     r->plan.used = PX_HD_ORIGINAL;
+    r->in_fmt = px_format_sniff(r->req.image, r->req.image_len);
     int rc = px_inpaint_decode(r->req.image, r->req.image_len, r->req.mask, r->req.mask_len,
                                &c->env->limits, &r->in, err, errlen);
     if (rc) return rc;
@@ -252,6 +255,10 @@ static int build_reply(const px_kind_ctx *c, const inpaint_req *r, px_buf *enc, 
     char name[PX_OUTPUT_NAME_MAX] = "";
     if (c->async || r->req.ret == PX_RETURN_IMAGE) {
         out->content_type = px_format_mime(fmt);
+        /* IOPaint's client reads the seed from this header. */
+        out->header_name = "X-Seed";
+        snprintf(out->header_value, sizeof out->header_value, "%llu",
+                 (unsigned long long)r->req.seed);
         out->body = *enc;
         px_buf_init(enc, 0);
         return 0;
@@ -300,7 +307,8 @@ static int ir_finish(const px_kind_ctx *c, void *p, px_kind_reply *out, char *er
                 r->in.rgb.h);
         goto done;
     }
-    px_encode_opts eo = {.fmt = r->req.out_fmt ? r->req.out_fmt : PX_FMT_PNG,
+    enum px_format fmt = r->req.out_fmt ? r->req.out_fmt : r->in_fmt ? r->in_fmt : PX_FMT_PNG;
+    px_encode_opts eo = {.fmt = fmt,
                          .quality = r->req.quality,
                          .png_level = c->env->cfg->png_level};
     if ((rc = px_inpaint_encode(&img, &r->in.alpha, &eo, &enc, err, errlen))) goto done;

@@ -8,6 +8,7 @@
 #include "core/pool.h"
 #include "engine/engine.h"
 #include "image/codec.h"
+#include "serve/cli_batch.h"
 #include "serve/cli_generate.h"
 #include "serve/config.h"
 #include "serve/cli_tokenize.h"
@@ -35,6 +36,9 @@ static void usage(FILE *f)
             "                   [--hd-strategy Original|Resize|Crop]\n"
             "                                inpaint one image; OUT's extension picks the\n"
             "                                format (.png, .jpg, .webp)\n"
+            "  pixserve inpaint --image DIR --mask DIR|FILE --output DIR [--engine NAME]\n"
+            "                   [--jobs N] [--max-batch N] [...]\n"
+            "                                a folder of images, like `iopaint run`\n"
             "  pixserve engines              list the built-in engines and their methods\n"
             "  pixserve generate \"PROMPT\" -o OUT --model DIR [flags]\n"
             "                                text-to-image with Z-Image-Turbo (pixserve generate --help)\n"
@@ -151,6 +155,7 @@ static int write_file(const char *path, const px_buf *b, char *err, size_t errle
 
 static int cmd_inpaint(int argc, char **argv)
 {
+    if (px_cli_batch_wanted(argc, argv)) return px_cli_batch(argc, argv);
     const char *pos[2] = {0};
     int npos = 0;
     const char *out = NULL, *engine = "classic", *method = NULL, *weights = NULL;

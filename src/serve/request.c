@@ -36,7 +36,7 @@ void px_req_free_images(px_inpaint_req *req)
 static void req_defaults(px_inpaint_req *req, enum px_dialect d)
 {
     memset(req, 0, sizeof *req);
-    req->out_fmt = PX_FMT_PNG;
+    req->out_fmt = PX_FMT_UNKNOWN; /* the input's format */
     req->priority = req->hd_strategy = -1;
     req->hd_crop_trigger = req->hd_crop_margin = req->hd_resize_limit = -1;
     req->ret = d == PX_DIALECT_SEED ? PX_RETURN_BASE64 : PX_RETURN_IMAGE;
@@ -239,6 +239,34 @@ fail:
     return rc;
 }
 
+/* lama-cleaner's form field names for the options both dialects share. */
+static const char *legacy_name(const char *key)
+{
+    static const char *const map[][2] = {
+        {"hdStrategy", "hd_strategy"},
+        {"hdStrategyCropMargin", "hd_strategy_crop_margin"},
+        {"hdStrategyCropTrigerSize", "hd_strategy_crop_trigger_size"}, /* its spelling */
+        {"hdStrategyCropTriggerSize", "hd_strategy_crop_trigger_size"},
+        {"hdStrategyResizeLimit", "hd_strategy_resize_limit"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(key, map[i][0])) return map[i][1];
+    return key;
+}
+
+/* Whether apply_option knows the name (long values of other fields, such as
+ * a lama-cleaner client's prompt, are skipped rather than refused). */
+static int known_option(const char *key)
+{
+    static const char *const names[] = {
+        "engine", "method", "output_format", "quality", "seed", "timeout_ms", "priority",
+        "hd_strategy", "hd_strategy_crop_trigger_size", "hd_strategy_crop_margin",
+        "hd_strategy_resize_limit", "return", "return_type"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(key, names[i])) return 1;
+    return 0;
+}
+
 static int copy_part(const px_part *p, const char *name, uint8_t **out, size_t *outlen,
                      size_t max_image, char *err, size_t errlen)
 {
@@ -259,6 +287,7 @@ int px_req_parse_multipart(const char *content_type, const uint8_t *body, size_t
                            size_t errlen)
 {
     req_defaults(req, d);
+    req->ret = PX_RETURN_IMAGE; /* a form's reply is the image (lama-cleaner's too) */
     char boundary[PX_MULTIPART_MAX_BOUNDARY + 1];
     int rc = px_multipart_boundary(content_type, boundary, err, errlen);
     if (rc) return rc;
@@ -269,12 +298,14 @@ int px_req_parse_multipart(const char *content_type, const uint8_t *body, size_t
     for (int i = 0; i < np; i++) {
         const px_part *p = &parts[i];
         if (!strcmp(p->name, "image") || !strcmp(p->name, "mask") || !p->name[0]) continue;
+        const char *key = legacy_name(p->name);
+        if (!known_option(key)) continue;
         char val[64];
         if (p->len >= sizeof val)
             return px_errf(err, errlen, PX_EINVAL, "multipart field '%s' is too long", p->name);
         memcpy(val, p->data, p->len);
         val[p->len] = 0;
-        if ((rc = apply_option(req, d, p->name, val, 0, 0, err, errlen))) goto fail;
+        if ((rc = apply_option(req, d, key, val, 0, 0, err, errlen))) goto fail;
     }
     if ((rc = copy_part(px_multipart_find(parts, np, "image"), "image", &req->image,
                         &req->image_len, max_image, err, errlen)))

@@ -33,7 +33,7 @@ typedef struct px_inpaint_req {
     size_t mask_len;
     char engine[32];         /* "" = the server's default engine */
     char method[32];         /* "" = the engine's default method */
-    enum px_format out_fmt;  /* PX_FMT_PNG unless asked */
+    enum px_format out_fmt;  /* PX_FMT_UNKNOWN = the input's format */
     int quality;             /* 0 = codec default */
     enum px_return ret;
     uint64_t seed;

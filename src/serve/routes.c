@@ -38,6 +38,22 @@ static const px_route_def g_routes[] = {
     {PX_ROUTE_HEALTHZ, "/healthz", 0, "GET", NULL, 0, 0, {"GET /healthz"}},
     {PX_ROUTE_READYZ, "/readyz", 0, "GET", NULL, 0, 0, {"GET /readyz"}},
     {PX_ROUTE_METRICS, "/metrics", 0, "GET", NULL, 0, 0, {"GET /metrics"}},
+    /* IOPaint's web frontend (iopaint.c; docs/api.md, IOPaint compatibility) */
+    {PX_ROUTE_IOPAINT, "/api/v1/server-config", 0, "GET", NULL, 0, 0, {"GET /api/v1/server-config"}},
+    {PX_ROUTE_IOPAINT, "/api/v1/model", 0, "GET, POST", NULL, 0, 0,
+     {"GET /api/v1/model", "POST /api/v1/model"}},
+    {PX_ROUTE_IOPAINT, "/api/v1/gen-info", 0, "POST", NULL, 0, 0, {"POST /api/v1/gen-info"}},
+    {PX_ROUTE_IOPAINT, "/api/v1/inputimage", 0, "GET", NULL, 0, 0, {"GET /api/v1/inputimage"}},
+    {PX_ROUTE_IOPAINT, "/api/v1/save_image", 0, "POST", NULL, 0, 0, {"POST /api/v1/save_image"}},
+    {PX_ROUTE_IOPAINT, "/api/v1/medias", 0, "GET", NULL, 0, 0, {"GET /api/v1/medias"}},
+    {PX_ROUTE_IOPAINT, "/api/v1/media_file", 0, "GET", NULL, 0, 0, {"GET /api/v1/media_file"}},
+    {PX_ROUTE_IOPAINT, "/api/v1/media_thumbnail_file", 0, "GET", NULL, 0, 0,
+     {"GET /api/v1/media_thumbnail_file"}},
+    {PX_ROUTE_IOPAINT, "/api/v1/adjust_mask", 0, "POST", NULL, 0, 0, {"POST /api/v1/adjust_mask"}},
+    {PX_ROUTE_IOPAINT, "/api/v1/switch_plugin_model", 0, "POST", NULL, 0, 0, {NULL}},
+    {PX_ROUTE_IOPAINT, "/api/v1/run_plugin_gen_image", 0, "POST", NULL, 0, 0, {NULL}},
+    {PX_ROUTE_IOPAINT, "/api/v1/run_plugin_gen_mask", 0, "POST", NULL, 0, 0, {NULL}},
+    {PX_ROUTE_SOCKETIO, "/socket.io/", 1, "GET, POST", NULL, 0, 0, {"GET /socket.io/"}},
 };
 /* clang-format on */
 #define NROUTES (sizeof g_routes / sizeof g_routes[0])
@@ -56,6 +72,8 @@ static const char *const g_labels[PX_ROUTE_COUNT] = {
     [PX_ROUTE_HEALTHZ] = "/healthz",
     [PX_ROUTE_READYZ] = "/readyz",
     [PX_ROUTE_METRICS] = "/metrics",
+    [PX_ROUTE_IOPAINT] = "iopaint",
+    [PX_ROUTE_SOCKETIO] = "/socket.io",
     [PX_ROUTE_UI] = "ui",
     [PX_ROUTE_OTHER] = "other",
 };

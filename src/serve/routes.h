@@ -27,6 +27,8 @@ enum px_route {
     PX_ROUTE_HEALTHZ,
     PX_ROUTE_READYZ,
     PX_ROUTE_METRICS,
+    PX_ROUTE_IOPAINT,  /* IOPaint's frontend calls: /api/v1/server-config, model, ... */
+    PX_ROUTE_SOCKETIO, /* /socket.io/ (IOPaint's progress channel) */
     PX_ROUTE_UI,    /* GET /, /dashboard, /ui/<file> (the web UI) */
     PX_ROUTE_OTHER, /* anything else (404/405) */
     PX_ROUTE_COUNT

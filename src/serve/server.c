@@ -20,9 +20,12 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "serve/cors.h"
 #include "serve/engines.h"
+#include "serve/iopaint.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -163,6 +166,9 @@ static enum MHD_Result start_task(px_server *s, struct MHD_Connection *c, struct
         .timeout_ms = tmo ? strtoll(tmo, NULL, 10) : 0,
     };
     if (spec.timeout_ms < 0 || spec.timeout_ms > 3600000) spec.timeout_ms = 0;
+    int cur = atomic_load(&s->current);
+    if (kind->engine_kind == PX_ENGINE_INPAINT && cur >= 0 && cur < s->nengines)
+        spec.default_engine = px_engine_name(s->engines[cur]);
     spec.body = px_buf_steal(&r->body, &spec.body_len);
     if (!spec.body) spec.body = px_xcalloc(1, 1);
 
@@ -213,6 +219,34 @@ static int is_submit(const px_route_def *route, const char *method)
     return route->kind && strcmp(method, MHD_HTTP_METHOD_POST) == 0;
 }
 
+/*
+ * A body found too long while it streams in (chunked: no Content-Length to
+ * refuse it by) can only be answered once it has ended — libmicrohttpd
+ * takes no reply in the middle of a body — so the rest is read and dropped
+ * within the lingering bounds; a client that goes quiet is cut after at
+ * most 2 s (the per-connection timeout), one that sends more than
+ * --linger-bytes or for longer than --linger-time is closed.
+ */
+static enum MHD_Result start_dropping(px_server *s, struct MHD_Connection *c, struct request *r,
+                                      int rc)
+{
+    px_buf_free(&r->body);
+    r->drop_code = rc == PX_ETOOBIG ? PX_ETOOBIG : PX_ENOMEM;
+    r->drop_left = s->cfg->linger_bytes + 1;
+    r->drop_until = px_now_ns() + s->cfg->linger_ms * 1000000;
+    int64_t idle_s = s->cfg->linger_ms >= 2000 ? 2 : (s->cfg->linger_ms + 999) / 1000;
+    if (idle_s < 1) return MHD_NO; /* lingering is off: close now */
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)idle_s);
+    return MHD_YES;
+}
+
+static enum MHD_Result drop_body(struct request *r, size_t n)
+{
+    if (n >= r->drop_left || px_now_ns() > r->drop_until) return MHD_NO; /* past the bounds */
+    r->drop_left -= n;
+    return MHD_YES;
+}
+
 /* First callback of a request: headers only. Refuses early what it can. */
 static enum MHD_Result on_headers(px_server *s, struct MHD_Connection *c, struct request *r,
                                   const char *url, const char *method)
@@ -231,8 +265,8 @@ static enum MHD_Result on_headers(px_server *s, struct MHD_Connection *c, struct
         snprintf(msg, sizeof msg, "%.20s is not allowed here; use %s", method, allow);
         return px_server_send_error(s, c, r, 405, PX_EINVAL, msg, "Allow", allow);
     }
-    if (is_submit(route, method)) {
-        if (atomic_load(&s->draining)) return not_ready(s, c, r);
+    if (is_submit(route, method) && atomic_load(&s->draining)) return not_ready(s, c, r);
+    if (!strcmp(method, MHD_HTTP_METHOD_POST)) {
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > s->cfg->max_body) {
@@ -263,25 +297,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->route = px_route_find(url);
         *con_cls = r;
         atomic_fetch_add(&s->open_requests, 1);
-        return on_headers(s, c, r, url, method);
+        if (px_cors_is_preflight(s->cfg, c, method)) {
+            struct MHD_Response *resp = px_cors_preflight(c);
+            return resp ? px_server_queue(c, r, 204, resp) : MHD_NO;
+        }
+        enum MHD_Result ret = on_headers(s, c, r, url, method);
+        r->early = r->status && px_linger_wanted(c); /* answered before its body */
+        return ret;
     }
 
     if (*upload_size) {
-        if (r->status) { /* already answered (413); drop the rest */
-            *upload_size = 0;
-            return MHD_YES;
-        }
-        int rc = px_buf_append(&r->body, upload, *upload_size);
+        size_t n = *upload_size;
         *upload_size = 0;
-        if (rc) {
-            px_buf_free(&r->body);
-            char msg[160];
-            snprintf(msg, sizeof msg, "request body exceeds the limit of %zu bytes",
-                     s->cfg->max_body);
-            return px_server_send_error(s, c, r, 0, rc == PX_ETOOBIG ? PX_ETOOBIG : PX_ENOMEM, msg, NULL,
-                              NULL);
-        }
+        if (r->status) return MHD_YES; /* answered from the headers: drop the rest */
+        if (r->drop_left) return drop_body(r, n);
+        int rc = px_buf_append(&r->body, upload, n);
+        if (rc) return start_dropping(s, c, r, rc);
         return MHD_YES;
+    }
+    if (r->drop_left) { /* the over-long body has ended: now the answer can go */
+        char msg[160];
+        snprintf(msg, sizeof msg, "request body exceeds the limit of %zu bytes", s->cfg->max_body);
+        return px_server_send_error(s, c, r, 0, r->drop_code, msg, NULL, NULL);
     }
     if (r->status) return MHD_YES; /* a reply is already queued */
     if (r->task) return px_server_send_task_reply(c, r, r->task); /* resumed: the task ended */
@@ -296,6 +333,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     case PX_ROUTE_METRICS: return px_server_serve_metrics(s, c, r);
     case PX_ROUTE_ENGINES: return px_server_serve_engines(s, c, r);
     case PX_ROUTE_UI: return px_server_serve_ui(s, c, r, url);
+    case PX_ROUTE_IOPAINT: return px_iopaint_serve(s, c, r, method, url);
+    case PX_ROUTE_SOCKETIO: return px_iopaint_socketio(s, c, r, method);
     default: return px_server_serve_index(s, c, r);
     }
 }
@@ -303,10 +342,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)c;
     px_server *s = cls;
     struct request *r = *con_cls;
     if (!r) return;
+    if (r->early && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && s->linger) {
+        /* The answer is out and libmicrohttpd closes the socket next with the
+         * body still coming: keep it open on a duplicate and drain it. */
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci) px_linger_add(s->linger, fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0));
+    }
     double secs = (double)(px_now_ns() - r->t_arrival) / 1e9;
     /* A request dropped before any reply counts as 499 (client closed). */
     int status = r->status ? r->status : 499;
@@ -361,6 +406,8 @@ static void *loader_main(void *arg)
         snprintf(s->load_error, sizeof s->load_error, "%s", inner);
         goto fail;
     }
+    for (int i = s->nengines - 1; i >= 0; i--) /* the first inpaint engine is current */
+        if (px_engine_kind_of(s->engines[i]) == PX_ENGINE_INPAINT) atomic_store(&s->current, i);
     PX_INFO("engines loaded and warmed in %.0f ms; ready", px_ns_to_ms(px_now_ns() - t0));
     atomic_store(&s->ready, 1);
     return NULL;
@@ -378,6 +425,7 @@ static void free_server(px_server *s)
     px_jobs_destroy(s->jobs);
     px_tasks_destroy(s->tasks);
     px_watch_destroy(s->watch);
+    px_linger_destroy(s->linger);
     px_nvml_close(s->nvml);
     for (int i = 0; i < s->nengines; i++) px_engine_close(s->engines[i]);
     px_outputs_close(s->outputs);
@@ -396,11 +444,13 @@ int px_server_start(const px_serve_config *cfg, px_server **out, char *err, size
     px_server *s = px_xcalloc(1, sizeof *s);
     s->cfg = cfg;
     s->t_start = px_now_ns();
+    atomic_init(&s->current, -1);
     s->metrics = px_metrics_new();
     s->jobs = px_jobs_create(cfg->job_ttl_ms, cfg->max_jobs);
 
     s->pool = px_pool_create(cfg->threads);
     s->watch = px_watch_create();
+    s->linger = px_linger_create(cfg);
     char gpu_err[160];
     s->nvml = px_nvml_open(gpu_err, sizeof gpu_err);
     if (s->nvml) PX_INFO("%d GPU(s) visible to NVML", px_nvml_count(s->nvml));

@@ -12,6 +12,7 @@
 #include "engine/engine.h"
 #include "serve/config.h"
 #include "serve/jobs.h"
+#include "serve/linger.h"
 #include "serve/metrics.h"
 #include "serve/outputs.h"
 #include "serve/routes.h"
@@ -36,6 +37,7 @@ struct px_server {
     px_jobs *jobs;
     px_watch *watch;
     px_nvml *nvml; /* NULL without a GPU driver */
+    px_linger *linger; /* NULL when lingering is off */
     int64_t t_start;
     int port;
     pthread_t loader;
@@ -45,6 +47,9 @@ struct px_server {
     atomic_int failed; /* loading failed: load_error says why */
     atomic_int draining;
     atomic_int open_requests; /* requests received and not yet completed */
+    atomic_int current;       /* the current inpaint engine (index into engines): the
+                                 default of inpaint requests that name none, switched
+                                 with IOPaint's POST /api/v1/model; -1 until loaded */
 };
 
 /* Per HTTP request state (MHD's con_cls). */
@@ -60,9 +65,19 @@ struct request {
     pthread_mutex_t mu;
     int suspended, finished;
     uint64_t watch_id;
+    int early; /* answered before its body was read: linger at the close (linger.h) */
+    /* A body found too long while streaming: dropped until it ends, then
+     * answered (server.c, start_dropping). */
+    uint64_t drop_left; /* bytes it may still send + 1; 0 = not dropping */
+    int64_t drop_until;
+    int drop_code;
 };
 
 /* ---- replies (server_routes.c) */
+
+/* Queues resp (destroyed here) as the reply, with the CORS headers. */
+enum MHD_Result px_server_queue(struct MHD_Connection *c, struct request *r, int status,
+                                struct MHD_Response *resp);
 
 /* Queues b's bytes (taken over) as the reply, with an optional extra header. */
 enum MHD_Result px_server_send_buf(struct MHD_Connection *c, struct request *r, int status,

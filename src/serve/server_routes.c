@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/proc.h"
 #include "image/codec.h"
+#include "serve/cors.h"
 #include "serve/events.h"
 #include "serve/kind.h"
 #include "serve/static.h"
@@ -29,9 +30,10 @@ static void free_buffer(void *p)
     free(p);
 }
 
-static enum MHD_Result queue(struct MHD_Connection *c, struct request *r, int status,
-                             struct MHD_Response *resp)
+enum MHD_Result px_server_queue(struct MHD_Connection *c, struct request *r, int status,
+                                struct MHD_Response *resp)
 {
+    px_cors_headers(r->srv->cfg, c, resp);
     r->status = status;
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
     MHD_destroy_response(resp);
@@ -52,7 +54,7 @@ static enum MHD_Result send_owned(struct MHD_Connection *c, struct request *r, i
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     if (hdr_name) MHD_add_response_header(resp, hdr_name, hdr_value);
-    return queue(c, r, status, resp);
+    return px_server_queue(c, r, status, resp);
 }
 
 enum MHD_Result px_server_send_buf(struct MHD_Connection *c, struct request *r, int status,
@@ -77,11 +79,7 @@ enum MHD_Result px_server_send_error(px_server *s, struct MHD_Connection *c, str
     if (k && k->error_body) {
         k->error_body(r->route->dialect, code, msg, &b);
     } else {
-        px_buf_puts(&b, "{\"error\":{\"code\":");
-        px_json_str(&b, px_err_name(code));
-        px_buf_puts(&b, ",\"message\":");
-        px_json_str(&b, msg);
-        px_buf_puts(&b, "}}\n");
+        px_kind_error_json(code, msg, &b);
     }
     if (status <= 0) status = px_err_http_status(code);
     px_metrics_error(s->metrics, code);
@@ -117,7 +115,7 @@ enum MHD_Result px_server_send_task_reply(struct MHD_Connection *c, struct reque
     MHD_add_response_header(resp, "Server-Timing", rep.server_timing);
     if (rep.header_name) MHD_add_response_header(resp, rep.header_name, rep.header_value);
     if (rep.http_status >= 500) PX_WARN("%s -> %d", px_route_label(r->route->id), rep.http_status);
-    return queue(c, r, rep.http_status, resp);
+    return px_server_queue(c, r, rep.http_status, resp);
 }
 
 /* ------------------------------------------------------------ jobs API */
@@ -133,7 +131,7 @@ static enum MHD_Result serve_events(px_server *s, struct MHD_Connection *c, stru
                                     busy ? "too many event streams follow this job"
                                          : "out of memory",
                                     busy ? "Retry-After" : NULL, busy ? "5" : NULL);
-    return queue(c, r, 200, resp);
+    return px_server_queue(c, r, 200, resp);
 }
 
 /* A done job's result: the reply it prepared, or result k of a kind with
@@ -227,7 +225,7 @@ enum MHD_Result px_server_serve_output(px_server *s, struct MHD_Connection *c, s
     const char *ext = strrchr(name, '.');
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             px_format_mime(px_format_parse(ext ? ext + 1 : "")));
-    return queue(c, r, 200, resp);
+    return px_server_queue(c, r, 200, resp);
 }
 
 static const char *state_name(px_server *s)

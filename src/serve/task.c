@@ -158,11 +158,7 @@ static void error_body(const px_task *t, px_buf *b, int code, const char *msg)
         t->kind->error_body(t->dialect, code, msg, b);
         return;
     }
-    px_buf_puts(b, "{\"error\":{\"code\":");
-    px_json_str(b, px_err_name(code));
-    px_buf_puts(b, ",\"message\":");
-    px_json_str(b, msg);
-    px_buf_puts(b, "}}\n");
+    px_kind_error_json(code, msg, b);
 }
 
 static enum px_outcome metric_outcome(enum outcome out, int code)
@@ -199,6 +195,10 @@ static int end_task(px_task *t, enum outcome out, int code, const char *msg, px_
         t->reply = reply->body;
         px_buf_init(&reply->body, 0);
         t->content_type_out = reply->content_type;
+        if (reply->header_name) {
+            t->hdr_name = reply->header_name;
+            snprintf(t->hdr_value, sizeof t->hdr_value, "%s", reply->header_value);
+        }
     } else {
         error_body(t, &t->reply, code, msg);
         t->content_type_out = "application/json";
@@ -476,10 +476,14 @@ static int choose_engine(px_task *t, const px_kind_opts *o, char *err, size_t er
 {
     px_tasks *p = t->p;
     int ei = -1;
+    const char *want = o->engine[0] ? o->engine : t->default_engine;
     for (int i = 0; i < p->nengines && ei < 0; i++) {
         if (px_engine_kind_of(p->engines[i]) != t->kind->engine_kind) continue;
-        if (!o->engine[0] || !strcmp(px_engine_name(p->engines[i]), o->engine)) ei = i;
+        if (!want[0] || !strcmp(px_engine_name(p->engines[i]), want)) ei = i;
     }
+    if (ei < 0 && !o->engine[0]) /* the server's choice went away: its kind's first */
+        for (int i = 0; i < p->nengines && ei < 0; i++)
+            if (px_engine_kind_of(p->engines[i]) == t->kind->engine_kind) ei = i;
     if (ei < 0) {
         char names[200] = "";
         for (int i = 0; i < p->nengines; i++)
@@ -637,6 +641,8 @@ static px_task *task_new(px_tasks *p, px_task_spec *spec)
     spec->body = NULL;
     snprintf(t->client, sizeof t->client, "%s", spec->client ? spec->client : "");
     snprintf(t->host, sizeof t->host, "%s", spec->host ? spec->host : "");
+    snprintf(t->default_engine, sizeof t->default_engine, "%s",
+             spec->default_engine ? spec->default_engine : "");
     t->arrival_ns = spec->arrival_ns ? spec->arrival_ns : px_now_ns();
     t->created_ms = px_wall_ms();
     int64_t timeout = spec->timeout_ms > 0 ? spec->timeout_ms : p->cfg->timeout_ms;

@@ -45,6 +45,8 @@ typedef struct px_task_spec {
     size_t body_len;
     const char *client; /* key for the per-client cap (copied); NULL = none */
     const char *host;   /* the Host header (copied); NULL = none */
+    const char *default_engine; /* the engine when the body names none (copied; the
+                                   server's current model); NULL = the kind's first */
     int64_t arrival_ns; /* px_now_ns() when the request arrived */
     int64_t timeout_ms; /* from a header; 0 = the body's timeout_ms or the default */
     px_task_done_fn done;

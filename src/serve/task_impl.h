@@ -52,6 +52,7 @@ struct px_task {
     size_t body_len;
     char client[64];
     char host[128];
+    char default_engine[32]; /* the engine when the request names none ("" = the first) */
     int64_t arrival_ns, deadline_ns, created_ms;
     px_task_done_fn done;
     void *done_arg;

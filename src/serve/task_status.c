@@ -127,15 +127,15 @@ static void status_end(px_task *t, const char *id, enum outcome out, px_buf *b)
                           tm.queue_ms, tm.decode_ms, tm.infer_ms, tm.encode_ms);
         return;
     }
-    /* The error reply already holds {"error":{...}}: embed its inside. */
+    /* The error reply already holds {"error":{...}, ...}: embed its inside
+     * (everything between its outer braces). */
     pthread_mutex_lock(&t->mu);
     const char *body = (const char *)t->reply.data;
     size_t len = t->reply.len;
-    if (body && len > 2 && body[0] == '{') {
+    while (len && body[len - 1] == '\n') len--;
+    if (body && len > 2 && body[0] == '{' && body[len - 1] == '}') {
         px_buf_puts(b, ",");
-        while (len && (body[len - 1] == '\n' || body[len - 1] == '}')) len--;
-        px_buf_append(b, body + 1, len - 1);
-        px_buf_puts(b, "}");
+        px_buf_append(b, body + 1, len - 2);
     }
     pthread_mutex_unlock(&t->mu);
 }

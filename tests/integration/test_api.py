@@ -127,7 +127,12 @@ class InpaintApi(ServerTest):
 
     def test_jpeg_input(self):
         jpg = encode(self.img, "JPEG", quality=95)
-        st, _, body = self.srv.post_json("/api/v1/inpaint", {"image": b64(jpg), "mask": b64(self.mask_png)})
+        # JPEG in, JPEG out (as IOPaint answers) ...
+        st, h, body = self.srv.post_json("/api/v1/inpaint", {"image": b64(jpg), "mask": b64(self.mask_png)})
+        self.assertEqual((st, h["content-type"], body[:2]), (200, "image/jpeg", b"\xff\xd8"))
+        # ... and exactly the decoded input outside the mask when asked for PNG.
+        st, _, body = self.srv.post_json("/api/v1/inpaint", {"image": b64(jpg), "mask": b64(self.mask_png),
+                                                             "output_format": "png"})
         self.assertEqual(st, 200, body[:300])
         out = decode(body)
         orig = decode(jpg)

@@ -128,8 +128,11 @@ class Errors(ServerTest):
         st, h, b = self.srv.request("POST", "/api/v1/inpaint", b"image=1", {
             "Content-Type": "application/x-www-form-urlencoded"})
         self.assertJsonError(st, h, b, 415, "unsupported", "multipart/form-data")
+        # POST /inpaint takes lama-cleaner's form: one without an image is a 400.
         st, h, b = self.srv.request("POST", "/inpaint", b"--x--", {
             "Content-Type": "multipart/form-data; boundary=x"})
+        self.assertJsonError(st, h, b, 400, "invalid_input", "image")
+        st, h, b = self.srv.request("POST", "/inpaint", b"<x/>", {"Content-Type": "text/xml"})
         self.assertJsonError(st, h, b, 415, "unsupported")
 
     def test_unknown_engine_and_method(self):

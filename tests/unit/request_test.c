@@ -25,7 +25,7 @@ TEST(t_v1_minimal_and_defaults)
     T_EQ_MEM(r.image, "foo", 3);
     T_EQ_INT(r.mask_len, 3);
     T_EQ_MEM(r.mask, "bar", 3);
-    T_EQ_INT(r.out_fmt, PX_FMT_PNG);
+    T_EQ_INT(r.out_fmt, PX_FMT_UNKNOWN); /* the input's format */
     T_EQ_INT(r.ret, PX_RETURN_IMAGE);
     T_EQ_STR(r.engine, "");
     T_EQ_INT(r.timeout_ms, 0);
