@@ -53,6 +53,7 @@ void px_config_defaults(px_serve_config *c)
     c->max_queue_delay_ms = 5;
     c->bucket_step = 64;
     px_hd_defaults(&c->hd);
+    c->hd.crop_bucket = -1; /* per engine: px_kind_inpaint_crop_bucket */
     c->max_per_client = 0;
     c->job_ttl_ms = 600000;
     c->max_jobs = 10000;
@@ -128,6 +129,9 @@ void px_config_usage(void)
         "  --hd-crop-trigger N    Crop when the longest side exceeds N (default 800)\n"
         "  --hd-crop-margin N     context around each mask blob (default 128)\n"
         "  --hd-resize-limit N    Resize when the longest side exceeds N (default 1280)\n"
+        "  --hd-crop-bucket N     Crop windows become squares of a multiple of N (GPU plans\n"
+        "                         are reused and built at start-up for --warm-sizes);\n"
+        "                         0 = exact windows (default: 256 on a GPU, 0 on the CPU)\n"
         "Results\n"
         "  --outputs DIR          where results asked for as URLs are stored (default outputs)\n"
         "  --png-level N          zlib level 0-9 for PNG results (default 1: fast)\n"
@@ -299,6 +303,7 @@ static int apply_flag(px_serve_config *c, const char *n, const char *val, int de
     else if (!strcmp(n, "max-side")) bad = parse_int(val, 1, 1 << 20, &c->max_side);
     else if (!strcmp(n, "hd-crop-trigger")) bad = parse_int(val, 1, 1 << 20, &c->hd.crop_trigger);
     else if (!strcmp(n, "hd-crop-margin")) bad = parse_int(val, 0, 1 << 16, &c->hd.crop_margin);
+    else if (!strcmp(n, "hd-crop-bucket")) bad = parse_int(val, 0, 1 << 16, &c->hd.crop_bucket);
     else if (!strcmp(n, "hd-resize-limit")) bad = parse_int(val, 8, 1 << 20, &c->hd.resize_limit);
     else if (!strcmp(n, "outputs")) c->outputs = val;
     else if (!strcmp(n, "weights")) c->weights = val;
