@@ -6,7 +6,9 @@
 #include "core/err.h"
 #include "core/rng.h"
 #include "harness.h"
+#include "engine/engine_impl.h"
 #include "serve/hd.h"
+#include "serve/kind_inpaint.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -214,8 +216,13 @@ TEST(t_crop_bucket_windows)
         bucketed.crop_bucket = 256;
         int bw[32], bh[32];
         int nb = px_hd_window_shapes(&bucketed, W, H, bw, bh, 32);
-        T_CMP_INT(nb, >=, 1);
-        T_CMP_INT(nb, <=, (W > H ? W : H) / 256 + 1);
+        /* Squares of 256, 512, ... capped at the image's sides. */
+        T_EQ_INT(nb, (W > H ? W : H) / 256 + ((W > H ? W : H) % 256 != 0));
+        for (int k = 0; k < nb; k++) {
+            int side = 256 * (k + 1);
+            T_EQ_INT(bw[k], side < W ? side : W);
+            T_EQ_INT(bh[k], side < H ? side : H);
+        }
         T_EQ_INT(px_hd_window_shapes(&exact, W, H, bw + nb, bh + nb, 1), 0);
         for (int round = 0; round < 8; round++) {
             random_mask(&m, &rng);
@@ -254,5 +261,17 @@ TEST(t_crop_bucket_windows)
     }
 }
 
+/* The bucket per engine: configured wins; auto is 256 on a GPU, 0 on the CPU. */
+TEST(t_crop_bucket_per_engine)
+{
+    static const px_engine_ops ops = {.name = "fake", .kind = PX_ENGINE_INPAINT};
+    px_engine gpu = {.ops = &ops, .device = "cuda:0"}, cpu = {.ops = &ops, .device = "cpu"};
+    T_EQ_INT(px_kind_inpaint_crop_bucket(&gpu, -1), PX_KIND_INPAINT_GPU_BUCKET);
+    T_EQ_INT(px_kind_inpaint_crop_bucket(&cpu, -1), 0);
+    T_EQ_INT(px_kind_inpaint_crop_bucket(&gpu, 0), 0);
+    T_EQ_INT(px_kind_inpaint_crop_bucket(&cpu, 128), 128);
+}
+
 TEST_MAIN(t_names_and_defaults, t_below_trigger_is_original, t_crop_windows,
-          t_crop_assembly_pastes_own_blob_only, t_resize_plan_and_assembly, t_crop_bucket_windows)
+          t_crop_assembly_pastes_own_blob_only, t_resize_plan_and_assembly, t_crop_bucket_windows,
+          t_crop_bucket_per_engine)
