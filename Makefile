@@ -28,7 +28,7 @@ CPPFLAGS := -Isrc -D_GNU_SOURCE -MMD -MP
 OPT ?= -O2
 CFLAGS := -std=c17 $(OPT) -g -pthread $(WARN) $(EXTRA_CFLAGS)
 LDFLAGS := -pthread $(EXTRA_LDFLAGS)
-LDLIBS := -lmicrohttpd -lcjson -lpng16 -ljpeg -lwebp -lz -lm
+LDLIBS := -lmicrohttpd -lcjson -lpng16 -l:libdeflate.a -ljpeg -lwebp -lz -lm
 # The LaMa engine: oneDNN for convolutions (it runs on OpenMP, hence -lgomp),
 # FFTW single precision with its threads for the Fourier units.
 LDLIBS += -ldnnl -lfftw3f_threads -lfftw3f -lgomp

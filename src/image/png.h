@@ -26,7 +26,8 @@
 int px_png_decode(const uint8_t *data, size_t n, const px_img_limits *lim, px_image *out, char *err,
                   size_t errlen);
 
-/* Appends img (c = 1, 3 or 4) as an 8-bit PNG with zlib level 0..9 to out.
+/* Appends img (c = 1, 3 or 4) as an 8-bit PNG with zlib level 0..9 to out
+ * (levels 0-2 through libdeflate with the Up filter, 3-9 through libpng).
  * Returns 0, PX_ETOOBIG (out's cap reached), PX_EINVAL or PX_ENOMEM; on
  * failure out may hold a partial image (px_encode rolls it back). */
 int px_png_encode(const px_image *img, int level, px_buf *out, char *err, size_t errlen);

@@ -11,6 +11,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/*
+ * The default safety bound on queued requests (--queue per priority,
+ * --cpu-queue): not the admission policy (the deadline test is, admit.h)
+ * but a cap on what waiting requests hold in memory. A waiting request
+ * holds its body and, once decoded, its image and mask: about 4 MiB for a
+ * 1024x1024 inpainting. An eighth of the machine's memory at 4 MiB each,
+ * within [256, 4096]: 768 on 24 GiB, 4096 from 128 GiB up.
+ */
+int px_config_queue_bound(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    if (pages <= 0 || page <= 0) return 256;
+    double n = (double)pages * (double)page / 8.0 / (4.0 * 1024 * 1024);
+    return n < 256 ? 256 : n > 4096 ? 4096 : (int)n;
+}
 
 void px_config_defaults(px_serve_config *c)
 {
@@ -18,7 +35,7 @@ void px_config_defaults(px_serve_config *c)
     c->host = "127.0.0.1";
     c->port = 7860;
     c->workers = 0;
-    c->queue = 32;
+    c->queue = px_config_queue_bound();
     c->http_threads = 2;
     c->threads = 0;
     c->max_body = 64u << 20;
@@ -31,11 +48,12 @@ void px_config_defaults(px_serve_config *c)
     c->png_level = 1;
     c->log_level = "info";
     c->cpu_workers = 0;
-    c->cpu_queue = 64;
+    c->cpu_queue = px_config_queue_bound();
     c->max_batch = 8;
     c->max_queue_delay_ms = 5;
     c->bucket_step = 64;
     px_hd_defaults(&c->hd);
+    c->hd.crop_bucket = -1; /* per engine: px_kind_inpaint_crop_bucket */
     c->max_per_client = 0;
     c->job_ttl_ms = 600000;
     c->max_jobs = 10000;
@@ -96,13 +114,16 @@ void px_config_usage(void)
         "  --max-queue-delay DUR  how long a batch may wait to fill up (default 5ms)\n"
         "  --bucket-step N        pad sizes up to multiples of N to batch them; 0 = only\n"
         "                         equal sizes batch (default 64)\n"
-        "  --queue N              requests admitted per priority (high, normal, low) before\n"
-        "                         429 with Retry-After (default 32)\n"
+        "  --queue N              safety bound: requests in flight per priority (default\n"
+        "                         from memory: RAM/8 at 4 MiB each, 256..4096); requests\n"
+        "                         are admitted while their predicted wait fits their\n"
+        "                         deadline, else 429 with Retry-After\n"
         "  --max-per-client N     requests in flight per API key or address, 0 = no cap\n"
         "  --timeout DUR          per-request deadline, answered with 504 (default 60s);\n"
         "                         a request may ask for another (timeout_ms, X-Timeout-Ms)\n"
         "  --cpu-workers N        threads parsing, decoding and encoding (default: CPUs)\n"
-        "  --cpu-queue N          requests waiting for those threads before 429 (default 64)\n"
+        "  --cpu-queue N          safety bound: requests waiting for those threads before\n"
+        "                         429 (default as --queue)\n"
         "  --memory-limit SIZE    memory batches may use (default: what the device has free)\n"
         "  --memory-reserve SIZE  memory always left free (default 256M)\n"
         "Large images (IOPaint's strategies; requests may choose with hd_strategy)\n"
@@ -110,6 +131,9 @@ void px_config_usage(void)
         "  --hd-crop-trigger N    Crop when the longest side exceeds N (default 800)\n"
         "  --hd-crop-margin N     context around each mask blob (default 128)\n"
         "  --hd-resize-limit N    Resize when the longest side exceeds N (default 1280)\n"
+        "  --hd-crop-bucket N     Crop windows become squares of a multiple of N (GPU plans\n"
+        "                         are reused and built at start-up for --warm-sizes);\n"
+        "                         0 = exact windows (default: 256 on a GPU, 0 on the CPU)\n"
         "HTTP manners and IOPaint's web frontend (docs/api.md, IOPaint compatibility)\n"
         "  --cors-origin O        answer cross-origin requests from origin O (or *): preflight\n"
         "                         OPTIONS and Access-Control-* headers (default: off)\n"
@@ -313,6 +337,7 @@ static int apply_flag(px_serve_config *c, const char *n, const char *val, int de
     else if (!strcmp(n, "max-side")) bad = parse_int(val, 1, 1 << 20, &c->max_side);
     else if (!strcmp(n, "hd-crop-trigger")) bad = parse_int(val, 1, 1 << 20, &c->hd.crop_trigger);
     else if (!strcmp(n, "hd-crop-margin")) bad = parse_int(val, 0, 1 << 16, &c->hd.crop_margin);
+    else if (!strcmp(n, "hd-crop-bucket")) bad = parse_int(val, 0, 1 << 16, &c->hd.crop_bucket);
     else if (!strcmp(n, "hd-resize-limit")) bad = parse_int(val, 8, 1 << 20, &c->hd.resize_limit);
     else if (!strcmp(n, "outputs")) c->outputs = val;
     else if (!strcmp(n, "weights")) c->weights = val;

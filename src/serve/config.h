@@ -26,7 +26,7 @@ typedef struct px_serve_config {
     const char *host;          /* bind address, default 127.0.0.1 */
     int port;                  /* default 7860; 0 = ephemeral */
     int workers;               /* device workers per engine; 0 = one per device (GPUs) */
-    int queue;                 /* requests admitted per priority, default 32 */
+    int queue;                 /* safety bound per priority, default px_config_queue_bound */
     int http_threads;          /* HTTP I/O threads, default 2 */
     int threads;               /* compute threads, default = CPUs */
     size_t max_body;           /* request body cap, default 64 MiB */
@@ -47,7 +47,7 @@ typedef struct px_serve_config {
     const char *log_level;     /* debug|info|warn|error */
     /* Serving core. */
     int cpu_workers;           /* decode/encode threads, default = CPUs */
-    int cpu_queue;             /* requests waiting for the CPU pool, default 64 */
+    int cpu_queue;             /* safety bound on the CPU pool's queue, same default */
     int max_batch;             /* items per engine call, default 8 */
     int max_queue_delay_ms;    /* wait for a fuller batch, default 5 */
     int bucket_step;           /* shape bucket for batching, default 64 */
@@ -86,6 +86,10 @@ int px_engine_spec_parse(char *text, px_engine_spec *spec, char *err, size_t err
 
 /* Fills cfg with the defaults. */
 void px_config_defaults(px_serve_config *cfg);
+
+/* The default --queue and --cpu-queue, sized from the machine's memory
+ * (256..4096); see config.c for the arithmetic. */
+int px_config_queue_bound(void);
 
 /*
  * Parses `pixserve serve` flags from argv[0..argc) (argv[0] is the first

@@ -5,6 +5,9 @@
  */
 #include "serve/engines.h"
 
+#include "serve/hd.h"
+#include "serve/kind_inpaint.h"
+
 #include "core/err.h"
 
 #include <stdbool.h>
@@ -45,6 +48,29 @@ static px_engine_config engine_config(const px_serve_config *cfg, const px_engin
     };
 }
 
+/* The sizes engine e warms up for: each --warm-sizes size and the CROP
+ * window shapes (hd.h) an image of that size gives with e's window bucket,
+ * so that common window shapes never build plans on a request's path.
+ * Returns how many (at most max). */
+static int warm_sizes(const px_serve_config *cfg, const px_engine *e, int *ws, int *hs, int max)
+{
+    int w8[8], h8[8], n = 0;
+    int nw = cfg->warm_sizes ? px_config_warm_sizes(cfg->warm_sizes, w8, h8, 8) : 0;
+    px_hd_params hd = cfg->hd;
+    hd.crop_bucket = px_kind_inpaint_crop_bucket(e, hd.crop_bucket);
+    for (int i = 0; i < nw; i++) {
+        int bw[32], bh[32];
+        int nb = px_hd_window_shapes(&hd, w8[i], h8[i], bw, bh, 31);
+        bw[nb] = w8[i], bh[nb] = h8[i], nb++;
+        for (int k = 0; k < nb; k++) {
+            int dup = 0;
+            for (int j = 0; j < n; j++) dup |= ws[j] == bw[k] && hs[j] == bh[k];
+            if (!dup && n < max) ws[n] = bw[k], hs[n] = bh[k], n++;
+        }
+    }
+    return n;
+}
+
 int px_engines_load(const px_serve_config *cfg, px_pool *pool, px_engine **engines, int *n,
                     char *err, size_t errlen)
 {
@@ -56,16 +82,18 @@ int px_engines_load(const px_serve_config *cfg, px_pool *pool, px_engine **engin
     if (!placed)
         return px_errf(err, errlen, PX_EINVAL,
                        "--device %.40s: none of the engines can run there (lama can)", cfg->device);
-    /* What GPU engines plan for before serving. */
-    int ws[8], hs[8], nw = cfg->warm_sizes ? px_config_warm_sizes(cfg->warm_sizes, ws, hs, 8) : 0;
-    px_engine_warmup wu = {
-        .w = ws, .h = hs, .nsizes = nw > 0 ? nw : 0, .max_batch = cfg->max_batch};
     for (int i = 0; i < cfg->nengines && i < PX_MAX_ENGINES; i++) {
         const px_engine_spec *sp = &cfg->engines[i];
         px_engine_config ec = engine_config(cfg, sp, pool);
         int rc = px_engine_open(sp->name, &ec, &engines[*n], inner, sizeof inner);
         if (rc) return px_errf(err, errlen, rc, "engine '%.40s': %.200s", sp->name, inner);
         (*n)++;
+        /* What GPU engines plan for before serving. */
+        int ws[32], hs[32];
+        px_engine_warmup wu = {.w = ws,
+                               .h = hs,
+                               .nsizes = warm_sizes(cfg, engines[*n - 1], ws, hs, 32),
+                               .max_batch = cfg->max_batch};
         if ((rc = px_engine_warm_up(engines[*n - 1], &wu, inner, sizeof inner)))
             return px_errf(err, errlen, rc, "%s", inner);
     }

@@ -31,6 +31,7 @@ void px_hd_defaults(px_hd_params *p)
     p->crop_trigger = 800;
     p->crop_margin = 128;
     p->resize_limit = 1280;
+    p->crop_bucket = 0;
 }
 
 void px_hd_free(px_hd_plan *plan)
@@ -57,14 +58,20 @@ static int crop(const px_image *src, int x, int y, int w, int h, px_image *dst)
     return 0;
 }
 
-/*
- * One axis of a CROP window: [lo, hi) around the blob [b0, b1) with margin,
- * kept inside [0, n): where it would stick out on one side it is moved in
- * and extended on the other, so windows at borders get as much context.
- */
-static void window_axis(int b0, int b1, int margin, int n, int *lo, int *len)
+/* The side a CROP window wants on one axis: the blob plus margin. */
+static int window_want(int b0, int b1, int margin)
 {
-    int want = (b1 - b0) + 2 * margin;
+    return (b1 - b0) + 2 * margin;
+}
+
+/*
+ * One axis of a CROP window of length want around the blob starting at b0
+ * with margin: [lo, lo + len), kept inside [0, n): where it would stick out
+ * on one side it is moved in and extended on the other, so windows at
+ * borders get as much context.
+ */
+static void window_axis(int b0, int want, int margin, int n, int *lo, int *len)
+{
     if (want >= n) {
         *lo = 0;
         *len = n;
@@ -77,11 +84,32 @@ static void window_axis(int b0, int b1, int margin, int n, int *lo, int *len)
     *len = want;
 }
 
+/* The bucketed side: a square of the larger wanted side rounded up to a
+ * multiple of bucket (bucket 0: the wanted side itself). */
+static int bucket_side(int want, int bucket)
+{
+    return bucket > 0 ? (want + bucket - 1) / bucket * bucket : want;
+}
+
+int px_hd_window_shapes(const px_hd_params *p, int w, int h, int *ws, int *hs, int max)
+{
+    int longest = w > h ? w : h, n = 0;
+    if (p->strategy != PX_HD_CROP || p->crop_bucket <= 0 || longest <= p->crop_trigger) return 0;
+    for (int side = p->crop_bucket;; side += p->crop_bucket) {
+        int sw = side < w ? side : w, sh = side < h ? side : h;
+        int dup = 0;
+        for (int i = 0; i < n; i++) dup |= ws[i] == sw && hs[i] == sh;
+        if (!dup && n < max) ws[n] = sw, hs[n] = sh, n++;
+        if (side >= longest) break;
+    }
+    return n;
+}
+
 int px_hd_plan_make(const px_image *rgb, const px_image *mask, const px_hd_params *p,
                     px_hd_plan *plan, char *err, size_t errlen)
 {
     memset(plan, 0, sizeof *plan);
-    if (p->crop_trigger < 1 || p->crop_margin < 0 || p->resize_limit < 8)
+    if (p->crop_trigger < 1 || p->crop_margin < 0 || p->resize_limit < 8 || p->crop_bucket < 0)
         return px_errf(err, errlen, PX_EINVAL, "bad large-image parameters");
     if (px_mask_count(mask) == 0) return 0; /* nothing to inpaint */
     int longest = rgb->w > rgb->h ? rgb->w : rgb->h;
@@ -102,8 +130,11 @@ int px_hd_plan_make(const px_image *rgb, const px_image *mask, const px_hd_param
         memset(plan->win, 0, (size_t)nb * sizeof *plan->win);
         for (int b = 0; b < nb; b++) {
             px_hd_window *w = &plan->win[plan->nwin];
-            window_axis(blobs[b].x0, blobs[b].x1, p->crop_margin, rgb->w, &w->x, &w->w);
-            window_axis(blobs[b].y0, blobs[b].y1, p->crop_margin, rgb->h, &w->y, &w->h);
+            int ww = window_want(blobs[b].x0, blobs[b].x1, p->crop_margin);
+            int wh = window_want(blobs[b].y0, blobs[b].y1, p->crop_margin);
+            if (p->crop_bucket > 0) ww = wh = bucket_side(ww > wh ? ww : wh, p->crop_bucket);
+            window_axis(blobs[b].x0, ww, p->crop_margin, rgb->w, &w->x, &w->w);
+            window_axis(blobs[b].y0, wh, p->crop_margin, rgb->h, &w->y, &w->h);
             w->label = blobs[b].label;
             plan->nwin++;
             if (crop(rgb, w->x, w->y, w->w, w->h, &w->image) ||

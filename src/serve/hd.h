@@ -9,6 +9,12 @@
  *            inward at the image borders (so it keeps its size and gains
  *            context from the other side); each window is inpainted with the
  *            mask inside it and only its own blob's pixels are pasted back.
+ *            With crop_bucket > 0 every window is a square whose side is
+ *            the larger wanted side rounded up to a multiple of crop_bucket
+ *            (each side capped at the image's): a 1024x1024 image at bucket
+ *            256 has four window shapes (256², 512², 768², 1024²), so GPU
+ *            engines reuse a few plans, built at start-up, instead of one
+ *            per blob size. More context, same rule for what is pasted.
  *
  * Below the trigger sizes both RESIZE and CROP fall back to ORIGINAL. The
  * windows of a plan are independent engine inputs, so a scheduler can run
@@ -34,10 +40,20 @@ typedef struct px_hd_params {
     int crop_trigger; /* CROP only when max(w, h) > this (IOPaint: 800) */
     int crop_margin;  /* pixels of context around each blob (IOPaint: 128) */
     int resize_limit; /* RESIZE only when max(w, h) > this (IOPaint: 1280) */
+    int crop_bucket;  /* CROP windows: squares of a multiple of this; 0 = exact
+                         (IOPaint's); the server picks per engine (kind_inpaint.c) */
 } px_hd_params;
 
-/* IOPaint's defaults: CROP, trigger 800, margin 128, resize limit 1280. */
+/* IOPaint's defaults: CROP, trigger 800, margin 128, resize limit 1280,
+ * no bucket. */
 void px_hd_defaults(px_hd_params *p);
+
+/*
+ * The window shapes CROP with p's bucket can give a w x h image, smallest
+ * first, into ws/hs (at most max): what GPU engines warm up for. 0 when p
+ * does not crop such an image or has no bucket.
+ */
+int px_hd_window_shapes(const px_hd_params *p, int w, int h, int *ws, int *hs, int max);
 
 typedef struct px_hd_window {
     int x, y, w, h;   /* region of the original image (CROP), else the whole image */

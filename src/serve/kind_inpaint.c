@@ -81,9 +81,17 @@ static int ir_parse(const px_kind_ctx *c, const uint8_t *body, size_t len, void 
     return 0;
 }
 
+int px_kind_inpaint_crop_bucket(const px_engine *e, int configured)
+{
+    if (configured >= 0) return configured;
+    const char *dev = e ? px_engine_device(e) : NULL;
+    return dev && !strncmp(dev, "cuda", 4) ? PX_KIND_INPAINT_GPU_BUCKET : 0;
+}
+
 static int ir_check(const px_kind_ctx *c, void *p, char *err, size_t errlen)
 {
     inpaint_req *r = p;
+    r->hd.crop_bucket = px_kind_inpaint_crop_bucket(c->engine, r->hd.crop_bucket);
     if (!r->req.method[0]) return 0;
     return px_engine_check_method(c->engine, r->req.method, err, errlen);
 }

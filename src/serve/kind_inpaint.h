@@ -26,4 +26,11 @@ void px_kind_inpaint_run(px_engine *e, px_sched_item *const *items, int n);
  * multiples of bucket_step (0 = exact sizes) when the engine's lane batches. */
 void px_kind_inpaint_item(px_sched_item *it, px_engine_item *eit, int batching, int bucket_step);
 
+/* The CROP window bucket (hd.h) for engine e: configured when >= 0, else
+ * (auto) PX_KIND_INPAINT_GPU_BUCKET on an engine running on a GPU, whose
+ * plans are built per input shape, and 0 (exact windows: least work) on the
+ * CPU. */
+#define PX_KIND_INPAINT_GPU_BUCKET 256
+int px_kind_inpaint_crop_bucket(const px_engine *e, int configured);
+
 #endif

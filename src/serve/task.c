@@ -121,28 +121,42 @@ static px_kind_ctx kind_ctx(px_task *t)
 
 /* ------------------------------------------------------------ admission */
 
-/* Seconds a refused client should wait: the work ahead on the task's engine
- * at that engine's measured time per item, spread over its device workers;
- * at least 1. */
-static int retry_after(px_tasks *p, px_task *t)
+/* What the scheduler knows of the task's engine: the items ahead of a new
+ * one of the task's priority, the engine's workers and time per item. */
+static px_admit_load engine_load(px_tasks *p, const px_task *t)
 {
     px_sched_lane_stats st;
     px_sched_lane_stats_get(p->sched, p->engines[t->engine_index], &st);
-    double per = st.mean_item_ms > 0 ? st.mean_item_ms : 1000.0;
-    int ahead = st.running;
-    for (int i = 0; i < PX_PRIO_COUNT; i++) ahead += st.queued[i];
-    int workers = st.workers > 0 ? st.workers : 1;
-    int s = (int)(per * (ahead + 1) / workers / 1000.0 + 0.999);
+    px_admit_load l = {.sched_ahead = st.running,
+                       .workers = st.workers > 0 ? st.workers : 1,
+                       .item_ms = st.mean_item_ms,
+                       .budget_ms = (t->deadline_ns - px_now_ns()) / 1000000};
+    for (int i = 0; i <= (int)t->prio; i++) l.sched_ahead += st.queued[i];
+    return l;
+}
+
+/* Seconds a client refused by a safety bound should wait: the work ahead
+ * on the task's engine at its measured time per item, spread over its
+ * device workers; at least 1. */
+static int retry_after(const px_admit_load *l)
+{
+    double per = l->item_ms > 0 ? l->item_ms : 1000.0;
+    int s = (int)(per * (l->sched_ahead + 1) / l->workers / 1000.0 + 0.999);
     return s < 1 ? 1 : s;
 }
 
-/* Takes an admission slot for the task, or explains why not. Called with
- * the task's lock held, so that end_task sees either no slot or a slot it
- * must release (never a slot being taken). */
-static int admit(px_tasks *p, px_task *t, char *err, size_t errlen)
+/* Admits the task (deadline test, then the safety bounds) or explains why
+ * not, with the Retry-After seconds in *retry_s. Called with the task's
+ * lock held, so that end_task sees either no slot or a slot it must
+ * release (never a slot being taken). */
+static int admit(px_tasks *p, px_task *t, int *retry_s, char *err, size_t errlen)
 {
+    *retry_s = 0;
     if (t->outcome != OUT_NONE) return px_errf(err, errlen, PX_ECANCELED, "ended");
-    int rc = px_admit_take(p->admit, t->prio, t->client, err, errlen);
+    px_admit_load load = engine_load(p, t);
+    int rc = px_admit_take(p->admit, t->engine_index, t->prio, t->client, &load, retry_s, err,
+                           errlen);
+    if (rc && *retry_s <= 0) *retry_s = retry_after(&load);
     t->admitted = rc == 0;
     return rc;
 }
@@ -212,7 +226,7 @@ static int end_task(px_task *t, enum outcome out, int code, const char *msg, px_
     int admitted = t->admitted, engine_index = t->engine_index;
     pthread_mutex_unlock(&t->mu);
 
-    if (admitted) px_admit_release(p->admit, t->prio, t->client);
+    if (admitted) px_admit_release(p->admit, engine_index, t->prio, t->client);
     pthread_mutex_lock(&p->mu);
     if (--p->active == 0) pthread_cond_broadcast(&p->idle);
     pthread_mutex_unlock(&p->mu);
@@ -539,11 +553,12 @@ static int prep_work(void *ctx, const atomic_int *cancel)
     if (opts.timeout_ms > 0) move_deadline(t, opts.timeout_ms);
 
     /* Admission: the request holds a slot of its priority until it ends. */
+    int retry_s = 0;
     pthread_mutex_lock(&t->mu);
-    rc = admit(p, t, err, sizeof err);
+    rc = admit(p, t, &retry_s, err, sizeof err);
     pthread_mutex_unlock(&t->mu);
     if (rc) {
-        snprintf(t->hdr_value, sizeof t->hdr_value, "%d", retry_after(p, t));
+        snprintf(t->hdr_value, sizeof t->hdr_value, "%d", retry_s);
         t->hdr_name = "Retry-After";
         goto fail;
     }
@@ -602,7 +617,7 @@ px_tasks *px_tasks_create(const px_serve_config *cfg, px_engine *const *engines,
     sc.workers_per_engine = p->workers_per_engine;
     sc.mem_limit = cfg->memory_limit;
     sc.mem_reserve = cfg->memory_reserve;
-    p->admit = px_admit_create(cfg->queue, cfg->max_per_client);
+    p->admit = px_admit_create(nengines, cfg->queue, cfg->max_per_client);
     p->cpu = px_workers_create(cpu, cfg->cpu_queue);
     p->sched = px_sched_create(&sc, engines, nengines);
     p->timers = px_timers_create();

@@ -4,10 +4,14 @@
  * only hole pixels (each window only its own blob's).
  */
 #include "core/err.h"
+#include "core/rng.h"
 #include "harness.h"
+#include "engine/engine_impl.h"
 #include "serve/hd.h"
+#include "serve/kind_inpaint.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static px_image img_make(int w, int h, int c)
 {
@@ -167,5 +171,107 @@ TEST(t_resize_plan_and_assembly)
     px_image_free(&out);
 }
 
+/* A seeded random mask: a few boxes and strokes covering roughly 5-30 %. */
+static void random_mask(px_image *m, px_rng *rng)
+{
+    memset(m->px, 0, (size_t)m->w * m->h);
+    int n = 1 + (int)px_rng_below(rng, 6);
+    for (int i = 0; i < n; i++) {
+        int bw = 8 + (int)px_rng_below(rng, (uint32_t)(m->w / 3)), bh = 8 + (int)px_rng_below(rng, (uint32_t)(m->h / 3));
+        int x0 = (int)px_rng_below(rng, (uint32_t)(m->w - bw)), y0 = (int)px_rng_below(rng, (uint32_t)(m->h - bh));
+        if (px_rng_below(rng, 2)) bh = 6 + (int)px_rng_below(rng, 10); /* a stroke */
+        box(m, x0, y0, x0 + bw, y0 + bh);
+    }
+}
+
+/* A fake engine whose fill depends only on the global position, so that
+ * bucketed and exact plans must assemble the same image. */
+static void fake_fill(px_hd_plan *plan, int imgw)
+{
+    for (int i = 0; i < plan->nwin; i++) {
+        px_hd_window *w = &plan->win[i];
+        for (int r = 0; r < w->h; r++)
+            for (int c = 0; c < w->w; c++)
+                for (int k = 0; k < 3; k++)
+                    w->out.px[((size_t)r * w->w + c) * 3 + k] =
+                        (uint8_t)(((w->y + r) * imgw + (w->x + c)) * 7 + k * 31 + 1);
+    }
+}
+
+/* Windows of random masks map to the bucket set (px_hd_window_shapes),
+ * hold their blob with its margin where the image allows, and assemble to
+ * exactly what exact windows give: the image outside the mask, every hole
+ * pixel from its own blob's window. */
+TEST(t_crop_bucket_windows)
+{
+    static const int sizes[][2] = {{1024, 1024}, {1500, 900}, {1000, 1000}};
+    px_rng rng;
+    px_rng_seed(&rng, 16, 1);
+    char err[200];
+    for (int s = 0; s < 3; s++) {
+        int W = sizes[s][0], H = sizes[s][1];
+        px_image im = img_make(W, H, 3), m = img_make(W, H, 1);
+        px_image o1 = img_make(W, H, 3), o2 = img_make(W, H, 3);
+        px_hd_params exact = params(PX_HD_CROP), bucketed = exact;
+        bucketed.crop_bucket = 256;
+        int bw[32], bh[32];
+        int nb = px_hd_window_shapes(&bucketed, W, H, bw, bh, 32);
+        /* Squares of 256, 512, ... capped at the image's sides. */
+        T_EQ_INT(nb, (W > H ? W : H) / 256 + ((W > H ? W : H) % 256 != 0));
+        for (int k = 0; k < nb; k++) {
+            int side = 256 * (k + 1);
+            T_EQ_INT(bw[k], side < W ? side : W);
+            T_EQ_INT(bh[k], side < H ? side : H);
+        }
+        T_EQ_INT(px_hd_window_shapes(&exact, W, H, bw + nb, bh + nb, 1), 0);
+        for (int round = 0; round < 8; round++) {
+            random_mask(&m, &rng);
+            px_hd_plan pe, pb;
+            T_EQ_INT(px_hd_plan_make(&im, &m, &exact, &pe, err, sizeof err), 0);
+            T_EQ_INT(px_hd_plan_make(&im, &m, &bucketed, &pb, err, sizeof err), 0);
+            T_EQ_INT(pb.nwin, pe.nwin);
+            for (int i = 0; i < pb.nwin; i++) {
+                const px_hd_window *b = &pb.win[i], *e = &pe.win[i];
+                int found = 0;
+                for (int k = 0; k < nb; k++) found |= b->w == bw[k] && b->h == bh[k];
+                T_TRUE(found);
+                /* The exact window lies inside the bucketed one (or both
+                 * are clamped to the image on that axis). */
+                T_CMP_INT(b->w, >=, e->w);
+                T_CMP_INT(b->h, >=, e->h);
+                T_TRUE(b->x >= 0 && b->y >= 0 && b->x + b->w <= W && b->y + b->h <= H);
+                T_TRUE(b->x <= e->x && b->x + b->w >= e->x + e->w);
+                T_TRUE(b->y <= e->y && b->y + b->h >= e->y + e->h);
+                T_EQ_MEM(b->image.px, im.px + ((size_t)b->y * W + b->x) * 3, (size_t)b->w * 3);
+            }
+            fake_fill(&pe, W);
+            fake_fill(&pb, W);
+            T_EQ_INT(px_hd_assemble(&pe, &im, &m, &o1), 0);
+            T_EQ_INT(px_hd_assemble(&pb, &im, &m, &o2), 0);
+            T_EQ_MEM(o2.px, o1.px, (size_t)W * H * 3);
+            for (size_t o = 0; o < (size_t)W * H; o++)
+                if (!m.px[o]) T_EQ_MEM(o2.px + o * 3, im.px + o * 3, 3);
+            px_hd_free(&pe);
+            px_hd_free(&pb);
+        }
+        px_image_free(&im);
+        px_image_free(&m);
+        px_image_free(&o1);
+        px_image_free(&o2);
+    }
+}
+
+/* The bucket per engine: configured wins; auto is 256 on a GPU, 0 on the CPU. */
+TEST(t_crop_bucket_per_engine)
+{
+    static const px_engine_ops ops = {.name = "fake", .kind = PX_ENGINE_INPAINT};
+    px_engine gpu = {.ops = &ops, .device = "cuda:0"}, cpu = {.ops = &ops, .device = "cpu"};
+    T_EQ_INT(px_kind_inpaint_crop_bucket(&gpu, -1), PX_KIND_INPAINT_GPU_BUCKET);
+    T_EQ_INT(px_kind_inpaint_crop_bucket(&cpu, -1), 0);
+    T_EQ_INT(px_kind_inpaint_crop_bucket(&gpu, 0), 0);
+    T_EQ_INT(px_kind_inpaint_crop_bucket(&cpu, 128), 128);
+}
+
 TEST_MAIN(t_names_and_defaults, t_below_trigger_is_original, t_crop_windows,
-          t_crop_assembly_pastes_own_blob_only, t_resize_plan_and_assembly)
+          t_crop_assembly_pastes_own_blob_only, t_resize_plan_and_assembly, t_crop_bucket_windows,
+          t_crop_bucket_per_engine)

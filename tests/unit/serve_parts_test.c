@@ -56,6 +56,15 @@ TEST(t_config_flags)
     T_EQ_INT(c.port, 7860);
     T_EQ_STR(c.host, "127.0.0.1");
     T_EQ_INT(c.timeout_ms, 60000);
+    /* The queues are safety bounds sized from memory (admit.h), not 32/64. */
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    double want = (double)pages * (double)page / 8 / (4 << 20);
+    int bound = px_config_queue_bound();
+    T_TRUE(bound >= 256 && bound <= 4096);
+    T_TRUE(want < 256 ? bound == 256 : want > 4096 ? bound == 4096 : bound == (int)want);
+    T_EQ_INT(c.queue, bound);
+    T_EQ_INT(c.cpu_queue, bound);
+    T_EQ_INT(c.hd.crop_bucket, -1); /* per engine */
     char *argv[] = {"--port", "0", "--workers=3", "--queue", "5", "--timeout", "250ms",
                     "--max-body", "1M", "--engine", "classic", "--max-pixels", "1000x1000"};
     char err[200];

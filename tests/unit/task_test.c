@@ -15,6 +15,7 @@
 #include "engine/engine_impl.h"
 #include "harness.h"
 #include "serve/task.h"
+#include "serve/task_impl.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -204,6 +205,8 @@ static const px_kind test_kind2 = {
 static px_serve_config g_cfg;
 static px_metrics *g_metrics;
 
+static int g_workers = 2, g_max_batch = 4; /* the rate test runs one item at a time */
+
 static px_tasks *mk_tasks(int queue, int64_t timeout_ms)
 {
     px_config_defaults(&g_cfg);
@@ -211,8 +214,8 @@ static px_tasks *mk_tasks(int queue, int64_t timeout_ms)
     g_cfg.cpu_queue = 10000;
     g_cfg.queue = queue;
     g_cfg.timeout_ms = timeout_ms;
-    g_cfg.workers = 2;
-    g_cfg.max_batch = 4;
+    g_cfg.workers = g_workers;
+    g_cfg.max_batch = g_max_batch;
     g_cfg.max_queue_delay_ms = 1;
     g_cfg.memory_limit = (size_t)1 << 30;
     g_metrics = px_metrics_new();
@@ -406,7 +409,7 @@ static void race_round(px_tasks *p, int ntasks, uint64_t seed)
         r->t = start(p, body, timeout, &r->o);
         T_EQ_INT(pthread_create(&r->th, NULL, race, r), 0);
     }
-    int done = 0, cancelled = 0, expired = 0;
+    int done = 0, cancelled = 0, expired = 0, refused = 0;
     for (int i = 0; i < ntasks; i++) {
         struct racer *r = &rs[i];
         pthread_join(r->th, NULL);
@@ -420,13 +423,16 @@ static void race_round(px_tasks *p, int ntasks, uint64_t seed)
             T_EQ_INT(calls, 1);
         px_task_reply rep;
         px_task_reply_get(r->t, &rep);
-        T_TRUE(rep.http_status == 200 || rep.http_status == 499 || rep.http_status == 504);
+        /* 429: a short deadline the predicted wait would miss (admit.h). */
+        T_TRUE(rep.http_status == 200 || rep.http_status == 499 || rep.http_status == 504 ||
+               rep.http_status == 429);
+        refused += rep.http_status == 429;
         done += rep.http_status == 200;
         cancelled += rep.http_status == 499;
         expired += rep.http_status == 504;
         px_task_unref(r->t);
     }
-    T_EQ_INT(done + cancelled + expired, ntasks);
+    T_EQ_INT(done + cancelled + expired + refused, ntasks);
     g_done += done, g_cancelled += cancelled, g_expired += expired;
     free(rs);
 }
@@ -467,6 +473,89 @@ TEST(t_admission_refuses_with_retry_after)
     for (int i = 0; i < 4; i++) px_task_unref(t[i]);
     check_quiet(p);
     rm_tasks(p);
+}
+
+static double lane_item_ms(px_tasks *p, int *ahead)
+{
+    px_sched_lane_stats st;
+    T_EQ_INT(px_sched_lane_stats_get(p->sched, &g_engine, &st), 0);
+    *ahead = st.running + st.queued[0] + st.queued[1];
+    return st.mean_item_ms;
+}
+
+static void run_one(px_tasks *p, const char *body)
+{
+    struct owner o = {0};
+    px_task *t = start(p, body, 0, &o);
+    T_TRUE(wait_ended(t, 10000));
+    px_task_reply r;
+    px_task_reply_get(t, &r);
+    T_EQ_INT(r.http_status, 200);
+    px_task_unref(t);
+}
+
+/* A fake engine with a known service time (40 ms per item, one worker, no
+ * batching): far more requests than the old fixed cap (32) are admitted
+ * when their deadlines allow; one whose predicted wait misses its deadline
+ * gets 429 with Retry-After from the prediction; the rate adapts when the
+ * engine gets faster. */
+TEST(t_admission_from_the_deadline)
+{
+    g_workers = 1, g_max_batch = 1;
+    px_tasks *p = mk_tasks(100000, 60000);
+    int ahead = 0;
+    T_TRUE(lane_item_ms(p, &ahead) == 0); /* nothing measured yet */
+    for (int i = 0; i < 3; i++) run_one(p, "n=1 work=40 steps=0 fail=0");
+    double per = lane_item_ms(p, &ahead);
+    T_CMP_INT((int)per, >=, 40);
+    T_CMP_INT((int)per, <, 400);
+
+    enum { N = 48 };
+    struct owner o[N + 2];
+    memset(o, 0, sizeof o);
+    px_task *t[N + 2];
+    for (int i = 0; i < N; i++) t[i] = start(p, "n=1 work=40 steps=0 fail=0", 60000, &o[i]);
+    /* Wait until all are admitted and queued (prep is quick). */
+    for (int i = 0; i < 2000; i++) {
+        px_tasks_stats st;
+        px_tasks_stats_get(p, &st);
+        if (st.pending[PX_PRIO_NORMAL] >= N - 2 && st.cpu_queued == 0) break;
+        usleep(1000);
+    }
+    /* A short deadline behind them: refused, Retry-After = the excess of the
+     * predicted finish over the deadline (bounded from both sides of the
+     * moment it was decided, the queue moves meanwhile). */
+    double per0 = lane_item_ms(p, &ahead);
+    int ahead0 = ahead;
+    t[N] = start(p, "n=1 work=40 steps=0 fail=0", 300, &o[N]);
+    T_TRUE(wait_ended(t[N], 5000));
+    double per1 = lane_item_ms(p, &ahead);
+    px_task_reply r;
+    px_task_reply_get(t[N], &r);
+    T_EQ_INT(r.http_status, 429);
+    T_EQ_STR(r.header_name, "Retry-After");
+    T_CONTAINS((const char *)r.body->data, "deadline");
+    int retry = atoi(r.header_value);
+    double hi = (ahead0 + 1) * (per0 > per1 ? per0 : per1) - 300, lo = (ahead + 1) * (per0 < per1 ? per0 : per1) - 300;
+    T_CMP_INT(retry, >=, (int)(lo / 1000.0 + 0.999) - 1);
+    T_CMP_INT(retry, <=, (int)(hi / 1000.0 + 0.999) + 1);
+    T_CMP_INT(retry, >=, 1);
+    /* A long deadline behind the same queue is admitted. */
+    t[N + 1] = start(p, "n=1 work=40 steps=0 fail=0", 60000, &o[N + 1]);
+    for (int i = 0; i < N + 2; i++) {
+        if (i == N) continue;
+        T_TRUE(wait_ended(t[i], 20000));
+        px_task_reply_get(t[i], &r);
+        T_EQ_INT(r.http_status, 200);
+    }
+    /* The engine gets faster (5 ms): the estimate follows. */
+    for (int i = 0; i < 40; i++) run_one(p, "n=1 work=5 steps=0 fail=0");
+    double fast = lane_item_ms(p, &ahead);
+    T_CMP_INT((int)(fast * 1000), <, (int)(per * 1000 / 2));
+    for (int i = 0; i < N + 2; i++) px_task_unref(t[i]);
+    check_quiet(p);
+    rm_tasks(p);
+    g_workers = 2, g_max_batch = 4;
 }
 
 TEST(t_deadline_in_every_stage)
@@ -540,6 +629,6 @@ TEST(t_kind_hooks_shape_what_a_task_shows)
 }
 
 TEST_MAIN(t_completes_with_progress_and_status, t_failures_and_bad_bodies_end_once,
-          t_ends_once_under_cancel_timeout_disconnect_and_completion,
+          t_ends_once_under_cancel_timeout_disconnect_and_completion, t_admission_from_the_deadline,
           t_admission_refuses_with_retry_after, t_deadline_in_every_stage,
           t_kind_hooks_shape_what_a_task_shows)

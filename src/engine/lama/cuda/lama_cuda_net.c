@@ -35,7 +35,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_PLANS 8                   /* per device, least recently used dropped */
+/* Plans per device, least recently used dropped. 24: the CROP window
+ * buckets of a 1024² image (256², 512², 768², 1024²: kind_inpaint.h) at
+ * the batch plans of --max-batch 8 (1, 2, 4, 8) are 16, all built at
+ * warm-up; 8 evicted the warm-up's own plans. A build that runs out of
+ * memory still frees every plan and retries (cuda_plan.h). */
+#define MAX_PLANS 24
 #define MAX_ALGOS 512                 /* per device: convolution shapes whose algorithm is kept */
 #define WS_LIMIT  ((size_t)256 << 20) /* cuDNN workspace a convolution may use */
 #define ALIGN     256
