@@ -48,8 +48,11 @@ class PixbenchGenerate(unittest.TestCase):
 
     def test_sweep_seed002_table_with_prompt_categories(self):
         out = self.out("sweep")
+        # Sampled every 100 ms: a stage of 4 quick requests can be over before
+        # a 1 s sample would land in it.
         rc, so, se = self.gen("--pid", self.pid, "--prompts", self.prompts, "--sweep", "1,2",
-                              "--warmup", "0.5s", "--requests", "4", "--out", out)
+                              "--warmup", "0.5s", "--requests", "4", "--monitor-interval", "100ms",
+                              "--out", out)
         self.assertEqual(rc, 0, se)
         self.assertIn("### Concurrency (seed 002's table)", so)
         rows = [l for l in so.splitlines() if l.startswith("| 1 |") or l.startswith("| 2 |")]
