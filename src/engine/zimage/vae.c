@@ -452,7 +452,7 @@ static int use(walk *s, int buf, size_t a, size_t b, size_t c)
 static int conv_run(walk *s, px_conv_weights *cw, const float *src, int sh, int sw, float *dst,
                     bool acc)
 {
-    px_conv_args a = {.h = sh, .w = sw, .src = src, .dst = dst, .accumulate = acc};
+    px_conv_args a = {.h = sh, .w = sw, .src = src, .dst = dst, .accumulate = acc, .blocked = true};
     px_conv *cv;
     int rc = px_conv_create(cw, &a, &cv, s->err, s->errlen);
     if (rc) return rc;
