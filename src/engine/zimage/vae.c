@@ -65,6 +65,7 @@ struct zi_vae {
     resnet *up;                                   /* nlevels x (layers_per_block + 1) */
     size_t bytes;
     size_t band_bytes; /* of a band of P (zi_vae_set_band_bytes) */
+    bool nhwc;         /* convolutions on NHWC, not blocked (zi_vae_set_blocked) */
 };
 
 #define BAND_DEFAULT_BYTES ((size_t)64 << 20)
@@ -274,6 +275,11 @@ void zi_vae_set_band_bytes(zi_vae *v, size_t bytes)
     v->band_bytes = bytes ? bytes : BAND_DEFAULT_BYTES;
 }
 
+void zi_vae_set_blocked(zi_vae *v, int on)
+{
+    v->nhwc = !on;
+}
+
 /* --- rows of a convolution's input, made on the context's threads ---------------- */
 
 /* The source of a 3x3 convolution's input: row r (0..h-1, unpadded) is
@@ -452,7 +458,7 @@ static int use(walk *s, int buf, size_t a, size_t b, size_t c)
 static int conv_run(walk *s, px_conv_weights *cw, const float *src, int sh, int sw, float *dst,
                     bool acc)
 {
-    px_conv_args a = {.h = sh, .w = sw, .src = src, .dst = dst, .accumulate = acc, .blocked = true};
+    px_conv_args a = {.h = sh, .w = sw, .src = src, .dst = dst, .accumulate = acc, .blocked = !s->v->nhwc};
     px_conv *cv;
     int rc = px_conv_create(cw, &a, &cv, s->err, s->errlen);
     if (rc) return rc;

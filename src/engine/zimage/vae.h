@@ -50,6 +50,11 @@ size_t zi_vae_weight_bytes(const zi_vae *v);
  * while a decode runs. */
 void zi_vae_set_band_bytes(zi_vae *v, size_t bytes);
 
+/* Whether the convolutions run in oneDNN's blocked layout (the default, 1)
+ * or straight on the NHWC activations (0: slower on AVX2, no reorders; for
+ * benchmarks). Not while a decode runs. */
+void zi_vae_set_blocked(zi_vae *v, int on);
+
 /* Bytes of activation buffers a decode of an h x w latent allocates (the
  * ping-pong plan; oneDNN's scratchpads come on top). 0 on overflow. */
 size_t zi_vae_activation_bytes(const zi_vae *v, int h, int w);
