@@ -13,7 +13,7 @@
  * Memory: four buffers for a whole decode, sized by a dry run of the same
  * walk over the network (walk.run = 0): the activation X, the other one Y
  * (they swap when a layer's output cannot overwrite its input), the band
- * buffer P (64 MiB, zi_vae_set_band_bytes) and O. A resnet is
+ * buffer P (32 MiB, zi_vae_set_band_bytes) and O. A resnet is
  *     Y = conv1(silu(gn1(X)))                 (bands of X's rows)
  *     X = conv2(silu(gn2(Y))) + X             (same channels: in place)
  *     Y = conv2(silu(gn2(Y))) + shortcut(X)   (channels change; swap)
@@ -28,7 +28,12 @@
  *
  * oneDNN primitives are created per decode (their creation is milliseconds
  * against the seconds of a decode); weights are converted to oneDNN's layout
- * once, on the first decode, and kept (conv_dnnl.c).
+ * once, on the first decode, and kept (conv_dnnl.c). Each convolution runs
+ * in oneDNN's blocked layout (nChw8c on AVX2; px_conv_args.blocked): its
+ * band is reordered into the conv scratch and the result back into NHWC,
+ * which costs a band's input and output more memory (~130 MB at 256^2)
+ * and took ~0.65x the CPU time of the convolutions straight on NHWC
+ * (docs/benchmarks/zimage-cpu.md); zi_vae_set_blocked(v, 0) runs the latter.
  */
 #include "engine/zimage/vae.h"
 
@@ -68,7 +73,9 @@ struct zi_vae {
     bool nhwc;         /* convolutions on NHWC, not blocked (zi_vae_set_blocked) */
 };
 
-#define BAND_DEFAULT_BYTES ((size_t)64 << 20)
+/* 32 MiB: a blocked convolution (see below) holds its band twice more in
+ * the scratch (input and output); 64 MiB bands put 1024^2 at 2228 MiB peak. */
+#define BAND_DEFAULT_BYTES ((size_t)32 << 20)
 #define BAND_MIN_ROWS      4
 
 /* --- binding the weights ------------------------------------------------------------ */

@@ -44,7 +44,7 @@ int zi_vae_factor(const zi_vae *v);
 size_t zi_vae_weight_bytes(const zi_vae *v);
 
 /* The most memory a band of convolution input rows may take (0: the
- * default, 64 MiB): 3x3 convolutions run on bands of rows of their padded
+ * default, 32 MiB): 3x3 convolutions run on bands of rows of their padded
  * input, so that no whole normalised or upsampled copy of an activation is
  * held. Smaller bands save memory and cost some speed; for tests. Not
  * while a decode runs. */
