@@ -3,12 +3,15 @@
  * benchmark, not a test: it asserts nothing).
  *
  *   zimage_vae_bench VAE [--sizes 512,1024] [--reps N] [--threads N]
- *                    [--check STAGES]
+ *                    [--nhwc] [--check STAGES]
  *       VAE is a diffusers vae/ directory or a weights file (config from
  *       the tensors: the full-size FLUX constants). For each image size
  *       decodes standard-normal latents (seed 1) reps times and prints the
  *       milliseconds of each decode, the planned activation bytes and the
- *       process's peak RSS during the decodes. --check decodes the
+ *       process's peak RSS during the decodes (with each decode's wall
+ *       milliseconds its CPU milliseconds, all threads). --nhwc: the
+ *       convolutions straight on NHWC, not in oneDNN's blocked layout (the
+ *       decoder before that layout, for before/after). --check decodes the
  *       `final.latent` (or `latents`) of a reference stage file and prints
  *       the max abs error against its `image`.
  *
@@ -28,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int check(zi_vae *v, zi_ctx *ctx, const char *path)
 {
@@ -65,6 +69,13 @@ static int check(zi_vae *v, zi_ctx *ctx, const char *path)
     return rc ? 1 : 0;
 }
 
+static double cpu_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
 static void bench_size(zi_vae *v, zi_ctx *ctx, int side, int reps)
 {
     int f = zi_vae_factor(v), h = side / f;
@@ -78,11 +89,12 @@ static void bench_size(zi_vae *v, zi_ctx *ctx, int side, int reps)
     uint64_t rss0 = px_proc_rss_bytes();
     for (int r = 0; r < reps; r++) {
         int64_t t0 = px_now_ns();
+        double c0 = cpu_ms();
         if (zi_vae_decode_float(v, ctx, lat, h, h, out, err, sizeof err)) {
             printf(" failed: %s", err);
             break;
         }
-        printf(" %.0f", px_ns_to_ms(px_now_ns() - t0));
+        printf(" %.0f (cpu %.0f)", px_ns_to_ms(px_now_ns() - t0), cpu_ms() - c0);
         fflush(stdout);
     }
     printf("; RSS before %.0f MB, peak so far %.0f MB\n", (double)rss0 / 1048576.0,
@@ -94,7 +106,7 @@ static void bench_size(zi_vae *v, zi_ctx *ctx, int side, int reps)
 int main(int argc, char **argv)
 {
     const char *path = NULL, *sizes = "512,1024", *stages = NULL;
-    int reps = 1, threads = 0;
+    int reps = 1, threads = 0, nhwc = 0;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--sizes") && v)
@@ -103,13 +115,15 @@ int main(int argc, char **argv)
             reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && v)
             threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--nhwc"))
+            nhwc = 1;
         else if (!strcmp(argv[i], "--check") && v)
             stages = argv[++i];
         else if (argv[i][0] != '-' && !path)
             path = argv[i];
         else {
             fprintf(stderr, "usage: zimage_vae_bench VAE [--sizes 512,1024] [--reps N] "
-                            "[--threads N] [--check STAGES]\n");
+                            "[--threads N] [--nhwc] [--check STAGES]\n");
             return 2;
         }
     }
@@ -128,6 +142,7 @@ int main(int argc, char **argv)
         return 1;
     }
     zi_weights_close(w);
+    zi_vae_set_blocked(v, !nhwc);
     printf("VAE %s: %.1f M parameters, bound in %.0f ms, RSS %.0f MB\n", path,
            (double)zi_vae_weight_bytes(v) / 4e6, px_ns_to_ms(px_now_ns() - t0),
            (double)px_proc_rss_bytes() / 1048576.0);

@@ -6,7 +6,10 @@
  * "any" so it picks its fast blocked layout, and converted once per layer
  * and layout, shared by every plan. BatchNorm is already folded (bias), and
  * the FFC sums and ReLUs are post-ops (sum, then eltwise relu), so a layer is
- * one pass over its output. (oneDNN's own deconvolution was tried for the
+ * one pass over its output. With px_conv_args.blocked, src and dst are given
+ * as "any" too and reordered to and from NHWC around the convolution, in the
+ * scratch area (the sum then moves into the reorder back: dst = conv + dst,
+ * the same additions). (oneDNN's own deconvolution was tried for the
  * transposed layers and measured 10-20x slower than its brgemm convolutions
  * on NHWC, hence the graph's sub-pixel decomposition.) Scratchpads are in "user" mode: each plan gives
  * one area shared by its layers, so nothing is allocated while running and
@@ -54,7 +57,12 @@ struct px_conv {
     dnnl_primitive_t prim;
     dnnl_primitive_desc_t pd;
     dnnl_memory_t src, wei, bias, dst, scratch;
-    size_t scratch_bytes;
+    size_t scratch_bytes; /* oneDNN's, then (blocked) the two copies below */
+    /* blocked: reorders NHWC src -> src_blk and dst_blk -> NHWC dst (NULL
+     * when oneDNN picked NHWC anyway), the copies living in the scratch. */
+    dnnl_primitive_t r_src, r_dst;
+    dnnl_memory_t src_blk, dst_blk;
+    size_t dnnl_scratch, src_blk_bytes, dst_blk_bytes;
     const char *impl;
 };
 
@@ -213,6 +221,51 @@ static void *weights_as(px_conv_weights *w, const dnnl_memory_desc_t *md, int *r
     return buf;
 }
 
+static size_t round64(size_t n)
+{
+    return (n + 63) / 64 * 64;
+}
+
+/* A reorder primitive from -> to, with dst = reorder(src) + dst when sum. */
+static dnnl_status_t reorder_create(dnnl_primitive_t *r, const dnnl_memory_desc_t *from,
+                                    const dnnl_memory_desc_t *to, bool sum)
+{
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t st = dnnl_success;
+    if (sum && (!(st = dnnl_primitive_attr_create(&attr)) && !(st = dnnl_post_ops_create(&po)) &&
+                !(st = dnnl_post_ops_append_sum(po, 1.0f))))
+        st = dnnl_primitive_attr_set_post_ops(attr, po);
+    if (!st) st = dnnl_reorder_primitive_desc_create(&pd, from, engine(), to, engine(), attr);
+    if (!st) st = dnnl_primitive_create(r, pd);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
+/* blocked: the reorders around the convolution and the memory objects of
+ * the layouts oneDNN picked (their data in the scratch, px_conv_bind_scratch),
+ * which is then oneDNN's own scratch and the two copies. */
+static dnnl_status_t blocked_create(px_conv *cv, const dnnl_memory_desc_t *src_md,
+                                    const dnnl_memory_desc_t *dst_md, bool sum)
+{
+    const dnnl_memory_desc_t *sb = dnnl_primitive_desc_query_md(cv->pd, dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *db = dnnl_primitive_desc_query_md(cv->pd, dnnl_query_dst_md, 0);
+    dnnl_status_t st;
+    if ((st = reorder_create(&cv->r_src, src_md, sb, false)) ||
+        (st = reorder_create(&cv->r_dst, db, dst_md, sum)) ||
+        (st = dnnl_memory_create(&cv->src_blk, sb, engine(), DNNL_MEMORY_NONE)) ||
+        (st = dnnl_memory_create(&cv->dst_blk, db, engine(), DNNL_MEMORY_NONE)))
+        return st;
+    cv->dnnl_scratch = round64(cv->scratch_bytes);
+    cv->src_blk_bytes = round64(dnnl_memory_desc_get_size(sb));
+    cv->dst_blk_bytes = round64(dnnl_memory_desc_get_size(db));
+    cv->scratch_bytes = cv->dnnl_scratch + cv->src_blk_bytes + cv->dst_blk_bytes;
+    return dnnl_success;
+}
+
 int px_conv_create(px_conv_weights *w, const px_conv_args *a, px_conv **out, char *err,
                    size_t errlen)
 {
@@ -233,7 +286,9 @@ int px_conv_create(px_conv_weights *w, const px_conv_args *a, px_conv **out, cha
         *out = cv;
         return 0;
     }
-    dnnl_memory_desc_t src_md, dst_md, wei_any, bias_md;
+    dnnl_memory_desc_t src_md, dst_md, wei_any, bias_md, csrc_md, cdst_md;
+    bool blk = a->blocked && !(a->relu && a->accumulate);
+    dnnl_format_tag_t ctag = blk ? dnnl_format_tag_any : dnnl_nhwc;
     dnnl_dims_t sd = {1, c->cin, a->h, a->w}, dd = {1, c->cout, oh, ow};
     dnnl_dims_t wd = {c->cout, c->cin, c->kh, c->kw}, bd = {c->cout};
     dnnl_primitive_attr_t attr = NULL;
@@ -242,6 +297,8 @@ int px_conv_create(px_conv_weights *w, const px_conv_args *a, px_conv **out, cha
     const char *what = "descriptors";
     if ((st = dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_f32, dnnl_nhwc)) ||
         (st = dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, dnnl_nhwc)) ||
+        (st = dnnl_memory_desc_init_by_tag(&csrc_md, 4, sd, dnnl_f32, ctag)) ||
+        (st = dnnl_memory_desc_init_by_tag(&cdst_md, 4, dd, dnnl_f32, ctag)) ||
         (st = dnnl_memory_desc_init_by_tag(&wei_any, 4, wd, dnnl_f32, dnnl_format_tag_any)) ||
         (st = dnnl_memory_desc_init_by_tag(&bias_md, 1, bd, dnnl_f32, dnnl_a)))
         goto fail;
@@ -250,14 +307,14 @@ int px_conv_create(px_conv_weights *w, const px_conv_args *a, px_conv **out, cha
         (st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user)) ||
         (st = dnnl_post_ops_create(&po)))
         goto fail;
-    if (a->accumulate && (st = dnnl_post_ops_append_sum(po, 1.0f))) goto fail;
+    if (a->accumulate && !blk && (st = dnnl_post_ops_append_sum(po, 1.0f))) goto fail;
     if (a->relu && (st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.f, 0.f))) goto fail;
     if ((st = dnnl_primitive_attr_set_post_ops(attr, po))) goto fail;
     what = "convolution descriptor";
     dnnl_convolution_desc_t dsc;
     dnnl_dims_t strides = {c->stride, c->stride}, pl = {0, 0}, pr = {a->pad_b, a->pad_r};
     st = dnnl_convolution_forward_desc_init(&dsc, dnnl_forward_inference, dnnl_convolution_direct,
-                                            &src_md, &wei_any, c->b ? &bias_md : NULL, &dst_md,
+                                            &csrc_md, &wei_any, c->b ? &bias_md : NULL, &cdst_md,
                                             strides, pl, pr);
     if (!st) st = dnnl_primitive_desc_create(&cv->pd, &dsc, attr, engine(), NULL);
     if (st) goto fail;
@@ -285,6 +342,8 @@ int px_conv_create(px_conv_weights *w, const px_conv_args *a, px_conv **out, cha
         goto fail;
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(cv->pd, dnnl_query_scratchpad_md, 0);
     cv->scratch_bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    what = "reorders";
+    if (blk && (st = blocked_create(cv, &src_md, &dst_md, a->accumulate))) goto fail;
     dnnl_primitive_attr_destroy(attr);
     dnnl_post_ops_destroy(po);
     *out = cv;
@@ -299,8 +358,15 @@ fail:
 int px_conv_bind_scratch(px_conv *c, void *scratch, char *err, size_t errlen)
 {
     if (!c->scratch_bytes) return 0;
+    dnnl_status_t st = dnnl_success;
+    char *p = scratch;
+    if (c->src_blk && ((st = dnnl_memory_set_data_handle(c->src_blk, p + c->dnnl_scratch)) ||
+                       (st = dnnl_memory_set_data_handle(c->dst_blk, p + c->dnnl_scratch +
+                                                                         c->src_blk_bytes))))
+        return dnnl_fail(err, errlen, st, "scratchpad");
+    if (c->src_blk && !c->dnnl_scratch) return 0;
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(c->pd, dnnl_query_scratchpad_md, 0);
-    dnnl_status_t st = dnnl_memory_create(&c->scratch, smd, engine(), scratch);
+    st = dnnl_memory_create(&c->scratch, smd, engine(), scratch);
     return st ? dnnl_fail(err, errlen, st, "scratchpad") : 0;
 }
 
@@ -317,9 +383,11 @@ const char *px_conv_impl(const px_conv *c)
 void px_conv_destroy(px_conv *c)
 {
     if (!c) return;
-    dnnl_memory_t ms[5] = {c->src, c->wei, c->bias, c->dst, c->scratch};
-    for (int i = 0; i < 5; i++)
+    dnnl_memory_t ms[7] = {c->src, c->wei, c->bias, c->dst, c->scratch, c->src_blk, c->dst_blk};
+    for (int i = 0; i < 7; i++)
         if (ms[i]) dnnl_memory_destroy(ms[i]);
+    if (c->r_src) dnnl_primitive_destroy(c->r_src);
+    if (c->r_dst) dnnl_primitive_destroy(c->r_dst);
     if (c->prim) dnnl_primitive_destroy(c->prim);
     if (c->pd) dnnl_primitive_desc_destroy(c->pd);
     free(c);
@@ -357,13 +425,17 @@ int px_conv_run(px_conv *c, px_conv_stream *s)
                        sp->kh, sp->kw, a->dst, a->accumulate, a->relu);
         return 0;
     }
-    dnnl_exec_arg_t args[5];
+    dnnl_exec_arg_t args[5], rs[2] = {{DNNL_ARG_FROM, c->src}, {DNNL_ARG_TO, c->src_blk}},
+                             rd[2] = {{DNNL_ARG_FROM, c->dst_blk}, {DNNL_ARG_TO, c->dst}};
     int n = 0;
-    args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, c->src};
+    args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, c->src_blk ? c->src_blk : c->src};
     args[n++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, c->wei};
-    args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DST, c->dst};
+    args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DST, c->dst_blk ? c->dst_blk : c->dst};
     if (c->bias) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, c->bias};
     if (c->scratch) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, c->scratch};
-    if (dnnl_primitive_execute(c->prim, s->s, n, args) != dnnl_success) return PX_EUNSUP;
+    if ((c->r_src && dnnl_primitive_execute(c->r_src, s->s, 2, rs) != dnnl_success) ||
+        dnnl_primitive_execute(c->prim, s->s, n, args) != dnnl_success ||
+        (c->r_dst && dnnl_primitive_execute(c->r_dst, s->s, 2, rd) != dnnl_success))
+        return PX_EUNSUP;
     return dnnl_stream_wait(s->s) == dnnl_success ? 0 : PX_EUNSUP;
 }

@@ -386,7 +386,7 @@ static int bind_at(px_lama_plan *p, px_conv_weights *w, px_conv **out, int h, in
                    int dst, size_t dst_off, bool acc, bool relu, int pad_b, int pad_r, char *err,
                    size_t errlen)
 {
-    px_conv_args a = {h, wd, p->buf[src], p->buf[dst] + dst_off, acc, relu, pad_b, pad_r};
+    px_conv_args a = {h, wd, p->buf[src], p->buf[dst] + dst_off, acc, relu, pad_b, pad_r, false};
     int rc = px_conv_create(w, &a, out, err, errlen);
     if (!rc && px_conv_scratch_bytes(*out) > p->scratch_bytes)
         p->scratch_bytes = px_conv_scratch_bytes(*out);

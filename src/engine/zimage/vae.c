@@ -13,7 +13,7 @@
  * Memory: four buffers for a whole decode, sized by a dry run of the same
  * walk over the network (walk.run = 0): the activation X, the other one Y
  * (they swap when a layer's output cannot overwrite its input), the band
- * buffer P (64 MiB, zi_vae_set_band_bytes) and O. A resnet is
+ * buffer P (32 MiB, zi_vae_set_band_bytes) and O. A resnet is
  *     Y = conv1(silu(gn1(X)))                 (bands of X's rows)
  *     X = conv2(silu(gn2(Y))) + X             (same channels: in place)
  *     Y = conv2(silu(gn2(Y))) + shortcut(X)   (channels change; swap)
@@ -28,7 +28,12 @@
  *
  * oneDNN primitives are created per decode (their creation is milliseconds
  * against the seconds of a decode); weights are converted to oneDNN's layout
- * once, on the first decode, and kept (conv_dnnl.c).
+ * once, on the first decode, and kept (conv_dnnl.c). Each convolution runs
+ * in oneDNN's blocked layout (nChw8c on AVX2; px_conv_args.blocked): its
+ * band is reordered into the conv scratch and the result back into NHWC,
+ * which costs a band's input and output more memory (~130 MB at 256^2)
+ * and took ~0.65x the CPU time of the convolutions straight on NHWC
+ * (docs/benchmarks/zimage-cpu.md); zi_vae_set_blocked(v, 0) runs the latter.
  */
 #include "engine/zimage/vae.h"
 
@@ -65,9 +70,12 @@ struct zi_vae {
     resnet *up;                                   /* nlevels x (layers_per_block + 1) */
     size_t bytes;
     size_t band_bytes; /* of a band of P (zi_vae_set_band_bytes) */
+    bool nhwc;         /* convolutions on NHWC, not blocked (zi_vae_set_blocked) */
 };
 
-#define BAND_DEFAULT_BYTES ((size_t)64 << 20)
+/* 32 MiB: a blocked convolution (see below) holds its band twice more in
+ * the scratch (input and output); 64 MiB bands put 1024^2 at 2228 MiB peak. */
+#define BAND_DEFAULT_BYTES ((size_t)32 << 20)
 #define BAND_MIN_ROWS      4
 
 /* --- binding the weights ------------------------------------------------------------ */
@@ -274,6 +282,11 @@ void zi_vae_set_band_bytes(zi_vae *v, size_t bytes)
     v->band_bytes = bytes ? bytes : BAND_DEFAULT_BYTES;
 }
 
+void zi_vae_set_blocked(zi_vae *v, int on)
+{
+    v->nhwc = !on;
+}
+
 /* --- rows of a convolution's input, made on the context's threads ---------------- */
 
 /* The source of a 3x3 convolution's input: row r (0..h-1, unpadded) is
@@ -452,7 +465,7 @@ static int use(walk *s, int buf, size_t a, size_t b, size_t c)
 static int conv_run(walk *s, px_conv_weights *cw, const float *src, int sh, int sw, float *dst,
                     bool acc)
 {
-    px_conv_args a = {.h = sh, .w = sw, .src = src, .dst = dst, .accumulate = acc};
+    px_conv_args a = {.h = sh, .w = sw, .src = src, .dst = dst, .accumulate = acc, .blocked = !s->v->nhwc};
     px_conv *cv;
     int rc = px_conv_create(cw, &a, &cv, s->err, s->errlen);
     if (rc) return rc;

@@ -44,11 +44,16 @@ int zi_vae_factor(const zi_vae *v);
 size_t zi_vae_weight_bytes(const zi_vae *v);
 
 /* The most memory a band of convolution input rows may take (0: the
- * default, 64 MiB): 3x3 convolutions run on bands of rows of their padded
+ * default, 32 MiB): 3x3 convolutions run on bands of rows of their padded
  * input, so that no whole normalised or upsampled copy of an activation is
  * held. Smaller bands save memory and cost some speed; for tests. Not
  * while a decode runs. */
 void zi_vae_set_band_bytes(zi_vae *v, size_t bytes);
+
+/* Whether the convolutions run in oneDNN's blocked layout (the default, 1)
+ * or straight on the NHWC activations (0: slower on AVX2, no reorders; for
+ * benchmarks). Not while a decode runs. */
+void zi_vae_set_blocked(zi_vae *v, int on);
 
 /* Bytes of activation buffers a decode of an h x w latent allocates (the
  * ping-pong plan; oneDNN's scratchpads come on top). 0 on overflow. */
