@@ -22,6 +22,7 @@
 #include "engine/lama/conv.h"
 
 #include "core/err.h"
+#include "engine/dnnl.h"
 #include "engine/lama/conv_narrow.h"
 
 #include <dnnl.h>
@@ -71,18 +72,9 @@ struct px_conv_stream {
     px_pool *pool;
 };
 
-static dnnl_engine_t g_engine;
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-
-static void engine_init(void)
-{
-    if (dnnl_engine_create(&g_engine, dnnl_cpu, 0) != dnnl_success) g_engine = NULL;
-}
-
 static dnnl_engine_t engine(void)
 {
-    pthread_once(&g_once, engine_init);
-    return g_engine;
+    return px_dnnl_engine();
 }
 
 void px_conv_set_threads(int n)

@@ -20,6 +20,7 @@
 
 #include "core/alloc.h"
 #include "core/err.h"
+#include "engine/dnnl.h"
 
 #include <dnnl.h>
 #include <math.h>
@@ -66,18 +67,9 @@ int zo_have_avx2(void)
 #define WBLOCK_FLOATS_FEW ((size_t)1 << 20)
 #define FEW_ROWS 16 /* up to this many rows, BF16 products skip oneDNN */
 
-static dnnl_engine_t g_engine;
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-
-static void engine_init(void)
-{
-    if (dnnl_engine_create(&g_engine, dnnl_cpu, 0) != dnnl_success) g_engine = NULL;
-}
-
 static dnnl_engine_t engine(void)
 {
-    pthread_once(&g_once, engine_init);
-    return g_engine;
+    return px_dnnl_engine();
 }
 
 typedef struct omp_loop {
