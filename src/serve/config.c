@@ -61,7 +61,9 @@ void px_config_defaults(px_serve_config *c)
     c->memory_reserve = (size_t)256 << 20;
     c->max_gen_pixels = 2048 * 2048;
     c->linger_ms = 5000;
-    c->linger_bytes = 64u << 20;
+    /* Time is the real bound (as nginx, which has no byte bound); bytes
+     * only cap a fast client: 1 GiB drains in about a second on loopback. */
+    c->linger_bytes = (uint64_t)1 << 30;
 }
 
 void px_config_usage(void)
@@ -140,7 +142,7 @@ void px_config_usage(void)
         "  --linger-time DUR      after answering a request before its body (413, 404, ...),\n"
         "                         read and drop the rest of the body for at most DUR so the\n"
         "                         client sees the answer (default 5s; 0 = off)\n"
-        "  --linger-bytes SIZE    ... and at most SIZE bytes of it (default 64M)\n"
+        "  --linger-bytes SIZE    ... and at most SIZE bytes of it (default 1G)\n"
         "  --input FILE|DIR       IOPaint's input image (GET /api/v1/inputimage), or the\n"
         "                         folder its file manager browses (tab input)\n"
         "  --output-dir DIR       where IOPaint's save_image writes (file manager tab output)\n"

@@ -29,7 +29,7 @@ typedef struct px_serve_config {
     int queue;                 /* safety bound per priority, default px_config_queue_bound */
     int http_threads;          /* HTTP I/O threads, default 2 */
     int threads;               /* compute threads, default = CPUs */
-    size_t max_body;           /* request body cap, default 64 MiB */
+    size_t max_body;           /* request body cap, default 1 GiB */
     uint64_t max_pixels;       /* default 16.8 megapixels */
     int max_side;              /* default 8192 */
     const char *outputs;       /* results directory, default ./outputs */
@@ -61,7 +61,7 @@ typedef struct px_serve_config {
     /* HTTP manners and the IOPaint dialect. */
     const char *cors_origin;   /* --cors-origin ORIGIN|*; NULL = no CORS headers */
     int64_t linger_ms;         /* reading the rest of a refused body: at most this long */
-    uint64_t linger_bytes;     /* ... and this many bytes (then close), default 64 MiB */
+    uint64_t linger_bytes;     /* ... and this many bytes (then close), default 1 GiB */
     const char *input;         /* --input FILE|DIR: IOPaint's input image or file manager */
     const char *output_dir;    /* --output-dir DIR: IOPaint's save_image target */
     const char *mask_dir;      /* --mask-dir DIR: the file manager's "mask" tab */
