@@ -70,10 +70,13 @@ def main():
     rows = []
     for rnd in range(a.rounds):
         for size in [int(s) for s in a.sizes.split(",")]:
-            for r in (ours(a.bench, a.weights, size, False), torch(a.weights, size, 2),
-                      ours(a.bench, a.weights, size, True), torch(a.weights, size, 1)):
-                r.update(part="vae_decode", size=size, round=rnd,
-                         date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            for f in (lambda: ours(a.bench, a.weights, size, False),
+                      lambda: torch(a.weights, size, 2),
+                      lambda: ours(a.bench, a.weights, size, True),
+                      lambda: torch(a.weights, size, 1)):
+                date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                r = f()
+                r.update(part="vae_decode", size=size, round=rnd, date=date)
                 rows.append(r)
                 print("round %d %4d %-17s threads %d: wall %6.2f s cpu %6.2f s peak RSS %5.0f MB" %
                       (rnd, size, r["impl"], r["threads"], r["wall_s"], r["cpu_s"],
