@@ -28,7 +28,10 @@ from pxtest import (BIN, SLOW, Server, ServerTest, b64, box_mask, decode, encode
 
 PROMPT = "a red fox in the snow, watercolour"
 SMALL = {"prompt": PROMPT, "width": 64, "height": 64, "num_inference_steps": 2}
-LONG = {"prompt": PROMPT, "width": 256, "height": 256, "num_inference_steps": 50}
+# Long enough to be cancelled mid-way on an idle machine too (about 0.2 s a
+# step at 1024² on the tiny model, 10 s in all); 256² finished in 0.5 s,
+# before the tests' hang-up.
+LONG = {"prompt": PROMPT, "width": 1024, "height": 1024, "num_inference_steps": 50}
 STAGES = ("queue", "text_encode", "denoise", "vae_decode", "encode")
 
 
