@@ -2,7 +2,7 @@
 """zimage_reference.py — a PyTorch reference of Z-Image-Turbo (Qwen3 text
 encoder, S3-DiT, FLUX VAE decoder, flow-matching Euler sampler).
 
-Written from /work/shared/specs/zimage.md (the model facts) with the tensor
+Written from the shared spec specs/zimage.md (the model facts) with the tensor
 names of the public releases, so that pixserve's C engine can be verified
 stage by stage against it. Everything runs in float32 on the CPU with plain
 tensor functions over name -> tensor dicts (no nn.Module, no newer torch APIs:
