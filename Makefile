@@ -63,10 +63,10 @@ LDLIBS += -L$(CUDA_HOME)/lib64 -lcudnn -lcufft -Wl,--push-state,--as-needed -lcu
 endif
 
 MAINS := src/serve/main.c src/bench/main.c
-# The LaMa engine's convolution backend: one file per device kind, picked
-# here (oneDNN plus a direct kernel for RGB-output layers on the CPU; a CUDA
-# build would pick its own).
-LAMA_CONV := src/engine/lama/conv_dnnl.c src/engine/lama/conv_narrow.c
+# The CPU convolution backend of the LaMa graph and the Z-Image VAE (engine/
+# conv.h): one file per device kind, picked here (oneDNN plus a direct kernel
+# for RGB-output layers on the CPU).
+CONV := src/engine/conv_dnnl.c src/engine/conv_narrow.c
 CUDA_RT_PLAIN := src/engine/cuda/cuda_devspec.c src/engine/cuda/cuda_plan.c
 ifeq ($(CUDA),1)
 CUDA_RT := $(wildcard src/engine/cuda/*.c)
@@ -81,12 +81,12 @@ LAMA_CU :=
 ZIMAGE_CUDA := src/engine/zimage/zimage_cuda_none.c
 ZIMAGE_CU :=
 endif
-LAMA_SRC := $(filter-out src/engine/lama/conv_%.c src/engine/lama/lama_cuda_none.c,\
-              $(wildcard src/engine/lama/*.c)) $(LAMA_CONV) $(LAMA_CUDA)
-LIB_SRC := $(filter-out $(MAINS),$(wildcard src/core/*.c src/image/*.c src/engine/*.c \
+LAMA_SRC := $(filter-out src/engine/lama/lama_cuda_none.c,\
+              $(wildcard src/engine/lama/*.c)) $(LAMA_CUDA)
+LIB_SRC := $(filter-out $(MAINS) src/engine/conv_%.c,$(wildcard src/core/*.c src/image/*.c src/engine/*.c \
              src/engine/classic/*.c $(filter-out src/engine/zimage/zimage_cuda_none.c,\
              $(wildcard src/engine/zimage/*.c)) src/serve/*.c src/bench/*.c)) \
-           $(LAMA_SRC) $(CUDA_RT) $(ZIMAGE_CUDA)
+           $(CONV) $(LAMA_SRC) $(CUDA_RT) $(ZIMAGE_CUDA)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(LAMA_CU:%.cu=$(BUILD)/%.o) \
            $(ZIMAGE_CU:%.cu=$(BUILD)/%.o) $(BUILD)/gen/web_assets.o
 LIB := $(BUILD)/libpixserve.a

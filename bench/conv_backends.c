@@ -10,7 +10,7 @@
  * benchmark, not a test: it asserts nothing but agreement.
  */
 #include "core/clock.h"
-#include "engine/lama/conv.h"
+#include "engine/conv.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -105,7 +105,7 @@ int main(int argc, char **argv)
         char err[200];
         px_conv_stream *st = px_conv_stream_create();
         if (px_conv_weights_create(&lc, &cw, err, sizeof err) ||
-            px_conv_create(cw, &(px_conv_args){s->h, s->w, src, d1, false, false, 0, 0}, &cv, err,
+            px_conv_create(cw, &(px_conv_args){.h = s->h, .w = s->w, .src = src, .dst = d1}, &cv, err,
                            sizeof err)) {
             fprintf(stderr, "%s\n", err);
             return 1;

@@ -30,7 +30,7 @@
 
 #include "core/alloc.h"
 #include "core/err.h"
-#include "engine/lama/conv.h"
+#include "engine/conv.h"
 #include "engine/lama/fft.h"
 
 #include <math.h>

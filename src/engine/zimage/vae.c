@@ -39,7 +39,7 @@
 
 #include "core/alloc.h"
 #include "core/err.h"
-#include "engine/lama/conv.h"
+#include "engine/conv.h"
 
 #include <math.h>
 #include <stdbool.h>

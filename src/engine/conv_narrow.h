@@ -11,8 +11,8 @@
  * contiguously from the NHWC input. (cout is 3 only: the one layer it is for.) It needs AVX-512F (checked at run time);
  * without it the backend keeps using oneDNN.
  */
-#ifndef PX_ENGINE_LAMA_CONV_NARROW_H
-#define PX_ENGINE_LAMA_CONV_NARROW_H
+#ifndef PX_ENGINE_CONV_NARROW_H
+#define PX_ENGINE_CONV_NARROW_H
 
 #include "core/pool.h"
 

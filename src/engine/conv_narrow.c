@@ -6,7 +6,7 @@
  * every weight load: 12 accumulators (4 pixels x 3 channels) of 16 input
  * channels each, reduced at the end.
  */
-#include "engine/lama/conv_narrow.h"
+#include "engine/conv_narrow.h"
 
 #include <immintrin.h>
 

@@ -19,11 +19,11 @@
  * the team size of the calling thread. Layers with at most 4 output channels
  * (the RGB output) go to conv_narrow.c instead, on the stream's px_pool.
  */
-#include "engine/lama/conv.h"
+#include "engine/conv.h"
 
 #include "core/err.h"
 #include "engine/dnnl.h"
-#include "engine/lama/conv_narrow.h"
+#include "engine/conv_narrow.h"
 
 #include <dnnl.h>
 #include <pthread.h>

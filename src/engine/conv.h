@@ -1,8 +1,9 @@
 /*
- * conv.h — the convolution backend of the LaMa graph: the one interface the
- * graph uses for every convolution (it expresses each transposed one as four
- * small convolutions), so that a device backend (CUDA) can later sit beside
- * the CPU one. The CPU backend is
+ * conv.h — the CPU convolution backend shared by engines: the one interface
+ * the LaMa graph uses for every convolution (it expresses each transposed
+ * one as four small convolutions) and the Z-Image VAE decoder uses for its
+ * 3x3 and 1x1 convolutions (banded, in oneDNN's blocked layout). The CPU
+ * backend is
  * conv_dnnl.c (oneDNN's C API; docs/benchmarks/lama-cpu.md says why oneDNN
  * and not OpenBLAS), chosen by the Makefile.
  *
@@ -17,8 +18,8 @@
  * to one plan's buffers (fixed src/dst pointers) and is used by one thread
  * at a time, as is a px_conv_stream.
  */
-#ifndef PX_ENGINE_LAMA_CONV_H
-#define PX_ENGINE_LAMA_CONV_H
+#ifndef PX_ENGINE_CONV_H
+#define PX_ENGINE_CONV_H
 
 #include "core/pool.h"
 
