@@ -361,3 +361,24 @@ int px_engine_describe(const px_engine *e, px_buf *out)
     if (!rc) rc = px_buf_puts(out, "}}");
     return rc;
 }
+
+int px_engine_lora_open(px_engine *e, const char *path, px_engine_lora **out, char *err,
+                        size_t errlen)
+{
+    *out = NULL;
+    if (!e->ops->lora_open)
+        return px_errf(err, errlen, PX_EUNSUP, "engine %s takes no LoRAs", e->ops->name);
+    int rc = e->ops->lora_open(e, path, out, err, errlen);
+    if (!rc) ((struct px_engine_lora_head *)*out)->ops = e->ops;
+    return rc;
+}
+
+void px_engine_lora_close(px_engine_lora *l)
+{
+    if (l) ((struct px_engine_lora_head *)l)->ops->lora_close(l);
+}
+
+int px_engine_lora_describe(const px_engine_lora *l, px_buf *out)
+{
+    return ((const struct px_engine_lora_head *)l)->ops->lora_describe(l, out);
+}

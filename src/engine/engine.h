@@ -60,6 +60,21 @@ typedef void (*px_engine_progress_fn)(void *arg, int step, int steps);
 /* Step times a generate item keeps (the API allows 50 steps). */
 #define PX_ENGINE_GEN_MAX_STEPS 64
 
+/* A LoRA adapter loaded by an engine for its model (px_engine_lora_open).
+ * Immutable once open: any number of items may use it at once. */
+typedef struct px_engine_lora px_engine_lora; /* opaque */
+
+/* LoRAs one generate item may use at once. */
+#define PX_ENGINE_MAX_LORAS 8
+
+/* One LoRA an item uses and the user's scale m in W + m·(α/r)·B·A. Items of
+ * one batch may use different LoRAs and scales: engines apply them per item
+ * at run time instead of merging them into the shared weights. */
+typedef struct px_engine_lora_use {
+    const px_engine_lora *lora;
+    float scale;
+} px_engine_lora_use;
+
 /* The fields of a generate item. */
 typedef struct px_engine_gen {
     const char *prompt;          /* UTF-8, not NULL */
@@ -69,6 +84,8 @@ typedef struct px_engine_gen {
     float cfg_scale;             /* guidance weight w: pred = pos + w(pos - neg); 0 = off */
     const float *latents;        /* initial noise in the engine's latent layout,
                                     NULL = drawn from the seed */
+    px_engine_lora_use loras[PX_ENGINE_MAX_LORAS]; /* opened by this engine */
+    int nloras;
     /* Set by run: time spent per stage. */
     int64_t encode_ns, denoise_ns, decode_ns;
     /* Set by run (engines that know them; 0 otherwise): each denoising
@@ -184,6 +201,23 @@ typedef struct px_engine_warmup {
  * error with a message.
  */
 int px_engine_warm_up(px_engine *e, const px_engine_warmup *wu, char *err, size_t errlen);
+
+/*
+ * Loads a LoRA file for the engine's model: every key must map onto one of
+ * the model's weights with matching shapes, or nothing loads (PX_ECORRUPT,
+ * err lists what did not match — never a silent partial load). Returns 0,
+ * PX_EUNSUP (the engine takes no LoRAs), PX_EIO / PX_ENOTFOUND (the file),
+ * PX_ECORRUPT / PX_ETRUNC (its contents) or PX_ENOMEM. The engine must
+ * outlive *out; close it when no item uses it any more.
+ */
+int px_engine_lora_open(px_engine *e, const char *path, px_engine_lora **out, char *err,
+                        size_t errlen);
+void px_engine_lora_close(px_engine_lora *l);
+
+/* Appends the JSON members (without braces) describing an open LoRA: its
+ * rank, alpha, targets, key spelling and bytes. Returns 0 or the buffer's
+ * error. */
+int px_engine_lora_describe(const px_engine_lora *l, px_buf *out);
 
 /* Appends a JSON object describing the engine (name, capabilities, methods,
  * configuration) to out. Returns 0 or the buffer's error. */

@@ -32,7 +32,19 @@ typedef struct px_engine_ops {
     /* Appends engine-specific "key": value pairs (without braces) to out;
      * core/jsonw.h has the string escaping. */
     int (*describe_config)(const px_engine *e, px_buf *out);
+    /* LoRAs (px_engine_lora_open); NULL: the engine takes none. The engine
+     * allocates the px_engine_lora, which embeds struct px_engine_lora_head
+     * first so engine.c can find the engine's ops to close and describe it. */
+    int (*lora_open)(px_engine *e, const char *path, px_engine_lora **out, char *err,
+                     size_t errlen);
+    void (*lora_close)(px_engine_lora *l);
+    int (*lora_describe)(const px_engine_lora *l, px_buf *out);
 } px_engine_ops;
+
+/* The first member of every engine's px_engine_lora. */
+struct px_engine_lora_head {
+    const px_engine_ops *ops;
+};
 
 /* Instances are zero-initialised by create (calloc): px_engine_open fills
  * ops when create leaves it NULL, and device always. */

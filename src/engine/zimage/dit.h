@@ -22,6 +22,7 @@
 #ifndef PX_ENGINE_ZIMAGE_DIT_H
 #define PX_ENGINE_ZIMAGE_DIT_H
 
+#include "engine/zimage/lora.h"
 #include "engine/zimage/zconfig.h"
 #include "engine/zimage/zops.h"
 #include "engine/zimage/zweights.h"
@@ -55,6 +56,8 @@ typedef struct zi_dit_input {
     float t_in;          /* zi_dit_t_in(σ): 0 at σ = 1 (pure noise) */
     const float *text;   /* [text_len, cap_feat_dim]: the encoder's features */
     int text_len;        /* >= 1 */
+    const zi_lora_use *loras; /* NULL or nloras LoRAs applied to this item only */
+    int nloras;               /* 0..ZI_MAX_LORAS */
 } zi_dit_input;
 
 #define ZI_DIT_MAX_ITEMS 64

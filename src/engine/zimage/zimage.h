@@ -27,6 +27,7 @@
 #define PX_ENGINE_ZIMAGE_ZIMAGE_H
 
 #include "core/pool.h"
+#include "engine/zimage/lora.h"
 #include "engine/zimage/zconfig.h"
 #include "engine/zimage/zops.h"
 #include "image/image.h"
@@ -107,6 +108,8 @@ typedef struct zi_gen_params {
     int64_t seed;                /* -1: a random one (reported in the stats) */
     float cfg_scale;             /* w in pos + w*(pos - neg); 0 = off */
     const float *latents;        /* NULL, or [C, height/8, width/8] initial latents */
+    const zi_lora_use *loras;    /* NULL or nloras LoRAs (lora.h) applied to the DiT */
+    int nloras;                  /* 0..ZI_MAX_LORAS */
     zi_progress_fn progress;     /* NULL or called after each step */
     void *progress_user;
     const atomic_int *cancel; /* NULL, or non-zero to stop (checked between steps) */
