@@ -385,7 +385,8 @@ static int denoise(const zi_model *m, zi_ctx *ctx, const zi_gen_params *p, gen_s
                            p->steps);
         int64_t t0 = px_now_ns();
         float t_in = zi_dit_t_in(&m->dit_cfg, g->sigmas[i]);
-        zi_dit_input items[2] = {{g->lat, t_in, g->pos, g->npos}, {g->lat, t_in, g->neg, g->nneg}};
+        zi_dit_input items[2] = {{g->lat, t_in, g->pos, g->npos, p->loras, p->nloras},
+                                 {g->lat, t_in, g->neg, g->nneg, p->loras, p->nloras}};
         if ((rc = zi_dit_forward(m->dit, ctx, items, cfg ? 2 : 1, lh, lw, g->out, p->cancel, err,
                                  errlen)))
             return rc;
