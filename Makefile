@@ -97,7 +97,11 @@ UNIT_SRC := $(wildcard tests/unit/*_test.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 HARNESS_OBJ := $(BUILD)/tests/harness.o
 
+# The CUDA benches (bench/*_cuda_*.c) need the CUDA headers: CUDA=1 builds only.
 BENCH_SRC := $(wildcard bench/*.c)
+ifneq ($(CUDA),1)
+BENCH_SRC := $(filter-out bench/%_cuda_bench.c,$(BENCH_SRC))
+endif
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
