@@ -238,6 +238,56 @@ TEST(t_merge_api)
     zi_lora_free(l);
 }
 
+/* The rarer spellings: dotted names with lora_down / lora_up, kohya's
+ * lora_transformer_ prefix, the original module names in kohya form; and
+ * kohya names with PEFT's halves, which are no spelling. */
+TEST(t_spelling_variants)
+{
+    zi_dit_config c;
+    tiny(&c);
+    const ent e[] = {
+        {"diffusion_model.layers.1.feed_forward.w3.lora_down.weight", "F32", 2, 64},
+        {"diffusion_model.layers.1.feed_forward.w3.lora_up.weight", "F32", 170, 2},
+        {"lora_transformer_noise_refiner_0_adaLN_modulation_0.lora_down.weight", "F32", 2, 64},
+        {"lora_transformer_noise_refiner_0_adaLN_modulation_0.lora_up.weight", "F32", 256, 2},
+        {"lora_unet_context_refiner_0_attention_out.lora_down.weight", "F32", 2, 64},
+        {"lora_unet_context_refiner_0_attention_out.lora_up.weight", "F32", 64, 2},
+        {"lora_unet_layers_0_attention_qkv.lora_down.weight", "F32", 2, 64},
+        {"lora_unet_layers_0_attention_qkv.lora_up.weight", "F32", 192, 2}};
+    size_t len;
+    unsigned char *b = build(e, 8, &len, -1);
+    zi_lora *l = NULL;
+    char err[1024] = "";
+    if (zi_lora_open_mem(b, len, "v", &c, &l, err, sizeof err))
+        px_tfail(__FILE__, __LINE__, "open: %s", err);
+    T_EQ_INT(zi_lora_count(l), 4);
+    T_EQ_INT(zi_lora_spelling_of(l), ZI_LORA_COMFY); /* the first key's */
+    const struct {
+        int block;
+        zi_lora_site site;
+        int rows;
+    } want[4] = {{0, ZI_LORA_ADA, 256}, {1, ZI_LORA_OUT, 64}, {2, ZI_LORA_QKV, 192},
+                 {3, ZI_LORA_W3, 170}};
+    for (int i = 0; i < 4; i++) {
+        int n;
+        const zi_lora_delta *d = zi_lora_find(l, want[i].block, want[i].site, &n);
+        T_EQ_INT(n, 1);
+        T_TRUE(d == zi_lora_at(l, i));
+        T_EQ_INT(d->rows, want[i].rows);
+        T_EQ_INT(d->row0, 0);
+    }
+    T_EQ_INT((int)zi_lora_site_mask(l),
+             1 << ZI_LORA_ADA | 1 << ZI_LORA_OUT | 1 << ZI_LORA_QKV | 1 << ZI_LORA_W3);
+    zi_lora_free(l);
+    free(b);
+    const ent mixed[] = {{"lora_unet_layers_0_attention_to_q.lora_A.weight", "F32", 2, 64},
+                         {"lora_unet_layers_0_attention_to_q.lora_up.weight", "F32", 64, 2}};
+    refused(mixed, 2, PX_ECORRUPT,
+            (const char *const[]){"unknown key lora_unet_layers_0_attention_to_q.lora_A.weight",
+                                  "lora_unet_layers_0_attention_to_q.lora_up.weight without its "
+                                  "down half", NULL}, -1);
+}
+
 /* --- the tiny model and the tool's files ------------------------------------------------ */
 
 /* Makes the tiny fp32 model (seed 3) in dir/m/hf, LoRAs in every spelling
@@ -464,4 +514,4 @@ TEST(t_model)
     check_forward(dir, &c);
 }
 
-TEST_MAIN(t_refusals, t_merge_api, t_model)
+TEST_MAIN(t_refusals, t_merge_api, t_spelling_variants, t_model)
