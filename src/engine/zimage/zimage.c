@@ -10,6 +10,7 @@
 #include "core/err.h"
 #include "core/proc.h"
 #include "engine/zimage/dit.h"
+#include "engine/zimage/lora_apply.h"
 #include "engine/zimage/qwen3.h"
 #include "engine/zimage/sampler.h"
 #include "engine/zimage/tokenizer.h"
@@ -337,7 +338,8 @@ static int check_params(const zi_model *m, const zi_gen_params *p, char *err, si
     if (!(p->cfg_scale >= 0 && p->cfg_scale <= 100))
         return px_errf(err, errlen, PX_EINVAL, "cfg_scale must be between 0 (off) and 100, got %g",
                        (double)p->cfg_scale);
-    return 0;
+    /* before any work: a LoRA of another model is refused up front */
+    return zi_lora_check_uses(p->loras, p->nloras, zi_model_dit_config(m), err, errlen);
 }
 
 /* Tokenizes (chat template, 512 cap) and encodes one prompt: *feat is
