@@ -13,6 +13,12 @@
  * steps. The text rows are bucketed to a power of two (>= 32) so a few
  * plans serve every prompt length.
  *
+ * LoRAs (px_engine_lora_open) are applied per item at run time next to
+ * the DiT's GEMMs (zc_lora.h), so a batch mixes LoRAs and scales; each
+ * GPU caches the LoRAs it has used (bf16, PX_ZIMAGE_CUDA_LORA_MB, default
+ * 2048, least recently used out), and closing a LoRA evicts it everywhere
+ * (zi_cuda_lora_evict).
+ *
  * The VAE decoder runs on the GPU in fp32 (zc_vae.c), image by image, from
  * the plan's latents; PX_ZIMAGE_CUDA_CPU_VAE=1 decodes on the CPU instead
  * (the model's own zi_vae, latents copied back), to tell a GPU VAE bug from
@@ -50,8 +56,16 @@ typedef struct zcuda_engine {
     zc_vae *vae[PX_CUDA_MAX_DEVICES];
     zi_ctx *vae_ctx[PX_CUDA_MAX_DEVICES]; /* the CPU VAE's workspace per context */
     bool cpu_vae;                         /* PX_ZIMAGE_CUDA_CPU_VAE=1 */
+    size_t lora_cap;                      /* bytes of LoRAs cached per GPU */
     char path[1024];
 } zcuda_engine;
+
+/* The engine's px_engine_lora. */
+typedef struct zcuda_lora {
+    struct px_engine_lora_head head; /* first: engine.c reads it */
+    zcuda_engine *e;
+    zi_lora *l;
+} zcuda_lora;
 
 static const px_engine_ops k_ops;
 
@@ -80,6 +94,7 @@ typedef struct job {
     int32_t *ids[ZC_MAX_ITEMS];
     int len[ZC_MAX_ITEMS];
     zc_batch b;
+    zi_lora_use uses[ZC_MAX_ITEMS][ZI_MAX_LORAS]; /* per image (both CFG halves read it) */
     float *lat;    /* host, n x C x lat_h x lat_w */
     float *sigmas; /* steps + 1 */
     zc_plan *p;    /* the DiT plan (its latents: the decoder's input) */
@@ -93,8 +108,23 @@ static void job_free(job *j)
     free(j->sigmas);
 }
 
+/* Image i's LoRAs (px_engine_lora of this engine) as the DiT's uses. */
+static int job_loras(job *j, int i, char *err, size_t errlen)
+{
+    const px_engine_gen *g = &j->items[i].gen;
+    if (g->nloras < 0 || g->nloras > ZI_MAX_LORAS)
+        return px_errf(err, errlen, PX_EINVAL, "%d LoRAs (at most %d)", g->nloras, ZI_MAX_LORAS);
+    for (int k = 0; k < g->nloras; k++) {
+        const zcuda_lora *l = (const zcuda_lora *)g->loras[k].lora;
+        if (!l || l->head.ops != &k_ops || l->e != j->e)
+            return px_errf(err, errlen, PX_EINVAL, "LoRA %d was not opened by this engine", k);
+        j->uses[i][k] = (zi_lora_use){l->l, g->loras[k].scale};
+    }
+    return 0;
+}
+
 /* Tokenizes item prompts into DiT items (positive, then negative when
- * guided) and draws or copies the initial latents. */
+ * guided), binds their LoRAs and draws or copies the initial latents. */
 static int job_prepare(job *j, char *err, size_t errlen)
 {
     const zi_model *m = j->e->model;
@@ -105,6 +135,7 @@ static int job_prepare(job *j, char *err, size_t errlen)
     for (int i = 0; i < j->n; i++) {
         px_engine_gen *g = &j->items[i].gen;
         bool cfg = g->cfg_scale > 0;
+        if ((rc = job_loras(j, i, err, errlen))) return rc;
         for (int h = 0; h < (cfg ? 2 : 1); h++) {
             const char *pr = h ? (g->negative_prompt ? g->negative_prompt : "") : g->prompt;
             size_t nid = 0;
@@ -118,6 +149,7 @@ static int job_prepare(job *j, char *err, size_t errlen)
             j->len[k] = (int)nid;
             j->b.text_len[k] = (int)nid;
             j->b.lat_of[k] = i;
+            j->b.loras[k] = j->uses[i], j->b.nloras[k] = g->nloras;
             if (!h) j->b.pos_of[i] = k;
             j->b.neg_of[i] = h ? k : -1;
             j->b.cfg_w[i] = cfg ? g->cfg_scale : 0;
@@ -236,6 +268,7 @@ static int run_group(zcuda_engine *e, px_engine_item *items, int n, float *lat_o
     j.d = j.ctx->user;
     PX_CUDA_CHECK(cudaSetDevice(j.ctx->dev));
     rc = job_denoise(&j, err, errlen);
+    if (j.p) zc_plan_end(j.d, j.p); /* the LoRAs may go: the decoder reads latents only */
     if (!rc && !e->cpu_vae) rc = job_decode(&j, true, err, errlen);
 fail:
     px_cuda_pool_give(e->pool, j.ctx);
@@ -358,8 +391,9 @@ fail:
 }
 
 int zi_cuda_dit_forward(px_engine *pe, const float *const *lat, const float *const *text,
-                        const int *text_len, int n, int lat_h, int lat_w, float sigma,
-                        float *const *out, char *err, size_t errlen)
+                        const int *text_len, const zi_lora_use *const *loras, const int *nloras,
+                        int n, int lat_h, int lat_w, float sigma, float *const *out, char *err,
+                        size_t errlen)
 {
     if (!pe || pe->ops != &k_ops) return px_errf(err, errlen, PX_EINVAL, "not a zimage CUDA engine");
     if (n < 1 || n > ZC_MAX_ITEMS) return px_errf(err, errlen, PX_EINVAL, "%d items", n);
@@ -375,11 +409,12 @@ int zi_cuda_dit_forward(px_engine *pe, const float *const *lat, const float *con
     for (int i = 0; i < n; i++) {
         memcpy(hl + i * per, lat[i], per * sizeof *hl);
         b.text_len[i] = text_len[i], b.lat_of[i] = i, b.pos_of[i] = i, b.neg_of[i] = -1;
+        if (loras) b.loras[i] = loras[i], b.nloras[i] = nloras[i];
         if (text_bucket(text_len[i]) > T) T = text_bucket(text_len[i]);
     }
     px_cuda_ctx *ctx = px_cuda_pool_take(e->pool);
     zc_dev *d = ctx->user;
-    zc_plan *p;
+    zc_plan *p = NULL;
     int rc = 0;
     zc_plan_key key = {n, n, lat_h / c->patch, lat_w / c->patch, T};
     PX_CUDA_CHECK(cudaSetDevice(ctx->dev));
@@ -394,9 +429,63 @@ int zi_cuda_dit_forward(px_engine *pe, const float *const *lat, const float *con
         PX_CUDA_CHECK(cudaMemcpy(out[i], dpred + i * per, per * sizeof(float),
                                  cudaMemcpyDeviceToHost));
 fail:
+    if (p) zc_plan_end(d, p);
     if (dpred) cudaFree(dpred);
     px_cuda_pool_give(e->pool, ctx);
     free(hl);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- LoRAs */
+
+void zi_cuda_lora_evict(px_engine *pe, const zi_lora *l)
+{
+    if (!pe || pe->ops != &k_ops || !l) return;
+    zcuda_engine *e = (zcuda_engine *)pe;
+    for (int i = 0; i < e->ndev; i++)
+        if (e->dev[i]) zc_lora_dev_evict(e->dev[i]->lora, l);
+}
+
+static int zcuda_lora_open(px_engine *pe, const char *path, px_engine_lora **out, char *err,
+                           size_t errlen)
+{
+    zcuda_engine *e = (zcuda_engine *)pe;
+    zi_lora *l = NULL;
+    int rc = zi_lora_open(path, zi_model_dit_config(e->model), &l, err, errlen);
+    if (rc) return rc;
+    zcuda_lora *zl = px_xcalloc(1, sizeof *zl);
+    zl->e = e, zl->l = l;
+    *out = (px_engine_lora *)zl;
+    return 0;
+}
+
+static void zcuda_lora_close(px_engine_lora *pl)
+{
+    zcuda_lora *zl = (zcuda_lora *)pl;
+    zi_cuda_lora_evict(&zl->e->base, zl->l); /* before the address can be reused */
+    zi_lora_free(zl->l);
+    free(zl);
+}
+
+static int zcuda_lora_describe(const px_engine_lora *pl, px_buf *out)
+{
+    static const char *const k_site[ZI_LORA_NSITES] = {
+        "attention.qkv", "attention.out", "feed_forward.w1", "feed_forward.w2",
+        "feed_forward.w3", "adaLN_modulation.0"};
+    const zi_lora *l = ((const zcuda_lora *)pl)->l;
+    const zi_lora_delta *d0 = zi_lora_count(l) ? zi_lora_at(l, 0) : NULL;
+    int rc = px_buf_printf(out, "\"rank\":%d,\"alpha\":%g,\"deltas\":%d,\"bytes\":%zu,"
+                                "\"spelling\":\"%s\",\"targets\":[",
+                           zi_lora_max_rank(l), d0 ? (double)(d0->alpha_over_rank * d0->rank) : 0.0,
+                           zi_lora_count(l), zi_lora_bytes(l),
+                           zi_lora_spelling_name(zi_lora_spelling_of(l)));
+    unsigned mask = zi_lora_site_mask(l);
+    for (int s = 0, first = 1; !rc && s < ZI_LORA_NSITES; s++)
+        if (mask & (1u << s)) {
+            rc = px_buf_printf(out, "%s\"%s\"", first ? "" : ",", k_site[s]);
+            first = 0;
+        }
+    if (!rc) rc = px_buf_puts(out, "]");
     return rc;
 }
 
@@ -467,6 +556,16 @@ static int zcuda_describe(const px_engine *pe, px_buf *out)
                            "\"cuda_graphs\":true,\"cublaslt\":%d,\"devices\":",
                            e->cpu_vae ? "cpu" : "cuda-fp32", px_cuda_blaslt_version());
     if (!rc) rc = px_cuda_pool_describe(e->pool, e->ndev, zcuda_weight_bytes, e, out);
+    for (int i = 0; !rc && i < e->ndev; i++) {
+        zi_lora_cache_stats st;
+        zc_lora_dev_stats(e->dev[i]->lora, &st);
+        rc = px_buf_printf(out,
+                           "%s{\"bytes\":%zu,\"cap\":%zu,\"entries\":%d,\"pinned\":%d,"
+                           "\"hits\":%llu,\"misses\":%llu,\"drops\":%llu}%s",
+                           i ? "," : ",\"lora_cache\":[", st.bytes, st.cap, st.entries, st.pinned,
+                           (unsigned long long)st.hits, (unsigned long long)st.misses,
+                           (unsigned long long)st.drops, i == e->ndev - 1 ? "]" : "");
+    }
     return rc;
 }
 
@@ -490,6 +589,9 @@ static const px_engine_ops k_ops = {
     .parallelism = zcuda_parallelism,
     .run = zcuda_run,
     .describe_config = zcuda_describe,
+    .lora_open = zcuda_lora_open,
+    .lora_close = zcuda_lora_close,
+    .lora_describe = zcuda_lora_describe,
 };
 
 /* The model's weights onto every device: the DiT's and the text
@@ -515,6 +617,7 @@ static int setup_devices(zcuda_engine *e, const int *devs, int ndev, char *err, 
                                 &e->vae[i], err, errlen)) ||
             (rc = zi_ctx_create(NULL, &e->vae_ctx[i], err, errlen)))
             break;
+        e->dev[i]->lora = zc_lora_dev_create(ctx, zi_model_dit_config(e->model), e->lora_cap);
         ctx->user = e->dev[i];
     }
     zi_weights_close(vw);
@@ -538,8 +641,10 @@ int zi_cuda_engine_create(const px_engine_config *cfg, px_engine **out, char *er
     zcuda_engine *e = px_xcalloc(1, sizeof *e);
     e->base.ops = &k_ops;
     snprintf(e->path, sizeof e->path, "%s", cfg->weights);
-    const char *cv = getenv("PX_ZIMAGE_CUDA_CPU_VAE");
+    const char *cv = getenv("PX_ZIMAGE_CUDA_CPU_VAE"), *lm = getenv("PX_ZIMAGE_CUDA_LORA_MB");
     e->cpu_vae = cv && !strcmp(cv, "1");
+    long mb = lm ? strtol(lm, NULL, 10) : ZC_LORA_CACHE_DEFAULT_MB;
+    e->lora_cap = (size_t)(mb > 0 ? mb : ZC_LORA_CACHE_DEFAULT_MB) << 20;
     zi_model_paths paths = {.dir = cfg->weights};
     zi_model_opts opts = {.keep_bf16 = 1, .pool = cfg->pool};
     if ((rc = zi_model_open(&paths, &opts, &e->model, err, errlen)) ||
