@@ -33,7 +33,7 @@ int zi_cuda_encode(px_engine *e, const int32_t *ids, int n, float *feat, char *e
  * latent lat[i] ([C, lat_h, lat_w], host) and text features text[i]
  * ([text_len[i], hidden], host) and applies the LoRAs loras[i][0 ..
  * nloras[i]) (loras NULL: none; opened with zi_lora_open for this model:
- * evict each with zi_cuda_lora_evict before freeing it); out[i] gets the
+ * zi_cuda_lora_forget each before freeing it); out[i] gets the
  * model output (host, [C, lat_h, lat_w]), as zi_dit_forward's. */
 int zi_cuda_dit_forward(px_engine *e, const float *const *lat, const float *const *text,
                         const int *text_len, const zi_lora_use *const *loras, const int *nloras,
@@ -45,12 +45,13 @@ int zi_cuda_dit_forward(px_engine *e, const float *const *lat, const float *cons
 int zi_cuda_vae_decode(px_engine *e, const float *latent, int lat_h, int lat_w, uint8_t *rgb,
                        char *err, size_t errlen);
 
-/* Forgets LoRA l in every GPU's LoRA cache of CUDA engine e (the uploaded
- * copy is freed now, or when the batch using it ends), so that a LoRA
- * allocated later at l's address is never served l's deltas: whoever
- * frees a zi_lora that e may have run calls it first. No-op when e is not
- * a zimage CUDA engine (or without the CUDA build). */
-void zi_cuda_lora_evict(px_engine *e, const zi_lora *l);
+/* Forgets LoRA l in the LoRA cache of every GPU of every open zimage CUDA
+ * engine (the uploaded copy is freed now, or when the batch using it
+ * ends), so that a LoRA allocated later at l's address is never served
+ * l's deltas: whoever frees a zi_lora that a CUDA engine may have run
+ * calls it first (the CUDA engine's lora_close does). Thread-safe; a
+ * no-op without the CUDA build. */
+void zi_cuda_lora_forget(const zi_lora *l);
 
 /* px_engine_run, also writing each item's final latents (before the VAE)
  * into lat_out (n x C x height/8 x width/8, host) when not NULL. Items

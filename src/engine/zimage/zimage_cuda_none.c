@@ -55,7 +55,7 @@ int zi_cuda_vae_decode(px_engine *e, const float *latent, int lat_h, int lat_w, 
     return px_errf(err, errlen, PX_EUNSUP, "%s", k_why);
 }
 
-void zi_cuda_lora_evict(px_engine *e, const zi_lora *l)
+void zi_cuda_lora_forget(const zi_lora *l)
 {
-    (void)e, (void)l; /* nothing is cached without the backend */
+    (void)l; /* nothing is cached without the backend */
 }

@@ -17,7 +17,7 @@
  * the DiT's GEMMs (zc_lora.h), so a batch mixes LoRAs and scales; each
  * GPU caches the LoRAs it has used (bf16, PX_ZIMAGE_CUDA_LORA_MB, default
  * 2048, least recently used out), and closing a LoRA evicts it everywhere
- * (zi_cuda_lora_evict).
+ * (zi_cuda_lora_forget).
  *
  * The VAE decoder runs on the GPU in fp32 (zc_vae.c), image by image, from
  * the plan's latents; PX_ZIMAGE_CUDA_CPU_VAE=1 decodes on the CPU instead
@@ -40,6 +40,7 @@
 #include "engine/zimage/sampler.h"
 #include "engine/zimage/tokenizer.h"
 #include "engine/zimage/zimage.h"
+#include "engine/zimage/zimage_lora_engine.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -57,15 +58,14 @@ typedef struct zcuda_engine {
     zi_ctx *vae_ctx[PX_CUDA_MAX_DEVICES]; /* the CPU VAE's workspace per context */
     bool cpu_vae;                         /* PX_ZIMAGE_CUDA_CPU_VAE=1 */
     size_t lora_cap;                      /* bytes of LoRAs cached per GPU */
+    struct zcuda_engine *next_open;       /* g_engines' list */
     char path[1024];
 } zcuda_engine;
 
-/* The engine's px_engine_lora. */
-typedef struct zcuda_lora {
-    struct px_engine_lora_head head; /* first: engine.c reads it */
-    zcuda_engine *e;
-    zi_lora *l;
-} zcuda_lora;
+/* Every open CUDA engine, for zi_cuda_lora_forget (a LoRA handle does not
+ * say which engine ran it). */
+static pthread_mutex_t g_engines_mu = PTHREAD_MUTEX_INITIALIZER;
+static zcuda_engine *g_engines;
 
 static const px_engine_ops k_ops;
 
@@ -94,7 +94,7 @@ typedef struct job {
     int32_t *ids[ZC_MAX_ITEMS];
     int len[ZC_MAX_ITEMS];
     zc_batch b;
-    zi_lora_use uses[ZC_MAX_ITEMS][ZI_MAX_LORAS]; /* per image (both CFG halves read it) */
+    zi_lora_use uses[ZC_MAX_ITEMS][PX_ENGINE_MAX_LORAS]; /* per image (both CFG halves) */
     float *lat;    /* host, n x C x lat_h x lat_w */
     float *sigmas; /* steps + 1 */
     zc_plan *p;    /* the DiT plan (its latents: the decoder's input) */
@@ -106,21 +106,6 @@ static void job_free(job *j)
     for (int i = 0; i < ZC_MAX_ITEMS; i++) free(j->ids[i]);
     free(j->lat);
     free(j->sigmas);
-}
-
-/* Image i's LoRAs (px_engine_lora of this engine) as the DiT's uses. */
-static int job_loras(job *j, int i, char *err, size_t errlen)
-{
-    const px_engine_gen *g = &j->items[i].gen;
-    if (g->nloras < 0 || g->nloras > ZI_MAX_LORAS)
-        return px_errf(err, errlen, PX_EINVAL, "%d LoRAs (at most %d)", g->nloras, ZI_MAX_LORAS);
-    for (int k = 0; k < g->nloras; k++) {
-        const zcuda_lora *l = (const zcuda_lora *)g->loras[k].lora;
-        if (!l || l->head.ops != &k_ops || l->e != j->e)
-            return px_errf(err, errlen, PX_EINVAL, "LoRA %d was not opened by this engine", k);
-        j->uses[i][k] = (zi_lora_use){l->l, g->loras[k].scale};
-    }
-    return 0;
 }
 
 /* Tokenizes item prompts into DiT items (positive, then negative when
@@ -135,7 +120,8 @@ static int job_prepare(job *j, char *err, size_t errlen)
     for (int i = 0; i < j->n; i++) {
         px_engine_gen *g = &j->items[i].gen;
         bool cfg = g->cfg_scale > 0;
-        if ((rc = job_loras(j, i, err, errlen))) return rc;
+        int nl = zi_engine_lora_uses(g, j->uses[i], err, errlen);
+        if (nl < 0) return nl;
         for (int h = 0; h < (cfg ? 2 : 1); h++) {
             const char *pr = h ? (g->negative_prompt ? g->negative_prompt : "") : g->prompt;
             size_t nid = 0;
@@ -149,7 +135,7 @@ static int job_prepare(job *j, char *err, size_t errlen)
             j->len[k] = (int)nid;
             j->b.text_len[k] = (int)nid;
             j->b.lat_of[k] = i;
-            j->b.loras[k] = j->uses[i], j->b.nloras[k] = g->nloras;
+            j->b.loras[k] = j->uses[i], j->b.nloras[k] = nl;
             if (!h) j->b.pos_of[i] = k;
             j->b.neg_of[i] = h ? k : -1;
             j->b.cfg_w[i] = cfg ? g->cfg_scale : 0;
@@ -438,55 +424,39 @@ fail:
 
 /* ---------------------------------------------------------------- LoRAs */
 
-void zi_cuda_lora_evict(px_engine *pe, const zi_lora *l)
+void zi_cuda_lora_forget(const zi_lora *l)
 {
-    if (!pe || pe->ops != &k_ops || !l) return;
-    zcuda_engine *e = (zcuda_engine *)pe;
-    for (int i = 0; i < e->ndev; i++)
-        if (e->dev[i]) zc_lora_dev_evict(e->dev[i]->lora, l);
+    if (!l) return;
+    pthread_mutex_lock(&g_engines_mu);
+    for (zcuda_engine *e = g_engines; e; e = e->next_open)
+        for (int i = 0; i < e->ndev; i++)
+            if (e->dev[i]) zc_lora_dev_evict(e->dev[i]->lora, l);
+    pthread_mutex_unlock(&g_engines_mu);
+}
+
+static void engines_add(zcuda_engine *e, bool add)
+{
+    pthread_mutex_lock(&g_engines_mu);
+    zcuda_engine **at = &g_engines;
+    while (*at && *at != e) at = &(*at)->next_open;
+    if (!add && *at) *at = e->next_open;
+    if (add && !*at) e->next_open = g_engines, g_engines = e;
+    pthread_mutex_unlock(&g_engines_mu);
 }
 
 static int zcuda_lora_open(px_engine *pe, const char *path, px_engine_lora **out, char *err,
                            size_t errlen)
 {
-    zcuda_engine *e = (zcuda_engine *)pe;
-    zi_lora *l = NULL;
-    int rc = zi_lora_open(path, zi_model_dit_config(e->model), &l, err, errlen);
-    if (rc) return rc;
-    zcuda_lora *zl = px_xcalloc(1, sizeof *zl);
-    zl->e = e, zl->l = l;
-    *out = (px_engine_lora *)zl;
-    return 0;
+    const zcuda_engine *e = (const zcuda_engine *)pe;
+    return zi_engine_lora_open(zi_model_dit_config(e->model), path, out, err, errlen);
 }
 
-static void zcuda_lora_close(px_engine_lora *pl)
+/* The GPUs' copies go first: a later LoRA may be allocated at this one's
+ * address. */
+static void zcuda_lora_close(px_engine_lora *l)
 {
-    zcuda_lora *zl = (zcuda_lora *)pl;
-    zi_cuda_lora_evict(&zl->e->base, zl->l); /* before the address can be reused */
-    zi_lora_free(zl->l);
-    free(zl);
-}
-
-static int zcuda_lora_describe(const px_engine_lora *pl, px_buf *out)
-{
-    static const char *const k_site[ZI_LORA_NSITES] = {
-        "attention.qkv", "attention.out", "feed_forward.w1", "feed_forward.w2",
-        "feed_forward.w3", "adaLN_modulation.0"};
-    const zi_lora *l = ((const zcuda_lora *)pl)->l;
-    const zi_lora_delta *d0 = zi_lora_count(l) ? zi_lora_at(l, 0) : NULL;
-    int rc = px_buf_printf(out, "\"rank\":%d,\"alpha\":%g,\"deltas\":%d,\"bytes\":%zu,"
-                                "\"spelling\":\"%s\",\"targets\":[",
-                           zi_lora_max_rank(l), d0 ? (double)(d0->alpha_over_rank * d0->rank) : 0.0,
-                           zi_lora_count(l), zi_lora_bytes(l),
-                           zi_lora_spelling_name(zi_lora_spelling_of(l)));
-    unsigned mask = zi_lora_site_mask(l);
-    for (int s = 0, first = 1; !rc && s < ZI_LORA_NSITES; s++)
-        if (mask & (1u << s)) {
-            rc = px_buf_printf(out, "%s\"%s\"", first ? "" : ",", k_site[s]);
-            first = 0;
-        }
-    if (!rc) rc = px_buf_puts(out, "]");
-    return rc;
+    zi_cuda_lora_forget(zi_engine_lora_of(l));
+    zi_engine_lora_close(l);
 }
 
 /* ------------------------------------------------------------- engine */
@@ -494,6 +464,7 @@ static int zcuda_lora_describe(const px_engine_lora *pl, px_buf *out)
 static void zcuda_destroy(px_engine *pe)
 {
     zcuda_engine *e = (zcuda_engine *)pe;
+    engines_add(e, false);
     for (int i = 0; i < e->ndev; i++) {
         zc_vae_free(e->vae[i]);
         zc_dev_free(e->dev[i]);
@@ -591,7 +562,7 @@ static const px_engine_ops k_ops = {
     .describe_config = zcuda_describe,
     .lora_open = zcuda_lora_open,
     .lora_close = zcuda_lora_close,
-    .lora_describe = zcuda_lora_describe,
+    .lora_describe = zi_engine_lora_describe,
 };
 
 /* The model's weights onto every device: the DiT's and the text
@@ -652,6 +623,7 @@ int zi_cuda_engine_create(const px_engine_config *cfg, px_engine **out, char *er
         zcuda_destroy(&e->base);
         return rc;
     }
+    engines_add(e, true);
     PX_INFO("zimage-cuda: %d device(s), bf16, weights %.1f GB per device", e->ndev,
             (double)e->dev[0]->weight_bytes / 1e9);
     *out = &e->base;
