@@ -249,5 +249,4 @@ TEST(t_evictions_from_another_thread)
 
 TEST_MAIN(t_lru_under_the_cap, t_pinned_entries_stay_and_the_cap_is_soft,
           t_evict_pinned_leaves_the_index_at_once,
-          t_out_of_memory_drops_everything_unpinned_and_retries,
-          t_evictions_from_another_thread)
+          t_out_of_memory_drops_everything_unpinned_and_retries, t_evictions_from_another_thread)

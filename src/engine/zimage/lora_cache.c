@@ -43,10 +43,14 @@ zi_lora_cache *zi_lora_cache_create(size_t cap_bytes, const zi_lora_cache_ops *o
 
 static void unlink_node(zi_lora_cache *c, node *n)
 {
-    if (n->prev) n->prev->next = n->next;
-    else c->head = n->next;
-    if (n->next) n->next->prev = n->prev;
-    else c->tail = n->prev;
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        c->head = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    else
+        c->tail = n->prev;
     n->prev = n->next = NULL;
     c->entries--;
 }
@@ -55,8 +59,10 @@ static void push_front(zi_lora_cache *c, node *n)
 {
     n->prev = NULL;
     n->next = c->head;
-    if (c->head) c->head->prev = n;
-    else c->tail = n;
+    if (c->head)
+        c->head->prev = n;
+    else
+        c->tail = n;
     c->head = n;
     c->entries++;
 }
@@ -169,8 +175,10 @@ void zi_lora_cache_evict(zi_lora_cache *c, const void *key)
     node *n = find(c, key);
     if (n) {
         unlink_node(c, n);
-        if (n->pins) n->evicted = 1, c->evicted_pinned++;
-        else unload(c, n);
+        if (n->pins)
+            n->evicted = 1, c->evicted_pinned++;
+        else
+            unload(c, n);
     }
     pthread_mutex_unlock(&c->mu);
 }
@@ -187,8 +195,12 @@ void zi_lora_cache_get_stats(zi_lora_cache *c, zi_lora_cache_stats *s)
     pthread_mutex_lock(&c->mu);
     int pinned = c->evicted_pinned;
     for (node *n = c->head; n; n = n->next) pinned += n->pins > 0;
-    *s = (zi_lora_cache_stats){.bytes = c->bytes, .cap = c->cap, .entries = c->entries,
-                               .pinned = pinned, .hits = c->hits, .misses = c->misses,
+    *s = (zi_lora_cache_stats){.bytes = c->bytes,
+                               .cap = c->cap,
+                               .entries = c->entries,
+                               .pinned = pinned,
+                               .hits = c->hits,
+                               .misses = c->misses,
                                .drops = c->drops};
     pthread_mutex_unlock(&c->mu);
 }

@@ -72,9 +72,9 @@ void zi_lora_cache_evict(zi_lora_cache *c, const void *key);
 void zi_lora_cache_trim(zi_lora_cache *c);
 
 typedef struct zi_lora_cache_stats {
-    size_t bytes, cap; /* bytes of every loaded entry (evicted pinned ones too) */
-    int entries;       /* in the index */
-    int pinned;        /* loaded entries with at least one pin, evicted ones too */
+    size_t bytes, cap;            /* bytes of every loaded entry (evicted pinned ones too) */
+    int entries;                  /* in the index */
+    int pinned;                   /* loaded entries with at least one pin, evicted ones too */
     uint64_t hits, misses, drops; /* drops: entries unloaded to make room or over the cap */
 } zi_lora_cache_stats;
 

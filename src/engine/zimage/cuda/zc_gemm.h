@@ -11,7 +11,8 @@
  * a fixed workspace (fixed so that CUDA graphs can capture the calls) and
  * the heuristic's choice per shape and operand alignment (px_cuda_algos),
  * so a shape asks the heuristic once. Operands may start anywhere (e.g. a
- * column slice of y): the heuristic is told each pointer's alignment. Not thread-safe: the context's holder uses it.
+ * column slice of y): the heuristic is told each pointer's alignment.
+ * Not thread-safe: the context's holder uses it.
  */
 #ifndef PX_ENGINE_ZIMAGE_CUDA_ZC_GEMM_H
 #define PX_ENGINE_ZIMAGE_CUDA_ZC_GEMM_H

@@ -80,8 +80,8 @@ static int delta_fits(const zc_lora_dev *ld, const zi_lora_delta *t)
     int D = c->dim, F = c->ffn_hidden, nr = c->n_refiner_layers;
     int in[ZI_LORA_NSITES] = {D, D, D, F, D, c->t_dim};
     int out[ZI_LORA_NSITES] = {3 * D, D, F, D, F, 4 * D};
-    if (t->block < 0 || t->block >= ld->nblocks || (int)t->site < 0 ||
-        t->site >= ZI_LORA_NSITES || t->rank < 1)
+    if (t->block < 0 || t->block >= ld->nblocks || (int)t->site < 0 || t->site >= ZI_LORA_NSITES ||
+        t->rank < 1)
         return 0;
     if (t->site == ZI_LORA_ADA && t->block >= nr && t->block < 2 * nr) return 0; /* unmodulated */
     return t->in == in[t->site] && t->row0 >= 0 && t->rows >= 1 &&
@@ -89,9 +89,11 @@ static int delta_fits(const zc_lora_dev *ld, const zi_lora_delta *t)
 }
 
 /* The linears of each group, in the order their A's are stacked. */
-static const zi_lora_site k_sites[ZC_LORA_NGROUPS][2] = {
-    {ZI_LORA_QKV, ZI_LORA_NSITES}, {ZI_LORA_OUT, ZI_LORA_NSITES}, {ZI_LORA_W1, ZI_LORA_W3},
-    {ZI_LORA_W2, ZI_LORA_NSITES},  {ZI_LORA_ADA, ZI_LORA_NSITES}};
+static const zi_lora_site k_sites[ZC_LORA_NGROUPS][2] = {{ZI_LORA_QKV, ZI_LORA_NSITES},
+                                                         {ZI_LORA_OUT, ZI_LORA_NSITES},
+                                                         {ZI_LORA_W1, ZI_LORA_W3},
+                                                         {ZI_LORA_W2, ZI_LORA_NSITES},
+                                                         {ZI_LORA_ADA, ZI_LORA_NSITES}};
 
 static void entry_meta_free(lentry *e)
 {
@@ -109,8 +111,8 @@ static int layout_group(const zi_lora *l, int b, int g, lentry *e, int nd, size_
         int n = 0;
         const zi_lora_delta *t = zi_lora_find(l, b, k_sites[g][s], &n);
         for (int k = 0; k < n; k++, nd++) {
-            e->d[nd] = (ldelta){0, k_sites[g][s] == ZI_LORA_W3, t[k].row0, t[k].rows,
-                                t[k].rank, rsum, t[k].alpha_over_rank};
+            e->d[nd] = (ldelta){0,    k_sites[g][s] == ZI_LORA_W3, t[k].row0, t[k].rows, t[k].rank,
+                                rsum, t[k].alpha_over_rank};
             rsum += t[k].rank, in = t[k].in;
         }
     }
@@ -317,6 +319,9 @@ int zc_lora_bind_create(zc_lora_dev *ld, const zi_lora_use *const *uses, const i
     int rc = 0, max_rsum = 0;
     *out = NULL;
     zc_lora_bind *b = NULL;
+    if (n > ZC_MAX_ITEMS)
+        return px_errf(err, errlen, PX_EINVAL, "zimage-cuda: %d LoRA items (at most %d)", n,
+                       ZC_MAX_ITEMS);
     for (int i = 0; uses && i < n; i++)
         for (int k = 0; k < nuses[i] && k < ZI_MAX_LORAS; k++) {
             const zi_lora_use *u = &uses[i][k];
@@ -357,9 +362,9 @@ int zc_lora_gemms(const zc_lora_bind *b, int block, zc_lora_group grp)
     return n;
 }
 
-int zc_lora_apply(zc_lora_dev *ld, zc_gemm *g, const zc_lora_bind *b, int block,
-                  zc_lora_group grp, const void *x, int ldx, int S, void *y, int ldy, zc_type yt,
-                  int col_hi, char *err, size_t errlen)
+int zc_lora_apply(zc_lora_dev *ld, zc_gemm *g, const zc_lora_bind *b, int block, zc_lora_group grp,
+                  const void *x, int ldx, int S, void *y, int ldy, zc_type yt, int col_hi,
+                  char *err, size_t errlen)
 {
     int rc = 0;
     size_t ey = yt == ZC_F32 ? 4 : 2;
@@ -370,8 +375,14 @@ int zc_lora_apply(zc_lora_dev *ld, zc_gemm *g, const zc_lora_bind *b, int block,
         if (!lg->nd) continue;
         size_t r0 = (size_t)jb->b0 * S;
         int M = (jb->b1 - jb->b0) * S;
-        zc_gemm_args t = {.x = (const uint16_t *)x + r0 * ldx, .ldx = ldx, .M = M, .K = lg->in,
-                          .w = e->mem + lg->a_off, .N = lg->rsum, .y = ld->T, .ldy = lg->rsum,
+        zc_gemm_args t = {.x = (const uint16_t *)x + r0 * ldx,
+                          .ldx = ldx,
+                          .M = M,
+                          .K = lg->in,
+                          .w = e->mem + lg->a_off,
+                          .N = lg->rsum,
+                          .y = ld->T,
+                          .ldy = lg->rsum,
                           .yt = ZC_BF16};
         if ((rc = zc_gemm_run(g, &t, err, errlen))) return rc;
         for (int k = lg->d0; k < lg->d0 + lg->nd; k++) {
@@ -379,10 +390,17 @@ int zc_lora_apply(zc_lora_dev *ld, zc_gemm *g, const zc_lora_bind *b, int block,
             float alpha = jb->scale * dl->aor;
             if (alpha == 0.0f) continue; /* 0 would read as 1 */
             size_t col = (size_t)(dl->hi ? col_hi : 0) + (size_t)dl->row0;
-            zc_gemm_args u = {.x = (const uint16_t *)ld->T + dl->roff, .ldx = lg->rsum, .M = M,
-                              .K = dl->r, .w = e->mem + dl->b_off, .N = dl->rows,
-                              .y = (char *)y + (r0 * (size_t)ldy + col) * ey, .ldy = ldy,
-                              .yt = yt, .accumulate = 1, .alpha = alpha};
+            zc_gemm_args u = {.x = (const uint16_t *)ld->T + dl->roff,
+                              .ldx = lg->rsum,
+                              .M = M,
+                              .K = dl->r,
+                              .w = e->mem + dl->b_off,
+                              .N = dl->rows,
+                              .y = (char *)y + (r0 * (size_t)ldy + col) * ey,
+                              .ldy = ldy,
+                              .yt = yt,
+                              .accumulate = 1,
+                              .alpha = alpha};
             if ((rc = zc_gemm_run(g, &u, err, errlen))) return rc;
         }
     }

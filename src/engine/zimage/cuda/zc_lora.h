@@ -90,9 +90,9 @@ void zc_lora_bind_free(zc_lora_dev *ld, zc_lora_bind *b);
  * Enqueued on the context's stream. b NULL: nothing. Returns 0 or a
  * GEMM's error.
  */
-int zc_lora_apply(zc_lora_dev *ld, zc_gemm *g, const zc_lora_bind *b, int block,
-                  zc_lora_group grp, const void *x, int ldx, int S, void *y, int ldy, zc_type yt,
-                  int col_hi, char *err, size_t errlen);
+int zc_lora_apply(zc_lora_dev *ld, zc_gemm *g, const zc_lora_bind *b, int block, zc_lora_group grp,
+                  const void *x, int ldx, int S, void *y, int ldy, zc_type yt, int col_hi,
+                  char *err, size_t errlen);
 
 /* GEMMs one zc_lora_apply of (block, grp) enqueues (benchmarks, tests). */
 int zc_lora_gemms(const zc_lora_bind *b, int block, zc_lora_group grp);

@@ -17,7 +17,8 @@
  * the DiT's GEMMs (zc_lora.h), so a batch mixes LoRAs and scales; each
  * GPU caches the LoRAs it has used (bf16, PX_ZIMAGE_CUDA_LORA_MB, default
  * 2048, least recently used out), and closing a LoRA evicts it everywhere
- * (zi_cuda_lora_forget).
+ * (zi_cuda_lora_forget). Steps with LoRAs run without the CUDA graph
+ * (zc_net.h says why); PX_ZIMAGE_CUDA_GRAPHS=0 runs every step so.
  *
  * The VAE decoder runs on the GPU in fp32 (zc_vae.c), image by image, from
  * the plan's latents; PX_ZIMAGE_CUDA_CPU_VAE=1 decodes on the CPU instead
@@ -179,6 +180,11 @@ static int job_denoise(job *j, char *err, size_t errlen)
                        T};
     if ((rc = zc_plan_get(j->d, &key, &j->p, err, errlen))) goto fail;
     zc_plan *p = j->p;
+    /* PX_ZIMAGE_CUDA_GRAPHS=0: every step direct (profiling; the LoRA
+     * bench's baseline, LoRA'd steps being direct). Read per generation so
+     * one process can compare. */
+    const char *gv = getenv("PX_ZIMAGE_CUDA_GRAPHS");
+    int direct = gv && !strcmp(gv, "0");
     if ((rc = zc_plan_begin(j->d, p, &j->b, j->lat, err, errlen))) goto fail;
     for (int s = 0; s < j->steps; s++) {
         if (all_cancelled(j)) {
@@ -187,7 +193,8 @@ static int job_denoise(job *j, char *err, size_t errlen)
             goto fail;
         }
         int64_t ts = px_now_ns();
-        if ((rc = zc_plan_step(j->d, p, j->sigmas[s], j->sigmas[s + 1], 0, NULL, err, errlen)))
+        if ((rc = zc_plan_step(j->d, p, j->sigmas[s], j->sigmas[s + 1], direct, NULL, err,
+                               errlen)))
             goto fail;
         PX_CUDA_CHECK(cudaStreamSynchronize(j->ctx->stream));
         double ms = px_ns_to_ms(px_now_ns() - ts);
