@@ -27,10 +27,11 @@ typedef struct ldelta {
     float aor; /* α / r */
 } ldelta;
 
-/* One (block, group): the stacked A [rsum, in] at a_off; deltas [d0, d0 + nd). */
+/* One (block, group): the stacked A [rsum, in] at a_off; deltas [d0, d0 +
+ * nd); T's row stride ldt (rsum rounded up to 8: 16-byte rows). */
 typedef struct lgroup {
     size_t a_off;
-    int rsum, in, nd, d0;
+    int rsum, in, nd, d0, ldt;
 } lgroup;
 
 /* One LoRA on one device (the cache's value). */
@@ -40,7 +41,7 @@ typedef struct lentry {
     size_t bytes;
     lgroup *g; /* [nblocks][ZC_LORA_NGROUPS] */
     ldelta *d;
-    int nd, max_rsum;
+    int nd, max_ldt;
 } lentry;
 
 struct zc_lora_dev {
@@ -117,13 +118,14 @@ static int layout_group(const zi_lora *l, int b, int g, lentry *e, int nd, size_
         }
     }
     if (!rsum) return nd;
-    e->g[b * ZC_LORA_NGROUPS + g] = (lgroup){*off, rsum, in, nd - d0, d0};
+    int ldt = (rsum + 7) / 8 * 8;
+    e->g[b * ZC_LORA_NGROUPS + g] = (lgroup){*off, rsum, in, nd - d0, d0, ldt};
     *off += round256((size_t)rsum * in * 2);
     for (int k = d0; k < nd; k++) {
         e->d[k].b_off = *off;
         *off += round256((size_t)e->d[k].rows * e->d[k].r * 2);
     }
-    if (rsum > e->max_rsum) e->max_rsum = rsum;
+    if (ldt > e->max_ldt) e->max_ldt = ldt;
     return nd;
 }
 
@@ -316,7 +318,7 @@ static void merge_jobs(zc_lora_bind *b)
 int zc_lora_bind_create(zc_lora_dev *ld, const zi_lora_use *const *uses, const int *nuses, int n,
                         size_t max_rows, zc_lora_bind **out, char *err, size_t errlen)
 {
-    int rc = 0, max_rsum = 0;
+    int rc = 0, max_ldt = 0;
     *out = NULL;
     zc_lora_bind *b = NULL;
     if (n > ZC_MAX_ITEMS)
@@ -330,11 +332,11 @@ int zc_lora_bind_create(zc_lora_dev *ld, const zi_lora_use *const *uses, const i
             const lentry *e;
             if ((rc = bind_key(ld, b, u->lora, &e, err, errlen))) goto fail;
             b->jobs[b->njobs++] = (job){e, u->scale, i, i + 1};
-            if (e->max_rsum > max_rsum) max_rsum = e->max_rsum;
+            if (e->max_ldt > max_ldt) max_ldt = e->max_ldt;
         }
     if (!b) return 0;
     merge_jobs(b);
-    if ((rc = reserve_t(ld, max_rows * (size_t)max_rsum, err, errlen))) goto fail;
+    if ((rc = reserve_t(ld, max_rows * (size_t)max_ldt, err, errlen))) goto fail;
     *out = b;
     return 0;
 fail:
@@ -382,7 +384,7 @@ int zc_lora_apply(zc_lora_dev *ld, zc_gemm *g, const zc_lora_bind *b, int block,
                           .w = e->mem + lg->a_off,
                           .N = lg->rsum,
                           .y = ld->T,
-                          .ldy = lg->rsum,
+                          .ldy = lg->ldt,
                           .yt = ZC_BF16};
         if ((rc = zc_gemm_run(g, &t, err, errlen))) return rc;
         for (int k = lg->d0; k < lg->d0 + lg->nd; k++) {
@@ -391,7 +393,7 @@ int zc_lora_apply(zc_lora_dev *ld, zc_gemm *g, const zc_lora_bind *b, int block,
             if (alpha == 0.0f) continue; /* 0 would read as 1 */
             size_t col = (size_t)(dl->hi ? col_hi : 0) + (size_t)dl->row0;
             zc_gemm_args u = {.x = (const uint16_t *)ld->T + dl->roff,
-                              .ldx = lg->rsum,
+                              .ldx = lg->ldt,
                               .M = M,
                               .K = dl->r,
                               .w = e->mem + dl->b_off,
