@@ -388,7 +388,8 @@ TEST(t_dit_lora_against_cpu)
 
 static int cache_entries(px_engine *e)
 {
-    px_buf b = {0};
+    px_buf b;
+    px_buf_init(&b, 1 << 20);
     T_EQ_INT(px_engine_describe(e, &b), 0);
     T_TRUE(b.data != NULL);
     const char *at = strstr((const char *)b.data, "\"lora_cache\":[{\"bytes\":");
