@@ -456,9 +456,14 @@ int zc_plan_step(zc_dev *d, zc_plan *p, float sigma, float sigma_next, int direc
     }
     PX_CUDA_CHECK(cudaMemcpyAsync(p->sp_dev, h, sizeof *h, cudaMemcpyHostToDevice, s));
     p->pred_out = pred_out;
-    /* LoRA'd steps run direct: see zc_net.h. */
-    rc = px_cuda_graph_run(&p->graph, s, direct || pred_out || p->lora, step_enqueue, p,
-                           "zimage-cuda", err, errlen);
+    /* LoRA'd steps run direct (zc_net.h says why), outside the graph's run
+     * count: the plan's graph is still captured on its second step without
+     * LoRAs, however many LoRA'd steps came first. */
+    if (p->lora)
+        rc = step_enqueue(p, err, errlen);
+    else
+        rc = px_cuda_graph_run(&p->graph, s, direct || pred_out, step_enqueue, p, "zimage-cuda",
+                               err, errlen);
 fail:
     return rc;
 }
