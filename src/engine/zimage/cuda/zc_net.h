@@ -139,8 +139,9 @@ int zc_plan_begin(zc_dev *d, zc_plan *p, const zc_batch *b, const float *latents
  * this first version). As a CUDA graph after the first run (direct when
  * `direct`, e.g. to profile, and whenever the batch has LoRAs: a graph
  * would bake in the LoRAs' device addresses, which the cache may move
- * between generations, and their scales). pred_out: NULL or device fp32 for the tests
- * (n_images x C x H x W: the positive prediction). Enqueued, not waited. */
+ * between generations, and their scales). pred_out: NULL or device fp32
+ * for the tests (n_images x C x H x W: the positive prediction). Enqueued,
+ * not waited. */
 int zc_plan_step(zc_dev *d, zc_plan *p, float sigma, float sigma_next, int direct,
                  float *pred_out, char *err, size_t errlen);
 
