@@ -183,8 +183,8 @@ TEST(t_stages_against_reference)
     const float *lat1[1] = {init}, *txt1[1] = {feat};
     float *out1[1] = {o0};
     int len1[1] = {(int)n};
-    T_EQ_INT(zi_cuda_dit_forward(e, lat1, txt1, len1, NULL, NULL, 1, H / 8, W / 8, sig[0], out1, err,
-                                 sizeof err),
+    T_EQ_INT(zi_cuda_dit_forward(e, lat1, txt1, len1, NULL, NULL, 1, H / 8, W / 8, sig[0], out1,
+                                 err, sizeof err),
              0);
     double ed = rel_err(o0, out0, nl);
 
