@@ -20,6 +20,11 @@
  * Also: a batch item (different prompt lengths, one item with CFG) equals
  * its solo run (within 1e-3 of the latents' scale: GEMMs of a different M
  * may sum in another order), and cancelling between steps.
+ * LoRAs (tools/zimage_lora.py's random ones, applied at run time): the DiT
+ * with a LoRA on every linear against the CPU DiT with the same LoRA
+ * (dit.out0's bar), and a batch mixing LoRA a at 0.8, LoRA b at -0.5
+ * (guided) and none, each item against its solo run (1e-3), with the
+ * GPUs' LoRA cache emptied when the engine closes them.
  *
  * Needs a CUDA build (make CUDA=1) and a GPU: elsewhere every test prints
  * why it is skipped and passes. `make test-gpu` runs it on a GPU machine.
@@ -28,6 +33,8 @@
 #include "core/err.h"
 #include "engine/engine.h"
 #include "engine/safetensors.h"
+#include "engine/zimage/dit.h"
+#include "engine/zimage/lora.h"
 #include "engine/zimage/tokenizer.h"
 #include "engine/zimage/zimage.h"
 #include "engine/zimage/zimage_cuda.h"
@@ -176,8 +183,8 @@ TEST(t_stages_against_reference)
     const float *lat1[1] = {init}, *txt1[1] = {feat};
     float *out1[1] = {o0};
     int len1[1] = {(int)n};
-    T_EQ_INT(zi_cuda_dit_forward(e, lat1, txt1, len1, 1, H / 8, W / 8, sig[0], out1, err,
-                                 sizeof err),
+    T_EQ_INT(zi_cuda_dit_forward(e, lat1, txt1, len1, NULL, NULL, 1, H / 8, W / 8, sig[0], out1,
+                                 err, sizeof err),
              0);
     double ed = rel_err(o0, out0, nl);
 
@@ -296,4 +303,159 @@ TEST(t_cancel_between_steps)
     px_engine_close(e);
 }
 
-TEST_MAIN(t_stages_against_reference, t_batch_item_equals_solo, t_cancel_between_steps)
+/* ---------------------------------------------------------------- LoRAs */
+
+/* A random LoRA of the test model (tools/zimage_lora.py) into path. */
+static void lora_file(char *path, size_t n, const char *name, const char *targets, int seed)
+{
+    char cmd[1600];
+    snprintf(path, n, "%s/%s.safetensors", px_test_tmpdir(), name);
+    snprintf(cmd, sizeof cmd,
+             "%s tools/zimage_lora.py write %s --model %s --rank 4 --targets %s --seed %d "
+             ">/dev/null",
+             python(), path, g_dir, targets, seed);
+    sh(cmd);
+}
+
+static void fill(float *v, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        v[i] = ((float)(seed >> 8) / (float)(1u << 24) - 0.5f) * 2.0f;
+    }
+}
+
+/* The GPU DiT with a LoRA on every linear kind against the CPU DiT (fp32)
+ * with the same LoRA, from the same latents and text features. */
+TEST(t_dit_lora_against_cpu)
+{
+    px_engine *e = open_cuda();
+    if (!e) return;
+    char err[512] = "", path[700];
+    zi_model *m = NULL;
+    zi_model_paths mp = {.dir = g_dir};
+    T_EQ_INT(zi_model_open(&mp, NULL, &m, err, sizeof err), 0);
+    const zi_dit_config *c = zi_model_dit_config(m);
+    zi_dit *dit = NULL;
+    zi_ctx *ctx = NULL;
+    T_EQ_INT(zi_dit_bind(zi_model_weights(m, ZI_PART_DIT), c, &dit, err, sizeof err), 0);
+    T_EQ_INT(zi_ctx_create(NULL, &ctx, err, sizeof err), 0);
+    lora_file(path, sizeof path, "la", "attn,ffn,ada", 1);
+    zi_lora *l = NULL;
+    T_EQ_INT(zi_lora_open(path, c, &l, err, sizeof err), 0);
+    int lh = H / 8, lw = W / 8, L = 20;
+    size_t nl = (size_t)c->in_channels * lh * lw, nt = (size_t)L * c->cap_feat_dim;
+    float *lat = malloc(nl * sizeof *lat), *txt = malloc(nt * sizeof *txt);
+    float *cpu = malloc(nl * 4), *cpu0 = malloc(nl * 4), *gpu = malloc(nl * 4);
+    float *gpu0 = malloc(nl * 4);
+    fill(lat, nl, 5), fill(txt, nt, 6);
+    float sigma = 0.7f;
+    zi_lora_use u = {l, 0.8f};
+    zi_dit_input in = {lat, zi_dit_t_in(c, sigma), txt, L, &u, 1};
+    T_EQ_INT(zi_dit_forward(dit, ctx, &in, 1, lh, lw, cpu, NULL, err, sizeof err), 0);
+    in.loras = NULL, in.nloras = 0;
+    T_EQ_INT(zi_dit_forward(dit, ctx, &in, 1, lh, lw, cpu0, NULL, err, sizeof err), 0);
+    const float *lat1[1] = {lat}, *txt1[1] = {txt};
+    const zi_lora_use *ul[1] = {&u};
+    int len1[1] = {L}, nu[1] = {1};
+    float *o1[1] = {gpu};
+    T_EQ_INT(zi_cuda_dit_forward(e, lat1, txt1, len1, ul, nu, 1, lh, lw, sigma, o1, err,
+                                 sizeof err),
+             0);
+    o1[0] = gpu0;
+    T_EQ_INT(zi_cuda_dit_forward(e, lat1, txt1, len1, NULL, NULL, 1, lh, lw, sigma, o1, err,
+                                 sizeof err),
+             0);
+    double el = rel_err(gpu, cpu, nl), e0 = rel_err(gpu0, cpu0, nl);
+    double eff = rel_err(cpu, cpu0, nl), geff = rel_err(gpu, gpu0, nl);
+    printf("  DiT with a LoRA (rank 4 on qkv/out/w1/w2/w3/adaLN, scale 0.8), bf16 GPU vs fp32 "
+           "CPU: %.2e (without it: %.2e); the LoRA moves the output by %.2e on the CPU, %.2e "
+           "on the GPU\n",
+           el, e0, eff, geff);
+    double k = g_full ? 2.0 : 1.0;
+    T_CMP_DBL(el, <=, 3e-2 * k);
+    /* The LoRA must matter well beyond the bar, on both sides alike. */
+    T_CMP_DBL(eff, >, 3 * 3e-2 * k);
+    T_CMP_DBL(fabs(geff - eff), <=, 0.25 * eff);
+    zi_cuda_lora_forget(l); /* before the free: the GPU cache keys by address */
+    zi_lora_free(l);
+    free(lat), free(txt), free(cpu), free(cpu0), free(gpu), free(gpu0);
+    zi_ctx_destroy(ctx);
+    zi_dit_free(dit);
+    zi_model_close(m);
+    px_engine_close(e);
+}
+
+static int cache_entries(px_engine *e)
+{
+    px_buf b;
+    px_buf_init(&b, 1 << 20);
+    T_EQ_INT(px_engine_describe(e, &b), 0);
+    T_TRUE(b.data != NULL);
+    const char *at = strstr((const char *)b.data, "\"lora_cache\":[{\"bytes\":");
+    T_TRUE(at != NULL);
+    const char *en = strstr(at, "\"entries\":");
+    int n = en ? atoi(en + 10) : -1;
+    px_buf_free(&b);
+    return n;
+}
+
+/* A batch mixing LoRA a at 0.8, LoRA b at -0.5 (on a guided item: both
+ * CFG halves) and none: each item equals its solo run; the engine's
+ * lora_close empties the GPU's cache. */
+TEST(t_mixed_lora_batch_equals_solo)
+{
+    px_engine *e = open_cuda();
+    if (!e) return;
+    char err[512] = "", pa[700], pb[700];
+    lora_file(pa, sizeof pa, "mix_a", "attn,ffn", 2);
+    lora_file(pb, sizeof pb, "mix_b", "attn,ada", 3);
+    px_engine_lora *la = NULL, *lb = NULL;
+    T_EQ_INT(px_engine_lora_open(e, pa, &la, err, sizeof err), 0);
+    T_EQ_INT(px_engine_lora_open(e, pb, &lb, err, sizeof err), 0);
+    size_t nl = (size_t)16 * (H / 8) * (W / 8);
+    float *batch = malloc(3 * nl * sizeof *batch), *solo = malloc(nl * sizeof *solo);
+    px_image im[3];
+    memset(im, 0, sizeof im);
+    for (int i = 0; i < 3; i++) T_EQ_INT(px_image_alloc(&im[i], W, H, 3, NULL, NULL, 0), 0);
+    px_engine_item it[3];
+    memset(it, 0, sizeof it);
+    const char *prompts[3] = {PROMPT, "a red bicycle against a stone wall in the rain",
+                              "a bowl of fruit"};
+    for (int i = 0; i < 3; i++)
+        it[i] = (px_engine_item){.out = &im[i], .seed = (uint64_t)(21 + i),
+                                 .gen = {.prompt = prompts[i], .width = W, .height = H,
+                                         .steps = 2}};
+    it[0].gen.loras[0] = (px_engine_lora_use){la, 0.8f}, it[0].gen.nloras = 1;
+    it[1].gen.loras[0] = (px_engine_lora_use){lb, -0.5f}, it[1].gen.nloras = 1;
+    it[1].gen.cfg_scale = 3.0f;
+    it[1].gen.negative_prompt = "blurry";
+    T_EQ_INT(zi_cuda_run_latents(e, it, 3, batch, err, sizeof err), 0);
+    T_EQ_INT(cache_entries(e), 2);
+    for (int i = 0; i < 3; i++) {
+        T_EQ_INT(zi_cuda_run_latents(e, &it[i], 1, solo, err, sizeof err), 0);
+        double d = rel_err(batch + i * nl, solo, nl);
+        printf("  item %d (%s) in the mixed batch vs alone: %.2e\n", i,
+               i == 0 ? "LoRA a 0.8" : i == 1 ? "LoRA b -0.5, guided" : "no LoRA", d);
+        T_CMP_DBL(d, <=, 1e-3);
+    }
+    /* The LoRAs matter: item 0 and 1 without theirs move far beyond the bar. */
+    for (int i = 0; i < 2; i++) {
+        px_engine_item bare = it[i];
+        bare.gen.nloras = 0;
+        T_EQ_INT(zi_cuda_run_latents(e, &bare, 1, solo, err, sizeof err), 0);
+        double d = rel_err(batch + i * nl, solo, nl);
+        printf("  item %d without its LoRA: %.2e\n", i, d);
+        T_CMP_DBL(d, >, 1e-2);
+    }
+    px_engine_lora_close(la);
+    T_EQ_INT(cache_entries(e), 1);
+    px_engine_lora_close(lb);
+    T_EQ_INT(cache_entries(e), 0);
+    for (int i = 0; i < 3; i++) px_image_free(&im[i]);
+    free(batch), free(solo);
+    px_engine_close(e);
+}
+
+TEST_MAIN(t_stages_against_reference, t_batch_item_equals_solo, t_cancel_between_steps,
+          t_dit_lora_against_cpu, t_mixed_lora_batch_equals_solo)

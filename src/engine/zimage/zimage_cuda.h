@@ -8,6 +8,7 @@
 #define PX_ENGINE_ZIMAGE_ZIMAGE_CUDA_H
 
 #include "engine/engine_impl.h"
+#include "engine/zimage/lora.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -30,16 +31,27 @@ int zi_cuda_encode(px_engine *e, const int32_t *ids, int n, float *feat, char *e
 
 /* One DiT forward at sigma of n items sharing lat_h x lat_w: item i reads
  * latent lat[i] ([C, lat_h, lat_w], host) and text features text[i]
- * ([text_len[i], hidden], host); out[i] gets the model output (host,
- * [C, lat_h, lat_w]), as zi_dit_forward's. */
+ * ([text_len[i], hidden], host) and applies the LoRAs loras[i][0 ..
+ * nloras[i]) (loras NULL: none; opened with zi_lora_open for this model:
+ * zi_cuda_lora_forget each before freeing it); out[i] gets the
+ * model output (host, [C, lat_h, lat_w]), as zi_dit_forward's. */
 int zi_cuda_dit_forward(px_engine *e, const float *const *lat, const float *const *text,
-                        const int *text_len, int n, int lat_h, int lat_w, float sigma,
-                        float *const *out, char *err, size_t errlen);
+                        const int *text_len, const zi_lora_use *const *loras, const int *nloras,
+                        int n, int lat_h, int lat_w, float sigma, float *const *out, char *err,
+                        size_t errlen);
 
 /* The GPU VAE (fp32) on latent ([C, lat_h, lat_w], host) into rgb (host,
  * 8·lat_h x 8·lat_w x 3 bytes). */
 int zi_cuda_vae_decode(px_engine *e, const float *latent, int lat_h, int lat_w, uint8_t *rgb,
                        char *err, size_t errlen);
+
+/* Forgets LoRA l in the LoRA cache of every GPU of every open zimage CUDA
+ * engine (the uploaded copy is freed now, or when the batch using it
+ * ends), so that a LoRA allocated later at l's address is never served
+ * l's deltas: whoever frees a zi_lora that a CUDA engine may have run
+ * calls it first (the CUDA engine's lora_close does). Thread-safe; a
+ * no-op without the CUDA build. */
+void zi_cuda_lora_forget(const zi_lora *l);
 
 /* px_engine_run, also writing each item's final latents (before the VAE)
  * into lat_out (n x C x height/8 x width/8, host) when not NULL. Items

@@ -31,10 +31,12 @@ int zi_cuda_encode(px_engine *e, const int32_t *ids, int n, float *feat, char *e
 }
 
 int zi_cuda_dit_forward(px_engine *e, const float *const *lat, const float *const *text,
-                        const int *text_len, int n, int lat_h, int lat_w, float sigma,
-                        float *const *out, char *err, size_t errlen)
+                        const int *text_len, const zi_lora_use *const *loras, const int *nloras,
+                        int n, int lat_h, int lat_w, float sigma, float *const *out, char *err,
+                        size_t errlen)
 {
     (void)e, (void)lat, (void)text, (void)text_len, (void)n, (void)lat_h, (void)lat_w;
+    (void)loras, (void)nloras;
     (void)sigma, (void)out;
     return px_errf(err, errlen, PX_EUNSUP, "%s", k_why);
 }
@@ -51,4 +53,9 @@ int zi_cuda_vae_decode(px_engine *e, const float *latent, int lat_h, int lat_w, 
 {
     (void)e, (void)latent, (void)lat_h, (void)lat_w, (void)rgb;
     return px_errf(err, errlen, PX_EUNSUP, "%s", k_why);
+}
+
+void zi_cuda_lora_forget(const zi_lora *l)
+{
+    (void)l; /* nothing is cached without the backend */
 }

@@ -65,6 +65,7 @@ struct zc_plan {
     step_params *sp_dev, *sp_host; /* host: pinned */
     batch_ints *bi_dev;
     float *pred_out; /* the step's extra output (tests), NULL in graphs */
+    zc_lora_bind *lora; /* the bound batch's LoRAs, NULL: none (zc_lora.h) */
     px_cuda_graph graph;
 };
 
@@ -112,6 +113,7 @@ static void plan_destroy(void *arg, void *plan)
     (void)arg;
     zc_plan *p = plan;
     if (!p) return;
+    zc_lora_bind_free(p->d->lora, p->lora);
     px_cuda_graph_free(&p->graph);
     if (p->mem) cudaFree(p->mem);
     if (p->sp_host) cudaFreeHost(p->sp_host);
@@ -181,6 +183,12 @@ const float *zc_plan_latents(const zc_plan *p)
     return p->lat;
 }
 
+void zc_plan_end(zc_dev *d, zc_plan *p)
+{
+    zc_lora_bind_free(d->lora, p->lora);
+    p->lora = NULL;
+}
+
 /* ------------------------------------------------------------ one block */
 
 static int gemm(zc_dev *d, const void *x, int ldx, int M, int K, const void *w, int N,
@@ -199,23 +207,37 @@ typedef struct stream {
     const float *cs;
 } stream;
 
+/* The bound LoRAs' deltas of one group of block bi after its base GEMM
+ * (x its input, y its output: zc_lora_apply); nothing without LoRAs. */
+static int lora(zc_plan *p, int bi, zc_lora_group grp, const void *x, int ldx, int S, void *y,
+                int ldy, zc_type yt, char *err, size_t errlen)
+{
+    if (!p->lora) return 0;
+    return zc_lora_apply(p->d->lora, p->d->gemm, p->lora, bi, grp, x, ldx, S, y, ldy, yt,
+                         p->d->dc.ffn_hidden, err, errlen);
+}
+
 static int block(zc_plan *p, const zc_dblock *bl, const stream *st, char *err, size_t errlen)
 {
     zc_dev *d = p->d;
     const zi_dit_config *c = &d->dc;
     cudaStream_t s = d->ctx->stream;
     int D = c->dim, F = c->ffn_hidden, B = p->k.B, rows = B * st->S, rc = 0;
+    int bi = (int)(bl - d->blocks), S = st->S;
     float eps = c->norm_eps, *mod = bl->ada_w ? p->mod : NULL;
     if (mod) {
         if ((rc = gemm(d, p->temb_b, c->t_dim, B, c->t_dim, bl->ada_w, 4 * D, bl->ada_b, mod,
-                       4 * D, ZC_F32, err, errlen)))
+                       4 * D, ZC_F32, err, errlen)) ||
+            (rc = lora(p, bi, ZC_LORA_ADA, p->temb_b, c->t_dim, 1, mod, 4 * D, ZC_F32, err,
+                       errlen)))
             goto fail;
         PX_CUDA_LAUNCH_CHECK(zc_modulation(s, mod, B, D));
     }
     PX_CUDA_LAUNCH_CHECK(zc_rmsnorm_mod(s, st->x, D, rows, D, bl->n1, eps, mod, 4 * D, st->S,
                                         p->HB, D));
     if ((rc = gemm(d, p->HB, D, rows, D, bl->qkv, 3 * D, NULL, p->QKV, 3 * D, ZC_BF16, err,
-                   errlen)))
+                   errlen)) ||
+        (rc = lora(p, bi, ZC_LORA_QKV, p->HB, D, S, p->QKV, 3 * D, ZC_BF16, err, errlen)))
         goto fail;
     PX_CUDA_LAUNCH_CHECK(zc_qknorm_rope(s, p->QKV, 3 * D, 0, rows, c->n_heads, d->hd, bl->q_norm,
                                         eps, st->cs, 0, 1));
@@ -227,17 +249,20 @@ static int block(zc_plan *p, const zc_dblock *bl, const stream *st, char *err, s
                  .n_heads = c->n_heads, .n_kv_heads = c->n_heads, .head_dim = d->hd,
                  .scale = 1.0f / sqrtf((float)d->hd)};
     PX_CUDA_LAUNCH_CHECK(zc_attention(s, &a));
-    if ((rc = gemm(d, p->ATT, D, rows, D, bl->out, D, NULL, p->HF, D, ZC_F32, err, errlen)))
+    if ((rc = gemm(d, p->ATT, D, rows, D, bl->out, D, NULL, p->HF, D, ZC_F32, err, errlen)) ||
+        (rc = lora(p, bi, ZC_LORA_OUT, p->ATT, D, S, p->HF, D, ZC_F32, err, errlen)))
         goto fail;
     PX_CUDA_LAUNCH_CHECK(zc_gated_residual(s, st->x, D, p->HF, D, rows, D, bl->n2, eps,
                                            mod ? mod + D : NULL, 4 * D, st->S));
     PX_CUDA_LAUNCH_CHECK(zc_rmsnorm_mod(s, st->x, D, rows, D, bl->f1, eps,
                                         mod ? mod + 2 * D : NULL, 4 * D, st->S, p->HB, D));
     if ((rc = gemm(d, p->HB, D, rows, D, bl->w13, 2 * F, NULL, p->FF, 2 * F, ZC_BF16, err,
-                   errlen)))
+                   errlen)) ||
+        (rc = lora(p, bi, ZC_LORA_W13, p->HB, D, S, p->FF, 2 * F, ZC_BF16, err, errlen)))
         goto fail;
     PX_CUDA_LAUNCH_CHECK(zc_swiglu(s, p->FF, 2 * F, rows, F));
-    if ((rc = gemm(d, p->FF, 2 * F, rows, F, bl->w2, D, NULL, p->HF, D, ZC_F32, err, errlen)))
+    if ((rc = gemm(d, p->FF, 2 * F, rows, F, bl->w2, D, NULL, p->HF, D, ZC_F32, err, errlen)) ||
+        (rc = lora(p, bi, ZC_LORA_W2, p->FF, 2 * F, S, p->HF, D, ZC_F32, err, errlen)))
         goto fail;
     PX_CUDA_LAUNCH_CHECK(zc_gated_residual(s, st->x, D, p->HF, D, rows, D, bl->f2, eps,
                                            mod ? mod + 3 * D : NULL, 4 * D, st->S));
@@ -318,7 +343,11 @@ int zc_plan_begin(zc_dev *d, zc_plan *p, const zc_batch *bt, const float *latent
     p->n_images = bt->n_images;
     for (int i = 0; i < bt->n_images; i++) p->cfg_w[i] = bt->neg_of[i] >= 0 ? bt->cfg_w[i] : 0;
     PX_CUDA_CHECK(cudaStreamSynchronize(s)); /* the plan's memset, a previous batch */
-    if ((rc = tables(p, bt, err, errlen)) || (rc = upload_ints(p, bt, err, errlen))) goto fail;
+    zc_plan_end(d, p);
+    if ((rc = tables(p, bt, err, errlen)) || (rc = upload_ints(p, bt, err, errlen)) ||
+        (rc = zc_lora_bind_create(d->lora, bt->loras, bt->nloras, B, (size_t)p->ru, &p->lora,
+                                  err, errlen)))
+        goto fail;
     size_t lat = (size_t)c->in_channels * p->k.ht * c->patch * p->k.wt * c->patch;
     PX_CUDA_CHECK(cudaMemcpy(p->lat, latents, (size_t)bt->n_images * lat * sizeof(float),
                              cudaMemcpyHostToDevice));
@@ -427,8 +456,14 @@ int zc_plan_step(zc_dev *d, zc_plan *p, float sigma, float sigma_next, int direc
     }
     PX_CUDA_CHECK(cudaMemcpyAsync(p->sp_dev, h, sizeof *h, cudaMemcpyHostToDevice, s));
     p->pred_out = pred_out;
-    rc = px_cuda_graph_run(&p->graph, s, direct || pred_out, step_enqueue, p, "zimage-cuda", err,
-                           errlen);
+    /* LoRA'd steps run direct (zc_net.h says why), outside the graph's run
+     * count: the plan's graph is still captured on its second step without
+     * LoRAs, however many LoRA'd steps came first. */
+    if (p->lora)
+        rc = step_enqueue(p, err, errlen);
+    else
+        rc = px_cuda_graph_run(&p->graph, s, direct || pred_out, step_enqueue, p, "zimage-cuda",
+                               err, errlen);
 fail:
     return rc;
 }

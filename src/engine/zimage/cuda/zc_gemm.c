@@ -16,6 +16,7 @@
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/cuda_plan.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,8 +30,18 @@ struct zc_gemm {
 /* The algorithm cache's key: everything the heuristic looks at (ints
  * only: no padding). */
 typedef struct {
-    int M, N, K, ldx, ldy, yt, bias, acc, f32_in, w_kn;
+    int M, N, K, ldx, ldy, yt, bias, acc, f32_in, w_kn, align_x, align_w, align_y;
 } gemm_key;
+
+/* The alignment of p in bytes, up to the 256 cuBLASLt assumes unless told
+ * (a slice of y or of an operand may start anywhere). */
+static int align_of(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    int n = 256;
+    while (n > 1 && a % (uintptr_t)n) n /= 2;
+    return n;
+}
 
 int zc_gemm_create(px_cuda_ctx *c, size_t ws_bytes, zc_gemm **out, char *err, size_t errlen)
 {
@@ -117,6 +128,14 @@ static int descs_make(const zc_gemm *g, const zc_gemm_args *a, gemm_descs *d, ch
     PX_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&d->pref));
     PX_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
         d->pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &g->ws_bytes, sizeof g->ws_bytes));
+    /* cuBLASLt's A is our w, B our x, C and D our y. */
+    uint32_t al[4] = {(uint32_t)align_of(a->w), (uint32_t)align_of(a->x),
+                      (uint32_t)align_of(a->y), (uint32_t)align_of(a->y)};
+    const cublasLtMatmulPreferenceAttributes_t at[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    for (int i = 0; i < 4; i++)
+        PX_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d->pref, at[i], &al[i], sizeof al[i]));
 fail:
     return rc;
 }
@@ -134,7 +153,8 @@ int zc_gemm_run(zc_gemm *g, const zc_gemm_args *a, char *err, size_t errlen)
     gemm_key key;
     memset(&key, 0, sizeof key);
     key = (gemm_key){a->M, a->N, a->K, a->ldx, a->ldy, (int)a->yt, a->bias != NULL,
-                     a->accumulate, a->f32_in, a->w_kn};
+                     a->accumulate, a->f32_in, a->w_kn, align_of(a->x), align_of(a->w),
+                     align_of(a->y)};
     cublasLtMatmulAlgo_t algo;
     if (!px_cuda_algos_get(g->algos, &key, &algo)) {
         cublasLtMatmulHeuristicResult_t res;
@@ -150,7 +170,7 @@ int zc_gemm_run(zc_gemm *g, const zc_gemm_args *a, char *err, size_t errlen)
         algo = res.algo;
         px_cuda_algos_put(g->algos, &key, &algo);
     }
-    float alpha = 1.0f, beta = a->accumulate ? 1.0f : 0.0f;
+    float alpha = a->alpha != 0.0f ? a->alpha : 1.0f, beta = a->accumulate ? 1.0f : 0.0f;
     PX_CUBLAS_CHECK(cublasLtMatmul(g->ctx->blaslt, d.op, &alpha, a->w, d.la, a->x, d.lb, &beta,
                                    a->y, d.lc, a->y, d.lc, &algo, g->ws, g->ws_bytes,
                                    g->ctx->stream));

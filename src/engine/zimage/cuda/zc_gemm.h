@@ -1,15 +1,18 @@
 /*
  * zc_gemm.h — the Z-Image CUDA backend's linear layers: cuBLASLt GEMMs
  * with bf16 operands and fp32 accumulation, in PyTorch's row-major Linear
- * convention (y = x·Wᵀ + b), the bias fused as cuBLASLt's epilogue and an
- * optional accumulate into y (the Qwen3 residual). Output bf16 (the input
+ * convention (y = x·Wᵀ + b), the bias fused as cuBLASLt's epilogue, a
+ * scale of the product and an optional accumulate into y (the Qwen3
+ * residual, LoRA deltas: y += s·T·Bᵀ). Output bf16 (the input
  * of the next GEMM or of attention) or fp32 (what feeds a norm or the
  * residual stream).
  *
  * One zc_gemm per device context: its cuBLASLt handle (the context's),
  * a fixed workspace (fixed so that CUDA graphs can capture the calls) and
- * the heuristic's choice per shape (px_cuda_algos), so a shape asks the
- * heuristic once. Not thread-safe: the context's holder uses it.
+ * the heuristic's choice per shape and operand alignment (px_cuda_algos),
+ * so a shape asks the heuristic once. Operands may start anywhere (e.g. a
+ * column slice of y): the heuristic is told each pointer's alignment.
+ * Not thread-safe: the context's holder uses it.
  */
 #ifndef PX_ENGINE_ZIMAGE_CUDA_ZC_GEMM_H
 #define PX_ENGINE_ZIMAGE_CUDA_ZC_GEMM_H
@@ -41,6 +44,7 @@ typedef struct zc_gemm_args {
     int ldy;
     zc_type yt;
     int accumulate; /* y += x·Wᵀ (+ b) */
+    float alpha;    /* x·Wᵀ is multiplied by alpha; 0 (the zero-initialised default) means 1 */
 } zc_gemm_args;
 
 /* Enqueues the GEMM on the context's stream. Returns 0, PX_EINVAL (a

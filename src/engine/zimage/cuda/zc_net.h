@@ -19,6 +19,7 @@
 #include "engine/cuda/cuda_graph.h"
 #include "engine/cuda/cuda_plan.h"
 #include "engine/zimage/cuda/zc_gemm.h"
+#include "engine/zimage/cuda/zc_lora.h"
 #include "engine/zimage/zconfig.h"
 #include "engine/zimage/zweights.h"
 
@@ -62,6 +63,7 @@ typedef struct zc_dev {
     zc_qlayer *qlayers;
     zc_text_bufs tb;
     px_cuda_plans *plans; /* DiT plans by zc_plan_key */
+    zc_lora_dev *lora;    /* the LoRA cache (set by the engine; zc_dev_free frees it) */
     void **allocs;        /* every weight allocation, for freeing */
     int nalloc, capalloc;
     size_t weight_bytes;
@@ -120,24 +122,35 @@ typedef struct zc_batch {
     int pos_of[ZC_MAX_ITEMS], neg_of[ZC_MAX_ITEMS];
     float cfg_w[ZC_MAX_ITEMS];
     int lmax; /* the text encoder's row stride per item */
+    /* Item b's LoRAs: loras[b][0 .. nloras[b]) (NULL / 0: none). */
+    const zi_lora_use *loras[ZC_MAX_ITEMS];
+    int nloras[ZC_MAX_ITEMS];
 } zc_batch;
 
 /* Binds a batch to plan p: uploads positions, key lengths and the
- * initial latents (host, n_images x C x H x W), embeds the text and runs
- * the context refiner (the text stream does not depend on the timestep,
- * so once per generation, not per step). */
+ * initial latents (host, n_images x C x H x W), binds the items' LoRAs
+ * (uploaded into the device's cache and pinned until zc_plan_end), embeds
+ * the text and runs the context refiner (the text stream does not depend
+ * on the timestep, so once per generation, not per step). */
 int zc_plan_begin(zc_dev *d, zc_plan *p, const zc_batch *b, const float *latents, char *err,
                   size_t errlen);
 
 /* One Euler step for every image: sigma -> sigma_next (same for all in
  * this first version). As a CUDA graph after the first run (direct when
- * `direct`, e.g. to profile). pred_out: NULL or device fp32 for the tests
- * (n_images x C x H x W: the positive prediction). Enqueued, not waited. */
+ * `direct`, e.g. to profile, and whenever the batch has LoRAs: a graph
+ * would bake in the LoRAs' device addresses, which the cache may move
+ * between generations, and their scales). pred_out: NULL or device fp32
+ * for the tests (n_images x C x H x W: the positive prediction). Enqueued,
+ * not waited. */
 int zc_plan_step(zc_dev *d, zc_plan *p, float sigma, float sigma_next, int direct,
                  float *pred_out, char *err, size_t errlen);
 
 /* The latents now (device, n_images x C x H x W fp32). */
 const float *zc_plan_latents(const zc_plan *p);
+
+/* Ends the generation bound by zc_plan_begin: waits for the stream and
+ * unpins its LoRAs (the cache may then drop them). Safe to call twice. */
+void zc_plan_end(zc_dev *d, zc_plan *p);
 
 /* ------------------------------------------------------------- the VAE */
 

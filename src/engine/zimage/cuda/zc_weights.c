@@ -275,7 +275,8 @@ void zc_dev_free(zc_dev *d)
 {
     if (!d) return;
     cudaSetDevice(d->ctx->dev);
-    px_cuda_plans_destroy(d->plans);
+    px_cuda_plans_destroy(d->plans); /* before the LoRA cache: plans pin its entries */
+    zc_lora_dev_free(d->lora);
     text_bufs_free(&d->tb);
     for (int i = 0; i < d->nalloc; i++) cudaFree(d->allocs[i]);
     free(d->allocs);

@@ -13,6 +13,13 @@
  * steps. The text rows are bucketed to a power of two (>= 32) so a few
  * plans serve every prompt length.
  *
+ * LoRAs (px_engine_lora_open) are applied per item at run time next to
+ * the DiT's GEMMs (zc_lora.h), so a batch mixes LoRAs and scales; each
+ * GPU caches the LoRAs it has used (bf16, PX_ZIMAGE_CUDA_LORA_MB, default
+ * 2048, least recently used out), and closing a LoRA evicts it everywhere
+ * (zi_cuda_lora_forget). Steps with LoRAs run without the CUDA graph
+ * (zc_net.h says why); PX_ZIMAGE_CUDA_GRAPHS=0 runs every step so.
+ *
  * The VAE decoder runs on the GPU in fp32 (zc_vae.c), image by image, from
  * the plan's latents; PX_ZIMAGE_CUDA_CPU_VAE=1 decodes on the CPU instead
  * (the model's own zi_vae, latents copied back), to tell a GPU VAE bug from
@@ -34,6 +41,7 @@
 #include "engine/zimage/sampler.h"
 #include "engine/zimage/tokenizer.h"
 #include "engine/zimage/zimage.h"
+#include "engine/zimage/zimage_lora_engine.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -50,8 +58,15 @@ typedef struct zcuda_engine {
     zc_vae *vae[PX_CUDA_MAX_DEVICES];
     zi_ctx *vae_ctx[PX_CUDA_MAX_DEVICES]; /* the CPU VAE's workspace per context */
     bool cpu_vae;                         /* PX_ZIMAGE_CUDA_CPU_VAE=1 */
+    size_t lora_cap;                      /* bytes of LoRAs cached per GPU */
+    struct zcuda_engine *next_open;       /* g_engines' list */
     char path[1024];
 } zcuda_engine;
+
+/* Every open CUDA engine, for zi_cuda_lora_forget (a LoRA handle does not
+ * say which engine ran it). */
+static pthread_mutex_t g_engines_mu = PTHREAD_MUTEX_INITIALIZER;
+static zcuda_engine *g_engines;
 
 static const px_engine_ops k_ops;
 
@@ -80,6 +95,7 @@ typedef struct job {
     int32_t *ids[ZC_MAX_ITEMS];
     int len[ZC_MAX_ITEMS];
     zc_batch b;
+    zi_lora_use uses[ZC_MAX_ITEMS][PX_ENGINE_MAX_LORAS]; /* per image (both CFG halves) */
     float *lat;    /* host, n x C x lat_h x lat_w */
     float *sigmas; /* steps + 1 */
     zc_plan *p;    /* the DiT plan (its latents: the decoder's input) */
@@ -94,7 +110,7 @@ static void job_free(job *j)
 }
 
 /* Tokenizes item prompts into DiT items (positive, then negative when
- * guided) and draws or copies the initial latents. */
+ * guided), binds their LoRAs and draws or copies the initial latents. */
 static int job_prepare(job *j, char *err, size_t errlen)
 {
     const zi_model *m = j->e->model;
@@ -105,6 +121,8 @@ static int job_prepare(job *j, char *err, size_t errlen)
     for (int i = 0; i < j->n; i++) {
         px_engine_gen *g = &j->items[i].gen;
         bool cfg = g->cfg_scale > 0;
+        int nl = zi_engine_lora_uses(g, j->uses[i], err, errlen);
+        if (nl < 0) return nl;
         for (int h = 0; h < (cfg ? 2 : 1); h++) {
             const char *pr = h ? (g->negative_prompt ? g->negative_prompt : "") : g->prompt;
             size_t nid = 0;
@@ -118,6 +136,7 @@ static int job_prepare(job *j, char *err, size_t errlen)
             j->len[k] = (int)nid;
             j->b.text_len[k] = (int)nid;
             j->b.lat_of[k] = i;
+            j->b.loras[k] = j->uses[i], j->b.nloras[k] = nl;
             if (!h) j->b.pos_of[i] = k;
             j->b.neg_of[i] = h ? k : -1;
             j->b.cfg_w[i] = cfg ? g->cfg_scale : 0;
@@ -161,6 +180,11 @@ static int job_denoise(job *j, char *err, size_t errlen)
                        T};
     if ((rc = zc_plan_get(j->d, &key, &j->p, err, errlen))) goto fail;
     zc_plan *p = j->p;
+    /* PX_ZIMAGE_CUDA_GRAPHS=0: every step direct (profiling; the LoRA
+     * bench's baseline, LoRA'd steps being direct). Read per generation so
+     * one process can compare. */
+    const char *gv = getenv("PX_ZIMAGE_CUDA_GRAPHS");
+    int direct = gv && !strcmp(gv, "0");
     if ((rc = zc_plan_begin(j->d, p, &j->b, j->lat, err, errlen))) goto fail;
     for (int s = 0; s < j->steps; s++) {
         if (all_cancelled(j)) {
@@ -169,7 +193,8 @@ static int job_denoise(job *j, char *err, size_t errlen)
             goto fail;
         }
         int64_t ts = px_now_ns();
-        if ((rc = zc_plan_step(j->d, p, j->sigmas[s], j->sigmas[s + 1], 0, NULL, err, errlen)))
+        if ((rc = zc_plan_step(j->d, p, j->sigmas[s], j->sigmas[s + 1], direct, NULL, err,
+                               errlen)))
             goto fail;
         PX_CUDA_CHECK(cudaStreamSynchronize(j->ctx->stream));
         double ms = px_ns_to_ms(px_now_ns() - ts);
@@ -236,6 +261,7 @@ static int run_group(zcuda_engine *e, px_engine_item *items, int n, float *lat_o
     j.d = j.ctx->user;
     PX_CUDA_CHECK(cudaSetDevice(j.ctx->dev));
     rc = job_denoise(&j, err, errlen);
+    if (j.p) zc_plan_end(j.d, j.p); /* the LoRAs may go: the decoder reads latents only */
     if (!rc && !e->cpu_vae) rc = job_decode(&j, true, err, errlen);
 fail:
     px_cuda_pool_give(e->pool, j.ctx);
@@ -358,8 +384,9 @@ fail:
 }
 
 int zi_cuda_dit_forward(px_engine *pe, const float *const *lat, const float *const *text,
-                        const int *text_len, int n, int lat_h, int lat_w, float sigma,
-                        float *const *out, char *err, size_t errlen)
+                        const int *text_len, const zi_lora_use *const *loras, const int *nloras,
+                        int n, int lat_h, int lat_w, float sigma, float *const *out, char *err,
+                        size_t errlen)
 {
     if (!pe || pe->ops != &k_ops) return px_errf(err, errlen, PX_EINVAL, "not a zimage CUDA engine");
     if (n < 1 || n > ZC_MAX_ITEMS) return px_errf(err, errlen, PX_EINVAL, "%d items", n);
@@ -375,11 +402,12 @@ int zi_cuda_dit_forward(px_engine *pe, const float *const *lat, const float *con
     for (int i = 0; i < n; i++) {
         memcpy(hl + i * per, lat[i], per * sizeof *hl);
         b.text_len[i] = text_len[i], b.lat_of[i] = i, b.pos_of[i] = i, b.neg_of[i] = -1;
+        if (loras) b.loras[i] = loras[i], b.nloras[i] = nloras[i];
         if (text_bucket(text_len[i]) > T) T = text_bucket(text_len[i]);
     }
     px_cuda_ctx *ctx = px_cuda_pool_take(e->pool);
     zc_dev *d = ctx->user;
-    zc_plan *p;
+    zc_plan *p = NULL;
     int rc = 0;
     zc_plan_key key = {n, n, lat_h / c->patch, lat_w / c->patch, T};
     PX_CUDA_CHECK(cudaSetDevice(ctx->dev));
@@ -394,10 +422,48 @@ int zi_cuda_dit_forward(px_engine *pe, const float *const *lat, const float *con
         PX_CUDA_CHECK(cudaMemcpy(out[i], dpred + i * per, per * sizeof(float),
                                  cudaMemcpyDeviceToHost));
 fail:
+    if (p) zc_plan_end(d, p);
     if (dpred) cudaFree(dpred);
     px_cuda_pool_give(e->pool, ctx);
     free(hl);
     return rc;
+}
+
+/* ---------------------------------------------------------------- LoRAs */
+
+void zi_cuda_lora_forget(const zi_lora *l)
+{
+    if (!l) return;
+    pthread_mutex_lock(&g_engines_mu);
+    for (zcuda_engine *e = g_engines; e; e = e->next_open)
+        for (int i = 0; i < e->ndev; i++)
+            if (e->dev[i]) zc_lora_dev_evict(e->dev[i]->lora, l);
+    pthread_mutex_unlock(&g_engines_mu);
+}
+
+static void engines_add(zcuda_engine *e, bool add)
+{
+    pthread_mutex_lock(&g_engines_mu);
+    zcuda_engine **at = &g_engines;
+    while (*at && *at != e) at = &(*at)->next_open;
+    if (!add && *at) *at = e->next_open;
+    if (add && !*at) e->next_open = g_engines, g_engines = e;
+    pthread_mutex_unlock(&g_engines_mu);
+}
+
+static int zcuda_lora_open(px_engine *pe, const char *path, px_engine_lora **out, char *err,
+                           size_t errlen)
+{
+    const zcuda_engine *e = (const zcuda_engine *)pe;
+    return zi_engine_lora_open(zi_model_dit_config(e->model), path, out, err, errlen);
+}
+
+/* The GPUs' copies go first: a later LoRA may be allocated at this one's
+ * address. */
+static void zcuda_lora_close(px_engine_lora *l)
+{
+    zi_cuda_lora_forget(zi_engine_lora_of(l));
+    zi_engine_lora_close(l);
 }
 
 /* ------------------------------------------------------------- engine */
@@ -405,6 +471,7 @@ fail:
 static void zcuda_destroy(px_engine *pe)
 {
     zcuda_engine *e = (zcuda_engine *)pe;
+    engines_add(e, false);
     for (int i = 0; i < e->ndev; i++) {
         zc_vae_free(e->vae[i]);
         zc_dev_free(e->dev[i]);
@@ -467,6 +534,16 @@ static int zcuda_describe(const px_engine *pe, px_buf *out)
                            "\"cuda_graphs\":true,\"cublaslt\":%d,\"devices\":",
                            e->cpu_vae ? "cpu" : "cuda-fp32", px_cuda_blaslt_version());
     if (!rc) rc = px_cuda_pool_describe(e->pool, e->ndev, zcuda_weight_bytes, e, out);
+    for (int i = 0; !rc && i < e->ndev; i++) {
+        zi_lora_cache_stats st;
+        zc_lora_dev_stats(e->dev[i]->lora, &st);
+        rc = px_buf_printf(out,
+                           "%s{\"bytes\":%zu,\"cap\":%zu,\"entries\":%d,\"pinned\":%d,"
+                           "\"hits\":%llu,\"misses\":%llu,\"drops\":%llu}%s",
+                           i ? "," : ",\"lora_cache\":[", st.bytes, st.cap, st.entries, st.pinned,
+                           (unsigned long long)st.hits, (unsigned long long)st.misses,
+                           (unsigned long long)st.drops, i == e->ndev - 1 ? "]" : "");
+    }
     return rc;
 }
 
@@ -490,6 +567,9 @@ static const px_engine_ops k_ops = {
     .parallelism = zcuda_parallelism,
     .run = zcuda_run,
     .describe_config = zcuda_describe,
+    .lora_open = zcuda_lora_open,
+    .lora_close = zcuda_lora_close,
+    .lora_describe = zi_engine_lora_describe,
 };
 
 /* The model's weights onto every device: the DiT's and the text
@@ -515,6 +595,7 @@ static int setup_devices(zcuda_engine *e, const int *devs, int ndev, char *err, 
                                 &e->vae[i], err, errlen)) ||
             (rc = zi_ctx_create(NULL, &e->vae_ctx[i], err, errlen)))
             break;
+        e->dev[i]->lora = zc_lora_dev_create(ctx, zi_model_dit_config(e->model), e->lora_cap);
         ctx->user = e->dev[i];
     }
     zi_weights_close(vw);
@@ -538,8 +619,10 @@ int zi_cuda_engine_create(const px_engine_config *cfg, px_engine **out, char *er
     zcuda_engine *e = px_xcalloc(1, sizeof *e);
     e->base.ops = &k_ops;
     snprintf(e->path, sizeof e->path, "%s", cfg->weights);
-    const char *cv = getenv("PX_ZIMAGE_CUDA_CPU_VAE");
+    const char *cv = getenv("PX_ZIMAGE_CUDA_CPU_VAE"), *lm = getenv("PX_ZIMAGE_CUDA_LORA_MB");
     e->cpu_vae = cv && !strcmp(cv, "1");
+    long mb = lm ? strtol(lm, NULL, 10) : ZC_LORA_CACHE_DEFAULT_MB;
+    e->lora_cap = (size_t)(mb > 0 ? mb : ZC_LORA_CACHE_DEFAULT_MB) << 20;
     zi_model_paths paths = {.dir = cfg->weights};
     zi_model_opts opts = {.keep_bf16 = 1, .pool = cfg->pool};
     if ((rc = zi_model_open(&paths, &opts, &e->model, err, errlen)) ||
@@ -547,6 +630,7 @@ int zi_cuda_engine_create(const px_engine_config *cfg, px_engine **out, char *er
         zcuda_destroy(&e->base);
         return rc;
     }
+    engines_add(e, true);
     PX_INFO("zimage-cuda: %d device(s), bf16, weights %.1f GB per device", e->ndev,
             (double)e->dev[0]->weight_bytes / 1e9);
     *out = &e->base;
