@@ -6,6 +6,7 @@
 
 #include "core/err.h"
 #include "engine/engine_impl.h"
+#include "engine/zimage/zimage_cuda.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -33,6 +34,9 @@ int zi_engine_lora_open(const zi_dit_config *cfg, const char *path, px_engine_lo
 void zi_engine_lora_close(px_engine_lora *l)
 {
     if (!l) return;
+    /* The GPUs' copies first: the freed address may be reused as a key by
+     * the next LoRA (a no-op without the CUDA build). */
+    zi_cuda_lora_forget(l->lora);
     zi_lora_free(l->lora);
     free(l);
 }

@@ -460,12 +460,6 @@ static int zcuda_lora_open(px_engine *pe, const char *path, px_engine_lora **out
 
 /* The GPUs' copies go first: a later LoRA may be allocated at this one's
  * address. */
-static void zcuda_lora_close(px_engine_lora *l)
-{
-    zi_cuda_lora_forget(zi_engine_lora_of(l));
-    zi_engine_lora_close(l);
-}
-
 /* ------------------------------------------------------------- engine */
 
 static void zcuda_destroy(px_engine *pe)
@@ -568,7 +562,7 @@ static const px_engine_ops k_ops = {
     .run = zcuda_run,
     .describe_config = zcuda_describe,
     .lora_open = zcuda_lora_open,
-    .lora_close = zcuda_lora_close,
+    .lora_close = zi_engine_lora_close, /* evicts from the GPUs too */
     .lora_describe = zi_engine_lora_describe,
 };
 
