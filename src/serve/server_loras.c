@@ -1,0 +1,165 @@
+/*
+ * server_loras.c — the LoRA routes over the registry (loras.h; docs/api.md,
+ * "LoRAs"):
+ *
+ *   GET    /api/v1/loras          what requests may name, and what is loaded
+ *   POST   /api/v1/loras          register one: JSON {"name", "file"} for a
+ *                                 file in --lora-dir, or an upload (raw
+ *                                 application/octet-stream body, ?name=)
+ *   GET    /api/v1/loras/{name}   one of them
+ *   DELETE /api/v1/loras/{name}   unregister and unload it (requests using
+ *                                 it finish with it)
+ *
+ * Registration opens the file on a text-to-image engine (the first loaded,
+ * or ?engine= / "engine") so a file that does not fit the model is refused
+ * at once with the engine's message. It runs on the HTTP thread: it is an
+ * operator's call, and one load at a time (the registry serialises them).
+ */
+#include "serve/server_impl.h"
+
+#include "core/err.h"
+#include "core/jsonw.h"
+#include "serve/loras.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static enum MHD_Result send_json(struct MHD_Connection *c, struct request *r, int status, px_buf *b)
+{
+    return px_server_send_buf(c, r, status, "application/json", b, NULL, NULL);
+}
+
+/* The status of a registration's failure: the file's contents not fitting
+ * the model (or an engine without LoRAs) is 422, the rest by its code. */
+static int add_status(int code)
+{
+    switch (code) {
+    case PX_ECORRUPT:
+    case PX_ETRUNC:
+    case PX_EUNSUP: return 422;
+    case PX_EBUSY: return 409;
+    default: return px_err_http_status(code);
+    }
+}
+
+/* The engine a registration checks the file on: want (or the first loaded
+ * text-to-image engine when want is NULL or ""). */
+static px_engine *pick_engine(px_server *s, const char *want, char *err, size_t errlen)
+{
+    for (int i = 0; i < s->nengines; i++) {
+        px_engine *e = s->engines[i];
+        if (px_engine_kind_of(e) != PX_ENGINE_GENERATE) continue;
+        if (!want || !want[0] || !strcmp(px_engine_name(e), want)) return e;
+    }
+    if (want && want[0])
+        px_errf(err, errlen, PX_EINVAL, "engine '%.40s' is not a loaded text-to-image engine",
+                want);
+    else
+        px_errf(err, errlen, PX_EINVAL, "no text-to-image engine is loaded to check LoRAs on");
+    return NULL;
+}
+
+/* JSON {"name", "file", "engine"?}: registers a file in --lora-dir. */
+static int add_from_json(px_server *s, struct request *r, char *name, size_t namelen,
+                         int *replaced, char *err, size_t errlen)
+{
+    cJSON *root = cJSON_ParseWithLength((const char *)r->body.data, r->body.len);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return px_errf(err, errlen, PX_EINVAL,
+                       "send JSON {\"name\": ..., \"file\": \"x.safetensors\"} or the file itself "
+                       "as application/octet-stream with ?name=");
+    }
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(root, "name");
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "file");
+    const cJSON *en = cJSON_GetObjectItemCaseSensitive(root, "engine");
+    int rc = 0;
+    if (!cJSON_IsString(n) || !cJSON_IsString(f))
+        rc = px_errf(err, errlen, PX_EINVAL, "fields 'name' and 'file' must be strings");
+    else if (en && !cJSON_IsString(en))
+        rc = px_errf(err, errlen, PX_EINVAL, "field 'engine' must be a string");
+    px_engine *e = rc ? NULL : pick_engine(s, en ? en->valuestring : NULL, err, errlen);
+    if (!rc && !e) rc = PX_EINVAL;
+    if (!rc) {
+        snprintf(name, namelen, "%s", n->valuestring);
+        rc = px_loras_add_file(s->loras, e, n->valuestring, f->valuestring, replaced, err,
+                               errlen);
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* The body is the file (?name=NAME, ?engine=): written into --lora-dir. */
+static int add_from_upload(px_server *s, struct MHD_Connection *c, struct request *r, char *name,
+                           size_t namelen, int *replaced, char *err, size_t errlen)
+{
+    const char *n = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "name");
+    const char *en = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "engine");
+    if (!n || !n[0])
+        return px_errf(err, errlen, PX_EINVAL, "an upload names its LoRA: POST /api/v1/loras?name=NAME");
+    if (!r->body.len) return px_errf(err, errlen, PX_EINVAL, "the uploaded LoRA file is empty");
+    px_engine *e = pick_engine(s, en, err, errlen);
+    if (!e) return PX_EINVAL;
+    snprintf(name, namelen, "%s", n);
+    return px_loras_add_upload(s->loras, e, n, r->body.data, r->body.len, replaced, err, errlen);
+}
+
+static enum MHD_Result add(px_server *s, struct MHD_Connection *c, struct request *r)
+{
+    if (!atomic_load(&s->ready))
+        return px_server_send_error(s, c, r, 0, PX_EUNAVAIL, "the engines are still loading",
+                                    "Retry-After", "1");
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    int json = ct && !strncasecmp(ct, "application/json", 16);
+    char err[1024] = "", name[PX_LORA_NAME_MAX + 1] = "";
+    int replaced = 0;
+    int rc = json ? add_from_json(s, r, name, sizeof name, &replaced, err, sizeof err)
+                  : add_from_upload(s, c, r, name, sizeof name, &replaced, err, sizeof err);
+    if (rc) return px_server_send_error(s, c, r, add_status(rc), rc, err, NULL, NULL);
+    px_buf b;
+    px_buf_init(&b, 1 << 20);
+    px_buf_printf(&b, "{\"replaced\":%s,\"lora\":", replaced ? "true" : "false");
+    px_loras_json(s->loras, name, &b);
+    px_buf_puts(&b, "}\n");
+    return send_json(c, r, replaced ? 200 : 201, &b);
+}
+
+enum MHD_Result px_server_serve_loras(px_server *s, struct MHD_Connection *c, struct request *r,
+                                      const char *method, const char *rest)
+{
+    if (!s->loras)
+        return px_server_send_error(s, c, r, 404, PX_ENOTFOUND,
+                                    "LoRAs are off on this server: start it with --lora-dir DIR",
+                                    NULL, NULL);
+    int get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
+    if (rest[0] == '/') rest++;
+    if (!rest[0] && !strcmp(method, MHD_HTTP_METHOD_POST)) return add(s, c, r);
+    px_buf b;
+    px_buf_init(&b, 16 << 20);
+    if (!rest[0] && get) {
+        px_loras_json(s->loras, NULL, &b);
+        px_buf_puts(&b, "\n");
+        return send_json(c, r, 200, &b);
+    }
+    char err[320];
+    if (get) {
+        if (px_loras_json(s->loras, rest, &b) == PX_ENOTFOUND) {
+            px_buf_free(&b);
+            char names[200];
+            px_loras_names(s->loras, names, sizeof names);
+            snprintf(err, sizeof err, "no LoRA named '%.64s' (available: %s)", rest, names);
+            return px_server_send_error(s, c, r, 404, PX_ENOTFOUND, err, NULL, NULL);
+        }
+        px_buf_puts(&b, "\n");
+        return send_json(c, r, 200, &b);
+    }
+    /* DELETE (the route allows nothing else here) */
+    if (px_loras_remove(s->loras, rest, err, sizeof err))
+        return px_server_send_error(s, c, r, 404, PX_ENOTFOUND, err, NULL, NULL);
+    px_buf_puts(&b, "{\"removed\":");
+    px_json_str(&b, rest);
+    px_buf_puts(&b, "}\n");
+    return send_json(c, r, 200, &b);
+}
