@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "engine/engine_impl.h"
 #include "harness.h"
+#include "serve/kind_generate.h"
 #include "serve/loras.h"
 
 #include <dirent.h>
@@ -495,7 +496,146 @@ TEST(t_threads)
     T_EQ_INT(atomic_load(&g_opens), atomic_load(&g_closes));
 }
 
+/* ------------------------------------------------------------ generate kind */
+
+struct gen {
+    px_serve_config cfg;
+    px_kind_env env;
+    px_kind_ctx ctx;
+};
+
+static void gen_env(struct gen *g, px_loras *r)
+{
+    px_config_defaults(&g->cfg);
+    g->env = (px_kind_env){.cfg = &g->cfg, .loras = r};
+    g->ctx = (px_kind_ctx){.env = &g->env, .engine = &g_e1, .dialect = PX_DIALECT_SEED,
+                           .content_type = "application/json", .host = ""};
+}
+
+/* parse + check of a generate body; *req is set either way. */
+static int gen_check(struct gen *g, const char *body, void **req, char *err, size_t errlen)
+{
+    px_kind_opts o = {.priority = -1};
+    err[0] = 0;
+    int rc = px_kind_generate.parse(&g->ctx, (const uint8_t *)body, strlen(body), req, &o, err,
+                                    errlen);
+    if (!rc) rc = px_kind_generate.check(&g->ctx, *req, err, errlen);
+    return rc;
+}
+
+TEST(t_generate_items_carry_loras)
+{
+    px_loras *r = three(0);
+    struct gen g;
+    gen_env(&g, r);
+    void *q1 = NULL, *q2 = NULL, *q3 = NULL;
+    char err[320];
+    T_EQ_INT(gen_check(&g, "{\"prompt\":\"x\",\"width\":64,\"height\":64,\"num_inference_steps\":2,"
+                           "\"loras\":[{\"name\":\"a\",\"scale\":0.5},{\"name\":\"b\"}]}",
+                       &q1, err, sizeof err), 0);
+    T_EQ_INT(gen_check(&g, "{\"prompt\":\"y\",\"width\":64,\"height\":64,\"num_inference_steps\":2,"
+                           "\"loras\":[{\"name\":\"c\",\"scale\":-2}]}", &q2, err, sizeof err), 0);
+    T_EQ_INT(gen_check(&g, "{\"prompt\":\"z\",\"width\":64,\"height\":64,\"num_inference_steps\":2}",
+                       &q3, err, sizeof err), 0);
+    px_loras_stats st;
+    px_loras_stats_get(r, &st);
+    T_EQ_INT(st.held, 3); /* held from check on */
+    int n = 0;
+    px_sched_item it1[1] = {{0}}, it2[1] = {{0}}, it3[1] = {{0}};
+    T_EQ_INT(px_kind_generate.prepare(&g.ctx, q1, &n, err, sizeof err), 0);
+    T_EQ_INT(n, 1);
+    px_kind_generate.prepare(&g.ctx, q2, &n, err, sizeof err);
+    px_kind_generate.prepare(&g.ctx, q3, &n, err, sizeof err);
+    px_kind_generate.make_items(&g.ctx, q1, it1, 1);
+    px_kind_generate.make_items(&g.ctx, q2, it2, 1);
+    px_kind_generate.make_items(&g.ctx, q3, it3, 1);
+    const px_engine_item *e1 = it1[0].payload, *e2 = it2[0].payload, *e3 = it3[0].payload;
+    T_EQ_INT(e1->gen.nloras, 2);
+    px_lora_hold *ha = get(r, &g_e1, "a"), *hc = get(r, &g_e1, "c");
+    T_TRUE(e1->gen.loras[0].lora == px_lora_hold_lora(ha));
+    T_NEAR(e1->gen.loras[0].scale, 0.5, 0);
+    T_NEAR(e1->gen.loras[1].scale, 1.0, 0); /* the default */
+    T_EQ_INT(e2->gen.nloras, 1);
+    T_TRUE(e2->gen.loras[0].lora == px_lora_hold_lora(hc));
+    T_NEAR(e2->gen.loras[0].scale, -2.0, 0);
+    T_EQ_INT(e3->gen.nloras, 0);
+    px_loras_release(r, ha);
+    px_loras_release(r, hc);
+    /* Different LoRAs (or none) share a batch: the engine applies them per item. */
+    T_EQ_INT(it1[0].key, it2[0].key);
+    T_EQ_INT(it1[0].key, it3[0].key);
+
+    /* Released when the engine is done (again is harmless), not at free. */
+    px_kind_generate.release(q1);
+    px_kind_generate.release(q1);
+    px_loras_stats_get(r, &st);
+    T_EQ_INT(st.held, 1);
+    px_kind_generate.free(q1);
+    px_kind_generate.free(q2); /* free lets go of what release did not */
+    px_kind_generate.free(q3);
+    px_loras_stats_get(r, &st);
+    T_EQ_INT(st.held, 0);
+    px_loras_close(r);
+}
+
+TEST(t_generate_refuses_bad_loras)
+{
+    px_loras *r = three(0);
+    const char *dir = px_test_tmpdir();
+    put_file(dir, "broken.safetensors", "nonsense");
+    px_loras_close(r);
+    char err[320];
+    T_EQ_INT(px_loras_open(dir, 0, &r, err, sizeof err), 0);
+    struct gen g;
+    gen_env(&g, r);
+    static const struct {
+        const char *loras, *want;
+        int code;
+    } cases[] = {
+        {"[{\"name\":\"zzz\"}]", "no LoRA named 'zzz' (available: a, b, broken, c)", PX_EINVAL},
+        {"[{\"name\":\"broken\"}]", "bogus.weight", PX_ECORRUPT},
+        {"[{\"name\":\"a\",\"scale\":4.5}]", "from -4 to 4", PX_EINVAL},
+        {"[{\"name\":\"a\",\"scale\":\"1\"}]", "\"scale\": a number", PX_EINVAL},
+        {"[{\"name\":\"a\"},{\"name\":\"a\",\"scale\":2}]", "named twice", PX_EINVAL},
+        {"[{\"name\":\"../a\"}]", "not a LoRA name", PX_EINVAL},
+        {"[{\"scale\":1}]", "no \"name\"", PX_EINVAL},
+        {"[{\"name\":\"a\",\"weight\":1}]", "got 'weight'", PX_EINVAL},
+        {"[\"a\"]", "must be an object", PX_EINVAL},
+        {"{\"name\":\"a\"}", "must be an array", PX_EINVAL},
+        {"[{\"name\":\"a\"},{\"name\":\"b\"},{\"name\":\"c\"},{\"name\":\"d\"},{\"name\":\"e\"},"
+         "{\"name\":\"f\"},{\"name\":\"g\"},{\"name\":\"h\"},{\"name\":\"i\"}]", "at most 8", PX_EINVAL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char body[512];
+        snprintf(body, sizeof body, "{\"prompt\":\"x\",\"width\":64,\"height\":64,\"loras\":%s}",
+                 cases[i].loras);
+        void *q = NULL;
+        T_EQ_INT(gen_check(&g, body, &q, err, sizeof err), cases[i].code);
+        T_CONTAINS(err, cases[i].want);
+        T_CONTAINS(err, "field 'loras'");
+        px_kind_generate.free(q);
+    }
+    px_loras_stats st;
+    px_loras_stats_get(r, &st);
+    T_EQ_INT(st.held, 0);
+    /* An engine without LoRAs, and a server without a registry: 400s. */
+    void *q = NULL;
+    g.ctx.engine = &g_plain;
+    T_EQ_INT(gen_check(&g, "{\"prompt\":\"x\",\"loras\":[{\"name\":\"a\"}]}", &q, err, sizeof err),
+             PX_EINVAL);
+    T_CONTAINS(err, "takes no LoRAs");
+    px_kind_generate.free(q);
+    gen_env(&g, NULL);
+    T_EQ_INT(gen_check(&g, "{\"prompt\":\"x\",\"loras\":[{\"name\":\"a\"}]}", &q, err, sizeof err),
+             PX_EINVAL);
+    T_CONTAINS(err, "--lora-dir");
+    px_kind_generate.free(q);
+    T_EQ_INT(gen_check(&g, "{\"prompt\":\"x\",\"loras\":[]}", &q, err, sizeof err), 0);
+    px_kind_generate.free(q);
+    px_loras_close(r);
+}
+
 TEST_MAIN(t_names, t_scan_lists_safetensors_files, t_lazy_load_once_per_engine,
           t_unknown_name_lists_available, t_engine_without_loras, t_remove_while_held,
           t_lru_bound_spares_held, t_add_file_refuses_paths, t_add_file_checks_and_replaces,
-          t_upload, t_threads)
+          t_upload, t_threads, t_generate_items_carry_loras, t_generate_refuses_bad_loras)
