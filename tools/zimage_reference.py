@@ -29,7 +29,7 @@ Exact command lines:
   /usr/bin/python3 tools/zimage_reference.py run OUT/hf --ids 1,2,3
       [--neg-ids 4,5] --width W --height H --steps N [--seed S] [--cfg X]
       [--latents FILE] --out STAGES.safetensors [--dump-encoder] [--dump-dit]
-      [--dump-vae] [--threads T] [--device cpu|cuda]
+      [--dump-vae] [--threads T] [--device cpu|cuda] [--lora FILE[:SCALE]]...
   /usr/bin/python3 tools/zimage_reference.py noise OUT.safetensors --width W
       --height H [--seed S]
   /usr/bin/python3 tools/zimage_reference.py decode OUT/hf --latents FILE
@@ -496,6 +496,11 @@ def _setup(a):
 
 def cmd_run(a):
     m = _setup(a)
+    if a.lora:  # merged into the F32 weights: W + m·(α/r)·B·A (zimage_lora.py)
+        import zimage_lora
+        for spec in a.lora:
+            f, scale = zimage_lora.parse_spec(spec)
+            zimage_lora.merge_into(m.dit, m.dit_cfg, f, scale)
     lat = None
     if a.latents:
         t, _ = load_safetensors(a.latents)
@@ -589,6 +594,8 @@ def main():
     s.add_argument("--dump-vae", action="store_true", help="also the VAE's intermediates (vae.*)")
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine (fp32, no TF32)")
+    s.add_argument("--lora", action="append", default=[],
+                   help="FILE[:SCALE] (scale 1 by default), merged into the DiT; repeatable")
     s.set_defaults(fn=cmd_run)
     s = sub.add_parser("decode", help="VAE-decode latents (tensor `latents` or `final.latent`)")
     s.add_argument("model_dir", help="the hf/ directory of `make`")

@@ -1,8 +1,9 @@
 /*
  * cli_generate.c — `pixserve generate "PROMPT" -o OUT ...` (see usage()):
  * parses the flags, opens the model (engine/zimage/zimage.h), optionally
- * reads initial latents from a safetensors file, generates, writes the
- * image (format from OUT's extension) and prints the seed and timings.
+ * reads initial latents from a safetensors file and LoRA files, generates,
+ * writes the image (format from OUT's extension) and prints the seed and
+ * timings.
  */
 #include "serve/cli_generate.h"
 
@@ -27,6 +28,7 @@ static void usage(FILE *f)
             "                         --vae F --tokenizer F] [--negative-prompt S]\n"
             "                         [--width W] [--height H] [--steps N] [--seed N]\n"
             "                         [--cfg-scale X] [--latents FILE] [--threads N]\n"
+            "                         [--lora FILE[:SCALE]]...\n"
             "\n"
             "Generates one image with Z-Image-Turbo on the CPU. OUT's extension picks the\n"
             "format (.png, .jpg, .jpeg, .webp).\n"
@@ -52,12 +54,18 @@ static void usage(FILE *f)
             "  --latents FILE       initial latents instead of noise: a safetensors file with\n"
             "                       one float32 tensor [1, 16, H/8, W/8] (e.g. `latents` as\n"
             "                       tools/zimage_reference.py noise writes)\n"
-            "  --threads N          compute threads (default: all CPUs)\n",
-            ZI_MAX_SIDE);
+            "  --threads N          compute threads (default: all CPUs)\n"
+            "  --lora FILE[:SCALE]  a LoRA (.safetensors: PEFT/diffusers, ComfyUI or kohya key\n"
+            "                       names) applied at SCALE (default 1, -100..100) as\n"
+            "                       W + SCALE*(alpha/rank)*B*A; repeatable, up to %d. Keys that\n"
+            "                       match no weight of the model are an error, never skipped\n",
+            ZI_MAX_SIDE, ZI_MAX_LORAS);
 }
 
 typedef struct gen_args {
     const char *prompt, *out, *negative, *latents;
+    const char *lora[ZI_MAX_LORAS]; /* FILE[:SCALE] as given */
+    int nlora;
     zi_model_paths paths;
     int width, height, steps, threads;
     long long seed;
@@ -119,6 +127,14 @@ static int parse_flag(gen_args *a, const char *f, const char *v)
             *(int *)((char *)a + int_flags[i].off) = (int)x;
             return 0;
         }
+    if (!strcmp(f, "--lora")) {
+        if (a->nlora == ZI_MAX_LORAS) {
+            fprintf(stderr, "pixserve generate: at most %d --lora\n", ZI_MAX_LORAS);
+            return -1;
+        }
+        a->lora[a->nlora++] = v;
+        return 0;
+    }
     if (!strcmp(f, "--seed")) {
         if (parse_int(f, v, -1, (1ll << 53) - 1, &x)) return -1;
         a->seed = x;
@@ -219,6 +235,50 @@ static int read_latents(const char *path, int c, int h, int w, float **out, char
     return rc;
 }
 
+/* FILE[:SCALE] into path (buf) and scale; the part after the last ':' is a
+ * scale only if it reads as a number. */
+static int lora_spec(const char *spec, char *buf, size_t n, float *scale, char *err,
+                     size_t errlen)
+{
+    const char *c = strrchr(spec, ':');
+    char *end = NULL;
+    float m = c ? strtof(c + 1, &end) : 1.0f;
+    if (!c || end == c + 1 || *end) {
+        c = spec + strlen(spec);
+        m = 1.0f;
+    }
+    if ((size_t)(c - spec) >= n || c == spec)
+        return px_errf(err, errlen, PX_EINVAL, "--lora %s: no file name", spec);
+    if (!(m >= -100 && m <= 100))
+        return px_errf(err, errlen, PX_EINVAL, "--lora %s: scale %s is outside -100..100", spec,
+                       c + 1);
+    memcpy(buf, spec, (size_t)(c - spec));
+    buf[c - spec] = 0;
+    *scale = m;
+    return 0;
+}
+
+/* Opens the --lora files for the model's DiT into u. */
+static int open_loras(const gen_args *a, const zi_model *m, zi_lora_use *u, char *err,
+                      size_t errlen)
+{
+    for (int i = 0; i < a->nlora; i++) {
+        char path[4096], inner[1024];
+        zi_lora *l = NULL;
+        int rc = lora_spec(a->lora[i], path, sizeof path, &u[i].scale, err, errlen);
+        if (rc) return rc;
+        int64_t t0 = px_now_ns();
+        if ((rc = zi_lora_open(path, zi_model_dit_config(m), &l, inner, sizeof inner)))
+            return px_errf(err, errlen, rc, "--lora: %s", inner);
+        u[i].lora = l;
+        fprintf(stderr, "lora %s: scale %g, rank %d, %d deltas, %s keys, %.1f MB, %.1f ms\n", path,
+                (double)u[i].scale, zi_lora_max_rank(l), zi_lora_count(l),
+                zi_lora_spelling_name(zi_lora_spelling_of(l)), (double)zi_lora_bytes(l) / 1e6,
+                px_ns_to_ms(px_now_ns() - t0));
+    }
+    return 0;
+}
+
 static void progress(void *user, int step, int steps, double ms)
 {
     (void)user;
@@ -256,6 +316,7 @@ int px_cli_generate(int argc, char **argv)
     zi_model *m = NULL;
     float *lat = NULL;
     zi_gen_result r = {0};
+    zi_lora_use loras[ZI_MAX_LORAS] = {{0}};
     int64_t t0 = px_now_ns();
     /* BF16 weights stay BF16: the matmuls widen them exactly, and the
      * 12 GB DiT would otherwise take 24 GB. */
@@ -269,6 +330,7 @@ int px_cli_generate(int argc, char **argv)
         rc = read_latents(a.latents, zi_model_dit_config(m)->in_channels, a.height / f, a.width / f,
                           &lat, err, sizeof err);
     }
+    if (!rc) rc = open_loras(&a, m, loras, err, sizeof err);
     if (!rc) {
         zi_gen_params p = {.prompt = a.prompt,
                            .negative_prompt = a.negative,
@@ -278,6 +340,8 @@ int px_cli_generate(int argc, char **argv)
                            .seed = a.seed,
                            .cfg_scale = a.cfg,
                            .latents = lat,
+                           .loras = a.nlora ? loras : NULL,
+                           .nloras = a.nlora,
                            .progress = progress};
         rc = zi_generate(m, NULL, &p, &r, err, sizeof err);
     }
@@ -287,6 +351,7 @@ int px_cli_generate(int argc, char **argv)
     else
         fprintf(stderr, "pixserve generate: %s\n", err);
     zi_gen_result_free(&r);
+    for (int i = 0; i < a.nlora; i++) zi_lora_free((zi_lora *)loras[i].lora);
     free(lat);
     zi_model_close(m);
     return rc ? 1 : 0;

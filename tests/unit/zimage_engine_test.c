@@ -3,7 +3,8 @@
  * tiny random model made at test time (tools/zimage_reference.py make, with
  * the real Qwen3 tokenizer of build/testdata): configuration errors, kind
  * and description, the memory estimate's growth, a generation's progress
- * reports and per-stage figures, seeds, cancelling between steps, warm-up.
+ * reports and per-stage figures, seeds, cancelling between steps, warm-up,
+ * LoRAs (open, describe, per item in a batch, refusals).
  */
 #include "core/buf.h"
 #include "core/err.h"
@@ -159,4 +160,57 @@ TEST(t_generate_progress_seeds_cancel)
     px_engine_close(e);
 }
 
-TEST_MAIN(t_config_errors, t_describe_and_memory, t_generate_progress_seeds_cancel)
+/* A LoRA written by tools/zimage_lora.py: opened, described, used by one
+ * item of a batch of two (the other's image is the plain one); a file that
+ * does not fit the model is refused with the reason. */
+TEST(t_loras)
+{
+    px_engine *e = open_engine();
+    char cmd[2400], path[800], err[1024] = "";
+    snprintf(path, sizeof path, "%s/style.safetensors", px_test_tmpdir());
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 tools/zimage_lora.py write %s --model %s --spelling kohya "
+             "--rank 4 --targets attn,ffn,ada --seed 1 >/dev/null", path, model());
+    T_EQ_INT(system(cmd), 0);
+    px_engine_lora *l = NULL;
+    if (px_engine_lora_open(e, path, &l, err, sizeof err))
+        px_tfail(__FILE__, __LINE__, "lora open: %s", err);
+    px_buf b;
+    px_buf_init(&b, 1 << 16);
+    T_EQ_INT(px_engine_lora_describe(l, &b), 0);
+    T_EQ_STR((const char *)b.data, "\"rank\":4,\"alpha\":2,\"deltas\":31,\"sites\":[\"attention\","
+                                   "\"ffn\",\"adaLN\"],\"spelling\":\"kohya\",\"bytes\":93056");
+    px_buf_free(&b);
+    px_image plain = {0}, im[2] = {{0}};
+    progress_log log = {0};
+    T_EQ_INT(generate(e, 7, 2, &log, NULL, &plain, NULL), 0);
+    px_engine_item it[2];
+    for (int i = 0; i < 2; i++) {
+        T_EQ_INT(px_image_alloc(&im[i], 32, 32, 3, NULL, NULL, 0), 0);
+        it[i] = (px_engine_item){.out = &im[i], .seed = 7,
+                                 .gen = {.prompt = "a red fox in the snow", .width = 32,
+                                         .height = 32, .steps = 2}};
+    }
+    it[0].gen.loras[0] = (px_engine_lora_use){l, 0.9f};
+    it[0].gen.nloras = 1;
+    T_EQ_INT(px_engine_run(e, it, 2), 0);
+    T_NE_INT(memcmp(im[0].px, plain.px, 32 * 32 * 3), 0);
+    T_EQ_INT(memcmp(im[1].px, plain.px, 32 * 32 * 3), 0);
+    /* a LoRA of the full-size model: 28 of its layers are not in this one
+     * (three keys each), the adaLN of the other two is 256 wide, not 64 */
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 tools/zimage_lora.py write %s --config full --blocks layers "
+             "--rank 1 --targets ada >/dev/null", path);
+    T_EQ_INT(system(cmd), 0);
+    px_engine_lora *bad = NULL;
+    T_EQ_INT(px_engine_lora_open(e, path, &bad, err, sizeof err), PX_ECORRUPT);
+    T_TRUE(bad == NULL);
+    T_CONTAINS(err, "does not fit the model (86 problems): unknown key "
+                    "transformer.layers.10.adaLN_modulation.0.alpha; ");
+    T_CONTAINS(err, "; and 80 more");
+    px_engine_lora_close(l);
+    px_image_free(&plain), px_image_free(&im[0]), px_image_free(&im[1]);
+    px_engine_close(e);
+}
+
+TEST_MAIN(t_config_errors, t_describe_and_memory, t_generate_progress_seeds_cancel, t_loras)

@@ -10,11 +10,16 @@
  * mask is needed. Each row carries its own RoPE table row, so positions
  * travel with the tokens.
  *
+ * LoRAs are per item: after a block's base linear ran over all rows, each
+ * item's deltas are added to its own rows (lora_apply.h); a batch without
+ * LoRAs takes no extra step.
+ *
  * Rounding follows the PyTorch reference (tools/zimage_reference.py):
  * sinusoid frequencies and arguments in float, RMSNorm then the norm weight
  * then (1 + scale), gates as tanh in float.
  */
 #include "engine/zimage/dit.h"
+#include "engine/zimage/lora_apply.h"
 #include "engine/zimage/znames.h"
 
 #include "core/alloc.h"
@@ -46,7 +51,8 @@ typedef struct seg {
 } seg;
 
 /* Context buffer slots. */
-enum { S_U, S_XI, S_XT, S_H, S_QKV, S_ATT, S_FF, S_CSI, S_CST, S_CSU, S_SMALL, S_PATCH, S_N };
+enum { S_U, S_XI, S_XT, S_H, S_QKV, S_ATT, S_FF, S_CSI, S_CST, S_CSU, S_SMALL, S_PATCH, S_LORA,
+       S_N };
 
 static int pad_to(int n)
 {
@@ -266,6 +272,9 @@ typedef struct run {
     float *buf[S_N];
     const float *temb; /* [n, t_dim] */
     float *mod;        /* [n, 4D] scratch */
+    const zi_dit_input *items;
+    int lora_rank;     /* largest LoRA rank of the batch; 0: no item has LoRAs */
+    int blk;           /* the block running */
     char *err;
     size_t errlen;
 } run;
@@ -295,6 +304,22 @@ static void modulated_norm(run *r, const float *x, float *h, const float *w, con
                 sg[s].rows, D, 0);
 }
 
+/* The items' LoRA deltas of the block's linear site: input x, output y,
+ * item s on the rows of segment s (sg NULL: row s, the adaLN linear). */
+static int lora(run *r, zi_lora_site site, const float *x, int ldx, float *y, int ldy,
+                const seg *sg, int ns)
+{
+    for (int s = 0; r->lora_rank && s < ns; s++) {
+        const zi_dit_input *it = &r->items[s];
+        size_t row0 = sg ? (size_t)sg[s].row0 : (size_t)s;
+        int rc = zi_lora_apply(r->c, it->loras, it->nloras, r->blk, site, x + row0 * ldx,
+                               sg ? sg[s].rows : 1, ldx, y + row0 * ldy, ldy, r->buf[S_LORA],
+                               r->err, r->errlen);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 static int attention_part(run *r, const dblock *b, float *x, int rows, const seg *sg, int ns,
                           const float *cs, int mod)
 {
@@ -302,7 +327,8 @@ static int attention_part(run *r, const dblock *b, float *x, int rows, const seg
     int D = cf->dim, hd = r->d->hd, rc;
     float *h = r->buf[S_H], *qkv = r->buf[S_QKV], *att = r->buf[S_ATT];
     modulated_norm(r, x, h, b->n1, sg, ns, rows, mod ? 0 : -1);
-    if ((rc = zi_op_linear(r->c, h, rows, D, b->qkv, NULL, qkv, 3 * D, 0, r->err, r->errlen)))
+    if ((rc = zi_op_linear(r->c, h, rows, D, b->qkv, NULL, qkv, 3 * D, 0, r->err, r->errlen)) ||
+        (rc = lora(r, ZI_LORA_QKV, h, D, qkv, 3 * D, sg, ns)))
         return rc;
     zi_op_rmsnorm_heads(r->c, qkv, rows, cf->n_heads, hd, 3 * D, b->q_norm, cf->norm_eps);
     zi_op_rmsnorm_heads(r->c, qkv + D, rows, cf->n_heads, hd, 3 * D, b->k_norm, cf->norm_eps);
@@ -317,7 +343,9 @@ static int attention_part(run *r, const dblock *b, float *x, int rows, const seg
                           .scale = 1.0f / sqrtf((float)hd)};
         if ((rc = zi_op_attention(r->c, &a, r->err, r->errlen))) return rc;
     }
-    if ((rc = zi_op_linear(r->c, att, rows, D, b->out, NULL, h, D, 0, r->err, r->errlen))) return rc;
+    if ((rc = zi_op_linear(r->c, att, rows, D, b->out, NULL, h, D, 0, r->err, r->errlen)) ||
+        (rc = lora(r, ZI_LORA_OUT, att, D, h, D, sg, ns)))
+        return rc;
     gated_residual(r, x, h, b->n2, sg, ns, rows, mod ? 1 : -1);
     return 0;
 }
@@ -328,10 +356,13 @@ static int ffn_part(run *r, const dblock *b, float *x, int rows, const seg *sg, 
     float *h = r->buf[S_H], *ff = r->buf[S_FF];
     modulated_norm(r, x, h, b->f1, sg, ns, rows, mod ? 2 : -1);
     if ((rc = zi_op_linear(r->c, h, rows, D, b->w1, NULL, ff, 2 * F, 0, r->err, r->errlen)) ||
-        (rc = zi_op_linear(r->c, h, rows, D, b->w3, NULL, ff + F, 2 * F, 0, r->err, r->errlen)))
+        (rc = zi_op_linear(r->c, h, rows, D, b->w3, NULL, ff + F, 2 * F, 0, r->err, r->errlen)) ||
+        (rc = lora(r, ZI_LORA_W1, h, D, ff, 2 * F, sg, ns)) ||
+        (rc = lora(r, ZI_LORA_W3, h, D, ff + F, 2 * F, sg, ns)))
         return rc;
     zi_op_swiglu(r->c, ff, 2 * F, ff + F, 2 * F, ff, 2 * F, rows, F);
-    if ((rc = zi_op_linear(r->c, ff, rows, 2 * F, b->w2, NULL, h, D, 0, r->err, r->errlen)))
+    if ((rc = zi_op_linear(r->c, ff, rows, 2 * F, b->w2, NULL, h, D, 0, r->err, r->errlen)) ||
+        (rc = lora(r, ZI_LORA_W2, ff, 2 * F, h, D, sg, ns)))
         return rc;
     gated_residual(r, x, h, b->f2, sg, ns, rows, mod ? 3 : -1);
     return 0;
@@ -345,7 +376,8 @@ static int block(run *r, const dblock *b, float *x, int rows, const seg *sg, int
     int mod = b->ada_w != NULL;
     if (mod) {
         if ((rc = zi_op_linear(r->c, r->temb, ns, T, b->ada_w, b->ada_b, r->mod, 4 * D, 0, r->err,
-                               r->errlen)))
+                               r->errlen)) ||
+            (rc = lora(r, ZI_LORA_ADA, r->temb, T, r->mod, 4 * D, NULL, ns)))
             return rc;
         for (int s = 0; s < ns; s++) modulation(r->mod + (size_t)s * 4 * D, D);
     }
@@ -379,6 +411,8 @@ static int plan(const zi_dit *d, const zi_dit_input *it, int n, int lat_h, int l
         if (!it[b].latent || !it[b].text || it[b].text_len < 1 || it[b].text_len > (1 << 16))
             return px_errf(err, errlen, PX_EINVAL, "dit: item %d: no latent or text (%d tokens)",
                            b, it[b].text_len);
+        int rc = zi_lora_check_uses(it[b].loras, it[b].nloras, c, err, errlen);
+        if (rc) return rc;
         int lp = pad_to(it[b].text_len);
         l->si[b] = (seg){l->ri, l->ni};
         l->st[b] = (seg){l->rt, lp};
@@ -400,7 +434,9 @@ static int buffers(run *r, const layout *l)
         [S_H] = {(size_t)l->ru, D}, [S_QKV] = {(size_t)l->ru, 3 * D}, [S_ATT] = {(size_t)l->ru, D},
         [S_FF] = {(size_t)l->ru, 2 * (size_t)c->ffn_hidden}, [S_CSI] = {(size_t)l->ri, hd},
         [S_CST] = {(size_t)l->rt, hd}, [S_CSU] = {(size_t)l->ru, hd}, [S_SMALL] = {small, 1},
-        [S_PATCH] = {(size_t)l->ri, (size_t)r->d->pf}};
+        [S_PATCH] = {(size_t)l->ri, (size_t)r->d->pf},
+        [S_LORA] = {r->lora_rank ? (size_t)(l->ru > l->ri ? l->ru : l->ri) : 1,
+                    (size_t)r->lora_rank + 1}};
     for (int i = 0; i < S_N; i++) {
         size_t f;
         if (!px_mul_size(need[i][0], need[i][1], &f) || !(r->buf[i] = zi_ctx_buf(r->c, i, f)))
@@ -547,6 +583,7 @@ static int blocks(run *r, const layout *l, const atomic_int *cancel)
             assemble(l, r->buf[S_XI], r->buf[S_XT], r->buf[S_U], d->cfg.dim);
             assemble(l, r->buf[S_CSI], r->buf[S_CST], r->buf[S_CSU], d->hd);
         }
+        r->blk = i;
         if (i < nr)
             rc = block(r, &d->blocks[i], r->buf[S_XI], l->ri, l->si, l->n, r->buf[S_CSI]);
         else if (i < 2 * nr)
@@ -567,7 +604,11 @@ int zi_dit_forward(const zi_dit *d, zi_ctx *c, const zi_dit_input *items, int n,
     layout l;
     int rc = plan(d, items, n, lat_h, lat_w, &l, err, errlen);
     if (rc) return rc;
-    run r = {.d = d, .c = c, .err = err, .errlen = errlen};
+    run r = {.d = d, .c = c, .items = items, .err = err, .errlen = errlen};
+    for (int i = 0; i < n; i++) {
+        int k = zi_lora_uses_max_rank(items[i].loras, items[i].nloras);
+        if (k > r.lora_rank) r.lora_rank = k;
+    }
     if (buffers(&r, &l) || tables(&r, &l))
         return px_errf(err, errlen, PX_ENOMEM, "dit: out of memory for %d items of %d tokens", n,
                        l.ru / n);

@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "engine/zimage/zimage.h"
 #include "engine/zimage/zimage_cuda.h"
+#include "engine/zimage/zimage_lora_engine.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -117,10 +118,14 @@ static void on_step(void *user, int step, int steps, double step_ms)
 static int run_one(zimage_engine *z, zi_ctx *ctx, px_engine_item *it)
 {
     px_engine_gen *g = &it->gen;
+    zi_lora_use uses[PX_ENGINE_MAX_LORAS];
+    int nl = zi_engine_lora_uses(g, uses, it->err, sizeof it->err);
+    if (nl < 0) return it->status = nl;
     zi_gen_params p = {.prompt = g->prompt, .negative_prompt = g->negative_prompt,
                        .width = g->width, .height = g->height, .steps = g->steps,
                        .seed = (int64_t)(it->seed & ((UINT64_C(1) << 62) - 1)),
                        .cfg_scale = g->cfg_scale > 0 ? g->cfg_scale : 0, .latents = g->latents,
+                       .loras = nl ? uses : NULL, .nloras = nl,
                        .progress = on_step, .progress_user = it, .cancel = it->cancel};
     zi_gen_result r = {0};
     g->nstep_ms = 0;
@@ -195,6 +200,13 @@ static int zimage_describe(const px_engine *e, px_buf *out)
     return rc;
 }
 
+static int zimage_lora_open(px_engine *e, const char *path, px_engine_lora **out, char *err,
+                            size_t errlen)
+{
+    const zimage_engine *z = (const zimage_engine *)e;
+    return zi_engine_lora_open(zi_model_dit_config(z->model), path, out, err, errlen);
+}
+
 const px_engine_ops px_engine_zimage_ops = {
     .name = "zimage",
     .description = "Z-Image-Turbo text to image (DiT + Qwen3 text encoder + VAE) on the CPU",
@@ -208,4 +220,7 @@ const px_engine_ops px_engine_zimage_ops = {
     .run = zimage_run,
     .warmup = zimage_warmup,
     .describe_config = zimage_describe,
+    .lora_open = zimage_lora_open,
+    .lora_close = zi_engine_lora_close,
+    .lora_describe = zi_engine_lora_describe,
 };
