@@ -290,15 +290,29 @@ static uint64_t bytes_of(const char *desc, uint64_t file_size)
     return end == b + 8 ? file_size : (uint64_t)v;
 }
 
-/* Opens path on engine eng into a new unattached px_lora_hold; with
- * load_mu held (not mu). */
-static int load(px_engine *eng, const char *path, uint64_t file_size, struct px_lora_hold **out,
-                char *err, size_t errlen)
+/* Rewrites the first path in an engine's message as shown (clients see
+ * file names, not the server's directories or temporary files). */
+static void scrub(char *err, size_t errlen, const char *path, const char *shown)
+{
+    char *at = err ? strstr(err, path) : NULL;
+    if (!at) return;
+    char tail[1024];
+    snprintf(tail, sizeof tail, "%s", at + strlen(path));
+    snprintf(at, errlen - (size_t)(at - err), "%s%s", shown, tail);
+}
+
+/* Opens path on engine eng into a new unattached px_lora_hold (messages
+ * name the file as shown); with load_mu held (not mu). */
+static int load(px_engine *eng, const char *path, const char *shown, uint64_t file_size,
+                struct px_lora_hold **out, char *err, size_t errlen)
 {
     int64_t t0 = px_now_ns();
     px_engine_lora *lora;
     int rc = px_engine_lora_open(eng, path, &lora, err, errlen);
-    if (rc) return rc;
+    if (rc) {
+        scrub(err, errlen, path, shown);
+        return rc;
+    }
     struct px_lora_hold *l = px_xcalloc(1, sizeof *l);
     l->load_ms = px_ns_to_ms(px_now_ns() - t0);
     l->engine = eng;
@@ -354,7 +368,7 @@ int px_loras_acquire(px_loras *r, px_engine *e, const char *name, px_lora_hold *
         /* The entry cannot change while load_mu is held. */
         char path[4096];
         int rc = path_of(r, ent->file, path, sizeof path);
-        if (!rc) rc = load(e, path, ent->size, &l, err, errlen);
+        if (!rc) rc = load(e, path, ent->file, ent->size, &l, err, errlen);
         if (rc) {
             pthread_mutex_unlock(&r->load_mu);
             return rc == PX_ETOOBIG ? px_errf(err, errlen, PX_EIO, "LoRA path too long") : rc;
@@ -453,7 +467,7 @@ int px_loras_add_file(px_loras *r, px_engine *e, const char *name, const char *f
         return px_errf(err, errlen, PX_ENOTFOUND, "no file %.200s in the LoRA directory", file);
     pthread_mutex_lock(&r->load_mu);
     struct px_lora_hold *l;
-    int rc = load(e, path, (uint64_t)st.st_size, &l, err, errlen);
+    int rc = load(e, path, file, (uint64_t)st.st_size, &l, err, errlen);
     if (!rc) rc = commit(r, name, file, (uint64_t)st.st_size, l, replaced, err, errlen);
     pthread_mutex_unlock(&r->load_mu);
     return rc;
@@ -519,7 +533,7 @@ int px_loras_add_upload(px_loras *r, px_engine *e, const char *name, const void 
     if (!rc) rc = write_temp(r, name, data, len, tmp, sizeof tmp, err, errlen);
     if (rc) goto out;
     struct px_lora_hold *l;
-    if ((rc = load(e, tmp, len, &l, err, errlen))) {
+    if ((rc = load(e, tmp, "the uploaded file", len, &l, err, errlen))) {
         unlink(tmp);
         goto out;
     }

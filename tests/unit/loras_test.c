@@ -43,7 +43,9 @@ static int fake_lora_open(px_engine *e, const char *path, px_engine_lora **out, 
     unsigned long long bytes = 0;
     int ok = fscanf(f, "OK %llu", &bytes) == 1;
     fclose(f);
-    if (!ok) return px_errf(err, errlen, PX_ECORRUPT, "fake: keys did not match: bogus.weight");
+    if (!ok)
+        return px_errf(err, errlen, PX_ECORRUPT, "fake: %s: keys did not match: bogus.weight",
+                       path);
     struct fake_lora *l = calloc(1, sizeof *l);
     l->bytes = bytes;
     *out = (px_engine_lora *)l;
@@ -361,7 +363,8 @@ TEST(t_add_file_checks_and_replaces)
     int replaced = -1;
     T_EQ_INT(px_loras_add_file(r, &g_e1, "x", "broken.safetensors", &replaced, err, sizeof err),
              PX_ECORRUPT);
-    T_CONTAINS(err, "bogus.weight"); /* the engine's message */
+    T_CONTAINS(err, "bogus.weight"); /* the engine's message, naming the file only */
+    T_CONTAINS(err, "fake: broken.safetensors: keys");
     px_lora_hold *h;
     T_EQ_INT(px_loras_acquire(r, &g_e1, "x", &h, err, sizeof err), PX_ENOTFOUND);
 
@@ -408,6 +411,7 @@ TEST(t_upload)
     const char bad[] = "garbage";
     T_EQ_INT(px_loras_add_upload(r, &g_e1, "worse", bad, strlen(bad), NULL, err, sizeof err),
              PX_ECORRUPT);
+    T_CONTAINS(err, "fake: the uploaded file: keys");
     T_CONTAINS(err, "bogus.weight");
     T_EQ_INT(count_files(dir), files + 1);
     T_TRUE(!file_exists(dir, "worse.safetensors"));
