@@ -3,10 +3,11 @@
  *
  * Two locks: mu guards the names, the loaded list, the holds and the byte
  * count, and is only held for short list work; load_mu serialises what
- * reads files or changes the names (loads, registrations, removals), so a
- * name cannot change under a load and two requests never load the same
- * LoRA twice. Order: load_mu, then mu. Engines' LoRAs are closed outside
- * both (closing frees large buffers).
+ * reads files (loads and registrations), so two requests never load the
+ * same LoRA twice. Removals take only mu and never wait for a load: a load
+ * re-checks its entry (by id) before keeping what it read. Order: load_mu,
+ * then mu. Engines' LoRAs are closed outside both (closing frees large
+ * buffers).
  *
  * A loaded LoRA (px_lora_hold) belongs to its name's entry while the entry
  * exists; a removed or replaced entry leaves its loaded LoRAs detached
@@ -39,6 +40,7 @@ typedef struct entry {
     char name[PX_LORA_NAME_MAX + 1];
     char file[FILE_MAX]; /* in the directory */
     uint64_t size;       /* of the file when registered */
+    uint64_t id;         /* unique: tells a replaced entry of the same name */
 } entry;
 
 struct px_lora_hold {
@@ -145,6 +147,7 @@ static int put_entry(px_loras *r, const char *name, const char *file, uint64_t s
     *old = NULL;
     if (i < 0 && r->nentries >= PX_LORAS_MAX) return PX_EBUSY;
     entry *e = px_xcalloc(1, sizeof *e);
+    e->id = ++r->clock;
     snprintf(e->name, sizeof e->name, "%s", name);
     snprintf(e->file, sizeof e->file, "%s", file);
     e->size = size;
@@ -337,55 +340,80 @@ static void attach_locked(px_loras *r, struct px_lora_hold *l, entry *e)
     r->loaded_bytes += l->bytes;
 }
 
+/* Holds name's LoRA on e if it is loaded there: 0 with *out, 1 if it is
+ * not loaded, or PX_ENOTFOUND; *id is the entry's. With mu held. */
+static int hold_loaded_locked(px_loras *r, px_engine *e, const char *name,
+                              struct px_lora_hold **out, uint64_t *id, char *err, size_t errlen)
+{
+    int i = find(r, name);
+    if (i < 0) return not_found(r, name, err, errlen);
+    struct px_lora_hold *l = find_loaded(r, r->entries[i], e);
+    *id = r->entries[i]->id;
+    if (!l) return 1;
+    l->holds++;
+    l->used = ++r->clock;
+    *out = l;
+    return 0;
+}
+
+/* Loads name on e and holds it; with load_mu held (so no other load or
+ * registration runs), not mu. A removal may still come while the file is
+ * read: then the LoRA is not kept. */
+static int load_and_hold(px_loras *r, px_engine *e, const char *name, uint64_t id,
+                         struct px_lora_hold **out, char *err, size_t errlen)
+{
+    char file[FILE_MAX], path[4096];
+    uint64_t size;
+    pthread_mutex_lock(&r->mu);
+    int i = find(r, name);
+    if (i < 0 || r->entries[i]->id != id) {
+        int rc = not_found(r, name, err, errlen);
+        pthread_mutex_unlock(&r->mu);
+        return rc;
+    }
+    snprintf(file, sizeof file, "%s", r->entries[i]->file);
+    size = r->entries[i]->size;
+    pthread_mutex_unlock(&r->mu);
+    if (path_of(r, file, path, sizeof path)) return px_errf(err, errlen, PX_EIO, "LoRA path too long");
+    struct px_lora_hold *l, *closing = NULL;
+    int rc = load(e, path, file, size, &l, err, errlen);
+    if (rc) return rc;
+    pthread_mutex_lock(&r->mu);
+    i = find(r, name);
+    if (i < 0 || r->entries[i]->id != id) { /* removed or replaced meanwhile */
+        rc = not_found(r, name, err, errlen);
+        closing = l;
+    } else {
+        PX_INFO("LoRA %s loaded on %s in %.1f ms (%llu bytes)", name, px_engine_name(e),
+                l->load_ms, (unsigned long long)l->bytes);
+        l->holds = 1;
+        attach_locked(r, l, r->entries[i]);
+        evict_locked(r, &closing);
+        *out = l;
+    }
+    pthread_mutex_unlock(&r->mu);
+    close_list(closing);
+    return rc;
+}
+
 int px_loras_acquire(px_loras *r, px_engine *e, const char *name, px_lora_hold **out, char *err,
                      size_t errlen)
 {
     *out = NULL;
-    for (int locked = 0;; locked = 1) {
-        /* First without load_mu (the common case: loaded already), then
-         * with it, loading if it is still not there. */
-        if (locked) pthread_mutex_lock(&r->load_mu);
-        pthread_mutex_lock(&r->mu);
-        int i = find(r, name);
-        if (i < 0) {
-            int rc = not_found(r, name, err, errlen);
-            pthread_mutex_unlock(&r->mu);
-            if (locked) pthread_mutex_unlock(&r->load_mu);
-            return rc;
-        }
-        entry *ent = r->entries[i];
-        struct px_lora_hold *l = find_loaded(r, ent, e);
-        if (l) {
-            l->holds++;
-            l->used = ++r->clock;
-            pthread_mutex_unlock(&r->mu);
-            if (locked) pthread_mutex_unlock(&r->load_mu);
-            *out = l;
-            return 0;
-        }
-        pthread_mutex_unlock(&r->mu);
-        if (!locked) continue;
-        /* The entry cannot change while load_mu is held. */
-        char path[4096];
-        int rc = path_of(r, ent->file, path, sizeof path);
-        if (!rc) rc = load(e, path, ent->file, ent->size, &l, err, errlen);
-        if (rc) {
-            pthread_mutex_unlock(&r->load_mu);
-            return rc == PX_ETOOBIG ? px_errf(err, errlen, PX_EIO, "LoRA path too long") : rc;
-        }
-        PX_INFO("LoRA %s loaded on %s in %.1f ms (%llu bytes)", ent->name, px_engine_name(e),
-                l->load_ms, (unsigned long long)l->bytes);
-        struct px_lora_hold *closing = NULL;
-        pthread_mutex_lock(&r->mu);
-        l->holds = 1;
-        attach_locked(r, l, ent);
-        evict_locked(r, &closing);
-        pthread_mutex_unlock(&r->mu);
-        pthread_mutex_unlock(&r->load_mu);
-        close_list(closing);
-        *out = l;
-        return 0;
-    }
+    uint64_t id;
+    /* The common case (loaded already) takes only mu. */
+    pthread_mutex_lock(&r->mu);
+    int rc = hold_loaded_locked(r, e, name, out, &id, err, errlen);
+    pthread_mutex_unlock(&r->mu);
+    if (rc <= 0) return rc;
+    /* Else load it, unless a load that ran meanwhile did. */
+    pthread_mutex_lock(&r->load_mu);
+    pthread_mutex_lock(&r->mu);
+    rc = hold_loaded_locked(r, e, name, out, &id, err, errlen);
+    pthread_mutex_unlock(&r->mu);
+    if (rc == 1) rc = load_and_hold(r, e, name, id, out, err, errlen);
+    pthread_mutex_unlock(&r->load_mu);
+    return rc;
 }
 
 const px_engine_lora *px_lora_hold_lora(const px_lora_hold *h)
@@ -553,8 +581,7 @@ out:
 int px_loras_remove(px_loras *r, const char *name, char *err, size_t errlen)
 {
     struct px_lora_hold *closing = NULL;
-    pthread_mutex_lock(&r->load_mu);
-    pthread_mutex_lock(&r->mu);
+    pthread_mutex_lock(&r->mu); /* not load_mu: a removal never waits for a load */
     int i = find(r, name), rc = 0;
     entry *e = NULL;
     if (i < 0) {
@@ -567,7 +594,6 @@ int px_loras_remove(px_loras *r, const char *name, char *err, size_t errlen)
         detach_locked(r, e, &closing);
     }
     pthread_mutex_unlock(&r->mu);
-    pthread_mutex_unlock(&r->load_mu);
     free(e);
     close_list(closing);
     return rc;

@@ -6,8 +6,9 @@
  * escapes) and by upload (a bad file leaves nothing behind), and many
  * threads acquiring and releasing at once.
  *
- * A fake LoRA file is "OK <bytes>" (it then holds <bytes> bytes) or
- * anything else, which the fake engine refuses as not matching its model.
+ * A fake LoRA file is "OK <bytes>" (it then holds <bytes> bytes), "SLOW
+ * <bytes>" (the same, once the test opens the gate) or anything else,
+ * which the fake engine refuses as not matching its model.
  */
 #include "core/err.h"
 #include "core/log.h"
@@ -28,6 +29,7 @@
 /* ------------------------------------------------------------ fake engine */
 
 static atomic_int g_opens, g_closes;
+static atomic_int g_in_slow_open, g_gate; /* "SLOW <bytes>" files wait for g_gate */
 
 struct fake_lora {
     struct px_engine_lora_head head;
@@ -41,8 +43,14 @@ static int fake_lora_open(px_engine *e, const char *path, px_engine_lora **out, 
     FILE *f = fopen(path, "r");
     if (!f) return px_errf(err, errlen, PX_ENOTFOUND, "cannot open %s", path);
     unsigned long long bytes = 0;
-    int ok = fscanf(f, "OK %llu", &bytes) == 1;
+    char word[8] = "";
+    int ok = fscanf(f, "%7s %llu", word, &bytes) == 2 && (!strcmp(word, "OK") ||
+                                                           !strcmp(word, "SLOW"));
     fclose(f);
+    if (ok && !strcmp(word, "SLOW")) {
+        atomic_store(&g_in_slow_open, 1);
+        while (!atomic_load(&g_gate)) usleep(1000);
+    }
     if (!ok)
         return px_errf(err, errlen, PX_ECORRUPT, "fake: %s: keys did not match: bogus.weight",
                        path);
@@ -433,6 +441,55 @@ TEST(t_upload)
     px_loras_close(r);
 }
 
+struct slow_acquire {
+    px_loras *r;
+    int rc;
+    px_lora_hold *h;
+    char err[256];
+};
+
+static void *slow_main(void *arg)
+{
+    struct slow_acquire *a = arg;
+    a->rc = px_loras_acquire(a->r, &g_e1, "slow", &a->h, a->err, sizeof a->err);
+    return NULL;
+}
+
+TEST(t_remove_does_not_wait_for_a_load)
+{
+    atomic_store(&g_opens, 0);
+    atomic_store(&g_closes, 0);
+    const char *dir = px_test_tmpdir();
+    put_file(dir, "a.safetensors", "OK 10");
+    put_file(dir, "slow.safetensors", "SLOW 10");
+    px_loras *r;
+    char err[256];
+    T_EQ_INT(px_loras_open(dir, 0, &r, err, sizeof err), 0);
+    px_loras_release(r, get(r, &g_e1, "a"));
+    struct slow_acquire a = {.r = r};
+    pthread_t th;
+    T_EQ_INT(pthread_create(&th, NULL, slow_main, &a), 0);
+    while (!atomic_load(&g_in_slow_open)) usleep(1000);
+    /* While it reads the file (loads run one at a time): loaded LoRAs are
+     * still served, the list answers, and the name can be removed. */
+    px_loras_release(r, get(r, &g_e1, "a"));
+    px_buf b;
+    px_buf_init(&b, 1 << 20);
+    T_EQ_INT(px_loras_json(r, NULL, &b), 0);
+    px_buf_free(&b);
+    T_EQ_INT(px_loras_remove(r, "slow", err, sizeof err), 0);
+    atomic_store(&g_gate, 1);
+    pthread_join(th, NULL);
+    T_EQ_INT(a.rc, PX_ENOTFOUND); /* what it read is not kept */
+    T_TRUE(a.h == NULL);
+    T_EQ_INT(atomic_load(&g_opens), 2);
+    T_EQ_INT(atomic_load(&g_closes), 1);
+    px_loras_stats st;
+    px_loras_stats_get(r, &st);
+    T_EQ_INT(st.loaded, 1);
+    px_loras_close(r);
+}
+
 /* Threads acquire and release random names on two engines with a cache
  * that holds about one LoRA, while another removes and re-registers one. */
 struct churn {
@@ -642,4 +699,4 @@ TEST(t_generate_refuses_bad_loras)
 TEST_MAIN(t_names, t_scan_lists_safetensors_files, t_lazy_load_once_per_engine,
           t_unknown_name_lists_available, t_engine_without_loras, t_remove_while_held,
           t_lru_bound_spares_held, t_add_file_refuses_paths, t_add_file_checks_and_replaces,
-          t_upload, t_threads, t_generate_items_carry_loras, t_generate_refuses_bad_loras)
+          t_upload, t_remove_does_not_wait_for_a_load, t_threads, t_generate_items_carry_loras, t_generate_refuses_bad_loras)
