@@ -322,6 +322,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (r->status) return MHD_YES; /* a reply is already queued */
     if (r->task) return px_server_send_task_reply(c, r, r->task); /* resumed: the task ended */
+    if (r->deferred_status) return px_server_send_deferred(c, r); /* resumed: registered */
 
     if (is_submit(r->route, method)) return start_task(s, c, r);
     size_t at = strlen(r->route->path ? r->route->path : "");
@@ -374,6 +375,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         px_task_unref(r->task);
     }
     px_buf_free(&r->body);
+    px_buf_free(&r->deferred);
     pthread_mutex_destroy(&r->mu);
     free(r);
     *con_cls = NULL;
@@ -536,6 +538,9 @@ void px_server_stop(px_server *s, int grace_ms)
     /* Let the replies go out before the remaining (idle) connections close. */
     int64_t until = px_now_ns() + (int64_t)grace_ms * 1000000;
     while (atomic_load(&s->open_requests) > 0 && px_now_ns() < until) usleep(10000);
+    /* A LoRA registration resumes its connection when its load ends: the
+     * daemon must still be there (loads are bounded by the file's size). */
+    while (atomic_load(&s->registering) > 0) usleep(10000);
     MHD_stop_daemon(s->mhd);
     free_server(s);
 }

@@ -12,17 +12,22 @@
  *
  * Registration opens the file on a text-to-image engine (the first loaded,
  * or ?engine= / "engine") so a file that does not fit the model is refused
- * at once with the engine's message. It runs on the HTTP thread: it is an
- * operator's call, and one load at a time (the registry serialises them).
+ * at once with the engine's message. Writing an upload and loading can take
+ * a while (hundreds of MB), so it runs on a thread of its own with the
+ * connection suspended, as a task's request waits: the HTTP threads keep
+ * serving. The server waits for registrations before it stops.
  */
 #include "serve/server_impl.h"
 
 #include "core/err.h"
 #include "core/jsonw.h"
+#include "core/log.h"
 #include "serve/loras.h"
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -91,39 +96,90 @@ static int add_from_json(px_server *s, struct request *r, char *name, size_t nam
     return rc;
 }
 
-/* The body is the file (?name=NAME, ?engine=): written into --lora-dir. */
-static int add_from_upload(px_server *s, struct MHD_Connection *c, struct request *r, char *name,
-                           size_t namelen, int *replaced, char *err, size_t errlen)
+/* The body is the file (?name=NAME, ?engine=EN): written into --lora-dir. */
+static int add_from_upload(px_server *s, struct request *r, const char *n, const char *en,
+                           char *name, size_t namelen, int *replaced, char *err, size_t errlen)
 {
-    const char *n = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "name");
-    const char *en = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "engine");
-    if (!n || !n[0])
+    if (!n[0])
         return px_errf(err, errlen, PX_EINVAL, "an upload names its LoRA: POST /api/v1/loras?name=NAME");
     if (!r->body.len) return px_errf(err, errlen, PX_EINVAL, "the uploaded LoRA file is empty");
     px_engine *e = pick_engine(s, en, err, errlen);
     if (!e) return PX_EINVAL;
-    snprintf(name, namelen, "%s", n);
+    snprintf(name, namelen, "%.*s", PX_LORA_NAME_MAX, n);
     return px_loras_add_upload(s->loras, e, n, r->body.data, r->body.len, replaced, err, errlen);
+}
+
+/* A registration in flight (its own thread; the connection is suspended). */
+struct reg {
+    px_server *s;
+    struct request *r;
+    int json;
+    char qname[160], qengine[48]; /* an upload's ?name= and ?engine= */
+};
+
+static void *reg_main(void *arg)
+{
+    struct reg *g = arg;
+    px_server *s = g->s;
+    struct request *r = g->r;
+    char err[1024] = "", name[PX_LORA_NAME_MAX + 1] = "";
+    int replaced = 0;
+    int rc = g->json ? add_from_json(s, r, name, sizeof name, &replaced, err, sizeof err)
+                     : add_from_upload(s, r, g->qname, g->qengine, name, sizeof name, &replaced,
+                                       err, sizeof err);
+    px_buf b;
+    px_buf_init(&b, 1 << 20);
+    if (rc) {
+        px_kind_error_json(rc, err, &b);
+        px_metrics_error(s->metrics, rc);
+        r->deferred_status = add_status(rc);
+        PX_DEBUG("%s -> %d %s", px_route_label(r->route->id), r->deferred_status, err);
+    } else {
+        px_buf_printf(&b, "{\"replaced\":%s,\"lora\":", replaced ? "true" : "false");
+        px_loras_json(s->loras, name, &b);
+        px_buf_puts(&b, "}\n");
+        r->deferred_status = replaced ? 200 : 201;
+    }
+    r->deferred = b;
+    free(g);
+    /* r may be completed and freed as soon as it is resumed. */
+    MHD_resume_connection(r->conn);
+    atomic_fetch_sub(&s->registering, 1);
+    return NULL;
 }
 
 static enum MHD_Result add(px_server *s, struct MHD_Connection *c, struct request *r)
 {
-    if (!atomic_load(&s->ready))
-        return px_server_send_error(s, c, r, 0, PX_EUNAVAIL, "the engines are still loading",
+    if (!atomic_load(&s->ready) || atomic_load(&s->draining))
+        return px_server_send_error(s, c, r, 0, PX_EUNAVAIL,
+                                    atomic_load(&s->ready) ? "the service is shutting down"
+                                                           : "the engines are still loading",
                                     "Retry-After", "1");
     const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    int json = ct && !strncasecmp(ct, "application/json", 16);
-    char err[1024] = "", name[PX_LORA_NAME_MAX + 1] = "";
-    int replaced = 0;
-    int rc = json ? add_from_json(s, r, name, sizeof name, &replaced, err, sizeof err)
-                  : add_from_upload(s, c, r, name, sizeof name, &replaced, err, sizeof err);
-    if (rc) return px_server_send_error(s, c, r, add_status(rc), rc, err, NULL, NULL);
-    px_buf b;
-    px_buf_init(&b, 1 << 20);
-    px_buf_printf(&b, "{\"replaced\":%s,\"lora\":", replaced ? "true" : "false");
-    px_loras_json(s->loras, name, &b);
-    px_buf_puts(&b, "}\n");
-    return send_json(c, r, replaced ? 200 : 201, &b);
+    const char *n = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "name");
+    const char *en = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "engine");
+    struct reg *g = calloc(1, sizeof *g);
+    if (!g) return px_server_send_error(s, c, r, 0, PX_ENOMEM, "out of memory", NULL, NULL);
+    *g = (struct reg){.s = s, .r = r, .json = ct && !strncasecmp(ct, "application/json", 16)};
+    snprintf(g->qname, sizeof g->qname, "%s", n ? n : "");
+    snprintf(g->qengine, sizeof g->qengine, "%s", en ? en : "");
+    atomic_fetch_add(&s->registering, 1);
+    MHD_suspend_connection(c);
+    pthread_attr_t at;
+    pthread_t th;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    int bad = pthread_create(&th, &at, reg_main, g);
+    pthread_attr_destroy(&at);
+    if (bad) reg_main(g); /* no thread to spare: here, then */
+    return MHD_YES;
+}
+
+/* The reply of a registration, once its thread has resumed the connection. */
+enum MHD_Result px_server_send_deferred(struct MHD_Connection *c, struct request *r)
+{
+    return px_server_send_buf(c, r, r->deferred_status, "application/json", &r->deferred, NULL,
+                              NULL);
 }
 
 enum MHD_Result px_server_serve_loras(px_server *s, struct MHD_Connection *c, struct request *r,
