@@ -143,6 +143,9 @@ class LoraApi(unittest.TestCase):
         st, js = self.srv.get_json("/api/v1/loras")
         self.assertGreaterEqual(js["loaded_bytes"], eng["bytes"])
         self.assertEqual(js["cache_limit_bytes"], 1 << 30)
+        self.assertEqual(self.srv.metric("pixserve_loras_registered"), len(js["loras"]))
+        self.assertGreaterEqual(self.srv.metric("pixserve_lora_loaded_bytes"), eng["bytes"])
+        self.assertGreater(self.srv.metric('pixserve_requests_total{route="/api/v1/loras"}'), 0)
 
     # ------------------------------------------------------------ registering
 
