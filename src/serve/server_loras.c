@@ -70,6 +70,8 @@ static px_engine *pick_engine(px_server *s, const char *want, char *err, size_t 
 static int add_from_json(px_server *s, struct request *r, char *name, size_t namelen,
                          int *replaced, char *err, size_t errlen)
 {
+    if (r->body.len > 65536) /* cJSON makes a node per value: keep it small */
+        return px_errf(err, errlen, PX_ETOOBIG, "a registration's JSON is at most 64 KiB");
     cJSON *root = cJSON_ParseWithLength((const char *)r->body.data, r->body.len);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
@@ -101,7 +103,10 @@ static int add_from_upload(px_server *s, struct request *r, const char *n, const
                            char *name, size_t namelen, int *replaced, char *err, size_t errlen)
 {
     if (!n[0])
-        return px_errf(err, errlen, PX_EINVAL, "an upload names its LoRA: POST /api/v1/loras?name=NAME");
+        return px_errf(err, errlen, PX_EINVAL,
+                       "send JSON {\"name\": ..., \"file\": \"x.safetensors\"} (Content-Type: "
+                       "application/json), or upload the file as application/octet-stream to "
+                       "/api/v1/loras?name=NAME");
     if (!r->body.len) return px_errf(err, errlen, PX_EINVAL, "the uploaded LoRA file is empty");
     px_engine *e = pick_engine(s, en, err, errlen);
     if (!e) return PX_EINVAL;
