@@ -1,9 +1,11 @@
 #!/usr/bin/python3
-"""Writes the seed corpora of fuzz_gguf and fuzz_zconfig (fuzz/corpus/gguf,
-fuzz/corpus/zconfig): small GGUF files of every type the loader dequantizes
-(through tools/gguf_write.py) with Z-Image and llama.cpp tensor names, and
-the config.json texts of tools/zimage_reference.py's tiny and full models.
-Every file stays under 8 KB. Run from the repository root:
+"""Writes the seed corpora of fuzz_gguf, fuzz_zconfig and fuzz_lora
+(fuzz/corpus/gguf, fuzz/corpus/zconfig, fuzz/corpus/lora): small GGUF files
+of every type the loader dequantizes (through tools/gguf_write.py) with
+Z-Image and llama.cpp tensor names, the config.json texts of
+tools/zimage_reference.py's tiny and full models, and LoRAs in each key
+spelling (tools/zimage_lora.py) for the model fuzz_lora.c assumes.
+Every file stays under 16 KB. Run from the repository root:
     /usr/bin/python3 fuzz/make_corpus_zimage.py
 """
 import os
@@ -18,6 +20,25 @@ import gguf_write  # noqa: E402
 
 G = "fuzz/corpus/gguf"
 Z = "fuzz/corpus/zconfig"
+L = "fuzz/corpus/lora"
+# fuzz_lora.c's model: dim 16 (FFN 42, t_dim 16), one refiner block of each
+# kind, one joint layer
+LORA_DIT = dict(dim=16, n_heads=2, n_layers=1, n_refiner_layers=1, all_patch_size=[2],
+                all_f_patch_size=[1], in_channels=16)
+
+
+def lora_corpus():
+    import torch
+    import zimage_lora
+    from zimage_weights import save_safetensors
+    os.makedirs(L, exist_ok=True)
+    for name, sp, rank, targets, dt, alpha in (
+            ("peft_all_f32", "peft", 1, ("attn", "ffn", "ada"), torch.float32, 1.0),
+            ("kohya_attn_bf16", "kohya", 1, ("attn",), torch.bfloat16, None),
+            ("comfy_fused_f16", "comfy-fused", 1, ("attn", "ada"), torch.float16, 0.5),
+            ("bare_ffn", "peft-bare", 2, ("ffn",), torch.float32, 3.0)):
+        save_safetensors(os.path.join(L, name),
+                         zimage_lora.lora_tensors(LORA_DIT, sp, rank, targets, dt, alpha, 1))
 
 
 def main():
@@ -50,6 +71,7 @@ def main():
                     data = f.read()
                 with open(os.path.join(Z, "%s_%s" % (cfg, comp)), "wb") as f:
                     f.write(data)
+    lora_corpus()
 
 
 if __name__ == "__main__":

@@ -258,9 +258,10 @@ static int lora_spec(const char *spec, char *buf, size_t n, float *scale, char *
     return 0;
 }
 
-/* Opens the --lora files for the model's DiT into u. */
-static int open_loras(const gen_args *a, const zi_model *m, zi_lora_use *u, char *err,
-                      size_t errlen)
+/* Opens the --lora files for the model's DiT into own (the caller frees
+ * them) and u. */
+static int open_loras(const gen_args *a, const zi_model *m, zi_lora **own, zi_lora_use *u,
+                      char *err, size_t errlen)
 {
     for (int i = 0; i < a->nlora; i++) {
         char path[4096], inner[1024];
@@ -270,7 +271,7 @@ static int open_loras(const gen_args *a, const zi_model *m, zi_lora_use *u, char
         int64_t t0 = px_now_ns();
         if ((rc = zi_lora_open(path, zi_model_dit_config(m), &l, inner, sizeof inner)))
             return px_errf(err, errlen, rc, "--lora: %s", inner);
-        u[i].lora = l;
+        u[i].lora = own[i] = l;
         fprintf(stderr, "lora %s: scale %g, rank %d, %d deltas, %s keys, %.1f MB, %.1f ms\n", path,
                 (double)u[i].scale, zi_lora_max_rank(l), zi_lora_count(l),
                 zi_lora_spelling_name(zi_lora_spelling_of(l)), (double)zi_lora_bytes(l) / 1e6,
@@ -317,6 +318,7 @@ int px_cli_generate(int argc, char **argv)
     float *lat = NULL;
     zi_gen_result r = {0};
     zi_lora_use loras[ZI_MAX_LORAS] = {{0}};
+    zi_lora *own[ZI_MAX_LORAS] = {0};
     int64_t t0 = px_now_ns();
     /* BF16 weights stay BF16: the matmuls widen them exactly, and the
      * 12 GB DiT would otherwise take 24 GB. */
@@ -330,7 +332,7 @@ int px_cli_generate(int argc, char **argv)
         rc = read_latents(a.latents, zi_model_dit_config(m)->in_channels, a.height / f, a.width / f,
                           &lat, err, sizeof err);
     }
-    if (!rc) rc = open_loras(&a, m, loras, err, sizeof err);
+    if (!rc) rc = open_loras(&a, m, own, loras, err, sizeof err);
     if (!rc) {
         zi_gen_params p = {.prompt = a.prompt,
                            .negative_prompt = a.negative,
@@ -351,7 +353,7 @@ int px_cli_generate(int argc, char **argv)
     else
         fprintf(stderr, "pixserve generate: %s\n", err);
     zi_gen_result_free(&r);
-    for (int i = 0; i < a.nlora; i++) zi_lora_free((zi_lora *)loras[i].lora);
+    for (int i = 0; i < a.nlora; i++) zi_lora_free(own[i]);
     free(lat);
     zi_model_close(m);
     return rc ? 1 : 0;

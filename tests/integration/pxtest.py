@@ -55,6 +55,17 @@ def make_tiny_zimage(out, layouts="hf", seed=None, timeout=300):
     return hf if os.path.isdir(hf) else out
 
 
+def zimage_ids(model_dir, text, timeout=120):
+    """The comma-separated token ids `pixserve tokenize` gives text (the
+    chat template applied) with a Z-Image model's tokenizer: the --ids of
+    tools/zimage_reference.py run."""
+    r = subprocess.run([BIN, "tokenize", "--model", model_dir, text], capture_output=True,
+                       text=True, timeout=timeout)
+    if r.returncode != 0:
+        raise AssertionError("pixserve tokenize failed: " + r.stderr)
+    return ",".join(str(i) for i in json.loads(r.stdout)["ids"])
+
+
 def photo(name="astronaut.png", size=None):
     """A real photograph as an RGB uint8 array, optionally resized (w, h)."""
     im = Image.open(os.path.join(SKIMAGE_DATA, name)).convert("RGB")

@@ -9,7 +9,6 @@ Tolerance as test_zimage_generate.py: every 8-bit value within one level of
 round(255 * reference), at most 1 % of them off by one. Then the CLI's
 errors for files and specs that do not fit.
 """
-import json
 import os
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import unittest
 import numpy as np
 from PIL import Image
 
-from pxtest import BIN, make_tiny_zimage
+from pxtest import BIN, make_tiny_zimage, zimage_ids
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -58,7 +57,7 @@ class GenerateLora(unittest.TestCase):
         cls.loras = ["--lora", cls.a + ":0.85", "--lora", cls.b + ":-0.5"]
         cls.latents = os.path.join(d, "init.safetensors")
         tool(REF, "noise", cls.latents, "--width", str(W), "--height", str(H), "--seed", "5")
-        ids, neg = cls.tokenize(PROMPT), cls.tokenize(NEGATIVE)
+        ids, neg = zimage_ids(cls.hf, PROMPT), zimage_ids(cls.hf, NEGATIVE)
         # The reference's command line with --lora once; the other two runs
         # in this process (torch's import is most of a run's time).
         out = os.path.join(d, "ref.safetensors")
@@ -78,12 +77,6 @@ class GenerateLora(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.tmp.cleanup()
-
-    @classmethod
-    def tokenize(cls, text):
-        r = run("tokenize", "--model", cls.hf, text)
-        assert r.returncode == 0, r.stderr
-        return ",".join(str(i) for i in json.loads(r.stdout)["ids"])
 
     def generate(self, cfg, *extra):
         out = os.path.join(self.d, "out.png")

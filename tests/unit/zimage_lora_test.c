@@ -54,7 +54,8 @@ typedef struct ent {
     int64_t a, b; /* b < 0: 1-D [a]; a < 0: a scalar */
 } ent;
 
-/* A safetensors image of the entries, values 0.01·i (or NaN where asked). */
+/* A safetensors image of the entries, values 0.01·i (or, at value nan_at,
+ * NaN when it is odd and -Inf when even). */
 static unsigned char *build(const ent *e, int n, size_t *len, int nan_at)
 {
     char h[8192];
@@ -79,7 +80,7 @@ static unsigned char *build(const ent *e, int n, size_t *len, int nan_at)
     memcpy(buf + 8, h, at);
     float *f = (float *)(void *)(buf + 8 + at); /* F32 entries only carry values */
     for (size_t i = 0; !strcmp(e[0].dtype, "F32") && i < off / 4; i++)
-        f[i] = i == (size_t)nan_at ? NAN : 0.01f * (float)(i % 97);
+        f[i] = i != (size_t)nan_at ? 0.01f * (float)(i % 97) : nan_at % 2 ? NAN : -INFINITY;
     *len = 8 + at + off;
     return buf;
 }
@@ -145,7 +146,8 @@ TEST(t_refusals)
     const ent ints[] = {{Q "lora_A.weight", "I64", 4, 64}, {Q "lora_B.weight", "I64", 64, 4}};
     refused(ints, 2, PX_EUNSUP, (const char *const[]){"is I64 (F32, F16 or BF16 read)", NULL}, -1);
     refused(shape + 1, 1, PX_ECORRUPT, (const char *const[]){"without its down half", NULL}, -1);
-    refused(unknown, 2, PX_ECORRUPT, (const char *const[]){"holds nan", NULL}, 70);
+    refused(unknown, 2, PX_ECORRUPT, (const char *const[]){"lora_A.weight holds nan", NULL}, 71);
+    refused(unknown, 2, PX_ECORRUPT, (const char *const[]){"lora_B.weight holds -inf", NULL}, 300);
     /* many problems: the first six named, then a count */
     ent many[12];
     char names[12][80];

@@ -67,7 +67,9 @@ typedef struct zi_dit_input {
  * multiples of the patch; text_len 1..65536)
  * into out: n consecutive [in_channels, lat_h, lat_w] arrays (caller-
  * allocated), the raw model output. cancel (may be NULL) is polled between
- * blocks. Returns 0, PX_EINVAL (sizes), PX_ECANCELED, PX_ENOMEM or an op's
+ * blocks. Each item's LoRAs are added after the base linears of every block
+ * to that item's rows only (lora_apply.h). Returns 0, PX_EINVAL (sizes, or
+ * LoRA uses that do not fit this model), PX_ECANCELED, PX_ENOMEM or an op's
  * error (message in err).
  */
 int zi_dit_forward(const zi_dit *d, zi_ctx *c, const zi_dit_input *items, int n, int lat_h,

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define MAX_LISTED 6 /* problems named in a refusal before "and K more" */
 #define NLINEARS 10  /* table entries per block (two names for the out projection) */
@@ -302,6 +303,24 @@ static int cmp_delta(const void *a, const void *b)
     return (x->rows > y->rows) - (x->rows < y->rows);
 }
 
+/* Whether n floats are all finite: branch-free over blocks of 8 that the
+ * compiler vectorizes at -O2 (a 186 MB file is 93 M values). */
+static int all_finite(const float *v, size_t n)
+{
+    uint32_t bad[8] = {0}, e = 0x7f800000u;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint32_t b[8];
+        memcpy(b, v + i, sizeof b);
+        /* the exponent's bits all set (Inf, NaN) carry into bit 31 */
+        for (int j = 0; j < 8; j++) bad[j] |= (b[j] & e) + 0x00800000u;
+    }
+    uint32_t any = 0;
+    for (int j = 0; j < 8; j++) any |= bad[j] & 0x80000000u;
+    for (; i < n; i++) any |= !isfinite(v[i]);
+    return !any;
+}
+
 /* Widens a tensor into dst; 0, PX_EUNSUP or PX_ECORRUPT (not finite). */
 static int widen(const px_st *st, const px_st_tensor *x, float *dst, char *err, size_t errlen,
                  const char *name)
@@ -310,11 +329,24 @@ static int widen(const px_st *st, const px_st_tensor *x, float *dst, char *err, 
         return px_errf(err, errlen, PX_EUNSUP, "%s: tensor %s is %s (F32, F16 or BF16 read)",
                        name, x->name, px_st_dtype_name(x->dtype));
     px_st_release(st, x);
-    for (size_t i = 0; i < x->nelem; i++)
+    for (size_t i = 0; !all_finite(dst, x->nelem) && i < x->nelem; i++)
         if (!isfinite(dst[i]))
             return px_errf(err, errlen, PX_ECORRUPT, "%s: tensor %s holds %g", name, x->name,
                            (double)dst[i]);
     return 0;
+}
+
+/* The F32 block of every A and B: 2 MB aligned and, when large, in huge
+ * pages (a 372 MB block in 4 KB pages spends most of a load in page
+ * faults). NULL on failure; free() frees it. */
+static float *alloc_values(size_t bytes)
+{
+    void *p = NULL;
+    size_t huge = (size_t)2 << 20;
+    if (bytes < 2 * huge) return malloc(bytes ? bytes : 1);
+    if (posix_memalign(&p, huge, (bytes + huge - 1) / huge * huge)) return NULL;
+    madvise(p, (bytes + huge - 1) / huge * huge, MADV_HUGEPAGE); /* a hint: failure is fine */
+    return p;
 }
 
 static int build(const px_st *st, const table *t, zi_lora *l, const char *name, char *err,
@@ -329,7 +361,7 @@ static int build(const px_st *st, const table *t, zi_lora *l, const char *name, 
     }
     size_t bytes;
     if (!px_mul_size(floats, sizeof(float), &bytes) ||
-        !(l->d = calloc((size_t)l->n, sizeof *l->d)) || !(l->data = malloc(bytes ? bytes : 1)))
+        !(l->d = calloc((size_t)l->n, sizeof *l->d)) || !(l->data = alloc_values(bytes)))
         return px_errf(err, errlen, PX_ENOMEM, "%s: out of memory for %zu LoRA values", name,
                        floats);
     l->bytes = bytes;
