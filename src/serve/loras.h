@@ -17,7 +17,8 @@
  * closed, so the bound can be exceeded by what running requests use.
  *
  * Thread-safe. Loads and registrations run one at a time (they read
- * files); acquiring a loaded LoRA and releasing take one short lock.
+ * files); acquiring a loaded LoRA, releasing, listing and removing take
+ * one short lock and never wait for a load.
  */
 #ifndef PX_SERVE_LORAS_H
 #define PX_SERVE_LORAS_H
