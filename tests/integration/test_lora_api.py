@@ -9,8 +9,9 @@ escapes) and by upload (written into the directory only if it loads), bad
 files refused at once with the engine's message (and the service keeps
 serving), generate requests on all three routes with "loras" (the image
 differs from the one without, the same seed and LoRA give the same bytes,
-scale 0 gives the image without; the reply and the job status say which
-LoRAs were used), unknown names and bad values answered 400, and a LoRA
+scale 0 gives the image without; jobs with different LoRAs in flight
+together each get the image they get alone; the reply and the job status
+say which LoRAs were used), unknown names and bad values answered 400, and a LoRA
 deleted while a job runs with it: the job finishes, new requests get 400.
 A second server without --lora-dir answers the routes and LoRA requests
 with errors that say so. Images are 64x64 with 2 steps.
@@ -233,6 +234,26 @@ class LoraApi(unittest.TestCase):
         self.assertFalse(np.array_equal(styled, two))
         js, _ = self.image()
         self.assertEqual(js["loras"], [])
+
+    def test_concurrent_requests_keep_their_loras(self):
+        """Jobs with different LoRAs (and none) in flight together: each gets
+        the image it gets alone."""
+        uses = [[{"name": "style", "scale": 0.85}], [{"name": "ink", "scale": -0.5}], [],
+                [{"name": "ink", "scale": 1.5}, {"name": "style", "scale": 0.3}]]
+        alone = [self.image(u)[1] for u in uses]
+        ids = []
+        for u in uses * 2:
+            st, _, data = self.srv.post_json("/api/v1/generate_async", dict(BASE, loras=u))
+            self.assertEqual(st, 202, data)
+            ids.append(json.loads(data)["id"])
+        for k, job_id in enumerate(ids):
+            job = self.wait_job(job_id, lambda j: j["status"] in ("done", "failed", "cancelled"))
+            self.assertEqual(job["status"], "done", job)
+            self.assertEqual(job["loras"], uses[k % len(uses)])
+            st, _, png = self.srv.request("GET", "/api/v1/jobs/%s/result" % job_id)
+            self.assertEqual(st, 200)
+            self.assertTrue(np.array_equal(decode(png), alone[k % len(uses)]), k)
+        self.assertEqual(self.srv.get_json("/api/v1/loras/style")[1]["engines"][0]["in_use"], 0)
 
     def test_openai_route_takes_loras(self):
         body = {"prompt": BASE["prompt"], "size": "64x64", "steps": 2, "seed": 11,
