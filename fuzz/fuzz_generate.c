@@ -1,8 +1,8 @@
 /*
  * fuzz_generate.c — libFuzzer target for the text-to-image request parser
- * (kind_generate.c, both dialects: pixserve's fields and OpenAI's): any body
- * must parse into a request within the limits or fail with a message, never
- * crash or leak.
+ * (kind_generate.c, both dialects: pixserve's fields and OpenAI's, with the
+ * "loras" list of either): any body must parse into a request within the
+ * limits or fail with a message, never crash or leak.
  */
 #include "core/err.h"
 #include "serve/config.h"

@@ -111,6 +111,20 @@ export async function getEngines() {
 }
 
 /**
+ * GET /api/v1/loras → {loras: [{name, file, size_bytes, loaded, engines}], ...},
+ * or null when the server has no LoRA directory (404, or a server from
+ * before LoRAs).
+ */
+export async function getLoras() {
+  try {
+    return await (await call('/api/v1/loras', { headers: { Accept: 'application/json' } })).json();
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 404) return null;
+    throw e;
+  }
+}
+
+/**
  * The engines of one kind ("inpaint" or "generate") in a getEngines() reply,
  * and which of them to preselect: the server's default when it is of that
  * kind, else the first. Engines without a kind are inpainting engines (the

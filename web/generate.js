@@ -1,5 +1,6 @@
 // generate.js — the text-to-image page: reads and checks the form (prompt,
-// size, steps, seed, count, CFG scale, model), runs it through
+// size, steps, seed, count, CFG scale, model, LoRAs with their scales from
+// GET /api/v1/loras), runs it through
 // api.generate() with live progress and Cancel, and keeps this page
 // session's results in a gallery (view large, download, reuse a seed).
 
@@ -12,6 +13,7 @@ const ui = {
   size: $('size'), customSize: $('custom-size'), width: $('width'), height: $('height'),
   steps: $('steps'), count: $('count'), seed: $('seed'), seedRandom: $('seed-random'), seedLock: $('seed-lock'),
   cfg: $('cfg'), engine: $('engine'), generate: $('generate'), cancel: $('cancel'),
+  loraList: $('lora-list'), loraPick: $('lora-pick'), loraAdd: $('lora-add'), loraHelp: $('lora-help'),
   progressText: $('progress-text'), progressBar: $('progress-bar'),
   error: $('error'), errorText: $('error-text'), errorClose: $('error-close'),
   status: $('gen-status'),
@@ -23,8 +25,10 @@ const ui = {
 
 const MAX_PROMPT = 4000;       // characters, as the server counts them
 const MAX_SEED = Number.MAX_SAFE_INTEGER;
+const MAX_LORAS = 8, MAX_LORA_SCALE = 4; // as the server takes them
 
 let engines = [];              // generate engines from GET /api/v1/engines
+let loraNames = null;          // LoRAs from GET /api/v1/loras; null = the server has none
 let running = null;            // {controller, body, t0, state} while a job is out
 let lastSeed = null;           // the first seed of the last run (for Lock)
 let lastRequest = null;        // the body the last run sent (tests, debugging)
@@ -61,6 +65,7 @@ function refresh() {
   ui.galleryEmpty.hidden = results.length > 0;
   ui.galleryClear.disabled = results.length === 0 || !!running;
   ui.galleryCount.textContent = results.length ? `(${results.length})` : '';
+  refreshLoras();
 }
 
 // ---------------------------------------------------------------- form
@@ -109,6 +114,8 @@ function readForm() {
     cfg_scale: cfg,
   };
   if (ui.engine.value) body.model = ui.engine.value;
+  const loras = readLoras();
+  if (loras.length) body.loras = loras;
   return body;
 }
 
@@ -165,6 +172,67 @@ async function loadEngines() {
   }
   refresh();
 }
+
+// --------------------------------------------------------------- LoRAs
+
+const chosenLoras = () => [...ui.loraList.children].map((li) => li.dataset.name);
+
+/** [{name, scale}] of the chosen LoRAs; throws Invalid for a bad scale. */
+function readLoras() {
+  return [...ui.loraList.children].map((li) => {
+    const input = li.querySelector('input');
+    const raw = input.value.trim(), scale = Number(raw);
+    if (raw === '' || !Number.isFinite(scale) || Math.abs(scale) > MAX_LORA_SCALE)
+      throw new Invalid(input, `The scale of LoRA ${li.dataset.name} must be a number from −${MAX_LORA_SCALE} to ${MAX_LORA_SCALE}.`);
+    return { name: li.dataset.name, scale };
+  });
+}
+
+function refreshLoras() {
+  const chosen = new Set(chosenLoras());
+  const free = (loraNames || []).filter((n) => !chosen.has(n));
+  const keep = ui.loraPick.value;
+  if (loraNames == null) ui.loraPick.replaceChildren(new Option('none on this server', ''));
+  else if (!free.length) ui.loraPick.replaceChildren(new Option(loraNames.length ? 'all added' : 'none available', ''));
+  else ui.loraPick.replaceChildren(...free.map((n) => new Option(n, n)));
+  if (free.includes(keep)) ui.loraPick.value = keep;
+  ui.loraPick.disabled = !free.length || !!running;
+  ui.loraAdd.disabled = !free.length || chosen.size >= MAX_LORAS || !!running;
+}
+
+function addLora(name, scale = 1) {
+  if (!name || chosenLoras().includes(name)) return;
+  if (chosenLoras().length >= MAX_LORAS) { showError(`At most ${MAX_LORAS} LoRAs at once.`); return; }
+  const input = el('input', { type: 'number', min: -MAX_LORA_SCALE, max: MAX_LORA_SCALE, step: 0.05, value: scale });
+  input.id = `lora-scale-${name}`;
+  input.setAttribute('aria-label', `Scale of LoRA ${name}`);
+  input.addEventListener('input', () => input.removeAttribute('aria-invalid'));
+  const remove = el('button', { type: 'button', className: 'small', textContent: '×', title: `Remove ${name}` });
+  remove.setAttribute('aria-label', `Remove LoRA ${name}`);
+  const li = el('li', {}, el('span', { className: 'lora-name', textContent: name, title: name }), input, remove);
+  li.dataset.name = name;
+  remove.addEventListener('click', () => { li.remove(); refresh(); ui.loraPick.focus(); });
+  ui.loraList.append(li);
+  refresh();
+}
+ui.loraAdd.addEventListener('click', () => addLora(ui.loraPick.value));
+
+async function loadLoras() {
+  try {
+    const r = await api.getLoras();
+    loraNames = r ? (r.loras || []).map((x) => x.name) : null;
+    ui.loraHelp.textContent = loraNames == null
+      ? 'This server has no LoRAs: start it with --lora-dir DIR.'
+      : loraNames.length ? `Scale −${MAX_LORA_SCALE} to ${MAX_LORA_SCALE} (1 = as trained). Up to ${MAX_LORAS} at once.`
+        : "No LoRAs in the server's LoRA directory yet.";
+  } catch (e) {
+    loraNames = null;
+    ui.loraHelp.textContent = `Could not load the list of LoRAs. ${e.message}`;
+  }
+  refresh();
+}
+
+const lorasText = (loras) => loras.map((l) => `${l.name} × ${l.scale}`).join(', ');
 
 // ------------------------------------------------------------ progress
 
@@ -240,6 +308,7 @@ function addResults(body, res, ms) {
     return {
       url: URL.createObjectURL(blob), blob, seed, width, height, index: i, count: res.blobs.length,
       steps: body.num_inference_steps, cfg: body.cfg_scale, model: job.model || body.model || '',
+      loras: Array.isArray(job.loras) ? job.loras : body.loras || [],
       prompt: body.prompt, negative: body.negative_prompt, jobId: job.id,
       timings: res.timings, stepMean, ms,
     };
@@ -275,6 +344,7 @@ function renderGallery() {
     reuse.disabled = h.seed == null;
     reuse.addEventListener('click', () => reuseSeed(h));
     const prompt = el('p', { className: 'shot-prompt', textContent: h.prompt });
+    if (h.loras.length) meta.append(el('span', { className: 'shot-loras', textContent: lorasText(h.loras) }));
     const li = el('li', { className: 'shot' }, thumb, prompt, meta, el('div', { className: 'shot-actions' }, dl, reuse));
     li.title = h.prompt;
     return li;
@@ -308,6 +378,7 @@ function openViewer(i) {
     ['CFG scale', h.cfg ? h.cfg : '0 (off)'], ['model', h.model],
     ['image', `${h.index + 1} of ${h.count}`],
   ];
+  if (h.loras.length) rows.push(['LoRAs', lorasText(h.loras)]);
   if (h.negative) rows.push(['negative', h.negative]);
   const t = h.timings;
   for (const [k, label] of [['queue', 'queue'], ['text_encode', 'prompt encoding'], ['denoise', 'denoising'],
@@ -349,6 +420,7 @@ window.addEventListener('keydown', (e) => {
 window.pixserveGen = {
   state: () => ({
     busy: !!running, engines: engines.map((e) => e.name),
+    loras: loraNames && [...loraNames], chosenLoras: chosenLoras(),
     error: ui.error.hidden ? null : ui.errorText.textContent,
     progressText: ui.progressText.textContent,
     progress: running?.state ? { ...running.state } : null,
@@ -356,7 +428,7 @@ window.pixserveGen = {
     invalid: [...document.querySelectorAll('[aria-invalid=true]')].map((x) => x.id),
     gallery: results.map((h) => ({
       seed: h.seed, width: h.width, height: h.height, steps: h.steps, cfg: h.cfg, model: h.model,
-      prompt: h.prompt, jobId: h.jobId, download: fileName(h), bytes: h.blob.size,
+      prompt: h.prompt, jobId: h.jobId, download: fileName(h), bytes: h.blob.size, loras: h.loras,
     })),
     viewing,
   }),
@@ -366,4 +438,5 @@ window.pixserveGen = {
 // ---------------------------------------------------------------- start
 
 loadEngines();
+loadLoras();
 refresh();

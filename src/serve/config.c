@@ -60,6 +60,7 @@ void px_config_defaults(px_serve_config *c)
     c->memory_limit = 0;
     c->memory_reserve = (size_t)256 << 20;
     c->max_gen_pixels = 2048 * 2048;
+    c->lora_cache_bytes = (uint64_t)1 << 30;
     c->linger_ms = 5000;
     /* Time is the real bound (as nginx, which has no byte bound); bytes
      * only cap a fast client: 1 GiB drains in about a second on loopback. */
@@ -75,8 +76,8 @@ void px_config_usage(void)
         "POST /inpaint, POST /api/v1/generate, POST /api/v1/generate_async, POST\n"
         "/v1/images/generations, the async jobs API /api/v1/jobs with its event stream\n"
         "/api/v1/jobs/{id}/events, GET /outputs/<name>, /healthz, /readyz, /metrics,\n"
-        "/api/v1/engines, the web UI at / and /generate). Flags may also come from a\n"
-        "file: --config FILE.\n"
+        "/api/v1/engines, GET|POST /api/v1/loras, DELETE /api/v1/loras/{name}, the web\n"
+        "UI at / and /generate). Flags may also come from a file: --config FILE.\n"
         "\n"
         "Network and limits\n"
         "  --host ADDR            bind address (default 127.0.0.1)\n"
@@ -136,6 +137,13 @@ void px_config_usage(void)
         "  --hd-crop-bucket N     Crop windows become squares of a multiple of N (GPU plans\n"
         "                         are reused and built at start-up for --warm-sizes);\n"
         "                         0 = exact windows (default: 256 on a GPU, 0 on the CPU)\n"
+        "LoRAs for text to image (docs/api.md, LoRAs)\n"
+        "  --lora-dir DIR         the LoRAs requests may name (\"loras\": [{\"name\", \"scale\"}]):\n"
+        "                         every DIR/NAME.safetensors, plus those registered with\n"
+        "                         POST /api/v1/loras (default: none, LoRA requests get 400)\n"
+        "  --lora-cache-mb N      LoRAs stay loaded after use up to N MiB; beyond it the\n"
+        "                         least recently used that no request holds are unloaded\n"
+        "                         (default 1024; 0 = no bound)\n"
         "HTTP manners and IOPaint's web frontend (docs/api.md, IOPaint compatibility)\n"
         "  --cors-origin O        answer cross-origin requests from origin O (or *): preflight\n"
         "                         OPTIONS and Access-Control-* headers (default: off)\n"
@@ -293,7 +301,7 @@ static int parse_int(const char *s, int lo, int hi, int *out)
     return 0;
 }
 
-/* The HTTP-manner and IOPaint flags: 1 if n is one of them (*bad set), else 0. */
+/* The HTTP-manner, IOPaint and LoRA flags: 1 if n is one of them (*bad set), else 0. */
 static int apply_http_flag(px_serve_config *c, const char *n, const char *val, int *bad)
 {
     uint64_t u;
@@ -308,6 +316,12 @@ static int apply_http_flag(px_serve_config *c, const char *n, const char *val, i
     } else if (!strcmp(n, "linger-bytes")) {
         *bad = px_parse_size(val, &u) || u > (64ull << 30);
         if (!*bad) c->linger_bytes = u;
+    } else if (!strcmp(n, "lora-dir")) {
+        c->lora_dir = val;
+    } else if (!strcmp(n, "lora-cache-mb")) {
+        int mb;
+        *bad = parse_int(val, 0, 1 << 24, &mb);
+        if (!*bad) c->lora_cache_bytes = (uint64_t)mb << 20;
     } else {
         return 0;
     }

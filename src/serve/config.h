@@ -58,6 +58,8 @@ typedef struct px_serve_config {
     size_t memory_limit;       /* bytes for running batches, 0 = the device's free memory */
     size_t memory_reserve;     /* bytes always left free, default 256 MiB */
     uint64_t max_gen_pixels;   /* largest text-to-image output, default 2048x2048 */
+    const char *lora_dir;      /* --lora-dir DIR: the LoRAs requests may use; NULL = none */
+    uint64_t lora_cache_bytes; /* loaded LoRAs nobody uses kept up to this, default 1 GiB */
     /* HTTP manners and the IOPaint dialect. */
     const char *cors_origin;   /* --cors-origin ORIGIN|*; NULL = no CORS headers */
     int64_t linger_ms;         /* reading the rest of a refused body: at most this long */

@@ -15,6 +15,8 @@
  *                       and shape
  *   device     run      the run adapter: a batch of this kind's items (one
  *                       key) through the engine (sched.h px_sched_run_fn)
+ *   any thread release  the engine is done with the items: drop what only
+ *                       they needed
  *   CPU pool   finish   after every item succeeded: assemble, encode, build
  *                       the reply of the route's dialect
  *   any time   status_json  fields of a done job's "result" object
@@ -29,6 +31,7 @@
 #include "engine/engine.h"
 #include "image/image.h"
 #include "serve/config.h"
+#include "serve/loras.h"
 #include "serve/metrics.h"
 #include "serve/outputs.h"
 #include "serve/routes.h"
@@ -46,6 +49,7 @@ typedef struct px_kind_env {
     px_metrics *metrics;
     px_img_limits limits;
     px_sched *sched; /* px_sched_batches, for batch keys */
+    px_loras *loras; /* the LoRA registry (--lora-dir); NULL = none */
 } px_kind_env;
 
 /* Options every kind's request carries, read by the lifecycle after parse. */
@@ -112,6 +116,12 @@ struct px_kind {
     /* Builds the reply after every item succeeded. 0 or PX_E*. */
     int (*finish)(const px_kind_ctx *c, void *req, px_kind_reply *r, char *err, size_t errlen);
     void (*free)(void *req);
+    /* Optional: the engine is done with the request's items (the last one
+     * ended, or they were never queued), so what only they needed (LoRA
+     * holds) goes now rather than when the task is freed (a done job is
+     * kept for --job-ttl). May be called again; free must let go of what
+     * is left. */
+    void (*release)(void *req);
 
     /* Optional presentation hooks, for done tasks (req is valid): */
     /* appends ,"name":value pairs inside a job's "result" object; */

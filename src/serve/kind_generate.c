@@ -14,6 +14,7 @@
 #include "core/jsonw.h"
 #include "core/rng.h"
 #include "image/codec.h"
+#include "serve/loras.h"
 #include "serve/task.h"
 
 #include <cjson/cJSON.h>
@@ -46,11 +47,28 @@ typedef struct gen_req {
     int nstep_ms;
     uint64_t peak[3]; /* text encode, denoise, VAE decode: the largest */
     int prompt_tokens, truncated;
+    /* LoRAs asked for, and held (by check) while the engine may use them. */
+    int nloras;
+    char lora_name[PX_ENGINE_MAX_LORAS][PX_LORA_NAME_MAX + 1];
+    float lora_scale[PX_ENGINE_MAX_LORAS];
+    px_lora_hold *lora_hold[PX_ENGINE_MAX_LORAS];
+    px_loras *loras; /* the registry they are held in */
 } gen_req;
+
+/* Lets go of the LoRAs (the engine is done with the items); again is a no-op. */
+static void gen_release(void *p)
+{
+    gen_req *r = p;
+    for (int i = 0; i < r->nloras; i++) {
+        px_loras_release(r->loras, r->lora_hold[i]);
+        r->lora_hold[i] = NULL;
+    }
+}
 
 static void gen_free(void *p)
 {
     gen_req *r = p;
+    gen_release(r);
     free(r->prompt);
     free(r->negative);
     for (int i = 0; i < PX_GEN_MAX_IMAGES; i++) {
@@ -109,6 +127,56 @@ static int get_choice(const cJSON *v, const char *key, const char *const *names,
     return bad(err, errlen, key, msg);
 }
 
+/* One entry of "loras": {"name": "...", "scale": 0.85} (scale 1 if absent). */
+static int get_lora(gen_req *r, const cJSON *v, int k, char *err, size_t errlen)
+{
+    if (!cJSON_IsObject(v))
+        return px_errf(err, errlen, PX_EINVAL,
+                       "field 'loras': entry %d must be an object {\"name\": ..., \"scale\": ...}",
+                       k);
+    double scale = 1.0;
+    const char *name = NULL;
+    for (const cJSON *m = v->child; m; m = m->next) {
+        const char *key = m->string ? m->string : "";
+        int is_name = !strcmp(key, "name"), is_scale = !strcmp(key, "scale");
+        if ((is_name && !cJSON_IsString(m)) || (is_scale && !cJSON_IsNumber(m)) ||
+            (!is_name && !is_scale))
+            return px_errf(err, errlen, PX_EINVAL,
+                           "field 'loras': entry %d: a LoRA is {\"name\": a string, \"scale\": a "
+                           "number} (got '%.40s')", k, key);
+        if (is_name) name = m->valuestring;
+        else scale = m->valuedouble;
+    }
+    if (!name) return px_errf(err, errlen, PX_EINVAL, "field 'loras': entry %d has no \"name\"", k);
+    if (!px_lora_name_ok(name))
+        return px_errf(err, errlen, PX_EINVAL,
+                       "field 'loras': '%.80s' is not a LoRA name (1 to %d of A-Z a-z 0-9 _ . -)",
+                       name, PX_LORA_NAME_MAX);
+    if (!(scale >= -PX_LORA_MAX_SCALE && scale <= PX_LORA_MAX_SCALE))
+        return px_errf(err, errlen, PX_EINVAL,
+                       "field 'loras': the scale of '%s' must be from %g to %g", name,
+                       -PX_LORA_MAX_SCALE, PX_LORA_MAX_SCALE);
+    for (int i = 0; i < r->nloras; i++)
+        if (!strcmp(r->lora_name[i], name))
+            return px_errf(err, errlen, PX_EINVAL, "field 'loras': '%s' is named twice", name);
+    snprintf(r->lora_name[r->nloras], sizeof r->lora_name[0], "%s", name);
+    r->lora_scale[r->nloras++] = (float)scale;
+    return 0;
+}
+
+/* "loras": [{"name", "scale"}, ...], at most PX_ENGINE_MAX_LORAS. */
+static int get_loras(gen_req *r, const cJSON *v, char *err, size_t errlen)
+{
+    if (!cJSON_IsArray(v)) return bad(err, errlen, "loras", "must be an array of {\"name\", \"scale\"}");
+    if (cJSON_GetArraySize(v) > PX_ENGINE_MAX_LORAS)
+        return px_errf(err, errlen, PX_EINVAL, "field 'loras' takes at most %d LoRAs",
+                       PX_ENGINE_MAX_LORAS);
+    r->nloras = 0;
+    int k = 0, rc = 0;
+    for (const cJSON *it = v->child; it && !rc; it = it->next) rc = get_lora(r, it, k++, err, errlen);
+    return rc;
+}
+
 /* Options both dialects share. 1 if key is not one of them. */
 static int common_option(gen_req *r, px_kind_opts *o, const cJSON *v, const char *key, char *err,
                          size_t errlen)
@@ -138,6 +206,8 @@ static int common_option(gen_req *r, px_kind_opts *o, const cJSON *v, const char
         if (!(rc = get_choice(v, key, prios, &k, err, errlen))) o->priority = k;
     } else if (!strcmp(key, "timeout_ms")) {
         if (!(rc = get_int(v, key, 1, 3600000, &x, err, errlen))) o->timeout_ms = x;
+    } else if (!strcmp(key, "loras")) {
+        rc = get_loras(r, v, err, errlen);
     } else return 1;
     return rc;
 }
@@ -269,6 +339,30 @@ static int gen_parse(const px_kind_ctx *c, const uint8_t *body, size_t len, void
 
 /* ------------------------------------------------------------ items */
 
+/* Holds the request's LoRAs as opened on its engine (loading them there
+ * the first time), before admission: an unknown name or a file that does
+ * not fit the model is a 4xx, not a queue slot. */
+static int gen_check(const px_kind_ctx *c, void *p, char *err, size_t errlen)
+{
+    gen_req *r = p;
+    if (!r->nloras) return 0;
+    if (!c->env->loras)
+        return px_errf(err, errlen, PX_EINVAL,
+                       "field 'loras': this server has no LoRAs (start it with --lora-dir DIR)");
+    r->loras = c->env->loras;
+    char msg[256];
+    for (int i = 0; i < r->nloras; i++) {
+        int rc = px_loras_acquire(r->loras, c->engine, r->lora_name[i], &r->lora_hold[i], msg,
+                                  sizeof msg);
+        if (rc == PX_ENOTFOUND || rc == PX_EUNSUP) /* the request's mistake, not a file's */
+            return px_errf(err, errlen, PX_EINVAL, "field 'loras': %s", msg);
+        if (rc)
+            return px_errf(err, errlen, rc, "field 'loras': LoRA '%s' does not load: %s",
+                           r->lora_name[i], msg);
+    }
+    return 0;
+}
+
 static int gen_prepare(const px_kind_ctx *c, void *p, int *nitems, char *err, size_t errlen)
 {
     (void)c;
@@ -289,10 +383,15 @@ static void gen_make_items(const px_kind_ctx *c, void *p, px_sched_item *items, 
         r->eit[i] = (px_engine_item){
             .out = &r->out[i], .seed = (uint64_t)(r->seed + i),
             .gen = {.prompt = r->prompt, .negative_prompt = r->negative, .width = r->width,
-                    .height = r->height, .steps = r->steps, .cfg_scale = (float)r->cfg}};
+                    .height = r->height, .steps = r->steps, .cfg_scale = (float)r->cfg,
+                    .nloras = r->nloras}};
+        for (int k = 0; k < r->nloras; k++)
+            r->eit[i].gen.loras[k] = (px_engine_lora_use){px_lora_hold_lora(r->lora_hold[k]),
+                                                          r->lora_scale[k]};
         items[i].payload = &r->eit[i];
         items[i].shape = (px_engine_shape){r->width, r->height, r->steps};
-        /* Guidance doubles the DiT's batch: never mix it with unguided items. */
+        /* Guidance doubles the DiT's batch: never mix it with unguided items.
+         * LoRAs are not in the key: engines apply them per item. */
         items[i].key = px_kind_key3(r->width, r->height, r->steps) ^ (r->cfg > 0 ? 1ull << 63 : 0);
     }
 }
@@ -350,7 +449,15 @@ static int put_details(const gen_req *r, px_buf *b)
                   (unsigned long long)r->peak[0], (unsigned long long)r->peak[1],
                   (unsigned long long)r->peak[2], r->prompt_tokens,
                   r->truncated ? "true" : "false");
-    return 0;
+    px_buf_puts(b, ",\"loras\":[");
+    for (int i = 0; i < r->nloras; i++) {
+        px_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
+        px_json_str(b, r->lora_name[i]);
+        px_buf_puts(b, ",\"scale\":");
+        px_json_num(b, r->lora_scale[i]);
+        px_buf_puts(b, "}");
+    }
+    return px_buf_puts(b, "]");
 }
 
 /* One image of the reply: base64 text or its URL (absolute for OpenAI). */
@@ -522,11 +629,13 @@ const px_kind px_kind_generate = {
     .step_stages = 1,
     .unknown_engine_code = PX_ENOTFOUND,
     .parse = gen_parse,
+    .check = gen_check,
     .prepare = gen_prepare,
     .make_items = gen_make_items,
     .run = px_kind_run_engine_items,
     .finish = gen_finish,
     .free = gen_free,
+    .release = gen_release,
     .status_result = gen_status_result,
     .status_extra = gen_status_extra,
     .result = gen_result,

@@ -292,6 +292,16 @@ int px_metrics_render(px_metrics *m, const px_metrics_gauges *g, px_buf *b)
                            (unsigned long long)g->batch_items, (unsigned long long)g->batches,
                            (unsigned long long)g->oom_splits, g->pending[0], g->pending[1],
                            g->pending[2], g->cpu_queued, g->async_jobs);
+    if (!rc && g->loras)
+        rc = px_buf_printf(b,
+                           "# HELP pixserve_loras_registered LoRAs requests may name.\n"
+                           "# TYPE pixserve_loras_registered gauge\npixserve_loras_registered %d\n"
+                           "# HELP pixserve_loras_loaded LoRAs open on an engine.\n"
+                           "# TYPE pixserve_loras_loaded gauge\npixserve_loras_loaded %d\n"
+                           "# HELP pixserve_lora_loaded_bytes Memory the loaded LoRAs hold.\n"
+                           "# TYPE pixserve_lora_loaded_bytes gauge\npixserve_lora_loaded_bytes %llu\n",
+                           g->loras_registered, g->loras_loaded,
+                           (unsigned long long)g->lora_loaded_bytes);
     /* GPUs, as NVML reads them at scrape time (absent without a driver). */
     if (!rc && g->ngpus > 0)
         rc = px_buf_puts(b, "# HELP pixserve_gpu_utilization_ratio Fraction of the last sample "

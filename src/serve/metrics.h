@@ -31,6 +31,9 @@ typedef struct px_metrics_gauges {
     int pending[3];      /* admitted requests not yet answered: high, normal, low */
     int cpu_queued;      /* requests waiting for the CPU pool */
     int async_jobs;      /* jobs kept by the jobs API */
+    int loras;           /* 1 with --lora-dir: the three below are shown */
+    int loras_registered, loras_loaded; /* names; LoRAs open on an engine */
+    uint64_t lora_loaded_bytes;
     uint64_t batch_hist[PX_METRICS_BATCH_SLOTS];
     uint64_t batches, batch_items, oom_splits;
     const px_gpu_info *gpus; /* NULL or ngpus readings */

@@ -23,6 +23,7 @@ enum px_route {
     PX_ROUTE_GENERATE_OPENAI, /* POST /v1/images/generations */
     PX_ROUTE_JOBS,         /* /api/v1/jobs[/...] */
     PX_ROUTE_ENGINES,      /* GET /api/v1/engines */
+    PX_ROUTE_LORAS,        /* /api/v1/loras[/{name}] */
     PX_ROUTE_OUTPUTS,      /* GET /outputs/<name> */
     PX_ROUTE_HEALTHZ,
     PX_ROUTE_READYZ,

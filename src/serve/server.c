@@ -322,6 +322,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (r->status) return MHD_YES; /* a reply is already queued */
     if (r->task) return px_server_send_task_reply(c, r, r->task); /* resumed: the task ended */
+    if (r->deferred_status) return px_server_send_deferred(c, r); /* resumed: registered */
 
     if (is_submit(r->route, method)) return start_task(s, c, r);
     size_t at = strlen(r->route->path ? r->route->path : "");
@@ -332,6 +333,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     case PX_ROUTE_READYZ: return px_server_serve_readyz(s, c, r);
     case PX_ROUTE_METRICS: return px_server_serve_metrics(s, c, r);
     case PX_ROUTE_ENGINES: return px_server_serve_engines(s, c, r);
+    case PX_ROUTE_LORAS: return px_server_serve_loras(s, c, r, method, url + at);
     case PX_ROUTE_UI: return px_server_serve_ui(s, c, r, url);
     case PX_ROUTE_IOPAINT: return px_iopaint_serve(s, c, r, method, url);
     case PX_ROUTE_SOCKETIO: return px_iopaint_socketio(s, c, r, method);
@@ -373,6 +375,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         px_task_unref(r->task);
     }
     px_buf_free(&r->body);
+    px_buf_free(&r->deferred);
     pthread_mutex_destroy(&r->mu);
     free(r);
     *con_cls = NULL;
@@ -406,6 +409,7 @@ static void *loader_main(void *arg)
         snprintf(s->load_error, sizeof s->load_error, "%s", inner);
         goto fail;
     }
+    px_tasks_set_loras(s->tasks, s->loras);
     for (int i = s->nengines - 1; i >= 0; i--) /* the first inpaint engine is current */
         if (px_engine_kind_of(s->engines[i]) == PX_ENGINE_INPAINT) atomic_store(&s->current, i);
     PX_INFO("engines loaded and warmed in %.0f ms; ready", px_ns_to_ms(px_now_ns() - t0));
@@ -424,6 +428,7 @@ static void free_server(px_server *s)
      * belong to is freed. */
     px_jobs_destroy(s->jobs);
     px_tasks_destroy(s->tasks);
+    px_loras_close(s->loras); /* after the tasks: they hold LoRAs */
     px_watch_destroy(s->watch);
     px_linger_destroy(s->linger);
     px_nvml_close(s->nvml);
@@ -460,6 +465,9 @@ int px_server_start(const px_serve_config *cfg, px_server **out, char *err, size
         goto fail;
     }
     if ((rc = px_outputs_open(cfg->outputs, &s->outputs, err, errlen))) goto fail;
+    if (cfg->lora_dir &&
+        (rc = px_loras_open(cfg->lora_dir, cfg->lora_cache_bytes, &s->loras, err, errlen)))
+        goto fail;
 
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICHOST | AI_PASSIVE};
@@ -530,6 +538,9 @@ void px_server_stop(px_server *s, int grace_ms)
     /* Let the replies go out before the remaining (idle) connections close. */
     int64_t until = px_now_ns() + (int64_t)grace_ms * 1000000;
     while (atomic_load(&s->open_requests) > 0 && px_now_ns() < until) usleep(10000);
+    /* A LoRA registration resumes its connection when its load ends: the
+     * daemon must still be there (loads are bounded by the file's size). */
+    while (atomic_load(&s->registering) > 0) usleep(10000);
     MHD_stop_daemon(s->mhd);
     free_server(s);
 }

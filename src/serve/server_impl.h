@@ -13,6 +13,7 @@
 #include "serve/config.h"
 #include "serve/jobs.h"
 #include "serve/linger.h"
+#include "serve/loras.h"
 #include "serve/metrics.h"
 #include "serve/outputs.h"
 #include "serve/routes.h"
@@ -38,6 +39,8 @@ struct px_server {
     px_watch *watch;
     px_nvml *nvml; /* NULL without a GPU driver */
     px_linger *linger; /* NULL when lingering is off */
+    px_loras *loras;   /* --lora-dir's registry; NULL without one */
+    atomic_int registering; /* LoRA registrations running (server_loras.c) */
     int64_t t_start;
     int port;
     pthread_t loader;
@@ -71,6 +74,10 @@ struct request {
     uint64_t drop_left; /* bytes it may still send + 1; 0 = not dropping */
     int64_t drop_until;
     int drop_code;
+    /* A reply made on another thread (a LoRA registration): sent when the
+     * connection is resumed; 0 until then. */
+    int deferred_status;
+    px_buf deferred;
 };
 
 /* ---- replies (server_routes.c) */
@@ -104,6 +111,12 @@ enum MHD_Result px_server_serve_readyz(px_server *s, struct MHD_Connection *c, s
 enum MHD_Result px_server_serve_metrics(px_server *s, struct MHD_Connection *c, struct request *r);
 enum MHD_Result px_server_serve_engines(px_server *s, struct MHD_Connection *c, struct request *r);
 enum MHD_Result px_server_serve_index(px_server *s, struct MHD_Connection *c, struct request *r);
+/* server_loras.c: /api/v1/loras and /api/v1/loras/{name} (rest: "" or the name);
+ * a registration suspends the connection and is answered by
+ * px_server_send_deferred once resumed. */
+enum MHD_Result px_server_serve_loras(px_server *s, struct MHD_Connection *c, struct request *r,
+                                      const char *method, const char *rest);
+enum MHD_Result px_server_send_deferred(struct MHD_Connection *c, struct request *r);
 enum MHD_Result px_server_serve_ui(px_server *s, struct MHD_Connection *c, struct request *r,
                                    const char *url);
 

@@ -328,6 +328,14 @@ enum MHD_Result px_server_serve_metrics(px_server *s, struct MHD_Connection *c, 
         g.batch_items = ps.sched.items_run;
         g.oom_splits = ps.sched.oom_splits;
     }
+    if (s->loras) {
+        px_loras_stats ls;
+        px_loras_stats_get(s->loras, &ls);
+        g.loras = 1;
+        g.loras_registered = ls.registered;
+        g.loras_loaded = ls.loaded;
+        g.lora_loaded_bytes = ls.loaded_bytes;
+    }
     px_gpu_info gpus[8];
     for (int i = 0; i < px_nvml_count(s->nvml) && g.ngpus < 8; i++)
         if (px_nvml_query(s->nvml, i, &gpus[g.ngpus]) == 0) g.ngpus++;

@@ -411,6 +411,14 @@ static void on_item_event(px_sched_item *it, enum px_sched_event ev, int step, i
     notify(t);
 }
 
+/* The engine is done with the task's items, or never got them: the kind
+ * lets go of what only they needed. Called by whichever path owns the
+ * items then (prep before they are queued, the last item's end after). */
+static void release_items(px_task *t)
+{
+    if (t->kind->release && t->req) t->kind->release(t->req);
+}
+
 static void on_item_done(px_sched_item *it, void *arg)
 {
     px_task *t = arg;
@@ -428,6 +436,7 @@ static void on_item_done(px_sched_item *it, void *arg)
     int64_t started = t->t_started, queued = t->t_queued, end = t->t_infer_end;
     pthread_mutex_unlock(&t->mu);
     if (!last) return;
+    release_items(t);
     if (started) {
         int k = px_kind_index(t->kind);
         px_metrics_stage(p->env.metrics, k, PX_STAGE_QUEUE, (double)(started - queued) / 1e9);
@@ -478,7 +487,10 @@ static int submit_items(px_task *t, px_kind_ctx *kc, int n)
     int queued = t->items_submitted;
     pthread_mutex_unlock(&t->mu);
     if (list != ptrs) free(list);
-    if (!queued) px_task_unref(t);
+    if (!queued) {
+        release_items(t); /* ended meanwhile: the items never run */
+        px_task_unref(t);
+    }
     return rc ? PX_ECANCELED : 0;
 }
 
@@ -574,6 +586,7 @@ static int prep_work(void *ctx, const atomic_int *cancel)
     release_cpu_work(t); /* from here on the work is handed on, not cancelled */
 
     if (n == 0) { /* nothing for the engine (an empty mask): finish at once */
+        release_items(t);
         start_finish(t);
         return 0;
     }
@@ -584,6 +597,7 @@ static int prep_work(void *ctx, const atomic_int *cancel)
     return 0;
 fail:
     fail_task(t, rc, err);
+    release_items(t); /* no item was queued */
     return rc;
 }
 
@@ -709,6 +723,11 @@ int px_tasks_submit(px_tasks *p, px_task_spec *spec, px_task **out, int *retry_a
     }
     *out = t;
     return 0;
+}
+
+void px_tasks_set_loras(px_tasks *p, px_loras *loras)
+{
+    p->env.loras = loras;
 }
 
 void px_tasks_stats_get(px_tasks *p, px_tasks_stats *s)

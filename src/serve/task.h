@@ -61,6 +61,10 @@ typedef struct px_task_spec {
 px_tasks *px_tasks_create(const px_serve_config *cfg, px_engine *const *engines, int nengines,
                           px_outputs *outputs, px_metrics *metrics, char *err, size_t errlen);
 
+/* The LoRA registry requests may use (kind env's loras); set before the
+ * first task is submitted. It must outlive the tasks. */
+void px_tasks_set_loras(px_tasks *p, px_loras *loras);
+
 /* Stops accepting tasks and waits until every task has ended and all their
  * work has drained. */
 void px_tasks_drain(px_tasks *p);

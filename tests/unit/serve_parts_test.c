@@ -116,6 +116,19 @@ TEST(t_config_flags)
         T_CONTAINS(err, "warm-sizes");
     }
     px_config_free(&c);
+
+    /* LoRAs: off by default, 1 GiB of cache. */
+    px_config_defaults(&c);
+    T_TRUE(c.lora_dir == NULL);
+    T_EQ_INT(c.lora_cache_bytes, 1 << 30);
+    char *lora[] = {"--lora-dir", "/srv/loras", "--lora-cache-mb", "300"};
+    T_EQ_INT(px_config_parse_args(&c, 4, lora, err, sizeof err), 0);
+    T_EQ_STR(c.lora_dir, "/srv/loras");
+    T_EQ_INT(c.lora_cache_bytes, 300ull << 20);
+    char *lora_bad[] = {"--lora-cache-mb", "-1"};
+    T_EQ_INT(px_config_parse_args(&c, 2, lora_bad, err, sizeof err), PX_EINVAL);
+    T_CONTAINS(err, "lora-cache-mb");
+    px_config_free(&c);
 }
 
 TEST(t_engine_settings)

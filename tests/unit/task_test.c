@@ -5,7 +5,8 @@
  * deadline or a disconnect (detach + cancel, as the HTTP layer does) wins;
  * admission slots, references and tasks all come back; progress events
  * from the run adapter reach the status JSON; admission refuses with a
- * Retry-After from the engine's own service rate.
+ * Retry-After from the engine's own service rate; the kind's release hook
+ * runs on every path, and only once the engine is done with the items.
  *
  * The test kind's body is text: "n=ITEMS work=MS steps=S fail=CODE".
  */
@@ -52,7 +53,12 @@ static px_engine g_engine = {.ops = &fake_ops, .device = "cpu"};
 struct treq {
     int n, work_ms, steps, fail;
     int *units; /* one payload per item: its index */
+    atomic_int released; /* the release hook ran (the engine is done with the items) */
 };
+
+/* Requests freed without the release hook having run, and batches that
+ * saw their request released while they still ran: both must stay 0. */
+static atomic_int g_unreleased, g_released_early;
 
 static int tk_parse(const px_kind_ctx *c, const uint8_t *body, size_t len, void **out,
                     px_kind_opts *o, char *err, size_t errlen)
@@ -105,7 +111,8 @@ static void tk_run(px_engine *e, px_sched_item *const *items, int n)
                 px_sched_progress(items[i], (t + 1) / (r->work_ms / r->steps), r->steps);
     }
     for (int i = 0; i < n; i++) {
-        const struct treq *ri = items[i]->payload;
+        struct treq *ri = items[i]->payload;
+        if (atomic_load(&ri->released)) atomic_fetch_add(&g_released_early, 1);
         items[i]->status = atomic_load(&items[i]->cancel) ? PX_ECANCELED : ri->fail;
         if (items[i]->status) snprintf(items[i]->err, sizeof items[i]->err, "test failure");
     }
@@ -125,9 +132,15 @@ static int tk_status(const void *p, px_buf *b)
     return px_buf_printf(b, ",\"items\":%d", ((const struct treq *)p)->n);
 }
 
+static void tk_release(void *p)
+{
+    atomic_store(&((struct treq *)p)->released, 1);
+}
+
 static void tk_free(void *p)
 {
     struct treq *r = p;
+    if (!atomic_load(&r->released)) atomic_fetch_add(&g_unreleased, 1);
     free(r->units);
     free(r);
 }
@@ -144,6 +157,7 @@ static const px_kind test_kind = {
     .finish = tk_finish,
     .status_result = tk_status,
     .free = tk_free,
+    .release = tk_release,
 };
 
 /* The same kind with every optional presentation hook, as a generate kind
@@ -193,6 +207,7 @@ static const px_kind test_kind2 = {
     .run = tk_run,
     .finish = tk_finish,
     .free = tk_free,
+    .release = tk_release,
     .status_result = tk_status,
     .status_extra = tk_extra,
     .result = tk_result,
@@ -308,6 +323,10 @@ static void check_quiet(px_tasks *p)
     T_EQ_INT(st.tasks, 0);
     for (int i = 0; i < PX_PRIO_COUNT; i++) T_EQ_INT(st.pending[i], 0);
     T_EQ_INT(st.sched.running, 0);
+    /* Every request was released (done, failed, refused, cancelled,
+     * expired), and never while the engine still had its items. */
+    T_EQ_INT(atomic_load(&g_unreleased), 0);
+    T_EQ_INT(atomic_load(&g_released_early), 0);
 }
 
 /* ------------------------------------------------------------ tests */

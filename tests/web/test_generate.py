@@ -13,14 +13,20 @@ It is skipped, saying so, only when this pixserve build has no zimage engine.
 The model is made in a temporary directory (OUT/hf of `make`), with the real
 Qwen3 tokenizer.json from build/testdata (scripts/testdata) copied in, or
 PIXSERVE_QWEN3_TOKENIZER; PIXSERVE_ZIMAGE_MODEL=DIR uses a model already made.
+The server has a --lora-dir with two tiny LoRAs (tools/zimage_lora.py):
+the LoRA picker lists them, a bad scale is refused in the page, and a run
+with one sends it with its scale, shows it in the gallery and the viewer,
+and gets the image the API gives for the same body.
 PIXSERVE_GEN_BASE=http://HOST:PORT runs GenerateWithModel against a server
 that is already running (one implementing docs/api.md "Text to image")
 instead of starting pixserve.
 
 GenerateWithoutModel needs no model: the page served from a pixserve with
-only inpainting engines says that no text-to-image engine is loaded.
+only inpainting engines says that no text-to-image engine is loaded, and
+(no --lora-dir) that the server has no LoRAs.
 Screenshots go to PIXSERVE_WEB_ARTIFACTS (generate-*.png).
 """
+import base64
 import io
 import json
 import os
@@ -175,7 +181,13 @@ class GenerateWithModel(PageTest):
                     " names it): the Generate page's end-to-end test needs the text-to-image server"
                     " side (issue 12)" % BIN)
             model = os.environ.get("PIXSERVE_ZIMAGE_MODEL") or cls.make_tiny_model()
-            cls.srv = Server("--engine", "zimage:model=" + model)
+            cls.lora_dir = tempfile.mkdtemp(prefix="pxgen-loras-")
+            for name, spelling, seed in (("style", "peft", 3), ("ink", "kohya", 4)):
+                subprocess.run([PY, os.path.join(ROOT, "tools", "zimage_lora.py"), "write",
+                                os.path.join(cls.lora_dir, name + ".safetensors"), "--model", model,
+                                "--spelling", spelling, "--rank", "4", "--seed", str(seed)],
+                               check=True, timeout=300, stdout=subprocess.DEVNULL)
+            cls.srv = Server("--engine", "zimage:model=" + model, "--lora-dir", cls.lora_dir)
         cls.start_browser()
 
     @classmethod
@@ -189,8 +201,9 @@ class GenerateWithModel(PageTest):
     @classmethod
     def tearDownClass(cls):
         super().tearDownClass()
-        if getattr(cls, "model_dir", None):
-            shutil.rmtree(cls.model_dir, ignore_errors=True)
+        for d in (getattr(cls, "model_dir", None), getattr(cls, "lora_dir", None)):
+            if d:
+                shutil.rmtree(d, ignore_errors=True)
 
     def generate(self, w, h, steps, count, seed=None):
         self.type_prompt(PROMPT)
@@ -286,6 +299,63 @@ class GenerateWithModel(PageTest):
         p.click("#seed-random")
         self.assertEqual(p.eval("document.getElementById('seed').value"), "-1")
 
+    def test_loras_picked_with_scales(self):
+        p = self.open_page()
+        st, listing = self.srv.get_json("/api/v1/loras")
+        if st != 200:
+            self.skipTest("the server has no LoRAs (GET /api/v1/loras: %d)" % st)
+        names = [x["name"] for x in listing["loras"]]
+        p.wait_for("window.pixserveGen.state().loras !== null")
+        self.assertEqual(self.state()["loras"], names, "the picker lists the server's LoRAs")
+        self.assertEqual(p.eval("[...document.getElementById('lora-pick').options].map(o => o.value)"), names)
+        # Add two, remove one: what is chosen leaves the picker.
+        for name in ("ink", "style"):
+            self.set_value("lora-pick", name, "change")
+            p.click("#lora-add")
+        self.assertEqual(self.state()["chosenLoras"], ["ink", "style"])
+        self.assertNotIn("style", p.eval("[...document.getElementById('lora-pick').options].map(o => o.value)"))
+        p.click("#lora-list li:first-child button")
+        self.assertEqual(self.state()["chosenLoras"], ["style"])
+        # A scale the server would refuse is refused in the page, nothing sent.
+        self.type_prompt(PROMPT)
+        self.choose_size(64, 64)
+        self.set_value("steps", 2)
+        self.set_value("seed", 7)
+        self.set_value("lora-scale-style", 9)
+        p.click("#generate")
+        s = self.state()
+        self.assertIn("scale of LoRA style", s["error"] or "")
+        self.assertEqual(s["invalid"], ["lora-scale-style"])
+        self.assertIsNone(p.eval("window.pixserveGen.lastRequest()"))
+        # 0.85: sent, shown, and the image is the API's for the same body.
+        self.set_value("lora-scale-style", 0.85)
+        self.shot("generate-5-loras-form.png")
+        p.click("#generate")
+        self.wait_idle()
+        s = self.state()
+        self.assertIsNone(s["error"], s)
+        req = p.eval("window.pixserveGen.lastRequest()")
+        self.assertEqual(req["loras"], [{"name": "style", "scale": 0.85}])
+        g = s["gallery"]
+        self.assertEqual(len(g), 1, g)
+        self.assertEqual(g[0]["loras"], [{"name": "style", "scale": 0.85}])
+        st, job = self.srv.get_json("/api/v1/jobs/" + g[0]["jobId"])
+        self.assertEqual(job["loras"], [{"name": "style", "scale": 0.85}])
+        self.assertIn("style × 0.85", p.eval("document.querySelector('#gallery .shot-meta').innerText"))
+        st, _, page_png = self.srv.request("GET", job["result"]["urls"][0])
+        body = {k: req[k] for k in ("prompt", "width", "height", "num_inference_steps", "seed",
+                                     "cfg_scale", "loras")}
+        st, _, data = self.srv.post_json("/api/v1/generate", body, timeout=120)
+        self.assertEqual(st, 200, data[:300])
+        api_png = base64.b64decode(json.loads(data)["images"][0])
+        self.assertEqual(Image.open(io.BytesIO(page_png)).tobytes(),
+                         Image.open(io.BytesIO(api_png)).tobytes())
+        p.click("#gallery li:first-child .thumb")
+        p.wait_for("document.getElementById('viewer').open")
+        self.assertIn("style × 0.85", p.eval("document.getElementById('viewer-meta').innerText"))
+        self.shot("generate-6-loras-viewer.png")
+        p.key("Escape")
+
     def test_bad_size_shows_the_servers_message(self):
         p = self.open_page()
         # Not a multiple of 16: refused in the page, nothing sent.
@@ -377,6 +447,9 @@ class GenerateWithoutModel(PageTest):
         self.assertTrue(p.eval("document.getElementById('generate').disabled"))
         links = p.eval("[...document.querySelectorAll('.topbar nav a')].map(a => a.getAttribute('href'))")
         self.assertEqual(links, ["/", "/generate", "/dashboard", "/api/v1"])
+        p.wait_for("document.getElementById('lora-help').textContent.includes('--lora-dir')")
+        self.assertIsNone(self.state()["loras"])
+        self.assertTrue(p.eval("document.getElementById('lora-add').disabled"))
         for path in ("/", "/dashboard"):
             st, _, html = self.srv.request("GET", path)
             self.assertIn(b'<a href="/generate">Generate</a>', html, path)
