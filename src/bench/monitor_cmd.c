@@ -5,6 +5,7 @@
  */
 #include "bench/monitor_cmd.h"
 
+#include "bench/cli.h"
 #include "bench/monitor.h"
 #include "bench/spec.h"
 #include "core/clock.h"
@@ -18,20 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#define NEED_VALUE()                                                              \
-    do {                                                                          \
-        if (!v) {                                                                 \
-            fprintf(stderr, "pixbench monitor: %s needs a value\n", a);           \
-            return 2;                                                             \
-        }                                                                         \
-        i++;                                                                      \
-    } while (0)
-
-static int bad(const char *what)
-{
-    fprintf(stderr, "pixbench monitor: %s\n", what);
-    return 2;
-}
+#define PROG "pixbench monitor" /* in messages */
 
 /* The working directory of pid (0: ours), where a service's relative
  * outputs directory lives: the default place to watch the disk. */
@@ -193,11 +181,11 @@ int pb_cmd_monitor(int argc, char **argv)
         }
         if (!strcmp(a, "--no-gpu")) { c.no_gpu = 1; continue; }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = 1; continue; }
-        NEED_VALUE();
+        PB_NEED_VALUE(PROG);
         int rc = 0;
         if (!strcmp(a, "--pid")) {
             c.pid = atoi(v);
-            if (c.pid <= 0) return bad("--pid must be a process id");
+            if (c.pid <= 0) return pb_cli_bad(PROG, "--pid must be a process id");
         } else if (!strcmp(a, "--interval")) rc = pb_parse_duration(v, &c.interval_ns, err, sizeof err);
         else if (!strcmp(a, "--csv")) csv = v;
         else if (!strcmp(a, "--duration")) rc = pb_parse_duration(v, &duration, err, sizeof err);
@@ -214,7 +202,7 @@ int pb_cmd_monitor(int argc, char **argv)
     }
     char cwd[PATH_MAX];
     if (!c.disk_path && !c.disk_dev) c.disk_path = pb_target_cwd(c.pid, cwd, sizeof cwd);
-    if (c.interval_ns && c.interval_ns < PB_MON_MIN_INTERVAL_NS) return bad("--interval is 100ms or more");
+    if (c.interval_ns && c.interval_ns < PB_MON_MIN_INTERVAL_NS) return pb_cli_bad(PROG, "--interval is 100ms or more");
     /* signals are taken synchronously below, so the sampler thread never sees them */
     sigset_t set;
     sigemptyset(&set);
