@@ -82,20 +82,27 @@ static int image_reply_ok(const pb_fault_ctx *x, const pb_freply *rp, pb_fault_r
     return 1;
 }
 
+/* A connection for a case's hand-made exchange, its deadline the case
+ * timeout from now (*t0); -1, the case failed, when none can be had. */
+static int dial_case(const pb_faults_config *c, pb_fault_result *r, int64_t *t0, int64_t *deadline)
+{
+    *t0 = px_now_ns();
+    *deadline = *t0 + c->timeout_ns;
+    int fd = pb_fw_dial(c, *deadline);
+    if (fd < 0) pb_fault_verdict(r, PB_FAULT_FAIL, "cannot connect: %s", strerror(errno));
+    return fd;
+}
+
 /* --- the cases -------------------------------------------------------------------- */
 
 static void c_body_over_cap(pb_fault_ctx *x, pb_fault_result *r, int chunked)
 {
     const pb_faults_config *c = x->c;
+    int64_t t0, deadline;
+    int fd = dial_case(c, r, &t0, &deadline);
+    if (fd < 0) return;
     pb_freply rp;
     pb_fw_reply_init(&rp);
-    int64_t t0 = px_now_ns(), deadline = t0 + c->timeout_ns;
-    int fd = pb_fw_dial(c, deadline);
-    if (fd < 0) {
-        pb_fault_verdict(r, PB_FAULT_FAIL, "cannot connect: %s", strerror(errno));
-        px_buf_free(&rp.body);
-        return;
-    }
     px_buf h;
     px_buf_init(&h, 4096);
     long long total = c->max_body + (chunked ? 65536 : 1);
@@ -417,12 +424,9 @@ static void c_slow_loris(pb_fault_ctx *x, pb_fault_result *r)
 static void c_disconnect_upload(pb_fault_ctx *x, pb_fault_result *r)
 {
     const pb_faults_config *c = x->c;
-    int64_t t0 = px_now_ns(), deadline = t0 + c->timeout_ns;
-    int fd = pb_fw_dial(c, deadline);
-    if (fd < 0) {
-        pb_fault_verdict(r, PB_FAULT_FAIL, "cannot connect: %s", strerror(errno));
-        return;
-    }
+    int64_t t0, deadline;
+    int fd = dial_case(c, r, &t0, &deadline);
+    if (fd < 0) return;
     long long declared = x->big_body.len;
     px_buf h;
     px_buf_init(&h, 4096);
@@ -441,12 +445,9 @@ static void c_disconnect_upload(pb_fault_ctx *x, pb_fault_result *r)
 static void c_disconnect_infer(pb_fault_ctx *x, pb_fault_result *r)
 {
     const pb_faults_config *c = x->c;
-    int64_t t0 = px_now_ns(), deadline = t0 + c->timeout_ns;
-    int fd = pb_fw_dial(c, deadline);
-    if (fd < 0) {
-        pb_fault_verdict(r, PB_FAULT_FAIL, "cannot connect: %s", strerror(errno));
-        return;
-    }
+    int64_t t0, deadline;
+    int fd = dial_case(c, r, &t0, &deadline);
+    if (fd < 0) return;
     px_buf h;
     px_buf_init(&h, 4096);
     pb_fw_head(&h, c, "POST", c->path, "application/json", (long long)x->big_body.len, 0);

@@ -136,13 +136,7 @@ static int write_faults_json(const char *path, const pb_faults_run *fr, const pb
 {
     px_buf b;
     px_buf_init(&b, (size_t)1 << 26);
-    px_buf_puts(&b, "{");
-    pb_rep_jstr(&b, "schema", PB_SCHEMA, 1);
-    pb_rep_jstr(&b, "kind", "faults", 1);
-    pb_rep_jstr(&b, "generator", "pixbench " PB_VERSION, 1);
-    pb_rep_jstr(&b, "title", m->title, 1);
-    pb_rep_jnum(&b, "started_unix_ms", (double)fr->started_unix_ms, 1);
-    pb_rep_jnum(&b, "duration_s", fr->duration_s, 1);
+    pb_rep_json_head(&b, "faults", m, (double)fr->started_unix_ms, fr->duration_s);
     px_buf_puts(&b, "\"config\":{");
     pb_rep_jstr(&b, "cmdline", m->cmdline, 1);
     pb_rep_jstr(&b, "target", m->target, 1);

@@ -8,7 +8,6 @@
 
 #include "bench/report_cols.h"
 #include "bench/report_util.h"
-#include "bench/spec.h"
 #include "core/jsonw.h"
 #include "core/nvml.h"
 
@@ -349,13 +348,7 @@ int pb_report_write_json(const char *path, const pb_run_result *r, const pb_anal
 {
     px_buf b;
     px_buf_init(&b, (size_t)1 << 30);
-    px_buf_puts(&b, "{");
-    pb_rep_jstr(&b, "schema", PB_SCHEMA, 1);
-    pb_rep_jstr(&b, "kind", "load", 1);
-    pb_rep_jstr(&b, "generator", "pixbench " PB_VERSION, 1);
-    pb_rep_jstr(&b, "title", m->title, 1);
-    pb_rep_jnum(&b, "started_unix_ms", (double)r->start_wall_ms, 1);
-    pb_rep_jnum(&b, "duration_s", r->duration_s, 1);
+    pb_rep_json_head(&b, "load", m, (double)r->start_wall_ms, r->duration_s);
     px_buf_printf(&b, "\"interrupted\":%s,", r->interrupted ? "true" : "false");
     json_setup(&b, a, m);
     px_buf_puts(&b, ",\"stages\":[");

@@ -54,6 +54,17 @@ void pb_rep_jopt(px_buf *b, const char *k, double v, int comma)
     if (comma) px_buf_puts(b, ",");
 }
 
+void pb_rep_json_head(px_buf *b, const char *kind, const pb_report_meta *m, double started_unix_ms, double duration_s)
+{
+    px_buf_puts(b, "{");
+    pb_rep_jstr(b, "schema", PB_SCHEMA, 1);
+    pb_rep_jstr(b, "kind", kind, 1);
+    pb_rep_jstr(b, "generator", "pixbench " PB_VERSION, 1);
+    pb_rep_jstr(b, "title", m->title, 1);
+    pb_rep_jnum(b, "started_unix_ms", started_unix_ms, 1);
+    pb_rep_jnum(b, "duration_s", duration_s, 1);
+}
+
 /* --- HTML ------------------------------------------------------------------ */
 
 /* The rules every report page uses; each page adds its own after them (a

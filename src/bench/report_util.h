@@ -30,6 +30,10 @@ void pb_rep_jnum(px_buf *b, const char *k, double v, int comma);
 void pb_rep_jstr(px_buf *b, const char *k, const char *v, int comma);
 void pb_rep_jopt(px_buf *b, const char *k, double v, int comma);
 
+/* A report.json's opening: "{" and its schema, kind, generator, title,
+ * start and duration members, a comma after the last. */
+void pb_rep_json_head(px_buf *b, const char *kind, const pb_report_meta *m, double started_unix_ms, double duration_s);
+
 /* The page up to the intro's target: doctype, title, the shared styles
  * followed by css (the page's own rules, or NULL), the <h1> and
  * "<p>pixbench V, host, N CPUs. Target <code>URL</code>" (the paragraph
