@@ -6,6 +6,8 @@
 #ifndef PB_CLI_H
 #define PB_CLI_H
 
+#include <signal.h>
+
 /* In a loop over argv with `a` the flag, `v` the next argument (NULL at the
  * end) and `i` the index: returns 2 with "PROG: FLAG needs a value" when v
  * is missing, else steps i past it. */
@@ -17,6 +19,11 @@
         }                                                                     \
         i++;                                                                  \
     } while (0)
+
+/* Blocks SIGINT and SIGTERM in this thread, and so in the threads it
+ * starts after, and puts them in set: the subcommand takes them with
+ * sigwait (or sigtimedwait), so no worker thread is interrupted. */
+void pb_cli_block_signals(sigset_t *set);
 
 /* Prints "prog: what" to stderr; returns 2 (the bad-usage exit status). */
 int pb_cli_bad(const char *prog, const char *what);

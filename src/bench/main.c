@@ -64,10 +64,7 @@ static int cmd_echo(int argc, char **argv)
         }
     }
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    pb_cli_block_signals(&set);
     pb_echo *e;
     if (pb_echo_start(&c, &e, err, sizeof err)) {
         fprintf(stderr, "pixbench echo: %s\n", err);

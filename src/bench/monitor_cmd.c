@@ -259,10 +259,7 @@ int pb_cmd_monitor(int argc, char **argv)
     if (!o.c.disk_path && !o.c.disk_dev) o.c.disk_path = pb_target_cwd(o.c.pid, cwd, sizeof cwd);
     /* signals are taken synchronously below, so the sampler thread never sees them */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    pb_cli_block_signals(&set);
     pb_monitor *m;
     if (pb_monitor_open(&o.c, &m, err, sizeof err)) {
         fprintf(stderr, "pixbench monitor: %s\n", err);

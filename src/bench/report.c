@@ -10,13 +10,12 @@
 #include "bench/report_cols.h"
 #include "bench/report_html.h"
 #include "bench/report_json.h"
+#include "bench/report_util.h"
 #include "bench/spec.h"
 #include "core/err.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 static void fmt_ms(double ms, char *out, size_t cap)
@@ -374,8 +373,7 @@ static int write_csvs(const char *dir, const pb_run_result *r, const pb_analysis
 int pb_report_write(const char *dir, const pb_run_result *r, const pb_analysis *a,
                     const pb_report_meta *m, char *err, size_t errlen)
 {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return px_errf(err, errlen, PX_EIO, "cannot create %s: %s", dir, strerror(errno));
+    if (pb_rep_mkdir(dir, err, errlen)) return PX_EIO;
     char path[1024];
     snprintf(path, sizeof path, "%s/report.json", dir);
     if (pb_report_write_json(path, r, a, m)) return px_errf(err, errlen, PX_EIO, "cannot write %s", path);

@@ -11,12 +11,10 @@
 #include "core/err.h"
 #include "core/jsonw.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 static void fmt_mb(double v, char *out, size_t cap)
@@ -253,8 +251,7 @@ static int write_faults_html(const char *path, const pb_faults_run *fr, const pb
 int pb_report_write_faults(const char *dir, const pb_faults_run *fr, const pb_faults_config *c,
                            const pb_report_meta *m, char *err, size_t errlen)
 {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return px_errf(err, errlen, PX_EIO, "cannot create %s: %s", dir, strerror(errno));
+    if (pb_rep_mkdir(dir, err, errlen)) return PX_EIO;
     char path[1024];
     snprintf(path, sizeof path, "%s/report.json", dir);
     if (write_faults_json(path, fr, c, m)) return px_errf(err, errlen, PX_EIO, "cannot write %s", path);

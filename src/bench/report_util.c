@@ -11,10 +11,12 @@
 #include "core/err.h"
 #include "core/jsonw.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int pb_rep_save_buf(const char *path, px_buf *b)
 {
@@ -23,6 +25,13 @@ int pb_rep_save_buf(const char *path, px_buf *b)
     if (f && fclose(f) != 0) ok = 0;
     px_buf_free(b);
     return ok ? 0 : PX_EIO;
+}
+
+int pb_rep_mkdir(const char *dir, char *err, size_t errlen)
+{
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return px_errf(err, errlen, PX_EIO, "cannot create %s: %s", dir, strerror(errno));
+    return 0;
 }
 
 void pb_rep_jkey(px_buf *b, const char *k)

@@ -9,6 +9,7 @@
 #include "bench/report.h"
 #include "core/buf.h"
 
+#include <stddef.h>
 #include <stdio.h>
 
 /* One line (or bar set) of a chart. */
@@ -21,6 +22,9 @@ typedef struct series {
 
 /* Writes b to path and frees it; 0 or PX_EIO. */
 int pb_rep_save_buf(const char *path, px_buf *b);
+
+/* Creates dir unless it exists; 0 or PX_EIO with a message. */
+int pb_rep_mkdir(const char *dir, char *err, size_t errlen);
 
 /* "k": (a member's key and its colon). */
 void pb_rep_jkey(px_buf *b, const char *k);
