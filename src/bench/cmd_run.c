@@ -183,8 +183,11 @@ static int build_gen_plan(run_state *st)
     }
     st->matrix = st->gplan.matrix;
     st->ngroups = st->nwl;
-    for (int g = 0; g < st->nwl; g++)
-        snprintf(st->grp_label[g], sizeof st->grp_label[0], "%.47s", st->gplan.cells[g].label);
+    for (int g = 0; g < st->nwl; g++) { /* through a local: both sides are in *st (-Wrestrict) */
+        char label[sizeof st->grp_label[0]];
+        snprintf(label, sizeof label, "%.47s", st->gplan.cells[g].label);
+        memcpy(st->grp_label[g], label, sizeof label);
+    }
     const pb_prompts *ps = &st->gplan.prompts;
     snprintf(st->desc, sizeof st->desc, "%d prompt%s in %d categor%s (%.200s)%s%.250s", ps->n, ps->n > 1 ? "s" : "",
              ps->ncats, ps->ncats > 1 ? "ies" : "y",
