@@ -31,6 +31,8 @@ import sys
 
 import numpy as np
 
+import safetensors_io
+
 TYPES = {"F32": (0, 1, 4), "F16": (1, 1, 2), "Q4_0": (2, 32, 18), "Q4_1": (3, 32, 20),
          "Q5_0": (6, 32, 22), "Q5_1": (7, 32, 24), "Q8_0": (8, 32, 34), "Q2_K": (10, 256, 84),
          "Q3_K": (11, 256, 110), "Q4_K": (12, 256, 144), "Q5_K": (13, 256, 176),
@@ -71,18 +73,8 @@ def read_safetensors(path):
 
 
 def write_safetensors(path, tensors):
-    header, off, blobs = {}, 0, []
-    for name, a in tensors:
-        b = np.ascontiguousarray(a, dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        off += len(b)
-        blobs.append(b)
-    hj = json.dumps(header, separators=(",", ":")).encode()
-    hj += b" " * (-len(hj) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(hj)) + hj)
-        for b in blobs:
-            f.write(b)
+    """tensors: [(name, array)], written as F32."""
+    safetensors_io.save_arrays(path, [(n, np.asarray(a, np.float32)) for n, a in tensors])
 
 
 # --- quantizers (x: float32 array of whole blocks -> bytes) --------------------------------

@@ -24,15 +24,15 @@ import argparse
 import collections
 import json
 import math
-import mmap
 import os
-import struct
 import sys
 import time
 
 import numpy as np
 import torch
 import torch.nn as nn
+
+from safetensors_io import load_safetensors, save_safetensors  # noqa: F401 (lama_convert.py and tests use them from here)
 
 # --- configurations -----------------------------------------------------------
 
@@ -242,63 +242,6 @@ def config_from_metadata(meta):
         raise ValueError("not a pixserve-lama safetensors file (metadata format/arch)")
     return dict(ngf=int(meta["ngf"]), n_downsampling=int(meta["n_downsampling"]),
                 n_blocks=int(meta["n_blocks"]), ratio_g=float(meta["ratio_g"]))
-
-
-# --- safetensors (written by hand: Debian 12 has no python3-safetensors) -----------
-
-ST_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
-             torch.float64: "F64", torch.int64: "I64", torch.int32: "I32",
-             torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL"}
-ST_TORCH = {v: k for k, v in ST_DTYPES.items()}
-
-
-def save_safetensors(path, tensors, metadata=None):
-    """tensors: name -> tensor (contiguous CPU copies are written in order)."""
-    header, blobs, off = {}, [], 0
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    for name, t in tensors.items():
-        t = t.detach().cpu().contiguous()
-        if t.dtype not in ST_DTYPES:
-            raise ValueError("%s: dtype %s cannot be stored" % (name, t.dtype))
-        raw = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
-        header[name] = {"dtype": ST_DTYPES[t.dtype], "shape": list(t.shape),
-                        "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    hj = json.dumps(header, separators=(",", ":")).encode()
-    hj += b" " * (-len(hj) % 8)  # data starts 8-byte aligned
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(hj)))
-        f.write(hj)
-        for b in blobs:
-            f.write(b)
-    os.replace(tmp, path)
-
-
-def load_safetensors(path, copy=True):
-    """Returns (OrderedDict name -> tensor, metadata dict). copy=False gives
-    tensors that view a private mapping of the file (no read of the whole
-    file into memory; the mapping lives as long as they do)."""
-    with open(path, "rb") as f:
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
-    (n,) = struct.unpack("<Q", mm[:8])
-    header = json.loads(mm[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    base = 8 + n
-    out = collections.OrderedDict()
-    for name, e in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
-        b, end = e["data_offsets"]
-        dt = ST_TORCH[e["dtype"]]
-        numel = math.prod(e["shape"])
-        if numel:
-            t = torch.frombuffer(mm, dtype=dt, count=numel, offset=base + b)
-        else:
-            t = torch.empty(0, dtype=dt)
-        t = t.reshape(e["shape"])
-        out[name] = t.clone() if copy else t
-    return out, meta
 
 
 def load_generator(path):

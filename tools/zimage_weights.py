@@ -9,18 +9,18 @@ HF directory back. Imported by zimage_reference.py, which re-exports it all;
 see that file's docstring for the CLI and the choices made.
 """
 import collections
-import concurrent.futures
 import json
 import math
-import mmap
 import os
 import re
 import shutil
-import struct
 import zlib
 
 import numpy as np
 import torch
+
+from safetensors_io import (ST_DTYPES, ST_SIZE, ST_TORCH, load_safetensors,  # noqa: F401
+                            save_safetensors, write_safetensors_stream)
 
 # --- configurations -----------------------------------------------------------
 
@@ -317,103 +317,8 @@ def hf_component_entries(cfg, comp, seed):
             for n, s, k in component_entries(cfg, comp)]
 
 
-# --- safetensors (written by hand: Debian 12 has no python3-safetensors) -----------
-
-ST_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
-             torch.float64: "F64", torch.int64: "I64", torch.int32: "I32",
-             torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL"}
-ST_TORCH = {v: k for k, v in ST_DTYPES.items()}
-ST_SIZE = {torch.float32: 4, torch.bfloat16: 2, torch.float16: 2}
-
-
-def write_safetensors_stream(path, entries, dtype, metadata=None):
-    """entries: [(name, shape, producer)] — each producer() is called once,
-    in order, and its tensor written as dtype; nothing is kept in memory."""
-    header, off = {}, 0
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    es = ST_SIZE[dtype]
-    for name, shape, _ in entries:
-        n = int(np.prod(shape)) * es
-        header[name] = {"dtype": ST_DTYPES[dtype], "shape": list(shape),
-                        "data_offsets": [off, off + n]}
-        off += n
-    hj = json.dumps(header, separators=(",", ":")).encode()
-    hj += b" " * (-len(hj) % 8)
-    tmp = path + ".tmp"
-
-    def make(e):
-        return e[0], e[1], e[2]().to(dtype).contiguous()
-
-    # Producers run a few at a time on threads (torch releases the GIL; each
-    # tensor has its own generator, so the bytes do not depend on the order),
-    # and are written in order; at most `ahead` tensors are held at once.
-    workers = max(1, min(8, os.cpu_count() or 1))
-    ahead = 2 * workers
-    with open(tmp, "wb") as f, concurrent.futures.ThreadPoolExecutor(workers) as ex:
-        f.write(struct.pack("<Q", len(hj)))
-        f.write(hj)
-        pending = collections.deque()
-        it = iter(entries)
-        for e in it:
-            pending.append(ex.submit(make, e))
-            if len(pending) >= ahead:
-                break
-        while pending:
-            name, shape, t = pending.popleft().result()
-            for e in it:
-                pending.append(ex.submit(make, e))
-                break
-            if list(t.shape) != list(shape):
-                raise AssertionError("%s: produced %s, declared %s" % (name, list(t.shape), shape))
-            f.write(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
-            del t
-    os.replace(tmp, path)
-    return off
-
-
-def save_safetensors(path, tensors, metadata=None):
-    """tensors: name -> tensor, stored in their own dtypes."""
-    header, blobs, off = {}, [], 0
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    for name, t in tensors.items():
-        t = t.detach().cpu().contiguous()
-        raw = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
-        header[name] = {"dtype": ST_DTYPES[t.dtype], "shape": list(t.shape),
-                        "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    hj = json.dumps(header, separators=(",", ":")).encode()
-    hj += b" " * (-len(hj) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(hj)))
-        f.write(hj)
-        for b in blobs:
-            f.write(b)
-    os.replace(tmp, path)
-
-
-def load_safetensors(path, copy=True):
-    """(OrderedDict name -> tensor in its stored dtype, metadata)."""
-    with open(path, "rb") as f:
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
-    (n,) = struct.unpack("<Q", mm[:8])
-    header = json.loads(mm[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    base = 8 + n
-    out = collections.OrderedDict()
-    for name, e in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
-        b, _ = e["data_offsets"]
-        dt = ST_TORCH[e["dtype"]]
-        numel = int(np.prod(e["shape"])) if e["shape"] else 1
-        t = (torch.frombuffer(mm, dtype=dt, count=numel, offset=base + b) if numel
-             else torch.empty(0, dtype=dt))
-        t = t.reshape(e["shape"])
-        out[name] = t.clone() if copy else t
-    return out, meta
-
+# --- safetensors: tools/safetensors_io.py (shared with lama_reference.py); its
+# names stay importable from here (zimage_reference.py takes them from here) ----
 
 def plan_shards(dirpath, stem, entries, dtype, min_shards=2, max_shard_bytes=5 * 10 ** 9):
     """Splits entries into at least min_shards shards of about equal size

@@ -167,11 +167,9 @@ static void summarize(const pb_run_result *r, int k, const pb_analysis_opts *o, 
     }
 }
 
-static void hints(const pb_analysis_opts *o, pb_analysis *a)
+/* The load generator itself: busy, or sharing the machine. */
+static void hints_client(const pb_analysis_opts *o, pb_analysis *a, const char *unit)
 {
-    if (a->n == 0) return;
-    const char *unit = o->open_loop ? "req/s offered" : "users";
-    /* the load generator itself */
     for (int k = 0; k < a->n; k++) {
         const pb_stage_summary *s = &a->s[k];
         if (s->cli_cpu >= 80.0 * o->threads) {
@@ -189,30 +187,37 @@ static void hints(const pb_analysis_opts *o, pb_analysis *a)
                 "%.0f%% of one CPU, which the server did not have.",
              o->cpus, o->cpus > 1 ? "s" : "", cli < 0 ? 0 : cli);
     }
-    /* saturation: what the server did when throughput stopped growing */
-    if (a->saturation >= 0) {
-        const pb_stage_summary *s = &a->s[a->saturation], *last = &a->s[a->n - 1];
-        if (!o->open_loop && last->load > s->load && s->mean_ms > 0) {
-            double lr = last->load / s->load, tr = last->mean_ms / s->mean_ms;
-            if (tr >= 0.5 * lr)
-                HINT(a, "Past %g users, QPS stays near %.1f/s while mean latency grows %.1fx for "
-                        "%.1fx the users: requests queue in front of a fixed capacity (Little's "
-                        "law), so more users only add waiting.",
-                     s->load, a->peak_qps, tr, lr);
-        }
-        if (s->srv_cpu >= 0 && o->cpus > 0) {
-            double share = s->srv_cpu / (100.0 * o->cpus);
-            if (share >= 0.85)
-                HINT(a, "At saturation (%g %s) the server used %.0f%% CPU, %.0f%% of all %d CPUs: "
-                        "it is CPU-bound here.",
-                     s->load, unit, s->srv_cpu, 100 * share, o->cpus);
-            else if (share < 0.5)
-                HINT(a, "At saturation (%g %s) the server used only %.0f%% CPU (%.0f%% of %d "
-                        "CPUs): the limit is not CPU; look at worker/queue limits, locks or I/O.",
-                     s->load, unit, s->srv_cpu, 100 * share, o->cpus);
-        }
+}
+
+/* Saturation: what the server did when throughput stopped growing. */
+static void hints_saturation(const pb_analysis_opts *o, pb_analysis *a, const char *unit)
+{
+    if (a->saturation < 0) return;
+    const pb_stage_summary *s = &a->s[a->saturation], *last = &a->s[a->n - 1];
+    if (!o->open_loop && last->load > s->load && s->mean_ms > 0) {
+        double lr = last->load / s->load, tr = last->mean_ms / s->mean_ms;
+        if (tr >= 0.5 * lr)
+            HINT(a, "Past %g users, QPS stays near %.1f/s while mean latency grows %.1fx for "
+                    "%.1fx the users: requests queue in front of a fixed capacity (Little's "
+                    "law), so more users only add waiting.",
+                 s->load, a->peak_qps, tr, lr);
     }
-    /* server stage timings at the highest load that has them */
+    if (s->srv_cpu >= 0 && o->cpus > 0) {
+        double share = s->srv_cpu / (100.0 * o->cpus);
+        if (share >= 0.85)
+            HINT(a, "At saturation (%g %s) the server used %.0f%% CPU, %.0f%% of all %d CPUs: "
+                    "it is CPU-bound here.",
+                 s->load, unit, s->srv_cpu, 100 * share, o->cpus);
+        else if (share < 0.5)
+            HINT(a, "At saturation (%g %s) the server used only %.0f%% CPU (%.0f%% of %d "
+                    "CPUs): the limit is not CPU; look at worker/queue limits, locks or I/O.",
+                 s->load, unit, s->srv_cpu, 100 * share, o->cpus);
+    }
+}
+
+/* The server's stage timings at the highest load that has them. */
+static void hints_server_timing(pb_analysis *a, const char *unit)
+{
     for (int k = a->n - 1; k >= 0; k--) {
         const pb_stage_summary *s = &a->s[k];
         if (!s->nst) continue;
@@ -240,7 +245,11 @@ static void hints(const pb_analysis_opts *o, pb_analysis *a)
         }
         break;
     }
-    /* errors */
+}
+
+/* Where errors start, and of which class. */
+static void hints_errors(const pb_analysis_opts *o, pb_analysis *a, const char *unit)
+{
     all_one_status(a, o, unit);
     for (int k = 0; k < a->n; k++) {
         const pb_stage_summary *s = &a->s[k];
@@ -253,42 +262,50 @@ static void hints(const pb_analysis_opts *o, pb_analysis *a)
              (unsigned long long)s->err[worst], (unsigned long long)s->errors);
         break;
     }
-    /* resources: what the monitor saw at the highest load */
-    if (a->monitored) {
-        const pb_stage_summary *s = &a->s[a->saturation >= 0 ? a->saturation : a->n - 1];
-        double thr_mean = pb_agg_mean(&s->res.thread_cpu), thr_max = pb_agg_max(&s->res.thread_cpu);
-        double cpu = pb_agg_mean(&s->res.cpu);
-        if (thr_mean >= 90 && (o->cpus <= 0 || cpu < 100.0 * o->cpus * 0.75))
-            HINT(a, "At %g %s the server's busiest thread ran at %.0f%% of a core on average (peak "
-                    "%.0f%%) while the process used %.0f%% in all: one thread is the bottleneck "
-                    "(the seeds' single-core peak).",
-                 s->load, unit, thr_mean, thr_max, cpu);
-        double gu = pb_agg_mean(&s->res.gpu_util), gp = pb_agg_max(&s->res.gpu_util_peak);
-        if (gu >= 90)
-            HINT(a, "At %g %s the GPU was busy %.0f%% of the time (peak %.0f%%): GPU-bound; batching "
-                    "or a faster model would raise throughput, more clients would not.",
-                 s->load, unit, gu, gp);
-        else if (gu >= 0 && a->saturation >= 0 && gu < 50)
-            HINT(a, "At saturation (%g %s) the GPU was busy only %.0f%% of the time: the limit is "
-                    "elsewhere (CPU work around the model, queueing, I/O).",
-                 s->load, unit, gu);
-        unsigned long long thr = 0;
-        for (int k = 0; k < a->n; k++) thr |= a->s[k].res.throttle;
-        if (thr & (PX_GPU_THROTTLE_SW_POWER_CAP | PX_GPU_THROTTLE_HW_SLOWDOWN | PX_GPU_THROTTLE_SW_THERMAL |
-                   PX_GPU_THROTTLE_HW_THERMAL | PX_GPU_THROTTLE_HW_POWER_BRAKE)) {
-            char names[128];
-            HINT(a, "The GPU clocks were throttled during the run (%s): figures at high load are "
-                    "below what the card does when cool and not power-capped.",
-                 px_nvml_throttle_names(thr & ~PX_GPU_THROTTLE_IDLE, names, sizeof names));
-        }
-        for (int k = 0; o->watched_pid && k < a->n; k++)
-            if (!a->s[k].res.alive) {
-                HINT(a, "The server process disappeared during stage %g %s (crash or kill): every "
-                        "figure after it is of a dead target.",
-                     a->s[k].load, unit);
-                break;
-            }
+}
+
+/* What the monitor saw at saturation (else the highest load). */
+static void hints_resources(const pb_analysis_opts *o, pb_analysis *a, const char *unit)
+{
+    if (!a->monitored) return;
+    const pb_stage_summary *s = &a->s[a->saturation >= 0 ? a->saturation : a->n - 1];
+    double thr_mean = pb_agg_mean(&s->res.thread_cpu), thr_max = pb_agg_max(&s->res.thread_cpu);
+    double cpu = pb_agg_mean(&s->res.cpu);
+    if (thr_mean >= 90 && (o->cpus <= 0 || cpu < 100.0 * o->cpus * 0.75))
+        HINT(a, "At %g %s the server's busiest thread ran at %.0f%% of a core on average (peak "
+                "%.0f%%) while the process used %.0f%% in all: one thread is the bottleneck "
+                "(the seeds' single-core peak).",
+             s->load, unit, thr_mean, thr_max, cpu);
+    double gu = pb_agg_mean(&s->res.gpu_util), gp = pb_agg_max(&s->res.gpu_util_peak);
+    if (gu >= 90)
+        HINT(a, "At %g %s the GPU was busy %.0f%% of the time (peak %.0f%%): GPU-bound; batching "
+                "or a faster model would raise throughput, more clients would not.",
+             s->load, unit, gu, gp);
+    else if (gu >= 0 && a->saturation >= 0 && gu < 50)
+        HINT(a, "At saturation (%g %s) the GPU was busy only %.0f%% of the time: the limit is "
+                "elsewhere (CPU work around the model, queueing, I/O).",
+             s->load, unit, gu);
+    unsigned long long thr = 0;
+    for (int k = 0; k < a->n; k++) thr |= a->s[k].res.throttle;
+    if (thr & (PX_GPU_THROTTLE_SW_POWER_CAP | PX_GPU_THROTTLE_HW_SLOWDOWN | PX_GPU_THROTTLE_SW_THERMAL |
+               PX_GPU_THROTTLE_HW_THERMAL | PX_GPU_THROTTLE_HW_POWER_BRAKE)) {
+        char names[128];
+        HINT(a, "The GPU clocks were throttled during the run (%s): figures at high load are "
+                "below what the card does when cool and not power-capped.",
+             px_nvml_throttle_names(thr & ~PX_GPU_THROTTLE_IDLE, names, sizeof names));
     }
+    for (int k = 0; o->watched_pid && k < a->n; k++)
+        if (!a->s[k].res.alive) {
+            HINT(a, "The server process disappeared during stage %g %s (crash or kill): every "
+                    "figure after it is of a dead target.",
+                 a->s[k].load, unit);
+            break;
+        }
+}
+
+/* Late sends of the open loop, and unstable stages. */
+static void hints_pacing(const pb_analysis_opts *o, pb_analysis *a, const char *unit)
+{
     if (o->open_loop) {
         for (int k = 0; k < a->n; k++) {
             const pb_stage_summary *s = &a->s[k];
@@ -307,6 +324,18 @@ static void hints(const pb_analysis_opts *o, pb_analysis *a)
                  a->s[k].load, unit, 100 * a->s[k].stab_qps_dev, 100 * a->s[k].stab_lat_dev);
             break;
         }
+}
+
+static void hints(const pb_analysis_opts *o, pb_analysis *a)
+{
+    if (a->n == 0) return;
+    const char *unit = o->open_loop ? "req/s offered" : "users";
+    hints_client(o, a, unit);
+    hints_saturation(o, a, unit);
+    hints_server_timing(a, unit);
+    hints_errors(o, a, unit);
+    hints_resources(o, a, unit);
+    hints_pacing(o, a, unit);
 }
 
 static void size_fit(pb_analysis *a)

@@ -4,6 +4,8 @@
  */
 #include "bench/asyncgen.h"
 
+#include "bench/report_util.h"
+
 #include "bench/genreply.h"
 #include "core/alloc.h"
 #include "core/clock.h"
@@ -354,9 +356,6 @@ int pb_async_write(const char *dir, const char *title, const char *cmdline, cons
     }
     px_buf_puts(&b, "]}\n");
     snprintf(path, sizeof path, "%s/async.json", dir);
-    f = fopen(path, "w");
-    bad |= !f || fwrite(b.data, 1, b.len, f) != b.len;
-    if (f) bad |= fclose(f) != 0;
-    px_buf_free(&b);
+    bad |= pb_rep_save_buf(path, &b) != 0;
     return bad ? px_errf(err, errlen, PX_EIO, "cannot write the async report into %s", dir) : 0;
 }

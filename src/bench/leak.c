@@ -76,11 +76,12 @@ static double nz(double x)
     return fabs(x) < 0.005 ? 0 : x;
 }
 
-void pb_leak_fit(const double *t, const double *v, int n, const pb_leak_opts *o, const char *unit,
-                 pb_leak_result *r)
+/* Each window's minimum after the warm-up, at the time it occurred, into
+ * r->win_t/win_min/nwin (empty windows left out) with r->window_s: the
+ * option's window, or a 20th of the span, widened so a window holds at
+ * least two points. */
+static void window_minima(const double *t, const double *v, int n, const pb_leak_opts *o, pb_leak_result *r)
 {
-    memset(r, 0, sizeof *r);
-    double r2_min = o->r2_min > 0 ? o->r2_min : 0.8;
     double t0 = INFINITY, t1 = -INFINITY;
     for (int i = 0; i < n; i++)
         if (t[i] >= o->warmup_s && v[i] >= 0) {
@@ -124,6 +125,14 @@ void pb_leak_fit(const double *t, const double *v, int n, const pb_leak_opts *o,
                 r->win_t[r->nwin++] = r->win_t[k];
             }
     }
+}
+
+void pb_leak_fit(const double *t, const double *v, int n, const pb_leak_opts *o, const char *unit,
+                 pb_leak_result *r)
+{
+    memset(r, 0, sizeof *r);
+    double r2_min = o->r2_min > 0 ? o->r2_min : 0.8;
+    window_minima(t, v, n, o, r);
     if (r->nwin < PB_LEAK_MIN_WIN) {
         r->verdict = PB_LEAK_TOO_SHORT;
         snprintf(r->text, sizeof r->text, "too short to tell (%d window%s after warm-up; %d needed)", r->nwin,

@@ -4,6 +4,8 @@
  */
 #include "bench/loop.h"
 
+#include "bench/timers.h"
+
 #include "core/alloc.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -33,8 +35,6 @@ typedef struct user {
     int fd;
     int state;
     uint32_t gen;     /* bumped per socket, so stale events are ignored */
-    int heap_pos;     /* -1 when no timer */
-    int64_t wake;
     int64_t t_ref;    /* latency starts here (intended time in the open loop) */
     int64_t t_sent;   /* timeout runs from here */
     const pb_request *req;
@@ -54,8 +54,7 @@ typedef struct thread {
     int ep, efd;
     user *u;
     int nu;           /* users (closed) or connections (open) */
-    int *heap;        /* indexed min-heap of user ids by wake */
-    int nheap;
+    pb_timers timers; /* spawn and think wake-ups, by user id */
     px_rng rng;
     uint8_t *rbuf;
     /* closed loop */
@@ -91,67 +90,6 @@ struct pb_loop {
     int nthreads;
     thread *t;
 };
-
-/* --- timer heap ---------------------------------------------------------- */
-
-static void heap_swap(thread *t, int i, int j)
-{
-    int a = t->heap[i], b = t->heap[j];
-    t->heap[i] = b;
-    t->heap[j] = a;
-    t->u[b].heap_pos = i;
-    t->u[a].heap_pos = j;
-}
-
-static void heap_up(thread *t, int i)
-{
-    while (i > 0) {
-        int p = (i - 1) / 2;
-        if (t->u[t->heap[p]].wake <= t->u[t->heap[i]].wake) break;
-        heap_swap(t, i, p);
-        i = p;
-    }
-}
-
-static void heap_down(thread *t, int i)
-{
-    for (;;) {
-        int l = 2 * i + 1, m = i;
-        if (l < t->nheap && t->u[t->heap[l]].wake < t->u[t->heap[m]].wake) m = l;
-        if (l + 1 < t->nheap && t->u[t->heap[l + 1]].wake < t->u[t->heap[m]].wake) m = l + 1;
-        if (m == i) return;
-        heap_swap(t, i, m);
-        i = m;
-    }
-}
-
-static void timer_set(thread *t, int id, int64_t wake)
-{
-    user *u = &t->u[id];
-    u->wake = wake;
-    if (u->heap_pos < 0) {
-        u->heap_pos = t->nheap;
-        t->heap[t->nheap++] = id;
-        heap_up(t, u->heap_pos);
-    } else {
-        heap_up(t, u->heap_pos);
-        heap_down(t, u->heap_pos);
-    }
-}
-
-static void timer_del(thread *t, int id)
-{
-    user *u = &t->u[id];
-    int i = u->heap_pos;
-    if (i < 0) return;
-    u->heap_pos = -1;
-    int last = t->heap[--t->nheap];
-    if (i == t->nheap) return;
-    t->heap[i] = last;
-    t->u[last].heap_pos = i;
-    heap_up(t, i);
-    heap_down(t, t->u[last].heap_pos);
-}
 
 /* --- recording ------------------------------------------------------------ */
 
@@ -253,7 +191,7 @@ static void after_request(thread *t, int id, int64_t now, int cls)
     if (cls == PB_ERR_CONNECT && think < CONNECT_BACKOFF_NS) think = CONNECT_BACKOFF_NS;
     if (think > 0 || cls >= 0) { /* errors go through the timer: no recursion */
         u->state = U_THINK;
-        timer_set(t, id, now + think);
+        pb_timers_set(&t->timers, id, now + think);
     } else {
         start_request(t, id, now);
     }
@@ -483,10 +421,10 @@ static void apply_control(thread *t, int64_t now)
             else if (u->state == U_OFF) {
                 u->state = U_SPAWN;
                 atomic_fetch_add_explicit(&t->active, 1, memory_order_relaxed);
-                timer_set(t, i, now + (int64_t)(offset + per * k++));
+                pb_timers_set(&t->timers, i, now + (int64_t)(offset + per * k++));
             }
         } else if (u->state == U_SPAWN || u->state == U_THINK) {
-            timer_del(t, i);
+            pb_timers_del(&t->timers, i);
             close_conn(t, u);
             u->state = U_OFF;
             atomic_fetch_sub_explicit(&t->active, 1, memory_order_relaxed);
@@ -561,7 +499,8 @@ static void *thread_main(void *arg)
     for (;;) {
         int64_t now = px_now_ns();
         int64_t next = t->next_scan;
-        if (t->nheap && t->u[t->heap[0]].wake < next) next = t->u[t->heap[0]].wake;
+        int first = pb_timers_first(&t->timers);
+        if (first >= 0 && t->timers.wake[first] < next) next = t->timers.wake[first];
         if (c->open_loop && t->next_arrival < next) next = t->next_arrival;
         int64_t d = next - now;
         if (d < 0) d = 0;
@@ -602,9 +541,9 @@ static void *thread_main(void *arg)
             }
         }
         now = px_now_ns();
-        while (t->nheap && t->u[t->heap[0]].wake <= now) {
-            int id = t->heap[0];
-            timer_del(t, id);
+        int id;
+        while ((id = pb_timers_first(&t->timers)) >= 0 && t->timers.wake[id] <= now) {
+            pb_timers_del(&t->timers, id);
             if (t->u[id].state == U_SPAWN || t->u[id].state == U_THINK) start_request(t, id, now);
         }
         if (c->open_loop) {
@@ -649,13 +588,12 @@ int pb_loop_start(const pb_loop_config *cfg, pb_loop **out, char *err, size_t er
         t->id = k;
         t->nu = total / e->nthreads + (k < total % e->nthreads);
         t->u = px_xcalloc((size_t)t->nu, sizeof *t->u);
-        t->heap = px_xcalloc((size_t)t->nu, sizeof *t->heap);
+        pb_timers_init(&t->timers, t->nu);
         t->rbuf = px_xmalloc(RBUF);
         px_rng_seed(&t->rng, cfg->seed, 1000003u * (uint64_t)k + 17);
         for (int i = 0; i < t->nu; i++) {
             user *u = &t->u[i];
             u->fd = -1;
-            u->heap_pos = -1;
             u->state = cfg->open_loop ? U_IDLE : U_OFF;
             px_rng_seed(&u->rng, cfg->seed, ((uint64_t)k << 32) | (uint64_t)i);
             if (cfg->body_max) px_buf_init(&u->body, cfg->body_max);
@@ -805,7 +743,7 @@ void pb_loop_stop(pb_loop *e)
         pb_acc_free(&t->ivl);
         pthread_mutex_destroy(&t->mu);
         free(t->u);
-        free(t->heap);
+        pb_timers_free(&t->timers);
         free(t->rbuf);
         free(t->idle);
         free(t->q);

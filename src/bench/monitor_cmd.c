@@ -5,6 +5,7 @@
  */
 #include "bench/monitor_cmd.h"
 
+#include "bench/cli.h"
 #include "bench/monitor.h"
 #include "bench/spec.h"
 #include "core/clock.h"
@@ -18,20 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#define NEED_VALUE()                                                              \
-    do {                                                                          \
-        if (!v) {                                                                 \
-            fprintf(stderr, "pixbench monitor: %s needs a value\n", a);           \
-            return 2;                                                             \
-        }                                                                         \
-        i++;                                                                      \
-    } while (0)
-
-static int bad(const char *what)
-{
-    fprintf(stderr, "pixbench monitor: %s\n", what);
-    return 2;
-}
+#define PROG "pixbench monitor" /* in messages */
 
 /* The working directory of pid (0: ours), where a service's relative
  * outputs directory lives: the default place to watch the disk. */
@@ -169,40 +157,49 @@ static void monitor_header(FILE *f, int have_pid, int ngpu)
     fprintf(f, "\n");
 }
 
-int pb_cmd_monitor(int argc, char **argv)
+typedef struct mon_opts {
+    pb_monitor_config c;
+    const char *csv;
+    int64_t duration;
+    int quiet;
+} mon_opts;
+
+static void usage(void)
 {
-    pb_monitor_config c = {0};
-    const char *csv = NULL;
-    int64_t duration = 0;
-    int quiet = 0;
+    printf("usage: pixbench monitor [--pid N] [--interval DUR] [--csv FILE] [--duration DUR]\n"
+           "                        [--disk DEV | --disk-path PATH] [--no-gpu] [-q]\n\n"
+           "Samples, every --interval (default 1s, at least 100ms), the process N (CPU %% in all\n"
+           "and of its busiest thread, RSS and peak RSS, threads, fds, storage I/O, context\n"
+           "switches), the system (CPU per core, available memory, IOPS and write latency of\n"
+           "the disk holding PATH, default the process's working directory) and every GPU\n"
+           "through NVML (utilisation drained from the driver's sample buffer, memory, the\n"
+           "process's own GPU memory, power, temperature, clocks, throttle reasons; \"no GPU\"\n"
+           "without a driver). Prints a line per sample and, with --csv, writes every field\n"
+           "(per-core CPU included). Ends on Ctrl-C, after --duration, or when the process exits.\n");
+}
+
+/* Returns 0, 1 when --help was printed (exit 0), or 2 (bad usage, printed). */
+static int parse_args(mon_opts *o, int argc, char **argv)
+{
     char err[256];
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: pixbench monitor [--pid N] [--interval DUR] [--csv FILE] [--duration DUR]\n"
-                   "                        [--disk DEV | --disk-path PATH] [--no-gpu] [-q]\n\n"
-                   "Samples, every --interval (default 1s, at least 100ms), the process N (CPU %% in all\n"
-                   "and of its busiest thread, RSS and peak RSS, threads, fds, storage I/O, context\n"
-                   "switches), the system (CPU per core, available memory, IOPS and write latency of\n"
-                   "the disk holding PATH, default the process's working directory) and every GPU\n"
-                   "through NVML (utilisation drained from the driver's sample buffer, memory, the\n"
-                   "process's own GPU memory, power, temperature, clocks, throttle reasons; \"no GPU\"\n"
-                   "without a driver). Prints a line per sample and, with --csv, writes every field\n"
-                   "(per-core CPU included). Ends on Ctrl-C, after --duration, or when the process exits.\n");
-            return 0;
+            usage();
+            return 1;
         }
-        if (!strcmp(a, "--no-gpu")) { c.no_gpu = 1; continue; }
-        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = 1; continue; }
-        NEED_VALUE();
+        if (!strcmp(a, "--no-gpu")) { o->c.no_gpu = 1; continue; }
+        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { o->quiet = 1; continue; }
+        PB_NEED_VALUE(PROG);
         int rc = 0;
         if (!strcmp(a, "--pid")) {
-            c.pid = atoi(v);
-            if (c.pid <= 0) return bad("--pid must be a process id");
-        } else if (!strcmp(a, "--interval")) rc = pb_parse_duration(v, &c.interval_ns, err, sizeof err);
-        else if (!strcmp(a, "--csv")) csv = v;
-        else if (!strcmp(a, "--duration")) rc = pb_parse_duration(v, &duration, err, sizeof err);
-        else if (!strcmp(a, "--disk")) c.disk_dev = v;
-        else if (!strcmp(a, "--disk-path")) c.disk_path = v;
+            o->c.pid = atoi(v);
+            if (o->c.pid <= 0) return pb_cli_bad(PROG, "--pid must be a process id");
+        } else if (!strcmp(a, "--interval")) rc = pb_parse_duration(v, &o->c.interval_ns, err, sizeof err);
+        else if (!strcmp(a, "--csv")) o->csv = v;
+        else if (!strcmp(a, "--duration")) rc = pb_parse_duration(v, &o->duration, err, sizeof err);
+        else if (!strcmp(a, "--disk")) o->c.disk_dev = v;
+        else if (!strcmp(a, "--disk-path")) o->c.disk_path = v;
         else {
             fprintf(stderr, "pixbench monitor: unknown flag '%s' (try --help)\n", a);
             return 2;
@@ -212,53 +209,37 @@ int pb_cmd_monitor(int argc, char **argv)
             return 2;
         }
     }
-    char cwd[PATH_MAX];
-    if (!c.disk_path && !c.disk_dev) c.disk_path = pb_target_cwd(c.pid, cwd, sizeof cwd);
-    if (c.interval_ns && c.interval_ns < PB_MON_MIN_INTERVAL_NS) return bad("--interval is 100ms or more");
-    /* signals are taken synchronously below, so the sampler thread never sees them */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    pb_monitor *m;
-    if (pb_monitor_open(&c, &m, err, sizeof err)) {
-        fprintf(stderr, "pixbench monitor: %s\n", err);
-        return 1;
-    }
-    FILE *cf = NULL;
-    if (csv && !(cf = fopen(csv, "w"))) {
-        fprintf(stderr, "pixbench monitor: cannot write %s\n", csv);
-        pb_monitor_close(m);
-        return 1;
-    }
-    int ngpu = pb_monitor_ngpu(m), ncpu = pb_monitor_ncpu(m);
-    fprintf(stderr, "pixbench monitor: %s every %g s; GPU: %s; disk: %s\n",
-            c.pid ? "process, system and GPUs" : "system and GPUs (no --pid)",
-            (double)pb_monitor_interval_ns(m) / 1e9, pb_monitor_gpu_status(m), pb_monitor_disk_status(m));
-    for (int i = 0; i < ngpu; i++) fprintf(stderr, "  gpu %d: %s\n", i, pb_monitor_gpu_name(m, i));
-    if (cf) monitor_csv_header(cf, ngpu, ncpu);
+    if (o->c.interval_ns && o->c.interval_ns < PB_MON_MIN_INTERVAL_NS)
+        return pb_cli_bad(PROG, "--interval is 100ms or more");
+    return 0;
+}
+
+/* Prints (and writes to cf) each sample until a signal of set, the end of
+ * --duration, or the process's exit. */
+static void sample_loop(const mon_opts *o, pb_monitor *m, FILE *cf, const sigset_t *set)
+{
+    int pid = o->c.pid, ngpu = pb_monitor_ngpu(m), ncpu = pb_monitor_ncpu(m);
     double wall0 = (double)px_wall_ms() / 1e3;
     pb_monitor_start(m, 0);
-    int64_t t_end = duration > 0 ? px_now_ns() + duration : INT64_MAX;
+    int64_t t_end = o->duration > 0 ? px_now_ns() + o->duration : INT64_MAX;
     uint64_t next = 1;
     pb_mon_sample s[16];
     float *cores = malloc(sizeof(float) * 16 * (size_t)(ncpu > 0 ? ncpu : 1));
-    int lines = 0, rc = 0, done = 0;
+    int lines = 0, done = 0;
     while (!done) {
         struct timespec wait = {0, 50000000};
-        int sig = sigtimedwait(&set, NULL, &wait);
+        int sig = sigtimedwait(set, NULL, &wait);
         if (sig == SIGINT || sig == SIGTERM) done = 1;
         if (px_now_ns() >= t_end) done = 1;
         int n = pb_monitor_read(m, &next, s, cores, 16);
         for (int i = 0; i < n; i++) {
-            if (!quiet) {
-                if (lines++ % 20 == 0) monitor_header(stdout, c.pid != 0, ngpu);
-                monitor_line_out(stdout, &s[i], c.pid != 0);
+            if (!o->quiet) {
+                if (lines++ % 20 == 0) monitor_header(stdout, pid != 0, ngpu);
+                monitor_line_out(stdout, &s[i], pid != 0);
             }
             if (cf) monitor_csv_row(cf, wall0, &s[i], cores + (size_t)i * (size_t)ncpu);
-            if (c.pid && !s[i].alive) {
-                fprintf(stderr, "pixbench monitor: process %d has exited\n", c.pid);
+            if (pid && !s[i].alive) {
+                fprintf(stderr, "pixbench monitor: process %d has exited\n", pid);
                 done = 1;
                 break;
             }
@@ -266,11 +247,41 @@ int pb_cmd_monitor(int argc, char **argv)
         fflush(stdout);
     }
     free(cores);
+}
+
+int pb_cmd_monitor(int argc, char **argv)
+{
+    mon_opts o = {0};
+    char err[256];
+    int rc = parse_args(&o, argc, argv);
+    if (rc) return rc == 1 ? 0 : rc;
+    char cwd[PATH_MAX];
+    if (!o.c.disk_path && !o.c.disk_dev) o.c.disk_path = pb_target_cwd(o.c.pid, cwd, sizeof cwd);
+    /* signals are taken synchronously below, so the sampler thread never sees them */
+    sigset_t set;
+    pb_cli_block_signals(&set);
+    pb_monitor *m;
+    if (pb_monitor_open(&o.c, &m, err, sizeof err)) {
+        fprintf(stderr, "pixbench monitor: %s\n", err);
+        return 1;
+    }
+    FILE *cf = NULL;
+    if (o.csv && !(cf = fopen(o.csv, "w"))) {
+        fprintf(stderr, "pixbench monitor: cannot write %s\n", o.csv);
+        pb_monitor_close(m);
+        return 1;
+    }
+    int ngpu = pb_monitor_ngpu(m);
+    fprintf(stderr, "pixbench monitor: %s every %g s; GPU: %s; disk: %s\n",
+            o.c.pid ? "process, system and GPUs" : "system and GPUs (no --pid)",
+            (double)pb_monitor_interval_ns(m) / 1e9, pb_monitor_gpu_status(m), pb_monitor_disk_status(m));
+    for (int i = 0; i < ngpu; i++) fprintf(stderr, "  gpu %d: %s\n", i, pb_monitor_gpu_name(m, i));
+    if (cf) monitor_csv_header(cf, ngpu, pb_monitor_ncpu(m));
+    sample_loop(&o, m, cf, &set);
     pb_monitor_close(m);
     if (cf && fclose(cf) != 0) {
-        fprintf(stderr, "pixbench monitor: cannot write %s\n", csv);
+        fprintf(stderr, "pixbench monitor: cannot write %s\n", o.csv);
         rc = 1;
     }
     return rc;
 }
-

@@ -11,12 +11,10 @@
 #include "core/err.h"
 #include "core/jsonw.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 static void fmt_mb(double v, char *out, size_t cap)
@@ -136,13 +134,7 @@ static int write_faults_json(const char *path, const pb_faults_run *fr, const pb
 {
     px_buf b;
     px_buf_init(&b, (size_t)1 << 26);
-    px_buf_puts(&b, "{");
-    pb_rep_jstr(&b, "schema", PB_SCHEMA, 1);
-    pb_rep_jstr(&b, "kind", "faults", 1);
-    pb_rep_jstr(&b, "generator", "pixbench " PB_VERSION, 1);
-    pb_rep_jstr(&b, "title", m->title, 1);
-    pb_rep_jnum(&b, "started_unix_ms", (double)fr->started_unix_ms, 1);
-    pb_rep_jnum(&b, "duration_s", fr->duration_s, 1);
+    pb_rep_json_head(&b, "faults", m, (double)fr->started_unix_ms, fr->duration_s);
     px_buf_puts(&b, "\"config\":{");
     pb_rep_jstr(&b, "cmdline", m->cmdline, 1);
     pb_rep_jstr(&b, "target", m->target, 1);
@@ -178,37 +170,32 @@ static int write_faults_json(const char *path, const pb_faults_run *fr, const pb
     return pb_rep_save_buf(path, &b);
 }
 
+/* The limits and the memory note, as one paragraph of the page. */
+struct faults_notes {
+    const pb_faults_run *fr;
+    const pb_faults_config *c;
+};
+
+static void print_notes(FILE *f, const void *ctx)
+{
+    const struct faults_notes *n = ctx;
+    faults_limits(f, n->c);
+    fputs(" ", f);
+    faults_memory_note(f, n->fr);
+}
+
 static int write_faults_html(const char *path, const pb_faults_run *fr, const pb_faults_config *c,
                              const pb_report_meta *m)
 {
     px_buf b;
     px_buf_init(&b, (size_t)1 << 26);
-    px_buf_puts(&b, "<!doctype html><html><head><meta charset='utf-8'><title>");
-    pb_rep_html_escape(&b, m->title);
-    px_buf_puts(&b, "</title><style>body{font:14px sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-                    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}"
-                    "th{background:#f3f3f3}.ok{background:#e8f6e8}.warn{background:#fff4d6}.fail{background:#fbe0e0}"
-                    "svg text{font:11px sans-serif}.t{text-anchor:middle;font-weight:bold!important;font-size:13px!important}"
-                    ".yl{text-anchor:end}.xl{text-anchor:middle}.xt{text-anchor:middle}.yt{text-anchor:middle}"
-                    ".g{stroke:#eee}.a{stroke:#888}.v{stroke:#bbb;stroke-dasharray:4 3}.lg{fill:#333}"
-                    "code{background:#f6f6f6;padding:1px 3px}</style></head><body><h1>");
-    pb_rep_html_escape(&b, m->title);
-    px_buf_printf(&b, "</h1><p>pixbench %s, %s, %d CPUs. Target <code>", PB_VERSION, m->host, m->cpus);
-    pb_rep_html_escape(&b, m->target);
-    px_buf_puts(&b, "</code>. <code>");
+    pb_rep_html_head(&b, m, "body{max-width:1100px}td,th{text-align:left;vertical-align:top}"
+                            ".ok{background:#e8f6e8}.warn{background:#fff4d6}.fail{background:#fbe0e0}");
+    px_buf_puts(&b, ". <code>");
     pb_rep_html_escape(&b, m->cmdline);
     px_buf_puts(&b, "</code></p><p>");
-    char *txt = NULL;
-    size_t len = 0;
-    FILE *mf = open_memstream(&txt, &len);
-    if (mf) {
-        faults_limits(mf, c);
-        fputs(" ", mf);
-        faults_memory_note(mf, fr);
-        fclose(mf);
-        pb_rep_html_escape(&b, txt);
-        free(txt);
-    }
+    struct faults_notes notes = {fr, c};
+    pb_rep_html_printed(&b, print_notes, &notes, 0);
     px_buf_printf(&b, "</p><h2>Verdict: %d ok, %d warn, %d fail</h2><table><tr><th>case</th><th>sent</th>"
                       "<th>expected</th><th>got</th><th>ms</th><th>healthy after</th><th>RSS after MB</th>"
                       "<th>verdict</th><th>why</th></tr>",
@@ -264,8 +251,7 @@ static int write_faults_html(const char *path, const pb_faults_run *fr, const pb
 int pb_report_write_faults(const char *dir, const pb_faults_run *fr, const pb_faults_config *c,
                            const pb_report_meta *m, char *err, size_t errlen)
 {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return px_errf(err, errlen, PX_EIO, "cannot create %s: %s", dir, strerror(errno));
+    if (pb_rep_mkdir(dir, err, errlen)) return PX_EIO;
     char path[1024];
     snprintf(path, sizeof path, "%s/report.json", dir);
     if (write_faults_json(path, fr, c, m)) return px_errf(err, errlen, PX_EIO, "cannot write %s", path);

@@ -3,6 +3,8 @@
  */
 #include "bench/report_gen.h"
 
+#include "bench/report_util.h"
+
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/jsonw.h"
@@ -331,9 +333,6 @@ int pb_gen_report_write(const char *dir, const pb_gen_plan *p, const pb_analysis
     }
     px_buf_puts(&b, "]}\n");
     snprintf(path, sizeof path, "%s/generate.json", dir);
-    f = fopen(path, "w");
-    bad |= !f || fwrite(b.data, 1, b.len, f) != b.len;
-    if (f) bad |= fclose(f) != 0;
-    px_buf_free(&b);
+    bad |= pb_rep_save_buf(path, &b) != 0;
     return bad ? px_errf(err, errlen, PX_EIO, "cannot write the text-to-image report into %s", dir) : 0;
 }

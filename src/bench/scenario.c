@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #define TICK_NS 50000000LL /* control checks */
+#define STOPPED 1          /* stage_window: the run was interrupted (errors are negative) */
 
 #define MON_BATCH 64
 
@@ -120,6 +121,42 @@ static int drain(pb_loop *e, const pb_run_config *rc, pb_run_result *out, sample
     return 0;
 }
 
+/* A stage's times: its start, its measured window [mstart, mend) and its
+ * planned length in seconds (for the progress line). */
+typedef struct stage_clock {
+    int64_t ts, mstart, mend;
+    double total;
+} stage_clock;
+
+/* Lets stage k run until its window ends, its request count is reached or
+ * the run is interrupted (*stopped), taking a point every second. Returns
+ * 0 or take_point's error. */
+static int stage_window(pb_loop *e, const pb_run_config *rc, pb_run_result *out, sampler *s, int64_t t0, int k,
+                        const stage_clock *c, pb_acc *ivl, int64_t *next_point)
+{
+    double load = out->stages[out->nstages - 1].load;
+    for (;;) {
+        int64_t now = px_now_ns();
+        if (now >= c->mend) return 0;
+        if (rc->interrupted && *rc->interrupted) return STOPPED;
+        if (rc->stage_requests && pb_loop_window_requests(e) >= rc->stage_requests) return 0;
+        int64_t wake = now + TICK_NS;
+        if (*next_point < wake) wake = *next_point;
+        if (c->mend < wake) wake = c->mend;
+        sleep_until(wake);
+        now = px_now_ns();
+        if (now >= *next_point) {
+            int meas = now > c->mstart;
+            int rc_err = take_point(e, out, s, t0, now, k, meas, load, ivl);
+            if (rc_err) return rc_err;
+            pb_point last = out->series[out->npoints - 1];
+            *next_point += 1000000000LL;
+            if (*next_point < now) *next_point = now + 1000000000LL;
+            if (rc->progress) progress(rc, k, &last, (double)(now - c->ts) / 1e9, c->total, meas);
+        }
+    }
+}
+
 int pb_run(pb_loop *e, const pb_run_config *rc, pb_run_result *out)
 {
     memset(out, 0, sizeof *out);
@@ -168,30 +205,10 @@ int pb_run(pb_loop *e, const pb_run_config *rc, pb_run_result *out)
         if (rc->on_window) rc->on_window(rc->on_window_ctx, mstart, INT64_MAX);
         pb_loop_set_load(e, st->load, rc->open_loop ? rc->ramp_ns : 0);
         double total = (double)(mend == INT64_MAX ? wait : mend - ts) / 1e9;
-        pb_point last = {0};
-        int stopped = 0;
-        for (;;) {
-            int64_t now = px_now_ns();
-            if (now >= mend) break;
-            if (rc->interrupted && *rc->interrupted) {
-                stopped = 1;
-                break;
-            }
-            if (rc->stage_requests && pb_loop_window_requests(e) >= rc->stage_requests) break;
-            int64_t wake = now + TICK_NS;
-            if (next_point < wake) wake = next_point;
-            if (mend < wake) wake = mend;
-            sleep_until(wake);
-            now = px_now_ns();
-            if (now >= next_point) {
-                int meas = now > mstart;
-                if ((rc_err = take_point(e, out, s, t0, now, k, meas, st->load, &ivl))) break;
-                last = out->series[out->npoints - 1];
-                next_point += 1000000000LL;
-                if (next_point < now) next_point = now + 1000000000LL;
-                if (rc->progress) progress(rc, k, &last, (double)(now - ts) / 1e9, total, meas);
-            }
-        }
+        const stage_clock clk = {ts, mstart, mend, total};
+        rc_err = stage_window(e, rc, out, s, t0, k, &clk, &ivl, &next_point);
+        int stopped = rc_err == STOPPED;
+        if (stopped) rc_err = 0;
         int64_t now = px_now_ns();
         pb_loop_close_window(e, &st->acc);
         if (rc->on_window) rc->on_window(rc->on_window_ctx, mstart, now);
