@@ -12,6 +12,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/rng.h"
+#include "core/timer.h"
 #include "engine/engine_impl.h"
 #include "harness.h"
 #include "serve/task.h"
@@ -613,6 +614,62 @@ TEST(t_deadline_in_every_stage)
     rm_tasks(p);
 }
 
+/* Holds the timer thread until the test opens the gate. */
+static atomic_int g_gate_in, g_gate_open;
+
+static void gate_cb(void *arg)
+{
+    (void)arg;
+    atomic_store(&g_gate_in, 1);
+    while (!atomic_load(&g_gate_open)) usleep(1000);
+}
+
+/* The scheduler may see a deadline pass (an item that expired in its
+ * queue) before the task's own timer fires: a loaded machine ran the timer
+ * late. The task is expired all the same, not failed. Here the timer thread
+ * is held so that the scheduler is first for certain. */
+TEST(t_deadline_seen_first_by_the_scheduler_expires)
+{
+    g_workers = 1, g_max_batch = 1;
+    px_tasks *p = mk_tasks(8, 10000);
+    px_timer_arm(p->timers, px_now_ns(), gate_cb, NULL);
+    for (int i = 0; i < 20000 && !atomic_load(&g_gate_in); i++) usleep(1000);
+    T_TRUE(atomic_load(&g_gate_in));
+    struct owner o[2] = {{0}};
+    atomic_store(&g_hold, 1); /* the blocker keeps the one device worker */
+    px_task *blocker = start(p, "n=1 work=1 steps=0 fail=0", 0, &o[0]);
+    px_task *late = start(p, "n=1 work=1 steps=0 fail=0", 30, &o[1]);
+    /* late's item queued behind the blocker, and its deadline passed */
+    px_tasks_stats st;
+    px_tasks_stats_get(p, &st);
+    for (int i = 0; i < 20000 && (st.sched.running < 1 || st.sched.queued[PX_PRIO_NORMAL] < 1); i++) {
+        usleep(1000);
+        px_tasks_stats_get(p, &st);
+    }
+    T_EQ_INT(st.sched.running, 1);
+    T_EQ_INT(st.sched.queued[PX_PRIO_NORMAL], 1);
+    while (px_now_ns() <= late->deadline_ns) usleep(1000);
+    atomic_store(&g_hold, 0);
+    T_TRUE(wait_ended(late, 10000));
+    px_task_reply r;
+    px_task_reply_get(late, &r);
+    T_EQ_INT(r.http_status, 504);
+    T_CONTAINS((const char *)r.body->data, "deadline");
+    char js[2048];
+    status_of(late, js, sizeof js);
+    T_CONTAINS(js, "\"status\":\"expired\"");
+    T_EQ_INT(owner_calls(&o[1]), 1);
+    T_TRUE(wait_ended(blocker, 10000));
+    px_task_reply_get(blocker, &r);
+    T_EQ_INT(r.http_status, 200);
+    atomic_store(&g_gate_open, 1);
+    px_task_unref(blocker);
+    px_task_unref(late);
+    check_quiet(p);
+    rm_tasks(p);
+    g_workers = 2, g_max_batch = 4;
+}
+
 TEST(t_kind_hooks_shape_what_a_task_shows)
 {
     px_tasks *p = mk_tasks(8, 10000);
@@ -668,4 +725,5 @@ TEST(t_kind_hooks_shape_what_a_task_shows)
 TEST_MAIN(t_completes_with_progress_and_status, t_failures_and_bad_bodies_end_once,
           t_ends_once_under_cancel_timeout_disconnect_and_completion, t_admission_from_the_deadline,
           t_admission_refuses_with_retry_after, t_deadline_in_every_stage,
+          t_deadline_seen_first_by_the_scheduler_expires,
           t_kind_hooks_shape_what_a_task_shows)
