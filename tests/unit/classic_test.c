@@ -248,7 +248,8 @@ TEST(t_cancel_midway_is_prompt)
         int rc = run1(e, &img, &mask, &out, methods[m], 1, &cancel);
         double t1 = now_ms(), cpu1 = cpu_ms();
         pthread_join(th, NULL);
-        printf("    %s: cancelled after %.0f ms, returned %.1f ms (%.1f ms of CPU) after the flag\n",
+        printf("    %s: cancelled after %.0f ms, returned %.1f ms (%.1f ms of CPU) after the "
+               "flag\n",
                methods[m], c.at_ms - t0, t1 - c.at_ms, cpu1 - c.at_cpu_ms);
         T_EQ_INT(rc, PX_ECANCELED);
         T_CMP_DBL(cpu1 - c.at_cpu_ms, <, 1000.0);

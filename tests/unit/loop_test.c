@@ -132,8 +132,8 @@ TEST(t_open_loop_rate)
     c.open_loop = 1;
     pb_acc a;
     double len = run(&c, 500, 200000000, 2000000000, &a);
-    printf("    open loop at 500/s for 2 s: %llu ok in %.2f s, %llu late\n", (unsigned long long)a.ok,
-           len, (unsigned long long)a.late);
+    printf("    open loop at 500/s for 2 s: %llu ok in %.2f s, %llu late\n",
+           (unsigned long long)a.ok, len, (unsigned long long)a.late);
     T_CMP_INT(a.ok, >=, 900);
     T_CMP_INT(a.ok, <=, (uint64_t)(550 * len));
     T_EQ_INT(pb_acc_errors(&a), 0);
@@ -141,7 +141,8 @@ TEST(t_open_loop_rate)
     c.poisson = 1;
     pb_acc p;
     len = run(&c, 500, 200000000, 2000000000, &p);
-    printf("    open loop, Poisson at 500/s for 2 s: %llu ok in %.2f s\n", (unsigned long long)p.ok, len);
+    printf("    open loop, Poisson at 500/s for 2 s: %llu ok in %.2f s\n", (unsigned long long)p.ok,
+           len);
     T_CMP_INT(p.ok, >=, 800);
     T_CMP_INT(p.ok, <=, (uint64_t)(600 * len));
     pb_acc_free(&a);

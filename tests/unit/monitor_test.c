@@ -569,8 +569,8 @@ TEST(t_real_thread_on_this_process)
     /* the monitor thread's own few reads are the slack above */
     T_CMP_DBL(thread_s, >=, 0.8 * burned_s);
     T_CMP_DBL(thread_s, <=, 1.25 * burned_s + 0.05);
-    printf("    %d samples; burned %.0f ms of CPU, the busiest thread's sum %.0f ms; peak %.0f%% (%s), "
-           "rss %.1f MB; disk %s\n",
+    printf("    %d samples; burned %.0f ms of CPU, the busiest thread's sum %.0f ms; "
+           "peak %.0f%% (%s), rss %.1f MB; disk %s\n",
            n, burned_s * 1e3, thread_s * 1e3, best.thread_cpu, best.thread_name, last.rss_mb,
            pb_monitor_disk_status(m));
     pb_monitor_close(m);

@@ -642,7 +642,8 @@ TEST(t_deadline_seen_first_by_the_scheduler_expires)
     /* late's item queued behind the blocker, and its deadline passed */
     px_tasks_stats st;
     px_tasks_stats_get(p, &st);
-    for (int i = 0; i < 20000 && (st.sched.running < 1 || st.sched.queued[PX_PRIO_NORMAL] < 1); i++) {
+    for (int i = 0; i < 20000 && (st.sched.running < 1 || st.sched.queued[PX_PRIO_NORMAL] < 1);
+         i++) {
         usleep(1000);
         px_tasks_stats_get(p, &st);
     }
