@@ -252,9 +252,10 @@ static void fail_task(px_task *t, int code, const char *msg)
     end_task(t, OUT_FAILED, code, msg, NULL, 0);
 }
 
-static void on_deadline(void *arg)
+/* Ends the task as expired: its deadline passed, whether its own timer
+ * or the scheduler (an item's deadline, the same one) noticed it first. */
+static void expire_task(px_task *t, int from_timer)
 {
-    px_task *t = arg;
     pthread_mutex_lock(&t->mu);
     double q, inf;
     px_task_stage_ms(t, &q, &inf);
@@ -265,7 +266,13 @@ static void on_deadline(void *arg)
              "the request did not finish within its deadline (%.0f ms: %.0f ms queued, %.0f ms "
              "computing); the work was abandoned",
              px_ns_to_ms(waited), q, inf);
-    end_task(t, OUT_EXPIRED, PX_ETIMEDOUT, msg, NULL, 1);
+    end_task(t, OUT_EXPIRED, PX_ETIMEDOUT, msg, NULL, from_timer);
+}
+
+static void on_deadline(void *arg)
+{
+    px_task *t = arg;
+    expire_task(t, 1);
     px_task_unref(t); /* the timer's reference */
 }
 
@@ -434,6 +441,9 @@ static void on_item_done(px_sched_item *it, void *arg)
     char msg[160];
     snprintf(msg, sizeof msg, "%s", t->item_err);
     int64_t started = t->t_started, queued = t->t_queued, end = t->t_infer_end;
+    /* The scheduler drops items whose deadline (the task's) passed; on a
+     * loaded machine it may see that before the task's timer fires. */
+    int expired = rc == PX_ETIMEDOUT && t->deadline_ns && px_now_ns() >= t->deadline_ns;
     pthread_mutex_unlock(&t->mu);
     if (!last) return;
     release_items(t);
@@ -442,7 +452,9 @@ static void on_item_done(px_sched_item *it, void *arg)
         px_metrics_stage(p->env.metrics, k, PX_STAGE_QUEUE, (double)(started - queued) / 1e9);
         px_metrics_stage(p->env.metrics, k, PX_STAGE_INFER, (double)(end - started) / 1e9);
     }
-    if (rc)
+    if (expired)
+        expire_task(t, 0);
+    else if (rc)
         fail_task(t, rc, msg);
     else
         start_finish(t);

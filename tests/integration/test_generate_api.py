@@ -226,11 +226,20 @@ class GenerateApi(ServerTest):
 
     def test_client_hangup_cancels(self):
         before = self.srv.metric('pixserve_requests_total{route="/api/v1/generate",status="499"}')
+        deadline = time.time() + 60 * SLOW
+        while self.srv.get_json("/healthz")[1]["workers"]["busy"]:  # an earlier test's work ends
+            self.assertLess(time.time(), deadline, "the device never became free")
+            time.sleep(0.01)
         body = json.dumps(dict(LONG, seed=5)).encode()
         s = socket.create_connection((self.srv.host, self.srv.port))
         s.sendall(b"POST /api/v1/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                   b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        time.sleep(1.0)
+        # hang up once it computes (a fixed sleep could hang up before the
+        # server even read it)
+        deadline = time.time() + 60 * SLOW
+        while self.srv.get_json("/healthz")[1]["workers"]["busy"] == 0:
+            self.assertLess(time.time(), deadline, "the generation never started")
+            time.sleep(0.01)
         s.close()
         deadline = time.time() + 60 * SLOW
         while (self.srv.metric('pixserve_requests_total{route="/api/v1/generate",status="499"}') <= before

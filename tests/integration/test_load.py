@@ -95,7 +95,12 @@ class GracefulShutdown(unittest.TestCase):
 
             def slow(i):
                 if i == 1:
-                    time.sleep(0.3 * SLOW)  # let the request reach the worker
+                    # once the request computes on the worker (a fixed sleep
+                    # could signal before it even arrived)
+                    deadline = time.time() + 60 * SLOW
+                    while srv.get_json("/healthz")[1]["workers"]["busy"] == 0:
+                        assert time.time() < deadline, "the request never reached the worker"
+                        time.sleep(0.01)
                     srv.proc.send_signal(signal.SIGTERM)
                     return None
                 return srv.post_json("/api/v1/inpaint", SLOW_REQ, timeout=300)

@@ -58,9 +58,17 @@ class AsyncJobs(ServerTest):
         # finished: DELETE is a conflict; the result stays until the TTL
         st, h, body = self.srv.request("DELETE", "/api/v1/jobs/" + j["id"])
         self.assertJsonError(st, h, body, 409, "invalid_input")
-        time.sleep(1.6)
-        st, h, body = self.srv.request("GET", "/api/v1/jobs/" + j["id"])
+        # gone once the TTL (1.5 s) has passed since it finished, not before
+        # (waited for: the clock starts when the job's end reaches the job
+        # table, which a loaded machine may run late)
+        deadline = time.time() + 1.5 + 10 * SLOW
+        while True:
+            st, h, body = self.srv.request("GET", "/api/v1/jobs/" + j["id"])
+            if st != 200 or time.time() > deadline:
+                break
+            time.sleep(0.05)
         self.assertJsonError(st, h, body, 404, "not_found")
+        self.assertGreaterEqual(time.time() * 1000 - j2["finished_ms"], 1500 - 50)
 
     def test_queue_position_and_cancel(self):
         st, _, body = self.srv.post_json("/api/v1/jobs", SLOW_REQ)

@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/rng.h"
+#include "core/timer.h"
 #include "engine/engine_impl.h"
 #include "harness.h"
 #include "serve/task.h"
@@ -95,6 +96,18 @@ static void tk_make_items(const px_kind_ctx *c, void *p, px_sched_item *items, i
     }
 }
 
+/* While set, a batch that has done its work keeps running (until
+ * cancelled): a test looks at a running task, or keeps admission slots
+ * taken, for as long as it needs, however slowly a loaded machine runs it. */
+static atomic_int g_hold;
+
+static int all_cancelled(px_sched_item *const *items, int n)
+{
+    int all = 1;
+    for (int i = 0; i < n; i++) all &= atomic_load(&items[i]->cancel) != 0;
+    return all;
+}
+
 /* Works work_ms per batch in 1 ms slices, reporting steps and stopping at
  * the next slice once every item of the batch is cancelled. */
 static void tk_run(px_engine *e, px_sched_item *const *items, int n)
@@ -102,14 +115,13 @@ static void tk_run(px_engine *e, px_sched_item *const *items, int n)
     (void)e;
     const struct treq *r = items[0]->payload;
     for (int t = 0; t < r->work_ms; t++) {
-        int all = 1;
-        for (int i = 0; i < n; i++) all &= atomic_load(&items[i]->cancel) != 0;
-        if (all) break;
+        if (all_cancelled(items, n)) break;
         usleep(1000);
         if (r->steps && r->work_ms >= r->steps && (t + 1) % (r->work_ms / r->steps) == 0)
             for (int i = 0; i < n; i++)
                 px_sched_progress(items[i], (t + 1) / (r->work_ms / r->steps), r->steps);
     }
+    while (atomic_load(&g_hold) && !all_cancelled(items, n)) usleep(1000);
     for (int i = 0; i < n; i++) {
         struct treq *ri = items[i]->payload;
         if (atomic_load(&ri->released)) atomic_fetch_add(&g_released_early, 1);
@@ -264,7 +276,7 @@ static void on_done(px_task *t, void *arg)
  * that saw "ended" waits a moment for the call before counting. */
 static int owner_calls(struct owner *o)
 {
-    for (int i = 0; i < 2000 && atomic_load(&o->calls) == 0; i++) usleep(1000);
+    for (int i = 0; i < 10000 && atomic_load(&o->calls) == 0; i++) usleep(1000);
     return atomic_load(&o->calls);
 }
 
@@ -316,7 +328,7 @@ static void check_quiet(px_tasks *p)
     px_tasks_drain(p);
     px_tasks_stats st;
     px_tasks_stats_get(p, &st);
-    for (int i = 0; i < 2000 && st.tasks > 0; i++) {
+    for (int i = 0; i < 10000 && st.tasks > 0; i++) {
         usleep(1000);
         px_tasks_stats_get(p, &st);
     }
@@ -335,16 +347,20 @@ TEST(t_completes_with_progress_and_status)
 {
     px_tasks *p = mk_tasks(8, 10000);
     struct owner o = {0};
-    px_task *t = start(p, "n=2 work=200 steps=4 fail=0", 0, &o);
-    /* While it computes: stage infer, progress pushed by the adapter. */
+    /* While it computes (held after its last step): stage infer, progress
+     * pushed by the adapter. */
+    atomic_store(&g_hold, 1);
+    px_task *t = start(p, "n=2 work=40 steps=4 fail=0", 0, &o);
     char js[2048] = "";
-    for (int i = 0; i < 2000 && !strstr(js, "\"step\":2"); i++) {
+    for (int i = 0; i < 20000 && !strstr(js, "\"step\":4"); i++) {
         status_of(t, js, sizeof js);
         usleep(1000);
     }
     T_CONTAINS(js, "\"status\":\"running\"");
     T_CONTAINS(js, "\"stage\":\"infer\"");
-    T_CONTAINS(js, "\"progress\":{\"step\":2,\"steps\":4}");
+    T_CONTAINS(js, "\"progress\":{\"step\":4,\"steps\":4}");
+    T_TRUE(!px_task_ended(t, NULL));
+    atomic_store(&g_hold, 0);
     T_TRUE(wait_ended(t, 5000));
     int ok = 0;
     T_TRUE(px_task_ended(t, &ok));
@@ -483,8 +499,16 @@ TEST(t_admission_refuses_with_retry_after)
     px_tasks *p = mk_tasks(2, 10000);
     struct owner o[4] = {{0}};
     px_task *t[4];
-    for (int i = 0; i < 2; i++) t[i] = start(p, "n=1 work=300 steps=0 fail=0", 0, &o[i]);
-    usleep(50000); /* both admitted (the queue cap is 2) */
+    /* Both admitted (the queue cap is 2) and held running meanwhile. */
+    atomic_store(&g_hold, 1);
+    for (int i = 0; i < 2; i++) t[i] = start(p, "n=1 work=1 steps=0 fail=0", 0, &o[i]);
+    px_tasks_stats st;
+    px_tasks_stats_get(p, &st);
+    for (int i = 0; i < 20000 && st.pending[PX_PRIO_NORMAL] < 2; i++) {
+        usleep(1000);
+        px_tasks_stats_get(p, &st);
+    }
+    T_EQ_INT(st.pending[PX_PRIO_NORMAL], 2);
     t[2] = start(p, "n=1 work=1 steps=0 fail=0", 0, &o[2]);
     T_TRUE(wait_ended(t[2], 5000));
     px_task_reply r;
@@ -492,6 +516,8 @@ TEST(t_admission_refuses_with_retry_after)
     T_EQ_INT(r.http_status, 429);
     T_EQ_STR(r.header_name, "Retry-After");
     T_CMP_INT(owner_calls(&o[2]), ==, 1);
+    for (int i = 0; i < 2; i++) T_TRUE(!px_task_ended(t[i], NULL));
+    atomic_store(&g_hold, 0);
     for (int i = 0; i < 2; i++) T_TRUE(wait_ended(t[i], 5000));
     /* The slots came back: a new task is admitted and completes. */
     t[3] = start(p, "n=1 work=1 steps=0 fail=0", 0, &o[3]);
@@ -536,7 +562,7 @@ TEST(t_admission_from_the_deadline)
     for (int i = 0; i < 3; i++) run_one(p, "n=1 work=40 steps=0 fail=0");
     double per = lane_item_ms(p, &ahead);
     T_CMP_INT((int)per, >=, 40);
-    T_CMP_INT((int)per, <, 400);
+    T_CMP_INT((int)per, <, 2000); /* 40 ms, stretched by a loaded machine; not a unit error */
 
     enum { N = 48 };
     struct owner o[N + 2];
@@ -607,18 +633,78 @@ TEST(t_deadline_in_every_stage)
     rm_tasks(p);
 }
 
+/* Holds the timer thread until the test opens the gate. */
+static atomic_int g_gate_in, g_gate_open;
+
+static void gate_cb(void *arg)
+{
+    (void)arg;
+    atomic_store(&g_gate_in, 1);
+    while (!atomic_load(&g_gate_open)) usleep(1000);
+}
+
+/* The scheduler may see a deadline pass (an item that expired in its
+ * queue) before the task's own timer fires: a loaded machine ran the timer
+ * late. The task is expired all the same, not failed. Here the timer thread
+ * is held so that the scheduler is first for certain. */
+TEST(t_deadline_seen_first_by_the_scheduler_expires)
+{
+    g_workers = 1, g_max_batch = 1;
+    px_tasks *p = mk_tasks(8, 10000);
+    px_timer_arm(p->timers, px_now_ns(), gate_cb, NULL);
+    for (int i = 0; i < 20000 && !atomic_load(&g_gate_in); i++) usleep(1000);
+    T_TRUE(atomic_load(&g_gate_in));
+    struct owner o[2] = {{0}};
+    atomic_store(&g_hold, 1); /* the blocker keeps the one device worker */
+    px_task *blocker = start(p, "n=1 work=1 steps=0 fail=0", 0, &o[0]);
+    px_task *late = start(p, "n=1 work=1 steps=0 fail=0", 30, &o[1]);
+    /* late's item queued behind the blocker, and its deadline passed */
+    px_tasks_stats st;
+    px_tasks_stats_get(p, &st);
+    for (int i = 0; i < 20000 && (st.sched.running < 1 || st.sched.queued[PX_PRIO_NORMAL] < 1);
+         i++) {
+        usleep(1000);
+        px_tasks_stats_get(p, &st);
+    }
+    T_EQ_INT(st.sched.running, 1);
+    T_EQ_INT(st.sched.queued[PX_PRIO_NORMAL], 1);
+    while (px_now_ns() <= late->deadline_ns) usleep(1000);
+    atomic_store(&g_hold, 0);
+    T_TRUE(wait_ended(late, 10000));
+    px_task_reply r;
+    px_task_reply_get(late, &r);
+    T_EQ_INT(r.http_status, 504);
+    T_CONTAINS((const char *)r.body->data, "deadline");
+    char js[2048];
+    status_of(late, js, sizeof js);
+    T_CONTAINS(js, "\"status\":\"expired\"");
+    T_EQ_INT(owner_calls(&o[1]), 1);
+    T_TRUE(wait_ended(blocker, 10000));
+    px_task_reply_get(blocker, &r);
+    T_EQ_INT(r.http_status, 200);
+    atomic_store(&g_gate_open, 1);
+    px_task_unref(blocker);
+    px_task_unref(late);
+    check_quiet(p);
+    rm_tasks(p);
+    g_workers = 2, g_max_batch = 4;
+}
+
 TEST(t_kind_hooks_shape_what_a_task_shows)
 {
     px_tasks *p = mk_tasks(8, 10000);
     struct owner o = {0};
-    px_task *t = start_kind(p, &test_kind2, "n=1 work=200 steps=4 fail=0", 0, &o);
+    atomic_store(&g_hold, 1); /* running after its last step until released */
+    px_task *t = start_kind(p, &test_kind2, "n=1 work=40 steps=4 fail=0", 0, &o);
     char js[2048] = "";
-    for (int i = 0; i < 2000 && !strstr(js, "\"step\":1"); i++) {
+    for (int i = 0; i < 20000 && !strstr(js, "\"step\":4"); i++) {
         status_of(t, js, sizeof js);
         usleep(1000);
     }
     T_CONTAINS(js, "\"kind\":\"test2\"");
     T_CONTAINS(js, "\"stage\":\"denoise\"");
+    T_CONTAINS(js, "\"status\":\"running\"");
+    atomic_store(&g_hold, 0);
     T_TRUE(wait_ended(t, 5000));
     const uint8_t *data;
     size_t len;
@@ -659,4 +745,5 @@ TEST(t_kind_hooks_shape_what_a_task_shows)
 TEST_MAIN(t_completes_with_progress_and_status, t_failures_and_bad_bodies_end_once,
           t_ends_once_under_cancel_timeout_disconnect_and_completion, t_admission_from_the_deadline,
           t_admission_refuses_with_retry_after, t_deadline_in_every_stage,
+          t_deadline_seen_first_by_the_scheduler_expires,
           t_kind_hooks_shape_what_a_task_shows)

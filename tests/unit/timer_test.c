@@ -23,14 +23,45 @@ static void wait_n(int n)
     for (int i = 0; i < 5000 && atomic_load(&g_n) < n; i++) usleep(1000);
 }
 
+/* A callback that keeps the timer thread until the test opens the gate:
+ * while it is held nothing else fires, so the test arms and disarms
+ * without racing the clock, however late a loaded machine runs it. */
+static atomic_int g_gate_in, g_gate_open;
+
+static void gate_cb(void *arg)
+{
+    (void)arg;
+    atomic_store(&g_gate_in, 1);
+    while (!atomic_load(&g_gate_open)) usleep(500);
+}
+
+static void hold_timer_thread(px_timers *t)
+{
+    px_timer_arm(t, px_now_ns(), gate_cb, NULL);
+    for (int i = 0; i < 20000 && !atomic_load(&g_gate_in); i++) usleep(1000);
+    T_TRUE(atomic_load(&g_gate_in));
+}
+
+static atomic_int g_last;
+
+static void mark_last(void *arg)
+{
+    (void)arg;
+    atomic_store(&g_last, 1);
+}
+
 TEST(t_fire_in_deadline_order)
 {
     px_timers *t = px_timers_create();
+    /* armed out of order while the timer thread is held, so that none is
+     * due and fired before the next is armed */
+    hold_timer_thread(t);
     int64_t now = px_now_ns();
     px_timer_arm(t, now + 40 * 1000000LL, record, (void *)3);
     px_timer_arm(t, now + 10 * 1000000LL, record, (void *)1);
     px_timer_arm(t, now + 25 * 1000000LL, record, (void *)2);
     px_timer_arm(t, now - 1000, record, (void *)0); /* already due */
+    atomic_store(&g_gate_open, 1);
     wait_n(4);
     T_EQ_INT(atomic_load(&g_n), 4);
     for (int i = 0; i < 4; i++) T_EQ_INT(atomic_load(&g_order[i]), i);
@@ -41,12 +72,14 @@ TEST(t_fire_in_deadline_order)
 TEST(t_disarm_before_firing)
 {
     px_timers *t = px_timers_create();
+    hold_timer_thread(t); /* a cannot fire before the disarm */
     uint64_t a = px_timer_arm(t, px_now_ns() + 20 * 1000000LL, record, (void *)1);
     uint64_t b = px_timer_arm(t, px_now_ns() + 30 * 1000000LL, record, (void *)2);
     T_EQ_INT(px_timer_disarm(t, a), 1);
     T_EQ_INT(px_timer_disarm(t, a), 0); /* twice: already gone */
+    atomic_store(&g_gate_open, 1);
+    /* a was due before b: had it survived, it would have fired first */
     wait_n(1);
-    usleep(20000);
     T_EQ_INT(atomic_load(&g_n), 1);
     T_EQ_INT(atomic_load(&g_order[0]), 2);
     T_EQ_INT(px_timer_disarm(t, b), 0); /* fired */
@@ -76,14 +109,18 @@ TEST(t_disarm_waits_for_running_callback)
 TEST(t_many_timers_and_destroy_drops_pending)
 {
     px_timers *t = px_timers_create();
+    hold_timer_thread(t); /* none fires before the disarms */
     int64_t now = px_now_ns();
     uint64_t ids[500];
     for (int i = 0; i < 500; i++)
-        ids[i] = px_timer_arm(t, now + 300 * 1000000LL + (int64_t)((i * 7919) % 500) * 100000,
+        ids[i] = px_timer_arm(t, now + 30 * 1000000LL + (int64_t)((i * 7919) % 500) * 100000,
                               record, (void *)5);
-    for (int i = 0; i < 500; i += 2) px_timer_disarm(t, ids[i]);
-    wait_n(250);
-    usleep(10000);
+    for (int i = 0; i < 500; i += 2) T_EQ_INT(px_timer_disarm(t, ids[i]), 1);
+    /* due after all of them: when it has fired, every survivor has */
+    px_timer_arm(t, now + 90 * 1000000LL, mark_last, NULL);
+    atomic_store(&g_gate_open, 1);
+    for (int i = 0; i < 20000 && !atomic_load(&g_last); i++) usleep(1000);
+    T_TRUE(atomic_load(&g_last));
     T_EQ_INT(atomic_load(&g_n), 250);
     px_timer_arm(t, px_now_ns() + 10LL * 1000000000, record, (void *)9);
     T_EQ_INT(px_timers_pending(t), 1);

@@ -20,12 +20,16 @@ struct ctx {
     atomic_int notified;
     atomic_int saw_cancel;
     int64_t notified_at;
+    atomic_int started;  /* the work began */
+    atomic_int *hold;    /* while set, the work waits (until cancelled) before computing */
 };
 
 static int work(void *p, const atomic_int *cancel)
 {
     struct ctx *c = p;
     if (c->order) c->started_as = atomic_fetch_add(c->order, 1);
+    atomic_store(&c->started, 1);
+    while (c->hold && atomic_load(c->hold) && !atomic_load(cancel)) usleep(1000);
     for (int i = 0; i < c->sleep_ms; i++) {
         if (atomic_load(cancel)) {
             atomic_store(&c->saw_cancel, 1);
@@ -47,6 +51,16 @@ static void notify(px_work *j, void *arg)
 static void wait_notified(struct ctx *c, int ms)
 {
     for (int i = 0; i < ms && !atomic_load(&c->notified); i++) usleep(1000);
+}
+
+/* Waits (bounded) until c's work began or c was answered; returns whether
+ * it began. Tests wait for this rather than sleep: a loaded machine may
+ * take any time to run the worker. */
+static int wait_started(struct ctx *c)
+{
+    for (int i = 0; i < 20000 && !atomic_load(&c->started) && !atomic_load(&c->notified); i++)
+        usleep(1000);
+    return atomic_load(&c->started);
 }
 
 TEST(t_runs_in_order_and_reports)
@@ -86,19 +100,22 @@ TEST(t_full_queue_refuses_then_recovers)
     struct ctx c[6] = {{0}};
     px_work *j[6];
     int busy = 0, ok = 0;
+    atomic_int hold = 1;
+    c[0].hold = &hold; /* the first runs, held, until all six were offered */
     for (int i = 0; i < 6; i++) {
         c[i].sleep_ms = 40;
         j[i] = px_work_new(work, &c[i], NULL, 0, notify, &c[i]);
         int rc = px_workers_submit(w, j[i]);
         if (rc == PX_EBUSY) busy++;
         else if (rc == 0) ok++;
-        /* let the first work item start so it leaves the queue */
-        if (i == 0) usleep(10000);
+        /* the first work item starts, so it leaves the queue */
+        if (i == 0) T_TRUE(wait_started(&c[0]));
     }
     /* one running + two queued; the other three refused */
     T_EQ_INT(ok, 3);
     T_EQ_INT(busy, 3);
     T_CMP_INT(px_workers_retry_after_s(w), >=, 1);
+    atomic_store(&hold, 0);
     px_workers_drain(w);
     px_workers_stats s;
     px_workers_stats_get(w, &s);
@@ -121,26 +138,34 @@ TEST(t_full_queue_refuses_then_recovers)
 
 TEST(t_deadline_while_running_answers_at_once)
 {
-    px_workers *w = px_workers_create(1, 4);
-    struct ctx c = {.sleep_ms = 5000};
-    int64_t t0 = px_now_ns();
-    px_work *j = px_work_new(work, &c, NULL, t0 + 50 * 1000000LL, notify, &c);
-    T_EQ_INT(px_workers_submit(w, j), 0);
-    wait_notified(&c, 2000);
-    T_EQ_INT(atomic_load(&c.notified), 1);
-    T_EQ_INT(px_work_state(j), PX_WORK_TIMEDOUT);
-    T_EQ_INT(px_work_result(j), PX_ETIMEDOUT);
-    /* answered near the deadline, not when the work stops */
-    T_CMP_INT(c.notified_at - t0, <, 1000 * 1000000LL);
-    px_workers_drain(w);
-    T_EQ_INT(atomic_load(&c.saw_cancel), 1);
-    T_EQ_INT(atomic_load(&c.notified), 1); /* exactly once */
-    px_workers_stats s;
-    px_workers_stats_get(w, &s);
-    T_EQ_INT(s.timed_out, 1);
-    T_EQ_INT(s.completed, 0);
-    px_work_unref(j);
-    px_workers_destroy(w);
+    /* The work would compute for 20 s. Its deadline must pass while it
+     * runs: when a loaded machine starts it too late (it timed out while
+     * queued), another try gets a longer deadline. */
+    int ran = 0;
+    for (int64_t margin = 50; margin <= 12800 && !ran; margin *= 4) {
+        px_workers *w = px_workers_create(1, 4);
+        struct ctx c = {.sleep_ms = 20000};
+        int64_t t0 = px_now_ns();
+        px_work *j = px_work_new(work, &c, NULL, t0 + margin * 1000000LL, notify, &c);
+        T_EQ_INT(px_workers_submit(w, j), 0);
+        wait_notified(&c, (int)margin + 10000);
+        T_EQ_INT(atomic_load(&c.notified), 1);
+        T_EQ_INT(px_work_state(j), PX_WORK_TIMEDOUT);
+        T_EQ_INT(px_work_result(j), PX_ETIMEDOUT);
+        /* answered near the deadline, not when the work stops */
+        T_CMP_INT(c.notified_at - t0, <, (margin + 5000) * 1000000LL);
+        px_workers_drain(w);
+        ran = atomic_load(&c.started);
+        if (ran) T_EQ_INT(atomic_load(&c.saw_cancel), 1);
+        T_EQ_INT(atomic_load(&c.notified), 1); /* exactly once */
+        px_workers_stats s;
+        px_workers_stats_get(w, &s);
+        T_EQ_INT(s.timed_out, 1);
+        T_EQ_INT(s.completed, 0);
+        px_work_unref(j);
+        px_workers_destroy(w);
+    }
+    T_TRUE(ran);
 }
 
 TEST(t_deadline_while_queued)
@@ -150,12 +175,15 @@ TEST(t_deadline_while_queued)
     px_work *jb = px_work_new(work, &blocker, NULL, 0, notify, &blocker);
     T_EQ_INT(px_workers_submit(w, jb), 0);
     struct ctx c = {.sleep_ms = 1, .order = NULL};
-    px_work *j = px_work_new(work, &c, NULL, px_now_ns() + 30 * 1000000LL, notify, &c);
+    int64_t dl = px_now_ns() + 30 * 1000000LL;
+    px_work *j = px_work_new(work, &c, NULL, dl, notify, &c);
     T_EQ_INT(px_workers_submit(w, j), 0);
-    wait_notified(&c, 2000);
+    int64_t queued_by = px_now_ns();
+    wait_notified(&c, 10000);
     T_EQ_INT(px_work_state(j), PX_WORK_TIMEDOUT);
     T_EQ_INT(px_work_run_ns(j), 0); /* never started */
-    T_CMP_INT(px_work_queue_ns(j), >=, 25 * 1000000LL);
+    /* queued at the latest when submit returned, until the deadline */
+    T_CMP_INT(px_work_queue_ns(j), >=, dl - queued_by);
     px_workers_drain(w);
     T_EQ_INT(px_work_state(jb), PX_WORK_DONE);
     T_EQ_INT(atomic_load(&c.notified), 1);
@@ -167,12 +195,12 @@ TEST(t_deadline_while_queued)
 TEST(t_cancel_queued_and_running)
 {
     px_workers *w = px_workers_create(1, 4);
-    struct ctx a = {.sleep_ms = 5000}, b = {.sleep_ms = 1};
+    struct ctx a = {.sleep_ms = 20000}, b = {.sleep_ms = 1};
     px_work *ja = px_work_new(work, &a, NULL, 0, notify, &a);
     px_work *jb = px_work_new(work, &b, NULL, 0, notify, &b);
     T_EQ_INT(px_workers_submit(w, ja), 0);
     T_EQ_INT(px_workers_submit(w, jb), 0);
-    usleep(20000);
+    T_TRUE(wait_started(&a)); /* b waits behind it */
     T_EQ_INT(px_workers_cancel(w, jb), 0); /* queued */
     T_EQ_INT(px_work_state(jb), PX_WORK_CANCELLED);
     T_EQ_INT(px_workers_cancel(w, ja), 0); /* running */
@@ -180,7 +208,7 @@ TEST(t_cancel_queued_and_running)
     T_EQ_INT(px_workers_cancel(w, ja), PX_EINVAL); /* already final */
     int64_t t0 = px_now_ns();
     px_workers_drain(w);
-    T_CMP_INT(px_now_ns() - t0, <, 1000 * 1000000LL); /* the work stopped early */
+    T_CMP_INT(px_now_ns() - t0, <, 10000 * 1000000LL); /* the 20 s of work stopped early */
     T_EQ_INT(atomic_load(&a.saw_cancel), 1);
     T_EQ_INT(atomic_load(&a.notified), 1);
     T_EQ_INT(atomic_load(&b.notified), 1);
