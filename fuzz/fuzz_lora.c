@@ -39,8 +39,11 @@ static void check(const zi_lora *l, const zi_dit_config *c)
                     d[i].rank > d[i].in || d[i].row0 < 0 || d[i].row0 + d[i].rows > rows[s] ||
                     !isfinite(d[i].alpha_over_rank))
                     __builtin_trap();
-                for (int k = 0; k < d[i].rank * d[i].in; k++)
-                    if (!isfinite(d[i].A[k])) __builtin_trap();
+                if (d[i].dtype != ZI_F32 && d[i].dtype != ZI_BF16) __builtin_trap();
+                for (size_t k = 0; k < (size_t)d[i].rank * d[i].in; k++)
+                    if (!isfinite(zi_lora_value(d[i].dtype, d[i].A, k))) __builtin_trap();
+                for (size_t k = 0; k < (size_t)d[i].rows * d[i].rank; k++)
+                    if (!isfinite(zi_lora_value(d[i].dtype, d[i].B, k))) __builtin_trap();
             }
             seen += n;
             if (n) {

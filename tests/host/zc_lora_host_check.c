@@ -7,7 +7,7 @@
  * rounded the same, fp32 sums) and host stand-ins for the few CUDA runtime
  * calls it makes; for every block and linear group of the tiny model, a
  * batch of 5 items (LoRA a at 0.8 twice in a row, LoRA b at -0.5 as a
- * fused-qkv file, none, a at -0.3 with b at 1.0) must equal each item's
+ * fused-qkv file in BF16, none, a at -0.3 with b at 1.0) must equal each item's
  * own merged delta (zi_lora_merge) within bf16 rounding, write nothing past
  * the outputs' columns, and enqueue zc_lora_gemms GEMMs. Needs the CUDA
  * headers (not a GPU), so it is not a unit test of the default build:
@@ -115,6 +115,10 @@ int main(int argc, char **argv)
         printf("open: %s\n", err);
         return 1;
     }
+    /* the two upload paths: F32 rounded to bf16, BF16 copied */
+    printf("LoRA a: %s deltas, LoRA b: %s deltas\n",
+           zi_lora_at(la, 0)->dtype == ZI_BF16 ? "bf16" : "f32",
+           zi_lora_at(lb, 0)->dtype == ZI_BF16 ? "bf16" : "f32");
     px_cuda_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     zc_lora_dev *ld = zc_lora_dev_create(&ctx, &c, 1 << 20);

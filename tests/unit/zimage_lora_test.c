@@ -78,9 +78,15 @@ static unsigned char *build(const ent *e, int n, size_t *len, int nan_at)
     uint64_t hl = at;
     memcpy(buf, &hl, 8);
     memcpy(buf + 8, h, at);
-    float *f = (float *)(void *)(buf + 8 + at); /* F32 entries only carry values */
-    for (size_t i = 0; !strcmp(e[0].dtype, "F32") && i < off / 4; i++)
-        f[i] = i != (size_t)nan_at ? 0.01f * (float)(i % 97) : nan_at % 2 ? NAN : -INFINITY;
+    /* values when the first entry is F32 or BF16 (then all are: index i
+     * counts elements from the data's start) */
+    int bf = !strcmp(e[0].dtype, "BF16");
+    size_t nv = !strcmp(e[0].dtype, "F32") ? off / 4 : bf ? off / 2 : 0;
+    for (size_t i = 0; i < nv; i++) {
+        float v = i != (size_t)nan_at ? 0.01f * (float)(i % 97) : nan_at % 2 ? NAN : -INFINITY;
+        uint16_t hb = zi_f32_to_bf16(v);
+        memcpy(buf + 8 + at + i * (bf ? 2 : 4), bf ? (void *)&hb : (void *)&v, bf ? 2 : 4);
+    }
     *len = 8 + at + off;
     return buf;
 }
@@ -148,6 +154,16 @@ TEST(t_refusals)
     refused(shape + 1, 1, PX_ECORRUPT, (const char *const[]){"without its down half", NULL}, -1);
     refused(unknown, 2, PX_ECORRUPT, (const char *const[]){"lora_A.weight holds nan", NULL}, 71);
     refused(unknown, 2, PX_ECORRUPT, (const char *const[]){"lora_B.weight holds -inf", NULL}, 300);
+    /* BF16 kept as BF16: the finiteness check on its bit patterns, in the
+     * vector part and in the tail (170 values: 10 after the blocks of 16) */
+    const ent bq[] = {{Q "lora_A.weight", "BF16", 4, 64}, {Q "lora_B.weight", "BF16", 64, 4}};
+    refused(bq, 2, PX_ECORRUPT, (const char *const[]){"lora_A.weight holds nan", NULL}, 71);
+    refused(bq, 2, PX_ECORRUPT, (const char *const[]){"lora_B.weight holds -inf", NULL}, 300);
+    const ent bw2[] = {{"transformer.layers.0.feed_forward.w2.lora_A.weight", "BF16", 1, 170},
+                       {"transformer.layers.0.feed_forward.w2.lora_B.weight", "BF16", 64, 1}};
+    refused(bw2, 2, PX_ECORRUPT, (const char *const[]){"w2.lora_A.weight holds nan", NULL}, 165);
+    refused(bw2, 2, PX_ECORRUPT, (const char *const[]){"w2.lora_A.weight holds -inf", NULL}, 168);
+    refused(bw2, 2, PX_ECORRUPT, (const char *const[]){"w2.lora_B.weight holds nan", NULL}, 233);
     /* many problems: the first six named, then a count */
     ent many[12];
     char names[12][80];
@@ -226,7 +242,9 @@ TEST(t_merge_api)
     for (int r = 0; r < 64; r++)
         for (int i = 0; i < 64; i++) {
             double s = 0;
-            for (int q = 0; q < 3; q++) s += (double)d->B[r * 3 + q] * d->A[q * 64 + i];
+            for (int q = 0; q < 3; q++)
+                s += (double)zi_lora_value(d->dtype, d->B, (size_t)r * 3 + q) *
+                     zi_lora_value(d->dtype, d->A, (size_t)q * 64 + i);
             want[(64 + r) * 64 + i] += (float)(-1.5 * s);
         }
     for (int i = 0; i < 192 * 64; i++) m = fmax(m, fabs((double)w[i] - want[i]));
@@ -291,7 +309,7 @@ TEST(t_spelling_variants)
 /* --- the tiny model and the tool's files ------------------------------------------------ */
 
 /* Makes the tiny fp32 model (seed 3) in dir/m/hf, LoRAs in every spelling
- * (rank 4, attention + FFN + adaLN, seed 1), a bf16 one, a second LoRA
+ * (rank 4, attention + FFN + adaLN, seed 1), a bf16 and an f16 one, a second LoRA
  * (kohya, rank 2, attention, no alpha, seed 2) and the model with both
  * merged at scales 0.8 and -0.5 — in one interpreter (torch's import is
  * most of the time). */
@@ -308,11 +326,13 @@ static void make_files(const char *dir)
              "'--spelling', s, '--rank', '4', '--targets', 'attn,ffn,ada', '--seed', '1']; L.main()\n"
              "sys.argv = ['L', 'write', '%s/bf16.safetensors', '--model', '%s/m/hf', '--rank', '4', "
              "'--targets', 'attn,ffn,ada', '--seed', '1', '--dtype', 'bf16']; L.main()\n"
+             "sys.argv = ['L', 'write', '%s/f16.safetensors', '--model', '%s/m/hf', '--rank', '4', "
+             "'--targets', 'attn,ffn,ada', '--seed', '1', '--dtype', 'f16']; L.main()\n"
              "sys.argv = ['L', 'write', '%s/two.safetensors', '--model', '%s/m/hf', '--spelling', "
              "'kohya', '--rank', '2', '--no-alpha', '--seed', '2']; L.main()\n"
              "sys.argv = ['L', 'merge', '%s/m/hf', '%s/merged', '--lora', '%s/comfy.safetensors:0.8', "
              "'--lora', '%s/two.safetensors:-0.5']; L.main()\" > /dev/null",
-             dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir);
+             dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir);
     sh(cmd);
 }
 
@@ -328,8 +348,11 @@ static void same_deltas(const zi_lora *a, const zi_lora *b)
         T_EQ_INT(x->rank, y->rank);
         T_EQ_INT(x->in, y->in);
         T_NEAR(x->alpha_over_rank, y->alpha_over_rank, 0);
-        T_EQ_MEM(x->A, y->A, (size_t)x->rank * x->in * sizeof(float));
-        T_EQ_MEM(x->B, y->B, (size_t)x->rows * x->rank * sizeof(float));
+        T_EQ_INT(x->dtype, y->dtype);
+        for (size_t k = 0; k < (size_t)x->rank * x->in; k++)
+            T_NEAR(zi_lora_value(x->dtype, x->A, k), zi_lora_value(y->dtype, y->A, k), 0);
+        for (size_t k = 0; k < (size_t)x->rows * x->rank; k++)
+            T_NEAR(zi_lora_value(x->dtype, x->B, k), zi_lora_value(y->dtype, y->B, k), 0);
     }
 }
 
@@ -392,16 +415,36 @@ static void check_spellings(const char *dir, const zi_dit_config *c)
     double m = merged_diff(peft, fused, c);
     printf("  comfy-fused  merged weights max |diff| %.3g against peft\n", m);
     T_CMP_DBL(m, <, 1e-6);
-    /* bf16: each value the F32 one rounded */
+    /* bf16: kept as BF16, each value the F32 one rounded, bit for bit, in
+     * 64-byte aligned halves; half the bytes */
     zi_lora *bf = open_ok(dir, "bf16.safetensors", c);
     T_EQ_INT(zi_lora_count(bf), zi_lora_count(peft));
     for (int i = 0; i < zi_lora_count(bf); i++) {
         const zi_lora_delta *x = zi_lora_at(peft, i), *y = zi_lora_at(bf, i);
-        for (int k = 0; k < x->rank * x->in; k++)
-            T_NEAR(y->A[k], zi_bf16_to_f32(zi_f32_to_bf16(x->A[k])), 0);
+        T_EQ_INT(x->dtype, ZI_F32);
+        T_EQ_INT(y->dtype, ZI_BF16);
+        T_EQ_INT((int)((uintptr_t)y->A % 64), 0);
+        T_EQ_INT((int)((uintptr_t)y->B % 64), 0);
+        const float *xa = x->A, *xb = x->B;
+        const uint16_t *ya = y->A, *yb = y->B;
+        for (int k = 0; k < x->rank * x->in; k++) T_EQ_INT(ya[k], zi_f32_to_bf16(xa[k]));
+        for (int k = 0; k < x->rows * x->rank; k++) T_EQ_INT(yb[k], zi_f32_to_bf16(xb[k]));
     }
-    T_EQ_INT((int)zi_lora_bytes(bf), (int)bytes); /* widened to F32 */
+    T_EQ_INT((int)zi_lora_bytes(bf), (int)bytes / 2);
+    T_CMP_DBL(merged_diff(peft, bf, c), <, 0.05);
     zi_lora_free(bf);
+    /* f16: widened to F32 (F16 -> BF16 would drop mantissa bits) */
+    zi_lora *h = open_ok(dir, "f16.safetensors", c);
+    for (int i = 0; i < zi_lora_count(h); i++) {
+        const zi_lora_delta *x = zi_lora_at(peft, i), *y = zi_lora_at(h, i);
+        T_EQ_INT(y->dtype, ZI_F32);
+        for (size_t k = 0; k < (size_t)x->rank * x->in; k++) {
+            float a = zi_lora_value(ZI_F32, x->A, k);
+            T_NEAR(zi_lora_value(ZI_F32, y->A, k), a, fabsf(a) * 0x1p-11f + 0x1p-24f);
+        }
+    }
+    T_EQ_INT((int)zi_lora_bytes(h), (int)bytes);
+    zi_lora_free(h);
     zi_lora_free(fused);
     zi_lora_free(peft);
 }
@@ -469,6 +512,21 @@ static void check_forward(const char *dir, const zi_dit_config *cfg)
            " the LoRAs change the output by up to %.3g\n", m, s, m / s, eff);
     T_CMP_DBL(m / s, <, 1e-4);
     T_CMP_DBL(eff, >, 100 * m);
+    /* the BF16 LoRA (kept BF16: zi_op_matmul's BF16 path) against the same
+     * LoRA in F32: apart by the rounding of its values only */
+    zi_lora *lb = open_ok(dir, "bf16.safetensors", cfg);
+    zi_lora_use ub = {lb, 0.8f}, uf = {l1, 0.8f};
+    in = (zi_dit_input){lat[0], 300.0f, text[0], tl[0], &ub, 1};
+    T_EQ_INT(zi_dit_forward(base, ctx, &in, 1, 8, 10, out[0], NULL, err, sizeof err), 0);
+    in.loras = &uf;
+    T_EQ_INT(zi_dit_forward(base, ctx, &in, 1, 8, 10, out[1], NULL, err, sizeof err), 0);
+    m = max_diff(out[0], out[1], LAT, &s);
+    eff = max_diff(out[1], plain, LAT, NULL);
+    printf("  bf16 LoRA vs f32 LoRA at run time: max |diff| %.3g; the LoRA changes the output "
+           "by up to %.3g\n", m, eff);
+    T_CMP_DBL(m, <, 0.02 * eff);
+    T_CMP_DBL(m, >, 0);
+    zi_lora_free(lb);
     /* scale 0 is the base model exactly */
     zi_lora_use zero = {l1, 0.0f};
     in = (zi_dit_input){lat[0], 300.0f, text[0], tl[0], &zero, 1};

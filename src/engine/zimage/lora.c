@@ -3,7 +3,10 @@
  * onto the model's linears through a table built from the configuration,
  * every key and shape checked before anything is converted (a file that
  * does not fit is refused whole, with the list of what did not match), then
- * the halves widened to F32 into one block and indexed by (block, site).
+ * the halves copied into one block (BF16 as stored, the rest widened to
+ * F32) and indexed by (block, site). The values are copied, not pointed to
+ * in the mapping: a file rewritten in place under a live mapping would
+ * SIGBUS the server.
  *
  * The table holds each linear under its dotted module path
  * ("layers.3.attention.to_out.0") and under kohya's underscored one
@@ -35,7 +38,7 @@ struct zi_lora {
     size_t bytes;
     zi_lora_delta *d;  /* n, sorted by (block, site, row0) */
     int *first, *cnt;  /* [nblocks * ZI_LORA_NSITES] index into d */
-    float *data;       /* every A and B */
+    void *data;        /* every A and B, each 64-byte aligned */
 };
 
 /* One linear (or row slice) of the model a file may address. */
@@ -303,83 +306,127 @@ static int cmp_delta(const void *a, const void *b)
     return (x->rows > y->rows) - (x->rows < y->rows);
 }
 
-/* Whether n floats are all finite: branch-free over blocks of 8 that the
- * compiler vectorizes at -O2 (a 186 MB file is 93 M values). */
-static int all_finite(const float *v, size_t n)
+/* Whether n F32 values (4-byte words) or BF16 values (2-byte) are all
+ * finite: branch-free over blocks that the compiler vectorizes at -O2 (a
+ * 186 MB file is 93 M values). The exponent's bits all set (Inf, NaN)
+ * carry into the word's top bit. */
+static int all_finite_f32(const float *v, size_t n)
 {
-    uint32_t bad[8] = {0}, e = 0x7f800000u;
+    uint32_t bad[8] = {0}, e = 0x7f800000u, any = 0, b[8];
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        uint32_t b[8];
         memcpy(b, v + i, sizeof b);
-        /* the exponent's bits all set (Inf, NaN) carry into bit 31 */
         for (int j = 0; j < 8; j++) bad[j] |= (b[j] & e) + 0x00800000u;
     }
-    uint32_t any = 0;
     for (int j = 0; j < 8; j++) any |= bad[j] & 0x80000000u;
     for (; i < n; i++) any |= !isfinite(v[i]);
     return !any;
 }
 
-/* Widens a tensor into dst; 0, PX_EUNSUP or PX_ECORRUPT (not finite). */
-static int widen(const px_st *st, const px_st_tensor *x, float *dst, char *err, size_t errlen,
-                 const char *name)
+static int all_finite_bf16(const uint16_t *v, size_t n)
 {
-    if (px_st_to_f32(x, dst))
+    uint16_t bad[16] = {0}, e = 0x7f80u, any = 0, b[16];
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        memcpy(b, v + i, sizeof b);
+        for (int j = 0; j < 16; j++) bad[j] |= (uint16_t)((b[j] & e) + 0x0080u);
+    }
+    for (; i < n; i++) bad[0] |= (uint16_t)((v[i] & e) + 0x0080u);
+    for (int j = 0; j < 16; j++) any |= bad[j] & 0x8000u;
+    return !any;
+}
+
+/* The delta dtype of a module: BF16 kept only when both halves are BF16. */
+static zi_dtype module_dtype(const module *m)
+{
+    return m->A->dtype == PX_ST_BF16 && m->B->dtype == PX_ST_BF16 ? ZI_BF16 : ZI_F32;
+}
+
+/* Bytes of a tensor held as dt, and that rounded up to the 64-byte
+ * alignment each half starts at (BF16 rows fed to oneDNN, F32 likewise). */
+static size_t held_bytes(const px_st_tensor *x, zi_dtype dt)
+{
+    return x->nelem * (dt == ZI_BF16 ? 2 : 4);
+}
+
+static size_t padded(size_t b)
+{
+    return (b + 63) / 64 * 64;
+}
+
+/* Copies (BF16 as is) or widens (to F32) a tensor into dst; 0, PX_EUNSUP
+ * or PX_ECORRUPT (not finite). */
+static int copy_values(const px_st *st, const px_st_tensor *x, zi_dtype dt, void *dst, char *err,
+                       size_t errlen, const char *name)
+{
+    int finite;
+    if (dt == ZI_BF16) {
+        memcpy(dst, x->data, x->nbytes);
+        finite = all_finite_bf16(dst, x->nelem);
+    } else if (px_st_to_f32(x, dst)) {
         return px_errf(err, errlen, PX_EUNSUP, "%s: tensor %s is %s (F32, F16 or BF16 read)",
                        name, x->name, px_st_dtype_name(x->dtype));
+    } else {
+        finite = all_finite_f32(dst, x->nelem);
+    }
     px_st_release(st, x);
-    for (size_t i = 0; !all_finite(dst, x->nelem) && i < x->nelem; i++)
-        if (!isfinite(dst[i]))
+    for (size_t i = 0; !finite && i < x->nelem; i++) {
+        float v = zi_lora_value(dt, dst, i);
+        if (!isfinite(v))
             return px_errf(err, errlen, PX_ECORRUPT, "%s: tensor %s holds %g", name, x->name,
-                           (double)dst[i]);
+                           (double)v);
+    }
     return 0;
 }
 
-/* The F32 block of every A and B: 2 MB aligned and, when large, in huge
+/* The block of every A and B: 2 MB aligned and, when large, in huge
  * pages (a 372 MB block in 4 KB pages spends most of a load in page
- * faults). NULL on failure; free() frees it. */
-static float *alloc_values(size_t bytes)
+ * faults); else 64-byte aligned. NULL on failure; free() frees it. */
+static void *alloc_values(size_t bytes)
 {
     void *p = NULL;
-    size_t huge = (size_t)2 << 20;
-    if (bytes < 2 * huge) return malloc(bytes ? bytes : 1);
-    if (posix_memalign(&p, huge, (bytes + huge - 1) / huge * huge)) return NULL;
-    madvise(p, (bytes + huge - 1) / huge * huge, MADV_HUGEPAGE); /* a hint: failure is fine */
+    size_t huge = (size_t)2 << 20, align = bytes < 2 * huge ? 64 : huge;
+    size_t len = (bytes ? bytes + align - 1 : 1) / align * align;
+    if (!len) len = align;
+    if (posix_memalign(&p, align, len)) return NULL;
+    if (align == huge) madvise(p, len, MADV_HUGEPAGE); /* a hint: failure is fine */
     return p;
 }
 
 static int build(const px_st *st, const table *t, zi_lora *l, const char *name, char *err,
                  size_t errlen)
 {
-    size_t floats = 0;
+    size_t total = 0, values = 0, nelem = 0;
     for (int i = 0; i < t->nmods; i++) {
         const module *m = &t->mods[i];
         if (!m->A) continue;
         l->n++;
-        floats += m->A->nelem + m->B->nelem;
+        zi_dtype dt = module_dtype(m);
+        nelem += m->A->nelem + m->B->nelem; /* bounded by the file's size: no overflow */
+        values += held_bytes(m->A, dt) + held_bytes(m->B, dt);
+        total += padded(held_bytes(m->A, dt)) + padded(held_bytes(m->B, dt));
     }
-    size_t bytes;
-    if (!px_mul_size(floats, sizeof(float), &bytes) ||
-        !(l->d = calloc((size_t)l->n, sizeof *l->d)) || !(l->data = alloc_values(bytes)))
+    if (!(l->d = calloc((size_t)l->n, sizeof *l->d)) || !(l->data = alloc_values(total)))
         return px_errf(err, errlen, PX_ENOMEM, "%s: out of memory for %zu LoRA values", name,
-                       floats);
-    l->bytes = bytes;
-    float *at = l->data;
+                       nelem);
+    l->bytes = values;
+    unsigned char *at = l->data;
     int k = 0, rc;
     for (int i = 0; i < t->nmods; i++) {
         const module *m = &t->mods[i];
         if (!m->A) continue;
         zi_lora_delta *d = &l->d[k++];
         *d = (zi_lora_delta){.block = m->block, .site = m->site, .row0 = m->row0,
-                             .rows = m->rows, .rank = (int)m->A->shape[0], .in = m->in};
+                             .rows = m->rows, .rank = (int)m->A->shape[0], .in = m->in,
+                             .dtype = module_dtype(m)};
         float alpha = (float)d->rank;
-        if (m->alpha && (rc = widen(st, m->alpha, &alpha, err, errlen, name))) return rc;
+        if (m->alpha && (rc = copy_values(st, m->alpha, ZI_F32, &alpha, err, errlen, name)))
+            return rc;
         d->alpha_over_rank = alpha / (float)d->rank;
-        if ((rc = widen(st, m->A, at, err, errlen, name))) return rc;
-        d->A = at, at += m->A->nelem;
-        if ((rc = widen(st, m->B, at, err, errlen, name))) return rc;
-        d->B = at, at += m->B->nelem;
+        if ((rc = copy_values(st, m->A, d->dtype, at, err, errlen, name))) return rc;
+        d->A = at, at += padded(held_bytes(m->A, d->dtype));
+        if ((rc = copy_values(st, m->B, d->dtype, at, err, errlen, name))) return rc;
+        d->B = at, at += padded(held_bytes(m->B, d->dtype));
         if (d->rank > l->max_rank) l->max_rank = d->rank;
         l->site_mask |= 1u << d->site;
     }
@@ -541,13 +588,16 @@ int zi_lora_merge(const zi_lora_use *u, int n, int block, zi_lora_site site, flo
         const zi_lora_delta *d = zi_lora_find(u[k].lora, block, site, &nd);
         for (int j = 0; j < nd; j++) {
             float s = u[k].scale * d[j].alpha_over_rank;
+            zi_dtype dt = d[j].dtype;
             for (int r = 0; r < d[j].rows; r++) {
                 float *wr = w + (size_t)(d[j].row0 + r) * in;
-                const float *b = d[j].B + (size_t)r * d[j].rank;
                 for (int q = 0; q < d[j].rank; q++) {
-                    float c = s * b[q];
-                    const float *a = d[j].A + (size_t)q * in;
-                    for (int i = 0; i < in; i++) wr[i] += c * a[i];
+                    float c = s * zi_lora_value(dt, d[j].B, (size_t)r * d[j].rank + q);
+                    size_t a = (size_t)q * in;
+                    if (dt == ZI_F32) /* hoisted: each loop vectorizes */
+                        for (int i = 0; i < in; i++) wr[i] += c * ((const float *)d[j].A)[a + i];
+                    else
+                        for (int i = 0; i < in; i++) wr[i] += c * zi_lora_value(ZI_BF16, d[j].A, a + i);
                 }
             }
         }

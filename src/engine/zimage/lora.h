@@ -36,8 +36,11 @@
 #define PX_ENGINE_ZIMAGE_LORA_H
 
 #include "engine/zimage/zconfig.h"
+#include "engine/zimage/zweights.h"
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 /* Which linear of a block a delta changes. */
 typedef enum zi_lora_site {
@@ -50,16 +53,29 @@ typedef enum zi_lora_site {
     ZI_LORA_NSITES
 } zi_lora_site;
 
-/* One low-rank delta (see above). A and B are F32, owned by the zi_lora. */
+/* One low-rank delta (see above). A and B are of dtype (ZI_BF16 when the
+ * file stores BF16, else ZI_F32: F16 widens, as F16 -> BF16 would round),
+ * both 64-byte aligned, owned by the zi_lora. */
 typedef struct zi_lora_delta {
     int block;         /* DiT block in forward order (znames.h zi_names_dit_block) */
     zi_lora_site site;
     int row0, rows;    /* output rows of the base weight it changes */
     int rank, in;      /* r, and the linear's input features */
     float alpha_over_rank; /* α / r */
-    const float *A;    /* [rank, in] */
-    const float *B;    /* [rows, rank] */
+    zi_dtype dtype;    /* of A and B */
+    const void *A;     /* [rank, in] */
+    const void *B;     /* [rows, rank] */
 } zi_lora_delta;
+
+/* Element i of a delta's A or B (p, of dtype dt) as F32 (exact for BF16). */
+static inline float zi_lora_value(zi_dtype dt, const void *p, size_t i)
+{
+    float f;
+    if (dt == ZI_F32) return ((const float *)p)[i];
+    uint32_t u = (uint32_t)((const uint16_t *)p)[i] << 16;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
 
 typedef struct zi_lora zi_lora; /* opaque */
 
@@ -71,8 +87,9 @@ typedef enum zi_lora_spelling {
 } zi_lora_spelling;
 
 /*
- * Opens a .safetensors LoRA file (memory-mapped while reading; F32, F16 and
- * BF16 tensors, converted to F32) for a DiT of configuration cfg. Returns
+ * Opens a .safetensors LoRA file (memory-mapped while reading, the values
+ * copied out: BF16 kept as BF16, F32 as F32, F16 widened to F32; a file is
+ * BF16 only when all its A and B tensors are) for a DiT of configuration cfg. Returns
  * 0, PX_EIO / PX_ENOTFOUND (the file), PX_ECORRUPT / PX_ETRUNC (a bad file
  * or keys that do not match the model: err names them), PX_EUNSUP (a dtype
  * it cannot read) or PX_ENOMEM. Caller frees *out.

@@ -64,11 +64,11 @@ int zi_lora_apply(zi_ctx *c, const zi_lora_use *u, int n, int block, zi_lora_sit
             int r = d[j].rank, rc;
             float s = u[k].scale * d[j].alpha_over_rank;
             if (s == 0.0f) continue;
-            if ((rc = zi_op_matmul(c, x, rows, d[j].in, ldx, d[j].A, ZI_F32, r, NULL, scratch, r,
+            if ((rc = zi_op_matmul(c, x, rows, d[j].in, ldx, d[j].A, d[j].dtype, r, NULL, scratch, r,
                                    0, err, errlen)))
                 return rc;
             for (size_t i = 0; i < (size_t)rows * r; i++) scratch[i] *= s;
-            if ((rc = zi_op_matmul(c, scratch, rows, r, r, d[j].B, ZI_F32, d[j].rows, NULL,
+            if ((rc = zi_op_matmul(c, scratch, rows, r, r, d[j].B, d[j].dtype, d[j].rows, NULL,
                                    y + d[j].row0, ldy, ZI_LIN_ACCUM, err, errlen)))
                 return rc;
         }

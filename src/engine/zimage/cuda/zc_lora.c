@@ -167,6 +167,17 @@ static size_t cb_size(void *arg, const void *key)
     return zc_lora_bytes(arg, key);
 }
 
+/* n values of a delta's half as bf16: BF16 copied as is, F32 rounded. */
+static void to_bf16(const zi_lora_delta *t, const void *src, size_t n, uint16_t *dst)
+{
+    if (t->dtype == ZI_BF16) {
+        memcpy(dst, src, n * sizeof *dst);
+        return;
+    }
+    const float *f = src;
+    for (size_t i = 0; i < n; i++) dst[i] = zi_f32_to_bf16(f[i]);
+}
+
 /* The host image of the entry's device memory: A's stacked, B's. */
 static void stage(const zi_lora *l, const lentry *e, int nblocks, uint16_t *h)
 {
@@ -181,10 +192,8 @@ static void stage(const zi_lora *l, const lentry *e, int nblocks, uint16_t *h)
                     const ldelta *dl = &e->d[k];
                     uint16_t *a = h + lg->a_off / 2 + (size_t)dl->roff * lg->in;
                     uint16_t *bb = h + dl->b_off / 2;
-                    for (size_t i = 0; i < (size_t)t[j].rank * t[j].in; i++)
-                        a[i] = zi_f32_to_bf16(t[j].A[i]);
-                    for (size_t i = 0; i < (size_t)t[j].rows * t[j].rank; i++)
-                        bb[i] = zi_f32_to_bf16(t[j].B[i]);
+                    to_bf16(&t[j], t[j].A, (size_t)t[j].rank * t[j].in, a);
+                    to_bf16(&t[j], t[j].B, (size_t)t[j].rows * t[j].rank, bb);
                 }
             }
         }
