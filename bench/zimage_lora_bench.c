@@ -93,7 +93,7 @@ static void load(const char *path, int ncold, int nwarm)
         }
         double best = t[0];
         for (int i = 1; i < n; i++) best = t[i] < best ? t[i] : best;
-        printf("{\"what\":\"load\",\"cache\":\"%s\",\"file_bytes\":%lld,\"f32_bytes\":%zu,"
+        printf("{\"what\":\"load\",\"cache\":\"%s\",\"file_bytes\":%lld,\"held_bytes\":%zu,"
                "\"rank\":%d,\"deltas\":%d,\"runs\":%d,\"best_ms\":%.1f,\"median_ms\":%.1f,"
                "\"median_cpu_ms\":%.1f,\"file_mb_per_s\":%.0f}\n",
                warm ? "warm" : "cold", (long long)sb.st_size, zi_lora_bytes(l),

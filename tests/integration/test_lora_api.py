@@ -138,6 +138,7 @@ class LoraApi(unittest.TestCase):
         self.assertEqual(eng["engine"], "zimage")
         self.assertEqual(eng["rank"], 4)
         self.assertEqual(eng["spelling"], "kohya")
+        self.assertEqual(eng["dtype"], "f32")
         self.assertGreater(eng["bytes"], 0)
         self.assertGreaterEqual(eng["load_ms"], 0)
         self.assertEqual(eng["in_use"], 0)  # the request has ended

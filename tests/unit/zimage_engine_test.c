@@ -179,8 +179,24 @@ TEST(t_loras)
     px_buf_init(&b, 1 << 16);
     T_EQ_INT(px_engine_lora_describe(l, &b), 0);
     T_EQ_STR((const char *)b.data, "\"rank\":4,\"alpha\":2,\"deltas\":31,\"sites\":[\"attention\","
-                                   "\"ffn\",\"adaLN\"],\"spelling\":\"kohya\",\"bytes\":93056");
+                                   "\"ffn\",\"adaLN\"],\"spelling\":\"kohya\",\"dtype\":\"f32\","
+                                   "\"bytes\":93056");
     px_buf_free(&b);
+    /* the same LoRA in BF16 is held as BF16: half the bytes */
+    char bpath[800];
+    snprintf(bpath, sizeof bpath, "%s/style-bf16.safetensors", px_test_tmpdir());
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 tools/zimage_lora.py write %s --model %s --spelling kohya "
+             "--rank 4 --targets attn,ffn,ada --seed 1 --dtype bf16 >/dev/null", bpath, model());
+    T_EQ_INT(system(cmd), 0);
+    px_engine_lora *lb = NULL;
+    if (px_engine_lora_open(e, bpath, &lb, err, sizeof err))
+        px_tfail(__FILE__, __LINE__, "lora open: %s", err);
+    px_buf_init(&b, 1 << 16);
+    T_EQ_INT(px_engine_lora_describe(lb, &b), 0);
+    T_CONTAINS((const char *)b.data, "\"spelling\":\"kohya\",\"dtype\":\"bf16\",\"bytes\":46528");
+    px_buf_free(&b);
+    px_engine_lora_close(lb);
     px_image plain = {0}, im[2] = {{0}};
     progress_log log = {0};
     T_EQ_INT(generate(e, 7, 2, &log, NULL, &plain, NULL), 0);

@@ -50,8 +50,10 @@ int zi_engine_lora_describe(const px_engine_lora *el, px_buf *out)
 {
     const zi_lora *l = el->lora;
     double alpha = -1;
+    unsigned dts = 0; /* bit per dtype held: BF16 files stay BF16 */
     for (int i = 0; i < zi_lora_count(l); i++) {
         const zi_lora_delta *d = zi_lora_at(l, i);
+        dts |= 1u << d->dtype;
         double a = (double)d->alpha_over_rank * d->rank;
         if (i == 0) alpha = a;
         else if (fabs(a - alpha) > 1e-6 * fabs(alpha)) alpha = NAN;
@@ -67,8 +69,10 @@ int zi_engine_lora_describe(const px_engine_lora *el, px_buf *out)
         rc = px_buf_printf(out, "%s\"ffn\"", sep), sep = ",";
     if (!rc && (m & 1u << ZI_LORA_ADA)) rc = px_buf_printf(out, "%s\"adaLN\"", sep);
     if (!rc)
-        rc = px_buf_printf(out, "],\"spelling\":\"%s\",\"bytes\":%zu",
-                           zi_lora_spelling_name(zi_lora_spelling_of(l)), zi_lora_bytes(l));
+        rc = px_buf_printf(out, "],\"spelling\":\"%s\",\"dtype\":\"%s\",\"bytes\":%zu",
+                           zi_lora_spelling_name(zi_lora_spelling_of(l)),
+                           dts == 1u << ZI_BF16 ? "bf16" : dts == 1u << ZI_F32 ? "f32" : "mixed",
+                           zi_lora_bytes(l));
     return rc;
 }
 
