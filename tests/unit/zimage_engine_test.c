@@ -163,18 +163,28 @@ TEST(t_generate_progress_seeds_cancel)
 /* A LoRA written by tools/zimage_lora.py: opened, described, used by one
  * item of a batch of two (the other's image is the plain one); a file that
  * does not fit the model is refused with the reason. */
-TEST(t_loras)
+/* The tool's kohya LoRA (rank 4, attention + FFN + adaLN, seed 1) in
+ * dtype ("f32", "bf16") as tmpdir/name, opened on e. */
+static px_engine_lora *style_lora(px_engine *e, const char *name, const char *dtype)
 {
-    px_engine *e = open_engine();
     char cmd[2400], path[800], err[1024] = "";
-    snprintf(path, sizeof path, "%s/style.safetensors", px_test_tmpdir());
+    snprintf(path, sizeof path, "%s/%s", px_test_tmpdir(), name);
     snprintf(cmd, sizeof cmd,
              "/usr/bin/python3 tools/zimage_lora.py write %s --model %s --spelling kohya "
-             "--rank 4 --targets attn,ffn,ada --seed 1 >/dev/null", path, model());
+             "--rank 4 --targets attn,ffn,ada --seed 1 --dtype %s >/dev/null", path, model(),
+             dtype);
     T_EQ_INT(system(cmd), 0);
     px_engine_lora *l = NULL;
     if (px_engine_lora_open(e, path, &l, err, sizeof err))
         px_tfail(__FILE__, __LINE__, "lora open: %s", err);
+    return l;
+}
+
+TEST(t_loras)
+{
+    px_engine *e = open_engine();
+    char cmd[2400], path[800], err[1024] = "";
+    px_engine_lora *l = style_lora(e, "style.safetensors", "f32");
     px_buf b;
     px_buf_init(&b, 1 << 16);
     T_EQ_INT(px_engine_lora_describe(l, &b), 0);
@@ -183,15 +193,7 @@ TEST(t_loras)
                                    "\"bytes\":93056");
     px_buf_free(&b);
     /* the same LoRA in BF16 is held as BF16: half the bytes */
-    char bpath[800];
-    snprintf(bpath, sizeof bpath, "%s/style-bf16.safetensors", px_test_tmpdir());
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 tools/zimage_lora.py write %s --model %s --spelling kohya "
-             "--rank 4 --targets attn,ffn,ada --seed 1 --dtype bf16 >/dev/null", bpath, model());
-    T_EQ_INT(system(cmd), 0);
-    px_engine_lora *lb = NULL;
-    if (px_engine_lora_open(e, bpath, &lb, err, sizeof err))
-        px_tfail(__FILE__, __LINE__, "lora open: %s", err);
+    px_engine_lora *lb = style_lora(e, "style-bf16.safetensors", "bf16");
     px_buf_init(&b, 1 << 16);
     T_EQ_INT(px_engine_lora_describe(lb, &b), 0);
     T_CONTAINS((const char *)b.data, "\"spelling\":\"kohya\",\"dtype\":\"bf16\",\"bytes\":46528");
@@ -214,6 +216,7 @@ TEST(t_loras)
     T_EQ_INT(memcmp(im[1].px, plain.px, 32 * 32 * 3), 0);
     /* a LoRA of the full-size model: 28 of its layers are not in this one
      * (three keys each), the adaLN of the other two is 256 wide, not 64 */
+    snprintf(path, sizeof path, "%s/full.safetensors", px_test_tmpdir());
     snprintf(cmd, sizeof cmd,
              "/usr/bin/python3 tools/zimage_lora.py write %s --config full --blocks layers "
              "--rank 1 --targets ada >/dev/null", path);
