@@ -323,16 +323,25 @@ static int all_finite_f32(const float *v, size_t n)
     return !any;
 }
 
-static int all_finite_bf16(const uint16_t *v, size_t n)
+/* Copies n BF16 values and says whether all are finite, in one pass (the
+ * values are read once: a second pass over a 186 MB copy cost a quarter of
+ * the load). Four values to a 64-bit word: a lane's masked exponent plus
+ * 0x80 reaches at most 0x8000, so no carry crosses into the next lane. */
+static int copy_finite_bf16(uint16_t *dst, const uint8_t *src, size_t n)
 {
-    uint16_t bad[16] = {0}, e = 0x7f80u, any = 0, b[16];
+    const uint64_t e = 0x7f807f807f807f80u, one = 0x0080008000800080u;
+    uint64_t bad[8] = {0}, b[8], any = 0;
     size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        memcpy(b, v + i, sizeof b);
-        for (int j = 0; j < 16; j++) bad[j] |= (uint16_t)((b[j] & e) + 0x0080u);
+    for (; i + 32 <= n; i += 32) {
+        memcpy(b, src + 2 * i, sizeof b);
+        for (int j = 0; j < 8; j++) bad[j] |= (b[j] & e) + one;
+        memcpy(dst + i, b, sizeof b);
     }
-    for (; i < n; i++) bad[0] |= (uint16_t)((v[i] & e) + 0x0080u);
-    for (int j = 0; j < 16; j++) any |= bad[j] & 0x8000u;
+    for (; i < n; i++) {
+        memcpy(dst + i, src + 2 * i, 2);
+        bad[0] |= (uint64_t)((dst[i] & 0x7f80u) + 0x0080u);
+    }
+    for (int j = 0; j < 8; j++) any |= bad[j] & 0x8000800080008000u;
     return !any;
 }
 
@@ -361,8 +370,7 @@ static int copy_values(const px_st *st, const px_st_tensor *x, zi_dtype dt, void
 {
     int finite;
     if (dt == ZI_BF16) {
-        memcpy(dst, x->data, x->nbytes);
-        finite = all_finite_bf16(dst, x->nelem);
+        finite = copy_finite_bf16(dst, x->data, x->nelem);
     } else if (px_st_to_f32(x, dst)) {
         return px_errf(err, errlen, PX_EUNSUP, "%s: tensor %s is %s (F32, F16 or BF16 read)",
                        name, x->name, px_st_dtype_name(x->dtype));
