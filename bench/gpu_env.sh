@@ -1,15 +1,27 @@
 # bench/gpu_env.sh — sourced by the GPU-machine scripts: finds the CUDA
 # libraries the CUDA build links (cuDNN 9, cuFFT from CUDA 13) and the Debian
-# libraries carried next to the binaries (.devlibs/, see docs/benchmarks/
-# lama-cuda.md for how that folder is made), and says what it found.
+# libraries carried next to the binaries (.devlibs/, made by scripts/gpu_prepare,
+# unpacked by bench/gpu_session.sh), and says what it found.
+# Only the carried libraries the system lacks go on the path (links in
+# /tmp/px-devlibs): the Debian copies of libz, libffi, libgomp, libpng ...
+# must not shadow the system's for python3 and torch, which inherit it.
 libdirs=""
-if [ -d .devlibs ]; then libdirs="$PWD/.devlibs"; fi
+if [ -d .devlibs ]; then
+  rm -rf /tmp/px-devlibs && mkdir -p /tmp/px-devlibs
+  for f in .devlibs/*.so*; do
+    n=$(basename "$f")
+    ldconfig -p 2>/dev/null | grep -q "^[[:space:]]*$n " || ln -s "$PWD/$f" "/tmp/px-devlibs/$n"
+  done
+  libdirs=/tmp/px-devlibs
+  echo "gpu_env: carried libraries used (the system lacks them): $(ls /tmp/px-devlibs | tr '\n' ' ')"
+fi
 # cuDNN/cuFFT: the system's if ldconfig knows them, else PyTorch's wheels.
 if ! ldconfig -p | grep -q 'libcudnn.so.9'; then
   py=$(python3 - <<'PY' 2>/dev/null
 import importlib, os
 dirs = []
-for mod in ("nvidia.cudnn", "nvidia.cufft", "nvidia.cublas", "nvidia.cuda_runtime"):
+# CUDA 12 wheels: nvidia/<lib>/lib; CUDA 13 wheels (torch 2.11+cu130): nvidia/cu13/lib
+for mod in ("nvidia.cudnn", "nvidia.cufft", "nvidia.cublas", "nvidia.cuda_runtime", "nvidia.cu13"):
     try:
         m = importlib.import_module(mod)
         for p in m.__path__:
