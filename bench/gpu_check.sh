@@ -21,6 +21,7 @@ echo "== serve smoke: pixserve serve --engine lama --device cuda, 16 users of 10
   --outputs /tmp/px-outputs --log-level warn > "$OUT/serve.log" 2>&1 &
 SP=$!
 for _ in $(seq 120); do
+  kill -0 $SP 2>/dev/null || break
   python3 -c 'import urllib.request,sys; urllib.request.urlopen("http://127.0.0.1:18080/readyz", timeout=1)' \
     2>/dev/null && break
   sleep 0.5

@@ -8,15 +8,18 @@
 libdirs=""
 if [ -d .devlibs ]; then
   rm -rf /tmp/px-devlibs && mkdir -p /tmp/px-devlibs
+  # The cache listed once into a file: `ldconfig -p | grep -q` under the
+  # callers' pipefail fails at random (grep's early exit gives ldconfig SIGPIPE).
+  ldconfig -p > /tmp/px-devlibs/.cache 2>/dev/null
   for f in .devlibs/*.so*; do
     n=$(basename "$f")
-    ldconfig -p 2>/dev/null | grep -q "^[[:space:]]*$n " || ln -s "$PWD/$f" "/tmp/px-devlibs/$n"
+    grep -q "^[[:space:]]*$n " /tmp/px-devlibs/.cache || ln -s "$PWD/$f" "/tmp/px-devlibs/$n"
   done
   libdirs=/tmp/px-devlibs
   echo "gpu_env: carried libraries used (the system lacks them): $(ls /tmp/px-devlibs | tr '\n' ' ')"
 fi
 # cuDNN/cuFFT: the system's if ldconfig knows them, else PyTorch's wheels.
-if ! ldconfig -p | grep -q 'libcudnn.so.9'; then
+if ! ldconfig -p 2>/dev/null | grep 'libcudnn.so.9' >/dev/null; then
   py=$(python3 - <<'PY' 2>/dev/null
 import importlib, os
 dirs = []
@@ -35,6 +38,9 @@ PY
   [ -n "$py" ] && libdirs="$libdirs:$py"
 fi
 for d in /usr/local/cuda/lib64 /usr/local/cuda/lib; do [ -d "$d" ] && libdirs="$libdirs:$d"; done
-export LD_LIBRARY_PATH="$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# Sourced again by a script this one started: the same directories once.
+case ":${LD_LIBRARY_PATH:-}:" in *":${libdirs#:}:"*) ;; *)
+  export LD_LIBRARY_PATH="${libdirs#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;;
+esac
 export PX_PYTHON=${PX_PYTHON:-python3}
 echo "gpu_env: LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
