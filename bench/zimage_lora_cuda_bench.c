@@ -1,7 +1,7 @@
 /*
  * zimage_lora_cuda_bench.c — what LoRAs cost the zimage engine's CUDA
  * backend (run-time application, zc_lora.h), for bench/lora_gpu.sh and
- * docs/benchmarks/lora-gpu-plan.md:
+ * docs/benchmarks/lora.md (GPU section):
  *
  *   zimage_lora_cuda_bench --model DIR --loras DIR [--size 1024x1024]
  *                          [--steps 8] [--iters 3] [--batch 1] [--json OUT.jsonl]
