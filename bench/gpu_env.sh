@@ -7,14 +7,21 @@
 # must not shadow the system's for python3 and torch, which inherit it.
 libdirs=""
 if [ -d .devlibs ]; then
-  rm -rf /tmp/px-devlibs && mkdir -p /tmp/px-devlibs
-  # The cache listed once into a file: `ldconfig -p | grep -q` under the
-  # callers' pipefail fails at random (grep's early exit gives ldconfig SIGPIPE).
-  ldconfig -p > /tmp/px-devlibs/.cache 2>/dev/null
-  for f in .devlibs/*.so*; do
-    n=$(basename "$f")
-    grep -q "^[[:space:]]*$n " /tmp/px-devlibs/.cache || ln -s "$PWD/$f" "/tmp/px-devlibs/$n"
-  done
+  # Made once per unpacked .devlibs (scripts sourcing this again, while
+  # processes started earlier use the links, leave them alone).
+  if [ ! -f /tmp/px-devlibs/.cache ] || [ .devlibs -nt /tmp/px-devlibs/.cache ] ||
+     [ "$(cat /tmp/px-devlibs/.src 2>/dev/null)" != "$PWD" ]; then
+    rm -rf /tmp/px-devlibs && mkdir -p /tmp/px-devlibs
+    # The cache listed once into a file: `ldconfig -p | grep -q` under the
+    # callers' pipefail fails at random (grep's early exit gives ldconfig SIGPIPE).
+    ldconfig -p > /tmp/px-devlibs/.cache.tmp 2>/dev/null
+    for f in .devlibs/*.so*; do
+      n=$(basename "$f")
+      grep -q "^[[:space:]]*$n " /tmp/px-devlibs/.cache.tmp || ln -s "$PWD/$f" "/tmp/px-devlibs/$n"
+    done
+    echo "$PWD" > /tmp/px-devlibs/.src
+    mv /tmp/px-devlibs/.cache.tmp /tmp/px-devlibs/.cache
+  fi
   libdirs=/tmp/px-devlibs
   echo "gpu_env: carried libraries used (the system lacks them): $(ls /tmp/px-devlibs | tr '\n' ' ')"
 fi

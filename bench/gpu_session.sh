@@ -235,7 +235,7 @@ step_lama() {
   part lama_defaults 330 gpu "OUT=$WORK/l16 WORK=$WORK/l16-work WEIGHTS=/tmp/big.safetensors \
     bench/lama_defaults_gpu.sh 10 3"
   part lama_engine 300 gpu "$PY bench/lama_cuda_vs_torch.py --weights /tmp/big.safetensors \
-    --bench $BIN/lama_cuda_bench --out $WORK/lama-engine --sizes 1024,512 --batches 8,16 \
+    --bench $BIN/lama_cuda_bench --out $WORK/lama-engine --sizes 1024,512 --batches 16 \
     --iters 5 --compile --compile-batches 16 --skip-accuracy"
   KEY+=("$WORK/l16/table.md:lama16-table.md")
 }
@@ -248,6 +248,8 @@ step_multi() {
     WEIGHTS=/tmp/big.safetensors bench/lama_defaults_gpu.sh 10 3"
   part lama_one 200 gpu "CUDA_VISIBLE_DEVICES=0 CONFIGS=defaults SWEEP=1,10,50,100 OUT=$WORK/lama-one \
     WORK=$WORK/lama-one-work WEIGHTS=/tmp/big.safetensors bench/lama_defaults_gpu.sh 10 3"
+  # SKIP_ZIMAGE=1 when the zimage engine failed its check on one GPU.
+  [ "${SKIP_ZIMAGE:-0}" = 1 ] && return 0
   zmodel 240
   for n in two one; do
     local vis=()

@@ -98,6 +98,8 @@ def gemm_rate():
             a @ b
         torch.cuda.synchronize()
         best = max(best, 2 * 4224 * n * k * 20 / (time.perf_counter() - t0) / 1e12)
+        del a, b
+    torch.cuda.empty_cache()
     return best
 
 
@@ -182,20 +184,26 @@ def save(args, rate, rows):
         json.dump(dict(gemm_tflops=round(rate, 1), gpu=gpu, rows=rows), f, indent=1)
 
 
-def bench_ours(args, c, rate, rows):
+def bench_ours(args, rows):
+    """Our bench first, before this process touches the GPU: its peak memory
+    (cudaMemGetInfo, device-wide) must not count PyTorch's context and cache."""
     path = os.path.join(args.out, "ours.jsonl")
     cmd = [args.bench, "--model", args.model, "--sizes", args.sizes, "--batches", args.batches,
            "--steps", str(args.steps), "--iters", str(args.iters + 1), "--json", path]
     print("$ " + " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
-    with open(path) as f:
-        for line in f:
-            r = json.loads(line)
-            w, h = (int(v) for v in r["size"].split("x"))
-            fl = dit_flops(c, h // 8, w // 8, r["tokens"]) * r["batch"]
-            r["gemm_fraction"] = round(fl / (r["step_ms"] / 1000) / 1e12 / rate, 3)
-            rows.append(r)
-    save(args, rate, rows)
+    rc = subprocess.run(cmd).returncode
+    if os.path.exists(path):  # the rows it finished (the bench flushes each)
+        with open(path) as f:
+            rows.extend(json.loads(line) for line in f if line.strip())
+    if rc:
+        raise SystemExit("%s exited with %d after %d rows" % (args.bench, rc, len(rows)))
+
+
+def ours_fractions(c, rate, rows):
+    for r in rows:
+        w, h = (int(v) for v in r["size"].split("x"))
+        fl = dit_flops(c, h // 8, w // 8, r["tokens"]) * r["batch"]
+        r["gemm_fraction"] = round(fl / (r["step_ms"] / 1000) / 1e12 / rate, 3) if r["step_ms"] else 0.0
 
 
 def main():
@@ -218,12 +226,17 @@ def main():
     DEV = args.device
     os.makedirs(args.out, exist_ok=True)
     torch.backends.cuda.matmul.allow_tf32 = False
-    rate = gemm_rate() if DEV.startswith("cuda") else 1.0
-    print("bf16 GEMM rate (torch.matmul, best of the DiT's shapes): %.0f TFLOP/s" % rate)
     rows = []
     cfg = json.load(open(os.path.join(args.model, "transformer", "config.json")))
     if not args.skip_ours:
-        bench_ours(args, cfg, rate, rows)
+        try:
+            bench_ours(args, rows)
+        finally:  # what it measured, also when it failed part-way
+            save(args, 0.0, rows)
+    rate = gemm_rate() if DEV.startswith("cuda") else 1.0
+    print("bf16 GEMM rate (torch.matmul, best of the DiT's shapes): %.0f TFLOP/s" % rate)
+    ours_fractions(cfg, rate, rows)
+    save(args, rate, rows)
     if not args.skip_torch:
         if hasattr(F, "scaled_dot_product_attention"):
             ref.attention = sdpa_attention

@@ -98,6 +98,7 @@ static void row(bench *b, const char *cs, const char *loras, int rank, const cha
                 "\"s_per_image\":%.4f,\"open_ms\":%.1f}\n",
                 cs, loras, rank, targets, batch, graph ? "true" : "false", b->w, b->h, b->steps,
                 r->step_ms, r->s_per_image, open_ms);
+    if (b->js) fflush(b->js); /* a run stopped at its time limit keeps its rows */
 }
 
 static int open_lora(bench *b, const char *dir, const char *name, px_engine_lora **l, double *ms)
