@@ -2,6 +2,9 @@
 # bench/gpu_check.sh — first look on a GPU machine (the device tool runs it
 # from the repository root with the CUDA build carried in .devcarry/):
 # environment, the GPU comparison tests, a short throughput table.
+# LaMa only, and it writes more than the device tool's 8 files under $OUT
+# (the pixbench folder): the next session runs bench/gpu_session.sh instead
+# (docs/benchmarks/gpu-runbook.md), which covers the same and packs its logs.
 set -uo pipefail
 . bench/gpu_env.sh
 B=${1:-.devcarry}

@@ -5,6 +5,7 @@
  *
  *   zimage_lora_cuda_bench --model DIR --loras DIR [--size 1024x1024]
  *                          [--steps 8] [--iters 3] [--batch 1] [--json OUT.jsonl]
+ *                          [--device cuda]   (cpu: the tiny model, a dry run)
  *
  * --loras holds the files bench/lora_gpu.sh writes with tools/zimage_lora.py:
  * r{16,32,64}_attn.safetensors, r{16,32,64}_attn_ffn.safetensors and
@@ -173,7 +174,7 @@ static int mixing(bench *b, const char *dir)
 
 int main(int argc, char **argv)
 {
-    const char *model = NULL, *dir = NULL, *size = "1024x1024", *json = NULL;
+    const char *model = NULL, *dir = NULL, *size = "1024x1024", *json = NULL, *device = "cuda";
     int batch = 1;
     bench b = {.steps = 8, .iters = 3};
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -192,6 +193,8 @@ int main(int argc, char **argv)
             batch = atoi(v);
         else if (!strcmp(k, "--json"))
             json = v;
+        else if (!strcmp(k, "--device")) /* cpu: a dry run of the bench itself */
+            device = v;
         else {
             fprintf(stderr, "unknown option %s\n", k);
             return 2;
@@ -205,7 +208,7 @@ int main(int argc, char **argv)
     }
     b.prompt = "a lighthouse on a cliff at dusk, waves below, oil painting";
     char err[512];
-    px_engine_config cfg = {.weights = model, .device = "cuda"};
+    px_engine_config cfg = {.weights = model, .device = device};
     int64_t t0 = px_now_ns();
     if (px_engine_open("zimage", &cfg, &b.e, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
