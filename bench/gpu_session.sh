@@ -69,7 +69,11 @@ if [ -f .devpack/gpu.tar.xz ]; then
   sum=$(cksum < .devpack/gpu.tar.xz)
   if [ "$(cat .devcarry/.packsum 2>/dev/null)" != "$sum" ]; then
     rm -rf .devcarry .devlibs
-    xz -dc .devpack/gpu.tar.xz | tar -xf - && echo "$sum" > .devcarry/.packsum
+    if command -v xz >/dev/null; then
+      xz -dc .devpack/gpu.tar.xz | tar -xf -
+    else  # an image without xz-utils: Python's lzma
+      python3 -c 'import tarfile; tarfile.open(".devpack/gpu.tar.xz").extractall()'
+    fi && echo "$sum" > .devcarry/.packsum
   fi
 fi
 if [ ! -x "$BIN/pixserve" ]; then
