@@ -190,24 +190,15 @@ static int parse_inpaint_args(int argc, char **argv, inpaint_args *a)
             return 2;
         }
         i++;
-        if (!strcmp(f, "-o") || !strcmp(f, "--output"))
-            a->out = v;
-        else if (!strcmp(f, "--engine"))
-            a->engine = v;
-        else if (!strcmp(f, "--method"))
-            a->method = v;
-        else if (!strcmp(f, "--weights"))
-            a->weights = v;
-        else if (!strcmp(f, "--device"))
-            a->device = v;
-        else if (!strcmp(f, "--precision"))
-            a->precision = v;
-        else if (!strcmp(f, "--seed"))
-            a->seed = strtoull(v, NULL, 10);
-        else if (!strcmp(f, "--quality"))
-            a->quality = atoi(v);
-        else if (!strcmp(f, "--threads"))
-            a->threads = atoi(v);
+        if (!strcmp(f, "-o") || !strcmp(f, "--output")) a->out = v;
+        else if (!strcmp(f, "--engine")) a->engine = v;
+        else if (!strcmp(f, "--method")) a->method = v;
+        else if (!strcmp(f, "--weights")) a->weights = v;
+        else if (!strcmp(f, "--device")) a->device = v;
+        else if (!strcmp(f, "--precision")) a->precision = v;
+        else if (!strcmp(f, "--seed")) a->seed = strtoull(v, NULL, 10);
+        else if (!strcmp(f, "--quality")) a->quality = atoi(v);
+        else if (!strcmp(f, "--threads")) a->threads = atoi(v);
         else if (!strcmp(f, "--hd-strategy")) {
             int h = px_hd_parse(v);
             if (h < 0) {
