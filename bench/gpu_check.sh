@@ -2,6 +2,9 @@
 # bench/gpu_check.sh — first look on a GPU machine (the device tool runs it
 # from the repository root with the CUDA build carried in .devcarry/):
 # environment, the GPU comparison tests, a short throughput table.
+# LaMa only, and it writes more than the device tool's 8 files under $OUT
+# (the pixbench folder): the next session runs bench/gpu_session.sh instead
+# (docs/benchmarks/gpu-runbook.md), which covers the same and packs its logs.
 set -uo pipefail
 . bench/gpu_env.sh
 B=${1:-.devcarry}
@@ -21,6 +24,7 @@ echo "== serve smoke: pixserve serve --engine lama --device cuda, 16 users of 10
   --outputs /tmp/px-outputs --log-level warn > "$OUT/serve.log" 2>&1 &
 SP=$!
 for _ in $(seq 120); do
+  kill -0 $SP 2>/dev/null || break
   python3 -c 'import urllib.request,sys; urllib.request.urlopen("http://127.0.0.1:18080/readyz", timeout=1)' \
     2>/dev/null && break
   sleep 0.5

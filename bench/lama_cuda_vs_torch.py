@@ -219,25 +219,37 @@ def speed_torch(a, model_gpu):
             del x
             torch.cuda.empty_cache()
     if a.compile:
+        # Each shape compiled afresh (dynamo reset, dynamic=False), in NCHW and
+        # channels_last: one compiled module reused across shapes recompiles
+        # with dynamic shapes and is not PyTorch at its best (issue 16).
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-        cm = torch.compile(model_gpu)
-        for s in a.sizes:
-            for b in a.compile_batches:
-                x = torch.rand(b, 4, s, s, device="cuda")
-                t0 = time.perf_counter()
-                with torch.no_grad():
-                    cm(x)
-                torch.cuda.synchronize()
-                comp_s = time.perf_counter() - t0
-                r = time_torch(cm, x, a.iters, "torch-compile-tf32")
-                r.update(size="%dx%d" % (s, s), batch=b, compile_s=round(comp_s, 1))
-                rows.append(r)
-                print("speed %-20s %5dx%-5d B=%-3d %9.2f ms %8.1f img/s %7.2f GiB (compile %.0f s)" %
-                      ("torch-compile-tf32", s, s, b, r["ms"], r["img_s"], r["gib"], comp_s),
-                      flush=True)
-                del x
-                torch.cuda.empty_cache()
+        for layout in ("nchw", "channels_last"):
+            fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+            model_gpu = model_gpu.to(memory_format=fmt)
+            label = "torch-compile-tf32" + ("-cl" if layout == "channels_last" else "")
+            for s in a.sizes:
+                for b in a.compile_batches:
+                    torch._dynamo.reset()
+                    cm = torch.compile(model_gpu, dynamic=False)
+                    x = torch.rand(b, 4, s, s, device="cuda").contiguous(memory_format=fmt)
+                    t0 = time.perf_counter()
+                    try:
+                        with torch.no_grad():
+                            cm(x)
+                        torch.cuda.synchronize()
+                        comp_s = time.perf_counter() - t0
+                        r = time_torch(cm, x, a.iters, label)
+                    except Exception as e:  # out of memory, a compile failure
+                        print("speed %s %dx%d B=%d: failed (%s)" % (label, s, s, b, str(e)[:120]))
+                        continue
+                    r.update(size="%dx%d" % (s, s), batch=b, compile_s=round(comp_s, 1), layout=layout)
+                    rows.append(r)
+                    print("speed %-22s %5dx%-5d B=%-3d %9.2f ms %8.1f img/s %7.2f GiB (compile %.0f s)" %
+                          (label, s, s, b, r["ms"], r["img_s"], r["gib"], comp_s), flush=True)
+                    del x, cm
+                    torch.cuda.empty_cache()
+        model_gpu = model_gpu.to(memory_format=torch.contiguous_format)
     return rows
 
 

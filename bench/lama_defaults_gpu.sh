@@ -16,6 +16,10 @@
 # docs/benchmarks/lama-cuda.md: carry .devcarry .devlibs):
 #
 #   OUT=/tmp/l16 bench/lama_defaults_gpu.sh [STAGE_SECONDS] [WARMUP_SECONDS]
+#   (CONFIGS=defaults: only the defaults; SWEEP=1,10,50: fewer stages)
+#
+# It writes more than the device tool's 8 files under $OUT: give it a folder
+# of its own (bench/gpu_session.sh does, and packs it).
 #
 # 2 configurations x 6 stages x (10 + 3) s plus start-up (warm-up now
 # builds the crop-bucket plans: 256², 512², 768², 1024² at batches 1-8):
@@ -46,7 +50,10 @@ run() { # tag port flags...
   "$B/pixserve" serve ${ENGINE:---engine lama --weights $W --device cuda} --port "$port" \
     --warm-sizes ${SIZE}x${SIZE} --outputs /tmp/px-out --log-level warn "$@" > "$WORK/$tag.serve.log" 2>&1 &
   local sp=$! t0=$SECONDS
+  # Up to 300 s for the warm-up plans; at once when the server has exited
+  # (a failed engine open must not eat the device call).
   for _ in $(seq 1500); do
+    kill -0 $sp 2>/dev/null || { echo "== $tag: pixserve exited:"; tail -3 "$WORK/$tag.serve.log"; return 1; }
     python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/readyz', timeout=1)" \
       2>/dev/null && break
     sleep 0.2
@@ -65,8 +72,12 @@ run() { # tag port flags...
     >> "$OUT/$tag.serve.txt"
 }
 
-run defaults 18261
-run tuned 18262 --queue 512 --cpu-queue 512 --hd-strategy Original --max-batch 16
+# CONFIGS picks which of the two run (issue 18 runs the defaults alone, on
+# one GPU and on two).
+CONFIGS=${CONFIGS:-defaults,tuned}
+failed=0
+case ",$CONFIGS," in *,defaults,*) run defaults 18261 || failed=1 ;; esac
+case ",$CONFIGS," in *,tuned,*) run tuned 18262 --queue 512 --cpu-queue 512 --hd-strategy Original --max-batch 16 || failed=1 ;; esac
 
 python3 - "$OUT" <<'PY'
 import json, os, sys
@@ -120,3 +131,4 @@ for users in sorted(rows):
 open(os.path.join(out, "table.md"), "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
+exit $failed

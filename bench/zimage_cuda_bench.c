@@ -110,6 +110,7 @@ static int bench_one(px_engine *e, const opts *o, int w, int h, int B, const cha
                 "\"step_ms\":%.2f,\"tokens\":%d}\n",
                 w, h, B, spi, gib, g->encode_ns / 1e6, g->denoise_ns / 1e6, g->decode_ns / 1e6,
                 step, g->prompt_tokens);
+    if (js) fflush(js); /* a run stopped at its time limit keeps its rows */
 done:
     for (int i = 0; i < B; i++) px_image_free(&out[i]);
     return rc;

@@ -18,11 +18,18 @@ VAE per image in fp32 on the torch side, as the reference does.
   python3 bench/zimage_cuda_vs_torch.py --model DIR --bench BIN --out OUTDIR
       [--sizes 1024x1024,512x512] [--batches 1,2,4,8] [--steps 8]
       [--iters 2] [--skip-compile] [--skip-ours] [--skip-torch]
+      [--torch-shapes 1024x1024:1,512x512:4] [--compile-shapes ...] [--device cuda]
 
 DIR: `tools/zimage_reference.py make DIR0 --config full --layouts hf --dtype
 bf16` then DIR = DIR0/hf. Writes OUTDIR/rows.json (a list of rows: impl, size,
 batch, s_per_image, peak_gib, text_ms, denoise_ms, vae_ms, step_ms,
-gemm_fraction) for docs/benchmarks/data/, and prints a table.
+gemm_fraction) for docs/benchmarks/data/, and prints a table. rows.json is
+rewritten after every row, so a run stopped at its time limit keeps what it
+measured. --torch-shapes / --compile-shapes (SIZE:BATCH,...) limit PyTorch
+eager / torch.compile to those shapes, in that order (default: every
+--sizes x --batches; compiling one full-size shape takes minutes).
+--device cpu with a tiny model (`make DIR --config tiny`) checks the script's
+PyTorch path without a GPU (not a measurement).
 
 NOT YET RUN: written without a GPU (see docs/benchmarks/zimage-cuda.md).
 """
@@ -91,28 +98,38 @@ def gemm_rate():
             a @ b
         torch.cuda.synchronize()
         best = max(best, 2 * 4224 * n * k * 20 / (time.perf_counter() - t0) / 1e12)
+        del a, b
+    torch.cuda.empty_cache()
     return best
 
 
+DEV = "cuda"
+
+
+def sync():
+    if DEV.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
 def timed(fn):
-    torch.cuda.synchronize()
+    sync()
     t0 = time.perf_counter()
     r = fn()
-    torch.cuda.synchronize()
+    sync()
     return r, (time.perf_counter() - t0) * 1000
 
 
 def torch_run(m, dit, w, h, B, steps, ids):
     """One batch: (text ms, denoise ms, vae ms, median step ms)."""
     C = m.dit_cfg["in_channels"]
-    with torch.autocast("cuda", dtype=torch.bfloat16):
+    with torch.autocast(DEV.split(":")[0], dtype=torch.bfloat16):
         feats, text_ms = timed(lambda: [ref.qwen3_forward(m, ids)[0] for _ in range(B)])
-    x = torch.randn(B, C, h // 8, w // 8, device="cuda")
+    x = torch.randn(B, C, h // 8, w // 8, device=DEV)
     sg = ref.sigmas(steps)
     step_ms = []
     for i in range(steps):
-        t = ((1.0 - sg[i]) * 1000.0).reshape(1).repeat(B).cuda()
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        t = ((1.0 - sg[i]) * 1000.0).reshape(1).repeat(B).to(DEV)
+        with torch.autocast(DEV.split(":")[0], dtype=torch.bfloat16):
             outs, ms = timed(lambda: dit(m, [x[b] for b in range(B)], t, feats))
         x = x + (sg[i + 1] - sg[i]) * (-torch.stack([o.float() for o in outs]))
         step_ms.append(ms)
@@ -120,49 +137,73 @@ def torch_run(m, dit, w, h, B, steps, ids):
     return text_ms, sum(step_ms), vae_ms, statistics.median(step_ms)
 
 
+def shapes(spec, args):
+    """[(size, batch)] from "WxH:B,..." or, when spec is empty, --sizes x --batches."""
+    if spec:
+        return [(v.split(":")[0], int(v.split(":")[1])) for v in spec.split(",") if v]
+    return [(z, int(b)) for z in args.sizes.split(",") for b in args.batches.split(",")]
+
+
 def bench_torch(args, m, rate, rows):
     ids = list(range(1000, 1128))
-    impls = [("torch-eager-bf16", False)] + ([] if args.skip_compile else [("torch-compile-bf16", True)])
-    for size in args.sizes.split(","):
+    plan = [("torch-eager-bf16", False, z, b) for z, b in shapes(args.torch_shapes, args)]
+    if not args.skip_compile:
+        plan += [("torch-compile-bf16", True, z, b) for z, b in shapes(args.compile_shapes, args)]
+    cuda = DEV.startswith("cuda")
+    for name, comp, size, B in plan:
         w, h = (int(v) for v in size.split("x"))
-        for B in (int(b) for b in args.batches.split(",")):
-            for name, comp in impls:
-                dit = ref.dit_forward
-                if comp:
-                    torch._dynamo.reset()
-                    dit = torch.compile(ref.dit_forward, dynamic=False)
-                try:
-                    torch_run(m, dit, w, h, B, 1, ids)  # warm-up / compile
-                    torch.cuda.reset_peak_memory_stats()
-                    runs = [torch_run(m, dit, w, h, B, args.steps, ids) for _ in range(args.iters)]
-                except torch.cuda.OutOfMemoryError:
-                    print("%-20s %s batch %d: out of memory" % (name, size, B))
-                    torch.cuda.empty_cache()
-                    continue
-                text, den, vae, step = (statistics.median(r[i] for r in runs) for i in range(4))
-                s_img = (text + den + vae) / 1000 / B
-                frac = dit_flops(m.dit_cfg, h // 8, w // 8, len(ids) + 0) * B / (step / 1000) / 1e12 / rate
-                rows.append(dict(impl=name, size=size, batch=B, s_per_image=round(s_img, 4),
-                                 peak_gib=round(torch.cuda.max_memory_allocated() / 2 ** 30, 2),
-                                 text_ms=round(text, 2), denoise_ms=round(den, 2),
-                                 vae_ms=round(vae, 2), step_ms=round(step, 2),
-                                 gemm_fraction=round(frac, 3)))
-                print(json.dumps(rows[-1]), flush=True)
+        dit = ref.dit_forward
+        if comp:
+            torch._dynamo.reset()
+            dit = torch.compile(ref.dit_forward, dynamic=False)
+        try:
+            t0 = time.perf_counter()
+            torch_run(m, dit, w, h, B, 1, ids)  # warm-up / compile
+            print("%s %s batch %d: warm-up %.1f s" % (name, size, B, time.perf_counter() - t0), flush=True)
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            runs = [torch_run(m, dit, w, h, B, args.steps, ids) for _ in range(args.iters)]
+        except torch.cuda.OutOfMemoryError:
+            print("%-20s %s batch %d: out of memory" % (name, size, B))
+            torch.cuda.empty_cache()
+            continue
+        text, den, vae, step = (statistics.median(r[i] for r in runs) for i in range(4))
+        s_img = (text + den + vae) / 1000 / B
+        frac = dit_flops(m.dit_cfg, h // 8, w // 8, len(ids) + 0) * B / (step / 1000) / 1e12 / rate
+        peak = torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else 0.0
+        rows.append(dict(impl=name, size=size, batch=B, s_per_image=round(s_img, 4),
+                         peak_gib=round(peak, 2), text_ms=round(text, 2), denoise_ms=round(den, 2),
+                         vae_ms=round(vae, 2), step_ms=round(step, 2), gemm_fraction=round(frac, 3)))
+        print(json.dumps(rows[-1]), flush=True)
+        save(args, rate, rows)
 
 
-def bench_ours(args, c, rate, rows):
+def save(args, rate, rows):
+    gpu = torch.cuda.get_device_name() if DEV.startswith("cuda") else "cpu (not a measurement)"
+    with open(os.path.join(args.out, "rows.json"), "w") as f:
+        json.dump(dict(gemm_tflops=round(rate, 1), gpu=gpu, rows=rows), f, indent=1)
+
+
+def bench_ours(args, rows):
+    """Our bench first, before this process touches the GPU: its peak memory
+    (cudaMemGetInfo, device-wide) must not count PyTorch's context and cache."""
     path = os.path.join(args.out, "ours.jsonl")
     cmd = [args.bench, "--model", args.model, "--sizes", args.sizes, "--batches", args.batches,
            "--steps", str(args.steps), "--iters", str(args.iters + 1), "--json", path]
     print("$ " + " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
-    with open(path) as f:
-        for line in f:
-            r = json.loads(line)
-            w, h = (int(v) for v in r["size"].split("x"))
-            fl = dit_flops(c, h // 8, w // 8, r["tokens"]) * r["batch"]
-            r["gemm_fraction"] = round(fl / (r["step_ms"] / 1000) / 1e12 / rate, 3)
-            rows.append(r)
+    rc = subprocess.run(cmd).returncode
+    if os.path.exists(path):  # the rows it finished (the bench flushes each)
+        with open(path) as f:
+            rows.extend(json.loads(line) for line in f if line.strip())
+    if rc:
+        raise SystemExit("%s exited with %d after %d rows" % (args.bench, rc, len(rows)))
+
+
+def ours_fractions(c, rate, rows):
+    for r in rows:
+        w, h = (int(v) for v in r["size"].split("x"))
+        fl = dit_flops(c, h // 8, w // 8, r["tokens"]) * r["batch"]
+        r["gemm_fraction"] = round(fl / (r["step_ms"] / 1000) / 1e12 / rate, 3) if r["step_ms"] else 0.0
 
 
 def main():
@@ -177,24 +218,36 @@ def main():
     ap.add_argument("--skip-compile", action="store_true")
     ap.add_argument("--skip-ours", action="store_true")
     ap.add_argument("--skip-torch", action="store_true")
+    ap.add_argument("--torch-shapes", default="", help="SIZE:BATCH,... for PyTorch eager")
+    ap.add_argument("--compile-shapes", default="", help="SIZE:BATCH,... for torch.compile")
+    ap.add_argument("--device", default="cuda", help="cpu: a dry run of the PyTorch path")
     args = ap.parse_args()
+    global DEV
+    DEV = args.device
     os.makedirs(args.out, exist_ok=True)
     torch.backends.cuda.matmul.allow_tf32 = False
-    rate = gemm_rate()
-    print("bf16 GEMM rate (torch.matmul, best of the DiT's shapes): %.0f TFLOP/s" % rate)
     rows = []
     cfg = json.load(open(os.path.join(args.model, "transformer", "config.json")))
     if not args.skip_ours:
-        bench_ours(args, cfg, rate, rows)
+        try:
+            bench_ours(args, rows)
+        finally:  # what it measured, also when it failed part-way
+            save(args, 0.0, rows)
+    rate = gemm_rate() if DEV.startswith("cuda") else 1.0
+    print("bf16 GEMM rate (torch.matmul, best of the DiT's shapes): %.0f TFLOP/s" % rate)
+    ours_fractions(cfg, rate, rows)
+    save(args, rate, rows)
     if not args.skip_torch:
-        ref.attention = sdpa_attention
-        m = ref.load_hf(args.model, "cuda")
+        if hasattr(F, "scaled_dot_product_attention"):
+            ref.attention = sdpa_attention
+        else:  # an old torch (the dry run on Debian's): the reference's einsum attention
+            print("torch %s has no scaled_dot_product_attention: the reference's attention"
+                  % torch.__version__)
+        m = ref.load_hf(args.model, DEV)
         to_bf16(m.dit)
         to_bf16(m.text)
         bench_torch(args, m, rate, rows)
-    with open(os.path.join(args.out, "rows.json"), "w") as f:
-        json.dump(dict(gemm_tflops=round(rate, 1), gpu=torch.cuda.get_device_name(), rows=rows), f,
-                  indent=1)
+    save(args, rate, rows)
     print("\n%-20s %-10s %5s %10s %8s %9s %8s %6s" % ("impl", "size", "batch", "s/image",
                                                       "step ms", "GEMM frac", "peak GiB", ""))
     for r in rows:

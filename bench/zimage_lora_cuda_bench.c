@@ -1,10 +1,11 @@
 /*
  * zimage_lora_cuda_bench.c — what LoRAs cost the zimage engine's CUDA
  * backend (run-time application, zc_lora.h), for bench/lora_gpu.sh and
- * docs/benchmarks/lora-gpu-plan.md:
+ * docs/benchmarks/lora.md (GPU section):
  *
  *   zimage_lora_cuda_bench --model DIR --loras DIR [--size 1024x1024]
  *                          [--steps 8] [--iters 3] [--batch 1] [--json OUT.jsonl]
+ *                          [--device cuda]   (cpu: the tiny model, a dry run)
  *
  * --loras holds the files bench/lora_gpu.sh writes with tools/zimage_lora.py:
  * r{16,32,64}_attn.safetensors, r{16,32,64}_attn_ffn.safetensors and
@@ -98,6 +99,7 @@ static void row(bench *b, const char *cs, const char *loras, int rank, const cha
                 "\"s_per_image\":%.4f,\"open_ms\":%.1f}\n",
                 cs, loras, rank, targets, batch, graph ? "true" : "false", b->w, b->h, b->steps,
                 r->step_ms, r->s_per_image, open_ms);
+    if (b->js) fflush(b->js); /* a run stopped at its time limit keeps its rows */
 }
 
 static int open_lora(bench *b, const char *dir, const char *name, px_engine_lora **l, double *ms)
@@ -172,7 +174,7 @@ static int mixing(bench *b, const char *dir)
 
 int main(int argc, char **argv)
 {
-    const char *model = NULL, *dir = NULL, *size = "1024x1024", *json = NULL;
+    const char *model = NULL, *dir = NULL, *size = "1024x1024", *json = NULL, *device = "cuda";
     int batch = 1;
     bench b = {.steps = 8, .iters = 3};
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -191,6 +193,8 @@ int main(int argc, char **argv)
             batch = atoi(v);
         else if (!strcmp(k, "--json"))
             json = v;
+        else if (!strcmp(k, "--device")) /* cpu: a dry run of the bench itself */
+            device = v;
         else {
             fprintf(stderr, "unknown option %s\n", k);
             return 2;
@@ -204,7 +208,7 @@ int main(int argc, char **argv)
     }
     b.prompt = "a lighthouse on a cliff at dusk, waves below, oil painting";
     char err[512];
-    px_engine_config cfg = {.weights = model, .device = "cuda"};
+    px_engine_config cfg = {.weights = model, .device = device};
     int64_t t0 = px_now_ns();
     if (px_engine_open("zimage", &cfg, &b.e, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);

@@ -11,6 +11,7 @@
 #include "core/jsonw.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,10 +188,57 @@ static int read_file(const char *path, px_buf *b, char *err, size_t errlen)
     return rc ? px_errf(err, errlen, rc, "body file %s is too large", path) : 0;
 }
 
+static int gen_nprompts(const pb_profile_opts *o)
+{
+    return o->prompts && o->nprompts > 0 ? o->nprompts : 1;
+}
+
+/* Request i of a text-to-image workload: prompt i mod nprompts, and with
+ * lora_mix LoRA i / nprompts (every prompt with every LoRA). */
 static const char *gen_prompt(const pb_profile_opts *o, int i)
 {
-    if (o->prompts && i < o->nprompts) return o->prompts[i];
+    if (o->prompts && o->nprompts > 0) return o->prompts[i % o->nprompts];
     return o->prompt ? o->prompt : PB_SEED_PROMPT;
+}
+
+int pb_profile_add_lora(pb_profile_opts *o, const char *arg, char *err, size_t errlen)
+{
+    if (o->nloras == PB_MAX_LORAS)
+        return px_errf(err, errlen, PX_EINVAL, "at most %d --lora", PB_MAX_LORAS);
+    const char *colon = strrchr(arg, ':');
+    double scale = 1.0;
+    if (colon) {
+        char *end;
+        scale = strtod(colon + 1, &end);
+        if (end == colon + 1 || *end || !isfinite(scale))
+            return px_errf(err, errlen, PX_EINVAL, "'%s': the scale after ':' is not a number",
+                           arg);
+    }
+    size_t n = colon ? (size_t)(colon - arg) : strlen(arg);
+    if (n == 0 || n >= sizeof o->loras[0].name)
+        return px_errf(err, errlen, PX_EINVAL, "'%s': the name must be 1 to %zu characters",
+                       arg, sizeof o->loras[0].name - 1);
+    memcpy(o->loras[o->nloras].name, arg, n);
+    o->loras[o->nloras].name[n] = 0;
+    o->loras[o->nloras++].scale = scale;
+    return 0;
+}
+
+/* ,"loras":[...] of request i (nothing without --lora). */
+static int put_loras(const pb_profile_opts *o, int i, px_buf *b)
+{
+    if (!o->nloras) return 0;
+    int first = 0, n = o->nloras;
+    if (o->lora_mix) first = (i / gen_nprompts(o)) % o->nloras, n = 1;
+    int rc = px_buf_puts(b, ",\"loras\":[");
+    for (int k = first; !rc && k < first + n; k++) {
+        rc = px_buf_puts(b, k > first ? ",{\"name\":" : "{\"name\":");
+        if (!rc) rc = px_json_str(b, o->loras[k].name);
+        if (!rc) rc = px_buf_puts(b, ",\"scale\":");
+        if (!rc) rc = px_json_num(b, o->loras[k].scale);
+        if (!rc) rc = px_buf_puts(b, "}");
+    }
+    return rc ? rc : px_buf_puts(b, "]");
 }
 
 static int body_for(const pb_profile_opts *o, const pb_payload *p, int i, px_buf *b, char *err,
@@ -249,6 +297,7 @@ static int body_for(const pb_profile_opts *o, const pb_payload *p, int i, px_buf
                                o->width ? o->width : 1024, o->height ? o->height : 1024, o->steps ? o->steps : 40,
                                o->gen_seed);
         if (!rc) rc = px_json_num(b, o->cfg_set ? o->cfg_scale : 7.5);
+        if (!rc) rc = put_loras(o, i, b);
         if (!rc) rc = px_buf_puts(b, "}");
         break;
     case PB_PROF_GENERATE:
@@ -262,6 +311,7 @@ static int body_for(const pb_profile_opts *o, const pb_payload *p, int i, px_buf
                                o->width ? o->width : 1024, o->height ? o->height : 1024,
                                o->steps ? o->steps : 40, o->gen_seed);
         if (!rc) rc = px_json_num(b, o->cfg_set ? o->cfg_scale : 7.5);
+        if (!rc) rc = put_loras(o, i, b);
         if (!rc) rc = px_buf_puts(b, "}");
         break;
     case PB_PROF_RAW:
@@ -280,7 +330,8 @@ int pb_workload_build(const pb_profile_opts *o, const pb_payload *payloads, int 
     int images = o->kind == PB_PROF_PIXSERVE || o->kind == PB_PROF_SEED || o->kind == PB_PROF_IOPAINT;
     if (images && npayloads < 1)
         return px_errf(err, errlen, PX_EINVAL, "profile %s needs images", pb_profile_name(o->kind));
-    int n = images ? npayloads : PB_PROF_IS_GEN(o->kind) && o->prompts && o->nprompts > 0 ? o->nprompts : 1;
+    int n = images ? npayloads : PB_PROF_IS_GEN(o->kind) ? gen_nprompts(o) : 1;
+    if (PB_PROF_IS_GEN(o->kind) && o->lora_mix && o->nloras > 1) n *= o->nloras;
     out->reqs = px_xcalloc((size_t)n, sizeof *out->reqs);
     out->nreqs = n;
     check_ctx *cc = px_xcalloc(1, sizeof *cc);

@@ -28,6 +28,13 @@ enum pb_profile_kind { PB_PROF_PIXSERVE, PB_PROF_SEED, PB_PROF_IOPAINT, PB_PROF_
 enum pb_check_level { PB_CHECK_NONE, PB_CHECK_BASIC, PB_CHECK_FULL };
 
 #define PB_MAX_HEADERS 16
+#define PB_MAX_LORAS 8
+
+/* A LoRA a generate request names ("loras": [{"name", "scale"}]). */
+typedef struct pb_lora {
+    char name[72];
+    double scale;
+} pb_lora;
 
 typedef struct pb_profile_opts {
     enum pb_profile_kind kind;
@@ -48,6 +55,12 @@ typedef struct pb_profile_opts {
     long long gen_seed;
     double cfg_scale;
     int cfg_set;              /* cfg_scale was given (else the seed's 7.5) */
+    /* generate, openai-images: LoRAs every request names, or with lora_mix
+     * request k names only LoRA k mod nloras (so a server that batches sees
+     * requests with different LoRAs side by side) */
+    pb_lora loras[PB_MAX_LORAS];
+    int nloras;
+    int lora_mix;
 } pb_profile_opts;
 
 typedef struct pb_workload {
@@ -66,8 +79,12 @@ const char *pb_profile_name(enum pb_profile_kind k);
 /* The profile's default path. */
 const char *pb_profile_path(enum pb_profile_kind k);
 
+/* Parses --lora's NAME[:SCALE] (scale 1 if absent) into the next slot of
+ * o->loras. Returns 0 or PX_EINVAL with a message. */
+int pb_profile_add_lora(pb_profile_opts *o, const char *arg, char *err, size_t errlen);
+
 /* Builds the requests: one per payload for the image profiles, one per
- * prompt for the text-to-image ones (payloads may be NULL/0 for those and
+ * prompt (times the LoRAs with lora_mix) for the text-to-image ones (payloads may be NULL/0 for those and
  * raw). Returns 0 or PX_E* with a message; the
  * caller frees out with pb_workload_free (payloads may be freed at once:
  * their bytes are copied into the bodies once). */

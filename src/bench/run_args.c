@@ -80,6 +80,9 @@ static void usage_send(FILE *f)
 "  --async                 submit to /api/v1/generate_async and follow /api/v1/jobs/{id}/events:\n"
 "                          queue wait, run time and end to end apart (--users or --sweep)\n"
 "  --poll DUR              with --async: poll GET /api/v1/jobs/{id} every DUR instead\n"
+"  --lora NAME[:SCALE]     every request names this LoRA (\"loras\": [{name, scale}], scale 1 if\n"
+"                          absent; repeat for up to 8); with --lora-mix request k names only LoRA\n"
+"                          k mod N, so a batching server sees different LoRAs side by side\n"
 "\n");
 }
 
@@ -177,6 +180,7 @@ static int parse_switch(pb_run_opts *o, const char *a)
     else if (!strcmp(a, "--size-matrix")) o->size_matrix = 1;
     else if (!strcmp(a, "--matrix-one-at-a-time")) o->gen.one_at_a_time = 1;
     else if (!strcmp(a, "--async")) o->gen.async = o->gen.async ? o->gen.async : 1;
+    else if (!strcmp(a, "--lora-mix")) o->prof.lora_mix = 1;
     else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o->quiet = 1, o->progress = 0;
     else return 0;
     return 1;
@@ -218,6 +222,7 @@ static int parse_send(pb_run_opts *o, const char *a, const char *v, char *err, s
     else if (!strcmp(a, "--steps")) o->prof.steps = atoi(v);
     else if (!strcmp(a, "--cfg-scale")) o->prof.cfg_scale = atof(v), o->prof.cfg_set = 1;
     else if (!strcmp(a, "--gen-seed")) o->prof.gen_seed = atoll(v);
+    else if (!strcmp(a, "--lora")) rc = pb_profile_add_lora(&o->prof, v, err, errlen);
     else if (!strcmp(a, "--prompts")) o->gen.prompts_file = v;
     else if (!strcmp(a, "--poll")) {
         rc = pb_parse_duration(v, &o->gen.poll_ns, err, errlen);
@@ -364,6 +369,8 @@ int pb_run_opts_check(pb_run_opts *o)
     int gen = PB_PROF_IS_GEN(o->prof.kind);
     if (!gen && (o->gen.matrix[0] || o->gen.prompts_file || o->gen.async))
         return pb_cli_bad(PROG, "--matrix, --prompts and --async are for the generate and openai-images profiles");
+    if (!gen && o->prof.nloras) return pb_cli_bad(PROG, "--lora is for the generate and openai-images profiles");
+    if (o->prof.lora_mix && o->prof.nloras < 2) return pb_cli_bad(PROG, "--lora-mix needs two or more --lora");
     if (o->gen.async && (o->prof.kind != PB_PROF_GENERATE || o->gen.matrix[0] || o->open_loop || o->soak))
         return pb_cli_bad(PROG, "--async is for --profile generate with --users or --sweep (no --matrix, --rate or --soak)");
     return 0;

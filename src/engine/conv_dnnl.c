@@ -258,6 +258,40 @@ static dnnl_status_t blocked_create(px_conv *cv, const dnnl_memory_desc_t *src_m
     return dnnl_success;
 }
 
+/* The attributes of a convolution: a user scratchpad (one area shared by
+ * every layer of a plan), and as post-ops the sum for accumulate (the
+ * blocked path adds in its own reorder instead) and the ReLU. */
+static dnnl_status_t make_attr(const px_conv_args *a, bool blk, dnnl_primitive_attr_t *attr,
+                               dnnl_post_ops_t *po)
+{
+    dnnl_status_t st;
+    if ((st = dnnl_primitive_attr_create(attr)) ||
+        (st = dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user)) ||
+        (st = dnnl_post_ops_create(po)))
+        return st;
+    if (a->accumulate && !blk && (st = dnnl_post_ops_append_sum(*po, 1.0f))) return st;
+    if (a->relu && (st = dnnl_post_ops_append_eltwise(*po, 1.0f, dnnl_eltwise_relu, 0.f, 0.f)))
+        return st;
+    return dnnl_primitive_attr_set_post_ops(*attr, *po);
+}
+
+/* The memory objects over the caller's source and destination, the
+ * weights in the primitive's layout and the bias (if any). */
+static dnnl_status_t make_memories(px_conv *cv, const dnnl_memory_desc_t *src_md,
+                                   const dnnl_memory_desc_t *dst_md, const dnnl_memory_desc_t *wmd,
+                                   void *wbuf, const dnnl_memory_desc_t *bias_md)
+{
+    const px_conv_args *a = &cv->args;
+    const px_conv_spec *c = &cv->wts->spec;
+    dnnl_status_t st;
+    if ((st = dnnl_memory_create(&cv->src, src_md, engine(), (void *)a->src)) ||
+        (st = dnnl_memory_create(&cv->dst, dst_md, engine(), a->dst)) ||
+        (st = dnnl_memory_create(&cv->wei, wmd, engine(), wbuf)))
+        return st;
+    if (c->b) st = dnnl_memory_create(&cv->bias, bias_md, engine(), c->b);
+    return st;
+}
+
 int px_conv_create(px_conv_weights *w, const px_conv_args *a, px_conv **out, char *err,
                    size_t errlen)
 {
@@ -295,13 +329,7 @@ int px_conv_create(px_conv_weights *w, const px_conv_args *a, px_conv **out, cha
         (st = dnnl_memory_desc_init_by_tag(&bias_md, 1, bd, dnnl_f32, dnnl_a)))
         goto fail;
     what = "attributes";
-    if ((st = dnnl_primitive_attr_create(&attr)) ||
-        (st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user)) ||
-        (st = dnnl_post_ops_create(&po)))
-        goto fail;
-    if (a->accumulate && !blk && (st = dnnl_post_ops_append_sum(po, 1.0f))) goto fail;
-    if (a->relu && (st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.f, 0.f))) goto fail;
-    if ((st = dnnl_primitive_attr_set_post_ops(attr, po))) goto fail;
+    if ((st = make_attr(a, blk, &attr, &po))) goto fail;
     what = "convolution descriptor";
     dnnl_convolution_desc_t dsc;
     dnnl_dims_t strides = {c->stride, c->stride}, pl = {0, 0}, pr = {a->pad_b, a->pad_r};
@@ -327,11 +355,7 @@ int px_conv_create(px_conv_weights *w, const px_conv_args *a, px_conv **out, cha
         return wrc;
     }
     what = "memory objects";
-    if ((st = dnnl_memory_create(&cv->src, &src_md, engine(), (void *)a->src)) ||
-        (st = dnnl_memory_create(&cv->dst, &dst_md, engine(), a->dst)) ||
-        (st = dnnl_memory_create(&cv->wei, wmd, engine(), wbuf)) ||
-        (c->b && (st = dnnl_memory_create(&cv->bias, &bias_md, engine(), c->b))))
-        goto fail;
+    if ((st = make_memories(cv, &src_md, &dst_md, wmd, wbuf, &bias_md))) goto fail;
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(cv->pd, dnnl_query_scratchpad_md, 0);
     cv->scratch_bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
     what = "reorders";

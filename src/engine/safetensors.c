@@ -181,6 +181,73 @@ static int parse_entry(const cJSON *e, const uint8_t *data, uint64_t dlen, px_st
     return 0;
 }
 
+/* Counts the tensors and metadata entries of the header object, checking
+ * that there is at most one __metadata__, an object of strings. Returns 0 or
+ * PX_ECORRUPT. */
+static int count_entries(const cJSON *root, int *n, int *nmeta, char *err, size_t errlen)
+{
+    bool seen_meta = false;
+    for (const cJSON *e = root->child; e; e = e->next) {
+        if (strcmp(e->string, "__metadata__") != 0) {
+            (*n)++;
+            continue;
+        }
+        if (seen_meta)
+            return px_errf(err, errlen, PX_ECORRUPT, "safetensors: two __metadata__ entries");
+        seen_meta = true;
+        if (!cJSON_IsObject(e))
+            return px_errf(err, errlen, PX_ECORRUPT, "safetensors: __metadata__ is not an object");
+        for (const cJSON *m = e->child; m; m = m->next) {
+            if (!cJSON_IsString(m))
+                return px_errf(err, errlen, PX_ECORRUPT,
+                               "safetensors: metadata \"%.40s\" is not a string", m->string);
+            (*nmeta)++;
+        }
+    }
+    return 0;
+}
+
+/* Sorts the tensors and the metadata by name for bsearch, refusing a name
+ * twice. Returns 0 or PX_ECORRUPT. */
+static int sort_unique(px_st *st, char *err, size_t errlen)
+{
+    qsort(st->t, (size_t)st->n, sizeof *st->t, cmp_name);
+    for (int i = 1; i < st->n; i++)
+        if (!strcmp(st->t[i - 1].name, st->t[i].name))
+            return px_errf(err, errlen, PX_ECORRUPT, "safetensors: tensor \"%.80s\" appears twice",
+                           st->t[i].name);
+    qsort(st->meta, (size_t)st->nmeta, sizeof *st->meta, cmp_meta);
+    for (int i = 1; i < st->nmeta; i++)
+        if (!strcmp(st->meta[i - 1].key, st->meta[i].key))
+            return px_errf(err, errlen, PX_ECORRUPT,
+                           "safetensors: metadata key \"%.40s\" appears twice", st->meta[i].key);
+    return 0;
+}
+
+/* The data ranges must tile the data section: sorted by offset, each
+ * starts where the previous ended and the last ends at the file's end.
+ * Returns 0 or PX_ECORRUPT. */
+static int check_tiling(range *ranges, int n, uint64_t dlen, char *err, size_t errlen)
+{
+    qsort(ranges, (size_t)n, sizeof *ranges, cmp_range);
+    uint64_t at = 0;
+    for (int i = 0; i < n; i++) {
+        if (ranges[i].begin < at)
+            return px_errf(err, errlen, PX_ECORRUPT,
+                           "safetensors: \"%.80s\" overlaps another tensor's data", ranges[i].name);
+        if (ranges[i].begin > at)
+            return px_errf(err, errlen, PX_ECORRUPT,
+                           "safetensors: %llu unused bytes before \"%.80s\"",
+                           (unsigned long long)(ranges[i].begin - at), ranges[i].name);
+        at = ranges[i].end;
+    }
+    if (at != dlen)
+        return px_errf(err, errlen, PX_ECORRUPT,
+                       "safetensors: %llu bytes after the last tensor's data",
+                       (unsigned long long)(dlen - at));
+    return 0;
+}
+
 int px_st_parse(const uint8_t *buf, size_t len, px_st **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -216,33 +283,9 @@ int px_st_parse(const uint8_t *buf, size_t len, px_st **out, char *err, size_t e
         px_errf(err, errlen, PX_ECORRUPT, "safetensors: header is not a JSON object");
         goto fail;
     }
-    st = calloc(1, sizeof *st);
     int n = 0, nmeta = 0;
-    bool seen_meta = false;
-    for (const cJSON *e = root->child; e; e = e->next) {
-        if (strcmp(e->string, "__metadata__") != 0) {
-            n++;
-            continue;
-        }
-        if (seen_meta) {
-            px_errf(err, errlen, PX_ECORRUPT, "safetensors: two __metadata__ entries");
-            goto fail;
-        }
-        seen_meta = true;
-        if (!cJSON_IsObject(e)) {
-            px_errf(err, errlen, PX_ECORRUPT, "safetensors: __metadata__ is not an object");
-            goto fail;
-        }
-        for (const cJSON *m = e->child; m; m = m->next) {
-            if (!cJSON_IsString(m)) {
-                px_errf(err, errlen, PX_ECORRUPT, "safetensors: metadata \"%.40s\" is not a string",
-                        m->string);
-                goto fail;
-            }
-            nmeta++;
-        }
-    }
-    if (!st) goto nomem;
+    if (count_entries(root, &n, &nmeta, err, errlen)) goto fail;
+    if (!(st = calloc(1, sizeof *st))) goto nomem;
     st->t = calloc(n ? (size_t)n : 1, sizeof *st->t);
     st->meta = calloc(nmeta ? (size_t)nmeta : 1, sizeof *st->meta);
     ranges = calloc(n ? (size_t)n : 1, sizeof *ranges);
@@ -262,42 +305,9 @@ int px_st_parse(const uint8_t *buf, size_t len, px_st **out, char *err, size_t e
         st->n++;
         if ((rc = parse_entry(e, data, dlen, t, &ranges[st->n - 1], err, errlen))) goto fail;
     }
-    rc = PX_ECORRUPT;
-    qsort(st->t, (size_t)st->n, sizeof *st->t, cmp_name);
-    for (int i = 1; i < st->n; i++)
-        if (!strcmp(st->t[i - 1].name, st->t[i].name)) {
-            px_errf(err, errlen, PX_ECORRUPT, "safetensors: tensor \"%.80s\" appears twice", st->t[i].name);
-            goto fail;
-        }
-    qsort(st->meta, (size_t)st->nmeta, sizeof *st->meta, cmp_meta);
-    for (int i = 1; i < st->nmeta; i++)
-        if (!strcmp(st->meta[i - 1].key, st->meta[i].key)) {
-            px_errf(err, errlen, PX_ECORRUPT, "safetensors: metadata key \"%.40s\" appears twice",
-                    st->meta[i].key);
-            goto fail;
-        }
-    /* The data ranges must tile the data section: sorted by offset, each
-     * starts where the previous ended and the last ends at the file's end. */
-    qsort(ranges, (size_t)st->n, sizeof *ranges, cmp_range);
-    uint64_t at = 0;
-    for (int i = 0; i < st->n; i++) {
-        if (ranges[i].begin < at) {
-            px_errf(err, errlen, PX_ECORRUPT, "safetensors: \"%.80s\" overlaps another tensor's data",
-                    ranges[i].name);
-            goto fail;
-        }
-        if (ranges[i].begin > at) {
-            px_errf(err, errlen, PX_ECORRUPT, "safetensors: %llu unused bytes before \"%.80s\"",
-                    (unsigned long long)(ranges[i].begin - at), ranges[i].name);
-            goto fail;
-        }
-        at = ranges[i].end;
-    }
-    if (at != dlen) {
-        px_errf(err, errlen, PX_ECORRUPT, "safetensors: %llu bytes after the last tensor's data",
-                (unsigned long long)(dlen - at));
+    if ((rc = sort_unique(st, err, errlen)) ||
+        (rc = check_tiling(ranges, st->n, dlen, err, errlen)))
         goto fail;
-    }
     free(ranges);
     cJSON_Delete(root);
     *out = st;

@@ -251,22 +251,12 @@ static void uf_union(int *parent, int a, int b)
     else if (b < a) parent[a] = b;
 }
 
-int px_mask_blobs(const px_image *mask, px_blob **blobs, int *nblobs, int **labels)
+/* Pass 1: provisional labels from the already-seen 8-neighbours (W, NW, N,
+ * NE) into lab, recording equivalences in parent. Returns the next unused
+ * provisional label. */
+static int provisional_labels(const px_image *mask, int *lab, int *parent)
 {
-    *blobs = NULL;
-    *nblobs = 0;
-    if (labels) *labels = NULL;
-    if (!valid_image(mask) || mask->c != 1) return PX_EINVAL;
     int w = mask->w, h = mask->h;
-    size_t n = (size_t)w * (size_t)h;
-    if (n > (size_t)1 << 30) return PX_ENOMEM; /* labels are ints */
-    int *lab = px_alloc_array(n, sizeof *lab);
-    /* Provisional labels: at most one per pixel (+1 for the unused 0). */
-    int *parent = px_alloc_array(n + 1, sizeof *parent);
-    if (!lab || !parent) goto fail;
-
-    /* Pass 1: provisional labels from the already-seen 8-neighbours (W, NW,
-     * N, NE), recording equivalences. */
     int next = 1;
     for (int y = 0; y < h; y++) {
         const uint8_t *row = mask->px + (size_t)y * w;
@@ -295,15 +285,20 @@ int px_mask_blobs(const px_image *mask, px_blob **blobs, int *nblobs, int **labe
             for (int i = 0; i < k; i++) uf_union(parent, m, nb[i]);
         }
     }
+    return next;
+}
 
-    /* Pass 2: final labels in raster order of each component's first pixel.
-     * A root is the smallest provisional label of its component, and
-     * provisional labels grow in raster order, so the first time a pixel of
-     * a component is met here its root is met for the first time too. */
+/* Pass 2: final labels in raster order of each component's first pixel,
+ * written over lab, and the blobs (*out, malloc'd, *count of them). A root
+ * is the smallest provisional label of its component, and provisional
+ * labels grow in raster order, so the first time a pixel of a component is
+ * met here its root is met for the first time too. Returns 0 or PX_ENOMEM. */
+static int final_labels(int w, int h, int *lab, int *parent, int next, px_blob **out, int *count)
+{
     int *final = px_alloc_array((size_t)next, sizeof *final);
-    if (!final) goto fail;
+    if (!final) return PX_ENOMEM;
     for (int i = 0; i < next; i++) final[i] = 0;
-    int count = 0, cap = 0;
+    int cnt = 0, cap = 0;
     px_blob *bl = NULL;
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
@@ -311,19 +306,19 @@ int px_mask_blobs(const px_image *mask, px_blob **blobs, int *nblobs, int **labe
             if (!lab[i]) continue;
             int r = uf_find(parent, lab[i]);
             if (!final[r]) {
-                if (count == cap) {
+                if (cnt == cap) {
                     int ncap = cap ? cap * 2 : 16;
                     px_blob *nb = realloc(bl, (size_t)ncap * sizeof *nb);
                     if (!nb) {
                         free(bl);
                         free(final);
-                        goto fail;
+                        return PX_ENOMEM;
                     }
                     bl = nb;
                     cap = ncap;
                 }
-                final[r] = ++count;
-                bl[count - 1] = (px_blob){x, y, x + 1, y + 1, 0, count};
+                final[r] = ++cnt;
+                bl[cnt - 1] = (px_blob){x, y, x + 1, y + 1, 0, cnt};
             }
             int l = final[r];
             px_blob *b = &bl[l - 1];
@@ -334,9 +329,26 @@ int px_mask_blobs(const px_image *mask, px_blob **blobs, int *nblobs, int **labe
             if (y + 1 > b->y1) b->y1 = y + 1;
         }
     free(final);
+    *out = bl;
+    *count = cnt;
+    return 0;
+}
+
+int px_mask_blobs(const px_image *mask, px_blob **blobs, int *nblobs, int **labels)
+{
+    *blobs = NULL;
+    *nblobs = 0;
+    if (labels) *labels = NULL;
+    if (!valid_image(mask) || mask->c != 1) return PX_EINVAL;
+    size_t n = (size_t)mask->w * (size_t)mask->h;
+    if (n > (size_t)1 << 30) return PX_ENOMEM; /* labels are ints */
+    int *lab = px_alloc_array(n, sizeof *lab);
+    /* Provisional labels: at most one per pixel (+1 for the unused 0). */
+    int *parent = px_alloc_array(n + 1, sizeof *parent);
+    if (!lab || !parent) goto fail;
+    int next = provisional_labels(mask, lab, parent);
+    if (final_labels(mask->w, mask->h, lab, parent, next, blobs, nblobs)) goto fail;
     free(parent);
-    *blobs = bl;
-    *nblobs = count;
     if (labels) *labels = lab;
     else free(lab);
     return 0;

@@ -153,92 +153,112 @@ static int write_file(const char *path, const px_buf *b, char *err, size_t errle
     return 0;
 }
 
-static int cmd_inpaint(int argc, char **argv)
-{
-    if (px_cli_batch_wanted(argc, argv)) return px_cli_batch(argc, argv);
-    const char *pos[2] = {0};
-    int npos = 0;
-    const char *out = NULL, *engine = "classic", *method = NULL, *weights = NULL;
-    const char *device = NULL, *precision = NULL;
-    unsigned long long seed = 0;
-    int quality = 0, threads = 0;
+/* The flags and arguments of `pixserve inpaint IMAGE MASK -o OUT`. */
+typedef struct inpaint_args {
+    const char *pos[2];
+    const char *out, *engine, *method, *weights, *device, *precision;
+    unsigned long long seed;
+    int quality, threads;
     px_hd_params hd;
-    px_hd_defaults(&hd);
+    enum px_format fmt;
+} inpaint_args;
+
+/* Parses the command line into a; returns -1 to go on, or the exit code
+ * (0 after --help, 2 for a bad command line, said on stderr). */
+static int parse_inpaint_args(int argc, char **argv, inpaint_args *a)
+{
+    *a = (inpaint_args){.engine = "classic"};
+    int npos = 0;
+    px_hd_defaults(&a->hd);
     for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
+        const char *f = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        if (!strcmp(f, "-h") || !strcmp(f, "--help")) {
             usage(stdout);
             return 0;
         }
-        if (a[0] != '-') {
+        if (f[0] != '-') {
             if (npos == 2) {
-                fprintf(stderr, "pixserve inpaint: unexpected argument '%s'\n", a);
+                fprintf(stderr, "pixserve inpaint: unexpected argument '%s'\n", f);
                 return 2;
             }
-            pos[npos++] = a;
+            a->pos[npos++] = f;
             continue;
         }
         if (!v) {
-            fprintf(stderr, "pixserve inpaint: %s needs a value\n", a);
+            fprintf(stderr, "pixserve inpaint: %s needs a value\n", f);
             return 2;
         }
         i++;
-        if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
-        else if (!strcmp(a, "--engine")) engine = v;
-        else if (!strcmp(a, "--method")) method = v;
-        else if (!strcmp(a, "--weights")) weights = v;
-        else if (!strcmp(a, "--device")) device = v;
-        else if (!strcmp(a, "--precision")) precision = v;
-        else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--quality")) quality = atoi(v);
-        else if (!strcmp(a, "--threads")) threads = atoi(v);
-        else if (!strcmp(a, "--hd-strategy")) {
+        if (!strcmp(f, "-o") || !strcmp(f, "--output")) a->out = v;
+        else if (!strcmp(f, "--engine")) a->engine = v;
+        else if (!strcmp(f, "--method")) a->method = v;
+        else if (!strcmp(f, "--weights")) a->weights = v;
+        else if (!strcmp(f, "--device")) a->device = v;
+        else if (!strcmp(f, "--precision")) a->precision = v;
+        else if (!strcmp(f, "--seed")) a->seed = strtoull(v, NULL, 10);
+        else if (!strcmp(f, "--quality")) a->quality = atoi(v);
+        else if (!strcmp(f, "--threads")) a->threads = atoi(v);
+        else if (!strcmp(f, "--hd-strategy")) {
             int h = px_hd_parse(v);
             if (h < 0) {
                 fprintf(stderr, "pixserve inpaint: --hd-strategy must be Original, Resize or Crop\n");
                 return 2;
             }
-            hd.strategy = (enum px_hd_strategy)h;
+            a->hd.strategy = (enum px_hd_strategy)h;
         } else {
-            fprintf(stderr, "pixserve inpaint: unknown flag %s (see pixserve --help)\n", a);
+            fprintf(stderr, "pixserve inpaint: unknown flag %s (see pixserve --help)\n", f);
             return 2;
         }
     }
-    if (npos != 2 || !out) {
+    if (npos != 2 || !a->out) {
         fprintf(stderr, "usage: pixserve inpaint IMAGE MASK -o OUT [--engine NAME] [--seed N]\n");
         return 2;
     }
-    const char *ext = strrchr(out, '.');
-    enum px_format fmt = px_format_parse(ext ? ext + 1 : "");
-    if (fmt == PX_FMT_UNKNOWN) {
+    const char *ext = strrchr(a->out, '.');
+    a->fmt = px_format_parse(ext ? ext + 1 : "");
+    if (a->fmt == PX_FMT_UNKNOWN) {
         fprintf(stderr, "pixserve inpaint: output name must end in .png, .jpg, .jpeg or .webp\n");
         return 2;
     }
+    return -1;
+}
+
+static int cmd_inpaint(int argc, char **argv)
+{
+    if (px_cli_batch_wanted(argc, argv)) return px_cli_batch(argc, argv);
+    inpaint_args a;
+    int code = parse_inpaint_args(argc, argv, &a);
+    if (code >= 0) return code;
 
     char err[512];
     uint8_t *img = NULL, *mask = NULL;
     size_t img_len = 0, mask_len = 0;
     px_engine *e = NULL;
-    px_pool *pool = px_pool_create(threads);
+    px_pool *pool = px_pool_create(a.threads);
     int rc;
-    if ((rc = read_file(pos[0], &img, &img_len, err, sizeof err)) ||
-        (rc = read_file(pos[1], &mask, &mask_len, err, sizeof err)))
+    if ((rc = read_file(a.pos[0], &img, &img_len, err, sizeof err)) ||
+        (rc = read_file(a.pos[1], &mask, &mask_len, err, sizeof err)))
         goto fail;
-    px_engine_config ec = {.weights = weights, .device = device, .precision = precision,
-                           .pool = pool};
-    if ((rc = px_engine_open(engine, &ec, &e, err, sizeof err))) goto fail;
-    if (method && (rc = px_engine_check_method(e, method, err, sizeof err))) goto fail;
-    px_inpaint_params p = {.engine = e, .method = method, .seed = seed, .hd = &hd, .out_fmt = fmt,
-                           .quality = quality, .png_level = -1, .max_output = (size_t)1 << 30};
+    px_engine_config ec = {
+        .weights = a.weights, .device = a.device, .precision = a.precision, .pool = pool};
+    if ((rc = px_engine_open(a.engine, &ec, &e, err, sizeof err))) goto fail;
+    if (a.method && (rc = px_engine_check_method(e, a.method, err, sizeof err))) goto fail;
+    px_inpaint_params p = {.engine = e,
+                           .method = a.method,
+                           .seed = a.seed,
+                           .hd = &a.hd,
+                           .out_fmt = a.fmt,
+                           .quality = a.quality,
+                           .png_level = -1,
+                           .max_output = (size_t)1 << 30};
     px_inpaint_result res;
     if ((rc = px_inpaint_bytes(&p, img, img_len, mask, mask_len, &res, err, sizeof err))) goto fail;
-    rc = write_file(out, &res.encoded, err, sizeof err);
+    rc = write_file(a.out, &res.encoded, err, sizeof err);
     if (!rc)
         printf("%s: %dx%d, %zu hole pixels, engine %s, %s (%d window%s): decode %.1f ms, "
                "inpaint %.1f ms, encode %.1f ms\n",
-               out, res.width, res.height, res.hole_pixels, engine,
-               px_hd_name(res.hd_used),
+               a.out, res.width, res.height, res.hole_pixels, a.engine, px_hd_name(res.hd_used),
                res.windows, res.windows == 1 ? "" : "s", (double)res.decode_ns / 1e6,
                (double)res.infer_ns / 1e6, (double)res.encode_ns / 1e6);
     px_buf_free(&res.encoded);

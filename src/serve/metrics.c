@@ -182,7 +182,8 @@ static int render_hist(px_buf *b, const char *name, const char *labels, hist *h)
     return rc;
 }
 
-int px_metrics_render(px_metrics *m, const px_metrics_gauges *g, px_buf *b)
+/* Requests by route and status, and their durations by route. */
+static int render_http(px_metrics *m, px_buf *b)
 {
     int rc = px_buf_puts(b, "# HELP pixserve_requests_total HTTP requests by route and status.\n"
                             "# TYPE pixserve_requests_total counter\n");
@@ -203,8 +204,14 @@ int px_metrics_render(px_metrics *m, const px_metrics_gauges *g, px_buf *b)
             snprintf(lab, sizeof lab, "route=\"%s\"", px_route_label((enum px_route)r));
             rc = render_hist(b, "pixserve_request_duration_seconds", lab, &m->duration[r]);
         }
-    if (!rc)
-        rc = px_buf_puts(b, "# HELP pixserve_stage_duration_seconds Time per job stage by "
+    return rc;
+}
+
+/* Job stages per request kind, and the text-to-image stages and steps. */
+static int render_stages(px_metrics *m, px_buf *b)
+{
+    char lab[160];
+    int rc = px_buf_puts(b, "# HELP pixserve_stage_duration_seconds Time per job stage by "
                             "request kind (queue wait, prepare, inference, finish; the stage "
                             "label is the kind's name for it).\n"
                             "# TYPE pixserve_stage_duration_seconds histogram\n");
@@ -227,8 +234,13 @@ int px_metrics_render(px_metrics *m, const px_metrics_gauges *g, px_buf *b)
         rc = px_buf_puts(b, "# HELP pixserve_generate_step_seconds Time per denoising step.\n"
                             "# TYPE pixserve_generate_step_seconds histogram\n");
     if (!rc) rc = render_hist(b, "pixserve_generate_step_seconds", "kind=\"generate\"", &m->gen_step);
-    if (!rc)
-        rc = px_buf_puts(b, "# HELP pixserve_errors_total Failed requests by error code.\n"
+    return rc;
+}
+
+/* Failed requests by code, and inference outcomes per engine. */
+static int render_errors(px_metrics *m, px_buf *b)
+{
+    int rc = px_buf_puts(b, "# HELP pixserve_errors_total Failed requests by error code.\n"
                             "# TYPE pixserve_errors_total counter\n");
     for (int i = 0; i < NCODES && !rc; i++) {
         unsigned long long v = atomic_load(&m->errors[i]);
@@ -257,6 +269,13 @@ int px_metrics_render(px_metrics *m, const px_metrics_gauges *g, px_buf *b)
                                    "reason=\"%s\"} %llu\n",
                                    m->engines[e], i ? px_err_name(-i) : "internal", v);
         }
+    return rc;
+}
+
+/* Batch sizes, OOM splits and the admission gauges. */
+static int render_batches(const px_metrics_gauges *g, px_buf *b)
+{
+    int rc = 0;
     /* Batch sizes: the scheduler keeps counts per size class; exposed as a
      * histogram with the class upper bounds as buckets. */
     static const int batch_le[PX_METRICS_BATCH_SLOTS - 1] = {1, 2, 4, 8, 16, 32};
@@ -292,7 +311,14 @@ int px_metrics_render(px_metrics *m, const px_metrics_gauges *g, px_buf *b)
                            (unsigned long long)g->batch_items, (unsigned long long)g->batches,
                            (unsigned long long)g->oom_splits, g->pending[0], g->pending[1],
                            g->pending[2], g->cpu_queued, g->async_jobs);
-    if (!rc && g->loras)
+    return rc;
+}
+
+/* LoRAs (when a registry is configured) and GPUs (when NVML answers). */
+static int render_devices(const px_metrics_gauges *g, px_buf *b)
+{
+    int rc = 0;
+    if (g->loras)
         rc = px_buf_printf(b,
                            "# HELP pixserve_loras_registered LoRAs requests may name.\n"
                            "# TYPE pixserve_loras_registered gauge\npixserve_loras_registered %d\n"
@@ -323,27 +349,43 @@ int px_metrics_render(px_metrics *m, const px_metrics_gauges *g, px_buf *b)
                                d->index, (unsigned long long)d->mem_used, d->index,
                                (unsigned long long)d->mem_total);
     }
-    if (!rc)
-        rc = px_buf_printf(
-            b,
-            "# HELP pixserve_queue_depth Engine inputs waiting for a device worker.\n"
-            "# TYPE pixserve_queue_depth gauge\npixserve_queue_depth %d\n"
-            "# HELP pixserve_queue_capacity Requests admitted per priority before 429.\n"
-            "# TYPE pixserve_queue_capacity gauge\npixserve_queue_capacity %d\n"
-            "# HELP pixserve_inflight Engine inputs being computed now.\n"
-            "# TYPE pixserve_inflight gauge\npixserve_inflight %d\n"
-            "# HELP pixserve_workers Device worker threads.\n"
-            "# TYPE pixserve_workers gauge\npixserve_workers %d\n"
-            "# HELP pixserve_ready Whether the engines are loaded (1) or not (0).\n"
-            "# TYPE pixserve_ready gauge\npixserve_ready %d\n"
-            "# HELP pixserve_uptime_seconds Seconds since the service started.\n"
-            "# TYPE pixserve_uptime_seconds gauge\npixserve_uptime_seconds %.3f\n"
-            "# HELP process_resident_memory_bytes Resident memory.\n"
-            "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n"
-            "# HELP process_open_fds Open file descriptors.\n"
-            "# TYPE process_open_fds gauge\nprocess_open_fds %d\n",
-            g->queue_depth, g->queue_capacity, g->inflight, g->workers, g->ready,
-            g->uptime_s, (unsigned long long)g->rss_bytes, g->open_fds);
+    return rc;
+}
+
+/* Queue, workers, readiness and the process. */
+static int render_service(const px_metrics_gauges *g, px_buf *b)
+{
+    int rc = px_buf_printf(
+        b,
+        "# HELP pixserve_queue_depth Engine inputs waiting for a device worker.\n"
+        "# TYPE pixserve_queue_depth gauge\npixserve_queue_depth %d\n"
+        "# HELP pixserve_queue_capacity Requests admitted per priority before 429.\n"
+        "# TYPE pixserve_queue_capacity gauge\npixserve_queue_capacity %d\n"
+        "# HELP pixserve_inflight Engine inputs being computed now.\n"
+        "# TYPE pixserve_inflight gauge\npixserve_inflight %d\n"
+        "# HELP pixserve_workers Device worker threads.\n"
+        "# TYPE pixserve_workers gauge\npixserve_workers %d\n"
+        "# HELP pixserve_ready Whether the engines are loaded (1) or not (0).\n"
+        "# TYPE pixserve_ready gauge\npixserve_ready %d\n"
+        "# HELP pixserve_uptime_seconds Seconds since the service started.\n"
+        "# TYPE pixserve_uptime_seconds gauge\npixserve_uptime_seconds %.3f\n"
+        "# HELP process_resident_memory_bytes Resident memory.\n"
+        "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n"
+        "# HELP process_open_fds Open file descriptors.\n"
+        "# TYPE process_open_fds gauge\nprocess_open_fds %d\n",
+        g->queue_depth, g->queue_capacity, g->inflight, g->workers, g->ready, g->uptime_s,
+        (unsigned long long)g->rss_bytes, g->open_fds);
+    return rc;
+}
+
+int px_metrics_render(px_metrics *m, const px_metrics_gauges *g, px_buf *b)
+{
+    int rc = render_http(m, b);
+    if (!rc) rc = render_stages(m, b);
+    if (!rc) rc = render_errors(m, b);
+    if (!rc) rc = render_batches(g, b);
+    if (!rc) rc = render_devices(g, b);
+    if (!rc) rc = render_service(g, b);
     if (!rc) rc = render_outcomes(m, b);
     return rc;
 }

@@ -318,6 +318,24 @@ class LoraApi(unittest.TestCase):
         self.assertEqual(st, 404, data)
         self.assert_serving()
 
+    def test_pixbench_sends_loras(self):
+        # pixbench's --lora / --lora-mix against this server: the mixed
+        # workload (each prompt with each LoRA alone) all succeeds, and a
+        # name the server does not know fails every request with its 400
+        # (so the field reaches the server rather than being dropped).
+        import test_pixbench
+        url = "http://%s:%d" % (self.srv.host, self.srv.port)
+        common = ("--target", url, "--profile", "generate", "--width", "64", "--height", "64",
+                  "--steps", "2", "--users", "2", "--requests", "4", "--no-progress")
+        rc, so, se = test_pixbench.run(*common, "--lora", "style:0.85", "--lora", "ink:-0.5",
+                                       "--lora-mix")
+        self.assertEqual(rc, 0, se)
+        self.assertIn("100.0%", so)
+        rc, so, se = test_pixbench.run(*common, "--lora", "nosuchlora")
+        self.assertEqual(rc, 0, se)
+        self.assertIn("failed with status 400", so)
+        self.assert_serving()
+
 
 class NoLoraDir(unittest.TestCase):
     @classmethod

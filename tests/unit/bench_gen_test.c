@@ -289,6 +289,47 @@ TEST(t_gen_requests)
     pb_workload_free(&w);
 }
 
+/* --lora: every request names every LoRA; --lora-mix: every prompt with
+ * each LoRA alone, so the workload holds prompts × LoRAs bodies */
+TEST(t_gen_loras)
+{
+    static const char *const prompts[] = {"fox", "street"};
+    pb_profile_opts o = {.kind = PB_PROF_GENERATE, .host_header = "h:1", .prompts = prompts,
+                         .nprompts = 2};
+    char err[256];
+    T_EQ_INT(pb_profile_add_lora(&o, "ink:0.85", err, sizeof err), 0);
+    T_EQ_INT(pb_profile_add_lora(&o, "style", err, sizeof err), 0);
+    T_EQ_INT(pb_profile_add_lora(&o, "x:abc", err, sizeof err), PX_EINVAL);
+    T_CONTAINS(err, "scale");
+    T_EQ_INT(pb_profile_add_lora(&o, ":1", err, sizeof err), PX_EINVAL);
+    T_EQ_INT(o.nloras, 2);
+    pb_workload w;
+    T_EQ_INT(pb_workload_build(&o, NULL, 0, &w, err, sizeof err), 0);
+    T_EQ_INT(w.nreqs, 2);
+    for (int i = 0; i < 2; i++) {
+        char *b = strndup((const char *)w.reqs[i].body, w.reqs[i].body_len);
+        T_CONTAINS(b, "\"loras\":[{\"name\":\"ink\",\"scale\":0.85},{\"name\":\"style\",\"scale\":1}]");
+        free(b);
+    }
+    pb_workload_free(&w);
+    o.lora_mix = 1;
+    T_EQ_INT(pb_workload_build(&o, NULL, 0, &w, err, sizeof err), 0);
+    T_EQ_INT(w.nreqs, 4);
+    static const char *const want[4][2] = {{"fox", "ink"}, {"street", "ink"}, {"fox", "style"},
+                                           {"street", "style"}};
+    for (int i = 0; i < 4; i++) {
+        char *b = strndup((const char *)w.reqs[i].body, w.reqs[i].body_len);
+        char p[64], l[64];
+        snprintf(p, sizeof p, "\"prompt\":\"%s\"", want[i][0]);
+        snprintf(l, sizeof l, "\"loras\":[{\"name\":\"%s\",", want[i][1]);
+        T_CONTAINS(b, p);
+        T_CONTAINS(b, l);
+        T_TRUE(strstr(b, want[i][1][0] == 'i' ? "style" : "ink") == NULL); /* one LoRA each */
+        free(b);
+    }
+    pb_workload_free(&w);
+}
+
 /* a stage whose failures share one status keeps it through merges; two
  * statuses anywhere make it mixed */
 TEST(t_fail_status)
@@ -399,5 +440,5 @@ TEST(t_report_tables)
     free(a);
 }
 
-TEST_MAIN(t_gen_requests, t_report_tables, t_fail_status, t_prompts_text, t_prompts_json_forms, t_prompts_refused, t_reply_generate, t_reply_errors_and_jobs,
+TEST_MAIN(t_gen_requests, t_gen_loras, t_report_tables, t_fail_status, t_prompts_text, t_prompts_json_forms, t_prompts_refused, t_reply_generate, t_reply_errors_and_jobs,
           t_sse_any_split, t_matrix_product_and_axes)

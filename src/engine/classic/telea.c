@@ -384,10 +384,57 @@ static int paint_layers(const tctx *c, tjob *j)
     return rc;
 }
 
-static int fill_blob(const tctx *c, const px_blob *b)
+/* Fills the window's roles, colours and readiness from the image and mask:
+ * known pixels, this blob's holes (label) and other blobs' holes. Returns 0,
+ * or PX_ECANCELED. */
+static int load_window(const tctx *c, tjob *j, int label, bool *any_known)
 {
     const px_image *img = c->img, *mask = c->mask;
-    int W = img->w, H = img->h, m = c->radius + 1;
+    int W = img->w;
+    for (int y = 0; y < j->h; y++) {
+        /* A window can hold millions of pixels: look at the flag per row. */
+        if (cancelled(c)) return PX_ECANCELED;
+        for (int x = 0; x < j->w; x++) {
+            size_t gi = (size_t)(y + j->oy) * W + (size_t)(x + j->ox);
+            size_t li = (size_t)y * j->w + x;
+            float *cl = j->col + li * 3;
+            if (!mask->px[gi]) {
+                /* Only known pixels are read: other blobs' holes may be
+                 * being written by other threads right now. */
+                j->role[li] = R_KNOWN;
+                j->ready[li] = 1;
+                for (int ch = 0; ch < 3; ch++) cl[ch] = img->px[gi * 3 + ch];
+                *any_known = true;
+            } else {
+                j->role[li] = c->labels[gi] == label ? R_OWN : R_OTHER;
+                j->ready[li] = 0;
+                cl[0] = cl[1] = cl[2] = 0;
+            }
+            j->T[li] = T_INF;
+        }
+    }
+    return 0;
+}
+
+/* Writes this blob's pixels; a hole with no known pixel anywhere (the whole
+ * image is one hole) is left mid-gray. */
+static void write_blob(const tctx *c, const tjob *j)
+{
+    int W = c->img->w;
+    for (int y = 0; y < j->h; y++)
+        for (int x = 0; x < j->w; x++) {
+            size_t li = (size_t)y * j->w + x;
+            if (j->role[li] != R_OWN) continue;
+            size_t gi = (size_t)(y + j->oy) * W + (size_t)(x + j->ox);
+            uint8_t *o = c->out->px + gi * 3;
+            for (int ch = 0; ch < 3; ch++)
+                o[ch] = j->st[li] == ST_FAR ? 128 : (uint8_t)lrintf(j->col[li * 3 + ch]);
+        }
+}
+
+static int fill_blob(const tctx *c, const px_blob *b)
+{
+    int W = c->img->w, H = c->img->h, m = c->radius + 1;
     tjob j = {0};
     j.ox = b->x0 - m > 0 ? b->x0 - m : 0;
     j.oy = b->y0 - m > 0 ? b->y0 - m : 0;
@@ -407,28 +454,7 @@ static int fill_blob(const tctx *c, const px_blob *b)
 
     bool any_known = false;
     rc = PX_ECANCELED;
-    for (int y = 0; y < j.h; y++) {
-        /* A window can hold millions of pixels: look at the flag per row. */
-        if (cancelled(c)) goto done;
-        for (int x = 0; x < j.w; x++) {
-            size_t gi = (size_t)(y + j.oy) * W + (size_t)(x + j.ox);
-            size_t li = (size_t)y * j.w + x;
-            float *cl = j.col + li * 3;
-            if (!mask->px[gi]) {
-                /* Only known pixels are read: other blobs' holes may be
-                 * being written by other threads right now. */
-                j.role[li] = R_KNOWN;
-                j.ready[li] = 1;
-                for (int ch = 0; ch < 3; ch++) cl[ch] = img->px[gi * 3 + ch];
-                any_known = true;
-            } else {
-                j.role[li] = c->labels[gi] == b->label ? R_OWN : R_OTHER;
-                j.ready[li] = 0;
-                cl[0] = cl[1] = cl[2] = 0;
-            }
-            j.T[li] = T_INF;
-        }
-    }
+    if (load_window(c, &j, b->label, &any_known)) goto done;
     input_gradients(&j);
     if (cancelled(c)) goto done;
     if (any_known) {
@@ -446,17 +472,7 @@ static int fill_blob(const tctx *c, const px_blob *b)
         for (size_t i = 0; i < n; i++) j.st[i] = ST_FAR;
     }
 
-    /* Write this blob's pixels; a hole with no known pixel anywhere (the
-     * whole image is one hole) is left mid-gray. */
-    for (int y = 0; y < j.h; y++)
-        for (int x = 0; x < j.w; x++) {
-            size_t li = (size_t)y * j.w + x;
-            if (j.role[li] != R_OWN) continue;
-            size_t gi = (size_t)(y + j.oy) * W + (size_t)(x + j.ox);
-            uint8_t *o = c->out->px + gi * 3;
-            for (int ch = 0; ch < 3; ch++)
-                o[ch] = j.st[li] == ST_FAR ? 128 : (uint8_t)lrintf(j.col[li * 3 + ch]);
-        }
+    write_blob(c, &j);
     rc = 0;
 done:
     free(j.role);

@@ -399,14 +399,89 @@ static int bind(px_lama_plan *p, px_conv_weights *w, px_conv **out, int h, int w
     return bind_at(p, w, out, h, wd, src, dst, 0, acc, relu, 0, 0, err, errlen);
 }
 
+/* Binds every layer of the net to plan p's buffers for an H x W input.
+ * Returns 0 or a PX_E* code with err set. */
+static int bind_layers(px_lama_plan *p, int H, int W, char *err, size_t errlen)
+{
+    px_lama_net *n = p->net;
+    const px_lama_arch *a = &n->w.arch;
+    const layout *lo = &p->lo;
+    int rc;
+    int L = a->n_down, h = lo->th, w = lo->tw;
+    if ((rc = bind(p, n->stem, &p->stem, H + 6, W + 6, B_PSTEM, B_A, false, true, err, errlen)))
+        return rc;
+    for (int i = 0; i < L; i++) {
+        int hp = lo->h[i] + 2, wp = lo->w[i] + 2;
+        int dst = i == L - 1 ? B_TL : B_A + i + 1;
+        if ((rc =
+                 bind(p, n->down[i], &p->down[i], hp, wp, B_PD + i, dst, false, true, err, errlen)))
+            return rc;
+        if (i == L - 1 &&
+            (rc = bind(p, n->down_g, &p->down_g, hp, wp, B_PD + i, B_TG, false, true, err, errlen)))
+            return rc;
+    }
+    for (int b = 0; b < a->n_blocks; b++)
+        for (int j = 0; j < 2; j++) {
+            px_conv **c = p->blk[b][j];
+            px_conv_weights **cw = n->blk[b][j];
+            int xg = j ? B_G1 : B_TG;
+            if ((rc = bind(p, cw[F_L2L], &c[F_L2L], h + 2, w + 2, B_LP, B_L1, false, false, err, errlen)) ||
+                (rc = bind(p, cw[F_G2L], &c[F_G2L], h + 2, w + 2, B_GP, B_L1, true, true, err, errlen)) ||
+                (rc = bind(p, cw[F_ST1], &c[F_ST1], h, w, xg, B_X, false, true, err, errlen)) ||
+                (rc = bind(p, cw[F_FU], &c[F_FU], h, lo->twf, B_SPEC, B_SPEC2, false, true, err, errlen)) ||
+                (rc = bind(p, cw[F_ST2], &c[F_ST2], h, w, B_Y, B_G1, false, false, err, errlen)) ||
+                (rc = bind(p, cw[F_L2G], &c[F_L2G], h + 2, w + 2, B_LP, B_G1, true, true, err, errlen)))
+                return rc;
+        }
+    for (int i = 0; i < L; i++) {
+        int lv = L - i; /* input level */
+        size_t phase = (size_t)lo->h[lv] * lo->w[lv] * a->ch[lv - 1];
+        for (int ph = 0; ph < 4; ph++)
+            if ((rc = bind_at(p, n->up[i][ph], &p->up[i][ph], lo->h[lv], lo->w[lv],
+                              i ? B_U + i - 1 : B_CAT, B_UPH + i, (size_t)ph * phase, false, true,
+                              ph >> 1, ph & 1, err, errlen)))
+                return rc;
+    }
+    if ((rc = bind(p, n->out, &p->out, H + 6, W + 6, B_PF, B_OUT, false, false, err, errlen)))
+        return rc;
+    return 0;
+}
+
+/* One scratch area for every layer: they run one after another. Returns 0
+ * or a PX_E* code with err set. */
+static int bind_scratch(px_lama_plan *p, char *err, size_t errlen)
+{
+    const px_lama_arch *a = &p->net->w.arch;
+    int L = a->n_down, rc;
+    if (!p->scratch_bytes) return 0;
+    p->scratch = aligned_alloc(64, (p->scratch_bytes + 63) / 64 * 64);
+    if (!p->scratch) return px_errf(err, errlen, PX_ENOMEM, "lama: out of memory for scratch");
+    px_conv *all[] = {p->stem, p->down_g, p->out};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if ((rc = px_conv_bind_scratch(all[i], p->scratch, err, errlen))) return rc;
+    for (int i = 0; i < L; i++) {
+        if ((rc = px_conv_bind_scratch(p->down[i], p->scratch, err, errlen))) return rc;
+        for (int ph = 0; ph < 4; ph++)
+            if ((rc = px_conv_bind_scratch(p->up[i][ph], p->scratch, err, errlen))) return rc;
+    }
+    for (int b = 0; b < a->n_blocks; b++)
+        for (int j = 0; j < 2; j++)
+            for (int f = 0; f < F_N; f++)
+                if ((rc = px_conv_bind_scratch(p->blk[b][j][f], p->scratch, err, errlen)))
+                    return rc;
+    return 0;
+}
+
 int px_lama_plan_create(px_lama_net *n, int H, int W, int nthreads, px_lama_plan **out, char *err,
                         size_t errlen)
 {
     *out = NULL;
     const px_lama_arch *a = &n->w.arch;
     if (!valid_side(a, H) || !valid_side(a, W))
-        return px_errf(err, errlen, PX_EINVAL, "lama: %dx%d is not a padded size (multiple of %d, "
-                       "at least %d)", W, H, 1 << a->n_down, 2 << a->n_down);
+        return px_errf(err, errlen, PX_EINVAL,
+                       "lama: %dx%d is not a padded size (multiple of %d, "
+                       "at least %d)",
+                       W, H, 1 << a->n_down, 2 << a->n_down);
     px_lama_plan *p = calloc(1, sizeof *p);
     if (!p) return px_errf(err, errlen, PX_ENOMEM, "lama: out of memory");
     p->net = n;
@@ -427,62 +502,11 @@ int px_lama_plan_create(px_lama_net *n, int H, int W, int nthreads, px_lama_plan
         goto fail;
     }
     for (int i = 0; i < B_N; i++) p->buf[i] = lo->b[i].floats ? p->arena + lo->b[i].off : NULL;
-    int L = a->n_down, h = lo->th, w = lo->tw;
     /* Primitives are made for the thread count they will run with. */
     px_conv_set_threads(nthreads);
-    if ((rc = px_fft_create(h, w, a->cs, nthreads, &p->fft, err, errlen))) goto fail;
-    if ((rc = bind(p, n->stem, &p->stem, H + 6, W + 6, B_PSTEM, B_A, false, true, err, errlen))) goto fail;
-    for (int i = 0; i < L; i++) {
-        int hp = lo->h[i] + 2, wp = lo->w[i] + 2;
-        int dst = i == L - 1 ? B_TL : B_A + i + 1;
-        if ((rc = bind(p, n->down[i], &p->down[i], hp, wp, B_PD + i, dst, false, true, err, errlen))) goto fail;
-        if (i == L - 1 &&
-            (rc = bind(p, n->down_g, &p->down_g, hp, wp, B_PD + i, B_TG, false, true, err, errlen)))
-            goto fail;
-    }
-    for (int b = 0; b < a->n_blocks; b++)
-        for (int j = 0; j < 2; j++) {
-            px_conv **c = p->blk[b][j];
-            px_conv_weights **cw = n->blk[b][j];
-            int xg = j ? B_G1 : B_TG;
-            if ((rc = bind(p, cw[F_L2L], &c[F_L2L], h + 2, w + 2, B_LP, B_L1, false, false, err, errlen)) ||
-                (rc = bind(p, cw[F_G2L], &c[F_G2L], h + 2, w + 2, B_GP, B_L1, true, true, err, errlen)) ||
-                (rc = bind(p, cw[F_ST1], &c[F_ST1], h, w, xg, B_X, false, true, err, errlen)) ||
-                (rc = bind(p, cw[F_FU], &c[F_FU], h, lo->twf, B_SPEC, B_SPEC2, false, true, err, errlen)) ||
-                (rc = bind(p, cw[F_ST2], &c[F_ST2], h, w, B_Y, B_G1, false, false, err, errlen)) ||
-                (rc = bind(p, cw[F_L2G], &c[F_L2G], h + 2, w + 2, B_LP, B_G1, true, true, err, errlen)))
-                goto fail;
-        }
-    for (int i = 0; i < L; i++) {
-        int lv = L - i; /* input level */
-        size_t phase = (size_t)lo->h[lv] * lo->w[lv] * a->ch[lv - 1];
-        for (int ph = 0; ph < 4; ph++)
-            if ((rc = bind_at(p, n->up[i][ph], &p->up[i][ph], lo->h[lv], lo->w[lv],
-                              i ? B_U + i - 1 : B_CAT, B_UPH + i, (size_t)ph * phase, false, true,
-                              ph >> 1, ph & 1, err, errlen)))
-                goto fail;
-    }
-    if ((rc = bind(p, n->out, &p->out, H + 6, W + 6, B_PF, B_OUT, false, false, err, errlen))) goto fail;
-    /* One scratch area for every layer: they run one after another. */
-    if (p->scratch_bytes) {
-        p->scratch = aligned_alloc(64, (p->scratch_bytes + 63) / 64 * 64);
-        if (!p->scratch) {
-            rc = px_errf(err, errlen, PX_ENOMEM, "lama: out of memory for scratch");
-            goto fail;
-        }
-        px_conv *all[] = {p->stem, p->down_g, p->out};
-        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-            if ((rc = px_conv_bind_scratch(all[i], p->scratch, err, errlen))) goto fail;
-        for (int i = 0; i < L; i++) {
-            if ((rc = px_conv_bind_scratch(p->down[i], p->scratch, err, errlen))) goto fail;
-            for (int ph = 0; ph < 4; ph++)
-                if ((rc = px_conv_bind_scratch(p->up[i][ph], p->scratch, err, errlen))) goto fail;
-        }
-        for (int b = 0; b < a->n_blocks; b++)
-            for (int j = 0; j < 2; j++)
-                for (int f = 0; f < F_N; f++)
-                    if ((rc = px_conv_bind_scratch(p->blk[b][j][f], p->scratch, err, errlen))) goto fail;
-    }
+    if ((rc = px_fft_create(lo->th, lo->tw, a->cs, nthreads, &p->fft, err, errlen))) goto fail;
+    if ((rc = bind_layers(p, H, W, err, errlen))) goto fail;
+    if ((rc = bind_scratch(p, err, errlen))) goto fail;
     *out = p;
     return 0;
 fail:

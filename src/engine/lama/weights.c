@@ -269,22 +269,25 @@ static int load_ffc(loader *L, const px_lama_arch *a, px_lama_ffc *f, const char
     return 0;
 }
 
-int px_lama_weights_load(const px_st *st, px_lama_weights *w, char *err, size_t errlen)
+/* The architecture the metadata states, checked against what this engine
+ * builds (a checkpoint converted by tools/lama_convert.py). Returns 0 or
+ * PX_EUNSUP / PX_ECORRUPT with err set. */
+static int check_meta(const px_st *st, int *ngf, int *nd, int *nb, double *ratio, char *err,
+                      size_t errlen)
 {
-    memset(w, 0, sizeof *w);
     const char *fmt = px_st_meta(st, "format"), *arch = px_st_meta(st, "arch");
     if (!fmt || strcmp(fmt, "pixserve-lama") != 0 || !arch || strcmp(arch, "ffc_resnet") != 0)
         return px_errf(err, errlen, PX_EUNSUP,
                        "lama weights: metadata does not say format=pixserve-lama, arch=ffc_resnet "
                        "(convert the checkpoint with tools/lama_convert.py)");
-    int ngf, nd, nb, x, rc;
-    if ((rc = meta_int(st, "ngf", &ngf, err, errlen)) ||
-        (rc = meta_int(st, "n_downsampling", &nd, err, errlen)) ||
-        (rc = meta_int(st, "n_blocks", &nb, err, errlen)))
+    int x, rc;
+    if ((rc = meta_int(st, "ngf", ngf, err, errlen)) ||
+        (rc = meta_int(st, "n_downsampling", nd, err, errlen)) ||
+        (rc = meta_int(st, "n_blocks", nb, err, errlen)))
         return rc;
     const char *rs = px_st_meta(st, "ratio_g");
     char *end = NULL;
-    double ratio = rs ? strtod(rs, &end) : 0;
+    *ratio = rs ? strtod(rs, &end) : 0;
     if (!rs || end == rs || *end)
         return px_errf(err, errlen, PX_EUNSUP, "lama weights: metadata ratio_g is missing or not a number");
     if (px_st_meta(st, "input_nc") &&
@@ -299,6 +302,58 @@ int px_lama_weights_load(const px_st *st, px_lama_weights *w, char *err, size_t 
     const char *act = px_st_meta(st, "out_act");
     if (act && strcmp(act, "sigmoid") != 0)
         return px_errf(err, errlen, PX_EUNSUP, "lama weights: output activation \"%.20s\" (only sigmoid)", act);
+    return 0;
+}
+
+/* Loads every layer of architecture a into w, folding each batch norm into
+ * its convolution (s, t: scratch for the norm's scale and shift). Returns 0
+ * or a PX_E* code with L's err set. */
+static int load_layers(loader *L, px_lama_weights *w, const px_lama_arch *a, double *s, double *t)
+{
+    int rc, nd = a->n_down, nb = a->n_blocks;
+    char p[96];
+    /* model.1: stem (reflection pad 3 is model.0). */
+    if ((rc = load_conv(L, &w->stem, a->ngf, PX_LAMA_IN_CH, 7, 1, false, false,
+                        "model.1.ffc.convl2l")) ||
+        (rc = load_bn(L, a->ngf, "model.1.bn_l", s, t)) || (rc = fold(L, &w->stem, s, t)))
+        return rc;
+    for (int i = 0; i < nd; i++) {
+        bool last = i == nd - 1;
+        int cout = last ? a->cl : a->ch[i + 1];
+        snprintf(p, sizeof p, "model.%d.ffc.convl2l", 2 + i);
+        if ((rc = load_conv(L, &w->down[i], cout, a->ch[i], 3, 2, false, false, p))) return rc;
+        snprintf(p, sizeof p, "model.%d.bn_l", 2 + i);
+        if ((rc = load_bn(L, cout, p, s, t)) || (rc = fold(L, &w->down[i], s, t))) return rc;
+        if (!last) continue;
+        snprintf(p, sizeof p, "model.%d.ffc.convl2g", 2 + i);
+        if ((rc = load_conv(L, &w->down_g, a->cg, a->ch[i], 3, 2, false, false, p))) return rc;
+        snprintf(p, sizeof p, "model.%d.bn_g", 2 + i);
+        if ((rc = load_bn(L, a->cg, p, s, t)) || (rc = fold(L, &w->down_g, s, t))) return rc;
+    }
+    for (int b = 0; b < nb; b++)
+        for (int j = 0; j < 2; j++) {
+            snprintf(p, sizeof p, "model.%d.conv%d", 2 + nd + b, j + 1);
+            if ((rc = load_ffc(L, a, &w->blocks[b][j], p, s, t))) return rc;
+        }
+    int u0 = 3 + nd + nb; /* after the blocks and the concatenation */
+    for (int i = 0; i < nd; i++) {
+        int cin = a->ch[nd - i], cout = a->ch[nd - i - 1];
+        snprintf(p, sizeof p, "model.%d", u0 + 3 * i);
+        if ((rc = load_conv(L, &w->up[i], cout, cin, 3, 2, true, true, p))) return rc;
+        snprintf(p, sizeof p, "model.%d", u0 + 3 * i + 1);
+        if ((rc = load_bn(L, cout, p, s, t)) || (rc = fold(L, &w->up[i], s, t))) return rc;
+    }
+    snprintf(p, sizeof p, "model.%d", u0 + 3 * nd + 1);
+    if ((rc = load_conv(L, &w->out, PX_LAMA_OUT_CH, a->ngf, 7, 1, false, true, p))) return rc;
+    return 0;
+}
+
+int px_lama_weights_load(const px_st *st, px_lama_weights *w, char *err, size_t errlen)
+{
+    memset(w, 0, sizeof *w);
+    int ngf, nd, nb, rc;
+    double ratio = 0;
+    if ((rc = check_meta(st, &ngf, &nd, &nb, &ratio, err, errlen))) return rc;
     if ((rc = px_lama_arch_init(&w->arch, ngf, nd, nb, ratio, err, errlen))) return rc;
     const px_lama_arch *a = &w->arch;
 
@@ -310,39 +365,7 @@ int px_lama_weights_load(const px_st *st, px_lama_weights *w, char *err, size_t 
         rc = px_errf(err, errlen, PX_ENOMEM, "lama weights: out of memory");
         goto fail;
     }
-    char p[96];
-    /* model.1: stem (reflection pad 3 is model.0). */
-    if ((rc = load_conv(&L, &w->stem, a->ngf, PX_LAMA_IN_CH, 7, 1, false, false, "model.1.ffc.convl2l")) ||
-        (rc = load_bn(&L, a->ngf, "model.1.bn_l", s, t)) || (rc = fold(&L, &w->stem, s, t)))
-        goto fail;
-    for (int i = 0; i < nd; i++) {
-        bool last = i == nd - 1;
-        int cout = last ? a->cl : a->ch[i + 1];
-        snprintf(p, sizeof p, "model.%d.ffc.convl2l", 2 + i);
-        if ((rc = load_conv(&L, &w->down[i], cout, a->ch[i], 3, 2, false, false, p))) goto fail;
-        snprintf(p, sizeof p, "model.%d.bn_l", 2 + i);
-        if ((rc = load_bn(&L, cout, p, s, t)) || (rc = fold(&L, &w->down[i], s, t))) goto fail;
-        if (!last) continue;
-        snprintf(p, sizeof p, "model.%d.ffc.convl2g", 2 + i);
-        if ((rc = load_conv(&L, &w->down_g, a->cg, a->ch[i], 3, 2, false, false, p))) goto fail;
-        snprintf(p, sizeof p, "model.%d.bn_g", 2 + i);
-        if ((rc = load_bn(&L, a->cg, p, s, t)) || (rc = fold(&L, &w->down_g, s, t))) goto fail;
-    }
-    for (int b = 0; b < nb; b++)
-        for (int j = 0; j < 2; j++) {
-            snprintf(p, sizeof p, "model.%d.conv%d", 2 + nd + b, j + 1);
-            if ((rc = load_ffc(&L, a, &w->blocks[b][j], p, s, t))) goto fail;
-        }
-    int u0 = 3 + nd + nb; /* after the blocks and the concatenation */
-    for (int i = 0; i < nd; i++) {
-        int cin = a->ch[nd - i], cout = a->ch[nd - i - 1];
-        snprintf(p, sizeof p, "model.%d", u0 + 3 * i);
-        if ((rc = load_conv(&L, &w->up[i], cout, cin, 3, 2, true, true, p))) goto fail;
-        snprintf(p, sizeof p, "model.%d", u0 + 3 * i + 1);
-        if ((rc = load_bn(&L, cout, p, s, t)) || (rc = fold(&L, &w->up[i], s, t))) goto fail;
-    }
-    snprintf(p, sizeof p, "model.%d", u0 + 3 * nd + 1);
-    if ((rc = load_conv(&L, &w->out, PX_LAMA_OUT_CH, a->ngf, 7, 1, false, true, p))) goto fail;
+    if ((rc = load_layers(&L, w, a, s, t))) goto fail;
     for (int i = 0; i < px_st_count(st); i++)
         if (!L.used[i]) {
             rc = px_errf(err, errlen, PX_ECORRUPT,

@@ -1,8 +1,10 @@
 /*
  * tokenizer_load.c — reads the tokenizer files (untrusted) into the tables of
- * tokenizer_impl.h: tokenizer.json (model.vocab, model.merges as "a b"
- * strings or [a, b] pairs, added_tokens, normalizer, pre_tokenizer), or
- * vocab.json + merges.txt (+ tokenizer_config.json's added_tokens_decoder).
+ * tokenizer_impl.h: finds the files a path holds, reads vocab.json +
+ * merges.txt (+ tokenizer_config.json's added_tokens_decoder) itself and
+ * hands tokenizer.json to tokenizer_json.c; both readers fill the tables
+ * through the builders here (vocabulary, merges, added tokens, the final
+ * byte, template and unk ids), so the two layouts cannot drift apart.
  *
  * Only what the Qwen family uses is accepted; anything else that would
  * change the ids (a normaliser other than NFC, BPE dropout, byte fallback,
@@ -26,13 +28,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Qwen2/Qwen3's pre-tokenizer (used when the files do not name one) and
- * GPT-2's (what ByteLevel with use_regex means). */
+/* Qwen2/Qwen3's pre-tokenizer: vocab.json + merges.txt name none, so the
+ * family's own is used (tokenizer.json names its own: tokenizer_json.c). */
 static const char QWEN_REGEX[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|"
     " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-static const char GPT2_REGEX[] =
-    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
 /* Files above this are refused before reading (the real one is 11 MB). */
 #define MAX_FILE ((size_t)256 << 20)
@@ -174,8 +174,8 @@ static int alloc_ids(zi_tok *t, int32_t max_id, size_t nvocab)
 }
 
 /* model.vocab / vocab.json: {"byte-level token": id, ...}. */
-static int load_vocab(zi_tok *t, const cJSON *vocab, const char *name, const char *where,
-                      int32_t max_added, char *err, size_t errlen)
+int zt_load_vocab(zi_tok *t, const cJSON *vocab, const char *name, const char *where,
+                  int32_t max_added, char *err, size_t errlen)
 {
     if (!cJSON_IsObject(vocab)) return FAIL(PX_ECORRUPT, "%s: %s is not an object", name, where);
     int32_t max_id = max_added;
@@ -214,7 +214,7 @@ static int load_vocab(zi_tok *t, const cJSON *vocab, const char *name, const cha
     return 0;
 }
 
-static int merges_alloc(zi_tok *t, size_t n, const char *name, char *err, size_t errlen)
+int zt_merges_alloc(zi_tok *t, size_t n, const char *name, char *err, size_t errlen)
 {
     if (table_size(n, &t->mmask) ||
         !(t->mtab = px_alloc_array((size_t)t->mmask + 1, sizeof *t->mtab)))
@@ -225,8 +225,8 @@ static int merges_alloc(zi_tok *t, size_t n, const char *name, char *err, size_t
 
 /* One merge "a" + "b" (byte-level text) of the given rank. As in Hugging
  * Face's tokenizers, a later duplicate replaces an earlier one. */
-static int add_merge(zi_tok *t, const char *a, const char *b, int32_t rank, const char *name,
-                     char *err, size_t errlen)
+int zt_add_merge(zi_tok *t, const char *a, const char *b, int32_t rank, const char *name, char *err,
+                 size_t errlen)
 {
     uint8_t buf[2048];
     size_t la = 0, lb = 0;
@@ -246,40 +246,6 @@ static int add_merge(zi_tok *t, const char *a, const char *b, int32_t rank, cons
     return 0;
 }
 
-/* model.merges: ["a b", ...] or [["a", "b"], ...]. */
-static int load_merges_json(zi_tok *t, const cJSON *merges, const char *name, char *err,
-                            size_t errlen)
-{
-    if (!cJSON_IsArray(merges)) return FAIL(PX_ECORRUPT, "%s: model.merges is not an array", name);
-    int n = cJSON_GetArraySize(merges), rc;
-    if ((rc = merges_alloc(t, (size_t)n, name, err, errlen))) return rc;
-    char pair[2][1024];
-    int32_t rank = 0;
-    for (const cJSON *m = merges->child; m; m = m->next, rank++) {
-        const char *a, *b;
-        if (cJSON_IsString(m)) {
-            const char *s = m->valuestring, *sp = strchr(s, ' ');
-            size_t la = sp ? (size_t)(sp - s) : 0;
-            if (!sp || strchr(sp + 1, ' ') || !la || !sp[1] || la >= sizeof pair[0])
-                return FAIL(PX_ECORRUPT, "%s: merge %d \"%.40s\" is not two tokens joined by one "
-                            "space", name, rank, s);
-            memcpy(pair[0], s, la);
-            pair[0][la] = 0;
-            a = pair[0];
-            b = sp + 1;
-        } else if (cJSON_IsArray(m) && cJSON_GetArraySize(m) == 2 &&
-                   cJSON_IsString(m->child) && cJSON_IsString(m->child->next)) {
-            a = m->child->valuestring;
-            b = m->child->next->valuestring;
-        } else {
-            return FAIL(PX_ECORRUPT, "%s: merge %d is neither \"a b\" nor [\"a\", \"b\"]", name,
-                        rank);
-        }
-        if ((rc = add_merge(t, a, b, rank, name, err, errlen))) return rc;
-    }
-    return 0;
-}
-
 /* merges.txt: one "a b" per line; a first line "#version..." is a comment. */
 static int load_merges_txt(zi_tok *t, const char *txt, size_t len, const char *name, char *err,
                            size_t errlen)
@@ -287,7 +253,7 @@ static int load_merges_txt(zi_tok *t, const char *txt, size_t len, const char *n
     size_t lines = 1;
     for (size_t i = 0; i < len; i++) lines += txt[i] == '\n';
     int rc;
-    if ((rc = merges_alloc(t, lines, name, err, errlen))) return rc;
+    if ((rc = zt_merges_alloc(t, lines, name, err, errlen))) return rc;
     char line[2048];
     int32_t rank = 0;
     for (size_t i = 0, ln = 1; i < len; ln++) {
@@ -306,7 +272,7 @@ static int load_merges_txt(zi_tok *t, const char *txt, size_t len, const char *n
                 return FAIL(PX_ECORRUPT, "%s: line %zu is not two tokens joined by one space",
                             name, ln);
             *sp = 0;
-            if ((rc = add_merge(t, line, sp + 1, rank++, name, err, errlen))) return rc;
+            if ((rc = zt_add_merge(t, line, sp + 1, rank++, name, err, errlen))) return rc;
         }
         i = e + 1;
     }
@@ -315,14 +281,8 @@ static int load_merges_txt(zi_tok *t, const char *txt, size_t len, const char *n
 
 /* --- added tokens ------------------------------------------------------------------- */
 
-typedef struct added_in {
-    int32_t id;
-    const char *content;
-    bool special, lstrip, rstrip;
-} added_in;
-
 /* An optional boolean field: absent/null = def; anything else but a bool fails. */
-static int opt_bool(const cJSON *o, const char *key, bool def, bool *out)
+int zt_opt_bool(const cJSON *o, const char *key, bool def, bool *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!v || cJSON_IsNull(v)) {
@@ -335,7 +295,7 @@ static int opt_bool(const cJSON *o, const char *key, bool def, bool *out)
 }
 
 /* One added token object (id given separately when keyed by it). */
-static int parse_added(const cJSON *o, int32_t id, added_in *a, const char *name,
+static int parse_added(const cJSON *o, int32_t id, zt_added_in *a, const char *name,
                        const char *where, char *err, size_t errlen)
 {
     if (!cJSON_IsObject(o)) return FAIL(PX_ECORRUPT, "%s: %s: entry is not an object", name, where);
@@ -350,9 +310,10 @@ static int parse_added(const cJSON *o, int32_t id, added_in *a, const char *name
         return FAIL(PX_ECORRUPT, "%s: %s: id %d has no content (a non-empty UTF-8 string of at "
                     "most 1000 bytes)", name, where, id);
     bool sw;
-    if (opt_bool(o, "special", false, &a->special) || opt_bool(o, "lstrip", false, &a->lstrip) ||
-        opt_bool(o, "rstrip", false, &a->rstrip) || opt_bool(o, "single_word", false, &sw) ||
-        opt_bool(o, "normalized", false, &sw))
+    if (zt_opt_bool(o, "special", false, &a->special) ||
+        zt_opt_bool(o, "lstrip", false, &a->lstrip) ||
+        zt_opt_bool(o, "rstrip", false, &a->rstrip) || zt_opt_bool(o, "single_word", false, &sw) ||
+        zt_opt_bool(o, "normalized", false, &sw))
         return FAIL(PX_ECORRUPT, "%s: %s: id %d: special/lstrip/rstrip/single_word/normalized "
                     "must be booleans", name, where, id);
     a->id = id;
@@ -362,8 +323,8 @@ static int parse_added(const cJSON *o, int32_t id, added_in *a, const char *name
 
 /* tokenizer.json's added_tokens array, or tokenizer_config.json's
  * added_tokens_decoder object keyed by id; *list is malloc'd. */
-static int collect_added(const cJSON *src, bool keyed, added_in **list, size_t *n,
-                         int32_t *max_id, const char *name, char *err, size_t errlen)
+int zt_collect_added(const cJSON *src, bool keyed, zt_added_in **list, size_t *n, int32_t *max_id,
+                     const char *name, char *err, size_t errlen)
 {
     const char *where = keyed ? "added_tokens_decoder" : "added_tokens";
     *list = NULL;
@@ -406,8 +367,8 @@ static int added_cmp(const void *pa, const void *pb, void *arg)
 }
 
 /* Enters the added tokens into the id table and the match index. */
-static int install_added(zi_tok *t, const added_in *in, size_t n, const char *name, char *err,
-                         size_t errlen)
+int zt_install_added(zi_tok *t, const zt_added_in *in, size_t n, const char *name, char *err,
+                     size_t errlen)
 {
     if (!n) return 0;
     if (!(t->added = px_alloc_array(n, sizeof *t->added)))
@@ -445,79 +406,7 @@ static int install_added(zi_tok *t, const added_in *in, size_t n, const char *na
     return 0;
 }
 
-/* --- normaliser, pre-tokenizer, model options --------------------------------------- */
-
-static const char *type_of(const cJSON *o)
-{
-    const cJSON *ty = cJSON_GetObjectItemCaseSensitive(o, "type");
-    return cJSON_IsString(ty) ? ty->valuestring : NULL;
-}
-
-static int parse_normalizer(zi_tok *t, const cJSON *n, const char *name, char *err, size_t errlen)
-{
-    if (!n || cJSON_IsNull(n)) return 0;
-    const char *ty = type_of(n);
-    if (ty && !strcmp(ty, "NFC")) {
-        t->nfc = true;
-        return 0;
-    }
-    if (ty && !strcmp(ty, "Sequence")) {
-        const cJSON *l = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
-        if (!cJSON_IsArray(l)) return FAIL(PX_ECORRUPT, "%s: normalizer: no list", name);
-        for (const cJSON *e = l->child; e; e = e->next) {
-            int rc = parse_normalizer(t, e, name, err, errlen);
-            if (rc) return rc;
-        }
-        return 0;
-    }
-    return FAIL(PX_EUNSUP, "%s: normalizer \"%.40s\" is not supported (only NFC)", name,
-                ty ? ty : "(no type)");
-}
-
-/* Finds the one regex of the pre-tokenizer (*re stays NULL if none). */
-static int parse_pretok(const cJSON *p, const char **re, const char *name, char *err,
-                        size_t errlen)
-{
-    if (!p || cJSON_IsNull(p)) return 0;
-    const char *ty = type_of(p), *found = NULL;
-    if (ty && !strcmp(ty, "Sequence")) {
-        const cJSON *l = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
-        if (!cJSON_IsArray(l)) return FAIL(PX_ECORRUPT, "%s: pre_tokenizer: no list", name);
-        for (const cJSON *e = l->child; e; e = e->next) {
-            int rc = parse_pretok(e, re, name, err, errlen);
-            if (rc) return rc;
-        }
-        return 0;
-    }
-    bool b;
-    if (ty && !strcmp(ty, "ByteLevel")) {
-        if (opt_bool(p, "add_prefix_space", false, &b) || b)
-            return FAIL(PX_EUNSUP, "%s: pre_tokenizer ByteLevel with add_prefix_space is not "
-                        "supported", name);
-        if (opt_bool(p, "use_regex", true, &b))
-            return FAIL(PX_ECORRUPT, "%s: pre_tokenizer: use_regex is not a boolean", name);
-        found = b ? GPT2_REGEX : NULL;
-    } else if (ty && !strcmp(ty, "Split")) {
-        const cJSON *pat = cJSON_GetObjectItemCaseSensitive(p, "pattern");
-        const cJSON *rx = cJSON_GetObjectItemCaseSensitive(pat, "Regex");
-        const cJSON *beh = cJSON_GetObjectItemCaseSensitive(p, "behavior");
-        if (!cJSON_IsString(rx))
-            return FAIL(PX_EUNSUP, "%s: pre_tokenizer Split without a Regex pattern is not "
-                        "supported", name);
-        if (!cJSON_IsString(beh) || strcmp(beh->valuestring, "Isolated") ||
-            opt_bool(p, "invert", false, &b) || b)
-            return FAIL(PX_EUNSUP, "%s: pre_tokenizer Split is only supported with behavior "
-                        "Isolated and invert false", name);
-        found = rx->valuestring;
-    } else {
-        return FAIL(PX_EUNSUP, "%s: pre_tokenizer \"%.40s\" is not supported", name,
-                    ty ? ty : "(no type)");
-    }
-    if (found && *re)
-        return FAIL(PX_EUNSUP, "%s: pre_tokenizer with two regex splits is not supported", name);
-    if (found) *re = found;
-    return 0;
-}
+/* --- the pre-tokenizer regex, parse memory ----------------------------------------- */
 
 static int compile_regex(zi_tok *t, const char *re, const char *name, char *err, size_t errlen)
 {
@@ -535,37 +424,10 @@ static int compile_regex(zi_tok *t, const char *re, const char *name, char *err,
     return 0;
 }
 
-/* model.{type, dropout, byte_fallback, continuing_subword_prefix,
- * end_of_word_suffix, fuse_unk, ignore_merges}; unk_token is resolved later. */
-static int parse_model_opts(zi_tok *t, const cJSON *m, const char *name, char *err,
-                            size_t errlen)
-{
-    const char *ty = type_of(m);
-    const cJSON *d = cJSON_GetObjectItemCaseSensitive(m, "dropout");
-    bool fb;
-    if (cJSON_GetObjectItemCaseSensitive(m, "type") && (!ty || strcmp(ty, "BPE")))
-        return FAIL(PX_EUNSUP, "%s: model type \"%.40s\" is not supported (only BPE)", name,
-                    ty ? ty : "(not a string)");
-    if (d && !cJSON_IsNull(d) && !(cJSON_IsNumber(d) && d->valuedouble == 0))
-        return FAIL(PX_EUNSUP, "%s: BPE dropout is not supported", name);
-    if (opt_bool(m, "byte_fallback", false, &fb) || fb)
-        return FAIL(PX_EUNSUP, "%s: byte_fallback is not supported", name);
-    if (opt_bool(m, "fuse_unk", false, &t->fuse_unk) ||
-        opt_bool(m, "ignore_merges", false, &t->ignore_merges))
-        return FAIL(PX_ECORRUPT, "%s: fuse_unk and ignore_merges must be booleans", name);
-    static const char *const affix[] = {"continuing_subword_prefix", "end_of_word_suffix"};
-    for (int i = 0; i < 2; i++) {
-        const cJSON *a = cJSON_GetObjectItemCaseSensitive(m, affix[i]);
-        if (a && !cJSON_IsNull(a) && !(cJSON_IsString(a) && !a->valuestring[0]))
-            return FAIL(PX_EUNSUP, "%s: %s is not supported", name, affix[i]);
-    }
-    return 0;
-}
-
 /* cJSON spends a node per value: ~70 MB for the real 11 MB file, freed
  * right after loading, but glibc keeps the freed small blocks resident;
  * hand them back (the tables themselves are ~8 MB). */
-static void release_parse_memory(void)
+void zt_release_parse_memory(void)
 {
 #ifdef __GLIBC__
     malloc_trim(0);
@@ -584,8 +446,8 @@ static int32_t added_find(const zi_tok *t, const char *s)
 }
 
 /* The tables every loader ends with: single-byte ids, template ids, unk. */
-static int finish(zi_tok *t, const cJSON *unk, const char *regex, const char *name, char *err,
-                  size_t errlen)
+int zt_finish(zi_tok *t, const cJSON *unk, const char *regex, const char *name, char *err,
+              size_t errlen)
 {
     for (int b = 0; b < 256; b++) {
         uint8_t c = (uint8_t)b;
@@ -610,65 +472,14 @@ static int finish(zi_tok *t, const cJSON *unk, const char *regex, const char *na
 }
 
 /* cJSON's own error pointer is a global: ask for the end position instead. */
-static int parse_json(const char *json, size_t len, const char *name, cJSON **root, char *err,
-                      size_t errlen)
+int zt_parse_json(const char *json, size_t len, const char *name, cJSON **root, char *err,
+                  size_t errlen)
 {
     const char *end = NULL;
     *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
     if (!*root)
         return FAIL(PX_ECORRUPT, "%s: not valid JSON (near byte %zu)", name,
                     (size_t)(end && end >= json && end <= json + len ? end - json : 0));
-    return 0;
-}
-
-static int tokenizer_json(zi_tok *t, const cJSON *root, const char *name, char *err,
-                          size_t errlen)
-{
-    if (!cJSON_IsObject(root)) return FAIL(PX_ECORRUPT, "%s: not a JSON object", name);
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
-    if (!cJSON_IsObject(model)) return FAIL(PX_ECORRUPT, "%s: no \"model\" object", name);
-    const char *regex = NULL;
-    added_in *added = NULL;
-    size_t nadded;
-    int32_t max_added;
-    int rc;
-    if ((rc = parse_model_opts(t, model, name, err, errlen)) ||
-        (rc = parse_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), name, err,
-                               errlen)) ||
-        (rc = parse_pretok(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), &regex, name,
-                           err, errlen)) ||
-        (rc = collect_added(cJSON_GetObjectItemCaseSensitive(root, "added_tokens"), false,
-                            &added, &nadded, &max_added, name, err, errlen)) ||
-        (rc = load_vocab(t, cJSON_GetObjectItemCaseSensitive(model, "vocab"), name, "model.vocab",
-                         max_added, err, errlen)) ||
-        (rc = load_merges_json(t, cJSON_GetObjectItemCaseSensitive(model, "merges"), name, err,
-                               errlen)) ||
-        (rc = install_added(t, added, nadded, name, err, errlen)) ||
-        (rc = finish(t, cJSON_GetObjectItemCaseSensitive(model, "unk_token"), regex, name, err,
-                     errlen))) {
-        free(added);
-        return rc;
-    }
-    free(added);
-    return 0;
-}
-
-int zi_tok_load_json(const char *json, size_t len, const char *name, zi_tok **out, char *err,
-                     size_t errlen)
-{
-    *out = NULL;
-    cJSON *root;
-    int rc = parse_json(json, len, name, &root, err, errlen);
-    if (rc) return rc;
-    zi_tok *t = px_xcalloc(1, sizeof *t);
-    rc = tokenizer_json(t, root, name, err, errlen);
-    cJSON_Delete(root);
-    release_parse_memory();
-    if (rc) {
-        zi_tok_free(t);
-        return rc;
-    }
-    *out = t;
     return 0;
 }
 
@@ -682,26 +493,26 @@ int zi_tok_load_vocab_merges(const char *vocab, size_t vlen, const char *merges,
     snprintf(mname, sizeof mname, "%s/merges.txt", name);
     snprintf(cname, sizeof cname, "%s/tokenizer_config.json", name);
     cJSON *vroot = NULL, *croot = NULL;
-    added_in *added = NULL;
+    zt_added_in *added = NULL;
     size_t nadded = 0;
     int32_t max_added = -1;
     zi_tok *t = px_xcalloc(1, sizeof *t);
     t->nfc = true;
-    int rc = parse_json(vocab, vlen, vname, &vroot, err, errlen);
-    if (!rc && config) rc = parse_json(config, clen, cname, &croot, err, errlen);
+    int rc = zt_parse_json(vocab, vlen, vname, &vroot, err, errlen);
+    if (!rc && config) rc = zt_parse_json(config, clen, cname, &croot, err, errlen);
     if (!rc && croot && !cJSON_IsObject(croot))
         rc = FAIL(PX_ECORRUPT, "%s: not a JSON object", cname);
     if (!rc && croot)
-        rc = collect_added(cJSON_GetObjectItemCaseSensitive(croot, "added_tokens_decoder"), true,
-                           &added, &nadded, &max_added, cname, err, errlen);
-    if (!rc) rc = load_vocab(t, vroot, vname, "vocab", max_added, err, errlen);
+        rc = zt_collect_added(cJSON_GetObjectItemCaseSensitive(croot, "added_tokens_decoder"), true,
+                              &added, &nadded, &max_added, cname, err, errlen);
+    if (!rc) rc = zt_load_vocab(t, vroot, vname, "vocab", max_added, err, errlen);
     if (!rc) rc = load_merges_txt(t, merges, mlen, mname, err, errlen);
-    if (!rc) rc = install_added(t, added, nadded, cname, err, errlen);
-    if (!rc) rc = finish(t, NULL, QWEN_REGEX, name, err, errlen);
+    if (!rc) rc = zt_install_added(t, added, nadded, cname, err, errlen);
+    if (!rc) rc = zt_finish(t, NULL, QWEN_REGEX, name, err, errlen);
     free(added);
     cJSON_Delete(vroot);
     cJSON_Delete(croot);
-    release_parse_memory();
+    zt_release_parse_memory();
     if (rc) {
         zi_tok_free(t);
         return rc;

@@ -1,89 +1,32 @@
 /*
- * zweights.c — the Z-Image weight store (see zweights.h): opens a Hugging
- * Face component directory (one safetensors file, or shards with their
- * validated index), a single safetensors file or a GGUF file, maps every
- * source name to the canonical layout (znames.c), and converts data at load
- * time. F32 (and BF16 when kept) that is 64-byte aligned in the mapped file
- * is used in place; everything else is converted into aligned memory, one
- * tensor at a time in small chunks, and the source pages of each converted
- * tensor are dropped right after, so loading a 24 GB checkpoint never holds
- * the file and its converted copy at once.
+ * zweights.c — the Z-Image weight store (see zweights.h): takes the source
+ * tensors that zweights_sources.c reads from a Hugging Face component
+ * directory (one safetensors file, or shards with their validated index), a
+ * single safetensors file or a GGUF file, maps every source name to the
+ * canonical layout (znames.c), and converts data at load time. F32 (and
+ * BF16 when kept) that is 64-byte aligned in the mapped file is used in
+ * place; everything else is converted into aligned memory, one tensor at a
+ * time in small chunks, and the source pages of each converted tensor are
+ * dropped right after, so loading a 24 GB checkpoint never holds the file
+ * and its converted copy at once.
  */
 #include "engine/zimage/zweights.h"
+#include "engine/zimage/zweights_impl.h"
 
 #include "core/alloc.h"
 #include "core/err.h"
-#include "core/jsonr.h"
 #include "engine/safetensors.h"
 #include "engine/zimage/gguf.h"
 #include "engine/zimage/znames.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#define ALIGN           64
-#define CHUNK           4096 /* elements per conversion step; a multiple of every GGUF block */
-#define SLAB            ((size_t)CHUNK << 10) /* elements between drops of source pages */
-#define MAX_FILES       256
-#define MAX_INDEX_BYTES ((size_t)64 << 20)
-
-typedef struct src_file {
-    char *path;
-    px_st *st;
-    zi_gguf *gg;
-    bool in_place; /* some tensor points into its mapping: keep it open */
-} src_file;
-
-/* One source tensor, whatever the container. */
-typedef enum enc { ENC_F32, ENC_BF16, ENC_F16, ENC_F64, ENC_QUANT, ENC_BAD } enc;
-
-typedef struct src_tensor {
-    const char *name; /* owned by the container */
-    enc enc;
-    int gtype;        /* GGUF type for ENC_QUANT */
-    const char *type; /* the source's type name, for messages */
-    int ndim;
-    int64_t shape[ZI_MAX_DIMS];
-    size_t nelem;
-    const uint8_t *data;
-    int file;
-} src_tensor;
-
-struct zi_weights {
-    char *path;
-    int n;
-    zi_tensor *t; /* sorted by name */
-    int *file;    /* per tensor: index into files */
-    bool *owned;  /* per tensor: data is ours to free (else in a mapping) */
-    src_file files[MAX_FILES];
-    int nfiles;
-    size_t bytes;
-};
-
-/* Tensors while loading: the sort by name carries file and ownership along. */
-typedef struct entry {
-    zi_tensor t;
-    int file;
-    bool owned;
-} entry;
-
-typedef struct loader {
-    zi_weights *w;
-    zi_part part;
-    entry *e;
-    int ne;
-    src_tensor *s;
-    int ns, caps;
-    zi_dtype to_other;
-    bool keep_bf16;
-} loader;
+#define ALIGN 64
+#define CHUNK 4096 /* elements per conversion step; a multiple of every GGUF block */
+#define SLAB  ((size_t)CHUNK << 10) /* elements between drops of source pages */
 
 static size_t dtype_size(zi_dtype d)
 {
@@ -272,86 +215,6 @@ static void *alloc_aligned(size_t bytes)
     return aligned_alloc(ALIGN, r ? r : ALIGN);
 }
 
-/* ---- sources ----------------------------------------------------------------- */
-
-static int add_file(zi_weights *w, const char *path, char *err, size_t errlen)
-{
-    if (w->nfiles == MAX_FILES)
-        return px_errf(err, errlen, PX_EUNSUP, "%s: more than %d files", w->path, MAX_FILES);
-    src_file *f = &w->files[w->nfiles];
-    memset(f, 0, sizeof *f);
-    if (!(f->path = strdup(path))) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
-    w->nfiles++;
-    return 0;
-}
-
-static src_tensor *push_src(loader *L)
-{
-    if (L->ns == L->caps) {
-        int nc = L->caps ? 2 * L->caps : 256;
-        src_tensor *p = realloc(L->s, (size_t)nc * sizeof *p);
-        if (!p) return NULL;
-        L->s = p;
-        L->caps = nc;
-    }
-    src_tensor *s = &L->s[L->ns++];
-    memset(s, 0, sizeof *s);
-    return s;
-}
-
-/* Adds the tensors of the last opened safetensors file. */
-static int add_st(loader *L, char *err, size_t errlen)
-{
-    int fi = L->w->nfiles - 1;
-    const px_st *st = L->w->files[fi].st;
-    for (int i = 0; i < px_st_count(st); i++) {
-        const px_st_tensor *t = px_st_at(st, i);
-        src_tensor *s = push_src(L);
-        if (!s) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
-        s->name = t->name;
-        s->file = fi;
-        s->type = px_st_dtype_name(t->dtype);
-        s->enc = t->dtype == PX_ST_F32    ? ENC_F32
-                 : t->dtype == PX_ST_BF16 ? ENC_BF16
-                 : t->dtype == PX_ST_F16  ? ENC_F16
-                 : t->dtype == PX_ST_F64  ? ENC_F64
-                                          : ENC_BAD;
-        s->ndim = t->ndim;
-        if (t->ndim > ZI_MAX_DIMS) s->enc = ENC_BAD;
-        for (int d = 0; d < t->ndim && d < ZI_MAX_DIMS; d++) s->shape[d] = t->shape[d];
-        s->nelem = t->nelem;
-        s->data = t->data;
-    }
-    return 0;
-}
-
-/* Adds the tensors of the last opened GGUF file (dims reversed: GGUF lists
- * the innermost first, PyTorch the outermost). */
-static int add_gguf(loader *L, char *err, size_t errlen)
-{
-    int fi = L->w->nfiles - 1;
-    const zi_gguf *g = L->w->files[fi].gg;
-    for (int i = 0; i < zi_gguf_count(g); i++) {
-        const zi_gguf_tensor *t = zi_gguf_at(g, i);
-        src_tensor *s = push_src(L);
-        if (!s) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
-        s->name = t->name;
-        s->file = fi;
-        s->type = zi_gguf_type_name(t->type);
-        s->gtype = t->type;
-        s->enc = t->type == ZI_GGUF_F32            ? ENC_F32
-                 : t->type == ZI_GGUF_BF16         ? ENC_BF16
-                 : t->type == ZI_GGUF_F16          ? ENC_F16
-                 : zi_gguf_type_supported(t->type) ? ENC_QUANT
-                                                   : ENC_BAD;
-        s->ndim = t->ndim;
-        for (int d = 0; d < t->ndim; d++) s->shape[d] = (int64_t)t->ne[t->ndim - 1 - d];
-        s->nelem = t->nelem;
-        s->data = t->data;
-    }
-    return 0;
-}
-
 /* ---- mapping and loading ----------------------------------------------------- */
 
 typedef struct mapped {
@@ -415,7 +278,7 @@ static int map_all(loader *L, mapped **out, int *nout, char *err, size_t errlen)
     return 0;
 }
 
-static const char *src_path(const loader *L, const src_tensor *s)
+const char *zw_src_path(const loader *L, const src_tensor *s)
 {
     return L->w->files[s->file].path;
 }
@@ -428,16 +291,16 @@ static int load_one(loader *L, const mapped *m, int np, char *err, size_t errlen
         const src_tensor *s = &L->s[m[i].src];
         if (s->enc == ENC_BAD && s->ndim > ZI_MAX_DIMS)
             return px_errf(err, errlen, PX_EUNSUP, "%s: tensor %s has %d dimensions (at most %d)",
-                           src_path(L, s), s->name, s->ndim, ZI_MAX_DIMS);
+                           zw_src_path(L, s), s->name, s->ndim, ZI_MAX_DIMS);
         if (s->enc == ENC_BAD)
             return px_errf(err, errlen, PX_EUNSUP,
                            "%s: tensor %s has type %s, which is not loaded (F32, F16, BF16, F64, "
                            "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K are)",
-                           src_path(L, s), s->name, s->type);
+                           zw_src_path(L, s), s->name, s->type);
         if (np > 1 && (s->ndim != 2 || s->shape[0] != s0->shape[0] || s->shape[1] != s0->shape[1]))
             return px_errf(err, errlen, PX_ECORRUPT,
                            "%s: tensor %s: expected a 2-D [%lld, %lld] like %s, found %d-D",
-                           src_path(L, s), s->name, (long long)s0->shape[0],
+                           zw_src_path(L, s), s->name, (long long)s0->shape[0],
                            (long long)(s0->ndim > 1 ? s0->shape[1] : 0), s0->name, s->ndim);
     }
     entry *e = &L->e[L->ne];
@@ -460,12 +323,12 @@ static int load_one(loader *L, const mapped *m, int np, char *err, size_t errlen
     } else {
         size_t bytes;
         if (!px_mul_size(e->t.nelem, dtype_size(e->t.dtype), &bytes))
-            return px_errf(err, errlen, PX_ENOMEM, "%s: tensor %s is too large", src_path(L, s0),
+            return px_errf(err, errlen, PX_ENOMEM, "%s: tensor %s is too large", zw_src_path(L, s0),
                            m[0].name);
         uint8_t *d = alloc_aligned(bytes);
         if (!d)
             return px_errf(err, errlen, PX_ENOMEM, "%s: out of memory for tensor %s (%zu bytes)",
-                           src_path(L, s0), m[0].name, bytes);
+                           zw_src_path(L, s0), m[0].name, bytes);
         e->t.data = d;
         e->owned = true;
         for (int i = 0; i < np; i++) {
@@ -497,7 +360,7 @@ static int load_all(loader *L, char *err, size_t errlen)
             const src_tensor *b = &L->s[m[i + 1].src];
             rc = px_errf(err, errlen, PX_ECORRUPT,
                          "%s: tensor %s appears twice (as %s in %s and %s in %s)", L->w->path,
-                         m[i].name, a->name, src_path(L, a), b->name, src_path(L, b));
+                         m[i].name, a->name, zw_src_path(L, a), b->name, zw_src_path(L, b));
         } else if (m[i].slot >= 0 &&
                    (j - i != 3 || m[i].slot != 0 || m[i + 1].slot != 1 || m[i + 2].slot != 2)) {
             static const char *const qkv[] = {"to_q", "to_k", "to_v"};
@@ -509,9 +372,9 @@ static int load_all(loader *L, char *err, size_t errlen)
                       : have[0] > 1 ? 0
                       : have[1] > 1 ? 1
                                     : 2;
-            rc =
-                px_errf(err, errlen, PX_ECORRUPT, "%s: tensor %s: the attention's %s weight is %s",
-                        src_path(L, a), m[i].name, qkv[bad], have[bad] ? "there twice" : "missing");
+            rc = px_errf(err, errlen, PX_ECORRUPT, "%s: tensor %s: the attention's %s weight is %s",
+                         zw_src_path(L, a), m[i].name, qkv[bad],
+                         have[bad] ? "there twice" : "missing");
         } else {
             rc = load_one(L, &m[i], j - i, err, errlen);
         }
@@ -549,221 +412,6 @@ static int finish(loader *L, char *err, size_t errlen)
     return 0;
 }
 
-/* ---- containers ---------------------------------------------------------------- */
-
-static int open_st(loader *L, const char *path, char *err, size_t errlen)
-{
-    int rc = add_file(L->w, path, err, errlen);
-    if (!rc) rc = px_st_open(path, &L->w->files[L->w->nfiles - 1].st, err, errlen);
-    return rc ? rc : add_st(L, err, errlen);
-}
-
-static int open_gguf(loader *L, const char *path, char *err, size_t errlen)
-{
-    int rc = add_file(L->w, path, err, errlen);
-    if (!rc) rc = zi_gguf_open(path, &L->w->files[L->w->nfiles - 1].gg, err, errlen);
-    return rc ? rc : add_gguf(L, err, errlen);
-}
-
-/* A file by its first bytes: GGUF's magic, else safetensors. */
-static int open_file(loader *L, const char *path, char *err, size_t errlen)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return px_errf(err, errlen, PX_EIO, "cannot open %s: %s", path, strerror(errno));
-    char magic[4] = {0};
-    ssize_t r = read(fd, magic, 4);
-    close(fd);
-    if (r == 4 && !memcmp(magic, "GGUF", 4)) return open_gguf(L, path, err, errlen);
-    return open_st(L, path, err, errlen);
-}
-
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && !strcmp(s + a - b, suffix);
-}
-
-static char *join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
-/* Reads a whole small file (at most max bytes). Caller frees *out. */
-static int read_small(const char *path, size_t max, char **out, size_t *len, char *err,
-                      size_t errlen)
-{
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return px_errf(err, errlen, PX_EIO, "cannot open %s: %s", path, strerror(errno));
-    char *buf = malloc(max + 1);
-    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
-    if (bad) {
-        free(buf);
-        return px_errf(err, errlen, PX_EIO, "cannot read %s", path);
-    }
-    if (n > max) {
-        free(buf);
-        return px_errf(err, errlen, PX_ETOOBIG, "%s is larger than %zu bytes", path, max);
-    }
-    buf[n] = 0;
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
-typedef struct wm_entry {
-    const char *name, *shard;
-} wm_entry;
-
-static int cmp_wm(const void *a, const void *b)
-{
-    return strcmp(((const wm_entry *)a)->name, ((const wm_entry *)b)->name);
-}
-
-/* The opened file of a shard name, or nfiles. */
-static int shard_file(const loader *L, const char *shard)
-{
-    int f = 0;
-    while (f < L->w->nfiles && strcmp(strrchr(L->w->files[f].path, '/') + 1, shard)) f++;
-    return f;
-}
-
-/* Checks that the index (wm, n entries) and the opened shards agree
- * exactly: each listed tensor is in its shard, each shard tensor is listed
- * with that shard, no tensor twice. */
-static int check_index(const loader *L, const char *ipath, wm_entry *wm, int n, char *err,
-                       size_t errlen)
-{
-    qsort(wm, (size_t)n, sizeof *wm, cmp_wm);
-    for (int i = 1; i < n; i++)
-        if (!strcmp(wm[i - 1].name, wm[i].name))
-            return px_errf(err, errlen, PX_ECORRUPT, "%s: tensor %.100s is listed twice", ipath,
-                           wm[i].name);
-    for (int i = 0; i < n; i++) {
-        int f = shard_file(L, wm[i].shard);
-        if (!px_st_find(L->w->files[f].st, wm[i].name))
-            return px_errf(err, errlen, PX_ECORRUPT,
-                           "%s: tensor %.100s is listed in %s, which does not hold it", ipath,
-                           wm[i].name, L->w->files[f].path);
-    }
-    for (int i = 0; i < L->ns; i++) {
-        wm_entry key = {L->s[i].name, NULL};
-        const wm_entry *e = bsearch(&key, wm, (size_t)n, sizeof *wm, cmp_wm);
-        const char *fp = src_path(L, &L->s[i]);
-        if (!e)
-            return px_errf(err, errlen, PX_ECORRUPT, "%s: tensor %.100s is not in the index %s", fp,
-                           L->s[i].name, ipath);
-        if (strcmp(strrchr(fp, '/') + 1, e->shard))
-            return px_errf(err, errlen, PX_ECORRUPT,
-                           "%s: tensor %.100s is in this shard too, but the index puts it in %s",
-                           fp, L->s[i].name, e->shard);
-    }
-    return 0;
-}
-
-/* Opens the shards an index lists and checks them against it. */
-static int open_index(loader *L, const char *dir, const char *index, char *err, size_t errlen)
-{
-    char *text = NULL, *ipath = join(dir, index);
-    size_t len = 0;
-    cJSON *root = NULL;
-    wm_entry *wm = NULL;
-    int rc = ipath ? read_small(ipath, MAX_INDEX_BYTES, &text, &len, err, errlen)
-                   : px_errf(err, errlen, PX_ENOMEM, "out of memory");
-    if (rc) goto fail;
-    char what[300];
-    snprintf(what, sizeof what, "%.280s", ipath);
-    if (!(root = px_json_parse(text, len, 4, (size_t)1 << 22, what, NULL, err, errlen))) {
-        rc = PX_ECORRUPT;
-        goto fail;
-    }
-    const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
-    rc = PX_ECORRUPT;
-    if (!cJSON_IsObject(map)) {
-        px_errf(err, errlen, rc, "%s: no \"weight_map\" object", ipath);
-        goto fail;
-    }
-    int n = cJSON_GetArraySize(map), k = 0;
-    if (!(wm = calloc(n ? (size_t)n : 1, sizeof *wm))) goto nomem;
-    for (const cJSON *e = map->child; e; e = e->next, k++) {
-        const char *sh = cJSON_IsString(e) ? e->valuestring : NULL;
-        if (!sh || !*sh || strchr(sh, '/') || !strcmp(sh, ".") || !strcmp(sh, "..")) {
-            px_errf(err, errlen, rc, "%s: tensor %.100s: shard is not a file name in the directory",
-                    ipath, e->string);
-            goto fail;
-        }
-        wm[k] = (wm_entry){e->string, sh};
-        if (shard_file(L, sh) == L->w->nfiles) { /* each shard opened once */
-            char *sp = join(dir, sh);
-            if (!sp) goto nomem;
-            rc = open_st(L, sp, err, errlen);
-            free(sp);
-            if (rc) goto fail;
-            rc = PX_ECORRUPT;
-        }
-    }
-    rc = check_index(L, ipath, wm, n, err, errlen);
-    goto fail;
-nomem:
-    rc = px_errf(err, errlen, PX_ENOMEM, "out of memory");
-fail:
-    free(wm);
-    cJSON_Delete(root);
-    free(text);
-    free(ipath);
-    return rc;
-}
-
-/* A Hugging Face component directory: config.json and either one
- * *.safetensors.index.json with its shards or exactly one *.safetensors. */
-static int open_dir(loader *L, const char *dir, char *err, size_t errlen)
-{
-    char *cfg = join(dir, "config.json");
-    if (!cfg) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
-    int ok = access(cfg, R_OK) == 0;
-    free(cfg);
-    char *idx = join(dir, "model_index.json");
-    int top = idx && access(idx, R_OK) == 0;
-    free(idx);
-    if (!ok)
-        return px_errf(err, errlen, PX_EUNSUP,
-                       "%s: no config.json: not a Hugging Face component directory%s", dir,
-                       top ? " (a pipeline directory: give its transformer/, text_encoder/ or vae/)"
-                           : "");
-    DIR *d = opendir(dir);
-    if (!d) return px_errf(err, errlen, PX_EIO, "cannot open %s: %s", dir, strerror(errno));
-    char index[256] = "", single[256] = "";
-    int nindex = 0, nsingle = 0;
-    for (struct dirent *de; (de = readdir(d));) {
-        if (ends_with(de->d_name, ".safetensors.index.json") && strlen(de->d_name) < sizeof index) {
-            nindex++;
-            snprintf(index, sizeof index, "%s", de->d_name);
-        } else if (ends_with(de->d_name, ".safetensors") && strlen(de->d_name) < sizeof single) {
-            nsingle++;
-            snprintf(single, sizeof single, "%s", de->d_name);
-        }
-    }
-    closedir(d);
-    if (nindex > 1)
-        return px_errf(err, errlen, PX_EUNSUP, "%s: %d *.safetensors.index.json files: which one?",
-                       dir, nindex);
-    if (nindex) return open_index(L, dir, index, err, errlen);
-    if (nsingle != 1)
-        return px_errf(err, errlen, PX_EUNSUP, "%s: %s *.safetensors files and no index", dir,
-                       nsingle ? "several" : "no");
-    char *p = join(dir, single);
-    if (!p) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
-    int rc = open_st(L, p, err, errlen);
-    free(p);
-    return rc;
-}
-
 int zi_weights_open(const char *path, zi_part part, const zi_load_opts *opts, zi_weights **out,
                     char *err, size_t errlen)
 {
@@ -780,14 +428,7 @@ int zi_weights_open(const char *path, zi_part part, const zi_load_opts *opts, zi
         return px_errf(err, errlen, PX_ENOMEM, "out of memory");
     }
     L.w = w;
-    struct stat sb;
-    int rc;
-    if (stat(path, &sb) != 0)
-        rc = px_errf(err, errlen, PX_EIO, "cannot open %s: %s", path, strerror(errno));
-    else if (S_ISDIR(sb.st_mode))
-        rc = open_dir(&L, path, err, errlen);
-    else
-        rc = open_file(&L, path, err, errlen);
+    int rc = zw_open_sources(&L, path, err, errlen);
     if (!rc) rc = load_all(&L, err, errlen);
     if (!rc) rc = finish(&L, err, errlen);
     for (int i = 0; i < L.ne; i++) {

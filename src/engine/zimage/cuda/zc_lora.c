@@ -5,7 +5,7 @@
  * callbacks, a batch's binding and the two GEMMs per delta.
  *
  * NOT YET RUN ON A GPU: compiled only; tests/unit/zimage_cuda_test.c and
- * docs/benchmarks/lora-gpu-plan.md say how it is to be checked.
+ * docs/benchmarks/lora.md (GPU section) say how it is to be checked.
  */
 #include "engine/zimage/cuda/zc_lora.h"
 

