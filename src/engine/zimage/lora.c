@@ -16,7 +16,6 @@
  */
 #include "engine/zimage/lora.h"
 
-#include "core/alloc.h"
 #include "core/err.h"
 #include "engine/safetensors.h"
 #include "engine/zimage/znames.h"
@@ -410,7 +409,9 @@ static int build(const px_st *st, const table *t, zi_lora *l, const char *name, 
         if (!m->A) continue;
         l->n++;
         zi_dtype dt = module_dtype(m);
-        nelem += m->A->nelem + m->B->nelem; /* bounded by the file's size: no overflow */
+        /* no overflow: each tensor is a distinct range of the file, at most
+         * doubled (2-byte values widened), plus under 64 bytes of padding */
+        nelem += m->A->nelem + m->B->nelem;
         values += held_bytes(m->A, dt) + held_bytes(m->B, dt);
         total += padded(held_bytes(m->A, dt)) + padded(held_bytes(m->B, dt));
     }
