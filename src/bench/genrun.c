@@ -26,12 +26,13 @@ static void add(pb_gen_mean *m, double v)
     m->n++;
 }
 
-/* Which cell and prompt a request is: its place among the cells' arrays. */
+/* Which cell and prompt a request is: its place among the cells' arrays
+ * (modulo the prompts: profile.c's order). */
 static int locate(const pb_genstats *s, const pb_request *req, int *prompt)
 {
     for (int c = 0; c < s->ncells; c++)
         if (req >= s->reqs[c] && req < s->reqs[c] + s->nreqs[c]) {
-            *prompt = (int)(req - s->reqs[c]);
+            *prompt = (int)(req - s->reqs[c]) % (s->nprompts > 0 ? s->nprompts : 1);
             return c;
         }
     return -1;
@@ -184,6 +185,7 @@ int pb_gen_plan_build(const pb_gen_opts *g, pb_profile_opts *prof, pb_gen_plan *
     p->stats->inner = wls[0].check;
     p->stats->inner_ctx = wls[0].check_ctx;
     p->stats->req_cat = p->cats;
+    p->stats->nprompts = p->prompts.n;
     return 0;
 }
 

@@ -53,9 +53,12 @@ typedef struct pb_genstats {
     void *inner_ctx;
     int ncells;
     int64_t win_start, win_end; /* the stage's measured window: replies outside it are not counted */
-    const pb_request *reqs[PB_MATRIX_MAX]; /* each cell's requests: request i is prompt i */
+    /* each cell's requests: request i is prompt i mod nprompts (--lora-mix
+     * repeats the prompts once per LoRA, profile.h) */
+    const pb_request *reqs[PB_MATRIX_MAX];
     int nreqs[PB_MATRIX_MAX];
     const int *req_cat;       /* prompt i's category */
+    int nprompts;
     pb_gen_cellstats cell[PB_MATRIX_MAX];
 } pb_genstats;
 
