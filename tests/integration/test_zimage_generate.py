@@ -28,21 +28,15 @@ import unittest
 import numpy as np
 from PIL import Image
 
-from pxtest import BIN, make_tiny_zimage
+from pxtest import PY, ROOT, TOOLS, make_tiny_zimage, run_pixserve
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, TOOLS)
 import zimage_reference as zr  # noqa: E402
 
-PY = "/usr/bin/python3"
-REF = os.path.join(ROOT, "tools", "zimage_reference.py")
+REF = os.path.join(TOOLS, "zimage_reference.py")
 W, H, STEPS = 64, 48, 2
 PROMPT = "a red fox in the snow, watercolour"
 NEGATIVE = "blurry, low quality"
-
-
-def run(*args, timeout=300):
-    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout)
 
 
 def ref(*args):
@@ -88,12 +82,12 @@ class Generate(unittest.TestCase):
 
     @classmethod
     def tokenize(cls, text):
-        r = run("tokenize", "--model", cls.hf, text)
+        r = run_pixserve("tokenize", "--model", cls.hf, text)
         assert r.returncode == 0, r.stderr
         return ",".join(str(i) for i in json.loads(r.stdout)["ids"])
 
     def generate(self, out, model_args, *extra):
-        r = run("generate", PROMPT, "-o", out, *model_args, "--width", str(W), "--height", str(H),
+        r = run_pixserve("generate", PROMPT, "-o", out, *model_args, "--width", str(W), "--height", str(H),
                 "--steps", str(STEPS), *extra)
         self.assertEqual(r.returncode, 0, r.stderr)
         return r
@@ -140,16 +134,16 @@ class Generate(unittest.TestCase):
             self.assertEqual(fa.read(), fb.read())
 
     def test_help(self):
-        r = run("generate", "--help")
+        r = run_pixserve("generate", "--help")
         self.assertEqual(r.returncode, 0)
         for flag in ("--model", "--dit", "--text-encoder", "--vae", "--tokenizer",
                      "--negative-prompt", "--width", "--height", "--steps", "--seed",
                      "--cfg-scale", "--latents", "--threads", "pos + w*(pos - neg)", "0 (default) is off"):
             self.assertIn(flag, r.stdout)
-        self.assertIn("pixserve generate", run("--help").stdout)
+        self.assertIn("pixserve generate", run_pixserve("--help").stdout)
 
     def expect_error(self, args, status, *needles):
-        r = run("generate", *args)
+        r = run_pixserve("generate", *args)
         self.assertEqual(r.returncode, status, r.stdout + r.stderr)
         for n in needles:
             self.assertIn(n, r.stderr)

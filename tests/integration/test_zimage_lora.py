@@ -18,23 +18,17 @@ import unittest
 import numpy as np
 from PIL import Image
 
-from pxtest import BIN, make_tiny_zimage, zimage_ids
+from pxtest import PY, ROOT, TOOLS, make_tiny_zimage, run_pixserve, zimage_ids
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, TOOLS)
 import zimage_lora as zl  # noqa: E402
 import zimage_reference as zr  # noqa: E402
 
-PY = "/usr/bin/python3"
-REF = os.path.join(ROOT, "tools", "zimage_reference.py")
-LORA = os.path.join(ROOT, "tools", "zimage_lora.py")
+REF = os.path.join(TOOLS, "zimage_reference.py")
+LORA = os.path.join(TOOLS, "zimage_lora.py")
 W, H, STEPS = 64, 48, 2
 PROMPT = "a lighthouse at dusk, oil painting"
 NEGATIVE = "blurry"
-
-
-def run(*args, timeout=300):
-    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout)
 
 
 def tool(script, *args):
@@ -84,7 +78,7 @@ class GenerateLora(unittest.TestCase):
                 str(H), "--steps", str(STEPS), "--latents", self.latents, "--cfg-scale", str(cfg)]
         if cfg > 0:
             args += ["--negative-prompt", NEGATIVE]
-        r = run(*args, *extra)
+        r = run_pixserve(*args, *extra)
         self.assertEqual(r.returncode, 0, r.stderr)
         return np.asarray(Image.open(out).convert("RGB")).astype(np.int32), r
 
@@ -114,7 +108,7 @@ class GenerateLora(unittest.TestCase):
         self.assertTrue(np.array_equal(plain, zero))
 
     def expect_error(self, extra, status, *needles):
-        r = run("generate", PROMPT, "-o", os.path.join(self.d, "bad.png"), "--model", self.hf,
+        r = run_pixserve("generate", PROMPT, "-o", os.path.join(self.d, "bad.png"), "--model", self.hf,
                 "--width", "32", "--height", "32", "--steps", "1", *extra)
         self.assertEqual(r.returncode, status, r.stdout + r.stderr)
         for n in needles:
@@ -137,7 +131,7 @@ class GenerateLora(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(self.d, "bad.png")))
 
     def test_help(self):
-        r = run("generate", "--help")
+        r = run_pixserve("generate", "--help")
         self.assertIn("--lora FILE[:SCALE]", r.stdout)
 
 
