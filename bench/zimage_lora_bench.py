@@ -100,6 +100,12 @@ def main():
     doc = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
            "machine": a.machine, "command": "/usr/bin/python3 bench/zimage_lora_bench.py",
            "load": load, "step": step, "flops": ratios}
+    # Rows this script does not make (bf16_deltas: an A/B of two builds, by
+    # hand; see lora.md) stay: a rerun must not drop recorded figures.
+    if os.path.exists(a.out):
+        with open(a.out) as f:
+            old = json.load(f)
+        doc.update({k: v for k, v in old.items() if k not in doc})
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(doc, f, indent=1)
