@@ -44,7 +44,7 @@ endif
 # CUDA=1 adds the CUDA engines into build/<name>-cuda/: the shared CUDA
 # runtime (src/engine/cuda/), the lama engine's backend
 # (src/engine/lama/cuda/: cuDNN, cuFFT, kernels.cu through nvcc) and the
-# zimage engine's (src/engine/zimage/cuda/: cuBLASLt, zkernels.cu); without
+# zimage engine's (src/engine/zimage/cuda/: cuBLASLt, zkernels.cu, zattn.cu); without
 # it lama_cuda_none.c and zimage_cuda_none.c say so at run time. The
 # runtime's plain-C parts (device names, plan caches) build everywhere, so that their tests run without
 # CUDA. The CUDA runtime is linked statically; cuDNN, cuFFT and
@@ -73,7 +73,7 @@ CUDA_RT := $(wildcard src/engine/cuda/*.c)
 LAMA_CUDA := $(wildcard src/engine/lama/cuda/*.c)
 LAMA_CU := src/engine/lama/cuda/kernels.cu
 ZIMAGE_CUDA := $(wildcard src/engine/zimage/cuda/*.c)
-ZIMAGE_CU := src/engine/zimage/cuda/zkernels.cu
+ZIMAGE_CU := $(wildcard src/engine/zimage/cuda/*.cu)
 else
 CUDA_RT := $(CUDA_RT_PLAIN)
 LAMA_CUDA := src/engine/lama/lama_cuda_none.c

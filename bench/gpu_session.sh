@@ -3,7 +3,7 @@
 # per STEP, run from the repository root on the device machine with
 # `carry: [".devpack"]` (scripts/gpu_prepare made it here):
 #
-#   bench/gpu_session.sh check    correctness: zimage_cuda_test (tiny model, LoRA
+#   bench/gpu_session.sh check    correctness: the attention kernels, zimage_cuda_test (tiny model, LoRA
 #                                 tests included), lama_cuda_test, a first
 #                                 full-size Z-Image generation, LaMa vs PyTorch
 #                                 accuracy; the full-size weights are made
@@ -167,6 +167,10 @@ step_check() {
     (timeout -k 10 $(( $(left) - 60 )) bash -c "$(zmodel_cmd)" > "$WORK/zmodel.log" 2>&1) &
     zpid=$!
   fi
+  # Both attention kernels against a host reference, then timed at the
+  # DiT's shapes (zattn.h: which one wins decides the default).
+  part attention 90 gpu "$BIN/zattn_cuda_bench check; c=\$?; $BIN/zattn_cuda_bench time --iters 10 \
+    --json $WORK/attn.jsonl; exit \$c"
   part zimage_cuda_test 300 gpu "PARTS=zimage PX_TEST_TIMEOUT=280 scripts/test_gpu"
   part lama_cuda_test 240 gpu "PARTS=lama PX_TEST_TIMEOUT=220 scripts/test_gpu"
   if [ -n "$zpid" ]; then
@@ -175,7 +179,7 @@ step_check() {
   part zimage_full_smoke 150 gpu "$BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024,512x512 \
     --batches 1 --iters 1 --json $WORK/zimage_smoke.jsonl"
   part lama_vs_torch_acc 200 gpu "PARTS=torch OUT=$WORK/lama-acc scripts/test_gpu"
-  KEY+=("$WORK/zimage_smoke.jsonl")
+  KEY+=("$WORK/zimage_smoke.jsonl" "$WORK/attn.jsonl")
 }
 
 step_zimage() {

@@ -32,6 +32,7 @@
 #include "core/alloc.h"
 #include "core/err.h"
 #include "engine/cuda/cuda_check.h"
+#include "engine/zimage/cuda/zattn.h"
 #include "engine/zimage/cuda/zkernels.h"
 #include "engine/zimage/zops.h"
 

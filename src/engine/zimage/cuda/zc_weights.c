@@ -15,6 +15,7 @@
 #include "core/alloc.h"
 #include "core/err.h"
 #include "engine/cuda/cuda_check.h"
+#include "engine/zimage/cuda/zattn.h"
 #include "engine/zimage/cuda/zkernels.h"
 #include "engine/zimage/zops.h"
 #include "engine/zimage/znames.h"
@@ -254,7 +255,7 @@ int zc_dev_create(px_cuda_ctx *c, const zi_weights *dit, const zi_dit_config *dc
                        "that are multiples of 8 (DiT heads %d, Qwen3 heads %d, dim %d)",
                        d->hd, qc->head_dim, dc->dim);
     PX_CUDA_CHECK(cudaSetDevice(c->dev));
-    PX_CUDA_LAUNCH_CHECK(zc_kernels_init());
+    PX_CUDA_LAUNCH_CHECK(zc_attn_init());
     if ((rc = zc_gemm_create(c, (size_t)32 << 20, &d->gemm, err, errlen)) ||
         (rc = up_dit(d, dit, err, errlen)) || (rc = up_text(d, text, err, errlen)))
         goto fail;

@@ -1,8 +1,8 @@
 /*
  * zkernels.cu — the Z-Image CUDA backend's kernels (see zkernels.h). The
  * row kernels (norms, residual, q/k norm + RoPE) give a block to a row and
- * reduce in fp32; the element-wise ones a thread to an element. The flash
- * attention is at the end.
+ * reduce in fp32; the element-wise ones a thread to an element. The
+ * attention kernels are in zattn.cu.
  *
  * NOT YET RUN ON A GPU (compiled only): the tests in
  * tests/unit/zimage_cuda_test.c check every kernel through the stages.
@@ -11,7 +11,6 @@
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
-#include <mma.h>
 
 namespace {
 
@@ -248,150 +247,6 @@ __global__ void k_unpatchify_step(const float *pred, int ni, int C, int ht, int 
     lat[i] += dt[im] * -v;
 }
 
-/* ------------------------------------------------------------ attention */
-
-/* A block: 64 queries of one (item, head), 4 warps of 16 queries; key
- * tiles of 64. Q, K, V tiles in shared memory (bf16); each warp's scores,
- * probabilities and running output too (WMMA fragments' element order is
- * opaque, so the online-softmax rescaling happens on shared copies). HD,
- * the head size, is 128 for Z-Image; the tiny test models use 16 and 32. */
-const int FA_BQ = 64, FA_BK = 64, FA_WARPS = 4;
-
-template <int HD> constexpr size_t fa_smem()
-{
-    return (size_t)FA_BQ * HD * 2 * 3 /* Q K V */ +
-           (size_t)FA_WARPS * 16 * (HD > FA_BK ? HD : FA_BK) * 4 /* S / PV */ +
-           (size_t)FA_WARPS * 16 * FA_BK * 2 /* P */ + (size_t)FA_WARPS * 16 * HD * 4 /* O */;
-}
-
-/* rows [0, 64) x HD bf16 from global (row stride ld) into sh; rows at or
- * past `valid` become zeros. 128 threads, 16 bytes each at a time. */
-template <int HD> __device__ void load_tile(bf16 *sh, const bf16 *g, int ld, int valid)
-{
-    for (int i = threadIdx.x; i < FA_BQ * HD / 8; i += FA_WARPS * 32) {
-        int r = i / (HD / 8), c = (i % (HD / 8)) * 8;
-        uint4 v = make_uint4(0, 0, 0, 0);
-        if (r < valid) v = *reinterpret_cast<const uint4 *>(g + (size_t)r * ld + c);
-        *reinterpret_cast<uint4 *>(sh + r * HD + c) = v;
-    }
-}
-
-template <int HD>
-__global__ void __launch_bounds__(FA_WARPS * 32)
-    k_flash(const bf16 *Q, const bf16 *K, const bf16 *V, bf16 *O, int ldq, int ldk, int ldv,
-            int ldo, int S_q, int S_kv, int n_q, const int *kv_len, int nh, int nkv, float scale,
-            int causal)
-{
-    using namespace nvcuda;
-    const int SW = HD > FA_BK ? HD : FA_BK; /* width of a warp's S / PV area */
-    extern __shared__ __align__(16) unsigned char smem[];
-    bf16 *sQ = reinterpret_cast<bf16 *>(smem), *sK = sQ + FA_BQ * HD, *sV = sK + FA_BK * HD;
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    float *sSall = reinterpret_cast<float *>(sV + FA_BK * HD);
-    bf16 *sPall = reinterpret_cast<bf16 *>(sSall + FA_WARPS * 16 * SW);
-    float *sOall = reinterpret_cast<float *>(sPall + FA_WARPS * 16 * FA_BK);
-    float *sS = sSall + warp * 16 * SW, *sO = sOall + warp * 16 * HD;
-    bf16 *sP = sPall + warp * 16 * FA_BK;
-
-    int q0 = blockIdx.x * FA_BQ, h = blockIdx.y, b = blockIdx.z, hk = h / (nh / nkv);
-    int nkeys = kv_len[b];
-    if (nkeys > S_kv) nkeys = S_kv;
-    const bf16 *gq = Q + ((size_t)b * S_q + q0) * ldq + (size_t)h * HD;
-    const bf16 *gk = K + (size_t)b * S_kv * ldk + (size_t)hk * HD;
-    const bf16 *gv = V + (size_t)b * S_kv * ldv + (size_t)hk * HD;
-    load_tile<HD>(sQ, gq, ldq, n_q - q0);
-    for (int i = lane; i < 16 * HD; i += 32) sO[i] = 0;
-    /* Each row's statistics live in its two lanes (lane = 2·row + half). */
-    int row = lane / 2, half = lane % 2, qi = q0 + warp * 16 + row;
-    float m = -INFINITY, l = 0;
-    const float sl2 = scale * 1.4426950408889634f;
-    int kend = nkeys;
-    if (causal && q0 + FA_BQ < kend) kend = q0 + FA_BQ; /* keys past the tile's queries */
-    for (int k0 = 0; k0 < kend; k0 += FA_BK) {
-        __syncthreads(); /* the previous tile is no longer read */
-        load_tile<HD>(sK, gk + (size_t)k0 * ldk, ldk, nkeys - k0);
-        load_tile<HD>(sV, gv + (size_t)k0 * ldv, ldv, nkeys - k0);
-        __syncthreads();
-        /* S = Q·Kᵀ for this warp's 16 rows: 4 tiles of 16 keys. */
-        for (int nt = 0; nt < FA_BK / 16; nt++) {
-            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-            wmma::fill_fragment(acc, 0.0f);
-            for (int kk = 0; kk < HD; kk += 16) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa;
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> fb;
-                wmma::load_matrix_sync(fa, sQ + warp * 16 * HD + kk, HD);
-                wmma::load_matrix_sync(fb, sK + nt * 16 * HD + kk, HD);
-                wmma::mma_sync(acc, fa, fb, acc);
-            }
-            wmma::store_matrix_sync(sS + nt * 16, acc, FA_BK, wmma::mem_row_major);
-        }
-        __syncwarp();
-        /* Online softmax over this lane's 32 columns of its row. */
-        float *srow = sS + row * FA_BK + half * 32;
-        float tmax = -INFINITY;
-        for (int j = 0; j < 32; j++) {
-            int key = k0 + half * 32 + j;
-            bool ok = key < nkeys && (!causal || key <= qi);
-            float v = ok ? srow[j] * sl2 : -INFINITY;
-            srow[j] = v;
-            tmax = fmaxf(tmax, v);
-        }
-        tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 1));
-        float mnew = fmaxf(m, tmax);
-        float alpha = mnew == -INFINITY ? 1.0f : exp2f(m - mnew);
-        float psum = 0;
-        bf16 *prow = sP + row * FA_BK + half * 32;
-        for (int j = 0; j < 32; j++) {
-            float pj = mnew == -INFINITY ? 0.0f : exp2f(srow[j] - mnew);
-            bf16 pb = f2b(pj);
-            prow[j] = pb;
-            psum += b2f(pb); /* the sum of what is multiplied with V */
-        }
-        psum += __shfl_xor_sync(0xffffffffu, psum, 1);
-        l = l * alpha + psum;
-        m = mnew;
-        __syncwarp();
-        /* PV = P·V (16 x HD) into the S area, then O = O·alpha + PV. */
-        for (int nt = 0; nt < HD / 16; nt++) {
-            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-            wmma::fill_fragment(acc, 0.0f);
-            for (int kk = 0; kk < FA_BK; kk += 16) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa;
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> fb;
-                wmma::load_matrix_sync(fa, sP + kk, FA_BK);
-                wmma::load_matrix_sync(fb, sV + kk * HD + nt * 16, HD);
-                wmma::mma_sync(acc, fa, fb, acc);
-            }
-            wmma::store_matrix_sync(sS + nt * 16, acc, HD, wmma::mem_row_major);
-        }
-        __syncwarp();
-        float *orow = sO + row * HD + half * (HD / 2), *pv = sS + row * HD + half * (HD / 2);
-        for (int j = 0; j < HD / 2; j++) orow[j] = orow[j] * alpha + pv[j];
-        __syncwarp();
-    }
-    if (qi >= n_q) return;
-    float inv = l > 0 ? 1.0f / l : 0.0f;
-    bf16 *go = O + ((size_t)b * S_q + qi) * ldo + (size_t)h * HD + half * (HD / 2);
-    const float *orow = sO + row * HD + half * (HD / 2);
-    for (int j = 0; j < HD / 2; j++) go[j] = f2b(orow[j] * inv);
-}
-
-template <int HD> int flash_init()
-{
-    return (int)cudaFuncSetAttribute(k_flash<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     (int)fa_smem<HD>());
-}
-
-template <int HD> void flash_launch(zc_stream s, const zc_attn *a)
-{
-    dim3 grid((unsigned)((a->n_q + FA_BQ - 1) / FA_BQ), (unsigned)a->n_heads,
-              (unsigned)a->n_items);
-    k_flash<HD><<<grid, FA_WARPS * 32, fa_smem<HD>(), s>>>(
-        (const bf16 *)a->q, (const bf16 *)a->k, (const bf16 *)a->v, (bf16 *)a->o, a->ldq, a->ldk,
-        a->ldv, a->ldo, a->S_q, a->S_kv, a->n_q, a->kv_len, a->n_heads, a->n_kv_heads, a->scale,
-        a->causal);
-}
-
 /* ------------------------------------------------------------------ VAE */
 
 __global__ void k_gn_part(const float *x, int hw, int C, int nslice, double *part)
@@ -543,15 +398,6 @@ int zc_softmax_rows(zc_stream s, float *x, int rows, int n, float scale)
 }
 
 
-int zc_kernels_init(void)
-{
-    int e;
-    if ((e = flash_init<16>()) || (e = flash_init<32>()) || (e = flash_init<64>()) ||
-        (e = flash_init<128>()))
-        return e;
-    return 0;
-}
-
 int zc_f32_to_bf16(zc_stream s, const float *x, void *y, size_t n)
 {
     if (!n) return 0;
@@ -673,20 +519,6 @@ int zc_unpatchify_step(zc_stream s, const float *pred, int ni, int C, int ht, in
     size_t t = (size_t)nimg * C * ht * p * wt * p;
     k_unpatchify_step<<<blocks_for(t, 256), 256, 0, s>>>(pred, ni, C, ht, wt, p, nimg, pos_of,
                                                          neg_of, dt, w, lat, out_pred);
-    return launch_err();
-}
-
-int zc_attention(zc_stream s, const zc_attn *a)
-{
-    if (a->n_q <= 0 || a->n_items <= 0) return 0;
-    if (a->n_kv_heads <= 0 || a->n_heads % a->n_kv_heads) return (int)cudaErrorInvalidValue;
-    switch (a->head_dim) {
-    case 16: flash_launch<16>(s, a); break;
-    case 32: flash_launch<32>(s, a); break;
-    case 64: flash_launch<64>(s, a); break;
-    case 128: flash_launch<128>(s, a); break;
-    default: return (int)cudaErrorInvalidValue;
-    }
     return launch_err();
 }
 

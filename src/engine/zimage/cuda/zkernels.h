@@ -3,8 +3,7 @@
  * the fused element-wise steps between cuBLASLt GEMMs (norms with their
  * modulation, the gated residual with its post-norm, q/k norm + RoPE,
  * SwiGLU, the timestep sinusoid, patchify / unpatchify + the Euler step
- * with CFG, pad tokens) and a flash-attention kernel for bf16 heads of 128 (and the
- * test models' 16, 32, 64; GQA, causal or full, a key-length per batch item).
+ * with CFG, pad tokens) and the VAE's steps. Attention: zattn.h.
  *
  * Layouts: activations are row-major, a token per row. The batch is "padded
  * items": item b owns rows [b*S, (b+1)*S) of a buffer (S = rows per item);
@@ -31,10 +30,6 @@ extern "C" {
 #endif
 
 typedef struct CUstream_st *zc_stream;
-
-/* Once per device before the first zc_attention (raises the kernel's
- * dynamic shared memory limit). Returns 0 or a cudaError_t. */
-int zc_kernels_init(void);
 
 /* float -> bf16 (round to nearest even), n elements. */
 int zc_f32_to_bf16(zc_stream s, const float *x, void *y, size_t n);
@@ -127,25 +122,6 @@ int zc_embed_rows(zc_stream s, const void *table, const int *ids, int rows, int 
 int zc_unpatchify_step(zc_stream s, const float *pred, int ni, int C, int ht, int wt, int p,
                        int nimg, const int *pos_of, const int *neg_of, const float *dt,
                        const float *w, float *lat, float *out_pred);
-
-/* Attention operands: row r of item b of q is q + (b·S_q + r)·ldq + h·head_dim. */
-typedef struct zc_attn {
-    const void *q, *k, *v; /* bf16 */
-    void *o;               /* bf16, may not alias q/k/v */
-    int ldq, ldk, ldv, ldo;
-    int n_items, S_q, S_kv; /* rows per item of q/o and of k/v */
-    int n_q;                /* queries computed per item (<= S_q) */
-    const int *kv_len;      /* device, n_items: keys [0, kv_len[b]) are seen */
-    int n_heads, n_kv_heads;
-    int head_dim; /* 16, 32, 64 or 128 (Z-Image: 128; the tiny test models: 16, 32) */
-    float scale;
-    int causal; /* query i sees keys <= i */
-} zc_attn;
-
-/* Flash attention (online softmax, fp32 statistics and accumulation, WMMA
- * bf16 tensor cores). A query with no key gets zeros. Returns
- * cudaErrorInvalidValue for a head size it was not built for. */
-int zc_attention(zc_stream s, const zc_attn *a);
 
 /* --- the VAE decoder (fp32, NHWC, one image) ------------------------------ */
 

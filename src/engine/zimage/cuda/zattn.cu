@@ -1,0 +1,411 @@
+/*
+ * zattn.cu — the two flash-attention kernels of zattn.h. Both: a block
+ * takes 64 queries of one (item, head) in 4 warps of 16 queries and walks
+ * the item's keys in tiles of 64 (K and V tiles in shared memory, loaded
+ * by the whole block), keeping each query row's running maximum and sum in
+ * fp32 (online softmax, in base 2: exp2 of scale·log2(e)·score).
+ *
+ * NOT YET RUN ON A GPU (compiled only): zimage_cuda_test's
+ * t_attention_kernels checks both against a host reference.
+ */
+#include "engine/zimage/cuda/zattn.h"
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <mma.h>
+#include <stdlib.h>
+#include <string.h>
+
+namespace {
+
+typedef __nv_bfloat16 bf16;
+
+__device__ __forceinline__ float b2f(bf16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ bf16 f2b(float v) { return __float2bfloat16(v); }
+
+int g_impl = ZC_ATTN_MMA; /* zc_attn_init: PX_ZIMAGE_CUDA_ATTN */
+
+/* ------------------------------------------------------- the WMMA kernel */
+
+/* A block: 64 queries of one (item, head), 4 warps of 16 queries; key
+ * tiles of 64. Q, K, V tiles in shared memory (bf16); each warp's scores,
+ * probabilities and running output too (WMMA fragments' element order is
+ * opaque, so the online-softmax rescaling happens on shared copies). HD,
+ * the head size, is 128 for Z-Image; the tiny test models use 16 and 32. */
+const int FA_BQ = 64, FA_BK = 64, FA_WARPS = 4;
+
+template <int HD> constexpr size_t fa_smem()
+{
+    return (size_t)FA_BQ * HD * 2 * 3 /* Q K V */ +
+           (size_t)FA_WARPS * 16 * (HD > FA_BK ? HD : FA_BK) * 4 /* S / PV */ +
+           (size_t)FA_WARPS * 16 * FA_BK * 2 /* P */ + (size_t)FA_WARPS * 16 * HD * 4 /* O */;
+}
+
+/* rows [0, 64) x HD bf16 from global (row stride ld) into sh (row stride
+ * L); rows at or past `valid` become zeros. 128 threads, 16 bytes each at a
+ * time. Both kernels' tiles. */
+template <int HD> __device__ void load_tile(bf16 *sh, int L, const bf16 *g, int ld, int valid)
+{
+    for (int i = threadIdx.x; i < 64 * HD / 8; i += 128) {
+        int r = i / (HD / 8), c = (i % (HD / 8)) * 8;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (r < valid) v = *reinterpret_cast<const uint4 *>(g + (size_t)r * ld + c);
+        *reinterpret_cast<uint4 *>(sh + r * L + c) = v;
+    }
+}
+
+template <int HD>
+__global__ void __launch_bounds__(FA_WARPS * 32)
+    k_flash(const bf16 *Q, const bf16 *K, const bf16 *V, bf16 *O, int ldq, int ldk, int ldv,
+            int ldo, int S_q, int S_kv, int n_q, const int *kv_len, int nh, int nkv, float scale,
+            int causal)
+{
+    using namespace nvcuda;
+    const int SW = HD > FA_BK ? HD : FA_BK; /* width of a warp's S / PV area */
+    extern __shared__ __align__(16) unsigned char smem[];
+    bf16 *sQ = reinterpret_cast<bf16 *>(smem), *sK = sQ + FA_BQ * HD, *sV = sK + FA_BK * HD;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    float *sSall = reinterpret_cast<float *>(sV + FA_BK * HD);
+    bf16 *sPall = reinterpret_cast<bf16 *>(sSall + FA_WARPS * 16 * SW);
+    float *sOall = reinterpret_cast<float *>(sPall + FA_WARPS * 16 * FA_BK);
+    float *sS = sSall + warp * 16 * SW, *sO = sOall + warp * 16 * HD;
+    bf16 *sP = sPall + warp * 16 * FA_BK;
+
+    int q0 = blockIdx.x * FA_BQ, h = blockIdx.y, b = blockIdx.z, hk = h / (nh / nkv);
+    int nkeys = kv_len[b];
+    if (nkeys > S_kv) nkeys = S_kv;
+    const bf16 *gq = Q + ((size_t)b * S_q + q0) * ldq + (size_t)h * HD;
+    const bf16 *gk = K + (size_t)b * S_kv * ldk + (size_t)hk * HD;
+    const bf16 *gv = V + (size_t)b * S_kv * ldv + (size_t)hk * HD;
+    load_tile<HD>(sQ, HD, gq, ldq, n_q - q0);
+    for (int i = lane; i < 16 * HD; i += 32) sO[i] = 0;
+    /* Each row's statistics live in its two lanes (lane = 2·row + half). */
+    int row = lane / 2, half = lane % 2, qi = q0 + warp * 16 + row;
+    float m = -INFINITY, l = 0;
+    const float sl2 = scale * 1.4426950408889634f;
+    int kend = nkeys;
+    if (causal && q0 + FA_BQ < kend) kend = q0 + FA_BQ; /* keys past the tile's queries */
+    for (int k0 = 0; k0 < kend; k0 += FA_BK) {
+        __syncthreads(); /* the previous tile is no longer read */
+        load_tile<HD>(sK, HD, gk + (size_t)k0 * ldk, ldk, nkeys - k0);
+        load_tile<HD>(sV, HD, gv + (size_t)k0 * ldv, ldv, nkeys - k0);
+        __syncthreads();
+        /* S = Q·Kᵀ for this warp's 16 rows: 4 tiles of 16 keys. */
+        for (int nt = 0; nt < FA_BK / 16; nt++) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+            wmma::fill_fragment(acc, 0.0f);
+            for (int kk = 0; kk < HD; kk += 16) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa;
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> fb;
+                wmma::load_matrix_sync(fa, sQ + warp * 16 * HD + kk, HD);
+                wmma::load_matrix_sync(fb, sK + nt * 16 * HD + kk, HD);
+                wmma::mma_sync(acc, fa, fb, acc);
+            }
+            wmma::store_matrix_sync(sS + nt * 16, acc, FA_BK, wmma::mem_row_major);
+        }
+        __syncwarp();
+        /* Online softmax over this lane's 32 columns of its row. */
+        float *srow = sS + row * FA_BK + half * 32;
+        float tmax = -INFINITY;
+        for (int j = 0; j < 32; j++) {
+            int key = k0 + half * 32 + j;
+            bool ok = key < nkeys && (!causal || key <= qi);
+            float v = ok ? srow[j] * sl2 : -INFINITY;
+            srow[j] = v;
+            tmax = fmaxf(tmax, v);
+        }
+        tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 1));
+        float mnew = fmaxf(m, tmax);
+        float alpha = mnew == -INFINITY ? 1.0f : exp2f(m - mnew);
+        float psum = 0;
+        bf16 *prow = sP + row * FA_BK + half * 32;
+        for (int j = 0; j < 32; j++) {
+            float pj = mnew == -INFINITY ? 0.0f : exp2f(srow[j] - mnew);
+            bf16 pb = f2b(pj);
+            prow[j] = pb;
+            psum += b2f(pb); /* the sum of what is multiplied with V */
+        }
+        psum += __shfl_xor_sync(0xffffffffu, psum, 1);
+        l = l * alpha + psum;
+        m = mnew;
+        __syncwarp();
+        /* PV = P·V (16 x HD) into the S area, then O = O·alpha + PV. */
+        for (int nt = 0; nt < HD / 16; nt++) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+            wmma::fill_fragment(acc, 0.0f);
+            for (int kk = 0; kk < FA_BK; kk += 16) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa;
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> fb;
+                wmma::load_matrix_sync(fa, sP + kk, FA_BK);
+                wmma::load_matrix_sync(fb, sV + kk * HD + nt * 16, HD);
+                wmma::mma_sync(acc, fa, fb, acc);
+            }
+            wmma::store_matrix_sync(sS + nt * 16, acc, HD, wmma::mem_row_major);
+        }
+        __syncwarp();
+        float *orow = sO + row * HD + half * (HD / 2), *pv = sS + row * HD + half * (HD / 2);
+        for (int j = 0; j < HD / 2; j++) orow[j] = orow[j] * alpha + pv[j];
+        __syncwarp();
+    }
+    if (qi >= n_q) return;
+    float inv = l > 0 ? 1.0f / l : 0.0f;
+    bf16 *go = O + ((size_t)b * S_q + qi) * ldo + (size_t)h * HD + half * (HD / 2);
+    const float *orow = sO + row * HD + half * (HD / 2);
+    for (int j = 0; j < HD / 2; j++) go[j] = f2b(orow[j] * inv);
+}
+
+template <int HD> int wmma_init()
+{
+    return (int)cudaFuncSetAttribute(k_flash<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     (int)fa_smem<HD>());
+}
+
+template <int HD> void wmma_launch(zc_stream s, const zc_attn *a)
+{
+    dim3 grid((unsigned)((a->n_q + FA_BQ - 1) / FA_BQ), (unsigned)a->n_heads,
+              (unsigned)a->n_items);
+    k_flash<HD><<<grid, FA_WARPS * 32, fa_smem<HD>(), s>>>(
+        (const bf16 *)a->q, (const bf16 *)a->k, (const bf16 *)a->v, (bf16 *)a->o, a->ldq, a->ldk,
+        a->ldv, a->ldo, a->S_q, a->S_kv, a->n_q, a->kv_len, a->n_heads, a->n_kv_heads, a->scale,
+        a->causal);
+}
+
+/* ------------------------------------------------ the mma.sync kernel */
+
+/*
+ * Fragments of mma.sync.m16n8k16 (bf16 in, fp32 accumulate), for lane
+ * = 4·g + t: an accumulator tile (16 x 8) holds rows g and g+8, columns
+ * 2t and 2t+1 — and two neighbouring score tiles, rounded to bf16, are
+ * exactly the A operand (16 x 16) of the next product, so P never leaves
+ * the registers. ldmatrix.x4 fetches four 8x8 bf16 blocks (lanes 8i..8i+7
+ * give block i's row addresses); .trans hands out the transposed element,
+ * which turns V's rows (keys) into the B operand's k index.
+ * Shared rows are HD + 8 elements apart: 8 rows of an ldmatrix then start
+ * 4 banks apart and are read without conflicts.
+ */
+template <int HD> __host__ __device__ constexpr int mma_ld() { return HD + 8; }
+template <int HD> constexpr size_t mma_smem() { return (size_t)3 * 64 * mma_ld<HD>() * 2; }
+
+__device__ __forceinline__ void ldsm4(uint32_t r[4], const bf16 *p)
+{
+    uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+__device__ __forceinline__ void ldsm4_t(uint32_t r[4], const bf16 *p)
+{
+    uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+/* c += a (16x16, row) · b (16x8, col) */
+__device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack2(float lo, float hi, float *sum)
+{
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    *sum += __low2float(v) + __high2float(v); /* the sum of what meets V */
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    return u;
+}
+
+/* S = Q·Kᵀ for this warp's 16 rows and the tile's 64 keys: s[j] is keys
+ * 8j..8j+7. Block i of an ldmatrix: Q rows +8·(i%2), columns +8·(i/2) (the
+ * A operand's order); K rows (keys) +8·(i/2), columns +8·(i%2) (two key
+ * tiles' B operands). */
+template <int HD>
+__device__ __forceinline__ void mma_scores(float s[8][4], const bf16 *sQw, const bf16 *sK, int lane)
+{
+    constexpr int L = mma_ld<HD>();
+    int i = lane / 8, r = lane % 8;
+#pragma unroll
+    for (int j = 0; j < 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0;
+#pragma unroll
+    for (int kk = 0; kk < HD; kk += 16) {
+        uint32_t a[4];
+        ldsm4(a, sQw + ((i % 2) * 8 + r) * L + kk + (i / 2) * 8);
+#pragma unroll
+        for (int j = 0; j < 8; j += 2) {
+            uint32_t b[4];
+            ldsm4(b, sK + ((j + i / 2) * 8 + r) * L + kk + (i % 2) * 8);
+            mma16816(s[j], a, b[0], b[1]);
+            mma16816(s[j + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+/* Online softmax of one row's 16 scores held by this lane (v[j][e], the
+ * row's other 48 in the lanes 4g..4g+3): mask, new maximum m, rescale
+ * factor (returned), probabilities packed as bf16 pairs into p[j], their
+ * sum added to l. */
+__device__ __forceinline__ float mma_softmax_row(float *v0, int stride, int key0, int nkeys,
+                                                 int causal, int qi, float sl2, float &m, float &l,
+                                                 uint32_t *p)
+{
+    float mx = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < 8; j++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            int key = key0 + j * 8 + e;
+            float &x = v0[j * stride + e];
+            x = key < nkeys && (!causal || key <= qi) ? x * sl2 : -INFINITY;
+            mx = fmaxf(mx, x);
+        }
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    float mn = fmaxf(m, mx);
+    float alpha = mn == -INFINITY ? 1.0f : exp2f(m - mn);
+    float sum = 0;
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        float a = mn == -INFINITY ? 0.0f : exp2f(v0[j * stride] - mn);
+        float b = mn == -INFINITY ? 0.0f : exp2f(v0[j * stride + 1] - mn);
+        p[j] = pack2(a, b, &sum);
+    }
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    l = l * alpha + sum;
+    m = mn;
+    return alpha;
+}
+
+template <int HD>
+__global__ void __launch_bounds__(128)
+    k_flash_mma(const bf16 *Q, const bf16 *K, const bf16 *V, bf16 *O, int ldq, int ldk, int ldv,
+                int ldo, int S_q, int S_kv, int n_q, const int *kv_len, int nh, int nkv,
+                float scale, int causal)
+{
+    constexpr int L = mma_ld<HD>(), NT = HD / 8;
+    extern __shared__ __align__(16) unsigned char smem[];
+    bf16 *sQ = reinterpret_cast<bf16 *>(smem), *sK = sQ + 64 * L, *sV = sK + 64 * L;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    int q0 = blockIdx.x * 64, h = blockIdx.y, b = blockIdx.z, hk = h / (nh / nkv);
+    int nkeys = min(kv_len[b], S_kv);
+    const bf16 *gk = K + (size_t)b * S_kv * ldk + (size_t)hk * HD;
+    const bf16 *gv = V + (size_t)b * S_kv * ldv + (size_t)hk * HD;
+    load_tile<HD>(sQ, L, Q + ((size_t)b * S_q + q0) * ldq + (size_t)h * HD, ldq, n_q - q0);
+    float o[NT][4];
+#pragma unroll
+    for (int n = 0; n < NT; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0;
+    int qa = q0 + warp * 16 + g, qb = qa + 8; /* this lane's two query rows */
+    float ma = -INFINITY, mb = -INFINITY, la = 0, lb = 0;
+    const float sl2 = scale * 1.4426950408889634f;
+    int kend = nkeys, i8 = lane / 8, r8 = lane % 8;
+    if (causal && q0 + 64 < kend) kend = q0 + 64; /* keys past the tile's queries */
+    for (int k0 = 0; k0 < kend; k0 += 64) {
+        __syncthreads(); /* the previous tile is no longer read */
+        load_tile<HD>(sK, L, gk + (size_t)k0 * ldk, ldk, nkeys - k0);
+        load_tile<HD>(sV, L, gv + (size_t)k0 * ldv, ldv, nkeys - k0);
+        __syncthreads();
+        float s[8][4];
+        mma_scores<HD>(s, sQ + warp * 16 * L, sK, lane);
+        uint32_t pa[8], pb[8];
+        float aa = mma_softmax_row(&s[0][0], 4, k0 + 2 * t, nkeys, causal, qa, sl2, ma, la, pa);
+        float ab = mma_softmax_row(&s[0][2], 4, k0 + 2 * t, nkeys, causal, qb, sl2, mb, lb, pb);
+#pragma unroll
+        for (int n = 0; n < NT; n++) {
+            o[n][0] *= aa, o[n][1] *= aa;
+            o[n][2] *= ab, o[n][3] *= ab;
+        }
+        /* O += P·V, 16 keys at a time: P's A operand is score tiles 2ks and
+         * 2ks+1; V blocks: keys +8·(i%2), head columns +8·(i/2). */
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++) {
+            uint32_t a[4] = {pa[2 * ks], pb[2 * ks], pa[2 * ks + 1], pb[2 * ks + 1]};
+#pragma unroll
+            for (int n = 0; n < NT; n += 2) {
+                uint32_t v[4];
+                ldsm4_t(v, sV + (ks * 16 + (i8 % 2) * 8 + r8) * L + (n + i8 / 2) * 8);
+                mma16816(o[n], a, v[0], v[1]);
+                mma16816(o[n + 1], a, v[2], v[3]);
+            }
+        }
+    }
+    float ia = la > 0 ? 1.0f / la : 0.0f, ib = lb > 0 ? 1.0f / lb : 0.0f;
+    bf16 *go = O + (size_t)b * S_q * ldo + (size_t)h * HD + 2 * t;
+#pragma unroll
+    for (int n = 0; n < NT; n++) {
+        if (qa < n_q)
+            *reinterpret_cast<__nv_bfloat162 *>(go + (size_t)qa * ldo + n * 8) =
+                __floats2bfloat162_rn(o[n][0] * ia, o[n][1] * ia);
+        if (qb < n_q)
+            *reinterpret_cast<__nv_bfloat162 *>(go + (size_t)qb * ldo + n * 8) =
+                __floats2bfloat162_rn(o[n][2] * ib, o[n][3] * ib);
+    }
+}
+
+template <int HD> int mma_init()
+{
+    return (int)cudaFuncSetAttribute(k_flash_mma<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     (int)mma_smem<HD>());
+}
+
+template <int HD> void mma_launch(zc_stream s, const zc_attn *a)
+{
+    dim3 grid((unsigned)((a->n_q + 63) / 64), (unsigned)a->n_heads, (unsigned)a->n_items);
+    k_flash_mma<HD><<<grid, 128, mma_smem<HD>(), s>>>(
+        (const bf16 *)a->q, (const bf16 *)a->k, (const bf16 *)a->v, (bf16 *)a->o, a->ldq, a->ldk,
+        a->ldv, a->ldo, a->S_q, a->S_kv, a->n_q, a->kv_len, a->n_heads, a->n_kv_heads, a->scale,
+        a->causal);
+}
+
+template <int HD> int init_both()
+{
+    int e = wmma_init<HD>();
+    return e ? e : mma_init<HD>();
+}
+
+template <int HD> void launch(zc_stream s, const zc_attn *a, int impl)
+{
+    if (impl == ZC_ATTN_WMMA)
+        wmma_launch<HD>(s, a);
+    else
+        mma_launch<HD>(s, a);
+}
+
+} // namespace
+
+extern "C" {
+
+int zc_attn_init(void)
+{
+    const char *v = getenv("PX_ZIMAGE_CUDA_ATTN");
+    g_impl = v && !strcmp(v, "wmma") ? ZC_ATTN_WMMA : ZC_ATTN_MMA;
+    int e;
+    if ((e = init_both<16>()) || (e = init_both<32>()) || (e = init_both<64>()) ||
+        (e = init_both<128>()))
+        return e;
+    return 0;
+}
+
+const char *zc_attn_name(void) { return g_impl == ZC_ATTN_WMMA ? "wmma" : "mma"; }
+
+int zc_attention_with(zc_stream s, const zc_attn *a, int impl)
+{
+    if (a->n_q <= 0 || a->n_items <= 0) return 0;
+    if (a->n_kv_heads <= 0 || a->n_heads % a->n_kv_heads) return (int)cudaErrorInvalidValue;
+    switch (a->head_dim) {
+    case 16: launch<16>(s, a, impl); break;
+    case 32: launch<32>(s, a, impl); break;
+    case 64: launch<64>(s, a, impl); break;
+    case 128: launch<128>(s, a, impl); break;
+    default: return (int)cudaErrorInvalidValue;
+    }
+    return (int)cudaGetLastError();
+}
+
+int zc_attention(zc_stream s, const zc_attn *a) { return zc_attention_with(s, a, g_impl); }
+
+} // extern "C"

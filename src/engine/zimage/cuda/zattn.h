@@ -1,0 +1,70 @@
+/*
+ * zattn.h — attention for the Z-Image CUDA backend (the DiT's full
+ * attention over padded items, the Qwen3 encoder's causal GQA), callable
+ * from C. Two kernels of the same contract, both flash attention (online
+ * softmax, fp32 statistics and accumulation, bf16 operands on the tensor
+ * cores, the probabilities rounded to bf16 before P·V and their sum taken
+ * over the rounded values):
+ *
+ *   ZC_ATTN_MMA   mma.sync m16n8k16 with ldmatrix: scores, probabilities
+ *                 and the output stay in registers; 52 KB of shared memory
+ *                 per 64 queries at head size 128, so several blocks share
+ *                 an SM. The default.
+ *   ZC_ATTN_WMMA  the first kernel: WMMA fragments, whose element order is
+ *                 opaque, so scores and the running output pass through
+ *                 shared memory (120 KB a block at head size 128: one block
+ *                 per SM). Kept as the second opinion the tests compare
+ *                 with, and for the bench's A/B.
+ *
+ * PX_ZIMAGE_CUDA_ATTN=wmma (read by zc_attn_init) makes the engine use the
+ * WMMA kernel. cuDNN's fused attention (graph API) is not used: from C its
+ * backend descriptors spell the whole softmax graph out by hand, and the
+ * engine choice it needs for padded items was not measurable without a GPU.
+ *
+ * NOT YET RUN ON A GPU: written and compiled without one.
+ */
+#ifndef PX_ENGINE_ZIMAGE_CUDA_ZATTN_H
+#define PX_ENGINE_ZIMAGE_CUDA_ZATTN_H
+
+#include "engine/zimage/cuda/zkernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum zc_attn_impl { ZC_ATTN_MMA = 0, ZC_ATTN_WMMA = 1 };
+
+/* Attention operands: row r of item b of q is q + (b·S_q + r)·ldq + h·head_dim.
+ * Rows must be 16-byte aligned (ld and the head offset multiples of 8). */
+typedef struct zc_attn {
+    const void *q, *k, *v; /* bf16 */
+    void *o;               /* bf16, may not alias q/k/v */
+    int ldq, ldk, ldv, ldo;
+    int n_items, S_q, S_kv; /* rows per item of q/o and of k/v */
+    int n_q;                /* queries computed per item (<= S_q) */
+    const int *kv_len;      /* device, n_items: keys [0, kv_len[b]) are seen */
+    int n_heads, n_kv_heads;
+    int head_dim; /* 16, 32, 64 or 128 (Z-Image: 128; the tiny test models: 16, 32) */
+    float scale;
+    int causal; /* query i sees keys <= i */
+} zc_attn;
+
+/* Once per device before the first attention: raises the kernels' dynamic
+ * shared-memory limits and reads PX_ZIMAGE_CUDA_ATTN. 0 or a cudaError_t. */
+int zc_attn_init(void);
+
+/* The default kernel's name ("mma" or "wmma"), for logs and bench rows. */
+const char *zc_attn_name(void);
+
+/* softmax(scale·q·kᵀ)·v per (item, head) with the default kernel. A query
+ * with no key gets zeros. cudaErrorInvalidValue for a head size not built. */
+int zc_attention(zc_stream s, const zc_attn *a);
+
+/* The same with a chosen kernel (enum zc_attn_impl): tests and benches. */
+int zc_attention_with(zc_stream s, const zc_attn *a, int impl);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
