@@ -156,6 +156,18 @@ env_part() {
     nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.max.sm --format=csv;
     $PY -c 'import torch; print(\"torch\", torch.__version__, torch.version.cuda, torch.cuda.is_available())';
     for f in $BIN/*; do [ -x \$f ] && ldd \$f | grep 'not found' | sed \"s|^|\$f: |\"; done; true"
+  pick_attention
+}
+
+# The engine's attention kernel for this call: the default (mma) unless its
+# check against the host reference fails where the WMMA kernel's passes.
+pick_attention() {
+  [ "$GPU" = 1 ] && [ -z "${PX_ZIMAGE_CUDA_ATTN:-}" ] || return 0
+  timeout -k 5 60 "$BIN/zattn_cuda_bench" check > "$WORK/attn_pick.log" 2>&1
+  if grep -q '^mma .*FAIL' "$WORK/attn_pick.log" && ! grep -q '^wmma .*FAIL' "$WORK/attn_pick.log"; then
+    export PX_ZIMAGE_CUDA_ATTN=wmma
+    note "attention: the mma kernel failed its check (attn_pick.log); this call runs the WMMA one"
+  fi
 }
 
 step_check() {
