@@ -93,7 +93,7 @@ int main(int argc, char **argv)
            sorted[reps / 2], first_ms, load_ms, (unsigned long long)rss_loaded,
            (unsigned long long)peak_load,
            (unsigned long long)px_proc_peak_rss_bytes(),
-           px_engine_mem_estimate(e, 1, (px_engine_shape){w, h, 0}));
+           px_engine_mem_estimate(e, 1, (px_engine_shape){w, h, 0, 0}));
     px_engine_close(e);
     px_pool_destroy(pool);
     free(img.px);

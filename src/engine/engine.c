@@ -355,7 +355,7 @@ int px_engine_describe(const px_engine *e, px_buf *out)
     if (!rc) rc = px_buf_puts(out, ",\"memory_estimate_bytes\":{");
     for (size_t i = 0; !rc && i < sizeof sides / sizeof sides[0]; i++)
         rc = px_buf_printf(out, "%s\"%dx%d\":%zu", i ? "," : "", sides[i], sides[i],
-                           px_engine_mem_estimate(e, 1, (px_engine_shape){sides[i], sides[i], 0}));
+                           px_engine_mem_estimate(e, 1, (px_engine_shape){sides[i], sides[i], 0, 0}));
     if (!rc) rc = px_buf_puts(out, "},\"config\":{");
     if (!rc && o->describe_config) rc = o->describe_config(e, out);
     if (!rc) rc = px_buf_puts(out, "}}");

@@ -127,9 +127,12 @@ typedef struct px_engine_item {
 void px_engine_progress(const px_engine_item *it, int step, int steps);
 
 /* The shape of a batch's items, for the memory estimate: w×h pixels, and
- * for generate engines the denoising steps (0 otherwise). */
+ * for generate engines the denoising steps (0 otherwise) and whether the
+ * items are guided (CFG: each image is two DiT items, its prompt and its
+ * negative, so the denoiser's and the text encoder's memory doubles). */
 typedef struct px_engine_shape {
     int w, h, steps;
+    int guided;
 } px_engine_shape;
 
 /* Names of the registered engines, NULL-terminated. */

@@ -389,7 +389,7 @@ static void gen_make_items(const px_kind_ctx *c, void *p, px_sched_item *items, 
             r->eit[i].gen.loras[k] = (px_engine_lora_use){px_lora_hold_lora(r->lora_hold[k]),
                                                           r->lora_scale[k]};
         items[i].payload = &r->eit[i];
-        items[i].shape = (px_engine_shape){r->width, r->height, r->steps};
+        items[i].shape = (px_engine_shape){r->width, r->height, r->steps, r->cfg > 0};
         /* Guidance doubles the DiT's batch: never mix it with unguided items.
          * LoRAs are not in the key: engines apply them per item. */
         items[i].key = px_kind_key3(r->width, r->height, r->steps) ^ (r->cfg > 0 ? 1ull << 63 : 0);

@@ -122,7 +122,7 @@ void px_kind_inpaint_item(px_sched_item *it, px_engine_item *eit, int batching, 
     int w = eit->image->w, h = eit->image->h;
     it->payload = eit;
     it->shape = (px_engine_shape){batching ? round_up(w, bucket_step) : w,
-                                  batching ? round_up(h, bucket_step) : h, 0};
+                                  batching ? round_up(h, bucket_step) : h, 0, 0};
     it->key = px_kind_key3(it->shape.w, it->shape.h, 0);
 }
 

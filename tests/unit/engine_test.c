@@ -43,7 +43,7 @@ TEST(t_names_and_open)
     T_TRUE(px_engine_caps(e) & PX_ENGINE_CAP_DETERMINISTIC);
     T_TRUE(px_engine_caps(e) & PX_ENGINE_CAP_ANY_SIZE);
     T_TRUE(!(px_engine_caps(e) & PX_ENGINE_CAP_GPU));
-    T_CMP_INT(px_engine_mem_estimate(e, 1, (px_engine_shape){1000, 1000, 0}), >, 1000 * 1000 * 3);
+    T_CMP_INT(px_engine_mem_estimate(e, 1, (px_engine_shape){1000, 1000, 0, 0}), >, 1000 * 1000 * 3);
     px_engine_close(e);
     px_engine_close(NULL);
 }
@@ -172,7 +172,7 @@ TEST(t_describe_is_valid_json)
     cJSON *mem = get(j, "memory_estimate_bytes");
     T_CMP_DBL(get(mem, "1024x1024")->valuedouble, >, get(mem, "512x512")->valuedouble);
     T_CMP_DBL(get(mem, "1024x1024")->valuedouble, ==,
-              (double)px_engine_mem_estimate(e, 1, (px_engine_shape){1024, 1024, 0}));
+              (double)px_engine_mem_estimate(e, 1, (px_engine_shape){1024, 1024, 0, 0}));
     cJSON *cfg = get(j, "config");
     T_TRUE(cJSON_IsObject(cfg));
     T_CMP_DBL(get(cfg, "telea_radius")->valuedouble, >=, 1);
@@ -231,8 +231,8 @@ TEST(t_generate_items)
     T_EQ_INT(px_engine_kind_of(&e), PX_ENGINE_GENERATE);
     T_EQ_STR(px_engine_kind_name(PX_ENGINE_GENERATE), "generate");
     T_EQ_STR(px_engine_device(&e), "cpu");
-    T_EQ_INT(px_engine_mem_estimate(&e, 2, (px_engine_shape){8, 4, 3}), 2 * 8 * 4 * 4);
-    T_EQ_INT(px_engine_mem_estimate(&e, 1, (px_engine_shape){0, 4, 3}), 0);
+    T_EQ_INT(px_engine_mem_estimate(&e, 2, (px_engine_shape){8, 4, 3, 0}), 2 * 8 * 4 * 4);
+    T_EQ_INT(px_engine_mem_estimate(&e, 1, (px_engine_shape){0, 4, 3, 0}), 0);
     px_image out = mk(8, 4, 3, 0), small = mk(4, 4, 3, 0);
     int seen[2] = {0, 0};
     px_engine_item ok = {.out = &out, .progress = count_steps, .progress_arg = seen,

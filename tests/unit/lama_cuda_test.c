@@ -223,7 +223,7 @@ TEST(t_batch_equals_single_runs)
         }
     }
     char err[160];
-    px_engine_shape s512 = {512, 512, 0};
+    px_engine_shape s512 = {512, 512, 0, 0};
     T_TRUE(px_engine_mem_estimate(e, 4, s512) > px_engine_mem_estimate(e, 1, s512));
     T_TRUE(px_engine_free_memory(e) > 0);
     (void)err;

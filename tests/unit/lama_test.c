@@ -626,8 +626,8 @@ TEST(t_engine_contract)
     T_CONTAINS(ic.err, "cancel");
 
     /* Memory estimate: grows with the image, at least the plan's arena. */
-    size_t m256 = px_engine_mem_estimate(e, 1, (px_engine_shape){256, 256, 0});
-    size_t m512 = px_engine_mem_estimate(e, 1, (px_engine_shape){512, 512, 0});
+    size_t m256 = px_engine_mem_estimate(e, 1, (px_engine_shape){256, 256, 0, 0});
+    size_t m512 = px_engine_mem_estimate(e, 1, (px_engine_shape){512, 512, 0, 0});
     T_CMP_INT(m512, >, m256);
     px_lama_arch tiny;
     T_EQ_INT(px_lama_arch_init(&tiny, 8, 3, 2, 0.75, NULL, 0), 0);

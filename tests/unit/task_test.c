@@ -91,7 +91,7 @@ static void tk_make_items(const px_kind_ctx *c, void *p, px_sched_item *items, i
     r->units = calloc((size_t)n, sizeof *r->units);
     for (int i = 0; i < n; i++) {
         items[i].payload = r;
-        items[i].shape = (px_engine_shape){8, 8, r->steps};
+        items[i].shape = (px_engine_shape){8, 8, r->steps, 0};
         items[i].key = px_kind_key3(8, 8, r->steps);
     }
 }

@@ -83,13 +83,17 @@ TEST(t_describe_and_memory)
     T_TRUE(strstr(j, "\"weight_bytes\":") != NULL);
     T_TRUE(strstr(j, g_model) != NULL);
     px_buf_free(&b);
-    size_t m64 = px_engine_mem_estimate(e, 1, (px_engine_shape){64, 64, 8});
-    size_t m512 = px_engine_mem_estimate(e, 1, (px_engine_shape){512, 512, 8});
-    size_t m2k = px_engine_mem_estimate(e, 1, (px_engine_shape){2048, 2048, 8});
+    size_t m64 = px_engine_mem_estimate(e, 1, (px_engine_shape){64, 64, 8, 0});
+    size_t m512 = px_engine_mem_estimate(e, 1, (px_engine_shape){512, 512, 8, 0});
+    size_t m2k = px_engine_mem_estimate(e, 1, (px_engine_shape){2048, 2048, 8, 0});
     T_CMP_INT(m64, >, 0);
     T_CMP_INT(m64, <, m512);
     T_CMP_INT(m512, <, m2k);
-    T_EQ_INT(px_engine_mem_estimate(e, 2, (px_engine_shape){512, 512, 8}) > m512, 1);
+    T_EQ_INT(px_engine_mem_estimate(e, 2, (px_engine_shape){512, 512, 8, 0}) > m512, 1);
+    /* Guided images are two DiT items each: more than one unguided image. */
+    size_t g512 = px_engine_mem_estimate(e, 1, (px_engine_shape){512, 512, 8, 1});
+    T_CMP_INT(g512, >, m512);
+    T_CMP_INT(g512, <=, 2 * m512);
     px_engine_close(e);
 }
 

@@ -99,6 +99,7 @@ static size_t zimage_mem(const px_engine *e, int n, const px_engine_shape *s)
         if (v->block_out[i] > wide) wide = v->block_out[i];
     double vae = (double)s->w * s->h * (v->block_out[0] > 0 ? v->block_out[0] : wide) * 3 * 4 +
                  (double)s->w * s->h / 4 * wide * 3 * 4;
+    if (s->guided) dit *= 2, text *= 2; /* the negative items */
     double one = dit > text ? dit : text;
     if (vae > one) one = vae;
     return (size_t)(one * n) + ((size_t)64 << 20);

@@ -490,9 +490,10 @@ static size_t zcuda_mem(const px_engine *pe, int n, const px_engine_shape *s)
     const zi_dit_config *c = zi_model_dit_config(e->model);
     const zi_qwen3_config *q = zi_model_text_config(e->model);
     int mult = zi_model_size_multiple(e->model);
-    if (n > ZC_MAX_ITEMS) n = ZC_MAX_ITEMS;
-    zc_plan_key k = {n, n, s->h / mult, s->w / mult, 512};
-    size_t rows = (size_t)n * 512, hd = (size_t)q->head_dim;
+    int items = s->guided ? 2 * n : n; /* CFG: a negative item per image */
+    if (items > ZC_MAX_ITEMS) items = ZC_MAX_ITEMS, n = s->guided ? items / 2 : items;
+    zc_plan_key k = {items, n, s->h / mult, s->w / mult, 512};
+    size_t rows = (size_t)items * 512, hd = (size_t)q->head_dim;
     size_t text = rows * ((size_t)q->hidden * 6 + (q->n_heads + 2 * (size_t)q->n_kv_heads) * hd * 2 +
                           (size_t)q->n_heads * hd * 2 + (size_t)q->intermediate * 4);
     const zi_vae_config *v = zi_model_vae_config(e->model);
