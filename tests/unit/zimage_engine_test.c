@@ -90,9 +90,12 @@ TEST(t_describe_and_memory)
     T_CMP_INT(m64, <, m512);
     T_CMP_INT(m512, <, m2k);
     T_EQ_INT(px_engine_mem_estimate(e, 2, (px_engine_shape){512, 512, 8, 0}) > m512, 1);
-    /* Guided images are two DiT items each: more than one unguided image. */
+    /* Guided images are two DiT items each: never less than an unguided
+     * one, at most twice it (the stages run one after another, so the
+     * estimate is the largest stage's; on the tiny model that can be the
+     * VAE, which guidance does not touch). */
     size_t g512 = px_engine_mem_estimate(e, 1, (px_engine_shape){512, 512, 8, 1});
-    T_CMP_INT(g512, >, m512);
+    T_CMP_INT(g512, >=, m512);
     T_CMP_INT(g512, <=, 2 * m512);
     px_engine_close(e);
 }
