@@ -96,6 +96,9 @@ TEST(t_describe_and_memory)
      * VAE, which guidance does not touch). */
     size_t g512 = px_engine_mem_estimate(e, 1, (px_engine_shape){512, 512, 8, 1});
     T_CMP_INT(g512, >=, m512);
+    /* At 64² the tiny model's DiT and prompt buffers outweigh its VAE. */
+    size_t g64 = px_engine_mem_estimate(e, 1, (px_engine_shape){64, 64, 8, 1});
+    T_CMP_INT(g64, >, m64);
     T_CMP_INT(g512, <=, 2 * m512);
     px_engine_close(e);
 }
