@@ -8,7 +8,7 @@
  *   final.latent   (3 steps from the reference's initial latents) <= 5e-2
  *   image          8-bit, within 8 levels of the reference and of the CPU
  *                  engine (both fp32)
- *   VAE alone      (fp32 cuDNN, FMA math) on the reference's final latent:
+ *   VAE alone      (fp32 cuDNN, TF32 math; FMA with PX_ZIMAGE_CUDA_VAE=fp32) on the reference's final latent:
  *                  within 1 level of the reference's image
  * (PX_ZIMAGE_MODEL=DIR PX_ZIMAGE_SIZE=512x512: the same on a full-size
  * model, with bars twice as loose, for the issue's full-size check; the CPU
@@ -198,7 +198,8 @@ TEST(t_stages_against_reference)
     double el = rel_err(lf, fin, nl);
     int lv = worst_levels(im.px, img, nimg);
 
-    /* The VAE alone (fp32 both sides) on the reference's final latent. */
+    /* The VAE alone (fp32 tensors both sides; TF32 convolutions here by
+     * default) on the reference's final latent. */
     uint8_t *vpx = malloc(nimg);
     T_EQ_INT(zi_cuda_vae_decode(e, fin, H / 8, W / 8, vpx, err, sizeof err), 0);
     int lvae = worst_levels(vpx, img, nimg);
@@ -218,8 +219,11 @@ TEST(t_stages_against_reference)
     }
     printf("  bf16 vs the fp32 reference: text.features %.2e, dit.out0 %.2e, final.latent %.2e "
            "(max|diff|/max|ref|); image within %d levels of the reference, %d of the CPU "
-           "engine; the fp32 GPU VAE alone within %d\n",
-           et, ed, el, lv, cpu, lvae);
+           "engine; the GPU VAE (%s convolutions) alone within %d\n",
+           et, ed, el, lv, cpu,
+           getenv("PX_ZIMAGE_CUDA_VAE") && !strcmp(getenv("PX_ZIMAGE_CUDA_VAE"), "fp32") ? "fp32"
+                                                                                      : "TF32",
+           lvae);
     /* Full size (30 joint layers, 36 encoder layers): bars twice as loose
      * until a measured run sets them (docs/benchmarks/zimage-cuda.md). */
     double k = g_full ? 2.0 : 1.0;

@@ -1,7 +1,11 @@
 /*
  * zc_vae.c — the Z-Image (FLUX.1) VAE decoder on the GPU in fp32, one image
- * at a time (zc_net.h): cuDNN convolutions (cuda_conv.h, NHWC, fp32 FMA
- * math: the reference runs the VAE in fp32 and fp16 is known to fail),
+ * at a time (zc_net.h): cuDNN convolutions (cuda_conv.h, NHWC, fp32
+ * tensors; TF32 tensor-core math by default, FMA with
+ * PX_ZIMAGE_CUDA_VAE=fp32 — fp16 is known to fail; the first H200 run
+ * (2026-12-05) measured the FMA VAE at 823 ms of a 1.9 s 1024² image, and
+ * zimage_cuda_test holds whichever is the default to the fp32 reference's
+ * image within one 8-bit level),
  * our GroupNorm(+SiLU), bias, nearest-upsample and output kernels, and the
  * mid block's single-head attention over all latent positions as fp32
  * cuBLASLt GEMMs in chunks of queries (scores of a chunk, row softmax,
@@ -12,7 +16,6 @@
  * over the network that launches nothing (cuDNN's search writes the plan's
  * buffers), then every decode is a run pass of the same walker.
  *
- * NOT YET RUN ON A GPU: compiled only.
  */
 #include "engine/zimage/cuda/zc_net.h"
 
@@ -58,6 +61,7 @@ struct zc_vae {
     vnorm attn_norm, norm_out;
     float *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo;
     px_cuda_algos *algos;
+    px_cuda_prec prec; /* the convolutions' math: TF32 or FP32 (FMA) */
     size_t weight_bytes;
     /* the plan */
     int lh, lw, chunk;
@@ -203,6 +207,8 @@ int zc_vae_create(px_cuda_ctx *c, zc_gemm *g, const zi_weights *w, const zi_vae_
     zc_vae *v = px_xcalloc(1, sizeof *v);
     *out = v;
     v->ctx = c, v->gemm = g, v->cfg = *cfg;
+    const char *pv = getenv("PX_ZIMAGE_CUDA_VAE");
+    v->prec = pv && !strcmp(pv, "fp32") ? PX_CUDA_FP32 : PX_CUDA_TF32;
     if (cfg->nlevels < 1 || cfg->nlevels > 8)
         return px_errf(err, errlen, PX_EUNSUP, "vae: %d levels", cfg->nlevels);
     v->algos = px_cuda_algos_create(sizeof(px_cuda_conv_shape), sizeof(px_cuda_conv_choice), 256);
@@ -340,7 +346,7 @@ static int conv(vpass *ps, const vconv *cv, const float *x, float *y, bool acc)
                            .acc = acc};
     if (ps->build) {
         px_cuda_conv_shape s = {0,     1,     cv->cin, cv->cout, ps->h,     ps->w,        ps->h,
-                                ps->w, cv->k, cv->k,   1,        cv->k / 2, 0, PX_CUDA_FP32};
+                                ps->w, cv->k, cv->k,   1,        cv->k / 2, 0, v->prec};
         v->nops = ps->next;
         return px_cuda_conv_build(op, &s, v->ctx->dnn, &a, WS_LIMIT, v->algos, 0, err, errlen);
     }
