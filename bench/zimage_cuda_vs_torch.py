@@ -31,7 +31,8 @@ eager / torch.compile to those shapes, in that order (default: every
 --device cpu with a tiny model (`make DIR --config tiny`) checks the script's
 PyTorch path without a GPU (not a measurement).
 
-NOT YET RUN: written without a GPU (see docs/benchmarks/zimage-cuda.md).
+Not yet run against PyTorch on a GPU (no machine for it on 2026-12-05; see
+docs/benchmarks/zimage-cuda.md).
 """
 import argparse
 import json

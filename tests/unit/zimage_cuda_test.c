@@ -28,7 +28,7 @@
  *
  * Needs a CUDA build (make CUDA=1) and a GPU: elsewhere every test prints
  * why it is skipped and passes. `make test-gpu` runs it on a GPU machine.
- * NOT YET RUN: written without a GPU.
+ * First run on an H200 on 2026-12-05: 5/5 passed (and the full-size check).
  */
 #include "core/err.h"
 #include "engine/engine.h"

@@ -21,7 +21,8 @@
  * backend descriptors spell the whole softmax graph out by hand, and the
  * engine choice it needs for padded items was not measurable without a GPU.
  *
- * NOT YET RUN ON A GPU: written and compiled without one.
+ * Both pass bench/zattn_cuda_bench check on an H200 (2026-12-05); there the
+ * mma kernel ran ~20x the WMMA one (159 vs 7.8 TFLOP/s at 1024²).
  */
 #ifndef PX_ENGINE_ZIMAGE_CUDA_ZATTN_H
 #define PX_ENGINE_ZIMAGE_CUDA_ZATTN_H

@@ -7,7 +7,7 @@
  * bias (one value per row of yᵀ, i.e. per output feature) is the BIAS
  * epilogue, with an fp32 bias whatever y's type.
  *
- * NOT YET RUN ON A GPU: compiled only.
+ * Ran on an H200 (2026-12-05): zimage_cuda_test passes, tiny and full size.
  */
 #include "engine/zimage/cuda/zc_gemm.h"
 

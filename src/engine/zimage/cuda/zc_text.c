@@ -10,7 +10,7 @@
  * The RoPE table is zi_rope_table_f32's (the CPU encoder's rounding),
  * positions 0..Lmax-1 shared by every item.
  *
- * NOT YET RUN ON A GPU: compiled only.
+ * Ran on an H200 (2026-12-05): zimage_cuda_test passes, tiny and full size.
  */
 #include "engine/zimage/cuda/zc_net.h"
 

@@ -8,7 +8,7 @@
  * the configs; the shapes are checked again here since the device copy
  * trusts them for its sizes.
  *
- * NOT YET RUN ON A GPU: compiled only.
+ * Ran on an H200 (2026-12-05): zimage_cuda_test passes, tiny and full size.
  */
 #include "engine/zimage/cuda/zc_net.h"
 
