@@ -194,10 +194,9 @@ step_check() {
   KEY+=("$WORK/zimage_smoke.jsonl" "$WORK/attn.jsonl")
 }
 
-step_zimage() {
-  env_part
-  # The model in the background while the tiny-model accuracy test runs
-  # (the engine's defaults may have changed since the last check call).
+# The tiny-model tests again (the engine's defaults may have changed since
+# the check call) while the full-size model is made in the background.
+tests_and_model() {
   local zpid=""
   if [ "$GPU" = 1 ] && [ ! -f "$ZMODEL/.complete" ]; then
     (timeout -k 10 $(( $(left) - 60 )) bash -c "$(zmodel_cmd)" > "$WORK/zmodel.log" 2>&1) &
@@ -206,6 +205,11 @@ step_zimage() {
   part zimage_cuda_test 120 gpu "PARTS=zimage PX_TEST_TIMEOUT=110 scripts/test_gpu"
   [ -n "$zpid" ] && part zmodel_wait 300 cpu "while kill -0 $zpid 2>/dev/null; do sleep 2; done; cat $WORK/zmodel.log; test -f $ZMODEL/.complete"
   zmodel 300
+}
+
+step_zimage() {
+  env_part
+  tests_and_model
   part ours 240 gpu "$PY bench/zimage_cuda_vs_torch.py --model $ZMODEL/hf --bench $BIN/zimage_cuda_bench \
     --out $WORK/ours --sizes 1024x1024,512x512 --batches 1,2,4,8 --iters 2 --skip-torch"
   # PyTorch at the headline shapes first (eager, then compiled afresh per shape).
@@ -219,16 +223,7 @@ step_zimage() {
 
 step_lora() {
   env_part
-  # The model in the background while the tiny-model tests run again (the
-  # engine's defaults may have changed since the check call).
-  local zpid=""
-  if [ "$GPU" = 1 ] && [ ! -f "$ZMODEL/.complete" ]; then
-    (timeout -k 10 $(( $(left) - 60 )) bash -c "$(zmodel_cmd)" > "$WORK/zmodel.log" 2>&1) &
-    zpid=$!
-  fi
-  part zimage_cuda_test 120 gpu "PARTS=zimage PX_TEST_TIMEOUT=110 scripts/test_gpu"
-  [ -n "$zpid" ] && part zmodel_wait 300 cpu "while kill -0 $zpid 2>/dev/null; do sleep 2; done; cat $WORK/zmodel.log; test -f $ZMODEL/.complete"
-  zmodel 300
+  tests_and_model
   part lora_files 180 cpu "MODEL=$ZMODEL LORAS=$LORAS ZCONFIG=$ZCONFIG bench/lora_gpu.sh files"
   part lora_b1 300 gpu "MODEL=$ZMODEL LORAS=$LORAS OUT=$WORK BATCH=1 bench/lora_gpu.sh run"
   # The seed's 186 MB LoRA (bf16, attention, rank 89) loaded on this machine:
