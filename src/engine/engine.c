@@ -255,6 +255,77 @@ int px_engine_run(px_engine *e, px_engine_item *items, int n)
     return 0;
 }
 
+/* The w×h an item computes at (the output's size). */
+static void item_size(const px_engine *e, const px_engine_item *it, int *w, int *h)
+{
+    if (e->ops->kind == PX_ENGINE_GENERATE) *w = it->gen.width, *h = it->gen.height;
+    else *w = it->image->w, *h = it->image->h;
+}
+
+/* The caller's feed with its joiners validated first: an invalid one (or
+ * one of another size than the batch) is done at once, never seen by the
+ * engine. */
+typedef struct checked_feed {
+    const px_engine_feed *user;
+    const px_engine *e;
+    int w, h;
+} checked_feed;
+
+static int checked_join(void *ctx, px_engine_item **items, int max)
+{
+    checked_feed *c = ctx;
+    for (;;) {
+        int n = c->user->join(c->user->ctx, items, max), k = 0;
+        if (n <= 0) return 0;
+        for (int i = 0; i < n; i++) {
+            px_engine_item *it = items[i];
+            int w, h;
+            if (validate(c->e, it) == 0) {
+                item_size(c->e, it, &w, &h);
+                if (w != c->w || h != c->h)
+                    px_errf(it->err, sizeof it->err, PX_EINVAL,
+                            "a %dx%d item cannot join a batch of %dx%d", w, h, c->w, c->h),
+                        it->status = PX_EINVAL;
+            }
+            if (it->status) c->user->done(c->user->ctx, it);
+            else items[k++] = it;
+        }
+        /* All refused: the queue may hold good ones behind them. */
+        if (k) return k;
+    }
+}
+
+static void checked_done(void *ctx, px_engine_item *it)
+{
+    checked_feed *c = ctx;
+    c->user->done(c->user->ctx, it);
+}
+
+int px_engine_run_feed(px_engine *e, px_engine_item **items, int n, const px_engine_feed *feed)
+{
+    if (!e || n < 1 || !items || !feed || !feed->join || !feed->done) return PX_EINVAL;
+    if (!(e->ops->caps & PX_ENGINE_CAP_JOIN) || !e->ops->run_feed) return PX_EUNSUP;
+    checked_feed c = {.user = feed, .e = e};
+    px_engine_feed wrap = {.join = checked_join, .done = checked_done, .ctx = &c};
+    /* The first valid item sets the batch's size; the others must match. */
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        px_engine_item *it = items[i];
+        int w, h;
+        if (validate(e, it) == 0) {
+            item_size(e, it, &w, &h);
+            if (!k) c.w = w, c.h = h;
+            if (w != c.w || h != c.h)
+                it->status = px_errf(it->err, sizeof it->err, PX_EINVAL,
+                                     "a %dx%d item in a batch of %dx%d", w, h, c.w, c.h);
+        }
+        if (it->status) feed->done(feed->ctx, it);
+        else items[k++] = it;
+    }
+    if (!k) return 0; /* every item done already; the queue forms the next batch */
+    return e->ops->run_feed(e, items, k, &wrap);
+}
+
 /* A batch of n w×h inpaint items on a synthetic image (a square hole in
  * the middle), for the default warm-up. */
 static int warm_inpaint(px_engine *e, int w, int h, int n, char *err, size_t errlen)

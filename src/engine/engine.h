@@ -43,7 +43,9 @@ enum {
     PX_ENGINE_CAP_DETERMINISTIC = 1u << 2, /* same input + seed => same output */
     PX_ENGINE_CAP_GPU = 1u << 3,           /* runs on a GPU */
     PX_ENGINE_CAP_WEIGHTS = 1u << 4,       /* needs a weights file */
-    PX_ENGINE_CAP_DEVICES = 1u << 5        /* px_engine_config.device picks CPU or GPU */
+    PX_ENGINE_CAP_DEVICES = 1u << 5,       /* px_engine_config.device picks CPU or GPU */
+    PX_ENGINE_CAP_JOIN = 1u << 6           /* items join a running batch between steps
+                                              (px_engine_run_feed) */
 };
 
 typedef struct px_engine_config {
@@ -186,6 +188,31 @@ int px_engine_parallelism(const px_engine *e);
  * threads may run batches on one engine at once.
  */
 int px_engine_run(px_engine *e, px_engine_item *items, int n);
+
+/*
+ * Step-level continuous batching (generate engines with PX_ENGINE_CAP_JOIN).
+ * A batch runs step by step; between steps the engine asks join for more
+ * items (the caller's queue: items of the first item's size, at most max
+ * more, none when join returns 0), and each item leaves the batch when its
+ * own steps are done (each carries its own timestep), is cancelled or
+ * fails: done is called for it then, exactly once, from the thread running
+ * the batch, and the engine touches it no more. Items handed out by join
+ * must stay valid until their done.
+ */
+typedef struct px_engine_feed {
+    int (*join)(void *ctx, px_engine_item **items, int max);
+    void (*done)(void *ctx, px_engine_item *item);
+    void *ctx;
+} px_engine_feed;
+
+/*
+ * Runs items[0..n) (pointers: the caller's slots) and whatever joins them,
+ * until every item is done and join gives no more. Items are validated as
+ * px_engine_run does (a joiner of another size fails with PX_EINVAL);
+ * invalid ones are done at once. Returns 0, or PX_EUNSUP for an engine
+ * without PX_ENGINE_CAP_JOIN (then no item was touched) or PX_EINVAL.
+ */
+int px_engine_run_feed(px_engine *e, px_engine_item **items, int n, const px_engine_feed *feed);
 
 /* What to warm up before serving: the sizes (w[i], h[i]) that GPU engines
  * build their plans for at every batch size up to max_batch. */

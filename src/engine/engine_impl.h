@@ -26,6 +26,10 @@ typedef struct px_engine_ops {
     int (*parallelism)(const px_engine *e);
     /* Items already validated by px_engine_run. Sets each item's status. */
     int (*run)(px_engine *e, px_engine_item *items, int n);
+    /* Continuous batching (PX_ENGINE_CAP_JOIN engines): items validated, of
+     * one size; feed's join already validates joiners (engine.c wraps it).
+     * Calls feed->done once per item. */
+    int (*run_feed)(px_engine *e, px_engine_item **items, int n, const px_engine_feed *feed);
     /* Warm-up (px_engine_warm_up); NULL runs the default of the engine's
      * kind (engine.c: a tiny inpaint batch, the --warm-sizes plans on GPUs). */
     int (*warmup)(px_engine *e, const px_engine_warmup *wu, char *err, size_t errlen);

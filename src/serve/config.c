@@ -51,6 +51,7 @@ void px_config_defaults(px_serve_config *c)
     c->cpu_queue = px_config_queue_bound();
     c->max_batch = 8;
     c->max_queue_delay_ms = 5;
+    c->continuous_batching = 1;
     c->bucket_step = 64;
     px_hd_defaults(&c->hd);
     c->hd.crop_bucket = -1; /* per engine: px_kind_inpaint_crop_bucket */
@@ -98,7 +99,7 @@ void px_config_usage(void)
         "                         --engine lama:weights=big-lama.safetensors,device=cuda:1\n"
         "                         Text to image: --engine zimage:model=DIR (a Hugging Face\n"
         "                         Z-Image-Turbo directory; device=cpu, or cuda[:N] in a\n"
-        "                         `make CUDA=1` build: not yet verified on a GPU)\n"
+        "                         `make CUDA=1` build)\n"
         "  --weights FILE         weights file for engines that need one and name none\n"
         "                         (lama: a .safetensors made by tools/lama_convert.py)\n"
         "  --device D             where engines that can choose run (unless they name\n"
@@ -116,6 +117,10 @@ void px_config_usage(void)
         "                         the engine drives, 1 on the CPU)\n"
         "  --max-batch N          engine inputs per batch, for engines that batch (default 8)\n"
         "  --max-queue-delay DUR  how long a batch may wait to fill up (default 5ms)\n"
+        "  --continuous-batching on|off\n"
+        "                         requests join a running batch between denoising steps\n"
+        "                         and leave it when their own steps are done, on engines\n"
+        "                         that can (zimage on cuda; default on)\n"
         "  --bucket-step N        pad sizes up to multiples of N to batch them; 0 = only\n"
         "                         equal sizes batch (default 64)\n"
         "  --queue N              safety bound: requests in flight per priority (default\n"
@@ -385,6 +390,9 @@ static int apply_flag(px_serve_config *c, const char *n, const char *val, int de
     } else if (!strcmp(n, "job-ttl")) {
         bad = px_parse_duration_ms(val, &ms) || ms < 1;
         if (!bad) c->job_ttl_ms = ms;
+    } else if (!strcmp(n, "continuous-batching")) {
+        bad = strcmp(val, "on") && strcmp(val, "off");
+        if (!bad) c->continuous_batching = !strcmp(val, "on");
     } else if (!strcmp(n, "max-queue-delay")) {
         bad = px_parse_duration_ms(val, &ms) || ms > 10000;
         if (!bad) c->max_queue_delay_ms = (int)ms;

@@ -50,6 +50,7 @@ typedef struct px_serve_config {
     int cpu_queue;             /* safety bound on the CPU pool's queue, same default */
     int max_batch;             /* items per engine call, default 8 */
     int max_queue_delay_ms;    /* wait for a fuller batch, default 5 */
+    int continuous_batching;   /* items join running batches (engines that can); default 1 */
     int bucket_step;           /* shape bucket for batching, default 64 */
     px_hd_params hd;           /* default large-image strategy */
     int max_per_client;        /* requests in flight per client, 0 = no cap */

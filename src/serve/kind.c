@@ -1,7 +1,7 @@
 /*
  * kind.c — the registry of request kinds and the helpers kinds share (see
- * kind.h): the plain run adapter over px_engine_item payloads and batch
- * keys. Add a kind to px_kinds here and its routes in routes.c.
+ * kind.h): the run adapters over px_engine_item payloads (plain and
+ * continuous) and batch keys. Add a kind to px_kinds here and its routes in routes.c.
  */
 #include "serve/kind.h"
 
@@ -59,6 +59,28 @@ uint64_t px_kind_key3(int a, int b, int c)
     return ((uint64_t)a & m) << 42 | ((uint64_t)b & m) << 21 | ((uint64_t)c & m);
 }
 
+/* An engine item for scheduler item si: its payload, with the cancel flag
+ * and the progress callback wired to si. */
+static void wire(px_engine_item *dst, px_sched_item *si)
+{
+    *dst = *(const px_engine_item *)si->payload;
+    dst->cancel = &si->cancel;
+    dst->progress = px_sched_progress;
+    dst->progress_arg = si;
+}
+
+/* The engine's results back into si's payload and its status. */
+static void unwire(const px_engine_item *src, px_sched_item *si)
+{
+    px_engine_item *p = si->payload;
+    *p = *src;
+    p->cancel = NULL; /* the scheduler item's flag does not outlive the run */
+    p->progress = NULL;
+    p->progress_arg = NULL;
+    si->status = src->status;
+    memcpy(si->err, src->err, sizeof si->err);
+}
+
 void px_kind_run_engine_items(px_engine *e, px_sched_item *const *items, int n)
 {
     px_engine_item one, *batch = n == 1 ? &one : px_alloc_array((size_t)n, sizeof *batch);
@@ -69,22 +91,75 @@ void px_kind_run_engine_items(px_engine *e, px_sched_item *const *items, int n)
         }
         return;
     }
-    for (int i = 0; i < n; i++) {
-        batch[i] = *(const px_engine_item *)items[i]->payload;
-        batch[i].cancel = &items[i]->cancel;
-        batch[i].progress = px_sched_progress;
-        batch[i].progress_arg = items[i];
-    }
+    for (int i = 0; i < n; i++) wire(&batch[i], items[i]);
     px_engine_run(e, batch, n);
-    for (int i = 0; i < n; i++) {
-        px_engine_item *p = items[i]->payload;
-        *p = batch[i];
-        p->cancel = NULL; /* the scheduler item's flag does not outlive the run */
-        p->progress = NULL;
-        p->progress_arg = NULL;
-        items[i]->status = batch[i].status;
-        memcpy(items[i]->err, batch[i].err, sizeof items[i]->err);
-    }
+    for (int i = 0; i < n; i++) unwire(&batch[i], items[i]);
     if (batch != &one) free(batch);
 }
 
+/* A continuous batch's engine items: slots the engine holds pointers to
+ * while their scheduler items run (a run never has more than
+ * PX_SCHED_MAX_BATCH at once). */
+typedef struct join_run {
+    px_sched_run *run;
+    px_engine_item slot[PX_SCHED_MAX_BATCH];
+    px_sched_item *owner[PX_SCHED_MAX_BATCH]; /* NULL: a free slot */
+} join_run;
+
+static px_engine_item *take_slot(join_run *j, px_sched_item *si)
+{
+    for (int i = 0; i < PX_SCHED_MAX_BATCH; i++)
+        if (!j->owner[i]) {
+            j->owner[i] = si;
+            wire(&j->slot[i], si);
+            return &j->slot[i];
+        }
+    return NULL; /* unreachable: the scheduler caps a run's items */
+}
+
+static int feed_join(void *ctx, px_engine_item **items, int max)
+{
+    join_run *j = ctx;
+    px_sched_item *got[PX_SCHED_MAX_BATCH];
+    int n = px_sched_join(j->run, got, max < PX_SCHED_MAX_BATCH ? max : PX_SCHED_MAX_BATCH);
+    for (int i = 0; i < n; i++) items[i] = take_slot(j, got[i]);
+    return n;
+}
+
+static void feed_done(void *ctx, px_engine_item *it)
+{
+    join_run *j = ctx;
+    int i = (int)(it - j->slot);
+    px_sched_item *si = j->owner[i];
+    j->owner[i] = NULL;
+    unwire(it, si);
+    px_sched_finish(j->run, si); /* may free the payload: unwired first */
+}
+
+void px_kind_run_engine_items_join(px_engine *e, px_sched_item *const *items, int n,
+                                   px_sched_run *run)
+{
+    join_run *j = calloc(1, sizeof *j);
+    if (!j) {
+        for (int i = 0; i < n; i++) {
+            items[i]->status = PX_ENOMEM;
+            snprintf(items[i]->err, sizeof items[i]->err, "out of memory forming a batch");
+            px_sched_finish(run, items[i]);
+        }
+        return;
+    }
+    j->run = run;
+    px_engine_item *first[PX_SCHED_MAX_BATCH];
+    for (int i = 0; i < n; i++) first[i] = take_slot(j, items[i]);
+    px_engine_feed feed = {.join = feed_join, .done = feed_done, .ctx = j};
+    int rc = px_engine_run_feed(e, first, n, &feed);
+    /* Items the engine did not end (it refused the call): ended here. */
+    for (int i = 0; i < PX_SCHED_MAX_BATCH; i++)
+        if (j->owner[i]) {
+            if (!j->slot[i].status)
+                j->slot[i].status = px_errf(j->slot[i].err, sizeof j->slot[i].err,
+                                            rc ? rc : PX_EIO, "the engine did not run the item");
+            feed_done(j, &j->slot[i]);
+        }
+    free(j);
+}

@@ -14,7 +14,8 @@
  *              make_items  fills each scheduler item's payload, batch key
  *                       and shape
  *   device     run      the run adapter: a batch of this kind's items (one
- *                       key) through the engine (sched.h px_sched_run_fn)
+ *                       key) through the engine (sched.h px_sched_run_fn);
+ *              run_join its continuous form, where items join between steps
  *   any thread release  the engine is done with the items: drop what only
  *                       they needed
  *   CPU pool   finish   after every item succeeded: assemble, encode, build
@@ -113,6 +114,9 @@ struct px_kind {
     void (*make_items)(const px_kind_ctx *c, void *req, px_sched_item *items, int n);
     /* The device worker's run adapter for this kind's items. */
     px_sched_run_fn run;
+    /* Optional: its continuous-batching form (sched.h), for engines whose
+     * items join running batches between steps. */
+    px_sched_run_join_fn run_join;
     /* Builds the reply after every item succeeded. 0 or PX_E*. */
     int (*finish)(const px_kind_ctx *c, void *req, px_kind_reply *r, char *err, size_t errlen);
     void (*free)(void *req);
@@ -149,6 +153,12 @@ struct px_kind {
  * err into the scheduler items.
  */
 void px_kind_run_engine_items(px_engine *e, px_sched_item *const *items, int n);
+
+/* Its continuous-batching form (px_sched_run_join_fn): the items and every
+ * joiner through px_engine_run_feed, each item's results copied back and
+ * the item finished (px_sched_finish) as the engine says it is done. */
+void px_kind_run_engine_items_join(px_engine *e, px_sched_item *const *items, int n,
+                                   px_sched_run *run);
 
 /* A batch key from three small non-negative numbers (21 bits each kept):
  * e.g. (w, h, steps). */

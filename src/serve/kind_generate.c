@@ -633,6 +633,7 @@ const px_kind px_kind_generate = {
     .prepare = gen_prepare,
     .make_items = gen_make_items,
     .run = px_kind_run_engine_items,
+    .run_join = px_kind_run_engine_items_join,
     .finish = gen_finish,
     .free = gen_free,
     .release = gen_release,

@@ -297,6 +297,10 @@ static int render_batches(const px_metrics_gauges *g, px_buf *b)
                            "engine ran out of memory.\n"
                            "# TYPE pixserve_batch_oom_splits_total counter\n"
                            "pixserve_batch_oom_splits_total %llu\n"
+                           "# HELP pixserve_batch_joins_total Items that joined a running "
+                           "batch between steps (continuous batching).\n"
+                           "# TYPE pixserve_batch_joins_total counter\n"
+                           "pixserve_batch_joins_total %llu\n"
                            "# HELP pixserve_pending_requests Admitted requests not yet "
                            "answered, by priority.\n"
                            "# TYPE pixserve_pending_requests gauge\n"
@@ -309,7 +313,8 @@ static int render_batches(const px_metrics_gauges *g, px_buf *b)
                            "# HELP pixserve_async_jobs Jobs held by the jobs API.\n"
                            "# TYPE pixserve_async_jobs gauge\npixserve_async_jobs %d\n",
                            (unsigned long long)g->batch_items, (unsigned long long)g->batches,
-                           (unsigned long long)g->oom_splits, g->pending[0], g->pending[1],
+                           (unsigned long long)g->oom_splits,
+                           (unsigned long long)g->batch_joins, g->pending[0], g->pending[1],
                            g->pending[2], g->cpu_queued, g->async_jobs);
     return rc;
 }

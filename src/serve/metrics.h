@@ -36,6 +36,7 @@ typedef struct px_metrics_gauges {
     uint64_t lora_loaded_bytes;
     uint64_t batch_hist[PX_METRICS_BATCH_SLOTS];
     uint64_t batches, batch_items, oom_splits;
+    uint64_t batch_joins; /* items that joined a running batch */
     const px_gpu_info *gpus; /* NULL or ngpus readings */
     int ngpus;
     double uptime_s;

@@ -52,6 +52,7 @@ struct lane {
     px_sched_item *head[PX_PRIO_COUNT], *tail[PX_PRIO_COUNT];
     int queued[PX_PRIO_COUNT];
     int batching; /* may run more than one item per call */
+    int joining;  /* continuous batching: items join running batches */
     int running;  /* items in batches now */
     double ewma_item_ms; /* engine time per item */
 };
@@ -74,7 +75,20 @@ struct px_sched {
     struct worker *workers;
     int nworkers;
     int running, draining, stop;
-    uint64_t batches, items_run, oom_splits, batch_hist[7];
+    uint64_t batches, items_run, oom_splits, joins, batch_hist[7];
+};
+
+/* A batch in continuous mode (sched.h): the items on the engine now. */
+struct px_sched_run {
+    px_sched *s;
+    struct lane *lane;
+    uint64_t key;             /* what joiners must match: the first item's key, */
+    px_sched_run_join_fn fn;  /* adapter */
+    px_engine_shape shape;    /* and shape (copied: that item may end first) */
+    px_sched_item *active[MAX_BATCH];
+    int nactive, peak;
+    size_t mem;               /* reserved on the device for the active items */
+    int64_t t_last;           /* the run's start or its last item's end */
 };
 
 void px_sched_defaults(px_sched_config *c)
@@ -83,6 +97,7 @@ void px_sched_defaults(px_sched_config *c)
     c->max_batch = 8;
     c->max_delay_ns = 5 * 1000000LL;
     c->workers_per_engine = 1;
+    c->join = 1;
     c->mem_reserve = (size_t)256 << 20;
 }
 
@@ -278,6 +293,158 @@ formed:
     return n;
 }
 
+/* After the engine: a raised cancel flag wins over the result, and a
+ * result past its deadline is late. */
+static void settle_item(px_sched_item *it, int64_t now)
+{
+    it->t_finished = now;
+    if (atomic_load(&it->cancel)) {
+        it->status = PX_ECANCELED;
+        snprintf(it->err, sizeof it->err, "cancelled");
+    } else if (it->status == 0 && it->deadline_ns && it->deadline_ns < now) {
+        it->status = PX_ETIMEDOUT;
+        snprintf(it->err, sizeof it->err, "deadline passed while computing");
+    }
+}
+
+/* The engine time per item, from the gap between items ending (a batch
+ * whose items end together averages out). */
+static void note_item_time(struct lane *l, int64_t ns)
+{
+    double per = (double)ns / 1e6;
+    l->ewma_item_ms = l->ewma_item_ms == 0 ? per : 0.9 * l->ewma_item_ms + 0.1 * per;
+}
+
+/* ------------------------------------------------------------ joining */
+
+static int joinable(const px_sched_run *r, const px_sched_item *it)
+{
+    return it->key == r->key && it->run_join == r->fn;
+}
+
+/* Whether the lane's next item (by priority, then arrival) cannot join r
+ * and has waited max_delay: then r takes no more joiners and drains, so a
+ * stream of one size does not starve the others. */
+static int others_waiting_locked(const px_sched *s, const px_sched_run *r, int64_t now)
+{
+    for (int p = 0; p < PX_PRIO_COUNT; p++)
+        for (const px_sched_item *it = r->lane->head[p]; it; it = it->next) {
+            if (it->deadline_ns && it->deadline_ns <= now) continue; /* dropped later */
+            return !joinable(r, it) && now - it->t_queued >= s->cfg.max_delay_ns;
+        }
+    return 0;
+}
+
+/* Moves the device's reservation for r to m bytes. */
+static void reserve_locked(px_sched_run *r, size_t m)
+{
+    r->lane->dev->mem_in_use = r->lane->dev->mem_in_use - r->mem + m;
+    r->mem = m;
+}
+
+int px_sched_join(px_sched_run *r, px_sched_item **out, int max)
+{
+    px_sched *s = r->s;
+    struct lane *l = r->lane;
+    done_list dl = {.n = 0};
+    int k = 0;
+    pthread_mutex_lock(&s->mu);
+    int64_t now = px_now_ns();
+    int limit = s->cfg.max_batch < MAX_BATCH ? s->cfg.max_batch : MAX_BATCH;
+    if (max > limit - r->nactive) max = limit - r->nactive;
+    if (s->stop || others_waiting_locked(s, r, now)) max = 0;
+    size_t budget = budget_locked(s, l) + r->mem; /* what this run may hold */
+    for (int p = 0; p < PX_PRIO_COUNT && k < max; p++)
+        for (px_sched_item *it = l->head[p], *nx; it && k < max && dl.n < 64; it = nx) {
+            nx = it->next;
+            if (!joinable(r, it)) continue;
+            if (it->deadline_ns && it->deadline_ns <= now) {
+                unlink_item(l, it);
+                end_locked(&dl, it, PX_ETIMEDOUT, "deadline passed while queued");
+                continue;
+            }
+            size_t m = px_engine_mem_estimate(l->engine, r->nactive + 1, r->shape);
+            if (m > budget) goto full; /* the memory guard: wait for items to leave */
+            unlink_item(l, it);
+            it->state = S_RUNNING;
+            it->t_started = now;
+            it->batch_size = r->nactive + 1;
+            r->active[r->nactive++] = it;
+            if (r->nactive > r->peak) r->peak = r->nactive;
+            reserve_locked(r, m);
+            s->running++, l->running++, s->joins++;
+            out[k++] = it;
+        }
+full:
+    flush_done(s, &dl);
+    signal_idle_locked(s);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < k; i++)
+        if (out[i]->event) out[i]->event(out[i], PX_SCHED_STARTED, 0, 0, out[i]->done_arg);
+    return k;
+}
+
+void px_sched_finish(px_sched_run *r, px_sched_item *it)
+{
+    px_sched *s = r->s;
+    struct lane *l = r->lane;
+    int64_t now = px_now_ns();
+    settle_item(it, now);
+    pthread_mutex_lock(&s->mu);
+    int i = 0;
+    while (i < r->nactive && r->active[i] != it) i++;
+    if (i == r->nactive) { /* not running here, or finished twice */
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    r->active[i] = r->active[--r->nactive];
+    reserve_locked(r, r->nactive ? px_engine_mem_estimate(l->engine, r->nactive, r->shape) : 0);
+    s->running--, l->running--;
+    pthread_cond_broadcast(&s->work); /* memory is free again */
+    if (it->status == PX_ENOMEM && r->nactive > 0 && !it->oom_requeued && !s->draining) {
+        /* Out of memory beside others: once more, when they have gone. */
+        it->oom_requeued = 1;
+        it->state = S_QUEUED;
+        s->oom_splits++;
+        insert_item(l, it);
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    it->state = S_DONE;
+    s->items_run++;
+    note_item_time(l, now - r->t_last);
+    r->t_last = now;
+    pthread_mutex_unlock(&s->mu);
+    it->done(it, it->done_arg);
+    pthread_mutex_lock(&s->mu);
+    signal_idle_locked(s);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Runs a formed batch (its memory reserved) in continuous mode; returns
+ * with the lock released and every item done. */
+static void run_joined(px_sched *s, struct lane *l, px_sched_item **batch, int n, size_t mem)
+{
+    px_sched_run r = {.s = s, .lane = l, .key = batch[0]->key, .fn = batch[0]->run_join,
+                      .shape = batch[0]->shape, .nactive = n, .peak = n, .mem = mem,
+                      .t_last = px_now_ns()};
+    memcpy(r.active, batch, (size_t)n * sizeof *batch);
+    r.fn(l->engine, batch, n, &r);
+    /* The adapter ends every item; one it left would hang its request. */
+    while (r.nactive) {
+        px_sched_item *it = r.active[0];
+        if (!it->status || it->status == PX_ENOMEM) {
+            it->status = PX_EIO;
+            snprintf(it->err, sizeof it->err, "the engine did not finish the item");
+        }
+        px_sched_finish(&r, it);
+    }
+    pthread_mutex_lock(&s->mu);
+    s->batches++;
+    s->batch_hist[hist_slot(r.peak)]++;
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void timed_wait(pthread_cond_t *c, pthread_mutex_t *mu, int64_t until)
 {
     struct timespec ts;
@@ -330,20 +497,15 @@ static void *worker_main(void *arg)
         for (int i = 0; i < n; i++)
             if (batch[i]->event)
                 batch[i]->event(batch[i], PX_SCHED_STARTED, 0, 0, batch[i]->done_arg);
+        if (l->joining && batch[0]->run_join) {
+            run_joined(s, l, batch, n, mem);
+            pthread_mutex_lock(&s->mu);
+            continue;
+        }
         int64_t t0 = px_now_ns();
         run_items(s, l->engine, batch, n);
         int64_t t1 = px_now_ns();
-        for (int i = 0; i < n; i++) {
-            px_sched_item *it = batch[i];
-            it->t_finished = t1;
-            if (atomic_load(&it->cancel)) {
-                it->status = PX_ECANCELED;
-                snprintf(it->err, sizeof it->err, "cancelled");
-            } else if (it->status == 0 && it->deadline_ns && it->deadline_ns < t1) {
-                it->status = PX_ETIMEDOUT;
-                snprintf(it->err, sizeof it->err, "deadline passed while computing");
-            }
-        }
+        for (int i = 0; i < n; i++) settle_item(batch[i], t1);
 
         pthread_mutex_lock(&s->mu);
         s->running -= n;
@@ -352,8 +514,7 @@ static void *worker_main(void *arg)
         s->batches++;
         s->items_run += (uint64_t)n;
         s->batch_hist[hist_slot(n)]++;
-        double per = (double)(t1 - t0) / 1e6 / n;
-        l->ewma_item_ms = l->ewma_item_ms == 0 ? per : 0.9 * l->ewma_item_ms + 0.1 * per;
+        note_item_time(l, (t1 - t0) / n);
         for (int i = 0; i < n; i++) batch[i]->state = S_DONE;
         pthread_cond_broadcast(&s->work); /* memory is free again */
         pthread_mutex_unlock(&s->mu);
@@ -388,6 +549,8 @@ px_sched *px_sched_create(const px_sched_config *cfg, px_engine *const *engines,
         struct lane *l = &s->lanes[i];
         l->engine = engines[i];
         l->batching = (px_engine_caps(engines[i]) & PX_ENGINE_CAP_BATCH) && s->cfg.max_batch > 1;
+        l->joining = l->batching && s->cfg.join &&
+                     (px_engine_caps(engines[i]) & PX_ENGINE_CAP_JOIN);
         const char *dev = px_engine_device(engines[i]);
         for (int d = 0; d < s->ndevs && !l->dev; d++)
             if (!strcmp(s->devs[d].name, dev)) l->dev = &s->devs[d];
@@ -493,6 +656,7 @@ void px_sched_stats_get(px_sched *s, px_sched_stats *st)
     st->batches = s->batches;
     st->items_run = s->items_run;
     st->oom_splits = s->oom_splits;
+    st->joins = s->joins;
     memcpy(st->batch_hist, s->batch_hist, sizeof st->batch_hist);
     for (int d = 0; d < s->ndevs; d++) st->mem_in_use += s->devs[d].mem_in_use;
     pthread_mutex_unlock(&s->mu);

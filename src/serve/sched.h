@@ -15,6 +15,13 @@
  * fails with PX_ENOMEM. Items are cancellable in every state; expired items
  * are dropped before they run and checked again when their batch returns.
  *
+ * Continuous batching: on engines with PX_ENGINE_CAP_JOIN (config.join,
+ * on by default) items that carry a run_join adapter run as a batch that
+ * others of their key join between the engine's steps (px_sched_join, as
+ * long as max_batch and the memory guard allow and no item of another key
+ * has waited max_delay at the head of the lane), and each item completes
+ * when its own steps are done (px_sched_finish), not when the batch does.
+ *
  * Memory in use and the service rate (engine time per item, behind
  * Retry-After) are kept per device and per engine: a 2 s generation and a
  * 50 ms inpainting do not share one estimate.
@@ -54,6 +61,24 @@ typedef struct px_sched_item px_sched_item;
  * callback to px_sched_progress with the item as argument. */
 typedef void (*px_sched_run_fn)(px_engine *e, px_sched_item *const *items, int n);
 
+/* A running batch that takes joiners (see above). */
+typedef struct px_sched_run px_sched_run;
+
+/* The run adapter of joinable items: runs items[0..n) and what joins
+ * them through px_sched_join, calling px_sched_finish once for every item
+ * (the first n and every joiner) as it ends. */
+typedef void (*px_sched_run_join_fn)(px_engine *e, px_sched_item *const *items, int n,
+                                     px_sched_run *run);
+
+/* For run_join adapters, between steps: up to max more queued items of
+ * the run's key start now (their STARTED events are pushed); returns how
+ * many (0: none may join now). Never blocks on the queue. */
+int px_sched_join(px_sched_run *run, px_sched_item **items, int max);
+
+/* For run_join adapters: the item is done (its status and err set): its
+ * memory and place in the batch are freed and its done runs now. */
+void px_sched_finish(px_sched_run *run, px_sched_item *item);
+
 enum px_sched_event {
     PX_SCHED_STARTED,  /* the item's batch starts now (t_started, batch_size set) */
     PX_SCHED_PROGRESS  /* the engine finished step of steps */
@@ -68,6 +93,7 @@ struct px_sched_item {
     px_engine *engine;
     void *payload;          /* the kind's engine input */
     px_sched_run_fn run;    /* the kind's run adapter */
+    px_sched_run_join_fn run_join; /* NULL, or its continuous-batching form */
     uint64_t key;           /* batch key, computed by the kind: only equal keys batch */
     px_engine_shape shape;  /* for the memory estimate (a bucket's padded size) */
     enum px_priority prio;
@@ -88,6 +114,7 @@ struct px_sched_item {
     /* Scheduler-private. */
     atomic_int cancel;
     int state;
+    int oom_requeued; /* ran out of memory in a joined batch once: requeued */
     px_sched_item *prev, *next;
 };
 
@@ -99,6 +126,7 @@ typedef struct px_sched_config {
     int max_batch;          /* >= 1; engines without CAP_BATCH always get 1 */
     int64_t max_delay_ns;   /* how long the oldest item may wait for a fuller batch */
     int workers_per_engine; /* device workers per engine instance, >= 1 */
+    int join;               /* continuous batching where the engine can (default 1) */
     size_t mem_limit;       /* bytes usable by running batches per device;
                                0 = ask free_memory */
     size_t mem_reserve;     /* bytes always left free */
@@ -108,7 +136,8 @@ typedef struct px_sched_config {
     void *free_memory_ctx;
 } px_sched_config;
 
-/* Fills the defaults: batch 8, delay 5 ms, 1 worker, reserve 256 MiB. */
+/* Fills the defaults: batch 8, delay 5 ms, 1 worker, joins on, reserve
+ * 256 MiB. */
 void px_sched_defaults(px_sched_config *c);
 
 /* Starts workers for each engine. The engines must outlive the scheduler.
@@ -140,6 +169,7 @@ typedef struct px_sched_stats {
     int queued[PX_PRIO_COUNT];
     int running;          /* items in batches on the devices now */
     uint64_t batches, items_run, oom_splits;
+    uint64_t joins;       /* items that joined a running batch */
     uint64_t batch_hist[7]; /* batches of size 1, 2, 3-4, 5-8, 9-16, 17-32, 33+ */
     size_t mem_in_use;    /* estimates of the running batches, all devices */
 } px_sched_stats;

@@ -327,6 +327,7 @@ enum MHD_Result px_server_serve_metrics(px_server *s, struct MHD_Connection *c, 
         g.batches = ps.sched.batches;
         g.batch_items = ps.sched.items_run;
         g.oom_splits = ps.sched.oom_splits;
+        g.batch_joins = ps.sched.joins;
     }
     if (s->loras) {
         px_loras_stats ls;

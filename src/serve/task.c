@@ -474,6 +474,7 @@ static int submit_items(px_task *t, px_kind_ctx *kc, int n)
         px_sched_item *it = &t->items[i];
         it->engine = kc->engine;
         it->run = t->kind->run;
+        it->run_join = t->kind->run_join;
         it->prio = t->prio;
         it->deadline_ns = t->deadline_ns;
         it->arrival_ns = t->arrival_ns;
@@ -634,6 +635,7 @@ px_tasks *px_tasks_create(const px_serve_config *cfg, px_engine *const *engines,
     px_sched_defaults(&sc);
     sc.max_batch = cfg->max_batch;
     sc.max_delay_ns = (int64_t)cfg->max_queue_delay_ms * 1000000;
+    sc.join = cfg->continuous_batching;
     /* --workers, else one per device of the engine that has the most. */
     p->workers_per_engine = cfg->workers;
     for (int i = 0; cfg->workers <= 0 && i < nengines; i++) {
