@@ -10,6 +10,10 @@
 #                                 meanwhile (kept for the next call if warm)
 #   bench/gpu_session.sh zimage   issue 13: ours (1024², 512², batch 1-8) against
 #                                 PyTorch eager and torch.compile, same run
+#   bench/gpu_session.sh cbatch   issue 13: pixserve zimage under the generate
+#                                 profile at 1-50 users, 1024², 8 steps, with
+#                                 continuous batching (the default) and without;
+#                                 zimage_cuda_test (the joined-item check) first
 #   bench/gpu_session.sh lora     issue 14: LoRA step overhead and mixing;
 #                                 the full-size accuracy test (issue 13)
 #   bench/gpu_session.sh serve    issue 15: pixbench's generate tables (seed 002
@@ -38,8 +42,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 STEP=${1:-}
-case "$STEP" in check | zimage | lora | serve | lama | multi) ;; *)
-  sed -n '2,22p' "$0" >&2
+case "$STEP" in check | zimage | cbatch | lora | serve | lama | multi) ;; *)
+  sed -n '2,26p' "$0" >&2
   exit 2 ;;
 esac
 BUDGET=${BUDGET:-540}
@@ -160,13 +164,30 @@ env_part() {
 }
 
 # The engine's attention kernel for this call: the default (mma) unless its
-# check against the host reference fails where the WMMA kernel's passes.
+# check against the host reference fails where the WMMA kernel's passes; the
+# pipelined mma2 (not yet run on a GPU when written) when it passes its check
+# and times faster than mma at 1024² batch 1 here.
 pick_attention() {
   [ "$GPU" = 1 ] && [ -z "${PX_ZIMAGE_CUDA_ATTN:-}" ] || return 0
-  timeout -k 5 60 "$BIN/zattn_cuda_bench" check > "$WORK/attn_pick.log" 2>&1
-  if grep -q '^mma .*FAIL' "$WORK/attn_pick.log" && ! grep -q '^wmma .*FAIL' "$WORK/attn_pick.log"; then
+  local log=$WORK/attn_pick.log
+  timeout -k 5 60 "$BIN/zattn_cuda_bench" check > "$log" 2>&1
+  if grep -q '^mma .*FAIL' "$log" && ! grep -q '^wmma .*FAIL' "$log"; then
     export PX_ZIMAGE_CUDA_ATTN=wmma
     note "attention: the mma kernel failed its check (attn_pick.log); this call runs the WMMA one"
+  fi
+  if grep -q '^mma2 ' "$log" && ! grep -q '^mma2 .*FAIL' "$log"; then
+    timeout -k 5 60 "$BIN/zattn_cuda_bench" time --iters 5 > "$WORK/attn_pick_time.log" 2>&1
+    local t1 t2
+    t1=$(awk '$1 == "mma" && $2 == "1024x1024" && $4 == 1 {print $7}' "$WORK/attn_pick_time.log")
+    t2=$(awk '$1 == "mma2" && $2 == "1024x1024" && $4 == 1 {print $7}' "$WORK/attn_pick_time.log")
+    if [ -n "$t1" ] && [ -n "$t2" ] && awk "BEGIN {exit !($t2 < $t1)}"; then
+      [ -z "${PX_ZIMAGE_CUDA_ATTN:-}" ] && export PX_ZIMAGE_CUDA_ATTN=mma2
+      note "attention: mma2 passed its check and took $t2 ms against mma's $t1 ms (1024², batch 1): this call runs ${PX_ZIMAGE_CUDA_ATTN}"
+    else
+      note "attention: mma2 passed its check but was not faster (${t2:-?} vs ${t1:-?} ms): mma stays"
+    fi
+  elif grep -q '^mma2 .*FAIL' "$log"; then
+    note "attention: mma2 failed its check (attn_pick.log): not used"
   fi
 }
 
@@ -238,13 +259,15 @@ step_lora() {
         "$WORK/lora-load.jsonl")
 }
 
-# pixserve serve with the zimage engine on the GPU(s), its pid in SP.
+# pixserve serve with the zimage engine on the GPU(s), its pid in SP;
+# PXARGS: more pixserve flags.
 SP=""
 serve_zimage() { # port logname [VAR=value...]
   local port=$1 log=$2
   shift 2
+  # shellcheck disable=SC2086 # PXARGS is a list of flags
   env "$@" "$BIN/pixserve" serve --port "$port" --engine "zimage:model=$ZMODEL/hf,device=${ZDEVICE:-cuda}" \
-    --outputs /tmp/px-out --log-level warn > "$WORK/$log" 2>&1 &
+    --outputs /tmp/px-out --log-level warn ${PXARGS:-} > "$WORK/$log" 2>&1 &
   SP=$!
 }
 
@@ -266,6 +289,25 @@ step_serve() {
     --timeout 300s --monitor-interval 200ms --no-progress --out $WORK/seed003"
   kill "$SP" 2>/dev/null; wait "$SP" 2>/dev/null
   KEY+=("$WORK/seed002/report.md:seed002.md" "$WORK/seed003/report.md:seed003.md")
+}
+
+# Continuous batching against plain batches: the same closed-loop sweep
+# (no think time: the saturation the issue's goals name) against pixserve's
+# defaults and against --continuous-batching off.
+step_cbatch() {
+  env_part
+  tests_and_model
+  local W=${SIZE:-1024} mode
+  for mode in on off; do
+    PXARGS="--continuous-batching $mode" serve_zimage 7862 "serve-cb-$mode.log"
+    if [ "$GPU" = 1 ] && ! wait_ready 7862 120; then note "pixserve zimage ($mode): not ready in 120 s"; fi
+    part "cb_$mode" 170 gpu "$BIN/pixbench --target http://127.0.0.1:7862 --pid $SP --profile generate \
+      --sweep 1,4,8,16,32,50 --warmup 4s --duration 15s --width $W --height $W --steps 8 --cfg-scale 0 \
+      --timeout 180s --no-progress --out $WORK/cb-$mode"
+    kill "$SP" 2>/dev/null; wait "$SP" 2>/dev/null
+  done
+  KEY+=("$WORK/cb-on/report.md:cb-on.md" "$WORK/cb-off/report.md:cb-off.md"
+        "$WORK/cb-on/report.json:cb-on.json" "$WORK/cb-off/report.json:cb-off.json")
 }
 
 step_lama() {

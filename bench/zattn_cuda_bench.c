@@ -141,7 +141,7 @@ static int check_case(const acase *c, int impl)
     int ok = maxdiff <= 1e-2 * maxref && !touched;
     printf("%-4s hd %3d heads %2d/%d items %d S %3d n_q %3d causal %d kv_len %d,%d,%d: "
            "max|diff| %.3g of max|ref| %.3g, rows past n_q written %d: %s\n",
-           impl == ZC_ATTN_WMMA ? "wmma" : "mma", c->hd, c->nh, c->nkv, c->items, c->S, c->n_q,
+           zc_attn_impl_name(impl), c->hd, c->nh, c->nkv, c->items, c->S, c->n_q,
            c->causal, c->kv_len[0], c->kv_len[1], c->kv_len[2], maxdiff, maxref, touched,
            ok ? "ok" : "FAIL");
     cudaFree(dx), cudaFree(dout), cudaFree(dlen), free(x), free(o), free(ref);
@@ -159,7 +159,7 @@ static int run_check(void)
     };
     int fails = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        for (int impl = 0; impl < 2; impl++) fails += !check_case(&cases[i], impl);
+        for (int impl = 0; impl < ZC_ATTN_COUNT; impl++) fails += !check_case(&cases[i], impl);
     printf("attention check: %s (%d failed)\n", fails ? "FAIL" : "PASS", fails);
     return fails ? 1 : 0;
 }
@@ -190,7 +190,7 @@ static void time_shape(const char *size, int S, int B, int iters, FILE *js)
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
-    for (int impl = 0; impl < 2; impl++) {
+    for (int impl = 0; impl < ZC_ATTN_COUNT; impl++) {
         float ms[200];
         for (int it = -3; it < iters; it++) {
             CK(cudaEventRecord(e0, 0));
@@ -201,7 +201,7 @@ static void time_shape(const char *size, int S, int B, int iters, FILE *js)
         }
         qsort(ms, (size_t)iters, sizeof ms[0], cmp_f);
         double med = ms[iters / 2], tf = 4.0 * S * S * hd * nh * B / (med * 1e-3) / 1e12;
-        const char *name = impl == ZC_ATTN_WMMA ? "wmma" : "mma";
+        const char *name = zc_attn_impl_name(impl);
         printf("%s %s batch %d (S %d): %.3f ms, %.0f TFLOP/s\n", name, size, B, S, med, tf);
         if (js)
             fprintf(js,

@@ -1,9 +1,10 @@
 /*
- * zattn.cu — the two flash-attention kernels of zattn.h. Both: a block
- * takes 64 queries of one (item, head) in 4 warps of 16 queries and walks
- * the item's keys in tiles of 64 (K and V tiles in shared memory, loaded
- * by the whole block), keeping each query row's running maximum and sum in
- * fp32 (online softmax, in base 2: exp2 of scale·log2(e)·score).
+ * zattn.cu — the flash-attention kernels of zattn.h. All: a warp takes 16
+ * queries of one (item, head) and walks the item's keys in tiles of 64 (K
+ * and V tiles in shared memory, loaded by the whole block), keeping each
+ * query row's running maximum and sum in fp32 (online softmax, in base 2:
+ * exp2 of scale·log2(e)·score); blocks of 64 queries (WMMA, mma) or 128
+ * (mma2).
  *
  * bench/zattn_cuda_bench check compares both with a host reference
  * (passed on an H200, 2026-12-05; also run by make test-gpu).
@@ -220,28 +221,46 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi, float *sum)
     return u;
 }
 
-/* S = Q·Kᵀ for this warp's 16 rows and the tile's 64 keys: s[j] is keys
- * 8j..8j+7. Block i of an ldmatrix: Q rows +8·(i%2), columns +8·(i/2) (the
- * A operand's order); K rows (keys) +8·(i/2), columns +8·(i%2) (two key
- * tiles' B operands). */
+/* s += Q·Kᵀ over head columns [kk, kk + 16) for this warp's 16 rows and
+ * the tile's 64 keys (s[j]: keys 8j..8j+7; a: the warp's Q fragment of
+ * those columns). Block i of the K ldmatrix: rows (keys) +8·(i/2), columns
+ * +8·(i%2) — two key tiles' B operands. */
 template <int HD>
-__device__ __forceinline__ void mma_scores(float s[8][4], const bf16 *sQw, const bf16 *sK, int lane)
+__device__ __forceinline__ void mma_scores_kk(float s[8][4], const uint32_t a[4], const bf16 *sK,
+                                              int kk, int lane)
 {
     constexpr int L = mma_ld<HD>();
     int i = lane / 8, r = lane % 8;
+#pragma unroll
+    for (int j = 0; j < 8; j += 2) {
+        uint32_t b[4];
+        ldsm4(b, sK + ((j + i / 2) * 8 + r) * L + kk + (i % 2) * 8);
+        mma16816(s[j], a, b[0], b[1]);
+        mma16816(s[j + 1], a, b[2], b[3]);
+    }
+}
+
+/* The warp's Q fragment of head columns [kk, kk + 16): block i of the
+ * ldmatrix is Q rows +8·(i%2), columns +8·(i/2) (the A operand's order). */
+template <int HD>
+__device__ __forceinline__ void mma_q_frag(uint32_t a[4], const bf16 *sQw, int kk, int lane)
+{
+    constexpr int L = mma_ld<HD>();
+    int i = lane / 8, r = lane % 8;
+    ldsm4(a, sQw + ((i % 2) * 8 + r) * L + kk + (i / 2) * 8);
+}
+
+/* S = Q·Kᵀ for this warp's 16 rows (Q read from shared memory). */
+template <int HD>
+__device__ __forceinline__ void mma_scores(float s[8][4], const bf16 *sQw, const bf16 *sK, int lane)
+{
 #pragma unroll
     for (int j = 0; j < 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0;
 #pragma unroll
     for (int kk = 0; kk < HD; kk += 16) {
         uint32_t a[4];
-        ldsm4(a, sQw + ((i % 2) * 8 + r) * L + kk + (i / 2) * 8);
-#pragma unroll
-        for (int j = 0; j < 8; j += 2) {
-            uint32_t b[4];
-            ldsm4(b, sK + ((j + i / 2) * 8 + r) * L + kk + (i % 2) * 8);
-            mma16816(s[j], a, b[0], b[1]);
-            mma16816(s[j + 1], a, b[2], b[3]);
-        }
+        mma_q_frag<HD>(a, sQw, kk, lane);
+        mma_scores_kk<HD>(s, a, sK, kk, lane);
     }
 }
 
@@ -281,6 +300,67 @@ __device__ __forceinline__ float mma_softmax_row(float *v0, int stride, int key0
     return alpha;
 }
 
+/* A lane's two query rows' running maximum and sum (rows g and g + 8 of
+ * its warp's 16). */
+struct mma_stats {
+    float ma, mb, la, lb;
+};
+
+/* One key tile's online-softmax update of a warp's 16 rows: the scores s
+ * (Q·Kᵀ of keys k0..k0+63) masked and turned into probabilities, the
+ * running output o rescaled and O += P·V (V: the tile in shared memory).
+ * qa: the lane's first query row. */
+template <int HD>
+__device__ __forceinline__ void mma_tile(float o[HD / 8][4], float s[8][4], const bf16 *sV, int k0,
+                                         int nkeys, int causal, int qa, float sl2, mma_stats &st,
+                                         int lane)
+{
+    constexpr int L = mma_ld<HD>(), NT = HD / 8;
+    int t = lane % 4, i8 = lane / 8, r8 = lane % 8;
+    uint32_t pa[8], pb[8];
+    float aa = mma_softmax_row(&s[0][0], 4, k0 + 2 * t, nkeys, causal, qa, sl2, st.ma, st.la, pa);
+    float ab = mma_softmax_row(&s[0][2], 4, k0 + 2 * t, nkeys, causal, qa + 8, sl2, st.mb, st.lb,
+                               pb);
+#pragma unroll
+    for (int n = 0; n < NT; n++) {
+        o[n][0] *= aa, o[n][1] *= aa;
+        o[n][2] *= ab, o[n][3] *= ab;
+    }
+    /* O += P·V, 16 keys at a time: P's A operand is score tiles 2ks and
+     * 2ks+1; V blocks: keys +8·(i%2), head columns +8·(i/2). */
+#pragma unroll
+    for (int ks = 0; ks < 4; ks++) {
+        uint32_t a[4] = {pa[2 * ks], pb[2 * ks], pa[2 * ks + 1], pb[2 * ks + 1]};
+#pragma unroll
+        for (int n = 0; n < NT; n += 2) {
+            uint32_t v[4];
+            ldsm4_t(v, sV + (ks * 16 + (i8 % 2) * 8 + r8) * L + (n + i8 / 2) * 8);
+            mma16816(o[n], a, v[0], v[1]);
+            mma16816(o[n + 1], a, v[2], v[3]);
+        }
+    }
+}
+
+/* The lane's two rows of O / l into go (the item's and head's first
+ * column), rows at or past n_q left alone. */
+template <int HD>
+__device__ __forceinline__ void mma_store(bf16 *go, int ldo, const float o[HD / 8][4],
+                                          const mma_stats &st, int qa, int n_q, int lane)
+{
+    float ia = st.la > 0 ? 1.0f / st.la : 0.0f, ib = st.lb > 0 ? 1.0f / st.lb : 0.0f;
+    int qb = qa + 8;
+    go += 2 * (lane % 4);
+#pragma unroll
+    for (int n = 0; n < HD / 8; n++) {
+        if (qa < n_q)
+            *reinterpret_cast<__nv_bfloat162 *>(go + (size_t)qa * ldo + n * 8) =
+                __floats2bfloat162_rn(o[n][0] * ia, o[n][1] * ia);
+        if (qb < n_q)
+            *reinterpret_cast<__nv_bfloat162 *>(go + (size_t)qb * ldo + n * 8) =
+                __floats2bfloat162_rn(o[n][2] * ib, o[n][3] * ib);
+    }
+}
+
 template <int HD>
 __global__ void __launch_bounds__(128)
     k_flash_mma(const bf16 *Q, const bf16 *K, const bf16 *V, bf16 *O, int ldq, int ldk, int ldv,
@@ -290,7 +370,7 @@ __global__ void __launch_bounds__(128)
     constexpr int L = mma_ld<HD>(), NT = HD / 8;
     extern __shared__ __align__(16) unsigned char smem[];
     bf16 *sQ = reinterpret_cast<bf16 *>(smem), *sK = sQ + 64 * L, *sV = sK + 64 * L;
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     int q0 = blockIdx.x * 64, h = blockIdx.y, b = blockIdx.z, hk = h / (nh / nkv);
     int nkeys = min(kv_len[b], S_kv);
     const bf16 *gk = K + (size_t)b * S_kv * ldk + (size_t)hk * HD;
@@ -299,10 +379,10 @@ __global__ void __launch_bounds__(128)
     float o[NT][4];
 #pragma unroll
     for (int n = 0; n < NT; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0;
-    int qa = q0 + warp * 16 + g, qb = qa + 8; /* this lane's two query rows */
-    float ma = -INFINITY, mb = -INFINITY, la = 0, lb = 0;
+    int qa = q0 + warp * 16 + lane / 4; /* this lane's rows: qa and qa + 8 */
+    mma_stats st = {-INFINITY, -INFINITY, 0, 0};
     const float sl2 = scale * 1.4426950408889634f;
-    int kend = nkeys, i8 = lane / 8, r8 = lane % 8;
+    int kend = nkeys;
     if (causal && q0 + 64 < kend) kend = q0 + 64; /* keys past the tile's queries */
     for (int k0 = 0; k0 < kend; k0 += 64) {
         __syncthreads(); /* the previous tile is no longer read */
@@ -311,39 +391,9 @@ __global__ void __launch_bounds__(128)
         __syncthreads();
         float s[8][4];
         mma_scores<HD>(s, sQ + warp * 16 * L, sK, lane);
-        uint32_t pa[8], pb[8];
-        float aa = mma_softmax_row(&s[0][0], 4, k0 + 2 * t, nkeys, causal, qa, sl2, ma, la, pa);
-        float ab = mma_softmax_row(&s[0][2], 4, k0 + 2 * t, nkeys, causal, qb, sl2, mb, lb, pb);
-#pragma unroll
-        for (int n = 0; n < NT; n++) {
-            o[n][0] *= aa, o[n][1] *= aa;
-            o[n][2] *= ab, o[n][3] *= ab;
-        }
-        /* O += P·V, 16 keys at a time: P's A operand is score tiles 2ks and
-         * 2ks+1; V blocks: keys +8·(i%2), head columns +8·(i/2). */
-#pragma unroll
-        for (int ks = 0; ks < 4; ks++) {
-            uint32_t a[4] = {pa[2 * ks], pb[2 * ks], pa[2 * ks + 1], pb[2 * ks + 1]};
-#pragma unroll
-            for (int n = 0; n < NT; n += 2) {
-                uint32_t v[4];
-                ldsm4_t(v, sV + (ks * 16 + (i8 % 2) * 8 + r8) * L + (n + i8 / 2) * 8);
-                mma16816(o[n], a, v[0], v[1]);
-                mma16816(o[n + 1], a, v[2], v[3]);
-            }
-        }
+        mma_tile<HD>(o, s, sV, k0, nkeys, causal, qa, sl2, st, lane);
     }
-    float ia = la > 0 ? 1.0f / la : 0.0f, ib = lb > 0 ? 1.0f / lb : 0.0f;
-    bf16 *go = O + (size_t)b * S_q * ldo + (size_t)h * HD + 2 * t;
-#pragma unroll
-    for (int n = 0; n < NT; n++) {
-        if (qa < n_q)
-            *reinterpret_cast<__nv_bfloat162 *>(go + (size_t)qa * ldo + n * 8) =
-                __floats2bfloat162_rn(o[n][0] * ia, o[n][1] * ia);
-        if (qb < n_q)
-            *reinterpret_cast<__nv_bfloat162 *>(go + (size_t)qb * ldo + n * 8) =
-                __floats2bfloat162_rn(o[n][2] * ib, o[n][3] * ib);
-    }
+    mma_store<HD>(O + (size_t)b * S_q * ldo + (size_t)h * HD, ldo, o, st, qa, n_q, lane);
 }
 
 template <int HD> int mma_init()
@@ -361,19 +411,131 @@ template <int HD> void mma_launch(zc_stream s, const zc_attn *a)
         a->causal);
 }
 
-template <int HD> int init_both()
+/* ------------------------------------- the pipelined mma.sync kernel */
+
+/*
+ * k_flash_mma2: the mma kernel's arithmetic (mma_tile) with the memory
+ * side of FlashAttention-2: 128 queries a block (8 warps), so each K/V
+ * tile read from global memory serves twice the queries; K/V tiles loaded
+ * with cp.async into two stages, the next tile's copy in flight while the
+ * current one is computed; the warp's Q fragments loaded once into
+ * registers. 104 KB of shared memory a block at head size 128.
+ */
+__device__ __forceinline__ void cp16(void *sh, const void *g, bool ok)
+{
+    uint32_t a = (uint32_t)__cvta_generic_to_shared(sh);
+    int n = ok ? 16 : 0; /* 0: the 16 bytes are zero-filled, nothing read */
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(a), "l"(g), "r"(n));
+}
+
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+
+template <int N> __device__ __forceinline__ void cp_wait()
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+/* rows [0, R) x HD bf16 from global (row stride ld) into sh (row stride
+ * L) by 256 threads, asynchronously; rows at or past `valid` are zeros. */
+template <int HD, int R> __device__ void cp_tile(bf16 *sh, int L, const bf16 *g, int ld, int valid)
+{
+    for (int i = threadIdx.x; i < R * HD / 8; i += 256) {
+        int r = i / (HD / 8), c = (i % (HD / 8)) * 8;
+        bool ok = r < valid;
+        cp16(sh + r * L + c, ok ? g + (size_t)r * ld + c : g, ok);
+    }
+}
+
+template <int HD> constexpr size_t mma2_smem() { return (size_t)(128 + 4 * 64) * mma_ld<HD>() * 2; }
+
+template <int HD>
+__global__ void __launch_bounds__(256)
+    k_flash_mma2(const bf16 *Q, const bf16 *K, const bf16 *V, bf16 *O, int ldq, int ldk, int ldv,
+                 int ldo, int S_q, int S_kv, int n_q, const int *kv_len, int nh, int nkv,
+                 float scale, int causal)
+{
+    constexpr int L = mma_ld<HD>(), NT = HD / 8, KQ = HD / 16;
+    extern __shared__ __align__(16) unsigned char smem[];
+    bf16 *sQ = reinterpret_cast<bf16 *>(smem), *sKV = sQ + 128 * L; /* stage st: K, then V */
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    int q0 = blockIdx.x * 128, h = blockIdx.y, b = blockIdx.z, hk = h / (nh / nkv);
+    int nkeys = min(kv_len[b], S_kv), kend = nkeys;
+    if (causal && q0 + 128 < kend) kend = q0 + 128; /* keys past the block's queries */
+    int ntiles = (kend + 63) / 64;
+    const bf16 *gk = K + (size_t)b * S_kv * ldk + (size_t)hk * HD;
+    const bf16 *gv = V + (size_t)b * S_kv * ldv + (size_t)hk * HD;
+    cp_tile<HD, 128>(sQ, L, Q + ((size_t)b * S_q + q0) * ldq + (size_t)h * HD, ldq, n_q - q0);
+    if (ntiles > 0) {
+        cp_tile<HD, 64>(sKV, L, gk, ldk, nkeys);
+        cp_tile<HD, 64>(sKV + 64 * L, L, gv, ldv, nkeys);
+    }
+    cp_commit();
+    float o[NT][4];
+#pragma unroll
+    for (int n = 0; n < NT; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0;
+    uint32_t qf[KQ][4];
+    int qa = q0 + warp * 16 + lane / 4;
+    mma_stats st = {-INFINITY, -INFINITY, 0, 0};
+    const float sl2 = scale * 1.4426950408889634f;
+    for (int it = 0; it < ntiles; it++) {
+        int k0 = it * 64;
+        if (it + 1 < ntiles) { /* the next tile into the other stage */
+            bf16 *nk = sKV + ((it + 1) & 1) * 128 * L;
+            cp_tile<HD, 64>(nk, L, gk + (size_t)(k0 + 64) * ldk, ldk, nkeys - k0 - 64);
+            cp_tile<HD, 64>(nk + 64 * L, L, gv + (size_t)(k0 + 64) * ldv, ldv, nkeys - k0 - 64);
+        }
+        cp_commit(); /* an empty group on the last tile keeps the count */
+        cp_wait<1>(); /* every group but the newest: this tile (and Q) landed */
+        __syncthreads();
+        if (it == 0)
+#pragma unroll
+            for (int kq = 0; kq < KQ; kq++) mma_q_frag<HD>(qf[kq], sQ + warp * 16 * L, kq * 16, lane);
+        const bf16 *sK = sKV + (it & 1) * 128 * L;
+        float s[8][4];
+#pragma unroll
+        for (int j = 0; j < 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0;
+#pragma unroll
+        for (int kq = 0; kq < KQ; kq++) mma_scores_kk<HD>(s, qf[kq], sK, kq * 16, lane);
+        mma_tile<HD>(o, s, sK + 64 * L, k0, nkeys, causal, qa, sl2, st, lane);
+        __syncthreads(); /* this stage is refilled by the next iteration's copy */
+    }
+    cp_wait<0>();
+    mma_store<HD>(O + (size_t)b * S_q * ldo + (size_t)h * HD, ldo, o, st, qa, n_q, lane);
+}
+
+template <int HD> int mma2_init()
+{
+    return (int)cudaFuncSetAttribute(k_flash_mma2<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     (int)mma2_smem<HD>());
+}
+
+template <int HD> void mma2_launch(zc_stream s, const zc_attn *a)
+{
+    dim3 grid((unsigned)((a->n_q + 127) / 128), (unsigned)a->n_heads, (unsigned)a->n_items);
+    k_flash_mma2<HD><<<grid, 256, mma2_smem<HD>(), s>>>(
+        (const bf16 *)a->q, (const bf16 *)a->k, (const bf16 *)a->v, (bf16 *)a->o, a->ldq, a->ldk,
+        a->ldv, a->ldo, a->S_q, a->S_kv, a->n_q, a->kv_len, a->n_heads, a->n_kv_heads, a->scale,
+        a->causal);
+}
+
+template <int HD> int init_all()
 {
     int e = wmma_init<HD>();
-    return e ? e : mma_init<HD>();
+    if (!e) e = mma_init<HD>();
+    return e ? e : mma2_init<HD>();
 }
 
 template <int HD> void launch(zc_stream s, const zc_attn *a, int impl)
 {
     if (impl == ZC_ATTN_WMMA)
         wmma_launch<HD>(s, a);
+    else if (impl == ZC_ATTN_MMA2)
+        mma2_launch<HD>(s, a);
     else
         mma_launch<HD>(s, a);
 }
+
+const char *const k_names[ZC_ATTN_COUNT] = {"mma", "wmma", "mma2"};
 
 } // namespace
 
@@ -382,15 +544,22 @@ extern "C" {
 int zc_attn_init(void)
 {
     const char *v = getenv("PX_ZIMAGE_CUDA_ATTN");
-    g_impl = v && !strcmp(v, "wmma") ? ZC_ATTN_WMMA : ZC_ATTN_MMA;
+    g_impl = ZC_ATTN_MMA;
+    for (int i = 0; v && i < ZC_ATTN_COUNT; i++)
+        if (!strcmp(v, k_names[i])) g_impl = i;
     int e;
-    if ((e = init_both<16>()) || (e = init_both<32>()) || (e = init_both<64>()) ||
-        (e = init_both<128>()))
+    if ((e = init_all<16>()) || (e = init_all<32>()) || (e = init_all<64>()) ||
+        (e = init_all<128>()))
         return e;
     return 0;
 }
 
-const char *zc_attn_name(void) { return g_impl == ZC_ATTN_WMMA ? "wmma" : "mma"; }
+const char *zc_attn_impl_name(int impl)
+{
+    return impl >= 0 && impl < ZC_ATTN_COUNT ? k_names[impl] : "?";
+}
+
+const char *zc_attn_name(void) { return zc_attn_impl_name(g_impl); }
 
 int zc_attention_with(zc_stream s, const zc_attn *a, int impl)
 {

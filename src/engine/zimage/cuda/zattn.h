@@ -15,9 +15,17 @@
  *                 shared memory (120 KB a block at head size 128: one block
  *                 per SM). Kept as the second opinion the tests compare
  *                 with, and for the bench's A/B.
+ *   ZC_ATTN_MMA2  the mma kernel's arithmetic with FlashAttention-2's
+ *                 memory side: 128 queries a block (8 warps), K/V tiles
+ *                 double-buffered with cp.async, Q fragments in registers;
+ *                 104 KB of shared memory a block at head size 128.
+ *                 Written 2026-12-05 without a GPU: not yet checked there,
+ *                 so not the default (bench/gpu_session.sh picks it for a
+ *                 call when it passes zattn_cuda_bench check and times
+ *                 faster than mma there).
  *
- * PX_ZIMAGE_CUDA_ATTN=wmma (read by zc_attn_init) makes the engine use the
- * WMMA kernel. cuDNN's fused attention (graph API) is not used: from C its
+ * PX_ZIMAGE_CUDA_ATTN=wmma|mma2 (read by zc_attn_init) makes the engine use
+ * that kernel. cuDNN's fused attention (graph API) is not used: from C its
  * backend descriptors spell the whole softmax graph out by hand, and the
  * engine choice it needs for padded items was not measurable without a GPU.
  *
@@ -33,7 +41,7 @@
 extern "C" {
 #endif
 
-enum zc_attn_impl { ZC_ATTN_MMA = 0, ZC_ATTN_WMMA = 1 };
+enum zc_attn_impl { ZC_ATTN_MMA = 0, ZC_ATTN_WMMA = 1, ZC_ATTN_MMA2 = 2, ZC_ATTN_COUNT = 3 };
 
 /* Attention operands: row r of item b of q is q + (b·S_q + r)·ldq + h·head_dim.
  * Rows must be 16-byte aligned (ld and the head offset multiples of 8). */
@@ -54,8 +62,10 @@ typedef struct zc_attn {
  * shared-memory limits and reads PX_ZIMAGE_CUDA_ATTN. 0 or a cudaError_t. */
 int zc_attn_init(void);
 
-/* The default kernel's name ("mma" or "wmma"), for logs and bench rows. */
+/* The default kernel's name ("mma", "wmma" or "mma2"), for logs and bench
+ * rows; zc_attn_impl_name names any. */
 const char *zc_attn_name(void);
+const char *zc_attn_impl_name(int impl);
 
 /* softmax(scale·q·kᵀ)·v per (item, head) with the default kernel. A query
  * with no key gets zeros. cudaErrorInvalidValue for a head size not built. */
