@@ -109,7 +109,7 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 
 .SECONDARY:
 
-.PHONY: test-gpu all setup unit testdata bench test test-unit test-integration test-web test-sanitize test-fuzz fuzz fuzz-bins \
+.PHONY: test-host test-gpu all setup unit testdata bench test test-unit test-integration test-web test-sanitize test-fuzz fuzz fuzz-bins \
         demo clean format
 
 all: $(PIXSERVE) $(PIXBENCH)
@@ -223,10 +223,15 @@ test-fuzz: fuzz
 
 # The concurrent core (scheduler, worker pool, timers, thread pool) and
 # pixbench's sampling thread with its ring under ThreadSanitizer.
-TSAN_TESTS := sched workers task timer core monitor
+TSAN_TESTS := sched sched_join workers task timer core monitor
 test-tsan:
 	@$(MAKE) --no-print-directory SANITIZER=thread $(TSAN_TESTS:%=build/thread/tests/%_test)
 	@scripts/test threads build/thread $(TSAN_TESTS)
+
+# The CUDA backends' bookkeeping on the host (tests/host/*_check.sh): needs
+# the CUDA toolkit's headers, not a GPU (skipped with a message without them).
+test-host:
+	@scripts/test_host
 
 # The CUDA engines' comparisons (Z-Image, LaMa), on a machine with a GPU
 # (skips without one).
@@ -235,6 +240,7 @@ test-gpu:
 
 test: all unit
 	@scripts/test all $(BUILD)
+	@$(MAKE) --no-print-directory test-host
 	@$(MAKE) --no-print-directory test-sanitize
 	@$(MAKE) --no-print-directory test-tsan
 	@$(MAKE) --no-print-directory test-fuzz

@@ -14,6 +14,12 @@
 #                                 profile at 1-50 users, 1024², 8 steps, with
 #                                 continuous batching (the default) and without;
 #                                 zimage_cuda_test (the joined-item check) first
+#   bench/gpu_session.sh fp8      FP8 DiT linears: zimage_cuda_test (its fp8
+#                                 tests), then the fp8 gate against bf16 (12
+#                                 prompts, 1024², 8 steps, same latents)
+#   bench/gpu_session.sh fp8speed the same size and batches in bf16 and fp8
+#                                 (speed, peak memory), then the full-size fp8
+#                                 stage check (512²)
 #   bench/gpu_session.sh lora     issue 14: LoRA step overhead and mixing;
 #                                 the full-size accuracy test (issue 13)
 #   bench/gpu_session.sh serve    issue 15: pixbench's generate tables (seed 002
@@ -42,8 +48,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 STEP=${1:-}
-case "$STEP" in check | zimage | cbatch | lora | serve | lama | multi) ;; *)
-  sed -n '2,26p' "$0" >&2
+case "$STEP" in check | zimage | cbatch | fp8 | fp8speed | lora | serve | lama | multi) ;; *)
+  sed -n '2,32p' "$0" >&2
   exit 2 ;;
 esac
 BUDGET=${BUDGET:-540}
@@ -308,6 +314,30 @@ step_cbatch() {
   done
   KEY+=("$WORK/cb-on/report.md:cb-on.md" "$WORK/cb-off/report.md:cb-off.md"
         "$WORK/cb-on/report.json:cb-on.json" "$WORK/cb-off/report.json:cb-off.json")
+}
+
+# FP8 (docs/benchmarks/zimage-cuda.md "FP8"): the gate first, the question
+# that decides the default; speed and the full-size stage check in a
+# second call (the warm machine keeps the model).
+step_fp8() {
+  env_part
+  tests_and_model
+  part fp8_gate 360 gpu "$BIN/zimage_fp8_cuda_bench --model $ZMODEL/hf --size 1024x1024 --steps 8 \
+    --json $WORK/fp8_gate.jsonl"
+  KEY+=("$WORK/fp8_gate.jsonl")
+}
+
+step_fp8speed() {
+  env_part
+  zmodel 300
+  local p
+  for p in bf16 fp8; do
+    part "speed_$p" 150 gpu "$BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024,512x512 \
+      --batches 1,4 --iters 2 --precision $p --json $WORK/speed-$p.jsonl"
+  done
+  part fp8_full_acc 240 gpu "PX_ZIMAGE_MODEL=$ZMODEL/hf PX_ZIMAGE_SIZE=512x512 PX_TEST_TIMEOUT=230 \
+    $BIN/zimage_cuda_test t_fp8_stages_against_reference"
+  KEY+=("$WORK/speed-bf16.jsonl" "$WORK/speed-fp8.jsonl")
 }
 
 step_lama() {

@@ -1,10 +1,12 @@
 /*
- * zimage_cuda_bench.c — speed of the zimage engine's CUDA backend (bf16),
- * for bench/zimage_cuda_vs_torch.py and docs/benchmarks/zimage-cuda.md.
+ * zimage_cuda_bench.c — speed of the zimage engine's CUDA backend (bf16, or
+ * fp8 DiT linears with --precision fp8), for bench/zimage_cuda_vs_torch.py
+ * and docs/benchmarks/zimage-cuda.md. (fp8's accuracy gate against bf16:
+ * bench/zimage_fp8_cuda_bench.c.)
  *
  *   zimage_cuda_bench --model DIR [--sizes 1024x1024,512x512] [--batches 1,2,4,8]
  *                     [--steps 8] [--iters 3] [--words 118] [--device cuda]
- *                     [--json OUT.jsonl]
+ *                     [--precision bf16|fp8] [--json OUT.jsonl]
  *
  * Per (size, batch): one untimed generation (plan building, cuBLASLt
  * heuristics, CUDA graph capture), then --iters timed ones of a full batch
@@ -14,8 +16,8 @@
  * token count (--words repeated words make about 128 tokens with the
  * template) and the peak device memory in use (sampled after every step:
  * weights + plans + the CUDA context). With --json, one JSON object per
- * line: impl, size, batch, s_per_image, peak_gib, text_ms, denoise_ms,
- * vae_ms, step_ms, tokens.
+ * line: impl (pixserve-bf16, pixserve-fp8), size, batch, s_per_image,
+ * peak_gib, text_ms, denoise_ms, vae_ms, step_ms, tokens.
  *
  * Ran on an H200 on 2026-12-05 (docs/benchmarks/zimage-cuda.md).
  */
@@ -63,7 +65,7 @@ static int parse_list(const char *s, int *v, int max)
 }
 
 typedef struct opts {
-    const char *model, *sizes, *device, *json;
+    const char *model, *sizes, *device, *json, *precision;
     int batches[16], nb, steps, iters, words;
 } opts;
 
@@ -99,16 +101,16 @@ static int bench_one(px_engine *e, const opts *o, int w, int h, int B, const cha
     for (int i = 0; i < ns; i++) steps[i] = g->step_ms[i];
     qsort(steps, (size_t)ns, sizeof *steps, cmp_dbl);
     double spi = t[iters / 2] / B, step = ns ? steps[ns / 2] : 0, gib = (double)g_peak / (1 << 30);
-    printf("%5dx%-5d batch %2d: %.3f s/image  text %.1f ms  denoise %.1f ms  VAE %.1f ms  "
+    printf("%s %5dx%-5d batch %2d: %.3f s/image  text %.1f ms  denoise %.1f ms  VAE %.1f ms  "
            "step %.1f ms  %d tokens  peak %.1f GiB\n",
-           w, h, B, spi, g->encode_ns / 1e6, g->denoise_ns / 1e6, g->decode_ns / 1e6, step,
+           o->precision, w, h, B, spi, g->encode_ns / 1e6, g->denoise_ns / 1e6, g->decode_ns / 1e6, step,
            g->prompt_tokens, gib);
     if (js)
         fprintf(js,
-                "{\"impl\":\"pixserve-bf16\",\"size\":\"%dx%d\",\"batch\":%d,\"s_per_image\":%.4f,"
+                "{\"impl\":\"pixserve-%s\",\"size\":\"%dx%d\",\"batch\":%d,\"s_per_image\":%.4f,"
                 "\"peak_gib\":%.2f,\"text_ms\":%.2f,\"denoise_ms\":%.2f,\"vae_ms\":%.2f,"
                 "\"step_ms\":%.2f,\"tokens\":%d}\n",
-                w, h, B, spi, gib, g->encode_ns / 1e6, g->denoise_ns / 1e6, g->decode_ns / 1e6,
+                o->precision, w, h, B, spi, gib, g->encode_ns / 1e6, g->denoise_ns / 1e6, g->decode_ns / 1e6,
                 step, g->prompt_tokens);
     if (js) fflush(js); /* a run stopped at its time limit keeps its rows */
 done:
@@ -119,7 +121,7 @@ done:
 int main(int argc, char **argv)
 {
     opts o = {.sizes = "1024x1024,512x512", .device = "cuda", .steps = 8, .iters = 3,
-              .words = 118};
+              .words = 118, .precision = "bf16"};
     o.nb = parse_list("1,2,4,8", o.batches, 16);
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
@@ -131,6 +133,7 @@ int main(int argc, char **argv)
         else if (!strcmp(k, "--words")) o.words = atoi(v);
         else if (!strcmp(k, "--device")) o.device = v;
         else if (!strcmp(k, "--json")) o.json = v;
+        else if (!strcmp(k, "--precision")) o.precision = v;
         else {
             fprintf(stderr, "unknown option %s\n", k);
             return 2;
@@ -138,7 +141,8 @@ int main(int argc, char **argv)
     }
     if (!o.model || o.iters < 1) {
         fprintf(stderr, "usage: zimage_cuda_bench --model DIR [--sizes WxH,..] [--batches 1,2,..] "
-                        "[--steps 8] [--iters 3] [--words 118] [--json OUT]\n");
+                        "[--steps 8] [--iters 3] [--words 118] [--precision bf16|fp8] "
+                        "[--json OUT]\n");
         return 2;
     }
     static char prompt[8192];
@@ -147,7 +151,7 @@ int main(int argc, char **argv)
         at += (size_t)snprintf(prompt + at, sizeof prompt - at, "%scat", i ? " " : "");
     char err[512];
     px_engine *e = NULL;
-    px_engine_config cfg = {.weights = o.model, .device = o.device};
+    px_engine_config cfg = {.weights = o.model, .device = o.device, .precision = o.precision};
     int64_t t0 = px_now_ns();
     if (px_engine_open("zimage", &cfg, &e, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);

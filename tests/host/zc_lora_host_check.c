@@ -23,38 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-cudaError_t cudaMalloc(void **p, size_t n)
-{
-    *p = malloc(n);
-    return cudaSuccess;
-}
-cudaError_t cudaFree(void *p)
-{
-    free(p);
-    return cudaSuccess;
-}
-cudaError_t cudaMemcpy(void *d, const void *s, size_t n, enum cudaMemcpyKind k)
-{
-    (void)k;
-    memcpy(d, s, n);
-    return cudaSuccess;
-}
-cudaError_t cudaSetDevice(int d)
-{
-    (void)d;
-    return cudaSuccess;
-}
-cudaError_t cudaStreamSynchronize(cudaStream_t s)
-{
-    (void)s;
-    return cudaSuccess;
-}
-const char *cudaGetErrorString(cudaError_t e)
-{
-    (void)e;
-    return "fake";
-}
-
+/* The CUDA runtime calls: tests/host/cuda_fakes.c. */
 static int ngemm;
 static float bf(uint16_t h)
 {

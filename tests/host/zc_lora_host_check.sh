@@ -16,7 +16,7 @@ py=${PX_PYTHON:-/usr/bin/python3}
 "$py" tools/zimage_lora.py write "$d/b.safetensors" --config tiny --rank 8 --targets attn,ada \
   --spelling comfy-fused --seed 2 --dtype bf16 >/dev/null
 cc -Isrc -D_GNU_SOURCE -isystem "${CUDA_HOME:-/usr/local/cuda}/include" -std=c17 -O1 -g -pthread \
-  -Wall -Wextra -Werror tests/host/zc_lora_host_check.c \
+  -Wall -Wextra -Werror tests/host/zc_lora_host_check.c tests/host/cuda_fakes.c \
   build/release-cuda/src/engine/zimage/cuda/zc_lora.o build/release/libpixserve.a \
   -lmicrohttpd -lcjson -lpng16 -l:libdeflate.a -ljpeg -lwebp -lz -lm -ldnnl -lfftw3f_threads \
   -lfftw3f -lgomp -lpcre2-8 -lutf8proc -o "$d/check"

@@ -252,6 +252,26 @@ static void free_jobs(struct job *j, int n)
     for (int i = 0; i < n; i++) px_image_free(&j[i].out);
 }
 
+/* n jobs of one key: the first submitted alone, the rest once it runs;
+ * waits for all and checks every output. */
+static void run_after_first(px_sched *s, struct jfake *f, struct job *j, int n, int side,
+                            int steps, int seed)
+{
+    for (int i = 0; i < n; i++) job_init(&j[i], f, side, steps, seed + i);
+    submit(s, &j[0]);
+    wait_started(&j[0]);
+    for (int i = 1; i < n; i++) submit(s, &j[i]);
+    wait_done(j, n);
+    for (int i = 0; i < n; i++) check_output(&j[i]);
+}
+
+static void teardown(px_sched *s, struct jfake *f, struct job *j, int n)
+{
+    px_sched_destroy(s);
+    free_jobs(j, n);
+    jf_destroy(&f->base);
+}
+
 /* ------------------------------------------------------------ tests */
 
 TEST(t_items_join_between_steps_and_leave_when_done)
@@ -259,13 +279,7 @@ TEST(t_items_join_between_steps_and_leave_when_done)
     struct jfake *f = jf_new(2);
     px_sched *s = mk_sched(f, 4, 0, 0, 1);
     struct job j[3];
-    for (int i = 0; i < 3; i++) job_init(&j[i], f, 16, 30, 10 + i);
-    submit(s, &j[0]);
-    wait_started(&j[0]);
-    submit(s, &j[1]);
-    submit(s, &j[2]);
-    wait_done(j, 3);
-    for (int i = 0; i < 3; i++) check_output(&j[i]);
+    run_after_first(s, f, j, 3, 16, 30, 10);
     /* The late ones ran beside the first instead of after it ... */
     T_TRUE(j[1].it.t_started < j[0].it.t_finished);
     T_TRUE(j[2].it.t_started < j[0].it.t_finished);
@@ -280,37 +294,27 @@ TEST(t_items_join_between_steps_and_leave_when_done)
     T_EQ_INT((int)st.batches, 1);
     T_EQ_INT(f->max_active, 3);
     T_EQ_INT(f->plain_calls, 0);
-    px_sched_destroy(s);
-    free_jobs(j, 3);
-    jf_destroy(&f->base);
+    teardown(s, f, j, 3);
 }
 
 TEST(t_another_size_at_the_head_is_not_starved)
 {
     struct jfake *f = jf_new(2);
     px_sched *s = mk_sched(f, 4, 1, 0, 1);
-    struct job a, other, late;
-    job_init(&a, f, 16, 25, 1);
-    job_init(&other, f, 32, 5, 2);
-    job_init(&late, f, 16, 25, 3);
-    submit(s, &a);
-    wait_started(&a);
-    submit(s, &other); /* another size: cannot join a's batch */
-    usleep(5000);      /* it has waited past max_delay (1 ms) at the head */
-    submit(s, &late);  /* could join a's batch, but must not jump the queue */
-    for (int t = 0; t < 20000 && !(atomic_load(&a.done) && atomic_load(&other.done) &&
-                                   atomic_load(&late.done));
-         t++)
-        usleep(1000);
-    T_TRUE(atomic_load(&late.done));
-    check_output(&a);
-    check_output(&other);
-    check_output(&late);
-    T_TRUE(other.it.t_started < late.it.t_started);
-    T_TRUE(late.it.t_started >= a.it.t_finished);
-    px_sched_destroy(s);
-    free_jobs(&a, 1), free_jobs(&other, 1), free_jobs(&late, 1);
-    jf_destroy(&f->base);
+    struct job j[3]; /* a, then another size, then one that could join a */
+    job_init(&j[0], f, 16, 25, 1);
+    job_init(&j[1], f, 32, 5, 2);
+    job_init(&j[2], f, 16, 25, 3);
+    submit(s, &j[0]);
+    wait_started(&j[0]);
+    submit(s, &j[1]); /* cannot join a's batch */
+    usleep(5000);     /* it has waited past max_delay (1 ms) at the head */
+    submit(s, &j[2]); /* could join a's batch, but must not jump the queue */
+    wait_done(j, 3);
+    for (int i = 0; i < 3; i++) check_output(&j[i]);
+    T_TRUE(j[1].it.t_started < j[2].it.t_started);
+    T_TRUE(j[2].it.t_started >= j[0].it.t_finished);
+    teardown(s, f, j, 3);
 }
 
 TEST(t_max_batch_and_memory_cap_the_joins)
@@ -318,35 +322,21 @@ TEST(t_max_batch_and_memory_cap_the_joins)
     struct jfake *f = jf_new(1);
     px_sched *s = mk_sched(f, 3, 0, 0, 1);
     struct job j[7];
-    for (int i = 0; i < 7; i++) job_init(&j[i], f, 8, 10, 20 + i);
-    submit(s, &j[0]);
-    wait_started(&j[0]);
-    for (int i = 1; i < 7; i++) submit(s, &j[i]);
-    wait_done(j, 7);
-    for (int i = 0; i < 7; i++) check_output(&j[i]);
+    run_after_first(s, f, j, 7, 8, 10, 20);
     T_TRUE(f->max_active <= 3);
     T_TRUE(f->max_active >= 2);
-    px_sched_destroy(s);
-    free_jobs(j, 7);
-    jf_destroy(&f->base);
+    teardown(s, f, j, 7);
 
     /* Memory for two 8x8 items: a third waits for one to leave. */
     f = jf_new(1);
     s = mk_sched(f, 8, 0, 2 * 8 * 8, 1);
-    for (int i = 0; i < 5; i++) job_init(&j[i], f, 8, 10, 40 + i);
-    submit(s, &j[0]);
-    wait_started(&j[0]);
-    for (int i = 1; i < 5; i++) submit(s, &j[i]);
-    wait_done(j, 5);
-    for (int i = 0; i < 5; i++) check_output(&j[i]);
+    run_after_first(s, f, j, 5, 8, 10, 40);
     T_EQ_INT(f->max_active, 2);
     px_sched_stats st;
     px_sched_stats_get(s, &st);
     T_EQ_INT((int)st.mem_in_use, 0); /* every reservation given back */
     T_EQ_INT(st.running, 0);
-    px_sched_destroy(s);
-    free_jobs(j, 5);
-    jf_destroy(&f->base);
+    teardown(s, f, j, 5);
 }
 
 TEST(t_cancelled_expired_and_invalid_joiners_end)
@@ -371,9 +361,7 @@ TEST(t_cancelled_expired_and_invalid_joiners_end)
     T_EQ_INT(j[2].it.status, PX_ETIMEDOUT);
     T_EQ_INT(j[3].it.status, PX_EINVAL);
     T_TRUE(strstr(j[3].it.err, "prompt") != NULL);
-    px_sched_destroy(s);
-    free_jobs(j, 4);
-    jf_destroy(&f->base);
+    teardown(s, f, j, 4);
 }
 
 TEST(t_joins_off_runs_plain_batches)
@@ -387,9 +375,7 @@ TEST(t_joins_off_runs_plain_batches)
     for (int i = 0; i < 3; i++) check_output(&j[i]);
     T_EQ_INT(f->feed_calls, 0);
     T_TRUE(f->plain_calls >= 1);
-    px_sched_destroy(s);
-    free_jobs(j, 3);
-    jf_destroy(&f->base);
+    teardown(s, f, j, 3);
 }
 
 static int no_join(void *ctx, px_engine_item **items, int max)

@@ -45,6 +45,27 @@ int zi_cuda_dit_forward(px_engine *e, const float *const *lat, const float *cons
 int zi_cuda_vae_decode(px_engine *e, const float *latent, int lat_h, int lat_w, uint8_t *rgb,
                        char *err, size_t errlen);
 
+/* One fp8 GEMM (zc_gemm's e4m3 path, as the DiT's linears run it) on the
+ * first GPU, for tests: w and x (bf16 bits) quantized per row on the
+ * device, then y = alpha·x·wᵀ (+ bias) (+ y's value before, with
+ * accumulate). The quantized operands come back too, so that a test can
+ * check them against the host rule (zc_fp8.h) and compute its reference
+ * from them. Returns 0, PX_EUNSUP (no CUDA build, no GPU, or one or a
+ * cuBLASLt without e4m3 GEMMs: tests skip on it), PX_EINVAL (a shape the
+ * fp8 path refuses) or a CUDA error. */
+typedef struct zi_cuda_fp8_case {
+    int M, N, K, ldx;          /* N % 16 == 0; ldx >= K */
+    const uint16_t *x, *w;     /* bf16: [M, ldx], [N, K] */
+    const float *bias;         /* NULL or N floats */
+    float alpha;               /* 0 means 1 */
+    int accumulate, y_f32;     /* y fp32, else bf16 */
+    void *y;                   /* [M, N]: the value before (accumulate), the result */
+    uint8_t *x8, *w8;          /* out: [M, ld], [N, ld] e4m3, ld = K rounded up to 16 */
+    float *x_scale, *w_scale;  /* out: M and N row scales */
+} zi_cuda_fp8_case;
+
+int zi_cuda_fp8_gemm_check(zi_cuda_fp8_case *c, char *err, size_t errlen);
+
 /* Forgets LoRA l in the LoRA cache of every GPU of every open zimage CUDA
  * engine (the uploaded copy is freed now, or when the batch using it
  * ends), so that a LoRA allocated later at l's address is never served

@@ -33,6 +33,7 @@
 #include "core/err.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/zimage/cuda/zattn.h"
+#include "engine/zimage/cuda/zc_fp8.h"
 #include "engine/zimage/cuda/zkernels.h"
 #include "engine/zimage/zops.h"
 
@@ -59,6 +60,7 @@ struct zc_plan {
     int nimg, ni, S, ri, rt, ru; /* image tokens, padded; rows per U item; rows of XI/XT/U */
     int n_images;
     float cfg_w[ZC_MAX_ITEMS]; /* per image (0: no guidance) */
+    int lat_of[ZC_MAX_ITEMS];  /* per item: its image (the bound batch's) */
     zc_dev *d;
     void *mem; /* one allocation, carved below */
     float *U, *XI, *XT, *HF, *csi, *cst, *csu, *temb, *stemb, *mod, *fscale, *pred, *lat, *thid_f;
@@ -78,9 +80,11 @@ static int pad_to(int n)
 /* Sizes of a plan's buffers in bytes, in carving order. */
 enum { B_U, B_XI, B_XT, B_HF, B_CSI, B_CST, B_CSU, B_TEMB, B_STEMB, B_MOD, B_FSCALE, B_PRED,
        B_LAT, B_HB, B_QKV, B_ATT, B_FF, B_TFREQ, B_THID, B_TEMBB, B_STEMBB, B_PATCH, B_SP, B_BI,
-       B_THIDF, B_N };
+       B_THIDF, B_X8, B_XS, B_N };
 
-static void plan_sizes(const zi_dit_config *c, const zc_plan_key *k, size_t *sz)
+/* fp8: B_X8 and B_XS, the e4m3 copy of a block GEMM's input (at most every
+ * U row, K = dim or ffn_hidden) and its row scales; empty otherwise. */
+static void plan_sizes(const zi_dit_config *c, const zc_plan_key *k, int fp8, size_t *sz)
 {
     size_t D = (size_t)c->dim, hd = D / (size_t)c->n_heads, B = (size_t)k->B;
     size_t ni = (size_t)pad_to(k->ht * k->wt), T = (size_t)k->T, ru = B * (ni + T);
@@ -97,16 +101,25 @@ static void plan_sizes(const zi_dit_config *c, const zc_plan_key *k, size_t *sz)
         [B_TFREQ] = B * (size_t)c->t_freq * 2, [B_THID] = B * (size_t)c->t_hidden * 2,
         [B_TEMBB] = B * (size_t)c->t_dim * 2, [B_STEMBB] = B * (size_t)c->t_dim * 2,
         [B_PATCH] = B * ni * pf * 2, [B_SP] = sizeof(step_params), [B_BI] = sizeof(batch_ints),
-        [B_THIDF] = B * (size_t)c->t_hidden * 4};
+        [B_THIDF] = B * (size_t)c->t_hidden * 4,
+        [B_X8] = fp8 ? ru * (size_t)zc_fp8_ld(c->ffn_hidden > c->dim ? c->ffn_hidden : c->dim) : 0,
+        [B_XS] = fp8 ? ru * 4 : 0};
     for (int i = 0; i < B_N; i++) sz[i] = (s[i] + 255) / 256 * 256;
 }
 
 size_t zc_plan_bytes(const zi_dit_config *c, const zc_plan_key *k)
 {
     size_t sz[B_N], t = 0;
-    plan_sizes(c, k, sz);
+    plan_sizes(c, k, 0, sz);
     for (int i = 0; i < B_N; i++) t += sz[i];
     return t;
+}
+
+size_t zc_plan_fp8_bytes(const zi_dit_config *c, const zc_plan_key *k)
+{
+    size_t sz[B_N];
+    plan_sizes(c, k, 1, sz);
+    return sz[B_X8] + sz[B_XS];
 }
 
 static void plan_destroy(void *arg, void *plan)
@@ -134,7 +147,7 @@ static int plan_build(void *arg, const void *key, void **out, char *err, size_t 
     p->S = p->ni + k->T;
     p->ri = k->B * p->ni, p->rt = k->B * k->T, p->ru = k->B * p->S;
     size_t sz[B_N], total = 0;
-    plan_sizes(&d->dc, k, sz);
+    plan_sizes(&d->dc, k, d->fp8, sz);
     for (int i = 0; i < B_N; i++) total += sz[i];
     PX_CUDA_CHECK(cudaMalloc(&p->mem, total));
     PX_CUDA_CHECK(cudaMallocHost((void **)&p->sp_host, sizeof *p->sp_host));
@@ -200,6 +213,24 @@ static int gemm(zc_dev *d, const void *x, int ldx, int M, int K, const void *w, 
     return zc_gemm_run(d->gemm, &a, err, errlen);
 }
 
+/* A block's big linear (zc_lin): bf16, or fp8 with x quantized into the
+ * plan's B_X8/B_XS scratch (no fields of zc_plan: found from the carving
+ * order, as plan_build lays the buffers out). */
+static int gemm_lin(zc_plan *p, const void *x, int ldx, int M, int K, const zc_lin *l, int N,
+                    void *y, int ldy, zc_type yt, char *err, size_t errlen)
+{
+    zc_gemm_args a = {.x = x, .ldx = ldx, .M = M, .K = K, .w = l->w, .N = N, .y = y,
+                      .ldy = ldy, .yt = yt, .w8 = l->w8, .w_scale = l->scale};
+    if (l->w8) {
+        size_t sz[B_N], off = 0;
+        plan_sizes(&p->d->dc, &p->k, 1, sz);
+        for (int i = 0; i < B_X8; i++) off += sz[i];
+        a.x8 = (char *)p->mem + off;
+        a.x_scale = (float *)((char *)p->mem + off + sz[B_X8]);
+    }
+    return zc_gemm_run(p->d->gemm, &a, err, errlen);
+}
+
 /* A stream of the batch: x (fp32), n items of S rows, key lengths, RoPE. */
 typedef struct stream {
     float *x;
@@ -236,8 +267,8 @@ static int block(zc_plan *p, const zc_dblock *bl, const stream *st, char *err, s
     }
     PX_CUDA_LAUNCH_CHECK(zc_rmsnorm_mod(s, st->x, D, rows, D, bl->n1, eps, mod, 4 * D, st->S,
                                         p->HB, D));
-    if ((rc = gemm(d, p->HB, D, rows, D, bl->qkv, 3 * D, NULL, p->QKV, 3 * D, ZC_BF16, err,
-                   errlen)) ||
+    if ((rc = gemm_lin(p, p->HB, D, rows, D, &bl->qkv, 3 * D, p->QKV, 3 * D, ZC_BF16, err,
+                       errlen)) ||
         (rc = lora(p, bi, ZC_LORA_QKV, p->HB, D, S, p->QKV, 3 * D, ZC_BF16, err, errlen)))
         goto fail;
     PX_CUDA_LAUNCH_CHECK(zc_qknorm_rope(s, p->QKV, 3 * D, 0, rows, c->n_heads, d->hd, bl->q_norm,
@@ -250,19 +281,19 @@ static int block(zc_plan *p, const zc_dblock *bl, const stream *st, char *err, s
                  .n_heads = c->n_heads, .n_kv_heads = c->n_heads, .head_dim = d->hd,
                  .scale = 1.0f / sqrtf((float)d->hd)};
     PX_CUDA_LAUNCH_CHECK(zc_attention(s, &a));
-    if ((rc = gemm(d, p->ATT, D, rows, D, bl->out, D, NULL, p->HF, D, ZC_F32, err, errlen)) ||
+    if ((rc = gemm_lin(p, p->ATT, D, rows, D, &bl->out, D, p->HF, D, ZC_F32, err, errlen)) ||
         (rc = lora(p, bi, ZC_LORA_OUT, p->ATT, D, S, p->HF, D, ZC_F32, err, errlen)))
         goto fail;
     PX_CUDA_LAUNCH_CHECK(zc_gated_residual(s, st->x, D, p->HF, D, rows, D, bl->n2, eps,
                                            mod ? mod + D : NULL, 4 * D, st->S));
     PX_CUDA_LAUNCH_CHECK(zc_rmsnorm_mod(s, st->x, D, rows, D, bl->f1, eps,
                                         mod ? mod + 2 * D : NULL, 4 * D, st->S, p->HB, D));
-    if ((rc = gemm(d, p->HB, D, rows, D, bl->w13, 2 * F, NULL, p->FF, 2 * F, ZC_BF16, err,
-                   errlen)) ||
+    if ((rc = gemm_lin(p, p->HB, D, rows, D, &bl->w13, 2 * F, p->FF, 2 * F, ZC_BF16, err,
+                       errlen)) ||
         (rc = lora(p, bi, ZC_LORA_W13, p->HB, D, S, p->FF, 2 * F, ZC_BF16, err, errlen)))
         goto fail;
     PX_CUDA_LAUNCH_CHECK(zc_swiglu(s, p->FF, 2 * F, rows, F));
-    if ((rc = gemm(d, p->FF, 2 * F, rows, F, bl->w2, D, NULL, p->HF, D, ZC_F32, err, errlen)) ||
+    if ((rc = gemm_lin(p, p->FF, 2 * F, rows, F, &bl->w2, D, p->HF, D, ZC_F32, err, errlen)) ||
         (rc = lora(p, bi, ZC_LORA_W2, p->FF, 2 * F, S, p->HF, D, ZC_F32, err, errlen)))
         goto fail;
     PX_CUDA_LAUNCH_CHECK(zc_gated_residual(s, st->x, D, p->HF, D, rows, D, bl->f2, eps,
@@ -343,6 +374,7 @@ int zc_plan_begin(zc_dev *d, zc_plan *p, const zc_batch *bt, const float *latent
                            bt->text_len[b]);
     p->n_images = bt->n_images;
     for (int i = 0; i < bt->n_images; i++) p->cfg_w[i] = bt->neg_of[i] >= 0 ? bt->cfg_w[i] : 0;
+    for (int b = 0; b < B; b++) p->lat_of[b] = bt->lat_of[b];
     PX_CUDA_CHECK(cudaStreamSynchronize(s)); /* the plan's memset, a previous batch */
     zc_plan_end(d, p);
     if ((rc = tables(p, bt, err, errlen)) || (rc = upload_ints(p, bt, err, errlen)) ||
@@ -350,8 +382,13 @@ int zc_plan_begin(zc_dev *d, zc_plan *p, const zc_batch *bt, const float *latent
                                   err, errlen)))
         goto fail;
     size_t lat = (size_t)c->in_channels * p->k.ht * c->patch * p->k.wt * c->patch;
-    PX_CUDA_CHECK(cudaMemcpy(p->lat, latents, (size_t)bt->n_images * lat * sizeof(float),
-                             cudaMemcpyHostToDevice));
+    if (latents)
+        PX_CUDA_CHECK(cudaMemcpy(p->lat, latents, (size_t)bt->n_images * lat * sizeof(float),
+                                 cudaMemcpyHostToDevice));
+    else /* each image's own device copy (a continuous batch's survivors) */
+        for (int i = 0; i < bt->n_images; i++)
+            PX_CUDA_CHECK(cudaMemcpyAsync(p->lat + i * lat, bt->lat_dev[i], lat * sizeof(float),
+                                          cudaMemcpyDeviceToDevice, s));
     /* Text: the encoder's rows (Lmax per item) into T rows per item of HF
      * (as scratch), normed into HB, embedded into XT, pads, refined. */
     PX_CUDA_CHECK(cudaMemsetAsync(p->HF, 0, (size_t)B * T * H * sizeof(float), s));
@@ -441,7 +478,7 @@ fail:
     return rc;
 }
 
-int zc_plan_step(zc_dev *d, zc_plan *p, float sigma, float sigma_next, int direct,
+int zc_plan_step(zc_dev *d, zc_plan *p, const float *sigma, const float *sigma_next, int direct,
                  float *pred_out, char *err, size_t errlen)
 {
     int rc = 0;
@@ -449,11 +486,12 @@ int zc_plan_step(zc_dev *d, zc_plan *p, float sigma, float sigma_next, int direc
     step_params *h = p->sp_host;
     /* The previous step's copy of the pinned values must have landed. */
     PX_CUDA_CHECK(cudaStreamSynchronize(s));
-    float t_in = (1.0f - sigma) * d->dc.t_scale; /* zi_dit_t_in */
-    for (int b = 0; b < ZC_MAX_ITEMS; b++) {
-        h->t_in[b] = t_in;
-        h->dt[b] = sigma_next - sigma;
-        h->w[b] = p->cfg_w[b];
+    memset(h, 0, sizeof *h);
+    for (int b = 0; b < p->k.B; b++) /* an item's timestep is its image's */
+        h->t_in[b] = (1.0f - sigma[p->lat_of[b]]) * d->dc.t_scale; /* zi_dit_t_in */
+    for (int i = 0; i < p->n_images; i++) {
+        h->dt[i] = sigma_next[i] - sigma[i];
+        h->w[i] = p->cfg_w[i];
     }
     PX_CUDA_CHECK(cudaMemcpyAsync(p->sp_dev, h, sizeof *h, cudaMemcpyHostToDevice, s));
     p->pred_out = pred_out;

@@ -7,14 +7,30 @@
  * bias (one value per row of yᵀ, i.e. per output feature) is the BIAS
  * epilogue, with an fp32 bias whatever y's type.
  *
- * Ran on an H200 (2026-12-05): zimage_cuda_test passes, tiny and full size.
+ * FP8 is the same "TN" form, which is the one cuBLASLt's e4m3 kernels take
+ * on Hopper (A transposed, B not): A = W8 (K' x N, ld K'), B = x8 (K' x M,
+ * ld K'), K' = zc_fp8_ld(K) (rows padded with zeros to 16 bytes), both
+ * CUDA_R_8F_E4M3 with OUTER_VEC_32F scales: A's vector has an entry per
+ * row of op(A) (our output features), B's per column of B (our tokens),
+ * and D[n, m] = alpha · a_scale[n] · b_scale[m] · Σ_k A·B (+ beta · C).
+ * The bias is not the epilogue there: for fp8 inputs cuBLASLt wants a
+ * bf16 bias for both bf16 and fp32 outputs (its type table), where our
+ * biases are fp32, so a kernel adds it after the GEMM, in fp32
+ * (zc_fp8_add_bias); the accumulate stays cuBLASLt's beta = 1 (C = D = y,
+ * C of D's type, which the fp8 table allows for bf16 and fp32 outputs).
+ * The DiT's fp8 linears use neither; the GEMM test covers both.
+ *
+ * Ran on an H200 (2026-12-05): zimage_cuda_test passes, tiny and full size
+ * (bf16). The fp8 path is not yet run on a GPU (written 2026-12).
  */
 #include "engine/zimage/cuda/zc_gemm.h"
 
 #include "core/alloc.h"
 #include "core/err.h"
+#include "engine/cuda/cuda_blas.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/cuda_plan.h"
+#include "engine/zimage/cuda/zc_fp8.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -30,7 +46,7 @@ struct zc_gemm {
 /* The algorithm cache's key: everything the heuristic looks at (ints
  * only: no padding). */
 typedef struct {
-    int M, N, K, ldx, ldy, yt, bias, acc, f32_in, w_kn, align_x, align_w, align_y;
+    int M, N, K, ldx, ldy, yt, bias, acc, f32_in, w_kn, fp8, align_x, align_w, align_y;
 } gemm_key;
 
 /* The alignment of p in bytes, up to the 256 cuBLASLt assumes unless told
@@ -91,46 +107,49 @@ static void descs_free(gemm_descs *d)
     if (d->op) cublasLtMatmulDescDestroy(d->op);
 }
 
-static int descs_make(const zc_gemm *g, const zc_gemm_args *a, gemm_descs *d, char *err,
-                      size_t errlen)
+/* The bias epilogue (bf16 path: an fp32 bias whatever y's type). */
+static int set_bias(cublasLtMatmulDesc_t op, const float *bias, char *err, size_t errlen)
 {
     int rc = 0;
-    cublasOperation_t ta = a->w_kn ? CUBLAS_OP_N : CUBLAS_OP_T, tb = CUBLAS_OP_N;
-    cudaDataType_t yt = a->yt == ZC_F32 ? CUDA_R_32F : CUDA_R_16BF;
-    cudaDataType_t it = a->f32_in ? CUDA_R_32F : CUDA_R_16BF;
-    PX_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    PX_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta,
-                                                   sizeof ta));
-    PX_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb,
-                                                   sizeof tb));
-    if (a->bias) {
-        cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
-        cudaDataType_t bt = CUDA_R_32F;
-        PX_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep,
-                                                       sizeof ep));
-        PX_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
-            d->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
-        PX_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
-            d->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &a->bias, sizeof a->bias));
-    }
-    /* W [N, K] row-major is K x N column-major (op T); W [K, N] is N x K
-     * column-major (op N). */
-    if (a->w_kn)
-        PX_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d->la, it, (uint64_t)a->N, (uint64_t)a->K,
-                                                   (int64_t)a->N));
-    else
-        PX_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d->la, it, (uint64_t)a->K, (uint64_t)a->N,
-                                                   (int64_t)a->K));
-    PX_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d->lb, it, (uint64_t)a->K,
-                                               (uint64_t)a->M, (int64_t)a->ldx));
-    PX_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d->lc, yt, (uint64_t)a->N, (uint64_t)a->M,
-                                               (int64_t)a->ldy));
+    cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
+    cudaDataType_t bt = CUDA_R_32F;
+    PX_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep));
+    PX_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
+    PX_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+fail:
+    return rc;
+}
+
+/* FP8's per-row scales: A's (W's rows) and B's (x's rows, B's columns). */
+static int set_fp8_scales(cublasLtMatmulDesc_t op, const zc_gemm_args *a, char *err,
+                          size_t errlen)
+{
+    int rc = 0;
+    int32_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+    PX_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode));
+    PX_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode));
+    PX_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
+                                                   &a->w_scale, sizeof a->w_scale));
+    PX_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
+                                                   &a->x_scale, sizeof a->x_scale));
+fail:
+    return rc;
+}
+
+/* The workspace cap and every operand's alignment (A w, B x, C and D y). */
+static int prefs_make(const zc_gemm *g, const void *pa, const void *pb, const void *py,
+                      gemm_descs *d, char *err, size_t errlen)
+{
+    int rc = 0;
     PX_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&d->pref));
     PX_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
         d->pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &g->ws_bytes, sizeof g->ws_bytes));
-    /* cuBLASLt's A is our w, B our x, C and D our y. */
-    uint32_t al[4] = {(uint32_t)align_of(a->w), (uint32_t)align_of(a->x),
-                      (uint32_t)align_of(a->y), (uint32_t)align_of(a->y)};
+    uint32_t al[4] = {(uint32_t)align_of(pa), (uint32_t)align_of(pb), (uint32_t)align_of(py),
+                      (uint32_t)align_of(py)};
     const cublasLtMatmulPreferenceAttributes_t at[4] = {
         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
@@ -140,40 +159,139 @@ fail:
     return rc;
 }
 
+/* cuBLASLt's A and B operands of a: w and x, or their fp8 copies. */
+static const void *op_a(const zc_gemm_args *a)
+{
+    return a->w8 ? a->w8 : a->w;
+}
+
+static const void *op_b(const zc_gemm_args *a)
+{
+    return a->w8 ? a->x8 : a->x;
+}
+
+static int descs_make(const zc_gemm *g, const zc_gemm_args *a, gemm_descs *d, char *err,
+                      size_t errlen)
+{
+    int rc = 0, fp8 = a->w8 != NULL;
+    cublasOperation_t ta = a->w_kn ? CUBLAS_OP_N : CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    cudaDataType_t yt = a->yt == ZC_F32 ? CUDA_R_32F : CUDA_R_16BF;
+    cudaDataType_t it = fp8 ? CUDA_R_8F_E4M3 : a->f32_in ? CUDA_R_32F : CUDA_R_16BF;
+    /* fp8 operands: rows of K' bytes, x8 contiguous. */
+    uint64_t K = (uint64_t)(fp8 ? zc_fp8_ld(a->K) : a->K);
+    int64_t ldb = fp8 ? (int64_t)K : (int64_t)a->ldx;
+    PX_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    PX_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta,
+                                                   sizeof ta));
+    PX_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb,
+                                                   sizeof tb));
+    if (fp8 && (rc = set_fp8_scales(d->op, a, err, errlen))) goto fail;
+    if (!fp8 && a->bias && (rc = set_bias(d->op, a->bias, err, errlen))) goto fail;
+    /* W [N, K] row-major is K x N column-major (op T); W [K, N] is N x K
+     * column-major (op N). */
+    if (a->w_kn)
+        PX_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d->la, it, (uint64_t)a->N, K, (int64_t)a->N));
+    else
+        PX_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d->la, it, K, (uint64_t)a->N, (int64_t)K));
+    PX_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d->lb, it, K, (uint64_t)a->M, ldb));
+    PX_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d->lc, yt, (uint64_t)a->N, (uint64_t)a->M,
+                                               (int64_t)a->ldy));
+    rc = prefs_make(g, op_a(a), op_b(a), a->y, d, err, errlen);
+fail:
+    return rc;
+}
+
+/* The heuristic's algorithm for a's shape (asked once per key). */
+static int pick_algo(zc_gemm *g, const zc_gemm_args *a, const gemm_descs *d,
+                     cublasLtMatmulAlgo_t *algo, char *err, size_t errlen)
+{
+    int rc = 0;
+    gemm_key key;
+    memset(&key, 0, sizeof key);
+    key = (gemm_key){a->M, a->N, a->K, a->ldx, a->ldy, (int)a->yt, a->bias != NULL,
+                     a->accumulate, a->f32_in, a->w_kn, a->w8 != NULL, align_of(op_b(a)),
+                     align_of(op_a(a)), align_of(a->y)};
+    if (px_cuda_algos_get(g->algos, &key, algo)) return 0;
+    cublasLtMatmulHeuristicResult_t res;
+    int found = 0;
+    PX_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(g->ctx->blaslt, d->op, d->la, d->lb, d->lc,
+                                                   d->lc, d->pref, 1, &res, &found));
+    if (found < 1)
+        return px_errf(err, errlen, PX_EINVAL,
+                       "zimage-cuda: cuBLASLt has no algorithm for %sGEMM M=%d N=%d K=%d",
+                       a->w8 ? "the fp8 " : "", a->M, a->N, a->K);
+    *algo = res.algo;
+    px_cuda_algos_put(g->algos, &key, algo);
+fail:
+    return rc;
+}
+
+/* What an fp8 GEMM needs besides a bf16 one's (zc_gemm.h). */
+static int fp8_args_ok(const zc_gemm_args *a)
+{
+    return !a->f32_in && !a->w_kn && a->w_scale && a->x8 && a->x_scale && zc_fp8_fits(a->N);
+}
+
 int zc_gemm_run(zc_gemm *g, const zc_gemm_args *a, char *err, size_t errlen)
 {
     int rc = 0;
     gemm_descs d;
     memset(&d, 0, sizeof d);
+    cudaStream_t s = g->ctx->stream;
     if (a->M <= 0) return 0;
-    if (a->N <= 0 || a->K <= 0 || a->ldx < a->K || a->ldy < a->N || (a->f32_in && a->yt != ZC_F32))
-        return px_errf(err, errlen, PX_EINVAL, "zimage-cuda: GEMM %dx%dx%d (ldx %d, ldy %d)",
-                       a->M, a->N, a->K, a->ldx, a->ldy);
-    if ((rc = descs_make(g, a, &d, err, errlen))) goto fail;
-    gemm_key key;
-    memset(&key, 0, sizeof key);
-    key = (gemm_key){a->M, a->N, a->K, a->ldx, a->ldy, (int)a->yt, a->bias != NULL,
-                     a->accumulate, a->f32_in, a->w_kn, align_of(a->x), align_of(a->w),
-                     align_of(a->y)};
+    if (a->N <= 0 || a->K <= 0 || a->ldx < a->K || a->ldy < a->N || (a->f32_in && a->yt != ZC_F32) ||
+        (a->w8 && !fp8_args_ok(a)))
+        return px_errf(err, errlen, PX_EINVAL, "zimage-cuda: %sGEMM %dx%dx%d (ldx %d, ldy %d)",
+                       a->w8 ? "fp8 " : "", a->M, a->N, a->K, a->ldx, a->ldy);
+    if (a->w8)
+        PX_CUDA_LAUNCH_CHECK(zc_fp8_quant_rows(s, a->x, a->ldx, a->M, a->K, zc_fp8_ld(a->K),
+                                               a->x8, a->x_scale));
     cublasLtMatmulAlgo_t algo;
-    if (!px_cuda_algos_get(g->algos, &key, &algo)) {
-        cublasLtMatmulHeuristicResult_t res;
-        int found = 0;
-        PX_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(g->ctx->blaslt, d.op, d.la, d.lb, d.lc,
-                                                       d.lc, d.pref, 1, &res, &found));
-        if (found < 1) {
-            rc = px_errf(err, errlen, PX_EINVAL,
-                         "zimage-cuda: cuBLASLt has no algorithm for GEMM M=%d N=%d K=%d", a->M,
-                         a->N, a->K);
-            goto fail;
-        }
-        algo = res.algo;
-        px_cuda_algos_put(g->algos, &key, &algo);
-    }
+    if ((rc = descs_make(g, a, &d, err, errlen)) || (rc = pick_algo(g, a, &d, &algo, err, errlen)))
+        goto fail;
     float alpha = a->alpha != 0.0f ? a->alpha : 1.0f, beta = a->accumulate ? 1.0f : 0.0f;
-    PX_CUBLAS_CHECK(cublasLtMatmul(g->ctx->blaslt, d.op, &alpha, a->w, d.la, a->x, d.lb, &beta,
-                                   a->y, d.lc, a->y, d.lc, &algo, g->ws, g->ws_bytes,
-                                   g->ctx->stream));
+    PX_CUBLAS_CHECK(cublasLtMatmul(g->ctx->blaslt, d.op, &alpha, op_a(a), d.la, op_b(a), d.lb,
+                                   &beta, a->y, d.lc, a->y, d.lc, &algo, g->ws, g->ws_bytes, s));
+    if (a->w8 && a->bias)
+        PX_CUDA_LAUNCH_CHECK(
+            zc_fp8_add_bias(s, a->y, a->yt == ZC_BF16, a->ldy, a->M, a->N, a->bias));
+fail:
+    descs_free(&d);
+    return rc;
+}
+
+int zc_gemm_fp8_probe(zc_gemm *g, char *err, size_t errlen)
+{
+    int rc = 0, major = 0, minor = 0, dev = g->ctx->dev;
+    gemm_descs d;
+    memset(&d, 0, sizeof d);
+    PX_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    PX_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+    if (major * 10 + minor < 89)
+        return px_errf(err, errlen, PX_EUNSUP,
+                       "zimage-cuda: precision fp8 needs a GPU of compute capability 8.9 or "
+                       "later (e4m3 tensor cores); device %d is %d.%d",
+                       dev, major, minor);
+    /* A DiT-like shape with both outputs the DiT's linears write (qkv and
+     * w13 bf16, out and w2 fp32). The heuristic reads no memory: any
+     * device addresses do, the workspace's. */
+    for (int yt = ZC_BF16; yt <= ZC_F32 && !rc; yt++) {
+        zc_gemm_args a = {.x = g->ws, .ldx = 256, .M = 256, .K = 256, .w = g->ws, .N = 256,
+                          .y = g->ws, .ldy = 256, .yt = (zc_type)yt, .w8 = g->ws,
+                          .w_scale = g->ws, .x8 = g->ws, .x_scale = g->ws};
+        cublasLtMatmulAlgo_t algo;
+        char why[256] = "";
+        descs_free(&d);
+        memset(&d, 0, sizeof d);
+        if ((rc = descs_make(g, &a, &d, why, sizeof why)) ||
+            (rc = pick_algo(g, &a, &d, &algo, why, sizeof why)))
+            rc = px_errf(err, errlen, PX_EUNSUP,
+                         "zimage-cuda: precision fp8: cuBLASLt %d offers no e4m3 GEMM with "
+                         "per-row scales (outer-vector scaling) and %s output on device %d "
+                         "(compute capability %d.%d): %s",
+                         px_cuda_blaslt_version(), yt == ZC_F32 ? "fp32" : "bf16", dev, major,
+                         minor, why);
+    }
 fail:
     descs_free(&d);
     return rc;

@@ -13,6 +13,12 @@
  * so a shape asks the heuristic once. Operands may start anywhere (e.g. a
  * column slice of y): the heuristic is told each pointer's alignment.
  * Not thread-safe: the context's holder uses it.
+ *
+ * FP8 (e4m3, zc_fp8.h): a GEMM given w8 quantizes x per row into the
+ * caller's scratch and runs cuBLASLt's e4m3 GEMM with a scale per output
+ * feature (w_scale) and per token (x_scale), fp32 accumulation, the same
+ * outputs; the bias is added by a kernel after it. Not yet run on a GPU
+ * (written 2026-12): zimage_cuda_test's fp8 tests check it.
  */
 #ifndef PX_ENGINE_ZIMAGE_CUDA_ZC_GEMM_H
 #define PX_ENGINE_ZIMAGE_CUDA_ZC_GEMM_H
@@ -45,6 +51,16 @@ typedef struct zc_gemm_args {
     zc_type yt;
     int accumulate; /* y += x·Wᵀ (+ b) */
     float alpha;    /* x·Wᵀ is multiplied by alpha; 0 (the zero-initialised default) means 1 */
+    /* FP8: w8 non-NULL runs the GEMM on w8 (e4m3 [N, zc_fp8_ld(K)], one
+     * fp32 scale per row in w_scale; w unused) after quantizing x (bf16)
+     * into x8 (M x zc_fp8_ld(K) bytes, 16-byte aligned) and x_scale (M
+     * floats): scratch the caller owns, so that a captured CUDA graph
+     * sees fixed addresses. N % 16 == 0 (zc_fp8_fits); not with f32_in
+     * or w_kn. */
+    const void *w8;
+    const float *w_scale;
+    void *x8;
+    float *x_scale;
 } zc_gemm_args;
 
 /* Enqueues the GEMM on the context's stream. Returns 0, PX_EINVAL (a
@@ -54,5 +70,10 @@ int zc_gemm_run(zc_gemm *g, const zc_gemm_args *a, char *err, size_t errlen);
 /* The rate the GEMMs ran at is the bench's business; this is their work:
  * 2·M·N·K. */
 double zc_gemm_flops(const zc_gemm_args *a);
+
+/* 0 when cuBLASLt offers this GPU e4m3 GEMMs with per-row and per-column
+ * scales (compute capability 8.9 or later and a cuBLASLt that has them);
+ * else PX_EUNSUP saying what is missing (an fp8 engine refuses to start). */
+int zc_gemm_fp8_probe(zc_gemm *g, char *err, size_t errlen);
 
 #endif

@@ -28,8 +28,18 @@
 
 #define ZC_MAX_ITEMS 64 /* DiT items of one batch (CFG counts two per image) */
 
+/* One of a DiT block's big linears (a Linear weight [N, K]): bf16 w, or
+ * on an fp8 device, where N allows it (zc_fp8_fits), e4m3 w8 ([N,
+ * zc_fp8_ld(K)], zc_fp8.h) with an fp32 scale per output row, and then w
+ * NULL: the bf16 copy is freed at upload (the memory is the point). */
+typedef struct zc_lin {
+    void *w, *w8;
+    float *scale;
+} zc_lin;
+
 typedef struct zc_dblock {
-    void *qkv, *out, *w13, *w2, *ada_w; /* bf16; w13 = [w1; w3]; ada_w NULL: unmodulated */
+    zc_lin qkv, out, w13, w2; /* w13 = [w1; w3] */
+    void *ada_w;              /* bf16; NULL: unmodulated */
     float *ada_b, *q_norm, *k_norm, *n1, *n2, *f1, *f2;
 } zc_dblock;
 
@@ -54,6 +64,8 @@ typedef struct zc_dev {
     zi_dit_config dc;
     zi_qwen3_config qc;
     int hd, pf, nblocks, nqrun;
+    int fp8;      /* the blocks' big linears in e4m3 where they fit (zc_dev_create) */
+    int nlin_fp8; /* how many of them are (of 4 per block) */
     /* DiT */
     void *x_w, *cap_w, *t0_w, *t2_w, *fin_w, *fin_ada_w;
     float *x_b, *cap_norm, *cap_b, *t0_b, *t2_b, *fin_b, *fin_ada_b, *x_pad, *cap_pad;
@@ -70,12 +82,15 @@ typedef struct zc_dev {
 } zc_dev;
 
 /* Uploads the model's DiT and text-encoder weights to c's device (current)
- * and sets up the GEMMs. Returns 0, PX_ENOMEM (device memory), PX_EIO or
- * the store's errors (a missing tensor). Caller frees with zc_dev_free
- * (also on failure: *out is set when anything was allocated). */
+ * and sets up the GEMMs; fp8: the DiT blocks' qkv, out, w13 and w2 as e4m3
+ * (zc_lin; adaLN, embedders, final layer and text encoder stay bf16).
+ * Returns 0, PX_ENOMEM (device memory), PX_EIO, PX_EUNSUP (fp8 on a GPU
+ * or cuBLASLt without it: zc_gemm_fp8_probe) or the store's errors (a
+ * missing tensor). Caller frees with zc_dev_free (also on failure: *out is
+ * set when anything was allocated). */
 int zc_dev_create(px_cuda_ctx *c, const zi_weights *dit, const zi_dit_config *dc,
-                  const zi_weights *text, const zi_qwen3_config *qc, zc_dev **out, char *err,
-                  size_t errlen);
+                  const zi_weights *text, const zi_qwen3_config *qc, int fp8, zc_dev **out,
+                  char *err, size_t errlen);
 void zc_dev_free(zc_dev *d);
 
 /* Internal to the module's files: the DiT plan cache (zc_dit.c) and the
@@ -110,6 +125,10 @@ typedef struct zc_plan zc_plan;
  * estimate uses it). */
 size_t zc_plan_bytes(const zi_dit_config *c, const zc_plan_key *k);
 
+/* What a plan of an fp8 device allocates on top of zc_plan_bytes: the
+ * activations' e4m3 copy and scales (the largest block GEMM's rows x K). */
+size_t zc_plan_fp8_bytes(const zi_dit_config *c, const zc_plan_key *k);
+
 /* The plan for k (built on first use, cached per device). */
 int zc_plan_get(zc_dev *d, const zc_plan_key *k, zc_plan **out, char *err, size_t errlen);
 
@@ -125,24 +144,29 @@ typedef struct zc_batch {
     /* Item b's LoRAs: loras[b][0 .. nloras[b]) (NULL / 0: none). */
     const zi_lora_use *loras[ZC_MAX_ITEMS];
     int nloras[ZC_MAX_ITEMS];
+    /* Image i's latents on the device (fp32 C x H x W), read by
+     * zc_plan_begin when it is given no host latents. */
+    const float *lat_dev[ZC_MAX_ITEMS];
 } zc_batch;
 
 /* Binds a batch to plan p: uploads positions, key lengths and the
- * initial latents (host, n_images x C x H x W), binds the items' LoRAs
+ * initial latents (host, n_images x C x H x W; NULL: copied from each
+ * image's b->lat_dev on the device, in stream order), binds the items' LoRAs
  * (uploaded into the device's cache and pinned until zc_plan_end), embeds
  * the text and runs the context refiner (the text stream does not depend
  * on the timestep, so once per generation, not per step). */
 int zc_plan_begin(zc_dev *d, zc_plan *p, const zc_batch *b, const float *latents, char *err,
                   size_t errlen);
 
-/* One Euler step for every image: sigma -> sigma_next (same for all in
- * this first version). As a CUDA graph after the first run (direct when
+/* One Euler step for every image i: sigma[i] -> sigma_next[i] (each image
+ * at its own point of its own schedule: continuous batching; the items of
+ * an image take its timestep). As a CUDA graph after the first run (direct when
  * `direct`, e.g. to profile, and whenever the batch has LoRAs: a graph
  * would bake in the LoRAs' device addresses, which the cache may move
  * between generations, and their scales). pred_out: NULL or device fp32
  * for the tests (n_images x C x H x W: the positive prediction). Enqueued,
  * not waited. */
-int zc_plan_step(zc_dev *d, zc_plan *p, float sigma, float sigma_next, int direct,
+int zc_plan_step(zc_dev *d, zc_plan *p, const float *sigma, const float *sigma_next, int direct,
                  float *pred_out, char *err, size_t errlen);
 
 /* The latents now (device, n_images x C x H x W fp32). */
@@ -164,6 +188,9 @@ int zc_vae_create(px_cuda_ctx *c, zc_gemm *g, const zi_weights *w, const zi_vae_
                   zc_vae **out, char *err, size_t errlen);
 void zc_vae_free(zc_vae *v);
 size_t zc_vae_weight_bytes(const zc_vae *v);
+
+/* The convolutions' math: "tf32" (the default) or "fp32" (PX_ZIMAGE_CUDA_VAE=fp32). */
+const char *zc_vae_precision(const zc_vae *v);
 
 /* Device bytes the decoder's plan takes for latents of lh x lw. */
 size_t zc_vae_bytes(const zi_vae_config *c, int lh, int lw);

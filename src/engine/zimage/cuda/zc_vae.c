@@ -215,6 +215,11 @@ int zc_vae_create(px_cuda_ctx *c, zc_gemm *g, const zi_weights *w, const zi_vae_
     return up_all(v, w, err, errlen);
 }
 
+const char *zc_vae_precision(const zc_vae *v)
+{
+    return v->prec == PX_CUDA_FP32 ? "fp32" : "tf32";
+}
+
 static void vconv_free(vconv *c)
 {
     if (c->w) cudaFree(c->w);

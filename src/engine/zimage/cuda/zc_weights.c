@@ -8,7 +8,13 @@
  * the configs; the shapes are checked again here since the device copy
  * trusts them for its sizes.
  *
- * Ran on an H200 (2026-12-05): zimage_cuda_test passes, tiny and full size.
+ * On an fp8 device the DiT blocks' four big linears are quantized on the
+ * GPU right after their bf16 upload (zc_fp8_quant_rows: e4m3 + a scale per
+ * output row) and their bf16 copies freed, one linear at a time, so the
+ * upload never holds more than one extra bf16 weight.
+ *
+ * Ran on an H200 (2026-12-05): zimage_cuda_test passes, tiny and full size
+ * (bf16; the fp8 upload is not yet run on a GPU).
  */
 #include "engine/zimage/cuda/zc_net.h"
 
@@ -16,6 +22,7 @@
 #include "core/err.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/zimage/cuda/zattn.h"
+#include "engine/zimage/cuda/zc_fp8.h"
 #include "engine/zimage/cuda/zkernels.h"
 #include "engine/zimage/zops.h"
 #include "engine/zimage/znames.h"
@@ -42,6 +49,19 @@ static int dev_alloc(zc_dev *d, size_t bytes, void **p, char *err, size_t errlen
     d->weight_bytes += bytes;
 fail:
     return rc;
+}
+
+/* Frees allocation p (one of the last made: searched from the end) and
+ * takes its bytes off the device's weights. */
+static void dev_release(zc_dev *d, void *p, size_t bytes)
+{
+    for (int i = d->nalloc - 1; i >= 0; i--)
+        if (d->allocs[i] == p) {
+            d->allocs[i] = d->allocs[--d->nalloc];
+            cudaFree(p);
+            d->weight_bytes -= bytes;
+            return;
+        }
 }
 
 /* Copies t as bf16 into dst (device): as is, or rounded from F32. */
@@ -119,6 +139,30 @@ fail:
     return rc;
 }
 
+/* A block linear: tensors names[0..n) ([rows_i, cols]) stacked into l->w
+ * (bf16), then, on an fp8 device and where the output width allows,
+ * quantized into l->w8 + l->scale and the bf16 copy freed. */
+static int up_lin(zc_dev *d, const zi_weights *w, const char *const *names, const int64_t *rows,
+                  int n, int64_t cols, zc_lin *l, char *err, size_t errlen)
+{
+    int rc = up_cat(d, w, names, rows, n, cols, &l->w, err, errlen);
+    int N = 0, K = (int)cols;
+    for (int i = 0; i < n; i++) N += (int)rows[i];
+    if (rc || !d->fp8 || !zc_fp8_fits(N)) return rc;
+    int ld = zc_fp8_ld(K);
+    cudaStream_t s = d->ctx->stream;
+    if ((rc = dev_alloc(d, (size_t)N * ld, &l->w8, err, errlen)) ||
+        (rc = dev_alloc(d, (size_t)N * sizeof(float), (void **)&l->scale, err, errlen)))
+        return rc;
+    PX_CUDA_LAUNCH_CHECK(zc_fp8_quant_rows(s, l->w, K, N, K, ld, l->w8, l->scale));
+    PX_CUDA_CHECK(cudaStreamSynchronize(s));
+    dev_release(d, l->w, (size_t)N * K * 2);
+    l->w = NULL;
+    d->nlin_fp8++;
+fail:
+    return rc;
+}
+
 static int up_dit_block(zc_dev *d, const zi_weights *w, const char *p, int modulated,
                         zc_dblock *b, char *err, size_t errlen)
 {
@@ -129,19 +173,20 @@ static int up_dit_block(zc_dev *d, const zi_weights *w, const char *p, int modul
                            "feed_forward.w2.weight",  "adaLN_modulation.0.weight",
                            "adaLN_modulation.0.bias", "attention.q_norm.weight"};
     for (int i = 0; i < 8; i++) snprintf(n[i], sizeof n[i], "%s.%s", p, what[i]);
-    const char *w13[2] = {n[2], n[3]};
-    int64_t r13[2] = {F, F};
+    /* qkv, out, w1|w3, w2 */
+    const char *ln[4][2] = {{n[0], NULL}, {n[1], NULL}, {n[2], n[3]}, {n[4], NULL}};
+    const int64_t lr[4][2] = {{3 * D, 0}, {D, 0}, {F, F}, {D, 0}}, lc[4] = {D, D, D, F};
+    zc_lin *lin[4] = {&b->qkv, &b->out, &b->w13, &b->w2};
     char q[6][160];
     const char *nw[6] = {"attention.q_norm.weight", "attention.k_norm.weight",
                          "attention_norm1.weight",  "attention_norm2.weight",
                          "ffn_norm1.weight",        "ffn_norm2.weight"};
     for (int i = 0; i < 6; i++) snprintf(q[i], sizeof q[i], "%s.%s", p, nw[i]);
     int rc;
-    if ((rc = up_bf16(d, w, n[0], 3 * D, D, &b->qkv, err, errlen)) ||
-        (rc = up_bf16(d, w, n[1], D, D, &b->out, err, errlen)) ||
-        (rc = up_cat(d, w, w13, r13, 2, D, &b->w13, err, errlen)) ||
-        (rc = up_bf16(d, w, n[4], D, F, &b->w2, err, errlen)) ||
-        (rc = up_f32(d, w, q[0], hd, -1, &b->q_norm, err, errlen)) ||
+    for (int i = 0; i < 4; i++)
+        if ((rc = up_lin(d, w, ln[i], lr[i], ln[i][1] ? 2 : 1, lc[i], lin[i], err, errlen)))
+            return rc;
+    if ((rc = up_f32(d, w, q[0], hd, -1, &b->q_norm, err, errlen)) ||
         (rc = up_f32(d, w, q[1], hd, -1, &b->k_norm, err, errlen)) ||
         (rc = up_f32(d, w, q[2], D, -1, &b->n1, err, errlen)) ||
         (rc = up_f32(d, w, q[3], D, -1, &b->n2, err, errlen)) ||
@@ -234,8 +279,8 @@ static int up_text(zc_dev *d, const zi_weights *w, char *err, size_t errlen)
 }
 
 int zc_dev_create(px_cuda_ctx *c, const zi_weights *dit, const zi_dit_config *dc,
-                  const zi_weights *text, const zi_qwen3_config *qc, zc_dev **out, char *err,
-                  size_t errlen)
+                  const zi_weights *text, const zi_qwen3_config *qc, int fp8, zc_dev **out,
+                  char *err, size_t errlen)
 {
     int rc = 0;
     zc_dev *d = px_xcalloc(1, sizeof *d);
@@ -247,6 +292,7 @@ int zc_dev_create(px_cuda_ctx *c, const zi_weights *dit, const zi_dit_config *dc
     d->pf = dc->patch * dc->patch * dc->in_channels;
     d->nblocks = 2 * dc->n_refiner_layers + dc->n_layers;
     d->nqrun = qc->n_layers - 1;
+    d->fp8 = fp8 != 0;
     bool hd_ok = false, qhd_ok = false;
     for (int k = 16; k <= 128; k *= 2) hd_ok |= d->hd == k, qhd_ok |= qc->head_dim == k;
     if (!hd_ok || !qhd_ok || dc->dim % 8 || dc->cap_feat_dim % 8)
@@ -256,7 +302,9 @@ int zc_dev_create(px_cuda_ctx *c, const zi_weights *dit, const zi_dit_config *dc
                        d->hd, qc->head_dim, dc->dim);
     PX_CUDA_CHECK(cudaSetDevice(c->dev));
     PX_CUDA_LAUNCH_CHECK(zc_attn_init());
+    /* fp8: refused before any upload where the GPU or cuBLASLt lacks it. */
     if ((rc = zc_gemm_create(c, (size_t)32 << 20, &d->gemm, err, errlen)) ||
+        (d->fp8 && (rc = zc_gemm_fp8_probe(d->gemm, err, errlen))) ||
         (rc = up_dit(d, dit, err, errlen)) || (rc = up_text(d, text, err, errlen)))
         goto fail;
     d->plans = zc_plans_create(d);

@@ -13,6 +13,11 @@
  * steps. The text rows are bucketed to a power of two (>= 32) so a few
  * plans serve every prompt length.
  *
+ * Continuous batching (px_engine_run_feed, zc_join.h): the scheduler's
+ * batch keeps its context while requests of its size join between steps
+ * and leave when their own steps are done; px_engine_run (warm-up, the
+ * CLI, the tests' plain batches) runs a fixed group as above.
+ *
  * LoRAs (px_engine_lora_open) are applied per item at run time next to
  * the DiT's GEMMs (zc_lora.h), so a batch mixes LoRAs and scales; each
  * GPU caches the LoRAs it has used (bf16, PX_ZIMAGE_CUDA_LORA_MB, default
@@ -37,6 +42,7 @@
 #include "engine/cuda/cuda_blas.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/cuda_device.h"
+#include "engine/zimage/cuda/zc_join.h"
 #include "engine/zimage/cuda/zc_net.h"
 #include "engine/zimage/sampler.h"
 #include "engine/zimage/tokenizer.h"
@@ -75,14 +81,6 @@ int zi_cuda_probe(char *err, size_t errlen)
     return px_cuda_probe(err, errlen);
 }
 
-/* Plan text rows: the padded length rounded up to a power of two. */
-static int text_bucket(int len)
-{
-    int lp = (len + 31) / 32 * 32, b = 32;
-    while (b < lp) b *= 2;
-    return b;
-}
-
 /* ------------------------------------------------------------- a batch */
 
 typedef struct job {
@@ -92,7 +90,7 @@ typedef struct job {
     px_engine_item *items;
     int n;               /* images */
     int lat_h, lat_w, C; /* latent size */
-    int32_t *ids[ZC_MAX_ITEMS];
+    int32_t *ids[ZC_MAX_ITEMS + 1]; /* + 1: zc_item_prepare writes a pair */
     int len[ZC_MAX_ITEMS];
     zc_batch b;
     zi_lora_use uses[ZC_MAX_ITEMS][PX_ENGINE_MAX_LORAS]; /* per image (both CFG halves) */
@@ -104,56 +102,39 @@ typedef struct job {
 
 static void job_free(job *j)
 {
-    for (int i = 0; i < ZC_MAX_ITEMS; i++) free(j->ids[i]);
+    for (int i = 0; i <= ZC_MAX_ITEMS; i++) free(j->ids[i]);
     free(j->lat);
     free(j->sigmas);
 }
 
-/* Tokenizes item prompts into DiT items (positive, then negative when
- * guided), binds their LoRAs and draws or copies the initial latents. */
+/* Each image's DiT items (positive, then negative when guided: see
+ * zc_item_prepare), their LoRAs and initial latents, as one zc_batch. */
 static int job_prepare(job *j, char *err, size_t errlen)
 {
-    const zi_model *m = j->e->model;
-    int k = 0, rc;
+    int k = 0;
     size_t per = (size_t)j->C * j->lat_h * j->lat_w;
     if (!(j->lat = px_alloc_array((size_t)j->n * per, sizeof *j->lat)))
         return px_errf(err, errlen, PX_ENOMEM, "out of memory");
     for (int i = 0; i < j->n; i++) {
         px_engine_gen *g = &j->items[i].gen;
-        bool cfg = g->cfg_scale > 0;
-        int nl = zi_engine_lora_uses(g, j->uses[i], err, errlen);
-        if (nl < 0) return nl;
-        for (int h = 0; h < (cfg ? 2 : 1); h++) {
-            const char *pr = h ? (g->negative_prompt ? g->negative_prompt : "") : g->prompt;
-            size_t nid = 0;
-            bool trunc = false;
-            if (!(j->ids[k] = px_alloc_array(ZI_TOK_MAX_PROMPT, sizeof *j->ids[k])))
-                return px_errf(err, errlen, PX_ENOMEM, "out of memory");
-            if ((rc = zi_model_tokenize(m, pr, j->ids[k], ZI_TOK_MAX_PROMPT, &nid, &trunc, err,
-                                        errlen)))
-                return rc;
-            if (!h) g->prompt_tokens = (int)nid, g->prompt_truncated = trunc;
-            j->len[k] = (int)nid;
-            j->b.text_len[k] = (int)nid;
+        int nl, len[2];
+        int nd = zc_item_prepare(j->e->model, &j->items[i], &j->ids[k], len, j->uses[i], &nl,
+                                 j->lat + i * per, per, err, errlen);
+        if (nd < 0) return nd;
+        j->b.pos_of[i] = k, j->b.neg_of[i] = nd > 1 ? k + 1 : -1;
+        j->b.cfg_w[i] = nd > 1 ? g->cfg_scale : 0;
+        for (int h = 0; h < nd; h++, k++) {
+            j->len[k] = j->b.text_len[k] = len[h];
             j->b.lat_of[k] = i;
             j->b.loras[k] = j->uses[i], j->b.nloras[k] = nl;
-            if (!h) j->b.pos_of[i] = k;
-            j->b.neg_of[i] = h ? k : -1;
-            j->b.cfg_w[i] = cfg ? g->cfg_scale : 0;
-            k++;
         }
-        if (g->latents)
-            memcpy(j->lat + i * per, g->latents, per * sizeof *j->lat);
-        else
-            zi_sampler_noise((uint64_t)zi_sampler_resolve_seed(
-                                 (int64_t)(j->items[i].seed & ((UINT64_C(1) << 62) - 1))),
-                             j->lat + i * per, per);
     }
     j->b.n_items = k;
     j->b.n_images = j->n;
     if (!(j->sigmas = px_alloc_array((size_t)j->steps + 1, sizeof *j->sigmas)))
         return px_errf(err, errlen, PX_ENOMEM, "out of memory");
-    return zi_sampler_sigmas(zi_model_sampler_config(m), j->steps, j->sigmas, err, errlen);
+    return zi_sampler_sigmas(zi_model_sampler_config(j->e->model), j->steps, j->sigmas, err,
+                             errlen);
 }
 
 static bool all_cancelled(const job *j)
@@ -171,7 +152,7 @@ static int job_denoise(job *j, char *err, size_t errlen)
     const int32_t *ids[ZC_MAX_ITEMS];
     for (int k = 0; k < j->b.n_items; k++) {
         ids[k] = j->ids[k];
-        int tb = text_bucket(j->len[k]);
+        int tb = zc_text_bucket(j->len[k]);
         if (tb > T) T = tb;
     }
     if ((rc = zc_text_encode(j->d, ids, j->len, j->b.n_items, &j->b.lmax, err, errlen))) goto fail;
@@ -193,9 +174,9 @@ static int job_denoise(job *j, char *err, size_t errlen)
             goto fail;
         }
         int64_t ts = px_now_ns();
-        if ((rc = zc_plan_step(j->d, p, j->sigmas[s], j->sigmas[s + 1], direct, NULL, err,
-                               errlen)))
-            goto fail;
+        float sig[ZC_MAX_ITEMS], nxt[ZC_MAX_ITEMS]; /* one schedule for the whole batch */
+        for (int i = 0; i < j->n; i++) sig[i] = j->sigmas[s], nxt[i] = j->sigmas[s + 1];
+        if ((rc = zc_plan_step(j->d, p, sig, nxt, direct, NULL, err, errlen))) goto fail;
         PX_CUDA_CHECK(cudaStreamSynchronize(j->ctx->stream));
         double ms = px_ns_to_ms(px_now_ns() - ts);
         for (int i = 0; i < j->n; i++) {
@@ -318,6 +299,32 @@ static int zcuda_run(px_engine *pe, px_engine_item *items, int n)
     return run_items((zcuda_engine *)pe, items, n, NULL);
 }
 
+/* Continuous batching (zc_join.h) on a free context: the batch holds it
+ * until nothing is left to join. */
+static int zcuda_run_feed(px_engine *pe, px_engine_item **items, int n,
+                          const px_engine_feed *feed)
+{
+    zcuda_engine *e = (zcuda_engine *)pe;
+    px_cuda_ctx *ctx = px_cuda_pool_take(e->pool);
+    char err[160];
+    size_t errlen = sizeof err;
+    int rc = 0;
+    PX_CUDA_CHECK(cudaSetDevice(ctx->dev));
+    zc_join_env env = {.model = e->model, .ctx = ctx, .d = ctx->user,
+                       .vae = e->cpu_vae ? NULL : e->vae[ctx->index],
+                       .vae_ctx = e->vae_ctx[ctx->index]};
+    rc = zc_join_run(&env, items, n, feed);
+    px_cuda_pool_give(e->pool, ctx);
+    return rc;
+fail:
+    px_cuda_pool_give(e->pool, ctx);
+    for (int i = 0; i < n; i++) {
+        items[i]->status = px_errf(items[i]->err, sizeof items[i]->err, rc, "%s", err);
+        feed->done(feed->ctx, items[i]);
+    }
+    return rc;
+}
+
 int zi_cuda_run_latents(px_engine *pe, px_engine_item *items, int n, float *lat_out, char *err,
                         size_t errlen)
 {
@@ -403,19 +410,21 @@ int zi_cuda_dit_forward(px_engine *pe, const float *const *lat, const float *con
         memcpy(hl + i * per, lat[i], per * sizeof *hl);
         b.text_len[i] = text_len[i], b.lat_of[i] = i, b.pos_of[i] = i, b.neg_of[i] = -1;
         if (loras) b.loras[i] = loras[i], b.nloras[i] = nloras[i];
-        if (text_bucket(text_len[i]) > T) T = text_bucket(text_len[i]);
+        if (zc_text_bucket(text_len[i]) > T) T = zc_text_bucket(text_len[i]);
     }
     px_cuda_ctx *ctx = px_cuda_pool_take(e->pool);
     zc_dev *d = ctx->user;
     zc_plan *p = NULL;
     int rc = 0;
     zc_plan_key key = {n, n, lat_h / c->patch, lat_w / c->patch, T};
+    float sig[ZC_MAX_ITEMS], nxt[ZC_MAX_ITEMS] = {0};
+    for (int i = 0; i < n; i++) sig[i] = sigma;
     PX_CUDA_CHECK(cudaSetDevice(ctx->dev));
     PX_CUDA_CHECK(cudaMalloc((void **)&dpred, (size_t)n * per * sizeof(float)));
     if ((rc = put_text(d, text, text_len, n, &b.lmax, err, errlen)) ||
         (rc = zc_plan_get(d, &key, &p, err, errlen)) ||
         (rc = zc_plan_begin(d, p, &b, hl, err, errlen)) ||
-        (rc = zc_plan_step(d, p, sigma, 0.0f, 1, dpred, err, errlen)))
+        (rc = zc_plan_step(d, p, sig, nxt, 1, dpred, err, errlen)))
         goto fail;
     PX_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
     for (int i = 0; i < n; i++)
@@ -498,7 +507,8 @@ static size_t zcuda_mem(const px_engine *pe, int n, const px_engine_shape *s)
                           (size_t)q->n_heads * hd * 2 + (size_t)q->intermediate * 4);
     const zi_vae_config *v = zi_model_vae_config(e->model);
     int f = mult / c->patch;
-    return zc_plan_bytes(c, &k) + text + zc_vae_bytes(v, s->h / f, s->w / f) +
+    size_t fp8 = e->dev[0] && e->dev[0]->fp8 ? zc_plan_fp8_bytes(c, &k) : 0;
+    return zc_plan_bytes(c, &k) + fp8 + text + zc_vae_bytes(v, s->h / f, s->w / f) +
            ((size_t)256 << 20);
 }
 
@@ -525,9 +535,12 @@ static int zcuda_describe(const px_engine *pe, px_buf *out)
     if (!rc) rc = px_json_str(out, e->path);
     if (!rc)
         rc = px_buf_printf(out,
-                           ",\"device\":\"cuda\",\"precision\":\"bf16\",\"vae\":\"%s\","
-                           "\"cuda_graphs\":true,\"cublaslt\":%d,\"devices\":",
-                           e->cpu_vae ? "cpu" : "cuda-fp32", px_cuda_blaslt_version());
+                           ",\"device\":\"cuda\",\"precision\":\"%s\",\"vae\":\"%s%s\","
+                           "\"cuda_graphs\":true,\"continuous_batching\":true,\"cublaslt\":%d,"
+                           "\"devices\":",
+                           e->dev[0]->fp8 ? "fp8" : "bf16", e->cpu_vae ? "cpu" : "cuda-",
+                           e->cpu_vae ? "" : zc_vae_precision(e->vae[0]),
+                           px_cuda_blaslt_version());
     if (!rc) rc = px_cuda_pool_describe(e->pool, e->ndev, zcuda_weight_bytes, e, out);
     for (int i = 0; !rc && i < e->ndev; i++) {
         zi_lora_cache_stats st;
@@ -550,10 +563,11 @@ static int zcuda_create_unused(const px_engine_config *cfg, px_engine **out, cha
 
 static const px_engine_ops k_ops = {
     .name = "zimage",
-    .description = "Z-Image-Turbo text to image on NVIDIA GPUs (bf16 cuBLASLt GEMMs, own flash "
-                   "attention, CUDA graphs, fp32 cuDNN VAE)",
+    .description = "Z-Image-Turbo text to image on NVIDIA GPUs (bf16 or fp8 cuBLASLt GEMMs, own "
+                   "flash attention, CUDA graphs, continuous batching, cuDNN VAE)",
     .caps = PX_ENGINE_CAP_BATCH | PX_ENGINE_CAP_ANY_SIZE | PX_ENGINE_CAP_DETERMINISTIC |
-            PX_ENGINE_CAP_GPU | PX_ENGINE_CAP_WEIGHTS | PX_ENGINE_CAP_DEVICES,
+            PX_ENGINE_CAP_GPU | PX_ENGINE_CAP_WEIGHTS | PX_ENGINE_CAP_DEVICES |
+            PX_ENGINE_CAP_JOIN,
     .kind = PX_ENGINE_GENERATE,
     .create = zcuda_create_unused,
     .destroy = zcuda_destroy,
@@ -561,6 +575,7 @@ static const px_engine_ops k_ops = {
     .free_memory = zcuda_free_memory,
     .parallelism = zcuda_parallelism,
     .run = zcuda_run,
+    .run_feed = zcuda_run_feed,
     .describe_config = zcuda_describe,
     .lora_open = zcuda_lora_open,
     .lora_close = zi_engine_lora_close, /* evicts from the GPUs too */
@@ -568,9 +583,11 @@ static const px_engine_ops k_ops = {
 };
 
 /* The model's weights onto every device: the DiT's and the text
- * encoder's from the model's stores, the VAE's from its directory again
- * (in fp32: the CPU VAE keeps no store). */
-static int setup_devices(zcuda_engine *e, const int *devs, int ndev, char *err, size_t errlen)
+ * encoder's from the model's stores (the DiT blocks' big linears in e4m3
+ * with fp8), the VAE's from its directory again (in fp32: the CPU VAE
+ * keeps no store). */
+static int setup_devices(zcuda_engine *e, const int *devs, int ndev, int fp8, char *err,
+                         size_t errlen)
 {
     zi_weights *vw = NULL;
     char vpath[1100];
@@ -585,7 +602,7 @@ static int setup_devices(zcuda_engine *e, const int *devs, int ndev, char *err, 
         px_cuda_ctx *ctx = px_cuda_pool_ctx(e->pool, i);
         if ((rc = px_cuda_blaslt_acquire(ctx, err, errlen)) ||
             (rc = zc_dev_create(ctx, dw, zi_model_dit_config(e->model), tw,
-                                zi_model_text_config(e->model), &e->dev[i], err, errlen)) ||
+                                zi_model_text_config(e->model), fp8, &e->dev[i], err, errlen)) ||
             (rc = zc_vae_create(ctx, e->dev[i]->gemm, vw, zi_model_vae_config(e->model),
                                 &e->vae[i], err, errlen)) ||
             (rc = zi_ctx_create(NULL, &e->vae_ctx[i], err, errlen)))
@@ -604,9 +621,13 @@ int zi_cuda_engine_create(const px_engine_config *cfg, px_engine **out, char *er
     int rc = px_cuda_devices(cfg->device ? cfg->device : "cuda", devs, &ndev, "zimage-cuda", err,
                              errlen);
     if (rc) return rc;
-    if (cfg->precision && strcmp(cfg->precision, "bf16") != 0)
+    /* bf16 is the default until fp8 passes its gate on a GPU
+     * (docs/benchmarks/zimage-cuda.md, "FP8"). */
+    int fp8 = cfg->precision && !strcmp(cfg->precision, "fp8");
+    if (cfg->precision && !fp8 && strcmp(cfg->precision, "bf16") != 0)
         return px_errf(err, errlen, PX_EUNSUP,
-                       "zimage-cuda: precision \"%s\": only bf16 is offered (fp8 is planned)",
+                       "zimage-cuda: precision \"%s\": bf16 (the default) or fp8 (e4m3 DiT "
+                       "linears)",
                        cfg->precision);
     if (!cfg->weights || !cfg->weights[0])
         return px_errf(err, errlen, PX_EINVAL,
@@ -621,12 +642,14 @@ int zi_cuda_engine_create(const px_engine_config *cfg, px_engine **out, char *er
     zi_model_paths paths = {.dir = cfg->weights};
     zi_model_opts opts = {.keep_bf16 = 1, .pool = cfg->pool};
     if ((rc = zi_model_open(&paths, &opts, &e->model, err, errlen)) ||
-        (rc = setup_devices(e, devs, ndev, err, errlen))) {
+        (rc = setup_devices(e, devs, ndev, fp8, err, errlen))) {
         zcuda_destroy(&e->base);
         return rc;
     }
     engines_add(e, true);
-    PX_INFO("zimage-cuda: %d device(s), bf16, weights %.1f GB per device", e->ndev,
+    PX_INFO("zimage-cuda: %d device(s), %s (%d of %d DiT block linears in fp8), weights %.1f GB "
+            "per device",
+            e->ndev, fp8 ? "fp8" : "bf16", e->dev[0]->nlin_fp8, 4 * e->dev[0]->nblocks,
             (double)e->dev[0]->weight_bytes / 1e9);
     *out = &e->base;
     return 0;

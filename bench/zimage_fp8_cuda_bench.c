@@ -1,0 +1,260 @@
+/*
+ * zimage_fp8_cuda_bench.c — the FP8 gate of the zimage CUDA backend: fp8
+ * DiT linears (precision=fp8) against bf16 on a prompt set, from the same
+ * initial latents, for docs/benchmarks/zimage-cuda.md ("FP8").
+ *
+ *   zimage_fp8_cuda_bench --model DIR [--prompts bench/fp8_gate_prompts.txt]
+ *                         [--size 1024x1024] [--steps 8] [--seed 42]
+ *                         [--device cuda] [--json OUT.jsonl]
+ *
+ * For each precision (bf16, then fp8: one engine open at a time, so the
+ * gate fits beside nothing else), every prompt (one a line, '#' comments)
+ * is tokenized, encoded (zi_cuda_encode; the text encoder is bf16 in both)
+ * and denoised from the noise of seed + its index by the sampler run here
+ * over zi_cuda_dit_forward (the Euler step is zi_sampler_euler, what the
+ * engine's graph computes), keeping the latents after every step, then
+ * decoded by the GPU VAE. Printed per prompt (and one JSON line each with
+ * --json): the per-step latent error of fp8 against bf16, max|diff| /
+ * max|bf16| after each step, and the final image's PSNR (8-bit RGB, 99 dB
+ * standing for identical); then a summary line with the gate's verdict:
+ * PSNR >= 30 dB on every prompt, >= 35 dB on average, and every step's
+ * latent error <= 0.1 (docs/benchmarks/zimage-cuda.md says why). A bench:
+ * it exits 0 whatever the verdict (1 only when something failed to run).
+ *
+ * Not yet run on a GPU (written 2026-12).
+ */
+#include "core/err.h"
+#include "engine/engine.h"
+#include "engine/zimage/sampler.h"
+#include "engine/zimage/tokenizer.h"
+#include "engine/zimage/zconfig.h"
+#include "engine/zimage/zimage_cuda.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PROMPTS 64
+#define GATE_PSNR_MIN  30.0 /* dB, every prompt */
+#define GATE_PSNR_MEAN 35.0 /* dB, over the set */
+#define GATE_STEP_ERR  0.1  /* max|diff| / max|bf16| of the latents, every step */
+
+typedef struct opts {
+    const char *model, *prompts, *device, *json;
+    int w, h, steps;
+    unsigned seed;
+} opts;
+
+/* One precision's results for every prompt. */
+typedef struct run {
+    float *traj;  /* [prompt][step][per] latents after each step */
+    uint8_t *rgb; /* [prompt][w·h·3] */
+    int tokens[MAX_PROMPTS];
+} run;
+
+typedef struct setup {
+    const opts *o;
+    char *prompts[MAX_PROMPTS];
+    int n;
+    zi_dit_config dc;
+    zi_sampler_config sc;
+    float *sigmas;
+    size_t per; /* latent floats */
+    zi_tok *tok;
+} setup;
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = NULL;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long n = ftell(f);
+        if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (b = malloc((size_t)n + 1))) {
+            *len = fread(b, 1, (size_t)n, f);
+            b[*len] = 0;
+        }
+    }
+    fclose(f);
+    return b;
+}
+
+/* The model's DiT and scheduler configs (defaults where a file is absent)
+ * and its tokenizer; the prompts. */
+static int load(setup *s, char *err, size_t errlen)
+{
+    char path[1200];
+    size_t len = 0;
+    zi_dit_config_default(&s->dc);
+    zi_sampler_config_default(&s->sc);
+    snprintf(path, sizeof path, "%s/transformer/config.json", s->o->model);
+    char *t = slurp(path, &len);
+    int rc = t ? zi_dit_config_parse(t, len, &s->dc, err, errlen) : 0;
+    free(t);
+    snprintf(path, sizeof path, "%s/scheduler/scheduler_config.json", s->o->model);
+    t = slurp(path, &len);
+    if (!rc && t) rc = zi_sampler_config_parse(t, len, &s->sc, err, errlen);
+    free(t);
+    if (rc || (rc = zi_tok_load(s->o->model, &s->tok, err, errlen))) return rc;
+    if (!(t = slurp(s->o->prompts, &len)))
+        return px_errf(err, errlen, PX_EIO, "cannot read %s", s->o->prompts);
+    for (char *line = strtok(t, "\n"); line && s->n < MAX_PROMPTS; line = strtok(NULL, "\n"))
+        if (line[0] && line[0] != '#') s->prompts[s->n++] = strdup(line);
+    free(t);
+    int f = 8 * s->dc.patch;
+    if (!s->n || s->o->w % f || s->o->h % f)
+        return px_errf(err, errlen, PX_EINVAL, "%d prompts, size %dx%d (multiples of %d)", s->n,
+                       s->o->w, s->o->h, f);
+    s->per = (size_t)s->dc.in_channels * (s->o->h / 8) * (s->o->w / 8);
+    s->sigmas = malloc(((size_t)s->o->steps + 1) * sizeof *s->sigmas);
+    return zi_sampler_sigmas(&s->sc, s->o->steps, s->sigmas, err, errlen);
+}
+
+/* Prompt i on engine e: its latents after every step into traj, its image
+ * into rgb. */
+static int denoise(const setup *s, px_engine *e, int i, float *traj, uint8_t *rgb, int *tokens,
+                   char *err, size_t errlen)
+{
+    int32_t ids[ZI_TOK_MAX_PROMPT];
+    size_t n = 0;
+    bool trunc = false;
+    int rc = zi_tok_encode_prompt(s->tok, s->prompts[i], ids, ZI_TOK_MAX_PROMPT, &n, &trunc, err,
+                                  errlen);
+    if (rc) return rc;
+    *tokens = (int)n;
+    int lh = s->o->h / 8, lw = s->o->w / 8;
+    float *feat = malloc(n * (size_t)s->dc.cap_feat_dim * sizeof *feat);
+    float *lat = malloc(s->per * sizeof *lat), *v = malloc(s->per * sizeof *v);
+    zi_sampler_noise((uint64_t)s->o->seed + (uint64_t)i, lat, s->per);
+    if (!feat || !lat || !v) rc = px_errf(err, errlen, PX_ENOMEM, "out of memory");
+    if (!rc) rc = zi_cuda_encode(e, ids, (int)n, feat, err, errlen);
+    const float *l1[1] = {lat}, *t1[1] = {feat};
+    float *o1[1] = {v};
+    int len1[1] = {(int)n};
+    for (int k = 0; !rc && k < s->o->steps; k++) {
+        rc = zi_cuda_dit_forward(e, l1, t1, len1, NULL, NULL, 1, lh, lw, s->sigmas[k], o1, err,
+                                 errlen);
+        if (rc) break;
+        zi_sampler_euler(lat, v, s->per, s->sigmas[k], s->sigmas[k + 1]);
+        memcpy(traj + (size_t)k * s->per, lat, s->per * sizeof *lat);
+    }
+    if (!rc) rc = zi_cuda_vae_decode(e, lat, lh, lw, rgb, err, errlen);
+    free(feat), free(lat), free(v);
+    return rc;
+}
+
+static int run_precision(const setup *s, const char *precision, run *r, char *err, size_t errlen)
+{
+    size_t img = (size_t)s->o->w * s->o->h * 3;
+    r->traj = malloc((size_t)s->n * s->o->steps * s->per * sizeof *r->traj);
+    r->rgb = malloc((size_t)s->n * img);
+    if (!r->traj || !r->rgb) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
+    px_engine_config cfg = {.weights = s->o->model, .device = s->o->device, .precision = precision};
+    px_engine *e = NULL;
+    int rc = px_engine_open("zimage", &cfg, &e, err, errlen);
+    for (int i = 0; !rc && i < s->n; i++)
+        rc = denoise(s, e, i, r->traj + (size_t)i * s->o->steps * s->per, r->rgb + i * img,
+                     &r->tokens[i], err, errlen);
+    px_engine_close(e);
+    return rc;
+}
+
+static double rel_err(const float *a, const float *ref, size_t n)
+{
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - ref[i]));
+        m = fmax(m, fabs((double)ref[i]));
+    }
+    return m > 0 ? d / m : d;
+}
+
+static double psnr(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    double se = 0;
+    for (size_t i = 0; i < n; i++) se += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    return se == 0 ? 99.0 : fmin(99.0, 10 * log10(255.0 * 255.0 * (double)n / se));
+}
+
+/* Per-prompt rows and the summary; returns whether the gate passed. */
+static int report(const setup *s, const run *bf, const run *f8, FILE *js)
+{
+    const opts *o = s->o;
+    size_t img = (size_t)o->w * o->h * 3;
+    double worst_step = 0, min_p = 1e9, sum_p = 0;
+    for (int i = 0; i < s->n; i++) {
+        double p = psnr(f8->rgb + i * img, bf->rgb + i * img, img), wi = 0;
+        char steps[1024];
+        size_t at = 0;
+        for (int k = 0; k < o->steps && at + 16 < sizeof steps; k++) {
+            size_t off = ((size_t)i * o->steps + k) * s->per;
+            double e = rel_err(f8->traj + off, bf->traj + off, s->per);
+            wi = fmax(wi, e);
+            at += (size_t)snprintf(steps + at, sizeof steps - at, "%s%.3e", k ? "," : "", e);
+        }
+        worst_step = fmax(worst_step, wi), min_p = fmin(min_p, p), sum_p += p;
+        printf("prompt %2d (%3d tokens): PSNR %.2f dB, step errors %s\n", i, bf->tokens[i], p,
+               steps);
+        if (js)
+            fprintf(js,
+                    "{\"prompt\":%d,\"tokens\":%d,\"size\":\"%dx%d\",\"steps\":%d,"
+                    "\"step_rel_err\":[%s],\"max_step_rel_err\":%.4e,\"psnr_db\":%.2f}\n",
+                    i, bf->tokens[i], o->w, o->h, o->steps, steps, wi, p);
+    }
+    double mean_p = sum_p / s->n;
+    int pass = min_p >= GATE_PSNR_MIN && mean_p >= GATE_PSNR_MEAN && worst_step <= GATE_STEP_ERR;
+    printf("gate (PSNR >= %.0f dB each, >= %.0f dB mean, step error <= %.2g): min %.2f dB, mean "
+           "%.2f dB, worst step %.3e: %s\n",
+           GATE_PSNR_MIN, GATE_PSNR_MEAN, GATE_STEP_ERR, min_p, mean_p, worst_step,
+           pass ? "PASS" : "FAIL");
+    if (js)
+        fprintf(js,
+                "{\"summary\":true,\"size\":\"%dx%d\",\"steps\":%d,\"prompts\":%d,"
+                "\"min_psnr_db\":%.2f,\"mean_psnr_db\":%.2f,\"max_step_rel_err\":%.4e,"
+                "\"gate\":{\"psnr_min_db\":%.1f,\"psnr_mean_db\":%.1f,\"step_rel_err\":%.3g},"
+                "\"pass\":%s}\n",
+                o->w, o->h, o->steps, s->n, min_p, mean_p, worst_step, GATE_PSNR_MIN,
+                GATE_PSNR_MEAN, GATE_STEP_ERR, pass ? "true" : "false");
+    return pass;
+}
+
+int main(int argc, char **argv)
+{
+    opts o = {.prompts = "bench/fp8_gate_prompts.txt", .device = "cuda", .w = 1024, .h = 1024,
+              .steps = 8, .seed = 42};
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *k = argv[i], *v = argv[i + 1];
+        if (!strcmp(k, "--model")) o.model = v;
+        else if (!strcmp(k, "--prompts")) o.prompts = v;
+        else if (!strcmp(k, "--size")) sscanf(v, "%dx%d", &o.w, &o.h);
+        else if (!strcmp(k, "--steps")) o.steps = atoi(v);
+        else if (!strcmp(k, "--seed")) o.seed = (unsigned)strtoul(v, NULL, 10);
+        else if (!strcmp(k, "--device")) o.device = v;
+        else if (!strcmp(k, "--json")) o.json = v;
+        else {
+            fprintf(stderr, "unknown option %s\n", k);
+            return 2;
+        }
+    }
+    if (!o.model || o.steps < 1 || o.steps > 100) {
+        fprintf(stderr, "usage: zimage_fp8_cuda_bench --model DIR [--prompts FILE] [--size WxH] "
+                        "[--steps 8] [--seed 42] [--device cuda] [--json OUT]\n");
+        return 2;
+    }
+    char err[512] = "";
+    setup s = {.o = &o};
+    run bf = {0}, f8 = {0};
+    int rc = load(&s, err, sizeof err);
+    if (!rc) rc = run_precision(&s, "bf16", &bf, err, sizeof err);
+    if (!rc) rc = run_precision(&s, "fp8", &f8, err, sizeof err);
+    if (rc) fprintf(stderr, "zimage_fp8_cuda_bench: %s\n", err);
+    FILE *js = !rc && o.json ? fopen(o.json, "w") : NULL;
+    if (!rc) report(&s, &bf, &f8, js);
+    if (js) fclose(js);
+    for (int i = 0; i < s.n; i++) free(s.prompts[i]);
+    free(s.sigmas), free(bf.traj), free(bf.rgb), free(f8.traj), free(f8.rgb);
+    zi_tok_free(s.tok);
+    return rc ? 1 : 0;
+}

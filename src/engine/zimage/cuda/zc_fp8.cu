@@ -1,0 +1,95 @@
+/*
+ * zc_fp8.cu — the FP8 kernels of the Z-Image CUDA backend (see zc_fp8.h):
+ * per-row e4m3 quantization of bf16 matrices and the bias add of fp8
+ * GEMMs.
+ *
+ * The quantizer gives a block to a row: the row's largest magnitude is
+ * reduced over the block, then every thread converts 4 consecutive
+ * columns and stores them as one 32-bit word (rows are 16-byte multiples,
+ * so the stores are aligned and coalesced). The conversion is cuda_fp8.h's
+ * (the hardware's cvt on sm_89+, its emulation below), the scale and the
+ * division zc_fp8.h's, so the result equals zc_fp8_quant_row's bit for bit
+ * (zimage_cuda_test checks it).
+ *
+ * Not yet run on a GPU (written 2026-12).
+ */
+#include "engine/zimage/cuda/zc_fp8.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp8.h>
+#include <cuda_runtime.h>
+
+namespace {
+
+typedef __nv_bfloat16 bf16;
+
+const int QT = 256; /* threads per row */
+
+__device__ float block_max(float v, float *sh)
+{
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    int w = threadIdx.x / 32, l = threadIdx.x % 32;
+    if (l == 0) sh[w] = v;
+    __syncthreads();
+    float m = 0.0f;
+    for (int i = 0; i < QT / 32; i++) m = fmaxf(m, sh[i]);
+    return m;
+}
+
+__device__ __forceinline__ uint32_t quant1(const bf16 *xr, int k, int K, float sc)
+{
+    if (k >= K) return 0u;
+    return (uint32_t)__nv_cvt_float_to_fp8(__bfloat162float(xr[k]) / sc, __NV_SATFINITE,
+                                           __NV_E4M3);
+}
+
+__global__ void k_quant_rows(const bf16 *x, int ldx, int K, int ld, uint8_t *q, float *scale)
+{
+    __shared__ float sh[QT / 32];
+    int r = blockIdx.x;
+    const bf16 *xr = x + (size_t)r * ldx;
+    float m = 0.0f;
+    for (int k = threadIdx.x; k < K; k += QT) m = fmaxf(m, fabsf(__bfloat162float(xr[k])));
+    float sc = zc_fp8_scale(block_max(m, sh));
+    if (threadIdx.x == 0) scale[r] = sc;
+    uint32_t *qr = (uint32_t *)(q + (size_t)r * ld);
+    for (int g = threadIdx.x; g < ld / 4; g += QT) {
+        int k = 4 * g;
+        qr[g] = quant1(xr, k, K, sc) | (quant1(xr, k + 1, K, sc) << 8) |
+                (quant1(xr, k + 2, K, sc) << 16) | (quant1(xr, k + 3, K, sc) << 24);
+    }
+}
+
+__global__ void k_add_bias(void *y, int is_bf16, int ldy, int N, size_t n, const float *b)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    size_t r = i / (size_t)N, c = i % (size_t)N, at = r * (size_t)ldy + c;
+    if (is_bf16) {
+        bf16 *p = (bf16 *)y + at;
+        *p = __float2bfloat16(__bfloat162float(*p) + b[c]);
+    } else {
+        ((float *)y)[at] += b[c];
+    }
+}
+
+} // namespace
+
+extern "C" int zc_fp8_quant_rows(zc_stream s, const void *x, int ldx, int rows, int K, int ld,
+                                 uint8_t *q, float *scale)
+{
+    /* ld % 4: the kernel stores words; anything else is a caller's bug. */
+    if (rows <= 0) return 0;
+    if (K <= 0 || ld < K || ld % 4 || ldx < K) return (int)cudaErrorInvalidValue;
+    k_quant_rows<<<rows, QT, 0, s>>>((const bf16 *)x, ldx, K, ld, q, scale);
+    return (int)cudaGetLastError();
+}
+
+extern "C" int zc_fp8_add_bias(zc_stream s, void *y, int bf16, int ldy, int rows, int N,
+                               const float *bias)
+{
+    size_t n = (size_t)rows * (size_t)N;
+    if (!n) return 0;
+    k_add_bias<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(y, bf16, ldy, N, n, bias);
+    return (int)cudaGetLastError();
+}

@@ -1,0 +1,166 @@
+/*
+ * zc_fp8.h — FP8 (e4m3) operands for the Z-Image CUDA backend's DiT
+ * linears: the quantization rule, written once for the host and the GPU,
+ * and the kernels that apply it (zc_fp8.cu).
+ *
+ * The rule, per row of a bf16 matrix [rows, K] (a weight's output feature,
+ * an activation's token):
+ *   scale = max_k |x_k| / 448     (448: e4m3's largest finite value;
+ *                                  an all-zero row gets scale 1)
+ *   q_k   = e4m3(x_k / scale)     round to nearest even, saturating to
+ *                                  ±448 (cuda_fp8.h's __NV_SATFINITE)
+ * so x_k ≈ q_k · scale, and a GEMM on (q, scale) pairs multiplies each
+ * output by the two rows' scales (cuBLASLt's outer-vector scaling). e4m3
+ * keeps 3 fraction bits: a value whose quotient is at least 2^-6 (e4m3's
+ * smallest normal) is off by at most 2^-4 of itself; smaller ones by at
+ * most 2^-10 · scale (half of the subnormal step 2^-9).
+ *
+ * The scalar functions below are plain C and CUDA __host__ __device__, so
+ * tests/unit/zc_fp8_test.c checks the rule on the CPU with this very code;
+ * the kernels convert with cuda_fp8.h's hardware conversion instead, and
+ * zimage_cuda_test checks them against zc_fp8_from_float bit for bit
+ * (zi_cuda_fp8_gemm_check). Nothing here needs CUDA headers.
+ *
+ * Layout of an fp8 operand: rows of zc_fp8_ld(K) bytes (K rounded up to
+ * 16, zeros after column K: cuBLASLt's FP8 kernels want 16-byte leading
+ * dimensions, and zero columns add nothing to a dot product), 16-byte
+ * aligned, and one fp32 scale per row.
+ *
+ * Not yet run on a GPU (written 2026-12): the kernels and the GEMM path
+ * are checked by zimage_cuda_test's fp8 tests on the next device call.
+ */
+#ifndef PX_ENGINE_ZIMAGE_CUDA_ZC_FP8_H
+#define PX_ENGINE_ZIMAGE_CUDA_ZC_FP8_H
+
+#include "engine/zimage/cuda/zkernels.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifdef __CUDACC__
+#define ZC_FP8_HD __host__ __device__
+#else
+#define ZC_FP8_HD
+#endif
+
+#define ZC_FP8_MAX 448.0f /* e4m3's largest finite value (S.1111.110) */
+
+/* Bytes per row of an fp8 operand of K columns. */
+static inline ZC_FP8_HD int zc_fp8_ld(int K)
+{
+    return (K + 15) / 16 * 16;
+}
+
+/* Whether a linear with N output features can run in fp8: cuBLASLt's FP8
+ * kernels want every dimension of the output 16-byte aligned too, and N
+ * is an output dimension the padding cannot reach (the output's row
+ * stride belongs to the caller); N % 16 == 0 suits bf16 and fp32 outputs. */
+static inline ZC_FP8_HD int zc_fp8_fits(int N)
+{
+    return N > 0 && N % 16 == 0;
+}
+
+static inline ZC_FP8_HD uint32_t zc_fp8_bits_(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static inline ZC_FP8_HD float zc_fp8_float_(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* |x| without libm (the test and the kernels share it). */
+static inline ZC_FP8_HD float zc_fp8_abs(float x)
+{
+    return zc_fp8_float_(zc_fp8_bits_(x) & 0x7fffffffu);
+}
+
+/* The row scale from the row's largest magnitude. A NaN never becomes the
+ * largest (x > m is false for it, as fmaxf ignores it on the GPU). */
+static inline ZC_FP8_HD float zc_fp8_scale(float absmax)
+{
+    return absmax > 0.0f ? absmax / ZC_FP8_MAX : 1.0f;
+}
+
+/*
+ * float -> e4m3 code, round to nearest even, saturating: NaN stays NaN
+ * (0x7f with the sign), |f| >= 448 and ±inf become ±448 (0x7e). Integer
+ * arithmetic on the float's bits, so the host and the device agree
+ * exactly: for a normal result the 24-bit significand keeps its top 4 bits
+ * (1.xxx, shift 20); below 2^-6 the result counts steps of 2^-9 (the
+ * subnormals, codes 0..7; 8 rounds up into the smallest normal, code 8,
+ * which is where the carry lands by itself).
+ */
+static inline ZC_FP8_HD uint8_t zc_fp8_from_float(float f)
+{
+    uint32_t u = zc_fp8_bits_(f), a = u & 0x7fffffffu;
+    uint32_t sign = (u >> 24) & 0x80u;
+    if (a > 0x7f800000u) return (uint8_t)(sign | 0x7fu);
+    if (a >= 0x43e00000u) return (uint8_t)(sign | 0x7eu); /* 448.0f */
+    if (a < 0x00800000u) return (uint8_t)sign;             /* float subnormals: far below 2^-10 */
+    int e = (int)(a >> 23) - 127;                          /* |f| in [2^e, 2^(e+1)) */
+    uint32_t sig = (a & 0x7fffffu) | 0x800000u;            /* |f| = sig · 2^(e-23) */
+    int shift = e >= -6 ? 20 : 14 - e;                     /* subnormal: sig · 2^(e-14) steps */
+    if (shift > 24) return (uint8_t)sign;                  /* |f| < 2^-10: under half a step */
+    uint32_t q = sig >> shift, rem = sig & ((1u << shift) - 1u), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (q & 1u))) q++;
+    /* Normal: q in [8, 16] is 1.xxx in eighths; 16 carries into the next
+     * exponent through the addition. */
+    uint32_t code = e >= -6 ? ((uint32_t)(e + 7) << 3) + q - 8u : q;
+    return (uint8_t)(sign | code);
+}
+
+/* e4m3 code -> float (exact). */
+static inline ZC_FP8_HD float zc_fp8_to_float(uint8_t q)
+{
+    uint32_t s = (uint32_t)(q & 0x80u) << 24, e = (q >> 3) & 15u, m = q & 7u;
+    if (e == 15u && m == 7u) return zc_fp8_float_(s | 0x7fc00000u);
+    /* normal (8 + m) · 2^(e-10), subnormal m · 2^-9 */
+    float v = e ? (float)(8u + m) * zc_fp8_float_((e - 10u + 127u) << 23)
+                : (float)m * zc_fp8_float_((127u - 9u) << 23);
+    return zc_fp8_float_(zc_fp8_bits_(v) | s);
+}
+
+/* One row by the rule on the host (tests; the kernels do the same
+ * arithmetic): q gets ld bytes (zeros after K), returns the scale. */
+static inline float zc_fp8_quant_row(const float *x, int K, int ld, uint8_t *q)
+{
+    float m = 0.0f;
+    for (int k = 0; k < K; k++) {
+        float v = zc_fp8_abs(x[k]);
+        m = v > m ? v : m;
+    }
+    float sc = zc_fp8_scale(m);
+    for (int k = 0; k < ld; k++) q[k] = k < K ? zc_fp8_from_float(x[k] / sc) : 0;
+    return sc;
+}
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Quantizes bf16 x [rows, K] (row stride ldx elements) by the rule into q
+ * (rows x ld bytes, ld = zc_fp8_ld(K) for a GEMM operand; 16-byte aligned)
+ * and scale (rows floats): a block per row, the largest magnitude reduced
+ * first. Weights at upload and activations before each fp8 GEMM.
+ */
+int zc_fp8_quant_rows(zc_stream s, const void *x, int ldx, int rows, int K, int ld, uint8_t *q,
+                      float *scale);
+
+/* y[r, n] += bias[n] for r < rows, n < N; y bf16 (bf16 = 1) or fp32, row
+ * stride ldy: the bias of an fp8 GEMM (zc_gemm.c says why it is not the
+ * epilogue). */
+int zc_fp8_add_bias(zc_stream s, void *y, int bf16, int ldy, int rows, int N, const float *bias);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
