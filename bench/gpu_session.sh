@@ -265,21 +265,38 @@ step_lora() {
         "$WORK/lora-load.jsonl")
 }
 
+# Continuous batching (written without a GPU, 2026-12-05) stays pixserve's
+# default for this call only when zimage_cuda_test's joined-item check
+# passes here; else the call's servers run --continuous-batching off, and
+# the summary says so. Sets CB (on/off).
+CB=""
+pick_batching() {
+  [ -n "$CB" ] && return 0
+  CB=on
+  [ "$GPU" = 1 ] || return 0
+  if ! part cb_check 150 gpu "PX_TEST_TIMEOUT=140 $BIN/zimage_cuda_test t_joined_item_equals_solo"; then
+    CB=off
+    note "continuous batching: its GPU check failed (cb_check.log): this call serves with --continuous-batching off"
+  fi
+}
+
 # pixserve serve with the zimage engine on the GPU(s), its pid in SP;
-# PXARGS: more pixserve flags.
+# PXARGS: more pixserve flags (continuous batching: CB unless PXARGS says).
 SP=""
 serve_zimage() { # port logname [VAR=value...]
   local port=$1 log=$2
   shift 2
   # shellcheck disable=SC2086 # PXARGS is a list of flags
   env "$@" "$BIN/pixserve" serve --port "$port" --engine "zimage:model=$ZMODEL/hf,device=${ZDEVICE:-cuda}" \
-    --outputs /tmp/px-out --log-level warn ${PXARGS:-} > "$WORK/$log" 2>&1 &
+    --outputs /tmp/px-out --log-level warn --continuous-batching "${CB:-on}" ${PXARGS:-} \
+    > "$WORK/$log" 2>&1 &
   SP=$!
 }
 
 step_serve() {
   env_part
   zmodel 300
+  pick_batching
   local P=docs/benchmarks/prompts-seed003.json W=${SIZE:-1024}
   serve_zimage 7860 serve-zimage.log
   if [ "$GPU" = 1 ] && ! wait_ready 7860 120; then note "pixserve zimage: not ready in 120 s (serve-zimage.log)"; fi
@@ -303,8 +320,10 @@ step_serve() {
 step_cbatch() {
   env_part
   tests_and_model
+  pick_batching
   local W=${SIZE:-1024} mode
   for mode in on off; do
+    [ "$mode" = on ] && [ "$CB" = off ] && continue
     PXARGS="--continuous-batching $mode" serve_zimage 7862 "serve-cb-$mode.log"
     if [ "$GPU" = 1 ] && ! wait_ready 7862 120; then note "pixserve zimage ($mode): not ready in 120 s"; fi
     part "cb_$mode" 170 gpu "$BIN/pixbench --target http://127.0.0.1:7862 --pid $SP --profile generate \
@@ -362,6 +381,7 @@ step_multi() {
   # SKIP_ZIMAGE=1 when the zimage engine failed its check on one GPU.
   [ "${SKIP_ZIMAGE:-0}" = 1 ] && return 0
   zmodel 240
+  pick_batching
   for n in two one; do
     local vis=()
     [ "$n" = one ] && vis=(CUDA_VISIBLE_DEVICES=0)
