@@ -392,7 +392,6 @@ int zc_join_run(const zc_join_env *env, px_engine_item **items, int n,
     r->env = env, r->feed = feed;
     r->lat_h = items[0]->gen.height / f, r->lat_w = items[0]->gen.width / f;
     r->per = (size_t)c->in_channels * r->lat_h * r->lat_w;
-    if (n > ZC_MAX_ITEMS) n = ZC_MAX_ITEMS; /* the rest end as "full" in admit: never here */
     admit(r, items, n);
     for (;;) {
         take_joiners(r);
