@@ -65,6 +65,8 @@ struct zc_plan {
     void *mem; /* one allocation, carved below */
     float *U, *XI, *XT, *HF, *csi, *cst, *csu, *temb, *stemb, *mod, *fscale, *pred, *lat, *thid_f;
     void *HB, *QKV, *ATT, *FF, *tfreq, *thid, *temb_b, *stemb_b, *patch;
+    void *x8;  /* fp8 devices: a block GEMM's input in e4m3 (B_X8), */
+    float *xs; /* and its row scales (B_XS); empty otherwise */
     step_params *sp_dev, *sp_host; /* host: pinned */
     batch_ints *bi_dev;
     float *pred_out; /* the step's extra output (tests), NULL in graphs */
@@ -161,6 +163,7 @@ static int plan_build(void *arg, const void *key, void **out, char *err, size_t 
     p->tfreq = b[B_TFREQ], p->thid = b[B_THID], p->temb_b = b[B_TEMBB];
     p->stemb_b = b[B_STEMBB], p->patch = b[B_PATCH], p->sp_dev = b[B_SP], p->bi_dev = b[B_BI];
     p->thid_f = b[B_THIDF];
+    p->x8 = b[B_X8], p->xs = b[B_XS];
     /* Dead rows and never-written pads must hold numbers, not garbage. */
     PX_CUDA_CHECK(cudaMemsetAsync(p->mem, 0, total, d->ctx->stream));
     *out = p;
@@ -214,20 +217,13 @@ static int gemm(zc_dev *d, const void *x, int ldx, int M, int K, const void *w, 
 }
 
 /* A block's big linear (zc_lin): bf16, or fp8 with x quantized into the
- * plan's B_X8/B_XS scratch (no fields of zc_plan: found from the carving
- * order, as plan_build lays the buffers out). */
+ * plan's scratch (p->x8, p->xs). */
 static int gemm_lin(zc_plan *p, const void *x, int ldx, int M, int K, const zc_lin *l, int N,
                     void *y, int ldy, zc_type yt, char *err, size_t errlen)
 {
     zc_gemm_args a = {.x = x, .ldx = ldx, .M = M, .K = K, .w = l->w, .N = N, .y = y,
-                      .ldy = ldy, .yt = yt, .w8 = l->w8, .w_scale = l->scale};
-    if (l->w8) {
-        size_t sz[B_N], off = 0;
-        plan_sizes(&p->d->dc, &p->k, 1, sz);
-        for (int i = 0; i < B_X8; i++) off += sz[i];
-        a.x8 = (char *)p->mem + off;
-        a.x_scale = (float *)((char *)p->mem + off + sz[B_X8]);
-    }
+                      .ldy = ldy, .yt = yt, .w8 = l->w8, .w_scale = l->scale,
+                      .x8 = p->x8, .x_scale = p->xs};
     return zc_gemm_run(p->d->gemm, &a, err, errlen);
 }
 
