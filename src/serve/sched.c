@@ -88,7 +88,9 @@ struct px_sched_run {
     px_sched_item *active[MAX_BATCH];
     int nactive, peak;
     size_t mem;               /* reserved on the device for the active items */
-    int64_t t_last;           /* the run's start or its last item's end */
+    int64_t t_last;           /* the run's start, or when the rate was last noted */
+    int64_t t_end;            /* the last item's end */
+    int ended;                /* items ended since t_last */
 };
 
 void px_sched_defaults(px_sched_config *c)
@@ -307,12 +309,22 @@ static void settle_item(px_sched_item *it, int64_t now)
     }
 }
 
-/* The engine time per item, from the gap between items ending (a batch
- * whose items end together averages out). */
 static void note_item_time(struct lane *l, int64_t ns)
 {
     double per = (double)ns / 1e6;
     l->ewma_item_ms = l->ewma_item_ms == 0 ? per : 0.9 * l->ewma_item_ms + 0.1 * per;
+}
+
+/* A continuous batch's engine time per item: the time since the rate was
+ * last noted over the items that ended in it. Noted when the engine next
+ * asks for joiners (or the run ends), so items that end at one step
+ * boundary count as one burst, not as one long gap and several empty ones. */
+static void note_run_rate_locked(px_sched_run *r)
+{
+    if (!r->ended) return;
+    note_item_time(r->lane, (r->t_end - r->t_last) / r->ended);
+    r->t_last = r->t_end;
+    r->ended = 0;
 }
 
 /* ------------------------------------------------------------ joining */
@@ -349,6 +361,7 @@ int px_sched_join(px_sched_run *r, px_sched_item **out, int max)
     done_list dl = {.n = 0};
     int k = 0;
     pthread_mutex_lock(&s->mu);
+    note_run_rate_locked(r);
     int64_t now = px_now_ns();
     int limit = s->cfg.max_batch < MAX_BATCH ? s->cfg.max_batch : MAX_BATCH;
     if (max > limit - r->nactive) max = limit - r->nactive;
@@ -412,8 +425,8 @@ void px_sched_finish(px_sched_run *r, px_sched_item *it)
     }
     it->state = S_DONE;
     s->items_run++;
-    note_item_time(l, now - r->t_last);
-    r->t_last = now;
+    r->ended++;
+    r->t_end = now;
     pthread_mutex_unlock(&s->mu);
     it->done(it, it->done_arg);
     pthread_mutex_lock(&s->mu);
@@ -440,6 +453,7 @@ static void run_joined(px_sched *s, struct lane *l, px_sched_item **batch, int n
         px_sched_finish(&r, it);
     }
     pthread_mutex_lock(&s->mu);
+    note_run_rate_locked(&r);
     s->batches++;
     s->batch_hist[hist_slot(r.peak)]++;
     pthread_mutex_unlock(&s->mu);

@@ -294,6 +294,12 @@ TEST(t_items_join_between_steps_and_leave_when_done)
     T_EQ_INT((int)st.batches, 1);
     T_EQ_INT(f->max_active, 3);
     T_EQ_INT(f->plain_calls, 0);
+    /* The service rate: engine time per item, between 0 and the run's. */
+    px_sched_lane_stats ls;
+    T_EQ_INT(px_sched_lane_stats_get(s, &f->base, &ls), 0);
+    double run_ms = (double)(j[2].it.t_finished - j[0].it.t_started) / 1e6;
+    T_TRUE(ls.mean_item_ms > 0);
+    T_CMP_DBL(ls.mean_item_ms, <=, run_ms);
     teardown(s, f, j, 3);
 }
 
