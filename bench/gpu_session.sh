@@ -210,6 +210,9 @@ step_check() {
   # DiT's shapes (zattn.h: which one wins decides the default).
   part attention 90 gpu "$BIN/zattn_cuda_bench check; c=\$?; $BIN/zattn_cuda_bench time --iters 10 \
     --json $WORK/attn.jsonl; exit \$c"
+  # ...and against PyTorch's fused attention backends (cuDNN's among them).
+  part attn_vs_torch 120 gpu "$PY bench/zattn_vs_torch.py --bench $BIN/zattn_cuda_bench --iters 10 \
+    --out $WORK/attn-vs-torch.jsonl"
   part zimage_cuda_test 300 gpu "PARTS=zimage PX_TEST_TIMEOUT=280 scripts/test_gpu"
   part lama_cuda_test 240 gpu "PARTS=lama PX_TEST_TIMEOUT=220 scripts/test_gpu"
   if [ -n "$zpid" ]; then
@@ -218,7 +221,7 @@ step_check() {
   part zimage_full_smoke 150 gpu "$BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024,512x512 \
     --batches 1 --iters 1 --json $WORK/zimage_smoke.jsonl"
   part lama_vs_torch_acc 200 gpu "PARTS=torch OUT=$WORK/lama-acc scripts/test_gpu"
-  KEY+=("$WORK/zimage_smoke.jsonl" "$WORK/attn.jsonl")
+  KEY+=("$WORK/zimage_smoke.jsonl" "$WORK/attn.jsonl" "$WORK/attn-vs-torch.jsonl")
 }
 
 # The tiny-model tests again (the engine's defaults may have changed since
