@@ -191,10 +191,11 @@ $(BUILD)/tests/%_test: $(BUILD)/tests/%_test.o $(HARNESS_OBJ) $(LIB)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # The unit tests' reference data: npm packages into build/testdata/
-# (scripts/testdata; quiet when present).
+# (scripts/testdata; quiet when present). After setup, which installs npm:
+# with parallel builds it would otherwise race the compiles' setup.
 unit: testdata $(UNIT_BIN)
 
-testdata:
+testdata: | setup
 	@scripts/testdata
 
 # Benchmarks are programs, not tests: they print numbers and assert nothing.
