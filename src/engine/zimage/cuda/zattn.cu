@@ -155,21 +155,7 @@ __global__ void __launch_bounds__(FA_WARPS * 32)
     for (int j = 0; j < HD / 2; j++) go[j] = f2b(orow[j] * inv);
 }
 
-template <int HD> int wmma_init()
-{
-    return (int)cudaFuncSetAttribute(k_flash<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     (int)fa_smem<HD>());
-}
 
-template <int HD> void wmma_launch(zc_stream s, const zc_attn *a)
-{
-    dim3 grid((unsigned)((a->n_q + FA_BQ - 1) / FA_BQ), (unsigned)a->n_heads,
-              (unsigned)a->n_items);
-    k_flash<HD><<<grid, FA_WARPS * 32, fa_smem<HD>(), s>>>(
-        (const bf16 *)a->q, (const bf16 *)a->k, (const bf16 *)a->v, (bf16 *)a->o, a->ldq, a->ldk,
-        a->ldv, a->ldo, a->S_q, a->S_kv, a->n_q, a->kv_len, a->n_heads, a->n_kv_heads, a->scale,
-        a->causal);
-}
 
 /* ------------------------------------------------ the mma.sync kernel */
 
@@ -396,20 +382,7 @@ __global__ void __launch_bounds__(128)
     mma_store<HD>(O + (size_t)b * S_q * ldo + (size_t)h * HD, ldo, o, st, qa, n_q, lane);
 }
 
-template <int HD> int mma_init()
-{
-    return (int)cudaFuncSetAttribute(k_flash_mma<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     (int)mma_smem<HD>());
-}
 
-template <int HD> void mma_launch(zc_stream s, const zc_attn *a)
-{
-    dim3 grid((unsigned)((a->n_q + 63) / 64), (unsigned)a->n_heads, (unsigned)a->n_items);
-    k_flash_mma<HD><<<grid, 128, mma_smem<HD>(), s>>>(
-        (const bf16 *)a->q, (const bf16 *)a->k, (const bf16 *)a->v, (bf16 *)a->o, a->ldq, a->ldk,
-        a->ldv, a->ldo, a->S_q, a->S_kv, a->n_q, a->kv_len, a->n_heads, a->n_kv_heads, a->scale,
-        a->causal);
-}
 
 /* ------------------------------------- the pipelined mma.sync kernel */
 
@@ -503,36 +476,46 @@ __global__ void __launch_bounds__(256)
     mma_store<HD>(O + (size_t)b * S_q * ldo + (size_t)h * HD, ldo, o, st, qa, n_q, lane);
 }
 
-template <int HD> int mma2_init()
+
+
+/* ----------------------------------------------------------- launching */
+
+/* Every kernel's signature, and how one is launched. */
+typedef void (*attn_kernel)(const bf16 *, const bf16 *, const bf16 *, bf16 *, int, int, int, int,
+                            int, int, int, const int *, int, int, float, int);
+struct kernel_shape {
+    attn_kernel fn;
+    int bq, threads; /* queries and threads a block */
+    size_t smem;     /* dynamic shared memory a block */
+};
+
+template <int HD> kernel_shape shape_of(int impl)
 {
-    return (int)cudaFuncSetAttribute(k_flash_mma2<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     (int)mma2_smem<HD>());
+    if (impl == ZC_ATTN_WMMA) return {k_flash<HD>, FA_BQ, FA_WARPS * 32, fa_smem<HD>()};
+    if (impl == ZC_ATTN_MMA2) return {k_flash_mma2<HD>, 128, 256, mma2_smem<HD>()};
+    return {k_flash_mma<HD>, 64, 128, mma_smem<HD>()};
 }
 
-template <int HD> void mma2_launch(zc_stream s, const zc_attn *a)
-{
-    dim3 grid((unsigned)((a->n_q + 127) / 128), (unsigned)a->n_heads, (unsigned)a->n_items);
-    k_flash_mma2<HD><<<grid, 256, mma2_smem<HD>(), s>>>(
-        (const bf16 *)a->q, (const bf16 *)a->k, (const bf16 *)a->v, (bf16 *)a->o, a->ldq, a->ldk,
-        a->ldv, a->ldo, a->S_q, a->S_kv, a->n_q, a->kv_len, a->n_heads, a->n_kv_heads, a->scale,
-        a->causal);
-}
-
+/* Raises every kernel's shared-memory limit to what it takes. */
 template <int HD> int init_all()
 {
-    int e = wmma_init<HD>();
-    if (!e) e = mma_init<HD>();
-    return e ? e : mma2_init<HD>();
+    for (int i = 0; i < ZC_ATTN_COUNT; i++) {
+        kernel_shape k = shape_of<HD>(i);
+        int e = (int)cudaFuncSetAttribute(k.fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          (int)k.smem);
+        if (e) return e;
+    }
+    return 0;
 }
 
 template <int HD> void launch(zc_stream s, const zc_attn *a, int impl)
 {
-    if (impl == ZC_ATTN_WMMA)
-        wmma_launch<HD>(s, a);
-    else if (impl == ZC_ATTN_MMA2)
-        mma2_launch<HD>(s, a);
-    else
-        mma_launch<HD>(s, a);
+    kernel_shape k = shape_of<HD>(impl);
+    dim3 grid((unsigned)((a->n_q + k.bq - 1) / k.bq), (unsigned)a->n_heads, (unsigned)a->n_items);
+    k.fn<<<grid, k.threads, k.smem, s>>>(
+        (const bf16 *)a->q, (const bf16 *)a->k, (const bf16 *)a->v, (bf16 *)a->o, a->ldq, a->ldk,
+        a->ldv, a->ldo, a->S_q, a->S_kv, a->n_q, a->kv_len, a->n_heads, a->n_kv_heads, a->scale,
+        a->causal);
 }
 
 const char *const k_names[ZC_ATTN_COUNT] = {"mma", "wmma", "mma2"};
