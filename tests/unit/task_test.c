@@ -545,6 +545,9 @@ static void run_one(px_tasks *p, const char *body)
     px_task_reply r;
     px_task_reply_get(t, &r);
     T_EQ_INT(r.http_status, 200);
+    /* o lives on this frame: the owner's callback, which runs just after
+     * the task shows ended, must have run before the frame goes. */
+    T_EQ_INT(owner_calls(&o), 1);
     px_task_unref(t);
 }
 
