@@ -480,7 +480,12 @@ int px_server_start(const px_serve_config *cfg, px_server **out, char *err, size
                      cfg->host, gai_strerror(gai));
         goto fail;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+    /* poll, not epoll: with a thread pool, libmicrohttpd 0.9.75's
+     * MHD_quiesce_daemon removes the listening socket from each worker's
+     * epoll set while the worker may be removing it itself, and panics
+     * (abort) when it loses that race ("Failed to remove listen FD from
+     * epoll set", seen in a test's SIGTERM). poll mode has no such set. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     s->mhd = MHD_start_daemon(
@@ -525,9 +530,13 @@ void px_server_stop(px_server *s, int grace_ms)
 {
     if (!s) return;
     atomic_store(&s->draining, 1);
-    /* Stop accepting: close the listening socket, keep the connections. */
+    /* Stop accepting, keep the connections. The workers may still be in a
+     * poll() that holds the listening socket until they see the quiesce,
+     * so it is not closed before MHD_stop_daemon (libmicrohttpd's rule);
+     * shutdown() stops the kernel listening on it at once, so new clients
+     * are refused rather than left in the backlog. */
     MHD_socket lfd = MHD_quiesce_daemon(s->mhd);
-    if (lfd != MHD_INVALID_SOCKET) close(lfd);
+    if (lfd != MHD_INVALID_SOCKET) shutdown(lfd, SHUT_RD);
     if (s->loader_started) {
         pthread_join(s->loader, NULL);
         s->loader_started = 0;
@@ -542,5 +551,6 @@ void px_server_stop(px_server *s, int grace_ms)
      * daemon must still be there (loads are bounded by the file's size). */
     while (atomic_load(&s->registering) > 0) usleep(10000);
     MHD_stop_daemon(s->mhd);
+    if (lfd != MHD_INVALID_SOCKET) close(lfd);
     free_server(s);
 }

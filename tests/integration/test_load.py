@@ -3,6 +3,7 @@ and the service recovers; a deadline gives 504 and frees the worker; SIGTERM
 finishes what is in flight and exits 0."""
 import json
 import signal
+import socket
 import time
 import unittest
 
@@ -102,12 +103,25 @@ class GracefulShutdown(unittest.TestCase):
                         assert time.time() < deadline, "the request never reached the worker"
                         time.sleep(0.01)
                     srv.proc.send_signal(signal.SIGTERM)
-                    return None
-                return srv.post_json("/api/v1/inpaint", SLOW_REQ, timeout=300)
+                    # draining: new clients are refused at once (not left
+                    # waiting in the backlog) while the request finishes
+                    while "finishing requests in flight" not in srv.read_log():
+                        assert time.time() < deadline, "no drain message"
+                        time.sleep(0.01)
+                    while True:  # the message comes just before the listener stops
+                        try:
+                            socket.create_connection((srv.host, srv.port), timeout=5).close()
+                        except ConnectionRefusedError:
+                            return time.time()
+                        assert time.time() < deadline, "still accepting connections while draining"
+                        time.sleep(0.005)
+                reply = srv.post_json("/api/v1/inpaint", SLOW_REQ, timeout=300)
+                return reply + (time.time(),)
 
             results = parallel(2, slow)
-            st, _, body = results[0]
+            st, _, body, t_reply = results[0]
             self.assertEqual(st, 200, body[:300])
+            self.assertLess(results[1], t_reply, "new clients refused while the request runs")
             self.assertEqual(decode(body).shape[:2], (1024, 1024))
             self.assertEqual(srv.proc.wait(timeout=60 * SLOW), 0)
             log = srv.read_log()
