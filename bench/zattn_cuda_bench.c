@@ -1,6 +1,6 @@
 /*
- * zattn_cuda_bench.c — the Z-Image CUDA backend's two attention kernels
- * (zattn.h: mma.sync, the default, and WMMA), checked and timed:
+ * zattn_cuda_bench.c — the Z-Image CUDA backend's attention kernels
+ * (zattn.h: mma.sync, the default, WMMA and mma2), checked and timed:
  *
  *   zattn_cuda_bench check          every kernel against a host reference
  *                                   (double, from the same bf16 inputs)

@@ -28,13 +28,19 @@
         goto fail;                                                                                 \
     } while (0)
 
-/* A CUDA runtime call (cudaError_t). */
+/* A CUDA runtime call (cudaError_t). A failed call also leaves its error
+ * as the runtime's "last error", which the next kernel launch's
+ * cudaGetLastError() check would report as its own: it is reported here
+ * and cleared (a sticky error stays, as it must). Without that, a handled
+ * out-of-memory (the plan caches' free-and-retry) failed the next launch. */
 #define PX_CUDA_CHECK(call)                                                                        \
     do {                                                                                           \
         cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess)                                                                     \
+        if (e_ != cudaSuccess) {                                                                   \
+            (void)cudaGetLastError();                                                              \
             PX_CUDA_FAIL_(e_ == cudaErrorMemoryAllocation ? PX_ENOMEM : PX_EIO, #call,             \
                           cudaGetErrorString(e_));                                                 \
+        }                                                                                          \
     } while (0)
 
 /* A cuDNN call (cudnnStatus_t). */

@@ -1,7 +1,7 @@
 /*
  * zattn.h — attention for the Z-Image CUDA backend (the DiT's full
  * attention over padded items, the Qwen3 encoder's causal GQA), callable
- * from C. Two kernels of the same contract, both flash attention (online
+ * from C. Three kernels of the same contract, all flash attention (online
  * softmax, fp32 statistics and accumulation, bf16 operands on the tensor
  * cores, the probabilities rounded to bf16 before P·V and their sum taken
  * over the rounded values):
@@ -29,7 +29,7 @@
  * backend descriptors spell the whole softmax graph out by hand, and the
  * engine choice it needs for padded items was not measurable without a GPU.
  *
- * Both pass bench/zattn_cuda_bench check on an H200 (2026-12-05); there the
+ * mma and WMMA pass bench/zattn_cuda_bench check on an H200 (2026-12-05); the
  * mma kernel ran ~20x the WMMA one (159 vs 7.8 TFLOP/s at 1024²).
  */
 #ifndef PX_ENGINE_ZIMAGE_CUDA_ZATTN_H

@@ -267,10 +267,10 @@ int zc_gemm_fp8_probe(zc_gemm *g, char *err, size_t errlen)
     memset(&d, 0, sizeof d);
     PX_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
     PX_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
-    if (major * 10 + minor < 89)
+    if (major * 10 + minor < 90)
         return px_errf(err, errlen, PX_EUNSUP,
-                       "zimage-cuda: precision fp8 needs a GPU of compute capability 8.9 or "
-                       "later (e4m3 tensor cores); device %d is %d.%d",
+                       "zimage-cuda: precision fp8 needs a GPU of compute capability 9.0 or "
+                       "later (cuBLASLt's per-row fp8 scales); device %d is %d.%d",
                        dev, major, minor);
     /* A DiT-like shape with both outputs the DiT's linears write (qkv and
      * w13 bf16, out and w2 fp32). The heuristic reads no memory: any

@@ -72,7 +72,7 @@ int zc_gemm_run(zc_gemm *g, const zc_gemm_args *a, char *err, size_t errlen);
 double zc_gemm_flops(const zc_gemm_args *a);
 
 /* 0 when cuBLASLt offers this GPU e4m3 GEMMs with per-row and per-column
- * scales (compute capability 8.9 or later and a cuBLASLt that has them);
+ * scales (compute capability 9.0 or later and a cuBLASLt that has them);
  * else PX_EUNSUP saying what is missing (an fp8 engine refuses to start). */
 int zc_gemm_fp8_probe(zc_gemm *g, char *err, size_t errlen);
 

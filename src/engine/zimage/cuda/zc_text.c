@@ -91,11 +91,16 @@ static int upload(zc_dev *d, const int32_t *const *ids, const int *len, int n, i
         }
     for (int t = 0; t < lmax; t++) pos[t] = t;
     zi_rope_table_f32(pos, lmax, c->head_dim, c->rope_theta, cs);
-    /* Synchronous copies: the host arrays are freed right after. */
-    PX_CUDA_CHECK(cudaMemcpy(d->tb.ids, hid, rows * sizeof *hid, cudaMemcpyHostToDevice));
-    PX_CUDA_CHECK(cudaMemcpy(d->tb.kv_len, len, (size_t)n * sizeof *len, cudaMemcpyHostToDevice));
-    PX_CUDA_CHECK(cudaMemcpy(d->tb.cs, cs, (size_t)lmax * c->head_dim * sizeof *cs,
-                             cudaMemcpyHostToDevice));
+    /* On the engine's stream, whose kernels read these buffers: a plain
+     * cudaMemcpy runs on the legacy stream, which a non-blocking stream is
+     * not ordered with. From pageable memory the copy has read the host
+     * arrays when it returns (staged), so they are freed right after. */
+    cudaStream_t s = d->ctx->stream;
+    PX_CUDA_CHECK(cudaMemcpyAsync(d->tb.ids, hid, rows * sizeof *hid, cudaMemcpyHostToDevice, s));
+    PX_CUDA_CHECK(
+        cudaMemcpyAsync(d->tb.kv_len, len, (size_t)n * sizeof *len, cudaMemcpyHostToDevice, s));
+    PX_CUDA_CHECK(cudaMemcpyAsync(d->tb.cs, cs, (size_t)lmax * c->head_dim * sizeof *cs,
+                                  cudaMemcpyHostToDevice, s));
 fail:
     free(hid);
     free(pos);

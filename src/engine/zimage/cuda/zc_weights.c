@@ -154,6 +154,9 @@ static int up_lin(zc_dev *d, const zi_weights *w, const char *const *names, cons
     if ((rc = dev_alloc(d, (size_t)N * ld, &l->w8, err, errlen)) ||
         (rc = dev_alloc(d, (size_t)N * sizeof(float), (void **)&l->scale, err, errlen)))
         return rc;
+    /* up_cat's cudaMemcpy runs on the legacy stream, which s (non-blocking)
+     * is not ordered with: the upload must have landed (load time only). */
+    PX_CUDA_CHECK(cudaDeviceSynchronize());
     PX_CUDA_LAUNCH_CHECK(zc_fp8_quant_rows(s, l->w, K, N, K, ld, l->w8, l->scale));
     PX_CUDA_CHECK(cudaStreamSynchronize(s));
     dev_release(d, l->w, (size_t)N * K * 2);
