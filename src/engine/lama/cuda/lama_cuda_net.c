@@ -448,6 +448,59 @@ fail:
 }
 
 /* Enqueues (or, building, plans) the whole forward pass. */
+/* The trunk's n_blocks residual FFC pairs at 1/2^n_down scale. x = (xl,
+ * xg) comes in as the down-sampling's output and goes out as the last
+ * block's input (the caller adds the last z): it alternates between two
+ * buffer pairs because the residual add reads the old x while writing the
+ * new. */
+static int trunk(pass *ps, void **xl_io, void **xg_io)
+{
+    px_lcnet *net = ps->net;
+    plan *p = ps->p;
+    const px_lama_arch *a = &net->arch;
+    char *err = ps->err;
+    size_t errlen = ps->errlen;
+    px_cu_stream s = (px_cu_stream)net->ctx->stream;
+    int bf = net->prec == PX_CUDA_BF16, B = p->B, h8 = p->H >> a->n_down, w8 = p->W >> a->n_down;
+    void **buf = p->buf;
+    int rc = 0;
+    bool run = !ps->build;
+    void *xl = *xl_io, *xg = *xg_io, *nxl = buf[BF_XL1], *nxg = buf[BF_XG1];
+    for (int b = 0; b < a->n_blocks; b++) {
+        for (int j = 0; j < 2; j++) {
+            const dffc *f = &net->blk[b][j];
+            /* Inputs and outputs of this FFC. */
+            void *il = j ? buf[BF_YL] : xl, *ig = j ? buf[BF_YG] : xg;
+            void *ol = j ? buf[BF_ZL] : buf[BF_YL], *og = j ? buf[BF_ZG] : buf[BF_YG];
+            if (j == 0 && b > 0) {
+                /* x += z of the previous block, written to the other pair. */
+                LAUNCH(px_cu_trunk_pad(s, bf, xl, xg, buf[BF_ZL], buf[BF_ZG], nxl, nxg, B, h8, w8,
+                                       a->cl, a->cg, 1, buf[BF_PCAT], buf[BF_PL]));
+                void *t = xl;
+                xl = nxl, nxl = t;
+                t = xg, xg = nxg, nxg = t;
+                il = xl, ig = xg;
+            } else {
+                LAUNCH(px_cu_trunk_pad(s, bf, il, ig, NULL, NULL, NULL, NULL, B, h8, w8, a->cl,
+                                       a->cg, 1, buf[BF_PCAT], buf[BF_PL]));
+            }
+            mark(ps, "trunk pad");
+            CONV(&f->a, buf[BF_PCAT], h8 + 2, w8 + 2, ol, h8, w8, 0, false, true, true, 1.0f);
+            mark(ps, "ffc conv a (l2l|g2l)");
+            CONV(&f->b, buf[BF_PL], h8 + 2, w8 + 2, og, h8, w8, 0, false, false, false, 1.0f);
+            mark(ps, "ffc conv b (l2g)");
+            CONV(&f->st1, ig, h8, w8, buf[BF_S], h8, w8, 0, false, true, true, 1.0f);
+            mark(ps, "st1 conv");
+            if ((rc = fourier_unit(ps, f))) goto fail;
+            CONV(&f->st2, buf[BF_U], h8, w8, og, h8, w8, 0, true, true, true, 1.0f);
+            mark(ps, "st2 conv");
+        }
+    }
+    *xl_io = xl, *xg_io = xg;
+fail:
+    return rc;
+}
+
 static int forward(pass *ps)
 {
     px_lcnet *net = ps->net;
@@ -496,39 +549,8 @@ static int forward(pass *ps)
         }
         mark(ps, "down conv");
     }
-    /* The trunk. x = (xl, xg) alternates between two buffer pairs because
-     * the residual add reads the old x while writing the new. */
-    void *xl = buf[BF_XL0], *xg = buf[BF_XG0], *nxl = buf[BF_XL1], *nxg = buf[BF_XG1];
-    for (int b = 0; b < a->n_blocks; b++) {
-        for (int j = 0; j < 2; j++) {
-            const dffc *f = &net->blk[b][j];
-            /* Inputs and outputs of this FFC. */
-            void *il = j ? buf[BF_YL] : xl, *ig = j ? buf[BF_YG] : xg;
-            void *ol = j ? buf[BF_ZL] : buf[BF_YL], *og = j ? buf[BF_ZG] : buf[BF_YG];
-            if (j == 0 && b > 0) {
-                /* x += z of the previous block, written to the other pair. */
-                LAUNCH(px_cu_trunk_pad(s, bf, xl, xg, buf[BF_ZL], buf[BF_ZG], nxl, nxg, B, h8, w8,
-                                       a->cl, a->cg, 1, buf[BF_PCAT], buf[BF_PL]));
-                void *t = xl;
-                xl = nxl, nxl = t;
-                t = xg, xg = nxg, nxg = t;
-                il = xl, ig = xg;
-            } else {
-                LAUNCH(px_cu_trunk_pad(s, bf, il, ig, NULL, NULL, NULL, NULL, B, h8, w8, a->cl,
-                                       a->cg, 1, buf[BF_PCAT], buf[BF_PL]));
-            }
-            mark(ps, "trunk pad");
-            CONV(&f->a, buf[BF_PCAT], h8 + 2, w8 + 2, ol, h8, w8, 0, false, true, true, 1.0f);
-            mark(ps, "ffc conv a (l2l|g2l)");
-            CONV(&f->b, buf[BF_PL], h8 + 2, w8 + 2, og, h8, w8, 0, false, false, false, 1.0f);
-            mark(ps, "ffc conv b (l2g)");
-            CONV(&f->st1, ig, h8, w8, buf[BF_S], h8, w8, 0, false, true, true, 1.0f);
-            mark(ps, "st1 conv");
-            if ((rc = fourier_unit(ps, f))) goto fail;
-            CONV(&f->st2, buf[BF_U], h8, w8, og, h8, w8, 0, true, true, true, 1.0f);
-            mark(ps, "st2 conv");
-        }
-    }
+    void *xl = buf[BF_XL0], *xg = buf[BF_XG0];
+    if ((rc = trunk(ps, &xl, &xg))) goto fail;
     LAUNCH(px_cu_trunk_concat(s, bf, xl, xg, buf[BF_ZL], buf[BF_ZG], B, h8, w8, a->cl, a->cg,
                               buf[BF_CAT]));
     mark(ps, "trunk pad");
