@@ -447,7 +447,6 @@ fail:
     return rc;
 }
 
-/* Enqueues (or, building, plans) the whole forward pass. */
 /* The trunk's n_blocks residual FFC pairs at 1/2^n_down scale. x = (xl,
  * xg) comes in as the down-sampling's output and goes out as the last
  * block's input (the caller adds the last z): it alternates between two
@@ -501,6 +500,7 @@ fail:
     return rc;
 }
 
+/* Enqueues (or, building, plans) the whole forward pass. */
 static int forward(pass *ps)
 {
     px_lcnet *net = ps->net;
