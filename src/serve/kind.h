@@ -127,6 +127,11 @@ struct px_kind {
      * is left. */
     void (*release)(void *req);
 
+    /* Optional: appends top-level ,"name":value pairs of what the request
+     * asked for (only fields fixed once it was parsed), to the status of a
+     * job that is queued or running (a done job's status_extra says it). */
+    int (*status_request)(const void *req, px_buf *b);
+
     /* Optional presentation hooks, for done tasks (req is valid): */
     /* appends ,"name":value pairs inside a job's "result" object; */
     int (*status_result)(const void *req, px_buf *b);

@@ -426,6 +426,20 @@ static void put_ms(px_buf *b, const char *name, double v)
 }
 
 /* ,"seeds":[..],"timings":{..},"memory":{..},"prompt_tokens":..,"prompt_truncated":.. */
+/* ,"loras":[{"name","scale"}...] as the request named them. */
+static int put_loras(const gen_req *r, px_buf *b)
+{
+    px_buf_puts(b, ",\"loras\":[");
+    for (int i = 0; i < r->nloras; i++) {
+        px_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
+        px_json_str(b, r->lora_name[i]);
+        px_buf_puts(b, ",\"scale\":");
+        px_json_num(b, r->lora_scale[i]);
+        px_buf_puts(b, "}");
+    }
+    return px_buf_puts(b, "]");
+}
+
 static int put_details(const gen_req *r, px_buf *b)
 {
     px_buf_puts(b, ",\"seeds\":[");
@@ -449,15 +463,7 @@ static int put_details(const gen_req *r, px_buf *b)
                   (unsigned long long)r->peak[0], (unsigned long long)r->peak[1],
                   (unsigned long long)r->peak[2], r->prompt_tokens,
                   r->truncated ? "true" : "false");
-    px_buf_puts(b, ",\"loras\":[");
-    for (int i = 0; i < r->nloras; i++) {
-        px_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
-        px_json_str(b, r->lora_name[i]);
-        px_buf_puts(b, ",\"scale\":");
-        px_json_num(b, r->lora_scale[i]);
-        px_buf_puts(b, "}");
-    }
-    return px_buf_puts(b, "]");
+    return put_loras(r, b);
 }
 
 /* One image of the reply: base64 text or its URL (absolute for OpenAI). */
@@ -559,6 +565,11 @@ static int gen_status_result(const void *p, px_buf *b)
                          r->steps);
 }
 
+static int gen_status_request(const void *p, px_buf *b)
+{
+    return put_loras(p, b);
+}
+
 static int gen_status_extra(const void *p, const px_task_timings *tm, px_buf *b)
 {
     (void)tm; /* the request keeps its own, taken when it finished */
@@ -637,6 +648,7 @@ const px_kind px_kind_generate = {
     .finish = gen_finish,
     .free = gen_free,
     .release = gen_release,
+    .status_request = gen_status_request,
     .status_result = gen_status_result,
     .status_extra = gen_status_extra,
     .result = gen_result,

@@ -153,6 +153,7 @@ typedef struct snapshot {
     enum outcome out;
     int64_t t_started, t_finished;
     int step, steps, pos; /* pos: 0-based queue position, -1 = none */
+    int parsed;           /* t->req is complete (it was, before the stage moved on) */
     const char *stage, *status;
 } snapshot;
 
@@ -171,6 +172,7 @@ static void take_snapshot(px_task *t, int accepted, snapshot *sn)
     sn->t_started = t->t_started;
     sn->t_finished = t->t_finished;
     sn->step = t->step;
+    sn->parsed = st >= ST_QUEUED && st != ST_ENDED && t->req;
     sn->steps = t->steps;
     /* Items of one request sit together; the first says how far off it is
      * (1 = next). Asked under the task lock (lock order: task, scheduler). */
@@ -223,6 +225,8 @@ static int status_json(px_task *t, const char *id, int accepted, px_buf *b)
     px_buf_printf(b, ",\"created_ms\":%lld", (long long)t->created_ms);
     put_ms_or_null(b, "started_ms", started_ms);
     put_ms_or_null(b, "finished_ms", finished_ms);
+    if (out == OUT_NONE && sn.parsed && t->kind->status_request)
+        t->kind->status_request(t->req, b);
     if (out != OUT_NONE) status_end(t, id, out, b);
     return rc ? rc : px_buf_puts(b, "}\n");
 }

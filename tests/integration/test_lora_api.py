@@ -242,11 +242,17 @@ class LoraApi(unittest.TestCase):
         uses = [[{"name": "style", "scale": 0.85}], [{"name": "ink", "scale": -0.5}], [],
                 [{"name": "ink", "scale": 1.5}, {"name": "style", "scale": 0.3}]]
         alone = [self.image(u)[1] for u in uses]
-        ids = []
+        ids, waiting = [], 0
         for u in uses * 2:
             st, _, data = self.srv.post_json("/api/v1/generate_async", dict(BASE, loras=u))
             self.assertEqual(st, 202, data)
             ids.append(json.loads(data)["id"])
+            # a queued or running job's status names its LoRAs too, once
+            # its body is parsed
+            job = self.wait_job(ids[-1], lambda j: "loras" in j)
+            self.assertEqual(job["loras"], u, job)
+            waiting += job["status"] in ("queued", "running")
+        self.assertGreater(waiting, 0, "every job had ended before its status was read")
         for k, job_id in enumerate(ids):
             job = self.wait_job(job_id, lambda j: j["status"] in ("done", "failed", "cancelled"))
             self.assertEqual(job["status"], "done", job)
