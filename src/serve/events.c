@@ -38,7 +38,7 @@ typedef struct stream {
     int suspended, closed, finished;
     /* What was last sent. */
     char status[16];
-    int position, step, steps;
+    int position, ticks;
     px_buf out; /* bytes not yet handed to libmicrohttpd */
     size_t sent;
 } stream;
@@ -100,14 +100,17 @@ static void compose(stream *s)
         if (p.position > 0) px_buf_printf(b, "%d}\n\n", p.position);
         else px_buf_puts(b, "null}\n\n");
     }
-    if (!p.ended && p.steps > 0 && (p.step != s->step || p.steps != s->steps)) {
-        /* Steps reported faster than the client reads are still each sent;
-         * a lower step is the next image's first. */
-        int from = p.step > s->step && p.steps == s->steps ? s->step + 1 : 1;
-        for (int k = from; k <= p.step; k++)
-            px_buf_printf(b, "event: progress\ndata: {\"step\":%d,\"steps\":%d}\n\n", k, p.steps);
-        s->step = p.step;
-        s->steps = p.steps;
+    /* Every step report since the last call, from the task's log: steps
+     * reported faster than the client reads (the next image's too), and
+     * for a client that connected late, those before it came. */
+    while (s->ticks < p.ticks) {
+        int step[32], steps[32], first;
+        int n = px_task_ticks(s->task, s->ticks, &first, step, steps, 32);
+        if (n <= 0) break;
+        for (int i = 0; i < n; i++)
+            px_buf_printf(b, "event: progress\ndata: {\"step\":%d,\"steps\":%d}\n\n", step[i],
+                          steps[i]);
+        s->ticks = first + n;
     }
     if (p.ended) {
         const char *ev = !strcmp(p.status, "done") || !strcmp(p.status, "cancelled") ? p.status

@@ -411,6 +411,11 @@ static void on_item_event(px_sched_item *it, enum px_sched_event ev, int step, i
         if (t->stage == ST_QUEUED) t->stage = ST_INFER;
         t->step = 0; /* the next item's steps (a request's items run one by one) */
     } else if (ev == PX_SCHED_PROGRESS) {
+        if (step != t->step || steps != t->steps) {
+            int k = t->ticks++ % PX_TASK_TICK_LOG;
+            t->tick_log[k].step = (short)step;
+            t->tick_log[k].steps = (short)steps;
+        }
         t->step = step;
         t->steps = steps;
     }

@@ -116,15 +116,29 @@ int px_task_accepted_json(px_task *t, const char *id, px_buf *out);
 
 /* What a follower of the task needs (the event stream): the jobs-API
  * status name, the queue position (1 = next; 0 = not queued), the engine's
- * last step report and whether the task has ended. */
+ * last step report, how many step changes it has reported (ticks, see
+ * px_task_ticks) and whether the task has ended. */
 typedef struct px_task_progress {
     const char *status; /* static */
     int position;
     int step, steps;
+    int ticks;
     int ended;
 } px_task_progress;
 
 void px_task_progress_get(px_task *t, px_task_progress *p);
+
+/* Step reports a task keeps for followers that read late. */
+#define PX_TASK_TICK_LOG 128
+
+/*
+ * The task's step reports from tick `from` on (0 = its first; each change
+ * of step, in order across the request's images), at most max of them into
+ * step[] and steps[]. *first is the tick of the first one returned: later
+ * than `from` when older ones have left the log (PX_TASK_TICK_LOG). Returns
+ * how many.
+ */
+int px_task_ticks(px_task *t, int from, int *first, int *step, int *steps, int max);
 
 /*
  * Watches the task: fn(arg) runs after every change a client may follow

@@ -76,6 +76,14 @@ struct px_task {
     int64_t decode_ns, encode_ns, save_ns;
     int batch_size;
     int step, steps; /* the engine's last progress report */
+    /* Every change of step, in order across the request's images (a
+     * follower that reads late replays them; a batch's items reporting the
+     * same step together count once): ticks so far, the last
+     * PX_TASK_TICK_LOG of them by tick % PX_TASK_TICK_LOG. */
+    int ticks;
+    struct {
+        short step, steps;
+    } tick_log[PX_TASK_TICK_LOG];
 
     /* The end. */
     enum outcome outcome;

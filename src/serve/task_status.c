@@ -154,6 +154,7 @@ typedef struct snapshot {
     int64_t t_started, t_finished;
     int step, steps, pos; /* pos: 0-based queue position, -1 = none */
     int parsed;           /* t->req is complete (it was, before the stage moved on) */
+    int ticks;
     const char *stage, *status;
 } snapshot;
 
@@ -172,6 +173,7 @@ static void take_snapshot(px_task *t, int accepted, snapshot *sn)
     sn->t_started = t->t_started;
     sn->t_finished = t->t_finished;
     sn->step = t->step;
+    sn->ticks = t->ticks;
     sn->parsed = st >= ST_QUEUED && st != ST_ENDED && t->req;
     sn->steps = t->steps;
     /* Items of one request sit together; the first says how far off it is
@@ -193,7 +195,22 @@ void px_task_progress_get(px_task *t, px_task_progress *p)
     snapshot sn;
     take_snapshot(t, 0, &sn);
     *p = (px_task_progress){.status = sn.status, .position = sn.pos + 1, .step = sn.step,
-                            .steps = sn.steps, .ended = sn.out != OUT_NONE};
+                            .steps = sn.steps, .ticks = sn.ticks, .ended = sn.out != OUT_NONE};
+}
+
+int px_task_ticks(px_task *t, int from, int *first, int *step, int *steps, int max)
+{
+    pthread_mutex_lock(&t->mu);
+    int oldest = t->ticks > PX_TASK_TICK_LOG ? t->ticks - PX_TASK_TICK_LOG : 0;
+    if (from < oldest) from = oldest;
+    int n = 0;
+    for (int k = from; k < t->ticks && n < max; k++, n++) {
+        step[n] = t->tick_log[k % PX_TASK_TICK_LOG].step;
+        steps[n] = t->tick_log[k % PX_TASK_TICK_LOG].steps;
+    }
+    pthread_mutex_unlock(&t->mu);
+    *first = from;
+    return n;
 }
 
 static int status_json(px_task *t, const char *id, int accepted, px_buf *b)

@@ -179,9 +179,12 @@ class GenerateApi(ServerTest):
         # The sync route gives the same image for the same seed.
         st, _, sync = self.post("/api/v1/generate", dict(SMALL, seed=12, num_inference_steps=3))
         self.assertTrue(np.array_equal(decode(base64.b64decode(json.loads(sync)["images"][0])), parts[1]))
-        # A job that ended has a short stream: its status and its end.
+        # A stream opened after the job ended replays its steps, then ends.
         st, _, again = self.srv.request("GET", job["events_url"])
-        self.assertEqual([e for e, _ in parse_events(again.decode())], ["status", "done", "end"])
+        events = parse_events(again.decode())
+        self.assertEqual([e for e, _ in events], ["status"] + ["progress"] * 6 + ["done", "end"])
+        self.assertEqual([(d["step"], d["steps"]) for e, d in events if e == "progress"],
+                         [(1, 3), (2, 3), (3, 3)] * 2)
 
     def test_position_progress_and_cancel_while_denoising(self):
         st, _, body = self.post("/api/v1/generate_async", dict(LONG, seed=1))

@@ -745,8 +745,46 @@ TEST(t_kind_hooks_shape_what_a_task_shows)
     rm_tasks(p);
 }
 
+/* The step log followers replay (px_task_ticks): a request's images run
+ * one at a time report 1..S each, in order; a long run keeps its last
+ * PX_TASK_TICK_LOG reports and says where they start. */
+TEST(t_step_log_across_images)
+{
+    g_workers = 1, g_max_batch = 1;
+    px_tasks *p = mk_tasks(8, 10000);
+    struct owner o[2] = {{0}};
+    px_task *t = start(p, "n=2 work=40 steps=4 fail=0", 0, &o[0]);
+    T_TRUE(wait_ended(t, 10000));
+    int step[300], steps[300], first = -1;
+    T_EQ_INT(px_task_ticks(t, 0, &first, step, steps, 300), 8);
+    T_EQ_INT(first, 0);
+    for (int i = 0; i < 8; i++) {
+        T_EQ_INT(step[i], i % 4 + 1);
+        T_EQ_INT(steps[i], 4);
+    }
+    T_EQ_INT(px_task_ticks(t, 5, &first, step, steps, 300), 3);
+    T_EQ_INT(first, 5);
+    T_EQ_INT(step[0], 2);
+    T_EQ_INT(px_task_ticks(t, 8, &first, step, steps, 300), 0);
+    px_task *lng = start(p, "n=1 work=200 steps=200 fail=0", 0, &o[1]);
+    T_TRUE(wait_ended(lng, 20000));
+    px_task_progress pr;
+    px_task_progress_get(lng, &pr);
+    T_EQ_INT(pr.ticks, 200);
+    T_EQ_INT(px_task_ticks(lng, 0, &first, step, steps, 300), PX_TASK_TICK_LOG);
+    T_EQ_INT(first, 200 - PX_TASK_TICK_LOG);
+    T_EQ_INT(step[0], 200 - PX_TASK_TICK_LOG + 1);
+    T_EQ_INT(step[PX_TASK_TICK_LOG - 1], 200);
+    T_EQ_INT(owner_calls(&o[0]) + owner_calls(&o[1]), 2);
+    px_task_unref(t);
+    px_task_unref(lng);
+    check_quiet(p);
+    rm_tasks(p);
+    g_workers = 2, g_max_batch = 4;
+}
+
 TEST_MAIN(t_completes_with_progress_and_status, t_failures_and_bad_bodies_end_once,
           t_ends_once_under_cancel_timeout_disconnect_and_completion, t_admission_from_the_deadline,
           t_admission_refuses_with_retry_after, t_deadline_in_every_stage,
           t_deadline_seen_first_by_the_scheduler_expires,
-          t_kind_hooks_shape_what_a_task_shows)
+          t_kind_hooks_shape_what_a_task_shows, t_step_log_across_images)
