@@ -322,7 +322,11 @@ static int tables(zc_plan *p, const zc_batch *bt, char *err, size_t errlen)
     }
     zi_rope_table(pos, p->ru, 3, c->axes_dims, c->rope_theta, cs);
     cudaStream_t s = p->d->ctx->stream;
-    PX_CUDA_CHECK(cudaMemcpy(p->csu, cs, (size_t)p->ru * hd * sizeof *cs, cudaMemcpyHostToDevice));
+    /* Every upload a step reads goes on s: the legacy stream a plain
+     * cudaMemcpy uses is not ordered with s (non-blocking), and from
+     * pageable memory its DMA may still run when it returns. */
+    PX_CUDA_CHECK(cudaMemcpyAsync(p->csu, cs, (size_t)p->ru * hd * sizeof *cs,
+                                  cudaMemcpyHostToDevice, s));
     for (int b = 0; b < B; b++) {
         const float *u = cs + (size_t)b * p->S * hd;
         PX_CUDA_CHECK(cudaMemcpyAsync(p->csi + (size_t)b * p->ni * hd, u,
@@ -350,7 +354,9 @@ static int upload_ints(zc_plan *p, const zc_batch *bt, char *err, size_t errlen)
         bi.lat_of[b] = b < bt->n_items ? bt->lat_of[b] : 0;
     }
     for (int i = 0; i < bt->n_images; i++) bi.pos_of[i] = bt->pos_of[i], bi.neg_of[i] = bt->neg_of[i];
-    PX_CUDA_CHECK(cudaMemcpy(p->bi_dev, &bi, sizeof bi, cudaMemcpyHostToDevice));
+    /* Staged before it returns (pageable): bi may go out of scope. */
+    PX_CUDA_CHECK(cudaMemcpyAsync(p->bi_dev, &bi, sizeof bi, cudaMemcpyHostToDevice,
+                                  p->d->ctx->stream));
 fail:
     return rc;
 }
@@ -379,8 +385,9 @@ int zc_plan_begin(zc_dev *d, zc_plan *p, const zc_batch *bt, const float *latent
         goto fail;
     size_t lat = (size_t)c->in_channels * p->k.ht * c->patch * p->k.wt * c->patch;
     if (latents)
-        PX_CUDA_CHECK(cudaMemcpy(p->lat, latents, (size_t)bt->n_images * lat * sizeof(float),
-                                 cudaMemcpyHostToDevice));
+        PX_CUDA_CHECK(cudaMemcpyAsync(p->lat, latents,
+                                      (size_t)bt->n_images * lat * sizeof(float),
+                                      cudaMemcpyHostToDevice, s));
     else /* each image's own device copy (a continuous batch's survivors) */
         for (int i = 0; i < bt->n_images; i++)
             PX_CUDA_CHECK(cudaMemcpyAsync(p->lat + i * lat, bt->lat_dev[i], lat * sizeof(float),

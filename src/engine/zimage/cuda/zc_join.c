@@ -147,7 +147,10 @@ static int img_prepare(jrun *r, jimg *m, px_engine_item *it, int32_t *ids[2], ch
                                 errlen)))
         goto fail;
     PX_CUDA_CHECK(cudaMalloc((void **)&m->lat, r->per * sizeof(float)));
-    PX_CUDA_CHECK(cudaMemcpy(m->lat, hl, r->per * sizeof(float), cudaMemcpyHostToDevice));
+    /* On the engine's stream, which later reads it (the legacy stream a
+     * plain cudaMemcpy uses is not ordered with it); hl is staged by then. */
+    PX_CUDA_CHECK(cudaMemcpyAsync(m->lat, hl, r->per * sizeof(float), cudaMemcpyHostToDevice,
+                                  r->env->d->ctx->stream));
 fail:
     free(hl);
     return rc;
