@@ -118,7 +118,13 @@ static int upload(px_lcnet *net, dconv *c, const float *w, const float *b, int c
                     host[(((size_t)kk * k + y) * k + x) * C + cc] = v;
                 }
     PX_CUDA_CHECK(cudaMalloc((void **)&tmp, n * sizeof(float)));
-    PX_CUDA_CHECK(cudaMemcpy(tmp, host, n * sizeof(float), cudaMemcpyHostToDevice));
+    /* On the stream the conversion below runs on: a plain cudaMemcpy runs
+     * on the legacy stream, which ctx->stream (non-blocking) is not
+     * ordered with, and a pageable upload's DMA may still run when it
+     * returns — the conversion could read a weight's tail before it lands. */
+    PX_CUDA_CHECK(cudaMemcpyAsync(tmp, host, n * sizeof(float), cudaMemcpyHostToDevice,
+                                  net->ctx->stream));
+    PX_CUDA_CHECK(cudaStreamSynchronize(net->ctx->stream)); /* host is freed below */
     if (cp == PX_CUDA_BF16 && !raw) {
         PX_CUDA_CHECK(cudaMalloc(&c->w, n * 2));
         PX_CUDA_LAUNCH_CHECK(px_cu_convert((px_cu_stream)net->ctx->stream, 1, tmp, n, c->w));
@@ -133,8 +139,8 @@ static int upload(px_lcnet *net, dconv *c, const float *w, const float *b, int c
         hb = px_xcalloc((size_t)cout_pad, sizeof *hb);
         memcpy(hb, b, (size_t)cout * sizeof *hb);
         PX_CUDA_CHECK(cudaMalloc((void **)&c->b, (size_t)cout_pad * sizeof(float)));
-        PX_CUDA_CHECK(
-            cudaMemcpy(c->b, hb, (size_t)cout_pad * sizeof(float), cudaMemcpyHostToDevice));
+        PX_CUDA_CHECK(cudaMemcpyAsync(c->b, hb, (size_t)cout_pad * sizeof(float),
+                                      cudaMemcpyHostToDevice, net->ctx->stream)); /* as above */
         if (!raw) {
             PX_CUDA_CHECK(cudaMalloc(&c->b_act, (size_t)cout_pad * px_cuda_prec_size(cp)));
             PX_CUDA_LAUNCH_CHECK(px_cu_convert((px_cu_stream)net->ctx->stream, cp == PX_CUDA_BF16,
@@ -727,6 +733,9 @@ int px_lcnet_create(const px_lama_weights *W, px_cuda_prec prec, px_cuda_ctx *ct
         px_cuda_algos_create(sizeof(px_cuda_conv_shape), sizeof(px_cuda_conv_choice), MAX_ALGOS);
     PX_CUDA_CHECK(cudaSetDevice(ctx->dev));
     if ((rc = upload_all(net, W, err, errlen))) goto fail;
+    /* Every upload made with a plain cudaMemcpy (legacy stream) has landed
+     * before the first request's kernels run on ctx->stream. */
+    PX_CUDA_CHECK(cudaDeviceSynchronize());
     *out = net;
     return 0;
 fail:

@@ -609,6 +609,12 @@ static int setup_devices(zcuda_engine *e, const int *devs, int ndev, int fp8, ch
             break;
         e->dev[i]->lora = zc_lora_dev_create(ctx, zi_model_dit_config(e->model), e->lora_cap);
         ctx->user = e->dev[i];
+        /* The weights went up with plain cudaMemcpy (legacy stream, not
+         * ordered with ctx->stream): landed before the first request. */
+        if ((rc = (int)cudaSetDevice(ctx->dev)) || (rc = (int)cudaDeviceSynchronize()))
+            rc = px_errf(err, errlen, PX_EIO, "zimage-cuda: device %d: %s", ctx->dev,
+                         cudaGetErrorString((cudaError_t)rc));
+        if (rc) break;
     }
     zi_weights_close(vw);
     return rc;
