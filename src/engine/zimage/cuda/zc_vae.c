@@ -309,7 +309,9 @@ static int plan_make(zc_vae *v, int lh, int lw, char *err, size_t errlen)
     v->chunk = (int)(chunk < 1 ? 1 : chunk > hw ? hw : chunk);
     for (int i = 0; i < 3; i++) {
         PX_CUDA_CHECK(cudaMalloc((void **)&v->buf[i], v->act * 4));
-        PX_CUDA_CHECK(cudaMemset(v->buf[i], 0, v->act * 4));
+        /* on the stream the decoder runs on (a plain cudaMemset goes on the
+         * legacy stream, which that stream is not ordered with) */
+        PX_CUDA_CHECK(cudaMemsetAsync(v->buf[i], 0, v->act * 4, v->ctx->stream));
     }
     PX_CUDA_CHECK(cudaMalloc((void **)&v->q, hw * C * 4));
     PX_CUDA_CHECK(cudaMalloc((void **)&v->k, hw * C * 4));

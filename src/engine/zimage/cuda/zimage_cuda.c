@@ -382,10 +382,14 @@ static int put_text(zc_dev *d, const float *const *text, const int *len, int n, 
     for (int i = 0; i < n; i++)
         if (len[i] > *lmax) *lmax = len[i];
     if ((rc = zc_text_bufs_reserve(d, (size_t)n * *lmax, *lmax, err, errlen))) return rc;
-    PX_CUDA_CHECK(cudaMemset(d->tb.x, 0, (size_t)n * *lmax * H * sizeof(float)));
+    /* On the stream the DiT runs on (the legacy stream of a plain cudaMemset
+     * or cudaMemcpy is not ordered with it); text[] is staged on return. */
+    cudaStream_t s = d->ctx->stream;
+    PX_CUDA_CHECK(cudaMemsetAsync(d->tb.x, 0, (size_t)n * *lmax * H * sizeof(float), s));
     for (int i = 0; i < n; i++)
-        PX_CUDA_CHECK(cudaMemcpy(d->tb.x + (size_t)i * *lmax * H, text[i],
-                                 (size_t)len[i] * H * sizeof(float), cudaMemcpyHostToDevice));
+        PX_CUDA_CHECK(cudaMemcpyAsync(d->tb.x + (size_t)i * *lmax * H, text[i],
+                                      (size_t)len[i] * H * sizeof(float), cudaMemcpyHostToDevice,
+                                      s));
 fail:
     return rc;
 }
