@@ -215,7 +215,10 @@ static int cb_load(void *arg, const void *key, void **val, char *err, size_t err
     stage(l, e, ld->nblocks, h);
     PX_CUDA_CHECK(cudaSetDevice(e->dev));
     PX_CUDA_CHECK(cudaMalloc((void **)&e->mem, e->bytes));
-    PX_CUDA_CHECK(cudaMemcpy(e->mem, h, e->bytes, cudaMemcpyHostToDevice));
+    /* On the stream whose GEMMs read it (a plain cudaMemcpy's legacy stream
+     * is not ordered with it); h is staged (pageable) when this returns. */
+    PX_CUDA_CHECK(
+        cudaMemcpyAsync(e->mem, h, e->bytes, cudaMemcpyHostToDevice, ld->ctx->stream));
     free(h);
     *val = e;
     return 0;

@@ -364,7 +364,8 @@ int zi_cuda_vae_decode(px_engine *pe, const float *latent, int lat_h, int lat_w,
     int rc = 0;
     PX_CUDA_CHECK(cudaSetDevice(ctx->dev));
     PX_CUDA_CHECK(cudaMalloc((void **)&d, n * sizeof *d));
-    PX_CUDA_CHECK(cudaMemcpy(d, latent, n * sizeof *d, cudaMemcpyHostToDevice));
+    PX_CUDA_CHECK(cudaMemcpyAsync(d, latent, n * sizeof *d, cudaMemcpyHostToDevice,
+                                  ctx->stream)); /* the decoder's stream */
     rc = zc_vae_decode(e->vae[ctx->index], d, lat_h, lat_w, rgb, err, errlen);
 fail:
     if (d) cudaFree(d);
