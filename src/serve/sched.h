@@ -181,7 +181,7 @@ typedef struct px_sched_lane_stats {
     int queued[PX_PRIO_COUNT];
     int running;          /* items of this engine on the device now */
     int workers;          /* device workers of this engine */
-    double mean_item_ms;  /* moving average of this engine's time per item; 0 = none yet */
+    double mean_item_ms;  /* engine time per item over its last 32+ items; 0 = none yet */
     size_t mem_in_use;    /* estimates of the running batches on the engine's device */
 } px_sched_lane_stats;
 

@@ -27,6 +27,8 @@
 struct jfake {
     px_engine base;
     int step_ms;
+    int item_us;   /* more per item in the step (a GPU at a size where batching adds no speed) */
+    int finish_us; /* per finished item (its decode) */
     pthread_mutex_t mu;
     int feed_calls, plain_calls;
     int max_active; /* the most items that ran one step together */
@@ -75,7 +77,7 @@ static void one_step(struct jfake *f, px_engine_item **act, int *step, int na)
     pthread_mutex_lock(&f->mu);
     if (na > f->max_active) f->max_active = na;
     pthread_mutex_unlock(&f->mu);
-    usleep((useconds_t)f->step_ms * 1000);
+    usleep((useconds_t)(f->step_ms * 1000 + f->item_us * na));
     for (int i = 0; i < na; i++) px_engine_progress(act[i], ++step[i], act[i]->gen.steps);
 }
 
@@ -108,6 +110,7 @@ static int jf_run_feed(px_engine *e, px_engine_item **items, int n, const px_eng
             }
             if (cancelled) it->status = px_errf(it->err, sizeof it->err, PX_ECANCELED, "cancelled");
             else finish_ok(it);
+            if (f->finish_us) usleep((useconds_t)f->finish_us);
             act[i] = act[na - 1], step[i] = step[na - 1], na--;
             feed->done(feed->ctx, it);
         }
@@ -414,6 +417,71 @@ TEST(t_run_feed_refuses_engines_without_joins)
     jf_destroy(&f->base);
 }
 
-TEST_MAIN(t_items_join_between_steps_and_leave_when_done, t_another_size_at_the_head_is_not_starved,
+
+/* A closed loop of clients, each sending its next item when the last one
+ * ends (pixbench's generate sweep without think time). */
+struct client {
+    px_sched *s;
+    struct jfake *f;
+    int id, items;
+    int64_t until;
+};
+
+static void *client_loop(void *arg)
+{
+    struct client *c = arg;
+    struct job j;
+    while (px_now_ns() < c->until) {
+        job_init(&j, c->f, 8, 8, c->id * 1000 + c->items);
+        px_sched_item *p = &j.it;
+        if (px_sched_submit(c->s, &p, 1) == 0) {
+            while (!atomic_load(&j.done)) usleep(200);
+            if (j.it.status == 0) c->items++;
+        }
+        px_image_free(&j.out);
+    }
+    return NULL;
+}
+
+TEST(t_service_rate_under_a_closed_loop)
+{
+    /* 24 clients on a batch of at most 8: every step boundary has joiners
+     * waiting, items end staggered, one or a few at a time. The rate that
+     * admission divides the work ahead by must be the engine's real time
+     * per item (a burst-by-burst average swung to twice it on the GPU and
+     * refused requests that would have made their deadline). */
+    struct jfake *f = jf_new(0);
+    f->item_us = 1000, f->finish_us = 600;
+    px_sched *s = mk_sched(f, 8, 0, 0, 1);
+    enum { NC = 24 };
+    struct client c[NC];
+    pthread_t th[NC];
+    int64_t t0 = px_now_ns();
+    for (int i = 0; i < NC; i++) {
+        c[i] = (struct client){.s = s, .f = f, .id = i, .until = t0 + 1500000000LL};
+        pthread_create(&th[i], NULL, client_loop, &c[i]);
+    }
+    double worst = 0, lo = 1e9;
+    for (int k = 0; k < 10; k++) { /* the estimate as admission sees it, over time */
+        usleep(100000);
+        px_sched_lane_stats ls;
+        px_sched_lane_stats_get(s, &f->base, &ls);
+        if (k < 4 || ls.mean_item_ms <= 0) continue; /* past the ramp */
+        if (ls.mean_item_ms > worst) worst = ls.mean_item_ms;
+        if (ls.mean_item_ms < lo) lo = ls.mean_item_ms;
+    }
+    int total = 0;
+    for (int i = 0; i < NC; i++) pthread_join(th[i], NULL), total += c[i].items;
+    double real_ms = (double)(px_now_ns() - t0) / 1e6 / total;
+    printf("  closed loop: %d items, %.2f ms each; the estimate %.2f..%.2f ms\n", total, real_ms,
+           lo, worst);
+    T_TRUE(total > 0);
+    T_CMP_DBL(worst, <=, 1.4 * real_ms);
+    T_CMP_DBL(lo, >=, 0.6 * real_ms);
+    px_sched_destroy(s);
+    jf_destroy(&f->base);
+}
+
+TEST_MAIN(t_service_rate_under_a_closed_loop, t_items_join_between_steps_and_leave_when_done, t_another_size_at_the_head_is_not_starved,
           t_max_batch_and_memory_cap_the_joins, t_cancelled_expired_and_invalid_joiners_end,
           t_joins_off_runs_plain_batches, t_run_feed_refuses_engines_without_joins)
