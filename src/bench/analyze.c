@@ -189,6 +189,14 @@ static void hints_client(const pb_analysis_opts *o, pb_analysis *a, const char *
     }
 }
 
+/* The GPU busy >= 90 % of the stage: then the GPU is the limit, and CPU
+ * figures say nothing about a bottleneck (a thread waiting on the GPU, as
+ * CUDA's default spin-wait does, shows as a core at 100 %). */
+static int gpu_bound(const pb_stage_summary *s)
+{
+    return pb_agg_mean(&s->res.gpu_util) >= 90;
+}
+
 /* Saturation: what the server did when throughput stopped growing. */
 static void hints_saturation(const pb_analysis_opts *o, pb_analysis *a, const char *unit)
 {
@@ -208,7 +216,7 @@ static void hints_saturation(const pb_analysis_opts *o, pb_analysis *a, const ch
             HINT(a, "At saturation (%g %s) the server used %.0f%% CPU, %.0f%% of all %d CPUs: "
                     "it is CPU-bound here.",
                  s->load, unit, s->srv_cpu, 100 * share, o->cpus);
-        else if (share < 0.5)
+        else if (share < 0.5 && !gpu_bound(s))
             HINT(a, "At saturation (%g %s) the server used only %.0f%% CPU (%.0f%% of %d "
                     "CPUs): the limit is not CPU; look at worker/queue limits, locks or I/O.",
                  s->load, unit, s->srv_cpu, 100 * share, o->cpus);
@@ -271,7 +279,7 @@ static void hints_resources(const pb_analysis_opts *o, pb_analysis *a, const cha
     const pb_stage_summary *s = &a->s[a->saturation >= 0 ? a->saturation : a->n - 1];
     double thr_mean = pb_agg_mean(&s->res.thread_cpu), thr_max = pb_agg_max(&s->res.thread_cpu);
     double cpu = pb_agg_mean(&s->res.cpu);
-    if (thr_mean >= 90 && (o->cpus <= 0 || cpu < 100.0 * o->cpus * 0.75))
+    if (thr_mean >= 90 && (o->cpus <= 0 || cpu < 100.0 * o->cpus * 0.75) && !gpu_bound(s))
         HINT(a, "At %g %s the server's busiest thread ran at %.0f%% of a core on average (peak "
                 "%.0f%%) while the process used %.0f%% in all: one thread is the bottleneck "
                 "(the seeds' single-core peak).",

@@ -231,5 +231,65 @@ TEST(t_verdicts)
     free(a);
 }
 
+/* One sample per second of each stage: CPU %, the busiest thread %, GPU %. */
+static void add_samples(pb_run_result *r, int k, double cpu, double thr, double gpu)
+{
+    for (int i = 0; i < 10; i++) {
+        if (r->npoints == r->cap) {
+            r->cap = r->cap ? 2 * r->cap : 64;
+            r->series = realloc(r->series, (size_t)r->cap * sizeof *r->series);
+        }
+        pb_point *p = &r->series[r->npoints++];
+        memset(p, 0, sizeof *p);
+        p->stage = k, p->measuring = 1, p->cli_cpu = -1;
+        pb_res_init(&p->res);
+        p->res.n = 1;
+        pb_agg_add(&p->res.cpu, cpu);
+        pb_agg_add(&p->res.thread_cpu, thr);
+        pb_agg_add(&p->res.gpu_util, gpu);
+        pb_agg_add(&p->res.gpu_util_peak, gpu);
+    }
+}
+
+TEST(t_gpu_bound_hints)
+{
+    /* The H200 sweep of 2026-12-05: saturated at 4 users with the GPU 95 %
+     * busy and one thread of the server at 100 % of a core (waiting on the
+     * GPU). The GPU is the limit; no hint may blame one thread or send the
+     * reader to queue limits and locks. */
+    static const double users[] = {1, 4, 8};
+    static const double qps[] = {0.8, 1.07, 1.07};
+    static const double ms[] = {1197, 4523, 8845};
+    for (int gpu_busy = 0; gpu_busy <= 1; gpu_busy++) {
+        pb_run_result *r = calloc(1, sizeof *r);
+        for (int k = 0; k < 3; k++) {
+            pb_stage_result *s = &r->stages[k];
+            pb_acc_init(&s->acc);
+            s->load = users[k], s->measured_s = 15, s->complete = 1;
+            s->acc.ok = (uint64_t)(qps[k] * 15);
+            px_hist_record_n(&s->acc.lat, (uint64_t)(ms[k] * 1e6), s->acc.ok);
+            add_samples(r, k, 105, 100, gpu_busy ? 95 : 40);
+        }
+        r->nstages = 3;
+        pb_analysis *a = calloc(1, sizeof *a);
+        pb_analysis_opts o = {.err_threshold = 0.01, .cpus = 16, .threads = 16};
+        pb_analyze(r, &o, a);
+        T_EQ_INT(a->saturation, 1);
+        int thread_hint = 0, gpu_hint = 0, not_cpu = 0;
+        for (int i = 0; i < a->nhints; i++) {
+            thread_hint |= strstr(a->hints[i], "one thread is the bottleneck") != NULL;
+            gpu_hint |= strstr(a->hints[i], "GPU-bound") != NULL;
+            not_cpu |= strstr(a->hints[i], "look at worker/queue limits") != NULL;
+        }
+        /* the same CPU figures: blamed on a thread only when the GPU idles */
+        T_EQ_INT(thread_hint, !gpu_busy);
+        T_EQ_INT(not_cpu, !gpu_busy);
+        T_EQ_INT(gpu_hint, gpu_busy);
+        pb_run_result_free(r);
+        free(r);
+        free(a);
+    }
+}
+
 TEST_MAIN(t_durations_and_ranges, t_slo, t_payload_reproducible_and_covered, t_requests_per_profile,
-          t_server_timing, t_verdicts)
+          t_server_timing, t_verdicts, t_gpu_bound_hints)
