@@ -1,6 +1,6 @@
 /*
  * zattn_cuda_bench.c — the Z-Image CUDA backend's attention kernels
- * (zattn.h: mma.sync, the default, WMMA and mma2), checked and timed:
+ * (zattn.h: mma.sync, the default, WMMA, mma2 and cuDNN's), checked and timed:
  *
  *   zattn_cuda_bench check          every kernel against a host reference
  *                                   (double, from the same bf16 inputs)
@@ -12,15 +12,19 @@
  * the 64-row tile; rows past n_q must stay untouched. Pass: max|diff| ≤
  * 1e-2·max|ref| for each case (bf16 probabilities and a bf16 output round
  * at 2^-9 relative each; anything wrong in a fragment's indexing is off by
- * the output's own size). Exit 1 on any failure.
+ * the output's own size). Exit 1 on any failure. cudnn runs only the
+ * cases zattn_cudnn takes (the others print "skipped (not supported)"), and
+ * fails every case once it turned itself off (its reason printed).
  * time: the DiT's attention at 1024² (4096 image + 128 text tokens) and
  * 512² (1024 + 128), 30 heads of 128, q/k/v interleaved in one fused qkv
  * buffer as the engine lays them out; median ms of --iters (default 20)
- * after 3 untimed, TFLOP/s counted as 4·S²·128·30 per item.
+ * after 3 untimed, TFLOP/s counted as 4·S²·128·30 per item. A cudnn that
+ * turned itself off prints "cudnn disabled (why)" instead of its row.
  *
  * Ran on an H200 on 2026-12-05 (docs/benchmarks/zimage-cuda.md).
  */
 #include "engine/zimage/cuda/zattn.h"
+#include "engine/zimage/cuda/zattn_cudnn.h"
 
 #include <cuda_runtime.h>
 #include <math.h>
@@ -96,10 +100,27 @@ static void ref_row(const acase *c, const uint16_t *q, const uint16_t *k, const 
 
 #define SENTINEL 0x7fc1 /* a NaN pattern no kernel writes */
 
+/* Whether zattn_cudnn takes the case (else the dispatcher would run mma
+ * under cudnn's name). */
+static int cudnn_takes(const acase *c)
+{
+    int ld = (c->nh + 2 * c->nkv) * c->hd;
+    zc_attn a = {.ldq = ld, .ldk = ld, .ldv = ld, .ldo = c->nh * c->hd, .n_items = c->items,
+                 .S_q = c->S, .S_kv = c->S, .n_q = c->n_q, .n_heads = c->nh,
+                 .n_kv_heads = c->nkv, .head_dim = c->hd, .causal = c->causal};
+    return zattn_cudnn_supports(&a);
+}
+
 /* One case through one kernel: the fused buffer [items·S, (nh+2·nkv)·hd],
  * the output [items·S, nh·hd] pre-filled with SENTINEL. */
 static int check_case(const acase *c, int impl)
 {
+    if (impl == ZC_ATTN_CUDNN && !cudnn_takes(c)) {
+        printf("cudnn hd %3d heads %2d/%d items %d S %3d n_q %3d causal %d: skipped (not "
+               "supported)\n",
+               c->hd, c->nh, c->nkv, c->items, c->S, c->n_q, c->causal);
+        return 1;
+    }
     int ld = (c->nh + 2 * c->nkv) * c->hd, ldo = c->nh * c->hd;
     size_t nin = (size_t)c->items * c->S * ld, nout = (size_t)c->items * c->S * ldo;
     uint16_t *x = malloc(nin * 2), *o = malloc(nout * 2);
@@ -139,6 +160,8 @@ static int check_case(const acase *c, int impl)
                 }
             }
     int ok = maxdiff <= 1e-2 * maxref && !touched;
+    const char *off = impl == ZC_ATTN_CUDNN ? zattn_cudnn_disabled() : NULL;
+    if (off) ok = 0, printf("cudnn turned itself off (%s); mma ran:\n", off);
     printf("%-4s hd %3d heads %2d/%d items %d S %3d n_q %3d causal %d kv_len %d,%d,%d: "
            "max|diff| %.3g of max|ref| %.3g, rows past n_q written %d: %s\n",
            zc_attn_impl_name(impl), c->hd, c->nh, c->nkv, c->items, c->S, c->n_q,
@@ -156,6 +179,7 @@ static int run_check(void)
         {64, 2, 1, 3, 96, 70, 0, {96, 65, 0}},        /* n_q < S; an item without keys */
         {32, 3, 3, 2, 64, 64, 1, {64, 33, 0}},        /* tiny models' head sizes */
         {16, 2, 2, 2, 150, 150, 0, {1, 150, 0}},      /* a single key */
+        {64, 3, 3, 3, 96, 96, 0, {96, 50, 1}},        /* cudnn's head size 64 */
     };
     int fails = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -198,6 +222,11 @@ static void time_shape(const char *size, int S, int B, int iters, FILE *js)
             CK(cudaEventRecord(e1, 0));
             CK(cudaEventSynchronize(e1));
             if (it >= 0) CK(cudaEventElapsedTime(&ms[it], e0, e1));
+        }
+        const char *off = impl == ZC_ATTN_CUDNN ? zattn_cudnn_disabled() : NULL;
+        if (off) { /* mma ran under its name: no row */
+            printf("cudnn disabled (%s)\n", off);
+            continue;
         }
         qsort(ms, (size_t)iters, sizeof ms[0], cmp_f);
         double med = ms[iters / 2], tf = 4.0 * S * S * hd * nh * B / (med * 1e-3) / 1e12;

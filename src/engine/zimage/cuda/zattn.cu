@@ -8,9 +8,11 @@
  *
  * bench/zattn_cuda_bench check compares each with a host reference
  * (mma and WMMA passed on an H200, 2026-12-05; mma2 has not run on a GPU
- * yet; also run by make test-gpu).
+ * yet; also run by make test-gpu). ZC_ATTN_CUDNN is no kernel here: it
+ * is dispatched to zattn_cudnn.c (cuDNN's graph API) and falls back to mma.
  */
 #include "engine/zimage/cuda/zattn.h"
+#include "engine/zimage/cuda/zattn_cudnn.h"
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -503,11 +505,13 @@ template <int HD> kernel_shape shape_of(int impl)
  * launch of the other fails, which its bench reports). */
 template <int HD> int init_all()
 {
+    int need = g_impl == ZC_ATTN_CUDNN ? ZC_ATTN_MMA : g_impl; /* cudnn falls back to mma */
     for (int i = 0; i < ZC_ATTN_COUNT; i++) {
+        if (i == ZC_ATTN_CUDNN) continue; /* not a kernel of ours */
         kernel_shape k = shape_of<HD>(i);
         int e = (int)cudaFuncSetAttribute(k.fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                           (int)k.smem);
-        if (e && i == g_impl) return e;
+        if (e && i == need) return e;
         if (e) (void)cudaGetLastError();
     }
     return 0;
@@ -523,7 +527,7 @@ template <int HD> void launch(zc_stream s, const zc_attn *a, int impl)
         a->causal);
 }
 
-const char *const k_names[ZC_ATTN_COUNT] = {"mma", "wmma", "mma2"};
+const char *const k_names[ZC_ATTN_COUNT] = {"mma", "wmma", "mma2", "cudnn"};
 
 } // namespace
 
@@ -553,6 +557,12 @@ int zc_attention_with(zc_stream s, const zc_attn *a, int impl)
 {
     if (a->n_q <= 0 || a->n_items <= 0) return 0;
     if (a->n_kv_heads <= 0 || a->n_heads % a->n_kv_heads) return (int)cudaErrorInvalidValue;
+    if (impl == ZC_ATTN_CUDNN) {
+        /* Any nonzero result (out of scope, off, failed: zattn_cudnn.h)
+         * leaves nothing to keep in a->o: mma computes the call. */
+        if (!zattn_cudnn(s, a)) return 0;
+        impl = ZC_ATTN_MMA;
+    }
     switch (a->head_dim) {
     case 16: launch<16>(s, a, impl); break;
     case 32: launch<32>(s, a, impl); break;

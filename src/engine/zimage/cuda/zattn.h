@@ -24,10 +24,16 @@
  *                 call when it passes zattn_cuda_bench check and times
  *                 faster than mma there).
  *
- * PX_ZIMAGE_CUDA_ATTN=wmma|mma2 (read by zc_attn_init) makes the engine use
- * that kernel. cuDNN's fused attention (graph API) is not used: from C its
- * backend descriptors spell the whole softmax graph out by hand, and the
- * engine choice it needs for padded items was not measurable without a GPU.
+ *   ZC_ATTN_CUDNN cuDNN's fused flash attention through its backend graph
+ *                 API (zattn_cudnn.h): the DiT's calls only (non-causal, no
+ *                 GQA, head size 64/128, n_q == S_q); any other call, and
+ *                 every call once cuDNN failed or its one-time self-check
+ *                 against mma did not match, runs the mma kernel. Written
+ *                 2026-12-05 without a GPU, so not the default either
+ *                 (bench/gpu_session.sh picks it like mma2).
+ *
+ * PX_ZIMAGE_CUDA_ATTN=wmma|mma2|cudnn (read by zc_attn_init) makes the
+ * engine use that kernel.
  *
  * mma and WMMA pass bench/zattn_cuda_bench check on an H200 (2026-12-05); the
  * mma kernel ran ~20x the WMMA one (159 vs 7.8 TFLOP/s at 1024²).
@@ -41,7 +47,13 @@
 extern "C" {
 #endif
 
-enum zc_attn_impl { ZC_ATTN_MMA = 0, ZC_ATTN_WMMA = 1, ZC_ATTN_MMA2 = 2, ZC_ATTN_COUNT = 3 };
+enum zc_attn_impl {
+    ZC_ATTN_MMA = 0,
+    ZC_ATTN_WMMA = 1,
+    ZC_ATTN_MMA2 = 2,
+    ZC_ATTN_CUDNN = 3,
+    ZC_ATTN_COUNT = 4
+};
 
 /* Attention operands: row r of item b of q is q + (b·S_q + r)·ldq + h·head_dim.
  * Rows must be 16-byte aligned (ld and the head offset multiples of 8). */
@@ -62,7 +74,7 @@ typedef struct zc_attn {
  * shared-memory limits and reads PX_ZIMAGE_CUDA_ATTN. 0 or a cudaError_t. */
 int zc_attn_init(void);
 
-/* The default kernel's name ("mma", "wmma" or "mma2"), for logs and bench
+/* The default kernel's name ("mma", "wmma", "mma2" or "cudnn"), for logs and bench
  * rows; zc_attn_impl_name names any. */
 const char *zc_attn_name(void);
 const char *zc_attn_impl_name(int impl);
@@ -71,7 +83,8 @@ const char *zc_attn_impl_name(int impl);
  * with no key gets zeros. cudaErrorInvalidValue for a head size not built. */
 int zc_attention(zc_stream s, const zc_attn *a);
 
-/* The same with a chosen kernel (enum zc_attn_impl): tests and benches. */
+/* The same with a chosen kernel (enum zc_attn_impl): tests and benches.
+ * ZC_ATTN_CUDNN runs mma for the calls cuDNN does not take. */
 int zc_attention_with(zc_stream s, const zc_attn *a, int impl);
 
 #ifdef __cplusplus

@@ -1,0 +1,569 @@
+/*
+ * zattn_cudnn.c — zattn_cudnn.h: the DiT's attention as a cuDNN backend
+ * operation graph, its execution plans cached per device and shape.
+ *
+ * The graph (the spelling cuDNN's fused flash-attention engine recognises;
+ * every intermediate is a virtual fp32 tensor, so none is ever stored):
+ *
+ *   S  = matmul(Q [b,h,s_q,d], Kᵀ [b,h,d,s_kv])        Q, K, V as strided
+ *   S' = S · scale          (a by-value scalar)        views of the caller's
+ *   r  = index of S' along 2, c = index along 3        rows: no copies
+ *   m  = (r < seq_q[b]) and (c < seq_kv[b])
+ *   S" = m ? S' : -1e30     (binary select)
+ *   P  = exp(S" − max S") / Σ exp(S" − max S")       (reductions over keys)
+ *   O  = matmul(P, V [b,h,s_kv,d])
+ *
+ * seq_kv is the caller's kv_len (int32, device); seq_q a per-plan device
+ * array of S_q (every query row computed, so padded rows are finite).
+ * Should no engine take that graph, a second one that also writes the
+ * softmax statistics (max + log Σ) is tried: older fused engines matched
+ * only the training form.
+ */
+#include "engine/zimage/cuda/zattn_cudnn.h"
+
+#include "core/log.h"
+
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DEV   16
+#define MAX_PLANS 32 /* per device; never evicted (captured graphs use them) */
+#define MAX_DESC  96 /* descriptors of one graph (~65 used) */
+#define MAX_CFGS  8  /* heuristic results tried */
+#define CHECK_TOL 2e-2
+
+/* The deprecated handle attributes (cuDNN 9.x marks them deprecated; the
+ * 9.0-9.x libraries a device may have still want them). By number, so the
+ * deprecation warning does not fail the -Werror build. */
+#define ATTR_OPGRAPH_HANDLE ((cudnnBackendAttributeName_t)800)
+#define ATTR_PLAN_HANDLE    ((cudnnBackendAttributeName_t)400)
+
+/* Unique ids of the tensors the variant pack names; virtual ones count up
+ * from U_VIRTUAL. */
+enum { U_Q = 1, U_K, U_V, U_O, U_SCALE, U_NEG, U_SEQ_Q, U_SEQ_KV, U_STATS, U_VIRTUAL = 100 };
+
+/* A graph under construction: its descriptors (all destroyed together)
+ * and the first failure (every helper does nothing once st is set). */
+typedef struct gb {
+    cudnnBackendDescriptor_t all[MAX_DESC];
+    int n_all;
+    cudnnBackendDescriptor_t ops[24];
+    int n_ops;
+    cudnnStatus_t st;
+    const char *what; /* the step that failed */
+    int64_t next_uid;
+} gb;
+
+typedef struct plan_key {
+    int n_items, S_q, S_kv, heads, hd, ldq, ldk, ldv, ldo;
+    uint32_t scale_bits;
+} plan_key;
+
+typedef struct plan {
+    plan_key key;
+    gb *g;                        /* the graph's descriptors, kept alive */
+    cudnnBackendDescriptor_t exe; /* the execution plan */
+    void *ws;                     /* its workspace (device), made at build */
+    int *seq_q;                   /* device, n_items x S_q */
+    float *stats;                 /* device, the statistics form only */
+    float scale, neg;             /* by-value operands */
+    int with_stats;               /* the graph is the statistics form */
+} plan;
+
+typedef struct dev_state {
+    cudnnHandle_t h;
+    int n;
+    plan plans[MAX_PLANS];
+} dev_state;
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static dev_state g_dev[MAX_DEV];
+static char g_off[320]; /* non-empty: cuDNN attention is off, and why */
+
+/* ------------------------------------------------------ descriptor helpers */
+
+static cudnnBackendDescriptor_t mk(gb *g, cudnnBackendDescriptorType_t t, const char *what)
+{
+    cudnnBackendDescriptor_t d = NULL;
+    if (g->st) return NULL;
+    if (g->n_all == MAX_DESC) {
+        g->st = CUDNN_STATUS_INTERNAL_ERROR, g->what = "too many descriptors";
+        return NULL;
+    }
+    if ((g->st = cudnnBackendCreateDescriptor(t, &d))) {
+        g->what = what;
+        return NULL;
+    }
+    return g->all[g->n_all++] = d;
+}
+
+static void set(gb *g, cudnnBackendDescriptor_t d, cudnnBackendAttributeName_t a,
+                cudnnBackendAttributeType_t t, int64_t n, const void *v, const char *what)
+{
+    if (g->st) return;
+    if ((g->st = cudnnBackendSetAttribute(d, a, t, n, v))) g->what = what;
+}
+
+static void fin(gb *g, cudnnBackendDescriptor_t d, const char *what)
+{
+    if (g->st) return;
+    if ((g->st = cudnnBackendFinalize(d))) g->what = what;
+}
+
+static void gb_free(gb *g)
+{
+    for (int i = g->n_all - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(g->all[i]);
+    free(g);
+}
+
+/* A 4-D tensor: uid < 0 makes a virtual one (packed strides, a fresh id). */
+static cudnnBackendDescriptor_t tensor(gb *g, int64_t uid, cudnnDataType_t dt, const int64_t dim[4],
+                                       const int64_t *str, bool by_value)
+{
+    int64_t packed[4] = {dim[1] * dim[2] * dim[3], dim[2] * dim[3], dim[3], 1};
+    bool virt = uid < 0;
+    int64_t align = dt == CUDNN_DATA_BFLOAT16 || virt ? 16 : 4;
+    if (virt) uid = g->next_uid++;
+    cudnnBackendDescriptor_t t = mk(g, CUDNN_BACKEND_TENSOR_DESCRIPTOR, "tensor");
+    set(g, t, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt, "tensor type");
+    set(g, t, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, dim, "tensor dims");
+    set(g, t, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, str ? str : packed, "tensor strides");
+    set(g, t, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid, "tensor id");
+    set(g, t, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align, "tensor align");
+    if (virt) set(g, t, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &virt, "virtual");
+    if (by_value)
+        set(g, t, CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, 1, &by_value, "by value");
+    fin(g, t, "tensor");
+    return t;
+}
+
+static cudnnBackendDescriptor_t vt(gb *g, cudnnDataType_t dt, const int64_t dim[4])
+{
+    return tensor(g, -1, dt, dim, NULL, false);
+}
+
+/* y = mode(x[, b][, t]) as one pointwise operation (axis >= 0: GEN_INDEX's). */
+static void pw(gb *g, cudnnPointwiseMode_t mode, cudnnDataType_t prec, cudnnBackendDescriptor_t x,
+               cudnnBackendDescriptor_t b, cudnnBackendDescriptor_t t, cudnnBackendDescriptor_t y,
+               int64_t axis)
+{
+    cudnnBackendDescriptor_t d = mk(g, CUDNN_BACKEND_POINTWISE_DESCRIPTOR, "pointwise");
+    set(g, d, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode, "pw mode");
+    set(g, d, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &prec, "pw prec");
+    if (axis >= 0) set(g, d, CUDNN_ATTR_POINTWISE_AXIS, CUDNN_TYPE_INT64, 1, &axis, "pw axis");
+    fin(g, d, "pointwise");
+    cudnnBackendDescriptor_t op = mk(g, CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, "pw op");
+    cudnnBackendAttributeType_t D = CUDNN_TYPE_BACKEND_DESCRIPTOR;
+    set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, D, 1, &d, "pw op desc");
+    set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_XDESC, D, 1, &x, "pw op x");
+    if (b) set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_BDESC, D, 1, &b, "pw op b");
+    if (t) set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_TDESC, D, 1, &t, "pw op t");
+    set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, D, 1, &y, "pw op y");
+    fin(g, op, "pointwise op");
+    if (!g->st) g->ops[g->n_ops++] = op;
+}
+
+/* y = reduction of x over the dimensions where y is 1 (here: the keys). */
+static void reduce(gb *g, cudnnReduceTensorOp_t rop, cudnnBackendDescriptor_t x,
+                   cudnnBackendDescriptor_t y)
+{
+    cudnnDataType_t f = CUDNN_DATA_FLOAT;
+    cudnnBackendDescriptor_t d = mk(g, CUDNN_BACKEND_REDUCTION_DESCRIPTOR, "reduction");
+    set(g, d, CUDNN_ATTR_REDUCTION_OPERATOR, CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, 1, &rop, "red op");
+    set(g, d, CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &f, "red type");
+    fin(g, d, "reduction");
+    cudnnBackendDescriptor_t op = mk(g, CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR, "red op");
+    cudnnBackendAttributeType_t D = CUDNN_TYPE_BACKEND_DESCRIPTOR;
+    set(g, op, CUDNN_ATTR_OPERATION_REDUCTION_DESC, D, 1, &d, "red op desc");
+    set(g, op, CUDNN_ATTR_OPERATION_REDUCTION_XDESC, D, 1, &x, "red op x");
+    set(g, op, CUDNN_ATTR_OPERATION_REDUCTION_YDESC, D, 1, &y, "red op y");
+    fin(g, op, "reduction op");
+    if (!g->st) g->ops[g->n_ops++] = op;
+}
+
+/* c = a·b batched over the first two dimensions, fp32 accumulation. */
+static void matmul(gb *g, cudnnBackendDescriptor_t a, cudnnBackendDescriptor_t b,
+                   cudnnBackendDescriptor_t c)
+{
+    cudnnDataType_t f = CUDNN_DATA_FLOAT;
+    cudnnBackendDescriptor_t d = mk(g, CUDNN_BACKEND_MATMUL_DESCRIPTOR, "matmul");
+    set(g, d, CUDNN_ATTR_MATMUL_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &f, "matmul type");
+    fin(g, d, "matmul");
+    cudnnBackendDescriptor_t op = mk(g, CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR, "mm op");
+    cudnnBackendAttributeType_t D = CUDNN_TYPE_BACKEND_DESCRIPTOR;
+    set(g, op, CUDNN_ATTR_OPERATION_MATMUL_ADESC, D, 1, &a, "mm op a");
+    set(g, op, CUDNN_ATTR_OPERATION_MATMUL_BDESC, D, 1, &b, "mm op b");
+    set(g, op, CUDNN_ATTR_OPERATION_MATMUL_CDESC, D, 1, &c, "mm op c");
+    set(g, op, CUDNN_ATTR_OPERATION_MATMUL_DESC, D, 1, &d, "mm op desc");
+    fin(g, op, "matmul op");
+    if (!g->st) g->ops[g->n_ops++] = op;
+}
+
+/* ------------------------------------------------------------- the graph */
+
+/* Q·Kᵀ·scale with the padding mask applied: the masked scores (virtual).
+ * K is described transposed ([b,h,d,s_kv], unit stride along d) over the
+ * same memory. */
+static cudnnBackendDescriptor_t masked_scores(gb *g, const zc_attn *a)
+{
+    int64_t B = a->n_items, H = a->n_heads, Sq = a->S_q, Sk = a->S_kv, D = a->head_dim;
+    const int64_t qd[4] = {B, H, Sq, D}, qs[4] = {Sq * a->ldq, D, a->ldq, 1};
+    const int64_t kd[4] = {B, H, D, Sk}, ks[4] = {Sk * a->ldk, D, 1, a->ldk};
+    const int64_t sd[4] = {B, H, Sq, Sk}, one[4] = {1, 1, 1, 1}, seq[4] = {B, 1, 1, 1};
+    cudnnDataType_t F = CUDNN_DATA_FLOAT, I = CUDNN_DATA_INT32, L = CUDNN_DATA_BOOLEAN;
+    cudnnBackendDescriptor_t q = tensor(g, U_Q, CUDNN_DATA_BFLOAT16, qd, qs, false);
+    cudnnBackendDescriptor_t k = tensor(g, U_K, CUDNN_DATA_BFLOAT16, kd, ks, false);
+    cudnnBackendDescriptor_t scale = tensor(g, U_SCALE, F, one, one, true);
+    cudnnBackendDescriptor_t neg = tensor(g, U_NEG, F, one, one, true);
+    cudnnBackendDescriptor_t sq = tensor(g, U_SEQ_Q, I, seq, one, false);
+    cudnnBackendDescriptor_t sk = tensor(g, U_SEQ_KV, I, seq, one, false);
+    cudnnBackendDescriptor_t s = vt(g, F, sd), ss = vt(g, F, sd);
+    matmul(g, q, k, s);
+    pw(g, CUDNN_POINTWISE_MUL, F, s, scale, NULL, ss, -1);
+    cudnnBackendDescriptor_t ri = vt(g, I, sd), ci = vt(g, I, sd);
+    pw(g, CUDNN_POINTWISE_GEN_INDEX, I, ss, NULL, NULL, ri, 2);
+    pw(g, CUDNN_POINTWISE_GEN_INDEX, I, ss, NULL, NULL, ci, 3);
+    cudnnBackendDescriptor_t rm = vt(g, L, sd), cm = vt(g, L, sd), m = vt(g, L, sd);
+    pw(g, CUDNN_POINTWISE_CMP_LT, I, ri, sq, NULL, rm, -1);
+    pw(g, CUDNN_POINTWISE_CMP_LT, I, ci, sk, NULL, cm, -1);
+    pw(g, CUDNN_POINTWISE_LOGICAL_AND, L, rm, cm, NULL, m, -1);
+    cudnnBackendDescriptor_t out = vt(g, F, sd);
+    pw(g, CUDNN_POINTWISE_BINARY_SELECT, F, ss, neg, m, out, -1); /* m ? ss : neg */
+    return out;
+}
+
+/* softmax over the keys, then ·V into O; with_stats also writes max +
+ * log Σ (the training form) to U_STATS. */
+static void softmax_pv(gb *g, const zc_attn *a, cudnnBackendDescriptor_t x, int with_stats)
+{
+    int64_t B = a->n_items, H = a->n_heads, Sq = a->S_q, Sk = a->S_kv, D = a->head_dim;
+    const int64_t sd[4] = {B, H, Sq, Sk}, rd[4] = {B, H, Sq, 1};
+    const int64_t vd[4] = {B, H, Sk, D}, vs[4] = {Sk * a->ldv, D, a->ldv, 1};
+    const int64_t od[4] = {B, H, Sq, D}, os[4] = {Sq * a->ldo, D, a->ldo, 1};
+    cudnnDataType_t F = CUDNN_DATA_FLOAT;
+    cudnnBackendDescriptor_t mx = vt(g, F, rd), d = vt(g, F, sd), e = vt(g, F, sd);
+    cudnnBackendDescriptor_t sum = vt(g, F, rd), p = vt(g, F, sd);
+    reduce(g, CUDNN_REDUCE_TENSOR_MAX, x, mx);
+    pw(g, CUDNN_POINTWISE_SUB, F, x, mx, NULL, d, -1);
+    pw(g, CUDNN_POINTWISE_EXP, F, d, NULL, NULL, e, -1);
+    reduce(g, CUDNN_REDUCE_TENSOR_ADD, e, sum);
+    if (with_stats) {
+        cudnnBackendDescriptor_t lg = vt(g, F, rd);
+        cudnnBackendDescriptor_t st = tensor(g, U_STATS, F, rd, NULL, false);
+        pw(g, CUDNN_POINTWISE_LOG, F, sum, NULL, NULL, lg, -1);
+        pw(g, CUDNN_POINTWISE_ADD, F, mx, lg, NULL, st, -1);
+    }
+    pw(g, CUDNN_POINTWISE_DIV, F, e, sum, NULL, p, -1);
+    cudnnBackendDescriptor_t v = tensor(g, U_V, CUDNN_DATA_BFLOAT16, vd, vs, false);
+    cudnnBackendDescriptor_t o = tensor(g, U_O, CUDNN_DATA_BFLOAT16, od, os, false);
+    matmul(g, p, v, o);
+}
+
+/* The finalized operation graph (NULL with g->st set on failure). */
+static cudnnBackendDescriptor_t op_graph(gb *g, cudnnHandle_t h, const zc_attn *a, int with_stats)
+{
+    softmax_pv(g, a, masked_scores(g, a), with_stats);
+    cudnnBackendDescriptor_t og = mk(g, CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, "op graph");
+    set(g, og, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, g->n_ops, g->ops,
+        "graph ops");
+    if (!g->st) (void)cudnnBackendSetAttribute(og, ATTR_OPGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
+    fin(g, og, "op graph (no such fusion)");
+    return g->st ? NULL : og;
+}
+
+/* The first of heuristics mode A's engine configurations whose execution
+ * plan finalizes, and its workspace size. */
+static cudnnBackendDescriptor_t exec_plan(gb *g, cudnnHandle_t h, cudnnBackendDescriptor_t og,
+                                          int64_t *ws)
+{
+    cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
+    cudnnBackendDescriptor_t heur = mk(g, CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, "heuristics");
+    set(g, heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &og,
+        "heur graph");
+    set(g, heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode, "heur mode");
+    fin(g, heur, "heuristics");
+    cudnnBackendDescriptor_t cfg[MAX_CFGS];
+    for (int i = 0; i < MAX_CFGS; i++) cfg[i] = mk(g, CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, "cfg");
+    int64_t n = 0;
+    if (!g->st &&
+        (g->st = cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                          CUDNN_TYPE_BACKEND_DESCRIPTOR, MAX_CFGS, &n, cfg)))
+        g->what = "heuristic results";
+    if (g->st) return NULL;
+    if (n > MAX_CFGS) n = MAX_CFGS;
+    for (int64_t i = 0; i < n; i++) {
+        cudnnBackendDescriptor_t p = mk(g, CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, "plan");
+        if (!p) return NULL;
+        (void)cudnnBackendSetAttribute(p, ATTR_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
+        if (cudnnBackendSetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
+                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg[i]) ||
+            cudnnBackendFinalize(p))
+            continue; /* this engine does not take the graph: the next */
+        int64_t got = 0;
+        g->st = cudnnBackendGetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
+                                         CUDNN_TYPE_INT64, 1, &got, ws);
+        if (g->st) g->what = "plan workspace size";
+        return g->st ? NULL : p;
+    }
+    g->st = CUDNN_STATUS_NOT_SUPPORTED;
+    g->what = n ? "no engine finalizes a plan" : "heuristics found no engine";
+    return NULL;
+}
+
+/* ------------------------------------------------------------ plans */
+
+static plan_key key_of(const zc_attn *a)
+{
+    plan_key k;
+    memset(&k, 0, sizeof k); /* compared with memcmp */
+    k.n_items = a->n_items, k.S_q = a->S_q, k.S_kv = a->S_kv, k.heads = a->n_heads;
+    k.hd = a->head_dim, k.ldq = a->ldq, k.ldk = a->ldk, k.ldv = a->ldv, k.ldo = a->ldo;
+    memcpy(&k.scale_bits, &a->scale, 4);
+    return k;
+}
+
+/* Turns cuDNN attention off for the process, with one warning. */
+static void turn_off(const char *fmt, const char *a, const char *b)
+{
+    if (g_off[0]) return;
+    snprintf(g_off, sizeof g_off, fmt, a, b);
+    PX_WARN("zimage cuda: cuDNN attention off, the mma kernel runs instead: %s", g_off);
+}
+
+/* The graph (inference form, else the statistics form) and a plan for it
+ * into p->g / p->exe; NULL, or what failed (g's status in *st). */
+static const char *build_graph(dev_state *d, const zc_attn *a, plan *p, int64_t *ws,
+                               cudnnStatus_t *st)
+{
+    for (int with_stats = 0; with_stats < 2; with_stats++) {
+        gb *g = calloc(1, sizeof *g);
+        if (!g) return *st = CUDNN_STATUS_ALLOC_FAILED, "out of host memory";
+        g->next_uid = U_VIRTUAL;
+        cudnnBackendDescriptor_t og = op_graph(g, d->h, a, with_stats);
+        cudnnBackendDescriptor_t exe = og ? exec_plan(g, d->h, og, ws) : NULL;
+        if (exe) {
+            p->g = g, p->exe = exe, p->with_stats = with_stats;
+            return NULL;
+        }
+        *st = g->st;
+        const char *what = g->what ? g->what : "?";
+        gb_free(g);
+        if (with_stats) return what;
+    }
+    return "unreachable";
+}
+
+/* A new plan for a's shape into p: the graph, its workspace, seq_q (and
+ * the statistics buffer). Outside stream capture only. NULL or why not. */
+static const char *build(dev_state *d, const zc_attn *a, plan *p, cudnnStatus_t *st)
+{
+    memset(p, 0, sizeof *p);
+    p->key = key_of(a), p->scale = a->scale, p->neg = -1e30f;
+    *st = CUDNN_STATUS_SUCCESS;
+    if (!d->h && (*st = cudnnCreate(&d->h))) return "cudnnCreate";
+    int64_t ws = 0;
+    const char *why = build_graph(d, a, p, &ws, st);
+    if (why) return why;
+    size_t n = (size_t)a->n_items;
+    int *sq = malloc(n * sizeof *sq);
+    if (!sq) return "out of host memory";
+    for (size_t i = 0; i < n; i++) sq[i] = a->S_q;
+    int e = (ws > 0 && cudaMalloc(&p->ws, (size_t)ws)) ||
+            cudaMalloc((void **)&p->seq_q, n * sizeof *sq) ||
+            cudaMemcpy(p->seq_q, sq, n * sizeof *sq, cudaMemcpyHostToDevice) ||
+            (p->with_stats &&
+             cudaMalloc((void **)&p->stats, n * (size_t)a->n_heads * (size_t)a->S_q * 4));
+    free(sq);
+    if (e) {
+        (void)cudaGetLastError();
+        return "device memory for the plan";
+    }
+    return NULL;
+}
+
+/* Enqueues the plan on s with a's pointers (no allocation, no sync: safe
+ * under stream capture). */
+static cudnnStatus_t execute(dev_state *d, plan *p, zc_stream s, const zc_attn *a)
+{
+    int64_t uids[] = {U_Q, U_K, U_V, U_O, U_SCALE, U_NEG, U_SEQ_Q, U_SEQ_KV, U_STATS};
+    void *ptrs[] = {(void *)a->q, (void *)a->k, (void *)a->v,      a->o,    &p->scale,
+                    &p->neg,      p->seq_q,     (void *)a->kv_len, p->stats};
+    /* The inference graph has no U_STATS tensor: the pack names it only
+     * for the statistics form. */
+    int64_t n = p->with_stats ? 9 : 8;
+    cudnnBackendDescriptor_t vp = NULL;
+    cudnnStatus_t st;
+    if ((st = cudnnSetStream(d->h, (cudaStream_t)s)) ||
+        (st = cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp)))
+        return st;
+    if (!(st = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n,
+                                        uids)) &&
+        !(st = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS,
+                                        CUDNN_TYPE_VOID_PTR, n, ptrs)) &&
+        !(st = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR,
+                                        1, &p->ws)) &&
+        !(st = cudnnBackendFinalize(vp)))
+        st = cudnnBackendExecute(d->h, p->exe, vp);
+    cudnnBackendDestroyDescriptor(vp);
+    return st;
+}
+
+/* A failed build's leftovers (a plan that was cached is never freed). */
+static void plan_free(plan *p)
+{
+    if (p->g) gb_free(p->g);
+    cudaFree(p->ws), cudaFree(p->seq_q), cudaFree(p->stats);
+    (void)cudaGetLastError();
+    memset(p, 0, sizeof *p);
+}
+
+/* ------------------------------------------------------- the self-check */
+
+static float bf16_to_f(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* max|x − ref| and max|ref| over the valid rows (row < kv_len of its item)
+ * and the heads' columns; a non-finite x counts as an infinite diff. */
+static void compare(const zc_attn *a, const uint16_t *x, const uint16_t *ref, const int *len,
+                    double *maxdiff, double *maxref)
+{
+    int cols = a->n_heads * a->head_dim;
+    *maxdiff = 0, *maxref = 0;
+    for (int b = 0; b < a->n_items; b++) {
+        int rows = len[b] < a->S_q ? len[b] : a->S_q;
+        for (int r = 0; r < rows; r++) {
+            size_t off = ((size_t)b * a->S_q + (size_t)r) * (size_t)a->ldo;
+            for (int c = 0; c < cols; c++) {
+                double v = bf16_to_f(x[off + c]), w = bf16_to_f(ref[off + c]);
+                double dd = isfinite(v) ? fabs(v - w) : INFINITY;
+                if (!(dd <= *maxdiff)) *maxdiff = isnan(dd) ? INFINITY : dd;
+                if (fabs(w) > *maxref) *maxref = fabs(w);
+            }
+        }
+    }
+}
+
+/* a->o (cuDNN's, just enqueued on s) against the mma kernel on the same
+ * inputs: NULL when within CHECK_TOL of max|ref|, else why not (in buf).
+ * Syncs s: called outside capture only, on a plan's first call. */
+static const char *self_check(zc_stream s, const zc_attn *a, char *buf, size_t buflen)
+{
+    /* Up to the last row's last head column: the buffer may end there. */
+    size_t n = ((size_t)a->n_items * (size_t)a->S_q - 1) * (size_t)a->ldo +
+               (size_t)a->n_heads * (size_t)a->head_dim;
+    uint16_t *x = malloc(n * 2), *ref = malloc(n * 2);
+    int *len = malloc((size_t)a->n_items * sizeof *len);
+    void *dref = NULL;
+    const char *why = NULL;
+    zc_attn m = *a;
+    if (!x || !ref || !len)
+        why = "out of host memory";
+    else if (cudaMalloc(&dref, n * 2))
+        why = "device memory for the check";
+    else if ((m.o = dref, zc_attention_with(s, &m, ZC_ATTN_MMA)) ||
+             cudaStreamSynchronize((cudaStream_t)s) ||
+             cudaMemcpy(x, a->o, n * 2, cudaMemcpyDeviceToHost) ||
+             cudaMemcpy(ref, dref, n * 2, cudaMemcpyDeviceToHost) ||
+             cudaMemcpy(len, a->kv_len, (size_t)a->n_items * sizeof *len, cudaMemcpyDeviceToHost))
+        why = "a CUDA call of the check failed";
+    if (!why) {
+        double md, mr;
+        compare(a, x, ref, len, &md, &mr);
+        if (!(md <= CHECK_TOL * mr)) {
+            snprintf(buf, buflen, "differs from the mma kernel: max|diff| %.3g of max|ref| %.3g",
+                     md, mr);
+            why = buf;
+        }
+    }
+    if (dref) cudaFree(dref);
+    (void)cudaGetLastError();
+    free(x), free(ref), free(len);
+    return why;
+}
+
+/* --------------------------------------------------------------- the API */
+
+int zattn_cudnn_supports(const zc_attn *a)
+{
+    return !a->causal && (a->head_dim == 128 || a->head_dim == 64) && a->n_heads == a->n_kv_heads &&
+           a->n_q == a->S_q && a->n_items > 0 && a->S_q > 0 && a->S_kv > 0 && a->ldq % 8 == 0 &&
+           a->ldk % 8 == 0 && a->ldv % 8 == 0 && a->ldo % 8 == 0;
+}
+
+const char *zattn_cudnn_disabled(void)
+{
+    pthread_mutex_lock(&g_mu);
+    const char *r = g_off[0] ? g_off : NULL;
+    pthread_mutex_unlock(&g_mu);
+    return r;
+}
+
+/* The cached plan of a's shape on device d, or a new one (built here when
+ * s is not capturing): 0 with *pp set, 1 with *fresh for a new plan,
+ * ZATTN_CUDNN_UNSUPPORTED, or ZATTN_CUDNN_FAILED (turned off). */
+static int plan_for(dev_state *d, zc_stream s, const zc_attn *a, plan **pp, int *fresh)
+{
+    plan_key k = key_of(a);
+    for (int i = 0; i < d->n; i++)
+        if (!memcmp(&d->plans[i].key, &k, sizeof k)) return *pp = &d->plans[i], 0;
+    enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing((cudaStream_t)s, &cs) || cs != cudaStreamCaptureStatusNone) {
+        (void)cudaGetLastError();
+        return ZATTN_CUDNN_UNSUPPORTED; /* building would allocate and sync */
+    }
+    if (d->n == MAX_PLANS) return ZATTN_CUDNN_UNSUPPORTED;
+    plan *p = &d->plans[d->n];
+    cudnnStatus_t st;
+    const char *why = build(d, a, p, &st);
+    if (why) {
+        plan_free(p);
+        turn_off("no plan: %s (%s)", why, st ? cudnnGetErrorString(st) : "-");
+        return ZATTN_CUDNN_FAILED;
+    }
+    d->n++;
+    *pp = p, *fresh = 1;
+    return 0;
+}
+
+int zattn_cudnn(zc_stream s, const zc_attn *a)
+{
+    if (!zattn_cudnn_supports(a)) return ZATTN_CUDNN_UNSUPPORTED;
+    int dev = -1;
+    if (cudaGetDevice(&dev) || dev < 0 || dev >= MAX_DEV) {
+        (void)cudaGetLastError();
+        return ZATTN_CUDNN_UNSUPPORTED;
+    }
+    pthread_mutex_lock(&g_mu);
+    dev_state *d = &g_dev[dev];
+    plan *p = NULL;
+    int fresh = 0, rc = g_off[0] ? ZATTN_CUDNN_UNSUPPORTED : plan_for(d, s, a, &p, &fresh);
+    if (!rc) {
+        cudnnStatus_t st = execute(d, p, s, a);
+        if (st) {
+            turn_off("execute: %s%s", cudnnGetErrorString(st), "");
+            rc = ZATTN_CUDNN_FAILED;
+        }
+    }
+    if (!rc && fresh) {
+        char buf[160];
+        const char *why = self_check(s, a, buf, sizeof buf);
+        if (why) {
+            turn_off("self-check: %s%s", why, "");
+            rc = ZATTN_CUDNN_FAILED;
+        }
+    }
+    pthread_mutex_unlock(&g_mu);
+    return rc;
+}

@@ -1,0 +1,53 @@
+/*
+ * zattn_cudnn.h — the DiT's attention (zattn.h's contract) through cuDNN's
+ * fused flash attention, built with the cuDNN 9 backend (graph) API from C:
+ * an operation graph Q·Kᵀ → ·scale → padding mask → softmax → ·V that
+ * cuDNN's heuristics hand to its fused SDPA engine.
+ *
+ * Scope: non-causal, head size 64 or 128, n_heads == n_kv_heads, n_q ==
+ * S_q (the DiT). Anything else is ZATTN_CUDNN_UNSUPPORTED and the caller
+ * (zc_attention_with) runs the mma kernel instead.
+ *
+ * Plans are built on the first call of a shape (outside stream capture,
+ * with their workspace allocated then) and cached per device for the
+ * process: a captured CUDA graph keeps pointing at a plan's workspace, so
+ * plans are never evicted (a full cache means mma for new shapes). Each
+ * new plan checks itself once against the mma kernel on that call's
+ * inputs; a mismatch or any cuDNN failure logs one warning and turns cuDNN
+ * off for the process (zattn_cudnn_disabled says why).
+ *
+ * Written 2026-12-05 without a GPU (compiled and linked only).
+ */
+#ifndef PX_ENGINE_ZIMAGE_CUDA_ZATTN_CUDNN_H
+#define PX_ENGINE_ZIMAGE_CUDA_ZATTN_CUDNN_H
+
+#include "engine/zimage/cuda/zattn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Negative so that no cudaError_t (all >= 0) is taken for them. */
+enum {
+    ZATTN_CUDNN_UNSUPPORTED = -1, /* shape outside the scope, cache full, capturing a new
+                                     shape, or cuDNN turned off: run another kernel */
+    ZATTN_CUDNN_FAILED = -2,      /* a cuDNN call failed or the self-check did not match
+                                     (logged; cuDNN is off from now on) */
+};
+
+/* Whether a call of this shape is in scope (no device work, no cuDNN). */
+int zattn_cudnn_supports(const zc_attn *a);
+
+/* softmax(scale·q·kᵀ)·v into a->o on stream s: 0, a cudaError_t, or one of
+ * the ZATTN_CUDNN_ codes (nothing was written to a->o that the caller may
+ * keep: on any nonzero result run another kernel). Thread-safe. */
+int zattn_cudnn(zc_stream s, const zc_attn *a);
+
+/* NULL while cuDNN attention is usable, else why it was turned off. */
+const char *zattn_cudnn_disabled(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,195 @@
+/*
+ * zattn_cudnn_host_check.c — zattn_cudnn.c's bookkeeping on the host with
+ * a fake cuDNN (descriptors that accept everything, an "engine" that
+ * writes a known value) and a fake mma kernel: plans built once per
+ * (device, shape) and reused, none built while the stream is capturing,
+ * out-of-scope calls refused before any cuDNN call, the cache's bound,
+ * and a failed self-check turning cuDNN off for good. The graph itself
+ * (which engine takes it) can only be checked on a GPU.
+ */
+#include "engine/zimage/cuda/zattn_cudnn.h"
+
+#include <cudnn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int g_dev, g_capturing, g_plans, g_execs, g_wrong;
+
+typedef struct fdesc {
+    cudnnBackendDescriptorType_t type;
+    void *o; /* a variant pack's output pointer */
+} fdesc;
+
+cudaError_t cudaGetDevice(int *d)
+{
+    *d = g_dev;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, enum cudaStreamCaptureStatus *cs)
+{
+    (void)s;
+    *cs = g_capturing ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusNone;
+    return cudaSuccess;
+}
+
+cudnnStatus_t cudnnCreate(cudnnHandle_t *h)
+{
+    *h = (cudnnHandle_t)malloc(1);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnSetStream(cudnnHandle_t h, cudaStream_t s)
+{
+    (void)h, (void)s;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+const char *cudnnGetErrorString(cudnnStatus_t st)
+{
+    (void)st;
+    return "fake cudnn error";
+}
+
+cudnnStatus_t cudnnBackendCreateDescriptor(cudnnBackendDescriptorType_t t,
+                                           cudnnBackendDescriptor_t *d)
+{
+    fdesc *f = calloc(1, sizeof *f);
+    f->type = t;
+    *d = f;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnBackendDestroyDescriptor(cudnnBackendDescriptor_t d)
+{
+    free(d);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnBackendSetAttribute(cudnnBackendDescriptor_t d, cudnnBackendAttributeName_t a,
+                                       cudnnBackendAttributeType_t t, int64_t n, const void *v)
+{
+    (void)t, (void)n;
+    if (a == CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS) ((fdesc *)d)->o = ((void *const *)v)[3];
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnBackendFinalize(cudnnBackendDescriptor_t d)
+{
+    g_plans += ((fdesc *)d)->type == CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnBackendGetAttribute(cudnnBackendDescriptor_t const d,
+                                       cudnnBackendAttributeName_t a, cudnnBackendAttributeType_t t,
+                                       int64_t req, int64_t *n, void *v)
+{
+    (void)d, (void)t, (void)req;
+    if (a == CUDNN_ATTR_ENGINEHEUR_RESULTS) *n = 1;
+    if (a == CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE) *n = 1, *(int64_t *)v = 4096;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+/* Both "kernels" fill o's rows with one bf16 value: 1.0, or 2.0 for a
+ * cuDNN that computes wrongly. */
+static void fill(const zc_attn *a, uint16_t v)
+{
+    size_t n = ((size_t)a->n_items * (size_t)a->S_q - 1) * (size_t)a->ldo +
+               (size_t)a->n_heads * (size_t)a->head_dim;
+    for (size_t i = 0; i < n; i++) ((uint16_t *)a->o)[i] = v;
+}
+
+static zc_attn g_cur; /* the call under way, for the fake engine */
+
+cudnnStatus_t cudnnBackendExecute(cudnnHandle_t h, cudnnBackendDescriptor_t plan,
+                                  cudnnBackendDescriptor_t vp)
+{
+    (void)h, (void)plan;
+    if (((fdesc *)vp)->o != g_cur.o) return CUDNN_STATUS_BAD_PARAM;
+    fill(&g_cur, g_wrong ? 0x4000 : 0x3f80);
+    g_execs++;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+int zc_attention_with(zc_stream s, const zc_attn *a, int impl)
+{
+    (void)s;
+    if (impl != ZC_ATTN_MMA) return 1;
+    fill(a, 0x3f80);
+    return 0;
+}
+
+static int g_fails;
+#define EXPECT(c)                                                                                  \
+    do {                                                                                           \
+        if (!(c)) printf("FAIL line %d: %s\n", __LINE__, #c), g_fails++;                           \
+    } while (0)
+
+static int call(int items, int S, int hd)
+{
+    static int len[8] = {8, 8, 8, 8, 8, 8, 8, 8};
+    static uint16_t o[8 * 64 * 4 * 128];
+    zc_attn a = {.q = o,
+                 .k = o,
+                 .v = o,
+                 .o = o,
+                 .ldq = 4 * hd,
+                 .ldk = 4 * hd,
+                 .ldv = 4 * hd,
+                 .ldo = 4 * hd,
+                 .n_items = items,
+                 .S_q = S,
+                 .S_kv = S,
+                 .n_q = S,
+                 .kv_len = len,
+                 .n_heads = 4,
+                 .n_kv_heads = 4,
+                 .head_dim = hd,
+                 .scale = 0.125f};
+    g_cur = a;
+    return zattn_cudnn(NULL, &a);
+}
+
+int main(void)
+{
+    zc_attn bad = {.n_items = 1,
+                   .S_q = 8,
+                   .S_kv = 8,
+                   .n_q = 8,
+                   .n_heads = 4,
+                   .n_kv_heads = 2,
+                   .head_dim = 128,
+                   .ldq = 512,
+                   .ldk = 512,
+                   .ldv = 512,
+                   .ldo = 512};
+    EXPECT(zattn_cudnn(NULL, &bad) == ZATTN_CUDNN_UNSUPPORTED); /* GQA */
+    bad.n_kv_heads = 4, bad.causal = 1;
+    EXPECT(zattn_cudnn(NULL, &bad) == ZATTN_CUDNN_UNSUPPORTED);
+    bad.causal = 0, bad.n_q = 5;
+    EXPECT(zattn_cudnn(NULL, &bad) == ZATTN_CUDNN_UNSUPPORTED);
+    bad.n_q = 8, bad.head_dim = 32;
+    EXPECT(zattn_cudnn(NULL, &bad) == ZATTN_CUDNN_UNSUPPORTED);
+    EXPECT(g_plans == 0 && g_execs == 0);
+    EXPECT(call(2, 64, 128) == 0 && g_plans == 1 && g_execs == 1); /* built, self-checked */
+    EXPECT(call(2, 64, 128) == 0 && g_plans == 1 && g_execs == 2); /* cached */
+    g_capturing = 1;
+    EXPECT(call(2, 64, 128) == 0 && g_execs == 3);                       /* cached: runs captured */
+    EXPECT(call(1, 64, 128) == ZATTN_CUDNN_UNSUPPORTED && g_plans == 1); /* not built */
+    g_capturing = 0, g_dev = 1;
+    EXPECT(call(2, 64, 128) == 0 && g_plans == 2); /* per device */
+    g_dev = 0;
+    for (int S = 1; S <= 31; S++) EXPECT(call(1, S, 64) == 0); /* device 0: 32 plans */
+    EXPECT(g_plans == 33);
+    EXPECT(call(1, 40, 64) == ZATTN_CUDNN_UNSUPPORTED && g_plans == 33); /* full */
+    EXPECT(zattn_cudnn_disabled() == NULL);
+    g_dev = 2, g_wrong = 1;
+    EXPECT(call(1, 8, 128) == ZATTN_CUDNN_FAILED); /* the self-check catches it */
+    EXPECT(zattn_cudnn_disabled() != NULL);
+    g_wrong = 0, g_dev = 0;
+    EXPECT(call(2, 64, 128) == ZATTN_CUDNN_UNSUPPORTED); /* off for good */
+    printf("zattn_cudnn host check: %s (%d failed)\n", g_fails ? "FAIL" : "PASS", g_fails);
+    return g_fails ? 1 : 0;
+}
