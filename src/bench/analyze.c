@@ -265,9 +265,15 @@ static void hints_errors(const pb_analysis_opts *o, pb_analysis *a, const char *
         int worst = 0;
         for (int c = 1; c < PB_ERR_N; c++)
             if (s->err[c] > s->err[worst]) worst = c;
-        HINT(a, "Errors pass %.1f%% from %g %s on (%.1f%%, mostly %s: %llu of %llu).",
+        /* every error one status: say which (a 429 storm reads otherwise
+         * like a broken server) */
+        char why[300] = "";
+        if (s->fail_status)
+            snprintf(why, sizeof why, "; all HTTP %d: probably %s", s->fail_status,
+                     status_cause(s->fail_status));
+        HINT(a, "Errors pass %.1f%% from %g %s on (%.1f%%, mostly %s: %llu of %llu%s).",
              100 * a->err_threshold, s->load, unit, 100 * s->error_rate, pb_err_class_name(worst),
-             (unsigned long long)s->err[worst], (unsigned long long)s->errors);
+             (unsigned long long)s->err[worst], (unsigned long long)s->errors, why);
         break;
     }
 }

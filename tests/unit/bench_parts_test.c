@@ -285,6 +285,16 @@ TEST(t_gpu_bound_hints)
         T_EQ_INT(thread_hint, !gpu_busy);
         T_EQ_INT(not_cpu, !gpu_busy);
         T_EQ_INT(gpu_hint, gpu_busy);
+        /* a stage refused by admission: the errors' one status is named */
+        pb_stage_result *s8 = &r->stages[2];
+        s8->acc.err[PB_ERR_STATUS] = 118036;
+        pb_acc_note_status(&s8->acc, 429);
+        pb_analyze(r, &o, a);
+        int named = 0;
+        for (int i = 0; i < a->nhints; i++)
+            named |= strstr(a->hints[i], "mostly status: 118036 of 118036; all HTTP 429: probably "
+                                         "the target is rate-limiting") != NULL;
+        T_TRUE(named);
         pb_run_result_free(r);
         free(r);
         free(a);
