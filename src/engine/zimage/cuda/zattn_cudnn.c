@@ -362,7 +362,8 @@ static const char *build_graph(dev_state *d, const zc_attn *a, plan *p, int64_t 
 
 /* A new plan for a's shape into p: the graph, its workspace, seq_q (and
  * the statistics buffer). Outside stream capture only. NULL or why not. */
-static const char *build(dev_state *d, const zc_attn *a, plan *p, cudnnStatus_t *st)
+static const char *build(dev_state *d, zc_stream s, const zc_attn *a, plan *p,
+                         cudnnStatus_t *st)
 {
     memset(p, 0, sizeof *p);
     p->key = key_of(a), p->scale = a->scale, p->neg = -1e30f;
@@ -377,7 +378,11 @@ static const char *build(dev_state *d, const zc_attn *a, plan *p, cudnnStatus_t 
     for (size_t i = 0; i < n; i++) sq[i] = a->S_q;
     int e = (ws > 0 && cudaMalloc(&p->ws, (size_t)ws)) ||
             cudaMalloc((void **)&p->seq_q, n * sizeof *sq) ||
-            cudaMemcpy(p->seq_q, sq, n * sizeof *sq, cudaMemcpyHostToDevice) ||
+            /* on the stream the plan runs on: a plain cudaMemcpy goes on the
+             * legacy stream, which a non-blocking one is not ordered with,
+             * and from pageable memory may return before its DMA lands */
+            cudaMemcpyAsync(p->seq_q, sq, n * sizeof *sq, cudaMemcpyHostToDevice,
+                            (cudaStream_t)s) ||
             (p->with_stats &&
              cudaMalloc((void **)&p->stats, n * (size_t)a->n_heads * (size_t)a->S_q * 4));
     free(sq);
@@ -526,7 +531,7 @@ static int plan_for(dev_state *d, zc_stream s, const zc_attn *a, plan **pp, int 
     if (d->n == MAX_PLANS) return ZATTN_CUDNN_UNSUPPORTED;
     plan *p = &d->plans[d->n];
     cudnnStatus_t st;
-    const char *why = build(d, a, p, &st);
+    const char *why = build(d, s, a, p, &st);
     if (why) {
         plan_free(p);
         turn_off("no plan: %s (%s)", why, st ? cudnnGetErrorString(st) : "-");
