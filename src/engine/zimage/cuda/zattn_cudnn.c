@@ -15,9 +15,11 @@
  *
  * seq_kv is the caller's kv_len (int32, device); seq_q a per-plan device
  * array of S_q (every query row computed, so padded rows are finite).
- * Should no engine take that graph, a second one that also writes the
- * softmax statistics (max + log Σ) is tried: older fused engines matched
- * only the training form.
+ * Should no engine take that graph, variants are tried (FORM_*): one that
+ * also writes the softmax statistics (max + log Σ; older fused engines
+ * matched only the training form) and each with P rounded to bf16 before
+ * the second product. Which one an H200's cuDNN takes is not known before
+ * zattn_cuda_bench runs there.
  */
 #include "engine/zimage/cuda/zattn_cudnn.h"
 
@@ -239,9 +241,15 @@ static cudnnBackendDescriptor_t masked_scores(gb *g, const zc_attn *a)
     return out;
 }
 
+/* The spellings tried, in order (FORM_STATS: also the softmax statistics;
+ * FORM_P_BF16: the probabilities rounded to bf16 before ·V, as a fused
+ * kernel feeds its second tensor-core product): the first an engine takes
+ * wins. */
+enum { FORM_STATS = 1, FORM_P_BF16 = 2, FORM_COUNT = 4 };
+
 /* softmax over the keys, then ·V into O; with_stats also writes max +
  * log Σ (the training form) to U_STATS. */
-static void softmax_pv(gb *g, const zc_attn *a, cudnnBackendDescriptor_t x, int with_stats)
+static void softmax_pv(gb *g, const zc_attn *a, cudnnBackendDescriptor_t x, int form)
 {
     int64_t B = a->n_items, H = a->n_heads, Sq = a->S_q, Sk = a->S_kv, D = a->head_dim;
     const int64_t sd[4] = {B, H, Sq, Sk}, rd[4] = {B, H, Sq, 1};
@@ -249,12 +257,13 @@ static void softmax_pv(gb *g, const zc_attn *a, cudnnBackendDescriptor_t x, int 
     const int64_t od[4] = {B, H, Sq, D}, os[4] = {Sq * a->ldo, D, a->ldo, 1};
     cudnnDataType_t F = CUDNN_DATA_FLOAT;
     cudnnBackendDescriptor_t mx = vt(g, F, rd), d = vt(g, F, sd), e = vt(g, F, sd);
-    cudnnBackendDescriptor_t sum = vt(g, F, rd), p = vt(g, F, sd);
+    cudnnBackendDescriptor_t sum = vt(g, F, rd);
+    cudnnBackendDescriptor_t p = vt(g, form & FORM_P_BF16 ? CUDNN_DATA_BFLOAT16 : F, sd);
     reduce(g, CUDNN_REDUCE_TENSOR_MAX, x, mx);
     pw(g, CUDNN_POINTWISE_SUB, F, x, mx, NULL, d, -1);
     pw(g, CUDNN_POINTWISE_EXP, F, d, NULL, NULL, e, -1);
     reduce(g, CUDNN_REDUCE_TENSOR_ADD, e, sum);
-    if (with_stats) {
+    if (form & FORM_STATS) {
         cudnnBackendDescriptor_t lg = vt(g, F, rd);
         cudnnBackendDescriptor_t st = tensor(g, U_STATS, F, rd, NULL, false);
         pw(g, CUDNN_POINTWISE_LOG, F, sum, NULL, NULL, lg, -1);
@@ -267,9 +276,9 @@ static void softmax_pv(gb *g, const zc_attn *a, cudnnBackendDescriptor_t x, int 
 }
 
 /* The finalized operation graph (NULL with g->st set on failure). */
-static cudnnBackendDescriptor_t op_graph(gb *g, cudnnHandle_t h, const zc_attn *a, int with_stats)
+static cudnnBackendDescriptor_t op_graph(gb *g, cudnnHandle_t h, const zc_attn *a, int form)
 {
-    softmax_pv(g, a, masked_scores(g, a), with_stats);
+    softmax_pv(g, a, masked_scores(g, a), form);
     cudnnBackendDescriptor_t og = mk(g, CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, "op graph");
     set(g, og, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, g->n_ops, g->ops,
         "graph ops");
@@ -342,20 +351,20 @@ static void turn_off(const char *fmt, const char *a, const char *b)
 static const char *build_graph(dev_state *d, const zc_attn *a, plan *p, int64_t *ws,
                                cudnnStatus_t *st)
 {
-    for (int with_stats = 0; with_stats < 2; with_stats++) {
+    for (int form = 0; form < FORM_COUNT; form++) {
         gb *g = calloc(1, sizeof *g);
         if (!g) return *st = CUDNN_STATUS_ALLOC_FAILED, "out of host memory";
         g->next_uid = U_VIRTUAL;
-        cudnnBackendDescriptor_t og = op_graph(g, d->h, a, with_stats);
+        cudnnBackendDescriptor_t og = op_graph(g, d->h, a, form);
         cudnnBackendDescriptor_t exe = og ? exec_plan(g, d->h, og, ws) : NULL;
         if (exe) {
-            p->g = g, p->exe = exe, p->with_stats = with_stats;
+            p->g = g, p->exe = exe, p->with_stats = form & FORM_STATS;
             return NULL;
         }
         *st = g->st;
         const char *what = g->what ? g->what : "?";
         gb_free(g);
-        if (with_stats) return what;
+        if (form == FORM_COUNT - 1) return what;
     }
     return "unreachable";
 }
