@@ -7,8 +7,8 @@
  * (mma2).
  *
  * bench/zattn_cuda_bench check compares each with a host reference
- * (mma and WMMA passed on an H200, 2026-12-05; mma2 has not run on a GPU
- * yet; also run by make test-gpu). ZC_ATTN_CUDNN is no kernel here: it
+ * (mma, WMMA and mma2 passed on an H200, 2026-12-05; also run by make
+ * test-gpu). ZC_ATTN_CUDNN is no kernel here: it
  * is dispatched to zattn_cudnn.c (cuDNN's graph API) and falls back to mma.
  */
 #include "engine/zimage/cuda/zattn.h"

@@ -19,10 +19,9 @@
  *                 memory side: 128 queries a block (8 warps), K/V tiles
  *                 double-buffered with cp.async, Q fragments in registers;
  *                 104 KB of shared memory a block at head size 128.
- *                 Written 2026-12-05 without a GPU: not yet checked there,
- *                 so not the default (bench/gpu_session.sh picks it for a
- *                 call when it passes zattn_cuda_bench check and times
- *                 faster than mma there).
+ *                 Passes zattn_cuda_bench check on an H200 (2026-12-05)
+ *                 but is no faster than mma there (1.76 vs 1.75 ms at
+ *                 1024²: register-bound), so not the default.
  *
  *   ZC_ATTN_CUDNN cuDNN's fused flash attention through its backend graph
  *                 API (zattn_cudnn.h): the DiT's calls only (non-causal, no

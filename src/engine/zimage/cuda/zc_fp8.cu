@@ -11,7 +11,7 @@
  * division zc_fp8.h's, so the result equals zc_fp8_quant_row's bit for bit
  * (zimage_cuda_test checks it).
  *
- * Not yet run on a GPU (written 2026-12).
+ * Passed zimage_cuda_test on an H200 (2026-12-05).
  */
 #include "engine/zimage/cuda/zc_fp8.h"
 

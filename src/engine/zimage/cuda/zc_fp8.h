@@ -26,8 +26,8 @@
  * dimensions, and zero columns add nothing to a dot product), 16-byte
  * aligned, and one fp32 scale per row.
  *
- * Not yet run on a GPU (written 2026-12): the kernels and the GEMM path
- * are checked by zimage_cuda_test's fp8 tests on the next device call.
+ * The kernels and the GEMM path are checked by zimage_cuda_test's fp8
+ * tests (passed on an H200, 2026-12-05).
  */
 #ifndef PX_ENGINE_ZIMAGE_CUDA_ZC_FP8_H
 #define PX_ENGINE_ZIMAGE_CUDA_ZC_FP8_H

@@ -17,8 +17,8 @@
  * FP8 (e4m3, zc_fp8.h): a GEMM given w8 quantizes x per row into the
  * caller's scratch and runs cuBLASLt's e4m3 GEMM with a scale per output
  * feature (w_scale) and per token (x_scale), fp32 accumulation, the same
- * outputs; the bias is added by a kernel after it. Not yet run on a GPU
- * (written 2026-12): zimage_cuda_test's fp8 tests check it.
+ * outputs; the bias is added by a kernel after it. zimage_cuda_test's fp8
+ * tests check it (passed on an H200, 2026-12-05).
  */
 #ifndef PX_ENGINE_ZIMAGE_CUDA_ZC_GEMM_H
 #define PX_ENGINE_ZIMAGE_CUDA_ZC_GEMM_H
