@@ -230,6 +230,13 @@ step_check() {
   part zimage_full_smoke 150 gpu "$BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024,512x512 \
     --batches 1 --iters 1 --json $WORK/zimage_smoke.jsonl"
   part lama_vs_torch_acc 200 gpu "PARTS=torch OUT=$WORK/lama-acc scripts/test_gpu"
+  # Where a 1024² step's time goes (no nsys on these machines): zc_dit.c's
+  # PX_ZIMAGE_CUDA_PROFILE runs the steps after a plan's first direct, with
+  # an event after each part; with the default attention, then with cudnn's
+  # (mma again where cudnn turned itself off: the log says so).
+  part zimage_profile 150 gpu "for a in mma cudnn; do echo \"== attention \$a\"; \
+    PX_ZIMAGE_CUDA_PROFILE=1 PX_ZIMAGE_CUDA_ATTN=\$a $BIN/zimage_cuda_bench --model $ZMODEL/hf \
+    --sizes 1024x1024 --batches 1 --iters 1; done"
   KEY+=("$WORK/zimage_smoke.jsonl" "$WORK/attn.jsonl" "$WORK/attn-vs-torch.jsonl")
 }
 

@@ -32,6 +32,7 @@
 #include "core/alloc.h"
 #include "core/err.h"
 #include "engine/cuda/cuda_check.h"
+#include "engine/cuda/cuda_prof.h"
 #include "engine/zimage/cuda/zattn.h"
 #include "engine/zimage/cuda/zc_fp8.h"
 #include "engine/zimage/cuda/zkernels.h"
@@ -72,6 +73,7 @@ struct zc_plan {
     float *pred_out; /* the step's extra output (tests), NULL in graphs */
     zc_lora_bind *lora; /* the bound batch's LoRAs, NULL: none (zc_lora.h) */
     px_cuda_graph graph;
+    px_cuda_prof *pf; /* PX_ZIMAGE_CUDA_PROFILE=1: this step's timing (a direct run) */
 };
 
 static int pad_to(int n)
@@ -245,12 +247,20 @@ static int lora(zc_plan *p, int bi, zc_lora_group grp, const void *x, int ldx, i
                          p->d->dc.ffn_hidden, err, errlen);
 }
 
-static int block(zc_plan *p, const zc_dblock *bl, const stream *st, char *err, size_t errlen)
+/* Marks the end of a profiled part of the step (no-op unless profiling). */
+static void mark(const zc_plan *p, const char *label)
+{
+    px_cuda_prof_mark(p->pf, label);
+}
+
+/* A block's first half: adaLN, norm, qkv, q/k norm + RoPE, attention, out,
+ * gated residual. */
+static int block_attn(zc_plan *p, const zc_dblock *bl, const stream *st, char *err, size_t errlen)
 {
     zc_dev *d = p->d;
     const zi_dit_config *c = &d->dc;
     cudaStream_t s = d->ctx->stream;
-    int D = c->dim, F = c->ffn_hidden, B = p->k.B, rows = B * st->S, rc = 0;
+    int D = c->dim, B = p->k.B, rows = B * st->S, rc = 0;
     int bi = (int)(bl - d->blocks), S = st->S;
     float eps = c->norm_eps, *mod = bl->ada_w ? p->mod : NULL;
     if (mod) {
@@ -260,42 +270,73 @@ static int block(zc_plan *p, const zc_dblock *bl, const stream *st, char *err, s
                        errlen)))
             goto fail;
         PX_CUDA_LAUNCH_CHECK(zc_modulation(s, mod, B, D));
+        mark(p, "adaLN modulation");
     }
     PX_CUDA_LAUNCH_CHECK(zc_rmsnorm_mod(s, st->x, D, rows, D, bl->n1, eps, mod, 4 * D, st->S,
                                         p->HB, D));
+    mark(p, "norm (x2 per block)");
     if ((rc = gemm_lin(p, p->HB, D, rows, D, &bl->qkv, 3 * D, p->QKV, 3 * D, ZC_BF16, err,
                        errlen)) ||
         (rc = lora(p, bi, ZC_LORA_QKV, p->HB, D, S, p->QKV, 3 * D, ZC_BF16, err, errlen)))
         goto fail;
+    mark(p, "gemm qkv");
     PX_CUDA_LAUNCH_CHECK(zc_qknorm_rope(s, p->QKV, 3 * D, 0, rows, c->n_heads, d->hd, bl->q_norm,
                                         eps, st->cs, 0, 1));
     PX_CUDA_LAUNCH_CHECK(zc_qknorm_rope(s, p->QKV, 3 * D, D, rows, c->n_heads, d->hd, bl->k_norm,
                                         eps, st->cs, 0, 1));
+    mark(p, "q/k norm + RoPE");
     zc_attn a = {.q = p->QKV, .k = (uint16_t *)p->QKV + D, .v = (uint16_t *)p->QKV + 2 * D,
                  .o = p->ATT, .ldq = 3 * D, .ldk = 3 * D, .ldv = 3 * D, .ldo = D, .n_items = B,
                  .S_q = st->S, .S_kv = st->S, .n_q = st->S, .kv_len = st->kv_len,
                  .n_heads = c->n_heads, .n_kv_heads = c->n_heads, .head_dim = d->hd,
                  .scale = 1.0f / sqrtf((float)d->hd)};
     PX_CUDA_LAUNCH_CHECK(zc_attention(s, &a));
+    mark(p, "attention");
     if ((rc = gemm_lin(p, p->ATT, D, rows, D, &bl->out, D, p->HF, D, ZC_F32, err, errlen)) ||
         (rc = lora(p, bi, ZC_LORA_OUT, p->ATT, D, S, p->HF, D, ZC_F32, err, errlen)))
         goto fail;
+    mark(p, "gemm out");
     PX_CUDA_LAUNCH_CHECK(zc_gated_residual(s, st->x, D, p->HF, D, rows, D, bl->n2, eps,
                                            mod ? mod + D : NULL, 4 * D, st->S));
+    mark(p, "gated residual (x2 per block)");
+fail:
+    return rc;
+}
+
+/* Its second half: norm, w1|w3, SwiGLU, w2, gated residual. */
+static int block_ffn(zc_plan *p, const zc_dblock *bl, const stream *st, char *err, size_t errlen)
+{
+    zc_dev *d = p->d;
+    const zi_dit_config *c = &d->dc;
+    cudaStream_t s = d->ctx->stream;
+    int D = c->dim, F = c->ffn_hidden, rows = p->k.B * st->S, rc = 0;
+    int bi = (int)(bl - d->blocks), S = st->S;
+    float eps = c->norm_eps, *mod = bl->ada_w ? p->mod : NULL;
     PX_CUDA_LAUNCH_CHECK(zc_rmsnorm_mod(s, st->x, D, rows, D, bl->f1, eps,
                                         mod ? mod + 2 * D : NULL, 4 * D, st->S, p->HB, D));
+    mark(p, "norm (x2 per block)");
     if ((rc = gemm_lin(p, p->HB, D, rows, D, &bl->w13, 2 * F, p->FF, 2 * F, ZC_BF16, err,
                        errlen)) ||
         (rc = lora(p, bi, ZC_LORA_W13, p->HB, D, S, p->FF, 2 * F, ZC_BF16, err, errlen)))
         goto fail;
+    mark(p, "gemm w1|w3");
     PX_CUDA_LAUNCH_CHECK(zc_swiglu(s, p->FF, 2 * F, rows, F));
+    mark(p, "SwiGLU");
     if ((rc = gemm_lin(p, p->FF, 2 * F, rows, F, &bl->w2, D, p->HF, D, ZC_F32, err, errlen)) ||
         (rc = lora(p, bi, ZC_LORA_W2, p->FF, 2 * F, S, p->HF, D, ZC_F32, err, errlen)))
         goto fail;
+    mark(p, "gemm w2");
     PX_CUDA_LAUNCH_CHECK(zc_gated_residual(s, st->x, D, p->HF, D, rows, D, bl->f2, eps,
                                            mod ? mod + 3 * D : NULL, 4 * D, st->S));
+    mark(p, "gated residual (x2 per block)");
 fail:
     return rc;
+}
+
+static int block(zc_plan *p, const zc_dblock *bl, const stream *st, char *err, size_t errlen)
+{
+    int rc = block_attn(p, bl, st, err, errlen);
+    return rc ? rc : block_ffn(p, bl, st, err, errlen);
 }
 
 /* ------------------------------------------------------ per generation */
@@ -460,6 +501,7 @@ static int step_enqueue(void *arg, char *err, size_t errlen)
                    c->t_dim, ZC_F32, err, errlen)))
         goto fail;
     PX_CUDA_LAUNCH_CHECK(zc_f32_to_bf16(s, p->temb, p->temb_b, (size_t)B * c->t_dim));
+    mark(p, "timestep embedding");
     /* Image tokens. */
     PX_CUDA_LAUNCH_CHECK(zc_patchify(s, p->lat, bi->lat_of, B, c->in_channels, p->k.ht, p->k.wt,
                                      c->patch, p->ni, p->patch));
@@ -467,17 +509,40 @@ static int step_enqueue(void *arg, char *err, size_t errlen)
                    errlen)))
         goto fail;
     PX_CUDA_LAUNCH_CHECK(zc_pad_rows(s, p->XI, B, p->ni, D, bi->len_i, bi->pad_i, d->x_pad));
+    mark(p, "patchify + embed");
     stream si = {p->XI, p->ni, bi->kv_i, p->csi};
     for (int i = 0; i < nr; i++)
         if ((rc = block(p, &d->blocks[i], &si, err, errlen))) goto fail;
     /* Joint stream: [image | text] per item. */
     PX_CUDA_LAUNCH_CHECK(zc_copy_rows(s, p->U, p->S, 0, p->XI, p->ni, p->ni, B, D));
     PX_CUDA_LAUNCH_CHECK(zc_copy_rows(s, p->U, p->S, p->ni, p->XT, p->k.T, p->k.T, B, D));
+    mark(p, "joint stream copy");
     stream su = {p->U, p->S, bi->kv_u, p->csu};
     for (int i = 2 * nr; i < d->nblocks; i++)
         if ((rc = block(p, &d->blocks[i], &su, err, errlen))) goto fail;
     rc = final_layer(p, err, errlen);
+    mark(p, "final layer + Euler step");
 fail:
+    return rc;
+}
+
+/* PX_ZIMAGE_CUDA_PROFILE=1: a step after the plan's first runs direct
+ * with an event after each part, and where its time went is printed to
+ * stderr (no nsys on the lent GPUs; the bench's stages stop at "step"). */
+static int step_profiled(zc_plan *p, cudaStream_t s, char *err, size_t errlen)
+{
+    p->pf = px_cuda_prof_start(s);
+    int rc = step_enqueue(p, err, errlen);
+    cudaError_t e = rc ? cudaSuccess : cudaStreamSynchronize(s);
+    if (e) rc = px_errf(err, errlen, PX_EIO, "zimage-cuda profile: %s", cudaGetErrorString(e));
+    if (!rc) {
+        char title[96];
+        snprintf(title, sizeof title, "zimage-cuda profile: step, %d items x %d rows", p->k.B,
+                 p->S);
+        px_cuda_prof_report(p->pf, stderr, title);
+    }
+    px_cuda_prof_free(p->pf);
+    p->pf = NULL;
     return rc;
 }
 
@@ -501,7 +566,11 @@ int zc_plan_step(zc_dev *d, zc_plan *p, const float *sigma, const float *sigma_n
     /* LoRA'd steps run direct (zc_net.h says why), outside the graph's run
      * count: the plan's graph is still captured on its second step without
      * LoRAs, however many LoRA'd steps came first. */
-    if (p->lora)
+    static int profiling = -1;
+    if (profiling < 0) profiling = getenv("PX_ZIMAGE_CUDA_PROFILE") != NULL;
+    if (profiling && p->graph.runs >= 1 && !pred_out)
+        rc = step_profiled(p, s, err, errlen);
+    else if (p->lora)
         rc = step_enqueue(p, err, errlen);
     else
         rc = px_cuda_graph_run(&p->graph, s, direct || pred_out, step_enqueue, p, "zimage-cuda",
