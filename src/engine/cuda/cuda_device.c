@@ -7,6 +7,7 @@
 #include "core/alloc.h"
 #include "core/err.h"
 #include "core/jsonw.h"
+#include "core/log.h"
 #include "engine/cuda/cuda_check.h"
 
 #include <pthread.h>
@@ -75,10 +76,45 @@ struct px_cuda_pool {
     pthread_cond_t freed;
 };
 
+/*
+ * How a host thread waits for the GPU (cudaStreamSynchronize and friends).
+ * CUDA's default spins while a process has fewer contexts than cores: the
+ * worker that waits on a 100 ms+ batch or diffusion step burns a whole
+ * core doing nothing, which the CPU-side work (decoding, encoding) wants,
+ * and which makes a monitor's CPU figure say the server is busy. Blocking
+ * costs a wake-up (tens of microseconds) per wait, and the engines wait a
+ * few times per batch or step. PX_CUDA_SCHEDULE=spin|yield|auto gives
+ * CUDA's other behaviours back (for measuring them); a failure to set it
+ * only warns: the engine works either way.
+ */
+static void set_schedule(int dev)
+{
+    static const struct {
+        const char *name;
+        unsigned flag;
+    } k[] = {{"block", cudaDeviceScheduleBlockingSync},
+             {"spin", cudaDeviceScheduleSpin},
+             {"yield", cudaDeviceScheduleYield},
+             {"auto", cudaDeviceScheduleAuto}};
+    const char *v = getenv("PX_CUDA_SCHEDULE");
+    unsigned flag = cudaDeviceScheduleBlockingSync;
+    bool known = !v || !*v;
+    for (size_t i = 0; !known && i < sizeof k / sizeof k[0]; i++)
+        if (!strcmp(v, k[i].name)) flag = k[i].flag, known = true;
+    if (!known) PX_WARN("PX_CUDA_SCHEDULE=%s: not block, spin, yield or auto; using block", v);
+    cudaError_t e = cudaSetDeviceFlags(flag);
+    if (e != cudaSuccess) {
+        PX_WARN("cuda: device %d: cannot set how threads wait (%s); CUDA's default stays",
+                dev, cudaGetErrorString(e));
+        (void)cudaGetLastError();
+    }
+}
+
 static int ctx_init(px_cuda_ctx *c, unsigned flags, char *err, size_t errlen)
 {
     int rc = 0;
     PX_CUDA_CHECK(cudaSetDevice(c->dev));
+    set_schedule(c->dev);
     PX_CUDA_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     if (flags & PX_CUDA_CTX_CUDNN) {
         PX_CUDNN_CHECK(cudnnCreate(&c->dnn));
