@@ -184,6 +184,8 @@ static int run_check(void)
     int fails = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         for (int impl = 0; impl < ZC_ATTN_COUNT; impl++) fails += !check_case(&cases[i], impl);
+    const char *sp = zattn_cudnn_spelling();
+    printf("cudnn graph spelling taken: %s\n", sp ? sp : "none (no plan was built)");
     printf("attention check: %s (%d failed)\n", fails ? "FAIL" : "PASS", fails);
     return fails ? 1 : 0;
 }

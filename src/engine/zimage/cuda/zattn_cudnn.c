@@ -15,11 +15,16 @@
  *
  * seq_kv is the caller's kv_len (int32, device); seq_q a per-plan device
  * array of S_q (every query row computed, so padded rows are finite).
- * Should no engine take that graph, variants are tried (FORM_*): one that
- * also writes the softmax statistics (max + log Σ; older fused engines
- * matched only the training form) and each with P rounded to bf16 before
- * the second product. Which one an H200's cuDNN takes is not known before
- * zattn_cuda_bench runs there.
+ *
+ * cuDNN's fused engine takes a graph only in the exact spelling it
+ * recognises, which has changed between releases, and that is only known
+ * on a GPU: so several spellings (k_spell) are tried in order, the first an
+ * engine takes wins. They differ in: the two products' M/N/K overrides
+ * (the rows and keys each item really has, from seq_q/seq_kv), the softmax
+ * statistics (max + log Σ) as a virtual tensor (the inference form), a
+ * stored output (the training form) or absent, P rounded to bf16 before
+ * the second product (the fused kernel's tensor cores take bf16) or fp32,
+ * and the comparisons' types (boolean, or int32 as older releases had).
  */
 #include "engine/zimage/cuda/zattn_cudnn.h"
 
@@ -40,6 +45,7 @@
 #define MAX_DESC  96 /* descriptors of one graph (~65 used) */
 #define MAX_CFGS  8  /* heuristic results tried */
 #define CHECK_TOL 2e-2
+#define MAX_WS    ((int64_t)256 << 20) /* bytes of workspace a plan may have */
 
 /* The deprecated handle attributes (cuDNN 9.x marks them deprecated; the
  * 9.0-9.x libraries a device may have still want them). By number, so the
@@ -74,9 +80,11 @@ typedef struct plan {
     cudnnBackendDescriptor_t exe; /* the execution plan */
     void *ws;                     /* its workspace (device), made at build */
     int *seq_q;                   /* device, n_items x S_q */
-    float *stats;                 /* device, the statistics form only */
+    float *scale_dev;             /* device, the scale (spellings with sdev) */
+    float *stats;                 /* device, the training form only */
     float scale, neg;             /* by-value operands */
-    int with_stats;               /* the graph is the statistics form */
+    int with_stats;               /* the graph stores the statistics */
+    const struct spell *spell;    /* the spelling an engine took */
 } plan;
 
 typedef struct dev_state {
@@ -87,7 +95,8 @@ typedef struct dev_state {
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static dev_state g_dev[MAX_DEV];
-static char g_off[320]; /* non-empty: cuDNN attention is off, and why */
+static const char *g_spelling; /* the spelling the last plan built took */
+static char g_off[800]; /* non-empty: cuDNN attention is off, and why */
 
 /* ------------------------------------------------------ descriptor helpers */
 
@@ -190,9 +199,10 @@ static void reduce(gb *g, cudnnReduceTensorOp_t rop, cudnnBackendDescriptor_t x,
     if (!g->st) g->ops[g->n_ops++] = op;
 }
 
-/* c = a·b batched over the first two dimensions, fp32 accumulation. */
+/* c = a·b batched over the first two dimensions, fp32 accumulation; ovr
+ * (or NULL): the per-item M, N and K (NULL: the full dimension). */
 static void matmul(gb *g, cudnnBackendDescriptor_t a, cudnnBackendDescriptor_t b,
-                   cudnnBackendDescriptor_t c)
+                   cudnnBackendDescriptor_t c, const cudnnBackendDescriptor_t ovr[3])
 {
     cudnnDataType_t f = CUDNN_DATA_FLOAT;
     cudnnBackendDescriptor_t d = mk(g, CUDNN_BACKEND_MATMUL_DESCRIPTOR, "matmul");
@@ -204,52 +214,91 @@ static void matmul(gb *g, cudnnBackendDescriptor_t a, cudnnBackendDescriptor_t b
     set(g, op, CUDNN_ATTR_OPERATION_MATMUL_BDESC, D, 1, &b, "mm op b");
     set(g, op, CUDNN_ATTR_OPERATION_MATMUL_CDESC, D, 1, &c, "mm op c");
     set(g, op, CUDNN_ATTR_OPERATION_MATMUL_DESC, D, 1, &d, "mm op desc");
+    static const cudnnBackendAttributeName_t ovr_attr[3] = {
+        CUDNN_ATTR_OPERATION_MATMUL_GEMM_M_OVERRIDE_DESC,
+        CUDNN_ATTR_OPERATION_MATMUL_GEMM_N_OVERRIDE_DESC,
+        CUDNN_ATTR_OPERATION_MATMUL_GEMM_K_OVERRIDE_DESC};
+    for (int i = 0; ovr && i < 3; i++)
+        if (ovr[i]) set(g, op, ovr_attr[i], D, 1, &ovr[i], "mm op override");
     fin(g, op, "matmul op");
     if (!g->st) g->ops[g->n_ops++] = op;
 }
 
 /* ------------------------------------------------------------- the graph */
 
+/* One spelling of the graph (see the top of the file). */
+enum { STATS_NONE, STATS_VIRTUAL, STATS_OUTPUT };
+typedef struct spell {
+    const char *name;
+    bool sdpa;   /* cuDNN's one-node SDPA operation (9.15+), not the pattern */
+    bool sdev;   /* (sdpa) the scale as a device tensor, not by value */
+    bool ovr;    /* M/N/K overrides on both products */
+    int stats;   /* STATS_* */
+    bool p_bf16; /* P rounded to bf16 before ·V */
+    bool cmp_b;  /* comparisons computed as boolean (else int32 in and out) */
+} spell;
+
+/* In order of likelihood: the SDPA operation where the library has it
+ * (cuDNN 9.15+, with per-item lengths); else the pattern as cuDNN 9's
+ * frontend spells inference (statistics virtual) and training (statistics
+ * stored); the rest are older or looser spellings. */
+static const spell k_spell[] = {
+    {"sdpa operation", true, false, false, STATS_NONE, true, true},
+    {"sdpa operation, device scale", true, true, false, STATS_NONE, true, true},
+    {"inference", false, false, true, STATS_VIRTUAL, true, true},
+    {"inference, int32 compares", false, false, true, STATS_VIRTUAL, true, false},
+    {"training", false, false, true, STATS_OUTPUT, true, true},
+    {"training, int32 compares", false, false, true, STATS_OUTPUT, true, false},
+    {"inference, no overrides", false, false, false, STATS_VIRTUAL, true, true},
+    {"no statistics", false, false, false, STATS_NONE, true, true},
+    {"no statistics, fp32 P", false, false, false, STATS_NONE, false, true},
+    {"training, no overrides", false, false, false, STATS_OUTPUT, true, false},
+};
+#define N_SPELL ((int)(sizeof k_spell / sizeof k_spell[0]))
+
+/* The two products' operands and the per-item lengths. */
+typedef struct operands {
+    cudnnBackendDescriptor_t sq, sk; /* seq_q, seq_kv: int32 [b,1,1,1] */
+} operands;
+
 /* Q·Kᵀ·scale with the padding mask applied: the masked scores (virtual).
  * K is described transposed ([b,h,d,s_kv], unit stride along d) over the
  * same memory. */
-static cudnnBackendDescriptor_t masked_scores(gb *g, const zc_attn *a)
+static cudnnBackendDescriptor_t masked_scores(gb *g, const zc_attn *a, const spell *sp,
+                                              operands *o)
 {
     int64_t B = a->n_items, H = a->n_heads, Sq = a->S_q, Sk = a->S_kv, D = a->head_dim;
     const int64_t qd[4] = {B, H, Sq, D}, qs[4] = {Sq * a->ldq, D, a->ldq, 1};
     const int64_t kd[4] = {B, H, D, Sk}, ks[4] = {Sk * a->ldk, D, 1, a->ldk};
     const int64_t sd[4] = {B, H, Sq, Sk}, one[4] = {1, 1, 1, 1}, seq[4] = {B, 1, 1, 1};
     cudnnDataType_t F = CUDNN_DATA_FLOAT, I = CUDNN_DATA_INT32, L = CUDNN_DATA_BOOLEAN;
+    cudnnDataType_t C = sp->cmp_b ? L : I; /* a comparison's type and result */
     cudnnBackendDescriptor_t q = tensor(g, U_Q, CUDNN_DATA_BFLOAT16, qd, qs, false);
     cudnnBackendDescriptor_t k = tensor(g, U_K, CUDNN_DATA_BFLOAT16, kd, ks, false);
     cudnnBackendDescriptor_t scale = tensor(g, U_SCALE, F, one, one, true);
     cudnnBackendDescriptor_t neg = tensor(g, U_NEG, F, one, one, true);
-    cudnnBackendDescriptor_t sq = tensor(g, U_SEQ_Q, I, seq, one, false);
-    cudnnBackendDescriptor_t sk = tensor(g, U_SEQ_KV, I, seq, one, false);
+    o->sq = tensor(g, U_SEQ_Q, I, seq, one, false);
+    o->sk = tensor(g, U_SEQ_KV, I, seq, one, false);
     cudnnBackendDescriptor_t s = vt(g, F, sd), ss = vt(g, F, sd);
-    matmul(g, q, k, s);
+    const cudnnBackendDescriptor_t ovr[3] = {o->sq, o->sk, NULL};
+    matmul(g, q, k, s, sp->ovr ? ovr : NULL);
     pw(g, CUDNN_POINTWISE_MUL, F, s, scale, NULL, ss, -1);
     cudnnBackendDescriptor_t ri = vt(g, I, sd), ci = vt(g, I, sd);
     pw(g, CUDNN_POINTWISE_GEN_INDEX, I, ss, NULL, NULL, ri, 2);
     pw(g, CUDNN_POINTWISE_GEN_INDEX, I, ss, NULL, NULL, ci, 3);
-    cudnnBackendDescriptor_t rm = vt(g, L, sd), cm = vt(g, L, sd), m = vt(g, L, sd);
-    pw(g, CUDNN_POINTWISE_CMP_LT, I, ri, sq, NULL, rm, -1);
-    pw(g, CUDNN_POINTWISE_CMP_LT, I, ci, sk, NULL, cm, -1);
+    cudnnBackendDescriptor_t rm = vt(g, C, sd), cm = vt(g, C, sd), m = vt(g, L, sd);
+    pw(g, CUDNN_POINTWISE_CMP_LT, C, ri, o->sq, NULL, rm, -1);
+    pw(g, CUDNN_POINTWISE_CMP_LT, C, ci, o->sk, NULL, cm, -1);
     pw(g, CUDNN_POINTWISE_LOGICAL_AND, L, rm, cm, NULL, m, -1);
     cudnnBackendDescriptor_t out = vt(g, F, sd);
     pw(g, CUDNN_POINTWISE_BINARY_SELECT, F, ss, neg, m, out, -1); /* m ? ss : neg */
     return out;
 }
 
-/* The spellings tried, in order (FORM_STATS: also the softmax statistics;
- * FORM_P_BF16: the probabilities rounded to bf16 before ·V, as a fused
- * kernel feeds its second tensor-core product): the first an engine takes
- * wins. */
-enum { FORM_STATS = 1, FORM_P_BF16 = 2, FORM_COUNT = 4 };
-
-/* softmax over the keys, then ·V into O; with_stats also writes max +
- * log Σ (the training form) to U_STATS. */
-static void softmax_pv(gb *g, const zc_attn *a, cudnnBackendDescriptor_t x, int form)
+/* softmax over the keys, then ·V into O; the statistics (max + log Σ) as
+ * the spelling says (a stored one goes to U_STATS). */
+static void softmax_pv(gb *g, const zc_attn *a, cudnnBackendDescriptor_t x, const spell *sp,
+                       const operands *o)
 {
     int64_t B = a->n_items, H = a->n_heads, Sq = a->S_q, Sk = a->S_kv, D = a->head_dim;
     const int64_t sd[4] = {B, H, Sq, Sk}, rd[4] = {B, H, Sq, 1};
@@ -258,27 +307,65 @@ static void softmax_pv(gb *g, const zc_attn *a, cudnnBackendDescriptor_t x, int 
     cudnnDataType_t F = CUDNN_DATA_FLOAT;
     cudnnBackendDescriptor_t mx = vt(g, F, rd), d = vt(g, F, sd), e = vt(g, F, sd);
     cudnnBackendDescriptor_t sum = vt(g, F, rd);
-    cudnnBackendDescriptor_t p = vt(g, form & FORM_P_BF16 ? CUDNN_DATA_BFLOAT16 : F, sd);
+    cudnnBackendDescriptor_t p = vt(g, sp->p_bf16 ? CUDNN_DATA_BFLOAT16 : F, sd);
     reduce(g, CUDNN_REDUCE_TENSOR_MAX, x, mx);
     pw(g, CUDNN_POINTWISE_SUB, F, x, mx, NULL, d, -1);
     pw(g, CUDNN_POINTWISE_EXP, F, d, NULL, NULL, e, -1);
     reduce(g, CUDNN_REDUCE_TENSOR_ADD, e, sum);
-    if (form & FORM_STATS) {
+    if (sp->stats != STATS_NONE) {
         cudnnBackendDescriptor_t lg = vt(g, F, rd);
-        cudnnBackendDescriptor_t st = tensor(g, U_STATS, F, rd, NULL, false);
+        cudnnBackendDescriptor_t st = sp->stats == STATS_OUTPUT
+                                          ? tensor(g, U_STATS, F, rd, NULL, false)
+                                          : vt(g, F, rd);
         pw(g, CUDNN_POINTWISE_LOG, F, sum, NULL, NULL, lg, -1);
         pw(g, CUDNN_POINTWISE_ADD, F, mx, lg, NULL, st, -1);
     }
     pw(g, CUDNN_POINTWISE_DIV, F, e, sum, NULL, p, -1);
     cudnnBackendDescriptor_t v = tensor(g, U_V, CUDNN_DATA_BFLOAT16, vd, vs, false);
-    cudnnBackendDescriptor_t o = tensor(g, U_O, CUDNN_DATA_BFLOAT16, od, os, false);
-    matmul(g, p, v, o);
+    cudnnBackendDescriptor_t out = tensor(g, U_O, CUDNN_DATA_BFLOAT16, od, os, false);
+    const cudnnBackendDescriptor_t ovr[3] = {o->sq, NULL, o->sk};
+    matmul(g, p, v, out, sp->ovr ? ovr : NULL);
+}
+
+/* The whole attention as cuDNN's SDPA operation: Q, K, V, O as [b,h,s,d]
+ * views of the caller's rows, the per-item lengths, the scale. */
+static void sdpa_op(gb *g, const zc_attn *a, const spell *sp)
+{
+    int64_t B = a->n_items, H = a->n_heads, Sq = a->S_q, Sk = a->S_kv, D = a->head_dim;
+    const int64_t qd[4] = {B, H, Sq, D}, qs[4] = {Sq * a->ldq, D, a->ldq, 1};
+    const int64_t kd[4] = {B, H, Sk, D}, ks[4] = {Sk * a->ldk, D, a->ldk, 1};
+    const int64_t vs[4] = {Sk * a->ldv, D, a->ldv, 1}, os[4] = {Sq * a->ldo, D, a->ldo, 1};
+    const int64_t one[4] = {1, 1, 1, 1}, seq[4] = {B, 1, 1, 1};
+    cudnnDataType_t bf = CUDNN_DATA_BFLOAT16, I = CUDNN_DATA_INT32;
+    cudnnBackendDescriptor_t t[7] = {
+        tensor(g, U_Q, bf, qd, qs, false),
+        tensor(g, U_K, bf, kd, ks, false),
+        tensor(g, U_V, bf, kd, vs, false),
+        tensor(g, U_O, bf, qd, os, false),
+        tensor(g, U_SCALE, CUDNN_DATA_FLOAT, one, one, !sp->sdev),
+        tensor(g, U_SEQ_Q, I, seq, one, false),
+        tensor(g, U_SEQ_KV, I, seq, one, false)};
+    static const cudnnBackendAttributeName_t attr[7] = {
+        CUDNN_ATTR_OPERATION_SDPA_FWD_QDESC,          CUDNN_ATTR_OPERATION_SDPA_FWD_KDESC,
+        CUDNN_ATTR_OPERATION_SDPA_FWD_VDESC,          CUDNN_ATTR_OPERATION_SDPA_FWD_ODESC,
+        CUDNN_ATTR_OPERATION_SDPA_FWD_SCALEDESC,      CUDNN_ATTR_OPERATION_SDPA_FWD_SEQ_LEN_QDESC,
+        CUDNN_ATTR_OPERATION_SDPA_FWD_SEQ_LEN_KVDESC};
+    cudnnBackendDescriptor_t op = mk(g, CUDNN_BACKEND_OPERATION_SDPA_FWD_DESCRIPTOR, "sdpa op");
+    for (int i = 0; i < 7; i++)
+        set(g, op, attr[i], CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &t[i], "sdpa op operand");
+    fin(g, op, "sdpa op");
+    if (!g->st) g->ops[g->n_ops++] = op;
 }
 
 /* The finalized operation graph (NULL with g->st set on failure). */
-static cudnnBackendDescriptor_t op_graph(gb *g, cudnnHandle_t h, const zc_attn *a, int form)
+static cudnnBackendDescriptor_t op_graph(gb *g, cudnnHandle_t h, const zc_attn *a,
+                                         const spell *sp)
 {
-    softmax_pv(g, a, masked_scores(g, a), form);
+    operands o = {0};
+    if (sp->sdpa)
+        sdpa_op(g, a, sp);
+    else
+        softmax_pv(g, a, masked_scores(g, a, sp, &o), sp, &o);
     cudnnBackendDescriptor_t og = mk(g, CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, "op graph");
     set(g, og, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, g->n_ops, g->ops,
         "graph ops");
@@ -307,6 +394,7 @@ static cudnnBackendDescriptor_t exec_plan(gb *g, cudnnHandle_t h, cudnnBackendDe
         g->what = "heuristic results";
     if (g->st) return NULL;
     if (n > MAX_CFGS) n = MAX_CFGS;
+    bool big = false;
     for (int64_t i = 0; i < n; i++) {
         cudnnBackendDescriptor_t p = mk(g, CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, "plan");
         if (!p) return NULL;
@@ -318,11 +406,22 @@ static cudnnBackendDescriptor_t exec_plan(gb *g, cudnnHandle_t h, cudnnBackendDe
         int64_t got = 0;
         g->st = cudnnBackendGetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
                                          CUDNN_TYPE_INT64, 1, &got, ws);
-        if (g->st) g->what = "plan workspace size";
-        return g->st ? NULL : p;
+        if (g->st) {
+            g->what = "plan workspace size";
+            return NULL;
+        }
+        /* A fused engine needs little; one that wants more would store the
+         * scores (GBs at 1024²): not this kernel. */
+        if (*ws > MAX_WS) {
+            big = true;
+            continue;
+        }
+        return p;
     }
     g->st = CUDNN_STATUS_NOT_SUPPORTED;
-    g->what = n ? "no engine finalizes a plan" : "heuristics found no engine";
+    g->what = big ? "only engines with a workspace over 256 MiB take it"
+              : n ? "no engine finalizes a plan"
+                  : "heuristics found no engine";
     return NULL;
 }
 
@@ -346,27 +445,34 @@ static void turn_off(const char *fmt, const char *a, const char *b)
     PX_WARN("zimage cuda: cuDNN attention off, the mma kernel runs instead: %s", g_off);
 }
 
-/* The graph (inference form, else the statistics form) and a plan for it
- * into p->g / p->exe; NULL, or what failed (g's status in *st). */
+/* The graph in the first spelling an engine takes, and a plan for it, into
+ * p->g / p->exe; NULL, or what failed for each spelling (g's last status
+ * in *st). Called under g_mu (the failure text is static). */
 static const char *build_graph(dev_state *d, const zc_attn *a, plan *p, int64_t *ws,
                                cudnnStatus_t *st)
 {
-    for (int form = 0; form < FORM_COUNT; form++) {
+    static char why[640];
+    size_t n = 0;
+    why[0] = 0;
+    for (int i = 0; i < N_SPELL; i++) {
         gb *g = calloc(1, sizeof *g);
         if (!g) return *st = CUDNN_STATUS_ALLOC_FAILED, "out of host memory";
         g->next_uid = U_VIRTUAL;
-        cudnnBackendDescriptor_t og = op_graph(g, d->h, a, form);
+        cudnnBackendDescriptor_t og = op_graph(g, d->h, a, &k_spell[i]);
         cudnnBackendDescriptor_t exe = og ? exec_plan(g, d->h, og, ws) : NULL;
         if (exe) {
-            p->g = g, p->exe = exe, p->with_stats = form & FORM_STATS;
+            p->g = g, p->exe = exe, p->spell = &k_spell[i];
+            p->with_stats = k_spell[i].stats == STATS_OUTPUT;
             return NULL;
         }
         *st = g->st;
-        const char *what = g->what ? g->what : "?";
+        if (n < sizeof why)
+            n += (size_t)snprintf(why + n, sizeof why - n, "%s%s: %s (%s)", i ? "; " : "",
+                                  k_spell[i].name, g->what ? g->what : "?",
+                                  cudnnGetErrorString(g->st));
         gb_free(g);
-        if (form == FORM_COUNT - 1) return what;
     }
-    return "unreachable";
+    return why;
 }
 
 /* A new plan for a's shape into p: the graph, its workspace, seq_q (and
@@ -392,6 +498,10 @@ static const char *build(dev_state *d, zc_stream s, const zc_attn *a, plan *p,
              * and from pageable memory may return before its DMA lands */
             cudaMemcpyAsync(p->seq_q, sq, n * sizeof *sq, cudaMemcpyHostToDevice,
                             (cudaStream_t)s) ||
+            (p->spell->sdev &&
+             (cudaMalloc((void **)&p->scale_dev, sizeof(float)) ||
+              cudaMemcpyAsync(p->scale_dev, &p->scale, sizeof(float), cudaMemcpyHostToDevice,
+                              (cudaStream_t)s))) ||
             (p->with_stats &&
              cudaMalloc((void **)&p->stats, n * (size_t)a->n_heads * (size_t)a->S_q * 4));
     free(sq);
@@ -406,12 +516,13 @@ static const char *build(dev_state *d, zc_stream s, const zc_attn *a, plan *p,
  * under stream capture). */
 static cudnnStatus_t execute(dev_state *d, plan *p, zc_stream s, const zc_attn *a)
 {
-    int64_t uids[] = {U_Q, U_K, U_V, U_O, U_SCALE, U_NEG, U_SEQ_Q, U_SEQ_KV, U_STATS};
-    void *ptrs[] = {(void *)a->q, (void *)a->k, (void *)a->v,      a->o,    &p->scale,
-                    &p->neg,      p->seq_q,     (void *)a->kv_len, p->stats};
-    /* The inference graph has no U_STATS tensor: the pack names it only
-     * for the statistics form. */
-    int64_t n = p->with_stats ? 9 : 8;
+    int64_t uids[] = {U_Q, U_K, U_V, U_O, U_SCALE, U_SEQ_Q, U_SEQ_KV, U_NEG, U_STATS};
+    void *scale = p->scale_dev ? (void *)p->scale_dev : (void *)&p->scale;
+    void *ptrs[] = {(void *)a->q, (void *)a->k, (void *)a->v,      a->o,     scale,
+                    p->seq_q,     (void *)a->kv_len, &p->neg, p->stats};
+    /* The pack names the tensors the graph has: the SDPA operation has no
+     * mask value, and only the training form stores the statistics. */
+    int64_t n = p->spell->sdpa ? 7 : p->with_stats ? 9 : 8;
     cudnnBackendDescriptor_t vp = NULL;
     cudnnStatus_t st;
     if ((st = cudnnSetStream(d->h, (cudaStream_t)s)) ||
@@ -433,7 +544,7 @@ static cudnnStatus_t execute(dev_state *d, plan *p, zc_stream s, const zc_attn *
 static void plan_free(plan *p)
 {
     if (p->g) gb_free(p->g);
-    cudaFree(p->ws), cudaFree(p->seq_q), cudaFree(p->stats);
+    cudaFree(p->ws), cudaFree(p->seq_q), cudaFree(p->stats), cudaFree(p->scale_dev);
     (void)cudaGetLastError();
     memset(p, 0, sizeof *p);
 }
@@ -524,6 +635,14 @@ const char *zattn_cudnn_disabled(void)
     return r;
 }
 
+const char *zattn_cudnn_spelling(void)
+{
+    pthread_mutex_lock(&g_mu);
+    const char *r = g_spelling;
+    pthread_mutex_unlock(&g_mu);
+    return r;
+}
+
 /* The cached plan of a's shape on device d, or a new one (built here when
  * s is not capturing): 0 with *pp set, 1 with *fresh for a new plan,
  * ZATTN_CUDNN_UNSUPPORTED, or ZATTN_CUDNN_FAILED (turned off). */
@@ -547,6 +666,7 @@ static int plan_for(dev_state *d, zc_stream s, const zc_attn *a, plan **pp, int 
         return ZATTN_CUDNN_FAILED;
     }
     d->n++;
+    g_spelling = p->spell->name;
     *pp = p, *fresh = 1;
     return 0;
 }

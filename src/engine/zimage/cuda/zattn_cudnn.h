@@ -16,7 +16,12 @@
  * inputs; a mismatch or any cuDNN failure logs one warning and turns cuDNN
  * off for the process (zattn_cudnn_disabled says why).
  *
- * Written 2026-12-05 without a GPU (compiled and linked only).
+ * Which spelling of the graph cuDNN's engines take is only known on a GPU:
+ * the one-node SDPA operation of cuDNN 9.15+ is tried first, then the
+ * decomposed pattern in the frontend's inference and training forms and
+ * older variants (zattn_cudnn.c's k_spell); zattn_cudnn_spelling says which
+ * one won. Written 2026-12-05 without a GPU (every spelling's operation
+ * graph finalizes with cuDNN 9.19 on the host; heuristics need the GPU).
  */
 #ifndef PX_ENGINE_ZIMAGE_CUDA_ZATTN_CUDNN_H
 #define PX_ENGINE_ZIMAGE_CUDA_ZATTN_CUDNN_H
@@ -43,8 +48,13 @@ int zattn_cudnn_supports(const zc_attn *a);
  * keep: on any nonzero result run another kernel). Thread-safe. */
 int zattn_cudnn(zc_stream s, const zc_attn *a);
 
-/* NULL while cuDNN attention is usable, else why it was turned off. */
+/* NULL while cuDNN attention is usable, else why it was turned off (for
+ * a graph no engine took: each spelling tried and what it failed at). */
 const char *zattn_cudnn_disabled(void);
+
+/* Which spelling of the graph the last plan built was taken in (names as
+ * zattn_cudnn.c's k_spell), or NULL before the first plan. */
+const char *zattn_cudnn_spelling(void);
 
 #ifdef __cplusplus
 }
