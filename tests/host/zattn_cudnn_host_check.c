@@ -4,7 +4,8 @@
  * writes a known value) and a fake mma kernel: plans built once per
  * (device, shape) and reused, none built while the stream is capturing,
  * out-of-scope calls refused before any cuDNN call, the cache's bound,
- * and a failed self-check turning cuDNN off for good. The graph itself
+ * a spelling whose plan fails its self-check replaced by the next, and
+ * self-checks failing in every spelling turning cuDNN off for good. The graph itself
  * (which engine takes it) can only be checked on a GPU.
  */
 #include "engine/zimage/cuda/zattn_cudnn.h"
@@ -15,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int g_dev, g_capturing, g_plans, g_execs, g_wrong;
+static int g_dev, g_capturing, g_plans, g_execs, g_wrong, g_wrong_once;
 
 typedef struct fdesc {
     cudnnBackendDescriptorType_t type;
@@ -108,7 +109,9 @@ cudnnStatus_t cudnnBackendExecute(cudnnHandle_t h, cudnnBackendDescriptor_t plan
 {
     (void)h, (void)plan;
     if (((fdesc *)vp)->o != g_cur.o) return CUDNN_STATUS_BAD_PARAM;
-    fill(&g_cur, g_wrong ? 0x4000 : 0x3f80);
+    int wrong = g_wrong || g_wrong_once;
+    g_wrong_once = 0;
+    fill(&g_cur, wrong ? 0x4000 : 0x3f80);
     g_execs++;
     return CUDNN_STATUS_SUCCESS;
 }
@@ -185,6 +188,15 @@ int main(void)
     EXPECT(g_plans == 33);
     EXPECT(call(1, 40, 64) == ZATTN_CUDNN_UNSUPPORTED && g_plans == 33); /* full */
     EXPECT(zattn_cudnn_disabled() == NULL);
+    /* The first spelling's plan computes wrongly: the next one is built,
+     * checked and kept; cuDNN stays on. */
+    const char *first = zattn_cudnn_spelling();
+    g_dev = 3, g_wrong_once = 1;
+    int before = g_plans;
+    EXPECT(call(1, 16, 128) == 0 && g_plans == before + 2);
+    EXPECT(zattn_cudnn_disabled() == NULL);
+    EXPECT(zattn_cudnn_spelling() && first && strcmp(zattn_cudnn_spelling(), first) != 0);
+    EXPECT(call(1, 16, 128) == 0 && g_plans == before + 2); /* cached */
     g_dev = 2, g_wrong = 1;
     EXPECT(call(1, 8, 128) == ZATTN_CUDNN_FAILED); /* the self-check catches it */
     EXPECT(zattn_cudnn_disabled() != NULL);

@@ -95,7 +95,6 @@ typedef struct dev_state {
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static dev_state g_dev[MAX_DEV];
-static const char *g_spelling; /* the spelling the last plan built took */
 static char g_off[800]; /* non-empty: cuDNN attention is off, and why */
 
 /* ------------------------------------------------------ descriptor helpers */
@@ -255,6 +254,10 @@ static const spell k_spell[] = {
     {"training, no overrides", false, false, false, STATS_OUTPUT, true, false},
 };
 #define N_SPELL ((int)(sizeof k_spell / sizeof k_spell[0]))
+
+static const char *g_spelling; /* the spelling the last plan built took */
+static uint32_t g_bad;          /* spellings whose plans failed on the GPU */
+static char g_bad_why[N_SPELL][224];
 
 /* The two products' operands and the per-item lengths. */
 typedef struct operands {
@@ -455,6 +458,12 @@ static const char *build_graph(dev_state *d, const zc_attn *a, plan *p, int64_t 
     size_t n = 0;
     why[0] = 0;
     for (int i = 0; i < N_SPELL; i++) {
+        if (g_bad & (1u << i)) { /* an engine took it, but it failed on the GPU */
+            if (n < sizeof why)
+                n += (size_t)snprintf(why + n, sizeof why - n, "%s%s: %s", i ? "; " : "",
+                                      k_spell[i].name, g_bad_why[i]);
+            continue;
+        }
         gb *g = calloc(1, sizeof *g);
         if (!g) return *st = CUDNN_STATUS_ALLOC_FAILED, "out of host memory";
         g->next_uid = U_VIRTUAL;
@@ -671,6 +680,20 @@ static int plan_for(dev_state *d, zc_stream s, const zc_attn *a, plan **pp, int 
     return 0;
 }
 
+/* A fresh plan (the last built on d, on its first call) ran wrong or not
+ * at all: its spelling is not tried again, the plan is freed. */
+static void drop_spelling(dev_state *d, zc_stream s, plan *p, const char *why)
+{
+    int i = (int)(p->spell - k_spell);
+    g_bad |= 1u << i;
+    snprintf(g_bad_why[i], sizeof g_bad_why[i], "built, then %.200s", why);
+    PX_WARN("zimage cuda: cuDNN attention in the spelling \"%s\": %s; trying the next",
+            p->spell->name, why);
+    (void)cudaStreamSynchronize((cudaStream_t)s); /* nothing queued may use it */
+    plan_free(p);
+    d->n--;
+}
+
 int zattn_cudnn(zc_stream s, const zc_attn *a)
 {
     if (!zattn_cudnn_supports(a)) return ZATTN_CUDNN_UNSUPPORTED;
@@ -683,20 +706,25 @@ int zattn_cudnn(zc_stream s, const zc_attn *a)
     dev_state *d = &g_dev[dev];
     plan *p = NULL;
     int fresh = 0, rc = g_off[0] ? ZATTN_CUDNN_UNSUPPORTED : plan_for(d, s, a, &p, &fresh);
-    if (!rc) {
+    /* A new plan must run and match mma on its first call; if not, the
+     * next spelling is built (plan_for turns cuDNN off when none is left). */
+    while (!rc) {
+        char buf[200];
+        const char *bad = NULL;
         cudnnStatus_t st = execute(d, p, s, a);
-        if (st) {
-            turn_off("execute: %s%s", cudnnGetErrorString(st), "");
+        if (st)
+            snprintf(buf, sizeof buf, "execute: %s", cudnnGetErrorString(st)), bad = buf;
+        else if (fresh)
+            bad = self_check(s, a, buf, sizeof buf);
+        if (!bad) break;
+        if (!fresh) {
+            turn_off("%s%s", bad, "");
             rc = ZATTN_CUDNN_FAILED;
+            break;
         }
-    }
-    if (!rc && fresh) {
-        char buf[160];
-        const char *why = self_check(s, a, buf, sizeof buf);
-        if (why) {
-            turn_off("self-check: %s%s", why, "");
-            rc = ZATTN_CUDNN_FAILED;
-        }
+        drop_spelling(d, s, p, bad);
+        fresh = 0;
+        rc = plan_for(d, s, a, &p, &fresh);
     }
     pthread_mutex_unlock(&g_mu);
     return rc;
