@@ -184,9 +184,9 @@ int main(void)
     g_capturing = 0, g_dev = 1;
     EXPECT(call(2, 64, 128) == 0 && g_plans == 2); /* per device */
     g_dev = 0;
-    for (int S = 1; S <= 31; S++) EXPECT(call(1, S, 64) == 0); /* device 0: 32 plans */
-    EXPECT(g_plans == 33);
-    EXPECT(call(1, 40, 64) == ZATTN_CUDNN_UNSUPPORTED && g_plans == 33); /* full */
+    for (int S = 1; S <= 127; S++) EXPECT(call(1, S, 64) == 0); /* device 0: 128 plans */
+    EXPECT(g_plans == 129);
+    EXPECT(call(1, 140, 64) == ZATTN_CUDNN_UNSUPPORTED && g_plans == 129); /* full */
     EXPECT(zattn_cudnn_disabled() == NULL);
     /* The first spelling's plan computes wrongly: the next one is built,
      * checked and kept; cuDNN stays on. */

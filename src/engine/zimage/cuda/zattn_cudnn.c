@@ -41,7 +41,7 @@
 #include <string.h>
 
 #define MAX_DEV   16
-#define MAX_PLANS 32 /* per device; never evicted (captured graphs use them) */
+#define MAX_PLANS 128 /* per device (batch sizes x token counts); never evicted (captured graphs use them) */
 #define MAX_DESC  96 /* descriptors of one graph (~65 used) */
 #define MAX_CFGS  8  /* heuristic results tried */
 #define CHECK_TOL 2e-2
