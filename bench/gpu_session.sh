@@ -218,6 +218,10 @@ step_check() {
     (timeout -k 10 $(( $(left) - 60 )) bash -c "$(zmodel_cmd)" > "$WORK/zmodel.log" 2>&1) &
     zpid=$!
   fi
+  # This GPU's properties as cuDNN serializes them: cuDNN's heuristics can
+  # then be asked on the development machine which graph spellings this
+  # GPU's engines take (deviceless plan builds, cuDNN 9.8+).
+  part deviceprop 30 gpu "$BIN/zattn_cuda_bench deviceprop $WORK/cudnn-deviceprop.json"
   # Both attention kernels against a host reference, then timed at the
   # DiT's shapes (zattn.h: which one wins decides the default).
   part attention 90 gpu "$BIN/zattn_cuda_bench check; c=\$?; $BIN/zattn_cuda_bench time --iters 10 \
@@ -240,7 +244,8 @@ step_check() {
   part zimage_profile 150 gpu "for a in mma cudnn; do echo \"== attention \$a\"; \
     PX_ZIMAGE_CUDA_PROFILE=1 PX_ZIMAGE_CUDA_ATTN=\$a $BIN/zimage_cuda_bench --model $ZMODEL/hf \
     --sizes 1024x1024 --batches 1 --iters 1; done"
-  KEY+=("$WORK/zimage_smoke.jsonl" "$WORK/attn.jsonl" "$WORK/attn-vs-torch.jsonl")
+  KEY+=("$WORK/zimage_smoke.jsonl" "$WORK/attn.jsonl" "$WORK/attn-vs-torch.jsonl"
+        "$WORK/cudnn-deviceprop.json")
 }
 
 # The tiny-model tests again (the engine's defaults may have changed since

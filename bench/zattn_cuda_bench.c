@@ -6,6 +6,9 @@
  *                                   (double, from the same bf16 inputs)
  *   zattn_cuda_bench time [--iters N] [--json OUT.jsonl]
  *                                   both kernels at the DiT's shapes
+ *   zattn_cuda_bench deviceprop OUT.json
+ *                                   this GPU's properties as cuDNN serializes
+ *                                   them (for deviceless plan builds)
  *
  * check: head sizes 16/32/64/128, GQA, causal, items of different key
  * lengths (one with none: zeros), query counts that are not multiples of
@@ -27,6 +30,7 @@
 #include "engine/zimage/cuda/zattn_cudnn.h"
 
 #include <cuda_runtime.h>
+#include <cudnn.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -244,10 +248,52 @@ static void time_shape(const char *size, int S, int B, int iters, FILE *js)
     cudaFree(dx), cudaFree(dout), cudaFree(dlen);
 }
 
+/* This GPU's properties as cuDNN (9.8+) serializes them: with that file,
+ * cuDNN's heuristics and plan builds run on a machine without the GPU
+ * (deviceless compilation), so the graph spellings zattn_cudnn.c tries can
+ * be checked against this GPU's engines from the development machine. */
+static int save_deviceprop(const char *path)
+{
+    cudnnHandle_t h = NULL;
+    cudnnBackendDescriptor_t d = NULL;
+    int64_t n = 0;
+    char *buf = NULL;
+    cudnnStatus_t st;
+    if (!(st = cudnnCreate(&h)) &&
+        !(st = cudnnBackendCreateDescriptor(CUDNN_BACKEND_DEVICEPROP_DESCRIPTOR, &d)) &&
+        !(st = cudnnBackendSetAttribute(d, CUDNN_ATTR_DEVICEPROP_HANDLE, CUDNN_TYPE_HANDLE, 1,
+                                        &h)) &&
+        !(st = cudnnBackendFinalize(d)) &&
+        !(st = cudnnBackendGetAttribute(d, CUDNN_ATTR_DEVICEPROP_JSON_REPRESENTATION,
+                                        CUDNN_TYPE_CHAR, 0, &n, NULL)) &&
+        n > 0 && (buf = malloc((size_t)n)))
+        st = cudnnBackendGetAttribute(d, CUDNN_ATTR_DEVICEPROP_JSON_REPRESENTATION,
+                                      CUDNN_TYPE_CHAR, n, &n, buf);
+    int rc = 1;
+    FILE *f = NULL;
+    if (st)
+        fprintf(stderr, "zattn_cuda_bench: cuDNN %zu: device properties: %s\n",
+                cudnnGetVersion(), cudnnGetErrorString(st));
+    else if (!buf)
+        fprintf(stderr, "zattn_cuda_bench: cuDNN gave no device properties\n");
+    else if (!(f = fopen(path, "wb")) || fwrite(buf, 1, (size_t)n, f) != (size_t)n)
+        perror(path);
+    else
+        rc = 0, printf("device properties (cuDNN %zu, %lld bytes) written to %s\n",
+                       cudnnGetVersion(), (long long)n, path);
+    if (f) fclose(f);
+    free(buf);
+    if (d) cudnnBackendDestroyDescriptor(d);
+    if (h) cudnnDestroy(h);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "deviceprop")) return save_deviceprop(argv[2]);
     if (argc < 2 || (strcmp(argv[1], "check") && strcmp(argv[1], "time"))) {
-        fprintf(stderr, "usage: zattn_cuda_bench check | time [--iters N] [--json OUT.jsonl]\n");
+        fprintf(stderr, "usage: zattn_cuda_bench check | time [--iters N] [--json OUT.jsonl] | "
+                        "deviceprop OUT.json\n");
         return 2;
     }
     int iters = 20;
