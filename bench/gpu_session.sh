@@ -221,7 +221,8 @@ step_check() {
   # This GPU's properties as cuDNN serializes them: cuDNN's heuristics can
   # then be asked on the development machine which graph spellings this
   # GPU's engines take (deviceless plan builds, cuDNN 9.8+).
-  part deviceprop 30 gpu "$BIN/zattn_cuda_bench deviceprop $WORK/cudnn-deviceprop.json"
+  part deviceprop 30 gpu "$BIN/zattn_cuda_bench deviceprop $WORK/cudnn-deviceprop.json &&
+    $BIN/zattn_cuda_bench spellings $WORK/cudnn-deviceprop.json"
   # Both attention kernels against a host reference, then timed at the
   # DiT's shapes (zattn.h: which one wins decides the default).
   part attention 90 gpu "$BIN/zattn_cuda_bench check; c=\$?; $BIN/zattn_cuda_bench time --iters 10 \

@@ -9,6 +9,9 @@
  *   zattn_cuda_bench deviceprop OUT.json
  *                                   this GPU's properties as cuDNN serializes
  *                                   them (for deviceless plan builds)
+ *   zattn_cuda_bench spellings DEVPROP.json
+ *                                   which spellings of the cuDNN graph that
+ *                                   GPU's engines take (needs no GPU)
  *
  * check: head sizes 16/32/64/128, GQA, causal, items of different key
  * lengths (one with none: zeros), query counts that are not multiples of
@@ -28,6 +31,7 @@
  */
 #include "engine/zimage/cuda/zattn.h"
 #include "engine/zimage/cuda/zattn_cudnn.h"
+#include "engine/zimage/cuda/zattn_cudnn_graph.h"
 
 #include <cuda_runtime.h>
 #include <cudnn.h>
@@ -288,12 +292,59 @@ static int save_deviceprop(const char *path)
     return rc;
 }
 
+/* Which spellings of the cuDNN graph (zattn_cudnn_graph.h) the GPU of a
+ * saved deviceprop file takes, at the DiT's 1024² and 512² shapes, asked
+ * of cuDNN's heuristics without that GPU. Exit 0 if some spelling is taken
+ * at every shape. */
+static int probe_spellings(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return perror(path), 2;
+    static char json[1 << 16];
+    size_t len = fread(json, 1, sizeof json, f);
+    fclose(f);
+    cudnnBackendDescriptor_t dp = NULL;
+    cudnnStatus_t st = zcg_deviceprop(json, len, &dp);
+    if (st) {
+        fprintf(stderr, "zattn_cuda_bench: cuDNN %zu: %s: not device properties (%s)\n",
+                cudnnGetVersion(), path, cudnnGetErrorString(st));
+        return 2;
+    }
+    static const struct { const char *size; int S, B; } shapes[] = {
+        {"1024x1024", 4096 + 128, 1}, {"1024x1024", 4096 + 128, 2}, {"512x512", 1024 + 128, 4}};
+    int ok_all = 1;
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        const int hd = 128, nh = 30, ld = 3 * nh * hd;
+        zc_attn a = {.ldq = ld, .ldk = ld, .ldv = ld, .ldo = nh * hd, .n_items = shapes[k].B,
+                     .S_q = shapes[k].S, .S_kv = shapes[k].S, .n_q = shapes[k].S,
+                     .n_heads = nh, .n_kv_heads = nh, .head_dim = hd, .scale = 0.0883883f};
+        int ok = 0;
+        for (int i = 0; i < zcg_n_spells; i++) {
+            const char *what = NULL;
+            zcg *z = zcg_build(NULL, dp, &a, &zcg_spells[i], &st, &what);
+            if (z)
+                printf("%s batch %d: %-30s taken (workspace %lld bytes)\n", shapes[k].size,
+                       shapes[k].B, zcg_spells[i].name, (long long)zcg_workspace(z)), ok = 1;
+            else
+                printf("%s batch %d: %-30s %s (%s)\n", shapes[k].size, shapes[k].B,
+                       zcg_spells[i].name, what, cudnnGetErrorString(st));
+            zcg_free(z);
+        }
+        ok_all &= ok;
+    }
+    cudnnBackendDestroyDescriptor(dp);
+    printf("spellings (cuDNN %zu, deviceless): %s\n", cudnnGetVersion(),
+           ok_all ? "some taken at every shape" : "NONE taken at some shape");
+    return ok_all ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "deviceprop")) return save_deviceprop(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "spellings")) return probe_spellings(argv[2]);
     if (argc < 2 || (strcmp(argv[1], "check") && strcmp(argv[1], "time"))) {
         fprintf(stderr, "usage: zattn_cuda_bench check | time [--iters N] [--json OUT.jsonl] | "
-                        "deviceprop OUT.json\n");
+                        "deviceprop OUT.json | spellings DEVPROP.json\n");
         return 2;
     }
     int iters = 20;

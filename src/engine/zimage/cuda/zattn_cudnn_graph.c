@@ -1,0 +1,418 @@
+/*
+ * zattn_cudnn_graph.c — zattn_cudnn_graph.h: the DiT's attention as a cuDNN
+ * backend operation graph, in the spelling asked for, and a plan for it.
+ *
+ * The decomposed pattern (every intermediate a virtual fp32 tensor, so
+ * none is ever stored):
+ *
+ *   S  = matmul(Q [b,h,s_q,d], Kᵀ [b,h,d,s_kv])        Q, K, V as strided
+ *   S' = S · scale          (a by-value scalar)        views of the caller's
+ *   r  = index of S' along 2, c = index along 3        rows: no copies
+ *   m  = (r < seq_q[b]) and (c < seq_kv[b])
+ *   S" = m ? S' : -1e30     (binary select)
+ *   P  = exp(S" − max S") / Σ exp(S" − max S")       (reductions over keys)
+ *   O  = matmul(P, V [b,h,s_kv,d])
+ *
+ * or cuDNN 9.15+'s one-node SDPA operation over the same operands.
+ * cuDNN's fused engine takes a graph only in the exact spelling it
+ * recognises, which has changed between releases, and that is only known
+ * for a GPU: so zcg_spells lists several, in order of likelihood. They
+ * differ in: the two products' M/N/K overrides (the rows and keys each
+ * item really has, from seq_q/seq_kv), the softmax statistics (max + log Σ)
+ * as a virtual tensor (the inference form), a stored output (the training
+ * form) or absent, P rounded to bf16 before the second product (the fused
+ * kernel's tensor cores take bf16) or fp32, and the comparisons' types
+ * (boolean, or int32 as older releases had).
+ */
+#include "engine/zimage/cuda/zattn_cudnn_graph.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DESC 96 /* descriptors of one graph (~65 used, +17 for heuristics/plans) */
+#define MAX_CFGS 8  /* heuristic results tried */
+#define MAX_WS   ((int64_t)256 << 20) /* bytes of workspace a plan may have */
+
+/* The deprecated handle attributes (cuDNN 9.x marks them deprecated; the
+ * 9.0-9.x libraries a device may have still want them). By number, so the
+ * deprecation warning does not fail the -Werror build. */
+#define ATTR_OPGRAPH_HANDLE ((cudnnBackendAttributeName_t)800)
+#define ATTR_PLAN_HANDLE    ((cudnnBackendAttributeName_t)400)
+
+enum { U_VIRTUAL = 100 }; /* virtual tensors' ids count up from here */
+
+/* A graph under construction: its descriptors (all destroyed together)
+ * and the first failure (every helper does nothing once st is set). */
+typedef struct gb {
+    cudnnBackendDescriptor_t all[MAX_DESC];
+    int n_all;
+    cudnnBackendDescriptor_t ops[24];
+    int n_ops;
+    cudnnStatus_t st;
+    const char *what; /* the step that failed */
+    int64_t next_uid;
+} gb;
+
+struct zcg {
+    gb g;
+    cudnnBackendDescriptor_t exe;
+    int64_t ws;
+};
+
+/* ------------------------------------------------------ descriptor helpers */
+
+static cudnnBackendDescriptor_t mk(gb *g, cudnnBackendDescriptorType_t t, const char *what)
+{
+    cudnnBackendDescriptor_t d = NULL;
+    if (g->st) return NULL;
+    if (g->n_all == MAX_DESC) {
+        g->st = CUDNN_STATUS_INTERNAL_ERROR, g->what = "too many descriptors";
+        return NULL;
+    }
+    if ((g->st = cudnnBackendCreateDescriptor(t, &d))) {
+        g->what = what;
+        return NULL;
+    }
+    return g->all[g->n_all++] = d;
+}
+
+static void set(gb *g, cudnnBackendDescriptor_t d, cudnnBackendAttributeName_t a,
+                cudnnBackendAttributeType_t t, int64_t n, const void *v, const char *what)
+{
+    if (g->st) return;
+    if ((g->st = cudnnBackendSetAttribute(d, a, t, n, v))) g->what = what;
+}
+
+static void fin(gb *g, cudnnBackendDescriptor_t d, const char *what)
+{
+    if (g->st) return;
+    if ((g->st = cudnnBackendFinalize(d))) g->what = what;
+}
+
+/* A 4-D tensor: uid < 0 makes a virtual one (packed strides, a fresh id). */
+static cudnnBackendDescriptor_t tensor(gb *g, int64_t uid, cudnnDataType_t dt, const int64_t dim[4],
+                                       const int64_t *str, bool by_value)
+{
+    int64_t packed[4] = {dim[1] * dim[2] * dim[3], dim[2] * dim[3], dim[3], 1};
+    bool virt = uid < 0;
+    int64_t align = dt == CUDNN_DATA_BFLOAT16 || virt ? 16 : 4;
+    if (virt) uid = g->next_uid++;
+    cudnnBackendDescriptor_t t = mk(g, CUDNN_BACKEND_TENSOR_DESCRIPTOR, "tensor");
+    set(g, t, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt, "tensor type");
+    set(g, t, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, dim, "tensor dims");
+    set(g, t, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, str ? str : packed, "tensor strides");
+    set(g, t, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid, "tensor id");
+    set(g, t, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align, "tensor align");
+    if (virt) set(g, t, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &virt, "virtual");
+    if (by_value)
+        set(g, t, CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, 1, &by_value, "by value");
+    fin(g, t, "tensor");
+    return t;
+}
+
+static cudnnBackendDescriptor_t vt(gb *g, cudnnDataType_t dt, const int64_t dim[4])
+{
+    return tensor(g, -1, dt, dim, NULL, false);
+}
+
+/* y = mode(x[, b][, t]) as one pointwise operation (axis >= 0: GEN_INDEX's). */
+static void pw(gb *g, cudnnPointwiseMode_t mode, cudnnDataType_t prec, cudnnBackendDescriptor_t x,
+               cudnnBackendDescriptor_t b, cudnnBackendDescriptor_t t, cudnnBackendDescriptor_t y,
+               int64_t axis)
+{
+    cudnnBackendDescriptor_t d = mk(g, CUDNN_BACKEND_POINTWISE_DESCRIPTOR, "pointwise");
+    set(g, d, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode, "pw mode");
+    set(g, d, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &prec, "pw prec");
+    if (axis >= 0) set(g, d, CUDNN_ATTR_POINTWISE_AXIS, CUDNN_TYPE_INT64, 1, &axis, "pw axis");
+    fin(g, d, "pointwise");
+    cudnnBackendDescriptor_t op = mk(g, CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, "pw op");
+    cudnnBackendAttributeType_t D = CUDNN_TYPE_BACKEND_DESCRIPTOR;
+    set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, D, 1, &d, "pw op desc");
+    set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_XDESC, D, 1, &x, "pw op x");
+    if (b) set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_BDESC, D, 1, &b, "pw op b");
+    if (t) set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_TDESC, D, 1, &t, "pw op t");
+    set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, D, 1, &y, "pw op y");
+    fin(g, op, "pointwise op");
+    if (!g->st) g->ops[g->n_ops++] = op;
+}
+
+/* y = reduction of x over the dimensions where y is 1 (here: the keys). */
+static void reduce(gb *g, cudnnReduceTensorOp_t rop, cudnnBackendDescriptor_t x,
+                   cudnnBackendDescriptor_t y)
+{
+    cudnnDataType_t f = CUDNN_DATA_FLOAT;
+    cudnnBackendDescriptor_t d = mk(g, CUDNN_BACKEND_REDUCTION_DESCRIPTOR, "reduction");
+    set(g, d, CUDNN_ATTR_REDUCTION_OPERATOR, CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, 1, &rop, "red op");
+    set(g, d, CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &f, "red type");
+    fin(g, d, "reduction");
+    cudnnBackendDescriptor_t op = mk(g, CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR, "red op");
+    cudnnBackendAttributeType_t D = CUDNN_TYPE_BACKEND_DESCRIPTOR;
+    set(g, op, CUDNN_ATTR_OPERATION_REDUCTION_DESC, D, 1, &d, "red op desc");
+    set(g, op, CUDNN_ATTR_OPERATION_REDUCTION_XDESC, D, 1, &x, "red op x");
+    set(g, op, CUDNN_ATTR_OPERATION_REDUCTION_YDESC, D, 1, &y, "red op y");
+    fin(g, op, "reduction op");
+    if (!g->st) g->ops[g->n_ops++] = op;
+}
+
+/* c = a·b batched over the first two dimensions, fp32 accumulation; ovr
+ * (or NULL): the per-item M, N and K (NULL: the full dimension). */
+static void matmul(gb *g, cudnnBackendDescriptor_t a, cudnnBackendDescriptor_t b,
+                   cudnnBackendDescriptor_t c, const cudnnBackendDescriptor_t ovr[3])
+{
+    cudnnDataType_t f = CUDNN_DATA_FLOAT;
+    cudnnBackendDescriptor_t d = mk(g, CUDNN_BACKEND_MATMUL_DESCRIPTOR, "matmul");
+    set(g, d, CUDNN_ATTR_MATMUL_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &f, "matmul type");
+    fin(g, d, "matmul");
+    cudnnBackendDescriptor_t op = mk(g, CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR, "mm op");
+    cudnnBackendAttributeType_t D = CUDNN_TYPE_BACKEND_DESCRIPTOR;
+    set(g, op, CUDNN_ATTR_OPERATION_MATMUL_ADESC, D, 1, &a, "mm op a");
+    set(g, op, CUDNN_ATTR_OPERATION_MATMUL_BDESC, D, 1, &b, "mm op b");
+    set(g, op, CUDNN_ATTR_OPERATION_MATMUL_CDESC, D, 1, &c, "mm op c");
+    set(g, op, CUDNN_ATTR_OPERATION_MATMUL_DESC, D, 1, &d, "mm op desc");
+    static const cudnnBackendAttributeName_t ovr_attr[3] = {
+        CUDNN_ATTR_OPERATION_MATMUL_GEMM_M_OVERRIDE_DESC,
+        CUDNN_ATTR_OPERATION_MATMUL_GEMM_N_OVERRIDE_DESC,
+        CUDNN_ATTR_OPERATION_MATMUL_GEMM_K_OVERRIDE_DESC};
+    for (int i = 0; ovr && i < 3; i++)
+        if (ovr[i]) set(g, op, ovr_attr[i], D, 1, &ovr[i], "mm op override");
+    fin(g, op, "matmul op");
+    if (!g->st) g->ops[g->n_ops++] = op;
+}
+
+/* ------------------------------------------------------------- the graph */
+
+/* In order of likelihood: the SDPA operation where the library has it
+ * (cuDNN 9.15+, with per-item lengths); else the pattern as cuDNN 9's
+ * frontend spells inference (statistics virtual) and training (statistics
+ * stored); the rest are older or looser spellings. */
+const zcg_spell zcg_spells[] = {
+    {"sdpa operation", true, false, false, ZCG_STATS_NONE, true, true},
+    {"sdpa operation, device scale", true, true, false, ZCG_STATS_NONE, true, true},
+    {"inference", false, false, true, ZCG_STATS_VIRTUAL, true, true},
+    {"inference, int32 compares", false, false, true, ZCG_STATS_VIRTUAL, true, false},
+    {"training", false, false, true, ZCG_STATS_OUTPUT, true, true},
+    {"training, int32 compares", false, false, true, ZCG_STATS_OUTPUT, true, false},
+    {"inference, no overrides", false, false, false, ZCG_STATS_VIRTUAL, true, true},
+    {"no statistics", false, false, false, ZCG_STATS_NONE, true, true},
+    {"no statistics, fp32 P", false, false, false, ZCG_STATS_NONE, false, true},
+    {"training, no overrides", false, false, false, ZCG_STATS_OUTPUT, true, false},
+};
+const int zcg_n_spells = (int)(sizeof zcg_spells / sizeof zcg_spells[0]);
+
+
+/* The two products' operands and the per-item lengths. */
+typedef struct operands {
+    cudnnBackendDescriptor_t sq, sk; /* seq_q, seq_kv: int32 [b,1,1,1] */
+} operands;
+
+/* Q·Kᵀ·scale with the padding mask applied: the masked scores (virtual).
+ * K is described transposed ([b,h,d,s_kv], unit stride along d) over the
+ * same memory. */
+static cudnnBackendDescriptor_t masked_scores(gb *g, const zc_attn *a, const zcg_spell *sp,
+                                              operands *o)
+{
+    int64_t B = a->n_items, H = a->n_heads, Sq = a->S_q, Sk = a->S_kv, D = a->head_dim;
+    const int64_t qd[4] = {B, H, Sq, D}, qs[4] = {Sq * a->ldq, D, a->ldq, 1};
+    const int64_t kd[4] = {B, H, D, Sk}, ks[4] = {Sk * a->ldk, D, 1, a->ldk};
+    const int64_t sd[4] = {B, H, Sq, Sk}, one[4] = {1, 1, 1, 1}, seq[4] = {B, 1, 1, 1};
+    cudnnDataType_t F = CUDNN_DATA_FLOAT, I = CUDNN_DATA_INT32, L = CUDNN_DATA_BOOLEAN;
+    cudnnDataType_t C = sp->cmp_b ? L : I; /* a comparison's type and result */
+    cudnnBackendDescriptor_t q = tensor(g, ZCG_U_Q, CUDNN_DATA_BFLOAT16, qd, qs, false);
+    cudnnBackendDescriptor_t k = tensor(g, ZCG_U_K, CUDNN_DATA_BFLOAT16, kd, ks, false);
+    cudnnBackendDescriptor_t scale = tensor(g, ZCG_U_SCALE, F, one, one, true);
+    cudnnBackendDescriptor_t neg = tensor(g, ZCG_U_NEG, F, one, one, true);
+    o->sq = tensor(g, ZCG_U_SEQ_Q, I, seq, one, false);
+    o->sk = tensor(g, ZCG_U_SEQ_KV, I, seq, one, false);
+    cudnnBackendDescriptor_t s = vt(g, F, sd), ss = vt(g, F, sd);
+    const cudnnBackendDescriptor_t ovr[3] = {o->sq, o->sk, NULL};
+    matmul(g, q, k, s, sp->ovr ? ovr : NULL);
+    pw(g, CUDNN_POINTWISE_MUL, F, s, scale, NULL, ss, -1);
+    cudnnBackendDescriptor_t ri = vt(g, I, sd), ci = vt(g, I, sd);
+    pw(g, CUDNN_POINTWISE_GEN_INDEX, I, ss, NULL, NULL, ri, 2);
+    pw(g, CUDNN_POINTWISE_GEN_INDEX, I, ss, NULL, NULL, ci, 3);
+    cudnnBackendDescriptor_t rm = vt(g, C, sd), cm = vt(g, C, sd), m = vt(g, L, sd);
+    pw(g, CUDNN_POINTWISE_CMP_LT, C, ri, o->sq, NULL, rm, -1);
+    pw(g, CUDNN_POINTWISE_CMP_LT, C, ci, o->sk, NULL, cm, -1);
+    pw(g, CUDNN_POINTWISE_LOGICAL_AND, L, rm, cm, NULL, m, -1);
+    cudnnBackendDescriptor_t out = vt(g, F, sd);
+    pw(g, CUDNN_POINTWISE_BINARY_SELECT, F, ss, neg, m, out, -1); /* m ? ss : neg */
+    return out;
+}
+
+/* softmax over the keys, then ·V into O; the statistics (max + log Σ) as
+ * the spelling says (a stored one goes to ZCG_U_STATS). */
+static void softmax_pv(gb *g, const zc_attn *a, cudnnBackendDescriptor_t x, const zcg_spell *sp,
+                       const operands *o)
+{
+    int64_t B = a->n_items, H = a->n_heads, Sq = a->S_q, Sk = a->S_kv, D = a->head_dim;
+    const int64_t sd[4] = {B, H, Sq, Sk}, rd[4] = {B, H, Sq, 1};
+    const int64_t vd[4] = {B, H, Sk, D}, vs[4] = {Sk * a->ldv, D, a->ldv, 1};
+    const int64_t od[4] = {B, H, Sq, D}, os[4] = {Sq * a->ldo, D, a->ldo, 1};
+    cudnnDataType_t F = CUDNN_DATA_FLOAT;
+    cudnnBackendDescriptor_t mx = vt(g, F, rd), d = vt(g, F, sd), e = vt(g, F, sd);
+    cudnnBackendDescriptor_t sum = vt(g, F, rd);
+    cudnnBackendDescriptor_t p = vt(g, sp->p_bf16 ? CUDNN_DATA_BFLOAT16 : F, sd);
+    reduce(g, CUDNN_REDUCE_TENSOR_MAX, x, mx);
+    pw(g, CUDNN_POINTWISE_SUB, F, x, mx, NULL, d, -1);
+    pw(g, CUDNN_POINTWISE_EXP, F, d, NULL, NULL, e, -1);
+    reduce(g, CUDNN_REDUCE_TENSOR_ADD, e, sum);
+    if (sp->stats != ZCG_STATS_NONE) {
+        cudnnBackendDescriptor_t lg = vt(g, F, rd);
+        cudnnBackendDescriptor_t st = sp->stats == ZCG_STATS_OUTPUT
+                                          ? tensor(g, ZCG_U_STATS, F, rd, NULL, false)
+                                          : vt(g, F, rd);
+        pw(g, CUDNN_POINTWISE_LOG, F, sum, NULL, NULL, lg, -1);
+        pw(g, CUDNN_POINTWISE_ADD, F, mx, lg, NULL, st, -1);
+    }
+    pw(g, CUDNN_POINTWISE_DIV, F, e, sum, NULL, p, -1);
+    cudnnBackendDescriptor_t v = tensor(g, ZCG_U_V, CUDNN_DATA_BFLOAT16, vd, vs, false);
+    cudnnBackendDescriptor_t out = tensor(g, ZCG_U_O, CUDNN_DATA_BFLOAT16, od, os, false);
+    const cudnnBackendDescriptor_t ovr[3] = {o->sq, NULL, o->sk};
+    matmul(g, p, v, out, sp->ovr ? ovr : NULL);
+}
+
+/* The whole attention as cuDNN's SDPA operation: Q, K, V, O as [b,h,s,d]
+ * views of the caller's rows, the per-item lengths, the scale. */
+static void sdpa_op(gb *g, const zc_attn *a, const zcg_spell *sp)
+{
+    int64_t B = a->n_items, H = a->n_heads, Sq = a->S_q, Sk = a->S_kv, D = a->head_dim;
+    const int64_t qd[4] = {B, H, Sq, D}, qs[4] = {Sq * a->ldq, D, a->ldq, 1};
+    const int64_t kd[4] = {B, H, Sk, D}, ks[4] = {Sk * a->ldk, D, a->ldk, 1};
+    const int64_t vs[4] = {Sk * a->ldv, D, a->ldv, 1}, os[4] = {Sq * a->ldo, D, a->ldo, 1};
+    const int64_t one[4] = {1, 1, 1, 1}, seq[4] = {B, 1, 1, 1};
+    cudnnDataType_t bf = CUDNN_DATA_BFLOAT16, I = CUDNN_DATA_INT32;
+    cudnnBackendDescriptor_t t[7] = {
+        tensor(g, ZCG_U_Q, bf, qd, qs, false),
+        tensor(g, ZCG_U_K, bf, kd, ks, false),
+        tensor(g, ZCG_U_V, bf, kd, vs, false),
+        tensor(g, ZCG_U_O, bf, qd, os, false),
+        tensor(g, ZCG_U_SCALE, CUDNN_DATA_FLOAT, one, one, !sp->sdev),
+        tensor(g, ZCG_U_SEQ_Q, I, seq, one, false),
+        tensor(g, ZCG_U_SEQ_KV, I, seq, one, false)};
+    static const cudnnBackendAttributeName_t attr[7] = {
+        CUDNN_ATTR_OPERATION_SDPA_FWD_QDESC,          CUDNN_ATTR_OPERATION_SDPA_FWD_KDESC,
+        CUDNN_ATTR_OPERATION_SDPA_FWD_VDESC,          CUDNN_ATTR_OPERATION_SDPA_FWD_ODESC,
+        CUDNN_ATTR_OPERATION_SDPA_FWD_SCALEDESC,      CUDNN_ATTR_OPERATION_SDPA_FWD_SEQ_LEN_QDESC,
+        CUDNN_ATTR_OPERATION_SDPA_FWD_SEQ_LEN_KVDESC};
+    cudnnBackendDescriptor_t op = mk(g, CUDNN_BACKEND_OPERATION_SDPA_FWD_DESCRIPTOR, "sdpa op");
+    for (int i = 0; i < 7; i++)
+        set(g, op, attr[i], CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &t[i], "sdpa op operand");
+    fin(g, op, "sdpa op");
+    if (!g->st) g->ops[g->n_ops++] = op;
+}
+
+/* The finalized operation graph (NULL with g->st set on failure). */
+static cudnnBackendDescriptor_t op_graph(gb *g, cudnnHandle_t h, const zc_attn *a,
+                                         const zcg_spell *sp)
+{
+    operands o = {0};
+    if (sp->sdpa)
+        sdpa_op(g, a, sp);
+    else
+        softmax_pv(g, a, masked_scores(g, a, sp, &o), sp, &o);
+    cudnnBackendDescriptor_t og = mk(g, CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, "op graph");
+    set(g, og, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, g->n_ops, g->ops,
+        "graph ops");
+    if (!g->st && h)
+        (void)cudnnBackendSetAttribute(og, ATTR_OPGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
+    fin(g, og, "op graph (no such fusion)");
+    return g->st ? NULL : og;
+}
+
+/* The first of heuristics mode A's engine configurations whose execution
+ * plan finalizes, and its workspace size; for the GPU of handle h, or of
+ * the device properties dp (then h is NULL: no GPU is needed). */
+static cudnnBackendDescriptor_t exec_plan(gb *g, cudnnHandle_t h, cudnnBackendDescriptor_t dp,
+                                          cudnnBackendDescriptor_t og, int64_t *ws)
+{
+    cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
+    cudnnBackendAttributeType_t D = CUDNN_TYPE_BACKEND_DESCRIPTOR;
+    cudnnBackendDescriptor_t heur = mk(g, CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, "heuristics");
+    set(g, heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, D, 1, &og, "heur graph");
+    set(g, heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode, "heur mode");
+    if (dp) set(g, heur, CUDNN_ATTR_ENGINEHEUR_DEVICEPROP, D, 1, &dp, "heur device properties");
+    fin(g, heur, "heuristics");
+    cudnnBackendDescriptor_t cfg[MAX_CFGS];
+    for (int i = 0; i < MAX_CFGS; i++) cfg[i] = mk(g, CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, "cfg");
+    int64_t n = 0;
+    if (!g->st &&
+        (g->st = cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                          CUDNN_TYPE_BACKEND_DESCRIPTOR, MAX_CFGS, &n, cfg)))
+        g->what = "heuristic results";
+    if (g->st) return NULL;
+    if (n > MAX_CFGS) n = MAX_CFGS;
+    bool big = false;
+    for (int64_t i = 0; i < n; i++) {
+        cudnnBackendDescriptor_t p = mk(g, CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, "plan");
+        if (!p) return NULL;
+        if (h)
+            (void)cudnnBackendSetAttribute(p, ATTR_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
+        else
+            (void)cudnnBackendSetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_DEVICEPROP, D, 1, &dp);
+        if (cudnnBackendSetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
+                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg[i]) ||
+            cudnnBackendFinalize(p))
+            continue; /* this engine does not take the graph: the next */
+        int64_t got = 0;
+        g->st = cudnnBackendGetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
+                                         CUDNN_TYPE_INT64, 1, &got, ws);
+        if (g->st) {
+            g->what = "plan workspace size";
+            return NULL;
+        }
+        /* A fused engine needs little; one that wants more would store the
+         * scores (GBs at 1024²): not this kernel. */
+        if (*ws > MAX_WS) {
+            big = true;
+            continue;
+        }
+        return p;
+    }
+    g->st = CUDNN_STATUS_NOT_SUPPORTED;
+    g->what = big ? "only engines with a workspace over 256 MiB take it"
+              : n ? "no engine finalizes a plan"
+                  : "heuristics found no engine";
+    return NULL;
+}
+
+/* ------------------------------------------------------------ the API */
+
+zcg *zcg_build(cudnnHandle_t h, cudnnBackendDescriptor_t devprop, const zc_attn *a,
+               const zcg_spell *sp, cudnnStatus_t *st, const char **what)
+{
+    zcg *z = calloc(1, sizeof *z);
+    if (!z) return *st = CUDNN_STATUS_ALLOC_FAILED, *what = "out of host memory", NULL;
+    gb *g = &z->g;
+    g->next_uid = U_VIRTUAL;
+    cudnnBackendDescriptor_t og = op_graph(g, h, a, sp);
+    z->exe = og ? exec_plan(g, h, devprop, og, &z->ws) : NULL;
+    if (z->exe) return *st = CUDNN_STATUS_SUCCESS, *what = NULL, z;
+    *st = g->st, *what = g->what ? g->what : "?";
+    zcg_free(z);
+    return NULL;
+}
+
+cudnnBackendDescriptor_t zcg_plan(const zcg *z) { return z->exe; }
+
+int64_t zcg_workspace(const zcg *z) { return z->ws; }
+
+void zcg_free(zcg *z)
+{
+    if (!z) return;
+    for (int i = z->g.n_all - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(z->g.all[i]);
+    free(z);
+}
+
+cudnnStatus_t zcg_deviceprop(const char *json, size_t len, cudnnBackendDescriptor_t *out)
+{
+    cudnnBackendDescriptor_t d = NULL;
+    cudnnStatus_t st = cudnnBackendCreateDescriptor(CUDNN_BACKEND_DEVICEPROP_DESCRIPTOR, &d);
+    if (!st)
+        st = cudnnBackendSetAttribute(d, CUDNN_ATTR_DEVICEPROP_JSON_REPRESENTATION,
+                                      CUDNN_TYPE_CHAR, (int64_t)len, json);
+    if (!st) st = cudnnBackendFinalize(d);
+    if (st && d) cudnnBackendDestroyDescriptor(d), d = NULL;
+    *out = d;
+    return st;
+}

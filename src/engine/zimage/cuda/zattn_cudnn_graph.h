@@ -1,0 +1,80 @@
+/*
+ * zattn_cudnn_graph.h — the DiT's attention (zattn.h's operands) as a cuDNN
+ * backend operation graph in one of several spellings, and the first
+ * execution plan an engine finalizes for it. Descriptors only: no CUDA
+ * memory, no stream (zattn_cudnn.c caches the plans, allocates and runs
+ * them). Given device properties instead of a handle, heuristics and the
+ * plan build run without the GPU (cuDNN 9.8+ deviceless builds), which is
+ * how zattn_cuda_bench's `spellings` asks, from a machine without a GPU,
+ * which spellings a GPU's engines take.
+ */
+#ifndef PX_ENGINE_ZIMAGE_CUDA_ZATTN_CUDNN_GRAPH_H
+#define PX_ENGINE_ZIMAGE_CUDA_ZATTN_CUDNN_GRAPH_H
+
+#include "engine/zimage/cuda/zattn.h"
+
+#include <cudnn.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Unique ids of the tensors an execution's variant pack names. */
+enum {
+    ZCG_U_Q = 1,
+    ZCG_U_K,
+    ZCG_U_V,
+    ZCG_U_O,
+    ZCG_U_SCALE,  /* float: by value (a host pointer) or, with sdev, on the device */
+    ZCG_U_NEG,    /* float by value: the masked scores' value (pattern only) */
+    ZCG_U_SEQ_Q,  /* int32 [b]: query rows per item */
+    ZCG_U_SEQ_KV, /* int32 [b]: keys per item (zattn.h's kv_len) */
+    ZCG_U_STATS   /* float [b,h,s_q]: the training form's statistics */
+};
+
+enum { ZCG_STATS_NONE, ZCG_STATS_VIRTUAL, ZCG_STATS_OUTPUT };
+
+/* One spelling of the graph (zattn_cudnn_graph.c's top says what varies). */
+typedef struct zcg_spell {
+    const char *name;
+    bool sdpa;   /* cuDNN's one-node SDPA operation (9.15+), not the pattern */
+    bool sdev;   /* (sdpa) the scale as a device tensor, not by value */
+    bool ovr;    /* M/N/K overrides on both products */
+    int stats;   /* ZCG_STATS_* */
+    bool p_bf16; /* P rounded to bf16 before ·V */
+    bool cmp_b;  /* comparisons computed as boolean (else int32 in and out) */
+} zcg_spell;
+
+/* The spellings, in the order they are tried. */
+extern const zcg_spell zcg_spells[];
+extern const int zcg_n_spells;
+
+typedef struct zcg zcg;
+
+/*
+ * a's attention (its shapes and strides; no pointer is read) in spelling
+ * sp, and the first plan an engine finalizes with at most 256 MiB of
+ * workspace (more would be an unfused engine): for the GPU of handle h, or
+ * (h NULL) of the device properties devprop. The graph or NULL, with the
+ * cuDNN status in *st and in *what the step that failed (a static string).
+ */
+zcg *zcg_build(cudnnHandle_t h, cudnnBackendDescriptor_t devprop, const zc_attn *a,
+               const zcg_spell *sp, cudnnStatus_t *st, const char **what);
+
+/* The execution plan and its workspace bytes (valid until zcg_free). */
+cudnnBackendDescriptor_t zcg_plan(const zcg *z);
+int64_t zcg_workspace(const zcg *z);
+void zcg_free(zcg *z); /* NULL is a no-op */
+
+/* A device-properties descriptor from the JSON cuDNN serialized on the GPU
+ * (zattn_cuda_bench deviceprop); the caller destroys it. */
+cudnnStatus_t zcg_deviceprop(const char *json, size_t len, cudnnBackendDescriptor_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
