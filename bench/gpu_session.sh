@@ -8,6 +8,8 @@
 #                                 full-size Z-Image generation, LaMa vs PyTorch
 #                                 accuracy; the full-size weights are made
 #                                 meanwhile (kept for the next call if warm)
+#   bench/gpu_session.sh attn     the attention kernels only (cuDNN's spellings,
+#                                 check, time, against PyTorch): ~3 min
 #   bench/gpu_session.sh zimage   issue 13: ours (1024², 512², batch 1-8) against
 #                                 PyTorch eager and torch.compile, same run
 #   bench/gpu_session.sh cbatch   issue 13: pixserve zimage under the generate
@@ -51,7 +53,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 STEP=${1:-}
-case "$STEP" in check | zimage | cbatch | fp8 | fp8speed | lora | serve | lama | multi) ;; *)
+case "$STEP" in check | attn | zimage | cbatch | fp8 | fp8speed | lora | serve | lama | multi) ;; *)
   sed -n '2,32p' "$0" >&2
   exit 2 ;;
 esac
@@ -209,6 +211,26 @@ pick_attention() {
   fi
 }
 
+# The attention kernels: cuDNN's device properties (for deviceless plan
+# builds here and on the development machine), every kernel against a host
+# reference then timed at the DiT's shapes (zattn.h: which one wins decides
+# the default), and against PyTorch's fused attention backends.
+attn_parts() {
+  part deviceprop 30 gpu "$BIN/zattn_cuda_bench deviceprop $WORK/cudnn-deviceprop.json &&
+    $BIN/zattn_cuda_bench spellings $WORK/cudnn-deviceprop.json"
+  part attention 90 gpu "$BIN/zattn_cuda_bench check; c=\$?; $BIN/zattn_cuda_bench time --iters 10 \
+    --json $WORK/attn.jsonl; exit \$c"
+  part attn_vs_torch 120 gpu "$PY bench/zattn_vs_torch.py --bench $BIN/zattn_cuda_bench --iters 10 \
+    --out $WORK/attn-vs-torch.jsonl"
+}
+
+# The attention parts alone (~3 min): the short call for a short budget.
+step_attn() {
+  env_part
+  attn_parts
+  KEY+=("$WORK/attn.jsonl" "$WORK/attn-vs-torch.jsonl" "$WORK/cudnn-deviceprop.json")
+}
+
 step_check() {
   env_part
   # The weights for the full-size smoke (and the next calls), in the
@@ -221,15 +243,7 @@ step_check() {
   # This GPU's properties as cuDNN serializes them: cuDNN's heuristics can
   # then be asked on the development machine which graph spellings this
   # GPU's engines take (deviceless plan builds, cuDNN 9.8+).
-  part deviceprop 30 gpu "$BIN/zattn_cuda_bench deviceprop $WORK/cudnn-deviceprop.json &&
-    $BIN/zattn_cuda_bench spellings $WORK/cudnn-deviceprop.json"
-  # Both attention kernels against a host reference, then timed at the
-  # DiT's shapes (zattn.h: which one wins decides the default).
-  part attention 90 gpu "$BIN/zattn_cuda_bench check; c=\$?; $BIN/zattn_cuda_bench time --iters 10 \
-    --json $WORK/attn.jsonl; exit \$c"
-  # ...and against PyTorch's fused attention backends (cuDNN's among them).
-  part attn_vs_torch 120 gpu "$PY bench/zattn_vs_torch.py --bench $BIN/zattn_cuda_bench --iters 10 \
-    --out $WORK/attn-vs-torch.jsonl"
+  attn_parts
   part zimage_cuda_test 300 gpu "PARTS=zimage PX_TEST_TIMEOUT=280 scripts/test_gpu"
   part lama_cuda_test 240 gpu "PARTS=lama PX_TEST_TIMEOUT=220 scripts/test_gpu"
   if [ -n "$zpid" ]; then
