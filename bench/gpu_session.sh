@@ -174,11 +174,11 @@ env_part() {
   pick_attention
 }
 
-# The engine's attention kernel for this call: the default (mma) unless its
-# check against the host reference fails where the WMMA kernel's passes;
-# else the fastest of the kernels not yet default (mma2, cudnn: written
-# without a GPU) that passes its check and times faster than mma at 1024²
-# batch 1 here.
+# The engine's attention kernel for this call: the fastest of mma2 and
+# cudnn (the engine's default since 2026-12-05, with mma behind it) that
+# passes its check and times faster than mma at 1024² batch 1 here; mma
+# when neither does (wmma if mma itself fails where wmma passes). The
+# choice is exported, so every part of the call runs it.
 pick_attention() {
   [ "$GPU" = 1 ] && [ -z "${PX_ZIMAGE_CUDA_ATTN:-}" ] || return 0
   local log=$WORK/attn_pick.log tlog=$WORK/attn_pick_time.log
@@ -208,6 +208,9 @@ pick_attention() {
   if [ -n "$best" ] && [ -z "${PX_ZIMAGE_CUDA_ATTN:-}" ]; then
     export PX_ZIMAGE_CUDA_ATTN=$best
     note "attention: this call runs $best"
+  elif [ -z "${PX_ZIMAGE_CUDA_ATTN:-}" ]; then
+    export PX_ZIMAGE_CUDA_ATTN=mma
+    note "attention: this call runs mma (no other kernel passed and was faster)"
   fi
 }
 

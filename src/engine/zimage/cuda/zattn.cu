@@ -27,7 +27,7 @@ typedef __nv_bfloat16 bf16;
 __device__ __forceinline__ float b2f(bf16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ bf16 f2b(float v) { return __float2bfloat16(v); }
 
-int g_impl = ZC_ATTN_MMA; /* zc_attn_init: PX_ZIMAGE_CUDA_ATTN */
+int g_impl = ZC_ATTN_CUDNN; /* zc_attn_init: PX_ZIMAGE_CUDA_ATTN */
 
 /* ------------------------------------------------------- the WMMA kernel */
 
@@ -536,7 +536,7 @@ extern "C" {
 int zc_attn_init(void)
 {
     const char *v = getenv("PX_ZIMAGE_CUDA_ATTN");
-    g_impl = ZC_ATTN_MMA;
+    g_impl = ZC_ATTN_CUDNN; /* the DiT's calls; anything else (and all, should cuDNN fail) mma */
     for (int i = 0; v && i < ZC_ATTN_COUNT; i++)
         if (!strcmp(v, k_names[i])) g_impl = i;
     int e;
