@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# tests/host/zattn_spellings_host_check.sh — the cuDNN attention graph
+# (zattn_cudnn_graph.c) against a real GPU's engines, without the GPU: cuDNN
+# (9.8+) runs its heuristics from device properties an H100 saved on
+# 2026-12-05 (docs/benchmarks/data/2026-12-05-h100/cudnn-deviceprop.json).
+# Building the plan itself needs that GPU's driver (the toolkit's stub
+# libcuda stands in for it, so cuDNN gets as far as the heuristics); what
+# this checks is that the spelling the H100 took ("inference") is still
+# recognised by cuDNN's fused-attention engines, and that a spelling the
+# H100 refused ("no statistics") is refused here too — so a change to the
+# graph that no engine would take fails here, not on a GPU.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+CUDA=${CUDA_HOME:-/usr/local/cuda}
+stub=$CUDA/lib64/stubs/libcuda.so
+if [ ! -f "$stub" ] || ! { [ -e "$CUDA/lib64/libcudnn.so.9" ] || ldconfig -p | grep -q 'libcudnn.so.9 '; }; then
+  echo "zattn spellings host check: skipped (no cuDNN or no libcuda stub under $CUDA)"
+  exit 0
+fi
+make --no-print-directory -j2 CUDA=1 build/release-cuda/bench/zattn_cuda_bench >/dev/null || exit 1
+d=$(mktemp -d)
+trap 'rm -rf "$d"' EXIT
+ln -s "$stub" "$d/libcuda.so.1"
+LD_LIBRARY_PATH="$CUDA/lib64:$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+  build/release-cuda/bench/zattn_cuda_bench spellings \
+  docs/benchmarks/data/2026-12-05-h100/cudnn-deviceprop.json > "$d/out" 2>&1
+if grep -q "not device properties" "$d/out"; then
+  echo "zattn spellings host check: skipped (this cuDNN cannot read device properties: $(head -1 "$d/out"))"
+  exit 0
+fi
+fails=0
+for shape in "1024x1024 batch 1" "1024x1024 batch 2" "512x512 batch 4"; do
+  grep -Eq "^$shape: inference +(taken|no engine finalizes a plan)" "$d/out" ||
+    { echo "FAIL: $shape: the 'inference' spelling is not recognised"; fails=$((fails + 1)); }
+  grep -Eq "^$shape: no statistics +heuristics found no engine" "$d/out" ||
+    { echo "FAIL: $shape: the 'no statistics' spelling is no longer refused"; fails=$((fails + 1)); }
+done
+[ "$fails" = 0 ] || cat "$d/out"
+echo "zattn spellings host check: $([ "$fails" = 0 ] && echo PASS || echo FAIL) ($fails failed)"
+[ "$fails" = 0 ]
