@@ -26,7 +26,9 @@
 #include <string.h>
 
 #define MAX_DEV   16
-#define MAX_PLANS 128 /* per device (batch sizes x token counts); never evicted (captured graphs use them) */
+/* Plans per device: one per (batch size, padded token count) met under
+ * continuous batching; never evicted (captured CUDA graphs use them). */
+#define MAX_PLANS 128
 #define CHECK_TOL 2e-2
 
 typedef struct plan_key {
@@ -56,8 +58,7 @@ static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static dev_state g_dev[MAX_DEV];
 static char g_off[800]; /* non-empty: cuDNN attention is off, and why */
 
-#define N_SPELL zcg_n_spells
-#define MAX_SPELL 16 /* room for zcg_spells' */
+#define MAX_SPELL 16 /* room for zcg_spells' (a bit each in g_bad) */
 
 static const char *g_spelling; /* the spelling the last plan built took */
 static uint32_t g_bad;          /* spellings whose plans failed on the GPU */
@@ -92,7 +93,7 @@ static const char *build_graph(dev_state *d, const zc_attn *a, plan *p, cudnnSta
     static char why[640];
     size_t n = 0;
     why[0] = 0;
-    for (int i = 0; i < N_SPELL && i < MAX_SPELL; i++) {
+    for (int i = 0; i < zcg_n_spells && i < MAX_SPELL; i++) {
         const zcg_spell *sp = &zcg_spells[i];
         const char *what = NULL;
         if (g_bad & (1u << i)) /* an engine took it, but it failed on the GPU */
