@@ -144,6 +144,9 @@ void px_config_usage(void)
         "  --hd-crop-bucket N     Crop windows become squares of a multiple of N (GPU plans\n"
         "                         are reused and built at start-up for --warm-sizes);\n"
         "                         0 = exact windows (default: 256 on a GPU, 0 on the CPU)\n"
+        "  --hd-crop-merge on|off one window for mask blobs whose windows cost no more\n"
+        "                         pixels together than apart (default on; off: one per\n"
+        "                         blob, as IOPaint)\n"
         "LoRAs for text to image (docs/api.md, LoRAs)\n"
         "  --lora-dir DIR         the LoRAs requests may name (\"loras\": [{\"name\", \"scale\"}]):\n"
         "                         every DIR/NAME.safetensors, plus those registered with\n"
@@ -391,6 +394,9 @@ static int apply_flag(px_serve_config *c, const char *n, const char *val, int de
     } else if (!strcmp(n, "job-ttl")) {
         bad = px_parse_duration_ms(val, &ms) || ms < 1;
         if (!bad) c->job_ttl_ms = ms;
+    } else if (!strcmp(n, "hd-crop-merge")) {
+        bad = strcmp(val, "on") && strcmp(val, "off");
+        if (!bad) c->hd.crop_merge = !strcmp(val, "on");
     } else if (!strcmp(n, "continuous-batching")) {
         bad = strcmp(val, "on") && strcmp(val, "off");
         if (!bad) c->continuous_batching = !strcmp(val, "on");

@@ -15,6 +15,11 @@
  *            256 has four window shapes (256², 512², 768², 1024²), so GPU
  *            engines reuse a few plans, built at start-up, instead of one
  *            per blob size. More context, same rule for what is pasted.
+ *            With crop_merge, blobs whose windows together cost no more
+ *            pixels as one window (their union's) than apart share one, and
+ *            if one window around all of them costs no more than the rest,
+ *            that one runs: a brush mask of many strokes on a 1024² image
+ *            is one run of the image, not five overlapping windows.
  *
  * Below the trigger sizes both RESIZE and CROP fall back to ORIGINAL. The
  * windows of a plan are independent engine inputs, so a scheduler can run
@@ -42,10 +47,13 @@ typedef struct px_hd_params {
     int resize_limit; /* RESIZE only when max(w, h) > this (IOPaint: 1280) */
     int crop_bucket;  /* CROP windows: squares of a multiple of this; 0 = exact
                          (IOPaint's); the server picks per engine (kind_inpaint.c) */
+    int crop_merge;   /* CROP: 1 = one window for blobs whose windows cost no more
+                         pixels together than apart (default); 0 = one per blob
+                         (IOPaint's) */
 } px_hd_params;
 
 /* IOPaint's defaults: CROP, trigger 800, margin 128, resize limit 1280,
- * no bucket. */
+ * no bucket; plus merging of CROP windows (IOPaint has none). */
 void px_hd_defaults(px_hd_params *p);
 
 /*

@@ -118,6 +118,7 @@ TEST(t_crop_assembly_pastes_own_blob_only)
     box(&m, 430, 100, 450, 120); /* close: the windows overlap */
     px_hd_params p = params(PX_HD_CROP);
     p.crop_margin = 50;
+    p.crop_merge = 0; /* IOPaint's one window per blob */
     px_hd_plan plan;
     char err[200];
     T_EQ_INT(px_hd_plan_make(&im, &m, &p, &plan, err, sizeof err), 0);
@@ -212,7 +213,9 @@ TEST(t_crop_bucket_windows)
         int W = sizes[s][0], H = sizes[s][1];
         px_image im = img_make(W, H, 3), m = img_make(W, H, 1);
         px_image o1 = img_make(W, H, 3), o2 = img_make(W, H, 3);
-        px_hd_params exact = params(PX_HD_CROP), bucketed = exact;
+        px_hd_params exact = params(PX_HD_CROP), bucketed;
+        exact.crop_merge = 0; /* window i of both plans is blob i's */
+        bucketed = exact;
         bucketed.crop_bucket = 256;
         int bw[32], bh[32];
         int nb = px_hd_window_shapes(&bucketed, W, H, bw, bh, 32);
@@ -261,6 +264,84 @@ TEST(t_crop_bucket_windows)
     }
 }
 
+static long long plan_pixels(const px_hd_plan *plan)
+{
+    long long n = 0;
+    for (int i = 0; i < plan->nwin; i++) n += (long long)plan->win[i].w * plan->win[i].h;
+    return n;
+}
+
+/* Merging: two close blobs share a window that pastes both; strokes across
+ * a 1024² image become one run of the whole image; far blobs stay apart
+ * (t_crop_windows); and on random masks, exact or bucketed, merged plans
+ * run no more pixels than one window per blob and assemble the same image. */
+TEST(t_crop_merge)
+{
+    char err[200];
+    px_image im = img_make(1000, 300, 3), m = img_make(1000, 300, 1), out = img_make(1000, 300, 3);
+    memset(m.px, 0, 1000 * 300);
+    box(&m, 400, 100, 420, 120);
+    box(&m, 430, 100, 450, 120);
+    px_hd_params p = params(PX_HD_CROP);
+    p.crop_margin = 50;
+    px_hd_plan plan;
+    T_EQ_INT(px_hd_plan_make(&im, &m, &p, &plan, err, sizeof err), 0);
+    T_EQ_INT(plan.nwin, 1);
+    T_EQ_INT(plan.win[0].x, 350);
+    T_EQ_INT(plan.win[0].w, 150);
+    memset(plan.win[0].out.px, 10, (size_t)plan.win[0].w * plan.win[0].h * 3);
+    T_EQ_INT(px_hd_assemble(&plan, &im, &m, &out), 0);
+    for (size_t o = 0; o < 1000 * 300; o++)
+        T_EQ_INT(out.px[o * 3], m.px[o] ? 10 : im.px[o * 3]);
+    px_hd_free(&plan);
+    px_image_free(&im);
+    px_image_free(&m);
+    px_image_free(&out);
+
+    im = img_make(1024, 1024, 3), m = img_make(1024, 1024, 1);
+    memset(m.px, 0, 1024 * 1024);
+    for (int y = 100; y < 1000; y += 200) box(&m, 100, y, 900, y + 20);
+    for (int bucket = 0; bucket <= 256; bucket += 256) {
+        p = params(PX_HD_CROP);
+        p.crop_bucket = bucket;
+        T_EQ_INT(px_hd_plan_make(&im, &m, &p, &plan, err, sizeof err), 0);
+        T_EQ_INT(plan.nwin, 1);
+        T_EQ_INT(plan.win[0].w * plan.win[0].h, 1024 * 1024);
+        px_hd_free(&plan);
+    }
+    px_image_free(&im);
+    px_image_free(&m);
+
+    px_rng rng;
+    px_rng_seed(&rng, 17, 1);
+    int W = 1500, H = 1100;
+    im = img_make(W, H, 3), m = img_make(W, H, 1);
+    px_image o1 = img_make(W, H, 3), o2 = img_make(W, H, 3);
+    for (int round = 0; round < 24; round++) {
+        random_mask(&m, &rng);
+        px_hd_params on = params(PX_HD_CROP), off;
+        on.crop_bucket = round % 2 ? 256 : 0;
+        off = on;
+        off.crop_merge = 0;
+        px_hd_plan pm, pa;
+        T_EQ_INT(px_hd_plan_make(&im, &m, &on, &pm, err, sizeof err), 0);
+        T_EQ_INT(px_hd_plan_make(&im, &m, &off, &pa, err, sizeof err), 0);
+        T_CMP_INT(pm.nwin, <=, pa.nwin);
+        T_TRUE(plan_pixels(&pm) <= plan_pixels(&pa));
+        fake_fill(&pm, W);
+        fake_fill(&pa, W);
+        T_EQ_INT(px_hd_assemble(&pm, &im, &m, &o1), 0);
+        T_EQ_INT(px_hd_assemble(&pa, &im, &m, &o2), 0);
+        T_EQ_MEM(o1.px, o2.px, (size_t)W * H * 3);
+        px_hd_free(&pm);
+        px_hd_free(&pa);
+    }
+    px_image_free(&im);
+    px_image_free(&m);
+    px_image_free(&o1);
+    px_image_free(&o2);
+}
+
 /* The bucket per engine: configured wins; auto is 256 on a GPU, 0 on the CPU. */
 TEST(t_crop_bucket_per_engine)
 {
@@ -274,4 +355,4 @@ TEST(t_crop_bucket_per_engine)
 
 TEST_MAIN(t_names_and_defaults, t_below_trigger_is_original, t_crop_windows,
           t_crop_assembly_pastes_own_blob_only, t_resize_plan_and_assembly, t_crop_bucket_windows,
-          t_crop_bucket_per_engine)
+          t_crop_bucket_per_engine, t_crop_merge)
