@@ -124,6 +124,10 @@ int pb_gen_reply_parse(const char *s, size_t n, pb_gen_reply *out, char *err, si
         out->text_encode_peak = num(m, "text_encode_peak_bytes");
         out->denoise_peak = num(m, "denoise_peak_bytes");
         out->vae_decode_peak = num(m, "vae_decode_peak_bytes");
+        double *pk[3] = {&out->text_encode_peak, &out->denoise_peak, &out->vae_decode_peak};
+        for (int k = 0; k < 3; k++)
+            if (!(*pk[k] > 0)) *pk[k] = -1; /* nothing measured */
+        str(m, "source", out->mem_source, sizeof out->mem_source);
     }
     error_obj(cJSON_GetObjectItemCaseSensitive(j, "error"), out);
     job(j, out);

@@ -23,8 +23,11 @@ typedef struct pb_gen_reply {
     double queue_ms, text_encode_ms, denoise_ms, vae_decode_ms, encode_ms, total_ms;
     int nsteps;              /* entries of step_ms[] (0: none) */
     double step_mean_ms, step_first_ms, step_max_ms; /* over step_ms[] (-1 unknown) */
-    /* memory: each stage's peak in bytes (-1 unknown) */
+    /* memory: each stage's peak in bytes (-1 unknown: absent, or 0 as
+     * pixserve's engines that do not measure send) and what it measures
+     * (pixserve's memory.source: host_rss, gpu; "" unknown) */
     double text_encode_peak, denoise_peak, vae_decode_peak;
+    char mem_source[16];
     /* an error object: code ("" none; OpenAI's type when it has no code) and message */
     char err_code[48];
     char err_msg[200];

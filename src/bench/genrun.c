@@ -68,6 +68,7 @@ static void note_reply(pb_genstats *s, const pb_request *req, const px_buf *body
         add(&cs->te_peak, r.text_encode_peak);
         add(&cs->dn_peak, r.denoise_peak);
         add(&cs->vae_peak, r.vae_decode_peak);
+        if (r.mem_source[0]) snprintf(cs->mem_source, sizeof cs->mem_source, "%s", r.mem_source);
         if (cat >= 0 && cat < PB_PROMPTS_MAX_CATS) {
             /* the queue is the load's, not the prompt's: compare the work */
             add(&cs->cat_total[cat], r.total_ms >= 0 && r.queue_ms >= 0 ? r.total_ms - r.queue_ms : r.total_ms);

@@ -39,6 +39,7 @@ typedef struct pb_gen_cellstats {
     uint64_t parsed;          /* ... that were a JSON object */
     pb_gen_mean queue, text_encode, denoise, step, step_first, vae_decode, encode, total, tokens;
     pb_gen_mean te_peak, dn_peak, vae_peak; /* bytes */
+    char mem_source[16]; /* the replies' memory.source ("" none said) */
     /* per prompt category; cat_total is the server's total less its queue wait */
     pb_gen_mean cat_total[PB_PROMPTS_MAX_CATS], cat_denoise[PB_PROMPTS_MAX_CATS],
         cat_tokens[PB_PROMPTS_MAX_CATS];

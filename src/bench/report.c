@@ -157,7 +157,9 @@ static void md_results(FILE *f, const pb_analysis *a, const pb_report_meta *m)
                    "finish before the next starts); peaks are over each stage's measured seconds.\n",
                 sized ? "Size matrix" : "Parameter matrix", sized ? "size" : "cell", a->n ? a->s[0].load : 0,
                 a->open_loop ? "requests/s" : "users", sized ? "size" : "cell");
-        md_res_table(f, a, "Per size", &pb_rep_size_cols);
+        const char *title;
+        const pb_rcols *cols = pb_rep_matrix_cols(a, &title);
+        md_res_table(f, a, title, cols);
         fprintf(f, "\n");
         pb_rep_verdicts(f, a, 1);
     }

@@ -87,7 +87,7 @@ static const pb_rcol sys_cols[] = {
     {"write latency peak (ms)", "disk_write_await_ms_max", c_await_max, 2},
     {"disk writes (MB/s)", "disk_write_mb_per_s_mean", c_dmb, 2},
 };
-static double c_mp(const pb_stage_summary *s) { return s->pixels / 1e6; }
+static double c_mp(const pb_stage_summary *s) { return s->pixels > 0 ? s->pixels / 1e6 : -1; }
 static double c_qps(const pb_stage_summary *s) { return s->qps; }
 double pb_rep_mean_ms(const pb_stage_summary *s) { return s->ok ? s->mean_ms : -1; }
 static double c_p95(const pb_stage_summary *s) { return s->ok ? s->p95_ms : -1; }
@@ -116,6 +116,16 @@ const pb_rcols pb_rep_proc_cols = {proc_cols, NCOLS(proc_cols)};
 const pb_rcols pb_rep_gpu_cols = {gpu_cols, NCOLS(gpu_cols)};
 const pb_rcols pb_rep_sys_cols = {sys_cols, NCOLS(sys_cols)};
 const pb_rcols pb_rep_size_cols = {size_cols, NCOLS(size_cols)};
+
+const pb_rcols *pb_rep_matrix_cols(const pb_analysis *a, const char **title)
+{
+    /* A text-to-image parameter matrix's cells carry no upload to count
+     * pixels of: its table goes without the megapixels column. */
+    static const pb_rcols cells = {size_cols + 1, NCOLS(size_cols) - 1};
+    int sized = a->n && a->s[0].pixels > 0;
+    *title = sized ? "Per size" : "Per cell";
+    return sized ? &pb_rep_size_cols : &cells;
+}
 
 void pb_rep_fmt_val(double v, int decimals, char *out, size_t cap)
 {

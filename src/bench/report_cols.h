@@ -30,6 +30,10 @@ typedef struct pb_rcols {
  * (latency, GPU memory and util, CPU, RSS per image size). */
 extern const pb_rcols pb_rep_proc_cols, pb_rep_gpu_cols, pb_rep_sys_cols, pb_rep_size_cols;
 
+/* The matrix table's columns and title: a size matrix's (with megapixels)
+ * or a parameter matrix's (without). */
+const pb_rcols *pb_rep_matrix_cols(const pb_analysis *a, const char **title);
+
 /* What the stages vary: "users", "rate", "size" or "cell" (a parameter matrix). */
 const char *pb_rep_load_name(const pb_analysis *a);
 

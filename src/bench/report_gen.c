@@ -164,15 +164,21 @@ static void memory_by_stage(FILE *f, const pb_gen_plan *p, const pb_analysis *a)
     fprintf(f, "\n### Memory by stage (%s)\n\n| stage | peak memory | source |\n|---|---:|---|\n", p->cells[b].label);
     fprintf(f, "| lowest sampled in the stage (model loaded, between requests) | %s | monitor, %s |\n",
             fmt(v[0], 32, lo, 0, " MB"), what);
-    fprintf(f, "| prompt encoding | %s | reply memory.text_encode_peak_bytes |\n",
-            fmt(v[1], 32, cs->te_peak.n ? cs->te_peak.max / MB : -1, 0, " MB"));
-    fprintf(f, "| denoise loop | %s | reply memory.denoise_peak_bytes |\n",
-            fmt(v[2], 32, cs->dn_peak.n ? cs->dn_peak.max / MB : -1, 0, " MB"));
-    fprintf(f, "| VAE decode | %s | reply memory.vae_decode_peak_bytes |\n",
-            fmt(v[3], 32, cs->vae_peak.n ? cs->vae_peak.max / MB : -1, 0, " MB"));
+    const char *src = !strcmp(cs->mem_source, "gpu")        ? ", GPU"
+                      : !strcmp(cs->mem_source, "host_rss") ? ", RSS"
+                                                            : "";
+    const pb_gen_mean *pk[3] = {&cs->te_peak, &cs->dn_peak, &cs->vae_peak};
+    static const char *const names[3][2] = {{"prompt encoding", "text_encode"}, {"denoise loop", "denoise"},
+                                            {"VAE decode", "vae_decode"}};
+    for (int i = 0; i < 3; i++) {
+        if (pk[i]->n) fmt(v[1], 32, pk[i]->max / MB, 0, " MB");
+        else snprintf(v[1], 32, "not reported");
+        fprintf(f, "| %s | %s | reply memory.%s_peak_bytes%s |\n", names[i][0], v[1], names[i][1], src);
+    }
     fprintf(f, "| peak over the stage | %s | monitor, %s |\n", fmt(v[4], 32, sp, 0, " MB"), what);
     fprintf(f, "\nThe reply's memory{} is what the server says of each stage's peak (pixserve: the process's "
-               "resident memory); the monitor's figures are sampled every interval, so a peak between two "
+               "resident memory on the CPU engine, the GPU's memory in use at the end of each stage on the CUDA "
+               "engine: memory.source); the monitor's figures are sampled every interval, so a peak between two "
                "samples can be missed.\n");
 }
 
@@ -288,7 +294,10 @@ static void json_cell(px_buf *b, const pb_gen_plan *p, const pb_analysis *a, int
         if (pk[i] < 0) px_buf_puts(b, "null");
         else px_buf_printf(b, "%.1f", pk[i]);
     }
-    px_buf_printf(b, "}},\"failed\":%llu,\"out_of_memory\":%llu,\"last_error\":", (unsigned long long)cs->failed,
+    px_buf_puts(b, "},\"memory_source\":");
+    if (cs->mem_source[0]) px_json_str(b, cs->mem_source);
+    else px_buf_puts(b, "null");
+    px_buf_printf(b, "},\"failed\":%llu,\"out_of_memory\":%llu,\"last_error\":", (unsigned long long)cs->failed,
                   (unsigned long long)cs->oom);
     if (!cs->fail_code[0]) px_buf_puts(b, "null");
     else {

@@ -308,8 +308,10 @@ static void html_timeseries(px_buf *b, const pb_run_result *r)
 /* The size matrix's table and its latency and memory against megapixels. */
 static void html_sizes(px_buf *b, const pb_analysis *a)
 {
-    px_buf_puts(b, "<h2>Size matrix</h2>");
-    html_res_table(b, a, "Per size", &pb_rep_size_cols);
+    const char *title;
+    const pb_rcols *cols = pb_rep_matrix_cols(a, &title);
+    px_buf_puts(b, a->n && a->s[0].pixels > 0 ? "<h2>Size matrix</h2>" : "<h2>Parameter matrix</h2>");
+    html_res_table(b, a, title, cols);
     double mp[PB_MAX_STAGES], rssv[PB_MAX_STAGES], lat[PB_MAX_STAGES], gm[PB_MAX_STAGES];
     int n = 0, ng = 0;
     for (int k = 0; k < a->n; k++) {

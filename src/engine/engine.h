@@ -78,6 +78,8 @@ typedef struct px_engine_lora_use {
 } px_engine_lora_use;
 
 /* The fields of a generate item. */
+enum px_gen_mem { PX_GEN_MEM_NONE = 0, PX_GEN_MEM_HOST_RSS = 1, PX_GEN_MEM_GPU = 2 };
+
 typedef struct px_engine_gen {
     const char *prompt;          /* UTF-8, not NULL */
     const char *negative_prompt; /* NULL or "" = none */
@@ -97,6 +99,10 @@ typedef struct px_engine_gen {
     float step_ms[PX_ENGINE_GEN_MAX_STEPS];
     int nstep_ms;
     uint64_t encode_peak_bytes, denoise_peak_bytes, decode_peak_bytes;
+    /* What those peaks measure (px_gen_mem): the CPU engine the process's
+     * resident memory, the CUDA engine the GPU's memory in use at the end
+     * of each stage (its buffers are allocated ahead, per plan). */
+    int mem_source;
     int prompt_tokens;
     int prompt_truncated;
 } px_engine_gen;

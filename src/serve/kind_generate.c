@@ -46,6 +46,7 @@ typedef struct gen_req {
     double step_ms[PX_ENGINE_GEN_MAX_STEPS];
     int nstep_ms;
     uint64_t peak[3]; /* text encode, denoise, VAE decode: the largest */
+    int mem_source;   /* px_gen_mem: what peak[] measures */
     int prompt_tokens, truncated;
     /* LoRAs asked for, and held (by check) while the engine may use them. */
     int nloras;
@@ -414,6 +415,7 @@ static void collect_stats(px_metrics *m, gen_req *r)
         uint64_t pk[3] = {g->encode_peak_bytes, g->denoise_peak_bytes, g->decode_peak_bytes};
         for (int k = 0; k < 3; k++)
             if (pk[k] > r->peak[k]) r->peak[k] = pk[k];
+        if (g->mem_source) r->mem_source = g->mem_source;
     }
     r->prompt_tokens = r->eit[0].gen.prompt_tokens;
     r->truncated = r->eit[0].gen.prompt_truncated;
@@ -458,8 +460,12 @@ static int put_details(const gen_req *r, px_buf *b)
     put_ms(b, "encode_ms", r->encode_ms);
     put_ms(b, "total_ms", r->total_ms);
     px_buf_printf(b,
-                  "},\"memory\":{\"text_encode_peak_bytes\":%llu,\"denoise_peak_bytes\":%llu,"
-                  "\"vae_decode_peak_bytes\":%llu},\"prompt_tokens\":%d,\"prompt_truncated\":%s",
+                  "},\"memory\":{\"source\":\"%s\",\"text_encode_peak_bytes\":%llu,"
+                  "\"denoise_peak_bytes\":%llu,\"vae_decode_peak_bytes\":%llu},\"prompt_tokens\":%d,"
+                  "\"prompt_truncated\":%s",
+                  r->mem_source == PX_GEN_MEM_GPU        ? "gpu"
+                  : r->mem_source == PX_GEN_MEM_HOST_RSS ? "host_rss"
+                                                         : "none",
                   (unsigned long long)r->peak[0], (unsigned long long)r->peak[1],
                   (unsigned long long)r->peak[2], r->prompt_tokens,
                   r->truncated ? "true" : "false");

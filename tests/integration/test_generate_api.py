@@ -94,6 +94,7 @@ class GenerateApi(ServerTest):
         self.assertEqual(len(t["step_ms"]), 2)
         self.assertGreater(t["denoise_ms"], 0)
         self.assertGreaterEqual(t["total_ms"], t["text_encode_ms"] + t["vae_decode_ms"])
+        self.assertEqual(r["memory"]["source"], "host_rss")  # the CPU engine
         for k in ("text_encode_peak_bytes", "denoise_peak_bytes", "vae_decode_peak_bytes"):
             self.assertGreater(r["memory"][k], 1 << 20, k)
         timing = h["server-timing"]

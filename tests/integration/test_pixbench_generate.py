@@ -103,6 +103,16 @@ class PixbenchGenerate(unittest.TestCase):
             self.assertGreater(c["server"]["parsed"], 0, c["label"])
             self.assertEqual(c["failed"], 0)
         self.assertEqual(cells[3]["width"], 128)
+        for c in cells:  # the CPU engine measures its resident memory per stage
+            self.assertEqual(c["server"]["memory_source"], "host_rss", c["label"])
+            self.assertGreater(c["server"]["peak_memory_mb"]["denoise"], 1, c["label"])
+        self.assertIn("| denoise loop | ", so)
+        self.assertIn("reply memory.denoise_peak_bytes, RSS |", so)
+        # a parameter matrix's cells have no upload: no megapixels column
+        with open(os.path.join(out, "report.md")) as f:
+            md = f.read()
+        self.assertIn("### Per cell", md)
+        self.assertNotIn("megapixels", md)
         with open(os.path.join(out, "report.json")) as f:
             stages = json.load(f)["stages"]
         self.assertEqual([s["label"] for s in stages], [c["label"] for c in cells])

@@ -49,6 +49,12 @@ int px_cuda_mem_info(int dev, size_t *free_bytes, size_t *total_bytes)
     return 0;
 }
 
+uint64_t px_cuda_mem_used(int dev)
+{
+    size_t fr, tot;
+    return px_cuda_mem_info(dev, &fr, &tot) ? 0 : (uint64_t)(tot - fr);
+}
+
 void px_cuda_device_name(int dev, char *name, size_t len)
 {
     struct cudaDeviceProp pr;

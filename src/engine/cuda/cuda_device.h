@@ -19,6 +19,7 @@
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* 0 if a CUDA device is visible; else PX_EUNSUP with the reason (tests
  * skip on it). */
@@ -34,6 +35,10 @@ int px_cuda_devices(const char *spec, int *devs, int *n, const char *who, char *
 /* Free and total memory of device dev, in bytes (it becomes the calling
  * thread's current device). Returns 0 or PX_EIO (both set to 0). */
 int px_cuda_mem_info(int dev, size_t *free_bytes, size_t *total_bytes);
+
+/* Device memory in use on dev (total - free, every process's), 0 if the
+ * driver does not say: what engines report as a stage's GPU memory. */
+uint64_t px_cuda_mem_used(int dev);
 
 /* The device's name into name[len] ("" if CUDA cannot say). */
 void px_cuda_device_name(int dev, char *name, size_t len);

@@ -139,6 +139,7 @@ static int run_one(zimage_engine *z, zi_ctx *ctx, px_engine_item *it)
     g->encode_peak_bytes = st->peak_rss_text;
     g->denoise_peak_bytes = st->peak_rss_denoise;
     g->decode_peak_bytes = st->peak_rss_vae;
+    g->mem_source = PX_GEN_MEM_HOST_RSS;
     g->prompt_tokens = st->prompt_tokens;
     g->prompt_truncated = st->prompt_truncated;
     memcpy(it->out->px, r.image.px, (size_t)g->width * g->height * 3);

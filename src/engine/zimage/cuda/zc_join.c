@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "engine/cuda/cuda_check.h"
+#include "engine/cuda/cuda_device.h"
 #include "engine/zimage/sampler.h"
 #include "engine/zimage/tokenizer.h"
 #include "engine/zimage/zimage_lora_engine.h"
@@ -179,7 +180,13 @@ static int encode_new(jrun *r, int from, int32_t *(*ids)[2], char *err, size_t e
                                           bytes, cudaMemcpyDeviceToDevice, d->ctx->stream));
         }
     PX_CUDA_CHECK(cudaStreamSynchronize(d->ctx->stream));
-    for (int i = from; i < r->n; i++) r->img[i].it->gen.encode_ns = px_now_ns() - t0;
+    uint64_t mem = px_cuda_mem_used(d->ctx->dev);
+    for (int i = from; i < r->n; i++) {
+        px_engine_gen *g = &r->img[i].it->gen;
+        g->encode_ns = px_now_ns() - t0;
+        g->encode_peak_bytes = mem;
+        g->mem_source = PX_GEN_MEM_GPU;
+    }
 fail:
     return rc;
 }
@@ -336,6 +343,7 @@ static int decode(jrun *r, int k, char *err, size_t errlen)
     int64_t t0 = px_now_ns();
     int rc = 0;
     it->gen.denoise_ns = t0 - m->t_denoise;
+    it->gen.denoise_peak_bytes = px_cuda_mem_used(r->env->d->ctx->dev);
     if (env->vae) {
         rc = zc_vae_decode(env->vae, dl, r->lat_h, r->lat_w, it->out->px, err, errlen);
     } else {
@@ -351,6 +359,7 @@ static int decode(jrun *r, int k, char *err, size_t errlen)
         free(hl);
     }
     it->gen.decode_ns = px_now_ns() - t0;
+    it->gen.decode_peak_bytes = px_cuda_mem_used(r->env->d->ctx->dev);
     return rc;
 }
 

@@ -157,6 +157,7 @@ static int job_denoise(job *j, char *err, size_t errlen)
     }
     if ((rc = zc_text_encode(j->d, ids, j->len, j->b.n_items, &j->b.lmax, err, errlen))) goto fail;
     int64_t t1 = px_now_ns();
+    uint64_t mem_text = px_cuda_mem_used(j->ctx->dev);
     zc_plan_key key = {j->b.n_items, j->n, j->lat_h / j->d->dc.patch, j->lat_w / j->d->dc.patch,
                        T};
     if ((rc = zc_plan_get(j->d, &key, &j->p, err, errlen))) goto fail;
@@ -189,9 +190,14 @@ static int job_denoise(job *j, char *err, size_t errlen)
     PX_CUDA_CHECK(cudaMemcpy(j->lat, zc_plan_latents(p), (size_t)j->n * per * sizeof(float),
                              cudaMemcpyDeviceToHost));
     int64_t t2 = px_now_ns();
+    uint64_t mem_denoise = px_cuda_mem_used(j->ctx->dev);
     for (int i = 0; i < j->n; i++) {
-        j->items[i].gen.encode_ns = t1 - t0;
-        j->items[i].gen.denoise_ns = t2 - t1;
+        px_engine_gen *g = &j->items[i].gen;
+        g->encode_ns = t1 - t0;
+        g->denoise_ns = t2 - t1;
+        g->encode_peak_bytes = mem_text;
+        g->denoise_peak_bytes = mem_denoise;
+        g->mem_source = PX_GEN_MEM_GPU;
     }
 fail:
     return rc;
@@ -219,6 +225,7 @@ static int job_decode(job *j, bool gpu, char *err, size_t errlen)
         }
         if (rc) return rc;
         it->gen.decode_ns = px_now_ns() - t0;
+        it->gen.decode_peak_bytes = px_cuda_mem_used(j->ctx->dev);
     }
     return 0;
 }
