@@ -221,6 +221,19 @@ class LargeImages(ServerTest):
         hole = mask > 0
         self.assertTrue(np.array_equal(outs["Crop"][hole], outs["Original"][hole]))
         self.assertFalse(np.array_equal(outs["Resize"][hole], outs["Original"][hole]))
+        # two strokes close together: their windows overlap, so Crop runs one
+        # window for both (--hd-crop-merge, on by default), and Telea still
+        # gives the whole image's pixels in the holes
+        mask2 = box_mask(900, 1200, [(300, 300, 500, 320), (300, 360, 500, 380)])
+        req = dict(base, mask=b64(encode(mask2)), hd_strategy="Crop")
+        merged = {}
+        for strategy in ("Crop", "Original"):
+            st, _, body = self.srv.post_json("/api/v1/inpaint", dict(req, hd_strategy=strategy))
+            self.assertEqual(st, 200, body[:300])
+            r = json.loads(body)
+            self.assertEqual(r["windows"], 1)
+            merged[strategy] = decode(base64.b64decode(r["image"]))
+        self.assertTrue(np.array_equal(merged["Crop"][mask2 > 0], merged["Original"][mask2 > 0]))
         # small images are never cropped
         st, _, body = self.srv.post_json("/api/v1/inpaint", dict(SMALL_REQ, return_="x", **{"return": "base64"}))
         self.assertEqual(json.loads(body)["hd_strategy"], "Original")
