@@ -18,6 +18,8 @@
  */
 #include "engine/lama/cuda/lama_cuda_net.h"
 
+#include "engine/lama/cuda/lama_cuda_arena.h"
+
 #include "core/alloc.h"
 #include "core/err.h"
 #include "engine/cuda/cuda_check.h"
@@ -42,8 +44,6 @@
  * memory still frees every plan and retries (cuda_plan.h). */
 #define MAX_PLANS 24
 #define MAX_ALGOS 512                 /* per device: convolution shapes whose algorithm is kept */
-#define WS_LIMIT  ((size_t)256 << 20) /* cuDNN workspace a convolution may use */
-#define ALIGN     256
 
 /* ---------------------------------------------------------------- weights */
 
@@ -221,62 +221,6 @@ static int upload_all(px_lcnet *net, const px_lama_weights *W, char *err, size_t
 
 /* ---------------------------------------------------------------- plans */
 
-/* The activation buffers of a plan. */
-/* clang-format off */
-enum {
-    BF_IMG, BF_MASK, BF_OUT, BF_ITEMS,
-    BF_BIG,   /* the stem's output, later the last upsampling's */
-    BF_DOWN,  /* down-sampling outputs 1..n_down-1 (BF_DOWN + i - 1) */
-    BF_PD = BF_DOWN + PX_LAMA_MAX_DOWN, /* padded copy for a down-sampling conv */
-    BF_XL0, BF_XL1, BF_XG0, BF_XG1, BF_YL, BF_YG, BF_ZL, BF_ZG,
-    BF_PCAT, BF_PL, BF_S, BF_U, BF_PLANAR, BF_SPEC, BF_SPECT, BF_G,
-    BF_CAT, BF_UP,  /* upsampling outputs but the last (BF_UP + j) */
-    BF_WS = BF_UP + PX_LAMA_MAX_DOWN,
-    BF_COUNT
-};
-/* clang-format on */
-
-/* Byte sizes of every buffer for a (batch, padded H, W); the same numbers
- * size the arena and the memory estimate. */
-static void buffer_sizes(const px_lama_arch *a, px_cuda_prec p, int B, int H, int W,
-                         size_t sz[BF_COUNT])
-{
-    size_t E = px_cuda_prec_size(p), b = (size_t)B;
-    int nd = a->n_down, h8 = H >> nd, w8 = W >> nd, wf = w8 / 2 + 1;
-    memset(sz, 0, sizeof(size_t) * BF_COUNT);
-    sz[BF_IMG] = sz[BF_OUT] = b * H * W * 3;
-    sz[BF_MASK] = b * H * W;
-    sz[BF_ITEMS] = b * sizeof(px_cu_item);
-    sz[BF_BIG] = b * H * W * a->ngf * E;
-    for (int i = 1; i < nd; i++) sz[BF_DOWN + i - 1] = b * (H >> i) * (W >> i) * a->ch[i] * E;
-    for (int i = 0; i < nd; i++) {
-        size_t s = b * ((H >> i) + 2) * ((W >> i) + 2) * a->ch[i] * E;
-        if (s > sz[BF_PD]) sz[BF_PD] = s;
-    }
-    size_t px8 = b * h8 * w8;
-    sz[BF_XL0] = sz[BF_XL1] = sz[BF_YL] = sz[BF_ZL] = px8 * a->cl * E;
-    sz[BF_XG0] = sz[BF_XG1] = sz[BF_YG] = sz[BF_ZG] = px8 * a->cg * E;
-    size_t pad8 = b * (h8 + 2) * (w8 + 2);
-    sz[BF_PCAT] = pad8 * a->dim * E;
-    sz[BF_PL] = pad8 * a->cl * E;
-    /* The Fourier unit: see fourier_unit(). */
-    sz[BF_S] = sz[BF_U] = px8 * a->cs * E;
-    sz[BF_PLANAR] = px8 * a->cs * sizeof(float);
-    sz[BF_SPEC] = sz[BF_SPECT] = b * a->cs * h8 * wf * 2 * sizeof(float);
-    sz[BF_G] = b * h8 * wf * 2 * a->cs * sizeof(float);
-    sz[BF_CAT] = px8 * a->dim * E;
-    for (int j = 0; j + 1 < nd; j++)
-        sz[BF_UP + j] = b * (h8 << (j + 1)) * (w8 << (j + 1)) * a->ch[nd - 1 - j] * E;
-    sz[BF_WS] = WS_LIMIT;
-}
-
-static size_t arena_bytes(const size_t sz[BF_COUNT])
-{
-    size_t t = 0;
-    for (int i = 0; i < BF_COUNT; i++) t += (sz[i] + ALIGN - 1) / ALIGN * ALIGN;
-    return t;
-}
-
 /* Diagnosis knobs: PX_LAMA_CUDA_HEURISTIC=1 takes cuDNN's heuristic
  * algorithm order instead of timing them (cudnnFind), PX_LAMA_CUDA_NOFUSE=1
  * keeps bias and ReLU out of the convolutions. */
@@ -380,7 +324,7 @@ static int conv(pass *ps, const dconv *w, const void *x, int ih, int iw, void *y
         px_cuda_conv_shape s = {w->transposed, p->B, w->cin, w->cout, ih, iw, oh, ow, w->kh,
                                 w->kw, w->stride, pad, o->relu && o->bias, (int)w->prec};
         /* clang-format on */
-        return px_cuda_conv_build(&o->c, &s, h, &args, WS_LIMIT, ps->net->algos, conv_flags(), err,
+        return px_cuda_conv_build(&o->c, &s, h, &args, PX_LCA_WS_LIMIT, ps->net->algos, conv_flags(), err,
                                   errlen);
     }
     /* run */
@@ -593,19 +537,15 @@ static int plan_create(px_lcnet *net, int B, int H, int W, plan **out, char *err
     p->B = B;
     p->H = H;
     p->W = W;
-    size_t sz[BF_COUNT];
-    buffer_sizes(a, net->prec, B, H, W, sz);
-    p->bytes = arena_bytes(sz);
+    size_t sz[BF_COUNT], off[BF_COUNT];
+    px_lca_sizes(a, net->prec, B, H, W, sz);
+    p->bytes = px_lca_layout(sz, off);
     PX_CUDA_CHECK(cudaSetDevice(net->ctx->dev));
     PX_CUDA_CHECK(cudaMalloc((void **)&p->arena, p->bytes));
     /* Zeroed once: the fused convolutions read y (times 0) before writing
      * it, and 0 * NaN from stale memory would be NaN. */
     PX_CUDA_CHECK(cudaMemsetAsync(p->arena, 0, p->bytes, stream));
-    size_t off = 0;
-    for (int i = 0; i < BF_COUNT; i++) {
-        p->buf[i] = sz[i] ? p->arena + off : NULL;
-        off += (sz[i] + ALIGN - 1) / ALIGN * ALIGN;
-    }
+    for (int i = 0; i < BF_COUNT; i++) p->buf[i] = sz[i] ? p->arena + off[i] : NULL;
     PX_CUDA_CHECK(cudaMallocHost((void **)&p->h_img, sz[BF_IMG]));
     PX_CUDA_CHECK(cudaMallocHost((void **)&p->h_mask, sz[BF_MASK]));
     PX_CUDA_CHECK(cudaMallocHost((void **)&p->h_out, sz[BF_OUT]));
@@ -712,9 +652,10 @@ px_lcnet_io px_lcnet_plan_io(plan *p)
 size_t px_lcnet_plan_bytes(const px_lama_arch *a, px_cuda_prec prec, int B, int H, int W)
 {
     size_t sz[BF_COUNT];
-    buffer_sizes(a, prec, B, H, W, sz);
+    px_lca_sizes(a, prec, B, H, W, sz);
     /* cuFFT's work areas are at most about one spectrum each. */
-    return arena_bytes(sz) + 3 * sz[BF_SPEC];
+    size_t off[BF_COUNT];
+    return px_lca_layout(sz, off) + 3 * sz[BF_SPEC];
 }
 
 /* ----------------------------------------------------------- the network */

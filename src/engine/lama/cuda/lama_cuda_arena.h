@@ -1,0 +1,40 @@
+/*
+ * lama_cuda_arena.h — the activation buffers of a LaMa CUDA plan (px_lca_):
+ * their sizes per (batch, padded H, W) and their places in the plan's one
+ * arena, where buffers whose lives do not meet share memory. The same
+ * numbers size the arena (lama_cuda_net.c) and the engine's memory
+ * estimate (px_lcnet_plan_bytes).
+ */
+#ifndef PX_ENGINE_LAMA_CUDA_LAMA_CUDA_ARENA_H
+#define PX_ENGINE_LAMA_CUDA_LAMA_CUDA_ARENA_H
+
+#include "engine/cuda/cuda_prec.h"
+#include "engine/lama/weights.h"
+
+#include <stddef.h>
+
+#define PX_LCA_WS_LIMIT ((size_t)256 << 20) /* cuDNN workspace a convolution may use */
+
+/* The activation buffers of a plan. */
+/* clang-format off */
+enum {
+    BF_IMG, BF_MASK, BF_OUT, BF_ITEMS,
+    BF_BIG,   /* the stem's output, later the last upsampling's */
+    BF_DOWN,  /* down-sampling outputs 1..n_down-1 (BF_DOWN + i - 1) */
+    BF_PD = BF_DOWN + PX_LAMA_MAX_DOWN, /* padded copy for a down-sampling conv */
+    BF_XL0, BF_XL1, BF_XG0, BF_XG1, BF_YL, BF_YG, BF_ZL, BF_ZG,
+    BF_PCAT, BF_PL, BF_S, BF_U, BF_PLANAR, BF_SPEC, BF_SPECT, BF_G,
+    BF_CAT, BF_UP,  /* upsampling outputs but the last (BF_UP + j) */
+    BF_WS = BF_UP + PX_LAMA_MAX_DOWN,
+    BF_COUNT
+};
+/* clang-format on */
+
+/* Byte sizes of every buffer for batch B at padded size H x W. */
+void px_lca_sizes(const px_lama_arch *a, px_cuda_prec p, int B, int H, int W, size_t sz[BF_COUNT]);
+
+/* Each buffer's byte offset into the arena (off), aligned; returns the
+ * arena's size. */
+size_t px_lca_layout(const size_t sz[BF_COUNT], size_t off[BF_COUNT]);
+
+#endif
