@@ -19,6 +19,7 @@
 #include <cuda_runtime_api.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,15 @@ static int g_fail;
             g_fail = 1;                                                                            \
         }                                                                                          \
     } while (0)
+
+/* The shared runtime's reading of device memory in use (cuda_device.c):
+ * a value the replies' per-stage figures must carry through. */
+#define FAKE_MEM_USED ((uint64_t)5 << 30)
+uint64_t px_cuda_mem_used(int dev)
+{
+    (void)dev;
+    return FAKE_MEM_USED;
+}
 
 /* ------------------------------------------------------------ the encoder */
 
@@ -285,6 +295,10 @@ int main(int argc, char **argv)
         if (i == E) continue;
         CHECK(it[i].status == 0, "item %d: %s", i, it[i].err);
         CHECK(it[i].gen.nstep_ms == steps[i], "item %d: %d step times", i, it[i].gen.nstep_ms);
+        const px_engine_gen *g = &it[i].gen;
+        CHECK(g->mem_source == PX_GEN_MEM_GPU && g->encode_peak_bytes == FAKE_MEM_USED &&
+                  g->denoise_peak_bytes == FAKE_MEM_USED && g->decode_peak_bytes == FAKE_MEM_USED,
+              "item %d: per-stage GPU memory not reported (source %d)", i, g->mem_source);
         CHECK(!memcmp(out[i].px, so[i].px, (size_t)W * H * 3),
               "item %d joined differs from item %d alone", i, i);
         int lo = 255, hi = 0; /* the check needs images that are not flat */

@@ -6,8 +6,7 @@
 # F32 (rounded to bf16 at upload), b BF16 (uploaded as stored).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-make --no-print-directory -j2 CUDA=1 build/release-cuda/src/engine/zimage/cuda/zc_lora.o
-make --no-print-directory -j2 build/release/libpixserve.a
+. tests/host/host_build.sh
 d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
 py=${PX_PYTHON:-/usr/bin/python3}
@@ -15,9 +14,6 @@ py=${PX_PYTHON:-/usr/bin/python3}
   --seed 1 >/dev/null
 "$py" tools/zimage_lora.py write "$d/b.safetensors" --config tiny --rank 8 --targets attn,ada \
   --spelling comfy-fused --seed 2 --dtype bf16 >/dev/null
-cc -Isrc -D_GNU_SOURCE -isystem "${CUDA_HOME:-/usr/local/cuda}/include" -std=c17 -O1 -g -pthread \
-  -Wall -Wextra -Werror tests/host/zc_lora_host_check.c tests/host/cuda_fakes.c \
-  build/release-cuda/src/engine/zimage/cuda/zc_lora.o build/release/libpixserve.a \
-  -lmicrohttpd -lcjson -lpng16 -l:libdeflate.a -ljpeg -lwebp -lz -lm -ldnnl -lfftw3f_threads \
-  -lfftw3f -lgomp -lpcre2-8 -lutf8proc -o "$d/check"
+host_build "$d/check" tests/host/zc_lora_host_check.c tests/host/cuda_fakes.c \
+  build/release-cuda/src/engine/zimage/cuda/zc_lora.o
 "$d/check" "$d/a.safetensors" "$d/b.safetensors"

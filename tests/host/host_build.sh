@@ -1,0 +1,16 @@
+# tests/host/host_build.sh — sourced by the host checks (tests/host/*_check.sh):
+# host_build OUT FILE... builds the CUDA backend objects among FILE
+# (build/release-cuda/....o, by `make CUDA=1`) and the host library, then
+# compiles and links FILE (C sources and those objects) with the library
+# and its dependencies into OUT. Needs the CUDA toolkit's headers, no GPU.
+host_build() {
+  local out=$1 f objs=()
+  shift
+  for f in "$@"; do [[ $f == build/release-cuda/*.o ]] && objs+=("$f"); done
+  make --no-print-directory -j2 CUDA=1 "${objs[@]}"
+  make --no-print-directory -j2 build/release/libpixserve.a
+  cc -Isrc -D_GNU_SOURCE -isystem "${CUDA_HOME:-/usr/local/cuda}/include" -std=c17 -O1 -g -pthread \
+    -Wall -Wextra -Werror "$@" build/release/libpixserve.a \
+    -lmicrohttpd -lcjson -lpng16 -l:libdeflate.a -ljpeg -lwebp -lz -lm -ldnnl -lfftw3f_threads \
+    -lfftw3f -lgomp -lpcre2-8 -lutf8proc -o "$out"
+}
