@@ -147,9 +147,10 @@ static int label_root(const int *to, int l)
     return l;
 }
 
-/* Pairwise merging is quadratic per pass; past this many blobs (a speckled
- * mask) only the all-in-one merge is tried. */
-#define PAIRWISE_MAX 256
+/* Pairwise merging is quadratic per pass and a pass may merge only one
+ * pair (at most n passes: ~n^3 / 2 cost evaluations, ~1 ms at 64); past
+ * this many blobs (a speckled mask) only the all-in-one merge is tried. */
+#define PAIRWISE_MAX 64
 
 /*
  * Merges regions while running one window for two (or for all) costs no

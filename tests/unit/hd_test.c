@@ -312,6 +312,18 @@ TEST(t_crop_merge)
     px_image_free(&im);
     px_image_free(&m);
 
+    /* a speckled mask (~1000 dots, past the pairwise limit): one window */
+    im = img_make(1500, 1100, 3), m = img_make(1500, 1100, 1);
+    memset(m.px, 0, 1500 * 1100);
+    for (int y = 20; y < 1080; y += 40)
+        for (int x = 20; x < 1480; x += 40) box(&m, x, y, x + 3, y + 3);
+    p = params(PX_HD_CROP);
+    T_EQ_INT(px_hd_plan_make(&im, &m, &p, &plan, err, sizeof err), 0);
+    T_EQ_INT(plan.nwin, 1);
+    px_hd_free(&plan);
+    px_image_free(&im);
+    px_image_free(&m);
+
     px_rng rng;
     px_rng_seed(&rng, 17, 1);
     int W = 1500, H = 1100;
