@@ -212,8 +212,10 @@ static int crop_regions(const px_image *mask, const px_hd_params *p, int w, int 
     for (int l = 0; l <= nb; l++) to[l] = l;
     int n = nb;
     if (p->crop_merge && nb > 1) n = merge_regions(r, nb, to, p, w, h);
-    if (n < nb)
-        for (size_t i = 0; i < (size_t)w * h; i++) (*labels)[i] = label_root(to, (*labels)[i]);
+    if (n < nb) { /* flatten the links once, then one lookup per pixel */
+        for (int l = 0; l <= nb; l++) to[l] = label_root(to, l);
+        for (size_t i = 0; i < (size_t)w * h; i++) (*labels)[i] = to[(*labels)[i]];
+    }
     free(to);
     *out = r;
     return n;
