@@ -9,7 +9,8 @@
  * encoder variant, interleaved (photo by photo, rep by rep, every variant in
  * turn, so a noisy shared machine slows them alike): CPU-seconds of the
  * calling thread and wall time of one encode, the output size, and the time
- * of px_png_decode on that output. Prints the median per variant over reps,
+ * of px_png_decode on that output (png_fast.c, else libpng) and of libpng
+ * alone (px_png_decode_libpng). Prints the median per variant over reps,
  * averaged over the photos; --json writes the raw per-photo medians.
  *
  * Variants: libpng's defaults (level 6, adaptive filters), px_png_encode at
@@ -181,7 +182,7 @@ static double median(double *v, int n)
 }
 
 struct cell {
-    double cpu[64], wall[64], dec[64];
+    double cpu[64], wall[64], dec[64], decl[64]; /* decl: libpng alone */
     size_t bytes;
 };
 
@@ -208,6 +209,10 @@ static int bench_photo(const px_image *img, int reps, struct cell *cells)
             double d0 = clock_ms(CLOCK_THREAD_CPUTIME_ID);
             rc = px_png_decode(out.data, out.len, NULL, &back, err, sizeof err);
             cells[v].dec[r] = clock_ms(CLOCK_THREAD_CPUTIME_ID) - d0;
+            px_image lb;
+            d0 = clock_ms(CLOCK_THREAD_CPUTIME_ID);
+            if (!px_png_decode_libpng(out.data, out.len, NULL, &lb, err, sizeof err)) px_image_free(&lb);
+            cells[v].decl[r] = clock_ms(CLOCK_THREAD_CPUTIME_ID) - d0;
             int same = !rc && back.w == img->w && back.h == img->h && back.c == 3 &&
                        !memcmp(back.px, img->px, (size_t)img->w * img->h * 3);
             px_image_free(&back);
@@ -264,24 +269,25 @@ int main(int argc, char **argv)
     FILE *jf = json ? fopen(json, "w") : NULL;
     if (jf) fprintf(jf, "{\"size\":%d,\"reps\":%d,\"variants\":[", size, reps);
     printf("%dx%d RGB, %d reps interleaved, median per photo then mean over photos\n", size, size, reps);
-    printf("%-36s %9s %9s %9s %9s\n", "variant", "cpu_ms", "wall_ms", "KiB", "dec_ms");
+    printf("%-36s %9s %9s %9s %9s %9s\n", "variant", "cpu_ms", "wall_ms", "KiB", "dec_ms", "libpng_ms");
     for (int v = 0; v < NV; v++) {
-        double cpu = 0, wall = 0, dec = 0, kib = 0;
+        double cpu = 0, wall = 0, dec = 0, decl = 0, kib = 0;
         int np = 0;
         if (jf) fprintf(jf, "%s{\"name\":\"%s\",\"photos\":[", v ? "," : "", vnames[v]);
         for (int p = 0; p < NP; p++) {
             if (!used[p] || !cells[p][v].bytes) continue;
             double c = median(cells[p][v].cpu, reps), w = median(cells[p][v].wall, reps);
-            double d = median(cells[p][v].dec, reps);
+            double d = median(cells[p][v].dec, reps), dl = median(cells[p][v].decl, reps);
             if (jf)
                 fprintf(jf, "%s{\"photo\":\"%s\",\"encode_cpu_ms\":%.2f,\"encode_wall_ms\":%.2f,"
-                        "\"bytes\":%zu,\"decode_cpu_ms\":%.2f}", np ? "," : "", photos[p], c, w,
-                        cells[p][v].bytes, d);
-            cpu += c, wall += w, dec += d, kib += (double)cells[p][v].bytes / 1024, np++;
+                        "\"bytes\":%zu,\"decode_cpu_ms\":%.2f,\"decode_libpng_cpu_ms\":%.2f}",
+                        np ? "," : "", photos[p], c, w, cells[p][v].bytes, d, dl);
+            cpu += c, wall += w, dec += d, decl += dl, kib += (double)cells[p][v].bytes / 1024, np++;
         }
         if (jf) fprintf(jf, "]}");
         if (!np) continue;
-        printf("%-36s %9.1f %9.1f %9.0f %9.1f\n", vnames[v], cpu / np, wall / np, kib / np, dec / np);
+        printf("%-36s %9.1f %9.1f %9.0f %9.1f %9.1f\n", vnames[v], cpu / np, wall / np, kib / np, dec / np,
+               decl / np);
     }
     if (jf) fprintf(jf, "]}\n"), fclose(jf);
     return 0;

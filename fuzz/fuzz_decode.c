@@ -7,9 +7,12 @@
  * The codec libraries are not instrumented, so libFuzzer cannot learn to get
  * past libpng's chunk CRCs; PNG inputs are therefore also decoded with every
  * CRC recomputed, which lets mutations reach IHDR, zlib and filter handling.
+ * PNG inputs also go through both PNG decoders (png_fast.c and libpng),
+ * which must agree.
  */
 #include "core/buf.h"
 #include "image/codec.h"
+#include "image/png.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -42,12 +45,31 @@ static int fix_png_crcs(uint8_t *p, size_t n)
     return changed;
 }
 
+/* PNG: the fast decoder (png_fast.c, tried first) and libpng alone must
+ * agree: the same result and, on success, the same pixels. */
+static void check_png_decoders(const uint8_t *data, size_t size, const px_img_limits *lim)
+{
+    px_image a, b;
+    char err[256];
+    int ra = px_png_decode(data, size, lim, &a, err, sizeof err);
+    int rb = px_png_decode_libpng(data, size, lim, &b, err, sizeof err);
+    if (ra != rb) abort();
+    if (!ra && (a.w != b.w || a.h != b.h || a.c != b.c ||
+                memcmp(a.px, b.px, (size_t)a.w * (size_t)a.h * (size_t)a.c) != 0))
+        abort();
+    if (!ra) {
+        px_image_free(&a);
+        px_image_free(&b);
+    }
+}
+
 static void check_one(const uint8_t *data, size_t size)
 {
     /* Small caps keep each run fast; the limit logic is the same at any size. */
     const px_img_limits lim = {.max_pixels = 4u << 20, .max_side = 4096};
     px_image img;
     char err[256];
+    if (px_format_sniff(data, size) == PX_FMT_PNG) check_png_decoders(data, size, &lim);
     int rc = px_decode(data, size, &lim, &img, err, sizeof err);
     if (rc != 0) {
         /* A failure leaves nothing behind and always says why. */

@@ -26,6 +26,11 @@
 int px_png_decode(const uint8_t *data, size_t n, const px_img_limits *lim, px_image *out, char *err,
                   size_t errlen);
 
+/* px_png_decode through libpng alone (px_png_decode tries png_fast.c's
+ * decoder first): for tests and benchmarks that compare the two. */
+int px_png_decode_libpng(const uint8_t *data, size_t n, const px_img_limits *lim, px_image *out,
+                         char *err, size_t errlen);
+
 /* Appends img (c = 1, 3 or 4) as an 8-bit PNG with zlib level 0..9 to out
  * (levels 0-2 through libdeflate with the Up filter, 3-9 through libpng).
  * Returns 0, PX_ETOOBIG (out's cap reached), PX_EINVAL or PX_ENOMEM; on

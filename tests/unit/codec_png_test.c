@@ -7,6 +7,9 @@
  */
 #include "codec_fixtures.h"
 
+#include "image/png.h"
+#include "image/png_fast.h"
+
 #include <png.h>
 
 /* --- libpng writer for the variants our encoder does not produce -------------------- */
@@ -19,6 +22,8 @@ struct png_spec {
     const uint8_t *trns; /* palette alpha, ntrns entries */
     int ntrns;
     const png_color_16 *trans_color; /* gray/RGB key colour */
+    int filters;                     /* PNG_FILTER_* to allow (0: libpng's choice) */
+    int zbuf;                        /* IDAT chunk size (0: libpng's 8 KiB) */
 };
 
 static void spec_write(png_structp png, png_bytep data, size_t len)
@@ -41,6 +46,8 @@ static px_buf write_png(const struct png_spec *s)
     png_set_write_fn(png, &b, spec_write, spec_flush);
     png_set_IHDR(png, info, (png_uint_32)s->w, (png_uint_32)s->h, s->depth, s->color_type,
                  s->interlace, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    if (s->filters) png_set_filter(png, PNG_FILTER_TYPE_BASE, s->filters);
+    if (s->zbuf) png_set_compression_buffer_size(png, (size_t)s->zbuf);
     if (s->palette) png_set_PLTE(png, info, s->palette, s->npalette);
     if (s->trns || s->trans_color)
         png_set_tRNS(png, info, s->trns, s->ntrns, (png_color_16p)s->trans_color);
@@ -357,6 +364,105 @@ TEST(t_png_corrupt)
     px_buf_free(&b), px_image_free(&img);
 }
 
+/* Noisy pixels of c channels (gray, gray+alpha, RGB, RGBA) so every
+ * filter type gets chosen and matters. */
+static uint8_t *noisy_rows(int w, int h, int c, uint32_t seed)
+{
+    uint8_t *p = malloc((size_t)w * h * c);
+    for (size_t i = 0; i < (size_t)w * h * c; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        p[i] = (uint8_t)((i / c % (size_t)w) * 3 + (i / c / w) * 5 + (seed >> 28));
+    }
+    return p;
+}
+
+/* What both decoders give for b: the same result and the same pixels;
+ * fast says whether png_fast.c should take the file itself. */
+static void both_decoders(const px_buf *b, int fast)
+{
+    px_img_limits lim = {1u << 24, 8192};
+    px_image a, l, f;
+    char err[200];
+    int ra = px_png_decode(b->data, b->len, &lim, &a, err, sizeof err);
+    int rl = px_png_decode_libpng(b->data, b->len, &lim, &l, err, sizeof err);
+    int rf = px_png_fast_decode(b->data, b->len, &lim, &f, err, sizeof err);
+    T_EQ_INT(ra, rl);
+    T_EQ_INT(rf, fast ? 0 : PX_EUNSUP);
+    if (!ra) {
+        T_EQ_INT(a.c, l.c);
+        T_EQ_INT(a.w, l.w);
+        T_EQ_MEM(a.px, l.px, (size_t)a.w * a.h * a.c);
+        px_image_free(&a), px_image_free(&l);
+    }
+    if (!rf) px_image_free(&f);
+}
+
+/* png_fast.c against libpng: every 8-bit colour type it takes, each filter
+ * type alone and adaptive, one IDAT and many, odd widths; and the files it
+ * must leave to libpng (palette, 16-bit, key colour, interlaced, IDATs
+ * split by another chunk, data after the zlib stream, a bad IDAT CRC). */
+TEST(t_png_fast_matches_libpng)
+{
+    static const int types[] = {PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,
+                                PNG_COLOR_TYPE_RGB_ALPHA};
+    static const int chans[] = {1, 2, 3, 4};
+    static const int filters[] = {PNG_FILTER_NONE, PNG_FILTER_SUB, PNG_FILTER_UP, PNG_FILTER_AVG,
+                                  PNG_FILTER_PAETH, PNG_ALL_FILTERS};
+    static const int dims[][2] = {{37, 29}, {1, 7}, {160, 3}};
+    for (int t = 0; t < 4; t++)
+        for (int f = 0; f < 6; f++)
+            for (int d = 0; d < 3; d++) {
+                int w = dims[d][0], h = dims[d][1];
+                uint8_t *rows = noisy_rows(w, h, chans[t], (uint32_t)(t * 100 + f * 10 + d));
+                struct png_spec s = {.w = w, .h = h, .color_type = types[t], .depth = 8,
+                                     .rows = rows, .filters = filters[f], .zbuf = f % 2 ? 64 : 0};
+                px_buf b = write_png(&s);
+                both_decoders(&b, 1);
+                px_buf_free(&b);
+                free(rows);
+            }
+    uint8_t *rows = noisy_rows(40, 20, 3, 7);
+    struct png_spec s = {.w = 40, .h = 20, .color_type = PNG_COLOR_TYPE_RGB, .depth = 8, .rows = rows,
+                         .zbuf = 128};
+    /* interlaced, and RGB with a key colour: libpng's */
+    s.interlace = PNG_INTERLACE_ADAM7;
+    px_buf b = write_png(&s);
+    both_decoders(&b, 0);
+    px_buf_free(&b);
+    s.interlace = PNG_INTERLACE_NONE;
+    png_color_16 key = {.red = 3, .green = 5, .blue = 7};
+    s.trans_color = &key;
+    b = write_png(&s);
+    both_decoders(&b, 0);
+    px_buf_free(&b);
+    s.trans_color = NULL;
+    /* an ancillary chunk between two IDATs */
+    b = write_png(&s);
+    size_t first = png_find(&b, "IDAT"), next = first + 12 + get32be(b.data + first);
+    T_TRUE(!memcmp(b.data + next + 4, "IDAT", 4));
+    static const uint8_t chunk[12] = {0, 0, 0, 0, 'z', 'z', 'Z', 'z', 0, 0, 0, 0};
+    px_buf c;
+    px_buf_init(&c, 1 << 20);
+    T_EQ_INT(px_buf_append(&c, b.data, next), 0);
+    T_EQ_INT(px_buf_append(&c, chunk, 12), 0);
+    T_EQ_INT(px_buf_append(&c, b.data + next, b.len - next), 0);
+    both_decoders(&c, 0);
+    px_buf_free(&c);
+    /* a bad CRC on the first IDAT */
+    b.data[first + 8 + get32be(b.data + first)] ^= 1;
+    both_decoders(&b, 0);
+    px_buf_free(&b);
+    free(rows);
+    /* our own encoder's files (Up filter, one IDAT): the fast path's */
+    for (int ch = 1; ch <= 4; ch++) {
+        if (ch == 2) continue;
+        px_image img = pattern(33, 17, ch);
+        b = encode(&img, PX_FMT_PNG, 1);
+        both_decoders(&b, 1);
+        px_buf_free(&b), px_image_free(&img);
+    }
+}
+
 TEST_MAIN(t_png_roundtrip_encoder, t_png_gray_alpha_and_16bit, t_png_palette,
           t_png_low_depth_and_key_colours, t_png_interlaced, t_png_too_big, t_png_truncated,
-          t_png_corrupt)
+          t_png_corrupt, t_png_fast_matches_libpng)
