@@ -11,6 +11,7 @@
  * which must agree.
  */
 #include "core/buf.h"
+#include "core/err.h"
 #include "image/codec.h"
 #include "image/png.h"
 
@@ -46,13 +47,20 @@ static int fix_png_crcs(uint8_t *p, size_t n)
 }
 
 /* PNG: the fast decoder (png_fast.c, tried first) and libpng alone must
- * agree: the same result and, on success, the same pixels. */
+ * agree: the same result and, on success, the same pixels. The one
+ * difference allowed: a deflate stream that zlib refuses (its message, in
+ * libpng's, names IDAT) but libdeflate decodes, e.g. a code-length repeat
+ * running past the end of the table (png_fast.h). */
 static void check_png_decoders(const uint8_t *data, size_t size, const px_img_limits *lim)
 {
     px_image a, b;
-    char err[256];
+    char err[256], errb[256] = "";
     int ra = px_png_decode(data, size, lim, &a, err, sizeof err);
-    int rb = px_png_decode_libpng(data, size, lim, &b, err, sizeof err);
+    int rb = px_png_decode_libpng(data, size, lim, &b, errb, sizeof errb);
+    if (ra == 0 && rb == PX_ECORRUPT && strstr(errb, "IDAT")) {
+        px_image_free(&a);
+        return;
+    }
     if (ra != rb) abort();
     if (!ra && (a.w != b.w || a.h != b.h || a.c != b.c ||
                 memcmp(a.px, b.px, (size_t)a.w * (size_t)a.h * (size_t)a.c) != 0))

@@ -17,7 +17,8 @@
  * 16-bit samples are scaled with rounding. Ancillary chunks other than tRNS
  * are skipped unread (no text or ICC decompression). Strict: what libpng
  * calls a "benign" error (a zlib checksum mismatch, a palette index out of
- * range, ...) is an error here, and a file must reach IEND.
+ * range, ...) is an error here, and a file must reach IEND (the one
+ * leniency: png_fast.h).
  * On success the caller owns out (px_image_free). On failure out is zeroed
  * and the result is PX_ETOOBIG (dimensions above lim, checked before any
  * pixel allocation), PX_ETRUNC, PX_ECORRUPT or PX_ENOMEM, with a message

@@ -5,7 +5,11 @@
  * rows unfiltered here. png.c tries it first; whatever it does not take, or
  * finds anything wrong with, goes to libpng, so errors keep libpng's
  * strictness and messages, and the pixels are libpng's byte for byte
- * (tests/unit/codec_png_test.c compares the two).
+ * (tests/unit/codec_png_test.c compares the two; fuzz/fuzz_decode.c on
+ * every PNG it makes). One leniency: libdeflate decodes a few deflate
+ * streams that zlib refuses (a code-length repeat running past the end of
+ * the code-length table: fuzz_decode found one, with valid CRCs); such a
+ * file decodes here where libpng alone would call it corrupt.
  */
 #ifndef PX_IMAGE_PNG_FAST_H
 #define PX_IMAGE_PNG_FAST_H
