@@ -33,10 +33,16 @@ static bool is_type(const uint8_t *t, const char *name)
 typedef struct {
     uint32_t w, h;
     int type;            /* 0 gray, 2 RGB, 4 gray+alpha, 6 RGBA */
-    const uint8_t *idat; /* the only IDAT's data, or NULL with several */
+    const uint8_t *idat; /* the first IDAT's data */
     size_t idat_n;       /* all IDAT data bytes */
     size_t first, last;  /* offsets of the first and after the last IDAT chunk */
 } layout;
+
+/* Bytes per pixel of the colour types taken: gray, RGB, gray+alpha, RGBA. */
+static size_t bpp_of(int type)
+{
+    return type == 0 ? 1 : type == 2 ? 3 : type == 4 ? 2 : 4;
+}
 
 /* A chunk at data[pos]: its length, type and (for critical ones) a valid
  * CRC; false if it does not fit or fails. */
@@ -155,7 +161,7 @@ static bool unfilter(int f, const uint8_t *in, const uint8_t *prev, uint8_t *out
  * widened to RGBA afterwards, as libpng's gray_to_rgb gives. */
 static bool unfilter_all(const uint8_t *raw, const layout *L, px_image *img)
 {
-    size_t bpp = L->type == 0 ? 1 : L->type == 2 ? 3 : L->type == 4 ? 2 : 4;
+    size_t bpp = bpp_of(L->type);
     size_t len = (size_t)L->w * bpp, stride = (size_t)L->w * (size_t)img->c;
     uint8_t *zero = calloc(1, len);
     if (!zero) return false;
@@ -189,8 +195,7 @@ int px_png_fast_decode(const uint8_t *data, size_t n, const px_img_limits *lim, 
     int c = L.type == 0 ? 1 : L.type == 2 ? 3 : 4;
     int rc = px_codec_check("PNG", (int)L.w, (int)L.h, c, lim, err, errlen);
     if (rc) return rc;
-    int bpp = L.type == 0 ? 1 : L.type == 2 ? 3 : L.type == 4 ? 2 : 4;
-    size_t raw_n = (size_t)L.h * ((size_t)L.w * (size_t)bpp + 1), got = 0, used = 0;
+    size_t raw_n = (size_t)L.h * ((size_t)L.w * bpp_of(L.type) + 1), got = 0, used = 0;
     const uint8_t *z = NULL;
     uint8_t *copy = NULL, *raw = NULL;
     struct libdeflate_decompressor *dz = NULL;
