@@ -20,7 +20,7 @@ void px_lca_sizes(const px_lama_arch *a, px_cuda_prec p, int B, int H, int W, si
     sz[BF_IMG] = sz[BF_OUT] = b * H * W * 3;
     sz[BF_MASK] = b * H * W;
     sz[BF_ITEMS] = b * sizeof(px_cu_item);
-    sz[BF_BIG] = b * H * W * a->ngf * E;
+    sz[BF_BIG] = sz[BF_LAST] = b * H * W * a->ngf * E;
     for (int i = 1; i < nd; i++) sz[BF_DOWN + i - 1] = b * (H >> i) * (W >> i) * a->ch[i] * E;
     for (int i = 0; i < nd; i++) {
         size_t s = b * ((H >> i) + 2) * ((W >> i) + 2) * a->ch[i] * E;
@@ -48,48 +48,93 @@ static size_t aligned(size_t n)
     return (n + ALIGN - 1) / ALIGN * ALIGN;
 }
 
-/* Places buffers list[0..n) one after another from base; their end. */
-static size_t place(const size_t sz[BF_COUNT], const int *list, int n, size_t base,
-                    size_t off[BF_COUNT])
+static void live(int life[BF_COUNT][2], int b, int first, int last)
 {
-    for (int k = 0; k < n; k++) {
-        off[list[k]] = base;
-        base += aligned(sz[list[k]]);
+    life[b][0] = first;
+    life[b][1] = last;
+}
+
+void px_lca_lives(const px_lama_arch *a, px_cuda_prec p, int life[BF_COUNT][2])
+{
+    int nd = a->n_down, end = px_lca_step_end(nd), head = px_lca_step_head(nd);
+    int trunk = px_lca_step_trunk(nd), concat = px_lca_step_concat(nd);
+    for (int b = 0; b < BF_COUNT; b++) live(life, b, 0, end);
+    /* The inputs until the head composes with them; the output after. */
+    live(life, BF_OUT, head, end);
+    live(life, BF_BIG, 1, px_lca_step_pad(0));
+    /* One padded copy for every down level, each level's input until it
+     * is padded, and the last level's two outputs until the concatenation
+     * (the trunk's residual stream alternates between them and XL1/XG1). */
+    live(life, BF_PD, px_lca_step_pad(0), px_lca_step_down(nd - 1));
+    for (int i = 0; i + 1 < nd; i++)
+        live(life, BF_DOWN + i, px_lca_step_down(i), px_lca_step_pad(i + 1));
+    live(life, BF_XL0, px_lca_step_down(nd - 1), concat);
+    live(life, BF_XG0, px_lca_step_down(nd - 1), concat);
+    static const int in_trunk[] = {BF_XL1, BF_XG1, BF_YL,     BF_YG,   BF_ZL,    BF_ZG, BF_PCAT,
+                                   BF_PL,  BF_S,   BF_U,      BF_PLANAR, BF_SPEC, BF_SPECT, BF_G};
+    for (unsigned k = 0; k < sizeof in_trunk / sizeof in_trunk[0]; k++)
+        live(life, in_trunk[k], trunk, concat);
+    live(life, BF_CAT, concat, px_lca_step_up(nd, 0));
+    for (int j = 0; j + 1 < nd; j++)
+        live(life, BF_UP + j, px_lca_step_up(nd, j), px_lca_step_up(nd, j + 1));
+    live(life, BF_LAST, px_lca_step_up(nd, nd - 1), head);
+    /* A fused convolution reads its output (times 0) before writing it,
+     * and fp32 bytes read as bf16 can be NaN: in BF16 a region only ever
+     * holds bf16 values, so the fp32 Fourier buffers keep theirs. In TF32
+     * and FP32 every buffer holds fp32 values (finite ones: plan_create
+     * zeroes the arena once). */
+    if (p == PX_CUDA_BF16) {
+        static const int fp32[] = {BF_PLANAR, BF_SPEC, BF_SPECT, BF_G};
+        for (unsigned k = 0; k < sizeof fp32 / sizeof fp32[0]; k++) live(life, fp32[k], 0, end);
     }
-    return base;
+}
+
+/* Where b goes: the lowest aligned offset at which it overlaps no placed
+ * buffer whose life meets its own. The candidates are 0 and the ends of
+ * those buffers (the lowest free offset is always one of them). */
+static size_t lowest_fit(const size_t sz[BF_COUNT], const size_t off[BF_COUNT],
+                         const int placed[BF_COUNT], int life[BF_COUNT][2], int b)
+{
+    size_t best = (size_t)-1, need = aligned(sz[b]);
+    for (int c = -1; c < BF_COUNT; c++) {
+        if (c >= 0 && !placed[c]) continue;
+        size_t at = c < 0 ? 0 : off[c] + aligned(sz[c]);
+        if (at >= best) continue;
+        int free = 1;
+        for (int o = 0; o < BF_COUNT && free; o++)
+            if (placed[o] && life[o][0] <= life[b][1] && life[b][0] <= life[o][1])
+                free = at + need <= off[o] || off[o] + aligned(sz[o]) <= at;
+        if (free) best = at;
+    }
+    return best;
 }
 
 /*
- * The arena's layout: offsets into off[], the total returned. Buffers whose
- * lives do not meet share memory (issue 16: 1.18 GiB per 1024² image in
- * TF32 against torch.compile's 0.58): the down-sampling's padded copy (PD)
- * lives only before the trunk and the trunk's buffers only in it, so one
- * region holds either; the down-sampling's outputs die before the
- * up-sampling's are written, so another region holds either. XL0/XG0 (the
- * last down conv writes them from PD), the stem/last-up buffer and the I/O
- * stay apart, and so do the Fourier unit's fp32 buffers: a region only
- * ever holds values of the activation type, because a fused convolution
- * reads its output (times 0) before writing it and stale fp32 bytes read as
- * bf16 can be NaN (plan_create zeroes the arena once for the same reason).
+ * The arena's layout (issue 16: a 1024² image took 1.18 GiB in TF32, 0.79
+ * with three fixed shared regions, against torch.compile's 0.58): buffers
+ * placed largest first, each as low as the buffers alive with it allow —
+ * the usual greedy answer to packing intervals, within a few percent of
+ * the peak of the bytes alive at one step on LaMa's buffers.
  */
-size_t px_lca_layout(const size_t sz[BF_COUNT], size_t off[BF_COUNT])
+size_t px_lca_layout(const px_lama_arch *a, px_cuda_prec p, const size_t sz[BF_COUNT],
+                     size_t off[BF_COUNT])
 {
-    static const int own[] = {BF_IMG, BF_MASK,   BF_OUT,  BF_ITEMS, BF_BIG, BF_XL0,
-                              BF_XG0, BF_PLANAR, BF_SPEC, BF_SPECT, BF_G,   BF_WS};
-    static const int pd[] = {BF_PD};
-    static const int trunk[] = {BF_XL1,  BF_XG1, BF_YL, BF_YG, BF_ZL, BF_ZG,
-                                BF_PCAT, BF_PL,  BF_S,  BF_U,  BF_CAT};
-    _Static_assert(sizeof own / sizeof own[0] + 1 + sizeof trunk / sizeof trunk[0] +
-                           2 * PX_LAMA_MAX_DOWN ==
-                       BF_COUNT,
-                   "every buffer in exactly one list");
-    int down[PX_LAMA_MAX_DOWN], up[PX_LAMA_MAX_DOWN];
-    for (int i = 0; i < PX_LAMA_MAX_DOWN; i++) down[i] = BF_DOWN + i, up[i] = BF_UP + i;
-    size_t t = place(sz, own, (int)(sizeof own / sizeof own[0]), 0, off);
-    size_t a = place(sz, pd, 1, t, off);
-    size_t b = place(sz, trunk, (int)(sizeof trunk / sizeof trunk[0]), t, off);
-    t = a > b ? a : b;
-    a = place(sz, down, PX_LAMA_MAX_DOWN, t, off);
-    b = place(sz, up, PX_LAMA_MAX_DOWN, t, off);
-    return a > b ? a : b;
+    int life[BF_COUNT][2], placed[BF_COUNT] = {0}, order[BF_COUNT], n = 0;
+    px_lca_lives(a, p, life);
+    for (int b = 0; b < BF_COUNT; b++) {
+        off[b] = 0;
+        if (!sz[b]) continue;
+        int k = n++;
+        /* Insertion sort, largest first; equal sizes in enum order. */
+        while (k > 0 && sz[order[k - 1]] < sz[b]) order[k] = order[k - 1], k--;
+        order[k] = b;
+    }
+    size_t total = 0;
+    for (int k = 0; k < n; k++) {
+        int b = order[k];
+        off[b] = lowest_fit(sz, off, placed, life, b);
+        placed[b] = 1;
+        if (off[b] + aligned(sz[b]) > total) total = off[b] + aligned(sz[b]);
+    }
+    return total;
 }

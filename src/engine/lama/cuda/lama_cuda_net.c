@@ -508,14 +508,14 @@ static int forward(pass *ps)
     cur = buf[BF_CAT];
     for (int j = 0; j < nd; j++) {
         int hi = h8 << j, wi = w8 << j;
-        void *dst = j + 1 < nd ? buf[BF_UP + j] : buf[BF_BIG];
+        void *dst = j + 1 < nd ? buf[BF_UP + j] : buf[BF_LAST];
         CONV(&net->up[j], cur, hi, wi, dst, hi * 2, wi * 2, 1, false, true, true, 1.0f);
         mark(ps, j + 1 < nd ? "up conv (+bias relu)" : "last up conv (+bias relu)");
         cur = dst;
     }
     /* Head: reflection pad 3 -> 7x7 -> sigmoid, quantised and composed, in
      * one kernel (3 output channels suit cuDNN badly). */
-    LAUNCH(px_cu_head(s, bf, buf[BF_BIG], B, H, W, a->ngf, net->out.w, net->out.b, buf[BF_IMG],
+    LAUNCH(px_cu_head(s, bf, buf[BF_LAST], B, H, W, a->ngf, net->out.w, net->out.b, buf[BF_IMG],
                       buf[BF_MASK], img_stride, mask_stride, buf[BF_ITEMS], buf[BF_OUT], ps->pred));
     mark(ps, "head");
     if (run)
@@ -539,7 +539,7 @@ static int plan_create(px_lcnet *net, int B, int H, int W, plan **out, char *err
     p->W = W;
     size_t sz[BF_COUNT], off[BF_COUNT];
     px_lca_sizes(a, net->prec, B, H, W, sz);
-    p->bytes = px_lca_layout(sz, off);
+    p->bytes = px_lca_layout(a, net->prec, sz, off);
     PX_CUDA_CHECK(cudaSetDevice(net->ctx->dev));
     PX_CUDA_CHECK(cudaMalloc((void **)&p->arena, p->bytes));
     /* Zeroed once: the fused convolutions read y (times 0) before writing
@@ -655,7 +655,7 @@ size_t px_lcnet_plan_bytes(const px_lama_arch *a, px_cuda_prec prec, int B, int 
     px_lca_sizes(a, prec, B, H, W, sz);
     /* cuFFT's work areas are at most about one spectrum each. */
     size_t off[BF_COUNT];
-    return px_lca_layout(sz, off) + 3 * sz[BF_SPEC];
+    return px_lca_layout(a, prec, sz, off) + 3 * sz[BF_SPEC];
 }
 
 /* ----------------------------------------------------------- the network */
