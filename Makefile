@@ -72,7 +72,8 @@ MAINS := src/serve/main.c src/bench/main.c
 # conv.h): one file per device kind, picked here (oneDNN plus a direct kernel
 # for RGB-output layers on the CPU).
 CONV := src/engine/conv_dnnl.c src/engine/conv_narrow.c
-CUDA_RT_PLAIN := src/engine/cuda/cuda_devspec.c src/engine/cuda/cuda_plan.c
+CUDA_RT_PLAIN := src/engine/cuda/cuda_devspec.c src/engine/cuda/cuda_plan.c \
+                 src/engine/cuda/cuda_plan_async.c
 ifeq ($(CUDA),1)
 CUDA_RT := $(wildcard src/engine/cuda/*.c)
 LAMA_CUDA := $(wildcard src/engine/lama/cuda/*.c)
@@ -229,7 +230,7 @@ test-fuzz: fuzz
 
 # The concurrent core (scheduler, worker pool, timers, thread pool) and
 # pixbench's sampling thread with its ring under ThreadSanitizer.
-TSAN_TESTS := sched sched_join workers task timer core monitor
+TSAN_TESTS := sched sched_join workers task timer core monitor cuda_runtime
 test-tsan:
 	@$(MAKE) --no-print-directory SANITIZER=thread $(TSAN_TESTS:%=build/thread/tests/%_test)
 	@scripts/test threads build/thread $(TSAN_TESTS)

@@ -150,6 +150,13 @@ size_t px_engine_free_memory(const px_engine *e)
     return (size_t)px_proc_mem_available();
 }
 
+int px_engine_ready(px_engine *e, int n, px_engine_shape shape)
+{
+    if (n <= 0 || !e->ops->ready || shape.w <= 0 || shape.h <= 0) return n;
+    int m = e->ops->ready(e, n, &shape);
+    return m < 0 ? 0 : m > n ? n : m;
+}
+
 int px_engine_parallelism(const px_engine *e)
 {
     int n = e->ops->parallelism ? e->ops->parallelism(e) : 1;

@@ -182,6 +182,13 @@ size_t px_engine_mem_estimate(const px_engine *e, int n, px_engine_shape shape);
  * The scheduler admits batches against it (the memory guard). */
 size_t px_engine_free_memory(const px_engine *e);
 
+/* How many of a batch of n items of this shape can start now without a
+ * slow preparation (seconds of a GPU plan's build for a shape nobody
+ * built): n, fewer, or 0. What the n items need is then prepared in the
+ * background, so a scheduler can run other shapes meanwhile and ask again.
+ * Quick and thread-safe; n for engines that prepare nothing. */
+int px_engine_ready(px_engine *e, int n, px_engine_shape shape);
+
 /* How many batches the engine runs well at the same time: the number of
  * GPUs a GPU engine drives, 1 for CPU engines (their threads are shared).
  * The scheduler's default worker count per engine. */

@@ -24,6 +24,11 @@ typedef struct px_engine_ops {
     size_t (*free_memory)(const px_engine *e);
     /* Batches worth running at once (one per GPU); NULL means 1. */
     int (*parallelism)(const px_engine *e);
+    /* How many of a batch of n items of shape s can start without a slow
+     * preparation first (a GPU plan for a shape nobody built): n, fewer,
+     * or 0; what n would need is prepared in the background meanwhile.
+     * Called under the scheduler's lock: must be quick. NULL: always n. */
+    int (*ready)(px_engine *e, int n, const px_engine_shape *s);
     /* Items already validated by px_engine_run. Sets each item's status. */
     int (*run)(px_engine *e, px_engine_item *items, int n);
     /* Continuous batching (PX_ENGINE_CAP_JOIN engines): items validated, of

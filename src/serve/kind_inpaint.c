@@ -123,6 +123,7 @@ void px_kind_inpaint_item(px_sched_item *it, px_engine_item *eit, int batching, 
     it->payload = eit;
     it->shape = (px_engine_shape){batching ? round_up(w, bucket_step) : w,
                                   batching ? round_up(h, bucket_step) : h, 0, 0};
+    it->own = (px_engine_shape){w, h, 0, 0}; /* px_kind_inpaint_run: equal sizes run unpadded */
     it->key = px_kind_key3(it->shape.w, it->shape.h, 0);
 }
 

@@ -243,6 +243,51 @@ static int hist_slot(int n)
     return slot;
 }
 
+/* A GPU engine builds a plan for a shape it has not seen in the background
+ * (seconds); meanwhile form_batch passes over that shape's items, up to
+ * this many shapes, and polls again after NOT_READY_POLL_NS when nothing
+ * else is queued. */
+#define NOT_READY_MAX 8
+#define NOT_READY_POLL_NS (20 * 1000000LL)
+
+/* Whether it would batch with one of items[0..n). */
+static int batches_with_any(px_sched_item *const *items, int n, const px_sched_item *it)
+{
+    for (int i = 0; i < n; i++)
+        if (items[i]->key == it->key && items[i]->run == it->run) return 1;
+    return 0;
+}
+
+/* The shape the engine will see for batch[0..n): the items' own size when
+ * they all share it, else the bucket's (see px_sched_item.own). */
+static px_engine_shape batch_shape(px_sched_item *const *batch, int n)
+{
+    px_engine_shape own = batch[0]->own;
+    if (own.w <= 0 || own.h <= 0) return batch[0]->shape;
+    for (int i = 1; i < n; i++)
+        if (batch[i]->own.w != own.w || batch[i]->own.h != own.h) return batch[0]->shape;
+    return own;
+}
+
+/* The first queued item, by priority, that does not batch with waiting[]
+ * (keys still being prepared); expired items met on the way go to dl. */
+static px_sched_item *pick_head(struct lane *l, int64_t now, px_sched_item *const *waiting,
+                                int nwaiting, done_list *dl)
+{
+    for (int p = 0; p < PX_PRIO_COUNT; p++) {
+        for (px_sched_item *it = l->head[p], *nx; it && dl->n < 64; it = nx) {
+            nx = it->next;
+            if (it->deadline_ns && it->deadline_ns <= now) {
+                unlink_item(l, it);
+                end_locked(dl, it, PX_ETIMEDOUT, "deadline passed while queued");
+                continue;
+            }
+            if (!batches_with_any(waiting, nwaiting, it)) return it;
+        }
+    }
+    return NULL;
+}
+
 /*
  * Under the lock: picks the next batch of lane l into batch[], or returns 0
  * with *wait_until set (0 = wait for a signal) when nothing should run yet.
@@ -253,20 +298,17 @@ static int form_batch(px_sched *s, struct lane *l, px_sched_item **batch, size_t
 {
     int64_t now = px_now_ns();
     *wait_until = 0;
-    px_sched_item *head = NULL;
-    for (int p = 0; p < PX_PRIO_COUNT && !head; p++) {
-        for (px_sched_item *it = l->head[p], *nx; it && dl->n < 64; it = nx) {
-            nx = it->next;
-            if (it->deadline_ns && it->deadline_ns <= now) {
-                unlink_item(l, it);
-                end_locked(dl, it, PX_ETIMEDOUT, "deadline passed while queued");
-                continue;
-            }
-            head = it;
-            break;
-        }
+    /* Keys whose engine is still preparing (px_engine_ready said 0): their
+     * items stay queued while other keys run. */
+    px_sched_item *waiting[NOT_READY_MAX];
+    int nwaiting = 0;
+again:;
+    px_sched_item *head = pick_head(l, now, waiting, nwaiting, dl);
+    if (!head) {
+        /* Everything queued waits for a preparation: look again soon. */
+        if (nwaiting) *wait_until = now + NOT_READY_POLL_NS;
+        return 0;
     }
-    if (!head) return 0;
     int limit = l->batching ? s->cfg.max_batch : 1;
     if (limit > MAX_BATCH) limit = MAX_BATCH;
     size_t budget = budget_locked(s, l);
@@ -303,6 +345,19 @@ formed:
         /* Not full yet: give stragglers until the oldest item's delay runs out. */
         *wait_until = head->t_queued + s->cfg.max_delay_ns;
         return 0;
+    }
+    int m = px_engine_ready(l->engine, n, batch_shape(batch, n));
+    if (m == 0) {
+        if (nwaiting < NOT_READY_MAX) {
+            waiting[nwaiting++] = head;
+            goto again;
+        }
+        *wait_until = now + NOT_READY_POLL_NS;
+        return 0;
+    }
+    if (m < n) {
+        n = m; /* the rest wait for their plan, queued */
+        *mem = px_engine_mem_estimate(l->engine, n, head->shape);
     }
     for (int i = 0; i < n; i++) {
         unlink_item(l, batch[i]);

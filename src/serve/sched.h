@@ -96,6 +96,9 @@ struct px_sched_item {
     px_sched_run_join_fn run_join; /* NULL, or its continuous-batching form */
     uint64_t key;           /* batch key, computed by the kind: only equal keys batch */
     px_engine_shape shape;  /* for the memory estimate (a bucket's padded size) */
+    px_engine_shape own;    /* the item's own size when a batch of items that all
+                               have it runs at it, not at shape (inpaint's run
+                               adapter); {0} = shape. For px_engine_ready. */
     enum px_priority prio;
     int64_t deadline_ns;   /* 0 = none */
     int64_t arrival_ns;    /* queue order within a priority (FIFO by the request's

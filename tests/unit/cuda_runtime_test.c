@@ -3,13 +3,21 @@
  * (src/engine/cuda/cuda_plan.c, cuda_devspec.c; plain C, so this runs in
  * every build): the caches' key hash, LRU eviction, the out-of-memory
  * retry and the hash table under long random use against a simple model;
+ * plans built in the background (cuda_plan_async.c) while the device's
+ * holder keeps getting the plans it has, handed over once, failures
+ * reported by the holder's own build;
  * CUDA_VISIBLE_DEVICES and --device parsing.
  */
 #include "core/err.h"
 #include "core/rng.h"
 #include "engine/cuda/cuda_devspec.h"
+#include "core/clock.h"
 #include "engine/cuda/cuda_plan.h"
+#include "engine/cuda/cuda_plan_async.h"
 #include "harness.h"
+
+#include <stdatomic.h>
+#include <unistd.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,6 +177,145 @@ TEST(t_plans_other_errors_keep_the_cache)
     T_EQ_INT(px_cuda_plans_count(c), 0);
     T_EQ_INT(f.live, 0);
     px_cuda_plans_destroy(c);
+}
+
+/* ------------------------------------------------- background builds */
+
+/* A build that takes build_ms (the background thread and the test's
+ * thread both build: counters are atomic). */
+typedef struct {
+    atomic_int built, live, attempts, fail_rc, build_ms;
+} afake;
+
+static int afake_build(void *arg, const void *key, void **plan, char *err, size_t errlen)
+{
+    afake *f = arg;
+    atomic_fetch_add(&f->attempts, 1);
+    usleep((useconds_t)atomic_load(&f->build_ms) * 1000);
+    int rc = atomic_load(&f->fail_rc);
+    if (rc) return px_errf(err, errlen, rc, "fake build failed");
+    key3 *p = malloc(sizeof *p);
+    memcpy(p, key, sizeof *p);
+    *plan = p;
+    atomic_fetch_add(&f->built, 1);
+    atomic_fetch_add(&f->live, 1);
+    return 0;
+}
+
+static void afake_destroy(void *arg, void *plan)
+{
+    afake *f = arg;
+    atomic_fetch_sub(&f->live, 1);
+    free(plan);
+}
+
+static px_cuda_aplans *mk_aplans(afake *f, int cap)
+{
+    px_cuda_plan_ops ops = {.build = afake_build, .destroy = afake_destroy, .arg = f};
+    return px_cuda_aplans_create(sizeof(key3), cap, &ops, "test");
+}
+
+/* Polls ready(key) for up to 5 s; its last answer. */
+static int wait_ready(px_cuda_aplans *c, const key3 *k)
+{
+    for (int i = 0; i < 500; i++) {
+        if (px_cuda_aplans_ready(c, k, 0)) return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
+TEST(t_aplans_build_in_background_while_the_holder_runs)
+{
+    afake f = {0};
+    atomic_store(&f.build_ms, 300);
+    px_cuda_aplans *c = mk_aplans(&f, 4);
+    key3 k0 = {1, 64, 64}, k1 = {1, 96, 64};
+    void *p0 = NULL, *p = NULL;
+    char err[128];
+    T_EQ_INT(px_cuda_aplans_get(c, &k0, &p0, err, sizeof err), 0); /* built here */
+    T_EQ_INT(atomic_load(&f.built), 1);
+    T_EQ_INT(px_cuda_aplans_ready(c, &k0, 1), 1);
+    /* Asking without want queues nothing. */
+    T_EQ_INT(px_cuda_aplans_ready(c, &k1, 0), 0);
+    usleep(50000);
+    T_EQ_INT(atomic_load(&f.attempts), 1);
+    T_EQ_INT(px_cuda_aplans_ready(c, &k1, 1), 0); /* queued */
+    T_EQ_INT(px_cuda_aplans_ready(c, &k1, 1), 0); /* once */
+    usleep(20000);
+    /* While k1 builds, the holder gets k0 at once, and k1 is not ready. */
+    int64_t t0 = px_now_ns();
+    T_EQ_INT(px_cuda_aplans_get(c, &k0, &p, err, sizeof err), 0);
+    T_TRUE(p == p0);
+    T_TRUE(px_now_ns() - t0 < 100 * 1000000LL);
+    T_EQ_INT(px_cuda_aplans_ready(c, &k1, 0), 0);
+    T_EQ_INT(wait_ready(c, &k1), 1);
+    T_EQ_INT(px_cuda_aplans_background_builds(c), 1);
+    /* Handed over: the holder's get builds nothing more. */
+    T_EQ_INT(px_cuda_aplans_get(c, &k1, &p, err, sizeof err), 0);
+    T_EQ_INT(((key3 *)p)->H, 96);
+    T_EQ_INT(atomic_load(&f.attempts), 2);
+    T_EQ_INT(atomic_load(&f.built), 2);
+    px_cuda_aplans_destroy(c);
+    T_EQ_INT(atomic_load(&f.live), 0);
+}
+
+TEST(t_aplans_get_waits_for_the_build_in_progress)
+{
+    afake f = {0};
+    atomic_store(&f.build_ms, 200);
+    px_cuda_aplans *c = mk_aplans(&f, 4);
+    key3 k = {2, 64, 64};
+    void *p = NULL;
+    char err[128];
+    T_EQ_INT(px_cuda_aplans_ready(c, &k, 1), 0);
+    usleep(30000); /* the background thread has started on it */
+    T_EQ_INT(px_cuda_aplans_get(c, &k, &p, err, sizeof err), 0);
+    T_TRUE(p != NULL);
+    T_EQ_INT(atomic_load(&f.attempts), 1); /* one build, not two */
+    px_cuda_aplans_destroy(c);
+    T_EQ_INT(atomic_load(&f.live), 0);
+}
+
+TEST(t_aplans_background_failure_is_the_holders_to_report)
+{
+    afake f = {0};
+    atomic_store(&f.fail_rc, PX_EIO);
+    px_cuda_aplans *c = mk_aplans(&f, 4);
+    key3 k = {1, 64, 64};
+    void *p = (void *)1;
+    char err[128];
+    T_EQ_INT(px_cuda_aplans_ready(c, &k, 1), 0);
+    /* Failed: "ready", so that a batch runs and its own build says why. */
+    T_EQ_INT(wait_ready(c, &k), 1);
+    T_EQ_INT(px_cuda_aplans_background_builds(c), 0);
+    T_EQ_INT(px_cuda_aplans_get(c, &k, &p, err, sizeof err), PX_EIO);
+    T_EQ_STR(err, "fake build failed");
+    T_TRUE(p == NULL);
+    T_EQ_INT(atomic_load(&f.attempts), 2);
+    /* The failure is forgotten once reported: the next ask queues again. */
+    atomic_store(&f.fail_rc, 0);
+    T_EQ_INT(px_cuda_aplans_ready(c, &k, 1), 0);
+    T_EQ_INT(wait_ready(c, &k), 1);
+    T_EQ_INT(px_cuda_aplans_get(c, &k, &p, err, sizeof err), 0);
+    T_EQ_INT(atomic_load(&f.attempts), 3);
+    px_cuda_aplans_destroy(c);
+    T_EQ_INT(atomic_load(&f.live), 0);
+}
+
+TEST(t_aplans_destroy_stops_the_builder)
+{
+    afake f = {0};
+    atomic_store(&f.build_ms, 100);
+    px_cuda_aplans *c = mk_aplans(&f, 2);
+    for (int i = 0; i < 5; i++) {
+        key3 k = {1, 64 * (i + 1), 64};
+        T_EQ_INT(px_cuda_aplans_ready(c, &k, 1), 0);
+    }
+    usleep(150000); /* one finished (handed over, never cached), one building */
+    px_cuda_aplans_destroy(c);
+    T_TRUE(atomic_load(&f.attempts) < 5); /* the queue was not worked off */
+    T_EQ_INT(atomic_load(&f.live), 0);
 }
 
 /* ---------------------------------------------------------- algorithms */
@@ -343,6 +490,9 @@ TEST(t_devspec_refusals)
 
 TEST_MAIN(t_key_hash_fnv1a, t_key_hash_sees_every_byte, t_plans_hit_and_lru_eviction,
           t_plans_out_of_memory_drops_all_and_retries, t_plans_other_errors_keep_the_cache,
+          t_aplans_build_in_background_while_the_holder_runs,
+          t_aplans_get_waits_for_the_build_in_progress,
+          t_aplans_background_failure_is_the_holders_to_report, t_aplans_destroy_stops_the_builder,
           t_algos_get_put_replace, t_algos_match_an_lru_model, t_visible_unset_empty_and_hidden,
           t_visible_indices_and_uuids, t_visible_stops_at_the_first_invalid_entry,
           t_visible_bounds, t_devspec_all_and_lists, t_devspec_refusals)

@@ -3,12 +3,14 @@
  * (itself checked against PyTorch to 1e-5, lama_test.c) on the same random
  * weights and inputs: fp32 within 2e-4 on every output, TF32 and BF16
  * errors measured and printed, batches equal to single runs, the engine
- * contract (pixels outside the hole untouched).
+ * contract (pixels outside the hole untouched), a plan built in the
+ * background while batches of another shape run (issue 16).
  *
  * Needs a CUDA build (make CUDA=1) and a GPU: elsewhere every test prints
  * why it is skipped and passes. `make test-gpu` runs it on a GPU machine;
  * PX_PYTHON names a python3 with torch (default /usr/bin/python3).
  */
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/pool.h"
 #include "core/rng.h"
@@ -239,6 +241,64 @@ TEST(t_batch_equals_single_runs)
     px_engine_close(e);
 }
 
+/* One item of w x h through e; out must be allocated. */
+static void run_one(px_engine *e, px_image *img, px_image *mask, px_image *out)
+{
+    px_engine_item it = {.image = img, .mask = mask, .out = out};
+    T_EQ_INT(px_engine_run(e, &it, 1), 0);
+}
+
+TEST(t_plan_built_in_background)
+{
+    char *wts = make_weights("big-lama", 2);
+    if (!wts) return;
+    px_engine *e = open_cuda(wts, "fp32");
+    if (!e) return;
+    px_image si = mk(256, 256, 3), sm = mk(256, 256, 1), so = mk(256, 256, 3);
+    px_image bi = mk(1024, 768, 3), bm = mk(1024, 768, 1), bo = mk(1024, 768, 3),
+             ref = mk(1024, 768, 3);
+    synth(&si, &sm, 31);
+    synth(&bi, &bm, 32);
+    run_one(e, &si, &sm, &so); /* 256²'s plan, built here */
+    px_engine_shape big = {1024, 768, 0, 0}, small = {256, 256, 0, 0};
+    T_EQ_INT(px_engine_ready(e, 1, small), 1);
+    int64_t t0 = px_now_ns();
+    T_EQ_INT(px_engine_ready(e, 1, big), 0); /* queued for the background */
+    /* Batches of the built shape run while the other plan builds. */
+    int runs = 0;
+    double slowest = 0;
+    while (!px_engine_ready(e, 1, big) && px_now_ns() - t0 < 120 * 1000000000LL) {
+        int64_t t = px_now_ns();
+        run_one(e, &si, &sm, &so);
+        double ms = px_ns_to_ms(px_now_ns() - t);
+        if (ms > slowest) slowest = ms;
+        runs++;
+    }
+    double build_ms = px_ns_to_ms(px_now_ns() - t0);
+    printf("    background build of 1024x768: %.0f ms; meanwhile %d batches of 256x256 ran, the "
+           "slowest in %.1f ms\n",
+           build_ms, runs, slowest);
+    T_EQ_INT(px_engine_ready(e, 1, big), 1);
+    T_CMP_INT(runs, >=, 3);
+    T_TRUE(slowest < build_ms / 2);
+    /* The handed-over plan computes what a plan built on the worker does
+     * (another engine; cuDNN may time another algorithm: a few levels). */
+    run_one(e, &bi, &bm, &bo);
+    px_engine *e2 = open_cuda(wts, "fp32");
+    run_one(e2, &bi, &bm, &ref);
+    int worst = 0;
+    for (size_t i = 0; i < (size_t)1024 * 768 * 3; i++) {
+        int d = abs((int)bo.px[i] - (int)ref.px[i]);
+        if (d > worst) worst = d;
+    }
+    printf("    its output against a plan built on the worker: at most %d levels apart\n", worst);
+    T_CMP_INT(worst, <=, 2);
+    px_engine_close(e2);
+    px_engine_close(e);
+    px_image *all[] = {&si, &sm, &so, &bi, &bm, &bo, &ref};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) px_image_free(all[i]);
+}
+
 TEST(t_bad_precision_and_device)
 {
     /* Checked before any file is read, so no weights are needed. */
@@ -263,4 +323,5 @@ TEST(t_bad_precision_and_device)
     T_CONTAINS(err, "fp32");
 }
 
-TEST_MAIN(t_tiny_sizes, t_big_lama, t_batch_equals_single_runs, t_bad_precision_and_device)
+TEST_MAIN(t_tiny_sizes, t_big_lama, t_batch_equals_single_runs, t_plan_built_in_background,
+          t_bad_precision_and_device)

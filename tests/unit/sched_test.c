@@ -29,6 +29,8 @@ struct fake {
     size_t bytes_per_px; /* memory estimate per pixel per item */
     atomic_int hold;     /* while set, a run waits before computing: a test keeps a
                           * batch running for as long as it looks at the queue */
+    atomic_int unready_w; /* with ready_ops: batches of this width are "not ready" */
+    atomic_int ready_cap; /* with ready_ops: at most this many start at once (0: all) */
     pthread_mutex_t mu;
     int calls, sizes[256]; /* batch size of each call */
     int order[256], norder; /* seeds in the order they ran */
@@ -112,6 +114,27 @@ static const px_engine_ops fake_ops = {
     .create = fake_create,
     .destroy = fake_destroy,
     .mem_estimate = fake_mem,
+    .run = fake_run,
+};
+
+/* As a GPU engine whose plan for a shape is being built in the background. */
+static int fake_ready(px_engine *e, int n, const px_engine_shape *s)
+{
+    struct fake *f = (struct fake *)e;
+    if (s->w == atomic_load(&f->unready_w)) return 0;
+    int cap = atomic_load(&f->ready_cap);
+    return cap && n > cap ? cap : n;
+}
+
+static const px_engine_ops ready_ops = {
+    .name = "fake-ready",
+    .description = "test engine that prepares shapes",
+    .caps = PX_ENGINE_CAP_BATCH | PX_ENGINE_CAP_ANY_SIZE,
+    .methods = fake_methods,
+    .create = fake_create,
+    .destroy = fake_destroy,
+    .mem_estimate = fake_mem,
+    .ready = fake_ready,
     .run = fake_run,
 };
 
@@ -592,6 +615,61 @@ TEST(t_non_batching_engine_runs_one_at_a_time)
     fake_destroy(&f->base);
 }
 
+TEST(t_unready_shape_waits_while_others_run)
+{
+    struct fake *f = fake_new(5);
+    f->base.ops = &ready_ops;
+    atomic_store(&f->unready_w, 60);
+    px_sched *s = mk_sched(f, 8, 0, 0);
+    struct job j[3];
+    px_sched_item *items[3];
+    job_init(&j[0], f, 60, 60, 0, PX_PRIO_HIGH); /* first in line, but not ready */
+    job_init(&j[1], f, 32, 32, 1, PX_PRIO_NORMAL);
+    job_init(&j[2], f, 40, 32, 2, PX_PRIO_LOW);
+    for (int i = 0; i < 3; i++) items[i] = &j[i].it;
+    T_EQ_INT(px_sched_submit(s, items, 3), 0);
+    wait_all(&j[1], 2);
+    usleep(50000); /* several polls later it still waits */
+    T_EQ_INT(atomic_load(&j[0].done), 0);
+    T_EQ_INT(atomic_load(&j[0].started), 0);
+    /* Ready now: it runs at the next poll. */
+    atomic_store(&f->unready_w, 0);
+    wait_all(j, 1);
+    T_EQ_INT(j[0].it.status, 0);
+    for (int i = 0; i < 3; i++) job_check_output(&j[i]);
+    T_EQ_INT(f->order[2], 0); /* it ran last */
+    px_sched_destroy(s);
+    for (int i = 0; i < 3; i++) job_free(&j[i]);
+    fake_destroy(&f->base);
+}
+
+TEST(t_partly_ready_batches_shrink)
+{
+    struct fake *f = fake_new(5);
+    f->base.ops = &ready_ops;
+    atomic_store(&f->ready_cap, 2);
+    px_sched *s = mk_sched(f, 8, 20, 0);
+    struct job j[5];
+    px_sched_item *items[5];
+    for (int i = 0; i < 5; i++) job_init(&j[i], f, 32, 32, i, PX_PRIO_NORMAL), items[i] = &j[i].it;
+    T_EQ_INT(px_sched_submit(s, items, 5), 0);
+    wait_all(j, 5);
+    int sum = 0;
+    for (int c = 0; c < f->calls; c++) {
+        T_CMP_INT(f->sizes[c], <=, 2);
+        sum += f->sizes[c];
+    }
+    T_EQ_INT(sum, 5);
+    T_CMP_INT(f->calls, >=, 3);
+    for (int i = 0; i < 5; i++) {
+        T_EQ_INT(j[i].it.status, 0);
+        job_check_output(&j[i]);
+    }
+    px_sched_destroy(s);
+    for (int i = 0; i < 5; i++) job_free(&j[i]);
+    fake_destroy(&f->base);
+}
+
 TEST(t_drain_finishes_everything_and_refuses_more)
 {
     struct fake *f = fake_new(3);
@@ -728,7 +806,8 @@ TEST(t_service_rate_is_per_engine)
     fake_destroy(&slow->base);
 }
 
-TEST_MAIN(t_batches_form_up_to_max, t_delay_bound_holds, t_shapes_and_buckets,
+TEST_MAIN(t_batches_form_up_to_max, t_unready_shape_waits_while_others_run,
+          t_partly_ready_batches_shrink, t_delay_bound_holds, t_shapes_and_buckets,
           t_expired_work_is_dropped, t_priorities_order, t_fifo_by_arrival_not_submission,
           t_cancel_in_every_state,
           t_oom_split_and_retry, t_memory_guard, t_non_batching_engine_runs_one_at_a_time,

@@ -186,15 +186,27 @@ void *px_cuda_plans_find(px_cuda_plans *c, const void *key)
     return p;
 }
 
-int px_cuda_plans_get(px_cuda_plans *c, const void *key, void **plan, char *err, size_t errlen)
+void px_cuda_plans_make_room(px_cuda_plans *c)
 {
-    *plan = px_cuda_plans_find(c, key);
-    if (*plan) return 0;
     if (c->t.n == c->t.cap) {
         void *old;
         lru_pop_oldest(&c->t, &old);
         c->ops.destroy(c->ops.arg, old);
     }
+}
+
+void px_cuda_plans_put(px_cuda_plans *c, const void *key, void *plan)
+{
+    px_cuda_plans_make_room(c);
+    int e = lru_insert(&c->t, key);
+    memcpy(val_of(&c->t, e), &plan, sizeof plan);
+}
+
+int px_cuda_plans_get(px_cuda_plans *c, const void *key, void **plan, char *err, size_t errlen)
+{
+    *plan = px_cuda_plans_find(c, key);
+    if (*plan) return 0;
+    px_cuda_plans_make_room(c);
     int rc = c->ops.build(c->ops.arg, key, plan, err, errlen);
     if (rc == PX_ENOMEM) {
         /* Memory held by cached plans may be what is missing. */
@@ -205,8 +217,7 @@ int px_cuda_plans_get(px_cuda_plans *c, const void *key, void **plan, char *err,
         *plan = NULL;
         return rc;
     }
-    int e = lru_insert(&c->t, key);
-    memcpy(val_of(&c->t, e), plan, sizeof *plan);
+    px_cuda_plans_put(c, key, *plan);
     return 0;
 }
 

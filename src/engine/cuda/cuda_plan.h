@@ -48,6 +48,14 @@ px_cuda_plans *px_cuda_plans_create(size_t key_size, int max_plans, const px_cud
  */
 int px_cuda_plans_get(px_cuda_plans *c, const void *key, void **plan, char *err, size_t errlen);
 
+/* When the cache is full, frees its least recently used plan (before a
+ * build: its memory may be what the new plan needs). */
+void px_cuda_plans_make_room(px_cuda_plans *c);
+
+/* Caches a plan built elsewhere under key (absent from the cache), freeing
+ * the least recently used plan first when full; the cache owns it now. */
+void px_cuda_plans_put(px_cuda_plans *c, const void *key, void *plan);
+
 /* The cached plan for key or NULL, without building; marks it used. */
 void *px_cuda_plans_find(px_cuda_plans *c, const void *key);
 

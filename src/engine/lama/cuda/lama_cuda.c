@@ -120,27 +120,71 @@ fail:
 #define SPLIT_MIN_PIXELS (512 * 512)
 
 /*
- * Runs n items of one padded size H x W. Padding n up to plan_batch(n)
- * wastes up to half the work, and that is the steady state of a closed
- * loop past a few users: with 10 users on 1024², batches of about five ran
- * as plans of eight (H100: 133 ms each, 37.5 img/s where the engine does
- * 60). Where one image fills the GPU, n runs as its power-of-two parts
- * (5 = 4 + 1), on the plans warm-up built; smaller images still pad, as a
- * plan of eight small windows costs about what four do.
+ * How n items of one padded size H x W run: parts[k] items per run_group
+ * call (each on the plan of plan_batch(parts[k])); returns the count.
+ * Padding n up to plan_batch(n) wastes up to half the work, and that is
+ * the steady state of a closed loop past a few users: with 10 users on
+ * 1024², batches of about five ran as plans of eight (H100: 133 ms each,
+ * 37.5 img/s where the engine does 60). Where one image fills the GPU, n
+ * runs as its power-of-two parts (5 = 4 + 1: 92 ms on an H100), on the
+ * plans warm-up built; smaller images still pad, as a plan of eight small
+ * windows costs about what four do.
  */
-static int run_split(lama_cuda *e, px_engine_item *items, int n, int H, int W)
+static int split_parts(int n, int H, int W, int parts[32])
 {
-    if ((size_t)H * W < SPLIT_MIN_PIXELS || plan_batch(n) == n) return run_group(e, items, n, NULL);
-    for (int off = 0; off < n;) {
+    if ((size_t)H * W < SPLIT_MIN_PIXELS || plan_batch(n) == n) {
+        parts[0] = n;
+        return 1;
+    }
+    int np = 0;
+    for (int off = 0; off < n && np < 32;) {
         int b = plan_batch(n - off);
         if (b > n - off) b >>= 1;
-        int rc = run_group(e, items + off, b, NULL);
+        parts[np++] = b;
+        off += b;
+    }
+    return np;
+}
+
+static int run_split(lama_cuda *e, px_engine_item *items, int n, int H, int W)
+{
+    int parts[32], np = split_parts(n, H, W, parts);
+    for (int k = 0, off = 0; k < np; off += parts[k++]) {
+        int rc = run_group(e, items + off, parts[k], NULL);
         if (rc) {
             if (off) memcpy(items[0].err, items[off].err, sizeof items[0].err);
             return rc;
         }
-        off += b;
     }
+    return 0;
+}
+
+/* Whether every plan n items at H x W run on is built, on every device;
+ * with want, the missing ones are queued for the background builds. */
+static int plans_ready(lama_cuda *e, int n, int H, int W, int want)
+{
+    int cap = batch_cap(&e->arch, H, W), ok = 1;
+    for (int off = 0; off < n; off += cap) {
+        int parts[32], np = split_parts(n - off < cap ? n - off : cap, H, W, parts);
+        for (int k = 0; k < np; k++)
+            for (int d = 0; d < e->ndev; d++)
+                if (!px_lcnet_plan_ready(e->net[d], plan_batch(parts[k]), H, W, want)) {
+                    ok = 0;
+                    if (!want) return 0;
+                }
+    }
+    return ok;
+}
+
+/* Issue 16: a plan for a shape no warm-up built takes seconds of cuDNN's
+ * algorithm search; built on the worker, it stalled every other batch. */
+static int cuda_ready(px_engine *pe, int n, const px_engine_shape *s)
+{
+    lama_cuda *e = (lama_cuda *)pe;
+    int H = px_lama_padded_side(&e->arch, s->h), W = px_lama_padded_side(&e->arch, s->w);
+    if (plans_ready(e, n, H, W, 1)) return n;
+    for (int m = n - 1; m > 0; m--)
+        if (plans_ready(e, m, H, W, 0)) return m;
     return 0;
 }
 
@@ -264,6 +308,7 @@ static const px_engine_ops k_cuda_ops = {
     .mem_estimate = cuda_mem_estimate,
     .free_memory = cuda_free_memory,
     .parallelism = cuda_parallelism,
+    .ready = cuda_ready,
     .run = cuda_run,
     .describe_config = cuda_describe,
 };

@@ -25,7 +25,7 @@
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/cuda_conv.h"
 #include "engine/cuda/cuda_graph.h"
-#include "engine/cuda/cuda_plan.h"
+#include "engine/cuda/cuda_plan_async.h"
 #include "engine/cuda/cuda_prof.h"
 
 #include <cuda_runtime_api.h>
@@ -76,8 +76,14 @@ struct px_lcnet {
      * shape: the 18 residual blocks repeat the same few shapes, and a
      * server builds plans for many batch sizes and windows, so a plan
      * costs a few searches instead of some eighty. */
-    px_cuda_plans *plans;
+    px_cuda_aplans *plans;
     px_cuda_algos *algos;
+    /* Every plan is built with these (cuda_plan_async.c runs one build at
+     * a time, on the device's worker or in the background): a build's
+     * algorithm search then never waits for, nor delays, the batches
+     * running on ctx's stream. */
+    cudnnHandle_t bdnn;
+    cudaStream_t bstream;
     size_t weight_bytes;
 };
 
@@ -308,7 +314,7 @@ static int conv(pass *ps, const dconv *w, const void *x, int ih, int iw, void *y
     int rc = 0;
     if (ps->next >= MAX_OPS) return px_errf(err, errlen, PX_EINVAL, "lama-cuda: too many layers");
     op *o = &p->ops[ps->next++];
-    cudnnHandle_t h = ps->net->ctx->dnn;
+    cudnnHandle_t h = ps->build ? ps->net->bdnn : ps->net->ctx->dnn;
     /* clang-format off */
     px_cuda_conv_args args = {.fd = w->fd, .w = w->w, .bias = w->b_act, .x = x, .y = y,
                               .ws = p->buf[BF_WS], .alpha = alpha, .acc = acc};
@@ -531,7 +537,7 @@ fail:
 static int plan_create(px_lcnet *net, int B, int H, int W, plan **out, char *err, size_t errlen)
 {
     const px_lama_arch *a = &net->arch;
-    cudaStream_t stream = net->ctx->stream;
+    cudaStream_t stream = net->bstream;
     int rc = 0;
     plan *p = px_xcalloc(1, sizeof *p);
     p->B = B;
@@ -559,9 +565,10 @@ static int plan_create(px_lcnet *net, int B, int H, int W, plan **out, char *err
         cufftPlanMany(&p->invh, 1, nh, nh, wf * cs, 1, nh, wf * cs, 1, CUFFT_C2C, wf * cs));
     PX_CUFFT_CHECK(cufftPlanMany(&p->invw, 1, nw, NULL, 1, 0, NULL, 1, 0, CUFFT_C2R, B * cs * h8));
     p->have_fft = true;
-    PX_CUFFT_CHECK(cufftSetStream(p->fwd, stream));
-    PX_CUFFT_CHECK(cufftSetStream(p->invh, stream));
-    PX_CUFFT_CHECK(cufftSetStream(p->invw, stream));
+    /* The transforms run with the plan's other work, on ctx's stream. */
+    PX_CUFFT_CHECK(cufftSetStream(p->fwd, net->ctx->stream));
+    PX_CUFFT_CHECK(cufftSetStream(p->invh, net->ctx->stream));
+    PX_CUFFT_CHECK(cufftSetStream(p->invw, net->ctx->stream));
     PX_CUDA_CHECK(cudaStreamSynchronize(stream));
     pass ps = {.net = net, .p = p, .build = true, .err = err, .errlen = errlen};
     if ((rc = forward(&ps))) goto fail;
@@ -633,9 +640,15 @@ int px_lcnet_plan_get(px_lcnet *net, int B, int H, int W, plan **out, char *err,
 {
     plan_key k = {B, H, W};
     void *p = NULL;
-    int rc = px_cuda_plans_get(net->plans, &k, &p, err, errlen);
+    int rc = px_cuda_aplans_get(net->plans, &k, &p, err, errlen);
     *out = p;
     return rc;
+}
+
+int px_lcnet_plan_ready(px_lcnet *net, int B, int H, int W, int want)
+{
+    plan_key k = {B, H, W};
+    return px_cuda_aplans_ready(net->plans, &k, want);
 }
 
 px_lcnet_io px_lcnet_plan_io(plan *p)
@@ -669,10 +682,16 @@ int px_lcnet_create(const px_lama_weights *W, px_cuda_prec prec, px_cuda_ctx *ct
     net->arch = W->arch;
     net->prec = prec;
     px_cuda_plan_ops ops = {.build = build_plan, .destroy = drop_plan, .arg = net};
-    net->plans = px_cuda_plans_create(sizeof(plan_key), MAX_PLANS, &ops);
+    net->plans = px_cuda_aplans_create(sizeof(plan_key), MAX_PLANS, &ops, "lama-cuda");
     net->algos =
         px_cuda_algos_create(sizeof(px_cuda_conv_shape), sizeof(px_cuda_conv_choice), MAX_ALGOS);
     PX_CUDA_CHECK(cudaSetDevice(ctx->dev));
+    PX_CUDA_CHECK(cudaStreamCreateWithFlags(&net->bstream, cudaStreamNonBlocking));
+    if (cudnnCreate(&net->bdnn) != CUDNN_STATUS_SUCCESS ||
+        cudnnSetStream(net->bdnn, net->bstream) != CUDNN_STATUS_SUCCESS) {
+        rc = px_errf(err, errlen, PX_EIO, "lama-cuda: cuDNN handle for plan builds failed");
+        goto fail;
+    }
     if ((rc = upload_all(net, W, err, errlen))) goto fail;
     /* Every upload made with a plain cudaMemcpy (legacy stream) has landed
      * before the first request's kernels run on ctx->stream. */
@@ -694,7 +713,7 @@ void px_lcnet_free(px_lcnet *net)
 {
     if (!net) return;
     cudaSetDevice(net->ctx->dev);
-    px_cuda_plans_destroy(net->plans);
+    px_cuda_aplans_destroy(net->plans); /* first: a background build uses the rest */
     px_cuda_algos_destroy(net->algos);
     dconv_free(&net->stem);
     dconv_free(&net->down_g);
@@ -714,5 +733,7 @@ void px_lcnet_free(px_lcnet *net)
                 dconv_free(&f->st2);
             }
     free(net->blk);
+    if (net->bdnn) cudnnDestroy(net->bdnn);
+    if (net->bstream) cudaStreamDestroy(net->bstream);
     free(net);
 }

@@ -46,6 +46,12 @@ size_t px_lcnet_weight_bytes(const px_lcnet *n);
 int px_lcnet_plan_get(px_lcnet *n, int B, int H, int W, px_lcnet_plan **out, char *err,
                       size_t errlen);
 
+/* Any thread, quick: 1 when a get for (B, H, W) finds its plan (or must
+ * report a failed background build), 0 when it would build; with want, a
+ * 0 also queues the build on the device's background thread (its own
+ * stream and cuDNN handle: batches keep running). */
+int px_lcnet_plan_ready(px_lcnet *n, int B, int H, int W, int want);
+
 /* A plan's pinned host mirrors: the caller fills img (B x H x W x 3),
  * mask (B x H x W) and items (B entries) before a run and reads out (as
  * img) after it. Strides are the padded size's. */
