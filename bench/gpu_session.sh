@@ -32,7 +32,8 @@
 #                                 alone (speed, GiB/img at batches 1-16, 5 = 4+1
 #                                 parts) and the defaults under the seed's
 #                                 test: the short call after engine changes
-#                                 (SKIP_ZIMAGE=1: LaMa only; WITH_TORCH=1: the
+#                                 (SKIP_ZIMAGE=1: LaMa only; SKIP_DEFAULTS=1: no
+#                                 serving sweep; WITH_TORCH=1: the
 #                                 engine against torch.compile as in `lama`)
 #   bench/gpu_session.sh multi    issue 18 (nvidia-h200-x2): LaMa and Z-Image
 #                                 serving on 2 GPUs against 1
@@ -435,7 +436,7 @@ step_verify() {
   [ "${SKIP_ZIMAGE:-0}" = 1 ] || part zimage_cuda_test 300 gpu "PARTS=zimage PX_TEST_TIMEOUT=280 scripts/test_gpu"
   part lama_ours 150 gpu "$BIN/lama_cuda_bench --weights /tmp/big.safetensors \
     --sizes 1024x1024,512x512 --batches 1,4,5,8,16 --precisions tf32 --iters 5"
-  part lama_defaults 260 gpu "CONFIGS=defaults SWEEP=${SWEEP:-1,5,10,50,100} OUT=$WORK/l16 \
+  [ "${SKIP_DEFAULTS:-0}" = 1 ] || part lama_defaults 260 gpu "CONFIGS=defaults SWEEP=${SWEEP:-1,5,10,50,100} OUT=$WORK/l16 \
     WORK=$WORK/l16-work WEIGHTS=/tmp/big.safetensors bench/lama_defaults_gpu.sh 10 3"
   # WITH_TORCH=1: the engine table against torch.compile too (as `lama`).
   [ "${WITH_TORCH:-0}" = 1 ] && part lama_engine 300 gpu "$PY bench/lama_cuda_vs_torch.py \

@@ -52,20 +52,20 @@ static void make_uses(const px_lama_arch *a)
         st++; /* reflection pad of the level's input */
         use(st, i ? BF_DOWN + i - 1 : BF_BIG), use(st, BF_PD);
         st++; /* the strided convolution */
-        use(st, BF_PD), use(st, BF_WS);
+        use(st, BF_PD);
         if (i + 1 < nd) use(st, BF_DOWN + i);
         else use(st, BF_XL0), use(st, BF_XG0);
     }
     st++; /* the trunk: x alternates between the two pairs */
     static const int trunk[] = {BF_XL0, BF_XG0, BF_XL1, BF_XG1,    BF_YL,   BF_YG,    BF_ZL, BF_ZG,
-                                BF_PCAT, BF_PL, BF_S,   BF_U, BF_PLANAR, BF_SPEC, BF_SPECT, BF_G, BF_WS};
+                                BF_PCAT, BF_PL, BF_S,   BF_U, BF_PLANAR, BF_SPEC, BF_SPECT, BF_G};
     for (unsigned k = 0; k < sizeof trunk / sizeof trunk[0]; k++) use(st, trunk[k]);
     st++; /* the concatenation reads the last x (either pair) and z */
     use(st, BF_XL0), use(st, BF_XG0), use(st, BF_XL1), use(st, BF_XG1);
     use(st, BF_ZL), use(st, BF_ZG), use(st, BF_CAT);
     for (int j = 0; j < nd; j++) {
         st++; /* transposed convolutions */
-        use(st, j ? BF_UP + j - 1 : BF_CAT), use(st, j + 1 < nd ? BF_UP + j : BF_LAST), use(st, BF_WS);
+        use(st, j ? BF_UP + j - 1 : BF_CAT), use(st, j + 1 < nd ? BF_UP + j : BF_LAST);
     }
     st++; /* the head composes with the inputs */
     use(st, BF_LAST), use(st, BF_IMG), use(st, BF_MASK), use(st, BF_ITEMS), use(st, BF_OUT);
@@ -129,8 +129,9 @@ static void check(const px_lama_arch *a, px_cuda_prec p, int B, int H, int W)
                "%.3f without sharing)\n",
                gib, (double)peak / B / (1 << 30), (double)sum / B / (1 << 30));
         /* torch.compile's run took 0.58 GiB per image, its weights included
-         * (issue 16); ours add 0.02 for weights and cuFFT at batch 16. */
-        CHECK(gib < 0.56, "%.3f GiB per image", gib);
+         * (issue 16); ours add 0.02 for weights and cuFFT at batch 16 and
+         * the workspace its convolutions chose. */
+        CHECK(gib < 0.52, "%.3f GiB per image", gib);
     }
 }
 

@@ -40,7 +40,6 @@ void px_lca_sizes(const px_lama_arch *a, px_cuda_prec p, int B, int H, int W, si
     sz[BF_CAT] = px8 * a->dim * E;
     for (int j = 0; j + 1 < nd; j++)
         sz[BF_UP + j] = b * (h8 << (j + 1)) * (w8 << (j + 1)) * a->ch[nd - 1 - j] * E;
-    sz[BF_WS] = PX_LCA_WS_LIMIT;
 }
 
 static size_t aligned(size_t n)

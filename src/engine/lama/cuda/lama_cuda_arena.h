@@ -13,7 +13,10 @@
 
 #include <stddef.h>
 
-#define PX_LCA_WS_LIMIT ((size_t)256 << 20) /* cuDNN workspace a convolution may use */
+/* cuDNN workspace a convolution may use. Not in the arena: a plan holds
+ * this much while it is built (cuDNN's search), then only what its chosen
+ * algorithms use (lama_cuda_net.c plan_create). */
+#define PX_LCA_WS_LIMIT ((size_t)256 << 20)
 
 /* The activation buffers of a plan. */
 /* clang-format off */
@@ -26,8 +29,7 @@ enum {
     BF_XL0, BF_XL1, BF_XG0, BF_XG1, BF_YL, BF_YG, BF_ZL, BF_ZG,
     BF_PCAT, BF_PL, BF_S, BF_U, BF_PLANAR, BF_SPEC, BF_SPECT, BF_G,
     BF_CAT, BF_UP,  /* upsampling outputs but the last (BF_UP + j) */
-    BF_WS = BF_UP + PX_LAMA_MAX_DOWN,
-    BF_COUNT
+    BF_COUNT = BF_UP + PX_LAMA_MAX_DOWN
 };
 /* clang-format on */
 

@@ -250,6 +250,7 @@ struct px_lcnet_plan {
     size_t bytes;
     char *arena;
     void *buf[BF_COUNT];
+    void *ws; /* cuDNN's workspace: the search's limit while built, then what it chose */
     /* Pinned host mirrors of the inputs and outputs (graph-captured copies). */
     uint8_t *h_img, *h_mask, *h_out;
     px_cu_item *h_items;
@@ -273,6 +274,7 @@ static void plan_free(plan *p)
         cufftDestroy(p->invw);
     }
     if (p->arena) cudaFree(p->arena);
+    if (p->ws) cudaFree(p->ws);
     if (p->h_img) cudaFreeHost(p->h_img);
     if (p->h_mask) cudaFreeHost(p->h_mask);
     if (p->h_out) cudaFreeHost(p->h_out);
@@ -317,7 +319,7 @@ static int conv(pass *ps, const dconv *w, const void *x, int ih, int iw, void *y
     cudnnHandle_t h = ps->build ? ps->net->bdnn : ps->net->ctx->dnn;
     /* clang-format off */
     px_cuda_conv_args args = {.fd = w->fd, .w = w->w, .bias = w->b_act, .x = x, .y = y,
-                              .ws = p->buf[BF_WS], .alpha = alpha, .acc = acc};
+                              .ws = p->ws, .alpha = alpha, .acc = acc};
     /* clang-format on */
     if (ps->build) {
         p->nops = ps->next;
@@ -570,9 +572,18 @@ static int plan_create(px_lcnet *net, int B, int H, int W, plan **out, char *err
     PX_CUFFT_CHECK(cufftSetStream(p->invh, net->ctx->stream));
     PX_CUFFT_CHECK(cufftSetStream(p->invw, net->ctx->stream));
     PX_CUDA_CHECK(cudaStreamSynchronize(stream));
+    PX_CUDA_CHECK(cudaMalloc(&p->ws, PX_LCA_WS_LIMIT));
     pass ps = {.net = net, .p = p, .build = true, .err = err, .errlen = errlen};
     if ((rc = forward(&ps))) goto fail;
     PX_CUDA_CHECK(cudaStreamSynchronize(stream));
+    /* Keep only the workspace the chosen algorithms use (at 512², batch
+     * 16, the limit alone was a tenth of the plan). */
+    size_t ws = 0;
+    for (int i = 0; i < p->nops; i++)
+        if (p->ops[i].c.ws > ws) ws = p->ops[i].c.ws;
+    PX_CUDA_CHECK(cudaFree(p->ws));
+    p->ws = NULL;
+    if (ws) PX_CUDA_CHECK(cudaMalloc(&p->ws, ws));
     *out = p;
     return 0;
 fail:
@@ -666,9 +677,10 @@ size_t px_lcnet_plan_bytes(const px_lama_arch *a, px_cuda_prec prec, int B, int 
 {
     size_t sz[BF_COUNT];
     px_lca_sizes(a, prec, B, H, W, sz);
-    /* cuFFT's work areas are at most about one spectrum each. */
+    /* cuFFT's work areas are at most about one spectrum each; cuDNN's
+     * workspace is its limit while the plan is built. */
     size_t off[BF_COUNT];
-    return px_lca_layout(a, prec, sz, off) + 3 * sz[BF_SPEC];
+    return px_lca_layout(a, prec, sz, off) + 3 * sz[BF_SPEC] + PX_LCA_WS_LIMIT;
 }
 
 /* ----------------------------------------------------------- the network */
