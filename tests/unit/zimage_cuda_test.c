@@ -719,7 +719,30 @@ TEST(t_fp8_gemm_against_host)
     }
 }
 
+/* The fused element-wise kernels against the kernels they replace (to the
+ * bit), at the DiT's width and at a size whose rows outnumber a grid's. */
+TEST(t_fused_kernels_match)
+{
+    zi_cuda_kernels_case cases[] = {{.rows = 300, .n = 3840, .rows_per_item = 100, .seed = 1},
+                                    {.rows = 70000, .n = 8, .rows_per_item = 35000, .seed = 2}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        zi_cuda_kernels_case *c = &cases[i];
+        char err[300];
+        int rc = zi_cuda_kernels_check(c, err, sizeof err);
+        if (rc == PX_EUNSUP) {
+            printf("    skipped: %s\n", err);
+            return;
+        }
+        if (rc) px_tfail(__FILE__, __LINE__, "kernels check: %s", err);
+        printf("  rows %d x %d: residual+norm differs in %ld x, %ld y; SwiGLU in %ld\n", c->rows,
+               c->n, c->x_diff, c->y_diff, c->swiglu_diff);
+        T_EQ_INT(c->x_diff, 0);
+        T_EQ_INT(c->y_diff, 0);
+        T_EQ_INT(c->swiglu_diff, 0);
+    }
+}
+
 TEST_MAIN(t_stages_against_reference, t_batch_item_equals_solo, t_joined_item_equals_solo,
           t_cancel_between_steps,
           t_dit_lora_against_cpu, t_mixed_lora_batch_equals_solo, t_fp8_gemm_against_host,
-          t_fp8_stages_against_reference)
+          t_fp8_stages_against_reference, t_fused_kernels_match)

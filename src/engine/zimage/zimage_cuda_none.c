@@ -61,6 +61,12 @@ int zi_cuda_fp8_gemm_check(zi_cuda_fp8_case *c, char *err, size_t errlen)
     return px_errf(err, errlen, PX_EUNSUP, "%s", k_why);
 }
 
+int zi_cuda_kernels_check(zi_cuda_kernels_case *c, char *err, size_t errlen)
+{
+    (void)c;
+    return px_errf(err, errlen, PX_EUNSUP, "%s", k_why);
+}
+
 void zi_cuda_lora_forget(const zi_lora *l)
 {
     (void)l; /* nothing is cached without the backend */

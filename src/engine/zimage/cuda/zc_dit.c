@@ -253,8 +253,21 @@ static void mark(const zc_plan *p, const char *label)
     px_cuda_prof_mark(p->pf, label);
 }
 
+/* Whether a block's attention residual also writes the feed-forward's
+ * norm (zc_gated_residual_norm: one pass over the residual stream fewer);
+ * PX_ZIMAGE_CUDA_FUSE=0 runs the two kernels apart (to tell them apart). */
+static int fuse_norm(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *v = getenv("PX_ZIMAGE_CUDA_FUSE");
+        on = !(v && !strcmp(v, "0"));
+    }
+    return on;
+}
+
 /* A block's first half: adaLN, norm, qkv, q/k norm + RoPE, attention, out,
- * gated residual. */
+ * gated residual (and, fused, the second half's norm into HB). */
 static int block_attn(zc_plan *p, const zc_dblock *bl, const stream *st, char *err, size_t errlen)
 {
     zc_dev *d = p->d;
@@ -296,14 +309,22 @@ static int block_attn(zc_plan *p, const zc_dblock *bl, const stream *st, char *e
         (rc = lora(p, bi, ZC_LORA_OUT, p->ATT, D, S, p->HF, D, ZC_F32, err, errlen)))
         goto fail;
     mark(p, "gemm out");
-    PX_CUDA_LAUNCH_CHECK(zc_gated_residual(s, st->x, D, p->HF, D, rows, D, bl->n2, eps,
-                                           mod ? mod + D : NULL, 4 * D, st->S));
-    mark(p, "gated residual (x2 per block)");
+    if (fuse_norm()) {
+        PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(
+            s, st->x, D, p->HF, D, rows, D, bl->n2, eps, mod ? mod + D : NULL, 4 * D, st->S,
+            bl->f1, mod ? mod + 2 * D : NULL, 4 * D, p->HB, D));
+        mark(p, "gated residual + norm");
+    } else {
+        PX_CUDA_LAUNCH_CHECK(zc_gated_residual(s, st->x, D, p->HF, D, rows, D, bl->n2, eps,
+                                               mod ? mod + D : NULL, 4 * D, st->S));
+        mark(p, "gated residual (x2 per block)");
+    }
 fail:
     return rc;
 }
 
-/* Its second half: norm, w1|w3, SwiGLU, w2, gated residual. */
+/* Its second half: norm (unless block_attn wrote it), w1|w3, SwiGLU, w2,
+ * gated residual. */
 static int block_ffn(zc_plan *p, const zc_dblock *bl, const stream *st, char *err, size_t errlen)
 {
     zc_dev *d = p->d;
@@ -312,9 +333,11 @@ static int block_ffn(zc_plan *p, const zc_dblock *bl, const stream *st, char *er
     int D = c->dim, F = c->ffn_hidden, rows = p->k.B * st->S, rc = 0;
     int bi = (int)(bl - d->blocks), S = st->S;
     float eps = c->norm_eps, *mod = bl->ada_w ? p->mod : NULL;
-    PX_CUDA_LAUNCH_CHECK(zc_rmsnorm_mod(s, st->x, D, rows, D, bl->f1, eps,
-                                        mod ? mod + 2 * D : NULL, 4 * D, st->S, p->HB, D));
-    mark(p, "norm (x2 per block)");
+    if (!fuse_norm()) {
+        PX_CUDA_LAUNCH_CHECK(zc_rmsnorm_mod(s, st->x, D, rows, D, bl->f1, eps,
+                                            mod ? mod + 2 * D : NULL, 4 * D, st->S, p->HB, D));
+        mark(p, "norm (x2 per block)");
+    }
     if ((rc = gemm_lin(p, p->HB, D, rows, D, &bl->w13, 2 * F, p->FF, 2 * F, ZC_BF16, err,
                        errlen)) ||
         (rc = lora(p, bi, ZC_LORA_W13, p->HB, D, S, p->FF, 2 * F, ZC_BF16, err, errlen)))

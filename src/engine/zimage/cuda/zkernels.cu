@@ -5,12 +5,15 @@
  * attention kernels are in zattn.cu.
  *
  * The tests in tests/unit/zimage_cuda_test.c check every kernel through the
- * stages (passed on an H200, 2026-12-05).
+ * stages (passed on an H200, 2026-12-05); k_gated_residual_norm and
+ * k_swiglu8 also against the kernels they replace (t_fused_kernels_match;
+ * written 2026-12-05, eighth session, not yet run on a GPU).
  */
 #include "engine/zimage/cuda/zkernels.h"
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#include <stdint.h>
 
 namespace {
 
@@ -121,6 +124,63 @@ __global__ void k_qknorm_rope(bf16 *x, int ld, int col0, int rows, int nh, int h
         float co = c[2 * i], si = c[2 * i + 1];
         p[i0] = f2b(a * co - b * si);
         p[i1] = f2b(b * co + a * si);
+    }
+}
+
+/* The gated residual, then the next RMSNorm · modulation on the updated
+ * row (k_norm_mod's arithmetic, in its order: the same bits as the two
+ * kernels) without reading x from memory a second time: each thread reads
+ * back only the elements it wrote. */
+__global__ void k_gated_residual_norm(float *x, int ldx, const float *h, int ldh, int n,
+                                      const float *wh, float eps, const float *gate, int ldgate,
+                                      int rpi, const float *w, const float *mul, int ldmul,
+                                      bf16 *y, int ldy)
+{
+    __shared__ float sh[32];
+    int r = blockIdx.x;
+    const float *hr = h + (size_t)r * ldh;
+    float ss = 0;
+    for (int i = threadIdx.x; i < n; i += ROW_THREADS) ss += hr[i] * hr[i];
+    float inv = rsqrtf(block_sum(ss, sh) / n + eps);
+    const float *g = gate ? gate + (size_t)(r / rpi) * ldgate : nullptr;
+    float *xr = x + (size_t)r * ldx;
+    float ssx = 0;
+    for (int i = threadIdx.x; i < n; i += ROW_THREADS) {
+        float v = hr[i] * inv * wh[i];
+        xr[i] += g ? g[i] * v : v;
+        float d = xr[i];
+        ssx += d * d;
+    }
+    float invx = rsqrtf(block_sum(ssx, sh) / n + eps);
+    const float *m = mul ? mul + (size_t)(r / rpi) * ldmul : nullptr;
+    bf16 *yr = y + (size_t)r * ldy;
+    for (int i = threadIdx.x; i < n; i += ROW_THREADS) {
+        float v = xr[i] * invx;
+        if (w) v *= w[i];
+        if (m) v *= m[i];
+        yr[i] = f2b(v);
+    }
+}
+
+/* SwiGLU eight elements a thread (16-byte loads and stores) and a block
+ * row per grid row: the per-element kernel below spends its time on
+ * 64-bit index divisions (6 ms of a 1024² DiT step on an H100, about 40 %
+ * of the memory rate). Needs n and ld multiples of 8 and x 16-byte
+ * aligned; the same arithmetic per element. */
+__global__ void k_swiglu8(bf16 *x, int ld, int rows, int n)
+{
+    int c = (blockIdx.x * blockDim.x + threadIdx.x) * 8;
+    if (c >= n) return;
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        bf16 *row = x + (size_t)r * ld;
+        uint4 gv = *(const uint4 *)(row + c), uv = *(const uint4 *)(row + n + c), ov;
+        const bf16 *gp = (const bf16 *)&gv, *up = (const bf16 *)&uv;
+        bf16 *op = (bf16 *)&ov;
+        for (int k = 0; k < 8; k++) {
+            float g = b2f(gp[k]), u = b2f(up[k]);
+            op[k] = f2b(g / (1.0f + __expf(-g)) * u);
+        }
+        *(uint4 *)(row + c) = ov;
     }
 }
 
@@ -444,11 +504,29 @@ int zc_qknorm_rope(zc_stream s, void *x, int ld, int col0, int rows, int n_heads
     return launch_err();
 }
 
+int zc_gated_residual_norm(zc_stream s, float *x, int ldx, const float *h, int ldh, int rows,
+                           int n, const float *wh, float eps, const float *gate, int ldgate,
+                           int rows_per_item, const float *w, const float *mul, int ldmul,
+                           void *y, int ldy)
+{
+    if (rows <= 0) return 0;
+    k_gated_residual_norm<<<rows, ROW_THREADS, 0, s>>>(
+        x, ldx, h, ldh, n, wh, eps, gate, ldgate, rows_per_item > 0 ? rows_per_item : rows, w,
+        mul, ldmul, (bf16 *)y, ldy);
+    return launch_err();
+}
+
 int zc_swiglu(zc_stream s, void *x, int ld, int rows, int n)
 {
     size_t t = (size_t)rows * n;
     if (!t) return 0;
-    k_swiglu<<<blocks_for(t, 256), 256, 0, s>>>((bf16 *)x, ld, rows, n);
+    if (n % 8 == 0 && ld % 8 == 0 && (uintptr_t)x % 16 == 0) {
+        unsigned gy = rows < 65535 ? (unsigned)rows : 65535u;
+        dim3 grid((unsigned)blocks_for((size_t)n / 8, 128), gy);
+        k_swiglu8<<<grid, 128, 0, s>>>((bf16 *)x, ld, rows, n);
+    } else {
+        k_swiglu<<<blocks_for(t, 256), 256, 0, s>>>((bf16 *)x, ld, rows, n);
+    }
     return launch_err();
 }
 

@@ -56,6 +56,17 @@ int zc_gated_residual(zc_stream s, float *x, int ldx, const float *h, int ldh, i
                       int rows_per_item);
 
 /*
+ * zc_gated_residual (wh: its norm weight), then y[r] = RMSNorm(x[r]) · w ·
+ * mul[item(r)] of the updated x as zc_rmsnorm_mod: the same values as the
+ * two calls, one pass over x fewer (the DiT's attention residual and its
+ * feed-forward norm).
+ */
+int zc_gated_residual_norm(zc_stream s, float *x, int ldx, const float *h, int ldh, int rows,
+                           int n, const float *wh, float eps, const float *gate, int ldgate,
+                           int rows_per_item, const float *w, const float *mul, int ldmul,
+                           void *y, int ldy);
+
+/*
  * Per-head RMSNorm (weight w[head_dim]) then RoPE, in place on bf16 heads:
  * heads [0, n_heads) of each row of x (ld elements) starting at column
  * col0. cs: fp32 table [., head_dim] of (cos, sin) pairs (zi_rope_table's

@@ -1,0 +1,144 @@
+/*
+ * zc_kernels_check.c — zi_cuda_kernels_check (zimage_cuda.h): the fused
+ * element-wise kernels of zkernels.cu against the kernels they replace,
+ * which the stage tests have held against the reference since 2026-12-05.
+ * Both paths run on the same device inputs and must agree to the bit: the
+ * fused residual-and-norm kernel does the two kernels' arithmetic in their
+ * order, and the 8-wide SwiGLU the per-element one's.
+ *
+ * Written 2026-12-05 (eighth session); not yet run on a GPU.
+ */
+#include "engine/zimage/zimage_cuda.h"
+
+#include "core/err.h"
+#include "engine/cuda/cuda_check.h"
+#include "engine/zimage/cuda/zkernels.h"
+
+#include <cuda_runtime_api.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Uniform in [-2, 2) from a 32-bit LCG: inputs only need to be varied. */
+static float rnd(uint32_t *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return (float)(*s >> 8) / (float)(1u << 24) * 4.0f - 2.0f;
+}
+
+static long count_diff(const void *a, const void *b, size_t n, size_t elem)
+{
+    long d = 0;
+    const char *x = a, *y = b;
+    for (size_t i = 0; i < n; i++) d += memcmp(x + i * elem, y + i * elem, elem) != 0;
+    return d;
+}
+
+enum { B_X1, B_X2, B_H, B_WH, B_W, B_GATE, B_MUL, B_Y1, B_Y2, B_N };
+
+/* The residual and norm: x1 through the two kernels, x2 through the fused. */
+static int residual_norm(zi_cuda_kernels_case *c, char *err, size_t errlen)
+{
+    int rc = 0, rows = c->rows, n = c->n, rpi = c->rows_per_item;
+    int items = (rows + rpi - 1) / rpi;
+    size_t rn = (size_t)rows * n, in = (size_t)items * n;
+    size_t cnt[B_N] = {rn, rn, rn, (size_t)n, (size_t)n, in, in, rn, rn};
+    size_t esz[B_N] = {4, 4, 4, 4, 4, 4, 4, 2, 2};
+    void *d[B_N] = {0}, *h[B_N] = {0};
+    uint32_t s = c->seed;
+    for (int i = 0; i < B_N; i++) {
+        h[i] = malloc(cnt[i] * esz[i]);
+        if (!h[i]) {
+            rc = px_errf(err, errlen, PX_ENOMEM, "out of memory");
+            goto fail;
+        }
+        if (esz[i] == 4 && i != B_X2)
+            for (size_t k = 0; k < cnt[i]; k++) ((float *)h[i])[k] = rnd(&s);
+        PX_CUDA_CHECK(cudaMalloc(&d[i], cnt[i] * esz[i]));
+    }
+    memcpy(h[B_X2], h[B_X1], rn * 4);
+    for (int i = B_X1; i <= B_MUL; i++)
+        PX_CUDA_CHECK(cudaMemcpy(d[i], h[i], cnt[i] * esz[i], cudaMemcpyHostToDevice));
+    float eps = 1e-5f;
+    PX_CUDA_LAUNCH_CHECK(zc_gated_residual(NULL, d[B_X1], n, d[B_H], n, rows, n, d[B_WH], eps,
+                                           d[B_GATE], n, rpi));
+    PX_CUDA_LAUNCH_CHECK(
+        zc_rmsnorm_mod(NULL, d[B_X1], n, rows, n, d[B_W], eps, d[B_MUL], n, rpi, d[B_Y1], n));
+    PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(NULL, d[B_X2], n, d[B_H], n, rows, n, d[B_WH],
+                                                eps, d[B_GATE], n, rpi, d[B_W], d[B_MUL], n,
+                                                d[B_Y2], n));
+    PX_CUDA_CHECK(cudaDeviceSynchronize());
+    static const int back[] = {B_X1, B_X2, B_Y1, B_Y2};
+    for (int k = 0; k < 4; k++)
+        PX_CUDA_CHECK(cudaMemcpy(h[back[k]], d[back[k]], cnt[back[k]] * esz[back[k]],
+                                 cudaMemcpyDeviceToHost));
+    c->x_diff = count_diff(h[B_X1], h[B_X2], rn, 4);
+    c->y_diff = count_diff(h[B_Y1], h[B_Y2], rn, 2);
+fail:
+    for (int i = 0; i < B_N; i++) {
+        if (d[i]) cudaFree(d[i]);
+        free(h[i]);
+    }
+    return rc;
+}
+
+/* SwiGLU on the same rows twice: from a 16-byte aligned base (the 8-wide
+ * path) and from a base one element further (the per-element path). */
+static int swiglu(zi_cuda_kernels_case *c, char *err, size_t errlen)
+{
+    int rc = 0, rows = c->rows, n = c->n;
+    size_t cnt = (size_t)rows * 2 * n;
+    uint16_t *h = malloc(cnt * 2), *a = malloc(cnt * 2), *b = malloc(cnt * 2);
+    char *d1 = NULL, *d2 = NULL;
+    uint32_t s = c->seed ^ 0x9e3779b9u;
+    if (!h || !a || !b) {
+        rc = px_errf(err, errlen, PX_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (size_t k = 0; k < cnt; k++) {
+        float f = rnd(&s) * 3.0f;
+        uint32_t bits;
+        memcpy(&bits, &f, 4);
+        h[k] = (uint16_t)(bits >> 16);
+    }
+    PX_CUDA_CHECK(cudaMalloc((void **)&d1, cnt * 2));
+    PX_CUDA_CHECK(cudaMalloc((void **)&d2, cnt * 2 + 16));
+    PX_CUDA_CHECK(cudaMemcpy(d1, h, cnt * 2, cudaMemcpyHostToDevice));
+    PX_CUDA_CHECK(cudaMemcpy(d2 + 2, h, cnt * 2, cudaMemcpyHostToDevice));
+    PX_CUDA_LAUNCH_CHECK(zc_swiglu(NULL, d1, 2 * n, rows, n));
+    PX_CUDA_LAUNCH_CHECK(zc_swiglu(NULL, d2 + 2, 2 * n, rows, n));
+    PX_CUDA_CHECK(cudaDeviceSynchronize());
+    PX_CUDA_CHECK(cudaMemcpy(a, d1, cnt * 2, cudaMemcpyDeviceToHost));
+    PX_CUDA_CHECK(cudaMemcpy(b, d2 + 2, cnt * 2, cudaMemcpyDeviceToHost));
+    c->swiglu_diff = count_diff(a, b, cnt, 2);
+    /* Each output must have been written: an input left as it was would
+     * mean rows or columns the kernel skipped (both paths alike). */
+    long same = 0;
+    for (int r = 0; r < rows; r++)
+        for (int k = 0; k < n; k++) same += a[(size_t)r * 2 * n + k] == h[(size_t)r * 2 * n + k];
+    if (same > (long)rows * n / 4) c->swiglu_diff += same;
+fail:
+    if (d1) cudaFree(d1);
+    if (d2) cudaFree(d2);
+    free(h);
+    free(a);
+    free(b);
+    return rc;
+}
+
+int zi_cuda_kernels_check(zi_cuda_kernels_case *c, char *err, size_t errlen)
+{
+    int n_dev = 0, rc = 0;
+    if (c->rows < 1 || c->n < 8 || c->n % 8 || c->rows_per_item < 1)
+        return px_errf(err, errlen, PX_EINVAL, "kernels check: rows %d, n %d, rows per item %d",
+                       c->rows, c->n, c->rows_per_item);
+    if (cudaGetDeviceCount(&n_dev) != cudaSuccess || n_dev < 1) {
+        (void)cudaGetLastError();
+        return px_errf(err, errlen, PX_EUNSUP, "no CUDA device");
+    }
+    PX_CUDA_CHECK(cudaSetDevice(0));
+    if ((rc = residual_norm(c, err, errlen))) return rc;
+    rc = swiglu(c, err, errlen);
+fail:
+    return rc;
+}
