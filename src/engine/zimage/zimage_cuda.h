@@ -69,14 +69,18 @@ int zi_cuda_fp8_gemm_check(zi_cuda_fp8_case *c, char *err, size_t errlen);
 /* The fused element-wise kernels against the ones they replace, on the
  * first GPU, for zimage_cuda_test: zc_gated_residual_norm against
  * zc_gated_residual then zc_rmsnorm_mod (rows x n fp32, gate and
- * modulation per item of rows_per_item rows), and zc_swiglu's 8-wide path
- * against its per-element one (rows x 2n bf16, n a multiple of 8), on
- * values from seed. Returns 0 with the counts of values that differ in any
- * bit, or PX_EUNSUP without the backend or a GPU, or a CUDA error. */
+ * modulation per item of rows_per_item rows), zc_swiglu's 8-wide path
+ * against its per-element one (rows x 2n bf16, n a multiple of 8), and
+ * zc_qknorm_rope's 4-wide path against its per-element one (the k third of
+ * rows x 3n bf16, heads of 128, or one head of n when n is smaller), on
+ * values from seed. Returns 0 with the counts of values that differ (in
+ * any bit; for q/k norm, whose sum of squares adds in another order, by
+ * more than one bf16 step, and by exactly one), or PX_EUNSUP without the
+ * backend or a GPU, or a CUDA error. */
 typedef struct zi_cuda_kernels_case {
     int rows, n, rows_per_item;
     unsigned seed;
-    long x_diff, y_diff, swiglu_diff; /* out */
+    long x_diff, y_diff, swiglu_diff, qk_far, qk_near; /* out */
 } zi_cuda_kernels_case;
 
 int zi_cuda_kernels_check(zi_cuda_kernels_case *c, char *err, size_t errlen);

@@ -4,7 +4,9 @@
  * which the stage tests have held against the reference since 2026-12-05.
  * Both paths run on the same device inputs and must agree to the bit: the
  * fused residual-and-norm kernel does the two kernels' arithmetic in their
- * order, and the 8-wide SwiGLU the per-element one's.
+ * order, and the 8-wide SwiGLU the per-element one's; the 4-wide q/k norm
+ * adds its sum of squares in another order, so it may be one bf16 step
+ * off, never more.
  *
  * Written 2026-12-05 (eighth session); not yet run on a GPU.
  */
@@ -126,6 +128,76 @@ fail:
     return rc;
 }
 
+/* The bf16 steps between a and b (same sign: their bit patterns' distance;
+ * else a large number). */
+static int bf16_steps(uint16_t a, uint16_t b)
+{
+    if ((a ^ b) & 0x8000u) return (a & 0x7fffu) || (b & 0x7fffu) ? 1 << 16 : 0;
+    return abs((int)(a & 0x7fffu) - (int)(b & 0x7fffu));
+}
+
+/* q/k norm + RoPE on the k third of rows x 3n: 4-wide from an 8-byte
+ * aligned base, per element from a base one element further. */
+static int qknorm(zi_cuda_kernels_case *c, char *err, size_t errlen)
+{
+    int rc = 0, rows = c->rows, n = c->n, hd = n % 128 ? n : 128, period = 7;
+    size_t cnt = (size_t)rows * 3 * n;
+    uint16_t *h = malloc(cnt * 2), *a = malloc(cnt * 2), *b = malloc(cnt * 2);
+    float *hw = malloc((size_t)hd * 4), *hcs = malloc((size_t)period * hd * 4);
+    char *d1 = NULL, *d2 = NULL;
+    float *dw = NULL, *dcs = NULL;
+    uint32_t s = c->seed ^ 0x85ebca6bu;
+    if (!h || !a || !b || !hw || !hcs) {
+        rc = px_errf(err, errlen, PX_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (size_t k = 0; k < cnt; k++) {
+        float f = rnd(&s) * 2.0f;
+        uint32_t bits;
+        memcpy(&bits, &f, 4);
+        h[k] = (uint16_t)(bits >> 16);
+    }
+    for (int k = 0; k < hd; k++) hw[k] = 1.0f + 0.25f * rnd(&s);
+    for (int k = 0; k < period * hd; k++) hcs[k] = 0.5f * rnd(&s);
+    PX_CUDA_CHECK(cudaMalloc((void **)&d1, cnt * 2));
+    PX_CUDA_CHECK(cudaMalloc((void **)&d2, cnt * 2 + 16));
+    PX_CUDA_CHECK(cudaMalloc((void **)&dw, (size_t)hd * 4));
+    PX_CUDA_CHECK(cudaMalloc((void **)&dcs, (size_t)period * hd * 4));
+    PX_CUDA_CHECK(cudaMemcpy(d1, h, cnt * 2, cudaMemcpyHostToDevice));
+    PX_CUDA_CHECK(cudaMemcpy(d2 + 2, h, cnt * 2, cudaMemcpyHostToDevice));
+    PX_CUDA_CHECK(cudaMemcpy(dw, hw, (size_t)hd * 4, cudaMemcpyHostToDevice));
+    PX_CUDA_CHECK(cudaMemcpy(dcs, hcs, (size_t)period * hd * 4, cudaMemcpyHostToDevice));
+    PX_CUDA_LAUNCH_CHECK(zc_qknorm_rope(NULL, d1, 3 * n, n, rows, n / hd, hd, dw, 1e-6f, dcs,
+                                        period, 1));
+    PX_CUDA_LAUNCH_CHECK(zc_qknorm_rope(NULL, d2 + 2, 3 * n, n, rows, n / hd, hd, dw, 1e-6f,
+                                        dcs, period, 1));
+    PX_CUDA_CHECK(cudaDeviceSynchronize());
+    PX_CUDA_CHECK(cudaMemcpy(a, d1, cnt * 2, cudaMemcpyDeviceToHost));
+    PX_CUDA_CHECK(cudaMemcpy(b, d2 + 2, cnt * 2, cudaMemcpyDeviceToHost));
+    c->qk_far = c->qk_near = 0;
+    for (size_t k = 0; k < cnt; k++) {
+        int st = bf16_steps(a[k], b[k]);
+        c->qk_far += st > 1;
+        c->qk_near += st == 1;
+    }
+    /* The k third must have changed (both paths alike otherwise). */
+    long same = 0;
+    for (int r = 0; r < rows; r++)
+        for (int k = n; k < 2 * n; k++) same += a[(size_t)r * 3 * n + k] == h[(size_t)r * 3 * n + k];
+    if (same > (long)rows * n / 4) c->qk_far += same;
+fail:
+    if (d1) cudaFree(d1);
+    if (d2) cudaFree(d2);
+    if (dw) cudaFree(dw);
+    if (dcs) cudaFree(dcs);
+    free(h);
+    free(a);
+    free(b);
+    free(hw);
+    free(hcs);
+    return rc;
+}
+
 int zi_cuda_kernels_check(zi_cuda_kernels_case *c, char *err, size_t errlen)
 {
     int n_dev = 0, rc = 0;
@@ -137,8 +209,8 @@ int zi_cuda_kernels_check(zi_cuda_kernels_case *c, char *err, size_t errlen)
         return px_errf(err, errlen, PX_EUNSUP, "no CUDA device");
     }
     PX_CUDA_CHECK(cudaSetDevice(0));
-    if ((rc = residual_norm(c, err, errlen))) return rc;
-    rc = swiglu(c, err, errlen);
+    if ((rc = residual_norm(c, err, errlen)) || (rc = swiglu(c, err, errlen))) return rc;
+    rc = qknorm(c, err, errlen);
 fail:
     return rc;
 }

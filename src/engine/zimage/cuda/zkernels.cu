@@ -5,9 +5,10 @@
  * attention kernels are in zattn.cu.
  *
  * The tests in tests/unit/zimage_cuda_test.c check every kernel through the
- * stages (passed on an H200, 2026-12-05); k_gated_residual_norm and
- * k_swiglu8 also against the kernels they replace (t_fused_kernels_match;
- * written 2026-12-05, eighth session, not yet run on a GPU).
+ * stages (passed on an H200, 2026-12-05); k_gated_residual_norm,
+ * k_swiglu8 and k_qknorm_rope4 also against the kernels they replace
+ * (t_fused_kernels_match; written 2026-12-05, eighth session, not yet run
+ * on a GPU).
  */
 #include "engine/zimage/cuda/zkernels.h"
 
@@ -181,6 +182,43 @@ __global__ void k_swiglu8(bf16 *x, int ld, int rows, int n)
             op[k] = f2b(g / (1.0f + __expf(-g)) * u);
         }
         *(uint4 *)(row + c) = ov;
+    }
+}
+
+/* k_qknorm_rope for interleaved pairs, four elements (two pairs) a lane
+ * with 8-byte loads and stores: the per-element kernel's 2-byte accesses
+ * ran at about 40 % of the memory rate. The sum of squares adds in another
+ * order (an fp32 rounding apart); the rest is the same arithmetic. */
+__global__ void k_qknorm_rope4(bf16 *x, int ld, int col0, int rows, int nh, int hd,
+                               const float *w, float eps, const float *cs, int period)
+{
+    int gw = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
+    if (gw >= rows * nh) return;
+    int r = gw / nh, h = gw % nh;
+    bf16 *p = x + (size_t)r * ld + col0 + (size_t)h * hd;
+    float ss = 0;
+    for (int i = lane * 4; i < hd; i += 128) {
+        uint2 v = *(const uint2 *)(p + i);
+        const bf16 *e = (const bf16 *)&v;
+        for (int k = 0; k < 4; k++) {
+            float f = b2f(e[k]);
+            ss += f * f;
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    float inv = rsqrtf(ss / hd + eps);
+    const float *c = cs + (size_t)(period ? r % period : r) * hd;
+    for (int i = lane * 4; i < hd; i += 128) {
+        uint2 v = *(const uint2 *)(p + i), o;
+        const bf16 *e = (const bf16 *)&v;
+        bf16 *q = (bf16 *)&o;
+        for (int k = 0; k < 4; k += 2) {
+            float a = b2f(e[k]) * inv * w[i + k], b = b2f(e[k + 1]) * inv * w[i + k + 1];
+            float co = c[i + k], si = c[i + k + 1];
+            q[k] = f2b(a * co - b * si);
+            q[k + 1] = f2b(b * co + a * si);
+        }
+        *(uint2 *)(p + i) = o;
     }
 }
 
@@ -499,6 +537,12 @@ int zc_qknorm_rope(zc_stream s, void *x, int ld, int col0, int rows, int n_heads
 {
     size_t warps = (size_t)rows * n_heads;
     if (!warps) return 0;
+    if (interleaved && head_dim % 4 == 0 && ld % 4 == 0 && col0 % 4 == 0 &&
+        (uintptr_t)x % 8 == 0) {
+        k_qknorm_rope4<<<blocks_for(warps * 32, 256), 256, 0, s>>>(
+            (bf16 *)x, ld, col0, rows, n_heads, head_dim, w, eps, cs, period);
+        return launch_err();
+    }
     k_qknorm_rope<<<blocks_for(warps * 32, 256), 256, 0, s>>>(
         (bf16 *)x, ld, col0, rows, n_heads, head_dim, w, eps, cs, period, interleaved);
     return launch_err();
