@@ -64,7 +64,8 @@ struct zc_plan {
     int lat_of[ZC_MAX_ITEMS];  /* per item: its image (the bound batch's) */
     zc_dev *d;
     void *mem; /* one allocation, carved below */
-    float *U, *XI, *XT, *HF, *csi, *cst, *csu, *temb, *stemb, *mod, *fscale, *pred, *lat, *thid_f;
+    float *U, *XI, *XT, *HF, *csi, *cst, *csu, *temb, *stemb, *fscale, *pred, *lat, *thid_f;
+    float *mods[2]; /* adaLN modulation (B x 4D): blocks alternate, see run_blocks */
     void *HB, *QKV, *ATT, *FF, *tfreq, *thid, *temb_b, *stemb_b, *patch;
     void *x8;  /* fp8 devices: a block GEMM's input in e4m3 (B_X8), */
     float *xs; /* and its row scales (B_XS); empty otherwise */
@@ -99,7 +100,7 @@ static void plan_sizes(const zi_dit_config *c, const zc_plan_key *k, int fp8, si
         [B_U] = ru * D * 4, [B_XI] = B * ni * D * 4, [B_XT] = B * T * D * 4,
         [B_HF] = ru * H * 4, [B_CSI] = B * ni * hd * 4, [B_CST] = B * T * hd * 4,
         [B_CSU] = ru * hd * 4, [B_TEMB] = B * (size_t)c->t_dim * 4,
-        [B_STEMB] = B * (size_t)c->t_dim * 4, [B_MOD] = B * 4 * D * 4, [B_FSCALE] = B * D * 4,
+        [B_STEMB] = B * (size_t)c->t_dim * 4, [B_MOD] = 2 * B * 4 * D * 4, [B_FSCALE] = B * D * 4,
         [B_PRED] = ru * pf * 4, [B_LAT] = lat * 4, [B_HB] = ru * H * 2, [B_QKV] = ru * 3 * D * 2,
         [B_ATT] = ru * D * 2, [B_FF] = ru * 2 * (size_t)c->ffn_hidden * 2,
         [B_TFREQ] = B * (size_t)c->t_freq * 2, [B_THID] = B * (size_t)c->t_hidden * 2,
@@ -160,7 +161,8 @@ static int plan_build(void *arg, const void *key, void **out, char *err, size_t 
     for (int i = 0; i < B_N; i++) b[i] = m, m += sz[i];
     p->U = b[B_U], p->XI = b[B_XI], p->XT = b[B_XT], p->HF = b[B_HF];
     p->csi = b[B_CSI], p->cst = b[B_CST], p->csu = b[B_CSU], p->temb = b[B_TEMB];
-    p->stemb = b[B_STEMB], p->mod = b[B_MOD], p->fscale = b[B_FSCALE], p->pred = b[B_PRED];
+    p->stemb = b[B_STEMB], p->fscale = b[B_FSCALE], p->pred = b[B_PRED];
+    p->mods[0] = b[B_MOD], p->mods[1] = p->mods[0] + (size_t)k->B * 4 * d->dc.dim;
     p->lat = b[B_LAT], p->HB = b[B_HB], p->QKV = b[B_QKV], p->ATT = b[B_ATT], p->FF = b[B_FF];
     p->tfreq = b[B_TFREQ], p->thid = b[B_THID], p->temb_b = b[B_TEMBB];
     p->stemb_b = b[B_STEMBB], p->patch = b[B_PATCH], p->sp_dev = b[B_SP], p->bi_dev = b[B_BI];
@@ -253,9 +255,11 @@ static void mark(const zc_plan *p, const char *label)
     px_cuda_prof_mark(p->pf, label);
 }
 
-/* Whether a block's attention residual also writes the feed-forward's
- * norm (zc_gated_residual_norm: one pass over the residual stream fewer);
- * PX_ZIMAGE_CUDA_FUSE=0 runs the two kernels apart (to tell them apart). */
+/* Whether a gated residual also writes the norm that reads its result (the
+ * feed-forward's after the attention, the next block's after the
+ * feed-forward: zc_gated_residual_norm, one pass over the residual stream
+ * fewer each); PX_ZIMAGE_CUDA_FUSE=0 runs the kernels apart (to tell them
+ * apart). */
 static int fuse_norm(void)
 {
     static int on = -1;
@@ -266,28 +270,43 @@ static int fuse_norm(void)
     return on;
 }
 
-/* A block's first half: adaLN, norm, qkv, q/k norm + RoPE, attention, out,
- * gated residual (and, fused, the second half's norm into HB). */
-static int block_attn(zc_plan *p, const zc_dblock *bl, const stream *st, char *err, size_t errlen)
+/* Block bl's adaLN modulation into mod (B x 4D: scale, gate of the
+ * attention, scale, gate of the feed-forward). */
+static int adaln(zc_plan *p, const zc_dblock *bl, float *mod, char *err, size_t errlen)
+{
+    zc_dev *d = p->d;
+    const zi_dit_config *c = &d->dc;
+    int D = c->dim, B = p->k.B, rc = 0;
+    if ((rc = gemm(d, p->temb_b, c->t_dim, B, c->t_dim, bl->ada_w, 4 * D, bl->ada_b, mod, 4 * D,
+                   ZC_F32, err, errlen)) ||
+        (rc = lora(p, (int)(bl - d->blocks), ZC_LORA_ADA, p->temb_b, c->t_dim, 1, mod, 4 * D,
+                   ZC_F32, err, errlen)))
+        goto fail;
+    PX_CUDA_LAUNCH_CHECK(zc_modulation((cudaStream_t)d->ctx->stream, mod, B, D));
+    mark(p, "adaLN modulation");
+fail:
+    return rc;
+}
+
+/* A block's first half: adaLN, norm (both done already when `normed`: the
+ * block before wrote them), qkv, q/k norm + RoPE, attention, out, gated
+ * residual (and, fused, the second half's norm into HB). mod: the
+ * block's modulation buffer, NULL for a block without one. */
+static int block_attn(zc_plan *p, const zc_dblock *bl, const stream *st, float *mod, int normed,
+                      char *err, size_t errlen)
 {
     zc_dev *d = p->d;
     const zi_dit_config *c = &d->dc;
     cudaStream_t s = d->ctx->stream;
     int D = c->dim, B = p->k.B, rows = B * st->S, rc = 0;
     int bi = (int)(bl - d->blocks), S = st->S;
-    float eps = c->norm_eps, *mod = bl->ada_w ? p->mod : NULL;
-    if (mod) {
-        if ((rc = gemm(d, p->temb_b, c->t_dim, B, c->t_dim, bl->ada_w, 4 * D, bl->ada_b, mod,
-                       4 * D, ZC_F32, err, errlen)) ||
-            (rc = lora(p, bi, ZC_LORA_ADA, p->temb_b, c->t_dim, 1, mod, 4 * D, ZC_F32, err,
-                       errlen)))
-            goto fail;
-        PX_CUDA_LAUNCH_CHECK(zc_modulation(s, mod, B, D));
-        mark(p, "adaLN modulation");
+    float eps = c->norm_eps;
+    if (!normed) {
+        if (mod && (rc = adaln(p, bl, mod, err, errlen))) goto fail;
+        PX_CUDA_LAUNCH_CHECK(zc_rmsnorm_mod(s, st->x, D, rows, D, bl->n1, eps, mod, 4 * D,
+                                            st->S, p->HB, D));
+        mark(p, "norm");
     }
-    PX_CUDA_LAUNCH_CHECK(zc_rmsnorm_mod(s, st->x, D, rows, D, bl->n1, eps, mod, 4 * D, st->S,
-                                        p->HB, D));
-    mark(p, "norm (x2 per block)");
     if ((rc = gemm_lin(p, p->HB, D, rows, D, &bl->qkv, 3 * D, p->QKV, 3 * D, ZC_BF16, err,
                        errlen)) ||
         (rc = lora(p, bi, ZC_LORA_QKV, p->HB, D, S, p->QKV, 3 * D, ZC_BF16, err, errlen)))
@@ -317,26 +336,28 @@ static int block_attn(zc_plan *p, const zc_dblock *bl, const stream *st, char *e
     } else {
         PX_CUDA_LAUNCH_CHECK(zc_gated_residual(s, st->x, D, p->HF, D, rows, D, bl->n2, eps,
                                                mod ? mod + D : NULL, 4 * D, st->S));
-        mark(p, "gated residual (x2 per block)");
+        mark(p, "gated residual");
     }
 fail:
     return rc;
 }
 
 /* Its second half: norm (unless block_attn wrote it), w1|w3, SwiGLU, w2,
- * gated residual. */
-static int block_ffn(zc_plan *p, const zc_dblock *bl, const stream *st, char *err, size_t errlen)
+ * gated residual; with `next` (the block after, in the same stream) also
+ * next's adaLN into next_mod and its first norm into HB. */
+static int block_ffn(zc_plan *p, const zc_dblock *bl, const stream *st, float *mod,
+                     const zc_dblock *next, float *next_mod, char *err, size_t errlen)
 {
     zc_dev *d = p->d;
     const zi_dit_config *c = &d->dc;
     cudaStream_t s = d->ctx->stream;
     int D = c->dim, F = c->ffn_hidden, rows = p->k.B * st->S, rc = 0;
     int bi = (int)(bl - d->blocks), S = st->S;
-    float eps = c->norm_eps, *mod = bl->ada_w ? p->mod : NULL;
+    float eps = c->norm_eps;
     if (!fuse_norm()) {
         PX_CUDA_LAUNCH_CHECK(zc_rmsnorm_mod(s, st->x, D, rows, D, bl->f1, eps,
                                             mod ? mod + 2 * D : NULL, 4 * D, st->S, p->HB, D));
-        mark(p, "norm (x2 per block)");
+        mark(p, "norm");
     }
     if ((rc = gemm_lin(p, p->HB, D, rows, D, &bl->w13, 2 * F, p->FF, 2 * F, ZC_BF16, err,
                        errlen)) ||
@@ -349,17 +370,38 @@ static int block_ffn(zc_plan *p, const zc_dblock *bl, const stream *st, char *er
         (rc = lora(p, bi, ZC_LORA_W2, p->FF, 2 * F, S, p->HF, D, ZC_F32, err, errlen)))
         goto fail;
     mark(p, "gemm w2");
-    PX_CUDA_LAUNCH_CHECK(zc_gated_residual(s, st->x, D, p->HF, D, rows, D, bl->f2, eps,
-                                           mod ? mod + 3 * D : NULL, 4 * D, st->S));
-    mark(p, "gated residual (x2 per block)");
+    if (next) {
+        if (next_mod && (rc = adaln(p, next, next_mod, err, errlen))) goto fail;
+        PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(
+            s, st->x, D, p->HF, D, rows, D, bl->f2, eps, mod ? mod + 3 * D : NULL, 4 * D, st->S,
+            next->n1, next_mod, 4 * D, p->HB, D));
+        mark(p, "gated residual + norm");
+    } else {
+        PX_CUDA_LAUNCH_CHECK(zc_gated_residual(s, st->x, D, p->HF, D, rows, D, bl->f2, eps,
+                                               mod ? mod + 3 * D : NULL, 4 * D, st->S));
+        mark(p, "gated residual");
+    }
 fail:
     return rc;
 }
 
-static int block(zc_plan *p, const zc_dblock *bl, const stream *st, char *err, size_t errlen)
+/* Blocks [first, last) over one stream. Fused, each block's last residual
+ * writes the next block's first norm, so the next block's modulation is
+ * made before it: consecutive blocks take the two buffers in turn. */
+static int run_blocks(zc_plan *p, int first, int last, const stream *st, char *err,
+                      size_t errlen)
 {
-    int rc = block_attn(p, bl, st, err, errlen);
-    return rc ? rc : block_ffn(p, bl, st, err, errlen);
+    int rc = 0, normed = 0;
+    for (int i = first; i < last && !rc; i++) {
+        const zc_dblock *bl = &p->d->blocks[i];
+        const zc_dblock *next = fuse_norm() && i + 1 < last ? bl + 1 : NULL;
+        float *mod = bl->ada_w ? p->mods[i & 1] : NULL;
+        float *next_mod = next && next->ada_w ? p->mods[(i + 1) & 1] : NULL;
+        rc = block_attn(p, bl, st, mod, normed, err, errlen);
+        if (!rc) rc = block_ffn(p, bl, st, mod, next, next_mod, err, errlen);
+        normed = next != NULL;
+    }
+    return rc;
 }
 
 /* ------------------------------------------------------ per generation */
@@ -467,8 +509,8 @@ int zc_plan_begin(zc_dev *d, zc_plan *p, const zc_batch *bt, const float *latent
     PX_CUDA_LAUNCH_CHECK(zc_pad_rows(s, p->XT, B, T, D, p->bi_dev->len_t, p->bi_dev->pad_t,
                                      d->cap_pad));
     stream st = {p->XT, T, p->bi_dev->kv_t, p->cst};
-    for (int i = c->n_refiner_layers; i < 2 * c->n_refiner_layers; i++)
-        if ((rc = block(p, &d->blocks[i], &st, err, errlen))) goto fail;
+    if ((rc = run_blocks(p, c->n_refiner_layers, 2 * c->n_refiner_layers, &st, err, errlen)))
+        goto fail;
 fail:
     return rc;
 }
@@ -534,15 +576,13 @@ static int step_enqueue(void *arg, char *err, size_t errlen)
     PX_CUDA_LAUNCH_CHECK(zc_pad_rows(s, p->XI, B, p->ni, D, bi->len_i, bi->pad_i, d->x_pad));
     mark(p, "patchify + embed");
     stream si = {p->XI, p->ni, bi->kv_i, p->csi};
-    for (int i = 0; i < nr; i++)
-        if ((rc = block(p, &d->blocks[i], &si, err, errlen))) goto fail;
+    if ((rc = run_blocks(p, 0, nr, &si, err, errlen))) goto fail;
     /* Joint stream: [image | text] per item. */
     PX_CUDA_LAUNCH_CHECK(zc_copy_rows(s, p->U, p->S, 0, p->XI, p->ni, p->ni, B, D));
     PX_CUDA_LAUNCH_CHECK(zc_copy_rows(s, p->U, p->S, p->ni, p->XT, p->k.T, p->k.T, B, D));
     mark(p, "joint stream copy");
     stream su = {p->U, p->S, bi->kv_u, p->csu};
-    for (int i = 2 * nr; i < d->nblocks; i++)
-        if ((rc = block(p, &d->blocks[i], &su, err, errlen))) goto fail;
+    if ((rc = run_blocks(p, 2 * nr, d->nblocks, &su, err, errlen))) goto fail;
     rc = final_layer(p, err, errlen);
     mark(p, "final layer + Euler step");
 fail:
