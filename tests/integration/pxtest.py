@@ -188,6 +188,17 @@ class Server:
                 total += float(value)
         return total
 
+    def metric_when(self, name, want, timeout=5):
+        """metric(name) once it equals want, else its value after timeout
+        seconds: a request is counted when its reply has gone out, which
+        may be just after the client has read it."""
+        end = time.monotonic() + timeout * SLOW
+        while True:
+            v = self.metric(name)
+            if v == want or time.monotonic() > end:
+                return v
+            time.sleep(0.02)
+
     def stop(self, timeout=30):
         """SIGTERM, then the exit status (a hang is a failure)."""
         if self.proc.poll() is None:

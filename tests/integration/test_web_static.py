@@ -70,7 +70,7 @@ class WebStatic(ServerTest):
         before = self.srv.metric('pixserve_requests_total{route="ui",status="200"}')
         self.srv.request("GET", "/")
         self.srv.request("GET", "/ui/style.css")
-        after = self.srv.metric('pixserve_requests_total{route="ui",status="200"}')
+        after = self.srv.metric_when('pixserve_requests_total{route="ui",status="200"}', before + 2)
         self.assertEqual(after - before, 2)
 
 
