@@ -72,8 +72,10 @@ int zi_cuda_fp8_gemm_check(zi_cuda_fp8_case *c, char *err, size_t errlen);
  * modulation per item of rows_per_item rows), zc_swiglu's 8-wide path
  * against its per-element one (rows x 2n bf16, n a multiple of 8), and
  * zc_qknorm_rope's 4-wide path against its per-element one (the k third of
- * rows x 3n bf16, heads of 128, or one head of n when n is smaller), on
- * values from seed. Returns 0 with the counts of values that differ (in
+ * rows x 3n bf16, heads of 128, or one head of n when n is not a multiple
+ * of 128; RoPE table rows modulo 7 for odd seeds, one per row for even), on
+ * values from seed. The residual is compared with and without gate and
+ * modulation, these as the DiT passes them (rows of a 4n-wide buffer). Returns 0 with the counts of values that differ (in
  * any bit; for q/k norm, whose sum of squares adds in another order, by
  * more than one bf16 step, and by exactly one), or PX_EUNSUP without the
  * backend or a GPU, or a CUDA error. */

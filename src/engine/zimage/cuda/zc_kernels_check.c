@@ -36,16 +36,19 @@ static long count_diff(const void *a, const void *b, size_t n, size_t elem)
     return d;
 }
 
-enum { B_X1, B_X2, B_H, B_WH, B_W, B_GATE, B_MUL, B_Y1, B_Y2, B_N };
+enum { B_X1, B_X2, B_H, B_WH, B_W, B_MOD, B_Y1, B_Y2, B_N };
 
-/* The residual and norm: x1 through the two kernels, x2 through the fused. */
+/* The residual and norm: x1 through the two kernels, x2 through the fused,
+ * as the DiT calls them (gate and scale rows inside one 4n-wide modulation
+ * buffer, at mod + n and mod + 2n), then once more without modulation (the
+ * context refiner's blocks). */
 static int residual_norm(zi_cuda_kernels_case *c, char *err, size_t errlen)
 {
     int rc = 0, rows = c->rows, n = c->n, rpi = c->rows_per_item;
     int items = (rows + rpi - 1) / rpi;
-    size_t rn = (size_t)rows * n, in = (size_t)items * n;
-    size_t cnt[B_N] = {rn, rn, rn, (size_t)n, (size_t)n, in, in, rn, rn};
-    size_t esz[B_N] = {4, 4, 4, 4, 4, 4, 4, 2, 2};
+    size_t rn = (size_t)rows * n;
+    size_t cnt[B_N] = {rn, rn, rn, (size_t)n, (size_t)n, (size_t)items * 4 * n, rn, rn};
+    size_t esz[B_N] = {4, 4, 4, 4, 4, 4, 2, 2};
     void *d[B_N] = {0}, *h[B_N] = {0};
     uint32_t s = c->seed;
     for (int i = 0; i < B_N; i++) {
@@ -58,24 +61,31 @@ static int residual_norm(zi_cuda_kernels_case *c, char *err, size_t errlen)
             for (size_t k = 0; k < cnt[i]; k++) ((float *)h[i])[k] = rnd(&s);
         PX_CUDA_CHECK(cudaMalloc(&d[i], cnt[i] * esz[i]));
     }
-    memcpy(h[B_X2], h[B_X1], rn * 4);
-    for (int i = B_X1; i <= B_MUL; i++)
-        PX_CUDA_CHECK(cudaMemcpy(d[i], h[i], cnt[i] * esz[i], cudaMemcpyHostToDevice));
-    float eps = 1e-5f;
-    PX_CUDA_LAUNCH_CHECK(zc_gated_residual(NULL, d[B_X1], n, d[B_H], n, rows, n, d[B_WH], eps,
-                                           d[B_GATE], n, rpi));
-    PX_CUDA_LAUNCH_CHECK(
-        zc_rmsnorm_mod(NULL, d[B_X1], n, rows, n, d[B_W], eps, d[B_MUL], n, rpi, d[B_Y1], n));
-    PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(NULL, d[B_X2], n, d[B_H], n, rows, n, d[B_WH],
-                                                eps, d[B_GATE], n, rpi, d[B_W], d[B_MUL], n,
-                                                d[B_Y2], n));
-    PX_CUDA_CHECK(cudaDeviceSynchronize());
-    static const int back[] = {B_X1, B_X2, B_Y1, B_Y2};
-    for (int k = 0; k < 4; k++)
-        PX_CUDA_CHECK(cudaMemcpy(h[back[k]], d[back[k]], cnt[back[k]] * esz[back[k]],
-                                 cudaMemcpyDeviceToHost));
-    c->x_diff = count_diff(h[B_X1], h[B_X2], rn, 4);
-    c->y_diff = count_diff(h[B_Y1], h[B_Y2], rn, 2);
+    c->x_diff = c->y_diff = 0;
+    for (int modulated = 1; modulated >= 0; modulated--) {
+        const float *mod = d[B_MOD];
+        const float *gate = modulated ? mod + n : NULL, *mul = modulated ? mod + 2 * n : NULL;
+        float eps = 1e-5f;
+        memcpy(h[B_X2], h[B_X1], rn * 4);
+        for (int i = B_X1; i <= B_MOD; i++)
+            PX_CUDA_CHECK(cudaMemcpy(d[i], h[i], cnt[i] * esz[i], cudaMemcpyHostToDevice));
+        PX_CUDA_LAUNCH_CHECK(zc_gated_residual(NULL, d[B_X1], n, d[B_H], n, rows, n, d[B_WH], eps,
+                                               gate, 4 * n, rpi));
+        PX_CUDA_LAUNCH_CHECK(zc_rmsnorm_mod(NULL, d[B_X1], n, rows, n, d[B_W], eps, mul, 4 * n,
+                                            rpi, d[B_Y1], n));
+        PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(NULL, d[B_X2], n, d[B_H], n, rows, n,
+                                                    d[B_WH], eps, gate, 4 * n, rpi, d[B_W], mul,
+                                                    4 * n, d[B_Y2], n));
+        PX_CUDA_CHECK(cudaDeviceSynchronize());
+        static const int back[] = {B_X1, B_X2, B_Y1, B_Y2};
+        for (int k = 0; k < 4; k++)
+            PX_CUDA_CHECK(cudaMemcpy(h[back[k]], d[back[k]], cnt[back[k]] * esz[back[k]],
+                                     cudaMemcpyDeviceToHost));
+        c->x_diff += count_diff(h[B_X1], h[B_X2], rn, 4);
+        c->y_diff += count_diff(h[B_Y1], h[B_Y2], rn, 2);
+        /* h[B_X1] holds a result now: new inputs for the next round. */
+        for (size_t k = 0; k < rn; k++) ((float *)h[B_X1])[k] = rnd(&s);
+    }
 fail:
     for (int i = 0; i < B_N; i++) {
         if (d[i]) cudaFree(d[i]);
@@ -140,10 +150,12 @@ static int bf16_steps(uint16_t a, uint16_t b)
  * aligned base, per element from a base one element further. */
 static int qknorm(zi_cuda_kernels_case *c, char *err, size_t errlen)
 {
-    int rc = 0, rows = c->rows, n = c->n, hd = n % 128 ? n : 128, period = 7;
+    /* period 0 as the DiT calls it; 7 to take rows modulo a table. */
+    int rc = 0, rows = c->rows, n = c->n, hd = n % 128 ? n : 128, period = c->seed & 1 ? 7 : 0;
     size_t cnt = (size_t)rows * 3 * n;
     uint16_t *h = malloc(cnt * 2), *a = malloc(cnt * 2), *b = malloc(cnt * 2);
-    float *hw = malloc((size_t)hd * 4), *hcs = malloc((size_t)period * hd * 4);
+    int tab = period ? period : rows;
+    float *hw = malloc((size_t)hd * 4), *hcs = malloc((size_t)tab * hd * 4);
     char *d1 = NULL, *d2 = NULL;
     float *dw = NULL, *dcs = NULL;
     uint32_t s = c->seed ^ 0x85ebca6bu;
@@ -158,15 +170,15 @@ static int qknorm(zi_cuda_kernels_case *c, char *err, size_t errlen)
         h[k] = (uint16_t)(bits >> 16);
     }
     for (int k = 0; k < hd; k++) hw[k] = 1.0f + 0.25f * rnd(&s);
-    for (int k = 0; k < period * hd; k++) hcs[k] = 0.5f * rnd(&s);
+    for (size_t k = 0; k < (size_t)tab * hd; k++) hcs[k] = 0.5f * rnd(&s);
     PX_CUDA_CHECK(cudaMalloc((void **)&d1, cnt * 2));
     PX_CUDA_CHECK(cudaMalloc((void **)&d2, cnt * 2 + 16));
     PX_CUDA_CHECK(cudaMalloc((void **)&dw, (size_t)hd * 4));
-    PX_CUDA_CHECK(cudaMalloc((void **)&dcs, (size_t)period * hd * 4));
+    PX_CUDA_CHECK(cudaMalloc((void **)&dcs, (size_t)tab * hd * 4));
     PX_CUDA_CHECK(cudaMemcpy(d1, h, cnt * 2, cudaMemcpyHostToDevice));
     PX_CUDA_CHECK(cudaMemcpy(d2 + 2, h, cnt * 2, cudaMemcpyHostToDevice));
     PX_CUDA_CHECK(cudaMemcpy(dw, hw, (size_t)hd * 4, cudaMemcpyHostToDevice));
-    PX_CUDA_CHECK(cudaMemcpy(dcs, hcs, (size_t)period * hd * 4, cudaMemcpyHostToDevice));
+    PX_CUDA_CHECK(cudaMemcpy(dcs, hcs, (size_t)tab * hd * 4, cudaMemcpyHostToDevice));
     PX_CUDA_LAUNCH_CHECK(zc_qknorm_rope(NULL, d1, 3 * n, n, rows, n / hd, hd, dw, 1e-6f, dcs,
                                         period, 1));
     PX_CUDA_LAUNCH_CHECK(zc_qknorm_rope(NULL, d2 + 2, 3 * n, n, rows, n / hd, hd, dw, 1e-6f,
@@ -208,6 +220,10 @@ int zi_cuda_kernels_check(zi_cuda_kernels_case *c, char *err, size_t errlen)
         (void)cudaGetLastError();
         return px_errf(err, errlen, PX_EUNSUP, "no CUDA device");
     }
+    const char *fuse = getenv("PX_ZIMAGE_CUDA_FUSE");
+    if (fuse && !strcmp(fuse, "0"))
+        return px_errf(err, errlen, PX_EUNSUP,
+                       "PX_ZIMAGE_CUDA_FUSE=0 turns the wide kernels off: nothing to compare");
     PX_CUDA_CHECK(cudaSetDevice(0));
     if ((rc = residual_norm(c, err, errlen)) || (rc = swiglu(c, err, errlen))) return rc;
     rc = qknorm(c, err, errlen);

@@ -15,6 +15,8 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 namespace {
 
@@ -41,6 +43,19 @@ __device__ float block_sum(float v, float *sh)
 int launch_err()
 {
     return (int)cudaGetLastError();
+}
+
+/* PX_ZIMAGE_CUDA_FUSE=0 keeps the per-element kernels too (zc_dit.c then
+ * also runs the residuals and norms apart): the kernels of before, to
+ * compare with in a profile. */
+bool wide_kernels()
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *v = getenv("PX_ZIMAGE_CUDA_FUSE");
+        on = !(v && !strcmp(v, "0"));
+    }
+    return on != 0;
 }
 
 size_t blocks_for(size_t n, int t)
@@ -537,7 +552,7 @@ int zc_qknorm_rope(zc_stream s, void *x, int ld, int col0, int rows, int n_heads
 {
     size_t warps = (size_t)rows * n_heads;
     if (!warps) return 0;
-    if (interleaved && head_dim % 4 == 0 && ld % 4 == 0 && col0 % 4 == 0 &&
+    if (wide_kernels() && interleaved && head_dim % 4 == 0 && ld % 4 == 0 && col0 % 4 == 0 &&
         (uintptr_t)x % 8 == 0) {
         k_qknorm_rope4<<<blocks_for(warps * 32, 256), 256, 0, s>>>(
             (bf16 *)x, ld, col0, rows, n_heads, head_dim, w, eps, cs, period);
@@ -564,7 +579,7 @@ int zc_swiglu(zc_stream s, void *x, int ld, int rows, int n)
 {
     size_t t = (size_t)rows * n;
     if (!t) return 0;
-    if (n % 8 == 0 && ld % 8 == 0 && (uintptr_t)x % 16 == 0) {
+    if (wide_kernels() && n % 8 == 0 && ld % 8 == 0 && (uintptr_t)x % 16 == 0) {
         unsigned gy = rows < 65535 ? (unsigned)rows : 65535u;
         dim3 grid((unsigned)blocks_for((size_t)n / 8, 128), gy);
         k_swiglu8<<<grid, 128, 0, s>>>((bf16 *)x, ld, rows, n);
