@@ -11,6 +11,8 @@
  */
 #include "serve/sched.h"
 
+#include "serve/sched_rate.h"
+
 #include "core/alloc.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -46,23 +48,6 @@ struct device {
     size_t mem_in_use; /* estimates of the batches running on it */
 };
 
-/* The engine's recent bursts (a batch, or the items of a continuous batch
- * that ended at one step boundary): engine time and items ended, over the
- * last RATE_ITEMS items or more. The time per item is the ratio of the
- * sums: averaging each burst's own time per item was biased wherever bursts
- * differ — under a closed loop a continuous batch alternated bursts of 6
- * items in 60 ms and 2 in 9 ms, and on the GPU the average swung to twice
- * the real time per item, so admission refused requests that would have
- * made their deadlines. */
-#define RATE_RING 64
-#define RATE_ITEMS 32
-typedef struct rate_window {
-    int64_t gap[RATE_RING];
-    int n[RATE_RING];
-    int first, len;
-    int64_t gap_sum;
-    int n_sum;
-} rate_window;
 
 struct lane {
     px_engine *engine;
@@ -72,7 +57,7 @@ struct lane {
     int batching; /* may run more than one item per call */
     int joining;  /* continuous batching: items join running batches */
     int running;  /* items in batches now */
-    rate_window rate; /* engine time per item */
+    px_rate_window rate; /* engine time per item (sched_rate.h) */
 };
 
 struct worker {
@@ -382,24 +367,6 @@ static void settle_item(px_sched_item *it, int64_t now)
     }
 }
 
-/* Notes a burst of n items that took ns of engine time. */
-static void note_burst(struct lane *l, int64_t ns, int n)
-{
-    rate_window *w = &l->rate;
-    if (n <= 0) return;
-    while (w->len == RATE_RING || (w->len > 0 && w->n_sum - w->n[w->first] >= RATE_ITEMS)) {
-        w->gap_sum -= w->gap[w->first], w->n_sum -= w->n[w->first];
-        w->first = (w->first + 1) % RATE_RING, w->len--;
-    }
-    int k = (w->first + w->len++) % RATE_RING;
-    w->gap[k] = ns, w->n[k] = n;
-    w->gap_sum += ns, w->n_sum += n;
-}
-
-static double mean_item_ms(const struct lane *l)
-{
-    return l->rate.n_sum ? (double)l->rate.gap_sum / 1e6 / l->rate.n_sum : 0;
-}
 
 /* A continuous batch's engine time per item: the time since the rate was
  * last noted over the items that ended in it. Noted when the engine next
@@ -408,7 +375,7 @@ static double mean_item_ms(const struct lane *l)
 static void note_run_rate_locked(px_sched_run *r)
 {
     if (!r->ended) return;
-    note_burst(r->lane, r->t_end - r->t_last, r->ended);
+    px_rate_note(&r->lane->rate, r->t_end - r->t_last, r->ended);
     r->t_last = r->t_end;
     r->ended = 0;
 }
@@ -614,7 +581,7 @@ static void *worker_main(void *arg)
         s->batches++;
         s->items_run += (uint64_t)n;
         s->batch_hist[hist_slot(n)]++;
-        note_burst(l, t1 - t0, n);
+        px_rate_note(&l->rate, t1 - t0, n);
         for (int i = 0; i < n; i++) batch[i]->state = S_DONE;
         pthread_cond_broadcast(&s->work); /* memory is free again */
         pthread_mutex_unlock(&s->mu);
@@ -771,7 +738,7 @@ int px_sched_lane_stats_get(px_sched *s, const px_engine *e, px_sched_lane_stats
         memcpy(st->queued, l->queued, sizeof st->queued);
         st->running = l->running;
         st->workers = s->cfg.workers_per_engine;
-        st->mean_item_ms = mean_item_ms(l);
+        st->mean_item_ms = px_rate_item_ms(&l->rate);
         st->mem_in_use = l->dev->mem_in_use;
     }
     pthread_mutex_unlock(&s->mu);
