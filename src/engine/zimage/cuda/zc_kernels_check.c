@@ -28,6 +28,17 @@ static float rnd(uint32_t *s)
     return (float)(*s >> 8) / (float)(1u << 24) * 4.0f - 2.0f;
 }
 
+/* n bf16 values (bits), uniform in [-2·scale, 2·scale). */
+static void fill_bf16(uint16_t *h, size_t n, uint32_t *s, float scale)
+{
+    for (size_t k = 0; k < n; k++) {
+        float f = rnd(s) * scale;
+        uint32_t bits;
+        memcpy(&bits, &f, 4);
+        h[k] = (uint16_t)(bits >> 16);
+    }
+}
+
 static long count_diff(const void *a, const void *b, size_t n, size_t elem)
 {
     long d = 0;
@@ -107,12 +118,7 @@ static int swiglu(zi_cuda_kernels_case *c, char *err, size_t errlen)
         rc = px_errf(err, errlen, PX_ENOMEM, "out of memory");
         goto fail;
     }
-    for (size_t k = 0; k < cnt; k++) {
-        float f = rnd(&s) * 3.0f;
-        uint32_t bits;
-        memcpy(&bits, &f, 4);
-        h[k] = (uint16_t)(bits >> 16);
-    }
+    fill_bf16(h, cnt, &s, 3.0f);
     PX_CUDA_CHECK(cudaMalloc((void **)&d1, cnt * 2));
     PX_CUDA_CHECK(cudaMalloc((void **)&d2, cnt * 2 + 16));
     PX_CUDA_CHECK(cudaMemcpy(d1, h, cnt * 2, cudaMemcpyHostToDevice));
@@ -163,12 +169,7 @@ static int qknorm(zi_cuda_kernels_case *c, char *err, size_t errlen)
         rc = px_errf(err, errlen, PX_ENOMEM, "out of memory");
         goto fail;
     }
-    for (size_t k = 0; k < cnt; k++) {
-        float f = rnd(&s) * 2.0f;
-        uint32_t bits;
-        memcpy(&bits, &f, 4);
-        h[k] = (uint16_t)(bits >> 16);
-    }
+    fill_bf16(h, cnt, &s, 2.0f);
     for (int k = 0; k < hd; k++) hw[k] = 1.0f + 0.25f * rnd(&s);
     for (size_t k = 0; k < (size_t)tab * hd; k++) hcs[k] = 0.5f * rnd(&s);
     PX_CUDA_CHECK(cudaMalloc((void **)&d1, cnt * 2));

@@ -98,23 +98,6 @@ __global__ void k_norm_mod(const float *x, int ldx, int n, const float *w, float
     }
 }
 
-__global__ void k_gated_residual(float *x, int ldx, const float *h, int ldh, int n, const float *w,
-                                 float eps, const float *gate, int ldgate, int rpi)
-{
-    __shared__ float sh[32];
-    int r = blockIdx.x;
-    const float *hr = h + (size_t)r * ldh;
-    float ss = 0;
-    for (int i = threadIdx.x; i < n; i += ROW_THREADS) ss += hr[i] * hr[i];
-    float inv = rsqrtf(block_sum(ss, sh) / n + eps);
-    const float *g = gate ? gate + (size_t)(r / rpi) * ldgate : nullptr;
-    float *xr = x + (size_t)r * ldx;
-    for (int i = threadIdx.x; i < n; i += ROW_THREADS) {
-        float v = hr[i] * inv * w[i];
-        xr[i] += g ? g[i] * v : v;
-    }
-}
-
 /* One warp per (row, head); head_dim <= 256 (4 pairs per lane at 128...
  * the loop covers any even size). */
 __global__ void k_qknorm_rope(bf16 *x, int ld, int col0, int rows, int nh, int hd, const float *w,
@@ -143,10 +126,10 @@ __global__ void k_qknorm_rope(bf16 *x, int ld, int col0, int rows, int nh, int h
     }
 }
 
-/* The gated residual, then the next RMSNorm · modulation on the updated
- * row (k_norm_mod's arithmetic, in its order: the same bits as the two
- * kernels) without reading x from memory a second time: each thread reads
- * back only the elements it wrote. */
+/* The gated residual (x += gate · RMSNorm(h) · wh), then, with y, the next
+ * RMSNorm · modulation on the updated row (k_norm_mod's arithmetic, in its
+ * order: the same bits as running it after) without reading x from memory
+ * a second time: each thread reads back only the elements it wrote. */
 __global__ void k_gated_residual_norm(float *x, int ldx, const float *h, int ldh, int n,
                                       const float *wh, float eps, const float *gate, int ldgate,
                                       int rpi, const float *w, const float *mul, int ldmul,
@@ -167,6 +150,7 @@ __global__ void k_gated_residual_norm(float *x, int ldx, const float *h, int ldh
         float d = xr[i];
         ssx += d * d;
     }
+    if (!y) return; /* the whole block alike: no thread waits in block_sum */
     float invx = rsqrtf(block_sum(ssx, sh) / n + eps);
     const float *m = mul ? mul + (size_t)(r / rpi) * ldmul : nullptr;
     bf16 *yr = y + (size_t)r * ldy;
@@ -542,8 +526,9 @@ int zc_gated_residual(zc_stream s, float *x, int ldx, const float *h, int ldh, i
                       const float *w, float eps, const float *gate, int ldgate, int rows_per_item)
 {
     if (rows <= 0) return 0;
-    k_gated_residual<<<rows, ROW_THREADS, 0, s>>>(x, ldx, h, ldh, n, w, eps, gate, ldgate,
-                                                  rows_per_item > 0 ? rows_per_item : rows);
+    k_gated_residual_norm<<<rows, ROW_THREADS, 0, s>>>(
+        x, ldx, h, ldh, n, w, eps, gate, ldgate, rows_per_item > 0 ? rows_per_item : rows,
+        nullptr, nullptr, 0, nullptr, 0);
     return launch_err();
 }
 
