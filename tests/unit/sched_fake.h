@@ -29,8 +29,8 @@ struct fake {
     size_t bytes_per_px; /* memory estimate per pixel per item */
     atomic_int hold;     /* while set, a run waits before computing: a test keeps a
                           * batch running for as long as it looks at the queue */
-    atomic_int unready_w; /* with ready_ops: batches of this width are "not ready" */
-    atomic_int ready_cap; /* with ready_ops: at most this many start at once (0: all) */
+    atomic_int unready_w; /* batches of this width are "not ready" (0: none) */
+    atomic_int ready_cap; /* at most this many start at once (0: all) */
     pthread_mutex_t mu;
     int calls, sizes[256]; /* batch size of each call */
     int order[256], norder; /* seeds in the order they ran */
@@ -105,19 +105,9 @@ static int fake_run(px_engine *e, px_engine_item *items, int n)
     return 0;
 }
 
-static const char *const fake_methods[] = {"default", NULL};
-static const px_engine_ops fake_ops = {
-    .name = "fake",
-    .description = "test engine",
-    .caps = PX_ENGINE_CAP_BATCH | PX_ENGINE_CAP_ANY_SIZE,
-    .methods = fake_methods,
-    .create = fake_create,
-    .destroy = fake_destroy,
-    .mem_estimate = fake_mem,
-    .run = fake_run,
-};
-
-/* As a GPU engine whose plan for a shape is being built in the background. */
+/* As a GPU engine whose plan for a shape is being built in the background
+ * (unready_w), or has plans for only some batch sizes (ready_cap); with
+ * both 0, as an engine that prepares nothing. */
 static int fake_ready(px_engine *e, int n, const px_engine_shape *s)
 {
     struct fake *f = (struct fake *)e;
@@ -126,9 +116,10 @@ static int fake_ready(px_engine *e, int n, const px_engine_shape *s)
     return cap && n > cap ? cap : n;
 }
 
-static const px_engine_ops ready_ops = {
-    .name = "fake-ready",
-    .description = "test engine that prepares shapes",
+static const char *const fake_methods[] = {"default", NULL};
+static const px_engine_ops fake_ops = {
+    .name = "fake",
+    .description = "test engine",
     .caps = PX_ENGINE_CAP_BATCH | PX_ENGINE_CAP_ANY_SIZE,
     .methods = fake_methods,
     .create = fake_create,

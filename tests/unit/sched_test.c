@@ -373,7 +373,6 @@ TEST(t_non_batching_engine_runs_one_at_a_time)
 TEST(t_unready_shape_waits_while_others_run)
 {
     struct fake *f = fake_new(5);
-    f->base.ops = &ready_ops;
     atomic_store(&f->unready_w, 60);
     px_sched *s = mk_sched(f, 8, 0, 0);
     struct job j[3];
@@ -401,7 +400,6 @@ TEST(t_unready_shape_waits_while_others_run)
 TEST(t_partly_ready_batches_shrink)
 {
     struct fake *f = fake_new(5);
-    f->base.ops = &ready_ops;
     atomic_store(&f->ready_cap, 2);
     px_sched *s = mk_sched(f, 8, 20, 0);
     struct job j[5];
