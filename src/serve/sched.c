@@ -48,7 +48,6 @@ struct device {
     size_t mem_in_use; /* estimates of the batches running on it */
 };
 
-
 struct lane {
     px_engine *engine;
     struct device *dev;
