@@ -196,6 +196,40 @@ TEST(t_norms_and_activations)
     zi_ctx_destroy(c);
 }
 
+/* The table against its definition, value for value (the table memoises
+ * positions; the GPU engine and the reference rely on this rounding): an
+ * image grid and its prompt's positions as the DiT lays them out (few
+ * distinct values per axis), and positions spread wider than there are
+ * tokens, negatives included (computed directly). */
+TEST(t_rope_table_is_its_definition)
+{
+    int axes[3] = {32, 48, 48}, hd = 128, lp = 64, gh = 9, gw = 13, nt = 40;
+    int n_tok = gh * gw + nt;
+    int *pos = malloc((size_t)n_tok * 3 * sizeof *pos);
+    for (int t = 0; t < gh * gw; t++)
+        pos[t * 3] = lp + 1, pos[t * 3 + 1] = t / gw, pos[t * 3 + 2] = t % gw;
+    for (int t = 0; t < nt; t++)
+        pos[(gh * gw + t) * 3] = 1 + t, pos[(gh * gw + t) * 3 + 1] = pos[(gh * gw + t) * 3 + 2] = 0;
+    for (int round = 0; round < 2; round++) {
+        if (round) /* spread: 1000 apart, both signs */
+            for (int i = 0; i < n_tok * 3; i++) pos[i] = (i * 7919) % 1000003 - 500000;
+        float *cs = malloc((size_t)n_tok * hd * sizeof *cs);
+        zi_rope_table(pos, n_tok, 3, axes, 256.0f, cs);
+        long bad = 0;
+        for (int t = 0; t < n_tok; t++)
+            for (int a = 0, j = 0; a < 3; a++)
+                for (int i = 0; i < axes[a] / 2; i++, j++) {
+                    double f = 1.0 / pow(256.0, 2.0 * i / axes[a]);
+                    float ang = (float)((double)pos[t * 3 + a] * f);
+                    bad += cs[(size_t)t * hd + 2 * j] != (float)cos((double)ang);
+                    bad += cs[(size_t)t * hd + 2 * j + 1] != (float)sin((double)ang);
+                }
+        T_EQ_INT(bad, 0);
+        free(cs);
+    }
+    free(pos);
+}
+
 TEST(t_rope)
 {
     zi_ctx *c = ctx();
@@ -315,5 +349,5 @@ TEST(t_attention_chunks)
     attn_case(100, 100, 4, 2, 8, 1, 0, 0, 4096);
 }
 
-TEST_MAIN(t_linear_f32, t_linear_bf16_blocks, t_linear_bf16_few_rows, t_linear_errors, t_norms_and_activations, t_rope,
+TEST_MAIN(t_linear_f32, t_linear_bf16_blocks, t_linear_bf16_few_rows, t_linear_errors, t_norms_and_activations, t_rope_table_is_its_definition, t_rope,
           t_attention_gqa_causal, t_attention_full_masked, t_attention_chunks)

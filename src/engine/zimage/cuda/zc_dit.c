@@ -62,6 +62,8 @@ struct zc_plan {
     int n_images;
     float cfg_w[ZC_MAX_ITEMS]; /* per image (0: no guidance) */
     int lat_of[ZC_MAX_ITEMS];  /* per item: its image (the bound batch's) */
+    int tab_lp[ZC_MAX_ITEMS];  /* per item: the padded text length the RoPE tables on the
+                                  GPU are for (0: none yet; see tables) */
     zc_dev *d;
     void *mem; /* one allocation, carved below */
     float *U, *XI, *XT, *HF, *csi, *cst, *csu, *temb, *stemb, *fscale, *pred, *lat, *thid_f;
@@ -406,11 +408,18 @@ static int run_blocks(zc_plan *p, int first, int last, const stream *st, char *e
 
 /* ------------------------------------------------------ per generation */
 
-/* RoPE tables of XI, XT and U (zi_rope_table: the CPU engine's rounding). */
+/* RoPE tables of XI, XT and U (zi_rope_table: the CPU engine's rounding).
+ * Within a plan the positions depend on each item's padded text length
+ * alone, so tables already on the GPU for the same lengths are kept: a
+ * 1024² plan's are 4 MB computed and uploaded on the host before the first
+ * step. */
 static int tables(zc_plan *p, const zc_batch *bt, char *err, size_t errlen)
 {
     const zi_dit_config *c = &p->d->dc;
-    int B = p->k.B, T = p->k.T, hd = p->d->hd, rc = 0;
+    int B = p->k.B, T = p->k.T, hd = p->d->hd, rc = 0, same = 1;
+    for (int b = 0; b < B; b++) same &= p->tab_lp[b] == pad_to(bt->text_len[b]);
+    if (same) return 0;
+    memset(p->tab_lp, 0, sizeof p->tab_lp); /* until the new ones are there */
     int *pos = px_alloc_array((size_t)p->ru * 3, sizeof *pos);
     float *cs = px_alloc_array((size_t)p->ru * hd, sizeof *cs);
     if (!pos || !cs) {
@@ -441,6 +450,7 @@ static int tables(zc_plan *p, const zc_batch *bt, char *err, size_t errlen)
                                       (size_t)T * hd * sizeof *cs, cudaMemcpyHostToDevice, s));
     }
     PX_CUDA_CHECK(cudaStreamSynchronize(s)); /* cs is freed below */
+    for (int b = 0; b < B; b++) p->tab_lp[b] = pad_to(bt->text_len[b]);
 fail:
     free(pos);
     free(cs);
