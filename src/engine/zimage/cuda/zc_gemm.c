@@ -180,7 +180,8 @@ static int descs_make(const zc_gemm *g, const zc_gemm_args *a, gemm_descs *d, ch
     /* fp8 operands: rows of K' bytes, x8 contiguous. */
     uint64_t K = (uint64_t)(fp8 ? zc_fp8_ld(a->K) : a->K);
     int64_t ldb = fp8 ? (int64_t)K : (int64_t)a->ldx;
-    PX_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    cublasComputeType_t ct = a->f32_in == ZC_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    PX_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d->op, ct, CUDA_R_32F));
     PX_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta,
                                                    sizeof ta));
     PX_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb,

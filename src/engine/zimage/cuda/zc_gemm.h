@@ -29,6 +29,9 @@
 
 typedef enum zc_type { ZC_BF16 = 0, ZC_F32 = 1 } zc_type;
 
+/* zc_gemm_args.f32_in's value for TF32 math. */
+#define ZC_TF32 2
+
 typedef struct zc_gemm zc_gemm;
 
 /* Takes c's cuBLASLt handle (px_cuda_blaslt_acquire first) and allocates
@@ -43,7 +46,8 @@ typedef struct zc_gemm_args {
     int ldx, M, K;
     const void *w; /* bf16 [N, K] (a Linear weight), contiguous; [K, N] with w_kn */
     int N;
-    int f32_in; /* x and w fp32, fp32 math (the VAE's attention); yt must be ZC_F32 */
+    int f32_in; /* x and w fp32 (the VAE's attention), yt ZC_F32: 1 fp32 math (FMA),
+                 ZC_TF32 (2) TF32 tensor-core math, as the VAE's convolutions */
     int w_kn;   /* w is [K, N] row-major (y = x·w, e.g. probabilities · V) */
     const float *bias; /* NULL or N floats */
     void *y;           /* [M, N], row stride ldy, of type yt */

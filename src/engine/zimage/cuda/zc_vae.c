@@ -9,7 +9,10 @@
  * our GroupNorm(+SiLU), bias, nearest-upsample and output kernels, and the
  * mid block's single-head attention over all latent positions as fp32
  * cuBLASLt GEMMs in chunks of queries (scores of a chunk, row softmax,
- * times V) so its memory stays bounded at 1024² (16k positions).
+ * times V) so its memory stays bounded at 1024² (16k positions). Those
+ * GEMMs take the convolutions' math: in FMA they were ~0.55 TFLOP of
+ * SIMT work at 1024² (~10 ms of the VAE's ~80 on an H100, by their FLOPs
+ * at the fp32 rate), in TF32 a few ms.
  *
  * One plan (buffers + the convolutions' algorithms) for the last latent
  * size; a new size rebuilds it. Convolutions are built in a first pass
@@ -23,6 +26,7 @@
 #include "core/err.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/cuda_conv.h"
+#include "engine/cuda/cuda_prof.h"
 #include "engine/zimage/cuda/zkernels.h"
 
 #include <math.h>
@@ -336,9 +340,16 @@ typedef struct vpass {
     bool build; /* build the convolutions, launch nothing */
     int next;
     int h, w; /* current resolution */
+    px_cuda_prof *pf; /* PX_ZIMAGE_CUDA_PROFILE=1: time per kind of work */
     char *err;
     size_t errlen;
 } vpass;
+
+/* Marks the end of a profiled piece of work (no-op unless profiling). */
+static void vmark(const vpass *ps, const char *label)
+{
+    px_cuda_prof_mark(ps->pf, label);
+}
 
 /* y = conv(x) (+ y when acc) + bias, at the pass's resolution. */
 static int conv(vpass *ps, const vconv *cv, const float *x, float *y, bool acc)
@@ -358,8 +369,10 @@ static int conv(vpass *ps, const vconv *cv, const float *x, float *y, bool acc)
         return px_cuda_conv_build(op, &s, v->ctx->dnn, &a, WS_LIMIT, v->algos, 0, err, errlen);
     }
     if ((rc = px_cuda_conv_run(op, v->ctx->dnn, &a, err, errlen))) return rc;
+    vmark(ps, "vae convolutions");
     PX_CUDA_LAUNCH_CHECK(
         zc_bias_add(v->ctx->stream, y, cv->b, (size_t)ps->h * ps->w, cv->cout));
+    vmark(ps, "vae bias");
 fail:
     return rc;
 }
@@ -374,6 +387,7 @@ static int gn(vpass *ps, const vnorm *nm, const float *x, int C, int silu, float
     PX_CUDA_LAUNCH_CHECK(
         zc_gn_stats(s, x, hw, C, G, ps->v->cfg.eps, GN_SLICES, ps->v->part, ps->v->stats));
     PX_CUDA_LAUNCH_CHECK(zc_gn_apply(s, x, hw, C, G, ps->v->stats, nm->g, nm->b, silu, y));
+    vmark(ps, "vae GroupNorm(+SiLU)");
 fail:
     return rc;
 }
@@ -394,6 +408,7 @@ static int resnet(vpass *ps, const vres *r, int *xi)
     } else if (!ps->build) {
         PX_CUDA_CHECK(cudaMemcpyAsync(B, X, (size_t)ps->h * ps->w * r->c1.cin * 4,
                                       cudaMemcpyDeviceToDevice, v->ctx->stream));
+        vmark(ps, "vae residual copies");
     }
     if ((rc = conv(ps, &r->c2, A, B, true))) return rc;
     *xi = b;
@@ -405,7 +420,8 @@ static int lin(zc_vae *v, const float *x, int M, int K, const float *w, int N, c
                float *y, int acc, int w_kn, char *err, size_t errlen)
 {
     zc_gemm_args g = {.x = x, .ldx = K, .M = M, .K = K, .w = w, .N = N, .bias = bias, .y = y,
-                      .ldy = N, .yt = ZC_F32, .accumulate = acc, .f32_in = 1, .w_kn = w_kn};
+                      .ldy = N, .yt = ZC_F32, .accumulate = acc, .f32_in = v->prec == PX_CUDA_TF32 ? ZC_TF32 : 1,
+                      .w_kn = w_kn};
     return zc_gemm_run(v->gemm, &g, err, errlen);
 }
 
@@ -420,8 +436,8 @@ static int attention(vpass *ps, int *xi)
     float *X = v->buf[*xi], *A = v->buf[a], *B = v->buf[b];
     if (ps->build) return 0;
     cudaStream_t s = v->ctx->stream;
-    if ((rc = gn(ps, &v->attn_norm, X, C, 0, A)) ||
-        (rc = lin(v, A, hw, C, v->wq, C, v->bq, v->q, 0, 0, err, errlen)) ||
+    if ((rc = gn(ps, &v->attn_norm, X, C, 0, A))) return rc;
+    if ((rc = lin(v, A, hw, C, v->wq, C, v->bq, v->q, 0, 0, err, errlen)) ||
         (rc = lin(v, A, hw, C, v->wk, C, v->bk, v->k, 0, 0, err, errlen)) ||
         (rc = lin(v, A, hw, C, v->wv, C, v->bv, v->v, 0, 0, err, errlen)))
         return rc;
@@ -435,6 +451,7 @@ static int attention(vpass *ps, int *xi)
     }
     PX_CUDA_CHECK(cudaMemcpyAsync(B, X, (size_t)hw * C * 4, cudaMemcpyDeviceToDevice, s));
     if ((rc = lin(v, A, hw, C, v->wo, C, v->bo, B, 1, 0, err, errlen))) return rc;
+    vmark(ps, "vae mid attention");
     *xi = b;
 fail:
     return rc;
@@ -452,6 +469,7 @@ static int walk(vpass *ps, const float *lat)
     if (!ps->build)
         PX_CUDA_LAUNCH_CHECK(zc_vae_in(s, lat, c->latent_channels, v->lh * v->lw,
                                        c->scaling_factor, c->shift_factor, v->buf[1]));
+    vmark(ps, "vae in/out");
     if ((rc = conv(ps, &v->conv_in, v->buf[1], v->buf[0], false)) ||
         (rc = resnet(ps, &v->mid[0], &xi)) || (rc = attention(ps, &xi)) ||
         (rc = resnet(ps, &v->mid[1], &xi)))
@@ -463,6 +481,7 @@ static int walk(vpass *ps, const float *lat)
             int a = (xi + 1) % 3, b = (xi + 2) % 3, C = v->upc[i].cin;
             if (!ps->build)
                 PX_CUDA_LAUNCH_CHECK(zc_upsample2(s, v->buf[xi], ps->h, ps->w, C, v->buf[a]));
+            vmark(ps, "vae upsample");
             ps->h *= 2, ps->w *= 2;
             if ((rc = conv(ps, &v->upc[i], v->buf[a], v->buf[b], false))) return rc;
             xi = b;
@@ -473,6 +492,7 @@ static int walk(vpass *ps, const float *lat)
         (rc = conv(ps, &v->conv_out, v->buf[a], v->buf[b], false)))
         return rc;
     if (!ps->build) PX_CUDA_LAUNCH_CHECK(zc_vae_out(s, v->buf[b], ps->h * ps->w, v->rgb));
+    vmark(ps, "vae in/out");
 fail:
     return rc;
 }
@@ -490,11 +510,18 @@ int zc_vae_decode(zc_vae *v, const float *lat, int lh, int lw, uint8_t *rgb, cha
         }
     }
     vpass r = {.v = v, .err = err, .errlen = errlen};
-    if ((rc = walk(&r, lat))) return rc;
+    if (getenv("PX_ZIMAGE_CUDA_PROFILE")) r.pf = px_cuda_prof_start(v->ctx->stream);
+    if ((rc = walk(&r, lat))) goto fail;
     size_t f = (size_t)1 << (v->cfg.nlevels - 1);
     PX_CUDA_CHECK(cudaMemcpyAsync(rgb, v->rgb, (size_t)lh * lw * f * f * 3,
                                   cudaMemcpyDeviceToHost, v->ctx->stream));
     PX_CUDA_CHECK(cudaStreamSynchronize(v->ctx->stream));
+    if (r.pf) {
+        char title[64];
+        snprintf(title, sizeof title, "zimage-cuda profile: VAE, latent %dx%d", lw, lh);
+        px_cuda_prof_report(r.pf, stderr, title);
+    }
 fail:
+    px_cuda_prof_free(r.pf);
     return rc;
 }
