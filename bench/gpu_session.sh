@@ -262,12 +262,13 @@ step_check() {
   part zimage_full_smoke 150 gpu "$BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024,512x512 \
     --batches 1 --iters 1 --json $WORK/zimage_smoke.jsonl"
   part lama_vs_torch_acc 200 gpu "PARTS=torch OUT=$WORK/lama-acc scripts/test_gpu"
-  # Where a 1024² step's time goes (no nsys on these machines): zc_dit.c's
-  # PX_ZIMAGE_CUDA_PROFILE runs the steps after a plan's first direct, with
-  # an event after each part; with the default attention, then with cudnn's
-  # (mma again where cudnn turned itself off: the log says so).
-  part zimage_profile 150 gpu "for a in mma cudnn; do echo \"== attention \$a\"; \
-    PX_ZIMAGE_CUDA_PROFILE=1 PX_ZIMAGE_CUDA_ATTN=\$a $BIN/zimage_cuda_bench --model $ZMODEL/hf \
+  # Where a 1024² step's and decode's time goes (no nsys on these
+  # machines): PX_ZIMAGE_CUDA_PROFILE runs the steps after a plan's first
+  # direct, with an event after each part (zc_dit.c), and times the VAE by
+  # kind of work (zc_vae.c); with the fused element-wise kernels (the
+  # default), then without (PX_ZIMAGE_CUDA_FUSE=0: the kernels apart).
+  part zimage_profile 150 gpu "for f in 1 0; do echo \"== PX_ZIMAGE_CUDA_FUSE=\$f\"; \
+    PX_ZIMAGE_CUDA_PROFILE=1 PX_ZIMAGE_CUDA_FUSE=\$f $BIN/zimage_cuda_bench --model $ZMODEL/hf \
     --sizes 1024x1024 --batches 1 --iters 1; done"
   KEY+=("$WORK/zimage_smoke.jsonl" "$WORK/attn.jsonl" "$WORK/attn-vs-torch.jsonl"
         "$WORK/cudnn-deviceprop.json")
@@ -413,9 +414,12 @@ step_fp8speed() {
     part "speed_$p" 150 gpu "$BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024,512x512 \
       --batches 1,4 --iters 2 --precision $p --json $WORK/speed-$p.jsonl"
   done
+  # The same run without the fused element-wise kernels: what they gain.
+  part speed_bf16_nofuse 100 gpu "PX_ZIMAGE_CUDA_FUSE=0 $BIN/zimage_cuda_bench --model $ZMODEL/hf \
+    --sizes 1024x1024 --batches 1 --iters 2 --precision bf16 --json $WORK/speed-bf16-nofuse.jsonl"
   part fp8_full_acc 240 gpu "PX_ZIMAGE_MODEL=$ZMODEL/hf PX_ZIMAGE_SIZE=512x512 PX_TEST_TIMEOUT=230 \
     $BIN/zimage_cuda_test t_fp8_stages_against_reference"
-  KEY+=("$WORK/speed-bf16.jsonl" "$WORK/speed-fp8.jsonl")
+  KEY+=("$WORK/speed-bf16.jsonl" "$WORK/speed-fp8.jsonl" "$WORK/speed-bf16-nofuse.jsonl")
 }
 
 step_lama() {

@@ -8,7 +8,8 @@
  *   final.latent   (3 steps from the reference's initial latents) <= 5e-2
  *   image          8-bit, within 8 levels of the reference and of the CPU
  *                  engine (both fp32)
- *   VAE alone      (fp32 cuDNN, TF32 math; FMA with PX_ZIMAGE_CUDA_VAE=fp32) on the reference's final latent:
+ *   VAE alone      (fp32 tensors; convolutions and mid-attention GEMMs in TF32 math,
+ *                  FMA with PX_ZIMAGE_CUDA_VAE=fp32) on the reference's final latent:
  *                  within 1 level of the reference's image
  * (PX_ZIMAGE_MODEL=DIR PX_ZIMAGE_SIZE=512x512: the same on a full-size
  * model with the same bars, for the issue's full-size check; the CPU
@@ -244,15 +245,15 @@ static void stage_errors(px_engine *e, const char *what, stage_errs *r)
     T_EQ_INT(zi_cuda_run_latents(e, &it, 1, lf, err, sizeof err), 0);
     r->latent = rel_err(lf, fin, nl);
     r->levels = worst_levels(im.px, img, nimg);
-    /* The VAE alone (fp32 tensors both sides; TF32 convolutions here by
-     * default) on the reference's final latent. */
+    /* The VAE alone (fp32 tensors both sides; TF32 convolutions and
+     * mid-attention GEMMs here by default) on the reference's final latent. */
     T_EQ_INT(zi_cuda_vae_decode(e, fin, H / 8, W / 8, vpx, err, sizeof err), 0);
     r->vae = worst_levels(vpx, img, nimg);
     r->cpu = cpu_levels(init, im.px, nimg);
     const char *vae = getenv("PX_ZIMAGE_CUDA_VAE");
     printf("  %s vs the fp32 reference: text.features %.2e, dit.out0 %.2e, final.latent %.2e "
            "(max|diff|/max|ref|); image within %d levels of the reference, %d of the CPU "
-           "engine; the GPU VAE (%s convolutions) alone within %d\n",
+           "engine; the GPU VAE (%s convolutions and attention) alone within %d\n",
            what, r->text, r->dit, r->latent, r->levels, r->cpu,
            vae && !strcmp(vae, "fp32") ? "fp32" : "TF32", r->vae);
     px_image_free(&im);
