@@ -736,12 +736,15 @@ TEST(t_fused_kernels_match)
         }
         if (rc) px_tfail(__FILE__, __LINE__, "kernels check: %s", err);
         printf("  rows %d x %d: residual+norm differs in %ld x, %ld y; SwiGLU in %ld; q/k "
-               "norm + RoPE: %ld one bf16 step apart, %ld more\n",
-               c->rows, c->n, c->x_diff, c->y_diff, c->swiglu_diff, c->qk_near, c->qk_far);
+               "norm + RoPE: %ld one bf16 step apart, %ld more; VAE GroupNorm/bias/upsample "
+               "in %ld\n",
+               c->rows, c->n, c->x_diff, c->y_diff, c->swiglu_diff, c->qk_near, c->qk_far,
+               c->vae_diff);
         T_EQ_INT(c->x_diff, 0);
         T_EQ_INT(c->y_diff, 0);
         T_EQ_INT(c->swiglu_diff, 0);
         T_EQ_INT(c->qk_far, 0);
+        T_EQ_INT(c->vae_diff, 0);
         /* An fp32 rounding of the norm moves few bf16 values. */
         T_CMP_INT(c->qk_near, <, (long)c->rows * c->n / 100 + 1);
     }

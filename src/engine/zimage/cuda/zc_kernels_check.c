@@ -6,9 +6,10 @@
  * fused residual-and-norm kernel does the two kernels' arithmetic in their
  * order, and the 8-wide SwiGLU the per-element one's; the 4-wide q/k norm
  * adds its sum of squares in another order, so it may be one bf16 step
- * off, never more.
+ * off, never more. The VAE's four-channel GroupNorm, bias and upsample
+ * kernels (ninth session) against their per-value ones, to the bit.
  *
- * Written 2026-12-05 (eighth session); not yet run on a GPU.
+ * Written 2026-12-05 (eighth and ninth sessions); not yet run on a GPU.
  */
 #include "engine/zimage/zimage_cuda.h"
 
@@ -211,6 +212,67 @@ fail:
     return rc;
 }
 
+/* The VAE kernels on hw x C from a 16-byte aligned base (four channels a
+ * thread) and from one a float further (a value a thread): GroupNorm with
+ * and without SiLU, the bias, the upsample. At most 16,384 x 512 values. */
+static int vae(zi_cuda_kernels_case *c, char *err, size_t errlen)
+{
+    int rc = 0, C = c->n > 512 ? 512 : c->n, hw = c->rows > 16384 ? 16384 : c->rows;
+    int G = C % 32 ? 8 : 32, w = 4, h = hw / w;
+    size_t n = (size_t)hw * C, up = (size_t)4 * h * w * C;
+    float *hx = malloc(n * 4), *hp = malloc(((size_t)2 * G + 2 * C) * 4), *a = malloc(up * 4),
+          *b = malloc(up * 4);
+    char *d1 = NULL, *d2 = NULL, *u1 = NULL, *u2 = NULL;
+    float *dp = NULL;
+    uint32_t s = c->seed ^ 0xc2b2ae35u;
+    c->vae_diff = 0;
+    if (!hx || !hp || !a || !b) {
+        rc = px_errf(err, errlen, PX_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (size_t k = 0; k < n; k++) hx[k] = rnd(&s);
+    for (int k = 0; k < 2 * G + 2 * C; k++) hp[k] = rnd(&s);
+    for (int g = 0; g < G; g++) hp[2 * g + 1] = 0.5f + 0.25f * hp[2 * g + 1]; /* 1/σ > 0 */
+    PX_CUDA_CHECK(cudaMalloc((void **)&d1, n * 4));
+    PX_CUDA_CHECK(cudaMalloc((void **)&d2, n * 4 + 16));
+    PX_CUDA_CHECK(cudaMalloc((void **)&u1, up * 4));
+    PX_CUDA_CHECK(cudaMalloc((void **)&u2, up * 4 + 16));
+    PX_CUDA_CHECK(cudaMalloc((void **)&dp, ((size_t)2 * G + 2 * C) * 4));
+    PX_CUDA_CHECK(cudaMemcpy(dp, hp, ((size_t)2 * G + 2 * C) * 4, cudaMemcpyHostToDevice));
+    const float *stats = dp, *gamma = dp + 2 * G, *beta = gamma + C;
+    float *x1 = (float *)d1, *x2 = (float *)(d2 + 4), *y1 = (float *)u1, *y2 = (float *)(u2 + 4);
+    for (int silu = 0; silu < 2; silu++) {
+        PX_CUDA_CHECK(cudaMemcpy(x1, hx, n * 4, cudaMemcpyHostToDevice));
+        PX_CUDA_CHECK(cudaMemcpy(x2, hx, n * 4, cudaMemcpyHostToDevice));
+        PX_CUDA_LAUNCH_CHECK(zc_gn_apply(NULL, x1, hw, C, G, stats, gamma, beta, silu, y1));
+        PX_CUDA_LAUNCH_CHECK(zc_gn_apply(NULL, x2, hw, C, G, stats, gamma, beta, silu, y2));
+        PX_CUDA_LAUNCH_CHECK(zc_bias_add(NULL, y1, beta, (size_t)hw, C));
+        PX_CUDA_LAUNCH_CHECK(zc_bias_add(NULL, y2, beta, (size_t)hw, C));
+        PX_CUDA_CHECK(cudaMemcpy(a, y1, n * 4, cudaMemcpyDeviceToHost));
+        PX_CUDA_CHECK(cudaMemcpy(b, y2, n * 4, cudaMemcpyDeviceToHost));
+        c->vae_diff += count_diff(a, b, n, 4);
+    }
+    PX_CUDA_LAUNCH_CHECK(zc_upsample2(NULL, x1, h, w, C, y1));
+    PX_CUDA_LAUNCH_CHECK(zc_upsample2(NULL, x2, h, w, C, y2));
+    PX_CUDA_CHECK(cudaMemcpy(a, y1, up * 4, cudaMemcpyDeviceToHost));
+    PX_CUDA_CHECK(cudaMemcpy(b, y2, up * 4, cudaMemcpyDeviceToHost));
+    c->vae_diff += count_diff(a, b, up, 4);
+    /* Nearest: output pixel (2, 3)'s channels are input pixel (1, 1)'s. */
+    if (h >= 2 && memcmp(a + ((size_t)2 * 2 * w + 3) * C, hx + ((size_t)w + 1) * C, (size_t)C * 4))
+        c->vae_diff += 1;
+fail:
+    if (d1) cudaFree(d1);
+    if (d2) cudaFree(d2);
+    if (u1) cudaFree(u1);
+    if (u2) cudaFree(u2);
+    if (dp) cudaFree(dp);
+    free(hx);
+    free(hp);
+    free(a);
+    free(b);
+    return rc;
+}
+
 int zi_cuda_kernels_check(zi_cuda_kernels_case *c, char *err, size_t errlen)
 {
     int n_dev = 0, rc = 0;
@@ -226,8 +288,10 @@ int zi_cuda_kernels_check(zi_cuda_kernels_case *c, char *err, size_t errlen)
         return px_errf(err, errlen, PX_EUNSUP,
                        "PX_ZIMAGE_CUDA_FUSE=0 turns the wide kernels off: nothing to compare");
     PX_CUDA_CHECK(cudaSetDevice(0));
-    if ((rc = residual_norm(c, err, errlen)) || (rc = swiglu(c, err, errlen))) return rc;
-    rc = qknorm(c, err, errlen);
+    if ((rc = residual_norm(c, err, errlen)) || (rc = swiglu(c, err, errlen)) ||
+        (rc = qknorm(c, err, errlen)))
+        return rc;
+    rc = vae(c, err, errlen);
 fail:
     return rc;
 }

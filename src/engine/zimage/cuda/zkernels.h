@@ -150,6 +150,12 @@ int zc_gn_apply(zc_stream s, const float *x, int hw, int C, int G, const float *
 /* y[p, c] += b[c] over rows x C. */
 int zc_bias_add(zc_stream s, float *y, const float *b, size_t rows, int C);
 
+/* Whether zc_gn_apply, zc_bias_add and zc_upsample2 take four channels a
+ * thread for these two tensors (both 16-byte aligned, C % 4 == 0, n values
+ * indexable in 32 bits in fours, PX_ZIMAGE_CUDA_FUSE not 0); else a value
+ * a thread. Same results either way (zc_kernels_check.c compares them). */
+int zc_vae_kernels4(const void *a, const void *b, size_t n, int C);
+
 /* Nearest x2: x [h, w, C] -> y [2h, 2w, C]. */
 int zc_upsample2(zc_stream s, const float *x, int h, int w, int C, float *y);
 
