@@ -20,8 +20,9 @@
 #                                 tests), then the fp8 gate against bf16 (12
 #                                 prompts, 1024², 8 steps, same latents)
 #   bench/gpu_session.sh fp8speed the same size and batches in bf16 and fp8
-#                                 (speed, peak memory), then the full-size fp8
-#                                 stage check (512²)
+#                                 (speed, peak memory), bf16 without the fused
+#                                 kernels, bf16 with the bf16 VAE and its gate,
+#                                 then the full-size fp8 stage check (512²)
 #   bench/gpu_session.sh lora     issue 14: LoRA step overhead and mixing;
 #                                 the full-size accuracy test (issue 13)
 #   bench/gpu_session.sh serve    issue 15: pixbench's generate tables (seed 002
@@ -417,9 +418,17 @@ step_fp8speed() {
   # The same run without the fused element-wise kernels: what they gain.
   part speed_bf16_nofuse 100 gpu "PX_ZIMAGE_CUDA_FUSE=0 $BIN/zimage_cuda_bench --model $ZMODEL/hf \
     --sizes 1024x1024 --batches 1 --iters 2 --precision bf16 --json $WORK/speed-bf16-nofuse.jsonl"
+  # The VAE's bf16 up path: its speed, then its gate against the default
+  # decoder (12 prompts, same latents; zimage_fp8_cuda_bench --against).
+  part speed_vae_bf16 150 gpu "PX_ZIMAGE_CUDA_VAE=bf16 $BIN/zimage_cuda_bench --model $ZMODEL/hf \
+    --sizes 1024x1024,512x512 --batches 1,4 --iters 2 --precision bf16 \
+    --json $WORK/speed-bf16-vaebf16.jsonl"
+  part vae_gate 240 gpu "$BIN/zimage_fp8_cuda_bench --model $ZMODEL/hf --size 1024x1024 --steps 8 \
+    --against vae-bf16 --json $WORK/vae_gate.jsonl"
   part fp8_full_acc 240 gpu "PX_ZIMAGE_MODEL=$ZMODEL/hf PX_ZIMAGE_SIZE=512x512 PX_TEST_TIMEOUT=230 \
     $BIN/zimage_cuda_test t_fp8_stages_against_reference"
-  KEY+=("$WORK/speed-bf16.jsonl" "$WORK/speed-fp8.jsonl" "$WORK/speed-bf16-nofuse.jsonl")
+  KEY+=("$WORK/speed-bf16.jsonl" "$WORK/speed-fp8.jsonl" "$WORK/speed-bf16-nofuse.jsonl"
+        "$WORK/speed-bf16-vaebf16.jsonl" "$WORK/vae_gate.jsonl")
 }
 
 step_lama() {

@@ -17,10 +17,13 @@
  * template) and the peak device memory in use (sampled after every step:
  * weights + plans + the CUDA context). With --json, one JSON object per
  * line: impl (pixserve-bf16, pixserve-fp8), size, batch, s_per_image,
- * peak_gib, text_ms, denoise_ms, vae_ms, step_ms, tokens.
+ * peak_gib, text_ms, denoise_ms, vae_ms, step_ms, tokens, vae (the
+ * decoder the engine reports: cuda-tf32, cuda-bf16, ...) and fused (false
+ * under PX_ZIMAGE_CUDA_FUSE=0).
  *
  * Ran on an H200 on 2026-12-05 (docs/benchmarks/zimage-cuda.md).
  */
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "engine/engine.h"
@@ -67,6 +70,7 @@ static int parse_list(const char *s, int *v, int max)
 typedef struct opts {
     const char *model, *sizes, *device, *json, *precision;
     int batches[16], nb, steps, iters, words;
+    char vae[32]; /* the engine's decoder, from its description */
 } opts;
 
 static int bench_one(px_engine *e, const opts *o, int w, int h, int B, const char *prompt,
@@ -109,13 +113,31 @@ static int bench_one(px_engine *e, const opts *o, int w, int h, int B, const cha
         fprintf(js,
                 "{\"impl\":\"pixserve-%s\",\"size\":\"%dx%d\",\"batch\":%d,\"s_per_image\":%.4f,"
                 "\"peak_gib\":%.2f,\"text_ms\":%.2f,\"denoise_ms\":%.2f,\"vae_ms\":%.2f,"
-                "\"step_ms\":%.2f,\"tokens\":%d}\n",
+                "\"step_ms\":%.2f,\"tokens\":%d,\"vae\":\"%s\",\"fused\":%s}\n",
                 o->precision, w, h, B, spi, gib, g->encode_ns / 1e6, g->denoise_ns / 1e6, g->decode_ns / 1e6,
-                step, g->prompt_tokens);
+                step, g->prompt_tokens, o->vae,
+                getenv("PX_ZIMAGE_CUDA_FUSE") && !strcmp(getenv("PX_ZIMAGE_CUDA_FUSE"), "0")
+                    ? "false"
+                    : "true");
     if (js) fflush(js); /* a run stopped at its time limit keeps its rows */
 done:
     for (int i = 0; i < B; i++) px_image_free(&out[i]);
     return rc;
+}
+
+/* The decoder the engine describes ("vae":"cuda-tf32" ...) into out. */
+static void vae_of(const px_engine *e, char *out, size_t n)
+{
+    px_buf d;
+    px_buf_init(&d, 1 << 16);
+    snprintf(out, n, "?");
+    const char *v = px_engine_describe(e, &d) ? NULL : strstr((const char *)d.data, "\"vae\":\"");
+    if (v) {
+        v += 7;
+        size_t k = strcspn(v, "\"");
+        snprintf(out, n, "%.*s", (int)(k < n ? k : n - 1), v);
+    }
+    px_buf_free(&d);
 }
 
 int main(int argc, char **argv)
@@ -158,6 +180,7 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("engine open (weights to the GPU): %.1f s\n", px_ns_to_ms(px_now_ns() - t0) / 1000);
+    vae_of(e, o.vae, sizeof o.vae);
     FILE *js = o.json ? fopen(o.json, "w") : NULL;
     int rc = 0;
     for (const char *s = o.sizes; s && *s && !rc; s = strchr(s, ',') ? strchr(s, ',') + 1 : NULL) {

@@ -36,12 +36,14 @@
  * why it is skipped and passes. `make test-gpu` runs it on a GPU machine.
  * First run on an H200 on 2026-12-05: 5/5 passed (and the full-size check).
  */
+#include "core/buf.h"
 #include "core/err.h"
 #include "engine/engine.h"
 #include "engine/safetensors.h"
 #include "engine/zimage/cuda/zc_fp8.h"
 #include "engine/zimage/dit.h"
 #include "engine/zimage/lora.h"
+#include "engine/zimage/sampler.h"
 #include "engine/zimage/tokenizer.h"
 #include "engine/zimage/zimage.h"
 #include "engine/zimage/zimage_cuda.h"
@@ -393,6 +395,46 @@ static void on_step(void *arg, int step, int steps)
     (void)steps;
     p->calls++;
     if (step == 1) atomic_store(&p->cancel, 1);
+}
+
+/* The VAE with its up path in bf16 (PX_ZIMAGE_CUDA_VAE=bf16) against the
+ * default decoder on the same latent (Gaussian noise, as a generation
+ * starts from). The bar here catches a wrong kernel or layout (those give
+ * images 10–20 dB apart); whether bf16 is close enough to become the
+ * default is the gate of `zimage_fp8_cuda_bench --against vae-bf16` on the
+ * full-size model (docs/benchmarks/zimage-cuda.md). */
+TEST(t_vae_bf16_near_default)
+{
+    px_engine *e = open_cuda();
+    if (!e) return;
+    char err[512] = "";
+    size_t nl = (size_t)16 * (H / 8) * (W / 8);
+    float *lat = malloc(nl * sizeof *lat);
+    zi_sampler_noise(11, lat, nl);
+    px_image img[2];
+    memset(img, 0, sizeof img);
+    for (int i = 0; i < 2; i++) {
+        T_EQ_INT(px_image_alloc(&img[i], W, H, 3, NULL, NULL, 0), 0);
+        if (i) {
+            px_engine_close(e);
+            setenv("PX_ZIMAGE_CUDA_VAE", "bf16", 1);
+            e = open_cuda();
+            unsetenv("PX_ZIMAGE_CUDA_VAE");
+            T_TRUE(e != NULL);
+            px_buf d;
+            px_buf_init(&d, 1 << 16);
+            T_EQ_INT(px_engine_describe(e, &d), 0);
+            T_CONTAINS((const char *)d.data, "\"vae\":\"cuda-bf16\"");
+            px_buf_free(&d);
+        }
+        T_EQ_INT(zi_cuda_vae_decode(e, lat, H / 8, W / 8, img[i].px, err, sizeof err), 0);
+    }
+    double p = px_image_psnr(&img[0], &img[1], NULL);
+    printf("  VAE bf16 up path vs the default (TF32) decoder, %dx%d: PSNR %.2f dB\n", W, H, p);
+    T_CMP_DBL(p, >=, 30.0);
+    px_image_free(&img[0]), px_image_free(&img[1]);
+    free(lat);
+    px_engine_close(e);
 }
 
 TEST(t_cancel_between_steps)
@@ -753,4 +795,4 @@ TEST(t_fused_kernels_match)
 TEST_MAIN(t_stages_against_reference, t_batch_item_equals_solo, t_joined_item_equals_solo,
           t_cancel_between_steps,
           t_dit_lora_against_cpu, t_mixed_lora_batch_equals_solo, t_fp8_gemm_against_host,
-          t_fp8_stages_against_reference, t_fused_kernels_match)
+          t_fp8_stages_against_reference, t_fused_kernels_match, t_vae_bf16_near_default)

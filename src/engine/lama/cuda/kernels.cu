@@ -7,17 +7,14 @@
  */
 #include "engine/lama/cuda/kernels.h"
 
+#include "engine/cuda/cuda_elem.cuh"
+
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 namespace {
 
-typedef __nv_bfloat16 bf16_t;
-
-__device__ __forceinline__ float ld(const float *p, size_t i) { return p[i]; }
-__device__ __forceinline__ float ld(const bf16_t *p, size_t i) { return __bfloat162float(p[i]); }
-__device__ __forceinline__ void st(float *p, size_t i, float v) { p[i] = v; }
-__device__ __forceinline__ void st(bf16_t *p, size_t i, float v) { p[i] = __float2bfloat16(v); }
+using namespace pxcu; /* bf16_t, ld, st */
 
 /* Eight consecutive elements, moved as 16 (bf16) or 32 (float) bytes: the
  * memory-bound kernels below work in these units when channel counts are

@@ -6,8 +6,9 @@
  * fused residual-and-norm kernel does the two kernels' arithmetic in their
  * order, and the 8-wide SwiGLU the per-element one's; the 4-wide q/k norm
  * adds its sum of squares in another order, so it may be one bf16 step
- * off, never more. The VAE's four-channel GroupNorm, bias and upsample
- * kernels (ninth session) against their per-value ones, to the bit.
+ * off, never more. The VAE's 16-byte GroupNorm, bias and upsample
+ * kernels (ninth session) against their per-value ones, to the bit, in
+ * fp32 and bf16.
  *
  * Written 2026-12-05 (eighth and ninth sessions); not yet run on a GPU.
  */
@@ -16,6 +17,7 @@
 #include "core/err.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/zimage/cuda/zkernels.h"
+#include "engine/zimage/cuda/zvae_kernels.h"
 
 #include <cuda_runtime_api.h>
 #include <stdint.h>
@@ -212,53 +214,58 @@ fail:
     return rc;
 }
 
-/* The VAE kernels on hw x C from a 16-byte aligned base (four channels a
- * thread) and from one a float further (a value a thread): GroupNorm with
- * and without SiLU, the bias, the upsample. At most 16,384 x 512 values. */
-static int vae(zi_cuda_kernels_case *c, char *err, size_t errlen)
+/* The VAE kernels on hw x C values of type bf (bf16 or fp32), from a
+ * 16-byte aligned base (16 bytes a thread) and from one a value further (a
+ * value a thread): GroupNorm with and without SiLU, then the bias, and the
+ * upsample, whose copies must also land where nearest sampling says. */
+static int vae_type(zi_cuda_kernels_case *c, int bf, char *err, size_t errlen)
 {
     int rc = 0, C = c->n > 512 ? 512 : c->n, hw = c->rows > 16384 ? 16384 : c->rows;
     int G = C % 32 ? 8 : 32, w = 4, h = hw / w;
-    size_t n = (size_t)hw * C, up = (size_t)4 * h * w * C;
-    float *hx = malloc(n * 4), *hp = malloc(((size_t)2 * G + 2 * C) * 4), *a = malloc(up * 4),
-          *b = malloc(up * 4);
+    size_t es = bf ? 2 : 4, n = (size_t)hw * C, up = (size_t)4 * h * w * C;
+    size_t np = (size_t)2 * G + 2 * C;
+    char *hx = malloc(n * es), *a = malloc(up * es), *b = malloc(up * es);
+    float *hp = malloc(np * 4);
     char *d1 = NULL, *d2 = NULL, *u1 = NULL, *u2 = NULL;
     float *dp = NULL;
-    uint32_t s = c->seed ^ 0xc2b2ae35u;
-    c->vae_diff = 0;
+    uint32_t s = c->seed ^ (bf ? 0x27d4eb2fu : 0xc2b2ae35u);
     if (!hx || !hp || !a || !b) {
         rc = px_errf(err, errlen, PX_ENOMEM, "out of memory");
         goto fail;
     }
-    for (size_t k = 0; k < n; k++) hx[k] = rnd(&s);
-    for (int k = 0; k < 2 * G + 2 * C; k++) hp[k] = rnd(&s);
+    if (bf)
+        fill_bf16((uint16_t *)hx, n, &s, 1.0f);
+    else
+        for (size_t k = 0; k < n; k++) ((float *)hx)[k] = rnd(&s);
+    for (size_t k = 0; k < np; k++) hp[k] = rnd(&s);
     for (int g = 0; g < G; g++) hp[2 * g + 1] = 0.5f + 0.25f * hp[2 * g + 1]; /* 1/σ > 0 */
-    PX_CUDA_CHECK(cudaMalloc((void **)&d1, n * 4));
-    PX_CUDA_CHECK(cudaMalloc((void **)&d2, n * 4 + 16));
-    PX_CUDA_CHECK(cudaMalloc((void **)&u1, up * 4));
-    PX_CUDA_CHECK(cudaMalloc((void **)&u2, up * 4 + 16));
-    PX_CUDA_CHECK(cudaMalloc((void **)&dp, ((size_t)2 * G + 2 * C) * 4));
-    PX_CUDA_CHECK(cudaMemcpy(dp, hp, ((size_t)2 * G + 2 * C) * 4, cudaMemcpyHostToDevice));
+    PX_CUDA_CHECK(cudaMalloc((void **)&d1, n * es));
+    PX_CUDA_CHECK(cudaMalloc((void **)&d2, n * es + 16));
+    PX_CUDA_CHECK(cudaMalloc((void **)&u1, up * es));
+    PX_CUDA_CHECK(cudaMalloc((void **)&u2, up * es + 16));
+    PX_CUDA_CHECK(cudaMalloc((void **)&dp, np * 4));
+    PX_CUDA_CHECK(cudaMemcpy(dp, hp, np * 4, cudaMemcpyHostToDevice));
     const float *stats = dp, *gamma = dp + 2 * G, *beta = gamma + C;
-    float *x1 = (float *)d1, *x2 = (float *)(d2 + 4), *y1 = (float *)u1, *y2 = (float *)(u2 + 4);
+    char *x1 = d1, *x2 = d2 + es, *y1 = u1, *y2 = u2 + es;
     for (int silu = 0; silu < 2; silu++) {
-        PX_CUDA_CHECK(cudaMemcpy(x1, hx, n * 4, cudaMemcpyHostToDevice));
-        PX_CUDA_CHECK(cudaMemcpy(x2, hx, n * 4, cudaMemcpyHostToDevice));
-        PX_CUDA_LAUNCH_CHECK(zc_gn_apply(NULL, x1, hw, C, G, stats, gamma, beta, silu, y1));
-        PX_CUDA_LAUNCH_CHECK(zc_gn_apply(NULL, x2, hw, C, G, stats, gamma, beta, silu, y2));
-        PX_CUDA_LAUNCH_CHECK(zc_bias_add(NULL, y1, beta, (size_t)hw, C));
-        PX_CUDA_LAUNCH_CHECK(zc_bias_add(NULL, y2, beta, (size_t)hw, C));
-        PX_CUDA_CHECK(cudaMemcpy(a, y1, n * 4, cudaMemcpyDeviceToHost));
-        PX_CUDA_CHECK(cudaMemcpy(b, y2, n * 4, cudaMemcpyDeviceToHost));
-        c->vae_diff += count_diff(a, b, n, 4);
+        PX_CUDA_CHECK(cudaMemcpy(x1, hx, n * es, cudaMemcpyHostToDevice));
+        PX_CUDA_CHECK(cudaMemcpy(x2, hx, n * es, cudaMemcpyHostToDevice));
+        PX_CUDA_LAUNCH_CHECK(zc_gn_apply(NULL, x1, bf, hw, C, G, stats, gamma, beta, silu, y1));
+        PX_CUDA_LAUNCH_CHECK(zc_gn_apply(NULL, x2, bf, hw, C, G, stats, gamma, beta, silu, y2));
+        PX_CUDA_LAUNCH_CHECK(zc_bias_add(NULL, y1, bf, beta, (size_t)hw, C));
+        PX_CUDA_LAUNCH_CHECK(zc_bias_add(NULL, y2, bf, beta, (size_t)hw, C));
+        PX_CUDA_CHECK(cudaMemcpy(a, y1, n * es, cudaMemcpyDeviceToHost));
+        PX_CUDA_CHECK(cudaMemcpy(b, y2, n * es, cudaMemcpyDeviceToHost));
+        c->vae_diff += count_diff(a, b, n, es);
     }
-    PX_CUDA_LAUNCH_CHECK(zc_upsample2(NULL, x1, h, w, C, y1));
-    PX_CUDA_LAUNCH_CHECK(zc_upsample2(NULL, x2, h, w, C, y2));
-    PX_CUDA_CHECK(cudaMemcpy(a, y1, up * 4, cudaMemcpyDeviceToHost));
-    PX_CUDA_CHECK(cudaMemcpy(b, y2, up * 4, cudaMemcpyDeviceToHost));
-    c->vae_diff += count_diff(a, b, up, 4);
+    PX_CUDA_LAUNCH_CHECK(zc_upsample2(NULL, x1, bf, h, w, C, y1));
+    PX_CUDA_LAUNCH_CHECK(zc_upsample2(NULL, x2, bf, h, w, C, y2));
+    PX_CUDA_CHECK(cudaMemcpy(a, y1, up * es, cudaMemcpyDeviceToHost));
+    PX_CUDA_CHECK(cudaMemcpy(b, y2, up * es, cudaMemcpyDeviceToHost));
+    c->vae_diff += count_diff(a, b, up, es);
     /* Nearest: output pixel (2, 3)'s channels are input pixel (1, 1)'s. */
-    if (h >= 2 && memcmp(a + ((size_t)2 * 2 * w + 3) * C, hx + ((size_t)w + 1) * C, (size_t)C * 4))
+    if (h >= 2 && memcmp(a + ((size_t)2 * 2 * w + 3) * C * es, hx + ((size_t)w + 1) * C * es,
+                         (size_t)C * es))
         c->vae_diff += 1;
 fail:
     if (d1) cudaFree(d1);
@@ -271,6 +278,14 @@ fail:
     free(a);
     free(b);
     return rc;
+}
+
+/* Both element types; at most 16,384 x 512 values. */
+static int vae(zi_cuda_kernels_case *c, char *err, size_t errlen)
+{
+    c->vae_diff = 0;
+    int rc = vae_type(c, 0, err, errlen);
+    return rc ? rc : vae_type(c, 1, err, errlen);
 }
 
 int zi_cuda_kernels_check(zi_cuda_kernels_case *c, char *err, size_t errlen)

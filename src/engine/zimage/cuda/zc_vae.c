@@ -14,6 +14,11 @@
  * SIMT work at 1024² (~10 ms of the VAE's ~80 on an H100, by their FLOPs
  * at the fp32 rate), in TF32 a few ms.
  *
+ * PX_ZIMAGE_CUDA_VAE=bf16 (an option until it passes its gate:
+ * docs/benchmarks/zimage-cuda.md) runs the up blocks on bf16 activations
+ * and weights (walk says where the types change); the kernels are
+ * zvae_kernels.h's, for either type.
+ *
  * One plan (buffers + the convolutions' algorithms) for the last latent
  * size; a new size rebuilds it. Convolutions are built in a first pass
  * over the network that launches nothing (cuDNN's search writes the plan's
@@ -28,6 +33,8 @@
 #include "engine/cuda/cuda_conv.h"
 #include "engine/cuda/cuda_prof.h"
 #include "engine/zimage/cuda/zkernels.h"
+#include "engine/zimage/cuda/zvae_kernels.h"
+#include "engine/zimage/zops.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -41,9 +48,11 @@
 #define SCORE_BYTES ((size_t)256 << 20)
 
 typedef struct vconv {
-    float *w, *b;
+    void *w;  /* fp32, or bf16 when bf */
+    float *b; /* fp32 always (added by zc_bias_add) */
     cudnnFilterDescriptor_t fd;
     int cin, cout, k;
+    bool bf; /* a convolution of the bf16 up path */
 } vconv;
 
 typedef struct vnorm {
@@ -65,12 +74,14 @@ struct zc_vae {
     vnorm attn_norm, norm_out;
     float *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo;
     px_cuda_algos *algos;
-    px_cuda_prec prec; /* the convolutions' math: TF32 or FP32 (FMA) */
+    px_cuda_prec prec; /* the fp32 convolutions' math: TF32 or FP32 (FMA) */
+    bool up_bf;        /* PX_ZIMAGE_CUDA_VAE=bf16: the up path in bf16 (see walk) */
     size_t weight_bytes;
     /* the plan */
     int lh, lw, chunk;
     size_t act;
-    float *buf[3], *q, *k, *v, *sc, *stats;
+    void *buf[3]; /* activations: fp32 sizes, bf16 in the bf16 up path */
+    float *q, *k, *v, *sc, *stats;
     double *part;
     void *ws;
     uint8_t *rgb;
@@ -103,6 +114,7 @@ static int up_conv(zc_vae *v, const zi_weights *w, const char *prefix, int cin, 
     int rc = 0;
     char name[200];
     float *host = NULL;
+    uint16_t *hb = NULL;
     c->cin = cin, c->cout = cout, c->k = k;
     snprintf(name, sizeof name, "%s.weight", prefix);
     const zi_tensor *t = zi_weights_find(w, name);
@@ -116,16 +128,26 @@ static int up_conv(zc_vae *v, const zi_weights *w, const char *prefix, int cin, 
         for (int i = 0; i < cin; i++)
             for (int y = 0; y < k * k; y++)
                 host[((size_t)o * k * k + y) * cin + i] = src[((size_t)o * cin + i) * k * k + y];
-    PX_CUDA_CHECK(cudaMalloc((void **)&c->w, n * sizeof(float)));
-    PX_CUDA_CHECK(cudaMemcpy(c->w, host, n * sizeof(float), cudaMemcpyHostToDevice));
-    v->weight_bytes += n * sizeof(float);
+    /* bf16 weights rounded here (zops.h: PyTorch's rounding); the copy
+     * from pageable memory has read them when cudaMemcpy returns. */
+    size_t esz = c->bf ? 2 : 4;
+    const void *src_w = host;
+    if (c->bf) {
+        hb = px_xmalloc(n * sizeof *hb);
+        for (size_t i = 0; i < n; i++) hb[i] = zi_f32_to_bf16(host[i]);
+        src_w = hb;
+    }
+    PX_CUDA_CHECK(cudaMalloc(&c->w, n * esz));
+    PX_CUDA_CHECK(cudaMemcpy(c->w, src_w, n * esz, cudaMemcpyHostToDevice));
+    v->weight_bytes += n * esz;
     PX_CUDNN_CHECK(cudnnCreateFilterDescriptor(&c->fd));
-    PX_CUDNN_CHECK(
-        cudnnSetFilter4dDescriptor(c->fd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, cout, cin, k, k));
+    PX_CUDNN_CHECK(cudnnSetFilter4dDescriptor(
+        c->fd, c->bf ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, cout, cin, k, k));
     snprintf(name, sizeof name, "%s.bias", prefix);
     rc = up_f32(v, w, name, (size_t)cout, &c->b, err, errlen);
 fail:
     free(host);
+    free(hb);
     return rc;
 }
 
@@ -139,10 +161,12 @@ static int up_norm(zc_vae *v, const zi_weights *w, const char *prefix, int C, vn
     return rc ? rc : up_f32(v, w, b, (size_t)C, &nm->b, err, errlen);
 }
 
-static int up_res(zc_vae *v, const zi_weights *w, const char *p, int cin, int cout, vres *r,
-                  char *err, size_t errlen)
+/* bf: the block's convolutions take bf16 weights (the bf16 up path). */
+static int up_res(zc_vae *v, const zi_weights *w, const char *p, int cin, int cout, bool bf,
+                  vres *r, char *err, size_t errlen)
 {
     char n[5][200];
+    r->c1.bf = r->c2.bf = r->sc.bf = bf;
     const char *what[5] = {"norm1", "conv1", "norm2", "conv2", "conv_shortcut"};
     for (int i = 0; i < 5; i++) snprintf(n[i], sizeof n[i], "%s.%s", p, what[i]);
     int rc;
@@ -179,9 +203,11 @@ static int up_all(zc_vae *v, const zi_weights *w, char *err, size_t errlen)
     int L = c->nlevels, per = c->layers_per_block + 1, top = c->block_out[L - 1], rc;
     if ((rc = up_conv(v, w, "decoder.conv_in", c->latent_channels, top, 3, &v->conv_in, err,
                       errlen)) ||
-        (rc = up_res(v, w, "decoder.mid_block.resnets.0", top, top, &v->mid[0], err, errlen)) ||
+        (rc = up_res(v, w, "decoder.mid_block.resnets.0", top, top, false, &v->mid[0], err,
+                     errlen)) ||
         (rc = up_attn(v, w, top, err, errlen)) ||
-        (rc = up_res(v, w, "decoder.mid_block.resnets.1", top, top, &v->mid[1], err, errlen)))
+        (rc = up_res(v, w, "decoder.mid_block.resnets.1", top, top, false, &v->mid[1], err,
+                     errlen)))
         return rc;
     v->up = px_xcalloc((size_t)L * per, sizeof *v->up);
     int cin = top;
@@ -190,12 +216,14 @@ static int up_all(zc_vae *v, const zi_weights *w, char *err, size_t errlen)
         for (int j = 0; j < per; j++) {
             char p[200];
             snprintf(p, sizeof p, "decoder.up_blocks.%d.resnets.%d", i, j);
-            if ((rc = up_res(v, w, p, cin, cout, &v->up[i * per + j], err, errlen))) return rc;
+            if ((rc = up_res(v, w, p, cin, cout, v->up_bf, &v->up[i * per + j], err, errlen)))
+                return rc;
             cin = cout;
         }
         if (i < L - 1) {
             char p[200];
             snprintf(p, sizeof p, "decoder.up_blocks.%d.upsamplers.0.conv", i);
+            v->upc[i].bf = v->up_bf;
             if ((rc = up_conv(v, w, p, cout, cout, 3, &v->upc[i], err, errlen))) return rc;
         }
     }
@@ -213,6 +241,7 @@ int zc_vae_create(px_cuda_ctx *c, zc_gemm *g, const zi_weights *w, const zi_vae_
     v->ctx = c, v->gemm = g, v->cfg = *cfg;
     const char *pv = getenv("PX_ZIMAGE_CUDA_VAE");
     v->prec = pv && !strcmp(pv, "fp32") ? PX_CUDA_FP32 : PX_CUDA_TF32;
+    v->up_bf = pv && !strcmp(pv, "bf16");
     if (cfg->nlevels < 1 || cfg->nlevels > 8)
         return px_errf(err, errlen, PX_EUNSUP, "vae: %d levels", cfg->nlevels);
     v->algos = px_cuda_algos_create(sizeof(px_cuda_conv_shape), sizeof(px_cuda_conv_choice), 256);
@@ -221,7 +250,7 @@ int zc_vae_create(px_cuda_ctx *c, zc_gemm *g, const zi_weights *w, const zi_vae_
 
 const char *zc_vae_precision(const zc_vae *v)
 {
-    return v->prec == PX_CUDA_FP32 ? "fp32" : "tf32";
+    return v->up_bf ? "bf16" : v->prec == PX_CUDA_FP32 ? "fp32" : "tf32";
 }
 
 static void vconv_free(vconv *c)
@@ -312,7 +341,7 @@ static int plan_make(zc_vae *v, int lh, int lw, char *err, size_t errlen)
     size_t chunk = SCORE_BYTES / 4 / hw;
     v->chunk = (int)(chunk < 1 ? 1 : chunk > hw ? hw : chunk);
     for (int i = 0; i < 3; i++) {
-        PX_CUDA_CHECK(cudaMalloc((void **)&v->buf[i], v->act * 4));
+        PX_CUDA_CHECK(cudaMalloc(&v->buf[i], v->act * 4));
         /* on the stream the decoder runs on (a plain cudaMemset goes on the
          * legacy stream, which that stream is not ordered with) */
         PX_CUDA_CHECK(cudaMemsetAsync(v->buf[i], 0, v->act * 4, v->ctx->stream));
@@ -340,6 +369,7 @@ typedef struct vpass {
     bool build; /* build the convolutions, launch nothing */
     int next;
     int h, w; /* current resolution */
+    int bf;   /* activations now bf16 (the bf16 up path), else fp32 */
     px_cuda_prof *pf; /* PX_ZIMAGE_CUDA_PROFILE=1: time per kind of work */
     char *err;
     size_t errlen;
@@ -352,32 +382,36 @@ static void vmark(const vpass *ps, const char *label)
 }
 
 /* y = conv(x) (+ y when acc) + bias, at the pass's resolution. */
-static int conv(vpass *ps, const vconv *cv, const float *x, float *y, bool acc)
+static int conv(vpass *ps, const vconv *cv, const void *x, void *y, bool acc)
 {
     zc_vae *v = ps->v;
     char *err = ps->err;
     size_t errlen = ps->errlen;
     int rc = 0;
     if (ps->next >= MAX_OPS) return px_errf(err, errlen, PX_EINVAL, "vae: too many convolutions");
+    if (cv->bf != (ps->bf != 0))
+        return px_errf(err, errlen, PX_EINVAL, "vae: a %s convolution on %s activations",
+                       cv->bf ? "bf16" : "fp32", ps->bf ? "bf16" : "fp32");
     px_cuda_conv *op = &v->ops[ps->next++];
     px_cuda_conv_args a = {.fd = cv->fd, .w = cv->w, .x = x, .y = y, .ws = v->ws, .alpha = 1.0f,
                            .acc = acc};
     if (ps->build) {
         px_cuda_conv_shape s = {0,     1,     cv->cin, cv->cout, ps->h,     ps->w,        ps->h,
-                                ps->w, cv->k, cv->k,   1,        cv->k / 2, 0, v->prec};
+                                ps->w, cv->k, cv->k,   1,        cv->k / 2, 0,
+                                cv->bf ? PX_CUDA_BF16 : v->prec};
         v->nops = ps->next;
         return px_cuda_conv_build(op, &s, v->ctx->dnn, &a, WS_LIMIT, v->algos, 0, err, errlen);
     }
     if ((rc = px_cuda_conv_run(op, v->ctx->dnn, &a, err, errlen))) return rc;
     vmark(ps, "vae convolutions");
     PX_CUDA_LAUNCH_CHECK(
-        zc_bias_add(v->ctx->stream, y, cv->b, (size_t)ps->h * ps->w, cv->cout));
+        zc_bias_add(v->ctx->stream, y, ps->bf, cv->b, (size_t)ps->h * ps->w, cv->cout));
     vmark(ps, "vae bias");
 fail:
     return rc;
 }
 
-static int gn(vpass *ps, const vnorm *nm, const float *x, int C, int silu, float *y)
+static int gn(vpass *ps, const vnorm *nm, const void *x, int C, int silu, void *y)
 {
     char *err = ps->err;
     size_t errlen = ps->errlen;
@@ -385,8 +419,9 @@ static int gn(vpass *ps, const vnorm *nm, const float *x, int C, int silu, float
     if (ps->build) return 0;
     cudaStream_t s = ps->v->ctx->stream;
     PX_CUDA_LAUNCH_CHECK(
-        zc_gn_stats(s, x, hw, C, G, ps->v->cfg.eps, GN_SLICES, ps->v->part, ps->v->stats));
-    PX_CUDA_LAUNCH_CHECK(zc_gn_apply(s, x, hw, C, G, ps->v->stats, nm->g, nm->b, silu, y));
+        zc_gn_stats(s, x, ps->bf, hw, C, G, ps->v->cfg.eps, GN_SLICES, ps->v->part, ps->v->stats));
+    PX_CUDA_LAUNCH_CHECK(
+        zc_gn_apply(s, x, ps->bf, hw, C, G, ps->v->stats, nm->g, nm->b, silu, y));
     vmark(ps, "vae GroupNorm(+SiLU)");
 fail:
     return rc;
@@ -399,14 +434,14 @@ static int resnet(vpass *ps, const vres *r, int *xi)
     char *err = ps->err;
     size_t errlen = ps->errlen;
     int a = (*xi + 1) % 3, b = (*xi + 2) % 3, rc;
-    float *X = v->buf[*xi], *A = v->buf[a], *B = v->buf[b];
+    void *X = v->buf[*xi], *A = v->buf[a], *B = v->buf[b];
     if ((rc = gn(ps, &r->n1, X, r->c1.cin, 1, A)) || (rc = conv(ps, &r->c1, A, B, false)) ||
         (rc = gn(ps, &r->n2, B, r->c1.cout, 1, A)))
         return rc;
     if (r->has_sc) {
         if ((rc = conv(ps, &r->sc, X, B, false))) return rc;
     } else if (!ps->build) {
-        PX_CUDA_CHECK(cudaMemcpyAsync(B, X, (size_t)ps->h * ps->w * r->c1.cin * 4,
+        PX_CUDA_CHECK(cudaMemcpyAsync(B, X, (size_t)ps->h * ps->w * r->c1.cin * (ps->bf ? 2 : 4),
                                       cudaMemcpyDeviceToDevice, v->ctx->stream));
         vmark(ps, "vae residual copies");
     }
@@ -433,7 +468,7 @@ static int attention(vpass *ps, int *xi)
     size_t errlen = ps->errlen;
     int a = (*xi + 1) % 3, b = (*xi + 2) % 3, rc = 0;
     int hw = ps->h * ps->w, C = v->cfg.block_out[v->cfg.nlevels - 1];
-    float *X = v->buf[*xi], *A = v->buf[a], *B = v->buf[b];
+    float *X = v->buf[*xi], *A = v->buf[a], *B = v->buf[b]; /* the fp32 mid block */
     if (ps->build) return 0;
     cudaStream_t s = v->ctx->stream;
     if ((rc = gn(ps, &v->attn_norm, X, C, 0, A))) return rc;
@@ -457,6 +492,27 @@ fail:
     return rc;
 }
 
+/* buf[*xi] (C channels at the pass's resolution) converted into another
+ * buffer as bf16 (bf) or fp32, *xi and the pass's type updated. */
+static int convert(vpass *ps, int *xi, int C, int bf)
+{
+    char *err = ps->err;
+    size_t errlen = ps->errlen;
+    int a = (*xi + 1) % 3, rc = 0;
+    if (!ps->build)
+        PX_CUDA_LAUNCH_CHECK(zc_vae_convert(ps->v->ctx->stream, ps->v->buf[*xi], ps->bf,
+                                            ps->v->buf[a], bf, (size_t)ps->h * ps->w * C));
+    vmark(ps, "vae fp32 <-> bf16");
+    *xi = a, ps->bf = bf;
+fail:
+    return rc;
+}
+
+/* The decoder: conv_in and the mid block in fp32 (TF32 or FMA math), the
+ * up blocks in bf16 when up_bf (their convolutions are most of the work:
+ * 9.6 of the decoder's 10.5 TFLOP at 1024²), the final norm and 3-channel
+ * convolution in fp32 again (cuDNN's bf16 kernels want channels in
+ * eights). */
 static int walk(vpass *ps, const float *lat)
 {
     zc_vae *v = ps->v;
@@ -472,7 +528,8 @@ static int walk(vpass *ps, const float *lat)
     vmark(ps, "vae in/out");
     if ((rc = conv(ps, &v->conv_in, v->buf[1], v->buf[0], false)) ||
         (rc = resnet(ps, &v->mid[0], &xi)) || (rc = attention(ps, &xi)) ||
-        (rc = resnet(ps, &v->mid[1], &xi)))
+        (rc = resnet(ps, &v->mid[1], &xi)) ||
+        (v->up_bf && (rc = convert(ps, &xi, c->block_out[L - 1], 1))))
         return rc;
     for (int i = 0; i < L; i++) {
         for (int j = 0; j < per; j++)
@@ -480,7 +537,8 @@ static int walk(vpass *ps, const float *lat)
         if (i < L - 1) {
             int a = (xi + 1) % 3, b = (xi + 2) % 3, C = v->upc[i].cin;
             if (!ps->build)
-                PX_CUDA_LAUNCH_CHECK(zc_upsample2(s, v->buf[xi], ps->h, ps->w, C, v->buf[a]));
+                PX_CUDA_LAUNCH_CHECK(
+                    zc_upsample2(s, v->buf[xi], ps->bf, ps->h, ps->w, C, v->buf[a]));
             vmark(ps, "vae upsample");
             ps->h *= 2, ps->w *= 2;
             if ((rc = conv(ps, &v->upc[i], v->buf[a], v->buf[b], false))) return rc;
@@ -489,8 +547,10 @@ static int walk(vpass *ps, const float *lat)
     }
     int a = (xi + 1) % 3, b = (xi + 2) % 3;
     if ((rc = gn(ps, &v->norm_out, v->buf[xi], v->conv_out.cin, 1, v->buf[a])) ||
-        (rc = conv(ps, &v->conv_out, v->buf[a], v->buf[b], false)))
+        (ps->bf && (rc = convert(ps, &a, v->conv_out.cin, 0))))
         return rc;
+    b = (a + 1) % 3;
+    if ((rc = conv(ps, &v->conv_out, v->buf[a], v->buf[b], false))) return rc;
     if (!ps->build) PX_CUDA_LAUNCH_CHECK(zc_vae_out(s, v->buf[b], ps->h * ps->w, v->rgb));
     vmark(ps, "vae in/out");
 fail:

@@ -344,123 +344,6 @@ __global__ void k_unpatchify_step(const float *pred, int ni, int C, int ht, int 
     lat[i] += dt[im] * -v;
 }
 
-/* ------------------------------------------------------------------ VAE */
-
-__global__ void k_gn_part(const float *x, int hw, int C, int nslice, double *part)
-{
-    int c = threadIdx.x, sl = blockIdx.x;
-    if (c >= C) return;
-    int per = (hw + nslice - 1) / nslice, p0 = sl * per, p1 = min(hw, p0 + per);
-    double s = 0, ss = 0;
-    for (int p = p0; p < p1; p++) {
-        double v = x[(size_t)p * C + c];
-        s += v, ss += v * v;
-    }
-    part[((size_t)sl * C + c) * 2] = s;
-    part[((size_t)sl * C + c) * 2 + 1] = ss;
-}
-
-__global__ void k_gn_final(const double *part, int hw, int C, int G, int nslice, float eps,
-                           float *stats)
-{
-    int g = blockIdx.x * blockDim.x + threadIdx.x;
-    if (g >= G) return;
-    int cpg = C / G;
-    double s = 0, ss = 0;
-    for (int sl = 0; sl < nslice; sl++)
-        for (int c = g * cpg; c < (g + 1) * cpg; c++)
-            s += part[((size_t)sl * C + c) * 2], ss += part[((size_t)sl * C + c) * 2 + 1];
-    double n = (double)hw * cpg, mean = s / n, var = ss / n - mean * mean;
-    stats[2 * g] = (float)mean;
-    stats[2 * g + 1] = (float)(1.0 / sqrt((var > 0 ? var : 0) + eps));
-}
-
-__global__ void k_gn_apply(const float *x, size_t n, int C, int cpg, const float *stats,
-                           const float *gamma, const float *beta, int silu, float *y)
-{
-    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    int c = (int)(i % C), g = c / cpg;
-    float v = (x[i] - stats[2 * g]) * stats[2 * g + 1] * gamma[c] + beta[c];
-    y[i] = silu ? v / (1.0f + expf(-v)) : v;
-}
-
-__global__ void k_bias_add(float *y, const float *b, size_t n, int C)
-{
-    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (i < n) y[i] += b[i % C];
-}
-
-__global__ void k_upsample2(const float *x, int h, int w, int C, float *y)
-{
-    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    size_t n = (size_t)4 * h * w * C;
-    if (i >= n) return;
-    int c = (int)(i % C);
-    size_t p = i / C;
-    int ox = (int)(p % (2 * w)), oy = (int)(p / (2 * w));
-    y[i] = x[((size_t)(oy / 2) * w + ox / 2) * C + c];
-}
-
-/* Four channels a thread: 16-byte accesses and one 32-bit division per
- * four values, where the kernels above divide a 64-bit index per value
- * (which costs about as much as their memory traffic). Same arithmetic per
- * value; zc_vae_kernels4 says when they apply. */
-__global__ void k_gn_apply4(const float4 *x, unsigned n4, unsigned C4, int cpg,
-                            const float *stats, const float *gamma, const float *beta, int silu,
-                            float4 *y)
-{
-    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n4) return;
-    int c0 = (int)(i % C4) * 4;
-    float4 q = x[i];
-    float o[4] = {q.x, q.y, q.z, q.w};
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        int c = c0 + k, g = c / cpg;
-        float v = (o[k] - stats[2 * g]) * stats[2 * g + 1] * gamma[c] + beta[c];
-        o[k] = silu ? v / (1.0f + expf(-v)) : v;
-    }
-    y[i] = make_float4(o[0], o[1], o[2], o[3]);
-}
-
-__global__ void k_bias_add4(float4 *y, const float4 *b, unsigned n4, unsigned C4)
-{
-    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n4) return;
-    float4 v = y[i], w = b[i % C4];
-    v.x += w.x, v.y += w.y, v.z += w.z, v.w += w.w;
-    y[i] = v;
-}
-
-/* A thread per four channels of a source pixel, written to its 2 x 2. */
-__global__ void k_upsample2_4(const float4 *x, unsigned h, unsigned w, unsigned C4, float4 *y)
-{
-    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= h * w * C4) return;
-    unsigned c = i % C4, p = i / C4, sy = p / w, sx = p % w;
-    float4 v = x[i];
-    size_t o = ((size_t)(2 * sy) * (2 * w) + 2 * sx) * C4 + c, row = (size_t)2 * w * C4;
-    y[o] = v, y[o + C4] = v, y[o + row] = v, y[o + row + C4] = v;
-}
-
-__global__ void k_vae_in(const float *lat, int C, int hw, float scale, float shift, float *z)
-{
-    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (i >= (size_t)C * hw) return;
-    int c = (int)(i % C);
-    size_t p = i / C;
-    z[i] = lat[(size_t)c * hw + p] / scale + shift;
-}
-
-__global__ void k_vae_out(const float *x, size_t n, uint8_t *rgb8)
-{
-    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    float v = fminf(fmaxf((x[i] + 1.0f) / 2.0f, 0.0f), 1.0f);
-    rgb8[i] = (uint8_t)lrintf(v * 255.0f);
-}
-
 __global__ void k_softmax_rows(float *x, int n, float scale)
 {
     __shared__ float sh[32];
@@ -487,68 +370,6 @@ __global__ void k_softmax_rows(float *x, int n, float scale)
 
 extern "C" {
 
-int zc_gn_stats(zc_stream s, const float *x, int hw, int C, int G, float eps, int nslice,
-                double *part, float *stats)
-{
-    if (C > 1024 || nslice < 1 || nslice > 256 || C % G) return (int)cudaErrorInvalidValue;
-    k_gn_part<<<nslice, C, 0, s>>>(x, hw, C, nslice, part);
-    k_gn_final<<<(G + 63) / 64, 64, 0, s>>>(part, hw, C, G, nslice, eps, stats);
-    return launch_err();
-}
-
-int zc_vae_kernels4(const void *a, const void *b, size_t n, int C)
-{
-    return wide_kernels() && C % 4 == 0 && !((uintptr_t)a % 16) && !((uintptr_t)b % 16) &&
-           n / 4 < (1u << 31);
-}
-
-int zc_gn_apply(zc_stream s, const float *x, int hw, int C, int G, const float *stats,
-                const float *gamma, const float *beta, int silu, float *y)
-{
-    size_t n = (size_t)hw * C;
-    if (zc_vae_kernels4(x, y, n, C))
-        k_gn_apply4<<<blocks_for(n / 4, 256), 256, 0, s>>>(
-            (const float4 *)x, (unsigned)(n / 4), C / 4, C / G, stats, gamma, beta, silu,
-            (float4 *)y);
-    else
-        k_gn_apply<<<blocks_for(n, 256), 256, 0, s>>>(x, n, C, C / G, stats, gamma, beta, silu, y);
-    return launch_err();
-}
-
-int zc_bias_add(zc_stream s, float *y, const float *b, size_t rows, int C)
-{
-    size_t n = rows * C;
-    if (zc_vae_kernels4(y, b, n, C))
-        k_bias_add4<<<blocks_for(n / 4, 256), 256, 0, s>>>((float4 *)y, (const float4 *)b,
-                                                          (unsigned)(n / 4), C / 4);
-    else
-        k_bias_add<<<blocks_for(n, 256), 256, 0, s>>>(y, b, n, C);
-    return launch_err();
-}
-
-int zc_upsample2(zc_stream s, const float *x, int h, int w, int C, float *y)
-{
-    size_t n = (size_t)4 * h * w * C;
-    if (zc_vae_kernels4(x, y, n, C))
-        k_upsample2_4<<<blocks_for(n / 16, 256), 256, 0, s>>>((const float4 *)x, h, w, C / 4,
-                                                              (float4 *)y);
-    else
-        k_upsample2<<<blocks_for(n, 256), 256, 0, s>>>(x, h, w, C, y);
-    return launch_err();
-}
-
-int zc_vae_in(zc_stream s, const float *lat, int C, int hw, float scale, float shift, float *z)
-{
-    k_vae_in<<<blocks_for((size_t)C * hw, 256), 256, 0, s>>>(lat, C, hw, scale, shift, z);
-    return launch_err();
-}
-
-int zc_vae_out(zc_stream s, const float *x, int hw, uint8_t *rgb8)
-{
-    k_vae_out<<<blocks_for((size_t)hw * 3, 256), 256, 0, s>>>(x, (size_t)hw * 3, rgb8);
-    return launch_err();
-}
-
 int zc_softmax_rows(zc_stream s, float *x, int rows, int n, float scale)
 {
     if (rows <= 0) return 0;
@@ -556,6 +377,11 @@ int zc_softmax_rows(zc_stream s, float *x, int rows, int n, float scale)
     return launch_err();
 }
 
+
+int zc_wide_kernels(void)
+{
+    return wide_kernels();
+}
 
 int zc_f32_to_bf16(zc_stream s, const float *x, void *y, size_t n)
 {

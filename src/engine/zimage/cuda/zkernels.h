@@ -3,7 +3,8 @@
  * the fused element-wise steps between cuBLASLt GEMMs (norms with their
  * modulation, the gated residual with its post-norm, q/k norm + RoPE,
  * SwiGLU, the timestep sinusoid, patchify / unpatchify + the Euler step
- * with CFG, pad tokens) and the VAE's steps. Attention: zattn.h.
+ * with CFG, pad tokens) and the row softmax of the VAE's attention.
+ * Attention: zattn.h; the VAE's other kernels: zvae_kernels.h.
  *
  * Layouts: activations are row-major, a token per row. The batch is "padded
  * items": item b owns rows [b*S, (b+1)*S) of a buffer (S = rows per item);
@@ -30,6 +31,10 @@ extern "C" {
 #endif
 
 typedef struct CUstream_st *zc_stream;
+
+/* Whether the wide and fused element-wise kernels run (PX_ZIMAGE_CUDA_FUSE
+ * is not "0"; read once): also the VAE kernels' (zvae_kernels.h). */
+int zc_wide_kernels(void);
 
 /* float -> bf16 (round to nearest even), n elements. */
 int zc_f32_to_bf16(zc_stream s, const float *x, void *y, size_t n);
@@ -133,37 +138,6 @@ int zc_embed_rows(zc_stream s, const void *table, const int *ids, int rows, int 
 int zc_unpatchify_step(zc_stream s, const float *pred, int ni, int C, int ht, int wt, int p,
                        int nimg, const int *pos_of, const int *neg_of, const float *dt,
                        const float *w, float *lat, float *out_pred);
-
-/* --- the VAE decoder (fp32, NHWC, one image) ------------------------------ */
-
-/* GroupNorm statistics of x [hw, C] in G groups (C % G == 0, C <= 1024):
- * partial sums per (slice, channel) in double into part (nslice x C x 2
- * doubles, nslice <= 256), then mean and 1/sqrt(var + eps) per group into
- * stats (G x 2 floats). Deterministic (fixed summation order). */
-int zc_gn_stats(zc_stream s, const float *x, int hw, int C, int G, float eps, int nslice,
-                double *part, float *stats);
-
-/* y = GN(x)·gamma + beta, then SiLU when silu; y may be x. */
-int zc_gn_apply(zc_stream s, const float *x, int hw, int C, int G, const float *stats,
-                const float *gamma, const float *beta, int silu, float *y);
-
-/* y[p, c] += b[c] over rows x C. */
-int zc_bias_add(zc_stream s, float *y, const float *b, size_t rows, int C);
-
-/* Whether zc_gn_apply, zc_bias_add and zc_upsample2 take four channels a
- * thread for these two tensors (both 16-byte aligned, C % 4 == 0, n values
- * indexable in 32 bits in fours, PX_ZIMAGE_CUDA_FUSE not 0); else a value
- * a thread. Same results either way (zc_kernels_check.c compares them). */
-int zc_vae_kernels4(const void *a, const void *b, size_t n, int C);
-
-/* Nearest x2: x [h, w, C] -> y [2h, 2w, C]. */
-int zc_upsample2(zc_stream s, const float *x, int h, int w, int C, float *y);
-
-/* z[p, c] = lat[c, p] / scale + shift (NCHW latent to NHWC). */
-int zc_vae_in(zc_stream s, const float *lat, int C, int hw, float scale, float shift, float *z);
-
-/* rgb8[p, c] = lrint(255·clamp((x[p, c] + 1)/2, 0, 1)), x [hw, 3]. */
-int zc_vae_out(zc_stream s, const float *x, int hw, uint8_t *rgb8);
 
 /* Row softmax of x [rows, n] scaled by `scale`, in place (fp32). */
 int zc_softmax_rows(zc_stream s, float *x, int rows, int n, float scale);

@@ -1,0 +1,273 @@
+/*
+ * zvae_kernels.cu — the Z-Image VAE decoder's kernels (see zvae_kernels.h),
+ * each for fp32 or bf16 activations (a template over the element type T;
+ * values are read into fp32 and rounded once when stored).
+ *
+ * The fp32 kernels passed the stage tests on an H200 (2026-12-05); the
+ * 16-byte ones and the bf16 instances were written 2026-12-05 (ninth
+ * session) and have not yet run on a GPU: zc_kernels_check.c holds the
+ * 16-byte ones to the per-value ones, zimage_cuda_test the bf16 decoder
+ * to the fp32 one.
+ */
+#include "engine/zimage/cuda/zvae_kernels.h"
+
+#include "engine/cuda/cuda_elem.cuh"
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+namespace {
+
+using namespace pxcu; /* ld, st */
+typedef bf16_t bf16;
+
+size_t blocks_for(size_t n, int t)
+{
+    return (n + (size_t)t - 1) / (size_t)t;
+}
+
+int launch_err()
+{
+    return (int)cudaGetLastError();
+}
+
+template <typename T>
+__global__ void k_gn_part(const T *x, int hw, int C, int nslice, double *part)
+{
+    int c = threadIdx.x, sl = blockIdx.x;
+    if (c >= C) return;
+    int per = (hw + nslice - 1) / nslice, p0 = sl * per, p1 = min(hw, p0 + per);
+    double s = 0, ss = 0;
+    for (int p = p0; p < p1; p++) {
+        double v = ld(x, (size_t)p * C + c);
+        s += v, ss += v * v;
+    }
+    part[((size_t)sl * C + c) * 2] = s;
+    part[((size_t)sl * C + c) * 2 + 1] = ss;
+}
+
+__global__ void k_gn_final(const double *part, int hw, int C, int G, int nslice, float eps,
+                           float *stats)
+{
+    int g = blockIdx.x * blockDim.x + threadIdx.x;
+    if (g >= G) return;
+    int cpg = C / G;
+    double s = 0, ss = 0;
+    for (int sl = 0; sl < nslice; sl++)
+        for (int c = g * cpg; c < (g + 1) * cpg; c++)
+            s += part[((size_t)sl * C + c) * 2], ss += part[((size_t)sl * C + c) * 2 + 1];
+    double n = (double)hw * cpg, mean = s / n, var = ss / n - mean * mean;
+    stats[2 * g] = (float)mean;
+    stats[2 * g + 1] = (float)(1.0 / sqrt((var > 0 ? var : 0) + eps));
+}
+
+/* One value's GroupNorm(+SiLU): the same expression in both kernels. */
+__device__ __forceinline__ float gn1(float x, int c, int cpg, const float *stats,
+                                     const float *gamma, const float *beta, int silu)
+{
+    int g = c / cpg;
+    float v = (x - stats[2 * g]) * stats[2 * g + 1] * gamma[c] + beta[c];
+    return silu ? v / (1.0f + expf(-v)) : v;
+}
+
+template <typename T>
+__global__ void k_gn_apply(const T *x, size_t n, int C, int cpg, const float *stats,
+                           const float *gamma, const float *beta, int silu, T *y)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    st(y, i, gn1(ld(x, i), (int)(i % C), cpg, stats, gamma, beta, silu));
+}
+
+/* 16 bytes a thread: V = 16 / sizeof(T) channels, one 32-bit division. */
+template <typename T>
+__global__ void k_gn_apply16(const uint4 *x, unsigned nv, unsigned CV, int cpg,
+                             const float *stats, const float *gamma, const float *beta, int silu,
+                             uint4 *y)
+{
+    const int V = 16 / sizeof(T);
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= nv) return;
+    int c0 = (int)(i % CV) * V;
+    uint4 q = x[i], r;
+    const T *e = reinterpret_cast<const T *>(&q);
+    T *o = reinterpret_cast<T *>(&r);
+#pragma unroll
+    for (int k = 0; k < V; k++) st(o, k, gn1(ld(e, k), c0 + k, cpg, stats, gamma, beta, silu));
+    y[i] = r;
+}
+
+template <typename T>
+__global__ void k_bias_add(T *y, const float *b, size_t n, int C)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < n) st(y, i, ld(y, i) + b[i % C]);
+}
+
+template <typename T>
+__global__ void k_bias_add16(uint4 *y, const float *b, unsigned nv, unsigned CV)
+{
+    const int V = 16 / sizeof(T);
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= nv) return;
+    int c0 = (int)(i % CV) * V;
+    uint4 q = y[i];
+    T *e = reinterpret_cast<T *>(&q);
+#pragma unroll
+    for (int k = 0; k < V; k++) st(e, k, ld(e, k) + b[c0 + k]);
+    y[i] = q;
+}
+
+template <typename T>
+__global__ void k_upsample2(const T *x, int h, int w, int C, T *y)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    size_t n = (size_t)4 * h * w * C;
+    if (i >= n) return;
+    int c = (int)(i % C);
+    size_t p = i / C;
+    int ox = (int)(p % (2 * w)), oy = (int)(p / (2 * w));
+    y[i] = x[((size_t)(oy / 2) * w + ox / 2) * C + c];
+}
+
+/* A thread per 16 bytes of a source pixel (CV of them a pixel), written
+ * to its 2 x 2: a copy, whatever the element type. */
+__global__ void k_upsample2_16(const uint4 *x, unsigned h, unsigned w, unsigned CV, uint4 *y)
+{
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= h * w * CV) return;
+    unsigned c = i % CV, p = i / CV, sy = p / w, sx = p % w;
+    uint4 v = x[i];
+    size_t o = ((size_t)(2 * sy) * (2 * w) + 2 * sx) * CV + c, row = (size_t)2 * w * CV;
+    y[o] = v, y[o + CV] = v, y[o + row] = v, y[o + row + CV] = v;
+}
+
+__global__ void k_vae_in(const float *lat, int C, int hw, float scale, float shift, float *z)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)C * hw) return;
+    int c = (int)(i % C);
+    size_t p = i / C;
+    z[i] = lat[(size_t)c * hw + p] / scale + shift;
+}
+
+__global__ void k_vae_out(const float *x, size_t n, uint8_t *rgb8)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float v = fminf(fmaxf((x[i] + 1.0f) / 2.0f, 0.0f), 1.0f);
+    rgb8[i] = (uint8_t)lrintf(v * 255.0f);
+}
+
+template <typename A, typename B>
+__global__ void k_convert(const A *x, B *y, size_t n)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < n) st(y, i, ld(x, i));
+}
+
+} // namespace
+
+extern "C" {
+
+int zc_vae_convert(zc_stream s, const void *x, int x_bf, void *y, int y_bf, size_t n)
+{
+    if (!n || x_bf == y_bf) return (int)cudaErrorInvalidValue;
+    if (x_bf)
+        k_convert<<<blocks_for(n, 256), 256, 0, s>>>((const bf16 *)x, (float *)y, n);
+    else
+        k_convert<<<blocks_for(n, 256), 256, 0, s>>>((const float *)x, (bf16 *)y, n);
+    return launch_err();
+}
+
+int zc_gn_stats(zc_stream s, const void *x, int bf, int hw, int C, int G, float eps, int nslice,
+                double *part, float *stats)
+{
+    if (C > 1024 || nslice < 1 || nslice > 256 || C % G) return (int)cudaErrorInvalidValue;
+    if (bf)
+        k_gn_part<<<nslice, C, 0, s>>>((const bf16 *)x, hw, C, nslice, part);
+    else
+        k_gn_part<<<nslice, C, 0, s>>>((const float *)x, hw, C, nslice, part);
+    k_gn_final<<<(G + 63) / 64, 64, 0, s>>>(part, hw, C, G, nslice, eps, stats);
+    return launch_err();
+}
+
+int zc_vae_kernels4(const void *a, const void *b, int bf, size_t n, int C)
+{
+    int V = bf ? 8 : 4;
+    return zc_wide_kernels() && C % V == 0 && !((uintptr_t)a % 16) && !((uintptr_t)b % 16) &&
+           n / V < (1u << 31);
+}
+
+int zc_gn_apply(zc_stream s, const void *x, int bf, int hw, int C, int G, const float *stats,
+                const float *gamma, const float *beta, int silu, void *y)
+{
+    size_t n = (size_t)hw * C;
+    int V = bf ? 8 : 4, cpg = C / G;
+    if (zc_vae_kernels4(x, y, bf, n, C)) {
+        unsigned nv = (unsigned)(n / V), CV = (unsigned)(C / V);
+        if (bf)
+            k_gn_apply16<bf16><<<blocks_for(nv, 256), 256, 0, s>>>(
+                (const uint4 *)x, nv, CV, cpg, stats, gamma, beta, silu, (uint4 *)y);
+        else
+            k_gn_apply16<float><<<blocks_for(nv, 256), 256, 0, s>>>(
+                (const uint4 *)x, nv, CV, cpg, stats, gamma, beta, silu, (uint4 *)y);
+    } else if (bf) {
+        k_gn_apply<<<blocks_for(n, 256), 256, 0, s>>>((const bf16 *)x, n, C, cpg, stats, gamma,
+                                                      beta, silu, (bf16 *)y);
+    } else {
+        k_gn_apply<<<blocks_for(n, 256), 256, 0, s>>>((const float *)x, n, C, cpg, stats, gamma,
+                                                      beta, silu, (float *)y);
+    }
+    return launch_err();
+}
+
+int zc_bias_add(zc_stream s, void *y, int bf, const float *b, size_t rows, int C)
+{
+    size_t n = rows * C;
+    int V = bf ? 8 : 4;
+    if (zc_vae_kernels4(y, b, bf, n, C)) {
+        unsigned nv = (unsigned)(n / V), CV = (unsigned)(C / V);
+        if (bf)
+            k_bias_add16<bf16><<<blocks_for(nv, 256), 256, 0, s>>>((uint4 *)y, b, nv, CV);
+        else
+            k_bias_add16<float><<<blocks_for(nv, 256), 256, 0, s>>>((uint4 *)y, b, nv, CV);
+    } else if (bf) {
+        k_bias_add<<<blocks_for(n, 256), 256, 0, s>>>((bf16 *)y, b, n, C);
+    } else {
+        k_bias_add<<<blocks_for(n, 256), 256, 0, s>>>((float *)y, b, n, C);
+    }
+    return launch_err();
+}
+
+int zc_upsample2(zc_stream s, const void *x, int bf, int h, int w, int C, void *y)
+{
+    size_t n = (size_t)4 * h * w * C;
+    int V = bf ? 8 : 4;
+    if (zc_vae_kernels4(x, y, bf, n, C)) {
+        unsigned CV = (unsigned)(C / V);
+        k_upsample2_16<<<blocks_for(n / 4 / V, 256), 256, 0, s>>>((const uint4 *)x, h, w, CV,
+                                                                  (uint4 *)y);
+    } else if (bf) {
+        k_upsample2<<<blocks_for(n, 256), 256, 0, s>>>((const bf16 *)x, h, w, C, (bf16 *)y);
+    } else {
+        k_upsample2<<<blocks_for(n, 256), 256, 0, s>>>((const float *)x, h, w, C, (float *)y);
+    }
+    return launch_err();
+}
+
+int zc_vae_in(zc_stream s, const float *lat, int C, int hw, float scale, float shift, float *z)
+{
+    k_vae_in<<<blocks_for((size_t)C * hw, 256), 256, 0, s>>>(lat, C, hw, scale, shift, z);
+    return launch_err();
+}
+
+int zc_vae_out(zc_stream s, const float *x, int hw, uint8_t *rgb8)
+{
+    size_t n = (size_t)hw * 3;
+    k_vae_out<<<blocks_for(n, 256), 256, 0, s>>>(x, n, rgb8);
+    return launch_err();
+}
+
+} // extern "C"
