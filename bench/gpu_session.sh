@@ -22,6 +22,7 @@
 #   bench/gpu_session.sh fp8speed the same size and batches in bf16 and fp8
 #                                 (speed, peak memory), bf16 without the fused
 #                                 kernels, bf16 with the bf16 VAE and its gate,
+#                                 bf16 with cuBLASLt candidates timed,
 #                                 then the full-size fp8 stage check (512²)
 #   bench/gpu_session.sh lora     issue 14: LoRA step overhead and mixing;
 #                                 the full-size accuracy test (issue 13)
@@ -425,6 +426,11 @@ step_fp8speed() {
     --json $WORK/speed-bf16-vaebf16.jsonl"
   part vae_gate 240 gpu "$BIN/zimage_fp8_cuda_bench --model $ZMODEL/hf --size 1024x1024 --steps 8 \
     --against vae-bf16 --json $WORK/vae_gate.jsonl"
+  # cuBLASLt's first heuristic choice against the fastest of its first 8
+  # (PX_ZIMAGE_CUDA_GEMM_TUNE=1 prints each shape's two times).
+  part speed_gemm_tune 150 gpu "PX_ZIMAGE_CUDA_GEMM_TUNE=1 $BIN/zimage_cuda_bench --model $ZMODEL/hf \
+    --sizes 1024x1024,512x512 --batches 1,4 --iters 2 --precision bf16 \
+    --json $WORK/speed-bf16-gemmtune.jsonl"
   part fp8_full_acc 240 gpu "PX_ZIMAGE_MODEL=$ZMODEL/hf PX_ZIMAGE_SIZE=512x512 PX_TEST_TIMEOUT=230 \
     $BIN/zimage_cuda_test t_fp8_stages_against_reference"
   KEY+=("$WORK/speed-bf16.jsonl" "$WORK/speed-fp8.jsonl" "$WORK/speed-bf16-nofuse.jsonl"

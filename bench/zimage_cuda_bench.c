@@ -18,8 +18,8 @@
  * weights + plans + the CUDA context). With --json, one JSON object per
  * line: impl (pixserve-bf16, pixserve-fp8), size, batch, s_per_image,
  * peak_gib, text_ms, denoise_ms, vae_ms, step_ms, tokens, vae (the
- * decoder the engine reports: cuda-tf32, cuda-bf16, ...) and fused (false
- * under PX_ZIMAGE_CUDA_FUSE=0).
+ * decoder the engine reports: cuda-tf32, cuda-bf16, ...), fused (false
+ * under PX_ZIMAGE_CUDA_FUSE=0) and gemm_tune (PX_ZIMAGE_CUDA_GEMM_TUNE=1).
  *
  * Ran on an H200 on 2026-12-05 (docs/benchmarks/zimage-cuda.md).
  */
@@ -73,6 +73,12 @@ typedef struct opts {
     char vae[32]; /* the engine's decoder, from its description */
 } opts;
 
+static int env_is(const char *name, const char *value)
+{
+    const char *v = getenv(name);
+    return v && !strcmp(v, value);
+}
+
 static int bench_one(px_engine *e, const opts *o, int w, int h, int B, const char *prompt,
                      FILE *js)
 {
@@ -113,12 +119,10 @@ static int bench_one(px_engine *e, const opts *o, int w, int h, int B, const cha
         fprintf(js,
                 "{\"impl\":\"pixserve-%s\",\"size\":\"%dx%d\",\"batch\":%d,\"s_per_image\":%.4f,"
                 "\"peak_gib\":%.2f,\"text_ms\":%.2f,\"denoise_ms\":%.2f,\"vae_ms\":%.2f,"
-                "\"step_ms\":%.2f,\"tokens\":%d,\"vae\":\"%s\",\"fused\":%s}\n",
+                "\"step_ms\":%.2f,\"tokens\":%d,\"vae\":\"%s\",\"fused\":%s,\"gemm_tune\":%s}\n",
                 o->precision, w, h, B, spi, gib, g->encode_ns / 1e6, g->denoise_ns / 1e6, g->decode_ns / 1e6,
-                step, g->prompt_tokens, o->vae,
-                getenv("PX_ZIMAGE_CUDA_FUSE") && !strcmp(getenv("PX_ZIMAGE_CUDA_FUSE"), "0")
-                    ? "false"
-                    : "true");
+                step, g->prompt_tokens, o->vae, env_is("PX_ZIMAGE_CUDA_FUSE", "0") ? "false" : "true",
+                env_is("PX_ZIMAGE_CUDA_GEMM_TUNE", "1") ? "true" : "false");
     if (js) fflush(js); /* a run stopped at its time limit keeps its rows */
 done:
     for (int i = 0; i < B; i++) px_image_free(&out[i]);

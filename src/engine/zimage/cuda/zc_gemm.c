@@ -32,7 +32,9 @@
 #include "engine/cuda/cuda_plan.h"
 #include "engine/zimage/cuda/zc_fp8.h"
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -202,8 +204,87 @@ fail:
     return rc;
 }
 
-/* The heuristic's algorithm for a's shape (asked once per key). */
-static int pick_algo(zc_gemm *g, const zc_gemm_args *a, const gemm_descs *d,
+#define TUNE_MAX 8 /* candidates PX_ZIMAGE_CUDA_GEMM_TUNE times */
+
+/* Milliseconds of 3 runs of candidate algo on a (after one untimed), into
+ * scratch output y; a candidate cuBLASLt refuses counts as never. */
+static int time_algo(zc_gemm *g, const zc_gemm_args *a, const gemm_descs *d,
+                     const cublasLtMatmulAlgo_t *algo, void *y, cudaEvent_t ev[2], float *ms,
+                     char *err, size_t errlen)
+{
+    int rc = 0;
+    cudaStream_t s = g->ctx->stream;
+    float alpha = 1.0f, beta = a->accumulate ? 1.0f : 0.0f;
+    *ms = 1e30f;
+    for (int r = 0; r < 4; r++) {
+        if (r == 1) PX_CUDA_CHECK(cudaEventRecord(ev[0], s));
+        if (cublasLtMatmul(g->ctx->blaslt, d->op, &alpha, op_a(a), d->la, op_b(a), d->lb, &beta,
+                           y, d->lc, y, d->lc, algo, g->ws, g->ws_bytes, s) != CUBLAS_STATUS_SUCCESS)
+            return 0;
+    }
+    PX_CUDA_CHECK(cudaEventRecord(ev[1], s));
+    PX_CUDA_CHECK(cudaEventSynchronize(ev[1]));
+    PX_CUDA_CHECK(cudaEventElapsedTime(ms, ev[0], ev[1]));
+fail:
+    return rc;
+}
+
+/* PX_ZIMAGE_CUDA_GEMM_TUNE=1: the heuristic's first `found` candidates
+ * timed on a scratch output (the real one may be an accumulator) and the
+ * fastest kept in *best; stderr says how far the heuristic's first choice
+ * was from it. A diagnosis of whether cuBLASLt's first choice is its best
+ * at the DiT's shapes: off by default, since every new shape then runs
+ * ~4 x TUNE_MAX GEMMs on the request's path. Never while the stream is
+ * being captured into a graph (the plan's first step runs direct). */
+static int tune(zc_gemm *g, const zc_gemm_args *a, const gemm_descs *d,
+                const cublasLtMatmulHeuristicResult_t *res, int found, int *best, char *err,
+                size_t errlen)
+{
+    int rc = 0;
+    enum cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+    void *y = NULL;
+    cudaEvent_t ev[2] = {NULL, NULL};
+    size_t esz = a->yt == ZC_F32 ? 4 : 2, bytes = ((size_t)(a->M - 1) * a->ldy + a->N) * esz;
+    float t[TUNE_MAX];
+    *best = 0;
+    PX_CUDA_CHECK(cudaStreamIsCapturing(g->ctx->stream, &cap));
+    if (cap != cudaStreamCaptureStatusNone || found < 2) return 0;
+    if (cudaMalloc(&y, bytes) != cudaSuccess) {
+        (void)cudaGetLastError(); /* no room for a scratch output: keep the first */
+        return 0;
+    }
+    PX_CUDA_CHECK(cudaMemsetAsync(y, 0, bytes, g->ctx->stream));
+    PX_CUDA_CHECK(cudaEventCreate(&ev[0]));
+    PX_CUDA_CHECK(cudaEventCreate(&ev[1]));
+    for (int k = 0; k < found; k++) {
+        if ((rc = time_algo(g, a, d, &res[k].algo, y, ev, &t[k], err, errlen))) goto fail;
+        if (t[k] < t[*best]) *best = k;
+    }
+    fprintf(stderr,
+            "zimage-cuda gemm tune %s M=%d N=%d K=%d: heuristic's first %.3f ms, best #%d of %d "
+            "%.3f ms\n",
+            a->w8 ? "fp8" : a->f32_in ? "fp32" : "bf16", a->M, a->N, a->K, t[0] / 3, *best, found,
+            t[*best] / 3);
+fail:
+    for (int i = 0; i < 2; i++)
+        if (ev[i]) cudaEventDestroy(ev[i]);
+    cudaFree(y); /* synchronous: the timed runs are done with it */
+    return rc;
+}
+
+static bool tuning(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *v = getenv("PX_ZIMAGE_CUDA_GEMM_TUNE");
+        on = v && !strcmp(v, "1");
+    }
+    return on;
+}
+
+/* The heuristic's algorithm for a's shape (asked once per key), or with
+ * may_tune and PX_ZIMAGE_CUDA_GEMM_TUNE=1 the fastest of its first few. */
+static int pick_algo(zc_gemm *g, const zc_gemm_args *a, const gemm_descs *d, bool may_tune,
                      cublasLtMatmulAlgo_t *algo, char *err, size_t errlen)
 {
     int rc = 0;
@@ -213,15 +294,16 @@ static int pick_algo(zc_gemm *g, const zc_gemm_args *a, const gemm_descs *d,
                      a->accumulate, a->f32_in, a->w_kn, a->w8 != NULL, align_of(op_b(a)),
                      align_of(op_a(a)), align_of(a->y)};
     if (px_cuda_algos_get(g->algos, &key, algo)) return 0;
-    cublasLtMatmulHeuristicResult_t res;
-    int found = 0;
+    cublasLtMatmulHeuristicResult_t res[TUNE_MAX];
+    int found = 0, best = 0, want = may_tune && tuning() ? TUNE_MAX : 1;
     PX_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(g->ctx->blaslt, d->op, d->la, d->lb, d->lc,
-                                                   d->lc, d->pref, 1, &res, &found));
+                                                   d->lc, d->pref, want, res, &found));
     if (found < 1)
         return px_errf(err, errlen, PX_EINVAL,
                        "zimage-cuda: cuBLASLt has no algorithm for %sGEMM M=%d N=%d K=%d",
                        a->w8 ? "the fp8 " : "", a->M, a->N, a->K);
-    *algo = res.algo;
+    if (want > 1 && (rc = tune(g, a, d, res, found, &best, err, errlen))) goto fail;
+    *algo = res[best].algo;
     px_cuda_algos_put(g->algos, &key, algo);
 fail:
     return rc;
@@ -248,7 +330,8 @@ int zc_gemm_run(zc_gemm *g, const zc_gemm_args *a, char *err, size_t errlen)
         PX_CUDA_LAUNCH_CHECK(zc_fp8_quant_rows(s, a->x, a->ldx, a->M, a->K, zc_fp8_ld(a->K),
                                                a->x8, a->x_scale));
     cublasLtMatmulAlgo_t algo;
-    if ((rc = descs_make(g, a, &d, err, errlen)) || (rc = pick_algo(g, a, &d, &algo, err, errlen)))
+    if ((rc = descs_make(g, a, &d, err, errlen)) ||
+        (rc = pick_algo(g, a, &d, true, &algo, err, errlen)))
         goto fail;
     float alpha = a->alpha != 0.0f ? a->alpha : 1.0f, beta = a->accumulate ? 1.0f : 0.0f;
     PX_CUBLAS_CHECK(cublasLtMatmul(g->ctx->blaslt, d.op, &alpha, op_a(a), d.la, op_b(a), d.lb,
@@ -285,7 +368,7 @@ int zc_gemm_fp8_probe(zc_gemm *g, char *err, size_t errlen)
         descs_free(&d);
         memset(&d, 0, sizeof d);
         if ((rc = descs_make(g, &a, &d, why, sizeof why)) ||
-            (rc = pick_algo(g, &a, &d, &algo, why, sizeof why)))
+            (rc = pick_algo(g, &a, &d, false, &algo, why, sizeof why)))
             rc = px_errf(err, errlen, PX_EUNSUP,
                          "zimage-cuda: precision fp8: cuBLASLt %d offers no e4m3 GEMM with "
                          "per-row scales (outer-vector scaling) and %s output on device %d "

@@ -10,7 +10,8 @@
  * One zc_gemm per device context: its cuBLASLt handle (the context's),
  * a fixed workspace (fixed so that CUDA graphs can capture the calls) and
  * the heuristic's choice per shape and operand alignment (px_cuda_algos),
- * so a shape asks the heuristic once. Operands may start anywhere (e.g. a
+ * so a shape asks the heuristic once (PX_ZIMAGE_CUDA_GEMM_TUNE=1: times
+ * its first few candidates instead and keeps the fastest, a diagnosis). Operands may start anywhere (e.g. a
  * column slice of y): the heuristic is told each pointer's alignment.
  * Not thread-safe: the context's holder uses it.
  *
