@@ -424,7 +424,7 @@ step_fp8speed() {
   part speed_vae_bf16 150 gpu "PX_ZIMAGE_CUDA_VAE=bf16 $BIN/zimage_cuda_bench --model $ZMODEL/hf \
     --sizes 1024x1024,512x512 --batches 1,4 --iters 2 --precision bf16 \
     --json $WORK/speed-bf16-vaebf16.jsonl"
-  part vae_gate 240 gpu "$BIN/zimage_fp8_cuda_bench --model $ZMODEL/hf --size 1024x1024 --steps 8 \
+  part vae_gate 360 gpu "$BIN/zimage_fp8_cuda_bench --model $ZMODEL/hf --size 1024x1024 --steps 8 \
     --against vae-bf16 --json $WORK/vae_gate.jsonl"
   # cuBLASLt's first heuristic choice against the fastest of its first 8
   # (PX_ZIMAGE_CUDA_GEMM_TUNE=1 prints each shape's two times).

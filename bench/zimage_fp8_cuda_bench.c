@@ -267,10 +267,17 @@ int main(int argc, char **argv)
     setup s = {.o = &o};
     run bf = {0}, f8 = {0};
     int rc = load(&s, err, sizeof err);
+    /* vae-bf16: the default decoder against the bf16 one, whatever the
+     * caller's PX_ZIMAGE_CUDA_VAE (read at engine open; restored after). */
+    const char *env = getenv("PX_ZIMAGE_CUDA_VAE");
+    char *saved = env ? strdup(env) : NULL;
+    if (vae) unsetenv("PX_ZIMAGE_CUDA_VAE");
     if (!rc) rc = run_precision(&s, "bf16", &bf, err, sizeof err);
-    if (!rc && vae) setenv("PX_ZIMAGE_CUDA_VAE", "bf16", 1); /* read at engine open */
+    if (vae) setenv("PX_ZIMAGE_CUDA_VAE", "bf16", 1);
     if (!rc) rc = run_precision(&s, vae ? "bf16" : "fp8", &f8, err, sizeof err);
-    unsetenv("PX_ZIMAGE_CUDA_VAE");
+    if (vae && saved) setenv("PX_ZIMAGE_CUDA_VAE", saved, 1);
+    else if (vae) unsetenv("PX_ZIMAGE_CUDA_VAE");
+    free(saved);
     if (rc) fprintf(stderr, "zimage_fp8_cuda_bench: %s\n", err);
     FILE *js = !rc && o.json ? fopen(o.json, "w") : NULL;
     if (!rc) report(&s, &bf, &f8, vae ? &VAE_GATE : &FP8_GATE, js);

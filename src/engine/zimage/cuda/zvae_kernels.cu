@@ -80,7 +80,8 @@ __global__ void k_gn_apply(const T *x, size_t n, int C, int cpg, const float *st
     st(y, i, gn1(ld(x, i), (int)(i % C), cpg, stats, gamma, beta, silu));
 }
 
-/* 16 bytes a thread: V = 16 / sizeof(T) channels, one 32-bit division. */
+/* 16 bytes a thread: V = 16 / sizeof(T) channels, their first channel
+ * from one 32-bit division (each value's group is still one more). */
 template <typename T>
 __global__ void k_gn_apply16(const uint4 *x, unsigned nv, unsigned CV, int cpg,
                              const float *stats, const float *gamma, const float *beta, int silu,
@@ -205,6 +206,7 @@ int zc_gn_apply(zc_stream s, const void *x, int bf, int hw, int C, int G, const 
 {
     size_t n = (size_t)hw * C;
     int V = bf ? 8 : 4, cpg = C / G;
+    if (!n) return 0;
     if (zc_vae_kernels4(x, y, bf, n, C)) {
         unsigned nv = (unsigned)(n / V), CV = (unsigned)(C / V);
         if (bf)
@@ -227,6 +229,7 @@ int zc_bias_add(zc_stream s, void *y, int bf, const float *b, size_t rows, int C
 {
     size_t n = rows * C;
     int V = bf ? 8 : 4;
+    if (!n) return 0;
     if (zc_vae_kernels4(y, b, bf, n, C)) {
         unsigned nv = (unsigned)(n / V), CV = (unsigned)(C / V);
         if (bf)
@@ -245,6 +248,7 @@ int zc_upsample2(zc_stream s, const void *x, int bf, int h, int w, int C, void *
 {
     size_t n = (size_t)4 * h * w * C;
     int V = bf ? 8 : 4;
+    if (!n) return 0;
     if (zc_vae_kernels4(x, y, bf, n, C)) {
         unsigned CV = (unsigned)(C / V);
         k_upsample2_16<<<blocks_for(n / 4 / V, 256), 256, 0, s>>>((const uint4 *)x, h, w, CV,

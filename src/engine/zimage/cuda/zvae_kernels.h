@@ -7,7 +7,7 @@
  * cudaError_t value.
  *
  * GroupNorm apply, bias and upsample take 16 bytes a thread (4 fp32 or 8
- * bf16 channels, one 32-bit division per 16 bytes) where zc_vae_kernels4
+ * bf16 channels, 32-bit index arithmetic) where zc_vae_kernels4
  * says the tensors allow it, else a value a thread with a 64-bit index;
  * both give the same values (zc_kernels_check.c compares them). The mid
  * attention's row softmax is zkernels.h's.
