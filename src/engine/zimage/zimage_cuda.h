@@ -74,9 +74,10 @@ int zi_cuda_fp8_gemm_check(zi_cuda_fp8_case *c, char *err, size_t errlen);
  * zc_qknorm_rope's 4-wide path against its per-element one (the k third of
  * rows x 3n bf16, heads of 128, or one head of n when n is not a multiple
  * of 128; RoPE table rows modulo 7 for odd seeds, one per row for even), on
- * values from seed, and the VAE's four-channel zc_gn_apply, zc_bias_add
- * and zc_upsample2 against their per-value paths (at most 16,384 x 512
- * fp32: vae_diff). The residual is compared with and without gate and
+ * values from seed, and the VAE's 16-byte zc_gn_apply, zc_bias_add and
+ * zc_upsample2 against their per-value paths in fp32 and bf16, bf16
+ * GroupNorm statistics against fp32 ones and zc_vae_convert against the
+ * host's rounding (at most 16,384 x 512 values, rows >= 4: vae_diff). The residual is compared with and without gate and
  * modulation, these as the DiT passes them (rows of a 4n-wide buffer).
  * Returns 0 with the counts of values that differ (in
  * any bit; for q/k norm, whose sum of squares adds in another order, by
