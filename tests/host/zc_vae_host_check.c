@@ -39,16 +39,7 @@
 
 /* The CUDA runtime calls: tests/host/cuda_fakes.c. */
 
-static int g_fail;
-#define CHECK(c, ...)                                                                              \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                          \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-            g_fail = 1;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "host_check.h"
 
 /* ------------------------------------------------------- values and tags */
 
