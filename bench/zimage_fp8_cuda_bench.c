@@ -8,9 +8,11 @@
  *                         [--device cuda] [--json OUT.jsonl]
  *                         [--against fp8|vae-bf16]
  *
- * --against vae-bf16 compares the VAE instead: the second run is bf16 too
- * with the decoder's up path in bf16 (PX_ZIMAGE_CUDA_VAE=bf16), so the
- * latents are the same and the PSNR is the decoder's alone; its gate is
+ * --against vae-bf16 compares the VAE instead: both runs' DiTs are bf16,
+ * the first decodes with fp32 activations (PX_ZIMAGE_CUDA_VAE=tf32), the
+ * second with the up path in bf16 (=bf16, the default since it passed,
+ * 2026-12-05), so the latents are the same and the PSNR is the decoder's
+ * alone; its gate is
  * PSNR >= 40 dB on every prompt and >= 45 dB on average (a fixed decoder's
  * rounding adds noise and cannot change content; 40 dB is the bar LaMa's
  * reduced precision is held to, docs/benchmarks/zimage-cuda.md).
@@ -267,11 +269,12 @@ int main(int argc, char **argv)
     setup s = {.o = &o};
     run bf = {0}, f8 = {0};
     int rc = load(&s, err, sizeof err);
-    /* vae-bf16: the default decoder against the bf16 one, whatever the
-     * caller's PX_ZIMAGE_CUDA_VAE (read at engine open; restored after). */
+    /* vae-bf16: the TF32 decoder (fp32 activations) against the bf16 one,
+     * whatever the caller's PX_ZIMAGE_CUDA_VAE (read at engine open;
+     * restored after). */
     const char *env = getenv("PX_ZIMAGE_CUDA_VAE");
     char *saved = env ? strdup(env) : NULL;
-    if (vae) unsetenv("PX_ZIMAGE_CUDA_VAE");
+    if (vae) setenv("PX_ZIMAGE_CUDA_VAE", "tf32", 1);
     if (!rc) rc = run_precision(&s, "bf16", &bf, err, sizeof err);
     if (vae) setenv("PX_ZIMAGE_CUDA_VAE", "bf16", 1);
     if (!rc) rc = run_precision(&s, vae ? "bf16" : "fp8", &f8, err, sizeof err);

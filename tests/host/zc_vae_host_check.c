@@ -11,11 +11,14 @@
  * read of a buffer as the other type fails.
  *
  * On the tiny test model's VAE and one latent:
- *   - the default decoder's image against the CPU engine's (the reference
- *     the GPU VAE is held to): within 1 level, so the walk is the network;
+ *   - the fp32-activation decoder's (PX_ZIMAGE_CUDA_VAE=tf32) image against
+ *     the CPU engine's (the reference the GPU VAE is held to): within 1
+ *     level, so the walk is the network;
  *   - PX_ZIMAGE_CUDA_VAE=fp32 gives the same image (stand-ins ignore TF32);
- *   - the bf16 up path: every read of the right type, an image that differs
- *     from the default one (the path is taken) by a PSNR >= 30 dB;
+ *   - the bf16 up path (=bf16): every read of the right type, an image that
+ *     differs from the tf32 one (the path is taken) by a PSNR >= 30 dB;
+ *   - the default is the bf16 up path (the same bytes); an unknown value is
+ *     refused;
  *   - each decode runs the convolutions its plan built, in that order, none
  *     of them (nor an upsample or a conversion) in place.
  * tests/host/zc_vae_host_check.sh builds and runs it.
@@ -330,7 +333,7 @@ int zc_gemm_run(zc_gemm *g, const zc_gemm_args *a, char *err, size_t errlen)
 /* ---------------------------------------------------------------- checks */
 
 /* Two decodes (the plan's first builds it) of lat with PX_ZIMAGE_CUDA_VAE
- * = mode (NULL: the default) into rgb. */
+ * = mode (NULL: unset, the default) into rgb. */
 static void decode(const zi_weights *vw, const zi_vae_config *cfg, const char *mode,
                    const float *lat, int lh, int lw, uint8_t *rgb)
 {
@@ -353,6 +356,22 @@ static void decode(const zi_weights *vw, const zi_vae_config *cfg, const char *m
     printf("  %-7s decoder %s: %ld convolutions built, %ld run in two decodes\n",
            mode ? mode : "default", v ? zc_vae_precision(v) : "?", g_built, g_ran);
     CHECK(g_built > 0 && g_ran == 2 * g_built, "built %ld, ran %ld", g_built, g_ran);
+    zc_vae_free(v);
+}
+
+/* An unknown PX_ZIMAGE_CUDA_VAE is an error at engine open, not a
+ * silent default. */
+static void refused(const zi_weights *vw, const zi_vae_config *cfg)
+{
+    char err[512] = "";
+    px_cuda_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    setenv("PX_ZIMAGE_CUDA_VAE", "fp16", 1);
+    zc_vae *v = NULL;
+    int rc = zc_vae_create(&ctx, NULL, vw, cfg, &v, err, sizeof err);
+    unsetenv("PX_ZIMAGE_CUDA_VAE");
+    printf("  PX_ZIMAGE_CUDA_VAE=fp16: %s\n", err);
+    CHECK(rc == PX_EINVAL && strstr(err, "fp16"), "fp16 accepted (rc %d)", rc);
     zc_vae_free(v);
 }
 
@@ -391,9 +410,9 @@ int main(int argc, char **argv)
     size_t nl = (size_t)cfg->latent_channels * lh * lw, npx = (size_t)lh * f * lw * f * 3;
     float *lat = malloc(nl * sizeof *lat);
     zi_sampler_noise(7, lat, nl);
-    uint8_t *img[3];
-    const char *modes[3] = {NULL, "fp32", "bf16"};
-    for (int i = 0; i < 3; i++) {
+    uint8_t *img[4];
+    const char *modes[4] = {"tf32", "fp32", "bf16", NULL};
+    for (int i = 0; i < 4; i++) {
         img[i] = malloc(npx);
         decode(vw, cfg, modes[i], lat, lh, lw, img[i]);
     }
@@ -402,15 +421,17 @@ int main(int argc, char **argv)
     int worst = 0;
     CHECK(!zi_model_vae_decode(m, cpu, lat, lh, lw, &ref, err, sizeof err), "CPU VAE: %s", err);
     double p = psnr8(img[0], ref.px, npx, &worst);
-    printf("  default vs the CPU engine's VAE: worst %d levels (PSNR %.1f dB)\n", worst, p);
+    printf("  tf32 vs the CPU engine's VAE: worst %d levels (PSNR %.1f dB)\n", worst, p);
     CHECK(worst <= 1, "the walk differs from the CPU VAE by %d levels", worst);
-    CHECK(!memcmp(img[0], img[1], npx), "fp32 and the default differ (stand-ins ignore TF32)");
+    CHECK(!memcmp(img[0], img[1], npx), "fp32 and tf32 differ (stand-ins ignore TF32)");
     p = psnr8(img[0], img[2], npx, &worst);
-    printf("  bf16 up path vs the default: worst %d levels, PSNR %.1f dB\n", worst, p);
-    CHECK(isfinite(p) && p >= 30.0, "bf16 vs default: PSNR %.1f dB (identical means the bf16 "
+    printf("  bf16 up path vs tf32: worst %d levels, PSNR %.1f dB\n", worst, p);
+    CHECK(isfinite(p) && p >= 30.0, "bf16 vs tf32: PSNR %.1f dB (identical means the bf16 "
                                     "path was not taken)", p);
+    CHECK(!memcmp(img[2], img[3], npx), "the default is not the bf16 up path");
+    refused(vw, cfg);
     px_image_free(&ref);
-    for (int i = 0; i < 3; i++) free(img[i]);
+    for (int i = 0; i < 4; i++) free(img[i]);
     free(lat);
     zi_ctx_destroy(cpu);
     zi_weights_close(vw);

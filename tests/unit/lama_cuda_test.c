@@ -198,8 +198,27 @@ TEST(t_big_lama)
     compare(wts, 203, 141, 12, 2e-4);
 }
 
+/* Bytes of a and b (len) that differ, and the largest difference. */
+static size_t bytes_apart(const uint8_t *a, const uint8_t *b, size_t len, int *maxd)
+{
+    size_t n = 0;
+    *maxd = 0;
+    for (size_t k = 0; k < len; k++) {
+        int d = abs((int)a[k] - (int)b[k]);
+        n += d != 0;
+        if (d > *maxd) *maxd = d;
+    }
+    return n;
+}
+
 /* n items of w x h in one call, three times (the second captures a CUDA
- * graph, the third replays it): each must give the bytes of a lone run. */
+ * graph, the third replays it): each must match a lone run. Not to the
+ * byte: a plan per batch size picks its cuDNN algorithms by timing them
+ * (cudnnFind), and two fp32 algorithms round apart, which moves a value
+ * near a level's edge by one (seen on an H100, 2026-12-05: one byte of
+ * 786,432 at 512², batch 4 against 1). A batchmate's pixels leaking in
+ * would move many by more. */
+#define BATCH_MAX_APART(len) ((len) / 1000 + 1)
 static void batch_vs_single(px_engine *e, int w, int h, int n, int seed)
 {
     px_image img[8], mask[8], out[8], one = mk(w, h, 3);
@@ -216,7 +235,12 @@ static void batch_vs_single(px_engine *e, int w, int h, int n, int seed)
         for (int i = 0; i < n; i++) {
             px_engine_item it = {.image = &img[i], .mask = &mask[i], .out = &one};
             T_EQ_INT(px_engine_run(e, &it, 1), 0);
-            T_EQ_MEM(one.px, out[i].px, (size_t)w * h * 3);
+            int maxd;
+            size_t len = (size_t)w * h * 3, apart = bytes_apart(one.px, out[i].px, len, &maxd);
+            if (apart) printf("    %dx%d item %d of %d: %zu bytes apart, by at most %d\n", w, h, i, n,
+                              apart, maxd);
+            T_CMP_INT(maxd, <=, 1);
+            T_CMP_INT((long)apart, <=, (long)BATCH_MAX_APART(len));
         }
     }
     for (int i = 0; i < n; i++) {

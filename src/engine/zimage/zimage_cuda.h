@@ -80,8 +80,9 @@ int zi_cuda_fp8_gemm_check(zi_cuda_fp8_case *c, char *err, size_t errlen);
  * host's rounding (at most 16,384 x 512 values, rows >= 4: vae_diff). The residual is compared with and without gate and
  * modulation, these as the DiT passes them (rows of a 4n-wide buffer).
  * Returns 0 with the counts of values that differ (in
- * any bit; for q/k norm, whose sum of squares adds in another order, by
- * more than one bf16 step, and by exactly one), or PX_EUNSUP without the
+ * any bit; for q/k norm, whose sum of squares adds in another order: by
+ * more than one bf16 step of the larger output of the value's RoPE pair,
+ * and by at most that), or PX_EUNSUP without the
  * backend or a GPU, or a CUDA error. */
 typedef struct zi_cuda_kernels_case {
     int rows, n, rows_per_item;

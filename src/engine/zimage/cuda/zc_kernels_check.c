@@ -21,6 +21,7 @@
 #include "engine/zimage/zops.h"
 
 #include <cuda_runtime_api.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,14 +149,6 @@ fail:
     return rc;
 }
 
-/* The bf16 steps between a and b (same sign: their bit patterns' distance;
- * else a large number). */
-static int bf16_steps(uint16_t a, uint16_t b)
-{
-    if ((a ^ b) & 0x8000u) return (a & 0x7fffu) || (b & 0x7fffu) ? 1 << 16 : 0;
-    return abs((int)(a & 0x7fffu) - (int)(b & 0x7fffu));
-}
-
 /* q/k norm + RoPE on the k third of rows x 3n: 4-wide from an 8-byte
  * aligned base, per element from a base one element further. */
 static int qknorm(zi_cuda_kernels_case *c, char *err, size_t errlen)
@@ -193,9 +186,17 @@ static int qknorm(zi_cuda_kernels_case *c, char *err, size_t errlen)
     PX_CUDA_CHECK(cudaMemcpy(b, d2 + 2, cnt * 2, cudaMemcpyDeviceToHost));
     c->qk_far = c->qk_near = 0;
     for (size_t k = 0; k < cnt; k++) {
-        int st = bf16_steps(a[k], b[k]);
-        c->qk_far += st > 1;
-        c->qk_near += st == 1;
+        if (a[k] == b[k]) continue;
+        /* The two paths' norms round apart by an fp32 step; the rotation
+         * a·cos − b·sin can cancel, so an output near 0 moves by many of its
+         * own bf16 steps. The pair's scale bounds the move: one bf16 step of
+         * the larger of the pair's two outputs (RoPE keeps the pair's norm). */
+        float m = fmaxf(fmaxf(fabsf(zi_bf16_to_f32(a[k])), fabsf(zi_bf16_to_f32(a[k ^ 1]))),
+                        fmaxf(fabsf(zi_bf16_to_f32(b[k])), fabsf(zi_bf16_to_f32(b[k ^ 1]))));
+        float step = m > 0 ? ldexpf(1.0f, ilogbf(m) - 7) : 0;
+        int near = fabsf(zi_bf16_to_f32(a[k]) - zi_bf16_to_f32(b[k])) <= step;
+        c->qk_far += !near;
+        c->qk_near += near;
     }
     /* The k third must have changed (both paths alike otherwise). */
     long same = 0;

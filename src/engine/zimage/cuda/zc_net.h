@@ -189,9 +189,9 @@ int zc_vae_create(px_cuda_ctx *c, zc_gemm *g, const zi_weights *w, const zi_vae_
 void zc_vae_free(zc_vae *v);
 size_t zc_vae_weight_bytes(const zc_vae *v);
 
-/* The decoder's precision: "tf32" (the default), "fp32"
- * (PX_ZIMAGE_CUDA_VAE=fp32) or "bf16" (PX_ZIMAGE_CUDA_VAE=bf16: the up
- * blocks in bf16, the rest TF32). */
+/* The decoder's precision: "bf16" (the default, PX_ZIMAGE_CUDA_VAE=bf16:
+ * the up blocks in bf16, the rest TF32), "tf32" (=tf32: fp32 activations)
+ * or "fp32" (=fp32: FMA math too). */
 const char *zc_vae_precision(const zc_vae *v);
 
 /* Device bytes the decoder's plan takes for latents of lh x lw. */

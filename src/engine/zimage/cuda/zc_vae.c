@@ -1,11 +1,11 @@
 /*
- * zc_vae.c — the Z-Image (FLUX.1) VAE decoder on the GPU in fp32, one image
- * at a time (zc_net.h): cuDNN convolutions (cuda_conv.h, NHWC, fp32
- * tensors; TF32 tensor-core math by default, FMA with
- * PX_ZIMAGE_CUDA_VAE=fp32 — fp16 is known to fail; the first H200 run
+ * zc_vae.c — the Z-Image (FLUX.1) VAE decoder on the GPU, one image at a
+ * time (zc_net.h): cuDNN convolutions (cuda_conv.h, NHWC; fp32 tensors
+ * with TF32 tensor-core math, bf16 ones in the up blocks by default, FMA
+ * with PX_ZIMAGE_CUDA_VAE=fp32 — fp16 is known to fail; the first H200 run
  * (2026-12-05) measured the FMA VAE at 823 ms of a 1.9 s 1024² image, and
- * zimage_cuda_test holds whichever is the default to the fp32 reference's
- * image within one 8-bit level),
+ * zimage_cuda_test holds the TF32 decoder to the fp32 reference's image
+ * within one 8-bit level, the default to the TF32 one by PSNR),
  * our GroupNorm(+SiLU), bias, nearest-upsample and output kernels, and the
  * mid block's single-head attention over all latent positions as fp32
  * cuBLASLt GEMMs in chunks of queries (scores of a chunk, row softmax,
@@ -14,10 +14,12 @@
  * SIMT work at 1024² (~10 ms of the VAE's ~80 on an H100, by their FLOPs
  * at the fp32 rate), in TF32 a few ms.
  *
- * PX_ZIMAGE_CUDA_VAE=bf16 (an option until it passes its gate:
- * docs/benchmarks/zimage-cuda.md) runs the up blocks on bf16 activations
- * and weights (walk says where the types change); the kernels are
- * zvae_kernels.h's, for either type.
+ * By default (PX_ZIMAGE_CUDA_VAE=bf16) the up blocks run on bf16
+ * activations and weights (walk says where the types change): 64 -> 46 ms
+ * at 1024² on an H100, and its gate against the TF32 decoder passed
+ * (docs/benchmarks/zimage-cuda.md). PX_ZIMAGE_CUDA_VAE=tf32 keeps fp32
+ * activations with TF32 math (the default before), =fp32 FMA math. The
+ * kernels are zvae_kernels.h's, for either type.
  *
  * One plan (buffers + the convolutions' algorithms) for the last latent
  * size; a new size rebuilds it. Convolutions are built in a first pass
@@ -239,9 +241,15 @@ int zc_vae_create(px_cuda_ctx *c, zc_gemm *g, const zi_weights *w, const zi_vae_
     zc_vae *v = px_xcalloc(1, sizeof *v);
     *out = v;
     v->ctx = c, v->gemm = g, v->cfg = *cfg;
+    /* bf16 up path by default (its gate passed on an H100, 2026-12-05:
+     * 52.9 dB at worst over 12 prompts against TF32); tf32 and fp32 keep
+     * every activation in fp32. */
     const char *pv = getenv("PX_ZIMAGE_CUDA_VAE");
     v->prec = pv && !strcmp(pv, "fp32") ? PX_CUDA_FP32 : PX_CUDA_TF32;
-    v->up_bf = pv && !strcmp(pv, "bf16");
+    v->up_bf = !pv || !*pv || !strcmp(pv, "bf16");
+    if (pv && *pv && strcmp(pv, "bf16") && strcmp(pv, "tf32") && strcmp(pv, "fp32"))
+        return px_errf(err, errlen, PX_EINVAL, "PX_ZIMAGE_CUDA_VAE=%s: want bf16, tf32 or fp32",
+                       pv);
     if (cfg->nlevels < 1 || cfg->nlevels > 8)
         return px_errf(err, errlen, PX_EUNSUP, "vae: %d levels", cfg->nlevels);
     v->algos = px_cuda_algos_create(sizeof(px_cuda_conv_shape), sizeof(px_cuda_conv_choice), 256);
