@@ -8,6 +8,9 @@
 #                                 full-size Z-Image generation, LaMa vs PyTorch
 #                                 accuracy; the full-size weights are made
 #                                 meanwhile (kept for the next call if warm)
+#   bench/gpu_session.sh tests    the CUDA unit tests only (zimage_cuda_test on
+#                                 the tiny model, lama_cuda_test): ~1 min, the
+#                                 short call after kernel changes
 #   bench/gpu_session.sh attn     the attention kernels only (cuDNN's spellings,
 #                                 check, time, against PyTorch): ~3 min
 #   bench/gpu_session.sh zimage   issue 13: ours (1024², 512², batch 1-8) against
@@ -62,8 +65,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 STEP=${1:-}
-case "$STEP" in check | verify | attn | zimage | cbatch | fp8 | fp8speed | lora | serve | lama | multi) ;; *)
-  sed -n '2,32p' "$0" >&2
+case "$STEP" in check | tests | verify | attn | zimage | cbatch | fp8 | fp8speed | lora | serve | lama | multi) ;; *)
+  sed -n '2,35p' "$0" >&2
   exit 2 ;;
 esac
 BUDGET=${BUDGET:-540}
@@ -274,6 +277,12 @@ step_check() {
     --sizes 1024x1024 --batches 1 --iters 1; done"
   KEY+=("$WORK/zimage_smoke.jsonl" "$WORK/attn.jsonl" "$WORK/attn-vs-torch.jsonl"
         "$WORK/cudnn-deviceprop.json")
+}
+
+step_tests() {
+  env_part
+  part zimage_cuda_test 200 gpu "PARTS=zimage PX_TEST_TIMEOUT=190 scripts/test_gpu"
+  part lama_cuda_test 200 gpu "PARTS=lama PX_TEST_TIMEOUT=190 scripts/test_gpu"
 }
 
 # The tiny-model tests again (the engine's defaults may have changed since

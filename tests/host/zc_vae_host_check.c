@@ -149,8 +149,8 @@ int px_cuda_conv_build(px_cuda_conv *op, const px_cuda_conv_shape *s, cudnnHandl
     return 0;
 }
 
-int px_cuda_conv_run(const px_cuda_conv *op, cudnnHandle_t h, const px_cuda_conv_args *a,
-                     char *err, size_t errlen)
+int px_cuda_conv_run(const px_cuda_conv *op, cudnnHandle_t h, const px_cuda_conv_args *a, char *err,
+                     size_t errlen)
 {
     (void)h;
     const fake_op *o = (const fake_op *)op->xd;
@@ -426,8 +426,10 @@ int main(int argc, char **argv)
     CHECK(!memcmp(img[0], img[1], npx), "fp32 and tf32 differ (stand-ins ignore TF32)");
     p = psnr8(img[0], img[2], npx, &worst);
     printf("  bf16 up path vs tf32: worst %d levels, PSNR %.1f dB\n", worst, p);
-    CHECK(isfinite(p) && p >= 30.0, "bf16 vs tf32: PSNR %.1f dB (identical means the bf16 "
-                                    "path was not taken)", p);
+    CHECK(isfinite(p) && p >= 30.0,
+          "bf16 vs tf32: PSNR %.1f dB (identical means the bf16 "
+          "path was not taken)",
+          p);
     CHECK(!memcmp(img[2], img[3], npx), "the default is not the bf16 up path");
     refused(vw, cfg);
     px_image_free(&ref);

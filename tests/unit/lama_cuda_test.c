@@ -82,9 +82,11 @@ static void synth(px_image *img, px_image *mask, uint64_t seed)
     for (int y = 0; y < img->h; y++)
         for (int x = 0; x < img->w; x++)
             for (int k = 0; k < 3; k++) {
-                float v = 128 + 90 * sinf(fx * x * (k + 1) + fy * y) +
-                          20 * (px_rng_float(&r) - 0.5f);
-                img->px[((size_t)y * img->w + x) * 3 + k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+                float v =
+                    128 + 90 * sinf(fx * x * (k + 1) + fy * y) + 20 * (px_rng_float(&r) - 0.5f);
+                img->px[((size_t)y * img->w + x) * 3 + k] = (uint8_t)(v < 0     ? 0
+                                                                      : v > 255 ? 255
+                                                                                : v);
             }
     memset(mask->px, 0, (size_t)mask->w * mask->h);
     int cx = img->w / 3, cy = img->h / 2, rad = (img->w < img->h ? img->w : img->h) / 5 + 1;
@@ -92,7 +94,8 @@ static void synth(px_image *img, px_image *mask, uint64_t seed)
         for (int x = 0; x < img->w; x++) {
             int dx = x - cx, dy = y - cy;
             if (dx * dx + dy * dy <= rad * rad) mask->px[(size_t)y * img->w + x] = 255;
-            if (abs(x - img->w * 2 / 3) <= 1 && y > img->h / 5) mask->px[(size_t)y * img->w + x] = 255;
+            if (abs(x - img->w * 2 / 3) <= 1 && y > img->h / 5)
+                mask->px[(size_t)y * img->w + x] = 255;
         }
 }
 
@@ -237,8 +240,9 @@ static void batch_vs_single(px_engine *e, int w, int h, int n, int seed)
             T_EQ_INT(px_engine_run(e, &it, 1), 0);
             int maxd;
             size_t len = (size_t)w * h * 3, apart = bytes_apart(one.px, out[i].px, len, &maxd);
-            if (apart) printf("    %dx%d item %d of %d: %zu bytes apart, by at most %d\n", w, h, i, n,
-                              apart, maxd);
+            if (apart)
+                printf("    %dx%d item %d of %d: %zu bytes apart, by at most %d\n", w, h, i, n,
+                       apart, maxd);
             T_CMP_INT(maxd, <=, 1);
             T_CMP_INT((long)apart, <=, (long)BATCH_MAX_APART(len));
         }
@@ -257,7 +261,7 @@ TEST(t_batch_equals_single_runs)
     if (!wts) return;
     px_engine *e = open_cuda(wts, "fp32");
     if (!e) return;
-    batch_vs_single(e, 72, 40, 3, 100); /* small: padded to a plan of 4 */
+    batch_vs_single(e, 72, 40, 3, 100);   /* small: padded to a plan of 4 */
     batch_vs_single(e, 512, 512, 7, 200); /* large: run as 4 + 2 + 1 (run_split) */
     px_engine_shape s512 = {512, 512, 0, 0};
     T_TRUE(px_engine_mem_estimate(e, 4, s512) > px_engine_mem_estimate(e, 1, s512));

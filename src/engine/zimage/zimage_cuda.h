@@ -54,14 +54,14 @@ int zi_cuda_vae_decode(px_engine *e, const float *latent, int lat_h, int lat_w, 
  * cuBLASLt without e4m3 GEMMs: tests skip on it), PX_EINVAL (a shape the
  * fp8 path refuses) or a CUDA error. */
 typedef struct zi_cuda_fp8_case {
-    int M, N, K, ldx;          /* N % 16 == 0; ldx >= K */
-    const uint16_t *x, *w;     /* bf16: [M, ldx], [N, K] */
-    const float *bias;         /* NULL or N floats */
-    float alpha;               /* 0 means 1 */
-    int accumulate, y_f32;     /* y fp32, else bf16 */
-    void *y;                   /* [M, N]: the value before (accumulate), the result */
-    uint8_t *x8, *w8;          /* out: [M, ld], [N, ld] e4m3, ld = K rounded up to 16 */
-    float *x_scale, *w_scale;  /* out: M and N row scales */
+    int M, N, K, ldx;         /* N % 16 == 0; ldx >= K */
+    const uint16_t *x, *w;    /* bf16: [M, ldx], [N, K] */
+    const float *bias;        /* NULL or N floats */
+    float alpha;              /* 0 means 1 */
+    int accumulate, y_f32;    /* y fp32, else bf16 */
+    void *y;                  /* [M, N]: the value before (accumulate), the result */
+    uint8_t *x8, *w8;         /* out: [M, ld], [N, ld] e4m3, ld = K rounded up to 16 */
+    float *x_scale, *w_scale; /* out: M and N row scales */
 } zi_cuda_fp8_case;
 
 int zi_cuda_fp8_gemm_check(zi_cuda_fp8_case *c, char *err, size_t errlen);
@@ -71,23 +71,24 @@ int zi_cuda_fp8_gemm_check(zi_cuda_fp8_case *c, char *err, size_t errlen);
  * zc_gated_residual then zc_rmsnorm_mod (rows x n fp32, gate and
  * modulation per item of rows_per_item rows), zc_swiglu's 8-wide path
  * against its per-element one (rows x 2n bf16, n a multiple of 8), and
- * zc_qknorm_rope's 4-wide path against its per-element one (the k third of
+ * zc_qknorm_rope's 8-wide path (a block a row) against its per-element one (the k third of
  * rows x 3n bf16, heads of 128, or one head of n when n is not a multiple
  * of 128; RoPE table rows modulo 7 for odd seeds, one per row for even), on
  * values from seed, and the VAE's 16-byte zc_gn_apply, zc_bias_add and
  * zc_upsample2 against their per-value paths in fp32 and bf16, bf16
  * GroupNorm statistics against fp32 ones and zc_vae_convert against the
- * host's rounding (at most 16,384 x 512 values, rows >= 4: vae_diff). The residual is compared with and without gate and
- * modulation, these as the DiT passes them (rows of a 4n-wide buffer).
- * Returns 0 with the counts of values that differ (in
- * any bit; for q/k norm, whose sum of squares adds in another order: by
- * more than one bf16 step of the larger output of the value's RoPE pair,
- * and by at most that), or PX_EUNSUP without the
- * backend or a GPU, or a CUDA error. */
+ * host's rounding (at most 16,384 x 512 values, rows >= 4: vae_diff). The residual is compared with
+ * and without gate and modulation, these as the DiT passes them (rows of a 4n-wide buffer); the
+ * fused residual + norm also through its wide (16-byte) and per-value kernels (row_far: x apart by
+ * more than 1e-5 · (1 + |x|) or y by more than one bf16 step; row_near: apart by less). Returns 0
+ * with the counts of values that differ (in any bit; for q/k norm, whose sum of squares adds in
+ * another order: by more than one bf16 step of the larger output of the value's RoPE pair, and by
+ * at most that), or PX_EUNSUP without the backend or a GPU, or a CUDA error. */
 typedef struct zi_cuda_kernels_case {
     int rows, n, rows_per_item;
     unsigned seed;
     long x_diff, y_diff, swiglu_diff, qk_far, qk_near, vae_diff; /* out */
+    long row_far, row_near; /* out: the wide residual + norm against the per-value one */
 } zi_cuda_kernels_case;
 
 int zi_cuda_kernels_check(zi_cuda_kernels_case *c, char *err, size_t errlen);

@@ -87,11 +87,11 @@ static int residual_norm(zi_cuda_kernels_case *c, char *err, size_t errlen)
             PX_CUDA_CHECK(cudaMemcpy(d[i], h[i], cnt[i] * esz[i], cudaMemcpyHostToDevice));
         PX_CUDA_LAUNCH_CHECK(zc_gated_residual(NULL, d[B_X1], n, d[B_H], n, rows, n, d[B_WH], eps,
                                                gate, 4 * n, rpi));
-        PX_CUDA_LAUNCH_CHECK(zc_rmsnorm_mod(NULL, d[B_X1], n, rows, n, d[B_W], eps, mul, 4 * n,
-                                            rpi, d[B_Y1], n));
-        PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(NULL, d[B_X2], n, d[B_H], n, rows, n,
-                                                    d[B_WH], eps, gate, 4 * n, rpi, d[B_W], mul,
-                                                    4 * n, d[B_Y2], n));
+        PX_CUDA_LAUNCH_CHECK(
+            zc_rmsnorm_mod(NULL, d[B_X1], n, rows, n, d[B_W], eps, mul, 4 * n, rpi, d[B_Y1], n));
+        PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(NULL, d[B_X2], n, d[B_H], n, rows, n, d[B_WH],
+                                                    eps, gate, 4 * n, rpi, d[B_W], mul, 4 * n,
+                                                    d[B_Y2], n));
         PX_CUDA_CHECK(cudaDeviceSynchronize());
         static const int back[] = {B_X1, B_X2, B_Y1, B_Y2};
         for (int k = 0; k < 4; k++)
@@ -107,6 +107,59 @@ fail:
         if (d[i]) cudaFree(d[i]);
         free(h[i]);
     }
+    return rc;
+}
+
+/* The fused residual + norm through the wide kernel (16-byte aligned
+ * rows) and the per-value one (x and y one element further), same inputs:
+ * their norms add in other orders, so x may move by an fp32 rounding of
+ * its update and y by one bf16 step; more is a bug in one of them. */
+static int row_paths(zi_cuda_kernels_case *c, char *err, size_t errlen)
+{
+    int rc = 0, rows = c->rows, n = c->n, rpi = c->rows_per_item;
+    size_t rn = (size_t)rows * n, nmod = (size_t)((rows + rpi - 1) / rpi) * 4 * n;
+    size_t fl = 2 * (rn + 4) + rn + 2 * (size_t)n + nmod;
+    float *hf = malloc(fl * 4), *xa = malloc(rn * 4), *xb = malloc(rn * 4), *dev = NULL;
+    uint16_t *ya = malloc(rn * 2), *yb = malloc(rn * 2);
+    char *dy = NULL;
+    uint32_t s = c->seed ^ 0x27d4eb2fu;
+    if (!hf || !xa || !xb || !ya || !yb) {
+        rc = px_errf(err, errlen, PX_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (size_t k = 0; k < fl; k++) hf[k] = rnd(&s);
+    PX_CUDA_CHECK(cudaMalloc((void **)&dev, fl * 4));
+    PX_CUDA_CHECK(cudaMalloc((void **)&dy, 2 * (rn + 8) * 2));
+    /* dev: x (aligned) | x (one further) | h | wh | w | mod */
+    float *x1 = dev, *x2 = dev + rn + 4 + 1, *h = dev + 2 * (rn + 4), *wh = h + rn, *w = wh + n;
+    float *mod = w + n;
+    memcpy(hf + rn + 4 + 1, hf, rn * 4); /* the same x in both */
+    PX_CUDA_CHECK(cudaMemcpy(dev, hf, fl * 4, cudaMemcpyHostToDevice));
+    uint16_t *y1 = (uint16_t *)dy, *y2 = (uint16_t *)dy + rn + 8 + 1;
+    for (int path = 0; path < 2; path++)
+        PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(NULL, path ? x2 : x1, n, h, n, rows, n, wh,
+                                                    1e-5f, mod + n, 4 * n, rpi, w, mod + 2 * n,
+                                                    4 * n, path ? y2 : y1, n));
+    PX_CUDA_CHECK(cudaDeviceSynchronize());
+    PX_CUDA_CHECK(cudaMemcpy(xa, x1, rn * 4, cudaMemcpyDeviceToHost));
+    PX_CUDA_CHECK(cudaMemcpy(xb, x2, rn * 4, cudaMemcpyDeviceToHost));
+    PX_CUDA_CHECK(cudaMemcpy(ya, y1, rn * 2, cudaMemcpyDeviceToHost));
+    PX_CUDA_CHECK(cudaMemcpy(yb, y2, rn * 2, cudaMemcpyDeviceToHost));
+    c->row_far = c->row_near = 0;
+    for (size_t k = 0; k < rn; k++) {
+        /* x0 + gate · v with |x0|, |gate|, |v| of a few units: 1e-5 is
+         * ~100 fp32 steps of the update, far under any real mistake. */
+        float dx = fabsf(xa[k] - xb[k]);
+        int ys = abs((int)(ya[k] & 0x7fffu) - (int)(yb[k] & 0x7fffu));
+        if ((ya[k] ^ yb[k]) & 0x8000u) ys = (ya[k] | yb[k]) & 0x7fffu ? 2 : 0;
+        int far = dx > 1e-5f * (1.0f + fabsf(xa[k])) || ys > 1;
+        c->row_far += far;
+        c->row_near += !far && (dx > 0 || ys == 1);
+    }
+fail:
+    if (dev) cudaFree(dev);
+    if (dy) cudaFree(dy);
+    free(hf), free(xa), free(xb), free(ya), free(yb);
     return rc;
 }
 
@@ -177,10 +230,10 @@ static int qknorm(zi_cuda_kernels_case *c, char *err, size_t errlen)
     PX_CUDA_CHECK(cudaMemcpy(d2 + 2, h, cnt * 2, cudaMemcpyHostToDevice));
     PX_CUDA_CHECK(cudaMemcpy(dw, hw, (size_t)hd * 4, cudaMemcpyHostToDevice));
     PX_CUDA_CHECK(cudaMemcpy(dcs, hcs, (size_t)tab * hd * 4, cudaMemcpyHostToDevice));
-    PX_CUDA_LAUNCH_CHECK(zc_qknorm_rope(NULL, d1, 3 * n, n, rows, n / hd, hd, dw, 1e-6f, dcs,
-                                        period, 1));
-    PX_CUDA_LAUNCH_CHECK(zc_qknorm_rope(NULL, d2 + 2, 3 * n, n, rows, n / hd, hd, dw, 1e-6f,
-                                        dcs, period, 1));
+    PX_CUDA_LAUNCH_CHECK(
+        zc_qknorm_rope(NULL, d1, 3 * n, n, rows, n / hd, hd, dw, 1e-6f, dcs, period, 1));
+    PX_CUDA_LAUNCH_CHECK(
+        zc_qknorm_rope(NULL, d2 + 2, 3 * n, n, rows, n / hd, hd, dw, 1e-6f, dcs, period, 1));
     PX_CUDA_CHECK(cudaDeviceSynchronize());
     PX_CUDA_CHECK(cudaMemcpy(a, d1, cnt * 2, cudaMemcpyDeviceToHost));
     PX_CUDA_CHECK(cudaMemcpy(b, d2 + 2, cnt * 2, cudaMemcpyDeviceToHost));
@@ -201,7 +254,8 @@ static int qknorm(zi_cuda_kernels_case *c, char *err, size_t errlen)
     /* The k third must have changed (both paths alike otherwise). */
     long same = 0;
     for (int r = 0; r < rows; r++)
-        for (int k = n; k < 2 * n; k++) same += a[(size_t)r * 3 * n + k] == h[(size_t)r * 3 * n + k];
+        for (int k = n; k < 2 * n; k++)
+            same += a[(size_t)r * 3 * n + k] == h[(size_t)r * 3 * n + k];
     if (same > (long)rows * n / 4) c->qk_far += same;
 fail:
     if (d1) cudaFree(d1);
@@ -298,8 +352,7 @@ static int vae_type(zi_cuda_kernels_case *c, int bf, char *err, size_t errlen)
         PX_CUDA_CHECK(cudaMemcpy(b, y2, n * es, cudaMemcpyDeviceToHost));
         c->vae_diff += count_diff(a, b, n, es);
     }
-    if (bf && (rc = vae_bf16_more(x1, hw, C, G, y1, y2, &s, &c->vae_diff, err, errlen)))
-        goto fail;
+    if (bf && (rc = vae_bf16_more(x1, hw, C, G, y1, y2, &s, &c->vae_diff, err, errlen))) goto fail;
     PX_CUDA_CHECK(cudaMemcpy(x1, hx, n * es, cudaMemcpyHostToDevice)); /* as x2 again */
     PX_CUDA_LAUNCH_CHECK(zc_upsample2(NULL, x1, bf, h, w, C, y1));
     PX_CUDA_LAUNCH_CHECK(zc_upsample2(NULL, x2, bf, h, w, C, y2));
@@ -307,8 +360,8 @@ static int vae_type(zi_cuda_kernels_case *c, int bf, char *err, size_t errlen)
     PX_CUDA_CHECK(cudaMemcpy(b, y2, up * es, cudaMemcpyDeviceToHost));
     c->vae_diff += count_diff(a, b, up, es);
     /* Nearest: output pixel (2, 3)'s channels are input pixel (1, 1)'s. */
-    if (h >= 2 && memcmp(a + ((size_t)2 * 2 * w + 3) * C * es, hx + ((size_t)w + 1) * C * es,
-                         (size_t)C * es))
+    if (h >= 2 &&
+        memcmp(a + ((size_t)2 * 2 * w + 3) * C * es, hx + ((size_t)w + 1) * C * es, (size_t)C * es))
         c->vae_diff += 1;
 fail:
     if (d1) cudaFree(d1);
@@ -348,8 +401,8 @@ int zi_cuda_kernels_check(zi_cuda_kernels_case *c, char *err, size_t errlen)
         return px_errf(err, errlen, PX_EUNSUP,
                        "PX_ZIMAGE_CUDA_FUSE=0 turns the wide kernels off: nothing to compare");
     PX_CUDA_CHECK(cudaSetDevice(0));
-    if ((rc = residual_norm(c, err, errlen)) || (rc = swiglu(c, err, errlen)) ||
-        (rc = qknorm(c, err, errlen)))
+    if ((rc = residual_norm(c, err, errlen)) || (rc = row_paths(c, err, errlen)) ||
+        (rc = swiglu(c, err, errlen)) || (rc = qknorm(c, err, errlen)))
         return rc;
     rc = vae(c, err, errlen);
 fail:
