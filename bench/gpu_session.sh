@@ -61,7 +61,8 @@
 # the plumbing on a CPU machine (with PRETEND_GPU=1).
 # To fit a short device budget: SKIP_MORE=1 makes `zimage` measure PyTorch
 # at the headline shapes only (1024² b1, 512² b4); CB_MODES=on makes
-# `cbatch` sweep pixserve's default (continuous batching) only.
+# `cbatch` sweep pixserve's default (continuous batching) only;
+# WITH_PROFILE=1 adds a 1024² profile and fp8's speed to `zimage`.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 STEP=${1:-}
@@ -309,8 +310,16 @@ step_zimage() {
   # SKIP_MORE=1: only the headline shapes (saves ~4 min of device time).
   [ "${SKIP_MORE:-0}" = 1 ] || part torch_more 300 gpu "$PY bench/zimage_cuda_vs_torch.py --model $ZMODEL/hf --out $WORK/torch_more \
     --torch-shapes 1024x1024:2,1024x1024:4,512x512:1,512x512:8 --skip-compile --iters 2 --skip-ours"
+  # WITH_PROFILE=1: where a 1024² step and decode go now, and fp8 beside
+  # bf16 at 1024² batch 1 (the same run's engine).
+  if [ "${WITH_PROFILE:-0}" = 1 ]; then
+    part zimage_profile 60 gpu "PX_ZIMAGE_CUDA_PROFILE=1 $BIN/zimage_cuda_bench --model $ZMODEL/hf \
+      --sizes 1024x1024 --batches 1 --iters 1"
+    part speed_fp8 90 gpu "$BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024,512x512 \
+      --batches 1,4 --iters 2 --precision fp8 --json $WORK/speed-fp8.jsonl"
+  fi
   KEY+=("$WORK/ours/rows.json:ours-rows.json" "$WORK/torch/rows.json:torch-rows.json"
-        "$WORK/torch_more/rows.json:torch-more-rows.json")
+        "$WORK/torch_more/rows.json:torch-more-rows.json" "$WORK/speed-fp8.jsonl")
 }
 
 step_lora() {

@@ -211,10 +211,11 @@ void px_cuda_prof_free(px_cuda_prof *pf)
 
 /* ------------------------------------------------------------- kernels */
 
-int zc_gn_stats(zc_stream s, const void *x, int bf, int hw, int C, int G, float eps, int nslice,
-                double *part, float *stats)
+int zc_gn_stats(zc_stream s, const void *x, int bf, int hw, int C, int G, float eps,
+                int part_pairs, double *part, float *stats)
 {
-    (void)s, (void)nslice, (void)part;
+    (void)s, (void)part;
+    CHECK(part_pairs >= C, "GroupNorm partials: room for %d pairs, %d channels", part_pairs, C);
     need(x, bf, "GroupNorm statistics");
     int cpg = C / G;
     for (int g = 0; g < G; g++) {

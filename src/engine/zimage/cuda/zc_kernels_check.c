@@ -289,8 +289,8 @@ static int vae_bf16_more(const void *x, int hw, int C, int G, void *f32, void *x
     PX_CUDA_CHECK(cudaMalloc((void **)&part, (size_t)256 * C * 2 * sizeof *part));
     PX_CUDA_CHECK(cudaMalloc((void **)&st, (size_t)4 * G * sizeof *st));
     PX_CUDA_LAUNCH_CHECK(zc_vae_convert(NULL, x, 1, f32, 0, n));
-    PX_CUDA_LAUNCH_CHECK(zc_gn_stats(NULL, x, 1, hw, C, G, 1e-6f, 256, part, st));
-    PX_CUDA_LAUNCH_CHECK(zc_gn_stats(NULL, f32, 0, hw, C, G, 1e-6f, 256, part, st + 2 * G));
+    PX_CUDA_LAUNCH_CHECK(zc_gn_stats(NULL, x, 1, hw, C, G, 1e-6f, 256 * C, part, st));
+    PX_CUDA_LAUNCH_CHECK(zc_gn_stats(NULL, f32, 0, hw, C, G, 1e-6f, 256 * C, part, st + 2 * G));
     PX_CUDA_CHECK(cudaMemcpy(hs[0], st, (size_t)2 * G * 4, cudaMemcpyDeviceToHost));
     PX_CUDA_CHECK(cudaMemcpy(hs[1], st + 2 * G, (size_t)2 * G * 4, cudaMemcpyDeviceToHost));
     *diff += count_diff(hs[0], hs[1], (size_t)2 * G, 4);

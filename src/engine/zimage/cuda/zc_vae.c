@@ -46,7 +46,8 @@
 
 #define MAX_OPS 128
 #define WS_LIMIT ((size_t)256 << 20)
-#define GN_SLICES 256
+/* GroupNorm partials: (slice, channel) pairs (zc_gn_stats), 16 MiB. */
+#define GN_PAIRS (1 << 20)
 #define SCORE_BYTES ((size_t)256 << 20)
 
 typedef struct vconv {
@@ -359,7 +360,7 @@ static int plan_make(zc_vae *v, int lh, int lw, char *err, size_t errlen)
     PX_CUDA_CHECK(cudaMalloc((void **)&v->v, hw * C * 4));
     PX_CUDA_CHECK(cudaMalloc((void **)&v->sc, (size_t)v->chunk * hw * 4));
     PX_CUDA_CHECK(cudaMalloc((void **)&v->stats, 2 * (size_t)c->groups * 4));
-    PX_CUDA_CHECK(cudaMalloc((void **)&v->part, GN_SLICES * 1024 * 2 * sizeof(double)));
+    PX_CUDA_CHECK(cudaMalloc((void **)&v->part, (size_t)GN_PAIRS * 2 * sizeof(double)));
     PX_CUDA_CHECK(cudaMalloc(&v->ws, WS_LIMIT));
     size_t f = (size_t)1 << (c->nlevels - 1);
     PX_CUDA_CHECK(cudaMalloc((void **)&v->rgb, hw * f * f * 3));
@@ -427,7 +428,7 @@ static int gn(vpass *ps, const vnorm *nm, const void *x, int C, int silu, void *
     if (ps->build) return 0;
     cudaStream_t s = ps->v->ctx->stream;
     PX_CUDA_LAUNCH_CHECK(
-        zc_gn_stats(s, x, ps->bf, hw, C, G, ps->v->cfg.eps, GN_SLICES, ps->v->part, ps->v->stats));
+        zc_gn_stats(s, x, ps->bf, hw, C, G, ps->v->cfg.eps, GN_PAIRS, ps->v->part, ps->v->stats));
     PX_CUDA_LAUNCH_CHECK(
         zc_gn_apply(s, x, ps->bf, hw, C, G, ps->v->stats, nm->g, nm->b, silu, y));
     vmark(ps, "vae GroupNorm(+SiLU)");

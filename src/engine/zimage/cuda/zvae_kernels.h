@@ -25,11 +25,13 @@ extern "C" {
 #endif
 
 /* GroupNorm statistics of x [hw, C] in G groups (C % G == 0, C <= 1024):
- * partial sums per (slice, channel) in double into part (nslice x C x 2
- * doubles, nslice <= 256), then mean and 1/sqrt(var + eps) per group into
- * stats (G x 2 floats). Deterministic (fixed summation order). */
-int zc_gn_stats(zc_stream s, const void *x, int bf, int hw, int C, int G, float eps, int nslice,
-                double *part, float *stats);
+ * partial sums per (slice of ~64 pixels, channel) in double into part
+ * (room for part_pairs (slice, channel) pairs of 2 doubles, >= C), then
+ * mean and 1/sqrt(var + eps) per group into stats (G x 2 floats), a block
+ * a group. Deterministic (fixed summation order for a given hw, C and
+ * part_pairs). */
+int zc_gn_stats(zc_stream s, const void *x, int bf, int hw, int C, int G, float eps,
+                int part_pairs, double *part, float *stats);
 
 /* y = GN(x)·gamma + beta, then SiLU when silu; x and y of one type (bf),
  * y may be x. */
