@@ -210,6 +210,24 @@ __device__ __forceinline__ void st_norm4(bf16 *yr, int c, float4 v, float inv, c
     ((uint2 *)yr)[c] = out;
 }
 
+/* The row's norm from its sum of squares ss (block-wide), then y = v ·
+ * inv · w · m for the thread's chunks v: the end of both wide kernels, so
+ * the fused and split paths round alike. */
+template <int K>
+__device__ __forceinline__ void norm_store4(const float4 (&v)[K], float ss, int n4, float eps,
+                                            float *sh, int rpi, const float *w, const float *mul,
+                                            int ldmul, bf16 *y, int ldy)
+{
+    int r = blockIdx.x;
+    float inv = rsqrtf(block_sum(ss, sh) / (4.0f * n4) + eps);
+    const float *m = mul ? mul + (size_t)(r / rpi) * ldmul : nullptr;
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+        int c = threadIdx.x + k * ROW_THREADS;
+        if (c < n4) st_norm4(y + (size_t)r * ldy, c, v[k], inv, w, m);
+    }
+}
+
 template <int K>
 __global__ void k_norm_mod4(const float *x, int ldx, int n4, const float *w, float eps,
                             const float *mul, int ldmul, int rpi, bf16 *y, int ldy, int layer)
@@ -236,13 +254,7 @@ __global__ void k_norm_mod4(const float *x, int ldx, int n4, const float *w, flo
             ss = sq4(v[k], ss);
         }
     }
-    float inv = rsqrtf(block_sum(ss, sh) / n + eps);
-    const float *m = mul ? mul + (size_t)(r / rpi) * ldmul : nullptr;
-#pragma unroll
-    for (int k = 0; k < K; k++) {
-        int c = threadIdx.x + k * ROW_THREADS;
-        if (c < n4) st_norm4(y + (size_t)r * ldy, c, v[k], inv, w, m);
-    }
+    norm_store4<K>(v, ss, n4, eps, sh, rpi, w, mul, ldmul, y, ldy);
 }
 
 template <int K>
@@ -285,13 +297,7 @@ __global__ void k_gated_residual_norm4(float *x, int ldx, const float *h, int ld
         }
     }
     if (!y) return; /* the whole block alike: no thread waits in block_sum */
-    float invx = rsqrtf(block_sum(ssx, sh) / n + eps);
-    const float *m = mul ? mul + (size_t)(r / rpi) * ldmul : nullptr;
-#pragma unroll
-    for (int k = 0; k < K; k++) {
-        int c = threadIdx.x + k * ROW_THREADS;
-        if (c < n4) st_norm4(y + (size_t)r * ldy, c, xv[k], invx, w, m);
-    }
+    norm_store4<K>(xv, ssx, n4, eps, sh, rpi, w, mul, ldmul, y, ldy);
 }
 
 /* SwiGLU eight elements a thread (16-byte loads and stores) and a block
