@@ -21,7 +21,7 @@
  * The DiT's fp8 linears use neither; the GEMM test covers both.
  *
  * Ran on an H200 (2026-12-05): zimage_cuda_test passes, tiny and full size
- * (bf16). The fp8 path is not yet run on a GPU (written 2026-12).
+ * (bf16; the fp8 path's tests passed on H200 and H100s the same day).
  */
 #include "engine/zimage/cuda/zc_gemm.h"
 

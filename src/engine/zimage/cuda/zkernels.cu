@@ -5,10 +5,9 @@
  * attention kernels are in zattn.cu.
  *
  * The tests in tests/unit/zimage_cuda_test.c check every kernel through the
- * stages (passed on an H200, 2026-12-05); k_gated_residual_norm,
- * k_swiglu8 and k_qknorm_rope4 also against the kernels they replace
- * (t_fused_kernels_match; written 2026-12-05, eighth session, not yet run
- * on a GPU).
+ * stages (passed on an H200 and H100s, 2026-12-05); the wide and fused
+ * kernels also against the per-value kernels they replace
+ * (t_fused_kernels_match; passed on H100s, 2026-12-05, tenth session).
  */
 #include "engine/zimage/cuda/zkernels.h"
 

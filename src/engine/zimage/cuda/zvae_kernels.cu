@@ -4,10 +4,9 @@
  * values are read into fp32 and rounded once when stored).
  *
  * The fp32 kernels passed the stage tests on an H200 (2026-12-05); the
- * 16-byte ones and the bf16 instances were written 2026-12-05 (ninth
- * session) and have not yet run on a GPU: zc_kernels_check.c holds the
- * 16-byte ones to the per-value ones, zimage_cuda_test the bf16 decoder
- * to the fp32 one.
+ * 16-byte ones and the bf16 instances (ninth session) passed on H100s in
+ * the tenth: zc_kernels_check.c holds the 16-byte ones to the per-value
+ * ones, zimage_cuda_test the bf16 decoder to the fp32 one.
  */
 #include "engine/zimage/cuda/zvae_kernels.h"
 
