@@ -317,6 +317,10 @@ step_zimage() {
       --sizes 1024x1024 --batches 1 --iters 1"
     part speed_fp8 90 gpu "$BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024,512x512 \
       --batches 1,4 --iters 2 --precision fp8 --json $WORK/speed-fp8.jsonl"
+    # Graph replays against direct launches at 1024²: the tenth session's
+    # host-timed step (98.0 ms) exceeded the profiled direct step (~95).
+    part speed_nograph 60 gpu "for g in 1 0; do PX_ZIMAGE_CUDA_GRAPHS=\$g $BIN/zimage_cuda_bench \
+      --model $ZMODEL/hf --sizes 1024x1024 --batches 1 --iters 3 --json $WORK/speed-graphs\$g.jsonl; done"
   fi
   KEY+=("$WORK/ours/rows.json:ours-rows.json" "$WORK/torch/rows.json:torch-rows.json"
         "$WORK/torch_more/rows.json:torch-more-rows.json" "$WORK/speed-fp8.jsonl")
