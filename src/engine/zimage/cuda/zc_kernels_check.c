@@ -4,9 +4,10 @@
  * which the stage tests have held against the reference since 2026-12-05.
  * Both paths run on the same device inputs and must agree to the bit: the
  * fused residual-and-norm kernel does the two kernels' arithmetic in their
- * order, and the 8-wide SwiGLU the per-element one's; the 4-wide q/k norm
- * adds its sum of squares in another order, so it may be one bf16 step
- * off, never more. The VAE's 16-byte GroupNorm, bias and upsample
+ * order, and the 8-wide SwiGLU the per-element one's. The wide (16-byte)
+ * residual + norm and the 8-wide q/k norm add their sums in another order
+ * than the per-value kernels, so they may be a rounding off, never more
+ * (q/k: one bf16 step of the RoPE pair's scale). The VAE's 16-byte GroupNorm, bias and upsample
  * kernels (ninth session) against their per-value ones, to the bit, in
  * fp32 and bf16.
  *
@@ -202,8 +203,9 @@ fail:
     return rc;
 }
 
-/* q/k norm + RoPE on the k third of rows x 3n: 4-wide from an 8-byte
- * aligned base, per element from a base one element further. */
+/* q/k norm + RoPE on the k third of rows x 3n: 8-wide (a block a row)
+ * from a 16-byte aligned base, per element from a base one element
+ * further. */
 static int qknorm(zi_cuda_kernels_case *c, char *err, size_t errlen)
 {
     /* period 0 as the DiT calls it; 7 to take rows modulo a table. */
