@@ -7,9 +7,9 @@
  * order, and the 8-wide SwiGLU the per-element one's. The wide (16-byte)
  * residual + norm and the 8-wide q/k norm add their sums in another order
  * than the per-value kernels, so they may be a rounding off, never more
- * (q/k: one bf16 step of the RoPE pair's scale). The VAE's 16-byte GroupNorm, bias and upsample
- * kernels (ninth session) against their per-value ones, to the bit, in
- * fp32 and bf16.
+ * (q/k: one bf16 step of the RoPE pair's scale). The VAE's 16-byte
+ * GroupNorm, bias and upsample kernels (ninth session) against their
+ * per-value ones, to the bit, in fp32 and bf16.
  *
  * Written 2026-12-05 (eighth to tenth sessions); passed on H100s (tenth).
  */
