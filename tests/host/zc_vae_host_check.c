@@ -211,8 +211,15 @@ void px_cuda_prof_free(px_cuda_prof *pf)
 
 /* ------------------------------------------------------------- kernels */
 
-int zc_gn_stats(zc_stream s, const void *x, int bf, int hw, int C, int G, float eps,
-                int part_pairs, double *part, float *stats)
+/* x's value at i with a pending per-channel bias (NULL: none), in fp32 as
+ * the kernels form it. */
+static float ldb(const void *x, const float *xb, int bf, size_t i, int C)
+{
+    return ldv(x, bf, i) + (xb ? xb[i % C] : 0.0f);
+}
+
+int zc_gn_stats(zc_stream s, const void *x, const float *xb, int bf, int hw, int C, int G,
+                float eps, int part_pairs, double *part, float *stats)
 {
     (void)s, (void)part;
     CHECK(part_pairs >= C, "GroupNorm partials: room for %d pairs, %d channels", part_pairs, C);
@@ -222,7 +229,7 @@ int zc_gn_stats(zc_stream s, const void *x, int bf, int hw, int C, int G, float 
         double su = 0, ss = 0;
         for (int p = 0; p < hw; p++)
             for (int c = g * cpg; c < (g + 1) * cpg; c++) {
-                double v = ldv(x, bf, (size_t)p * C + c);
+                double v = ldb(x, xb, bf, (size_t)p * C + c, C);
                 su += v, ss += v * v;
             }
         double n = (double)hw * cpg, m = su / n, var = ss / n - m * m;
@@ -232,25 +239,26 @@ int zc_gn_stats(zc_stream s, const void *x, int bf, int hw, int C, int G, float 
     return 0;
 }
 
-int zc_gn_apply(zc_stream s, const void *x, int bf, int hw, int C, int G, const float *stats,
-                const float *gamma, const float *beta, int silu, void *y)
+int zc_gn_apply(zc_stream s, const void *x, const float *xb, int bf, int hw, int C, int G,
+                const float *stats, const float *gamma, const float *beta, int silu, void *y)
 {
     (void)s;
     need(x, bf, "GroupNorm");
     for (size_t i = 0; i < (size_t)hw * C; i++) {
         int c = (int)(i % C), g = c / (C / G);
-        float v = (ldv(x, bf, i) - stats[2 * g]) * stats[2 * g + 1] * gamma[c] + beta[c];
+        float v = (ldb(x, xb, bf, i, C) - stats[2 * g]) * stats[2 * g + 1] * gamma[c] + beta[c];
         stv(y, bf, i, silu ? v / (1.0f + expf(-v)) : v);
     }
     wrote(y, bf);
     return 0;
 }
 
-int zc_bias_add(zc_stream s, void *y, int bf, const float *b, size_t rows, int C)
+int zc_bias_add(zc_stream s, const void *x, void *y, int bf, const float *b, size_t rows, int C)
 {
     (void)s;
-    need(y, bf, "the bias");
-    for (size_t i = 0; i < rows * C; i++) stv(y, bf, i, ldv(y, bf, i) + b[i % C]);
+    need(x, bf, "the bias");
+    for (size_t i = 0; i < rows * C; i++) stv(y, bf, i, ldb(x, b, bf, i, (int)C));
+    wrote(y, bf);
     return 0;
 }
 

@@ -291,8 +291,8 @@ static int vae_bf16_more(const void *x, int hw, int C, int G, void *f32, void *x
     PX_CUDA_CHECK(cudaMalloc((void **)&part, (size_t)256 * C * 2 * sizeof *part));
     PX_CUDA_CHECK(cudaMalloc((void **)&st, (size_t)4 * G * sizeof *st));
     PX_CUDA_LAUNCH_CHECK(zc_vae_convert(NULL, x, 1, f32, 0, n));
-    PX_CUDA_LAUNCH_CHECK(zc_gn_stats(NULL, x, 1, hw, C, G, 1e-6f, 256 * C, part, st));
-    PX_CUDA_LAUNCH_CHECK(zc_gn_stats(NULL, f32, 0, hw, C, G, 1e-6f, 256 * C, part, st + 2 * G));
+    PX_CUDA_LAUNCH_CHECK(zc_gn_stats(NULL, x, NULL, 1, hw, C, G, 1e-6f, 256 * C, part, st));
+    PX_CUDA_LAUNCH_CHECK(zc_gn_stats(NULL, f32, NULL, 0, hw, C, G, 1e-6f, 256 * C, part, st + 2 * G));
     PX_CUDA_CHECK(cudaMemcpy(hs[0], st, (size_t)2 * G * 4, cudaMemcpyDeviceToHost));
     PX_CUDA_CHECK(cudaMemcpy(hs[1], st + 2 * G, (size_t)2 * G * 4, cudaMemcpyDeviceToHost));
     *diff += count_diff(hs[0], hs[1], (size_t)2 * G, 4);
@@ -343,15 +343,23 @@ static int vae_type(zi_cuda_kernels_case *c, int bf, char *err, size_t errlen)
     PX_CUDA_CHECK(cudaMemcpy(dp, hp, np * 4, cudaMemcpyHostToDevice));
     const float *stats = dp, *gamma = dp + 2 * G, *beta = gamma + C;
     char *x1 = d1, *x2 = d2 + es, *y1 = u1, *y2 = u2 + es;
+    /* silu 1 also with a pending bias (gamma's values) and the bias into
+     * another buffer (the residual copy's form) */
     for (int silu = 0; silu < 2; silu++) {
+        const float *xb = silu ? gamma : NULL;
         PX_CUDA_CHECK(cudaMemcpy(x1, hx, n * es, cudaMemcpyHostToDevice));
         PX_CUDA_CHECK(cudaMemcpy(x2, hx, n * es, cudaMemcpyHostToDevice));
-        PX_CUDA_LAUNCH_CHECK(zc_gn_apply(NULL, x1, bf, hw, C, G, stats, gamma, beta, silu, y1));
-        PX_CUDA_LAUNCH_CHECK(zc_gn_apply(NULL, x2, bf, hw, C, G, stats, gamma, beta, silu, y2));
-        PX_CUDA_LAUNCH_CHECK(zc_bias_add(NULL, y1, bf, beta, (size_t)hw, C));
-        PX_CUDA_LAUNCH_CHECK(zc_bias_add(NULL, y2, bf, beta, (size_t)hw, C));
+        PX_CUDA_LAUNCH_CHECK(
+            zc_gn_apply(NULL, x1, xb, bf, hw, C, G, stats, gamma, beta, silu, y1));
+        PX_CUDA_LAUNCH_CHECK(
+            zc_gn_apply(NULL, x2, xb, bf, hw, C, G, stats, gamma, beta, silu, y2));
+        PX_CUDA_LAUNCH_CHECK(zc_bias_add(NULL, y1, silu ? x1 : y1, bf, beta, (size_t)hw, C));
+        PX_CUDA_LAUNCH_CHECK(zc_bias_add(NULL, y2, silu ? x2 : y2, bf, beta, (size_t)hw, C));
         PX_CUDA_CHECK(cudaMemcpy(a, y1, n * es, cudaMemcpyDeviceToHost));
         PX_CUDA_CHECK(cudaMemcpy(b, y2, n * es, cudaMemcpyDeviceToHost));
+        c->vae_diff += count_diff(a, b, n, es);
+        PX_CUDA_CHECK(cudaMemcpy(a, x1, n * es, cudaMemcpyDeviceToHost));
+        PX_CUDA_CHECK(cudaMemcpy(b, x2, n * es, cudaMemcpyDeviceToHost));
         c->vae_diff += count_diff(a, b, n, es);
     }
     if (bf && (rc = vae_bf16_more(x1, hw, C, G, y1, y2, &s, &c->vae_diff, err, errlen))) goto fail;

@@ -62,9 +62,13 @@ typedef struct vnorm {
     float *g, *b;
 } vnorm;
 
+/* The block's biases are not passes of their own: conv1's is added by
+ * norm2 on the fly (zc_gn_stats' xb), conv2's (plus the shortcut's) once
+ * with the residual: b2 = c2.b (+ sc.b), fp32 on the GPU. */
 typedef struct vres {
     vnorm n1, n2;
     vconv c1, c2, sc;
+    float *b2;
     bool has_sc;
 } vres;
 
@@ -164,6 +168,23 @@ static int up_norm(zc_vae *v, const zi_weights *w, const char *prefix, int C, vn
     return rc ? rc : up_f32(v, w, b, (size_t)C, &nm->b, err, errlen);
 }
 
+/* r->b2 = conv2's bias (+ the shortcut's), summed on the GPU's copies. */
+static int bias_sum(vres *r, int C, char *err, size_t errlen)
+{
+    int rc = 0;
+    float h[2][1024];
+    if (C > 1024) return px_errf(err, errlen, PX_EUNSUP, "vae: %d channels", C);
+    PX_CUDA_CHECK(cudaMemcpy(h[0], r->c2.b, (size_t)C * 4, cudaMemcpyDeviceToHost));
+    if (r->has_sc) {
+        PX_CUDA_CHECK(cudaMemcpy(h[1], r->sc.b, (size_t)C * 4, cudaMemcpyDeviceToHost));
+        for (int c = 0; c < C; c++) h[0][c] += h[1][c];
+    }
+    PX_CUDA_CHECK(cudaMalloc((void **)&r->b2, (size_t)C * 4));
+    PX_CUDA_CHECK(cudaMemcpy(r->b2, h[0], (size_t)C * 4, cudaMemcpyHostToDevice));
+fail:
+    return rc;
+}
+
 /* bf: the block's convolutions take bf16 weights (the bf16 up path). */
 static int up_res(zc_vae *v, const zi_weights *w, const char *p, int cin, int cout, bool bf,
                   vres *r, char *err, size_t errlen)
@@ -179,7 +200,8 @@ static int up_res(zc_vae *v, const zi_weights *w, const char *p, int cin, int co
         (rc = up_conv(v, w, n[3], cout, cout, 3, &r->c2, err, errlen)))
         return rc;
     r->has_sc = cin != cout;
-    return r->has_sc ? up_conv(v, w, n[4], cin, cout, 1, &r->sc, err, errlen) : 0;
+    if (r->has_sc && (rc = up_conv(v, w, n[4], cin, cout, 1, &r->sc, err, errlen))) return rc;
+    return bias_sum(r, cout, err, errlen);
 }
 
 static int up_attn(zc_vae *v, const zi_weights *w, int C, char *err, size_t errlen)
@@ -279,6 +301,7 @@ static void vres_free(vres *r)
 {
     vnorm_free(&r->n1), vnorm_free(&r->n2);
     vconv_free(&r->c1), vconv_free(&r->c2), vconv_free(&r->sc);
+    if (r->b2) cudaFree(r->b2);
 }
 
 static void plan_free(zc_vae *v)
@@ -390,8 +413,9 @@ static void vmark(const vpass *ps, const char *label)
     px_cuda_prof_mark(ps->pf, label);
 }
 
-/* y = conv(x) (+ y when acc) + bias, at the pass's resolution. */
-static int conv(vpass *ps, const vconv *cv, const void *x, void *y, bool acc)
+/* y = conv(x) (+ y when acc) (+ bias when not NULL: one more pass over
+ * y), at the pass's resolution. */
+static int conv(vpass *ps, const vconv *cv, const void *x, void *y, bool acc, const float *bias)
 {
     zc_vae *v = ps->v;
     char *err = ps->err;
@@ -413,14 +437,18 @@ static int conv(vpass *ps, const vconv *cv, const void *x, void *y, bool acc)
     }
     if ((rc = px_cuda_conv_run(op, v->ctx->dnn, &a, err, errlen))) return rc;
     vmark(ps, "vae convolutions");
-    PX_CUDA_LAUNCH_CHECK(
-        zc_bias_add(v->ctx->stream, y, ps->bf, cv->b, (size_t)ps->h * ps->w, cv->cout));
-    vmark(ps, "vae bias");
+    if (bias) {
+        PX_CUDA_LAUNCH_CHECK(
+            zc_bias_add(v->ctx->stream, y, y, ps->bf, bias, (size_t)ps->h * ps->w, cv->cout));
+        vmark(ps, "vae bias");
+    }
 fail:
     return rc;
 }
 
-static int gn(vpass *ps, const vnorm *nm, const void *x, int C, int silu, void *y)
+/* y = GroupNorm(x + xb) (+ SiLU); xb NULL or a bias x still lacks. */
+static int gn(vpass *ps, const vnorm *nm, const void *x, const float *xb, int C, int silu,
+              void *y)
 {
     char *err = ps->err;
     size_t errlen = ps->errlen;
@@ -428,9 +456,9 @@ static int gn(vpass *ps, const vnorm *nm, const void *x, int C, int silu, void *
     if (ps->build) return 0;
     cudaStream_t s = ps->v->ctx->stream;
     PX_CUDA_LAUNCH_CHECK(
-        zc_gn_stats(s, x, ps->bf, hw, C, G, ps->v->cfg.eps, GN_PAIRS, ps->v->part, ps->v->stats));
+        zc_gn_stats(s, x, xb, ps->bf, hw, C, G, ps->v->cfg.eps, GN_PAIRS, ps->v->part, ps->v->stats));
     PX_CUDA_LAUNCH_CHECK(
-        zc_gn_apply(s, x, ps->bf, hw, C, G, ps->v->stats, nm->g, nm->b, silu, y));
+        zc_gn_apply(s, x, xb, ps->bf, hw, C, G, ps->v->stats, nm->g, nm->b, silu, y));
     vmark(ps, "vae GroupNorm(+SiLU)");
 fail:
     return rc;
@@ -444,17 +472,23 @@ static int resnet(vpass *ps, const vres *r, int *xi)
     size_t errlen = ps->errlen;
     int a = (*xi + 1) % 3, b = (*xi + 2) % 3, rc;
     void *X = v->buf[*xi], *A = v->buf[a], *B = v->buf[b];
-    if ((rc = gn(ps, &r->n1, X, r->c1.cin, 1, A)) || (rc = conv(ps, &r->c1, A, B, false)) ||
-        (rc = gn(ps, &r->n2, B, r->c1.cout, 1, A)))
+    if ((rc = gn(ps, &r->n1, X, NULL, r->c1.cin, 1, A)) ||
+        (rc = conv(ps, &r->c1, A, B, false, NULL)) ||
+        (rc = gn(ps, &r->n2, B, r->c1.b, r->c1.cout, 1, A)))
         return rc;
+    /* B = shortcut(X) or X, the biases of both convolutions added with the
+     * shortcut's result or on the residual copy's way: one pass each. */
     if (r->has_sc) {
-        if ((rc = conv(ps, &r->sc, X, B, false))) return rc;
-    } else if (!ps->build) {
-        PX_CUDA_CHECK(cudaMemcpyAsync(B, X, (size_t)ps->h * ps->w * r->c1.cin * (ps->bf ? 2 : 4),
-                                      cudaMemcpyDeviceToDevice, v->ctx->stream));
-        vmark(ps, "vae residual copies");
+        if ((rc = conv(ps, &r->sc, X, B, false, NULL)) || (rc = conv(ps, &r->c2, A, B, true, r->b2)))
+            return rc;
+    } else {
+        if (!ps->build) {
+            PX_CUDA_LAUNCH_CHECK(zc_bias_add(v->ctx->stream, X, B, ps->bf, r->b2,
+                                             (size_t)ps->h * ps->w, r->c1.cin));
+            vmark(ps, "vae residual copies");
+        }
+        if ((rc = conv(ps, &r->c2, A, B, true, NULL))) return rc;
     }
-    if ((rc = conv(ps, &r->c2, A, B, true))) return rc;
     *xi = b;
 fail:
     return rc;
@@ -480,7 +514,7 @@ static int attention(vpass *ps, int *xi)
     float *X = v->buf[*xi], *A = v->buf[a], *B = v->buf[b]; /* the fp32 mid block */
     if (ps->build) return 0;
     cudaStream_t s = v->ctx->stream;
-    if ((rc = gn(ps, &v->attn_norm, X, C, 0, A))) return rc;
+    if ((rc = gn(ps, &v->attn_norm, X, NULL, C, 0, A))) return rc;
     if ((rc = lin(v, A, hw, C, v->wq, C, v->bq, v->q, 0, 0, err, errlen)) ||
         (rc = lin(v, A, hw, C, v->wk, C, v->bk, v->k, 0, 0, err, errlen)) ||
         (rc = lin(v, A, hw, C, v->wv, C, v->bv, v->v, 0, 0, err, errlen)))
@@ -535,7 +569,7 @@ static int walk(vpass *ps, const float *lat)
         PX_CUDA_LAUNCH_CHECK(zc_vae_in(s, lat, c->latent_channels, v->lh * v->lw,
                                        c->scaling_factor, c->shift_factor, v->buf[1]));
     vmark(ps, "vae in/out");
-    if ((rc = conv(ps, &v->conv_in, v->buf[1], v->buf[0], false)) ||
+    if ((rc = conv(ps, &v->conv_in, v->buf[1], v->buf[0], false, v->conv_in.b)) ||
         (rc = resnet(ps, &v->mid[0], &xi)) || (rc = attention(ps, &xi)) ||
         (rc = resnet(ps, &v->mid[1], &xi)) ||
         (v->up_bf && (rc = convert(ps, &xi, c->block_out[L - 1], 1))))
@@ -550,16 +584,16 @@ static int walk(vpass *ps, const float *lat)
                     zc_upsample2(s, v->buf[xi], ps->bf, ps->h, ps->w, C, v->buf[a]));
             vmark(ps, "vae upsample");
             ps->h *= 2, ps->w *= 2;
-            if ((rc = conv(ps, &v->upc[i], v->buf[a], v->buf[b], false))) return rc;
+            if ((rc = conv(ps, &v->upc[i], v->buf[a], v->buf[b], false, v->upc[i].b))) return rc;
             xi = b;
         }
     }
     int a = (xi + 1) % 3, b = (xi + 2) % 3;
-    if ((rc = gn(ps, &v->norm_out, v->buf[xi], v->conv_out.cin, 1, v->buf[a])) ||
+    if ((rc = gn(ps, &v->norm_out, v->buf[xi], NULL, v->conv_out.cin, 1, v->buf[a])) ||
         (ps->bf && (rc = convert(ps, &a, v->conv_out.cin, 0))))
         return rc;
     b = (a + 1) % 3;
-    if ((rc = conv(ps, &v->conv_out, v->buf[a], v->buf[b], false))) return rc;
+    if ((rc = conv(ps, &v->conv_out, v->buf[a], v->buf[b], false, v->conv_out.b))) return rc;
     if (!ps->build) PX_CUDA_LAUNCH_CHECK(zc_vae_out(s, v->buf[b], ps->h * ps->w, v->rgb));
     vmark(ps, "vae in/out");
 fail:

@@ -32,14 +32,15 @@ int launch_err()
 }
 
 template <typename T>
-__global__ void k_gn_part(const T *x, int hw, int C, int nslice, double *part)
+__global__ void k_gn_part(const T *x, const float *xb, int hw, int C, int nslice, double *part)
 {
     int c = threadIdx.x, sl = blockIdx.x;
     if (c >= C) return;
     int per = (hw + nslice - 1) / nslice, p0 = sl * per, p1 = min(hw, p0 + per);
+    float bc = xb ? xb[c] : 0.0f;
     double s = 0, ss = 0;
     for (int p = p0; p < p1; p++) {
-        double v = ld(x, (size_t)p * C + c);
+        double v = ld(x, (size_t)p * C + c) + bc; /* the fp32 sum gn_apply also forms */
         s += v, ss += v * v;
     }
     part[((size_t)sl * C + c) * 2] = s;
@@ -81,18 +82,20 @@ __device__ __forceinline__ float gn1(float x, int c, int cpg, const float *stats
 }
 
 template <typename T>
-__global__ void k_gn_apply(const T *x, size_t n, int C, int cpg, const float *stats,
-                           const float *gamma, const float *beta, int silu, T *y)
+__global__ void k_gn_apply(const T *x, const float *xb, size_t n, int C, int cpg,
+                           const float *stats, const float *gamma, const float *beta, int silu,
+                           T *y)
 {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (i >= n) return;
-    st(y, i, gn1(ld(x, i), (int)(i % C), cpg, stats, gamma, beta, silu));
+    int c = (int)(i % C);
+    st(y, i, gn1(ld(x, i) + (xb ? xb[c] : 0.0f), c, cpg, stats, gamma, beta, silu));
 }
 
 /* 16 bytes a thread: V = 16 / sizeof(T) channels, their first channel
  * from one 32-bit division (each value's group is still one more). */
 template <typename T>
-__global__ void k_gn_apply16(const uint4 *x, unsigned nv, unsigned CV, int cpg,
+__global__ void k_gn_apply16(const uint4 *x, const float *xb, unsigned nv, unsigned CV, int cpg,
                              const float *stats, const float *gamma, const float *beta, int silu,
                              uint4 *y)
 {
@@ -104,25 +107,27 @@ __global__ void k_gn_apply16(const uint4 *x, unsigned nv, unsigned CV, int cpg,
     const T *e = reinterpret_cast<const T *>(&q);
     T *o = reinterpret_cast<T *>(&r);
 #pragma unroll
-    for (int k = 0; k < V; k++) st(o, k, gn1(ld(e, k), c0 + k, cpg, stats, gamma, beta, silu));
+    for (int k = 0; k < V; k++)
+        st(o, k,
+           gn1(ld(e, k) + (xb ? xb[c0 + k] : 0.0f), c0 + k, cpg, stats, gamma, beta, silu));
     y[i] = r;
 }
 
 template <typename T>
-__global__ void k_bias_add(T *y, const float *b, size_t n, int C)
+__global__ void k_bias_add(const T *x, T *y, const float *b, size_t n, int C)
 {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (i < n) st(y, i, ld(y, i) + b[i % C]);
+    if (i < n) st(y, i, ld(x, i) + b[i % C]);
 }
 
 template <typename T>
-__global__ void k_bias_add16(uint4 *y, const float *b, unsigned nv, unsigned CV)
+__global__ void k_bias_add16(const uint4 *x, uint4 *y, const float *b, unsigned nv, unsigned CV)
 {
     const int V = 16 / sizeof(T);
     unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= nv) return;
     int c0 = (int)(i % CV) * V;
-    uint4 q = y[i];
+    uint4 q = x[i];
     T *e = reinterpret_cast<T *>(&q);
 #pragma unroll
     for (int k = 0; k < V; k++) st(e, k, ld(e, k) + b[c0 + k]);
@@ -191,8 +196,8 @@ int zc_vae_convert(zc_stream s, const void *x, int x_bf, void *y, int y_bf, size
     return launch_err();
 }
 
-int zc_gn_stats(zc_stream s, const void *x, int bf, int hw, int C, int G, float eps,
-                int part_pairs, double *part, float *stats)
+int zc_gn_stats(zc_stream s, const void *x, const float *xb, int bf, int hw, int C, int G,
+                float eps, int part_pairs, double *part, float *stats)
 {
     if (C > 1024 || C < 1 || part_pairs < C || C % G) return (int)cudaErrorInvalidValue;
     /* ~64 pixels a thread: with 256 slices (the first version) a 1024²
@@ -201,9 +206,9 @@ int zc_gn_stats(zc_stream s, const void *x, int bf, int hw, int C, int G, float 
     int nslice = (hw + 63) / 64, cap = part_pairs / C;
     nslice = nslice < 1 ? 1 : nslice > cap ? cap : nslice;
     if (bf)
-        k_gn_part<<<nslice, C, 0, s>>>((const bf16 *)x, hw, C, nslice, part);
+        k_gn_part<<<nslice, C, 0, s>>>((const bf16 *)x, xb, hw, C, nslice, part);
     else
-        k_gn_part<<<nslice, C, 0, s>>>((const float *)x, hw, C, nslice, part);
+        k_gn_part<<<nslice, C, 0, s>>>((const float *)x, xb, hw, C, nslice, part);
     k_gn_final<<<G, 256, 0, s>>>(part, hw, C, G, nslice, eps, stats);
     return launch_err();
 }
@@ -215,8 +220,8 @@ int zc_vae_kernels4(const void *a, const void *b, int bf, size_t n, int C)
            n / V < (1u << 31);
 }
 
-int zc_gn_apply(zc_stream s, const void *x, int bf, int hw, int C, int G, const float *stats,
-                const float *gamma, const float *beta, int silu, void *y)
+int zc_gn_apply(zc_stream s, const void *x, const float *xb, int bf, int hw, int C, int G,
+                const float *stats, const float *gamma, const float *beta, int silu, void *y)
 {
     size_t n = (size_t)hw * C;
     int V = bf ? 8 : 4, cpg = C / G;
@@ -225,35 +230,38 @@ int zc_gn_apply(zc_stream s, const void *x, int bf, int hw, int C, int G, const 
         unsigned nv = (unsigned)(n / V), CV = (unsigned)(C / V);
         if (bf)
             k_gn_apply16<bf16><<<blocks_for(nv, 256), 256, 0, s>>>(
-                (const uint4 *)x, nv, CV, cpg, stats, gamma, beta, silu, (uint4 *)y);
+                (const uint4 *)x, xb, nv, CV, cpg, stats, gamma, beta, silu, (uint4 *)y);
         else
             k_gn_apply16<float><<<blocks_for(nv, 256), 256, 0, s>>>(
-                (const uint4 *)x, nv, CV, cpg, stats, gamma, beta, silu, (uint4 *)y);
+                (const uint4 *)x, xb, nv, CV, cpg, stats, gamma, beta, silu, (uint4 *)y);
     } else if (bf) {
-        k_gn_apply<<<blocks_for(n, 256), 256, 0, s>>>((const bf16 *)x, n, C, cpg, stats, gamma,
-                                                      beta, silu, (bf16 *)y);
+        k_gn_apply<<<blocks_for(n, 256), 256, 0, s>>>((const bf16 *)x, xb, n, C, cpg, stats,
+                                                      gamma, beta, silu, (bf16 *)y);
     } else {
-        k_gn_apply<<<blocks_for(n, 256), 256, 0, s>>>((const float *)x, n, C, cpg, stats, gamma,
-                                                      beta, silu, (float *)y);
+        k_gn_apply<<<blocks_for(n, 256), 256, 0, s>>>((const float *)x, xb, n, C, cpg, stats,
+                                                      gamma, beta, silu, (float *)y);
     }
     return launch_err();
 }
 
-int zc_bias_add(zc_stream s, void *y, int bf, const float *b, size_t rows, int C)
+int zc_bias_add(zc_stream s, const void *x, void *y, int bf, const float *b, size_t rows, int C)
 {
     size_t n = rows * C;
     int V = bf ? 8 : 4;
     if (!n) return 0;
-    if (zc_vae_kernels4(y, b, bf, n, C)) {
+    /* b is read a float at a time: only x and y need the 16 bytes */
+    if (zc_vae_kernels4(x, y, bf, n, C)) {
         unsigned nv = (unsigned)(n / V), CV = (unsigned)(C / V);
         if (bf)
-            k_bias_add16<bf16><<<blocks_for(nv, 256), 256, 0, s>>>((uint4 *)y, b, nv, CV);
+            k_bias_add16<bf16><<<blocks_for(nv, 256), 256, 0, s>>>((const uint4 *)x, (uint4 *)y,
+                                                                   b, nv, CV);
         else
-            k_bias_add16<float><<<blocks_for(nv, 256), 256, 0, s>>>((uint4 *)y, b, nv, CV);
+            k_bias_add16<float><<<blocks_for(nv, 256), 256, 0, s>>>((const uint4 *)x, (uint4 *)y,
+                                                                    b, nv, CV);
     } else if (bf) {
-        k_bias_add<<<blocks_for(n, 256), 256, 0, s>>>((bf16 *)y, b, n, C);
+        k_bias_add<<<blocks_for(n, 256), 256, 0, s>>>((const bf16 *)x, (bf16 *)y, b, n, C);
     } else {
-        k_bias_add<<<blocks_for(n, 256), 256, 0, s>>>((float *)y, b, n, C);
+        k_bias_add<<<blocks_for(n, 256), 256, 0, s>>>((const float *)x, (float *)y, b, n, C);
     }
     return launch_err();
 }

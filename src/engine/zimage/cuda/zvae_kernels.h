@@ -29,21 +29,25 @@ extern "C" {
  * (room for part_pairs (slice, channel) pairs of 2 doubles, >= C), then
  * mean and 1/sqrt(var + eps) per group into stats (G x 2 floats), a block
  * a group. Deterministic (fixed summation order for a given hw, C and
- * part_pairs). */
-int zc_gn_stats(zc_stream s, const void *x, int bf, int hw, int C, int G, float eps,
-                int part_pairs, double *part, float *stats);
+ * part_pairs). xb: NULL, or the bias x has not had added yet (C floats):
+ * the statistics are x[p, c] + xb[c]'s (summed in fp32 first, as
+ * zc_gn_apply does), so the convolution before needs no bias pass. */
+int zc_gn_stats(zc_stream s, const void *x, const float *xb, int bf, int hw, int C, int G,
+                float eps, int part_pairs, double *part, float *stats);
 
-/* y = GN(x)·gamma + beta, then SiLU when silu; x and y of one type (bf),
- * y may be x. */
-int zc_gn_apply(zc_stream s, const void *x, int bf, int hw, int C, int G, const float *stats,
-                const float *gamma, const float *beta, int silu, void *y);
+/* y = GN(x + xb)·gamma + beta (xb as above, or NULL), then SiLU when
+ * silu; x and y of one type (bf), y may be x. */
+int zc_gn_apply(zc_stream s, const void *x, const float *xb, int bf, int hw, int C, int G,
+                const float *stats, const float *gamma, const float *beta, int silu, void *y);
 
-/* y[p, c] += b[c] over rows x C (b fp32). */
-int zc_bias_add(zc_stream s, void *y, int bf, const float *b, size_t rows, int C);
+/* y[p, c] = x[p, c] + b[c] over rows x C (b fp32); y may be x (a bias
+ * pass), or another buffer (a residual copy with a bias added on the way). */
+int zc_bias_add(zc_stream s, const void *x, void *y, int bf, const float *b, size_t rows, int C);
 
-/* Whether the three above take 16 bytes a thread for tensors a and b of
- * type bf (both 16-byte aligned, C a multiple of the values in 16 bytes,
- * n values indexable in 32 bits by the 16 bytes, PX_ZIMAGE_CUDA_FUSE not 0). */
+/* Whether zc_gn_apply, zc_bias_add and zc_upsample2 take 16 bytes a
+ * thread for their input a and output b of type bf (both 16-byte aligned,
+ * C a multiple of the values in 16 bytes, n values indexable in 32 bits by
+ * the 16 bytes, PX_ZIMAGE_CUDA_FUSE not 0). */
 int zc_vae_kernels4(const void *a, const void *b, int bf, size_t n, int C);
 
 /* Nearest x2: x [h, w, C] -> y [2h, 2w, C]. */
