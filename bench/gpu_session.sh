@@ -317,10 +317,14 @@ step_zimage() {
       --sizes 1024x1024 --batches 1 --iters 1"
     part speed_fp8 90 gpu "$BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024,512x512 \
       --batches 1,4 --iters 2 --precision fp8 --json $WORK/speed-fp8.jsonl"
-    # Graph replays against direct launches at 1024²: the tenth session's
-    # host-timed step (98.0 ms) exceeded the profiled direct step (~95).
-    part speed_nograph 60 gpu "for g in 1 0; do PX_ZIMAGE_CUDA_GRAPHS=\$g $BIN/zimage_cuda_bench \
-      --model $ZMODEL/hf --sizes 1024x1024 --batches 1 --iters 3 --json $WORK/speed-graphs\$g.jsonl; done"
+    # Switches against the defaults at 1024² batch 1, same engine build:
+    # graph replays against direct launches (the tenth session's host-timed
+    # step, 98.0 ms, exceeded the profiled direct step, ~95) and the
+    # projections' outputs in fp32 (before the eleventh session) against
+    # bf16. Files speed-default.jsonl, speed-GRAPHS0.jsonl, speed-PROJ_OUTfp32.jsonl.
+    part speed_ab 100 gpu "for v in default GRAPHS=0 PROJ_OUT=fp32; do \
+      env \$( [ \$v = default ] || echo PX_ZIMAGE_CUDA_\$v ) $BIN/zimage_cuda_bench \
+      --model $ZMODEL/hf --sizes 1024x1024 --batches 1 --iters 3 --json $WORK/speed-\${v//=/}.jsonl; done"
   fi
   KEY+=("$WORK/ours/rows.json:ours-rows.json" "$WORK/torch/rows.json:torch-rows.json"
         "$WORK/torch_more/rows.json:torch-more-rows.json" "$WORK/speed-fp8.jsonl")

@@ -290,6 +290,22 @@ fail:
     return rc;
 }
 
+/* The type of the attention out and feed-forward w2 projections'
+ * outputs, which only the gated residual reads (its RMSNorm in fp32):
+ * bf16 by default, as PyTorch's bf16 Linear gives them (half the bytes
+ * written by the GEMM and read by the residual: two passes over a
+ * 4224 x 3840 fp32 tensor a block were ~0.6 ms of a 1024² step);
+ * PX_ZIMAGE_CUDA_PROJ_OUT=fp32 keeps them fp32. */
+static zc_type proj_out(void)
+{
+    static int t = -1;
+    if (t < 0) {
+        const char *v = getenv("PX_ZIMAGE_CUDA_PROJ_OUT");
+        t = v && !strcmp(v, "fp32") ? ZC_F32 : ZC_BF16;
+    }
+    return (zc_type)t;
+}
+
 /* A block's first half: adaLN, norm (both done already when `normed`: the
  * block before wrote them), qkv, q/k norm + RoPE, attention, out, gated
  * residual (and, fused, the second half's norm into HB). mod: the
@@ -326,17 +342,19 @@ static int block_attn(zc_plan *p, const zc_dblock *bl, const stream *st, float *
                  .scale = 1.0f / sqrtf((float)d->hd)};
     PX_CUDA_LAUNCH_CHECK(zc_attention(s, &a));
     mark(p, "attention");
-    if ((rc = gemm_lin(p, p->ATT, D, rows, D, &bl->out, D, p->HF, D, ZC_F32, err, errlen)) ||
-        (rc = lora(p, bi, ZC_LORA_OUT, p->ATT, D, S, p->HF, D, ZC_F32, err, errlen)))
+    zc_type ht = proj_out();
+    int hbf = ht == ZC_BF16;
+    if ((rc = gemm_lin(p, p->ATT, D, rows, D, &bl->out, D, p->HF, D, ht, err, errlen)) ||
+        (rc = lora(p, bi, ZC_LORA_OUT, p->ATT, D, S, p->HF, D, ht, err, errlen)))
         goto fail;
     mark(p, "gemm out");
     if (fuse_norm()) {
         PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(
-            s, st->x, D, p->HF, D, rows, D, bl->n2, eps, mod ? mod + D : NULL, 4 * D, st->S,
+            s, st->x, D, p->HF, hbf, D, rows, D, bl->n2, eps, mod ? mod + D : NULL, 4 * D, st->S,
             bl->f1, mod ? mod + 2 * D : NULL, 4 * D, p->HB, D));
         mark(p, "gated residual + norm");
     } else {
-        PX_CUDA_LAUNCH_CHECK(zc_gated_residual(s, st->x, D, p->HF, D, rows, D, bl->n2, eps,
+        PX_CUDA_LAUNCH_CHECK(zc_gated_residual(s, st->x, D, p->HF, hbf, D, rows, D, bl->n2, eps,
                                                mod ? mod + D : NULL, 4 * D, st->S));
         mark(p, "gated residual");
     }
@@ -368,18 +386,20 @@ static int block_ffn(zc_plan *p, const zc_dblock *bl, const stream *st, float *m
     mark(p, "gemm w1|w3");
     PX_CUDA_LAUNCH_CHECK(zc_swiglu(s, p->FF, 2 * F, rows, F));
     mark(p, "SwiGLU");
-    if ((rc = gemm_lin(p, p->FF, 2 * F, rows, F, &bl->w2, D, p->HF, D, ZC_F32, err, errlen)) ||
-        (rc = lora(p, bi, ZC_LORA_W2, p->FF, 2 * F, S, p->HF, D, ZC_F32, err, errlen)))
+    zc_type ht = proj_out();
+    int hbf = ht == ZC_BF16;
+    if ((rc = gemm_lin(p, p->FF, 2 * F, rows, F, &bl->w2, D, p->HF, D, ht, err, errlen)) ||
+        (rc = lora(p, bi, ZC_LORA_W2, p->FF, 2 * F, S, p->HF, D, ht, err, errlen)))
         goto fail;
     mark(p, "gemm w2");
     if (next) {
         if (next_mod && (rc = adaln(p, next, next_mod, err, errlen))) goto fail;
         PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(
-            s, st->x, D, p->HF, D, rows, D, bl->f2, eps, mod ? mod + 3 * D : NULL, 4 * D, st->S,
-            next->n1, next_mod, 4 * D, p->HB, D));
+            s, st->x, D, p->HF, hbf, D, rows, D, bl->f2, eps, mod ? mod + 3 * D : NULL, 4 * D,
+            st->S, next->n1, next_mod, 4 * D, p->HB, D));
         mark(p, "gated residual + norm");
     } else {
-        PX_CUDA_LAUNCH_CHECK(zc_gated_residual(s, st->x, D, p->HF, D, rows, D, bl->f2, eps,
+        PX_CUDA_LAUNCH_CHECK(zc_gated_residual(s, st->x, D, p->HF, hbf, D, rows, D, bl->f2, eps,
                                                mod ? mod + 3 * D : NULL, 4 * D, st->S));
         mark(p, "gated residual");
     }

@@ -58,7 +58,7 @@ enum { B_X1, B_X2, B_H, B_WH, B_W, B_MOD, B_Y1, B_Y2, B_N };
 /* The residual and norm: x1 through the two kernels, x2 through the fused,
  * as the DiT calls them (gate and scale rows inside one 4n-wide modulation
  * buffer, at mod + n and mod + 2n), then once more without modulation (the
- * context refiner's blocks). */
+ * context refiner's blocks); with an fp32 h, then a bf16 one. */
 static int residual_norm(zi_cuda_kernels_case *c, char *err, size_t errlen)
 {
     int rc = 0, rows = c->rows, n = c->n, rpi = c->rows_per_item;
@@ -66,7 +66,7 @@ static int residual_norm(zi_cuda_kernels_case *c, char *err, size_t errlen)
     size_t rn = (size_t)rows * n;
     size_t cnt[B_N] = {rn, rn, rn, (size_t)n, (size_t)n, (size_t)items * 4 * n, rn, rn};
     size_t esz[B_N] = {4, 4, 4, 4, 4, 4, 2, 2};
-    void *d[B_N] = {0}, *h[B_N] = {0};
+    void *d[B_N] = {0}, *h[B_N] = {0}, *hb = NULL;
     uint32_t s = c->seed;
     for (int i = 0; i < B_N; i++) {
         h[i] = malloc(cnt[i] * esz[i]);
@@ -79,20 +79,25 @@ static int residual_norm(zi_cuda_kernels_case *c, char *err, size_t errlen)
         PX_CUDA_CHECK(cudaMalloc(&d[i], cnt[i] * esz[i]));
     }
     c->x_diff = c->y_diff = 0;
-    for (int modulated = 1; modulated >= 0; modulated--) {
+    PX_CUDA_CHECK(cudaMalloc(&hb, rn * 2));
+    /* h in fp32, then bf16 (the projections' default output type) */
+    for (int round = 0; round < 4; round++) {
+        int modulated = !(round & 1), hbf = round >> 1;
         const float *mod = d[B_MOD];
         const float *gate = modulated ? mod + n : NULL, *mul = modulated ? mod + 2 * n : NULL;
         float eps = 1e-5f;
         memcpy(h[B_X2], h[B_X1], rn * 4);
         for (int i = B_X1; i <= B_MOD; i++)
             PX_CUDA_CHECK(cudaMemcpy(d[i], h[i], cnt[i] * esz[i], cudaMemcpyHostToDevice));
-        PX_CUDA_LAUNCH_CHECK(zc_gated_residual(NULL, d[B_X1], n, d[B_H], n, rows, n, d[B_WH], eps,
-                                               gate, 4 * n, rpi));
+        PX_CUDA_LAUNCH_CHECK(zc_f32_to_bf16(NULL, d[B_H], hb, rn));
+        const void *hv = hbf ? hb : d[B_H];
+        PX_CUDA_LAUNCH_CHECK(zc_gated_residual(NULL, d[B_X1], n, hv, hbf, n, rows, n, d[B_WH],
+                                               eps, gate, 4 * n, rpi));
         PX_CUDA_LAUNCH_CHECK(
             zc_rmsnorm_mod(NULL, d[B_X1], n, rows, n, d[B_W], eps, mul, 4 * n, rpi, d[B_Y1], n));
-        PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(NULL, d[B_X2], n, d[B_H], n, rows, n, d[B_WH],
-                                                    eps, gate, 4 * n, rpi, d[B_W], mul, 4 * n,
-                                                    d[B_Y2], n));
+        PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(NULL, d[B_X2], n, hv, hbf, n, rows, n,
+                                                    d[B_WH], eps, gate, 4 * n, rpi, d[B_W], mul,
+                                                    4 * n, d[B_Y2], n));
         PX_CUDA_CHECK(cudaDeviceSynchronize());
         static const int back[] = {B_X1, B_X2, B_Y1, B_Y2};
         for (int k = 0; k < 4; k++)
@@ -108,20 +113,39 @@ fail:
         if (d[i]) cudaFree(d[i]);
         free(h[i]);
     }
+    if (hb) cudaFree(hb);
     return rc;
+}
+
+/* Counts where the wide path's x (xa) and y (ya) and the per-value
+ * path's (xb, yb) are apart: a rounding (row_near) or more (row_far). */
+static void count_row_diffs(zi_cuda_kernels_case *c, const float *xa, const float *xb,
+                            const uint16_t *ya, const uint16_t *yb, size_t rn)
+{
+    for (size_t k = 0; k < rn; k++) {
+        /* x0 + gate · v with |x0|, |gate|, |v| of a few units: 1e-5 is
+         * ~100 fp32 steps of the update, far under any real mistake. */
+        float dx = fabsf(xa[k] - xb[k]);
+        int ys = abs((int)(ya[k] & 0x7fffu) - (int)(yb[k] & 0x7fffu));
+        if ((ya[k] ^ yb[k]) & 0x8000u) ys = (ya[k] | yb[k]) & 0x7fffu ? 2 : 0;
+        int far = dx > 1e-5f * (1.0f + fabsf(xa[k])) || ys > 1;
+        c->row_far += far;
+        c->row_near += !far && (dx > 0 || ys == 1);
+    }
 }
 
 /* The fused residual + norm through the wide kernel (16-byte aligned
  * rows) and the per-value one (x and y one element further), same inputs:
  * their norms add in other orders, so x may move by an fp32 rounding of
- * its update and y by one bf16 step; more is a bug in one of them. */
+ * its update and y by one bf16 step; more is a bug in one of them. With
+ * an fp32 h, then a bf16 one (8-byte loads in the wide kernel). */
 static int row_paths(zi_cuda_kernels_case *c, char *err, size_t errlen)
 {
     int rc = 0, rows = c->rows, n = c->n, rpi = c->rows_per_item;
     size_t rn = (size_t)rows * n, nmod = (size_t)((rows + rpi - 1) / rpi) * 4 * n;
     size_t fl = 2 * (rn + 4) + rn + 2 * (size_t)n + nmod;
     float *hf = malloc(fl * 4), *xa = malloc(rn * 4), *xb = malloc(rn * 4), *dev = NULL;
-    uint16_t *ya = malloc(rn * 2), *yb = malloc(rn * 2);
+    uint16_t *ya = malloc(rn * 2), *yb = malloc(rn * 2), *hb = NULL;
     char *dy = NULL;
     uint32_t s = c->seed ^ 0x27d4eb2fu;
     if (!hf || !xa || !xb || !ya || !yb) {
@@ -137,29 +161,27 @@ static int row_paths(zi_cuda_kernels_case *c, char *err, size_t errlen)
     memcpy(hf + rn + 4 + 1, hf, rn * 4); /* the same x in both */
     PX_CUDA_CHECK(cudaMemcpy(dev, hf, fl * 4, cudaMemcpyHostToDevice));
     uint16_t *y1 = (uint16_t *)dy, *y2 = (uint16_t *)dy + rn + 8 + 1;
-    for (int path = 0; path < 2; path++)
-        PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(NULL, path ? x2 : x1, n, h, n, rows, n, wh,
-                                                    1e-5f, mod + n, 4 * n, rpi, w, mod + 2 * n,
-                                                    4 * n, path ? y2 : y1, n));
-    PX_CUDA_CHECK(cudaDeviceSynchronize());
-    PX_CUDA_CHECK(cudaMemcpy(xa, x1, rn * 4, cudaMemcpyDeviceToHost));
-    PX_CUDA_CHECK(cudaMemcpy(xb, x2, rn * 4, cudaMemcpyDeviceToHost));
-    PX_CUDA_CHECK(cudaMemcpy(ya, y1, rn * 2, cudaMemcpyDeviceToHost));
-    PX_CUDA_CHECK(cudaMemcpy(yb, y2, rn * 2, cudaMemcpyDeviceToHost));
+    PX_CUDA_CHECK(cudaMalloc((void **)&hb, rn * 2));
+    PX_CUDA_LAUNCH_CHECK(zc_f32_to_bf16(NULL, h, hb, rn));
     c->row_far = c->row_near = 0;
-    for (size_t k = 0; k < rn; k++) {
-        /* x0 + gate · v with |x0|, |gate|, |v| of a few units: 1e-5 is
-         * ~100 fp32 steps of the update, far under any real mistake. */
-        float dx = fabsf(xa[k] - xb[k]);
-        int ys = abs((int)(ya[k] & 0x7fffu) - (int)(yb[k] & 0x7fffu));
-        if ((ya[k] ^ yb[k]) & 0x8000u) ys = (ya[k] | yb[k]) & 0x7fffu ? 2 : 0;
-        int far = dx > 1e-5f * (1.0f + fabsf(xa[k])) || ys > 1;
-        c->row_far += far;
-        c->row_near += !far && (dx > 0 || ys == 1);
+    for (int hbf = 0; hbf < 2; hbf++) {
+        if (hbf) /* x was updated in place: both copies from the start again */
+            PX_CUDA_CHECK(cudaMemcpy(dev, hf, 2 * (rn + 4) * 4, cudaMemcpyHostToDevice));
+        for (int path = 0; path < 2; path++)
+            PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(
+                NULL, path ? x2 : x1, n, hbf ? (const void *)hb : h, hbf, n, rows, n, wh, 1e-5f,
+                mod + n, 4 * n, rpi, w, mod + 2 * n, 4 * n, path ? y2 : y1, n));
+        PX_CUDA_CHECK(cudaDeviceSynchronize());
+        PX_CUDA_CHECK(cudaMemcpy(xa, x1, rn * 4, cudaMemcpyDeviceToHost));
+        PX_CUDA_CHECK(cudaMemcpy(xb, x2, rn * 4, cudaMemcpyDeviceToHost));
+        PX_CUDA_CHECK(cudaMemcpy(ya, y1, rn * 2, cudaMemcpyDeviceToHost));
+        PX_CUDA_CHECK(cudaMemcpy(yb, y2, rn * 2, cudaMemcpyDeviceToHost));
+        count_row_diffs(c, xa, xb, ya, yb, rn);
     }
 fail:
     if (dev) cudaFree(dev);
     if (dy) cudaFree(dy);
+    if (hb) cudaFree(hb);
     free(hf), free(xa), free(xb), free(ya), free(yb);
     return rc;
 }

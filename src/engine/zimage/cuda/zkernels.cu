@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <type_traits>
 
 namespace
 {
@@ -31,6 +32,17 @@ __device__ __forceinline__ float b2f(bf16 v)
 __device__ __forceinline__ bf16 f2b(float v)
 {
     return __float2bfloat16(v);
+}
+
+/* A value of an fp32 or bf16 tensor as fp32 (the residual's h is either). */
+__device__ __forceinline__ float val(float v)
+{
+    return v;
+}
+
+__device__ __forceinline__ float val(bf16 v)
+{
+    return b2f(v);
 }
 
 /* Sum over the block (ROW_THREADS threads); every thread gets the total. */
@@ -136,22 +148,23 @@ __global__ void k_qknorm_rope(bf16 *x, int ld, int col0, int rows, int nh, int h
  * RMSNorm · modulation on the updated row (k_norm_mod's arithmetic, in its
  * order: the same bits as running it after) without reading x from memory
  * a second time: each thread reads back only the elements it wrote. */
-__global__ void k_gated_residual_norm(float *x, int ldx, const float *h, int ldh, int n,
+template <typename H>
+__global__ void k_gated_residual_norm(float *x, int ldx, const H *h, int ldh, int n,
                                       const float *wh, float eps, const float *gate, int ldgate,
                                       int rpi, const float *w, const float *mul, int ldmul, bf16 *y,
                                       int ldy)
 {
     __shared__ float sh[32];
     int r = blockIdx.x;
-    const float *hr = h + (size_t)r * ldh;
+    const H *hr = h + (size_t)r * ldh;
     float ss = 0;
-    for (int i = threadIdx.x; i < n; i += ROW_THREADS) ss += hr[i] * hr[i];
+    for (int i = threadIdx.x; i < n; i += ROW_THREADS) ss += val(hr[i]) * val(hr[i]);
     float inv = rsqrtf(block_sum(ss, sh) / n + eps);
     const float *g = gate ? gate + (size_t)(r / rpi) * ldgate : nullptr;
     float *xr = x + (size_t)r * ldx;
     float ssx = 0;
     for (int i = threadIdx.x; i < n; i += ROW_THREADS) {
-        float v = hr[i] * inv * wh[i];
+        float v = val(hr[i]) * inv * wh[i];
         xr[i] += g ? g[i] * v : v;
         float d = xr[i];
         ssx += d * d;
@@ -181,6 +194,14 @@ __global__ void k_gated_residual_norm(float *x, int ldx, const float *h, int ldh
 __device__ __forceinline__ float4 ld4(const float *p, int c)
 {
     return ((const float4 *)p)[c];
+}
+
+/* Four bf16 values (8 bytes) as fp32. */
+__device__ __forceinline__ float4 ld4(const bf16 *p, int c)
+{
+    uint2 q = ((const uint2 *)p)[c];
+    const bf16 *e = (const bf16 *)&q;
+    return make_float4(b2f(e[0]), b2f(e[1]), b2f(e[2]), b2f(e[3]));
 }
 __device__ __forceinline__ float sq4(float4 v, float s)
 {
@@ -256,15 +277,15 @@ __global__ void k_norm_mod4(const float *x, int ldx, int n4, const float *w, flo
     norm_store4<K>(v, ss, n4, eps, sh, rpi, w, mul, ldmul, y, ldy);
 }
 
-template <int K>
-__global__ void k_gated_residual_norm4(float *x, int ldx, const float *h, int ldh, int n4,
+template <int K, typename H>
+__global__ void k_gated_residual_norm4(float *x, int ldx, const H *h, int ldh, int n4,
                                        const float *wh, float eps, const float *gate, int ldgate,
                                        int rpi, const float *w, const float *mul, int ldmul,
                                        bf16 *y, int ldy)
 {
     __shared__ float sh[32];
     int r = blockIdx.x;
-    const float *hr = h + (size_t)r * ldh;
+    const H *hr = h + (size_t)r * ldh;
     float *xr = x + (size_t)r * ldx;
     float4 hv[K], xv[K];
     float ss = 0, n = 4.0f * n4;
@@ -557,22 +578,25 @@ bool al8(const void *p, int ld)
     return !p || ((uintptr_t)p % 8 == 0 && ld % 4 == 0);
 }
 
-/* kern<K> over one block a row; K is 1, 2, 4 or 8 (row_k). */
-#define ROW_WIDE(K, kern, ...)                                                                     \
-    switch (K) {                                                                                   \
-    case 1:                                                                                        \
-        kern<1><<<rows, ROW_THREADS, 0, s>>>(__VA_ARGS__);                                         \
-        break;                                                                                     \
-    case 2:                                                                                        \
-        kern<2><<<rows, ROW_THREADS, 0, s>>>(__VA_ARGS__);                                         \
-        break;                                                                                     \
-    case 4:                                                                                        \
-        kern<4><<<rows, ROW_THREADS, 0, s>>>(__VA_ARGS__);                                         \
-        break;                                                                                     \
-    default:                                                                                       \
-        kern<8><<<rows, ROW_THREADS, 0, s>>>(__VA_ARGS__);                                         \
-        break;                                                                                     \
+/* launch(std::integral_constant<int, K>()) for K = k, one of 1, 2, 4 or
+ * 8 (row_k): the wide kernels' K as a compile-time constant. */
+template <typename F> void row_wide(int k, F launch)
+{
+    switch (k) {
+    case 1:
+        launch(std::integral_constant<int, 1>());
+        break;
+    case 2:
+        launch(std::integral_constant<int, 2>());
+        break;
+    case 4:
+        launch(std::integral_constant<int, 4>());
+        break;
+    default:
+        launch(std::integral_constant<int, 8>());
+        break;
     }
+}
 
 int norm_mod(zc_stream s, const float *x, int ldx, int rows, int n, const float *w, float eps,
              const float *mul, int ldmul, int rows_per_item, void *y, int ldy, int layer)
@@ -580,7 +604,10 @@ int norm_mod(zc_stream s, const float *x, int ldx, int rows, int n, const float 
     if (rows <= 0) return 0;
     int rpi = rows_per_item > 0 ? rows_per_item : rows, k = row_k(n);
     if (k && al16(x, ldx) && al16(w, 0) && al16(mul, ldmul) && al8(y, ldy)) {
-        ROW_WIDE(k, k_norm_mod4, x, ldx, n / 4, w, eps, mul, ldmul, rpi, (bf16 *)y, ldy, layer);
+        row_wide(k, [&](auto K) {
+            k_norm_mod4<K()><<<rows, ROW_THREADS, 0, s>>>(x, ldx, n / 4, w, eps, mul, ldmul, rpi,
+                                                          (bf16 *)y, ldy, layer);
+        });
     } else {
         k_norm_mod<<<rows, ROW_THREADS, 0, s>>>(x, ldx, n, w, eps, mul, ldmul, rpi, (bf16 *)y, ldy,
                                                 layer);
@@ -623,11 +650,12 @@ int zc_layernorm_mod(zc_stream s, const float *x, int ldx, int rows, int n, floa
     return norm_mod(s, x, ldx, rows, n, nullptr, eps, mul, ldmul, rows_per_item, y, ldy, 1);
 }
 
-int zc_gated_residual(zc_stream s, float *x, int ldx, const float *h, int ldh, int rows, int n,
-                      const float *w, float eps, const float *gate, int ldgate, int rows_per_item)
+int zc_gated_residual(zc_stream s, float *x, int ldx, const void *h, int h_bf, int ldh, int rows,
+                      int n, const float *w, float eps, const float *gate, int ldgate,
+                      int rows_per_item)
 {
-    return zc_gated_residual_norm(s, x, ldx, h, ldh, rows, n, w, eps, gate, ldgate, rows_per_item,
-                                  nullptr, nullptr, 0, nullptr, 0);
+    return zc_gated_residual_norm(s, x, ldx, h, h_bf, ldh, rows, n, w, eps, gate, ldgate,
+                                  rows_per_item, nullptr, nullptr, 0, nullptr, 0);
 }
 
 int zc_qknorm_rope(zc_stream s, void *x, int ld, int col0, int rows, int n_heads, int head_dim,
@@ -647,20 +675,34 @@ int zc_qknorm_rope(zc_stream s, void *x, int ld, int col0, int rows, int n_heads
     return launch_err();
 }
 
-int zc_gated_residual_norm(zc_stream s, float *x, int ldx, const float *h, int ldh, int rows, int n,
-                           const float *wh, float eps, const float *gate, int ldgate,
-                           int rows_per_item, const float *w, const float *mul, int ldmul, void *y,
-                           int ldy)
+int zc_gated_residual_norm(zc_stream s, float *x, int ldx, const void *h, int h_bf, int ldh,
+                           int rows, int n, const float *wh, float eps, const float *gate,
+                           int ldgate, int rows_per_item, const float *w, const float *mul,
+                           int ldmul, void *y, int ldy)
 {
     if (rows <= 0) return 0;
     int rpi = rows_per_item > 0 ? rows_per_item : rows, k = row_k(n);
-    if (k && al16(x, ldx) && al16(h, ldh) && al16(wh, 0) && al16(gate, ldgate) && al16(w, 0) &&
-        al16(mul, ldmul) && al8(y, ldy)) {
-        ROW_WIDE(k, k_gated_residual_norm4, x, ldx, h, ldh, n / 4, wh, eps, gate, ldgate, rpi, w,
-                 mul, ldmul, (bf16 *)y, ldy);
+    bool wide = k && al16(x, ldx) && (h_bf ? al8(h, ldh) : al16(h, ldh)) && al16(wh, 0) &&
+                al16(gate, ldgate) && al16(w, 0) && al16(mul, ldmul) && al8(y, ldy);
+    if (wide) {
+        row_wide(k, [&](auto K) {
+            if (h_bf)
+                k_gated_residual_norm4<K(), bf16><<<rows, ROW_THREADS, 0, s>>>(
+                    x, ldx, (const bf16 *)h, ldh, n / 4, wh, eps, gate, ldgate, rpi, w, mul, ldmul,
+                    (bf16 *)y, ldy);
+            else
+                k_gated_residual_norm4<K(), float><<<rows, ROW_THREADS, 0, s>>>(
+                    x, ldx, (const float *)h, ldh, n / 4, wh, eps, gate, ldgate, rpi, w, mul,
+                    ldmul, (bf16 *)y, ldy);
+        });
+    } else if (h_bf) {
+        k_gated_residual_norm<<<rows, ROW_THREADS, 0, s>>>(x, ldx, (const bf16 *)h, ldh, n, wh,
+                                                           eps, gate, ldgate, rpi, w, mul, ldmul,
+                                                           (bf16 *)y, ldy);
     } else {
-        k_gated_residual_norm<<<rows, ROW_THREADS, 0, s>>>(x, ldx, h, ldh, n, wh, eps, gate, ldgate,
-                                                           rpi, w, mul, ldmul, (bf16 *)y, ldy);
+        k_gated_residual_norm<<<rows, ROW_THREADS, 0, s>>>(x, ldx, (const float *)h, ldh, n, wh,
+                                                           eps, gate, ldgate, rpi, w, mul, ldmul,
+                                                           (bf16 *)y, ldy);
     }
     return launch_err();
 }

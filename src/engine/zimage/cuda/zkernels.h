@@ -54,10 +54,11 @@ int zc_layernorm_mod(zc_stream s, const float *x, int ldx, int rows, int n, floa
 
 /*
  * x[r] += gate[item(r)] · RMSNorm(h[r]) · w (the DiT's sandwich post-norm
- * and tanh gate; gate NULL = 1), fp32 x (ldx) and h (ldh), n columns.
+ * and tanh gate; gate NULL = 1), fp32 x (ldx), h (ldh) bf16 when h_bf
+ * else fp32, n columns.
  */
-int zc_gated_residual(zc_stream s, float *x, int ldx, const float *h, int ldh, int rows, int n,
-                      const float *w, float eps, const float *gate, int ldgate,
+int zc_gated_residual(zc_stream s, float *x, int ldx, const void *h, int h_bf, int ldh, int rows,
+                      int n, const float *w, float eps, const float *gate, int ldgate,
                       int rows_per_item);
 
 /*
@@ -66,10 +67,10 @@ int zc_gated_residual(zc_stream s, float *x, int ldx, const float *h, int ldh, i
  * two calls, one pass over x fewer (the DiT's attention residual and its
  * feed-forward norm).
  */
-int zc_gated_residual_norm(zc_stream s, float *x, int ldx, const float *h, int ldh, int rows,
-                           int n, const float *wh, float eps, const float *gate, int ldgate,
-                           int rows_per_item, const float *w, const float *mul, int ldmul,
-                           void *y, int ldy);
+int zc_gated_residual_norm(zc_stream s, float *x, int ldx, const void *h, int h_bf, int ldh,
+                           int rows, int n, const float *wh, float eps, const float *gate,
+                           int ldgate, int rows_per_item, const float *w, const float *mul,
+                           int ldmul, void *y, int ldy);
 
 /*
  * Per-head RMSNorm (weight w[head_dim]) then RoPE, in place on bf16 heads:
