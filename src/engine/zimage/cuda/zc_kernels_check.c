@@ -332,6 +332,31 @@ fail:
     return rc;
 }
 
+/* GroupNorm statistics of the same values from a 16-byte aligned base
+ * (8 channels a thread) and from one a value further (a channel a
+ * thread), with a pending bias xb: their sums add in other orders, so the
+ * mean and 1/σ may be a rounding apart (1e-6 relative), never more. */
+static int gn_stats_paths(const void *x1, const void *x2, int bf, int hw, int C, int G,
+                          const float *xb, long *diff, char *err, size_t errlen)
+{
+    int rc = 0;
+    double *part = NULL;
+    float *st = NULL, h[2][64];
+    if (G > 32) return px_errf(err, errlen, PX_EINVAL, "kernels check: %d groups", G);
+    PX_CUDA_CHECK(cudaMalloc((void **)&part, (size_t)256 * C * 2 * sizeof *part));
+    PX_CUDA_CHECK(cudaMalloc((void **)&st, (size_t)4 * G * sizeof *st));
+    PX_CUDA_LAUNCH_CHECK(zc_gn_stats(NULL, x1, xb, bf, hw, C, G, 1e-6f, 256 * C, part, st));
+    PX_CUDA_LAUNCH_CHECK(zc_gn_stats(NULL, x2, xb, bf, hw, C, G, 1e-6f, 256 * C, part, st + 2 * G));
+    PX_CUDA_CHECK(cudaMemcpy(h[0], st, (size_t)2 * G * 4, cudaMemcpyDeviceToHost));
+    PX_CUDA_CHECK(cudaMemcpy(h[1], st + 2 * G, (size_t)2 * G * 4, cudaMemcpyDeviceToHost));
+    for (int k = 0; k < 2 * G; k++)
+        *diff += fabsf(h[0][k] - h[1][k]) > 1e-6f * fmaxf(fabsf(h[0][k]), 1e-3f);
+fail:
+    if (part) cudaFree(part);
+    if (st) cudaFree(st);
+    return rc;
+}
+
 /* The VAE kernels on hw x C values of type bf (bf16 or fp32), from a
  * 16-byte aligned base (16 bytes a thread) and from one a value further (a
  * value a thread): GroupNorm with and without SiLU, then the bias, and the
@@ -385,7 +410,10 @@ static int vae_type(zi_cuda_kernels_case *c, int bf, char *err, size_t errlen)
         c->vae_diff += count_diff(a, b, n, es);
     }
     if (bf && (rc = vae_bf16_more(x1, hw, C, G, y1, y2, &s, &c->vae_diff, err, errlen))) goto fail;
-    PX_CUDA_CHECK(cudaMemcpy(x1, hx, n * es, cudaMemcpyHostToDevice)); /* as x2 again */
+    /* both from hx again (the bias may have written them) */
+    PX_CUDA_CHECK(cudaMemcpy(x1, hx, n * es, cudaMemcpyHostToDevice));
+    PX_CUDA_CHECK(cudaMemcpy(x2, hx, n * es, cudaMemcpyHostToDevice));
+    if ((rc = gn_stats_paths(x1, x2, bf, hw, C, G, gamma, &c->vae_diff, err, errlen))) goto fail;
     PX_CUDA_LAUNCH_CHECK(zc_upsample2(NULL, x1, bf, h, w, C, y1));
     PX_CUDA_LAUNCH_CHECK(zc_upsample2(NULL, x2, bf, h, w, C, y2));
     PX_CUDA_CHECK(cudaMemcpy(a, y1, up * es, cudaMemcpyDeviceToHost));

@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 /* GroupNorm statistics of x [hw, C] in G groups (C % G == 0, C <= 1024):
- * partial sums per (slice of ~64 pixels, channel) in double into part
+ * partial sums per (slice of pixels, channel) in double into part
  * (room for part_pairs (slice, channel) pairs of 2 doubles, >= C), then
  * mean and 1/sqrt(var + eps) per group into stats (G x 2 floats), a block
  * a group. Deterministic (fixed summation order for a given hw, C and
