@@ -319,11 +319,13 @@ step_zimage() {
       --batches 1,4 --iters 2 --precision fp8 --json $WORK/speed-fp8.jsonl"
     # Switches against the defaults at 1024² batch 1, same engine build:
     # graph replays against direct launches (the tenth session's host-timed
-    # step, 98.0 ms, exceeded the profiled direct step, ~95) and the
+    # step, 98.0 ms, exceeded the profiled direct step, ~95), the
     # projections' outputs in fp32 (before the eleventh session) against
-    # bf16. Files speed-default.jsonl, speed-GRAPHS0.jsonl, speed-PROJ_OUTfp32.jsonl.
-    part speed_ab 100 gpu "for v in default GRAPHS=0 PROJ_OUT=fp32; do \
-      env \$( [ \$v = default ] || echo PX_ZIMAGE_CUDA_\$v ) $BIN/zimage_cuda_bench \
+    # bf16, and a spinning wait for each step (the default sleeps: its
+    # wake-up is a gap on the GPU between steps). Files speed-default.jsonl,
+    # speed-PX_ZIMAGE_CUDA_GRAPHS0.jsonl, ... (the variable, no "=").
+    part speed_ab 120 gpu "for v in default PX_ZIMAGE_CUDA_GRAPHS=0 PX_ZIMAGE_CUDA_PROJ_OUT=fp32 \
+      PX_CUDA_SCHEDULE=spin; do env \$( [ \$v = default ] || echo \$v ) $BIN/zimage_cuda_bench \
       --model $ZMODEL/hf --sizes 1024x1024 --batches 1 --iters 3 --json $WORK/speed-\${v//=/}.jsonl; done"
   fi
   KEY+=("$WORK/ours/rows.json:ours-rows.json" "$WORK/torch/rows.json:torch-rows.json"
