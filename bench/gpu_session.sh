@@ -15,6 +15,7 @@
 #                                 check, time, against PyTorch): ~3 min
 #   bench/gpu_session.sh zimage   issue 13: ours (1024², 512², batch 1-8) against
 #                                 PyTorch eager and torch.compile, same run
+#                                 (OURS_BATCHES=1,8 TORCH_SHAPES=1024x1024:1 narrow it)
 #   bench/gpu_session.sh cbatch   issue 13: pixserve zimage under the generate
 #                                 profile at 1-50 users, 1024², 8 steps, with
 #                                 continuous batching (the default) and without;
@@ -302,11 +303,13 @@ tests_and_model() {
 step_zimage() {
   env_part
   tests_and_model
+  # OURS_BATCHES and TORCH_SHAPES narrow a short call (defaults: the table's).
   part ours 240 gpu "$PY bench/zimage_cuda_vs_torch.py --model $ZMODEL/hf --bench $BIN/zimage_cuda_bench \
-    --out $WORK/ours --sizes 1024x1024,512x512 --batches 1,2,4,8 --iters 2 --skip-torch"
+    --out $WORK/ours --sizes 1024x1024,512x512 --batches ${OURS_BATCHES:-1,2,4,8} --iters 2 --skip-torch"
   # PyTorch at the headline shapes first (eager, then compiled afresh per shape).
+  local ts=${TORCH_SHAPES:-1024x1024:1,512x512:4}
   part torch 400 gpu "$PY bench/zimage_cuda_vs_torch.py --model $ZMODEL/hf --out $WORK/torch \
-    --torch-shapes 1024x1024:1,512x512:4 --compile-shapes 1024x1024:1,512x512:4 --iters 2 --skip-ours"
+    --torch-shapes $ts --compile-shapes $ts --iters 2 --skip-ours"
   # SKIP_MORE=1: only the headline shapes (saves ~4 min of device time).
   [ "${SKIP_MORE:-0}" = 1 ] || part torch_more 300 gpu "$PY bench/zimage_cuda_vs_torch.py --model $ZMODEL/hf --out $WORK/torch_more \
     --torch-shapes 1024x1024:2,1024x1024:4,512x512:1,512x512:8 --skip-compile --iters 2 --skip-ours"
