@@ -35,6 +35,12 @@ extern "C" {
 int zc_gn_stats(zc_stream s, const void *x, const float *xb, int bf, int hw, int C, int G,
                 float eps, int part_pairs, double *part, float *stats);
 
+/* Whether zc_gn_stats reads 8 channels a thread (16-byte loads; x
+ * aligned, C % 8 == 0, C / 8 dividing 256): PX_ZIMAGE_CUDA_GN_WIDE=1
+ * (written 2026-12-05, eleventh session, not yet run on a GPU: the default
+ * once zimage_cuda_test passes with it), with the wide kernels on. */
+int zc_gn_wide(void);
+
 /* y = GN(x + xb)·gamma + beta (xb as above, or NULL), then SiLU when
  * silu; x and y of one type (bf), y may be x. */
 int zc_gn_apply(zc_stream s, const void *x, const float *xb, int bf, int hw, int C, int G,
