@@ -335,7 +335,9 @@ fail:
 /* GroupNorm statistics of the same values from a 16-byte aligned base
  * (8 channels a thread) and from one a value further (a channel a
  * thread), with a pending bias xb: their sums add in other orders, so the
- * mean and 1/σ may be a rounding apart (1e-6 relative), never more. */
+ * mean and 1/σ may be a rounding apart (1e-6 relative), never more.
+ * Both paths are the per-value one unless zc_gn_wide() (an opt-in for
+ * now: gpu_session's tests step runs the check with it on too). */
 static int gn_stats_paths(const void *x1, const void *x2, int bf, int hw, int C, int G,
                           const float *xb, long *diff, char *err, size_t errlen)
 {
