@@ -284,9 +284,10 @@ step_check() {
 step_tests() {
   env_part
   part zimage_cuda_test 200 gpu "PARTS=zimage PX_TEST_TIMEOUT=190 scripts/test_gpu"
-  # The eleventh session's opt-in kernels (bf16 projection outputs, the
-  # 8-channel GroupNorm statistics): the same tests with them on.
-  part zimage_cuda_test_new 200 gpu "PX_ZIMAGE_CUDA_PROJ_OUT=bf16 PX_ZIMAGE_CUDA_GN_WIDE=1 \
+  # The kernels written without a GPU (zc_pending: bf16 projection
+  # outputs, the VAE's folded biases, 8-channel GroupNorm statistics): the
+  # same tests with them on.
+  part zimage_cuda_test_pending 200 gpu "PX_ZIMAGE_CUDA_PENDING=1 \
     PARTS=zimage PX_TEST_TIMEOUT=190 scripts/test_gpu"
   part lama_cuda_test 200 gpu "PARTS=lama PX_TEST_TIMEOUT=190 scripts/test_gpu"
 }
@@ -324,14 +325,14 @@ step_zimage() {
       --sizes 1024x1024 --batches 1 --iters 1"
     # Switches against the defaults at 1024² batch 1, same engine build:
     # graph replays against direct launches (the tenth session's host-timed
-    # step, 98.0 ms, exceeded the profiled direct step, ~95), the
-    # projections' outputs in bf16 and the 8-channel GroupNorm statistics
-    # (eleventh session, off by default until run), and a spinning wait for
-    # each step (the default sleeps: its
+    # step, 98.0 ms, exceeded the profiled direct step, ~95), the pending
+    # kernels (zc_pending: bf16 projection outputs, the VAE's folded biases,
+    # 8-channel GroupNorm statistics), and a spinning wait for each step
+    # (the default sleeps: its
     # wake-up is a gap on the GPU between steps). Files speed-default.jsonl,
     # speed-PX_ZIMAGE_CUDA_GRAPHS0.jsonl, ... (the variable, no "=").
-    part speed_ab 150 gpu "for v in default PX_ZIMAGE_CUDA_GRAPHS=0 PX_ZIMAGE_CUDA_PROJ_OUT=bf16 \
-      PX_ZIMAGE_CUDA_GN_WIDE=1 PX_CUDA_SCHEDULE=spin; do env \$( [ \$v = default ] || echo \$v ) $BIN/zimage_cuda_bench \
+    part speed_ab 120 gpu "for v in default PX_ZIMAGE_CUDA_GRAPHS=0 PX_ZIMAGE_CUDA_PENDING=1 \
+      PX_CUDA_SCHEDULE=spin; do env \$( [ \$v = default ] || echo \$v ) $BIN/zimage_cuda_bench \
       --model $ZMODEL/hf --sizes 1024x1024 --batches 1 --iters 3 --json $WORK/speed-\${v//=/}.jsonl; done"
     # fp8 last: the first part a short BUDGET cuts.
     part speed_fp8 90 gpu "$BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024,512x512 \

@@ -292,20 +292,12 @@ fail:
 
 /* The type of the attention out and feed-forward w2 projections'
  * outputs, which only the gated residual reads (its RMSNorm in fp32):
- * fp32 by default; PX_ZIMAGE_CUDA_PROJ_OUT=bf16 writes bf16, as PyTorch's
- * bf16 Linear gives them (half the bytes written by the GEMM and read by
- * the residual: two passes over a 4224 x 3840 fp32 tensor a block, an
- * estimated ~0.6 ms of a 1024² step). Written 2026-12-05 (eleventh
- * session) and not yet run on a GPU: the default once zimage_cuda_test
- * passes with it and gpu_session's speed_ab shows the gain. */
+ * fp32, or bf16 with zc_pending() (half the bytes written by the GEMM and
+ * read by the residual: two passes over a 4224 x 3840 fp32 tensor a
+ * block, an estimated ~0.6 ms of a 1024² step). */
 static zc_type proj_out(void)
 {
-    static int t = -1;
-    if (t < 0) {
-        const char *v = getenv("PX_ZIMAGE_CUDA_PROJ_OUT");
-        t = v && !strcmp(v, "bf16") ? ZC_BF16 : ZC_F32;
-    }
-    return (zc_type)t;
+    return zc_pending() ? ZC_BF16 : ZC_F32;
 }
 
 /* A block's first half: adaLN, norm (both done already when `normed`: the

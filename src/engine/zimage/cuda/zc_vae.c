@@ -62,9 +62,10 @@ typedef struct vnorm {
     float *g, *b;
 } vnorm;
 
-/* The block's biases are not passes of their own: conv1's is added by
- * norm2 on the fly (zc_gn_stats' xb), conv2's (plus the shortcut's) once
- * with the residual: b2 = c2.b (+ sc.b), fp32 on the GPU. */
+/* With zc_pending() (v->fold) the block's biases are not passes of their
+ * own: conv1's is added by norm2 on the fly (zc_gn_stats' xb), conv2's
+ * (plus the shortcut's) once with the residual: b2 = c2.b (+ sc.b), fp32
+ * on the GPU. Two passes over the block's output fewer. */
 typedef struct vres {
     vnorm n1, n2;
     vconv c1, c2, sc;
@@ -83,6 +84,7 @@ struct zc_vae {
     px_cuda_algos *algos;
     px_cuda_prec prec; /* the fp32 convolutions' math: TF32 or FP32 (FMA) */
     bool up_bf;        /* PX_ZIMAGE_CUDA_VAE=bf16: the up path in bf16 (see walk) */
+    bool fold;         /* the ResNet blocks' biases folded (vres; zc_pending()) */
     size_t weight_bytes;
     /* the plan */
     int lh, lw, chunk;
@@ -270,6 +272,7 @@ int zc_vae_create(px_cuda_ctx *c, zc_gemm *g, const zi_weights *w, const zi_vae_
     const char *pv = getenv("PX_ZIMAGE_CUDA_VAE");
     v->prec = pv && !strcmp(pv, "fp32") ? PX_CUDA_FP32 : PX_CUDA_TF32;
     v->up_bf = !pv || !*pv || !strcmp(pv, "bf16");
+    v->fold = zc_pending();
     if (pv && *pv && strcmp(pv, "bf16") && strcmp(pv, "tf32") && strcmp(pv, "fp32"))
         return px_errf(err, errlen, PX_EINVAL, "PX_ZIMAGE_CUDA_VAE=%s: want bf16, tf32 or fp32",
                        pv);
@@ -472,22 +475,28 @@ static int resnet(vpass *ps, const vres *r, int *xi)
     size_t errlen = ps->errlen;
     int a = (*xi + 1) % 3, b = (*xi + 2) % 3, rc;
     void *X = v->buf[*xi], *A = v->buf[a], *B = v->buf[b];
+    bool fold = v->fold;
     if ((rc = gn(ps, &r->n1, X, NULL, r->c1.cin, 1, A)) ||
-        (rc = conv(ps, &r->c1, A, B, false, NULL)) ||
-        (rc = gn(ps, &r->n2, B, r->c1.b, r->c1.cout, 1, A)))
+        (rc = conv(ps, &r->c1, A, B, false, fold ? NULL : r->c1.b)) ||
+        (rc = gn(ps, &r->n2, B, fold ? r->c1.b : NULL, r->c1.cout, 1, A)))
         return rc;
-    /* B = shortcut(X) or X, the biases of both convolutions added with the
-     * shortcut's result or on the residual copy's way: one pass each. */
+    /* B = shortcut(X) or X, then += conv2(A); folded, both convolutions'
+     * biases come with the shortcut's result or on the residual copy's way. */
     if (r->has_sc) {
-        if ((rc = conv(ps, &r->sc, X, B, false, NULL)) || (rc = conv(ps, &r->c2, A, B, true, r->b2)))
+        if ((rc = conv(ps, &r->sc, X, B, false, fold ? NULL : r->sc.b)) ||
+            (rc = conv(ps, &r->c2, A, B, true, fold ? r->b2 : r->c2.b)))
             return rc;
     } else {
-        if (!ps->build) {
+        if (!ps->build && fold) {
             PX_CUDA_LAUNCH_CHECK(zc_bias_add(v->ctx->stream, X, B, ps->bf, r->b2,
                                              (size_t)ps->h * ps->w, r->c1.cin));
             vmark(ps, "vae residual copies");
+        } else if (!ps->build) {
+            size_t bytes = (size_t)ps->h * ps->w * r->c1.cin * (ps->bf ? 2 : 4);
+            PX_CUDA_CHECK(cudaMemcpyAsync(B, X, bytes, cudaMemcpyDeviceToDevice, v->ctx->stream));
+            vmark(ps, "vae residual copies");
         }
-        if ((rc = conv(ps, &r->c2, A, B, true, NULL))) return rc;
+        if ((rc = conv(ps, &r->c2, A, B, true, fold ? NULL : r->c2.b))) return rc;
     }
     *xi = b;
 fail:

@@ -36,6 +36,15 @@ typedef struct CUstream_st *zc_stream;
  * is not "0"; read once): also the VAE kernels' (zvae_kernels.h). */
 int zc_wide_kernels(void);
 
+/* Whether the kernels written on 2026-12-05 (eleventh session) without a
+ * GPU to run them are used: PX_ZIMAGE_CUDA_PENDING=1 (read once). They
+ * are the DiT's attention-out and w2 projections writing bf16 (PyTorch's
+ * Linear output type; the gated residual reads either), the VAE ResNet
+ * blocks' convolution biases added on other passes, and the VAE's
+ * GroupNorm statistics 8 channels a thread. Off until `gpu_session.sh
+ * tests` passes with them on a GPU; then they become the defaults. */
+int zc_pending(void);
+
 /* float -> bf16 (round to nearest even), n elements. */
 int zc_f32_to_bf16(zc_stream s, const float *x, void *y, size_t n);
 

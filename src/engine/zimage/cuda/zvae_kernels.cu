@@ -255,22 +255,12 @@ int zc_vae_convert(zc_stream s, const void *x, int x_bf, void *y, int y_bf, size
     return launch_err();
 }
 
-int zc_gn_wide(void)
-{
-    static int on = -1;
-    if (on < 0) {
-        const char *v = getenv("PX_ZIMAGE_CUDA_GN_WIDE");
-        on = v && !strcmp(v, "1");
-    }
-    return on && zc_wide_kernels();
-}
-
 int zc_gn_stats(zc_stream s, const void *x, const float *xb, int bf, int hw, int C, int G,
                 float eps, int part_pairs, double *part, float *stats)
 {
     if (C > 1024 || C < 1 || part_pairs < C || C % G) return (int)cudaErrorInvalidValue;
     int cap = part_pairs / C, CV = C / 8, nslice;
-    if (zc_gn_wide() && C % 8 == 0 && 256 % CV == 0 && !((uintptr_t)x % 16)) {
+    if (zc_pending() && zc_wide_kernels() && C % 8 == 0 && 256 % CV == 0 && !((uintptr_t)x % 16)) {
         /* ~16 pixels a thread */
         int per = 16 * (256 / CV);
         if ((hw + per - 1) / per > cap) per = (hw + cap - 1) / cap;

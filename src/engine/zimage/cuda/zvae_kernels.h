@@ -29,17 +29,13 @@ extern "C" {
  * (room for part_pairs (slice, channel) pairs of 2 doubles, >= C), then
  * mean and 1/sqrt(var + eps) per group into stats (G x 2 floats), a block
  * a group. Deterministic (fixed summation order for a given hw, C and
- * part_pairs). xb: NULL, or the bias x has not had added yet (C floats):
+ * part_pairs). 8 channels a thread (16-byte loads) when zc_pending()
+ * and x allows (aligned, C % 8 == 0, C / 8 dividing 256), else one.
+ * xb: NULL, or the bias x has not had added yet (C floats):
  * the statistics are x[p, c] + xb[c]'s (summed in fp32 first, as
  * zc_gn_apply does), so the convolution before needs no bias pass. */
 int zc_gn_stats(zc_stream s, const void *x, const float *xb, int bf, int hw, int C, int G,
                 float eps, int part_pairs, double *part, float *stats);
-
-/* Whether zc_gn_stats reads 8 channels a thread (16-byte loads; x
- * aligned, C % 8 == 0, C / 8 dividing 256): PX_ZIMAGE_CUDA_GN_WIDE=1
- * (written 2026-12-05, eleventh session, not yet run on a GPU: the default
- * once zimage_cuda_test passes with it), with the wide kernels on. */
-int zc_gn_wide(void);
 
 /* y = GN(x + xb)·gamma + beta (xb as above, or NULL), then SiLU when
  * silu; x and y of one type (bf), y may be x. */
