@@ -170,20 +170,26 @@ static int up_norm(zc_vae *v, const zi_weights *w, const char *prefix, int C, vn
     return rc ? rc : up_f32(v, w, b, (size_t)C, &nm->b, err, errlen);
 }
 
-/* r->b2 = conv2's bias (+ the shortcut's), summed on the GPU's copies. */
-static int bias_sum(vres *r, int C, char *err, size_t errlen)
+/* r->b2 = conv2's bias (+ the shortcut's) from the host tensors (up_conv
+ * has checked them: cout F32 values), for the folded walk only. */
+static int bias_sum(zc_vae *v, const zi_weights *w, const char *c2, const char *sc, vres *r,
+                    int C, char *err, size_t errlen)
 {
     int rc = 0;
-    float h[2][1024];
-    if (C > 1024) return px_errf(err, errlen, PX_EUNSUP, "vae: %d channels", C);
-    PX_CUDA_CHECK(cudaMemcpy(h[0], r->c2.b, (size_t)C * 4, cudaMemcpyDeviceToHost));
+    char name[220];
+    float *h = px_xmalloc((size_t)C * sizeof *h);
+    snprintf(name, sizeof name, "%s.bias", c2);
+    memcpy(h, zi_weights_find(w, name)->data, (size_t)C * sizeof *h);
     if (r->has_sc) {
-        PX_CUDA_CHECK(cudaMemcpy(h[1], r->sc.b, (size_t)C * 4, cudaMemcpyDeviceToHost));
-        for (int c = 0; c < C; c++) h[0][c] += h[1][c];
+        snprintf(name, sizeof name, "%s.bias", sc);
+        const float *b = zi_weights_find(w, name)->data;
+        for (int c = 0; c < C; c++) h[c] += b[c];
     }
-    PX_CUDA_CHECK(cudaMalloc((void **)&r->b2, (size_t)C * 4));
-    PX_CUDA_CHECK(cudaMemcpy(r->b2, h[0], (size_t)C * 4, cudaMemcpyHostToDevice));
+    PX_CUDA_CHECK(cudaMalloc((void **)&r->b2, (size_t)C * sizeof *h));
+    PX_CUDA_CHECK(cudaMemcpy(r->b2, h, (size_t)C * sizeof *h, cudaMemcpyHostToDevice));
+    v->weight_bytes += (size_t)C * sizeof *h;
 fail:
+    free(h);
     return rc;
 }
 
@@ -203,7 +209,7 @@ static int up_res(zc_vae *v, const zi_weights *w, const char *p, int cin, int co
         return rc;
     r->has_sc = cin != cout;
     if (r->has_sc && (rc = up_conv(v, w, n[4], cin, cout, 1, &r->sc, err, errlen))) return rc;
-    return bias_sum(r, cout, err, errlen);
+    return v->fold ? bias_sum(v, w, n[3], n[4], r, cout, err, errlen) : 0;
 }
 
 static int up_attn(zc_vae *v, const zi_weights *w, int C, char *err, size_t errlen)
