@@ -286,8 +286,8 @@ step_tests() {
   part zimage_cuda_test 200 gpu "PARTS=zimage PX_TEST_TIMEOUT=190 scripts/test_gpu"
   # The kernels written without a GPU (zc_pending: bf16 projection
   # outputs, the VAE's folded biases, 8-channel GroupNorm statistics): the
-  # same tests with them on.
-  part zimage_cuda_test_pending 200 gpu "PX_ZIMAGE_CUDA_PENDING=1 \
+  # same tests with them on, and the step loop a step ahead (AHEAD).
+  part zimage_cuda_test_pending 200 gpu "PX_ZIMAGE_CUDA_PENDING=1 PX_ZIMAGE_CUDA_AHEAD=1 \
     PARTS=zimage PX_TEST_TIMEOUT=190 scripts/test_gpu"
   part lama_cuda_test 200 gpu "PARTS=lama PX_TEST_TIMEOUT=190 scripts/test_gpu"
 }
@@ -331,8 +331,8 @@ step_zimage() {
     # (the default sleeps: its
     # wake-up is a gap on the GPU between steps). Files speed-default.jsonl,
     # speed-PX_ZIMAGE_CUDA_GRAPHS0.jsonl, ... (the variable, no "=").
-    part speed_ab 120 gpu "for v in default PX_ZIMAGE_CUDA_GRAPHS=0 PX_ZIMAGE_CUDA_PENDING=1 \
-      PX_CUDA_SCHEDULE=spin; do env \$( [ \$v = default ] || echo \$v ) $BIN/zimage_cuda_bench \
+    part speed_ab 150 gpu "for v in default PX_ZIMAGE_CUDA_GRAPHS=0 PX_ZIMAGE_CUDA_PENDING=1 \
+      PX_CUDA_SCHEDULE=spin PX_ZIMAGE_CUDA_AHEAD=1; do env \$( [ \$v = default ] || echo \$v ) $BIN/zimage_cuda_bench \
       --model $ZMODEL/hf --sizes 1024x1024 --batches 1 --iters 3 --json $WORK/speed-\${v//=/}.jsonl; done"
     # fp8 last: the first part a short BUDGET cuts.
     part speed_fp8 90 gpu "$BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024,512x512 \
