@@ -301,6 +301,10 @@ tests_and_model() {
     zpid=$!
   fi
   part zimage_cuda_test 120 gpu "PARTS=zimage PX_TEST_TIMEOUT=110 scripts/test_gpu"
+  # WITH_PENDING=1: the switched-off kernels' tests too, while the model is
+  # made anyway (step_tests says what they are).
+  [ "${WITH_PENDING:-0}" = 1 ] && part zimage_cuda_test_pending 120 gpu "PX_ZIMAGE_CUDA_PENDING=1 \
+    PX_ZIMAGE_CUDA_AHEAD=1 PARTS=zimage PX_TEST_TIMEOUT=110 scripts/test_gpu"
   [ -n "$zpid" ] && part zmodel_wait 300 cpu "while kill -0 $zpid 2>/dev/null; do sleep 2; done; cat $WORK/zmodel.log; test -f $ZMODEL/.complete"
   zmodel 300
 }
@@ -308,6 +312,25 @@ tests_and_model() {
 step_zimage() {
   env_part
   tests_and_model
+  # WITH_PROFILE=1: where a 1024² step and decode go now, and fp8 beside
+  # bf16 at 1024² batch 1 (the same run's engine).
+  if [ "${WITH_PROFILE:-0}" = 1 ]; then
+    part zimage_profile 60 gpu "PX_ZIMAGE_CUDA_PROFILE=1 $BIN/zimage_cuda_bench --model $ZMODEL/hf \
+      --sizes 1024x1024 --batches 1 --iters 1"
+    # Switches against the defaults at 1024² batch 1, same engine build:
+    # graph replays against direct launches (the tenth session's host-timed
+    # step, 98.0 ms, exceeded the profiled direct step, ~95), the pending
+    # kernels (zc_pending: bf16 projection outputs, the VAE's folded biases,
+    # 8-channel GroupNorm statistics), a spinning wait for each step (the
+    # default sleeps: its wake-up is a gap on the GPU between steps), the
+    # step loop a step ahead, and the last two together. Files
+    # speed-default.jsonl, speed-PX_ZIMAGE_CUDA_GRAPHS0.jsonl, ... (the
+    # variables, no "=" or ",").
+    part speed_ab 200 gpu "for v in default PX_ZIMAGE_CUDA_GRAPHS=0 PX_ZIMAGE_CUDA_PENDING=1 \
+      PX_CUDA_SCHEDULE=spin PX_ZIMAGE_CUDA_AHEAD=1 PX_ZIMAGE_CUDA_PENDING=1,PX_ZIMAGE_CUDA_AHEAD=1; do \
+      env \$( [ \$v = default ] || echo \${v//,/ } ) $BIN/zimage_cuda_bench --model $ZMODEL/hf \
+      --sizes 1024x1024 --batches 1 --iters 3 --json $WORK/speed-\${v//[=,]/}.jsonl; done"
+  fi
   # OURS_BATCHES and TORCH_SHAPES narrow a short call (defaults: the table's).
   part ours 240 gpu "$PY bench/zimage_cuda_vs_torch.py --model $ZMODEL/hf --bench $BIN/zimage_cuda_bench \
     --out $WORK/ours --sizes 1024x1024,512x512 --batches ${OURS_BATCHES:-1,2,4,8} --iters 2 --skip-torch"
@@ -318,22 +341,7 @@ step_zimage() {
   # SKIP_MORE=1: only the headline shapes (saves ~4 min of device time).
   [ "${SKIP_MORE:-0}" = 1 ] || part torch_more 300 gpu "$PY bench/zimage_cuda_vs_torch.py --model $ZMODEL/hf --out $WORK/torch_more \
     --torch-shapes 1024x1024:2,1024x1024:4,512x512:1,512x512:8 --skip-compile --iters 2 --skip-ours"
-  # WITH_PROFILE=1: where a 1024² step and decode go now, and fp8 beside
-  # bf16 at 1024² batch 1 (the same run's engine).
   if [ "${WITH_PROFILE:-0}" = 1 ]; then
-    part zimage_profile 60 gpu "PX_ZIMAGE_CUDA_PROFILE=1 $BIN/zimage_cuda_bench --model $ZMODEL/hf \
-      --sizes 1024x1024 --batches 1 --iters 1"
-    # Switches against the defaults at 1024² batch 1, same engine build:
-    # graph replays against direct launches (the tenth session's host-timed
-    # step, 98.0 ms, exceeded the profiled direct step, ~95), the pending
-    # kernels (zc_pending: bf16 projection outputs, the VAE's folded biases,
-    # 8-channel GroupNorm statistics), and a spinning wait for each step
-    # (the default sleeps: its
-    # wake-up is a gap on the GPU between steps). Files speed-default.jsonl,
-    # speed-PX_ZIMAGE_CUDA_GRAPHS0.jsonl, ... (the variable, no "=").
-    part speed_ab 150 gpu "for v in default PX_ZIMAGE_CUDA_GRAPHS=0 PX_ZIMAGE_CUDA_PENDING=1 \
-      PX_CUDA_SCHEDULE=spin PX_ZIMAGE_CUDA_AHEAD=1; do env \$( [ \$v = default ] || echo \$v ) $BIN/zimage_cuda_bench \
-      --model $ZMODEL/hf --sizes 1024x1024 --batches 1 --iters 3 --json $WORK/speed-\${v//=/}.jsonl; done"
     # fp8 last: the first part a short BUDGET cuts.
     part speed_fp8 90 gpu "$BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024,512x512 \
       --batches 1,4 --iters 2 --precision fp8 --json $WORK/speed-fp8.jsonl"
