@@ -315,8 +315,9 @@ step_zimage() {
   # WITH_PROFILE=1: where a 1024² step and decode go now, and fp8 beside
   # bf16 at 1024² batch 1 (the same run's engine).
   if [ "${WITH_PROFILE:-0}" = 1 ]; then
-    part zimage_profile 60 gpu "PX_ZIMAGE_CUDA_PROFILE=1 $BIN/zimage_cuda_bench --model $ZMODEL/hf \
-      --sizes 1024x1024 --batches 1 --iters 1"
+    # NO_STEP_PROFILE=1: not this part (a short call).
+    [ "${NO_STEP_PROFILE:-0}" = 1 ] || part zimage_profile 60 gpu "PX_ZIMAGE_CUDA_PROFILE=1 \
+      $BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024 --batches 1 --iters 1"
     # Switches against the defaults at 1024² batch 1, same engine build:
     # graph replays against direct launches (the tenth session's host-timed
     # step, 98.0 ms, exceeded the profiled direct step, ~95), the pending
