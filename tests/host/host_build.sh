@@ -33,9 +33,4 @@ tiny_model_check() {
   tiny_model "$d/m"
   host_build "$d/check" "$1" tests/host/cuda_fakes.c "$2"
   "$d/check" "$d/m/hf"
-  # ALSO_ENV="VAR=value ...": a second run with those set.
-  if [ -n "${ALSO_ENV:-}" ]; then
-    # shellcheck disable=SC2086
-    env $ALSO_ENV "$d/check" "$d/m/hf"
-  fi
 }

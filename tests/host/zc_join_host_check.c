@@ -25,7 +25,6 @@
 #include <string.h>
 
 /* The CUDA runtime calls: tests/host/cuda_fakes.c. */
-extern int cuda_fake_events_max;
 
 #define HID 8 /* the stand-in encoder's feature width */
 
@@ -300,15 +299,8 @@ int main(int argc, char **argv)
     }
     CHECK(q.ended[N - 1] == &it[B], "B (8 steps from the start) did not end last");
     CHECK(g_ndead > 0, "no plan was evicted: the check would not catch a stale plan");
-    /* PX_ZIMAGE_CUDA_AHEAD=1 (the .sh runs both): steps were enqueued
-     * while one ran, and only then. */
-    const char *av = getenv("PX_ZIMAGE_CUDA_AHEAD");
-    int want = av && !strcmp(av, "1") ? 2 : 1;
-    CHECK(cuda_fake_events_max == want, "at most %d steps in flight, expected %d",
-          cuda_fake_events_max, want);
-    printf("zc_join host check (%s): %d items, %d rebinds, %d plans evicted, %d step calls, "
-           "%d in flight at most: %s\n", want > 1 ? "a step ahead" : "step by step", N,
-           g_begins - begins0, g_ndead, g_steps, cuda_fake_events_max, g_fail ? "FAIL" : "PASS");
+    printf("zc_join host check: %d items, %d rebinds, %d plans evicted, %d step calls: %s\n", N,
+           g_begins - begins0, g_ndead, g_steps, g_fail ? "FAIL" : "PASS");
     for (int i = 0; i < N; i++) px_image_free(&so[i]), px_image_free(&out[i]);
     zi_model_close(m);
     return g_fail;

@@ -21,10 +21,11 @@
  *     refused;
  *   - each decode runs the convolutions its plan built, in that order, none
  *     of them (nor an upsample or a conversion) in place;
- *   - all of it again with the ResNet blocks' biases folded into other
- *     passes (PX_ZIMAGE_CUDA_PENDING=1, zc_pending): under half the bias
- *     passes, and the folded images against the unfolded ones within 1
- *     level with fp32 activations, PSNR >= 45 dB with bf16 ones.
+ *   - all of it with the ResNet blocks' biases folded into other passes
+ *     (the default) and not (PX_ZIMAGE_CUDA_FUSE=0, zc_wide_kernels):
+ *     folded, under half the bias passes, and the folded images against
+ *     the unfolded ones within 1 level with fp32 activations, PSNR >= 45
+ *     dB with bf16 ones.
  * tests/host/zc_vae_host_check.sh builds and runs it.
  */
 #include "core/err.h"
@@ -217,12 +218,12 @@ void px_cuda_prof_free(px_cuda_prof *pf)
 
 static long g_bias; /* bias passes (zc_bias_add in place) */
 
-/* zkernels.h's switch, read on every call here (the check turns it on
+/* zkernels.h's switch, read on every call here (the check turns it off
  * between decoders; the real one reads it once). */
-int zc_pending(void)
+int zc_wide_kernels(void)
 {
-    const char *v = getenv("PX_ZIMAGE_CUDA_PENDING");
-    return v && !strcmp(v, "1");
+    const char *v = getenv("PX_ZIMAGE_CUDA_FUSE");
+    return !v || strcmp(v, "0");
 }
 
 /* x's value at i with a pending per-channel bias (NULL: none), in fp32 as
@@ -465,13 +466,13 @@ int main(int argc, char **argv)
     zi_sampler_noise(7, lat, nl);
     uint8_t *img[2][4];
     long passes[2];
-    for (int pending = 0; pending < 2; pending++) {
-        if (pending) setenv("PX_ZIMAGE_CUDA_PENDING", "1", 1);
-        printf(" %s:\n", pending ? "PX_ZIMAGE_CUDA_PENDING=1 (biases folded)" : "the defaults");
+    for (int fold = 0; fold < 2; fold++) {
+        if (!fold) setenv("PX_ZIMAGE_CUDA_FUSE", "0", 1);
+        printf(" %s:\n", fold ? "the defaults (biases folded)" : "PX_ZIMAGE_CUDA_FUSE=0 (not folded)");
         g_bias = 0;
-        walks(vw, cfg, m, cpu, lat, lh, lw, npx, img[pending]);
-        passes[pending] = g_bias;
-        unsetenv("PX_ZIMAGE_CUDA_PENDING");
+        walks(vw, cfg, m, cpu, lat, lh, lw, npx, img[fold]);
+        passes[fold] = g_bias;
+        unsetenv("PX_ZIMAGE_CUDA_FUSE");
     }
     printf("  bias passes: %ld, folded %ld\n", passes[0], passes[1]);
     CHECK(passes[1] < passes[0] / 2, "folding left %ld of %ld bias passes", passes[1], passes[0]);

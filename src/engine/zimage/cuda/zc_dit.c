@@ -72,7 +72,6 @@ struct zc_plan {
     void *x8;  /* fp8 devices: a block GEMM's input in e4m3 (B_X8), */
     float *xs; /* and its row scales (B_XS); empty otherwise */
     step_params *sp_dev, *sp_host; /* host: pinned */
-    cudaEvent_t sp_copied;         /* recorded after each step's copy of sp_host */
     batch_ints *bi_dev;
     float *pred_out; /* the step's extra output (tests), NULL in graphs */
     zc_lora_bind *lora; /* the bound batch's LoRAs, NULL: none (zc_lora.h) */
@@ -139,7 +138,6 @@ static void plan_destroy(void *arg, void *plan)
     px_cuda_graph_free(&p->graph);
     if (p->mem) cudaFree(p->mem);
     if (p->sp_host) cudaFreeHost(p->sp_host);
-    if (p->sp_copied) cudaEventDestroy(p->sp_copied);
     free(p);
 }
 
@@ -160,7 +158,6 @@ static int plan_build(void *arg, const void *key, void **out, char *err, size_t 
     for (int i = 0; i < B_N; i++) total += sz[i];
     PX_CUDA_CHECK(cudaMalloc(&p->mem, total));
     PX_CUDA_CHECK(cudaMallocHost((void **)&p->sp_host, sizeof *p->sp_host));
-    PX_CUDA_CHECK(cudaEventCreateWithFlags(&p->sp_copied, cudaEventDisableTiming));
     char *m = p->mem;
     void *b[B_N];
     for (int i = 0; i < B_N; i++) b[i] = m, m += sz[i];
@@ -295,12 +292,13 @@ fail:
 
 /* The type of the attention out and feed-forward w2 projections'
  * outputs, which only the gated residual reads (its RMSNorm in fp32):
- * fp32, or bf16 with zc_pending() (half the bytes written by the GEMM and
- * read by the residual: two passes over a 4224 x 3840 fp32 tensor a
- * block, an estimated ~0.6 ms of a 1024² step). */
+ * bf16 as PyTorch's Linear writes it (half the bytes written by the GEMM
+ * and read by the residual; with the VAE's folded biases 0.813 -> 0.803 s
+ * a 1024² image on an H100, 2026-12-06), fp32 with PX_ZIMAGE_CUDA_FUSE=0
+ * (the kernels of before, for comparing). */
 static zc_type proj_out(void)
 {
-    return zc_pending() ? ZC_BF16 : ZC_F32;
+    return zc_wide_kernels() ? ZC_BF16 : ZC_F32;
 }
 
 /* A block's first half: adaLN, norm (both done already when `normed`: the
@@ -642,11 +640,8 @@ int zc_plan_step(zc_dev *d, zc_plan *p, const float *sigma, const float *sigma_n
     int rc = 0;
     cudaStream_t s = d->ctx->stream;
     step_params *h = p->sp_host;
-    /* The previous step's copy of the pinned values must have landed; only
-     * that: the caller may have enqueued the previous step's graph right
-     * before (zimage_cuda.c's step loop runs a step ahead), and the copy
-     * is ordered after it on s. */
-    PX_CUDA_CHECK(cudaEventSynchronize(p->sp_copied));
+    /* The previous step's copy of the pinned values must have landed. */
+    PX_CUDA_CHECK(cudaStreamSynchronize(s));
     memset(h, 0, sizeof *h);
     for (int b = 0; b < p->k.B; b++) /* an item's timestep is its image's */
         h->t_in[b] = (1.0f - sigma[p->lat_of[b]]) * d->dc.t_scale; /* zi_dit_t_in */
@@ -655,7 +650,6 @@ int zc_plan_step(zc_dev *d, zc_plan *p, const float *sigma, const float *sigma_n
         h->w[i] = p->cfg_w[i];
     }
     PX_CUDA_CHECK(cudaMemcpyAsync(p->sp_dev, h, sizeof *h, cudaMemcpyHostToDevice, s));
-    PX_CUDA_CHECK(cudaEventRecord(p->sp_copied, s));
     p->pred_out = pred_out;
     /* LoRA'd steps run direct (zc_net.h says why), outside the graph's run
      * count: the plan's graph is still captured on its second step without

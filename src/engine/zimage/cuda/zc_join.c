@@ -5,10 +5,7 @@
  * each image back as soon as its own steps are done.
  *
  * Written without a GPU at hand (2026-12-05); zimage_cuda_test's
- * t_joined_item_equals_solo checks it (passed on an H200, 2026-12-05).
- * PX_ZIMAGE_CUDA_AHEAD=1 (written 2026-12-06, GPU-unrun) enqueues the
- * next step while one runs whenever the batch cannot change at the
- * running step's end (can_run_ahead), as zimage_cuda.c's run_steps does.
+ * t_joined_item_equals_solo checks it on the next device run.
  */
 #include "engine/zimage/cuda/zc_join.h"
 
@@ -86,13 +83,6 @@ typedef struct jrun {
     size_t per;    /* latent floats per image */
     zc_plan *p;    /* the bound plan; NULL: none */
     int dirty;     /* members changed since it was bound */
-    int ahead;     /* PX_ZIMAGE_CUDA_AHEAD=1: a step may be enqueued while one runs */
-    int queued;    /* steps enqueued and not yet finished (0..2) */
-    int launched;  /* steps enqueued in all: done[launched & 1] is the next one's event */
-    cudaEvent_t done[2];
-    int64_t t_last;         /* when the last step finished (or the first began) */
-    px_engine_item *held[ZC_MAX_ITEMS]; /* joiners taken, admitted at the next step boundary */
-    int nheld;
 } jrun;
 
 static void img_free(jimg *m)
@@ -313,54 +303,24 @@ static int rebind(jrun *r, char *err, size_t errlen)
     return 0;
 }
 
-/* Asks the queue for joiners while DiT items are free (held until the
- * next step boundary admits them). Guided images take two, so the room is
- * counted in the costlier unit when any is. */
-static void take_joiners(jrun *r)
-{
-    int cost = 1;
-    for (int i = 0; i < r->n; i++)
-        if (r->img[i].nitems > cost) cost = r->img[i].nitems;
-    int room = (ZC_MAX_ITEMS - r->nitems) / cost;
-    int k = room > 0 ? r->feed->join(r->feed->ctx, r->held, room) : 0;
-    r->nheld = k > 0 ? k : 0;
-}
-
 /* ------------------------------------------------------------ stepping */
 
-/* Enqueues the bound images' next step: the first not yet enqueued. */
-static int launch(jrun *r, char *err, size_t errlen)
+static int step(jrun *r, char *err, size_t errlen)
 {
     float sig[ZC_MAX_ITEMS], nxt[ZC_MAX_ITEMS];
     int rc = 0;
-    int64_t now = px_now_ns();
-    if (!r->queued) r->t_last = now;
+    int64_t t0 = px_now_ns();
     for (int i = 0; i < r->n; i++) {
         jimg *m = &r->img[i];
-        int s = m->step + r->queued;
-        sig[i] = m->sigmas[s], nxt[i] = m->sigmas[s + 1];
-        if (!s) m->t_denoise = now;
+        sig[i] = m->sigmas[m->step], nxt[i] = m->sigmas[m->step + 1];
+        if (!m->step) m->t_denoise = t0;
     }
     /* LoRA'd batches run direct (zc_plan_step says why). */
     const char *gv = getenv("PX_ZIMAGE_CUDA_GRAPHS");
     int direct = gv && !strcmp(gv, "0");
     if ((rc = zc_plan_step(r->env->d, r->p, sig, nxt, direct, NULL, err, errlen))) return rc;
-    PX_CUDA_CHECK(cudaEventRecord(r->done[r->launched & 1], r->env->d->ctx->stream));
-    r->launched++, r->queued++;
-fail:
-    return rc;
-}
-
-/* Waits for the oldest enqueued step; each image's progress. A step's
- * time is the gap since the step before it finished. */
-static int finish(jrun *r, char *err, size_t errlen)
-{
-    int rc = 0;
-    PX_CUDA_CHECK(cudaEventSynchronize(r->done[(r->launched - r->queued) & 1]));
-    int64_t now = px_now_ns();
-    float ms = (float)px_ns_to_ms(now - r->t_last);
-    r->t_last = now;
-    r->queued--;
+    PX_CUDA_CHECK(cudaStreamSynchronize(r->env->d->ctx->stream));
+    float ms = (float)px_ns_to_ms(px_now_ns() - t0);
     for (int i = 0; i < r->n; i++) {
         jimg *m = &r->img[i];
         px_engine_gen *g = &m->it->gen;
@@ -370,22 +330,6 @@ static int finish(jrun *r, char *err, size_t errlen)
     }
 fail:
     return rc;
-}
-
-/* With r->ahead, whether the next step may be enqueued while one runs:
- * only when nothing can change the batch at the running step's end — no
- * image is done by it or cancelled, and no joiner waits (those asked for
- * here are held for that boundary, as if asked for there). */
-static bool can_run_ahead(jrun *r)
-{
-    if (!r->ahead || r->queued != 1 || r->nheld || r->dirty) return false;
-    for (int i = 0; i < r->n; i++) {
-        jimg *m = &r->img[i];
-        if (m->step + r->queued >= m->it->gen.steps) return false;
-        if (m->it->cancel && atomic_load(m->it->cancel)) return false;
-    }
-    take_joiners(r);
-    return !r->nheld;
 }
 
 /* Image k's final latents (slot in the bound plan) through the VAE into
@@ -437,6 +381,19 @@ static void hand_back(jrun *r, int after_step)
     }
 }
 
+/* Asks the queue for joiners while DiT items are free. Guided images
+ * take two, so the room is counted in the costlier unit when any is. */
+static void take_joiners(jrun *r)
+{
+    int cost = 1;
+    for (int i = 0; i < r->n; i++)
+        if (r->img[i].nitems > cost) cost = r->img[i].nitems;
+    int room = (ZC_MAX_ITEMS - r->nitems) / cost;
+    px_engine_item *got[ZC_MAX_ITEMS];
+    int k = room > 0 ? r->feed->join(r->feed->ctx, got, room) : 0;
+    if (k > 0) admit(r, got, k);
+}
+
 int zc_join_run(const zc_join_env *env, px_engine_item **items, int n,
                 const px_engine_feed *feed)
 {
@@ -447,43 +404,17 @@ int zc_join_run(const zc_join_env *env, px_engine_item **items, int n,
     r->env = env, r->feed = feed;
     r->lat_h = items[0]->gen.height / f, r->lat_w = items[0]->gen.width / f;
     r->per = (size_t)c->in_channels * r->lat_h * r->lat_w;
-    const char *av = getenv("PX_ZIMAGE_CUDA_AHEAD");
-    r->ahead = av && !strcmp(av, "1");
-    for (int k = 0; k < 2; k++)
-        if (cudaEventCreateWithFlags(&r->done[k], cudaEventDisableTiming)) {
-            rc = px_errf(err, sizeof err, PX_EIO, "zimage-cuda: cannot create an event");
-            for (int i = 0; i < n; i++) {
-                items[i]->status = px_errf(items[i]->err, sizeof items[i]->err, rc, "%s", err);
-                feed->done(feed->ctx, items[i]);
-            }
-            goto out;
-        }
     admit(r, items, n);
     for (;;) {
-        if (!r->queued) { /* a step boundary: the batch may change */
-            if (!r->nheld) take_joiners(r);
-            if (r->nheld) admit(r, r->held, r->nheld), r->nheld = 0;
-            hand_back(r, 0);
-            if (!r->n) break;
-            if (r->dirty && (rc = rebind(r, err, sizeof err))) break;
-            if ((rc = launch(r, err, sizeof err))) break;
-        }
-        if (can_run_ahead(r) && (rc = launch(r, err, sizeof err))) break;
-        if ((rc = finish(r, err, sizeof err))) break;
-        if (!r->queued) hand_back(r, 1);
+        take_joiners(r);
+        hand_back(r, 0);
+        if (!r->n) break;
+        if (r->dirty && (rc = rebind(r, err, sizeof err))) break;
+        if ((rc = step(r, err, sizeof err))) break;
+        hand_back(r, 1);
     }
-    if (rc) {
-        (void)cudaStreamSynchronize(env->d->ctx->stream); /* nothing of ours still runs */
-        fail_all(r, rc, err);
-        for (int k = 0; k < r->nheld; k++) {
-            r->held[k]->status = px_errf(r->held[k]->err, sizeof r->held[k]->err, rc, "%s", err);
-            r->feed->done(r->feed->ctx, r->held[k]);
-        }
-    }
+    if (rc) fail_all(r, rc, err);
     if (r->p) zc_plan_end(env->d, r->p);
-out:
-    for (int k = 0; k < 2; k++)
-        if (r->done[k]) cudaEventDestroy(r->done[k]);
     free(r);
     return rc;
 }

@@ -336,8 +336,7 @@ fail:
  * (8 channels a thread) and from one a value further (a channel a
  * thread), with a pending bias xb: their sums add in other orders, so the
  * mean and 1/σ may be a rounding apart (1e-6 relative), never more.
- * Both paths are the per-value one unless zc_pending() (gpu_session's
- * tests step runs the check with PX_ZIMAGE_CUDA_PENDING=1 too). */
+ * (With PX_ZIMAGE_CUDA_FUSE=0 both are the per-value path.) */
 static int gn_stats_paths(const void *x1, const void *x2, int bf, int hw, int C, int G,
                           const float *xb, long *diff, char *err, size_t errlen)
 {

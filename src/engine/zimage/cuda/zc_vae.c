@@ -62,7 +62,7 @@ typedef struct vnorm {
     float *g, *b;
 } vnorm;
 
-/* With zc_pending() (v->fold) the block's biases are not passes of their
+/* With v->fold (the default; not with PX_ZIMAGE_CUDA_FUSE=0) the block's biases are not passes of their
  * own: conv1's is added by norm2 on the fly (zc_gn_stats' xb), conv2's
  * (plus the shortcut's) once with the residual: b2 = c2.b (+ sc.b), fp32
  * on the GPU. Two passes over the block's output fewer. */
@@ -84,7 +84,7 @@ struct zc_vae {
     px_cuda_algos *algos;
     px_cuda_prec prec; /* the fp32 convolutions' math: TF32 or FP32 (FMA) */
     bool up_bf;        /* PX_ZIMAGE_CUDA_VAE=bf16: the up path in bf16 (see walk) */
-    bool fold;         /* the ResNet blocks' biases folded (vres; zc_pending()) */
+    bool fold;         /* the ResNet blocks' biases folded (vres; zc_wide_kernels()) */
     size_t weight_bytes;
     /* the plan */
     int lh, lw, chunk;
@@ -278,7 +278,7 @@ int zc_vae_create(px_cuda_ctx *c, zc_gemm *g, const zi_weights *w, const zi_vae_
     const char *pv = getenv("PX_ZIMAGE_CUDA_VAE");
     v->prec = pv && !strcmp(pv, "fp32") ? PX_CUDA_FP32 : PX_CUDA_TF32;
     v->up_bf = !pv || !*pv || !strcmp(pv, "bf16");
-    v->fold = zc_pending();
+    v->fold = zc_wide_kernels();
     if (pv && *pv && strcmp(pv, "bf16") && strcmp(pv, "tf32") && strcmp(pv, "fp32"))
         return px_errf(err, errlen, PX_EINVAL, "PX_ZIMAGE_CUDA_VAE=%s: want bf16, tf32 or fp32",
                        pv);

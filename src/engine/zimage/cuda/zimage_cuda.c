@@ -144,55 +144,6 @@ static bool all_cancelled(const job *j)
     return true;
 }
 
-/* The plan's j->steps Euler steps, each timed and reported.
- *
- * PX_ZIMAGE_CUDA_AHEAD=1: step s+1 is enqueued before waiting for step s,
- * so the GPU does not idle while this thread wakes up, writes the next
- * step's parameters and launches its graph (the step's host-timed 98 ms
- * against ~95 ms of GPU parts, tenth session); a cancel then lands one
- * step later. A step's time is then the gap between two completions. */
-static int run_steps(job *j, zc_plan *p, int direct, char *err, size_t errlen)
-{
-    int rc = 0;
-    cudaStream_t st = j->ctx->stream;
-    cudaEvent_t done[2] = {NULL, NULL};
-    const char *av = getenv("PX_ZIMAGE_CUDA_AHEAD");
-    int lag = av && !strcmp(av, "1"); /* steps in flight beyond the one waited for */
-    PX_CUDA_CHECK(cudaEventCreateWithFlags(&done[0], cudaEventDisableTiming));
-    PX_CUDA_CHECK(cudaEventCreateWithFlags(&done[1], cudaEventDisableTiming));
-    int64_t prev = px_now_ns();
-    for (int s = 0; s < j->steps + lag; s++) {
-        if (s < j->steps) {
-            if (all_cancelled(j)) {
-                rc = px_errf(err, errlen, PX_ECANCELED, "cancelled before step %d of %d", s + 1,
-                             j->steps);
-                goto fail;
-            }
-            float sig[ZC_MAX_ITEMS], nxt[ZC_MAX_ITEMS]; /* one schedule for the whole batch */
-            for (int i = 0; i < j->n; i++) sig[i] = j->sigmas[s], nxt[i] = j->sigmas[s + 1];
-            if ((rc = zc_plan_step(j->d, p, sig, nxt, direct, NULL, err, errlen))) goto fail;
-            PX_CUDA_CHECK(cudaEventRecord(done[s & 1], st));
-        }
-        int w = s - lag; /* the step waited for */
-        if (w < 0) continue;
-        PX_CUDA_CHECK(cudaEventSynchronize(done[w & 1]));
-        int64_t now = px_now_ns();
-        double ms = px_ns_to_ms(now - prev);
-        prev = now;
-        for (int i = 0; i < j->n; i++) {
-            px_engine_gen *g = &j->items[i].gen;
-            if (w < PX_ENGINE_GEN_MAX_STEPS) g->step_ms[w] = (float)ms, g->nstep_ms = w + 1;
-            px_engine_progress(&j->items[i], w + 1, j->steps);
-        }
-    }
-fail:
-    /* Nothing of this job's may still run when the caller reuses the plan. */
-    if (rc) (void)cudaStreamSynchronize(st);
-    for (int k = 0; k < 2; k++)
-        if (done[k]) cudaEventDestroy(done[k]);
-    return rc;
-}
-
 /* Text, denoising; the final latents back into j->lat. */
 static int job_denoise(job *j, char *err, size_t errlen)
 {
@@ -217,7 +168,24 @@ static int job_denoise(job *j, char *err, size_t errlen)
     const char *gv = getenv("PX_ZIMAGE_CUDA_GRAPHS");
     int direct = gv && !strcmp(gv, "0");
     if ((rc = zc_plan_begin(j->d, p, &j->b, j->lat, err, errlen))) goto fail;
-    if ((rc = run_steps(j, p, direct, err, errlen))) goto fail;
+    for (int s = 0; s < j->steps; s++) {
+        if (all_cancelled(j)) {
+            rc = px_errf(err, errlen, PX_ECANCELED, "cancelled before step %d of %d", s + 1,
+                         j->steps);
+            goto fail;
+        }
+        int64_t ts = px_now_ns();
+        float sig[ZC_MAX_ITEMS], nxt[ZC_MAX_ITEMS]; /* one schedule for the whole batch */
+        for (int i = 0; i < j->n; i++) sig[i] = j->sigmas[s], nxt[i] = j->sigmas[s + 1];
+        if ((rc = zc_plan_step(j->d, p, sig, nxt, direct, NULL, err, errlen))) goto fail;
+        PX_CUDA_CHECK(cudaStreamSynchronize(j->ctx->stream));
+        double ms = px_ns_to_ms(px_now_ns() - ts);
+        for (int i = 0; i < j->n; i++) {
+            px_engine_gen *g = &j->items[i].gen;
+            if (s < PX_ENGINE_GEN_MAX_STEPS) g->step_ms[s] = (float)ms, g->nstep_ms = s + 1;
+            px_engine_progress(&j->items[i], s + 1, j->steps);
+        }
+    }
     size_t per = (size_t)j->C * j->lat_h * j->lat_w;
     PX_CUDA_CHECK(cudaMemcpy(j->lat, zc_plan_latents(p), (size_t)j->n * per * sizeof(float),
                              cudaMemcpyDeviceToHost));

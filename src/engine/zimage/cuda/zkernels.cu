@@ -631,16 +631,6 @@ int zc_wide_kernels(void)
     return wide_kernels();
 }
 
-int zc_pending(void)
-{
-    static int on = -1;
-    if (on < 0) {
-        const char *v = getenv("PX_ZIMAGE_CUDA_PENDING");
-        on = v && !strcmp(v, "1");
-    }
-    return on;
-}
-
 int zc_f32_to_bf16(zc_stream s, const float *x, void *y, size_t n)
 {
     if (!n) return 0;

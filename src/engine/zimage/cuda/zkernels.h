@@ -33,17 +33,10 @@ extern "C" {
 typedef struct CUstream_st *zc_stream;
 
 /* Whether the wide and fused element-wise kernels run (PX_ZIMAGE_CUDA_FUSE
- * is not "0"; read once): also the VAE kernels' (zvae_kernels.h). */
+ * is not "0"; read once): also the VAE kernels' (zvae_kernels.h), the
+ * DiT projections' bf16 outputs (zc_dit.c) and the VAE's folded biases
+ * (zc_vae.c). =0 runs what came before them, for comparing. */
 int zc_wide_kernels(void);
-
-/* Whether the kernels written on 2026-12-05 (eleventh session) without a
- * GPU to run them are used: PX_ZIMAGE_CUDA_PENDING=1 (read once). They
- * are the DiT's attention-out and w2 projections writing bf16 (PyTorch's
- * Linear output type; the gated residual reads either), the VAE ResNet
- * blocks' convolution biases added on other passes, and the VAE's
- * GroupNorm statistics 8 channels a thread. Off until `gpu_session.sh
- * tests` passes with them on a GPU; then they become the defaults. */
-int zc_pending(void);
 
 /* float -> bf16 (round to nearest even), n elements. */
 int zc_f32_to_bf16(zc_stream s, const float *x, void *y, size_t n);

@@ -260,7 +260,7 @@ int zc_gn_stats(zc_stream s, const void *x, const float *xb, int bf, int hw, int
 {
     if (C > 1024 || C < 1 || part_pairs < C || C % G) return (int)cudaErrorInvalidValue;
     int cap = part_pairs / C, CV = C / 8, nslice;
-    if (zc_pending() && zc_wide_kernels() && C % 8 == 0 && 256 % CV == 0 && !((uintptr_t)x % 16)) {
+    if (zc_wide_kernels() && C % 8 == 0 && 256 % CV == 0 && !((uintptr_t)x % 16)) {
         /* ~16 pixels a thread */
         int per = 16 * (256 / CV);
         if ((hw + per - 1) / per > cap) per = (hw + cap - 1) / cap;

@@ -29,7 +29,7 @@ extern "C" {
  * (room for part_pairs (slice, channel) pairs of 2 doubles, >= C), then
  * mean and 1/sqrt(var + eps) per group into stats (G x 2 floats), a block
  * a group. Deterministic (fixed summation order for a given hw, C and
- * part_pairs). 8 channels a thread (16-byte loads) when zc_pending()
+ * part_pairs). 8 channels a thread (16-byte loads) when zc_wide_kernels()
  * and x allows (aligned, C % 8 == 0, C / 8 dividing 256), else one.
  * xb: NULL, or the bias x has not had added yet (C floats):
  * the statistics are x[p, c] + xb[c]'s (summed in fp32 first, as
