@@ -62,8 +62,8 @@ typedef struct vnorm {
     float *g, *b;
 } vnorm;
 
-/* With v->fold (the default; not with PX_ZIMAGE_CUDA_FUSE=0) the block's biases are not passes of their
- * own: conv1's is added by norm2 on the fly (zc_gn_stats' xb), conv2's
+/* With v->fold (the default; not with PX_ZIMAGE_CUDA_FUSE=0) the block's
+ * biases are not passes of their own: conv1's is added by norm2 on the fly (zc_gn_stats' xb), conv2's
  * (plus the shortcut's) once with the residual: b2 = c2.b (+ sc.b), fp32
  * on the GPU. Two passes over the block's output fewer. */
 typedef struct vres {
