@@ -63,9 +63,10 @@ typedef struct vnorm {
 } vnorm;
 
 /* With v->fold (the default; not with PX_ZIMAGE_CUDA_FUSE=0) the block's
- * biases are not passes of their own: conv1's is added by norm2 on the fly (zc_gn_stats' xb), conv2's
- * (plus the shortcut's) once with the residual: b2 = c2.b (+ sc.b), fp32
- * on the GPU. Two passes over the block's output fewer. */
+ * biases are not passes of their own: conv1's is added by norm2 on the
+ * fly (zc_gn_stats' xb), conv2's (plus the shortcut's) once with the
+ * residual: b2 = c2.b (+ sc.b), fp32 on the GPU. Two passes over the
+ * block's output fewer. */
 typedef struct vres {
     vnorm n1, n2;
     vconv c1, c2, sc;
