@@ -25,9 +25,10 @@ if [ -d .devlibs ]; then
   libdirs=/tmp/px-devlibs
   echo "gpu_env: carried libraries used (the system lacks them): $(ls /tmp/px-devlibs | tr '\n' ' ')"
 fi
-# cuDNN/cuFFT: the system's if ldconfig knows them, else PyTorch's wheels.
-if ! ldconfig -p 2>/dev/null | grep 'libcudnn.so.9' >/dev/null; then
-  py=$(python3 - <<'PY' 2>/dev/null
+# PyTorch's wheels' library directories (cuDNN, cuFFT, cuBLAS, the CUDA 13
+# runtime), colon-separated; empty without them.
+px_torch_libdirs() {
+  python3 - <<'PY' 2>/dev/null
 import importlib, os
 dirs = []
 # CUDA 12 wheels: nvidia/<lib>/lib; CUDA 13 wheels (torch 2.11+cu130): nvidia/cu13/lib
@@ -41,8 +42,17 @@ for mod in ("nvidia.cudnn", "nvidia.cufft", "nvidia.cublas", "nvidia.cuda_runtim
         pass
 print(":".join(dirs))
 PY
-)
-  [ -n "$py" ] && libdirs="$libdirs:$py"
+}
+# cuDNN/cuFFT: the system's if ldconfig knows them, else PyTorch's wheels.
+# PX_LIBS=torch puts the wheels' first even where the system has its own
+# (the libraries PyTorch's runs use: an A/B of the library, not the code).
+if [ "${PX_LIBS:-}" = torch ] || ! ldconfig -p 2>/dev/null | grep 'libcudnn.so.9' >/dev/null; then
+  py=$(px_torch_libdirs)
+  if [ "${PX_LIBS:-}" = torch ]; then
+    [ -n "$py" ] && libdirs="$py${libdirs:+:$libdirs}"
+  elif [ -n "$py" ]; then
+    libdirs="$libdirs:$py"
+  fi
 fi
 for d in /usr/local/cuda/lib64 /usr/local/cuda/lib; do [ -d "$d" ] && libdirs="$libdirs:$d"; done
 # Sourced again by a script this one started: the same directories once.

@@ -63,7 +63,8 @@
 # To fit a short device budget: SKIP_MORE=1 makes `zimage` measure PyTorch
 # at the headline shapes only (1024² b1, 512² b4); CB_MODES=on makes
 # `cbatch` sweep pixserve's default (continuous batching) only;
-# WITH_PROFILE=1 adds a 1024² profile and fp8's speed to `zimage`.
+# WITH_PROFILE=1 adds a 1024² profile and fp8's speed to `zimage`;
+# WITH_LIBS_AB=1 times it with the system's cuDNN/cuBLAS against PyTorch's.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 STEP=${1:-}
@@ -315,9 +316,22 @@ step_zimage() {
     # (2026-12-06 this part also timed PX_ZIMAGE_CUDA_GRAPHS=0,
     # PX_CUDA_SCHEDULE=spin and a step loop that ran a step ahead: none
     # differed from the defaults by more than the noise; zimage-cuda.md.)
-    part speed_ab 100 gpu "for v in default PX_ZIMAGE_CUDA_FUSE=0 default PX_ZIMAGE_CUDA_FUSE=0; do \
+    # NO_SPEED_AB=1: not this part (its answer is known: a short call).
+    [ "${NO_SPEED_AB:-0}" = 1 ] || part speed_ab 100 gpu "for v in default PX_ZIMAGE_CUDA_FUSE=0 default PX_ZIMAGE_CUDA_FUSE=0; do \
       env \$( [ \$v = default ] || echo \$v ) $BIN/zimage_cuda_bench --model $ZMODEL/hf \
       --sizes 1024x1024 --batches 1 --iters 3 --json $WORK/speed-\${v//=/}.jsonl; done"
+  fi
+  # WITH_LIBS_AB=1: the same engine build with the system's cuDNN and
+  # cuBLAS(Lt) against PyTorch's wheels' (newer; what its rows ran on),
+  # alternated; the rows carry the versions each process loaded.
+  if [ "${WITH_LIBS_AB:-0}" = 1 ]; then
+    local tl
+    tl=$(px_torch_libdirs)
+    part libs_ab 150 gpu "for v in system torch system torch; do \
+      if [ \$v = torch ]; then lp='$tl':\$LD_LIBRARY_PATH; else lp=\$LD_LIBRARY_PATH; fi; \
+      echo \"== \$v libraries\"; LD_LIBRARY_PATH=\$lp ldd $BIN/zimage_cuda_bench | grep -E 'cudnn|cublas'; \
+      LD_LIBRARY_PATH=\$lp $BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024 --batches 1 \
+      --iters 3 --json $WORK/libs-\$v-\$RANDOM.jsonl; done"
   fi
   # OURS_BATCHES and TORCH_SHAPES narrow a short call (defaults: the table's).
   part ours 240 gpu "$PY bench/zimage_cuda_vs_torch.py --model $ZMODEL/hf --bench $BIN/zimage_cuda_bench \

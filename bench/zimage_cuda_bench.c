@@ -19,16 +19,20 @@
  * line: impl (pixserve-bf16, pixserve-fp8), size, batch, s_per_image,
  * peak_gib, text_ms, denoise_ms, vae_ms, step_ms, tokens, vae (the
  * decoder the engine reports: cuda-tf32, cuda-bf16, ...), fused (false
- * under PX_ZIMAGE_CUDA_FUSE=0) and gemm_tune (PX_ZIMAGE_CUDA_GEMM_TUNE=1).
+ * under PX_ZIMAGE_CUDA_FUSE=0), gemm_tune (PX_ZIMAGE_CUDA_GEMM_TUNE=1) and
+ * the cuDNN and cuBLASLt versions the process loaded (cudnn, cublaslt: a
+ * row measured with another library on the path says so).
  *
  * Ran on an H200 on 2026-12-05 (docs/benchmarks/zimage-cuda.md).
  */
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "engine/cuda/cuda_blas.h"
 #include "engine/engine.h"
 
 #include <cuda_runtime_api.h>
+#include <cudnn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,10 +123,12 @@ static int bench_one(px_engine *e, const opts *o, int w, int h, int B, const cha
         fprintf(js,
                 "{\"impl\":\"pixserve-%s\",\"size\":\"%dx%d\",\"batch\":%d,\"s_per_image\":%.4f,"
                 "\"peak_gib\":%.2f,\"text_ms\":%.2f,\"denoise_ms\":%.2f,\"vae_ms\":%.2f,"
-                "\"step_ms\":%.2f,\"tokens\":%d,\"vae\":\"%s\",\"fused\":%s,\"gemm_tune\":%s}\n",
+                "\"step_ms\":%.2f,\"tokens\":%d,\"vae\":\"%s\",\"fused\":%s,\"gemm_tune\":%s,"
+                "\"cudnn\":%zu,\"cublaslt\":%d}\n",
                 o->precision, w, h, B, spi, gib, g->encode_ns / 1e6, g->denoise_ns / 1e6, g->decode_ns / 1e6,
                 step, g->prompt_tokens, o->vae, env_is("PX_ZIMAGE_CUDA_FUSE", "0") ? "false" : "true",
-                env_is("PX_ZIMAGE_CUDA_GEMM_TUNE", "1") ? "true" : "false");
+                env_is("PX_ZIMAGE_CUDA_GEMM_TUNE", "1") ? "true" : "false", cudnnGetVersion(),
+                px_cuda_blaslt_version());
     if (js) fflush(js); /* a run stopped at its time limit keeps its rows */
 done:
     for (int i = 0; i < B; i++) px_image_free(&out[i]);
@@ -183,7 +189,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    printf("engine open (weights to the GPU): %.1f s\n", px_ns_to_ms(px_now_ns() - t0) / 1000);
+    printf("engine open (weights to the GPU): %.1f s (cuDNN %zu, cuBLASLt %d)\n",
+           px_ns_to_ms(px_now_ns() - t0) / 1000, cudnnGetVersion(), px_cuda_blaslt_version());
     vae_of(e, o.vae, sizeof o.vae);
     FILE *js = o.json ? fopen(o.json, "w") : NULL;
     int rc = 0;
