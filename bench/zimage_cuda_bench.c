@@ -21,7 +21,9 @@
  * decoder the engine reports: cuda-tf32, cuda-bf16, ...), fused (false
  * under PX_ZIMAGE_CUDA_FUSE=0), gemm_tune (PX_ZIMAGE_CUDA_GEMM_TUNE=1) and
  * the cuDNN and cuBLASLt versions the process loaded (cudnn, cublaslt: a
- * row measured with another library on the path says so).
+ * row measured with another library on the path says so) and first_s, the
+ * untimed first generation's batch time (its plan built on the way: what
+ * a request pays that meets a shape nothing warmed).
  *
  * Ran on an H200 on 2026-12-05 (docs/benchmarks/zimage-cuda.md).
  */
@@ -91,7 +93,7 @@ static int bench_one(px_engine *e, const opts *o, int w, int h, int B, const cha
     memset(out, 0, sizeof out);
     int rc = 0;
     for (int i = 0; i < B && !rc; i++) rc = px_image_alloc(&out[i], w, h, 3, NULL, NULL, 0);
-    double t[64];
+    double t[64], first = 0;
     int iters = o->iters < 64 ? o->iters : 64;
     g_peak = 0;
     for (int k = -1; k < iters && !rc; k++) {
@@ -102,7 +104,9 @@ static int bench_one(px_engine *e, const opts *o, int w, int h, int B, const cha
                                              .steps = o->steps}};
         int64_t t0 = px_now_ns();
         rc = px_engine_run(e, it, B);
-        if (k >= 0) t[k] = px_ns_to_ms(px_now_ns() - t0) / 1000.0;
+        double sec = px_ns_to_ms(px_now_ns() - t0) / 1000.0;
+        if (k >= 0) t[k] = sec;
+        else first = sec; /* the plan's build (cuDNN, cuBLASLt, graph) included */
     }
     if (rc) {
         fprintf(stderr, "%dx%d batch %d: %s\n", w, h, B, it[0].err);
@@ -116,19 +120,19 @@ static int bench_one(px_engine *e, const opts *o, int w, int h, int B, const cha
     qsort(steps, (size_t)ns, sizeof *steps, cmp_dbl);
     double spi = t[iters / 2] / B, step = ns ? steps[ns / 2] : 0, gib = (double)g_peak / (1 << 30);
     printf("%s %5dx%-5d batch %2d: %.3f s/image  text %.1f ms  denoise %.1f ms  VAE %.1f ms  "
-           "step %.1f ms  %d tokens  peak %.1f GiB\n",
+           "step %.1f ms  %d tokens  peak %.1f GiB  first %.2f s\n",
            o->precision, w, h, B, spi, g->encode_ns / 1e6, g->denoise_ns / 1e6, g->decode_ns / 1e6, step,
-           g->prompt_tokens, gib);
+           g->prompt_tokens, gib, first);
     if (js)
         fprintf(js,
                 "{\"impl\":\"pixserve-%s\",\"size\":\"%dx%d\",\"batch\":%d,\"s_per_image\":%.4f,"
                 "\"peak_gib\":%.2f,\"text_ms\":%.2f,\"denoise_ms\":%.2f,\"vae_ms\":%.2f,"
                 "\"step_ms\":%.2f,\"tokens\":%d,\"vae\":\"%s\",\"fused\":%s,\"gemm_tune\":%s,"
-                "\"cudnn\":%zu,\"cublaslt\":%d}\n",
+                "\"cudnn\":%zu,\"cublaslt\":%d,\"first_s\":%.3f}\n",
                 o->precision, w, h, B, spi, gib, g->encode_ns / 1e6, g->denoise_ns / 1e6, g->decode_ns / 1e6,
                 step, g->prompt_tokens, o->vae, env_is("PX_ZIMAGE_CUDA_FUSE", "0") ? "false" : "true",
                 env_is("PX_ZIMAGE_CUDA_GEMM_TUNE", "1") ? "true" : "false", cudnnGetVersion(),
-                px_cuda_blaslt_version());
+                px_cuda_blaslt_version(), first);
     if (js) fflush(js); /* a run stopped at its time limit keeps its rows */
 done:
     for (int i = 0; i < B; i++) px_image_free(&out[i]);
