@@ -40,7 +40,9 @@
 #                                 test: the short call after engine changes
 #                                 (SKIP_ZIMAGE=1: LaMa only; SKIP_DEFAULTS=1: no
 #                                 serving sweep; WITH_TORCH=1: the
-#                                 engine against torch.compile as in `lama`)
+#                                 engine against torch.compile as in `lama`;
+#                                 WITH_PROFILE=1 a profile, WITH_LIBS_AB=1
+#                                 the system's libraries against PyTorch's)
 #   bench/gpu_session.sh multi    issue 18 (nvidia-h200-x2): LaMa and Z-Image
 #                                 serving on 2 GPUs against 1
 #
@@ -347,6 +349,9 @@ step_zimage() {
     # fp8 last: the first part a short BUDGET cuts.
     part speed_fp8 90 gpu "$BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024,512x512 \
       --batches 1,4 --iters 2 --precision fp8 --json $WORK/speed-fp8.jsonl"
+    # fp8's step by part (each GEMM line includes its activations' quantization).
+    [ "${NO_STEP_PROFILE:-0}" = 1 ] || part zimage_profile_fp8 70 gpu "PX_ZIMAGE_CUDA_PROFILE=1 \
+      $BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024 --batches 1 --iters 1 --precision fp8"
   fi
   KEY+=("$WORK/ours/rows.json:ours-rows.json" "$WORK/torch/rows.json:torch-rows.json"
         "$WORK/torch_more/rows.json:torch-more-rows.json" "$WORK/speed-fp8.jsonl")
@@ -505,6 +510,20 @@ step_verify() {
     --sizes 1024x1024,512x512 --batches 1,4,5,8,16 --precisions tf32 --iters 5"
   [ "${SKIP_DEFAULTS:-0}" = 1 ] || part lama_defaults 260 gpu "CONFIGS=defaults SWEEP=${SWEEP:-1,5,10,50,100} OUT=$WORK/l16 \
     WORK=$WORK/l16-work WEIGHTS=/tmp/big.safetensors bench/lama_defaults_gpu.sh 10 3"
+  # WITH_PROFILE=1: where a 1024² batch-8 TF32 forward's GPU time goes.
+  [ "${WITH_PROFILE:-0}" = 1 ] && part lama_profile 90 gpu "PX_LAMA_CUDA_PROFILE=1 $BIN/lama_cuda_bench \
+    --weights /tmp/big.safetensors --sizes 1024x1024 --batches 8 --precisions tf32 --iters 2"
+  # WITH_LIBS_AB=1: the engine with the system's cuDNN/cuFFT/cuBLAS against
+  # PyTorch's wheels' (the ones its torch.compile rows run on), alternated.
+  if [ "${WITH_LIBS_AB:-0}" = 1 ]; then
+    local tl
+    tl=$(px_torch_libdirs)
+    part lama_libs_ab 150 gpu "for v in system torch system torch; do \
+      if [ \$v = torch ]; then lp='$tl':\$LD_LIBRARY_PATH; else lp=\$LD_LIBRARY_PATH; fi; \
+      echo \"== \$v libraries\"; LD_LIBRARY_PATH=\$lp ldd $BIN/lama_cuda_bench | grep -E 'cudnn|cufft|cublas'; \
+      LD_LIBRARY_PATH=\$lp $BIN/lama_cuda_bench --weights /tmp/big.safetensors \
+      --sizes 1024x1024,512x512 --batches 16 --precisions tf32 --iters 5; done"
+  fi
   # WITH_TORCH=1: the engine table against torch.compile too (as `lama`).
   [ "${WITH_TORCH:-0}" = 1 ] && part lama_engine 300 gpu "$PY bench/lama_cuda_vs_torch.py \
     --weights /tmp/big.safetensors --bench $BIN/lama_cuda_bench --out $WORK/lama-engine \

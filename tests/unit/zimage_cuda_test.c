@@ -773,7 +773,8 @@ done:
  * max|ref|) and, for bf16 output, its rounding (2^-9 of a value, twice
  * with a bias: the GEMM's, then the bias kernel's; 5e-3). Shapes: the
  * tiny DiT's w2 (K 170 padded to 176, x a strided slice, odd M), bias and
- * accumulate in both output types, one token, a wider K. */
+ * accumulate in both output types, one token, a wider K, the full DiT's
+ * K (3840 and 10240: the wide quantizer several chunks a thread). */
 TEST(t_fp8_gemm_against_host)
 {
     char why[300];
@@ -786,6 +787,10 @@ TEST(t_fp8_gemm_against_host)
         {.M = 33, .N = 192, .K = 64, .ldx = 64, .bias = 1, .acc = 1},
         {.M = 1, .N = 48, .K = 256, .ldx = 300, .bias = 1, .acc = 1, .f32 = 1, .alpha = 0.5f},
         {.M = 129, .N = 96, .K = 512, .ldx = 512, .f32 = 1},
+        /* the DiT's K (dim, ffn_hidden): the wide quantizer's 2 and 5
+         * chunks a thread */
+        {.M = 17, .N = 32, .K = 3840, .ldx = 3840, .bias = 1},
+        {.M = 5, .N = 16, .K = 10240, .ldx = 10240, .acc = 1, .f32 = 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const fp8_shape *f = &cases[i];
