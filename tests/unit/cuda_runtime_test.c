@@ -124,6 +124,9 @@ TEST(t_plans_hit_and_lru_eviction)
     k = (key3){1, 64, 96};
     T_TRUE(px_cuda_plans_find(c, &k) == NULL);
     T_EQ_INT(px_cuda_plans_count(c), 3);
+    /* Every build counted, the rebuild of an evicted key too; hits not. */
+    T_EQ_INT(f.built, 5);
+    T_EQ_INT(px_cuda_plans_builds(c), 5);
     T_EQ_INT(f.live, 3);
     px_cuda_plans_destroy(c);
     T_EQ_INT(f.live, 0);
@@ -148,8 +151,10 @@ TEST(t_plans_out_of_memory_drops_all_and_retries)
     key3 k = {8, 64, 64};
     void *p = (void *)1;
     char err[128];
+    long builds = px_cuda_plans_builds(c);
     T_EQ_INT(px_cuda_plans_get(c, &k, &p, err, sizeof err), PX_ENOMEM);
     T_EQ_INT(f.attempts - before, 2);
+    T_EQ_INT(px_cuda_plans_builds(c), builds); /* a failed build is none */
     T_TRUE(p == NULL);
     T_EQ_INT(px_cuda_plans_count(c), 0);
     px_cuda_plans_destroy(c);

@@ -477,6 +477,50 @@ TEST(t_cancel_between_steps)
     px_engine_close(e);
 }
 
+/* The DiT plans the engine has built (its description's dit_plans). */
+static long plans_built(px_engine *e)
+{
+    px_buf d;
+    px_buf_init(&d, 1 << 16);
+    T_EQ_INT(px_engine_describe(e, &d), 0);
+    long t = 0;
+    for (char *p = (char *)d.data; (p = strstr(p, "\"built\":"));) t += strtol(p + 8, &p, 10);
+    px_buf_free(&d);
+    return t;
+}
+
+/* --warm-sizes: warm-up builds the plans of every batch size up to
+ * max_batch (powers of two) at the size, so requests of those shapes build
+ * none on their path. */
+TEST(t_warm_up_builds_the_plans)
+{
+    px_engine *e = open_cuda();
+    if (!e) return;
+    int ws[1] = {W}, hs[1] = {H};
+    px_engine_warmup wu = {.w = ws, .h = hs, .nsizes = 1, .max_batch = 4};
+    char err[512] = "";
+    T_EQ_INT(px_engine_warm_up(e, &wu, err, sizeof err), 0);
+    long built = plans_built(e);
+    T_CMP_DBL((double)built, >=, 4.0); /* the first-use run's, then batches 4, 2, 1 */
+    px_image im[4];
+    px_engine_item it[4];
+    memset(im, 0, sizeof im);
+    for (int n = 1; n <= 4; n *= 2) {
+        for (int i = 0; i < n; i++) {
+            T_EQ_INT(px_image_alloc(&im[i], W, H, 3, NULL, NULL, 0), 0);
+            it[i] = (px_engine_item){.out = &im[i], .seed = (uint64_t)(9 + i),
+                                     .gen = {.prompt = PROMPT, .width = W, .height = H,
+                                             .steps = 2}};
+        }
+        T_EQ_INT(px_engine_run(e, it, n), 0);
+        for (int i = 0; i < n; i++) px_image_free(&im[i]);
+    }
+    printf("  warm-up built %ld DiT plans; batches 1, 2, 4 after it built %ld\n", built,
+           plans_built(e) - built);
+    T_EQ_INT(plans_built(e), built);
+    px_engine_close(e);
+}
+
 /* ---------------------------------------------------------------- LoRAs */
 
 /* A random LoRA of the test model (tools/zimage_lora.py) into path. */
@@ -838,4 +882,4 @@ TEST(t_fused_kernels_match)
 TEST_MAIN(t_stages_against_reference, t_batch_item_equals_solo, t_joined_item_equals_solo,
           t_cancel_between_steps, t_dit_lora_against_cpu, t_mixed_lora_batch_equals_solo,
           t_fp8_gemm_against_host, t_fp8_stages_against_reference, t_fused_kernels_match,
-          t_vae_bf16_default_near_tf32)
+          t_vae_bf16_default_near_tf32, t_warm_up_builds_the_plans)

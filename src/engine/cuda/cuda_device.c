@@ -165,13 +165,14 @@ px_cuda_ctx *px_cuda_pool_ctx(px_cuda_pool *p, int i)
     return &p->ctx[i];
 }
 
-px_cuda_ctx *px_cuda_pool_take(px_cuda_pool *p)
+/* Context `want` (any free one when < 0), once free. */
+static px_cuda_ctx *take(px_cuda_pool *p, int want)
 {
     pthread_mutex_lock(&p->mu);
     int k = -1;
     for (;;) {
         for (int i = 0; i < p->n && k < 0; i++)
-            if (!p->busy[i]) k = i;
+            if (!p->busy[i] && (want < 0 || i == want)) k = i;
         if (k >= 0) break;
         pthread_cond_wait(&p->freed, &p->mu);
     }
@@ -180,11 +181,22 @@ px_cuda_ctx *px_cuda_pool_take(px_cuda_pool *p)
     return &p->ctx[k];
 }
 
+px_cuda_ctx *px_cuda_pool_take(px_cuda_pool *p)
+{
+    return take(p, -1);
+}
+
+px_cuda_ctx *px_cuda_pool_take_at(px_cuda_pool *p, int i)
+{
+    return take(p, i < 0 || i >= p->n ? 0 : i);
+}
+
 void px_cuda_pool_give(px_cuda_pool *p, px_cuda_ctx *c)
 {
     pthread_mutex_lock(&p->mu);
     p->busy[c->index] = false;
-    pthread_cond_signal(&p->freed);
+    /* Everyone: a waiter for one particular context may be among them. */
+    pthread_cond_broadcast(&p->freed);
     pthread_mutex_unlock(&p->mu);
 }
 

@@ -84,6 +84,9 @@ px_cuda_ctx *px_cuda_pool_ctx(px_cuda_pool *p, int i);
 /* Blocks until a context is free and takes it; the caller makes its device
  * current (cudaSetDevice) and gives it back with px_cuda_pool_give. */
 px_cuda_ctx *px_cuda_pool_take(px_cuda_pool *p);
+/* The same for context i (0 <= i < size) in particular: warm-up visits
+ * every GPU. */
+px_cuda_ctx *px_cuda_pool_take_at(px_cuda_pool *p, int i);
 void px_cuda_pool_give(px_cuda_pool *p, px_cuda_ctx *c);
 
 /* The least free memory over the pool's devices (what a batch on any of

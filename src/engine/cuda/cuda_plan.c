@@ -168,6 +168,7 @@ static void lru_pop_oldest(lru *t, void *val)
 struct px_cuda_plans {
     lru t;
     px_cuda_plan_ops ops;
+    long builds; /* plans built by px_cuda_plans_get (successful) */
 };
 
 px_cuda_plans *px_cuda_plans_create(size_t key_size, int max_plans, const px_cuda_plan_ops *ops)
@@ -217,6 +218,7 @@ int px_cuda_plans_get(px_cuda_plans *c, const void *key, void **plan, char *err,
         *plan = NULL;
         return rc;
     }
+    c->builds++;
     px_cuda_plans_put(c, key, *plan);
     return 0;
 }
@@ -224,6 +226,11 @@ int px_cuda_plans_get(px_cuda_plans *c, const void *key, void **plan, char *err,
 int px_cuda_plans_count(const px_cuda_plans *c)
 {
     return c->t.n;
+}
+
+long px_cuda_plans_builds(const px_cuda_plans *c)
+{
+    return c->builds;
 }
 
 void px_cuda_plans_clear(px_cuda_plans *c)

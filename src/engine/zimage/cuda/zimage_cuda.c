@@ -42,6 +42,7 @@
 #include "engine/cuda/cuda_blas.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/cuda_device.h"
+#include "engine/cuda/cuda_plan.h"
 #include "engine/zimage/cuda/zc_join.h"
 #include "engine/zimage/cuda/zc_net.h"
 #include "engine/zimage/sampler.h"
@@ -230,9 +231,10 @@ static int job_decode(job *j, bool gpu, char *err, size_t errlen)
     return 0;
 }
 
-/* Items [0, n) of one size; lat_out as zi_cuda_run_latents. */
-static int run_group(zcuda_engine *e, px_engine_item *items, int n, float *lat_out, char *err,
-                     size_t errlen)
+/* Items [0, n) of one size; lat_out as zi_cuda_run_latents; on context
+ * `at` (any free one when < 0). */
+static int run_group(zcuda_engine *e, px_engine_item *items, int n, float *lat_out, int at,
+                     char *err, size_t errlen)
 {
     int f = zi_model_size_multiple(e->model) / zi_model_dit_config(e->model)->patch;
     job j;
@@ -245,7 +247,7 @@ static int run_group(zcuda_engine *e, px_engine_item *items, int n, float *lat_o
         job_free(&j);
         return rc;
     }
-    j.ctx = px_cuda_pool_take(e->pool);
+    j.ctx = at < 0 ? px_cuda_pool_take(e->pool) : px_cuda_pool_take_at(e->pool, at);
     j.d = j.ctx->user;
     PX_CUDA_CHECK(cudaSetDevice(j.ctx->dev));
     rc = job_denoise(&j, err, errlen);
@@ -276,12 +278,12 @@ static int group_end(const px_engine_item *items, int i, int n)
     return j > i ? j : i + 1;
 }
 
-static int run_items(zcuda_engine *e, px_engine_item *items, int n, float *lat_out)
+static int run_items(zcuda_engine *e, px_engine_item *items, int n, float *lat_out, int at)
 {
     int first = 0, i = 0;
     while (i < n) {
         int j = group_end(items, i, n);
-        int rc = run_group(e, items + i, j - i, lat_out, items[i].err, sizeof items[i].err);
+        int rc = run_group(e, items + i, j - i, lat_out, at, items[i].err, sizeof items[i].err);
         for (int k = i; k < j; k++) {
             items[k].status = rc;
             if (rc && k != i) memcpy(items[k].err, items[i].err, sizeof items[k].err);
@@ -303,7 +305,65 @@ static int run_items(zcuda_engine *e, px_engine_item *items, int n, float *lat_o
 
 static int zcuda_run(px_engine *pe, px_engine_item *items, int n)
 {
-    return run_items((zcuda_engine *)pe, items, n, NULL);
+    return run_items((zcuda_engine *)pe, items, n, NULL, -1);
+}
+
+/* One warm-up generation: n items of w x h, two steps (the plan's first
+ * runs direct, its second is captured as the CUDA graph), on context at. */
+static int warm_one(zcuda_engine *e, int w, int h, int n, int at, char *err, size_t errlen)
+{
+    px_image out[ZC_MAX_ITEMS];
+    px_engine_item it[ZC_MAX_ITEMS];
+    memset(out, 0, sizeof out);
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        rc = px_image_alloc(&out[i], w, h, 3, NULL, NULL, 0);
+        it[i] = (px_engine_item){.out = &out[i], .seed = (uint64_t)i + 1,
+                                 .gen = {.prompt = "warm-up", .width = w, .height = h, .steps = 2}};
+    }
+    if (rc) px_errf(err, errlen, rc, "out of memory warming up");
+    else if ((rc = run_items(e, it, n, NULL, at)))
+        px_errf(err, errlen, rc, "warm-up of engine zimage (%dx%d, batch %d): %s", w, h, n,
+                it[0].err);
+    for (int i = 0; i < n; i++) px_image_free(&out[i]);
+    return rc;
+}
+
+/* px_engine_warm_up: a 1-step generation of the smallest size (first-use
+ * costs out of the first request), then on every GPU each --warm-sizes
+ * size at batches max_batch, ..., 4, 2, 1 (powers of two below it; the
+ * plan cache keeps the four last built, so the small batches of light
+ * load stay): the DiT plan with its attention plans, GEMM choices and
+ * CUDA graph, and the VAE's, built before /readyz instead of on a
+ * request's path. The short prompt gives the 32-row text bucket; longer
+ * prompts' buckets build on first use. Sizes the model cannot make are
+ * skipped with a warning. */
+static int zcuda_warmup(px_engine *pe, const px_engine_warmup *wu, char *err, size_t errlen)
+{
+    zcuda_engine *e = (zcuda_engine *)pe;
+    int m = zi_model_size_multiple(e->model);
+    int rc = warm_one(e, m, m, 1, -1, err, errlen);
+    int maxb = wu && wu->max_batch > 0 ? wu->max_batch : 1;
+    maxb = maxb > ZC_MAX_ITEMS ? ZC_MAX_ITEMS : maxb;
+    for (int k = 0; wu && k < wu->nsizes && !rc; k++) {
+        int w = wu->w[k], h = wu->h[k];
+        if (w <= 0 || h <= 0 || w % m || h % m || w > ZI_MAX_SIDE || h > ZI_MAX_SIDE) {
+            PX_WARN("zimage: warm size %dx%d skipped (sides must be multiples of %d, at most %d)",
+                    w, h, m, ZI_MAX_SIDE);
+            continue;
+        }
+        for (int g = 0; g < e->ndev && !rc; g++) {
+            int64_t t0 = px_now_ns();
+            int n = 1;
+            while (n * 2 < maxb) n *= 2;
+            rc = warm_one(e, w, h, maxb, g, err, errlen);
+            for (; n >= 1 && !rc && n < maxb; n /= 2) rc = warm_one(e, w, h, n, g, err, errlen);
+            if (!rc)
+                PX_INFO("zimage: warmed %dx%d at batches up to %d on GPU %d in %.1f s", w, h, maxb,
+                        px_cuda_pool_ctx(e->pool, g)->dev, px_ns_to_ms(px_now_ns() - t0) / 1000);
+        }
+    }
+    return rc;
 }
 
 /* Continuous batching (zc_join.h) on a free context: the batch holds it
@@ -336,7 +396,7 @@ int zi_cuda_run_latents(px_engine *pe, px_engine_item *items, int n, float *lat_
                         size_t errlen)
 {
     if (!pe || pe->ops != &k_ops) return px_errf(err, errlen, PX_EINVAL, "not a zimage CUDA engine");
-    int rc = run_items((zcuda_engine *)pe, items, n, lat_out);
+    int rc = run_items((zcuda_engine *)pe, items, n, lat_out, -1);
     if (rc) px_errf(err, errlen, rc, "%s", items[0].err);
     return rc;
 }
@@ -554,6 +614,13 @@ static int zcuda_describe(const px_engine *pe, px_buf *out)
                            e->cpu_vae ? "" : zc_vae_precision(e->vae[0]),
                            px_cuda_blaslt_version());
     if (!rc) rc = px_cuda_pool_describe(e->pool, e->ndev, zcuda_weight_bytes, e, out);
+    /* DiT plans per GPU, cached and built so far (warm-up's effect shows:
+     * requests of warmed shapes build none). Read without the GPU's lock:
+     * two counters, informational. */
+    for (int i = 0; !rc && i < e->ndev; i++)
+        rc = px_buf_printf(out, "%s{\"cached\":%d,\"built\":%ld}%s", i ? "," : ",\"dit_plans\":[",
+                           px_cuda_plans_count(e->dev[i]->plans),
+                           px_cuda_plans_builds(e->dev[i]->plans), i == e->ndev - 1 ? "]" : "");
     for (int i = 0; !rc && i < e->ndev; i++) {
         zi_lora_cache_stats st;
         zc_lora_dev_stats(e->dev[i]->lora, &st);
@@ -575,8 +642,8 @@ static int zcuda_create_unused(const px_engine_config *cfg, px_engine **out, cha
 
 static const px_engine_ops k_ops = {
     .name = "zimage",
-    .description = "Z-Image-Turbo text to image on NVIDIA GPUs (bf16 or fp8 cuBLASLt GEMMs, own "
-                   "flash attention, CUDA graphs, continuous batching, cuDNN VAE)",
+    .description = "Z-Image-Turbo text to image on NVIDIA GPUs (bf16 or fp8 cuBLASLt GEMMs, "
+                   "cuDNN's fused attention, CUDA graphs, continuous batching, cuDNN VAE)",
     .caps = PX_ENGINE_CAP_BATCH | PX_ENGINE_CAP_ANY_SIZE | PX_ENGINE_CAP_DETERMINISTIC |
             PX_ENGINE_CAP_GPU | PX_ENGINE_CAP_WEIGHTS | PX_ENGINE_CAP_DEVICES |
             PX_ENGINE_CAP_JOIN,
@@ -588,6 +655,7 @@ static const px_engine_ops k_ops = {
     .parallelism = zcuda_parallelism,
     .run = zcuda_run,
     .run_feed = zcuda_run_feed,
+    .warmup = zcuda_warmup,
     .describe_config = zcuda_describe,
     .lora_open = zcuda_lora_open,
     .lora_close = zi_engine_lora_close, /* evicts from the GPUs too */
