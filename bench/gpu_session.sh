@@ -28,6 +28,9 @@
 #                                 kernels, bf16 with the bf16 VAE and its gate,
 #                                 bf16 with cuBLASLt candidates timed,
 #                                 then the full-size fp8 stage check (512²)
+#   bench/gpu_session.sh fp8fuse  fp8 after a kernel change: tests, fp8 with the
+#                                 fused activation copies vs PX_ZIMAGE_CUDA_Q8=0
+#                                 (alternated), bf16 beside, fp8's profile
 #   bench/gpu_session.sh lora     issue 14: LoRA step overhead and mixing;
 #                                 the full-size accuracy test (issue 13)
 #   bench/gpu_session.sh serve    issue 15: pixbench's generate tables (seed 002
@@ -70,8 +73,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 STEP=${1:-}
-case "$STEP" in check | tests | verify | attn | zimage | cbatch | fp8 | fp8speed | lora | serve | lama | multi) ;; *)
-  sed -n '2,35p' "$0" >&2
+case "$STEP" in check | tests | verify | attn | zimage | cbatch | fp8 | fp8speed | fp8fuse | lora | serve | lama | multi) ;; *)
+  sed -n '2,50p' "$0" >&2
   exit 2 ;;
 esac
 BUDGET=${BUDGET:-540}
@@ -355,6 +358,25 @@ step_zimage() {
   fi
   KEY+=("$WORK/ours/rows.json:ours-rows.json" "$WORK/torch/rows.json:torch-rows.json"
         "$WORK/torch_more/rows.json:torch-more-rows.json" "$WORK/speed-fp8.jsonl")
+}
+
+# fp8 after a kernel change: the tiny-model tests (the fused fp8 outputs
+# against the quantized bf16 ones, the fp8 stage test) while the model is
+# made, then fp8 with its activations' copies written by the norm and
+# SwiGLU kernels (the default) against PX_ZIMAGE_CUDA_Q8=0 (each GEMM
+# quantizes), alternated, bf16 beside them, and fp8's step profile.
+step_fp8fuse() {
+  env_part
+  tests_and_model
+  part fp8_ab 200 gpu "for v in default PX_ZIMAGE_CUDA_Q8=0 default PX_ZIMAGE_CUDA_Q8=0; do \
+    echo \"== \$v\"; env \$( [ \$v = default ] || echo \$v ) $BIN/zimage_cuda_bench --model $ZMODEL/hf \
+    --sizes 1024x1024 --batches 1 --iters 3 --precision fp8 --json $WORK/fp8-\${v//=/}-\$RANDOM.jsonl; done"
+  part bf16_b1 60 gpu "$BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024 --batches 1 \
+    --iters 3 --json $WORK/bf16-b1.jsonl"
+  part fp8_more 80 gpu "$BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024,512x512 \
+    --batches 4 --iters 2 --precision fp8 --json $WORK/fp8-b4.jsonl"
+  part zimage_profile_fp8 70 gpu "PX_ZIMAGE_CUDA_PROFILE=1 $BIN/zimage_cuda_bench --model $ZMODEL/hf \
+    --sizes 1024x1024 --batches 1 --iters 1 --precision fp8"
 }
 
 step_lora() {

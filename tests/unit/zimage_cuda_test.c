@@ -865,9 +865,11 @@ TEST(t_fused_kernels_match)
         printf("  rows %d x %d: residual+norm differs in %ld x, %ld y; SwiGLU in %ld; q/k "
                "norm + RoPE: %ld within a bf16 step of their pair, %ld more; VAE "
                "GroupNorm/bias/upsample "
-               "in %ld; wide vs per-value residual+norm: %ld within a rounding, %ld more\n",
+               "in %ld; wide vs per-value residual+norm: %ld within a rounding, %ld more; "
+               "fused fp8 outputs vs quantized bf16: %ld bytes\n",
                c->rows, c->n, c->x_diff, c->y_diff, c->swiglu_diff, c->qk_near, c->qk_far,
-               c->vae_diff, c->row_near, c->row_far);
+               c->vae_diff, c->row_near, c->row_far, c->q8_diff);
+        T_EQ_INT(c->q8_diff, 0);
         T_EQ_INT(c->x_diff, 0);
         T_EQ_INT(c->y_diff, 0);
         T_EQ_INT(c->swiglu_diff, 0);

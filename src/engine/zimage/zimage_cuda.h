@@ -89,6 +89,7 @@ typedef struct zi_cuda_kernels_case {
     unsigned seed;
     long x_diff, y_diff, swiglu_diff, qk_far, qk_near, vae_diff; /* out */
     long row_far, row_near; /* out: the wide residual + norm against the per-value one */
+    long q8_diff; /* out: bytes where the fused fp8 outputs differ from the quantized bf16 */
 } zi_cuda_kernels_case;
 
 int zi_cuda_kernels_check(zi_cuda_kernels_case *c, char *err, size_t errlen);

@@ -223,13 +223,14 @@ static int gemm(zc_dev *d, const void *x, int ldx, int M, int K, const void *w, 
 }
 
 /* A block's big linear (zc_lin): bf16, or fp8 with x quantized into the
- * plan's scratch (p->x8, p->xs). */
+ * plan's scratch (p->x8, p->xs) — by the kernel that wrote x when ready
+ * (q8_for). */
 static int gemm_lin(zc_plan *p, const void *x, int ldx, int M, int K, const zc_lin *l, int N,
-                    void *y, int ldy, zc_type yt, char *err, size_t errlen)
+                    void *y, int ldy, zc_type yt, int ready, char *err, size_t errlen)
 {
     zc_gemm_args a = {.x = x, .ldx = ldx, .M = M, .K = K, .w = l->w, .N = N, .y = y,
                       .ldy = ldy, .yt = yt, .w8 = l->w8, .w_scale = l->scale,
-                      .x8 = p->x8, .x_scale = p->xs};
+                      .x8 = p->x8, .x_scale = p->xs, .x8_ready = ready};
     return zc_gemm_run(p->d->gemm, &a, err, errlen);
 }
 
@@ -270,6 +271,26 @@ static int fuse_norm(void)
         on = !(v && !strcmp(v, "0"));
     }
     return on;
+}
+
+/* Whether the kernel writing linear l's input (a norm, SwiGLU) writes its
+ * fp8 copy too (zc_q8: the pass over it that the GEMM's quantization
+ * would make saved; y then need not be written in bf16): an fp8 linear,
+ * the fused kernels, no LoRA (its deltas read the bf16 input). */
+static int q8_for(const zc_plan *p, const zc_lin *l)
+{
+    static int on = -1; /* PX_ZIMAGE_CUDA_Q8=0: the GEMMs quantize (to compare) */
+    if (on < 0) {
+        const char *v = getenv("PX_ZIMAGE_CUDA_Q8");
+        on = !(v && !strcmp(v, "0"));
+    }
+    return on && p->d->fp8 && l->w8 && !p->lora && fuse_norm();
+}
+
+/* The plan's e4m3 scratch as a kernel's q8 output for rows of K. */
+static zc_q8 q8_of(const zc_plan *p, int K)
+{
+    return (zc_q8){.q = p->x8, .scale = p->xs, .ld = zc_fp8_ld(K)};
 }
 
 /* Block bl's adaLN modulation into mod (B x 4D: scale, gate of the
@@ -320,8 +341,9 @@ static int block_attn(zc_plan *p, const zc_dblock *bl, const stream *st, float *
                                             st->S, p->HB, D));
         mark(p, "norm");
     }
-    if ((rc = gemm_lin(p, p->HB, D, rows, D, &bl->qkv, 3 * D, p->QKV, 3 * D, ZC_BF16, err,
-                       errlen)) ||
+    /* normed: the block before wrote HB, and its q8 copy when q8_for. */
+    if ((rc = gemm_lin(p, p->HB, D, rows, D, &bl->qkv, 3 * D, p->QKV, 3 * D, ZC_BF16,
+                       normed && q8_for(p, &bl->qkv), err, errlen)) ||
         (rc = lora(p, bi, ZC_LORA_QKV, p->HB, D, S, p->QKV, 3 * D, ZC_BF16, err, errlen)))
         goto fail;
     mark(p, "gemm qkv");
@@ -339,14 +361,17 @@ static int block_attn(zc_plan *p, const zc_dblock *bl, const stream *st, float *
     mark(p, "attention");
     zc_type ht = proj_out();
     int hbf = ht == ZC_BF16;
-    if ((rc = gemm_lin(p, p->ATT, D, rows, D, &bl->out, D, p->HF, D, ht, err, errlen)) ||
+    if ((rc = gemm_lin(p, p->ATT, D, rows, D, &bl->out, D, p->HF, D, ht, 0, err, errlen)) ||
         (rc = lora(p, bi, ZC_LORA_OUT, p->ATT, D, S, p->HF, D, ht, err, errlen)))
         goto fail;
     mark(p, "gemm out");
     if (fuse_norm()) {
+        int q8 = q8_for(p, &bl->w13);
+        zc_q8 q = q8_of(p, D);
         PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(
             s, st->x, D, p->HF, hbf, D, rows, D, bl->n2, eps, mod ? mod + D : NULL, 4 * D, st->S,
-            bl->f1, mod ? mod + 2 * D : NULL, 4 * D, p->HB, D));
+            bl->f1, mod ? mod + 2 * D : NULL, 4 * D, q8 && zc_q8_fusable(D) ? NULL : p->HB, D,
+            q8 ? &q : NULL));
         mark(p, "gated residual + norm");
     } else {
         PX_CUDA_LAUNCH_CHECK(zc_gated_residual(s, st->x, D, p->HF, hbf, D, rows, D, bl->n2, eps,
@@ -374,24 +399,32 @@ static int block_ffn(zc_plan *p, const zc_dblock *bl, const stream *st, float *m
                                             mod ? mod + 2 * D : NULL, 4 * D, st->S, p->HB, D));
         mark(p, "norm");
     }
-    if ((rc = gemm_lin(p, p->HB, D, rows, D, &bl->w13, 2 * F, p->FF, 2 * F, ZC_BF16, err,
-                       errlen)) ||
+    if ((rc = gemm_lin(p, p->HB, D, rows, D, &bl->w13, 2 * F, p->FF, 2 * F, ZC_BF16,
+                       fuse_norm() && q8_for(p, &bl->w13), err, errlen)) ||
         (rc = lora(p, bi, ZC_LORA_W13, p->HB, D, S, p->FF, 2 * F, ZC_BF16, err, errlen)))
         goto fail;
     mark(p, "gemm w1|w3");
-    PX_CUDA_LAUNCH_CHECK(zc_swiglu(s, p->FF, 2 * F, rows, F));
+    int q8 = q8_for(p, &bl->w2);
+    zc_q8 q = q8_of(p, F);
+    if (q8)
+        PX_CUDA_LAUNCH_CHECK(zc_fp8_swiglu(s, p->FF, 2 * F, rows, F, 0, &q));
+    else
+        PX_CUDA_LAUNCH_CHECK(zc_swiglu(s, p->FF, 2 * F, rows, F));
     mark(p, "SwiGLU");
     zc_type ht = proj_out();
     int hbf = ht == ZC_BF16;
-    if ((rc = gemm_lin(p, p->FF, 2 * F, rows, F, &bl->w2, D, p->HF, D, ht, err, errlen)) ||
+    if ((rc = gemm_lin(p, p->FF, 2 * F, rows, F, &bl->w2, D, p->HF, D, ht, q8, err, errlen)) ||
         (rc = lora(p, bi, ZC_LORA_W2, p->FF, 2 * F, S, p->HF, D, ht, err, errlen)))
         goto fail;
     mark(p, "gemm w2");
     if (next) {
         if (next_mod && (rc = adaln(p, next, next_mod, err, errlen))) goto fail;
+        int nq8 = q8_for(p, &next->qkv);
+        zc_q8 nq = q8_of(p, D);
         PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(
             s, st->x, D, p->HF, hbf, D, rows, D, bl->f2, eps, mod ? mod + 3 * D : NULL, 4 * D,
-            st->S, next->n1, next_mod, 4 * D, p->HB, D));
+            st->S, next->n1, next_mod, 4 * D, nq8 && zc_q8_fusable(D) ? NULL : p->HB, D,
+            nq8 ? &nq : NULL));
         mark(p, "gated residual + norm");
     } else {
         PX_CUDA_LAUNCH_CHECK(zc_gated_residual(s, st->x, D, p->HF, hbf, D, rows, D, bl->f2, eps,

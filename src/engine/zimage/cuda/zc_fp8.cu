@@ -3,6 +3,8 @@
  * per-row e4m3 quantization of bf16 matrices and the bias add of fp8
  * GEMMs.
  *
+ * Also SwiGLU with its output's fp8 copy (zc_fp8_swiglu).
+ *
  * The quantizer gives a block to a row (the eight-a-thread kernel where the
  * shapes allow, unless PX_ZIMAGE_CUDA_FUSE=0): the row's largest magnitude is
  * reduced over the block, then every thread converts 4 consecutive
@@ -28,22 +30,10 @@ typedef __nv_bfloat16 bf16;
 
 const int QT = 256; /* threads per row */
 
-__device__ float block_max(float v, float *sh)
-{
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    int w = threadIdx.x / 32, l = threadIdx.x % 32;
-    if (l == 0) sh[w] = v;
-    __syncthreads();
-    float m = 0.0f;
-    for (int i = 0; i < QT / 32; i++) m = fmaxf(m, sh[i]);
-    return m;
-}
-
 __device__ __forceinline__ uint32_t quant1(const bf16 *xr, int k, int K, float sc)
 {
     if (k >= K) return 0u;
-    return (uint32_t)__nv_cvt_float_to_fp8(__bfloat162float(xr[k]) / sc, __NV_SATFINITE,
-                                           __NV_E4M3);
+    return zc_fp8_code(__bfloat162float(xr[k]), sc);
 }
 
 __global__ void k_quant_rows(const bf16 *x, int ldx, int K, int ld, uint8_t *q, float *scale)
@@ -53,7 +43,7 @@ __global__ void k_quant_rows(const bf16 *x, int ldx, int K, int ld, uint8_t *q, 
     const bf16 *xr = x + (size_t)r * ldx;
     float m = 0.0f;
     for (int k = threadIdx.x; k < K; k += QT) m = fmaxf(m, fabsf(__bfloat162float(xr[k])));
-    float sc = zc_fp8_scale(block_max(m, sh));
+    float sc = zc_fp8_scale(zc_fp8_block_max(m, sh, QT));
     if (threadIdx.x == 0) scale[r] = sc;
     uint32_t *qr = (uint32_t *)(q + (size_t)r * ld);
     for (int g = threadIdx.x; g < ld / 4; g += QT) {
@@ -89,7 +79,7 @@ __global__ void k_quant_rows8(const bf16 *x, int ldx, int K, int ld, uint8_t *q,
             for (int k = 0; k < 8; k++) m = fmaxf(m, fabsf(__bfloat162float(e[k])));
         }
     }
-    float sc = zc_fp8_scale(block_max(m, sh));
+    float sc = zc_fp8_scale(zc_fp8_block_max(m, sh, QT));
     if (threadIdx.x == 0) scale[r] = sc;
     uint2 *qr = (uint2 *)(q + (size_t)r * ld);
 #pragma unroll
@@ -100,13 +90,57 @@ __global__ void k_quant_rows8(const bf16 *x, int ldx, int K, int ld, uint8_t *q,
             uint32_t w[2] = {0u, 0u};
 #pragma unroll
             for (int k = 0; k < 8; k++)
-                w[k / 4] |= (uint32_t)__nv_cvt_float_to_fp8(__bfloat162float(e[k]) / sc,
-                                                            __NV_SATFINITE, __NV_E4M3)
-                            << (8 * (k % 4));
+                w[k / 4] |= zc_fp8_code(__bfloat162float(e[k]), sc) << (8 * (k % 4));
             qr[c] = make_uint2(w[0], w[1]);
         }
     }
     for (int c = n8 + threadIdx.x; c < ld / 8; c += QT) qr[c] = make_uint2(0u, 0u); /* K' padding */
+}
+
+/* zc_swiglu's SwiGLU (the same arithmetic as k_swiglu8) a block a row,
+ * eight columns a thread, with its result's e4m3 copy (zc_q8) from the
+ * bf16 values still in registers: the feed-forward's w2 input is then
+ * written once, in fp8 (and in bf16 only when keep, for LoRAs). */
+template <int C>
+__global__ void k_swiglu_q8(bf16 *x, int ld, int n, int keep, uint8_t *q, float *scale, int ldq)
+{
+    __shared__ float sh[QT / 32];
+    int r = blockIdx.x, n8 = n / 8;
+    bf16 *row = x + (size_t)r * ld;
+    uint4 o[C];
+    float m = 0.0f;
+#pragma unroll
+    for (int j = 0; j < C; j++) {
+        int c = threadIdx.x + j * QT;
+        if (c < n8) {
+            uint4 gv = ((const uint4 *)row)[c], uv = ((const uint4 *)(row + n))[c];
+            const bf16 *gp = (const bf16 *)&gv, *up = (const bf16 *)&uv;
+            bf16 *op = (bf16 *)&o[j];
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                float g = __bfloat162float(gp[k]), u = __bfloat162float(up[k]);
+                op[k] = __float2bfloat16(g / (1.0f + __expf(-g)) * u);
+                m = fmaxf(m, fabsf(__bfloat162float(op[k])));
+            }
+            if (keep) ((uint4 *)row)[c] = o[j];
+        }
+    }
+    float sc = zc_fp8_scale(zc_fp8_block_max(m, sh, QT));
+    if (threadIdx.x == 0) scale[r] = sc;
+    uint2 *qr = (uint2 *)(q + (size_t)r * ldq);
+#pragma unroll
+    for (int j = 0; j < C; j++) {
+        int c = threadIdx.x + j * QT;
+        if (c < n8) {
+            const bf16 *e = (const bf16 *)&o[j];
+            uint32_t w[2] = {0u, 0u};
+#pragma unroll
+            for (int k = 0; k < 8; k++)
+                w[k / 4] |= zc_fp8_code(__bfloat162float(e[k]), sc) << (8 * (k % 4));
+            qr[c] = make_uint2(w[0], w[1]);
+        }
+    }
+    for (int c = n8 + threadIdx.x; c < ldq / 8; c += QT) qr[c] = make_uint2(0u, 0u);
 }
 
 __global__ void k_add_bias(void *y, int is_bf16, int ldy, int N, size_t n, const float *b)
@@ -153,5 +187,26 @@ extern "C" int zc_fp8_add_bias(zc_stream s, void *y, int bf16, int ldy, int rows
     size_t n = (size_t)rows * (size_t)N;
     if (!n) return 0;
     k_add_bias<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(y, bf16, ldy, N, n, bias);
+    return (int)cudaGetLastError();
+}
+
+extern "C" int zc_fp8_swiglu(zc_stream s, void *x, int ld, int rows, int n, int keep_bf16,
+                             const zc_q8 *q8)
+{
+    if (rows <= 0) return 0;
+    int n8 = n / 8, C = (n8 + QT - 1) / QT;
+    bool fused = zc_wide_kernels() && n % 8 == 0 && ld % 8 == 0 && (uintptr_t)x % 16 == 0 &&
+                 (uintptr_t)q8->q % 16 == 0 && q8->ld % 16 == 0 && q8->ld >= n && C <= 8;
+    if (!fused) { /* the bf16 result, then its rows quantized */
+        int rc = zc_swiglu(s, x, ld, rows, n);
+        return rc ? rc : zc_fp8_quant_rows(s, x, ld, rows, n, q8->ld, q8->q, q8->scale);
+    }
+    bf16 *xb = (bf16 *)x;
+    if (C <= 2)
+        k_swiglu_q8<2><<<rows, QT, 0, s>>>(xb, ld, n, keep_bf16, q8->q, q8->scale, q8->ld);
+    else if (C <= 4)
+        k_swiglu_q8<4><<<rows, QT, 0, s>>>(xb, ld, n, keep_bf16, q8->q, q8->scale, q8->ld);
+    else
+        k_swiglu_q8<8><<<rows, QT, 0, s>>>(xb, ld, n, keep_bf16, q8->q, q8->scale, q8->ld);
     return (int)cudaGetLastError();
 }

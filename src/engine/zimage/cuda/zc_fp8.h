@@ -141,6 +141,33 @@ static inline float zc_fp8_quant_row(const float *x, int K, int ld, uint8_t *q)
     return sc;
 }
 
+#ifdef __CUDACC__
+#include <cuda_fp8.h>
+
+/* The kernels' pieces of the rule, shared by zc_fp8.cu's quantizer and
+ * the kernels that write an fp8 copy of their output (zc_q8, zkernels.h):
+ * the largest of every thread's v over a block of nthreads (a multiple of
+ * 32, at most 1024; sh: nthreads / 32 floats, free when called), */
+static __device__ __forceinline__ float zc_fp8_block_max(float v, float *sh, int nthreads)
+{
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    int w = threadIdx.x / 32, l = threadIdx.x % 32;
+    __syncthreads(); /* sh may still be read by an earlier reduction */
+    if (l == 0) sh[w] = v;
+    __syncthreads();
+    float m = 0.0f;
+    for (int i = 0; i < nthreads / 32; i++) m = fmaxf(m, sh[i]);
+    return m;
+}
+
+/* and the code of v / sc (the hardware's conversion, which equals
+ * zc_fp8_from_float: zimage_cuda_test checks it). */
+static __device__ __forceinline__ uint32_t zc_fp8_code(float v, float sc)
+{
+    return (uint32_t)__nv_cvt_float_to_fp8(v / sc, __NV_SATFINITE, __NV_E4M3);
+}
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -153,6 +180,13 @@ extern "C" {
  */
 int zc_fp8_quant_rows(zc_stream s, const void *x, int ldx, int rows, int K, int ld, uint8_t *q,
                       float *scale);
+
+/* zc_swiglu (rows of ld bf16: gate | up, n each) with the result's e4m3
+ * copy in q8 (zc_q8, zkernels.h) in the same pass where the rows allow
+ * (16-byte aligned, n % 8 == 0, n <= 16384; else SwiGLU then
+ * zc_fp8_quant_rows); the bf16 result over the gate half only when
+ * keep_bf16 (a LoRA reads it) or when not fused. */
+int zc_fp8_swiglu(zc_stream s, void *x, int ld, int rows, int n, int keep_bf16, const zc_q8 *q8);
 
 /* y[r, n] += bias[n] for r < rows, n < N; y bf16 (bf16 = 1) or fp32, row
  * stride ldy: the bias of an fp8 GEMM (zc_gemm.c says why it is not the

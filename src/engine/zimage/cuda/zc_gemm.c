@@ -326,7 +326,7 @@ int zc_gemm_run(zc_gemm *g, const zc_gemm_args *a, char *err, size_t errlen)
         (a->w8 && !fp8_args_ok(a)))
         return px_errf(err, errlen, PX_EINVAL, "zimage-cuda: %sGEMM %dx%dx%d (ldx %d, ldy %d)",
                        a->w8 ? "fp8 " : "", a->M, a->N, a->K, a->ldx, a->ldy);
-    if (a->w8)
+    if (a->w8 && !a->x8_ready)
         PX_CUDA_LAUNCH_CHECK(zc_fp8_quant_rows(s, a->x, a->ldx, a->M, a->K, zc_fp8_ld(a->K),
                                                a->x8, a->x_scale));
     cublasLtMatmulAlgo_t algo;

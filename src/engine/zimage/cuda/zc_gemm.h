@@ -66,6 +66,8 @@ typedef struct zc_gemm_args {
     const float *w_scale;
     void *x8;
     float *x_scale;
+    int x8_ready; /* x8/x_scale already hold x quantized (the kernel that wrote x wrote
+                     them, zc_q8): no quantization here, x unread (it may be stale) */
 } zc_gemm_args;
 
 /* Enqueues the GEMM on the context's stream. Returns 0, PX_EINVAL (a

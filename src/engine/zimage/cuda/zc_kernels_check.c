@@ -9,7 +9,9 @@
  * than the per-value kernels, so they may be a rounding off, never more
  * (q/k: one bf16 step of the RoPE pair's scale). The VAE's 16-byte
  * GroupNorm, bias and upsample kernels (ninth session) against their
- * per-value ones, to the bit, in fp32 and bf16.
+ * per-value ones, to the bit, in fp32 and bf16. The fp8 copies the fused
+ * residual + norm and SwiGLU write for fp8 GEMMs (thirteenth session)
+ * against the bf16 output quantized after, to the bit.
  *
  * Written 2026-12-05 (eighth to tenth sessions); passed on H100s (tenth).
  */
@@ -17,6 +19,7 @@
 
 #include "core/err.h"
 #include "engine/cuda/cuda_check.h"
+#include "engine/zimage/cuda/zc_fp8.h"
 #include "engine/zimage/cuda/zkernels.h"
 #include "engine/zimage/cuda/zvae_kernels.h"
 #include "engine/zimage/zops.h"
@@ -97,7 +100,7 @@ static int residual_norm(zi_cuda_kernels_case *c, char *err, size_t errlen)
             zc_rmsnorm_mod(NULL, d[B_X1], n, rows, n, d[B_W], eps, mul, 4 * n, rpi, d[B_Y1], n));
         PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(NULL, d[B_X2], n, hv, hbf, n, rows, n,
                                                     d[B_WH], eps, gate, 4 * n, rpi, d[B_W], mul,
-                                                    4 * n, d[B_Y2], n));
+                                                    4 * n, d[B_Y2], n, NULL));
         PX_CUDA_CHECK(cudaDeviceSynchronize());
         static const int back[] = {B_X1, B_X2, B_Y1, B_Y2};
         for (int k = 0; k < 4; k++)
@@ -170,7 +173,7 @@ static int row_paths(zi_cuda_kernels_case *c, char *err, size_t errlen)
         for (int path = 0; path < 2; path++)
             PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(
                 NULL, path ? x2 : x1, n, hbf ? (const void *)hb : h, hbf, n, rows, n, wh, 1e-5f,
-                mod + n, 4 * n, rpi, w, mod + 2 * n, 4 * n, path ? y2 : y1, n));
+                mod + n, 4 * n, rpi, w, mod + 2 * n, 4 * n, path ? y2 : y1, n, NULL));
         PX_CUDA_CHECK(cudaDeviceSynchronize());
         PX_CUDA_CHECK(cudaMemcpy(xa, x1, rn * 4, cudaMemcpyDeviceToHost));
         PX_CUDA_CHECK(cudaMemcpy(xb, x2, rn * 4, cudaMemcpyDeviceToHost));
@@ -222,6 +225,103 @@ fail:
     free(h);
     free(a);
     free(b);
+    return rc;
+}
+
+/* Device memory for fp8_outputs, carved: x (3 copies), h, wh, w, mod (fp32
+ * rows x n / n / n / items x 4n), y (bf16), g (bf16 rows x 2n, 2 copies),
+ * q (3 x rows x ld bytes), sc (3 x rows). */
+typedef struct q8_mem {
+    float *x[3], *h, *wh, *w, *mod, *sc[3];
+    uint16_t *y, *g[2];
+    uint8_t *q[3];
+} q8_mem;
+
+static size_t q8_carve(const zi_cuda_kernels_case *c, char *base, q8_mem *m)
+{
+    size_t rn = (size_t)c->rows * c->n, ld = (size_t)zc_fp8_ld(c->n);
+    size_t items = (size_t)(c->rows + c->rows_per_item - 1) / c->rows_per_item, at = 0;
+#define TAKE(ptr, bytes) (ptr = (void *)(base ? base + at : NULL), at += ((bytes) + 255) / 256 * 256)
+    for (int i = 0; i < 3; i++) TAKE(m->x[i], rn * 4), TAKE(m->q[i], c->rows * ld),
+                                    TAKE(m->sc[i], (size_t)c->rows * 4);
+    TAKE(m->h, rn * 4), TAKE(m->wh, (size_t)c->n * 4), TAKE(m->w, (size_t)c->n * 4);
+    TAKE(m->mod, items * 4 * c->n * 4), TAKE(m->y, rn * 2);
+    TAKE(m->g[0], rn * 4), TAKE(m->g[1], rn * 4);
+#undef TAKE
+    return at;
+}
+
+/* Bytes of a and b apart, both on the device (n bytes). */
+static int dev_diff(const void *a, const void *b, size_t n, long *diff, char *err, size_t errlen)
+{
+    int rc = 0;
+    char *ha = malloc(n), *hb = malloc(n);
+    if (!ha || !hb) {
+        rc = px_errf(err, errlen, PX_ENOMEM, "out of memory");
+        goto fail;
+    }
+    PX_CUDA_CHECK(cudaMemcpy(ha, a, n, cudaMemcpyDeviceToHost));
+    PX_CUDA_CHECK(cudaMemcpy(hb, b, n, cudaMemcpyDeviceToHost));
+    *diff += count_diff(ha, hb, n, 1);
+fail:
+    free(ha), free(hb);
+    return rc;
+}
+
+/* The fp8 copies the fused kernels write (zc_q8) against the bf16 output
+ * quantized after (zc_fp8_quant_rows): the same bytes and scales. The
+ * residual + norm with y and q8, then q8 alone (x must move alike);
+ * SwiGLU keeping its bf16 result (which must equal zc_swiglu's), then not. */
+static int fp8_outputs(zi_cuda_kernels_case *c, char *err, size_t errlen)
+{
+    int rc = 0, rows = c->rows, n = c->n, rpi = c->rows_per_item, ld = zc_fp8_ld(n);
+    size_t rn = (size_t)rows * n, bytes = q8_carve(c, NULL, &(q8_mem){0});
+    char *dev = NULL;
+    float *hf = malloc(bytes);
+    uint32_t s = c->seed ^ 0x85ebca6bu;
+    q8_mem m;
+    c->q8_diff = 0;
+    if (!hf) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
+    for (size_t k = 0; k < bytes / 4; k++) hf[k] = rnd(&s);
+    PX_CUDA_CHECK(cudaMalloc((void **)&dev, bytes));
+    PX_CUDA_CHECK(cudaMemcpy(dev, hf, bytes, cudaMemcpyHostToDevice));
+    q8_carve(c, dev, &m);
+    PX_CUDA_CHECK(cudaMemcpy(m.x[1], m.x[0], rn * 4, cudaMemcpyDeviceToDevice));
+    PX_CUDA_CHECK(cudaMemcpy(m.x[2], m.x[0], rn * 4, cudaMemcpyDeviceToDevice));
+    PX_CUDA_LAUNCH_CHECK(zc_f32_to_bf16(NULL, m.h, m.g[0], rn)); /* h in bf16, in g[0] */
+    for (int v = 0; v < 3; v++) { /* v 0: the reference; 1: y and q8; 2: q8 alone */
+        zc_q8 q = {.q = m.q[v], .scale = m.sc[v], .ld = ld};
+        PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(
+            NULL, m.x[v], n, m.g[0], 1, n, rows, n, m.wh, 1e-5f, m.mod + n, 4 * n, rpi, m.w,
+            m.mod + 2 * n, 4 * n, v == 2 ? NULL : m.y, n, v ? &q : NULL));
+        if (!v) PX_CUDA_LAUNCH_CHECK(zc_fp8_quant_rows(NULL, m.y, n, rows, n, ld, m.q[0], m.sc[0]));
+    }
+    for (int v = 1; v < 3 && !rc; v++)
+        if ((rc = dev_diff(m.q[0], m.q[v], (size_t)rows * ld, &c->q8_diff, err, errlen)) ||
+            (rc = dev_diff(m.sc[0], m.sc[v], (size_t)rows * 4, &c->q8_diff, err, errlen)) ||
+            (rc = dev_diff(m.x[0], m.x[v], rn * 4, &c->q8_diff, err, errlen)))
+            goto fail;
+    /* SwiGLU: g[0] through zc_swiglu then quantized, g[1] fused (kept,
+     * then not); gh: their input (bf16 rows x 2n), in hf's room */
+    uint16_t *gh = (uint16_t *)hf;
+    fill_bf16(gh, 2 * rn, &s, 3.0f);
+    PX_CUDA_CHECK(cudaMemcpy(m.g[0], gh, rn * 4, cudaMemcpyHostToDevice));
+    PX_CUDA_CHECK(cudaMemcpy(m.g[1], gh, rn * 4, cudaMemcpyHostToDevice));
+    PX_CUDA_LAUNCH_CHECK(zc_swiglu(NULL, m.g[0], 2 * n, rows, n));
+    PX_CUDA_LAUNCH_CHECK(zc_fp8_quant_rows(NULL, m.g[0], 2 * n, rows, n, ld, m.q[0], m.sc[0]));
+    for (int keep = 1; keep >= 0 && !rc; keep--) {
+        zc_q8 q = {.q = m.q[1 + keep], .scale = m.sc[1 + keep], .ld = ld};
+        PX_CUDA_LAUNCH_CHECK(zc_fp8_swiglu(NULL, m.g[1], 2 * n, rows, n, keep, &q));
+        if ((rc = dev_diff(m.q[0], q.q, (size_t)rows * ld, &c->q8_diff, err, errlen)) ||
+            (rc = dev_diff(m.sc[0], q.scale, (size_t)rows * 4, &c->q8_diff, err, errlen)) ||
+            (keep && (rc = dev_diff(m.g[0], m.g[1], rn * 4, &c->q8_diff, err, errlen))))
+            goto fail;
+        /* the kept result over the gate half: g[1] again from the start */
+        PX_CUDA_CHECK(cudaMemcpy(m.g[1], gh, rn * 4, cudaMemcpyHostToDevice));
+    }
+fail:
+    if (dev) cudaFree(dev);
+    free(hf);
     return rc;
 }
 
@@ -463,7 +563,8 @@ int zi_cuda_kernels_check(zi_cuda_kernels_case *c, char *err, size_t errlen)
                        "PX_ZIMAGE_CUDA_FUSE=0 turns the wide kernels off: nothing to compare");
     PX_CUDA_CHECK(cudaSetDevice(0));
     if ((rc = residual_norm(c, err, errlen)) || (rc = row_paths(c, err, errlen)) ||
-        (rc = swiglu(c, err, errlen)) || (rc = qknorm(c, err, errlen)))
+        (rc = swiglu(c, err, errlen)) || (rc = qknorm(c, err, errlen)) ||
+        (rc = fp8_outputs(c, err, errlen)))
         return rc;
     rc = vae(c, err, errlen);
 fail:

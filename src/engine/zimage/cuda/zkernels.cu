@@ -11,6 +11,8 @@
  */
 #include "engine/zimage/cuda/zkernels.h"
 
+#include "engine/zimage/cuda/zc_fp8.h"
+
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
@@ -211,9 +213,9 @@ __device__ __forceinline__ float sq4(float4 v, float s)
     return s + v.w * v.w;
 }
 
-/* y row = v · inv · w · m (w, m optional), four bf16 in one 8-byte store. */
-__device__ __forceinline__ void st_norm4(bf16 *yr, int c, float4 v, float inv, const float *w,
-                                         const float *m)
+/* v · inv · w · m (w, m optional) at chunk c of a row, as four bf16 (8
+ * bytes). */
+__device__ __forceinline__ uint2 norm4(int c, float4 v, float inv, const float *w, const float *m)
 {
     float o[4] = {v.x * inv, v.y * inv, v.z * inv, v.w * inv};
     if (w) {
@@ -227,25 +229,57 @@ __device__ __forceinline__ void st_norm4(bf16 *yr, int c, float4 v, float inv, c
     uint2 out;
     bf16 *q = (bf16 *)&out;
     for (int k = 0; k < 4; k++) q[k] = f2b(o[k]);
-    ((uint2 *)yr)[c] = out;
+    return out;
+}
+
+/* The four bf16 of u: their largest magnitude, and their e4m3 codes by
+ * scale sc in one word (zc_fp8.h's rule on the bf16 values). */
+__device__ __forceinline__ float absmax4(uint2 u, float mx)
+{
+    const bf16 *e = (const bf16 *)&u;
+    for (int k = 0; k < 4; k++) mx = fmaxf(mx, fabsf(b2f(e[k])));
+    return mx;
+}
+__device__ __forceinline__ uint32_t codes4(uint2 u, float sc)
+{
+    const bf16 *e = (const bf16 *)&u;
+    uint32_t w = 0;
+    for (int k = 0; k < 4; k++) w |= zc_fp8_code(b2f(e[k]), sc) << (8 * k);
+    return w;
 }
 
 /* The row's norm from its sum of squares ss (block-wide), then y = v ·
  * inv · w · m for the thread's chunks v: the end of both wide kernels, so
- * the fused and split paths round alike. */
+ * the fused and split paths round alike. With q8.q, the bf16 results'
+ * e4m3 copy as well (y NULL: only that), for an fp8 GEMM. */
 template <int K>
 __device__ __forceinline__ void norm_store4(const float4 (&v)[K], float ss, int n4, float eps,
                                             float *sh, int rpi, const float *w, const float *mul,
-                                            int ldmul, bf16 *y, int ldy)
+                                            int ldmul, bf16 *y, int ldy, zc_q8 q8)
 {
     int r = blockIdx.x;
-    float inv = rsqrtf(block_sum(ss, sh) / (4.0f * n4) + eps);
+    float inv = rsqrtf(block_sum(ss, sh) / (4.0f * n4) + eps), mx = 0.0f;
     const float *m = mul ? mul + (size_t)(r / rpi) * ldmul : nullptr;
+    uint2 o[K];
 #pragma unroll
     for (int k = 0; k < K; k++) {
         int c = threadIdx.x + k * ROW_THREADS;
-        if (c < n4) st_norm4(y + (size_t)r * ldy, c, v[k], inv, w, m);
+        if (c < n4) {
+            o[k] = norm4(c, v[k], inv, w, m);
+            if (y) ((uint2 *)(y + (size_t)r * ldy))[c] = o[k];
+            mx = absmax4(o[k], mx);
+        }
     }
+    if (!q8.q) return; /* the whole block alike */
+    float sc = zc_fp8_scale(zc_fp8_block_max(mx, sh, ROW_THREADS));
+    if (threadIdx.x == 0) q8.scale[r] = sc;
+    uint32_t *qr = (uint32_t *)(q8.q + (size_t)r * q8.ld);
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+        int c = threadIdx.x + k * ROW_THREADS;
+        if (c < n4) qr[c] = codes4(o[k], sc);
+    }
+    for (int c = n4 + threadIdx.x; c < q8.ld / 4; c += ROW_THREADS) qr[c] = 0u; /* K' padding */
 }
 
 template <int K>
@@ -274,14 +308,14 @@ __global__ void k_norm_mod4(const float *x, int ldx, int n4, const float *w, flo
             ss = sq4(v[k], ss);
         }
     }
-    norm_store4<K>(v, ss, n4, eps, sh, rpi, w, mul, ldmul, y, ldy);
+    norm_store4<K>(v, ss, n4, eps, sh, rpi, w, mul, ldmul, y, ldy, zc_q8{});
 }
 
 template <int K, typename H>
 __global__ void k_gated_residual_norm4(float *x, int ldx, const H *h, int ldh, int n4,
                                        const float *wh, float eps, const float *gate, int ldgate,
                                        int rpi, const float *w, const float *mul, int ldmul,
-                                       bf16 *y, int ldy)
+                                       bf16 *y, int ldy, zc_q8 q8)
 {
     __shared__ float sh[32];
     int r = blockIdx.x;
@@ -316,8 +350,8 @@ __global__ void k_gated_residual_norm4(float *x, int ldx, const H *h, int ldh, i
             ssx = sq4(xv[k], ssx);
         }
     }
-    if (!y) return; /* the whole block alike: no thread waits in block_sum */
-    norm_store4<K>(xv, ssx, n4, eps, sh, rpi, w, mul, ldmul, y, ldy);
+    if (!y && !q8.q) return; /* the whole block alike: no thread waits in block_sum */
+    norm_store4<K>(xv, ssx, n4, eps, sh, rpi, w, mul, ldmul, y, ldy, q8);
 }
 
 /* SwiGLU eight elements a thread (16-byte loads and stores) and a block
@@ -655,7 +689,7 @@ int zc_gated_residual(zc_stream s, float *x, int ldx, const void *h, int h_bf, i
                       int rows_per_item)
 {
     return zc_gated_residual_norm(s, x, ldx, h, h_bf, ldh, rows, n, w, eps, gate, ldgate,
-                                  rows_per_item, nullptr, nullptr, 0, nullptr, 0);
+                                  rows_per_item, nullptr, nullptr, 0, nullptr, 0, nullptr);
 }
 
 int zc_qknorm_rope(zc_stream s, void *x, int ld, int col0, int rows, int n_heads, int head_dim,
@@ -678,23 +712,27 @@ int zc_qknorm_rope(zc_stream s, void *x, int ld, int col0, int rows, int n_heads
 int zc_gated_residual_norm(zc_stream s, float *x, int ldx, const void *h, int h_bf, int ldh,
                            int rows, int n, const float *wh, float eps, const float *gate,
                            int ldgate, int rows_per_item, const float *w, const float *mul,
-                           int ldmul, void *y, int ldy)
+                           int ldmul, void *y, int ldy, const zc_q8 *q8)
 {
     if (rows <= 0) return 0;
     int rpi = rows_per_item > 0 ? rows_per_item : rows, k = row_k(n);
     bool wide = k && al16(x, ldx) && (h_bf ? al8(h, ldh) : al16(h, ldh)) && al16(wh, 0) &&
-                al16(gate, ldgate) && al16(w, 0) && al16(mul, ldmul) && al8(y, ldy);
+                al16(gate, ldgate) && al16(w, 0) && al16(mul, ldmul) && al8(y, ldy) &&
+                (!q8 || (al16(q8->q, 0) && q8->ld % 16 == 0 && q8->ld >= n));
+    zc_q8 q = q8 && wide ? *q8 : zc_q8{};
+    if (q8 && !wide && !y) return (int)cudaErrorInvalidValue; /* nothing to quantize from */
     if (wide) {
         row_wide(k, [&](auto K) {
             if (h_bf)
                 k_gated_residual_norm4<K(), bf16><<<rows, ROW_THREADS, 0, s>>>(
                     x, ldx, (const bf16 *)h, ldh, n / 4, wh, eps, gate, ldgate, rpi, w, mul, ldmul,
-                    (bf16 *)y, ldy);
+                    (bf16 *)y, ldy, q);
             else
                 k_gated_residual_norm4<K(), float><<<rows, ROW_THREADS, 0, s>>>(
                     x, ldx, (const float *)h, ldh, n / 4, wh, eps, gate, ldgate, rpi, w, mul,
-                    ldmul, (bf16 *)y, ldy);
+                    ldmul, (bf16 *)y, ldy, q);
         });
+        if (q8) return launch_err();
     } else if (h_bf) {
         k_gated_residual_norm<<<rows, ROW_THREADS, 0, s>>>(x, ldx, (const bf16 *)h, ldh, n, wh,
                                                            eps, gate, ldgate, rpi, w, mul, ldmul,
@@ -704,7 +742,15 @@ int zc_gated_residual_norm(zc_stream s, float *x, int ldx, const void *h, int h_
                                                            eps, gate, ldgate, rpi, w, mul, ldmul,
                                                            (bf16 *)y, ldy);
     }
-    return launch_err();
+    int rc = launch_err();
+    if (!rc && q8 && y) /* not fused: the bf16 rows quantized after */
+        rc = zc_fp8_quant_rows(s, y, ldy, rows, n, q8->ld, q8->q, q8->scale);
+    return rc;
+}
+
+int zc_q8_fusable(int n)
+{
+    return row_k(n) != 0;
 }
 
 int zc_swiglu(zc_stream s, void *x, int ld, int rows, int n)

@@ -63,16 +63,33 @@ int zc_gated_residual(zc_stream s, float *x, int ldx, const void *h, int h_bf, i
                       int n, const float *w, float eps, const float *gate, int ldgate,
                       int rows_per_item);
 
+/* An e4m3 copy of a kernel's bf16 output rows, for the fp8 GEMM that
+ * reads them (zc_fp8.h's rule on the bf16 values: the bits
+ * zc_fp8_quant_rows would give of the bf16 output): q rows of ld =
+ * zc_fp8_ld(n) bytes, zeros past n, 16-byte aligned; one scale a row. */
+typedef struct zc_q8 {
+    uint8_t *q;
+    float *scale;
+    int ld;
+} zc_q8;
+
 /*
  * zc_gated_residual (wh: its norm weight), then y[r] = RMSNorm(x[r]) · w ·
  * mul[item(r)] of the updated x as zc_rmsnorm_mod: the same values as the
  * two calls, one pass over x fewer (the DiT's attention residual and its
- * feed-forward norm).
+ * feed-forward norm). q8 (NULL: none): y's fp8 copy too, in the same pass
+ * where the wide kernel runs (zc_q8_fusable(n)); y may then be NULL (the
+ * fp8 GEMM reads only q8). Elsewhere y is needed and is quantized after.
  */
 int zc_gated_residual_norm(zc_stream s, float *x, int ldx, const void *h, int h_bf, int ldh,
                            int rows, int n, const float *wh, float eps, const float *gate,
                            int ldgate, int rows_per_item, const float *w, const float *mul,
-                           int ldmul, void *y, int ldy);
+                           int ldmul, void *y, int ldy, const zc_q8 *q8);
+
+/* Whether zc_gated_residual_norm writes a q8 copy of n-wide rows in its
+ * own pass (the wide kernels run and the rows are 16-byte aligned, as a
+ * plan's buffers are). */
+int zc_q8_fusable(int n);
 
 /*
  * Per-head RMSNorm (weight w[head_dim]) then RoPE, in place on bf16 heads:
