@@ -36,6 +36,7 @@
 #include "engine/zimage/cuda/zattn.h"
 #include "engine/zimage/cuda/zc_fp8.h"
 #include "engine/zimage/cuda/zkernels.h"
+#include "engine/zimage/cuda/zlayout.h"
 #include "engine/zimage/zops.h"
 
 #include <math.h>

@@ -19,6 +19,7 @@
 #include "engine/cuda/cuda_check.h"
 #include "engine/zimage/cuda/zattn.h"
 #include "engine/zimage/cuda/zkernels.h"
+#include "engine/zimage/cuda/zlayout.h"
 #include "engine/zimage/zops.h"
 
 #include <math.h>
