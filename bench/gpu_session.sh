@@ -163,6 +163,19 @@ part() {
   return "$rc"
 }
 
+# libs_ab NAME BENCH ARGS: part NAME runs $BIN/BENCH ARGS with the system's
+# cuDNN/cuFFT/cuBLAS, then with PyTorch's wheels' first on the library path
+# (newer: what its rows run on), twice in turn (ARGS may use \$v: system
+# or torch).
+libs_ab() {
+  local tl
+  tl=$(px_torch_libdirs)
+  part "$1" 150 gpu "for v in system torch system torch; do \
+    if [ \$v = torch ]; then lp='$tl':\$LD_LIBRARY_PATH; else lp=\$LD_LIBRARY_PATH; fi; \
+    echo \"== \$v libraries\"; LD_LIBRARY_PATH=\$lp ldd $BIN/$2 | grep -E 'cudnn|cufft|cublas'; \
+    LD_LIBRARY_PATH=\$lp $BIN/$2 $3; done"
+}
+
 # The full-size random model, once per machine (.complete marks a whole one).
 zmodel_cmd() {
   echo "if [ -f $ZMODEL/.complete ]; then echo 'reused $ZMODEL (warm machine)'; exit 0; fi;
@@ -329,15 +342,8 @@ step_zimage() {
   # WITH_LIBS_AB=1: the same engine build with the system's cuDNN and
   # cuBLAS(Lt) against PyTorch's wheels' (newer; what its rows ran on),
   # alternated; the rows carry the versions each process loaded.
-  if [ "${WITH_LIBS_AB:-0}" = 1 ]; then
-    local tl
-    tl=$(px_torch_libdirs)
-    part libs_ab 150 gpu "for v in system torch system torch; do \
-      if [ \$v = torch ]; then lp='$tl':\$LD_LIBRARY_PATH; else lp=\$LD_LIBRARY_PATH; fi; \
-      echo \"== \$v libraries\"; LD_LIBRARY_PATH=\$lp ldd $BIN/zimage_cuda_bench | grep -E 'cudnn|cublas'; \
-      LD_LIBRARY_PATH=\$lp $BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024 --batches 1 \
-      --iters 3 --json $WORK/libs-\$v-\$RANDOM.jsonl; done"
-  fi
+  [ "${WITH_LIBS_AB:-0}" = 1 ] && libs_ab libs_ab zimage_cuda_bench "--model $ZMODEL/hf \
+    --sizes 1024x1024 --batches 1 --iters 3 --json $WORK/libs-\$v-\$RANDOM.jsonl"
   # OURS_BATCHES and TORCH_SHAPES narrow a short call (defaults: the table's).
   part ours 240 gpu "$PY bench/zimage_cuda_vs_torch.py --model $ZMODEL/hf --bench $BIN/zimage_cuda_bench \
     --out $WORK/ours --sizes 1024x1024,512x512 --batches ${OURS_BATCHES:-1,2,4,8} --iters 2 --skip-torch"
@@ -537,15 +543,8 @@ step_verify() {
     --weights /tmp/big.safetensors --sizes 1024x1024 --batches 8 --precisions tf32 --iters 2"
   # WITH_LIBS_AB=1: the engine with the system's cuDNN/cuFFT/cuBLAS against
   # PyTorch's wheels' (the ones its torch.compile rows run on), alternated.
-  if [ "${WITH_LIBS_AB:-0}" = 1 ]; then
-    local tl
-    tl=$(px_torch_libdirs)
-    part lama_libs_ab 150 gpu "for v in system torch system torch; do \
-      if [ \$v = torch ]; then lp='$tl':\$LD_LIBRARY_PATH; else lp=\$LD_LIBRARY_PATH; fi; \
-      echo \"== \$v libraries\"; LD_LIBRARY_PATH=\$lp ldd $BIN/lama_cuda_bench | grep -E 'cudnn|cufft|cublas'; \
-      LD_LIBRARY_PATH=\$lp $BIN/lama_cuda_bench --weights /tmp/big.safetensors \
-      --sizes 1024x1024,512x512 --batches 16 --precisions tf32 --iters 5; done"
-  fi
+  [ "${WITH_LIBS_AB:-0}" = 1 ] && libs_ab lama_libs_ab lama_cuda_bench "--weights /tmp/big.safetensors \
+    --sizes 1024x1024,512x512 --batches 16 --precisions tf32 --iters 5"
   # WITH_TORCH=1: the engine table against torch.compile too (as `lama`).
   [ "${WITH_TORCH:-0}" = 1 ] && part lama_engine 300 gpu "$PY bench/lama_cuda_vs_torch.py \
     --weights /tmp/big.safetensors --bench $BIN/lama_cuda_bench --out $WORK/lama-engine \

@@ -53,6 +53,32 @@ __global__ void k_quant_rows(const bf16 *x, int ldx, int K, int ld, uint8_t *q, 
     }
 }
 
+/* The end of the eight-a-thread kernels: m (the thread's largest
+ * magnitude) reduced to row r's scale, then the thread's chunks v (eight
+ * bf16 each, chunk c = threadIdx.x + j·QT, c < n8) as e4m3 codes in row r
+ * of q (ld bytes), zeros past them (K' padding). */
+template <int C>
+__device__ __forceinline__ void store_q8(const uint4 (&v)[C], float m, int n8, float *sh, int r,
+                                         uint8_t *q, float *scale, int ld)
+{
+    float sc = zc_fp8_scale(zc_fp8_block_max(m, sh, QT));
+    if (threadIdx.x == 0) scale[r] = sc;
+    uint2 *qr = (uint2 *)(q + (size_t)r * ld);
+#pragma unroll
+    for (int j = 0; j < C; j++) {
+        int c = threadIdx.x + j * QT;
+        if (c < n8) {
+            const bf16 *e = (const bf16 *)&v[j];
+            uint32_t w[2] = {0u, 0u};
+#pragma unroll
+            for (int k = 0; k < 8; k++)
+                w[k / 4] |= zc_fp8_code(__bfloat162float(e[k]), sc) << (8 * (k % 4));
+            qr[c] = make_uint2(w[0], w[1]);
+        }
+    }
+    for (int c = n8 + threadIdx.x; c < ld / 8; c += QT) qr[c] = make_uint2(0u, 0u);
+}
+
 /* k_quant_rows with eight columns a thread (16-byte loads, 8-byte stores)
  * and the row held in registers, so x is read once: the one-column-a-load
  * kernel above reads a row twice (its largest magnitude, then the values)
@@ -79,22 +105,7 @@ __global__ void k_quant_rows8(const bf16 *x, int ldx, int K, int ld, uint8_t *q,
             for (int k = 0; k < 8; k++) m = fmaxf(m, fabsf(__bfloat162float(e[k])));
         }
     }
-    float sc = zc_fp8_scale(zc_fp8_block_max(m, sh, QT));
-    if (threadIdx.x == 0) scale[r] = sc;
-    uint2 *qr = (uint2 *)(q + (size_t)r * ld);
-#pragma unroll
-    for (int j = 0; j < C; j++) {
-        int c = threadIdx.x + j * QT;
-        if (c < n8) {
-            const bf16 *e = (const bf16 *)&v[j];
-            uint32_t w[2] = {0u, 0u};
-#pragma unroll
-            for (int k = 0; k < 8; k++)
-                w[k / 4] |= zc_fp8_code(__bfloat162float(e[k]), sc) << (8 * (k % 4));
-            qr[c] = make_uint2(w[0], w[1]);
-        }
-    }
-    for (int c = n8 + threadIdx.x; c < ld / 8; c += QT) qr[c] = make_uint2(0u, 0u); /* K' padding */
+    store_q8<C>(v, m, n8, sh, r, q, scale, ld);
 }
 
 /* zc_swiglu's SwiGLU (the same arithmetic as k_swiglu8) a block a row,
@@ -125,22 +136,7 @@ __global__ void k_swiglu_q8(bf16 *x, int ld, int n, int keep, uint8_t *q, float 
             if (keep) ((uint4 *)row)[c] = o[j];
         }
     }
-    float sc = zc_fp8_scale(zc_fp8_block_max(m, sh, QT));
-    if (threadIdx.x == 0) scale[r] = sc;
-    uint2 *qr = (uint2 *)(q + (size_t)r * ldq);
-#pragma unroll
-    for (int j = 0; j < C; j++) {
-        int c = threadIdx.x + j * QT;
-        if (c < n8) {
-            const bf16 *e = (const bf16 *)&o[j];
-            uint32_t w[2] = {0u, 0u};
-#pragma unroll
-            for (int k = 0; k < 8; k++)
-                w[k / 4] |= zc_fp8_code(__bfloat162float(e[k]), sc) << (8 * (k % 4));
-            qr[c] = make_uint2(w[0], w[1]);
-        }
-    }
-    for (int c = n8 + threadIdx.x; c < ldq / 8; c += QT) qr[c] = make_uint2(0u, 0u);
+    store_q8<C>(o, m, n8, sh, r, q, scale, ldq);
 }
 
 __global__ void k_add_bias(void *y, int is_bf16, int ldy, int N, size_t n, const float *b)
