@@ -477,14 +477,23 @@ TEST(t_cancel_between_steps)
     px_engine_close(e);
 }
 
-/* The DiT plans the engine has built (its description's dit_plans). */
+/* The DiT plans the engine has built (its description's dit_plans_built,
+ * one count per GPU). */
 static long plans_built(px_engine *e)
 {
     px_buf d;
     px_buf_init(&d, 1 << 16);
     T_EQ_INT(px_engine_describe(e, &d), 0);
+    const char *key = "\"dit_plans_built\":[";
+    char *p = strstr((char *)d.data, key);
+    T_TRUE(p != NULL);
     long t = 0;
-    for (char *p = (char *)d.data; (p = strstr(p, "\"built\":"));) t += strtol(p + 8, &p, 10);
+    for (p += strlen(key);;) {
+        char *end;
+        t += strtol(p, &end, 10);
+        if (end == p || *end != ',') break; /* "]" ends the list */
+        p = end + 1;
+    }
     px_buf_free(&d);
     return t;
 }

@@ -10,6 +10,7 @@
 #include "core/alloc.h"
 #include "core/err.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -168,7 +169,8 @@ static void lru_pop_oldest(lru *t, void *val)
 struct px_cuda_plans {
     lru t;
     px_cuda_plan_ops ops;
-    long builds; /* plans built by px_cuda_plans_get (successful) */
+    atomic_long builds; /* plans built by px_cuda_plans_get (successful); atomic:
+                           an engine's description reads it from another thread */
 };
 
 px_cuda_plans *px_cuda_plans_create(size_t key_size, int max_plans, const px_cuda_plan_ops *ops)
@@ -218,7 +220,7 @@ int px_cuda_plans_get(px_cuda_plans *c, const void *key, void **plan, char *err,
         *plan = NULL;
         return rc;
     }
-    c->builds++;
+    atomic_fetch_add_explicit(&c->builds, 1, memory_order_relaxed);
     px_cuda_plans_put(c, key, *plan);
     return 0;
 }
@@ -228,9 +230,9 @@ int px_cuda_plans_count(const px_cuda_plans *c)
     return c->t.n;
 }
 
-long px_cuda_plans_builds(const px_cuda_plans *c)
+long px_cuda_plans_builds(px_cuda_plans *c)
 {
-    return c->builds;
+    return atomic_load_explicit(&c->builds, memory_order_relaxed);
 }
 
 void px_cuda_plans_clear(px_cuda_plans *c)

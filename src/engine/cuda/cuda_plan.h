@@ -62,8 +62,9 @@ void *px_cuda_plans_find(px_cuda_plans *c, const void *key);
 int px_cuda_plans_count(const px_cuda_plans *c);
 
 /* How many plans px_cuda_plans_get has built so far (evicted ones and
- * rebuilds included): whether warm-up spared requests a build shows here. */
-long px_cuda_plans_builds(const px_cuda_plans *c);
+ * rebuilds included): whether warm-up spared requests a build shows here.
+ * The one call safe from any thread. */
+long px_cuda_plans_builds(px_cuda_plans *c);
 
 /* Frees every cached plan. */
 void px_cuda_plans_clear(px_cuda_plans *c);

@@ -401,7 +401,7 @@ static int block_ffn(zc_plan *p, const zc_dblock *bl, const stream *st, float *m
         mark(p, "norm");
     }
     if ((rc = gemm_lin(p, p->HB, D, rows, D, &bl->w13, 2 * F, p->FF, 2 * F, ZC_BF16,
-                       fuse_norm() && q8_for(p, &bl->w13), err, errlen)) ||
+                       q8_for(p, &bl->w13), err, errlen)) ||
         (rc = lora(p, bi, ZC_LORA_W13, p->HB, D, S, p->FF, 2 * F, ZC_BF16, err, errlen)))
         goto fail;
     mark(p, "gemm w1|w3");

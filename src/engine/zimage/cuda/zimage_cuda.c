@@ -614,12 +614,10 @@ static int zcuda_describe(const px_engine *pe, px_buf *out)
                            e->cpu_vae ? "" : zc_vae_precision(e->vae[0]),
                            px_cuda_blaslt_version());
     if (!rc) rc = px_cuda_pool_describe(e->pool, e->ndev, zcuda_weight_bytes, e, out);
-    /* DiT plans per GPU, cached and built so far (warm-up's effect shows:
-     * requests of warmed shapes build none). Read without the GPU's lock:
-     * two counters, informational. */
+    /* DiT plans built so far per GPU (warm-up's effect shows: requests of
+     * warmed shapes build none); a counter safe to read while batches run. */
     for (int i = 0; !rc && i < e->ndev; i++)
-        rc = px_buf_printf(out, "%s{\"cached\":%d,\"built\":%ld}%s", i ? "," : ",\"dit_plans\":[",
-                           px_cuda_plans_count(e->dev[i]->plans),
+        rc = px_buf_printf(out, "%s%ld%s", i ? "," : ",\"dit_plans_built\":[",
                            px_cuda_plans_builds(e->dev[i]->plans), i == e->ndev - 1 ? "]" : "");
     for (int i = 0; !rc && i < e->ndev; i++) {
         zi_lora_cache_stats st;
