@@ -268,7 +268,7 @@ __device__ __forceinline__ void norm_store4(const float4 (&v)[K], float ss, int 
         if (c < n4) {
             o[k] = norm4(c, v[k], inv, w, m);
             if (y) ((uint2 *)(y + (size_t)r * ldy))[c] = o[k];
-            mx = absmax4(o[k], mx);
+            if (q8.q) mx = absmax4(o[k], mx); /* bf16 runs (the default) skip it */
         }
     }
     if (!q8.q) return; /* the whole block alike */
