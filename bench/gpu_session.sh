@@ -31,6 +31,9 @@
 #   bench/gpu_session.sh fp8fuse  fp8 after a kernel change: tests, fp8 with the
 #                                 fused activation copies vs PX_ZIMAGE_CUDA_Q8=0
 #                                 (alternated), bf16 beside, fp8's profile
+#   bench/gpu_session.sh attn8    the fp8 attention: tests (its check), its
+#                                 speed, fp8 with and without it (alternated),
+#                                 the fp8 gate again, fp8's profile
 #   bench/gpu_session.sh lora     issue 14: LoRA step overhead and mixing;
 #                                 the full-size accuracy test (issue 13)
 #   bench/gpu_session.sh serve    issue 15: pixbench's generate tables (seed 002
@@ -73,7 +76,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 STEP=${1:-}
-case "$STEP" in check | tests | verify | attn | zimage | cbatch | fp8 | fp8speed | fp8fuse | lora | serve | lama | multi) ;; *)
+case "$STEP" in check | tests | verify | attn | attn8 | zimage | cbatch | fp8 | fp8speed | fp8fuse | lora | serve | lama | multi) ;; *)
   sed -n '2,50p' "$0" >&2
   exit 2 ;;
 esac
@@ -347,6 +350,11 @@ step_zimage() {
   # OURS_BATCHES and TORCH_SHAPES narrow a short call (defaults: the table's).
   part ours 240 gpu "$PY bench/zimage_cuda_vs_torch.py --model $ZMODEL/hf --bench $BIN/zimage_cuda_bench \
     --out $WORK/ours --sizes 1024x1024,512x512 --batches ${OURS_BATCHES:-1,2,4,8} --iters 2 --skip-torch"
+  # WITH_FP8=1: fp8's rows right after ours, before PyTorch's (WITH_PROFILE
+  # puts them last, where a short budget cuts them first).
+  local fp8_cmd="$BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024,512x512 \
+      --batches 1,4 --iters 2 --precision fp8 --json $WORK/speed-fp8.jsonl"
+  [ "${WITH_FP8:-0}" = 1 ] && part speed_fp8 90 gpu "$fp8_cmd"
   # PyTorch at the headline shapes first (eager, then compiled afresh per shape).
   local ts=${TORCH_SHAPES:-1024x1024:1,512x512:4}
   part torch 400 gpu "$PY bench/zimage_cuda_vs_torch.py --model $ZMODEL/hf --out $WORK/torch \
@@ -356,8 +364,7 @@ step_zimage() {
     --torch-shapes 1024x1024:2,1024x1024:4,512x512:1,512x512:8 --skip-compile --iters 2 --skip-ours"
   if [ "${WITH_PROFILE:-0}" = 1 ]; then
     # fp8 last: the first part a short BUDGET cuts.
-    part speed_fp8 90 gpu "$BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024,512x512 \
-      --batches 1,4 --iters 2 --precision fp8 --json $WORK/speed-fp8.jsonl"
+    [ "${WITH_FP8:-0}" = 1 ] || part speed_fp8 90 gpu "$fp8_cmd"
     # fp8's step by part (each GEMM line includes its activations' quantization).
     [ "${NO_STEP_PROFILE:-0}" = 1 ] || part zimage_profile_fp8 70 gpu "PX_ZIMAGE_CUDA_PROFILE=1 \
       $BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024 --batches 1 --iters 1 --precision fp8"
@@ -383,6 +390,26 @@ step_fp8fuse() {
     --batches 4 --iters 2 --precision fp8 --json $WORK/fp8-b4.jsonl"
   part zimage_profile_fp8 70 gpu "PX_ZIMAGE_CUDA_PROFILE=1 $BIN/zimage_cuda_bench --model $ZMODEL/hf \
     --sizes 1024x1024 --batches 1 --iters 1 --precision fp8"
+}
+
+# The fp8 attention (cuDNN's fp8 SDPA, zattn_q8.h; written 2026-12-06): its
+# check (in the tests), its speed beside the bf16 kernels, fp8 generation
+# with it and without (PX_ZIMAGE_CUDA_ATTN8=0), alternated, then the fp8
+# gate against bf16 (its numerics changed) and fp8's step profile.
+step_attn8() {
+  env_part
+  tests_and_model
+  part attn_time 90 gpu "$BIN/zattn_cuda_bench time --iters 20 --json $WORK/attn.jsonl"
+  part attn8_ab 200 gpu "for v in default PX_ZIMAGE_CUDA_ATTN8=0 default; do \
+    echo \"== \$v\"; env \$( [ \$v = default ] || echo \$v ) $BIN/zimage_cuda_bench --model $ZMODEL/hf \
+    --sizes 1024x1024 --batches 1 --iters 3 --precision fp8 --json $WORK/attn8-\${v//=/}-\$RANDOM.jsonl; done"
+  part fp8_gate 300 gpu "$BIN/zimage_fp8_cuda_bench --model $ZMODEL/hf --size 1024x1024 --steps 8 \
+    --json $WORK/fp8_gate.jsonl"
+  part fp8_more 80 gpu "$BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024,512x512 \
+    --batches 4 --iters 2 --precision fp8 --json $WORK/fp8-b4.jsonl"
+  part zimage_profile_fp8 70 gpu "PX_ZIMAGE_CUDA_PROFILE=1 $BIN/zimage_cuda_bench --model $ZMODEL/hf \
+    --sizes 1024x1024 --batches 1 --iters 1 --precision fp8"
+  KEY+=("$WORK/attn.jsonl" "$WORK/fp8_gate.jsonl" "$WORK/fp8-b4.jsonl")
 }
 
 step_lora() {

@@ -32,6 +32,9 @@
 #include "engine/zimage/cuda/zattn.h"
 #include "engine/zimage/cuda/zattn_cudnn.h"
 #include "engine/zimage/cuda/zattn_cudnn_graph.h"
+#include "engine/zimage/cuda/zattn_q8.h"
+#include "engine/zimage/cuda/zattn_q8_check.h"
+#include "engine/zimage/cuda/zkernels.h"
 
 #include <cuda_runtime.h>
 #include <cudnn.h>
@@ -179,6 +182,196 @@ static int check_case(const acase *c, int impl)
     return ok;
 }
 
+/* ------------------------------------------------------------- fp8 */
+
+/* The fp8 check's bar against the reference from the bf16 inputs: Q, K
+ * and V rounded to e4m3 too (tools/zattn_fp8_emulate.py: ~10 % of max|ref|
+ * on these random inputs, of which ~6 % from Q and K alone). */
+#define FP8_TOL 0.2
+
+/* One fp8 case: the bf16 fused rows x [items·S, 3·nh·hd] (q | k | v), the
+ * norm weights w (q's, then k's), the RoPE table cs (a row per row), and
+ * what the pipeline made of them (host copies). */
+typedef struct fp8_case {
+    int hd, nh, items, S;
+    const int *kv_len;
+    uint16_t *x;
+    float *w, *cs, sqk[2];
+    uint8_t *q8, *o8; /* the e4m3 q | k | v rows, the output rows */
+    float *rs;        /* the output rows' scales (1 / V's item scale) */
+} fp8_case;
+
+/* The DiT's fp8 attention path (zc_dit.c attn8) on c's rows: q/k norm +
+ * RoPE into e4m3 (zc_qknorm_rope_q8), V by its per-item scale
+ * (zattn_q8_v_amax, _v_quant), cuDNN's fp8 SDPA; the results into c. 0 or
+ * what zc_attention_with answered. */
+static int fp8_pipeline(fp8_case *c)
+{
+    int hd = c->hd, nh = c->nh, D = nh * hd, ld = 3 * D, rows = c->items * c->S;
+    size_t nin = (size_t)rows * ld;
+    float dqk[2] = {1.0f / c->sqk[0], 1.0f / c->sqk[1]};
+    void *dx, *dq8, *do8;
+    float *dw, *dcs, *ddqk, *damax, *drs;
+    int *dlen;
+    CK(cudaMalloc(&dx, nin * 2));
+    CK(cudaMalloc(&dq8, nin));
+    CK(cudaMalloc(&do8, (size_t)rows * D));
+    CK(cudaMalloc((void **)&dw, 2 * (size_t)hd * 4));
+    CK(cudaMalloc((void **)&dcs, (size_t)rows * hd * 4));
+    CK(cudaMalloc((void **)&ddqk, sizeof dqk));
+    CK(cudaMalloc((void **)&damax, (size_t)c->items * 4));
+    CK(cudaMalloc((void **)&drs, (size_t)rows * 4));
+    CK(cudaMalloc((void **)&dlen, (size_t)c->items * sizeof *dlen));
+    CK(cudaMemcpy(dx, c->x, nin * 2, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dw, c->w, 2 * (size_t)hd * 4, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dcs, c->cs, (size_t)rows * hd * 4, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(ddqk, dqk, sizeof dqk, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dlen, c->kv_len, (size_t)c->items * sizeof *dlen, cudaMemcpyHostToDevice));
+    CK(cudaMemset(damax, 0, (size_t)c->items * 4));
+    uint8_t *q8 = dq8;
+    CK(zc_qknorm_rope_q8(0, dx, ld, 0, rows, nh, hd, dw, 1e-6f, dcs, 0, q8, ld, c->sqk[0]));
+    CK(zc_qknorm_rope_q8(0, dx, ld, D, rows, nh, hd, dw + hd, 1e-6f, dcs, 0, q8, ld, c->sqk[1]));
+    CK(zattn_q8_v_amax(0, dx, ld, 2 * D, rows, D, c->S, damax));
+    CK(zattn_q8_v_quant(0, dx, ld, 2 * D, rows, D, c->S, damax, q8, ld, drs));
+    zc_attn a = {.q = q8, .k = q8 + D, .v = q8 + 2 * D, .o = do8, .ldq = ld, .ldk = ld,
+                 .ldv = ld, .ldo = D, .n_items = c->items, .S_q = c->S, .S_kv = c->S,
+                 .n_q = c->S, .kv_len = dlen, .n_heads = nh, .n_kv_heads = nh, .head_dim = hd,
+                 .scale = 1.0f / sqrtf((float)hd), .fp8 = 1, .descale_qk = ddqk};
+    int rc = zc_attention_with(0, &a, ZC_ATTN_CUDNN);
+    CK(cudaDeviceSynchronize());
+    CK(cudaMemcpy(c->q8, dq8, nin, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(c->o8, do8, (size_t)rows * D, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(c->rs, drs, (size_t)rows * 4, cudaMemcpyDeviceToHost));
+    cudaFree(dx), cudaFree(dq8), cudaFree(do8), cudaFree(dw), cudaFree(dcs), cudaFree(ddqk);
+    cudaFree(damax), cudaFree(drs), cudaFree(dlen);
+    return rc;
+}
+
+/* V's codes and row scales that differ from the host rule (zattn_q8.h). */
+static long v_off_rule(const fp8_case *c)
+{
+    int D = c->nh * c->hd, ld = 3 * D, S = c->S;
+    long bad = 0;
+    for (int b = 0; b < c->items; b++) {
+        float m = 0;
+        for (int r = b * S; r < (b + 1) * S; r++)
+            for (int k = 0; k < D; k++) m = fmaxf(m, fabsf(from_bf16(c->x[(size_t)r * ld + 2 * D + k])));
+        float sb = zattn_q8_pow2_scale(m);
+        for (int r = b * S; r < (b + 1) * S; r++) {
+            bad += c->rs[r] != 1.0f / sb;
+            for (int k = 0; k < D; k++)
+                bad += c->q8[(size_t)r * ld + 2 * D + k] !=
+                       zc_fp8_from_float(from_bf16(c->x[(size_t)r * ld + 2 * D + k]) * sb);
+        }
+    }
+    return bad;
+}
+
+/* Per-head RMSNorm · w then RoPE (interleaved pairs, cs: (cos, sin) per
+ * pair) of one bf16 head, in double: the reference of Q and K. */
+static void qk_ref(const uint16_t *x, int hd, const float *w, const float *cs, double *y)
+{
+    double ss = 0;
+    for (int i = 0; i < hd; i++) ss += (double)from_bf16(x[i]) * from_bf16(x[i]);
+    double inv = 1.0 / sqrt(ss / hd + 1e-6);
+    for (int i = 0; i < hd; i += 2) {
+        double a = from_bf16(x[i]) * inv * w[i], b = from_bf16(x[i + 1]) * inv * w[i + 1];
+        y[i] = a * cs[i] - b * cs[i + 1];
+        y[i + 1] = b * cs[i] + a * cs[i + 1];
+    }
+}
+
+/* max|o − ref| and max|ref| of item b, head h (valid query rows only):
+ * o decoded times its row scale, ref in double from the bf16 inputs. */
+static void fp8_err_head(const fp8_case *c, int b, int h, double *md, double *mr)
+{
+    int hd = c->hd, D = c->nh * hd, ld = 3 * D, S = c->S, nk = c->kv_len[b] < S ? c->kv_len[b] : S;
+    double *kr = malloc(sizeof(double) * S * hd), *sc = malloc(sizeof(double) * S);
+    double *qr = malloc(sizeof(double) * hd), *ref = malloc(sizeof(double) * hd);
+    for (int j = 0; j < nk; j++) {
+        size_t r = (size_t)b * S + j;
+        qk_ref(c->x + r * ld + D + (size_t)h * hd, hd, c->w + hd, c->cs + r * hd, kr + (size_t)j * hd);
+    }
+    for (int i = 0; i < nk; i++) { /* padded query rows: finite, not compared */
+        size_t r = (size_t)b * S + i;
+        qk_ref(c->x + r * ld + (size_t)h * hd, hd, c->w, c->cs + r * hd, qr);
+        double mx = -INFINITY, sum = 0;
+        for (int j = 0; j < nk; j++) {
+            double d = 0;
+            for (int e = 0; e < hd; e++) d += qr[e] * kr[(size_t)j * hd + e];
+            sc[j] = d / sqrt((double)hd), mx = sc[j] > mx ? sc[j] : mx;
+        }
+        for (int e = 0; e < hd; e++) ref[e] = 0;
+        for (int j = 0; j < nk; j++) {
+            double p = exp(sc[j] - mx);
+            sum += p;
+            const uint16_t *vr = c->x + ((size_t)b * S + j) * ld + 2 * D + (size_t)h * hd;
+            for (int e = 0; e < hd; e++) ref[e] += p * from_bf16(vr[e]);
+        }
+        for (int e = 0; e < hd; e++) {
+            double got = zc_fp8_to_float(c->o8[r * D + (size_t)h * hd + e]) * c->rs[r];
+            double want = ref[e] / sum, dd = isfinite(got) ? fabs(got - want) : INFINITY;
+            *md = dd > *md || isnan(dd) ? dd : *md;
+            *mr = fabs(want) > *mr ? fabs(want) : *mr;
+        }
+    }
+    free(kr), free(sc), free(qr), free(ref);
+}
+
+/* Item 0's output bytes and row scales that change when its batchmates'
+ * inputs do (the items after it drawn again): must be none. */
+static long batchmate_effect(fp8_case *c)
+{
+    int D = c->nh * c->hd, ld = 3 * D;
+    size_t n0 = (size_t)c->S * D, in0 = (size_t)c->S * ld, nin = in0 * c->items;
+    uint8_t *o0 = malloc(n0);
+    float *rs0 = malloc((size_t)c->S * 4);
+    memcpy(o0, c->o8, n0), memcpy(rs0, c->rs, (size_t)c->S * 4);
+    for (size_t i = in0; i < nin; i++) c->x[i] = to_bf16(3.0f * urand());
+    long diff = fp8_pipeline(c) ? -1 : 0;
+    for (size_t i = 0; i < n0 && diff >= 0; i++) diff += o0[i] != c->o8[i];
+    for (int r = 0; r < c->S && diff >= 0; r++) diff += rs0[r] != c->rs[r];
+    free(o0), free(rs0);
+    return diff;
+}
+
+/* The fp8 attention end to end against the double reference from the bf16
+ * inputs (every valid row of every item and head, bar FP8_TOL), V's codes
+ * against the host rule bit for bit, and item 0 unmoved by its batchmates. */
+static int check_fp8(int hd, int nh, int items, int S, const int *kv_len)
+{
+    int rows = items * S, D = nh * hd;
+    size_t nin = (size_t)rows * 3 * D;
+    fp8_case c = {.hd = hd, .nh = nh, .items = items, .S = S, .kv_len = kv_len,
+                  .x = malloc(nin * 2), .w = malloc(2 * (size_t)hd * 4),
+                  .cs = malloc((size_t)rows * hd * 4), .q8 = malloc(nin),
+                  .o8 = malloc((size_t)rows * D), .rs = malloc((size_t)rows * 4)};
+    for (size_t i = 0; i < nin; i++) c.x[i] = to_bf16(2.0f * urand());
+    for (int i = 0; i < 2 * hd; i++) c.w[i] = 1.0f + 0.5f * urand();
+    for (int i = 0; i < rows * hd; i += 2) {
+        double t = 3.14159265 * urand();
+        c.cs[i] = (float)cos(t), c.cs[i + 1] = (float)sin(t);
+    }
+    c.sqk[0] = zattn_q8_qk_scale(c.w, hd), c.sqk[1] = zattn_q8_qk_scale(c.w + hd, hd);
+    int rc = fp8_pipeline(&c);
+    long vbad = v_off_rule(&c), mates = 0;
+    double md = 0, mr = 0;
+    for (int b = 0; b < items && !rc; b++)
+        for (int h = 0; h < nh; h++) fp8_err_head(&c, b, h, &md, &mr);
+    if (!rc && items > 1) mates = batchmate_effect(&c);
+    int ok = !rc && !vbad && !mates && md <= FP8_TOL * mr;
+    printf("fp8  hd %3d heads %2d items %d S %4d kv_len %d,%d: %s max|diff| %.3g of max|ref| %.3g "
+           "(%.1f %%), V codes or row scales off the host rule %ld, item 0's bytes moved by its "
+           "batchmates %ld: %s\n",
+           hd, nh, items, S, kv_len[0], items > 1 ? kv_len[1] : 0,
+           rc ? "cuDNN did not run it;" : "", md, mr, mr > 0 ? 100 * md / mr : 0, vbad, mates,
+           ok ? "ok" : "FAIL");
+    const char *off = zattn_cudnn_fp8_disabled();
+    if (off) printf("cudnn fp8 attention turned itself off: %s\n", off);
+    free(c.x), free(c.w), free(c.cs), free(c.q8), free(c.o8), free(c.rs);
+    return ok;
+}
+
 static int run_check(void)
 {
     static const acase cases[] = {
@@ -194,6 +387,15 @@ static int run_check(void)
         for (int impl = 0; impl < ZC_ATTN_COUNT; impl++) fails += !check_case(&cases[i], impl);
     const char *sp = zattn_cudnn_spelling();
     printf("cudnn graph spelling taken: %s\n", sp ? sp : "none (no plan was built)");
+    /* fp8 (Hopper and later: cuDNN's fp8 SDPA): padded items, head 64 */
+    int major = 0;
+    CK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
+    static const int l1[2] = {200, 137}, l2[3] = {96, 50, 1};
+    if (major < 9)
+        printf("fp8 attention: skipped (compute capability %d: cuDNN's fp8 SDPA needs 9.0+)\n",
+               major);
+    else
+        fails += !check_fp8(128, 4, 2, 200, l1) + !check_fp8(64, 3, 3, 96, l2);
     printf("attention check: %s (%d failed)\n", fails ? "FAIL" : "PASS", fails);
     return fails ? 1 : 0;
 }
@@ -202,6 +404,63 @@ static int cmp_f(const void *a, const void *b)
 {
     float x = *(const float *)a, y = *(const float *)b;
     return x < y ? -1 : x > y;
+}
+
+/* Median ms of iters calls of a (after 3 untimed) with the given kernel. */
+static double time_calls(const zc_attn *a, int impl, int iters, cudaEvent_t e0, cudaEvent_t e1)
+{
+    float ms[200];
+    for (int it = -3; it < iters; it++) {
+        CK(cudaEventRecord(e0, 0));
+        CK(zc_attention_with(0, a, impl));
+        CK(cudaEventRecord(e1, 0));
+        CK(cudaEventSynchronize(e1));
+        if (it >= 0) CK(cudaEventElapsedTime(&ms[it], e0, e1));
+    }
+    qsort(ms, (size_t)iters, sizeof ms[0], cmp_f);
+    return ms[iters / 2];
+}
+
+static void print_row(const char *name, const char *size, const zc_attn *a, double med, FILE *js)
+{
+    int S = a->S_q, B = a->n_items, hd = a->head_dim, nh = a->n_heads;
+    double tf = 4.0 * S * S * hd * nh * B / (med * 1e-3) / 1e12;
+    printf("%s %s batch %d (S %d): %.3f ms, %.0f TFLOP/s\n", name, size, B, S, med, tf);
+    if (js)
+        fprintf(js,
+                "{\"impl\":\"%s\",\"size\":\"%s\",\"batch\":%d,\"tokens\":%d,\"heads\":%d,"
+                "\"head_dim\":%d,\"ms\":%.4f,\"tflops\":%.1f}\n",
+                name, size, B, S, nh, hd, med, tf);
+}
+
+/* cuDNN's fp8 attention at a's shape (e4m3 operands of 0.5, fp8 output):
+ * the row "cudnn-fp8", or why it did not run. */
+static void time_fp8(const zc_attn *bf, const char *size, int iters, cudaEvent_t e0,
+                     cudaEvent_t e1, FILE *js)
+{
+    int major = 0;
+    CK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
+    if (major < 9) return;
+    size_t rows = (size_t)bf->n_items * bf->S_q, nin = rows * (size_t)bf->ldq;
+    const float one[2] = {1.0f, 1.0f};
+    void *dx, *dout;
+    float *dd;
+    CK(cudaMalloc(&dx, nin));
+    CK(cudaMalloc(&dout, rows * (size_t)bf->ldo));
+    CK(cudaMalloc((void **)&dd, sizeof one));
+    CK(cudaMemset(dx, 0x30, nin)); /* e4m3 0x30 = 0.5 */
+    CK(cudaMemcpy(dd, one, sizeof one, cudaMemcpyHostToDevice));
+    int D = bf->n_heads * bf->head_dim;
+    zc_attn a = *bf;
+    a.q = dx, a.k = (uint8_t *)dx + D, a.v = (uint8_t *)dx + 2 * D, a.o = dout;
+    a.fp8 = 1, a.descale_qk = dd;
+    if (zc_attention_with(0, &a, ZC_ATTN_CUDNN)) {
+        const char *off = zattn_cudnn_fp8_disabled();
+        printf("cudnn-fp8 %s batch %d: did not run (%s)\n", size, a.n_items, off ? off : "?");
+    } else {
+        print_row("cudnn-fp8", size, &a, time_calls(&a, ZC_ATTN_CUDNN, iters, e0, e1), js);
+    }
+    cudaFree(dx), cudaFree(dout), cudaFree(dd);
 }
 
 /* The DiT's attention: S tokens per item (all valid), B items. */
@@ -225,29 +484,15 @@ static void time_shape(const char *size, int S, int B, int iters, FILE *js)
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
     for (int impl = 0; impl < ZC_ATTN_COUNT; impl++) {
-        float ms[200];
-        for (int it = -3; it < iters; it++) {
-            CK(cudaEventRecord(e0, 0));
-            CK(zc_attention_with(0, &a, impl));
-            CK(cudaEventRecord(e1, 0));
-            CK(cudaEventSynchronize(e1));
-            if (it >= 0) CK(cudaEventElapsedTime(&ms[it], e0, e1));
-        }
+        double med = time_calls(&a, impl, iters, e0, e1);
         const char *off = impl == ZC_ATTN_CUDNN ? zattn_cudnn_disabled() : NULL;
         if (off) { /* mma ran under its name: no row */
             printf("cudnn disabled (%s)\n", off);
             continue;
         }
-        qsort(ms, (size_t)iters, sizeof ms[0], cmp_f);
-        double med = ms[iters / 2], tf = 4.0 * S * S * hd * nh * B / (med * 1e-3) / 1e12;
-        const char *name = zc_attn_impl_name(impl);
-        printf("%s %s batch %d (S %d): %.3f ms, %.0f TFLOP/s\n", name, size, B, S, med, tf);
-        if (js)
-            fprintf(js,
-                    "{\"impl\":\"%s\",\"size\":\"%s\",\"batch\":%d,\"tokens\":%d,\"heads\":%d,"
-                    "\"head_dim\":%d,\"ms\":%.4f,\"tflops\":%.1f}\n",
-                    name, size, B, S, nh, hd, med, tf);
+        print_row(zc_attn_impl_name(impl), size, &a, med, js);
     }
+    time_fp8(&a, size, iters, e0, e1, js);
     cudaEventDestroy(e0), cudaEventDestroy(e1);
     cudaFree(dx), cudaFree(dout), cudaFree(dlen);
 }

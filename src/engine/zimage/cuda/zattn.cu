@@ -557,6 +557,8 @@ int zc_attention_with(zc_stream s, const zc_attn *a, int impl)
 {
     if (a->n_q <= 0 || a->n_items <= 0) return 0;
     if (a->n_kv_heads <= 0 || a->n_heads % a->n_kv_heads) return (int)cudaErrorInvalidValue;
+    if (a->fp8) /* cuDNN's or none: the caller runs the bf16 attention instead */
+        return impl == ZC_ATTN_CUDNN && !zattn_cudnn(s, a) ? 0 : (int)cudaErrorNotSupported;
     if (impl == ZC_ATTN_CUDNN) {
         /* Any nonzero result (out of scope, off, failed: zattn_cudnn.h)
          * leaves nothing to keep in a->o: mma computes the call. */

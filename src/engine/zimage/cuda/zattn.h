@@ -71,6 +71,12 @@ typedef struct zc_attn {
     int head_dim; /* 16, 32, 64 or 128 (Z-Image: 128; the tiny test models: 16, 32) */
     float scale;
     int causal; /* query i sees keys <= i */
+    /* fp8 (zattn_q8.h): q, k, v and o are e4m3 codes, ld in bytes, and o =
+     * e4m3(softmax(scale · dq · dk · q·kᵀ) · v) with dq, dk = descale_qk[0],
+     * [1] (device floats). Only cuDNN runs it (zattn_cudnn.h); any other
+     * kernel answers cudaErrorNotSupported. */
+    int fp8;
+    const float *descale_qk;
 } zc_attn;
 
 /* Once per device before the first attention: raises the kernels' dynamic

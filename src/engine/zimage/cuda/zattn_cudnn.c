@@ -12,6 +12,7 @@
 #include "engine/zimage/cuda/zattn_cudnn.h"
 
 #include "engine/zimage/cuda/zattn_cudnn_graph.h"
+#include "engine/zimage/cuda/zattn_q8_check.h"
 
 #include "core/log.h"
 
@@ -32,7 +33,7 @@
 #define CHECK_TOL 2e-2
 
 typedef struct plan_key {
-    int n_items, S_q, S_kv, heads, hd, ldq, ldk, ldv, ldo;
+    int n_items, S_q, S_kv, heads, hd, ldq, ldk, ldv, ldo, fp8;
     uint32_t scale_bits;
 } plan_key;
 
@@ -43,6 +44,7 @@ typedef struct plan {
     int *seq_q;                   /* device, n_items x S_q */
     float *scale_dev;             /* device, the scale (spellings with sdev) */
     float *stats;                 /* device, the training form only */
+    float *f8;                    /* device, fp8 plans: ZCG_FP8_N_SCALARS (k_fp8_consts) */
     float scale, neg;             /* by-value operands */
     int with_stats;               /* the graph stores the statistics */
     const zcg_spell *spell;       /* the spelling an engine took */
@@ -56,7 +58,9 @@ typedef struct dev_state {
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static dev_state g_dev[MAX_DEV];
-static char g_off[800]; /* non-empty: cuDNN attention is off, and why */
+/* Non-empty: cuDNN attention is off, and why; [1] the fp8 attention's,
+ * apart (its failure leaves the bf16 graphs in use). */
+static char g_off[2][800];
 
 #define MAX_SPELL 16 /* room for zcg_spells' (a bit each in g_bad) */
 
@@ -72,16 +76,19 @@ static plan_key key_of(const zc_attn *a)
     memset(&k, 0, sizeof k); /* compared with memcmp */
     k.n_items = a->n_items, k.S_q = a->S_q, k.S_kv = a->S_kv, k.heads = a->n_heads;
     k.hd = a->head_dim, k.ldq = a->ldq, k.ldk = a->ldk, k.ldv = a->ldv, k.ldo = a->ldo;
+    k.fp8 = a->fp8 != 0;
     memcpy(&k.scale_bits, &a->scale, 4);
     return k;
 }
 
 /* Turns cuDNN attention off for the process, with one warning. */
-static void turn_off(const char *fmt, const char *a, const char *b)
+static void turn_off(int fp8, const char *fmt, const char *a, const char *b)
 {
-    if (g_off[0]) return;
-    snprintf(g_off, sizeof g_off, fmt, a, b);
-    PX_WARN("zimage cuda: cuDNN attention off, the mma kernel runs instead: %s", g_off);
+    char *off = g_off[fp8 != 0];
+    if (off[0]) return;
+    snprintf(off, sizeof g_off[0], fmt, a, b);
+    PX_WARN("zimage cuda: cuDNN %s off, %s runs instead: %s", fp8 ? "fp8 attention" : "attention",
+            fp8 ? "the bf16 attention" : "the mma kernel", off);
 }
 
 /* The graph in the first spelling an engine takes (and that has not
@@ -96,6 +103,7 @@ static const char *build_graph(dev_state *d, const zc_attn *a, plan *p, cudnnSta
     for (int i = 0; i < zcg_n_spells && i < MAX_SPELL; i++) {
         const zcg_spell *sp = &zcg_spells[i];
         const char *what = NULL;
+        if (sp->fp8 != (a->fp8 != 0)) continue; /* the other precision's spellings */
         if (g_bad & (1u << i)) /* an engine took it, but it failed on the GPU */
             what = g_bad_why[i];
         else if ((p->g = zcg_build(d->h, NULL, a, sp, st, &what))) {
@@ -110,6 +118,14 @@ static const char *build_graph(dev_state *d, const zc_attn *a, plan *p, cudnnSta
     }
     return why;
 }
+
+/* The fp8 graph's scalars after the two descales of Q and K (which come
+ * with each call, zc_attn.descale_qk): V comes unscaled (zattn_q8.h keeps
+ * its per-item scale in the output), P is stored as e4m3(P · 448) (P <= 1),
+ * so its descale is 1/448, O is stored unscaled, then the two amax outputs.
+ * Constant, so a static array the async upload may read at any time. */
+static const float k_fp8_consts[ZCG_FP8_N_SCALARS] = {1.0f, 1.0f, 1.0f, 1.0f / 448.0f,
+                                                      448.0f, 1.0f, 0.0f, 0.0f};
 
 /* A new plan for a's shape into p: the graph, its workspace, seq_q (and
  * the statistics buffer). Outside stream capture only. NULL or why not. */
@@ -139,7 +155,10 @@ static const char *build(dev_state *d, zc_stream s, const zc_attn *a, plan *p,
               cudaMemcpyAsync(p->scale_dev, &p->scale, sizeof(float), cudaMemcpyHostToDevice,
                               (cudaStream_t)s))) ||
             (p->with_stats &&
-             cudaMalloc((void **)&p->stats, n * (size_t)a->n_heads * (size_t)a->S_q * 4));
+             cudaMalloc((void **)&p->stats, n * (size_t)a->n_heads * (size_t)a->S_q * 4)) ||
+            (a->fp8 && (cudaMalloc((void **)&p->f8, sizeof k_fp8_consts) ||
+                        cudaMemcpyAsync(p->f8, k_fp8_consts, sizeof k_fp8_consts,
+                                        cudaMemcpyHostToDevice, (cudaStream_t)s)));
     free(sq);
     if (e) {
         (void)cudaGetLastError();
@@ -152,14 +171,19 @@ static const char *build(dev_state *d, zc_stream s, const zc_attn *a, plan *p,
  * under stream capture). */
 static cudnnStatus_t execute(dev_state *d, plan *p, zc_stream s, const zc_attn *a)
 {
-    int64_t uids[] = {ZCG_U_Q,     ZCG_U_K,      ZCG_U_V,   ZCG_U_O,    ZCG_U_SCALE,
-                      ZCG_U_SEQ_Q, ZCG_U_SEQ_KV, ZCG_U_NEG, ZCG_U_STATS};
+    int64_t uids[17] = {ZCG_U_Q,     ZCG_U_K,      ZCG_U_V,   ZCG_U_O,    ZCG_U_SCALE,
+                        ZCG_U_SEQ_Q, ZCG_U_SEQ_KV, ZCG_U_NEG, ZCG_U_STATS};
     void *scale = p->scale_dev ? (void *)p->scale_dev : (void *)&p->scale;
-    void *ptrs[] = {(void *)a->q, (void *)a->k, (void *)a->v,      a->o,     scale,
-                    p->seq_q,     (void *)a->kv_len, &p->neg, p->stats};
+    void *ptrs[17] = {(void *)a->q, (void *)a->k, (void *)a->v,      a->o,     scale,
+                      p->seq_q,     (void *)a->kv_len, &p->neg, p->stats};
     /* The pack names the tensors the graph has: the SDPA operation has no
      * mask value, and only the training form stores the statistics. */
     int64_t n = p->spell->sdpa ? 7 : p->with_stats ? 9 : 8;
+    if (p->f8) /* the fp8 pattern's scalars: Q's and K's from the call */
+        for (int i = 0; i < ZCG_FP8_N_SCALARS; i++, n++) {
+            uids[n] = ZCG_U_DESCALE_Q + i;
+            ptrs[n] = i < 2 ? (void *)(a->descale_qk + i) : (void *)(p->f8 + i);
+        }
     cudnnBackendDescriptor_t vp = NULL;
     cudnnStatus_t st;
     if ((st = cudnnSetStream(d->h, (cudaStream_t)s)) ||
@@ -182,6 +206,7 @@ static void plan_free(plan *p)
 {
     zcg_free(p->g);
     cudaFree(p->ws), cudaFree(p->seq_q), cudaFree(p->stats), cudaFree(p->scale_dev);
+    cudaFree(p->f8);
     (void)cudaGetLastError();
     memset(p, 0, sizeof *p);
 }
@@ -259,15 +284,24 @@ static const char *self_check(zc_stream s, const zc_attn *a, char *buf, size_t b
 
 int zattn_cudnn_supports(const zc_attn *a)
 {
+    int al = a->fp8 ? 16 : 8; /* 16-byte rows: elements of 1 or 2 bytes */
     return !a->causal && (a->head_dim == 128 || a->head_dim == 64) && a->n_heads == a->n_kv_heads &&
-           a->n_q == a->S_q && a->n_items > 0 && a->S_q > 0 && a->S_kv > 0 && a->ldq % 8 == 0 &&
-           a->ldk % 8 == 0 && a->ldv % 8 == 0 && a->ldo % 8 == 0;
+           a->n_q == a->S_q && a->n_items > 0 && a->S_q > 0 && a->S_kv > 0 && a->ldq % al == 0 &&
+           a->ldk % al == 0 && a->ldv % al == 0 && a->ldo % al == 0 && (!a->fp8 || a->descale_qk);
 }
 
 const char *zattn_cudnn_disabled(void)
 {
     pthread_mutex_lock(&g_mu);
-    const char *r = g_off[0] ? g_off : NULL;
+    const char *r = g_off[0][0] ? g_off[0] : NULL;
+    pthread_mutex_unlock(&g_mu);
+    return r;
+}
+
+const char *zattn_cudnn_fp8_disabled(void)
+{
+    pthread_mutex_lock(&g_mu);
+    const char *r = g_off[1][0] ? g_off[1] : g_off[0][0] ? g_off[0] : NULL;
     pthread_mutex_unlock(&g_mu);
     return r;
 }
@@ -299,11 +333,11 @@ static int plan_for(dev_state *d, zc_stream s, const zc_attn *a, plan **pp, int 
     const char *why = build(d, s, a, p, &st);
     if (why) {
         plan_free(p);
-        turn_off("no plan: %s (%s)", why, st ? cudnnGetErrorString(st) : "-");
+        turn_off(a->fp8, "no plan: %s (%s)", why, st ? cudnnGetErrorString(st) : "-");
         return ZATTN_CUDNN_FAILED;
     }
     d->n++;
-    g_spelling = p->spell->name;
+    if (!a->fp8) g_spelling = p->spell->name; /* what zattn_cudnn_spelling reports: the bf16 graphs */
     *pp = p, *fresh = 1;
     return 0;
 }
@@ -333,7 +367,8 @@ int zattn_cudnn(zc_stream s, const zc_attn *a)
     pthread_mutex_lock(&g_mu);
     dev_state *d = &g_dev[dev];
     plan *p = NULL;
-    int fresh = 0, rc = g_off[0] ? ZATTN_CUDNN_UNSUPPORTED : plan_for(d, s, a, &p, &fresh);
+    int fresh = 0, rc = g_off[0][0] || (a->fp8 && g_off[1][0]) ? ZATTN_CUDNN_UNSUPPORTED
+                                                               : plan_for(d, s, a, &p, &fresh);
     /* A new plan must run and match mma on its first call; if not, the
      * next spelling is built (plan_for turns cuDNN off when none is left). */
     while (!rc) {
@@ -343,10 +378,11 @@ int zattn_cudnn(zc_stream s, const zc_attn *a)
         if (st)
             snprintf(buf, sizeof buf, "execute: %s", cudnnGetErrorString(st)), bad = buf;
         else if (fresh)
-            bad = self_check(s, a, buf, sizeof buf);
+            bad = a->fp8 ? zattn_q8_check(s, a, buf, sizeof buf)
+                         : self_check(s, a, buf, sizeof buf);
         if (!bad) break;
         if (!fresh) {
-            turn_off("%s%s", bad, "");
+            turn_off(a->fp8, "%s%s", bad, "");
             rc = ZATTN_CUDNN_FAILED;
             break;
         }

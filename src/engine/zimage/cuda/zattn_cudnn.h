@@ -52,6 +52,10 @@ int zattn_cudnn(zc_stream s, const zc_attn *a);
  * a graph no engine took: each spelling tried and what it failed at). */
 const char *zattn_cudnn_disabled(void);
 
+/* The same for the fp8 attention (zc_attn.fp8): NULL while usable, else
+ * why not (its own failure, or cuDNN attention off altogether). */
+const char *zattn_cudnn_fp8_disabled(void);
+
 /* Which spelling of the graph the last plan built was taken in (names as
  * zattn_cudnn.c's k_spell), or NULL before the first plan. */
 const char *zattn_cudnn_spelling(void);

@@ -30,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_DESC 96 /* descriptors of one graph (~65 used, +17 for heuristics/plans) */
+#define MAX_DESC 128 /* descriptors of one graph (~65 used, ~90 fp8, +17 for heuristics/plans) */
 #define MAX_CFGS 8  /* heuristic results tried */
 #define MAX_WS   ((int64_t)256 << 20) /* bytes of workspace a plan may have */
 
@@ -47,7 +47,7 @@ enum { U_VIRTUAL = 100 }; /* virtual tensors' ids count up from here */
 typedef struct gb {
     cudnnBackendDescriptor_t all[MAX_DESC];
     int n_all;
-    cudnnBackendDescriptor_t ops[24];
+    cudnnBackendDescriptor_t ops[32];
     int n_ops;
     cudnnStatus_t st;
     const char *what; /* the step that failed */
@@ -96,7 +96,7 @@ static cudnnBackendDescriptor_t tensor(gb *g, int64_t uid, cudnnDataType_t dt, c
 {
     int64_t packed[4] = {dim[1] * dim[2] * dim[3], dim[2] * dim[3], dim[3], 1};
     bool virt = uid < 0;
-    int64_t align = dt == CUDNN_DATA_BFLOAT16 || virt ? 16 : 4;
+    int64_t align = dt == CUDNN_DATA_BFLOAT16 || dt == CUDNN_DATA_FP8_E4M3 || virt ? 16 : 4;
     if (virt) uid = g->next_uid++;
     cudnnBackendDescriptor_t t = mk(g, CUDNN_BACKEND_TENSOR_DESCRIPTOR, "tensor");
     set(g, t, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt, "tensor type");
@@ -187,16 +187,20 @@ static void matmul(gb *g, cudnnBackendDescriptor_t a, cudnnBackendDescriptor_t b
  * frontend spells inference (statistics virtual) and training (statistics
  * stored); the rest are older or looser spellings. */
 const zcg_spell zcg_spells[] = {
-    {"sdpa operation", true, false, false, ZCG_STATS_NONE, true, true},
-    {"sdpa operation, device scale", true, true, false, ZCG_STATS_NONE, true, true},
-    {"inference", false, false, true, ZCG_STATS_VIRTUAL, true, true},
-    {"inference, int32 compares", false, false, true, ZCG_STATS_VIRTUAL, true, false},
-    {"training", false, false, true, ZCG_STATS_OUTPUT, true, true},
-    {"training, int32 compares", false, false, true, ZCG_STATS_OUTPUT, true, false},
-    {"inference, no overrides", false, false, false, ZCG_STATS_VIRTUAL, true, true},
-    {"no statistics", false, false, false, ZCG_STATS_NONE, true, true},
-    {"no statistics, fp32 P", false, false, false, ZCG_STATS_NONE, false, true},
-    {"training, no overrides", false, false, false, ZCG_STATS_OUTPUT, true, false},
+    {"sdpa operation", true, false, false, ZCG_STATS_NONE, true, true, false},
+    {"sdpa operation, device scale", true, true, false, ZCG_STATS_NONE, true, true, false},
+    {"inference", false, false, true, ZCG_STATS_VIRTUAL, true, true, false},
+    {"inference, int32 compares", false, false, true, ZCG_STATS_VIRTUAL, true, false, false},
+    {"training", false, false, true, ZCG_STATS_OUTPUT, true, true, false},
+    {"training, int32 compares", false, false, true, ZCG_STATS_OUTPUT, true, false, false},
+    {"inference, no overrides", false, false, false, ZCG_STATS_VIRTUAL, true, true, false},
+    {"no statistics", false, false, false, ZCG_STATS_NONE, true, true, false},
+    {"no statistics, fp32 P", false, false, false, ZCG_STATS_NONE, false, true, false},
+    {"training, no overrides", false, false, false, ZCG_STATS_OUTPUT, true, false, false},
+    /* fp8 (tried only for fp8 operands): the frontend's SDPA fp8 pattern */
+    {"fp8 inference", false, false, true, ZCG_STATS_VIRTUAL, false, true, true},
+    {"fp8 inference, no overrides", false, false, false, ZCG_STATS_VIRTUAL, false, true, true},
+    {"fp8 training", false, false, true, ZCG_STATS_OUTPUT, false, true, true},
 };
 const int zcg_n_spells = (int)(sizeof zcg_spells / sizeof zcg_spells[0]);
 
@@ -205,6 +209,18 @@ const int zcg_n_spells = (int)(sizeof zcg_spells / sizeof zcg_spells[0]);
 typedef struct operands {
     cudnnBackendDescriptor_t sq, sk; /* seq_q, seq_kv: int32 [b,1,1,1] */
 } operands;
+
+/* x · (the device scalar of id uid), a virtual fp32 tensor of x's dims;
+ * the fp8 pattern's descales and scales. */
+static cudnnBackendDescriptor_t mul_scalar(gb *g, cudnnBackendDescriptor_t x, int64_t uid,
+                                           const int64_t dim[4])
+{
+    const int64_t one[4] = {1, 1, 1, 1};
+    cudnnBackendDescriptor_t c = tensor(g, uid, CUDNN_DATA_FLOAT, one, one, false);
+    cudnnBackendDescriptor_t y = vt(g, CUDNN_DATA_FLOAT, dim);
+    pw(g, CUDNN_POINTWISE_MUL, CUDNN_DATA_FLOAT, x, c, NULL, y, -1);
+    return y;
+}
 
 /* Q·Kᵀ·scale with the padding mask applied: the masked scores (virtual).
  * K is described transposed ([b,h,d,s_kv], unit stride along d) over the
@@ -218,8 +234,9 @@ static cudnnBackendDescriptor_t masked_scores(gb *g, const zc_attn *a, const zcg
     const int64_t sd[4] = {B, H, Sq, Sk}, one[4] = {1, 1, 1, 1}, seq[4] = {B, 1, 1, 1};
     cudnnDataType_t F = CUDNN_DATA_FLOAT, I = CUDNN_DATA_INT32, L = CUDNN_DATA_BOOLEAN;
     cudnnDataType_t C = sp->cmp_b ? L : I; /* a comparison's type and result */
-    cudnnBackendDescriptor_t q = tensor(g, ZCG_U_Q, CUDNN_DATA_BFLOAT16, qd, qs, false);
-    cudnnBackendDescriptor_t k = tensor(g, ZCG_U_K, CUDNN_DATA_BFLOAT16, kd, ks, false);
+    cudnnDataType_t in = sp->fp8 ? CUDNN_DATA_FP8_E4M3 : CUDNN_DATA_BFLOAT16;
+    cudnnBackendDescriptor_t q = tensor(g, ZCG_U_Q, in, qd, qs, false);
+    cudnnBackendDescriptor_t k = tensor(g, ZCG_U_K, in, kd, ks, false);
     cudnnBackendDescriptor_t scale = tensor(g, ZCG_U_SCALE, F, one, one, true);
     cudnnBackendDescriptor_t neg = tensor(g, ZCG_U_NEG, F, one, one, true);
     o->sq = tensor(g, ZCG_U_SEQ_Q, I, seq, one, false);
@@ -228,6 +245,8 @@ static cudnnBackendDescriptor_t masked_scores(gb *g, const zc_attn *a, const zcg
     const cudnnBackendDescriptor_t ovr[3] = {o->sq, o->sk, NULL};
     matmul(g, q, k, s, sp->ovr ? ovr : NULL);
     pw(g, CUDNN_POINTWISE_MUL, F, s, scale, NULL, ss, -1);
+    if (sp->fp8) /* the scores of the e4m3 codes, descaled: ·descale_q ·descale_k */
+        ss = mul_scalar(g, mul_scalar(g, ss, ZCG_U_DESCALE_Q, sd), ZCG_U_DESCALE_K, sd);
     cudnnBackendDescriptor_t ri = vt(g, I, sd), ci = vt(g, I, sd);
     pw(g, CUDNN_POINTWISE_GEN_INDEX, I, ss, NULL, NULL, ri, 2);
     pw(g, CUDNN_POINTWISE_GEN_INDEX, I, ss, NULL, NULL, ci, 3);
@@ -238,6 +257,31 @@ static cudnnBackendDescriptor_t masked_scores(gb *g, const zc_attn *a, const zcg
     cudnnBackendDescriptor_t out = vt(g, F, sd);
     pw(g, CUDNN_POINTWISE_BINARY_SELECT, F, ss, neg, m, out, -1); /* m ? ss : neg */
     return out;
+}
+
+/* The fp8 pattern's tail, as cuDNN's frontend spells it: amax_s = max|P|,
+ * P8 = e4m3(P · scale_s), O' = P8·V8 · descale_s · descale_v, amax_o =
+ * max|O'|, O = e4m3(O' · scale_o). O in e4m3: with a bf16 O cuDNN 9.19's
+ * heuristics find no engine for an H100 (deviceless, 2026-12-06). */
+static void fp8_pv(gb *g, const zc_attn *a, cudnnBackendDescriptor_t p,
+                   const cudnnBackendDescriptor_t *ovr)
+{
+    int64_t B = a->n_items, H = a->n_heads, Sq = a->S_q, Sk = a->S_kv, D = a->head_dim;
+    const int64_t sd[4] = {B, H, Sq, Sk}, one[4] = {1, 1, 1, 1};
+    const int64_t vd[4] = {B, H, Sk, D}, vs[4] = {Sk * a->ldv, D, a->ldv, 1};
+    const int64_t od[4] = {B, H, Sq, D}, os[4] = {Sq * a->ldo, D, a->ldo, 1};
+    cudnnDataType_t F = CUDNN_DATA_FLOAT, E = CUDNN_DATA_FP8_E4M3;
+    reduce(g, CUDNN_REDUCE_TENSOR_AMAX, p, tensor(g, ZCG_U_AMAX_S, F, one, one, false));
+    cudnnBackendDescriptor_t ss = tensor(g, ZCG_U_SCALE_S, F, one, one, false);
+    cudnnBackendDescriptor_t p8 = vt(g, E, sd);
+    pw(g, CUDNN_POINTWISE_MUL, F, p, ss, NULL, p8, -1);
+    cudnnBackendDescriptor_t v = tensor(g, ZCG_U_V, E, vd, vs, false), pv = vt(g, F, od);
+    matmul(g, p8, v, pv, ovr);
+    pv = mul_scalar(g, mul_scalar(g, pv, ZCG_U_DESCALE_S, od), ZCG_U_DESCALE_V, od);
+    cudnnBackendDescriptor_t so = tensor(g, ZCG_U_SCALE_O, F, one, one, false);
+    cudnnBackendDescriptor_t out = tensor(g, ZCG_U_O, E, od, os, false);
+    pw(g, CUDNN_POINTWISE_MUL, F, pv, so, NULL, out, -1);
+    reduce(g, CUDNN_REDUCE_TENSOR_AMAX, pv, tensor(g, ZCG_U_AMAX_O, F, one, one, false));
 }
 
 /* softmax over the keys, then ·V into O; the statistics (max + log Σ) as
@@ -266,9 +310,13 @@ static void softmax_pv(gb *g, const zc_attn *a, cudnnBackendDescriptor_t x, cons
         pw(g, CUDNN_POINTWISE_ADD, F, mx, lg, NULL, st, -1);
     }
     pw(g, CUDNN_POINTWISE_DIV, F, e, sum, NULL, p, -1);
+    const cudnnBackendDescriptor_t ovr[3] = {o->sq, NULL, o->sk};
+    if (sp->fp8) {
+        fp8_pv(g, a, p, sp->ovr ? ovr : NULL);
+        return;
+    }
     cudnnBackendDescriptor_t v = tensor(g, ZCG_U_V, CUDNN_DATA_BFLOAT16, vd, vs, false);
     cudnnBackendDescriptor_t out = tensor(g, ZCG_U_O, CUDNN_DATA_BFLOAT16, od, os, false);
-    const cudnnBackendDescriptor_t ovr[3] = {o->sq, NULL, o->sk};
     matmul(g, p, v, out, sp->ovr ? ovr : NULL);
 }
 

@@ -32,8 +32,21 @@ enum {
     ZCG_U_NEG,    /* float by value: the masked scores' value (pattern only) */
     ZCG_U_SEQ_Q,  /* int32 [b]: query rows per item */
     ZCG_U_SEQ_KV, /* int32 [b]: keys per item (zattn.h's kv_len) */
-    ZCG_U_STATS   /* float [b,h,s_q]: the training form's statistics */
+    ZCG_U_STATS,  /* float [b,h,s_q]: the training form's statistics */
+    /* fp8 spellings only: float [1,1,1,1] device scalars (ZCG_FP8_*) */
+    ZCG_U_DESCALE_Q,
+    ZCG_U_DESCALE_K,
+    ZCG_U_DESCALE_V,
+    ZCG_U_DESCALE_S,
+    ZCG_U_SCALE_S,
+    ZCG_U_SCALE_O,
+    ZCG_U_AMAX_S, /* outputs: the largest |P| and |O| (unused, but the pattern has them) */
+    ZCG_U_AMAX_O
 };
+
+/* The fp8 spellings' scalars, in the order of their ids above (8 floats
+ * in device memory, the last two written by the plan). */
+enum { ZCG_FP8_N_SCALARS = 8 };
 
 enum { ZCG_STATS_NONE, ZCG_STATS_VIRTUAL, ZCG_STATS_OUTPUT };
 
@@ -46,6 +59,7 @@ typedef struct zcg_spell {
     int stats;   /* ZCG_STATS_* */
     bool p_bf16; /* P rounded to bf16 before ·V */
     bool cmp_b;  /* comparisons computed as boolean (else int32 in and out) */
+    bool fp8;    /* Q, K, V, O in e4m3 with descales and scales, P in e4m3 */
 } zcg_spell;
 
 /* The spellings, in the order they are tried. */

@@ -34,6 +34,8 @@
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/cuda_prof.h"
 #include "engine/zimage/cuda/zattn.h"
+#include "engine/zimage/cuda/zattn_cudnn.h"
+#include "engine/zimage/cuda/zattn_q8.h"
 #include "engine/zimage/cuda/zc_fp8.h"
 #include "engine/zimage/cuda/zkernels.h"
 #include "engine/zimage/cuda/zlayout.h"
@@ -72,6 +74,7 @@ struct zc_plan {
     void *HB, *QKV, *ATT, *FF, *tfreq, *thid, *temb_b, *stemb_b, *patch;
     void *x8;  /* fp8 devices: a block GEMM's input in e4m3 (B_X8), */
     float *xs; /* and its row scales (B_XS); empty otherwise */
+    float *a8; /* fp8 devices: V's largest magnitude per item (B_A8, zattn_q8.h) */
     step_params *sp_dev, *sp_host; /* host: pinned */
     batch_ints *bi_dev;
     float *pred_out; /* the step's extra output (tests), NULL in graphs */
@@ -88,7 +91,7 @@ static int pad_to(int n)
 /* Sizes of a plan's buffers in bytes, in carving order. */
 enum { B_U, B_XI, B_XT, B_HF, B_CSI, B_CST, B_CSU, B_TEMB, B_STEMB, B_MOD, B_FSCALE, B_PRED,
        B_LAT, B_HB, B_QKV, B_ATT, B_FF, B_TFREQ, B_THID, B_TEMBB, B_STEMBB, B_PATCH, B_SP, B_BI,
-       B_THIDF, B_X8, B_XS, B_N };
+       B_THIDF, B_X8, B_XS, B_A8, B_N };
 
 /* fp8: B_X8 and B_XS, the e4m3 copy of a block GEMM's input (at most every
  * U row, K = dim or ffn_hidden) and its row scales; empty otherwise. */
@@ -111,7 +114,7 @@ static void plan_sizes(const zi_dit_config *c, const zc_plan_key *k, int fp8, si
         [B_PATCH] = B * ni * pf * 2, [B_SP] = sizeof(step_params), [B_BI] = sizeof(batch_ints),
         [B_THIDF] = B * (size_t)c->t_hidden * 4,
         [B_X8] = fp8 ? ru * (size_t)zc_fp8_ld(c->ffn_hidden > c->dim ? c->ffn_hidden : c->dim) : 0,
-        [B_XS] = fp8 ? ru * 4 : 0};
+        [B_XS] = fp8 ? ru * 4 : 0, [B_A8] = fp8 ? B * 4 : 0};
     for (int i = 0; i < B_N; i++) sz[i] = (s[i] + 255) / 256 * 256;
 }
 
@@ -127,7 +130,7 @@ size_t zc_plan_fp8_bytes(const zi_dit_config *c, const zc_plan_key *k)
 {
     size_t sz[B_N];
     plan_sizes(c, k, 1, sz);
-    return sz[B_X8] + sz[B_XS];
+    return sz[B_X8] + sz[B_XS] + sz[B_A8];
 }
 
 static void plan_destroy(void *arg, void *plan)
@@ -170,7 +173,7 @@ static int plan_build(void *arg, const void *key, void **out, char *err, size_t 
     p->tfreq = b[B_TFREQ], p->thid = b[B_THID], p->temb_b = b[B_TEMBB];
     p->stemb_b = b[B_STEMBB], p->patch = b[B_PATCH], p->sp_dev = b[B_SP], p->bi_dev = b[B_BI];
     p->thid_f = b[B_THIDF];
-    p->x8 = b[B_X8], p->xs = b[B_XS];
+    p->x8 = b[B_X8], p->xs = b[B_XS], p->a8 = b[B_A8];
     /* Dead rows and never-written pads must hold numbers, not garbage. */
     PX_CUDA_CHECK(cudaMemsetAsync(p->mem, 0, total, d->ctx->stream));
     *out = p;
@@ -294,6 +297,56 @@ static zc_q8 q8_of(const zc_plan *p, int K)
     return (zc_q8){.q = p->x8, .scale = p->xs, .ld = zc_fp8_ld(K)};
 }
 
+/* Whether block bl's attention runs in fp8 (cuDNN's fp8 SDPA on e4m3 Q,
+ * K, V, zattn_q8.h): where the out projection takes an fp8 copy from the
+ * kernel before it (q8_for), cuDNN attention is on and its fp8 graph has
+ * not failed, and the head size and buffers suit it (Q, K, V go into FF,
+ * O into the x8 scratch). PX_ZIMAGE_CUDA_ATTN8=0: the bf16 attention (to
+ * compare). */
+static int attn8_for(const zc_plan *p, const zc_dblock *bl)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *v = getenv("PX_ZIMAGE_CUDA_ATTN8");
+        on = !(v && !strcmp(v, "0"));
+    }
+    const zi_dit_config *c = &p->d->dc;
+    return on && q8_for(p, &bl->out) && bl->qk8_dev && (p->d->hd == 64 || p->d->hd == 128) &&
+           c->dim % 16 == 0 && 4 * (size_t)c->ffn_hidden >= 3 * (size_t)c->dim &&
+           !strcmp(zc_attn_name(), "cudnn") && !zattn_cudnn_fp8_disabled();
+}
+
+/* Block bl's fp8 attention: the e4m3 Q and K from the q/k norm + RoPE and
+ * V from its per-item scale (zattn_q8.h) into FF (rows of 3D bytes), then
+ * cuDNN's fp8 SDPA writing O's e4m3 codes into x8 with 1/s_b as each row's
+ * scale in xs: the out projection's fp8 input, ready. QKV is only read, so
+ * on cudaErrorNotSupported (cuDNN did not run it) the bf16 path can still
+ * run from it. 0 or a cudaError_t. */
+static int attn8(zc_plan *p, const zc_dblock *bl, const stream *st)
+{
+    zc_dev *d = p->d;
+    const zi_dit_config *c = &d->dc;
+    cudaStream_t s = d->ctx->stream;
+    int D = c->dim, H = c->n_heads, rows = p->k.B * st->S, ld8 = 3 * D, rc;
+    uint8_t *q8 = p->FF;
+    if ((rc = cudaMemsetAsync(p->a8, 0, (size_t)p->k.B * sizeof(float), s)) ||
+        (rc = zc_qknorm_rope_q8(s, p->QKV, 3 * D, 0, rows, H, d->hd, bl->q_norm, c->norm_eps,
+                                st->cs, 0, q8, ld8, bl->qk8[0])) ||
+        (rc = zc_qknorm_rope_q8(s, p->QKV, 3 * D, D, rows, H, d->hd, bl->k_norm, c->norm_eps,
+                                st->cs, 0, q8, ld8, bl->qk8[1])) ||
+        (rc = zattn_q8_v_amax(s, p->QKV, 3 * D, 2 * D, rows, D, st->S, p->a8)) ||
+        (rc = zattn_q8_v_quant(s, p->QKV, 3 * D, 2 * D, rows, D, st->S, p->a8, q8, ld8, p->xs)))
+        return rc;
+    mark(p, "q/k norm + RoPE, V scale (fp8)");
+    zc_attn a = {.q = q8, .k = q8 + D, .v = q8 + 2 * D, .o = p->x8, .ldq = ld8, .ldk = ld8,
+                 .ldv = ld8, .ldo = zc_fp8_ld(D), .n_items = p->k.B, .S_q = st->S,
+                 .S_kv = st->S, .n_q = st->S, .kv_len = st->kv_len, .n_heads = H,
+                 .n_kv_heads = H, .head_dim = d->hd, .scale = 1.0f / sqrtf((float)d->hd),
+                 .fp8 = 1, .descale_qk = bl->qk8_dev};
+    if (!(rc = zc_attention(s, &a))) mark(p, "attention (fp8)");
+    return rc;
+}
+
 /* Block bl's adaLN modulation into mod (B x 4D: scale, gate of the
  * attention, scale, gate of the feed-forward). */
 static int adaln(zc_plan *p, const zc_dblock *bl, float *mod, char *err, size_t errlen)
@@ -348,21 +401,25 @@ static int block_attn(zc_plan *p, const zc_dblock *bl, const stream *st, float *
         (rc = lora(p, bi, ZC_LORA_QKV, p->HB, D, S, p->QKV, 3 * D, ZC_BF16, err, errlen)))
         goto fail;
     mark(p, "gemm qkv");
-    PX_CUDA_LAUNCH_CHECK(zc_qknorm_rope(s, p->QKV, 3 * D, 0, rows, c->n_heads, d->hd, bl->q_norm,
-                                        eps, st->cs, 0, 1));
-    PX_CUDA_LAUNCH_CHECK(zc_qknorm_rope(s, p->QKV, 3 * D, D, rows, c->n_heads, d->hd, bl->k_norm,
-                                        eps, st->cs, 0, 1));
-    mark(p, "q/k norm + RoPE");
-    zc_attn a = {.q = p->QKV, .k = (uint16_t *)p->QKV + D, .v = (uint16_t *)p->QKV + 2 * D,
-                 .o = p->ATT, .ldq = 3 * D, .ldk = 3 * D, .ldv = 3 * D, .ldo = D, .n_items = B,
-                 .S_q = st->S, .S_kv = st->S, .n_q = st->S, .kv_len = st->kv_len,
-                 .n_heads = c->n_heads, .n_kv_heads = c->n_heads, .head_dim = d->hd,
-                 .scale = 1.0f / sqrtf((float)d->hd)};
-    PX_CUDA_LAUNCH_CHECK(zc_attention(s, &a));
-    mark(p, "attention");
+    int a8 = attn8_for(p, bl) ? attn8(p, bl, st) : cudaErrorNotSupported;
+    if (a8 && a8 != cudaErrorNotSupported) PX_CUDA_LAUNCH_CHECK(a8);
+    if (a8) { /* the bf16 attention */
+        PX_CUDA_LAUNCH_CHECK(zc_qknorm_rope(s, p->QKV, 3 * D, 0, rows, c->n_heads, d->hd,
+                                            bl->q_norm, eps, st->cs, 0, 1));
+        PX_CUDA_LAUNCH_CHECK(zc_qknorm_rope(s, p->QKV, 3 * D, D, rows, c->n_heads, d->hd,
+                                            bl->k_norm, eps, st->cs, 0, 1));
+        mark(p, "q/k norm + RoPE");
+        zc_attn a = {.q = p->QKV, .k = (uint16_t *)p->QKV + D, .v = (uint16_t *)p->QKV + 2 * D,
+                     .o = p->ATT, .ldq = 3 * D, .ldk = 3 * D, .ldv = 3 * D, .ldo = D,
+                     .n_items = B, .S_q = st->S, .S_kv = st->S, .n_q = st->S,
+                     .kv_len = st->kv_len, .n_heads = c->n_heads, .n_kv_heads = c->n_heads,
+                     .head_dim = d->hd, .scale = 1.0f / sqrtf((float)d->hd)};
+        PX_CUDA_LAUNCH_CHECK(zc_attention(s, &a));
+        mark(p, "attention");
+    }
     zc_type ht = proj_out();
     int hbf = ht == ZC_BF16;
-    if ((rc = gemm_lin(p, p->ATT, D, rows, D, &bl->out, D, p->HF, D, ht, 0, err, errlen)) ||
+    if ((rc = gemm_lin(p, p->ATT, D, rows, D, &bl->out, D, p->HF, D, ht, !a8, err, errlen)) ||
         (rc = lora(p, bi, ZC_LORA_OUT, p->ATT, D, S, p->HF, D, ht, err, errlen)))
         goto fail;
     mark(p, "gemm out");

@@ -41,6 +41,10 @@ typedef struct zc_dblock {
     zc_lin qkv, out, w13, w2; /* w13 = [w1; w3] */
     void *ada_w;              /* bf16; NULL: unmodulated */
     float *ada_b, *q_norm, *k_norm, *n1, *n2, *f1, *f2;
+    /* fp8 devices: the static e4m3 scales of q and k for the fp8 attention
+     * (zattn_q8.h), and their inverses on the device (zc_attn.descale_qk) */
+    float qk8[2];
+    float *qk8_dev;
 } zc_dblock;
 
 typedef struct zc_qlayer {

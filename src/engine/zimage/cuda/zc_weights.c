@@ -22,6 +22,7 @@
 #include "core/err.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/zimage/cuda/zattn.h"
+#include "engine/zimage/cuda/zattn_q8.h"
 #include "engine/zimage/cuda/zc_fp8.h"
 #include "engine/zimage/cuda/zkernels.h"
 #include "engine/zimage/zops.h"
@@ -139,6 +140,30 @@ fail:
     return rc;
 }
 
+/* The static q and k scales of a block's fp8 attention from its q_norm
+ * and k_norm weights (names qn, kn: zattn_q8_qk_scale), and their
+ * inverses on the device. */
+static int up_qk8(zc_dev *d, const zi_weights *w, const char *qn, const char *kn, int hd,
+                  zc_dblock *b, char *err, size_t errlen)
+{
+    const zi_tensor *t[2];
+    int rc = find(w, qn, hd, -1, &t[0], err, errlen);
+    if (!rc) rc = find(w, kn, hd, -1, &t[1], err, errlen);
+    if (rc) return rc;
+    float inv[2];
+    for (int i = 0; i < 2; i++) {
+        float *h = zi_tensor_dup_f32(t[i]);
+        if (!h) return px_errf(err, errlen, PX_ENOMEM, "out of memory");
+        b->qk8[i] = zattn_q8_qk_scale(h, hd);
+        inv[i] = 1.0f / b->qk8[i];
+        free(h);
+    }
+    if ((rc = dev_alloc(d, sizeof inv, (void **)&b->qk8_dev, err, errlen))) return rc;
+    PX_CUDA_CHECK(cudaMemcpy(b->qk8_dev, inv, sizeof inv, cudaMemcpyHostToDevice));
+fail:
+    return rc;
+}
+
 /* A block linear: tensors names[0..n) ([rows_i, cols]) stacked into l->w
  * (bf16), then, on an fp8 device and where the output width allows,
  * quantized into l->w8 + l->scale and the bf16 copy freed. */
@@ -196,6 +221,7 @@ static int up_dit_block(zc_dev *d, const zi_weights *w, const char *p, int modul
         (rc = up_f32(d, w, q[4], D, -1, &b->f1, err, errlen)) ||
         (rc = up_f32(d, w, q[5], D, -1, &b->f2, err, errlen)))
         return rc;
+    if (d->fp8 && (rc = up_qk8(d, w, q[0], q[1], (int)hd, b, err, errlen))) return rc;
     if (!modulated) return 0;
     if ((rc = up_bf16(d, w, n[5], 4 * D, T, &b->ada_w, err, errlen)) ||
         (rc = up_f32(d, w, n[6], 4 * D, -1, &b->ada_b, err, errlen)))

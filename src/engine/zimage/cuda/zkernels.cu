@@ -386,9 +386,12 @@ __global__ void k_swiglu8(bf16 *x, int ld, int rows, int n)
  * ~1.2 ms of traffic. The sum of squares adds in another order than the
  * per-element kernel's (an fp32 rounding apart); the rest is the same
  * arithmetic. Needs L a power of two <= 32, x, w and cs 16-byte aligned,
- * ld and col0 multiples of 8 (zc_qknorm_rope checks). */
+ * ld and col0 multiples of 8 (zc_qknorm_rope checks). Q8: the result goes
+ * to o8 (e4m3 codes of value · s8, row stride ld8 bytes, the same columns)
+ * instead of back over x, rounded once from fp32 (the fp8 attention). */
+template <bool Q8>
 __global__ void k_qknorm_rope8(bf16 *x, int ld, int col0, int nh, int hd, const float *w, float eps,
-                               const float *cs, int period)
+                               const float *cs, int period, uint8_t *o8, int ld8, float s8)
 {
     const int L = hd / 8, l = threadIdx.x % L, g = threadIdx.x / L, G = blockDim.x / L;
     int r = blockIdx.x;
@@ -422,14 +425,23 @@ __global__ void k_qknorm_rope8(bf16 *x, int ld, int col0, int nh, int hd, const 
             if (h >= nh) continue;
             float inv = rsqrtf(ss[j] / hd + eps);
             const bf16 *e = (const bf16 *)&v[j];
-            uint4 o;
-            bf16 *q = (bf16 *)&o;
+            float y[8];
             for (int k = 0; k < 8; k += 2) {
                 float a = b2f(e[k]) * inv * wv[k], b = b2f(e[k + 1]) * inv * wv[k + 1];
-                q[k] = f2b(a * cv[k] - b * cv[k + 1]);
-                q[k + 1] = f2b(b * cv[k] + a * cv[k + 1]);
+                y[k] = a * cv[k] - b * cv[k + 1];
+                y[k + 1] = b * cv[k] + a * cv[k + 1];
             }
-            *(uint4 *)(row + (size_t)h * hd) = o;
+            if (Q8) {
+                uint32_t c[2] = {0u, 0u};
+                for (int k = 0; k < 8; k++) c[k / 4] |= zc_fp8_code(y[k] * s8, 1.0f) << (8 * (k % 4));
+                *(uint2 *)(o8 + (size_t)r * ld8 + col0 + (size_t)h * hd + 8 * l) =
+                    make_uint2(c[0], c[1]);
+            } else {
+                uint4 o;
+                bf16 *q = (bf16 *)&o;
+                for (int k = 0; k < 8; k++) q[k] = f2b(y[k]);
+                *(uint4 *)(row + (size_t)h * hd) = o;
+            }
         }
     }
 }
@@ -594,16 +606,35 @@ int zc_gated_residual(zc_stream s, float *x, int ldx, const void *h, int h_bf, i
                                   rows_per_item, nullptr, nullptr, 0, nullptr, 0, nullptr);
 }
 
+/* Whether k_qknorm_rope8 takes these rows (its comment says what it needs). */
+static bool qknorm8_fits(const void *x, int ld, int col0, int head_dim, const float *w,
+                         const float *cs, int interleaved)
+{
+    int L = head_dim / 8;
+    return interleaved && head_dim % 8 == 0 && L <= 32 && !(L & (L - 1)) && ld % 8 == 0 &&
+           col0 % 8 == 0 && (uintptr_t)x % 16 == 0 && al16(w, 0) && al16(cs, 0);
+}
+
+int zc_qknorm_rope_q8(zc_stream s, const void *x, int ld, int col0, int rows, int n_heads,
+                      int head_dim, const float *w, float eps, const float *cs, int period,
+                      uint8_t *o8, int ld8, float s8)
+{
+    if (!qknorm8_fits(x, ld, col0, head_dim, w, cs, 1) || ld8 % 8 || (uintptr_t)o8 % 8)
+        return (int)cudaErrorInvalidValue;
+    if (rows <= 0) return 0;
+    k_qknorm_rope8<true><<<rows, 128, 0, s>>>((bf16 *)x, ld, col0, n_heads, head_dim, w, eps, cs,
+                                              period, o8, ld8, s8);
+    return launch_err();
+}
+
 int zc_qknorm_rope(zc_stream s, void *x, int ld, int col0, int rows, int n_heads, int head_dim,
                    const float *w, float eps, const float *cs, int period, int interleaved)
 {
     size_t warps = (size_t)rows * n_heads;
     if (!warps) return 0;
-    int L = head_dim / 8;
-    if (wide_kernels() && interleaved && head_dim % 8 == 0 && L <= 32 && !(L & (L - 1)) &&
-        ld % 8 == 0 && col0 % 8 == 0 && (uintptr_t)x % 16 == 0 && al16(w, 0) && al16(cs, 0)) {
-        k_qknorm_rope8<<<rows, 128, 0, s>>>((bf16 *)x, ld, col0, n_heads, head_dim, w, eps, cs,
-                                            period);
+    if (wide_kernels() && qknorm8_fits(x, ld, col0, head_dim, w, cs, interleaved)) {
+        k_qknorm_rope8<false><<<rows, 128, 0, s>>>((bf16 *)x, ld, col0, n_heads, head_dim, w, eps,
+                                                   cs, period, NULL, 0, 0.0f);
         return launch_err();
     }
     k_qknorm_rope<<<blocks_for(warps * 32, 256), 256, 0, s>>>(

@@ -101,6 +101,16 @@ int zc_q8_fusable(int n);
 int zc_qknorm_rope(zc_stream s, void *x, int ld, int col0, int rows, int n_heads, int head_dim,
                    const float *w, float eps, const float *cs, int period, int interleaved);
 
+/* The same (interleaved pairs) with the result as e4m3 codes of value · s8
+ * (saturating) into o8 (row stride ld8 bytes, the same columns), x left
+ * as it was: the fp8 attention's Q and K. Only where the wide kernel runs
+ * (head_dim / 8 a power of two <= 32, x, w, cs 16-byte aligned, ld and col0
+ * multiples of 8, o8 8-byte aligned, ld8 % 8 == 0); else
+ * cudaErrorInvalidValue. */
+int zc_qknorm_rope_q8(zc_stream s, const void *x, int ld, int col0, int rows, int n_heads,
+                      int head_dim, const float *w, float eps, const float *cs, int period,
+                      uint8_t *o8, int ld8, float s8);
+
 /* In place on bf16 rows of ld elements: x[r, i] = silu(x[r, i]) · x[r, n + i],
  * i < n (gate | up side by side, the output over the gate). */
 int zc_swiglu(zc_stream s, void *x, int ld, int rows, int n);
