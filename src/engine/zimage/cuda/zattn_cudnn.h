@@ -16,6 +16,12 @@
  * inputs; a mismatch or any cuDNN failure logs one warning and turns cuDNN
  * off for the process (zattn_cudnn_disabled says why).
  *
+ * fp8 calls (zc_attn.fp8: e4m3 Q, K, V and O, zattn_q8.h) build the fp8
+ * spellings, check a new plan against a host reference instead
+ * (zattn_q8_check.h), and a failure turns off only the fp8 attention
+ * (zattn_cudnn_fp8_disabled). On an H100: 0.313 ms at 1024² against the
+ * bf16 graph's 0.441 (2026-12-06).
+ *
  * Which spelling of the graph cuDNN's engines take is only known on a GPU:
  * the one-node SDPA operation of cuDNN 9.15+ is tried first, then the
  * decomposed pattern in the frontend's inference and training forms and
