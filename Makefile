@@ -191,6 +191,10 @@ $(BUILD)/tests/%_test: $(BUILD)/tests/%_test.o $(HARNESS_OBJ) $(LIB)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# The Z-Image CUDA tests share their helpers (the engine on the tiny model,
+# the stage errors against the reference).
+$(BUILD)/tests/zimage_cuda_test $(BUILD)/tests/zimage_cuda_fp8_test: $(BUILD)/tests/zimage_cuda_util.o
+
 # The unit tests' reference data: npm packages into build/testdata/
 # (scripts/testdata; quiet when present). After setup, which installs npm:
 # with parallel builds it would otherwise race the compiles' setup.

@@ -540,7 +540,7 @@ step_fp8speed() {
     --sizes 1024x1024,512x512 --batches 1,4 --iters 2 --precision bf16 \
     --json $WORK/speed-bf16-gemmtune.jsonl"
   part fp8_full_acc 240 gpu "PX_ZIMAGE_MODEL=$ZMODEL/hf PX_ZIMAGE_SIZE=512x512 PX_TEST_TIMEOUT=230 \
-    $BIN/zimage_cuda_test t_fp8_stages_against_reference"
+    $BIN/zimage_cuda_fp8_test t_fp8_stages_against_reference"
   KEY+=("$WORK/speed-bf16.jsonl" "$WORK/speed-fp8.jsonl" "$WORK/speed-bf16-nofuse.jsonl"
         "$WORK/speed-bf16-vaebf16.jsonl" "$WORK/vae_gate.jsonl")
 }
