@@ -303,17 +303,47 @@ static zc_q8 q8_of(const zc_plan *p, int K)
  * not failed, and the head size and buffers suit it (Q, K, V go into FF,
  * O into the x8 scratch). PX_ZIMAGE_CUDA_ATTN8=0: the bf16 attention (to
  * compare). */
-static int attn8_for(const zc_plan *p, const zc_dblock *bl)
+static int attn8_env(void)
 {
     static int on = -1;
     if (on < 0) {
         const char *v = getenv("PX_ZIMAGE_CUDA_ATTN8");
         on = !(v && !strcmp(v, "0"));
     }
-    const zi_dit_config *c = &p->d->dc;
-    return on && q8_for(p, &bl->out) && bl->qk8_dev && (p->d->hd == 64 || p->d->hd == 128) &&
-           c->dim % 16 == 0 && 4 * (size_t)c->ffn_hidden >= 3 * (size_t)c->dim &&
+    return on;
+}
+
+/* The model's part: heads cuDNN's fp8 SDPA takes, rows of 16 bytes, FF
+ * holding Q, K and V in e4m3. */
+static int attn8_fits(const zc_dev *d)
+{
+    const zi_dit_config *c = &d->dc;
+    return (d->hd == 64 || d->hd == 128) && c->dim % 16 == 0 &&
+           4 * (size_t)c->ffn_hidden >= 3 * (size_t)c->dim;
+}
+
+static int attn8_for(const zc_plan *p, const zc_dblock *bl)
+{
+    return attn8_env() && q8_for(p, &bl->out) && bl->qk8_dev && attn8_fits(p->d) &&
            !strcmp(zc_attn_name(), "cudnn") && !zattn_cudnn_fp8_disabled();
+}
+
+const char *zc_attn8_state(const zc_dev *d, char *buf, size_t n)
+{
+    const char *off = zattn_cudnn_fp8_disabled();
+    if (!d->fp8)
+        snprintf(buf, n, "off: precision bf16");
+    else if (!attn8_env())
+        snprintf(buf, n, "off: PX_ZIMAGE_CUDA_ATTN8=0");
+    else if (strcmp(zc_attn_name(), "cudnn"))
+        snprintf(buf, n, "off: PX_ZIMAGE_CUDA_ATTN=%s", zc_attn_name());
+    else if (!attn8_fits(d))
+        snprintf(buf, n, "off: head size %d (cuDNN's fp8 attention takes 64 or 128)", d->hd);
+    else if (off)
+        snprintf(buf, n, "off: %s", off);
+    else
+        snprintf(buf, n, "enabled");
+    return buf;
 }
 
 /* Block bl's fp8 attention: the e4m3 Q and K from the q/k norm + RoPE and

@@ -133,6 +133,13 @@ size_t zc_plan_bytes(const zi_dit_config *c, const zc_plan_key *k);
  * activations' e4m3 copy and scales (the largest block GEMM's rows x K). */
 size_t zc_plan_fp8_bytes(const zi_dit_config *c, const zc_plan_key *k);
 
+/* The state of d's fp8 attention (zc_dit.c attn8_for), for the engine's
+ * description: "enabled" (an fp8 engine whose model suits it: it runs
+ * wherever cuDNN's fp8 plans build and pass their check, and LoRAs are not
+ * bound), or "off: " and why (bf16, a switch, the head size, or why cuDNN
+ * turned it off). Into buf (n bytes). */
+const char *zc_attn8_state(const zc_dev *d, char *buf, size_t n);
+
 /* The plan for k (built on first use, cached per device). */
 int zc_plan_get(zc_dev *d, const zc_plan_key *k, zc_plan **out, char *err, size_t errlen);
 

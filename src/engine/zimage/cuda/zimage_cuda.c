@@ -43,6 +43,7 @@
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/cuda_device.h"
 #include "engine/cuda/cuda_plan.h"
+#include "engine/zimage/cuda/zattn.h"
 #include "engine/zimage/cuda/zc_join.h"
 #include "engine/zimage/cuda/zc_net.h"
 #include "engine/zimage/sampler.h"
@@ -608,11 +609,17 @@ static int zcuda_describe(const px_engine *pe, px_buf *out)
     if (!rc)
         rc = px_buf_printf(out,
                            ",\"device\":\"cuda\",\"precision\":\"%s\",\"vae\":\"%s%s\","
-                           "\"cuda_graphs\":true,\"continuous_batching\":true,\"cublaslt\":%d,"
-                           "\"devices\":",
+                           "\"cuda_graphs\":true,\"continuous_batching\":true,\"cublaslt\":%d",
                            e->dev[0]->fp8 ? "fp8" : "bf16", e->cpu_vae ? "cpu" : "cuda-",
                            e->cpu_vae ? "" : zc_vae_precision(e->vae[0]),
                            px_cuda_blaslt_version());
+    if (!rc) rc = px_buf_printf(out, ",\"attention\":\"%s\"", zc_attn_name());
+    if (!rc && e->dev[0]->fp8) {
+        char st[900];
+        rc = px_buf_puts(out, ",\"fp8_attention\":");
+        if (!rc) rc = px_json_str(out, zc_attn8_state(e->dev[0], st, sizeof st));
+    }
+    if (!rc) rc = px_buf_puts(out, ",\"devices\":");
     if (!rc) rc = px_cuda_pool_describe(e->pool, e->ndev, zcuda_weight_bytes, e, out);
     /* DiT plans built so far per GPU (warm-up's effect shows: requests of
      * warmed shapes build none); a counter safe to read while batches run. */
