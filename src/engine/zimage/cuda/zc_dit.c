@@ -431,9 +431,11 @@ static int block_attn(zc_plan *p, const zc_dblock *bl, const stream *st, float *
         (rc = lora(p, bi, ZC_LORA_QKV, p->HB, D, S, p->QKV, 3 * D, ZC_BF16, err, errlen)))
         goto fail;
     mark(p, "gemm qkv");
-    int a8 = attn8_for(p, bl) ? attn8(p, bl, st) : cudaErrorNotSupported;
-    if (a8 && a8 != cudaErrorNotSupported) PX_CUDA_LAUNCH_CHECK(a8);
-    if (a8) { /* the bf16 attention */
+    /* 0: the fp8 attention ran (O's e4m3 copy is the out GEMM's input);
+     * cudaErrorNotSupported: the bf16 attention runs instead. */
+    int bf16_attn = attn8_for(p, bl) ? attn8(p, bl, st) : cudaErrorNotSupported;
+    if (bf16_attn && bf16_attn != cudaErrorNotSupported) PX_CUDA_LAUNCH_CHECK(bf16_attn);
+    if (bf16_attn) {
         PX_CUDA_LAUNCH_CHECK(zc_qknorm_rope(s, p->QKV, 3 * D, 0, rows, c->n_heads, d->hd,
                                             bl->q_norm, eps, st->cs, 0, 1));
         PX_CUDA_LAUNCH_CHECK(zc_qknorm_rope(s, p->QKV, 3 * D, D, rows, c->n_heads, d->hd,
@@ -449,7 +451,8 @@ static int block_attn(zc_plan *p, const zc_dblock *bl, const stream *st, float *
     }
     zc_type ht = proj_out();
     int hbf = ht == ZC_BF16;
-    if ((rc = gemm_lin(p, p->ATT, D, rows, D, &bl->out, D, p->HF, D, ht, !a8, err, errlen)) ||
+    if ((rc = gemm_lin(p, p->ATT, D, rows, D, &bl->out, D, p->HF, D, ht, !bf16_attn, err,
+                       errlen)) ||
         (rc = lora(p, bi, ZC_LORA_OUT, p->ATT, D, S, p->HF, D, ht, err, errlen)))
         goto fail;
     mark(p, "gemm out");
