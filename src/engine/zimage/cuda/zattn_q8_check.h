@@ -29,9 +29,9 @@ extern "C" {
 #define ZATTN_Q8_TOL 0.25
 
 /* a->o (just enqueued on s) decoded, against softmax(scale · dq · dk ·
- * q·kᵀ)·v in double from a's own e4m3 operands, at 8 query rows of every
- * item (the first, the last valid, spread between) and every head. Syncs
- * s (outside capture only). NULL when within ZATTN_Q8_TOL, else why not
+ * q·kᵀ)·v in double from a's own e4m3 operands, at 8 query rows (the
+ * first, the last with keys, spread between) of every head of the first
+ * and the last item. Syncs s (outside capture only). NULL when within ZATTN_Q8_TOL, else why not
  * (in buf). *err_out (or NULL): the relative error found. */
 const char *zattn_q8_check_err(zc_stream s, const zc_attn *a, char *buf, size_t buflen,
                                double *err_out);
