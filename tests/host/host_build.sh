@@ -15,6 +15,16 @@ host_build() {
     -lfftw3f -lgomp -lpcre2-8 -lutf8proc -o "$out"
 }
 
+# host_run FILE...: host_build into a temporary directory, then run the
+# check (the checks whose whole input is built in).
+host_run() {
+  local d
+  d=$(mktemp -d)
+  trap 'rm -rf "'"$d"'"' EXIT
+  host_build "$d/check" "$@"
+  "$d/check"
+}
+
 # tiny_model DIR: the tiny test model (tools/zimage_reference.py, seed 5,
 # the Qwen3 tokenizer of the test data) into DIR, HF layout under DIR/hf.
 tiny_model() {

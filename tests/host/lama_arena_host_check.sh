@@ -5,8 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/host/host_build.sh
-d=$(mktemp -d)
-trap 'rm -rf "$d"' EXIT
-host_build "$d/check" tests/host/lama_arena_host_check.c \
+host_run tests/host/lama_arena_host_check.c \
   build/release-cuda/src/engine/lama/cuda/lama_cuda_arena.o
-"$d/check"

@@ -5,10 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/host/host_build.sh
-d=$(mktemp -d)
-trap 'rm -rf "$d"' EXIT
-host_build "$d/check" tests/host/zattn_cudnn_host_check.c tests/host/cuda_fakes.c \
+host_run tests/host/zattn_cudnn_host_check.c tests/host/cuda_fakes.c \
   build/release-cuda/src/engine/zimage/cuda/zattn_cudnn.o \
   build/release-cuda/src/engine/zimage/cuda/zattn_cudnn_graph.o \
   build/release-cuda/src/engine/zimage/cuda/zattn_q8_check.o
-"$d/check"
