@@ -262,6 +262,18 @@ static void mark(const zc_plan *p, const char *label)
     px_cuda_prof_mark(p->pf, label);
 }
 
+/* A switch that is on unless the environment variable `name` is "0",
+ * read once into *cache (-1 before). The fused paths below each have one,
+ * to compare them with what they replace. */
+static int on_unless_0(const char *name, int *cache)
+{
+    if (*cache < 0) {
+        const char *v = getenv(name);
+        *cache = !(v && !strcmp(v, "0"));
+    }
+    return *cache;
+}
+
 /* Whether a gated residual also writes the norm that reads its result (the
  * feed-forward's after the attention, the next block's after the
  * feed-forward: zc_gated_residual_norm, one pass over the residual stream
@@ -270,11 +282,7 @@ static void mark(const zc_plan *p, const char *label)
 static int fuse_norm(void)
 {
     static int on = -1;
-    if (on < 0) {
-        const char *v = getenv("PX_ZIMAGE_CUDA_FUSE");
-        on = !(v && !strcmp(v, "0"));
-    }
-    return on;
+    return on_unless_0("PX_ZIMAGE_CUDA_FUSE", &on);
 }
 
 /* Whether the kernel writing linear l's input (a norm, SwiGLU) writes its
@@ -284,11 +292,7 @@ static int fuse_norm(void)
 static int q8_for(const zc_plan *p, const zc_lin *l)
 {
     static int on = -1; /* PX_ZIMAGE_CUDA_Q8=0: the GEMMs quantize (to compare) */
-    if (on < 0) {
-        const char *v = getenv("PX_ZIMAGE_CUDA_Q8");
-        on = !(v && !strcmp(v, "0"));
-    }
-    return on && p->d->fp8 && l->w8 && !p->lora && fuse_norm();
+    return on_unless_0("PX_ZIMAGE_CUDA_Q8", &on) && p->d->fp8 && l->w8 && !p->lora && fuse_norm();
 }
 
 /* The plan's e4m3 scratch as a kernel's q8 output for rows of K. */
@@ -297,20 +301,11 @@ static zc_q8 q8_of(const zc_plan *p, int K)
     return (zc_q8){.q = p->x8, .scale = p->xs, .ld = zc_fp8_ld(K)};
 }
 
-/* Whether block bl's attention runs in fp8 (cuDNN's fp8 SDPA on e4m3 Q,
- * K, V, zattn_q8.h): where the out projection takes an fp8 copy from the
- * kernel before it (q8_for), cuDNN attention is on and its fp8 graph has
- * not failed, and the head size and buffers suit it (Q, K, V go into FF,
- * O into the x8 scratch). PX_ZIMAGE_CUDA_ATTN8=0: the bf16 attention (to
- * compare). */
+/* PX_ZIMAGE_CUDA_ATTN8=0: the bf16 attention under fp8 linears (to compare). */
 static int attn8_env(void)
 {
     static int on = -1;
-    if (on < 0) {
-        const char *v = getenv("PX_ZIMAGE_CUDA_ATTN8");
-        on = !(v && !strcmp(v, "0"));
-    }
-    return on;
+    return on_unless_0("PX_ZIMAGE_CUDA_ATTN8", &on);
 }
 
 /* The model's part: heads cuDNN's fp8 SDPA takes, rows of 16 bytes, FF
@@ -322,6 +317,10 @@ static int attn8_fits(const zc_dev *d)
            4 * (size_t)c->ffn_hidden >= 3 * (size_t)c->dim;
 }
 
+/* Whether block bl's attention runs in fp8 (cuDNN's fp8 SDPA on e4m3 Q,
+ * K, V, zattn_q8.h): where the out projection takes an fp8 copy from the
+ * kernel before it (q8_for), cuDNN attention is on and its fp8 graph has
+ * not failed, and the model suits it (attn8_fits). */
 static int attn8_for(const zc_plan *p, const zc_dblock *bl)
 {
     return attn8_env() && q8_for(p, &bl->out) && bl->qk8_dev && attn8_fits(p->d) &&
