@@ -34,6 +34,9 @@
 #   bench/gpu_session.sh attn8    the fp8 attention: tests (its check), its
 #                                 speed, fp8 with and without it (alternated),
 #                                 the fp8 gate again, fp8's profile
+#   bench/gpu_session.sh fastacc  fp8 GEMMs with cuBLASLt's fast accumulation:
+#                                 the fp8 tests with it, its speed against the
+#                                 default (alternated), its gate, its profile
 #   bench/gpu_session.sh lora     issue 14: LoRA step overhead and mixing;
 #                                 the full-size accuracy test (issue 13)
 #   bench/gpu_session.sh serve    issue 15: pixbench's generate tables (seed 002
@@ -76,7 +79,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 STEP=${1:-}
-case "$STEP" in check | tests | verify | attn | attn8 | zimage | cbatch | fp8 | fp8speed | fp8fuse | lora | serve | lama | multi) ;; *)
+case "$STEP" in check | tests | verify | attn | attn8 | fastacc | zimage | cbatch | fp8 | fp8speed | fp8fuse | lora | serve | lama | multi) ;; *)
   sed -n '2,50p' "$0" >&2
   exit 2 ;;
 esac
@@ -410,6 +413,33 @@ step_attn8() {
   part zimage_profile_fp8 70 gpu "PX_ZIMAGE_CUDA_PROFILE=1 $BIN/zimage_cuda_bench --model $ZMODEL/hf \
     --sizes 1024x1024 --batches 1 --iters 1 --precision fp8"
   KEY+=("$WORK/attn.jsonl" "$WORK/fp8_gate.jsonl" "$WORK/fp8-b4.jsonl")
+}
+
+# fp8 GEMMs with cuBLASLt's fast accumulation (PX_ZIMAGE_CUDA_FP8_FASTACC=1,
+# zc_gemm.c; written 2026-12-06): the tiny-model fp8 tests with it while
+# the model is made (the tests with the defaults ran in `tests`), fp8 with
+# it and without, alternated, its gate against bf16, batch 4 and the
+# profile.
+step_fastacc() {
+  env_part
+  local zpid="" FA=PX_ZIMAGE_CUDA_FP8_FASTACC=1
+  if [ "$GPU" = 1 ] && [ ! -f "$ZMODEL/.complete" ]; then
+    (timeout -k 10 $(( $(left) - 60 )) bash -c "$(zmodel_cmd)" > "$WORK/zmodel.log" 2>&1) &
+    zpid=$!
+  fi
+  part fastacc_tests 90 gpu "$FA PX_TEST_TIMEOUT=80 $BIN/zimage_cuda_fp8_test"
+  [ -n "$zpid" ] && part zmodel_wait 300 cpu "while kill -0 $zpid 2>/dev/null; do sleep 2; done; cat $WORK/zmodel.log; test -f $ZMODEL/.complete"
+  zmodel 300
+  part fastacc_ab 200 gpu "for v in default $FA default $FA; do \
+    echo \"== \$v\"; env \$( [ \$v = default ] || echo \$v ) $BIN/zimage_cuda_bench --model $ZMODEL/hf \
+    --sizes 1024x1024 --batches 1 --iters 3 --precision fp8 --json $WORK/fastacc-\${v//=/}-\$RANDOM.jsonl; done"
+  part fastacc_gate 300 gpu "$FA $BIN/zimage_fp8_cuda_bench --model $ZMODEL/hf --size 1024x1024 \
+    --steps 8 --json $WORK/fastacc_gate.jsonl"
+  part fastacc_b4 80 gpu "$FA $BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024,512x512 \
+    --batches 4 --iters 2 --precision fp8 --json $WORK/fastacc-b4.jsonl"
+  part fastacc_profile 70 gpu "$FA PX_ZIMAGE_CUDA_PROFILE=1 $BIN/zimage_cuda_bench \
+    --model $ZMODEL/hf --sizes 1024x1024 --batches 1 --iters 1 --precision fp8"
+  KEY+=("$WORK/fastacc_gate.jsonl" "$WORK/fastacc-b4.jsonl")
 }
 
 step_lora() {

@@ -124,6 +124,22 @@ fail:
     return rc;
 }
 
+/* PX_ZIMAGE_CUDA_FP8_FASTACC=1: the fp8 GEMMs accumulate in the tensor
+ * cores' own precision (cuBLASLt's FAST_ACCUM) instead of promoting the
+ * partial sums to fp32 every few k-blocks. What inference forward passes
+ * commonly use (the promotion costs issue slots; its error is far under
+ * e4m3's own rounding); off until the fp8 gate and the stage tests have
+ * judged it on a GPU (docs/benchmarks/zimage-cuda.md). */
+static bool fp8_fast_accum(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *v = getenv("PX_ZIMAGE_CUDA_FP8_FASTACC");
+        on = v && !strcmp(v, "1");
+    }
+    return on;
+}
+
 /* FP8's per-row scales: A's (W's rows) and B's (x's rows, B's columns). */
 static int set_fp8_scales(cublasLtMatmulDesc_t op, const zc_gemm_args *a, char *err,
                           size_t errlen)
@@ -138,6 +154,9 @@ static int set_fp8_scales(cublasLtMatmulDesc_t op, const zc_gemm_args *a, char *
                                                    &a->w_scale, sizeof a->w_scale));
     PX_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
                                                    &a->x_scale, sizeof a->x_scale));
+    int8_t fast = fp8_fast_accum();
+    PX_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof fast));
 fail:
     return rc;
 }
