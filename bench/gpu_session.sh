@@ -34,9 +34,9 @@
 #   bench/gpu_session.sh attn8    the fp8 attention: tests (its check), its
 #                                 speed, fp8 with and without it (alternated),
 #                                 the fp8 gate again, fp8's profile
-#   bench/gpu_session.sh fastacc  fp8 GEMMs with cuBLASLt's fast accumulation:
-#                                 the fp8 tests with it, its speed against the
-#                                 default (alternated), its gate, its profile
+#   bench/gpu_session.sh fastacc  fp8 GEMMs with cuBLASLt's fast accumulation
+#                                 (the default) against without: the fp8 tests
+#                                 without it, speed (alternated), gate, profile
 #   bench/gpu_session.sh lora     issue 14: LoRA step overhead and mixing;
 #                                 the full-size accuracy test (issue 13)
 #   bench/gpu_session.sh serve    issue 15: pixbench's generate tables (seed 002
@@ -415,14 +415,14 @@ step_attn8() {
   KEY+=("$WORK/attn.jsonl" "$WORK/fp8_gate.jsonl" "$WORK/fp8-b4.jsonl")
 }
 
-# fp8 GEMMs with cuBLASLt's fast accumulation (PX_ZIMAGE_CUDA_FP8_FASTACC=1,
-# zc_gemm.c; written 2026-12-06): the tiny-model fp8 tests with it while
-# the model is made (the tests with the defaults ran in `tests`), fp8 with
-# it and without, alternated, its gate against bf16, batch 4 and the
-# profile.
+# fp8 GEMMs with cuBLASLt's fast accumulation (zc_gemm.c; the default
+# since 2026-12-06, PX_ZIMAGE_CUDA_FP8_FASTACC=0 turns it off): the
+# tiny-model fp8 tests without it while the model is made (the tests with
+# the defaults run in `tests`), fp8 with it and without, alternated, the
+# gate against bf16 with the defaults, batch 4 and the profile.
 step_fastacc() {
   env_part
-  local zpid="" FA=PX_ZIMAGE_CUDA_FP8_FASTACC=1
+  local zpid="" FA=PX_ZIMAGE_CUDA_FP8_FASTACC=0
   if [ "$GPU" = 1 ] && [ ! -f "$ZMODEL/.complete" ]; then
     (timeout -k 10 $(( $(left) - 60 )) bash -c "$(zmodel_cmd)" > "$WORK/zmodel.log" 2>&1) &
     zpid=$!
@@ -433,11 +433,11 @@ step_fastacc() {
   part fastacc_ab 200 gpu "for v in default $FA default $FA; do \
     echo \"== \$v\"; env \$( [ \$v = default ] || echo \$v ) $BIN/zimage_cuda_bench --model $ZMODEL/hf \
     --sizes 1024x1024 --batches 1 --iters 3 --precision fp8 --json $WORK/fastacc-\${v//=/}-\$RANDOM.jsonl; done"
-  part fastacc_gate 300 gpu "$FA $BIN/zimage_fp8_cuda_bench --model $ZMODEL/hf --size 1024x1024 \
+  part fastacc_gate 300 gpu "$BIN/zimage_fp8_cuda_bench --model $ZMODEL/hf --size 1024x1024 \
     --steps 8 --json $WORK/fastacc_gate.jsonl"
-  part fastacc_b4 80 gpu "$FA $BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024,512x512 \
+  part fastacc_b4 80 gpu "$BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024,512x512 \
     --batches 4 --iters 2 --precision fp8 --json $WORK/fastacc-b4.jsonl"
-  part fastacc_profile 70 gpu "$FA PX_ZIMAGE_CUDA_PROFILE=1 $BIN/zimage_cuda_bench \
+  part fastacc_profile 70 gpu "PX_ZIMAGE_CUDA_PROFILE=1 $BIN/zimage_cuda_bench \
     --model $ZMODEL/hf --sizes 1024x1024 --batches 1 --iters 1 --precision fp8"
   KEY+=("$WORK/fastacc_gate.jsonl" "$WORK/fastacc-b4.jsonl")
 }

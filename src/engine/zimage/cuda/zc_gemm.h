@@ -83,4 +83,8 @@ double zc_gemm_flops(const zc_gemm_args *a);
  * else PX_EUNSUP saying what is missing (an fp8 engine refuses to start). */
 int zc_gemm_fp8_probe(zc_gemm *g, char *err, size_t errlen);
 
+/* Whether the fp8 GEMMs use cuBLASLt's fast accumulation (the default;
+ * PX_ZIMAGE_CUDA_FP8_FASTACC=0 turns it off): 1 or 0. */
+int zc_gemm_fp8_fast_accum(void);
+
 #endif

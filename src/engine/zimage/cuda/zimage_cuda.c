@@ -618,6 +618,9 @@ static int zcuda_describe(const px_engine *pe, px_buf *out)
         char st[900];
         rc = px_buf_puts(out, ",\"fp8_attention\":");
         if (!rc) rc = px_json_str(out, zc_attn8_state(e->dev[0], st, sizeof st));
+        if (!rc)
+            rc = px_buf_printf(out, ",\"fp8_accumulation\":\"%s\"",
+                               zc_gemm_fp8_fast_accum() ? "fast" : "fp32");
     }
     if (!rc) rc = px_buf_puts(out, ",\"devices\":");
     if (!rc) rc = px_cuda_pool_describe(e->pool, e->ndev, zcuda_weight_bytes, e, out);
