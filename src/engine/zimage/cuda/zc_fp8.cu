@@ -30,10 +30,10 @@ typedef __nv_bfloat16 bf16;
 
 const int QT = 256; /* threads per row */
 
-__device__ __forceinline__ uint32_t quant1(const bf16 *xr, int k, int K, float sc)
+__device__ __forceinline__ uint32_t quant1(const bf16 *xr, int k, int K, float inv)
 {
     if (k >= K) return 0u;
-    return zc_fp8_code(__bfloat162float(xr[k]), sc);
+    return zc_fp8_code(__bfloat162float(xr[k]), inv);
 }
 
 __global__ void k_quant_rows(const bf16 *x, int ldx, int K, int ld, uint8_t *q, float *scale)
@@ -43,13 +43,13 @@ __global__ void k_quant_rows(const bf16 *x, int ldx, int K, int ld, uint8_t *q, 
     const bf16 *xr = x + (size_t)r * ldx;
     float m = 0.0f;
     for (int k = threadIdx.x; k < K; k += QT) m = fmaxf(m, fabsf(__bfloat162float(xr[k])));
-    float sc = zc_fp8_scale(zc_fp8_block_max(m, sh, QT));
+    float sc = zc_fp8_scale(zc_fp8_block_max(m, sh, QT)), inv = zc_fp8_inv(sc);
     if (threadIdx.x == 0) scale[r] = sc;
     uint32_t *qr = (uint32_t *)(q + (size_t)r * ld);
     for (int g = threadIdx.x; g < ld / 4; g += QT) {
         int k = 4 * g;
-        qr[g] = quant1(xr, k, K, sc) | (quant1(xr, k + 1, K, sc) << 8) |
-                (quant1(xr, k + 2, K, sc) << 16) | (quant1(xr, k + 3, K, sc) << 24);
+        qr[g] = quant1(xr, k, K, inv) | (quant1(xr, k + 1, K, inv) << 8) |
+                (quant1(xr, k + 2, K, inv) << 16) | (quant1(xr, k + 3, K, inv) << 24);
     }
 }
 
@@ -61,7 +61,7 @@ template <int C>
 __device__ __forceinline__ void store_q8(const uint4 (&v)[C], float m, int n8, float *sh, int r,
                                          uint8_t *q, float *scale, int ld)
 {
-    float sc = zc_fp8_scale(zc_fp8_block_max(m, sh, QT));
+    float sc = zc_fp8_scale(zc_fp8_block_max(m, sh, QT)), inv = zc_fp8_inv(sc);
     if (threadIdx.x == 0) scale[r] = sc;
     uint2 *qr = (uint2 *)(q + (size_t)r * ld);
 #pragma unroll
@@ -72,7 +72,7 @@ __device__ __forceinline__ void store_q8(const uint4 (&v)[C], float m, int n8, f
             uint32_t w[2] = {0u, 0u};
 #pragma unroll
             for (int k = 0; k < 8; k++)
-                w[k / 4] |= zc_fp8_code(__bfloat162float(e[k]), sc) << (8 * (k % 4));
+                w[k / 4] |= zc_fp8_code(__bfloat162float(e[k]), inv) << (8 * (k % 4));
             qr[c] = make_uint2(w[0], w[1]);
         }
     }
@@ -143,7 +143,7 @@ __global__ void k_swiglu_q8(bf16 *x, int ld, int n, uint8_t *q, float *scale, in
 #pragma unroll
             for (int k = 0; k < 8; k++) {
                 float g = __bfloat162float(gp[k]), u = __bfloat162float(up[k]);
-                gp[k] = __float2bfloat16(g / (1.0f + __expf(-g)) * u);
+                gp[k] = __float2bfloat16(zc_swiglu1(g, u));
                 m = fmaxf(m, fabsf(__bfloat162float(gp[k])));
             }
             if (KEEP) ((uint4 *)row)[c] = gv[j];

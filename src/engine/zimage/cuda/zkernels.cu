@@ -234,18 +234,19 @@ __device__ __forceinline__ uint2 norm4(int c, float4 v, float inv, const float *
 }
 
 /* The four bf16 of u: their largest magnitude, and their e4m3 codes by
- * scale sc in one word (zc_fp8.h's rule on the bf16 values). */
+ * inv (zc_fp8_inv of the row's scale) in one word (zc_fp8.h's rule on the
+ * bf16 values). */
 __device__ __forceinline__ float absmax4(uint2 u, float mx)
 {
     const bf16 *e = (const bf16 *)&u;
     for (int k = 0; k < 4; k++) mx = fmaxf(mx, fabsf(b2f(e[k])));
     return mx;
 }
-__device__ __forceinline__ uint32_t codes4(uint2 u, float sc)
+__device__ __forceinline__ uint32_t codes4(uint2 u, float inv)
 {
     const bf16 *e = (const bf16 *)&u;
     uint32_t w = 0;
-    for (int k = 0; k < 4; k++) w |= zc_fp8_code(b2f(e[k]), sc) << (8 * k);
+    for (int k = 0; k < 4; k++) w |= zc_fp8_code(b2f(e[k]), inv) << (8 * k);
     return w;
 }
 
@@ -272,13 +273,13 @@ __device__ __forceinline__ void norm_store4(const float4 (&v)[K], float ss, int 
         }
     }
     if (!q8.q) return; /* the whole block alike */
-    float sc = zc_fp8_scale(zc_fp8_block_max(mx, sh, ROW_THREADS));
+    float sc = zc_fp8_scale(zc_fp8_block_max(mx, sh, ROW_THREADS)), qi = zc_fp8_inv(sc);
     if (threadIdx.x == 0) q8.scale[r] = sc;
     uint32_t *qr = (uint32_t *)(q8.q + (size_t)r * q8.ld);
 #pragma unroll
     for (int k = 0; k < K; k++) {
         int c = threadIdx.x + k * ROW_THREADS;
-        if (c < n4) qr[c] = codes4(o[k], sc);
+        if (c < n4) qr[c] = codes4(o[k], qi);
     }
     for (int c = n4 + threadIdx.x; c < q8.ld / 4; c += ROW_THREADS) qr[c] = 0u; /* K' padding */
 }
@@ -371,7 +372,7 @@ __global__ void k_swiglu8(bf16 *x, int ld, int rows, int n)
         bf16 *op = (bf16 *)&ov;
         for (int k = 0; k < 8; k++) {
             float g = b2f(gp[k]), u = b2f(up[k]);
-            op[k] = f2b(g / (1.0f + __expf(-g)) * u);
+            op[k] = f2b(zc_swiglu1(g, u));
         }
         *(uint4 *)(row + c) = ov;
     }
@@ -453,7 +454,7 @@ __global__ void k_swiglu(bf16 *x, int ld, int rows, int n)
     size_t r = i / n, c = i % n;
     bf16 *row = x + r * ld;
     float g = b2f(row[c]), u = b2f(row[n + c]);
-    row[c] = f2b(g / (1.0f + __expf(-g)) * u);
+    row[c] = f2b(zc_swiglu1(g, u));
 }
 
 template <typename T> __device__ float ldf(const T *p, size_t i);

@@ -125,4 +125,17 @@ int zc_softmax_rows(zc_stream s, float *x, int rows, int n, float scale);
 }
 #endif
 
+#ifdef __CUDACC__
+/* One gate/up pair's SwiGLU, silu(g) · u: the one expression of every
+ * SwiGLU kernel (bf16, per value, with the fp8 copy), whose outputs the
+ * kernels check compares bit for bit. __fdividef (a reciprocal and a
+ * multiply, within 2 ulps of fp32) instead of an IEEE division: the fp8
+ * kernel, which also converts, was partly bound by its instructions
+ * (2026-12-06); its result is rounded to bf16 (2^-8) at once. */
+static __device__ __forceinline__ float zc_swiglu1(float g, float u)
+{
+    return __fdividef(g, 1.0f + __expf(-g)) * u;
+}
+#endif
+
 #endif
