@@ -37,6 +37,8 @@
 #   bench/gpu_session.sh fastacc  fp8 GEMMs with cuBLASLt's fast accumulation
 #                                 (the default) against without: the fp8 tests
 #                                 without it, speed (alternated), gate, profile
+#   bench/gpu_session.sh resid    the DiT's residual stream in bf16 (pending):
+#                                 its tests, full-size stages, speed A/B, gates
 #   bench/gpu_session.sh lora     issue 14: LoRA step overhead and mixing;
 #                                 the full-size accuracy test (issue 13)
 #   bench/gpu_session.sh serve    issue 15: pixbench's generate tables (seed 002
@@ -79,7 +81,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 STEP=${1:-}
-case "$STEP" in check | tests | verify | attn | attn8 | fastacc | zimage | cbatch | fp8 | fp8speed | fp8fuse | lora | serve | lama | multi) ;; *)
+case "$STEP" in check | tests | verify | attn | attn8 | fastacc | resid | zimage | cbatch | fp8 | fp8speed | fp8fuse | lora | serve | lama | multi) ;; *)
   sed -n '2,50p' "$0" >&2
   exit 2 ;;
 esac
@@ -440,6 +442,35 @@ step_fastacc() {
   part fastacc_profile 70 gpu "PX_ZIMAGE_CUDA_PROFILE=1 $BIN/zimage_cuda_bench \
     --model $ZMODEL/hf --sizes 1024x1024 --batches 1 --iters 1 --precision fp8"
   KEY+=("$WORK/fastacc_gate.jsonl" "$WORK/fastacc-b4.jsonl")
+}
+
+# The DiT's residual stream in bf16 (PX_ZIMAGE_CUDA_RESID=bf16, zc_dit.c;
+# written 2026-12-06, not yet run on a GPU): the tiny-model tests with it
+# (the kernels check's bf16-x rounds run either way) while the model is
+# made, the full-size bf16 stage test at 512² with it, bf16 and fp8
+# generation with it and without (alternated), its gate against the fp32
+# stream, and fp8's gate with it.
+step_resid() {
+  env_part
+  local zpid="" RS=PX_ZIMAGE_CUDA_RESID=bf16
+  if [ "$GPU" = 1 ] && [ ! -f "$ZMODEL/.complete" ]; then
+    (timeout -k 10 $(( $(left) - 60 )) bash -c "$(zmodel_cmd)" > "$WORK/zmodel.log" 2>&1) &
+    zpid=$!
+  fi
+  part resid_tests 150 gpu "$RS PX_TEST_TIMEOUT=70 $BIN/zimage_cuda_test t_stages_against_reference \
+    t_batch_item_equals_solo && $RS PX_TEST_TIMEOUT=70 $BIN/zimage_cuda_fp8_test"
+  [ -n "$zpid" ] && part zmodel_wait 300 cpu "while kill -0 $zpid 2>/dev/null; do sleep 2; done; cat $WORK/zmodel.log; test -f $ZMODEL/.complete"
+  zmodel 300
+  part resid_full_stages 150 gpu "$RS PX_ZIMAGE_MODEL=$ZMODEL/hf PX_ZIMAGE_SIZE=512x512 \
+    PX_TEST_TIMEOUT=140 $BIN/zimage_cuda_test t_stages_against_reference"
+  part resid_ab 240 gpu "for v in default $RS default $RS; do for p in bf16 fp8; do \
+    echo \"== \$v \$p\"; env \$( [ \$v = default ] || echo \$v ) $BIN/zimage_cuda_bench --model $ZMODEL/hf \
+    --sizes 1024x1024 --batches 1 --iters 3 --precision \$p --json $WORK/resid-\${v//=/}-\$p-\$RANDOM.jsonl; done; done"
+  part resid_gate 200 gpu "$BIN/zimage_fp8_cuda_bench --model $ZMODEL/hf --size 1024x1024 --steps 8 \
+    --against resid-bf16 --json $WORK/resid_gate.jsonl"
+  part resid_fp8_gate 200 gpu "$RS $BIN/zimage_fp8_cuda_bench --model $ZMODEL/hf --size 1024x1024 \
+    --steps 8 --json $WORK/resid_fp8_gate.jsonl"
+  KEY+=("$WORK/resid_gate.jsonl" "$WORK/resid_fp8_gate.jsonl")
 }
 
 step_lora() {

@@ -20,7 +20,8 @@
  * peak_gib, text_ms, denoise_ms, vae_ms, step_ms, tokens, vae (the
  * decoder the engine reports: cuda-tf32, cuda-bf16, ...), fused (false
  * under PX_ZIMAGE_CUDA_FUSE=0), gemm_tune (PX_ZIMAGE_CUDA_GEMM_TUNE=1),
- * fp8_fast_accum (fp8 without PX_ZIMAGE_CUDA_FP8_FASTACC=0) and
+ * fp8_fast_accum (fp8 without PX_ZIMAGE_CUDA_FP8_FASTACC=0), residual
+ * (bf16 under PX_ZIMAGE_CUDA_RESID=bf16, else fp32) and
  * the cuDNN and cuBLASLt versions the process loaded (cudnn, cublaslt: a
  * row measured with another library on the path says so) and first_s, the
  * untimed first generation's batch time (its plan built on the way: what
@@ -129,13 +130,14 @@ static int bench_one(px_engine *e, const opts *o, int w, int h, int B, const cha
                 "{\"impl\":\"pixserve-%s\",\"size\":\"%dx%d\",\"batch\":%d,\"s_per_image\":%.4f,"
                 "\"peak_gib\":%.2f,\"text_ms\":%.2f,\"denoise_ms\":%.2f,\"vae_ms\":%.2f,"
                 "\"step_ms\":%.2f,\"tokens\":%d,\"vae\":\"%s\",\"fused\":%s,\"gemm_tune\":%s,"
-                "\"fp8_fast_accum\":%s,\"cudnn\":%zu,\"cublaslt\":%d,\"first_s\":%.3f}\n",
+                "\"fp8_fast_accum\":%s,\"residual\":\"%s\",\"cudnn\":%zu,\"cublaslt\":%d,"
+                "\"first_s\":%.3f}\n",
                 o->precision, w, h, B, spi, gib, g->encode_ns / 1e6, g->denoise_ns / 1e6, g->decode_ns / 1e6,
                 step, g->prompt_tokens, o->vae, env_is("PX_ZIMAGE_CUDA_FUSE", "0") ? "false" : "true",
                 env_is("PX_ZIMAGE_CUDA_GEMM_TUNE", "1") ? "true" : "false",
                 !strcmp(o->precision, "fp8") && !env_is("PX_ZIMAGE_CUDA_FP8_FASTACC", "0") ? "true"
                                                                                         : "false",
-                cudnnGetVersion(),
+                env_is("PX_ZIMAGE_CUDA_RESID", "bf16") ? "bf16" : "fp32", cudnnGetVersion(),
                 px_cuda_blaslt_version(), first);
     if (js) fflush(js); /* a run stopped at its time limit keeps its rows */
 done:

@@ -61,6 +61,9 @@ TEST(t_fp8_stages_against_reference)
     const char *fa = getenv("PX_ZIMAGE_CUDA_FP8_FASTACC");
     T_TRUE(strstr((const char *)b.data, fa && !strcmp(fa, "0") ? "\"fp8_accumulation\":\"fp32\""
                                                                : "\"fp8_accumulation\":\"fast\""));
+    const char *rs = getenv("PX_ZIMAGE_CUDA_RESID"); /* gpu_session's resid step */
+    T_TRUE(strstr((const char *)b.data, rs && !strcmp(rs, "bf16") ? "\"residual_stream\":\"bf16\""
+                                                                  : "\"residual_stream\":\"fp32\""));
     px_buf_free(&b);
     stage_errs r;
     stage_errors(e, "fp8", &r);

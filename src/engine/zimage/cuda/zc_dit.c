@@ -69,7 +69,8 @@ struct zc_plan {
                                   GPU are for (0: none yet; see tables) */
     zc_dev *d;
     void *mem; /* one allocation, carved below */
-    float *U, *XI, *XT, *HF, *csi, *cst, *csu, *temb, *stemb, *fscale, *pred, *lat, *thid_f;
+    void *U, *XI, *XT; /* the residual streams: fp32, bf16 when d->xbf */
+    float *HF, *csi, *cst, *csu, *temb, *stemb, *fscale, *pred, *lat, *thid_f;
     float *mods[2]; /* adaLN modulation (B x 4D): blocks alternate, see run_blocks */
     void *HB, *QKV, *ATT, *FF, *tfreq, *thid, *temb_b, *stemb_b, *patch;
     void *x8;  /* fp8 devices: a block GEMM's input in e4m3 (B_X8), */
@@ -95,15 +96,16 @@ enum { B_U, B_XI, B_XT, B_HF, B_CSI, B_CST, B_CSU, B_TEMB, B_STEMB, B_MOD, B_FSC
 
 /* fp8: B_X8 and B_XS, the e4m3 copy of a block GEMM's input (at most every
  * U row, K = dim or ffn_hidden) and its row scales; empty otherwise. */
-static void plan_sizes(const zi_dit_config *c, const zc_plan_key *k, int fp8, size_t *sz)
+static void plan_sizes(const zi_dit_config *c, const zc_plan_key *k, int fp8, int xbf, size_t *sz)
 {
     size_t D = (size_t)c->dim, hd = D / (size_t)c->n_heads, B = (size_t)k->B;
     size_t ni = (size_t)pad_to(k->ht * k->wt), T = (size_t)k->T, ru = B * (ni + T);
     size_t pf = (size_t)c->patch * c->patch * c->in_channels;
     size_t H = (size_t)(c->cap_feat_dim > c->dim ? c->cap_feat_dim : c->dim);
     size_t lat = B * (size_t)c->in_channels * k->ht * c->patch * k->wt * c->patch;
+    size_t xs = xbf ? 2 : 4;
     size_t s[B_N] = {
-        [B_U] = ru * D * 4, [B_XI] = B * ni * D * 4, [B_XT] = B * T * D * 4,
+        [B_U] = ru * D * xs, [B_XI] = B * ni * D * xs, [B_XT] = B * T * D * xs,
         [B_HF] = ru * H * 4, [B_CSI] = B * ni * hd * 4, [B_CST] = B * T * hd * 4,
         [B_CSU] = ru * hd * 4, [B_TEMB] = B * (size_t)c->t_dim * 4,
         [B_STEMB] = B * (size_t)c->t_dim * 4, [B_MOD] = 2 * B * 4 * D * 4, [B_FSCALE] = B * D * 4,
@@ -121,7 +123,7 @@ static void plan_sizes(const zi_dit_config *c, const zc_plan_key *k, int fp8, si
 size_t zc_plan_bytes(const zi_dit_config *c, const zc_plan_key *k)
 {
     size_t sz[B_N], t = 0;
-    plan_sizes(c, k, 0, sz);
+    plan_sizes(c, k, 0, 0, sz); /* an fp32 residual: the larger, an upper bound */
     for (int i = 0; i < B_N; i++) t += sz[i];
     return t;
 }
@@ -129,7 +131,7 @@ size_t zc_plan_bytes(const zi_dit_config *c, const zc_plan_key *k)
 size_t zc_plan_fp8_bytes(const zi_dit_config *c, const zc_plan_key *k)
 {
     size_t sz[B_N];
-    plan_sizes(c, k, 1, sz);
+    plan_sizes(c, k, 1, 0, sz);
     return sz[B_X8] + sz[B_XS] + sz[B_A8];
 }
 
@@ -158,7 +160,7 @@ static int plan_build(void *arg, const void *key, void **out, char *err, size_t 
     p->S = p->ni + k->T;
     p->ri = k->B * p->ni, p->rt = k->B * k->T, p->ru = k->B * p->S;
     size_t sz[B_N], total = 0;
-    plan_sizes(&d->dc, k, d->fp8, sz);
+    plan_sizes(&d->dc, k, d->fp8, d->xbf, sz);
     for (int i = 0; i < B_N; i++) total += sz[i];
     PX_CUDA_CHECK(cudaMalloc(&p->mem, total));
     PX_CUDA_CHECK(cudaMallocHost((void **)&p->sp_host, sizeof *p->sp_host));
@@ -238,9 +240,10 @@ static int gemm_lin(zc_plan *p, const void *x, int ldx, int M, int K, const zc_l
     return zc_gemm_run(p->d->gemm, &a, err, errlen);
 }
 
-/* A stream of the batch: x (fp32), n items of S rows, key lengths, RoPE. */
+/* A stream of the batch: x (the residual, bf16 when d->xbf else fp32), n
+ * items of S rows, key lengths, RoPE. */
 typedef struct stream {
-    float *x;
+    void *x;
     int S;
     const int *kv_len;
     const float *cs;
@@ -272,6 +275,27 @@ static int on_unless_0(const char *name, int *cache)
         *cache = !(v && !strcmp(v, "0"));
     }
     return *cache;
+}
+
+/* PX_ZIMAGE_CUDA_RESID=bf16: the residual streams (XI, XT, U) in bf16, as
+ * PyTorch's bf16 model keeps them, instead of fp32: every gated residual
+ * and norm then moves 8 bytes an element instead of 12 (~1.4 ms of a
+ * 1024² step on an H100 by the traffic), at the cost of a bf16 rounding
+ * per residual add. Read when a device is made (zc_dev.xbf), so a bench
+ * can hold one engine against another. Written 2026-12-06 and not yet run
+ * on a GPU (the runbook's first call measures it and its errors); fp32
+ * until then. */
+int zc_resid_bf16(void)
+{
+    const char *v = getenv("PX_ZIMAGE_CUDA_RESID");
+    return v && !strcmp(v, "bf16");
+}
+
+/* d's residual streams' type, for the GEMMs that write them (the
+ * embedders: an fp32 bias epilogue either way). */
+static zc_type resid_type(const zc_dev *d)
+{
+    return d->xbf ? ZC_BF16 : ZC_F32;
 }
 
 /* Whether a gated residual also writes the norm that reads its result (the
@@ -416,11 +440,11 @@ static int block_attn(zc_plan *p, const zc_dblock *bl, const stream *st, float *
     const zi_dit_config *c = &d->dc;
     cudaStream_t s = d->ctx->stream;
     int D = c->dim, B = p->k.B, rows = B * st->S, rc = 0;
-    int bi = (int)(bl - d->blocks), S = st->S;
+    int bi = (int)(bl - d->blocks), S = st->S, xbf = d->xbf;
     float eps = c->norm_eps;
     if (!normed) {
         if (mod && (rc = adaln(p, bl, mod, err, errlen))) goto fail;
-        PX_CUDA_LAUNCH_CHECK(zc_rmsnorm_mod(s, st->x, D, rows, D, bl->n1, eps, mod, 4 * D,
+        PX_CUDA_LAUNCH_CHECK(zc_rmsnorm_mod(s, st->x, xbf, D, rows, D, bl->n1, eps, mod, 4 * D,
                                             st->S, p->HB, D));
         mark(p, "norm");
     }
@@ -459,13 +483,14 @@ static int block_attn(zc_plan *p, const zc_dblock *bl, const stream *st, float *
         int q8 = q8_for(p, &bl->w13);
         zc_q8 q = q8_of(p, D);
         PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(
-            s, st->x, D, p->HF, hbf, D, rows, D, bl->n2, eps, mod ? mod + D : NULL, 4 * D, st->S,
+            s, st->x, xbf, D, p->HF, hbf, D, rows, D, bl->n2, eps, mod ? mod + D : NULL, 4 * D,
+            st->S,
             bl->f1, mod ? mod + 2 * D : NULL, 4 * D, q8 && zc_q8_fusable(D) ? NULL : p->HB, D,
             q8 ? &q : NULL));
         mark(p, "gated residual + norm");
     } else {
-        PX_CUDA_LAUNCH_CHECK(zc_gated_residual(s, st->x, D, p->HF, hbf, D, rows, D, bl->n2, eps,
-                                               mod ? mod + D : NULL, 4 * D, st->S));
+        PX_CUDA_LAUNCH_CHECK(zc_gated_residual(s, st->x, xbf, D, p->HF, hbf, D, rows, D, bl->n2,
+                                               eps, mod ? mod + D : NULL, 4 * D, st->S));
         mark(p, "gated residual");
     }
 fail:
@@ -482,10 +507,10 @@ static int block_ffn(zc_plan *p, const zc_dblock *bl, const stream *st, float *m
     const zi_dit_config *c = &d->dc;
     cudaStream_t s = d->ctx->stream;
     int D = c->dim, F = c->ffn_hidden, rows = p->k.B * st->S, rc = 0;
-    int bi = (int)(bl - d->blocks), S = st->S;
+    int bi = (int)(bl - d->blocks), S = st->S, xbf = d->xbf;
     float eps = c->norm_eps;
     if (!fuse_norm()) {
-        PX_CUDA_LAUNCH_CHECK(zc_rmsnorm_mod(s, st->x, D, rows, D, bl->f1, eps,
+        PX_CUDA_LAUNCH_CHECK(zc_rmsnorm_mod(s, st->x, xbf, D, rows, D, bl->f1, eps,
                                             mod ? mod + 2 * D : NULL, 4 * D, st->S, p->HB, D));
         mark(p, "norm");
     }
@@ -512,13 +537,13 @@ static int block_ffn(zc_plan *p, const zc_dblock *bl, const stream *st, float *m
         int nq8 = q8_for(p, &next->qkv);
         zc_q8 nq = q8_of(p, D);
         PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(
-            s, st->x, D, p->HF, hbf, D, rows, D, bl->f2, eps, mod ? mod + 3 * D : NULL, 4 * D,
+            s, st->x, xbf, D, p->HF, hbf, D, rows, D, bl->f2, eps, mod ? mod + 3 * D : NULL, 4 * D,
             st->S, next->n1, next_mod, 4 * D, nq8 && zc_q8_fusable(D) ? NULL : p->HB, D,
             nq8 ? &nq : NULL));
         mark(p, "gated residual + norm");
     } else {
-        PX_CUDA_LAUNCH_CHECK(zc_gated_residual(s, st->x, D, p->HF, hbf, D, rows, D, bl->f2, eps,
-                                               mod ? mod + 3 * D : NULL, 4 * D, st->S));
+        PX_CUDA_LAUNCH_CHECK(zc_gated_residual(s, st->x, xbf, D, p->HF, hbf, D, rows, D, bl->f2,
+                                               eps, mod ? mod + 3 * D : NULL, 4 * D, st->S));
         mark(p, "gated residual");
     }
 fail:
@@ -649,12 +674,13 @@ int zc_plan_begin(zc_dev *d, zc_plan *p, const zc_batch *bt, const float *latent
     /* Text: the encoder's rows (Lmax per item) into T rows per item of HF
      * (as scratch), normed into HB, embedded into XT, pads, refined. */
     PX_CUDA_CHECK(cudaMemsetAsync(p->HF, 0, (size_t)B * T * H * sizeof(float), s));
-    PX_CUDA_LAUNCH_CHECK(zc_copy_rows(s, p->HF, T, 0, d->tb.x, bt->lmax, bt->lmax, B, H));
-    PX_CUDA_LAUNCH_CHECK(zc_rmsnorm_mod(s, p->HF, H, p->rt, H, d->cap_norm, c->norm_eps, NULL, 0,
+    PX_CUDA_LAUNCH_CHECK(zc_copy_rows(s, p->HF, T, 0, d->tb.x, bt->lmax, bt->lmax, B, H, 0));
+    PX_CUDA_LAUNCH_CHECK(zc_rmsnorm_mod(s, p->HF, 0, H, p->rt, H, d->cap_norm, c->norm_eps, NULL, 0,
                                         0, p->HB, H));
-    if ((rc = gemm(d, p->HB, H, p->rt, H, d->cap_w, D, d->cap_b, p->XT, D, ZC_F32, err, errlen)))
+    if ((rc = gemm(d, p->HB, H, p->rt, H, d->cap_w, D, d->cap_b, p->XT, D, resid_type(d), err,
+                   errlen)))
         goto fail;
-    PX_CUDA_LAUNCH_CHECK(zc_pad_rows(s, p->XT, B, T, D, p->bi_dev->len_t, p->bi_dev->pad_t,
+    PX_CUDA_LAUNCH_CHECK(zc_pad_rows(s, p->XT, d->xbf, B, T, D, p->bi_dev->len_t, p->bi_dev->pad_t,
                                      d->cap_pad));
     stream st = {p->XT, T, p->bi_dev->kv_t, p->cst};
     if ((rc = run_blocks(p, c->n_refiner_layers, 2 * c->n_refiner_layers, &st, err, errlen)))
@@ -681,7 +707,7 @@ static int final_layer(zc_plan *p, char *err, size_t errlen)
     PX_CUDA_LAUNCH_CHECK(zc_one_plus(s, p->fscale, (size_t)B * D));
     /* Over every U row (the text rows' results are not read): one shape. */
     PX_CUDA_LAUNCH_CHECK(
-        zc_layernorm_mod(s, p->U, D, p->ru, D, 1e-6f, p->fscale, D, p->S, p->HB, D));
+        zc_layernorm_mod(s, p->U, d->xbf, D, p->ru, D, 1e-6f, p->fscale, D, p->S, p->HB, D));
     if ((rc = gemm(d, p->HB, D, p->ru, D, d->fin_w, d->pf, d->fin_b, p->pred, d->pf, ZC_F32, err,
                    errlen)))
         goto fail;
@@ -718,16 +744,17 @@ static int step_enqueue(void *arg, char *err, size_t errlen)
     /* Image tokens. */
     PX_CUDA_LAUNCH_CHECK(zc_patchify(s, p->lat, bi->lat_of, B, c->in_channels, p->k.ht, p->k.wt,
                                      c->patch, p->ni, p->patch));
-    if ((rc = gemm(d, p->patch, d->pf, p->ri, d->pf, d->x_w, D, d->x_b, p->XI, D, ZC_F32, err,
-                   errlen)))
+    if ((rc = gemm(d, p->patch, d->pf, p->ri, d->pf, d->x_w, D, d->x_b, p->XI, D, resid_type(d),
+                   err, errlen)))
         goto fail;
-    PX_CUDA_LAUNCH_CHECK(zc_pad_rows(s, p->XI, B, p->ni, D, bi->len_i, bi->pad_i, d->x_pad));
+    PX_CUDA_LAUNCH_CHECK(
+        zc_pad_rows(s, p->XI, d->xbf, B, p->ni, D, bi->len_i, bi->pad_i, d->x_pad));
     mark(p, "patchify + embed");
     stream si = {p->XI, p->ni, bi->kv_i, p->csi};
     if ((rc = run_blocks(p, 0, nr, &si, err, errlen))) goto fail;
     /* Joint stream: [image | text] per item. */
-    PX_CUDA_LAUNCH_CHECK(zc_copy_rows(s, p->U, p->S, 0, p->XI, p->ni, p->ni, B, D));
-    PX_CUDA_LAUNCH_CHECK(zc_copy_rows(s, p->U, p->S, p->ni, p->XT, p->k.T, p->k.T, B, D));
+    PX_CUDA_LAUNCH_CHECK(zc_copy_rows(s, p->U, p->S, 0, p->XI, p->ni, p->ni, B, D, d->xbf));
+    PX_CUDA_LAUNCH_CHECK(zc_copy_rows(s, p->U, p->S, p->ni, p->XT, p->k.T, p->k.T, B, D, d->xbf));
     mark(p, "joint stream copy");
     stream su = {p->U, p->S, bi->kv_u, p->csu};
     if ((rc = run_blocks(p, 2 * nr, d->nblocks, &su, err, errlen))) goto fail;

@@ -56,19 +56,21 @@ static long count_diff(const void *a, const void *b, size_t n, size_t elem)
     return d;
 }
 
-enum { B_X1, B_X2, B_H, B_WH, B_W, B_MOD, B_Y1, B_Y2, B_N };
-
 /* The residual and norm: x1 through the two kernels, x2 through the fused,
  * as the DiT calls them (gate and scale rows inside one 4n-wide modulation
  * buffer, at mod + n and mod + 2n), then once more without modulation (the
- * context refiner's blocks); with an fp32 h, then a bf16 one. */
+ * context refiner's blocks); with an fp32 h, then a bf16 one; rounds 4-7
+ * again with x in bf16 (PX_ZIMAGE_CUDA_RESID=bf16's residual stream: x1
+ * and x2 are the bf16 copies XB1 and XB2 of the same values). */
+enum { B_X1, B_X2, B_H, B_WH, B_W, B_MOD, B_Y1, B_Y2, B_XB1, B_XB2, B_N };
+
 static int residual_norm(zi_cuda_kernels_case *c, char *err, size_t errlen)
 {
     int rc = 0, rows = c->rows, n = c->n, rpi = c->rows_per_item;
     int items = (rows + rpi - 1) / rpi;
     size_t rn = (size_t)rows * n;
-    size_t cnt[B_N] = {rn, rn, rn, (size_t)n, (size_t)n, (size_t)items * 4 * n, rn, rn};
-    size_t esz[B_N] = {4, 4, 4, 4, 4, 4, 2, 2};
+    size_t cnt[B_N] = {rn, rn, rn, (size_t)n, (size_t)n, (size_t)items * 4 * n, rn, rn, rn, rn};
+    size_t esz[B_N] = {4, 4, 4, 4, 4, 4, 2, 2, 2, 2};
     void *d[B_N] = {0}, *h[B_N] = {0}, *hb = NULL;
     uint32_t s = c->seed;
     for (int i = 0; i < B_N; i++) {
@@ -84,8 +86,8 @@ static int residual_norm(zi_cuda_kernels_case *c, char *err, size_t errlen)
     c->x_diff = c->y_diff = 0;
     PX_CUDA_CHECK(cudaMalloc(&hb, rn * 2));
     /* h in fp32, then bf16 (the projections' default output type) */
-    for (int round = 0; round < 4; round++) {
-        int modulated = !(round & 1), hbf = round >> 1;
+    for (int round = 0; round < 8; round++) {
+        int modulated = !(round & 1), hbf = (round >> 1) & 1, xbf = round >> 2;
         const float *mod = d[B_MOD];
         const float *gate = modulated ? mod + n : NULL, *mul = modulated ? mod + 2 * n : NULL;
         float eps = 1e-5f;
@@ -93,22 +95,26 @@ static int residual_norm(zi_cuda_kernels_case *c, char *err, size_t errlen)
         for (int i = B_X1; i <= B_MOD; i++)
             PX_CUDA_CHECK(cudaMemcpy(d[i], h[i], cnt[i] * esz[i], cudaMemcpyHostToDevice));
         PX_CUDA_LAUNCH_CHECK(zc_f32_to_bf16(NULL, d[B_H], hb, rn));
+        PX_CUDA_LAUNCH_CHECK(zc_f32_to_bf16(NULL, d[B_X1], d[B_XB1], rn));
+        PX_CUDA_LAUNCH_CHECK(zc_f32_to_bf16(NULL, d[B_X2], d[B_XB2], rn));
         const void *hv = hbf ? hb : d[B_H];
-        PX_CUDA_LAUNCH_CHECK(zc_gated_residual(NULL, d[B_X1], n, hv, hbf, n, rows, n, d[B_WH],
-                                               eps, gate, 4 * n, rpi));
+        void *x1 = xbf ? d[B_XB1] : d[B_X1], *x2 = xbf ? d[B_XB2] : d[B_X2];
+        PX_CUDA_LAUNCH_CHECK(zc_gated_residual(NULL, x1, xbf, n, hv, hbf, n, rows, n, d[B_WH], eps,
+                                               gate, 4 * n, rpi));
         PX_CUDA_LAUNCH_CHECK(
-            zc_rmsnorm_mod(NULL, d[B_X1], n, rows, n, d[B_W], eps, mul, 4 * n, rpi, d[B_Y1], n));
-        PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(NULL, d[B_X2], n, hv, hbf, n, rows, n,
-                                                    d[B_WH], eps, gate, 4 * n, rpi, d[B_W], mul,
-                                                    4 * n, d[B_Y2], n, NULL));
+            zc_rmsnorm_mod(NULL, x1, xbf, n, rows, n, d[B_W], eps, mul, 4 * n, rpi, d[B_Y1], n));
+        PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(NULL, x2, xbf, n, hv, hbf, n, rows, n, d[B_WH],
+                                                    eps, gate, 4 * n, rpi, d[B_W], mul, 4 * n,
+                                                    d[B_Y2], n, NULL));
         PX_CUDA_CHECK(cudaDeviceSynchronize());
-        static const int back[] = {B_X1, B_X2, B_Y1, B_Y2};
+        int xa = xbf ? B_XB1 : B_X1, xb = xbf ? B_XB2 : B_X2;
+        const int back[] = {xa, xb, B_Y1, B_Y2};
         for (int k = 0; k < 4; k++)
             PX_CUDA_CHECK(cudaMemcpy(h[back[k]], d[back[k]], cnt[back[k]] * esz[back[k]],
                                      cudaMemcpyDeviceToHost));
-        c->x_diff += count_diff(h[B_X1], h[B_X2], rn, 4);
+        c->x_diff += count_diff(h[xa], h[xb], rn, esz[xa]);
         c->y_diff += count_diff(h[B_Y1], h[B_Y2], rn, 2);
-        /* h[B_X1] holds a result now: new inputs for the next round. */
+        /* h[B_X1] may hold a result now: new inputs for the next round. */
         for (size_t k = 0; k < rn; k++) ((float *)h[B_X1])[k] = rnd(&s);
     }
 fail:
@@ -172,7 +178,7 @@ static int row_paths(zi_cuda_kernels_case *c, char *err, size_t errlen)
             PX_CUDA_CHECK(cudaMemcpy(dev, hf, 2 * (rn + 4) * 4, cudaMemcpyHostToDevice));
         for (int path = 0; path < 2; path++)
             PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(
-                NULL, path ? x2 : x1, n, hbf ? (const void *)hb : h, hbf, n, rows, n, wh, 1e-5f,
+                NULL, path ? x2 : x1, 0, n, hbf ? (const void *)hb : h, hbf, n, rows, n, wh, 1e-5f,
                 mod + n, 4 * n, rpi, w, mod + 2 * n, 4 * n, path ? y2 : y1, n, NULL));
         PX_CUDA_CHECK(cudaDeviceSynchronize());
         PX_CUDA_CHECK(cudaMemcpy(xa, x1, rn * 4, cudaMemcpyDeviceToHost));
@@ -241,9 +247,10 @@ static size_t q8_carve(const zi_cuda_kernels_case *c, char *base, q8_mem *m)
 {
     size_t rn = (size_t)c->rows * c->n, ld = (size_t)zc_fp8_ld(c->n);
     size_t items = (size_t)(c->rows + c->rows_per_item - 1) / c->rows_per_item, at = 0;
-#define TAKE(ptr, bytes) (ptr = (void *)(base ? base + at : NULL), at += ((bytes) + 255) / 256 * 256)
-    for (int i = 0; i < 3; i++) TAKE(m->x[i], rn * 4), TAKE(m->q[i], c->rows * ld),
-                                    TAKE(m->sc[i], (size_t)c->rows * 4);
+#define TAKE(ptr, bytes)                                                                           \
+    (ptr = (void *)(base ? base + at : NULL), at += ((bytes) + 255) / 256 * 256)
+    for (int i = 0; i < 3; i++)
+        TAKE(m->x[i], rn * 4), TAKE(m->q[i], c->rows * ld), TAKE(m->sc[i], (size_t)c->rows * 4);
     TAKE(m->h, rn * 4), TAKE(m->wh, (size_t)c->n * 4), TAKE(m->w, (size_t)c->n * 4);
     TAKE(m->mod, items * 4 * c->n * 4), TAKE(m->y, rn * 2);
     TAKE(m->g[0], rn * 4), TAKE(m->g[1], rn * 4);
@@ -292,7 +299,7 @@ static int fp8_outputs(zi_cuda_kernels_case *c, char *err, size_t errlen)
     for (int v = 0; v < 3; v++) { /* v 0: the reference; 1: y and q8; 2: q8 alone */
         zc_q8 q = {.q = m.q[v], .scale = m.sc[v], .ld = ld};
         PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(
-            NULL, m.x[v], n, m.g[0], 1, n, rows, n, m.wh, 1e-5f, m.mod + n, 4 * n, rpi, m.w,
+            NULL, m.x[v], 0, n, m.g[0], 1, n, rows, n, m.wh, 1e-5f, m.mod + n, 4 * n, rpi, m.w,
             m.mod + 2 * n, 4 * n, v == 2 ? NULL : m.y, n, v ? &q : NULL));
         if (!v) PX_CUDA_LAUNCH_CHECK(zc_fp8_quant_rows(NULL, m.y, n, rows, n, ld, m.q[0], m.sc[0]));
     }
@@ -414,7 +421,8 @@ static int vae_bf16_more(const void *x, int hw, int C, int G, void *f32, void *x
     PX_CUDA_CHECK(cudaMalloc((void **)&st, (size_t)4 * G * sizeof *st));
     PX_CUDA_LAUNCH_CHECK(zc_vae_convert(NULL, x, 1, f32, 0, n));
     PX_CUDA_LAUNCH_CHECK(zc_gn_stats(NULL, x, NULL, 1, hw, C, G, 1e-6f, 256 * C, part, st));
-    PX_CUDA_LAUNCH_CHECK(zc_gn_stats(NULL, f32, NULL, 0, hw, C, G, 1e-6f, 256 * C, part, st + 2 * G));
+    PX_CUDA_LAUNCH_CHECK(
+        zc_gn_stats(NULL, f32, NULL, 0, hw, C, G, 1e-6f, 256 * C, part, st + 2 * G));
     PX_CUDA_CHECK(cudaMemcpy(hs[0], st, (size_t)2 * G * 4, cudaMemcpyDeviceToHost));
     PX_CUDA_CHECK(cudaMemcpy(hs[1], st + 2 * G, (size_t)2 * G * 4, cudaMemcpyDeviceToHost));
     *diff += count_diff(hs[0], hs[1], (size_t)2 * G, 4);
@@ -497,10 +505,8 @@ static int vae_type(zi_cuda_kernels_case *c, int bf, char *err, size_t errlen)
         const float *xb = silu ? gamma : NULL;
         PX_CUDA_CHECK(cudaMemcpy(x1, hx, n * es, cudaMemcpyHostToDevice));
         PX_CUDA_CHECK(cudaMemcpy(x2, hx, n * es, cudaMemcpyHostToDevice));
-        PX_CUDA_LAUNCH_CHECK(
-            zc_gn_apply(NULL, x1, xb, bf, hw, C, G, stats, gamma, beta, silu, y1));
-        PX_CUDA_LAUNCH_CHECK(
-            zc_gn_apply(NULL, x2, xb, bf, hw, C, G, stats, gamma, beta, silu, y2));
+        PX_CUDA_LAUNCH_CHECK(zc_gn_apply(NULL, x1, xb, bf, hw, C, G, stats, gamma, beta, silu, y1));
+        PX_CUDA_LAUNCH_CHECK(zc_gn_apply(NULL, x2, xb, bf, hw, C, G, stats, gamma, beta, silu, y2));
         PX_CUDA_LAUNCH_CHECK(zc_bias_add(NULL, y1, silu ? x1 : y1, bf, beta, (size_t)hw, C));
         PX_CUDA_LAUNCH_CHECK(zc_bias_add(NULL, y2, silu ? x2 : y2, bf, beta, (size_t)hw, C));
         PX_CUDA_CHECK(cudaMemcpy(a, y1, n * es, cudaMemcpyDeviceToHost));

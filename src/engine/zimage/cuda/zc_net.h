@@ -54,9 +54,9 @@ typedef struct zc_qlayer {
 
 /* Growable device buffers of the text encoder (it runs outside graphs). */
 typedef struct zc_text_bufs {
-    size_t rows;       /* capacity in rows (items x Lmax) */
-    int cs_rows;       /* rows of the RoPE table */
-    float *x;          /* [rows, H] residual, and the features after the run */
+    size_t rows; /* capacity in rows (items x Lmax) */
+    int cs_rows; /* rows of the RoPE table */
+    float *x;    /* [rows, H] residual, and the features after the run */
     void *hb, *qkv, *att, *ff;
     float *cs;
     int *ids, *kv_len;
@@ -69,6 +69,7 @@ typedef struct zc_dev {
     zi_qwen3_config qc;
     int hd, pf, nblocks, nqrun;
     int fp8;      /* the blocks' big linears in e4m3 where they fit (zc_dev_create) */
+    int xbf;      /* the residual streams in bf16 (zc_resid_bf16 at zc_dev_create) */
     int nlin_fp8; /* how many of them are (of 4 per block) */
     /* DiT */
     void *x_w, *cap_w, *t0_w, *t2_w, *fin_w, *fin_ada_w;
@@ -139,6 +140,11 @@ size_t zc_plan_fp8_bytes(const zi_dit_config *c, const zc_plan_key *k);
  * bound), or "off: " and why (bf16, a switch, the head size, or why cuDNN
  * turned it off). Into buf (n bytes). */
 const char *zc_attn8_state(const zc_dev *d, char *buf, size_t n);
+
+/* Whether a device made now keeps the DiT's residual streams in bf16
+ * (PX_ZIMAGE_CUDA_RESID=bf16, read at each call; not yet run on a GPU)
+ * rather than fp32 (the default): 1 or 0. zc_dev.xbf holds a device's. */
+int zc_resid_bf16(void);
 
 /* The plan for k (built on first use, cached per device). */
 int zc_plan_get(zc_dev *d, const zc_plan_key *k, zc_plan **out, char *err, size_t errlen);

@@ -42,7 +42,7 @@ static int layer(zc_dev *d, const zc_qlayer *l, int n, int lmax, char *err, size
     int H = c->hidden, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
     int ldqkv = qd + 2 * kvd, I = c->intermediate, rows = n * lmax, rc = 0;
     PX_CUDA_LAUNCH_CHECK(
-        zc_rmsnorm_mod(s, b->x, H, rows, H, l->in_norm, c->rms_eps, NULL, 0, 0, b->hb, H));
+        zc_rmsnorm_mod(s, b->x, 0, H, rows, H, l->in_norm, c->rms_eps, NULL, 0, 0, b->hb, H));
     if ((rc = gemm(d, b->hb, H, rows, H, l->qkv, ldqkv, b->qkv, ldqkv, ZC_BF16, 0, err, errlen)))
         goto fail;
     PX_CUDA_LAUNCH_CHECK(zc_qknorm_rope(s, b->qkv, ldqkv, 0, rows, c->n_heads, hd, l->q_norm,
@@ -57,7 +57,7 @@ static int layer(zc_dev *d, const zc_qlayer *l, int n, int lmax, char *err, size
     PX_CUDA_LAUNCH_CHECK(zc_attention(s, &a));
     if ((rc = gemm(d, b->att, qd, rows, qd, l->o, H, b->x, H, ZC_F32, 1, err, errlen))) goto fail;
     PX_CUDA_LAUNCH_CHECK(
-        zc_rmsnorm_mod(s, b->x, H, rows, H, l->post_norm, c->rms_eps, NULL, 0, 0, b->hb, H));
+        zc_rmsnorm_mod(s, b->x, 0, H, rows, H, l->post_norm, c->rms_eps, NULL, 0, 0, b->hb, H));
     if ((rc = gemm(d, b->hb, H, rows, H, l->gu, 2 * I, b->ff, 2 * I, ZC_BF16, 0, err, errlen)))
         goto fail;
     PX_CUDA_LAUNCH_CHECK(zc_swiglu(s, b->ff, 2 * I, rows, I));

@@ -322,6 +322,7 @@ int zc_dev_create(px_cuda_ctx *c, const zi_weights *dit, const zi_dit_config *dc
     d->nblocks = 2 * dc->n_refiner_layers + dc->n_layers;
     d->nqrun = qc->n_layers - 1;
     d->fp8 = fp8 != 0;
+    d->xbf = zc_resid_bf16();
     bool hd_ok = false, qhd_ok = false;
     for (int k = 16; k <= 128; k *= 2) hd_ok |= d->hd == k, qhd_ok |= qc->head_dim == k;
     if (!hd_ok || !qhd_ok || dc->dim % 8 || dc->cap_feat_dim % 8)

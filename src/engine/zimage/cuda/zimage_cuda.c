@@ -613,7 +613,9 @@ static int zcuda_describe(const px_engine *pe, px_buf *out)
                            e->dev[0]->fp8 ? "fp8" : "bf16", e->cpu_vae ? "cpu" : "cuda-",
                            e->cpu_vae ? "" : zc_vae_precision(e->vae[0]),
                            px_cuda_blaslt_version());
-    if (!rc) rc = px_buf_printf(out, ",\"attention\":\"%s\"", zc_attn_name());
+    if (!rc)
+        rc = px_buf_printf(out, ",\"attention\":\"%s\",\"residual_stream\":\"%s\"",
+                           zc_attn_name(), e->dev[0]->xbf ? "bf16" : "fp32");
     if (!rc && e->dev[0]->fp8) {
         char st[900];
         rc = px_buf_puts(out, ",\"fp8_attention\":");

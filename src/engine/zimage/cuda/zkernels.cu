@@ -48,6 +48,18 @@ __device__ __forceinline__ float val(bf16 v)
     return b2f(v);
 }
 
+/* v stored as the residual stream's element type (fp32, or bf16 with
+ * PX_ZIMAGE_CUDA_RESID=bf16); the kernels go on from the stored value
+ * (val of it), so a fused pass and the split ones round alike. */
+__device__ __forceinline__ void put_x(float *p, float v)
+{
+    *p = v;
+}
+__device__ __forceinline__ void put_x(bf16 *p, float v)
+{
+    *p = f2b(v);
+}
+
 /* Sum over the block (ROW_THREADS threads); every thread gets the total. */
 __device__ float block_sum(float v, float *sh)
 {
@@ -90,29 +102,31 @@ __global__ void k_f32_to_bf16(const float *x, bf16 *y, size_t n)
     if (i < n) y[i] = f2b(x[i]);
 }
 
-/* mode 0: RMSNorm with weight; 1: LayerNorm without affine. */
-__global__ void k_norm_mod(const float *x, int ldx, int n, const float *w, float eps,
-                           const float *mul, int ldmul, int rpi, bf16 *y, int ldy, int layer)
+/* mode 0: RMSNorm with weight; 1: LayerNorm without affine. X: the
+ * rows' type (fp32, or the bf16 residual stream). */
+template <typename X>
+__global__ void k_norm_mod(const X *x, int ldx, int n, const float *w, float eps, const float *mul,
+                           int ldmul, int rpi, bf16 *y, int ldy, int layer)
 {
     __shared__ float sh[32];
     int r = blockIdx.x;
-    const float *xr = x + (size_t)r * ldx;
+    const X *xr = x + (size_t)r * ldx;
     float mean = 0;
     if (layer) {
         float s = 0;
-        for (int i = threadIdx.x; i < n; i += ROW_THREADS) s += xr[i];
+        for (int i = threadIdx.x; i < n; i += ROW_THREADS) s += val(xr[i]);
         mean = block_sum(s, sh) / n;
     }
     float ss = 0;
     for (int i = threadIdx.x; i < n; i += ROW_THREADS) {
-        float d = xr[i] - mean;
+        float d = val(xr[i]) - mean;
         ss += d * d;
     }
     float inv = rsqrtf(block_sum(ss, sh) / n + eps);
     const float *m = mul ? mul + (size_t)(r / rpi) * ldmul : nullptr;
     bf16 *yr = y + (size_t)r * ldy;
     for (int i = threadIdx.x; i < n; i += ROW_THREADS) {
-        float v = (xr[i] - mean) * inv;
+        float v = (val(xr[i]) - mean) * inv;
         if (w) v *= w[i];
         if (m) v *= m[i];
         yr[i] = f2b(v);
@@ -151,11 +165,10 @@ __global__ void k_qknorm_rope(bf16 *x, int ld, int col0, int rows, int nh, int h
  * RMSNorm · modulation on the updated row (k_norm_mod's arithmetic, in its
  * order: the same bits as running it after) without reading x from memory
  * a second time: each thread reads back only the elements it wrote. */
-template <typename H>
-__global__ void k_gated_residual_norm(float *x, int ldx, const H *h, int ldh, int n,
-                                      const float *wh, float eps, const float *gate, int ldgate,
-                                      int rpi, const float *w, const float *mul, int ldmul, bf16 *y,
-                                      int ldy)
+template <typename X, typename H>
+__global__ void k_gated_residual_norm(X *x, int ldx, const H *h, int ldh, int n, const float *wh,
+                                      float eps, const float *gate, int ldgate, int rpi,
+                                      const float *w, const float *mul, int ldmul, bf16 *y, int ldy)
 {
     __shared__ float sh[32];
     int r = blockIdx.x;
@@ -164,12 +177,12 @@ __global__ void k_gated_residual_norm(float *x, int ldx, const H *h, int ldh, in
     for (int i = threadIdx.x; i < n; i += ROW_THREADS) ss += val(hr[i]) * val(hr[i]);
     float inv = rsqrtf(block_sum(ss, sh) / n + eps);
     const float *g = gate ? gate + (size_t)(r / rpi) * ldgate : nullptr;
-    float *xr = x + (size_t)r * ldx;
+    X *xr = x + (size_t)r * ldx;
     float ssx = 0;
     for (int i = threadIdx.x; i < n; i += ROW_THREADS) {
         float v = val(hr[i]) * inv * wh[i];
-        xr[i] += g ? g[i] * v : v;
-        float d = xr[i];
+        put_x(&xr[i], val(xr[i]) + (g ? g[i] * v : v));
+        float d = val(xr[i]);
         ssx += d * d;
     }
     if (!y) return; /* the whole block alike: no thread waits in block_sum */
@@ -177,7 +190,7 @@ __global__ void k_gated_residual_norm(float *x, int ldx, const H *h, int ldh, in
     const float *m = mul ? mul + (size_t)(r / rpi) * ldmul : nullptr;
     bf16 *yr = y + (size_t)r * ldy;
     for (int i = threadIdx.x; i < n; i += ROW_THREADS) {
-        float v = xr[i] * invx;
+        float v = val(xr[i]) * invx;
         if (w) v *= w[i];
         if (m) v *= m[i];
         yr[i] = f2b(v);
@@ -206,6 +219,22 @@ __device__ __forceinline__ float4 ld4(const bf16 *p, int c)
     const bf16 *e = (const bf16 *)&q;
     return make_float4(b2f(e[0]), b2f(e[1]), b2f(e[2]), b2f(e[3]));
 }
+/* Four values into row p at chunk c as X stores them (fp32: 16 bytes;
+ * bf16: 8), returned as read back (as_x). */
+__device__ __forceinline__ float4 st4(float *p, int c, float4 v)
+{
+    ((float4 *)p)[c] = v;
+    return v;
+}
+__device__ __forceinline__ float4 st4(bf16 *p, int c, float4 v)
+{
+    uint2 u;
+    bf16 *e = (bf16 *)&u;
+    e[0] = f2b(v.x), e[1] = f2b(v.y), e[2] = f2b(v.z), e[3] = f2b(v.w);
+    ((uint2 *)p)[c] = u;
+    return make_float4(b2f(e[0]), b2f(e[1]), b2f(e[2]), b2f(e[3]));
+}
+
 __device__ __forceinline__ float sq4(float4 v, float s)
 {
     s += v.x * v.x;
@@ -284,13 +313,13 @@ __device__ __forceinline__ void norm_store4(const float4 (&v)[K], float ss, int 
     for (int c = n4 + threadIdx.x; c < q8.ld / 4; c += ROW_THREADS) qr[c] = 0u; /* K' padding */
 }
 
-template <int K>
-__global__ void k_norm_mod4(const float *x, int ldx, int n4, const float *w, float eps,
+template <int K, typename X>
+__global__ void k_norm_mod4(const X *x, int ldx, int n4, const float *w, float eps,
                             const float *mul, int ldmul, int rpi, bf16 *y, int ldy, int layer)
 {
     __shared__ float sh[32];
     int r = blockIdx.x;
-    const float *xr = x + (size_t)r * ldx;
+    const X *xr = x + (size_t)r * ldx;
     float4 v[K];
     float s = 0, n = 4.0f * n4;
 #pragma unroll
@@ -313,16 +342,16 @@ __global__ void k_norm_mod4(const float *x, int ldx, int n4, const float *w, flo
     norm_store4<K>(v, ss, n4, eps, sh, rpi, w, mul, ldmul, y, ldy, zc_q8{});
 }
 
-template <int K, typename H>
-__global__ void k_gated_residual_norm4(float *x, int ldx, const H *h, int ldh, int n4,
-                                       const float *wh, float eps, const float *gate, int ldgate,
-                                       int rpi, const float *w, const float *mul, int ldmul,
-                                       bf16 *y, int ldy, zc_q8 q8)
+template <int K, typename X, typename H>
+__global__ void k_gated_residual_norm4(X *x, int ldx, const H *h, int ldh, int n4, const float *wh,
+                                       float eps, const float *gate, int ldgate, int rpi,
+                                       const float *w, const float *mul, int ldmul, bf16 *y,
+                                       int ldy, zc_q8 q8)
 {
     __shared__ float sh[32];
     int r = blockIdx.x;
     const H *hr = h + (size_t)r * ldh;
-    float *xr = x + (size_t)r * ldx;
+    X *xr = x + (size_t)r * ldx;
     float4 hv[K], xv[K];
     float ss = 0, n = 4.0f * n4;
 #pragma unroll
@@ -348,7 +377,7 @@ __global__ void k_gated_residual_norm4(float *x, int ldx, const H *h, int ldh, i
             xv[k].y += g ? gv.y * v1 : v1;
             xv[k].z += g ? gv.z * v2 : v2;
             xv[k].w += g ? gv.w * v3 : v3;
-            ((float4 *)xr)[c] = xv[k];
+            xv[k] = st4(xr, c, xv[k]); /* as stored: the split path reads it so */
             ssx = sq4(xv[k], ssx);
         }
     }
@@ -434,7 +463,8 @@ __global__ void k_qknorm_rope8(bf16 *x, int ld, int col0, int nh, int hd, const 
             }
             if (Q8) {
                 uint32_t c[2] = {0u, 0u};
-                for (int k = 0; k < 8; k++) c[k / 4] |= zc_fp8_code(y[k] * s8, 1.0f) << (8 * (k % 4));
+                for (int k = 0; k < 8; k++)
+                    c[k / 4] |= zc_fp8_code(y[k] * s8, 1.0f) << (8 * (k % 4));
                 *(uint2 *)(o8 + (size_t)r * ld8 + col0 + (size_t)h * hd + 8 * l) =
                     make_uint2(c[0], c[1]);
             } else {
@@ -547,21 +577,74 @@ template <typename F> void row_wide(int k, F launch)
     }
 }
 
-int norm_mod(zc_stream s, const float *x, int ldx, int rows, int n, const float *w, float eps,
-             const float *mul, int ldmul, int rows_per_item, void *y, int ldy, int layer)
+template <typename X>
+void norm_mod_x(zc_stream s, const X *x, int ldx, int rows, int n, const float *w, float eps,
+                const float *mul, int ldmul, int rpi, bf16 *y, int ldy, int layer, int k)
+{
+    if (k)
+        row_wide(k, [&](auto K) {
+            k_norm_mod4<K(), X><<<rows, ROW_THREADS, 0, s>>>(x, ldx, n / 4, w, eps, mul, ldmul, rpi,
+                                                             y, ldy, layer);
+        });
+    else
+        k_norm_mod<X>
+            <<<rows, ROW_THREADS, 0, s>>>(x, ldx, n, w, eps, mul, ldmul, rpi, y, ldy, layer);
+}
+
+int norm_mod(zc_stream s, const void *x, int x_bf, int ldx, int rows, int n, const float *w,
+             float eps, const float *mul, int ldmul, int rows_per_item, void *y, int ldy, int layer)
 {
     if (rows <= 0) return 0;
     int rpi = rows_per_item > 0 ? rows_per_item : rows, k = row_k(n);
-    if (k && al16(x, ldx) && al16(w, 0) && al16(mul, ldmul) && al8(y, ldy)) {
-        row_wide(k, [&](auto K) {
-            k_norm_mod4<K()><<<rows, ROW_THREADS, 0, s>>>(x, ldx, n / 4, w, eps, mul, ldmul, rpi,
-                                                          (bf16 *)y, ldy, layer);
-        });
-    } else {
-        k_norm_mod<<<rows, ROW_THREADS, 0, s>>>(x, ldx, n, w, eps, mul, ldmul, rpi, (bf16 *)y, ldy,
-                                                layer);
-    }
+    bool wide =
+        k && (x_bf ? al8(x, ldx) : al16(x, ldx)) && al16(w, 0) && al16(mul, ldmul) && al8(y, ldy);
+    if (x_bf)
+        norm_mod_x(s, (const bf16 *)x, ldx, rows, n, w, eps, mul, ldmul, rpi, (bf16 *)y, ldy, layer,
+                   wide ? k : 0);
+    else
+        norm_mod_x(s, (const float *)x, ldx, rows, n, w, eps, mul, ldmul, rpi, (bf16 *)y, ldy,
+                   layer, wide ? k : 0);
     return launch_err();
+}
+
+/* zc_gated_residual_norm's arguments besides x, h and the grid. */
+struct grn_args {
+    int ldx, ldh, n;
+    const float *wh;
+    float eps;
+    const float *gate;
+    int ldgate, rpi;
+    const float *w, *mul;
+    int ldmul;
+    bf16 *y;
+    int ldy;
+    zc_q8 q;
+};
+
+/* The residual + norm on X rows with h of type H: the wide kernel (k its
+ * K, 0: the per-value one, which has no fp8 copy). */
+template <typename X, typename H>
+void grn_launch_h(zc_stream s, X *x, const H *h, int rows, int k, const grn_args &a)
+{
+    if (k)
+        row_wide(k, [&](auto K) {
+            k_gated_residual_norm4<K(), X, H><<<rows, ROW_THREADS, 0, s>>>(
+                x, a.ldx, h, a.ldh, a.n / 4, a.wh, a.eps, a.gate, a.ldgate, a.rpi, a.w, a.mul,
+                a.ldmul, a.y, a.ldy, a.q);
+        });
+    else
+        k_gated_residual_norm<X, H><<<rows, ROW_THREADS, 0, s>>>(x, a.ldx, h, a.ldh, a.n, a.wh,
+                                                                 a.eps, a.gate, a.ldgate, a.rpi,
+                                                                 a.w, a.mul, a.ldmul, a.y, a.ldy);
+}
+
+template <typename X>
+void grn_launch(zc_stream s, X *x, const void *h, int h_bf, int rows, int k, const grn_args &a)
+{
+    if (h_bf)
+        grn_launch_h(s, x, (const bf16 *)h, rows, k, a);
+    else
+        grn_launch_h(s, x, (const float *)h, rows, k, a);
 }
 
 } // namespace
@@ -587,23 +670,23 @@ int zc_f32_to_bf16(zc_stream s, const float *x, void *y, size_t n)
     return launch_err();
 }
 
-int zc_rmsnorm_mod(zc_stream s, const float *x, int ldx, int rows, int n, const float *w, float eps,
-                   const float *mul, int ldmul, int rows_per_item, void *y, int ldy)
+int zc_rmsnorm_mod(zc_stream s, const void *x, int x_bf, int ldx, int rows, int n, const float *w,
+                   float eps, const float *mul, int ldmul, int rows_per_item, void *y, int ldy)
 {
-    return norm_mod(s, x, ldx, rows, n, w, eps, mul, ldmul, rows_per_item, y, ldy, 0);
+    return norm_mod(s, x, x_bf, ldx, rows, n, w, eps, mul, ldmul, rows_per_item, y, ldy, 0);
 }
 
-int zc_layernorm_mod(zc_stream s, const float *x, int ldx, int rows, int n, float eps,
+int zc_layernorm_mod(zc_stream s, const void *x, int x_bf, int ldx, int rows, int n, float eps,
                      const float *mul, int ldmul, int rows_per_item, void *y, int ldy)
 {
-    return norm_mod(s, x, ldx, rows, n, nullptr, eps, mul, ldmul, rows_per_item, y, ldy, 1);
+    return norm_mod(s, x, x_bf, ldx, rows, n, nullptr, eps, mul, ldmul, rows_per_item, y, ldy, 1);
 }
 
-int zc_gated_residual(zc_stream s, float *x, int ldx, const void *h, int h_bf, int ldh, int rows,
-                      int n, const float *w, float eps, const float *gate, int ldgate,
+int zc_gated_residual(zc_stream s, void *x, int x_bf, int ldx, const void *h, int h_bf, int ldh,
+                      int rows, int n, const float *w, float eps, const float *gate, int ldgate,
                       int rows_per_item)
 {
-    return zc_gated_residual_norm(s, x, ldx, h, h_bf, ldh, rows, n, w, eps, gate, ldgate,
+    return zc_gated_residual_norm(s, x, x_bf, ldx, h, h_bf, ldh, rows, n, w, eps, gate, ldgate,
                                   rows_per_item, nullptr, nullptr, 0, nullptr, 0, nullptr);
 }
 
@@ -643,41 +726,25 @@ int zc_qknorm_rope(zc_stream s, void *x, int ld, int col0, int rows, int n_heads
     return launch_err();
 }
 
-int zc_gated_residual_norm(zc_stream s, float *x, int ldx, const void *h, int h_bf, int ldh,
-                           int rows, int n, const float *wh, float eps, const float *gate,
+int zc_gated_residual_norm(zc_stream s, void *x, int x_bf, int ldx, const void *h, int h_bf,
+                           int ldh, int rows, int n, const float *wh, float eps, const float *gate,
                            int ldgate, int rows_per_item, const float *w, const float *mul,
                            int ldmul, void *y, int ldy, const zc_q8 *q8)
 {
     if (rows <= 0) return 0;
     int rpi = rows_per_item > 0 ? rows_per_item : rows, k = row_k(n);
-    bool wide = k && al16(x, ldx) && (h_bf ? al8(h, ldh) : al16(h, ldh)) && al16(wh, 0) &&
-                al16(gate, ldgate) && al16(w, 0) && al16(mul, ldmul) && al8(y, ldy) &&
-                (!q8 || (al16(q8->q, 0) && q8->ld % 16 == 0 && q8->ld >= n));
+    bool wide = k && (x_bf ? al8(x, ldx) : al16(x, ldx)) && (h_bf ? al8(h, ldh) : al16(h, ldh)) &&
+                al16(wh, 0) && al16(gate, ldgate) && al16(w, 0) && al16(mul, ldmul) &&
+                al8(y, ldy) && (!q8 || (al16(q8->q, 0) && q8->ld % 16 == 0 && q8->ld >= n));
     zc_q8 q = q8 && wide ? *q8 : zc_q8{};
     if (q8 && !wide && !y) return (int)cudaErrorInvalidValue; /* nothing to quantize from */
-    if (wide) {
-        row_wide(k, [&](auto K) {
-            if (h_bf)
-                k_gated_residual_norm4<K(), bf16><<<rows, ROW_THREADS, 0, s>>>(
-                    x, ldx, (const bf16 *)h, ldh, n / 4, wh, eps, gate, ldgate, rpi, w, mul, ldmul,
-                    (bf16 *)y, ldy, q);
-            else
-                k_gated_residual_norm4<K(), float><<<rows, ROW_THREADS, 0, s>>>(
-                    x, ldx, (const float *)h, ldh, n / 4, wh, eps, gate, ldgate, rpi, w, mul,
-                    ldmul, (bf16 *)y, ldy, q);
-        });
-        if (q8) return launch_err();
-    } else if (h_bf) {
-        k_gated_residual_norm<<<rows, ROW_THREADS, 0, s>>>(x, ldx, (const bf16 *)h, ldh, n, wh,
-                                                           eps, gate, ldgate, rpi, w, mul, ldmul,
-                                                           (bf16 *)y, ldy);
-    } else {
-        k_gated_residual_norm<<<rows, ROW_THREADS, 0, s>>>(x, ldx, (const float *)h, ldh, n, wh,
-                                                           eps, gate, ldgate, rpi, w, mul, ldmul,
-                                                           (bf16 *)y, ldy);
-    }
+    grn_args a = {ldx, ldh, n, wh, eps, gate, ldgate, rpi, w, mul, ldmul, (bf16 *)y, ldy, q};
+    if (x_bf)
+        grn_launch(s, (bf16 *)x, h, h_bf, rows, wide ? k : 0, a);
+    else
+        grn_launch(s, (float *)x, h, h_bf, rows, wide ? k : 0, a);
     int rc = launch_err();
-    if (!rc && q8 && y) /* not fused: the bf16 rows quantized after */
+    if (!rc && q8 && !wide) /* not fused: the bf16 rows quantized after */
         rc = zc_fp8_quant_rows(s, y, ldy, rows, n, q8->ld, q8->q, q8->scale);
     return rc;
 }

@@ -43,24 +43,25 @@ int zc_f32_to_bf16(zc_stream s, const float *x, void *y, size_t n);
 
 /*
  * y[r] = RMSNorm(x[r]) · w · mul[item(r)] over n columns, fp32 statistics;
- * x fp32 (ldx), y bf16 (ldy). w NULL = no weight; mul NULL = no
- * modulation, else mul + item*ldmul is a row of n factors (already 1 +
- * scale) and item(r) = r / rows_per_item.
+ * x (ldx) bf16 when x_bf else fp32, y bf16 (ldy). w NULL = no weight; mul
+ * NULL = no modulation, else mul + item*ldmul is a row of n factors
+ * (already 1 + scale) and item(r) = r / rows_per_item.
  */
-int zc_rmsnorm_mod(zc_stream s, const float *x, int ldx, int rows, int n, const float *w,
+int zc_rmsnorm_mod(zc_stream s, const void *x, int x_bf, int ldx, int rows, int n, const float *w,
                    float eps, const float *mul, int ldmul, int rows_per_item, void *y, int ldy);
 
 /* The same with LayerNorm without affine (the DiT's final layer). */
-int zc_layernorm_mod(zc_stream s, const float *x, int ldx, int rows, int n, float eps,
+int zc_layernorm_mod(zc_stream s, const void *x, int x_bf, int ldx, int rows, int n, float eps,
                      const float *mul, int ldmul, int rows_per_item, void *y, int ldy);
 
 /*
  * x[r] += gate[item(r)] · RMSNorm(h[r]) · w (the DiT's sandwich post-norm
- * and tanh gate; gate NULL = 1), fp32 x (ldx), h (ldh) bf16 when h_bf
- * else fp32, n columns.
+ * and tanh gate; gate NULL = 1), computed in fp32 and stored in x's type
+ * (bf16 when x_bf: the residual stream of PX_ZIMAGE_CUDA_RESID=bf16, else
+ * fp32; ldx), h (ldh) bf16 when h_bf else fp32, n columns.
  */
-int zc_gated_residual(zc_stream s, float *x, int ldx, const void *h, int h_bf, int ldh, int rows,
-                      int n, const float *w, float eps, const float *gate, int ldgate,
+int zc_gated_residual(zc_stream s, void *x, int x_bf, int ldx, const void *h, int h_bf, int ldh,
+                      int rows, int n, const float *w, float eps, const float *gate, int ldgate,
                       int rows_per_item);
 
 /* An e4m3 copy of a kernel's bf16 output rows, for the fp8 GEMM that
@@ -77,12 +78,13 @@ typedef struct zc_q8 {
  * zc_gated_residual (wh: its norm weight), then y[r] = RMSNorm(x[r]) · w ·
  * mul[item(r)] of the updated x as zc_rmsnorm_mod: the same values as the
  * two calls, one pass over x fewer (the DiT's attention residual and its
- * feed-forward norm). q8 (NULL: none): y's fp8 copy too, in the same pass
+ * feed-forward norm; the norm reads x as stored, so bf16 x rounds as the
+ * two calls do). q8 (NULL: none): y's fp8 copy too, in the same pass
  * where the wide kernel runs (zc_q8_fusable(n)); y may then be NULL (the
  * fp8 GEMM reads only q8). Elsewhere y is needed and is quantized after.
  */
-int zc_gated_residual_norm(zc_stream s, float *x, int ldx, const void *h, int h_bf, int ldh,
-                           int rows, int n, const float *wh, float eps, const float *gate,
+int zc_gated_residual_norm(zc_stream s, void *x, int x_bf, int ldx, const void *h, int h_bf,
+                           int ldh, int rows, int n, const float *wh, float eps, const float *gate,
                            int ldgate, int rows_per_item, const float *w, const float *mul,
                            int ldmul, void *y, int ldy, const zc_q8 *q8);
 

@@ -78,7 +78,17 @@ __global__ void k_patchify(const float *lat, const int *lat_of, int n, int C, in
     out[i] = f2b(v);
 }
 
-__global__ void k_pad_rows(float *x, int n, int S, int D, const int *len, const int *pad_end,
+__device__ __forceinline__ void put(float *p, float v)
+{
+    *p = v;
+}
+__device__ __forceinline__ void put(bf16 *p, float v)
+{
+    *p = f2b(v);
+}
+
+template <typename X>
+__global__ void k_pad_rows(X *x, int n, int S, int D, const int *len, const int *pad_end,
                            const float *pad)
 {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
@@ -87,7 +97,7 @@ __global__ void k_pad_rows(float *x, int n, int S, int D, const int *len, const 
     size_t row = i / D;
     int b = (int)(row / S), t = (int)(row % S);
     if (t < len[b]) return;
-    x[i] = t < pad_end[b] ? pad[d] : 0.0f;
+    put(&x[i], t < pad_end[b] ? pad[d] : 0.0f);
 }
 
 __global__ void k_copy_rows(float *dst, int dst_S, int dst_off, const float *src, int src_S,
@@ -162,20 +172,25 @@ int zc_patchify(zc_stream s, const float *lat, const int *lat_of, int n, int C, 
     return (int)cudaGetLastError();
 }
 
-int zc_pad_rows(zc_stream s, float *x, int n, int S, int D, const int *len, const int *pad_end,
-                const float *pad)
+int zc_pad_rows(zc_stream s, void *x, int x_bf, int n, int S, int D, const int *len,
+                const int *pad_end, const float *pad)
 {
     size_t t = (size_t)n * S * D;
-    k_pad_rows<<<blocks(t, 256), 256, 0, s>>>(x, n, S, D, len, pad_end, pad);
+    if (x_bf)
+        k_pad_rows<<<blocks(t, 256), 256, 0, s>>>((bf16 *)x, n, S, D, len, pad_end, pad);
+    else
+        k_pad_rows<<<blocks(t, 256), 256, 0, s>>>((float *)x, n, S, D, len, pad_end, pad);
     return (int)cudaGetLastError();
 }
 
-int zc_copy_rows(zc_stream s, float *dst, int dst_S, int dst_off, const float *src, int src_S,
-                 int rows, int n, int w)
+int zc_copy_rows(zc_stream s, void *dst, int dst_S, int dst_off, const void *src, int src_S,
+                 int rows, int n, int w, int x_bf)
 {
-    size_t t = (size_t)n * rows * (w / 4);
+    int w4 = x_bf ? w / 8 : w / 4; /* 16-byte units of a row */
+    size_t t = (size_t)n * rows * w4;
     if (!t) return 0;
-    k_copy_rows<<<blocks(t, 256), 256, 0, s>>>(dst, dst_S, dst_off, src, src_S, rows, n, w / 4);
+    k_copy_rows<<<blocks(t, 256), 256, 0, s>>>((float *)dst, dst_S, dst_off, (const float *)src,
+                                               src_S, rows, n, w4);
     return (int)cudaGetLastError();
 }
 
@@ -191,8 +206,8 @@ int zc_unpatchify_step(zc_stream s, const float *pred, int ni, int C, int ht, in
                        const float *w, float *lat, float *out_pred)
 {
     size_t t = (size_t)nimg * C * ht * p * wt * p;
-    k_unpatchify_step<<<blocks(t, 256), 256, 0, s>>>(pred, ni, C, ht, wt, p, nimg, pos_of,
-                                                         neg_of, dt, w, lat, out_pred);
+    k_unpatchify_step<<<blocks(t, 256), 256, 0, s>>>(pred, ni, C, ht, wt, p, nimg, pos_of, neg_of,
+                                                     dt, w, lat, out_pred);
     return (int)cudaGetLastError();
 }
 

@@ -40,18 +40,18 @@ int zc_patchify(zc_stream s, const float *lat, const int *lat_of, int n, int C, 
                 int p, int ni, void *out);
 
 /*
- * Rows of x (fp32 [n·S, D]): for item b, rows [len[b], pad_end[b]) become
- * the pad token `pad` (D floats) and rows [pad_end[b], S) zeros (dead).
- * len, pad_end: device arrays of n ints.
+ * Rows of x ([n·S, D], bf16 when x_bf else fp32): for item b, rows
+ * [len[b], pad_end[b]) become the pad token `pad` (D floats) and rows
+ * [pad_end[b], S) zeros (dead). len, pad_end: device arrays of n ints.
  */
-int zc_pad_rows(zc_stream s, float *x, int n, int S, int D, const int *len, const int *pad_end,
-                const float *pad);
+int zc_pad_rows(zc_stream s, void *x, int x_bf, int n, int S, int D, const int *len,
+                const int *pad_end, const float *pad);
 
 /* Copies rows: dst item b rows [dst_off, dst_off + rows) (items of
- * dst_S rows) = src item b rows [0, rows) (items of src_S rows); fp32,
- * width w (rows of w elements, w % 4 == 0). */
-int zc_copy_rows(zc_stream s, float *dst, int dst_S, int dst_off, const float *src, int src_S,
-                 int rows, int n, int w);
+ * dst_S rows) = src item b rows [0, rows) (items of src_S rows); rows of w
+ * elements, bf16 when x_bf (w % 8 == 0) else fp32 (w % 4 == 0). */
+int zc_copy_rows(zc_stream s, void *dst, int dst_S, int dst_off, const void *src, int src_S,
+                 int rows, int n, int w, int x_bf);
 
 /* x rows (fp32 [rows, n]) = the bf16 embedding rows table[ids[r]]. */
 int zc_embed_rows(zc_stream s, const void *table, const int *ids, int rows, int n, float *x);
