@@ -315,14 +315,15 @@ step_tests() {
 }
 
 # The tiny-model tests again (the engine's defaults may have changed since
-# the check call) while the full-size model is made in the background.
+# the check call) while the full-size model is made in the background;
+# tests_and_model NAME LIMIT CMD runs CMD as that part instead.
 tests_and_model() {
   local zpid=""
   if [ "$GPU" = 1 ] && [ ! -f "$ZMODEL/.complete" ]; then
     (timeout -k 10 $(( $(left) - 60 )) bash -c "$(zmodel_cmd)" > "$WORK/zmodel.log" 2>&1) &
     zpid=$!
   fi
-  part zimage_cuda_test 120 gpu "PARTS=zimage PX_TEST_TIMEOUT=110 scripts/test_gpu"
+  part "${1:-zimage_cuda_test}" "${2:-120}" gpu "${3:-PARTS=zimage PX_TEST_TIMEOUT=110 scripts/test_gpu}"
   [ -n "$zpid" ] && part zmodel_wait 300 cpu "while kill -0 $zpid 2>/dev/null; do sleep 2; done; cat $WORK/zmodel.log; test -f $ZMODEL/.complete"
   zmodel 300
 }
@@ -424,14 +425,8 @@ step_attn8() {
 # gate against bf16 with the defaults, batch 4 and the profile.
 step_fastacc() {
   env_part
-  local zpid="" FA=PX_ZIMAGE_CUDA_FP8_FASTACC=0
-  if [ "$GPU" = 1 ] && [ ! -f "$ZMODEL/.complete" ]; then
-    (timeout -k 10 $(( $(left) - 60 )) bash -c "$(zmodel_cmd)" > "$WORK/zmodel.log" 2>&1) &
-    zpid=$!
-  fi
-  part fastacc_tests 90 gpu "$FA PX_TEST_TIMEOUT=80 $BIN/zimage_cuda_fp8_test"
-  [ -n "$zpid" ] && part zmodel_wait 300 cpu "while kill -0 $zpid 2>/dev/null; do sleep 2; done; cat $WORK/zmodel.log; test -f $ZMODEL/.complete"
-  zmodel 300
+  local FA=PX_ZIMAGE_CUDA_FP8_FASTACC=0
+  tests_and_model fastacc_tests 90 "$FA PX_TEST_TIMEOUT=80 $BIN/zimage_cuda_fp8_test"
   part fastacc_ab 200 gpu "for v in default $FA default $FA; do \
     echo \"== \$v\"; env \$( [ \$v = default ] || echo \$v ) $BIN/zimage_cuda_bench --model $ZMODEL/hf \
     --sizes 1024x1024 --batches 1 --iters 3 --precision fp8 --json $WORK/fastacc-\${v//=/}-\$RANDOM.jsonl; done"
@@ -452,15 +447,9 @@ step_fastacc() {
 # stream, and fp8's gate with it.
 step_resid() {
   env_part
-  local zpid="" RS=PX_ZIMAGE_CUDA_RESID=bf16
-  if [ "$GPU" = 1 ] && [ ! -f "$ZMODEL/.complete" ]; then
-    (timeout -k 10 $(( $(left) - 60 )) bash -c "$(zmodel_cmd)" > "$WORK/zmodel.log" 2>&1) &
-    zpid=$!
-  fi
-  part resid_tests 150 gpu "$RS PX_TEST_TIMEOUT=70 $BIN/zimage_cuda_test t_stages_against_reference \
-    t_batch_item_equals_solo && $RS PX_TEST_TIMEOUT=70 $BIN/zimage_cuda_fp8_test"
-  [ -n "$zpid" ] && part zmodel_wait 300 cpu "while kill -0 $zpid 2>/dev/null; do sleep 2; done; cat $WORK/zmodel.log; test -f $ZMODEL/.complete"
-  zmodel 300
+  local RS=PX_ZIMAGE_CUDA_RESID=bf16
+  tests_and_model resid_tests 150 "$RS PX_TEST_TIMEOUT=70 $BIN/zimage_cuda_test \
+    t_stages_against_reference t_batch_item_equals_solo && $RS PX_TEST_TIMEOUT=70 $BIN/zimage_cuda_fp8_test"
   part resid_full_stages 150 gpu "$RS PX_ZIMAGE_MODEL=$ZMODEL/hf PX_ZIMAGE_SIZE=512x512 \
     PX_TEST_TIMEOUT=140 $BIN/zimage_cuda_test t_stages_against_reference"
   part resid_ab 240 gpu "for v in default $RS default $RS; do for p in bf16 fp8; do \
