@@ -111,13 +111,11 @@ __global__ void k_quant_rows8(const bf16 *x, int ldx, int K, int ld, uint8_t *q,
 /* zc_swiglu's SwiGLU (the same arithmetic as k_swiglu8) a block a row,
  * eight columns a thread, with its result's e4m3 copy (zc_q8) from the
  * bf16 values still in registers: the feed-forward's w2 input is then
- * written once, in fp8 (and in bf16 only when KEEP, for LoRAs). All of a
- * thread's loads are issued before any arithmetic: with the bf16 store
- * in the same loop (KEEP a run-time flag, as before 2026-12-06) the
- * compiler could not move a chunk's loads above the previous chunk's
- * store to the same row, so each thread had one chunk in flight and the
- * kernel ran at ~2.2 TB/s (3.4 ms of a 1024² fp8 step on an H100)
- * against k_swiglu8's 3.2. */
+ * written once, in fp8 (and in bf16 only when KEEP, for LoRAs). It ran at
+ * ~2.2 TB/s (3.4 ms of a 1024² fp8 step on an H100) against k_swiglu8's
+ * 3.2: issuing all of a thread's loads first (below) changed nothing
+ * measurable; taking the two IEEE divisions out of each value (zc_fp8_inv,
+ * zc_swiglu1) took it to 2.4 ms (2026-12-06): it was instruction-bound. */
 template <int C, bool KEEP>
 __global__ void k_swiglu_q8(bf16 *x, int ld, int n, uint8_t *q, float *scale, int ldq)
 {
