@@ -16,8 +16,7 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
-namespace
-{
+namespace {
 
 using namespace pxcu; /* ld, st */
 typedef bf16_t bf16;
