@@ -200,8 +200,8 @@ int zc_fp8_quant_rows(zc_stream s, const void *x, int ldx, int rows, int K, int 
 int zc_fp8_swiglu(zc_stream s, void *x, int ld, int rows, int n, int keep_bf16, const zc_q8 *q8);
 
 /* y[r, n] += bias[n] for r < rows, n < N; y bf16 (bf16 = 1) or fp32, row
- * stride ldy: the bias of an fp8 GEMM (zc_gemm.c says why it is not the
- * epilogue). */
+ * stride ldy: the bias of an fp8 GEMM or of a bf16 y (zc_gemm.c says why
+ * it is not the epilogue there). */
 int zc_fp8_add_bias(zc_stream s, void *y, int bf16, int ldy, int rows, int N, const float *bias);
 
 #ifdef __cplusplus

@@ -5,7 +5,11 @@
  * terms, yᵀ (N x M, ld ldy) = op(W)(N x K) · xᵀ (K x M): A = W stored as
  * K x N with ld K and transposed, B = x stored as K x M with ld ldx. The
  * bias (one value per row of yᵀ, i.e. per output feature) is the BIAS
- * epilogue, with an fp32 bias whatever y's type.
+ * epilogue, with an fp32 bias, where y is fp32; for a bf16 y cuBLASLt
+ * wants a bf16 bias (an H100, 2026-12-06: the heuristic answered "an
+ * unsupported value" for the embedders' bf16 outputs of the bf16 residual
+ * stream), so a kernel adds it after the GEMM, as for fp8 below (one
+ * more bf16 rounding of y, one more pass over it: the embedders' only).
  *
  * FP8 is the same "TN" form, which is the one cuBLASLt's e4m3 kernels take
  * on Hopper (A transposed, B not): A = W8 (K' x N, ld K'), B = x8 (K' x M,
@@ -109,7 +113,14 @@ static void descs_free(gemm_descs *d)
     if (d->op) cublasLtMatmulDescDestroy(d->op);
 }
 
-/* The bias epilogue (bf16 path: an fp32 bias whatever y's type). */
+/* Whether a's bias is cuBLASLt's epilogue (an fp32 bias: bf16 operands,
+ * fp32 y) or zc_fp8_add_bias's, after the GEMM (the file's head says why). */
+static bool bias_epilogue(const zc_gemm_args *a)
+{
+    return a->bias && !a->w8 && a->yt == ZC_F32;
+}
+
+/* The bias epilogue (bias_epilogue's case). */
 static int set_bias(cublasLtMatmulDesc_t op, const float *bias, char *err, size_t errlen)
 {
     int rc = 0;
@@ -210,7 +221,7 @@ static int descs_make(const zc_gemm *g, const zc_gemm_args *a, gemm_descs *d, ch
     PX_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb,
                                                    sizeof tb));
     if (fp8 && (rc = set_fp8_scales(d->op, a, err, errlen))) goto fail;
-    if (!fp8 && a->bias && (rc = set_bias(d->op, a->bias, err, errlen))) goto fail;
+    if (bias_epilogue(a) && (rc = set_bias(d->op, a->bias, err, errlen))) goto fail;
     /* W [N, K] row-major is K x N column-major (op T); W [K, N] is N x K
      * column-major (op N). */
     if (a->w_kn)
@@ -357,7 +368,7 @@ int zc_gemm_run(zc_gemm *g, const zc_gemm_args *a, char *err, size_t errlen)
     float alpha = a->alpha != 0.0f ? a->alpha : 1.0f, beta = a->accumulate ? 1.0f : 0.0f;
     PX_CUBLAS_CHECK(cublasLtMatmul(g->ctx->blaslt, d.op, &alpha, op_a(a), d.la, op_b(a), d.lb,
                                    &beta, a->y, d.lc, a->y, d.lc, &algo, g->ws, g->ws_bytes, s));
-    if (a->w8 && a->bias)
+    if (a->bias && !bias_epilogue(a))
         PX_CUDA_LAUNCH_CHECK(
             zc_fp8_add_bias(s, a->y, a->yt == ZC_BF16, a->ldy, a->M, a->N, a->bias));
 fail:

@@ -1,7 +1,8 @@
 /*
  * zc_gemm.h — the Z-Image CUDA backend's linear layers: cuBLASLt GEMMs
  * with bf16 operands and fp32 accumulation, in PyTorch's row-major Linear
- * convention (y = x·Wᵀ + b), the bias fused as cuBLASLt's epilogue, a
+ * convention (y = x·Wᵀ + b), the bias fused as cuBLASLt's epilogue (fp32
+ * y; a kernel after the GEMM for a bf16 y: zc_gemm.c says why), a
  * scale of the product and an optional accumulate into y (the Qwen3
  * residual, LoRA deltas: y += s·T·Bᵀ). Output bf16 (the input
  * of the next GEMM or of attention) or fp32 (what feeds a norm or the
