@@ -21,7 +21,8 @@
  * decoder the engine reports: cuda-tf32, cuda-bf16, ...), fused (false
  * under PX_ZIMAGE_CUDA_FUSE=0), gemm_tune (PX_ZIMAGE_CUDA_GEMM_TUNE=1),
  * fp8_fast_accum (fp8 without PX_ZIMAGE_CUDA_FP8_FASTACC=0), residual
- * (bf16 under PX_ZIMAGE_CUDA_RESID=bf16, else fp32) and
+ * (the DiT's residual stream as the engine describes it: bf16, fp32 under
+ * PX_ZIMAGE_CUDA_RESID=fp32) and
  * the cuDNN and cuBLASLt versions the process loaded (cudnn, cublaslt: a
  * row measured with another library on the path says so) and first_s, the
  * untimed first generation's batch time (its plan built on the way: what
@@ -78,7 +79,8 @@ static int parse_list(const char *s, int *v, int max)
 typedef struct opts {
     const char *model, *sizes, *device, *json, *precision;
     int batches[16], nb, steps, iters, words;
-    char vae[32]; /* the engine's decoder, from its description */
+    char vae[32];   /* the engine's decoder, from its description */
+    char resid[16]; /* its DiT's residual stream's type, from its description */
 } opts;
 
 static int env_is(const char *name, const char *value)
@@ -137,7 +139,7 @@ static int bench_one(px_engine *e, const opts *o, int w, int h, int B, const cha
                 env_is("PX_ZIMAGE_CUDA_GEMM_TUNE", "1") ? "true" : "false",
                 !strcmp(o->precision, "fp8") && !env_is("PX_ZIMAGE_CUDA_FP8_FASTACC", "0") ? "true"
                                                                                         : "false",
-                env_is("PX_ZIMAGE_CUDA_RESID", "bf16") ? "bf16" : "fp32", cudnnGetVersion(),
+                o->resid, cudnnGetVersion(),
                 px_cuda_blaslt_version(), first);
     if (js) fflush(js); /* a run stopped at its time limit keeps its rows */
 done:
@@ -145,15 +147,18 @@ done:
     return rc;
 }
 
-/* The decoder the engine describes ("vae":"cuda-tf32" ...) into out. */
-static void vae_of(const px_engine *e, char *out, size_t n)
+/* The engine's description's string field key ("vae":"cuda-tf32",
+ * "residual_stream":"bf16" ...) into out; "?" when it has none. */
+static void described(const px_engine *e, const char *key, char *out, size_t n)
 {
     px_buf d;
+    char pat[64];
     px_buf_init(&d, 1 << 16);
     snprintf(out, n, "?");
-    const char *v = px_engine_describe(e, &d) ? NULL : strstr((const char *)d.data, "\"vae\":\"");
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *v = px_engine_describe(e, &d) ? NULL : strstr((const char *)d.data, pat);
     if (v) {
-        v += 7;
+        v += strlen(pat);
         size_t k = strcspn(v, "\"");
         snprintf(out, n, "%.*s", (int)(k < n ? k : n - 1), v);
     }
@@ -201,7 +206,8 @@ int main(int argc, char **argv)
     }
     printf("engine open (weights to the GPU): %.1f s (cuDNN %zu, cuBLASLt %d)\n",
            px_ns_to_ms(px_now_ns() - t0) / 1000, cudnnGetVersion(), px_cuda_blaslt_version());
-    vae_of(e, o.vae, sizeof o.vae);
+    described(e, "vae", o.vae, sizeof o.vae);
+    described(e, "residual_stream", o.resid, sizeof o.resid);
     FILE *js = o.json ? fopen(o.json, "w") : NULL;
     int rc = 0;
     for (const char *s = o.sizes; s && *s && !rc; s = strchr(s, ',') ? strchr(s, ',') + 1 : NULL) {

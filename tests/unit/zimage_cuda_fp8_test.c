@@ -62,8 +62,8 @@ TEST(t_fp8_stages_against_reference)
     T_TRUE(strstr((const char *)b.data, fa && !strcmp(fa, "0") ? "\"fp8_accumulation\":\"fp32\""
                                                                : "\"fp8_accumulation\":\"fast\""));
     const char *rs = getenv("PX_ZIMAGE_CUDA_RESID"); /* gpu_session's resid step */
-    T_TRUE(strstr((const char *)b.data, rs && !strcmp(rs, "bf16") ? "\"residual_stream\":\"bf16\""
-                                                                  : "\"residual_stream\":\"fp32\""));
+    T_TRUE(strstr((const char *)b.data, rs && !strcmp(rs, "fp32") ? "\"residual_stream\":\"fp32\""
+                                                                  : "\"residual_stream\":\"bf16\""));
     px_buf_free(&b);
     stage_errs r;
     stage_errors(e, "fp8", &r);

@@ -17,7 +17,8 @@
  * model with the same bars, for the issue's full-size check; the CPU
  * engine's run then takes minutes.)
  * These tolerances are what bf16 operands (8 bits of mantissa) with fp32
- * accumulation and an fp32 residual stream are expected to keep on a
+ * accumulation and a bf16 residual stream (fp32 with
+ * PX_ZIMAGE_CUDA_RESID=fp32) are expected to keep on a
  * 2-layer model; the first GPU run is to confirm or tighten them (and
  * docs/benchmarks/zimage-cuda.md to record what it printed).
  * Also: a batch item (different prompt lengths, one item with CFG) equals

@@ -356,6 +356,20 @@ static void drop_spelling(dev_state *d, zc_stream s, plan *p, const char *why)
     d->n--;
 }
 
+/* Runs p on a; checked (fresh plans) against the mma kernel, or for fp8
+ * the host's reference. NULL, or what was wrong (into buf). */
+static const char *run_checked(dev_state *d, plan *p, zc_stream s, const zc_attn *a, int check,
+                               char *buf, size_t buflen)
+{
+    cudnnStatus_t st = execute(d, p, s, a);
+    if (st) {
+        snprintf(buf, buflen, "execute: %s", cudnnGetErrorString(st));
+        return buf;
+    }
+    if (!check) return NULL;
+    return a->fp8 ? zattn_q8_check(s, a, buf, buflen) : self_check(s, a, buf, buflen);
+}
+
 int zattn_cudnn(zc_stream s, const zc_attn *a)
 {
     if (!zattn_cudnn_supports(a)) return ZATTN_CUDNN_UNSUPPORTED;
@@ -369,17 +383,23 @@ int zattn_cudnn(zc_stream s, const zc_attn *a)
     plan *p = NULL;
     int fresh = 0, rc = g_off[0][0] || (a->fp8 && g_off[1][0]) ? ZATTN_CUDNN_UNSUPPORTED
                                                                : plan_for(d, s, a, &p, &fresh);
-    /* A new plan must run and match mma on its first call; if not, the
-     * next spelling is built (plan_for turns cuDNN off when none is left). */
+    /* A new plan must run and match on its first call; if not, the next
+     * spelling is built (plan_for turns cuDNN off when none is left). */
     while (!rc) {
-        char buf[200];
-        const char *bad = NULL;
-        cudnnStatus_t st = execute(d, p, s, a);
-        if (st)
-            snprintf(buf, sizeof buf, "execute: %s", cudnnGetErrorString(st)), bad = buf;
-        else if (fresh)
-            bad = a->fp8 ? zattn_q8_check(s, a, buf, sizeof buf)
-                         : self_check(s, a, buf, sizeof buf);
+        char buf[200], again_buf[200];
+        const char *bad = run_checked(d, p, s, a, fresh, buf, sizeof buf);
+        if (bad && fresh) {
+            /* Once more, for the log: a wrong graph is wrong again, a first
+             * run that went wrong by chance is not. The spelling is dropped
+             * either way (a plan that was wrong once is not trusted
+             * unchecked). The fp8 "inference" spelling's plan for 512²
+             * batch 4 failed its check on 2 of ~8 H100 hosts, 2026-12-06,
+             * and passed on the rest: the cause is not yet known. */
+            const char *again = run_checked(d, p, s, a, 1, again_buf, sizeof again_buf);
+            PX_WARN("zimage cuda: cuDNN attention in the spelling \"%s\", a new plan's first "
+                    "run: %s; run again: %s",
+                    p->spell->name, bad, again ? again : "right");
+        }
         if (!bad) break;
         if (!fresh) {
             turn_off(a->fp8, "%s%s", bad, "");

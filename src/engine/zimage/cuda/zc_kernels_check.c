@@ -60,7 +60,7 @@ static long count_diff(const void *a, const void *b, size_t n, size_t elem)
  * as the DiT calls them (gate and scale rows inside one 4n-wide modulation
  * buffer, at mod + n and mod + 2n), then once more without modulation (the
  * context refiner's blocks); with an fp32 h, then a bf16 one; rounds 4-7
- * again with x in bf16 (PX_ZIMAGE_CUDA_RESID=bf16's residual stream: x1
+ * again with x in bf16 (the default residual stream: x1
  * and x2 are the bf16 copies XB1 and XB2 of the same values). */
 enum { B_X1, B_X2, B_H, B_WH, B_W, B_MOD, B_Y1, B_Y2, B_XB1, B_XB2, B_N };
 

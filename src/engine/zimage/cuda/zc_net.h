@@ -141,9 +141,9 @@ size_t zc_plan_fp8_bytes(const zi_dit_config *c, const zc_plan_key *k);
  * turned it off). Into buf (n bytes). */
 const char *zc_attn8_state(const zc_dev *d, char *buf, size_t n);
 
-/* Whether a device made now keeps the DiT's residual streams in bf16
- * (PX_ZIMAGE_CUDA_RESID=bf16, read at each call; not yet run on a GPU)
- * rather than fp32 (the default): 1 or 0. zc_dev.xbf holds a device's. */
+/* Whether a device made now keeps the DiT's residual streams in bf16 (the
+ * default) rather than fp32 (PX_ZIMAGE_CUDA_RESID=fp32, read at each
+ * call): 1 or 0. zc_dev.xbf holds a device's. */
 int zc_resid_bf16(void);
 
 /* The plan for k (built on first use, cached per device). */

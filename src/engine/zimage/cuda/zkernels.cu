@@ -48,8 +48,8 @@ __device__ __forceinline__ float val(bf16 v)
     return b2f(v);
 }
 
-/* v stored as the residual stream's element type (fp32, or bf16 with
- * PX_ZIMAGE_CUDA_RESID=bf16); the kernels go on from the stored value
+/* v stored as the residual stream's element type (bf16 by default, fp32
+ * with PX_ZIMAGE_CUDA_RESID=fp32); the kernels go on from the stored value
  * (val of it), so a fused pass and the split ones round alike. */
 __device__ __forceinline__ void put_x(float *p, float v)
 {

@@ -57,8 +57,8 @@ int zc_layernorm_mod(zc_stream s, const void *x, int x_bf, int ldx, int rows, in
 /*
  * x[r] += gate[item(r)] · RMSNorm(h[r]) · w (the DiT's sandwich post-norm
  * and tanh gate; gate NULL = 1), computed in fp32 and stored in x's type
- * (bf16 when x_bf: the residual stream of PX_ZIMAGE_CUDA_RESID=bf16, else
- * fp32; ldx), h (ldh) bf16 when h_bf else fp32, n columns.
+ * (bf16 when x_bf: the default residual stream, fp32 under
+ * PX_ZIMAGE_CUDA_RESID=fp32; ldx), h (ldh) bf16 when h_bf else fp32, n columns.
  */
 int zc_gated_residual(zc_stream s, void *x, int x_bf, int ldx, const void *h, int h_bf, int ldh,
                       int rows, int n, const float *w, float eps, const float *gate, int ldgate,
