@@ -91,6 +91,20 @@ static void turn_off(int fp8, const char *fmt, const char *a, const char *b)
             fp8 ? "the bf16 attention" : "the mma kernel", off);
 }
 
+/* PX_ZIMAGE_CUDA_ATTN8_OVR=0: the fp8 graphs without the M/N/K overrides
+ * (the padding mask alone bounds each item's keys). A diagnosis of the
+ * "fp8 inference" plan that ran wrong, at random, at 512² batch 4 on some
+ * H100s (2026-12-06; zimage-cuda.md "Sixteenth session"). */
+static bool fp8_overrides(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *v = getenv("PX_ZIMAGE_CUDA_ATTN8_OVR");
+        on = !(v && !strcmp(v, "0"));
+    }
+    return on;
+}
+
 /* The graph in the first spelling an engine takes (and that has not
  * failed on the GPU), with its plan, into p->g; NULL, or what failed for
  * each spelling (the last status in *st). Called under g_mu (the failure
@@ -104,6 +118,7 @@ static const char *build_graph(dev_state *d, const zc_attn *a, plan *p, cudnnSta
         const zcg_spell *sp = &zcg_spells[i];
         const char *what = NULL;
         if (sp->fp8 != (a->fp8 != 0)) continue; /* the other precision's spellings */
+        if (sp->fp8 && sp->ovr && !fp8_overrides()) continue;
         if (g_bad & (1u << i)) /* an engine took it, but it failed on the GPU */
             what = g_bad_why[i];
         else if ((p->g = zcg_build(d->h, NULL, a, sp, st, &what))) {
