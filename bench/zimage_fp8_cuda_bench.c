@@ -20,10 +20,10 @@
  * --against resid-bf16 compares the DiT's residual stream: both runs bf16,
  * the first with the fp32 stream (PX_ZIMAGE_CUDA_RESID=fp32), the second
  * with the bf16 one (the default since its gate passed, 2026-12-06: a bf16
- * rounding after every residual add, as PyTorch's bf16 model keeps it). Its gate is the VAE's PSNR (40 dB each,
- * 45 on average: a rounding of the stream must change detail no more than
- * a reduced-precision decoder may) with the latents' step error <= 0.05,
- * half of fp8's blow-up guard (fp8's linears drift to ~7e-2 by step 8;
+ * rounding after every residual add, as PyTorch's bf16 model keeps it).
+ * Its gate is the VAE's PSNR (40 dB each, 45 on average: a rounding of
+ * the stream must change detail no more than a reduced-precision decoder
+ * may) with the latents' step error <= 0.05, half of fp8's blow-up guard (fp8's linears drift to ~7e-2 by step 8;
  * rounding the stream alone must stay well under that).
  *
  * For each precision (bf16, then fp8: one engine open at a time, so the

@@ -408,8 +408,10 @@ int zattn_cudnn(zc_stream s, const zc_attn *a)
              * run that went wrong by chance is not. The spelling is dropped
              * either way (a plan that was wrong once is not trusted
              * unchecked). The fp8 "inference" spelling's plan for 512²
-             * batch 4 failed its check on 2 of ~8 H100 hosts, 2026-12-06,
-             * and passed on the rest: the cause is not yet known. */
+             * batch 4 failed its first run on two H100s in five fresh
+             * processes of five, and its rerun on the same inputs in 2 of
+             * 4 (2026-12-06, zimage-cuda.md): its output varies from run
+             * to run at that shape. */
             const char *again = run_checked(d, p, s, a, 1, again_buf, sizeof again_buf);
             PX_WARN("zimage cuda: cuDNN attention in the spelling \"%s\", a new plan's first "
                     "run: %s; run again: %s",
