@@ -476,7 +476,7 @@ step_resid() {
 step_fp8rep() {
   env_part
   tests_and_model attn_check 60 "for i in 1 2 3; do $BIN/zattn_cuda_bench check | tail -1; done"
-  part fp8rep 240 gpu "for i in 1 2 3 4; do $BIN/zimage_cuda_bench --model $ZMODEL/hf \
+  part fp8rep 240 gpu "set -o pipefail; for i in 1 2 3 4; do $BIN/zimage_cuda_bench --model $ZMODEL/hf \
     --sizes 1024x1024,512x512 --batches 1,4 --iters 1 --precision fp8 2>&1 | grep -E 's/image|spelling'; done"
 }
 
@@ -486,7 +486,7 @@ step_fp8rep() {
 step_ovr() {
   env_part
   tests_and_model ovr_none 30 "true"
-  part ovr_ab 150 gpu "for v in PX_ZIMAGE_CUDA_ATTN8_OVR=0 default; do echo \"== \$v\"; \
+  part ovr_ab 150 gpu "set -o pipefail; for v in PX_ZIMAGE_CUDA_ATTN8_OVR=0 default; do echo \"== \$v\"; \
     env \$( [ \$v = default ] || echo \$v ) $BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024 \
     --batches 1,4 --iters 2 --precision fp8 --json $WORK/ovr-\${v//=/}.jsonl 2>&1 | grep -E '==|s/image|spelling'; done"
   KEY+=("$WORK/ovr-PX_ZIMAGE_CUDA_ATTN8_OVR0.jsonl" "$WORK/ovr-default.jsonl")
