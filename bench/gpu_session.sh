@@ -44,8 +44,6 @@
 #                                 zattn_cuda_bench check, then fp8 generation's
 #                                 first runs in 4 fresh processes (what the
 #                                 log says of a plan that failed and ran again)
-#   bench/gpu_session.sh ovr      fp8 attention without the M/N/K overrides
-#                                 (PX_ZIMAGE_CUDA_ATTN8_OVR=0) vs the default
 #   bench/gpu_session.sh lora     issue 14: LoRA step overhead and mixing;
 #                                 the full-size accuracy test (issue 13)
 #   bench/gpu_session.sh serve    issue 15: pixbench's generate tables (seed 002
@@ -88,7 +86,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 STEP=${1:-}
-case "$STEP" in check | tests | verify | attn | attn8 | fastacc | resid | fp8rep | ovr | zimage | cbatch | fp8 | fp8speed | fp8fuse | lora | serve | lama | multi) ;; *)
+case "$STEP" in check | tests | verify | attn | attn8 | fastacc | resid | fp8rep | zimage | cbatch | fp8 | fp8speed | fp8fuse | lora | serve | lama | multi) ;; *)
   sed -n '2,50p' "$0" >&2
   exit 2 ;;
 esac
@@ -470,26 +468,23 @@ step_resid() {
 }
 
 # The fp8 attention's intermittent first-plan failure (the "fp8 inference"
-# spelling at 512² batch 4 on 2 of ~8 H100 hosts, 2026-12-06): the kernels'
-# check while the model is made, then four fresh processes each building
-# every fp8 shape's plans (zattn_cudnn logs a failed plan's second run).
+# spelling at 512² batch 4 on 2 of ~8 H100 hosts, 2026-12-06): the tiny
+# tests (the kernels' check among them) while the model is made, then four
+# fresh processes each building every fp8 shape's plans (a new fp8 plan is
+# checked on two runs; zattn_cudnn logs a failed plan's rerun, and a shape
+# refused when no fp8 spelling passes there).
 step_fp8rep() {
   env_part
-  tests_and_model attn_check 60 "for i in 1 2 3; do $BIN/zattn_cuda_bench check | tail -1; done"
-  part fp8rep 240 gpu "set -o pipefail; for i in 1 2 3 4; do $BIN/zimage_cuda_bench --model $ZMODEL/hf \
-    --sizes 1024x1024,512x512 --batches 1,4 --iters 1 --precision fp8 2>&1 | grep -E 's/image|spelling'; done"
-}
-
-# The fp8 graphs without the M/N/K overrides (PX_ZIMAGE_CUDA_ATTN8_OVR=0)
-# against the default at 1024² (the "fp8 inference" spelling, with them,
-# ran wrong at random at 512² batch 4: fp8rep).
-step_ovr() {
-  env_part
-  tests_and_model ovr_none 30 "true"
-  part ovr_ab 150 gpu "set -o pipefail; for v in PX_ZIMAGE_CUDA_ATTN8_OVR=0 default; do echo \"== \$v\"; \
-    env \$( [ \$v = default ] || echo \$v ) $BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024 \
-    --batches 1,4 --iters 2 --precision fp8 --json $WORK/ovr-\${v//=/}.jsonl 2>&1 | grep -E '==|s/image|spelling'; done"
-  KEY+=("$WORK/ovr-PX_ZIMAGE_CUDA_ATTN8_OVR0.jsonl" "$WORK/ovr-default.jsonl")
+  tests_and_model
+  # FP8REP_N fresh processes (default 4); WITH_GATE=1: the fp8 gate after.
+  part fp8rep 240 gpu "set -o pipefail; for i in \$(seq ${FP8REP_N:-4}); do $BIN/zimage_cuda_bench \
+    --model $ZMODEL/hf --sizes 1024x1024,512x512 --batches 1,4 --iters 1 --precision fp8 2>&1 \
+    | grep -E 's/image|spelling'; done"
+  if [ "${WITH_GATE:-0}" = 1 ]; then
+    part fp8_gate 240 gpu "$BIN/zimage_fp8_cuda_bench --model $ZMODEL/hf --size 1024x1024 --steps 8 \
+      --json $WORK/fp8_gate.jsonl"
+    KEY+=("$WORK/fp8_gate.jsonl")
+  fi
 }
 
 step_lora() {

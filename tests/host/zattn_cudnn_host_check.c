@@ -5,8 +5,11 @@
  * (device, shape) and reused, none built while the stream is capturing,
  * out-of-scope calls refused before any cuDNN call, the cache's bound,
  * a spelling whose plan fails its self-check replaced by the next, and
- * self-checks failing in every spelling turning cuDNN off for good. The graph itself
- * (which engine takes it) can only be checked on a GPU.
+ * self-checks failing in every spelling turning cuDNN off for good. For
+ * fp8 (the host reference of zattn_q8_check.c on zero Q, K, V): a new plan
+ * checked on two runs, a shape where every fp8 spelling fails refused
+ * alone (the bf16 attention runs for it) while other shapes keep fp8. The
+ * graph itself (which engine takes it) can only be checked on a GPU.
  */
 #include "engine/zimage/cuda/zattn_cudnn.h"
 
@@ -17,6 +20,8 @@
 #include <string.h>
 
 static int g_dev, g_capturing, g_plans, g_execs, g_wrong, g_wrong_once;
+static int g_wrong_S;   /* fp8: every run at this token count is wrong */
+static int g_wrong_2nd; /* fp8: each plan's second run is wrong */
 
 typedef struct fdesc {
     cudnnBackendDescriptorType_t type;
@@ -109,6 +114,16 @@ cudnnStatus_t cudnnBackendExecute(cudnnHandle_t h, cudnnBackendDescriptor_t plan
 {
     (void)h, (void)plan;
     if (((fdesc *)vp)->o != g_cur.o) return CUDNN_STATUS_BAD_PARAM;
+    if (g_cur.fp8) { /* e4m3 codes: 0 (right: Q, K, V are zero) or 2.0 */
+        static int plans_seen, runs;
+        runs = g_plans == plans_seen ? runs + 1 : 1, plans_seen = g_plans;
+        int wrong = g_cur.S_q == g_wrong_S || (g_wrong_2nd && runs == 2);
+        memset(g_cur.o, wrong ? 0x40 : 0,
+               ((size_t)g_cur.n_items * (size_t)g_cur.S_q - 1) * (size_t)g_cur.ldo +
+                   (size_t)g_cur.n_heads * (size_t)g_cur.head_dim);
+        g_execs++;
+        return CUDNN_STATUS_SUCCESS;
+    }
     int wrong = g_wrong || g_wrong_once;
     g_wrong_once = 0;
     fill(&g_cur, wrong ? 0x4000 : 0x3f80);
@@ -155,6 +170,60 @@ static int call(int items, int S, int hd)
     return zattn_cudnn(NULL, &a);
 }
 
+/* An fp8 call (the DiT's layout: Q, K, V views of one fused e4m3 buffer),
+ * items <= 2, S <= 64. */
+static int call8(int items, int S)
+{
+    static int len[2] = {64, 40};
+    static uint8_t qkv[2 * 64 * 3 * 256], o[2 * 64 * 256];
+    static float dqk[2] = {1.0f, 1.0f};
+    zc_attn a = {.q = qkv,
+                 .k = qkv + 256,
+                 .v = qkv + 512,
+                 .o = o,
+                 .ldq = 768,
+                 .ldk = 768,
+                 .ldv = 768,
+                 .ldo = 256,
+                 .n_items = items,
+                 .S_q = S,
+                 .S_kv = S,
+                 .n_q = S,
+                 .kv_len = len,
+                 .n_heads = 4,
+                 .n_kv_heads = 4,
+                 .head_dim = 64,
+                 .scale = 0.125f,
+                 .fp8 = 1,
+                 .descale_qk = dqk};
+    g_cur = a;
+    return zattn_cudnn(NULL, &a);
+}
+
+/* fp8: two checked runs for a new plan; a shape where they fail in every
+ * spelling is refused alone and stays refused; the rest keep fp8. */
+static void fp8_shapes(void)
+{
+    g_dev = 4;
+    int plans = g_plans, execs = g_execs;
+    EXPECT(call8(1, 32) == 0 && g_plans == plans + 1 && g_execs == execs + 2);
+    EXPECT(call8(1, 32) == 0 && g_plans == plans + 1 && g_execs == execs + 3); /* cached */
+    g_wrong_S = 48;
+    EXPECT(call8(2, 48) == ZATTN_CUDNN_UNSUPPORTED); /* both spellings fail here */
+    EXPECT(zattn_cudnn_fp8_disabled() == NULL);
+    plans = g_plans, execs = g_execs;
+    EXPECT(call8(2, 48) == ZATTN_CUDNN_UNSUPPORTED && g_plans == plans && g_execs == execs);
+    g_capturing = 1; /* refused under capture too: a graph takes the bf16 path */
+    EXPECT(call8(2, 48) == ZATTN_CUDNN_UNSUPPORTED && g_execs == execs);
+    EXPECT(call8(1, 32) == 0 && g_execs == execs + 1);
+    g_capturing = 0, g_wrong_S = 0;
+    EXPECT(call8(2, 40) == 0 && g_plans == plans + 1); /* a new shape: the first spelling again */
+    g_wrong_2nd = 1; /* right once, then wrong: caught by the second run */
+    EXPECT(call8(1, 56) == ZATTN_CUDNN_UNSUPPORTED && zattn_cudnn_fp8_disabled() == NULL);
+    g_wrong_2nd = 0;
+    EXPECT(call8(1, 32) == 0 && call8(2, 40) == 0);
+}
+
 int main(void)
 {
     zc_attn bad = {.n_items = 1,
@@ -197,6 +266,7 @@ int main(void)
     EXPECT(zattn_cudnn_disabled() == NULL);
     EXPECT(zattn_cudnn_spelling() && first && strcmp(zattn_cudnn_spelling(), first) != 0);
     EXPECT(call(1, 16, 128) == 0 && g_plans == before + 2); /* cached */
+    fp8_shapes();
     g_dev = 2, g_wrong = 1;
     EXPECT(call(1, 8, 128) == ZATTN_CUDNN_FAILED); /* the self-check catches it */
     EXPECT(zattn_cudnn_disabled() != NULL);

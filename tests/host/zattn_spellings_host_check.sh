@@ -9,8 +9,8 @@
 # recognised by cuDNN's fused-attention engines, and that a spelling the
 # H100 refused ("no statistics") is refused here too — so a change to the
 # graph that no engine would take fails here, not on a GPU. The same for
-# the fp8 attention's spelling ("fp8 inference"), which no GPU has run yet
-# when this was written.
+# the fp8 attention's spellings ("fp8 training", the first since
+# 2026-12-06, and "fp8 inference").
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 CUDA=${CUDA_HOME:-/usr/local/cuda}
@@ -38,8 +38,10 @@ for shape in "1024x1024 batch 1" "1024x1024 batch 2" "512x512 batch 4"; do
     { echo "FAIL: $shape: the 'no statistics' spelling is no longer refused"; fails=$((fails + 1)); }
   # the fp8 pattern (e4m3 Q, K, V, P and O; heuristics found an engine for
   # it with cuDNN 9.19 here, and none with a bf16 O, 2026-12-06)
-  grep -Eq "^$shape: fp8 inference +(taken|no engine finalizes a plan)" "$d/out" ||
-    { echo "FAIL: $shape: the 'fp8 inference' spelling is not recognised"; fails=$((fails + 1)); }
+  for sp in "fp8 training" "fp8 inference"; do
+    grep -Eq "^$shape: $sp +(taken|no engine finalizes a plan)" "$d/out" ||
+      { echo "FAIL: $shape: the '$sp' spelling is not recognised"; fails=$((fails + 1)); }
+  done
 done
 [ "$fails" = 0 ] || cat "$d/out"
 echo "zattn spellings host check: $([ "$fails" = 0 ] && echo PASS || echo FAIL) ($fails failed)"

@@ -7,7 +7,12 @@
  * array of S_q (every query row computed, so padded rows are finite). A
  * new plan takes the first spelling an engine accepts and checks itself
  * once against the mma kernel; a spelling that fails to run or to match is
- * dropped and the next one built.
+ * dropped and the next one built. An fp8 plan checks itself twice against
+ * the host's reference, and one that fails is dropped for its shape only:
+ * when no fp8 spelling is left for a shape, that shape's calls return
+ * ZATTN_CUDNN_UNSUPPORTED (the bf16 attention runs for it) and the other
+ * shapes keep theirs — cuDNN 9.14's fp8 plan for 512² batch 4 gave varying
+ * output on H100s while every other shape's passed (zimage-cuda.md).
  */
 #include "engine/zimage/cuda/zattn_cudnn.h"
 
@@ -48,6 +53,7 @@ typedef struct plan {
     float scale, neg;             /* by-value operands */
     int with_stats;               /* the graph stores the statistics */
     const zcg_spell *spell;       /* the spelling an engine took */
+    bool refused;                 /* fp8: no spelling passed for this shape */
 } plan;
 
 typedef struct dev_state {
@@ -91,25 +97,31 @@ static void turn_off(int fp8, const char *fmt, const char *a, const char *b)
             fp8 ? "the bf16 attention" : "the mma kernel", off);
 }
 
-/* PX_ZIMAGE_CUDA_ATTN8_OVR=0: the fp8 graphs without the M/N/K overrides
- * (the padding mask alone bounds each item's keys). A diagnosis of the
- * "fp8 inference" plan that ran wrong, at random, at 512² batch 4 on some
- * H100s (2026-12-06; zimage-cuda.md "Sixteenth session"). */
-static bool fp8_overrides(void)
+/* PX_ZIMAGE_CUDA_ATTN_SKIP="name;name...": spellings never tried (a
+ * diagnosis: e.g. "fp8 inference" makes the kernels' check run the next
+ * fp8 spelling on its padded items). Their bits in zcg_spells' order. */
+static uint32_t env_skip(void)
 {
-    static int on = -1;
-    if (on < 0) {
-        const char *v = getenv("PX_ZIMAGE_CUDA_ATTN8_OVR");
-        on = !(v && !strcmp(v, "0"));
+    static int done;
+    static uint32_t mask;
+    const char *v = getenv("PX_ZIMAGE_CUDA_ATTN_SKIP");
+    for (int i = 0; !done && v && i < zcg_n_spells && i < MAX_SPELL; i++) {
+        size_t n = strlen(zcg_spells[i].name);
+        for (const char *t = v; t; t = strchr(t, ';'), t = t ? t + 1 : t) {
+            while (*t == ' ') t++;
+            if (!strncmp(t, zcg_spells[i].name, n) && (t[n] == ';' || t[n] == 0)) mask |= 1u << i;
+        }
     }
-    return on;
+    done = 1;
+    return mask;
 }
 
 /* The graph in the first spelling an engine takes (and that has not
- * failed on the GPU), with its plan, into p->g; NULL, or what failed for
- * each spelling (the last status in *st). Called under g_mu (the failure
- * text is static). */
-static const char *build_graph(dev_state *d, const zc_attn *a, plan *p, cudnnStatus_t *st)
+ * failed on the GPU, nor for this shape: skip), with its plan, into p->g;
+ * NULL, or what failed for each spelling (the last status in *st). Called
+ * under g_mu (the failure text is static). */
+static const char *build_graph(dev_state *d, const zc_attn *a, plan *p, uint32_t skip,
+                               cudnnStatus_t *st)
 {
     static char why[640];
     size_t n = 0;
@@ -118,7 +130,7 @@ static const char *build_graph(dev_state *d, const zc_attn *a, plan *p, cudnnSta
         const zcg_spell *sp = &zcg_spells[i];
         const char *what = NULL;
         if (sp->fp8 != (a->fp8 != 0)) continue; /* the other precision's spellings */
-        if (sp->fp8 && sp->ovr && !fp8_overrides()) continue;
+        if (skip & (1u << i)) continue;         /* failed for this shape */
         if (g_bad & (1u << i)) /* an engine took it, but it failed on the GPU */
             what = g_bad_why[i];
         else if ((p->g = zcg_build(d->h, NULL, a, sp, st, &what))) {
@@ -144,14 +156,14 @@ static const float k_fp8_consts[ZCG_FP8_N_SCALARS] = {1.0f, 1.0f, 1.0f, 1.0f / 4
 
 /* A new plan for a's shape into p: the graph, its workspace, seq_q (and
  * the statistics buffer). Outside stream capture only. NULL or why not. */
-static const char *build(dev_state *d, zc_stream s, const zc_attn *a, plan *p,
+static const char *build(dev_state *d, zc_stream s, const zc_attn *a, plan *p, uint32_t skip,
                          cudnnStatus_t *st)
 {
     memset(p, 0, sizeof *p);
     p->key = key_of(a), p->scale = a->scale, p->neg = -1e30f;
     *st = CUDNN_STATUS_SUCCESS;
     if (!d->h && (*st = cudnnCreate(&d->h))) return "cudnnCreate";
-    const char *why = build_graph(d, a, p, st);
+    const char *why = build_graph(d, a, p, skip, st);
     if (why) return why;
     int64_t ws = zcg_workspace(p->g);
     size_t n = (size_t)a->n_items;
@@ -330,13 +342,17 @@ const char *zattn_cudnn_spelling(void)
 }
 
 /* The cached plan of a's shape on device d, or a new one (built here when
- * s is not capturing): 0 with *pp set, 1 with *fresh for a new plan,
- * ZATTN_CUDNN_UNSUPPORTED, or ZATTN_CUDNN_FAILED (turned off). */
-static int plan_for(dev_state *d, zc_stream s, const zc_attn *a, plan **pp, int *fresh)
+ * s is not capturing) in a spelling outside skip: 0 with *pp set (and
+ * *fresh for a new plan), ZATTN_CUDNN_UNSUPPORTED (also for an fp8 shape
+ * refused: no fp8 spelling passed its checks there), or ZATTN_CUDNN_FAILED
+ * (turned off). */
+static int plan_for(dev_state *d, zc_stream s, const zc_attn *a, uint32_t skip, plan **pp,
+                    int *fresh)
 {
     plan_key k = key_of(a);
     for (int i = 0; i < d->n; i++)
-        if (!memcmp(&d->plans[i].key, &k, sizeof k)) return *pp = &d->plans[i], 0;
+        if (!memcmp(&d->plans[i].key, &k, sizeof k))
+            return d->plans[i].refused ? ZATTN_CUDNN_UNSUPPORTED : (*pp = &d->plans[i], 0);
     enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
     if (cudaStreamIsCapturing((cudaStream_t)s, &cs) || cs != cudaStreamCaptureStatusNone) {
         (void)cudaGetLastError();
@@ -345,9 +361,16 @@ static int plan_for(dev_state *d, zc_stream s, const zc_attn *a, plan **pp, int 
     if (d->n == MAX_PLANS) return ZATTN_CUDNN_UNSUPPORTED;
     plan *p = &d->plans[d->n];
     cudnnStatus_t st;
-    const char *why = build(d, s, a, p, &st);
+    const char *why = build(d, s, a, p, skip, &st);
     if (why) {
         plan_free(p);
+        if (a->fp8 && skip) { /* spellings failed here: this shape alone goes without */
+            p->key = k, p->refused = true, d->n++;
+            PX_WARN("zimage cuda: cuDNN fp8 attention refused for %d item(s) of %d tokens (no "
+                    "spelling passed its checks there): the bf16 attention runs for that shape",
+                    a->n_items, a->S_q);
+            return ZATTN_CUDNN_UNSUPPORTED;
+        }
         turn_off(a->fp8, "no plan: %s (%s)", why, st ? cudnnGetErrorString(st) : "-");
         return ZATTN_CUDNN_FAILED;
     }
@@ -358,31 +381,49 @@ static int plan_for(dev_state *d, zc_stream s, const zc_attn *a, plan **pp, int 
 }
 
 /* A fresh plan (the last built on d, on its first call) ran wrong or not
- * at all: its spelling is not tried again, the plan is freed. */
-static void drop_spelling(dev_state *d, zc_stream s, plan *p, const char *why)
+ * at all: the plan is freed and its spelling not tried again — for any
+ * shape (a bf16 graph wrong once is wrong everywhere), or for this shape
+ * only (fp8: into *skip; cuDNN's fp8 engines went wrong at one shape). */
+static void drop_spelling(dev_state *d, zc_stream s, plan *p, const char *why, uint32_t *skip)
 {
     int i = (int)(p->spell - zcg_spells);
-    g_bad |= 1u << i;
-    snprintf(g_bad_why[i], sizeof g_bad_why[i], "built, then %.200s", why);
-    PX_WARN("zimage cuda: cuDNN attention in the spelling \"%s\": %s; trying the next",
-            p->spell->name, why);
+    if (p->spell->fp8) {
+        *skip |= 1u << i;
+    } else {
+        g_bad |= 1u << i;
+        snprintf(g_bad_why[i], sizeof g_bad_why[i], "built, then %.200s", why);
+    }
+    PX_WARN("zimage cuda: cuDNN attention in the spelling \"%s\"%s: %s; trying the next",
+            p->spell->name, p->spell->fp8 ? " (for this shape)" : "", why);
     (void)cudaStreamSynchronize((cudaStream_t)s); /* nothing queued may use it */
     plan_free(p);
     d->n--;
 }
 
 /* Runs p on a; checked (fresh plans) against the mma kernel, or for fp8
- * the host's reference. NULL, or what was wrong (into buf). */
+ * the host's reference, twice (a plan whose output varies from run to run
+ * has two chances to show it). NULL, or what was wrong (into buf). */
 static const char *run_checked(dev_state *d, plan *p, zc_stream s, const zc_attn *a, int check,
                                char *buf, size_t buflen)
 {
-    cudnnStatus_t st = execute(d, p, s, a);
-    if (st) {
-        snprintf(buf, buflen, "execute: %s", cudnnGetErrorString(st));
-        return buf;
+    for (int run = 0; run < (check && a->fp8 ? 2 : 1); run++) {
+        cudnnStatus_t st = execute(d, p, s, a);
+        if (st) {
+            snprintf(buf, buflen, "execute: %s", cudnnGetErrorString(st));
+            return buf;
+        }
+        if (!check) return NULL;
+        const char *why =
+            a->fp8 ? zattn_q8_check(s, a, buf, buflen) : self_check(s, a, buf, buflen);
+        if (why && run) {
+            char t[200];
+            snprintf(t, sizeof t, "%s", why);
+            snprintf(buf, buflen, "its second run: %.150s", t);
+            why = buf;
+        }
+        if (why) return why;
     }
-    if (!check) return NULL;
-    return a->fp8 ? zattn_q8_check(s, a, buf, buflen) : self_check(s, a, buf, buflen);
+    return NULL;
 }
 
 int zattn_cudnn(zc_stream s, const zc_attn *a)
@@ -396,10 +437,13 @@ int zattn_cudnn(zc_stream s, const zc_attn *a)
     pthread_mutex_lock(&g_mu);
     dev_state *d = &g_dev[dev];
     plan *p = NULL;
-    int fresh = 0, rc = g_off[0][0] || (a->fp8 && g_off[1][0]) ? ZATTN_CUDNN_UNSUPPORTED
-                                                               : plan_for(d, s, a, &p, &fresh);
+    uint32_t skip = env_skip(); /* and fp8 spellings that failed for this shape */
+    int fresh = 0, rc = g_off[0][0] || (a->fp8 && g_off[1][0])
+                            ? ZATTN_CUDNN_UNSUPPORTED
+                            : plan_for(d, s, a, skip, &p, &fresh);
     /* A new plan must run and match on its first call; if not, the next
-     * spelling is built (plan_for turns cuDNN off when none is left). */
+     * spelling is built (plan_for turns cuDNN off, or for fp8 refuses the
+     * shape, when none is left). */
     while (!rc) {
         char buf[200], again_buf[200];
         const char *bad = run_checked(d, p, s, a, fresh, buf, sizeof buf);
@@ -411,7 +455,9 @@ int zattn_cudnn(zc_stream s, const zc_attn *a)
              * batch 4 failed its first run on two H100s in five fresh
              * processes of five, and its rerun on the same inputs in 2 of
              * 4 (2026-12-06, zimage-cuda.md): its output varies from run
-             * to run at that shape. */
+             * to run at that shape. (Its spelling without the M/N/K
+             * overrides, tried next then, ignores the padding: wrong for
+             * items with fewer keys, so gone.) */
             const char *again = run_checked(d, p, s, a, 1, again_buf, sizeof again_buf);
             PX_WARN("zimage cuda: cuDNN attention in the spelling \"%s\", a new plan's first "
                     "run: %s; run again: %s",
@@ -423,9 +469,9 @@ int zattn_cudnn(zc_stream s, const zc_attn *a)
             rc = ZATTN_CUDNN_FAILED;
             break;
         }
-        drop_spelling(d, s, p, bad);
+        drop_spelling(d, s, p, bad, &skip);
         fresh = 0;
-        rc = plan_for(d, s, a, &p, &fresh);
+        rc = plan_for(d, s, a, skip, &p, &fresh);
     }
     pthread_mutex_unlock(&g_mu);
     return rc;

@@ -17,10 +17,13 @@
  * off for the process (zattn_cudnn_disabled says why).
  *
  * fp8 calls (zc_attn.fp8: e4m3 Q, K, V and O, zattn_q8.h) build the fp8
- * spellings, check a new plan against a host reference instead
- * (zattn_q8_check.h), and a failure turns off only the fp8 attention
- * (zattn_cudnn_fp8_disabled). On an H100: 0.313 ms at 1024² against the
- * bf16 graph's 0.441 (2026-12-06).
+ * spellings and check a new plan on two runs against a host reference
+ * instead (zattn_q8_check.h); a shape whose fp8 plans all fail is refused
+ * alone (ZATTN_CUDNN_UNSUPPORTED for it from then on: the caller runs the
+ * bf16 attention for that shape, the others keep fp8), and only a failure
+ * without a plan turns the fp8 attention off (zattn_cudnn_fp8_disabled).
+ * On an H100: 0.313 ms at 1024² against the bf16 graph's 0.441
+ * (2026-12-06).
  *
  * Which spelling of the graph cuDNN's engines take is only known on a GPU:
  * the one-node SDPA operation of cuDNN 9.15+ is tried first, then the
@@ -41,7 +44,8 @@ extern "C" {
 /* Negative so that no cudaError_t (all >= 0) is taken for them. */
 enum {
     ZATTN_CUDNN_UNSUPPORTED = -1, /* shape outside the scope, cache full, capturing a new
-                                     shape, or cuDNN turned off: run another kernel */
+                                     shape, an fp8 shape refused, or cuDNN turned off:
+                                     run another kernel */
     ZATTN_CUDNN_FAILED = -2,      /* a cuDNN call failed or the self-check did not match
                                      (logged; cuDNN is off from now on) */
 };
