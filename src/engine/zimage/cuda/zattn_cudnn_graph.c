@@ -17,12 +17,13 @@
  * cuDNN's fused engine takes a graph only in the exact spelling it
  * recognises, which has changed between releases, and that is only known
  * for a GPU: so zcg_spells lists several, in order of likelihood. They
- * differ in: the two products' M/N/K overrides (the rows and keys each
- * item really has, from seq_q/seq_kv), the softmax statistics (max + log Σ)
- * as a virtual tensor (the inference form), a stored output (the training
- * form) or absent, P rounded to bf16 before the second product (the fused
- * kernel's tensor cores take bf16) or fp32, and the comparisons' types
- * (boolean, or int32 as older releases had).
+ * differ in: the softmax statistics (max + log Σ) as a virtual tensor (the
+ * inference form) or a stored output (the training form), and the
+ * comparisons' types (boolean, or int32 as older releases had). The two
+ * products always carry the M/N/K overrides (the rows and keys each item
+ * really has, from seq_q/seq_kv): the engines ignored the mask without
+ * them. P is rounded to bf16 before the second product (the fused
+ * kernel's tensor cores take bf16), to e4m3 in the fp8 pattern.
  */
 #include "engine/zimage/cuda/zattn_cudnn_graph.h"
 
@@ -185,28 +186,28 @@ static void matmul(gb *g, cudnnBackendDescriptor_t a, cudnnBackendDescriptor_t b
 /* In order of likelihood: the SDPA operation where the library has it
  * (cuDNN 9.15+, with per-item lengths); else the pattern as cuDNN 9's
  * frontend spells inference (statistics virtual) and training (statistics
- * stored); the rest are older or looser spellings. */
+ * stored), with comparisons as booleans or int32. Every pattern spelling
+ * carries the M/N/K overrides (each item's row and key counts): without
+ * them cuDNN 9.14's engines on an H100 ignored the padding mask, bf16 and
+ * fp8 alike (wrong for an item with fewer keys; the kernels' check,
+ * 2026-12-06, zimage-cuda.md seventeenth session), so the spellings
+ * without them ("inference, no overrides", "no statistics" and its fp32-P
+ * form, "training, no overrides") are gone. */
 const zcg_spell zcg_spells[] = {
-    {"sdpa operation", true, false, false, ZCG_STATS_NONE, true, true, false},
-    {"sdpa operation, device scale", true, true, false, ZCG_STATS_NONE, true, true, false},
-    {"inference", false, false, true, ZCG_STATS_VIRTUAL, true, true, false},
-    {"inference, int32 compares", false, false, true, ZCG_STATS_VIRTUAL, true, false, false},
-    {"training", false, false, true, ZCG_STATS_OUTPUT, true, true, false},
-    {"training, int32 compares", false, false, true, ZCG_STATS_OUTPUT, true, false, false},
-    {"inference, no overrides", false, false, false, ZCG_STATS_VIRTUAL, true, true, false},
-    {"no statistics", false, false, false, ZCG_STATS_NONE, true, true, false},
-    {"no statistics, fp32 P", false, false, false, ZCG_STATS_NONE, false, true, false},
-    {"training, no overrides", false, false, false, ZCG_STATS_OUTPUT, true, false, false},
+    {"sdpa operation", true, false, ZCG_STATS_NONE, true, true, false},
+    {"sdpa operation, device scale", true, true, ZCG_STATS_NONE, true, true, false},
+    {"inference", false, false, ZCG_STATS_VIRTUAL, true, true, false},
+    {"inference, int32 compares", false, false, ZCG_STATS_VIRTUAL, true, false, false},
+    {"training", false, false, ZCG_STATS_OUTPUT, true, true, false},
+    {"training, int32 compares", false, false, ZCG_STATS_OUTPUT, true, false, false},
     /* fp8 (tried only for fp8 operands): the frontend's SDPA fp8 pattern,
      * the training form first: cuDNN 9.14's plan for the inference form
      * (statistics virtual) gave varying output at 512² batch 4 on H100s
      * (failing its first or second checked run in 8 of 8 processes), the
      * training form's passed every check at every shape, as fast
-     * (zimage-cuda.md, seventeenth session). Not without the M/N/K
-     * overrides: the fp8 engines then ignore the padding (wrong for an
-     * item with fewer keys; the kernels' check, 2026-12-06) */
-    {"fp8 training", false, false, true, ZCG_STATS_OUTPUT, false, true, true},
-    {"fp8 inference", false, false, true, ZCG_STATS_VIRTUAL, false, true, true},
+     * (zimage-cuda.md, seventeenth session) */
+    {"fp8 training", false, false, ZCG_STATS_OUTPUT, false, true, true},
+    {"fp8 inference", false, false, ZCG_STATS_VIRTUAL, false, true, true},
 };
 const int zcg_n_spells = (int)(sizeof zcg_spells / sizeof zcg_spells[0]);
 
@@ -249,7 +250,7 @@ static cudnnBackendDescriptor_t masked_scores(gb *g, const zc_attn *a, const zcg
     o->sk = tensor(g, ZCG_U_SEQ_KV, I, seq, one, false);
     cudnnBackendDescriptor_t s = vt(g, F, sd), ss = vt(g, F, sd);
     const cudnnBackendDescriptor_t ovr[3] = {o->sq, o->sk, NULL};
-    matmul(g, q, k, s, sp->ovr ? ovr : NULL);
+    matmul(g, q, k, s, ovr);
     pw(g, CUDNN_POINTWISE_MUL, F, s, scale, NULL, ss, -1);
     if (sp->fp8) /* the scores of the e4m3 codes, descaled: ·descale_q ·descale_k */
         ss = mul_scalar(g, mul_scalar(g, ss, ZCG_U_DESCALE_Q, sd), ZCG_U_DESCALE_K, sd);
@@ -318,12 +319,12 @@ static void softmax_pv(gb *g, const zc_attn *a, cudnnBackendDescriptor_t x, cons
     pw(g, CUDNN_POINTWISE_DIV, F, e, sum, NULL, p, -1);
     const cudnnBackendDescriptor_t ovr[3] = {o->sq, NULL, o->sk};
     if (sp->fp8) {
-        fp8_pv(g, a, p, sp->ovr ? ovr : NULL);
+        fp8_pv(g, a, p, ovr);
         return;
     }
     cudnnBackendDescriptor_t v = tensor(g, ZCG_U_V, CUDNN_DATA_BFLOAT16, vd, vs, false);
     cudnnBackendDescriptor_t out = tensor(g, ZCG_U_O, CUDNN_DATA_BFLOAT16, od, os, false);
-    matmul(g, p, v, out, sp->ovr ? ovr : NULL);
+    matmul(g, p, v, out, ovr);
 }
 
 /* The whole attention as cuDNN's SDPA operation: Q, K, V, O as [b,h,s,d]

@@ -55,7 +55,6 @@ typedef struct zcg_spell {
     const char *name;
     bool sdpa;   /* cuDNN's one-node SDPA operation (9.15+), not the pattern */
     bool sdev;   /* (sdpa) the scale as a device tensor, not by value */
-    bool ovr;    /* M/N/K overrides on both products */
     int stats;   /* ZCG_STATS_* */
     bool p_bf16; /* P rounded to bf16 before ·V */
     bool cmp_b;  /* comparisons computed as boolean (else int32 in and out) */
