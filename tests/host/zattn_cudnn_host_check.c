@@ -145,18 +145,13 @@ static int g_fails;
         if (!(c)) printf("FAIL line %d: %s\n", __LINE__, #c), g_fails++;                           \
     } while (0)
 
-static int call(int items, int S, int hd)
+/* A call of items x S rows, 4 heads of hd, rows ld elements apart. */
+static zc_attn attn_of(int items, int S, int hd, int ld, const int *len)
 {
-    static int len[8] = {8, 8, 8, 8, 8, 8, 8, 8};
-    static uint16_t o[8 * 64 * 4 * 128];
-    zc_attn a = {.q = o,
-                 .k = o,
-                 .v = o,
-                 .o = o,
-                 .ldq = 4 * hd,
-                 .ldk = 4 * hd,
-                 .ldv = 4 * hd,
-                 .ldo = 4 * hd,
+    zc_attn a = {.ldq = ld,
+                 .ldk = ld,
+                 .ldv = ld,
+                 .ldo = ld,
                  .n_items = items,
                  .S_q = S,
                  .S_kv = S,
@@ -166,8 +161,22 @@ static int call(int items, int S, int hd)
                  .n_kv_heads = 4,
                  .head_dim = hd,
                  .scale = 0.125f};
+    return a;
+}
+
+static int run(zc_attn a)
+{
     g_cur = a;
     return zattn_cudnn(NULL, &a);
+}
+
+static int call(int items, int S, int hd)
+{
+    static int len[8] = {8, 8, 8, 8, 8, 8, 8, 8};
+    static uint16_t o[8 * 64 * 4 * 128];
+    zc_attn a = attn_of(items, S, hd, 4 * hd, len);
+    a.q = a.k = a.v = a.o = o;
+    return run(a);
 }
 
 /* An fp8 call (the DiT's layout: Q, K, V views of one fused e4m3 buffer),
@@ -177,27 +186,10 @@ static int call8(int items, int S)
     static int len[2] = {64, 40};
     static uint8_t qkv[2 * 64 * 3 * 256], o[2 * 64 * 256];
     static float dqk[2] = {1.0f, 1.0f};
-    zc_attn a = {.q = qkv,
-                 .k = qkv + 256,
-                 .v = qkv + 512,
-                 .o = o,
-                 .ldq = 768,
-                 .ldk = 768,
-                 .ldv = 768,
-                 .ldo = 256,
-                 .n_items = items,
-                 .S_q = S,
-                 .S_kv = S,
-                 .n_q = S,
-                 .kv_len = len,
-                 .n_heads = 4,
-                 .n_kv_heads = 4,
-                 .head_dim = 64,
-                 .scale = 0.125f,
-                 .fp8 = 1,
-                 .descale_qk = dqk};
-    g_cur = a;
-    return zattn_cudnn(NULL, &a);
+    zc_attn a = attn_of(items, S, 64, 768, len);
+    a.q = qkv, a.k = qkv + 256, a.v = qkv + 512, a.o = o, a.ldo = 256;
+    a.fp8 = 1, a.descale_qk = dqk;
+    return run(a);
 }
 
 /* fp8: two checked runs for a new plan; a shape where they fail in every
