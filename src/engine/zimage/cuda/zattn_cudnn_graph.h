@@ -56,7 +56,6 @@ typedef struct zcg_spell {
     bool sdpa;   /* cuDNN's one-node SDPA operation (9.15+), not the pattern */
     bool sdev;   /* (sdpa) the scale as a device tensor, not by value */
     int stats;   /* ZCG_STATS_* */
-    bool p_bf16; /* P rounded to bf16 before ·V */
     bool cmp_b;  /* comparisons computed as boolean (else int32 in and out) */
     bool fp8;    /* Q, K, V, O in e4m3 with descales and scales, P in e4m3 */
 } zcg_spell;
