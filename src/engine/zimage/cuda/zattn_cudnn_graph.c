@@ -311,9 +311,8 @@ static void softmax_pv(gb *g, const zc_attn *a, cudnnBackendDescriptor_t x, cons
     reduce(g, CUDNN_REDUCE_TENSOR_ADD, e, sum);
     /* the statistics (max + log Σ): every pattern spelling has them */
     cudnnBackendDescriptor_t lg = vt(g, F, rd);
-    cudnnBackendDescriptor_t st = sp->stats == ZCG_STATS_OUTPUT
-                                      ? tensor(g, ZCG_U_STATS, F, rd, NULL, false)
-                                      : vt(g, F, rd);
+    cudnnBackendDescriptor_t st =
+        sp->stats == ZCG_STATS_OUTPUT ? tensor(g, ZCG_U_STATS, F, rd, NULL, false) : vt(g, F, rd);
     pw(g, CUDNN_POINTWISE_LOG, F, sum, NULL, NULL, lg, -1);
     pw(g, CUDNN_POINTWISE_ADD, F, mx, lg, NULL, st, -1);
     pw(g, CUDNN_POINTWISE_DIV, F, e, sum, NULL, p, -1);
