@@ -476,9 +476,13 @@ step_resid() {
 step_fp8rep() {
   env_part
   tests_and_model
-  # FP8REP_N fresh processes (default 4); WITH_GATE=1: the fp8 gate after.
+  # FP8REP_N fresh processes (default 4); FP8REP_MIXED=N: the odd items'
+  # prompts N words (the batches then hold padded keys, which the plans'
+  # first checks see); WITH_GATE=1: the fp8 gate after.
+  local mixed=""
+  [ -n "${FP8REP_MIXED:-}" ] && mixed="--mixed-words $FP8REP_MIXED"
   part fp8rep 240 gpu "set -o pipefail; for i in \$(seq ${FP8REP_N:-4}); do $BIN/zimage_cuda_bench \
-    --model $ZMODEL/hf --sizes 1024x1024,512x512 --batches 1,4 --iters 1 --precision fp8 2>&1 \
+    --model $ZMODEL/hf --sizes 1024x1024,512x512 --batches 1,4 --iters 1 --precision fp8 $mixed 2>&1 \
     | grep -E 's/image|spelling'; done"
   if [ "${WITH_GATE:-0}" = 1 ]; then
     part fp8_gate 240 gpu "$BIN/zimage_fp8_cuda_bench --model $ZMODEL/hf --size 1024x1024 --steps 8 \

@@ -6,7 +6,7 @@
  *
  *   zimage_cuda_bench --model DIR [--sizes 1024x1024,512x512] [--batches 1,2,4,8]
  *                     [--steps 8] [--iters 3] [--words 118] [--device cuda]
- *                     [--precision bf16|fp8] [--json OUT.jsonl]
+ *                     [--precision bf16|fp8] [--mixed-words N] [--json OUT.jsonl]
  *
  * Per (size, batch): one untimed generation (plan building, cuBLASLt
  * heuristics, CUDA graph capture), then --iters timed ones of a full batch
@@ -26,7 +26,10 @@
  * the cuDNN and cuBLASLt versions the process loaded (cudnn, cublaslt: a
  * row measured with another library on the path says so) and first_s, the
  * untimed first generation's batch time (its plan built on the way: what
- * a request pays that meets a shape nothing warmed).
+ * a request pays that meets a shape nothing warmed). --mixed-words N: the
+ * odd items' prompts are the first N words only, so a batch holds items
+ * of different text lengths (padded keys: what the attention's first
+ * checks then see; rows say "mixed_words"; stages are item 0's).
  *
  * Ran on an H200 on 2026-12-05 (docs/benchmarks/zimage-cuda.md).
  */
@@ -78,7 +81,7 @@ static int parse_list(const char *s, int *v, int max)
 
 typedef struct opts {
     const char *model, *sizes, *device, *json, *precision;
-    int batches[16], nb, steps, iters, words;
+    int batches[16], nb, steps, iters, words, mixed; /* mixed: the odd items' words */
     char vae[32];   /* the engine's decoder, from its description */
     char resid[16]; /* its DiT's residual stream's type, from its description */
 } opts;
@@ -89,7 +92,7 @@ static int env_is(const char *name, const char *value)
     return v && !strcmp(v, value);
 }
 
-static int bench_one(px_engine *e, const opts *o, int w, int h, int B, const char *prompt,
+static int bench_one(px_engine *e, const opts *o, int w, int h, int B, const char *prompt[2],
                      FILE *js)
 {
     px_image out[MAXB];
@@ -104,7 +107,7 @@ static int bench_one(px_engine *e, const opts *o, int w, int h, int B, const cha
         for (int i = 0; i < B; i++)
             it[i] = (px_engine_item){.out = &out[i], .seed = (uint64_t)(1000 * k + i + 7),
                                      .progress = on_step,
-                                     .gen = {.prompt = prompt, .width = w, .height = h,
+                                     .gen = {.prompt = prompt[i % 2], .width = w, .height = h,
                                              .steps = o->steps}};
         int64_t t0 = px_now_ns();
         rc = px_engine_run(e, it, B);
@@ -133,14 +136,14 @@ static int bench_one(px_engine *e, const opts *o, int w, int h, int B, const cha
                 "\"peak_gib\":%.2f,\"text_ms\":%.2f,\"denoise_ms\":%.2f,\"vae_ms\":%.2f,"
                 "\"step_ms\":%.2f,\"tokens\":%d,\"vae\":\"%s\",\"fused\":%s,\"gemm_tune\":%s,"
                 "\"fp8_fast_accum\":%s,\"residual\":\"%s\",\"cudnn\":%zu,\"cublaslt\":%d,"
-                "\"first_s\":%.3f}\n",
+                "\"first_s\":%.3f,\"mixed_words\":%d}\n",
                 o->precision, w, h, B, spi, gib, g->encode_ns / 1e6, g->denoise_ns / 1e6, g->decode_ns / 1e6,
                 step, g->prompt_tokens, o->vae, env_is("PX_ZIMAGE_CUDA_FUSE", "0") ? "false" : "true",
                 env_is("PX_ZIMAGE_CUDA_GEMM_TUNE", "1") ? "true" : "false",
                 !strcmp(o->precision, "fp8") && !env_is("PX_ZIMAGE_CUDA_FP8_FASTACC", "0") ? "true"
                                                                                         : "false",
                 o->resid, cudnnGetVersion(),
-                px_cuda_blaslt_version(), first);
+                px_cuda_blaslt_version(), first, o->mixed);
     if (js) fflush(js); /* a run stopped at its time limit keeps its rows */
 done:
     for (int i = 0; i < B; i++) px_image_free(&out[i]);
@@ -181,6 +184,7 @@ int main(int argc, char **argv)
         else if (!strcmp(k, "--device")) o.device = v;
         else if (!strcmp(k, "--json")) o.json = v;
         else if (!strcmp(k, "--precision")) o.precision = v;
+        else if (!strcmp(k, "--mixed-words")) o.mixed = atoi(v);
         else {
             fprintf(stderr, "unknown option %s\n", k);
             return 2;
@@ -189,13 +193,16 @@ int main(int argc, char **argv)
     if (!o.model || o.iters < 1) {
         fprintf(stderr, "usage: zimage_cuda_bench --model DIR [--sizes WxH,..] [--batches 1,2,..] "
                         "[--steps 8] [--iters 3] [--words 118] [--precision bf16|fp8] "
-                        "[--json OUT]\n");
+                        "[--mixed-words N] [--json OUT]\n");
         return 2;
     }
-    static char prompt[8192];
+    static char prompt[8192], shorter[8192];
     size_t at = 0;
-    for (int i = 0; i < o.words && at + 8 < sizeof prompt; i++)
+    for (int i = 0; i < o.words && at + 8 < sizeof prompt; i++) {
+        if (i == o.mixed) memcpy(shorter, prompt, at + 1); /* its first o.mixed words */
         at += (size_t)snprintf(prompt + at, sizeof prompt - at, "%scat", i ? " " : "");
+    }
+    const char *prompts[2] = {prompt, o.mixed > 0 && o.mixed < o.words ? shorter : prompt};
     char err[512];
     px_engine *e = NULL;
     px_engine_config cfg = {.weights = o.model, .device = o.device, .precision = o.precision};
@@ -215,7 +222,7 @@ int main(int argc, char **argv)
         if (sscanf(s, "%dx%d", &w, &h) != 2) break;
         for (int b = 0; b < o.nb && !rc; b++)
             if (o.batches[b] >= 1 && o.batches[b] <= MAXB)
-                rc = bench_one(e, &o, w, h, o.batches[b], prompt, js);
+                rc = bench_one(e, &o, w, h, o.batches[b], prompts, js);
     }
     if (js) fclose(js);
     px_engine_close(e);
