@@ -35,6 +35,7 @@
  */
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/env.h"
 #include "core/err.h"
 #include "engine/cuda/cuda_blas.h"
 #include "engine/engine.h"
@@ -86,12 +87,6 @@ typedef struct opts {
     char resid[16]; /* its DiT's residual stream's type, from its description */
 } opts;
 
-static int env_is(const char *name, const char *value)
-{
-    const char *v = getenv(name);
-    return v && !strcmp(v, value);
-}
-
 static int bench_one(px_engine *e, const opts *o, int w, int h, int B, const char *prompt[2],
                      FILE *js)
 {
@@ -137,13 +132,14 @@ static int bench_one(px_engine *e, const opts *o, int w, int h, int B, const cha
                 "\"step_ms\":%.2f,\"tokens\":%d,\"vae\":\"%s\",\"fused\":%s,\"gemm_tune\":%s,"
                 "\"fp8_fast_accum\":%s,\"residual\":\"%s\",\"cudnn\":%zu,\"cublaslt\":%d,"
                 "\"first_s\":%.3f,\"mixed_words\":%d}\n",
-                o->precision, w, h, B, spi, gib, g->encode_ns / 1e6, g->denoise_ns / 1e6, g->decode_ns / 1e6,
-                step, g->prompt_tokens, o->vae, env_is("PX_ZIMAGE_CUDA_FUSE", "0") ? "false" : "true",
-                env_is("PX_ZIMAGE_CUDA_GEMM_TUNE", "1") ? "true" : "false",
-                !strcmp(o->precision, "fp8") && !env_is("PX_ZIMAGE_CUDA_FP8_FASTACC", "0") ? "true"
-                                                                                        : "false",
-                o->resid, cudnnGetVersion(),
-                px_cuda_blaslt_version(), first, o->mixed);
+                o->precision, w, h, B, spi, gib, g->encode_ns / 1e6, g->denoise_ns / 1e6,
+                g->decode_ns / 1e6, step, g->prompt_tokens, o->vae,
+                px_env_is("PX_ZIMAGE_CUDA_FUSE", "0") ? "false" : "true",
+                px_env_is("PX_ZIMAGE_CUDA_GEMM_TUNE", "1") ? "true" : "false",
+                !strcmp(o->precision, "fp8") && !px_env_is("PX_ZIMAGE_CUDA_FP8_FASTACC", "0")
+                    ? "true"
+                    : "false",
+                o->resid, cudnnGetVersion(), px_cuda_blaslt_version(), first, o->mixed);
     if (js) fflush(js); /* a run stopped at its time limit keeps its rows */
 done:
     for (int i = 0; i < B; i++) px_image_free(&out[i]);

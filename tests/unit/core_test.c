@@ -1,7 +1,9 @@
 /*
- * core_test.c — buffer caps, the parallel-for pool, the RNG and error names.
+ * core_test.c — buffer caps, the parallel-for pool, the RNG, error names and
+ * the environment switches.
  */
 #include "core/buf.h"
+#include "core/env.h"
 #include "core/err.h"
 #include "core/pool.h"
 #include "core/rng.h"
@@ -142,5 +144,23 @@ TEST(t_err_names_and_status)
     T_EQ_STR(e, "a long ");
 }
 
+TEST(t_env_switches)
+{
+    const char *n = "PX_CORE_TEST_SWITCH";
+    unsetenv(n);
+    int unset = -1, off = -1, other = -1;
+    T_TRUE(!px_env_is(n, "0"));
+    T_EQ_INT(px_env_on_unless_0(n, &unset), 1);
+    setenv(n, "0", 1);
+    T_TRUE(px_env_is(n, "0") && !px_env_is(n, "00"));
+    T_EQ_INT(px_env_on_unless_0(n, &unset), 1); /* read once: cached */
+    T_EQ_INT(px_env_on_unless_0(n, &off), 0);
+    setenv(n, "1", 1);
+    T_EQ_INT(px_env_on_unless_0(n, &other), 1);
+    T_EQ_INT(px_env_on_unless_0(n, &off), 0);
+    unsetenv(n);
+}
+
 TEST_MAIN(t_buf_cap, t_buf_huge_request_refused, t_pool_covers_every_item_once,
-          t_pool_nested_and_null, t_rng_deterministic_and_uniform, t_err_names_and_status)
+          t_pool_nested_and_null, t_rng_deterministic_and_uniform, t_err_names_and_status,
+          t_env_switches)

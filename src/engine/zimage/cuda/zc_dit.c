@@ -30,6 +30,7 @@
 #include "engine/zimage/cuda/zc_net.h"
 
 #include "core/alloc.h"
+#include "core/env.h"
 #include "core/err.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/cuda_prof.h"
@@ -265,18 +266,6 @@ static void mark(const zc_plan *p, const char *label)
     px_cuda_prof_mark(p->pf, label);
 }
 
-/* A switch that is on unless the environment variable `name` is "0",
- * read once into *cache (-1 before). The fused paths below each have one,
- * to compare them with what they replace. */
-static int on_unless_0(const char *name, int *cache)
-{
-    if (*cache < 0) {
-        const char *v = getenv(name);
-        *cache = !(v && !strcmp(v, "0"));
-    }
-    return *cache;
-}
-
 /* The residual streams (XI, XT, U) in bf16, as PyTorch's bf16 model keeps
  * them, unless PX_ZIMAGE_CUDA_RESID=fp32: every gated residual and norm
  * then moves 8 bytes an element instead of 12, at the cost of a bf16
@@ -289,8 +278,7 @@ static int on_unless_0(const char *name, int *cache)
  * bench can hold one engine against another. */
 int zc_resid_bf16(void)
 {
-    const char *v = getenv("PX_ZIMAGE_CUDA_RESID");
-    return !(v && !strcmp(v, "fp32"));
+    return !px_env_is("PX_ZIMAGE_CUDA_RESID", "fp32");
 }
 
 /* d's residual streams' type, for the GEMMs that write them (the
@@ -307,8 +295,7 @@ static zc_type resid_type(const zc_dev *d)
  * apart). */
 static int fuse_norm(void)
 {
-    static int on = -1;
-    return on_unless_0("PX_ZIMAGE_CUDA_FUSE", &on);
+    return zc_wide_kernels(); /* the same switch */
 }
 
 /* Whether the kernel writing linear l's input (a norm, SwiGLU) writes its
@@ -318,7 +305,8 @@ static int fuse_norm(void)
 static int q8_for(const zc_plan *p, const zc_lin *l)
 {
     static int on = -1; /* PX_ZIMAGE_CUDA_Q8=0: the GEMMs quantize (to compare) */
-    return on_unless_0("PX_ZIMAGE_CUDA_Q8", &on) && p->d->fp8 && l->w8 && !p->lora && fuse_norm();
+    return px_env_on_unless_0("PX_ZIMAGE_CUDA_Q8", &on) && p->d->fp8 && l->w8 && !p->lora &&
+           fuse_norm();
 }
 
 /* The plan's e4m3 scratch as a kernel's q8 output for rows of K. */
@@ -331,7 +319,7 @@ static zc_q8 q8_of(const zc_plan *p, int K)
 static int attn8_env(void)
 {
     static int on = -1;
-    return on_unless_0("PX_ZIMAGE_CUDA_ATTN8", &on);
+    return px_env_on_unless_0("PX_ZIMAGE_CUDA_ATTN8", &on);
 }
 
 /* The model's part: heads cuDNN's fp8 SDPA takes, rows of 16 bytes, FF

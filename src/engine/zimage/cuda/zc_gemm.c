@@ -30,6 +30,7 @@
 #include "engine/zimage/cuda/zc_gemm.h"
 
 #include "core/alloc.h"
+#include "core/env.h"
 #include "core/err.h"
 #include "engine/cuda/cuda_blas.h"
 #include "engine/cuda/cuda_check.h"
@@ -146,11 +147,7 @@ fail:
 int zc_gemm_fp8_fast_accum(void)
 {
     static int on = -1;
-    if (on < 0) {
-        const char *v = getenv("PX_ZIMAGE_CUDA_FP8_FASTACC");
-        on = !(v && !strcmp(v, "0"));
-    }
-    return on;
+    return px_env_on_unless_0("PX_ZIMAGE_CUDA_FP8_FASTACC", &on);
 }
 
 /* FP8's per-row scales: A's (W's rows) and B's (x's rows, B's columns). */
@@ -307,10 +304,7 @@ fail:
 static bool tuning(void)
 {
     static int on = -1;
-    if (on < 0) {
-        const char *v = getenv("PX_ZIMAGE_CUDA_GEMM_TUNE");
-        on = v && !strcmp(v, "1");
-    }
+    if (on < 0) on = px_env_is("PX_ZIMAGE_CUDA_GEMM_TUNE", "1");
     return on;
 }
 

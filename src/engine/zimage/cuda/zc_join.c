@@ -11,6 +11,7 @@
 
 #include "core/alloc.h"
 #include "core/clock.h"
+#include "core/env.h"
 #include "core/err.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/cuda_device.h"
@@ -316,8 +317,7 @@ static int step(jrun *r, char *err, size_t errlen)
         if (!m->step) m->t_denoise = t0;
     }
     /* LoRA'd batches run direct (zc_plan_step says why). */
-    const char *gv = getenv("PX_ZIMAGE_CUDA_GRAPHS");
-    int direct = gv && !strcmp(gv, "0");
+    int direct = px_env_is("PX_ZIMAGE_CUDA_GRAPHS", "0");
     if ((rc = zc_plan_step(r->env->d, r->p, sig, nxt, direct, NULL, err, errlen))) return rc;
     PX_CUDA_CHECK(cudaStreamSynchronize(r->env->d->ctx->stream));
     float ms = (float)px_ns_to_ms(px_now_ns() - t0);

@@ -563,8 +563,7 @@ int zi_cuda_kernels_check(zi_cuda_kernels_case *c, char *err, size_t errlen)
         (void)cudaGetLastError();
         return px_errf(err, errlen, PX_EUNSUP, "no CUDA device");
     }
-    const char *fuse = getenv("PX_ZIMAGE_CUDA_FUSE");
-    if (fuse && !strcmp(fuse, "0"))
+    if (!zc_wide_kernels())
         return px_errf(err, errlen, PX_EUNSUP,
                        "PX_ZIMAGE_CUDA_FUSE=0 turns the wide kernels off: nothing to compare");
     PX_CUDA_CHECK(cudaSetDevice(0));

@@ -36,6 +36,7 @@
 
 #include "core/alloc.h"
 #include "core/clock.h"
+#include "core/env.h"
 #include "core/err.h"
 #include "core/jsonw.h"
 #include "core/log.h"
@@ -167,8 +168,7 @@ static int job_denoise(job *j, char *err, size_t errlen)
     /* PX_ZIMAGE_CUDA_GRAPHS=0: every step direct (profiling; the LoRA
      * bench's baseline, LoRA'd steps being direct). Read per generation so
      * one process can compare. */
-    const char *gv = getenv("PX_ZIMAGE_CUDA_GRAPHS");
-    int direct = gv && !strcmp(gv, "0");
+    int direct = px_env_is("PX_ZIMAGE_CUDA_GRAPHS", "0");
     if ((rc = zc_plan_begin(j->d, p, &j->b, j->lat, err, errlen))) goto fail;
     for (int s = 0; s < j->steps; s++) {
         if (all_cancelled(j)) {

@@ -12,6 +12,7 @@
  */
 #include "engine/zimage/cuda/zkernels.h"
 
+#include "core/env.h"
 #include "engine/zimage/cuda/zc_fp8.h"
 
 #include <cuda_bf16.h>
@@ -84,11 +85,7 @@ int launch_err()
 bool wide_kernels()
 {
     static int on = -1;
-    if (on < 0) {
-        const char *v = getenv("PX_ZIMAGE_CUDA_FUSE");
-        on = !(v && !strcmp(v, "0"));
-    }
-    return on != 0;
+    return px_env_on_unless_0("PX_ZIMAGE_CUDA_FUSE", &on) != 0;
 }
 
 size_t blocks_for(size_t n, int t)
