@@ -572,6 +572,18 @@ step_cbatch() {
     part "cb_$mode" 170 gpu "$BIN/pixbench --target http://127.0.0.1:7862 --pid $SP --profile generate \
       --sweep 1,4,8,16,32,50 --warmup 4s --duration 15s --width $W --height $W --steps 8 --cfg-scale 0 \
       --timeout 180s --no-progress --out $WORK/cb-$mode"
+    # LENGTHS=1: then prompts of three text buckets (32, 64 and 128 rows:
+    # 16-17, 50-53 and 111-124 tokens) mixed, where plans of several
+    # (batch, bucket) keys take turns in the engine's plan cache.
+    [ "${LENGTHS:-0}" = 1 ] && [ "$mode" = on ] && part cb_lengths 120 gpu "$BIN/pixbench \
+      --target http://127.0.0.1:7862 --pid $SP --profile generate \
+      --prompts docs/benchmarks/prompts-lengths.json --sweep 8,50 --warmup 4s --duration 15s \
+      --width $W --height $W --steps 8 --cfg-scale 0 --timeout 180s --no-progress --out $WORK/cb-lengths"
+    # The engine's description after the load: dit_plans_built counts the
+    # DiT plans built (warm-up's and every rebuild of an evicted one).
+    part "engines_$mode" 30 cpu "$PY -c 'import sys,urllib.request; \
+      sys.stdout.write(urllib.request.urlopen(\"http://127.0.0.1:7862/api/v1/engines\").read().decode())' \
+      > $WORK/engines-$mode.json; grep -o 'dit_plans_built[^]]*]' $WORK/engines-$mode.json"
     kill "$SP" 2>/dev/null; wait "$SP" 2>/dev/null
   done
   # The engine's own ceiling at the sweep's prompt (pixbench's default, the
@@ -581,7 +593,7 @@ step_cbatch() {
     --iters 2 --words 9 --json $WORK/ceiling.jsonl"
   KEY+=("$WORK/cb-on/report.md:cb-on.md" "$WORK/cb-off/report.md:cb-off.md"
         "$WORK/cb-on/report.json:cb-on.json" "$WORK/cb-off/report.json:cb-off.json"
-        "$WORK/ceiling.jsonl")
+        "$WORK/ceiling.jsonl" "$WORK/cb-lengths/report.json:cb-lengths.json")
 }
 
 # FP8 (docs/benchmarks/zimage-cuda.md "FP8"): the gate first, the question
