@@ -41,7 +41,8 @@
 #                                 default) against fp32: the tests with fp32,
 #                                 full-size stages, speed A/B, gates
 #   bench/gpu_session.sh fp8rep   the fp8 attention's first-plan checks again:
-#                                 zattn_cuda_bench check, then fp8 generation's
+#                                 zattn_cuda_bench check and repeat (50 runs
+#                                 a shape on the same inputs), then fp8 generation's
 #                                 first runs in 4 fresh processes (what the
 #                                 log says of a plan that failed and ran again)
 #   bench/gpu_session.sh lora     issue 14: LoRA step overhead and mixing;
@@ -481,6 +482,9 @@ step_fp8rep() {
   # first checks see); WITH_GATE=1: the fp8 gate after.
   local mixed=""
   [ -n "${FP8REP_MIXED:-}" ] && mixed="--mixed-words $FP8REP_MIXED"
+  # First the kernel alone: each fp8 plan run 50 times on the same inputs
+  # at the DiT's shapes (512² batch 4 and 8, 1024²): the same bytes each run?
+  part fp8_repeat 90 gpu "$BIN/zattn_cuda_bench repeat --iters 50"
   part fp8rep 240 gpu "set -o pipefail; for i in \$(seq ${FP8REP_N:-4}); do $BIN/zimage_cuda_bench \
     --model $ZMODEL/hf --sizes 1024x1024,512x512 --batches 1,4 --iters 1 --precision fp8 $mixed 2>&1 \
     | grep -E 's/image|spelling'; done"
@@ -630,7 +634,9 @@ step_fp8speed() {
   part speed_gemm_tune 150 gpu "PX_ZIMAGE_CUDA_GEMM_TUNE=1 $BIN/zimage_cuda_bench --model $ZMODEL/hf \
     --sizes 1024x1024,512x512 --batches 1,4 --iters 2 --precision bf16 \
     --json $WORK/speed-bf16-gemmtune.jsonl"
-  part fp8_full_acc 240 gpu "PX_ZIMAGE_MODEL=$ZMODEL/hf PX_ZIMAGE_SIZE=512x512 PX_TEST_TIMEOUT=230 \
+  # At 1024²: items of 4,096 tokens and more are what the fp8 attention
+  # runs on (zc_dit.c ATTN8_MIN_TOKENS); at 512² this test runs bf16's.
+  part fp8_full_acc 240 gpu "PX_ZIMAGE_MODEL=$ZMODEL/hf PX_ZIMAGE_SIZE=1024x1024 PX_TEST_TIMEOUT=230 \
     $BIN/zimage_cuda_fp8_test t_fp8_stages_against_reference"
   KEY+=("$WORK/speed-bf16.jsonl" "$WORK/speed-fp8.jsonl" "$WORK/speed-bf16-nofuse.jsonl"
         "$WORK/speed-bf16-vaebf16.jsonl" "$WORK/vae_gate.jsonl")

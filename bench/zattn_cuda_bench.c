@@ -6,6 +6,10 @@
  *                                   (double, from the same bf16 inputs)
  *   zattn_cuda_bench time [--iters N] [--json OUT.jsonl]
  *                                   both kernels at the DiT's shapes
+ *   zattn_cuda_bench repeat [--iters RUNS]
+ *                                   cuDNN's fp8 attention run RUNS times
+ *                                   (default 20) on the same inputs at the
+ *                                   DiT's shapes: do the outputs agree?
  *   zattn_cuda_bench deviceprop OUT.json
  *                                   this GPU's properties as cuDNN serializes
  *                                   them (for deviceless plan builds)
@@ -199,7 +203,35 @@ typedef struct fp8_case {
     float *w, *cs, sqk[2];
     uint8_t *q8, *o8; /* the e4m3 q | k | v rows, the output rows */
     float *rs;        /* the output rows' scales (1 / V's item scale) */
+    int runs;         /* > 1 (repeat): the attention runs again runs - 1 times */
+    int runs_off;     /* of those, how many wrote other bytes than the first */
+    double run_diff;  /* their largest |difference| of a decoded output value */
 } fp8_case;
+
+/* The attention a (fp8, already run once into c->o8) run c->runs - 1
+ * times more on the same inputs, each output against the first: a forward
+ * pass has no reason to write other bytes on the same inputs, so any run
+ * that does shows a race or an engine whose output varies from run to run
+ * (zimage-cuda.md, eighteenth session). */
+static void rerun(fp8_case *c, const zc_attn *a)
+{
+    size_t n = (size_t)c->items * c->S * c->nh * c->hd;
+    uint8_t *o = malloc(n);
+    c->runs_off = 0, c->run_diff = 0;
+    for (int r = 1; r < c->runs; r++) {
+        CK(cudaMemset(a->o, 0, n)); /* a run that writes nothing differs too */
+        CK(zc_attention_with(0, a, ZC_ATTN_CUDNN));
+        CK(cudaMemcpy(o, a->o, n, cudaMemcpyDeviceToHost));
+        int off = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (o[i] == c->o8[i]) continue;
+            double d = fabs((double)zc_fp8_to_float(o[i]) - zc_fp8_to_float(c->o8[i]));
+            off = 1, c->run_diff = d > c->run_diff || isnan(d) ? d : c->run_diff;
+        }
+        c->runs_off += off;
+    }
+    free(o);
+}
 
 /* The DiT's fp8 attention path (zc_dit.c attn8) on c's rows: q/k norm +
  * RoPE into e4m3 (zc_qknorm_rope_q8), V by its per-item scale
@@ -241,6 +273,7 @@ static int fp8_pipeline(fp8_case *c)
     CK(cudaDeviceSynchronize());
     CK(cudaMemcpy(c->q8, dq8, nin, cudaMemcpyDeviceToHost));
     CK(cudaMemcpy(c->o8, do8, (size_t)rows * D, cudaMemcpyDeviceToHost));
+    if (!rc && c->runs > 1) rerun(c, &a);
     CK(cudaMemcpy(c->rs, drs, (size_t)rows * 4, cudaMemcpyDeviceToHost));
     cudaFree(dx), cudaFree(dq8), cudaFree(do8), cudaFree(dw), cudaFree(dcs), cudaFree(ddqk);
     cudaFree(damax), cudaFree(drs), cudaFree(dlen);
@@ -338,7 +371,8 @@ static long batchmate_effect(fp8_case *c)
 /* The fp8 attention end to end against the double reference from the bf16
  * inputs (every valid row of every item and head, bar FP8_TOL), V's codes
  * against the host rule bit for bit, and item 0 unmoved by its batchmates. */
-static int check_fp8(int hd, int nh, int items, int S, const int *kv_len)
+/* A case of random rows, norm weights and rotations. */
+static fp8_case fp8_case_new(int hd, int nh, int items, int S, const int *kv_len)
 {
     int rows = items * S, D = nh * hd;
     size_t nin = (size_t)rows * 3 * D;
@@ -346,6 +380,8 @@ static int check_fp8(int hd, int nh, int items, int S, const int *kv_len)
                   .x = malloc(nin * 2), .w = malloc(2 * (size_t)hd * 4),
                   .cs = malloc((size_t)rows * hd * 4), .q8 = malloc(nin),
                   .o8 = malloc((size_t)rows * D), .rs = malloc((size_t)rows * 4)};
+    if (!c.x || !c.w || !c.cs || !c.q8 || !c.o8 || !c.rs)
+        fprintf(stderr, "out of memory\n"), exit(2);
     for (size_t i = 0; i < nin; i++) c.x[i] = to_bf16(2.0f * urand());
     for (int i = 0; i < 2 * hd; i++) c.w[i] = 1.0f + 0.5f * urand();
     for (int i = 0; i < rows * hd; i += 2) {
@@ -353,6 +389,17 @@ static int check_fp8(int hd, int nh, int items, int S, const int *kv_len)
         c.cs[i] = (float)cos(t), c.cs[i + 1] = (float)sin(t);
     }
     c.sqk[0] = zattn_q8_qk_scale(c.w, hd), c.sqk[1] = zattn_q8_qk_scale(c.w + hd, hd);
+    return c;
+}
+
+static void fp8_case_free(fp8_case *c)
+{
+    free(c->x), free(c->w), free(c->cs), free(c->q8), free(c->o8), free(c->rs);
+}
+
+static int check_fp8(int hd, int nh, int items, int S, const int *kv_len)
+{
+    fp8_case c = fp8_case_new(hd, nh, items, S, kv_len);
     int rc = fp8_pipeline(&c);
     long vbad = v_off_rule(&c), mates = 0;
     double md = 0, mr = 0;
@@ -368,8 +415,45 @@ static int check_fp8(int hd, int nh, int items, int S, const int *kv_len)
            ok ? "ok" : "FAIL");
     const char *off = zattn_cudnn_fp8_disabled();
     if (off) printf("cudnn fp8 attention turned itself off: %s\n", off);
-    free(c.x), free(c.w), free(c.cs), free(c.q8), free(c.o8), free(c.rs);
+    fp8_case_free(&c);
     return ok;
+}
+
+/* repeat: cuDNN's fp8 attention at the DiT's shapes (30 heads of 128;
+ * 512² batch 4's noise refiner and joint layers with padded keys, batch
+ * 8's, 1024²'s), each plan run `runs` times on the same random inputs
+ * (its first call checked as in the engine): how many runs wrote other
+ * bytes than the first. Exit 1 if any did. */
+static int run_repeat(int runs)
+{
+    static const struct {
+        const char *what;
+        int items, S, kv[8];
+    } shapes[] = {
+        {"512x512 b4 refiner", 4, 1024, {1024, 1024, 1024, 1024}},
+        {"512x512 b4 joint, padded", 4, 1152, {1152, 1088, 1152, 1088}},
+        {"512x512 b8 joint", 8, 1152, {1152, 1152, 1152, 1152, 1152, 1152, 1152, 1152}},
+        {"1024x1024 b1 refiner", 1, 4096, {4096}},
+        {"1024x1024 b1 joint", 1, 4224, {4224}},
+    };
+    int bad = 0;
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        fp8_case c = fp8_case_new(128, 30, shapes[k].items, shapes[k].S, shapes[k].kv);
+        c.runs = runs;
+        int rc = fp8_pipeline(&c);
+        if (rc)
+            printf("repeat fp8 %-26s: not run by cuDNN (refused or off)\n", shapes[k].what);
+        else
+            printf("repeat fp8 %-26s: %d of %d reruns wrote other bytes than the first (largest "
+                   "difference %.3g)\n",
+                   shapes[k].what, c.runs_off, runs - 1, c.run_diff);
+        bad += !rc && c.runs_off;
+        fp8_case_free(&c);
+    }
+    const char *off = zattn_cudnn_fp8_disabled();
+    if (off) printf("cudnn fp8 attention turned itself off: %s\n", off);
+    printf("repeat: %s\n", bad ? "OUTPUT VARIES" : "every rerun wrote the same bytes");
+    return bad ? 1 : 0;
 }
 
 static int run_check(void)
@@ -587,9 +671,10 @@ int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "deviceprop")) return save_deviceprop(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "spellings")) return probe_spellings(argv[2]);
-    if (argc < 2 || (strcmp(argv[1], "check") && strcmp(argv[1], "time"))) {
+    if (argc < 2 ||
+        (strcmp(argv[1], "check") && strcmp(argv[1], "time") && strcmp(argv[1], "repeat"))) {
         fprintf(stderr, "usage: zattn_cuda_bench check | time [--iters N] [--json OUT.jsonl] | "
-                        "deviceprop OUT.json | spellings DEVPROP.json\n");
+                        "repeat [--iters RUNS] | deviceprop OUT.json | spellings DEVPROP.json\n");
         return 2;
     }
     int iters = 20;
@@ -607,6 +692,7 @@ int main(int argc, char **argv)
     }
     CK(zc_attn_init());
     if (!strcmp(argv[1], "check")) return run_check();
+    if (!strcmp(argv[1], "repeat")) return run_repeat(iters);
     FILE *js = json ? fopen(json, "a") : NULL;
     if (json && !js) return perror(json), 2;
     time_shape("1024x1024", 4096 + 128, 1, iters, js);

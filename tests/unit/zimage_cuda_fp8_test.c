@@ -9,7 +9,9 @@
  *     tools/zimage_fp8_emulate.py (t_fp8_stages_against_reference); the
  *     tiny model's heads (32) are not cuDNN's, so its fp8 attention runs at
  *     full size only (PX_ZIMAGE_MODEL: dit.out0 0.174, final latent 0.141,
- *     24 levels against bars of 0.24 / 0.16 / 40 on an H100, 2026-12-06);
+ *     24 levels against bars of 0.24 / 0.16 / 40 on an H100, 2026-12-06),
+ *     and there for items of 4,096 tokens or more (PX_ZIMAGE_SIZE=1024x1024;
+ *     zc_dit.c ATTN8_MIN_TOKENS);
  *     the attention's own check is zattn_cuda_bench check;
  *   - the fused and wide kernels against the ones they replace.
  * Skipped on a GPU without e4m3 (fp8) and without a GPU (every test says
@@ -55,7 +57,7 @@ TEST(t_fp8_stages_against_reference)
     T_EQ_INT(px_engine_describe(e, &b), 0);
     T_TRUE(b.data && strstr((const char *)b.data, "\"precision\":\"fp8\""));
     /* the tiny model's heads (32) are not cuDNN's: the description says so */
-    T_TRUE(strstr((const char *)b.data, g_full ? "\"fp8_attention\":\"enabled\""
+    T_TRUE(strstr((const char *)b.data, g_full ? "\"fp8_attention\":\"enabled for items of 4096"
                                                : "\"fp8_attention\":\"off: head size"));
     /* fast unless PX_ZIMAGE_CUDA_FP8_FASTACC=0 (gpu_session's fastacc step) */
     const char *fa = getenv("PX_ZIMAGE_CUDA_FP8_FASTACC");

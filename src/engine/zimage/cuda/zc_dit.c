@@ -331,14 +331,24 @@ static int attn8_fits(const zc_dev *d)
            4 * (size_t)c->ffn_hidden >= 3 * (size_t)c->dim;
 }
 
-/* Whether block bl's attention runs in fp8 (cuDNN's fp8 SDPA on e4m3 Q,
- * K, V, zattn_q8.h): where the out projection takes an fp8 copy from the
- * kernel before it (q8_for), cuDNN attention is on and its fp8 graph has
- * not failed, and the model suits it (attn8_fits). */
-static int attn8_for(const zc_plan *p, const zc_dblock *bl)
+/* Items shorter than this run the bf16 attention under fp8 linears. On
+ * H100s (cuDNN 9.14) the fp8 SDPA's output at 512² batch 4's shapes
+ * (items of 1,024 and 1,152 tokens) varied from run to run on the same
+ * inputs — in three sessions, with both fp8 graphs, a checked plan right
+ * on one run and wrong on the next (zimage-cuda.md, eighteenth session) —
+ * and saved nothing there (0.134 against 0.135 s an image); at 1024²
+ * (4,096 and 4,224 tokens) it never failed a check and is 9 % faster. */
+#define ATTN8_MIN_TOKENS 4096
+
+/* Whether block bl's attention over stream st runs in fp8 (cuDNN's fp8
+ * SDPA on e4m3 Q, K, V, zattn_q8.h): where the out projection takes an
+ * fp8 copy from the kernel before it (q8_for), cuDNN attention is on and
+ * its fp8 graph has not failed, the model suits it (attn8_fits) and the
+ * items are long enough (ATTN8_MIN_TOKENS). */
+static int attn8_for(const zc_plan *p, const zc_dblock *bl, const stream *st)
 {
-    return attn8_env() && q8_for(p, &bl->out) && bl->qk8_dev && attn8_fits(p->d) &&
-           !strcmp(zc_attn_name(), "cudnn") && !zattn_cudnn_fp8_disabled();
+    return st->S >= ATTN8_MIN_TOKENS && attn8_env() && q8_for(p, &bl->out) && bl->qk8_dev &&
+           attn8_fits(p->d) && !strcmp(zc_attn_name(), "cudnn") && !zattn_cudnn_fp8_disabled();
 }
 
 const char *zc_attn8_state(const zc_dev *d, char *buf, size_t n)
@@ -355,7 +365,7 @@ const char *zc_attn8_state(const zc_dev *d, char *buf, size_t n)
     else if (off)
         snprintf(buf, n, "off: %s", off);
     else
-        snprintf(buf, n, "enabled");
+        snprintf(buf, n, "enabled for items of %d tokens or more", ATTN8_MIN_TOKENS);
     return buf;
 }
 
@@ -446,7 +456,7 @@ static int block_attn(zc_plan *p, const zc_dblock *bl, const stream *st, float *
     mark(p, "gemm qkv");
     /* 0: the fp8 attention ran (O's e4m3 copy is the out GEMM's input);
      * cudaErrorNotSupported: the bf16 attention runs instead. */
-    int bf16_attn = attn8_for(p, bl) ? attn8(p, bl, st) : cudaErrorNotSupported;
+    int bf16_attn = attn8_for(p, bl, st) ? attn8(p, bl, st) : cudaErrorNotSupported;
     if (bf16_attn && bf16_attn != cudaErrorNotSupported) PX_CUDA_LAUNCH_CHECK(bf16_attn);
     if (bf16_attn) {
         PX_CUDA_LAUNCH_CHECK(zc_qknorm_rope(s, p->QKV, 3 * D, 0, rows, c->n_heads, d->hd,
