@@ -368,9 +368,6 @@ static long batchmate_effect(fp8_case *c)
     return diff;
 }
 
-/* The fp8 attention end to end against the double reference from the bf16
- * inputs (every valid row of every item and head, bar FP8_TOL), V's codes
- * against the host rule bit for bit, and item 0 unmoved by its batchmates. */
 /* A case of random rows, norm weights and rotations. */
 static fp8_case fp8_case_new(int hd, int nh, int items, int S, const int *kv_len)
 {
@@ -397,6 +394,9 @@ static void fp8_case_free(fp8_case *c)
     free(c->x), free(c->w), free(c->cs), free(c->q8), free(c->o8), free(c->rs);
 }
 
+/* The fp8 attention end to end against the double reference from the bf16
+ * inputs (every valid row of every item and head, bar FP8_TOL), V's codes
+ * against the host rule bit for bit, and item 0 unmoved by its batchmates. */
 static int check_fp8(int hd, int nh, int items, int S, const int *kv_len)
 {
     fp8_case c = fp8_case_new(hd, nh, items, S, kv_len);
