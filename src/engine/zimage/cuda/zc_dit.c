@@ -20,12 +20,10 @@
  * image embedding, the noise refiner, the joint layers, the final layer
  * and the Euler update with CFG, captured as one CUDA graph per plan.
  *
- * Rounding differs from the CPU engine where bf16 enters: GEMM operands
- * (activations rounded to bf16 before each GEMM, q/k/v and attention
- * probabilities in bf16); the residual stream, norms, modulation and the
- * latents stay fp32.
- *
- * Ran on an H200 (2026-12-05): zimage_cuda_test passes, tiny and full size.
+ * Rounding differs from the CPU engine where bf16 enters: GEMM operands,
+ * q/k/v and attention probabilities, and the residual stream (bf16 unless
+ * PX_ZIMAGE_CUDA_RESID=fp32, as PyTorch's bf16 model keeps it); norms,
+ * modulation and the latents are computed in fp32.
  */
 #include "engine/zimage/cuda/zc_net.h"
 
@@ -293,11 +291,6 @@ static zc_type resid_type(const zc_dev *d)
  * feed-forward: zc_gated_residual_norm, one pass over the residual stream
  * fewer each); PX_ZIMAGE_CUDA_FUSE=0 runs the kernels apart (to tell them
  * apart). */
-static int fuse_norm(void)
-{
-    return zc_wide_kernels(); /* the same switch */
-}
-
 /* Whether the kernel writing linear l's input (a norm, SwiGLU) writes its
  * fp8 copy too (zc_q8: the pass over it that the GEMM's quantization
  * would make saved; y then need not be written in bf16): an fp8 linear,
@@ -306,7 +299,7 @@ static int q8_for(const zc_plan *p, const zc_lin *l)
 {
     static int on = -1; /* PX_ZIMAGE_CUDA_Q8=0: the GEMMs quantize (to compare) */
     return px_env_on_unless_0("PX_ZIMAGE_CUDA_Q8", &on) && p->d->fp8 && l->w8 && !p->lora &&
-           fuse_norm();
+           zc_wide_kernels();
 }
 
 /* The plan's e4m3 scratch as a kernel's q8 output for rows of K. */
@@ -331,13 +324,10 @@ static int attn8_fits(const zc_dev *d)
            4 * (size_t)c->ffn_hidden >= 3 * (size_t)c->dim;
 }
 
-/* Items shorter than this run the bf16 attention under fp8 linears. On
- * H100s (cuDNN 9.14) the fp8 SDPA's output at 512² batch 4's shapes
- * (items of 1,024 and 1,152 tokens) varied from run to run on the same
- * inputs — in three sessions, with both fp8 graphs, a checked plan right
- * on one run and wrong on the next (zimage-cuda.md, eighteenth session) —
- * and saved nothing there (0.134 against 0.135 s an image); at 1024²
- * (4,096 and 4,224 tokens) it never failed a check and is 9 % faster. */
+/* Shorter items run the bf16 attention under fp8 linears: at 512² batch 4
+ * (1,024-token items) cuDNN 9.14's fp8 SDPA wrote varying output on the
+ * same inputs and saved nothing; at 1024² it never failed a check and is
+ * 9 % faster (zimage-cuda.md, eighteenth session). */
 #define ATTN8_MIN_TOKENS 4096
 
 /* Whether block bl's attention over stream st runs in fp8 (cuDNN's fp8
@@ -479,7 +469,7 @@ static int block_attn(zc_plan *p, const zc_dblock *bl, const stream *st, float *
         (rc = lora(p, bi, ZC_LORA_OUT, p->ATT, D, S, p->HF, D, ht, err, errlen)))
         goto fail;
     mark(p, "gemm out");
-    if (fuse_norm()) {
+    if (zc_wide_kernels()) {
         int q8 = q8_for(p, &bl->w13);
         zc_q8 q = q8_of(p, D);
         PX_CUDA_LAUNCH_CHECK(zc_gated_residual_norm(
@@ -509,7 +499,7 @@ static int block_ffn(zc_plan *p, const zc_dblock *bl, const stream *st, float *m
     int D = c->dim, F = c->ffn_hidden, rows = p->k.B * st->S, rc = 0;
     int bi = (int)(bl - d->blocks), S = st->S, xbf = d->xbf;
     float eps = c->norm_eps;
-    if (!fuse_norm()) {
+    if (!zc_wide_kernels()) {
         PX_CUDA_LAUNCH_CHECK(zc_rmsnorm_mod(s, st->x, xbf, D, rows, D, bl->f1, eps,
                                             mod ? mod + 2 * D : NULL, 4 * D, st->S, p->HB, D));
         mark(p, "norm");
@@ -559,7 +549,7 @@ static int run_blocks(zc_plan *p, int first, int last, const stream *st, char *e
     int rc = 0, normed = 0;
     for (int i = first; i < last && !rc; i++) {
         const zc_dblock *bl = &p->d->blocks[i];
-        const zc_dblock *next = fuse_norm() && i + 1 < last ? bl + 1 : NULL;
+        const zc_dblock *next = zc_wide_kernels() && i + 1 < last ? bl + 1 : NULL;
         float *mod = bl->ada_w ? p->mods[i & 1] : NULL;
         float *next_mod = next && next->ada_w ? p->mods[(i + 1) & 1] : NULL;
         rc = block_attn(p, bl, st, mod, normed, err, errlen);
