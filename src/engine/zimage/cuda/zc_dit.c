@@ -286,11 +286,6 @@ static zc_type resid_type(const zc_dev *d)
     return d->xbf ? ZC_BF16 : ZC_F32;
 }
 
-/* Whether a gated residual also writes the norm that reads its result (the
- * feed-forward's after the attention, the next block's after the
- * feed-forward: zc_gated_residual_norm, one pass over the residual stream
- * fewer each); PX_ZIMAGE_CUDA_FUSE=0 runs the kernels apart (to tell them
- * apart). */
 /* Whether the kernel writing linear l's input (a norm, SwiGLU) writes its
  * fp8 copy too (zc_q8: the pass over it that the GEMM's quantization
  * would make saved; y then need not be written in bf16): an fp8 linear,
@@ -469,6 +464,10 @@ static int block_attn(zc_plan *p, const zc_dblock *bl, const stream *st, float *
         (rc = lora(p, bi, ZC_LORA_OUT, p->ATT, D, S, p->HF, D, ht, err, errlen)))
         goto fail;
     mark(p, "gemm out");
+    /* With the wide kernels a gated residual also writes the norm that
+     * reads its result (the feed-forward's here, the next block's after the
+     * feed-forward: zc_gated_residual_norm, one pass over the residual
+     * stream fewer each); PX_ZIMAGE_CUDA_FUSE=0 runs them apart. */
     if (zc_wide_kernels()) {
         int q8 = q8_for(p, &bl->w13);
         zc_q8 q = q8_of(p, D);
