@@ -22,6 +22,9 @@ typedef struct px_engine_ops {
     size_t (*mem_estimate)(const px_engine *e, int n, const px_engine_shape *s);
     /* Free memory of the engine's device; NULL means system RAM (CPU engines). */
     size_t (*free_memory)(const px_engine *e);
+    /* Frees what the engine keeps cached on its devices for later batches
+     * (GPU plans), waiting for batches using it; NULL: nothing to free. */
+    void (*release_caches)(px_engine *e);
     /* Batches worth running at once (one per GPU); NULL means 1. */
     int (*parallelism)(const px_engine *e);
     /* How many of a batch of n items of shape s can start without a slow

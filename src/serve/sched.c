@@ -56,8 +56,14 @@ struct lane {
     int batching; /* may run more than one item per call */
     int joining;  /* continuous batching: items join running batches */
     int running;  /* items in batches now */
+    int release;  /* the engine's caches for an item that did not fit: REL_* */
     px_rate_window rate; /* engine time per item (sched_rate.h) */
 };
+
+/* An item too big for an idle device is refused only after the engine
+ * freed its caches (a GPU's plans of earlier shapes): wanted by form_batch,
+ * done by a worker outside the lock, reset by a batch or the refusal. */
+enum { REL_NONE, REL_WANTED, REL_RUNNING, REL_DONE };
 
 struct worker {
     px_sched *s;
@@ -77,7 +83,7 @@ struct px_sched {
     struct worker *workers;
     int nworkers;
     int running, draining, stop;
-    uint64_t batches, items_run, oom_splits, joins, batch_hist[7];
+    uint64_t batches, items_run, oom_splits, joins, cache_releases, batch_hist[7];
 };
 
 /* A batch in continuous mode (sched.h): the items on the engine now. */
@@ -303,6 +309,12 @@ again:;
             *wait_until = head->deadline_ns;
             return 0;
         }
+        if (l->release != REL_DONE) {
+            if (l->release == REL_NONE) l->release = REL_WANTED;
+            *wait_until = now + NOT_READY_POLL_NS; /* a worker frees them, then asks again */
+            return 0;
+        }
+        l->release = REL_NONE;
         unlink_item(l, head);
         char msg[160];
         snprintf(msg, sizeof msg,
@@ -534,12 +546,22 @@ static void *worker_main(void *arg)
     for (;;) {
         while (!s->stop && lane_empty(l)) pthread_cond_wait(&s->work, &s->mu);
         if (lane_empty(l)) break; /* stop, with nothing left */
+        if (l->release == REL_WANTED) {
+            l->release = REL_RUNNING;
+            pthread_mutex_unlock(&s->mu);
+            px_engine_release_caches(l->engine);
+            pthread_mutex_lock(&s->mu);
+            l->release = REL_DONE;
+            s->cache_releases++;
+            continue;
+        }
         size_t mem = 0;
         int64_t until;
         int n = form_batch(s, l, batch, &mem, &until, &dl);
         if (n > 0) {
             /* Taken before the lock is dropped to flush: the batch's
              * memory and items count from the moment it is formed. */
+            l->release = REL_NONE;
             s->running += n;
             l->running += n;
             l->dev->mem_in_use += mem;
@@ -554,8 +576,9 @@ static void *worker_main(void *arg)
         if (n == 0) {
             /* Memory wait or batch delay: sleep on the condition (memory
              * freed or items queued wake us), bounded by until when set,
-             * else re-check every 50 ms. */
-            timed_wait(&s->work, &s->mu, until ? until : px_now_ns() + 50 * 1000000LL);
+             * else re-check every 50 ms; a release of caches first. */
+            if (l->release != REL_WANTED)
+                timed_wait(&s->work, &s->mu, until ? until : px_now_ns() + 50 * 1000000LL);
             continue;
         }
         pthread_mutex_unlock(&s->mu);
@@ -723,6 +746,7 @@ void px_sched_stats_get(px_sched *s, px_sched_stats *st)
     st->items_run = s->items_run;
     st->oom_splits = s->oom_splits;
     st->joins = s->joins;
+    st->cache_releases = s->cache_releases;
     memcpy(st->batch_hist, s->batch_hist, sizeof st->batch_hist);
     for (int d = 0; d < s->ndevs; d++) st->mem_in_use += s->devs[d].mem_in_use;
     pthread_mutex_unlock(&s->mu);

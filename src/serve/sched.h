@@ -173,6 +173,7 @@ typedef struct px_sched_stats {
     int running;          /* items in batches on the devices now */
     uint64_t batches, items_run, oom_splits;
     uint64_t joins;       /* items that joined a running batch */
+    uint64_t cache_releases; /* engine caches freed for an item that did not fit */
     uint64_t batch_hist[7]; /* batches of size 1, 2, 3-4, 5-8, 9-16, 17-32, 33+ */
     size_t mem_in_use;    /* estimates of the running batches, all devices */
 } px_sched_stats;

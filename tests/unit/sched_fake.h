@@ -31,6 +31,9 @@ struct fake {
                           * batch running for as long as it looks at the queue */
     atomic_int unready_w; /* batches of this width are "not ready" (0: none) */
     atomic_int ready_cap; /* at most this many start at once (0: all) */
+    size_t *free_bytes;   /* the tests' fake device memory (t_memory_guard), */
+    size_t cached;        /* to which a release of caches adds this back */
+    atomic_int releases;  /* px_engine_release_caches calls */
     pthread_mutex_t mu;
     int calls, sizes[256]; /* batch size of each call */
     int order[256], norder; /* seeds in the order they ran */
@@ -116,6 +119,16 @@ static int fake_ready(px_engine *e, int n, const px_engine_shape *s)
     return cap && n > cap ? cap : n;
 }
 
+/* The scheduler's ask before refusing an item too big for the device:
+ * what the engine had cached becomes free. */
+static void fake_release(px_engine *e)
+{
+    struct fake *f = (struct fake *)e;
+    atomic_fetch_add(&f->releases, 1);
+    if (f->free_bytes) *f->free_bytes += f->cached;
+    f->cached = 0;
+}
+
 static const char *const fake_methods[] = {"default", NULL};
 static const px_engine_ops fake_ops = {
     .name = "fake",
@@ -125,6 +138,7 @@ static const px_engine_ops fake_ops = {
     .create = fake_create,
     .destroy = fake_destroy,
     .mem_estimate = fake_mem,
+    .release_caches = fake_release,
     .ready = fake_ready,
     .run = fake_run,
 };
