@@ -150,11 +150,9 @@ size_t px_engine_free_memory(const px_engine *e)
     return (size_t)px_proc_mem_available();
 }
 
-int px_engine_release_caches(px_engine *e)
+void px_engine_release_caches(px_engine *e)
 {
-    if (!e->ops->release_caches) return 0;
-    e->ops->release_caches(e);
-    return 1;
+    if (e->ops->release_caches) e->ops->release_caches(e);
 }
 
 int px_engine_ready(px_engine *e, int n, px_engine_shape shape)

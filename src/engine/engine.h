@@ -183,11 +183,11 @@ size_t px_engine_mem_estimate(const px_engine *e, int n, px_engine_shape shape);
 size_t px_engine_free_memory(const px_engine *e);
 
 /* Frees what the engine keeps cached on its devices for later batches (a
- * GPU engine's plans of shapes it ran before), which the free memory above
- * does not count as free. Returns 1 if the engine has such caches (freed
- * now; waits for batches using them), 0 if it has none. The scheduler
- * asks for it before refusing an item that does not fit an idle device. */
-int px_engine_release_caches(px_engine *e);
+ * GPU engine's plans of shapes it ran before, which the free memory above
+ * does not count as free), waiting for batches using them; nothing for
+ * engines without such caches. The scheduler asks for it before refusing
+ * an item that does not fit an idle device. */
+void px_engine_release_caches(px_engine *e);
 
 /* How many of a batch of n items of this shape can start now without a
  * slow preparation (seconds of a GPU plan's build for a shape nobody
