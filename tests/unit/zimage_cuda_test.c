@@ -306,6 +306,43 @@ TEST(t_warm_up_builds_the_plans)
     px_engine_close(e);
 }
 
+/* The scheduler's memory guard calls px_engine_release_caches before it
+ * refuses an item too big for an idle GPU: the cached DiT plans go (the
+ * free memory does not shrink), and the next run builds its plan again
+ * and gives the same latents as before. */
+TEST(t_release_caches_frees_and_rebuilds)
+{
+    px_engine *e = open_cuda();
+    if (!e) return;
+    char err[512] = "";
+    size_t nl = (size_t)16 * (g_h / 8) * (g_w / 8);
+    float *before = malloc(2 * nl * sizeof *before), *after = malloc(2 * nl * sizeof *after);
+    px_image im[2];
+    memset(im, 0, sizeof im);
+    px_engine_item it[2];
+    for (int i = 0; i < 2; i++) {
+        T_EQ_INT(px_image_alloc(&im[i], g_w, g_h, 3, NULL, NULL, 0), 0);
+        it[i] = (px_engine_item){.out = &im[i], .seed = (uint64_t)(21 + i),
+                                 .gen = {.prompt = PROMPT, .width = g_w, .height = g_h,
+                                         .steps = 2}};
+    }
+    T_EQ_INT(zi_cuda_run_latents(e, it, 2, before, err, sizeof err), 0);
+    long built = plans_built(e);
+    size_t free0 = px_engine_free_memory(e);
+    px_engine_release_caches(e);
+    size_t free1 = px_engine_free_memory(e);
+    T_CMP_DBL((double)free1, >=, (double)free0);
+    T_EQ_INT(zi_cuda_run_latents(e, it, 2, after, err, sizeof err), 0);
+    double d = rel_err(after, before, 2 * nl);
+    printf("  release freed %.1f MiB; the rerun built %ld plan(s), latents vs before: %.2e\n",
+           ((double)free1 - (double)free0) / 1048576.0, plans_built(e) - built, d);
+    T_CMP_DBL((double)(plans_built(e) - built), >=, 1.0);
+    T_CMP_DBL(d, <=, 1e-5);
+    for (int i = 0; i < 2; i++) px_image_free(&im[i]);
+    free(before), free(after);
+    px_engine_close(e);
+}
+
 /* ---------------------------------------------------------------- LoRAs */
 
 /* A random LoRA of the test model (tools/zimage_lora.py) into path. */
@@ -457,4 +494,4 @@ TEST(t_mixed_lora_batch_equals_solo)
 
 TEST_MAIN(t_stages_against_reference, t_batch_item_equals_solo, t_joined_item_equals_solo,
           t_cancel_between_steps, t_dit_lora_against_cpu, t_mixed_lora_batch_equals_solo,
-          t_vae_bf16_default_near_tf32, t_warm_up_builds_the_plans)
+          t_vae_bf16_default_near_tf32, t_warm_up_builds_the_plans, t_release_caches_frees_and_rebuilds)
