@@ -23,7 +23,9 @@
  * docs/benchmarks/zimage-cuda.md to record what it printed).
  * Also: a batch item (different prompt lengths, one item with CFG) equals
  * its solo run (within 1e-3 of the latents' scale: GEMMs of a different M
- * may sum in another order), and cancelling between steps.
+ * may sum in another order), cancelling between steps, warm-up's plans,
+ * and the memory guard's cache release (plans dropped, rebuilt, same
+ * latents).
  * LoRAs (tools/zimage_lora.py's random ones, applied at run time): the DiT
  * with a LoRA on every linear against the CPU DiT with the same LoRA
  * (dit.out0's bar), and a batch mixing LoRA a at 0.8, LoRA b at -0.5
