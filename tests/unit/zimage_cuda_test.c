@@ -324,9 +324,10 @@ TEST(t_release_caches_frees_and_rebuilds)
     px_engine_item it[2];
     for (int i = 0; i < 2; i++) {
         T_EQ_INT(px_image_alloc(&im[i], g_w, g_h, 3, NULL, NULL, 0), 0);
-        it[i] = (px_engine_item){.out = &im[i], .seed = (uint64_t)(21 + i),
-                                 .gen = {.prompt = PROMPT, .width = g_w, .height = g_h,
-                                         .steps = 2}};
+        it[i] =
+            (px_engine_item){.out = &im[i],
+                             .seed = (uint64_t)(21 + i),
+                             .gen = {.prompt = PROMPT, .width = g_w, .height = g_h, .steps = 2}};
     }
     T_EQ_INT(zi_cuda_run_latents(e, it, 2, before, err, sizeof err), 0);
     long built = plans_built(e);
@@ -496,4 +497,5 @@ TEST(t_mixed_lora_batch_equals_solo)
 
 TEST_MAIN(t_stages_against_reference, t_batch_item_equals_solo, t_joined_item_equals_solo,
           t_cancel_between_steps, t_dit_lora_against_cpu, t_mixed_lora_batch_equals_solo,
-          t_vae_bf16_default_near_tf32, t_warm_up_builds_the_plans, t_release_caches_frees_and_rebuilds)
+          t_vae_bf16_default_near_tf32, t_warm_up_builds_the_plans,
+          t_release_caches_frees_and_rebuilds)
