@@ -155,6 +155,11 @@ void px_engine_release_caches(px_engine *e)
     if (e->ops->release_caches) e->ops->release_caches(e);
 }
 
+size_t px_engine_cached_bytes(const px_engine *e)
+{
+    return e->ops->cached_bytes ? e->ops->cached_bytes(e) : 0;
+}
+
 int px_engine_ready(px_engine *e, int n, px_engine_shape shape)
 {
     if (n <= 0 || !e->ops->ready || shape.w <= 0 || shape.h <= 0) return n;

@@ -189,6 +189,12 @@ size_t px_engine_free_memory(const px_engine *e);
  * an item that does not fit an idle device. */
 void px_engine_release_caches(px_engine *e);
 
+/* Bytes px_engine_release_caches would give back to the device's free
+ * memory (for a multi-GPU engine the most any one device holds); 0 for
+ * engines without caches. Quick and thread-safe: the scheduler releases
+ * only when this could make an item fit. */
+size_t px_engine_cached_bytes(const px_engine *e);
+
 /* How many of a batch of n items of this shape can start now without a
  * slow preparation (seconds of a GPU plan's build for a shape nobody
  * built): n, fewer, or 0. What the n items need is then prepared in the

@@ -25,6 +25,9 @@ typedef struct px_engine_ops {
     /* Frees what the engine keeps cached on its devices for later batches
      * (GPU plans), waiting for batches using it; NULL: nothing to free. */
     void (*release_caches)(px_engine *e);
+    /* Bytes release_caches would give back on one device (the most of
+     * any device's); NULL: 0. Called under the scheduler's lock: quick. */
+    size_t (*cached_bytes)(const px_engine *e);
     /* Batches worth running at once (one per GPU); NULL means 1. */
     int (*parallelism)(const px_engine *e);
     /* How many of a batch of n items of shape s can start without a slow

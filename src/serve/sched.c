@@ -309,7 +309,8 @@ again:;
             *wait_until = head->deadline_ns;
             return 0;
         }
-        if (l->release != REL_DONE) {
+        /* Idle: the engine's caches go first, only if that could make it fit. */
+        if (l->release != REL_DONE && need - budget <= px_engine_cached_bytes(l->engine)) {
             if (l->release == REL_NONE) l->release = REL_WANTED;
             *wait_until = now + NOT_READY_POLL_NS; /* a worker frees them, then asks again */
             return 0;

@@ -84,9 +84,18 @@ static void fake_destroy(void *arg, void *plan)
     free(plan);
 }
 
+/* A plan "holds" B*H*W bytes of device memory. */
+static size_t fake_bytes(void *arg, const void *plan)
+{
+    (void)arg;
+    const key3 *k = plan;
+    return (size_t)k->B * k->H * k->W;
+}
+
 static px_cuda_plans *mk_plans(fake *f, int cap)
 {
-    px_cuda_plan_ops ops = {.build = fake_build, .destroy = fake_destroy, .arg = f};
+    px_cuda_plan_ops ops = {
+        .build = fake_build, .destroy = fake_destroy, .bytes = fake_bytes, .arg = f};
     return px_cuda_plans_create(sizeof(key3), cap, &ops);
 }
 
@@ -131,6 +140,28 @@ TEST(t_plans_hit_and_lru_eviction)
     px_cuda_plans_destroy(c);
     T_EQ_INT(f.live, 0);
     T_EQ_INT(f.destroyed, f.built);
+}
+
+/* What the cache holds is what the scheduler weighs before asking for a
+ * release (px_engine_cached_bytes): it follows builds, evictions, the
+ * out-of-memory drop and clear. */
+TEST(t_plans_count_held_bytes)
+{
+    fake f = {0};
+    px_cuda_plans *c = mk_plans(&f, 2);
+    T_EQ_INT((int)px_cuda_plans_bytes(c), 0);
+    get(c, 1, 64, 64);
+    get(c, 2, 64, 64);
+    T_EQ_INT((int)px_cuda_plans_bytes(c), 4096 + 8192);
+    get(c, 2, 64, 64); /* a hit adds nothing */
+    get(c, 1, 32, 32); /* evicts (1, 64, 64) */
+    T_EQ_INT((int)px_cuda_plans_bytes(c), 8192 + 1024);
+    f.budget = 1; /* the next build fails until every plan is gone */
+    get(c, 1, 16, 16);
+    T_EQ_INT((int)px_cuda_plans_bytes(c), 256);
+    px_cuda_plans_clear(c);
+    T_EQ_INT((int)px_cuda_plans_bytes(c), 0);
+    px_cuda_plans_destroy(c);
 }
 
 TEST(t_plans_out_of_memory_drops_all_and_retries)
@@ -494,10 +525,10 @@ TEST(t_devspec_refusals)
 }
 
 TEST_MAIN(t_key_hash_fnv1a, t_key_hash_sees_every_byte, t_plans_hit_and_lru_eviction,
-          t_plans_out_of_memory_drops_all_and_retries, t_plans_other_errors_keep_the_cache,
-          t_aplans_build_in_background_while_the_holder_runs,
+          t_plans_count_held_bytes, t_plans_out_of_memory_drops_all_and_retries,
+          t_plans_other_errors_keep_the_cache, t_aplans_build_in_background_while_the_holder_runs,
           t_aplans_get_waits_for_the_build_in_progress,
           t_aplans_background_failure_is_the_holders_to_report, t_aplans_destroy_stops_the_builder,
           t_algos_get_put_replace, t_algos_match_an_lru_model, t_visible_unset_empty_and_hidden,
-          t_visible_indices_and_uuids, t_visible_stops_at_the_first_invalid_entry,
-          t_visible_bounds, t_devspec_all_and_lists, t_devspec_refusals)
+          t_visible_indices_and_uuids, t_visible_stops_at_the_first_invalid_entry, t_visible_bounds,
+          t_devspec_all_and_lists, t_devspec_refusals)

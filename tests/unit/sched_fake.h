@@ -32,7 +32,7 @@ struct fake {
     atomic_int unready_w; /* batches of this width are "not ready" (0: none) */
     atomic_int ready_cap; /* at most this many start at once (0: all) */
     size_t *free_bytes;   /* the tests' fake device memory (t_memory_guard), */
-    size_t cached;        /* to which a release of caches adds this back */
+    atomic_size_t cached; /* to which a release of caches adds this back */
     atomic_int releases;  /* px_engine_release_caches calls */
     pthread_mutex_t mu;
     int calls, sizes[256]; /* batch size of each call */
@@ -125,8 +125,13 @@ static void fake_release(px_engine *e)
 {
     struct fake *f = (struct fake *)e;
     atomic_fetch_add(&f->releases, 1);
-    if (f->free_bytes) *f->free_bytes += f->cached;
-    f->cached = 0;
+    size_t c = atomic_exchange(&f->cached, 0);
+    if (f->free_bytes) *f->free_bytes += c;
+}
+
+static size_t fake_cached(const px_engine *e)
+{
+    return atomic_load(&((struct fake *)e)->cached);
 }
 
 static const char *const fake_methods[] = {"default", NULL};
@@ -139,6 +144,7 @@ static const px_engine_ops fake_ops = {
     .destroy = fake_destroy,
     .mem_estimate = fake_mem,
     .release_caches = fake_release,
+    .cached_bytes = fake_cached,
     .ready = fake_ready,
     .run = fake_run,
 };

@@ -331,14 +331,18 @@ TEST(t_release_caches_frees_and_rebuilds)
     }
     T_EQ_INT(zi_cuda_run_latents(e, it, 2, before, err, sizeof err), 0);
     long built = plans_built(e);
-    size_t free0 = px_engine_free_memory(e);
+    size_t free0 = px_engine_free_memory(e), held = px_engine_cached_bytes(e);
+    T_CMP_DBL((double)held, >, 0.0); /* what the scheduler weighs before a release */
     px_engine_release_caches(e);
     size_t free1 = px_engine_free_memory(e);
     T_CMP_DBL((double)free1, >=, (double)free0);
+    T_EQ_INT((int)px_engine_cached_bytes(e), 0);
     T_EQ_INT(zi_cuda_run_latents(e, it, 2, after, err, sizeof err), 0);
     double d = rel_err(after, before, 2 * nl);
-    printf("  release freed %.1f MiB; the rerun built %ld plan(s), latents vs before: %.2e\n",
-           ((double)free1 - (double)free0) / 1048576.0, plans_built(e) - built, d);
+    printf("  release freed %.1f MiB (plans held %.1f MiB); the rerun built %ld plan(s), latents "
+           "vs before: %.2e\n",
+           ((double)free1 - (double)free0) / 1048576.0, (double)held / 1048576.0,
+           plans_built(e) - built, d);
     T_CMP_DBL((double)(plans_built(e) - built), >=, 1.0);
     T_CMP_DBL(d, <=, 1e-5);
     for (int i = 0; i < 2; i++) px_image_free(&im[i]);

@@ -171,7 +171,23 @@ struct px_cuda_plans {
     px_cuda_plan_ops ops;
     atomic_long builds; /* plans built by px_cuda_plans_get (successful); atomic:
                            an engine's description reads it from another thread */
+    atomic_size_t held; /* ops.bytes of the cached plans; atomic: the scheduler
+                           reads it (px_engine_cached_bytes) from its thread */
 };
+
+static size_t plan_bytes(const px_cuda_plans *c, const void *plan)
+{
+    return c->ops.bytes ? c->ops.bytes(c->ops.arg, plan) : 0;
+}
+
+/* Frees the least recently used plan. */
+static void drop_oldest(px_cuda_plans *c)
+{
+    void *old;
+    lru_pop_oldest(&c->t, &old);
+    atomic_fetch_sub_explicit(&c->held, plan_bytes(c, old), memory_order_relaxed);
+    c->ops.destroy(c->ops.arg, old);
+}
 
 px_cuda_plans *px_cuda_plans_create(size_t key_size, int max_plans, const px_cuda_plan_ops *ops)
 {
@@ -191,11 +207,7 @@ void *px_cuda_plans_find(px_cuda_plans *c, const void *key)
 
 void px_cuda_plans_make_room(px_cuda_plans *c)
 {
-    if (c->t.n == c->t.cap) {
-        void *old;
-        lru_pop_oldest(&c->t, &old);
-        c->ops.destroy(c->ops.arg, old);
-    }
+    if (c->t.n == c->t.cap) drop_oldest(c);
 }
 
 void px_cuda_plans_put(px_cuda_plans *c, const void *key, void *plan)
@@ -203,6 +215,7 @@ void px_cuda_plans_put(px_cuda_plans *c, const void *key, void *plan)
     px_cuda_plans_make_room(c);
     int e = lru_insert(&c->t, key);
     memcpy(val_of(&c->t, e), &plan, sizeof plan);
+    atomic_fetch_add_explicit(&c->held, plan_bytes(c, plan), memory_order_relaxed);
 }
 
 int px_cuda_plans_get(px_cuda_plans *c, const void *key, void **plan, char *err, size_t errlen)
@@ -235,13 +248,14 @@ long px_cuda_plans_builds(px_cuda_plans *c)
     return atomic_load_explicit(&c->builds, memory_order_relaxed);
 }
 
+size_t px_cuda_plans_bytes(px_cuda_plans *c)
+{
+    return atomic_load_explicit(&c->held, memory_order_relaxed);
+}
+
 void px_cuda_plans_clear(px_cuda_plans *c)
 {
-    while (c->t.n) {
-        void *old;
-        lru_pop_oldest(&c->t, &old);
-        c->ops.destroy(c->ops.arg, old);
-    }
+    while (c->t.n) drop_oldest(c);
 }
 
 void px_cuda_plans_destroy(px_cuda_plans *c)

@@ -31,6 +31,9 @@ typedef struct {
     int (*build)(void *arg, const void *key, void **plan, char *err, size_t errlen);
     /* Frees a plan the cache drops. */
     void (*destroy)(void *arg, void *plan);
+    /* Device bytes the plan holds (px_cuda_plans_bytes sums them); NULL
+     * counts nothing. */
+    size_t (*bytes)(void *arg, const void *plan);
     void *arg;
 } px_cuda_plan_ops;
 
@@ -65,6 +68,10 @@ int px_cuda_plans_count(const px_cuda_plans *c);
  * rebuilds included): whether warm-up spared requests a build shows here.
  * The one call safe from any thread. */
 long px_cuda_plans_builds(px_cuda_plans *c);
+
+/* Device bytes the cached plans hold (ops.bytes summed): what clearing
+ * the cache would give back. The other call safe from any thread. */
+size_t px_cuda_plans_bytes(px_cuda_plans *c);
 
 /* Frees every cached plan. */
 void px_cuda_plans_clear(px_cuda_plans *c);

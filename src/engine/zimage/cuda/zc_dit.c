@@ -33,8 +33,8 @@
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/cuda_prof.h"
 #include "engine/zimage/cuda/zattn.h"
-#include "engine/zimage/cuda/zattn_cudnn.h"
 #include "engine/zimage/cuda/zattn_q8.h"
+#include "engine/zimage/cuda/zc_attn8.h"
 #include "engine/zimage/cuda/zc_fp8.h"
 #include "engine/zimage/cuda/zkernels.h"
 #include "engine/zimage/cuda/zlayout.h"
@@ -67,7 +67,8 @@ struct zc_plan {
     int tab_lp[ZC_MAX_ITEMS];  /* per item: the padded text length the RoPE tables on the
                                   GPU are for (0: none yet; see tables) */
     zc_dev *d;
-    void *mem; /* one allocation, carved below */
+    void *mem;         /* one allocation, carved below */
+    size_t bytes;      /* mem's size: what the cache reports it holds */
     void *U, *XI, *XT; /* the residual streams: fp32, bf16 when d->xbf */
     float *HF, *csi, *cst, *csu, *temb, *stemb, *fscale, *pred, *lat, *thid_f;
     float *mods[2]; /* adaLN modulation (B x 4D): blocks alternate, see run_blocks */
@@ -162,6 +163,7 @@ static int plan_build(void *arg, const void *key, void **out, char *err, size_t 
     plan_sizes(&d->dc, k, d->fp8, d->xbf, sz);
     for (int i = 0; i < B_N; i++) total += sz[i];
     PX_CUDA_CHECK(cudaMalloc(&p->mem, total));
+    p->bytes = total;
     PX_CUDA_CHECK(cudaMallocHost((void **)&p->sp_host, sizeof *p->sp_host));
     char *m = p->mem;
     void *b[B_N];
@@ -184,9 +186,16 @@ fail:
     return rc;
 }
 
+static size_t plan_held(void *arg, const void *plan)
+{
+    (void)arg;
+    return ((const zc_plan *)plan)->bytes;
+}
+
 px_cuda_plans *zc_plans_create(zc_dev *d)
 {
-    px_cuda_plan_ops ops = {.build = plan_build, .destroy = plan_destroy, .arg = d};
+    px_cuda_plan_ops ops = {
+        .build = plan_build, .destroy = plan_destroy, .bytes = plan_held, .arg = d};
     /* A few shapes per device: each 1024² batch-8 plan is gigabytes. */
     return px_cuda_plans_create(sizeof(zc_plan_key), 4, &ops);
 }
@@ -303,55 +312,13 @@ static zc_q8 q8_of(const zc_plan *p, int K)
     return (zc_q8){.q = p->x8, .scale = p->xs, .ld = zc_fp8_ld(K)};
 }
 
-/* PX_ZIMAGE_CUDA_ATTN8=0: the bf16 attention under fp8 linears (to compare). */
-static int attn8_env(void)
-{
-    static int on = -1;
-    return px_env_on_unless_0("PX_ZIMAGE_CUDA_ATTN8", &on);
-}
-
-/* The model's part: heads cuDNN's fp8 SDPA takes, rows of 16 bytes, FF
- * holding Q, K and V in e4m3. */
-static int attn8_fits(const zc_dev *d)
-{
-    const zi_dit_config *c = &d->dc;
-    return (d->hd == 64 || d->hd == 128) && c->dim % 16 == 0 &&
-           4 * (size_t)c->ffn_hidden >= 3 * (size_t)c->dim;
-}
-
-/* Shorter items run the bf16 attention under fp8 linears: at 512² batch 4
- * (1,024-token items) cuDNN 9.14's fp8 SDPA wrote varying output on the
- * same inputs and saved nothing; at 1024² it never failed a check and is
- * 9 % faster (zimage-cuda.md, eighteenth session). */
-#define ATTN8_MIN_TOKENS 4096
-
 /* Whether block bl's attention over stream st runs in fp8 (cuDNN's fp8
- * SDPA on e4m3 Q, K, V, zattn_q8.h): where the out projection takes an
- * fp8 copy from the kernel before it (q8_for), cuDNN attention is on and
- * its fp8 graph has not failed, the model suits it (attn8_fits) and the
- * items are long enough (ATTN8_MIN_TOKENS). */
+ * SDPA on e4m3 Q, K, V, zattn_q8.h): where the device's policy allows it
+ * for items this long (zc_attn8.h) and the out projection takes an fp8
+ * copy from the kernel before it (q8_for). */
 static int attn8_for(const zc_plan *p, const zc_dblock *bl, const stream *st)
 {
-    return st->S >= ATTN8_MIN_TOKENS && attn8_env() && q8_for(p, &bl->out) && bl->qk8_dev &&
-           attn8_fits(p->d) && !strcmp(zc_attn_name(), "cudnn") && !zattn_cudnn_fp8_disabled();
-}
-
-const char *zc_attn8_state(const zc_dev *d, char *buf, size_t n)
-{
-    const char *off = zattn_cudnn_fp8_disabled();
-    if (!d->fp8)
-        snprintf(buf, n, "off: precision bf16");
-    else if (!attn8_env())
-        snprintf(buf, n, "off: PX_ZIMAGE_CUDA_ATTN8=0");
-    else if (strcmp(zc_attn_name(), "cudnn"))
-        snprintf(buf, n, "off: PX_ZIMAGE_CUDA_ATTN=%s", zc_attn_name());
-    else if (!attn8_fits(d))
-        snprintf(buf, n, "off: head size %d (cuDNN's fp8 attention takes 64 or 128)", d->hd);
-    else if (off)
-        snprintf(buf, n, "off: %s", off);
-    else
-        snprintf(buf, n, "enabled for items of %d tokens or more", ATTN8_MIN_TOKENS);
-    return buf;
+    return zc_attn8_allowed(p->d, st->S) && q8_for(p, &bl->out) && bl->qk8_dev;
 }
 
 /* Block bl's fp8 attention: the e4m3 Q and K from the q/k norm + RoPE and

@@ -134,14 +134,6 @@ size_t zc_plan_bytes(const zi_dit_config *c, const zc_plan_key *k);
  * activations' e4m3 copy and scales (the largest block GEMM's rows x K). */
 size_t zc_plan_fp8_bytes(const zi_dit_config *c, const zc_plan_key *k);
 
-/* The state of d's fp8 attention (zc_dit.c attn8_for), for the engine's
- * description: "enabled for items of N tokens or more" (an fp8 engine
- * whose model suits it: it runs for items that long wherever cuDNN's fp8
- * plans build and pass their checks, and LoRAs are not bound), or "off: "
- * and why (bf16, a switch, the head size, or why cuDNN
- * turned it off). Into buf (n bytes). */
-const char *zc_attn8_state(const zc_dev *d, char *buf, size_t n);
-
 /* Whether a device made now keeps the DiT's residual streams in bf16 (the
  * default) rather than fp32 (PX_ZIMAGE_CUDA_RESID=fp32, read at each
  * call): 1 or 0. zc_dev.xbf holds a device's. */

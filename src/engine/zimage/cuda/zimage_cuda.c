@@ -45,6 +45,7 @@
 #include "engine/cuda/cuda_device.h"
 #include "engine/cuda/cuda_plan.h"
 #include "engine/zimage/cuda/zattn.h"
+#include "engine/zimage/cuda/zc_attn8.h"
 #include "engine/zimage/cuda/zc_join.h"
 #include "engine/zimage/cuda/zc_net.h"
 #include "engine/zimage/sampler.h"
@@ -604,6 +605,17 @@ static void zcuda_release_caches(px_engine *pe)
     }
 }
 
+static size_t zcuda_cached_bytes(const px_engine *pe)
+{
+    const zcuda_engine *e = (const zcuda_engine *)pe;
+    size_t most = 0;
+    for (int g = 0; g < e->ndev; g++) {
+        size_t b = px_cuda_plans_bytes(e->dev[g]->plans);
+        if (b > most) most = b;
+    }
+    return most;
+}
+
 static int zcuda_parallelism(const px_engine *pe)
 {
     return ((const zcuda_engine *)pe)->ndev;
@@ -676,6 +688,7 @@ static const px_engine_ops k_ops = {
     .mem_estimate = zcuda_mem,
     .free_memory = zcuda_free_memory,
     .release_caches = zcuda_release_caches,
+    .cached_bytes = zcuda_cached_bytes,
     .parallelism = zcuda_parallelism,
     .run = zcuda_run,
     .run_feed = zcuda_run_feed,
