@@ -157,114 +157,172 @@ __global__ void bias_act_k(T *y, const float *bias, unsigned nv, int cv, int rel
 
 /* ---- fused stem and head convolutions ----
  * Direct convolutions for the two 7x7 layers at full resolution, whose
- * channel counts (4 in, 3 out) leave cuDNN's tensor-core kernels idle: a
- * block computes a 16-row tile, the input tile sits in shared memory with
- * its reflection (and, for the stem, symmetric) padding applied as it is
- * loaded, and the weights are read as broadcasts. */
+ * channel counts (4 in, 3 out) leave cuDNN's tensor-core kernels idle. A
+ * block computes a 32 x 32 output tile; the input tile (with a 3-pixel
+ * halo) sits in shared memory with its reflection (and, for the stem,
+ * symmetric) padding applied as it is loaded. Lane i of every warp owns
+ * output row i and a warp a few consecutive columns: a thread slides a
+ * window of input values held in registers along its row, so each shared
+ * load feeds up to 7 taps, and the lanes of a warp read 32 different rows
+ * of one column — conflict-free, the tile's row pitch being odd. The
+ * weights are read as broadcast float4s. (The first versions, one shared
+ * load per one or two FMAs, were bound by shared-memory issue: 8.8 ms each
+ * at 1024² batch 8, where the FMAs alone take ~3.) */
 
-const int TILE = 16, KS = 7, HALO = 3, TW = TILE + 2 * HALO; /* 22 */
-/* The stem: one thread per output pixel, G output channels per block
- * (blockIdx.z = batch item * groups + group); G = 32 for real models, 8
- * for the small test configurations. */
-template <typename T, int STEM_GROUP>
-__global__ void stem_k(const uint8_t *img, const uint8_t *mask, size_t img_stride,
-                       size_t mask_stride, const px_cu_item *items, int H, int W,
-                       const float *w32, const float *bias, int cout, T *out)
+const int TILE = 32, KS = 7, HALO = 3, TW = TILE + 2 * HALO, TP = TW + 1; /* 38, pitch 39 */
+
+/* Row or column i of a tile of the padded input, as an index into [0, n):
+ * torch "reflect" for the conv's padding; rows and columns past the tensor
+ * (outputs that are not stored) take a valid neighbour. */
+__device__ __forceinline__ int tile_src(int i, int n)
 {
-    __shared__ float tile[4][TW][TW + 1];
-    __shared__ float wsh[KS * KS][4][STEM_GROUP];
-    int groups = cout / STEM_GROUP;
+    int r = reflect(i, n);
+    return r < 0 ? 0 : r >= n ? n - 1 : r;
+}
+
+/* The stem: STEM_PX consecutive pixels x G output channels per thread;
+ * blockIdx.z = batch item * (cout / G) + group; G = 16 for real models (64
+ * channels), 8 for small test configurations. */
+const int STEM_PX = 4, STEM_WARPS = TILE / STEM_PX; /* 8 */
+
+template <typename T, int G>
+__global__ void __launch_bounds__(32 * STEM_WARPS)
+    stem_k(const uint8_t *img, const uint8_t *mask, size_t img_stride, size_t mask_stride,
+           const px_cu_item *items, int H, int W, const float *w32, const float *bias, int cout,
+           T *out)
+{
+    __shared__ float tile[4][TW][TP];
+    __shared__ __align__(16) float wsh[KS * KS][4][G];
+    int groups = cout / G;
     int b = blockIdx.z / groups, g = blockIdx.z % groups;
     int x0 = blockIdx.x * TILE, y0 = blockIdx.y * TILE;
-    int tid = threadIdx.y * TILE + threadIdx.x;
+    int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     int h = items[b].h, w = items[b].w;
     const uint8_t *im = img + (size_t)b * img_stride, *mk = mask + (size_t)b * mask_stride;
-    for (int q = tid; q < TW * TW; q += TILE * TILE) {
+    for (int q = tid; q < TW * TW; q += 32 * STEM_WARPS) {
         int ty = q / TW, tx = q % TW;
-        int sy = symmetric(reflect(y0 + ty - HALO, H), h), sx = symmetric(reflect(x0 + tx - HALO, W), w);
+        int sy = symmetric(tile_src(y0 + ty - HALO, H), h);
+        int sx = symmetric(tile_src(x0 + tx - HALO, W), w);
         const uint8_t *px = im + ((size_t)sy * w + sx) * 3;
         float m = mk[(size_t)sy * w + sx] ? 1.0f : 0.0f;
         for (int k = 0; k < 3; k++) tile[k][ty][tx] = (float)px[k] / 255.0f * (1.0f - m);
         tile[3][ty][tx] = m;
     }
-    for (int q = tid; q < KS * KS * 4 * STEM_GROUP; q += TILE * TILE) {
-        int o = q % STEM_GROUP, r = q / STEM_GROUP, i = r % 4, t = r / 4;
-        wsh[t][i][o] = w32[(((size_t)(g * STEM_GROUP + o) * KS * KS) + t) * 4 + i];
+    for (int q = tid; q < KS * KS * 4 * G; q += 32 * STEM_WARPS) {
+        int o = q % G, r = q / G, i = r % 4, t = r / 4;
+        wsh[t][i][o] = w32[(((size_t)(g * G + o) * KS * KS) + t) * 4 + i];
     }
     __syncthreads();
-    int x = x0 + threadIdx.x, y = y0 + threadIdx.y;
-    if (x >= W || y >= H) return;
-    float acc[STEM_GROUP];
-    for (int o = 0; o < STEM_GROUP; o++) acc[o] = bias[g * STEM_GROUP + o];
-    for (int dy = 0; dy < KS; dy++)
-        for (int dx = 0; dx < KS; dx++)
-            for (int i = 0; i < 4; i++) {
-                float v = tile[i][threadIdx.y + dy][threadIdx.x + dx];
-                const float *wr = wsh[dy * KS + dx][i];
+    int cx = warp * STEM_PX; /* the thread's first column in the tile */
+    float acc[STEM_PX][G];
+    for (int p = 0; p < STEM_PX; p++)
+        for (int o = 0; o < G; o++) acc[p][o] = bias[g * G + o];
+    for (int i = 0; i < 4; i++)
+        for (int dy = 0; dy < KS; dy++) {
+            float win[STEM_PX + KS - 1];
 #pragma unroll
-                for (int o = 0; o < STEM_GROUP; o++) acc[o] += v * wr[o];
+            for (int k = 0; k < STEM_PX + KS - 1; k++) win[k] = tile[i][lane + dy][cx + k];
+#pragma unroll
+            for (int dx = 0; dx < KS; dx++) {
+                const float4 *wr = reinterpret_cast<const float4 *>(wsh[dy * KS + dx][i]);
+#pragma unroll
+                for (int o4 = 0; o4 < G / 4; o4++) {
+                    float4 wv = wr[o4];
+#pragma unroll
+                    for (int p = 0; p < STEM_PX; p++) {
+                        float v = win[p + dx];
+                        acc[p][4 * o4] += v * wv.x;
+                        acc[p][4 * o4 + 1] += v * wv.y;
+                        acc[p][4 * o4 + 2] += v * wv.z;
+                        acc[p][4 * o4 + 3] += v * wv.w;
+                    }
+                }
             }
-    size_t base = (((size_t)b * H + y) * W + x) * cout + g * STEM_GROUP;
-    for (int o = 0; o < STEM_GROUP; o += 8) {
-        v8 r;
-        for (int j = 0; j < 8; j++) r.v[j] = acc[o + j] > 0.0f ? acc[o + j] : 0.0f;
-        st8(out, base + o, r);
+        }
+    int y = y0 + lane;
+    if (y >= H) return;
+    for (int p = 0; p < STEM_PX; p++) {
+        int x = x0 + cx + p;
+        if (x >= W) break;
+        size_t base = (((size_t)b * H + y) * W + x) * cout + g * G;
+        for (int o = 0; o < G; o += 8) {
+            v8 r;
+            for (int j = 0; j < 8; j++) r.v[j] = acc[p][o + j] > 0.0f ? acc[p][o + j] : 0.0f;
+            st8(out, base + o, r);
+        }
     }
 }
 
-/* The head: 8 x 16 threads, each computing 4 pixels along x (at x, x+8,
- * x+16, x+24, so neighbouring threads read neighbouring shared words),
- * input channels in chunks of 8. */
-const int HEAD_CC = 8, HEAD_TX = 8, HEAD_PX = 4, HEAD_W = HEAD_TX * HEAD_PX; /* 32 */
+/* Four consecutive channels of one pixel as floats. */
+__device__ __forceinline__ float4 ld4(const float *p, size_t i)
+{
+    return *reinterpret_cast<const float4 *>(p + i);
+}
+
+__device__ __forceinline__ float4 ld4(const bf16_t *p, size_t i)
+{
+    uint2 u = *reinterpret_cast<const uint2 *>(p + i);
+    float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&u.x));
+    float2 c = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&u.y));
+    return make_float4(a.x, a.y, c.x, c.y);
+}
+
+/* The head: HEAD_PX consecutive pixels x 3 outputs per thread, input
+ * channels in chunks of HEAD_CC (the tile of a chunk: 23 KB). */
+const int HEAD_CC = 4, HEAD_PX = 8, HEAD_WARPS = TILE / HEAD_PX; /* 4 */
 
 template <typename T>
-__global__ void head_k(const T *u, int H, int W, int cin, const float *w32, const float *bias,
-                       const uint8_t *img, const uint8_t *mask, size_t img_stride,
-                       size_t mask_stride, const px_cu_item *items, uint8_t *out, float *pred)
+__global__ void __launch_bounds__(32 * HEAD_WARPS)
+    head_k(const T *u, int H, int W, int cin, const float *w32, const float *bias,
+           const uint8_t *img, const uint8_t *mask, size_t img_stride, size_t mask_stride,
+           const px_cu_item *items, uint8_t *out, float *pred)
 {
-    __shared__ float tile[HEAD_CC][TW][HEAD_W + 2 * HALO + 1];
-    __shared__ float wsh[KS * KS][HEAD_CC][3];
+    __shared__ float tile[HEAD_CC][TW][TP];
+    __shared__ __align__(16) float wsh[KS * KS][HEAD_CC][4]; /* 3 outputs and a zero */
     int b = blockIdx.z;
-    int x0 = blockIdx.x * HEAD_W, y0 = blockIdx.y * TILE;
-    int tid = threadIdx.y * HEAD_TX + threadIdx.x, nthr = HEAD_TX * TILE;
-    const int TWX = HEAD_W + 2 * HALO; /* 38 */
+    int x0 = blockIdx.x * TILE, y0 = blockIdx.y * TILE;
+    int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nthr = 32 * HEAD_WARPS;
+    int cx = warp * HEAD_PX;
     float acc[HEAD_PX][3];
     for (int p = 0; p < HEAD_PX; p++)
         for (int o = 0; o < 3; o++) acc[p][o] = bias[o];
     for (int c0 = 0; c0 < cin; c0 += HEAD_CC) {
-        for (int q = tid; q < TW * TWX; q += nthr) {
-            int ty = q / TWX, tx = q % TWX;
-            int sy = reflect(y0 + ty - HALO, H), sx = reflect(x0 + tx - HALO, W);
-            sy = sy < 0 ? 0 : sy >= H ? H - 1 : sy; /* tiles past the edge: any valid pixel */
-            sx = sx < 0 ? 0 : sx >= W ? W - 1 : sx;
-            v8 v = ld8(u, (((size_t)b * H + sy) * W + sx) * cin + c0);
-            for (int j = 0; j < HEAD_CC; j++) tile[j][ty][tx] = v.v[j];
+        for (int q = tid; q < TW * TW; q += nthr) {
+            int ty = q / TW, tx = q % TW;
+            int sy = tile_src(y0 + ty - HALO, H), sx = tile_src(x0 + tx - HALO, W);
+            float4 v = ld4(u, (((size_t)b * H + sy) * W + sx) * cin + c0);
+            tile[0][ty][tx] = v.x, tile[1][ty][tx] = v.y, tile[2][ty][tx] = v.z,
+            tile[3][ty][tx] = v.w;
         }
-        for (int q = tid; q < KS * KS * HEAD_CC * 3; q += nthr) {
-            int o = q % 3, r = q / 3, j = r % HEAD_CC, t = r / HEAD_CC;
-            wsh[t][j][o] = w32[((size_t)o * KS * KS + t) * cin + c0 + j];
+        for (int q = tid; q < KS * KS * HEAD_CC * 4; q += nthr) {
+            int o = q % 4, r = q / 4, j = r % HEAD_CC, t = r / HEAD_CC;
+            wsh[t][j][o] = o < 3 ? w32[((size_t)o * KS * KS + t) * cin + c0 + j] : 0.0f;
         }
         __syncthreads();
-        for (int dy = 0; dy < KS; dy++)
-            for (int dx = 0; dx < KS; dx++)
-                for (int j = 0; j < HEAD_CC; j++) {
-                    float w0 = wsh[dy * KS + dx][j][0], w1 = wsh[dy * KS + dx][j][1],
-                          w2 = wsh[dy * KS + dx][j][2];
+        for (int j = 0; j < HEAD_CC; j++)
+            for (int dy = 0; dy < KS; dy++) {
+                float win[HEAD_PX + KS - 1];
+#pragma unroll
+                for (int k = 0; k < HEAD_PX + KS - 1; k++) win[k] = tile[j][lane + dy][cx + k];
+#pragma unroll
+                for (int dx = 0; dx < KS; dx++) {
+                    float4 wv = *reinterpret_cast<const float4 *>(wsh[dy * KS + dx][j]);
 #pragma unroll
                     for (int p = 0; p < HEAD_PX; p++) {
-                        float v = tile[j][threadIdx.y + dy][threadIdx.x + p * HEAD_TX + dx];
-                        acc[p][0] += v * w0;
-                        acc[p][1] += v * w1;
-                        acc[p][2] += v * w2;
+                        float v = win[p + dx];
+                        acc[p][0] += v * wv.x;
+                        acc[p][1] += v * wv.y;
+                        acc[p][2] += v * wv.z;
                     }
                 }
+            }
         __syncthreads();
     }
-    int y = y0 + threadIdx.y, h = items[b].h, w = items[b].w;
+    int y = y0 + lane, h = items[b].h, w = items[b].w;
     if (y >= H) return;
     for (int p = 0; p < HEAD_PX; p++) {
-        int x = x0 + threadIdx.x + p * HEAD_TX;
-        if (x >= W) continue;
+        int x = x0 + cx + p;
+        if (x >= W) break;
         for (int k = 0; k < 3; k++) {
             float v = 1.0f / (1.0f + __expf(-acc[p][k]));
             if (pred) pred[(((size_t)b * H + y) * W + x) * 3 + k] = v;
@@ -294,7 +352,13 @@ __global__ void to_float_k(const T *src, unsigned nv, float *dst)
  * of a transpose are coalesced. */
 const int TT = 32, TR = 8; /* tile side, rows per thread pass */
 
-/* [b*h + y][x][k] -> [b][k][y][x] (complex), zeroing Im of bins 0 and w/2. */
+/* [b*h + y][x][k] -> [b][k][y][x] (complex). SYM = false: the imaginary
+ * parts of bins 0 and w/2 zeroed (after the inverse along H: what the
+ * inverse real FFT along W means for a spectrum that is not Hermitian).
+ * SYM = true, before any inverse: columns 0 and w/2 made Hermitian along H,
+ * (X[y] + conj X[-y]) / 2, which gives a 2D C2R the same result (the real
+ * part of their inverse along H, which is what zeroing keeps). */
+template <bool SYM>
 __global__ void zero_transpose_k(const float2 *g, int c, int h, int wf, int w, float2 *dst)
 {
     __shared__ float2 t[TT][TT + 1];
@@ -304,14 +368,21 @@ __global__ void zero_transpose_k(const float2 *g, int c, int h, int wf, int w, f
     const float2 *src = g + (size_t)by * wf * c;
     for (int r = threadIdx.y; r < TT; r += TR) {
         int x = x0 + r, k = k0 + threadIdx.x;
-        if (x < wf && k < c) t[r][threadIdx.x] = src[(size_t)x * c + k];
+        if (x < wf && k < c) {
+            float2 z = src[(size_t)x * c + k];
+            if (SYM && (x == 0 || (w % 2 == 0 && x == w / 2))) {
+                float2 m = g[((size_t)b * h + (h - y) % h) * wf * c + (size_t)x * c + k];
+                z = make_float2(0.5f * (z.x + m.x), 0.5f * (z.y - m.y));
+            }
+            t[r][threadIdx.x] = z;
+        }
     }
     __syncthreads();
     for (int r = threadIdx.y; r < TT; r += TR) {
         int k = k0 + r, x = x0 + threadIdx.x;
         if (x < wf && k < c) {
             float2 z = t[threadIdx.x][r];
-            if (x == 0 || (w % 2 == 0 && x == w / 2)) z.y = 0.0f;
+            if (!SYM && (x == 0 || (w % 2 == 0 && x == w / 2))) z.y = 0.0f;
             dst[(((size_t)b * c + k) * h + y) * wf + x] = z;
         }
     }
@@ -335,6 +406,37 @@ __global__ void planar_add_k(const float *planar, float scale, const T *add, int
             size_t o = ((size_t)b * np + p) * c + k;
             st(out, o, t[threadIdx.x][r] * scale + ld(add, o));
         }
+    }
+}
+
+/* [b][r][c] -> [b][c][r] for the planar transforms: activations (fp32 or
+ * bf16) to fp32, or complex to complex. */
+__device__ __forceinline__ float ldx(const float *p, size_t i)
+{
+    return p[i];
+}
+__device__ __forceinline__ float ldx(const bf16_t *p, size_t i)
+{
+    return __bfloat162float(p[i]);
+}
+__device__ __forceinline__ float2 ldx(const float2 *p, size_t i)
+{
+    return p[i];
+}
+
+template <typename Ti, typename To>
+__global__ void transpose_k(const Ti *src, int R, int C, To *dst)
+{
+    __shared__ To t[TT][TT + 1];
+    int b = blockIdx.z, c0 = blockIdx.x * TT, r0 = blockIdx.y * TT;
+    for (int r = threadIdx.y; r < TT; r += TR) {
+        int rr = r0 + r, cc = c0 + threadIdx.x;
+        if (rr < R && cc < C) t[r][threadIdx.x] = ldx(src, ((size_t)b * R + rr) * C + cc);
+    }
+    __syncthreads();
+    for (int r = threadIdx.y; r < TT; r += TR) {
+        int cc = c0 + r, rr = r0 + threadIdx.x;
+        if (rr < R && cc < C) dst[((size_t)b * C + cc) * R + rr] = t[threadIdx.x][r];
     }
 }
 
@@ -438,15 +540,17 @@ extern "C" int px_cu_stem(px_cu_stream s, int bf16, const uint8_t *img, const ui
                           int H, int W, const float *w32, const float *bias, int cout, void *out)
 {
     if (cout % 8) return (int)cudaErrorInvalidValue;
-    int g = cout % 32 ? 8 : 32;
-    dim3 grid((W + TILE - 1) / TILE, (H + TILE - 1) / TILE, B * (cout / g)), block(TILE, TILE);
+    int g = cout % 16 ? 8 : 16;
+    dim3 grid((W + TILE - 1) / TILE, (H + TILE - 1) / TILE, B * (cout / g)), block(32 * STEM_WARPS);
     cudaStream_t cs = (cudaStream_t)s;
 #define STEM(T, G)                                                                          \
     stem_k<T, G><<<grid, block, 0, cs>>>(img, mask, img_stride, mask_stride, items, H, W, w32, \
                                          bias, cout, (T *)out)
-    if (bf16 && g == 32) STEM(bf16_t, 32);
+    if (bf16 && g == 16)
+        STEM(bf16_t, 16);
     else if (bf16) STEM(bf16_t, 8);
-    else if (g == 32) STEM(float, 32);
+    else if (g == 16)
+        STEM(float, 16);
     else STEM(float, 8);
 #undef STEM
     return launched();
@@ -458,7 +562,7 @@ extern "C" int px_cu_head(px_cu_stream s, int bf16, const void *u, int B, int H,
                           const px_cu_item *items, uint8_t *out, float *pred)
 {
     if (cin % HEAD_CC) return (int)cudaErrorInvalidValue;
-    dim3 grid((W + HEAD_W - 1) / HEAD_W, (H + TILE - 1) / TILE, B), block(HEAD_TX, TILE);
+    dim3 grid((W + TILE - 1) / TILE, (H + TILE - 1) / TILE, B), block(32 * HEAD_WARPS);
     if (bf16)
         head_k<bf16_t><<<grid, block, 0, (cudaStream_t)s>>>((const bf16_t *)u, H, W, cin, w32,
                                                              bias, img, mask, img_stride,
@@ -482,11 +586,37 @@ extern "C" int px_cu_to_float(px_cu_stream s, int bf16, const void *src, size_t 
 }
 
 extern "C" int px_cu_zero_transpose(px_cu_stream s, const float *g, int B, int c, int h, int wf,
-                                    int w, float *dst)
+                                    int w, int sym, float *dst)
 {
     dim3 grid((c + TT - 1) / TT, (wf + TT - 1) / TT, B * h), block(TT, TR);
-    zero_transpose_k<<<grid, block, 0, (cudaStream_t)s>>>((const float2 *)g, c, h, wf, w,
-                                                          (float2 *)dst);
+    if (sym)
+        zero_transpose_k<true>
+            <<<grid, block, 0, (cudaStream_t)s>>>((const float2 *)g, c, h, wf, w, (float2 *)dst);
+    else
+        zero_transpose_k<false>
+            <<<grid, block, 0, (cudaStream_t)s>>>((const float2 *)g, c, h, wf, w, (float2 *)dst);
+    return launched();
+}
+
+extern "C" int px_cu_to_planar(px_cu_stream s, int bf16, const void *src, int B, int np, int c,
+                               float *dst)
+{
+    dim3 grid((c + TT - 1) / TT, (np + TT - 1) / TT, B), block(TT, TR);
+    if (bf16)
+        transpose_k<bf16_t, float>
+            <<<grid, block, 0, (cudaStream_t)s>>>((const bf16_t *)src, np, c, dst);
+    else
+        transpose_k<float, float>
+            <<<grid, block, 0, (cudaStream_t)s>>>((const float *)src, np, c, dst);
+    return launched();
+}
+
+extern "C" int px_cu_planar_to_nhwc_c(px_cu_stream s, const float *src, int B, int np, int c,
+                                      float *dst)
+{
+    dim3 grid((np + TT - 1) / TT, (c + TT - 1) / TT, B), block(TT, TR);
+    transpose_k<float2, float2>
+        <<<grid, block, 0, (cudaStream_t)s>>>((const float2 *)src, c, np, (float2 *)dst);
     return launched();
 }
 

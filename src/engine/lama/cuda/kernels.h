@@ -87,10 +87,20 @@ int px_cu_to_float(px_cu_stream s, int bf16, const void *src, size_t n, float *d
  * g ([B][h][wf][c] complex): transposed to [B][c][h][wf] for the real
  * inverse along W, with the imaginary parts of bins 0 and (even w) w/2
  * zeroed — the explicit semantics of the inverse real FFT of a spectrum that
- * is not Hermitian (PyTorch CPU's, pocketfft's).
+ * is not Hermitian (PyTorch CPU's, pocketfft's). sym != 0, on the spectrum
+ * before any inverse: columns 0 and w/2 made Hermitian along H instead,
+ * which gives a 2D C2R over [B*c][h][wf] the same result.
  */
 int px_cu_zero_transpose(px_cu_stream s, const float *g, int B, int c, int h, int wf, int w,
-                         float *dst);
+                         int sym, float *dst);
+
+/*
+ * The planar Fourier unit's layouts: activations [B][np][c] (act type) to
+ * planar fp32 [B][c][np]; a planar complex spectrum [B][c][np] back to NHWC
+ * complex [B][np][c] (the 1x1 convolution's input).
+ */
+int px_cu_to_planar(px_cu_stream s, int bf16, const void *src, int B, int np, int c, float *dst);
+int px_cu_planar_to_nhwc_c(px_cu_stream s, const float *src, int B, int np, int c, float *dst);
 
 /*
  * The Fourier unit's end: planar real [B][c][h][w] times scale, back to
