@@ -22,6 +22,9 @@ nvidia-smi --query-gpu=name,driver_version --format=csv > $OUT/lama-test.txt
 WP=$!
 timeout 100 .devcarry/lama_cuda_test >> $OUT/lama-test.txt 2>&1; echo "lama_cuda_test rc=$?" | tee -a $OUT/lama-test.txt
 PX_LAMA_CUDA_FFT=planar timeout 100 .devcarry/lama_cuda_test > $OUT/lama-test-planar.txt 2>&1; echo "lama_cuda_test planar rc=$?" | tee -a $OUT/lama-test-planar.txt
+# zimage_cuda_test (tiny model) while the weights are made: its cache-release test
+PX_TEST_TIMEOUT=110 timeout 120 .devcarry/zimage_cuda_test > $OUT/zimage-test.txt 2>&1; echo "zimage_cuda_test rc=$?" | tee -a $OUT/zimage-test.txt
+grep -E "release|passed|FAIL" $OUT/zimage-test.txt | tail -5
 timeout 40 .devcarry/lama_fft_cuda_bench --iters 20 > $OUT/lama-fft.txt 2>&1; cat $OUT/lama-fft.txt
 wait $WP
 for v in old new planar; do
@@ -33,7 +36,7 @@ for v in old new planar; do
 done
 cat $OUT/lama-ab.txt; grep -E "^  *(ok|FAIL)|passed" $OUT/lama-test.txt $OUT/lama-test-planar.txt | tail -14
 for f in nhwc planar; do
-  [ $SECONDS -lt 230 ] && PX_LAMA_CUDA_FFT=$f PX_LAMA_CUDA_PROFILE=1 timeout 40 .devcarry/lama_cuda_bench --weights /tmp/big.safetensors \
+  [ $SECONDS -lt 300 ] && PX_LAMA_CUDA_FFT=$f PX_LAMA_CUDA_PROFILE=1 timeout 40 .devcarry/lama_cuda_bench --weights /tmp/big.safetensors \
     --sizes 1024x1024 --batches 8 --precisions tf32 --iters 1 > $OUT/lama-profile-$f.txt 2>&1
 done
 grep -E "stem|head|fu " $OUT/lama-profile-*.txt | tail -12
