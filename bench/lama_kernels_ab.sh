@@ -24,7 +24,8 @@ timeout 100 .devcarry/lama_cuda_test >> $OUT/lama-test.txt 2>&1; echo "lama_cuda
 PX_LAMA_CUDA_FFT=planar timeout 100 .devcarry/lama_cuda_test > $OUT/lama-test-planar.txt 2>&1; echo "lama_cuda_test planar rc=$?" | tee -a $OUT/lama-test-planar.txt
 # zimage_cuda_test (tiny model) while the weights are made: its cache-release test
 PX_TEST_TIMEOUT=110 timeout 120 .devcarry/zimage_cuda_test > $OUT/zimage-test.txt 2>&1; echo "zimage_cuda_test rc=$?" | tee -a $OUT/zimage-test.txt
-grep -E "release|passed|FAIL" $OUT/zimage-test.txt | tail -5
+PX_TEST_TIMEOUT=80 timeout 90 .devcarry/zimage_cuda_fp8_test >> $OUT/zimage-test.txt 2>&1; echo "zimage_cuda_fp8_test rc=$?" | tee -a $OUT/zimage-test.txt
+grep -E "release|passed|FAIL" $OUT/zimage-test.txt | tail -6
 timeout 40 .devcarry/lama_fft_cuda_bench --iters 20 > $OUT/lama-fft.txt 2>&1; cat $OUT/lama-fft.txt
 wait $WP
 for v in old new planar; do
