@@ -1,20 +1,18 @@
 /*
  * lama_fft_cuda_bench.c — the LaMa CUDA engine's Fourier-unit transforms in
- * two layouts, timed at the trunk's shapes, to decide whether a planar
- * spectrum (transposes around unit-stride cuFFT calls) beats the NHWC one
- * the engine uses (lama_cuda_net.c fourier_unit: channel-strided cuFFT
- * calls, one per image):
+ * two layouts, timed at the trunk's shapes: the planar one the engine uses
+ * since 2026-12-06 (lama_cuda_net.c fourier_unit: unit-stride cuFFT calls
+ * between transposes) and the NHWC one it replaced (channel-strided cuFFT
+ * calls, one per image), kept here to show why:
  *
- *   forward nhwc    R2C 2D with istride = C, one call per image (the
- *                   engine's)
- *   forward planar  R2C 2D over [B*C][h][w], one call (it would need a
+ *   forward nhwc    R2C 2D with istride = C, one call per image
+ *   forward planar  R2C 2D over [B*C][h][w], one call (the engine's; a
  *                   transpose before and after)
  *   inverse nhwc    C2C along H in place with stride wf*C, one call per
- *                   image, then (after the engine's transpose) C2R along W
- *                   over [B*C*h][wf], one call (the engine's)
+ *                   image, then (after a transpose) C2R along W over
+ *                   [B*C*h][wf], one call
  *   inverse planar  C2R 2D over [B*C][h][wf], one call, after the same
- *                   transpose (without its zeroing: the 2D C2R ignores the
- *                   imaginary parts the engine zeroes)
+ *                   transpose (the engine's)
  *
  *   lama_fft_cuda_bench [--iters N]
  *

@@ -341,13 +341,6 @@ __global__ void __launch_bounds__(32 * HEAD_WARPS)
 
 /* ---- Fourier unit layout ---- */
 
-template <typename T>
-__global__ void to_float_k(const T *src, unsigned nv, float *dst)
-{
-    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < nv; i += gridDim.x * blockDim.x)
-        st8(dst, (size_t)i * 8, ld8(src, (size_t)i * 8));
-}
-
 /* 32 x 32 tiles through shared memory so that both the read and the write
  * of a transpose are coalesced. */
 const int TT = 32, TR = 8; /* tile side, rows per thread pass */
@@ -571,17 +564,6 @@ extern "C" int px_cu_head(px_cu_stream s, int bf16, const void *u, int B, int H,
         head_k<float><<<grid, block, 0, (cudaStream_t)s>>>((const float *)u, H, W, cin, w32, bias,
                                                             img, mask, img_stride, mask_stride,
                                                             items, out, pred);
-    return launched();
-}
-
-extern "C" int px_cu_to_float(px_cu_stream s, int bf16, const void *src, size_t n, float *dst)
-{
-    if (!bf16)
-        return (int)cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice,
-                                    (cudaStream_t)s);
-    VEC_CHECK(n / 8, n % 8);
-    to_float_k<bf16_t><<<vec_blocks(n / 8), THREADS, 0, (cudaStream_t)s>>>((const bf16_t *)src,
-                                                                             (unsigned)(n / 8), dst);
     return launched();
 }
 

@@ -79,17 +79,15 @@ int px_cu_head(px_cu_stream s, int bf16, const void *u, int B, int H, int W, int
                size_t img_stride, size_t mask_stride, const px_cu_item *items, uint8_t *out,
                float *pred);
 
-/* Converts n act-type values to float (the Fourier unit's FFTs are fp32). */
-int px_cu_to_float(px_cu_stream s, int bf16, const void *src, size_t n, float *dst);
-
 /*
- * After the inverse FFT along H, done in place on the NHWC complex spectrum
- * g ([B][h][wf][c] complex): transposed to [B][c][h][wf] for the real
- * inverse along W, with the imaginary parts of bins 0 and (even w) w/2
- * zeroed — the explicit semantics of the inverse real FFT of a spectrum that
- * is not Hermitian (PyTorch CPU's, pocketfft's). sym != 0, on the spectrum
- * before any inverse: columns 0 and w/2 made Hermitian along H instead,
- * which gives a 2D C2R over [B*c][h][wf] the same result.
+ * The Fourier unit's spectrum g, NHWC complex [B][h][wf][c], transposed to
+ * planar [B][c][h][wf] for the inverse. sym != 0 (the engine's, before any
+ * inverse): columns 0 and (even w) w/2 made Hermitian along H, so that a 2D
+ * C2R over [B*c][h][wf] gives what PyTorch CPU's (pocketfft's) inverse real
+ * FFT gives a spectrum that is not Hermitian. sym == 0, after an inverse
+ * along H done in place on g: the imaginary parts of those bins zeroed, the
+ * same result for a 1D C2R along W (the engine's layout before 2026-12-06;
+ * bench/lama_fft_cuda_bench still times it).
  */
 int px_cu_zero_transpose(px_cu_stream s, const float *g, int B, int c, int h, int wf, int w,
                          int sym, float *dst);

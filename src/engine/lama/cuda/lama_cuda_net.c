@@ -254,8 +254,8 @@ struct px_lcnet_plan {
     /* Pinned host mirrors of the inputs and outputs (graph-captured copies). */
     uint8_t *h_img, *h_mask, *h_out;
     px_cu_item *h_items;
-    cufftHandle fwd, invh, invw;
-    bool have_fft, planar; /* planar: see fourier_unit() */
+    cufftHandle fwd, inv; /* R2C and C2R 2D over B*cs planes: see fourier_unit() */
+    bool have_fft;
     op ops[MAX_OPS];
     int nops;
     px_cuda_graph graph;
@@ -270,8 +270,7 @@ static void plan_free(plan *p)
     for (int i = 0; i < p->nops; i++) px_cuda_conv_free(&p->ops[i].c);
     if (p->have_fft) {
         cufftDestroy(p->fwd);
-        if (!p->planar) cufftDestroy(p->invh);
-        cufftDestroy(p->invw);
+        cufftDestroy(p->inv);
     }
     if (p->arena) cudaFree(p->arena);
     if (p->ws) cudaFree(p->ws);
@@ -354,31 +353,20 @@ fail:
         if ((rc = conv(ps, __VA_ARGS__))) goto fail;                                               \
     } while (0)
 
-/* PX_LAMA_CUDA_FFT=planar: the Fourier unit's transforms on a planar
- * layout (measured against the default, NHWC; see fourier_unit()). */
-static bool lcnet_planar_fft(void)
-{
-    const char *v = getenv("PX_LAMA_CUDA_FFT");
-    return v && !strcmp(v, "planar");
-}
-
 /*
  * The Fourier unit of one FFC: u = s + irfft2(relu(fu(rfft2(s)) + b)), both
- * transforms orthonormal. The spectrum stays NHWC: the forward R2C reads s
- * with a channel stride (one cuFFT call per image: cuFFT's layouts have one
- * batch stride) and writes [B][h][wf][cs] complex, which is the 1x1
- * convolution's input as it is (channel 2k = Re, 2k+1 = Im, LaMa's order);
- * the forward 1/sqrt(h*w) is the convolution's alpha. The inverse along H
- * runs in place on that layout, a transpose (zeroing the imaginary parts of
- * bins 0 and w/2) makes rows contiguous for the real inverse along W, and
- * the last kernel scales, goes back to NHWC and adds s.
- * In bf16 the transforms and the convolution run in fp32 (TF32 for the
- * convolution): s is widened into PLANAR first.
- * Planar (PX_LAMA_CUDA_FFT=planar, being measured): s transposed to [B][c][h][w]
- * fp32, one R2C 2D over all of it, the spectrum transposed back to NHWC for
- * the convolution; the inverse: one transpose that makes columns 0 and w/2
- * Hermitian (equivalent to the zeroing above) and one C2R 2D — unit-stride
- * transforms at the cost of two more transposes.
+ * transforms orthonormal, on a planar layout: s (NHWC, fp32 or bf16) is
+ * transposed to fp32 [B][c][h][w] and one R2C 2D runs over all B*c planes;
+ * the spectrum is transposed to NHWC complex [B][h][wf][cs] for the 1x1
+ * convolution (channel 2k = Re, 2k+1 = Im, LaMa's order; the forward
+ * 1/sqrt(h*w) is its alpha). Back: one transpose to planar that makes
+ * columns 0 and w/2 Hermitian along H (what zeroing their imaginary parts
+ * after an inverse along H would do), one C2R 2D, and the last kernel
+ * scales, goes back to NHWC and adds s. Unit-stride transforms over all
+ * images at once cost two more transposes and still won: the FFTs took
+ * 35.0 ms of a 1024² batch-8 pass as channel-strided calls per image, 11.4
+ * ms so, with 5.5 ms more of layout kernels (H100, 2026-12-06, lama-cuda.md).
+ * The transforms and the convolution run in fp32 in every precision.
  */
 static int fourier_unit(pass *ps, const dffc *f)
 {
@@ -393,33 +381,21 @@ static int fourier_unit(pass *ps, const dffc *f)
     int h8 = p->H >> a->n_down, w8 = p->W >> a->n_down, wf = w8 / 2 + 1;
     bool run = !ps->build;
     float scale = 1.0f / sqrtf((float)h8 * (float)w8);
-    size_t real_px = (size_t)h8 * w8 * cs, cplx_px = (size_t)h8 * wf * cs;
     cufftComplex *spec = buf[BF_SPEC];
-    if (p->planar) {
-        LAUNCH(px_cu_to_planar(s, bf, buf[BF_S], B, h8 * w8, cs, buf[BF_PLANAR]));
-        mark(ps, "fu layout kernels");
-        if (run) PX_CUFFT_CHECK(cufftExecR2C(p->fwd, buf[BF_PLANAR], buf[BF_SPECT]));
-        mark(ps, "fu fft");
-        LAUNCH(px_cu_planar_to_nhwc_c(s, buf[BF_SPECT], B, h8 * wf, cs, (float *)spec));
-        mark(ps, "fu layout kernels");
-    } else {
-        float *sf = bf ? (float *)buf[BF_PLANAR] : (float *)buf[BF_S];
-        if (bf) LAUNCH(px_cu_to_float(s, 1, buf[BF_S], (size_t)B * real_px, sf));
-        for (int i = 0; run && i < B; i++)
-            PX_CUFFT_CHECK(cufftExecR2C(p->fwd, sf + i * real_px, spec + i * cplx_px));
-        mark(ps, "fu fft");
-    }
+    LAUNCH(px_cu_to_planar(s, bf, buf[BF_S], B, h8 * w8, cs, buf[BF_PLANAR]));
+    mark(ps, "fu layout kernels");
+    if (run) PX_CUFFT_CHECK(cufftExecR2C(p->fwd, buf[BF_PLANAR], buf[BF_SPECT]));
+    mark(ps, "fu fft");
+    LAUNCH(px_cu_planar_to_nhwc_c(s, buf[BF_SPECT], B, h8 * wf, cs, (float *)spec));
+    mark(ps, "fu layout kernels");
     /* g: the convolution's output (fp32 in every precision, see upload),
      * and then the spectrum to invert. */
     cufftComplex *g = buf[BF_G];
     CONV(&f->fu, spec, h8, wf, g, h8, wf, 0, false, true, true, scale);
     mark(ps, "fu conv");
-    for (int i = 0; run && !p->planar && i < B; i++)
-        PX_CUFFT_CHECK(cufftExecC2C(p->invh, g + i * cplx_px, g + i * cplx_px, CUFFT_INVERSE));
-    mark(ps, "fu fft");
-    LAUNCH(px_cu_zero_transpose(s, (const float *)g, B, cs, h8, wf, w8, p->planar, buf[BF_SPECT]));
+    LAUNCH(px_cu_zero_transpose(s, (const float *)g, B, cs, h8, wf, w8, 1, buf[BF_SPECT]));
     mark(ps, "fu layout kernels");
-    if (run) PX_CUFFT_CHECK(cufftExecC2R(p->invw, buf[BF_SPECT], buf[BF_PLANAR]));
+    if (run) PX_CUFFT_CHECK(cufftExecC2R(p->inv, buf[BF_SPECT], buf[BF_PLANAR]));
     mark(ps, "fu fft");
     LAUNCH(px_cu_planar_add(s, bf, buf[BF_PLANAR], scale, buf[BF_S], B, h8, w8, cs, buf[BF_U]));
     mark(ps, "fu layout kernels");
@@ -580,26 +556,14 @@ static int plan_create(px_lcnet *net, int B, int H, int W, plan **out, char *err
     PX_CUDA_CHECK(cudaMallocHost((void **)&p->h_mask, sz[BF_MASK]));
     PX_CUDA_CHECK(cudaMallocHost((void **)&p->h_out, sz[BF_OUT]));
     PX_CUDA_CHECK(cudaMallocHost((void **)&p->h_items, sz[BF_ITEMS]));
-    /* See fourier_unit(): per image, channels interleaved (stride cs) for
-     * the forward and the inverse along H; contiguous rows for the last. */
-    int h8 = H >> a->n_down, w8 = W >> a->n_down, wf = w8 / 2 + 1, cs = a->cs;
-    int n2[2] = {h8, w8}, in2[2] = {h8, w8}, on2[2] = {h8, wf}, nh[1] = {h8}, nw[1] = {w8};
-    p->planar = lcnet_planar_fft();
-    if (p->planar) {
-        PX_CUFFT_CHECK(cufftPlanMany(&p->fwd, 2, n2, NULL, 1, 0, NULL, 1, 0, CUFFT_R2C, B * cs));
-        PX_CUFFT_CHECK(cufftPlanMany(&p->invw, 2, n2, NULL, 1, 0, NULL, 1, 0, CUFFT_C2R, B * cs));
-    } else {
-        PX_CUFFT_CHECK(cufftPlanMany(&p->fwd, 2, n2, in2, cs, 1, on2, cs, 1, CUFFT_R2C, cs));
-        PX_CUFFT_CHECK(
-            cufftPlanMany(&p->invh, 1, nh, nh, wf * cs, 1, nh, wf * cs, 1, CUFFT_C2C, wf * cs));
-        PX_CUFFT_CHECK(
-            cufftPlanMany(&p->invw, 1, nw, NULL, 1, 0, NULL, 1, 0, CUFFT_C2R, B * cs * h8));
-    }
+    /* See fourier_unit(): unit-stride 2D transforms over all B*cs planes. */
+    int n2[2] = {H >> a->n_down, W >> a->n_down};
+    PX_CUFFT_CHECK(cufftPlanMany(&p->fwd, 2, n2, NULL, 1, 0, NULL, 1, 0, CUFFT_R2C, B * a->cs));
+    PX_CUFFT_CHECK(cufftPlanMany(&p->inv, 2, n2, NULL, 1, 0, NULL, 1, 0, CUFFT_C2R, B * a->cs));
     p->have_fft = true;
     /* The transforms run with the plan's other work, on ctx's stream. */
     PX_CUFFT_CHECK(cufftSetStream(p->fwd, net->ctx->stream));
-    if (!p->planar) PX_CUFFT_CHECK(cufftSetStream(p->invh, net->ctx->stream));
-    PX_CUFFT_CHECK(cufftSetStream(p->invw, net->ctx->stream));
+    PX_CUFFT_CHECK(cufftSetStream(p->inv, net->ctx->stream));
     PX_CUDA_CHECK(cudaStreamSynchronize(stream));
     PX_CUDA_CHECK(cudaMalloc(&p->ws, PX_LCA_WS_LIMIT));
     pass ps = {.net = net, .p = p, .build = true, .err = err, .errlen = errlen};
