@@ -165,10 +165,16 @@ class IOPaintPage(unittest.TestCase):
         time.sleep(2.5)
         events = p.eval("iop.socket")
         self.assertEqual(events, ["connect", "disconnect:io server disconnect"], events)
+        # What shows a reconnecting client is a count that keeps growing;
+        # how many requests the one session took depends on the client's
+        # timing: open, CONNECT, the poll that ends it, close (+ preflights)
+        # is 4-6 on an idle machine, but the server answers every poll at
+        # once and the client may poll again before it closes its engine
+        # (13 once, on a loaded 2-core CI machine under the sanitizers).
         before = self.socketio_requests()
         time.sleep(1.5)
         self.assertEqual(self.socketio_requests(), before)
-        self.assertLessEqual(before, 6)  # open, CONNECT, the poll that ends it, close (+ preflights)
+        self.assertLessEqual(before, 30)
         self.assertEqual(p.eval("iop.errors"), [])
         self.assertNotIn("exception", p.log())
 
