@@ -14,7 +14,6 @@
  * the float prediction (padded H x W x 3, little-endian float32, with a
  * 16-byte header "H W" as two int32 then 8 zero bytes) for one image.
  */
-#include "core/pool.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/rng.h"
@@ -197,10 +196,7 @@ int main(int argc, char **argv)
             int w = 0, h = 0;
             if (sscanf(sp, "%dx%d", &w, &h) != 2) break;
             size_t base = free_now();
-            /* The compute threads, as pixserve passes them (they stage the
-             * batch's images: px_pool_copy). */
-            px_engine_config cfg = {
-                .weights = weights, .device = device, .precision = pr, .pool = px_pool_default()};
+            px_engine_config cfg = {.weights = weights, .device = device, .precision = pr};
             px_engine *e;
             char err[300];
             if (px_engine_open("lama", &cfg, &e, err, sizeof err)) {
