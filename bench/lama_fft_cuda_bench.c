@@ -18,8 +18,8 @@
  *
  * Prints, per shape (1024² batch 8 and 512² batch 16 of big-lama: h = w =
  * 128 or 64 at 1/8 scale, C = 192 spectral channels), the median ms of
- * each of the four and of one transpose pass (px_cu_zero_transpose). The data are
- * uninitialised device memory: cuFFT's time does not depend on the values.
+ * each of the four and of one transpose pass (px_cu_hermitian_transpose, both layouts' inverse take
+ * one). The data are uninitialised device memory: cuFFT's time does not depend on the values.
  */
 #include "engine/cuda/cuda_check.h"
 #include "engine/lama/cuda/kernels.h"
@@ -109,8 +109,8 @@ static int run_transpose(void *arg)
 {
     ctx *c = arg;
     int wf = c->s.w / 2 + 1;
-    return px_cu_zero_transpose((px_cu_stream)c->st, (const float *)c->spec, c->s.B, c->s.C, c->s.h,
-                                wf, c->s.w, 0, (float *)c->real2);
+    return px_cu_hermitian_transpose((px_cu_stream)c->st, (const float *)c->spec, c->s.B, c->s.C,
+                                     c->s.h, wf, c->s.w, (float *)c->real2);
 }
 
 static int plans(ctx *c)

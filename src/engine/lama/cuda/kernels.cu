@@ -345,14 +345,12 @@ __global__ void __launch_bounds__(32 * HEAD_WARPS)
  * of a transpose are coalesced. */
 const int TT = 32, TR = 8; /* tile side, rows per thread pass */
 
-/* [b*h + y][x][k] -> [b][k][y][x] (complex). SYM = false: the imaginary
- * parts of bins 0 and w/2 zeroed (after the inverse along H: what the
- * inverse real FFT along W means for a spectrum that is not Hermitian).
- * SYM = true, before any inverse: columns 0 and w/2 made Hermitian along H,
- * (X[y] + conj X[-y]) / 2, which gives a 2D C2R the same result (the real
- * part of their inverse along H, which is what zeroing keeps). */
-template <bool SYM>
-__global__ void zero_transpose_k(const float2 *g, int c, int h, int wf, int w, float2 *dst)
+/* [b*h + y][x][k] -> [b][k][y][x] (complex), columns 0 and w/2 made
+ * Hermitian along H, (X[y] + conj X[-y]) / 2: a 2D C2R then gives the real
+ * part of their inverse along H, which is what the inverse real FFT of a
+ * spectrum that is not Hermitian means (zeroing their imaginary parts
+ * after an inverse along H, the CPU engine's way). */
+__global__ void hermitian_transpose_k(const float2 *g, int c, int h, int wf, int w, float2 *dst)
 {
     __shared__ float2 t[TT][TT + 1];
     int by = blockIdx.z; /* b * h + y */
@@ -363,7 +361,7 @@ __global__ void zero_transpose_k(const float2 *g, int c, int h, int wf, int w, f
         int x = x0 + r, k = k0 + threadIdx.x;
         if (x < wf && k < c) {
             float2 z = src[(size_t)x * c + k];
-            if (SYM && (x == 0 || (w % 2 == 0 && x == w / 2))) {
+            if (x == 0 || (w % 2 == 0 && x == w / 2)) {
                 float2 m = g[((size_t)b * h + (h - y) % h) * wf * c + (size_t)x * c + k];
                 z = make_float2(0.5f * (z.x + m.x), 0.5f * (z.y - m.y));
             }
@@ -373,11 +371,7 @@ __global__ void zero_transpose_k(const float2 *g, int c, int h, int wf, int w, f
     __syncthreads();
     for (int r = threadIdx.y; r < TT; r += TR) {
         int k = k0 + r, x = x0 + threadIdx.x;
-        if (x < wf && k < c) {
-            float2 z = t[threadIdx.x][r];
-            if (!SYM && (x == 0 || (w % 2 == 0 && x == w / 2))) z.y = 0.0f;
-            dst[(((size_t)b * c + k) * h + y) * wf + x] = z;
-        }
+        if (x < wf && k < c) dst[(((size_t)b * c + k) * h + y) * wf + x] = t[threadIdx.x][r];
     }
 }
 
@@ -567,16 +561,12 @@ extern "C" int px_cu_head(px_cu_stream s, int bf16, const void *u, int B, int H,
     return launched();
 }
 
-extern "C" int px_cu_zero_transpose(px_cu_stream s, const float *g, int B, int c, int h, int wf,
-                                    int w, int sym, float *dst)
+extern "C" int px_cu_hermitian_transpose(px_cu_stream s, const float *g, int B, int c, int h,
+                                         int wf, int w, float *dst)
 {
     dim3 grid((c + TT - 1) / TT, (wf + TT - 1) / TT, B * h), block(TT, TR);
-    if (sym)
-        zero_transpose_k<true>
-            <<<grid, block, 0, (cudaStream_t)s>>>((const float2 *)g, c, h, wf, w, (float2 *)dst);
-    else
-        zero_transpose_k<false>
-            <<<grid, block, 0, (cudaStream_t)s>>>((const float2 *)g, c, h, wf, w, (float2 *)dst);
+    hermitian_transpose_k<<<grid, block, 0, (cudaStream_t)s>>>((const float2 *)g, c, h, wf, w,
+                                                               (float2 *)dst);
     return launched();
 }
 

@@ -81,16 +81,13 @@ int px_cu_head(px_cu_stream s, int bf16, const void *u, int B, int H, int W, int
 
 /*
  * The Fourier unit's spectrum g, NHWC complex [B][h][wf][c], transposed to
- * planar [B][c][h][wf] for the inverse. sym != 0 (the engine's, before any
- * inverse): columns 0 and (even w) w/2 made Hermitian along H, so that a 2D
- * C2R over [B*c][h][wf] gives what PyTorch CPU's (pocketfft's) inverse real
- * FFT gives a spectrum that is not Hermitian. sym == 0, after an inverse
- * along H done in place on g: the imaginary parts of those bins zeroed, the
- * same result for a 1D C2R along W (the engine's layout before 2026-12-06;
- * bench/lama_fft_cuda_bench still times it).
+ * planar [B][c][h][wf] for the inverse, with columns 0 and (even w) w/2
+ * made Hermitian along H: a 2D C2R over [B*c][h][wf] then gives what
+ * PyTorch CPU's (pocketfft's) inverse real FFT gives a spectrum that is
+ * not Hermitian.
  */
-int px_cu_zero_transpose(px_cu_stream s, const float *g, int B, int c, int h, int wf, int w,
-                         int sym, float *dst);
+int px_cu_hermitian_transpose(px_cu_stream s, const float *g, int B, int c, int h, int wf, int w,
+                              float *dst);
 
 /*
  * The planar Fourier unit's layouts: activations [B][np][c] (act type) to

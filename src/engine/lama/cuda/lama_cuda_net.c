@@ -393,7 +393,7 @@ static int fourier_unit(pass *ps, const dffc *f)
     cufftComplex *g = buf[BF_G];
     CONV(&f->fu, spec, h8, wf, g, h8, wf, 0, false, true, true, scale);
     mark(ps, "fu conv");
-    LAUNCH(px_cu_zero_transpose(s, (const float *)g, B, cs, h8, wf, w8, 1, buf[BF_SPECT]));
+    LAUNCH(px_cu_hermitian_transpose(s, (const float *)g, B, cs, h8, wf, w8, buf[BF_SPECT]));
     mark(ps, "fu layout kernels");
     if (run) PX_CUFFT_CHECK(cufftExecC2R(p->inv, buf[BF_SPECT], buf[BF_PLANAR]));
     mark(ps, "fu fft");
@@ -670,8 +670,9 @@ size_t px_lcnet_plan_bytes(const px_lama_arch *a, px_cuda_prec prec, int B, int 
 {
     size_t sz[BF_COUNT];
     px_lca_sizes(a, prec, B, H, W, sz);
-    /* cuFFT's work areas are at most about one spectrum each; cuDNN's
-     * workspace is its limit while the plan is built. */
+    /* cuFFT's work areas (two plans) are at most about one spectrum each,
+     * and one more of margin; cuDNN's workspace is its limit while the
+     * plan is built. */
     size_t off[BF_COUNT];
     return px_lca_layout(a, prec, sz, off) + 3 * sz[BF_SPEC] + PX_LCA_WS_LIMIT;
 }
