@@ -444,6 +444,7 @@ int px_sched_join(px_sched_run *r, px_sched_item **out, int max)
             size_t m = px_engine_mem_estimate(l->engine, r->nactive + 1, r->shape);
             if (m > budget) goto full; /* the memory guard: wait for items to leave */
             unlink_item(l, it);
+            if (!r->nactive) r->peak = 0; /* an emptied run revived: a new batch */
             it->state = S_RUNNING;
             it->t_started = now;
             it->batch_size = r->nactive + 1;
@@ -492,6 +493,13 @@ void px_sched_finish(px_sched_run *r, px_sched_item *it)
     s->items_run++;
     r->ended++;
     r->t_end = now;
+    if (!r->nactive) {
+        /* The batch ends with its last item: counted before that item's
+         * done runs, so whoever it wakes sees the batch in the stats. */
+        note_run_rate_locked(r);
+        s->batches++;
+        s->batch_hist[hist_slot(r->peak)]++;
+    }
     pthread_mutex_unlock(&s->mu);
     it->done(it, it->done_arg);
     pthread_mutex_lock(&s->mu);
@@ -516,12 +524,7 @@ static void run_joined(px_sched *s, struct lane *l, px_sched_item **batch, int n
             snprintf(it->err, sizeof it->err, "the engine did not finish the item");
         }
         px_sched_finish(&r, it);
-    }
-    pthread_mutex_lock(&s->mu);
-    note_run_rate_locked(&r);
-    s->batches++;
-    s->batch_hist[hist_slot(r.peak)]++;
-    pthread_mutex_unlock(&s->mu);
+    } /* the last px_sched_finish counted the batch */
 }
 
 static void timed_wait(pthread_cond_t *c, pthread_mutex_t *mu, int64_t until)

@@ -158,14 +158,19 @@ struct job {
     atomic_int done, started;
     int done_order; /* 1-based position among all ends */
     int started_with; /* batch_size when it started */
+    int batches_seen; /* the scheduler's batch count as its done ran */
 };
 
 static atomic_int g_ends;
+static px_sched *g_sched; /* the test's scheduler, read from done */
 
 static void on_done(px_sched_item *it, void *arg)
 {
     (void)it;
     struct job *j = arg;
+    px_sched_stats st;
+    px_sched_stats_get(g_sched, &st);
+    j->batches_seen = (int)st.batches;
     j->done_order = atomic_fetch_add(&g_ends, 1) + 1;
     atomic_store(&j->done, 1);
 }
@@ -247,7 +252,8 @@ static px_sched *mk_sched(struct jfake *f, int max_batch, int delay_ms, size_t m
     c.join = join;
     px_engine *e = &f->base;
     atomic_store(&g_ends, 0);
-    return px_sched_create(&c, &e, 1);
+    g_sched = px_sched_create(&c, &e, 1);
+    return g_sched;
 }
 
 static void free_jobs(struct job *j, int n)
@@ -295,6 +301,9 @@ TEST(t_items_join_between_steps_and_leave_when_done)
     T_EQ_INT((int)st.joins, 2);
     T_EQ_INT((int)st.items_run, 3);
     T_EQ_INT((int)st.batches, 1);
+    /* The batch is counted as its last item ends, before that item's done
+     * runs (a reader woken by it sees it); not before. */
+    for (int i = 0; i < 3; i++) T_EQ_INT(j[i].batches_seen, (j[i].done_order == 3 ? 1 : 0));
     T_EQ_INT(f->max_active, 3);
     T_EQ_INT(f->plain_calls, 0);
     /* The service rate: engine time per item, between 0 and the run's. */
