@@ -5,7 +5,10 @@ PyTorch reference (tools/lama_reference.py, tiny configuration):
   shaped like the public releases) into the same safetensors tensors, and
   refuses what is not a LaMa generator;
 - `pixserve inpaint --engine lama --weights` and the API (two engines loaded,
-  chosen per request) give the reference predictor's bytes.
+  chosen per request) give the reference predictor's bytes;
+- the precision emulator (tools/lama_precision_emulate.py) follows the
+  CUDA engine's dataflow: unrounded, it gives the module's prediction, and
+  its roundings order the precisions as their mantissas do.
 """
 import json
 import os
@@ -28,6 +31,29 @@ import lama_reference as ref  # noqa: E402
 
 def tool(*args):
     return subprocess.run([PY, *args], capture_output=True, text=True, timeout=300)
+
+
+class PrecisionEmulator(unittest.TestCase):
+    def test_dataflow_and_roundings(self):
+        r = tool(os.path.join(TOOLS, "lama_precision_emulate.py"), "--config", "tiny", "--seed",
+                 "3", "--synth", "--precisions", "fp32,tf32,bf16,fp16,torch-tf32", "--threads", "2")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = [json.loads(x) for x in r.stdout.splitlines()]
+        summ = {x["impl"]: x for x in rows if x.get("summary")}
+        self.assertEqual(len([x for x in rows if not x.get("summary")]), 2 * 5)
+        # Folded BatchNorm, the fused order and the explicit inverse FFT
+        # reproduce the module (fp32 sums in another order: ~1e-6).
+        self.assertLess(summ["fp32"]["max_abs"], 1e-4)
+        # TF32 and fp16 (10-bit mantissas) stay far below bf16 (7 bits).
+        for p in ("tf32", "fp16", "torch-tf32"):
+            self.assertGreater(summ[p]["mean_abs"], 10 * summ["fp32"]["mean_abs"])
+            self.assertLess(summ[p]["mean_abs"], summ["bf16"]["mean_abs"] / 3)
+        self.assertTrue(summ["torch-tf32"]["gate_pass"])  # the bar passes itself
+        self.assertFalse(summ["bf16"]["gate_pass"])
+        bad = tool(os.path.join(TOOLS, "lama_precision_emulate.py"), "--synth", "--precisions",
+                   "fp8")
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("unknown precision", bad.stderr)
 
 
 class Lama(unittest.TestCase):
