@@ -58,49 +58,11 @@ def write_png(path, arr):
         f.write(chunk(b"IEND", b""))
 
 
-def net_input(img, mask):
-    """The padded network input (1, 4, H, W) exactly as tools/lama_reference.py
-    builds it, and the padded image and mask for composition."""
-    h, w = mask.shape
-    H, W = ref.pad_size(h), ref.pad_size(w)
-    im = np.pad(img.astype(np.float32) / 255, ((0, H - h), (0, W - w), (0, 0)), mode="symmetric")
-    m = np.pad((mask > 0).astype(np.float32)[:, :, None], ((0, H - h), (0, W - w), (0, 0)),
-               mode="symmetric")
-    t_im = torch.from_numpy(im).permute(2, 0, 1)[None]
-    t_m = torch.from_numpy(m).permute(2, 0, 1)[None]
-    return torch.cat([t_im * (1 - t_m), t_m], dim=1), im, m
-
-
-def hole_psnr(pred, pred_ref, img_p, m_p, h, w):
-    """PSNR (dB) of the uint8 results inside the hole; inf when identical."""
-    a = ref.to_u8(m_p * pred + (1 - m_p) * img_p)[:h, :w].astype(np.float64)
-    b = ref.to_u8(m_p * pred_ref + (1 - m_p) * img_p)[:h, :w].astype(np.float64)
-    sel = m_p[:h, :w, 0] > 0
-    mse = ((a - b) ** 2)[sel].mean()
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
-
-
-def cases(a):
-    """(name, image, mask): two synthetic images and, with --photos, the
-    photographs bench/fetch_photos.sh wrote, each with two box holes (about
-    17 % of the image, tools/lama_reference.py's synth_case masks)."""
-    out = []
-    for (w, h, seed) in [(512, 512, 1), (1024, 768, 3)]:
-        img, mask = ref.synth_case(h, w, seed)
-        out.append(("synth-%dx%d" % (w, h), img, mask))
-    if a.photos:
-        for i, f in enumerate(sorted(x for x in os.listdir(a.photos) if x.endswith(".npy"))):
-            img = np.load(os.path.join(a.photos, f))
-            _, mask = ref.synth_case(img.shape[0], img.shape[1], 100 + i)
-            out.append(("photo-" + f[:-4], img, mask))
-    return out
-
-
 def accuracy(a, model_cpu, model_gpu, tmp):
     rows = []
-    for (name, img, mask) in cases(a):
+    for (name, img, mask) in ref.accuracy_cases(a.photos):
         h, w = mask.shape
-        x, img_p, m_p = net_input(img, mask)
+        x, img_p, m_p = ref.net_input(img, mask)
         with torch.no_grad():
             t0 = time.perf_counter()
             pref = model_cpu(x)[0].permute(1, 2, 0).numpy()
@@ -124,7 +86,7 @@ def accuracy(a, model_cpu, model_gpu, tmp):
             d = np.abs(p - pref)
             r = dict(case=name, size="%dx%d" % (w, h), impl=impl, max_abs=float(d.max()),
                      mean_abs=float(d.mean()),
-                     hole_psnr_db=hole_psnr(p, pref, img_p, m_p, h, w), cpu_ref_s=round(cpu_s, 2))
+                     hole_psnr_db=ref.hole_psnr(p, pref, img_p, m_p, h, w), cpu_ref_s=round(cpu_s, 2))
             rows.append(r)
             print("accuracy %-22s %-16s max %.3g mean %.3g hole PSNR %.1f dB" %
                   (name, impl, r["max_abs"], r["mean_abs"], r["hole_psnr_db"]), flush=True)

@@ -195,40 +195,6 @@ def torch_tf32(model, x, trunc):
                 mod.weight.data = saved[name]
 
 
-def cases(a):
-    out = []
-    if a.synth:
-        for (w, h, seed) in [(512, 512, 1), (1024, 768, 3)]:
-            img, mask = ref.synth_case(h, w, seed)
-            out.append(("synth-%dx%d" % (w, h), img, mask))
-    if a.photos:
-        for i, f in enumerate(sorted(x for x in os.listdir(a.photos) if x.endswith(".npy"))):
-            img = np.load(os.path.join(a.photos, f))
-            _, mask = ref.synth_case(img.shape[0], img.shape[1], 100 + i)
-            out.append(("photo-" + f[:-4], img, mask))
-    return out
-
-
-def net_input(img, mask):
-    """bench/lama_cuda_vs_torch.py's padded input, image and mask."""
-    h, w = mask.shape
-    H, W = ref.pad_size(h), ref.pad_size(w)
-    im = np.pad(img.astype(np.float32) / 255, ((0, H - h), (0, W - w), (0, 0)), mode="symmetric")
-    m = np.pad((mask > 0).astype(np.float32)[:, :, None], ((0, H - h), (0, W - w), (0, 0)),
-               mode="symmetric")
-    t_im = torch.from_numpy(im).permute(2, 0, 1)[None]
-    t_m = torch.from_numpy(m).permute(2, 0, 1)[None]
-    return torch.cat([t_im * (1 - t_m), t_m], dim=1), im, m
-
-
-def hole_psnr(pred, pred_ref, img_p, m_p, h, w):
-    a = ref.to_u8(m_p * pred + (1 - m_p) * img_p)[:h, :w].astype(np.float64)
-    b = ref.to_u8(m_p * pred_ref + (1 - m_p) * img_p)[:h, :w].astype(np.float64)
-    sel = m_p[:h, :w, 0] > 0
-    mse = ((a - b) ** 2)[sel].mean()
-    return float("inf") if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
-
-
 def load_model(a):
     if a.weights:
         model, cfg = ref.load_generator(a.weights)
@@ -291,9 +257,9 @@ def main():
             out.write(line + "\n")
 
     with torch.no_grad():
-        for (name, img, mask) in cases(a):
+        for (name, img, mask) in ref.accuracy_cases(a.photos, a.synth):
             h, w = mask.shape
-            x, img_p, m_p = net_input(img, mask)
+            x, img_p, m_p = ref.net_input(img, mask)
             t0 = time.perf_counter()
             pref = model(x)[0].permute(1, 2, 0).numpy()
             ref_s = time.perf_counter() - t0
@@ -309,7 +275,7 @@ def main():
                 r = dict(case=name, size="%dx%d" % (w, h), impl=impl,
                          max_abs=float(np.nan_to_num(d.max(), nan=1.0)),
                          mean_abs=float(np.nan_to_num(d.mean(), nan=1.0)),
-                         hole_psnr_db=round(hole_psnr(np.nan_to_num(pred, nan=0.0), pref, img_p,
+                         hole_psnr_db=round(ref.hole_psnr(np.nan_to_num(pred, nan=0.0), pref, img_p,
                                                       m_p, h, w), 2),
                          peak_activation=0.0 if math.isnan(peak) else peak,
                          ref_s=round(ref_s, 1), tf32="trunc" if a.tf32_trunc else "rne",

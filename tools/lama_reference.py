@@ -336,21 +336,14 @@ def pad_size(n, mod=8, min_size=16):
     return max(min_size, (n + mod - 1) // mod * mod)
 
 
-def inpaint(model, img_u8, mask_u8, hooks=None):
+def inpaint(model, img_u8, mask_u8):
     """img_u8 (h, w, 3) uint8, mask_u8 (h, w) (non-zero = hole) -> float32
     (h, w, 3): mask * pred + (1 - mask) * image, before quantisation."""
     h, w = mask_u8.shape
-    img = img_u8.astype(np.float32) / 255
-    mask = (mask_u8 > 0).astype(np.float32)[:, :, None]
-    H, W = pad_size(h), pad_size(w)
-    img_p = np.pad(img, ((0, H - h), (0, W - w), (0, 0)), mode="symmetric")
-    mask_p = np.pad(mask, ((0, H - h), (0, W - w), (0, 0)), mode="symmetric")
-    t_img = torch.from_numpy(img_p).permute(2, 0, 1)[None]
-    t_mask = torch.from_numpy(mask_p).permute(2, 0, 1)[None]
+    x, img_p, mask_p = net_input(img_u8, mask_u8)
     with torch.no_grad():
-        pred = model(torch.cat([t_img * (1 - t_mask), t_mask], dim=1))
-        res = t_mask * pred + (1 - t_mask) * t_img
-    return res[0].permute(1, 2, 0).numpy()[:h, :w].copy()
+        pred = model(x)[0].permute(1, 2, 0).numpy()
+    return (mask_p * pred + (1 - mask_p) * img_p)[:h, :w].copy()
 
 
 def to_u8(res):
@@ -376,6 +369,46 @@ def synth_case(h, w, seed):
         y0, x0 = rng.integers(0, h - bh + 1), rng.integers(0, w - bw + 1)
         mask[y0:y0 + bh, x0:x0 + bw] = 255
     return img, mask
+
+
+def net_input(img, mask):
+    """The padded network input (1, 4, H, W) as inpaint() builds it, and the
+    padded image (H, W, 3) and mask (H, W, 1) for composing a prediction."""
+    h, w = mask.shape
+    H, W = pad_size(h), pad_size(w)
+    im = np.pad(img.astype(np.float32) / 255, ((0, H - h), (0, W - w), (0, 0)), mode="symmetric")
+    m = np.pad((mask > 0).astype(np.float32)[:, :, None], ((0, H - h), (0, W - w), (0, 0)),
+               mode="symmetric")
+    t_im = torch.from_numpy(im).permute(2, 0, 1)[None]
+    t_m = torch.from_numpy(m).permute(2, 0, 1)[None]
+    return torch.cat([t_im * (1 - t_m), t_m], dim=1), im, m
+
+
+def hole_psnr(pred, pred_ref, img_p, m_p, h, w):
+    """PSNR (dB) of two predictions' uint8 results inside the hole; inf when
+    identical (outside it every engine returns the input)."""
+    a = to_u8(m_p * pred + (1 - m_p) * img_p)[:h, :w].astype(np.float64)
+    b = to_u8(m_p * pred_ref + (1 - m_p) * img_p)[:h, :w].astype(np.float64)
+    sel = m_p[:h, :w, 0] > 0
+    mse = ((a - b) ** 2)[sel].mean()
+    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def accuracy_cases(photos=None, synth=True):
+    """(name, image, mask) for the precision checks: two synthetic images
+    and the photographs in `photos` (bench/fetch_photos.sh's .npy files),
+    each with two box holes (about 17 %: synth_case's masks)."""
+    out = []
+    if synth:
+        for (w, h, seed) in [(512, 512, 1), (1024, 768, 3)]:
+            img, mask = synth_case(h, w, seed)
+            out.append(("synth-%dx%d" % (w, h), img, mask))
+    if photos:
+        for i, f in enumerate(sorted(x for x in os.listdir(photos) if x.endswith(".npy"))):
+            img = np.load(os.path.join(photos, f))
+            _, mask = synth_case(img.shape[0], img.shape[1], 100 + i)
+            out.append(("photo-" + f[:-4], img, mask))
+    return out
 
 
 def layer_hooks(model, store):
