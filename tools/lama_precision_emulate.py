@@ -16,6 +16,9 @@ rounded to what the tensor cores read; sums in fp32. Per precision:
          bf16; the Fourier unit in fp32 with its 1x1 convolution in TF32
   fp16   as bf16 with IEEE half (10-bit mantissa, 5-bit exponent)
   fp16r  fp16 with the residual stream (x += z) kept in fp32
+  fp16w  the FP16 design of branch lama-fp16 (lama_cuda_arena.h there,
+         px_lca_wide): fp16 with the residual stream and st1's output in
+         fp32, st1 in TF32 on fp32 input
 
 The stem and the head are the engine's fp32 kernels in every precision.
 "torch-tf32" is PyTorch's TF32 on the GPU: the module as written, every
@@ -34,7 +37,8 @@ and precision, then a summary per precision, then the verdict of issue
       [--keep res,s,ygp,u,yl,yg] [--out rows.jsonl]
 
 --keep names trunk sites whose stores stay fp32 in bf16/fp16 (which
-roundings cost the most): res the residual stream, s the st1 output, ygp
+roundings cost the most): res the residual stream, s the st1 output
+(s_res: only where st1 reads the fp32 residual stream, in TF32), ygp
 the l2g partial sum, u the Fourier unit's output, yl and yg the FFC's.
 
 Random weights (tools/lama_reference.py) stand in for the trained ones,
@@ -81,10 +85,14 @@ class Prec:
         ident = lambda t: t  # noqa: E731
         half = lambda t: t.half().float()  # noqa: E731
         bf = lambda t: t.bfloat16().float()  # noqa: E731
-        store = {"fp32": ident, "tf32": ident, "bf16": bf, "fp16": half, "fp16r": half}[name]
-        self.mul = {"fp32": ident, "tf32": t32, "bf16": bf, "fp16": half, "fp16r": half}[name]
+        if name == "fp16w":
+            self.keep |= {"s"}
+        store = {"fp32": ident, "tf32": ident, "bf16": bf}.get(name, half)
+        self.mul = {"fp32": ident, "tf32": t32, "bf16": bf}.get(name, half)
         self.fu = ident if name == "fp32" else t32
-        self.res = ident if name == "fp16r" or "res" in self.keep else store  # residual
+        self.st1 = t32 if name == "fp16w" else self.mul  # st1's multiplicands
+        wide = name in ("fp16r", "fp16w") or "res" in self.keep
+        self.res = ident if wide else store  # the residual stream
         self._store = store
 
     def act(self, t, site=None):
@@ -126,7 +134,7 @@ def fourier_unit(p, fu, s):
     return p.act(s + torch.fft.irfftn(f, s=(h, w), dim=(-2, -1), norm="ortho"), "u")
 
 
-def trunk_ffc(p, blk, xl, xg):
+def trunk_ffc(p, blk, xl, xg, from_res=False):
     """One FFC_BN_ACT of a residual block, in the engine's order."""
     f = blk.ffc
     scl, shl = fold(blk.bn_l)
@@ -137,7 +145,11 @@ def trunk_ffc(p, blk, xl, xg):
     yg = p.act(conv(p, pl, f.convl2g.weight, scale=scg), "ygp")  # no bias yet
     st = f.convg2g
     sc1, sh1 = fold(st.conv1[1])
-    s = p.act(relu_shift(conv(p, xg, st.conv1[0].weight, scale=sc1), sh1), "s")
+    # s_res: s stays fp32 where st1 reads the fp32 residual stream (a TF32
+    # convolution can; one reading fp16 writes fp16).
+    s = p.act(relu_shift(conv(p, xg, st.conv1[0].weight, scale=sc1,
+                              mul=p.fu if from_res and "s_res" in p.keep else p.st1), sh1),
+              "s_res" if from_res else "s")
     u = fourier_unit(p, st.fu, s)
     return yl, p.act(relu_shift(conv(p, u, st.conv2.weight, scale=scg) + yg, shg), "yg")
 
@@ -160,7 +172,7 @@ def emulate(model, x, p, nd, nb):
             xg = p.act(relu_shift(conv(p, xp, blk.ffc.convl2g.weight, 2, scg), shg))
     for b in range(nb):
         blk = m[2 + nd + b]
-        yl, yg = trunk_ffc(p, blk.conv1, xl, xg)
+        yl, yg = trunk_ffc(p, blk.conv1, xl, xg, b > 0 and p.res is not p._store)
         zl, zg = trunk_ffc(p, blk.conv2, yl, yg)
         xl, xg = p.res(xl + zl), p.res(xg + zg)
     cur = p.act(torch.cat([xl, xg], 1))
@@ -231,7 +243,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1, help="random weights' seed (the GPU check's: 1)")
     ap.add_argument("--photos", help="directory of .npy photos (bench/fetch_photos.sh)")
     ap.add_argument("--synth", action="store_true", help="also the two synthetic cases")
-    ap.add_argument("--precisions", default="fp32,tf32,bf16,fp16,fp16r,torch-tf32")
+    ap.add_argument("--precisions", default="fp32,tf32,bf16,fp16,fp16r,fp16w,torch-tf32")
     ap.add_argument("--tf32-trunc", action="store_true",
                     help="TF32 by truncation instead of round-to-nearest")
     ap.add_argument("--keep", default="", help="trunk sites kept fp32 (see above)")
@@ -242,7 +254,7 @@ def main():
         ap.error("no cases: give --photos DIR and/or --synth")
     precs = a.precisions.split(",")
     for p in precs:
-        if p not in ("fp32", "tf32", "bf16", "fp16", "fp16r", "torch-tf32"):
+        if p not in ("fp32", "tf32", "bf16", "fp16", "fp16r", "fp16w", "torch-tf32"):
             ap.error("unknown precision %r" % p)
     torch.set_num_threads(a.threads)
     model, cfg = load_model(a)

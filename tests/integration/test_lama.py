@@ -36,16 +36,17 @@ def tool(*args):
 class PrecisionEmulator(unittest.TestCase):
     def test_dataflow_and_roundings(self):
         r = tool(os.path.join(TOOLS, "lama_precision_emulate.py"), "--config", "tiny", "--seed",
-                 "3", "--synth", "--precisions", "fp32,tf32,bf16,fp16,torch-tf32", "--threads", "2")
+                 "3", "--synth", "--precisions", "fp32,tf32,bf16,fp16,fp16w,torch-tf32", "--threads",
+                 "2")
         self.assertEqual(r.returncode, 0, r.stderr)
         rows = [json.loads(x) for x in r.stdout.splitlines()]
         summ = {x["impl"]: x for x in rows if x.get("summary")}
-        self.assertEqual(len([x for x in rows if not x.get("summary")]), 2 * 5)
+        self.assertEqual(len([x for x in rows if not x.get("summary")]), 2 * 6)
         # Folded BatchNorm, the fused order and the explicit inverse FFT
         # reproduce the module (fp32 sums in another order: ~1e-6).
         self.assertLess(summ["fp32"]["max_abs"], 1e-4)
         # TF32 and fp16 (10-bit mantissas) stay far below bf16 (7 bits).
-        for p in ("tf32", "fp16", "torch-tf32"):
+        for p in ("tf32", "fp16", "fp16w", "torch-tf32"):
             self.assertGreater(summ[p]["mean_abs"], 10 * summ["fp32"]["mean_abs"])
             self.assertLess(summ[p]["mean_abs"], summ["bf16"]["mean_abs"] / 3)
         self.assertTrue(summ["torch-tf32"]["gate_pass"])  # the bar passes itself
