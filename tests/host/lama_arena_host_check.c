@@ -104,12 +104,12 @@ static void check(const px_lama_arch *a, px_cuda_prec p, int B, int H, int W)
         }
         if (alive > peak) peak = alive;
     }
-    if (p == PX_CUDA_BF16) {
+    if (px_cuda_prec_half(p)) {
         static const int fp32[] = {BF_PLANAR, BF_SPEC, BF_SPECT, BF_G};
         for (unsigned k = 0; k < sizeof fp32 / sizeof fp32[0]; k++)
             for (int j = 0; j < BF_COUNT; j++)
                 CHECK(j == fp32[k] || !overlap(off, sz, fp32[k], j),
-                      "bf16: fp32 buffer %d shares with %d", fp32[k], j);
+                      "%s: fp32 buffer %d shares with %d", px_cuda_prec_name(p), fp32[k], j);
     }
     CHECK(total < sum, "no buffer shares memory (%zu of %zu bytes)", total, sum);
     CHECK(total >= peak, "the arena is smaller than the bytes alive at one step");
@@ -136,10 +136,10 @@ int main(void)
     make_uses(&a);
     static const int sizes[][2] = {{1024, 1024}, {512, 512}, {256, 768}, {1280, 960}, {64, 64}};
     static const int batches[] = {1, 2, 8, 16};
-    static const px_cuda_prec precs[] = {PX_CUDA_FP32, PX_CUDA_TF32, PX_CUDA_BF16};
+    static const px_cuda_prec precs[] = {PX_CUDA_FP32, PX_CUDA_TF32, PX_CUDA_BF16, PX_CUDA_FP16};
     for (unsigned s = 0; s < 5; s++)
         for (unsigned b = 0; b < 4; b++)
-            for (unsigned q = 0; q < 3; q++)
+            for (unsigned q = 0; q < 4; q++)
                 check(&a, precs[q], batches[b], sizes[s][0], sizes[s][1]);
     printf("lama_arena_host_check: %s\n", g_fail ? "FAILED" : "ok");
     return g_fail;

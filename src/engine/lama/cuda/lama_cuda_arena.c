@@ -78,11 +78,11 @@ void px_lca_lives(const px_lama_arch *a, px_cuda_prec p, int life[BF_COUNT][2])
         live(life, BF_UP + j, px_lca_step_up(nd, j), px_lca_step_up(nd, j + 1));
     live(life, BF_LAST, px_lca_step_up(nd, nd - 1), head);
     /* A fused convolution reads its output (times 0) before writing it,
-     * and fp32 bytes read as bf16 can be NaN: in BF16 a region only ever
-     * holds bf16 values, so the fp32 Fourier buffers keep theirs. In TF32
-     * and FP32 every buffer holds fp32 values (finite ones: plan_create
-     * zeroes the arena once). */
-    if (p == PX_CUDA_BF16) {
+     * and fp32 bytes read as bf16 or fp16 can be NaN: in 16 bits a region
+     * only ever holds 16-bit values, so the fp32 Fourier buffers keep
+     * theirs. In TF32 and FP32 every buffer holds fp32 values (finite
+     * ones: plan_create zeroes the arena once). */
+    if (px_cuda_prec_half(p)) {
         static const int fp32[] = {BF_PLANAR, BF_SPEC, BF_SPECT, BF_G};
         for (unsigned k = 0; k < sizeof fp32 / sizeof fp32[0]; k++) live(life, fp32[k], 0, end);
     }
