@@ -173,10 +173,10 @@ static void compare(const char *weights, int w, int h, uint64_t seed, double tol
         if (k == 1) T_CMP_DBL(mx, <=, 0.03);
         /* bf16 (not offered: it misses the photo PSNR bar) is printed, not
          * judged: it sometimes reaches 0.3 and more. fp16 has TF32's
-         * mantissa and rounds every stored activation: emulated on the CPU
-         * (tools/lama_precision_emulate.py) its errors stay near TF32's
-         * (mean 11 %, max 27 % above), far under TF32's bound; an overflow
-         * (inf, NaN) fails it. */
+         * mantissa and rounds the activations it stores: emulated on the
+         * CPU (tools/lama_precision_emulate.py, fp16w) its errors stay
+         * near TF32's, far under TF32's bound; an overflow (inf, NaN) or a
+         * buffer of the wrong type fails it. */
         if (k == 3) T_CMP_DBL(mx, <=, 0.03);
         /* the contract: pixels outside the hole are the input's */
         for (size_t i = 0; i < (size_t)w * h; i++)

@@ -122,9 +122,9 @@ __global__ void reflect_pad_k(const T *src, int B, int h, int w, int cv, int p, 
     }
 }
 
-template <typename T>
-__global__ void trunk_pad_k(const T *xl, const T *xg, const T *rl, const T *rg, T *nxl, T *nxg,
-                            int B, int h, int w, int cl, int cg, int p, T *pcat, T *pl)
+template <typename Tx, typename T>
+__global__ void trunk_pad_k(const Tx *xl, const Tx *xg, const T *rl, const T *rg, Tx *nxl, Tx *nxg,
+                            int B, int h, int w, int cl, int cg, int p, T *pcat, T *pl, float *gw)
 {
     int ph = h + 2 * p, pw = w + 2 * p, cv = (cl + cg) / 8, lv = cl / 8, gv = cg / 8;
     unsigned n = (unsigned)B * ph * pw * cv;
@@ -133,6 +133,7 @@ __global__ void trunk_pad_k(const T *xl, const T *xg, const T *rl, const T *rg, 
         int x = (int)(q % pw), y = (int)(q / pw % ph), b = (int)(q / ((unsigned)pw * ph));
         unsigned pix = ((unsigned)b * h + reflect(y - p, h)) * w + reflect(x - p, w);
         bool local = (int)k < lv;
+        bool inner = y >= p && y < h + p && x >= p && x < w + p;
         size_t src = local ? ((size_t)pix * lv + k) * 8 : ((size_t)pix * gv + (k - lv)) * 8;
         v8 v = local ? ld8(xl, src) : ld8(xg, src);
         const T *r = local ? rl : rg;
@@ -140,15 +141,16 @@ __global__ void trunk_pad_k(const T *xl, const T *xg, const T *rl, const T *rg, 
             v8 a = ld8(r, src);
             for (int j = 0; j < 8; j++) v.v[j] += a.v[j];
             /* The interior writes each sum once, unpadded, for the next add. */
-            if (y >= p && y < h + p && x >= p && x < w + p) st8(local ? nxl : nxg, src, v);
+            if (inner) st8(local ? nxl : nxg, src, v);
         }
         st8(pcat, (size_t)i * 8, v);
         if (pl && local) st8(pl, ((size_t)q * lv + k) * 8, v);
+        if (gw && !local && inner) st8(gw, src, v);
     }
 }
 
-template <typename T>
-__global__ void trunk_concat_k(const T *xl, const T *xg, const T *rl, const T *rg, int B, int h,
+template <typename Tx, typename T>
+__global__ void trunk_concat_k(const Tx *xl, const Tx *xg, const T *rl, const T *rg, int B, int h,
                                int w, int cl, int cg, T *out)
 {
     int cv = (cl + cg) / 8, lv = cl / 8, gv = cg / 8;
@@ -406,8 +408,8 @@ __global__ void hermitian_transpose_k(const float2 *g, int c, int h, int wf, int
 }
 
 /* [b][k][p] (p = y * w + x, times scale) -> [b][p][k] + add. */
-template <typename T>
-__global__ void planar_add_k(const float *planar, float scale, const T *add, int c, int np, T *out)
+template <typename Ta, typename T>
+__global__ void planar_add_k(const float *planar, float scale, const Ta *add, int c, int np, T *out)
 {
     __shared__ float t[TT][TT + 1];
     int b = blockIdx.z;
@@ -454,8 +456,8 @@ __global__ void transpose_k(const Ti *src, int R, int C, To *dst)
     }
 }
 
-template <typename T>
-__global__ void to_act_k(const float *src, unsigned nv, T *dst)
+/* Eight at a time, float to T or T to float. */
+template <typename Ti, typename To> __global__ void to_act_k(const Ti *src, unsigned nv, To *dst)
 {
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < nv; i += gridDim.x * blockDim.x)
         st8(dst, (size_t)i * 8, ld8(src, (size_t)i * 8));
@@ -487,20 +489,23 @@ static unsigned vec_blocks(size_t n8)
         if (!vec_blocks(n8) || (__VA_ARGS__)) return (int)cudaErrorInvalidValue; \
     } while (0)
 
-/* Runs the statement with T the element type et names. */
-#define WITH_ELEM(et, ...)                    \
-    do {                                      \
-        if ((et) == PX_CU_BF16) {             \
-            typedef bf16_t T;                 \
-            __VA_ARGS__;                      \
-        } else if ((et) == PX_CU_F16) {       \
-            typedef f16_t T;                  \
-            __VA_ARGS__;                      \
-        } else {                              \
-            typedef float T;                  \
-            __VA_ARGS__;                      \
-        }                                     \
+/* Runs the statement with the type Tn the element type et names. */
+#define WITH_TYPE(Tn, et, ...)                                                                     \
+    do {                                                                                           \
+        if ((et) == PX_CU_BF16) {                                                                  \
+            typedef bf16_t Tn;                                                                     \
+            __VA_ARGS__;                                                                           \
+        } else if ((et) == PX_CU_F16) {                                                            \
+            typedef f16_t Tn;                                                                      \
+            __VA_ARGS__;                                                                           \
+        } else {                                                                                   \
+            typedef float Tn;                                                                      \
+            __VA_ARGS__;                                                                           \
+        }                                                                                          \
     } while (0)
+#define WITH_ELEM(et, ...) WITH_TYPE(T, et, __VA_ARGS__)
+/* Two types: Tx (etx: the residual stream, the FU's addend) and T (et). */
+#define WITH_ELEM2(etx, et, ...) WITH_TYPE(Tx, etx, WITH_TYPE(T, et, __VA_ARGS__))
 
 extern "C" int px_cu_reflect_pad(px_cu_stream s, int et, const void *src, int B, int h, int w,
                                  int c, int p, void *dst)
@@ -512,27 +517,29 @@ extern "C" int px_cu_reflect_pad(px_cu_stream s, int et, const void *src, int B,
     return launched();
 }
 
-extern "C" int px_cu_trunk_pad(px_cu_stream s, int et, const void *xl, const void *xg,
+extern "C" int px_cu_trunk_pad(px_cu_stream s, int etx, int et, const void *xl, const void *xg,
                                const void *rl, const void *rg, void *nxl, void *nxg, int B, int h,
-                               int w, int cl, int cg, int p, void *pcat, void *pl)
+                               int w, int cl, int cg, int p, void *pcat, void *pl, float *gw)
 {
     size_t n8 = (size_t)B * (h + 2 * p) * (w + 2 * p) * ((cl + cg) / 8);
     VEC_CHECK(n8, cl % 8 || cg % 8);
-    WITH_ELEM(et, trunk_pad_k<T><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
-                      (const T *)xl, (const T *)xg, (const T *)rl, (const T *)rg, (T *)nxl,
-                      (T *)nxg, B, h, w, cl, cg, p, (T *)pcat, (T *)pl));
+    WITH_ELEM2(etx, et,
+               trunk_pad_k<Tx, T><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
+                   (const Tx *)xl, (const Tx *)xg, (const T *)rl, (const T *)rg, (Tx *)nxl,
+                   (Tx *)nxg, B, h, w, cl, cg, p, (T *)pcat, (T *)pl, gw));
     return launched();
 }
 
-extern "C" int px_cu_trunk_concat(px_cu_stream s, int et, const void *xl, const void *xg,
+extern "C" int px_cu_trunk_concat(px_cu_stream s, int etx, int et, const void *xl, const void *xg,
                                   const void *rl, const void *rg, int B, int h, int w, int cl,
                                   int cg, void *out)
 {
     size_t n8 = (size_t)B * h * w * ((cl + cg) / 8);
     VEC_CHECK(n8, cl % 8 || cg % 8);
-    WITH_ELEM(et, trunk_concat_k<T><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
-                      (const T *)xl, (const T *)xg, (const T *)rl, (const T *)rg, B, h, w, cl, cg,
-                      (T *)out));
+    WITH_ELEM2(etx, et,
+               trunk_concat_k<Tx, T><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
+                   (const Tx *)xl, (const Tx *)xg, (const T *)rl, (const T *)rg, B, h, w, cl, cg,
+                   (T *)out));
     return launched();
 }
 
@@ -605,23 +612,32 @@ extern "C" int px_cu_planar_to_nhwc_c(px_cu_stream s, const float *src, int B, i
     return launched();
 }
 
-extern "C" int px_cu_planar_add(px_cu_stream s, int et, const float *planar, float scale,
+extern "C" int px_cu_planar_add(px_cu_stream s, int eta, int et, const float *planar, float scale,
                                 const void *add, int B, int h, int w, int c, void *out)
 {
     int np = h * w;
     dim3 grid((np + TT - 1) / TT, (c + TT - 1) / TT, B), block(TT, TR);
-    WITH_ELEM(et, planar_add_k<T><<<grid, block, 0, (cudaStream_t)s>>>(
-                      planar, scale, (const T *)add, c, np, (T *)out));
+    WITH_ELEM2(eta, et,
+               planar_add_k<Tx, T><<<grid, block, 0, (cudaStream_t)s>>>(
+                   planar, scale, (const Tx *)add, c, np, (T *)out));
     return launched();
 }
 
 extern "C" int px_cu_convert(px_cu_stream s, int et, const float *src, size_t n, void *dst)
 {
     if (et != PX_CU_F32 && n % 8 == 0 && vec_blocks(n / 8)) { /* most weights: 8 at a time */
-        WITH_ELEM(et, to_act_k<T><<<vec_blocks(n / 8), THREADS, 0, (cudaStream_t)s>>>(
+        WITH_ELEM(et, to_act_k<float, T><<<vec_blocks(n / 8), THREADS, 0, (cudaStream_t)s>>>(
                           src, (unsigned)(n / 8), (T *)dst));
         return launched();
     }
     WITH_ELEM(et, convert_k<T><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(src, n, (T *)dst));
+    return launched();
+}
+
+extern "C" int px_cu_widen(px_cu_stream s, int et, const void *src, size_t n, float *dst)
+{
+    VEC_CHECK(n / 8, n % 8);
+    WITH_ELEM(et, to_act_k<T, float><<<vec_blocks(n / 8), THREADS, 0, (cudaStream_t)s>>>(
+                      (const T *)src, (unsigned)(n / 8), dst));
     return launched();
 }

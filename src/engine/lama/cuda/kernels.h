@@ -47,15 +47,19 @@ int px_cu_reflect_pad(px_cu_stream s, int et, const void *src, int B, int h, int
  * that just ended; rl/rg NULL: v = x), written unpadded to nxl/nxg when the
  * add is made (they must not alias x: other threads still read it), and the
  * reflection-padded concatenation [v_l | v_g] (cl + cg channels) written to
- * pcat and the padded local group alone to pl. xl: B x h x w x cl, xg: cg.
+ * pcat and the padded local group alone to pl; gw, when not NULL, receives
+ * v_g unpadded in fp32 (FP16's st1 input). xl: B x h x w x cl, xg: cg.
+ * Types: x and nx etx (the residual stream's), r, pcat and pl et.
  */
-int px_cu_trunk_pad(px_cu_stream s, int et, const void *xl, const void *xg, const void *rl,
+int px_cu_trunk_pad(px_cu_stream s, int etx, int et, const void *xl, const void *xg, const void *rl,
                     const void *rg, void *nxl, void *nxg, int B, int h, int w, int cl, int cg,
-                    int p, void *pcat, void *pl);
+                    int p, void *pcat, void *pl, float *gw);
 
-/* The trunk's end: xl + rl and xg + rg concatenated into out (B x h x w x (cl+cg)). */
-int px_cu_trunk_concat(px_cu_stream s, int et, const void *xl, const void *xg, const void *rl,
-                       const void *rg, int B, int h, int w, int cl, int cg, void *out);
+/* The trunk's end: xl + rl and xg + rg concatenated into out (B x h x w x
+ * (cl+cg)); x of type etx, r and out et. */
+int px_cu_trunk_concat(px_cu_stream s, int etx, int et, const void *xl, const void *xg,
+                       const void *rl, const void *rg, int B, int h, int w, int cl, int cg,
+                       void *out);
 
 /* y[n][c] = act(y[n][c] + bias[c]) over rows x c elements; relu 0/1. */
 int px_cu_bias_act(px_cu_stream s, int et, void *y, const float *bias, size_t rows, int c,
@@ -103,13 +107,16 @@ int px_cu_planar_to_nhwc_c(px_cu_stream s, const float *src, int B, int np, int 
 
 /*
  * The Fourier unit's end: planar real [B][c][h][w] times scale, back to
- * NHWC and added to add (B x h x w x c, act type), into out (act type).
+ * NHWC and added to add (B x h x w x c, type eta), into out (type et).
  */
-int px_cu_planar_add(px_cu_stream s, int et, const float *planar, float scale, const void *add,
-                     int B, int h, int w, int c, void *out);
+int px_cu_planar_add(px_cu_stream s, int eta, int et, const float *planar, float scale,
+                     const void *add, int B, int h, int w, int c, void *out);
 
 /* Converts n floats to the activation type (weights upload). */
 int px_cu_convert(px_cu_stream s, int et, const float *src, size_t n, void *dst);
+
+/* Widens n activations of type et to fp32 (n a multiple of 8). */
+int px_cu_widen(px_cu_stream s, int et, const void *src, size_t n, float *dst);
 
 #ifdef __cplusplus
 }
