@@ -2,17 +2,21 @@
  * lama_cuda_net.c — big-lama on one GPU (see lama_cuda_net.h).
  *
  * Layout: NHWC throughout, activations in fp32, bf16 or fp16 (precisions
- * "bf16", "fp16"; FFTs always in fp32). FP16 keeps the residual stream x
- * and s in fp32, st1 in TF32 (lama_cuda_arena.h says why). Convolutions are cuDNN's (cuda_conv.h),
- * with BatchNorm folded (weights.c) and bias + ReLU fused into the convolution where cuDNN can
- * (cudnnConvolutionBiasActivationForward), else in a kernel. Per FFC of a residual block: pad(x) ->
- * [x_l | x_g] (and x_l alone)          trunk_pad (adds the residual) y_l = relu(conv3x3([l2l |
- * g2l], [x_l | x_g]) + b_l)   one convolution y_g = conv3x3(l2g, x_l) (no bias yet) s   =
- * relu(st1(x_g) + b_s)                              1x1 u   = s + irfft2(relu(fu(rfft2(s)) + b_f))
- * Fourier unit y_g = relu(st2(u) + y_g + b_g)                          1x1, accumulating The
- * inverse FFT is explicit (lama.md's pitfall): complex inverse along H, imaginary parts of bins 0
- * and W/2 zeroed, real inverse along W — what PyTorch's CPU build computes, not what a 2-D C2R plan
- * would.
+ * "bf16", "fp16"; FFTs always in fp32; FP16 keeps the residual stream x
+ * and s in fp32, st1 in TF32: lama_cuda_arena.h says why). Convolutions
+ * are cuDNN's (cuda_conv.h), with BatchNorm folded (weights.c) and bias +
+ * ReLU fused into the convolution where cuDNN can
+ * (cudnnConvolutionBiasActivationForward), else in a kernel. Per FFC of a
+ * residual block:
+ *   pad(x) -> [x_l | x_g] (and x_l alone)          trunk_pad (adds the residual)
+ *   y_l = relu(conv3x3([l2l | g2l], [x_l | x_g]) + b_l)   one convolution
+ *   y_g = conv3x3(l2g, x_l)                                (no bias yet)
+ *   s   = relu(st1(x_g) + b_s)                              1x1
+ *   u   = s + irfft2(relu(fu(rfft2(s)) + b_f))              Fourier unit
+ *   y_g = relu(st2(u) + y_g + b_g)                          1x1, accumulating
+ * The inverse FFT is explicit (lama.md's pitfall): complex inverse along H,
+ * imaginary parts of bins 0 and W/2 zeroed, real inverse along W — what
+ * PyTorch's CPU build computes, not what a 2-D C2R plan would.
  */
 #include "engine/lama/cuda/lama_cuda_net.h"
 
