@@ -21,8 +21,14 @@ __device__ __forceinline__ float ld(const float *p, size_t i) { return p[i]; }
 __device__ __forceinline__ float ld(const bf16_t *p, size_t i) { return __bfloat162float(p[i]); }
 __device__ __forceinline__ void st(float *p, size_t i, float v) { p[i] = v; }
 __device__ __forceinline__ void st(bf16_t *p, size_t i, float v) { p[i] = __float2bfloat16(v); }
-__device__ __forceinline__ float ld(const f16_t *p, size_t i) { return __half2float(p[i]); }
-__device__ __forceinline__ void st(f16_t *p, size_t i, float v) { p[i] = __float2half_rn(v); }
+__device__ __forceinline__ float ld(const f16_t *p, size_t i)
+{
+    return __half2float(p[i]);
+}
+__device__ __forceinline__ void st(f16_t *p, size_t i, float v)
+{
+    p[i] = __float2half_rn(v);
+}
 
 } // namespace pxcu
 

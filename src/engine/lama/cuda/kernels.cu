@@ -430,8 +430,7 @@ __global__ void planar_add_k(const float *planar, float scale, const Ta *add, in
 
 /* [b][r][c] -> [b][c][r] for the planar transforms: activations (any
  * element type) to fp32, or complex to complex. */
-template <typename T>
-__device__ __forceinline__ float ldx(const T *p, size_t i)
+template <typename T> __device__ __forceinline__ float ldx(const T *p, size_t i)
 {
     return ld(p, i);
 }
@@ -561,8 +560,8 @@ extern "C" int px_cu_stem(px_cu_stream s, int et, const uint8_t *img, const uint
     int g = cout % 16 ? 8 : 16;
     dim3 grid((W + TILE - 1) / TILE, (H + TILE - 1) / TILE, B * (cout / g)), block(32 * STEM_WARPS);
     cudaStream_t cs = (cudaStream_t)s;
-#define STEM(G)                                                                             \
-    stem_k<T, G><<<grid, block, 0, cs>>>(img, mask, img_stride, mask_stride, items, H, W, w32, \
+#define STEM(G)                                                                                    \
+    stem_k<T, G><<<grid, block, 0, cs>>>(img, mask, img_stride, mask_stride, items, H, W, w32,     \
                                          bias, cout, (T *)out)
     if (g == 16)
         WITH_ELEM(et, STEM(16));
@@ -579,9 +578,9 @@ extern "C" int px_cu_head(px_cu_stream s, int et, const void *u, int B, int H, i
 {
     if (cin % HEAD_CC) return (int)cudaErrorInvalidValue;
     dim3 grid((W + TILE - 1) / TILE, (H + TILE - 1) / TILE, B), block(32 * HEAD_WARPS);
-    WITH_ELEM(et, head_k<T><<<grid, block, 0, (cudaStream_t)s>>>(
-                      (const T *)u, H, W, cin, w32, bias, img, mask, img_stride, mask_stride,
-                      items, out, pred));
+    WITH_ELEM(et, head_k<T><<<grid, block, 0, (cudaStream_t)s>>>((const T *)u, H, W, cin, w32, bias,
+                                                                 img, mask, img_stride, mask_stride,
+                                                                 items, out, pred));
     return launched();
 }
 
@@ -599,7 +598,7 @@ extern "C" int px_cu_to_planar(px_cu_stream s, int et, const void *src, int B, i
 {
     dim3 grid((c + TT - 1) / TT, (np + TT - 1) / TT, B), block(TT, TR);
     WITH_ELEM(et, transpose_k<T, float>
-                   <<<grid, block, 0, (cudaStream_t)s>>>((const T *)src, np, c, dst));
+              <<<grid, block, 0, (cudaStream_t)s>>>((const T *)src, np, c, dst));
     return launched();
 }
 

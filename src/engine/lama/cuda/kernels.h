@@ -39,8 +39,8 @@ typedef struct px_cu_item {
  * Reflection padding by p of src[B][h][w][c] into dst[B][h+2p][w+2p][c]
  * (torch "reflect": the edge is not repeated; p < h, w).
  */
-int px_cu_reflect_pad(px_cu_stream s, int et, const void *src, int B, int h, int w, int c,
-                      int p, void *dst);
+int px_cu_reflect_pad(px_cu_stream s, int et, const void *src, int B, int h, int w, int c, int p,
+                      void *dst);
 
 /*
  * The trunk's step before an FFC: v = x + r (the residual add of the block
@@ -72,9 +72,9 @@ int px_cu_bias_act(px_cu_stream s, int et, void *y, const float *bias, size_t ro
  * symmetric-padded to H x W and reflection-padded by 3, plus bias, ReLU,
  * into out (B x H x W x cout, act type). cout a multiple of 8.
  */
-int px_cu_stem(px_cu_stream s, int et, const uint8_t *img, const uint8_t *mask,
-               size_t img_stride, size_t mask_stride, const px_cu_item *items, int B, int H, int W,
-               const float *w32, const float *bias, int cout, void *out);
+int px_cu_stem(px_cu_stream s, int et, const uint8_t *img, const uint8_t *mask, size_t img_stride,
+               size_t mask_stride, const px_cu_item *items, int B, int H, int W, const float *w32,
+               const float *bias, int cout, void *out);
 
 /*
  * The head, fused: reflection pad 3 of u (B x H x W x cin, act type), the
