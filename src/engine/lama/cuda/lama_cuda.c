@@ -345,8 +345,9 @@ int px_lama_cuda_create(const px_engine_config *cfg, px_engine **out, char *err,
         /* The 16-bit precisions are kept for diagnosis until they pass the
          * gate TF32 passed (no worse than PyTorch's TF32 against fp32 on
          * photographs, docs/benchmarks/lama-cuda.md): BF16 measured 40 dB
-         * inside the hole against TF32's 55; fp16, emulated, lands on the
-         * bar (4.5 % more mean error) and waits for its GPU measurement. */
+         * inside the hole against TF32's 55; fp16 (residual stream and st1
+         * in fp32) passes it emulated on the CPU by 1-3 % and waits for
+         * its GPU measurement. */
         if (px_cuda_prec_half(prec)) {
             char env[64];
             snprintf(env, sizeof env, "PX_LAMA_CUDA_UNVERIFIED_%s",
