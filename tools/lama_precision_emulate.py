@@ -96,6 +96,12 @@ class Prec:
         self.res = ident if wide else store  # the residual stream
         self._store = store
 
+    def residual(self, t):
+        """The residual stream's new value, as stored (counted in the peak:
+        it reaches the 3x3 convolutions in the activations' type)."""
+        self.peak = max(self.peak, float(t.abs().max()))
+        return self.res(t)
+
     def act(self, t, site=None):
         self.peak = max(self.peak, float(t.abs().max()))
         return t if site in self.keep else self._store(t)
@@ -175,7 +181,7 @@ def emulate(model, x, p, nd, nb):
         blk = m[2 + nd + b]
         yl, yg = trunk_ffc(p, blk.conv1, xl, xg, b > 0 and p.res is not p._store)
         zl, zg = trunk_ffc(p, blk.conv2, yl, yg)
-        xl, xg = p.res(xl + zl), p.res(xg + zg)
+        xl, xg = p.residual(xl + zl), p.residual(xg + zg)
     cur = p.act(torch.cat([xl, xg], 1))
     k = 2 + nd + nb + 1
     for j in range(nd):

@@ -17,6 +17,7 @@
 void px_tfail(const char *file, int line, const char *fmt, ...)
 {
     va_list ap;
+    fflush(stdout); /* what the test printed before failing (_exit drops buffers) */
     fprintf(stderr, "    %s:%d: ", file, line);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
