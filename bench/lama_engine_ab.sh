@@ -5,8 +5,12 @@
 # 2e-4 of the CPU engine, TF32 against PyTorch's), bench/lama_fft_cuda_bench
 # (the Fourier unit's transforms alone, NHWC against planar), the engine
 # before (./lcb_old) and after at 1024² and 512² batch 16, alternated, and
-# the new engine's profile of a 1024² batch-8 pass. First used 2026-12-06
-# for the planar Fourier unit and the re-blocked 7x7 kernels (lama-cuda.md).
+# the new engine's profile of a 1024² batch-8 pass; then the new engine's
+# 16-bit precisions (bf16, fp16: speed, profile) and, unless
+# WITH_ACCURACY=0, the accuracy gate on photographs against PyTorch's TF32
+# (scripts/test_gpu PARTS=torch: every precision's verdict). First used
+# 2026-12-06 for the planar Fourier unit and the re-blocked 7x7 kernels
+# (lama-cuda.md).
 #
 # Here, before the call (OLD: the commit to compare with, e.g. main):
 #   git worktree add /tmp/old-wt OLD && make -C /tmp/old-wt CUDA=1 \
@@ -34,3 +38,14 @@ cat $OUT/lama-ab.txt; grep -E "^  *(ok|FAIL)|passed" $OUT/lama-test.txt | tail -
 PX_LAMA_CUDA_PROFILE=1 timeout 40 .devcarry/lama_cuda_bench --weights /tmp/big.safetensors \
   --sizes 1024x1024 --batches 8 --precisions tf32 --iters 1 > $OUT/lama-profile.txt 2>&1
 grep -A18 "profile" $OUT/lama-profile.txt | head -19
+export PX_LAMA_CUDA_UNVERIFIED_BF16=1 PX_LAMA_CUDA_UNVERIFIED_FP16=1
+timeout 90 .devcarry/lama_cuda_bench --weights /tmp/big.safetensors --sizes 1024x1024,512x512 \
+  --batches 16 --precisions tf32,bf16,fp16 --iters 5 > $OUT/lama-16bit.txt 2>&1
+cat $OUT/lama-16bit.txt
+PX_LAMA_CUDA_PROFILE=1 timeout 40 .devcarry/lama_cuda_bench --weights /tmp/big.safetensors \
+  --sizes 1024x1024 --batches 8 --precisions fp16 --iters 1 > $OUT/lama-profile-fp16.txt 2>&1
+grep -A18 "profile" $OUT/lama-profile-fp16.txt | head -19
+if [ "${WITH_ACCURACY:-1}" = 1 ]; then
+  WEIGHTS=/tmp/big.safetensors PARTS=torch OUT=$OUT/lama-acc PX_TEST_TIMEOUT=200 timeout 210 scripts/test_gpu > $OUT/lama-acc.txt 2>&1
+  echo "accuracy rc=$?"; grep -E "summary|verdicts" $OUT/lama-acc.txt
+fi
