@@ -170,9 +170,10 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--dump") && i + 3 < argc)
             return dump(weights, device, prec1, argv[i + 1], argv[i + 2], argv[i + 3]);
         else {
-            fprintf(stderr, "usage: lama_cuda_bench --weights F [--sizes WxH,..] [--batches 1,8] "
-                            "[--precisions tf32,bf16] [--iters N] [--device cuda]\n"
-                            "       lama_cuda_bench --weights F --precision P --dump IMG MASK OUT\n");
+            fprintf(stderr,
+                    "usage: lama_cuda_bench --weights F [--sizes WxH,..] [--batches 1,8] "
+                    "[--precisions tf32,bf16,fp16] [--iters N] [--device cuda]\n"
+                    "       lama_cuda_bench --weights F --precision P --dump IMG MASK OUT\n");
             return 2;
         }
     }

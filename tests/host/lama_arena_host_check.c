@@ -108,12 +108,28 @@ static void check(const px_lama_arch *a, px_cuda_prec p, int B, int H, int W)
     }
     for (int x = 0; x < BF_COUNT; x++)
         for (int y = 0; y < BF_COUNT; y++)
-            CHECK(px_lca_is_f32(p, x) == px_lca_is_f32(p, y) || !overlap(off, sz, x, y),
-                  "%s: buffer %d (fp32: %d) shares with %d", px_cuda_prec_name(p), x,
-                  px_lca_is_f32(p, x), y);
-    if (px_cuda_prec_half(p)) /* the Fourier unit's transforms are fp32 in every precision */
-        CHECK(px_lca_is_f32(p, BF_SPEC) && px_lca_is_f32(p, BF_G) && !px_lca_is_f32(p, BF_U),
-              "%s: buffer types", px_cuda_prec_name(p));
+            CHECK(px_lca_class(p, x) == px_lca_class(p, y) || !overlap(off, sz, x, y),
+                  "%s: buffer %d (class %d) shares with %d (class %d)", px_cuda_prec_name(p), x,
+                  px_lca_class(p, x), y, px_lca_class(p, y));
+    /* The classes, written here from forward() apart from px_lca_class:
+     * which buffers hold fp32 in each precision, and their sizes' element
+     * bytes agree. */
+    static const int always32[] = {BF_PLANAR, BF_SPEC, BF_SPECT, BF_G};
+    static const int wide32[] = {BF_XL0, BF_XL1, BF_XG0, BF_XG1, BF_S, BF_XG32};
+    static const int half16[] = {BF_YL, BF_YG, BF_ZL, BF_ZG, BF_U, BF_PCAT, BF_CAT, BF_BIG};
+    int is16 = px_cuda_prec_size(p) == 2, wide = p == PX_CUDA_FP16;
+    for (unsigned k = 0; k < 4; k++) CHECK(px_lca_class(p, always32[k]) == PX_LCA_F32, "fp32 FFT");
+    for (unsigned k = 0; k < 6; k++)
+        CHECK(px_lca_class(p, wide32[k]) == (is16 && !wide ? PX_LCA_16BIT : PX_LCA_F32),
+              "%s: buffer %d's class", px_cuda_prec_name(p), wide32[k]);
+    for (unsigned k = 0; k < 8; k++)
+        CHECK(px_lca_class(p, half16[k]) == (is16 ? PX_LCA_16BIT : PX_LCA_F32),
+              "%s: buffer %d's class", px_cuda_prec_name(p), half16[k]);
+    size_t px8 = (size_t)B * (H >> a->n_down) * (W >> a->n_down);
+    CHECK(sz[BF_S] == px8 * a->cs * (is16 && !wide ? 2 : 4), "S's size");
+    CHECK(sz[BF_U] == px8 * a->cs * (is16 ? 2 : 4), "U's size");
+    CHECK(sz[BF_XG32] == (wide ? px8 * a->cg * 4 : 0), "XG32's size");
+    CHECK(px_lca_class(p, BF_OUT) == (is16 ? PX_LCA_BYTES : PX_LCA_F32), "OUT's class");
     CHECK(total < sum, "no buffer shares memory (%zu of %zu bytes)", total, sum);
     CHECK(total >= peak, "the arena is smaller than the bytes alive at one step");
     if (B == 16 && H == 1024 && W == 1024 && p != PX_CUDA_TF32)

@@ -488,7 +488,8 @@ static unsigned vec_blocks(size_t n8)
         if (!vec_blocks(n8) || (__VA_ARGS__)) return (int)cudaErrorInvalidValue; \
     } while (0)
 
-/* Runs the statement with the type Tn the element type et names. */
+/* Runs the statement with the type Tn the element type et names; an et
+ * that names none returns cudaErrorInvalidValue from the launcher. */
 #define WITH_TYPE(Tn, et, ...)                                                                     \
     do {                                                                                           \
         if ((et) == PX_CU_BF16) {                                                                  \
@@ -497,9 +498,11 @@ static unsigned vec_blocks(size_t n8)
         } else if ((et) == PX_CU_F16) {                                                            \
             typedef f16_t Tn;                                                                      \
             __VA_ARGS__;                                                                           \
-        } else {                                                                                   \
+        } else if ((et) == PX_CU_F32) {                                                            \
             typedef float Tn;                                                                      \
             __VA_ARGS__;                                                                           \
+        } else {                                                                                   \
+            return (int)cudaErrorInvalidValue;                                                     \
         }                                                                                          \
     } while (0)
 #define WITH_ELEM(et, ...) WITH_TYPE(T, et, __VA_ARGS__)

@@ -10,25 +10,29 @@
 
 #define ALIGN 256
 
-/* (The byte buffers, image, mask, output and items, count as the
- * activations' type: no convolution writes them.) */
-int px_lca_is_f32(px_cuda_prec p, int b)
+int px_lca_class(px_cuda_prec p, int b)
 {
+    int wide = px_cuda_prec_size(p) == 4; /* every activation fp32 */
     switch (b) {
     case BF_PLANAR:
     case BF_SPEC:
     case BF_SPECT:
     case BF_G:
-        return 1;
+        return PX_LCA_F32;
     case BF_XL0:
     case BF_XL1:
     case BF_XG0:
     case BF_XG1:
     case BF_S:
     case BF_XG32:
-        return px_cuda_prec_size(p) == 4 || px_lca_wide(p);
+        return wide || px_lca_wide(p) ? PX_LCA_F32 : PX_LCA_16BIT;
+    case BF_IMG:
+    case BF_MASK:
+    case BF_OUT:
+    case BF_ITEMS:
+        return wide ? PX_LCA_F32 : PX_LCA_BYTES;
     default:
-        return px_cuda_prec_size(p) == 4;
+        return wide ? PX_LCA_F32 : PX_LCA_16BIT;
     }
 }
 
@@ -114,16 +118,17 @@ void px_lca_lives(const px_lama_arch *a, px_cuda_prec p, int life[BF_COUNT][2])
 }
 
 /* Where b goes: the lowest aligned offset at which it overlaps no placed
- * buffer whose life meets its own or whose element type is fp32 where b's
- * is not, or the reverse. The candidates are 0 and the ends of those
- * buffers (the lowest free offset is always one of them). Why types: a
- * fused convolution reads its output (times 0) before writing it, and
- * fp32 bytes read as 16-bit values (or the reverse) can be NaN; so in 16
- * bits fp32 buffers share only with fp32 ones. (TF32 and FP32: every
- * buffer holds fp32 values, finite ones: plan_create zeroes the arena
- * once.) */
+ * buffer whose life meets its own or whose class (px_lca_class) differs.
+ * The candidates are 0 and the ends of those buffers (the lowest free
+ * offset is always one of them). Why classes: a fused convolution reads
+ * its output (times 0) before writing it, and bytes of another type read
+ * as 16-bit values can be NaN (image bytes often are: a high byte of
+ * 124-127 or 252-255); so in 16 bits each class shares only within
+ * itself. (TF32 and FP32 keep one class, as they always ran: plan_create
+ * zeroes the arena once, and no NaN has been seen from image bytes read
+ * as fp32.) */
 static size_t lowest_fit(const size_t sz[BF_COUNT], const size_t off[BF_COUNT],
-                         const int placed[BF_COUNT], int life[BF_COUNT][2], const int f32[BF_COUNT],
+                         const int placed[BF_COUNT], int life[BF_COUNT][2], const int cls[BF_COUNT],
                          int b)
 {
     size_t best = (size_t)-1, need = aligned(sz[b]);
@@ -134,7 +139,7 @@ static size_t lowest_fit(const size_t sz[BF_COUNT], const size_t off[BF_COUNT],
         int free = 1;
         for (int o = 0; o < BF_COUNT && free; o++)
             if (placed[o] &&
-                ((life[o][0] <= life[b][1] && life[b][0] <= life[o][1]) || f32[o] != f32[b]))
+                ((life[o][0] <= life[b][1] && life[b][0] <= life[o][1]) || cls[o] != cls[b]))
                 free = at + need <= off[o] || off[o] + aligned(sz[o]) <= at;
         if (free) best = at;
     }
@@ -151,11 +156,11 @@ static size_t lowest_fit(const size_t sz[BF_COUNT], const size_t off[BF_COUNT],
 size_t px_lca_layout(const px_lama_arch *a, px_cuda_prec p, const size_t sz[BF_COUNT],
                      size_t off[BF_COUNT])
 {
-    int life[BF_COUNT][2], placed[BF_COUNT] = {0}, order[BF_COUNT], f32[BF_COUNT], n = 0;
+    int life[BF_COUNT][2], placed[BF_COUNT] = {0}, order[BF_COUNT], cls[BF_COUNT], n = 0;
     px_lca_lives(a, p, life);
     for (int b = 0; b < BF_COUNT; b++) {
         off[b] = 0;
-        f32[b] = px_lca_is_f32(p, b);
+        cls[b] = px_lca_class(p, b);
         if (!sz[b]) continue;
         int k = n++;
         /* Insertion sort, largest first; equal sizes in enum order. */
@@ -165,7 +170,7 @@ size_t px_lca_layout(const px_lama_arch *a, px_cuda_prec p, const size_t sz[BF_C
     size_t total = 0;
     for (int k = 0; k < n; k++) {
         int b = order[k];
-        off[b] = lowest_fit(sz, off, placed, life, f32, b);
+        off[b] = lowest_fit(sz, off, placed, life, cls, b);
         placed[b] = 1;
         if (off[b] + aligned(sz[b]) > total) total = off[b] + aligned(sz[b]);
     }

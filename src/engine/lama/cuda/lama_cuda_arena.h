@@ -47,9 +47,12 @@ static inline int px_lca_wide(px_cuda_prec p)
     return p == PX_CUDA_FP16;
 }
 
-/* Whether buffer b holds fp32 values in precision p (the Fourier unit's
- * transforms always do). */
-int px_lca_is_f32(px_cuda_prec p, int b);
+/* What buffer b holds in precision p, for the arena's sharing rule: fp32
+ * values (the Fourier unit's transforms always), 16-bit values, or bytes
+ * (image, mask, output, items; in FP32 and TF32 these count as fp32, so
+ * that layout is what it was before the rule). */
+enum { PX_LCA_16BIT, PX_LCA_F32, PX_LCA_BYTES };
+int px_lca_class(px_cuda_prec p, int b);
 
 /* Byte sizes of every buffer for batch B at padded size H x W. */
 void px_lca_sizes(const px_lama_arch *a, px_cuda_prec p, int B, int H, int W, size_t sz[BF_COUNT]);
@@ -71,7 +74,7 @@ static inline int px_lca_step_end(int nd) { return 5 + 3 * nd; }
 void px_lca_lives(const px_lama_arch *a, px_cuda_prec p, int life[BF_COUNT][2]);
 
 /* Each buffer's byte offset into the arena (off), aligned, such that two
- * buffers whose lives meet never overlap, nor an fp32 buffer a 16-bit one
+ * buffers whose lives meet never overlap, nor two of different classes
  * (see px_lca_layout); returns the arena's size. */
 size_t px_lca_layout(const px_lama_arch *a, px_cuda_prec p, const size_t sz[BF_COUNT],
                      size_t off[BF_COUNT]);
