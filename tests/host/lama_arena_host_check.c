@@ -4,7 +4,9 @@
  * same step of the forward pass never overlap, every buffer lies inside
  * the arena, in BF16 the fp32 Fourier buffers share memory with nothing (a
  * fused convolution reads its output times 0 first, and fp32 bytes read as
- * bf16 can be NaN), and the sharing saves what it should (issue 16: 1.18
+ * bf16 can be NaN), nor do the image bytes in any precision (for the same
+ * reason: a run's output stays until the next run), and the sharing saves
+ * what it should (issue 16: 1.18
  * GiB per 1024² image in TF32 at first). The steps are read from
  * lama_cuda_net.c's forward(): a change there that uses a buffer at
  * another step must change make_uses here.
@@ -111,6 +113,13 @@ static void check(const px_lama_arch *a, px_cuda_prec p, int B, int H, int W)
                 CHECK(j == fp32[k] || !overlap(off, sz, fp32[k], j),
                       "bf16: fp32 buffer %d shares with %d", fp32[k], j);
     }
+    /* The image bytes share with nothing: a run's output stays in the
+     * arena until the next run's fused convolutions read their outputs. */
+    static const int bytes[] = {BF_IMG, BF_MASK, BF_OUT, BF_ITEMS};
+    for (unsigned k = 0; k < sizeof bytes / sizeof bytes[0]; k++)
+        for (int j = 0; j < BF_COUNT; j++)
+            CHECK(j == bytes[k] || !overlap(off, sz, bytes[k], j), "byte buffer %d shares with %d",
+                  bytes[k], j);
     CHECK(total < sum, "no buffer shares memory (%zu of %zu bytes)", total, sum);
     CHECK(total >= peak, "the arena is smaller than the bytes alive at one step");
     if (B == 16 && H == 1024 && W == 1024 && p == PX_CUDA_TF32) {

@@ -57,9 +57,11 @@ void px_lca_lives(const px_lama_arch *a, px_cuda_prec p, int life[BF_COUNT][2])
 {
     int nd = a->n_down, end = px_lca_step_end(nd), head = px_lca_step_head(nd);
     int trunk = px_lca_step_trunk(nd), concat = px_lca_step_concat(nd);
+    /* The inputs and the output live throughout: a run's output bytes stay
+     * in the plan's arena until the next run, whose fused convolutions
+     * read their outputs (times 0) before writing them — image bytes read
+     * as floats can be NaN (four bytes of 255 are), and 0 * NaN is NaN. */
     for (int b = 0; b < BF_COUNT; b++) live(life, b, 0, end);
-    /* The inputs until the head composes with them; the output after. */
-    live(life, BF_OUT, head, end);
     live(life, BF_BIG, 1, px_lca_step_pad(0));
     /* One padded copy for every down level, each level's input until it
      * is padded, and the last level's two outputs until the concatenation
