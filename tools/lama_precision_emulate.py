@@ -16,8 +16,8 @@ rounded to what the tensor cores read; sums in fp32. Per precision:
          bf16; the Fourier unit in fp32 with its 1x1 convolution in TF32
   fp16   as bf16 with IEEE half (10-bit mantissa, 5-bit exponent)
   fp16r  fp16 with the residual stream (x += z) kept in fp32
-  fp16w  the FP16 engine of commits a6e60b1..ebc5760 (lama_cuda_arena.h
-         there, px_lca_wide; reverted off main until a GPU checks it):
+  fp16w  the FP16 engine of commit d1e1173 (lama_cuda_arena.h there,
+         px_lca_wide; reverted off main until a GPU checks it):
          fp16 with the residual stream and st1's output in fp32, st1 in
          TF32 on fp32 input
 
