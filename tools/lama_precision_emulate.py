@@ -92,8 +92,8 @@ class Prec:
         self.mul = {"fp32": ident, "tf32": t32, "bf16": bf}.get(name, half)
         self.fu = ident if name == "fp32" else t32
         self.st1 = t32 if name == "fp16w" else self.mul  # st1's multiplicands
-        wide = name in ("fp16r", "fp16w") or "res" in self.keep
-        self.res = ident if wide else store  # the residual stream
+        self.wide_res = name in ("fp16r", "fp16w") or "res" in self.keep
+        self.res = ident if self.wide_res else store  # the residual stream
         self._store = store
 
     def residual(self, t):
@@ -179,7 +179,7 @@ def emulate(model, x, p, nd, nb):
             xg = p.act(relu_shift(conv(p, xp, blk.ffc.convl2g.weight, 2, scg), shg))
     for b in range(nb):
         blk = m[2 + nd + b]
-        yl, yg = trunk_ffc(p, blk.conv1, xl, xg, b > 0 and p.res is not p._store)
+        yl, yg = trunk_ffc(p, blk.conv1, xl, xg, b > 0 and p.wide_res)
         zl, zg = trunk_ffc(p, blk.conv2, yl, yg)
         xl, xg = p.residual(xl + zl), p.residual(xg + zg)
     cur = p.act(torch.cat([xl, xg], 1))
