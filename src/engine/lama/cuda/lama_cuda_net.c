@@ -1,11 +1,13 @@
 /*
  * lama_cuda_net.c — big-lama on one GPU (see lama_cuda_net.h).
  *
- * Layout: NHWC throughout, activations in fp32 or bf16 (precision "bf16";
- * FFTs always in fp32). Convolutions are cuDNN's (cuda_conv.h), with
- * BatchNorm folded (weights.c) and bias + ReLU fused into the convolution
- * where cuDNN can (cudnnConvolutionBiasActivationForward), else in a
- * kernel. Per FFC of a residual block:
+ * Layout: NHWC throughout, activations in fp32, bf16 or fp16 (precisions
+ * "bf16", "fp16"; FFTs always in fp32; FP16 keeps the residual stream x
+ * and s in fp32, st1 in TF32: lama_cuda_arena.h says why). Convolutions
+ * are cuDNN's (cuda_conv.h), with BatchNorm folded (weights.c) and bias +
+ * ReLU fused into the convolution where cuDNN can
+ * (cudnnConvolutionBiasActivationForward), else in a kernel. Per FFC of a
+ * residual block:
  *   pad(x) -> [x_l | x_g] (and x_l alone)          trunk_pad (adds the residual)
  *   y_l = relu(conv3x3([l2l | g2l], [x_l | x_g]) + b_l)   one convolution
  *   y_g = conv3x3(l2g, x_l)                                (no bias yet)
@@ -87,6 +89,18 @@ struct px_lcnet {
     size_t weight_bytes;
 };
 
+/* The kernels' element type (kernels.h) of a precision's activations. */
+static int elem(px_cuda_prec p)
+{
+    return p == PX_CUDA_BF16 ? PX_CU_BF16 : p == PX_CUDA_FP16 ? PX_CU_F16 : PX_CU_F32;
+}
+
+/* ... and of its residual stream and st1 output (fp32 in FP16). */
+static int elem_wide(px_cuda_prec p)
+{
+    return px_lca_wide(p) ? PX_CU_F32 : elem(p);
+}
+
 /*
  * Uploads one convolution: w is PyTorch's layout (cout, cin, kh, kw), or
  * (cin, cout, kh, kw) when transposed; cin_pad/cout_pad widen the input or
@@ -94,15 +108,21 @@ struct px_lcnet {
  * arrays may be NULL for the parts of a combined convolution (see upload_a).
  * raw: for the fused stem and head kernels, fp32 whatever the precision and
  * no cuDNN descriptor. f32: a convolution that stays in TF32 when the
- * engine runs in BF16 (the Fourier unit's, whose input is a spectrum: its
- * DC terms dwarf the rest, and bf16's 8-bit mantissa lost the rest).
+ * engine runs in 16 bits: TF32_HALF in both (the Fourier unit's, whose
+ * input is a spectrum: its DC terms dwarf the rest, and bf16's 8-bit
+ * mantissa lost the rest), TF32_WIDE in FP16 only (st1, see
+ * px_lca_wide()).
  */
+enum { TF32_NEVER, TF32_HALF, TF32_WIDE };
+
 static int upload(px_lcnet *net, dconv *c, const float *w, const float *b, int cout, int cin, int k,
-                  int stride, int transposed, int cout_pad, int cin_pad, bool raw, bool f32,
+                  int stride, int transposed, int cout_pad, int cin_pad, bool raw, int f32,
                   char *err, size_t errlen)
 {
     int rc = 0;
-    px_cuda_prec cp = f32 && net->prec == PX_CUDA_BF16 ? PX_CUDA_TF32 : net->prec;
+    bool tf32 = (f32 == TF32_HALF && px_cuda_prec_half(net->prec)) ||
+                (f32 == TF32_WIDE && px_lca_wide(net->prec));
+    px_cuda_prec cp = tf32 ? PX_CUDA_TF32 : net->prec;
     c->prec = cp;
     float *host = NULL, *tmp = NULL, *hb = NULL;
     c->cout = cout_pad;
@@ -131,9 +151,9 @@ static int upload(px_lcnet *net, dconv *c, const float *w, const float *b, int c
     PX_CUDA_CHECK(cudaMemcpyAsync(tmp, host, n * sizeof(float), cudaMemcpyHostToDevice,
                                   net->ctx->stream));
     PX_CUDA_CHECK(cudaStreamSynchronize(net->ctx->stream)); /* host is freed below */
-    if (cp == PX_CUDA_BF16 && !raw) {
+    if (px_cuda_prec_half(cp) && !raw) {
         PX_CUDA_CHECK(cudaMalloc(&c->w, n * 2));
-        PX_CUDA_LAUNCH_CHECK(px_cu_convert((px_cu_stream)net->ctx->stream, 1, tmp, n, c->w));
+        PX_CUDA_LAUNCH_CHECK(px_cu_convert((px_cu_stream)net->ctx->stream, elem(cp), tmp, n, c->w));
         PX_CUDA_CHECK(cudaStreamSynchronize(net->ctx->stream));
         PX_CUDA_CHECK(cudaFree(tmp));
     } else {
@@ -149,8 +169,8 @@ static int upload(px_lcnet *net, dconv *c, const float *w, const float *b, int c
                                       cudaMemcpyHostToDevice, net->ctx->stream)); /* as above */
         if (!raw) {
             PX_CUDA_CHECK(cudaMalloc(&c->b_act, (size_t)cout_pad * px_cuda_prec_size(cp)));
-            PX_CUDA_LAUNCH_CHECK(px_cu_convert((px_cu_stream)net->ctx->stream, cp == PX_CUDA_BF16,
-                                               c->b, (size_t)cout_pad, c->b_act));
+            PX_CUDA_LAUNCH_CHECK(px_cu_convert((px_cu_stream)net->ctx->stream, elem(cp), c->b,
+                                               (size_t)cout_pad, c->b_act));
             PX_CUDA_CHECK(cudaStreamSynchronize(net->ctx->stream));
         }
     }
@@ -175,7 +195,7 @@ static void dconv_free(dconv *c)
     memset(c, 0, sizeof *c);
 }
 
-static int upload_conv(px_lcnet *net, dconv *c, const px_lama_conv *src, bool raw, bool f32,
+static int upload_conv(px_lcnet *net, dconv *c, const px_lama_conv *src, bool raw, int f32,
                        char *err, size_t errlen)
 {
     return upload(net, c, src->w, src->b, src->cout, src->cin, src->k, src->stride, src->transposed,
@@ -196,7 +216,7 @@ static int upload_a(px_lcnet *net, dconv *c, const px_lama_ffc *f, char *err, si
                 w[((size_t)o * cin + i) * k * k + t] =
                     i < l->cin ? l->w[((size_t)o * l->cin + i) * k * k + t]
                                : g->w[((size_t)o * g->cin + (i - l->cin)) * k * k + t];
-    int rc = upload(net, c, w, l->b, cout, cin, k, 1, 0, cout, cin, false, false, err, errlen);
+    int rc = upload(net, c, w, l->b, cout, cin, k, 1, 0, cout, cin, false, TF32_NEVER, err, errlen);
     free(w);
     return rc;
 }
@@ -204,24 +224,24 @@ static int upload_a(px_lcnet *net, dconv *c, const px_lama_ffc *f, char *err, si
 static int upload_all(px_lcnet *net, const px_lama_weights *W, char *err, size_t errlen)
 {
     const px_lama_arch *a = &net->arch;
-    int rc = upload_conv(net, &net->stem, &W->stem, true, false, err, errlen);
+    int rc = upload_conv(net, &net->stem, &W->stem, true, TF32_NEVER, err, errlen);
     for (int i = 0; !rc && i < a->n_down; i++)
-        rc = upload_conv(net, &net->down[i], &W->down[i], false, false, err, errlen);
-    if (!rc) rc = upload_conv(net, &net->down_g, &W->down_g, false, false, err, errlen);
+        rc = upload_conv(net, &net->down[i], &W->down[i], false, TF32_NEVER, err, errlen);
+    if (!rc) rc = upload_conv(net, &net->down_g, &W->down_g, false, TF32_NEVER, err, errlen);
     net->blk = px_xcalloc((size_t)a->n_blocks, sizeof *net->blk);
     for (int b = 0; !rc && b < a->n_blocks; b++)
         for (int j = 0; !rc && j < 2; j++) {
             const px_lama_ffc *f = &W->blocks[b][j];
             dffc *o = &net->blk[b][j];
             rc = upload_a(net, &o->a, f, err, errlen);
-            if (!rc) rc = upload_conv(net, &o->b, &f->l2g, false, false, err, errlen);
-            if (!rc) rc = upload_conv(net, &o->st1, &f->st1, false, false, err, errlen);
-            if (!rc) rc = upload_conv(net, &o->fu, &f->fu, false, true, err, errlen);
-            if (!rc) rc = upload_conv(net, &o->st2, &f->st2, false, false, err, errlen);
+            if (!rc) rc = upload_conv(net, &o->b, &f->l2g, false, TF32_NEVER, err, errlen);
+            if (!rc) rc = upload_conv(net, &o->st1, &f->st1, false, TF32_WIDE, err, errlen);
+            if (!rc) rc = upload_conv(net, &o->fu, &f->fu, false, TF32_HALF, err, errlen);
+            if (!rc) rc = upload_conv(net, &o->st2, &f->st2, false, TF32_NEVER, err, errlen);
         }
     for (int i = 0; !rc && i < a->n_down; i++)
-        rc = upload_conv(net, &net->up[i], &W->up[i], false, false, err, errlen);
-    if (!rc) rc = upload_conv(net, &net->out, &W->out, true, false, err, errlen);
+        rc = upload_conv(net, &net->up[i], &W->up[i], false, TF32_NEVER, err, errlen);
+    if (!rc) rc = upload_conv(net, &net->out, &W->out, true, TF32_NEVER, err, errlen);
     return rc;
 }
 
@@ -337,9 +357,8 @@ static int conv(pass *ps, const dconv *w, const void *x, int ih, int iw, void *y
     /* run */
     if ((rc = px_cuda_conv_run(&o->c, h, &args, err, errlen))) goto fail;
     if (!o->c.fused && (o->bias || o->relu))
-        PX_CUDA_LAUNCH_CHECK(px_cu_bias_act((px_cu_stream)ps->net->ctx->stream,
-                                            w->prec == PX_CUDA_BF16, y, o->bias ? w->b : NULL,
-                                            o->rows, w->cout, o->relu));
+        PX_CUDA_LAUNCH_CHECK(px_cu_bias_act((px_cu_stream)ps->net->ctx->stream, elem(w->prec), y,
+                                            o->bias ? w->b : NULL, o->rows, w->cout, o->relu));
 fail:
     return rc;
 }
@@ -355,7 +374,7 @@ fail:
 
 /*
  * The Fourier unit of one FFC: u = s + irfft2(relu(fu(rfft2(s)) + b)), both
- * transforms orthonormal, on a planar layout: s (NHWC, fp32 or bf16) is
+ * transforms orthonormal, on a planar layout: s (NHWC, act type) is
  * transposed to fp32 [B][c][h][w] and one R2C 2D runs over all B*c planes;
  * the spectrum is transposed to NHWC complex [B][h][wf][cs] for the 1x1
  * convolution (channel 2k = Re, 2k+1 = Im, LaMa's order; the forward
@@ -377,12 +396,12 @@ static int fourier_unit(pass *ps, const dffc *f)
     size_t errlen = ps->errlen;
     px_cu_stream s = (px_cu_stream)net->ctx->stream;
     void **buf = p->buf;
-    int bf = net->prec == PX_CUDA_BF16, B = p->B, cs = a->cs, rc = 0;
+    int et = elem(net->prec), ets = elem_wide(net->prec), B = p->B, cs = a->cs, rc = 0;
     int h8 = p->H >> a->n_down, w8 = p->W >> a->n_down, wf = w8 / 2 + 1;
     bool run = !ps->build;
     float scale = 1.0f / sqrtf((float)h8 * (float)w8);
     cufftComplex *spec = buf[BF_SPEC];
-    LAUNCH(px_cu_to_planar(s, bf, buf[BF_S], B, h8 * w8, cs, buf[BF_PLANAR]));
+    LAUNCH(px_cu_to_planar(s, ets, buf[BF_S], B, h8 * w8, cs, buf[BF_PLANAR]));
     mark(ps, "fu layout kernels");
     if (run) PX_CUFFT_CHECK(cufftExecR2C(p->fwd, buf[BF_PLANAR], buf[BF_SPECT]));
     mark(ps, "fu fft");
@@ -397,7 +416,8 @@ static int fourier_unit(pass *ps, const dffc *f)
     mark(ps, "fu layout kernels");
     if (run) PX_CUFFT_CHECK(cufftExecC2R(p->inv, buf[BF_SPECT], buf[BF_PLANAR]));
     mark(ps, "fu fft");
-    LAUNCH(px_cu_planar_add(s, bf, buf[BF_PLANAR], scale, buf[BF_S], B, h8, w8, cs, buf[BF_U]));
+    LAUNCH(
+        px_cu_planar_add(s, ets, et, buf[BF_PLANAR], scale, buf[BF_S], B, h8, w8, cs, buf[BF_U]));
     mark(ps, "fu layout kernels");
 fail:
     return rc;
@@ -416,7 +436,8 @@ static int trunk(pass *ps, void **xl_io, void **xg_io)
     char *err = ps->err;
     size_t errlen = ps->errlen;
     px_cu_stream s = (px_cu_stream)net->ctx->stream;
-    int bf = net->prec == PX_CUDA_BF16, B = p->B, h8 = p->H >> a->n_down, w8 = p->W >> a->n_down;
+    int et = elem(net->prec), etx = elem_wide(net->prec), B = p->B, h8 = p->H >> a->n_down,
+        w8 = p->W >> a->n_down;
     void **buf = p->buf;
     int rc = 0;
     bool run = !ps->build;
@@ -427,24 +448,28 @@ static int trunk(pass *ps, void **xl_io, void **xg_io)
             /* Inputs and outputs of this FFC. */
             void *il = j ? buf[BF_YL] : xl, *ig = j ? buf[BF_YG] : xg;
             void *ol = j ? buf[BF_ZL] : buf[BF_YL], *og = j ? buf[BF_ZG] : buf[BF_YG];
+            /* st1's input: FP16 reads fp32 in TF32, so the second half's
+             * (fp16) is widened on the way (XG32). */
+            float *gw = j && px_lca_wide(net->prec) ? buf[BF_XG32] : NULL;
             if (j == 0 && b > 0) {
                 /* x += z of the previous block, written to the other pair. */
-                LAUNCH(px_cu_trunk_pad(s, bf, xl, xg, buf[BF_ZL], buf[BF_ZG], nxl, nxg, B, h8, w8,
-                                       a->cl, a->cg, 1, buf[BF_PCAT], buf[BF_PL]));
+                LAUNCH(px_cu_trunk_pad(s, etx, et, xl, xg, buf[BF_ZL], buf[BF_ZG], nxl, nxg, B, h8,
+                                       w8, a->cl, a->cg, 1, buf[BF_PCAT], buf[BF_PL], NULL));
                 void *t = xl;
                 xl = nxl, nxl = t;
                 t = xg, xg = nxg, nxg = t;
                 il = xl, ig = xg;
             } else {
-                LAUNCH(px_cu_trunk_pad(s, bf, il, ig, NULL, NULL, NULL, NULL, B, h8, w8, a->cl,
-                                       a->cg, 1, buf[BF_PCAT], buf[BF_PL]));
+                LAUNCH(px_cu_trunk_pad(s, j ? et : etx, et, il, ig, NULL, NULL, NULL, NULL, B, h8,
+                                       w8, a->cl, a->cg, 1, buf[BF_PCAT], buf[BF_PL], gw));
             }
             mark(ps, "trunk pad");
             CONV(&f->a, buf[BF_PCAT], h8 + 2, w8 + 2, ol, h8, w8, 0, false, true, true, 1.0f);
             mark(ps, "ffc conv a (l2l|g2l)");
             CONV(&f->b, buf[BF_PL], h8 + 2, w8 + 2, og, h8, w8, 0, false, false, false, 1.0f);
             mark(ps, "ffc conv b (l2g)");
-            CONV(&f->st1, ig, h8, w8, buf[BF_S], h8, w8, 0, false, true, true, 1.0f);
+            CONV(&f->st1, gw ? (void *)gw : ig, h8, w8, buf[BF_S], h8, w8, 0, false, true, true,
+                 1.0f);
             mark(ps, "st1 conv");
             if ((rc = fourier_unit(ps, f))) goto fail;
             CONV(&f->st2, buf[BF_U], h8, w8, og, h8, w8, 0, true, true, true, 1.0f);
@@ -465,7 +490,7 @@ static int forward(pass *ps)
     char *err = ps->err;
     size_t errlen = ps->errlen;
     px_cu_stream s = (px_cu_stream)net->ctx->stream;
-    int bf = net->prec == PX_CUDA_BF16, B = p->B, H = p->H, W = p->W, nd = a->n_down;
+    int et = elem(net->prec), B = p->B, H = p->H, W = p->W, nd = a->n_down;
     int h8 = H >> nd, w8 = W >> nd;
     void **buf = p->buf;
     int rc = 0;
@@ -483,7 +508,7 @@ static int forward(pass *ps)
     mark(ps, "upload");
     /* Stem: the input built from image and mask, padded, 7x7, bias, ReLU:
      * one kernel (4 input channels suit cuDNN badly). */
-    LAUNCH(px_cu_stem(s, bf, buf[BF_IMG], buf[BF_MASK], img_stride, mask_stride, buf[BF_ITEMS], B,
+    LAUNCH(px_cu_stem(s, et, buf[BF_IMG], buf[BF_MASK], img_stride, mask_stride, buf[BF_ITEMS], B,
                       H, W, net->stem.w, net->stem.b, a->ngf, buf[BF_BIG]));
     mark(ps, "stem");
     /* Down-sampling: reflection pad 1 -> 3x3 stride 2; the last one splits
@@ -491,24 +516,29 @@ static int forward(pass *ps)
     void *cur = buf[BF_BIG];
     for (int i = 0; i < nd; i++) {
         int hi = H >> i, wi = W >> i;
-        LAUNCH(px_cu_reflect_pad(s, bf, cur, B, hi, wi, a->ch[i], 1, buf[BF_PD]));
+        LAUNCH(px_cu_reflect_pad(s, et, cur, B, hi, wi, a->ch[i], 1, buf[BF_PD]));
         mark(ps, "down pad");
         if (i + 1 < nd) {
             CONV(&net->down[i], buf[BF_PD], hi + 2, wi + 2, buf[BF_DOWN + i], hi / 2, wi / 2, 0,
                  false, true, true, 1.0f);
             cur = buf[BF_DOWN + i];
         } else {
-            CONV(&net->down[i], buf[BF_PD], hi + 2, wi + 2, buf[BF_XL0], h8, w8, 0, false, true,
-                 true, 1.0f);
-            CONV(&net->down_g, buf[BF_PD], hi + 2, wi + 2, buf[BF_XG0], h8, w8, 0, false, true,
-                 true, 1.0f);
+            /* FP16: into fp16 buffers, widened for the fp32 residual stream. */
+            bool wide = px_lca_wide(net->prec);
+            CONV(&net->down[i], buf[BF_PD], hi + 2, wi + 2, buf[wide ? BF_YL : BF_XL0], h8, w8, 0,
+                 false, true, true, 1.0f);
+            CONV(&net->down_g, buf[BF_PD], hi + 2, wi + 2, buf[wide ? BF_YG : BF_XG0], h8, w8, 0,
+                 false, true, true, 1.0f);
+            size_t px8 = (size_t)B * h8 * w8;
+            if (wide) LAUNCH(px_cu_widen(s, et, buf[BF_YL], px8 * a->cl, buf[BF_XL0]));
+            if (wide) LAUNCH(px_cu_widen(s, et, buf[BF_YG], px8 * a->cg, buf[BF_XG0]));
         }
         mark(ps, "down conv");
     }
     void *xl = buf[BF_XL0], *xg = buf[BF_XG0];
     if ((rc = trunk(ps, &xl, &xg))) goto fail;
-    LAUNCH(px_cu_trunk_concat(s, bf, xl, xg, buf[BF_ZL], buf[BF_ZG], B, h8, w8, a->cl, a->cg,
-                              buf[BF_CAT]));
+    LAUNCH(px_cu_trunk_concat(s, elem_wide(net->prec), et, xl, xg, buf[BF_ZL], buf[BF_ZG], B, h8,
+                              w8, a->cl, a->cg, buf[BF_CAT]));
     mark(ps, "trunk pad");
     /* Up-sampling: transposed 3x3 stride 2 (padding 1, output padding 1). */
     cur = buf[BF_CAT];
@@ -521,7 +551,7 @@ static int forward(pass *ps)
     }
     /* Head: reflection pad 3 -> 7x7 -> sigmoid, quantised and composed, in
      * one kernel (3 output channels suit cuDNN badly). */
-    LAUNCH(px_cu_head(s, bf, buf[BF_LAST], B, H, W, a->ngf, net->out.w, net->out.b, buf[BF_IMG],
+    LAUNCH(px_cu_head(s, et, buf[BF_LAST], B, H, W, a->ngf, net->out.w, net->out.b, buf[BF_IMG],
                       buf[BF_MASK], img_stride, mask_stride, buf[BF_ITEMS], buf[BF_OUT], ps->pred));
     mark(ps, "head");
     if (run)
