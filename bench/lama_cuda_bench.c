@@ -14,6 +14,7 @@
  * the float prediction (padded H x W x 3, little-endian float32, with a
  * 16-byte header "H W" as two int32 then 8 zero bytes) for one image.
  */
+#include "core/pool.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/rng.h"
@@ -197,7 +198,10 @@ int main(int argc, char **argv)
             int w = 0, h = 0;
             if (sscanf(sp, "%dx%d", &w, &h) != 2) break;
             size_t base = free_now();
-            px_engine_config cfg = {.weights = weights, .device = device, .precision = pr};
+            /* The compute threads, as pixserve passes them (they stage the
+             * batch's images: px_pool_copy). */
+            px_engine_config cfg = {
+                .weights = weights, .device = device, .precision = pr, .pool = px_pool_default()};
             px_engine *e;
             char err[300];
             if (px_engine_open("lama", &cfg, &e, err, sizeof err)) {

@@ -51,10 +51,12 @@ static char *make_weights(const char *config, int seed)
     return path;
 }
 
-/* Opens the CUDA engine, or explains why not (skip). */
+/* Opens the CUDA engine, or explains why not (skip). With the compute
+ * threads, as pixserve opens it: they stage the batches' images. */
 static px_engine *open_cuda(const char *weights, const char *precision)
 {
-    px_engine_config cfg = {.weights = weights, .device = "cuda", .precision = precision};
+    px_engine_config cfg = {
+        .weights = weights, .device = "cuda", .precision = precision, .pool = px_pool_default()};
     px_engine *e = NULL;
     char err[256];
     int rc = px_engine_open("lama", &cfg, &e, err, sizeof err);
