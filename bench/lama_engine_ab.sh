@@ -8,7 +8,8 @@
 # verdict), the engine before (./lcb_old) and after in TF32 at 1024² and
 # 512² batch 16, alternated, the new engine's 16-bit precisions (bf16,
 # fp16) there, and its profiles of a 1024² batch-8 pass (TF32, fp16).
-# Every part has a timeout; they add up to 530 s. First used
+# Every part has a timeout; they add up to 580 s (the profiles are
+# skipped past 540 s). First used
 # 2026-12-06 for the planar Fourier unit and the re-blocked 7x7 kernels
 # (lama-cuda.md).
 #
@@ -29,16 +30,19 @@ timeout 120 .devcarry/lama_cuda_test >> $OUT/lama-test.txt 2>&1; echo "lama_cuda
 grep -E "^  *(ok|FAIL)|passed|fp16|tf32" $OUT/lama-test.txt | tail -14
 wait $WP
 # The accuracy gate before the speed runs: if the call runs long, the
-# speed is what is cut (the timeouts add up to 530 s of the 600 a call may take).
+# speed is what is cut (the timeouts add up to 580 s of the 600 a call may take).
 if [ "${WITH_ACCURACY:-1}" = 1 ]; then
   WEIGHTS=/tmp/big.safetensors PARTS=torch OUT=$OUT/lama-acc PX_TEST_TIMEOUT=140 \
     timeout 150 scripts/test_gpu > $OUT/lama-acc.txt 2>&1
   echo "accuracy rc=$?"; grep -E "summary|verdicts" $OUT/lama-acc.txt
 fi
-for v in old new old new; do
-  b=.devcarry/lama_cuda_bench; [ $v = old ] && b=./lcb_old
+# ./lcb_mid (optional): a third engine between the two, e.g. when one call
+# checks two changes stacked on each other.
+VS="old new old new"; [ -x ./lcb_mid ] && VS="old mid new new mid old"
+for v in $VS; do
+  b=.devcarry/lama_cuda_bench; [ $v != new ] && b=./lcb_$v
   echo "== $v" >> $OUT/lama-ab.txt
-  timeout 40 $b --weights /tmp/big.safetensors --sizes 1024x1024,512x512 --batches 16 \
+  timeout 35 $b --weights /tmp/big.safetensors --sizes 1024x1024,512x512 --batches 16 \
     --precisions tf32 --iters 5 2>&1 | grep -v '^ *$' | tail -4 >> $OUT/lama-ab.txt
 done
 cat $OUT/lama-ab.txt
@@ -47,6 +51,7 @@ timeout 50 .devcarry/lama_cuda_bench --weights /tmp/big.safetensors --sizes 1024
   --batches 16 --precisions bf16,fp16 --iters 5 > $OUT/lama-16bit.txt 2>&1
 cat $OUT/lama-16bit.txt
 for p in tf32 fp16; do
+  [ $SECONDS -lt 540 ] || { echo "profile $p: skipped, out of time"; continue; }
   PX_LAMA_CUDA_PROFILE=1 timeout 25 .devcarry/lama_cuda_bench --weights /tmp/big.safetensors \
     --sizes 1024x1024 --batches 8 --precisions $p --iters 1 > $OUT/lama-profile-$p.txt 2>&1
   grep -A18 "profile" $OUT/lama-profile-$p.txt | head -19
