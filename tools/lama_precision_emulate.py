@@ -21,7 +21,12 @@ rounded to what the tensor cores read; sums in fp32. Per precision:
          fp16 with the residual stream and st1's output in fp32, st1 in
          TF32 on fp32 input
 
-The stem and the head are the engine's fp32 kernels in every precision.
+The stem and the head are the engine's fp32 kernels in every precision,
+or with --stem-head cudnn cuDNN convolutions in the precision's
+multiplicands (the stem on its 8-channel input built in the activations'
+type; the head's logits stored in that type, the bias and sigmoid after
+in fp32, and the 3-pixel border ring computed exactly, as the finishing
+kernel does).
 "torch-tf32" is PyTorch's TF32 on the GPU: the module as written, every
 convolution's input and weight rounded to TF32.
 
@@ -35,7 +40,7 @@ and precision, then a summary per precision, then the verdict of issue
   /usr/bin/python3 tools/lama_precision_emulate.py [--weights big.safetensors]
       [--config big-lama --seed 1] [--photos build/photos] [--synth]
       [--precisions fp32,tf32,bf16,fp16,fp16r,torch-tf32] [--tf32-trunc]
-      [--keep res,s,ygp,u,yl,yg] [--out rows.jsonl]
+      [--keep res,s,ygp,u,yl,yg] [--stem-head own|cudnn] [--out rows.jsonl]
 
 --keep names trunk sites whose stores stay fp32 in bf16/fp16 (which
 roundings cost the most): res the residual stream, s the st1 output
@@ -161,12 +166,31 @@ def trunk_ffc(p, blk, xl, xg, from_res=False):
     return yl, p.act(relu_shift(conv(p, u, st.conv2.weight, scale=scg) + yg, shg), "yg")
 
 
-def emulate(model, x, p, nd, nb):
+def stem(p, st, x, cudnn):
+    """The 7x7 stem: the engine's fp32 kernel, or cuDNN on the input stored
+    in the activations' type (p.act)."""
+    sc, sh = fold(st.bn_l)
+    if cudnn:
+        return p.act(relu_shift(conv(p, pad(p.act(x), 3), st.ffc.convl2l.weight, scale=sc), sh))
+    return p.act(relu_shift(F.conv2d(pad(x, 3), st.ffc.convl2l.weight * sc.view(-1, 1, 1, 1)),
+                            sh))
+
+
+def head(p, hd, cur, cudnn):
+    """The 7x7 head and sigmoid: fp32, or cuDNN's logits (no bias) stored in
+    the activations' type with the 3-pixel border ring exact (fp32)."""
+    exact = F.conv2d(pad(cur, 3), hd.weight, hd.bias)
+    if not cudnn:
+        return torch.sigmoid(exact)
+    y = p.act(F.conv2d(p.mul(cur), p.mul(hd.weight), padding=3)) + hd.bias.view(1, -1, 1, 1)
+    inner = torch.zeros_like(y, dtype=torch.bool)
+    inner[:, :, 3:-3, 3:-3] = True
+    return torch.sigmoid(torch.where(inner, y, exact))
+
+
+def emulate(model, x, p, nd, nb, cudnn=False):
     m = model.model
-    st = m[1]
-    sc, sh = fold(st.bn_l)  # stem: the engine's fp32 kernel
-    cur = p.act(relu_shift(F.conv2d(pad(x, 3), st.ffc.convl2l.weight * sc.view(-1, 1, 1, 1)),
-                           sh))
+    cur = stem(p, m[1], x, cudnn)
     for i in range(nd):
         blk = m[2 + i]
         xp = pad(cur, 1)
@@ -190,8 +214,7 @@ def emulate(model, x, p, nd, nb):
         w = tc.weight * sc.view(1, -1, 1, 1)  # (cin, cout, 3, 3)
         y = F.conv_transpose2d(p.mul(cur), p.mul(w), stride=2, padding=1, output_padding=1)
         cur = p.act(relu_shift(y + (tc.bias * sc).view(1, -1, 1, 1), sh))
-    head = m[k + 3 * nd + 1]
-    return torch.sigmoid(F.conv2d(pad(cur, 3), head.weight, head.bias))
+    return head(p, m[k + 3 * nd + 1], cur, cudnn)
 
 
 def torch_tf32(model, x, trunc):
@@ -254,6 +277,8 @@ def main():
     ap.add_argument("--tf32-trunc", action="store_true",
                     help="TF32 by truncation instead of round-to-nearest")
     ap.add_argument("--keep", default="", help="trunk sites kept fp32 (see above)")
+    ap.add_argument("--stem-head", default="own", choices=("own", "cudnn"),
+                    help="the 7x7 stem and head: the engine's fp32 kernels or cuDNN (see above)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--out", help="also write the JSON lines here")
     a = ap.parse_args()
@@ -287,7 +312,7 @@ def main():
                     y, peak = torch_tf32(model, x, a.tf32_trunc), float("nan")
                 else:
                     p = Prec(impl, a.tf32_trunc, [k for k in a.keep.split(",") if k])
-                    y = emulate(model, x, p, nd, nb)
+                    y = emulate(model, x, p, nd, nb, a.stem_head == "cudnn")
                     peak = p.peak
                 pred = y[0].permute(1, 2, 0).numpy()
                 d = np.abs(pred - pref)
@@ -298,10 +323,11 @@ def main():
                                                       m_p, h, w), 2),
                          peak_activation=0.0 if math.isnan(peak) else peak,
                          ref_s=round(ref_s, 1), tf32="trunc" if a.tf32_trunc else "rne",
-                         keep=a.keep)
+                         keep=a.keep, stem_head=a.stem_head)
                 rows.append(r)
                 emit(r)
     for s in summarise(rows, precs, a.keep):
+        s["stem_head"] = a.stem_head
         emit(s)
     if out:
         out.close()

@@ -73,6 +73,11 @@ struct px_lcnet {
     px_lama_arch arch;
     px_cuda_prec prec;
     dconv stem, down[PX_LAMA_MAX_DOWN], down_g, up[PX_LAMA_MAX_DOWN], out;
+    /* PX_LCA_CUDNN77: the stem and head through cuDNN as well (stem_c: 8
+     * input channels; out_c: 8 outputs, no bias; out stays for the head's
+     * border, see px_cu_head_finish). */
+    unsigned opts;
+    dconv stem_c, out_c;
     dffc (*blk)[2];
     /* Plans per (batch, H, W); cuDNN's algorithm choice per convolution
      * shape: the 18 residual blocks repeat the same few shapes, and a
@@ -242,7 +247,27 @@ static int upload_all(px_lcnet *net, const px_lama_weights *W, char *err, size_t
     for (int i = 0; !rc && i < a->n_down; i++)
         rc = upload_conv(net, &net->up[i], &W->up[i], false, TF32_NEVER, err, errlen);
     if (!rc) rc = upload_conv(net, &net->out, &W->out, true, TF32_NEVER, err, errlen);
+    if (!rc && (net->opts & PX_LCA_CUDNN77)) {
+        const px_lama_conv *st = &W->stem, *o = &W->out;
+        rc = upload(net, &net->stem_c, st->w, st->b, st->cout, st->cin, st->k, 1, 0, st->cout, 8,
+                    false, TF32_NEVER, err, errlen);
+        if (!rc)
+            rc = upload(net, &net->out_c, o->w, NULL, o->cout, o->cin, o->k, 1, 0, 8, o->cin, false,
+                        TF32_NEVER, err, errlen);
+    }
     return rc;
+}
+
+/* PX_LAMA_CUDA_7X7=cudnn: the 7x7 stem and head as cuDNN convolutions
+ * (tensor cores) instead of the fused fp32 kernels, until measured
+ * (docs/benchmarks/lama-cuda.md); read when a network is created. */
+static int opts_from_env(unsigned *opts, char *err, size_t errlen)
+{
+    const char *v = getenv("PX_LAMA_CUDA_7X7");
+    *opts = v && !strcmp(v, "cudnn") ? PX_LCA_CUDNN77 : 0;
+    if (v && *v && strcmp(v, "cudnn") && strcmp(v, "own"))
+        return px_errf(err, errlen, PX_EINVAL, "PX_LAMA_CUDA_7X7=%s: give own or cudnn", v);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- plans */
@@ -508,8 +533,15 @@ static int forward(pass *ps)
     mark(ps, "upload");
     /* Stem: the input built from image and mask, padded, 7x7, bias, ReLU:
      * one kernel (4 input channels suit cuDNN badly). */
-    LAUNCH(px_cu_stem(s, et, buf[BF_IMG], buf[BF_MASK], img_stride, mask_stride, buf[BF_ITEMS], B,
-                      H, W, net->stem.w, net->stem.b, a->ngf, buf[BF_BIG]));
+    if (net->opts & PX_LCA_CUDNN77) {
+        LAUNCH(px_cu_stem_input(s, et, buf[BF_IMG], buf[BF_MASK], img_stride, mask_stride,
+                                buf[BF_ITEMS], B, H, W, buf[BF_STEMIN]));
+        CONV(&net->stem_c, buf[BF_STEMIN], H + 6, W + 6, buf[BF_BIG], H, W, 0, false, true, true,
+             1.0f);
+    } else {
+        LAUNCH(px_cu_stem(s, et, buf[BF_IMG], buf[BF_MASK], img_stride, mask_stride, buf[BF_ITEMS],
+                          B, H, W, net->stem.w, net->stem.b, a->ngf, buf[BF_BIG]));
+    }
     mark(ps, "stem");
     /* Down-sampling: reflection pad 1 -> 3x3 stride 2; the last one splits
      * into the trunk's local and global groups. */
@@ -551,8 +583,16 @@ static int forward(pass *ps)
     }
     /* Head: reflection pad 3 -> 7x7 -> sigmoid, quantised and composed, in
      * one kernel (3 output channels suit cuDNN badly). */
-    LAUNCH(px_cu_head(s, et, buf[BF_LAST], B, H, W, a->ngf, net->out.w, net->out.b, buf[BF_IMG],
-                      buf[BF_MASK], img_stride, mask_stride, buf[BF_ITEMS], buf[BF_OUT], ps->pred));
+    if (net->opts & PX_LCA_CUDNN77) {
+        CONV(&net->out_c, buf[BF_LAST], H, W, buf[BF_LOGITS], H, W, 3, false, false, false, 1.0f);
+        LAUNCH(px_cu_head_finish(s, et, buf[BF_LOGITS], buf[BF_LAST], B, H, W, a->ngf, net->out.w,
+                                 net->out.b, buf[BF_IMG], buf[BF_MASK], img_stride, mask_stride,
+                                 buf[BF_ITEMS], buf[BF_OUT], ps->pred));
+    } else {
+        LAUNCH(px_cu_head(s, et, buf[BF_LAST], B, H, W, a->ngf, net->out.w, net->out.b,
+                          buf[BF_IMG], buf[BF_MASK], img_stride, mask_stride, buf[BF_ITEMS],
+                          buf[BF_OUT], ps->pred));
+    }
     mark(ps, "head");
     if (run)
         PX_CUDA_CHECK(cudaMemcpyAsync(p->h_out, buf[BF_OUT], (size_t)B * img_stride,
@@ -574,7 +614,7 @@ static int plan_create(px_lcnet *net, int B, int H, int W, plan **out, char *err
     p->H = H;
     p->W = W;
     size_t sz[BF_COUNT], off[BF_COUNT];
-    px_lca_sizes(a, net->prec, B, H, W, sz);
+    px_lca_sizes(a, net->prec, net->opts, B, H, W, sz);
     p->bytes = px_lca_layout(a, net->prec, sz, off);
     PX_CUDA_CHECK(cudaSetDevice(net->ctx->dev));
     PX_CUDA_CHECK(cudaMalloc((void **)&p->arena, p->bytes));
@@ -699,7 +739,10 @@ px_lcnet_io px_lcnet_plan_io(plan *p)
 size_t px_lcnet_plan_bytes(const px_lama_arch *a, px_cuda_prec prec, int B, int H, int W)
 {
     size_t sz[BF_COUNT];
-    px_lca_sizes(a, prec, B, H, W, sz);
+    unsigned opts = 0;
+    char err[8];
+    (void)opts_from_env(&opts, err, sizeof err); /* creating the network reports a bad value */
+    px_lca_sizes(a, prec, opts, B, H, W, sz);
     /* cuFFT's work areas (two plans) are at most about one spectrum each,
      * and one more of margin; cuDNN's workspace is its limit while the
      * plan is built. */
@@ -728,6 +771,7 @@ int px_lcnet_create(const px_lama_weights *W, px_cuda_prec prec, px_cuda_ctx *ct
         rc = px_errf(err, errlen, PX_EIO, "lama-cuda: cuDNN handle for plan builds failed");
         goto fail;
     }
+    if ((rc = opts_from_env(&net->opts, err, errlen))) goto fail;
     if ((rc = upload_all(net, W, err, errlen))) goto fail;
     /* Every upload made with a plain cudaMemcpy (legacy stream) has landed
      * before the first request's kernels run on ctx->stream. */
@@ -754,6 +798,8 @@ void px_lcnet_free(px_lcnet *net)
     dconv_free(&net->stem);
     dconv_free(&net->down_g);
     dconv_free(&net->out);
+    dconv_free(&net->stem_c);
+    dconv_free(&net->out_c);
     for (int k = 0; k < PX_LAMA_MAX_DOWN; k++) {
         dconv_free(&net->down[k]);
         dconv_free(&net->up[k]);
