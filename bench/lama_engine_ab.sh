@@ -12,7 +12,8 @@
 # past 500-545 s. VARIANTS="name:VAR=VALUE ..." adds runs of the new engine
 # under an environment to the A/B and the 16-bit runs (e.g.
 # "new7:PX_LAMA_CUDA_7X7=cudnn"); PROFILES="name:precision[:VAR=VALUE] ..."
-# chooses the profiles. First used 2026-12-06 for the planar Fourier unit
+# chooses the profiles; ACC_ENV="VAR=VALUE" runs the accuracy gate under a
+# variant. First used 2026-12-06 for the planar Fourier unit
 # and the re-blocked 7x7 kernels (lama-cuda.md).
 #
 # Here, before the call (OLD: the commit to compare with, e.g. main):
@@ -34,7 +35,8 @@ wait $WP
 # The accuracy gate before the speed runs: if the call runs long, the
 # speed is what is cut.
 if [ "${WITH_ACCURACY:-1}" = 1 ]; then
-  WEIGHTS=/tmp/big.safetensors PARTS=torch OUT=$OUT/lama-acc PX_TEST_TIMEOUT=140 \
+  # ACC_ENV="VAR=VALUE ...": the gate under that environment (a variant).
+  env ${ACC_ENV:-} WEIGHTS=/tmp/big.safetensors PARTS=torch OUT=$OUT/lama-acc PX_TEST_TIMEOUT=140 \
     timeout 150 scripts/test_gpu > $OUT/lama-acc.txt 2>&1
   echo "accuracy rc=$?"; grep -E "summary|verdicts" $OUT/lama-acc.txt
 fi
