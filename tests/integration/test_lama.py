@@ -51,6 +51,21 @@ class PrecisionEmulator(unittest.TestCase):
             self.assertLess(summ[p]["mean_abs"], summ["bf16"]["mean_abs"] / 3)
         self.assertTrue(summ["torch-tf32"]["gate_pass"])  # the bar passes itself
         self.assertFalse(summ["bf16"]["gate_pass"])
+        # The stem and head as cuDNN would run them: in fp32 the head's
+        # zero-padded interior with its exactly recomputed 3-pixel border
+        # is the reflection-padded convolution, so fp32 stays exact; a
+        # border off by one pixel, or the bias twice, would not.
+        r = tool(os.path.join(TOOLS, "lama_precision_emulate.py"), "--config", "tiny", "--seed",
+                 "3", "--synth", "--precisions", "fp32,tf32,fp16w,torch-tf32", "--stem-head",
+                 "cudnn", "--threads", "2")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = [json.loads(x) for x in r.stdout.splitlines()]
+        cud = {x["impl"]: x for x in rows if x.get("summary")}
+        self.assertEqual({x["stem_head"] for x in rows}, {"cudnn"})
+        self.assertLess(cud["fp32"]["max_abs"], 1e-4)
+        for p in ("tf32", "fp16w"):
+            self.assertGreater(cud[p]["mean_abs"], 10 * cud["fp32"]["mean_abs"])
+            self.assertLess(cud[p]["mean_abs"], 3 * summ[p]["mean_abs"])
         bad = tool(os.path.join(TOOLS, "lama_precision_emulate.py"), "--synth", "--precisions",
                    "fp8")
         self.assertEqual(bad.returncode, 2)
