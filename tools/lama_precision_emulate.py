@@ -170,10 +170,8 @@ def stem(p, st, x, cudnn):
     """The 7x7 stem: the engine's fp32 kernel, or cuDNN on the input stored
     in the activations' type (p.act)."""
     sc, sh = fold(st.bn_l)
-    if cudnn:
-        return p.act(relu_shift(conv(p, pad(p.act(x), 3), st.ffc.convl2l.weight, scale=sc), sh))
-    return p.act(relu_shift(F.conv2d(pad(x, 3), st.ffc.convl2l.weight * sc.view(-1, 1, 1, 1)),
-                            sh))
+    xin, mul = (p.act(x), None) if cudnn else (x, lambda t: t)
+    return p.act(relu_shift(conv(p, pad(xin, 3), st.ffc.convl2l.weight, scale=sc, mul=mul), sh))
 
 
 def head(p, hd, cur, cudnn):

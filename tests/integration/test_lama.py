@@ -34,13 +34,16 @@ def tool(*args):
 
 
 class PrecisionEmulator(unittest.TestCase):
-    def test_dataflow_and_roundings(self):
+    def emulate(self, precisions, *extra):
+        """The tiny model's two synthetic cases: (rows, summaries by impl)."""
         r = tool(os.path.join(TOOLS, "lama_precision_emulate.py"), "--config", "tiny", "--seed",
-                 "3", "--synth", "--precisions", "fp32,tf32,bf16,fp16,fp16w,torch-tf32", "--threads",
-                 "2")
+                 "3", "--synth", "--precisions", precisions, "--threads", "2", *extra)
         self.assertEqual(r.returncode, 0, r.stderr)
         rows = [json.loads(x) for x in r.stdout.splitlines()]
-        summ = {x["impl"]: x for x in rows if x.get("summary")}
+        return rows, {x["impl"]: x for x in rows if x.get("summary")}
+
+    def test_dataflow_and_roundings(self):
+        rows, summ = self.emulate("fp32,tf32,bf16,fp16,fp16w,torch-tf32")
         self.assertEqual(len([x for x in rows if not x.get("summary")]), 2 * 6)
         # Folded BatchNorm, the fused order and the explicit inverse FFT
         # reproduce the module (fp32 sums in another order: ~1e-6).
@@ -55,12 +58,7 @@ class PrecisionEmulator(unittest.TestCase):
         # zero-padded interior with its exactly recomputed 3-pixel border
         # is the reflection-padded convolution, so fp32 stays exact; a
         # border off by one pixel, or the bias twice, would not.
-        r = tool(os.path.join(TOOLS, "lama_precision_emulate.py"), "--config", "tiny", "--seed",
-                 "3", "--synth", "--precisions", "fp32,tf32,fp16w,torch-tf32", "--stem-head",
-                 "cudnn", "--threads", "2")
-        self.assertEqual(r.returncode, 0, r.stderr)
-        rows = [json.loads(x) for x in r.stdout.splitlines()]
-        cud = {x["impl"]: x for x in rows if x.get("summary")}
+        rows, cud = self.emulate("fp32,tf32,fp16w,torch-tf32", "--stem-head", "cudnn")
         self.assertEqual({x["stem_head"] for x in rows}, {"cudnn"})
         self.assertLess(cud["fp32"]["max_abs"], 1e-4)
         for p in ("tf32", "fp16w"):
