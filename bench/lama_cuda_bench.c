@@ -3,7 +3,7 @@
  * float predictions for accuracy comparisons (bench/lama_cuda_vs_torch.py).
  *
  *   lama_cuda_bench --weights F [--sizes 512x512,1024x1024] [--batches 1,4,8,16]
- *                   [--precisions tf32,bf16,fp32] [--iters 20] [--device cuda]
+ *                   [--precisions tf32,bf16,fp16,fp32] [--iters 20] [--device cuda]
  *   lama_cuda_bench --weights F --precision P --dump IMAGE MASK OUT.f32
  *
  * The first form prints images per second per (precision, size, batch):
@@ -14,6 +14,7 @@
  * the float prediction (padded H x W x 3, little-endian float32, with a
  * 16-byte header "H W" as two int32 then 8 zero bytes) for one image.
  */
+#include "core/pool.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/rng.h"
@@ -156,7 +157,7 @@ static void set_free(set *s, int B)
 int main(int argc, char **argv)
 {
     const char *weights = NULL, *device = "cuda", *sizes = "512x512,1024x1024";
-    const char *batches = "1,4,8,16", *precs = "tf32,bf16,fp32", *prec1 = "tf32";
+    const char *batches = "1,4,8,16", *precs = "tf32,bf16,fp16,fp32", *prec1 = "tf32";
     int iters = 20;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
@@ -170,9 +171,10 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--dump") && i + 3 < argc)
             return dump(weights, device, prec1, argv[i + 1], argv[i + 2], argv[i + 3]);
         else {
-            fprintf(stderr, "usage: lama_cuda_bench --weights F [--sizes WxH,..] [--batches 1,8] "
-                            "[--precisions tf32,bf16] [--iters N] [--device cuda]\n"
-                            "       lama_cuda_bench --weights F --precision P --dump IMG MASK OUT\n");
+            fprintf(stderr,
+                    "usage: lama_cuda_bench --weights F [--sizes WxH,..] [--batches 1,8] "
+                    "[--precisions tf32,bf16,fp16] [--iters N] [--device cuda]\n"
+                    "       lama_cuda_bench --weights F --precision P --dump IMG MASK OUT\n");
             return 2;
         }
     }
@@ -196,7 +198,10 @@ int main(int argc, char **argv)
             int w = 0, h = 0;
             if (sscanf(sp, "%dx%d", &w, &h) != 2) break;
             size_t base = free_now();
-            px_engine_config cfg = {.weights = weights, .device = device, .precision = pr};
+            /* The compute threads, as pixserve passes them (they stage the
+             * batch's images: px_pool_copy). */
+            px_engine_config cfg = {
+                .weights = weights, .device = device, .precision = pr, .pool = px_pool_default()};
             px_engine *e;
             char err[300];
             if (px_engine_open("lama", &cfg, &e, err, sizeof err)) {

@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# bench/lama_engine_ab.sh — one device call (about 3 minutes) that checks a
+# bench/lama_engine_ab.sh — one device call (about 5 minutes) that checks a
 # change to the LaMa CUDA engine and measures it against the engine before
 # it, in the same call: lama_cuda_test (the correctness gate: fp32 within
-# 2e-4 of the CPU engine, TF32 against PyTorch's), bench/lama_fft_cuda_bench
-# (the Fourier unit's transforms alone, NHWC against planar), the engine
-# before (./lcb_old) and after at 1024² and 512² batch 16, alternated, and
-# the new engine's profile of a 1024² batch-8 pass. First used 2026-12-06
-# for the planar Fourier unit and the re-blocked 7x7 kernels (lama-cuda.md).
+# 2e-4 of the CPU engine, TF32 against PyTorch's; fp16 in its own test),
+# unless WITH_ACCURACY=0 the accuracy gate on photographs against
+# PyTorch's TF32 (scripts/test_gpu PARTS=torch: every precision's
+# verdict), the engine before (./lcb_old) and after in TF32 at 1024² and
+# 512² batch 16, alternated, the new engine's 16-bit precisions (bf16,
+# fp16) there, and its profiles of a 1024² batch-8 pass (TF32, fp16).
+# Every part has a timeout; the later parts are skipped when the call runs
+# past 500-545 s. VARIANTS="name:VAR=VALUE ..." adds runs of the new engine
+# under an environment to the A/B and the 16-bit runs (e.g.
+# "new7:PX_LAMA_CUDA_7X7=cudnn"); PROFILES="name:precision[:VAR=VALUE] ..."
+# chooses the profiles; ACC_ENV="VAR=VALUE" runs the accuracy gate under a
+# variant. First used 2026-12-06 for the planar Fourier unit
+# and the re-blocked 7x7 kernels (lama-cuda.md).
 #
 # Here, before the call (OLD: the commit to compare with, e.g. main):
 #   git worktree add /tmp/old-wt OLD && make -C /tmp/old-wt CUDA=1 \
@@ -21,16 +29,49 @@ xz -dc .devpack/gpu.tar.xz | tar -xf -
 nvidia-smi --query-gpu=name,driver_version --format=csv > $OUT/lama-test.txt
 ( python3 tools/lama_reference.py weights --config big-lama --seed 1 --out /tmp/big.safetensors > /tmp/w.log 2>&1 ) &
 WP=$!
-timeout 100 .devcarry/lama_cuda_test >> $OUT/lama-test.txt 2>&1; echo "lama_cuda_test rc=$?" | tee -a $OUT/lama-test.txt
-timeout 40 .devcarry/lama_fft_cuda_bench --iters 20 > $OUT/lama-fft.txt 2>&1; cat $OUT/lama-fft.txt
+timeout 150 .devcarry/lama_cuda_test >> $OUT/lama-test.txt 2>&1; echo "lama_cuda_test rc=$?" | tee -a $OUT/lama-test.txt
+grep -E "^  *(ok|FAIL)|passed|fp16|tf32" $OUT/lama-test.txt | tail -14
 wait $WP
-for v in old new old new; do
-  b=.devcarry/lama_cuda_bench; [ $v = old ] && b=./lcb_old
-  echo "== $v" >> $OUT/lama-ab.txt
-  timeout 60 $b --weights /tmp/big.safetensors --sizes 1024x1024,512x512 --batches 16 \
+# The accuracy gate before the speed runs: if the call runs long, the
+# speed is what is cut.
+if [ "${WITH_ACCURACY:-1}" = 1 ]; then
+  # ACC_ENV="VAR=VALUE ...": the gate under that environment (a variant).
+  env ${ACC_ENV:-} WEIGHTS=/tmp/big.safetensors PARTS=torch OUT=$OUT/lama-acc PX_TEST_TIMEOUT=140 \
+    timeout 150 scripts/test_gpu > $OUT/lama-acc.txt 2>&1
+  echo "accuracy rc=$?"; grep -E "summary|verdicts" $OUT/lama-acc.txt
+fi
+# ./lcb_mid (optional): a third engine between the two, e.g. when one call
+# checks two changes stacked on each other.
+# VARIANTS: more runs of the new engine under an environment, e.g.
+# VARIANTS="new7:PX_LAMA_CUDA_7X7=cudnn" (name:VAR=VALUE, space-separated).
+VS="old new"; [ -x ./lcb_mid ] && VS="old mid new"
+for x in ${VARIANTS:-}; do VS="$VS ${x%%:*}"; done
+VS="$VS $(echo $VS | tr ' ' '\n' | tac | tr '\n' ' ')"
+for v in $VS; do
+  b=.devcarry/lama_cuda_bench; [ -x ./lcb_$v ] && b=./lcb_$v
+  envs=""; for x in ${VARIANTS:-}; do [ "${x%%:*}" = $v ] && envs=${x#*:}; done
+  echo "== $v $envs" >> $OUT/lama-ab.txt
+  env $envs timeout 30 $b --weights /tmp/big.safetensors --sizes 1024x1024,512x512 --batches 16 \
     --precisions tf32 --iters 5 2>&1 | grep -v '^ *$' | tail -4 >> $OUT/lama-ab.txt
 done
-cat $OUT/lama-ab.txt; grep -E "^  *(ok|FAIL)|passed" $OUT/lama-test.txt | tail -7
-PX_LAMA_CUDA_PROFILE=1 timeout 40 .devcarry/lama_cuda_bench --weights /tmp/big.safetensors \
-  --sizes 1024x1024 --batches 8 --precisions tf32 --iters 1 > $OUT/lama-profile.txt 2>&1
-grep -A18 "profile" $OUT/lama-profile.txt | head -19
+cat $OUT/lama-ab.txt
+export PX_LAMA_CUDA_UNVERIFIED_BF16=1 PX_LAMA_CUDA_UNVERIFIED_FP16=1
+timeout 40 .devcarry/lama_cuda_bench --weights /tmp/big.safetensors --sizes 1024x1024,512x512 \
+  --batches 16 --precisions bf16,fp16 --iters 5 > $OUT/lama-16bit.txt 2>&1
+cat $OUT/lama-16bit.txt
+# The 16-bit runs again under each variant's environment.
+for x in ${VARIANTS:-}; do
+  [ $SECONDS -lt 500 ] || { echo "16-bit ${x%%:*}: skipped, out of time"; continue; }
+  echo "== ${x%%:*} ${x#*:}" >> $OUT/lama-16bit.txt
+  env ${x#*:} timeout 30 .devcarry/lama_cuda_bench --weights /tmp/big.safetensors \
+    --sizes 1024x1024,512x512 --batches 16 --precisions fp16 --iters 5 2>&1 | tail -3 >> $OUT/lama-16bit.txt
+done
+tail -4 $OUT/lama-16bit.txt
+# Profiles: PROFILES="name:precision[:VAR=VALUE] ..." (default TF32 and fp16).
+for x in ${PROFILES:-tf32:tf32 fp16:fp16}; do
+  n=${x%%:*}; r=${x#*:}; p=${r%%:*}; envs=""; [ "$r" != "$p" ] && envs=${r#*:}
+  [ $SECONDS -lt 545 ] || { echo "profile $n: skipped, out of time"; continue; }
+  env $envs PX_LAMA_CUDA_PROFILE=1 timeout 20 .devcarry/lama_cuda_bench --weights /tmp/big.safetensors \
+    --sizes 1024x1024 --batches 8 --precisions $p --iters 1 > $OUT/lama-profile-$n.txt 2>&1
+  grep -A18 "profile" $OUT/lama-profile-$n.txt | head -19
+done

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 struct loop {
@@ -168,4 +169,36 @@ px_pool *px_pool_default(void)
 void px_pool_set_default_threads(int nthreads)
 {
     g_default_threads = nthreads;
+}
+
+/* ------------------------------------------------------------- copies */
+
+#define COPY_CHUNK ((size_t)1 << 20)
+
+typedef struct {
+    const px_copy_seg *seg;
+    const int *first; /* each segment's first chunk; first[nseg] = all chunks */
+} copy_job;
+
+static void copy_chunks(void *ctx, int begin, int end)
+{
+    const copy_job *j = ctx;
+    int s = 0;
+    for (int c = begin; c < end; c++) {
+        while (c >= j->first[s + 1]) s++; /* empty segments have no chunk */
+        size_t off = (size_t)(c - j->first[s]) * COPY_CHUNK, left = j->seg[s].n - off;
+        memcpy((char *)j->seg[s].dst + off, (const char *)j->seg[s].src + off,
+               left < COPY_CHUNK ? left : COPY_CHUNK);
+    }
+}
+
+void px_pool_copy(px_pool *p, const px_copy_seg *seg, int nseg)
+{
+    if (nseg <= 0) return;
+    int *first = px_xcalloc((size_t)nseg + 1, sizeof *first);
+    for (int s = 0; s < nseg; s++)
+        first[s + 1] = first[s] + (int)((seg[s].n + COPY_CHUNK - 1) / COPY_CHUNK);
+    copy_job j = {seg, first};
+    px_pool_parallel_for(p, first[nseg], 1, copy_chunks, &j);
+    free(first);
 }

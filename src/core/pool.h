@@ -11,6 +11,8 @@
 #ifndef PX_CORE_POOL_H
 #define PX_CORE_POOL_H
 
+#include <stddef.h>
+
 typedef struct px_pool px_pool;
 
 /* Body of a loop: runs items [begin, end). */
@@ -30,6 +32,19 @@ int px_pool_threads(const px_pool *p);
  * thread gets a few chunks) and returns when every chunk is done. p may be
  * NULL: then the loop runs on the calling thread. */
 void px_pool_parallel_for(px_pool *p, int n, int grain, px_range_fn fn, void *ctx);
+
+/* One contiguous copy of px_pool_copy. */
+typedef struct px_copy_seg {
+    void *dst;
+    const void *src;
+    size_t n;
+} px_copy_seg;
+
+/* Copies every segment (none may overlap another's destination), split
+ * into 1 MiB chunks over the pool's threads: staging tens of megabytes of
+ * images for a GPU batch on one thread leaves the GPU idle meanwhile.
+ * p may be NULL (the calling thread copies). */
+void px_pool_copy(px_pool *p, const px_copy_seg *seg, int nseg);
 
 /* The process-wide pool, created on first use with one thread per CPU (or
  * px_pool_set_default_threads()). Never NULL unless thread creation failed. */

@@ -51,7 +51,7 @@ enum {
 typedef struct px_engine_config {
     const char *weights; /* weights file or model directory, for engines that need one */
     const char *device;  /* "cpu", "cuda", "cuda:0", ...; NULL = engine default */
-    const char *precision; /* "fp32", "tf32", "bf16"; NULL = engine default */
+    const char *precision; /* "fp32", "tf32", "bf16", "fp16"; NULL = engine default */
     px_pool *pool;       /* compute threads; NULL = px_pool_default() */
 } px_engine_config;
 

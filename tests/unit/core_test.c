@@ -11,6 +11,7 @@
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 TEST(t_buf_cap)
 {
@@ -105,6 +106,39 @@ TEST(t_pool_nested_and_null)
     T_EQ_INT(atomic_load(&c2.total), 500);
 }
 
+/* Segments of every size around the 1 MiB chunk (empty ones too) land
+ * byte for byte where they belong, and nothing around them is touched. */
+TEST(t_pool_copy_segments)
+{
+    const size_t MB = (size_t)1 << 20;
+    size_t sizes[] = {0, 1, MB - 1, MB, MB + 1, 3 * MB + 12345, 0, 777};
+    enum { NS = sizeof sizes / sizeof sizes[0] };
+    size_t total = 0;
+    for (int i = 0; i < NS; i++) total += sizes[i] + 16; /* 16-byte gaps */
+    unsigned char *src = malloc(total), *dst = malloc(total);
+    for (size_t i = 0; i < total; i++) src[i] = (unsigned char)(i * 131 + 7), dst[i] = 0xA5;
+    px_copy_seg seg[NS];
+    size_t off = 0;
+    for (int i = 0; i < NS; i++) {
+        seg[i] = (px_copy_seg){dst + off, src + off, sizes[i]};
+        off += sizes[i] + 16;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        px_pool *p = pass ? px_pool_create(4) : NULL;
+        memset(dst, 0xA5, total);
+        px_pool_copy(p, seg, NS);
+        off = 0;
+        for (int i = 0; i < NS; i++) {
+            T_TRUE(memcmp(dst + off, src + off, sizes[i]) == 0);
+            for (int g = 0; g < 16; g++) T_EQ_INT(dst[off + sizes[i] + g], 0xA5);
+            off += sizes[i] + 16;
+        }
+        px_pool_destroy(p);
+    }
+    px_pool_copy(NULL, seg, 0); /* nothing */
+    free(src), free(dst);
+}
+
 TEST(t_rng_deterministic_and_uniform)
 {
     px_rng a, b, c;
@@ -162,5 +196,5 @@ TEST(t_env_switches)
 }
 
 TEST_MAIN(t_buf_cap, t_buf_huge_request_refused, t_pool_covers_every_item_once,
-          t_pool_nested_and_null, t_rng_deterministic_and_uniform, t_err_names_and_status,
-          t_env_switches)
+          t_pool_nested_and_null, t_pool_copy_segments, t_rng_deterministic_and_uniform,
+          t_err_names_and_status, t_env_switches)

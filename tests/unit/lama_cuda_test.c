@@ -1,8 +1,8 @@
 /*
  * lama_cuda_test.c — the lama engine's CUDA backend against its CPU engine
  * (itself checked against PyTorch to 1e-5, lama_test.c) on the same random
- * weights and inputs: fp32 within 2e-4 on every output, TF32 and BF16
- * errors measured and printed, batches equal to single runs, the engine
+ * weights and inputs: fp32 within 2e-4 on every output, TF32 and fp16
+ * within 0.03, BF16's error printed, batches equal to single runs, the engine
  * contract (pixels outside the hole untouched), a plan built in the
  * background while batches of another shape run (issue 16).
  *
@@ -51,10 +51,12 @@ static char *make_weights(const char *config, int seed)
     return path;
 }
 
-/* Opens the CUDA engine, or explains why not (skip). */
+/* Opens the CUDA engine, or explains why not (skip). With the compute
+ * threads, as pixserve opens it: they stage the batches' images. */
 static px_engine *open_cuda(const char *weights, const char *precision)
 {
-    px_engine_config cfg = {.weights = weights, .device = "cuda", .precision = precision};
+    px_engine_config cfg = {
+        .weights = weights, .device = "cuda", .precision = precision, .pool = px_pool_default()};
     px_engine *e = NULL;
     char err[256];
     int rc = px_engine_open("lama", &cfg, &e, err, sizeof err);
@@ -136,21 +138,23 @@ static void errors(const float *a, const float *b, size_t n, double *maxe, doubl
     *meane = s / (double)n;
 }
 
-/* Compares the CUDA engine (each precision) with the CPU engine on one size;
- * fp32 must stay within tol. */
-static void compare(const char *weights, int w, int h, uint64_t seed, double tol)
+/* Compares the CUDA engine in each of precs[0..np) with the CPU engine on
+ * one size; fp32 must stay within tol. */
+static void compare(const char *weights, int w, int h, uint64_t seed, double tol,
+                    const char *const *precs, int np)
 {
     px_image img = mk(w, h, 3), mask = mk(w, h, 1), out = mk(w, h, 3);
     synth(&img, &mask, seed);
     int H, W;
     float *ref = cpu_pred(weights, &img, &mask, &H, &W);
-    static const char *precs[] = {"fp32", "tf32", "bf16"};
     printf("    %dx%d (padded %dx%d):", w, h, W, H);
-    for (int k = 0; k < 3; k++) {
-        /* bf16 is refused unless asked for as a diagnosis */
-        if (k == 2) setenv("PX_LAMA_CUDA_UNVERIFIED_BF16", "1", 1);
+    for (int k = 0; k < np; k++) {
+        /* bf16 and fp16 are refused unless asked for as a diagnosis */
+        setenv("PX_LAMA_CUDA_UNVERIFIED_BF16", "1", 1);
+        setenv("PX_LAMA_CUDA_UNVERIFIED_FP16", "1", 1);
         px_engine *e = open_cuda(weights, precs[k]);
         unsetenv("PX_LAMA_CUDA_UNVERIFIED_BF16");
+        unsetenv("PX_LAMA_CUDA_UNVERIFIED_FP16");
         if (!e) break;
         px_engine_item it = {.image = &img, .mask = &mask, .out = &out};
         float *pred;
@@ -163,14 +167,20 @@ static void compare(const char *weights, int w, int h, uint64_t seed, double tol
         double mx, mean;
         errors(pred, ref, (size_t)H * W * 3, &mx, &mean);
         printf(" %s max %.2e mean %.2e;", precs[k], mx, mean);
-        if (k == 0) T_CMP_DBL(mx, <=, tol);
+        fflush(stdout);
+        if (!strcmp(precs[k], "fp32")) T_CMP_DBL(mx, <=, tol);
         /* TF32: a bound well above what it measures (about 5e-3 with random
          * big-lama weights) and far below a broken layer. The comparison
          * with PyTorch's own TF32 and the photo PSNR are
          * bench/lama_cuda_vs_torch.py's. */
-        if (k == 1) T_CMP_DBL(mx, <=, 0.03);
+        if (!strcmp(precs[k], "tf32")) T_CMP_DBL(mx, <=, 0.03);
         /* bf16 (not offered: it misses the photo PSNR bar) is printed, not
-         * judged: it sometimes reaches 0.3 and more. */
+         * judged: it sometimes reaches 0.3 and more. fp16 has TF32's
+         * mantissa and rounds the activations it stores: emulated on the
+         * CPU (tools/lama_precision_emulate.py, fp16w) its errors stay
+         * near TF32's, far under TF32's bound; an overflow (inf, NaN) or a
+         * buffer of the wrong type fails it. */
+        if (!strcmp(precs[k], "fp16")) T_CMP_DBL(mx, <=, 0.03);
         /* the contract: pixels outside the hole are the input's */
         for (size_t i = 0; i < (size_t)w * h; i++)
             if (!mask.px[i]) T_EQ_MEM(out.px + i * 3, img.px + i * 3, 3);
@@ -184,21 +194,25 @@ static void compare(const char *weights, int w, int h, uint64_t seed, double tol
     px_image_free(&out);
 }
 
+/* fp32, TF32 and BF16 (printed); fp16 has its own test, so that a miss
+ * there leaves these verdicts standing. */
+static const char *const k_precs[] = {"fp32", "tf32", "bf16"};
+static const int k_tiny[][2] = {{64, 64}, {61, 45}, {100, 53}, {37, 120}, {200, 24}, {13, 10}};
+
 TEST(t_tiny_sizes)
 {
     char *wts = make_weights("tiny", 1);
     if (!wts) return;
-    const int sizes[][2] = {{64, 64}, {61, 45}, {100, 53}, {37, 120}, {200, 24}, {13, 10}};
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
-        compare(wts, sizes[i][0], sizes[i][1], 7 + i, 2e-4);
+    for (size_t i = 0; i < sizeof k_tiny / sizeof k_tiny[0]; i++)
+        compare(wts, k_tiny[i][0], k_tiny[i][1], 7 + i, 2e-4, k_precs, 3);
 }
 
 TEST(t_big_lama)
 {
     char *wts = make_weights("big-lama", 2);
     if (!wts) return;
-    compare(wts, 256, 192, 11, 2e-4);
-    compare(wts, 203, 141, 12, 2e-4);
+    compare(wts, 256, 192, 11, 2e-4, k_precs, 3);
+    compare(wts, 203, 141, 12, 2e-4, k_precs, 3);
 }
 
 /* Bytes of a and b (len) that differ, and the largest difference. */
@@ -222,7 +236,8 @@ static size_t bytes_apart(const uint8_t *a, const uint8_t *b, size_t len, int *m
  * 786,432 at 512², batch 4 against 1). A batchmate's pixels leaking in
  * would move many by more. */
 #define BATCH_MAX_APART(len) ((len) / 1000 + 1)
-static void batch_vs_single(px_engine *e, int w, int h, int n, int seed)
+/* maxd: the most two runs' bytes may differ by (1: and only on a few). */
+static void batch_vs_single(px_engine *e, int w, int h, int n, int seed, int maxd_ok)
 {
     px_image img[8], mask[8], out[8], one = mk(w, h, 3);
     px_engine_item items[8];
@@ -243,8 +258,8 @@ static void batch_vs_single(px_engine *e, int w, int h, int n, int seed)
             if (apart)
                 printf("    %dx%d item %d of %d: %zu bytes apart, by at most %d\n", w, h, i, n,
                        apart, maxd);
-            T_CMP_INT(maxd, <=, 1);
-            T_CMP_INT((long)apart, <=, (long)BATCH_MAX_APART(len));
+            T_CMP_INT(maxd, <=, maxd_ok);
+            if (maxd_ok <= 1) T_CMP_INT((long)apart, <=, (long)BATCH_MAX_APART(len));
         }
     }
     for (int i = 0; i < n; i++) {
@@ -261,12 +276,66 @@ TEST(t_batch_equals_single_runs)
     if (!wts) return;
     px_engine *e = open_cuda(wts, "fp32");
     if (!e) return;
-    batch_vs_single(e, 72, 40, 3, 100);   /* small: padded to a plan of 4 */
-    batch_vs_single(e, 512, 512, 7, 200); /* large: run as 4 + 2 + 1 (run_split) */
+    batch_vs_single(e, 72, 40, 3, 100, 1);   /* small: padded to a plan of 4 */
+    batch_vs_single(e, 512, 512, 7, 200, 1); /* large: run as 4 + 2 + 1 (run_split) */
     px_engine_shape s512 = {512, 512, 0, 0};
     T_TRUE(px_engine_mem_estimate(e, 4, s512) > px_engine_mem_estimate(e, 1, s512));
     T_TRUE(px_engine_free_memory(e) > 0);
     px_engine_close(e);
+}
+
+/* FP16 (refused unless asked for, until a GPU run passes its gate): against
+ * the CPU engine as TF32 is, then batches and repeated runs through the
+ * engine's own path (CUDA graphs replayed on plans whose arena held other
+ * values before: a buffer read as the wrong type would show as NaN, far
+ * more than the few levels cuDNN's algorithm choices per batch size move). */
+TEST(t_fp16)
+{
+    static const char *const fp16[] = {"fp16"};
+    char *wts = make_weights("tiny", 1); /* (a static buffer: one at a time) */
+    if (!wts) return;
+    for (size_t i = 0; i < sizeof k_tiny / sizeof k_tiny[0]; i++)
+        compare(wts, k_tiny[i][0], k_tiny[i][1], 7 + i, 2e-4, fp16, 1);
+    char *big = make_weights("big-lama", 2);
+    if (!big) return;
+    compare(big, 256, 192, 11, 2e-4, fp16, 1);
+    setenv("PX_LAMA_CUDA_UNVERIFIED_FP16", "1", 1);
+    px_engine *e = open_cuda(big, "fp16");
+    unsetenv("PX_LAMA_CUDA_UNVERIFIED_FP16");
+    if (!e) return;
+    batch_vs_single(e, 72, 40, 3, 100, 16);
+    batch_vs_single(e, 512, 384, 5, 300, 16);
+    px_engine_close(e);
+}
+
+/* PX_LAMA_CUDA_7X7=cudnn: the stem and head as cuDNN convolutions, the
+ * head's 3-pixel border recomputed with reflection (px_cu_head_finish):
+ * the same bounds as the fused kernels, in every precision, on sizes whose
+ * padding differs (13x10 pads to 16x16: most of it is border), and batches
+ * against lone runs. A bad value is refused. */
+TEST(t_cudnn_7x7)
+{
+    static const char *const all[] = {"fp32", "tf32", "fp16"};
+    char *wts = make_weights("tiny", 1);
+    if (!wts) return;
+    setenv("PX_LAMA_CUDA_7X7", "bogus", 1);
+    px_engine_config cfg = {.weights = wts, .device = "cuda", .precision = "tf32"};
+    px_engine *e = NULL;
+    char err[256];
+    T_EQ_INT(px_engine_open("lama", &cfg, &e, err, sizeof err), PX_EINVAL);
+    T_CONTAINS(err, "PX_LAMA_CUDA_7X7");
+    setenv("PX_LAMA_CUDA_7X7", "cudnn", 1);
+    for (size_t i = 0; i < sizeof k_tiny / sizeof k_tiny[0]; i++)
+        compare(wts, k_tiny[i][0], k_tiny[i][1], 7 + i, 2e-4, all, 3);
+    char *big = make_weights("big-lama", 2);
+    if (big) {
+        compare(big, 256, 192, 11, 2e-4, all, 3);
+        if ((e = open_cuda(big, "fp32"))) { /* fp32: lone and batched round alike */
+            batch_vs_single(e, 512, 384, 5, 300, 1);
+            px_engine_close(e);
+        }
+    }
+    unsetenv("PX_LAMA_CUDA_7X7");
 }
 
 /* One item of w x h through e; out must be allocated. */
@@ -363,11 +432,11 @@ TEST(t_bad_precision_and_device)
 {
     /* Checked before any file is read, so no weights are needed. */
     const char *wts = "/nonexistent.safetensors";
-    px_engine_config cfg = {.weights = wts, .device = "cuda", .precision = "fp16"};
+    px_engine_config cfg = {.weights = wts, .device = "cuda", .precision = "fp8"};
     px_engine *e = NULL;
     char err[256];
     int rc = px_engine_open("lama", &cfg, &e, err, sizeof err);
-    T_EQ_INT(rc, PX_EUNSUP); /* fp16 overflows in this network: never offered */
+    T_EQ_INT(rc, PX_EUNSUP); /* no such precision */
     T_TRUE(e == NULL);
     cfg.precision = NULL;
     cfg.device = "cuda:99";
@@ -378,10 +447,13 @@ TEST(t_bad_precision_and_device)
     cfg.precision = "bf16";
     T_EQ_INT(px_engine_open("lama", &cfg, &e, err, sizeof err), PX_EUNSUP);
     if (!strstr(err, "without CUDA")) T_CONTAINS(err, "not offered");
+    cfg.precision = "fp16"; /* refused until its GPU measurement passes the gate */
+    T_EQ_INT(px_engine_open("lama", &cfg, &e, err, sizeof err), PX_EUNSUP);
+    if (!strstr(err, "without CUDA")) T_CONTAINS(err, "PX_LAMA_CUDA_UNVERIFIED_FP16");
     cfg.device = "cpu";
     T_EQ_INT(px_engine_open("lama", &cfg, &e, err, sizeof err), PX_EUNSUP);
     T_CONTAINS(err, "fp32");
 }
 
 TEST_MAIN(t_tiny_sizes, t_big_lama, t_batch_equals_single_runs, t_plan_built_in_background,
-          t_previous_output_does_not_leak, t_bad_precision_and_device)
+          t_previous_output_does_not_leak, t_bad_precision_and_device, t_fp16, t_cudnn_7x7)

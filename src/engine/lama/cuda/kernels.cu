@@ -2,21 +2,22 @@
  * kernels.cu — the LaMa CUDA backend's element-wise and layout kernels (see
  * kernels.h). They are memory-bound: one thread per output element, with
  * NHWC's channel index fastest so that a warp reads and writes contiguous
- * bytes. Templates cover the two activation types (float, bfloat16); all
- * arithmetic is in float.
+ * bytes. Templates cover the three activation types (float, bfloat16,
+ * half); all arithmetic is in float.
  */
 #include "engine/lama/cuda/kernels.h"
 
 #include "engine/cuda/cuda_elem.cuh"
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 namespace {
 
-using namespace pxcu; /* bf16_t, ld, st */
+using namespace pxcu; /* bf16_t, f16_t, ld, st */
 
-/* Eight consecutive elements, moved as 16 (bf16) or 32 (float) bytes: the
+/* Eight consecutive elements, moved as 16 (bf16, half) or 32 (float) bytes: the
  * memory-bound kernels below work in these units when channel counts are
  * multiples of 8 (they are in every LaMa configuration). */
 struct v8 {
@@ -42,6 +43,19 @@ __device__ __forceinline__ v8 ld8(const bf16_t *p, size_t i)
     return r;
 }
 
+__device__ __forceinline__ v8 ld8(const f16_t *p, size_t i)
+{
+    uint4 u = *reinterpret_cast<const uint4 *>(p + i);
+    const __half2 *h = reinterpret_cast<const __half2 *>(&u);
+    v8 r;
+    for (int k = 0; k < 4; k++) {
+        float2 f = __half22float2(h[k]);
+        r.v[2 * k] = f.x;
+        r.v[2 * k + 1] = f.y;
+    }
+    return r;
+}
+
 __device__ __forceinline__ void st8(float *p, size_t i, const v8 &r)
 {
     *reinterpret_cast<float4 *>(p + i) = make_float4(r.v[0], r.v[1], r.v[2], r.v[3]);
@@ -53,6 +67,14 @@ __device__ __forceinline__ void st8(bf16_t *p, size_t i, const v8 &r)
     uint4 u;
     __nv_bfloat162 *h = reinterpret_cast<__nv_bfloat162 *>(&u);
     for (int k = 0; k < 4; k++) h[k] = __floats2bfloat162_rn(r.v[2 * k], r.v[2 * k + 1]);
+    *reinterpret_cast<uint4 *>(p + i) = u;
+}
+
+__device__ __forceinline__ void st8(f16_t *p, size_t i, const v8 &r)
+{
+    uint4 u;
+    __half2 *h = reinterpret_cast<__half2 *>(&u);
+    for (int k = 0; k < 4; k++) h[k] = __floats2half2_rn(r.v[2 * k], r.v[2 * k + 1]);
     *reinterpret_cast<uint4 *>(p + i) = u;
 }
 
@@ -100,9 +122,9 @@ __global__ void reflect_pad_k(const T *src, int B, int h, int w, int cv, int p, 
     }
 }
 
-template <typename T>
-__global__ void trunk_pad_k(const T *xl, const T *xg, const T *rl, const T *rg, T *nxl, T *nxg,
-                            int B, int h, int w, int cl, int cg, int p, T *pcat, T *pl)
+template <typename Tx, typename T>
+__global__ void trunk_pad_k(const Tx *xl, const Tx *xg, const T *rl, const T *rg, Tx *nxl, Tx *nxg,
+                            int B, int h, int w, int cl, int cg, int p, T *pcat, T *pl, float *gw)
 {
     int ph = h + 2 * p, pw = w + 2 * p, cv = (cl + cg) / 8, lv = cl / 8, gv = cg / 8;
     unsigned n = (unsigned)B * ph * pw * cv;
@@ -111,6 +133,7 @@ __global__ void trunk_pad_k(const T *xl, const T *xg, const T *rl, const T *rg, 
         int x = (int)(q % pw), y = (int)(q / pw % ph), b = (int)(q / ((unsigned)pw * ph));
         unsigned pix = ((unsigned)b * h + reflect(y - p, h)) * w + reflect(x - p, w);
         bool local = (int)k < lv;
+        bool inner = y >= p && y < h + p && x >= p && x < w + p;
         size_t src = local ? ((size_t)pix * lv + k) * 8 : ((size_t)pix * gv + (k - lv)) * 8;
         v8 v = local ? ld8(xl, src) : ld8(xg, src);
         const T *r = local ? rl : rg;
@@ -118,15 +141,16 @@ __global__ void trunk_pad_k(const T *xl, const T *xg, const T *rl, const T *rg, 
             v8 a = ld8(r, src);
             for (int j = 0; j < 8; j++) v.v[j] += a.v[j];
             /* The interior writes each sum once, unpadded, for the next add. */
-            if (y >= p && y < h + p && x >= p && x < w + p) st8(local ? nxl : nxg, src, v);
+            if (inner) st8(local ? nxl : nxg, src, v);
         }
         st8(pcat, (size_t)i * 8, v);
         if (pl && local) st8(pl, ((size_t)q * lv + k) * 8, v);
+        if (gw && !local && inner) st8(gw, src, v);
     }
 }
 
-template <typename T>
-__global__ void trunk_concat_k(const T *xl, const T *xg, const T *rl, const T *rg, int B, int h,
+template <typename Tx, typename T>
+__global__ void trunk_concat_k(const Tx *xl, const Tx *xg, const T *rl, const T *rg, int B, int h,
                                int w, int cl, int cg, T *out)
 {
     int cv = (cl + cg) / 8, lv = cl / 8, gv = cg / 8;
@@ -267,6 +291,38 @@ __device__ __forceinline__ float4 ld4(const bf16_t *p, size_t i)
     return make_float4(a.x, a.y, c.x, c.y);
 }
 
+__device__ __forceinline__ float4 ld4(const f16_t *p, size_t i)
+{
+    uint2 u = *reinterpret_cast<const uint2 *>(p + i);
+    float2 a = __half22float2(*reinterpret_cast<const __half2 *>(&u.x));
+    float2 c = __half22float2(*reinterpret_cast<const __half2 *>(&u.y));
+    return make_float4(a.x, a.y, c.x, c.y);
+}
+
+/* The head's end for one pixel of item b: sigmoid of the 3 logits, the
+ * float prediction (pred, when not NULL), then inside the item quantised
+ * and composed: the prediction in the hole, the input elsewhere. */
+__device__ __forceinline__ void head_store(const float *acc, int b, int y, int x, int H, int W,
+                                           const uint8_t *img, const uint8_t *mask,
+                                           size_t img_stride, size_t mask_stride,
+                                           const px_cu_item *items, uint8_t *out, float *pred)
+{
+    int h = items[b].h, w = items[b].w;
+    for (int k = 0; k < 3; k++) {
+        float v = 1.0f / (1.0f + __expf(-acc[k]));
+        if (pred) pred[(((size_t)b * H + y) * W + x) * 3 + k] = v;
+        if (y >= h || x >= w) continue;
+        size_t o = (size_t)b * img_stride + ((size_t)y * w + x) * 3 + k;
+        if (mask[(size_t)b * mask_stride + (size_t)y * w + x]) {
+            float q = v * 255.0f;
+            q = q < 0.0f ? 0.0f : q > 255.0f ? 255.0f : q;
+            out[o] = (uint8_t)q; /* truncation, as astype(uint8) */
+        } else {
+            out[o] = img[o];
+        }
+    }
+}
+
 /* The head: HEAD_PX consecutive pixels x 3 outputs per thread, input
  * channels in chunks of HEAD_CC (the tile of a chunk: 23 KB). */
 const int HEAD_CC = 4, HEAD_PX = 8, HEAD_WARPS = TILE / HEAD_PX; /* 4 */
@@ -318,24 +374,73 @@ __global__ void __launch_bounds__(32 * HEAD_WARPS)
             }
         __syncthreads();
     }
-    int y = y0 + lane, h = items[b].h, w = items[b].w;
+    int y = y0 + lane;
     if (y >= H) return;
     for (int p = 0; p < HEAD_PX; p++) {
         int x = x0 + cx + p;
         if (x >= W) break;
-        for (int k = 0; k < 3; k++) {
-            float v = 1.0f / (1.0f + __expf(-acc[p][k]));
-            if (pred) pred[(((size_t)b * H + y) * W + x) * 3 + k] = v;
-            if (y >= h || x >= w) continue;
-            size_t o = (size_t)b * img_stride + ((size_t)y * w + x) * 3 + k;
-            if (mask[(size_t)b * mask_stride + (size_t)y * w + x]) {
-                float q = v * 255.0f;
-                q = q < 0.0f ? 0.0f : q > 255.0f ? 255.0f : q;
-                out[o] = (uint8_t)q; /* truncation, as astype(uint8) */
-            } else {
-                out[o] = img[o];
+        head_store(acc[p], b, y, x, H, W, img, mask, img_stride, mask_stride, items, out, pred);
+    }
+}
+
+/* ---- the 7x7 stem and head through cuDNN (PX_LAMA_CUDA_7X7=cudnn) ----
+ * cuDNN's tensor cores want 8 channels: the stem's input is built here as
+ * 8 (4 of them zero), reflection-padded by 3, and the head's convolution
+ * gives 8 (3 used) logits with zero padding; the finishing kernel
+ * recomputes the pixels within 3 of the edge, where zero padding and
+ * reflection differ, directly (1.2 % of a 1024² image). */
+template <typename T>
+__global__ void stem_input_k(const uint8_t *img, const uint8_t *mask, size_t img_stride,
+                             size_t mask_stride, const px_cu_item *items, int B, int H, int W,
+                             T *out)
+{
+    int ph = H + 2 * HALO, pw = W + 2 * HALO;
+    unsigned n = (unsigned)B * ph * pw;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        int x = (int)(i % pw), y = (int)(i / pw % ph), b = (int)(i / ((unsigned)pw * ph));
+        int h = items[b].h, w = items[b].w;
+        /* As stem_k's tile: reflection by 3, then symmetric to the item. */
+        int sy = symmetric(tile_src(y - HALO, H), h), sx = symmetric(tile_src(x - HALO, W), w);
+        const uint8_t *px = img + (size_t)b * img_stride + ((size_t)sy * w + sx) * 3;
+        float m = mask[(size_t)b * mask_stride + (size_t)sy * w + sx] ? 1.0f : 0.0f;
+        v8 v;
+        for (int k = 0; k < 3; k++) v.v[k] = (float)px[k] / 255.0f * (1.0f - m);
+        v.v[3] = m;
+        for (int k = 4; k < 8; k++) v.v[k] = 0.0f;
+        st8(out, (size_t)i * 8, v);
+    }
+}
+
+/* One thread per pixel: the logits (8 per pixel, the first 3 used) plus
+ * the bias, or within HALO of the edge the reflection-padded 7x7
+ * convolution of u computed here; then as head_k. */
+template <typename T>
+__global__ void head_finish_k(const T *logits, const T *u, int B, int H, int W, int cin,
+                              const float *w32, const float *bias, const uint8_t *img,
+                              const uint8_t *mask, size_t img_stride, size_t mask_stride,
+                              const px_cu_item *items, uint8_t *out, float *pred)
+{
+    unsigned n = (unsigned)B * H * W;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        int x = (int)(i % W), y = (int)(i / W % H), b = (int)(i / ((unsigned)W * H));
+        float acc[3] = {bias[0], bias[1], bias[2]};
+        if (y >= HALO && y < H - HALO && x >= HALO && x < W - HALO) {
+            v8 l = ld8(logits, (size_t)i * 8);
+            for (int k = 0; k < 3; k++) acc[k] += l.v[k];
+        } else {
+            for (int t = 0; t < KS * KS; t++) {
+                int sy = tile_src(y + t / KS - HALO, H), sx = tile_src(x + t % KS - HALO, W);
+                size_t src = (((size_t)b * H + sy) * W + sx) * cin;
+                for (int c = 0; c < cin; c += 8) {
+                    v8 v = ld8(u, src + c);
+                    for (int k = 0; k < 3; k++) {
+                        const float *wk = w32 + ((size_t)k * KS * KS + t) * cin + c;
+                        for (int j = 0; j < 8; j++) acc[k] += v.v[j] * wk[j];
+                    }
+                }
             }
         }
+        head_store(acc, b, y, x, H, W, img, mask, img_stride, mask_stride, items, out, pred);
     }
 }
 
@@ -376,8 +481,8 @@ __global__ void hermitian_transpose_k(const float2 *g, int c, int h, int wf, int
 }
 
 /* [b][k][p] (p = y * w + x, times scale) -> [b][p][k] + add. */
-template <typename T>
-__global__ void planar_add_k(const float *planar, float scale, const T *add, int c, int np, T *out)
+template <typename Ta, typename T>
+__global__ void planar_add_k(const float *planar, float scale, const Ta *add, int c, int np, T *out)
 {
     __shared__ float t[TT][TT + 1];
     int b = blockIdx.z;
@@ -396,15 +501,11 @@ __global__ void planar_add_k(const float *planar, float scale, const T *add, int
     }
 }
 
-/* [b][r][c] -> [b][c][r] for the planar transforms: activations (fp32 or
- * bf16) to fp32, or complex to complex. */
-__device__ __forceinline__ float ldx(const float *p, size_t i)
+/* [b][r][c] -> [b][c][r] for the planar transforms: activations (any
+ * element type) to fp32, or complex to complex. */
+template <typename T> __device__ __forceinline__ float ldx(const T *p, size_t i)
 {
-    return p[i];
-}
-__device__ __forceinline__ float ldx(const bf16_t *p, size_t i)
-{
-    return __bfloat162float(p[i]);
+    return ld(p, i);
 }
 __device__ __forceinline__ float2 ldx(const float2 *p, size_t i)
 {
@@ -427,7 +528,8 @@ __global__ void transpose_k(const Ti *src, int R, int C, To *dst)
     }
 }
 
-__global__ void to_act_k(const float *src, unsigned nv, bf16_t *dst)
+/* Eight at a time, float to T or T to float. */
+template <typename Ti, typename To> __global__ void to_act_k(const Ti *src, unsigned nv, To *dst)
 {
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < nv; i += gridDim.x * blockDim.x)
         st8(dst, (size_t)i * 8, ld8(src, (size_t)i * 8));
@@ -459,70 +561,74 @@ static unsigned vec_blocks(size_t n8)
         if (!vec_blocks(n8) || (__VA_ARGS__)) return (int)cudaErrorInvalidValue; \
     } while (0)
 
-extern "C" int px_cu_reflect_pad(px_cu_stream s, int bf16, const void *src, int B, int h, int w,
+/* Runs the statement with the type Tn the element type et names; an et
+ * that names none returns cudaErrorInvalidValue from the launcher. */
+#define WITH_TYPE(Tn, et, ...)                                                                     \
+    do {                                                                                           \
+        if ((et) == PX_CU_BF16) {                                                                  \
+            typedef bf16_t Tn;                                                                     \
+            __VA_ARGS__;                                                                           \
+        } else if ((et) == PX_CU_F16) {                                                            \
+            typedef f16_t Tn;                                                                      \
+            __VA_ARGS__;                                                                           \
+        } else if ((et) == PX_CU_F32) {                                                            \
+            typedef float Tn;                                                                      \
+            __VA_ARGS__;                                                                           \
+        } else {                                                                                   \
+            return (int)cudaErrorInvalidValue;                                                     \
+        }                                                                                          \
+    } while (0)
+#define WITH_ELEM(et, ...) WITH_TYPE(T, et, __VA_ARGS__)
+/* Two types: Tx (etx: the residual stream, the FU's addend) and T (et). */
+#define WITH_ELEM2(etx, et, ...) WITH_TYPE(Tx, etx, WITH_TYPE(T, et, __VA_ARGS__))
+
+extern "C" int px_cu_reflect_pad(px_cu_stream s, int et, const void *src, int B, int h, int w,
                                  int c, int p, void *dst)
 {
     size_t n8 = (size_t)B * (h + 2 * p) * (w + 2 * p) * (c / 8);
     VEC_CHECK(n8, c % 8);
-    if (bf16)
-        reflect_pad_k<bf16_t><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
-            (const bf16_t *)src, B, h, w, c / 8, p, (bf16_t *)dst);
-    else
-        reflect_pad_k<float><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
-            (const float *)src, B, h, w, c / 8, p, (float *)dst);
+    WITH_ELEM(et, reflect_pad_k<T><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
+                      (const T *)src, B, h, w, c / 8, p, (T *)dst));
     return launched();
 }
 
-extern "C" int px_cu_trunk_pad(px_cu_stream s, int bf16, const void *xl, const void *xg,
+extern "C" int px_cu_trunk_pad(px_cu_stream s, int etx, int et, const void *xl, const void *xg,
                                const void *rl, const void *rg, void *nxl, void *nxg, int B, int h,
-                               int w, int cl, int cg, int p, void *pcat, void *pl)
+                               int w, int cl, int cg, int p, void *pcat, void *pl, float *gw)
 {
     size_t n8 = (size_t)B * (h + 2 * p) * (w + 2 * p) * ((cl + cg) / 8);
     VEC_CHECK(n8, cl % 8 || cg % 8);
-    if (bf16)
-        trunk_pad_k<bf16_t><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
-            (const bf16_t *)xl, (const bf16_t *)xg, (const bf16_t *)rl, (const bf16_t *)rg,
-            (bf16_t *)nxl, (bf16_t *)nxg, B, h, w, cl, cg, p, (bf16_t *)pcat, (bf16_t *)pl);
-    else
-        trunk_pad_k<float><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
-            (const float *)xl, (const float *)xg, (const float *)rl, (const float *)rg,
-            (float *)nxl, (float *)nxg, B, h, w, cl, cg, p, (float *)pcat, (float *)pl);
+    WITH_ELEM2(etx, et,
+               trunk_pad_k<Tx, T><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
+                   (const Tx *)xl, (const Tx *)xg, (const T *)rl, (const T *)rg, (Tx *)nxl,
+                   (Tx *)nxg, B, h, w, cl, cg, p, (T *)pcat, (T *)pl, gw));
     return launched();
 }
 
-extern "C" int px_cu_trunk_concat(px_cu_stream s, int bf16, const void *xl, const void *xg,
+extern "C" int px_cu_trunk_concat(px_cu_stream s, int etx, int et, const void *xl, const void *xg,
                                   const void *rl, const void *rg, int B, int h, int w, int cl,
                                   int cg, void *out)
 {
     size_t n8 = (size_t)B * h * w * ((cl + cg) / 8);
     VEC_CHECK(n8, cl % 8 || cg % 8);
-    if (bf16)
-        trunk_concat_k<bf16_t><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
-            (const bf16_t *)xl, (const bf16_t *)xg, (const bf16_t *)rl, (const bf16_t *)rg, B, h,
-            w, cl, cg, (bf16_t *)out);
-    else
-        trunk_concat_k<float><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
-            (const float *)xl, (const float *)xg, (const float *)rl, (const float *)rg, B, h, w,
-            cl, cg, (float *)out);
+    WITH_ELEM2(etx, et,
+               trunk_concat_k<Tx, T><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
+                   (const Tx *)xl, (const Tx *)xg, (const T *)rl, (const T *)rg, B, h, w, cl, cg,
+                   (T *)out));
     return launched();
 }
 
-extern "C" int px_cu_bias_act(px_cu_stream s, int bf16, void *y, const float *bias, size_t rows,
+extern "C" int px_cu_bias_act(px_cu_stream s, int et, void *y, const float *bias, size_t rows,
                               int c, int relu)
 {
     size_t n8 = rows * (size_t)(c / 8);
     VEC_CHECK(n8, c % 8);
-    if (bf16)
-        bias_act_k<bf16_t><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
-            (bf16_t *)y, bias, (unsigned)n8, c / 8, relu);
-    else
-        bias_act_k<float><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>((float *)y, bias,
-                                                                              (unsigned)n8, c / 8,
-                                                                              relu);
+    WITH_ELEM(et, bias_act_k<T><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
+                      (T *)y, bias, (unsigned)n8, c / 8, relu));
     return launched();
 }
 
-extern "C" int px_cu_stem(px_cu_stream s, int bf16, const uint8_t *img, const uint8_t *mask,
+extern "C" int px_cu_stem(px_cu_stream s, int et, const uint8_t *img, const uint8_t *mask,
                           size_t img_stride, size_t mask_stride, const px_cu_item *items, int B,
                           int H, int W, const float *w32, const float *bias, int cout, void *out)
 {
@@ -530,34 +636,52 @@ extern "C" int px_cu_stem(px_cu_stream s, int bf16, const uint8_t *img, const ui
     int g = cout % 16 ? 8 : 16;
     dim3 grid((W + TILE - 1) / TILE, (H + TILE - 1) / TILE, B * (cout / g)), block(32 * STEM_WARPS);
     cudaStream_t cs = (cudaStream_t)s;
-#define STEM(T, G)                                                                          \
-    stem_k<T, G><<<grid, block, 0, cs>>>(img, mask, img_stride, mask_stride, items, H, W, w32, \
+#define STEM(G)                                                                                    \
+    stem_k<T, G><<<grid, block, 0, cs>>>(img, mask, img_stride, mask_stride, items, H, W, w32,     \
                                          bias, cout, (T *)out)
-    if (bf16 && g == 16)
-        STEM(bf16_t, 16);
-    else if (bf16) STEM(bf16_t, 8);
-    else if (g == 16)
-        STEM(float, 16);
-    else STEM(float, 8);
+    if (g == 16)
+        WITH_ELEM(et, STEM(16));
+    else
+        WITH_ELEM(et, STEM(8));
 #undef STEM
     return launched();
 }
 
-extern "C" int px_cu_head(px_cu_stream s, int bf16, const void *u, int B, int H, int W, int cin,
+extern "C" int px_cu_head(px_cu_stream s, int et, const void *u, int B, int H, int W, int cin,
                           const float *w32, const float *bias, const uint8_t *img,
                           const uint8_t *mask, size_t img_stride, size_t mask_stride,
                           const px_cu_item *items, uint8_t *out, float *pred)
 {
     if (cin % HEAD_CC) return (int)cudaErrorInvalidValue;
     dim3 grid((W + TILE - 1) / TILE, (H + TILE - 1) / TILE, B), block(32 * HEAD_WARPS);
-    if (bf16)
-        head_k<bf16_t><<<grid, block, 0, (cudaStream_t)s>>>((const bf16_t *)u, H, W, cin, w32,
-                                                             bias, img, mask, img_stride,
-                                                             mask_stride, items, out, pred);
-    else
-        head_k<float><<<grid, block, 0, (cudaStream_t)s>>>((const float *)u, H, W, cin, w32, bias,
-                                                            img, mask, img_stride, mask_stride,
-                                                            items, out, pred);
+    WITH_ELEM(et, head_k<T><<<grid, block, 0, (cudaStream_t)s>>>((const T *)u, H, W, cin, w32, bias,
+                                                                 img, mask, img_stride, mask_stride,
+                                                                 items, out, pred));
+    return launched();
+}
+
+extern "C" int px_cu_stem_input(px_cu_stream s, int et, const uint8_t *img, const uint8_t *mask,
+                                size_t img_stride, size_t mask_stride, const px_cu_item *items,
+                                int B, int H, int W, void *out)
+{
+    size_t n = (size_t)B * (H + 2 * HALO) * (W + 2 * HALO);
+    VEC_CHECK(n, 0);
+    WITH_ELEM(et, stem_input_k<T><<<vec_blocks(n), THREADS, 0, (cudaStream_t)s>>>(
+                      img, mask, img_stride, mask_stride, items, B, H, W, (T *)out));
+    return launched();
+}
+
+extern "C" int px_cu_head_finish(px_cu_stream s, int et, const void *logits, const void *u, int B,
+                                 int H, int W, int cin, const float *w32, const float *bias,
+                                 const uint8_t *img, const uint8_t *mask, size_t img_stride,
+                                 size_t mask_stride, const px_cu_item *items, uint8_t *out,
+                                 float *pred)
+{
+    size_t n = (size_t)B * H * W;
+    VEC_CHECK(n, cin % 8 || H <= 2 * HALO || W <= 2 * HALO);
+    WITH_ELEM(et, head_finish_k<T><<<vec_blocks(n), THREADS, 0, (cudaStream_t)s>>>(
+                      (const T *)logits, (const T *)u, B, H, W, cin, w32, bias, img, mask,
+                      img_stride, mask_stride, items, out, pred));
     return launched();
 }
 
@@ -570,16 +694,12 @@ extern "C" int px_cu_hermitian_transpose(px_cu_stream s, const float *g, int B, 
     return launched();
 }
 
-extern "C" int px_cu_to_planar(px_cu_stream s, int bf16, const void *src, int B, int np, int c,
+extern "C" int px_cu_to_planar(px_cu_stream s, int et, const void *src, int B, int np, int c,
                                float *dst)
 {
     dim3 grid((c + TT - 1) / TT, (np + TT - 1) / TT, B), block(TT, TR);
-    if (bf16)
-        transpose_k<bf16_t, float>
-            <<<grid, block, 0, (cudaStream_t)s>>>((const bf16_t *)src, np, c, dst);
-    else
-        transpose_k<float, float>
-            <<<grid, block, 0, (cudaStream_t)s>>>((const float *)src, np, c, dst);
+    WITH_ELEM(et, transpose_k<T, float>
+              <<<grid, block, 0, (cudaStream_t)s>>>((const T *)src, np, c, dst));
     return launched();
 }
 
@@ -592,30 +712,32 @@ extern "C" int px_cu_planar_to_nhwc_c(px_cu_stream s, const float *src, int B, i
     return launched();
 }
 
-extern "C" int px_cu_planar_add(px_cu_stream s, int bf16, const float *planar, float scale,
+extern "C" int px_cu_planar_add(px_cu_stream s, int eta, int et, const float *planar, float scale,
                                 const void *add, int B, int h, int w, int c, void *out)
 {
     int np = h * w;
     dim3 grid((np + TT - 1) / TT, (c + TT - 1) / TT, B), block(TT, TR);
-    if (bf16)
-        planar_add_k<bf16_t><<<grid, block, 0, (cudaStream_t)s>>>(
-            planar, scale, (const bf16_t *)add, c, np, (bf16_t *)out);
-    else
-        planar_add_k<float><<<grid, block, 0, (cudaStream_t)s>>>(planar, scale, (const float *)add,
-                                                                  c, np, (float *)out);
+    WITH_ELEM2(eta, et,
+               planar_add_k<Tx, T><<<grid, block, 0, (cudaStream_t)s>>>(
+                   planar, scale, (const Tx *)add, c, np, (T *)out));
     return launched();
 }
 
-extern "C" int px_cu_convert(px_cu_stream s, int bf16, const float *src, size_t n, void *dst)
+extern "C" int px_cu_convert(px_cu_stream s, int et, const float *src, size_t n, void *dst)
 {
-    if (bf16 && n % 8 == 0 && vec_blocks(n / 8)) { /* most weights: 8 at a time */
-        to_act_k<<<vec_blocks(n / 8), THREADS, 0, (cudaStream_t)s>>>(src, (unsigned)(n / 8),
-                                                                     (bf16_t *)dst);
+    if (et != PX_CU_F32 && n % 8 == 0 && vec_blocks(n / 8)) { /* most weights: 8 at a time */
+        WITH_ELEM(et, to_act_k<float, T><<<vec_blocks(n / 8), THREADS, 0, (cudaStream_t)s>>>(
+                          src, (unsigned)(n / 8), (T *)dst));
         return launched();
     }
-    if (bf16)
-        convert_k<bf16_t><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(src, n, (bf16_t *)dst);
-    else
-        convert_k<float><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(src, n, (float *)dst);
+    WITH_ELEM(et, convert_k<T><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(src, n, (T *)dst));
+    return launched();
+}
+
+extern "C" int px_cu_widen(px_cu_stream s, int et, const void *src, size_t n, float *dst)
+{
+    VEC_CHECK(n / 8, n % 8);
+    WITH_ELEM(et, to_act_k<T, float><<<vec_blocks(n / 8), THREADS, 0, (cudaStream_t)s>>>(
+                      (const T *)src, (unsigned)(n / 8), dst));
     return launched();
 }

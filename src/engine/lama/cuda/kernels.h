@@ -10,9 +10,10 @@
  * channel groups), bias + ReLU epilogues, and the Fourier unit's transposes
  * (with the explicit inverse-FFT semantics).
  *
- * Tensors are NHWC. `bf16` selects the element type of activation tensors:
- * 0 = float, 1 = bfloat16 (FFT buffers are always float). Every launcher
- * enqueues on `stream` and returns 0 or the CUDA error code of the launch.
+ * Tensors are NHWC. `et` selects the element type of activation tensors
+ * (PX_CU_F32, PX_CU_BF16, PX_CU_F16; FFT buffers are always float). Every
+ * launcher enqueues on `stream` and returns 0 or the CUDA error code of the
+ * launch.
  */
 #ifndef PX_ENGINE_LAMA_CUDA_KERNELS_H
 #define PX_ENGINE_LAMA_CUDA_KERNELS_H
@@ -26,6 +27,9 @@ extern "C" {
 
 typedef struct CUstream_st *px_cu_stream;
 
+/* Element types of activation tensors (the `et` arguments). */
+enum { PX_CU_F32 = 0, PX_CU_BF16 = 1, PX_CU_F16 = 2 };
+
 /* Per batch item: the size of the image it carries (<= the padded size). */
 typedef struct px_cu_item {
     int h, w;
@@ -35,26 +39,30 @@ typedef struct px_cu_item {
  * Reflection padding by p of src[B][h][w][c] into dst[B][h+2p][w+2p][c]
  * (torch "reflect": the edge is not repeated; p < h, w).
  */
-int px_cu_reflect_pad(px_cu_stream s, int bf16, const void *src, int B, int h, int w, int c,
-                      int p, void *dst);
+int px_cu_reflect_pad(px_cu_stream s, int et, const void *src, int B, int h, int w, int c, int p,
+                      void *dst);
 
 /*
  * The trunk's step before an FFC: v = x + r (the residual add of the block
  * that just ended; rl/rg NULL: v = x), written unpadded to nxl/nxg when the
  * add is made (they must not alias x: other threads still read it), and the
  * reflection-padded concatenation [v_l | v_g] (cl + cg channels) written to
- * pcat and the padded local group alone to pl. xl: B x h x w x cl, xg: cg.
+ * pcat and the padded local group alone to pl; gw, when not NULL, receives
+ * v_g unpadded in fp32 (FP16's st1 input). xl: B x h x w x cl, xg: cg.
+ * Types: x and nx etx (the residual stream's), r, pcat and pl et.
  */
-int px_cu_trunk_pad(px_cu_stream s, int bf16, const void *xl, const void *xg, const void *rl,
+int px_cu_trunk_pad(px_cu_stream s, int etx, int et, const void *xl, const void *xg, const void *rl,
                     const void *rg, void *nxl, void *nxg, int B, int h, int w, int cl, int cg,
-                    int p, void *pcat, void *pl);
+                    int p, void *pcat, void *pl, float *gw);
 
-/* The trunk's end: xl + rl and xg + rg concatenated into out (B x h x w x (cl+cg)). */
-int px_cu_trunk_concat(px_cu_stream s, int bf16, const void *xl, const void *xg, const void *rl,
-                       const void *rg, int B, int h, int w, int cl, int cg, void *out);
+/* The trunk's end: xl + rl and xg + rg concatenated into out (B x h x w x
+ * (cl+cg)); x of type etx, r and out et. */
+int px_cu_trunk_concat(px_cu_stream s, int etx, int et, const void *xl, const void *xg,
+                       const void *rl, const void *rg, int B, int h, int w, int cl, int cg,
+                       void *out);
 
 /* y[n][c] = act(y[n][c] + bias[c]) over rows x c elements; relu 0/1. */
-int px_cu_bias_act(px_cu_stream s, int bf16, void *y, const float *bias, size_t rows, int c,
+int px_cu_bias_act(px_cu_stream s, int et, void *y, const float *bias, size_t rows, int c,
                    int relu);
 
 /*
@@ -64,9 +72,9 @@ int px_cu_bias_act(px_cu_stream s, int bf16, void *y, const float *bias, size_t 
  * symmetric-padded to H x W and reflection-padded by 3, plus bias, ReLU,
  * into out (B x H x W x cout, act type). cout a multiple of 8.
  */
-int px_cu_stem(px_cu_stream s, int bf16, const uint8_t *img, const uint8_t *mask,
-               size_t img_stride, size_t mask_stride, const px_cu_item *items, int B, int H, int W,
-               const float *w32, const float *bias, int cout, void *out);
+int px_cu_stem(px_cu_stream s, int et, const uint8_t *img, const uint8_t *mask, size_t img_stride,
+               size_t mask_stride, const px_cu_item *items, int B, int H, int W, const float *w32,
+               const float *bias, int cout, void *out);
 
 /*
  * The head, fused: reflection pad 3 of u (B x H x W x cin, act type), the
@@ -74,10 +82,29 @@ int px_cu_stem(px_cu_stream s, int bf16, const uint8_t *img, const uint8_t *mask
  * as px_cu_output: quantised, composed with the input and cropped into out;
  * the float prediction into pred when not NULL. cin a multiple of 8.
  */
-int px_cu_head(px_cu_stream s, int bf16, const void *u, int B, int H, int W, int cin,
+int px_cu_head(px_cu_stream s, int et, const void *u, int B, int H, int W, int cin,
                const float *w32, const float *bias, const uint8_t *img, const uint8_t *mask,
                size_t img_stride, size_t mask_stride, const px_cu_item *items, uint8_t *out,
                float *pred);
+
+/*
+ * The stem and head through cuDNN (lama_cuda_net.c, PX_LAMA_CUDA_7X7=cudnn).
+ * px_cu_stem_input: the stem's input as px_cu_stem builds it (masked image
+ * and mask, symmetric-padded to H x W, reflection-padded by 3), stored as
+ * out (B x (H+6) x (W+6) x 8, act type; channels 4-7 zero).
+ * px_cu_head_finish: px_cu_head's end from logits (B x H x W x 8, act type,
+ * channels 0-2: the 7x7 convolution of u with zero padding, no bias): bias,
+ * sigmoid, quantisation and composition; pixels within 3 of the edge are
+ * convolved here from u with reflection (w32 as px_cu_head's). cin a
+ * multiple of 8; H, W > 6.
+ */
+int px_cu_stem_input(px_cu_stream s, int et, const uint8_t *img, const uint8_t *mask,
+                     size_t img_stride, size_t mask_stride, const px_cu_item *items, int B, int H,
+                     int W, void *out);
+int px_cu_head_finish(px_cu_stream s, int et, const void *logits, const void *u, int B, int H,
+                      int W, int cin, const float *w32, const float *bias, const uint8_t *img,
+                      const uint8_t *mask, size_t img_stride, size_t mask_stride,
+                      const px_cu_item *items, uint8_t *out, float *pred);
 
 /*
  * The Fourier unit's spectrum g, NHWC complex [B][h][wf][c], transposed to
@@ -94,18 +121,21 @@ int px_cu_hermitian_transpose(px_cu_stream s, const float *g, int B, int c, int 
  * planar fp32 [B][c][np]; a planar complex spectrum [B][c][np] back to NHWC
  * complex [B][np][c] (the 1x1 convolution's input).
  */
-int px_cu_to_planar(px_cu_stream s, int bf16, const void *src, int B, int np, int c, float *dst);
+int px_cu_to_planar(px_cu_stream s, int et, const void *src, int B, int np, int c, float *dst);
 int px_cu_planar_to_nhwc_c(px_cu_stream s, const float *src, int B, int np, int c, float *dst);
 
 /*
  * The Fourier unit's end: planar real [B][c][h][w] times scale, back to
- * NHWC and added to add (B x h x w x c, act type), into out (act type).
+ * NHWC and added to add (B x h x w x c, type eta), into out (type et).
  */
-int px_cu_planar_add(px_cu_stream s, int bf16, const float *planar, float scale, const void *add,
-                     int B, int h, int w, int c, void *out);
+int px_cu_planar_add(px_cu_stream s, int eta, int et, const float *planar, float scale,
+                     const void *add, int B, int h, int w, int c, void *out);
 
 /* Converts n floats to the activation type (weights upload). */
-int px_cu_convert(px_cu_stream s, int bf16, const float *src, size_t n, void *dst);
+int px_cu_convert(px_cu_stream s, int et, const float *src, size_t n, void *dst);
+
+/* Widens n activations of type et to fp32 (n a multiple of 8). */
+int px_cu_widen(px_cu_stream s, int et, const void *src, size_t n, float *dst);
 
 #ifdef __cplusplus
 }

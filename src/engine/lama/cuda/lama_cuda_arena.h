@@ -29,12 +29,39 @@ enum {
     BF_XL0, BF_XL1, BF_XG0, BF_XG1, BF_YL, BF_YG, BF_ZL, BF_ZG,
     BF_PCAT, BF_PL, BF_S, BF_U, BF_PLANAR, BF_SPEC, BF_SPECT, BF_G,
     BF_CAT, BF_UP,  /* upsampling outputs but the last (BF_UP + j) */
-    BF_COUNT = BF_UP + PX_LAMA_MAX_DOWN
+    BF_XG32 = BF_UP + PX_LAMA_MAX_DOWN, /* FP16: the global input of an FFC's second half, fp32 */
+    BF_STEMIN, BF_LOGITS, /* cuDNN's 7x7 (PX_LCA_CUDNN77): the stem's 8-channel input, the head's logits */
+    BF_COUNT
 };
 /* clang-format on */
 
+/*
+ * FP16 keeps what its accuracy needs in fp32 (docs/benchmarks/lama-cuda.md,
+ * "Which reduced precision could pass"): the trunk's residual stream
+ * (XL0/XG0/XL1/XG1) and the st1 output that feeds the Fourier unit (S),
+ * with st1 in TF32 reading fp32 (the residual, or XG32, a widened copy of
+ * the second half's input). Everything else is fp16. BF16 keeps every
+ * activation in bf16.
+ */
+static inline int px_lca_wide(px_cuda_prec p)
+{
+    return p == PX_CUDA_FP16;
+}
+
+/* What buffer b holds in precision p, for the arena's sharing rule: fp32
+ * values (the Fourier unit's transforms always), 16-bit values, or bytes
+ * (image, mask, output, items; in FP32 and TF32 these count as fp32, so
+ * that layout is what it was before the rule). */
+enum { PX_LCA_16BIT, PX_LCA_F32, PX_LCA_BYTES };
+int px_lca_class(px_cuda_prec p, int b);
+
+/* Variants of the dataflow (px_lca_sizes' opts). PX_LCA_CUDNN77: the 7x7
+ * stem and head as cuDNN convolutions (lama_cuda_net.c). */
+enum { PX_LCA_CUDNN77 = 1 };
+
 /* Byte sizes of every buffer for batch B at padded size H x W. */
-void px_lca_sizes(const px_lama_arch *a, px_cuda_prec p, int B, int H, int W, size_t sz[BF_COUNT]);
+void px_lca_sizes(const px_lama_arch *a, px_cuda_prec p, unsigned opts, int B, int H, int W,
+                  size_t sz[BF_COUNT]);
 
 /* The steps of the forward pass (lama_cuda_net.c forward()) in the order
  * they run, for the buffers' lives: the upload, the stem, per down level
@@ -49,13 +76,12 @@ static inline int px_lca_step_head(int nd) { return 4 + 3 * nd; }
 static inline int px_lca_step_end(int nd) { return 5 + 3 * nd; }
 
 /* Each buffer's life: the first and the last step that use it (life[i][0],
- * life[i][1]); a buffer of size 0 is unused. In BF16 the fp32 Fourier
- * buffers live throughout, so they never share memory with the bf16 ones
- * (see px_lca_layout). */
+ * life[i][1]); a buffer of size 0 is unused. */
 void px_lca_lives(const px_lama_arch *a, px_cuda_prec p, int life[BF_COUNT][2]);
 
 /* Each buffer's byte offset into the arena (off), aligned, such that two
- * buffers whose lives meet never overlap; returns the arena's size. */
+ * buffers whose lives meet never overlap, nor two of different classes
+ * (see px_lca_layout); returns the arena's size. */
 size_t px_lca_layout(const px_lama_arch *a, px_cuda_prec p, const size_t sz[BF_COUNT],
                      size_t off[BF_COUNT]);
 
