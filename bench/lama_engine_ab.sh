@@ -11,10 +11,11 @@
 # Every part has a timeout; the later parts are skipped when the call runs
 # past 500-545 s. VARIANTS="name:VAR=VALUE ..." adds runs of the new engine
 # under an environment to the A/B and the 16-bit runs (e.g.
-# "new7:PX_LAMA_CUDA_7X7=cudnn"); PROFILES="name:precision[:VAR=VALUE] ..."
+# "nofuse:PX_LAMA_CUDA_NOFUSE=1"); PROFILES="name:precision[:VAR=VALUE] ..."
 # chooses the profiles; ACC_ENV="VAR=VALUE" runs the accuracy gate under a
 # variant. First used 2026-12-06 for the planar Fourier unit
-# and the re-blocked 7x7 kernels (lama-cuda.md).
+# and the re-blocked 7x7 kernels, then for the FP16 engine and the cuDNN
+# 7x7 stem and head (lama-cuda.md).
 #
 # Here, before the call (OLD: the commit to compare with, e.g. main):
 #   git worktree add /tmp/old-wt OLD && make -C /tmp/old-wt CUDA=1 \
@@ -43,7 +44,7 @@ fi
 # ./lcb_mid (optional): a third engine between the two, e.g. when one call
 # checks two changes stacked on each other.
 # VARIANTS: more runs of the new engine under an environment, e.g.
-# VARIANTS="new7:PX_LAMA_CUDA_7X7=cudnn" (name:VAR=VALUE, space-separated).
+# VARIANTS="nofuse:PX_LAMA_CUDA_NOFUSE=1" (name:VAR=VALUE, space-separated).
 VS="old new"; [ -x ./lcb_mid ] && VS="old mid new"
 for x in ${VARIANTS:-}; do VS="$VS ${x%%:*}"; done
 VS="$VS $(echo $VS | tr ' ' '\n' | tac | tr '\n' ' ')"

@@ -308,36 +308,6 @@ TEST(t_fp16)
     px_engine_close(e);
 }
 
-/* PX_LAMA_CUDA_7X7=cudnn: the stem and head as cuDNN convolutions, the
- * head's 3-pixel border recomputed with reflection (px_cu_head_finish):
- * the same bounds as the fused kernels, in every precision, on sizes whose
- * padding differs (13x10 pads to 16x16: most of it is border), and batches
- * against lone runs. A bad value is refused. */
-TEST(t_cudnn_7x7)
-{
-    static const char *const all[] = {"fp32", "tf32", "fp16"};
-    char *wts = make_weights("tiny", 1);
-    if (!wts) return;
-    setenv("PX_LAMA_CUDA_7X7", "bogus", 1);
-    px_engine_config cfg = {.weights = wts, .device = "cuda", .precision = "tf32"};
-    px_engine *e = NULL;
-    char err[256];
-    T_EQ_INT(px_engine_open("lama", &cfg, &e, err, sizeof err), PX_EINVAL);
-    T_CONTAINS(err, "PX_LAMA_CUDA_7X7");
-    setenv("PX_LAMA_CUDA_7X7", "cudnn", 1);
-    for (size_t i = 0; i < sizeof k_tiny / sizeof k_tiny[0]; i++)
-        compare(wts, k_tiny[i][0], k_tiny[i][1], 7 + i, 2e-4, all, 3);
-    char *big = make_weights("big-lama", 2);
-    if (big) {
-        compare(big, 256, 192, 11, 2e-4, all, 3);
-        if ((e = open_cuda(big, "fp32"))) { /* fp32: lone and batched round alike */
-            batch_vs_single(e, 512, 384, 5, 300, 1);
-            px_engine_close(e);
-        }
-    }
-    unsetenv("PX_LAMA_CUDA_7X7");
-}
-
 /* One item of w x h through e; out must be allocated. */
 static void run_one(px_engine *e, px_image *img, px_image *mask, px_image *out)
 {
@@ -456,4 +426,4 @@ TEST(t_bad_precision_and_device)
 }
 
 TEST_MAIN(t_tiny_sizes, t_big_lama, t_batch_equals_single_runs, t_plan_built_in_background,
-          t_previous_output_does_not_leak, t_bad_precision_and_device, t_fp16, t_cudnn_7x7)
+          t_previous_output_does_not_leak, t_bad_precision_and_device, t_fp16)

@@ -383,67 +383,6 @@ __global__ void __launch_bounds__(32 * HEAD_WARPS)
     }
 }
 
-/* ---- the 7x7 stem and head through cuDNN (PX_LAMA_CUDA_7X7=cudnn) ----
- * cuDNN's tensor cores want 8 channels: the stem's input is built here as
- * 8 (4 of them zero), reflection-padded by 3, and the head's convolution
- * gives 8 (3 used) logits with zero padding; the finishing kernel
- * recomputes the pixels within 3 of the edge, where zero padding and
- * reflection differ, directly (1.2 % of a 1024² image). */
-template <typename T>
-__global__ void stem_input_k(const uint8_t *img, const uint8_t *mask, size_t img_stride,
-                             size_t mask_stride, const px_cu_item *items, int B, int H, int W,
-                             T *out)
-{
-    int ph = H + 2 * HALO, pw = W + 2 * HALO;
-    unsigned n = (unsigned)B * ph * pw;
-    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-        int x = (int)(i % pw), y = (int)(i / pw % ph), b = (int)(i / ((unsigned)pw * ph));
-        int h = items[b].h, w = items[b].w;
-        /* As stem_k's tile: reflection by 3, then symmetric to the item. */
-        int sy = symmetric(tile_src(y - HALO, H), h), sx = symmetric(tile_src(x - HALO, W), w);
-        const uint8_t *px = img + (size_t)b * img_stride + ((size_t)sy * w + sx) * 3;
-        float m = mask[(size_t)b * mask_stride + (size_t)sy * w + sx] ? 1.0f : 0.0f;
-        v8 v;
-        for (int k = 0; k < 3; k++) v.v[k] = (float)px[k] / 255.0f * (1.0f - m);
-        v.v[3] = m;
-        for (int k = 4; k < 8; k++) v.v[k] = 0.0f;
-        st8(out, (size_t)i * 8, v);
-    }
-}
-
-/* One thread per pixel: the logits (8 per pixel, the first 3 used) plus
- * the bias, or within HALO of the edge the reflection-padded 7x7
- * convolution of u computed here; then as head_k. */
-template <typename T>
-__global__ void head_finish_k(const T *logits, const T *u, int B, int H, int W, int cin,
-                              const float *w32, const float *bias, const uint8_t *img,
-                              const uint8_t *mask, size_t img_stride, size_t mask_stride,
-                              const px_cu_item *items, uint8_t *out, float *pred)
-{
-    unsigned n = (unsigned)B * H * W;
-    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-        int x = (int)(i % W), y = (int)(i / W % H), b = (int)(i / ((unsigned)W * H));
-        float acc[3] = {bias[0], bias[1], bias[2]};
-        if (y >= HALO && y < H - HALO && x >= HALO && x < W - HALO) {
-            v8 l = ld8(logits, (size_t)i * 8);
-            for (int k = 0; k < 3; k++) acc[k] += l.v[k];
-        } else {
-            for (int t = 0; t < KS * KS; t++) {
-                int sy = tile_src(y + t / KS - HALO, H), sx = tile_src(x + t % KS - HALO, W);
-                size_t src = (((size_t)b * H + sy) * W + sx) * cin;
-                for (int c = 0; c < cin; c += 8) {
-                    v8 v = ld8(u, src + c);
-                    for (int k = 0; k < 3; k++) {
-                        const float *wk = w32 + ((size_t)k * KS * KS + t) * cin + c;
-                        for (int j = 0; j < 8; j++) acc[k] += v.v[j] * wk[j];
-                    }
-                }
-            }
-        }
-        head_store(acc, b, y, x, H, W, img, mask, img_stride, mask_stride, items, out, pred);
-    }
-}
-
 /* ---- Fourier unit layout ---- */
 
 /* 32 x 32 tiles through shared memory so that both the read and the write
@@ -657,31 +596,6 @@ extern "C" int px_cu_head(px_cu_stream s, int et, const void *u, int B, int H, i
     WITH_ELEM(et, head_k<T><<<grid, block, 0, (cudaStream_t)s>>>((const T *)u, H, W, cin, w32, bias,
                                                                  img, mask, img_stride, mask_stride,
                                                                  items, out, pred));
-    return launched();
-}
-
-extern "C" int px_cu_stem_input(px_cu_stream s, int et, const uint8_t *img, const uint8_t *mask,
-                                size_t img_stride, size_t mask_stride, const px_cu_item *items,
-                                int B, int H, int W, void *out)
-{
-    size_t n = (size_t)B * (H + 2 * HALO) * (W + 2 * HALO);
-    VEC_CHECK(n, 0);
-    WITH_ELEM(et, stem_input_k<T><<<vec_blocks(n), THREADS, 0, (cudaStream_t)s>>>(
-                      img, mask, img_stride, mask_stride, items, B, H, W, (T *)out));
-    return launched();
-}
-
-extern "C" int px_cu_head_finish(px_cu_stream s, int et, const void *logits, const void *u, int B,
-                                 int H, int W, int cin, const float *w32, const float *bias,
-                                 const uint8_t *img, const uint8_t *mask, size_t img_stride,
-                                 size_t mask_stride, const px_cu_item *items, uint8_t *out,
-                                 float *pred)
-{
-    size_t n = (size_t)B * H * W;
-    VEC_CHECK(n, cin % 8 || H <= 2 * HALO || W <= 2 * HALO);
-    WITH_ELEM(et, head_finish_k<T><<<vec_blocks(n), THREADS, 0, (cudaStream_t)s>>>(
-                      (const T *)logits, (const T *)u, B, H, W, cin, w32, bias, img, mask,
-                      img_stride, mask_stride, items, out, pred));
     return launched();
 }
 

@@ -88,25 +88,6 @@ int px_cu_head(px_cu_stream s, int et, const void *u, int B, int H, int W, int c
                float *pred);
 
 /*
- * The stem and head through cuDNN (lama_cuda_net.c, PX_LAMA_CUDA_7X7=cudnn).
- * px_cu_stem_input: the stem's input as px_cu_stem builds it (masked image
- * and mask, symmetric-padded to H x W, reflection-padded by 3), stored as
- * out (B x (H+6) x (W+6) x 8, act type; channels 4-7 zero).
- * px_cu_head_finish: px_cu_head's end from logits (B x H x W x 8, act type,
- * channels 0-2: the 7x7 convolution of u with zero padding, no bias): bias,
- * sigmoid, quantisation and composition; pixels within 3 of the edge are
- * convolved here from u with reflection (w32 as px_cu_head's). cin a
- * multiple of 8; H, W > 6.
- */
-int px_cu_stem_input(px_cu_stream s, int et, const uint8_t *img, const uint8_t *mask,
-                     size_t img_stride, size_t mask_stride, const px_cu_item *items, int B, int H,
-                     int W, void *out);
-int px_cu_head_finish(px_cu_stream s, int et, const void *logits, const void *u, int B, int H,
-                      int W, int cin, const float *w32, const float *bias, const uint8_t *img,
-                      const uint8_t *mask, size_t img_stride, size_t mask_stride,
-                      const px_cu_item *items, uint8_t *out, float *pred);
-
-/*
  * The Fourier unit's spectrum g, NHWC complex [B][h][wf][c], transposed to
  * planar [B][c][h][wf] for the inverse, with columns 0 and (even w) w/2
  * made Hermitian along H: a 2D C2R over [B*c][h][wf] then gives what

@@ -38,8 +38,7 @@ int px_lca_class(px_cuda_prec p, int b)
 
 /* Byte sizes of every buffer for a (batch, padded H, W); the same numbers
  * size the arena and the memory estimate. */
-void px_lca_sizes(const px_lama_arch *a, px_cuda_prec p, unsigned opts, int B, int H, int W,
-                  size_t sz[BF_COUNT])
+void px_lca_sizes(const px_lama_arch *a, px_cuda_prec p, int B, int H, int W, size_t sz[BF_COUNT])
 {
     size_t E = px_cuda_prec_size(p), b = (size_t)B;
     size_t X = px_lca_wide(p) ? sizeof(float) : E; /* residual stream and S */
@@ -72,10 +71,6 @@ void px_lca_sizes(const px_lama_arch *a, px_cuda_prec p, unsigned opts, int B, i
     sz[BF_CAT] = px8 * a->dim * E;
     for (int j = 0; j + 1 < nd; j++)
         sz[BF_UP + j] = b * (h8 << (j + 1)) * (w8 << (j + 1)) * a->ch[nd - 1 - j] * E;
-    if (opts & PX_LCA_CUDNN77) {
-        sz[BF_STEMIN] = b * (H + 6) * (W + 6) * 8 * E;
-        sz[BF_LOGITS] = b * H * W * 8 * E;
-    }
 }
 
 static size_t aligned(size_t n)
@@ -116,8 +111,6 @@ void px_lca_lives(const px_lama_arch *a, px_cuda_prec p, int life[BF_COUNT][2])
     for (int j = 0; j + 1 < nd; j++)
         live(life, BF_UP + j, px_lca_step_up(nd, j), px_lca_step_up(nd, j + 1));
     live(life, BF_LAST, px_lca_step_up(nd, nd - 1), head);
-    live(life, BF_STEMIN, 1, 1); /* the stem's step */
-    live(life, BF_LOGITS, head, head);
     /* FP16: the last down-sampling writes fp16 into YL/YG, widened into
      * XL0/XG0 (lama_cuda_net.c forward()). */
     if (px_lca_wide(p)) {

@@ -30,7 +30,6 @@ enum {
     BF_PCAT, BF_PL, BF_S, BF_U, BF_PLANAR, BF_SPEC, BF_SPECT, BF_G,
     BF_CAT, BF_UP,  /* upsampling outputs but the last (BF_UP + j) */
     BF_XG32 = BF_UP + PX_LAMA_MAX_DOWN, /* FP16: the global input of an FFC's second half, fp32 */
-    BF_STEMIN, BF_LOGITS, /* cuDNN's 7x7 (PX_LCA_CUDNN77): the stem's 8-channel input, the head's logits */
     BF_COUNT
 };
 /* clang-format on */
@@ -55,13 +54,8 @@ static inline int px_lca_wide(px_cuda_prec p)
 enum { PX_LCA_16BIT, PX_LCA_F32, PX_LCA_BYTES };
 int px_lca_class(px_cuda_prec p, int b);
 
-/* Variants of the dataflow (px_lca_sizes' opts). PX_LCA_CUDNN77: the 7x7
- * stem and head as cuDNN convolutions (lama_cuda_net.c). */
-enum { PX_LCA_CUDNN77 = 1 };
-
 /* Byte sizes of every buffer for batch B at padded size H x W. */
-void px_lca_sizes(const px_lama_arch *a, px_cuda_prec p, unsigned opts, int B, int H, int W,
-                  size_t sz[BF_COUNT]);
+void px_lca_sizes(const px_lama_arch *a, px_cuda_prec p, int B, int H, int W, size_t sz[BF_COUNT]);
 
 /* The steps of the forward pass (lama_cuda_net.c forward()) in the order
  * they run, for the buffers' lives: the upload, the stem, per down level

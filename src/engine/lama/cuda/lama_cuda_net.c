@@ -330,15 +330,8 @@ static int forward(pass *ps)
     mark(ps, "upload");
     /* Stem: the input built from image and mask, padded, 7x7, bias, ReLU:
      * one kernel (4 input channels suit cuDNN badly). */
-    if (net->w.opts & PX_LCA_CUDNN77) {
-        LAUNCH(px_cu_stem_input(s, et, buf[BF_IMG], buf[BF_MASK], img_stride, mask_stride,
-                                buf[BF_ITEMS], B, H, W, buf[BF_STEMIN]));
-        CONV(&net->w.stem_c, buf[BF_STEMIN], H + 6, W + 6, buf[BF_BIG], H, W, 0, false, true, true,
-             1.0f);
-    } else {
-        LAUNCH(px_cu_stem(s, et, buf[BF_IMG], buf[BF_MASK], img_stride, mask_stride, buf[BF_ITEMS],
-                          B, H, W, net->w.stem.w, net->w.stem.b, a->ngf, buf[BF_BIG]));
-    }
+    LAUNCH(px_cu_stem(s, et, buf[BF_IMG], buf[BF_MASK], img_stride, mask_stride, buf[BF_ITEMS], B,
+                      H, W, net->w.stem.w, net->w.stem.b, a->ngf, buf[BF_BIG]));
     mark(ps, "stem");
     /* Down-sampling: reflection pad 1 -> 3x3 stride 2; the last one splits
      * into the trunk's local and global groups. */
@@ -380,16 +373,8 @@ static int forward(pass *ps)
     }
     /* Head: reflection pad 3 -> 7x7 -> sigmoid, quantised and composed, in
      * one kernel (3 output channels suit cuDNN badly). */
-    if (net->w.opts & PX_LCA_CUDNN77) {
-        CONV(&net->w.out_c, buf[BF_LAST], H, W, buf[BF_LOGITS], H, W, 3, false, false, false, 1.0f);
-        LAUNCH(px_cu_head_finish(s, et, buf[BF_LOGITS], buf[BF_LAST], B, H, W, a->ngf, net->w.out.w,
-                                 net->w.out.b, buf[BF_IMG], buf[BF_MASK], img_stride, mask_stride,
-                                 buf[BF_ITEMS], buf[BF_OUT], ps->pred));
-    } else {
-        LAUNCH(px_cu_head(s, et, buf[BF_LAST], B, H, W, a->ngf, net->w.out.w, net->w.out.b,
-                          buf[BF_IMG], buf[BF_MASK], img_stride, mask_stride, buf[BF_ITEMS],
-                          buf[BF_OUT], ps->pred));
-    }
+    LAUNCH(px_cu_head(s, et, buf[BF_LAST], B, H, W, a->ngf, net->w.out.w, net->w.out.b, buf[BF_IMG],
+                      buf[BF_MASK], img_stride, mask_stride, buf[BF_ITEMS], buf[BF_OUT], ps->pred));
     mark(ps, "head");
     if (run)
         PX_CUDA_CHECK(cudaMemcpyAsync(p->h_out, buf[BF_OUT], (size_t)B * img_stride,
@@ -411,7 +396,7 @@ static int plan_create(px_lcnet *net, int B, int H, int W, plan **out, char *err
     p->H = H;
     p->W = W;
     size_t sz[BF_COUNT], off[BF_COUNT];
-    px_lca_sizes(a, net->w.prec, net->w.opts, B, H, W, sz);
+    px_lca_sizes(a, net->w.prec, B, H, W, sz);
     p->bytes = px_lca_layout(a, net->w.prec, sz, off);
     PX_CUDA_CHECK(cudaSetDevice(net->ctx->dev));
     PX_CUDA_CHECK(cudaMalloc((void **)&p->arena, p->bytes));
@@ -536,11 +521,7 @@ px_lcnet_io px_lcnet_plan_io(plan *p)
 size_t px_lcnet_plan_bytes(const px_lama_arch *a, px_cuda_prec prec, int B, int H, int W)
 {
     size_t sz[BF_COUNT];
-    unsigned opts = 0;
-    char err[8];
-    /* A bad value is reported where the network is created. */
-    (void)px_lcw_opts_from_env(&opts, err, sizeof err);
-    px_lca_sizes(a, prec, opts, B, H, W, sz);
+    px_lca_sizes(a, prec, B, H, W, sz);
     /* cuFFT's work areas (two plans) are at most about one spectrum each,
      * and one more of margin; cuDNN's workspace is its limit while the
      * plan is built. */
@@ -567,9 +548,7 @@ int px_lcnet_create(const px_lama_weights *W, px_cuda_prec prec, px_cuda_ctx *ct
         rc = px_errf(err, errlen, PX_EIO, "lama-cuda: cuDNN handle for plan builds failed");
         goto fail;
     }
-    unsigned opts;
-    if ((rc = px_lcw_opts_from_env(&opts, err, errlen))) goto fail;
-    if ((rc = px_lcw_upload(&net->w, W, prec, opts, ctx->stream, err, errlen))) goto fail;
+    if ((rc = px_lcw_upload(&net->w, W, prec, ctx->stream, err, errlen))) goto fail;
     /* Every upload made with a plain cudaMemcpy (legacy stream) has landed
      * before the first request's kernels run on ctx->stream. */
     PX_CUDA_CHECK(cudaDeviceSynchronize());

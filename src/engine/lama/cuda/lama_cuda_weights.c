@@ -167,27 +167,7 @@ static int upload_all(px_lcw *lw, const px_lama_weights *W, char *err, size_t er
     for (int i = 0; !rc && i < a->n_down; i++)
         rc = upload_conv(lw, &lw->up[i], &W->up[i], false, TF32_NEVER, err, errlen);
     if (!rc) rc = upload_conv(lw, &lw->out, &W->out, true, TF32_NEVER, err, errlen);
-    if (!rc && (lw->opts & PX_LCA_CUDNN77)) {
-        const px_lama_conv *st = &W->stem, *o = &W->out;
-        rc = upload(lw, &lw->stem_c, st->w, st->b, st->cout, st->cin, st->k, 1, 0, st->cout, 8,
-                    false, TF32_NEVER, err, errlen);
-        if (!rc)
-            rc = upload(lw, &lw->out_c, o->w, NULL, o->cout, o->cin, o->k, 1, 0, 8, o->cin, false,
-                        TF32_NEVER, err, errlen);
-    }
     return rc;
-}
-
-/* PX_LAMA_CUDA_7X7=cudnn: the 7x7 stem and head as cuDNN convolutions
- * (tensor cores) instead of the fused fp32 kernels, until measured
- * (docs/benchmarks/lama-cuda.md); read when a network is created. */
-int px_lcw_opts_from_env(unsigned *opts, char *err, size_t errlen)
-{
-    const char *v = getenv("PX_LAMA_CUDA_7X7");
-    *opts = v && !strcmp(v, "cudnn") ? PX_LCA_CUDNN77 : 0;
-    if (v && *v && strcmp(v, "cudnn") && strcmp(v, "own"))
-        return px_errf(err, errlen, PX_EINVAL, "PX_LAMA_CUDA_7X7=%s: give own or cudnn", v);
-    return 0;
 }
 
 void px_lcw_free(px_lcw *w)
@@ -195,8 +175,6 @@ void px_lcw_free(px_lcw *w)
     conv_free(&w->stem);
     conv_free(&w->down_g);
     conv_free(&w->out);
-    conv_free(&w->stem_c);
-    conv_free(&w->out_c);
     for (int k = 0; k < PX_LAMA_MAX_DOWN; k++) {
         conv_free(&w->down[k]);
         conv_free(&w->up[k]);
@@ -215,13 +193,12 @@ void px_lcw_free(px_lcw *w)
     memset(w, 0, sizeof *w);
 }
 
-int px_lcw_upload(px_lcw *w, const px_lama_weights *W, px_cuda_prec prec, unsigned opts,
-                  cudaStream_t stream, char *err, size_t errlen)
+int px_lcw_upload(px_lcw *w, const px_lama_weights *W, px_cuda_prec prec, cudaStream_t stream,
+                  char *err, size_t errlen)
 {
     memset(w, 0, sizeof *w);
     w->arch = W->arch;
     w->prec = prec;
-    w->opts = opts;
     w->stream = stream;
     return upload_all(w, W, err, errlen);
 }

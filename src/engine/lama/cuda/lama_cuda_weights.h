@@ -37,22 +37,17 @@ typedef struct {
 typedef struct {
     px_lama_arch arch;
     px_cuda_prec prec;
-    unsigned opts; /* lama_cuda_arena.h's PX_LCA_ variants */
     px_lcw_conv stem, down[PX_LAMA_MAX_DOWN], down_g, up[PX_LAMA_MAX_DOWN], out;
-    /* PX_LCA_CUDNN77: the stem and head through cuDNN as well (stem_c: 8
-     * input channels; out_c: 8 outputs, no bias; out stays for the head's
-     * border, see px_cu_head_finish). */
-    px_lcw_conv stem_c, out_c;
     px_lcw_ffc (*blk)[2];
     size_t bytes;        /* device bytes of the weights */
     cudaStream_t stream; /* the stream the upload ran on */
 } px_lcw;
 
-/* Uploads W to the current device for precision prec and variants opts,
+/* Uploads W to the current device for precision prec,
  * on stream (synchronised before it returns). Returns 0, or a CUDA/cuDNN
  * error with what is uploaded so far left for px_lcw_free. */
-int px_lcw_upload(px_lcw *w, const px_lama_weights *W, px_cuda_prec prec, unsigned opts,
-                  cudaStream_t stream, char *err, size_t errlen);
+int px_lcw_upload(px_lcw *w, const px_lama_weights *W, px_cuda_prec prec, cudaStream_t stream,
+                  char *err, size_t errlen);
 
 /* Frees what px_lcw_upload uploaded (any part of it) and zeroes w. */
 void px_lcw_free(px_lcw *w);
@@ -61,9 +56,5 @@ void px_lcw_free(px_lcw *w);
  * of its residual stream and st1 output (fp32 in FP16: lama_cuda_arena.h). */
 int px_lcw_elem(px_cuda_prec p);
 int px_lcw_elem_wide(px_cuda_prec p);
-
-/* The variants the environment asks for (PX_LAMA_CUDA_7X7=own|cudnn);
- * an unknown value is an error (PX_EINVAL). */
-int px_lcw_opts_from_env(unsigned *opts, char *err, size_t errlen);
 
 #endif
