@@ -4,6 +4,7 @@
  *
  *   lama_cuda_bench --weights F [--sizes 512x512,1024x1024] [--batches 1,4,8,16]
  *                   [--precisions tf32,bf16,fp16,fp32] [--iters 20] [--device cuda]
+ *                   [--log-level debug] (debug: which epilogues each plan fused)
  *   lama_cuda_bench --weights F --precision P --dump IMAGE MASK OUT.f32
  *
  * The first form prints images per second per (precision, size, batch):
@@ -17,6 +18,7 @@
 #include "core/pool.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/log.h"
 #include "core/rng.h"
 #include "engine/engine.h"
 #include "engine/lama/lama_cuda.h"
@@ -168,12 +170,15 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--precisions")) precs = v, i++;
         else if (!strcmp(a, "--precision")) prec1 = v, i++;
         else if (!strcmp(a, "--iters")) iters = atoi(v), i++;
+        else if (!strcmp(a, "--log-level") && px_log_parse_level(v) >= 0)
+            px_log_set_level(px_log_parse_level(v)), i++;
         else if (!strcmp(a, "--dump") && i + 3 < argc)
             return dump(weights, device, prec1, argv[i + 1], argv[i + 2], argv[i + 3]);
         else {
             fprintf(stderr,
                     "usage: lama_cuda_bench --weights F [--sizes WxH,..] [--batches 1,8] "
                     "[--precisions tf32,bf16,fp16] [--iters N] [--device cuda]\n"
+                    "       [--log-level debug|info|warn|error]\n"
                     "       lama_cuda_bench --weights F --precision P --dump IMG MASK OUT\n");
             return 2;
         }

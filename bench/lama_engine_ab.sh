@@ -45,6 +45,9 @@ fi
 # checks two changes stacked on each other.
 # VARIANTS: more runs of the new engine under an environment, e.g.
 # VARIANTS="nofuse:PX_LAMA_CUDA_NOFUSE=1" (name:VAR=VALUE, space-separated).
+# AB_PREC=fp16: the alternated runs in that precision instead of TF32 (a
+# change that only 16-bit precisions see).
+export PX_LAMA_CUDA_UNVERIFIED_BF16=1 PX_LAMA_CUDA_UNVERIFIED_FP16=1
 VS="old new"; [ -x ./lcb_mid ] && VS="old mid new"
 for x in ${VARIANTS:-}; do VS="$VS ${x%%:*}"; done
 VS="$VS $(echo $VS | tr ' ' '\n' | tac | tr '\n' ' ')"
@@ -53,10 +56,16 @@ for v in $VS; do
   envs=""; for x in ${VARIANTS:-}; do [ "${x%%:*}" = $v ] && envs=${x#*:}; done
   echo "== $v $envs" >> $OUT/lama-ab.txt
   env $envs timeout 30 $b --weights /tmp/big.safetensors --sizes 1024x1024,512x512 --batches 16 \
-    --precisions tf32 --iters 5 2>&1 | grep -v '^ *$' | tail -4 >> $OUT/lama-ab.txt
+    --precisions ${AB_PREC:-tf32} --iters 5 2>&1 | grep -v '^ *$' | tail -4 >> $OUT/lama-ab.txt
 done
 cat $OUT/lama-ab.txt
-export PX_LAMA_CUDA_UNVERIFIED_BF16=1 PX_LAMA_CUDA_UNVERIFIED_FP16=1
+# Which bias + ReLU epilogues each variant's plans fused (cuDNN's choice).
+for x in "new:" ${VARIANTS:-}; do
+  echo "== ${x%%:*} ${x#*:}" >> $OUT/lama-fuse.txt
+  env ${x#*:} timeout 20 .devcarry/lama_cuda_bench --weights /tmp/big.safetensors --sizes 256x256 \
+    --batches 1 --precisions tf32,fp16 --iters 1 --log-level debug 2>&1 | grep epilogues >> $OUT/lama-fuse.txt
+done
+cat $OUT/lama-fuse.txt
 timeout 40 .devcarry/lama_cuda_bench --weights /tmp/big.safetensors --sizes 1024x1024,512x512 \
   --batches 16 --precisions bf16,fp16 --iters 5 > $OUT/lama-16bit.txt 2>&1
 cat $OUT/lama-16bit.txt
