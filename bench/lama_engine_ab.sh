@@ -66,11 +66,13 @@ for x in "new:" ${VARIANTS:-}; do
     --batches 1 --precisions tf32,fp16 --iters 1 --log-level debug 2>&1 | grep epilogues >> $OUT/lama-fuse.txt
 done
 cat $OUT/lama-fuse.txt
-timeout 40 .devcarry/lama_cuda_bench --weights /tmp/big.safetensors --sizes 1024x1024,512x512 \
-  --batches 16 --precisions bf16,fp16 --iters 5 > $OUT/lama-16bit.txt 2>&1
-cat $OUT/lama-16bit.txt
-# The 16-bit runs again under each variant's environment.
+# The 16-bit runs (SKIP16=1: not, e.g. when AB_PREC=fp16 measured them),
+# then again under each variant's environment.
+[ "${SKIP16:-0}" = 1 ] || timeout 40 .devcarry/lama_cuda_bench --weights /tmp/big.safetensors \
+  --sizes 1024x1024,512x512 --batches 16 --precisions bf16,fp16 --iters 5 > $OUT/lama-16bit.txt 2>&1
+cat $OUT/lama-16bit.txt 2>/dev/null
 for x in ${VARIANTS:-}; do
+  [ "${SKIP16:-0}" = 1 ] && break
   [ $SECONDS -lt 500 ] || { echo "16-bit ${x%%:*}: skipped, out of time"; continue; }
   echo "== ${x%%:*} ${x#*:}" >> $OUT/lama-16bit.txt
   env ${x#*:} timeout 30 .devcarry/lama_cuda_bench --weights /tmp/big.safetensors \
