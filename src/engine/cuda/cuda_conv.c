@@ -111,8 +111,7 @@ int px_cuda_conv_build(px_cuda_conv *op, const px_cuda_conv_shape *s, cudnnHandl
     int have = cache && px_cuda_algos_get(cache, s, &known);
     if (s->fuse) {
         PX_CUDNN_CHECK(cudnnCreateTensorDescriptor(&op->bd));
-        cudnnDataType_t bt = s->fuse == PX_CUDA_CONV_FUSE_F32 ? CUDNN_DATA_FLOAT : t;
-        PX_CUDNN_CHECK(cudnnSetTensor4dDescriptor(op->bd, CUDNN_TENSOR_NHWC, bt, 1, s->yc, 1, 1));
+        PX_CUDNN_CHECK(cudnnSetTensor4dDescriptor(op->bd, CUDNN_TENSOR_NHWC, t, 1, s->yc, 1, 1));
         PX_CUDNN_CHECK(cudnnCreateActivationDescriptor(&op->ad));
         PX_CUDNN_CHECK(cudnnSetActivationDescriptor(op->ad, CUDNN_ACTIVATION_RELU,
                                                     CUDNN_NOT_PROPAGATE_NAN, 0.0));

@@ -31,7 +31,7 @@
  * transposed one x is cuDNN's dy and y its dx). */
 typedef struct {
     int transposed, n, xc, yc, ih, iw, oh, ow, kh, kw, stride, pad;
-    int fuse; /* bias + ReLU wanted: PX_CUDA_CONV_FUSE_ACT or _F32 (0: not) */
+    int fuse; /* bias + ReLU wanted (the caller passes an act-type bias) */
     int prec; /* px_cuda_prec */
 } px_cuda_conv_shape;
 
@@ -46,7 +46,7 @@ typedef struct {
 typedef struct {
     cudnnFilterDescriptor_t fd;
     const void *w;
-    const void *bias; /* cout values of the fuse's type: the fused path's (may be NULL without fuse) */
+    const void *bias; /* act-type, cout values: the fused path's (may be NULL without fuse) */
     const void *x;
     void *y;
     void *ws;    /* workspace of the plan, ws_limit bytes */
@@ -63,13 +63,6 @@ typedef struct {
     bool fused; /* bias + ReLU run inside the convolution */
     bool transposed;
 } px_cuda_conv;
-
-/* The bias of a fused bias + ReLU: in the tensors' type, or fp32 with
- * 16-bit tensors — a bias rounded to 16 bits shifts a whole channel by
- * the same error, which in LaMa's FP16 trunk cost 5 % of its accuracy
- * (docs/benchmarks/lama-cuda.md, twenty-third session). Where cuDNN
- * does not fuse an fp32 bias, the caller's epilogue adds it. */
-enum { PX_CUDA_CONV_FUSE_ACT = 1, PX_CUDA_CONV_FUSE_F32 = 2 };
 
 /* Build flags (diagnosis knobs an engine may expose). */
 enum {

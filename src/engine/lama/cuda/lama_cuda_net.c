@@ -64,9 +64,6 @@ struct px_lcnet {
      * running on ctx's stream. */
     cudnnHandle_t bdnn;
     cudaStream_t bstream;
-    /* PX_LAMA_CUDA_BIAS32=1: 16-bit convolutions fuse their bias in fp32
-     * (cuda_conv.h PX_CUDA_CONV_FUSE_F32), until a GPU measures it. */
-    bool bias32;
 };
 
 /* ---------------------------------------------------------------- plans */
@@ -160,10 +157,9 @@ static int conv(pass *ps, const px_lcw_conv *w, const void *x, int ih, int iw, v
     if (ps->next >= MAX_OPS) return px_errf(err, errlen, PX_EINVAL, "lama-cuda: too many layers");
     op *o = &p->ops[ps->next++];
     cudnnHandle_t h = ps->build ? ps->net->bdnn : ps->net->ctx->dnn;
-    bool b32 = ps->net->bias32 && px_cuda_prec_half(w->prec);
     /* clang-format off */
-    px_cuda_conv_args args = {.fd = w->fd, .w = w->w, .bias = b32 ? w->b : w->b_act, .x = x,
-                              .y = y, .ws = p->ws, .alpha = alpha, .acc = acc};
+    px_cuda_conv_args args = {.fd = w->fd, .w = w->w, .bias = w->b_act, .x = x, .y = y,
+                              .ws = p->ws, .alpha = alpha, .acc = acc};
     /* clang-format on */
     if (ps->build) {
         p->nops = ps->next;
@@ -174,10 +170,7 @@ static int conv(pass *ps, const px_lcw_conv *w, const void *x, int ih, int iw, v
          * cout are the transposed convolution's own, so the same either way. */
         /* clang-format off */
         px_cuda_conv_shape s = {w->transposed, p->B, w->cin, w->cout, ih, iw, oh, ow, w->kh,
-                                w->kw, w->stride, pad,
-                                !(o->relu && o->bias) ? 0
-                                : b32 ? PX_CUDA_CONV_FUSE_F32 : PX_CUDA_CONV_FUSE_ACT,
-                                (int)w->prec};
+                                w->kw, w->stride, pad, o->relu && o->bias, (int)w->prec};
         /* clang-format on */
         return px_cuda_conv_build(&o->c, &s, h, &args, PX_LCA_WS_LIMIT, ps->net->algos,
                                   conv_flags(), err, errlen);
@@ -439,10 +432,11 @@ static int plan_create(px_lcnet *net, int B, int H, int W, plan **out, char *err
         fused += p->ops[i].c.fused;
     }
     /* Which epilogues cuDNN took is a fact about its build, not ours: an
-     * unfused one costs a pass over the output (and rounds it once more
-     * in 16 bits). */
-    PX_DEBUG("lama-cuda: plan %dx%dx%d %s%s: %d of %d bias + ReLU epilogues fused", B, H, W,
-             px_cuda_prec_name(net->w.prec), net->bias32 ? " (fp32 bias)" : "", fused, want);
+     * unfused one costs a pass over the output, and in 16 bits it rounds
+     * the sum before the bias is added, which costs LaMa a fifth of its
+     * accuracy (docs/benchmarks/lama-cuda.md, twenty-third session). */
+    PX_DEBUG("lama-cuda: plan %dx%dx%d %s: %d of %d bias + ReLU epilogues fused", B, H, W,
+             px_cuda_prec_name(net->w.prec), fused, want);
     PX_CUDA_CHECK(cudaFree(p->ws));
     p->ws = NULL;
     if (ws) PX_CUDA_CHECK(cudaMalloc(&p->ws, ws));
@@ -554,7 +548,6 @@ int px_lcnet_create(const px_lama_weights *W, px_cuda_prec prec, px_cuda_ctx *ct
     int rc = 0;
     px_lcnet *net = px_xcalloc(1, sizeof *net);
     net->ctx = ctx;
-    net->bias32 = getenv("PX_LAMA_CUDA_BIAS32") != NULL;
     px_cuda_plan_ops ops = {.build = build_plan, .destroy = drop_plan, .arg = net};
     net->plans = px_cuda_aplans_create(sizeof(plan_key), MAX_PLANS, &ops, "lama-cuda");
     net->algos =
