@@ -16,13 +16,27 @@ rounded to what the tensor cores read; sums in fp32. Per precision:
          bf16; the Fourier unit in fp32 with its 1x1 convolution in TF32
   fp16   as bf16 with IEEE half (10-bit mantissa, 5-bit exponent)
   fp16r  fp16 with the residual stream (x += z) kept in fp32
-  fp16w  the FP16 engine of commit d1e1173 (lama_cuda_arena.h there,
-         px_lca_wide; reverted off main until a GPU checks it):
-         fp16 with the residual stream and st1's output in fp32, st1 in
-         TF32 on fp32 input
+  fp16w  the FP16 engine (lama_cuda_arena.h, px_lca_wide): fp16 with
+         the residual stream and st1's output in fp32, st1 in TF32 on
+         fp32 input
+
+--bias says where a 16-bit convolution's bias (BatchNorm's folded shift)
+is added, which matters: the shift nearly cancels the sum it is added to,
+so its rounding shows in the result (docs/benchmarks/lama-cuda.md,
+twenty-third session):
+  fused16  the engine as it is: cuDNN's fused epilogue (down-sampling, the
+           FFC's local output, st2) takes the bias in the tensors' type,
+           rounded to 16 bits before it is added; the transposed
+           convolutions (up-sampling) store their sums, then the engine's
+           epilogue adds the fp32 bias
+  exact    the fp32 bias added before the one store (what TF32 does; what
+           the emulator assumed before the twenty-third session)
+  unfused  every convolution stores its sum, then the fp32 bias is added
+           (PX_LAMA_CUDA_NOFUSE=1)
 
 The stem and the head are the engine's fp32 kernels in every precision,
-or with --stem-head cudnn cuDNN convolutions in the precision's
+or with --stem-head cudnn (a design measured 2.6x slower and removed)
+cuDNN convolutions in the precision's
 multiplicands (the stem on its 8-channel input built in the activations'
 type; the head's logits stored in that type, the bias and sigmoid after
 in fp32, and the 3-pixel border ring computed exactly, as the finishing
@@ -40,7 +54,8 @@ and precision, then a summary per precision, then the verdict of issue
   /usr/bin/python3 tools/lama_precision_emulate.py [--weights big.safetensors]
       [--config big-lama --seed 1] [--photos build/photos] [--synth]
       [--precisions fp32,tf32,bf16,fp16,fp16r,torch-tf32] [--tf32-trunc]
-      [--keep res,s,ygp,u,yl,yg] [--stem-head own|cudnn] [--out rows.jsonl]
+      [--keep res,s,ygp,u,yl,yg] [--stem-head own|cudnn]
+      [--bias fused16|exact|unfused] [--out rows.jsonl]
 
 --keep names trunk sites whose stores stay fp32 in bf16/fp16 (which
 roundings cost the most): res the residual stream, s the st1 output
@@ -83,8 +98,9 @@ class Prec:
     """act: an activation as stored; mul: a cuDNN convolution's
     multiplicand; fu: the Fourier unit's convolution's multiplicand."""
 
-    def __init__(self, name, trunc, keep=()):
+    def __init__(self, name, trunc, keep=(), bias="fused16"):
         self.name = name
+        self.bias = bias
         self.keep = set(keep)  # sites whose stores stay fp32 (--keep)
         self.peak = 0.0  # the largest |activation| stored
         t32 = lambda t: tf32_round(t, trunc)  # noqa: E731
@@ -110,6 +126,15 @@ class Prec:
     def act(self, t, site=None):
         self.peak = max(self.peak, float(t.abs().max()))
         return t if site in self.keep else self._store(t)
+
+    def epilogue(self, y, shift, fused=True):
+        """relu(y + shift) of a 16-bit convolution's sum y, as --bias says
+        the engine adds the shift (fused: cuDNN's epilogue; not: the
+        transposed convolutions'). TF32 and fp32 store fp32: exact."""
+        if self.bias == "exact" or (fused and self.bias == "fused16"):
+            sh = self._store(shift) if self.bias == "fused16" else shift
+            return relu_shift(y, sh)
+        return relu_shift(self._store(y), shift)
 
 
 def fold(bn):
@@ -152,7 +177,7 @@ def trunk_ffc(p, blk, xl, xg, from_res=False):
     scl, shl = fold(blk.bn_l)
     scg, shg = fold(blk.bn_g)
     pl, pg = pad(xl, 1), pad(xg, 1)
-    yl = p.act(relu_shift(conv(p, pl, f.convl2l.weight, scale=scl)
+    yl = p.act(p.epilogue(conv(p, pl, f.convl2l.weight, scale=scl)
                           + conv(p, pg, f.convg2l.weight, scale=scl), shl), "yl")
     yg = p.act(conv(p, pl, f.convl2g.weight, scale=scg), "ygp")  # no bias yet
     st = f.convg2g
@@ -163,7 +188,7 @@ def trunk_ffc(p, blk, xl, xg, from_res=False):
                               mul=p.fu if from_res and "s_res" in p.keep else p.st1), sh1),
               "s_res" if from_res else "s")
     u = fourier_unit(p, st.fu, s)
-    return yl, p.act(relu_shift(conv(p, u, st.conv2.weight, scale=scg) + yg, shg), "yg")
+    return yl, p.act(p.epilogue(conv(p, u, st.conv2.weight, scale=scg) + yg, shg), "yg")
 
 
 def stem(p, st, x, cudnn):
@@ -194,11 +219,11 @@ def emulate(model, x, p, nd, nb, cudnn=False):
         xp = pad(cur, 1)
         scl, shl = fold(blk.bn_l)
         if i + 1 < nd:
-            cur = p.act(relu_shift(conv(p, xp, blk.ffc.convl2l.weight, 2, scl), shl))
+            cur = p.act(p.epilogue(conv(p, xp, blk.ffc.convl2l.weight, 2, scl), shl))
         else:
             scg, shg = fold(blk.bn_g)
-            xl = p.act(relu_shift(conv(p, xp, blk.ffc.convl2l.weight, 2, scl), shl))
-            xg = p.act(relu_shift(conv(p, xp, blk.ffc.convl2g.weight, 2, scg), shg))
+            xl = p.act(p.epilogue(conv(p, xp, blk.ffc.convl2l.weight, 2, scl), shl))
+            xg = p.act(p.epilogue(conv(p, xp, blk.ffc.convl2g.weight, 2, scg), shg))
     for b in range(nb):
         blk = m[2 + nd + b]
         yl, yg = trunk_ffc(p, blk.conv1, xl, xg, b > 0 and p.wide_res)
@@ -211,7 +236,7 @@ def emulate(model, x, p, nd, nb, cudnn=False):
         sc, sh = fold(bn)
         w = tc.weight * sc.view(1, -1, 1, 1)  # (cin, cout, 3, 3)
         y = F.conv_transpose2d(p.mul(cur), p.mul(w), stride=2, padding=1, output_padding=1)
-        cur = p.act(relu_shift(y + (tc.bias * sc).view(1, -1, 1, 1), sh))
+        cur = p.act(p.epilogue(y, tc.bias * sc + sh, fused=False))
     return head(p, m[k + 3 * nd + 1], cur, cudnn)
 
 
@@ -277,6 +302,8 @@ def main():
     ap.add_argument("--keep", default="", help="trunk sites kept fp32 (see above)")
     ap.add_argument("--stem-head", default="own", choices=("own", "cudnn"),
                     help="the 7x7 stem and head: the engine's fp32 kernels or cuDNN (see above)")
+    ap.add_argument("--bias", default="fused16", choices=("fused16", "exact", "unfused"),
+                    help="where a 16-bit convolution's bias is added (see above)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--out", help="also write the JSON lines here")
     a = ap.parse_args()
@@ -309,7 +336,7 @@ def main():
                 if impl == "torch-tf32":
                     y, peak = torch_tf32(model, x, a.tf32_trunc), float("nan")
                 else:
-                    p = Prec(impl, a.tf32_trunc, [k for k in a.keep.split(",") if k])
+                    p = Prec(impl, a.tf32_trunc, [k for k in a.keep.split(",") if k], a.bias)
                     y = emulate(model, x, p, nd, nb, a.stem_head == "cudnn")
                     peak = p.peak
                 pred = y[0].permute(1, 2, 0).numpy()
@@ -321,11 +348,12 @@ def main():
                                                       m_p, h, w), 2),
                          peak_activation=0.0 if math.isnan(peak) else peak,
                          ref_s=round(ref_s, 1), tf32="trunc" if a.tf32_trunc else "rne",
-                         keep=a.keep, stem_head=a.stem_head)
+                         keep=a.keep, stem_head=a.stem_head, bias=a.bias)
                 rows.append(r)
                 emit(r)
     for s in summarise(rows, precs, a.keep):
         s["stem_head"] = a.stem_head
+        s["bias"] = a.bias
         emit(s)
     if out:
         out.close()

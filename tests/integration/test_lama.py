@@ -64,6 +64,19 @@ class PrecisionEmulator(unittest.TestCase):
         for p in ("tf32", "fp16w"):
             self.assertGreater(cud[p]["mean_abs"], 10 * cud["fp32"]["mean_abs"])
             self.assertLess(cud[p]["mean_abs"], 3 * summ[p]["mean_abs"])
+        # Where the 16-bit bias is added: in fp32 before the one store is
+        # nearest the module; rounded to fp16 in cuDNN's epilogue (the
+        # engine; the default) and the sum stored before an fp32 bias (no
+        # fused epilogue) are further, each its own way (on big-lama the
+        # latter is much further; on this tiny model they are close); fp32
+        # is exact in every mode.
+        _, ex = self.emulate("fp32,fp16w", "--bias", "exact")
+        _, un = self.emulate("fp32,fp16w", "--bias", "unfused")
+        for m in (ex, un):
+            self.assertLess(m["fp32"]["max_abs"], 1e-4)
+        self.assertLess(ex["fp16w"]["mean_abs"], summ["fp16w"]["mean_abs"])
+        self.assertLess(ex["fp16w"]["mean_abs"], un["fp16w"]["mean_abs"])
+        self.assertNotEqual(summ["fp16w"]["mean_abs"], un["fp16w"]["mean_abs"])
         bad = tool(os.path.join(TOOLS, "lama_precision_emulate.py"), "--synth", "--precisions",
                    "fp8")
         self.assertEqual(bad.returncode, 2)
