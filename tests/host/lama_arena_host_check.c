@@ -83,10 +83,10 @@ static int overlap(const size_t *off, const size_t *sz, int a, int b)
     return off[a] < off[b] + sz[b] && off[b] < off[a] + sz[a];
 }
 
-static void check(const px_lama_arch *a, px_cuda_prec p, int B, int H, int W)
+static void check(const px_lama_arch *a, px_cuda_prec p, int ext, int B, int H, int W)
 {
     size_t sz[BF_COUNT], off[BF_COUNT], sum = 0, peak = 0;
-    px_lca_sizes(a, p, B, H, W, sz);
+    px_lca_sizes(a, p, ext, B, H, W, sz);
     size_t total = px_lca_layout(a, p, sz, off);
     int first[BF_COUNT], last[BF_COUNT];
     for (int i = 0; i < BF_COUNT; i++) {
@@ -129,7 +129,12 @@ static void check(const px_lama_arch *a, px_cuda_prec p, int B, int H, int W)
               "%s: buffer %d's class", px_cuda_prec_name(p), half16[k]);
     size_t px8 = (size_t)B * (H >> a->n_down) * (W >> a->n_down);
     CHECK(sz[BF_S] == px8 * a->cs * (is16 && !wide ? 2 : 4), "S's size");
-    CHECK(sz[BF_U] == px8 * a->cs * (is16 ? 2 : 4), "U's size");
+    CHECK(sz[BF_U] == px8 * (a->cs + ext) * (is16 ? 2 : 4), "U's size");
+    /* The bias channel widens the fused 16-bit convolutions' inputs. */
+    size_t pad8 = (size_t)B * ((H >> a->n_down) + 2) * ((W >> a->n_down) + 2);
+    CHECK(sz[BF_PCAT] == pad8 * (a->dim + ext) * (is16 ? 2 : 4), "PCAT's size");
+    CHECK(sz[BF_PD] == (size_t)B * (H + 2) * (W + 2) * (a->ch[0] + ext) * (is16 ? 2 : 4),
+          "PD's size (level 0 is the largest)");
     CHECK(sz[BF_XG32] == (wide ? px8 * a->cg * 4 : 0), "XG32's size");
     CHECK(px_lca_class(p, BF_OUT) == (is16 ? PX_LCA_BYTES : PX_LCA_F32), "OUT's class");
     /* The image bytes share with nothing: a run's output stays in the
@@ -142,8 +147,8 @@ static void check(const px_lama_arch *a, px_cuda_prec p, int B, int H, int W)
     CHECK(total < sum, "no buffer shares memory (%zu of %zu bytes)", total, sum);
     CHECK(total >= peak, "the arena is smaller than the bytes alive at one step");
     if (B == 16 && H == 1024 && W == 1024 && p != PX_CUDA_TF32)
-        printf("big-lama 1024² %s batch 16: %.3f GiB per image\n", px_cuda_prec_name(p),
-               (double)total / B / (1 << 30));
+        printf("big-lama 1024² %s%s batch 16: %.3f GiB per image\n", px_cuda_prec_name(p),
+               ext ? " with the bias channel" : "", (double)total / B / (1 << 30));
     if (B == 16 && H == 1024 && W == 1024 && p == PX_CUDA_TF32) {
         double gib = (double)total / B / (1 << 30);
         printf("big-lama 1024² TF32 batch 16: %.3f GiB per image (%.3f alive at the busiest "
@@ -169,10 +174,11 @@ int main(void)
     static const px_cuda_prec precs[] = {PX_CUDA_FP32, PX_CUDA_TF32, PX_CUDA_BF16, PX_CUDA_FP16};
     for (unsigned s = 0; s < 5; s++)
         for (unsigned b = 0; b < 4; b++)
-            for (unsigned q = 0; q < 4; q++) {
-                make_uses(&a, px_lca_wide(precs[q]));
-                check(&a, precs[q], batches[b], sizes[s][0], sizes[s][1]);
-            }
+            for (unsigned q = 0; q < 4; q++)
+                for (int ext = 0; ext <= (px_cuda_prec_half(precs[q]) ? 8 : 0); ext += 8) {
+                    make_uses(&a, px_lca_wide(precs[q]));
+                    check(&a, precs[q], ext, batches[b], sizes[s][0], sizes[s][1]);
+                }
     printf("lama_arena_host_check: %s\n", g_fail ? "FAILED" : "ok");
     return g_fail;
 }

@@ -308,6 +308,33 @@ TEST(t_fp16)
     px_engine_close(e);
 }
 
+/* PX_LAMA_CUDA_BIASCH=1: the fused 16-bit convolutions read a bias
+ * channel (lama_cuda_weights.h) through which their weights add the part
+ * of the bias 16 bits cannot hold: the same bounds as without it (the
+ * padded sizes take the channel through every padding kernel), batches
+ * against lone runs, and TF32 unchanged by it. */
+TEST(t_bias_channel)
+{
+    static const char *const precs[] = {"fp16", "bf16", "tf32"};
+    setenv("PX_LAMA_CUDA_BIASCH", "1", 1);
+    char *wts = make_weights("tiny", 1);
+    if (wts)
+        for (size_t i = 0; i < sizeof k_tiny / sizeof k_tiny[0]; i++)
+            compare(wts, k_tiny[i][0], k_tiny[i][1], 7 + i, 2e-4, precs, 3);
+    char *big = wts ? make_weights("big-lama", 2) : NULL;
+    if (big) {
+        compare(big, 256, 192, 11, 2e-4, precs, 3);
+        setenv("PX_LAMA_CUDA_UNVERIFIED_FP16", "1", 1);
+        px_engine *e = open_cuda(big, "fp16");
+        unsetenv("PX_LAMA_CUDA_UNVERIFIED_FP16");
+        if (e) {
+            batch_vs_single(e, 512, 384, 5, 300, 16);
+            px_engine_close(e);
+        }
+    }
+    unsetenv("PX_LAMA_CUDA_BIASCH");
+}
+
 /* One item of w x h through e; out must be allocated. */
 static void run_one(px_engine *e, px_image *img, px_image *mask, px_image *out)
 {
@@ -426,4 +453,4 @@ TEST(t_bad_precision_and_device)
 }
 
 TEST_MAIN(t_tiny_sizes, t_big_lama, t_batch_equals_single_runs, t_plan_built_in_background,
-          t_previous_output_does_not_leak, t_bad_precision_and_device, t_fp16)
+          t_previous_output_does_not_leak, t_bad_precision_and_device, t_fp16, t_bias_channel)

@@ -106,16 +106,26 @@ inline unsigned blocks_for(size_t n)
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
          i += (size_t)gridDim.x * blockDim.x)
 
+/* The bias channel's eight values (lama_cuda_weights.h, ext): 1, then 0s. */
+__device__ __forceinline__ v8 bias_channel()
+{
+    return v8{{1.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}};
+}
+
 /* Vectorised kernels: one thread per 8 channels of one pixel; 32-bit
  * index arithmetic (every tensor here has fewer than 2^32 elements: the
- * launchers check). cv = channels / 8. */
+ * launchers check). cv = channels / 8, ev = the bias channel's / 8. */
 template <typename T>
-__global__ void reflect_pad_k(const T *src, int B, int h, int w, int cv, int p, T *dst)
+__global__ void reflect_pad_k(const T *src, int B, int h, int w, int cv, int ev, int p, T *dst)
 {
-    int ph = h + 2 * p, pw = w + 2 * p;
-    unsigned n = (unsigned)B * ph * pw * cv;
+    int ph = h + 2 * p, pw = w + 2 * p, ov = cv + ev;
+    unsigned n = (unsigned)B * ph * pw * ov;
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-        unsigned k = i % cv, q = i / cv;
+        unsigned k = i % ov, q = i / ov;
+        if ((int)k >= cv) {
+            st8(dst, (size_t)i * 8, bias_channel());
+            continue;
+        }
         int x = (int)(q % pw), y = (int)(q / pw % ph), b = (int)(q / ((unsigned)pw * ph));
         unsigned sp = ((unsigned)b * h + reflect(y - p, h)) * w + reflect(x - p, w);
         st8(dst, (size_t)i * 8, ld8(src, ((size_t)sp * cv + k) * 8));
@@ -124,12 +134,17 @@ __global__ void reflect_pad_k(const T *src, int B, int h, int w, int cv, int p, 
 
 template <typename Tx, typename T>
 __global__ void trunk_pad_k(const Tx *xl, const Tx *xg, const T *rl, const T *rg, Tx *nxl, Tx *nxg,
-                            int B, int h, int w, int cl, int cg, int p, T *pcat, T *pl, float *gw)
+                            int B, int h, int w, int cl, int cg, int ev, int p, T *pcat, T *pl,
+                            float *gw)
 {
-    int ph = h + 2 * p, pw = w + 2 * p, cv = (cl + cg) / 8, lv = cl / 8, gv = cg / 8;
-    unsigned n = (unsigned)B * ph * pw * cv;
+    int ph = h + 2 * p, pw = w + 2 * p, cv = (cl + cg) / 8, lv = cl / 8, gv = cg / 8, ov = cv + ev;
+    unsigned n = (unsigned)B * ph * pw * ov;
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-        unsigned k = i % cv, q = i / cv;
+        unsigned k = i % ov, q = i / ov;
+        if ((int)k >= cv) { /* pcat's bias channel */
+            st8(pcat, (size_t)i * 8, bias_channel());
+            continue;
+        }
         int x = (int)(q % pw), y = (int)(q / pw % ph), b = (int)(q / ((unsigned)pw * ph));
         unsigned pix = ((unsigned)b * h + reflect(y - p, h)) * w + reflect(x - p, w);
         bool local = (int)k < lv;
@@ -421,7 +436,8 @@ __global__ void hermitian_transpose_k(const float2 *g, int c, int h, int wf, int
 
 /* [b][k][p] (p = y * w + x, times scale) -> [b][p][k] + add. */
 template <typename Ta, typename T>
-__global__ void planar_add_k(const float *planar, float scale, const Ta *add, int c, int np, T *out)
+__global__ void planar_add_k(const float *planar, float scale, const Ta *add, int c, int oc, int np,
+                             T *out)
 {
     __shared__ float t[TT][TT + 1];
     int b = blockIdx.z;
@@ -435,7 +451,7 @@ __global__ void planar_add_k(const float *planar, float scale, const Ta *add, in
         int p = p0 + r, k = k0 + threadIdx.x;
         if (k < c && p < np) {
             size_t o = ((size_t)b * np + p) * c + k;
-            st(out, o, t[threadIdx.x][r] * scale + ld(add, o));
+            st(out, ((size_t)b * np + p) * oc + k, t[threadIdx.x][r] * scale + ld(add, o));
         }
     }
 }
@@ -522,25 +538,44 @@ static unsigned vec_blocks(size_t n8)
 #define WITH_ELEM2(etx, et, ...) WITH_TYPE(Tx, etx, WITH_TYPE(T, et, __VA_ARGS__))
 
 extern "C" int px_cu_reflect_pad(px_cu_stream s, int et, const void *src, int B, int h, int w,
-                                 int c, int p, void *dst)
+                                 int c, int ext, int p, void *dst)
 {
-    size_t n8 = (size_t)B * (h + 2 * p) * (w + 2 * p) * (c / 8);
-    VEC_CHECK(n8, c % 8);
+    size_t n8 = (size_t)B * (h + 2 * p) * (w + 2 * p) * ((c + ext) / 8);
+    VEC_CHECK(n8, c % 8 || ext % 8);
     WITH_ELEM(et, reflect_pad_k<T><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
-                      (const T *)src, B, h, w, c / 8, p, (T *)dst));
+                      (const T *)src, B, h, w, c / 8, ext / 8, p, (T *)dst));
+    return launched();
+}
+
+template <typename T> __global__ void bias_channel_k(T *buf, unsigned rows, int cv, int ev)
+{
+    unsigned n = rows * (unsigned)ev;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        unsigned r = i / ev, k = i % ev;
+        st8(buf, ((size_t)r * (cv + ev) + cv + k) * 8, k ? v8{} : bias_channel());
+    }
+}
+
+extern "C" int px_cu_bias_channel(px_cu_stream s, int et, void *buf, size_t rows, int c, int ext)
+{
+    size_t n8 = rows * (size_t)(ext / 8);
+    VEC_CHECK(n8, c % 8 || ext % 8);
+    WITH_ELEM(et, bias_channel_k<T><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
+                      (T *)buf, (unsigned)rows, c / 8, ext / 8));
     return launched();
 }
 
 extern "C" int px_cu_trunk_pad(px_cu_stream s, int etx, int et, const void *xl, const void *xg,
                                const void *rl, const void *rg, void *nxl, void *nxg, int B, int h,
-                               int w, int cl, int cg, int p, void *pcat, void *pl, float *gw)
+                               int w, int cl, int cg, int ext, int p, void *pcat, void *pl,
+                               float *gw)
 {
-    size_t n8 = (size_t)B * (h + 2 * p) * (w + 2 * p) * ((cl + cg) / 8);
-    VEC_CHECK(n8, cl % 8 || cg % 8);
+    size_t n8 = (size_t)B * (h + 2 * p) * (w + 2 * p) * ((cl + cg + ext) / 8);
+    VEC_CHECK(n8, cl % 8 || cg % 8 || ext % 8);
     WITH_ELEM2(etx, et,
                trunk_pad_k<Tx, T><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
                    (const Tx *)xl, (const Tx *)xg, (const T *)rl, (const T *)rg, (Tx *)nxl,
-                   (Tx *)nxg, B, h, w, cl, cg, p, (T *)pcat, (T *)pl, gw));
+                   (Tx *)nxg, B, h, w, cl, cg, ext / 8, p, (T *)pcat, (T *)pl, gw));
     return launched();
 }
 
@@ -627,13 +662,14 @@ extern "C" int px_cu_planar_to_nhwc_c(px_cu_stream s, const float *src, int B, i
 }
 
 extern "C" int px_cu_planar_add(px_cu_stream s, int eta, int et, const float *planar, float scale,
-                                const void *add, int B, int h, int w, int c, void *out)
+                                const void *add, int B, int h, int w, int c, int ext, void *out)
 {
     int np = h * w;
     dim3 grid((np + TT - 1) / TT, (c + TT - 1) / TT, B), block(TT, TR);
     WITH_ELEM2(eta, et,
                planar_add_k<Tx, T><<<grid, block, 0, (cudaStream_t)s>>>(
-                   planar, scale, (const Tx *)add, c, np, (T *)out));
+                   planar, scale, (const Tx *)add, c, c + ext, np, (T *)out));
+    if (ext) return px_cu_bias_channel(s, et, out, (size_t)B * np, c, ext);
     return launched();
 }
 

@@ -36,24 +36,33 @@ typedef struct px_cu_item {
 } px_cu_item;
 
 /*
- * Reflection padding by p of src[B][h][w][c] into dst[B][h+2p][w+2p][c]
- * (torch "reflect": the edge is not repeated; p < h, w).
+ * The bias channel (lama_cuda_weights.h): ext (0 or a multiple of 8) more
+ * channels after an activation's c, 1 then 0s, which a 16-bit
+ * convolution's weights read to add the part of its bias that 16 bits
+ * cannot hold. px_cu_bias_channel writes them into buf (rows x (c + ext));
+ * the kernels below that take ext write them as they go.
  */
-int px_cu_reflect_pad(px_cu_stream s, int et, const void *src, int B, int h, int w, int c, int p,
-                      void *dst);
+int px_cu_bias_channel(px_cu_stream s, int et, void *buf, size_t rows, int c, int ext);
+
+/*
+ * Reflection padding by p of src[B][h][w][c] into dst[B][h+2p][w+2p][c +
+ * ext] (torch "reflect": the edge is not repeated; p < h, w).
+ */
+int px_cu_reflect_pad(px_cu_stream s, int et, const void *src, int B, int h, int w, int c, int ext,
+                      int p, void *dst);
 
 /*
  * The trunk's step before an FFC: v = x + r (the residual add of the block
  * that just ended; rl/rg NULL: v = x), written unpadded to nxl/nxg when the
  * add is made (they must not alias x: other threads still read it), and the
- * reflection-padded concatenation [v_l | v_g] (cl + cg channels) written to
- * pcat and the padded local group alone to pl; gw, when not NULL, receives
+ * reflection-padded concatenation [v_l | v_g] (cl + cg channels, then ext
+ * of the bias channel) written to pcat and the padded local group alone to pl; gw, when not NULL, receives
  * v_g unpadded in fp32 (FP16's st1 input). xl: B x h x w x cl, xg: cg.
  * Types: x and nx etx (the residual stream's), r, pcat and pl et.
  */
 int px_cu_trunk_pad(px_cu_stream s, int etx, int et, const void *xl, const void *xg, const void *rl,
                     const void *rg, void *nxl, void *nxg, int B, int h, int w, int cl, int cg,
-                    int p, void *pcat, void *pl, float *gw);
+                    int ext, int p, void *pcat, void *pl, float *gw);
 
 /* The trunk's end: xl + rl and xg + rg concatenated into out (B x h x w x
  * (cl+cg)); x of type etx, r and out et. */
@@ -107,10 +116,11 @@ int px_cu_planar_to_nhwc_c(px_cu_stream s, const float *src, int B, int np, int 
 
 /*
  * The Fourier unit's end: planar real [B][c][h][w] times scale, back to
- * NHWC and added to add (B x h x w x c, type eta), into out (type et).
+ * NHWC and added to add (B x h x w x c, type eta), into out (type et; c +
+ * ext channels, the last ext the bias channel).
  */
 int px_cu_planar_add(px_cu_stream s, int eta, int et, const float *planar, float scale,
-                     const void *add, int B, int h, int w, int c, void *out);
+                     const void *add, int B, int h, int w, int c, int ext, void *out);
 
 /* Converts n floats to the activation type (weights upload). */
 int px_cu_convert(px_cu_stream s, int et, const float *src, size_t n, void *dst);

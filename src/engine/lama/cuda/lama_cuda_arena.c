@@ -38,7 +38,8 @@ int px_lca_class(px_cuda_prec p, int b)
 
 /* Byte sizes of every buffer for a (batch, padded H, W); the same numbers
  * size the arena and the memory estimate. */
-void px_lca_sizes(const px_lama_arch *a, px_cuda_prec p, int B, int H, int W, size_t sz[BF_COUNT])
+void px_lca_sizes(const px_lama_arch *a, px_cuda_prec p, int ext, int B, int H, int W,
+                  size_t sz[BF_COUNT])
 {
     size_t E = px_cuda_prec_size(p), b = (size_t)B;
     size_t X = px_lca_wide(p) ? sizeof(float) : E; /* residual stream and S */
@@ -50,7 +51,7 @@ void px_lca_sizes(const px_lama_arch *a, px_cuda_prec p, int B, int H, int W, si
     sz[BF_BIG] = sz[BF_LAST] = b * H * W * a->ngf * E;
     for (int i = 1; i < nd; i++) sz[BF_DOWN + i - 1] = b * (H >> i) * (W >> i) * a->ch[i] * E;
     for (int i = 0; i < nd; i++) {
-        size_t s = b * ((H >> i) + 2) * ((W >> i) + 2) * a->ch[i] * E;
+        size_t s = b * ((H >> i) + 2) * ((W >> i) + 2) * (a->ch[i] + ext) * E;
         if (s > sz[BF_PD]) sz[BF_PD] = s;
     }
     size_t px8 = b * h8 * w8;
@@ -60,11 +61,11 @@ void px_lca_sizes(const px_lama_arch *a, px_cuda_prec p, int B, int H, int W, si
     sz[BF_YG] = sz[BF_ZG] = px8 * a->cg * E;
     if (px_lca_wide(p)) sz[BF_XG32] = px8 * a->cg * sizeof(float);
     size_t pad8 = b * (h8 + 2) * (w8 + 2);
-    sz[BF_PCAT] = pad8 * a->dim * E;
+    sz[BF_PCAT] = pad8 * (a->dim + ext) * E;
     sz[BF_PL] = pad8 * a->cl * E;
     /* The Fourier unit: see fourier_unit(). */
     sz[BF_S] = px8 * a->cs * X;
-    sz[BF_U] = px8 * a->cs * E;
+    sz[BF_U] = px8 * (a->cs + ext) * E;
     sz[BF_PLANAR] = px8 * a->cs * sizeof(float);
     sz[BF_SPEC] = sz[BF_SPECT] = b * a->cs * h8 * wf * 2 * sizeof(float);
     sz[BF_G] = b * h8 * wf * 2 * a->cs * sizeof(float);

@@ -54,8 +54,10 @@ static inline int px_lca_wide(px_cuda_prec p)
 enum { PX_LCA_16BIT, PX_LCA_F32, PX_LCA_BYTES };
 int px_lca_class(px_cuda_prec p, int b);
 
-/* Byte sizes of every buffer for batch B at padded size H x W. */
-void px_lca_sizes(const px_lama_arch *a, px_cuda_prec p, int B, int H, int W, size_t sz[BF_COUNT]);
+/* Byte sizes of every buffer for batch B at padded size H x W; ext: the
+ * bias channel's width (lama_cuda_weights.h) in PD, PCAT and U. */
+void px_lca_sizes(const px_lama_arch *a, px_cuda_prec p, int ext, int B, int H, int W,
+                  size_t sz[BF_COUNT]);
 
 /* The steps of the forward pass (lama_cuda_net.c forward()) in the order
  * they run, for the buffers' lives: the upload, the stem, per down level

@@ -240,7 +240,8 @@ static int fourier_unit(pass *ps, const px_lcw_ffc *f)
     if (run) PX_CUFFT_CHECK(cufftExecC2R(p->inv, buf[BF_SPECT], buf[BF_PLANAR]));
     mark(ps, "fu fft");
     LAUNCH(
-        px_cu_planar_add(s, ets, et, buf[BF_PLANAR], scale, buf[BF_S], B, h8, w8, cs, buf[BF_U]));
+        px_cu_planar_add(s, ets, et, buf[BF_PLANAR], scale, buf[BF_S], B, h8, w8, cs, net->w.ext,
+                         buf[BF_U]));
     mark(ps, "fu layout kernels");
 fail:
     return rc;
@@ -260,7 +261,7 @@ static int trunk(pass *ps, void **xl_io, void **xg_io)
     size_t errlen = ps->errlen;
     px_cu_stream s = (px_cu_stream)net->ctx->stream;
     int et = px_lcw_elem(net->w.prec), etx = px_lcw_elem_wide(net->w.prec), B = p->B,
-        h8 = p->H >> a->n_down, w8 = p->W >> a->n_down;
+        h8 = p->H >> a->n_down, w8 = p->W >> a->n_down, ext = net->w.ext;
     void **buf = p->buf;
     int rc = 0;
     bool run = !ps->build;
@@ -277,14 +278,14 @@ static int trunk(pass *ps, void **xl_io, void **xg_io)
             if (j == 0 && b > 0) {
                 /* x += z of the previous block, written to the other pair. */
                 LAUNCH(px_cu_trunk_pad(s, etx, et, xl, xg, buf[BF_ZL], buf[BF_ZG], nxl, nxg, B, h8,
-                                       w8, a->cl, a->cg, 1, buf[BF_PCAT], buf[BF_PL], NULL));
+                                       w8, a->cl, a->cg, ext, 1, buf[BF_PCAT], buf[BF_PL], NULL));
                 void *t = xl;
                 xl = nxl, nxl = t;
                 t = xg, xg = nxg, nxg = t;
                 il = xl, ig = xg;
             } else {
                 LAUNCH(px_cu_trunk_pad(s, j ? et : etx, et, il, ig, NULL, NULL, NULL, NULL, B, h8,
-                                       w8, a->cl, a->cg, 1, buf[BF_PCAT], buf[BF_PL], gw));
+                                       w8, a->cl, a->cg, ext, 1, buf[BF_PCAT], buf[BF_PL], gw));
             }
             mark(ps, "trunk pad");
             CONV(&f->a, buf[BF_PCAT], h8 + 2, w8 + 2, ol, h8, w8, 0, false, true, true, 1.0f);
@@ -339,7 +340,7 @@ static int forward(pass *ps)
     void *cur = buf[BF_BIG];
     for (int i = 0; i < nd; i++) {
         int hi = H >> i, wi = W >> i;
-        LAUNCH(px_cu_reflect_pad(s, et, cur, B, hi, wi, a->ch[i], 1, buf[BF_PD]));
+        LAUNCH(px_cu_reflect_pad(s, et, cur, B, hi, wi, a->ch[i], net->w.ext, 1, buf[BF_PD]));
         mark(ps, "down pad");
         if (i + 1 < nd) {
             CONV(&net->w.down[i], buf[BF_PD], hi + 2, wi + 2, buf[BF_DOWN + i], hi / 2, wi / 2, 0,
@@ -397,7 +398,7 @@ static int plan_create(px_lcnet *net, int B, int H, int W, plan **out, char *err
     p->H = H;
     p->W = W;
     size_t sz[BF_COUNT], off[BF_COUNT];
-    px_lca_sizes(a, net->w.prec, B, H, W, sz);
+    px_lca_sizes(a, net->w.prec, net->w.ext, B, H, W, sz);
     p->bytes = px_lca_layout(a, net->w.prec, sz, off);
     PX_CUDA_CHECK(cudaSetDevice(net->ctx->dev));
     PX_CUDA_CHECK(cudaMalloc((void **)&p->arena, p->bytes));
@@ -532,7 +533,7 @@ px_lcnet_io px_lcnet_plan_io(plan *p)
 size_t px_lcnet_plan_bytes(const px_lama_arch *a, px_cuda_prec prec, int B, int H, int W)
 {
     size_t sz[BF_COUNT];
-    px_lca_sizes(a, prec, B, H, W, sz);
+    px_lca_sizes(a, prec, px_lcw_ext(prec), B, H, W, sz);
     /* cuFFT's work areas (two plans) are at most about one spectrum each,
      * and one more of margin; cuDNN's workspace is its limit while the
      * plan is built. */

@@ -12,6 +12,7 @@
 #include "engine/cuda/cuda_check.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,38 @@ int px_lcw_elem_wide(px_cuda_prec p)
  * px_lca_wide()).
  */
 enum { TF32_NEVER, TF32_HALF, TF32_WIDE };
+
+/* v rounded to nearest even in p's 16-bit type (v itself in fp32/TF32). */
+static float round_act(px_cuda_prec p, float v)
+{
+    if (p == PX_CUDA_FP16) return (float)(_Float16)v;
+    if (p != PX_CUDA_BF16) return v;
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+/*
+ * The bias channel (px_lcw.ext): cuDNN's fused epilogue takes a 16-bit
+ * convolution's bias in 16 bits, and BatchNorm's folded shift nearly
+ * cancels the sum it is added to, so its rounding shifted whole channels:
+ * 5 % of the FP16 engine's accuracy (docs/benchmarks/lama-cuda.md,
+ * twenty-third session). Split b into hi (its 16-bit value: the fused
+ * bias, and the fp32 one an unfused epilogue adds) and lo = b - hi, which
+ * the filter's centre tap reads from input channel cin, all ones: the
+ * convolution sums it in fp32 and the bias arrives whole (lo's own
+ * rounding is 2^-11 of 2^-11 of b). host: K x k x k x C (C > cin).
+ */
+static void split_bias(px_cuda_prec p, float *host, float *hb, int cout, int cin, int k, int C)
+{
+    for (int o = 0; o < cout; o++) {
+        float hi = round_act(p, hb[o]);
+        host[(((size_t)o * k + k / 2) * k + k / 2) * C + cin] = hb[o] - hi;
+        hb[o] = hi;
+    }
+}
 
 static int upload(px_lcw *lw, px_lcw_conv *c, const float *w, const float *b, int cout, int cin,
                   int k, int stride, int transposed, int cout_pad, int cin_pad, bool raw, int f32,
@@ -67,6 +100,13 @@ static int upload(px_lcw *lw, px_lcw_conv *c, const float *w, const float *b, in
                     int kk = transposed ? i : o, cc = transposed ? o : i;
                     host[(((size_t)kk * k + y) * k + x) * C + cc] = v;
                 }
+    /* The bias, padded, and split where the input has the bias channel. */
+    if (b) {
+        hb = px_xcalloc((size_t)cout_pad, sizeof *hb);
+        memcpy(hb, b, (size_t)cout * sizeof *hb);
+        if (cin_pad > cin && lw->ext && px_cuda_prec_half(cp) && !raw && !transposed)
+            split_bias(cp, host, hb, cout, cin, k, C);
+    }
     PX_CUDA_CHECK(cudaMalloc((void **)&tmp, n * sizeof(float)));
     /* On the stream the conversion below runs on: a plain cudaMemcpy runs
      * on the legacy stream, which ctx->stream (non-blocking) is not
@@ -87,8 +127,6 @@ static int upload(px_lcw *lw, px_lcw_conv *c, const float *w, const float *b, in
     tmp = NULL;
     lw->bytes += n * (raw ? sizeof(float) : px_cuda_prec_size(cp));
     if (b) {
-        hb = px_xcalloc((size_t)cout_pad, sizeof *hb);
-        memcpy(hb, b, (size_t)cout * sizeof *hb);
         PX_CUDA_CHECK(cudaMalloc((void **)&c->b, (size_t)cout_pad * sizeof(float)));
         PX_CUDA_CHECK(cudaMemcpyAsync(c->b, hb, (size_t)cout_pad * sizeof(float),
                                       cudaMemcpyHostToDevice, lw->stream)); /* as above */
@@ -120,11 +158,12 @@ static void conv_free(px_lcw_conv *c)
     memset(c, 0, sizeof *c);
 }
 
+/* ext: the input's bias channel (0 or lw->ext). */
 static int upload_conv(px_lcw *lw, px_lcw_conv *c, const px_lama_conv *src, bool raw, int f32,
-                       char *err, size_t errlen)
+                       int ext, char *err, size_t errlen)
 {
     return upload(lw, c, src->w, src->b, src->cout, src->cin, src->k, src->stride, src->transposed,
-                  src->cout, src->cin, raw, f32, err, errlen);
+                  src->cout, src->cin + ext, raw, f32, err, errlen);
 }
 
 /* The local output of an FFC as one convolution over [x_l | x_g]: l2l's and
@@ -141,7 +180,8 @@ static int upload_a(px_lcw *lw, px_lcw_conv *c, const px_lama_ffc *f, char *err,
                 w[((size_t)o * cin + i) * k * k + t] =
                     i < l->cin ? l->w[((size_t)o * l->cin + i) * k * k + t]
                                : g->w[((size_t)o * g->cin + (i - l->cin)) * k * k + t];
-    int rc = upload(lw, c, w, l->b, cout, cin, k, 1, 0, cout, cin, false, TF32_NEVER, err, errlen);
+    int rc = upload(lw, c, w, l->b, cout, cin, k, 1, 0, cout, cin + lw->ext, false, TF32_NEVER, err,
+                    errlen);
     free(w);
     return rc;
 }
@@ -149,24 +189,25 @@ static int upload_a(px_lcw *lw, px_lcw_conv *c, const px_lama_ffc *f, char *err,
 static int upload_all(px_lcw *lw, const px_lama_weights *W, char *err, size_t errlen)
 {
     const px_lama_arch *a = &lw->arch;
-    int rc = upload_conv(lw, &lw->stem, &W->stem, true, TF32_NEVER, err, errlen);
+    int x = lw->ext; /* the bias channel of PD, PCAT and U: the fused 16-bit convolutions' inputs */
+    int rc = upload_conv(lw, &lw->stem, &W->stem, true, TF32_NEVER, 0, err, errlen);
     for (int i = 0; !rc && i < a->n_down; i++)
-        rc = upload_conv(lw, &lw->down[i], &W->down[i], false, TF32_NEVER, err, errlen);
-    if (!rc) rc = upload_conv(lw, &lw->down_g, &W->down_g, false, TF32_NEVER, err, errlen);
+        rc = upload_conv(lw, &lw->down[i], &W->down[i], false, TF32_NEVER, x, err, errlen);
+    if (!rc) rc = upload_conv(lw, &lw->down_g, &W->down_g, false, TF32_NEVER, x, err, errlen);
     lw->blk = px_xcalloc((size_t)a->n_blocks, sizeof *lw->blk);
     for (int b = 0; !rc && b < a->n_blocks; b++)
         for (int j = 0; !rc && j < 2; j++) {
             const px_lama_ffc *f = &W->blocks[b][j];
             px_lcw_ffc *o = &lw->blk[b][j];
             rc = upload_a(lw, &o->a, f, err, errlen);
-            if (!rc) rc = upload_conv(lw, &o->b, &f->l2g, false, TF32_NEVER, err, errlen);
-            if (!rc) rc = upload_conv(lw, &o->st1, &f->st1, false, TF32_WIDE, err, errlen);
-            if (!rc) rc = upload_conv(lw, &o->fu, &f->fu, false, TF32_HALF, err, errlen);
-            if (!rc) rc = upload_conv(lw, &o->st2, &f->st2, false, TF32_NEVER, err, errlen);
+            if (!rc) rc = upload_conv(lw, &o->b, &f->l2g, false, TF32_NEVER, 0, err, errlen);
+            if (!rc) rc = upload_conv(lw, &o->st1, &f->st1, false, TF32_WIDE, 0, err, errlen);
+            if (!rc) rc = upload_conv(lw, &o->fu, &f->fu, false, TF32_HALF, 0, err, errlen);
+            if (!rc) rc = upload_conv(lw, &o->st2, &f->st2, false, TF32_NEVER, x, err, errlen);
         }
     for (int i = 0; !rc && i < a->n_down; i++)
-        rc = upload_conv(lw, &lw->up[i], &W->up[i], false, TF32_NEVER, err, errlen);
-    if (!rc) rc = upload_conv(lw, &lw->out, &W->out, true, TF32_NEVER, err, errlen);
+        rc = upload_conv(lw, &lw->up[i], &W->up[i], false, TF32_NEVER, 0, err, errlen);
+    if (!rc) rc = upload_conv(lw, &lw->out, &W->out, true, TF32_NEVER, 0, err, errlen);
     return rc;
 }
 
@@ -193,12 +234,18 @@ void px_lcw_free(px_lcw *w)
     memset(w, 0, sizeof *w);
 }
 
+int px_lcw_ext(px_cuda_prec prec)
+{
+    return px_cuda_prec_half(prec) && getenv("PX_LAMA_CUDA_BIASCH") ? 8 : 0;
+}
+
 int px_lcw_upload(px_lcw *w, const px_lama_weights *W, px_cuda_prec prec, cudaStream_t stream,
                   char *err, size_t errlen)
 {
     memset(w, 0, sizeof *w);
     w->arch = W->arch;
     w->prec = prec;
+    w->ext = px_lcw_ext(prec);
     w->stream = stream;
     return upload_all(w, W, err, errlen);
 }

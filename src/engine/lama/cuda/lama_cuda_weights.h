@@ -37,6 +37,11 @@ typedef struct {
 typedef struct {
     px_lama_arch arch;
     px_cuda_prec prec;
+    /* The bias channel's width (0 or 8): the fused 16-bit convolutions'
+     * inputs (PD, PCAT, U) carry ext more channels, 1 then 0s, from which
+     * their weights add the part of the bias 16 bits cannot hold (see
+     * split_bias in lama_cuda_weights.c). */
+    int ext;
     px_lcw_conv stem, down[PX_LAMA_MAX_DOWN], down_g, up[PX_LAMA_MAX_DOWN], out;
     px_lcw_ffc (*blk)[2];
     size_t bytes;        /* device bytes of the weights */
@@ -48,6 +53,10 @@ typedef struct {
  * error with what is uploaded so far left for px_lcw_free. */
 int px_lcw_upload(px_lcw *w, const px_lama_weights *W, px_cuda_prec prec, cudaStream_t stream,
                   char *err, size_t errlen);
+
+/* The bias channel's width for precision prec: 8 in 16 bits with
+ * PX_LAMA_CUDA_BIASCH=1 (until a GPU measures it), else 0. */
+int px_lcw_ext(px_cuda_prec prec);
 
 /* Frees what px_lcw_upload uploaded (any part of it) and zeroes w. */
 void px_lcw_free(px_lcw *w);
