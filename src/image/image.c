@@ -93,13 +93,36 @@ static int alloc_like(px_image *img, int w, int h, int c)
     return px_image_alloc(img, w, h, c, &unlimited, NULL, 0);
 }
 
+/* An image every byte of which the caller writes at once: not zeroed
+ * first (a 1024² RGB calloc'd from the heap is a 3-MB memset). */
+static int alloc_overwritten(px_image *img, int w, int h, int c)
+{
+    memset(img, 0, sizeof *img);
+    img->px = px_alloc_array((size_t)w * (size_t)h, (size_t)c);
+    if (!img->px) return PX_ENOMEM;
+    img->w = w, img->h = h, img->c = c;
+    return 0;
+}
+
 int px_image_copy(const px_image *src, px_image *dst)
 {
+    return px_image_crop(src, 0, 0, src->w, src->h, dst);
+}
+
+int px_image_crop(const px_image *src, int x, int y, int w, int h, px_image *dst)
+{
     memset(dst, 0, sizeof *dst);
-    if (!src->px) return PX_EINVAL;
-    int rc = alloc_like(dst, src->w, src->h, src->c);
+    if (!src->px || x < 0 || y < 0 || w < 1 || h < 1 || x > src->w - w || y > src->h - h)
+        return PX_EINVAL;
+    int rc = alloc_overwritten(dst, w, h, src->c);
     if (rc) return rc;
-    memcpy(dst->px, src->px, image_bytes(src));
+    size_t c = (size_t)src->c;
+    if (x == 0 && w == src->w) /* whole rows: one copy */
+        memcpy(dst->px, src->px + (size_t)y * w * c, (size_t)w * h * c);
+    else
+        for (int r = 0; r < h; r++)
+            memcpy(dst->px + (size_t)r * w * c, src->px + ((size_t)(y + r) * src->w + x) * c,
+                   (size_t)w * c);
     return 0;
 }
 

@@ -49,6 +49,11 @@ void px_image_free(px_image *img);
  * (src has no pixels) or PX_ENOMEM. */
 int px_image_copy(const px_image *src, px_image *dst);
 
+/* The w×h region of src at (x, y) into dst (newly allocated, caller
+ * frees). Returns 0, PX_EINVAL (no pixels, or the region leaves src) or
+ * PX_ENOMEM. */
+int px_image_crop(const px_image *src, int x, int y, int w, int h, px_image *dst);
+
 /*
  * Splits any image into RGB (c=3; gray is replicated) and, when src has an
  * alpha channel, a 1-channel alpha plane (else alpha->px is NULL). Both are

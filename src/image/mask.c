@@ -251,9 +251,13 @@ static void uf_union(int *parent, int a, int b)
     else if (b < a) parent[a] = b;
 }
 
-/* Pass 1: provisional labels from the already-seen 8-neighbours (W, NW, N,
- * NE) into lab, recording equivalences in parent. Returns the next unused
- * provisional label. */
+/* Pass 1: provisional labels, a run of hole pixels at a time, into lab,
+ * recording equivalences in parent; returns the next unused provisional
+ * label. A run [x0, x1) of row y touches (8-connected) the pixels of row
+ * y - 1 in [x0 - 1, x1]; every run there already has one label, so the
+ * run takes the first label it touches and unites the others with it.
+ * (Pixel by pixel, uniting all four seen neighbours, took 18 ms for a
+ * 1024² mask with a quarter in holes: most of a CROP request's planning.) */
 static int provisional_labels(const px_image *mask, int *lab, int *parent)
 {
     int w = mask->w, h = mask->h;
@@ -261,50 +265,59 @@ static int provisional_labels(const px_image *mask, int *lab, int *parent)
     for (int y = 0; y < h; y++) {
         const uint8_t *row = mask->px + (size_t)y * w;
         int *lr = lab + (size_t)y * w;
-        int *lu = y > 0 ? lr - w : NULL;
-        for (int x = 0; x < w; x++) {
+        const int *lu = y > 0 ? lr - w : NULL;
+        int x = 0;
+        while (x < w) {
             if (!row[x]) {
-                lr[x] = 0;
+                lr[x++] = 0;
                 continue;
             }
-            int nb[4], k = 0;
-            if (x > 0 && lr[x - 1]) nb[k++] = lr[x - 1];
-            if (lu) {
-                if (x > 0 && lu[x - 1]) nb[k++] = lu[x - 1];
-                if (lu[x]) nb[k++] = lu[x];
-                if (x + 1 < w && lu[x + 1]) nb[k++] = lu[x + 1];
-            }
-            if (k == 0) {
+            int x0 = x;
+            while (x < w && row[x]) x++;
+            int l = 0;
+            if (lu)
+                for (int u = x0 > 0 ? x0 - 1 : 0, ue = x < w ? x : w - 1; u <= ue; u++) {
+                    int v = lu[u];
+                    if (!v) continue;
+                    if (!l) l = v;
+                    else if (v != l) uf_union(parent, l, v);
+                    while (u < ue && lu[u + 1] == v) u++; /* the rest of that run */
+                }
+            if (!l) {
                 parent[next] = next;
-                lr[x] = next++;
-                continue;
+                l = next++;
             }
-            int m = nb[0];
-            for (int i = 1; i < k; i++) m = nb[i] < m ? nb[i] : m;
-            lr[x] = m;
-            for (int i = 0; i < k; i++) uf_union(parent, m, nb[i]);
+            for (int i = x0; i < x; i++) lr[i] = l;
         }
     }
     return next;
 }
 
 /* Pass 2: final labels in raster order of each component's first pixel,
- * written over lab, and the blobs (*out, malloc'd, *count of them). A root
- * is the smallest provisional label of its component, and provisional
- * labels grow in raster order, so the first time a pixel of a component is
- * met here its root is met for the first time too. Returns 0 or PX_ENOMEM. */
+ * written over lab, and the blobs (*out, malloc'd, *count of them), a run
+ * at a time. Returns 0 or PX_ENOMEM. */
 static int final_labels(int w, int h, int *lab, int *parent, int next, px_blob **out, int *count)
 {
     int *final = px_alloc_array((size_t)next, sizeof *final);
     if (!final) return PX_ENOMEM;
     for (int i = 0; i < next; i++) final[i] = 0;
+    /* Every label points at a smaller one or itself (uf_union keeps the
+     * smaller root), so one pass in increasing order leaves each pointing
+     * at its root: a lookup per pixel below instead of a search. */
+    for (int i = 1; i < next; i++) parent[i] = parent[parent[i]];
     int cnt = 0, cap = 0;
     px_blob *bl = NULL;
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            size_t i = (size_t)y * w + x;
-            if (!lab[i]) continue;
-            int r = uf_find(parent, lab[i]);
+    for (int y = 0; y < h; y++) {
+        int *lr = lab + (size_t)y * w;
+        int x = 0;
+        while (x < w) {
+            if (!lr[x]) {
+                x++;
+                continue;
+            }
+            /* A run of one provisional label (pass 1 gives each run one). */
+            int x0 = x, v = lr[x], r = parent[v];
+            while (x < w && lr[x] == v) x++;
             if (!final[r]) {
                 if (cnt == cap) {
                     int ncap = cap ? cap * 2 : 16;
@@ -318,16 +331,17 @@ static int final_labels(int w, int h, int *lab, int *parent, int next, px_blob *
                     cap = ncap;
                 }
                 final[r] = ++cnt;
-                bl[cnt - 1] = (px_blob){x, y, x + 1, y + 1, 0, cnt};
+                bl[cnt - 1] = (px_blob){x0, y, x, y + 1, 0, cnt};
             }
             int l = final[r];
             px_blob *b = &bl[l - 1];
-            lab[i] = l;
-            b->area++;
-            if (x < b->x0) b->x0 = x;
-            if (x + 1 > b->x1) b->x1 = x + 1;
-            if (y + 1 > b->y1) b->y1 = y + 1;
+            for (int i = x0; i < x; i++) lr[i] = l;
+            b->area += x - x0;
+            if (x0 < b->x0) b->x0 = x0;
+            if (x > b->x1) b->x1 = x;
+            b->y1 = y + 1;
         }
+    }
     free(final);
     *out = bl;
     *count = cnt;

@@ -48,17 +48,6 @@ void px_hd_free(px_hd_plan *plan)
 }
 
 /* Copies the w×h region at (x, y) of src into a new image. */
-static int crop(const px_image *src, int x, int y, int w, int h, px_image *dst)
-{
-    int rc = px_image_alloc(dst, w, h, src->c, NULL, NULL, 0);
-    if (rc) return rc;
-    size_t c = (size_t)src->c;
-    for (int r = 0; r < h; r++)
-        memcpy(dst->px + (size_t)r * w * c, src->px + ((size_t)(y + r) * src->w + x) * c,
-               (size_t)w * c);
-    return 0;
-}
-
 /* The side a CROP window wants on one axis: the blob plus margin. */
 static int window_want(int b0, int b1, int margin)
 {
@@ -252,8 +241,8 @@ int px_hd_plan_make(const px_image *rgb, const px_image *mask, const px_hd_param
             window_axis(r[b].y0, wh, p->crop_margin, rgb->h, &w->y, &w->h);
             w->label = r[b].label;
             plan->nwin++;
-            if (crop(rgb, w->x, w->y, w->w, w->h, &w->image) ||
-                crop(mask, w->x, w->y, w->w, w->h, &w->mask) ||
+            if (px_image_crop(rgb, w->x, w->y, w->w, w->h, &w->image) ||
+                px_image_crop(mask, w->x, w->y, w->w, w->h, &w->mask) ||
                 px_image_alloc(&w->out, w->w, w->h, 3, NULL, NULL, 0)) {
                 free(r);
                 goto nomem;

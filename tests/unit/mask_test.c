@@ -234,43 +234,75 @@ TEST(t_blobs_huge_snake_no_recursion)
     T_EQ_INT(nb, 1);
     T_EQ_INT((size_t)b[0].area, px_mask_count(&m));
     free(b);
-    /* Random noise: compare the blob count with a flood fill. */
-    px_rng r;
-    px_rng_seed(&r, 3, 1);
-    px_image n = random_mask(200, 150, &r, 450);
-    int *lab;
-    T_EQ_INT(px_mask_blobs(&n, &b, &nb, &lab), 0);
-    int *seen = calloc(200 * 150, sizeof *seen), *stack = malloc(200 * 150 * sizeof *stack);
+    freeimg(&m);
+}
+
+/* px_mask_blobs against a flood fill: the same components, labelled in
+ * raster order of their first pixels, with the same areas and boxes. */
+static void blobs_match_flood_fill(const px_image *n)
+{
+    int w = n->w, h = n->h, nb, *lab;
+    px_blob *b;
+    T_EQ_INT(px_mask_blobs(n, &b, &nb, &lab), 0);
+    int *seen = calloc((size_t)w * h, sizeof *seen), *stack = malloc((size_t)w * h * sizeof *stack);
     int count = 0;
-    for (int i = 0; i < 200 * 150; i++) {
-        if (!n.px[i] || seen[i]) continue;
+    for (int i = 0; i < w * h; i++) {
+        if (!n->px[i] || seen[i]) continue;
         count++;
-        int sp = 0, area = 0;
+        int sp = 0, area = 0, x0 = w, y0 = h, x1 = 0, y1 = 0;
         stack[sp++] = i;
         seen[i] = 1;
         while (sp) {
-            int p = stack[--sp], x = p % 200, y = p / 200;
+            int p = stack[--sp], x = p % w, y = p / w;
             area++;
+            x0 = x < x0 ? x : x0, y0 = y < y0 ? y : y0;
+            x1 = x + 1 > x1 ? x + 1 : x1, y1 = y + 1 > y1 ? y + 1 : y1;
             T_EQ_INT(lab[p], count); /* raster order of first pixels */
             for (int dy = -1; dy <= 1; dy++)
                 for (int dx = -1; dx <= 1; dx++) {
                     int u = x + dx, v = y + dy;
-                    if (u < 0 || v < 0 || u >= 200 || v >= 150) continue;
-                    int q = v * 200 + u;
-                    if (n.px[q] && !seen[q]) {
+                    if (u < 0 || v < 0 || u >= w || v >= h) continue;
+                    int q = v * w + u;
+                    if (n->px[q] && !seen[q]) {
                         seen[q] = 1;
                         stack[sp++] = q;
                     }
                 }
         }
         T_EQ_INT(b[count - 1].area, area);
+        T_TRUE(b[count - 1].x0 == x0 && b[count - 1].y0 == y0 && b[count - 1].x1 == x1 &&
+               b[count - 1].y1 == y1);
     }
+    for (int i = 0; i < w * h; i++)
+        if (!n->px[i]) T_EQ_INT(lab[i], 0);
     T_EQ_INT(nb, count);
     free(seen);
     free(stack);
     free(lab);
     free(b);
-    freeimg(&n);
+}
+
+TEST(t_blobs_match_flood_fill)
+{
+    /* Noise from sparse to dense (long runs that touch at their ends and
+     * diagonally), narrow images (a run is the whole row), and boxes. */
+    px_rng r;
+    px_rng_seed(&r, 3, 1);
+    static const int shapes[][3] = {{200, 150, 450}, {200, 150, 120}, {200, 150, 800},
+                                    {1, 90, 500},    {2, 70, 600},    {97, 3, 700}};
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        px_image n = random_mask(shapes[k][0], shapes[k][1], &r, (uint32_t)shapes[k][2]);
+        blobs_match_flood_fill(&n);
+        freeimg(&n);
+    }
+    px_image m = mk(160, 120, 1);
+    for (int i = 0; i < 25; i++) {
+        int x = (int)px_rng_below(&r, 150), y = (int)px_rng_below(&r, 110);
+        int bw = 1 + (int)px_rng_below(&r, 30), bh = 1 + (int)px_rng_below(&r, 20);
+        for (int v = y; v < y + bh && v < 120; v++)
+            for (int u = x; u < x + bw && u < 160; u++) m.px[v * 160 + u] = 255;
+    }
+    blobs_match_flood_fill(&m);
     freeimg(&m);
 }
 
@@ -291,4 +323,4 @@ TEST(t_thickness)
 TEST_MAIN(t_binarise_gray_and_rgb, t_binarise_rgba, t_dilate_disc, t_dilate_matches_brute_force,
           t_distance_matches_brute_force, t_distance_all_hole_uses_border,
           t_blobs_8_connected_raster_order, t_blobs_merge_u_shape_and_empty,
-          t_blobs_huge_snake_no_recursion, t_thickness)
+          t_blobs_huge_snake_no_recursion, t_blobs_match_flood_fill, t_thickness)
