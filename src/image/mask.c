@@ -256,8 +256,8 @@ static void uf_union(int *parent, int a, int b)
  * label. A run [x0, x1) of row y touches (8-connected) the pixels of row
  * y - 1 in [x0 - 1, x1]; every run there already has one label, so the
  * run takes the first label it touches and unites the others with it.
- * (Pixel by pixel, uniting all four seen neighbours, took 18 ms for a
- * 1024² mask with a quarter in holes: most of a CROP request's planning.) */
+ * (Pixel by pixel, uniting all four seen neighbours, was 1.6-2x slower:
+ * bench/hd_plan_bench, docs/benchmarks/serving.md.) */
 static int provisional_labels(const px_image *mask, int *lab, int *parent)
 {
     int w = mask->w, h = mask->h;
