@@ -16,6 +16,7 @@
 #include "serve/server.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -69,6 +70,29 @@ static int cmd_serve(int argc, char **argv)
     return rc;
 }
 
+/*
+ * Per-request buffers of megabytes (a decoded 1024² image, its label map,
+ * the crop windows, the PNG being encoded) are, with glibc's defaults,
+ * mapped afresh and unmapped again once the heap's trimming returns them,
+ * and the first touch of every page then faults: planning a 1024² CROP
+ * request took 21-23 ms that way and 2 ms with its buffers kept in the
+ * heap (bench/hd_plan_bench, docs/benchmarks/serving.md). With
+ * PX_MALLOC_RETAIN=1 the server keeps freed memory below these sizes for
+ * reuse. Not the default: in a 2-minute soak RSS then climbed while the
+ * heaps filled (+19 MB, which pixbench's soak verdict reads as a
+ * suspected leak) and a longer soak has yet to show where it levels off.
+ * glibc's own MALLOC_*_ or GLIBC_TUNABLES settings win over it.
+ */
+static void malloc_retain(void)
+{
+    const char *v = getenv("PX_MALLOC_RETAIN");
+    if (!v || strcmp(v, "1") || getenv("GLIBC_TUNABLES") || getenv("MALLOC_MMAP_THRESHOLD_") ||
+        getenv("MALLOC_TRIM_THRESHOLD_"))
+        return;
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+}
+
 static int serve(const px_serve_config *cfg)
 {
     char err[512];
@@ -79,6 +103,7 @@ static int serve(const px_serve_config *cfg)
         return 2;
     }
     px_log_set_level((enum px_log_level)lvl);
+    malloc_retain();
 
     /* Block the stop signals in every thread (threads inherit the mask) and
      * take them synchronously below, so no handler runs in a random thread. */
