@@ -78,9 +78,10 @@ static int cmd_serve(int argc, char **argv)
  * request took 21-23 ms that way and 2 ms with its buffers kept in the
  * heap (bench/hd_plan_bench, docs/benchmarks/serving.md). With
  * PX_MALLOC_RETAIN=1 the server keeps freed memory below these sizes for
- * reuse. Not the default: in a 2-minute soak RSS then climbed while the
- * heaps filled (+19 MB, which pixbench's soak verdict reads as a
- * suspected leak) and a longer soak has yet to show where it levels off.
+ * reuse. Not the default yet: RSS climbs while the heaps fill (+19 MB in
+ * a 2-minute soak, which pixbench's verdict read as a suspected leak;
+ * level 30 MB higher after 96 s of a 6-minute one), and the GPU server
+ * has not measured it.
  * glibc's own MALLOC_*_ or GLIBC_TUNABLES settings win over it.
  */
 static void malloc_retain(void)
