@@ -77,7 +77,7 @@ CUDA_RT_PLAIN := src/engine/cuda/cuda_devspec.c src/engine/cuda/cuda_plan.c \
 ifeq ($(CUDA),1)
 CUDA_RT := $(wildcard src/engine/cuda/*.c)
 LAMA_CUDA := $(wildcard src/engine/lama/cuda/*.c)
-LAMA_CU := src/engine/lama/cuda/kernels.cu
+LAMA_CU := $(wildcard src/engine/lama/cuda/*.cu)
 ZIMAGE_CUDA := $(wildcard src/engine/zimage/cuda/*.c)
 ZIMAGE_CU := $(wildcard src/engine/zimage/cuda/*.cu)
 else

@@ -11,9 +11,10 @@
 # Every part has a timeout; the later parts are skipped when the call runs
 # past 500-545 s. VARIANTS="name:VAR=VALUE ..." adds runs of the new engine
 # under an environment to the A/B and the 16-bit runs (e.g.
-# "nofuse:PX_LAMA_CUDA_NOFUSE=1"); PROFILES="name:precision[:VAR=VALUE] ..."
-# chooses the profiles; ACC_ENV="VAR=VALUE" runs the accuracy gate under a
-# variant. First used 2026-12-06 for the planar Fourier unit
+# "nofuse:PX_LAMA_CUDA_NOFUSE=1"; several variables joined by commas);
+# PROFILES="name:precision[:VAR=VALUE[,...]] ..." chooses the profiles;
+# ACC_ENV="VAR=VALUE ..." runs the accuracy gate under a variant, and
+# ACC2_ENV once more under another. First used 2026-12-06 for the planar Fourier unit
 # and the re-blocked 7x7 kernels, then for the FP16 engine and the cuDNN
 # 7x7 stem and head (lama-cuda.md).
 #
@@ -40,11 +41,17 @@ if [ "${WITH_ACCURACY:-1}" = 1 ]; then
   env ${ACC_ENV:-} WEIGHTS=/tmp/big.safetensors PARTS=torch OUT=$OUT/lama-acc PX_TEST_TIMEOUT=140 \
     timeout 150 scripts/test_gpu > $OUT/lama-acc.txt 2>&1
   echo "accuracy rc=$?"; grep -E "summary|verdicts" $OUT/lama-acc.txt
+  # ACC2_ENV: the gate once more under a second environment.
+  if [ -n "${ACC2_ENV:-}" ]; then
+    env $ACC2_ENV WEIGHTS=/tmp/big.safetensors PARTS=torch OUT=$OUT/lama-acc2 PX_TEST_TIMEOUT=140 \
+      timeout 150 scripts/test_gpu > $OUT/lama-acc2.txt 2>&1
+    echo "accuracy 2 ($ACC2_ENV) rc=$?"; grep -E "summary|verdicts" $OUT/lama-acc2.txt
+  fi
 fi
 # ./lcb_mid (optional): a third engine between the two, e.g. when one call
 # checks two changes stacked on each other.
 # VARIANTS: more runs of the new engine under an environment, e.g.
-# VARIANTS="nofuse:PX_LAMA_CUDA_NOFUSE=1" (name:VAR=VALUE, space-separated).
+# VARIANTS="nofuse:PX_LAMA_CUDA_NOFUSE=1" (name:VAR=VALUE[,VAR=VALUE], space-separated).
 # AB_PREC=fp16: the alternated runs in that precision instead of TF32 (a
 # change that only 16-bit precisions see).
 export PX_LAMA_CUDA_UNVERIFIED_BF16=1 PX_LAMA_CUDA_UNVERIFIED_FP16=1
@@ -54,6 +61,7 @@ VS="$VS $(echo $VS | tr ' ' '\n' | tac | tr '\n' ' ')"
 for v in $VS; do
   b=.devcarry/lama_cuda_bench; [ -x ./lcb_$v ] && b=./lcb_$v
   envs=""; for x in ${VARIANTS:-}; do [ "${x%%:*}" = $v ] && envs=${x#*:}; done
+  envs=${envs//,/ }
   echo "== $v $envs" >> $OUT/lama-ab.txt
   env $envs timeout 30 $b --weights /tmp/big.safetensors --sizes 1024x1024,512x512 --batches 16 \
     --precisions ${AB_PREC:-tf32} --iters 5 2>&1 | grep -v '^ *$' | tail -4 >> $OUT/lama-ab.txt
@@ -62,7 +70,7 @@ cat $OUT/lama-ab.txt
 # Which bias + ReLU epilogues each variant's plans fused (cuDNN's choice).
 for x in "new:" ${VARIANTS:-}; do
   echo "== ${x%%:*} ${x#*:}" >> $OUT/lama-fuse.txt
-  env ${x#*:} timeout 20 .devcarry/lama_cuda_bench --weights /tmp/big.safetensors --sizes 256x256 \
+  e=${x#*:}; env ${e//,/ } timeout 20 .devcarry/lama_cuda_bench --weights /tmp/big.safetensors --sizes 256x256 \
     --batches 1 --precisions tf32,fp16 --iters 1 --log-level debug 2>&1 | grep epilogues >> $OUT/lama-fuse.txt
 done
 cat $OUT/lama-fuse.txt
@@ -75,13 +83,14 @@ for x in ${VARIANTS:-}; do
   [ "${SKIP16:-0}" = 1 ] && break
   [ $SECONDS -lt 500 ] || { echo "16-bit ${x%%:*}: skipped, out of time"; continue; }
   echo "== ${x%%:*} ${x#*:}" >> $OUT/lama-16bit.txt
-  env ${x#*:} timeout 30 .devcarry/lama_cuda_bench --weights /tmp/big.safetensors \
+  e=${x#*:}; env ${e//,/ } timeout 30 .devcarry/lama_cuda_bench --weights /tmp/big.safetensors \
     --sizes 1024x1024,512x512 --batches 16 --precisions fp16 --iters 5 2>&1 | tail -3 >> $OUT/lama-16bit.txt
 done
 tail -4 $OUT/lama-16bit.txt
 # Profiles: PROFILES="name:precision[:VAR=VALUE] ..." (default TF32 and fp16).
 for x in ${PROFILES:-tf32:tf32 fp16:fp16}; do
   n=${x%%:*}; r=${x#*:}; p=${r%%:*}; envs=""; [ "$r" != "$p" ] && envs=${r#*:}
+  envs=${envs//,/ }
   [ $SECONDS -lt 545 ] || { echo "profile $n: skipped, out of time"; continue; }
   env $envs PX_LAMA_CUDA_PROFILE=1 timeout 20 .devcarry/lama_cuda_bench --weights /tmp/big.safetensors \
     --sizes 1024x1024 --batches 8 --precisions $p --iters 1 > $OUT/lama-profile-$n.txt 2>&1

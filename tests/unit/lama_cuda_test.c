@@ -335,6 +335,36 @@ TEST(t_bias_channel)
     unsetenv("PX_LAMA_CUDA_BIASCH");
 }
 
+/* PX_LAMA_CUDA_TC7=1: the 7x7 stem and head on the tensor cores (conv7.h)
+ * in every precision but fp32 (which keeps the CUDA cores' kernels: its
+ * 2e-4 bound would fail on fp16 inputs). The tiny model (8 stem outputs,
+ * 8 head inputs: one n-tile, one half-empty chunk) and big-lama (64, 64)
+ * at sizes whose tiles are mostly border, against the CPU engine with the
+ * same bounds as without; batches against lone runs. A fragment in the
+ * wrong order moves whole pixels by far more than those bounds. */
+TEST(t_tc7)
+{
+    static const char *const precs[] = {"fp16", "tf32", "bf16", "fp32"};
+    setenv("PX_LAMA_CUDA_TC7", "1", 1);
+    char *wts = make_weights("tiny", 1);
+    if (wts)
+        for (size_t i = 0; i < sizeof k_tiny / sizeof k_tiny[0]; i++)
+            compare(wts, k_tiny[i][0], k_tiny[i][1], 7 + i, 2e-4, precs, 4);
+    char *big = wts ? make_weights("big-lama", 2) : NULL;
+    if (big) {
+        compare(big, 256, 192, 11, 2e-4, precs, 4);
+        compare(big, 203, 141, 12, 2e-4, precs, 4);
+        setenv("PX_LAMA_CUDA_UNVERIFIED_FP16", "1", 1);
+        px_engine *e = open_cuda(big, "fp16");
+        unsetenv("PX_LAMA_CUDA_UNVERIFIED_FP16");
+        if (e) {
+            batch_vs_single(e, 512, 384, 5, 300, 16);
+            px_engine_close(e);
+        }
+    }
+    unsetenv("PX_LAMA_CUDA_TC7");
+}
+
 /* One item of w x h through e; out must be allocated. */
 static void run_one(px_engine *e, px_image *img, px_image *mask, px_image *out)
 {
@@ -453,4 +483,5 @@ TEST(t_bad_precision_and_device)
 }
 
 TEST_MAIN(t_tiny_sizes, t_big_lama, t_batch_equals_single_runs, t_plan_built_in_background,
-          t_previous_output_does_not_leak, t_bad_precision_and_device, t_fp16, t_bias_channel)
+          t_previous_output_does_not_leak, t_bad_precision_and_device, t_fp16, t_bias_channel,
+          t_tc7)

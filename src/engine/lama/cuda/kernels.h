@@ -3,9 +3,7 @@
  *
  * cuDNN does most convolutions and cuFFT the transforms; these kernels do
  * what those libraries do badly or not at all, each in one pass over
- * memory: the stem and the head (7x7 convolutions with 4 inputs or 3
- * outputs, fused with building the input from uint8 image and mask, and
- * with sigmoid, quantisation and composition back to uint8), reflection
+ * memory (the 7x7 stem and head: conv7.h): reflection
  * padding (fused with the residual add and with gathering the trunk's two
  * channel groups), bias + ReLU epilogues, and the Fourier unit's transposes
  * (with the explicit inverse-FFT semantics).
@@ -73,28 +71,6 @@ int px_cu_trunk_concat(px_cu_stream s, int etx, int et, const void *xl, const vo
 /* y[n][c] = act(y[n][c] + bias[c]) over rows x c elements; relu 0/1. */
 int px_cu_bias_act(px_cu_stream s, int et, void *y, const float *bias, size_t rows, int c,
                    int relu);
-
-/*
- * The stem, fused with building its input: for every output pixel of the
- * padded H x W image, the 7x7 convolution (weights w32: cout x 7 x 7 x 4,
- * fp32, BatchNorm folded; bias) over the masked image and mask, both
- * symmetric-padded to H x W and reflection-padded by 3, plus bias, ReLU,
- * into out (B x H x W x cout, act type). cout a multiple of 8.
- */
-int px_cu_stem(px_cu_stream s, int et, const uint8_t *img, const uint8_t *mask, size_t img_stride,
-               size_t mask_stride, const px_cu_item *items, int B, int H, int W, const float *w32,
-               const float *bias, int cout, void *out);
-
-/*
- * The head, fused: reflection pad 3 of u (B x H x W x cin, act type), the
- * 7x7 convolution to RGB (w32: 3 x 7 x 7 x cin fp32; bias), sigmoid, then
- * as px_cu_output: quantised, composed with the input and cropped into out;
- * the float prediction into pred when not NULL. cin a multiple of 8.
- */
-int px_cu_head(px_cu_stream s, int et, const void *u, int B, int H, int W, int cin,
-               const float *w32, const float *bias, const uint8_t *img, const uint8_t *mask,
-               size_t img_stride, size_t mask_stride, const px_cu_item *items, uint8_t *out,
-               float *pred);
 
 /*
  * The Fourier unit's spectrum g, NHWC complex [B][h][wf][c], transposed to

@@ -20,6 +20,7 @@
  */
 #include "engine/lama/cuda/lama_cuda_net.h"
 
+#include "engine/lama/cuda/conv7.h"
 #include "engine/lama/cuda/lama_cuda_arena.h"
 #include "engine/lama/cuda/lama_cuda_weights.h"
 
@@ -333,7 +334,7 @@ static int forward(pass *ps)
     /* Stem: the input built from image and mask, padded, 7x7, bias, ReLU:
      * one kernel (4 input channels suit cuDNN badly). */
     LAUNCH(px_cu_stem(s, et, buf[BF_IMG], buf[BF_MASK], img_stride, mask_stride, buf[BF_ITEMS], B,
-                      H, W, net->w.stem.w, net->w.stem.b, a->ngf, buf[BF_BIG]));
+                      H, W, net->w.stem.w, net->w.stem.wtc, net->w.stem.b, a->ngf, buf[BF_BIG]));
     mark(ps, "stem");
     /* Down-sampling: reflection pad 1 -> 3x3 stride 2; the last one splits
      * into the trunk's local and global groups. */
@@ -375,8 +376,9 @@ static int forward(pass *ps)
     }
     /* Head: reflection pad 3 -> 7x7 -> sigmoid, quantised and composed, in
      * one kernel (3 output channels suit cuDNN badly). */
-    LAUNCH(px_cu_head(s, et, buf[BF_LAST], B, H, W, a->ngf, net->w.out.w, net->w.out.b, buf[BF_IMG],
-                      buf[BF_MASK], img_stride, mask_stride, buf[BF_ITEMS], buf[BF_OUT], ps->pred));
+    LAUNCH(px_cu_head(s, et, buf[BF_LAST], B, H, W, a->ngf, net->w.out.w, net->w.out.wtc,
+                      net->w.out.b, buf[BF_IMG], buf[BF_MASK], img_stride, mask_stride,
+                      buf[BF_ITEMS], buf[BF_OUT], ps->pred));
     mark(ps, "head");
     if (run)
         PX_CUDA_CHECK(cudaMemcpyAsync(p->h_out, buf[BF_OUT], (size_t)B * img_stride,

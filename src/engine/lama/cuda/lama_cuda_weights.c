@@ -4,6 +4,7 @@
  */
 #include "engine/lama/cuda/lama_cuda_weights.h"
 
+#include "engine/lama/cuda/conv7.h"
 #include "engine/lama/cuda/kernels.h"
 #include "engine/lama/cuda/lama_cuda_arena.h"
 
@@ -154,6 +155,7 @@ static void conv_free(px_lcw_conv *c)
     if (c->w) cudaFree(c->w);
     if (c->b) cudaFree(c->b);
     if (c->b_act) cudaFree(c->b_act);
+    if (c->wtc) cudaFree(c->wtc);
     if (c->fd) cudnnDestroyFilterDescriptor(c->fd);
     memset(c, 0, sizeof *c);
 }
@@ -186,6 +188,23 @@ static int upload_a(px_lcw *lw, px_lcw_conv *c, const px_lama_ffc *f, char *err,
     return rc;
 }
 
+/* The stem's and head's weights for the tensor cores, arranged from the
+ * fp32 ones already uploaded. */
+static int upload_tc7(px_lcw *lw, char *err, size_t errlen)
+{
+    int rc = 0;
+    px_cu_stream s = (px_cu_stream)lw->stream;
+    size_t sb = px_cu_stem_tc_bytes(lw->stem.cout), hb = px_cu_head_tc_bytes(lw->out.cin);
+    PX_CUDA_CHECK(cudaMalloc(&lw->stem.wtc, sb));
+    PX_CUDA_CHECK(cudaMalloc(&lw->out.wtc, hb));
+    PX_CUDA_LAUNCH_CHECK(px_cu_stem_tc_weights(s, lw->stem.w, lw->stem.cout, lw->stem.wtc));
+    PX_CUDA_LAUNCH_CHECK(px_cu_head_tc_weights(s, lw->out.w, lw->out.cin, lw->out.wtc));
+    PX_CUDA_CHECK(cudaStreamSynchronize(lw->stream));
+    lw->bytes += sb + hb;
+fail:
+    return rc;
+}
+
 static int upload_all(px_lcw *lw, const px_lama_weights *W, char *err, size_t errlen)
 {
     const px_lama_arch *a = &lw->arch;
@@ -208,6 +227,7 @@ static int upload_all(px_lcw *lw, const px_lama_weights *W, char *err, size_t er
     for (int i = 0; !rc && i < a->n_down; i++)
         rc = upload_conv(lw, &lw->up[i], &W->up[i], false, TF32_NEVER, 0, err, errlen);
     if (!rc) rc = upload_conv(lw, &lw->out, &W->out, true, TF32_NEVER, 0, err, errlen);
+    if (!rc && px_lcw_tc7(lw->prec)) rc = upload_tc7(lw, err, errlen);
     return rc;
 }
 
@@ -237,6 +257,12 @@ void px_lcw_free(px_lcw *w)
 int px_lcw_ext(px_cuda_prec prec)
 {
     return px_cuda_prec_half(prec) && getenv("PX_LAMA_CUDA_BIASCH") ? 8 : 0;
+}
+
+int px_lcw_tc7(px_cuda_prec prec)
+{
+    const char *e = getenv("PX_LAMA_CUDA_TC7");
+    return prec != PX_CUDA_FP32 && e && !strcmp(e, "1");
 }
 
 int px_lcw_upload(px_lcw *w, const px_lama_weights *W, px_cuda_prec prec, cudaStream_t stream,

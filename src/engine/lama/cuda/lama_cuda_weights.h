@@ -23,6 +23,7 @@ typedef struct {
     void *w;           /* act type */
     float *b;          /* fp32 bias (epilogue kernel) or NULL */
     void *b_act;       /* act-type bias (cuDNN's fused path) or NULL */
+    void *wtc;         /* stem and head: the tensor cores' fp16 weights (conv7.h), or NULL */
     cudnnFilterDescriptor_t fd;
 } px_lcw_conv;
 
@@ -57,6 +58,11 @@ int px_lcw_upload(px_lcw *w, const px_lama_weights *W, px_cuda_prec prec, cudaSt
 /* The bias channel's width for precision prec: 8 in 16 bits with
  * PX_LAMA_CUDA_BIASCH=1 (until a GPU measures it), else 0. */
 int px_lcw_ext(px_cuda_prec prec);
+
+/* Whether the 7x7 stem and head run on the tensor cores (conv7.h) in
+ * precision prec: with PX_LAMA_CUDA_TC7=1 (until a GPU measures it) and
+ * never in fp32. */
+int px_lcw_tc7(px_cuda_prec prec);
 
 /* Frees what px_lcw_upload uploaded (any part of it) and zeroes w. */
 void px_lcw_free(px_lcw *w);

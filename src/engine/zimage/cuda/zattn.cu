@@ -14,6 +14,8 @@
 #include "engine/zimage/cuda/zattn.h"
 #include "engine/zimage/cuda/zattn_cudnn.h"
 
+#include "engine/cuda/cuda_mma.cuh"
+
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <mma.h>
@@ -21,6 +23,10 @@
 #include <string.h>
 
 namespace {
+
+using pxcu::ldsm4;
+using pxcu::ldsm4_t;
+using pxcu::mma16816;
 
 typedef __nv_bfloat16 bf16;
 
@@ -175,31 +181,6 @@ __global__ void __launch_bounds__(FA_WARPS * 32)
  */
 template <int HD> __host__ __device__ constexpr int mma_ld() { return HD + 8; }
 template <int HD> constexpr size_t mma_smem() { return (size_t)3 * 64 * mma_ld<HD>() * 2; }
-
-__device__ __forceinline__ void ldsm4(uint32_t r[4], const bf16 *p)
-{
-    uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
-}
-
-__device__ __forceinline__ void ldsm4_t(uint32_t r[4], const bf16 *p)
-{
-    uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
-}
-
-/* c += a (16x16, row) · b (16x8, col) */
-__device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
-{
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
-                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 __device__ __forceinline__ uint32_t pack2(float lo, float hi, float *sum)
 {
