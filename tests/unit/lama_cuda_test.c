@@ -308,22 +308,20 @@ TEST(t_fp16)
     px_engine_close(e);
 }
 
-/* PX_LAMA_CUDA_BIASCH=1: the fused 16-bit convolutions read a bias
- * channel (lama_cuda_weights.h) through which their weights add the part
- * of the bias 16 bits cannot hold: the same bounds as without it (the
- * padded sizes take the channel through every padding kernel), batches
- * against lone runs, and TF32 unchanged by it. */
-TEST(t_bias_channel)
+/* With env=1: precs against the CPU engine at the tiny sizes and two
+ * big-lama ones (the same bounds as without the variable), then fp16
+ * batches against lone runs. */
+static void check_variant(const char *env, const char *const *precs, int np)
 {
-    static const char *const precs[] = {"fp16", "bf16", "tf32"};
-    setenv("PX_LAMA_CUDA_BIASCH", "1", 1);
+    setenv(env, "1", 1);
     char *wts = make_weights("tiny", 1);
     if (wts)
         for (size_t i = 0; i < sizeof k_tiny / sizeof k_tiny[0]; i++)
-            compare(wts, k_tiny[i][0], k_tiny[i][1], 7 + i, 2e-4, precs, 3);
+            compare(wts, k_tiny[i][0], k_tiny[i][1], 7 + i, 2e-4, precs, np);
     char *big = wts ? make_weights("big-lama", 2) : NULL;
     if (big) {
-        compare(big, 256, 192, 11, 2e-4, precs, 3);
+        compare(big, 256, 192, 11, 2e-4, precs, np);
+        compare(big, 203, 141, 12, 2e-4, precs, np);
         setenv("PX_LAMA_CUDA_UNVERIFIED_FP16", "1", 1);
         px_engine *e = open_cuda(big, "fp16");
         unsetenv("PX_LAMA_CUDA_UNVERIFIED_FP16");
@@ -332,37 +330,29 @@ TEST(t_bias_channel)
             px_engine_close(e);
         }
     }
-    unsetenv("PX_LAMA_CUDA_BIASCH");
+    unsetenv(env);
+}
+
+/* PX_LAMA_CUDA_BIASCH=1: the fused 16-bit convolutions read a bias
+ * channel (lama_cuda_weights.h) through which their weights add the part
+ * of the bias 16 bits cannot hold (the padded sizes take the channel
+ * through every padding kernel); TF32 unchanged by it. */
+TEST(t_bias_channel)
+{
+    static const char *const precs[] = {"fp16", "bf16", "tf32"};
+    check_variant("PX_LAMA_CUDA_BIASCH", precs, 3);
 }
 
 /* PX_LAMA_CUDA_TC7=1: the 7x7 stem and head on the tensor cores (conv7.h)
  * in every precision but fp32 (which keeps the CUDA cores' kernels: its
  * 2e-4 bound would fail on fp16 inputs). The tiny model (8 stem outputs,
  * 8 head inputs: one n-tile, one half-empty chunk) and big-lama (64, 64)
- * at sizes whose tiles are mostly border, against the CPU engine with the
- * same bounds as without; batches against lone runs. A fragment in the
- * wrong order moves whole pixels by far more than those bounds. */
+ * at sizes whose tiles are mostly border. A fragment in the wrong order
+ * moves whole pixels by far more than the bounds. */
 TEST(t_tc7)
 {
     static const char *const precs[] = {"fp16", "tf32", "bf16", "fp32"};
-    setenv("PX_LAMA_CUDA_TC7", "1", 1);
-    char *wts = make_weights("tiny", 1);
-    if (wts)
-        for (size_t i = 0; i < sizeof k_tiny / sizeof k_tiny[0]; i++)
-            compare(wts, k_tiny[i][0], k_tiny[i][1], 7 + i, 2e-4, precs, 4);
-    char *big = wts ? make_weights("big-lama", 2) : NULL;
-    if (big) {
-        compare(big, 256, 192, 11, 2e-4, precs, 4);
-        compare(big, 203, 141, 12, 2e-4, precs, 4);
-        setenv("PX_LAMA_CUDA_UNVERIFIED_FP16", "1", 1);
-        px_engine *e = open_cuda(big, "fp16");
-        unsetenv("PX_LAMA_CUDA_UNVERIFIED_FP16");
-        if (e) {
-            batch_vs_single(e, 512, 384, 5, 300, 16);
-            px_engine_close(e);
-        }
-    }
-    unsetenv("PX_LAMA_CUDA_TC7");
+    check_variant("PX_LAMA_CUDA_TC7", precs, 4);
 }
 
 /* One item of w x h through e; out must be allocated. */
