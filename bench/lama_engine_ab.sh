@@ -54,7 +54,7 @@ fi
 # VARIANTS="nofuse:PX_LAMA_CUDA_NOFUSE=1" (name:VAR=VALUE[,VAR=VALUE], space-separated).
 # AB_PREC=fp16: the alternated runs in that precision instead of TF32 (a
 # change that only 16-bit precisions see).
-export PX_LAMA_CUDA_UNVERIFIED_BF16=1 PX_LAMA_CUDA_UNVERIFIED_FP16=1
+export PX_LAMA_CUDA_UNVERIFIED_BF16=1
 VS="old new"; [ -x ./lcb_mid ] && VS="old mid new"
 for x in ${VARIANTS:-}; do VS="$VS ${x%%:*}"; done
 VS="$VS $(echo $VS | tr ' ' '\n' | tac | tr '\n' ' ')"

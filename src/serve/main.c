@@ -33,7 +33,7 @@ static void usage(FILE *f)
             "  pixserve serve [flags]        run the HTTP service (pixserve serve --help)\n"
             "  pixserve inpaint IMAGE MASK -o OUT [--engine NAME] [--method M] [--seed N]\n"
             "                   [--quality Q] [--weights FILE] [--threads N]\n"
-            "                   [--device cpu|cuda[:N]] [--precision tf32|fp32]\n"
+            "                   [--device cpu|cuda[:N]] [--precision fp16|tf32|fp32]\n"
             "                   [--hd-strategy Original|Resize|Crop]\n"
             "                                inpaint one image; OUT's extension picks the\n"
             "                                format (.png, .jpg, .webp)\n"

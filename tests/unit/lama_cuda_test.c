@@ -10,6 +10,7 @@
  * why it is skipped and passes. `make test-gpu` runs it on a GPU machine;
  * PX_PYTHON names a python3 with torch (default /usr/bin/python3).
  */
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/pool.h"
@@ -149,12 +150,10 @@ static void compare(const char *weights, int w, int h, uint64_t seed, double tol
     float *ref = cpu_pred(weights, &img, &mask, &H, &W);
     printf("    %dx%d (padded %dx%d):", w, h, W, H);
     for (int k = 0; k < np; k++) {
-        /* bf16 and fp16 are refused unless asked for as a diagnosis */
+        /* bf16 is refused unless asked for as a diagnosis */
         setenv("PX_LAMA_CUDA_UNVERIFIED_BF16", "1", 1);
-        setenv("PX_LAMA_CUDA_UNVERIFIED_FP16", "1", 1);
         px_engine *e = open_cuda(weights, precs[k]);
         unsetenv("PX_LAMA_CUDA_UNVERIFIED_BF16");
-        unsetenv("PX_LAMA_CUDA_UNVERIFIED_FP16");
         if (!e) break;
         px_engine_item it = {.image = &img, .mask = &mask, .out = &out};
         float *pred;
@@ -284,11 +283,12 @@ TEST(t_batch_equals_single_runs)
     px_engine_close(e);
 }
 
-/* FP16 (refused unless asked for, until a GPU run passes its gate): against
- * the CPU engine as TF32 is, then batches and repeated runs through the
- * engine's own path (CUDA graphs replayed on plans whose arena held other
- * values before: a buffer read as the wrong type would show as NaN, far
- * more than the few levels cuDNN's algorithm choices per batch size move). */
+/* FP16, the default (the bias channel and the tensor-core stem and head
+ * with it): against the CPU engine as TF32 is, then batches and repeated
+ * runs through the engine's own path (CUDA graphs replayed on plans whose
+ * arena held other values before: a buffer read as the wrong type would
+ * show as NaN, far more than the few levels cuDNN's algorithm choices per
+ * batch size move). Opened without a precision, the engine says fp16. */
 TEST(t_fp16)
 {
     static const char *const fp16[] = {"fp16"};
@@ -299,21 +299,25 @@ TEST(t_fp16)
     char *big = make_weights("big-lama", 2);
     if (!big) return;
     compare(big, 256, 192, 11, 2e-4, fp16, 1);
-    setenv("PX_LAMA_CUDA_UNVERIFIED_FP16", "1", 1);
-    px_engine *e = open_cuda(big, "fp16");
-    unsetenv("PX_LAMA_CUDA_UNVERIFIED_FP16");
+    px_engine *e = open_cuda(big, NULL);
     if (!e) return;
+    px_buf d;
+    px_buf_init(&d, 1 << 16);
+    T_EQ_INT(px_engine_describe(e, &d), 0);
+    T_TRUE(d.data != NULL);
+    T_CONTAINS((const char *)d.data, "\"precision\":\"fp16\"");
+    px_buf_free(&d);
     batch_vs_single(e, 72, 40, 3, 100, 16);
     batch_vs_single(e, 512, 384, 5, 300, 16);
     px_engine_close(e);
 }
 
-/* With env=1: precs against the CPU engine at the tiny sizes and two
- * big-lama ones (the same bounds as without the variable), then fp16
- * batches against lone runs. */
-static void check_variant(const char *env, const char *const *precs, int np)
+/* With env=value: precs against the CPU engine at the tiny sizes and two
+ * big-lama ones (the same bounds as without the variable), then, when
+ * fp16 is among them, fp16 batches against lone runs. */
+static void check_variant(const char *env, const char *value, const char *const *precs, int np)
 {
-    setenv(env, "1", 1);
+    setenv(env, value, 1);
     char *wts = make_weights("tiny", 1);
     if (wts)
         for (size_t i = 0; i < sizeof k_tiny / sizeof k_tiny[0]; i++)
@@ -322,9 +326,7 @@ static void check_variant(const char *env, const char *const *precs, int np)
     if (big) {
         compare(big, 256, 192, 11, 2e-4, precs, np);
         compare(big, 203, 141, 12, 2e-4, precs, np);
-        setenv("PX_LAMA_CUDA_UNVERIFIED_FP16", "1", 1);
-        px_engine *e = open_cuda(big, "fp16");
-        unsetenv("PX_LAMA_CUDA_UNVERIFIED_FP16");
+        px_engine *e = !strcmp(precs[0], "fp16") ? open_cuda(big, "fp16") : NULL;
         if (e) {
             batch_vs_single(e, 512, 384, 5, 300, 16);
             px_engine_close(e);
@@ -333,26 +335,29 @@ static void check_variant(const char *env, const char *const *precs, int np)
     unsetenv(env);
 }
 
-/* PX_LAMA_CUDA_BIASCH=1: the fused 16-bit convolutions read a bias
- * channel (lama_cuda_weights.h) through which their weights add the part
- * of the bias 16 bits cannot hold (the padded sizes take the channel
- * through every padding kernel); TF32 unchanged by it. */
+/* The bias channel (lama_cuda_weights.h): fp16 without it
+ * (PX_LAMA_CUDA_BIASCH=0, for diagnosis) and bf16 with it (=1) within the
+ * same bounds; the padded sizes take the channel through every padding
+ * kernel, and TF32 is unchanged by it. */
 TEST(t_bias_channel)
 {
-    static const char *const precs[] = {"fp16", "bf16", "tf32"};
-    check_variant("PX_LAMA_CUDA_BIASCH", precs, 3);
+    static const char *const off[] = {"fp16"}, *const on[] = {"bf16", "tf32"};
+    check_variant("PX_LAMA_CUDA_BIASCH", "0", off, 1);
+    check_variant("PX_LAMA_CUDA_BIASCH", "1", on, 2);
 }
 
-/* PX_LAMA_CUDA_TC7=1: the 7x7 stem and head on the tensor cores (conv7.h)
- * in every precision but fp32 (which keeps the CUDA cores' kernels: its
- * 2e-4 bound would fail on fp16 inputs). The tiny model (8 stem outputs,
- * 8 head inputs: one n-tile, one half-empty chunk) and big-lama (64, 64)
- * at sizes whose tiles are mostly border. A fragment in the wrong order
- * moves whole pixels by far more than the bounds. */
+/* The 7x7 stem and head: on the tensor cores (conv7.h) by default in every
+ * precision but fp32 (which keeps the CUDA cores' kernels: its 2e-4 bound
+ * would fail on fp16 inputs), covered by the tests above; here bf16 with
+ * them and fp16 and tf32 without them (PX_LAMA_CUDA_TC7=0). The tiny model
+ * (8 stem outputs, 8 head inputs: one n-tile, one half-empty chunk) and
+ * big-lama (64, 64) at sizes whose tiles are mostly border. A fragment in
+ * the wrong order moves whole pixels by far more than the bounds. */
 TEST(t_tc7)
 {
-    static const char *const precs[] = {"fp16", "tf32", "bf16", "fp32"};
-    check_variant("PX_LAMA_CUDA_TC7", precs, 4);
+    static const char *const on[] = {"bf16"}, *const off[] = {"fp16", "tf32"};
+    check_variant("PX_LAMA_CUDA_TC7", "1", on, 1);
+    check_variant("PX_LAMA_CUDA_TC7", "0", off, 2);
 }
 
 /* One item of w x h through e; out must be allocated. */
@@ -464,9 +469,9 @@ TEST(t_bad_precision_and_device)
     cfg.precision = "bf16";
     T_EQ_INT(px_engine_open("lama", &cfg, &e, err, sizeof err), PX_EUNSUP);
     if (!strstr(err, "without CUDA")) T_CONTAINS(err, "not offered");
-    cfg.precision = "fp16"; /* refused until its GPU measurement passes the gate */
-    T_EQ_INT(px_engine_open("lama", &cfg, &e, err, sizeof err), PX_EUNSUP);
-    if (!strstr(err, "without CUDA")) T_CONTAINS(err, "PX_LAMA_CUDA_UNVERIFIED_FP16");
+    cfg.precision = "fp16"; /* offered (the default): only the missing file stops it */
+    T_NE_INT(px_engine_open("lama", &cfg, &e, err, sizeof err), 0);
+    T_TRUE(strstr(err, "not offered") == NULL);
     cfg.device = "cpu";
     T_EQ_INT(px_engine_open("lama", &cfg, &e, err, sizeof err), PX_EUNSUP);
     T_CONTAINS(err, "fp32");

@@ -14,7 +14,7 @@
 #include <stddef.h>
 
 /* Precisions the backend offers (px_engine_config.precision). */
-#define PX_LAMA_CUDA_PRECISIONS "fp32, tf32"
+#define PX_LAMA_CUDA_PRECISIONS "fp32, tf32, fp16"
 
 /* 0 if this build has the CUDA backend and a GPU is visible; else
  * PX_EUNSUP with the reason (tests skip on it). */

@@ -4,8 +4,9 @@
  * cuDNN badly, each fused with what surrounds it. `wtc` selects the
  * implementation: NULL, fp32 on the CUDA cores (from w32); else fp16 on
  * the tensor cores with fp32 sums, from the weights px_cu_*_tc_weights
- * arranged (the tensor cores' inputs rounded to fp16 cost the accuracy
- * gate nothing when emulated: docs/benchmarks/lama-cuda.md). Launchers
+ * arranged (3.3x faster; the inputs rounded to fp16 cost the accuracy gate
+ * nothing measurable, emulated or on the GPU: docs/benchmarks/lama-cuda.md).
+ * Launchers
  * enqueue on `s` and return 0 or the launch's CUDA error.
  */
 #ifndef PX_ENGINE_LAMA_CUDA_CONV7_H

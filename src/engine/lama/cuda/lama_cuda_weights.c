@@ -256,13 +256,15 @@ void px_lcw_free(px_lcw *w)
 
 int px_lcw_ext(px_cuda_prec prec)
 {
-    return px_cuda_prec_half(prec) && getenv("PX_LAMA_CUDA_BIASCH") ? 8 : 0;
+    const char *e = getenv("PX_LAMA_CUDA_BIASCH");
+    if (prec == PX_CUDA_FP16) return e && !strcmp(e, "0") ? 0 : 8;
+    return prec == PX_CUDA_BF16 && e && !strcmp(e, "1") ? 8 : 0;
 }
 
 int px_lcw_tc7(px_cuda_prec prec)
 {
     const char *e = getenv("PX_LAMA_CUDA_TC7");
-    return prec != PX_CUDA_FP32 && e && !strcmp(e, "1");
+    return prec != PX_CUDA_FP32 && !(e && !strcmp(e, "0"));
 }
 
 int px_lcw_upload(px_lcw *w, const px_lama_weights *W, px_cuda_prec prec, cudaStream_t stream,

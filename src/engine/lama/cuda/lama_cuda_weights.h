@@ -55,13 +55,14 @@ typedef struct {
 int px_lcw_upload(px_lcw *w, const px_lama_weights *W, px_cuda_prec prec, cudaStream_t stream,
                   char *err, size_t errlen);
 
-/* The bias channel's width for precision prec: 8 in 16 bits with
- * PX_LAMA_CUDA_BIASCH=1 (until a GPU measures it), else 0. */
+/* The bias channel's width for precision prec: 8 in fp16 (without it fp16
+ * missed the accuracy gate; PX_LAMA_CUDA_BIASCH=0 drops it, for
+ * diagnosis) and in bf16 with PX_LAMA_CUDA_BIASCH=1, else 0. */
 int px_lcw_ext(px_cuda_prec prec);
 
 /* Whether the 7x7 stem and head run on the tensor cores (conv7.h) in
- * precision prec: with PX_LAMA_CUDA_TC7=1 (until a GPU measures it) and
- * never in fp32. */
+ * precision prec: in every precision but fp32 (whose 2e-4 bound fp16
+ * inputs would break), unless PX_LAMA_CUDA_TC7=0. */
 int px_lcw_tc7(px_cuda_prec prec);
 
 /* Frees what px_lcw_upload uploaded (any part of it) and zeroes w. */
