@@ -336,13 +336,15 @@ static void check_variant(const char *env, const char *value, const char *const 
 }
 
 /* The bias channel (lama_cuda_weights.h): fp16 without it
- * (PX_LAMA_CUDA_BIASCH=0, for diagnosis) and bf16 with it (=1) within the
- * same bounds; the padded sizes take the channel through every padding
- * kernel, and TF32 is unchanged by it. */
+ * (PX_LAMA_CUDA_BIASCH=0, for diagnosis), 32 wide (=32: the groups after
+ * the first must be zeros) and bf16 with it (=1) within the same bounds;
+ * the padded sizes take the channel through every padding kernel, and
+ * TF32 is unchanged by it. */
 TEST(t_bias_channel)
 {
-    static const char *const off[] = {"fp16"}, *const on[] = {"bf16", "tf32"};
-    check_variant("PX_LAMA_CUDA_BIASCH", "0", off, 1);
+    static const char *const fp16[] = {"fp16"}, *const on[] = {"bf16", "tf32"};
+    check_variant("PX_LAMA_CUDA_BIASCH", "0", fp16, 1);
+    check_variant("PX_LAMA_CUDA_BIASCH", "32", fp16, 1);
     check_variant("PX_LAMA_CUDA_BIASCH", "1", on, 2);
 }
 

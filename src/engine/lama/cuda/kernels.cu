@@ -29,10 +29,11 @@ inline unsigned blocks_for(size_t n)
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
          i += (size_t)gridDim.x * blockDim.x)
 
-/* The bias channel's eight values (lama_cuda_weights.h, ext): 1, then 0s. */
-__device__ __forceinline__ v8 bias_channel()
+/* Group g of eight of the bias channel (lama_cuda_weights.h, ext): 1 then
+ * 0s in the first, 0s in the rest (a wider channel is for measuring). */
+__device__ __forceinline__ v8 bias_channel(int g)
 {
-    return v8{{1.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}};
+    return v8{{g ? 0.0f : 1.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}};
 }
 
 /* Vectorised kernels: one thread per 8 channels of one pixel; 32-bit
@@ -46,7 +47,7 @@ __global__ void reflect_pad_k(const T *src, int B, int h, int w, int cv, int ev,
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
         unsigned k = i % ov, q = i / ov;
         if ((int)k >= cv) {
-            st8(dst, (size_t)i * 8, bias_channel());
+            st8(dst, (size_t)i * 8, bias_channel((int)k - cv));
             continue;
         }
         int x = (int)(q % pw), y = (int)(q / pw % ph), b = (int)(q / ((unsigned)pw * ph));
@@ -65,7 +66,7 @@ __global__ void trunk_pad_k(const Tx *xl, const Tx *xg, const T *rl, const T *rg
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
         unsigned k = i % ov, q = i / ov;
         if ((int)k >= cv) { /* pcat's bias channel */
-            st8(pcat, (size_t)i * 8, bias_channel());
+            st8(pcat, (size_t)i * 8, bias_channel((int)k - cv));
             continue;
         }
         int x = (int)(q % pw), y = (int)(q / pw % ph), b = (int)(q / ((unsigned)pw * ph));
@@ -245,7 +246,7 @@ template <typename T> __global__ void bias_channel_k(T *buf, unsigned rows, int 
     unsigned n = rows * (unsigned)ev;
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
         unsigned r = i / ev, k = i % ev;
-        st8(buf, ((size_t)r * (cv + ev) + cv + k) * 8, k ? v8{} : bias_channel());
+        st8(buf, ((size_t)r * (cv + ev) + cv + k) * 8, bias_channel((int)k));
     }
 }
 

@@ -57,7 +57,9 @@ int px_lcw_upload(px_lcw *w, const px_lama_weights *W, px_cuda_prec prec, cudaSt
 
 /* The bias channel's width for precision prec: 8 in fp16 (without it fp16
  * missed the accuracy gate; PX_LAMA_CUDA_BIASCH=0 drops it, for
- * diagnosis) and in bf16 with PX_LAMA_CUDA_BIASCH=1, else 0. */
+ * diagnosis) and in bf16 with PX_LAMA_CUDA_BIASCH=1, else 0;
+ * PX_LAMA_CUDA_BIASCH=16|24|...|64 widens it (1, then zeros), to measure
+ * which input widths cuDNN's kernels prefer. */
 int px_lcw_ext(px_cuda_prec prec);
 
 /* Whether the 7x7 stem and head run on the tensor cores (conv7.h) in
