@@ -32,30 +32,38 @@ __device__ __forceinline__ v8 ld8(const float *p, size_t i)
     return v8{{a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w}};
 }
 
-__device__ __forceinline__ v8 ld8(const bf16_t *p, size_t i)
+/* A pair of 16-bit values as floats. */
+__device__ __forceinline__ float2 pair_f2(__nv_bfloat162 h)
+{
+    return __bfloat1622float2(h);
+}
+__device__ __forceinline__ float2 pair_f2(__half2 h)
+{
+    return __half22float2(h);
+}
+
+/* Eight 16-bit values (16 bytes, read at once) as floats; P their pair type. */
+template <typename P, typename T> __device__ __forceinline__ v8 ld8_16(const T *p, size_t i)
 {
     uint4 u = *reinterpret_cast<const uint4 *>(p + i);
-    const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&u);
+    const P *h = reinterpret_cast<const P *>(&u);
     v8 r;
     for (int k = 0; k < 4; k++) {
-        float2 f = __bfloat1622float2(h[k]);
+        float2 f = pair_f2(h[k]);
         r.v[2 * k] = f.x;
         r.v[2 * k + 1] = f.y;
     }
     return r;
 }
 
+__device__ __forceinline__ v8 ld8(const bf16_t *p, size_t i)
+{
+    return ld8_16<__nv_bfloat162>(p, i);
+}
+
 __device__ __forceinline__ v8 ld8(const f16_t *p, size_t i)
 {
-    uint4 u = *reinterpret_cast<const uint4 *>(p + i);
-    const __half2 *h = reinterpret_cast<const __half2 *>(&u);
-    v8 r;
-    for (int k = 0; k < 4; k++) {
-        float2 f = __half22float2(h[k]);
-        r.v[2 * k] = f.x;
-        r.v[2 * k + 1] = f.y;
-    }
-    return r;
+    return ld8_16<__half2>(p, i);
 }
 
 __device__ __forceinline__ void st8(float *p, size_t i, const v8 &r)
