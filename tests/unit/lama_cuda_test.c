@@ -362,6 +362,15 @@ TEST(t_tc7)
     check_variant("PX_LAMA_CUDA_TC7", "0", off, 2);
 }
 
+/* PX_LAMA_CUDA_PLANAR_S=1 (written without a GPU): st1 writes s planar
+ * (cuDNN with an NCHW output), the Fourier unit's first transpose goes and
+ * its last kernel adds a planar s; the results within the same bounds. */
+TEST(t_planar_s)
+{
+    static const char *const precs[] = {"fp16", "tf32"};
+    check_variant("PX_LAMA_CUDA_PLANAR_S", "1", precs, 2);
+}
+
 /* One item of w x h through e; out must be allocated. */
 static void run_one(px_engine *e, px_image *img, px_image *mask, px_image *out)
 {
@@ -481,4 +490,4 @@ TEST(t_bad_precision_and_device)
 
 TEST_MAIN(t_tiny_sizes, t_big_lama, t_batch_equals_single_runs, t_plan_built_in_background,
           t_previous_output_does_not_leak, t_bad_precision_and_device, t_fp16, t_bias_channel,
-          t_tc7)
+          t_tc7, t_planar_s)

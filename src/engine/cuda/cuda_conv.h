@@ -13,8 +13,8 @@
  * where cuDNN takes them for the chosen algorithm (tried once, at build);
  * otherwise the caller applies them (px_cuda_conv.fused tells).
  *
- * Tensors NHWC, filters cuDNN's NHWC (KRSC; for a transposed convolution
- * K is its input channels).
+ * Tensors NHWC (y NCHW when the shape asks), filters cuDNN's NHWC (KRSC;
+ * for a transposed convolution K is its input channels).
  */
 #ifndef PX_ENGINE_CUDA_CUDA_CONV_H
 #define PX_ENGINE_CUDA_CUDA_CONV_H
@@ -33,6 +33,9 @@ typedef struct {
     int transposed, n, xc, yc, ih, iw, oh, ow, kh, kw, stride, pad;
     int fuse; /* bias + ReLU wanted (the caller passes an act-type bias) */
     int prec; /* px_cuda_prec */
+    /* y in NCHW (planar) instead of NHWC: for a consumer that wants planes
+     * (LaMa's Fourier unit, behind PX_LAMA_CUDA_PLANAR_S), 0 otherwise. */
+    int ynchw;
 } px_cuda_conv_shape;
 
 /* What the cache remembers per shape. */

@@ -68,9 +68,10 @@ int px_cu_trunk_concat(px_cu_stream s, int etx, int et, const void *xl, const vo
                        const void *rl, const void *rg, int B, int h, int w, int cl, int cg,
                        void *out);
 
-/* y[n][c] = act(y[n][c] + bias[c]) over rows x c elements; relu 0/1. */
+/* y[n][c] = act(y[n][c] + bias[c]) over rows x c elements; relu 0/1. np
+ * > 0: y is planar instead, [rows / np][c][np]. */
 int px_cu_bias_act(px_cu_stream s, int et, void *y, const float *bias, size_t rows, int c,
-                   int relu);
+                   int relu, size_t np);
 
 /*
  * The Fourier unit's spectrum g, NHWC complex [B][h][wf][c], transposed to
@@ -92,11 +93,13 @@ int px_cu_planar_to_nhwc_c(px_cu_stream s, const float *src, int B, int np, int 
 
 /*
  * The Fourier unit's end: planar real [B][c][h][w] times scale, back to
- * NHWC and added to add (B x h x w x c, type eta), into out (type et; c +
- * ext channels, the last ext the bias channel).
+ * NHWC and added to add (B x h x w x c, type eta; planar [B][c][h][w]
+ * when add_planar), into out (type et; c + ext channels, the last ext the
+ * bias channel).
  */
 int px_cu_planar_add(px_cu_stream s, int eta, int et, const float *planar, float scale,
-                     const void *add, int B, int h, int w, int c, int ext, void *out);
+                     const void *add, int add_planar, int B, int h, int w, int c, int ext,
+                     void *out);
 
 /* Converts n floats to the activation type (weights upload). */
 int px_cu_convert(px_cu_stream s, int et, const float *src, size_t n, void *dst);

@@ -65,6 +65,10 @@ struct px_lcnet {
      * running on ctx's stream. */
     cudnnHandle_t bdnn;
     cudaStream_t bstream;
+    /* PX_LAMA_CUDA_PLANAR_S=1 (fp32-wide s only: tf32, fp16): st1 writes s
+     * planar, so the Fourier unit's first transpose goes (see
+     * fourier_unit). For measuring; not yet run on a GPU. */
+    bool planar_s;
 };
 
 /* ---------------------------------------------------------------- plans */
@@ -148,8 +152,8 @@ static void mark(pass *ps, const char *label)
  * transposed ones), times alpha, optionally accumulating into y, adding the
  * bias and applying ReLU.
  */
-static int conv(pass *ps, const px_lcw_conv *w, const void *x, int ih, int iw, void *y, int oh,
-                int ow, int pad, bool acc, bool bias, bool relu, float alpha)
+static int conv_y(pass *ps, const px_lcw_conv *w, const void *x, int ih, int iw, void *y, int oh,
+                  int ow, int pad, bool acc, bool bias, bool relu, float alpha, bool ynchw)
 {
     char *err = ps->err;
     size_t errlen = ps->errlen;
@@ -171,7 +175,7 @@ static int conv(pass *ps, const px_lcw_conv *w, const void *x, int ih, int iw, v
          * cout are the transposed convolution's own, so the same either way. */
         /* clang-format off */
         px_cuda_conv_shape s = {w->transposed, p->B, w->cin, w->cout, ih, iw, oh, ow, w->kh,
-                                w->kw, w->stride, pad, o->relu && o->bias, (int)w->prec};
+                                w->kw, w->stride, pad, o->relu && o->bias, (int)w->prec, ynchw};
         /* clang-format on */
         return px_cuda_conv_build(&o->c, &s, h, &args, PX_LCA_WS_LIMIT, ps->net->algos,
                                   conv_flags(), err, errlen);
@@ -181,9 +185,16 @@ static int conv(pass *ps, const px_lcw_conv *w, const void *x, int ih, int iw, v
     if (!o->c.fused && (o->bias || o->relu))
         PX_CUDA_LAUNCH_CHECK(px_cu_bias_act((px_cu_stream)ps->net->ctx->stream,
                                             px_lcw_elem(w->prec), y, o->bias ? w->b : NULL, o->rows,
-                                            w->cout, o->relu));
+                                            w->cout, o->relu, ynchw ? (size_t)oh * ow : 0));
 fail:
     return rc;
+}
+
+/* The NHWC convolutions. */
+static int conv(pass *ps, const px_lcw_conv *w, const void *x, int ih, int iw, void *y, int oh,
+                int ow, int pad, bool acc, bool bias, bool relu, float alpha)
+{
+    return conv_y(ps, w, x, ih, iw, y, oh, ow, pad, acc, bias, relu, alpha, false);
 }
 
 #define LAUNCH(call)                                                                               \
@@ -225,9 +236,14 @@ static int fourier_unit(pass *ps, const px_lcw_ffc *f)
     bool run = !ps->build;
     float scale = 1.0f / sqrtf((float)h8 * (float)w8);
     cufftComplex *spec = buf[BF_SPEC];
-    LAUNCH(px_cu_to_planar(s, ets, buf[BF_S], B, h8 * w8, cs, buf[BF_PLANAR]));
+    /* planar_s: st1 wrote s planar; an out-of-place R2C leaves its input
+     * as it was (only C2R may overwrite it), so s is still there for the
+     * last kernel's add. */
+    if (!net->planar_s) LAUNCH(px_cu_to_planar(s, ets, buf[BF_S], B, h8 * w8, cs, buf[BF_PLANAR]));
     mark(ps, "fu layout kernels");
-    if (run) PX_CUFFT_CHECK(cufftExecR2C(p->fwd, buf[BF_PLANAR], buf[BF_SPECT]));
+    if (run)
+        PX_CUFFT_CHECK(
+            cufftExecR2C(p->fwd, buf[net->planar_s ? BF_S : BF_PLANAR], buf[BF_SPECT]));
     mark(ps, "fu fft");
     LAUNCH(px_cu_planar_to_nhwc_c(s, buf[BF_SPECT], B, h8 * wf, cs, (float *)spec));
     mark(ps, "fu layout kernels");
@@ -240,9 +256,8 @@ static int fourier_unit(pass *ps, const px_lcw_ffc *f)
     mark(ps, "fu layout kernels");
     if (run) PX_CUFFT_CHECK(cufftExecC2R(p->inv, buf[BF_SPECT], buf[BF_PLANAR]));
     mark(ps, "fu fft");
-    LAUNCH(
-        px_cu_planar_add(s, ets, et, buf[BF_PLANAR], scale, buf[BF_S], B, h8, w8, cs, net->w.ext,
-                         buf[BF_U]));
+    LAUNCH(px_cu_planar_add(s, ets, et, buf[BF_PLANAR], scale, buf[BF_S], net->planar_s, B, h8, w8,
+                            cs, net->w.ext, buf[BF_U]));
     mark(ps, "fu layout kernels");
 fail:
     return rc;
@@ -293,8 +308,9 @@ static int trunk(pass *ps, void **xl_io, void **xg_io)
             mark(ps, "ffc conv a (l2l|g2l)");
             CONV(&f->b, buf[BF_PL], h8 + 2, w8 + 2, og, h8, w8, 0, false, false, false, 1.0f);
             mark(ps, "ffc conv b (l2g)");
-            CONV(&f->st1, gw ? (void *)gw : ig, h8, w8, buf[BF_S], h8, w8, 0, false, true, true,
-                 1.0f);
+            if ((rc = conv_y(ps, &f->st1, gw ? (void *)gw : ig, h8, w8, buf[BF_S], h8, w8, 0, false,
+                             true, true, 1.0f, net->planar_s)))
+                goto fail;
             mark(ps, "st1 conv");
             if ((rc = fourier_unit(ps, f))) goto fail;
             CONV(&f->st2, buf[BF_U], h8, w8, og, h8, w8, 0, true, true, true, 1.0f);
@@ -563,6 +579,8 @@ int px_lcnet_create(const px_lama_weights *W, px_cuda_prec prec, px_cuda_ctx *ct
         goto fail;
     }
     if ((rc = px_lcw_upload(&net->w, W, prec, ctx->stream, err, errlen))) goto fail;
+    const char *ps = getenv("PX_LAMA_CUDA_PLANAR_S");
+    net->planar_s = ps && !strcmp(ps, "1") && px_lcw_elem_wide(prec) == PX_CU_F32;
     /* Every upload made with a plain cudaMemcpy (legacy stream) has landed
      * before the first request's kernels run on ctx->stream. */
     PX_CUDA_CHECK(cudaDeviceSynchronize());
