@@ -371,6 +371,16 @@ TEST(t_planar_s)
     check_variant("PX_LAMA_CUDA_PLANAR_S", "1", precs, 2);
 }
 
+/* PX_LAMA_CUDA_STEM_PD=1 (written without a GPU): the tensor-core stem
+ * writes the first down-sampling's reflection-padded input (with the bias
+ * channel) itself; the padded sizes put border rows and columns in every
+ * tile position. */
+TEST(t_stem_pd)
+{
+    static const char *const precs[] = {"fp16", "tf32"};
+    check_variant("PX_LAMA_CUDA_STEM_PD", "1", precs, 2);
+}
+
 /* One item of w x h through e; out must be allocated. */
 static void run_one(px_engine *e, px_image *img, px_image *mask, px_image *out)
 {
@@ -490,4 +500,4 @@ TEST(t_bad_precision_and_device)
 
 TEST_MAIN(t_tiny_sizes, t_big_lama, t_batch_equals_single_runs, t_plan_built_in_background,
           t_previous_output_does_not_leak, t_bad_precision_and_device, t_fp16, t_bias_channel,
-          t_tc7, t_planar_s)
+          t_tc7, t_planar_s, t_stem_pd)

@@ -262,10 +262,35 @@ __device__ __forceinline__ void st2(bf16_t *p, size_t i, float a, float b)
  * m-tiles, all NT x 8 output channels. */
 const int SC_ROWS = 8, SC_COLS = 32, SC_TW = SC_COLS + 8, SC_KC = 14;
 
+/* Where the stem's output pixel (y, x) goes, as element offsets: into the
+ * plain H x W x C tensor (pad 0), or into the first down-sampling's
+ * reflection-padded (H+2) x (W+2) x (C + ext) input (pad 1), at (y+1,
+ * x+1) and once more in the border for each row and column torch's
+ * reflection repeats (1 and H-2, 1 and W-2). Returns how many. */
+__device__ __forceinline__ int stem_places(int b, int y, int x, int H, int W, int C, int pad,
+                                           size_t off[9])
+{
+    if (!pad) {
+        off[0] = (((size_t)b * H + y) * W + x) * C;
+        return 1;
+    }
+    int rows[3] = {y + 1}, cols[3] = {x + 1}, nr = 1, nc = 1;
+    if (y == 1) rows[nr++] = 0;
+    if (y == H - 2) rows[nr++] = H + 1;
+    if (x == 1) cols[nc++] = 0;
+    if (x == W - 2) cols[nc++] = W + 1;
+    int n = 0;
+    for (int r = 0; r < nr; r++)
+        for (int c = 0; c < nc; c++)
+            off[n++] = (((size_t)b * (H + 2) + rows[r]) * (W + 2) + cols[c]) * C;
+    return n;
+}
+
 template <typename T, int NT>
 __global__ void __launch_bounds__(32 * SC_ROWS)
     stem_tc_k(const uint8_t *img, const uint8_t *mask, size_t img_stride, size_t mask_stride,
-              const px_cu_item *items, int H, int W, const uint2 *wtc, const float *bias, T *out)
+              const px_cu_item *items, int H, int W, const uint2 *wtc, const float *bias, int pad,
+              int ext, T *out)
 {
     __shared__ __half2 tile[SC_ROWS + 2 * HALO][SC_TW][2];
     int b = blockIdx.z, x0 = blockIdx.x * SC_COLS, y0 = blockIdx.y * SC_ROWS;
@@ -317,11 +342,16 @@ __global__ void __launch_bounds__(32 * SC_ROWS)
         for (int hi = 0; hi < 2; hi++) {
             int x = x0 + 16 * m + g + 8 * hi;
             if (x >= W) continue;
-            size_t base = (((size_t)b * H + y) * W + x) * (NT * 8) + 2 * t;
+            size_t off[9];
+            int np = stem_places(b, y, x, H, W, NT * 8 + ext, pad, off);
+            for (int q = 0; q < np; q++) {
 #pragma unroll
-            for (int n = 0; n < NT; n++)
-                st2(out, base + n * 8, fmaxf(acc[m][n][2 * hi], 0.0f),
-                    fmaxf(acc[m][n][2 * hi + 1], 0.0f));
+                for (int n = 0; n < NT; n++)
+                    st2(out, off[q] + n * 8 + 2 * t, fmaxf(acc[m][n][2 * hi], 0.0f),
+                        fmaxf(acc[m][n][2 * hi + 1], 0.0f));
+                for (int e = t; e < ext / 8; e += 4) /* the bias channel */
+                    st8(out, off[q] + NT * 8 + 8 * e, bias_channel(e));
+            }
         }
 }
 
@@ -460,12 +490,13 @@ extern "C" int px_cu_head_tc_weights(px_cu_stream s, const float *w32, int cin, 
  * other widths return cudaErrorInvalidValue. */
 static int stem_tc(cudaStream_t s, int et, const uint8_t *img, const uint8_t *mask,
                    size_t img_stride, size_t mask_stride, const px_cu_item *items, int B, int H,
-                   int W, const void *wtc, const float *bias, int cout, void *out)
+                   int W, const void *wtc, const float *bias, int cout, int pad, int ext,
+                   void *out)
 {
     dim3 grid((W + SC_COLS - 1) / SC_COLS, (H + SC_ROWS - 1) / SC_ROWS, B), block(32 * SC_ROWS);
 #define STEM_TC(NT)                                                                                \
     stem_tc_k<T, NT><<<grid, block, 0, s>>>(img, mask, img_stride, mask_stride, items, H, W,       \
-                                            (const uint2 *)wtc, bias, (T *)out)
+                                            (const uint2 *)wtc, bias, pad, ext, (T *)out)
     switch (cout) {
     case 8: WITH_ELEM(et, STEM_TC(1)); break;
     case 16: WITH_ELEM(et, STEM_TC(2)); break;
@@ -480,13 +511,14 @@ static int stem_tc(cudaStream_t s, int et, const uint8_t *img, const uint8_t *ma
 extern "C" int px_cu_stem(px_cu_stream s, int et, const uint8_t *img, const uint8_t *mask,
                           size_t img_stride, size_t mask_stride, const px_cu_item *items, int B,
                           int H, int W, const float *w32, const void *wtc, const float *bias,
-                          int cout, void *out)
+                          int cout, int pad, int ext, void *out)
 {
-    if (cout % 8) return (int)cudaErrorInvalidValue;
+    if (cout % 8 || ext % 8 || (pad && (!wtc || H < 2 || W < 2)))
+        return (int)cudaErrorInvalidValue;
     cudaStream_t cs = (cudaStream_t)s;
     if (wtc)
         return stem_tc(cs, et, img, mask, img_stride, mask_stride, items, B, H, W, wtc, bias, cout,
-                       out);
+                       pad, pad ? ext : 0, out);
     int g = cout % 16 ? 8 : 16;
     dim3 grid((W + TILE - 1) / TILE, (H + TILE - 1) / TILE, B * (cout / g)), block(32 * STEM_WARPS);
 #define STEM(G)                                                                                    \

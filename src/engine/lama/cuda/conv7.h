@@ -24,11 +24,14 @@ extern "C" {
  * fp32, BatchNorm folded; bias) over the masked image and mask, both
  * symmetric-padded to H x W and reflection-padded by 3, plus bias, ReLU,
  * into out (B x H x W x cout, act type et). cout a multiple of 8; on the
- * tensor cores 8, 16, 32 or 64.
+ * tensor cores 8, 16, 32 or 64. On the tensor cores only, pad 1 writes
+ * instead the first down-sampling's input, out reflection-padded by 1,
+ * (B x (H+2) x (W+2) x (cout + ext), ext the bias channel's width: a
+ * multiple of 8) — the pass px_cu_reflect_pad would make of it.
  */
 int px_cu_stem(px_cu_stream s, int et, const uint8_t *img, const uint8_t *mask, size_t img_stride,
                size_t mask_stride, const px_cu_item *items, int B, int H, int W, const float *w32,
-               const void *wtc, const float *bias, int cout, void *out);
+               const void *wtc, const float *bias, int cout, int pad, int ext, void *out);
 
 /*
  * The head, fused: reflection pad 3 of u (B x H x W x cin, act type), the

@@ -29,12 +29,6 @@ inline unsigned blocks_for(size_t n)
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
          i += (size_t)gridDim.x * blockDim.x)
 
-/* Group g of eight of the bias channel (lama_cuda_weights.h, ext): 1 then
- * 0s in the first, 0s in the rest (a wider channel is for measuring). */
-__device__ __forceinline__ v8 bias_channel(int g)
-{
-    return v8{{g ? 0.0f : 1.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}};
-}
 
 /* Vectorised kernels: one thread per 8 channels of one pixel; 32-bit
  * index arithmetic (every tensor here has fewer than 2^32 elements: the

@@ -95,10 +95,13 @@ void px_lca_lives(const px_lama_arch *a, px_cuda_prec p, int life[BF_COUNT][2])
      * as floats can be NaN (four bytes of 255 are), and 0 * NaN is NaN. */
     for (int b = 0; b < BF_COUNT; b++) live(life, b, 0, end);
     live(life, BF_BIG, 1, px_lca_step_pad(0));
-    /* One padded copy for every down level, each level's input until it
-     * is padded, and the last level's two outputs until the concatenation
-     * (the trunk's residual stream alternates between them and XL1/XG1). */
-    live(life, BF_PD, px_lca_step_pad(0), px_lca_step_down(nd - 1));
+    /* One padded copy for every down level (from the stem on: with
+     * PX_LAMA_CUDA_STEM_PD the stem writes the first itself; the layout
+     * is the same, since only BIG, which meets PD anyway, lives at the
+     * stem alone), each level's input until it is padded, and the last
+     * level's two outputs until the concatenation (the trunk's residual
+     * stream alternates between them and XL1/XG1). */
+    live(life, BF_PD, 1, px_lca_step_down(nd - 1));
     for (int i = 0; i + 1 < nd; i++)
         live(life, BF_DOWN + i, px_lca_step_down(i), px_lca_step_pad(i + 1));
     live(life, BF_XL0, px_lca_step_down(nd - 1), concat);

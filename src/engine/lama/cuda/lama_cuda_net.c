@@ -69,6 +69,11 @@ struct px_lcnet {
      * planar, so the Fourier unit's first transpose goes (see
      * fourier_unit). For measuring; not yet run on a GPU. */
     bool planar_s;
+    /* PX_LAMA_CUDA_STEM_PD=1 (the stem on the tensor cores only): the stem
+     * writes the first down-sampling's padded input, so the stem's own
+     * output and one reflection pad go. For measuring; not yet run on a
+     * GPU. */
+    bool stem_pd;
 };
 
 /* ---------------------------------------------------------------- plans */
@@ -349,15 +354,19 @@ static int forward(pass *ps)
     mark(ps, "upload");
     /* Stem: the input built from image and mask, padded, 7x7, bias, ReLU:
      * one kernel (4 input channels suit cuDNN badly). */
+    /* stem_pd: it writes the first down-sampling's padded input itself. */
+    bool spd = net->stem_pd;
     LAUNCH(px_cu_stem(s, et, buf[BF_IMG], buf[BF_MASK], img_stride, mask_stride, buf[BF_ITEMS], B,
-                      H, W, net->w.stem.w, net->w.stem.wtc, net->w.stem.b, a->ngf, buf[BF_BIG]));
+                      H, W, net->w.stem.w, net->w.stem.wtc, net->w.stem.b, a->ngf, spd,
+                      net->w.ext, buf[spd ? BF_PD : BF_BIG]));
     mark(ps, "stem");
     /* Down-sampling: reflection pad 1 -> 3x3 stride 2; the last one splits
      * into the trunk's local and global groups. */
     void *cur = buf[BF_BIG];
     for (int i = 0; i < nd; i++) {
         int hi = H >> i, wi = W >> i;
-        LAUNCH(px_cu_reflect_pad(s, et, cur, B, hi, wi, a->ch[i], net->w.ext, 1, buf[BF_PD]));
+        if (i || !spd)
+            LAUNCH(px_cu_reflect_pad(s, et, cur, B, hi, wi, a->ch[i], net->w.ext, 1, buf[BF_PD]));
         mark(ps, "down pad");
         if (i + 1 < nd) {
             CONV(&net->w.down[i], buf[BF_PD], hi + 2, wi + 2, buf[BF_DOWN + i], hi / 2, wi / 2, 0,
@@ -581,6 +590,8 @@ int px_lcnet_create(const px_lama_weights *W, px_cuda_prec prec, px_cuda_ctx *ct
     if ((rc = px_lcw_upload(&net->w, W, prec, ctx->stream, err, errlen))) goto fail;
     const char *ps = getenv("PX_LAMA_CUDA_PLANAR_S");
     net->planar_s = ps && !strcmp(ps, "1") && px_lcw_elem_wide(prec) == PX_CU_F32;
+    const char *sp = getenv("PX_LAMA_CUDA_STEM_PD");
+    net->stem_pd = sp && !strcmp(sp, "1") && net->w.stem.wtc;
     /* Every upload made with a plain cudaMemcpy (legacy stream) has landed
      * before the first request's kernels run on ctx->stream. */
     PX_CUDA_CHECK(cudaDeviceSynchronize());

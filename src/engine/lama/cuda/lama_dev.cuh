@@ -104,6 +104,13 @@ __device__ __forceinline__ int symmetric(int i, int n)
     return m < n ? m : 2 * n - 1 - m;
 }
 
+/* Group g of eight of the bias channel (lama_cuda_weights.h, ext): 1 then
+ * 0s in the first, 0s in the rest (a wider channel is for measuring). */
+__device__ __forceinline__ v8 bias_channel(int g)
+{
+    return v8{{g ? 0.0f : 1.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}};
+}
+
 /* A launcher's result: 0 or the launch's CUDA error. */
 static inline int launched(void)
 {
