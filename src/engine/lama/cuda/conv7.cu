@@ -48,6 +48,19 @@ __device__ __forceinline__ int tile_src(int i, int n)
     return r < 0 ? 0 : r >= n ? n - 1 : r;
 }
 
+/* The stem's input at (y, x) of the padded H x W image (reflection beyond
+ * it), for an item of h x w (symmetric padding beyond that): the masked
+ * image in [0, 1] and the mask, as (r, g, b, m). */
+__device__ __forceinline__ float4 stem_input(const uint8_t *im, const uint8_t *mk, int y, int x,
+                                             int H, int W, int h, int w)
+{
+    int sy = symmetric(tile_src(y, H), h), sx = symmetric(tile_src(x, W), w);
+    const uint8_t *px = im + ((size_t)sy * w + sx) * 3;
+    float m = mk[(size_t)sy * w + sx] ? 1.0f : 0.0f;
+    return make_float4((float)px[0] / 255.0f * (1.0f - m), (float)px[1] / 255.0f * (1.0f - m),
+                       (float)px[2] / 255.0f * (1.0f - m), m);
+}
+
 /* The stem: STEM_PX consecutive pixels x G output channels per thread;
  * blockIdx.z = batch item * (cout / G) + group; G = 16 for real models (64
  * channels), 8 for small test configurations. */
@@ -69,12 +82,8 @@ __global__ void __launch_bounds__(32 * STEM_WARPS)
     const uint8_t *im = img + (size_t)b * img_stride, *mk = mask + (size_t)b * mask_stride;
     for (int q = tid; q < TW * TW; q += 32 * STEM_WARPS) {
         int ty = q / TW, tx = q % TW;
-        int sy = symmetric(tile_src(y0 + ty - HALO, H), h);
-        int sx = symmetric(tile_src(x0 + tx - HALO, W), w);
-        const uint8_t *px = im + ((size_t)sy * w + sx) * 3;
-        float m = mk[(size_t)sy * w + sx] ? 1.0f : 0.0f;
-        for (int k = 0; k < 3; k++) tile[k][ty][tx] = (float)px[k] / 255.0f * (1.0f - m);
-        tile[3][ty][tx] = m;
+        float4 v = stem_input(im, mk, y0 + ty - HALO, x0 + tx - HALO, H, W, h, w);
+        tile[0][ty][tx] = v.x, tile[1][ty][tx] = v.y, tile[2][ty][tx] = v.z, tile[3][ty][tx] = v.w;
     }
     for (int q = tid; q < KS * KS * 4 * G; q += 32 * STEM_WARPS) {
         int o = q % G, r = q / G, i = r % 4, t = r / 4;
@@ -299,12 +308,9 @@ __global__ void __launch_bounds__(32 * SC_ROWS)
     const uint8_t *im = img + (size_t)b * img_stride, *mk = mask + (size_t)b * mask_stride;
     for (int q = tid; q < (SC_ROWS + 2 * HALO) * SC_TW; q += 32 * SC_ROWS) {
         int ty = q / SC_TW, tx = q % SC_TW;
-        int sy = symmetric(tile_src(y0 + ty - HALO, H), h);
-        int sx = symmetric(tile_src(x0 + tx - HALO, W), w);
-        const uint8_t *px = im + ((size_t)sy * w + sx) * 3;
-        float m = mk[(size_t)sy * w + sx] ? 1.0f : 0.0f, k = (1.0f - m) / 255.0f;
-        tile[ty][tx][0] = __floats2half2_rn((float)px[0] * k, (float)px[1] * k);
-        tile[ty][tx][1] = __floats2half2_rn((float)px[2] * k, m);
+        float4 v = stem_input(im, mk, y0 + ty - HALO, x0 + tx - HALO, H, W, h, w);
+        tile[ty][tx][0] = __floats2half2_rn(v.x, v.y);
+        tile[ty][tx][1] = __floats2half2_rn(v.z, v.w);
     }
     __syncthreads();
     float acc[2][NT][4];
