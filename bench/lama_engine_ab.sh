@@ -14,7 +14,8 @@
 # "nofuse:PX_LAMA_CUDA_NOFUSE=1"; several variables joined by commas);
 # PROFILES="name:precision[:VAR=VALUE[,...]] ..." chooses the profiles;
 # ACC_ENV="VAR=VALUE ..." runs the accuracy gate under a variant, and
-# ACC2_ENV once more under another. First used 2026-12-06 for the planar Fourier unit
+# ACC2_ENV once more under another. AB=0 stops after the gates;
+# TEST_TIMEOUT (200 s) bounds lama_cuda_test. First used 2026-12-06 for the planar Fourier unit
 # and the re-blocked 7x7 kernels, then for the FP16 engine and the cuDNN
 # 7x7 stem and head (lama-cuda.md).
 #
@@ -31,7 +32,7 @@ xz -dc .devpack/gpu.tar.xz | tar -xf -
 nvidia-smi --query-gpu=name,driver_version --format=csv > $OUT/lama-test.txt
 ( python3 tools/lama_reference.py weights --config big-lama --seed 1 --out /tmp/big.safetensors > /tmp/w.log 2>&1 ) &
 WP=$!
-timeout 200 .devcarry/lama_cuda_test >> $OUT/lama-test.txt 2>&1; echo "lama_cuda_test rc=$?" | tee -a $OUT/lama-test.txt
+timeout ${TEST_TIMEOUT:-200} .devcarry/lama_cuda_test >> $OUT/lama-test.txt 2>&1; echo "lama_cuda_test rc=$?" | tee -a $OUT/lama-test.txt
 grep -E "^  *(ok|FAIL)|passed|fp16|tf32" $OUT/lama-test.txt | tail -14
 wait $WP
 # The accuracy gate before the speed runs: if the call runs long, the
@@ -48,6 +49,8 @@ if [ "${WITH_ACCURACY:-1}" = 1 ]; then
     echo "accuracy 2 ($ACC2_ENV) rc=$?"; grep -E "summary|verdicts" $OUT/lama-acc2.txt
   fi
 fi
+# AB=0: the tests and gates only (the speed runs in a second call).
+[ "${AB:-1}" = 1 ] || exit 0
 # ./lcb_mid (optional): a third engine between the two, e.g. when one call
 # checks two changes stacked on each other.
 # VARIANTS: more runs of the new engine under an environment, e.g.

@@ -381,6 +381,17 @@ TEST(t_stem_pd)
     check_variant("PX_LAMA_CUDA_STEM_PD", "1", precs, 2);
 }
 
+/* PX_LAMA_CUDA_FU_NCHW=1|2 (written without a GPU): the Fourier unit's
+ * convolution reads the planar spectrum as (re, im) pairs with a 1x2
+ * filter at stride (1, 2), writing NHWC (1) or planes that a pairing
+ * kernel makes Hermitian (2); the results within the same bounds. */
+TEST(t_fu_nchw)
+{
+    static const char *const precs[] = {"fp16", "tf32"};
+    check_variant("PX_LAMA_CUDA_FU_NCHW", "1", precs, 2);
+    check_variant("PX_LAMA_CUDA_FU_NCHW", "2", precs, 2);
+}
+
 /* One item of w x h through e; out must be allocated. */
 static void run_one(px_engine *e, px_image *img, px_image *mask, px_image *out)
 {
@@ -500,4 +511,4 @@ TEST(t_bad_precision_and_device)
 
 TEST_MAIN(t_tiny_sizes, t_big_lama, t_batch_equals_single_runs, t_plan_built_in_background,
           t_previous_output_does_not_leak, t_bad_precision_and_device, t_fp16, t_bias_channel,
-          t_tc7, t_planar_s, t_stem_pd)
+          t_tc7, t_planar_s, t_stem_pd, t_fu_nchw)

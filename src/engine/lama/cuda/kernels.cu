@@ -159,6 +159,24 @@ __global__ void hermitian_transpose_k(const float2 *g, int c, int h, int wf, int
     }
 }
 
+/* The same from planar g (see kernels.h): one thread per output bin, both
+ * reads and the write coalesced along x. */
+__global__ void hermitian_planar_k(const float *g, int h, int wf, int w, size_t n, float2 *dst)
+{
+    size_t hw = (size_t)h * wf;
+    GRID_STRIDE(i, n)
+    {
+        int x = (int)(i % wf), y = (int)(i / wf % h);
+        const float *re = g + 2 * (i / hw) * hw, *im = re + hw; /* planes 2k, 2k + 1 */
+        float2 z = make_float2(re[(size_t)y * wf + x], im[(size_t)y * wf + x]);
+        if (x == 0 || (w % 2 == 0 && x == w / 2)) {
+            size_t m = (size_t)((h - y) % h) * wf + x;
+            z = make_float2(0.5f * (z.x + re[m]), 0.5f * (z.y - im[m]));
+        }
+        dst[i] = z;
+    }
+}
+
 /* [b][k][p] (p = y * w + x, times scale) -> [b][p][k] + add; add is
  * [b][p][k], or [b][k][p] when PA (then added before the transpose). */
 template <typename Ta, typename T, bool PA>
@@ -315,6 +333,15 @@ extern "C" int px_cu_hermitian_transpose(px_cu_stream s, const float *g, int B, 
     dim3 grid((c + TT - 1) / TT, (wf + TT - 1) / TT, B * h), block(TT, TR);
     hermitian_transpose_k<<<grid, block, 0, (cudaStream_t)s>>>((const float2 *)g, c, h, wf, w,
                                                                (float2 *)dst);
+    return launched();
+}
+
+extern "C" int px_cu_hermitian_planar(px_cu_stream s, const float *g, int B, int c, int h,
+                                      int wf, int w, float *dst)
+{
+    size_t n = (size_t)B * c * h * wf;
+    hermitian_planar_k<<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(g, h, wf, w, n,
+                                                                       (float2 *)dst);
     return launched();
 }
 

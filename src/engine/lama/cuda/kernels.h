@@ -83,6 +83,12 @@ int px_cu_bias_act(px_cu_stream s, int et, void *y, const float *bias, size_t ro
 int px_cu_hermitian_transpose(px_cu_stream s, const float *g, int B, int c, int h, int wf, int w,
                               float *dst);
 
+/* The same from planar g, [B][2c][h][wf] with channel 2k the real parts of
+ * bin k and 2k + 1 its imaginary parts (PX_LAMA_CUDA_FU_NCHW=2): no
+ * transpose, only pairs. */
+int px_cu_hermitian_planar(px_cu_stream s, const float *g, int B, int c, int h, int wf, int w,
+                           float *dst);
+
 /*
  * The planar Fourier unit's layouts: activations [B][np][c] (act type) to
  * planar fp32 [B][c][np]; a planar complex spectrum [B][c][np] back to NHWC

@@ -74,6 +74,10 @@ struct px_lcnet {
      * output and one reflection pad go. For measuring; not yet run on a
      * GPU. */
     bool stem_pd;
+    /* PX_LAMA_CUDA_FU_NCHW=1|2: the Fourier unit's convolution reads the
+     * planar spectrum (1), and writes planes too (2): see fourier_unit.
+     * For measuring; not yet run on a GPU. */
+    int fu_nchw;
 };
 
 /* ---------------------------------------------------------------- plans */
@@ -151,15 +155,21 @@ static void mark(pass *ps, const char *label)
     if (!ps->build) px_cuda_prof_mark(ps->pf, label);
 }
 
+/* conv_y's layouts besides NHWC: y planar (NCHW); x a planar complex
+ * spectrum read as NCHW planes of (re, im) pairs by fu's pair filter
+ * (px_lcw_conv.fdc: 1x2 at stride (1, 2); iw is then twice the bins). */
+enum { LAY_YNCHW = 1, LAY_XPAIRS = 2 };
+
 /*
  * A convolution from x (n x ih x iw x cin) to y (n x oh x ow x cout), zero
  * padding `pad` (the graph pads by reflection itself, so 0 except for the
  * transposed ones), times alpha, optionally accumulating into y, adding the
- * bias and applying ReLU.
+ * bias and applying ReLU; `lay` as above.
  */
 static int conv_y(pass *ps, const px_lcw_conv *w, const void *x, int ih, int iw, void *y, int oh,
-                  int ow, int pad, bool acc, bool bias, bool relu, float alpha, bool ynchw)
+                  int ow, int pad, bool acc, bool bias, bool relu, float alpha, unsigned lay)
 {
+    bool ynchw = lay & LAY_YNCHW, pairs = lay & LAY_XPAIRS;
     char *err = ps->err;
     size_t errlen = ps->errlen;
     plan *p = ps->p;
@@ -168,7 +178,7 @@ static int conv_y(pass *ps, const px_lcw_conv *w, const void *x, int ih, int iw,
     op *o = &p->ops[ps->next++];
     cudnnHandle_t h = ps->build ? ps->net->bdnn : ps->net->ctx->dnn;
     /* clang-format off */
-    px_cuda_conv_args args = {.fd = w->fd, .w = w->w, .bias = w->b_act, .x = x, .y = y,
+    px_cuda_conv_args args = {.fd = pairs ? w->fdc : w->fd, .w = w->w, .bias = w->b_act, .x = x, .y = y,
                               .ws = p->ws, .alpha = alpha, .acc = acc};
     /* clang-format on */
     if (ps->build) {
@@ -179,8 +189,9 @@ static int conv_y(pass *ps, const px_lcw_conv *w, const void *x, int ih, int iw,
         /* For a transposed convolution x is cuDNN's dy and y its dx; cin and
          * cout are the transposed convolution's own, so the same either way. */
         /* clang-format off */
-        px_cuda_conv_shape s = {w->transposed, p->B, w->cin, w->cout, ih, iw, oh, ow, w->kh,
-                                w->kw, w->stride, pad, o->relu && o->bias, (int)w->prec, ynchw};
+        px_cuda_conv_shape s = {w->transposed, p->B, pairs ? w->cin / 2 : w->cin, w->cout, ih,
+                                iw, oh, ow, w->kh, pairs ? 2 : w->kw, w->stride, pad,
+                                o->relu && o->bias, (int)w->prec, ynchw, pairs, pairs ? 2 : 0};
         /* clang-format on */
         return px_cuda_conv_build(&o->c, &s, h, &args, PX_LCA_WS_LIMIT, ps->net->algos,
                                   conv_flags(), err, errlen);
@@ -199,7 +210,7 @@ fail:
 static int conv(pass *ps, const px_lcw_conv *w, const void *x, int ih, int iw, void *y, int oh,
                 int ow, int pad, bool acc, bool bias, bool relu, float alpha)
 {
-    return conv_y(ps, w, x, ih, iw, y, oh, ow, pad, acc, bias, relu, alpha, false);
+    return conv_y(ps, w, x, ih, iw, y, oh, ow, pad, acc, bias, relu, alpha, 0);
 }
 
 #define LAUNCH(call)                                                                               \
@@ -250,14 +261,27 @@ static int fourier_unit(pass *ps, const px_lcw_ffc *f)
         PX_CUFFT_CHECK(
             cufftExecR2C(p->fwd, buf[net->planar_s ? BF_S : BF_PLANAR], buf[BF_SPECT]));
     mark(ps, "fu fft");
-    LAUNCH(px_cu_planar_to_nhwc_c(s, buf[BF_SPECT], B, h8 * wf, cs, (float *)spec));
-    mark(ps, "fu layout kernels");
     /* g: the convolution's output (fp32 in every precision, see upload),
-     * and then the spectrum to invert. */
+     * and then the spectrum to invert. fu_nchw: the convolution reads the
+     * planar spectrum itself (LAY_XPAIRS), so its transpose to NHWC goes;
+     * with 2 it also writes planes, and the kernel after it only pairs
+     * them up (no transpose either). */
     cufftComplex *g = buf[BF_G];
-    CONV(&f->fu, spec, h8, wf, g, h8, wf, 0, false, true, true, scale);
+    if (net->fu_nchw) {
+        unsigned lay = LAY_XPAIRS | (net->fu_nchw == 2 ? LAY_YNCHW : 0);
+        if ((rc = conv_y(ps, &f->fu, buf[BF_SPECT], h8, 2 * wf, g, h8, wf, 0, false, true, true,
+                         scale, lay)))
+            goto fail;
+    } else {
+        LAUNCH(px_cu_planar_to_nhwc_c(s, buf[BF_SPECT], B, h8 * wf, cs, (float *)spec));
+        mark(ps, "fu layout kernels");
+        CONV(&f->fu, spec, h8, wf, g, h8, wf, 0, false, true, true, scale);
+    }
     mark(ps, "fu conv");
-    LAUNCH(px_cu_hermitian_transpose(s, (const float *)g, B, cs, h8, wf, w8, buf[BF_SPECT]));
+    if (net->fu_nchw == 2)
+        LAUNCH(px_cu_hermitian_planar(s, (const float *)g, B, cs, h8, wf, w8, buf[BF_SPECT]));
+    else
+        LAUNCH(px_cu_hermitian_transpose(s, (const float *)g, B, cs, h8, wf, w8, buf[BF_SPECT]));
     mark(ps, "fu layout kernels");
     if (run) PX_CUFFT_CHECK(cufftExecC2R(p->inv, buf[BF_SPECT], buf[BF_PLANAR]));
     mark(ps, "fu fft");
@@ -314,7 +338,7 @@ static int trunk(pass *ps, void **xl_io, void **xg_io)
             CONV(&f->b, buf[BF_PL], h8 + 2, w8 + 2, og, h8, w8, 0, false, false, false, 1.0f);
             mark(ps, "ffc conv b (l2g)");
             if ((rc = conv_y(ps, &f->st1, gw ? (void *)gw : ig, h8, w8, buf[BF_S], h8, w8, 0, false,
-                             true, true, 1.0f, net->planar_s)))
+                             true, true, 1.0f, net->planar_s ? LAY_YNCHW : 0)))
                 goto fail;
             mark(ps, "st1 conv");
             if ((rc = fourier_unit(ps, f))) goto fail;
@@ -592,6 +616,11 @@ int px_lcnet_create(const px_lama_weights *W, px_cuda_prec prec, px_cuda_ctx *ct
     net->planar_s = ps && !strcmp(ps, "1") && px_lcw_elem_wide(prec) == PX_CU_F32;
     const char *sp = getenv("PX_LAMA_CUDA_STEM_PD");
     net->stem_pd = sp && !strcmp(sp, "1") && net->w.stem.wtc;
+    /* fu's pair filter needs its input channels unpadded: 2 per bin. */
+    const char *fn = getenv("PX_LAMA_CUDA_FU_NCHW");
+    const px_lcw_conv *fu = net->w.arch.n_blocks ? &net->w.blk[0][0].fu : NULL;
+    if (fn && fu && fu->fdc && fu->cin == 2 * net->w.arch.cs)
+        net->fu_nchw = !strcmp(fn, "1") ? 1 : !strcmp(fn, "2") ? 2 : 0;
     /* Every upload made with a plain cudaMemcpy (legacy stream) has landed
      * before the first request's kernels run on ctx->stream. */
     PX_CUDA_CHECK(cudaDeviceSynchronize());
