@@ -392,6 +392,31 @@ TEST(t_fu_nchw)
     check_variant("PX_LAMA_CUDA_FU_NCHW", "2", precs, 2);
 }
 
+/* PX_LAMA_CUDA_FFT=own (written without a GPU; the kernels' arithmetic is
+ * checked on the host by tests/host/fft2_host_check): the one-pass
+ * transforms (fft2.h) at big-lama sizes whose 1/8-scale planes they take
+ * (32x32, 64x32, 32x64), in every precision within the usual bounds; then
+ * with PX_LAMA_CUDA_FU_NCHW=2, whose inverse reads the convolution's
+ * planes itself; fp16 batches against lone runs. */
+TEST(t_fft_own)
+{
+    static const char *const precs[] = {"fp16", "tf32", "fp32"};
+    char *big = make_weights("big-lama", 2);
+    if (!big) return;
+    setenv("PX_LAMA_CUDA_FFT", "own", 1);
+    compare(big, 256, 256, 13, 2e-4, precs, 3);
+    compare(big, 512, 256, 14, 2e-4, precs, 2);
+    setenv("PX_LAMA_CUDA_FU_NCHW", "2", 1);
+    compare(big, 256, 512, 15, 2e-4, precs, 3);
+    px_engine *e = open_cuda(big, "fp16");
+    if (e) {
+        batch_vs_single(e, 256, 256, 3, 400, 16);
+        px_engine_close(e);
+    }
+    unsetenv("PX_LAMA_CUDA_FU_NCHW");
+    unsetenv("PX_LAMA_CUDA_FFT");
+}
+
 /* One item of w x h through e; out must be allocated. */
 static void run_one(px_engine *e, px_image *img, px_image *mask, px_image *out)
 {
@@ -511,4 +536,4 @@ TEST(t_bad_precision_and_device)
 
 TEST_MAIN(t_tiny_sizes, t_big_lama, t_batch_equals_single_runs, t_plan_built_in_background,
           t_previous_output_does_not_leak, t_bad_precision_and_device, t_fp16, t_bias_channel,
-          t_tc7, t_planar_s, t_stem_pd, t_fu_nchw)
+          t_tc7, t_planar_s, t_stem_pd, t_fu_nchw, t_fft_own)

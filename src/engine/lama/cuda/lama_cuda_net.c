@@ -21,6 +21,7 @@
 #include "engine/lama/cuda/lama_cuda_net.h"
 
 #include "engine/lama/cuda/conv7.h"
+#include "engine/lama/cuda/fft2.h"
 #include "engine/lama/cuda/lama_cuda_arena.h"
 #include "engine/lama/cuda/lama_cuda_weights.h"
 
@@ -78,6 +79,10 @@ struct px_lcnet {
      * planar spectrum (1), and writes planes too (2): see fourier_unit.
      * For measuring; not yet run on a GPU. */
     int fu_nchw;
+    /* PX_LAMA_CUDA_FFT=own: fft2.h's one-pass transforms where the planes'
+     * sides fit them (cuFFT elsewhere). For measuring; not yet run on a
+     * GPU. */
+    bool own_fft;
 };
 
 /* ---------------------------------------------------------------- plans */
@@ -257,9 +262,12 @@ static int fourier_unit(pass *ps, const px_lcw_ffc *f)
      * last kernel's add. */
     if (!net->planar_s) LAUNCH(px_cu_to_planar(s, ets, buf[BF_S], B, h8 * w8, cs, buf[BF_PLANAR]));
     mark(ps, "fu layout kernels");
-    if (run)
-        PX_CUFFT_CHECK(
-            cufftExecR2C(p->fwd, buf[net->planar_s ? BF_S : BF_PLANAR], buf[BF_SPECT]));
+    bool own = net->own_fft && px_cu_fft2_fits(h8, w8);
+    const float *re = buf[net->planar_s ? BF_S : BF_PLANAR];
+    if (own)
+        LAUNCH(px_cu_rfft2(s, re, B * cs, h8, w8, buf[BF_SPECT]));
+    else if (run)
+        PX_CUFFT_CHECK(cufftExecR2C(p->fwd, (float *)re, buf[BF_SPECT]));
     mark(ps, "fu fft");
     /* g: the convolution's output (fp32 in every precision, see upload),
      * and then the spectrum to invert. fu_nchw: the convolution reads the
@@ -278,12 +286,18 @@ static int fourier_unit(pass *ps, const px_lcw_ffc *f)
         CONV(&f->fu, spec, h8, wf, g, h8, wf, 0, false, true, true, scale);
     }
     mark(ps, "fu conv");
-    if (net->fu_nchw == 2)
+    /* own with fu_nchw 2: the inverse reads g's planes itself. */
+    bool gp = own && net->fu_nchw == 2;
+    if (net->fu_nchw == 2 && !gp)
         LAUNCH(px_cu_hermitian_planar(s, (const float *)g, B, cs, h8, wf, w8, buf[BF_SPECT]));
-    else
+    else if (!gp)
         LAUNCH(px_cu_hermitian_transpose(s, (const float *)g, B, cs, h8, wf, w8, buf[BF_SPECT]));
     mark(ps, "fu layout kernels");
-    if (run) PX_CUFFT_CHECK(cufftExecC2R(p->inv, buf[BF_SPECT], buf[BF_PLANAR]));
+    if (own)
+        LAUNCH(px_cu_irfft2(s, gp ? (const float *)g : buf[BF_SPECT], gp, B * cs, h8, w8,
+                            buf[BF_PLANAR]));
+    else if (run)
+        PX_CUFFT_CHECK(cufftExecC2R(p->inv, buf[BF_SPECT], buf[BF_PLANAR]));
     mark(ps, "fu fft");
     LAUNCH(px_cu_planar_add(s, ets, et, buf[BF_PLANAR], scale, buf[BF_S], net->planar_s, B, h8, w8,
                             cs, net->w.ext, buf[BF_U]));
@@ -621,6 +635,16 @@ int px_lcnet_create(const px_lama_weights *W, px_cuda_prec prec, px_cuda_ctx *ct
     const px_lcw_conv *fu = net->w.arch.n_blocks ? &net->w.blk[0][0].fu : NULL;
     if (fn && fu && fu->fdc && fu->cin == 2 * net->w.arch.cs)
         net->fu_nchw = !strcmp(fn, "1") ? 1 : !strcmp(fn, "2") ? 2 : 0;
+    const char *ff = getenv("PX_LAMA_CUDA_FFT");
+    if (ff && !strcmp(ff, "own")) {
+        int e = px_cu_fft2_init();
+        if (e) {
+            rc = px_errf(err, errlen, PX_EIO, "lama-cuda: fft2 kernels: %s",
+                         cudaGetErrorString((cudaError_t)e));
+            goto fail;
+        }
+        net->own_fft = true;
+    }
     /* Every upload made with a plain cudaMemcpy (legacy stream) has landed
      * before the first request's kernels run on ctx->stream. */
     PX_CUDA_CHECK(cudaDeviceSynchronize());
