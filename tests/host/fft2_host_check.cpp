@@ -176,6 +176,12 @@ static std::vector<cd> hermitian(const float *re, const float *im, int h, int w)
     return o;
 }
 
+/* The plain inverse's output: planes in order, fp32. */
+static px_cu_fft2_out plain(float *out)
+{
+    return px_cu_fft2_out{out, PX_CU_F32, nullptr, 1.0f, 1, 1};
+}
+
 template <typename F> static double worst(size_t n, F err)
 {
     double e = 0;
@@ -205,12 +211,12 @@ template <int H, int W> static void check_sides()
     }
     CHECK(fe <= 1e-5 * fmax, "%dx%d forward: error %.3g of %.3g", H, W, fe, fmax);
     /* Round trip: the forward's output is Hermitian where it must be. */
-    launch(P, [&] { irfft2_k<H, W, false>(spec.data(), back.data()); });
+    launch(P, [&] { irfft2_k<H, W, false>(spec.data(), plain(back.data())); });
     double re = worst(P * nr, [&](size_t i) { return std::fabs(back[i] / (double)nr - x[i]); });
     CHECK(re <= 1e-5 * 4.0, "%dx%d round trip: error %.3g", H, W, re);
     /* Inverse from the convolution's planes (not Hermitian), and from the
      * same made Hermitian first as a spectrum. */
-    launch(P, [&] { irfft2_k<H, W, true>(g.data(), out.data()); });
+    launch(P, [&] { irfft2_k<H, W, true>(g.data(), plain(out.data())); });
     std::vector<float> hs(P * nc * 2), out2(P * nr);
     double ie = 0, ie2 = 0, imax = 0;
     for (int p = 0; p < P; p++) {
@@ -223,11 +229,20 @@ template <int H, int W> static void check_sides()
         imax = std::max(imax, worst(nr, [&](size_t i) { return std::fabs(ref[i]); }));
         ie = std::max(ie, worst(nr, [&](size_t i) { return std::fabs(out[p * nr + i] - ref[i]); }));
     }
-    launch(P, [&] { irfft2_k<H, W, false>(hs.data(), out2.data()); });
+    launch(P, [&] { irfft2_k<H, W, false>(hs.data(), plain(out2.data())); });
     ie2 = worst(P * nr, [&](size_t i) { return std::fabs(out2[i] - out[i]); });
     CHECK(ie <= 1e-5 * imax, "%dx%d inverse of planes: error %.3g of %.3g", H, W, ie, imax);
     CHECK(ie2 <= 1e-5 * imax, "%dx%d inverse of a spectrum vs of planes: %.3g of %.3g", H, W, ie2,
           imax);
+    /* Fused: the P planes as one image's channels, plus 2 bias-channel
+     * planes, s added to a quarter of the transform. */
+    std::vector<float> add(P * nr), u((P + 2) * nr, -7.0f);
+    for (auto &v : add) v = urand();
+    px_cu_fft2_out fo = {u.data(), PX_CU_F32, add.data(), 0.25f, P, P + 2};
+    launch(P, [&] { irfft2_k<H, W, true>(g.data(), fo); });
+    double ue = worst(P * nr, [&](size_t i) { return std::fabs(u[i] - (add[i] + 0.25 * out[i])); });
+    double be = worst(2 * nr, [&](size_t i) { return std::fabs(u[P * nr + i] - (i < nr ? 1 : 0)); });
+    CHECK(ue <= 1e-6 * imax && be == 0, "%dx%d fused: error %.3g, bias planes %.3g", H, W, ue, be);
     std::printf("  %3dx%-3d forward %.2g, round trip %.2g, inverse %.2g (of %.3g), planes vs "
                 "spectrum %.2g\n",
                 H, W, fe / fmax, re, ie / imax, imax, ie2 / imax);

@@ -397,7 +397,8 @@ TEST(t_fu_nchw)
  * transforms (fft2.h) at big-lama sizes whose 1/8-scale planes they take
  * (32x32, 64x32, 32x64), in every precision within the usual bounds; then
  * with PX_LAMA_CUDA_FU_NCHW=2, whose inverse reads the convolution's
- * planes itself; fp16 batches against lone runs. */
+ * planes itself, and with the whole unit planar (PX_LAMA_CUDA_FU_FUSE);
+ * fp16 batches against lone runs. */
 TEST(t_fft_own)
 {
     static const char *const precs[] = {"fp16", "tf32", "fp32"};
@@ -408,11 +409,20 @@ TEST(t_fft_own)
     compare(big, 512, 256, 14, 2e-4, precs, 2);
     setenv("PX_LAMA_CUDA_FU_NCHW", "2", 1);
     compare(big, 256, 512, 15, 2e-4, precs, 3);
+    /* The whole unit planar: st1 writes s so, the inverse writes u = s +
+     * irfft2 with the bias channel, st2 reads it so; 320 wide (40 at 1/8)
+     * leaves it to cuFFT and the kernels. */
+    setenv("PX_LAMA_CUDA_PLANAR_S", "1", 1);
+    setenv("PX_LAMA_CUDA_FU_FUSE", "1", 1);
+    compare(big, 256, 256, 16, 2e-4, precs, 2);
+    compare(big, 320, 256, 17, 2e-4, precs, 2);
     px_engine *e = open_cuda(big, "fp16");
     if (e) {
         batch_vs_single(e, 256, 256, 3, 400, 16);
         px_engine_close(e);
     }
+    unsetenv("PX_LAMA_CUDA_FU_FUSE");
+    unsetenv("PX_LAMA_CUDA_PLANAR_S");
     unsetenv("PX_LAMA_CUDA_FU_NCHW");
     unsetenv("PX_LAMA_CUDA_FFT");
 }

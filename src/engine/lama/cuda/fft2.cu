@@ -13,9 +13,11 @@
  * over contiguous ones. Twiddles come from a table of the n roots made
  * with sincospif (exact at the quarter turns), as accurate as cuFFT's.
  */
-#ifndef PX_FFT2_EMULATE /* tests/host/fft2_host_check.cpp runs the kernels on threads */
 #include "engine/lama/cuda/fft2.h"
 
+#ifndef PX_FFT2_EMULATE /* tests/host/fft2_host_check.cpp runs the kernels on threads */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #endif
 
@@ -197,8 +199,26 @@ template <int H, int W, bool GP> __device__ __forceinline__ float2 in_bin(const 
     return z;
 }
 
+/* Element i of an output of type et. */
+__device__ __forceinline__ void put(void *out, int et, size_t i, float v)
+{
+#ifndef PX_FFT2_EMULATE
+    if (et == PX_CU_F16) {
+        static_cast<__half *>(out)[i] = __float2half_rn(v);
+        return;
+    }
+    if (et == PX_CU_BF16) {
+        static_cast<__nv_bfloat16 *>(out)[i] = __float2bfloat16_rn(v);
+        return;
+    }
+#else
+    (void)et; /* fp32 only on the host */
+#endif
+    static_cast<float *>(out)[i] = v;
+}
+
 template <int H, int W, bool GP>
-__global__ void __launch_bounds__(THREADS) irfft2_k(const float *in, float *out)
+__global__ void __launch_bounds__(THREADS) irfft2_k(const float *in, px_cu_fft2_out o)
 {
     constexpr int WF = W / 2 + 1, NJ = H / 2 * W, MJ = (NJ + THREADS - 1) / THREADS;
     extern __shared__ float2 sm[];
@@ -230,13 +250,26 @@ __global__ void __launch_bounds__(THREADS) irfft2_k(const float *in, float *out)
     }
     __syncthreads();
     fft_many<W, H / 2, true>(buf, 2 * WF, 1, tww);
-    float *dst = out + (size_t)blockIdx.x * H * W;
+    /* Plane p is channel p % c of image p / c, of o.oc; o.add's plane p
+     * (same layout as in) is added to scale times the transform. */
+    constexpr size_t HW = (size_t)H * W;
+    size_t p = blockIdx.x, base = (p / o.c * o.oc + p % o.c) * HW;
     for (int i = threadIdx.x; i < H / 2 * W; i += THREADS) {
         int j = i / W, x = i % W;
         float2 z = buf[j * 2 * WF + x];
-        dst[2 * j * W + x] = z.x;
-        dst[(2 * j + 1) * W + x] = z.y;
+        size_t e0 = (size_t)2 * j * W + x, e1 = e0 + W;
+        if (o.add) {
+            z.x = o.add[p * HW + e0] + o.scale * z.x;
+            z.y = o.add[p * HW + e1] + o.scale * z.y;
+        }
+        put(o.out, o.et, base + e0, z.x);
+        put(o.out, o.et, base + e1, z.y);
     }
+    /* The bias channel's planes after the last channel (1, then 0s), by
+     * channel 0's block. */
+    if (p % o.c == 0)
+        for (size_t i = threadIdx.x; i < (size_t)(o.oc - o.c) * HW; i += THREADS)
+            put(o.out, o.et, (p / o.c * o.oc + o.c) * HW + i, i < HW ? 1.0f : 0.0f);
 }
 
 #ifdef PX_FFT2_EMULATE
@@ -271,6 +304,7 @@ struct launch_args {
     const float *in;
     float *out;
     int planes, gp, inverse;
+    px_cu_fft2_out o;
 };
 
 template <int H, int W> int launch(const launch_args &a)
@@ -279,9 +313,9 @@ template <int H, int W> int launch(const launch_args &a)
     if (!a.inverse)
         rfft2_k<H, W><<<a.planes, THREADS, sm, a.s>>>(a.in, reinterpret_cast<float2 *>(a.out));
     else if (a.gp)
-        irfft2_k<H, W, true><<<a.planes, THREADS, sm, a.s>>>(a.in, a.out);
+        irfft2_k<H, W, true><<<a.planes, THREADS, sm, a.s>>>(a.in, a.o);
     else
-        irfft2_k<H, W, false><<<a.planes, THREADS, sm, a.s>>>(a.in, a.out);
+        irfft2_k<H, W, false><<<a.planes, THREADS, sm, a.s>>>(a.in, a.o);
     return (int)cudaGetLastError();
 }
 
@@ -318,12 +352,20 @@ extern "C" int px_cu_fft2_init(void)
 
 extern "C" int px_cu_rfft2(px_cu_stream s, const float *in, int planes, int h, int w, float *out)
 {
-    return run(launch_args{(cudaStream_t)s, in, out, planes, 0, 0}, h, w);
+    return run(launch_args{(cudaStream_t)s, in, out, planes, 0, 0, {}}, h, w);
 }
 
 extern "C" int px_cu_irfft2(px_cu_stream s, const float *in, int gp, int planes, int h, int w,
                             float *out)
 {
-    return run(launch_args{(cudaStream_t)s, in, out, planes, gp, 1}, h, w);
+    px_cu_fft2_out o = {out, PX_CU_F32, nullptr, 1.0f, 1, 1};
+    return run(launch_args{(cudaStream_t)s, in, nullptr, planes, gp, 1, o}, h, w);
+}
+
+extern "C" int px_cu_irfft2_to(px_cu_stream s, const float *in, int gp, int planes, int h, int w,
+                               const px_cu_fft2_out *o)
+{
+    if (o->c < 1 || o->oc < o->c || planes % o->c) return (int)cudaErrorInvalidValue;
+    return run(launch_args{(cudaStream_t)s, in, nullptr, planes, gp, 1, *o}, h, w);
 }
 #endif

@@ -45,6 +45,25 @@ int px_cu_rfft2(px_cu_stream s, const float *in, int planes, int h, int w, float
  * h on the way in (px_cu_hermitian_planar's rule). */
 int px_cu_irfft2(px_cu_stream s, const float *in, int gp, int planes, int h, int w, float *out);
 
+/* Where px_cu_irfft2_to puts plane p (channel p % c of image p / c):
+ * plane (p / c) * oc + p % c of out, elements of type et (PX_CU_*), each
+ * add's element (planar fp32, in's layout; NULL: none) + scale times the
+ * transform's; planes c .. oc-1 of each image get the bias channel (1,
+ * then 0s: kernels.h). px_cu_irfft2 is {out, PX_CU_F32, NULL, 1, 1, 1}. */
+typedef struct px_cu_fft2_out {
+    void *out;
+    int et;
+    const float *add;
+    float scale;
+    int c, oc;
+} px_cu_fft2_out;
+
+/* The inverse with the Fourier unit's last step fused: u = s + scale *
+ * irfft2(...) written as NCHW activations with the bias channel
+ * (PX_LAMA_CUDA_FU_FUSE). */
+int px_cu_irfft2_to(px_cu_stream s, const float *in, int gp, int planes, int h, int w,
+                    const px_cu_fft2_out *o);
+
 #ifdef __cplusplus
 }
 #endif

@@ -83,6 +83,11 @@ struct px_lcnet {
      * sides fit them (cuFFT elsewhere). For measuring; not yet run on a
      * GPU. */
     bool own_fft;
+    /* PX_LAMA_CUDA_FU_FUSE=1 (with the three above: planar s, fu on
+     * planes, own transforms): the inverse writes u = s + irfft itself,
+     * planar, and st2 reads it so (fu_fused). For measuring; not yet run
+     * on a GPU. */
+    bool fu_fuse;
 };
 
 /* ---------------------------------------------------------------- plans */
@@ -162,8 +167,9 @@ static void mark(pass *ps, const char *label)
 
 /* conv_y's layouts besides NHWC: y planar (NCHW); x a planar complex
  * spectrum read as NCHW planes of (re, im) pairs by fu's pair filter
- * (px_lcw_conv.fdc: 1x2 at stride (1, 2); iw is then twice the bins). */
-enum { LAY_YNCHW = 1, LAY_XPAIRS = 2 };
+ * (px_lcw_conv.fdc: 1x2 at stride (1, 2); iw is then twice the bins); x
+ * planar through a 1x1's NCHW view (fdc). */
+enum { LAY_YNCHW = 1, LAY_XPAIRS = 2, LAY_XNCHW = 4 };
 
 /*
  * A convolution from x (n x ih x iw x cin) to y (n x oh x ow x cout), zero
@@ -174,7 +180,7 @@ enum { LAY_YNCHW = 1, LAY_XPAIRS = 2 };
 static int conv_y(pass *ps, const px_lcw_conv *w, const void *x, int ih, int iw, void *y, int oh,
                   int ow, int pad, bool acc, bool bias, bool relu, float alpha, unsigned lay)
 {
-    bool ynchw = lay & LAY_YNCHW, pairs = lay & LAY_XPAIRS;
+    bool ynchw = lay & LAY_YNCHW, pairs = lay & LAY_XPAIRS, xnchw = pairs || (lay & LAY_XNCHW);
     char *err = ps->err;
     size_t errlen = ps->errlen;
     plan *p = ps->p;
@@ -183,7 +189,7 @@ static int conv_y(pass *ps, const px_lcw_conv *w, const void *x, int ih, int iw,
     op *o = &p->ops[ps->next++];
     cudnnHandle_t h = ps->build ? ps->net->bdnn : ps->net->ctx->dnn;
     /* clang-format off */
-    px_cuda_conv_args args = {.fd = pairs ? w->fdc : w->fd, .w = w->w, .bias = w->b_act, .x = x, .y = y,
+    px_cuda_conv_args args = {.fd = xnchw ? w->fdc : w->fd, .w = w->w, .bias = w->b_act, .x = x, .y = y,
                               .ws = p->ws, .alpha = alpha, .acc = acc};
     /* clang-format on */
     if (ps->build) {
@@ -196,7 +202,7 @@ static int conv_y(pass *ps, const px_lcw_conv *w, const void *x, int ih, int iw,
         /* clang-format off */
         px_cuda_conv_shape s = {w->transposed, p->B, pairs ? w->cin / 2 : w->cin, w->cout, ih,
                                 iw, oh, ow, w->kh, pairs ? 2 : w->kw, w->stride, pad,
-                                o->relu && o->bias, (int)w->prec, ynchw, pairs, pairs ? 2 : 0};
+                                o->relu && o->bias, (int)w->prec, ynchw, xnchw, pairs ? 2 : 0};
         /* clang-format on */
         return px_cuda_conv_build(&o->c, &s, h, &args, PX_LCA_WS_LIMIT, ps->net->algos,
                                   conv_flags(), err, errlen);
@@ -226,6 +232,15 @@ static int conv(pass *ps, const px_lcw_conv *w, const void *x, int ih, int iw, v
     do {                                                                                           \
         if ((rc = conv(ps, __VA_ARGS__))) goto fail;                                               \
     } while (0)
+
+/* Whether this plan's Fourier units end in px_cu_irfft2_to (u planar,
+ * st2 reading it so): decided per plane size, the same in the walk that
+ * builds the plan and in the one that runs it. */
+static bool fu_fused(const px_lcnet *net, int h8, int w8)
+{
+    return net->fu_fuse && net->own_fft && net->planar_s && net->fu_nchw == 2 &&
+           px_cu_fft2_fits(h8, w8);
+}
 
 /*
  * The Fourier unit of one FFC: u = s + irfft2(relu(fu(rfft2(s)) + b)), both
@@ -293,6 +308,13 @@ static int fourier_unit(pass *ps, const px_lcw_ffc *f)
     else if (!gp)
         LAUNCH(px_cu_hermitian_transpose(s, (const float *)g, B, cs, h8, wf, w8, buf[BF_SPECT]));
     mark(ps, "fu layout kernels");
+    if (fu_fused(net, h8, w8)) {
+        /* u = s + scale irfft2, planar with the bias channel: no last pass. */
+        px_cu_fft2_out o = {buf[BF_U], et, buf[BF_S], scale, cs, cs + net->w.ext};
+        LAUNCH(px_cu_irfft2_to(s, (const float *)g, 1, B * cs, h8, w8, &o));
+        mark(ps, "fu fft");
+        return 0;
+    }
     if (own)
         LAUNCH(px_cu_irfft2(s, gp ? (const float *)g : buf[BF_SPECT], gp, B * cs, h8, w8,
                             buf[BF_PLANAR]));
@@ -356,7 +378,9 @@ static int trunk(pass *ps, void **xl_io, void **xg_io)
                 goto fail;
             mark(ps, "st1 conv");
             if ((rc = fourier_unit(ps, f))) goto fail;
-            CONV(&f->st2, buf[BF_U], h8, w8, og, h8, w8, 0, true, true, true, 1.0f);
+            if ((rc = conv_y(ps, &f->st2, buf[BF_U], h8, w8, og, h8, w8, 0, true, true, true, 1.0f,
+                             fu_fused(net, h8, w8) ? LAY_XNCHW : 0)))
+                goto fail;
             mark(ps, "st2 conv");
         }
     }
@@ -645,6 +669,8 @@ int px_lcnet_create(const px_lama_weights *W, px_cuda_prec prec, px_cuda_ctx *ct
         }
         net->own_fft = true;
     }
+    const char *fz = getenv("PX_LAMA_CUDA_FU_FUSE");
+    net->fu_fuse = fz && !strcmp(fz, "1") && net->w.arch.n_blocks && net->w.blk[0][0].st2.fdc;
     /* Every upload made with a plain cudaMemcpy (legacy stream) has landed
      * before the first request's kernels run on ctx->stream. */
     PX_CUDA_CHECK(cudaDeviceSynchronize());

@@ -206,16 +206,18 @@ fail:
     return rc;
 }
 
-/* fu's second descriptor (px_lcw_conv.fdc): a 1x1 filter over 2k channels,
- * channel 2k + r at offset o * cin + 2k + r, is byte for byte a KCRS filter
- * over k channels with taps (0, r). */
-static int pair_filter(px_lcw_conv *c, char *err, size_t errlen)
+/* A 1x1's second descriptor (px_lcw_conv.fdc), the same bytes read as
+ * NCHW's KCRS: a 1x1 filter over cin channels is one as (cout, cin, 1, 1)
+ * too; with pairs (fu's), channel 2k + r at offset o * cin + 2k + r, it is
+ * one over cin / 2 channels with taps (0, r). */
+static int nchw_view(px_lcw_conv *c, bool pairs, char *err, size_t errlen)
 {
     int rc = 0;
-    if (c->kh != 1 || c->kw != 1 || c->cin % 2) return 0;
+    if (c->kh != 1 || c->kw != 1 || (pairs && c->cin % 2)) return 0;
     PX_CUDNN_CHECK(cudnnCreateFilterDescriptor(&c->fdc));
     PX_CUDNN_CHECK(cudnnSetFilter4dDescriptor(c->fdc, px_cuda_prec_dnn_type(c->prec),
-                                              CUDNN_TENSOR_NCHW, c->cout, c->cin / 2, 1, 2));
+                                              CUDNN_TENSOR_NCHW, c->cout,
+                                              pairs ? c->cin / 2 : c->cin, 1, pairs ? 2 : 1));
 fail:
     return rc;
 }
@@ -237,8 +239,9 @@ static int upload_all(px_lcw *lw, const px_lama_weights *W, char *err, size_t er
             if (!rc) rc = upload_conv(lw, &o->b, &f->l2g, false, TF32_NEVER, 0, err, errlen);
             if (!rc) rc = upload_conv(lw, &o->st1, &f->st1, false, TF32_WIDE, 0, err, errlen);
             if (!rc) rc = upload_conv(lw, &o->fu, &f->fu, false, TF32_HALF, 0, err, errlen);
-            if (!rc) rc = pair_filter(&o->fu, err, errlen);
+            if (!rc) rc = nchw_view(&o->fu, true, err, errlen);
             if (!rc) rc = upload_conv(lw, &o->st2, &f->st2, false, TF32_NEVER, x, err, errlen);
+            if (!rc) rc = nchw_view(&o->st2, false, err, errlen);
         }
     for (int i = 0; !rc && i < a->n_down; i++)
         rc = upload_conv(lw, &lw->up[i], &W->up[i], false, TF32_NEVER, 0, err, errlen);

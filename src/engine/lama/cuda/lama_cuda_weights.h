@@ -25,9 +25,11 @@ typedef struct {
     void *b_act;       /* act-type bias (cuDNN's fused path) or NULL */
     void *wtc;         /* stem and head: the tensor cores' fp16 weights (conv7.h), or NULL */
     cudnnFilterDescriptor_t fd;
-    /* The Fourier unit's 1x1 only: the same bytes as an NCHW (KCRS) filter
-     * (cout, cin / 2, 1, 2), whose 1x2 taps are a bin's real and imaginary
-     * parts (PX_LAMA_CUDA_FU_NCHW, lama_cuda_net.c); NULL elsewhere. */
+    /* The Fourier unit's 1x1s only: the same bytes as an NCHW (KCRS)
+     * filter, for NCHW inputs (lama_cuda_net.c's variants): fu's as (cout,
+     * cin / 2, 1, 2), whose 1x2 taps are a bin's real and imaginary parts
+     * (PX_LAMA_CUDA_FU_NCHW), st2's as (cout, cin, 1, 1)
+     * (PX_LAMA_CUDA_FU_FUSE); NULL elsewhere. */
     cudnnFilterDescriptor_t fdc;
 } px_lcw_conv;
 
