@@ -62,6 +62,7 @@ VS="old new"; [ -x ./lcb_mid ] && VS="old mid new"
 for x in ${VARIANTS:-}; do VS="$VS ${x%%:*}"; done
 VS="$VS $(echo $VS | tr ' ' '\n' | tac | tr '\n' ' ')"
 for v in $VS; do
+  [ $SECONDS -lt ${AB_UNTIL:-520} ] || { echo "== $v: skipped, out of time" >> $OUT/lama-ab.txt; continue; }
   b=.devcarry/lama_cuda_bench; [ -x ./lcb_$v ] && b=./lcb_$v
   envs=""; for x in ${VARIANTS:-}; do [ "${x%%:*}" = $v ] && envs=${x#*:}; done
   envs=${envs//,/ }
