@@ -49,6 +49,11 @@
 #                                 the full-size accuracy test (issue 13)
 #   bench/gpu_session.sh serve    issue 15: pixbench's generate tables (seed 002
 #                                 sweep, seed 003 matrix) against pixserve zimage
+#   bench/gpu_session.sh lamanew  issue 16 after a change of the engine's defaults, in
+#                                 one call: the photo gate with them, the engine
+#                                 against torch.compile, the defaults' serving
+#                                 sweep (no tuned flags), then lama_cuda_test
+#                                 with what is left of the budget
 #   bench/gpu_session.sh lama     issue 16: LaMa defaults vs tuned flags under
 #                                 the seed's test; the engine against torch.compile
 #   bench/gpu_session.sh verify   LaMa and Z-Image CUDA tests, the LaMa engine
@@ -87,7 +92,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 STEP=${1:-}
-case "$STEP" in check | tests | verify | attn | attn8 | fastacc | resid | fp8rep | zimage | cbatch | fp8 | fp8speed | fp8fuse | lora | serve | lama | multi) ;; *)
+case "$STEP" in check | tests | verify | attn | attn8 | fastacc | resid | fp8rep | zimage | cbatch | fp8 | fp8speed | fp8fuse | lora | serve | lama | lamanew | multi) ;; *)
   sed -n '2,50p' "$0" >&2
   exit 2 ;;
 esac
@@ -652,6 +657,20 @@ step_lama() {
   part lama_engine 300 gpu "$PY bench/lama_cuda_vs_torch.py --weights /tmp/big.safetensors \
     --bench $BIN/lama_cuda_bench --out $WORK/lama-engine --sizes 1024,512 --batches 16 \
     --iters 5 --compile --compile-batches 16 --skip-accuracy"
+  KEY+=("$WORK/l16/table.md:lama16-table.md")
+}
+
+step_lamanew() {
+  export PX_ZIMAGE_CUDA_ATTN=${PX_ZIMAGE_CUDA_ATTN:-cudnn} # no attention pick: LaMa only
+  env_part
+  lama_weights
+  part lama_gate 150 gpu "WEIGHTS=/tmp/big.safetensors PARTS=torch OUT=$WORK/acc PX_TEST_TIMEOUT=140 scripts/test_gpu"
+  part lama_engine 230 gpu "$PY bench/lama_cuda_vs_torch.py --weights /tmp/big.safetensors \
+    --bench $BIN/lama_cuda_bench --out $WORK/lama-engine --sizes 1024,512 --batches 16 \
+    --iters 5 --compile --compile-batches 16 --skip-accuracy"
+  part lama_defaults 150 gpu "CONFIGS=defaults SWEEP=${SWEEP:-1,5,10,20,50,100} B=$BIN OUT=$WORK/l16 \
+    WORK=$WORK/l16-work WEIGHTS=/tmp/big.safetensors bench/lama_defaults_gpu.sh 10 3"
+  part lama_cuda_test 200 gpu "PARTS=lama PX_TEST_TIMEOUT=190 scripts/test_gpu"
   KEY+=("$WORK/l16/table.md:lama16-table.md")
 }
 

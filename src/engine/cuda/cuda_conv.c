@@ -98,21 +98,20 @@ int px_cuda_conv_build(px_cuda_conv *op, const px_cuda_conv_shape *s, cudnnHandl
     cudnnDataType_t t = px_cuda_prec_dnn_type(pr);
     op->transposed = s->transposed;
     PX_CUDNN_CHECK(cudnnCreateTensorDescriptor(&op->xd));
-    cudnnTensorFormat_t xf = s->xnchw ? CUDNN_TENSOR_NCHW : CUDNN_TENSOR_NHWC;
-    PX_CUDNN_CHECK(cudnnSetTensor4dDescriptor(op->xd, xf, t, s->n, s->xc, s->ih, s->iw));
-    cudnnTensorFormat_t yf = s->ynchw ? CUDNN_TENSOR_NCHW : CUDNN_TENSOR_NHWC;
+    PX_CUDNN_CHECK(
+        cudnnSetTensor4dDescriptor(op->xd, CUDNN_TENSOR_NHWC, t, s->n, s->xc, s->ih, s->iw));
     PX_CUDNN_CHECK(cudnnCreateTensorDescriptor(&op->yd));
-    PX_CUDNN_CHECK(cudnnSetTensor4dDescriptor(op->yd, yf, t, s->n, s->yc, s->oh, s->ow));
+    PX_CUDNN_CHECK(
+        cudnnSetTensor4dDescriptor(op->yd, CUDNN_TENSOR_NHWC, t, s->n, s->yc, s->oh, s->ow));
     PX_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&op->cd));
-    PX_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(op->cd, s->pad, s->pad, s->stride,
-                                                   s->sw ? s->sw : s->stride, 1,
+    PX_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(op->cd, s->pad, s->pad, s->stride, s->stride, 1,
                                                    1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     PX_CUDNN_CHECK(cudnnSetConvolutionMathType(op->cd, px_cuda_prec_dnn_math(pr)));
     px_cuda_conv_choice known;
     int have = cache && px_cuda_algos_get(cache, s, &known);
     if (s->fuse) {
         PX_CUDNN_CHECK(cudnnCreateTensorDescriptor(&op->bd));
-        PX_CUDNN_CHECK(cudnnSetTensor4dDescriptor(op->bd, yf, t, 1, s->yc, 1, 1));
+        PX_CUDNN_CHECK(cudnnSetTensor4dDescriptor(op->bd, CUDNN_TENSOR_NHWC, t, 1, s->yc, 1, 1));
         PX_CUDNN_CHECK(cudnnCreateActivationDescriptor(&op->ad));
         PX_CUDNN_CHECK(cudnnSetActivationDescriptor(op->ad, CUDNN_ACTIVATION_RELU,
                                                     CUDNN_NOT_PROPAGATE_NAN, 0.0));

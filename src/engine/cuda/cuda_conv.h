@@ -13,9 +13,8 @@
  * where cuDNN takes them for the chosen algorithm (tried once, at build);
  * otherwise the caller applies them (px_cuda_conv.fused tells).
  *
- * Tensors NHWC (x or y NCHW when the shape asks), filters cuDNN's NHWC
- * (KRSC; for a transposed convolution K is its input channels; KCRS for an
- * NCHW x).
+ * Tensors NHWC, filters cuDNN's NHWC (KRSC; for a transposed convolution
+ * K is its input channels).
  */
 #ifndef PX_ENGINE_CUDA_CUDA_CONV_H
 #define PX_ENGINE_CUDA_CUDA_CONV_H
@@ -34,15 +33,6 @@ typedef struct {
     int transposed, n, xc, yc, ih, iw, oh, ow, kh, kw, stride, pad;
     int fuse; /* bias + ReLU wanted (the caller passes an act-type bias) */
     int prec; /* px_cuda_prec */
-    /* y in NCHW (planar) instead of NHWC: for a consumer that wants planes
-     * (LaMa's Fourier unit, behind PX_LAMA_CUDA_PLANAR_S), 0 otherwise. */
-    int ynchw;
-    /* x in NCHW too (then the caller's filter is NCHW, KCRS), and the
-     * stride along w when it differs from `stride` (0: the same): LaMa's
-     * Fourier unit reads a planar complex spectrum as real planes twice as
-     * wide, with a 1x2 filter at stride (1, 2) that mixes each bin's real
-     * and imaginary parts (PX_LAMA_CUDA_FU_NCHW). */
-    int xnchw, sw;
 } px_cuda_conv_shape;
 
 /* What the cache remembers per shape. */

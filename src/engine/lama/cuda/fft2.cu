@@ -16,12 +16,11 @@
 #include "engine/lama/cuda/fft2.h"
 
 #ifndef PX_FFT2_EMULATE /* tests/host/fft2_host_check.cpp runs the kernels on threads */
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #endif
 
-namespace {
+namespace
+{
 
 const int THREADS = 256;
 
@@ -139,7 +138,8 @@ template <int H, int W> constexpr size_t smem_bytes()
     return (size_t)(H * (W / 2 + 1) + W + H) * sizeof(float2);
 }
 
-template <int H, int W> __global__ void __launch_bounds__(THREADS) rfft2_k(const float *in, float2 *out)
+template <int H, int W>
+__global__ void __launch_bounds__(THREADS) rfft2_k(const float *in, float2 *out)
 {
     constexpr int WF = W / 2 + 1, NS = H / 2 * WF, MS = (NS + THREADS - 1) / THREADS;
     extern __shared__ float2 sm[];
@@ -182,49 +182,15 @@ template <int H, int W> __global__ void __launch_bounds__(THREADS) rfft2_k(const
     for (int i = threadIdx.x; i < H * WF; i += THREADS) dst[i] = buf[i];
 }
 
-/* The inverse's input bin i = y * WF + k: a spectrum's, or (GP) from the
- * convolution's real and imaginary planes with columns 0 and w/2 made
- * Hermitian along h, (X[y] + conj X[-y]) / 2. */
-template <int H, int W, bool GP> __device__ __forceinline__ float2 in_bin(const float *in, int i)
-{
-    constexpr int WF = W / 2 + 1;
-    if (!GP) return reinterpret_cast<const float2 *>(in)[(size_t)blockIdx.x * H * WF + i];
-    const float *re = in + (size_t)blockIdx.x * 2 * H * WF, *im = re + H * WF;
-    int y = i / WF, k = i % WF;
-    float2 z = make_float2(re[i], im[i]);
-    if (k == 0 || k == W / 2) {
-        int m = (H - y) % H * WF + k;
-        z = make_float2(0.5f * (z.x + re[m]), 0.5f * (z.y - im[m]));
-    }
-    return z;
-}
-
-/* Element i of an output of type et. */
-__device__ __forceinline__ void put(void *out, int et, size_t i, float v)
-{
-#ifndef PX_FFT2_EMULATE
-    if (et == PX_CU_F16) {
-        static_cast<__half *>(out)[i] = __float2half_rn(v);
-        return;
-    }
-    if (et == PX_CU_BF16) {
-        static_cast<__nv_bfloat16 *>(out)[i] = __float2bfloat16_rn(v);
-        return;
-    }
-#else
-    (void)et; /* fp32 only on the host */
-#endif
-    static_cast<float *>(out)[i] = v;
-}
-
-template <int H, int W, bool GP>
-__global__ void __launch_bounds__(THREADS) irfft2_k(const float *in, px_cu_fft2_out o)
+template <int H, int W>
+__global__ void __launch_bounds__(THREADS) irfft2_k(const float2 *in, float *out)
 {
     constexpr int WF = W / 2 + 1, NJ = H / 2 * W, MJ = (NJ + THREADS - 1) / THREADS;
     extern __shared__ float2 sm[];
     float2 *buf = sm, *tww = sm + H * WF, *twh = tww + W;
     make_tables<H, W>(tww, twh);
-    for (int i = threadIdx.x; i < H * WF; i += THREADS) buf[i] = in_bin<H, W, GP>(in, i);
+    for (int i = threadIdx.x; i < H * WF; i += THREADS)
+        buf[i] = in[(size_t)blockIdx.x * H * WF + i];
     __syncthreads();
     fft_many<H, WF, true>(buf, 1, WF, twh);
     /* Join rows 2j and 2j + 1 as Z = A + iB over all w bins (A[-k] = conj
@@ -250,26 +216,13 @@ __global__ void __launch_bounds__(THREADS) irfft2_k(const float *in, px_cu_fft2_
     }
     __syncthreads();
     fft_many<W, H / 2, true>(buf, 2 * WF, 1, tww);
-    /* Plane p is channel p % c of image p / c, of o.oc; o.add's plane p
-     * (same layout as in) is added to scale times the transform. */
-    constexpr size_t HW = (size_t)H * W;
-    size_t p = blockIdx.x, base = (p / o.c * o.oc + p % o.c) * HW;
+    float *dst = out + (size_t)blockIdx.x * H * W;
     for (int i = threadIdx.x; i < H / 2 * W; i += THREADS) {
         int j = i / W, x = i % W;
         float2 z = buf[j * 2 * WF + x];
-        size_t e0 = (size_t)2 * j * W + x, e1 = e0 + W;
-        if (o.add) {
-            z.x = o.add[p * HW + e0] + o.scale * z.x;
-            z.y = o.add[p * HW + e1] + o.scale * z.y;
-        }
-        put(o.out, o.et, base + e0, z.x);
-        put(o.out, o.et, base + e1, z.y);
+        dst[2 * j * W + x] = z.x;
+        dst[(2 * j + 1) * W + x] = z.y;
     }
-    /* The bias channel's planes after the last channel (1, then 0s), by
-     * channel 0's block. */
-    if (p % o.c == 0)
-        for (size_t i = threadIdx.x; i < (size_t)(o.oc - o.c) * HW; i += THREADS)
-            put(o.out, o.et, (p / o.c * o.oc + o.c) * HW + i, i < HW ? 1.0f : 0.0f);
 }
 
 #ifdef PX_FFT2_EMULATE
@@ -280,12 +233,7 @@ template <int H, int W> int init_one()
     int e = (int)cudaFuncSetAttribute(rfft2_k<H, W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                       (int)smem_bytes<H, W>());
     if (!e)
-        e = (int)cudaFuncSetAttribute(irfft2_k<H, W, false>,
-                                      cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      (int)smem_bytes<H, W>());
-    if (!e)
-        e = (int)cudaFuncSetAttribute(irfft2_k<H, W, true>,
-                                      cudaFuncAttributeMaxDynamicSharedMemorySize,
+        e = (int)cudaFuncSetAttribute(irfft2_k<H, W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                       (int)smem_bytes<H, W>());
     return e;
 }
@@ -303,8 +251,7 @@ struct launch_args {
     cudaStream_t s;
     const float *in;
     float *out;
-    int planes, gp, inverse;
-    px_cu_fft2_out o;
+    int planes, inverse;
 };
 
 template <int H, int W> int launch(const launch_args &a)
@@ -312,10 +259,9 @@ template <int H, int W> int launch(const launch_args &a)
     size_t sm = smem_bytes<H, W>();
     if (!a.inverse)
         rfft2_k<H, W><<<a.planes, THREADS, sm, a.s>>>(a.in, reinterpret_cast<float2 *>(a.out));
-    else if (a.gp)
-        irfft2_k<H, W, true><<<a.planes, THREADS, sm, a.s>>>(a.in, a.o);
     else
-        irfft2_k<H, W, false><<<a.planes, THREADS, sm, a.s>>>(a.in, a.o);
+        irfft2_k<H, W>
+            <<<a.planes, THREADS, sm, a.s>>>(reinterpret_cast<const float2 *>(a.in), a.out);
     return (int)cudaGetLastError();
 }
 
@@ -352,20 +298,11 @@ extern "C" int px_cu_fft2_init(void)
 
 extern "C" int px_cu_rfft2(px_cu_stream s, const float *in, int planes, int h, int w, float *out)
 {
-    return run(launch_args{(cudaStream_t)s, in, out, planes, 0, 0, {}}, h, w);
+    return run(launch_args{(cudaStream_t)s, in, out, planes, 0}, h, w);
 }
 
-extern "C" int px_cu_irfft2(px_cu_stream s, const float *in, int gp, int planes, int h, int w,
-                            float *out)
+extern "C" int px_cu_irfft2(px_cu_stream s, const float *in, int planes, int h, int w, float *out)
 {
-    px_cu_fft2_out o = {out, PX_CU_F32, nullptr, 1.0f, 1, 1};
-    return run(launch_args{(cudaStream_t)s, in, nullptr, planes, gp, 1, o}, h, w);
-}
-
-extern "C" int px_cu_irfft2_to(px_cu_stream s, const float *in, int gp, int planes, int h, int w,
-                               const px_cu_fft2_out *o)
-{
-    if (o->c < 1 || o->oc < o->c || planes % o->c) return (int)cudaErrorInvalidValue;
-    return run(launch_args{(cudaStream_t)s, in, nullptr, planes, gp, 1, *o}, h, w);
+    return run(launch_args{(cudaStream_t)s, in, out, planes, 1}, h, w);
 }
 #endif

@@ -1,16 +1,17 @@
 /*
  * fft2.h — the Fourier unit's 2-D real transforms, one kernel pass per
- * plane (PX_LAMA_CUDA_FFT=own, lama_cuda_net.c; for measuring, not yet
- * run on a GPU).
+ * plane (PX_LAMA_CUDA_FFT=own, lama_cuda_net.c; opt-in, for measuring).
  *
  * Why: cuFFT's 2-D R2C and C2R over the unit's B*cs planes of 128x128
- * moved each plane through memory about twice (0.158 ms a transform at
+ * move each plane through memory about twice (0.158 ms a transform at
  * 1024² batch 8: 1.3 TB/s of useful traffic on an H100, where a transpose
- * pass runs at 2.2), 11.4 ms of an 81 ms pass. Here one block holds a whole
- * plane's spectrum in shared memory (66.5 KB at 128x128), so a transform
- * reads and writes each plane once; the inverse can also read the 1x1
- * convolution's planar output and make columns 0 and w/2 Hermitian on
- * its way in (what px_cu_hermitian_planar does as a pass of its own).
+ * pass runs at 2.2), 11.4 ms of an 81 ms pass. Here one block holds a
+ * whole plane's spectrum in shared memory (66.5 KB at 128x128), so a
+ * transform reads and writes each plane once. Measured (H100, 2026-12-07,
+ * lama-cuda.md): correct (lama_cuda_test, the photo gate) but slower than
+ * cuFFT as written, since the second step's 16-point transforms read
+ * shared memory with 8-way bank conflicts and 126 registers leave two
+ * blocks an SM; both are what to fix before it can pay.
  *
  * Same conventions as cuFFT: unnormalised, forward e^-i, inverse e^+i,
  * spectra [plane][h][w/2 + 1] complex (interleaved), real planes
@@ -39,30 +40,8 @@ int px_cu_fft2_init(void);
 /* Forward R2C of `planes` real planes (in) to spectra (out). */
 int px_cu_rfft2(px_cu_stream s, const float *in, int planes, int h, int w, float *out);
 
-/* Inverse C2R of `planes` spectra to real planes (out). in is the spectra,
- * or with gp != 0 the convolution's planes [plane][2][h][w/2 + 1] (real
- * parts, then imaginary parts), made Hermitian in columns 0 and w/2 along
- * h on the way in (px_cu_hermitian_planar's rule). */
-int px_cu_irfft2(px_cu_stream s, const float *in, int gp, int planes, int h, int w, float *out);
-
-/* Where px_cu_irfft2_to puts plane p (channel p % c of image p / c):
- * plane (p / c) * oc + p % c of out, elements of type et (PX_CU_*), each
- * add's element (planar fp32, in's layout; NULL: none) + scale times the
- * transform's; planes c .. oc-1 of each image get the bias channel (1,
- * then 0s: kernels.h). px_cu_irfft2 is {out, PX_CU_F32, NULL, 1, 1, 1}. */
-typedef struct px_cu_fft2_out {
-    void *out;
-    int et;
-    const float *add;
-    float scale;
-    int c, oc;
-} px_cu_fft2_out;
-
-/* The inverse with the Fourier unit's last step fused: u = s + scale *
- * irfft2(...) written as NCHW activations with the bias channel
- * (PX_LAMA_CUDA_FU_FUSE). */
-int px_cu_irfft2_to(px_cu_stream s, const float *in, int gp, int planes, int h, int w,
-                    const px_cu_fft2_out *o);
+/* Inverse C2R of `planes` spectra (in) to real planes (out). */
+int px_cu_irfft2(px_cu_stream s, const float *in, int planes, int h, int w, float *out);
 
 #ifdef __cplusplus
 }

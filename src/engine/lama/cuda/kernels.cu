@@ -112,17 +112,6 @@ __global__ void bias_act_k(T *y, const float *bias, unsigned nv, int cv, int rel
     }
 }
 
-/* The same on planar y, [n / np][c][np] (a fallback: cuDNN fuses these). */
-template <typename T>
-__global__ void bias_act_planar_k(T *y, const float *bias, size_t n, size_t np, int c, int relu)
-{
-    GRID_STRIDE(i, n)
-    {
-        float t = ld(y, i) + (bias ? bias[i / np % c] : 0.0f);
-        st(y, i, relu && t < 0 ? 0.0f : t);
-    }
-}
-
 /* ---- Fourier unit layout ---- */
 
 /* 32 x 32 tiles through shared memory so that both the read and the write
@@ -159,27 +148,8 @@ __global__ void hermitian_transpose_k(const float2 *g, int c, int h, int wf, int
     }
 }
 
-/* The same from planar g (see kernels.h): one thread per output bin, both
- * reads and the write coalesced along x. */
-__global__ void hermitian_planar_k(const float *g, int h, int wf, int w, size_t n, float2 *dst)
-{
-    size_t hw = (size_t)h * wf;
-    GRID_STRIDE(i, n)
-    {
-        int x = (int)(i % wf), y = (int)(i / wf % h);
-        const float *re = g + 2 * (i / hw) * hw, *im = re + hw; /* planes 2k, 2k + 1 */
-        float2 z = make_float2(re[(size_t)y * wf + x], im[(size_t)y * wf + x]);
-        if (x == 0 || (w % 2 == 0 && x == w / 2)) {
-            size_t m = (size_t)((h - y) % h) * wf + x;
-            z = make_float2(0.5f * (z.x + re[m]), 0.5f * (z.y - im[m]));
-        }
-        dst[i] = z;
-    }
-}
-
-/* [b][k][p] (p = y * w + x, times scale) -> [b][p][k] + add; add is
- * [b][p][k], or [b][k][p] when PA (then added before the transpose). */
-template <typename Ta, typename T, bool PA>
+/* [b][k][p] (p = y * w + x, times scale) -> [b][p][k] + add. */
+template <typename Ta, typename T>
 __global__ void planar_add_k(const float *planar, float scale, const Ta *add, int c, int oc, int np,
                              T *out)
 {
@@ -188,15 +158,14 @@ __global__ void planar_add_k(const float *planar, float scale, const Ta *add, in
     int p0 = blockIdx.x * TT, k0 = blockIdx.y * TT;
     for (int r = threadIdx.y; r < TT; r += TR) {
         int k = k0 + r, p = p0 + threadIdx.x;
-        size_t i = ((size_t)b * c + k) * np + p;
-        if (k < c && p < np) t[r][threadIdx.x] = planar[i] * scale + (PA ? ld(add, i) : 0.0f);
+        if (k < c && p < np) t[r][threadIdx.x] = planar[((size_t)b * c + k) * np + p];
     }
     __syncthreads();
     for (int r = threadIdx.y; r < TT; r += TR) {
         int p = p0 + r, k = k0 + threadIdx.x;
         if (k < c && p < np) {
-            float v = t[threadIdx.x][r] + (PA ? 0.0f : ld(add, ((size_t)b * np + p) * c + k));
-            st(out, ((size_t)b * np + p) * oc + k, v);
+            size_t o = ((size_t)b * np + p) * c + k;
+            st(out, ((size_t)b * np + p) * oc + k, t[threadIdx.x][r] * scale + ld(add, o));
         }
     }
 }
@@ -312,14 +281,8 @@ extern "C" int px_cu_trunk_concat(px_cu_stream s, int etx, int et, const void *x
 }
 
 extern "C" int px_cu_bias_act(px_cu_stream s, int et, void *y, const float *bias, size_t rows,
-                              int c, int relu, size_t np)
+                              int c, int relu)
 {
-    if (np) {
-        size_t n = rows * (size_t)c;
-        WITH_ELEM(et, bias_act_planar_k<T><<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(
-                          (T *)y, bias, n, np, c, relu));
-        return launched();
-    }
     size_t n8 = rows * (size_t)(c / 8);
     VEC_CHECK(n8, c % 8);
     WITH_ELEM(et, bias_act_k<T><<<vec_blocks(n8), THREADS, 0, (cudaStream_t)s>>>(
@@ -333,15 +296,6 @@ extern "C" int px_cu_hermitian_transpose(px_cu_stream s, const float *g, int B, 
     dim3 grid((c + TT - 1) / TT, (wf + TT - 1) / TT, B * h), block(TT, TR);
     hermitian_transpose_k<<<grid, block, 0, (cudaStream_t)s>>>((const float2 *)g, c, h, wf, w,
                                                                (float2 *)dst);
-    return launched();
-}
-
-extern "C" int px_cu_hermitian_planar(px_cu_stream s, const float *g, int B, int c, int h,
-                                      int wf, int w, float *dst)
-{
-    size_t n = (size_t)B * c * h * wf;
-    hermitian_planar_k<<<blocks_for(n), THREADS, 0, (cudaStream_t)s>>>(g, h, wf, w, n,
-                                                                       (float2 *)dst);
     return launched();
 }
 
@@ -364,19 +318,13 @@ extern "C" int px_cu_planar_to_nhwc_c(px_cu_stream s, const float *src, int B, i
 }
 
 extern "C" int px_cu_planar_add(px_cu_stream s, int eta, int et, const float *planar, float scale,
-                                const void *add, int add_planar, int B, int h, int w, int c,
-                                int ext, void *out)
+                                const void *add, int B, int h, int w, int c, int ext, void *out)
 {
     int np = h * w;
     dim3 grid((np + TT - 1) / TT, (c + TT - 1) / TT, B), block(TT, TR);
-    if (add_planar)
-        WITH_ELEM2(eta, et,
-                   planar_add_k<Tx, T, true><<<grid, block, 0, (cudaStream_t)s>>>(
-                       planar, scale, (const Tx *)add, c, c + ext, np, (T *)out));
-    else
-        WITH_ELEM2(eta, et,
-                   planar_add_k<Tx, T, false><<<grid, block, 0, (cudaStream_t)s>>>(
-                       planar, scale, (const Tx *)add, c, c + ext, np, (T *)out));
+    WITH_ELEM2(eta, et,
+               planar_add_k<Tx, T><<<grid, block, 0, (cudaStream_t)s>>>(
+                   planar, scale, (const Tx *)add, c, c + ext, np, (T *)out));
     if (ext) return px_cu_bias_channel(s, et, out, (size_t)B * np, c, ext);
     return launched();
 }

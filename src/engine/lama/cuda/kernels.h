@@ -68,10 +68,9 @@ int px_cu_trunk_concat(px_cu_stream s, int etx, int et, const void *xl, const vo
                        const void *rl, const void *rg, int B, int h, int w, int cl, int cg,
                        void *out);
 
-/* y[n][c] = act(y[n][c] + bias[c]) over rows x c elements; relu 0/1. np
- * > 0: y is planar instead, [rows / np][c][np]. */
+/* y[n][c] = act(y[n][c] + bias[c]) over rows x c elements; relu 0/1. */
 int px_cu_bias_act(px_cu_stream s, int et, void *y, const float *bias, size_t rows, int c,
-                   int relu, size_t np);
+                   int relu);
 
 /*
  * The Fourier unit's spectrum g, NHWC complex [B][h][wf][c], transposed to
@@ -83,12 +82,6 @@ int px_cu_bias_act(px_cu_stream s, int et, void *y, const float *bias, size_t ro
 int px_cu_hermitian_transpose(px_cu_stream s, const float *g, int B, int c, int h, int wf, int w,
                               float *dst);
 
-/* The same from planar g, [B][2c][h][wf] with channel 2k the real parts of
- * bin k and 2k + 1 its imaginary parts (PX_LAMA_CUDA_FU_NCHW=2): no
- * transpose, only pairs. */
-int px_cu_hermitian_planar(px_cu_stream s, const float *g, int B, int c, int h, int wf, int w,
-                           float *dst);
-
 /*
  * The planar Fourier unit's layouts: activations [B][np][c] (act type) to
  * planar fp32 [B][c][np]; a planar complex spectrum [B][c][np] back to NHWC
@@ -99,13 +92,11 @@ int px_cu_planar_to_nhwc_c(px_cu_stream s, const float *src, int B, int np, int 
 
 /*
  * The Fourier unit's end: planar real [B][c][h][w] times scale, back to
- * NHWC and added to add (B x h x w x c, type eta; planar [B][c][h][w]
- * when add_planar), into out (type et; c + ext channels, the last ext the
- * bias channel).
+ * NHWC and added to add (B x h x w x c, type eta), into out (type et; c +
+ * ext channels, the last ext the bias channel).
  */
 int px_cu_planar_add(px_cu_stream s, int eta, int et, const float *planar, float scale,
-                     const void *add, int add_planar, int B, int h, int w, int c, int ext,
-                     void *out);
+                     const void *add, int B, int h, int w, int c, int ext, void *out);
 
 /* Converts n floats to the activation type (weights upload). */
 int px_cu_convert(px_cu_stream s, int et, const float *src, size_t n, void *dst);

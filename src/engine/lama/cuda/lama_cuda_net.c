@@ -66,28 +66,15 @@ struct px_lcnet {
      * running on ctx's stream. */
     cudnnHandle_t bdnn;
     cudaStream_t bstream;
-    /* PX_LAMA_CUDA_PLANAR_S=1 (fp32-wide s only: tf32, fp16): st1 writes s
-     * planar, so the Fourier unit's first transpose goes (see
-     * fourier_unit). For measuring; not yet run on a GPU. */
-    bool planar_s;
-    /* PX_LAMA_CUDA_STEM_PD=1 (the stem on the tensor cores only): the stem
-     * writes the first down-sampling's padded input, so the stem's own
-     * output and one reflection pad go. For measuring; not yet run on a
-     * GPU. */
+    /* With the stem on the tensor cores, it writes the first
+     * down-sampling's padded input itself, so the stem's own output and
+     * one reflection pad go (1024² batch 8 on an H100: stem +0.37 ms, down
+     * pad -0.97 ms); PX_LAMA_CUDA_STEM_PD=0 keeps them, for diagnosis. */
     bool stem_pd;
-    /* PX_LAMA_CUDA_FU_NCHW=1|2: the Fourier unit's convolution reads the
-     * planar spectrum (1), and writes planes too (2): see fourier_unit.
-     * For measuring; not yet run on a GPU. */
-    int fu_nchw;
     /* PX_LAMA_CUDA_FFT=own: fft2.h's one-pass transforms where the planes'
-     * sides fit them (cuFFT elsewhere). For measuring; not yet run on a
-     * GPU. */
+     * sides fit them (cuFFT elsewhere). Correct, but slower than cuFFT so
+     * far (fft2.h): for measuring. */
     bool own_fft;
-    /* PX_LAMA_CUDA_FU_FUSE=1 (with the three above: planar s, fu on
-     * planes, own transforms): the inverse writes u = s + irfft itself,
-     * planar, and st2 reads it so (fu_fused). For measuring; not yet run
-     * on a GPU. */
-    bool fu_fuse;
 };
 
 /* ---------------------------------------------------------------- plans */
@@ -165,22 +152,15 @@ static void mark(pass *ps, const char *label)
     if (!ps->build) px_cuda_prof_mark(ps->pf, label);
 }
 
-/* conv_y's layouts besides NHWC: y planar (NCHW); x a planar complex
- * spectrum read as NCHW planes of (re, im) pairs by fu's pair filter
- * (px_lcw_conv.fdc: 1x2 at stride (1, 2); iw is then twice the bins); x
- * planar through a 1x1's NCHW view (fdc). */
-enum { LAY_YNCHW = 1, LAY_XPAIRS = 2, LAY_XNCHW = 4 };
-
 /*
  * A convolution from x (n x ih x iw x cin) to y (n x oh x ow x cout), zero
  * padding `pad` (the graph pads by reflection itself, so 0 except for the
  * transposed ones), times alpha, optionally accumulating into y, adding the
- * bias and applying ReLU; `lay` as above.
+ * bias and applying ReLU.
  */
-static int conv_y(pass *ps, const px_lcw_conv *w, const void *x, int ih, int iw, void *y, int oh,
-                  int ow, int pad, bool acc, bool bias, bool relu, float alpha, unsigned lay)
+static int conv(pass *ps, const px_lcw_conv *w, const void *x, int ih, int iw, void *y, int oh,
+                int ow, int pad, bool acc, bool bias, bool relu, float alpha)
 {
-    bool ynchw = lay & LAY_YNCHW, pairs = lay & LAY_XPAIRS, xnchw = pairs || (lay & LAY_XNCHW);
     char *err = ps->err;
     size_t errlen = ps->errlen;
     plan *p = ps->p;
@@ -189,7 +169,7 @@ static int conv_y(pass *ps, const px_lcw_conv *w, const void *x, int ih, int iw,
     op *o = &p->ops[ps->next++];
     cudnnHandle_t h = ps->build ? ps->net->bdnn : ps->net->ctx->dnn;
     /* clang-format off */
-    px_cuda_conv_args args = {.fd = xnchw ? w->fdc : w->fd, .w = w->w, .bias = w->b_act, .x = x, .y = y,
+    px_cuda_conv_args args = {.fd = w->fd, .w = w->w, .bias = w->b_act, .x = x, .y = y,
                               .ws = p->ws, .alpha = alpha, .acc = acc};
     /* clang-format on */
     if (ps->build) {
@@ -200,9 +180,8 @@ static int conv_y(pass *ps, const px_lcw_conv *w, const void *x, int ih, int iw,
         /* For a transposed convolution x is cuDNN's dy and y its dx; cin and
          * cout are the transposed convolution's own, so the same either way. */
         /* clang-format off */
-        px_cuda_conv_shape s = {w->transposed, p->B, pairs ? w->cin / 2 : w->cin, w->cout, ih,
-                                iw, oh, ow, w->kh, pairs ? 2 : w->kw, w->stride, pad,
-                                o->relu && o->bias, (int)w->prec, ynchw, xnchw, pairs ? 2 : 0};
+        px_cuda_conv_shape s = {w->transposed, p->B, w->cin, w->cout, ih, iw, oh, ow, w->kh,
+                                w->kw, w->stride, pad, o->relu && o->bias, (int)w->prec};
         /* clang-format on */
         return px_cuda_conv_build(&o->c, &s, h, &args, PX_LCA_WS_LIMIT, ps->net->algos,
                                   conv_flags(), err, errlen);
@@ -212,16 +191,9 @@ static int conv_y(pass *ps, const px_lcw_conv *w, const void *x, int ih, int iw,
     if (!o->c.fused && (o->bias || o->relu))
         PX_CUDA_LAUNCH_CHECK(px_cu_bias_act((px_cu_stream)ps->net->ctx->stream,
                                             px_lcw_elem(w->prec), y, o->bias ? w->b : NULL, o->rows,
-                                            w->cout, o->relu, ynchw ? (size_t)oh * ow : 0));
+                                            w->cout, o->relu));
 fail:
     return rc;
-}
-
-/* The NHWC convolutions. */
-static int conv(pass *ps, const px_lcw_conv *w, const void *x, int ih, int iw, void *y, int oh,
-                int ow, int pad, bool acc, bool bias, bool relu, float alpha)
-{
-    return conv_y(ps, w, x, ih, iw, y, oh, ow, pad, acc, bias, relu, alpha, 0);
 }
 
 #define LAUNCH(call)                                                                               \
@@ -232,15 +204,6 @@ static int conv(pass *ps, const px_lcw_conv *w, const void *x, int ih, int iw, v
     do {                                                                                           \
         if ((rc = conv(ps, __VA_ARGS__))) goto fail;                                               \
     } while (0)
-
-/* Whether this plan's Fourier units end in px_cu_irfft2_to (u planar,
- * st2 reading it so): decided per plane size, the same in the walk that
- * builds the plan and in the one that runs it. */
-static bool fu_fused(const px_lcnet *net, int h8, int w8)
-{
-    return net->fu_fuse && net->own_fft && net->planar_s && net->fu_nchw == 2 &&
-           px_cu_fft2_fits(h8, w8);
-}
 
 /*
  * The Fourier unit of one FFC: u = s + irfft2(relu(fu(rfft2(s)) + b)), both
@@ -272,57 +235,30 @@ static int fourier_unit(pass *ps, const px_lcw_ffc *f)
     bool run = !ps->build;
     float scale = 1.0f / sqrtf((float)h8 * (float)w8);
     cufftComplex *spec = buf[BF_SPEC];
-    /* planar_s: st1 wrote s planar; an out-of-place R2C leaves its input
-     * as it was (only C2R may overwrite it), so s is still there for the
-     * last kernel's add. */
-    if (!net->planar_s) LAUNCH(px_cu_to_planar(s, ets, buf[BF_S], B, h8 * w8, cs, buf[BF_PLANAR]));
+    LAUNCH(px_cu_to_planar(s, ets, buf[BF_S], B, h8 * w8, cs, buf[BF_PLANAR]));
     mark(ps, "fu layout kernels");
     bool own = net->own_fft && px_cu_fft2_fits(h8, w8);
-    const float *re = buf[net->planar_s ? BF_S : BF_PLANAR];
     if (own)
-        LAUNCH(px_cu_rfft2(s, re, B * cs, h8, w8, buf[BF_SPECT]));
+        LAUNCH(px_cu_rfft2(s, buf[BF_PLANAR], B * cs, h8, w8, buf[BF_SPECT]));
     else if (run)
-        PX_CUFFT_CHECK(cufftExecR2C(p->fwd, (float *)re, buf[BF_SPECT]));
+        PX_CUFFT_CHECK(cufftExecR2C(p->fwd, buf[BF_PLANAR], buf[BF_SPECT]));
     mark(ps, "fu fft");
-    /* g: the convolution's output (fp32 in every precision, see upload),
-     * and then the spectrum to invert. fu_nchw: the convolution reads the
-     * planar spectrum itself (LAY_XPAIRS), so its transpose to NHWC goes;
-     * with 2 it also writes planes, and the kernel after it only pairs
-     * them up (no transpose either). */
-    cufftComplex *g = buf[BF_G];
-    if (net->fu_nchw) {
-        unsigned lay = LAY_XPAIRS | (net->fu_nchw == 2 ? LAY_YNCHW : 0);
-        if ((rc = conv_y(ps, &f->fu, buf[BF_SPECT], h8, 2 * wf, g, h8, wf, 0, false, true, true,
-                         scale, lay)))
-            goto fail;
-    } else {
-        LAUNCH(px_cu_planar_to_nhwc_c(s, buf[BF_SPECT], B, h8 * wf, cs, (float *)spec));
-        mark(ps, "fu layout kernels");
-        CONV(&f->fu, spec, h8, wf, g, h8, wf, 0, false, true, true, scale);
-    }
-    mark(ps, "fu conv");
-    /* own with fu_nchw 2: the inverse reads g's planes itself. */
-    bool gp = own && net->fu_nchw == 2;
-    if (net->fu_nchw == 2 && !gp)
-        LAUNCH(px_cu_hermitian_planar(s, (const float *)g, B, cs, h8, wf, w8, buf[BF_SPECT]));
-    else if (!gp)
-        LAUNCH(px_cu_hermitian_transpose(s, (const float *)g, B, cs, h8, wf, w8, buf[BF_SPECT]));
+    LAUNCH(px_cu_planar_to_nhwc_c(s, buf[BF_SPECT], B, h8 * wf, cs, (float *)spec));
     mark(ps, "fu layout kernels");
-    if (fu_fused(net, h8, w8)) {
-        /* u = s + scale irfft2, planar with the bias channel: no last pass. */
-        px_cu_fft2_out o = {buf[BF_U], et, buf[BF_S], scale, cs, cs + net->w.ext};
-        LAUNCH(px_cu_irfft2_to(s, (const float *)g, 1, B * cs, h8, w8, &o));
-        mark(ps, "fu fft");
-        return 0;
-    }
+    /* g: the convolution's output (fp32 in every precision, see upload),
+     * and then the spectrum to invert. */
+    cufftComplex *g = buf[BF_G];
+    CONV(&f->fu, spec, h8, wf, g, h8, wf, 0, false, true, true, scale);
+    mark(ps, "fu conv");
+    LAUNCH(px_cu_hermitian_transpose(s, (const float *)g, B, cs, h8, wf, w8, buf[BF_SPECT]));
+    mark(ps, "fu layout kernels");
     if (own)
-        LAUNCH(px_cu_irfft2(s, gp ? (const float *)g : buf[BF_SPECT], gp, B * cs, h8, w8,
-                            buf[BF_PLANAR]));
+        LAUNCH(px_cu_irfft2(s, buf[BF_SPECT], B * cs, h8, w8, buf[BF_PLANAR]));
     else if (run)
         PX_CUFFT_CHECK(cufftExecC2R(p->inv, buf[BF_SPECT], buf[BF_PLANAR]));
     mark(ps, "fu fft");
-    LAUNCH(px_cu_planar_add(s, ets, et, buf[BF_PLANAR], scale, buf[BF_S], net->planar_s, B, h8, w8,
-                            cs, net->w.ext, buf[BF_U]));
+    LAUNCH(px_cu_planar_add(s, ets, et, buf[BF_PLANAR], scale, buf[BF_S], B, h8, w8, cs, net->w.ext,
+                            buf[BF_U]));
     mark(ps, "fu layout kernels");
 fail:
     return rc;
@@ -373,14 +309,11 @@ static int trunk(pass *ps, void **xl_io, void **xg_io)
             mark(ps, "ffc conv a (l2l|g2l)");
             CONV(&f->b, buf[BF_PL], h8 + 2, w8 + 2, og, h8, w8, 0, false, false, false, 1.0f);
             mark(ps, "ffc conv b (l2g)");
-            if ((rc = conv_y(ps, &f->st1, gw ? (void *)gw : ig, h8, w8, buf[BF_S], h8, w8, 0, false,
-                             true, true, 1.0f, net->planar_s ? LAY_YNCHW : 0)))
-                goto fail;
+            CONV(&f->st1, gw ? (void *)gw : ig, h8, w8, buf[BF_S], h8, w8, 0, false, true, true,
+                 1.0f);
             mark(ps, "st1 conv");
             if ((rc = fourier_unit(ps, f))) goto fail;
-            if ((rc = conv_y(ps, &f->st2, buf[BF_U], h8, w8, og, h8, w8, 0, true, true, true, 1.0f,
-                             fu_fused(net, h8, w8) ? LAY_XNCHW : 0)))
-                goto fail;
+            CONV(&f->st2, buf[BF_U], h8, w8, og, h8, w8, 0, true, true, true, 1.0f);
             mark(ps, "st2 conv");
         }
     }
@@ -419,8 +352,8 @@ static int forward(pass *ps)
     /* stem_pd: it writes the first down-sampling's padded input itself. */
     bool spd = net->stem_pd;
     LAUNCH(px_cu_stem(s, et, buf[BF_IMG], buf[BF_MASK], img_stride, mask_stride, buf[BF_ITEMS], B,
-                      H, W, net->w.stem.w, net->w.stem.wtc, net->w.stem.b, a->ngf, spd,
-                      net->w.ext, buf[spd ? BF_PD : BF_BIG]));
+                      H, W, net->w.stem.w, net->w.stem.wtc, net->w.stem.b, a->ngf, spd, net->w.ext,
+                      buf[spd ? BF_PD : BF_BIG]));
     mark(ps, "stem");
     /* Down-sampling: reflection pad 1 -> 3x3 stride 2; the last one splits
      * into the trunk's local and global groups. */
@@ -650,15 +583,8 @@ int px_lcnet_create(const px_lama_weights *W, px_cuda_prec prec, px_cuda_ctx *ct
         goto fail;
     }
     if ((rc = px_lcw_upload(&net->w, W, prec, ctx->stream, err, errlen))) goto fail;
-    const char *ps = getenv("PX_LAMA_CUDA_PLANAR_S");
-    net->planar_s = ps && !strcmp(ps, "1") && px_lcw_elem_wide(prec) == PX_CU_F32;
     const char *sp = getenv("PX_LAMA_CUDA_STEM_PD");
-    net->stem_pd = sp && !strcmp(sp, "1") && net->w.stem.wtc;
-    /* fu's pair filter needs its input channels unpadded: 2 per bin. */
-    const char *fn = getenv("PX_LAMA_CUDA_FU_NCHW");
-    const px_lcw_conv *fu = net->w.arch.n_blocks ? &net->w.blk[0][0].fu : NULL;
-    if (fn && fu && fu->fdc && fu->cin == 2 * net->w.arch.cs)
-        net->fu_nchw = !strcmp(fn, "1") ? 1 : !strcmp(fn, "2") ? 2 : 0;
+    net->stem_pd = !(sp && !strcmp(sp, "0")) && net->w.stem.wtc;
     const char *ff = getenv("PX_LAMA_CUDA_FFT");
     if (ff && !strcmp(ff, "own")) {
         int e = px_cu_fft2_init();
@@ -669,8 +595,6 @@ int px_lcnet_create(const px_lama_weights *W, px_cuda_prec prec, px_cuda_ctx *ct
         }
         net->own_fft = true;
     }
-    const char *fz = getenv("PX_LAMA_CUDA_FU_FUSE");
-    net->fu_fuse = fz && !strcmp(fz, "1") && net->w.arch.n_blocks && net->w.blk[0][0].st2.fdc;
     /* Every upload made with a plain cudaMemcpy (legacy stream) has landed
      * before the first request's kernels run on ctx->stream. */
     PX_CUDA_CHECK(cudaDeviceSynchronize());

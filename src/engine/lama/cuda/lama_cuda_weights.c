@@ -157,7 +157,6 @@ static void conv_free(px_lcw_conv *c)
     if (c->b_act) cudaFree(c->b_act);
     if (c->wtc) cudaFree(c->wtc);
     if (c->fd) cudnnDestroyFilterDescriptor(c->fd);
-    if (c->fdc) cudnnDestroyFilterDescriptor(c->fdc);
     memset(c, 0, sizeof *c);
 }
 
@@ -206,22 +205,6 @@ fail:
     return rc;
 }
 
-/* A 1x1's second descriptor (px_lcw_conv.fdc), the same bytes read as
- * NCHW's KCRS: a 1x1 filter over cin channels is one as (cout, cin, 1, 1)
- * too; with pairs (fu's), channel 2k + r at offset o * cin + 2k + r, it is
- * one over cin / 2 channels with taps (0, r). */
-static int nchw_view(px_lcw_conv *c, bool pairs, char *err, size_t errlen)
-{
-    int rc = 0;
-    if (c->kh != 1 || c->kw != 1 || (pairs && c->cin % 2)) return 0;
-    PX_CUDNN_CHECK(cudnnCreateFilterDescriptor(&c->fdc));
-    PX_CUDNN_CHECK(cudnnSetFilter4dDescriptor(c->fdc, px_cuda_prec_dnn_type(c->prec),
-                                              CUDNN_TENSOR_NCHW, c->cout,
-                                              pairs ? c->cin / 2 : c->cin, 1, pairs ? 2 : 1));
-fail:
-    return rc;
-}
-
 static int upload_all(px_lcw *lw, const px_lama_weights *W, char *err, size_t errlen)
 {
     const px_lama_arch *a = &lw->arch;
@@ -239,9 +222,7 @@ static int upload_all(px_lcw *lw, const px_lama_weights *W, char *err, size_t er
             if (!rc) rc = upload_conv(lw, &o->b, &f->l2g, false, TF32_NEVER, 0, err, errlen);
             if (!rc) rc = upload_conv(lw, &o->st1, &f->st1, false, TF32_WIDE, 0, err, errlen);
             if (!rc) rc = upload_conv(lw, &o->fu, &f->fu, false, TF32_HALF, 0, err, errlen);
-            if (!rc) rc = nchw_view(&o->fu, true, err, errlen);
             if (!rc) rc = upload_conv(lw, &o->st2, &f->st2, false, TF32_NEVER, x, err, errlen);
-            if (!rc) rc = nchw_view(&o->st2, false, err, errlen);
         }
     for (int i = 0; !rc && i < a->n_down; i++)
         rc = upload_conv(lw, &lw->up[i], &W->up[i], false, TF32_NEVER, 0, err, errlen);
@@ -276,10 +257,11 @@ void px_lcw_free(px_lcw *w)
 int px_lcw_ext(px_cuda_prec prec)
 {
     const char *e = getenv("PX_LAMA_CUDA_BIASCH");
-    /* A width (16 ... 64) is for measuring: cuDNN may choose faster
-     * kernels for 544 input channels than for 520 (the FFC's 3x3
-     * convolution took 22 % longer with 8 more, not 1.6 %). */
-    int n = e ? atoi(e) : -1, wide = n >= 16 && n <= 64 && n % 8 == 0 ? n : 8;
+    /* 32 wide by default: cuDNN picks faster kernels for the FFC's 3x3
+     * with 544 input channels than with 520 (8 wide: 22 % slower than
+     * without the channel for 1.6 % more work); 32 made the whole pass
+     * 3 % faster (H100, 2026-12-07, lama-cuda.md). =8 ... =64 choose. */
+    int n = e ? atoi(e) : -1, wide = n >= 8 && n <= 64 && n % 8 == 0 ? n : 32;
     if (prec == PX_CUDA_FP16) return n == 0 ? 0 : wide;
     return prec == PX_CUDA_BF16 && n > 0 ? wide : 0;
 }

@@ -25,12 +25,6 @@ typedef struct {
     void *b_act;       /* act-type bias (cuDNN's fused path) or NULL */
     void *wtc;         /* stem and head: the tensor cores' fp16 weights (conv7.h), or NULL */
     cudnnFilterDescriptor_t fd;
-    /* The Fourier unit's 1x1s only: the same bytes as an NCHW (KCRS)
-     * filter, for NCHW inputs (lama_cuda_net.c's variants): fu's as (cout,
-     * cin / 2, 1, 2), whose 1x2 taps are a bin's real and imaginary parts
-     * (PX_LAMA_CUDA_FU_NCHW), st2's as (cout, cin, 1, 1)
-     * (PX_LAMA_CUDA_FU_FUSE); NULL elsewhere. */
-    cudnnFilterDescriptor_t fdc;
 } px_lcw_conv;
 
 typedef struct {
@@ -44,7 +38,7 @@ typedef struct {
 typedef struct {
     px_lama_arch arch;
     px_cuda_prec prec;
-    /* The bias channel's width (0 or 8): the fused 16-bit convolutions'
+    /* The bias channel's width (0, or 8 ... 64: 32 by default): the fused 16-bit convolutions'
      * inputs (PD, PCAT, U) carry ext more channels, 1 then 0s, from which
      * their weights add the part of the bias 16 bits cannot hold (see
      * split_bias in lama_cuda_weights.c). */
@@ -61,11 +55,11 @@ typedef struct {
 int px_lcw_upload(px_lcw *w, const px_lama_weights *W, px_cuda_prec prec, cudaStream_t stream,
                   char *err, size_t errlen);
 
-/* The bias channel's width for precision prec: 8 in fp16 (without it fp16
+/* The bias channel's width for precision prec: 32 in fp16 (without it fp16
  * missed the accuracy gate; PX_LAMA_CUDA_BIASCH=0 drops it, for
- * diagnosis) and in bf16 with PX_LAMA_CUDA_BIASCH=1, else 0;
- * PX_LAMA_CUDA_BIASCH=16|24|...|64 widens it (1, then zeros), to measure
- * which input widths cuDNN's kernels prefer. */
+ * diagnosis; the 1 and then zeros: 32 suits cuDNN's kernels better than
+ * 8) and in bf16 with PX_LAMA_CUDA_BIASCH=1, else 0;
+ * PX_LAMA_CUDA_BIASCH=8|16|...|64 sets the width, for measuring. */
 int px_lcw_ext(px_cuda_prec prec);
 
 /* Whether the 7x7 stem and head run on the tensor cores (conv7.h) in

@@ -441,7 +441,7 @@ static int conv(vpass *ps, const vconv *cv, const void *x, void *y, bool acc, co
     if (ps->build) {
         px_cuda_conv_shape s = {0,     1,     cv->cin, cv->cout, ps->h,     ps->w,        ps->h,
                                 ps->w, cv->k, cv->k,   1,        cv->k / 2, 0,
-                                cv->bf ? PX_CUDA_BF16 : v->prec, 0, 0, 0};
+                                cv->bf ? PX_CUDA_BF16 : v->prec};
         v->nops = ps->next;
         return px_cuda_conv_build(op, &s, v->ctx->dnn, &a, WS_LIMIT, v->algos, 0, err, errlen);
     }
