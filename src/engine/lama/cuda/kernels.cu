@@ -29,7 +29,6 @@ inline unsigned blocks_for(size_t n)
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
          i += (size_t)gridDim.x * blockDim.x)
 
-
 /* Vectorised kernels: one thread per 8 channels of one pixel; 32-bit
  * index arithmetic (every tensor here has fewer than 2^32 elements: the
  * launchers check). cv = channels / 8, ev = the bias channel's / 8. */
