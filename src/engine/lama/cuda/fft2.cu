@@ -133,6 +133,17 @@ template <int H, int W> __device__ __forceinline__ void make_tables(float2 *tww,
     }
 }
 
+/* The block's shared memory: the plane's H * WF bins, then the tables
+ * (made here). */
+template <int H, int W>
+__device__ __forceinline__ float2 *plane_smem(float2 *sm, const float2 **tww, const float2 **twh)
+{
+    float2 *w = sm + H * (W / 2 + 1), *h = w + W;
+    make_tables<H, W>(w, h);
+    *tww = w, *twh = h;
+    return sm;
+}
+
 template <int H, int W> constexpr size_t smem_bytes()
 {
     return (size_t)(H * (W / 2 + 1) + W + H) * sizeof(float2);
@@ -143,8 +154,8 @@ __global__ void __launch_bounds__(THREADS) rfft2_k(const float *in, float2 *out)
 {
     constexpr int WF = W / 2 + 1, NS = H / 2 * WF, MS = (NS + THREADS - 1) / THREADS;
     extern __shared__ float2 sm[];
-    float2 *buf = sm, *tww = sm + H * WF, *twh = tww + W;
-    make_tables<H, W>(tww, twh);
+    const float2 *tww, *twh;
+    float2 *buf = plane_smem<H, W>(sm, &tww, &twh);
     const float *src = in + (size_t)blockIdx.x * H * W;
     /* Row pair j (rows 2j and 2j + 1, 2 WF slots) holds their joint row. */
     for (int i = threadIdx.x; i < H / 2 * W; i += THREADS) {
@@ -187,8 +198,8 @@ __global__ void __launch_bounds__(THREADS) irfft2_k(const float2 *in, float *out
 {
     constexpr int WF = W / 2 + 1, NJ = H / 2 * W, MJ = (NJ + THREADS - 1) / THREADS;
     extern __shared__ float2 sm[];
-    float2 *buf = sm, *tww = sm + H * WF, *twh = tww + W;
-    make_tables<H, W>(tww, twh);
+    const float2 *tww, *twh;
+    float2 *buf = plane_smem<H, W>(sm, &tww, &twh);
     for (int i = threadIdx.x; i < H * WF; i += THREADS)
         buf[i] = in[(size_t)blockIdx.x * H * WF + i];
     __syncthreads();
