@@ -38,10 +38,10 @@ typedef struct {
 typedef struct {
     px_lama_arch arch;
     px_cuda_prec prec;
-    /* The bias channel's width (0, or 8 ... 64: 32 by default): the fused 16-bit convolutions'
-     * inputs (PD, PCAT, U) carry ext more channels, 1 then 0s, from which
-     * their weights add the part of the bias 16 bits cannot hold (see
-     * split_bias in lama_cuda_weights.c). */
+    /* The bias channel's width (0, or 8 ... 64: 32 by default): the fused
+     * 16-bit convolutions' inputs (PD, PCAT, U) carry ext more channels, 1
+     * then 0s, from which their weights add the part of the bias 16 bits
+     * cannot hold (see split_bias in lama_cuda_weights.c). */
     int ext;
     px_lcw_conv stem, down[PX_LAMA_MAX_DOWN], down_g, up[PX_LAMA_MAX_DOWN], out;
     px_lcw_ffc (*blk)[2];
