@@ -373,7 +373,7 @@ TEST(t_stem_pd)
 }
 
 /* PX_LAMA_CUDA_FFT=own (the kernels' arithmetic is checked on the host by
- * tests/host/fft2_host_check): the one-pass transforms (fft2.h) at
+ * tests/host/fft2_host_check): the NHWC transforms (fft2.h) at
  * big-lama sizes whose 1/8-scale planes they take (32x32, 64x32, 32x64),
  * in fp16, TF32 and (two of them) fp32 within the usual bounds; fp16
  * batches against lone runs. */

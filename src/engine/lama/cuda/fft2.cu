@@ -1,28 +1,41 @@
 /*
- * fft2.cu — the Fourier unit's 2-D real transforms, a plane per block (see
+ * fft2.cu — the Fourier unit's 2-D real transforms on NHWC tensors (see
  * fft2.h).
  *
- * A block holds one plane's spectrum, h rows of w/2 + 1 bins (an odd
- * count: a column's bins fall in different banks), in shared memory. Rows
- * go two at a time as one complex transform (row 2j real, row 2j + 1
- * imaginary), split into their two half spectra after it (or, inverse,
- * joined before it); columns are complex transforms of length h. Each 1-D
- * transform of length n = r1 * r2 is two steps of small DFTs held in
- * registers (Cooley-Tukey, natural order in and out): r1 DFTs of length r2
- * over the strided elements, times the twiddles, then r2 DFTs of length r1
- * over contiguous ones. Twiddles come from a table of the n roots made
- * with sincospif (exact at the quarter turns), as accurate as cuFFT's.
+ * Four kernels, two a direction. Forward: rows_fwd (a block per image
+ * row and group of channel pairs: channels 2j and 2j + 1 go as the real
+ * and imaginary parts of one complex row, transformed together and split
+ * into their two half spectra after) writes the spectrum's rows; cols (a
+ * block per spectrum column and group of channels) transforms them along
+ * h in place. Inverse: cols along h in place, then rows_inv joins each
+ * channel pair's half rows into one complex row (dropping the imaginary
+ * parts of columns 0 and w/2 as a C2R does: the same as making those
+ * columns Hermitian along h first), transforms it and writes the scaled
+ * result plus the addend in the activation type.
+ *
+ * In shared memory a block's transforms are interleaved, element e of
+ * lane (transform) l at buf[e * lanes + l], so the threads of a warp, which
+ * take consecutive lanes, read consecutive words: no bank conflicts, and
+ * the global reads and writes are whole channel runs. Each transform of
+ * length n = r1 * r2 is two steps of small DFTs held in registers
+ * (Cooley-Tukey, natural order in and out): r1 DFTs of length r2 over the
+ * strided elements, times the twiddles, then r2 DFTs of length r1 over
+ * contiguous ones. Twiddles come from a table of the n roots made with
+ * sincospif (exact at the quarter turns), as accurate as cuFFT's.
  */
 #include "engine/lama/cuda/fft2.h"
 
 #ifndef PX_FFT2_EMULATE /* tests/host/fft2_host_check.cpp runs the kernels on threads */
-#include <cuda_runtime.h>
+#include "engine/lama/cuda/lama_dev.cuh"
 #endif
 
 namespace
 {
 
 const int THREADS = 256;
+/* Channel pairs a row block takes, channels a column block takes (at
+ * most: fewer where the channel count asks, see lanes_for). */
+const int ROW_LANES = 16, COL_LANES = 32;
 
 __device__ __forceinline__ float2 cmul(float2 a, float2 b)
 {
@@ -33,6 +46,34 @@ __device__ __forceinline__ float2 conj2(float2 a)
 {
     return make_float2(a.x, -a.y);
 }
+
+/* Two neighbouring activations as floats, and back (i even). */
+__device__ __forceinline__ float2 ld2(const float *p, size_t i)
+{
+    return *reinterpret_cast<const float2 *>(p + i);
+}
+__device__ __forceinline__ void st2(float *p, size_t i, float2 v)
+{
+    *reinterpret_cast<float2 *>(p + i) = v;
+}
+#ifndef PX_FFT2_EMULATE
+__device__ __forceinline__ float2 ld2(const pxcu::f16_t *p, size_t i)
+{
+    return __half22float2(*reinterpret_cast<const __half2 *>(p + i));
+}
+__device__ __forceinline__ float2 ld2(const pxcu::bf16_t *p, size_t i)
+{
+    return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(p + i));
+}
+__device__ __forceinline__ void st2(pxcu::f16_t *p, size_t i, float2 v)
+{
+    *reinterpret_cast<__half2 *>(p + i) = __floats2half2_rn(v.x, v.y);
+}
+__device__ __forceinline__ void st2(pxcu::bf16_t *p, size_t i, float2 v)
+{
+    *reinterpret_cast<__nv_bfloat162 *>(p + i) = __floats2bfloat162_rn(v.x, v.y);
+}
+#endif
 
 __host__ __device__ constexpr int log2c(int n)
 {
@@ -76,244 +117,239 @@ __device__ __forceinline__ void dft(float2 *a, const float2 *tw)
     if constexpr (LEN > 2) dft<R, TS, INV, LEN / 2>(a, tw);
 }
 
+/* The table of the N roots W_N^m, made by the block. */
+template <int N> __device__ __forceinline__ void make_table(float2 *tw)
+{
+    for (int m = threadIdx.x; m < N; m += THREADS) {
+        float s, c;
+        sincospif(-2.0f * (float)m / (float)N, &s, &c);
+        tw[m] = make_float2(c, s);
+    }
+}
+
+/* This thread's lane and first row in a loop over [rows][lanes] by the
+ * whole block (lanes divides THREADS), and the rows' step. */
+struct walk {
+    int l, n0, dn;
+};
+__device__ __forceinline__ walk walk_of(int lanes)
+{
+    return walk{(int)threadIdx.x % lanes, (int)threadIdx.x / lanes, THREADS / lanes};
+}
+
 /*
- * COUNT transforms of length N on buf, transform t's element e at
- * buf[t * ts + e * es], in place. Index n = n1 + R1 n2, bin k = k2 + R2 k1:
- * step 1, per n1, the DFT over n2 times W_N^(n1 k2), stored at n1 + R1 k2
- * (where n2 = k2 was); step 2, per k2, the DFT over n1 (contiguous),
- * stored at k2 + R2 k1 once every thread of the round has read. Ends
- * synchronised.
+ * `lanes` transforms of length N on buf (element e of lane l at buf[e *
+ * lanes + l]), in place. Index n = n1 + R1 n2, bin k = k2 + R2 k1: step 1,
+ * per n1, the DFT over n2 times W_N^(n1 k2), stored at n1 + R1 k2 (where
+ * n2 = k2 was); step 2, per k2, the DFT over n1 (contiguous), stored at
+ * k2 + R2 k1 once every thread has read (lanes * R2 <= THREADS: one
+ * round). Starts and ends synchronised.
  */
-template <int N, int COUNT, bool INV>
-__device__ __forceinline__ void fft_many(float2 *buf, int ts, int es, const float2 *tw)
+template <int N, bool INV>
+__device__ __forceinline__ void fft_lanes(float2 *buf, int lanes, const float2 *tw)
 {
     constexpr int R2 = N >= 64 ? 8 : 4, R1 = N / R2;
-    for (int task = threadIdx.x; task < COUNT * R1; task += THREADS) {
-        int t = task / R1, n1 = task % R1;
-        float2 *x = buf + t * ts, a[R2];
+    walk t = walk_of(lanes);
+    float2 *x = buf + t.l;
+    for (int n1 = t.n0; n1 < R1; n1 += t.dn) {
+        float2 a[R2];
 #pragma unroll
-        for (int n2 = 0; n2 < R2; n2++) a[n2] = x[(n1 + R1 * n2) * es];
+        for (int n2 = 0; n2 < R2; n2++) a[n2] = x[(n1 + R1 * n2) * lanes];
         dft<R2, N / R2, INV>(a, tw);
 #pragma unroll
         for (int r = 0; r < R2; r++) {
             int k2 = brev(r, log2c(R2));
-            x[(n1 + R1 * k2) * es] = k2 && n1 ? cmul(a[r], root<INV>(tw, n1 * k2)) : a[r];
+            x[(n1 + R1 * k2) * lanes] = k2 && n1 ? cmul(a[r], root<INV>(tw, n1 * k2)) : a[r];
         }
     }
     __syncthreads();
-    /* Rounds of THREADS tasks hold whole transforms (THREADS % R2 == 0),
-     * so each round reads before any of its transforms is written. */
-    constexpr int T2 = COUNT * R2, ROUNDS = (T2 + THREADS - 1) / THREADS;
-    static_assert(THREADS % R2 == 0, "a round splits a transform");
-    for (int m = 0; m < ROUNDS; m++) {
-        int task = threadIdx.x + m * THREADS, k2 = task % R2;
-        float2 *x = buf + (task / R2) * ts, b[R1];
-        if (task < T2) {
+    int k2 = t.n0;
+    float2 b[R1];
+    if (k2 < R2) {
 #pragma unroll
-            for (int n1 = 0; n1 < R1; n1++) b[n1] = x[(n1 + R1 * k2) * es];
-            dft<R1, N / R1, INV>(b, tw);
-        }
-        __syncthreads();
-        if (task < T2) {
-#pragma unroll
-            for (int r = 0; r < R1; r++) x[(k2 + R2 * brev(r, log2c(R1))) * es] = b[r];
-        }
-        __syncthreads();
-    }
-}
-
-/* The tables of W_w and W_h roots, after the plane's H * WF bins. */
-template <int H, int W> __device__ __forceinline__ void make_tables(float2 *tww, float2 *twh)
-{
-    for (int i = threadIdx.x; i < W + H; i += THREADS) {
-        int n = i < W ? W : H, m = i < W ? i : i - W;
-        float s, c;
-        sincospif(-2.0f * (float)m / (float)n, &s, &c);
-        (i < W ? tww : twh)[m] = make_float2(c, s);
-    }
-}
-
-/* The block's shared memory: the plane's H * WF bins, then the tables
- * (made here). */
-template <int H, int W>
-__device__ __forceinline__ float2 *plane_smem(float2 *sm, const float2 **tww, const float2 **twh)
-{
-    float2 *w = sm + H * (W / 2 + 1), *h = w + W;
-    make_tables<H, W>(w, h);
-    *tww = w, *twh = h;
-    return sm;
-}
-
-template <int H, int W> constexpr size_t smem_bytes()
-{
-    return (size_t)(H * (W / 2 + 1) + W + H) * sizeof(float2);
-}
-
-template <int H, int W>
-__global__ void __launch_bounds__(THREADS) rfft2_k(const float *in, float2 *out)
-{
-    constexpr int WF = W / 2 + 1, NS = H / 2 * WF, MS = (NS + THREADS - 1) / THREADS;
-    extern __shared__ float2 sm[];
-    const float2 *tww, *twh;
-    float2 *buf = plane_smem<H, W>(sm, &tww, &twh);
-    const float *src = in + (size_t)blockIdx.x * H * W;
-    /* Row pair j (rows 2j and 2j + 1, 2 WF slots) holds their joint row. */
-    for (int i = threadIdx.x; i < H / 2 * W; i += THREADS) {
-        int j = i / W, x = i % W;
-        buf[j * 2 * WF + x] = make_float2(src[2 * j * W + x], src[(2 * j + 1) * W + x]);
+        for (int n1 = 0; n1 < R1; n1++) b[n1] = x[(n1 + R1 * k2) * lanes];
+        dft<R1, N / R1, INV>(b, tw);
     }
     __syncthreads();
-    fft_many<W, H / 2, false>(buf, 2 * WF, 1, tww);
+    if (k2 < R2) {
+#pragma unroll
+        for (int r = 0; r < R1; r++) x[(k2 + R2 * brev(r, log2c(R1))) * lanes] = b[r];
+    }
+    __syncthreads();
+}
+
+/* Forward along w: block (g, y, b) takes channel pairs g * lanes .. of row
+ * y of image b; h rows, c channels. */
+template <int W, typename Ti>
+__global__ void __launch_bounds__(THREADS)
+    rows_fwd_k(const Ti *x, int h, int c, int lanes, float2 *spec)
+{
+    constexpr int WF = W / 2 + 1;
+    __shared__ float2 buf[W * ROW_LANES], tw[W];
+    make_table<W>(tw);
+    walk t = walk_of(lanes);
+    int ch = (blockIdx.x * lanes + t.l) * 2;
+    size_t row = (size_t)blockIdx.z * h + blockIdx.y;
+    for (int n = t.n0; n < W; n += t.dn) buf[n * lanes + t.l] = ld2(x, (row * W + n) * c + ch);
+    __syncthreads();
+    fft_lanes<W, false>(buf, lanes, tw);
     /* Split Z = A + iB: A[k] = (Z[k] + conj Z[-k]) / 2, B[k] = (Z[k] -
-     * conj Z[-k]) / 2i, for k = 0 .. w/2; read all, then write. */
-    float2 ra[MS], rb[MS];
-#pragma unroll
-    for (int m = 0; m < MS; m++) {
-        int i = threadIdx.x + m * THREADS;
-        if (i < NS) {
-            int j = i / WF, k = i % WF;
-            float2 z = buf[j * 2 * WF + k], zm = buf[j * 2 * WF + (W - k) % W];
-            ra[m] = make_float2(0.5f * (z.x + zm.x), 0.5f * (z.y - zm.y));
-            rb[m] = make_float2(0.5f * (z.y + zm.y), 0.5f * (zm.x - z.x));
-        }
+     * conj Z[-k]) / 2i, for k = 0 .. w/2, written as channels ch, ch + 1. */
+    for (int k = t.n0; k < WF; k += t.dn) {
+        float2 z = buf[k * lanes + t.l], zm = buf[((W - k) % W) * lanes + t.l];
+        *reinterpret_cast<float4 *>(spec + (row * WF + k) * c + ch) = make_float4(
+            0.5f * (z.x + zm.x), 0.5f * (z.y - zm.y), 0.5f * (z.y + zm.y), 0.5f * (zm.x - z.x));
     }
-    __syncthreads();
-#pragma unroll
-    for (int m = 0; m < MS; m++) {
-        int i = threadIdx.x + m * THREADS;
-        if (i < NS) {
-            int j = i / WF, k = i % WF;
-            buf[2 * j * WF + k] = ra[m];
-            buf[(2 * j + 1) * WF + k] = rb[m];
-        }
-    }
-    __syncthreads();
-    fft_many<H, WF, false>(buf, 1, WF, twh);
-    float2 *dst = out + (size_t)blockIdx.x * H * WF;
-    for (int i = threadIdx.x; i < H * WF; i += THREADS) dst[i] = buf[i];
 }
 
-template <int H, int W>
-__global__ void __launch_bounds__(THREADS) irfft2_k(const float2 *in, float *out)
+/* Along h, in place: block (g, k, b) takes channels g * lanes .. of
+ * spectrum column k of image b (wf columns of a width w, c channels). */
+template <int H, bool INV>
+__global__ void __launch_bounds__(THREADS) cols_k(float2 *spec, int w, int c, int lanes)
 {
-    constexpr int WF = W / 2 + 1, NJ = H / 2 * W, MJ = (NJ + THREADS - 1) / THREADS;
-    extern __shared__ float2 sm[];
-    const float2 *tww, *twh;
-    float2 *buf = plane_smem<H, W>(sm, &tww, &twh);
-    for (int i = threadIdx.x; i < H * WF; i += THREADS)
-        buf[i] = in[(size_t)blockIdx.x * H * WF + i];
+    __shared__ float2 buf[H * COL_LANES], tw[H];
+    make_table<H>(tw);
+    walk t = walk_of(lanes);
+    int wf = w / 2 + 1, k = blockIdx.y;
+    size_t stride = (size_t)wf * c;
+    float2 *col = spec + ((size_t)blockIdx.z * H * wf + k) * c + blockIdx.x * lanes + t.l;
+    for (int n = t.n0; n < H; n += t.dn) buf[n * lanes + t.l] = col[n * stride];
     __syncthreads();
-    fft_many<H, WF, true>(buf, 1, WF, twh);
-    /* Join rows 2j and 2j + 1 as Z = A + iB over all w bins (A[-k] = conj
-     * A[k]), the imaginary parts of bins 0 and w/2 dropped as a C2R does;
-     * read all, then write. */
-    float2 rz[MJ];
-#pragma unroll
-    for (int m = 0; m < MJ; m++) {
-        int i = threadIdx.x + m * THREADS;
-        if (i < NJ) {
-            int j = i / W, k = i % W, kk = k <= W / 2 ? k : W - k;
-            float2 a = buf[2 * j * WF + kk], b = buf[(2 * j + 1) * WF + kk];
-            if (kk == 0 || kk == W / 2) a.y = b.y = 0.0f;
-            if (k != kk) a = conj2(a), b = conj2(b);
-            rz[m] = make_float2(a.x - b.y, a.y + b.x);
-        }
+    fft_lanes<H, INV>(buf, lanes, tw);
+    for (int n = t.n0; n < H; n += t.dn) col[n * stride] = buf[n * lanes + t.l];
+}
+
+/* Inverse along w and the unit's end: block (g, y, b) as in rows_fwd;
+ * out (oc channels a pixel) = scale * the row + add (c a pixel). */
+template <int W, typename Ta, typename To>
+__global__ void __launch_bounds__(THREADS) rows_inv_k(const float2 *g, int h, int c, int lanes,
+                                                      float scale, const Ta *add, int oc, To *out)
+{
+    constexpr int WF = W / 2 + 1;
+    __shared__ float2 buf[W * ROW_LANES], tw[W];
+    make_table<W>(tw);
+    walk t = walk_of(lanes);
+    int ch = (blockIdx.x * lanes + t.l) * 2;
+    size_t row = (size_t)blockIdx.z * h + blockIdx.y;
+    /* Join channels ch, ch + 1 as Z = A + iB over all w bins (A[-k] = conj
+     * A[k]), the imaginary parts of bins 0 and w/2 dropped as a C2R does. */
+    for (int k = t.n0; k < W; k += t.dn) {
+        int kk = k <= W / 2 ? k : W - k;
+        float4 v = *reinterpret_cast<const float4 *>(g + (row * WF + kk) * c + ch);
+        float2 a = make_float2(v.x, v.y), b = make_float2(v.z, v.w);
+        if (kk == 0 || kk == W / 2) a.y = b.y = 0.0f;
+        if (k != kk) a = conj2(a), b = conj2(b);
+        buf[k * lanes + t.l] = make_float2(a.x - b.y, a.y + b.x);
     }
     __syncthreads();
-#pragma unroll
-    for (int m = 0; m < MJ; m++) {
-        int i = threadIdx.x + m * THREADS;
-        if (i < NJ) buf[i / W * 2 * WF + i % W] = rz[m];
-    }
-    __syncthreads();
-    fft_many<W, H / 2, true>(buf, 2 * WF, 1, tww);
-    float *dst = out + (size_t)blockIdx.x * H * W;
-    for (int i = threadIdx.x; i < H / 2 * W; i += THREADS) {
-        int j = i / W, x = i % W;
-        float2 z = buf[j * 2 * WF + x];
-        dst[2 * j * W + x] = z.x;
-        dst[(2 * j + 1) * W + x] = z.y;
+    fft_lanes<W, true>(buf, lanes, tw);
+    for (int n = t.n0; n < W; n += t.dn) {
+        float2 z = buf[n * lanes + t.l], s = ld2(add, (row * W + n) * c + ch);
+        st2(out, (row * W + n) * oc + ch, make_float2(scale * z.x + s.x, scale * z.y + s.y));
     }
 }
 
-#ifdef PX_FFT2_EMULATE
+/* The most lanes, a power of two up to most, that divide n. */
+int lanes_for(int n, int most)
+{
+    int l = most;
+    while (n % l) l /= 2;
+    return l;
+}
+
 } // namespace
-#else
-template <int H, int W> int init_one()
-{
-    int e = (int)cudaFuncSetAttribute(rfft2_k<H, W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      (int)smem_bytes<H, W>());
-    if (!e)
-        e = (int)cudaFuncSetAttribute(irfft2_k<H, W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      (int)smem_bytes<H, W>());
-    return e;
-}
 
-template <int H> int init_row()
+#ifndef PX_FFT2_EMULATE
+namespace
 {
-    int e = init_one<H, 32>();
-    if (!e) e = init_one<H, 64>();
-    if (!e) e = init_one<H, 128>();
-    return e;
-}
 
-/* One launch's arguments. */
-struct launch_args {
-    cudaStream_t s;
-    const float *in;
-    float *out;
-    int planes, inverse;
-};
-
-template <int H, int W> int launch(const launch_args &a)
-{
-    size_t sm = smem_bytes<H, W>();
-    if (!a.inverse)
-        rfft2_k<H, W><<<a.planes, THREADS, sm, a.s>>>(a.in, reinterpret_cast<float2 *>(a.out));
-    else
-        irfft2_k<H, W>
-            <<<a.planes, THREADS, sm, a.s>>>(reinterpret_cast<const float2 *>(a.in), a.out);
-    return (int)cudaGetLastError();
-}
-
-template <int H> int launch_w(const launch_args &a, int w)
-{
-    return w == 32 ? launch<H, 32>(a) : w == 64 ? launch<H, 64>(a) : launch<H, 128>(a);
-}
+using pxcu::bf16_t; /* WITH_ELEM's type names */
+using pxcu::f16_t;
 
 bool side_ok(int n)
 {
     return n == 32 || n == 64 || n == 128;
 }
 
-int run(const launch_args &a, int h, int w)
+/* Runs F::go<N>() for the side n (32, 64 or 128). */
+template <typename F> int by_side(int n, const F &f)
 {
-    if (!side_ok(h) || !side_ok(w)) return (int)cudaErrorInvalidValue;
-    return h == 32 ? launch_w<32>(a, w) : h == 64 ? launch_w<64>(a, w) : launch_w<128>(a, w);
+    return n == 32 ? f.template go<32>() : n == 64 ? f.template go<64>() : f.template go<128>();
 }
+
+struct fwd_rows {
+    cudaStream_t s;
+    int et;
+    const void *x;
+    int B, h, w, c;
+    float *spec;
+    template <int W> int go() const
+    {
+        int lanes = lanes_for(c / 2, ROW_LANES);
+        dim3 grid(c / 2 / lanes, h, B);
+        WITH_ELEM(et, rows_fwd_k<W, T><<<grid, THREADS, 0, s>>>((const T *)x, h, c, lanes,
+                                                                reinterpret_cast<float2 *>(spec)));
+        return pxlama::launched();
+    }
+};
+
+template <bool INV> struct along_h {
+    cudaStream_t s;
+    float *spec;
+    int B, w, c;
+    template <int H> int go() const
+    {
+        int lanes = lanes_for(c, COL_LANES);
+        dim3 grid(c / lanes, w / 2 + 1, B);
+        cols_k<H, INV><<<grid, THREADS, 0, s>>>(reinterpret_cast<float2 *>(spec), w, c, lanes);
+        return pxlama::launched();
+    }
+};
+
+struct inv_rows {
+    cudaStream_t s;
+    const float *g;
+    float scale;
+    int eta;
+    const void *add;
+    int et, B, h, w, c, ext;
+    void *out;
+    template <int W> int go() const
+    {
+        int lanes = lanes_for(c / 2, ROW_LANES);
+        dim3 grid(c / 2 / lanes, h, B);
+        WITH_ELEM2(eta, et,
+                   rows_inv_k<W, Tx, T>
+                   <<<grid, THREADS, 0, s>>>(reinterpret_cast<const float2 *>(g), h, c, lanes,
+                                             scale, (const Tx *)add, c + ext, (T *)out));
+        return pxlama::launched();
+    }
+};
 
 } // namespace
 
-extern "C" int px_cu_fft2_fits(int h, int w)
+extern "C" int px_cu_fu_fits(int h, int w, int c)
 {
-    return side_ok(h) && side_ok(w);
+    return side_ok(h) && side_ok(w) && c > 0 && c % 2 == 0;
 }
 
-extern "C" int px_cu_fft2_init(void)
+extern "C" int px_cu_fu_rfft2(px_cu_stream s, int et, const void *x, int B, int h, int w, int c,
+                              float *spec)
 {
-    int e = init_row<32>();
-    if (!e) e = init_row<64>();
-    if (!e) e = init_row<128>();
+    if (!px_cu_fu_fits(h, w, c)) return (int)cudaErrorInvalidValue;
+    cudaStream_t st = (cudaStream_t)s;
+    int e = by_side(w, fwd_rows{st, et, x, B, h, w, c, spec});
+    return e ? e : by_side(h, along_h<false>{st, spec, B, w, c});
+}
+
+extern "C" int px_cu_fu_irfft2(px_cu_stream s, float *g, float scale, int eta, const void *add,
+                               int et, int B, int h, int w, int c, int ext, void *out)
+{
+    if (!px_cu_fu_fits(h, w, c)) return (int)cudaErrorInvalidValue;
+    cudaStream_t st = (cudaStream_t)s;
+    int e = by_side(h, along_h<true>{st, g, B, w, c});
+    if (!e) e = by_side(w, inv_rows{st, g, scale, eta, add, et, B, h, w, c, ext, out});
+    if (!e && ext) e = px_cu_bias_channel(s, et, out, (size_t)B * h * w, c, ext);
     return e;
-}
-
-extern "C" int px_cu_rfft2(px_cu_stream s, const float *in, int planes, int h, int w, float *out)
-{
-    return run(launch_args{(cudaStream_t)s, in, out, planes, 0}, h, w);
-}
-
-extern "C" int px_cu_irfft2(px_cu_stream s, const float *in, int planes, int h, int w, float *out)
-{
-    return run(launch_args{(cudaStream_t)s, in, out, planes, 1}, h, w);
 }
 #endif

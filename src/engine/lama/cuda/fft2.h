@@ -1,24 +1,26 @@
 /*
- * fft2.h — the Fourier unit's 2-D real transforms, one kernel pass per
- * plane (PX_LAMA_CUDA_FFT=own, lama_cuda_net.c; opt-in, for measuring).
+ * fft2.h — the Fourier unit's 2-D real transforms straight from and to the
+ * network's NHWC tensors (PX_LAMA_CUDA_FFT=own, lama_cuda_net.c).
  *
- * Why: cuFFT's 2-D R2C and C2R over the unit's B*cs planes of 128x128
- * move each plane through memory about twice (0.158 ms a transform at
- * 1024² batch 8: 1.3 TB/s of useful traffic on an H100, where a transpose
- * pass runs at 2.2), 11.4 ms of an 81 ms pass. Here one block holds a
- * whole plane's spectrum in shared memory (66.5 KB at 128x128), so a
- * transform reads and writes each plane once. Measured (H100, 2026-12-07,
- * lama-cuda.md): correct (lama_cuda_test, the photo gate) but slower than
- * cuFFT as written, since the second step's 16-point transforms read
- * shared memory with 8-way bank conflicts and 126 registers leave two
- * blocks an SM; both are what to fix before it can pay.
+ * Why: with cuFFT the unit moves every activation through six passes per
+ * direction (NHWC to planar, cuFFT's two, planar to NHWC complex; back:
+ * the Hermitian transpose, cuFFT's two, planar to NHWC plus the add): 14.2
+ * ms of layout kernels and 11.4 ms of transforms in an 81 ms fp16 pass at
+ * 1024² batch 8 (H100, 2026-12-07, lama-cuda.md). Here each direction is
+ * two passes, each reading and writing every value once, coalesced: a
+ * block transforms one image row (or one spectrum column) for a group of
+ * channels, which lie next to each other in NHWC. A first try that held a
+ * whole plane per block (one channel, read at the channels' stride) was
+ * slower than cuFFT and is gone.
  *
- * Same conventions as cuFFT: unnormalised, forward e^-i, inverse e^+i,
- * spectra [plane][h][w/2 + 1] complex (interleaved), real planes
- * [plane][h][w] fp32. The inverse, like a 2-D C2R, reads columns 0 and w/2
- * as Hermitian along h (their imaginary parts after the transform along h
- * are dropped). Sides: 32, 64 or 128 each (the crop windows' 256², 512²,
- * 1024² at 1/8 scale); other sizes stay with cuFFT.
+ * Same conventions as cuFFT: unnormalised, forward e^-i, inverse e^+i.
+ * Spectra are NHWC complex, [B][h][w/2 + 1][c] (float re, im), the 1x1
+ * convolution's layout (channel 2k = Re, 2k + 1 = Im). The inverse gives
+ * what a 2-D C2R gives after columns 0 and w/2 are made Hermitian along h
+ * (px_cu_hermitian_transpose's rule): their imaginary parts after the
+ * transform along h are dropped. Sides: 32, 64 or 128 (the crop windows'
+ * 256², 512², 1024² at 1/8 scale) with an even channel count; other
+ * shapes stay with cuFFT.
  */
 #ifndef PX_ENGINE_LAMA_CUDA_FFT2_H
 #define PX_ENGINE_LAMA_CUDA_FFT2_H
@@ -29,19 +31,20 @@
 extern "C" {
 #endif
 
-/* Whether these kernels take h x w planes. */
-int px_cu_fft2_fits(int h, int w);
+/* Whether these kernels take B x h x w x c activations. */
+int px_cu_fu_fits(int h, int w, int c);
 
-/* Raises the kernels' shared-memory limit on the current device: once per
- * device before the first launch (outside a graph capture). Returns a CUDA
- * error code or 0. */
-int px_cu_fft2_init(void);
+/* Forward: x (B x h x w x c, element type et) to spec (NHWC complex). */
+int px_cu_fu_rfft2(px_cu_stream s, int et, const void *x, int B, int h, int w, int c, float *spec);
 
-/* Forward R2C of `planes` real planes (in) to spectra (out). */
-int px_cu_rfft2(px_cu_stream s, const float *in, int planes, int h, int w, float *out);
-
-/* Inverse C2R of `planes` spectra (in) to real planes (out). */
-int px_cu_irfft2(px_cu_stream s, const float *in, int planes, int h, int w, float *out);
+/*
+ * Inverse, and the unit's end: out = scale * C2R(g) + add, out of type et
+ * with c + ext channels (the last ext the bias channel, kernels.h), add
+ * (B x h x w x c) of type eta. g is overwritten (the transforms along h
+ * run in place).
+ */
+int px_cu_fu_irfft2(px_cu_stream s, float *g, float scale, int eta, const void *add, int et, int B,
+                    int h, int w, int c, int ext, void *out);
 
 #ifdef __cplusplus
 }

@@ -71,9 +71,8 @@ struct px_lcnet {
      * one reflection pad go (1024² batch 8 on an H100: stem +0.37 ms, down
      * pad -0.97 ms); PX_LAMA_CUDA_STEM_PD=0 keeps them, for diagnosis. */
     bool stem_pd;
-    /* PX_LAMA_CUDA_FFT=own: fft2.h's one-pass transforms where the planes'
-     * sides fit them (cuFFT elsewhere). Correct, but slower than cuFFT so
-     * far (fft2.h): for measuring. */
+    /* PX_LAMA_CUDA_FFT=own: fft2.h's transforms on the NHWC tensors where
+     * the shapes fit them (cuFFT elsewhere): see fourier_unit(). */
     bool own_fft;
 };
 
@@ -207,61 +206,98 @@ fail:
 
 /*
  * The Fourier unit of one FFC: u = s + irfft2(relu(fu(rfft2(s)) + b)), both
- * transforms orthonormal, on a planar layout: s (NHWC, act type) is
- * transposed to fp32 [B][c][h][w] and one R2C 2D runs over all B*c planes;
- * the spectrum is transposed to NHWC complex [B][h][wf][cs] for the 1x1
- * convolution (channel 2k = Re, 2k+1 = Im, LaMa's order; the forward
- * 1/sqrt(h*w) is its alpha). Back: one transpose to planar that makes
- * columns 0 and w/2 Hermitian along H (what zeroing their imaginary parts
- * after an inverse along H would do), one C2R 2D, and the last kernel
- * scales, goes back to NHWC and adds s. Unit-stride transforms over all
- * images at once cost two more transposes and still won: the FFTs took
- * 35.0 ms of a 1024² batch-8 pass as channel-strided calls per image, 11.4
- * ms so, with 5.5 ms more of layout kernels (H100, 2026-12-06, lama-cuda.md).
- * The transforms and the convolution run in fp32 in every precision.
+ * transforms orthonormal; the spectrum is NHWC complex [B][h][wf][cs] for
+ * the 1x1 convolution (channel 2k = Re, 2k+1 = Im, LaMa's order; the
+ * forward 1/sqrt(h*w) is its alpha). The transforms and the convolution
+ * run in fp32 in every precision.
+ *
+ * Two ways to the spectrum and back. cuFFT's (the default) works on a
+ * planar layout: s (NHWC) is transposed to fp32 [B][c][h][w] and one R2C
+ * 2D runs over all B*c planes, then the spectrum is transposed to NHWC;
+ * back, one transpose to planar that makes columns 0 and w/2 Hermitian
+ * along H (what zeroing their imaginary parts after an inverse along H
+ * would do), one C2R 2D, and the last kernel scales, goes back to NHWC
+ * and adds s. Unit-stride transforms over all images at once cost two
+ * more transposes and still won: the FFTs took 35.0 ms of a 1024² batch-8
+ * pass as channel-strided calls per image, 11.4 ms so, with 5.5 ms more
+ * of layout kernels (H100, 2026-12-06, lama-cuda.md). fft2.h's
+ * (PX_LAMA_CUDA_FFT=own) reads and writes the NHWC tensors themselves,
+ * two passes a direction.
  */
+static int fu_forward(pass *ps, bool own)
+{
+    px_lcnet *net = ps->net;
+    plan *p = ps->p;
+    char *err = ps->err;
+    size_t errlen = ps->errlen;
+    px_cu_stream s = (px_cu_stream)net->ctx->stream;
+    void **buf = p->buf;
+    int ets = px_lcw_elem_wide(net->w.prec), B = p->B, cs = net->w.arch.cs;
+    int h8 = p->H >> net->w.arch.n_down, w8 = p->W >> net->w.arch.n_down, wf = w8 / 2 + 1;
+    int rc = 0;
+    if (ps->build) return 0;
+    if (own) {
+        PX_CUDA_LAUNCH_CHECK(px_cu_fu_rfft2(s, ets, buf[BF_S], B, h8, w8, cs, buf[BF_SPEC]));
+        mark(ps, "fu fft");
+        return 0;
+    }
+    PX_CUDA_LAUNCH_CHECK(px_cu_to_planar(s, ets, buf[BF_S], B, h8 * w8, cs, buf[BF_PLANAR]));
+    mark(ps, "fu layout kernels");
+    PX_CUFFT_CHECK(cufftExecR2C(p->fwd, buf[BF_PLANAR], buf[BF_SPECT]));
+    mark(ps, "fu fft");
+    PX_CUDA_LAUNCH_CHECK(px_cu_planar_to_nhwc_c(s, buf[BF_SPECT], B, h8 * wf, cs, buf[BF_SPEC]));
+    mark(ps, "fu layout kernels");
+fail:
+    return rc;
+}
+
+/* The way back: g (the convolution's output) to u = s + scale * C2R(g). */
+static int fu_inverse(pass *ps, bool own, float scale)
+{
+    px_lcnet *net = ps->net;
+    plan *p = ps->p;
+    char *err = ps->err;
+    size_t errlen = ps->errlen;
+    px_cu_stream s = (px_cu_stream)net->ctx->stream;
+    void **buf = p->buf;
+    int et = px_lcw_elem(net->w.prec), ets = px_lcw_elem_wide(net->w.prec), B = p->B,
+        cs = net->w.arch.cs, ext = net->w.ext;
+    int h8 = p->H >> net->w.arch.n_down, w8 = p->W >> net->w.arch.n_down, wf = w8 / 2 + 1;
+    int rc = 0;
+    if (ps->build) return 0;
+    if (own) {
+        PX_CUDA_LAUNCH_CHECK(px_cu_fu_irfft2(s, buf[BF_G], scale, ets, buf[BF_S], et, B, h8, w8, cs,
+                                             ext, buf[BF_U]));
+        mark(ps, "fu fft");
+        return 0;
+    }
+    PX_CUDA_LAUNCH_CHECK(px_cu_hermitian_transpose(s, buf[BF_G], B, cs, h8, wf, w8, buf[BF_SPECT]));
+    mark(ps, "fu layout kernels");
+    PX_CUFFT_CHECK(cufftExecC2R(p->inv, buf[BF_SPECT], buf[BF_PLANAR]));
+    mark(ps, "fu fft");
+    PX_CUDA_LAUNCH_CHECK(px_cu_planar_add(s, ets, et, buf[BF_PLANAR], scale, buf[BF_S], B, h8, w8,
+                                          cs, ext, buf[BF_U]));
+    mark(ps, "fu layout kernels");
+fail:
+    return rc;
+}
+
 static int fourier_unit(pass *ps, const px_lcw_ffc *f)
 {
     px_lcnet *net = ps->net;
     plan *p = ps->p;
     const px_lama_arch *a = &net->w.arch;
-    char *err = ps->err;
-    size_t errlen = ps->errlen;
-    px_cu_stream s = (px_cu_stream)net->ctx->stream;
-    void **buf = p->buf;
-    int et = px_lcw_elem(net->w.prec), ets = px_lcw_elem_wide(net->w.prec), B = p->B, cs = a->cs,
-        rc = 0;
-    int h8 = p->H >> a->n_down, w8 = p->W >> a->n_down, wf = w8 / 2 + 1;
-    bool run = !ps->build;
+    int h8 = p->H >> a->n_down, w8 = p->W >> a->n_down, wf = w8 / 2 + 1, rc = 0;
     float scale = 1.0f / sqrtf((float)h8 * (float)w8);
-    cufftComplex *spec = buf[BF_SPEC];
-    LAUNCH(px_cu_to_planar(s, ets, buf[BF_S], B, h8 * w8, cs, buf[BF_PLANAR]));
-    mark(ps, "fu layout kernels");
-    bool own = net->own_fft && px_cu_fft2_fits(h8, w8);
-    if (own)
-        LAUNCH(px_cu_rfft2(s, buf[BF_PLANAR], B * cs, h8, w8, buf[BF_SPECT]));
-    else if (run)
-        PX_CUFFT_CHECK(cufftExecR2C(p->fwd, buf[BF_PLANAR], buf[BF_SPECT]));
-    mark(ps, "fu fft");
-    LAUNCH(px_cu_planar_to_nhwc_c(s, buf[BF_SPECT], B, h8 * wf, cs, (float *)spec));
-    mark(ps, "fu layout kernels");
+    bool own = net->own_fft && px_cu_fu_fits(h8, w8, a->cs);
+    if ((rc = fu_forward(ps, own))) return rc;
     /* g: the convolution's output (fp32 in every precision, see upload),
      * and then the spectrum to invert. */
-    cufftComplex *g = buf[BF_G];
-    CONV(&f->fu, spec, h8, wf, g, h8, wf, 0, false, true, true, scale);
+    if ((rc = conv(ps, &f->fu, p->buf[BF_SPEC], h8, wf, p->buf[BF_G], h8, wf, 0, false, true, true,
+                   scale)))
+        return rc;
     mark(ps, "fu conv");
-    LAUNCH(px_cu_hermitian_transpose(s, (const float *)g, B, cs, h8, wf, w8, buf[BF_SPECT]));
-    mark(ps, "fu layout kernels");
-    if (own)
-        LAUNCH(px_cu_irfft2(s, buf[BF_SPECT], B * cs, h8, w8, buf[BF_PLANAR]));
-    else if (run)
-        PX_CUFFT_CHECK(cufftExecC2R(p->inv, buf[BF_SPECT], buf[BF_PLANAR]));
-    mark(ps, "fu fft");
-    LAUNCH(px_cu_planar_add(s, ets, et, buf[BF_PLANAR], scale, buf[BF_S], B, h8, w8, cs, net->w.ext,
-                            buf[BF_U]));
-    mark(ps, "fu layout kernels");
-fail:
-    return rc;
+    return fu_inverse(ps, own, scale);
 }
 
 /* The trunk's n_blocks residual FFC pairs at 1/2^n_down scale. x = (xl,
@@ -586,15 +622,7 @@ int px_lcnet_create(const px_lama_weights *W, px_cuda_prec prec, px_cuda_ctx *ct
     const char *sp = getenv("PX_LAMA_CUDA_STEM_PD");
     net->stem_pd = !(sp && !strcmp(sp, "0")) && net->w.stem.wtc;
     const char *ff = getenv("PX_LAMA_CUDA_FFT");
-    if (ff && !strcmp(ff, "own")) {
-        int e = px_cu_fft2_init();
-        if (e) {
-            rc = px_errf(err, errlen, PX_EIO, "lama-cuda: fft2 kernels: %s",
-                         cudaGetErrorString((cudaError_t)e));
-            goto fail;
-        }
-        net->own_fft = true;
-    }
+    net->own_fft = ff && !strcmp(ff, "own");
     /* Every upload made with a plain cudaMemcpy (legacy stream) has landed
      * before the first request's kernels run on ctx->stream. */
     PX_CUDA_CHECK(cudaDeviceSynchronize());
