@@ -446,6 +446,24 @@ fail:
 #undef LAUNCH
 #undef CONV
 
+/* Whether the Fourier unit's transforms are fft2.h's (PX_LAMA_CUDA_FFT=own). */
+static bool own_fft_asked(void)
+{
+    const char *ff = getenv("PX_LAMA_CUDA_FFT");
+    return ff && !strcmp(ff, "own");
+}
+
+/* A plan's buffer sizes; where fft2.h's transforms take the shape (own
+ * asked), cuFFT's planar buffers are not needed. Returns whether they do. */
+static bool plan_sizes(const px_lama_arch *a, px_cuda_prec prec, int ext, bool own, int B, int H,
+                       int W, size_t sz[BF_COUNT])
+{
+    px_lca_sizes(a, prec, ext, B, H, W, sz);
+    own = own && px_cu_fu_fits(H >> a->n_down, W >> a->n_down, a->cs);
+    if (own) sz[BF_PLANAR] = sz[BF_SPECT] = 0;
+    return own;
+}
+
 static int plan_create(px_lcnet *net, int B, int H, int W, plan **out, char *err, size_t errlen)
 {
     const px_lama_arch *a = &net->w.arch;
@@ -456,7 +474,7 @@ static int plan_create(px_lcnet *net, int B, int H, int W, plan **out, char *err
     p->H = H;
     p->W = W;
     size_t sz[BF_COUNT], off[BF_COUNT];
-    px_lca_sizes(a, net->w.prec, net->w.ext, B, H, W, sz);
+    bool own = plan_sizes(a, net->w.prec, net->w.ext, net->own_fft, B, H, W, sz);
     p->bytes = px_lca_layout(a, net->w.prec, sz, off);
     PX_CUDA_CHECK(cudaSetDevice(net->ctx->dev));
     PX_CUDA_CHECK(cudaMalloc((void **)&p->arena, p->bytes));
@@ -468,14 +486,16 @@ static int plan_create(px_lcnet *net, int B, int H, int W, plan **out, char *err
     PX_CUDA_CHECK(cudaMallocHost((void **)&p->h_mask, sz[BF_MASK]));
     PX_CUDA_CHECK(cudaMallocHost((void **)&p->h_out, sz[BF_OUT]));
     PX_CUDA_CHECK(cudaMallocHost((void **)&p->h_items, sz[BF_ITEMS]));
-    /* See fourier_unit(): unit-stride 2D transforms over all B*cs planes. */
-    int n2[2] = {H >> a->n_down, W >> a->n_down};
-    PX_CUFFT_CHECK(cufftPlanMany(&p->fwd, 2, n2, NULL, 1, 0, NULL, 1, 0, CUFFT_R2C, B * a->cs));
-    PX_CUFFT_CHECK(cufftPlanMany(&p->inv, 2, n2, NULL, 1, 0, NULL, 1, 0, CUFFT_C2R, B * a->cs));
-    p->have_fft = true;
-    /* The transforms run with the plan's other work, on ctx's stream. */
-    PX_CUFFT_CHECK(cufftSetStream(p->fwd, net->ctx->stream));
-    PX_CUFFT_CHECK(cufftSetStream(p->inv, net->ctx->stream));
+    if (!own) {
+        /* See fourier_unit(): unit-stride 2D transforms over all B*cs planes. */
+        int n2[2] = {H >> a->n_down, W >> a->n_down};
+        PX_CUFFT_CHECK(cufftPlanMany(&p->fwd, 2, n2, NULL, 1, 0, NULL, 1, 0, CUFFT_R2C, B * a->cs));
+        PX_CUFFT_CHECK(cufftPlanMany(&p->inv, 2, n2, NULL, 1, 0, NULL, 1, 0, CUFFT_C2R, B * a->cs));
+        p->have_fft = true;
+        /* The transforms run with the plan's other work, on ctx's stream. */
+        PX_CUFFT_CHECK(cufftSetStream(p->fwd, net->ctx->stream));
+        PX_CUFFT_CHECK(cufftSetStream(p->inv, net->ctx->stream));
+    }
     PX_CUDA_CHECK(cudaStreamSynchronize(stream));
     PX_CUDA_CHECK(cudaMalloc(&p->ws, PX_LCA_WS_LIMIT));
     pass ps = {.net = net, .p = p, .build = true, .err = err, .errlen = errlen};
@@ -591,12 +611,12 @@ px_lcnet_io px_lcnet_plan_io(plan *p)
 size_t px_lcnet_plan_bytes(const px_lama_arch *a, px_cuda_prec prec, int B, int H, int W)
 {
     size_t sz[BF_COUNT];
-    px_lca_sizes(a, prec, px_lcw_ext(prec), B, H, W, sz);
+    bool own = plan_sizes(a, prec, px_lcw_ext(prec), own_fft_asked(), B, H, W, sz);
     /* cuFFT's work areas (two plans) are at most about one spectrum each,
      * and one more of margin; cuDNN's workspace is its limit while the
      * plan is built. */
     size_t off[BF_COUNT];
-    return px_lca_layout(a, prec, sz, off) + 3 * sz[BF_SPEC] + PX_LCA_WS_LIMIT;
+    return px_lca_layout(a, prec, sz, off) + (own ? 0 : 3 * sz[BF_SPEC]) + PX_LCA_WS_LIMIT;
 }
 
 /* ----------------------------------------------------------- the network */
@@ -621,8 +641,7 @@ int px_lcnet_create(const px_lama_weights *W, px_cuda_prec prec, px_cuda_ctx *ct
     if ((rc = px_lcw_upload(&net->w, W, prec, ctx->stream, err, errlen))) goto fail;
     const char *sp = getenv("PX_LAMA_CUDA_STEM_PD");
     net->stem_pd = !(sp && !strcmp(sp, "0")) && net->w.stem.wtc;
-    const char *ff = getenv("PX_LAMA_CUDA_FFT");
-    net->own_fft = ff && !strcmp(ff, "own");
+    net->own_fft = own_fft_asked();
     /* Every upload made with a plain cudaMemcpy (legacy stream) has landed
      * before the first request's kernels run on ctx->stream. */
     PX_CUDA_CHECK(cudaDeviceSynchronize());
