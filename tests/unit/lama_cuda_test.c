@@ -372,17 +372,18 @@ TEST(t_stem_pd)
     check_variant("PX_LAMA_CUDA_STEM_PD", "0", precs, 2);
 }
 
-/* PX_LAMA_CUDA_FFT=own (the kernels' arithmetic is checked on the host by
- * tests/host/fft2_host_check): the NHWC transforms (fft2.h) at
- * big-lama sizes whose 1/8-scale planes they take (32x32, 64x32, 32x64),
- * in fp16, TF32 and (two of them) fp32 within the usual bounds; fp16
- * batches against lone runs. */
-TEST(t_fft_own)
+/* The Fourier unit's transforms at big-lama sizes whose 1/8-scale sides
+ * are 32x32, 64x32 and 32x64 (most other tests' sizes have sides that only
+ * cuFFT takes) in fp16, TF32 and (two of them) fp32 within the usual
+ * bounds, and fp16 batches against lone runs; PX_LAMA_CUDA_FFT set to fft
+ * (NULL: unset, the default: fft2.h's NHWC kernels, whose arithmetic
+ * tests/host/fft2_host_check checks on the host). */
+static void fft_sizes(const char *fft)
 {
     static const char *const precs[] = {"fp16", "tf32", "fp32"};
     char *big = make_weights("big-lama", 2);
     if (!big) return;
-    setenv("PX_LAMA_CUDA_FFT", "own", 1);
+    if (fft) setenv("PX_LAMA_CUDA_FFT", fft, 1);
     compare(big, 256, 256, 13, 2e-4, precs, 3);
     compare(big, 512, 256, 14, 2e-4, precs, 2);
     compare(big, 256, 512, 15, 2e-4, precs, 3);
@@ -392,6 +393,18 @@ TEST(t_fft_own)
         px_engine_close(e);
     }
     unsetenv("PX_LAMA_CUDA_FFT");
+}
+
+/* fft2.h's kernels, the default. */
+TEST(t_fft_nhwc)
+{
+    fft_sizes(NULL);
+}
+
+/* PX_LAMA_CUDA_FFT=cufft: cuFFT's planar path at the same sizes. */
+TEST(t_fft_cufft)
+{
+    fft_sizes("cufft");
 }
 
 /* One item of w x h through e; out must be allocated. */
@@ -513,4 +526,4 @@ TEST(t_bad_precision_and_device)
 
 TEST_MAIN(t_tiny_sizes, t_big_lama, t_batch_equals_single_runs, t_plan_built_in_background,
           t_previous_output_does_not_leak, t_bad_precision_and_device, t_fp16, t_bias_channel,
-          t_tc7, t_stem_pd, t_fft_own)
+          t_tc7, t_stem_pd, t_fft_nhwc, t_fft_cufft)

@@ -1,6 +1,7 @@
 /*
  * fft2.h — the Fourier unit's 2-D real transforms straight from and to the
- * network's NHWC tensors (PX_LAMA_CUDA_FFT=own, lama_cuda_net.c).
+ * network's NHWC tensors (lama_cuda_net.c's fourier_unit(): the default
+ * where they fit; PX_LAMA_CUDA_FFT=cufft uses cuFFT everywhere).
  *
  * Why: with cuFFT the unit moves every activation through six passes per
  * direction (NHWC to planar, cuFFT's two, planar to NHWC complex; back:

@@ -71,8 +71,9 @@ struct px_lcnet {
      * one reflection pad go (1024² batch 8 on an H100: stem +0.37 ms, down
      * pad -0.97 ms); PX_LAMA_CUDA_STEM_PD=0 keeps them, for diagnosis. */
     bool stem_pd;
-    /* PX_LAMA_CUDA_FFT=own: fft2.h's transforms on the NHWC tensors where
-     * the shapes fit them (cuFFT elsewhere): see fourier_unit(). */
+    /* fft2.h's transforms on the NHWC tensors where the shapes fit them,
+     * cuFFT elsewhere (and everywhere with PX_LAMA_CUDA_FFT=cufft): see
+     * fourier_unit(). */
     bool own_fft;
 };
 
@@ -211,18 +212,18 @@ fail:
  * forward 1/sqrt(h*w) is its alpha). The transforms and the convolution
  * run in fp32 in every precision.
  *
- * Two ways to the spectrum and back. cuFFT's (the default) works on a
- * planar layout: s (NHWC) is transposed to fp32 [B][c][h][w] and one R2C
- * 2D runs over all B*c planes, then the spectrum is transposed to NHWC;
+ * Two ways to the spectrum and back. cuFFT's (where fft2.h's do not fit,
+ * and with PX_LAMA_CUDA_FFT=cufft) works on a planar layout: s (NHWC) is transposed to fp32
+ * [B][c][h][w] and one R2C 2D runs over all B*c planes, then the spectrum is transposed to NHWC;
  * back, one transpose to planar that makes columns 0 and w/2 Hermitian
  * along H (what zeroing their imaginary parts after an inverse along H
  * would do), one C2R 2D, and the last kernel scales, goes back to NHWC
  * and adds s. Unit-stride transforms over all images at once cost two
  * more transposes and still won: the FFTs took 35.0 ms of a 1024² batch-8
  * pass as channel-strided calls per image, 11.4 ms so, with 5.5 ms more
- * of layout kernels (H100, 2026-12-06, lama-cuda.md). fft2.h's
- * (PX_LAMA_CUDA_FFT=own) reads and writes the NHWC tensors themselves,
- * two passes a direction.
+ * of layout kernels (H100, 2026-12-06, lama-cuda.md). fft2.h's (the
+ * default where the sides are 32, 64 or 128) read and write the NHWC
+ * tensors themselves, two passes a direction.
  */
 static int fu_forward(pass *ps, bool own)
 {
@@ -446,11 +447,12 @@ fail:
 #undef LAUNCH
 #undef CONV
 
-/* Whether the Fourier unit's transforms are fft2.h's (PX_LAMA_CUDA_FFT=own). */
+/* Whether the Fourier unit's transforms are fft2.h's where they fit (the
+ * default) or cuFFT's everywhere (PX_LAMA_CUDA_FFT=cufft, for diagnosis). */
 static bool own_fft_asked(void)
 {
     const char *ff = getenv("PX_LAMA_CUDA_FFT");
-    return ff && !strcmp(ff, "own");
+    return !(ff && !strcmp(ff, "cufft"));
 }
 
 /* A plan's buffer sizes; where fft2.h's transforms take the shape (own
