@@ -212,18 +212,19 @@ fail:
  * forward 1/sqrt(h*w) is its alpha). The transforms and the convolution
  * run in fp32 in every precision.
  *
- * Two ways to the spectrum and back. cuFFT's (where fft2.h's do not fit,
- * and with PX_LAMA_CUDA_FFT=cufft) works on a planar layout: s (NHWC) is transposed to fp32
- * [B][c][h][w] and one R2C 2D runs over all B*c planes, then the spectrum is transposed to NHWC;
- * back, one transpose to planar that makes columns 0 and w/2 Hermitian
- * along H (what zeroing their imaginary parts after an inverse along H
- * would do), one C2R 2D, and the last kernel scales, goes back to NHWC
- * and adds s. Unit-stride transforms over all images at once cost two
- * more transposes and still won: the FFTs took 35.0 ms of a 1024² batch-8
- * pass as channel-strided calls per image, 11.4 ms so, with 5.5 ms more
- * of layout kernels (H100, 2026-12-06, lama-cuda.md). fft2.h's (the
- * default where the sides are 32, 64 or 128) read and write the NHWC
- * tensors themselves, two passes a direction.
+ * Two ways to the spectrum and back. fft2.h's (the default where the
+ * 1/8-scale sides are 32, 64 or 128) read and write the NHWC tensors
+ * themselves, two passes a direction. cuFFT's (elsewhere, and everywhere
+ * with PX_LAMA_CUDA_FFT=cufft) works on a planar layout: s (NHWC) is
+ * transposed to fp32 [B][c][h][w] and one R2C 2D runs over all B*c
+ * planes, then the spectrum is transposed to NHWC; back, one transpose to
+ * planar that makes columns 0 and w/2 Hermitian along H (what zeroing
+ * their imaginary parts after an inverse along H would do), one C2R 2D,
+ * and the last kernel scales, goes back to NHWC and adds s. Unit-stride
+ * transforms over all images at once cost two more transposes and still
+ * won over channel-strided calls per image: 35.0 ms of a 1024² batch-8
+ * pass so, 11.4 ms with 5.5 ms more of layout kernels (H100, 2026-12-06,
+ * lama-cuda.md).
  */
 static int fu_forward(pass *ps, bool own)
 {
