@@ -178,6 +178,20 @@ __device__ __forceinline__ void fft_lanes(float2 *buf, int lanes, const float2 *
     __syncthreads();
 }
 
+/* A row kernel's block (g, y, b): this thread's walk, its first channel
+ * (of the pair g * lanes + its lane) and the row's index among all images'
+ * (h rows an image). */
+struct rowb {
+    walk t;
+    int ch;
+    size_t row;
+};
+__device__ __forceinline__ rowb row_block(int h, int lanes)
+{
+    walk t = walk_of(lanes);
+    return rowb{t, (int)(blockIdx.x * lanes + t.l) * 2, (size_t)blockIdx.z * h + blockIdx.y};
+}
+
 /* Forward along w: block (g, y, b) takes channel pairs g * lanes .. of row
  * y of image b; h rows, c channels. */
 template <int W, typename Ti>
@@ -187,17 +201,16 @@ __global__ void __launch_bounds__(THREADS)
     constexpr int WF = W / 2 + 1;
     __shared__ float2 buf[W * ROW_LANES], tw[W];
     make_table<W>(tw);
-    walk t = walk_of(lanes);
-    int ch = (blockIdx.x * lanes + t.l) * 2;
-    size_t row = (size_t)blockIdx.z * h + blockIdx.y;
-    for (int n = t.n0; n < W; n += t.dn) buf[n * lanes + t.l] = ld2(x, (row * W + n) * c + ch);
+    rowb r = row_block(h, lanes);
+    for (int n = r.t.n0; n < W; n += r.t.dn)
+        buf[n * lanes + r.t.l] = ld2(x, (r.row * W + n) * c + r.ch);
     __syncthreads();
     fft_lanes<W, false>(buf, lanes, tw);
     /* Split Z = A + iB: A[k] = (Z[k] + conj Z[-k]) / 2, B[k] = (Z[k] -
      * conj Z[-k]) / 2i, for k = 0 .. w/2, written as channels ch, ch + 1. */
-    for (int k = t.n0; k < WF; k += t.dn) {
-        float2 z = buf[k * lanes + t.l], zm = buf[((W - k) % W) * lanes + t.l];
-        *reinterpret_cast<float4 *>(spec + (row * WF + k) * c + ch) = make_float4(
+    for (int k = r.t.n0; k < WF; k += r.t.dn) {
+        float2 z = buf[k * lanes + r.t.l], zm = buf[((W - k) % W) * lanes + r.t.l];
+        *reinterpret_cast<float4 *>(spec + (r.row * WF + k) * c + r.ch) = make_float4(
             0.5f * (z.x + zm.x), 0.5f * (z.y - zm.y), 0.5f * (z.y + zm.y), 0.5f * (zm.x - z.x));
     }
 }
@@ -228,24 +241,22 @@ __global__ void __launch_bounds__(THREADS) rows_inv_k(const float2 *g, int h, in
     constexpr int WF = W / 2 + 1;
     __shared__ float2 buf[W * ROW_LANES], tw[W];
     make_table<W>(tw);
-    walk t = walk_of(lanes);
-    int ch = (blockIdx.x * lanes + t.l) * 2;
-    size_t row = (size_t)blockIdx.z * h + blockIdx.y;
+    rowb r = row_block(h, lanes);
     /* Join channels ch, ch + 1 as Z = A + iB over all w bins (A[-k] = conj
      * A[k]), the imaginary parts of bins 0 and w/2 dropped as a C2R does. */
-    for (int k = t.n0; k < W; k += t.dn) {
+    for (int k = r.t.n0; k < W; k += r.t.dn) {
         int kk = k <= W / 2 ? k : W - k;
-        float4 v = *reinterpret_cast<const float4 *>(g + (row * WF + kk) * c + ch);
+        float4 v = *reinterpret_cast<const float4 *>(g + (r.row * WF + kk) * c + r.ch);
         float2 a = make_float2(v.x, v.y), b = make_float2(v.z, v.w);
         if (kk == 0 || kk == W / 2) a.y = b.y = 0.0f;
         if (k != kk) a = conj2(a), b = conj2(b);
-        buf[k * lanes + t.l] = make_float2(a.x - b.y, a.y + b.x);
+        buf[k * lanes + r.t.l] = make_float2(a.x - b.y, a.y + b.x);
     }
     __syncthreads();
     fft_lanes<W, true>(buf, lanes, tw);
-    for (int n = t.n0; n < W; n += t.dn) {
-        float2 z = buf[n * lanes + t.l], s = ld2(add, (row * W + n) * c + ch);
-        st2(out, (row * W + n) * oc + ch, make_float2(scale * z.x + s.x, scale * z.y + s.y));
+    for (int n = r.t.n0; n < W; n += r.t.dn) {
+        float2 z = buf[n * lanes + r.t.l], s = ld2(add, (r.row * W + n) * c + r.ch);
+        st2(out, (r.row * W + n) * oc + r.ch, make_float2(scale * z.x + s.x, scale * z.y + s.y));
     }
 }
 

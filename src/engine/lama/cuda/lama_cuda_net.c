@@ -226,59 +226,60 @@ fail:
  * pass so, 11.4 ms with 5.5 ms more of layout kernels (H100, 2026-12-06,
  * lama-cuda.md).
  */
-static int fu_forward(pass *ps, bool own)
+/* What the unit's steps share: the stream, the plan's buffers, the
+ * element types (et: 16-bit or fp32 activations; ets: s's), the sizes. */
+typedef struct {
+    px_cu_stream s;
+    void **buf;
+    int et, ets, B, cs, h8, w8, wf, ext;
+    bool own; /* fft2.h's transforms (else cuFFT's) */
+} fu_ctx;
+
+static int fu_forward(pass *ps, const fu_ctx *u)
 {
-    px_lcnet *net = ps->net;
     plan *p = ps->p;
     char *err = ps->err;
     size_t errlen = ps->errlen;
-    px_cu_stream s = (px_cu_stream)net->ctx->stream;
-    void **buf = p->buf;
-    int ets = px_lcw_elem_wide(net->w.prec), B = p->B, cs = net->w.arch.cs;
-    int h8 = p->H >> net->w.arch.n_down, w8 = p->W >> net->w.arch.n_down, wf = w8 / 2 + 1;
     int rc = 0;
-    if (ps->build) return 0;
-    if (own) {
-        PX_CUDA_LAUNCH_CHECK(px_cu_fu_rfft2(s, ets, buf[BF_S], B, h8, w8, cs, buf[BF_SPEC]));
+    if (u->own) {
+        PX_CUDA_LAUNCH_CHECK(
+            px_cu_fu_rfft2(u->s, u->ets, u->buf[BF_S], u->B, u->h8, u->w8, u->cs, u->buf[BF_SPEC]));
         mark(ps, "fu fft");
         return 0;
     }
-    PX_CUDA_LAUNCH_CHECK(px_cu_to_planar(s, ets, buf[BF_S], B, h8 * w8, cs, buf[BF_PLANAR]));
+    PX_CUDA_LAUNCH_CHECK(
+        px_cu_to_planar(u->s, u->ets, u->buf[BF_S], u->B, u->h8 * u->w8, u->cs, u->buf[BF_PLANAR]));
     mark(ps, "fu layout kernels");
-    PX_CUFFT_CHECK(cufftExecR2C(p->fwd, buf[BF_PLANAR], buf[BF_SPECT]));
+    PX_CUFFT_CHECK(cufftExecR2C(p->fwd, u->buf[BF_PLANAR], u->buf[BF_SPECT]));
     mark(ps, "fu fft");
-    PX_CUDA_LAUNCH_CHECK(px_cu_planar_to_nhwc_c(s, buf[BF_SPECT], B, h8 * wf, cs, buf[BF_SPEC]));
+    PX_CUDA_LAUNCH_CHECK(px_cu_planar_to_nhwc_c(u->s, u->buf[BF_SPECT], u->B, u->h8 * u->wf, u->cs,
+                                                u->buf[BF_SPEC]));
     mark(ps, "fu layout kernels");
 fail:
     return rc;
 }
 
 /* The way back: g (the convolution's output) to u = s + scale * C2R(g). */
-static int fu_inverse(pass *ps, bool own, float scale)
+static int fu_inverse(pass *ps, const fu_ctx *u, float scale)
 {
-    px_lcnet *net = ps->net;
     plan *p = ps->p;
     char *err = ps->err;
     size_t errlen = ps->errlen;
-    px_cu_stream s = (px_cu_stream)net->ctx->stream;
-    void **buf = p->buf;
-    int et = px_lcw_elem(net->w.prec), ets = px_lcw_elem_wide(net->w.prec), B = p->B,
-        cs = net->w.arch.cs, ext = net->w.ext;
-    int h8 = p->H >> net->w.arch.n_down, w8 = p->W >> net->w.arch.n_down, wf = w8 / 2 + 1;
     int rc = 0;
-    if (ps->build) return 0;
-    if (own) {
-        PX_CUDA_LAUNCH_CHECK(px_cu_fu_irfft2(s, buf[BF_G], scale, ets, buf[BF_S], et, B, h8, w8, cs,
-                                             ext, buf[BF_U]));
+    if (u->own) {
+        PX_CUDA_LAUNCH_CHECK(px_cu_fu_irfft2(u->s, u->buf[BF_G], scale, u->ets, u->buf[BF_S], u->et,
+                                             u->B, u->h8, u->w8, u->cs, u->ext, u->buf[BF_U]));
         mark(ps, "fu fft");
         return 0;
     }
-    PX_CUDA_LAUNCH_CHECK(px_cu_hermitian_transpose(s, buf[BF_G], B, cs, h8, wf, w8, buf[BF_SPECT]));
+    PX_CUDA_LAUNCH_CHECK(px_cu_hermitian_transpose(u->s, u->buf[BF_G], u->B, u->cs, u->h8, u->wf,
+                                                   u->w8, u->buf[BF_SPECT]));
     mark(ps, "fu layout kernels");
-    PX_CUFFT_CHECK(cufftExecC2R(p->inv, buf[BF_SPECT], buf[BF_PLANAR]));
+    PX_CUFFT_CHECK(cufftExecC2R(p->inv, u->buf[BF_SPECT], u->buf[BF_PLANAR]));
     mark(ps, "fu fft");
-    PX_CUDA_LAUNCH_CHECK(px_cu_planar_add(s, ets, et, buf[BF_PLANAR], scale, buf[BF_S], B, h8, w8,
-                                          cs, ext, buf[BF_U]));
+    PX_CUDA_LAUNCH_CHECK(px_cu_planar_add(u->s, u->ets, u->et, u->buf[BF_PLANAR], scale,
+                                          u->buf[BF_S], u->B, u->h8, u->w8, u->cs, u->ext,
+                                          u->buf[BF_U]));
     mark(ps, "fu layout kernels");
 fail:
     return rc;
@@ -291,15 +292,19 @@ static int fourier_unit(pass *ps, const px_lcw_ffc *f)
     const px_lama_arch *a = &net->w.arch;
     int h8 = p->H >> a->n_down, w8 = p->W >> a->n_down, wf = w8 / 2 + 1, rc = 0;
     float scale = 1.0f / sqrtf((float)h8 * (float)w8);
-    bool own = net->own_fft && px_cu_fu_fits(h8, w8, a->cs);
-    if ((rc = fu_forward(ps, own))) return rc;
+    /* clang-format off */
+    fu_ctx u = {(px_cu_stream)net->ctx->stream, p->buf, px_lcw_elem(net->w.prec),
+                px_lcw_elem_wide(net->w.prec), p->B, a->cs, h8, w8, wf, net->w.ext,
+                net->own_fft && px_cu_fu_fits(h8, w8, a->cs)};
+    /* clang-format on */
+    if (!ps->build && (rc = fu_forward(ps, &u))) return rc;
     /* g: the convolution's output (fp32 in every precision, see upload),
      * and then the spectrum to invert. */
     if ((rc = conv(ps, &f->fu, p->buf[BF_SPEC], h8, wf, p->buf[BF_G], h8, wf, 0, false, true, true,
                    scale)))
         return rc;
     mark(ps, "fu conv");
-    return fu_inverse(ps, own, scale);
+    return ps->build ? 0 : fu_inverse(ps, &u, scale);
 }
 
 /* The trunk's n_blocks residual FFC pairs at 1/2^n_down scale. x = (xl,
