@@ -51,11 +51,11 @@
 #                                 sweep, seed 003 matrix) against pixserve zimage
 #   bench/gpu_session.sh lamanew  issue 16 after a change of the engine's defaults, in
 #                                 one call: the photo gate with them, the engine
-#                                 against torch.compile, with ./lcb_old present
-#                                 the engine before against after (alternated, fp16) and
-#                                 a profile, the defaults' serving sweep (no tuned
-#                                 flags), then lama_cuda_test with what is left
-#                                 of the budget
+#                                 against torch.compile, the defaults' serving
+#                                 sweep (no tuned flags), with ./lcb_old present
+#                                 the engine before against after (alternated,
+#                                 fp16) and a profile, then lama_cuda_test with
+#                                 what is left of the budget
 #   bench/gpu_session.sh lama     issue 16: LaMa defaults vs tuned flags under
 #                                 the seed's test; the engine against torch.compile
 #   bench/gpu_session.sh verify   LaMa and Z-Image CUDA tests, the LaMa engine
@@ -670,6 +670,8 @@ step_lamanew() {
   part lama_engine 230 gpu "$PY bench/lama_cuda_vs_torch.py --weights /tmp/big.safetensors \
     --bench $BIN/lama_cuda_bench --out $WORK/lama-engine --sizes 1024,512 --batches 16 \
     --iters 5 --compile --compile-batches 16 --skip-accuracy"
+  part lama_defaults 150 gpu "CONFIGS=defaults SWEEP=${SWEEP:-1,5,10,20,50,100} B=$BIN OUT=$WORK/l16 \
+    WORK=$WORK/l16-work WEIGHTS=/tmp/big.safetensors bench/lama_defaults_gpu.sh 10 3"
   # ./lcb_old (a stripped lama_cuda_bench of the engine before the change,
   # untracked, travels with the tree): old and new alternated in the
   # default precision, then where a 1024² batch-8 pass spends its time
@@ -684,8 +686,6 @@ step_lamanew() {
       --weights /tmp/big.safetensors --sizes 1024x1024 --batches 8 --precisions fp16 --iters 1 | \
       grep -A18 profile | head -19"
   fi
-  part lama_defaults 150 gpu "CONFIGS=defaults SWEEP=${SWEEP:-1,5,10,20,50,100} B=$BIN OUT=$WORK/l16 \
-    WORK=$WORK/l16-work WEIGHTS=/tmp/big.safetensors bench/lama_defaults_gpu.sh 10 3"
   part lama_cuda_test 200 gpu "PARTS=lama PX_TEST_TIMEOUT=190 scripts/test_gpu"
   KEY+=("$WORK/l16/table.md:lama16-table.md")
 }
