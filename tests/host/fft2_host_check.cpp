@@ -127,11 +127,28 @@ static cd cmuld(cd a, cd b)
     return cd{a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re};
 }
 
+/* The DFT along h of each of the wf columns of in ([h][wf]), with the
+ * roots e^{sign 2 pi i m / h}: out[ky][k] = sum_y in[y][k] root^(ky y). */
+static std::vector<cd> dft_cols(const std::vector<cd> &in, int h, int wf, int sign)
+{
+    std::vector<cd> rh = roots(h, sign), out((size_t)h * wf);
+    for (int k = 0; k < wf; k++)
+        for (int ky = 0; ky < h; ky++) {
+            cd s{0, 0};
+            for (int y = 0; y < h; y++) {
+                cd t = cmuld(in[(size_t)y * wf + k], rh[(size_t)ky * y % h]);
+                s.re += t.re, s.im += t.im;
+            }
+            out[(size_t)ky * wf + k] = s;
+        }
+    return out;
+}
+
 /* One plane's R2C, unnormalised, e^-i: out[ky][k], k <= w/2. */
 static std::vector<cd> dft_r2c(const std::vector<double> &x, int h, int w)
 {
     int wf = w / 2 + 1;
-    std::vector<cd> rw = roots(w, -1), rh = roots(h, -1), rows((size_t)h * wf), out((size_t)h * wf);
+    std::vector<cd> rw = roots(w, -1), rows((size_t)h * wf);
     for (int y = 0; y < h; y++)
         for (int k = 0; k < wf; k++) {
             cd s{0, 0};
@@ -141,16 +158,7 @@ static std::vector<cd> dft_r2c(const std::vector<double> &x, int h, int w)
             }
             rows[(size_t)y * wf + k] = s;
         }
-    for (int k = 0; k < wf; k++)
-        for (int ky = 0; ky < h; ky++) {
-            cd s{0, 0};
-            for (int y = 0; y < h; y++) {
-                cd t = cmuld(rows[(size_t)y * wf + k], rh[(size_t)ky * y % h]);
-                s.re += t.re, s.im += t.im;
-            }
-            out[(size_t)ky * wf + k] = s;
-        }
-    return out;
+    return dft_cols(rows, h, wf, -1);
 }
 
 /* A 2-D C2R, unnormalised, e^+i, of a spectrum [ky][k] whose columns 0
@@ -168,16 +176,7 @@ static std::vector<double> dft_c2r(std::vector<cd> in, int h, int w)
         }
         for (int y = 0; y < h; y++) in[(size_t)y * wf + k] = col[y];
     }
-    std::vector<cd> rw = roots(w, 1), rh = roots(h, 1), cols((size_t)h * wf);
-    for (int k = 0; k < wf; k++)
-        for (int y = 0; y < h; y++) {
-            cd s{0, 0};
-            for (int ky = 0; ky < h; ky++) {
-                cd t = cmuld(in[(size_t)ky * wf + k], rh[(size_t)ky * y % h]);
-                s.re += t.re, s.im += t.im;
-            }
-            cols[(size_t)y * wf + k] = s;
-        }
+    std::vector<cd> rw = roots(w, 1), cols = dft_cols(in, h, wf, 1);
     std::vector<double> out((size_t)h * w);
     for (int y = 0; y < h; y++)
         for (int n = 0; n < w; n++) {
