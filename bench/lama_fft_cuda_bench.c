@@ -12,16 +12,23 @@
  *                   image, then (after a transpose) C2R along W over
  *                   [B*C*h][wf], one call
  *   inverse planar  C2R 2D over [B*C][h][wf], one call, after the same
- *                   transpose (the engine's)
+ *                   transpose (the engine's where fft2 does not fit)
+ *   fft2 forward    fft2.h's NHWC transforms (the engine's default since
+ *                   2026-12-07): rows from fp32 activations, then columns
+ *   fft2 inverse    columns, then rows into fp16 u plus the 32-wide bias
+ *                   channel (what the fp16 engine runs), with the rate
+ *                   of the bytes each direction must move
  *
  *   lama_fft_cuda_bench [--iters N]
  *
  * Prints, per shape (1024² batch 8 and 512² batch 16 of big-lama: h = w =
  * 128 or 64 at 1/8 scale, C = 192 spectral channels), the median ms of
- * each of the four and of one transpose pass (px_cu_hermitian_transpose, both layouts' inverse take
- * one). The data are uninitialised device memory: cuFFT's time does not depend on the values.
+ * each and of one transpose pass (px_cu_hermitian_transpose, both
+ * cuFFT layouts' inverse take one). The data are uninitialised device
+ * memory: the kernels' time does not depend on the values.
  */
 #include "engine/cuda/cuda_check.h"
+#include "engine/lama/cuda/fft2.h"
 #include "engine/lama/cuda/kernels.h"
 
 #include <cuda_runtime.h>
@@ -69,6 +76,7 @@ typedef struct ctx {
     cudaStream_t st;
     float *real, *real2;
     cufftComplex *spec;
+    void *u16;                   /* fft2 inverse's output: fp16, C + EXT channels */
     cufftHandle fwd, invh, invw; /* nhwc */
     cufftHandle pfwd, pinv;      /* planar */
 } ctx;
@@ -113,6 +121,22 @@ static int run_transpose(void *arg)
                                      c->s.h, wf, c->s.w, (float *)c->real2);
 }
 
+enum { EXT = 32 }; /* the bias channel's width (lama_cuda_weights.h) */
+
+static int fwd_fft2(void *arg)
+{
+    ctx *c = arg;
+    return px_cu_fu_rfft2((px_cu_stream)c->st, PX_CU_F32, c->real, c->s.B, c->s.h, c->s.w, c->s.C,
+                          (float *)c->spec);
+}
+
+static int inv_fft2(void *arg)
+{
+    ctx *c = arg;
+    return px_cu_fu_irfft2((px_cu_stream)c->st, (float *)c->spec, 0.01f, PX_CU_F32, c->real,
+                           PX_CU_F16, c->s.B, c->s.h, c->s.w, c->s.C, EXT, c->u16);
+}
+
 static int plans(ctx *c)
 {
     int B = c->s.B, h = c->s.h, w = c->s.w, C = c->s.C, wf = w / 2 + 1;
@@ -134,22 +158,32 @@ static int bench_shape(shape s, int iters)
     size_t rn = (size_t)s.B * s.h * s.w * s.C, cn = (size_t)s.B * s.h * wf * s.C;
     if (cudaStreamCreate(&c.st) || cudaMalloc((void **)&c.real, rn * 4) ||
         cudaMalloc((void **)&c.real2, cn * 8) || cudaMalloc((void **)&c.spec, cn * 8) ||
-        cudaMemset(c.real, 0, rn * 4) || plans(&c)) {
+        cudaMalloc(&c.u16, rn / s.C * (s.C + EXT) * 2) || cudaMemset(c.real, 0, rn * 4) ||
+        plans(&c)) {
         fprintf(stderr, "lama_fft_cuda_bench: setup failed at %dx%d batch %d\n", s.h, s.w, s.B);
         return 1;
     }
     float fn = time_it(fwd_nhwc, &c, c.st, iters), fp = time_it(fwd_planar, &c, c.st, iters);
     float in = time_it(inv_nhwc, &c, c.st, iters), ip = time_it(inv_planar, &c, c.st, iters);
     float tt = time_it(run_transpose, &c, c.st, iters);
-    if (fn >= 0 && fp >= 0 && in >= 0 && ip >= 0 && tt >= 0) {
+    float f2 = time_it(fwd_fft2, &c, c.st, iters), i2 = -1.0f;
+    if (cudaMemset(c.spec, 0, cn * 8) == cudaSuccess) i2 = time_it(inv_fft2, &c, c.st, iters);
+    if (fn >= 0 && fp >= 0 && in >= 0 && ip >= 0 && tt >= 0 && f2 >= 0 && i2 >= 0) {
+        /* Bytes each fft2 direction must move: the activations once, the
+         * spectrum three times (written, then read and written along h),
+         * and the inverse's u and bias channel in fp16. */
+        double fb = rn * 4.0 + cn * 8.0 * 3,
+               ib = cn * 8.0 * 3 + rn * 4.0 + rn / s.C * (s.C + EXT) * 2.0;
         printf("fourier unit %3dx%-3d C %d batch %2d: forward nhwc %.3f ms, planar %.3f ms; "
-               "inverse nhwc %.3f ms, planar %.3f ms; one transpose pass %.3f ms\n",
-               s.h, s.w, s.C, s.B, fn, fp, in, ip, tt);
+               "inverse nhwc %.3f ms, planar %.3f ms; one transpose pass %.3f ms; "
+               "fft2 forward %.3f ms (%.0f GB/s), inverse %.3f ms (%.0f GB/s)\n",
+               s.h, s.w, s.C, s.B, fn, fp, in, ip, tt, f2, fb / f2 / 1e6, i2, ib / i2 / 1e6);
         rc = 0;
     }
     cufftDestroy(c.fwd), cufftDestroy(c.invh), cufftDestroy(c.invw);
     cufftDestroy(c.pfwd), cufftDestroy(c.pinv);
-    cudaFree(c.real), cudaFree(c.real2), cudaFree(c.spec), cudaStreamDestroy(c.st);
+    cudaFree(c.real), cudaFree(c.real2), cudaFree(c.spec), cudaFree(c.u16);
+    cudaStreamDestroy(c.st);
     return rc;
 }
 
