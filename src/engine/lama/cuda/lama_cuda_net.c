@@ -205,6 +205,15 @@ fail:
         if ((rc = conv(ps, __VA_ARGS__))) goto fail;                                               \
     } while (0)
 
+/* What the unit's steps share: the stream, the plan's buffers, the
+ * element types (et: 16-bit or fp32 activations; ets: s's), the sizes. */
+typedef struct {
+    px_cu_stream s;
+    void **buf;
+    int et, ets, B, cs, h8, w8, wf, ext;
+    bool own; /* fft2.h's transforms (else cuFFT's) */
+} fu_ctx;
+
 /*
  * The Fourier unit of one FFC: u = s + irfft2(relu(fu(rfft2(s)) + b)), both
  * transforms orthonormal; the spectrum is NHWC complex [B][h][wf][cs] for
@@ -224,17 +233,8 @@ fail:
  * transforms over all images at once cost two more transposes and still
  * won over channel-strided calls per image: 35.0 ms of a 1024² batch-8
  * pass so, 11.4 ms with 5.5 ms more of layout kernels (H100, 2026-12-06,
- * lama-cuda.md).
+ * lama-cuda.md). This is the forward half; fu_inverse the other.
  */
-/* What the unit's steps share: the stream, the plan's buffers, the
- * element types (et: 16-bit or fp32 activations; ets: s's), the sizes. */
-typedef struct {
-    px_cu_stream s;
-    void **buf;
-    int et, ets, B, cs, h8, w8, wf, ext;
-    bool own; /* fft2.h's transforms (else cuFFT's) */
-} fu_ctx;
-
 static int fu_forward(pass *ps, const fu_ctx *u)
 {
     plan *p = ps->p;
