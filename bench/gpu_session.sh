@@ -659,6 +659,8 @@ step_lama() {
   part lama_engine 300 gpu "$PY bench/lama_cuda_vs_torch.py --weights /tmp/big.safetensors \
     --bench $BIN/lama_cuda_bench --out $WORK/lama-engine --sizes 1024,512 --batches 16 \
     --iters 5 --compile --compile-batches 16 --skip-accuracy --skip-eager"
+  # LAMA_TESTS="t_name ...": those lama_cuda_test cases with what is left.
+  [ -n "${LAMA_TESTS:-}" ] && part lama_tests 120 gpu "PX_TEST_TIMEOUT=110 $BIN/lama_cuda_test $LAMA_TESTS"
   KEY+=("$WORK/l16/table.md:lama16-table.md")
 }
 
