@@ -10,7 +10,9 @@
  * 1024² batch 8 (H100, 2026-12-07, lama-cuda.md). Here each direction is
  * two passes, each reading and writing every value once, coalesced: a
  * block transforms one image row (or one spectrum column) for a group of
- * channels, which lie next to each other in NHWC. A first try that held a
+ * channels, which lie next to each other in NHWC. Measured (H100,
+ * 2026-12-07, lama-cuda.md): the unit's 25.2 ms of layout kernels and
+ * cuFFT became 13.6 ms, the engine 17 % faster. A first try that held a
  * whole plane per block (one channel, read at the channels' stride) was
  * slower than cuFFT and is gone.
  *
