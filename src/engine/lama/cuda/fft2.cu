@@ -59,11 +59,11 @@ __device__ __forceinline__ void st2(float *p, size_t i, float2 v)
 #ifndef PX_FFT2_EMULATE
 __device__ __forceinline__ float2 ld2(const pxcu::f16_t *p, size_t i)
 {
-    return __half22float2(*reinterpret_cast<const __half2 *>(p + i));
+    return pxlama::pair_f2(*reinterpret_cast<const __half2 *>(p + i));
 }
 __device__ __forceinline__ float2 ld2(const pxcu::bf16_t *p, size_t i)
 {
-    return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(p + i));
+    return pxlama::pair_f2(*reinterpret_cast<const __nv_bfloat162 *>(p + i));
 }
 __device__ __forceinline__ void st2(pxcu::f16_t *p, size_t i, float2 v)
 {
