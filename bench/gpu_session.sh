@@ -656,12 +656,13 @@ step_lama() {
   lama_weights
   part lama_defaults 330 gpu "B=$BIN OUT=$WORK/l16 WORK=$WORK/l16-work WEIGHTS=/tmp/big.safetensors \
     bench/lama_defaults_gpu.sh 10 3"
-  part lama_engine 300 gpu "$PY bench/lama_cuda_vs_torch.py --weights /tmp/big.safetensors \
+  part lama_engine 320 gpu "$PY bench/lama_cuda_vs_torch.py --weights /tmp/big.safetensors \
     --bench $BIN/lama_cuda_bench --out $WORK/lama-engine --sizes 1024,512 --batches 16 \
-    --iters 5 --compile --compile-batches 16 --skip-accuracy --skip-eager"
+    --iters 5 --compile --compile-batches 16 --skip-accuracy --skip-eager --precisions fp16,tf32"
   # LAMA_TESTS="t_name ...": those lama_cuda_test cases with what is left.
   [ -n "${LAMA_TESTS:-}" ] && part lama_tests 120 gpu "PX_TEST_TIMEOUT=110 $BIN/lama_cuda_test $LAMA_TESTS"
-  KEY+=("$WORK/l16/table.md:lama16-table.md")
+  KEY+=("$WORK/l16/table.md:lama16-table.md" "$WORK/l16/table.json:lama16-table.json"
+        "$WORK/lama-engine/lama_cuda_vs_torch.json:lama-engine.json")
 }
 
 step_lamanew() {

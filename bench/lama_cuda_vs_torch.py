@@ -176,7 +176,9 @@ def time_torch(model, x, iters, label, autocast=False):
                 gib=round(gib, 2), gib_per_img=round(gib / x.shape[0], 3))
 
 
-def speed_torch(a, model_gpu):
+def speed_torch(a, model_gpu, save):
+    """PyTorch's rows; save(rows) after each, so a part cut by its time
+    limit still leaves what it measured in the JSON."""
     rows = []
     # --skip-eager: torch.compile alone (the peer issue 16 compares with),
     # so a call's time limit reaches both layouts at every size.
@@ -191,6 +193,7 @@ def speed_torch(a, model_gpu):
                     r = time_torch(model_gpu, x, a.iters, label, ac)
                     r.update(size="%dx%d" % (s, s), batch=b)
                     rows.append(r)
+                    save(rows)
                     print("speed %-20s %5dx%-5d B=%-3d %9.2f ms %8.1f img/s %7.2f GiB" %
                           (label, s, s, b, r["ms"], r["img_s"], r["gib"]), flush=True)
             except Exception as e:  # out of memory, or bf16 refused by the FFT
@@ -224,6 +227,7 @@ def speed_torch(a, model_gpu):
                         continue
                     r.update(size="%dx%d" % (s, s), batch=b, compile_s=round(comp_s, 1), layout=layout)
                     rows.append(r)
+                    save(rows)
                     print("speed %-22s %5dx%-5d B=%-3d %9.2f ms %8.1f img/s %7.2f GiB (compile %.0f s)" %
                           (label, s, s, b, r["ms"], r["img_s"], r["gib"], comp_s), flush=True)
                     del x, cm
@@ -236,8 +240,10 @@ def speed_ours(a):
     sizes = ",".join("%dx%d" % (s, s) for s in a.sizes)
     rows = []
     # fp32 (cuDNN's NHWC fp32 kernels are slow) at fewer batches and runs.
-    for precs, batches, iters in (("tf32,bf16,fp16", a.batches, a.iters),
+    for precs, batches, iters in ((a.precisions, a.batches, a.iters),
                                   ("fp32", [b for b in a.batches if b in (1, 8)], 3)):
+        if not precs or not batches:
+            continue
         out = subprocess.run([a.bench, "--weights", a.weights, "--sizes", sizes, "--batches",
                               ",".join(str(b) for b in batches), "--precisions", precs,
                               "--iters", str(iters)],
@@ -279,6 +285,8 @@ def main():
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (slow start)")
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--precisions", default="tf32,bf16,fp16",
+                    help="ours at these precisions (fp32 runs apart, at batches 1 and 8 only)")
     ap.add_argument("--skip-eager", action="store_true",
                     help="time PyTorch under torch.compile only (with --compile)")
     a = ap.parse_args()
@@ -301,11 +309,17 @@ def main():
     if not a.skip_accuracy:
         res["accuracy"] = accuracy(a, model_cpu, model_gpu, tmp)
     del model_cpu
-    if a.skip_speed:
-        res["ours"], res["torch_speed"] = [], []
-    else:
+    name = "lama_cuda_vs_torch%s.json" % ("-accuracy" if a.skip_speed else "")
+
+    def save(torch_rows):
+        res["torch_speed"] = torch_rows
+        with open(os.path.join(a.out, name), "w") as f:
+            json.dump(res, f, indent=1)
+    res["ours"], res["torch_speed"] = [], []
+    if not a.skip_speed:
         res["ours"] = speed_ours(a)
-        res["torch_speed"] = speed_torch(a, model_gpu)
+        save([])
+        save(speed_torch(a, model_gpu, save))
     roofline(res["ours"] + res["torch_speed"])
     if res["ours"] or res["torch_speed"]:
         print("\n%-20s %-10s %5s %9s %8s %8s %9s" % ("impl", "size", "batch", "img/s", "GiB", "GiB/img",
@@ -314,9 +328,7 @@ def main():
             print("%-20s %-10s %5d %9.1f %8.2f %8.3f %8.1f%%" % (r["impl"], r["size"], r["batch"],
                                                                r["img_s"], r["gib"], r["gib_per_img"],
                                                                100 * r["roofline"]))
-    name = "lama_cuda_vs_torch%s.json" % ("-accuracy" if a.skip_speed else "")
-    with open(os.path.join(a.out, name), "w") as f:
-        json.dump(res, f, indent=1)
+    save(res["torch_speed"])
     if "accuracy" in res:
         v = res["accuracy"]["verdicts"]
         ok = v["fp32_max_abs_le_2e4"] and v["tf32_no_worse_than_torch_tf32"]
