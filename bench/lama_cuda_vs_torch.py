@@ -319,7 +319,7 @@ def main():
     if not a.skip_speed:
         res["ours"] = speed_ours(a)
         save([])
-        save(speed_torch(a, model_gpu, save))
+        speed_torch(a, model_gpu, save)  # saves after each of its rows
     roofline(res["ours"] + res["torch_speed"])
     if res["ours"] or res["torch_speed"]:
         print("\n%-20s %-10s %5s %9s %8s %8s %9s" % ("impl", "size", "batch", "img/s", "GiB", "GiB/img",
