@@ -108,6 +108,9 @@ struct px_lcnet_plan {
     px_cu_item *h_items;
     cufftHandle fwd, inv; /* R2C and C2R 2D over B*cs planes: see fourier_unit() */
     bool have_fft;
+    /* fft2.h's transforms, decided once by plan_sizes: such a plan has
+     * neither cuFFT's plans nor the planar buffers. */
+    bool own_fft;
     op ops[MAX_OPS];
     int nops;
     px_cuda_graph graph;
@@ -295,7 +298,7 @@ static int fourier_unit(pass *ps, const px_lcw_ffc *f)
     /* clang-format off */
     fu_ctx u = {(px_cu_stream)net->ctx->stream, p->buf, px_lcw_elem(net->w.prec),
                 px_lcw_elem_wide(net->w.prec), p->B, a->cs, h8, w8, wf, net->w.ext,
-                net->own_fft && px_cu_fu_fits(h8, w8, a->cs)};
+                p->own_fft};
     /* clang-format on */
     if (!ps->build && (rc = fu_forward(ps, &u))) return rc;
     /* g: the convolution's output (fp32 in every precision, see upload),
@@ -482,7 +485,7 @@ static int plan_create(px_lcnet *net, int B, int H, int W, plan **out, char *err
     p->H = H;
     p->W = W;
     size_t sz[BF_COUNT], off[BF_COUNT];
-    bool own = plan_sizes(a, net->w.prec, net->w.ext, net->own_fft, B, H, W, sz);
+    bool own = p->own_fft = plan_sizes(a, net->w.prec, net->w.ext, net->own_fft, B, H, W, sz);
     p->bytes = px_lca_layout(a, net->w.prec, sz, off);
     PX_CUDA_CHECK(cudaSetDevice(net->ctx->dev));
     PX_CUDA_CHECK(cudaMalloc((void **)&p->arena, p->bytes));
