@@ -157,15 +157,26 @@ def qwen3_rope(L, head_dim, theta):
 def qwen3_forward(m, ids, all_layers=False):
     """ids: list of ints. Returns (features = hidden_states[-2] [L, H],
     [output of each layer that ran])."""
+    feats, outs = qwen3_forward_batch(m, [ids], all_layers)
+    return feats[0], [o[0] for o in outs]
+
+
+def qwen3_forward_batch(m, rows, all_layers=False):
+    """rows: B lists of L ints each (prompts of one length, as a server
+    batches them). Returns (features [B, L, H], [each layer's output [B, L,
+    H]]); one prompt through it gives qwen3_forward's values."""
     c, w = m.text_cfg, m.text
     nh, nkv, hd = c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"]
     eps, n = c["rms_norm_eps"], c["num_hidden_layers"]
-    if not ids or min(ids) < 0 or max(ids) >= c["vocab_size"]:
-        raise ValueError("token ids must be a non-empty list in [0, %d)" % c["vocab_size"])
-    ids = torch.tensor(ids, dtype=torch.int64)
-    L = ids.numel()
+    if not rows or any(len(r) != len(rows[0]) for r in rows):
+        raise ValueError("token id rows must be non-empty and of one length")
+    for ids in rows:
+        if not ids or min(ids) < 0 or max(ids) >= c["vocab_size"]:
+            raise ValueError("token ids must be a non-empty list in [0, %d)" % c["vocab_size"])
+    ids = torch.tensor(rows, dtype=torch.int64)
+    B, L = ids.shape
     emb = w["model.embed_tokens.weight"]
-    x = emb[ids.to(emb.device)][None]  # [1, L, H]
+    x = emb[ids.to(emb.device)]  # [B, L, H]
     cos, sin = qwen3_rope(L, hd, c["rope_theta"])
     cos, sin = cos[None, :, None, :].to(x.device), sin[None, :, None, :].to(x.device)
 
@@ -173,15 +184,15 @@ def qwen3_forward(m, ids, all_layers=False):
         a, b = t[..., :hd // 2], t[..., hd // 2:]
         return t * cos + torch.cat([-b, a], dim=-1) * sin
 
-    x0 = x[0]
+    x0 = x
     run = n if all_layers else max(n - 1, 0)
     outs = []
     for i in range(run):
         p = "model.layers.%d." % i
         h = rms_norm(x, w[p + "input_layernorm.weight"], eps)
-        q = linear(h, w[p + "self_attn.q_proj.weight"]).view(1, L, nh, hd)
-        k = linear(h, w[p + "self_attn.k_proj.weight"]).view(1, L, nkv, hd)
-        v = linear(h, w[p + "self_attn.v_proj.weight"]).view(1, L, nkv, hd)
+        q = linear(h, w[p + "self_attn.q_proj.weight"]).view(B, L, nh, hd)
+        k = linear(h, w[p + "self_attn.k_proj.weight"]).view(B, L, nkv, hd)
+        v = linear(h, w[p + "self_attn.v_proj.weight"]).view(B, L, nkv, hd)
         q = rot(rms_norm(q, w[p + "self_attn.q_norm.weight"], eps))
         k = rot(rms_norm(k, w[p + "self_attn.k_norm.weight"], eps))
         k = k.repeat_interleave(nh // nkv, dim=2)
@@ -192,7 +203,7 @@ def qwen3_forward(m, ids, all_layers=False):
         g = linear(h, w[p + "mlp.gate_proj.weight"])
         u = linear(h, w[p + "mlp.up_proj.weight"])
         x = x + linear(F.silu(g) * u, w[p + "mlp.down_proj.weight"])
-        outs.append(x[0])
+        outs.append(x)
     feats = outs[n - 2] if n >= 2 else x0
     return feats, outs
 
@@ -366,23 +377,36 @@ def vae_resnet(w, p, x, groups):
     return x + h
 
 
+def vae_attn_core(q, k, v):
+    """One head over all pixels: q, k, v [B, N, C] -> [B, N, C]. A function
+    of its own so that a benchmark can give PyTorch its fused attention."""
+    a = torch.softmax(torch.matmul(q, k.transpose(1, 2)) / math.sqrt(q.shape[-1]), dim=-1)
+    return torch.matmul(a, v)
+
+
 def vae_attention(w, p, x, groups):
     B, C, H, W = x.shape
     h = F.group_norm(x, groups, w[p + ".group_norm.weight"], w[p + ".group_norm.bias"], VAE_EPS)
-    h = h.view(B, C, H * W).transpose(1, 2)
+    h = h.reshape(B, C, H * W).transpose(1, 2)  # reshape: x may be channels_last
     q = linear(h, w[p + ".to_q.weight"], w[p + ".to_q.bias"])
     k = linear(h, w[p + ".to_k.weight"], w[p + ".to_k.bias"])
     v = linear(h, w[p + ".to_v.weight"], w[p + ".to_v.bias"])
-    a = torch.softmax(torch.matmul(q, k.transpose(1, 2)) / math.sqrt(C), dim=-1)
-    o = linear(torch.matmul(a, v), w[p + ".to_out.0.weight"], w[p + ".to_out.0.bias"])
+    o = linear(vae_attn_core(q, k, v), w[p + ".to_out.0.weight"], w[p + ".to_out.0.bias"])
     return x + o.transpose(1, 2).reshape(B, C, H, W)
 
 
 def vae_decode(m, latent, trace=None):
     """latent [1, 16, h, w] -> image [H, W, 3] in [0, 1]."""
+    return vae_decode_images(m, latent, trace)[0].permute(1, 2, 0).contiguous()
+
+
+def vae_decode_images(m, latent, trace=None):
+    """latents [B, 16, h, w] -> images [B, 3, H, W] in [0, 1], computed in
+    the dtype of the VAE's weights (fp32 as loaded; a benchmark may give
+    PyTorch a bf16 copy)."""
     c, w = m.vae_cfg, m.vae
     g = c["norm_num_groups"]
-    z = latent.float() / c["scaling_factor"] + c["shift_factor"]
+    z = (latent.float() / c["scaling_factor"] + c["shift_factor"]).to(w["decoder.conv_in.weight"].dtype)
     x = F.conv2d(z, w["decoder.conv_in.weight"], w["decoder.conv_in.bias"], padding=1)
     x = vae_resnet(w, "decoder.mid_block.resnets.0", x, g)
     x = vae_attention(w, "decoder.mid_block.attentions.0", x, g)
@@ -401,7 +425,7 @@ def vae_decode(m, latent, trace=None):
             trace["vae.up.%d" % i] = x.clone()
     x = F.silu(F.group_norm(x, g, w["decoder.conv_norm_out.weight"], w["decoder.conv_norm_out.bias"], VAE_EPS))
     x = F.conv2d(x, w["decoder.conv_out.weight"], w["decoder.conv_out.bias"], padding=1)
-    return ((x + 1.0) / 2.0).clamp(0.0, 1.0)[0].permute(1, 2, 0).contiguous()
+    return ((x + 1.0) / 2.0).clamp(0.0, 1.0)
 
 
 # --- sampler and pipeline -------------------------------------------------------------

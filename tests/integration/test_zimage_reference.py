@@ -155,6 +155,38 @@ class ZImageReference(unittest.TestCase):
         self.assertTrue(torch.equal(full, layers[1]))  # hidden_states[-2]
         self.assertGreater((layers[2] - layers[1]).abs().max().item(), 0.1)
 
+    def test_text_encoder_batch(self):
+        # The benchmark's PyTorch peer encodes a batch of prompts at once:
+        # each row must be what the prompt gives alone.
+        other = [151644, 872, 198, 1879, 9707, 151645, 198, 151644, 77091, 151645]
+        feats, layers = ref.qwen3_forward_batch(self.m, [IDS, other], all_layers=True)
+        for b, ids in enumerate((IDS, other)):
+            one, _ = ref.qwen3_forward(self.m, ids)
+            self.assertLess((feats[b] - one).abs().max().item(), 1e-5)
+        self.assertGreater((feats[0] - feats[1]).abs().max().item(), 1e-2)
+        self.assertEqual(list(layers[2].shape), [2, len(IDS), 32])
+        with self.assertRaises(ValueError):
+            ref.qwen3_forward_batch(self.m, [IDS, IDS[:4]])
+
+    def test_vae_batch_and_dtype(self):
+        g = torch.Generator().manual_seed(5)
+        lat = torch.randn(2, 16, 4, 6, generator=g)
+        both = ref.vae_decode_images(self.m, lat)
+        self.assertEqual(list(both.shape), [2, 3, 32, 48])
+        for b in range(2):
+            one = ref.vae_decode(self.m, lat[b:b + 1])
+            self.assertLess((both[b].permute(1, 2, 0) - one).abs().max().item(), 1e-5)
+        # channels_last input and weights (the reshape in the mid attention)
+        cl = ref.vae_decode_images(self.m, lat.contiguous(memory_format=torch.channels_last))
+        self.assertLess((cl - both).abs().max().item(), 1e-5)
+        # a bf16 copy of the weights decodes in bf16, near the fp32 decode
+        bf = type(self.m).__new__(type(self.m))
+        bf.__dict__.update(self.m.__dict__)
+        bf.vae = {k: v.to(torch.bfloat16) for k, v in self.m.vae.items()}
+        half = ref.vae_decode_images(bf, lat)
+        self.assertEqual(half.dtype, torch.bfloat16)
+        self.assertLess((half.float() - both).abs().max().item(), 0.1)
+
     def test_sigmas(self):
         want = [1.0, 0.9545, 0.9, 0.8333, 0.75, 0.6429, 0.5, 0.3, 0.0]
         got = ref.sigmas(8, 3.0).tolist()
