@@ -12,8 +12,16 @@ per image and per-stage milliseconds at each size and batch, 8 steps, a
                        compiled afresh for every shape (torch._dynamo.reset())
 
 with peak memory and the DiT's fraction of the measured bf16 GEMM rate
-(torch.matmul at the DiT's shapes). The text encoder runs per prompt and the
-VAE per image in fp32 on the torch side, as the reference does.
+(torch.matmul at the DiT's shapes). The text encoder and the VAE are each
+timed in several ways and a row takes the fastest it may use (an eager row
+the eager ones, a compiled row any), naming it in text_impl / vae_impl and
+listing every way's ms under "stages": the reference's own (per prompt,
+bf16 autocast; the VAE per image in fp32), the prompts batched, the VAE
+batched in bf16 (diffusers' default dtype) with torch's fused attention,
+NCHW and channels_last, and on a compiled row each of them compiled afresh.
+Before 2026-12-07 the rows used the reference's way alone, which left
+PyTorch's end-to-end time 11-26 % above its best (docs/benchmarks/
+zimage-cuda.md, "twenty-eighth session").
 
   python3 bench/zimage_cuda_vs_torch.py --model DIR --bench BIN --out OUTDIR
       [--sizes 1024x1024,512x512] [--batches 1,2,4,8] [--steps 8]
@@ -29,12 +37,11 @@ measured. --torch-shapes / --compile-shapes (SIZE:BATCH,...) limit PyTorch
 eager / torch.compile to those shapes, in that order (default: every
 --sizes x --batches; compiling one full-size shape takes minutes).
 --device cpu with a tiny model (`make DIR --config tiny`) checks the script's
-PyTorch path without a GPU (not a measurement).
-
-Not yet run against PyTorch on a GPU (no machine for it on 2026-12-05; see
-docs/benchmarks/zimage-cuda.md).
+PyTorch path without a GPU (not a measurement; Debian's torch 1.13 has no
+torch.compile, so no compiled rows there).
 """
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -120,11 +127,9 @@ def timed(fn):
     return r, (time.perf_counter() - t0) * 1000
 
 
-def torch_run(m, dit, w, h, B, steps, ids):
-    """One batch: (text ms, denoise ms, vae ms, median step ms)."""
+def torch_denoise(m, dit, w, h, B, steps, feats):
+    """The DiT's steps for one batch: (denoise ms, median step ms, latents)."""
     C = m.dit_cfg["in_channels"]
-    with torch.autocast(DEV.split(":")[0], dtype=torch.bfloat16):
-        feats, text_ms = timed(lambda: [ref.qwen3_forward(m, ids)[0] for _ in range(B)])
     x = torch.randn(B, C, h // 8, w // 8, device=DEV)
     sg = ref.sigmas(steps)
     step_ms = []
@@ -134,8 +139,84 @@ def torch_run(m, dit, w, h, B, steps, ids):
             outs, ms = timed(lambda: dit(m, [x[b] for b in range(B)], t, feats))
         x = x + (sg[i + 1] - sg[i]) * (-torch.stack([o.float() for o in outs]))
         step_ms.append(ms)
-    _, vae_ms = timed(lambda: [ref.vae_decode(m, x[b:b + 1]) for b in range(B)])
-    return text_ms, sum(step_ms), vae_ms, statistics.median(step_ms)
+    return sum(step_ms), statistics.median(step_ms), x
+
+
+def sdpa_vae_core(q, k, v):
+    """The VAE's one-head attention on torch's fused SDPA, as diffusers runs it."""
+    return F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None])[:, 0]
+
+
+def vae_copy(m, dtype, channels_last):
+    """m with its VAE weights in dtype (the 4-D ones channels_last if asked)."""
+    c = copy.copy(m)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    c.vae = {k: v.to(dtype).contiguous(memory_format=fmt) if v.dim() == 4 else v.to(dtype)
+             for k, v in m.vae.items()}
+    return c
+
+
+def compiled(fn):
+    """fn under torch.compile, compiled afresh (the peer at its best)."""
+    torch._dynamo.reset()
+    return torch.compile(fn, dynamic=False)
+
+
+def _autocast(f):
+    with torch.autocast(DEV.split(":")[0], dtype=torch.bfloat16):
+        return f()
+
+
+def stage_variants(m, B, ids, lat, compile_ok):
+    """PyTorch's ways to run the text encoder and the VAE: [(stage, name,
+    compiled?, build)], build() giving the function to time (compiling it
+    first where it is compiled). The reference runs the text encoder per
+    prompt and the VAE per image in fp32; a PyTorch user would batch both
+    and run the VAE in bf16 (diffusers' default dtype) with the fused
+    attention, channels_last tried, and may compile them."""
+    rows = [list(ids)] * B
+    text = lambda fwd: lambda: _autocast(lambda: fwd(m, rows)[0])  # noqa: E731
+    v = [("text", "per-prompt eager (the reference)", False,
+          lambda: lambda: _autocast(lambda: [ref.qwen3_forward(m, ids)[0] for _ in range(B)])),
+         ("text", "batched eager", False, lambda: text(ref.qwen3_forward_batch)),
+         ("vae", "fp32 per image eager (the reference)", False,
+          lambda: lambda: [ref.vae_decode_images(m, lat[b:b + 1]) for b in range(B)])]
+
+    def vae(layout, comp):
+        vm = vae_copy(m, torch.bfloat16, layout)
+        x = lat.contiguous(memory_format=torch.channels_last) if layout else lat
+        dec = compiled(ref.vae_decode_images) if comp else ref.vae_decode_images
+        return lambda: dec(vm, x)
+    for comp in ((False, True) if compile_ok else (False,)):
+        if comp:
+            v.append(("text", "batched compile", True,
+                      lambda: text(compiled(ref.qwen3_forward_batch))))
+        for layout in (False, True):
+            v.append(("vae", "bf16%s batched %s" % (" channels_last" if layout else "",
+                                                   "compile" if comp else "eager"), comp,
+                      lambda layout=layout, comp=comp: vae(layout, comp)))
+    return v
+
+
+def bench_stages(m, B, ids, lat, iters, compile_ok, on_result):
+    """Times each stage variant (one untimed run first: a compiled one's
+    compile); on_result(stage, name, compiled?, ms) after each, so that a
+    run cut off at its limit keeps what it measured."""
+    for stage, name, comp, build in stage_variants(m, B, ids, lat, compile_ok):
+        try:
+            t0 = time.perf_counter()
+            fn = build()
+            fn()
+            sync()
+            first = time.perf_counter() - t0
+            ms = statistics.median(timed(fn)[1] for _ in range(iters))
+        except torch.cuda.OutOfMemoryError:
+            print("%s %s batch %d: out of memory" % (stage, name, B), flush=True)
+            torch.cuda.empty_cache()
+            continue
+        print("%-4s %-40s batch %d: %9.2f ms (first %.1f s)" % (stage, name, B, ms, first),
+              flush=True)
+        on_result(stage, name, comp, ms)
 
 
 def shapes(spec, args):
@@ -145,38 +226,68 @@ def shapes(spec, args):
     return [(z, int(b)) for z in args.sizes.split(",") for b in args.batches.split(",")]
 
 
+def compose(row, stages):
+    """row's text and VAE from the fastest variant it may use (an eager row
+    the eager ones, a compiled row any), and its seconds per image."""
+    ok = lambda v: row["impl"].startswith("torch-compile") or not v[1]  # noqa: E731
+    for st in ("text", "vae"):
+        best = min(((ms, n) for n, (ms, comp) in stages[st].items() if ok((ms, comp))), default=None)
+        if best:
+            row[st + "_ms"], row[st + "_impl"] = round(best[0], 2), best[1]
+    row["s_per_image"] = round((row["text_ms"] + row["denoise_ms"] + row["vae_ms"]) / 1000 /
+                               row["batch"], 4)
+    row["stages"] = {st: {n: round(ms, 2) for n, (ms, _) in stages[st].items()} for st in stages}
+
+
 def bench_torch(args, m, rate, rows):
     ids = list(range(1000, 1128))
-    plan = [("torch-eager-bf16", False, z, b) for z, b in shapes(args.torch_shapes, args)]
+    eager, comp = shapes(args.torch_shapes, args), []
     if not args.skip_compile:
-        plan += [("torch-compile-bf16", True, z, b) for z, b in shapes(args.compile_shapes, args)]
+        comp = shapes(args.compile_shapes, args)
     cuda = DEV.startswith("cuda")
-    for name, comp, size, B in plan:
+    for size, B in [s for i, s in enumerate(eager + comp) if s not in (eager + comp)[:i]]:
         w, h = (int(v) for v in size.split("x"))
-        dit = ref.dit_forward
-        if comp:
-            torch._dynamo.reset()
-            dit = torch.compile(ref.dit_forward, dynamic=False)
-        try:
-            t0 = time.perf_counter()
-            torch_run(m, dit, w, h, B, 1, ids)  # warm-up / compile
-            print("%s %s batch %d: warm-up %.1f s" % (name, size, B, time.perf_counter() - t0), flush=True)
-            if cuda:
-                torch.cuda.reset_peak_memory_stats()
-            runs = [torch_run(m, dit, w, h, B, args.steps, ids) for _ in range(args.iters)]
-        except torch.cuda.OutOfMemoryError:
-            print("%-20s %s batch %d: out of memory" % (name, size, B))
-            torch.cuda.empty_cache()
+        feats = _autocast(lambda: list(ref.qwen3_forward_batch(m, [ids] * B)[0]))
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        mine, lat = [], None
+        for name, on, c in (("torch-eager-bf16", (size, B) in eager, False),
+                            ("torch-compile-bf16", (size, B) in comp, True)):
+            if not on:
+                continue
+            dit = compiled(ref.dit_forward) if c else ref.dit_forward
+            try:
+                t0 = time.perf_counter()
+                torch_denoise(m, dit, w, h, B, 1, feats)  # warm-up / compile
+                print("%s %s batch %d: warm-up %.1f s" % (name, size, B, time.perf_counter() - t0),
+                      flush=True)
+                runs = [torch_denoise(m, dit, w, h, B, args.steps, feats) for _ in range(args.iters)]
+            except torch.cuda.OutOfMemoryError:
+                print("%-20s %s batch %d: out of memory" % (name, size, B))
+                torch.cuda.empty_cache()
+                continue
+            den, step = (statistics.median(r[i] for r in runs) for i in range(2))
+            lat = runs[-1][2]
+            frac = dit_flops(m.dit_cfg, h // 8, w // 8, len(ids)) * B / (step / 1000) / 1e12 / rate
+            mine.append(dict(impl=name, size=size, batch=B, s_per_image=0.0, peak_gib=0.0,
+                             text_ms=0.0, denoise_ms=round(den, 2), vae_ms=0.0,
+                             step_ms=round(step, 2), gemm_fraction=round(frac, 3)))
+        if not mine:
             continue
-        text, den, vae, step = (statistics.median(r[i] for r in runs) for i in range(4))
-        s_img = (text + den + vae) / 1000 / B
-        frac = dit_flops(m.dit_cfg, h // 8, w // 8, len(ids) + 0) * B / (step / 1000) / 1e12 / rate
-        peak = torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else 0.0
-        rows.append(dict(impl=name, size=size, batch=B, s_per_image=round(s_img, 4),
-                         peak_gib=round(peak, 2), text_ms=round(text, 2), denoise_ms=round(den, 2),
-                         vae_ms=round(vae, 2), step_ms=round(step, 2), gemm_fraction=round(frac, 3)))
-        print(json.dumps(rows[-1]), flush=True)
-        save(args, rate, rows)
+        rows.extend(mine)
+        stages = {"text": {}, "vae": {}}
+
+        def on_result(stage, name, c, ms):
+            stages[stage][name] = (ms, c)
+            peak = torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else 0.0
+            for r in mine:
+                compose(r, stages)
+                r["peak_gib"] = round(peak, 2)
+            save(args, rate, rows)
+        bench_stages(m, B, ids, lat, args.iters, bool(comp) and (size, B) in comp and
+                     hasattr(torch, "compile"), on_result)
+        for r in mine:
+            print(json.dumps(r), flush=True)
 
 
 def save(args, rate, rows):
@@ -241,9 +352,13 @@ def main():
     if not args.skip_torch:
         if hasattr(F, "scaled_dot_product_attention"):
             ref.attention = sdpa_attention
+            ref.vae_attn_core = sdpa_vae_core
         else:  # an old torch (the dry run on Debian's): the reference's einsum attention
             print("torch %s has no scaled_dot_product_attention: the reference's attention"
                   % torch.__version__)
+        if not hasattr(torch, "compile") and not args.skip_compile:
+            print("torch %s has no torch.compile: no compiled rows" % torch.__version__)
+            args.skip_compile = True
         m = ref.load_hf(args.model, DEV)
         to_bf16(m.dit)
         to_bf16(m.text)
