@@ -20,8 +20,9 @@ uint8 result inside the hole (outside it every engine returns the input).
 Speed: images per second of PyTorch's forward pass on the GPU (input
 already on the device, so PyTorch is not charged for the uploads, the
 uint8 conversions and the composition that lama_cuda_bench's figures
-include) in fp32 (TF32 off), TF32, bf16 autocast and, with --compile,
-torch.compile'd TF32; then lama_cuda_bench on the same sizes and batches.
+include) in fp32 (TF32 off), TF32, bf16 and fp16 autocast and, with
+--compile, torch.compile'd in each --torch-precisions (TF32, fp16
+autocast) and layout; then lama_cuda_bench on the same sizes and batches.
 Everything goes to stdout and to OUT/lama_cuda_vs_torch.json.
 """
 import argparse
@@ -68,10 +69,17 @@ def accuracy(a, model_cpu, model_gpu, tmp):
             pref = model_cpu(x)[0].permute(1, 2, 0).numpy()
             cpu_s = time.perf_counter() - t0
             cands = []
-            for label, tf32 in (("torch-cuda-fp32", False), ("torch-cuda-tf32", True)):
+            for label, tf32, ac in (("torch-cuda-fp32", False, None), ("torch-cuda-tf32", True, None),
+                                    ("torch-cuda-fp16-autocast", True, torch.float16)):
                 torch.backends.cuda.matmul.allow_tf32 = tf32
                 torch.backends.cudnn.allow_tf32 = tf32
-                cands.append((label, model_gpu(x.cuda())[0].permute(1, 2, 0).float().cpu().numpy()))
+                try:
+                    with torch.autocast("cuda", dtype=ac or torch.float16, enabled=ac is not None):
+                        y = model_gpu(x.cuda())
+                except RuntimeError as e:  # the FFT refuses fp16 at sizes not powers of two
+                    print("accuracy %-22s %s: failed (%s)" % (name, label, str(e)[:100]))
+                    continue
+                cands.append((label, y[0].permute(1, 2, 0).float().cpu().numpy()))
         ip, mp = os.path.join(tmp, "img.png"), os.path.join(tmp, "mask.png")
         write_png(ip, img)
         write_png(mp, mask)
@@ -146,9 +154,14 @@ def accuracy(a, model_cpu, model_gpu, tmp):
     return dict(rows=rows, summary=summ, verdicts=v)
 
 
-def time_torch(model, x, iters, label, autocast=False):
+# --torch-precisions: what each runs under (TF32 on in both).
+TORCH_AUTOCAST = {"tf32": None, "fp16": torch.float16}
+
+
+def time_torch(model, x, iters, label, autocast=None):
     """Median of iters timed forward passes over two rotated inputs, after
-    two untimed ones; peak memory PyTorch's allocator handed out."""
+    two untimed ones (under autocast to that dtype if given); peak memory
+    PyTorch's allocator handed out."""
     xs = [x, torch.rand_like(x)]
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
@@ -156,8 +169,8 @@ def time_torch(model, x, iters, label, autocast=False):
     def once(i=0):
         x = xs[i & 1]
         with torch.no_grad():
-            if autocast:
-                with torch.autocast("cuda", dtype=torch.bfloat16):
+            if autocast is not None:
+                with torch.autocast("cuda", dtype=autocast):
                     return model(x)
             return model(x)
     once(0)
@@ -185,31 +198,37 @@ def speed_torch(a, model_gpu, save):
     for s in ([] if a.skip_eager else a.sizes):
         for b in a.batches:
             x = torch.rand(b, 4, s, s, device="cuda")
-            try:
-                for label, tf32, ac in (("torch-fp32", False, False), ("torch-tf32", True, False),
-                                        ("torch-bf16-autocast", True, True)):
-                    torch.backends.cuda.matmul.allow_tf32 = tf32
-                    torch.backends.cudnn.allow_tf32 = tf32
+            for label, tf32, ac in (("torch-fp32", False, None), ("torch-tf32", True, None),
+                                    ("torch-bf16-autocast", True, torch.bfloat16),
+                                    ("torch-fp16-autocast", True, torch.float16)):
+                torch.backends.cuda.matmul.allow_tf32 = tf32
+                torch.backends.cudnn.allow_tf32 = tf32
+                try:
                     r = time_torch(model_gpu, x, a.iters, label, ac)
-                    r.update(size="%dx%d" % (s, s), batch=b)
-                    rows.append(r)
-                    save(rows)
-                    print("speed %-20s %5dx%-5d B=%-3d %9.2f ms %8.1f img/s %7.2f GiB" %
-                          (label, s, s, b, r["ms"], r["img_s"], r["gib"]), flush=True)
-            except Exception as e:  # out of memory, or bf16 refused by the FFT
-                print("speed torch %dx%d B=%d %s: failed (%s)" % (s, s, b, label, str(e)[:120]))
+                except Exception as e:  # out of memory, or bf16 refused by the FFT
+                    print("speed torch %dx%d B=%d %s: failed (%s)" % (s, s, b, label, str(e)[:120]))
+                    torch.cuda.empty_cache()
+                    continue
+                r.update(size="%dx%d" % (s, s), batch=b)
+                rows.append(r)
+                save(rows)
+                print("speed %-20s %5dx%-5d B=%-3d %9.2f ms %8.1f img/s %7.2f GiB" %
+                      (label, s, s, b, r["ms"], r["img_s"], r["gib"]), flush=True)
             del x
             torch.cuda.empty_cache()
     if a.compile:
         # Each shape compiled afresh (dynamo reset, dynamic=False), in NCHW and
         # channels_last: one compiled module reused across shapes recompiles
-        # with dynamic shapes and is not PyTorch at its best (issue 16).
+        # with dynamic shapes and is not PyTorch at its best (issue 16). And
+        # in each --torch-precisions: TF32, and fp16 autocast, PyTorch's
+        # fastest setting where its FFTs take fp16 (power-of-two sizes).
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-        for layout in ("nchw", "channels_last"):
+        for prec, layout in [(p, l) for p in a.torch_precisions for l in ("nchw", "channels_last")]:
             fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
             model_gpu = model_gpu.to(memory_format=fmt)
-            label = "torch-compile-tf32" + ("-cl" if layout == "channels_last" else "")
+            label = "torch-compile-%s" % prec + ("-cl" if layout == "channels_last" else "")
+            ac = TORCH_AUTOCAST[prec]
             for s in a.sizes:
                 for b in a.compile_batches:
                     torch._dynamo.reset()
@@ -217,11 +236,12 @@ def speed_torch(a, model_gpu, save):
                     x = torch.rand(b, 4, s, s, device="cuda").contiguous(memory_format=fmt)
                     t0 = time.perf_counter()
                     try:
-                        with torch.no_grad():
+                        with torch.no_grad(), torch.autocast("cuda", dtype=ac or torch.float16,
+                                                             enabled=ac is not None):
                             cm(x)
                         torch.cuda.synchronize()
                         comp_s = time.perf_counter() - t0
-                        r = time_torch(cm, x, a.iters, label)
+                        r = time_torch(cm, x, a.iters, label, ac)
                     except Exception as e:  # out of memory, a compile failure
                         print("speed %s %dx%d B=%d: failed (%s)" % (label, s, s, b, str(e)[:120]))
                         continue
@@ -287,6 +307,8 @@ def main():
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--precisions", default="tf32,bf16,fp16",
                     help="ours at these precisions (fp32 runs apart, at batches 1 and 8 only)")
+    ap.add_argument("--torch-precisions", default="tf32,fp16",
+                    help="torch.compile in these: tf32, fp16 (autocast)")
     ap.add_argument("--skip-eager", action="store_true",
                     help="time PyTorch under torch.compile only (with --compile)")
     a = ap.parse_args()
@@ -296,6 +318,10 @@ def main():
     a.sizes = [int(s) for s in a.sizes.split(",")]
     a.batches = [int(b) for b in a.batches.split(",")]
     a.compile_batches = [int(b) for b in a.compile_batches.split(",")]
+    a.torch_precisions = [p for p in a.torch_precisions.split(",") if p]
+    for p in a.torch_precisions:
+        if p not in TORCH_AUTOCAST:
+            ap.error("--torch-precisions: %s is not one of %s" % (p, ", ".join(TORCH_AUTOCAST)))
     torch.set_num_threads(os.cpu_count() or 1)
     model_cpu, cfg = ref.load_generator(a.weights)
     model_gpu, _ = ref.load_generator(a.weights)
