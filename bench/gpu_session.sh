@@ -654,6 +654,12 @@ step_fp8speed() {
         "$WORK/speed-bf16-vaebf16.jsonl" "$WORK/vae_gate.jsonl")
 }
 
+# torch.compile's precisions in the LaMa engine tables: TF32, issue 16's
+# peer, by default; LAMA_TORCH=tf32,fp16 adds PyTorch's fp16 autocast
+# (four more compiles of ~55 s; it runs only at power-of-two sizes and
+# misses the accuracy gate: lama-cuda.md, "twenty-eighth session").
+LAMA_TORCH=${LAMA_TORCH:-tf32}
+
 step_lama() {
   env_part
   lama_weights
@@ -661,7 +667,8 @@ step_lama() {
     bench/lama_defaults_gpu.sh 10 3"
   part lama_engine 320 gpu "$PY bench/lama_cuda_vs_torch.py --weights /tmp/big.safetensors \
     --bench $BIN/lama_cuda_bench --out $WORK/lama-engine --sizes 1024,512 --batches 16 \
-    --iters 5 --compile --compile-batches 16 --skip-accuracy --skip-eager --precisions fp16,tf32"
+    --iters 5 --compile --compile-batches 16 --skip-accuracy --skip-eager --precisions fp16,tf32 \
+    --torch-precisions $LAMA_TORCH"
   # LAMA_TESTS="t_name ...": those lama_cuda_test cases with what is left.
   [ -n "${LAMA_TESTS:-}" ] && part lama_tests 120 gpu "PX_TEST_TIMEOUT=110 $BIN/lama_cuda_test $LAMA_TESTS"
   KEY+=("$WORK/l16/table.md:lama16-table.md" "$WORK/l16/table.json:lama16-table.json"
@@ -677,7 +684,7 @@ step_lamanew() {
   # on an H100); with the eager rows it ran past 230 s on 2026-12-07.
   part lama_engine 260 gpu "$PY bench/lama_cuda_vs_torch.py --weights /tmp/big.safetensors \
     --bench $BIN/lama_cuda_bench --out $WORK/lama-engine --sizes 1024,512 --batches 16 \
-    --iters 5 --compile --compile-batches 16 --skip-accuracy --skip-eager"
+    --iters 5 --compile --compile-batches 16 --skip-accuracy --skip-eager --torch-precisions $LAMA_TORCH"
   part lama_defaults 150 gpu "CONFIGS=defaults SWEEP=${SWEEP:-1,5,10,20,50,100} B=$BIN OUT=$WORK/l16 \
     WORK=$WORK/l16-work WEIGHTS=/tmp/big.safetensors bench/lama_defaults_gpu.sh 10 3"
   # ./lcb_old (a stripped lama_cuda_bench of the engine before the change,
@@ -717,7 +724,8 @@ step_verify() {
   # WITH_TORCH=1: the engine table against torch.compile too (as `lama`).
   [ "${WITH_TORCH:-0}" = 1 ] && part lama_engine 300 gpu "$PY bench/lama_cuda_vs_torch.py \
     --weights /tmp/big.safetensors --bench $BIN/lama_cuda_bench --out $WORK/lama-engine \
-    --sizes 1024,512 --batches 16 --iters 5 --compile --compile-batches 16 --skip-accuracy"
+    --sizes 1024,512 --batches 16 --iters 5 --compile --compile-batches 16 --skip-accuracy \
+    --torch-precisions $LAMA_TORCH"
   KEY+=("$WORK/l16/table.md:lama16-table.md")
 }
 
