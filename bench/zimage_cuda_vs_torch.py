@@ -229,9 +229,10 @@ def shapes(spec, args):
 def compose(row, stages):
     """row's text and VAE from the fastest variant it may use (an eager row
     the eager ones, a compiled row any), and its seconds per image."""
-    ok = lambda v: row["impl"].startswith("torch-compile") or not v[1]  # noqa: E731
+    may = row["impl"].startswith("torch-compile")  # may use compiled ways
     for st in ("text", "vae"):
-        best = min(((ms, n) for n, (ms, comp) in stages[st].items() if ok((ms, comp))), default=None)
+        best = min(((ms, n) for n, (ms, comp) in stages[st].items() if may or not comp),
+                   default=None)
         if best:
             row[st + "_ms"], row[st + "_impl"] = round(best[0], 2), best[1]
     row["s_per_image"] = round((row["text_ms"] + row["denoise_ms"] + row["vae_ms"]) / 1000 /
@@ -284,8 +285,7 @@ def bench_torch(args, m, rate, rows):
                 compose(r, stages)
                 r["peak_gib"] = round(peak, 2)
             save(args, rate, rows)
-        bench_stages(m, B, ids, lat, args.iters, bool(comp) and (size, B) in comp and
-                     hasattr(torch, "compile"), on_result)
+        bench_stages(m, B, ids, lat, args.iters, (size, B) in comp, on_result)
         for r in mine:
             print(json.dumps(r), flush=True)
 
