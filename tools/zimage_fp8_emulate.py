@@ -15,6 +15,7 @@ on the GPU (the tiny model's w1|w3: 340 rows), unless --all-four.
   /usr/bin/python3 tools/zimage_fp8_emulate.py [--config tiny|medium]
       [--width 64] [--height 64] [--steps 8] [--prompts 12] [--all-four]
       [--dit-layers N] [--refiner-layers N]   (medium: 4 and 1 by default)
+      [--outliers F] [--outlier-channels 4]
 
 For each of --prompts random token sequences (lengths 8..200), from the same
 initial latents, runs the pipeline three times — fp32, bf16 linears, fp8
@@ -72,6 +73,32 @@ def block_weight_names(dc, all_four):
     return names
 
 
+def add_outliers(m, factor, k, seed):
+    """Makes the inputs of every block's fp8 linears carry k outlier channels
+    `factor` times their size, leaving the model's function unchanged (up to
+    rounding): the norm weight (or, for out and w2, the v and w3 rows) that
+    makes a channel grows by factor and the columns of the linears that
+    read it shrink by it. Real checkpoints have such channels (random
+    weights do not): this asks whether per-row e4m3 scales lose the rest of
+    a row's values to them."""
+    g = torch.Generator().manual_seed(seed)
+    D = m.dit_cfg["dim"]
+    ffn = m.dit["layers.0.feed_forward.w2.weight"].shape[1]
+    cd, cf = torch.randperm(D, generator=g)[:k], torch.randperm(ffn, generator=g)[:k]
+    w = m.dit
+    for p in {n.rsplit(".attention.", 1)[0] for n in w if ".attention.to_q." in n}:
+        w[p + ".attention_norm1.weight"][cd] *= factor
+        for t in "qkv":
+            w[p + ".attention.to_%s.weight" % t][:, cd] /= factor
+        w[p + ".attention.to_v.weight"][cd] *= factor  # a's channels cd = v's
+        w[p + ".attention.to_out.0.weight"][:, cd] /= factor
+        w[p + ".ffn_norm1.weight"][cd] *= factor
+        for t in ("w1", "w3"):
+            w[p + ".feed_forward.%s.weight" % t][:, cd] /= factor
+        w[p + ".feed_forward.w3.weight"][cf] *= factor
+        w[p + ".feed_forward.w2.weight"][:, cf] /= factor
+
+
 def run(m, ids, lat, args, mode, names, base):
     """The pipeline with the block linears in `mode` (fp32, bf16, fp8)."""
     ws = {}
@@ -124,6 +151,10 @@ def main():
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--dit-layers", type=int, default=4, help="medium only")
     ap.add_argument("--refiner-layers", type=int, default=1, help="medium only")
+    ap.add_argument("--outliers", type=float, default=0.0,
+                    help="F: give the fp8 linears' inputs --outlier-channels channels F times "
+                         "their size, the model's function unchanged (add_outliers)")
+    ap.add_argument("--outlier-channels", type=int, default=4)
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     cfg = config("tiny")
@@ -131,6 +162,8 @@ def main():
         cfg["dit"].update(dim=512, n_heads=4, n_kv_heads=4, n_layers=args.dit_layers,
                           n_refiner_layers=args.refiner_layers, axes_dims=[32, 48, 48])
     m = model_from_config(cfg, args.seed)
+    if args.outliers:
+        add_outliers(m, args.outliers, args.outlier_channels, args.seed)
     names = block_weight_names(m.dit_cfg, args.all_four)
     base = {n: m.dit[n].clone() for n in names}
     g = torch.Generator().manual_seed(1)
@@ -153,6 +186,7 @@ def main():
                               final=round(rel(st["bf16"]["final.latent"], st["fp32"]["final.latent"]), 5)))),
             flush=True)
     print(json.dumps(dict(summary=True, config=args.config, linears_fp8=len(names),
+                          outliers=args.outliers, outlier_channels=args.outlier_channels,
                           max_step_rel_err=round(worst_step, 5), min_psnr_db=round(min(psnrs), 2),
                           mean_psnr_db=round(sum(psnrs) / len(psnrs), 2))))
 
