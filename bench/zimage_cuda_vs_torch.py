@@ -246,7 +246,7 @@ def bench_torch(args, m, rate, rows):
     if not args.skip_compile:
         comp = shapes(args.compile_shapes, args)
     cuda = DEV.startswith("cuda")
-    for size, B in [s for i, s in enumerate(eager + comp) if s not in (eager + comp)[:i]]:
+    for size, B in dict.fromkeys(eager + comp):  # each shape once, in order
         w, h = (int(v) for v in size.split("x"))
         feats = _autocast(lambda: list(ref.qwen3_forward_batch(m, [ids] * B)[0]))
         if cuda:
