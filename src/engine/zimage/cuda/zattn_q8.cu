@@ -11,7 +11,8 @@
 #include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
-namespace {
+namespace
+{
 
 typedef __nv_bfloat16 bf16;
 
@@ -44,8 +45,10 @@ __global__ void k_v_quant(const bf16 *x, int ld, int col0, int n8, int rpi, cons
         uint4 v = row[c];
         const bf16 *e = (const bf16 *)&v;
         uint32_t w[2] = {0u, 0u};
-        for (int k = 0; k < 8; k++)
-            w[k / 4] |= zc_fp8_code(__bfloat162float(e[k]) * sb, 1.0f) << (8 * (k % 4));
+        for (int k = 0; k < 8; k += 2)
+            w[k / 4] |=
+                zc_fp8_code2(__bfloat162float(e[k]) * sb, __bfloat162float(e[k + 1]) * sb, 1.0f)
+                << (8 * (k % 4));
         qr[c] = make_uint2(w[0], w[1]);
     }
 }

@@ -24,7 +24,8 @@
 #include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
-namespace {
+namespace
+{
 
 typedef __nv_bfloat16 bf16;
 
@@ -71,8 +72,9 @@ __device__ __forceinline__ void store_q8(const uint4 (&v)[C], float m, int n8, f
             const bf16 *e = (const bf16 *)&v[j];
             uint32_t w[2] = {0u, 0u};
 #pragma unroll
-            for (int k = 0; k < 8; k++)
-                w[k / 4] |= zc_fp8_code(__bfloat162float(e[k]), inv) << (8 * (k % 4));
+            for (int k = 0; k < 8; k += 2)
+                w[k / 4] |= zc_fp8_code2(__bfloat162float(e[k]), __bfloat162float(e[k + 1]), inv)
+                            << (8 * (k % 4));
             qr[c] = make_uint2(w[0], w[1]);
         }
     }
