@@ -1,9 +1,9 @@
 /*
  * zkernels.cu — the Z-Image CUDA backend's kernels (see zkernels.h). The
- * row kernels (norms, residual, q/k norm + RoPE) give a block to a row and
- * reduce in fp32; the element-wise ones a thread to an element. The
- * attention kernels are in zattn.cu, the per-step and layout ones in
- * zlayout.cu.
+ * row kernels (norms, residual, q/k norm + RoPE) give a block to a row
+ * (the residual + norm a few rows in turn) and reduce in fp32; the
+ * element-wise ones a thread to an element. The attention kernels are in
+ * zattn.cu, the per-step and layout ones in zlayout.cu.
  *
  * The tests in tests/unit/zimage_cuda_test.c check every kernel through the
  * stages (passed on an H200 and H100s, 2026-12-05); the wide and fused
@@ -336,22 +336,15 @@ __global__ void k_norm_mod4(const X *x, int ldx, int n4, const float *w, float e
     norm_store4<K>(v, ss, n4, eps, sh, r, rpi, w, mul, ldmul, y, ldy, zc_q8{});
 }
 
-/* Loads row r's chunks of h and x into hv and xv (thread t: chunks t,
- * t + 256, ...). */
-template <int K, typename X, typename H>
-__device__ __forceinline__ void grn_load(const X *x, int ldx, const H *h, int ldh, int n4, int r,
-                                         float4 (&hv)[K], float4 (&xv)[K])
+/* Row r of p (stride ld) into v, as the wide kernels split a row: thread
+ * t the 4-value chunks t, t + 256, ... below n4. */
+template <int K, typename T>
+__device__ __forceinline__ void ld_row4(const T *p, int ld, int r, int n4, float4 (&v)[K])
 {
-    const H *hr = h + (size_t)r * ldh;
-    const X *xr = x + (size_t)r * ldx;
+    const T *pr = p + (size_t)r * ld;
 #pragma unroll
-    for (int k = 0; k < K; k++) {
-        int c = threadIdx.x + k * ROW_THREADS;
-        if (c < n4) {
-            hv[k] = ld4(hr, c);
-            xv[k] = ld4(xr, c); /* in flight with h's loads */
-        }
-    }
+    for (int k = 0; k < K; k++)
+        if (threadIdx.x + k * ROW_THREADS < n4) v[k] = ld4(pr, threadIdx.x + k * ROW_THREADS);
 }
 
 /* Rows [blockIdx.x · R, + R) of the gated residual + norm, a row at a
@@ -370,7 +363,8 @@ __global__ void k_gated_residual_norm4(X *x, int ldx, const H *h, int ldh, int n
     int r0 = blockIdx.x * R, r1 = min(rows, r0 + R);
     float4 hv[K], xv[K];
     float n = 4.0f * n4;
-    grn_load<K>(x, ldx, h, ldh, n4, r0, hv, xv);
+    ld_row4<K>(h, ldh, r0, n4, hv);
+    ld_row4<K>(x, ldx, r0, n4, xv); /* in flight with h's loads */
     for (int r = r0; r < r1; r++) {
         X *xr = x + (size_t)r * ldx;
         float ss = 0;
@@ -396,24 +390,10 @@ __global__ void k_gated_residual_norm4(X *x, int ldx, const H *h, int ldh, int n
             }
         }
         bool more = r + 1 < r1;
-        if (more) { /* hv is spent: the next row's h goes in flight now */
-            const H *hn = h + (size_t)(r + 1) * ldh;
-#pragma unroll
-            for (int k = 0; k < K; k++) {
-                int c = threadIdx.x + k * ROW_THREADS;
-                if (c < n4) hv[k] = ld4(hn, c);
-            }
-        }
+        if (more) ld_row4<K>(h, ldh, r + 1, n4, hv); /* hv is spent: in flight now */
         /* y and q8 are the same for the whole block: no thread waits alone */
         if (y || q8.q) norm_store4<K>(xv, ssx, n4, eps, sh, r, rpi, w, mul, ldmul, y, ldy, q8);
-        if (more) {
-            const X *xn = x + (size_t)(r + 1) * ldx;
-#pragma unroll
-            for (int k = 0; k < K; k++) {
-                int c = threadIdx.x + k * ROW_THREADS;
-                if (c < n4) xv[k] = ld4(xn, c);
-            }
-        }
+        if (more) ld_row4<K>(x, ldx, r + 1, n4, xv);
     }
 }
 
