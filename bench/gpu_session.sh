@@ -31,8 +31,6 @@
 #   bench/gpu_session.sh fp8fuse  fp8 after a kernel change: tests, fp8 with the
 #                                 fused activation copies vs PX_ZIMAGE_CUDA_Q8=0
 #                                 (alternated), bf16 beside, fp8's profile
-#   bench/gpu_session.sh rows     the residual + norm's rows a block: tests,
-#                                 profiles at R = 1, 4 (8), speed R=1 vs default
 #   bench/gpu_session.sh attn8    the fp8 attention: tests (its check), its
 #                                 speed, fp8 with and without it (alternated),
 #                                 the fp8 gate again, fp8's profile
@@ -96,7 +94,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 STEP=${1:-}
-case "$STEP" in check | tests | verify | attn | attn8 | fastacc | resid | fp8rep | zimage | cbatch | fp8 | fp8speed | fp8fuse | rows | lora | serve | lama | lamanew | multi) ;; *)
+case "$STEP" in check | tests | verify | attn | attn8 | fastacc | resid | fp8rep | zimage | cbatch | fp8 | fp8speed | fp8fuse | lora | serve | lama | lamanew | multi) ;; *)
   sed -n '2,50p' "$0" >&2
   exit 2 ;;
 esac
@@ -416,22 +414,6 @@ step_fp8fuse() {
     --batches 4 --iters 2 --precision fp8 --json $WORK/fp8-b4.jsonl"
   part zimage_profile_fp8 70 gpu "PX_ZIMAGE_CUDA_PROFILE=1 $BIN/zimage_cuda_bench --model $ZMODEL/hf \
     --sizes 1024x1024 --batches 1 --iters 1 --precision fp8"
-}
-
-# The residual + norm's rows a block (PX_ZIMAGE_CUDA_ROWS, 4 by default
-# since 2026-12-07; 1: a row a block, as before) and the e4m3 conversions
-# two at a time: the tests while the model is made, then 1024² batch 1
-# profiles in bf16 at R = 1, 4, 8 and fp8 at 1, 4, then speed, R=1 against the
-# default, alternated.
-step_rows() {
-  env_part
-  tests_and_model
-  part rows_profile 180 gpu "for v in bf16:1 bf16:4 bf16:8 fp8:1 fp8:4; do echo \"== \$v\"; \
-    PX_ZIMAGE_CUDA_ROWS=\${v#*:} PX_ZIMAGE_CUDA_PROFILE=1 $BIN/zimage_cuda_bench --model $ZMODEL/hf \
-    --sizes 1024x1024 --batches 1 --iters 1 --precision \${v%:*}; done"
-  part rows_ab 200 gpu "for v in bf16:1 bf16:4 bf16:1 bf16:4 fp8:1 fp8:4; do echo \"== \$v\"; \
-    PX_ZIMAGE_CUDA_ROWS=\${v#*:} $BIN/zimage_cuda_bench --model $ZMODEL/hf --sizes 1024x1024 \
-    --batches 1 --iters 3 --precision \${v%:*} --json $WORK/ab-\${v/:/-R}-\$RANDOM.jsonl; done"
 }
 
 # The fp8 attention (cuDNN's fp8 SDPA, zattn_q8.h; written 2026-12-06): its

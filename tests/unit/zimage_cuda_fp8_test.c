@@ -215,11 +215,8 @@ TEST(t_fp8_gemm_against_host)
  * bit), at the DiT's width and at a size whose rows outnumber a grid's. */
 TEST(t_fused_kernels_match)
 {
-    /* The third: items and the last block end inside a block of the
-     * residual + norm's rows (PX_ZIMAGE_CUDA_ROWS, 4 by default). */
     zi_cuda_kernels_case cases[] = {{.rows = 300, .n = 3840, .rows_per_item = 100, .seed = 1},
-                                    {.rows = 70000, .n = 8, .rows_per_item = 35000, .seed = 2},
-                                    {.rows = 301, .n = 3840, .rows_per_item = 99, .seed = 3}};
+                                    {.rows = 70000, .n = 8, .rows_per_item = 35000, .seed = 2}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         zi_cuda_kernels_case *c = &cases[i];
         char err[300];

@@ -114,11 +114,11 @@ static inline ZC_FP8_HD uint8_t zc_fp8_from_float(float f)
     uint32_t sign = (u >> 24) & 0x80u;
     if (a > 0x7f800000u) return (uint8_t)(sign | 0x7fu);
     if (a >= 0x43e00000u) return (uint8_t)(sign | 0x7eu); /* 448.0f */
-    if (a < 0x00800000u) return (uint8_t)sign;            /* float subnormals: far below 2^-10 */
-    int e = (int)(a >> 23) - 127;                         /* |f| in [2^e, 2^(e+1)) */
-    uint32_t sig = (a & 0x7fffffu) | 0x800000u;           /* |f| = sig · 2^(e-23) */
-    int shift = e >= -6 ? 20 : 14 - e;                    /* subnormal: sig · 2^(e-14) steps */
-    if (shift > 24) return (uint8_t)sign;                 /* |f| < 2^-10: under half a step */
+    if (a < 0x00800000u) return (uint8_t)sign;             /* float subnormals: far below 2^-10 */
+    int e = (int)(a >> 23) - 127;                          /* |f| in [2^e, 2^(e+1)) */
+    uint32_t sig = (a & 0x7fffffu) | 0x800000u;            /* |f| = sig · 2^(e-23) */
+    int shift = e >= -6 ? 20 : 14 - e;                     /* subnormal: sig · 2^(e-14) steps */
+    if (shift > 24) return (uint8_t)sign;                  /* |f| < 2^-10: under half a step */
     uint32_t q = sig >> shift, rem = sig & ((1u << shift) - 1u), half = 1u << (shift - 1);
     if (rem > half || (rem == half && (q & 1u))) q++;
     /* Normal: q in [8, 16] is 1.xxx in eighths; 16 carries into the next
@@ -179,9 +179,9 @@ static __device__ __forceinline__ uint32_t zc_fp8_code(float v, float inv)
 }
 
 /* zc_fp8_code of a (low byte) and b (high byte) in one conversion: sm_89+
- * converts two values an instruction (cvt...e4m3x2.f32), and the fp8
- * kernels that write e4m3 copies spent their time converting. The same
- * bits as two zc_fp8_code calls. */
+ * converts two values an instruction (cvt...e4m3x2.f32) where zc_fp8_code
+ * spends one on each. The same bits as two zc_fp8_code calls (the kernels
+ * check holds the fused copies to zc_fp8_quant_rows's bit for bit). */
 static __device__ __forceinline__ uint32_t zc_fp8_code2(float a, float b, float inv)
 {
     return (uint32_t)__nv_cvt_float2_to_fp8x2(make_float2(a * inv, b * inv), __NV_SATFINITE,

@@ -1,9 +1,9 @@
 /*
  * zkernels.cu — the Z-Image CUDA backend's kernels (see zkernels.h). The
- * row kernels (norms, residual, q/k norm + RoPE) give a block to a row
- * (the residual + norm a few rows in turn) and reduce in fp32; the
- * element-wise ones a thread to an element. The attention kernels are in
- * zattn.cu, the per-step and layout ones in zlayout.cu.
+ * row kernels (norms, residual, q/k norm + RoPE) give a block to a row and
+ * reduce in fp32; the element-wise ones a thread to an element. The
+ * attention kernels are in zattn.cu, the per-step and layout ones in
+ * zlayout.cu.
  *
  * The tests in tests/unit/zimage_cuda_test.c check every kernel through the
  * stages (passed on an H200 and H100s, 2026-12-05); the wide and fused
@@ -280,9 +280,10 @@ __device__ __forceinline__ uint32_t codes4(uint2 u, float inv)
  * e4m3 copy as well (y NULL: only that), for an fp8 GEMM. */
 template <int K>
 __device__ __forceinline__ void norm_store4(const float4 (&v)[K], float ss, int n4, float eps,
-                                            float *sh, int r, int rpi, const float *w,
-                                            const float *mul, int ldmul, bf16 *y, int ldy, zc_q8 q8)
+                                            float *sh, int rpi, const float *w, const float *mul,
+                                            int ldmul, bf16 *y, int ldy, zc_q8 q8)
 {
+    int r = blockIdx.x;
     float inv = rsqrtf(block_sum(ss, sh) / (4.0f * n4) + eps), mx = 0.0f;
     const float *m = mul ? mul + (size_t)(r / rpi) * ldmul : nullptr;
     uint2 o[K];
@@ -333,81 +334,50 @@ __global__ void k_norm_mod4(const X *x, int ldx, int n4, const float *w, float e
             ss = sq4(v[k], ss);
         }
     }
-    norm_store4<K>(v, ss, n4, eps, sh, r, rpi, w, mul, ldmul, y, ldy, zc_q8{});
+    norm_store4<K>(v, ss, n4, eps, sh, rpi, w, mul, ldmul, y, ldy, zc_q8{});
 }
 
-/* Row r of p (stride ld) into v, as the wide kernels split a row: thread
- * t the 4-value chunks t, t + 256, ... below n4. */
-template <int K, typename T>
-__device__ __forceinline__ void ld_row4(const T *p, int ld, int r, int n4, float4 (&v)[K])
-{
-    const T *pr = p + (size_t)r * ld;
-#pragma unroll
-    for (int k = 0; k < K; k++)
-        if (threadIdx.x + k * ROW_THREADS < n4) v[k] = ld4(pr, threadIdx.x + k * ROW_THREADS);
-}
-
-/* Rows [blockIdx.x · R, + R) of the gated residual + norm, a row at a
- * time, the next row's h loaded while this row's norm is reduced and
- * stored, and its x right after: one row a block (R = 1) left the memory
- * idle while a block reduced (the residual + norm ran at ~1.9 TB/s, 4.4 ms
- * of a 1024² bf16 step on an H100). The same arithmetic in the same order
- * for any R, so R changes no bit. */
 template <int K, typename X, typename H>
 __global__ void k_gated_residual_norm4(X *x, int ldx, const H *h, int ldh, int n4, const float *wh,
                                        float eps, const float *gate, int ldgate, int rpi,
                                        const float *w, const float *mul, int ldmul, bf16 *y,
-                                       int ldy, zc_q8 q8, int rows, int R)
+                                       int ldy, zc_q8 q8)
 {
     __shared__ float sh[32];
-    int r0 = blockIdx.x * R, r1 = min(rows, r0 + R);
+    int r = blockIdx.x;
+    const H *hr = h + (size_t)r * ldh;
+    X *xr = x + (size_t)r * ldx;
     float4 hv[K], xv[K];
-    float n = 4.0f * n4;
-    ld_row4<K>(h, ldh, r0, n4, hv);
-    ld_row4<K>(x, ldx, r0, n4, xv); /* in flight with h's loads */
-    for (int r = r0; r < r1; r++) {
-        X *xr = x + (size_t)r * ldx;
-        float ss = 0;
+    float ss = 0, n = 4.0f * n4;
 #pragma unroll
-        for (int k = 0; k < K; k++)
-            if (threadIdx.x + k * ROW_THREADS < n4) ss = sq4(hv[k], ss);
-        float inv = rsqrtf(block_sum(ss, sh) / n + eps);
-        const float *g = gate ? gate + (size_t)(r / rpi) * ldgate : nullptr;
-        float ssx = 0;
-#pragma unroll
-        for (int k = 0; k < K; k++) {
-            int c = threadIdx.x + k * ROW_THREADS;
-            if (c < n4) {
-                float4 a = ld4(wh, c), gv = g ? ld4(g, c) : make_float4(1, 1, 1, 1);
-                float v0 = hv[k].x * inv * a.x, v1 = hv[k].y * inv * a.y;
-                float v2 = hv[k].z * inv * a.z, v3 = hv[k].w * inv * a.w;
-                xv[k].x += g ? gv.x * v0 : v0;
-                xv[k].y += g ? gv.y * v1 : v1;
-                xv[k].z += g ? gv.z * v2 : v2;
-                xv[k].w += g ? gv.w * v3 : v3;
-                xv[k] = st4(xr, c, xv[k]); /* as stored: the split path reads it so */
-                ssx = sq4(xv[k], ssx);
-            }
+    for (int k = 0; k < K; k++) {
+        int c = threadIdx.x + k * ROW_THREADS;
+        if (c < n4) {
+            hv[k] = ld4(hr, c);
+            xv[k] = ld4(xr, c); /* in flight with h's loads */
+            ss = sq4(hv[k], ss);
         }
-        bool more = r + 1 < r1;
-        if (more) ld_row4<K>(h, ldh, r + 1, n4, hv); /* hv is spent: in flight now */
-        /* y and q8 are the same for the whole block: no thread waits alone */
-        if (y || q8.q) norm_store4<K>(xv, ssx, n4, eps, sh, r, rpi, w, mul, ldmul, y, ldy, q8);
-        if (more) ld_row4<K>(x, ldx, r + 1, n4, xv);
     }
-}
-
-/* Rows a block of k_gated_residual_norm4: PX_ZIMAGE_CUDA_ROWS (1 to 64),
- * else 4. */
-int grn_rows()
-{
-    static int r = 0;
-    if (!r) {
-        const char *e = getenv("PX_ZIMAGE_CUDA_ROWS");
-        int v = e ? atoi(e) : 4;
-        r = v >= 1 && v <= 64 ? v : 4;
+    float inv = rsqrtf(block_sum(ss, sh) / n + eps);
+    const float *g = gate ? gate + (size_t)(r / rpi) * ldgate : nullptr;
+    float ssx = 0;
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+        int c = threadIdx.x + k * ROW_THREADS;
+        if (c < n4) {
+            float4 a = ld4(wh, c), gv = g ? ld4(g, c) : make_float4(1, 1, 1, 1);
+            float v0 = hv[k].x * inv * a.x, v1 = hv[k].y * inv * a.y;
+            float v2 = hv[k].z * inv * a.z, v3 = hv[k].w * inv * a.w;
+            xv[k].x += g ? gv.x * v0 : v0;
+            xv[k].y += g ? gv.y * v1 : v1;
+            xv[k].z += g ? gv.z * v2 : v2;
+            xv[k].w += g ? gv.w * v3 : v3;
+            xv[k] = st4(xr, c, xv[k]); /* as stored: the split path reads it so */
+            ssx = sq4(xv[k], ssx);
+        }
     }
-    return r;
+    if (!y && !q8.q) return; /* the whole block alike: no thread waits in block_sum */
+    norm_store4<K>(xv, ssx, n4, eps, sh, rpi, w, mul, ldmul, y, ldy, q8);
 }
 
 /* SwiGLU eight elements a thread (16-byte loads and stores) and a block
@@ -653,10 +623,9 @@ void grn_launch_h(zc_stream s, X *x, const H *h, int rows, int k, const grn_args
 {
     if (k)
         row_wide(k, [&](auto K) {
-            int R = grn_rows();
-            k_gated_residual_norm4<K(), X, H><<<(rows + R - 1) / R, ROW_THREADS, 0, s>>>(
+            k_gated_residual_norm4<K(), X, H><<<rows, ROW_THREADS, 0, s>>>(
                 x, a.ldx, h, a.ldh, a.n / 4, a.wh, a.eps, a.gate, a.ldgate, a.rpi, a.w, a.mul,
-                a.ldmul, a.y, a.ldy, a.q, rows, R);
+                a.ldmul, a.y, a.ldy, a.q);
         });
     else
         k_gated_residual_norm<X, H><<<rows, ROW_THREADS, 0, s>>>(x, a.ldx, h, a.ldh, a.n, a.wh,
