@@ -74,7 +74,7 @@ def accuracy(a, model_cpu, model_gpu, tmp):
                 torch.backends.cuda.matmul.allow_tf32 = tf32
                 torch.backends.cudnn.allow_tf32 = tf32
                 try:
-                    with torch.autocast("cuda", dtype=ac or torch.float16, enabled=ac is not None):
+                    with autocast_to(ac):
                         y = model_gpu(x.cuda())
                 except RuntimeError as e:  # the FFT refuses fp16 at sizes not powers of two
                     print("accuracy %-22s %s: failed (%s)" % (name, label, str(e)[:100]))
@@ -158,6 +158,11 @@ def accuracy(a, model_cpu, model_gpu, tmp):
 TORCH_AUTOCAST = {"tf32": None, "fp16": torch.float16}
 
 
+def autocast_to(dtype):
+    """CUDA autocast to dtype, or nothing when dtype is None."""
+    return torch.autocast("cuda", dtype=dtype or torch.float16, enabled=dtype is not None)
+
+
 def time_torch(model, x, iters, label, autocast=None):
     """Median of iters timed forward passes over two rotated inputs, after
     two untimed ones (under autocast to that dtype if given); peak memory
@@ -168,10 +173,7 @@ def time_torch(model, x, iters, label, autocast=None):
 
     def once(i=0):
         x = xs[i & 1]
-        with torch.no_grad():
-            if autocast is not None:
-                with torch.autocast("cuda", dtype=autocast):
-                    return model(x)
+        with torch.no_grad(), autocast_to(autocast):
             return model(x)
     once(0)
     once(1)
@@ -236,8 +238,7 @@ def speed_torch(a, model_gpu, save):
                     x = torch.rand(b, 4, s, s, device="cuda").contiguous(memory_format=fmt)
                     t0 = time.perf_counter()
                     try:
-                        with torch.no_grad(), torch.autocast("cuda", dtype=ac or torch.float16,
-                                                             enabled=ac is not None):
+                        with torch.no_grad(), autocast_to(ac):
                             cm(x)
                         torch.cuda.synchronize()
                         comp_s = time.perf_counter() - t0
