@@ -6,7 +6,8 @@
  *
  *   zimage_cuda_bench --model DIR [--sizes 1024x1024,512x512] [--batches 1,2,4,8]
  *                     [--steps 8] [--iters 3] [--words 118] [--device cuda]
- *                     [--precision bf16|fp8] [--mixed-words N] [--json OUT.jsonl]
+ *                     [--precision bf16|fp8] [--mixed-words N] [--engines N]
+ *                     [--json OUT.jsonl]
  *
  * Per (size, batch): one untimed generation (plan building, cuBLASLt
  * heuristics, CUDA graph capture), then --iters timed ones of a full batch
@@ -30,6 +31,17 @@
  * odd items' prompts are the first N words only, so a batch holds items
  * of different text lengths (padded keys: what the attention's first
  * checks then see; rows say "mixed_words"; stages are item 0's).
+ * --engines N (a probe, not a product setting): N engines on the one
+ * device, each with its own weights and stream, run a batch of B at the
+ * same time from N threads; a row's s_per_image is the wall time over N·B
+ * images ("engines": N). It asks whether kernels of independent batches
+ * overlapping on the GPU (one's element-wise passes and GEMM tails beside
+ * the other's GEMMs) beats one batch of N·B: what two streams inside one
+ * engine would gain. Each engine holds the weights (~20 GB at full size).
+ * The engines share the process's cuDNN attention plans (zattn_cudnn.c:
+ * one per shape and device, its workspace too), so concurrent attentions
+ * of one shape may write one workspace: the images are not checked here,
+ * only timed.
  *
  * Ran on an H200 on 2026-12-05 (docs/benchmarks/zimage-cuda.md).
  */
@@ -42,19 +54,24 @@
 
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAXB 64
+#define MAXE 4 /* --engines */
 
-static size_t g_peak; /* device bytes in use, the largest sample */
+static _Atomic size_t g_peak; /* device bytes in use, the largest sample (every lane's) */
 
 static void sample_mem(void)
 {
     size_t fr = 0, tot = 0;
-    if (cudaMemGetInfo(&fr, &tot) == cudaSuccess && tot - fr > g_peak) g_peak = tot - fr;
+    if (cudaMemGetInfo(&fr, &tot) != cudaSuccess) return;
+    size_t was = atomic_load(&g_peak);
+    while (tot - fr > was && !atomic_compare_exchange_weak(&g_peak, &was, tot - fr)) {
+    }
 }
 
 static void on_step(void *arg, int step, int steps)
@@ -83,32 +100,77 @@ static int parse_list(const char *s, int *v, int max)
 typedef struct opts {
     const char *model, *sizes, *device, *json, *precision;
     int batches[16], nb, steps, iters, words, mixed; /* mixed: the odd items' words */
+    int engines;
     char vae[32];   /* the engine's decoder, from its description */
     char resid[16]; /* its DiT's residual stream's type, from its description */
 } opts;
 
-static int bench_one(px_engine *e, const opts *o, int w, int h, int B, const char *prompt[2],
-                     FILE *js)
-{
+/* One engine's batch of one iteration (k: -1 the untimed first), run by
+ * the main thread or, with --engines, one thread per further engine. */
+typedef struct lane {
+    px_engine *e;
+    const opts *o;
+    const char **prompt;
+    int w, h, B, k, rc;
     px_image out[MAXB];
     px_engine_item it[MAXB];
-    memset(out, 0, sizeof out);
-    int rc = 0;
-    for (int i = 0; i < B && !rc; i++) rc = px_image_alloc(&out[i], w, h, 3, NULL, NULL, 0);
+} lane;
+
+static void *lane_run(void *arg)
+{
+    lane *l = arg;
+    for (int i = 0; i < l->B; i++)
+        l->it[i] = (px_engine_item){
+            .out = &l->out[i],
+            .seed = (uint64_t)(1000 * l->k + i + 7),
+            .progress = on_step,
+            .gen = {
+                .prompt = l->prompt[i % 2], .width = l->w, .height = l->h, .steps = l->o->steps}};
+    l->rc = px_engine_run(l->e, l->it, l->B);
+    return NULL;
+}
+
+/* One iteration over every lane at once: 0 or the first failure. */
+static int lanes_run(lane *ls, int n, int k)
+{
+    pthread_t th[MAXE];
+    int started[MAXE] = {0};
+    for (int i = 0; i < n; i++) ls[i].k = k;
+    for (int i = 1; i < n; i++) started[i] = !pthread_create(&th[i], NULL, lane_run, &ls[i]);
+    lane_run(&ls[0]);
+    int rc = ls[0].rc;
+    for (int i = 1; i < n; i++) {
+        if (started[i])
+            pthread_join(th[i], NULL);
+        else
+            ls[i].rc = -1, snprintf(ls[i].it[0].err, sizeof ls[i].it[0].err, "no thread");
+        if (!rc && ls[i].rc) rc = ls[i].rc, ls[0].it[0] = ls[i].it[0]; /* its message */
+    }
+    return rc;
+}
+
+static int bench_one(px_engine **es, const opts *o, int w, int h, int B, const char *prompt[2],
+                     FILE *js)
+{
+    static lane ls[MAXE];
+    int ne = o->engines, rc = 0;
+    for (int e = 0; e < ne; e++) {
+        ls[e] = (lane){.e = es[e], .o = o, .prompt = prompt, .w = w, .h = h, .B = B};
+        for (int i = 0; i < B && !rc; i++)
+            rc = px_image_alloc(&ls[e].out[i], w, h, 3, NULL, NULL, 0);
+    }
+    px_engine_item *it = ls[0].it;
     double t[64], first = 0;
     int iters = o->iters < 64 ? o->iters : 64;
     g_peak = 0;
     for (int k = -1; k < iters && !rc; k++) {
-        for (int i = 0; i < B; i++)
-            it[i] = (px_engine_item){.out = &out[i], .seed = (uint64_t)(1000 * k + i + 7),
-                                     .progress = on_step,
-                                     .gen = {.prompt = prompt[i % 2], .width = w, .height = h,
-                                             .steps = o->steps}};
         int64_t t0 = px_now_ns();
-        rc = px_engine_run(e, it, B);
+        rc = lanes_run(ls, ne, k);
         double sec = px_ns_to_ms(px_now_ns() - t0) / 1000.0;
-        if (k >= 0) t[k] = sec;
-        else first = sec; /* the plan's build (cuDNN, cuBLASLt, graph) included */
+        if (k >= 0)
+            t[k] = sec;
+        else
+            first = sec; /* the plan's build (cuDNN, cuBLASLt, graph) included */
     }
     if (rc) {
         fprintf(stderr, "%dx%d batch %d: %s\n", w, h, B, it[0].err);
@@ -120,18 +182,20 @@ static int bench_one(px_engine *e, const opts *o, int w, int h, int B, const cha
     int ns = g->nstep_ms;
     for (int i = 0; i < ns; i++) steps[i] = g->step_ms[i];
     qsort(steps, (size_t)ns, sizeof *steps, cmp_dbl);
-    double spi = t[iters / 2] / B, step = ns ? steps[ns / 2] : 0, gib = (double)g_peak / (1 << 30);
-    printf("%s %5dx%-5d batch %2d: %.3f s/image  text %.1f ms  denoise %.1f ms  VAE %.1f ms  "
+    double spi = t[iters / 2] / (B * ne), step = ns ? steps[ns / 2] : 0,
+           gib = (double)g_peak / (1 << 30);
+    printf("%s %5dx%-5d batch %2d%s: %.3f s/image  text %.1f ms  denoise %.1f ms  VAE %.1f ms  "
            "step %.1f ms  %d tokens  peak %.1f GiB  first %.2f s\n",
-           o->precision, w, h, B, spi, g->encode_ns / 1e6, g->denoise_ns / 1e6, g->decode_ns / 1e6, step,
-           g->prompt_tokens, gib, first);
+           o->precision, w, h, B, ne > 1 ? (ne == 2 ? " x 2 engines" : " x N engines") : "", spi,
+           g->encode_ns / 1e6, g->denoise_ns / 1e6, g->decode_ns / 1e6, step, g->prompt_tokens, gib,
+           first);
     if (js)
         fprintf(js,
                 "{\"impl\":\"pixserve-%s\",\"size\":\"%dx%d\",\"batch\":%d,\"s_per_image\":%.4f,"
                 "\"peak_gib\":%.2f,\"text_ms\":%.2f,\"denoise_ms\":%.2f,\"vae_ms\":%.2f,"
                 "\"step_ms\":%.2f,\"tokens\":%d,\"vae\":\"%s\",\"fused\":%s,\"gemm_tune\":%s,"
                 "\"fp8_fast_accum\":%s,\"residual\":\"%s\",\"cudnn\":%zu,\"cublaslt\":%d,"
-                "\"first_s\":%.3f,\"mixed_words\":%d}\n",
+                "\"first_s\":%.3f,\"mixed_words\":%d,\"engines\":%d}\n",
                 o->precision, w, h, B, spi, gib, g->encode_ns / 1e6, g->denoise_ns / 1e6,
                 g->decode_ns / 1e6, step, g->prompt_tokens, o->vae,
                 px_env_is("PX_ZIMAGE_CUDA_FUSE", "0") ? "false" : "true",
@@ -139,10 +203,11 @@ static int bench_one(px_engine *e, const opts *o, int w, int h, int B, const cha
                 !strcmp(o->precision, "fp8") && !px_env_is("PX_ZIMAGE_CUDA_FP8_FASTACC", "0")
                     ? "true"
                     : "false",
-                o->resid, cudnnGetVersion(), px_cuda_blaslt_version(), first, o->mixed);
+                o->resid, cudnnGetVersion(), px_cuda_blaslt_version(), first, o->mixed, ne);
     if (js) fflush(js); /* a run stopped at its time limit keeps its rows */
 done:
-    for (int i = 0; i < B; i++) px_image_free(&out[i]);
+    for (int e = 0; e < ne; e++)
+        for (int i = 0; i < B; i++) px_image_free(&ls[e].out[i]);
     return rc;
 }
 
@@ -166,30 +231,47 @@ static void described(const px_engine *e, const char *key, char *out, size_t n)
 
 int main(int argc, char **argv)
 {
-    opts o = {.sizes = "1024x1024,512x512", .device = "cuda", .steps = 8, .iters = 3,
-              .words = 118, .precision = "bf16"};
+    opts o = {.sizes = "1024x1024,512x512",
+              .device = "cuda",
+              .steps = 8,
+              .iters = 3,
+              .words = 118,
+              .precision = "bf16",
+              .engines = 1};
     o.nb = parse_list("1,2,4,8", o.batches, 16);
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
-        if (!strcmp(k, "--model")) o.model = v;
-        else if (!strcmp(k, "--sizes")) o.sizes = v;
-        else if (!strcmp(k, "--batches")) o.nb = parse_list(v, o.batches, 16);
-        else if (!strcmp(k, "--steps")) o.steps = atoi(v);
-        else if (!strcmp(k, "--iters")) o.iters = atoi(v);
-        else if (!strcmp(k, "--words")) o.words = atoi(v);
-        else if (!strcmp(k, "--device")) o.device = v;
-        else if (!strcmp(k, "--json")) o.json = v;
-        else if (!strcmp(k, "--precision")) o.precision = v;
-        else if (!strcmp(k, "--mixed-words")) o.mixed = atoi(v);
+        if (!strcmp(k, "--model"))
+            o.model = v;
+        else if (!strcmp(k, "--sizes"))
+            o.sizes = v;
+        else if (!strcmp(k, "--batches"))
+            o.nb = parse_list(v, o.batches, 16);
+        else if (!strcmp(k, "--steps"))
+            o.steps = atoi(v);
+        else if (!strcmp(k, "--iters"))
+            o.iters = atoi(v);
+        else if (!strcmp(k, "--words"))
+            o.words = atoi(v);
+        else if (!strcmp(k, "--device"))
+            o.device = v;
+        else if (!strcmp(k, "--json"))
+            o.json = v;
+        else if (!strcmp(k, "--precision"))
+            o.precision = v;
+        else if (!strcmp(k, "--mixed-words"))
+            o.mixed = atoi(v);
+        else if (!strcmp(k, "--engines"))
+            o.engines = atoi(v);
         else {
             fprintf(stderr, "unknown option %s\n", k);
             return 2;
         }
     }
-    if (!o.model || o.iters < 1) {
+    if (!o.model || o.iters < 1 || o.engines < 1 || o.engines > MAXE) {
         fprintf(stderr, "usage: zimage_cuda_bench --model DIR [--sizes WxH,..] [--batches 1,2,..] "
                         "[--steps 8] [--iters 3] [--words 118] [--precision bf16|fp8] "
-                        "[--mixed-words N] [--json OUT]\n");
+                        "[--mixed-words N] [--engines 1..4] [--json OUT]\n");
         return 2;
     }
     static char prompt[8192], shorter[8192];
@@ -200,15 +282,19 @@ int main(int argc, char **argv)
     }
     const char *prompts[2] = {prompt, o.mixed > 0 && o.mixed < o.words ? shorter : prompt};
     char err[512];
-    px_engine *e = NULL;
+    px_engine *es[MAXE] = {NULL}, *e = NULL;
     px_engine_config cfg = {.weights = o.model, .device = o.device, .precision = o.precision};
-    int64_t t0 = px_now_ns();
-    if (px_engine_open("zimage", &cfg, &e, err, sizeof err)) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
+    for (int i = 0; i < o.engines; i++) {
+        int64_t t0 = px_now_ns();
+        if (px_engine_open("zimage", &cfg, &es[i], err, sizeof err)) {
+            fprintf(stderr, "engine %d: %s\n", i, err);
+            for (int j = 0; j < i; j++) px_engine_close(es[j]);
+            return 1;
+        }
+        printf("engine open (weights to the GPU): %.1f s (cuDNN %zu, cuBLASLt %d)\n",
+               px_ns_to_ms(px_now_ns() - t0) / 1000, cudnnGetVersion(), px_cuda_blaslt_version());
     }
-    printf("engine open (weights to the GPU): %.1f s (cuDNN %zu, cuBLASLt %d)\n",
-           px_ns_to_ms(px_now_ns() - t0) / 1000, cudnnGetVersion(), px_cuda_blaslt_version());
+    e = es[0];
     described(e, "vae", o.vae, sizeof o.vae);
     described(e, "residual_stream", o.resid, sizeof o.resid);
     FILE *js = o.json ? fopen(o.json, "w") : NULL;
@@ -218,9 +304,9 @@ int main(int argc, char **argv)
         if (sscanf(s, "%dx%d", &w, &h) != 2) break;
         for (int b = 0; b < o.nb && !rc; b++)
             if (o.batches[b] >= 1 && o.batches[b] <= MAXB)
-                rc = bench_one(e, &o, w, h, o.batches[b], prompts, js);
+                rc = bench_one(es, &o, w, h, o.batches[b], prompts, js);
     }
     if (js) fclose(js);
-    px_engine_close(e);
+    for (int i = 0; i < o.engines; i++) px_engine_close(es[i]);
     return rc ? 1 : 0;
 }
