@@ -41,16 +41,7 @@ __global__ void k_v_quant(const bf16 *x, int ld, int col0, int n8, int rpi, cons
     if (threadIdx.x == 0) row_scale[r] = 1.0f / sb;
     const uint4 *row = (const uint4 *)(x + (size_t)r * ld + col0);
     uint2 *qr = (uint2 *)(q + (size_t)r * ldq + col0);
-    for (int c = threadIdx.x; c < n8; c += VT) {
-        uint4 v = row[c];
-        const bf16 *e = (const bf16 *)&v;
-        uint32_t w[2] = {0u, 0u};
-        for (int k = 0; k < 8; k += 2)
-            w[k / 4] |=
-                zc_fp8_code2(__bfloat162float(e[k]) * sb, __bfloat162float(e[k + 1]) * sb, 1.0f)
-                << (8 * (k % 4));
-        qr[c] = make_uint2(w[0], w[1]);
-    }
+    for (int c = threadIdx.x; c < n8; c += VT) qr[c] = zc_fp8_codes8_bf16(row[c], sb);
 }
 
 bool fits(const void *x, int ld, int col0, int n, int rows_per_item)

@@ -68,15 +68,7 @@ __device__ __forceinline__ void store_q8(const uint4 (&v)[C], float m, int n8, f
 #pragma unroll
     for (int j = 0; j < C; j++) {
         int c = threadIdx.x + j * QT;
-        if (c < n8) {
-            const bf16 *e = (const bf16 *)&v[j];
-            uint32_t w[2] = {0u, 0u};
-#pragma unroll
-            for (int k = 0; k < 8; k += 2)
-                w[k / 4] |= zc_fp8_code2(__bfloat162float(e[k]), __bfloat162float(e[k + 1]), inv)
-                            << (8 * (k % 4));
-            qr[c] = make_uint2(w[0], w[1]);
-        }
+        if (c < n8) qr[c] = zc_fp8_codes8_bf16(v[j], inv);
     }
     for (int c = n8 + threadIdx.x; c < ld / 8; c += QT) qr[c] = make_uint2(0u, 0u);
 }

@@ -153,6 +153,7 @@ static inline float zc_fp8_quant_row(const float *x, int K, int ld, uint8_t *q)
 }
 
 #ifdef __CUDACC__
+#include <cuda_bf16.h>
 #include <cuda_fp8.h>
 
 /* The kernels' pieces of the rule, shared by zc_fp8.cu's quantizer and
@@ -186,6 +187,26 @@ static __device__ __forceinline__ uint32_t zc_fp8_code2(float a, float b, float 
 {
     return (uint32_t)__nv_cvt_float2_to_fp8x2(make_float2(a * inv, b * inv), __NV_SATFINITE,
                                               __NV_E4M3);
+}
+
+/* The codes of v[0..8) · inv, in order, as the 8 bytes a kernel stores:
+ * every eight-a-thread fp8 writer's last step. */
+static __device__ __forceinline__ uint2 zc_fp8_codes8(const float (&v)[8], float inv)
+{
+    uint32_t w[2] = {0u, 0u};
+#pragma unroll
+    for (int k = 0; k < 8; k += 2) w[k / 4] |= zc_fp8_code2(v[k], v[k + 1], inv) << (8 * (k % 4));
+    return make_uint2(w[0], w[1]);
+}
+
+/* The same for eight bf16 values in one 16-byte word. */
+static __device__ __forceinline__ uint2 zc_fp8_codes8_bf16(uint4 u, float inv)
+{
+    const __nv_bfloat16 *e = (const __nv_bfloat16 *)&u;
+    float v[8];
+#pragma unroll
+    for (int k = 0; k < 8; k++) v[k] = __bfloat162float(e[k]);
+    return zc_fp8_codes8(v, inv);
 }
 #endif
 

@@ -457,11 +457,8 @@ __global__ void k_qknorm_rope8(bf16 *x, int ld, int col0, int nh, int hd, const 
                 y[k + 1] = b * cv[k] + a * cv[k + 1];
             }
             if (Q8) {
-                uint32_t c[2] = {0u, 0u};
-                for (int k = 0; k < 8; k += 2)
-                    c[k / 4] |= zc_fp8_code2(y[k] * s8, y[k + 1] * s8, 1.0f) << (8 * (k % 4));
                 *(uint2 *)(o8 + (size_t)r * ld8 + col0 + (size_t)h * hd + 8 * l) =
-                    make_uint2(c[0], c[1]);
+                    zc_fp8_codes8(y, s8);
             } else {
                 uint4 o;
                 bf16 *q = (bf16 *)&o;

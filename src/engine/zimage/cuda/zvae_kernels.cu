@@ -105,11 +105,15 @@ __global__ void __launch_bounds__(256)
 }
 
 /* A block a group: its (slice, channel) partials summed in a fixed order
- * (a thread's strided share, then a tree over the block). */
-__global__ void k_gn_final(const double *part, int hw, int C, int G, int nslice, float eps,
-                           float *stats)
+ * (a thread's strided share, then a tree over the block). 1024 threads:
+ * only G (32) blocks run, so the loads in flight per block set its speed
+ * (a 1024² map leaves 8 MB of partials: at 256 threads ~60 us a call by
+ * the load latency, ~30 calls a decode). */
+#define GN_FINAL_T 1024
+__global__ void __launch_bounds__(GN_FINAL_T)
+    k_gn_final(const double *part, int hw, int C, int G, int nslice, float eps, float *stats)
 {
-    const int T = 256;
+    const int T = GN_FINAL_T;
     __shared__ double sh[2][T];
     int g = blockIdx.x, t = threadIdx.x, cpg = C / G, m = nslice * cpg;
     double s = 0, ss = 0;
@@ -317,7 +321,7 @@ int zc_gn_stats(zc_stream s, const void *x, const float *xb, int bf, int hw, int
         else
             k_gn_part<<<nslice, C, 0, s>>>((const float *)x, xb, hw, C, nslice, part);
     }
-    k_gn_final<<<G, 256, 0, s>>>(part, hw, C, G, nslice, eps, stats);
+    k_gn_final<<<G, GN_FINAL_T, 0, s>>>(part, hw, C, G, nslice, eps, stats);
     return launch_err();
 }
 
