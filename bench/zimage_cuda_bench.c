@@ -130,8 +130,9 @@ static void *lane_run(void *arg)
     return NULL;
 }
 
-/* One iteration over every lane at once: 0 or the first failure. */
-static int lanes_run(lane *ls, int n, int k)
+/* One iteration over every lane at once: 0, or the first failure with
+ * *why its message. */
+static int lanes_run(lane *ls, int n, int k, const char **why)
 {
     pthread_t th[MAXE];
     int started[MAXE] = {0};
@@ -139,12 +140,14 @@ static int lanes_run(lane *ls, int n, int k)
     for (int i = 1; i < n; i++) started[i] = !pthread_create(&th[i], NULL, lane_run, &ls[i]);
     lane_run(&ls[0]);
     int rc = ls[0].rc;
+    *why = ls[0].it[0].err;
     for (int i = 1; i < n; i++) {
-        if (started[i])
-            pthread_join(th[i], NULL);
-        else
-            ls[i].rc = -1, snprintf(ls[i].it[0].err, sizeof ls[i].it[0].err, "no thread");
-        if (!rc && ls[i].rc) rc = ls[i].rc, ls[0].it[0] = ls[i].it[0]; /* its message */
+        if (started[i]) pthread_join(th[i], NULL);
+        if (rc) continue;
+        if (!started[i])
+            rc = -1, *why = "no thread for an engine";
+        else if (ls[i].rc)
+            rc = ls[i].rc, *why = ls[i].it[0].err;
     }
     return rc;
 }
@@ -160,12 +163,13 @@ static int bench_one(px_engine **es, const opts *o, int w, int h, int B, const c
             rc = px_image_alloc(&ls[e].out[i], w, h, 3, NULL, NULL, 0);
     }
     px_engine_item *it = ls[0].it;
+    const char *why = "";
     double t[64], first = 0;
     int iters = o->iters < 64 ? o->iters : 64;
     g_peak = 0;
     for (int k = -1; k < iters && !rc; k++) {
         int64_t t0 = px_now_ns();
-        rc = lanes_run(ls, ne, k);
+        rc = lanes_run(ls, ne, k, &why);
         double sec = px_ns_to_ms(px_now_ns() - t0) / 1000.0;
         if (k >= 0)
             t[k] = sec;
@@ -173,7 +177,7 @@ static int bench_one(px_engine **es, const opts *o, int w, int h, int B, const c
             first = sec; /* the plan's build (cuDNN, cuBLASLt, graph) included */
     }
     if (rc) {
-        fprintf(stderr, "%dx%d batch %d: %s\n", w, h, B, it[0].err);
+        fprintf(stderr, "%dx%d batch %d: %s\n", w, h, B, why);
         goto done;
     }
     qsort(t, (size_t)iters, sizeof *t, cmp_dbl);
