@@ -107,8 +107,10 @@ __global__ void __launch_bounds__(256)
 /* A block a group: its (slice, channel) partials summed in a fixed order
  * (a thread's strided share, then a tree over the block). 1024 threads:
  * only G (32) blocks run, so the loads in flight per block set its speed
- * (a 1024² map leaves 8 MB of partials: at 256 threads ~60 us a call by
- * the load latency, ~30 calls a decode). */
+ * (a 1024² map leaves 8 MB of partials; by load latency alone, estimated,
+ * ~60 us a call at 256 threads, ~30 calls a decode). Measured on an H100
+ * (2026-12-07): GroupNorm 7.3 ms of a 1024² decode against 7.6-7.7 at
+ * 256 threads on other hosts, within host-to-host noise. */
 #define GN_FINAL_T 1024
 __global__ void __launch_bounds__(GN_FINAL_T)
     k_gn_final(const double *part, int hw, int C, int G, int nslice, float eps, float *stats)
