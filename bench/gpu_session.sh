@@ -69,6 +69,8 @@
 #                                 the system's libraries against PyTorch's)
 #   bench/gpu_session.sh multi    issue 18 (nvidia-h200-x2): LaMa and Z-Image
 #                                 serving on 2 GPUs against 1
+#   bench/gpu_session.sh overlap  the tests, then two batches of 4 at once on
+#                                 one GPU (two engines) against one batch of 8
 #
 # Every part runs under its own time limit (timeout, whole process group) and
 # the call's: BUDGET seconds in all (default 540, under the tool's 600), so
@@ -94,7 +96,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 STEP=${1:-}
-case "$STEP" in check | tests | verify | attn | attn8 | fastacc | resid | fp8rep | zimage | cbatch | fp8 | fp8speed | fp8fuse | lora | serve | lama | lamanew | multi) ;; *)
+case "$STEP" in check | tests | verify | attn | attn8 | fastacc | resid | fp8rep | zimage | cbatch | fp8 | fp8speed | fp8fuse | lora | serve | lama | lamanew | multi | overlap) ;; *)
   sed -n '2,50p' "$0" >&2
   exit 2 ;;
 esac
@@ -505,6 +507,18 @@ step_fp8rep() {
       --json $WORK/fp8_gate.jsonl"
     KEY+=("$WORK/fp8_gate.jsonl")
   fi
+}
+
+# Two batches at once on one GPU (two engines in one process, a stream
+# each: zimage_cuda_bench --engines) against one batch of twice the items,
+# bf16 and fp8, 1024² and 512². The thirtieth session measured a loss of
+# 5-17 % (zimage-cuda.md).
+step_overlap() {
+  env_part
+  tests_and_model
+  part overlap 300 gpu "for p in bf16 fp8; do for e in 1 2; do $BIN/zimage_cuda_bench \
+    --model $ZMODEL/hf --sizes 1024x1024,512x512 --iters 2 --precision \$p --batches \$((8 / e)) \
+    --engines \$e --json $WORK/overlap-\$p-e\$e.jsonl; done; done"
 }
 
 step_lora() {

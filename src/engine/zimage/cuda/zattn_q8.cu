@@ -11,8 +11,7 @@
 #include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
-namespace
-{
+namespace {
 
 typedef __nv_bfloat16 bf16;
 
