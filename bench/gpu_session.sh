@@ -71,6 +71,8 @@
 #                                 serving on 2 GPUs against 1
 #   bench/gpu_session.sh overlap  the tests, then two batches of 4 at once on
 #                                 one GPU (two engines) against one batch of 8
+#   bench/gpu_session.sh engines  cuDNN's engine configurations for the attention
+#                                 surveyed; a >= 3 % faster one end to end
 #
 # Every part runs under its own time limit (timeout, whole process group) and
 # the call's: BUDGET seconds in all (default 540, under the tool's 600), so
@@ -96,7 +98,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 STEP=${1:-}
-case "$STEP" in check | tests | verify | attn | attn8 | fastacc | resid | fp8rep | zimage | cbatch | fp8 | fp8speed | fp8fuse | lora | serve | lama | lamanew | multi | overlap) ;; *)
+case "$STEP" in check | tests | verify | attn | attn8 | fastacc | resid | fp8rep | zimage | cbatch | fp8 | fp8speed | fp8fuse | lora | serve | lama | lamanew | multi | overlap | engines) ;; *)
   sed -n '2,50p' "$0" >&2
   exit 2 ;;
 esac
@@ -519,6 +521,34 @@ step_overlap() {
   part overlap 300 gpu "for p in bf16 fp8; do for e in 1 2; do $BIN/zimage_cuda_bench \
     --model $ZMODEL/hf --sizes 1024x1024,512x512 --iters 2 --precision \$p --batches \$((8 / e)) \
     --engines \$e --json $WORK/overlap-\$p-e\$e.jsonl; done; done"
+}
+
+# Every engine configuration cuDNN's heuristics name for the attention,
+# and the first one's knobs moved (zattn_engines_cuda_bench), checked and
+# timed; then for each precision whose fastest right, repeatable one beats
+# the heuristics' first by >= 3 % at its 1024² shape, the engine with it
+# (PX_ZIMAGE_CUDA_ATTN_CFG / ATTN8_CFG) against without, alternated.
+step_engines() {
+  env_part
+  part attn_check 90 gpu "$BIN/zattn_cuda_bench check"
+  part engines 300 gpu "$BIN/zattn_engines_cuda_bench --budget ${ENG_BUDGET:-70} --json $WORK/engines.jsonl \
+    --shapes ${ENG_SHAPES:-1024x1024:8:fp8,1024x1024:1:bf16}"
+  KEY+=("$WORK/engines.jsonl")
+  local p b cfg var
+  for p in fp8 bf16; do
+    b=1 var=PX_ZIMAGE_CUDA_ATTN_CFG
+    [ $p = fp8 ] && b=8 var=PX_ZIMAGE_CUDA_ATTN8_CFG
+    cfg=$($PY -c "import json,sys
+r=[json.loads(l) for l in open('$WORK/engines.jsonl')]
+r=[x for x in r if x['precision']=='$p' and x['size']=='1024x1024' and x['batch']==$b and x['ok'] and x['same_twice']]
+r.sort(key=lambda x: x['ms'])
+print(r[0]['cfg'] if r and r[0]['ms'] <= 0.97*r[0]['default_ms'] else '')" 2>/dev/null)
+    note "engines: $p 1024x1024 batch $b: ${cfg:-no configuration 3 % faster than the default}"
+    [ -n "$cfg" ] || continue
+    zmodel 240
+    part "e2e_$p" 240 gpu "for v in '' '$cfg' '' '$cfg'; do echo \"== $var='\$v'\"; $var=\$v $BIN/zimage_cuda_bench \
+      --model $ZMODEL/hf --sizes 1024x1024 --batches $b --iters 1 --precision $p --json $WORK/e2e-$p.jsonl; done"
+  done
 }
 
 step_lora() {

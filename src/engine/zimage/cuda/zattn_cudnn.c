@@ -116,6 +116,40 @@ static uint32_t env_skip(void)
     return mask;
 }
 
+/* PX_ZIMAGE_CUDA_ATTN_CFG (bf16 graphs) and PX_ZIMAGE_CUDA_ATTN8_CFG (fp8):
+ * "ENGINE[:knob=value,...]", an engine configuration to take instead of
+ * the heuristics' first (a row of zattn_engines_cuda_bench's survey); NULL
+ * when unset or not of that form (warned once). */
+static const zcg_cfg *env_cfg(int fp8)
+{
+    static int done[2];
+    static zcg_cfg cfg[2];
+    static const zcg_cfg *use[2];
+    const char *name = fp8 ? "PX_ZIMAGE_CUDA_ATTN8_CFG" : "PX_ZIMAGE_CUDA_ATTN_CFG";
+    const char *v = getenv(name);
+    if (!done[fp8] && v && *v) {
+        if (zcg_cfg_parse(v, &cfg[fp8]))
+            PX_WARN("zimage cuda: %s=\"%s\" is not ENGINE[:knob=value,...]: ignored", name, v);
+        else
+            use[fp8] = &cfg[fp8];
+    }
+    done[fp8] = 1;
+    return use[fp8];
+}
+
+/* a's graph in spelling sp with its plan: of the configuration the
+ * environment names when that engine takes it, else the heuristics'. */
+static zcg *build_one(dev_state *d, const zc_attn *a, const zcg_spell *sp, cudnnStatus_t *st,
+                      const char **what)
+{
+    const zcg_cfg *want = env_cfg(a->fp8 != 0);
+    zcg *z = want ? zcg_build_cfg(d->h, NULL, a, sp, want, st, what) : NULL;
+    if (want && !z)
+        PX_WARN("zimage cuda: cuDNN attention \"%s\": the configuration asked for: %s (%s); the "
+                "heuristics' runs", sp->name, *what, cudnnGetErrorString(*st));
+    return z ? z : zcg_build(d->h, NULL, a, sp, st, what);
+}
+
 /* The graph in the first spelling an engine takes (and that has not
  * failed on the GPU, nor for this shape: skip), with its plan, into p->g;
  * NULL, or what failed for each spelling (the last status in *st). Called
@@ -133,7 +167,7 @@ static const char *build_graph(dev_state *d, const zc_attn *a, plan *p, uint32_t
         if (skip & (1u << i)) continue;         /* failed for this shape */
         if (g_bad & (1u << i)) /* an engine took it, but it failed on the GPU */
             what = g_bad_why[i];
-        else if ((p->g = zcg_build(d->h, NULL, a, sp, st, &what))) {
+        else if ((p->g = build_one(d, a, sp, st, &what))) {
             p->spell = sp, p->with_stats = sp->stats == ZCG_STATS_OUTPUT;
             return NULL;
         }
@@ -198,34 +232,12 @@ static const char *build(dev_state *d, zc_stream s, const zc_attn *a, plan *p, u
  * under stream capture). */
 static cudnnStatus_t execute(dev_state *d, plan *p, zc_stream s, const zc_attn *a)
 {
-    int64_t uids[17] = {ZCG_U_Q,     ZCG_U_K,      ZCG_U_V,   ZCG_U_O,    ZCG_U_SCALE,
-                        ZCG_U_SEQ_Q, ZCG_U_SEQ_KV, ZCG_U_NEG, ZCG_U_STATS};
-    void *scale = p->scale_dev ? (void *)p->scale_dev : (void *)&p->scale;
-    void *ptrs[17] = {(void *)a->q, (void *)a->k, (void *)a->v,      a->o,     scale,
-                      p->seq_q,     (void *)a->kv_len, &p->neg, p->stats};
-    /* The pack names the tensors the graph has: the SDPA operation has no
-     * mask value, and only the training form stores the statistics. */
-    int64_t n = p->spell->sdpa ? 7 : p->with_stats ? 9 : 8;
-    if (p->f8) /* the fp8 pattern's scalars: Q's and K's from the call */
-        for (int i = 0; i < ZCG_FP8_N_SCALARS; i++, n++) {
-            uids[n] = ZCG_U_DESCALE_Q + i;
-            ptrs[n] = i < 2 ? (void *)(a->descale_qk + i) : (void *)(p->f8 + i);
-        }
-    cudnnBackendDescriptor_t vp = NULL;
-    cudnnStatus_t st;
-    if ((st = cudnnSetStream(d->h, (cudaStream_t)s)) ||
-        (st = cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp)))
-        return st;
-    if (!(st = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n,
-                                        uids)) &&
-        !(st = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS,
-                                        CUDNN_TYPE_VOID_PTR, n, ptrs)) &&
-        !(st = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR,
-                                        1, &p->ws)) &&
-        !(st = cudnnBackendFinalize(vp)))
-        st = cudnnBackendExecute(d->h, zcg_plan(p->g), vp);
-    cudnnBackendDestroyDescriptor(vp);
-    return st;
+    zcg_io io = {.q = a->q, .k = a->k, .v = a->v, .o = a->o,
+                 .scale = p->scale_dev ? (const void *)p->scale_dev : (const void *)&p->scale,
+                 .seq_q = p->seq_q, .seq_kv = a->kv_len, .neg = &p->neg, .stats = p->stats,
+                 .descale_qk = a->descale_qk, .f8 = p->f8, .ws = p->ws};
+    cudnnStatus_t st = cudnnSetStream(d->h, (cudaStream_t)s);
+    return st ? st : zcg_execute(d->h, p->g, &io);
 }
 
 /* A failed build's leftovers (a plan that was cached is never freed). */

@@ -31,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_DESC 128 /* descriptors of one graph (~65 used, ~90 fp8, +17 for heuristics/plans) */
+#define MAX_DESC 160 /* descriptors of one graph (~65 used, ~90 fp8, +18 for heuristics/plans) */
 #define MAX_CFGS 8  /* heuristic results tried */
 #define MAX_WS   ((int64_t)256 << 20) /* bytes of workspace a plan may have */
 
@@ -57,6 +57,7 @@ typedef struct gb {
 
 struct zcg {
     gb g;
+    const zcg_spell *sp;
     cudnnBackendDescriptor_t exe;
     int64_t ws;
 };
@@ -374,40 +375,91 @@ static cudnnBackendDescriptor_t op_graph(gb *g, cudnnHandle_t h, const zc_attn *
     return g->st ? NULL : og;
 }
 
-/* The first of heuristics mode A's engine configurations whose execution
- * plan finalizes, and its workspace size; for the GPU of handle h, or of
- * the device properties dp (then h is NULL: no GPU is needed). */
-static cudnnBackendDescriptor_t exec_plan(gb *g, cudnnHandle_t h, cudnnBackendDescriptor_t dp,
-                                          cudnnBackendDescriptor_t og, int64_t *ws)
+/* A finalized plan for engine configuration cfg, or NULL (the engine does
+ * not take the graph: not an error, g->st untouched). */
+static cudnnBackendDescriptor_t plan_of(gb *g, cudnnHandle_t h, cudnnBackendDescriptor_t dp,
+                                        cudnnBackendDescriptor_t cfg)
 {
-    cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
+    cudnnBackendAttributeType_t D = CUDNN_TYPE_BACKEND_DESCRIPTOR;
+    cudnnBackendDescriptor_t p = mk(g, CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, "plan");
+    if (!p) return NULL;
+    if (h)
+        (void)cudnnBackendSetAttribute(p, ATTR_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
+    else
+        (void)cudnnBackendSetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_DEVICEPROP, D, 1, &dp);
+    if (cudnnBackendSetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, D, 1, &cfg) ||
+        cudnnBackendFinalize(p))
+        return NULL;
+    return p;
+}
+
+/* Heuristics mode `mode`'s engine configurations for og, up to MAX_CFGS
+ * into cfg; their count (0 with g->st set on failure). */
+static int64_t heur_cfgs(gb *g, cudnnBackendDescriptor_t dp, cudnnBackendDescriptor_t og,
+                         cudnnBackendHeurMode_t mode, cudnnBackendDescriptor_t cfg[MAX_CFGS])
+{
     cudnnBackendAttributeType_t D = CUDNN_TYPE_BACKEND_DESCRIPTOR;
     cudnnBackendDescriptor_t heur = mk(g, CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, "heuristics");
     set(g, heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, D, 1, &og, "heur graph");
     set(g, heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode, "heur mode");
     if (dp) set(g, heur, CUDNN_ATTR_ENGINEHEUR_DEVICEPROP, D, 1, &dp, "heur device properties");
     fin(g, heur, "heuristics");
-    cudnnBackendDescriptor_t cfg[MAX_CFGS];
     for (int i = 0; i < MAX_CFGS; i++) cfg[i] = mk(g, CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, "cfg");
     int64_t n = 0;
-    if (!g->st &&
-        (g->st = cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                          CUDNN_TYPE_BACKEND_DESCRIPTOR, MAX_CFGS, &n, cfg)))
+    if (!g->st && (g->st = cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, D,
+                                                    MAX_CFGS, &n, cfg)))
         g->what = "heuristic results";
+    return g->st ? 0 : n > MAX_CFGS ? MAX_CFGS : n;
+}
+
+/* The engine configuration c names (its engine, by global index, with
+ * c's knob choices), finalized for og; NULL with g->st set on failure. */
+static cudnnBackendDescriptor_t cfg_of(gb *g, cudnnBackendDescriptor_t dp,
+                                       cudnnBackendDescriptor_t og, const zcg_cfg *c)
+{
+    cudnnBackendAttributeType_t D = CUDNN_TYPE_BACKEND_DESCRIPTOR;
+    cudnnBackendDescriptor_t e = mk(g, CUDNN_BACKEND_ENGINE_DESCRIPTOR, "engine");
+    set(g, e, CUDNN_ATTR_ENGINE_OPERATION_GRAPH, D, 1, &og, "engine graph");
+    set(g, e, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &c->engine, "engine index");
+    if (dp) set(g, e, CUDNN_ATTR_ENGINE_DEVICEPROP, D, 1, &dp, "engine device properties");
+    fin(g, e, "engine (no such engine for this graph)");
+    cudnnBackendDescriptor_t k[ZCG_MAX_KNOBS];
+    int n = c->n_knobs < ZCG_MAX_KNOBS ? c->n_knobs : ZCG_MAX_KNOBS;
+    for (int i = 0; i < n; i++) {
+        cudnnBackendKnobType_t t = (cudnnBackendKnobType_t)c->knob[i].type;
+        k[i] = mk(g, CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR, "knob choice");
+        set(g, k[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE, CUDNN_TYPE_KNOB_TYPE, 1, &t, "knob type");
+        set(g, k[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE, CUDNN_TYPE_INT64, 1, &c->knob[i].value,
+            "knob value");
+        fin(g, k[i], "knob choice");
+    }
+    cudnnBackendDescriptor_t cfg = mk(g, CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, "cfg");
+    set(g, cfg, CUDNN_ATTR_ENGINECFG_ENGINE, D, 1, &e, "cfg engine");
+    if (n) set(g, cfg, CUDNN_ATTR_ENGINECFG_KNOB_CHOICES, D, n, k, "cfg knobs");
+    fin(g, cfg, "engine configuration (knob values refused)");
+    return g->st ? NULL : cfg;
+}
+
+/* The plan for og: of configuration want when given, else the first of
+ * heuristics mode A's configurations whose plan finalizes with at most
+ * MAX_WS of workspace; its workspace size into *ws. For the GPU of handle
+ * h, or of the device properties dp (then h is NULL: no GPU is needed). */
+static cudnnBackendDescriptor_t exec_plan(gb *g, cudnnHandle_t h, cudnnBackendDescriptor_t dp,
+                                          cudnnBackendDescriptor_t og, const zcg_cfg *want,
+                                          int64_t *ws)
+{
+    cudnnBackendDescriptor_t cfg[MAX_CFGS];
+    int64_t n = 0;
+    if (want)
+        n = (cfg[0] = cfg_of(g, dp, og, want)) != NULL;
+    else
+        n = heur_cfgs(g, dp, og, CUDNN_HEUR_MODE_A, cfg);
     if (g->st) return NULL;
-    if (n > MAX_CFGS) n = MAX_CFGS;
     bool big = false;
     for (int64_t i = 0; i < n; i++) {
-        cudnnBackendDescriptor_t p = mk(g, CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, "plan");
-        if (!p) return NULL;
-        if (h)
-            (void)cudnnBackendSetAttribute(p, ATTR_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
-        else
-            (void)cudnnBackendSetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_DEVICEPROP, D, 1, &dp);
-        if (cudnnBackendSetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
-                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg[i]) ||
-            cudnnBackendFinalize(p))
-            continue; /* this engine does not take the graph: the next */
+        cudnnBackendDescriptor_t p = plan_of(g, h, dp, cfg[i]);
+        if (g->st) return NULL;
+        if (!p) continue; /* this engine does not take the graph: the next */
         int64_t got = 0;
         g->st = cudnnBackendGetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
                                          CUDNN_TYPE_INT64, 1, &got, ws);
@@ -425,26 +477,139 @@ static cudnnBackendDescriptor_t exec_plan(gb *g, cudnnHandle_t h, cudnnBackendDe
     }
     g->st = CUDNN_STATUS_NOT_SUPPORTED;
     g->what = big ? "only engines with a workspace over 256 MiB take it"
-              : n ? "no engine finalizes a plan"
-                  : "heuristics found no engine";
+              : want ? "the engine does not finalize a plan with these knobs"
+              : n    ? "no engine finalizes a plan"
+                     : "heuristics found no engine";
     return NULL;
+}
+
+/* cfg's engine index and knob choices into c, and (ranges) the engine's
+ * knobs with their ranges; false when the engine could not be read. */
+static bool read_cfg(gb *g, cudnnBackendDescriptor_t cfg, zcg_cfg *c, bool ranges)
+{
+    cudnnBackendAttributeType_t D = CUDNN_TYPE_BACKEND_DESCRIPTOR;
+    cudnnBackendDescriptor_t e = mk(g, CUDNN_BACKEND_ENGINE_DESCRIPTOR, "engine");
+    cudnnBackendDescriptor_t k[ZCG_MAX_KNOBS];
+    for (int i = 0; i < ZCG_MAX_KNOBS; i++)
+        k[i] = mk(g, CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR, "knob choice");
+    int64_t n = 0, got = 0;
+    memset(c, 0, sizeof *c);
+    if (g->st || cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, D, 1, &got, &e) ||
+        cudnnBackendGetAttribute(e, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &got,
+                                 &c->engine) ||
+        cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_KNOB_CHOICES, D, ZCG_MAX_KNOBS, &n, k))
+        return false;
+    for (int64_t i = 0; i < n && i < ZCG_MAX_KNOBS; i++) {
+        cudnnBackendKnobType_t t;
+        if (cudnnBackendGetAttribute(k[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE, CUDNN_TYPE_KNOB_TYPE,
+                                     1, &got, &t) ||
+            cudnnBackendGetAttribute(k[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE, CUDNN_TYPE_INT64, 1,
+                                     &got, &c->knob[c->n_knobs].value))
+            continue;
+        c->knob[c->n_knobs++].type = t;
+    }
+    if (!ranges) return true;
+    cudnnBackendDescriptor_t info[ZCG_MAX_KNOBS];
+    for (int i = 0; i < ZCG_MAX_KNOBS; i++)
+        info[i] = mk(g, CUDNN_BACKEND_KNOB_INFO_DESCRIPTOR, "knob info");
+    if (g->st ||
+        cudnnBackendGetAttribute(e, CUDNN_ATTR_ENGINE_KNOB_INFO, D, ZCG_MAX_KNOBS, &n, info))
+        return true; /* the choices without the ranges */
+    for (int64_t i = 0; i < n && i < ZCG_MAX_KNOBS; i++) {
+        zcg_knob_range *r = &c->range[c->n_ranges];
+        cudnnBackendKnobType_t t;
+        if (cudnnBackendGetAttribute(info[i], CUDNN_ATTR_KNOB_INFO_TYPE, CUDNN_TYPE_KNOB_TYPE, 1,
+                                     &got, &t) ||
+            cudnnBackendGetAttribute(info[i], CUDNN_ATTR_KNOB_INFO_MINIMUM_VALUE, CUDNN_TYPE_INT64,
+                                     1, &got, &r->min) ||
+            cudnnBackendGetAttribute(info[i], CUDNN_ATTR_KNOB_INFO_MAXIMUM_VALUE, CUDNN_TYPE_INT64,
+                                     1, &got, &r->max) ||
+            cudnnBackendGetAttribute(info[i], CUDNN_ATTR_KNOB_INFO_STRIDE, CUDNN_TYPE_INT64, 1,
+                                     &got, &r->stride))
+            continue;
+        r->type = t, c->n_ranges++;
+    }
+    return true;
 }
 
 /* ------------------------------------------------------------ the API */
 
-zcg *zcg_build(cudnnHandle_t h, cudnnBackendDescriptor_t devprop, const zc_attn *a,
-               const zcg_spell *sp, cudnnStatus_t *st, const char **what)
+zcg *zcg_build_cfg(cudnnHandle_t h, cudnnBackendDescriptor_t devprop, const zc_attn *a,
+                   const zcg_spell *sp, const zcg_cfg *cfg, cudnnStatus_t *st, const char **what)
 {
     zcg *z = calloc(1, sizeof *z);
     if (!z) return *st = CUDNN_STATUS_ALLOC_FAILED, *what = "out of host memory", NULL;
     gb *g = &z->g;
     g->next_uid = U_VIRTUAL;
+    z->sp = sp;
     cudnnBackendDescriptor_t og = op_graph(g, h, a, sp);
-    z->exe = og ? exec_plan(g, h, devprop, og, &z->ws) : NULL;
+    z->exe = og ? exec_plan(g, h, devprop, og, cfg, &z->ws) : NULL;
     if (z->exe) return *st = CUDNN_STATUS_SUCCESS, *what = NULL, z;
     *st = g->st, *what = g->what ? g->what : "?";
     zcg_free(z);
     return NULL;
+}
+
+zcg *zcg_build(cudnnHandle_t h, cudnnBackendDescriptor_t devprop, const zc_attn *a,
+               const zcg_spell *sp, cudnnStatus_t *st, const char **what)
+{
+    return zcg_build_cfg(h, devprop, a, sp, NULL, st, what);
+}
+
+static void gb_free(gb *g)
+{
+    for (int i = g->n_all - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(g->all[i]);
+    g->n_all = 0;
+}
+
+int zcg_configs(cudnnHandle_t h, cudnnBackendDescriptor_t devprop, const zc_attn *a,
+                const zcg_spell *sp, int mode, zcg_cfg *out, int max, cudnnStatus_t *st,
+                const char **what)
+{
+    gb g = {.next_uid = U_VIRTUAL};
+    cudnnBackendDescriptor_t cfg[MAX_CFGS];
+    cudnnBackendDescriptor_t og = op_graph(&g, h, a, sp);
+    int64_t n = og ? heur_cfgs(&g, devprop, og, (cudnnBackendHeurMode_t)mode, cfg) : 0;
+    int k = 0;
+    for (int64_t i = 0; !g.st && i < n && k < max; i++) {
+        gb t = {0}; /* the read's descriptors, apart: a graph's budget is MAX_DESC */
+        if (read_cfg(&t, cfg[i], &out[k], true) && !t.st) k++;
+        gb_free(&t);
+    }
+    *st = g.st, *what = g.st ? (g.what ? g.what : "?") : NULL;
+    gb_free(&g);
+    return g.st ? -1 : k;
+}
+
+cudnnStatus_t zcg_execute(cudnnHandle_t h, const zcg *z, const zcg_io *io)
+{
+    int64_t uids[17] = {ZCG_U_Q,     ZCG_U_K,      ZCG_U_V,   ZCG_U_O,    ZCG_U_SCALE,
+                        ZCG_U_SEQ_Q, ZCG_U_SEQ_KV, ZCG_U_NEG, ZCG_U_STATS};
+    void *ptrs[17] = {(void *)io->q,     (void *)io->k,      (void *)io->v,
+                      io->o,             (void *)io->scale,  (void *)io->seq_q,
+                      (void *)io->seq_kv, (void *)io->neg,   io->stats};
+    /* The pack names the tensors the graph has: the SDPA operation has no
+     * mask value, and only the training form stores the statistics. */
+    int64_t n = z->sp->sdpa ? 7 : z->sp->stats == ZCG_STATS_OUTPUT ? 9 : 8;
+    if (z->sp->fp8) /* the fp8 pattern's scalars: Q's and K's from the call */
+        for (int i = 0; i < ZCG_FP8_N_SCALARS; i++, n++) {
+            uids[n] = ZCG_U_DESCALE_Q + i;
+            ptrs[n] = i < 2 ? (void *)(io->descale_qk + i) : (void *)(io->f8 + i);
+        }
+    cudnnBackendDescriptor_t vp = NULL;
+    cudnnStatus_t st = cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp);
+    if (st) return st;
+    void *ws = io->ws;
+    if (!(st = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n,
+                                        uids)) &&
+        !(st = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS,
+                                        CUDNN_TYPE_VOID_PTR, n, ptrs)) &&
+        !(st = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR,
+                                        1, &ws)) &&
+        !(st = cudnnBackendFinalize(vp)))
+        st = cudnnBackendExecute(h, z->exe, vp);
+    cudnnBackendDestroyDescriptor(vp);
+    return st;
 }
 
 cudnnBackendDescriptor_t zcg_plan(const zcg *z) { return z->exe; }
@@ -454,8 +619,54 @@ int64_t zcg_workspace(const zcg *z) { return z->ws; }
 void zcg_free(zcg *z)
 {
     if (!z) return;
-    for (int i = z->g.n_all - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(z->g.all[i]);
+    gb_free(&z->g);
     free(z);
+}
+
+static const char *const knob_names[] = {
+    "split_k", "swizzle", "tile_size", "use_tex", "edge", "kblock", "ldga", "ldgb", "chunk_k",
+    "split_h", "wino_tile", "multiply", "split_k_buf", "tilek", "stages", "reduction_mode",
+    "cta_split_k_mode", "split_k_slc", "idx_mode", "sliced", "split_rs", "singlebuffer", "ldgc",
+    "specfilt", "kernel_cfg", "workspace", "tile_cga", "tile_cga_m", "tile_cga_n", "block_size",
+    "occupancy", "array_size_per_thread", "num_c_per_block", "split_cols", "tile_rows",
+    "tile_cols", "load_size", "cta_count", "stream_k", "split_p_slc", "tile_m", "tile_n",
+    "warp_spec_cfg", "swap_ab"};
+enum { N_KNOB_NAMES = (int)(sizeof knob_names / sizeof knob_names[0]) };
+
+const char *zcg_knob_name(int64_t type)
+{
+    return type >= 0 && type < N_KNOB_NAMES ? knob_names[type] : "?";
+}
+
+void zcg_cfg_str(const zcg_cfg *c, char *buf, size_t len)
+{
+    size_t n = (size_t)snprintf(buf, len, "%lld", (long long)c->engine);
+    for (int i = 0; i < c->n_knobs && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s=%lld", i ? "," : ":",
+                              zcg_knob_name(c->knob[i].type), (long long)c->knob[i].value);
+}
+
+int zcg_cfg_parse(const char *s, zcg_cfg *c)
+{
+    char *end;
+    memset(c, 0, sizeof *c);
+    c->engine = strtoll(s, &end, 10);
+    if (end == s || c->engine < 0 || (*end && *end != ':')) return -1;
+    for (s = end; *s; s = end) {
+        s++; /* ':' or ',' */
+        const char *eq = strchr(s, '=');
+        int t = 0;
+        if (!eq || c->n_knobs == ZCG_MAX_KNOBS) return -1;
+        while (t < N_KNOB_NAMES &&
+               (strlen(knob_names[t]) != (size_t)(eq - s) || strncmp(knob_names[t], s, eq - s)))
+            t++;
+        if (t == N_KNOB_NAMES) return -1;
+        c->knob[c->n_knobs].type = t;
+        c->knob[c->n_knobs].value = strtoll(eq + 1, &end, 10);
+        if (end == eq + 1 || (*end && *end != ',')) return -1;
+        c->n_knobs++;
+    }
+    return 0;
 }
 
 cudnnStatus_t zcg_deviceprop(const char *json, size_t len, cudnnBackendDescriptor_t *out)

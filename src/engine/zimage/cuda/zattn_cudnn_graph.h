@@ -1,12 +1,14 @@
 /*
  * zattn_cudnn_graph.h — the DiT's attention (zattn.h's operands) as a cuDNN
  * backend operation graph in one of several spellings, and the first
- * execution plan an engine finalizes for it. Descriptors only: no CUDA
- * memory, no stream (zattn_cudnn.c caches the plans, allocates and runs
- * them). Given device properties instead of a handle, heuristics and the
- * plan build run without the GPU (cuDNN 9.8+ deviceless builds), which is
- * how zattn_cuda_bench's `spellings` asks, from a machine without a GPU,
- * which spellings a GPU's engines take.
+ * execution plan an engine finalizes for it, or one of a configuration
+ * named by hand (zattn_cuda_bench's `engines` survey), and its execution.
+ * No CUDA memory, no stream (zattn_cudnn.c caches the plans, allocates
+ * their buffers and sets the handle's stream). Given device properties
+ * instead of a handle, heuristics and the plan build run without the GPU
+ * (cuDNN 9.8+ deviceless builds), which is how zattn_cuda_bench's
+ * `spellings` asks, from a machine without a GPU, which spellings a GPU's
+ * engines take.
  */
 #ifndef PX_ENGINE_ZIMAGE_CUDA_ZATTN_CUDNN_GRAPH_H
 #define PX_ENGINE_ZIMAGE_CUDA_ZATTN_CUDNN_GRAPH_H
@@ -66,6 +68,23 @@ extern const int zcg_n_spells;
 
 typedef struct zcg zcg;
 
+/* An engine configuration: cuDNN's engine (by global index) and its knob
+ * choices; zcg_configs also gives the engine's knobs and their ranges. */
+enum { ZCG_MAX_KNOBS = 16 };
+typedef struct zcg_knob {
+    int64_t type, value; /* cudnnBackendKnobType_t, its value */
+} zcg_knob;
+typedef struct zcg_knob_range {
+    int64_t type, min, max, stride;
+} zcg_knob_range;
+typedef struct zcg_cfg {
+    int64_t engine;
+    int n_knobs;
+    zcg_knob knob[ZCG_MAX_KNOBS];
+    int n_ranges;
+    zcg_knob_range range[ZCG_MAX_KNOBS];
+} zcg_cfg;
+
 /*
  * a's attention (its shapes and strides; no pointer is read) in spelling
  * sp, and the first plan an engine finalizes with at most 256 MiB of
@@ -75,6 +94,46 @@ typedef struct zcg zcg;
  */
 zcg *zcg_build(cudnnHandle_t h, cudnnBackendDescriptor_t devprop, const zc_attn *a,
                const zcg_spell *sp, cudnnStatus_t *st, const char **what);
+
+/* zcg_build with configuration cfg's plan instead of the heuristics'
+ * first (cfg NULL: zcg_build); NULL when that engine or a knob value does
+ * not take the graph. */
+zcg *zcg_build_cfg(cudnnHandle_t h, cudnnBackendDescriptor_t devprop, const zc_attn *a,
+                   const zcg_spell *sp, const zcg_cfg *cfg, cudnnStatus_t *st,
+                   const char **what);
+
+/* Heuristics mode `mode`'s (cudnnBackendHeurMode_t) configurations for a
+ * in spelling sp, in its order, up to max (at most 8) into out: how many,
+ * or -1 (with *st, *what) when the graph or the heuristics failed. */
+int zcg_configs(cudnnHandle_t h, cudnnBackendDescriptor_t devprop, const zc_attn *a,
+                const zcg_spell *sp, int mode, zcg_cfg *out, int max, cudnnStatus_t *st,
+                const char **what);
+
+/* cuDNN's name of a knob type ("tile_m", ...; "?" for an unknown one). */
+const char *zcg_knob_name(int64_t type);
+
+/* c as text, "ENGINE[:knob=value,knob=value...]" (the survey's rows and
+ * PX_ZIMAGE_CUDA_ATTN_CFG / ATTN8_CFG), and back: 0, or -1 for text not
+ * of that form (a knob name cuDNN does not have included). */
+void zcg_cfg_str(const zcg_cfg *c, char *buf, size_t len);
+int zcg_cfg_parse(const char *s, zcg_cfg *c);
+
+/* A plan's operands, device pointers except where said. */
+typedef struct zcg_io {
+    const void *q, *k, *v;
+    void *o;
+    const void *scale;         /* float: host (by value) or device (the spelling's sdev) */
+    const int *seq_q, *seq_kv; /* int32 per item */
+    const float *neg;          /* host float: the masked scores' value (patterns) */
+    float *stats;              /* the training form's statistics */
+    const float *descale_qk;   /* fp8: Q's and K's descales (2 floats) */
+    const float *f8;           /* fp8: ZCG_FP8_N_SCALARS floats (the first two unused) */
+    void *ws;                  /* zcg_workspace bytes */
+} zcg_io;
+
+/* Enqueues z's plan on h's stream (no allocation, no sync: safe under
+ * stream capture). */
+cudnnStatus_t zcg_execute(cudnnHandle_t h, const zcg *z, const zcg_io *io);
 
 /* The execution plan and its workspace bytes (valid until zcg_free). */
 cudnnBackendDescriptor_t zcg_plan(const zcg *z);
