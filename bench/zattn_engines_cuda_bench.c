@@ -384,7 +384,9 @@ static void survey(cudnnHandle_t h, const shape *s, int iters, double budget, FI
     }
     double t_def = time_plan(h, dz, sp, &a, &p, dws, iters), t0 = now_s();
     double fl = 4.0 * s->S * (double)s->S * HD * NH * s->B;
-    printf("  %-18s %-62s %8.3f ms %5.0f TFLOP/s\n", "default", "(heuristics A, first)", t_def,
+    char dcfg[200] = "(heuristics A, first)";
+    if (zcg_config(dz)) zcg_cfg_str(zcg_config(dz), dcfg, sizeof dcfg);
+    printf("  %-18s %-62s %8.3f ms %5.0f TFLOP/s\n", "default", dcfg, t_def,
            fl / (t_def * 1e-3) / 1e12);
     zcg_free(dz), cudaFree(dws);
     for (int i = 0; i < n; i++) {

@@ -471,9 +471,11 @@ int zattn_cudnn(zc_stream s, const zc_attn *a)
              * overrides, tried next then, ignores the padding: wrong for
              * items with fewer keys, so gone.) */
             const char *again = run_checked(d, p, s, a, 1, again_buf, sizeof again_buf);
-            PX_WARN("zimage cuda: cuDNN attention in the spelling \"%s\", a new plan's first "
-                    "run: %s; run again: %s",
-                    p->spell->name, bad, again ? again : "right");
+            char cfg[160] = "?";
+            if (zcg_config(p->g)) zcg_cfg_str(zcg_config(p->g), cfg, sizeof cfg);
+            PX_WARN("zimage cuda: cuDNN attention in the spelling \"%s\" (engine configuration "
+                    "%s), a new plan's first run: %s; run again: %s",
+                    p->spell->name, cfg, bad, again ? again : "right");
         }
         if (!bad) break;
         if (!fresh) {

@@ -60,6 +60,7 @@ struct zcg {
     const zcg_spell *sp;
     cudnnBackendDescriptor_t exe;
     int64_t ws;
+    zcg_cfg cfg; /* the plan's configuration (engine -1: not read) */
 };
 
 /* ------------------------------------------------------ descriptor helpers */
@@ -534,6 +535,12 @@ static bool read_cfg(gb *g, cudnnBackendDescriptor_t cfg, zcg_cfg *c, bool range
 
 /* ------------------------------------------------------------ the API */
 
+static void gb_free(gb *g)
+{
+    for (int i = g->n_all - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(g->all[i]);
+    g->n_all = 0;
+}
+
 zcg *zcg_build_cfg(cudnnHandle_t h, cudnnBackendDescriptor_t devprop, const zc_attn *a,
                    const zcg_spell *sp, const zcg_cfg *cfg, cudnnStatus_t *st, const char **what)
 {
@@ -544,7 +551,19 @@ zcg *zcg_build_cfg(cudnnHandle_t h, cudnnBackendDescriptor_t devprop, const zc_a
     z->sp = sp;
     cudnnBackendDescriptor_t og = op_graph(g, h, a, sp);
     z->exe = og ? exec_plan(g, h, devprop, og, cfg, &z->ws) : NULL;
-    if (z->exe) return *st = CUDNN_STATUS_SUCCESS, *what = NULL, z;
+    if (z->exe) {
+        /* which configuration it is, for the log when its plan fails */
+        gb t = {0};
+        cudnnBackendDescriptor_t c = mk(&t, CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, "cfg");
+        int64_t got = 0;
+        if (t.st ||
+            cudnnBackendGetAttribute(z->exe, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
+                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &got, &c) ||
+            !read_cfg(&t, c, &z->cfg, false))
+            z->cfg.engine = -1;
+        gb_free(&t);
+        return *st = CUDNN_STATUS_SUCCESS, *what = NULL, z;
+    }
     *st = g->st, *what = g->what ? g->what : "?";
     zcg_free(z);
     return NULL;
@@ -554,12 +573,6 @@ zcg *zcg_build(cudnnHandle_t h, cudnnBackendDescriptor_t devprop, const zc_attn 
                const zcg_spell *sp, cudnnStatus_t *st, const char **what)
 {
     return zcg_build_cfg(h, devprop, a, sp, NULL, st, what);
-}
-
-static void gb_free(gb *g)
-{
-    for (int i = g->n_all - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(g->all[i]);
-    g->n_all = 0;
 }
 
 int zcg_configs(cudnnHandle_t h, cudnnBackendDescriptor_t devprop, const zc_attn *a,
@@ -615,6 +628,8 @@ cudnnStatus_t zcg_execute(cudnnHandle_t h, const zcg *z, const zcg_io *io)
 cudnnBackendDescriptor_t zcg_plan(const zcg *z) { return z->exe; }
 
 int64_t zcg_workspace(const zcg *z) { return z->ws; }
+
+const zcg_cfg *zcg_config(const zcg *z) { return z->cfg.engine >= 0 ? &z->cfg : NULL; }
 
 void zcg_free(zcg *z)
 {

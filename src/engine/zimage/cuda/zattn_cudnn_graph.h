@@ -138,6 +138,9 @@ cudnnStatus_t zcg_execute(cudnnHandle_t h, const zcg *z, const zcg_io *io);
 /* The execution plan and its workspace bytes (valid until zcg_free). */
 cudnnBackendDescriptor_t zcg_plan(const zcg *z);
 int64_t zcg_workspace(const zcg *z);
+/* The plan's engine configuration (its knob values as built), or NULL
+ * when cuDNN did not say. */
+const zcg_cfg *zcg_config(const zcg *z);
 void zcg_free(zcg *z); /* NULL is a no-op */
 
 /* A device-properties descriptor from the JSON cuDNN serialized on the GPU
