@@ -17,8 +17,8 @@
  * token count (--words repeated words make about 128 tokens with the
  * template) and the peak device memory in use (sampled after every step:
  * weights + plans + the CUDA context). With --json, one JSON object per
- * line: impl (pixserve-bf16, pixserve-fp8), size, batch, s_per_image,
- * peak_gib, text_ms, denoise_ms, vae_ms, step_ms, tokens, vae (the
+ * line appended to the file (a rerun keeps the rows before): impl
+ * (pixserve-bf16, pixserve-fp8), size, batch, s_per_image, peak_gib, text_ms, denoise_ms, vae_ms, step_ms, tokens, vae (the
  * decoder the engine reports: cuda-tf32, cuda-bf16, ...), fused (false
  * under PX_ZIMAGE_CUDA_FUSE=0), gemm_tune (PX_ZIMAGE_CUDA_GEMM_TUNE=1),
  * fp8_fast_accum (fp8 without PX_ZIMAGE_CUDA_FP8_FASTACC=0), residual
@@ -301,7 +301,7 @@ int main(int argc, char **argv)
     e = es[0];
     described(e, "vae", o.vae, sizeof o.vae);
     described(e, "residual_stream", o.resid, sizeof o.resid);
-    FILE *js = o.json ? fopen(o.json, "w") : NULL;
+    FILE *js = o.json ? fopen(o.json, "a") : NULL;
     int rc = 0;
     for (const char *s = o.sizes; s && *s && !rc; s = strchr(s, ',') ? strchr(s, ',') + 1 : NULL) {
         int w = 0, h = 0;

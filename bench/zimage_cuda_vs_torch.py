@@ -300,6 +300,8 @@ def bench_ours(args, rows):
     """Our bench first, before this process touches the GPU: its peak memory
     (cudaMemGetInfo, device-wide) must not count PyTorch's context and cache."""
     path = os.path.join(args.out, "ours.jsonl")
+    if os.path.exists(path):  # the bench appends: this run's rows only
+        os.remove(path)
     cmd = [args.bench, "--model", args.model, "--sizes", args.sizes, "--batches", args.batches,
            "--steps", str(args.steps), "--iters", str(args.iters + 1), "--json", path]
     print("$ " + " ".join(cmd), flush=True)
