@@ -7,14 +7,12 @@
  * kept), then checks and times each plan on the same operands:
  *
  *   zattn_engines_cuda_bench [--shapes LIST] [--iters N] [--budget S] [--json OUT.jsonl]
- *       LIST: SIZE:BATCH:PREC,... with SIZE 1024x1024 or 512x512 and PREC
- *       bf16 or fp8 (default 1024x1024:8:fp8,1024x1024:1:bf16,
- *       1024x1024:8:bf16,512x512:8:bf16); median ms of N calls (default
- *       10) after 2 untimed; at most S seconds of plan builds a shape
- *       (default 120: runtime-compiled engines take seconds each)
- *   zattn_engines_cuda_bench list DEVPROP.json
- *       the configurations and knob ranges heuristics give for the GPU of
- *       a saved deviceprop file (zattn_cuda_bench deviceprop), no GPU needed
+ *       LIST: WxH:BATCH:PREC,... (W, H multiples of 16 in 256..2048, the
+ *       DiT's tokens W/16·H/16 + 128; BATCH 1..8; PREC bf16 or fp8;
+ *       default 1024x1024:8:fp8,1024x1024:1:bf16,1024x1024:8:bf16,
+ *       512x512:8:bf16); median ms of N calls (default 10) after 2
+ *       untimed; candidates stop after S seconds a shape (default 120:
+ *       runtime-compiled engines take seconds to build)
  *
  * A plan's output is compared with the default plan's on the valid rows
  * (max|diff| relative to max|ref|: bf16 within 2e-2, fp8 — e4m3 outputs —
@@ -23,6 +21,9 @@
  * so, not counted as a win. The operands are random (one item's rows
  * repeated over the batch), every item with its last two keys padded off
  * as the engine's 126-token prompts have.
+ *
+ * Ran on H100s on 2026-12-07 (bench/gpu_session.sh engines;
+ * docs/benchmarks/zimage-cuda.md, thirty-first session).
  */
 #include "engine/zimage/cuda/zattn.h"
 #include "engine/zimage/cuda/zattn_cudnn_graph.h"
@@ -81,13 +82,13 @@ static zc_attn attn_of(const shape *s)
 
 /* The first spelling of a's precision an engine takes (zattn_cudnn.c's
  * order), or NULL. */
-static const zcg_spell *spelling_for(cudnnHandle_t h, cudnnBackendDescriptor_t dp, const zc_attn *a)
+static const zcg_spell *spelling_for(cudnnHandle_t h, const zc_attn *a)
 {
     for (int i = 0; i < zcg_n_spells; i++) {
         if (zcg_spells[i].fp8 != (a->fp8 != 0)) continue;
         cudnnStatus_t st;
         const char *what;
-        zcg *z = zcg_build(h, dp, a, &zcg_spells[i], &st, &what);
+        zcg *z = zcg_build(h, NULL, a, &zcg_spells[i], &st, &what);
         if (z) return zcg_free(z), &zcg_spells[i];
     }
     return NULL;
@@ -95,8 +96,8 @@ static const zcg_spell *spelling_for(cudnnHandle_t h, cudnnBackendDescriptor_t d
 
 /* The candidates: heuristics modes A, B, FALLBACK, deduplicated, then the
  * first one's knobs moved one at a time (ranges of at most 64 values). */
-static int candidates(cudnnHandle_t h, cudnnBackendDescriptor_t dp, const zc_attn *a,
-                      const zcg_spell *sp, zcg_cfg *out, char (*from)[24])
+static int candidates(cudnnHandle_t h, const zc_attn *a, const zcg_spell *sp, zcg_cfg *out,
+                      char (*from)[24])
 {
     static const int modes[3] = {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_B, CUDNN_HEUR_MODE_FALLBACK};
     static const char *mname[3] = {"A", "B", "fallback"};
@@ -105,7 +106,7 @@ static int candidates(cudnnHandle_t h, cudnnBackendDescriptor_t dp, const zc_att
         zcg_cfg got[8];
         cudnnStatus_t st;
         const char *what;
-        int k = zcg_configs(h, dp, a, sp, modes[m], got, 8, &st, &what);
+        int k = zcg_configs(h, NULL, a, sp, modes[m], got, 8, &st, &what);
         if (k < 0) printf("  heuristics %s: %s (%s)\n", mname[m], what, cudnnGetErrorString(st));
         for (int i = 0; i < k && n < MAX_CAND; i++) {
             int dup = 0;
@@ -145,44 +146,6 @@ static void print_ranges(const zcg_cfg *c)
         printf(" %s[%lld..%lld/%lld]", zcg_knob_name(c->range[r].type), (long long)c->range[r].min,
                (long long)c->range[r].max, (long long)c->range[r].stride);
     printf("\n");
-}
-
-/* ---------------------------------------------------------- deviceless */
-
-static int list_deviceless(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return perror(path), 2;
-    static char json[1 << 16];
-    size_t len = fread(json, 1, sizeof json, f);
-    fclose(f);
-    cudnnBackendDescriptor_t dp = NULL;
-    cudnnStatus_t st = zcg_deviceprop(json, len, &dp);
-    if (st)
-        return fprintf(stderr, "%s: not device properties (%s)\n", path, cudnnGetErrorString(st)),
-               2;
-    static const shape shapes[] = {{"1024x1024", 4224, 8, 1}, {"1024x1024", 4224, 1, 0}};
-    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
-        zc_attn a = attn_of(&shapes[k]);
-        const zcg_spell *sp = spelling_for(NULL, dp, &a);
-        printf("%s batch %d %s: spelling %s\n", shapes[k].size, shapes[k].B,
-               shapes[k].fp8 ? "fp8" : "bf16", sp ? sp->name : "(none taken)");
-        if (!sp) continue;
-        static zcg_cfg c[MAX_CAND];
-        static char from[MAX_CAND][24];
-        int n = candidates(NULL, dp, &a, sp, c, from);
-        if (n) print_ranges(&c[0]);
-        for (int i = 0; i < n; i++) {
-            char kb[400];
-            zcg_cfg_str(&c[i], kb, sizeof kb);
-            const char *what = NULL;
-            zcg *z = zcg_build_cfg(NULL, dp, &a, sp, &c[i], &st, &what);
-            printf("  %-18s %-62s %s\n", from[i], kb, z ? "finalizes" : what);
-            zcg_free(z);
-        }
-    }
-    cudnnBackendDestroyDescriptor(dp);
-    return 0;
 }
 
 /* ------------------------------------------------------------- on the GPU */
@@ -362,13 +325,13 @@ static double now_s(void)
 static void survey(cudnnHandle_t h, const shape *s, int iters, double budget, FILE *js)
 {
     zc_attn a = attn_of(s);
-    const zcg_spell *sp = spelling_for(h, NULL, &a);
+    const zcg_spell *sp = spelling_for(h, &a);
     const char *prec = s->fp8 ? "fp8" : "bf16";
     printf("%s batch %d %s: spelling %s\n", s->size, s->B, prec, sp ? sp->name : "(none taken)");
     if (!sp) return;
     static zcg_cfg c[MAX_CAND];
     static char from[MAX_CAND][24];
-    int n = candidates(h, NULL, &a, sp, c, from);
+    int n = candidates(h, &a, sp, c, from);
     if (n) print_ranges(&c[0]);
     ops p;
     ops_new(&p, s);
@@ -459,7 +422,6 @@ static int parse_shapes(const char *list, shape *out, int max)
 
 int main(int argc, char **argv)
 {
-    if (argc == 3 && !strcmp(argv[1], "list")) return list_deviceless(argv[2]);
     const char *list = "1024x1024:8:fp8,1024x1024:1:bf16,1024x1024:8:bf16,512x512:8:bf16";
     const char *json = NULL;
     int iters = 10;
@@ -468,7 +430,7 @@ int main(int argc, char **argv)
         if (i + 1 >= argc || (strcmp(argv[i], "--shapes") && strcmp(argv[i], "--iters") &&
                               strcmp(argv[i], "--budget") && strcmp(argv[i], "--json"))) {
             fprintf(stderr, "usage: zattn_engines_cuda_bench [--shapes SIZE:BATCH:PREC,...] "
-                            "[--iters N] [--budget S] [--json OUT.jsonl] | list DEVPROP.json\n");
+                            "[--iters N] [--budget S] [--json OUT.jsonl]\n");
             return 2;
         }
         if (!strcmp(argv[i], "--shapes")) list = argv[i + 1];
