@@ -27,6 +27,8 @@
  */
 #include "engine/zimage/cuda/zattn.h"
 #include "engine/zimage/cuda/zattn_cudnn_graph.h"
+#include "engine/zimage/cuda/zc_fp8.h"
+#include "engine/zimage/zops.h"
 
 #include <cuda_runtime.h>
 #include <cudnn.h>
@@ -157,30 +159,6 @@ static uint32_t rnd(void)
     return (uint32_t)(g_rng >> 32);
 }
 
-/* A value as bf16 bits (round to nearest even) and back. */
-static uint16_t to_bf16(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    u += 0x7fff + ((u >> 16) & 1);
-    return (uint16_t)(u >> 16);
-}
-
-static double bf16_val(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static double e4m3_val(uint8_t c)
-{
-    int e = (c >> 3) & 15, m = c & 7;
-    double v = e ? ldexp(1.0 + m / 8.0, e - 7) : ldexp(m / 8.0, -6);
-    return (c & 0x80) ? -v : v;
-}
-
 /* One shape's device operands, the plan-independent ones. */
 typedef struct ops {
     void *x, *o, *o2, *ref; /* o2: a plan's second run */
@@ -199,7 +177,7 @@ static void ops_new(ops *p, const shape *s)
         if (s->fp8) /* magnitudes 2^-3 .. ~3, either sign: no NaN codes */
             h[i] = (uint8_t)((0x20 + rnd() % 0x25) | (rnd() & 0x80));
         else {
-            uint16_t b = to_bf16((float)((int)(rnd() % 4001) - 2000) / 1000.0f);
+            uint16_t b = zi_f32_to_bf16((float)((int)(rnd() % 4001) - 2000) / 1000.0f);
             memcpy(h + i, &b, 2);
         }
     }
@@ -274,11 +252,11 @@ static double rel_diff(const shape *s, const ops *p, const void *out2, int *same
                 size_t i = ((size_t)b * s->S + row) * D + c;
                 double v, w;
                 if (es == 1)
-                    v = e4m3_val(x[i]), w = e4m3_val(r[i]);
+                    v = zc_fp8_to_float(x[i]), w = zc_fp8_to_float(r[i]);
                 else {
                     uint16_t hv, hw;
                     memcpy(&hv, x + 2 * i, 2), memcpy(&hw, r + 2 * i, 2);
-                    v = bf16_val(hv), w = bf16_val(hw);
+                    v = zi_bf16_to_f32(hv), w = zi_bf16_to_f32(hw);
                 }
                 double d = isfinite(v) ? fabs(v - w) : INFINITY;
                 if (!(d <= md)) md = isnan(d) ? INFINITY : d;
