@@ -477,7 +477,7 @@ static cudnnBackendDescriptor_t exec_plan(gb *g, cudnnHandle_t h, cudnnBackendDe
         return p;
     }
     g->st = CUDNN_STATUS_NOT_SUPPORTED;
-    g->what = big ? "only engines with a workspace over 256 MiB take it"
+    g->what = big    ? "only engines with a workspace over 256 MiB take it"
               : want ? "the engine does not finalize a plan with these knobs"
               : n    ? "no engine finalizes a plan"
                      : "heuristics found no engine";
@@ -598,9 +598,9 @@ cudnnStatus_t zcg_execute(cudnnHandle_t h, const zcg *z, const zcg_io *io)
 {
     int64_t uids[17] = {ZCG_U_Q,     ZCG_U_K,      ZCG_U_V,   ZCG_U_O,    ZCG_U_SCALE,
                         ZCG_U_SEQ_Q, ZCG_U_SEQ_KV, ZCG_U_NEG, ZCG_U_STATS};
-    void *ptrs[17] = {(void *)io->q,     (void *)io->k,      (void *)io->v,
-                      io->o,             (void *)io->scale,  (void *)io->seq_q,
-                      (void *)io->seq_kv, (void *)io->neg,   io->stats};
+    void *ptrs[17] = {(void *)io->q,     (void *)io->k,     (void *)io->v,      io->o,
+                      (void *)io->scale, (void *)io->seq_q, (void *)io->seq_kv, (void *)io->neg,
+                      io->stats};
     /* The pack names the tensors the graph has: the SDPA operation has no
      * mask value, and only the training form stores the statistics. */
     int64_t n = z->sp->sdpa ? 7 : z->sp->stats == ZCG_STATS_OUTPUT ? 9 : 8;
