@@ -18,9 +18,10 @@
  * template) and the peak device memory in use (sampled after every step:
  * weights + plans + the CUDA context). With --json, one JSON object per
  * line appended to the file (a rerun keeps the rows before): impl
- * (pixserve-bf16, pixserve-fp8), size, batch, s_per_image, peak_gib, text_ms, denoise_ms, vae_ms, step_ms, tokens, vae (the
- * decoder the engine reports: cuda-tf32, cuda-bf16, ...), fused (false
- * under PX_ZIMAGE_CUDA_FUSE=0), gemm_tune (PX_ZIMAGE_CUDA_GEMM_TUNE=1),
+ * (pixserve-bf16, pixserve-fp8), size, batch, s_per_image, peak_gib,
+ * text_ms, denoise_ms, vae_ms, step_ms, tokens, vae (the decoder the
+ * engine reports: cuda-tf32, cuda-bf16, ...), fused (false under
+ * PX_ZIMAGE_CUDA_FUSE=0), gemm_tune (PX_ZIMAGE_CUDA_GEMM_TUNE=1),
  * fp8_fast_accum (fp8 without PX_ZIMAGE_CUDA_FP8_FASTACC=0), residual
  * (the DiT's residual stream as the engine describes it: bf16, fp32 under
  * PX_ZIMAGE_CUDA_RESID=fp32) and
