@@ -155,7 +155,7 @@ static int denoise(const setup *s, px_engine *e, int i, float *traj, uint8_t *rg
     int lh = s->o->h / 8, lw = s->o->w / 8;
     float *feat = malloc(n * (size_t)s->dc.cap_feat_dim * sizeof *feat);
     float *lat = malloc(s->per * sizeof *lat), *v = malloc(s->per * sizeof *v);
-    zi_sampler_noise((uint64_t)s->o->seed + (uint64_t)i, lat, s->per);
+    zi_sampler_noise(NULL, (uint64_t)s->o->seed + (uint64_t)i, lat, s->per);
     if (!feat || !lat || !v) rc = px_errf(err, errlen, PX_ENOMEM, "out of memory");
     if (!rc) rc = zi_cuda_encode(e, ids, (int)n, feat, err, errlen);
     const float *l1[1] = {lat}, *t1[1] = {feat};

@@ -82,7 +82,7 @@ static void bench_size(zi_vae *v, zi_ctx *ctx, int side, int reps)
     size_t n = (size_t)16 * h * h, npx = (size_t)side * side * 3;
     float *lat = malloc(n * sizeof *lat), *out = malloc(npx * sizeof *out);
     char err[512];
-    zi_sampler_noise(1, lat, n);
+    zi_sampler_noise(NULL, 1, lat, n);
     printf("%dx%d: activations %.0f MB; decode ms:", side, side,
            (double)zi_vae_activation_bytes(v, h, h) / 1048576.0);
     fflush(stdout);

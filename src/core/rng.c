@@ -20,13 +20,33 @@ void px_rng_seed(px_rng *r, uint64_t seed, uint64_t stream)
     px_rng_u32(r);
 }
 
+#define PCG_MULT 6364136223846793005ull
+
 uint32_t px_rng_u32(px_rng *r)
 {
     uint64_t old = r->state;
-    r->state = old * 6364136223846793005ull + r->inc;
+    r->state = old * PCG_MULT + r->inc;
     uint32_t xorshifted = (uint32_t)(((old >> 18u) ^ old) >> 27u);
     uint32_t rot = (uint32_t)(old >> 59u);
     return (xorshifted >> rot) | (xorshifted << ((-rot) & 31));
+}
+
+/* The state after k steps is A·state + C, A = m^k and C = inc·(m^(k-1) +
+ * ... + 1): composed by squaring, the step (m, inc) doubling each round,
+ * modulo 2^64 as the generator itself (Brown, "Random number generation
+ * with arbitrary strides", 1994). */
+void px_rng_advance(px_rng *r, uint64_t delta)
+{
+    uint64_t acc_mult = 1, acc_plus = 0, cur_mult = PCG_MULT, cur_plus = r->inc;
+    for (; delta; delta >>= 1) {
+        if (delta & 1) {
+            acc_mult *= cur_mult;
+            acc_plus = acc_plus * cur_mult + cur_plus;
+        }
+        cur_plus = (cur_mult + 1) * cur_plus;
+        cur_mult *= cur_mult;
+    }
+    r->state = acc_mult * r->state + acc_plus;
 }
 
 uint32_t px_rng_below(px_rng *r, uint32_t n)

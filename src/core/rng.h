@@ -21,6 +21,11 @@ void px_rng_seed(px_rng *r, uint64_t seed, uint64_t stream);
 /* Next 32 uniformly distributed bits. */
 uint32_t px_rng_u32(px_rng *r);
 
+/* Moves r `delta` draws ahead, as `delta` calls of px_rng_u32 would, in
+ * O(log delta) steps: a thread can start its share of one stream where
+ * the share begins. */
+void px_rng_advance(px_rng *r, uint64_t delta);
+
 /* Uniform integer in [0, n); n must be > 0. Unbiased (Lemire's method). */
 uint32_t px_rng_below(px_rng *r, uint32_t n);
 

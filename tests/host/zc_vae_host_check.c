@@ -463,7 +463,7 @@ int main(int argc, char **argv)
     int lh = 4, lw = 6, f = 1 << (cfg->nlevels - 1);
     size_t nl = (size_t)cfg->latent_channels * lh * lw, npx = (size_t)lh * f * lw * f * 3;
     float *lat = malloc(nl * sizeof *lat);
-    zi_sampler_noise(7, lat, nl);
+    zi_sampler_noise(NULL, 7, lat, nl);
     uint8_t *img[2][4];
     long passes[2];
     for (int fold = 0; fold < 2; fold++) {

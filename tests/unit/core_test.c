@@ -163,6 +163,30 @@ TEST(t_rng_deterministic_and_uniform)
     for (int i = 0; i < 10; i++) T_NEAR(hist[i], 10000, 500);
 }
 
+/* Advancing k draws lands where k draws do, for k across the bits of
+ * the jump (0, single bits, mixed, past 2^32). */
+TEST(t_rng_advance_matches_draws)
+{
+    const uint64_t ks[] = {0, 1, 2, 3, 7, 1000, 8192, 123457};
+    for (size_t t = 0; t < sizeof ks / sizeof ks[0]; t++) {
+        px_rng a, b;
+        px_rng_seed(&a, 99, 5);
+        b = a;
+        for (uint64_t i = 0; i < ks[t]; i++) px_rng_u32(&a);
+        px_rng_advance(&b, ks[t]);
+        T_EQ_INT((long long)b.state, (long long)a.state);
+        T_EQ_INT(px_rng_u32(&b), px_rng_u32(&a));
+    }
+    /* 2^32 + 5 draws as two jumps against one */
+    px_rng c, d;
+    px_rng_seed(&c, 3, 4);
+    d = c;
+    px_rng_advance(&c, 1ull << 32);
+    px_rng_advance(&c, 5);
+    px_rng_advance(&d, (1ull << 32) + 5);
+    T_EQ_INT((long long)c.state, (long long)d.state);
+}
+
 TEST(t_err_names_and_status)
 {
     T_EQ_STR(px_err_name(PX_ETOOBIG), "too_large");
@@ -197,4 +221,4 @@ TEST(t_env_switches)
 
 TEST_MAIN(t_buf_cap, t_buf_huge_request_refused, t_pool_covers_every_item_once,
           t_pool_nested_and_null, t_pool_copy_segments, t_rng_deterministic_and_uniform,
-          t_err_names_and_status, t_env_switches)
+          t_rng_advance_matches_draws, t_err_names_and_status, t_env_switches)

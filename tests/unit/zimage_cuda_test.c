@@ -209,7 +209,7 @@ TEST(t_vae_bf16_default_near_tf32)
     char err[512] = "";
     size_t nl = (size_t)16 * (g_h / 8) * (g_w / 8);
     float *lat = malloc(nl * sizeof *lat);
-    zi_sampler_noise(11, lat, nl);
+    zi_sampler_noise(NULL, 11, lat, nl);
     px_image img[2];
     memset(img, 0, sizeof img);
     const char *want[2] = {"\"vae\":\"cuda-tf32\"", "\"vae\":\"cuda-bf16\""};

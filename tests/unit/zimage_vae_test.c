@@ -11,6 +11,8 @@
  * from round(255 * reference).
  */
 #include "core/err.h"
+#include "core/pool.h"
+#include "core/rng.h"
 #include "engine/safetensors.h"
 #include "engine/zimage/sampler.h"
 #include "engine/zimage/vae.h"
@@ -183,7 +185,7 @@ TEST(t_shape_errors)
     zi_ctx *ctx;
     T_EQ_INT(zi_ctx_create(NULL, &ctx, err, sizeof err), 0);
     float lat[16 * 3 * 5], a[24 * 40 * 3], b[24 * 40 * 3];
-    zi_sampler_noise(4, lat, 16 * 3 * 5);
+    zi_sampler_noise(NULL, 4, lat, 16 * 3 * 5);
     T_EQ_INT(zi_vae_decode_float(v, ctx, lat, 3, 5, a, err, sizeof err), 0);
     T_EQ_INT(zi_vae_decode_float(v, ctx, lat, 3, 5, b, err, sizeof err), 0);
     T_EQ_MEM(a, b, sizeof a);
@@ -242,10 +244,10 @@ TEST(t_seed_and_noise)
     T_TRUE(r2 >= 0 && r1 != r2);
     size_t n = 1 << 20;
     float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
-    zi_sampler_noise(7, a, n);
-    zi_sampler_noise(7, b, n);
+    zi_sampler_noise(NULL, 7, a, n);
+    zi_sampler_noise(NULL, 7, b, n);
     T_EQ_MEM(a, b, n * sizeof *a);
-    zi_sampler_noise(8, b, n);
+    zi_sampler_noise(NULL, 8, b, n);
     T_TRUE(memcmp(a, b, n * sizeof *a) != 0);
     double s = 0, ss = 0, s4 = 0;
     size_t beyond3 = 0;
@@ -263,9 +265,32 @@ TEST(t_seed_and_noise)
     T_NEAR(var, 1, 0.01);    /* standard error 0.0014 */
     T_NEAR(s4 / n, 3, 0.05); /* normal kurtosis */
     T_NEAR((double)beyond3 / n, 0.0027, 0.0005);
+    /* Over a pool of threads (chunks of 8192 values, each generator moved
+     * to its chunk) the values are the one-thread ones, bit for bit, and
+     * those are the documented stream: Box-Muller over PCG32 pairs in
+     * order, computed here one pair after the other. */
+    px_pool *pool = px_pool_create(4);
+    T_TRUE(pool != NULL);
+    const size_t ns[] = {n, 8192 * 3 + 1, 8193, 8191, 1};
+    for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+        for (size_t i = 0; i < ns[t]; i++) b[i] = NAN;
+        zi_sampler_noise(pool, 7, b, ns[t]);
+        T_EQ_MEM(a, b, ns[t] * sizeof *a);
+    }
+    px_rng r;
+    px_rng_seed(&r, 7, 0x5a494d47u);
+    for (size_t i = 0; i < n; i += 2) {
+        double u1 = ((double)px_rng_u32(&r) + 1.0) / 4294967296.0;
+        double u2 = (double)px_rng_u32(&r) / 4294967296.0;
+        double rad = sqrt(-2.0 * log(u1));
+        b[i] = (float)(rad * cos(6.283185307179586 * u2));
+        b[i + 1] = (float)(rad * sin(6.283185307179586 * u2));
+    }
+    T_EQ_MEM(a, b, n * sizeof *a);
+    px_pool_destroy(pool);
     /* An odd count still fills every value (the last pair's second half dropped). */
     float odd[3] = {NAN, NAN, NAN};
-    zi_sampler_noise(7, odd, 3);
+    zi_sampler_noise(NULL, 7, odd, 3);
     T_TRUE(odd[0] == a[0] && odd[1] == a[1] && odd[2] == a[2]);
     free(a);
     free(b);

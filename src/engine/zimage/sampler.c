@@ -54,17 +54,40 @@ int64_t zi_sampler_resolve_seed(int64_t seed)
     return (int64_t)(r & ((1ull << 53) - 1));
 }
 
-void zi_sampler_noise(uint64_t seed, float *out, size_t n)
+/* Values a chunk of zi_sampler_noise: even, so that a chunk starts on a
+ * pair. One 1024² image's 262,144 values took ~5 ms on one thread (the
+ * logs, sines and cosines in double), on the request's path before its
+ * first step. */
+#define NOISE_CHUNK  8192
+#define NOISE_STREAM 0x5a494d47u /* "ZIMG": the stream of initial latents */
+
+typedef struct noise_job {
+    uint64_t seed;
+    float *out;
+    size_t n;
+} noise_job;
+
+static void noise_range(void *ctx, int begin, int end)
 {
+    const noise_job *j = ctx;
     px_rng r;
-    px_rng_seed(&r, seed, 0x5a494d47u /* "ZIMG": the stream of initial latents */);
+    px_rng_seed(&r, j->seed, NOISE_STREAM);
+    size_t i = (size_t)begin * NOISE_CHUNK, stop = (size_t)end * NOISE_CHUNK;
+    if (stop > j->n) stop = j->n;
+    px_rng_advance(&r, i); /* two draws a pair: value i's pair starts at draw i */
     const double two_pi = 6.283185307179586;
-    for (size_t i = 0; i < n; i += 2) {
+    for (; i < stop; i += 2) {
         /* u1 in (0, 1] so the log is finite. */
         double u1 = ((double)px_rng_u32(&r) + 1.0) / 4294967296.0;
         double u2 = (double)px_rng_u32(&r) / 4294967296.0;
         double rad = sqrt(-2.0 * log(u1));
-        out[i] = (float)(rad * cos(two_pi * u2));
-        if (i + 1 < n) out[i + 1] = (float)(rad * sin(two_pi * u2));
+        j->out[i] = (float)(rad * cos(two_pi * u2));
+        if (i + 1 < j->n) j->out[i + 1] = (float)(rad * sin(two_pi * u2));
     }
+}
+
+void zi_sampler_noise(px_pool *pool, uint64_t seed, float *out, size_t n)
+{
+    noise_job j = {seed, out, n};
+    px_pool_parallel_for(pool, (int)((n + NOISE_CHUNK - 1) / NOISE_CHUNK), 1, noise_range, &j);
 }

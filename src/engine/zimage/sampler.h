@@ -18,6 +18,7 @@
 #ifndef PX_ENGINE_ZIMAGE_SAMPLER_H
 #define PX_ENGINE_ZIMAGE_SAMPLER_H
 
+#include "core/pool.h"
 #include "engine/zimage/zconfig.h"
 
 #include <stddef.h>
@@ -44,7 +45,9 @@ void zi_sampler_cfg(float *out, const float *pos, const float *neg, size_t n, fl
 int64_t zi_sampler_resolve_seed(int64_t seed);
 
 /* n standard normal fp32 values for seed (Box-Muller over PCG32, pairs in
- * order; documented above: not PyTorch's numbers). */
-void zi_sampler_noise(uint64_t seed, float *out, size_t n);
+ * order; documented above: not PyTorch's numbers), split over pool's
+ * threads (NULL: the calling thread) with the same values either way:
+ * each chunk moves its own generator to where its pairs start. */
+void zi_sampler_noise(px_pool *pool, uint64_t seed, float *out, size_t n);
 
 #endif

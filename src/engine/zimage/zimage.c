@@ -380,7 +380,7 @@ static int denoise(const zi_model *m, zi_ctx *ctx, const zi_gen_params *p, gen_s
     if (p->latents)
         memcpy(g->lat, p->latents, n * sizeof *g->lat);
     else
-        zi_sampler_noise((uint64_t)st->seed, g->lat, n);
+        zi_sampler_noise(m->pool, (uint64_t)st->seed, g->lat, n);
     for (int i = 0; i < p->steps; i++) {
         if (p->cancel && atomic_load(p->cancel))
             return px_errf(err, errlen, PX_ECANCELED, "cancelled before step %d of %d", i + 1,
