@@ -55,7 +55,7 @@ int64_t zi_sampler_resolve_seed(int64_t seed)
 }
 
 /* Values a chunk of zi_sampler_noise: even, so that a chunk starts on a
- * pair. One 1024² image's 262,144 values took ~5 ms on one thread (the
+ * pair. One 1024² image's 262,144 values took ~4 ms on one thread (the
  * logs, sines and cosines in double), on the request's path before its
  * first step. */
 #define NOISE_CHUNK  8192
