@@ -21,10 +21,18 @@ cudaError_t cudaFree(void *p)
     return cudaSuccess;
 }
 
+/* Called after every copy; a check that tracks what its buffers hold
+ * (zc_vae_host_check.c: each one's element type) defines its own. */
+__attribute__((weak)) void fake_copied(void *d, const void *s, size_t n)
+{
+    (void)d, (void)s, (void)n;
+}
+
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, enum cudaMemcpyKind k)
 {
     (void)k;
     memmove(d, s, n);
+    fake_copied(d, s, n);
     return cudaSuccess;
 }
 

@@ -17,13 +17,15 @@
  *   - PX_ZIMAGE_CUDA_VAE=fp32 gives the same image (stand-ins ignore TF32);
  *   - the bf16 up path (=bf16): every read of the right type, an image that
  *     differs from the tf32 one (the path is taken) by a PSNR >= 30 dB;
+ *     its mid attention on bf16 operands (attn_bf16), the others' in fp32;
  *   - the default is the bf16 up path (the same bytes); an unknown value is
  *     refused;
  *   - each decode runs the convolutions its plan built, in that order, none
  *     of them (nor an upsample or a conversion) in place;
  *   - all of it with the ResNet blocks' biases folded into other passes
  *     (the default) and not (PX_ZIMAGE_CUDA_FUSE=0, zc_wide_kernels):
- *     folded, under half the bias passes, and the folded images against
+ *     (an upsampler's bias too, through the next block's shortcut or
+ *     residual) folded, under half the bias passes, and the folded images against
  *     the unfolded ones within 1 level with fp32 activations, PSNR >= 45
  *     dB with bf16 ones.
  * tests/host/zc_vae_host_check.sh builds and runs it.
@@ -40,6 +42,7 @@
 #include "image/image.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +84,17 @@ static void wrote(const void *p, int bf)
             return;
         }
     if (g_ntag < TAGS) g_tag[g_ntag].p = p, g_tag[g_ntag++].bf = bf;
+}
+
+/* A device-to-device copy gives d the type s holds (cuda_fakes.c). */
+void fake_copied(void *d, const void *s, size_t n)
+{
+    (void)n;
+    for (int i = 0; i < g_ntag; i++)
+        if (g_tag[i].p == s) {
+            wrote(d, g_tag[i].bf);
+            return;
+        }
 }
 
 static void need(const void *p, int bf, const char *what)
@@ -216,7 +230,8 @@ void px_cuda_prof_free(px_cuda_prof *pf)
 
 /* ------------------------------------------------------------- kernels */
 
-static long g_bias; /* bias passes (zc_bias_add in place) */
+static long g_bias;   /* bias passes (zc_bias_add in place) */
+static long g_soft16; /* bf16 softmax calls: the bf16 attention ran */
 
 /* zkernels.h's switch, read on every call here (the check turns it off
  * between decoders; the real one reads it once). */
@@ -333,25 +348,38 @@ int zc_softmax_rows(zc_stream s, float *x, int rows, int n, float scale)
     return 0;
 }
 
-/* The mid attention's GEMMs (fp32 in every decoder). */
+/* The softmax of the bf16 attention (the bf16 decoder's): probabilities
+ * as bf16 values into y. */
+int zc_vae_softmax_bf16(zc_stream s, float *x, int rows, int n, float scale, void *y)
+{
+    need(x, 0, "the bf16 softmax");
+    zc_softmax_rows(s, x, rows, n, scale);
+    for (size_t i = 0; i < (size_t)rows * n; i++) stv(y, 1, i, x[i]);
+    wrote(y, 1);
+    g_soft16++;
+    return 0;
+}
+
+/* The mid attention's GEMMs: fp32 (f32_in), or bf16 operands (the bf16
+ * decoder's) with an fp32 or bf16 result. */
 int zc_gemm_run(zc_gemm *g, const zc_gemm_args *a, char *err, size_t errlen)
 {
     (void)g;
-    if (!a->f32_in || a->yt != ZC_F32)
-        return px_errf(err, errlen, PX_EINVAL, "the VAE's GEMMs are fp32");
-    need(a->x, 0, "a GEMM");
-    const float *x = a->x, *w = a->w;
-    float *y = a->y;
+    int bf = !a->f32_in, ybf = a->yt == ZC_BF16;
+    if (a->f32_in && ybf) return px_errf(err, errlen, PX_EINVAL, "fp32 operands, a bf16 result");
+    need(a->x, bf, "a GEMM's input");
+    need(a->w, bf, "a GEMM's weight");
+    if (a->accumulate) need(a->y, ybf, "an accumulating GEMM");
     for (int m = 0; m < a->M; m++)
         for (int n = 0; n < a->N; n++) {
             double acc = a->bias ? a->bias[n] : 0;
             for (int k = 0; k < a->K; k++)
-                acc += (double)x[(size_t)m * a->ldx + k] *
-                       (a->w_kn ? w[(size_t)k * a->N + n] : w[(size_t)n * a->K + k]);
-            float *o = y + (size_t)m * a->ldy + n;
-            *o = (float)acc + (a->accumulate ? *o : 0.0f);
+                acc += (double)ldv(a->x, bf, (size_t)m * a->ldx + k) *
+                       ldv(a->w, bf, a->w_kn ? (size_t)k * a->N + n : (size_t)n * a->K + k);
+            size_t o = (size_t)m * a->ldy + n;
+            stv(a->y, ybf, o, (float)acc + (a->accumulate ? ldv(a->y, ybf, o) : 0.0f));
         }
-    wrote(a->y, 0);
+    wrote(a->y, ybf);
     return 0;
 }
 
@@ -373,14 +401,18 @@ static void decode(const zi_weights *vw, const zi_vae_config *cfg, const char *m
     int rc = zc_vae_create(&ctx, NULL, vw, cfg, &v, err, sizeof err);
     unsetenv("PX_ZIMAGE_CUDA_VAE");
     CHECK(!rc, "create (%s): %s", mode ? mode : "default", err);
-    g_ntag = 0, g_built = g_ran = 0;
+    g_ntag = 0, g_built = g_ran = g_soft16 = 0;
     for (int rep = 0; !rc && rep < 2; rep++) {
         rc = zc_vae_decode(v, lat, lh, lw, rgb, err, sizeof err);
         CHECK(!rc, "decode %d (%s): %s", rep, mode ? mode : "default", err);
     }
-    printf("  %-7s decoder %s: %ld convolutions built, %ld run in two decodes\n",
-           mode ? mode : "default", v ? zc_vae_precision(v) : "?", g_built, g_ran);
+    bool bf = v && !strcmp(zc_vae_precision(v), "bf16");
+    printf("  %-7s decoder %s: %ld convolutions built, %ld run in two decodes; attention %s\n",
+           mode ? mode : "default", v ? zc_vae_precision(v) : "?", g_built, g_ran,
+           g_soft16 ? "bf16" : "fp32");
     CHECK(g_built > 0 && g_ran == 2 * g_built, "built %ld, ran %ld", g_built, g_ran);
+    CHECK(bf == (g_soft16 > 0), "the %s decoder ran the %s attention", bf ? "bf16" : "fp32",
+          g_soft16 ? "bf16" : "fp32");
     zc_vae_free(v);
 }
 

@@ -228,7 +228,7 @@ TEST(t_fused_kernels_match)
         if (rc) px_tfail(__FILE__, __LINE__, "kernels check: %s", err);
         printf("  rows %d x %d: residual+norm differs in %ld x, %ld y; SwiGLU in %ld; q/k "
                "norm + RoPE: %ld within a bf16 step of their pair, %ld more; VAE "
-               "GroupNorm/bias/upsample "
+               "GroupNorm/bias/upsample/softmax "
                "in %ld; wide vs per-value residual+norm: %ld within a rounding, %ld more; "
                "fused fp8 outputs vs quantized bf16: %ld bytes\n",
                c->rows, c->n, c->x_diff, c->y_diff, c->swiglu_diff, c->qk_near, c->qk_far,

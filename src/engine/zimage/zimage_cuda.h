@@ -77,7 +77,9 @@ int zi_cuda_fp8_gemm_check(zi_cuda_fp8_case *c, char *err, size_t errlen);
  * values from seed, and the VAE's 16-byte zc_gn_apply, zc_bias_add and
  * zc_upsample2 against their per-value paths in fp32 and bf16, bf16
  * GroupNorm statistics against fp32 ones and zc_vae_convert against the
- * host's rounding (at most 16,384 x 512 values, rows >= 4: vae_diff). The residual is compared with
+ * host's rounding, and the mid attention's bf16 softmax against the fp32
+ * one rounded (within a bf16 step; at most 16,384 x 512 values, rows >= 4:
+ * vae_diff). The residual is compared with
  * and without gate and modulation, these as the DiT passes them (rows of a 4n-wide buffer); the
  * fused residual + norm also through its wide (16-byte) and per-value kernels (row_far: x apart by
  * more than 1e-5 · (1 + |x|) or y by more than one bf16 step; row_near: apart by less). Returns 0

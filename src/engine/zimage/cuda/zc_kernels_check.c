@@ -11,7 +11,8 @@
  * GroupNorm, bias and upsample kernels (ninth session) against their
  * per-value ones, to the bit, in fp32 and bf16. The fp8 copies the fused
  * residual + norm and SwiGLU write for fp8 GEMMs (thirteenth session)
- * against the bf16 output quantized after, to the bit.
+ * against the bf16 output quantized after, to the bit. The VAE's bf16
+ * softmax against the fp32 one rounded (thirty-third session).
  *
  * Written 2026-12-05 (eighth to tenth sessions); passed on H100s (tenth).
  */
@@ -543,14 +544,55 @@ fail:
     return rc;
 }
 
+/* The mid attention's bf16 softmax (zc_vae_softmax_bf16) against the fp32
+ * one rounded here, on rows of n scores: rows of n % 4 == 0 (one read into
+ * registers; its sums add in another order, so a probability may be the
+ * next bf16 value, never further) and others (the fp32 kernel and a
+ * conversion: to the bit). Differences into *diff. */
+static int vae_softmax(int rows, int n, uint32_t *s, long *diff, char *err, size_t errlen)
+{
+    int rc = 0;
+    size_t cnt = (size_t)rows * n;
+    float *h = malloc(cnt * 4), *d = NULL;
+    uint16_t *a = malloc(cnt * 2), *dy = NULL;
+    if (!h || !a) {
+        rc = px_errf(err, errlen, PX_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (size_t k = 0; k < cnt; k++) h[k] = rnd(s) * 20.0f;
+    PX_CUDA_CHECK(cudaMalloc((void **)&d, cnt * 4));
+    PX_CUDA_CHECK(cudaMalloc((void **)&dy, cnt * 2));
+    PX_CUDA_CHECK(cudaMemcpy(d, h, cnt * 4, cudaMemcpyHostToDevice));
+    PX_CUDA_LAUNCH_CHECK(zc_vae_softmax_bf16(NULL, d, rows, n, 0.3f, dy));
+    PX_CUDA_CHECK(cudaMemcpy(d, h, cnt * 4, cudaMemcpyHostToDevice));
+    PX_CUDA_LAUNCH_CHECK(zc_softmax_rows(NULL, d, rows, n, 0.3f));
+    PX_CUDA_CHECK(cudaMemcpy(a, dy, cnt * 2, cudaMemcpyDeviceToHost));
+    PX_CUDA_CHECK(cudaMemcpy(h, d, cnt * 4, cudaMemcpyDeviceToHost));
+    for (size_t k = 0; k < cnt; k++) {
+        int want = zi_f32_to_bf16(h[k]), got = a[k]; /* probabilities: >= 0, bits ordered */
+        *diff += n % 4 ? got != want : abs(got - want) > 1;
+    }
+fail:
+    if (d) cudaFree(d);
+    if (dy) cudaFree(dy);
+    free(h);
+    free(a);
+    return rc;
+}
+
 /* Both element types; at most 16,384 x 512 values, at least 4 rows (the
- * upsample's image is rows / 4 pixels high). */
+ * upsample's image is rows / 4 pixels high); the bf16 softmax at the
+ * longest row it reads at once, a short one and one of n % 4 != 0. */
 static int vae(zi_cuda_kernels_case *c, char *err, size_t errlen)
 {
     c->vae_diff = 0;
     if (c->rows < 4) return 0;
+    uint32_t s = c->seed ^ 0x165667b1u;
     int rc = vae_type(c, 0, err, errlen);
-    return rc ? rc : vae_type(c, 1, err, errlen);
+    if (!rc) rc = vae_type(c, 1, err, errlen);
+    if (!rc) rc = vae_softmax(4, 16384, &s, &c->vae_diff, err, errlen);
+    if (!rc) rc = vae_softmax(8, 1000, &s, &c->vae_diff, err, errlen);
+    return rc ? rc : vae_softmax(3, 4093, &s, &c->vae_diff, err, errlen);
 }
 
 int zi_cuda_kernels_check(zi_cuda_kernels_case *c, char *err, size_t errlen)

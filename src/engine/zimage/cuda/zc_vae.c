@@ -17,7 +17,9 @@
  * By default (PX_ZIMAGE_CUDA_VAE=bf16) the up blocks run on bf16
  * activations and weights (walk says where the types change): 64 -> 46 ms
  * at 1024² on an H100, and its gate against the TF32 decoder passed
- * (docs/benchmarks/zimage-cuda.md). PX_ZIMAGE_CUDA_VAE=tf32 keeps fp32
+ * (docs/benchmarks/zimage-cuda.md). The mid attention's GEMMs then take
+ * bf16 operands too, with fp32 scores and a softmax that reads them once
+ * (attn_bf16; thirty-third session). PX_ZIMAGE_CUDA_VAE=tf32 keeps fp32
  * activations with TF32 math (the default before), =fp32 FMA math. The
  * kernels are zvae_kernels.h's, for either type.
  *
@@ -71,6 +73,7 @@ typedef struct vres {
     vnorm n1, n2;
     vconv c1, c2, sc;
     float *b2;
+    const float *pb; /* folded: the bias the input still lacks (fold_upc_bias), or NULL */
     bool has_sc;
 } vres;
 
@@ -82,6 +85,7 @@ struct zc_vae {
     vres mid[2], *up;
     vnorm attn_norm, norm_out;
     float *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo;
+    void *w16[3]; /* bf16 copies of wq, wk, wv for the bf16 attention (up_bf) */
     px_cuda_algos *algos;
     px_cuda_prec prec; /* the fp32 convolutions' math: TF32 or FP32 (FMA) */
     bool up_bf;        /* PX_ZIMAGE_CUDA_VAE=bf16: the up path in bf16 (see walk) */
@@ -91,7 +95,8 @@ struct zc_vae {
     int lh, lw, chunk;
     size_t act;
     void *buf[3]; /* activations: fp32 sizes, bf16 in the bf16 up path */
-    float *q, *k, *v, *sc, *stats;
+    float *q, *k, *v, *sc, *stats; /* q, k, v hold bf16 in the bf16 attention */
+    void *p16;                     /* the bf16 attention's probabilities, chunk x hw */
     double *part;
     void *ws;
     uint8_t *rgb;
@@ -213,6 +218,39 @@ static int up_res(zc_vae *v, const zi_weights *w, const char *p, int cin, int co
     return v->fold ? bias_sum(v, w, n[3], n[4], r, cout, err, errlen) : 0;
 }
 
+/* Folded, an upsampler's convolution adds no bias either: the ResNet
+ * block after it (r, whose first convolution's input is that output)
+ * takes it as a pending bias in norm1 (r->pb) and on the residual's way:
+ * in b2 as it is, or through the 1x1 shortcut as W_sc·b (no padding, so a
+ * constant per channel). One pass over the largest activations fewer a
+ * level. upc: the upsampler's prefix, sc: r's shortcut's. */
+static int fold_upc_bias(const zi_weights *w, const char *upc, const char *sc, const vconv *cu,
+                         vres *r, char *err, size_t errlen)
+{
+    int rc = 0, cin = r->c1.cin, cout = r->c1.cout;
+    char name[240];
+    snprintf(name, sizeof name, "%s.bias", upc);
+    const float *b = zi_weights_find(w, name)->data; /* up_conv checked it: cin F32 */
+    float *h = px_xmalloc((size_t)cout * sizeof *h);
+    PX_CUDA_CHECK(cudaMemcpy(h, r->b2, (size_t)cout * sizeof *h, cudaMemcpyDeviceToHost));
+    if (r->has_sc) {
+        snprintf(name, sizeof name, "%s.weight", sc);
+        const float *ws = zi_weights_find(w, name)->data; /* [cout, cin, 1, 1] */
+        for (int o = 0; o < cout; o++) {
+            double d = 0;
+            for (int i = 0; i < cin; i++) d += (double)ws[(size_t)o * cin + i] * b[i];
+            h[o] += (float)d;
+        }
+    } else {
+        for (int c = 0; c < cout; c++) h[c] += b[c];
+    }
+    PX_CUDA_CHECK(cudaMemcpy(r->b2, h, (size_t)cout * sizeof *h, cudaMemcpyHostToDevice));
+    r->pb = cu->b;
+fail:
+    free(h);
+    return rc;
+}
+
 static int up_attn(zc_vae *v, const zi_weights *w, int C, char *err, size_t errlen)
 {
     const char *at = "decoder.mid_block.attentions.0";
@@ -227,7 +265,15 @@ static int up_attn(zc_vae *v, const zi_weights *w, int C, char *err, size_t errl
         snprintf(b, sizeof b, "%s.%s.bias", at, proj[i]);
         if (!(rc = up_f32(v, w, a, (size_t)C * C, ws[i], err, errlen)))
             rc = up_f32(v, w, b, (size_t)C, bs[i], err, errlen);
+        if (!rc && v->up_bf && i < 3) {
+            PX_CUDA_CHECK(cudaMalloc(&v->w16[i], (size_t)C * C * 2));
+            PX_CUDA_LAUNCH_CHECK(
+                zc_vae_convert(v->ctx->stream, *ws[i], 0, v->w16[i], 1, (size_t)C * C));
+            PX_CUDA_CHECK(cudaStreamSynchronize(v->ctx->stream));
+            v->weight_bytes += (size_t)C * C * 2;
+        }
     }
+fail:
     return rc;
 }
 
@@ -252,6 +298,13 @@ static int up_all(zc_vae *v, const zi_weights *w, char *err, size_t errlen)
             snprintf(p, sizeof p, "decoder.up_blocks.%d.resnets.%d", i, j);
             if ((rc = up_res(v, w, p, cin, cout, v->up_bf, &v->up[i * per + j], err, errlen)))
                 return rc;
+            if (v->fold && i > 0 && j == 0) {
+                char u[200], sc[220];
+                snprintf(u, sizeof u, "decoder.up_blocks.%d.upsamplers.0.conv", i - 1);
+                snprintf(sc, sizeof sc, "%s.conv_shortcut", p);
+                if ((rc = fold_upc_bias(w, u, sc, &v->upc[i - 1], &v->up[i * per], err, errlen)))
+                    return rc;
+            }
             cin = cout;
         }
         if (i < L - 1) {
@@ -318,13 +371,13 @@ static void plan_free(zc_vae *v)
 {
     for (int i = 0; i < v->nops; i++) px_cuda_conv_free(&v->ops[i]);
     v->nops = 0;
-    void *p[10] = {v->buf[0], v->buf[1], v->buf[2], v->q, v->k, v->v, v->sc, v->stats, v->part,
-                   v->ws};
-    for (int i = 0; i < 10; i++)
+    void *p[11] = {v->buf[0], v->buf[1], v->buf[2], v->q,  v->k,  v->v,
+                   v->sc,     v->stats,  v->part,   v->ws, v->p16};
+    for (int i = 0; i < 11; i++)
         if (p[i]) cudaFree(p[i]);
     if (v->rgb) cudaFree(v->rgb);
     v->buf[0] = v->buf[1] = v->buf[2] = v->q = v->k = v->v = v->sc = v->stats = NULL;
-    v->part = NULL, v->ws = NULL, v->rgb = NULL;
+    v->part = NULL, v->ws = NULL, v->rgb = NULL, v->p16 = NULL;
     v->lh = v->lw = 0;
 }
 
@@ -339,8 +392,9 @@ void zc_vae_free(zc_vae *v)
     for (int i = 0; v->up && i < v->cfg.nlevels * per; i++) vres_free(&v->up[i]);
     free(v->up);
     vnorm_free(&v->attn_norm), vnorm_free(&v->norm_out);
-    float *a[8] = {v->wq, v->wk, v->wv, v->wo, v->bq, v->bk, v->bv, v->bo};
-    for (int i = 0; i < 8; i++)
+    void *a[11] = {v->wq, v->wk, v->wv,     v->wo,     v->bq,    v->bk,
+                   v->bv, v->bo, v->w16[0], v->w16[1], v->w16[2]};
+    for (int i = 0; i < 11; i++)
         if (a[i]) cudaFree(a[i]);
     px_cuda_algos_destroy(v->algos);
     free(v);
@@ -370,7 +424,7 @@ static size_t act_floats(const zi_vae_config *c, int lh, int lw)
 size_t zc_vae_bytes(const zi_vae_config *c, int lh, int lw)
 {
     size_t hw = (size_t)lh * lw, C = (size_t)c->block_out[c->nlevels - 1];
-    return 3 * act_floats(c, lh, lw) * 4 + 3 * hw * C * 4 + SCORE_BYTES + WS_LIMIT;
+    return 3 * act_floats(c, lh, lw) * 4 + 3 * hw * C * 4 + SCORE_BYTES * 3 / 2 + WS_LIMIT;
 }
 
 static int plan_make(zc_vae *v, int lh, int lw, char *err, size_t errlen)
@@ -392,6 +446,7 @@ static int plan_make(zc_vae *v, int lh, int lw, char *err, size_t errlen)
     PX_CUDA_CHECK(cudaMalloc((void **)&v->k, hw * C * 4));
     PX_CUDA_CHECK(cudaMalloc((void **)&v->v, hw * C * 4));
     PX_CUDA_CHECK(cudaMalloc((void **)&v->sc, (size_t)v->chunk * hw * 4));
+    if (v->up_bf) PX_CUDA_CHECK(cudaMalloc(&v->p16, (size_t)v->chunk * hw * 2));
     PX_CUDA_CHECK(cudaMalloc((void **)&v->stats, 2 * (size_t)c->groups * 4));
     PX_CUDA_CHECK(cudaMalloc((void **)&v->part, (size_t)GN_PAIRS * 2 * sizeof(double)));
     PX_CUDA_CHECK(cudaMalloc(&v->ws, WS_LIMIT));
@@ -467,9 +522,10 @@ static int gn(vpass *ps, const vnorm *nm, const void *x, const float *xb, int C,
     cudaStream_t s = ps->v->ctx->stream;
     PX_CUDA_LAUNCH_CHECK(
         zc_gn_stats(s, x, xb, ps->bf, hw, C, G, ps->v->cfg.eps, GN_PAIRS, ps->v->part, ps->v->stats));
+    vmark(ps, "vae GroupNorm statistics");
     PX_CUDA_LAUNCH_CHECK(
         zc_gn_apply(s, x, xb, ps->bf, hw, C, G, ps->v->stats, nm->g, nm->b, silu, y));
-    vmark(ps, "vae GroupNorm(+SiLU)");
+    vmark(ps, "vae GroupNorm apply(+SiLU)");
 fail:
     return rc;
 }
@@ -483,7 +539,7 @@ static int resnet(vpass *ps, const vres *r, int *xi)
     int a = (*xi + 1) % 3, b = (*xi + 2) % 3, rc;
     void *X = v->buf[*xi], *A = v->buf[a], *B = v->buf[b];
     bool fold = v->fold;
-    if ((rc = gn(ps, &r->n1, X, NULL, r->c1.cin, 1, A)) ||
+    if ((rc = gn(ps, &r->n1, X, fold ? r->pb : NULL, r->c1.cin, 1, A)) ||
         (rc = conv(ps, &r->c1, A, B, false, fold ? NULL : r->c1.b)) ||
         (rc = gn(ps, &r->n2, B, fold ? r->c1.b : NULL, r->c1.cout, 1, A)))
         return rc;
@@ -519,6 +575,87 @@ static int lin(zc_vae *v, const float *x, int M, int K, const float *w, int N, c
     return zc_gemm_run(v->gemm, &g, err, errlen);
 }
 
+/* A = softmax(q·kᵀ/√C)·v from A = GroupNorm(x), fp32 GEMMs (TF32 or FMA,
+ * the convolutions' math) a chunk of queries at a time. */
+static int attn_f32(vpass *ps, float *A, int hw, int C)
+{
+    zc_vae *v = ps->v;
+    char *err = ps->err;
+    size_t errlen = ps->errlen;
+    int rc = 0;
+    if ((rc = lin(v, A, hw, C, v->wq, C, v->bq, v->q, 0, 0, err, errlen)) ||
+        (rc = lin(v, A, hw, C, v->wk, C, v->bk, v->k, 0, 0, err, errlen)) ||
+        (rc = lin(v, A, hw, C, v->wv, C, v->bv, v->v, 0, 0, err, errlen)))
+        return rc;
+    for (int q0 = 0; q0 < hw; q0 += v->chunk) {
+        int m = hw - q0 < v->chunk ? hw - q0 : v->chunk;
+        if ((rc = lin(v, v->q + (size_t)q0 * C, m, C, v->k, hw, NULL, v->sc, 0, 0, err, errlen)))
+            return rc;
+        PX_CUDA_LAUNCH_CHECK(zc_softmax_rows(v->ctx->stream, v->sc, m, hw, 1.0f / sqrtf((float)C)));
+        if ((rc = lin(v, v->sc, m, hw, v->v, C, NULL, A + (size_t)q0 * C, 0, 1, err, errlen)))
+            return rc;
+    }
+fail:
+    return rc;
+}
+
+/* attn_f32's result with bf16 operands (A, q, k, v, the probabilities)
+ * and fp32 accumulation and scores, as a bf16 PyTorch VAE's fused
+ * attention runs it: at 1024² (16,384 positions) the fp32 GEMMs and a
+ * softmax that passes over the 1 GB of scores five times were ~3.7 ms of
+ * a ~30 ms decode (H100 profile, 2026-12-07). scratch: hw x C bf16. */
+static int attn_bf16(vpass *ps, float *A, void *scratch, int hw, int C)
+{
+    zc_vae *v = ps->v;
+    char *err = ps->err;
+    size_t errlen = ps->errlen;
+    cudaStream_t s = v->ctx->stream;
+    int rc = 0;
+    PX_CUDA_LAUNCH_CHECK(zc_vae_convert(s, A, 0, scratch, 1, (size_t)hw * C));
+    void *out[3] = {v->q, v->k, v->v};
+    const float *bias[3] = {v->bq, v->bk, v->bv};
+    for (int i = 0; i < 3 && !rc; i++) {
+        zc_gemm_args g = {.x = scratch,
+                          .ldx = C,
+                          .M = hw,
+                          .K = C,
+                          .w = v->w16[i],
+                          .N = C,
+                          .bias = bias[i],
+                          .y = out[i],
+                          .ldy = C,
+                          .yt = ZC_BF16};
+        rc = zc_gemm_run(v->gemm, &g, err, errlen);
+    }
+    for (int q0 = 0; q0 < hw && !rc; q0 += v->chunk) {
+        int m = hw - q0 < v->chunk ? hw - q0 : v->chunk;
+        zc_gemm_args sc = {.x = (const uint16_t *)(const void *)v->q + (size_t)q0 * C,
+                           .ldx = C,
+                           .M = m,
+                           .K = C,
+                           .w = v->k,
+                           .N = hw,
+                           .y = v->sc,
+                           .ldy = hw,
+                           .yt = ZC_F32};
+        zc_gemm_args pv = {.x = v->p16,
+                           .ldx = hw,
+                           .M = m,
+                           .K = hw,
+                           .w = v->v,
+                           .N = C,
+                           .w_kn = 1,
+                           .y = A + (size_t)q0 * C,
+                           .ldy = C,
+                           .yt = ZC_F32};
+        if ((rc = zc_gemm_run(v->gemm, &sc, err, errlen))) break;
+        PX_CUDA_LAUNCH_CHECK(zc_vae_softmax_bf16(s, v->sc, m, hw, 1.0f / sqrtf((float)C), v->p16));
+        rc = zc_gemm_run(v->gemm, &pv, err, errlen);
+    }
+fail:
+    return rc;
+}
+
 /* x + out(softmax(q·kᵀ/√C)·v) over every position, one head of C. */
 static int attention(vpass *ps, int *xi)
 {
@@ -530,19 +667,9 @@ static int attention(vpass *ps, int *xi)
     float *X = v->buf[*xi], *A = v->buf[a], *B = v->buf[b]; /* the fp32 mid block */
     if (ps->build) return 0;
     cudaStream_t s = v->ctx->stream;
-    if ((rc = gn(ps, &v->attn_norm, X, NULL, C, 0, A))) return rc;
-    if ((rc = lin(v, A, hw, C, v->wq, C, v->bq, v->q, 0, 0, err, errlen)) ||
-        (rc = lin(v, A, hw, C, v->wk, C, v->bk, v->k, 0, 0, err, errlen)) ||
-        (rc = lin(v, A, hw, C, v->wv, C, v->bv, v->v, 0, 0, err, errlen)))
+    if ((rc = gn(ps, &v->attn_norm, X, NULL, C, 0, A)) ||
+        (rc = v->up_bf ? attn_bf16(ps, A, B, hw, C) : attn_f32(ps, A, hw, C)))
         return rc;
-    for (int q0 = 0; q0 < hw; q0 += v->chunk) {
-        int m = hw - q0 < v->chunk ? hw - q0 : v->chunk;
-        if ((rc = lin(v, v->q + (size_t)q0 * C, m, C, v->k, hw, NULL, v->sc, 0, 0, err, errlen)))
-            return rc;
-        PX_CUDA_LAUNCH_CHECK(zc_softmax_rows(s, v->sc, m, hw, 1.0f / sqrtf((float)C)));
-        if ((rc = lin(v, v->sc, m, hw, v->v, C, NULL, A + (size_t)q0 * C, 0, 1, err, errlen)))
-            return rc;
-    }
     PX_CUDA_CHECK(cudaMemcpyAsync(B, X, (size_t)hw * C * 4, cudaMemcpyDeviceToDevice, s));
     if ((rc = lin(v, A, hw, C, v->wo, C, v->bo, B, 1, 0, err, errlen))) return rc;
     vmark(ps, "vae mid attention");
@@ -600,7 +727,9 @@ static int walk(vpass *ps, const float *lat)
                     zc_upsample2(s, v->buf[xi], ps->bf, ps->h, ps->w, C, v->buf[a]));
             vmark(ps, "vae upsample");
             ps->h *= 2, ps->w *= 2;
-            if ((rc = conv(ps, &v->upc[i], v->buf[a], v->buf[b], false, v->upc[i].b))) return rc;
+            if ((rc = conv(ps, &v->upc[i], v->buf[a], v->buf[b], false,
+                           v->fold ? NULL : v->upc[i].b)))
+                return rc;
             xi = b;
         }
     }

@@ -15,6 +15,8 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 namespace {
 
@@ -142,6 +144,7 @@ __device__ __forceinline__ float gn1v(float x, float mean, float rstd, float gam
                                       int silu)
 {
     float v = (x - mean) * rstd * gamma + beta;
+    if (silu == 2) return __fdividef(v, 1.0f + __expf(-v)); /* zc_gn_apply says when */
     return silu ? v / (1.0f + expf(-v)) : v;
 }
 
@@ -278,6 +281,62 @@ __global__ void k_vae_out(const float *x, size_t n, uint8_t *rgb8)
     rgb8[i] = (uint8_t)lrintf(v * 255.0f);
 }
 
+/* The mid attention's row softmax with its probabilities in bf16: a row
+ * of n = 4·SV·SOFT_T scores or fewer a block, read once into registers
+ * (V float4 a thread), written once as bf16: at 1024² the scores are 1 GB,
+ * which zc_softmax_rows reads three times and writes twice. Its sums add
+ * in another order than that kernel's, so a probability may round to the
+ * next bf16 value (zc_kernels_check.c allows one step, no more). */
+const int SOFT_T = 256;
+
+__device__ float block_red(float v, float *sh, bool max)
+{
+    for (int o = 16; o > 0; o >>= 1) {
+        float u = __shfl_xor_sync(0xffffffffu, v, o);
+        v = max ? fmaxf(v, u) : v + u;
+    }
+    __syncthreads(); /* sh may still be read by the previous call */
+    if (threadIdx.x % 32 == 0) sh[threadIdx.x / 32] = v;
+    __syncthreads();
+    float t = sh[0];
+    for (int i = 1; i < SOFT_T / 32; i++) t = max ? fmaxf(t, sh[i]) : t + sh[i];
+    return t;
+}
+
+template <int V>
+__global__ void __launch_bounds__(SOFT_T)
+    k_softmax_bf16(const float4 *x, int n4, float scale, uint2 *y)
+{
+    __shared__ float sh[SOFT_T / 32];
+    const float4 *r = x + (size_t)blockIdx.x * n4;
+    float4 v[V];
+    float m = -INFINITY, sum = 0.0f;
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+        int i = threadIdx.x + k * SOFT_T;
+        v[k] = i < n4 ? r[i] : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+        m = fmaxf(m, fmaxf(fmaxf(v[k].x, v[k].y), fmaxf(v[k].z, v[k].w)) * scale);
+    }
+    m = block_red(m, sh, true);
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+        v[k].x = expf(v[k].x * scale - m), v[k].y = expf(v[k].y * scale - m);
+        v[k].z = expf(v[k].z * scale - m), v[k].w = expf(v[k].w * scale - m);
+        sum += (v[k].x + v[k].y) + (v[k].z + v[k].w);
+    }
+    float inv = 1.0f / block_red(sum, sh, false);
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+        int i = threadIdx.x + k * SOFT_T;
+        if (i >= n4) break;
+        __nv_bfloat162 a = __floats2bfloat162_rn(v[k].x * inv, v[k].y * inv);
+        __nv_bfloat162 b = __floats2bfloat162_rn(v[k].z * inv, v[k].w * inv);
+        uint2 o;
+        memcpy(&o.x, &a, 4), memcpy(&o.y, &b, 4);
+        y[(size_t)blockIdx.x * n4 + i] = o;
+    }
+}
+
 template <typename A, typename B> __global__ void k_convert(const A *x, B *y, size_t n)
 {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
@@ -304,8 +363,16 @@ int zc_gn_stats(zc_stream s, const void *x, const float *xb, int bf, int hw, int
     if (C > 1024 || C < 1 || part_pairs < C || C % G) return (int)cudaErrorInvalidValue;
     int cap = part_pairs / C, CV = C / 8, nslice;
     if (zc_wide_kernels() && C % 8 == 0 && 256 % CV == 0 && !((uintptr_t)x % 16)) {
-        /* ~16 pixels a thread */
-        int per = 16 * (256 / CV);
+        /* ~48 pixels a thread: at 16 a 1024² map left 4,096 slices of
+         * partials for k_gn_final's 32 blocks to read; at 48 the statistics
+         * took 3.0 ms of a 1024² decode instead of 3.9 (H100, thirty-third
+         * session). PX_ZIMAGE_CUDA_GN_PPT sets it (1-256) for measuring. */
+        static int ppt = -1;
+        if (ppt < 0) {
+            const char *e = getenv("PX_ZIMAGE_CUDA_GN_PPT");
+            ppt = e && atoi(e) > 0 && atoi(e) <= 256 ? atoi(e) : 48;
+        }
+        int per = ppt * (256 / CV);
         if ((hw + per - 1) / per > cap) per = (hw + cap - 1) / cap;
         nslice = (hw + per - 1) / per;
         if (bf)
@@ -340,6 +407,17 @@ int zc_gn_apply(zc_stream s, const void *x, const float *xb, int bf, int hw, int
     size_t n = (size_t)hw * C;
     int V = bf ? 8 : 4, cpg = C / G;
     if (!n) return 0;
+    /* SiLU from the fast exp and division (gn1v's silu == 2) where the
+     * output is bf16: their error (a few fp32 ulps) is far under bf16's
+     * rounding (2^-9), and the apply was bound by its instructions: 3.49 ->
+     * 2.93 ms of a 1024² decode on an H100 (thirty-third session).
+     * PX_ZIMAGE_CUDA_GN_FAST=0 never, =1 for fp32 outputs too. */
+    static int fast = -2;
+    if (fast == -2) {
+        const char *e = getenv("PX_ZIMAGE_CUDA_GN_FAST");
+        fast = e && *e ? atoi(e) != 0 : -1;
+    }
+    if (silu && (fast == 1 || (fast == -1 && bf))) silu = 2;
     if (zc_vae_kernels4(x, y, bf, n, C) && 256 % (C / V) == 0) {
         int CV = C / V, per = 16 * (256 / CV); /* ~16 pixels a thread */
         unsigned nb = (unsigned)blocks_for((size_t)hw, per);
@@ -403,6 +481,25 @@ int zc_upsample2(zc_stream s, const void *x, int bf, int h, int w, int C, void *
     } else {
         k_upsample2<<<blocks_for(n, 256), 256, 0, s>>>((const float *)x, h, w, C, (float *)y);
     }
+    return launch_err();
+}
+
+int zc_vae_softmax_bf16(zc_stream s, float *x, int rows, int n, float scale, void *y)
+{
+    int n4 = n / 4, V = (n4 + SOFT_T - 1) / SOFT_T;
+    if (rows <= 0 || n <= 0) return 0;
+    if (n % 4 || V > 16 || ((uintptr_t)x | (uintptr_t)y) % 16) {
+        int rc = zc_softmax_rows(s, x, rows, n, scale);
+        return rc ? rc : zc_vae_convert(s, x, 0, y, 1, (size_t)rows * n);
+    }
+    const float4 *x4 = (const float4 *)x;
+    uint2 *y4 = (uint2 *)y;
+    if (V <= 4)
+        k_softmax_bf16<4><<<rows, SOFT_T, 0, s>>>(x4, n4, scale, y4);
+    else if (V <= 8)
+        k_softmax_bf16<8><<<rows, SOFT_T, 0, s>>>(x4, n4, scale, y4);
+    else
+        k_softmax_bf16<16><<<rows, SOFT_T, 0, s>>>(x4, n4, scale, y4);
     return launch_err();
 }
 

@@ -10,7 +10,7 @@
  * bf16 channels, 32-bit index arithmetic) where zc_vae_kernels4
  * says the tensors allow it, else a value a thread with a 64-bit index;
  * both give the same values (zc_kernels_check.c compares them). The mid
- * attention's row softmax is zkernels.h's.
+ * attention's fp32 row softmax is zkernels.h's; its bf16 one is here.
  */
 #ifndef PX_ENGINE_ZIMAGE_CUDA_ZVAE_KERNELS_H
 #define PX_ENGINE_ZIMAGE_CUDA_ZVAE_KERNELS_H
@@ -38,7 +38,9 @@ int zc_gn_stats(zc_stream s, const void *x, const float *xb, int bf, int hw, int
                 float eps, int part_pairs, double *part, float *stats);
 
 /* y = GN(x + xb)·gamma + beta (xb as above, or NULL), then SiLU when
- * silu; x and y of one type (bf), y may be x. */
+ * silu (with the fast exp and division where y is bf16:
+ * PX_ZIMAGE_CUDA_GN_FAST, zvae_kernels.cu); x and y of one type (bf), y
+ * may be x. */
 int zc_gn_apply(zc_stream s, const void *x, const float *xb, int bf, int hw, int C, int G,
                 const float *stats, const float *gamma, const float *beta, int silu, void *y);
 
@@ -58,6 +60,12 @@ int zc_upsample2(zc_stream s, const void *x, int bf, int h, int w, int C, void *
 /* y = x converted from fp32 to bf16 (round to nearest even) or back
  * (x_bf != y_bf), n values. */
 int zc_vae_convert(zc_stream s, const void *x, int x_bf, void *y, int y_bf, size_t n);
+
+/* Row softmax of x [rows, n] scaled by `scale` (fp32), the probabilities
+ * into y [rows, n] as bf16; x is scratch (it may be left changed). Rows of
+ * up to 16,384 scores a multiple of 4 (16-byte aligned x and y) take one
+ * read and one write; others zc_softmax_rows and a conversion. */
+int zc_vae_softmax_bf16(zc_stream s, float *x, int rows, int n, float scale, void *y);
 
 /* z[p, c] = lat[c, p] / scale + shift (NCHW latent to NHWC, fp32). */
 int zc_vae_in(zc_stream s, const float *lat, int C, int hw, float scale, float shift, float *z);
