@@ -12,8 +12,10 @@
  * Per (size, batch): one untimed generation (plan building, cuBLASLt
  * heuristics, CUDA graph capture), then --iters timed ones of a full batch
  * through px_engine_run (tokenizing, host copies and the VAE included, as
- * the server sees it). Prints the median seconds per image, the stages of
- * item 0 (text, denoise, VAE ms), the median denoising step, the prompt's
+ * the server sees it). Prints the median seconds per image (the upper
+ * median of an even count: at --iters 2 the slower iteration), the stages
+ * of item 0 in the last iteration (text, denoise, VAE ms), the median
+ * denoising step, the prompt's
  * token count (--words repeated words make about 128 tokens with the
  * template) and the peak device memory in use (sampled after every step:
  * weights + plans + the CUDA context). With --json, one JSON object per
