@@ -282,8 +282,8 @@ __global__ void k_vae_out(const float *x, size_t n, uint8_t *rgb8)
 }
 
 /* The mid attention's row softmax with its probabilities in bf16: a row
- * of n = 4·SV·SOFT_T scores or fewer a block, read once into registers
- * (V float4 a thread), written once as bf16: at 1024² the scores are 1 GB,
+ * of up to 4·16·SOFT_T = 16,384 scores a block, read once into registers
+ * (V <= 16 float4 a thread), written once as bf16: at 1024² the scores are 1 GB,
  * which zc_softmax_rows reads three times and writes twice. Its sums add
  * in another order than that kernel's, so a probability may round to the
  * next bf16 value (zc_kernels_check.c allows one step, no more). */
