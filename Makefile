@@ -58,6 +58,10 @@ CUDA_HOME ?= /usr/local/cuda
 NVCC ?= $(CUDA_HOME)/bin/nvcc
 CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80 \
              -gencode arch=compute_90,code=compute_90
+# wgmma (zhgemm.cu) exists only in the sm_90a target; that file is built for
+# it and for sm_80 (where its kernel traps and is never launched), with no
+# plain sm_90 code, so that a Hopper GPU can only load the sm_90a one.
+HGEMM_ARCH := -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_80,code=sm_80
 ifeq ($(CUDA),1)
 BUILD := $(BUILD)-cuda
 # -isystem: cuBLAS's headers do not build under -Wundef -Wstrict-prototypes.
@@ -157,6 +161,8 @@ $(BUILD)/gen/web_assets.c: $(EMBED_WEB) $(WEB_FILES) web
 $(BUILD)/gen/web_assets.o: $(BUILD)/gen/web_assets.c
 	$(call say,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/src/engine/zimage/cuda/zhgemm.o: CUDA_ARCH = $(HGEMM_ARCH)
 
 $(BUILD)/%.o: %.cu | setup
 	@mkdir -p $(@D)

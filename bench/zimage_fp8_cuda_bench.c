@@ -6,7 +6,7 @@
  *   zimage_fp8_cuda_bench --model DIR [--prompts bench/fp8_gate_prompts.txt]
  *                         [--size 1024x1024] [--steps 8] [--seed 42]
  *                         [--device cuda] [--json OUT.jsonl]
- *                         [--against fp8|vae-bf16|resid-bf16]
+ *                         [--against fp8|vae-bf16|resid-bf16|glu-fused]
  *
  * --against vae-bf16 compares the VAE instead: both runs' DiTs are bf16,
  * the first decodes with fp32 activations (PX_ZIMAGE_CUDA_VAE=tf32), the
@@ -23,8 +23,15 @@
  * rounding after every residual add, as PyTorch's bf16 model keeps it).
  * Its gate is the VAE's PSNR (40 dB each, 45 on average: a rounding of
  * the stream must change detail no more than a reduced-precision decoder
- * may) with the latents' step error <= 0.05, half of fp8's blow-up guard (fp8's linears drift to ~7e-2 by step 8;
- * rounding the stream alone must stay well under that).
+ * may) with the latents' step error <= 0.05, half of fp8's blow-up guard (fp8's linears drift to
+ * ~7e-2 by step 8; rounding the stream alone must stay well under that).
+ *
+ * --against glu-fused compares the feed-forward's first half: both runs
+ * bf16, the first with w1|w3 through cuBLASLt and SwiGLU as a pass of its
+ * own (PX_ZIMAGE_CUDA_HGEMM=0), the second with our GEMM computing SwiGLU
+ * in its epilogue from the fp32 accumulators (zhgemm.h; the default where
+ * the GPU has it). A rounding of gate and up to bf16 is what differs, so
+ * it is held to the residual stream's gate.
  *
  * For each precision (bf16, then fp8: one engine open at a time, so the
  * gate fits beside nothing else), every prompt (one a line, '#' comments)
@@ -268,35 +275,47 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    bool vae = !strcmp(o.against, "vae-bf16"), resid = !strcmp(o.against, "resid-bf16");
-    if (!o.model || o.steps < 1 || o.steps > 100 || (!vae && !resid && strcmp(o.against, "fp8"))) {
+    /* Each comparison of two bf16 engines: the variable read at engine
+     * open, its value for the first run and for the second (the default). */
+    static const struct {
+        const char *name, *var, *first, *second;
+        const gate *g;
+    } modes[] = {
+        /* the TF32 decoder (fp32 activations) against the bf16 one */
+        {"vae-bf16", "PX_ZIMAGE_CUDA_VAE", "tf32", "bf16", &VAE_GATE},
+        /* the fp32 residual stream against the bf16 one */
+        {"resid-bf16", "PX_ZIMAGE_CUDA_RESID", "fp32", "bf16", &RESID_GATE},
+        /* w1|w3 through cuBLASLt + the SwiGLU kernel against the fused GEMM */
+        {"glu-fused", "PX_ZIMAGE_CUDA_HGEMM", "0", "1", &RESID_GATE},
+    };
+    int mi = -1;
+    for (int i = 0; i < (int)(sizeof modes / sizeof modes[0]); i++)
+        if (!strcmp(o.against, modes[i].name)) mi = i;
+    if (!o.model || o.steps < 1 || o.steps > 100 || (mi < 0 && strcmp(o.against, "fp8"))) {
         fprintf(stderr, "usage: zimage_fp8_cuda_bench --model DIR [--prompts FILE] [--size WxH] "
                         "[--steps 8] [--seed 42] [--device cuda] [--json OUT] "
-                        "[--against fp8|vae-bf16|resid-bf16]\n");
+                        "[--against fp8|vae-bf16|resid-bf16|glu-fused]\n");
         return 2;
     }
     char err[512] = "";
     setup s = {.o = &o};
     run bf = {0}, f8 = {0};
     int rc = load(&s, err, sizeof err);
-    /* vae-bf16: the TF32 decoder (fp32 activations) against the bf16 one,
-     * whatever the caller's PX_ZIMAGE_CUDA_VAE (read at engine open;
-     * restored after). */
-    /* resid-bf16: the fp32 stream, then the bf16 one (read at engine open). */
-    const char *var = resid ? "PX_ZIMAGE_CUDA_RESID" : "PX_ZIMAGE_CUDA_VAE";
-    const char *env = getenv(var);
+    /* The variable is set whatever the caller's value, and restored after. */
+    const char *var = mi >= 0 ? modes[mi].var : NULL, *env = var ? getenv(var) : NULL;
     char *saved = env ? strdup(env) : NULL;
-    if (vae) setenv(var, "tf32", 1);
-    if (resid) setenv(var, "fp32", 1);
+    if (var) setenv(var, modes[mi].first, 1);
     if (!rc) rc = run_precision(&s, "bf16", &bf, err, sizeof err);
-    if (vae || resid) setenv(var, "bf16", 1);
-    if (!rc) rc = run_precision(&s, vae || resid ? "bf16" : "fp8", &f8, err, sizeof err);
-    if ((vae || resid) && saved) setenv(var, saved, 1);
-    else if (vae || resid) unsetenv(var);
+    if (var) setenv(var, modes[mi].second, 1);
+    if (!rc) rc = run_precision(&s, var ? "bf16" : "fp8", &f8, err, sizeof err);
+    if (var && saved)
+        setenv(var, saved, 1);
+    else if (var)
+        unsetenv(var);
     free(saved);
     if (rc) fprintf(stderr, "zimage_fp8_cuda_bench: %s\n", err);
     FILE *js = !rc && o.json ? fopen(o.json, "w") : NULL;
-    if (!rc) report(&s, &bf, &f8, vae ? &VAE_GATE : resid ? &RESID_GATE : &FP8_GATE, js);
+    if (!rc) report(&s, &bf, &f8, mi >= 0 ? modes[mi].g : &FP8_GATE, js);
     if (js) fclose(js);
     for (int i = 0; i < s.n; i++) free(s.prompts[i]);
     free(s.sigmas), free(bf.traj), free(bf.rgb), free(f8.traj), free(f8.rgb);

@@ -26,6 +26,7 @@
  * modulation and the latents are computed in fp32.
  */
 #include "engine/zimage/cuda/zc_net.h"
+#include "engine/zimage/cuda/zhgemm.h"
 
 #include "core/alloc.h"
 #include "core/env.h"
@@ -470,18 +471,45 @@ static int block_ffn(zc_plan *p, const zc_dblock *bl, const stream *st, float *m
                                             mod ? mod + 2 * D : NULL, 4 * D, st->S, p->HB, D));
         mark(p, "norm");
     }
-    if ((rc = gemm_lin(p, p->HB, D, rows, D, &bl->w13, 2 * F, p->FF, 2 * F, ZC_BF16,
-                       q8_for(p, &bl->w13), err, errlen)) ||
-        (rc = lora(p, bi, ZC_LORA_W13, p->HB, D, S, p->FF, 2 * F, ZC_BF16, err, errlen)))
-        goto fail;
-    mark(p, "gemm w1|w3");
-    int q8 = q8_for(p, &bl->w2);
+    zc_hgemm_args h = {.x = p->HB,
+                       .ldx = D,
+                       .M = rows,
+                       .K = D,
+                       .w = bl->w13.w,
+                       .N = F,
+                       .glu = 1,
+                       .glu_off = F,
+                       .y = p->FF,
+                       .ldy = 2 * F};
+    int glu = d->glu && !bl->w13.w8 && zc_hgemm_fits(&h);
+    /* SwiGLU's h in FF's first F columns either way, as w2 reads it; fused,
+     * w2 quantizes it itself when it is fp8 */
+    int q8 = !glu && q8_for(p, &bl->w2);
     zc_q8 q = q8_of(p, F);
-    if (q8)
-        PX_CUDA_LAUNCH_CHECK(zc_fp8_swiglu(s, p->FF, 2 * F, rows, F, 0, &q));
-    else
-        PX_CUDA_LAUNCH_CHECK(zc_swiglu(s, p->FF, 2 * F, rows, F));
-    mark(p, "SwiGLU");
+    if (glu) {
+        /* LoRAs: their deltas (zero for items without one) first, into FF,
+         * which the GEMM adds to gate and up: an item's h is the same bits
+         * whatever its batchmates */
+        if (p->lora) {
+            PX_CUDA_CHECK(cudaMemsetAsync(p->FF, 0, (size_t)rows * 2 * F * 2, s));
+            if ((rc = lora(p, bi, ZC_LORA_W13, p->HB, D, S, p->FF, 2 * F, ZC_BF16, err, errlen)))
+                goto fail;
+            h.add = p->FF, h.ld_add = 2 * F;
+        }
+        PX_CUDA_LAUNCH_CHECK(zc_hgemm_run(s, &h));
+        mark(p, "gemm w1|w3 + SwiGLU");
+    } else {
+        if ((rc = gemm_lin(p, p->HB, D, rows, D, &bl->w13, 2 * F, p->FF, 2 * F, ZC_BF16,
+                           q8_for(p, &bl->w13), err, errlen)) ||
+            (rc = lora(p, bi, ZC_LORA_W13, p->HB, D, S, p->FF, 2 * F, ZC_BF16, err, errlen)))
+            goto fail;
+        mark(p, "gemm w1|w3");
+        if (q8)
+            PX_CUDA_LAUNCH_CHECK(zc_fp8_swiglu(s, p->FF, 2 * F, rows, F, 0, &q));
+        else
+            PX_CUDA_LAUNCH_CHECK(zc_swiglu(s, p->FF, 2 * F, rows, F));
+        mark(p, "SwiGLU");
+    }
     zc_type ht = proj_out();
     int hbf = ht == ZC_BF16;
     if ((rc = gemm_lin(p, p->FF, 2 * F, rows, F, &bl->w2, D, p->HF, D, ht, q8, err, errlen)) ||

@@ -70,6 +70,7 @@ typedef struct zc_dev {
     int hd, pf, nblocks, nqrun;
     int fp8;      /* the blocks' big linears in e4m3 where they fit (zc_dev_create) */
     int xbf;      /* the residual streams in bf16 (zc_resid_bf16 at zc_dev_create) */
+    int glu;      /* w1|w3 and SwiGLU as one GEMM of ours (zc_glu_fused at zc_dev_create) */
     int nlin_fp8; /* how many of them are (of 4 per block) */
     /* DiT */
     void *x_w, *cap_w, *t0_w, *t2_w, *fin_w, *fin_ada_w;
@@ -138,6 +139,12 @@ size_t zc_plan_fp8_bytes(const zi_dit_config *c, const zc_plan_key *k);
  * default) rather than fp32 (PX_ZIMAGE_CUDA_RESID=fp32, read at each
  * call): 1 or 0. zc_dev.xbf holds a device's. */
 int zc_resid_bf16(void);
+
+/* Whether a device made now on GPU dev runs the feed-forward's w1|w3 GEMM
+ * and SwiGLU as one (zhgemm.h: our Hopper GEMM, SwiGLU in its epilogue;
+ * the default where the GPU has it, PX_ZIMAGE_CUDA_HGEMM=0 turns it off):
+ * 1 or 0. zc_dev.glu holds a device's; blocks in fp8 keep the two steps. */
+int zc_glu_fused(int dev);
 
 /* The plan for k (built on first use, cached per device). */
 int zc_plan_get(zc_dev *d, const zc_plan_key *k, zc_plan **out, char *err, size_t errlen);

@@ -19,11 +19,13 @@
 #include "engine/zimage/cuda/zc_net.h"
 
 #include "core/alloc.h"
+#include "core/env.h"
 #include "core/err.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/zimage/cuda/zattn.h"
 #include "engine/zimage/cuda/zattn_q8.h"
 #include "engine/zimage/cuda/zc_fp8.h"
+#include "engine/zimage/cuda/zhgemm.h"
 #include "engine/zimage/cuda/zkernels.h"
 #include "engine/zimage/zops.h"
 #include "engine/zimage/znames.h"
@@ -307,6 +309,14 @@ static int up_text(zc_dev *d, const zi_weights *w, char *err, size_t errlen)
     return 0;
 }
 
+/* Fused, the w1|w3 output (2F columns) is never written nor read back:
+ * measured on an H100 (2026-12-07, bench/zgemm_cuda_bench.c) at 1024²
+ * batch 1, 0.885 ms against cuBLASLt's 0.839 + the SwiGLU pass. */
+int zc_glu_fused(int dev)
+{
+    return !px_env_is("PX_ZIMAGE_CUDA_HGEMM", "0") && zc_hgemm_available(dev);
+}
+
 int zc_dev_create(px_cuda_ctx *c, const zi_weights *dit, const zi_dit_config *dc,
                   const zi_weights *text, const zi_qwen3_config *qc, int fp8, zc_dev **out,
                   char *err, size_t errlen)
@@ -332,6 +342,7 @@ int zc_dev_create(px_cuda_ctx *c, const zi_weights *dit, const zi_dit_config *dc
                        d->hd, qc->head_dim, dc->dim);
     PX_CUDA_CHECK(cudaSetDevice(c->dev));
     PX_CUDA_LAUNCH_CHECK(zc_attn_init());
+    d->glu = zc_glu_fused(c->dev);
     /* fp8: refused before any upload where the GPU or cuBLASLt lacks it. */
     if ((rc = zc_gemm_create(c, (size_t)32 << 20, &d->gemm, err, errlen)) ||
         (d->fp8 && (rc = zc_gemm_fp8_probe(d->gemm, err, errlen))) ||
