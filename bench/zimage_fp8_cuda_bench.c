@@ -29,8 +29,8 @@
  * --against glu-fused compares the feed-forward's first half: both runs
  * bf16, the first with w1|w3 through cuBLASLt and SwiGLU as a pass of its
  * own (PX_ZIMAGE_CUDA_HGEMM=0), the second with our GEMM computing SwiGLU
- * in its epilogue from the fp32 accumulators (zhgemm.h; the default where
- * the GPU has it). A rounding of gate and up to bf16 is what differs, so
+ * in its epilogue from the fp32 accumulators (zhgemm.h,
+ * PX_ZIMAGE_CUDA_HGEMM=1; the default only once this gate has passed). A rounding of gate and up to bf16 is what differs, so
  * it is held to the residual stream's gate.
  *
  * For each precision (bf16, then fp8: one engine open at a time, so the

@@ -142,7 +142,7 @@ int zc_resid_bf16(void);
 
 /* Whether a device made now on GPU dev runs the feed-forward's w1|w3 GEMM
  * and SwiGLU as one (zhgemm.h: our Hopper GEMM, SwiGLU in its epilogue;
- * the default where the GPU has it, PX_ZIMAGE_CUDA_HGEMM=0 turns it off):
+ * PX_ZIMAGE_CUDA_HGEMM=1 where the GPU has it, not yet the default):
  * 1 or 0. zc_dev.glu holds a device's; blocks in fp8 keep the two steps. */
 int zc_glu_fused(int dev);
 

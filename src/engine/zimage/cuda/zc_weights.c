@@ -310,11 +310,14 @@ static int up_text(zc_dev *d, const zi_weights *w, char *err, size_t errlen)
 }
 
 /* Fused, the w1|w3 output (2F columns) is never written nor read back:
- * measured on an H100 (2026-12-07, bench/zgemm_cuda_bench.c) at 1024²
- * batch 1, 0.885 ms against cuBLASLt's 0.839 + the SwiGLU pass. */
+ * the kernel's first version, measured on an H100 (2026-12-07,
+ * bench/zgemm_cuda_bench.c) at 1024² batch 1, took 0.885 ms against
+ * cuBLASLt's 0.839 + the SwiGLU pass. Opt-in until the present kernel
+ * (persistent, TMA stores, the LoRA addend) has passed its checks and its
+ * gate on a GPU (docs/benchmarks/zimage-cuda.md, "Thirty-fourth session"). */
 int zc_glu_fused(int dev)
 {
-    return !px_env_is("PX_ZIMAGE_CUDA_HGEMM", "0") && zc_hgemm_available(dev);
+    return px_env_is("PX_ZIMAGE_CUDA_HGEMM", "1") && zc_hgemm_available(dev);
 }
 
 int zc_dev_create(px_cuda_ctx *c, const zi_weights *dit, const zi_dit_config *dc,

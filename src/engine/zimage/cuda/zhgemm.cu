@@ -1,9 +1,15 @@
 /*
  * zhgemm.cu — zhgemm.h's kernel: TMA + wgmma, the PTX of the "Asynchronous
  * Warpgroup Level Matrix Multiply-Accumulate" and "cp.async.bulk.tensor"
- * sections of the PTX ISA. wgmma exists only in the sm_90a target (the
- * Makefile builds this file for it besides the others, whose kernel body
- * traps: zc_hgemm_available keeps them from being launched).
+ * sections of the PTX ISA. wgmma exists only in the sm_90a target: the
+ * Makefile builds this file for sm_90a and sm_80 alone (no plain sm_90
+ * code a Hopper GPU could pick instead); the sm_80 kernel body traps, and
+ * zc_hgemm_available keeps it from being launched.
+ *
+ * Checked against cuBLASLt by bench/zgemm_cuda_bench.c check (scripts/
+ * test_gpu runs it). Its first version (one tile a block, register
+ * stores) passed on an H100 on 2026-12-07; this one (persistent, TMA
+ * stores, the addend) has not yet run on a GPU.
  *
  * Shared memory per stage: the A tile (128 × 64 bf16, 16 KB) and the B tile
  * (256 × 64, 32 KB), each row 128 bytes in TMA's 128-byte swizzle, which is
