@@ -25,11 +25,13 @@
  * outputs are O(1) like the DiT's.
  */
 #include "core/err.h"
+#include "core/rng.h"
 #include "engine/cuda/cuda_blas.h"
 #include "engine/cuda/cuda_device.h"
 #include "engine/zimage/cuda/zc_gemm.h"
 #include "engine/zimage/cuda/zhgemm.h"
 #include "engine/zimage/cuda/zkernels.h"
+#include "engine/zimage/zops.h"
 
 #include <cuda_runtime.h>
 #include <math.h>
@@ -38,48 +40,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CK(x)                                                                                      \
-    do {                                                                                           \
-        int e_ = (int)(x);                                                                         \
-        if (e_) {                                                                                  \
-            fprintf(stderr, "zgemm_cuda_bench: %s: %s (line %d)\n", #x,                            \
-                    cudaGetErrorString((cudaError_t)e_), __LINE__);                                \
-            exit(2);                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static uint16_t to_bf16(float f)
+/* Any CUDA error ends the bench (exit 2), naming the call. */
+static void ck(int e, const char *call, int line)
 {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    u += 0x7FFF + ((u >> 16) & 1);
-    return (uint16_t)(u >> 16);
+    if (!e) return;
+    fprintf(stderr, "zgemm_cuda_bench: %s: %s (line %d)\n", call,
+            cudaGetErrorString((cudaError_t)e), line);
+    exit(2);
 }
+#define CK(x) ck((int)(x), #x, __LINE__)
 
-static float from_bf16(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-
-static float urand(void) /* [-1, 1) */
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((rng >> 40) * (2.0 / 16777216.0) - 1.0);
-}
+static px_rng rng;
 
 /* A device bf16 matrix of n values, uniform in [-a, a). */
 static void *rand_dev(size_t n, float a)
 {
     uint16_t *h = malloc(n * 2);
     if (!h) exit(2);
-    for (size_t i = 0; i < n; i++) h[i] = to_bf16(a * urand());
+    for (size_t i = 0; i < n; i++) h[i] = zi_f32_to_bf16(a * (2.0f * px_rng_float(&rng) - 1.0f));
     void *d;
     CK(cudaMalloc(&d, n * 2));
     CK(cudaMemcpy(d, h, n * 2, cudaMemcpyHostToDevice));
@@ -191,7 +169,7 @@ static int compare(const gcase *c)
     double dmax = 0, rmax = 0, dsum = 0, rsum = 0;
     for (int i = 0; i < c->M; i++)
         for (int j = 0; j < c->N; j++) {
-            double a = from_bf16(y[(size_t)i * c->N + j]), b = from_bf16(r[i * ldr + j]);
+            double a = zi_bf16_to_f32(y[(size_t)i * c->N + j]), b = zi_bf16_to_f32(r[i * ldr + j]);
             double d = fabs(a - b);
             dmax = d > dmax ? d : dmax;
             rmax = fabs(b) > rmax ? fabs(b) : rmax;
@@ -328,6 +306,7 @@ int main(int argc, char **argv)
         }
     }
     if (iters < 1) iters = 1;
+    px_rng_seed(&rng, 42, 1);
     bench_env e;
     env_open(&e);
     int rc;
