@@ -167,21 +167,26 @@ static int compare(const gcase *c)
     CK(cudaMemcpy(y, c->y, n * 2, cudaMemcpyDeviceToHost));
     CK(cudaMemcpy(r, c->r, (size_t)c->M * ldr * 2, cudaMemcpyDeviceToHost));
     double dmax = 0, rmax = 0, dsum = 0, rsum = 0;
+    long bad = -1; /* where the largest difference (or the first NaN) is: a miss's first clue */
     for (int i = 0; i < c->M; i++)
         for (int j = 0; j < c->N; j++) {
             double a = zi_bf16_to_f32(y[(size_t)i * c->N + j]), b = zi_bf16_to_f32(r[i * ldr + j]);
             double d = fabs(a - b);
-            dmax = d > dmax ? d : dmax;
+            if (d != d) d = INFINITY; /* a NaN: never written (check fills y with NaNs) */
+            if (d > dmax) dmax = d, bad = (long)i * c->N + j;
             rmax = fabs(b) > rmax ? fabs(b) : rmax;
             dsum += d;
             rsum += fabs(b);
         }
     int ok = dmax <= rmax / 64 && dsum <= rsum / 512 && rmax > 0;
-    printf(
-        "%-5s %-6s%-5s M %5d N %5d K %5d: max|diff| %.3g (max|ref| %.3g), mean|diff| %.3g (mean|ref| "
-        "%.3g): %s\n",
-        c->glu ? "glu" : "plain", c->direct ? "direct" : "tma", c->add ? " +add" : "", c->M, c->N, c->K, dmax, rmax,
-        dsum / n, rsum / n, ok ? "ok" : "FAIL");
+    printf("%-5s %-6s%-5s M %5d N %5d K %5d: max|diff| %.3g (max|ref| %.3g), mean|diff| %.3g "
+           "(mean|ref| %.3g): %s\n",
+           c->glu ? "glu" : "plain", c->direct ? "direct" : "tma", c->add ? " +add" : "", c->M,
+           c->N, c->K, dmax, rmax, dsum / n, rsum / n, ok ? "ok" : "FAIL");
+    if (!ok && bad >= 0)
+        printf("      worst at row %ld, column %ld: ours %g, reference %g\n", bad / c->N,
+               bad % c->N, zi_bf16_to_f32(y[bad]),
+               zi_bf16_to_f32(r[(bad / c->N) * ldr + bad % c->N]));
     free(y);
     free(r);
     return ok ? 0 : 1;
