@@ -454,6 +454,58 @@ fail:
     return rc;
 }
 
+/* The feed-forward's first half: w1|w3 and SwiGLU, h left in FF's first F
+ * columns (w2 reads it there). Fused into one GEMM of ours where the device
+ * runs it (zc_dev.glu) and w13 is bf16; else cuBLASLt and a SwiGLU pass,
+ * which writes h's e4m3 copy too when w2 is fp8 (*q8 = 1: w2's input is
+ * ready; fused, w2 quantizes h itself). */
+static int ffn_gate_up(zc_plan *p, const zc_dblock *bl, int rows, int S, int *q8, char *err,
+                       size_t errlen)
+{
+    zc_dev *d = p->d;
+    cudaStream_t s = d->ctx->stream;
+    int D = d->dc.dim, F = d->dc.ffn_hidden, bi = (int)(bl - d->blocks), rc = 0;
+    zc_hgemm_args h = {.x = p->HB,
+                       .ldx = D,
+                       .M = rows,
+                       .K = D,
+                       .w = bl->w13.w,
+                       .N = F,
+                       .glu = 1,
+                       .glu_off = F,
+                       .y = p->FF,
+                       .ldy = 2 * F};
+    int glu = d->glu && !bl->w13.w8 && zc_hgemm_fits(&h);
+    *q8 = !glu && q8_for(p, &bl->w2);
+    if (glu) {
+        /* LoRAs: their deltas (zero for items without one) first, into FF,
+         * which the GEMM adds to gate and up: an item's h is the same bits
+         * whatever its batchmates */
+        if (p->lora) {
+            PX_CUDA_CHECK(cudaMemsetAsync(p->FF, 0, (size_t)rows * 2 * F * 2, s));
+            if ((rc = lora(p, bi, ZC_LORA_W13, p->HB, D, S, p->FF, 2 * F, ZC_BF16, err, errlen)))
+                goto fail;
+            h.add = p->FF, h.ld_add = 2 * F;
+        }
+        PX_CUDA_LAUNCH_CHECK(zc_hgemm_run(s, &h));
+        mark(p, "gemm w1|w3 + SwiGLU");
+        return 0;
+    }
+    if ((rc = gemm_lin(p, p->HB, D, rows, D, &bl->w13, 2 * F, p->FF, 2 * F, ZC_BF16,
+                       q8_for(p, &bl->w13), err, errlen)) ||
+        (rc = lora(p, bi, ZC_LORA_W13, p->HB, D, S, p->FF, 2 * F, ZC_BF16, err, errlen)))
+        goto fail;
+    mark(p, "gemm w1|w3");
+    zc_q8 q = q8_of(p, F);
+    if (*q8)
+        PX_CUDA_LAUNCH_CHECK(zc_fp8_swiglu(s, p->FF, 2 * F, rows, F, 0, &q));
+    else
+        PX_CUDA_LAUNCH_CHECK(zc_swiglu(s, p->FF, 2 * F, rows, F));
+    mark(p, "SwiGLU");
+fail:
+    return rc;
+}
+
 /* Its second half: norm (unless block_attn wrote it), w1|w3, SwiGLU, w2,
  * gated residual; with `next` (the block after, in the same stream) also
  * next's adaLN into next_mod and its first norm into HB. */
@@ -471,45 +523,8 @@ static int block_ffn(zc_plan *p, const zc_dblock *bl, const stream *st, float *m
                                             mod ? mod + 2 * D : NULL, 4 * D, st->S, p->HB, D));
         mark(p, "norm");
     }
-    zc_hgemm_args h = {.x = p->HB,
-                       .ldx = D,
-                       .M = rows,
-                       .K = D,
-                       .w = bl->w13.w,
-                       .N = F,
-                       .glu = 1,
-                       .glu_off = F,
-                       .y = p->FF,
-                       .ldy = 2 * F};
-    int glu = d->glu && !bl->w13.w8 && zc_hgemm_fits(&h);
-    /* SwiGLU's h in FF's first F columns either way, as w2 reads it; fused,
-     * w2 quantizes it itself when it is fp8 */
-    int q8 = !glu && q8_for(p, &bl->w2);
-    zc_q8 q = q8_of(p, F);
-    if (glu) {
-        /* LoRAs: their deltas (zero for items without one) first, into FF,
-         * which the GEMM adds to gate and up: an item's h is the same bits
-         * whatever its batchmates */
-        if (p->lora) {
-            PX_CUDA_CHECK(cudaMemsetAsync(p->FF, 0, (size_t)rows * 2 * F * 2, s));
-            if ((rc = lora(p, bi, ZC_LORA_W13, p->HB, D, S, p->FF, 2 * F, ZC_BF16, err, errlen)))
-                goto fail;
-            h.add = p->FF, h.ld_add = 2 * F;
-        }
-        PX_CUDA_LAUNCH_CHECK(zc_hgemm_run(s, &h));
-        mark(p, "gemm w1|w3 + SwiGLU");
-    } else {
-        if ((rc = gemm_lin(p, p->HB, D, rows, D, &bl->w13, 2 * F, p->FF, 2 * F, ZC_BF16,
-                           q8_for(p, &bl->w13), err, errlen)) ||
-            (rc = lora(p, bi, ZC_LORA_W13, p->HB, D, S, p->FF, 2 * F, ZC_BF16, err, errlen)))
-            goto fail;
-        mark(p, "gemm w1|w3");
-        if (q8)
-            PX_CUDA_LAUNCH_CHECK(zc_fp8_swiglu(s, p->FF, 2 * F, rows, F, 0, &q));
-        else
-            PX_CUDA_LAUNCH_CHECK(zc_swiglu(s, p->FF, 2 * F, rows, F));
-        mark(p, "SwiGLU");
-    }
+    int q8 = 0;
+    if ((rc = ffn_gate_up(p, bl, rows, S, &q8, err, errlen))) goto fail;
     zc_type ht = proj_out();
     int hbf = ht == ZC_BF16;
     if ((rc = gemm_lin(p, p->FF, 2 * F, rows, F, &bl->w2, D, p->HF, D, ht, q8, err, errlen)) ||
