@@ -309,6 +309,21 @@ static int up_text(zc_dev *d, const zi_weights *w, char *err, size_t errlen)
     return 0;
 }
 
+/* The residual streams (XI, XT, U) in bf16, as PyTorch's bf16 model keeps
+ * them, unless PX_ZIMAGE_CUDA_RESID=fp32: every gated residual and norm
+ * then moves 8 bytes an element instead of 12, at the cost of a bf16
+ * rounding per residual add. Measured on an H100 (2026-12-06,
+ * zimage-cuda.md): -1.2 ms a 1024² step in bf16 and in fp8 (0.811 ->
+ * 0.807 s, 0.503 -> 0.494 s an image, alternated); its gate against the
+ * fp32 stream (12 prompts, 8 steps) min 51.96 dB, worst step 7.8e-3; the
+ * full-size stage test 1.8e-2 (dit.out0) under its 3e-2 bar; fp8's gate
+ * unchanged (min 38.32 dB). Read when a device is made (zc_dev.xbf), so a
+ * bench can hold one engine against another. */
+int zc_resid_bf16(void)
+{
+    return !px_env_is("PX_ZIMAGE_CUDA_RESID", "fp32");
+}
+
 /* Fused, the w1|w3 output (2F columns) is never written nor read back:
  * the kernel's first version, measured on an H100 (2026-12-07,
  * bench/zgemm_cuda_bench.c) at 1024² batch 1, took 0.885 ms against
